@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a Debian 12 machine for building, testing and demonstrating rvs.
+# Installs the system packages the project needs, reserves hugepages when the kernel
+# allows it (tests never depend on them: they run with --no-huge), and says what it did.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+
+# Everything rvs builds, tests and demonstrates with.
+#  - libdpdk-dev, dpdk: DPDK 22.11 LTS headers, shared libraries, PMD plugins, dpdk-dumpcap
+#  - pkg-config, libclang-dev, clang: bindgen over the DPDK headers
+#  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3: end-to-end tests
+#  - keepalived: a real VRRP peer for the agent's tests
+PACKAGES=(
+    libdpdk-dev dpdk pkg-config libclang-dev clang
+    iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps
+    keepalived
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # tshark asks whether non-root users may capture; answer once, non-interactively.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # keepalived is a test peer, not a service of this machine.
+    if command -v systemctl >/dev/null 2>&1; then
+        $SUDO systemctl disable --now keepalived >/dev/null 2>&1 || true
+    fi
+    $SUDO pkill -x keepalived 2>/dev/null || true
+    say "installed ${#missing[@]} package(s)"
+else
+    say "all ${#PACKAGES[@]} packages already installed"
+fi
+
+if ! pkg-config --exists libdpdk; then
+    say "error: pkg-config cannot find libdpdk after installation" >&2
+    exit 1
+fi
+say "DPDK $(pkg-config --modversion libdpdk)"
+
+# Hugepages: useful for running rvsd for real; never required by the tests.
+if [ -w /proc/sys/vm/nr_hugepages ]; then
+    want=512
+    have=$(cat /proc/sys/vm/nr_hugepages)
+    if [ "$have" -lt "$want" ]; then
+        echo "$want" | $SUDO tee /proc/sys/vm/nr_hugepages >/dev/null 2>&1 || true
+        have=$(cat /proc/sys/vm/nr_hugepages)
+    fi
+    say "hugepages (2 MiB): $have reserved"
+else
+    say "hugepages: /proc/sys/vm/nr_hugepages not writable, skipped"
+fi
+if ! mountpoint -q /dev/hugepages 2>/dev/null; then
+    if $SUDO mkdir -p /dev/hugepages && $SUDO mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null; then
+        say "mounted hugetlbfs on /dev/hugepages"
+    else
+        say "hugetlbfs not mounted (not permitted here); tests use --no-huge"
+    fi
+else
+    say "hugetlbfs already mounted on /dev/hugepages"
+fi
+
+for tool in cargo rustc; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        say "error: $tool not found; install the Rust toolchain (rustup) first" >&2
+        exit 1
+    fi
+done
+for comp in fmt clippy; do
+    if ! cargo "$comp" --version >/dev/null 2>&1; then
+        say "cargo $comp missing; adding the rustup component"
+        rustup component add "$( [ "$comp" = fmt ] && echo rustfmt || echo clippy )"
+    fi
+done
+say "$(cargo --version)"
+say "done"
