@@ -27,10 +27,7 @@ extern "C" fn trampoline(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the Box<Job> leaked by `Eal::launch` for exactly this call; we take
     // ownership back once.
     let job: Box<Job> = unsafe { Box::from_raw(arg as *mut Job) };
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-        Ok(rc) => rc,
-        Err(_) => -1,
-    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(-1)
 }
 
 impl Eal {

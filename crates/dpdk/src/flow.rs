@@ -50,18 +50,12 @@ pub enum FlowAction {
 }
 
 /// Rule attributes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlowAttr {
     /// Group (table) of the rule.
     pub group: u32,
     /// Priority (lower first).
     pub priority: u32,
-}
-
-impl Default for FlowAttr {
-    fn default() -> Self {
-        FlowAttr { group: 0, priority: 0 }
-    }
 }
 
 /// One spec/mask pair in C layout; boxed so pointers to it stay put.
@@ -79,6 +73,8 @@ pub(crate) struct Encoded {
     attr: dpdk_sys::rte_flow_attr,
     _specs: Vec<Spec>,
     items: Vec<dpdk_sys::rte_flow_item>,
+    // Boxed so the pointers in `actions` stay valid while the Vec grows.
+    #[allow(clippy::vec_box)]
     _confs: Vec<Box<[u32; 1]>>,
     actions: Vec<dpdk_sys::rte_flow_action>,
 }
