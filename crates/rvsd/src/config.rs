@@ -1,0 +1,683 @@
+//! rvsd's configuration file (TOML, every key documented in docs/CONFIG.md).
+//!
+//! Parsing is strict: unknown keys are errors. [`Config::load`] parses and then checks
+//! the whole file, returning every problem found, each naming the file, the key and the
+//! problem, so `rvsd --check-config` reports them all at once without touching hardware.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use fnat::persist::PersistConfig;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::tcp_state::Timeouts;
+use fnat::types::Proto;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use wire::EthernetAddress;
+
+/// The whole configuration of one rvsd.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// DPDK EAL settings.
+    pub eal: EalConf,
+    /// Packet buffer pool.
+    #[serde(default)]
+    pub mempool: MempoolConf,
+    /// Worker lcores.
+    pub workers: WorkersConf,
+    /// Dataplane ports, in order: the first is `dpdk0`'s place in listings.
+    #[serde(default, rename = "port")]
+    pub ports: Vec<PortConf>,
+    /// Connection table and local-port settings.
+    #[serde(default)]
+    pub conn: ConnConf,
+    /// Idle timeouts per TCP state and for UDP, in seconds.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Addresses owned by the dataplane (interface addresses, VIPs, LIPs).
+    #[serde(default, rename = "addr")]
+    pub addrs: Vec<AddrConf>,
+    /// Static routes (connected routes come from the addresses).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConf>,
+    /// Static neighbours.
+    #[serde(default, rename = "neigh")]
+    pub neighs: Vec<NeighConf>,
+    /// Virtual services loaded at start.
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConf>,
+    /// Control socket.
+    #[serde(default)]
+    pub control: ControlConf,
+}
+
+/// EAL settings. rvsd derives `-l`, `--vdev`, `-a` and `--no-pci` from the ports and
+/// workers; `args` adds anything else (`--no-huge`, `-m`, `--log-level`, ...).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EalConf {
+    /// Extra EAL arguments.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The lcore of the control thread.
+    #[serde(default)]
+    pub main_lcore: u32,
+    /// `--file-prefix`, so several DPDK processes can share a machine.
+    #[serde(default = "default_file_prefix")]
+    pub file_prefix: String,
+}
+
+fn default_file_prefix() -> String {
+    "rvs".into()
+}
+
+/// The packet buffer pool shared by all ports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MempoolConf {
+    /// Buffers (best as 2^n - 1).
+    pub mbufs: u32,
+    /// Per-lcore cache.
+    pub cache: u32,
+    /// Bytes per buffer including the 128-byte headroom.
+    pub data_room: u16,
+}
+
+impl Default for MempoolConf {
+    fn default() -> Self {
+        MempoolConf { mbufs: 16383, cache: 256, data_room: 2176 }
+    }
+}
+
+/// The worker lcores: worker `i` polls receive queue `i` of every port and sends on
+/// transmit queue `i`, so every port gets as many queues as there are workers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersConf {
+    /// One lcore per worker.
+    pub lcores: Vec<u32>,
+}
+
+/// A dataplane port: a PCI NIC or a virtual device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConf {
+    /// The name operators use (`dpdk0`, `dpdk1`, ...).
+    pub name: String,
+    /// A virtual device string (`net_af_packet0,iface=eth1,qpairs=2`, `net_tap0,...`).
+    #[serde(default)]
+    pub vdev: Option<String>,
+    /// A PCI address (`0000:01:00.0`); the EAL probes only the listed ones.
+    #[serde(default)]
+    pub pci: Option<String>,
+    /// Receive descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// Transmit descriptors per queue.
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Spread receive traffic over the workers' queues by RSS.
+    #[serde(default = "yes")]
+    pub rss: bool,
+    /// The MTU.
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Receive frames for every destination MAC.
+    #[serde(default)]
+    pub promiscuous: bool,
+}
+
+fn default_desc() -> u16 {
+    1024
+}
+fn default_mtu() -> u16 {
+    1500
+}
+fn yes() -> bool {
+    true
+}
+
+/// Connection table and local-port settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnConf {
+    /// Connections each worker can hold (preallocated at start).
+    pub pool_size: u32,
+    /// Lowest local port taken from a LIP.
+    pub lport_min: u16,
+    /// Highest local port taken from a LIP.
+    pub lport_max: u16,
+    /// Insert the TOA option (client address) into the handshake's last ACK.
+    pub toa: bool,
+    /// Expire a connection at once when its real server is removed (LVS's
+    /// `expire_nodest_conn`); otherwise it drains.
+    pub expire_nodest: bool,
+}
+
+impl Default for ConnConf {
+    fn default() -> Self {
+        ConnConf { pool_size: 1 << 20, lport_min: 1025, lport_max: 65535, toa: true, expire_nodest: false }
+    }
+}
+
+/// An address owned by the dataplane on a port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddrConf {
+    /// The port name.
+    pub dev: String,
+    /// Address and prefix length (`198.18.0.1/24`, `198.18.0.100/32`, `2001:db8::1/64`).
+    pub addr: IpNet,
+    /// A local address (LIP) whose ports FullNAT uses, as dpip's `sapool` flag.
+    #[serde(default)]
+    pub sapool: bool,
+}
+
+/// Route scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteScope {
+    /// Through a gateway or directly.
+    #[default]
+    Global,
+    /// Directly connected.
+    Link,
+    /// Handed to the kernel twin of `dev` (dpip's `kni_host`).
+    KniHost,
+}
+
+/// A static route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConf {
+    /// Destination prefix (`0.0.0.0/0` for the default route).
+    pub prefix: IpNet,
+    /// Gateway.
+    #[serde(default)]
+    pub via: Option<IpAddr>,
+    /// Outgoing port.
+    pub dev: String,
+    /// Scope.
+    #[serde(default)]
+    pub scope: RouteScope,
+    /// Preferred source address.
+    #[serde(default)]
+    pub src: Option<IpAddr>,
+}
+
+/// A static neighbour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighConf {
+    /// The neighbour's address.
+    pub addr: IpAddr,
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// The port it is on.
+    pub dev: String,
+}
+
+/// A virtual service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConf {
+    /// `tcp` or `udp`.
+    pub proto: Proto,
+    /// The virtual IP.
+    pub vip: IpAddr,
+    /// The virtual port; 0 serves every port of the VIP.
+    pub port: u16,
+    /// Scheduler (ipvsadm's names).
+    #[serde(default)]
+    pub scheduler: SchedKind,
+    /// Persistence timeout in seconds (ipvsadm `-p`); absent = none.
+    #[serde(default)]
+    pub persistence: Option<u32>,
+    /// Persistence granularity for IPv4 clients as a prefix length (ipvsadm `-M`).
+    #[serde(default)]
+    pub persistence_netmask: Option<u8>,
+    /// Local addresses (LIPs) the service's connections leave from; each must be an
+    /// `[[addr]]` with `sapool = true`.
+    pub laddrs: Vec<IpAddr>,
+    /// Real servers.
+    #[serde(default, rename = "real_server")]
+    pub real_servers: Vec<RealServerConf>,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServerConf {
+    /// Its address.
+    pub addr: IpAddr,
+    /// Its port (0 = the client's destination port, for port-0 services).
+    pub port: u16,
+    /// Weight (0 = drain).
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Upper connection threshold (0 = none).
+    #[serde(default)]
+    pub upper: u32,
+    /// Lower connection threshold (0 = none).
+    #[serde(default)]
+    pub lower: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The control socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlConf {
+    /// Path of the Unix socket.
+    pub socket: PathBuf,
+    /// A group whose members may also use the socket (besides root).
+    pub group: Option<String>,
+}
+
+impl Default for ControlConf {
+    fn default() -> Self {
+        ControlConf { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: None }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The key (`service[0].real_server[1].weight`) or position (`line 12`).
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.problem)
+    }
+}
+
+/// Every problem found in a file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads, parses and checks a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError { file: file.clone(), key: "-".into(), problem: format!("cannot read: {e}") }])
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    /// Parses and checks text that came from `file`.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(file, text, &e)]))?;
+        let errors = cfg.check(file);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The index of the port named `name`.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// The services as the core's configuration types.
+    pub fn service_configs(&self) -> Vec<ServiceConfig> {
+        self.services.iter().map(ServiceConf::to_core).collect()
+    }
+
+    /// The EAL arguments: `args` plus what rvsd derives (lcores, devices, PCI allowlist,
+    /// file prefix).
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut a = vec!["rvsd".to_string()];
+        let mut lcores = vec![self.eal.main_lcore];
+        lcores.extend(&self.workers.lcores);
+        a.push("-l".into());
+        a.push(lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        a.push("--main-lcore".into());
+        a.push(self.eal.main_lcore.to_string());
+        a.push("--file-prefix".into());
+        a.push(self.eal.file_prefix.clone());
+        let mut any_pci = false;
+        for p in &self.ports {
+            if let Some(v) = &p.vdev {
+                a.push(format!("--vdev={v}"));
+            }
+            if let Some(pci) = &p.pci {
+                a.push("-a".into());
+                a.push(pci.clone());
+                any_pci = true;
+            }
+        }
+        if !any_pci {
+            a.push("--no-pci".into());
+        }
+        a.extend(self.eal.args.iter().cloned());
+        a
+    }
+
+    fn check(&self, file: &str) -> Vec<ConfigError> {
+        let mut errs = Vec::new();
+        let mut err = |key: String, problem: String| errs.push(ConfigError { file: file.into(), key, problem });
+
+        // EAL: arguments rvsd derives must not be given by hand.
+        for (i, arg) in self.eal.args.iter().enumerate() {
+            let derived = ["-l", "--lcores", "--vdev", "-a", "--allow", "-b", "--block", "--file-prefix", "--main-lcore"];
+            if derived.iter().any(|d| arg == d || arg.starts_with(&format!("{d}="))) {
+                err(
+                    format!("eal.args[{i}]"),
+                    format!("{arg:?} is derived from the config (workers.lcores, port.vdev/pci, eal.file_prefix); remove it"),
+                );
+            }
+        }
+        if self.eal.file_prefix.is_empty() || self.eal.file_prefix.contains('/') {
+            err("eal.file_prefix".into(), "must be a non-empty name without '/'".into());
+        }
+        // Workers.
+        if self.workers.lcores.is_empty() {
+            err("workers.lcores".into(), "at least one worker lcore is needed".into());
+        }
+        let mut seen = HashSet::new();
+        for (i, l) in self.workers.lcores.iter().enumerate() {
+            if *l == self.eal.main_lcore {
+                err(format!("workers.lcores[{i}]"), format!("lcore {l} is the main (control) lcore"));
+            }
+            if !seen.insert(*l) {
+                err(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice"));
+            }
+        }
+        // Mempool.
+        if self.mempool.mbufs < 1023 {
+            err("mempool.mbufs".into(), format!("{} is too few; at least 1023", self.mempool.mbufs));
+        }
+        if self.mempool.data_room < 1024 + 128 {
+            err("mempool.data_room".into(), format!("{} bytes cannot hold a frame after the 128-byte headroom", self.mempool.data_room));
+        }
+        // Ports.
+        if self.ports.is_empty() {
+            err("port".into(), "at least one [[port]] is needed".into());
+        }
+        let mut names = HashSet::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let k = format!("port[{i}]");
+            if p.name.is_empty() || p.name.len() > 11 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                err(format!("{k}.name"), format!("{:?}: 1-11 letters, digits, '-' or '_' (the kernel twin adds \".kni\")", p.name));
+            }
+            if !names.insert(p.name.as_str()) {
+                err(format!("{k}.name"), format!("port name {:?} is used twice", p.name));
+            }
+            match (&p.vdev, &p.pci) {
+                (Some(_), Some(_)) => err(k.clone(), "give either vdev or pci, not both".into()),
+                (None, None) => err(k.clone(), "give a vdev string or a pci address".into()),
+                (Some(v), None) if !v.starts_with("net_") => {
+                    err(format!("{k}.vdev"), format!("{v:?} is not a network vdev (net_af_packet0,iface=..., net_tap0, ...)"))
+                }
+                (None, Some(pci)) if !is_pci_addr(pci) => {
+                    err(format!("{k}.pci"), format!("{pci:?} is not a PCI address like 0000:01:00.0"))
+                }
+                _ => {}
+            }
+            if !(68..=9600).contains(&p.mtu) {
+                err(format!("{k}.mtu"), format!("{} is outside 68..=9600", p.mtu));
+            }
+            if !p.rx_desc.is_power_of_two() || !p.tx_desc.is_power_of_two() {
+                err(k.clone(), "rx_desc and tx_desc must be powers of two".into());
+            }
+        }
+        // Connections.
+        if self.conn.pool_size == 0 {
+            err("conn.pool_size".into(), "must be at least 1".into());
+        }
+        if self.conn.lport_min == 0 || self.conn.lport_min > self.conn.lport_max {
+            err("conn.lport_min".into(), format!("range {}..={} is empty or starts at 0", self.conn.lport_min, self.conn.lport_max));
+        }
+        // Addresses.
+        let mut owned: HashMap<IpAddr, &AddrConf> = HashMap::new();
+        for (i, a) in self.addrs.iter().enumerate() {
+            let k = format!("addr[{i}]");
+            if self.port_index(&a.dev).is_none() {
+                err(format!("{k}.dev"), format!("no port named {:?}", a.dev));
+            }
+            if owned.insert(a.addr.addr(), a).is_some() {
+                err(format!("{k}.addr"), format!("{} is configured twice", a.addr.addr()));
+            }
+        }
+        // Routes.
+        for (i, r) in self.routes.iter().enumerate() {
+            let k = format!("route[{i}]");
+            if self.port_index(&r.dev).is_none() {
+                err(format!("{k}.dev"), format!("no port named {:?}", r.dev));
+            }
+            if r.prefix != r.prefix.trunc() {
+                err(format!("{k}.prefix"), format!("{} has host bits set; did you mean {}?", r.prefix, r.prefix.trunc()));
+            }
+            if let Some(via) = r.via {
+                if via.is_ipv4() != r.prefix.addr().is_ipv4() {
+                    err(format!("{k}.via"), format!("gateway {via} is not of the prefix's address family"));
+                } else if !self.addrs.iter().any(|a| a.dev == r.dev && a.addr.contains(&via)) {
+                    err(format!("{k}.via"), format!("gateway {via} is not in a connected subnet of {}", r.dev));
+                }
+            }
+        }
+        for (i, n) in self.neighs.iter().enumerate() {
+            if self.port_index(&n.dev).is_none() {
+                err(format!("neigh[{i}].dev"), format!("no port named {:?}", n.dev));
+            }
+        }
+        // Services.
+        for (i, s) in self.services.iter().enumerate() {
+            let k = format!("service[{i}]");
+            if !owned.contains_key(&s.vip) {
+                err(format!("{k}.vip"), format!("{} is not an address of any port; add an [[addr]] for it", s.vip));
+            }
+            if s.laddrs.is_empty() {
+                err(format!("{k}.laddrs"), "FullNAT needs at least one local address (LIP)".into());
+            }
+            for (j, l) in s.laddrs.iter().enumerate() {
+                match owned.get(l) {
+                    None => err(format!("{k}.laddrs[{j}]"), format!("{l} is not an [[addr]] of any port")),
+                    Some(a) if !a.sapool => {
+                        err(format!("{k}.laddrs[{j}]"), format!("{l} is an [[addr]] without sapool = true"))
+                    }
+                    _ => {}
+                }
+                if l.is_ipv4() != s.real_servers.first().map_or(l.is_ipv4(), |r| r.addr.is_ipv4()) {
+                    err(format!("{k}.laddrs[{j}]"), format!("{l} is not of the real servers' address family"));
+                }
+            }
+            if let Some(m) = s.persistence_netmask {
+                if s.persistence.is_none() {
+                    err(format!("{k}.persistence_netmask"), "needs persistence".into());
+                } else if m > if s.vip.is_ipv4() { 32 } else { 128 } {
+                    err(format!("{k}.persistence_netmask"), format!("/{m} is longer than an address"));
+                }
+            }
+        }
+        // The core checks the rest (duplicates, weights, families) exactly as it would
+        // at run time.
+        if let Err(e) = ServiceTable::build(&self.service_configs(), None) {
+            err("service".into(), e.to_string());
+        }
+        errs
+    }
+}
+
+impl ServiceConf {
+    /// The core's view of this service.
+    pub fn to_core(&self) -> ServiceConfig {
+        let mut c = ServiceConfig::new(self.proto, self.vip, self.port);
+        c.sched = self.scheduler;
+        c.persistence = self.persistence.map(|t| {
+            let mut p = PersistConfig { timeout_s: t, ..PersistConfig::default() };
+            if let Some(m) = self.persistence_netmask {
+                if self.vip.is_ipv4() {
+                    p.netmask_v4 = m;
+                } else {
+                    p.netmask_v6 = m;
+                }
+            }
+            p
+        });
+        c.real_servers = self
+            .real_servers
+            .iter()
+            .map(|r| RealServerConfig { addr: r.addr, port: r.port, weight: r.weight, upper: r.upper, lower: r.lower })
+            .collect();
+        c
+    }
+}
+
+fn is_pci_addr(s: &str) -> bool {
+    // dddd:bb:dd.f (domain optional)
+    let parts: Vec<&str> = s.split([':', '.']).collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [d, b, dev, f] => hex(d, 4) && hex(b, 2) && hex(dev, 2) && hex(f, 1),
+        [b, dev, f] => hex(b, 2) && hex(dev, 2) && hex(f, 1),
+        _ => false,
+    }
+}
+
+fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (key, problem) = match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let src = text.lines().nth(line - 1).unwrap_or("").trim();
+            (format!("line {line} ({src})"), e.message().to_string())
+        }
+        None => ("-".into(), e.message().to_string()),
+    };
+    ConfigError { file: file.into(), key, problem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = include_str!("../../../dpdk-conf/demo.toml");
+    const PRODUCTION: &str = include_str!("../../../dpdk-conf/production.toml");
+
+    fn problems(text: &str) -> Vec<String> {
+        match Config::parse("t.toml", text) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const MINIMAL: &str = r#"
+[eal]
+[workers]
+lcores = [1]
+[[port]]
+name = "dpdk0"
+vdev = "net_null0"
+[[addr]]
+dev = "dpdk0"
+addr = "192.0.2.1/24"
+[[addr]]
+dev = "dpdk0"
+addr = "192.0.2.10/24"
+sapool = true
+[[service]]
+proto = "tcp"
+vip = "192.0.2.1"
+port = 80
+laddrs = ["192.0.2.10"]
+[[service.real_server]]
+addr = "192.0.2.20"
+port = 80
+"#;
+
+    #[test]
+    fn shipped_configs_pass() {
+        let demo = Config::parse("demo.toml", DEMO).expect("demo.toml");
+        assert_eq!(demo.ports.len(), 2);
+        assert_eq!(demo.services.len(), 2);
+        assert_eq!(demo.services[0].real_servers.iter().map(|r| r.weight).collect::<Vec<_>>(), vec![3, 2, 1]);
+        let prod = Config::parse("production.toml", PRODUCTION).expect("production.toml");
+        assert_eq!(prod.workers.lcores.len(), 8);
+        assert!(prod.eal_args().contains(&"0000:3b:00.0".to_string()));
+        assert!(!prod.eal_args().contains(&"--no-pci".to_string()));
+    }
+
+    #[test]
+    fn minimal_config_and_derived_eal_args() {
+        let c = Config::parse("t.toml", MINIMAL).expect("minimal");
+        let a = c.eal_args();
+        assert!(a.contains(&"--no-pci".to_string()), "no PCI port: the EAL must not probe PCI");
+        assert!(a.contains(&"--vdev=net_null0".to_string()));
+        assert_eq!(a[1..3], ["-l".to_string(), "0,1".to_string()]);
+        assert_eq!(c.timeouts.established, 900, "LVS default");
+        assert_eq!(c.services[0].scheduler, SchedKind::Wlc, "ipvsadm's default scheduler");
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let p = problems(&MINIMAL.replace("[workers]", "[workers]\nthreads = 4"));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("t.toml: line "), "{p:?}");
+        assert!(p[0].contains("threads"), "{p:?}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("weight of the wrong type", "", "line 23 (weight = \"x\"): invalid type"),
+            ("vip not owned", r#"vip = "192.0.2.1""#, "service[0].vip"),
+            ("laddr without sapool", "sapool = true", "service[0].laddrs[0]"),
+            ("unknown port", r#"dev = "dpdk0"
+addr = "192.0.2.1/24""#, "addr[0].dev"),
+        ];
+        let edits = [
+            format!("{MINIMAL}weight = \"x\"\n"),
+            MINIMAL.replace(r#"vip = "192.0.2.1""#, r#"vip = "192.0.2.99""#),
+            MINIMAL.replace("sapool = true", "sapool = false"),
+            MINIMAL.replacen(r#"dev = "dpdk0"
+addr = "192.0.2.1/24""#, r#"dev = "dpdk7"
+addr = "192.0.2.1/24""#, 1),
+        ];
+        for ((what, _, key), text) in cases.iter().zip(edits.iter()) {
+            let p = problems(text);
+            assert!(p.iter().any(|e| e.contains(key)), "{what}: expected a problem at {key}, got {p:?}");
+        }
+    }
+
+    #[test]
+    fn derived_eal_args_are_refused_by_hand() {
+        let p = problems(&MINIMAL.replace("[eal]", "[eal]\nargs = [\"--vdev=net_tap0\"]"));
+        assert!(p.iter().any(|e| e.contains("eal.args[0]")), "{p:?}");
+    }
+
+    #[test]
+    fn core_validation_is_reported() {
+        // Two real servers with the same address and port: the core refuses it.
+        let text = format!("{MINIMAL}[[service.real_server]]\naddr = \"192.0.2.20\"\nport = 80\n");
+        let p = problems(&text);
+        assert!(p.iter().any(|e| e.starts_with("t.toml: service: ")), "{p:?}");
+    }
+}

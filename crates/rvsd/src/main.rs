@@ -1,0 +1,45 @@
+//! `rvsd`: the dataplane daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use rvsd::config::Config;
+
+/// The rvs dataplane: FullNAT load balancing on DPDK ports.
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about)]
+struct Args {
+    /// Configuration file (TOML; see docs/CONFIG.md).
+    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/rvs/rvsd.toml")]
+    config: PathBuf,
+
+    /// Check the configuration file and exit: no hardware is touched. Every problem is
+    /// printed as `file: key: problem`.
+    #[arg(long = "check-config", value_name = "FILE")]
+    check_config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(path) = args.check_config {
+        return match Config::load(&path) {
+            Ok(cfg) => {
+                println!(
+                    "{}: ok ({} ports, {} workers, {} services)",
+                    path.display(),
+                    cfg.ports.len(),
+                    cfg.workers.lcores.len(),
+                    cfg.services.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(errs) => {
+                eprintln!("{errs}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    eprintln!("rvsd: the dataplane is not wired yet; use --check-config");
+    ExitCode::from(1)
+}
