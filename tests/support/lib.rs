@@ -1,0 +1,414 @@
+//! End-to-end test topology: the demo's network built from namespaces, with rvsd on
+//! af_packet virtual NICs in the middle and real Linux stacks on both sides.
+//!
+//! ```text
+//!  client ns            lb ns (rvsd)                 sw ns (bridge)       rs1..rsN ns
+//!  eth0 198.18.0.2 ── lb0 = dpdk0   dpdk1 = lb1 ── uplink ┬ br0 ─┬ rs1 ── eth0 198.19.0.11:8080
+//!       2001:db8:18::2   VIP 198.18.0.100                        ├ rs2 ── eth0 198.19.0.12:8080
+//!                        VIP 2001:db8:18::100  LIP 198.19.0.10   └ rs3 ── eth0 198.19.0.13:8080
+//! ```
+//!
+//! Every namespace is named uniquely per topology and deleted on drop (with the veths and
+//! processes inside), on success and on failure. rvsd runs with `dpdk-conf/demo.toml`,
+//! edited only where a test says so (file prefix and control socket always differ).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+pub mod pcap;
+use testnet::{ChildGuard, NetNs};
+
+/// The client's IPv4 address.
+pub const CLIENT4: &str = "198.18.0.2";
+/// The client's IPv6 address.
+pub const CLIENT6: &str = "2001:db8:18::2";
+/// The IPv4 VIP.
+pub const VIP4: &str = "198.18.0.100";
+/// The IPv6 VIP.
+pub const VIP6: &str = "2001:db8:18::100";
+/// rvsd's client-side interface address.
+pub const GW4: &str = "198.18.0.1";
+/// The IPv4 local address (LIP).
+pub const LIP4: &str = "198.19.0.10";
+/// The IPv6 local address (LIP).
+pub const LIP6: &str = "2001:db8:19::10";
+
+/// Real server `i` (1-based): IPv4 address.
+pub fn rs4(i: usize) -> String {
+    format!("198.19.0.{}", 10 + i)
+}
+
+/// Real server `i` (1-based): IPv6 address.
+pub fn rs6(i: usize) -> String {
+    format!("2001:db8:19::{}", 10 + i)
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Topologies run one at a time: each rvsd busy-polls a core, and this machine has two.
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// A binary of the workspace (`rvsd`, `rvsadm`, ...), from the target directory this test
+/// was built into. `scripts/test.sh` builds all binaries before testing.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> or target/<profile>/<bin>
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built; run `cargo build --workspace` (scripts/test.sh does)", p.display());
+    p
+}
+
+/// What to build.
+pub struct Spec {
+    /// Number of real servers (1..=9).
+    pub real_servers: usize,
+    /// Start an HTTP server on port 8080 in each real server.
+    pub http: bool,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec { real_servers: 3, http: true }
+    }
+}
+
+/// A running topology; dropping it stops everything and deletes every namespace.
+pub struct Topology {
+    /// Unique id of this topology.
+    pub id: String,
+    /// Working directory (configs, logs, served files); removed on drop.
+    pub dir: PathBuf,
+    /// The rvsd configuration as written to `config_path`.
+    pub config: toml::Table,
+    /// Where the configuration is written.
+    pub config_path: PathBuf,
+    // Processes before namespaces: they die first.
+    rvsd: Option<ChildGuard>,
+    http: Vec<ChildGuard>,
+    /// Real server namespaces, rs1 first.
+    pub rs: Vec<NetNs>,
+    /// The switch (bridge) namespace.
+    pub sw: NetNs,
+    /// The client namespace.
+    pub client: NetNs,
+    /// The namespace rvsd runs in.
+    pub lb: NetNs,
+}
+
+fn offloads_off(ns: &NetNs, dev: &str) {
+    let _ = ns.exec(&["ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", "lro", "off"]);
+}
+
+fn veth(a_ns: &NetNs, a: &str, b_ns: &NetNs, b: &str) {
+    testnet::sh(&["ip", "link", "add", a, "netns", a_ns.name(), "type", "veth", "peer", "name", b, "netns", b_ns.name()]);
+    offloads_off(a_ns, a);
+    offloads_off(b_ns, b);
+}
+
+fn sysctl(ns: &NetNs, kv: &str) {
+    let _ = ns.exec(&["sysctl", "-qw", kv]);
+}
+
+impl Topology {
+    /// Builds the namespaces, links and addresses, and starts the HTTP servers. rvsd is
+    /// not started yet (see [`Topology::start_rvsd`]), so a test can edit the config.
+    pub fn build(spec: Spec) -> Result<Topology> {
+        assert!((1..=9).contains(&spec.real_servers));
+        let id = testnet::unique("");
+        let dir = std::env::temp_dir().join(format!("rvs-e2e-{id}"));
+        std::fs::create_dir_all(&dir)?;
+        let lb = NetNs::new("rvslb");
+        let client = NetNs::new("rvscl");
+        let sw = NetNs::new("rvssw");
+        let rs: Vec<NetNs> = (0..spec.real_servers).map(|_| NetNs::new("rvsrs")).collect();
+
+        // The dataplane's links: no kernel addresses, no IPv6 chatter from the kernel.
+        veth(&lb, "rvsdemo-lb0", &client, "eth0");
+        veth(&lb, "rvsdemo-lb1", &sw, "uplink");
+        for dev in ["rvsdemo-lb0", "rvsdemo-lb1"] {
+            sysctl(&lb, &format!("net.ipv6.conf.{dev}.disable_ipv6=1"));
+            lb.ip(&["link", "set", dev, "up"]);
+        }
+        // Client.
+        client.ip(&["link", "set", "eth0", "up"]);
+        client.ip(&["addr", "add", &format!("{CLIENT4}/24"), "dev", "eth0"]);
+        client.ip(&["addr", "add", &format!("{CLIENT6}/64"), "dev", "eth0", "nodad"]);
+        client.ip(&["route", "add", "default", "via", GW4]);
+        client.ip(&["-6", "route", "add", "default", "via", "2001:db8:18::1"]);
+        // Switch.
+        sysctl(&sw, "net.ipv6.conf.all.disable_ipv6=1");
+        sysctl(&sw, "net.ipv6.conf.default.disable_ipv6=1");
+        sw.ip(&["link", "add", "br0", "type", "bridge"]);
+        sw.ip(&["link", "set", "uplink", "master", "br0"]);
+        sw.ip(&["link", "set", "uplink", "up"]);
+        // Real servers.
+        for (i, ns) in rs.iter().enumerate() {
+            let port = format!("rs{}", i + 1);
+            veth(ns, "eth0", &sw, &port);
+            sw.ip(&["link", "set", &port, "master", "br0"]);
+            sw.ip(&["link", "set", &port, "up"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["addr", "add", &format!("{}/24", rs4(i + 1)), "dev", "eth0"]);
+            ns.ip(&["addr", "add", &format!("{}/64", rs6(i + 1)), "dev", "eth0", "nodad"]);
+        }
+        sw.ip(&["link", "set", "br0", "up"]);
+
+        let text = std::fs::read_to_string(repo_root().join("dpdk-conf/demo.toml")).context("read demo.toml")?;
+        let mut config: toml::Table = toml::from_str(&text).context("parse demo.toml")?;
+        config["eal"]["file_prefix"] = toml::Value::String(format!("rvs{id}"));
+        config["control"]["socket"] = toml::Value::String(dir.join("rvsd.sock").display().to_string());
+        let config_path = dir.join("rvsd.toml");
+
+        let mut t = Topology { id, dir, config, config_path, rvsd: None, http: Vec::new(), rs, sw, client, lb };
+        if spec.http {
+            for i in 1..=spec.real_servers {
+                t.start_http(i)?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Starts a Python HTTP server on port 8080 (IPv4 and IPv6) in real server `i`,
+    /// serving a directory whose index says `rs<i>`. Its access log (client addresses)
+    /// goes to [`Topology::http_log`].
+    pub fn start_http(&mut self, i: usize) -> Result<()> {
+        let root = self.served_dir(i);
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(root.join("index.html"), format!("rs{i}\n"))?;
+        let log = std::fs::File::create(self.http_log(i))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.rs[i - 1].name(), "python3", "-m", "http.server", "8080", "--bind", "::"])
+            .arg("--directory")
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("start python3 http.server")?;
+        self.http.push(ChildGuard::new(child));
+        // Wait until it listens.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.rs[i - 1].exec(&["ss", "-ltnH", "sport", "= :8080"]);
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("http server in rs{i} did not start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The directory real server `i` serves.
+    pub fn served_dir(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("www{i}"))
+    }
+
+    /// The access log of real server `i`'s HTTP server.
+    pub fn http_log(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("http{i}.log"))
+    }
+
+    /// rvsd's log file.
+    pub fn rvsd_log_path(&self) -> PathBuf {
+        self.dir.join("rvsd.log")
+    }
+
+    /// rvsd's log so far.
+    pub fn rvsd_log(&self) -> String {
+        std::fs::read_to_string(self.rvsd_log_path()).unwrap_or_default()
+    }
+
+    /// Writes the config and starts rvsd in the lb namespace; returns when it forwards
+    /// (the VIP answers ping from the client).
+    pub fn start_rvsd(&mut self) -> Result<()> {
+        std::fs::write(&self.config_path, toml::to_string(&self.config)?)?;
+        let log = std::fs::File::create(self.rvsd_log_path())?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.lb.name()])
+            .arg(workspace_bin("rvsd"))
+            .arg("-c")
+            .arg(&self.config_path)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("start rvsd")?;
+        self.rvsd = Some(ChildGuard::new(child));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if !self.rvsd.as_mut().is_some_and(ChildGuard::running) {
+                bail!("rvsd exited during start-up:\n{}", self.rvsd_log());
+            }
+            if self.rvsd_log().contains("rvsd: forwarding") && self.ping(VIP4, 1) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("rvsd did not start forwarding within 30 s:\n{}", self.rvsd_log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops rvsd with SIGTERM (a clean shutdown) and returns its whole log.
+    pub fn stop_rvsd(&mut self) -> Result<String> {
+        if let Some(mut g) = self.rvsd.take() {
+            let _ = Command::new("kill").args(["-TERM", &g.pid().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while g.running() {
+                if Instant::now() > deadline {
+                    bail!("rvsd did not stop within 15 s of SIGTERM:\n{}", self.rvsd_log());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(self.rvsd_log())
+    }
+
+    /// Sends a signal to rvsd (e.g. `USR1` to log its counters and connections).
+    pub fn signal_rvsd(&self, sig: &str) {
+        if let Some(g) = &self.rvsd {
+            let _ = Command::new("kill").args([&format!("-{sig}"), &g.pid().to_string()]).status();
+        }
+    }
+
+    /// One ping from the client; true if answered.
+    pub fn ping(&self, addr: &str, count: u32) -> bool {
+        let six = addr.parse::<IpAddr>().map(|a| a.is_ipv6()).unwrap_or(false);
+        let c = count.to_string();
+        let mut args = vec!["ping", "-c", &c, "-W", "1", "-i", "0.2"];
+        if six {
+            args.insert(1, "-6");
+        }
+        args.push(addr);
+        self.client.exec(&args).status.success()
+    }
+
+    /// Runs a command in the client namespace.
+    pub fn client_exec(&self, args: &[&str]) -> Output {
+        self.client.exec(args)
+    }
+
+    /// Fetches every URL in one curl run (one connection each: the servers speak
+    /// HTTP/1.0) and returns (bodies joined, curl's exit status success).
+    pub fn curl_many(&self, urls: &[String], timeout_s: u32) -> (String, bool) {
+        let t = timeout_s.to_string();
+        let mut args: Vec<&str> = vec!["curl", "-sS", "--max-time", &t, "-g"];
+        args.extend(urls.iter().map(String::as_str));
+        let out = self.client.exec(&args);
+        (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.success())
+    }
+
+    /// Counts `rs<i>` bodies in curl output: index i-1 holds real server i's count.
+    pub fn tally(&self, bodies: &str) -> Vec<usize> {
+        let mut v = vec![0; self.rs.len()];
+        for line in bodies.lines() {
+            if let Some(i) = line.strip_prefix("rs").and_then(|n| n.parse::<usize>().ok()) {
+                if (1..=v.len()).contains(&i) {
+                    v[i - 1] += 1;
+                }
+            }
+        }
+        v
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if let Some(g) = &self.rvsd {
+            // Ask politely first so DPDK releases its ports, then the guard kills.
+            let _ = Command::new("kill").args(["-TERM", &g.pid().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.rvsd.as_mut().is_some_and(ChildGuard::running) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.rvsd = None;
+        self.http.clear();
+        if std::env::var_os("RVS_KEEP_E2E_DIR").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Topology {
+    /// Asks rvsd for its counters (SIGUSR1 makes it log one `rvsd: stats {json}` line)
+    /// and returns the newest such line's JSON.
+    pub fn rvsd_stats(&self) -> Result<serde_json::Value> {
+        let before = self.rvsd_log().matches("rvsd: stats ").count();
+        self.signal_rvsd("USR1");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let log = self.rvsd_log();
+            if log.matches("rvsd: stats ").count() > before {
+                let line = log.lines().rev().find(|l| l.contains("rvsd: stats ")).expect("counted above");
+                let json = &line[line.find("rvsd: stats ").expect("present") + "rvsd: stats ".len()..];
+                return serde_json::from_str(json.trim()).with_context(|| format!("stats line {json}"));
+            }
+            if Instant::now() > deadline {
+                bail!("rvsd logged no stats within 5 s of SIGUSR1");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts tcpdump in real server `i` writing `filter`'s packets to a pcap file;
+    /// stop it with [`Capture::finish`].
+    pub fn capture_on_rs(&self, i: usize, filter: &str) -> Result<Capture> {
+        let file = self.dir.join(format!("rs{i}-{}.pcap", testnet::unique("c")));
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.rs[i - 1].name(), "tcpdump", "-i", "eth0", "-U", "-n", "-w"])
+            .arg(&file)
+            .arg(filter)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start tcpdump")?;
+        let mut guard = ChildGuard::new(child);
+        // tcpdump creates the file once it is listening.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !file.exists() {
+            if Instant::now() > deadline || !guard.running() {
+                bail!("tcpdump did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(Capture { guard: Some(guard), file })
+    }
+}
+
+/// A running tcpdump.
+pub struct Capture {
+    guard: Option<ChildGuard>,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Stops the capture and returns the captured frames.
+    pub fn finish(mut self) -> Result<Vec<Vec<u8>>> {
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(g) = &self.guard {
+            let _ = Command::new("kill").args(["-INT", &g.pid().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.guard = None;
+        pcap::read_frames(&self.file)
+    }
+}
