@@ -1,1 +1,648 @@
-//! (being written)
+//! Virtual services and their real servers.
+//!
+//! Two layers:
+//! - the configuration the operator writes ([`ServiceConfig`], [`RealServerConfig`]),
+//!   serde types the control protocol carries;
+//! - [`ServiceTable`], an immutable generation the control thread builds from a whole
+//!   configuration ([`ServiceTable::build`]) after validating all of it, with the
+//!   schedulers' static tables (wrr steps, sh/dh buckets, Maglev lookup table)
+//!   computed once. Workers only read it; per-worker mutable state (counters, cursors,
+//!   persistence) lives in [`crate::sched::SchedState`].
+//!
+//! # Identities
+//! - [`SvcIdx`] is a position in one generation: fast, but only valid with the table
+//!   that returned it.
+//! - [`SvcId`] and [`RsId`] are stable: the same service key (proto, VIP, vport), and
+//!   the same real server (service key, RIP, rport), keep their id across generations
+//!   built with `prev`, so connections and per-worker counters that hold an id survive
+//!   a reconfiguration.
+//! - **Ids are never reused.** Each generation carries the next free id (a `u32`
+//!   counter, handed on through `prev`); a server removed and added back gets a new
+//!   id. A worker may still hold connections to a removed server: it keeps that id's
+//!   counters until the count drops to 0, then drops them, and no new server can ever
+//!   be confused with it. (Four billion additions before exhaustion, which
+//!   [`ServiceTable::build`] reports as [`ServiceError::IdsExhausted`].)
+//!
+//! # Lookup
+//! Services are keyed by (protocol, VIP, vport); vport 0 means "every port of the
+//! VIP" (ipvsadm's persistent port-0 service). [`ServiceTable::lookup`] tries the exact
+//! port first, then port 0.
+//!
+//! Firewall-mark services (ipvsadm `-f mark`, grouping several ports or VIPs under one
+//! service) are not implemented yet. Their place: a `ServiceKey` variant for the mark,
+//! a second map `mark -> SvcIdx` beside `by_key`, and a `lookup_fwmark(mark)` that the
+//! classifier calls when the packet carries a mark; everything past the `SvcIdx`
+//! (schedulers, persistence, identities) already works per service and needs no change.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::persist::PersistConfig;
+use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
+use crate::sched::{SchedKind, StaticTable};
+use crate::types::Proto;
+
+/// The largest weight a real server may have. ipvsadm accepts up to `i32::MAX`; no
+/// deployment needs ratios beyond 65535:1, and this bound keeps the schedulers'
+/// cross-multiplied comparisons inside `u64`.
+pub const MAX_WEIGHT: u32 = 65_535;
+
+/// ipvsadm's default weight for a real server added without `-w`.
+pub const DEFAULT_WEIGHT: u32 = 1;
+
+/// What identifies a virtual service: protocol, virtual address and port (0 = all ports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceKey {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The virtual address clients connect to.
+    pub vip: IpAddr,
+    /// The virtual port; 0 = every port of the VIP.
+    pub vport: u16,
+}
+
+impl fmt::Display for ServiceKey {
+    /// `tcp 10.0.0.1:80`, `udp [2001:db8::1]:53`: how errors name a service.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        write!(f, "{proto} {}", SocketAddr::new(self.vip, self.vport))
+    }
+}
+
+/// Position of a service in one [`ServiceTable`] generation; only valid with the table
+/// that returned it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SvcIdx(pub u32);
+
+/// Stable identity of a service across generations (same [`ServiceKey`], same id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SvcId(pub u32);
+
+/// Stable identity of a real server of a service across generations; never reused
+/// (see the module documentation). Connections store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RsId(pub u32);
+
+/// One real server of a service, as configured (ipvsadm `-a -r addr:port -w -x -y`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerConfig {
+    /// The real server's address; same family as the VIP.
+    pub addr: IpAddr,
+    /// The real server's port. 0 on a service with a port means "the service's port";
+    /// on an all-ports service (vport 0) it must be 0: the client's port is kept.
+    pub port: u16,
+    /// Relative share of new connections, 0..=[`MAX_WEIGHT`]. 0 drains the server
+    /// (inhibit / quiesce): no new connection, existing ones continue.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Upper connection threshold (`-x`): at this many connections (active +
+    /// inactive) the server is overloaded and gets no new ones. 0 = no limit.
+    #[serde(default)]
+    pub upper: u32,
+    /// Lower connection threshold (`-y`): an overloaded server takes new connections
+    /// again once below it. 0 = below 3/4 of `upper` (IPVS's rule).
+    #[serde(default)]
+    pub lower: u32,
+}
+
+fn default_weight() -> u32 {
+    DEFAULT_WEIGHT
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One virtual service, as configured (ipvsadm `-A -t|-u vip:port -s sched -p`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The virtual address.
+    pub vip: IpAddr,
+    /// The virtual port; 0 = every port of the VIP.
+    pub vport: u16,
+    /// The scheduler for new connections (default wlc, as ipvsadm).
+    #[serde(default)]
+    pub sched: SchedKind,
+    /// Client persistence (`-p`), off when absent.
+    #[serde(default)]
+    pub persistence: Option<PersistConfig>,
+    /// The real servers, in order (the order matters to rr, wrr, sh, dh ties).
+    #[serde(default)]
+    pub real_servers: Vec<RealServerConfig>,
+    /// Maglev lookup-table size for the mh scheduler: a prime between
+    /// [`MH_MIN_TABLE_SIZE`] and [`MH_MAX_TABLE_SIZE`], at least the number of real
+    /// servers (aim for 100 times more). Default [`MH_DEFAULT_TABLE_SIZE`]. Ignored by
+    /// other schedulers.
+    #[serde(default)]
+    pub mh_table_size: Option<u32>,
+    /// sh and mh: hash the client's port as well as its address (IPVS `sh-port` /
+    /// `mh-port`). Ignored by other schedulers.
+    #[serde(default)]
+    pub hash_port: bool,
+    /// sh, dh and mh: when the hashed server is drained or overloaded, pick another
+    /// one deterministically instead of refusing (IPVS `sh-fallback` / `mh-fallback`).
+    /// On by default.
+    #[serde(default = "yes")]
+    pub hash_fallback: bool,
+}
+
+impl ServiceConfig {
+    /// A service with the default scheduler (wlc), no persistence and no real server.
+    pub fn new(proto: Proto, vip: IpAddr, vport: u16) -> Self {
+        ServiceConfig {
+            proto,
+            vip,
+            vport,
+            sched: SchedKind::default(),
+            persistence: None,
+            real_servers: Vec::new(),
+            mh_table_size: None,
+            hash_port: false,
+            hash_fallback: true,
+        }
+    }
+
+    /// The key the service is found by.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey { proto: self.proto, vip: self.vip, vport: self.vport }
+    }
+}
+
+/// A real server in a built generation: its stable id and its effective settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dest {
+    /// Stable identity (see the module documentation).
+    pub id: RsId,
+    /// Real server address.
+    pub addr: IpAddr,
+    /// Real server port, with "0 = the service's port" already resolved; 0 only on an
+    /// all-ports service, where it means "the client's destination port".
+    pub port: u16,
+    /// Weight (0 = drained).
+    pub weight: u32,
+    /// Upper connection threshold (0 = none), for the whole balancer.
+    pub upper: u32,
+    /// Lower connection threshold (0 = 3/4 of `upper`).
+    pub lower: u32,
+}
+
+/// A service in a built generation.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Stable identity.
+    pub id: SvcId,
+    /// Protocol, VIP, vport.
+    pub key: ServiceKey,
+    /// The configuration it was built from.
+    pub config: ServiceConfig,
+    /// The real servers, in configuration order.
+    pub dests: Vec<Dest>,
+    /// The scheduler's static table for this generation.
+    pub(crate) table: StaticTable,
+}
+
+/// Why a configuration was refused. Every variant names the service and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    /// Two services with the same protocol, VIP and port.
+    #[error("{svc}: service defined twice")]
+    DuplicateService {
+        /// The service.
+        svc: ServiceKey,
+    },
+    /// Two real servers with the same address and port in one service.
+    #[error("{svc}: real server {rs} listed twice")]
+    DuplicateRealServer {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server (after resolving port 0 to the service's port).
+        rs: SocketAddr,
+    },
+    /// A real server of the other address family than the VIP.
+    #[error("{svc}: real server {rs} is not of the VIP's address family")]
+    FamilyMismatch {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+    },
+    /// A VIP that is unspecified, multicast or broadcast.
+    #[error("{svc}: the virtual address must be a unicast address")]
+    BadVip {
+        /// The service.
+        svc: ServiceKey,
+    },
+    /// A real-server address that is unspecified, multicast or broadcast.
+    #[error("{svc}: real server {rs}: the address must be a unicast address")]
+    BadRealServerAddr {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+    },
+    /// A weight above [`MAX_WEIGHT`].
+    #[error("{svc}: real server {rs}: weight {weight} is above the maximum {MAX_WEIGHT}")]
+    BadWeight {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+        /// The weight given.
+        weight: u32,
+    },
+    /// A lower threshold above a (non-zero) upper threshold.
+    #[error("{svc}: real server {rs}: lower threshold {lower} is above the upper threshold {upper}")]
+    BadThresholds {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+        /// Upper threshold given.
+        upper: u32,
+        /// Lower threshold given.
+        lower: u32,
+    },
+    /// A real server with a port on an all-ports service.
+    #[error("{svc}: an all-ports service keeps the client's port, so real server {rs} must have port 0")]
+    PortOnAllPortsService {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+    },
+    /// A persistence netmask longer than the address.
+    #[error("{svc}: persistence netmask /{prefix} is longer than an IPv{family} address")]
+    BadNetmask {
+        /// The service.
+        svc: ServiceKey,
+        /// The prefix length given.
+        prefix: u8,
+        /// 4 or 6.
+        family: u8,
+    },
+    /// A persistence timeout of 0.
+    #[error("{svc}: persistence timeout must be at least 1 s")]
+    BadPersistTimeout {
+        /// The service.
+        svc: ServiceKey,
+    },
+    /// An unusable Maglev table size.
+    #[error("{svc}: mh table size {size}: {reason}")]
+    BadMhTableSize {
+        /// The service.
+        svc: ServiceKey,
+        /// The size given.
+        size: u32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The `u32` id space ran out (ids are never reused).
+    #[error("no real-server or service identity left (ids are never reused); restart the dataplane")]
+    IdsExhausted,
+}
+
+/// Process-wide generation numbers, so two tables never share one.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// One immutable generation of every service, built and validated on the control
+/// thread, read by the workers.
+#[derive(Debug)]
+pub struct ServiceTable {
+    generation: u64,
+    services: Vec<Service>,
+    by_key: HashMap<ServiceKey, SvcIdx>,
+    by_rs: HashMap<RsId, (SvcIdx, u32)>,
+    next_svc_id: u32,
+    next_rs_id: u32,
+}
+
+impl Default for ServiceTable {
+    fn default() -> Self {
+        ServiceTable::empty()
+    }
+}
+
+impl ServiceTable {
+    /// A generation with no service (what workers run before the first configuration).
+    pub fn empty() -> Self {
+        ServiceTable {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            services: Vec::new(),
+            by_key: HashMap::new(),
+            by_rs: HashMap::new(),
+            next_svc_id: 0,
+            next_rs_id: 0,
+        }
+    }
+
+    /// Validate `configs` as a whole and build the generation. With `prev`, services
+    /// and real servers that were already there keep their ids, and new ones get ids
+    /// never used before. Nothing is built if anything is wrong; the error names the
+    /// service and the problem.
+    pub fn build(configs: &[ServiceConfig], prev: Option<&ServiceTable>) -> Result<ServiceTable, ServiceError> {
+        let mut next_svc_id = prev.map_or(0, |p| p.next_svc_id);
+        let mut next_rs_id = prev.map_or(0, |p| p.next_rs_id);
+        let mut prev_rs: HashMap<(ServiceKey, SocketAddr), RsId> = HashMap::new();
+        if let Some(p) = prev {
+            for s in &p.services {
+                for d in &s.dests {
+                    prev_rs.insert((s.key, SocketAddr::new(d.addr, d.port)), d.id);
+                }
+            }
+        }
+
+        let mut services = Vec::with_capacity(configs.len());
+        let mut by_key = HashMap::with_capacity(configs.len());
+        let mut by_rs = HashMap::new();
+        for cfg in configs {
+            let key = cfg.key();
+            validate_service(cfg)?;
+            let idx = SvcIdx(services.len() as u32);
+            if by_key.insert(key, idx).is_some() {
+                return Err(ServiceError::DuplicateService { svc: key });
+            }
+            let id = match prev.and_then(|p| p.by_key.get(&key).map(|&i| p.service(i).id)) {
+                Some(id) => id,
+                None => take_id(&mut next_svc_id).map(SvcId)?,
+            };
+            let mut dests: Vec<Dest> = Vec::with_capacity(cfg.real_servers.len());
+            for rs in &cfg.real_servers {
+                let dest = validate_dest(cfg, rs)?;
+                let sock = SocketAddr::new(rs.addr, dest.port);
+                if dests.iter().any(|d| d.addr == dest.addr && d.port == dest.port) {
+                    return Err(ServiceError::DuplicateRealServer { svc: key, rs: sock });
+                }
+                let id = match prev_rs.get(&(key, sock)) {
+                    Some(&id) => id,
+                    None => take_id(&mut next_rs_id).map(RsId)?,
+                };
+                by_rs.insert(id, (idx, dests.len() as u32));
+                dests.push(Dest { id, ..dest });
+            }
+            let size = cfg.mh_table_size.unwrap_or(MH_DEFAULT_TABLE_SIZE);
+            if cfg.sched == SchedKind::Mh {
+                validate_mh_size(key, size, dests.len())?;
+            }
+            let table = StaticTable::build(cfg, &dests, size);
+            services.push(Service { id, key, config: cfg.clone(), dests, table });
+        }
+        Ok(ServiceTable {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            services,
+            by_key,
+            by_rs,
+            next_svc_id,
+            next_rs_id,
+        })
+    }
+
+    /// This generation's number, unique in the process; workers compare it to know
+    /// whether they must rebind.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The service a new flow to `vip:vport` belongs to: the exact port first, then
+    /// the all-ports service (vport 0). No allocation.
+    pub fn lookup(&self, proto: Proto, vip: IpAddr, vport: u16) -> Option<SvcIdx> {
+        let exact = ServiceKey { proto, vip, vport };
+        if let Some(&i) = self.by_key.get(&exact) {
+            return Some(i);
+        }
+        if vport == 0 {
+            return None;
+        }
+        self.by_key.get(&ServiceKey { proto, vip, vport: 0 }).copied()
+    }
+
+    /// The service at `idx`. Panics if `idx` did not come from this table; use
+    /// [`ServiceTable::get`] where that can happen.
+    pub fn service(&self, idx: SvcIdx) -> &Service {
+        &self.services[idx.0 as usize]
+    }
+
+    /// The service at `idx`, if `idx` is valid in this table.
+    pub fn get(&self, idx: SvcIdx) -> Option<&Service> {
+        self.services.get(idx.0 as usize)
+    }
+
+    /// Every service, in configuration order (position = [`SvcIdx`]).
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// Number of services.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// Whether there is no service.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    /// Where the real server `rs` sits in this generation (its service and position),
+    /// if it is still configured.
+    pub fn locate(&self, rs: RsId) -> Option<(SvcIdx, usize)> {
+        self.by_rs.get(&rs).map(|&(s, d)| (s, d as usize))
+    }
+
+    /// The real server `rs` in this generation, if it is still configured.
+    pub fn dest(&self, rs: RsId) -> Option<&Dest> {
+        let (s, d) = self.locate(rs)?;
+        self.services.get(s.0 as usize)?.dests.get(d)
+    }
+}
+
+fn take_id(next: &mut u32) -> Result<u32, ServiceError> {
+    let id = *next;
+    *next = next.checked_add(1).ok_or(ServiceError::IdsExhausted)?;
+    Ok(id)
+}
+
+fn is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast()),
+    }
+}
+
+fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
+    let svc = cfg.key();
+    if !is_unicast(cfg.vip) {
+        return Err(ServiceError::BadVip { svc });
+    }
+    if let Some(p) = &cfg.persistence {
+        if p.timeout_s == 0 {
+            return Err(ServiceError::BadPersistTimeout { svc });
+        }
+        if p.netmask_v4 > 32 {
+            return Err(ServiceError::BadNetmask { svc, prefix: p.netmask_v4, family: 4 });
+        }
+        if p.netmask_v6 > 128 {
+            return Err(ServiceError::BadNetmask { svc, prefix: p.netmask_v6, family: 6 });
+        }
+    }
+    Ok(())
+}
+
+/// Check one real server and resolve its port; the id is filled in by the caller.
+fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, ServiceError> {
+    let svc = cfg.key();
+    let port = if rs.port == 0 { cfg.vport } else { rs.port };
+    let sock = SocketAddr::new(rs.addr, port);
+    if cfg.vport == 0 && rs.port != 0 {
+        return Err(ServiceError::PortOnAllPortsService { svc, rs: sock });
+    }
+    // NAT64 (IPv6 VIP, IPv4 real servers, as DPVS offers) would relax this check.
+    if rs.addr.is_ipv4() != cfg.vip.is_ipv4() {
+        return Err(ServiceError::FamilyMismatch { svc, rs: sock });
+    }
+    if !is_unicast(rs.addr) {
+        return Err(ServiceError::BadRealServerAddr { svc, rs: sock });
+    }
+    if rs.weight > MAX_WEIGHT {
+        return Err(ServiceError::BadWeight { svc, rs: sock, weight: rs.weight });
+    }
+    if rs.upper != 0 && rs.lower > rs.upper {
+        return Err(ServiceError::BadThresholds { svc, rs: sock, upper: rs.upper, lower: rs.lower });
+    }
+    Ok(Dest { id: RsId(0), addr: rs.addr, port, weight: rs.weight, upper: rs.upper, lower: rs.lower })
+}
+
+fn validate_mh_size(svc: ServiceKey, size: u32, dests: usize) -> Result<(), ServiceError> {
+    let reason = if !(MH_MIN_TABLE_SIZE..=MH_MAX_TABLE_SIZE).contains(&size) {
+        Some("out of range (251..=1048573)")
+    } else if !maglev::is_prime(size) {
+        Some("not a prime")
+    } else if dests > size as usize {
+        Some("smaller than the number of real servers")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ServiceError::BadMhTableSize { svc, size, reason }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn rs(addr: &str, port: u16, weight: u32) -> RealServerConfig {
+        RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0 }
+    }
+
+    fn svc(vip: &str, vport: u16, servers: &[RealServerConfig]) -> ServiceConfig {
+        let mut c = ServiceConfig::new(Proto::Tcp, ip(vip), vport);
+        c.real_servers = servers.to_vec();
+        c
+    }
+
+    fn err(configs: &[ServiceConfig]) -> String {
+        ServiceTable::build(configs, None).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn lookup_exact_then_all_ports() {
+        let t = ServiceTable::build(
+            &[svc("10.0.0.1", 80, &[rs("10.1.0.1", 8080, 1)]), svc("10.0.0.1", 0, &[rs("10.1.0.2", 0, 1)])],
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.lookup(Proto::Tcp, ip("10.0.0.1"), 80), Some(SvcIdx(0)));
+        assert_eq!(t.lookup(Proto::Tcp, ip("10.0.0.1"), 443), Some(SvcIdx(1)));
+        assert_eq!(t.lookup(Proto::Udp, ip("10.0.0.1"), 80), None);
+        assert_eq!(t.lookup(Proto::Tcp, ip("10.0.0.2"), 80), None);
+        assert_eq!(t.service(SvcIdx(1)).dests[0].port, 0);
+    }
+
+    #[test]
+    fn real_server_port_zero_means_service_port() {
+        let t = ServiceTable::build(&[svc("10.0.0.1", 80, &[rs("10.1.0.1", 0, 1)])], None).unwrap();
+        assert_eq!(t.service(SvcIdx(0)).dests[0].port, 80);
+        // ... so 10.1.0.1:0 and 10.1.0.1:80 are the same server.
+        let e = err(&[svc("10.0.0.1", 80, &[rs("10.1.0.1", 0, 1), rs("10.1.0.1", 80, 1)])]);
+        assert_eq!(e, "tcp 10.0.0.1:80: real server 10.1.0.1:80 listed twice");
+    }
+
+    #[test]
+    fn validation_errors_name_service_and_problem() {
+        let a = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 1)]);
+        assert_eq!(err(&[a.clone(), a.clone()]), "tcp 10.0.0.1:80: service defined twice");
+        assert_eq!(
+            err(&[svc("10.0.0.1", 80, &[rs("2001:db8::1", 80, 1)])]),
+            "tcp 10.0.0.1:80: real server [2001:db8::1]:80 is not of the VIP's address family"
+        );
+        assert_eq!(
+            err(&[svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 70_000)])]),
+            "tcp 10.0.0.1:80: real server 10.1.0.1:80: weight 70000 is above the maximum 65535"
+        );
+        let mut bad_thr = rs("10.1.0.1", 80, 1);
+        bad_thr.upper = 10;
+        bad_thr.lower = 11;
+        assert_eq!(
+            err(&[svc("10.0.0.1", 80, &[bad_thr])]),
+            "tcp 10.0.0.1:80: real server 10.1.0.1:80: lower threshold 11 is above the upper threshold 10"
+        );
+        let mut p = svc("2001:db8::1", 443, &[]);
+        p.persistence = Some(PersistConfig { netmask_v6: 129, ..PersistConfig::default() });
+        assert_eq!(err(&[p]), "tcp [2001:db8::1]:443: persistence netmask /129 is longer than an IPv6 address");
+        let mut p = svc("10.0.0.1", 80, &[]);
+        p.persistence = Some(PersistConfig { netmask_v4: 33, ..PersistConfig::default() });
+        assert!(err(&[p]).contains("/33 is longer than an IPv4 address"));
+        let mut p = svc("10.0.0.1", 80, &[]);
+        p.persistence = Some(PersistConfig { timeout_s: 0, ..PersistConfig::default() });
+        assert!(err(&[p]).contains("timeout must be at least 1 s"));
+        assert!(err(&[svc("10.0.0.1", 0, &[rs("10.1.0.1", 80, 1)])]).contains("must have port 0"));
+        assert!(err(&[svc("0.0.0.0", 80, &[])]).contains("unicast"));
+        assert!(err(&[svc("10.0.0.1", 80, &[rs("224.0.0.1", 80, 1)])]).contains("unicast"));
+        let mut m = svc("10.0.0.1", 80, &[]);
+        m.sched = SchedKind::Mh;
+        m.mh_table_size = Some(65536);
+        assert_eq!(err(&[m.clone()]), "tcp 10.0.0.1:80: mh table size 65536: not a prime");
+        m.mh_table_size = Some(7);
+        assert!(err(&[m]).contains("out of range"));
+    }
+
+    #[test]
+    fn ids_are_stable_and_never_reused() {
+        let a = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 1), rs("10.1.0.2", 80, 1)]);
+        let b = svc("10.0.0.2", 80, &[rs("10.1.0.1", 80, 1)]);
+        let g1 = ServiceTable::build(&[a.clone(), b.clone()], None).unwrap();
+        let id = |t: &ServiceTable, s: usize, d: usize| t.services()[s].dests[d].id;
+        // Same RIP:port under two services: two identities.
+        assert_ne!(id(&g1, 0, 0), id(&g1, 1, 0));
+
+        // Reorder services, drop 10.1.0.1 from a, add 10.1.0.3.
+        let a2 = svc("10.0.0.1", 80, &[rs("10.1.0.2", 80, 5), rs("10.1.0.3", 80, 1)]);
+        let g2 = ServiceTable::build(&[b.clone(), a2], Some(&g1)).unwrap();
+        assert_eq!(g2.services()[1].id, g1.services()[0].id);
+        assert_eq!(id(&g2, 1, 0), id(&g1, 0, 1), "weight change keeps the id");
+        assert_eq!(id(&g2, 0, 0), id(&g1, 1, 0));
+        let new = id(&g2, 1, 1);
+        assert!(new.0 > id(&g1, 0, 0).0 && new.0 > id(&g1, 1, 0).0);
+        assert!(g2.dest(id(&g1, 0, 0)).is_none());
+
+        // Add 10.1.0.1 back: a fresh id, not the old one.
+        let g3 = ServiceTable::build(&[a, b], Some(&g2)).unwrap();
+        assert_ne!(id(&g3, 0, 0), id(&g1, 0, 0));
+        assert_eq!(id(&g3, 0, 1), id(&g1, 0, 1));
+        assert_ne!(g3.generation(), g2.generation());
+        assert_eq!(g3.locate(id(&g3, 1, 0)), Some((SvcIdx(1), 0)));
+    }
+}

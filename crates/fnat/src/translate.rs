@@ -1,1 +1,476 @@
-//! (being written)
+//! FullNAT rewriting of TCP and UDP packets over IPv4 and IPv6.
+//!
+//! [`tuple()`] reads what the connection table needs (protocol, addresses, ports, TCP
+//! flags, where the transport header is) and refuses what FullNAT cannot translate:
+//! fragments (a distinct error, so the caller can count or reassemble them), other
+//! protocols, malformed packets. [`rewrite`] then replaces both addresses and both
+//! ports in place.
+//!
+//! Checksums are only ever updated incrementally (RFC 1624): the IPv4 header checksum
+//! for the addresses, the TCP/UDP checksum for the pseudo-header addresses and the
+//! ports. The payload is never read, so the cost does not depend on the packet size, and
+//! a checksum that was wrong on arrival stays wrong (the end host still detects the
+//! corruption). Checksums are not verified here. A UDP/IPv4 checksum of 0 ("none")
+//! stays 0; a UDP checksum that comes out as 0 is sent as 0xffff. The TTL / hop limit
+//! is not decremented here: routing does that.
+
+use std::net::IpAddr;
+
+use thiserror::Error;
+use wire::checksum::{self, Delta};
+use wire::{IpVersion, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket};
+
+use crate::buf::{NoRoom, PacketBuf};
+use crate::types::Proto;
+
+/// Why a packet cannot be translated. The packet is left untouched in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+pub enum TranslateError {
+    /// A header is cut short.
+    #[error("truncated packet")]
+    Truncated,
+    /// A header holds impossible values (bad version, lengths, extension headers).
+    #[error("malformed packet")]
+    Malformed,
+    /// The packet is an IP fragment; FullNAT needs the transport header of every
+    /// packet.
+    #[error("IP fragment")]
+    Fragment,
+    /// The transport protocol is not TCP or UDP (the number is given).
+    #[error("unsupported IP protocol {0}")]
+    UnsupportedProtocol(u8),
+    /// The new addresses are not of the packet's address family.
+    #[error("address family mismatch")]
+    FamilyMismatch,
+    /// The TCP header has no space left for the option (60 bytes at most).
+    #[error("no TCP option space left")]
+    NoOptionSpace,
+    /// The packet would exceed the IP length limit (65535).
+    #[error("packet too long")]
+    TooLong,
+    /// The buffer has no headroom or tailroom for the bytes to insert.
+    #[error("no room in the packet buffer")]
+    NoRoom,
+    /// The packet is not an ICMP error message that quotes a TCP/UDP packet.
+    #[error("not a translatable ICMP error")]
+    NotIcmpError,
+}
+
+impl From<wire::Error> for TranslateError {
+    fn from(e: wire::Error) -> Self {
+        match e {
+            wire::Error::Truncated => TranslateError::Truncated,
+            _ => TranslateError::Malformed,
+        }
+    }
+}
+
+impl From<NoRoom> for TranslateError {
+    fn from(_: NoRoom) -> Self {
+        TranslateError::NoRoom
+    }
+}
+
+/// The new addresses and ports of a packet: what FullNAT writes (e.g. LIP:lport ->
+/// RIP:rport on the way in, VIP:vport -> CIP:cport on the way out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rewrite {
+    /// New source address.
+    pub src: IpAddr,
+    /// New source port.
+    pub sport: u16,
+    /// New destination address.
+    pub dst: IpAddr,
+    /// New destination port.
+    pub dport: u16,
+}
+
+/// What [`tuple()`] reads from a TCP or UDP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tuple {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// Source address.
+    pub src: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Destination port.
+    pub dport: u16,
+    /// The TCP flags (empty for UDP).
+    pub tcp_flags: TcpFlags,
+    /// Offset of the transport header from the start of the data.
+    pub l4: usize,
+    /// Length of the transport segment (header and payload) as the IP header gives it.
+    pub l4_len: usize,
+}
+
+/// Reads the tuple of the TCP or UDP packet whose IP header is at `l3` in `data`.
+///
+/// Refuses fragments (`Fragment`; an IPv6 "atomic fragment", offset 0 without more
+/// fragments, is a whole packet and accepted), protocols other than TCP and UDP, and
+/// packets whose IP, TCP or UDP header is cut short or malformed. Bytes after the IP
+/// packet (Ethernet padding) are ignored. Checksums are not verified.
+pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
+    let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
+    let (proto, src, dst, l4_rel, l4_len) = match IpVersion::of(ip) {
+        Some(IpVersion::V4) => {
+            let p = Ipv4Packet::new_checked(ip)?;
+            if p.is_fragment() {
+                return Err(TranslateError::Fragment);
+            }
+            let hl = p.header_len();
+            (p.protocol(), IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), hl, p.total_len() as usize - hl)
+        }
+        Some(IpVersion::V6) => {
+            let p = Ipv6Packet::new_checked(ip)?;
+            let ul = p.upper_layer()?;
+            if ul.is_fragment() {
+                return Err(TranslateError::Fragment);
+            }
+            let end = wire::ipv6::HEADER_LEN + p.payload_len() as usize;
+            (ul.protocol, IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()), ul.offset, end - ul.offset)
+        }
+        None => {
+            return Err(if ip.is_empty() { TranslateError::Truncated } else { TranslateError::Malformed });
+        }
+    };
+    let proto = Proto::from_number(proto.0).ok_or(TranslateError::UnsupportedProtocol(proto.0))?;
+    let seg = ip.get(l4_rel..l4_rel + l4_len).ok_or(TranslateError::Truncated)?;
+    let (sport, dport, tcp_flags) = match proto {
+        Proto::Tcp => {
+            let t = TcpPacket::new_checked(seg)?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        Proto::Udp => {
+            let u = UdpPacket::new_checked(seg)?;
+            (u.src_port(), u.dst_port(), TcpFlags::empty())
+        }
+    };
+    Ok(Tuple { proto, src, sport, dst, dport, tcp_flags, l4: l3 + l4_rel, l4_len })
+}
+
+/// Replaces the addresses and ports of the TCP or UDP packet at `l3` with those of
+/// `rw`, updating the checksums incrementally (see the module documentation).
+/// `rw` must be of the packet's address family (`FamilyMismatch` otherwise). The
+/// packet is untouched on error.
+pub fn rewrite<B: PacketBuf>(buf: &mut B, l3: usize, rw: &Rewrite) -> Result<(), TranslateError> {
+    let t = tuple(buf.data(), l3)?;
+    rewrite_parsed(buf.data_mut(), l3, &t, rw)
+}
+
+/// [`rewrite`] for a packet whose tuple the caller already read with [`tuple()`] (and
+/// has not changed since), to avoid parsing twice on the fast path.
+pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Result<(), TranslateError> {
+    if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
+        return Err(TranslateError::FamilyMismatch);
+    }
+    let mut addrs = Delta::new();
+    addrs.replace_addr(t.src, rw.src);
+    addrs.replace_addr(t.dst, rw.dst);
+    write_ip_addrs(data, l3, rw.src, rw.dst, addrs)?;
+
+    let mut l4 = addrs;
+    l4.replace16(t.sport, rw.sport);
+    l4.replace16(t.dport, rw.dport);
+    let seg = data.get_mut(t.l4..t.l4 + t.l4_len).ok_or(TranslateError::Truncated)?;
+    patch_l4(seg, t.proto, t.src.is_ipv4(), rw.sport, rw.dport, l4)
+}
+
+/// Writes new IP addresses at `l3` (IPv4 or IPv6 by the version nibble), applying
+/// `delta` (the addresses' change) to the IPv4 header checksum.
+pub(crate) fn write_ip_addrs(
+    data: &mut [u8],
+    l3: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    delta: Delta,
+) -> Result<(), TranslateError> {
+    let ip = data.get_mut(l3..).ok_or(TranslateError::Truncated)?;
+    match (IpVersion::of(ip), src, dst) {
+        (Some(IpVersion::V4), IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut p = Ipv4Packet::new_checked_header(ip)?;
+            let c = delta.apply(p.checksum());
+            p.set_src_addr(s);
+            p.set_dst_addr(d);
+            p.set_checksum(c);
+        }
+        (Some(IpVersion::V6), IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut p = Ipv6Packet::new_checked_header(ip)?;
+            p.set_src_addr(s);
+            p.set_dst_addr(d);
+        }
+        (None, _, _) => return Err(TranslateError::Malformed),
+        _ => return Err(TranslateError::FamilyMismatch),
+    }
+    Ok(())
+}
+
+/// Writes new ports into a TCP or UDP header (at least its first 8 bytes in `seg`)
+/// and applies `delta` to its checksum if the checksum field is in `seg`. A UDP/IPv4
+/// checksum of 0 stays 0; a UDP checksum coming out as 0 is written as 0xffff.
+pub(crate) fn patch_l4(
+    seg: &mut [u8],
+    proto: Proto,
+    ipv4: bool,
+    sport: u16,
+    dport: u16,
+    delta: Delta,
+) -> Result<(), TranslateError> {
+    let csum_at = match proto {
+        Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
+        Proto::Udp => wire::udp::CHECKSUM_OFFSET,
+    };
+    if seg.len() < wire::udp::HEADER_LEN {
+        return Err(TranslateError::Truncated);
+    }
+    if let Some(field) = seg.get_mut(csum_at..csum_at + 2) {
+        let old = u16::from_be_bytes([field[0], field[1]]);
+        let new = match proto {
+            Proto::Tcp => delta.apply(old),
+            Proto::Udp if ipv4 && old == 0 => 0,
+            Proto::Udp => checksum::udp_nonzero(delta.apply(old)),
+        };
+        field.copy_from_slice(&new.to_be_bytes());
+    }
+    seg[0..2].copy_from_slice(&sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&dport.to_be_bytes());
+    Ok(())
+}
+
+/// Test helpers shared by the translation modules' tests: an independent check of a
+/// packet with etherparse, checksums included.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::net::IpAddr;
+
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+    /// What etherparse read from a bare IP packet, all checksums verified.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Seen {
+        pub src: IpAddr,
+        pub dst: IpAddr,
+        pub sport: u16,
+        pub dport: u16,
+        pub tcp_options: Vec<u8>,
+        pub payload: Vec<u8>,
+        pub icmp_payload: Vec<u8>,
+    }
+
+    /// Parses the bare IP packet `data` with etherparse, asserting that the IPv4
+    /// header, TCP, UDP (unless 0 over IPv4), ICMPv4 and ICMPv6 checksums are correct.
+    pub fn check(data: &[u8]) -> Seen {
+        let sp = SlicedPacket::from_ip(data).unwrap_or_else(|e| panic!("etherparse: {e:?}\n{data:02x?}"));
+        let (src, dst, s4, d4, s6, d6) = match sp.net.as_ref().expect("IP") {
+            NetSlice::Ipv4(v4) => {
+                let h = v4.header();
+                assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "IPv4 checksum");
+                let (s, d) = (h.source(), h.destination());
+                (IpAddr::from(s), IpAddr::from(d), s, d, [0; 16], [0; 16])
+            }
+            NetSlice::Ipv6(v6) => {
+                let h = v6.header();
+                let (s, d) = (h.source(), h.destination());
+                (IpAddr::from(s), IpAddr::from(d), [0; 4], [0; 4], s, d)
+            }
+        };
+        let v4 = src.is_ipv4();
+        let mut seen =
+            Seen { src, dst, sport: 0, dport: 0, tcp_options: vec![], payload: vec![], icmp_payload: vec![] };
+        match sp.transport.expect("transport") {
+            TransportSlice::Tcp(t) => {
+                let c = if v4 { t.calc_checksum_ipv4(s4, d4) } else { t.calc_checksum_ipv6(s6, d6) }.unwrap();
+                assert_eq!(c, t.checksum(), "TCP checksum");
+                seen.sport = t.source_port();
+                seen.dport = t.destination_port();
+                seen.tcp_options = t.options().to_vec();
+                seen.payload = t.payload().to_vec();
+            }
+            TransportSlice::Udp(u) => {
+                let h = u.to_header();
+                if !(v4 && h.checksum == 0) {
+                    let c = if v4 {
+                        h.calc_checksum_ipv4_raw(s4, d4, u.payload())
+                    } else {
+                        h.calc_checksum_ipv6_raw(s6, d6, u.payload())
+                    }
+                    .unwrap();
+                    assert_eq!(c, h.checksum, "UDP checksum");
+                }
+                seen.sport = h.source_port;
+                seen.dport = h.destination_port;
+                seen.payload = u.payload().to_vec();
+            }
+            TransportSlice::Icmpv4(i) => {
+                let h = i.header();
+                assert_eq!(h.icmp_type.calc_checksum(i.payload()), h.checksum, "ICMPv4 checksum");
+                seen.icmp_payload = i.payload().to_vec();
+            }
+            TransportSlice::Icmpv6(i) => {
+                assert!(i.is_checksum_valid(s6, d6), "ICMPv6 checksum");
+                seen.icmp_payload = i.payload().to_vec();
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+    use wire::builder::PacketBuilder;
+    use wire::{EthernetAddress, IpProtocol};
+
+    use super::testutil::check;
+    use super::*;
+    use crate::buf::VecBuf;
+
+    const CIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+    const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 5);
+    const RIP: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 9);
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn inbound_v4() -> Rewrite {
+        Rewrite { src: LIP.into(), sport: 5001, dst: RIP.into(), dport: 8080 }
+    }
+
+    #[test]
+    fn tcp_v4_in_ethernet_with_padding() {
+        let m = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let frame =
+            PacketBuilder::eth(m, m).pad_to(60).ipv4(CIP, VIP).tcp(40000, 80).flags(TcpFlags::ACK).ack(5).build();
+        let t = tuple(&frame, 14).unwrap();
+        assert_eq!(
+            t,
+            Tuple {
+                proto: Proto::Tcp,
+                src: CIP.into(),
+                sport: 40000,
+                dst: VIP.into(),
+                dport: 80,
+                tcp_flags: TcpFlags::ACK,
+                l4: 34,
+                l4_len: 20,
+            }
+        );
+        let mut buf = VecBuf::new(&frame);
+        rewrite(&mut buf, 14, &inbound_v4()).unwrap();
+        let out = buf.to_vec();
+        assert_eq!(out.len(), 60, "padding kept, nothing moved");
+        let seen = check(&out[14..54]);
+        assert_eq!((seen.src, seen.sport, seen.dst, seen.dport), (LIP.into(), 5001, RIP.into(), 8080));
+        assert_eq!(&out[..14], &frame[..14]);
+    }
+
+    #[test]
+    fn udp_v4_zero_checksum_stays_zero() {
+        let pkt = PacketBuilder::ipv4(CIP, VIP).udp(5353, 53).no_checksum().payload(b"query").build();
+        let mut buf = VecBuf::new(&pkt);
+        rewrite(&mut buf, 0, &inbound_v4()).unwrap();
+        let out = buf.to_vec();
+        assert_eq!(UdpPacket::new_checked(&out[20..]).unwrap().checksum(), 0);
+        let seen = check(&out);
+        assert_eq!((seen.sport, seen.dport, seen.payload.as_slice()), (5001, 8080, &b"query"[..]));
+    }
+
+    #[test]
+    fn tcp_and_udp_v6_with_extension_header() {
+        let (c, v, l, r) = (v6("2001:db8:c::1"), v6("2001:db8:f::80"), v6("fd00:1::5"), v6("fd00:2::9"));
+        let rw = Rewrite { src: l.into(), sport: 6000, dst: r.into(), dport: 8443 };
+        for pkt in [
+            PacketBuilder::ipv6(c, v).tcp(1234, 443).flags(TcpFlags::SYN).mss(1440).payload(b"x").build(),
+            PacketBuilder::ipv6(c, v).ipv6_ext(IpProtocol::DSTOPTS, &[]).udp(1234, 443).payload(b"yz").build(),
+        ] {
+            let t = tuple(&pkt, 0).unwrap();
+            assert_eq!((t.src, t.sport, t.dst, t.dport), (c.into(), 1234, v.into(), 443));
+            let mut buf = VecBuf::new(&pkt);
+            rewrite(&mut buf, 0, &rw).unwrap();
+            let seen = check(&buf.to_vec());
+            assert_eq!((seen.src, seen.sport, seen.dst, seen.dport), (l.into(), 6000, r.into(), 8443));
+        }
+    }
+
+    #[test]
+    fn refusals_leave_the_packet_alone() {
+        let frag = PacketBuilder::ipv4(CIP, VIP).fragment(0, true).tcp(1, 2).payload(&[0; 8]).build();
+        assert_eq!(tuple(&frag, 0), Err(TranslateError::Fragment));
+        let later = PacketBuilder::ipv4(CIP, VIP).fragment(1480, false).protocol(IpProtocol::TCP).payload(&[0; 8]);
+        assert_eq!(tuple(&later.build(), 0), Err(TranslateError::Fragment));
+        let frag6 = PacketBuilder::ipv6(v6("::1"), v6("::2")).ipv6_fragment(0, true, 1).udp(1, 2).build();
+        assert_eq!(tuple(&frag6, 0), Err(TranslateError::Fragment));
+        let atomic6 = PacketBuilder::ipv6(v6("::1"), v6("::2")).ipv6_fragment(0, false, 1).udp(1, 2).build();
+        assert!(tuple(&atomic6, 0).is_ok());
+        let icmp = PacketBuilder::ipv4(CIP, VIP).icmpv4_echo_request(1, 1).build();
+        assert_eq!(tuple(&icmp, 0), Err(TranslateError::UnsupportedProtocol(1)));
+        let tcp = PacketBuilder::ipv4(CIP, VIP).tcp(1, 2).build();
+        assert_eq!(tuple(&tcp[..39], 0), Err(TranslateError::Truncated));
+        assert_eq!(tuple(&tcp, 41), Err(TranslateError::Truncated));
+        assert_eq!(tuple(&[0x55; 40], 0), Err(TranslateError::Malformed));
+
+        let mut buf = VecBuf::new(&tcp);
+        let bad = Rewrite { src: v6("::1").into(), sport: 1, dst: RIP.into(), dport: 2 };
+        assert_eq!(rewrite(&mut buf, 0, &bad), Err(TranslateError::FamilyMismatch));
+        let mut buf6 = VecBuf::new(&atomic6);
+        assert_eq!(rewrite(&mut buf6, 0, &inbound_v4()), Err(TranslateError::FamilyMismatch));
+        assert_eq!(buf.to_vec(), tcp);
+        assert_eq!(buf6.to_vec(), atomic6);
+    }
+
+    #[test]
+    fn wrong_checksum_stays_wrong() {
+        // A corrupted segment must not be "repaired" by the rewrite.
+        let pkt = PacketBuilder::ipv4(CIP, VIP).tcp(1, 2).payload(b"abc").checksum(0x1234).build();
+        let mut buf = VecBuf::new(&pkt);
+        rewrite(&mut buf, 0, &inbound_v4()).unwrap();
+        let out = buf.to_vec();
+        let tcp = TcpPacket::new_checked(&out[20..]).unwrap();
+        assert!(!tcp.verify_checksum(LIP.into(), RIP.into()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_rewrites_verify(
+            is_v6: bool, is_tcp: bool,
+            a: [u8; 16], b: [u8; 16], c: [u8; 16], d: [u8; 16],
+            p: (u16, u16, u16, u16),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let ip = |x: [u8; 16]| -> IpAddr {
+                if is_v6 { Ipv6Addr::from(x).into() } else { Ipv4Addr::new(x[0], x[1], x[2], x[3]).into() }
+            };
+            let start = match (ip(a), ip(b)) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => PacketBuilder::ipv4(s, t),
+                (IpAddr::V6(s), IpAddr::V6(t)) => PacketBuilder::ipv6(s, t),
+                _ => unreachable!(),
+            };
+            let pkt = if is_tcp {
+                start.tcp(p.0, p.1).payload(&payload).build()
+            } else {
+                start.udp(p.0, p.1).payload(&payload).build()
+            };
+            let rw = Rewrite { src: ip(c), sport: p.2, dst: ip(d), dport: p.3 };
+            let mut buf = VecBuf::new(&pkt);
+            rewrite(&mut buf, 0, &rw).unwrap();
+            let out = buf.to_vec();
+            let seen = check(&out);
+            prop_assert_eq!((seen.src, seen.sport, seen.dst, seen.dport), (rw.src, rw.sport, rw.dst, rw.dport));
+            prop_assert_eq!(seen.payload, payload);
+            // And back again gives the original bytes.
+            let back = Rewrite { src: ip(a), sport: p.0, dst: ip(b), dport: p.1 };
+            rewrite(&mut buf, 0, &back).unwrap();
+            let again = buf.to_vec();
+            check(&again);
+            prop_assert_eq!(&again[..], &pkt[..]);
+        }
+    }
+}

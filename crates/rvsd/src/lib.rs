@@ -2,3 +2,4 @@
 //! layer (ARP/ND/ICMP/routes), and the control thread.
 
 pub mod config;
+pub mod pktbuf;

@@ -1,0 +1,307 @@
+//! Maglev hashing (`ip_vs_mh.c`; Eisenbud et al., NSDI 2016, section 3.4): consistent
+//! hashing through a lookup table of prime size M, built once per generation.
+//!
+//! Each server with a positive weight gets a preference list of all M slots, the
+//! permutation `offset + j * skip (mod M)`, with `offset` and `skip` from a hash of its
+//! address and port (so every balancer with the same configuration builds the same
+//! table). Servers take turns claiming their next free preferred slot until the table
+//! is full. Weights: after one turn each (so every server owns a slot), the next turn
+//! always goes to the server with the smallest `(owned + 1) / weight` (ties to the
+//! earlier server), so at every point each server owns its weighted share of the
+//! claimed slots within one slot; with equal weights this is plain round robin, as in
+//! the paper. Removing a server frees its slots, which the others' preference lists
+//! absorb, and moves few of the others' slots (see the tests for the figure).
+//!
+//! Lookup hashes the client address (and port with `hash_port`) to a slot. When that
+//! server is drained or overloaded, with `hash_fallback` the client is rehashed a few
+//! times, then the table is walked from its slot to the first available server; both
+//! deterministic per client. Drained (weight 0) servers are left out of the table.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::net::IpAddr;
+
+use super::{hash_endpoint, Candidates};
+use crate::service::Dest;
+
+/// Default table size: a prime above 65536, so up to ~650 servers get their share
+/// within 1%.
+pub const MH_DEFAULT_TABLE_SIZE: u32 = 65_537;
+/// Smallest accepted table size (IPVS's smallest).
+pub const MH_MIN_TABLE_SIZE: u32 = 251;
+/// Largest accepted table size (the largest prime below 2^20; 4 MiB per service).
+pub const MH_MAX_TABLE_SIZE: u32 = 1_048_573;
+
+const EMPTY: u32 = u32::MAX;
+const SEED_OFFSET: u64 = 0x6d68_6f66;
+const SEED_SKIP: u64 = 0x6d68_736b;
+const SEED_CLIENT: u64 = 0x6d68_636c;
+/// How many rehashes the fallback tries before walking the table.
+const FALLBACK_REHASHES: u64 = 8;
+
+/// Whether `n` is prime (trial division; table build time only).
+pub fn is_prime(n: u32) -> bool {
+    if n < 2 {
+        return false;
+    }
+    if n & 1 == 0 {
+        return n == 2;
+    }
+    let mut d = 3u32;
+    while u64::from(d) * u64::from(d) <= u64::from(n) {
+        if n.rem_euclid(d) == 0 {
+            return false;
+        }
+        d += 2;
+    }
+    true
+}
+
+/// A built Maglev lookup table: slot -> server index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaglevTable {
+    entries: Vec<u32>,
+}
+
+/// A server's turn in the weighted fill: ordered by `(owned + 1) / weight`, then index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Turn {
+    next: u64,
+    weight: u64,
+    member: u32,
+}
+
+impl Ord for Turn {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Reversed so that BinaryHeap (a max-heap) pops the smallest pass first.
+        (o.next * self.weight).cmp(&(self.next * o.weight)).then(o.member.cmp(&self.member))
+    }
+}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl MaglevTable {
+    /// Build the table of size `size` (a prime, at least the number of servers; the
+    /// service table validates it) over the servers with a positive weight.
+    pub fn build(dests: &[Dest], size: u32) -> Self {
+        let m = size.max(1) as usize;
+        let mut entries = vec![EMPTY; m];
+        let members: Vec<u32> = (0..dests.len() as u32).filter(|&i| dests[i as usize].weight > 0).collect();
+        if members.is_empty() {
+            return MaglevTable { entries };
+        }
+        let m64 = m as u64;
+        let mut pos: Vec<u64> = Vec::with_capacity(members.len());
+        let mut skip: Vec<u64> = Vec::with_capacity(members.len());
+        for &i in &members {
+            let d = &dests[i as usize];
+            pos.push(hash_endpoint(d.addr, d.port, SEED_OFFSET) % m64);
+            skip.push(if m64 > 1 { hash_endpoint(d.addr, d.port, SEED_SKIP) % (m64 - 1) + 1 } else { 1 });
+        }
+        let mut filled = 0usize;
+        // Claim the member's next free preferred slot.
+        let mut claim = |k: usize, entries: &mut Vec<u32>| loop {
+            let c = pos[k] as usize;
+            pos[k] += skip[k];
+            if pos[k] >= m64 {
+                pos[k] -= m64;
+            }
+            if entries[c] == EMPTY {
+                entries[c] = members[k];
+                return;
+            }
+        };
+        // One turn each, so every member owns a slot (size >= members).
+        for k in 0..members.len() {
+            if filled == m {
+                break;
+            }
+            claim(k, &mut entries);
+            filled += 1;
+        }
+        let mut heap: BinaryHeap<Turn> = (0..members.len())
+            .map(|k| Turn { next: 2, weight: u64::from(dests[members[k] as usize].weight), member: k as u32 })
+            .collect();
+        while filled < m {
+            let Some(mut t) = heap.pop() else { break };
+            claim(t.member as usize, &mut entries);
+            filled += 1;
+            t.next += 1;
+            heap.push(t);
+        }
+        MaglevTable { entries }
+    }
+
+    /// The table size M.
+    pub fn size(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The server index owning `slot`, if any.
+    pub fn get(&self, slot: usize) -> Option<usize> {
+        match self.entries.get(slot) {
+            Some(&i) if i != EMPTY => Some(i as usize),
+            _ => None,
+        }
+    }
+
+    /// Every slot's server index (`u32::MAX` = none), for inspection and tests.
+    pub fn entries(&self) -> &[u32] {
+        &self.entries
+    }
+
+    /// The slot of a client: hash of its address, and port when `hash_port`.
+    pub fn slot(&self, client: IpAddr, cport: u16, hash_port: bool) -> usize {
+        self.rehash_slot(client, cport, hash_port, 0)
+    }
+
+    fn rehash_slot(&self, client: IpAddr, cport: u16, hash_port: bool, round: u64) -> usize {
+        let port = if hash_port { cport } else { 0 };
+        (hash_endpoint(client, port, SEED_CLIENT.wrapping_add(round)) % self.entries.len().max(1) as u64) as usize
+    }
+}
+
+/// The client's server, with fallback as configured.
+pub(crate) fn pick(
+    c: &Candidates<'_>,
+    t: &MaglevTable,
+    client: IpAddr,
+    cport: u16,
+    hash_port: bool,
+    fallback: bool,
+) -> Option<usize> {
+    let slot = t.slot(client, cport, hash_port);
+    let first = t.get(slot)?;
+    if c.available(first) {
+        return Some(first);
+    }
+    if !fallback {
+        return None;
+    }
+    for round in 1..=FALLBACK_REHASHES {
+        if let Some(i) = t.get(t.rehash_slot(client, cport, hash_port, round)) {
+            if c.available(i) {
+                return Some(i);
+            }
+        }
+    }
+    // Rare (most servers unavailable): walk the table, after checking that the walk
+    // will end early.
+    if !(0..c.len()).any(|i| c.available(i)) {
+        return None;
+    }
+    let m = t.size();
+    (1..m).filter_map(|k| t.get((slot + k) % m)).find(|&i| c.available(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn shares(t: &MaglevTable, n: usize) -> Vec<usize> {
+        let mut s = vec![0; n];
+        for &e in t.entries() {
+            s[e as usize] += 1;
+        }
+        s
+    }
+
+    #[test]
+    fn primes() {
+        assert!(is_prime(65_537) && is_prime(251) && is_prime(MH_MAX_TABLE_SIZE) && is_prime(2));
+        assert!(!is_prime(65_536) && !is_prime(1) && !is_prime(65_535) && !is_prime(9));
+    }
+
+    #[test]
+    fn weighted_share_within_one_percent() {
+        // N = 100, M = 65537 > 100 N; weights 1..=4.
+        let weights: Vec<u32> = (0..100).map(|i| i % 4 + 1).collect();
+        let d = dests(&weights);
+        let t = MaglevTable::build(&d, 65_537);
+        let total_w: u32 = weights.iter().sum();
+        let mut worst = 0f64;
+        for (i, &got) in shares(&t, 100).iter().enumerate() {
+            let want = 65_537.0 * f64::from(weights[i]) / f64::from(total_w);
+            worst = worst.max((got as f64 - want).abs() / want);
+        }
+        println!("mh weighted share: worst deviation {:.3}%", worst * 100.0);
+        assert!(worst < 0.01);
+        // Equal weights, N = 600: still within 1% (109 slots each).
+        let t = MaglevTable::build(&dests(&[1; 600]), 65_537);
+        let s = shares(&t, 600);
+        let (lo, hi) = (s.iter().min().unwrap(), s.iter().max().unwrap());
+        assert!(hi - lo <= 1, "{lo}..{hi}");
+    }
+
+    #[test]
+    fn removal_moves_few_other_slots() {
+        let mut d = dests(&[1; 100]);
+        let before = MaglevTable::build(&d, 65_537);
+        let removed = d.remove(37);
+        let after = MaglevTable::build(&d, 65_537);
+        let addr_before = |slot: usize| {
+            let i = before.get(slot).unwrap();
+            if i == 37 {
+                None
+            } else {
+                Some(dests(&[1; 100])[i].addr)
+            }
+        };
+        let mut moved_others = 0;
+        let mut owned_by_removed = 0;
+        for slot in 0..65_537 {
+            let now = d[after.get(slot).unwrap()].addr;
+            assert_ne!(now, removed.addr);
+            match addr_before(slot) {
+                None => owned_by_removed += 1,
+                Some(a) if a != now => moved_others += 1,
+                Some(_) => {}
+            }
+        }
+        let pct = 100.0 * moved_others as f64 / f64::from(65_537 - owned_by_removed);
+        println!("mh: removing 1 of 100 servers moved {owned_by_removed} of its slots and {moved_others} ({pct:.2}%) of the others'");
+        assert!(pct < 3.0, "{pct}");
+    }
+
+    #[test]
+    fn drained_left_out_and_fallback() {
+        let d = dests(&[1, 0, 1, 1]);
+        let t = MaglevTable::build(&d, 251);
+        assert_eq!(shares(&t, 4)[1], 0);
+        let s = slots(4);
+        let ok = counters(&[(0, 0, false); 4]);
+        let over = counters(&[(0, 0, false), (0, 0, false), (0, 0, true), (0, 0, false)]);
+        let none = counters(&[(0, 0, true); 4]);
+        for n in 0..500u32 {
+            let client = IpAddr::V4(Ipv4Addr::from(0xc000_0200 + n));
+            let a = pick(&view(&d, &s, &ok), &t, client, 0, false, true).unwrap();
+            assert_eq!(pick(&view(&d, &s, &ok), &t, client, 9, false, true), Some(a));
+            let b = pick(&view(&d, &s, &over), &t, client, 0, false, true).unwrap();
+            assert!(b != 2 && (a == 2 || a == b));
+            if a == 2 {
+                assert_eq!(pick(&view(&d, &s, &over), &t, client, 0, false, false), None);
+            }
+            assert_eq!(pick(&view(&d, &s, &none), &t, client, 0, false, true), None);
+        }
+        let empty = MaglevTable::build(&dests(&[0, 0]), 251);
+        assert_eq!(pick(&view(&d, &s, &ok), &empty, "10.0.0.1".parse().unwrap(), 0, false, true), None);
+    }
+
+    #[test]
+    #[ignore = "timing; run in release: cargo test -p fnat --release --lib maglev_build_time -- --ignored --nocapture"]
+    fn maglev_build_time() {
+        let d = dests(&[1; 1000]);
+        let t0 = std::time::Instant::now();
+        let runs = 20;
+        for _ in 0..runs {
+            std::hint::black_box(MaglevTable::build(std::hint::black_box(&d), 65_537));
+        }
+        println!("mh build, 1000 servers, M=65537: {:?} per table", t0.elapsed() / runs);
+    }
+}
