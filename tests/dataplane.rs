@@ -116,7 +116,7 @@ fn connections_expire_after_their_timeouts() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
     for (k, v) in [("established", 3), ("fin_wait", 2), ("time_wait", 2), ("close", 1), ("close_wait", 2), ("last_ack", 2)] {
-        t.config["timeouts"][k] = toml::Value::Integer(v);
+        t.config["timeouts"].as_table_mut().expect("[timeouts]").insert(k.into(), toml::Value::Integer(v));
     }
     t.start_rvsd().expect("rvsd starts");
     let (_, ok) = t.curl_many(&urls(VIP4, 50, ""), 30);

@@ -1,1 +1,844 @@
-//! (being written)
+//! One worker's FullNAT engine: classify a packet, find or create its connection,
+//! translate it, and say where it goes.
+//!
+//! An [`Engine`] owns everything a worker needs outright (connection table, scheduler
+//! state, local-port pools, timer wheel, counters), so the per-packet path takes no
+//! lock, makes no syscall and allocates nothing: all memory is sized from
+//! [`EngineConfig`] at start-up. The service table is an immutable generation passed
+//! in by reference; a new generation is adopted by [`Engine::bind`] (the only place,
+//! besides the control helpers, that allocates).
+//!
+//! # A packet's way through [`Engine::process`]
+//! - TCP/UDP: the tuple is looked up in the connection table, which answers for both
+//!   directions at once.
+//!   - Hit from the client (inbound): rewritten `LIP:lport → RIP:rport`; on the
+//!     handshake-completing ACK (the first client ACK after the server's SYN-ACK) the
+//!     TOA option with `CIP:cport` is inserted, once per connection.
+//!   - Hit from the real server (outbound): rewritten `VIP:vport → CIP:cport`; on the
+//!     SYN-ACK, with TOA on, the MSS option is lowered by the TOA length so the
+//!     client's segments still fit once TOA is added.
+//!   - Miss towards a service: a UDP packet, or a TCP SYN (SYN without ACK, RST or
+//!     FIN), opens a connection: scheduler pick, local address and port from the
+//!     service's LIP set, insert, translate. **Any other TCP packet without a
+//!     connection is dropped** (`no_conn`): the balancer cannot make up a connection
+//!     mid-stream (there is no real server that knows it); the client's stack times
+//!     out or resets. This is also what a client sees for connections that lived on
+//!     another balancer before a failover (no connection sync).
+//!   - Miss towards a local address: [`Verdict::Redirect`] if another worker owns the
+//!     port ([`PortOwnership`]), otherwise dropped (`reply_no_conn`).
+//!   - Anything else: [`Verdict::NotMine`] (ARP/ICMP/kernel: the dataplane's business).
+//! - ICMP/ICMPv6 errors quoting a packet of a known connection are translated to the
+//!   other side (see [`crate::icmp_err`]); other ICMP is [`Verdict::NotMine`].
+//! - Every packet of a connection pushes its expiry (`now + timeout(state)`); the
+//!   timer wheel frees it when that passes ([`Engine::expire`]).
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use wire::TcpFlags;
+
+use crate::buf::PacketBuf;
+use crate::conn::{Addr, Conn, ConnError, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
+use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
+use crate::sapool::{AllocError, PortOwnership, PortRange, SaPool, SaPoolError};
+use crate::sched::{SchedError, SchedState};
+use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
+use crate::stats::{DropReason, Gauge, Stats, StatsSnapshot};
+use crate::tcp_state::{Direction, TcpState, Timeouts};
+use crate::timer::{TimerWheel, WheelConfig};
+use crate::toa::{clamp_mss, insert_toa, toa_len};
+use crate::translate::{rewrite_parsed, tuple, Rewrite, TranslateError, Tuple};
+use crate::types::{Millis, Proto};
+
+/// A set of local addresses (DPVS `-P ... -z LIP`, keepalived `local_address_group`):
+/// for one service, or the default for services without their own set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAddrSet {
+    /// The service using these addresses; `None` = every service without its own set.
+    #[serde(default)]
+    pub service: Option<ServiceKey>,
+    /// The local addresses, used in turn (IPv4 and IPv6 may be mixed: a connection
+    /// uses those of its real server's family).
+    pub lips: Vec<IpAddr>,
+}
+
+fn default_capacity() -> u32 {
+    1 << 20
+}
+fn default_true() -> bool {
+    true
+}
+fn default_probes() -> u32 {
+    32
+}
+fn default_max_services() -> usize {
+    1024
+}
+fn default_max_rs() -> usize {
+    16384
+}
+fn default_persist() -> usize {
+    65536
+}
+fn default_workers() -> u32 {
+    1
+}
+
+/// Everything an [`Engine`] is sized and tuned from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// This worker's id, `0..workers`.
+    #[serde(default)]
+    pub worker: u16,
+    /// How many workers share the local ports (see [`PortOwnership`]).
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Connections this worker can hold (the pool is allocated at start-up, ~128 B
+    /// each all-in).
+    #[serde(default = "default_capacity")]
+    pub conn_capacity: u32,
+    /// Idle timeouts per state.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Timer wheel geometry.
+    #[serde(default)]
+    pub wheel: WheelConfig,
+    /// Insert the client's address as a TOA option (and clamp the MSS for it).
+    #[serde(default = "default_true")]
+    pub toa: bool,
+    /// Usable local ports.
+    #[serde(default)]
+    pub port_range: PortRange,
+    /// Ports tried per new connection before refusing it (`no_local_port`).
+    #[serde(default = "default_probes")]
+    pub port_probes: u32,
+    /// Local address sets.
+    #[serde(default)]
+    pub local_addrs: Vec<LocalAddrSet>,
+    /// Per-service counters kept (indexed by the stable `SvcId`).
+    #[serde(default = "default_max_services")]
+    pub max_services: usize,
+    /// Per-real-server counters kept (indexed by the stable `RsId`).
+    #[serde(default = "default_max_rs")]
+    pub max_real_servers: usize,
+    /// Persistence templates this worker can hold.
+    #[serde(default = "default_persist")]
+    pub persist_capacity: usize,
+    /// Seed of the connection hash; random when absent (set it only for tests).
+    #[serde(default)]
+    pub hash_seed: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker: 0,
+            workers: 1,
+            conn_capacity: default_capacity(),
+            timeouts: Timeouts::default(),
+            wheel: WheelConfig::default(),
+            toa: true,
+            port_range: PortRange::default(),
+            port_probes: default_probes(),
+            local_addrs: Vec::new(),
+            max_services: default_max_services(),
+            max_real_servers: default_max_rs(),
+            persist_capacity: default_persist(),
+            hash_seed: None,
+        }
+    }
+}
+
+/// Why an engine could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EngineError {
+    /// Bad connection capacity.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    /// Bad worker count, worker id or port range.
+    #[error(transparent)]
+    Ports(#[from] SaPoolError),
+}
+
+/// What to do with a packet after [`Engine::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Translated in place: send it towards `dst` (the real server for
+    /// [`Direction::Input`], the client for [`Direction::Output`]).
+    Forward {
+        /// The next-hop target: RIP or CIP.
+        dst: IpAddr,
+        /// Which way it goes.
+        dir: Direction,
+        /// Its connection (the dataplane may cache a next hop in it).
+        conn: ConnRef,
+    },
+    /// Dropped, for this reason (already counted).
+    Drop(DropReason),
+    /// Neither a service's packet nor a reply to a local address: ARP, ICMP to the
+    /// box, routing protocols, the kernel twin... (untouched).
+    NotMine,
+    /// A reply to a local port another worker owns: hand it over (untouched).
+    Redirect {
+        /// The owning worker.
+        owner: u16,
+    },
+}
+
+/// A connection as the control plane lists it (`ipvsadm -lnc`, DPVS style).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    /// The owning worker.
+    pub worker: u16,
+    /// Protocol.
+    pub proto: Proto,
+    /// TCP state (`None` for UDP).
+    pub state: TcpState,
+    /// Milliseconds until expiry.
+    pub expires_ms: u64,
+    /// Client.
+    pub client: SocketAddr,
+    /// Virtual service address.
+    pub virt: SocketAddr,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Real server.
+    pub real: SocketAddr,
+    /// Service's stable id.
+    pub svc: u32,
+    /// Real server's stable id.
+    pub rs: u32,
+    /// The TOA option was inserted.
+    pub toa: bool,
+}
+
+impl ConnInfo {
+    /// The state as ipvsadm prints it (`ESTABLISHED`, ..., `UDP`).
+    pub fn state_name(&self) -> &'static str {
+        match self.proto {
+            Proto::Udp => "UDP",
+            Proto::Tcp => self.state.name(),
+        }
+    }
+}
+
+/// What [`Engine::expire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExpireReport {
+    /// Connections freed.
+    pub freed: u32,
+    /// Entries whose expiry had moved later and were re-filed.
+    pub refiled: u32,
+    /// Whether the budget ran out before catching up with `now`.
+    pub more: bool,
+}
+
+const NO_SET: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+enum Parsed {
+    Tcpudp(Tuple, ConnKey),
+    Err(TranslateError),
+}
+
+/// One worker's FullNAT state (see the module documentation).
+#[derive(Debug)]
+pub struct Engine {
+    worker: u16,
+    timeouts: Timeouts,
+    toa: bool,
+    conns: ConnTable,
+    wheel: TimerWheel,
+    sched: SchedState,
+    pools: SaPool,
+    stats: Stats,
+    /// Per LIP set: the service it is for (None = default).
+    set_keys: Vec<Option<ServiceKey>>,
+    default_set: u32,
+    /// The generation bound and, per `SvcIdx` of it, the LIP set index.
+    generation: Option<u64>,
+    svc_set: Vec<u32>,
+}
+
+#[inline]
+fn ip_key(proto: Proto, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> ConnKey {
+    ConnKey::new(proto, Addr::from(src), sport, Addr::from(dst), dport)
+}
+
+impl Engine {
+    /// Builds a worker's engine, allocating all its memory now.
+    pub fn new(cfg: &EngineConfig, now: Millis) -> Result<Engine, EngineError> {
+        let hasher = cfg.hash_seed.map_or_else(KeyHasher::random, KeyHasher::with_seed);
+        let conns = ConnTable::new(cfg.conn_capacity, hasher)?;
+        let own = PortOwnership::new(cfg.workers)?;
+        let mut pools = SaPool::new(own, cfg.worker, cfg.port_range, cfg.port_probes)?;
+        let mut set_keys = Vec::with_capacity(cfg.local_addrs.len());
+        let mut default_set = NO_SET;
+        for s in &cfg.local_addrs {
+            let lips: Vec<Addr> = s.lips.iter().map(|a| Addr::from(*a)).collect();
+            let i = pools.add_set(&lips);
+            if s.service.is_none() && default_set == NO_SET {
+                default_set = i as u32;
+            }
+            set_keys.push(s.service);
+        }
+        Ok(Engine {
+            worker: cfg.worker,
+            timeouts: cfg.timeouts,
+            toa: cfg.toa,
+            wheel: TimerWheel::new(cfg.conn_capacity, cfg.wheel, now),
+            conns,
+            sched: SchedState::with_workers(cfg.persist_capacity, cfg.workers),
+            pools,
+            stats: Stats::new(cfg.max_services, cfg.max_real_servers),
+            set_keys,
+            default_set,
+            generation: None,
+            svc_set: Vec::with_capacity(cfg.max_services),
+        })
+    }
+
+    /// Adopts a service-table generation (a no-op if already bound): the scheduler
+    /// rebinds and each service finds its LIP set. Call it at the top of the worker
+    /// loop; [`process`](Self::process) does it too if needed.
+    pub fn bind(&mut self, table: &ServiceTable) {
+        if self.generation == Some(table.generation()) {
+            return;
+        }
+        self.sched.rebind(table);
+        self.svc_set.clear();
+        for s in table.services() {
+            let own = self.set_keys.iter().position(|k| *k == Some(s.key));
+            self.svc_set.push(own.map_or(self.default_set, |i| i as u32));
+        }
+        self.generation = Some(table.generation());
+    }
+
+    /// This worker's id.
+    pub fn worker(&self) -> u16 {
+        self.worker
+    }
+
+    /// The connection table (read-only: lookups, iteration, sizes).
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+
+    /// A connection, to update its next-hop cache slot.
+    pub fn conn_mut(&mut self, r: ConnRef) -> &mut Conn {
+        self.conns.get_mut(r)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// A serialisable copy of the counters.
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Zeroes the rate counters (`ipvsadm -Z`).
+    pub fn zero_stats(&mut self) {
+        self.stats.zero();
+    }
+
+    /// The scheduler state (counts per real server, persistence).
+    pub fn sched(&self) -> &SchedState {
+        &self.sched
+    }
+
+    /// The local address and port pools.
+    pub fn pools(&self) -> &SaPool {
+        &self.pools
+    }
+
+    /// The timer wheel (diagnostics).
+    pub fn wheel(&self) -> &TimerWheel {
+        &self.wheel
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// New timeouts; they apply from each connection's next packet (as in IPVS).
+    pub fn set_timeouts(&mut self, t: Timeouts) {
+        self.timeouts = t;
+    }
+
+    /// Turns TOA insertion on or off for new handshakes.
+    pub fn set_toa(&mut self, on: bool) {
+        self.toa = on;
+    }
+
+    /// Replaces the addresses of the LIP set for `service` (or the default set).
+    /// Existing connections keep their local address. Returns false if there is no
+    /// such set.
+    pub fn set_local_addrs(&mut self, service: Option<ServiceKey>, lips: &[IpAddr]) -> bool {
+        let Some(i) = self.set_keys.iter().position(|k| *k == service) else {
+            return false;
+        };
+        let lips: Vec<Addr> = lips.iter().map(|a| Addr::from(*a)).collect();
+        self.pools.set_lips(i, &lips);
+        true
+    }
+
+    #[inline]
+    fn timeout(&self, proto: Proto, state: TcpState) -> Millis {
+        match proto {
+            Proto::Tcp => self.timeouts.tcp(state),
+            Proto::Udp => self.timeouts.udp_ms(),
+        }
+    }
+
+    /// Translates one packet whose IP header is at `l3` in `buf` (see the module
+    /// documentation). The packet is modified only for [`Verdict::Forward`].
+    pub fn process<B: PacketBuf>(&mut self, table: &ServiceTable, buf: &mut B, l3: usize, now: Millis) -> Verdict {
+        self.bind(table);
+        let parsed = Self::parse(buf.data(), l3);
+        let hit = match &parsed {
+            Parsed::Tcpudp(_, k) => self.conns.lookup(k),
+            Parsed::Err(_) => None,
+        };
+        self.process_parsed(table, buf, l3, now, parsed, hit)
+    }
+
+    /// [`process`](Self::process) over a burst: `out[i]` is the verdict of `bufs[i]`,
+    /// whose IP header is at `l3[i]`, for `i` below the shortest of the three slices.
+    /// The connection lookups of each group of [`BURST`] packets are made together
+    /// (see [`ConnTable::lookup_burst`]), so their cache misses overlap.
+    pub fn process_burst<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        bufs: &mut [B],
+        l3: &[usize],
+        now: Millis,
+        out: &mut [Verdict],
+    ) {
+        self.bind(table);
+        let n = bufs.len().min(l3.len()).min(out.len());
+        let mut start = 0;
+        while start < n {
+            let m = (n - start).min(BURST);
+            let dummy = ConnKey::new(Proto::Tcp, Addr::UNSPECIFIED, 0, Addr::UNSPECIFIED, 0);
+            let mut parsed = [Parsed::Err(TranslateError::Truncated); BURST];
+            let mut keys = [dummy; BURST];
+            let mut hits: [Option<Hit>; BURST] = [None; BURST];
+            for i in 0..m {
+                parsed[i] = Self::parse(bufs[start + i].data(), l3[start + i]);
+                if let Parsed::Tcpudp(_, k) = &parsed[i] {
+                    keys[i] = *k;
+                }
+            }
+            self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
+            for i in 0..m {
+                let mut hit = hits[i];
+                if hit.is_none() {
+                    // An earlier packet of this burst may have opened the connection.
+                    if let Parsed::Tcpudp(_, k) = &parsed[i] {
+                        hit = self.conns.lookup(k);
+                    }
+                }
+                out[start + i] = self.process_parsed(table, &mut bufs[start + i], l3[start + i], now, parsed[i], hit);
+            }
+            start += m;
+        }
+    }
+
+    #[inline]
+    fn parse(data: &[u8], l3: usize) -> Parsed {
+        match tuple(data, l3) {
+            Ok(t) => {
+                let k = ip_key(t.proto, t.src, t.sport, t.dst, t.dport);
+                // IPv4-mapped addresses on an IPv6 packet would alias IPv4 keys.
+                if t.src.is_ipv6() && (k.src.is_v4() || k.dst.is_v4()) {
+                    return Parsed::Err(TranslateError::Malformed);
+                }
+                Parsed::Tcpudp(t, k)
+            }
+            Err(e) => Parsed::Err(e),
+        }
+    }
+
+    fn process_parsed<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        parsed: Parsed,
+        hit: Option<Hit>,
+    ) -> Verdict {
+        match parsed {
+            Parsed::Tcpudp(t, k) => match hit {
+                Some(h) => self.forward(buf, l3, now, &t, h),
+                None => self.miss(table, buf, l3, now, &t, &k),
+            },
+            Parsed::Err(TranslateError::UnsupportedProtocol(p)) if p == 1 || p == 58 => self.icmp(buf, l3),
+            Parsed::Err(TranslateError::UnsupportedProtocol(_)) => Verdict::NotMine,
+            Parsed::Err(TranslateError::Fragment) => self.drop(DropReason::Fragment),
+            Parsed::Err(_) => self.drop(DropReason::BadHeader),
+        }
+    }
+
+    #[inline]
+    fn drop(&mut self, r: DropReason) -> Verdict {
+        self.stats.drop(r);
+        Verdict::Drop(r)
+    }
+
+    /// Updates state, activity accounting and expiry of a connection after a packet
+    /// in `dir` with `flags`.
+    #[inline]
+    fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
+        let c = self.conns.get(r);
+        let (proto, old, svc, rs, old_exp) = (c.proto(), c.state, c.svc, c.rs, c.expires);
+        let mut state = old;
+        if proto == Proto::Tcp {
+            state = old.next(dir, flags.bits());
+            if state != old {
+                let was = old.is_active();
+                if was != state.is_active() {
+                    let c = self.conns.get_mut(r);
+                    if was {
+                        c.flags.clear(ConnFlags::ACTIVE);
+                        self.sched.conn_deactivated(RsId(rs));
+                        self.stats.gauge(svc, rs, Gauge::Deactivated);
+                    } else {
+                        c.flags.set(ConnFlags::ACTIVE);
+                        self.sched.conn_activated(RsId(rs));
+                        self.stats.gauge(svc, rs, Gauge::Activated);
+                    }
+                }
+            }
+        }
+        let exp = now + self.timeout(proto, state);
+        if exp < old_exp {
+            self.wheel.reschedule(r.index(), exp);
+        }
+        let c = self.conns.get_mut(r);
+        c.state = state;
+        c.expires = exp;
+    }
+
+    fn forward<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, h: Hit) -> Verdict {
+        let c = self.conns.get(h.conn);
+        let (rw, dst) = match h.dir {
+            Direction::Input => {
+                (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
+            }
+            Direction::Output => {
+                (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
+            }
+        };
+        let (svc, rs, cflags) = (c.svc, c.rs, c.flags);
+        let bytes = (t.l4 - l3 + t.l4_len) as u64;
+        if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        let f = t.tcp_flags;
+        if t.proto == Proto::Tcp && self.toa {
+            match h.dir {
+                Direction::Input => {
+                    if f.contains(TcpFlags::ACK)
+                        && !f.contains(TcpFlags::SYN)
+                        && !f.contains(TcpFlags::RST)
+                        && cflags.has(ConnFlags::SYNACK_SEEN)
+                        && !cflags.has(ConnFlags::TOA_DONE)
+                    {
+                        self.conns.get_mut(h.conn).flags.set(ConnFlags::TOA_DONE);
+                        let c = self.conns.get(h.conn);
+                        let (cip, cport) = (c.cip().ip(), c.cport());
+                        if insert_toa(buf, l3, cip, cport).is_err() {
+                            self.stats.drop(DropReason::ToaNoRoom);
+                        }
+                    }
+                }
+                Direction::Output => {
+                    if f.contains(TcpFlags::SYN) && f.contains(TcpFlags::ACK) {
+                        let c = self.conns.get(h.conn);
+                        let reduce = toa_len(c.cip().ip()) as u16;
+                        self.conns.get_mut(h.conn).flags.set(ConnFlags::SYNACK_SEEN);
+                        // A SYN-ACK without an MSS option keeps its (default) MSS.
+                        let _ = clamp_mss(buf, l3, reduce);
+                    }
+                }
+            }
+        } else if t.proto == Proto::Tcp
+            && h.dir == Direction::Output
+            && f.contains(TcpFlags::SYN)
+            && f.contains(TcpFlags::ACK)
+        {
+            self.conns.get_mut(h.conn).flags.set(ConnFlags::SYNACK_SEEN);
+        }
+        match h.dir {
+            Direction::Input => self.stats.packet_in(svc, rs, bytes),
+            Direction::Output => self.stats.packet_out(svc, rs, bytes),
+        }
+        self.touch(h.conn, h.dir, f, now);
+        Verdict::Forward { dst, dir: h.dir, conn: h.conn }
+    }
+
+    fn miss<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+    ) -> Verdict {
+        if let Some(svc) = table.lookup(t.proto, t.dst, t.dport) {
+            if t.proto == Proto::Tcp {
+                let f = t.tcp_flags;
+                let syn = f.contains(TcpFlags::SYN)
+                    && !f.contains(TcpFlags::ACK)
+                    && !f.contains(TcpFlags::RST)
+                    && !f.contains(TcpFlags::FIN);
+                if !syn {
+                    return self.drop(DropReason::NoConn);
+                }
+            }
+            return match self.open(table, svc, now, t, k) {
+                Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
+                Err(reason) => self.drop(reason),
+            };
+        }
+        if self.pools.is_lip(&k.dst) {
+            let owner = self.pools.ownership().owner(t.dport);
+            if owner != self.worker {
+                return Verdict::Redirect { owner };
+            }
+            return self.drop(DropReason::ReplyNoConn);
+        }
+        Verdict::NotMine
+    }
+
+    /// Opens a connection for the first packet `t` of a flow to service `svc`.
+    fn open(
+        &mut self,
+        table: &ServiceTable,
+        svc: SvcIdx,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+    ) -> Result<ConnRef, DropReason> {
+        if self.conns.free() == 0 {
+            // Refused before the scheduler moves a cursor or records persistence.
+            return Err(DropReason::PoolFull);
+        }
+        let pick = self.sched.schedule(table, svc, t.src, t.sport, now).map_err(|e| match e {
+            SchedError::NoDest => DropReason::NoRealServer,
+            SchedError::PersistFull => DropReason::PersistFull,
+        })?;
+        let rport = if pick.port == 0 { t.dport } else { pick.port };
+        let rip = Addr::from(pick.addr);
+        let set = self.svc_set.get(svc.0 as usize).copied().unwrap_or(NO_SET);
+        if set == NO_SET {
+            return Err(DropReason::NoLocalAddr);
+        }
+        let conns = &self.conns;
+        let (lip, lport) = self
+            .pools
+            .alloc(set as usize, rip.is_v4(), |lip, lport| {
+                conns.contains(&ConnKey::new(t.proto, rip, rport, lip, lport))
+            })
+            .map_err(|e| match e {
+                AllocError::NoLip => DropReason::NoLocalAddr,
+                AllocError::NoPort => DropReason::NoLocalPort,
+            })?;
+        let svc_id = table.service(svc).id.0;
+        let expires = now + self.timeout(t.proto, TcpState::SynRecv);
+        let r = self
+            .conns
+            .insert(NewConn {
+                proto: t.proto,
+                cip: k.src,
+                cport: t.sport,
+                vip: k.dst,
+                vport: t.dport,
+                lip,
+                lport,
+                rip,
+                rport,
+                svc: svc_id,
+                rs: pick.id.0,
+                state: TcpState::None,
+                expires,
+            })
+            .map_err(|_| DropReason::PoolFull)?;
+        self.sched.conn_new(pick.id);
+        self.stats.gauge(svc_id, pick.id.0, Gauge::NewInactive);
+        self.wheel.schedule(r.index(), expires);
+        Ok(r)
+    }
+
+    fn icmp<B: PacketBuf>(&mut self, buf: &mut B, l3: usize) -> Verdict {
+        let e = match icmp_error(buf.data(), l3) {
+            Ok(e) => e,
+            Err(TranslateError::Fragment) => return self.drop(DropReason::Fragment),
+            Err(TranslateError::NotIcmpError) | Err(TranslateError::UnsupportedProtocol(_)) => return Verdict::NotMine,
+            Err(_) => return Verdict::NotMine,
+        };
+        let q = &e.inner;
+        // The quoted packet is one the balancer sent: its reverse is a connection key.
+        let key = ip_key(q.proto, q.dst, q.dport, q.src, q.sport);
+        let Some(h) = self.conns.lookup(&key) else {
+            if self.pools.is_lip(&key.dst) {
+                let owner = self.pools.ownership().owner(q.sport);
+                if owner != self.worker {
+                    return Verdict::Redirect { owner };
+                }
+                return self.drop(DropReason::IcmpNoConn);
+            }
+            return Verdict::NotMine;
+        };
+        let c = self.conns.get(h.conn);
+        // The error travels the way a packet with the quoted packet's reverse would:
+        // from the real server's side (key = outbound) on to the client, or the other
+        // way round.
+        let (outer, inner, dst, dir) = match h.dir {
+            Direction::Output => (
+                AddrRewrite { src: c.vip().ip(), dst: c.cip().ip() },
+                Rewrite { src: c.cip().ip(), sport: c.cport(), dst: c.vip().ip(), dport: c.vport() },
+                c.cip().ip(),
+                Direction::Output,
+            ),
+            Direction::Input => (
+                AddrRewrite { src: c.lip().ip(), dst: c.rip().ip() },
+                Rewrite { src: c.rip().ip(), sport: c.rport(), dst: c.lip().ip(), dport: c.lport() },
+                c.rip().ip(),
+                Direction::Input,
+            ),
+        };
+        let (svc, rs) = (c.svc, c.rs);
+        if rewrite_icmp_error_parsed(buf.data_mut(), l3, &e, &outer, &inner).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        let bytes = buf.data().len().saturating_sub(l3) as u64;
+        match dir {
+            Direction::Input => self.stats.packet_in(svc, rs, bytes),
+            Direction::Output => self.stats.packet_out(svc, rs, bytes),
+        }
+        Verdict::Forward { dst, dir, conn: h.conn }
+    }
+
+    /// Frees a connection: both keys, its local port (implicitly), its timer, and
+    /// tells the scheduler and the counters.
+    fn free(&mut self, r: ConnRef) {
+        self.wheel.cancel(r.index());
+        if let Some(c) = self.conns.remove(r) {
+            let active = c.flags.has(ConnFlags::ACTIVE);
+            self.sched.conn_freed(RsId(c.rs), active);
+            self.stats.gauge(c.svc, c.rs, if active { Gauge::FreedActive } else { Gauge::FreedInactive });
+        }
+    }
+
+    /// Frees the connections whose expiry has passed, doing at most `budget` units of
+    /// work (one per wheel slot advanced or entry examined), so the worker loop never
+    /// stalls; call it every loop iteration.
+    pub fn expire(&mut self, now: Millis, budget: u32) -> ExpireReport {
+        let mut rep = ExpireReport::default();
+        let mut b = budget;
+        while let Some(i) = self.wheel.pop_due(now, &mut b) {
+            let r = ConnRef::from_index(i);
+            let c = self.conns.get(r);
+            if !c.is_live() {
+                continue;
+            }
+            if c.expires > now {
+                let e = c.expires;
+                self.wheel.schedule(i, e);
+                rep.refiled += 1;
+            } else {
+                self.free(r);
+                rep.freed += 1;
+            }
+        }
+        rep.more = b == 0;
+        rep
+    }
+
+    /// Reclaims expired persistence templates (walks the template table: call it
+    /// about once a second, not per loop).
+    pub fn expire_persistence(&mut self, now: Millis) -> usize {
+        self.sched.expire(now)
+    }
+
+    /// Frees every connection to real server `rs` among slots `from..from+max_slots`
+    /// (the `expire_nodest_conn` option, after a server is removed). Returns how many
+    /// were freed and where to continue (`None` at the end of the table). Control
+    /// path: bounded by `max_slots` so the worker can interleave it with traffic.
+    pub fn expire_rs(&mut self, rs: RsId, from: u32, max_slots: u32) -> (u32, Option<u32>) {
+        let end = from.saturating_add(max_slots).min(self.conns.capacity());
+        let mut freed = 0;
+        let mut i = from;
+        while let Some(r) = self.conns.next_live(i) {
+            if r.index() >= end {
+                break;
+            }
+            if self.conns.get(r).rs == rs.0 {
+                self.free(r);
+                freed += 1;
+            }
+            i = r.index() + 1;
+        }
+        (freed, (end < self.conns.capacity()).then_some(end))
+    }
+
+    /// Frees every connection (`ipvsadm -C` with connections, or a restart of the
+    /// table). Control path, O(capacity).
+    pub fn flush(&mut self) -> u32 {
+        let mut n = 0;
+        let mut i = 0;
+        while let Some(r) = self.conns.next_live(i) {
+            self.free(r);
+            n += 1;
+            i = r.index() + 1;
+        }
+        n
+    }
+
+    /// Up to `max` connections from slot `cursor` on, and the cursor to continue from
+    /// (`None` at the end). Control path (allocates the page).
+    pub fn list(&self, cursor: u32, max: usize, now: Millis) -> (Vec<ConnInfo>, Option<u32>) {
+        let mut out = Vec::with_capacity(max.min(4096));
+        let mut i = cursor;
+        while out.len() < max {
+            let Some(r) = self.conns.next_live(i) else {
+                return (out, None);
+            };
+            let c = self.conns.get(r);
+            out.push(ConnInfo {
+                worker: self.worker,
+                proto: c.proto(),
+                state: c.state,
+                expires_ms: c.expires.saturating_sub(now),
+                client: SocketAddr::new(c.cip().ip(), c.cport()),
+                virt: SocketAddr::new(c.vip().ip(), c.vport()),
+                local: SocketAddr::new(c.lip().ip(), c.lport()),
+                real: SocketAddr::new(c.rip().ip(), c.rport()),
+                svc: c.svc,
+                rs: c.rs,
+                toa: c.flags.has(ConnFlags::TOA_DONE),
+            });
+            i = r.index() + 1;
+        }
+        (out, self.conns.next_live(i).map(|r| r.index()))
+    }
+}
+
+impl Engine {
+    /// Counts a drop the dataplane decided after the core (no route, unresolved
+    /// neighbour, full transmit queue), so every drop reason is counted in one place.
+    #[inline]
+    pub fn count_drop(&mut self, r: DropReason) {
+        self.stats.drop(r);
+    }
+}

@@ -1,1 +1,371 @@
-//! (being written)
+//! Per-worker counters: per service, per real server, per worker, and drops by reason.
+//!
+//! A worker owns its counters outright: plain `u64` adds, no atomics, no sharing on the
+//! hot path. The control plane asks each worker for a [`StatsSnapshot`] (serialisable)
+//! and adds them up with [`StatsSnapshot::sum`].
+//!
+//! Per-service counters are indexed by the service's index in the service table and
+//! per-real-server counters by `RsId`, both sized from the configured maxima; an index
+//! beyond them is simply not counted per service/server (the worker totals still are).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a packet was dropped (or a new connection refused). [`name`](Self::name) is the
+/// one spelling used in counters, logs and the control protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum DropReason {
+    /// No virtual service for the packet's (proto, VIP, vport).
+    NoService,
+    /// The scheduler found no available real server.
+    NoRealServer,
+    /// The connection pool is full: the new connection was refused.
+    PoolFull,
+    /// The service is persistent and the persistence table is full.
+    PersistFull,
+    /// No free local port towards that real server (all probes in use).
+    NoLocalPort,
+    /// The service has no local address of the real server's family.
+    NoLocalAddr,
+    /// A truncated or malformed header.
+    BadHeader,
+    /// A checksum did not verify.
+    BadChecksum,
+    /// An IP fragment (the balancer does not reassemble).
+    Fragment,
+    /// Not for this worker (e.g. a redirect the dataplane could not hand over).
+    NotMine,
+    /// No room in the packet buffer to insert the TOA option (the packet was still
+    /// forwarded without it; counted here so it shows).
+    ToaNoRoom,
+    /// A TCP packet other than a SYN for a service, without a connection.
+    NoConn,
+    /// A packet to a local address and port with no connection (a stray reply).
+    ReplyNoConn,
+    /// An ICMP error about no known connection.
+    IcmpNoConn,
+    /// A protocol the balancer does not serve, towards a VIP.
+    UnsupportedProto,
+    /// No route to the next hop (dataplane).
+    NoRoute,
+    /// Neighbour (ARP/ND) not resolved (dataplane).
+    NoNeighbour,
+    /// A transmit queue was full (dataplane).
+    TxFull,
+}
+
+impl DropReason {
+    /// Number of reasons.
+    pub const COUNT: usize = 18;
+
+    /// Every reason, in order.
+    pub const ALL: [DropReason; DropReason::COUNT] = [
+        DropReason::NoService,
+        DropReason::NoRealServer,
+        DropReason::PoolFull,
+        DropReason::PersistFull,
+        DropReason::NoLocalPort,
+        DropReason::NoLocalAddr,
+        DropReason::BadHeader,
+        DropReason::BadChecksum,
+        DropReason::Fragment,
+        DropReason::NotMine,
+        DropReason::ToaNoRoom,
+        DropReason::NoConn,
+        DropReason::ReplyNoConn,
+        DropReason::IcmpNoConn,
+        DropReason::UnsupportedProto,
+        DropReason::NoRoute,
+        DropReason::NoNeighbour,
+        DropReason::TxFull,
+    ];
+
+    /// The reason's name (snake_case, stable: used by counters, logs and the CLI).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NoService => "no_service",
+            DropReason::NoRealServer => "no_real_server",
+            DropReason::PoolFull => "pool_full",
+            DropReason::PersistFull => "persist_full",
+            DropReason::NoLocalPort => "no_local_port",
+            DropReason::NoLocalAddr => "no_local_addr",
+            DropReason::BadHeader => "bad_header",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Fragment => "fragment",
+            DropReason::NotMine => "not_mine",
+            DropReason::ToaNoRoom => "toa_no_room",
+            DropReason::NoConn => "no_conn",
+            DropReason::ReplyNoConn => "reply_no_conn",
+            DropReason::IcmpNoConn => "icmp_no_conn",
+            DropReason::UnsupportedProto => "unsupported_proto",
+            DropReason::NoRoute => "no_route",
+            DropReason::NoNeighbour => "no_neighbour",
+            DropReason::TxFull => "tx_full",
+        }
+    }
+
+    /// The reason with this name.
+    pub fn from_name(s: &str) -> Option<DropReason> {
+        Self::ALL.iter().copied().find(|r| r.name() == s)
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The counters of one scope (worker, service or real server), as ipvsadm shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Connections created (ipvsadm `Conns`).
+    pub conns: u64,
+    /// Live connections in ESTABLISHED (ipvsadm `ActiveConn`; a gauge).
+    pub active: u64,
+    /// Live connections in any other state, and UDP (ipvsadm `InActConn`; a gauge).
+    pub inactive: u64,
+    /// Packets client → real server.
+    pub pkts_in: u64,
+    /// Packets real server → client.
+    pub pkts_out: u64,
+    /// Bytes client → real server (IP packet lengths as received).
+    pub bytes_in: u64,
+    /// Bytes real server → client.
+    pub bytes_out: u64,
+}
+
+impl Counters {
+    /// Adds `o` into `self` (gauges included).
+    pub fn add(&mut self, o: &Counters) {
+        self.conns += o.conns;
+        self.active += o.active;
+        self.inactive += o.inactive;
+        self.pkts_in += o.pkts_in;
+        self.pkts_out += o.pkts_out;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
+
+    /// Zeroes the rate counters, keeping the gauges (`ipvsadm -Z`).
+    pub fn zero(&mut self) {
+        *self = Counters { active: self.active, inactive: self.inactive, ..Counters::default() };
+    }
+}
+
+/// What each connection-count change updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    /// A new, inactive connection.
+    NewInactive,
+    /// Inactive → active.
+    Activated,
+    /// Active → inactive.
+    Deactivated,
+    /// An inactive connection freed.
+    FreedInactive,
+    /// An active connection freed.
+    FreedActive,
+}
+
+/// One worker's counters.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Worker totals.
+    pub total: Counters,
+    svc: Vec<Counters>,
+    rs: Vec<Counters>,
+    drops: [u64; DropReason::COUNT],
+}
+
+impl Stats {
+    /// Counters for up to `max_services` services and `max_rs` real servers.
+    pub fn new(max_services: usize, max_rs: usize) -> Stats {
+        Stats {
+            total: Counters::default(),
+            svc: vec![Counters::default(); max_services],
+            rs: vec![Counters::default(); max_rs],
+            drops: [0; DropReason::COUNT],
+        }
+    }
+
+    /// Counts a drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+
+    /// Drops counted for a reason.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+
+    /// A service's counters (`None` beyond the configured maximum).
+    pub fn service(&self, svc: u32) -> Option<&Counters> {
+        self.svc.get(svc as usize)
+    }
+
+    /// A real server's counters (`None` beyond the configured maximum).
+    pub fn real_server(&self, rs: u32) -> Option<&Counters> {
+        self.rs.get(rs as usize)
+    }
+
+    #[inline]
+    fn each(&mut self, svc: u32, rs: u32, mut f: impl FnMut(&mut Counters)) {
+        f(&mut self.total);
+        if let Some(c) = self.svc.get_mut(svc as usize) {
+            f(c);
+        }
+        if let Some(c) = self.rs.get_mut(rs as usize) {
+            f(c);
+        }
+    }
+
+    /// Counts a packet client → real server of `bytes` bytes.
+    #[inline]
+    pub fn packet_in(&mut self, svc: u32, rs: u32, bytes: u64) {
+        self.each(svc, rs, |c| {
+            c.pkts_in += 1;
+            c.bytes_in += bytes;
+        });
+    }
+
+    /// Counts a packet real server → client of `bytes` bytes.
+    #[inline]
+    pub fn packet_out(&mut self, svc: u32, rs: u32, bytes: u64) {
+        self.each(svc, rs, |c| {
+            c.pkts_out += 1;
+            c.bytes_out += bytes;
+        });
+    }
+
+    /// Updates connection counts and gauges.
+    #[inline]
+    pub fn gauge(&mut self, svc: u32, rs: u32, g: Gauge) {
+        self.each(svc, rs, |c| match g {
+            Gauge::NewInactive => {
+                c.conns += 1;
+                c.inactive += 1;
+            }
+            Gauge::Activated => {
+                c.inactive = c.inactive.saturating_sub(1);
+                c.active += 1;
+            }
+            Gauge::Deactivated => {
+                c.active = c.active.saturating_sub(1);
+                c.inactive += 1;
+            }
+            Gauge::FreedInactive => c.inactive = c.inactive.saturating_sub(1),
+            Gauge::FreedActive => c.active = c.active.saturating_sub(1),
+        });
+    }
+
+    /// Zeroes the rate counters and drops, keeping the gauges (`ipvsadm -Z`).
+    pub fn zero(&mut self) {
+        self.total.zero();
+        self.svc.iter_mut().for_each(Counters::zero);
+        self.rs.iter_mut().for_each(Counters::zero);
+        self.drops = [0; DropReason::COUNT];
+    }
+
+    /// Resets the gauges (after the connection table is flushed).
+    pub fn reset_gauges(&mut self) {
+        for c in std::iter::once(&mut self.total).chain(self.svc.iter_mut()).chain(self.rs.iter_mut()) {
+            c.active = 0;
+            c.inactive = 0;
+        }
+    }
+
+    /// A serialisable copy (control path; allocates).
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            total: self.total,
+            services: self.svc.clone(),
+            real_servers: self.rs.clone(),
+            drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops[*r as usize])).collect(),
+        }
+    }
+}
+
+/// A worker's (or the sum of all workers') counters, for the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Totals.
+    pub total: Counters,
+    /// Per service index.
+    pub services: Vec<Counters>,
+    /// Per real server id.
+    pub real_servers: Vec<Counters>,
+    /// Drops by reason name.
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl StatsSnapshot {
+    /// Adds `o` into `self` (vectors grow to the longer of the two).
+    pub fn add(&mut self, o: &StatsSnapshot) {
+        self.total.add(&o.total);
+        for (dst, src) in [(&mut self.services, &o.services), (&mut self.real_servers, &o.real_servers)] {
+            if dst.len() < src.len() {
+                dst.resize(src.len(), Counters::default());
+            }
+            for (d, s) in dst.iter_mut().zip(src) {
+                d.add(s);
+            }
+        }
+        for (k, v) in &o.drops {
+            *self.drops.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    /// The sum of several workers' snapshots.
+    pub fn sum<'a>(it: impl IntoIterator<Item = &'a StatsSnapshot>) -> StatsSnapshot {
+        let mut s = StatsSnapshot::default();
+        for x in it {
+            s.add(x);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert!(seen.insert(r.name()));
+            assert_eq!(DropReason::from_name(r.name()), Some(*r));
+        }
+    }
+
+    #[test]
+    fn counts_and_sums() {
+        let mut a = Stats::new(2, 4);
+        a.gauge(1, 3, Gauge::NewInactive);
+        a.gauge(1, 3, Gauge::Activated);
+        a.packet_in(1, 3, 60);
+        a.packet_out(1, 9, 1500); // rs beyond max: totals and service only
+        a.drop(DropReason::PoolFull);
+        assert_eq!(a.total.active, 1);
+        assert_eq!(a.service(1).unwrap().bytes_out, 1500);
+        assert_eq!(a.real_server(3).unwrap().pkts_in, 1);
+        let mut b = Stats::new(3, 1);
+        b.drop(DropReason::PoolFull);
+        b.gauge(2, 0, Gauge::NewInactive);
+        let s = StatsSnapshot::sum([&a.snapshot(), &b.snapshot()]);
+        assert_eq!(s.total.conns, 2);
+        assert_eq!(s.services.len(), 3);
+        assert_eq!(s.drops["pool_full"], 2);
+        a.zero();
+        assert_eq!(a.total.pkts_in, 0);
+        assert_eq!(a.total.active, 1);
+        a.gauge(1, 3, Gauge::FreedActive);
+        assert_eq!(a.total.active, 0);
+    }
+}

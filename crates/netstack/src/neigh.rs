@@ -287,6 +287,12 @@ impl<T> Pending<T> {
         Ok(())
     }
 
+    /// The first next hop with waiting packets for which `resolved` says yes (e.g. its
+    /// neighbour has just been learned), so the caller can [`Pending::take`] it.
+    pub fn find_waiting(&self, mut resolved: impl FnMut(IpAddr) -> bool) -> Option<IpAddr> {
+        self.slots.iter().filter_map(|s| s.next_hop).find(|&h| resolved(h))
+    }
+
     /// Whether packets wait for `next_hop`.
     pub fn is_waiting(&self, next_hop: IpAddr) -> bool {
         self.slots.iter().any(|s| s.next_hop == Some(next_hop))

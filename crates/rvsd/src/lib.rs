@@ -1,5 +1,11 @@
 //! rvsd, the rvs dataplane daemon: DPDK ports, per-core FullNAT workers, the network
 //! layer (ARP/ND/ICMP/routes), and the control thread.
 
+pub mod clock;
 pub mod config;
+pub mod control;
+pub mod counters;
+pub mod dataplane;
 pub mod pktbuf;
+pub mod shared;
+pub mod worker;

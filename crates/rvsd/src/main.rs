@@ -40,6 +40,26 @@ fn main() -> ExitCode {
             }
         };
     }
-    eprintln!("rvsd: the dataplane is not wired yet; use --check-config");
-    ExitCode::from(1)
+    init_logging();
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return ExitCode::from(2);
+        }
+    };
+    match rvsd::dataplane::run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("rvsd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logs to stderr, level from RUST_LOG (default info); colours only on a terminal.
+fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
 }

@@ -1,0 +1,228 @@
+//! Connection-path benchmarks (plain harness, `harness = false`): ns per packet for
+//! established inbound and outbound FullNAT translation with 1 thousand, 1 million and
+//! (opt-in, `RVS_BENCH_10M=1`, ~1.4 GB) 10 million live connections; ns per new
+//! connection; ns per raw table lookup; bytes per connection.
+//!
+//! `cargo bench -p fnat --bench conn` (`RVS_BENCH_10M=1` for the 10M case).
+//!
+//! Method: connections are opened through [`Engine::process`] with SYNs from random
+//! client addresses and ports (that is the new-connection figure, all-in: service
+//! lookup, scheduler, local port probe, insert, timer, translation). Then bursts of 32
+//! packets of randomly chosen live connections go through [`Engine::process_burst`];
+//! each buffer is re-stamped with its connection's addresses and ports before the burst
+//! (a few stores, like a NIC writing a fresh packet; the checksums are left as they are:
+//! the engine only updates them incrementally). "stamp only" is that re-stamping alone.
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use fnat::buf::{PacketBuf, VecBuf};
+use fnat::conn::{Conn, ConnKey, ConnTable, Hit, BURST};
+use fnat::engine::{Engine, EngineConfig, LocalAddrSet, Verdict};
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::types::Proto;
+use wire::builder::PacketBuilder;
+use wire::TcpFlags;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const RS_COUNT: u32 = 64;
+const LIP_COUNT: u32 = 16;
+const PACKETS: usize = 4 << 20;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// One live connection as the benchmark stamps its packets.
+#[derive(Clone, Copy)]
+struct Flow {
+    cip: [u8; 4],
+    cport: u16,
+    rip: [u8; 4],
+    lip: [u8; 4],
+    lport: u16,
+}
+
+fn v4(a: IpAddr) -> [u8; 4] {
+    match a {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => unreachable!(),
+    }
+}
+
+/// Writes src/dst address and ports into a bare IPv4+TCP packet (20-byte IP header).
+#[inline]
+fn stamp(d: &mut [u8], src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) {
+    d[12..16].copy_from_slice(&src);
+    d[16..20].copy_from_slice(&dst);
+    d[20..22].copy_from_slice(&sport.to_be_bytes());
+    d[22..24].copy_from_slice(&dport.to_be_bytes());
+}
+
+fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
+    let mut svc = ServiceConfig::new(Proto::Tcp, VIP.into(), 80);
+    svc.sched = SchedKind::Rr;
+    svc.real_servers = (0..RS_COUNT)
+        .map(|i| RealServerConfig {
+            addr: Ipv4Addr::new(10, 2, (i >> 8) as u8, i as u8 + 1).into(),
+            port: 8080,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+        })
+        .collect();
+    let table = ServiceTable::build(&[svc], None).unwrap();
+    let cfg = EngineConfig {
+        conn_capacity: n + n / 8 + 64,
+        local_addrs: vec![LocalAddrSet {
+            service: None,
+            lips: (0..LIP_COUNT).map(|i| IpAddr::from(Ipv4Addr::new(10, 1, 0, i as u8 + 1))).collect(),
+        }],
+        max_real_servers: RS_COUNT as usize,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(&cfg, 0).unwrap();
+    e.bind(&table);
+    let syn = PacketBuilder::ipv4(Ipv4Addr::new(1, 1, 1, 1), VIP).tcp(1, 80).flags(TcpFlags::SYN).build();
+    let mut buf = VecBuf::new(&syn);
+    let mut rng = Rng(7);
+    let t0 = Instant::now();
+    let mut opened = 0u32;
+    while opened < n {
+        let r = rng.next();
+        let cip = ((r >> 16) as u32 | 0x0100_0000).to_be_bytes();
+        let cport = (r as u16) | 1024;
+        stamp(buf.data_mut(), cip, cport, VIP.octets(), 80);
+        if let Verdict::Forward { .. } = e.process(&table, &mut buf, 0, 1) {
+            opened += 1;
+        }
+    }
+    let new_ns = t0.elapsed().as_nanos() as f64 / n as f64;
+    let flows = e
+        .conns()
+        .iter()
+        .map(|(_, c)| Flow {
+            cip: v4(c.cip().ip()),
+            cport: c.cport(),
+            rip: v4(c.rip().ip()),
+            lip: v4(c.lip().ip()),
+            lport: c.lport(),
+        })
+        .collect();
+    (e, table, flows, new_ns)
+}
+
+/// ns per packet of `PACKETS` packets of random flows through `process_burst`.
+fn run(e: &mut Engine, table: &ServiceTable, flows: &[Flow], inbound: bool, stamp_only: bool) -> f64 {
+    let tmpl = PacketBuilder::ipv4(Ipv4Addr::new(1, 1, 1, 1), VIP)
+        .tcp(1, 80)
+        .seq(1)
+        .ack(1)
+        .flags(TcpFlags::ACK)
+        .payload(&[0u8; 6])
+        .build();
+    let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&tmpl)).collect();
+    let l3 = [0usize; BURST];
+    let mut out = [Verdict::NotMine; BURST];
+    let mut rng = Rng(99);
+    let idx: Vec<u32> = (0..PACKETS).map(|_| (rng.next() % flows.len() as u64) as u32).collect();
+    let vip = VIP.octets();
+    let mut fwd = 0usize;
+    let t0 = Instant::now();
+    for chunk in idx.chunks(BURST) {
+        for (b, &i) in bufs.iter_mut().zip(chunk) {
+            let f = &flows[i as usize];
+            if inbound {
+                stamp(b.data_mut(), f.cip, f.cport, vip, 80);
+            } else {
+                stamp(b.data_mut(), f.rip, 8080, f.lip, f.lport);
+            }
+        }
+        if stamp_only {
+            black_box(&mut bufs);
+            continue;
+        }
+        e.process_burst(table, &mut bufs[..chunk.len()], &l3[..chunk.len()], 2, &mut out[..chunk.len()]);
+        fwd += out[..chunk.len()].iter().filter(|v| matches!(v, Verdict::Forward { .. })).count();
+    }
+    let ns = t0.elapsed().as_nanos() as f64 / PACKETS as f64;
+    if !stamp_only {
+        assert_eq!(fwd, PACKETS, "every packet must hit its connection");
+    }
+    ns
+}
+
+/// ns per key of `ConnTable::lookup_burst` and of one-by-one `lookup`.
+fn raw_lookup(e: &Engine, flows: &[Flow]) -> (f64, f64) {
+    let mut rng = Rng(5);
+    let keys: Vec<ConnKey> = (0..PACKETS)
+        .map(|_| {
+            let f = &flows[(rng.next() % flows.len() as u64) as usize];
+            ConnKey::new(Proto::Tcp, IpAddr::from(f.cip).into(), f.cport, IpAddr::from(VIP).into(), 80)
+        })
+        .collect();
+    let t: &ConnTable = e.conns();
+    let mut out = vec![None::<Hit>; BURST];
+    let t0 = Instant::now();
+    for c in keys.chunks(BURST) {
+        t.lookup_burst(c, &mut out[..c.len()]);
+        black_box(&out);
+    }
+    let burst = t0.elapsed().as_nanos() as f64 / PACKETS as f64;
+    let t0 = Instant::now();
+    for k in &keys {
+        black_box(t.lookup(k));
+    }
+    let single = t0.elapsed().as_nanos() as f64 / PACKETS as f64;
+    (burst, single)
+}
+
+fn case(n: u32) {
+    let (mut e, table, flows, new_ns) = setup(n);
+    // Warm-up: the first ACK of each flow moves it to ESTABLISHED.
+    for f in &flows {
+        let mut b =
+            VecBuf::new(&PacketBuilder::ipv4(Ipv4Addr::from(f.cip), VIP).tcp(f.cport, 80).flags(TcpFlags::ACK).build());
+        e.process(&table, &mut b, 0, 1);
+    }
+    let stamp_ns = run(&mut e, &table, &flows, true, true);
+    let inb = run(&mut e, &table, &flows, true, false);
+    let outb = run(&mut e, &table, &flows, false, false);
+    let (lb, ls) = raw_lookup(&e, &flows);
+    let bytes = e.conns().bytes_per_conn() * e.conns().capacity() as f64 / n as f64 + 8.0;
+    println!(
+        "{n:>9} conns: new {new_ns:6.1} ns/conn | established in {inb:5.1} ns/pkt, out {outb:5.1} ns/pkt \
+         (stamp only {stamp_ns:4.1}) | lookup burst {lb:5.1} ns/key, single {ls:5.1} ns/key | \
+         {bytes:5.1} B/conn live, {:5.1} B/conn of capacity",
+        e.conns().bytes_per_conn() + 8.0
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with `--bench` absent: keep it quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    println!(
+        "size_of::<Conn>() = {} B; timer links = 8 B/conn; buckets = 2 x capacity rounded up to a power of two, 4 B each",
+        std::mem::size_of::<Conn>()
+    );
+    if quick {
+        case(1_000);
+        return;
+    }
+    case(1_000);
+    case(1_000_000);
+    if std::env::var_os("RVS_BENCH_10M").is_some() {
+        case(10_000_000);
+    } else {
+        println!("(10M case skipped: set RVS_BENCH_10M=1; needs ~1.4 GB and a minute)");
+    }
+}

@@ -1,0 +1,483 @@
+//! The connection table: a preallocated slab of [`Conn`]s indexed by a chained hash.
+//!
+//! Layout, chosen for memory per connection and cache misses per packet:
+//! - `conns: Vec<Conn>`: the pool, `capacity` entries allocated (and touched) at
+//!   start-up; empty slots form a free list of `u32` indices through `next[0]`.
+//! - `buckets: Vec<u32>`: a power-of-two array of chain heads, `2 × capacity` rounded
+//!   up, shared by both keys of every connection (load factor 0.5..1 keys per bucket).
+//!   A chain element is a *node* `conn_index << 1 | side`, side 0 = inbound key, 1 =
+//!   outbound key; the links are intrusive (`Conn::next[side]`), so a connection costs
+//!   no allocation and no extra node.
+//! - One lookup serves both directions: the side of the matching node says whether the
+//!   packet came from the client (inbound) or the real server (outbound).
+//!
+//! Memory: `size_of::<Conn>()` (104 B) + 8..16 B of buckets per connection (the timer
+//! wheel adds 8 B, see [`crate::timer`]): 120..128 B all-in.
+//!
+//! Time: a hit costs one hash (three multiplies), one bucket load and on average
+//! ~1.25..1.5 connection loads. [`ConnTable::lookup_burst`] first hashes a whole burst,
+//! loads all its bucket heads and touches all first nodes before walking any chain, so
+//! the cache misses of a burst overlap instead of queueing (group prefetching without
+//! `unsafe`).
+
+use std::hint::black_box;
+
+use thiserror::Error;
+
+use super::{Addr, Conn, ConnFlags, ConnKey, KeyHasher};
+use crate::tcp_state::{Direction, TcpState};
+use crate::types::{Millis, Proto};
+
+/// The null link.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// Keys handled per group by [`ConnTable::lookup_burst`] (a typical rx burst).
+pub const BURST: usize = 32;
+
+/// The largest supported capacity (node numbers must fit in 31 bits).
+pub const MAX_CAPACITY: u32 = (1 << 30) - 1;
+
+/// A handle on a live connection in one worker's table (its slot index). It stays
+/// valid until the connection is freed; the slot may then be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnRef(u32);
+
+impl ConnRef {
+    /// The slot index.
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.0
+    }
+
+    /// A handle from a slot index (e.g. one handed back by the timer wheel).
+    #[inline]
+    pub fn from_index(i: u32) -> ConnRef {
+        ConnRef(i)
+    }
+}
+
+/// A successful lookup: which connection, and from which side the key came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// The connection.
+    pub conn: ConnRef,
+    /// `Input` when the key is the inbound (client) key, `Output` for the outbound one.
+    pub dir: Direction,
+}
+
+/// What a new connection is made of (everything but the table's own links).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewConn {
+    /// Transport protocol.
+    pub proto: Proto,
+    /// Client address and port.
+    pub cip: Addr,
+    /// Client port.
+    pub cport: u16,
+    /// Virtual address.
+    pub vip: Addr,
+    /// Virtual port.
+    pub vport: u16,
+    /// Local address.
+    pub lip: Addr,
+    /// Local port.
+    pub lport: u16,
+    /// Real server address.
+    pub rip: Addr,
+    /// Real server port.
+    pub rport: u16,
+    /// Service index.
+    pub svc: u32,
+    /// Real server id.
+    pub rs: u32,
+    /// Initial state.
+    pub state: TcpState,
+    /// Initial expiry.
+    pub expires: Millis,
+}
+
+/// Why the table refused something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum ConnError {
+    /// Every slot of the pool holds a live connection.
+    #[error("connection pool full")]
+    PoolFull,
+    /// The requested capacity is 0 or above [`MAX_CAPACITY`].
+    #[error("connection table capacity must be 1..={MAX_CAPACITY}, got {0}")]
+    BadCapacity(u64),
+}
+
+/// One worker's connection table (see the module documentation).
+#[derive(Debug)]
+pub struct ConnTable {
+    conns: Vec<Conn>,
+    buckets: Vec<u32>,
+    mask: u32,
+    hasher: KeyHasher,
+    free_head: u32,
+    len: u32,
+}
+
+impl ConnTable {
+    /// A table of `capacity` connections, all memory allocated and touched now.
+    pub fn new(capacity: u32, hasher: KeyHasher) -> Result<ConnTable, ConnError> {
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(ConnError::BadCapacity(capacity as u64));
+        }
+        let nb = (2 * capacity as u64).next_power_of_two().max(16);
+        let mut conns = vec![Conn::EMPTY; capacity as usize];
+        for (i, c) in conns.iter_mut().enumerate() {
+            c.next[0] = if i + 1 < capacity as usize { i as u32 + 1 } else { NIL };
+        }
+        Ok(ConnTable { conns, buckets: vec![NIL; nb as usize], mask: (nb - 1) as u32, hasher, free_head: 0, len: 0 })
+    }
+
+    /// How many connections the pool holds at most.
+    #[inline]
+    pub fn capacity(&self) -> u32 {
+        self.conns.len() as u32
+    }
+
+    /// Live connections.
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether no connection is live.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Free slots.
+    #[inline]
+    pub fn free(&self) -> u32 {
+        self.capacity() - self.len
+    }
+
+    /// Number of hash buckets (a power of two).
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Memory of the pool and buckets divided by the capacity, in bytes.
+    pub fn bytes_per_conn(&self) -> f64 {
+        (std::mem::size_of::<Conn>() * self.conns.len() + 4 * self.buckets.len()) as f64 / self.conns.len() as f64
+    }
+
+    #[inline]
+    fn bucket(&self, k: &ConnKey) -> usize {
+        (self.hasher.hash(k) as u32 & self.mask) as usize
+    }
+
+    #[inline]
+    fn matches(c: &Conn, side: u32, k: &ConnKey) -> bool {
+        if side == 0 {
+            c.cport == k.sport && c.vport == k.dport && c.proto == k.proto && c.cip == k.src && c.vip == k.dst
+        } else {
+            c.rport == k.sport && c.lport == k.dport && c.proto == k.proto && c.rip == k.src && c.lip == k.dst
+        }
+    }
+
+    #[inline]
+    fn walk(&self, mut node: u32, k: &ConnKey) -> Option<Hit> {
+        while node != NIL {
+            let idx = node >> 1;
+            let side = node & 1;
+            let c = &self.conns[idx as usize];
+            if Self::matches(c, side, k) {
+                return Some(Hit {
+                    conn: ConnRef(idx),
+                    dir: if side == 0 { Direction::Input } else { Direction::Output },
+                });
+            }
+            node = c.next[side as usize];
+        }
+        None
+    }
+
+    /// Finds the connection a packet with this key belongs to, from either side.
+    #[inline]
+    pub fn lookup(&self, k: &ConnKey) -> Option<Hit> {
+        self.walk(self.buckets[self.bucket(k)], k)
+    }
+
+    /// Whether some connection has this key (on either side).
+    #[inline]
+    pub fn contains(&self, k: &ConnKey) -> bool {
+        self.lookup(k).is_some()
+    }
+
+    /// Looks up a burst of keys: `out[i]` = `lookup(&keys[i])`, for `i` up to the
+    /// shorter of the two slices. Works in groups of [`BURST`]: all hashes, then all
+    /// bucket loads, then a touch of every first node, then the chain walks, so the
+    /// memory latency of a group is paid about once instead of once per key.
+    pub fn lookup_burst(&self, keys: &[ConnKey], out: &mut [Option<Hit>]) {
+        let n = keys.len().min(out.len());
+        for (kc, oc) in keys[..n].chunks(BURST).zip(out[..n].chunks_mut(BURST)) {
+            let mut heads = [NIL; BURST];
+            for (h, k) in heads.iter_mut().zip(kc) {
+                *h = self.bucket(k) as u32;
+            }
+            for h in heads.iter_mut().take(kc.len()) {
+                *h = self.buckets[*h as usize];
+            }
+            let mut acc = 0u32;
+            for &h in heads.iter().take(kc.len()) {
+                if h != NIL {
+                    acc ^= self.conns[(h >> 1) as usize].next[0];
+                }
+            }
+            black_box(acc);
+            for ((o, k), &h) in oc.iter_mut().zip(kc).zip(heads.iter()) {
+                *o = self.walk(h, k);
+            }
+        }
+    }
+
+    /// Inserts a connection under both its keys. The caller guarantees neither key is
+    /// present (the engine knows it from its inbound miss and its local-port probe;
+    /// checked in debug builds). Refused with [`ConnError::PoolFull`] when no slot is
+    /// free; live connections are untouched then.
+    pub fn insert(&mut self, n: NewConn) -> Result<ConnRef, ConnError> {
+        let idx = self.free_head;
+        if idx == NIL {
+            return Err(ConnError::PoolFull);
+        }
+        let kin = ConnKey::new(n.proto, n.cip, n.cport, n.vip, n.vport);
+        let kout = ConnKey::new(n.proto, n.rip, n.rport, n.lip, n.lport);
+        debug_assert!(!self.contains(&kin), "inbound key already present");
+        debug_assert!(!self.contains(&kout), "outbound key already present");
+        let bin = self.bucket(&kin);
+        let bout = self.bucket(&kout);
+        let c = &mut self.conns[idx as usize];
+        self.free_head = c.next[0];
+        *c = Conn {
+            cip: n.cip,
+            vip: n.vip,
+            lip: n.lip,
+            rip: n.rip,
+            cport: n.cport,
+            vport: n.vport,
+            lport: n.lport,
+            rport: n.rport,
+            next: [self.buckets[bin], NIL],
+            expires: n.expires,
+            svc: n.svc,
+            rs: n.rs,
+            nexthop: u32::MAX,
+            proto: n.proto,
+            state: n.state,
+            flags: ConnFlags(ConnFlags::LIVE),
+        };
+        self.buckets[bin] = idx << 1;
+        // Read the outbound head after the inbound insert: both keys may share a bucket.
+        self.conns[idx as usize].next[1] = self.buckets[bout];
+        self.buckets[bout] = (idx << 1) | 1;
+        self.len += 1;
+        Ok(ConnRef(idx))
+    }
+
+    fn unlink(&mut self, bucket: usize, node: u32) {
+        let side = (node & 1) as usize;
+        let after = self.conns[(node >> 1) as usize].next[side];
+        let mut cur = self.buckets[bucket];
+        if cur == node {
+            self.buckets[bucket] = after;
+            return;
+        }
+        while cur != NIL {
+            let c = &mut self.conns[(cur >> 1) as usize];
+            let nx = c.next[(cur & 1) as usize];
+            if nx == node {
+                c.next[(cur & 1) as usize] = after;
+                return;
+            }
+            cur = nx;
+        }
+        debug_assert!(false, "node {node} not in its chain");
+    }
+
+    /// Frees a live connection: unlinks both keys and returns the slot to the pool.
+    /// Returns a copy of what it held (for the caller's bookkeeping: scheduler,
+    /// counters, timer). Freeing a slot that is not live does nothing and returns `None`.
+    pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
+        let c = self.conns.get(r.0 as usize)?;
+        if !c.is_live() {
+            return None;
+        }
+        let (kin, kout) = (c.inbound_key(), c.outbound_key());
+        let (bin, bout) = (self.bucket(&kin), self.bucket(&kout));
+        self.unlink(bin, r.0 << 1);
+        self.unlink(bout, (r.0 << 1) | 1);
+        let c = &mut self.conns[r.0 as usize];
+        let old = c.clone();
+        c.flags = ConnFlags(0);
+        c.next = [self.free_head, NIL];
+        self.free_head = r.0;
+        self.len -= 1;
+        Some(old)
+    }
+
+    /// The connection behind a handle (a freed slot reads as not live).
+    #[inline]
+    pub fn get(&self, r: ConnRef) -> &Conn {
+        &self.conns[r.0 as usize]
+    }
+
+    /// The connection behind a handle, to update state, expiry, flags, next hop.
+    #[inline]
+    pub fn get_mut(&mut self, r: ConnRef) -> &mut Conn {
+        &mut self.conns[r.0 as usize]
+    }
+
+    /// The first live connection at slot index `from` or later (control path: paged
+    /// listings and sweeps walk the slab with this).
+    pub fn next_live(&self, from: u32) -> Option<ConnRef> {
+        self.conns.get(from as usize..)?.iter().position(Conn::is_live).map(|p| ConnRef(from + p as u32))
+    }
+
+    /// Every live connection, in slot order (control path).
+    pub fn iter(&self) -> impl Iterator<Item = (ConnRef, &Conn)> + '_ {
+        self.conns.iter().enumerate().filter(|(_, c)| c.is_live()).map(|(i, c)| (ConnRef(i as u32), c))
+    }
+
+    /// Frees everything at once (the caller resets its timer wheel and counters too).
+    pub fn clear(&mut self) {
+        self.buckets.iter_mut().for_each(|b| *b = NIL);
+        let cap = self.conns.len();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            c.flags = ConnFlags(0);
+            c.next = [if i + 1 < cap { i as u32 + 1 } else { NIL }, NIL];
+        }
+        self.free_head = 0;
+        self.len = 0;
+    }
+
+    /// Number of nodes in every non-empty chain and the longest (diagnostics, tests).
+    pub fn chain_stats(&self) -> (usize, usize) {
+        let mut nodes = 0;
+        let mut longest = 0;
+        for &b in &self.buckets {
+            let mut n = 0;
+            let mut cur = b;
+            while cur != NIL {
+                n += 1;
+                cur = self.conns[(cur >> 1) as usize].next[(cur & 1) as usize];
+            }
+            nodes += n;
+            longest = longest.max(n);
+        }
+        (nodes, longest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nc(i: u32) -> NewConn {
+        let b = i.to_be_bytes();
+        NewConn {
+            proto: Proto::Tcp,
+            cip: Addr::v4([10, b[1], b[2], b[3]]),
+            cport: 1024 + (i % 50000) as u16,
+            vip: Addr::v4([192, 0, 2, 1]),
+            vport: 80,
+            lip: Addr::v4([172, 16, 0, 1]),
+            lport: (i % 60000) as u16 + 1025,
+            rip: Addr::v4([172, 16, 1, (i % 7) as u8]),
+            rport: 8080,
+            svc: 0,
+            rs: i % 7,
+            state: TcpState::SynRecv,
+            expires: 0,
+        }
+    }
+
+    fn key_in(n: &NewConn) -> ConnKey {
+        ConnKey::new(n.proto, n.cip, n.cport, n.vip, n.vport)
+    }
+
+    fn key_out(n: &NewConn) -> ConnKey {
+        ConnKey::new(n.proto, n.rip, n.rport, n.lip, n.lport)
+    }
+
+    #[test]
+    fn insert_lookup_both_sides_remove() {
+        let mut t = ConnTable::new(100, KeyHasher::with_seed(7)).unwrap();
+        let refs: Vec<_> = (0..100).map(|i| t.insert(nc(i)).unwrap()).collect();
+        assert_eq!(t.len(), 100);
+        assert_eq!(t.insert(nc(1000)), Err(ConnError::PoolFull));
+        for (i, r) in refs.iter().enumerate() {
+            let n = nc(i as u32);
+            assert_eq!(t.lookup(&key_in(&n)), Some(Hit { conn: *r, dir: Direction::Input }));
+            assert_eq!(t.lookup(&key_out(&n)), Some(Hit { conn: *r, dir: Direction::Output }));
+            assert_eq!(t.get(*r).inbound_key(), key_in(&n));
+        }
+        assert_eq!(t.chain_stats().0, 200);
+        for r in refs.iter().step_by(2) {
+            assert!(t.remove(*r).is_some());
+            assert!(t.remove(*r).is_none());
+        }
+        assert_eq!(t.len(), 50);
+        for (i, r) in refs.iter().enumerate() {
+            let n = nc(i as u32);
+            assert_eq!(t.lookup(&key_in(&n)).is_some(), i % 2 == 1);
+            assert_eq!(t.lookup(&key_out(&n)).map(|h| h.conn), (i % 2 == 1).then_some(*r));
+        }
+        assert_eq!(t.chain_stats().0, 100);
+        t.clear();
+        assert_eq!(t.free(), 100);
+        assert_eq!(t.chain_stats().0, 0);
+        assert!(t.next_live(0).is_none());
+    }
+
+    #[test]
+    fn burst_matches_single_lookups() {
+        let mut t = ConnTable::new(1000, KeyHasher::with_seed(3)).unwrap();
+        for i in 0..700 {
+            t.insert(nc(i)).unwrap();
+        }
+        let keys: Vec<ConnKey> = (0..1000)
+            .map(|i| {
+                let n = nc(i);
+                if i % 2 == 0 {
+                    key_in(&n)
+                } else {
+                    key_out(&n)
+                }
+            })
+            .collect();
+        let mut out = vec![None; keys.len()];
+        t.lookup_burst(&keys, &mut out);
+        for (k, o) in keys.iter().zip(&out) {
+            assert_eq!(*o, t.lookup(k));
+        }
+        assert_eq!(out.iter().filter(|o| o.is_some()).count(), 700);
+    }
+
+    #[test]
+    fn same_bucket_for_both_keys_is_fine() {
+        // A tiny table forces collisions of inbound and outbound keys.
+        let mut t = ConnTable::new(1, KeyHasher::with_seed(1)).unwrap();
+        assert_eq!(t.bucket_count(), 16);
+        let r = t.insert(nc(5)).unwrap();
+        assert!(t.remove(r).is_some());
+        let r = t.insert(nc(6)).unwrap();
+        assert_eq!(t.lookup(&key_out(&nc(6))).unwrap().conn, r);
+        assert!(t.bytes_per_conn() > 100.0);
+    }
+
+    #[test]
+    fn next_live_pages() {
+        let mut t = ConnTable::new(10, KeyHasher::with_seed(1)).unwrap();
+        let a = t.insert(nc(1)).unwrap();
+        let b = t.insert(nc(2)).unwrap();
+        t.remove(a);
+        assert_eq!(t.next_live(0), Some(b));
+        assert_eq!(t.next_live(b.index() + 1), None);
+        assert_eq!(t.iter().count(), 1);
+    }
+}

@@ -1,0 +1,284 @@
+//! Shared helpers of the fnat integration tests: a small world (engine + services +
+//! clock), a fixture runner, and an independent packet judge (etherparse).
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use fnat::buf::{PacketBuf, VecBuf};
+use fnat::engine::{Engine, EngineConfig, LocalAddrSet, Verdict};
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::stats::DropReason;
+use fnat::types::{Millis, Proto};
+
+pub const CIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
+pub const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const LIP4: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+pub const RIP4: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+pub const RIP4_B: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 3);
+pub const RIP4_UDP: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 2);
+
+pub fn cip6() -> Ipv6Addr {
+    "2001:db8:c::7".parse().unwrap()
+}
+pub fn vip6() -> Ipv6Addr {
+    "2001:db8:f::1".parse().unwrap()
+}
+pub fn lip6() -> Ipv6Addr {
+    "fd00:1::1".parse().unwrap()
+}
+pub fn rip6() -> Ipv6Addr {
+    "fd00:2::1".parse().unwrap()
+}
+
+/// A real server entry.
+pub fn rs(addr: IpAddr, port: u16) -> RealServerConfig {
+    RealServerConfig { addr, port, weight: 1, upper: 0, lower: 0 }
+}
+
+/// A round-robin service.
+pub fn svc(proto: Proto, vip: IpAddr, vport: u16, servers: &[RealServerConfig]) -> ServiceConfig {
+    let mut c = ServiceConfig::new(proto, vip, vport);
+    c.sched = SchedKind::Rr;
+    c.real_servers = servers.to_vec();
+    c
+}
+
+/// The standard services: TCP VIP4:80 -> RIP4:8080, TCP VIP4:81 -> RIP4_B:8080,
+/// UDP VIP4:53 -> RIP4_UDP:53, TCP [VIP6]:80 -> [RIP6]:8080, UDP [VIP6]:53 -> [RIP6]:53.
+pub fn services() -> Vec<ServiceConfig> {
+    vec![
+        svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 8080)]),
+        svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4_B.into(), 8080)]),
+        svc(Proto::Udp, VIP4.into(), 53, &[rs(RIP4_UDP.into(), 53)]),
+        svc(Proto::Tcp, vip6().into(), 80, &[rs(rip6().into(), 8080)]),
+        svc(Proto::Udp, vip6().into(), 53, &[rs(rip6().into(), 53)]),
+    ]
+}
+
+/// The standard engine configuration: one worker, LIP4 and LIP6 as the default set,
+/// a fixed hash seed.
+pub fn config(capacity: u32) -> EngineConfig {
+    EngineConfig {
+        conn_capacity: capacity,
+        local_addrs: vec![LocalAddrSet { service: None, lips: vec![LIP4.into(), lip6().into()] }],
+        hash_seed: Some(42),
+        ..EngineConfig::default()
+    }
+}
+
+/// An engine, its services and its clock.
+pub struct World {
+    pub engine: Engine,
+    pub table: ServiceTable,
+    pub now: Millis,
+}
+
+impl World {
+    pub fn new(cfg: &EngineConfig) -> World {
+        World::with_services(cfg, &services())
+    }
+
+    pub fn with_services(cfg: &EngineConfig, svcs: &[ServiceConfig]) -> World {
+        let table = ServiceTable::build(svcs, None).expect("services");
+        let engine = Engine::new(cfg, 0).expect("engine");
+        World { engine, table, now: 0 }
+    }
+
+    /// Runs one packet (IP header at `l3`), returning the verdict and the packet.
+    pub fn packet(&mut self, input: &[u8], l3: usize) -> (Verdict, Vec<u8>) {
+        let mut b = VecBuf::new(input);
+        let v = self.engine.process(&self.table, &mut b, l3, self.now);
+        (v, b.data().to_vec())
+    }
+
+    /// Expires everything due at the current time; returns how many were freed.
+    pub fn expire(&mut self) -> u32 {
+        let mut freed = 0;
+        loop {
+            let r = self.engine.expire(self.now, 1 << 20);
+            freed += r.freed;
+            if !r.more {
+                return freed;
+            }
+        }
+    }
+}
+
+/// What a fixture expects of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Forwarded towards this address.
+    Fwd(IpAddr),
+    /// Dropped for this reason.
+    Drop(DropReason),
+    /// Handed back to the dataplane.
+    NotMine,
+    /// Handed to another worker.
+    Redirect(u16),
+}
+
+impl Expect {
+    fn matches(&self, v: &Verdict) -> bool {
+        match (self, v) {
+            (Expect::Fwd(a), Verdict::Forward { dst, .. }) => a == dst,
+            (Expect::Drop(a), Verdict::Drop(b)) => a == b,
+            (Expect::NotMine, Verdict::NotMine) => true,
+            (Expect::Redirect(a), Verdict::Redirect { owner }) => a == owner,
+            _ => false,
+        }
+    }
+}
+
+/// One step of a fixture table.
+pub enum Step {
+    /// A packet, its expected verdict and (for `Fwd`) the expected output packet.
+    Pkt { desc: &'static str, input: Vec<u8>, l3: usize, expect: Expect, output: Option<Vec<u8>> },
+    /// Set the clock (absolute ms) and expire what is due: exactly `freed` connections.
+    At { desc: &'static str, now: Millis, freed: u32 },
+    /// A free-form check of the world.
+    Check { desc: &'static str, f: Box<dyn Fn(&World)> },
+}
+
+/// A packet step with the IP header at offset 0.
+pub fn pkt(desc: &'static str, input: Vec<u8>, expect: Expect, output: Option<Vec<u8>>) -> Step {
+    Step::Pkt { desc, input, l3: 0, expect, output }
+}
+
+/// A packet step that must be forwarded to `dst` as exactly `output`.
+pub fn fwd(desc: &'static str, input: Vec<u8>, dst: impl Into<IpAddr>, output: Vec<u8>) -> Step {
+    pkt(desc, input, Expect::Fwd(dst.into()), Some(output))
+}
+
+/// A clock step.
+pub fn at(desc: &'static str, now: Millis, freed: u32) -> Step {
+    Step::At { desc, now, freed }
+}
+
+/// A check step.
+pub fn check(desc: &'static str, f: impl Fn(&World) + 'static) -> Step {
+    Step::Check { desc, f: Box::new(f) }
+}
+
+/// Runs a fixture table against `w`, panicking with the step's description on the
+/// first mismatch.
+pub fn run(w: &mut World, steps: Vec<Step>) {
+    for (i, s) in steps.into_iter().enumerate() {
+        match s {
+            Step::Pkt { desc, input, l3, expect, output } => {
+                let (v, out) = w.packet(&input, l3);
+                assert!(expect.matches(&v), "step {i} ({desc}): expected {expect:?}, got {v:?}");
+                match &output {
+                    Some(want) => {
+                        judge(&out[l3..]);
+                        assert_eq!(
+                            hex(&out),
+                            hex(want),
+                            "step {i} ({desc}): output packet differs (got, then expected)"
+                        );
+                    }
+                    None => {
+                        if !matches!(expect, Expect::Fwd(_)) {
+                            assert_eq!(out, input, "step {i} ({desc}): a packet not forwarded must stay untouched");
+                        }
+                    }
+                }
+            }
+            Step::At { desc, now, freed } => {
+                assert!(now >= w.now, "step {i} ({desc}): the clock goes forward");
+                w.now = now;
+                let got = w.expire();
+                assert_eq!(got, freed, "step {i} ({desc}): connections freed at {now} ms");
+            }
+            Step::Check { desc, f } => {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(w)));
+                if let Err(e) = r {
+                    panic!("step {i} ({desc}): check failed: {:?}", e.downcast_ref::<String>());
+                }
+            }
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.chunks(16)
+        .map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What etherparse read from a bare IP packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_options: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// The independent judge: parses the bare IP packet with etherparse and asserts every
+/// checksum (IPv4 header, TCP, UDP unless 0 over IPv4, ICMPv4, ICMPv6), and for ICMP
+/// errors the quoted IPv4 header's checksum too.
+pub fn judge(data: &[u8]) -> Seen {
+    let sp = SlicedPacket::from_ip(data).unwrap_or_else(|e| panic!("etherparse: {e:?}\n{}", hex(data)));
+    let (src, dst, s4, d4, s6, d6) = match sp.net.as_ref().expect("IP") {
+        NetSlice::Ipv4(v4) => {
+            let h = v4.header();
+            assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "IPv4 header checksum");
+            let (s, d) = (h.source(), h.destination());
+            (IpAddr::from(s), IpAddr::from(d), s, d, [0; 16], [0; 16])
+        }
+        NetSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let (s, d) = (h.source(), h.destination());
+            (IpAddr::from(s), IpAddr::from(d), [0; 4], [0; 4], s, d)
+        }
+    };
+    let v4 = src.is_ipv4();
+    let mut seen = Seen { src, dst, sport: 0, dport: 0, tcp_options: vec![], payload: vec![] };
+    match sp.transport.expect("transport") {
+        TransportSlice::Tcp(t) => {
+            let c = if v4 { t.calc_checksum_ipv4(s4, d4) } else { t.calc_checksum_ipv6(s6, d6) }.unwrap();
+            assert_eq!(c, t.checksum(), "TCP checksum");
+            seen.sport = t.source_port();
+            seen.dport = t.destination_port();
+            seen.tcp_options = t.options().to_vec();
+            seen.payload = t.payload().to_vec();
+        }
+        TransportSlice::Udp(u) => {
+            let h = u.to_header();
+            if !(v4 && h.checksum == 0) {
+                let c = if v4 {
+                    h.calc_checksum_ipv4_raw(s4, d4, u.payload())
+                } else {
+                    h.calc_checksum_ipv6_raw(s6, d6, u.payload())
+                }
+                .unwrap();
+                assert_eq!(c, h.checksum, "UDP checksum");
+            }
+            seen.sport = h.source_port;
+            seen.dport = h.destination_port;
+            seen.payload = u.payload().to_vec();
+        }
+        TransportSlice::Icmpv4(i) => {
+            let h = i.header();
+            assert_eq!(h.icmp_type.calc_checksum(i.payload()), h.checksum, "ICMPv4 checksum");
+            let q = i.payload();
+            if q.len() >= 20 && q[0] >> 4 == 4 {
+                let ql = ((q[0] & 0x0f) as usize) * 4;
+                let qh = etherparse::Ipv4HeaderSlice::from_slice(&q[..ql]).expect("quoted IPv4 header");
+                assert_eq!(qh.to_header().calc_header_checksum(), qh.header_checksum(), "quoted IPv4 checksum");
+            }
+            seen.payload = q.to_vec();
+        }
+        TransportSlice::Icmpv6(i) => {
+            assert!(i.is_checksum_valid(s6, d6), "ICMPv6 checksum");
+            seen.payload = i.payload().to_vec();
+        }
+    }
+    seen
+}

@@ -1,0 +1,142 @@
+//! Property tests: random open/close/expire sequences never leak pool entries, keys,
+//! timers, counts or local ports.
+
+mod common;
+
+use std::net::Ipv4Addr;
+
+use common::*;
+use fnat::conn::{Addr, ConnKey};
+use fnat::engine::Verdict;
+use fnat::sapool::PortRange;
+use fnat::service::RsId;
+use fnat::types::Proto;
+use proptest::prelude::*;
+use wire::builder::PacketBuilder;
+use wire::TcpFlags;
+
+const CAP: u32 = 12;
+const PORTS: u16 = 5;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A client SYN (or UDP datagram) to service 0 (VIP4:80), 1 (VIP4:81) or UDP.
+    Open { client: u16, svc: u8 },
+    /// A TCP packet of an existing (or not) flow, from either side.
+    Tcp { client: u16, svc: u8, server: bool, flags: u8 },
+    /// Time passes; then expiry runs with a small budget.
+    Advance { ms: u64, budget: u32 },
+    /// Control: flush everything.
+    Flush,
+    /// Control: expire every connection of a real server.
+    ExpireRs { rs: u32 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..24u16, 0..3u8).prop_map(|(client, svc)| Op::Open { client, svc }),
+        6 => (0..24u16, 0..2u8, any::<bool>(), prop::sample::select(vec![0x12u8, 0x10, 0x11, 0x04, 0x14, 0x18, 0x02]))
+            .prop_map(|(client, svc, server, flags)| Op::Tcp { client, svc, server, flags }),
+        3 => (0..200_000u64, 1..64u32).prop_map(|(ms, budget)| Op::Advance { ms, budget }),
+        1 => Just(Op::Flush),
+        1 => (0..3u32).prop_map(|rs| Op::ExpireRs { rs }),
+    ]
+}
+
+fn vport(svc: u8) -> u16 {
+    [80, 81, 53][svc as usize]
+}
+
+fn rip(svc: u8) -> Ipv4Addr {
+    [RIP4, RIP4_B, RIP4_UDP][svc as usize]
+}
+
+fn apply(w: &mut World, op: &Op) {
+    match *op {
+        Op::Open { client, svc } => {
+            let p = if svc == 2 {
+                PacketBuilder::ipv4(CIP4, VIP4).udp(10_000 + client, 53).payload(b"q").build()
+            } else {
+                PacketBuilder::ipv4(CIP4, VIP4).tcp(10_000 + client, vport(svc)).flags(TcpFlags::SYN).build()
+            };
+            w.packet(&p, 0);
+        }
+        Op::Tcp { client, svc, server, flags } => {
+            let k = ConnKey::new(Proto::Tcp, Addr::from(CIP4), 10_000 + client, Addr::from(VIP4), vport(svc));
+            let p = if server {
+                let lport = w.engine.conns().lookup(&k).map_or(2000, |h| w.engine.conns().get(h.conn).lport());
+                PacketBuilder::ipv4(rip(svc), LIP4).tcp(8080, lport).flags(TcpFlags(flags)).build()
+            } else {
+                PacketBuilder::ipv4(CIP4, VIP4).tcp(10_000 + client, vport(svc)).flags(TcpFlags(flags)).build()
+            };
+            let (v, out) = w.packet(&p, 0);
+            if let Verdict::Forward { .. } = v {
+                judge(&out);
+            }
+        }
+        Op::Advance { ms, budget } => {
+            w.now += ms;
+            w.engine.expire(w.now, budget);
+        }
+        Op::Flush => {
+            w.engine.flush();
+        }
+        Op::ExpireRs { rs } => {
+            let mut cur = Some(0);
+            while let Some(c) = cur {
+                cur = w.engine.expire_rs(RsId(rs), c, 5).1;
+            }
+        }
+    }
+}
+
+/// What must hold after every step.
+fn invariants(w: &World) {
+    let n = w.engine.conns().len();
+    assert_eq!(w.engine.conns().free(), CAP - n);
+    assert_eq!(w.engine.conns().chain_stats().0, 2 * n as usize, "two keys per live connection");
+    assert_eq!(w.engine.wheel().len(), n, "one timer per live connection");
+    let t = w.engine.stats().total;
+    assert_eq!(t.active + t.inactive, n as u64, "gauges match the table");
+    let sched: u32 = (0..3).map(|i| w.engine.sched().counts(RsId(i))).map(|(a, b)| a + b).sum();
+    assert_eq!(sched, n, "scheduler counts match the table");
+    for (r, c) in w.engine.conns().iter() {
+        assert_eq!(w.engine.conns().lookup(&c.inbound_key()).map(|h| h.conn), Some(r));
+        assert_eq!(w.engine.conns().lookup(&c.outbound_key()).map(|h| h.conn), Some(r));
+        assert!(w.engine.wheel().is_scheduled(r.index()));
+        assert!((2000..2000 + PORTS).contains(&c.lport()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pool_never_leaks(ops in prop::collection::vec(op(), 1..120)) {
+        let mut cfg = config(CAP);
+        cfg.port_range = PortRange { lo: 2000, hi: 2000 + PORTS - 1 };
+        cfg.port_probes = 4;
+        let mut w = World::new(&cfg);
+        for o in &ops {
+            apply(&mut w, o);
+            invariants(&w);
+        }
+        // Everything expires eventually.
+        w.now += 1_000_000;
+        w.expire();
+        invariants(&w);
+        prop_assert_eq!(w.engine.conns().len(), 0);
+        prop_assert_eq!(w.engine.conns().free(), CAP);
+        prop_assert_eq!(w.engine.conns().chain_stats(), (0, 0));
+        prop_assert!(w.engine.wheel().is_empty());
+        // Every local port is reusable: PORTS connections towards one real server.
+        let mut ports = std::collections::BTreeSet::new();
+        for c in 0..PORTS {
+            let p = PacketBuilder::ipv4(CIP4, VIP4).tcp(20_000 + c, 80).flags(TcpFlags::SYN).build();
+            let (v, _) = w.packet(&p, 0);
+            let Verdict::Forward { conn, .. } = v else { panic!("port {c} not reusable: {v:?}") };
+            ports.insert(w.engine.conns().get(conn).lport());
+        }
+        prop_assert_eq!(ports.len(), PORTS as usize);
+    }
+}

@@ -1,0 +1,180 @@
+//! Bring-up and shutdown: EAL, the mempool, ports, the first snapshot, one worker per
+//! worker lcore, the control thread on the main lcore; then, on SIGTERM/SIGINT, stop the
+//! workers, log the final counters and release the ports before the EAL.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Context, Result};
+use dpdk::{Eal, Mempool, Port, PortConfig, RSS_IP, RSS_TCP, RSS_UDP};
+use fnat::engine::{Engine, EngineConfig, LocalAddrSet};
+use fnat::sapool::PortRange;
+use fnat::service::ServiceTable;
+use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable, Scope};
+
+use crate::clock::Clock;
+use crate::config::{Config, RouteScope};
+use crate::control::{summary, Control};
+use crate::shared::{PortView, Shared, Snapshot};
+use crate::worker::{Worker, WorkerParts};
+
+/// Learned neighbours the control thread keeps at most.
+const MAX_NEIGHBOURS: usize = 65536;
+
+/// The device name of a port's vdev string or PCI address.
+fn device_name(p: &crate::config::PortConf) -> String {
+    match (&p.vdev, &p.pci) {
+        (Some(v), _) => v.split(',').next().unwrap_or(v).to_string(),
+        (None, Some(pci)) => pci.clone(),
+        (None, None) => String::new(),
+    }
+}
+
+/// The first snapshot from the configuration.
+pub fn initial_snapshot(cfg: &Config, ports: Vec<PortView>) -> Result<Snapshot> {
+    let vips: Vec<IpAddr> = cfg.services.iter().map(|s| s.vip).collect();
+    let mut addrs = AddrTable::new();
+    for a in &cfg.addrs {
+        let port = PortId(cfg.port_index(&a.dev).ok_or_else(|| anyhow!("no port {}", a.dev))? as u16);
+        let flags = AddrFlags { sapool: a.sapool, vip: vips.contains(&a.addr.addr()) };
+        addrs.add(port, a.addr, flags).with_context(|| format!("address {}", a.addr))?;
+    }
+    let mut routes = RouteTable::new();
+    for r in addrs.connected_routes() {
+        routes.add(r).context("connected route")?;
+    }
+    for r in &cfg.routes {
+        let dev = PortId(cfg.port_index(&r.dev).ok_or_else(|| anyhow!("no port {}", r.dev))? as u16);
+        let mut route = match (r.scope, r.via) {
+            (RouteScope::KniHost, _) => Route::kni_host(r.prefix, dev),
+            (_, Some(via)) => Route::via(r.prefix, via, dev),
+            (_, None) => Route::connected(r.prefix, dev, r.src),
+        };
+        if r.scope == RouteScope::Link {
+            route.scope = Scope::Link;
+        }
+        route.src = r.src;
+        routes.add(route).with_context(|| format!("route {}", r.prefix))?;
+    }
+    let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
+    for n in &cfg.neighs {
+        let port = PortId(cfg.port_index(&n.dev).ok_or_else(|| anyhow!("no port {}", n.dev))? as u16);
+        neighs.insert_static(n.addr, n.mac, port, 0);
+    }
+    let services = ServiceTable::build(&cfg.service_configs(), None).context("services")?;
+    Ok(Snapshot {
+        gen: 1,
+        services: Arc::new(services),
+        laddrs: Arc::new(local_addr_sets(cfg)),
+        timeouts: cfg.timeouts,
+        addrs: Arc::new(addrs),
+        routes: Arc::new(routes),
+        neighs: Arc::new(neighs),
+        ports: Arc::new(ports),
+    })
+}
+
+/// The LIP sets of the configured services.
+pub fn local_addr_sets(cfg: &Config) -> Vec<LocalAddrSet> {
+    cfg.services.iter().map(|s| LocalAddrSet { service: Some(s.to_core().key()), lips: s.laddrs.clone() }).collect()
+}
+
+/// The engine configuration of worker `id` of `n`.
+pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
+    EngineConfig {
+        worker: id,
+        workers: n,
+        conn_capacity: cfg.conn.pool_size,
+        timeouts: cfg.timeouts,
+        toa: cfg.conn.toa,
+        port_range: PortRange { lo: cfg.conn.lport_min, hi: cfg.conn.lport_max },
+        local_addrs: local_addr_sets(cfg),
+        ..EngineConfig::default()
+    }
+}
+
+/// Runs the dataplane until SIGTERM/SIGINT.
+pub fn run(cfg: Config) -> Result<()> {
+    let eal = Eal::init(cfg.eal_args()).context("DPDK EAL initialisation")?;
+    let clock = Clock::new();
+    let pool = Arc::new(
+        Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1).context("mbuf pool")?,
+    );
+    let n = cfg.workers.lcores.len();
+    let mut ports = Vec::new();
+    let mut views = Vec::new();
+    let mut rxs = Vec::new();
+    let mut txs = Vec::new();
+    for p in &cfg.ports {
+        let dev = device_name(p);
+        let mut port = Port::by_name(&dev).with_context(|| format!("port {} ({dev})", p.name))?;
+        let pc = PortConfig {
+            rx_queues: n as u16,
+            tx_queues: n as u16,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            rss_hf: if p.rss { RSS_IP | RSS_TCP | RSS_UDP } else { 0 },
+            mtu: Some(p.mtu),
+            promiscuous: p.promiscuous,
+        };
+        let (rx, tx) = port.configure(&pc, &pool).with_context(|| format!("configure {} ({dev})", p.name))?;
+        port.start().with_context(|| format!("start {}", p.name))?;
+        let mac = wire::EthernetAddress(port.mac()?);
+        let info = port.info()?;
+        tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
+        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu });
+        rxs.push(rx.into_iter());
+        txs.push(tx.into_iter());
+        ports.push(port);
+    }
+    let shared = Arc::new(Shared::new(initial_snapshot(&cfg, views)?, n));
+
+    let mut handles = Vec::new();
+    for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
+        let id = i as u16;
+        let engine = Engine::new(&engine_config(&cfg, id, n as u32), clock.now_ms()).context("worker core")?;
+        let mut engine = engine;
+        engine.bind(&shared.current().services);
+        let parts = WorkerParts {
+            id,
+            lcore,
+            rx: rxs.iter_mut().map(|q| q.next().expect("one rx queue per worker")).collect(),
+            tx: txs.iter_mut().map(|q| q.next().expect("one tx queue per worker")).collect(),
+            pool: Arc::clone(&pool),
+            engine,
+            shared: Arc::clone(&shared),
+            clock,
+        };
+        let worker = Worker::new(parts);
+        handles.push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
+    }
+
+    let mut control = Control::new(Arc::clone(&shared), clock);
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&control.usr1))?;
+    tracing::info!(workers = n, ports = ports.len(), services = cfg.services.len(), "rvsd: forwarding");
+    control.run();
+
+    tracing::info!("shutting down");
+    shared.stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.wait();
+    }
+    let mut finals = Vec::new();
+    for w in &shared.workers {
+        while let Some(r) = w.replies.pop() {
+            if let crate::shared::Reply::Stats(r) = r {
+                finals.push(*r);
+            }
+        }
+    }
+    tracing::info!("rvsd: stopped {}", summary(shared.gen.load(Ordering::Acquire), &finals));
+    // Ports before the pool, the pool before the EAL.
+    drop(ports);
+    drop(shared);
+    drop(pool);
+    drop(eal);
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! What the control thread and the workers share: the published configuration
+//! snapshot (one atomic load per worker loop to notice a change), per-worker command
+//! and reply queues, the neighbour-learning queue and the stop flag. Nothing here takes
+//! a lock on the workers' path.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use fnat::engine::{ConnInfo, LocalAddrSet};
+use fnat::service::ServiceTable;
+use fnat::stats::StatsSnapshot;
+use fnat::tcp_state::Timeouts;
+use netstack::{AddrTable, NeighTable, PortId, RouteTable};
+use serde::Serialize;
+use wire::EthernetAddress;
+
+use crate::counters::NetCounters;
+
+/// A port as the workers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortView {
+    /// Operator's name (`dpdk0`).
+    pub name: String,
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// Its MTU.
+    pub mtu: u16,
+}
+
+/// One immutable generation of the configuration the workers run on. Parts that change
+/// independently are behind their own `Arc`, so a neighbour learned does not copy the
+/// services.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Generation number (increases by one per published change).
+    pub gen: u64,
+    /// Virtual services and real servers.
+    pub services: Arc<ServiceTable>,
+    /// Local address sets (LIPs) per service.
+    pub laddrs: Arc<Vec<LocalAddrSet>>,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+    /// Addresses the dataplane owns.
+    pub addrs: Arc<AddrTable>,
+    /// Routes (connected, static, kni_host).
+    pub routes: Arc<RouteTable>,
+    /// Neighbours.
+    pub neighs: Arc<NeighTable>,
+    /// Ports, indexed by `PortId`.
+    pub ports: Arc<Vec<PortView>>,
+}
+
+/// A neighbour binding a worker saw (ARP or ND); the control thread learns it.
+#[derive(Debug, Clone, Copy)]
+pub struct NeighSeen {
+    /// The address.
+    pub ip: IpAddr,
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// The port it was seen on.
+    pub port: PortId,
+}
+
+/// A request from the control thread to one worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Report counters.
+    Stats,
+    /// List connections from `cursor`, at most `max`.
+    ListConns {
+        /// Where to start (0 = beginning).
+        cursor: u32,
+        /// Most connections in this page.
+        max: usize,
+    },
+}
+
+/// A worker's counters and state summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerReport {
+    /// Worker id.
+    pub id: u16,
+    /// The lcore it runs on.
+    pub lcore: u32,
+    /// The configuration generation it runs.
+    pub gen: u64,
+    /// Live connections.
+    pub conns: u32,
+    /// Core counters (services, real servers, drops).
+    pub core: StatsSnapshot,
+    /// Network-layer counters.
+    pub net: NetCounters,
+}
+
+/// A worker's answer to a [`Command`].
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Counters.
+    Stats(Box<WorkerReport>),
+    /// A page of connections and the cursor of the next page.
+    Conns(Vec<ConnInfo>, Option<u32>),
+}
+
+/// One worker's mailbox and progress.
+#[derive(Debug)]
+pub struct WorkerSlot {
+    /// The generation this worker runs.
+    pub seen_gen: AtomicU64,
+    /// Commands for it.
+    pub commands: ArrayQueue<Command>,
+    /// Its replies.
+    pub replies: ArrayQueue<Reply>,
+}
+
+/// Everything shared between the control thread and the workers.
+#[derive(Debug)]
+pub struct Shared {
+    /// Set to stop the workers.
+    pub stop: AtomicBool,
+    /// The newest published generation number.
+    pub gen: AtomicU64,
+    /// The newest snapshot.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Per worker.
+    pub workers: Vec<WorkerSlot>,
+    /// Neighbour bindings seen by workers, for the control thread to learn.
+    pub neigh_seen: ArrayQueue<NeighSeen>,
+}
+
+impl Shared {
+    /// Shared state for `workers` workers starting at `snapshot`.
+    pub fn new(snapshot: Snapshot, workers: usize) -> Shared {
+        Shared {
+            stop: AtomicBool::new(false),
+            gen: AtomicU64::new(snapshot.gen),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            workers: (0..workers)
+                .map(|_| WorkerSlot { seen_gen: AtomicU64::new(0), commands: ArrayQueue::new(64), replies: ArrayQueue::new(64) })
+                .collect(),
+            neigh_seen: ArrayQueue::new(4096),
+        }
+    }
+
+    /// Publishes a new snapshot (its `gen` must be the current one plus one).
+    pub fn publish(&self, snapshot: Snapshot) {
+        let gen = snapshot.gen;
+        self.snapshot.store(Arc::new(snapshot));
+        self.gen.store(gen, Ordering::Release);
+    }
+
+    /// The newest snapshot.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+}
