@@ -31,7 +31,8 @@ fn main() -> Result<()> {
             if ok { "ok" } else { "FAILED" }
         );
         for (i, c) in counts.iter().enumerate() {
-            println!("   rs{} ({}): {c:4} {}", i + 1, rvs_e2e::rs4(i + 1), "#".repeat(c / 5));
+            let addr = if vip.contains(':') { rvs_e2e::rs6(i + 1) } else { rvs_e2e::rs4(i + 1) };
+            println!("   rs{} ({addr}): {c:4} {}", i + 1, "#".repeat(c / 5));
         }
     }
     let log = std::fs::read_to_string(t.http_log(1)).unwrap_or_default();
@@ -39,11 +40,24 @@ fn main() -> Result<()> {
         println!("== what rs1 sees (source = the LIP {LIP4}, not the client):\n   {line}");
     }
     let stats = t.rvsd_stats().context("stats")?;
-    println!("== rvsd counters:\n{}", serde_json::to_string_pretty(&stats)?);
+    let tot = &stats["totals"];
+    let net = &stats["net"];
+    println!("== rvsd counters (SIGUSR1; rvsadm arrives with the control socket)");
+    println!("   live connections: {} (workers: {})", stats["conns"], stats["workers"].as_array().map_or(0, Vec::len));
+    println!("   connections made: {}   packets in/out: {}/{}   bytes in/out: {}/{}",
+        tot["conns"], tot["pkts_in"], tot["pkts_out"], tot["bytes_in"], tot["bytes_out"]);
+    println!("   frames received: {}   sent: {}   ARP replies: {}   ND adverts: {}   echo replies: {}",
+        net["rx_packets"], net["tx_packets"], net["arp_replies"], net["nd_adverts"], net["echo_replies"]);
+    println!("   drops by reason: {}", stats["drops"]);
+    if let Some(w) = stats["workers"].as_array().and_then(|w| w.first()) {
+        println!("   per real server (id: connections): {}",
+            w["core"]["real_servers"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v["conns"])).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+    }
     let log = t.stop_rvsd()?;
     println!("== rvsd stopped; its last lines:");
-    for l in log.lines().rev().take(6).collect::<Vec<_>>().into_iter().rev() {
-        println!("   {l}");
+    for l in log.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev() {
+        let cut: String = l.chars().take(150).collect();
+        println!("   {cut}{}", if cut.len() < l.len() { " ..." } else { "" });
     }
     println!("== cleaning up");
     Ok(())

@@ -26,6 +26,9 @@ pub enum NetDrop {
     LocalUnhandled,
     /// Not for us and not a service's: the dataplane does not route transit traffic.
     Transit,
+    /// Multicast or broadcast IP nothing here consumes (goes to the kernel twin once
+    /// there is one).
+    Multicast,
     /// More packets waiting for a neighbour than the queue holds.
     PendingFull,
     /// The neighbour never answered.
@@ -44,7 +47,7 @@ pub enum NetDrop {
 
 impl NetDrop {
     /// Every reason, in order.
-    pub const ALL: [NetDrop; 14] = [
+    pub const ALL: [NetDrop; 15] = [
         NetDrop::NotForUs,
         NetDrop::OwnFrame,
         NetDrop::Vlan,
@@ -52,6 +55,7 @@ impl NetDrop {
         NetDrop::BadFrame,
         NetDrop::LocalUnhandled,
         NetDrop::Transit,
+        NetDrop::Multicast,
         NetDrop::PendingFull,
         NetDrop::Unresolved,
         NetDrop::TtlExceeded,
@@ -71,6 +75,7 @@ impl NetDrop {
             NetDrop::BadFrame => "bad_frame",
             NetDrop::LocalUnhandled => "local_unhandled",
             NetDrop::Transit => "transit",
+            NetDrop::Multicast => "multicast",
             NetDrop::PendingFull => "pending_full",
             NetDrop::Unresolved => "unresolved",
             NetDrop::TtlExceeded => "ttl_exceeded",

@@ -89,10 +89,35 @@ pub struct WorkerReport {
     pub gen: u64,
     /// Live connections.
     pub conns: u32,
-    /// Core counters (services, real servers, drops).
+    /// Core counters (services, real servers, drops); serialised compactly (only
+    /// non-zero entries, keyed by stable id).
+    #[serde(serialize_with = "compact_core")]
     pub core: StatsSnapshot,
     /// Network-layer counters.
     pub net: NetCounters,
+}
+
+/// Serialises core counters without the zero entries of the preallocated per-service
+/// and per-real-server arrays.
+pub fn compact_core<S: serde::Serializer>(c: &StatsSnapshot, s: S) -> Result<S::Ok, S::Error> {
+    use std::collections::BTreeMap;
+    let nonzero = |v: &[fnat::stats::Counters]| -> BTreeMap<usize, fnat::stats::Counters> {
+        v.iter().enumerate().filter(|(_, c)| c.conns > 0 || c.pkts_in > 0 || c.pkts_out > 0).map(|(i, c)| (i, *c)).collect()
+    };
+    #[derive(Serialize)]
+    struct View<'a> {
+        total: &'a fnat::stats::Counters,
+        services: BTreeMap<usize, fnat::stats::Counters>,
+        real_servers: BTreeMap<usize, fnat::stats::Counters>,
+        drops: BTreeMap<&'a str, u64>,
+    }
+    View {
+        total: &c.total,
+        services: nonzero(&c.services),
+        real_servers: nonzero(&c.real_servers),
+        drops: c.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.as_str(), *v)).collect(),
+    }
+    .serialize(s)
 }
 
 /// A worker's answer to a [`Command`].

@@ -285,7 +285,11 @@ impl Worker {
             return self.net.drop(NetDrop::KniHost);
         }
         let Some((_, entry)) = self.snap.addrs.owner(dst) else {
-            return self.net.drop(NetDrop::Transit);
+            let group = match dst {
+                IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
+                IpAddr::V6(a) => a.is_multicast(),
+            };
+            return self.net.drop(if group { NetDrop::Multicast } else { NetDrop::Transit });
         };
         if entry.flags.vip && matches!(proto, 6 | 17) {
             // A VIP port without a service: dropped, like DPVS (no RST).
