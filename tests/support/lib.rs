@@ -225,6 +225,16 @@ impl Topology {
         self.dir.join(format!("http{i}.log"))
     }
 
+    /// The control socket's path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("rvsd.sock")
+    }
+
+    /// A control-protocol client connected to this topology's rvsd.
+    pub fn ctl(&self) -> ctl::Client {
+        ctl::Client::connect(self.socket()).expect("connect to rvsd's control socket")
+    }
+
     /// rvsd's log file.
     pub fn rvsd_log_path(&self) -> PathBuf {
         self.dir.join("rvsd.log")

@@ -96,7 +96,7 @@ pub struct EngineConfig {
     /// How many workers share the local ports (see [`PortOwnership`]).
     #[serde(default = "default_workers")]
     pub workers: u32,
-    /// Connections this worker can hold (the pool is allocated at start-up, ~128 B
+    /// Connections this worker can hold (the pool is allocated at start-up, 112..120 B
     /// each all-in).
     #[serde(default = "default_capacity")]
     pub conn_capacity: u32,
@@ -238,12 +238,6 @@ pub struct ExpireReport {
 
 const NO_SET: u32 = u32::MAX;
 
-#[derive(Debug, Clone, Copy)]
-enum Parsed {
-    Tcpudp(Tuple, ConnKey),
-    Err(TranslateError),
-}
-
 /// One worker's FullNAT state (see the module documentation).
 #[derive(Debug)]
 pub struct Engine {
@@ -261,6 +255,9 @@ pub struct Engine {
     /// The generation bound and, per `SvcIdx` of it, the LIP set index.
     generation: Option<u64>,
     svc_set: Vec<u32>,
+    /// Per `RsId`: its service's `SvcId` (for per-service counters; ids are never
+    /// reused, so entries of removed servers stay right).
+    rs_svc: Vec<u32>,
 }
 
 #[inline]
@@ -298,6 +295,7 @@ impl Engine {
             default_set,
             generation: None,
             svc_set: Vec::with_capacity(cfg.max_services),
+            rs_svc: vec![u32::MAX; cfg.max_real_servers],
         })
     }
 
@@ -313,6 +311,11 @@ impl Engine {
         for s in table.services() {
             let own = self.set_keys.iter().position(|k| *k == Some(s.key));
             self.svc_set.push(own.map_or(self.default_set, |i| i as u32));
+            for d in &s.dests {
+                if let Some(x) = self.rs_svc.get_mut(d.id.0 as usize) {
+                    *x = s.id.0;
+                }
+            }
         }
         self.generation = Some(table.generation());
     }
@@ -389,6 +392,12 @@ impl Engine {
         true
     }
 
+    /// The service id of real server `rs` (`u32::MAX` if beyond the configured maximum).
+    #[inline]
+    fn svc_of(&self, rs: u32) -> u32 {
+        self.rs_svc.get(rs as usize).copied().unwrap_or(u32::MAX)
+    }
+
     #[inline]
     fn timeout(&self, proto: Proto, state: TcpState) -> Millis {
         match proto {
@@ -401,12 +410,13 @@ impl Engine {
     /// documentation). The packet is modified only for [`Verdict::Forward`].
     pub fn process<B: PacketBuf>(&mut self, table: &ServiceTable, buf: &mut B, l3: usize, now: Millis) -> Verdict {
         self.bind(table);
-        let parsed = Self::parse(buf.data(), l3);
-        let hit = match &parsed {
-            Parsed::Tcpudp(_, k) => self.conns.lookup(k),
-            Parsed::Err(_) => None,
-        };
-        self.process_parsed(table, buf, l3, now, parsed, hit)
+        match Self::parse(buf.data(), l3) {
+            Ok((t, k)) => {
+                let hit = self.conns.lookup(&k);
+                self.dispatch(table, buf, l3, now, &t, &k, hit)
+            }
+            Err(e) => self.unparsed(buf, l3, e),
+        }
     }
 
     /// [`process`](Self::process) over a burst: `out[i]` is the verdict of `bufs[i]`,
@@ -423,67 +433,84 @@ impl Engine {
     ) {
         self.bind(table);
         let n = bufs.len().min(l3.len()).min(out.len());
+        let dummy = ConnKey::new(Proto::Tcp, Addr::UNSPECIFIED, 0, Addr::UNSPECIFIED, 0);
         let mut start = 0;
         while start < n {
             let m = (n - start).min(BURST);
-            let dummy = ConnKey::new(Proto::Tcp, Addr::UNSPECIFIED, 0, Addr::UNSPECIFIED, 0);
-            let mut parsed = [Parsed::Err(TranslateError::Truncated); BURST];
+            let mut parsed: [Result<Tuple, TranslateError>; BURST] = [Err(TranslateError::Truncated); BURST];
             let mut keys = [dummy; BURST];
             let mut hits: [Option<Hit>; BURST] = [None; BURST];
             for i in 0..m {
-                parsed[i] = Self::parse(bufs[start + i].data(), l3[start + i]);
-                if let Parsed::Tcpudp(_, k) = &parsed[i] {
-                    keys[i] = *k;
+                parsed[i] = tuple(bufs[start + i].data(), l3[start + i]);
+                if let Ok(t) = &parsed[i] {
+                    match Self::key(t) {
+                        Some(k) => keys[i] = k,
+                        None => parsed[i] = Err(TranslateError::Malformed),
+                    }
                 }
             }
             self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
             for i in 0..m {
-                let mut hit = hits[i];
-                if hit.is_none() {
-                    // An earlier packet of this burst may have opened the connection.
-                    if let Parsed::Tcpudp(_, k) = &parsed[i] {
-                        hit = self.conns.lookup(k);
+                let (buf, off) = (&mut bufs[start + i], l3[start + i]);
+                out[start + i] = match &parsed[i] {
+                    Ok(t) => {
+                        // A miss is looked up again: an earlier packet of this burst may
+                        // have opened the connection.
+                        let hit = hits[i].or_else(|| self.conns.lookup(&keys[i]));
+                        self.dispatch(table, buf, off, now, t, &keys[i], hit)
                     }
-                }
-                out[start + i] = self.process_parsed(table, &mut bufs[start + i], l3[start + i], now, parsed[i], hit);
+                    Err(e) => self.unparsed(buf, off, *e),
+                };
             }
             start += m;
         }
     }
 
     #[inline]
-    fn parse(data: &[u8], l3: usize) -> Parsed {
-        match tuple(data, l3) {
-            Ok(t) => {
-                let k = ip_key(t.proto, t.src, t.sport, t.dst, t.dport);
-                // IPv4-mapped addresses on an IPv6 packet would alias IPv4 keys.
-                if t.src.is_ipv6() && (k.src.is_v4() || k.dst.is_v4()) {
-                    return Parsed::Err(TranslateError::Malformed);
-                }
-                Parsed::Tcpudp(t, k)
-            }
-            Err(e) => Parsed::Err(e),
-        }
+    fn parse(data: &[u8], l3: usize) -> Result<(Tuple, ConnKey), TranslateError> {
+        let t = tuple(data, l3)?;
+        let k = Self::key(&t).ok_or(TranslateError::Malformed)?;
+        Ok((t, k))
     }
 
-    fn process_parsed<B: PacketBuf>(
+    /// The connection key of a packet; `None` for an IPv6 packet with IPv4-mapped
+    /// addresses (they would alias IPv4 keys).
+    #[inline]
+    fn key(t: &Tuple) -> Option<ConnKey> {
+        let k = ip_key(t.proto, t.src, t.sport, t.dst, t.dport);
+        if t.src.is_ipv6() && (k.src.is_v4() || k.dst.is_v4()) {
+            return None;
+        }
+        Some(k)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn dispatch<B: PacketBuf>(
         &mut self,
         table: &ServiceTable,
         buf: &mut B,
         l3: usize,
         now: Millis,
-        parsed: Parsed,
+        t: &Tuple,
+        k: &ConnKey,
         hit: Option<Hit>,
     ) -> Verdict {
-        match parsed {
-            Parsed::Tcpudp(t, k) => match hit {
-                Some(h) => self.forward(buf, l3, now, &t, h),
-                None => self.miss(table, buf, l3, now, &t, &k),
-            },
-            Parsed::Err(TranslateError::UnsupportedProtocol(p)) if p == 1 || p == 58 => self.icmp(buf, l3),
-            Parsed::Err(TranslateError::UnsupportedProtocol(_)) => Verdict::NotMine,
-            Parsed::Err(TranslateError::Fragment) => self.drop(DropReason::Fragment),
-            Parsed::Err(_) => self.drop(DropReason::BadHeader),
+        match hit {
+            Some(h) => self.forward(buf, l3, now, t, h),
+            None => self.miss(table, buf, l3, now, t, k),
+        }
+    }
+
+    /// A packet [`tuple`] refused: ICMP goes to the error path, other protocols are
+    /// not ours, the rest is dropped.
+    #[cold]
+    fn unparsed<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, e: TranslateError) -> Verdict {
+        match e {
+            TranslateError::UnsupportedProtocol(1 | 58) => self.icmp(buf, l3),
+            TranslateError::UnsupportedProtocol(_) => Verdict::NotMine,
+            TranslateError::Fragment => self.drop(DropReason::Fragment),
+            _ => self.drop(DropReason::BadHeader),
         }
     }
 
@@ -498,13 +525,14 @@ impl Engine {
     #[inline]
     fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
         let c = self.conns.get(r);
-        let (proto, old, svc, rs, old_exp) = (c.proto(), c.state, c.svc, c.rs, c.expires);
+        let (proto, old, rs, old_exp) = (c.proto(), c.state, c.rs, c.expires(now));
         let mut state = old;
         if proto == Proto::Tcp {
             state = old.next(dir, flags.bits());
             if state != old {
                 let was = old.is_active();
                 if was != state.is_active() {
+                    let svc = self.svc_of(rs);
                     let c = self.conns.get_mut(r);
                     if was {
                         c.flags.clear(ConnFlags::ACTIVE);
@@ -524,7 +552,7 @@ impl Engine {
         }
         let c = self.conns.get_mut(r);
         c.state = state;
-        c.expires = exp;
+        c.set_expires(exp);
     }
 
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, h: Hit) -> Verdict {
@@ -537,7 +565,7 @@ impl Engine {
                 (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
             }
         };
-        let (svc, rs, cflags) = (c.svc, c.rs, c.flags);
+        let (rs, cflags) = (c.rs, c.flags);
         let bytes = (t.l4 - l3 + t.l4_len) as u64;
         if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
             return self.drop(DropReason::BadHeader);
@@ -577,6 +605,7 @@ impl Engine {
         {
             self.conns.get_mut(h.conn).flags.set(ConnFlags::SYNACK_SEEN);
         }
+        let svc = self.svc_of(rs);
         match h.dir {
             Direction::Input => self.stats.packet_in(svc, rs, bytes),
             Direction::Output => self.stats.packet_out(svc, rs, bytes),
@@ -621,6 +650,7 @@ impl Engine {
     }
 
     /// Opens a connection for the first packet `t` of a flow to service `svc`.
+    #[inline(never)]
     fn open(
         &mut self,
         table: &ServiceTable,
@@ -667,18 +697,21 @@ impl Engine {
                 lport,
                 rip,
                 rport,
-                svc: svc_id,
                 rs: pick.id.0,
                 state: TcpState::None,
                 expires,
             })
             .map_err(|_| DropReason::PoolFull)?;
         self.sched.conn_new(pick.id);
+        if let Some(x) = self.rs_svc.get_mut(pick.id.0 as usize) {
+            *x = svc_id;
+        }
         self.stats.gauge(svc_id, pick.id.0, Gauge::NewInactive);
         self.wheel.schedule(r.index(), expires);
         Ok(r)
     }
 
+    #[cold]
     fn icmp<B: PacketBuf>(&mut self, buf: &mut B, l3: usize) -> Verdict {
         let e = match icmp_error(buf.data(), l3) {
             Ok(e) => e,
@@ -717,7 +750,8 @@ impl Engine {
                 Direction::Input,
             ),
         };
-        let (svc, rs) = (c.svc, c.rs);
+        let rs = c.rs;
+        let svc = self.svc_of(rs);
         if rewrite_icmp_error_parsed(buf.data_mut(), l3, &e, &outer, &inner).is_err() {
             return self.drop(DropReason::BadHeader);
         }
@@ -736,7 +770,8 @@ impl Engine {
         if let Some(c) = self.conns.remove(r) {
             let active = c.flags.has(ConnFlags::ACTIVE);
             self.sched.conn_freed(RsId(c.rs), active);
-            self.stats.gauge(c.svc, c.rs, if active { Gauge::FreedActive } else { Gauge::FreedInactive });
+            let svc = self.svc_of(c.rs);
+            self.stats.gauge(svc, c.rs, if active { Gauge::FreedActive } else { Gauge::FreedInactive });
         }
     }
 
@@ -752,8 +787,8 @@ impl Engine {
             if !c.is_live() {
                 continue;
             }
-            if c.expires > now {
-                let e = c.expires;
+            let e = c.expires(now);
+            if e > now {
                 self.wheel.schedule(i, e);
                 rep.refiled += 1;
             } else {
@@ -819,12 +854,12 @@ impl Engine {
                 worker: self.worker,
                 proto: c.proto(),
                 state: c.state,
-                expires_ms: c.expires.saturating_sub(now),
+                expires_ms: c.expires(now).saturating_sub(now),
                 client: SocketAddr::new(c.cip().ip(), c.cport()),
                 virt: SocketAddr::new(c.vip().ip(), c.vport()),
                 local: SocketAddr::new(c.lip().ip(), c.lport()),
                 real: SocketAddr::new(c.rip().ip(), c.rport()),
-                svc: c.svc,
+                svc: self.svc_of(c.rs),
                 rs: c.rs,
                 toa: c.flags.has(ConnFlags::TOA_DONE),
             });

@@ -169,6 +169,11 @@ impl TcpState {
     }
 }
 
+/// The longest timeout honoured, in seconds (about 23 days): connections store their
+/// expiry in 32-bit milliseconds (see [`crate::conn::MAX_EXPIRY_MS`]); longer values
+/// are capped to this.
+pub const MAX_TIMEOUT_S: u32 = 2_000_000;
+
 /// Idle timeouts per state, in seconds (LVS defaults). A connection's expiry is pushed
 /// to `now + timeout(state)` by every packet; it is freed when that passes.
 ///
@@ -243,16 +248,16 @@ impl Timeouts {
         }
     }
 
-    /// The idle timeout of a TCP state, in milliseconds.
+    /// The idle timeout of a TCP state, in milliseconds (capped at [`MAX_TIMEOUT_S`]).
     #[inline]
     pub fn tcp(&self, s: TcpState) -> Millis {
-        self.tcp_secs(s) as Millis * 1000
+        self.tcp_secs(s).min(MAX_TIMEOUT_S) as Millis * 1000
     }
 
-    /// The UDP idle timeout, in milliseconds.
+    /// The UDP idle timeout, in milliseconds (capped at [`MAX_TIMEOUT_S`]).
     #[inline]
     pub fn udp_ms(&self) -> Millis {
-        self.udp as Millis * 1000
+        self.udp.min(MAX_TIMEOUT_S) as Millis * 1000
     }
 
     /// `ipvsadm --set tcp tcpfin udp`: sets ESTABLISHED, FIN_WAIT and UDP; as in

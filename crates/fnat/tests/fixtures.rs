@@ -53,7 +53,7 @@ fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
 /// The state of the connection whose inbound key is given.
 fn state_of(w: &World, proto: Proto, c: IpAddr, cport: u16, v: IpAddr, vport: u16) -> Option<TcpState> {
     let k = ConnKey::new(proto, Addr::from(c), cport, Addr::from(v), vport);
-    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).state)
+    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).state())
 }
 
 fn live(n: u32) -> Step {

@@ -1,27 +1,64 @@
-//! The control thread (main lcore): owns the authoritative neighbour table, learns what
-//! the workers saw, publishes new snapshots, answers signals, and gathers the workers'
-//! counters. It sleeps between rounds; it never busy-polls.
+//! The control thread (main lcore): owns the authoritative configuration ([`State`]),
+//! the neighbour table and the ports. It answers control-socket requests — a change is
+//! validated whole, published as a new generation, and answered only when every worker
+//! runs it — learns the neighbours workers saw, answers signals, and gathers the
+//! workers' counters. It sleeps between rounds; it never busy-polls.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netstack::{Learned, NeighTable};
+use ctl::{
+    AddrView, ConnCursor, ErrorCode, LinkChange, LinkStats, LinkView, NeighView, RealServerView, Request, Response,
+    ServiceView, WorkerView,
+};
+use dpdk::Port;
+use fnat::stats::Counters;
+use netstack::{Learned, NeighState, NeighTable, PortId};
 use serde_json::json;
 
 use crate::clock::Clock;
 use crate::counters::NetCounters;
-use crate::shared::{Command, Reply, Shared, WorkerReport};
+use crate::server::Job;
+use crate::shared::{Command, PortView, Reply, Shared, WorkerReport};
+use crate::state::{AddrSpec, Refused, State};
 
 /// Learned neighbours are re-resolved after this long without being seen.
 const NEIGH_REACHABLE_MS: u64 = 300_000;
+/// How long a change may take to reach every worker.
+const CONFIRM_WAIT: Duration = Duration::from_secs(2);
+/// Most connections in one listing page.
+const MAX_CONN_PAGE: u32 = 10_000;
+
+/// A port the control thread owns.
+pub struct PortHandle {
+    /// The DPDK port.
+    pub port: Port,
+    /// Operator's name.
+    pub name: String,
+    /// DPDK device name.
+    pub device: String,
+    /// Driver name.
+    pub driver: String,
+    /// Queues per direction (one per worker).
+    pub queues: u16,
+    /// NUMA socket.
+    pub socket: i32,
+}
 
 /// The control thread's state.
 pub struct Control {
     shared: Arc<Shared>,
-    neighs: NeighTable,
     clock: Clock,
+    neighs: NeighTable,
+    state: State,
+    ports: Vec<PortHandle>,
+    jobs: Receiver<Job>,
+    pool_size: u32,
+    started: Instant,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
     /// Set by SIGUSR1: log counters.
@@ -29,14 +66,25 @@ pub struct Control {
 }
 
 impl Control {
-    /// Control over `shared`, starting from its current neighbour table.
-    pub fn new(shared: Arc<Shared>, clock: Clock) -> Control {
+    /// Control over `shared`, whose snapshot was derived from `state`.
+    pub fn new(shared: Arc<Shared>, clock: Clock, state: State, ports: Vec<PortHandle>, jobs: Receiver<Job>, pool_size: u32) -> Control {
         let neighs = (*shared.current().neighs).clone();
-        Control { shared, neighs, clock, term: Arc::new(AtomicBool::new(false)), usr1: Arc::new(AtomicBool::new(false)) }
+        Control {
+            shared,
+            clock,
+            neighs,
+            state,
+            ports,
+            jobs,
+            pool_size,
+            started: Instant::now(),
+            term: Arc::new(AtomicBool::new(false)),
+            usr1: Arc::new(AtomicBool::new(false)),
+        }
     }
 
-    /// Runs until SIGTERM/SIGINT.
-    pub fn run(&mut self) {
+    /// Runs until SIGTERM/SIGINT; returns the ports for an orderly shutdown.
+    pub fn run(mut self) -> Vec<PortHandle> {
         let mut aged_at = Instant::now();
         while !self.term.load(Ordering::Relaxed) {
             if self.usr1.swap(false, Ordering::Relaxed) {
@@ -45,16 +93,26 @@ impl Control {
                     None => tracing::warn!("a worker did not answer the stats request"),
                 }
             }
-            let mut changed = self.learn();
-            if aged_at.elapsed() > Duration::from_secs(10) {
-                aged_at = Instant::now();
-                changed |= self.neighs.expire(self.clock.now_ms(), NEIGH_REACHABLE_MS).removed > 0;
-            }
-            if changed {
+            if self.learn() {
                 self.publish_neighs();
             }
-            std::thread::sleep(Duration::from_millis(1));
+            if aged_at.elapsed() > Duration::from_secs(10) {
+                aged_at = Instant::now();
+                if self.neighs.expire(self.clock.now_ms(), NEIGH_REACHABLE_MS).removed > 0 {
+                    self.publish_neighs();
+                }
+            }
+            let mut served = false;
+            while let Ok((req, reply)) = self.jobs.try_recv() {
+                let resp = self.handle(req);
+                let _ = reply.send(resp);
+                served = true;
+            }
+            if !served {
+                std::thread::sleep(Duration::from_micros(500));
+            }
         }
+        self.ports
     }
 
     /// Learns the bindings workers reported; true if the table changed.
@@ -74,12 +132,391 @@ impl Control {
         changed
     }
 
-    fn publish_neighs(&self) {
+    fn publish_neighs(&self) -> u64 {
         let cur = self.shared.current();
         let mut next = (*cur).clone();
         next.gen = cur.gen + 1;
         next.neighs = Arc::new(self.neighs.clone());
         self.shared.publish(next);
+        cur.gen + 1
+    }
+
+    fn publish_ports(&self, ports: Vec<PortView>) -> u64 {
+        let cur = self.shared.current();
+        let mut next = (*cur).clone();
+        next.gen = cur.gen + 1;
+        next.ports = Arc::new(ports);
+        self.shared.publish(next);
+        cur.gen + 1
+    }
+
+    /// Waits until every worker runs generation `gen`.
+    fn confirm(&self, gen: u64) -> Response {
+        let deadline = Instant::now() + CONFIRM_WAIT;
+        loop {
+            let behind: Vec<usize> = (0..self.shared.workers.len())
+                .filter(|&i| self.shared.workers[i].seen_gen.load(Ordering::Acquire) < gen)
+                .collect();
+            if behind.is_empty() {
+                return Response::Done { gen };
+            }
+            if Instant::now() > deadline {
+                return Response::error(
+                    ErrorCode::Timeout,
+                    format!("generation {gen} was published but workers {behind:?} did not confirm it within {CONFIRM_WAIT:?}"),
+                );
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// Validates `next` whole, adopts it, publishes it and waits for every worker.
+    fn apply(&mut self, next: State) -> Response {
+        let cur = self.shared.current();
+        match next.snapshot(cur.gen + 1, Some(&cur), Arc::clone(&cur.ports), Arc::clone(&cur.neighs)) {
+            Err(r) => Response::error(r.code, r.message),
+            Ok(snap) => {
+                let gen = snap.gen;
+                self.state = next;
+                self.shared.publish(snap);
+                self.confirm(gen)
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> Response {
+        match self.try_handle(req) {
+            Ok(r) => r,
+            Err(r) => Response::error(r.code, r.message),
+        }
+    }
+
+    fn try_handle(&mut self, req: Request) -> Result<Response, Refused> {
+        let mut next = self.state.clone();
+        Ok(match req {
+            Request::Status => Response::Status {
+                version: env!("CARGO_PKG_VERSION").into(),
+                gen: self.shared.gen.load(Ordering::Acquire),
+                worker_gens: self.shared.workers.iter().map(|w| w.seen_gen.load(Ordering::Acquire)).collect(),
+                conn_pool_size: self.pool_size,
+                uptime_s: self.started.elapsed().as_secs(),
+            },
+            Request::ServiceList { stats } => self.service_list(stats)?,
+            Request::ServiceAdd(spec) => {
+                if next.service(&spec.service.key()).is_ok() {
+                    return Err(Refused::new(ErrorCode::Exists, format!("service {} exists", spec.service.key())));
+                }
+                next.services.push(spec);
+                self.apply(next)
+            }
+            Request::ServiceEdit { service } => {
+                let i = next.service(&service.key())?;
+                let old = &mut next.services[i].service;
+                let rs = std::mem::take(&mut old.real_servers);
+                *old = service;
+                old.real_servers = rs;
+                self.apply(next)
+            }
+            Request::ServiceDel { key } => {
+                let i = next.service(&key)?;
+                next.services.remove(i);
+                self.apply(next)
+            }
+            Request::ServiceReplace { services } => {
+                next.services = services;
+                self.apply(next)
+            }
+            Request::RealServerAdd { key, rs } => {
+                let i = next.service(&key)?;
+                let s = &mut next.services[i].service;
+                if s.real_servers.iter().any(|r| r.addr == rs.addr && r.port == rs.port) {
+                    return Err(Refused::new(ErrorCode::Exists, format!("service {key}: real server {} exists", sockaddr(rs.addr, rs.port))));
+                }
+                s.real_servers.push(rs);
+                self.apply(next)
+            }
+            Request::RealServerEdit { key, addr, port, change } => {
+                let i = next.service(&key)?;
+                let rs = next.services[i]
+                    .service
+                    .real_servers
+                    .iter_mut()
+                    .find(|r| r.addr == addr && r.port == port)
+                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no real server {}", sockaddr(addr, port))))?;
+                if let Some(w) = change.weight {
+                    rs.weight = w;
+                }
+                if let Some(u) = change.upper {
+                    rs.upper = u;
+                }
+                if let Some(l) = change.lower {
+                    rs.lower = l;
+                }
+                self.apply(next)
+            }
+            Request::RealServerDel { key, addr, port } => {
+                let i = next.service(&key)?;
+                let list = &mut next.services[i].service.real_servers;
+                let j = list
+                    .iter()
+                    .position(|r| r.addr == addr && r.port == port)
+                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no real server {}", sockaddr(addr, port))))?;
+                list.remove(j);
+                self.apply(next)
+            }
+            Request::LaddrAdd { key, addr } => {
+                let i = next.service(&key)?;
+                if next.services[i].laddrs.contains(&addr) {
+                    return Err(Refused::new(ErrorCode::Exists, format!("service {key}: local address {addr} exists")));
+                }
+                next.services[i].laddrs.push(addr);
+                self.apply(next)
+            }
+            Request::LaddrDel { key, addr } => {
+                let i = next.service(&key)?;
+                let l = &mut next.services[i].laddrs;
+                let j = l
+                    .iter()
+                    .position(|a| *a == addr)
+                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no local address {addr}")))?;
+                l.remove(j);
+                self.apply(next)
+            }
+            Request::ZeroCounters => {
+                for w in &self.shared.workers {
+                    let _ = w.commands.push(Command::Zero);
+                }
+                Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
+            }
+            Request::ConnList { cursor, max } => self.conn_page(cursor, max)?,
+            Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
+            Request::TimeoutsSet { tcp, tcpfin, udp } => {
+                if tcp > 0 {
+                    next.timeouts.established = tcp;
+                }
+                if tcpfin > 0 {
+                    next.timeouts.fin_wait = tcpfin;
+                }
+                if udp > 0 {
+                    next.timeouts.udp = udp;
+                }
+                self.apply(next)
+            }
+            Request::LinkList { stats } => Response::Links { links: self.links(stats) },
+            Request::LinkSet { dev, change } => self.link_set(&dev, change)?,
+            Request::AddrAdd { dev, addr, sapool } => {
+                let port = next.port(&dev)?;
+                if next.has_addr(addr.addr()) {
+                    return Err(Refused::new(ErrorCode::Exists, format!("address {} exists", addr.addr())));
+                }
+                next.addrs.push(AddrSpec { port, net: addr, sapool });
+                self.apply(next)
+            }
+            Request::AddrDel { dev, addr } => {
+                let port = next.port(&dev)?;
+                let i = next
+                    .addrs
+                    .iter()
+                    .position(|a| a.port == port && a.net.addr() == addr)
+                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no address {addr} on {dev}")))?;
+                next.addrs.remove(i);
+                self.apply(next)
+            }
+            Request::AddrList => {
+                let snap = self.shared.current();
+                let addrs = self
+                    .state
+                    .addrs
+                    .iter()
+                    .map(|a| AddrView {
+                        dev: self.state.port_names[a.port].clone(),
+                        addr: a.net,
+                        sapool: a.sapool,
+                        vip: snap.addrs.owner(a.net.addr()).is_some_and(|(_, e)| e.flags.vip),
+                    })
+                    .collect();
+                Response::Addrs { addrs }
+            }
+            Request::RouteAdd(route) => {
+                next.port(&route.dev)?;
+                if next.routes.iter().any(|r| r.prefix == route.prefix && r.metric == route.metric) {
+                    return Err(Refused::new(ErrorCode::Exists, format!("route {} metric {} exists", route.prefix, route.metric)));
+                }
+                next.routes.push(route);
+                self.apply(next)
+            }
+            Request::RouteDel { prefix, metric } => {
+                let i = next
+                    .routes
+                    .iter()
+                    .position(|r| r.prefix == prefix && metric.is_none_or(|m| m == r.metric))
+                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no static route {prefix}")))?;
+                next.routes.remove(i);
+                self.apply(next)
+            }
+            Request::RouteList => Response::Routes { routes: self.state.route_views() },
+            Request::NeighAdd { addr, mac, dev } => {
+                let port = self.state.port(&dev)?;
+                self.neighs.insert_static(addr, mac, PortId(port as u16), self.clock.now_ms());
+                let gen = self.publish_neighs();
+                self.confirm(gen)
+            }
+            Request::NeighDel { addr } => {
+                if self.neighs.delete(addr).is_none() {
+                    return Err(Refused::new(ErrorCode::NotFound, format!("no neighbour {addr}")));
+                }
+                let gen = self.publish_neighs();
+                self.confirm(gen)
+            }
+            Request::NeighList => {
+                let mut neighs: Vec<NeighView> = self
+                    .neighs
+                    .iter()
+                    .map(|(addr, e)| NeighView {
+                        addr,
+                        mac: e.mac,
+                        dev: self.state.port_names.get(e.port.0 as usize).cloned().unwrap_or_default(),
+                        state: match e.state {
+                            NeighState::Static => "static",
+                            NeighState::Reachable => "reachable",
+                            NeighState::Stale => "stale",
+                        }
+                        .into(),
+                    })
+                    .collect();
+                neighs.sort_by_key(|n| n.addr);
+                Response::Neighs { neighs }
+            }
+            Request::WorkerStats => {
+                let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+                Response::Workers { workers: reports.iter().map(worker_view).collect() }
+            }
+        })
+    }
+
+    fn service_list(&self, stats: bool) -> Result<Response, Refused> {
+        let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+        let snap = self.shared.current();
+        let sum = |pick: &dyn Fn(&WorkerReport) -> Option<Counters>| {
+            let mut c = Counters::default();
+            for r in &reports {
+                if let Some(x) = pick(r) {
+                    c.add(&x);
+                }
+            }
+            c
+        };
+        let mut services = Vec::new();
+        for spec in &self.state.services {
+            let s = &spec.service;
+            let built = snap.services.lookup(s.proto, s.vip, s.vport).map(|i| snap.services.service(i));
+            let svc_counters = built.map(|b| sum(&|r| r.core.services.get(b.id.0 as usize).copied())).unwrap_or_default();
+            let dests = s
+                .real_servers
+                .iter()
+                .map(|rs| {
+                    let id = built.and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port)).map(|d| d.id);
+                    let c = id.map(|id| sum(&|r| r.core.real_servers.get(id.0 as usize).copied())).unwrap_or_default();
+                    RealServerView { config: rs.clone(), active: c.active, inactive: c.inactive, stats: stats.then_some(c) }
+                })
+                .collect();
+            services.push(ServiceView {
+                service: s.clone(),
+                laddrs: spec.laddrs.clone(),
+                dests,
+                stats: stats.then_some(svc_counters),
+            });
+        }
+        Ok(Response::Services { services })
+    }
+
+    fn conn_page(&self, cursor: ConnCursor, max: u32) -> Result<Response, Refused> {
+        let n = self.shared.workers.len();
+        let w = cursor.worker as usize;
+        if w >= n {
+            return Ok(Response::Conns { conns: Vec::new(), next: None });
+        }
+        let slot = &self.shared.workers[w];
+        while slot.replies.pop().is_some() {}
+        let max = max.clamp(1, MAX_CONN_PAGE) as usize;
+        let _ = slot.commands.push(Command::ListConns { cursor: cursor.pos, max });
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(Reply::Conns(conns, next)) = slot.replies.pop() {
+                let next = match next {
+                    Some(pos) => Some(ConnCursor { worker: cursor.worker, pos }),
+                    None if w + 1 < n => Some(ConnCursor { worker: cursor.worker + 1, pos: 0 }),
+                    None => None,
+                };
+                return Ok(Response::Conns { conns, next });
+            }
+            if Instant::now() > deadline {
+                return Err(worker_silent());
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    fn links(&self, stats: bool) -> Vec<LinkView> {
+        let snap = self.shared.current();
+        self.ports
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let link = h.port.link().unwrap_or(dpdk::LinkStatus { up: false, speed_mbps: 0, full_duplex: false });
+                let view = &snap.ports[i];
+                LinkView {
+                    id: i as u16,
+                    name: h.name.clone(),
+                    device: h.device.clone(),
+                    driver: h.driver.clone(),
+                    mac: view.mac,
+                    mtu: view.mtu,
+                    up: link.up,
+                    speed_mbps: link.speed_mbps,
+                    full_duplex: link.full_duplex,
+                    promisc: h.port.promiscuous(),
+                    forward2kni: view.forward2kni,
+                    rx_queues: h.queues,
+                    tx_queues: h.queues,
+                    socket: h.socket,
+                    stats: stats.then(|| {
+                        let s = h.port.stats().unwrap_or_default();
+                        let q = h.queues.min(16) as usize;
+                        LinkStats {
+                            ipackets: s.ipackets,
+                            opackets: s.opackets,
+                            ibytes: s.ibytes,
+                            obytes: s.obytes,
+                            imissed: s.imissed,
+                            ierrors: s.ierrors,
+                            oerrors: s.oerrors,
+                            rx_nombuf: s.rx_nombuf,
+                            q_ipackets: s.q_ipackets[..q].to_vec(),
+                            q_opackets: s.q_opackets[..q].to_vec(),
+                        }
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn link_set(&mut self, dev: &str, change: LinkChange) -> Result<Response, Refused> {
+        let i = self.state.port(dev)?;
+        let unsupported = |what: &str, e: dpdk::Error| Refused::new(ErrorCode::Unsupported, format!("{dev}: {what}: {e}"));
+        if let Some(up) = change.up {
+            self.ports[i].port.set_link(up).map_err(|e| unsupported(if up { "link up" } else { "link down" }, e))?;
+        }
+        if let Some(p) = change.promisc {
+            self.ports[i].port.set_promiscuous(p).map_err(|e| unsupported("promisc", e))?;
+        }
+        if let Some(f) = change.forward2kni {
+            let mut ports = (*self.shared.current().ports).clone();
+            ports[i].forward2kni = f;
+            let gen = self.publish_ports(ports);
+            return Ok(self.confirm(gen));
+        }
+        Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
     }
 
     /// Every worker's report, or `None` if one did not answer within `wait`.
@@ -99,7 +536,7 @@ impl Control {
                 if Instant::now() > deadline {
                     return None;
                 }
-                std::thread::sleep(Duration::from_micros(200));
+                std::thread::sleep(Duration::from_micros(100));
             }
         }
         Some(out)
@@ -111,6 +548,38 @@ impl Control {
     }
 }
 
+fn worker_silent() -> Refused {
+    Refused::new(ErrorCode::Timeout, "a worker did not answer within 2 s")
+}
+
+fn sockaddr(addr: IpAddr, port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(addr, port)
+}
+
+/// Drops by name, core and network layer merged, non-zero only.
+fn merged_drops(core: &fnat::stats::StatsSnapshot, net: &NetCounters) -> BTreeMap<String, u64> {
+    let mut drops: BTreeMap<String, u64> = core.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect();
+    for (k, v) in net.drop_map() {
+        *drops.entry(k.to_string()).or_default() += v;
+    }
+    drops
+}
+
+fn worker_view(r: &WorkerReport) -> WorkerView {
+    WorkerView {
+        id: r.id,
+        lcore: r.lcore,
+        gen: r.gen,
+        conns: u64::from(r.conns),
+        rx_packets: r.net.rx_packets,
+        tx_packets: r.net.tx_packets,
+        totals: r.core.total,
+        loops: r.net.loops,
+        busy_loops: r.net.busy_loops,
+        drops: merged_drops(&r.core, &r.net),
+    }
+}
+
 /// The JSON summary of worker reports: totals, drops by name (core and network layer
 /// merged), and each worker's report.
 pub fn summary(gen: u64, reports: &[WorkerReport]) -> serde_json::Value {
@@ -119,15 +588,11 @@ pub fn summary(gen: u64, reports: &[WorkerReport]) -> serde_json::Value {
     for r in reports {
         net.add(&r.net);
     }
-    let mut drops: BTreeMap<String, u64> = core.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect();
-    for (k, v) in net.drop_map() {
-        *drops.entry(k.to_string()).or_default() += v;
-    }
     json!({
         "gen": gen,
         "conns": reports.iter().map(|r| u64::from(r.conns)).sum::<u64>(),
         "totals": core.total,
-        "drops": drops,
+        "drops": merged_drops(&core, &net),
         "net": net,
         "workers": reports,
     })

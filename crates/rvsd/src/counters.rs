@@ -127,6 +127,13 @@ impl NetCounters {
         self.drops[r as usize]
     }
 
+    /// Zeroes the packet and drop counters (`rvsadm -Z`); the loop counters keep
+    /// counting, since they measure the worker, not traffic.
+    pub fn zero(&mut self) {
+        let (loops, busy_loops) = (self.loops, self.busy_loops);
+        *self = NetCounters { loops, busy_loops, ..NetCounters::default() };
+    }
+
     /// Adds another worker's counters.
     pub fn add(&mut self, o: &NetCounters) {
         self.rx_packets += o.rx_packets;

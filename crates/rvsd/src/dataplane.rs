@@ -2,21 +2,21 @@
 //! worker lcore, the control thread on the main lcore; then, on SIGTERM/SIGINT, stop the
 //! workers, log the final counters and release the ports before the EAL.
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use dpdk::{Eal, Mempool, Port, PortConfig, RSS_IP, RSS_TCP, RSS_UDP};
-use fnat::engine::{Engine, EngineConfig, LocalAddrSet};
+use fnat::engine::{Engine, EngineConfig};
 use fnat::sapool::PortRange;
-use fnat::service::ServiceTable;
-use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable, Scope};
+use netstack::{NeighTable, PortId};
 
 use crate::clock::Clock;
-use crate::config::{Config, RouteScope};
-use crate::control::{summary, Control};
-use crate::shared::{PortView, Shared, Snapshot};
+use crate::config::Config;
+use crate::control::{summary, Control, PortHandle};
+use crate::server::{Access, Server};
+use crate::shared::{PortView, Shared};
+use crate::state::State;
 use crate::worker::{Worker, WorkerParts};
 
 /// Learned neighbours the control thread keeps at most.
@@ -31,55 +31,6 @@ fn device_name(p: &crate::config::PortConf) -> String {
     }
 }
 
-/// The first snapshot from the configuration.
-pub fn initial_snapshot(cfg: &Config, ports: Vec<PortView>) -> Result<Snapshot> {
-    let vips: Vec<IpAddr> = cfg.services.iter().map(|s| s.vip).collect();
-    let mut addrs = AddrTable::new();
-    for a in &cfg.addrs {
-        let port = PortId(cfg.port_index(&a.dev).ok_or_else(|| anyhow!("no port {}", a.dev))? as u16);
-        let flags = AddrFlags { sapool: a.sapool, vip: vips.contains(&a.addr.addr()) };
-        addrs.add(port, a.addr, flags).with_context(|| format!("address {}", a.addr))?;
-    }
-    let mut routes = RouteTable::new();
-    for r in addrs.connected_routes() {
-        routes.add(r).context("connected route")?;
-    }
-    for r in &cfg.routes {
-        let dev = PortId(cfg.port_index(&r.dev).ok_or_else(|| anyhow!("no port {}", r.dev))? as u16);
-        let mut route = match (r.scope, r.via) {
-            (RouteScope::KniHost, _) => Route::kni_host(r.prefix, dev),
-            (_, Some(via)) => Route::via(r.prefix, via, dev),
-            (_, None) => Route::connected(r.prefix, dev, r.src),
-        };
-        if r.scope == RouteScope::Link {
-            route.scope = Scope::Link;
-        }
-        route.src = r.src;
-        routes.add(route).with_context(|| format!("route {}", r.prefix))?;
-    }
-    let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
-    for n in &cfg.neighs {
-        let port = PortId(cfg.port_index(&n.dev).ok_or_else(|| anyhow!("no port {}", n.dev))? as u16);
-        neighs.insert_static(n.addr, n.mac, port, 0);
-    }
-    let services = ServiceTable::build(&cfg.service_configs(), None).context("services")?;
-    Ok(Snapshot {
-        gen: 1,
-        services: Arc::new(services),
-        laddrs: Arc::new(local_addr_sets(cfg)),
-        timeouts: cfg.timeouts,
-        addrs: Arc::new(addrs),
-        routes: Arc::new(routes),
-        neighs: Arc::new(neighs),
-        ports: Arc::new(ports),
-    })
-}
-
-/// The LIP sets of the configured services.
-pub fn local_addr_sets(cfg: &Config) -> Vec<LocalAddrSet> {
-    cfg.services.iter().map(|s| LocalAddrSet { service: Some(s.to_core().key()), lips: s.laddrs.clone() }).collect()
-}
-
 /// The engine configuration of worker `id` of `n`.
 pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
     EngineConfig {
@@ -89,7 +40,7 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
         timeouts: cfg.timeouts,
         toa: cfg.conn.toa,
         port_range: PortRange { lo: cfg.conn.lport_min, hi: cfg.conn.lport_max },
-        local_addrs: local_addr_sets(cfg),
+        local_addrs: State::from_config(cfg).local_addr_sets(),
         ..EngineConfig::default()
     }
 }
@@ -102,7 +53,7 @@ pub fn run(cfg: Config) -> Result<()> {
         Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1).context("mbuf pool")?,
     );
     let n = cfg.workers.lcores.len();
-    let mut ports = Vec::new();
+    let mut handles_ports = Vec::new();
     let mut views = Vec::new();
     let mut rxs = Vec::new();
     let mut txs = Vec::new();
@@ -123,12 +74,26 @@ pub fn run(cfg: Config) -> Result<()> {
         let mac = wire::EthernetAddress(port.mac()?);
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
-        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu });
+        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu, forward2kni: false });
         rxs.push(rx.into_iter());
         txs.push(tx.into_iter());
-        ports.push(port);
+        handles_ports.push(PortHandle {
+            port,
+            name: p.name.clone(),
+            device: dev,
+            driver: info.driver,
+            queues: n as u16,
+            socket: info.socket,
+        });
     }
-    let shared = Arc::new(Shared::new(initial_snapshot(&cfg, views)?, n));
+    let state = State::from_config(&cfg);
+    let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
+    for nb in &cfg.neighs {
+        let port = cfg.port_index(&nb.dev).ok_or_else(|| anyhow!("no port {}", nb.dev))?;
+        neighs.insert_static(nb.addr, nb.mac, PortId(port as u16), 0);
+    }
+    let first = state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
+    let shared = Arc::new(Shared::new(first, n));
 
     let mut handles = Vec::new();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
@@ -145,17 +110,23 @@ pub fn run(cfg: Config) -> Result<()> {
             engine,
             shared: Arc::clone(&shared),
             clock,
+            expire_nodest: cfg.conn.expire_nodest,
         };
         let worker = Worker::new(parts);
         handles.push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
     }
 
-    let mut control = Control::new(Arc::clone(&shared), clock);
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+    let access = Access::new(cfg.control.group.as_deref())?;
+    let server = Server::start(&cfg.control.socket, access, jobs_tx).context("control socket")?;
+    let nports = handles_ports.len();
+    let control = Control::new(Arc::clone(&shared), clock, state, handles_ports, jobs_rx, cfg.conn.pool_size);
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&control.usr1))?;
-    tracing::info!(workers = n, ports = ports.len(), services = cfg.services.len(), "rvsd: forwarding");
-    control.run();
+    tracing::info!(workers = n, ports = nports, services = cfg.services.len(), socket = %cfg.control.socket.display(), "rvsd: forwarding");
+    let ports = control.run();
+    drop(server);
 
     tracing::info!("shutting down");
     shared.stop.store(true, Ordering::Relaxed);

@@ -7,5 +7,7 @@ pub mod control;
 pub mod counters;
 pub mod dataplane;
 pub mod pktbuf;
+pub mod server;
 pub mod shared;
+pub mod state;
 pub mod worker;

@@ -28,6 +28,8 @@ pub struct PortView {
     pub mac: EthernetAddress,
     /// Its MTU.
     pub mtu: u16,
+    /// Copy everything received to the kernel twin (for capture).
+    pub forward2kni: bool,
 }
 
 /// One immutable generation of the configuration the workers run on. Parts that change
@@ -69,6 +71,8 @@ pub struct NeighSeen {
 pub enum Command {
     /// Report counters.
     Stats,
+    /// Zero the counters.
+    Zero,
     /// List connections from `cursor`, at most `max`.
     ListConns {
         /// Where to start (0 = beginning).
@@ -127,6 +131,8 @@ pub enum Reply {
     Stats(Box<WorkerReport>),
     /// A page of connections and the cursor of the next page.
     Conns(Vec<ConnInfo>, Option<u32>),
+    /// A command without data was carried out.
+    Done,
 }
 
 /// One worker's mailbox and progress.

@@ -57,7 +57,14 @@ pub struct WorkerParts {
     pub shared: Arc<Shared>,
     /// The common clock.
     pub clock: Clock,
+    /// Free a removed real server's connections at once (LVS `expire_nodest_conn`).
+    pub expire_nodest: bool,
 }
+
+/// Removed real servers whose connections are being expired, at most.
+const NODEST_QUEUE: usize = 1024;
+/// Connection slots scanned per loop while expiring them.
+const NODEST_SLOTS_PER_LOOP: u32 = 4096;
 
 /// A running worker.
 pub struct Worker {
@@ -75,6 +82,9 @@ pub struct Worker {
     burst: Burst,
     retry_at: u64,
     persist_at: u64,
+    expire_nodest: bool,
+    nodest: Vec<fnat::service::RsId>,
+    nodest_pos: u32,
 }
 
 impl Worker {
@@ -96,6 +106,9 @@ impl Worker {
             burst: Burst::new(),
             retry_at: 0,
             persist_at: 0,
+            expire_nodest: p.expire_nodest,
+            nodest: Vec::with_capacity(NODEST_QUEUE),
+            nodest_pos: 0,
         }
     }
 
@@ -125,6 +138,15 @@ impl Worker {
                 self.engine.expire_persistence(now);
                 self.persist_at = now + 1000;
             }
+            if let Some(&rs) = self.nodest.last() {
+                match self.engine.expire_rs(rs, self.nodest_pos, NODEST_SLOTS_PER_LOOP).1 {
+                    Some(pos) => self.nodest_pos = pos,
+                    None => {
+                        self.nodest.pop();
+                        self.nodest_pos = 0;
+                    }
+                }
+            }
             if now >= self.retry_at {
                 self.retries(now);
                 self.retry_at = now + 10;
@@ -147,6 +169,13 @@ impl Worker {
         }
         let new = self.shared.current();
         if !Arc::ptr_eq(&new.services, &self.snap.services) {
+            if self.expire_nodest {
+                for d in self.snap.services.services().iter().flat_map(|s| &s.dests) {
+                    if new.services.dest(d.id).is_none() && self.nodest.len() < NODEST_QUEUE {
+                        self.nodest.push(d.id);
+                    }
+                }
+            }
             self.engine.bind(&new.services);
         }
         if !Arc::ptr_eq(&new.laddrs, &self.snap.laddrs) {
@@ -168,6 +197,11 @@ impl Worker {
         while let Some(cmd) = slot.commands.pop() {
             let reply = match cmd {
                 Command::Stats => Reply::Stats(Box::new(self.report())),
+                Command::Zero => {
+                    self.engine.zero_stats();
+                    self.net.zero();
+                    Reply::Done
+                }
                 Command::ListConns { cursor, max } => {
                     let (conns, next) = self.engine.list(cursor, max, self.clock.now_ms());
                     Reply::Conns(conns, next)

@@ -51,58 +51,97 @@ impl ConnFlags {
     }
 }
 
-/// One FullNAT connection, as stored in the pool (104 bytes with IPv6-capable
-/// addresses). The key fields are read-only once inserted (they index the table);
-/// the rest is updated in place by the worker.
+/// One FullNAT connection, as stored in the pool: 96 bytes with IPv6-capable
+/// addresses, aligned to 32 so it always spans exactly two cache lines (the burst
+/// lookup touches both before walking chains). The key fields are read-only once
+/// inserted (they index the table); the worker updates state, expiry and flags; the
+/// dataplane may only set `nexthop`.
+///
+/// Layout (`repr(C)`, offsets in bytes): CIP 0, VIP 16, cport 32, vport 34, chain links
+/// 36, LIP 44, RIP 60, lport 76, rport 78, expiry 80, RsId 84, next hop 88, proto 92,
+/// state 93, flags 94.
 #[derive(Debug, Clone)]
+#[repr(C, align(32))]
 pub struct Conn {
     cip: Addr,
     vip: Addr,
-    lip: Addr,
-    rip: Addr,
     cport: u16,
     vport: u16,
-    lport: u16,
-    rport: u16,
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
     /// outbound key's; `next[0]` doubles as the free-list link of an empty slot.
     next: [u32; 2],
-    /// When the connection expires if no packet refreshes it (worker clock).
-    pub expires: Millis,
-    /// The service's index in the service table generation that created it.
-    pub svc: u32,
-    /// The real server's stable id.
-    pub rs: u32,
+    lip: Addr,
+    rip: Addr,
+    lport: u16,
+    rport: u16,
+    /// Low 32 bits of the expiry time (see [`Conn::expires`]).
+    expires: u32,
+    /// The real server's stable id (`RsId`).
+    pub(crate) rs: u32,
     /// A next-hop cache slot for the dataplane (route + neighbour); opaque here,
     /// `u32::MAX` until the dataplane fills it.
     pub nexthop: u32,
     proto: Proto,
     /// TCP state (stays `None` for UDP).
-    pub state: TcpState,
+    pub(crate) state: TcpState,
     /// Flag bits.
-    pub flags: ConnFlags,
+    pub(crate) flags: ConnFlags,
+    _spare: u8,
 }
+
+/// The largest distance between now and an expiry a connection can hold (2^31 − 1 ms,
+/// about 24.8 days): expiries are stored as 32-bit wrapping milliseconds.
+pub const MAX_EXPIRY_MS: Millis = (1 << 31) - 1;
 
 impl Conn {
     const EMPTY: Conn = Conn {
         cip: Addr::UNSPECIFIED,
         vip: Addr::UNSPECIFIED,
-        lip: Addr::UNSPECIFIED,
-        rip: Addr::UNSPECIFIED,
         cport: 0,
         vport: 0,
+        next: [table::NIL; 2],
+        lip: Addr::UNSPECIFIED,
+        rip: Addr::UNSPECIFIED,
         lport: 0,
         rport: 0,
-        next: [table::NIL; 2],
         expires: 0,
-        svc: 0,
         rs: 0,
         nexthop: u32::MAX,
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
+        _spare: 0,
     };
 
+    /// When the connection expires, given the current time `now` (the stored 32-bit
+    /// value is taken as the nearest instant to `now`, within ±[`MAX_EXPIRY_MS`]).
+    #[inline]
+    pub fn expires(&self, now: Millis) -> Millis {
+        let d = self.expires.wrapping_sub(now as u32) as i32;
+        now.wrapping_add_signed(d as i64)
+    }
+
+    /// Sets the expiry (at most [`MAX_EXPIRY_MS`] from now; timeouts are capped so).
+    #[inline]
+    pub fn set_expires(&mut self, at: Millis) {
+        self.expires = at as u32;
+    }
+
+    /// The real server's stable id (`RsId`).
+    #[inline]
+    pub fn rs(&self) -> u32 {
+        self.rs
+    }
+    /// TCP state (`None` for UDP).
+    #[inline]
+    pub fn state(&self) -> TcpState {
+        self.state
+    }
+    /// Flag bits.
+    #[inline]
+    pub fn flags(&self) -> ConnFlags {
+        self.flags
+    }
     /// Transport protocol.
     #[inline]
     pub fn proto(&self) -> Proto {
@@ -171,6 +210,18 @@ mod tests {
 
     #[test]
     fn conn_is_compact() {
-        assert!(std::mem::size_of::<Conn>() <= 104, "Conn is {} bytes", std::mem::size_of::<Conn>());
+        assert_eq!(std::mem::size_of::<Conn>(), 96);
+        assert_eq!(std::mem::align_of::<Conn>(), 32);
+    }
+
+    #[test]
+    fn expiry_survives_the_32_bit_wrap() {
+        let mut c = Conn::EMPTY;
+        for now in [0u64, 1 << 32, (1 << 32) - 5, 10 * (1 << 32) + 7] {
+            c.set_expires(now + 900_000);
+            assert_eq!(c.expires(now), now + 900_000);
+            assert_eq!(c.expires(now + 899_999), now + 900_000);
+            assert_eq!(c.expires(now + 900_001), now + 900_000);
+        }
     }
 }

@@ -1,0 +1,66 @@
+//! The client: connect once, then one call per request.
+
+use std::io::BufReader;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::CtlError;
+use crate::frame::{self, FrameError};
+use crate::proto::{ConnCursor, Request, RequestMsg, Response, ResponseMsg};
+use crate::PROTOCOL_VERSION;
+
+/// A connection to rvsd's control socket.
+pub struct Client {
+    path: PathBuf,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to the socket at `path`.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Client, CtlError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| CtlError::Io { path: path.display().to_string(), source };
+        let stream = UnixStream::connect(&path).map_err(io)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+        let writer = stream.try_clone().map_err(io)?;
+        Ok(Client { path, reader: BufReader::new(stream), writer })
+    }
+
+    /// Sends a request and returns the reply; an error reply becomes
+    /// [`CtlError::Remote`].
+    pub fn call(&mut self, req: Request) -> Result<Response, CtlError> {
+        let io = |source| CtlError::Io { path: self.path.display().to_string(), source };
+        frame::write(&mut self.writer, &RequestMsg::from(req)).map_err(io)?;
+        let msg: ResponseMsg = match frame::read(&mut self.reader) {
+            Ok(m) => m,
+            Err(FrameError::Io(e)) => return Err(CtlError::Io { path: self.path.display().to_string(), source: e }),
+            Err(e) => return Err(CtlError::BadReply(e.to_string())),
+        };
+        if msg.v != PROTOCOL_VERSION {
+            return Err(CtlError::BadReply(format!("protocol version {} (this client speaks {PROTOCOL_VERSION})", msg.v)));
+        }
+        match msg.resp {
+            Response::Error { code, message } => Err(CtlError::Remote { code, message }),
+            r => Ok(r),
+        }
+    }
+
+    /// Every connection, page by page (`page` per request), handed to `f`.
+    pub fn for_each_conn(&mut self, page: u32, mut f: impl FnMut(&fnat::engine::ConnInfo)) -> Result<(), CtlError> {
+        let mut cursor = ConnCursor::default();
+        loop {
+            match self.call(Request::ConnList { cursor, max: page })? {
+                Response::Conns { conns, next } => {
+                    conns.iter().for_each(&mut f);
+                    match next {
+                        Some(c) => cursor = c,
+                        None => return Ok(()),
+                    }
+                }
+                other => return Err(CtlError::BadReply(format!("expected conns, got {other:?}"))),
+            }
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Requests and replies. Operation names (`op`) and reply kinds (`result`) are
+//! snake_case and stable; fields are added, never renamed.
+
+use std::net::IpAddr;
+
+use fnat::engine::ConnInfo;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
+use fnat::stats::Counters;
+use fnat::tcp_state::Timeouts;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use wire::EthernetAddress;
+
+use crate::error::ErrorCode;
+use crate::PROTOCOL_VERSION;
+
+/// A request with its protocol version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestMsg {
+    /// Protocol version ([`PROTOCOL_VERSION`]).
+    pub v: u32,
+    /// The request.
+    #[serde(flatten)]
+    pub req: Request,
+}
+
+/// A reply with its protocol version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseMsg {
+    /// Protocol version ([`PROTOCOL_VERSION`]).
+    pub v: u32,
+    /// The reply.
+    #[serde(flatten)]
+    pub resp: Response,
+}
+
+impl From<Request> for RequestMsg {
+    fn from(req: Request) -> Self {
+        RequestMsg { v: PROTOCOL_VERSION, req }
+    }
+}
+
+impl From<Response> for ResponseMsg {
+    fn from(resp: Response) -> Self {
+        ResponseMsg { v: PROTOCOL_VERSION, resp }
+    }
+}
+
+/// A service with its local addresses, as set and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// The service and its real servers.
+    pub service: ServiceConfig,
+    /// Its local addresses (LIPs).
+    #[serde(default)]
+    pub laddrs: Vec<IpAddr>,
+}
+
+/// Which fields of a real server an edit changes (`None` = keep).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerEdit {
+    /// New weight.
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// New upper threshold.
+    #[serde(default)]
+    pub upper: Option<u32>,
+    /// New lower threshold.
+    #[serde(default)]
+    pub lower: Option<u32>,
+}
+
+/// Where a connection listing continues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnCursor {
+    /// The worker to continue with.
+    pub worker: u16,
+    /// The position in that worker's table.
+    pub pos: u32,
+}
+
+/// Route scopes on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteScope {
+    /// Through a gateway or directly.
+    #[default]
+    Global,
+    /// Directly connected.
+    Link,
+    /// To the port's kernel twin.
+    KniHost,
+}
+
+/// A route as set and listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// Destination prefix.
+    pub prefix: IpNet,
+    /// Gateway.
+    #[serde(default)]
+    pub via: Option<IpAddr>,
+    /// Port name.
+    pub dev: String,
+    /// Scope.
+    #[serde(default)]
+    pub scope: RouteScope,
+    /// Preferred source.
+    #[serde(default)]
+    pub src: Option<IpAddr>,
+    /// Metric (lower wins).
+    #[serde(default)]
+    pub metric: u32,
+    /// Derived from an address (listing only).
+    #[serde(default)]
+    pub connected: bool,
+}
+
+/// What `link set` changes (`None` = keep).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkChange {
+    /// Administrative state.
+    #[serde(default)]
+    pub up: Option<bool>,
+    /// Promiscuous reception.
+    #[serde(default)]
+    pub promisc: Option<bool>,
+    /// Copy everything received to the kernel twin.
+    #[serde(default)]
+    pub forward2kni: Option<bool>,
+}
+
+/// Every request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Version, generation, workers.
+    Status,
+    /// Services with real servers (and counters when `stats`).
+    ServiceList {
+        /// Include counters.
+        #[serde(default)]
+        stats: bool,
+    },
+    /// Adds a service (its real servers may be included).
+    ServiceAdd(ServiceSpec),
+    /// Changes a service's scheduler, persistence, ... (real servers and LIPs kept).
+    ServiceEdit {
+        /// The new settings; `real_servers` is ignored.
+        service: ServiceConfig,
+    },
+    /// Deletes a service (its connections drain).
+    ServiceDel {
+        /// Which.
+        key: ServiceKey,
+    },
+    /// Replaces every service at once (`rvsadm -R`; an empty list is `-C`).
+    ServiceReplace {
+        /// The new set.
+        services: Vec<ServiceSpec>,
+    },
+    /// Adds a real server.
+    RealServerAdd {
+        /// The service.
+        key: ServiceKey,
+        /// The server.
+        rs: RealServerConfig,
+    },
+    /// Edits a real server.
+    RealServerEdit {
+        /// The service.
+        key: ServiceKey,
+        /// Its address.
+        addr: IpAddr,
+        /// Its port.
+        port: u16,
+        /// What changes.
+        change: RealServerEdit,
+    },
+    /// Removes a real server (drains; see `expire_nodest`).
+    RealServerDel {
+        /// The service.
+        key: ServiceKey,
+        /// Its address.
+        addr: IpAddr,
+        /// Its port.
+        port: u16,
+    },
+    /// Adds a local address to a service.
+    LaddrAdd {
+        /// The service.
+        key: ServiceKey,
+        /// The LIP (must be a `sapool` address).
+        addr: IpAddr,
+    },
+    /// Removes a local address from a service.
+    LaddrDel {
+        /// The service.
+        key: ServiceKey,
+        /// The LIP.
+        addr: IpAddr,
+    },
+    /// Zeroes counters.
+    ZeroCounters,
+    /// One page of connections.
+    ConnList {
+        /// Where to continue (start: default).
+        #[serde(default)]
+        cursor: ConnCursor,
+        /// Most connections in the page.
+        max: u32,
+    },
+    /// The connection timeouts.
+    TimeoutsGet,
+    /// Sets timeouts like `ipvsadm --set tcp tcpfin udp` (0 keeps a value).
+    TimeoutsSet {
+        /// ESTABLISHED.
+        tcp: u32,
+        /// FIN_WAIT.
+        tcpfin: u32,
+        /// UDP.
+        udp: u32,
+    },
+    /// Ports (with counters when `stats`).
+    LinkList {
+        /// Include counters.
+        #[serde(default)]
+        stats: bool,
+    },
+    /// Changes a port.
+    LinkSet {
+        /// Port name.
+        dev: String,
+        /// What changes.
+        change: LinkChange,
+    },
+    /// Adds an address to a port.
+    AddrAdd {
+        /// Port name.
+        dev: String,
+        /// Address and prefix.
+        addr: IpNet,
+        /// A local address for FullNAT (dpip's `sapool`).
+        #[serde(default)]
+        sapool: bool,
+    },
+    /// Removes an address.
+    AddrDel {
+        /// Port name.
+        dev: String,
+        /// The address.
+        addr: IpAddr,
+    },
+    /// Addresses.
+    AddrList,
+    /// Adds a route.
+    RouteAdd(RouteSpec),
+    /// Removes a route.
+    RouteDel {
+        /// Its prefix.
+        prefix: IpNet,
+        /// Its metric, if several share the prefix.
+        #[serde(default)]
+        metric: Option<u32>,
+    },
+    /// Routes.
+    RouteList,
+    /// Adds a static neighbour.
+    NeighAdd {
+        /// Address.
+        addr: IpAddr,
+        /// MAC.
+        mac: EthernetAddress,
+        /// Port name.
+        dev: String,
+    },
+    /// Removes a neighbour.
+    NeighDel {
+        /// Address.
+        addr: IpAddr,
+    },
+    /// Neighbours.
+    NeighList,
+    /// Per-worker statistics.
+    WorkerStats,
+}
+
+/// A real server as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerView {
+    /// Its configuration.
+    pub config: RealServerConfig,
+    /// Active connections (ESTABLISHED), all workers.
+    pub active: u64,
+    /// Inactive connections (other states), all workers.
+    pub inactive: u64,
+    /// Counters, when asked for.
+    #[serde(default)]
+    pub stats: Option<Counters>,
+}
+
+/// A service as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceView {
+    /// Its configuration (real servers in `real_servers` order matches `dests`).
+    pub service: ServiceConfig,
+    /// Its local addresses.
+    pub laddrs: Vec<IpAddr>,
+    /// Its real servers with their connection counts.
+    pub dests: Vec<RealServerView>,
+    /// Counters, when asked for.
+    #[serde(default)]
+    pub stats: Option<Counters>,
+}
+
+/// Port counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Missed (no descriptor).
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// Receive buffer allocation failures.
+    pub rx_nombuf: u64,
+    /// Packets received per queue.
+    pub q_ipackets: Vec<u64>,
+    /// Packets sent per queue.
+    pub q_opackets: Vec<u64>,
+}
+
+/// A port as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// Port id.
+    pub id: u16,
+    /// Name (`dpdk0`).
+    pub name: String,
+    /// DPDK device name.
+    pub device: String,
+    /// Driver.
+    pub driver: String,
+    /// MAC.
+    pub mac: EthernetAddress,
+    /// MTU.
+    pub mtu: u16,
+    /// Link up.
+    pub up: bool,
+    /// Speed in Mb/s.
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+    /// Promiscuous.
+    pub promisc: bool,
+    /// forward2kni on.
+    pub forward2kni: bool,
+    /// Receive queues.
+    pub rx_queues: u16,
+    /// Transmit queues.
+    pub tx_queues: u16,
+    /// NUMA socket.
+    pub socket: i32,
+    /// Counters, when asked for.
+    #[serde(default)]
+    pub stats: Option<LinkStats>,
+}
+
+/// An address as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrView {
+    /// Port name.
+    pub dev: String,
+    /// Address and prefix.
+    pub addr: IpNet,
+    /// A LIP.
+    pub sapool: bool,
+    /// A service's VIP.
+    pub vip: bool,
+}
+
+/// A neighbour as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighView {
+    /// Address.
+    pub addr: IpAddr,
+    /// MAC.
+    pub mac: EthernetAddress,
+    /// Port name.
+    pub dev: String,
+    /// `static`, `reachable` or `stale`.
+    pub state: String,
+}
+
+/// One worker's statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: u16,
+    /// Its lcore.
+    pub lcore: u32,
+    /// The configuration generation it runs.
+    pub gen: u64,
+    /// Live connections.
+    pub conns: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Core totals.
+    pub totals: Counters,
+    /// Loop iterations since start.
+    pub loops: u64,
+    /// Iterations that received packets.
+    pub busy_loops: u64,
+    /// Drops by reason (core and network layer), non-zero only.
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+/// Every reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    /// A change was applied: every worker runs generation `gen`.
+    Done {
+        /// The generation now running.
+        gen: u64,
+    },
+    /// Status.
+    Status {
+        /// rvsd's version.
+        version: String,
+        /// The newest generation.
+        gen: u64,
+        /// The generation each worker runs.
+        worker_gens: Vec<u64>,
+        /// Connection pool size per worker.
+        conn_pool_size: u32,
+        /// Seconds since start.
+        uptime_s: u64,
+    },
+    /// Services.
+    Services {
+        /// The services.
+        services: Vec<ServiceView>,
+    },
+    /// A page of connections.
+    Conns {
+        /// The connections.
+        conns: Vec<ConnInfo>,
+        /// Where the next page starts; `None` at the end.
+        next: Option<ConnCursor>,
+    },
+    /// Timeouts.
+    Timeouts {
+        /// The values.
+        timeouts: Timeouts,
+    },
+    /// Ports.
+    Links {
+        /// The ports.
+        links: Vec<LinkView>,
+    },
+    /// Addresses.
+    Addrs {
+        /// The addresses.
+        addrs: Vec<AddrView>,
+    },
+    /// Routes.
+    Routes {
+        /// The routes.
+        routes: Vec<RouteSpec>,
+    },
+    /// Neighbours.
+    Neighs {
+        /// The neighbours.
+        neighs: Vec<NeighView>,
+    },
+    /// Worker statistics.
+    Workers {
+        /// One per worker.
+        workers: Vec<WorkerView>,
+    },
+    /// The request failed; nothing was changed.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+impl Response {
+    /// An error reply.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Response {
+        Response::Error { code, message: message.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnat::types::Proto;
+
+    #[test]
+    fn wire_form_is_tagged_and_versioned() {
+        let key = ServiceKey { proto: Proto::Tcp, vip: "198.18.0.100".parse().unwrap(), vport: 80 };
+        let msg = RequestMsg::from(Request::ServiceDel { key });
+        let json = serde_json::to_value(&msg).unwrap();
+        assert_eq!(json["v"], 1);
+        assert_eq!(json["op"], "service_del");
+        assert_eq!(json["key"]["vip"], "198.18.0.100");
+        let back: RequestMsg = serde_json::from_value(json).unwrap();
+        assert_eq!(back, msg);
+
+        let r = ResponseMsg::from(Response::error(ErrorCode::NotFound, "no service tcp 198.18.0.100:81"));
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#"{"v":1,"result":"error","code":"not_found","message":"no service tcp 198.18.0.100:81"}"#);
+    }
+
+    #[test]
+    fn unknown_operation_is_an_error() {
+        assert!(serde_json::from_str::<RequestMsg>(r#"{"v":1,"op":"launch_missiles"}"#).is_err());
+    }
+}
