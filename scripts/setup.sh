@@ -15,11 +15,12 @@ fi
 # Everything rvs builds, tests and demonstrates with.
 #  - libdpdk-dev, dpdk: DPDK 22.11 LTS headers, shared libraries, PMD plugins, dpdk-dumpcap
 #  - pkg-config, libclang-dev, clang: bindgen over the DPDK headers
-#  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3: end-to-end tests
+#  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3, nftables: end-to-end
+#    tests (nftables hides the af_packet NICs from the kernel, as a DPDK NIC is hidden)
 #  - keepalived: a real VRRP peer for the agent's tests
 PACKAGES=(
     libdpdk-dev dpdk pkg-config libclang-dev clang
-    iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps
+    iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived
 )
 

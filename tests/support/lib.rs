@@ -145,6 +145,16 @@ impl Topology {
             sysctl(&lb, &format!("net.ipv6.conf.{dev}.disable_ipv6=1"));
             lb.ip(&["link", "set", dev, "up"]);
         }
+        // A DPDK NIC's frames never reach the kernel. With af_packet they would (the
+        // kernel of this namespace would answer for addresses on the twins): drop them
+        // at netdev ingress, which runs after AF_PACKET sockets have their copy.
+        let nft = "table netdev rvs_nic { \
+            chain lb0 { type filter hook ingress device \"rvsdemo-lb0\" priority 0; policy drop; }; \
+            chain lb1 { type filter hook ingress device \"rvsdemo-lb1\" priority 0; policy drop; }; }";
+        let out = lb.exec(&["nft", nft]);
+        if !out.status.success() {
+            bail!("nft ingress drop: {}", String::from_utf8_lossy(&out.stderr));
+        }
         // Client.
         client.ip(&["link", "set", "eth0", "up"]);
         client.ip(&["addr", "add", &format!("{CLIENT4}/24"), "dev", "eth0"]);
@@ -173,6 +183,14 @@ impl Topology {
         let mut config: toml::Table = toml::from_str(&text).context("parse demo.toml")?;
         config["eal"]["file_prefix"] = toml::Value::String(format!("rvs{id}"));
         config["control"]["socket"] = toml::Value::String(dir.join("rvsd.sock").display().to_string());
+        // Only the real servers that exist (the demo lists three).
+        if let Some(services) = config.get_mut("service").and_then(|s| s.as_array_mut()) {
+            for svc in services {
+                if let Some(rs) = svc.get_mut("real_server").and_then(|r| r.as_array_mut()) {
+                    rs.truncate(spec.real_servers);
+                }
+            }
+        }
         let config_path = dir.join("rvsd.toml");
 
         let mut t = Topology { id, dir, config, config_path, rvsd: None, http: Vec::new(), rs, sw, client, lb };
@@ -381,25 +399,37 @@ impl Topology {
     /// Starts tcpdump in real server `i` writing `filter`'s packets to a pcap file;
     /// stop it with [`Capture::finish`].
     pub fn capture_on_rs(&self, i: usize, filter: &str) -> Result<Capture> {
-        let file = self.dir.join(format!("rs{i}-{}.pcap", testnet::unique("c")));
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.rs[i - 1].name(), "tcpdump", "-i", "eth0", "-U", "-n", "-w"])
+        self.capture_in(&self.rs[i - 1], "eth0", filter)
+    }
+}
+
+impl Topology {
+    /// Starts tcpdump in namespace `ns` on `dev`, writing `filter`'s packets to a pcap.
+    pub fn capture_in(&self, ns: &NetNs, dev: &str, filter: &str) -> Result<Capture> {
+        use std::io::BufRead;
+        let file = self.dir.join(format!("{dev}-{}.pcap", testnet::unique("c")));
+        let mut child = Command::new("ip")
+            // --immediate-mode: without it libpcap hands packets over per filled or
+            // timed-out block, and a capture stopped soon after a short burst loses it.
+            .args(["netns", "exec", ns.name(), "tcpdump", "--immediate-mode", "-i", dev, "-U", "-n", "-w"])
             .arg(&file)
             .arg(filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .context("start tcpdump")?;
-        let mut guard = ChildGuard::new(child);
-        // tcpdump creates the file once it is listening.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !file.exists() {
-            if Instant::now() > deadline || !guard.running() {
-                bail!("tcpdump did not start");
+        // tcpdump says "listening on DEV" once its socket and filter are in place.
+        let stderr = child.stderr.take().context("tcpdump stderr")?;
+        let guard = ChildGuard::new(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        });
+        rx.recv_timeout(Duration::from_secs(10)).map_err(|_| anyhow::anyhow!("tcpdump on {dev} did not start"))?;
         Ok(Capture { guard: Some(guard), file })
     }
 }

@@ -129,6 +129,22 @@ pub struct PortConf {
     /// Receive frames for every destination MAC.
     #[serde(default)]
     pub promiscuous: bool,
+    /// The kernel twin interface `<name>.kni` (same MAC as the port).
+    #[serde(default)]
+    pub twin: TwinKind,
+}
+
+/// How a port's kernel twin is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwinKind {
+    /// A tap interface (DPDK's tap PMD): works everywhere.
+    #[default]
+    Tap,
+    /// virtio-user over /dev/vhost-net (faster; needs the vhost-net module).
+    VirtioUser,
+    /// No twin: traffic for the kernel is dropped and counted (`no_twin`).
+    None,
 }
 
 fn default_desc() -> u16 {

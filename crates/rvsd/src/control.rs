@@ -15,7 +15,7 @@ use ctl::{
     AddrView, ConnCursor, ErrorCode, LinkChange, LinkStats, LinkView, NeighView, RealServerView, Request, Response,
     ServiceView, WorkerView,
 };
-use dpdk::Port;
+use dpdk::{Burst, Port, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::stats::Counters;
 use netstack::{Learned, NeighState, NeighTable, PortId};
 use serde_json::json;
@@ -33,6 +33,21 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 /// Most connections in one listing page.
 const MAX_CONN_PAGE: u32 = 10_000;
 
+/// A port's kernel twin, driven by the control thread only (the tap PMD makes a
+/// syscall per poll, which the workers must not pay).
+pub struct Twin {
+    /// The twin's DPDK port (tap PMD).
+    pub port: Port,
+    /// The kernel interface name (`dpdk0.kni`).
+    pub ifname: String,
+    /// Its receive queue: what the kernel sends.
+    pub rx: RxQueue,
+    /// Its transmit buffer: what goes up to the kernel.
+    pub tx: TxBuffer,
+    /// The link state last mirrored from the port.
+    pub link_up: bool,
+}
+
 /// A port the control thread owns.
 pub struct PortHandle {
     /// The DPDK port.
@@ -47,7 +62,12 @@ pub struct PortHandle {
     pub queues: u16,
     /// NUMA socket.
     pub socket: i32,
+    /// Its kernel twin.
+    pub twin: Option<Twin>,
 }
+
+/// Frames moved between the workers and the twins per control round, at most.
+const KNI_BURSTS_PER_ROUND: usize = 64;
 
 /// The control thread's state.
 pub struct Control {
@@ -59,6 +79,8 @@ pub struct Control {
     jobs: Receiver<Job>,
     pool_size: u32,
     started: Instant,
+    kni_up: RingConsumer,
+    kni_down: RingProducer,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
     /// Set by SIGUSR1: log counters.
@@ -67,7 +89,17 @@ pub struct Control {
 
 impl Control {
     /// Control over `shared`, whose snapshot was derived from `state`.
-    pub fn new(shared: Arc<Shared>, clock: Clock, state: State, ports: Vec<PortHandle>, jobs: Receiver<Job>, pool_size: u32) -> Control {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        clock: Clock,
+        state: State,
+        ports: Vec<PortHandle>,
+        jobs: Receiver<Job>,
+        pool_size: u32,
+        kni_up: RingConsumer,
+        kni_down: RingProducer,
+    ) -> Control {
         let neighs = (*shared.current().neighs).clone();
         Control {
             shared,
@@ -78,6 +110,8 @@ impl Control {
             jobs,
             pool_size,
             started: Instant::now(),
+            kni_up,
+            kni_down,
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
         }
@@ -86,7 +120,13 @@ impl Control {
     /// Runs until SIGTERM/SIGINT; returns the ports for an orderly shutdown.
     pub fn run(mut self) -> Vec<PortHandle> {
         let mut aged_at = Instant::now();
+        let mut link_at = Instant::now();
         while !self.term.load(Ordering::Relaxed) {
+            let mut busy = self.pump_twins();
+            if link_at.elapsed() > Duration::from_secs(1) {
+                link_at = Instant::now();
+                self.mirror_links();
+            }
             if self.usr1.swap(false, Ordering::Relaxed) {
                 match self.stats(Duration::from_secs(2)) {
                     Some(v) => tracing::info!("rvsd: stats {v}"),
@@ -102,17 +142,66 @@ impl Control {
                     self.publish_neighs();
                 }
             }
-            let mut served = false;
             while let Ok((req, reply)) = self.jobs.try_recv() {
                 let resp = self.handle(req);
                 let _ = reply.send(resp);
-                served = true;
+                busy = true;
             }
-            if !served {
+            if !busy {
                 std::thread::sleep(Duration::from_micros(500));
             }
         }
         self.ports
+    }
+
+    /// Moves frames between the workers and the kernel twins: up (workers' ring → twin
+    /// transmit) and down (twin receive → worker 0, which sends them out of the port).
+    /// True if anything moved.
+    fn pump_twins(&mut self) -> bool {
+        let mut moved = false;
+        let mut b = Burst::new();
+        for _ in 0..KNI_BURSTS_PER_ROUND {
+            if self.kni_up.dequeue_burst(&mut b) == 0 {
+                break;
+            }
+            moved = true;
+            for m in b.drain() {
+                match self.ports.get_mut(m.port() as usize).and_then(|p| p.twin.as_mut()) {
+                    Some(t) => t.tx.push(m),
+                    None => drop(m),
+                }
+            }
+        }
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            let Some(t) = &mut p.twin else { continue };
+            t.tx.flush();
+            for _ in 0..KNI_BURSTS_PER_ROUND {
+                if t.rx.rx_burst(&mut b) == 0 {
+                    break;
+                }
+                moved = true;
+                for m in b.as_mut_slice().iter_mut().flatten() {
+                    m.set_port(i as u16);
+                }
+                // A full ring drops what does not fit (the burst frees it).
+                self.kni_down.enqueue_burst(&mut b);
+                b.clear();
+            }
+        }
+        moved
+    }
+
+    /// Makes each twin's link follow its port's.
+    fn mirror_links(&mut self) {
+        for p in &mut self.ports {
+            let up = p.port.link().map(|l| l.up).unwrap_or(false);
+            if let Some(t) = &mut p.twin {
+                if t.link_up != up && t.port.set_link(up).is_ok() {
+                    tracing::info!(port = %p.name, twin = %t.ifname, up, "twin link follows the port");
+                    t.link_up = up;
+                }
+            }
+        }
     }
 
     /// Learns the bindings workers reported; true if the table changed.

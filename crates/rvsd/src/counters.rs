@@ -15,20 +15,15 @@ pub enum NetDrop {
     NotForUs,
     /// A frame we sent ourselves, seen again on receive.
     OwnFrame,
-    /// 802.1Q-tagged (VLANs are not configured).
-    Vlan,
-    /// An ethertype the dataplane does not handle.
-    Ethertype,
     /// Shorter than an Ethernet header, or a bad ARP/ND message.
     BadFrame,
-    /// For one of our addresses but nothing here handles it (goes to the kernel twin
-    /// once there is one).
+    /// For one of our addresses but nothing here handles it (and no kni_host route
+    /// sends it to the kernel).
     LocalUnhandled,
-    /// Not for us and not a service's: the dataplane does not route transit traffic.
-    Transit,
-    /// Multicast or broadcast IP nothing here consumes (goes to the kernel twin once
-    /// there is one).
-    Multicast,
+    /// For the kernel, but the port has no twin.
+    NoTwin,
+    /// For the kernel, but the queue to the twin was full (the kernel is slow).
+    KniFull,
     /// More packets waiting for a neighbour than the queue holds.
     PendingFull,
     /// The neighbour never answered.
@@ -37,8 +32,6 @@ pub enum NetDrop {
     TtlExceeded,
     /// Larger than the outgoing port's MTU.
     TooBig,
-    /// A kni_host route matched, but the port has no kernel twin.
-    KniHost,
     /// A reply for a local port another worker owns, with no way to hand it over.
     Redirect,
     /// The mbuf pool was empty when a packet had to be built.
@@ -47,20 +40,17 @@ pub enum NetDrop {
 
 impl NetDrop {
     /// Every reason, in order.
-    pub const ALL: [NetDrop; 15] = [
+    pub const ALL: [NetDrop; 12] = [
         NetDrop::NotForUs,
         NetDrop::OwnFrame,
-        NetDrop::Vlan,
-        NetDrop::Ethertype,
         NetDrop::BadFrame,
         NetDrop::LocalUnhandled,
-        NetDrop::Transit,
-        NetDrop::Multicast,
+        NetDrop::NoTwin,
+        NetDrop::KniFull,
         NetDrop::PendingFull,
         NetDrop::Unresolved,
         NetDrop::TtlExceeded,
         NetDrop::TooBig,
-        NetDrop::KniHost,
         NetDrop::Redirect,
         NetDrop::NoMbuf,
     ];
@@ -70,17 +60,14 @@ impl NetDrop {
         match self {
             NetDrop::NotForUs => "not_for_us",
             NetDrop::OwnFrame => "own_frame",
-            NetDrop::Vlan => "vlan",
-            NetDrop::Ethertype => "ethertype",
             NetDrop::BadFrame => "bad_frame",
             NetDrop::LocalUnhandled => "local_unhandled",
-            NetDrop::Transit => "transit",
-            NetDrop::Multicast => "multicast",
+            NetDrop::NoTwin => "no_twin",
+            NetDrop::KniFull => "kni_full",
             NetDrop::PendingFull => "pending_full",
             NetDrop::Unresolved => "unresolved",
             NetDrop::TtlExceeded => "ttl_exceeded",
             NetDrop::TooBig => "too_big",
-            NetDrop::KniHost => "kni_host",
             NetDrop::Redirect => "redirect",
             NetDrop::NoMbuf => "no_mbuf",
         }
@@ -108,6 +95,10 @@ pub struct NetCounters {
     pub echo_replies: u64,
     /// ICMP errors the dataplane sent (time exceeded, too big).
     pub icmp_errors: u64,
+    /// Frames handed up to kernel twins (unhandled, kni_host, forward2kni copies).
+    pub kni_up: u64,
+    /// Frames from kernel twins sent out of ports.
+    pub kni_down: u64,
     /// Main-loop iterations.
     pub loops: u64,
     /// Iterations that received at least one packet.
@@ -145,6 +136,8 @@ impl NetCounters {
         self.nd_solicits += o.nd_solicits;
         self.echo_replies += o.echo_replies;
         self.icmp_errors += o.icmp_errors;
+        self.kni_up += o.kni_up;
+        self.kni_down += o.kni_down;
         self.loops += o.loops;
         self.busy_loops += o.busy_loops;
         for (a, b) in self.drops.iter_mut().zip(o.drops) {
@@ -171,6 +164,8 @@ impl Serialize for NetCounters {
             nd_solicits: u64,
             echo_replies: u64,
             icmp_errors: u64,
+            kni_up: u64,
+            kni_down: u64,
             loops: u64,
             busy_loops: u64,
             drops: &'a BTreeMap<&'static str, u64>,
@@ -185,6 +180,8 @@ impl Serialize for NetCounters {
             nd_solicits: self.nd_solicits,
             echo_replies: self.echo_replies,
             icmp_errors: self.icmp_errors,
+            kni_up: self.kni_up,
+            kni_down: self.kni_down,
             loops: self.loops,
             busy_loops: self.busy_loops,
             drops: &self.drop_map(),
@@ -208,14 +205,14 @@ mod tests {
         a.drop(NetDrop::TooBig);
         a.drop(NetDrop::TooBig);
         let mut b = NetCounters::default();
-        b.drop(NetDrop::Vlan);
+        b.drop(NetDrop::NoTwin);
         b.rx_packets = 3;
         a.add(&b);
         assert_eq!(a.drops(NetDrop::TooBig), 2);
-        assert_eq!(a.drops(NetDrop::Vlan), 1);
+        assert_eq!(a.drops(NetDrop::NoTwin), 1);
         assert_eq!(a.rx_packets, 3);
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["drops"]["too_big"], 2);
-        assert!(json["drops"].get("transit").is_none(), "zero drops are left out");
+        assert!(json["drops"].get("kni_full").is_none(), "zero drops are left out");
     }
 }

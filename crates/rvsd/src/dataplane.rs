@@ -6,14 +6,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use dpdk::{Eal, Mempool, Port, PortConfig, RSS_IP, RSS_TCP, RSS_UDP};
+use dpdk::{Eal, MbufRing, Mempool, Port, PortConfig, RingSync, RSS_IP, RSS_TCP, RSS_UDP};
 use fnat::engine::{Engine, EngineConfig};
 use fnat::sapool::PortRange;
 use netstack::{NeighTable, PortId};
 
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::control::{summary, Control, PortHandle};
+use crate::config::{Config, PortConf, TwinKind};
+use crate::control::{summary, Control, PortHandle, Twin};
 use crate::server::{Access, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
@@ -29,6 +29,30 @@ fn device_name(p: &crate::config::PortConf) -> String {
         (None, Some(pci)) => pci.clone(),
         (None, None) => String::new(),
     }
+}
+
+/// Frames queued from the workers to the twins, and from the twins to worker 0.
+const KNI_RING: u32 = 8192;
+
+/// Creates `p`'s kernel twin `<name>.kni` with the port's MAC.
+fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
+    let ifname = format!("{}.kni", p.name);
+    let (dev, args) = match p.twin {
+        TwinKind::None => return Ok(None),
+        TwinKind::Tap => (format!("net_tap_rvs{i}"), format!("iface={ifname},mac={mac}")),
+        TwinKind::VirtioUser => {
+            if !std::path::Path::new("/dev/vhost-net").exists() {
+                anyhow::bail!("port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"", p.name);
+            }
+            (format!("virtio_user_rvs{i}"), format!("path=/dev/vhost-net,queues=1,queue_size=1024,iface={ifname},mac={mac}"))
+        }
+    };
+    let mut port = Port::create_vdev(&dev, &args).with_context(|| format!("kernel twin {ifname}"))?;
+    let cfg = PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 512, tx_desc: 512, rss_hf: 0, mtu: Some(p.mtu), promiscuous: false };
+    let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
+    port.start().with_context(|| format!("start twin {ifname}"))?;
+    tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
+    Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
 }
 
 /// The engine configuration of worker `id` of `n`.
@@ -74,7 +98,8 @@ pub fn run(cfg: Config) -> Result<()> {
         let mac = wire::EthernetAddress(port.mac()?);
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
-        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu, forward2kni: false });
+        let twin = make_twin(handles_ports.len(), p, mac, &pool)?;
+        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu, forward2kni: false, twin: twin.is_some() });
         rxs.push(rx.into_iter());
         txs.push(tx.into_iter());
         handles_ports.push(PortHandle {
@@ -84,6 +109,7 @@ pub fn run(cfg: Config) -> Result<()> {
             driver: info.driver,
             queues: n as u16,
             socket: info.socket,
+            twin,
         });
     }
     let state = State::from_config(&cfg);
@@ -94,6 +120,8 @@ pub fn run(cfg: Config) -> Result<()> {
     }
     let first = state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
     let shared = Arc::new(Shared::new(first, n));
+    let kni_up = MbufRing::new("rvs_kni_up", KNI_RING, RingSync::MpMc)?;
+    let kni_down = MbufRing::new("rvs_kni_down", KNI_RING, RingSync::SpSc)?;
 
     let mut handles = Vec::new();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
@@ -111,6 +139,8 @@ pub fn run(cfg: Config) -> Result<()> {
             shared: Arc::clone(&shared),
             clock,
             expire_nodest: cfg.conn.expire_nodest,
+            kni_up: kni_up.producer().expect("a multi-producer ring has producers for all"),
+            kni_down: if i == 0 { kni_down.consumer() } else { None },
         };
         let worker = Worker::new(parts);
         handles.push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
@@ -120,7 +150,16 @@ pub fn run(cfg: Config) -> Result<()> {
     let access = Access::new(cfg.control.group.as_deref())?;
     let server = Server::start(&cfg.control.socket, access, jobs_tx).context("control socket")?;
     let nports = handles_ports.len();
-    let control = Control::new(Arc::clone(&shared), clock, state, handles_ports, jobs_rx, cfg.conn.pool_size);
+    let control = Control::new(
+        Arc::clone(&shared),
+        clock,
+        state,
+        handles_ports,
+        jobs_rx,
+        cfg.conn.pool_size,
+        kni_up.consumer().expect("the control thread is the only consumer"),
+        kni_down.producer().expect("the control thread is the only producer"),
+    );
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&control.usr1))?;
@@ -142,8 +181,11 @@ pub fn run(cfg: Config) -> Result<()> {
         }
     }
     tracing::info!("rvsd: stopped {}", summary(shared.gen.load(Ordering::Acquire), &finals));
-    // Ports before the pool, the pool before the EAL.
+    // Ports (and twins) first, then the rings and their queued mbufs, then the pool,
+    // then the EAL.
     drop(ports);
+    drop(kni_up);
+    drop(kni_down);
     drop(shared);
     drop(pool);
     drop(eal);

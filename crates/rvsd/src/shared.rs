@@ -30,6 +30,8 @@ pub struct PortView {
     pub mtu: u16,
     /// Copy everything received to the kernel twin (for capture).
     pub forward2kni: bool,
+    /// The port has a kernel twin.
+    pub twin: bool,
 }
 
 /// One immutable generation of the configuration the workers run on. Parts that change

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxBuffer};
+use dpdk::{Burst, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::engine::{Engine, Verdict};
 use fnat::stats::DropReason;
 use netstack::icmp::{Icmpv4ErrorKind, Icmpv6ErrorKind};
@@ -30,8 +30,6 @@ const ETH_LEN: usize = 14;
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
 
 /// Next hops resolved at once, and packets each may hold meanwhile.
 const PENDING_HOPS: usize = 64;
@@ -59,6 +57,12 @@ pub struct WorkerParts {
     pub clock: Clock,
     /// Free a removed real server's connections at once (LVS `expire_nodest_conn`).
     pub expire_nodest: bool,
+    /// Frames for the kernel twins go up this ring (the control thread writes them to
+    /// the twins), tagged with their port in `Mbuf::port`.
+    pub kni_up: RingProducer,
+    /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
+    /// one worker gets this.
+    pub kni_down: Option<RingConsumer>,
 }
 
 /// Removed real servers whose connections are being expired, at most.
@@ -85,6 +89,9 @@ pub struct Worker {
     expire_nodest: bool,
     nodest: Vec<fnat::service::RsId>,
     nodest_pos: u32,
+    kni_up: RingProducer,
+    kni_down: Option<RingConsumer>,
+    kni_out: Burst,
 }
 
 impl Worker {
@@ -109,6 +116,9 @@ impl Worker {
             expire_nodest: p.expire_nodest,
             nodest: Vec::with_capacity(NODEST_QUEUE),
             nodest_pos: 0,
+            kni_up: p.kni_up,
+            kni_down: p.kni_down,
+            kni_out: Burst::new(),
         }
     }
 
@@ -129,6 +139,7 @@ impl Worker {
                 }
                 self.burst = burst;
             }
+            got += self.from_twins();
             self.net.loops += 1;
             if got > 0 {
                 self.net.busy_loops += 1;
@@ -151,6 +162,7 @@ impl Worker {
                 self.retries(now);
                 self.retry_at = now + 10;
             }
+            self.flush_kni();
             for t in &mut self.tx {
                 t.flush();
             }
@@ -238,11 +250,19 @@ impl Worker {
         if d[0..6] != our && d[0] & 1 == 0 {
             return self.net.drop(NetDrop::NotForUs);
         }
-        match u16::from_be_bytes([d[12], d[13]]) {
+        if self.snap.ports[port].forward2kni {
+            // A copy of everything received, for tcpdump on the twin (off by default).
+            match m.copy_to(&self.pool) {
+                Some(c) => self.to_twin(port, c),
+                None => self.net.drop(NetDrop::NoMbuf),
+            }
+        }
+        match u16::from_be_bytes([m.data()[12], m.data()[13]]) {
             ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => self.ip(port, m, now),
             ETHERTYPE_ARP => self.arp(port, m),
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ => self.net.drop(NetDrop::Vlan),
-            _ => self.net.drop(NetDrop::Ethertype),
+            // VLAN-tagged frames and other protocols are the kernel's (it may have
+            // interfaces for them).
+            _ => self.to_twin(port, m),
         }
     }
 
@@ -260,15 +280,31 @@ impl Worker {
             return self.net.drop(NetDrop::BadFrame);
         };
         self.seen(IpAddr::V4(info.sender_ip), info.sender_mac, port);
-        let ours = self.snap.addrs.owner(IpAddr::V4(info.target_ip)).is_some_and(|(p, _)| p.0 as usize == port);
-        if info.op == wire::arp::Operation::Request && ours && !info.gratuitous {
+        let target = IpAddr::V4(info.target_ip);
+        if info.op == wire::arp::Operation::Request && !info.gratuitous && self.answers_for(port, target) {
             let mac = self.snap.ports[port].mac;
             if arp::reply_in_place(m.data_mut(), mac).is_ok() {
                 self.net.arp_replies += 1;
                 self.net.tx_packets += 1;
                 self.tx[port].push(m);
             }
+            return;
         }
+        // Replies, gratuitous ARP, requests for other addresses: the kernel's too.
+        self.to_twin(port, m);
+    }
+
+    /// Whether the dataplane itself answers for `ip` on `port`: it owns the address
+    /// there and no kni_host route hands it to the kernel.
+    #[inline]
+    fn answers_for(&self, port: usize, ip: IpAddr) -> bool {
+        self.snap.addrs.owner(ip).is_some_and(|(p, _)| p.0 as usize == port) && !self.kni_host(ip)
+    }
+
+    /// Whether a kni_host route covers `ip`.
+    #[inline]
+    fn kni_host(&self, ip: IpAddr) -> bool {
+        self.snap.routes.lookup(ip).is_some_and(|r| r.scope == Scope::KniHost)
     }
 
     fn nd(&mut self, port: usize, mut m: Mbuf) {
@@ -278,8 +314,7 @@ impl Worker {
         if let Some((ip, mac)) = info.binding() {
             self.seen(IpAddr::V6(ip), mac, port);
         }
-        let ours = self.snap.addrs.owner(IpAddr::V6(info.target)).is_some_and(|(p, _)| p.0 as usize == port);
-        if matches!(info.kind, nd::NdKind::Solicit) && ours {
+        if matches!(info.kind, nd::NdKind::Solicit) && self.answers_for(port, IpAddr::V6(info.target)) {
             // The advert may be longer than the solicitation: give it the room.
             const ADVERT_LEN: usize = ETH_LEN + 40 + 32;
             if m.len() < ADVERT_LEN && m.append(ADVERT_LEN - m.len()).is_none() {
@@ -293,7 +328,9 @@ impl Worker {
                 self.net.tx_packets += 1;
                 self.tx[port].push(m);
             }
+            return;
         }
+        self.to_twin(port, m);
     }
 
     /// IPv4 or IPv6: neighbour discovery, the FullNAT core, or local delivery.
@@ -305,25 +342,25 @@ impl Worker {
         match self.engine.process(&self.snap.services, &mut MbufBuf(&mut m), ETH_LEN, now) {
             Verdict::Forward { dst, .. } => self.forward(m, dst, false),
             Verdict::Drop(_) => {}
-            Verdict::NotMine => self.local(m),
+            Verdict::NotMine => self.local(port, m),
             Verdict::Redirect { .. } => self.net.drop(NetDrop::Redirect),
         }
     }
 
-    /// Neither a service's packet nor a connection's: echo for our addresses, else drop.
-    fn local(&mut self, mut m: Mbuf) {
+    /// Neither a service's packet nor a connection's. Addresses the dataplane owns:
+    /// echo answered, TCP/UDP to a VIP without a service dropped (`no_service`), the
+    /// rest dropped (`local_unhandled`). Addresses under a kni_host route, and
+    /// everything not owned (the kernel's own addresses, multicast such as VRRP,
+    /// broadcast), go up to the port's twin.
+    fn local(&mut self, port: usize, mut m: Mbuf) {
         let Some((dst, proto, l4)) = l3_dst(m.data()) else {
             return self.net.drop(NetDrop::BadFrame);
         };
-        if self.snap.routes.lookup(dst).is_some_and(|r| r.scope == Scope::KniHost) {
-            return self.net.drop(NetDrop::KniHost);
+        if self.kni_host(dst) {
+            return self.to_twin(port, m);
         }
         let Some((_, entry)) = self.snap.addrs.owner(dst) else {
-            let group = match dst {
-                IpAddr::V4(a) => a.is_multicast() || a.is_broadcast(),
-                IpAddr::V6(a) => a.is_multicast(),
-            };
-            return self.net.drop(if group { NetDrop::Multicast } else { NetDrop::Transit });
+            return self.to_twin(port, m);
         };
         if entry.flags.vip && matches!(proto, 6 | 17) {
             // A VIP port without a service: dropped, like DPVS (no RST).
@@ -347,10 +384,10 @@ impl Worker {
         let Some(route) = self.snap.routes.lookup(dst) else {
             return self.engine.count_drop(DropReason::NoRoute);
         };
-        if route.scope == Scope::KniHost {
-            return self.net.drop(NetDrop::KniHost);
-        }
         let port = route.dev.0 as usize;
+        if route.scope == Scope::KniHost && port < self.tx.len() {
+            return self.to_twin(port, m);
+        }
         let nh = route.next_hop(dst);
         if port >= self.tx.len() {
             return self.engine.count_drop(DropReason::NoRoute);
@@ -425,6 +462,52 @@ impl Worker {
         m.trim(extra);
         self.net.icmp_errors += 1;
         self.forward(m, src, true);
+    }
+
+    /// Hands a frame to `port`'s kernel twin (through the control thread).
+    #[inline]
+    fn to_twin(&mut self, port: usize, mut m: Mbuf) {
+        if !self.snap.ports[port].twin {
+            return self.net.drop(NetDrop::NoTwin);
+        }
+        m.set_port(port as u16);
+        if self.kni_out.is_full() {
+            self.flush_kni();
+        }
+        if self.kni_out.push(m).is_err() {
+            self.net.drop(NetDrop::KniFull);
+        }
+    }
+
+    /// Sends the frames gathered for the twins; a full ring drops (never waits).
+    fn flush_kni(&mut self) {
+        let n = self.kni_out.len();
+        if n == 0 {
+            return;
+        }
+        let sent = self.kni_up.enqueue_burst(&mut self.kni_out);
+        self.net.kni_up += sent as u64;
+        for _ in sent..n {
+            self.net.drop(NetDrop::KniFull);
+        }
+        self.kni_out.clear();
+    }
+
+    /// Transmits what the kernel sent on the twins; returns how many frames.
+    fn from_twins(&mut self) -> usize {
+        let Some(down) = &mut self.kni_down else { return 0 };
+        let mut b = std::mem::take(&mut self.burst);
+        let n = down.dequeue_burst(&mut b);
+        for m in b.drain() {
+            let port = m.port() as usize;
+            if port < self.tx.len() {
+                self.net.kni_down += 1;
+                self.net.tx_packets += 1;
+                self.tx[port].push(m);
+            }
+        }
+        self.burst = b;
+        n
     }
 
     /// Sends due ARP requests / neighbour solicitations and frees packets whose next

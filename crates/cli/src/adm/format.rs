@@ -1,0 +1,357 @@
+//! rvsadm's output: ipvsadm 1.31's listing formats, DPVS's connection and local-address
+//! listings, and the `-S` rules.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use ctl::{RealServerView, ServiceView};
+use fnat::engine::ConnInfo;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
+use fnat::stats::Counters;
+use fnat::tcp_state::Timeouts;
+use fnat::types::Proto;
+
+use super::{ListOpts, View};
+use crate::addr::{addr_port, dotted_mask};
+use crate::rate;
+
+/// The first line of a listing (ipvsadm: `IP Virtual Server version 1.2.1 (size=4096)`).
+pub fn header_line(version: &str, conn_pool_size: u32) -> String {
+    format!("rvs {version} (conn pool size={conn_pool_size} per worker)")
+}
+
+/// ipvsadm's `print_largenum`: 9 columns, scaled to K/M/G/T past 100 million unless
+/// `exact`.
+pub fn largenum(i: u64, exact: bool) -> String {
+    if exact {
+        let len = i.to_string().len();
+        let w = if len <= 8 { 9 } else { len + 1 };
+        return format!("{i:>w$}");
+    }
+    match i {
+        0..100_000_000 => format!("{i:>9}"),
+        100_000_000..1_000_000_000 => format!("{:>8}K", i / 1_000),
+        1_000_000_000..100_000_000_000 => format!("{:>8}M", i / 1_000_000),
+        100_000_000_000..100_000_000_000_000 => format!("{:>8}G", i / 1_000_000_000),
+        _ => format!("{:>8}T", i / 1_000_000_000_000),
+    }
+}
+
+fn proto_upper(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "TCP",
+        Proto::Udp => "UDP",
+    }
+}
+
+fn proto_lower(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
+}
+
+fn proto_switch(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "-t",
+        Proto::Udp => "-u",
+    }
+}
+
+/// `TCP  198.18.0.100:80` (two blanks, as ipvsadm).
+pub fn service_name(key: &ServiceKey) -> String {
+    format!("{}  {}", proto_upper(key.proto), addr_port(key.vip, key.vport))
+}
+
+/// The port a real server really uses: its own, or the service's when 0.
+fn rs_port(rs: &RealServerConfig, vport: u16) -> u16 {
+    if rs.port == 0 {
+        vport
+    } else {
+        rs.port
+    }
+}
+
+fn is_hash(s: SchedKind) -> bool {
+    matches!(s, SchedKind::Sh | SchedKind::Dh | SchedKind::Mh)
+}
+
+/// The scheduler flags as ipvsadm lists them (`sh-fallback,sh-port`), for hash
+/// schedulers only.
+fn sched_flags(svc: &ServiceConfig) -> Option<String> {
+    if !is_hash(svc.sched) {
+        return None;
+    }
+    let mut f = Vec::new();
+    if svc.hash_fallback {
+        f.push(format!("{}-fallback", svc.sched));
+    }
+    if svc.hash_port {
+        f.push(format!("{}-port", svc.sched));
+    }
+    (!f.is_empty()).then(|| f.join(","))
+}
+
+/// `--sched-flags` for `-S`, when the flags differ from the default (fallback on, port
+/// off).
+fn sched_flags_rule(svc: &ServiceConfig) -> Option<String> {
+    if !svc.hash_port && svc.hash_fallback {
+        return None;
+    }
+    let prefix = if is_hash(svc.sched) { format!("{}-", svc.sched) } else { String::new() };
+    let mut f = Vec::new();
+    if svc.hash_fallback {
+        f.push(format!("{prefix}fallback"));
+    }
+    if svc.hash_port {
+        f.push(format!("{prefix}port"));
+    }
+    Some(if f.is_empty() { "none".to_string() } else { f.join(",") })
+}
+
+/// ` persistent 300 mask 255.255.255.0` (mask only when not the full address).
+fn persistence(svc: &ServiceConfig, rule: bool) -> String {
+    let Some(p) = &svc.persistence else { return String::new() };
+    let (pk, mk) = if rule { ("-p", "-M") } else { ("persistent", "mask") };
+    let mut s = format!(" {pk} {}", p.timeout_s);
+    if svc.vip.is_ipv4() && p.netmask_v4 < 32 {
+        s += &format!(" {mk} {}", dotted_mask(p.netmask_v4));
+    } else if svc.vip.is_ipv6() && p.netmask_v6 < 128 {
+        s += &format!(" {mk} {}", p.netmask_v6);
+    }
+    s
+}
+
+fn sort_key(k: &ServiceKey) -> (bool, Proto, std::net::IpAddr, u16) {
+    (k.vip.is_ipv6(), k.proto, k.vip, k.vport)
+}
+
+fn ordered(svcs: &[ServiceView], sort: bool) -> Vec<&ServiceView> {
+    let mut v: Vec<&ServiceView> = svcs.iter().collect();
+    if sort {
+        v.sort_by_key(|s| sort_key(&s.service.key()));
+    }
+    v
+}
+
+fn ordered_dests(s: &ServiceView, sort: bool) -> Vec<&RealServerView> {
+    let mut v: Vec<&RealServerView> = s.dests.iter().collect();
+    if sort {
+        v.sort_by_key(|d| (d.config.addr, rs_port(&d.config, s.service.vport)));
+    }
+    v
+}
+
+/// The services in ipvsadm's `-L -n` formats (plain, `--stats`, `--rate`,
+/// `--thresholds`).
+pub fn write_services(
+    out: &mut dyn Write,
+    header: Option<&str>,
+    svcs: &[ServiceView],
+    opts: &ListOpts,
+) -> io::Result<()> {
+    if let Some(h) = header {
+        writeln!(out, "{h}")?;
+    }
+    let t = "Prot LocalAddress:Port";
+    match opts.view {
+        View::Plain => {
+            writeln!(out, "{t} Scheduler Flags")?;
+            writeln!(out, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")?;
+        }
+        View::Stats => {
+            writeln!(
+                out,
+                "{t:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+            )?;
+            writeln!(out, "  -> RemoteAddress:Port")?;
+        }
+        View::Rate => {
+            writeln!(out, "{t:<33} {:>8} {:>8} {:>8} {:>8} {:>8}", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS")?;
+            writeln!(out, "  -> RemoteAddress:Port")?;
+        }
+        View::Thresholds => {
+            writeln!(
+                out,
+                "{t:<33} {:<10} {:<10} {:<10} {:<10}",
+                "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+            )?;
+            writeln!(out, "  -> RemoteAddress:Port")?;
+        }
+    }
+    let n = |v: u64| largenum(v, opts.exact);
+    for s in ordered(svcs, opts.sort) {
+        let cfg = &s.service;
+        let name = service_name(&cfg.key());
+        let st = s.stats.unwrap_or_default();
+        match opts.view {
+            View::Stats | View::Rate => {
+                writeln!(
+                    out,
+                    "{name:<33}{}{}{}{}{}",
+                    n(st.conns),
+                    n(st.pkts_in),
+                    n(st.pkts_out),
+                    n(st.bytes_in),
+                    n(st.bytes_out)
+                )?;
+            }
+            View::Plain | View::Thresholds => {
+                let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
+                writeln!(out, "{name} {}{flags}{}", cfg.sched, persistence(cfg, false))?;
+            }
+        }
+        for d in ordered_dests(s, opts.sort) {
+            let dname = addr_port(d.config.addr, rs_port(&d.config, cfg.vport));
+            let ds = d.stats.unwrap_or_default();
+            match opts.view {
+                View::Plain => writeln!(
+                    out,
+                    "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                    "FullNat", d.config.weight, d.active, d.inactive
+                )?,
+                View::Stats => writeln!(
+                    out,
+                    "  -> {dname:<28}{}{}{}{}{}",
+                    n(ds.conns),
+                    n(ds.pkts_in),
+                    n(ds.pkts_out),
+                    n(ds.bytes_in),
+                    n(ds.bytes_out)
+                )?,
+                View::Rate => writeln!(
+                    out,
+                    "  -> {dname:<28} {:>8} {:>8} {:>8}{}{}",
+                    ds.conns,
+                    ds.pkts_in,
+                    ds.pkts_out,
+                    n(ds.bytes_in),
+                    n(ds.bytes_out)
+                )?,
+                View::Thresholds => writeln!(
+                    out,
+                    "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
+                    d.config.upper, d.config.lower, d.active, d.inactive
+                )?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn per_second(a: &Counters, b: &Counters, dt: Duration) -> Counters {
+    Counters {
+        conns: rate(a.conns, b.conns, dt),
+        active: b.active,
+        inactive: b.inactive,
+        pkts_in: rate(a.pkts_in, b.pkts_in, dt),
+        pkts_out: rate(a.pkts_out, b.pkts_out, dt),
+        bytes_in: rate(a.bytes_in, b.bytes_in, dt),
+        bytes_out: rate(a.bytes_out, b.bytes_out, dt),
+    }
+}
+
+/// The second sample with its counters replaced by rates per second since the first
+/// (`conns` = CPS, `pkts_in` = InPPS, ..., `bytes_out` = OutBPS). A service or server
+/// absent from the first sample gets rate 0.
+pub fn rates(first: &[ServiceView], second: &[ServiceView], dt: Duration) -> Vec<ServiceView> {
+    second
+        .iter()
+        .map(|s| {
+            let key = s.service.key();
+            let before = first.iter().find(|f| f.service.key() == key);
+            let b = s.stats.unwrap_or_default();
+            let a = before.and_then(|f| f.stats).unwrap_or(b);
+            let dests = s
+                .dests
+                .iter()
+                .map(|d| {
+                    let db = d.stats.unwrap_or_default();
+                    let da = before
+                        .and_then(|f| {
+                            f.dests.iter().find(|x| x.config.addr == d.config.addr && x.config.port == d.config.port)
+                        })
+                        .and_then(|x| x.stats)
+                        .unwrap_or(db);
+                    RealServerView { stats: Some(per_second(&da, &db, dt)), ..d.clone() }
+                })
+                .collect();
+            ServiceView { stats: Some(per_second(&a, &b, dt)), dests, ..s.clone() }
+        })
+        .collect()
+}
+
+/// `Timeout (tcp tcpfin udp): 900 120 300`.
+pub fn write_timeouts(out: &mut dyn Write, t: &Timeouts) -> io::Result<()> {
+    writeln!(out, "Timeout (tcp tcpfin udp): {} {} {}", t.established, t.fin_wait, t.udp)
+}
+
+/// DPVS's connection line: `[cpu]proto expire state CIP:port VIP:port LIP:port RIP:port`.
+pub fn conn_line(c: &ConnInfo) -> String {
+    let expire = format!("{}s", c.expires_ms / 1000);
+    format!(
+        "[{}]{:<3} {:<6} {:<11} {:<18} {:<18} {:<18} {}",
+        c.worker,
+        proto_lower(c.proto),
+        expire,
+        c.state_name(),
+        c.client.to_string(),
+        c.virt.to_string(),
+        c.local.to_string(),
+        c.real
+    )
+}
+
+/// DPVS's `-G` listing. Per-LIP port conflicts and connection counts are not in the
+/// reply; they print as `-`.
+pub fn write_laddrs(out: &mut dyn Write, svcs: &[ServiceView]) -> io::Result<()> {
+    for (i, s) in ordered(svcs, true).into_iter().enumerate() {
+        if i == 0 {
+            writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")?;
+        }
+        let k = s.service.key();
+        writeln!(out, "{:<20} {:<8} ", addr_port(k.vip, k.vport), s.laddrs.len())?;
+        for l in &s.laddrs {
+            writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "", "", l.to_string(), "-", "-")?;
+        }
+    }
+    Ok(())
+}
+
+/// The `-S` rules: `-A` per service, then its `-a` (in configuration order, which the
+/// schedulers depend on) and its `-P` lines.
+pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io::Result<()> {
+    for s in ordered(svcs, sort) {
+        let cfg = &s.service;
+        let svc = format!("{} {}", proto_switch(cfg.proto), addr_port(cfg.vip, cfg.vport));
+        let mut line = format!("-A {svc} -s {}{}", cfg.sched, persistence(cfg, true));
+        if let Some(f) = sched_flags_rule(cfg) {
+            line += &format!(" --sched-flags {f}");
+        }
+        if let Some(n) = cfg.mh_table_size {
+            line += &format!(" --mh-table-size {n}");
+        }
+        writeln!(out, "{line}")?;
+        let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {
+            s.dests.iter().map(|d| d.config).collect()
+        } else {
+            cfg.real_servers.clone()
+        };
+        for rs in &rss {
+            let mut line = format!("-a {svc} -r {} -b -w {}", addr_port(rs.addr, rs_port(rs, cfg.vport)), rs.weight);
+            if rs.upper != 0 {
+                line += &format!(" -x {}", rs.upper);
+            }
+            if rs.lower != 0 {
+                line += &format!(" -y {}", rs.lower);
+            }
+            writeln!(out, "{line}")?;
+        }
+        for l in &s.laddrs {
+            writeln!(out, "-P {svc} -z {l}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,781 @@
+//! `rvsadm`: ipvsadm's command line, DPVS's FullNAT additions, rvsd's control protocol.
+//!
+//! [`parse`] turns an argument vector into an [`AdmCmd`] (no I/O; every mistake is a
+//! [`CliError::Usage`] naming it), [`run`] carries it out against a [`Ctl`] and prints.
+//!
+//! Differences from ipvsadm, all deliberate:
+//! - FullNAT is the only forwarding method: `-b` is the default and accepted, `-g`, `-i`
+//!   and `-m` are refused.
+//! - `-e` changes only the values given (`-w`, `-x`, `-y`); ipvsadm resets an omitted
+//!   weight to 1. `-E`, like ipvsadm, sets the whole service (scheduler default wlc,
+//!   persistence off unless `-p`).
+//! - `-R` replaces every service at once (one atomic `ServiceReplace`): the result is
+//!   exactly the file, whatever was there before.
+//! - `-Z` zeroes every counter; it takes no service.
+//! - Output is always numeric (`-n` is accepted).
+
+use std::io::{self, BufRead, Write};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+use ctl::{RealServerEdit, Request, Response, ServiceSpec};
+use fnat::persist::PersistConfig;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT, MAX_WEIGHT};
+use fnat::types::Proto;
+
+use crate::addr::{parse_addr_port, parse_ip, parse_netmask, parse_num};
+use crate::{unexpected, usage, write_json, CliError, Ctl, CONN_PAGE};
+
+pub mod format;
+pub mod restore;
+
+/// The longest timeout ipvsadm accepts (31 days), for `-p` and `--set`.
+pub const MAX_TIMEOUT: u64 = 86_400 * 31;
+
+/// The sampling interval of `--rate`.
+pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
+
+const FULLNAT_ONLY: &str = "rvs forwards in FullNAT mode only (-b)";
+
+/// ipvsadm's arguments, as clap sees them (values are checked afterwards by [`parse`]).
+#[derive(Debug, Parser)]
+#[command(
+    name = "rvsadm",
+    version,
+    disable_version_flag = true,
+    args_override_self = true,
+    about = "Administer rvs's virtual services (ipvsadm's syntax, FullNAT only)",
+    after_help = "Examples:\n  rvsadm -A -t 198.18.0.100:80 -s wrr\n  rvsadm -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3\n  rvsadm -P -t 198.18.0.100:80 -z 198.19.0.10 -F dpdk1\n  rvsadm -Ln --stats\n  rvsadm -S > rules && rvsadm -R < rules"
+)]
+pub struct AdmArgs {
+    /// Add a virtual service.
+    #[arg(short = 'A', long = "add-service", help_heading = "Commands")]
+    pub add_service: bool,
+    /// Edit a virtual service (scheduler, persistence).
+    #[arg(short = 'E', long = "edit-service", help_heading = "Commands")]
+    pub edit_service: bool,
+    /// Delete a virtual service (its connections drain).
+    #[arg(short = 'D', long = "delete-service", help_heading = "Commands")]
+    pub delete_service: bool,
+    /// Delete every virtual service.
+    #[arg(short = 'C', long = "clear", help_heading = "Commands")]
+    pub clear: bool,
+    /// Replace every virtual service by the rules on stdin (`-S` output), atomically.
+    #[arg(short = 'R', long = "restore", help_heading = "Commands")]
+    pub restore: bool,
+    /// Print the rules (for `-R`).
+    #[arg(short = 'S', long = "save", help_heading = "Commands")]
+    pub save: bool,
+    /// Add a real server.
+    #[arg(short = 'a', long = "add-server", help_heading = "Commands")]
+    pub add_server: bool,
+    /// Edit a real server (only the values given change).
+    #[arg(short = 'e', long = "edit-server", help_heading = "Commands")]
+    pub edit_server: bool,
+    /// Delete a real server (its connections drain).
+    #[arg(short = 'd', long = "delete-server", help_heading = "Commands")]
+    pub delete_server: bool,
+    /// List services (or connections with -c, timeouts with --timeout).
+    #[arg(short = 'L', long = "list", short_alias = 'l', help_heading = "Commands")]
+    pub list: bool,
+    /// Zero every counter.
+    #[arg(short = 'Z', long = "zero", help_heading = "Commands")]
+    pub zero: bool,
+    /// Set connection timeouts in seconds (0 keeps a value).
+    #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"], help_heading = "Commands")]
+    pub set: Option<Vec<String>>,
+    /// Add a local address (LIP) to a service (DPVS).
+    #[arg(short = 'P', long = "add-laddr", help_heading = "Commands")]
+    pub add_laddr: bool,
+    /// Remove a local address from a service (DPVS).
+    #[arg(short = 'Q', long = "del-laddr", help_heading = "Commands")]
+    pub del_laddr: bool,
+    /// List local addresses (DPVS).
+    #[arg(short = 'G', long = "get-laddr", help_heading = "Commands")]
+    pub get_laddr: bool,
+
+    /// TCP service ADDR:PORT ([IPV6]:PORT).
+    #[arg(short = 't', long = "tcp-service", value_name = "ADDR:PORT")]
+    pub tcp_service: Option<String>,
+    /// UDP service ADDR:PORT ([IPV6]:PORT).
+    #[arg(short = 'u', long = "udp-service", value_name = "ADDR:PORT")]
+    pub udp_service: Option<String>,
+    /// Firewall-mark service (not supported by rvs).
+    #[arg(short = 'f', long = "fwmark-service", value_name = "MARK", hide = true)]
+    pub fwmark_service: Option<String>,
+    /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh (default wlc).
+    #[arg(short = 's', long = "scheduler", value_name = "NAME")]
+    pub scheduler: Option<String>,
+    /// Persistent service, timeout in seconds (default 300).
+    #[arg(short = 'p', long = "persistent", value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "300")]
+    pub persistent: Option<String>,
+    /// Persistence granularity: 255.255.255.0 or 24 (IPv6: prefix length).
+    #[arg(short = 'M', long = "netmask", value_name = "MASK")]
+    pub netmask: Option<String>,
+    /// Hash scheduler flags: sh-fallback, sh-port (mh-, dh-), or none (default: fallback).
+    #[arg(long = "sched-flags", value_name = "FLAGS")]
+    pub sched_flags: Option<String>,
+    /// Maglev table size for mh (a prime).
+    #[arg(long = "mh-table-size", value_name = "N")]
+    pub mh_table_size: Option<String>,
+    /// Real server ADDR[:PORT] (port defaults to the service's).
+    #[arg(short = 'r', long = "real-server", value_name = "ADDR[:PORT]")]
+    pub real_server: Option<String>,
+    /// Real server weight 0..=65535 (0 drains it; default 1).
+    #[arg(short = 'w', long = "weight", value_name = "WEIGHT")]
+    pub weight: Option<String>,
+    /// Upper connection threshold (0 = none).
+    #[arg(short = 'x', long = "u-threshold", value_name = "N")]
+    pub u_threshold: Option<String>,
+    /// Lower connection threshold (0 = 3/4 of the upper).
+    #[arg(short = 'y', long = "l-threshold", value_name = "N")]
+    pub l_threshold: Option<String>,
+    /// FullNAT forwarding (the default and only method).
+    #[arg(short = 'b', long = "fullnat")]
+    pub fullnat: bool,
+    /// Direct routing (refused: FullNAT only).
+    #[arg(short = 'g', long = "gatewaying", hide = true)]
+    pub gatewaying: bool,
+    /// IP-in-IP tunnelling (refused: FullNAT only).
+    #[arg(short = 'i', long = "ipip", hide = true)]
+    pub ipip: bool,
+    /// Masquerading (refused: FullNAT only).
+    #[arg(short = 'm', long = "masquerading", hide = true)]
+    pub masquerading: bool,
+    /// Local address for -P/-Q.
+    #[arg(short = 'z', long = "laddr", value_name = "ADDR")]
+    pub laddr: Option<String>,
+    /// Port the local address lives on (accepted; rvsd knows it).
+    #[arg(short = 'F', long = "ifname", value_name = "DEV")]
+    pub ifname: Option<String>,
+
+    /// Numeric output (always).
+    #[arg(short = 'n', long = "numeric", help_heading = "Listing")]
+    pub numeric: bool,
+    /// List connections: [cpu] proto expire state CIP VIP LIP RIP.
+    #[arg(short = 'c', long = "connection", help_heading = "Listing")]
+    pub connection: bool,
+    /// Counters.
+    #[arg(long = "stats", help_heading = "Listing")]
+    pub stats: bool,
+    /// Rates over one second.
+    #[arg(long = "rate", help_heading = "Listing")]
+    pub rate: bool,
+    /// Connection thresholds.
+    #[arg(long = "thresholds", help_heading = "Listing")]
+    pub thresholds: bool,
+    /// Connection timeouts.
+    #[arg(long = "timeout", help_heading = "Listing")]
+    pub timeout: bool,
+    /// Exact numbers (no K/M/G scaling).
+    #[arg(short = 'X', long = "exact", help_heading = "Listing")]
+    pub exact: bool,
+    /// Sort services and servers (the default).
+    #[arg(long = "sort", help_heading = "Listing")]
+    pub sort: bool,
+    /// Keep rvsd's order.
+    #[arg(long = "nosort", help_heading = "Listing")]
+    pub nosort: bool,
+    /// Print the reply as JSON.
+    #[arg(long = "json", help_heading = "Listing")]
+    pub json: bool,
+
+    /// Control socket (default $RVS_SOCKET, else /run/rvs/rvsd.sock).
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<String>,
+
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// The listing views (ipvsadm's formats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Scheduler, weights, connection counts.
+    #[default]
+    Plain,
+    /// Counters (`--stats`).
+    Stats,
+    /// Rates (`--rate`).
+    Rate,
+    /// Thresholds (`--thresholds`).
+    Thresholds,
+}
+
+/// How to list services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListOpts {
+    /// Only this service (`-L -t ...`).
+    pub key: Option<ServiceKey>,
+    /// Which columns.
+    pub view: View,
+    /// Exact numbers.
+    pub exact: bool,
+    /// Sort services and servers.
+    pub sort: bool,
+    /// Print the reply as JSON.
+    pub json: bool,
+}
+
+/// What one `rvsadm` invocation does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdmCmd {
+    /// Send one change and expect `Done`.
+    Change(Request),
+    /// Read rules from stdin and replace every service with them.
+    Restore,
+    /// Print the rules.
+    Save {
+        /// Sort services.
+        sort: bool,
+    },
+    /// List services.
+    List(ListOpts),
+    /// List connections.
+    Conns {
+        /// As JSON.
+        json: bool,
+    },
+    /// Print the timeouts.
+    Timeouts {
+        /// As JSON.
+        json: bool,
+    },
+    /// List local addresses.
+    Laddrs {
+        /// Only this service.
+        key: Option<ServiceKey>,
+        /// As JSON.
+        json: bool,
+    },
+    /// Print this text (help, version) and succeed.
+    Print(String),
+}
+
+/// The socket path given with `--socket`, if any (looked at before [`parse`] so that
+/// `run` needs no arguments).
+pub fn socket_arg<S: AsRef<str>>(argv: &[S]) -> Option<String> {
+    let mut it = argv.iter().map(AsRef::as_ref);
+    while let Some(a) = it.next() {
+        if a == "--socket" {
+            return it.next().map(str::to_string);
+        }
+        if let Some(p) = a.strip_prefix("--socket=") {
+            return Some(p.to_string());
+        }
+    }
+    None
+}
+
+/// The first line of a clap error, without its `error: ` prefix.
+pub(crate) fn clap_error(e: &clap::Error) -> CliError {
+    let text = e.to_string();
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments");
+    usage(first.trim_start_matches("error: ").trim().to_string())
+}
+
+/// Parses an argument vector (`argv[0]` is the program name).
+pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<AdmCmd, CliError> {
+    let args = match AdmArgs::try_parse_from(argv.iter().map(AsRef::as_ref)) {
+        Ok(a) => a,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Ok(AdmCmd::Print(e.render().to_string()))
+                }
+                _ => Err(clap_error(&e)),
+            }
+        }
+    };
+    // `rvsadm` alone lists, as ipvsadm does.
+    let bare = argv.len() <= 1 || argv[1..].iter().all(|a| a.as_ref() == "-n" || a.as_ref() == "--numeric");
+    if bare {
+        return Ok(AdmCmd::List(ListOpts { sort: true, ..ListOpts::default() }));
+    }
+    build(&args)
+}
+
+/// One command of the argument set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cmd {
+    AddService,
+    EditService,
+    DeleteService,
+    Clear,
+    Restore,
+    Save,
+    AddServer,
+    EditServer,
+    DeleteServer,
+    List,
+    Zero,
+    Set,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+}
+
+impl Cmd {
+    fn flag(self) -> &'static str {
+        match self {
+            Cmd::AddService => "-A",
+            Cmd::EditService => "-E",
+            Cmd::DeleteService => "-D",
+            Cmd::Clear => "-C",
+            Cmd::Restore => "-R",
+            Cmd::Save => "-S",
+            Cmd::AddServer => "-a",
+            Cmd::EditServer => "-e",
+            Cmd::DeleteServer => "-d",
+            Cmd::List => "-L",
+            Cmd::Zero => "-Z",
+            Cmd::Set => "--set",
+            Cmd::AddLaddr => "-P",
+            Cmd::DelLaddr => "-Q",
+            Cmd::GetLaddr => "-G",
+        }
+    }
+
+    fn long(self) -> &'static str {
+        match self {
+            Cmd::AddService => "--add-service",
+            Cmd::EditService => "--edit-service",
+            Cmd::DeleteService => "--delete-service",
+            Cmd::Clear => "--clear",
+            Cmd::Restore => "--restore",
+            Cmd::Save => "--save",
+            Cmd::AddServer => "--add-server",
+            Cmd::EditServer => "--edit-server",
+            Cmd::DeleteServer => "--delete-server",
+            Cmd::List => "--list",
+            Cmd::Zero => "--zero",
+            Cmd::Set => "--set",
+            Cmd::AddLaddr => "--add-laddr",
+            Cmd::DelLaddr => "--del-laddr",
+            Cmd::GetLaddr => "--get-laddr",
+        }
+    }
+
+    /// The options this command accepts (by their display name in [`options`]).
+    fn allowed(self) -> &'static [&'static str] {
+        const SVC: &[&str] = &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size"];
+        const LIST: &[&str] = &[
+            "-t/-u",
+            "-n",
+            "-c",
+            "--stats",
+            "--rate",
+            "--thresholds",
+            "--timeout",
+            "--exact",
+            "--sort",
+            "--nosort",
+            "--json",
+        ];
+        match self {
+            Cmd::AddService | Cmd::EditService => SVC,
+            Cmd::DeleteService => &["-t/-u"],
+            Cmd::Clear | Cmd::Restore | Cmd::Zero | Cmd::Set => &[],
+            Cmd::Save => &["-n", "--sort", "--nosort"],
+            Cmd::AddServer | Cmd::EditServer => &["-t/-u", "-r", "-w", "-x", "-y", "-b"],
+            Cmd::DeleteServer => &["-t/-u", "-r", "-b"],
+            Cmd::List => LIST,
+            Cmd::AddLaddr | Cmd::DelLaddr => &["-t/-u", "-z", "-F"],
+            Cmd::GetLaddr => &["-t/-u", "-n", "--json"],
+        }
+    }
+}
+
+/// Every option with whether it was given.
+fn options(a: &AdmArgs) -> [(&'static str, bool); 23] {
+    [
+        ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
+        ("-s", a.scheduler.is_some()),
+        ("-p", a.persistent.is_some()),
+        ("-M", a.netmask.is_some()),
+        ("--sched-flags", a.sched_flags.is_some()),
+        ("--mh-table-size", a.mh_table_size.is_some()),
+        ("-r", a.real_server.is_some()),
+        ("-w", a.weight.is_some()),
+        ("-x", a.u_threshold.is_some()),
+        ("-y", a.l_threshold.is_some()),
+        ("-b", a.fullnat),
+        ("-z", a.laddr.is_some()),
+        ("-F", a.ifname.is_some()),
+        ("-n", a.numeric),
+        ("-c", a.connection),
+        ("--stats", a.stats),
+        ("--rate", a.rate),
+        ("--thresholds", a.thresholds),
+        ("--timeout", a.timeout),
+        ("--exact", a.exact),
+        ("--sort", a.sort),
+        ("--nosort", a.nosort),
+        ("--json", a.json),
+    ]
+}
+
+fn command(a: &AdmArgs) -> Result<Cmd, CliError> {
+    let given: Vec<Cmd> = [
+        (Cmd::AddService, a.add_service),
+        (Cmd::EditService, a.edit_service),
+        (Cmd::DeleteService, a.delete_service),
+        (Cmd::Clear, a.clear),
+        (Cmd::Restore, a.restore),
+        (Cmd::Save, a.save),
+        (Cmd::AddServer, a.add_server),
+        (Cmd::EditServer, a.edit_server),
+        (Cmd::DeleteServer, a.delete_server),
+        (Cmd::List, a.list),
+        (Cmd::Zero, a.zero),
+        (Cmd::Set, a.set.is_some()),
+        (Cmd::AddLaddr, a.add_laddr),
+        (Cmd::DelLaddr, a.del_laddr),
+        (Cmd::GetLaddr, a.get_laddr),
+    ]
+    .into_iter()
+    .filter_map(|(c, on)| on.then_some(c))
+    .collect();
+    match given.as_slice() {
+        [c] => Ok(*c),
+        [] => Err(usage("no command given (one of -A -E -D -C -R -S -a -e -d -L -Z --set -P -Q -G; -h for help)")),
+        many => {
+            let names: Vec<&str> = many.iter().map(|c| c.flag()).collect();
+            Err(usage(format!("give one command only, not {}", names.join(" and "))))
+        }
+    }
+}
+
+/// The service named by `-t`/`-u`, if any.
+fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
+    if a.fwmark_service.is_some() {
+        return Err(usage("firewall-mark services (-f) are not supported by rvs; use -t or -u"));
+    }
+    let (proto, s) = match (&a.tcp_service, &a.udp_service) {
+        (Some(_), Some(_)) => return Err(usage("give one of -t and -u, not both")),
+        (Some(s), None) => (Proto::Tcp, s),
+        (None, Some(s)) => (Proto::Udp, s),
+        (None, None) => return Ok(None),
+    };
+    let (vip, port) = parse_addr_port(s, "service address").map_err(usage)?;
+    Ok(Some(ServiceKey { proto, vip, vport: port.unwrap_or(0) }))
+}
+
+fn need_key(key: Option<ServiceKey>, cmd: Cmd) -> Result<ServiceKey, CliError> {
+    key.ok_or_else(|| usage(format!("{} ({}) needs a service: -t ADDR:PORT or -u ADDR:PORT", cmd.flag(), cmd.long())))
+}
+
+fn num_opt(v: &Option<String>, what: &str, min: u64, max: u64) -> Result<Option<u64>, CliError> {
+    v.as_deref().map(|s| parse_num(s, what, min, max)).transpose().map_err(usage)
+}
+
+fn family_check(key: &ServiceKey, addr: IpAddr, what: &str) -> Result<(), CliError> {
+    if key.vip.is_ipv4() != addr.is_ipv4() {
+        return Err(usage(format!("{what} {addr} is not of the VIP's address family ({})", key.vip)));
+    }
+    Ok(())
+}
+
+/// Parses `--sched-flags`: returns (hash_port, hash_fallback).
+pub fn parse_sched_flags(s: &str) -> Result<(bool, bool), String> {
+    let (mut port, mut fallback) = (false, false);
+    for f in s.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match f {
+            "none" => {}
+            "sh-fallback" | "mh-fallback" | "dh-fallback" | "fallback" | "flag-1" => fallback = true,
+            "sh-port" | "mh-port" | "port" | "flag-2" => port = true,
+            _ => {
+                return Err(format!(
+                "unknown scheduler flag '{f}' (known: sh-fallback, sh-port, mh-fallback, mh-port, dh-fallback, none)"
+            ))
+            }
+        }
+    }
+    Ok((port, fallback))
+}
+
+fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliError> {
+    let mut svc = ServiceConfig::new(key.proto, key.vip, key.vport);
+    if let Some(s) = &a.scheduler {
+        svc.sched = s.parse::<SchedKind>().map_err(|e| usage(e.to_string()))?;
+    }
+    if let Some(p) = &a.persistent {
+        let timeout = parse_num(p, "persistence timeout", 1, MAX_TIMEOUT).map_err(usage)?;
+        let mut pc = PersistConfig { timeout_s: timeout as u32, ..PersistConfig::default() };
+        if let Some(m) = &a.netmask {
+            let len = parse_netmask(m, key.vip.is_ipv6()).map_err(usage)?;
+            if key.vip.is_ipv6() {
+                pc.netmask_v6 = len;
+            } else {
+                pc.netmask_v4 = len;
+            }
+        }
+        svc.persistence = Some(pc);
+    } else if a.netmask.is_some() {
+        return Err(usage("-M (netmask) needs -p (persistent)"));
+    }
+    if key.vport == 0 && svc.persistence.is_none() {
+        return Err(usage(format!("port 0 (every port) needs a persistent service (-p): {key}")));
+    }
+    if let Some(f) = &a.sched_flags {
+        (svc.hash_port, svc.hash_fallback) = parse_sched_flags(f).map_err(usage)?;
+    }
+    if let Some(n) = &a.mh_table_size {
+        svc.mh_table_size = Some(parse_num(n, "mh table size", 1, u64::from(u32::MAX)).map_err(usage)? as u32);
+    }
+    Ok(svc)
+}
+
+/// The real server of `-r` with its port (the service's when omitted).
+fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16), CliError> {
+    let r = a
+        .real_server
+        .as_deref()
+        .ok_or_else(|| usage(format!("{} ({}) needs a real server: -r ADDR[:PORT]", cmd.flag(), cmd.long())))?;
+    let (addr, port) = parse_addr_port(r, "real server").map_err(usage)?;
+    family_check(key, addr, "real server")?;
+    Ok((addr, port.unwrap_or(key.vport)))
+}
+
+fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
+    if a.gatewaying || a.ipip || a.masquerading {
+        return Err(usage(FULLNAT_ONLY));
+    }
+    let cmd = command(a)?;
+    let allowed = cmd.allowed();
+    if let Some((name, _)) = options(a).into_iter().find(|(name, given)| *given && !allowed.contains(name)) {
+        return Err(usage(format!("option {name} is not allowed with {} ({})", cmd.flag(), cmd.long())));
+    }
+    let key = service_key(a)?;
+    let sort = !a.nosort;
+    Ok(match cmd {
+        Cmd::AddService => {
+            let service = service_config(a, need_key(key, cmd)?)?;
+            AdmCmd::Change(Request::ServiceAdd(ServiceSpec { service, laddrs: Vec::new() }))
+        }
+        Cmd::EditService => AdmCmd::Change(Request::ServiceEdit { service: service_config(a, need_key(key, cmd)?)? }),
+        Cmd::DeleteService => AdmCmd::Change(Request::ServiceDel { key: need_key(key, cmd)? }),
+        Cmd::Clear => AdmCmd::Change(Request::ServiceReplace { services: Vec::new() }),
+        Cmd::Restore => AdmCmd::Restore,
+        Cmd::Save => AdmCmd::Save { sort },
+        Cmd::AddServer => {
+            let key = need_key(key, cmd)?;
+            let (addr, port) = real_server(a, &key, cmd)?;
+            let rs = RealServerConfig {
+                addr,
+                port,
+                weight: num_opt(&a.weight, "weight", 0, u64::from(MAX_WEIGHT))?.map_or(DEFAULT_WEIGHT, |w| w as u32),
+                upper: num_opt(&a.u_threshold, "upper threshold", 0, i32::MAX as u64)?.unwrap_or(0) as u32,
+                lower: num_opt(&a.l_threshold, "lower threshold", 0, i32::MAX as u64)?.unwrap_or(0) as u32,
+            };
+            AdmCmd::Change(Request::RealServerAdd { key, rs })
+        }
+        Cmd::EditServer => {
+            let key = need_key(key, cmd)?;
+            let (addr, port) = real_server(a, &key, cmd)?;
+            let change = RealServerEdit {
+                weight: num_opt(&a.weight, "weight", 0, u64::from(MAX_WEIGHT))?.map(|w| w as u32),
+                upper: num_opt(&a.u_threshold, "upper threshold", 0, i32::MAX as u64)?.map(|w| w as u32),
+                lower: num_opt(&a.l_threshold, "lower threshold", 0, i32::MAX as u64)?.map(|w| w as u32),
+            };
+            AdmCmd::Change(Request::RealServerEdit { key, addr, port, change })
+        }
+        Cmd::DeleteServer => {
+            let key = need_key(key, cmd)?;
+            let (addr, port) = real_server(a, &key, cmd)?;
+            AdmCmd::Change(Request::RealServerDel { key, addr, port })
+        }
+        Cmd::List => list_cmd(a, key, sort)?,
+        Cmd::Zero => AdmCmd::Change(Request::ZeroCounters),
+        Cmd::Set => {
+            let v = a.set.as_deref().unwrap_or_default();
+            let t = |i: usize, what: &str| -> Result<u32, CliError> {
+                let s = v.get(i).map(String::as_str).unwrap_or_default();
+                Ok(parse_num(s, what, 0, MAX_TIMEOUT).map_err(usage)? as u32)
+            };
+            AdmCmd::Change(Request::TimeoutsSet {
+                tcp: t(0, "tcp timeout")?,
+                tcpfin: t(1, "tcpfin timeout")?,
+                udp: t(2, "udp timeout")?,
+            })
+        }
+        Cmd::AddLaddr | Cmd::DelLaddr => {
+            let key = need_key(key, cmd)?;
+            let z = a
+                .laddr
+                .as_deref()
+                .ok_or_else(|| usage(format!("{} ({}) needs a local address: -z ADDR", cmd.flag(), cmd.long())))?;
+            let addr = parse_ip(z, "local address").map_err(usage)?;
+            family_check(&key, addr, "local address")?;
+            if let Some(f) = &a.ifname {
+                if f.is_empty() {
+                    return Err(usage("-F needs a port name"));
+                }
+            }
+            if cmd == Cmd::AddLaddr {
+                AdmCmd::Change(Request::LaddrAdd { key, addr })
+            } else {
+                AdmCmd::Change(Request::LaddrDel { key, addr })
+            }
+        }
+        Cmd::GetLaddr => AdmCmd::Laddrs { key, json: a.json },
+    })
+}
+
+fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, CliError> {
+    let views: Vec<&str> = [("--stats", a.stats), ("--rate", a.rate), ("--thresholds", a.thresholds)]
+        .into_iter()
+        .filter_map(|(n, on)| on.then_some(n))
+        .collect();
+    if views.len() > 1 {
+        return Err(usage(format!("{} cannot be combined", views.join(" and "))));
+    }
+    if a.connection || a.timeout {
+        let what = if a.connection { "-c" } else { "--timeout" };
+        if a.connection && a.timeout {
+            return Err(usage("-c and --timeout cannot be combined"));
+        }
+        if let Some(v) = views.first() {
+            return Err(usage(format!("{what} and {v} cannot be combined")));
+        }
+        if key.is_some() {
+            return Err(usage(format!("{what} lists everything; it takes no service")));
+        }
+        return Ok(if a.connection { AdmCmd::Conns { json: a.json } } else { AdmCmd::Timeouts { json: a.json } });
+    }
+    let view = if a.stats {
+        View::Stats
+    } else if a.rate {
+        View::Rate
+    } else if a.thresholds {
+        View::Thresholds
+    } else {
+        View::Plain
+    };
+    Ok(AdmCmd::List(ListOpts { key, view, exact: a.exact, sort, json: a.json }))
+}
+
+/// Carries out `cmd`: `input` is read by `-R`, everything is printed to `out`.
+pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut dyn Write) -> Result<(), CliError> {
+    match cmd {
+        AdmCmd::Print(s) => write!(out, "{s}")?,
+        AdmCmd::Change(req) => change(ctl, req.clone())?,
+        AdmCmd::Restore => {
+            let mut text = String::new();
+            input.read_to_string(&mut text)?;
+            let services = restore::plan(&text)?;
+            change(ctl, Request::ServiceReplace { services })?;
+        }
+        AdmCmd::Save { sort } => {
+            let services = services(ctl, false)?;
+            format::write_rules(out, &services, *sort)?;
+        }
+        AdmCmd::List(opts) => list(ctl, opts, out)?,
+        AdmCmd::Conns { json } => conns(ctl, *json, out)?,
+        AdmCmd::Timeouts { json } => match ctl.call(Request::TimeoutsGet)? {
+            r @ Response::Timeouts { .. } if *json => write_json(out, &r)?,
+            Response::Timeouts { timeouts } => format::write_timeouts(out, &timeouts)?,
+            other => return Err(unexpected("timeouts", &other)),
+        },
+        AdmCmd::Laddrs { key, json } => {
+            let mut svcs = services(ctl, false)?;
+            if let Some(k) = key {
+                svcs.retain(|s| s.service.key() == *k);
+                if svcs.is_empty() {
+                    return Err(no_service(k));
+                }
+            }
+            if *json {
+                write_json(out, &Response::Services { services: svcs })?;
+            } else {
+                format::write_laddrs(out, &svcs)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn no_service(k: &ServiceKey) -> CliError {
+    CliError::NotFound(format!("no service {k}"))
+}
+
+fn change(ctl: &mut dyn Ctl, req: Request) -> Result<(), CliError> {
+    match ctl.call(req)? {
+        Response::Done { .. } => Ok(()),
+        other => Err(unexpected("done", &other)),
+    }
+}
+
+fn services(ctl: &mut dyn Ctl, stats: bool) -> Result<Vec<ctl::ServiceView>, CliError> {
+    match ctl.call(Request::ServiceList { stats })? {
+        Response::Services { services } => Ok(services),
+        other => Err(unexpected("services", &other)),
+    }
+}
+
+fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), CliError> {
+    let header = if opts.json {
+        None
+    } else {
+        match ctl.call(Request::Status)? {
+            Response::Status { version, conn_pool_size, .. } => Some(format::header_line(&version, conn_pool_size)),
+            other => return Err(unexpected("status", &other)),
+        }
+    };
+    let stats = matches!(opts.view, View::Stats | View::Rate);
+    let mut svcs = services(ctl, stats)?;
+    if opts.view == View::Rate {
+        let dt = ctl.pause(RATE_INTERVAL);
+        let second = services(ctl, true)?;
+        svcs = format::rates(&svcs, &second, dt);
+    }
+    if let Some(k) = &opts.key {
+        svcs.retain(|s| s.service.key() == *k);
+        if svcs.is_empty() {
+            return Err(no_service(k));
+        }
+    }
+    if opts.json {
+        return write_json(out, &Response::Services { services: svcs });
+    }
+    format::write_services(out, header.as_deref(), &svcs, opts)?;
+    Ok(())
+}
+
+fn conns(ctl: &mut dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut err: Option<io::Error> = None;
+    let mut first = true;
+    if json {
+        write!(out, "{{\"v\":{},\"result\":\"conns\",\"conns\":[", ctl::PROTOCOL_VERSION)?;
+    }
+    let mut f = |c: &fnat::engine::ConnInfo| {
+        if err.is_some() {
+            return;
+        }
+        let r = if json {
+            let sep = if first { "" } else { "," };
+            first = false;
+            serde_json::to_string(c).map_err(io::Error::from).and_then(|s| write!(out, "{sep}\n{s}"))
+        } else {
+            writeln!(out, "{}", format::conn_line(c))
+        };
+        if let Err(e) = r {
+            err = Some(e);
+        }
+    };
+    ctl.for_each_conn(CONN_PAGE, &mut f)?;
+    if let Some(e) = err {
+        return Err(e.into());
+    }
+    if json {
+        writeln!(out, "\n],\"next\":null}}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,734 @@
+//! rvsadm: argument tables, golden output, save/restore round trip.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ctl::{CtlError, ErrorCode, RealServerEdit, RealServerView, Request, Response, ServiceSpec, ServiceView};
+use fnat::engine::ConnInfo;
+use fnat::persist::PersistConfig;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
+use fnat::stats::Counters;
+use fnat::tcp_state::{TcpState, Timeouts};
+use fnat::types::Proto;
+
+use super::*;
+use crate::fake::FakeCtl;
+
+fn argv(s: &str) -> Vec<&str> {
+    std::iter::once("rvsadm").chain(s.split_whitespace()).collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn key(proto: Proto, vip: &str, vport: u16) -> ServiceKey {
+    ServiceKey { proto, vip: ip(vip), vport }
+}
+
+fn tcp80() -> ServiceKey {
+    key(Proto::Tcp, "198.18.0.100", 80)
+}
+
+fn rs(addr: &str, port: u16, weight: u32) -> RealServerConfig {
+    RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0 }
+}
+
+fn change(s: &str) -> Request {
+    match parse(&argv(s)) {
+        Ok(AdmCmd::Change(r)) => r,
+        other => panic!("{s}: {other:?}"),
+    }
+}
+
+fn err(s: &str) -> String {
+    match parse(&argv(s)) {
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "{s}");
+            e.to_string()
+        }
+        Ok(c) => panic!("{s}: accepted as {c:?}"),
+    }
+}
+
+#[test]
+fn service_commands() {
+    let mut wrr = ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), 80);
+    wrr.sched = SchedKind::Wrr;
+    let table: Vec<(&str, Request)> = vec![
+        ("-A -t 198.18.0.100:80 -s wrr", Request::ServiceAdd(ServiceSpec { service: wrr.clone(), laddrs: vec![] })),
+        (
+            "--add-service --tcp-service 198.18.0.100:80 --scheduler wrr",
+            Request::ServiceAdd(ServiceSpec { service: wrr.clone(), laddrs: vec![] }),
+        ),
+        ("-At 198.18.0.100:80 -s wrr", Request::ServiceAdd(ServiceSpec { service: wrr.clone(), laddrs: vec![] })),
+        (
+            "-A -t 198.18.0.100:80",
+            Request::ServiceAdd(ServiceSpec {
+                service: ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), 80),
+                laddrs: vec![],
+            }),
+        ),
+        ("-E -t 198.18.0.100:80 -s wrr", Request::ServiceEdit { service: wrr.clone() }),
+        ("-D -t 198.18.0.100:80", Request::ServiceDel { key: tcp80() }),
+        ("-D -u [2001:db8::1]:53", Request::ServiceDel { key: key(Proto::Udp, "2001:db8::1", 53) }),
+        ("-C", Request::ServiceReplace { services: vec![] }),
+        ("-Z", Request::ZeroCounters),
+        ("--set 900 120 300", Request::TimeoutsSet { tcp: 900, tcpfin: 120, udp: 300 }),
+        ("--set 0 0 60", Request::TimeoutsSet { tcp: 0, tcpfin: 0, udp: 60 }),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(args), want, "{args}");
+    }
+}
+
+#[test]
+fn persistence_and_flags() {
+    let svc = |s: &str| match change(s) {
+        Request::ServiceAdd(spec) => spec.service,
+        other => panic!("{other:?}"),
+    };
+    let p = svc("-A -t 198.18.0.100:80 -p");
+    assert_eq!(p.persistence, Some(PersistConfig { timeout_s: 300, netmask_v4: 32, netmask_v6: 128 }));
+    let p = svc("-A -t 198.18.0.100:80 -p 600 -M 255.255.255.0 -s sh");
+    assert_eq!(p.persistence, Some(PersistConfig { timeout_s: 600, netmask_v4: 24, netmask_v6: 128 }));
+    assert_eq!(p.sched, SchedKind::Sh);
+    let p = svc("-A -t 198.18.0.100:80 -p -M 16");
+    assert_eq!(p.persistence.unwrap().netmask_v4, 16);
+    let p = svc("-A -t [2001:db8::1]:443 -p 60 -M 64");
+    assert_eq!(p.persistence, Some(PersistConfig { timeout_s: 60, netmask_v4: 32, netmask_v6: 64 }));
+    // port 0 (all ports) is allowed when persistent
+    let p = svc("-A -t 198.18.0.100 -p");
+    assert_eq!(p.vport, 0);
+    let p = svc("-A -t 198.18.0.100:80 -s mh --sched-flags mh-port --mh-table-size 65537");
+    assert!(p.hash_port && !p.hash_fallback);
+    assert_eq!(p.mh_table_size, Some(65537));
+    let p = svc("-A -t 198.18.0.100:80 -s sh --sched-flags sh-fallback,sh-port");
+    assert!(p.hash_port && p.hash_fallback);
+    let p = svc("-A -t 198.18.0.100:80 -s sh --sched-flags none");
+    assert!(!p.hash_port && !p.hash_fallback);
+    // -p with a value followed by another option
+    let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
+    assert_eq!(p.persistence.unwrap().timeout_s, 100);
+    assert_eq!(p.sched, SchedKind::Rr);
+}
+
+#[test]
+fn server_commands() {
+    let table: Vec<(&str, Request)> = vec![
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3",
+            Request::RealServerAdd { key: tcp80(), rs: rs("198.19.0.11", 8080, 3) },
+        ),
+        // port defaults to the service's, weight to 1
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11", Request::RealServerAdd { key: tcp80(), rs: rs("198.19.0.11", 80, 1) }),
+        (
+            "--add-server --tcp-service 198.18.0.100:80 --real-server 198.19.0.11:81 --weight 0 --fullnat",
+            Request::RealServerAdd { key: tcp80(), rs: rs("198.19.0.11", 81, 0) },
+        ),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -w 65535 -x 1000 -y 500",
+            Request::RealServerAdd {
+                key: tcp80(),
+                rs: RealServerConfig { addr: ip("198.19.0.11"), port: 8080, weight: 65535, upper: 1000, lower: 500 },
+            },
+        ),
+        (
+            "-a -u [2001:db8::1]:53 -r [2001:db8::11]:5353",
+            Request::RealServerAdd { key: key(Proto::Udp, "2001:db8::1", 53), rs: rs("2001:db8::11", 5353, 1) },
+        ),
+        (
+            "-a -u [2001:db8::1]:53 -r 2001:db8::11",
+            Request::RealServerAdd { key: key(Proto::Udp, "2001:db8::1", 53), rs: rs("2001:db8::11", 53, 1) },
+        ),
+        (
+            "-e -t 198.18.0.100:80 -r 198.19.0.11:8080 -w 5",
+            Request::RealServerEdit {
+                key: tcp80(),
+                addr: ip("198.19.0.11"),
+                port: 8080,
+                change: RealServerEdit { weight: Some(5), upper: None, lower: None },
+            },
+        ),
+        (
+            "-e -t 198.18.0.100:80 -r 198.19.0.11:8080 -x 10",
+            Request::RealServerEdit {
+                key: tcp80(),
+                addr: ip("198.19.0.11"),
+                port: 8080,
+                change: RealServerEdit { weight: None, upper: Some(10), lower: None },
+            },
+        ),
+        (
+            "-d -t 198.18.0.100:80 -r 198.19.0.11:8080",
+            Request::RealServerDel { key: tcp80(), addr: ip("198.19.0.11"), port: 8080 },
+        ),
+        (
+            "-d -t 198.18.0.100:80 -r 198.19.0.11",
+            Request::RealServerDel { key: tcp80(), addr: ip("198.19.0.11"), port: 80 },
+        ),
+        ("-P -t 198.18.0.100:80 -z 198.19.0.10 -F dpdk1", Request::LaddrAdd { key: tcp80(), addr: ip("198.19.0.10") }),
+        (
+            "--add-laddr -t 198.18.0.100:80 --laddr 198.19.0.10",
+            Request::LaddrAdd { key: tcp80(), addr: ip("198.19.0.10") },
+        ),
+        ("-Q -t 198.18.0.100:80 -z 198.19.0.10", Request::LaddrDel { key: tcp80(), addr: ip("198.19.0.10") }),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(args), want, "{args}");
+    }
+}
+
+#[test]
+fn listing_commands() {
+    let list = |s: &str| parse(&argv(s)).unwrap();
+    let plain = ListOpts { key: None, view: View::Plain, exact: false, sort: true, json: false };
+    assert_eq!(list("-L"), AdmCmd::List(plain));
+    assert_eq!(list("-L -n"), AdmCmd::List(plain));
+    assert_eq!(list("-Ln"), AdmCmd::List(plain));
+    assert_eq!(list("-ln"), AdmCmd::List(plain));
+    assert_eq!(list("--list --numeric"), AdmCmd::List(plain));
+    assert_eq!(list(""), AdmCmd::List(plain));
+    assert_eq!(list("-n"), AdmCmd::List(plain));
+    assert_eq!(list("-Ln --sort"), AdmCmd::List(plain));
+    assert_eq!(list("-Ln --nosort"), AdmCmd::List(ListOpts { sort: false, ..plain }));
+    assert_eq!(list("-Ln --stats"), AdmCmd::List(ListOpts { view: View::Stats, ..plain }));
+    assert_eq!(list("-L -n --stats --exact"), AdmCmd::List(ListOpts { view: View::Stats, exact: true, ..plain }));
+    assert_eq!(list("-Ln --rate"), AdmCmd::List(ListOpts { view: View::Rate, ..plain }));
+    assert_eq!(list("-Ln --thresholds"), AdmCmd::List(ListOpts { view: View::Thresholds, ..plain }));
+    assert_eq!(list("-Ln --json"), AdmCmd::List(ListOpts { json: true, ..plain }));
+    assert_eq!(list("-Ln -t 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
+    assert_eq!(list("-Lnt 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
+    for c in ["-Lnc", "-lnc", "-L -n -c", "-Lc", "--list --connection"] {
+        assert_eq!(list(c), AdmCmd::Conns { json: false }, "{c}");
+    }
+    assert_eq!(list("-Lnc --json"), AdmCmd::Conns { json: true });
+    assert_eq!(list("-L --timeout"), AdmCmd::Timeouts { json: false });
+    assert_eq!(list("-Ln --timeout --json"), AdmCmd::Timeouts { json: true });
+    assert_eq!(list("-S"), AdmCmd::Save { sort: true });
+    assert_eq!(list("-S -n"), AdmCmd::Save { sort: true });
+    assert_eq!(list("-Sn"), AdmCmd::Save { sort: true });
+    assert_eq!(list("-R"), AdmCmd::Restore);
+    assert_eq!(list("-G"), AdmCmd::Laddrs { key: None, json: false });
+    assert_eq!(list("-G -t 198.18.0.100:80"), AdmCmd::Laddrs { key: Some(tcp80()), json: false });
+    assert!(matches!(list("-h"), AdmCmd::Print(t) if t.contains("--add-service")));
+    assert!(matches!(list("--version"), AdmCmd::Print(t) if t.contains("rvsadm")));
+    assert!(matches!(list("-v"), AdmCmd::Print(t) if t.contains("rvsadm")));
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_problem() {
+    let table: Vec<(&str, &str)> = vec![
+        ("--frobnicate", "unexpected argument '--frobnicate' found"),
+        ("-Lq", "unexpected argument '-q' found"),
+        ("-A -t 198.18.0.300:80", "bad service address '198.18.0.300:80' (expected ADDR:PORT, or [IPV6]:PORT)"),
+        ("-A -t 198.18.0.100:http", "bad port 'http' in service address '198.18.0.100:http' (expected 0..=65535)"),
+        ("-A -t 198.18.0.100:80 -s wrrr", "unknown scheduler \"wrrr\" (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w 65536", "weight 65536 out of range (0..=65535)"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w -1", "unexpected argument '-1' found"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w heavy", "bad weight 'heavy' (expected a number 0..=65535)"),
+        ("-A -s wrr", "-A (--add-service) needs a service: -t ADDR:PORT or -u ADDR:PORT"),
+        ("-a -r 198.19.0.11", "-a (--add-server) needs a service: -t ADDR:PORT or -u ADDR:PORT"),
+        ("-a -t 198.18.0.100:80", "-a (--add-server) needs a real server: -r ADDR[:PORT]"),
+        ("-A -t 198.18.0.100:80 -L", "give one command only, not -A and -L"),
+        ("-A -D -t 198.18.0.100:80", "give one command only, not -A and -D"),
+        (
+            "-t 198.18.0.100:80",
+            "no command given (one of -A -E -D -C -R -S -a -e -d -L -Z --set -P -Q -G; -h for help)",
+        ),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -g", "rvs forwards in FullNAT mode only (-b)"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -i", "rvs forwards in FullNAT mode only (-b)"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -m", "rvs forwards in FullNAT mode only (-b)"),
+        ("-A -t 198.18.0.100:80 -u 198.18.0.100:53", "give one of -t and -u, not both"),
+        ("-A -f 1", "firewall-mark services (-f) are not supported by rvs; use -t or -u"),
+        ("-A -t 198.18.0.100:80 -w 3", "option -w is not allowed with -A (--add-service)"),
+        ("-D -t 198.18.0.100:80 -s rr", "option -s is not allowed with -D (--delete-service)"),
+        ("-C -t 198.18.0.100:80", "option -t/-u is not allowed with -C (--clear)"),
+        ("-Z -t 198.18.0.100:80", "option -t/-u is not allowed with -Z (--zero)"),
+        ("-A -t 198.18.0.100:80 --json", "option --json is not allowed with -A (--add-service)"),
+        ("-A -t 198.18.0.100", "port 0 (every port) needs a persistent service (-p): tcp 198.18.0.100:0"),
+        ("-A -t 198.18.0.100:80 -M 24", "-M (netmask) needs -p (persistent)"),
+        ("-A -t 198.18.0.100:80 -p 0", "persistence timeout 0 out of range (1..=2678400)"),
+        (
+            "-A -t 198.18.0.100:80 -p -M 255.0.255.0",
+            "bad netmask '255.0.255.0' (the mask must be contiguous and not empty)",
+        ),
+        ("-A -t 198.18.0.100:80 -s sh --sched-flags sh-bogus", "unknown scheduler flag 'sh-bogus'"),
+        (
+            "-a -t [2001:db8::1]:80 -r 198.19.0.11",
+            "real server 198.19.0.11 is not of the VIP's address family (2001:db8::1)",
+        ),
+        ("-P -t 198.18.0.100:80", "-P (--add-laddr) needs a local address: -z ADDR"),
+        ("-P -t 198.18.0.100:80 -z lip", "bad local address 'lip' (expected an IPv4 or IPv6 address)"),
+        ("--set 900 120", "3 values required for '--set <TCP> <TCPFIN> <UDP>' but 2 were provided"),
+        ("--set 900 120 x", "bad udp timeout 'x' (expected a number 0..=2678400)"),
+        ("-Ln --stats --rate", "--stats and --rate cannot be combined"),
+        ("-Lnc --stats", "-c and --stats cannot be combined"),
+        ("-Lnc -t 198.18.0.100:80", "-c lists everything; it takes no service"),
+        ("-L extra", "unexpected argument 'extra' found"),
+    ];
+    for (args, want) in table {
+        let got = err(args);
+        assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
+        assert!(!got.contains('\n'), "{args}: {got:?} is not one line");
+    }
+}
+
+// ---- output --------------------------------------------------------------------
+
+fn counters(conns: u64, pkts_in: u64, pkts_out: u64, bytes_in: u64, bytes_out: u64) -> Counters {
+    Counters { conns, active: 0, inactive: 0, pkts_in, pkts_out, bytes_in, bytes_out }
+}
+
+fn view(
+    svc: ServiceConfig,
+    laddrs: &[&str],
+    dests: Vec<(u64, u64, Option<Counters>)>,
+    stats: Option<Counters>,
+) -> ServiceView {
+    let dests = svc
+        .real_servers
+        .iter()
+        .zip(dests)
+        .map(|(c, (active, inactive, stats))| RealServerView { config: *c, active, inactive, stats })
+        .collect();
+    ServiceView { laddrs: laddrs.iter().map(|a| ip(a)).collect(), service: svc, dests, stats }
+}
+
+/// Two services: the demo's wrr service (servers listed out of order) and a persistent
+/// UDP one; plus an IPv6 mh service.
+fn demo() -> Vec<ServiceView> {
+    let mut web = ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), 80);
+    web.sched = SchedKind::Wrr;
+    web.real_servers = vec![rs("198.19.0.12", 8080, 1), rs("198.19.0.11", 8080, 3)];
+    let mut dns = ServiceConfig::new(Proto::Udp, ip("198.18.0.100"), 53);
+    dns.sched = SchedKind::Rr;
+    dns.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 128 });
+    dns.real_servers = vec![RealServerConfig { addr: ip("198.19.0.21"), port: 53, weight: 2, upper: 100, lower: 50 }];
+    let mut v6 = ServiceConfig::new(Proto::Tcp, ip("2001:db8::100"), 443);
+    v6.sched = SchedKind::Mh;
+    v6.hash_port = true;
+    v6.persistence = Some(PersistConfig { timeout_s: 60, netmask_v4: 32, netmask_v6: 64 });
+    v6.real_servers = vec![rs("2001:db8:1::11", 8443, 1)];
+    vec![
+        view(
+            v6,
+            &["2001:db8:1::10"],
+            vec![(1, 0, Some(counters(1, 10, 9, 1000, 900)))],
+            Some(counters(1, 10, 9, 1000, 900)),
+        ),
+        view(
+            web,
+            &["198.19.0.10", "198.19.0.9"],
+            vec![
+                (0, 50, Some(counters(1_234_567_890, 99_999_999, 100_000_000, 123_456_789_012, 5))),
+                (0, 150, Some(counters(150, 1500, 1400, 150_000, 140_000))),
+            ],
+            Some(counters(1_234_568_040, 100_001_499, 100_001_400, 123_456_939_012, 140_005)),
+        ),
+        view(dns, &[], vec![(0, 7, Some(counters(7, 7, 7, 700, 700)))], Some(counters(7, 7, 7, 700, 700))),
+    ]
+}
+
+fn status() -> Response {
+    Response::Status {
+        version: "0.1.0".into(),
+        gen: 3,
+        worker_gens: vec![3, 3],
+        conn_pool_size: 1_048_576,
+        uptime_s: 10,
+    }
+}
+
+fn run_adm(args: &str, replies: Vec<Response>) -> (String, FakeCtl) {
+    let cmd = parse(&argv(args)).unwrap();
+    let mut ctl = FakeCtl::new(replies);
+    let mut out = Vec::new();
+    run(&cmd, &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+    (String::from_utf8(out).unwrap(), ctl)
+}
+
+#[test]
+fn list_plain_golden() {
+    let (out, ctl) = run_adm("-Ln", vec![status(), Response::Services { services: demo() }]);
+    let want = "\
+rvs 0.1.0 (conn pool size=1048576 per worker)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.100:80 wrr
+  -> 198.19.0.11:8080             FullNat 3      0          150       
+  -> 198.19.0.12:8080             FullNat 1      0          50        
+UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0
+  -> 198.19.0.21:53               FullNat 2      0          7         
+TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
+  -> [2001:db8:1::11]:8443        FullNat 1      1          0         
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.requests, vec![Request::Status, Request::ServiceList { stats: false }]);
+}
+
+#[test]
+fn list_nosort_keeps_rvsd_order() {
+    let (out, _) = run_adm("-Ln --nosort", vec![status(), Response::Services { services: demo() }]);
+    let lines: Vec<&str> =
+        out.lines().filter(|l| !l.starts_with(' ') && !l.starts_with("rvs") && !l.starts_with("Prot")).collect();
+    assert_eq!(
+        lines,
+        [
+            "TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64",
+            "TCP  198.18.0.100:80 wrr",
+            "UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0"
+        ]
+    );
+    assert!(
+        out.contains("  -> 198.19.0.12:8080             FullNat 1      0          50        \n  -> 198.19.0.11:8080")
+    );
+}
+
+#[test]
+fn list_one_service() {
+    let (out, _) = run_adm("-Ln -u 198.18.0.100:53", vec![status(), Response::Services { services: demo() }]);
+    assert!(out.contains("UDP  198.18.0.100:53 rr"));
+    assert!(!out.contains("TCP"));
+    let cmd = parse(&argv("-Ln -t 198.18.0.100:81")).unwrap();
+    let mut ctl = FakeCtl::new(vec![status(), Response::Services { services: demo() }]);
+    let e = run(&cmd, &mut ctl, &mut std::io::empty(), &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "no service tcp 198.18.0.100:81");
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn list_stats_golden() {
+    let (out, ctl) = run_adm("-Ln --stats", vec![status(), Response::Services { services: demo() }]);
+    let want = "\
+rvs 0.1.0 (conn pool size=1048576 per worker)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  198.18.0.100:80                 1234M  100001K  100001K     123G   140005
+  -> 198.19.0.11:8080                  150     1500     1400   150000   140000
+  -> 198.19.0.12:8080                1234M 99999999  100000K     123G        5
+UDP  198.18.0.100:53                     7        7        7      700      700
+  -> 198.19.0.21:53                      7        7        7      700      700
+TCP  [2001:db8::100]:443                 1       10        9     1000      900
+  -> [2001:db8:1::11]:8443               1       10        9     1000      900
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.requests[1], Request::ServiceList { stats: true });
+
+    let (out, _) =
+        run_adm("-Ln --stats --exact -t 198.18.0.100:80", vec![status(), Response::Services { services: demo() }]);
+    assert!(
+        out.contains("TCP  198.18.0.100:80              1234568040 100001499 100001400 123456939012   140005\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn largenum_scaling() {
+    assert_eq!(format::largenum(0, false), "        0");
+    assert_eq!(format::largenum(99_999_999, false), " 99999999");
+    assert_eq!(format::largenum(100_000_000, false), "  100000K");
+    assert_eq!(format::largenum(1_000_000_000, false), "    1000M");
+    assert_eq!(format::largenum(99_999_999_999, false), "   99999M");
+    assert_eq!(format::largenum(100_000_000_000, false), "     100G");
+    assert_eq!(format::largenum(100_000_000_000_000, false), "     100T");
+    assert_eq!(format::largenum(123_456_789_012, true), " 123456789012");
+    assert_eq!(format::largenum(5, true), "        5");
+}
+
+#[test]
+fn list_rate_from_two_samples() {
+    let first = demo();
+    let mut second = demo();
+    // web: +100 conns, +2000 packets in, +1000 out, +1 MB in, +2 MB out in one second
+    let add = |c: &mut Counters, d: Counters| {
+        c.conns += d.conns;
+        c.pkts_in += d.pkts_in;
+        c.pkts_out += d.pkts_out;
+        c.bytes_in += d.bytes_in;
+        c.bytes_out += d.bytes_out;
+    };
+    let d = counters(100, 2000, 1000, 1_000_000, 2_000_000);
+    add(second[1].stats.as_mut().unwrap(), d);
+    add(second[1].dests[1].stats.as_mut().unwrap(), d);
+    let (out, ctl) = run_adm(
+        "-Ln --rate -t 198.18.0.100:80",
+        vec![status(), Response::Services { services: first }, Response::Services { services: second }],
+    );
+    let want = "\
+rvs 0.1.0 (conn pool size=1048576 per worker)
+Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS
+  -> RemoteAddress:Port
+TCP  198.18.0.100:80                   100     2000     1000  1000000  2000000
+  -> 198.19.0.11:8080                  100     2000     1000  1000000  2000000
+  -> 198.19.0.12:8080                    0        0        0        0        0
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.paused, vec![RATE_INTERVAL]);
+    assert_eq!(ctl.requests.len(), 3);
+}
+
+#[test]
+fn list_thresholds_golden() {
+    let (out, _) =
+        run_adm("-Ln --thresholds -u 198.18.0.100:53", vec![status(), Response::Services { services: demo() }]);
+    let want = "\
+rvs 0.1.0 (conn pool size=1048576 per worker)
+Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
+  -> RemoteAddress:Port
+UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0
+  -> 198.19.0.21:53               100        50         0          7         
+";
+    assert_eq!(out, want);
+}
+
+#[test]
+fn list_json_is_the_reply() {
+    let (out, ctl) = run_adm("-Ln --json", vec![Response::Services { services: demo() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, Response::Services { services: demo() });
+    assert_eq!(ctl.requests, vec![Request::ServiceList { stats: false }]);
+}
+
+#[test]
+fn timeouts_golden() {
+    let t = Timeouts::default();
+    let (out, ctl) = run_adm("-L --timeout", vec![Response::Timeouts { timeouts: t }]);
+    assert_eq!(out, format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.established, t.fin_wait, t.udp));
+    assert_eq!(out, "Timeout (tcp tcpfin udp): 900 120 300\n");
+    assert_eq!(ctl.requests, vec![Request::TimeoutsGet]);
+}
+
+fn conn(worker: u16, proto: Proto, state: TcpState, expires_ms: u64, [c, v, l, r]: [&str; 4]) -> ConnInfo {
+    let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+    ConnInfo {
+        worker,
+        proto,
+        state,
+        expires_ms,
+        client: sa(c),
+        virt: sa(v),
+        local: sa(l),
+        real: sa(r),
+        svc: 1,
+        rs: 2,
+        toa: false,
+    }
+}
+
+fn conns() -> Vec<Vec<ConnInfo>> {
+    vec![
+        vec![
+            conn(
+                0,
+                Proto::Tcp,
+                TcpState::Established,
+                89_500,
+                ["198.18.0.2:40000", "198.18.0.100:80", "198.19.0.10:1025", "198.19.0.11:8080"],
+            ),
+            conn(
+                1,
+                Proto::Tcp,
+                TcpState::TimeWait,
+                3_000,
+                ["198.18.0.3:40001", "198.18.0.100:80", "198.19.0.10:1026", "198.19.0.12:8080"],
+            ),
+        ],
+        vec![conn(
+            1,
+            Proto::Udp,
+            TcpState::None,
+            300_000,
+            ["198.18.0.2:5353", "198.18.0.100:53", "198.19.0.10:1027", "198.19.0.21:53"],
+        )],
+    ]
+}
+
+#[test]
+fn conns_golden_paged() {
+    let cmd = parse(&argv("-Lnc")).unwrap();
+    let mut ctl = FakeCtl::new(vec![]);
+    ctl.pages = conns().into();
+    let mut out = Vec::new();
+    run(&cmd, &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+    let want = "\
+[0]tcp 89s    ESTABLISHED 198.18.0.2:40000   198.18.0.100:80    198.19.0.10:1025   198.19.0.11:8080
+[1]tcp 3s     TIME_WAIT   198.18.0.3:40001   198.18.0.100:80    198.19.0.10:1026   198.19.0.12:8080
+[1]udp 300s   UDP         198.18.0.2:5353    198.18.0.100:53    198.19.0.10:1027   198.19.0.21:53
+";
+    assert_eq!(String::from_utf8(out).unwrap(), want);
+    assert_eq!(ctl.requests, vec![Request::ConnList { cursor: ctl::ConnCursor::default(), max: crate::CONN_PAGE }]);
+}
+
+#[test]
+fn conns_json_streams_one_document() {
+    let cmd = parse(&argv("-Lnc --json")).unwrap();
+    let mut ctl = FakeCtl::new(vec![]);
+    ctl.pages = conns().into();
+    let mut out = Vec::new();
+    run(&cmd, &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+    let back: ctl::ResponseMsg = serde_json::from_slice(&out).unwrap();
+    assert_eq!(back.resp, Response::Conns { conns: conns().concat(), next: None });
+    // empty table
+    let mut ctl = FakeCtl::new(vec![]);
+    let mut out = Vec::new();
+    run(&cmd, &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+    let back: ctl::ResponseMsg = serde_json::from_slice(&out).unwrap();
+    assert_eq!(back.resp, Response::Conns { conns: vec![], next: None });
+}
+
+#[test]
+fn laddrs_golden() {
+    let (out, _) = run_adm("-G", vec![Response::Services { services: demo() }]);
+    let want = "\
+VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS     
+198.18.0.100:80      2        
+                              198.19.0.10          -          -         
+                              198.19.0.9           -          -         
+198.18.0.100:53      0        
+[2001:db8::100]:443  1        
+                              2001:db8:1::10       -          -         
+";
+    assert_eq!(out, want);
+    let (out, _) = run_adm("-G -t 198.18.0.100:80", vec![Response::Services { services: demo() }]);
+    assert_eq!(out.lines().count(), 4);
+}
+
+#[test]
+fn save_golden() {
+    let (out, _) = run_adm("-S -n", vec![Response::Services { services: demo() }]);
+    let want = "\
+-A -t 198.18.0.100:80 -s wrr
+-a -t 198.18.0.100:80 -r 198.19.0.12:8080 -b -w 1
+-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3
+-P -t 198.18.0.100:80 -z 198.19.0.10
+-P -t 198.18.0.100:80 -z 198.19.0.9
+-A -u 198.18.0.100:53 -s rr -p 300 -M 255.255.255.0
+-a -u 198.18.0.100:53 -r 198.19.0.21:53 -b -w 2 -x 100 -y 50
+-A -t [2001:db8::100]:443 -s mh -p 60 -M 64 --sched-flags mh-fallback,mh-port
+-a -t [2001:db8::100]:443 -r [2001:db8:1::11]:8443 -b -w 1
+-P -t [2001:db8::100]:443 -z 2001:db8:1::10
+";
+    assert_eq!(out, want);
+}
+
+fn specs(views: &[ServiceView]) -> Vec<ServiceSpec> {
+    views.iter().map(|v| ServiceSpec { service: v.service.clone(), laddrs: v.laddrs.clone() }).collect()
+}
+
+#[test]
+fn save_then_restore_round_trip() {
+    let mut views = demo();
+    // a few more shapes: all-ports persistent, sh without fallback, thresholds only upper
+    let mut all = ServiceConfig::new(Proto::Tcp, ip("198.18.0.101"), 0);
+    all.persistence = Some(PersistConfig::default());
+    all.sched = SchedKind::Sh;
+    all.hash_fallback = false;
+    all.real_servers = vec![RealServerConfig { addr: ip("198.19.0.31"), port: 0, weight: 0, upper: 5, lower: 0 }];
+    let mut lc = ServiceConfig::new(Proto::Udp, ip("2001:db8::53"), 53);
+    lc.sched = SchedKind::Lc;
+    lc.hash_port = true;
+    lc.mh_table_size = Some(251);
+    views.push(view(all, &[], vec![(0, 0, None)], None));
+    views.push(view(lc, &[], vec![], None));
+
+    let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }]);
+    let cmd = parse(&argv("-R")).unwrap();
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    assert_eq!(ctl.requests.len(), 1, "one atomic request");
+    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    // same services (the save is sorted, the state is not ordered by service)
+    let mut got = services.clone();
+    let mut want = specs(&views);
+    got.sort_by_key(|s| s.service.key());
+    want.sort_by_key(|s| s.service.key());
+    assert_eq!(got, want);
+    // and saving what was restored prints the same rules
+    let restored: Vec<ServiceView> = services.iter().map(|s| view(s.service.clone(), &[], vec![], None)).collect();
+    let restored: Vec<ServiceView> =
+        restored.into_iter().zip(services).map(|(v, s)| ServiceView { laddrs: s.laddrs.clone(), ..v }).collect();
+    let (again, _) = run_adm("-S", vec![Response::Services { services: restored }]);
+    assert_eq!(again, saved);
+}
+
+#[test]
+fn restore_applies_lines_in_order() {
+    let text = "\
+# rules
+-A -t 198.18.0.100:80 -s rr
+
+-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -w 2
+-a -t 198.18.0.100:80 -r 198.19.0.12:8080
+-e -t 198.18.0.100:80 -r 198.19.0.12:8080 -w 5
+-E -t 198.18.0.100:80 -s wrr
+-A -u 198.18.0.100:53
+-D -u 198.18.0.100:53
+-P -t 198.18.0.100:80 -z 198.19.0.10
+-d -t 198.18.0.100:80 -r 198.19.0.11:8080
+";
+    let set = restore::plan(text).unwrap();
+    let mut want = ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), 80);
+    want.sched = SchedKind::Wrr;
+    want.real_servers = vec![rs("198.19.0.12", 8080, 5)];
+    assert_eq!(set, vec![ServiceSpec { service: want, laddrs: vec![ip("198.19.0.10")] }]);
+    assert_eq!(restore::plan("-A -t 198.18.0.100:80\n-C\n").unwrap(), vec![]);
+    assert_eq!(restore::plan("").unwrap(), vec![]);
+}
+
+#[test]
+fn restore_errors_name_the_line() {
+    let table = [
+        ("-A -t 198.18.0.100:80\n-A -t 198.18.0.100:80\n", "line 2: service tcp 198.18.0.100:80 defined twice"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11\n", "line 1: no service tcp 198.18.0.100:80"),
+        ("-A -t 198.18.0.100:80\n-L -n\n", "line 2: '-L -n' cannot be restored (only -A -E -D -a -e -d -P -Q -C)"),
+        ("-A -t 198.18.0.100:80 -s nope\n", "line 1: unknown scheduler \"nope\""),
+        (
+            "-A -t 198.18.0.100:80\n\n-a -t 198.18.0.100:80 -r 1.1.1.1\n-a -t 198.18.0.100:80 -r 1.1.1.1:80\n",
+            "line 4: tcp 198.18.0.100:80: real server 1.1.1.1:80 listed twice",
+        ),
+        ("--set 1 2 3\n", "line 1: only -A -E -D -a -e -d -P -Q -C can be restored"),
+        (
+            "-A -t 198.18.0.100:80\n-e -t 198.18.0.100:80 -r 1.1.1.1 -w 2\n",
+            "line 2: tcp 198.18.0.100:80: no real server 1.1.1.1:80",
+        ),
+    ];
+    for (text, want) in table {
+        let e = restore::plan(text).unwrap_err();
+        assert!(e.to_string().starts_with(want), "{text:?}: got {e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+    // a bad file sends nothing
+    let mut ctl = FakeCtl::new(vec![]);
+    let e = run(&AdmCmd::Restore, &mut ctl, &mut "-A -t 1.2.3.4:80 -s x\n".as_bytes(), &mut Vec::new()).unwrap_err();
+    assert!(e.to_string().starts_with("line 1:"));
+    assert!(ctl.requests.is_empty());
+}
+
+#[test]
+fn remote_errors_are_rvsds_sentence() {
+    let cmd = parse(&argv("-A -t 198.18.0.100:80")).unwrap();
+    let mut ctl = FakeCtl::default();
+    ctl.replies.push_back(Err(CtlError::Remote {
+        code: ErrorCode::Exists,
+        message: "service tcp 198.18.0.100:80 exists".into(),
+    }));
+    let e = run(&cmd, &mut ctl, &mut std::io::empty(), &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "service tcp 198.18.0.100:80 exists");
+    assert_eq!(e.exit_code(), 1);
+    // a reply of the wrong kind is reported, not ignored
+    let mut ctl = FakeCtl::new(vec![Response::Timeouts { timeouts: Timeouts::default() }]);
+    let e = run(&cmd, &mut ctl, &mut std::io::empty(), &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "bad reply from rvsd: expected done, got timeouts");
+}
+
+#[test]
+fn changes_send_exactly_one_request() {
+    for args in ["-A -t 198.18.0.100:80", "-C", "-Z", "--set 1 2 3", "-P -t 198.18.0.100:80 -z 198.19.0.10"] {
+        let (out, ctl) = run_adm(args, vec![Response::Done { gen: 2 }]);
+        assert_eq!(out, "", "{args}");
+        assert_eq!(ctl.requests.len(), 1, "{args}");
+    }
+    let _ = Duration::ZERO;
+}

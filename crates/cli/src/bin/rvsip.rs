@@ -1,0 +1,44 @@
+//! `rvsip`: configure rvs's ports, addresses, routes and neighbours with dpip's syntax.
+//!
+//! Parsing and output live in [`rvs_cli::ip`]; this is the edge: arguments in, the
+//! control socket, stdout, one line on stderr and the exit status on failure.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rvs_cli::ip::{self, IpCmd};
+use rvs_cli::{one_line, socket_path, CliError};
+
+fn run(argv: &[String]) -> anyhow::Result<()> {
+    let cmd = ip::parse(argv)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    if let IpCmd::Print(text) = &cmd {
+        out.write_all(text.as_bytes()).context("write")?;
+        out.flush().context("write")?;
+        return Ok(());
+    }
+    let path = socket_path(ip::socket_arg(argv).as_deref());
+    let mut client = ctl::Client::connect(&path).map_err(CliError::from)?;
+    ip::run(&cmd, &mut client, &mut out)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    match run(&argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<CliError>() {
+            Some(c) if c.is_broken_pipe() => ExitCode::SUCCESS,
+            Some(c) => {
+                eprintln!("rvsip: {}", one_line(&c.to_string()));
+                ExitCode::from(c.exit_code())
+            }
+            None => {
+                eprintln!("rvsip: {}", one_line(&format!("{e:#}")));
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,550 @@
+//! `rvsip`: dpip's command line over rvsd's control protocol.
+//!
+//! ```text
+//! rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
+//!   link show [DEV] [-s]          link set DEV up|down|promisc on|off|forward2kni on|off
+//!   addr show [dev DEV]           addr add|del ADDR[/LEN] dev DEV [sapool]
+//!   route show                    route add|del PREFIX|default [via GW] dev DEV
+//!                                     [scope kni_host|link|global] [src ADDR] [metric N]
+//!   neigh show [dev DEV]          neigh add ADDR lladdr MAC dev DEV   neigh del ADDR
+//!   stats [--once]
+//! ```
+//!
+//! Objects and commands may be abbreviated as with ip (`rvsip a s`, `rvsip r`).
+//! [`parse`] is pure; [`run`] talks to rvsd and prints.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use clap::Parser;
+use ctl::{LinkChange, Request, Response, RouteScope, RouteSpec};
+use ipnet::IpNet;
+use wire::EthernetAddress;
+
+use crate::addr::{parse_ip, parse_num, parse_prefix};
+use crate::adm::clap_error;
+use crate::{unexpected, usage, write_json, CliError, Ctl};
+
+pub mod format;
+
+/// The sampling interval of `rvsip stats`.
+pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The usage text (`rvsip help`).
+pub const USAGE: &str = "\
+Usage: rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
+  rvsip link show [DEV] [-s]
+  rvsip link set DEV up|down|promisc on|off|forward2kni on|off
+  rvsip addr show [dev DEV]
+  rvsip addr add|del ADDR[/LEN] dev DEV [sapool]
+  rvsip [-4|-6] route show
+  rvsip [-4|-6] route add|del PREFIX|default [via GW] dev DEV [scope kni_host|link|global] [src ADDR] [metric N]
+  rvsip neigh show [dev DEV]
+  rvsip neigh add ADDR lladdr MAC dev DEV
+  rvsip neigh del ADDR
+  rvsip stats [--once]
+Options:
+  -s, --stats      counters (link show)
+  -4, -6           address family (route default, listings)
+  --json           print the reply as JSON (every listing)
+  --once           stats: lifetime totals instead of rates over one second
+  --socket PATH    control socket (default $RVS_SOCKET, else /run/rvs/rvsd.sock)
+";
+
+/// rvsip's global options and the object words, as clap sees them.
+#[derive(Debug, Parser)]
+#[command(name = "rvsip", version, about = "Configure rvs's ports, addresses, routes and neighbours (dpip's syntax)", override_usage = "rvsip [OPTIONS] OBJECT COMMAND ...", after_help = USAGE)]
+pub struct IpArgs {
+    /// Counters (link show).
+    #[arg(short = 's', long = "stats")]
+    pub stats: bool,
+    /// IPv4.
+    #[arg(short = '4')]
+    pub v4: bool,
+    /// IPv6.
+    #[arg(short = '6')]
+    pub v6: bool,
+    /// Print the reply as JSON.
+    #[arg(long = "json")]
+    pub json: bool,
+    /// `stats`: lifetime totals instead of rates over one second.
+    #[arg(long = "once")]
+    pub once: bool,
+    /// Control socket.
+    #[arg(long = "socket", value_name = "PATH")]
+    pub socket: Option<String>,
+    /// OBJECT COMMAND ARGS.
+    #[arg(value_name = "OBJECT", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// An address family filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+impl Family {
+    /// Whether `a` is of this family.
+    pub fn has(self, a: IpAddr) -> bool {
+        match self {
+            Family::V4 => a.is_ipv4(),
+            Family::V6 => a.is_ipv6(),
+        }
+    }
+}
+
+/// What one `rvsip` invocation does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IpCmd {
+    /// Send one change and expect `Done`.
+    Change(Request),
+    /// List ports.
+    LinkShow {
+        /// Only this port.
+        dev: Option<String>,
+        /// With counters.
+        stats: bool,
+        /// As JSON.
+        json: bool,
+    },
+    /// List addresses.
+    AddrShow {
+        /// Only this port.
+        dev: Option<String>,
+        /// Only this family.
+        family: Option<Family>,
+        /// As JSON.
+        json: bool,
+    },
+    /// List routes.
+    RouteShow {
+        /// Only this family.
+        family: Option<Family>,
+        /// As JSON.
+        json: bool,
+    },
+    /// List neighbours.
+    NeighShow {
+        /// Only this port.
+        dev: Option<String>,
+        /// Only this family.
+        family: Option<Family>,
+        /// As JSON.
+        json: bool,
+    },
+    /// Per-worker statistics.
+    Stats {
+        /// Lifetime totals (one sample) instead of rates over one second.
+        once: bool,
+        /// As JSON (one sample).
+        json: bool,
+    },
+    /// Print this text (help, version) and succeed.
+    Print(String),
+}
+
+/// The socket path given with `--socket`, if any.
+pub fn socket_arg<S: AsRef<str>>(argv: &[S]) -> Option<String> {
+    crate::adm::socket_arg(argv)
+}
+
+/// `word` is `full` or an abbreviation of it at least `min` characters long.
+fn is(word: &str, full: &str, min: usize) -> bool {
+    word.len() >= min && full.starts_with(word)
+}
+
+/// The words after the object, with `--json`/`--once` (allowed anywhere) taken out.
+struct Words {
+    words: Vec<String>,
+    pos: usize,
+    ctx: String,
+}
+
+impl Words {
+    fn next(&mut self) -> Option<String> {
+        let w = self.words.get(self.pos).cloned();
+        self.pos += 1;
+        w
+    }
+
+    fn peek(&self) -> Option<&str> {
+        self.words.get(self.pos).map(String::as_str)
+    }
+
+    /// The value after keyword `kw`.
+    fn value(&mut self, kw: &str) -> Result<String, CliError> {
+        self.next().ok_or_else(|| usage(format!("{}: '{kw}' needs a value", self.ctx)))
+    }
+
+    fn unknown(&self, w: &str) -> CliError {
+        usage(format!("unknown argument '{w}' for {}", self.ctx))
+    }
+}
+
+/// Parses an argument vector (`argv[0]` is the program name).
+pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
+    let a = match IpArgs::try_parse_from(argv.iter().map(AsRef::as_ref)) {
+        Ok(a) => a,
+        Err(e) => {
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Ok(IpCmd::Print(e.render().to_string()))
+                }
+                _ => Err(clap_error(&e)),
+            }
+        }
+    };
+    let mut json = a.json;
+    let mut once = a.once;
+    let mut stats = a.stats;
+    let mut rest = Vec::new();
+    for w in &a.args {
+        match w.as_str() {
+            "--json" => json = true,
+            "--once" => once = true,
+            _ => rest.push(w.clone()),
+        }
+    }
+    let family = match (a.v4, a.v6) {
+        (true, true) => return Err(usage("give one of -4 and -6, not both")),
+        (true, false) => Some(Family::V4),
+        (false, true) => Some(Family::V6),
+        (false, false) => None,
+    };
+    let Some(object) = rest.first().cloned() else {
+        return Err(usage("no object given (link, addr, route, neigh, stats; 'rvsip help' for help)"));
+    };
+    let o = object.as_str();
+    if o.starts_with('-') {
+        return Err(usage(format!("unexpected argument '{o}' found")));
+    }
+    let obj = if is(o, "link", 1) {
+        "link"
+    } else if is(o, "address", 1) || o == "addr" {
+        "addr"
+    } else if is(o, "route", 1) {
+        "route"
+    } else if is(o, "neighbour", 1) || is(o, "neighbor", 1) || o == "neigh" {
+        "neigh"
+    } else if is(o, "stats", 1) {
+        "stats"
+    } else if o == "help" {
+        return Ok(IpCmd::Print(USAGE.to_string()));
+    } else {
+        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, stats)")));
+    };
+    let mut w = Words { words: rest[1..].to_vec(), pos: 0, ctx: obj.to_string() };
+    // The command word; a listing when there is none.
+    let cmd = match w.peek() {
+        None => "show",
+        Some(c) if is(c, "show", 1) || is(c, "list", 1) || c == "ls" || c == "lst" => "show",
+        Some(c) if is(c, "add", 1) => "add",
+        Some(c) if is(c, "delete", 1) => "del",
+        Some(c) if obj == "link" && is(c, "set", 2) => "set",
+        Some("help") => return Ok(IpCmd::Print(USAGE.to_string())),
+        Some("-s" | "--stats") if obj == "link" => "show-dev",
+        Some(c) => {
+            let cmds = match obj {
+                "link" => "show, set",
+                "stats" => "show",
+                _ => "show, add, del",
+            };
+            return Err(usage(format!("unknown command '{c}' for {obj} ({cmds})")));
+        }
+    };
+    if cmd != "show-dev" && w.peek().is_some() {
+        w.pos += 1;
+    }
+    w.ctx = format!("{obj} {}", if cmd == "show-dev" { "show" } else { cmd });
+    match (obj, cmd) {
+        ("link", "show" | "show-dev") => {
+            let mut dev = None;
+            while let Some(x) = w.next() {
+                match x.as_str() {
+                    "-s" | "--stats" => stats = true,
+                    "dev" => dev = Some(w.value("dev")?),
+                    _ if dev.is_none() && !x.starts_with('-') => dev = Some(x),
+                    _ => return Err(w.unknown(&x)),
+                }
+            }
+            Ok(IpCmd::LinkShow { dev, stats, json })
+        }
+        ("link", "set") => link_set(&mut w),
+        ("link", _) => Err(usage("link takes show or set")),
+        ("addr", "show") => {
+            let dev = show_dev(&mut w)?;
+            Ok(IpCmd::AddrShow { dev, family, json })
+        }
+        ("addr", _) => addr_change(&mut w, cmd == "add", family),
+        ("route", "show") => {
+            if let Some(x) = w.next() {
+                return Err(w.unknown(&x));
+            }
+            Ok(IpCmd::RouteShow { family, json })
+        }
+        ("route", _) => route_change(&mut w, cmd == "add", family),
+        ("neigh", "show") => {
+            let dev = show_dev(&mut w)?;
+            Ok(IpCmd::NeighShow { dev, family, json })
+        }
+        ("neigh", _) => neigh_change(&mut w, cmd == "add"),
+        ("stats", "show") => {
+            if let Some(x) = w.next() {
+                return Err(w.unknown(&x));
+            }
+            Ok(IpCmd::Stats { once, json })
+        }
+        _ => Err(usage(format!("{obj} takes only show"))),
+    }
+}
+
+fn show_dev(w: &mut Words) -> Result<Option<String>, CliError> {
+    let mut dev = None;
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "dev" => dev = Some(w.value("dev")?),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    Ok(dev)
+}
+
+fn on_off(w: &mut Words, kw: &str) -> Result<bool, CliError> {
+    match w.value(kw)?.as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        v => Err(usage(format!("{}: {kw} takes on or off, not '{v}'", w.ctx))),
+    }
+}
+
+fn link_set(w: &mut Words) -> Result<IpCmd, CliError> {
+    let mut dev = None;
+    let mut change = LinkChange::default();
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "dev" => dev = Some(w.value("dev")?),
+            "up" => change.up = Some(true),
+            "down" => change.up = Some(false),
+            "link" => match w.value("link")?.as_str() {
+                "up" => change.up = Some(true),
+                "down" => change.up = Some(false),
+                v => return Err(usage(format!("link set: link takes up or down, not '{v}'"))),
+            },
+            "promisc" => change.promisc = Some(on_off(w, "promisc")?),
+            "forward2kni" => change.forward2kni = Some(on_off(w, "forward2kni")?),
+            _ if dev.is_none() => dev = Some(x),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    let dev =
+        dev.ok_or_else(|| usage("link set needs a port: link set DEV up|down|promisc on|off|forward2kni on|off"))?;
+    if change == LinkChange::default() {
+        return Err(usage(format!("link set {dev}: nothing to change (up, down, promisc on|off, forward2kni on|off)")));
+    }
+    Ok(IpCmd::Change(Request::LinkSet { dev, change }))
+}
+
+fn family_ok(family: Option<Family>, a: IpAddr, shown: &dyn std::fmt::Display, what: &str) -> Result<(), CliError> {
+    match family {
+        Some(f) if !f.has(a) => {
+            Err(usage(format!("{what} {shown} is not {}", if f == Family::V4 { "IPv4 (-4)" } else { "IPv6 (-6)" })))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn addr_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCmd, CliError> {
+    let (mut addr, mut dev, mut sapool) = (None, None, false);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "dev" => dev = Some(w.value("dev")?),
+            "sapool" => sapool = true,
+            _ if addr.is_none() => addr = Some(parse_prefix(&x, "address", false).map_err(usage)?),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    let ctx = w.ctx.clone();
+    let addr: IpNet = addr.ok_or_else(|| usage(format!("{ctx} needs an address: {ctx} ADDR[/LEN] dev DEV")))?;
+    family_ok(family, addr.addr(), &addr.addr(), "address")?;
+    let dev = dev.ok_or_else(|| usage(format!("{ctx} {addr} needs a port: dev DEV")))?;
+    Ok(IpCmd::Change(if add {
+        Request::AddrAdd { dev, addr, sapool }
+    } else {
+        Request::AddrDel { dev, addr: addr.addr() }
+    }))
+}
+
+fn route_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCmd, CliError> {
+    let mut prefix: Option<IpNet> = None;
+    let mut spec = RouteSpec {
+        prefix: IpNet::from(IpAddr::from([0, 0, 0, 0])),
+        via: None,
+        dev: String::new(),
+        scope: RouteScope::Global,
+        src: None,
+        metric: 0,
+        connected: false,
+    };
+    let mut metric = None;
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "via" => spec.via = Some(parse_ip(&w.value("via")?, "gateway").map_err(usage)?),
+            "dev" => spec.dev = w.value("dev")?,
+            "src" => spec.src = Some(parse_ip(&w.value("src")?, "source address").map_err(usage)?),
+            "metric" => {
+                metric = Some(parse_num(&w.value("metric")?, "metric", 0, u64::from(u32::MAX)).map_err(usage)? as u32)
+            }
+            "scope" => {
+                spec.scope = match w.value("scope")?.as_str() {
+                    "kni_host" => RouteScope::KniHost,
+                    "link" => RouteScope::Link,
+                    "global" => RouteScope::Global,
+                    v => return Err(usage(format!("{}: unknown scope '{v}' (kni_host, link, global)", w.ctx))),
+                }
+            }
+            "default" if prefix.is_none() => {
+                let any = if family == Some(Family::V6) { "::/0" } else { "0.0.0.0/0" };
+                prefix = Some(parse_prefix(any, "prefix", true).map_err(usage)?);
+            }
+            _ if prefix.is_none() => prefix = Some(parse_prefix(&x, "prefix", true).map_err(usage)?),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    let ctx = w.ctx.clone();
+    let prefix = prefix.ok_or_else(|| usage(format!("{ctx} needs a prefix: {ctx} PREFIX|default ...")))?;
+    family_ok(family, prefix.addr(), &prefix, "prefix")?;
+    let v4 = prefix.addr().is_ipv4();
+    for (what, a) in [("gateway", spec.via), ("source address", spec.src)] {
+        if let Some(a) = a {
+            if a.is_ipv4() != v4 {
+                return Err(usage(format!("{ctx} {prefix}: {what} {a} is not of the prefix's address family")));
+            }
+        }
+    }
+    if !add {
+        return Ok(IpCmd::Change(Request::RouteDel { prefix, metric }));
+    }
+    if spec.dev.is_empty() {
+        return Err(usage(format!("{ctx} {prefix} needs a port: dev DEV")));
+    }
+    spec.prefix = prefix;
+    spec.metric = metric.unwrap_or(0);
+    Ok(IpCmd::Change(Request::RouteAdd(spec)))
+}
+
+fn neigh_change(w: &mut Words, add: bool) -> Result<IpCmd, CliError> {
+    let (mut addr, mut mac, mut dev) = (None, None, None);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "lladdr" => {
+                let m = w.value("lladdr")?;
+                mac = Some(m.parse::<EthernetAddress>().map_err(|e| usage(format!("bad MAC '{m}': {e}")))?);
+            }
+            "dev" => dev = Some(w.value("dev")?),
+            _ if addr.is_none() => addr = Some(parse_ip(&x, "neighbour address").map_err(usage)?),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    let ctx = w.ctx.clone();
+    let addr = addr.ok_or_else(|| usage(format!("{ctx} needs an address")))?;
+    if !add {
+        return Ok(IpCmd::Change(Request::NeighDel { addr }));
+    }
+    let mac = mac.ok_or_else(|| usage(format!("{ctx} {addr} needs lladdr MAC")))?;
+    let dev = dev.ok_or_else(|| usage(format!("{ctx} {addr} needs a port: dev DEV")))?;
+    Ok(IpCmd::Change(Request::NeighAdd { addr, mac, dev }))
+}
+
+/// Carries out `cmd`, printing to `out`.
+pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), CliError> {
+    match cmd {
+        IpCmd::Print(s) => write!(out, "{s}")?,
+        IpCmd::Change(req) => match ctl.call(req.clone())? {
+            Response::Done { .. } => {}
+            other => return Err(unexpected("done", &other)),
+        },
+        IpCmd::LinkShow { dev, stats, json } => {
+            let mut links = match ctl.call(Request::LinkList { stats: *stats })? {
+                Response::Links { links } => links,
+                other => return Err(unexpected("links", &other)),
+            };
+            if let Some(d) = dev {
+                links.retain(|l| l.name == *d);
+                if links.is_empty() {
+                    return Err(CliError::NotFound(format!("no port {d}")));
+                }
+            }
+            if *json {
+                write_json(out, &Response::Links { links })?;
+            } else {
+                format::write_links(out, &links, *stats)?;
+            }
+        }
+        IpCmd::AddrShow { dev, family, json } => {
+            let mut addrs = match ctl.call(Request::AddrList)? {
+                Response::Addrs { addrs } => addrs,
+                other => return Err(unexpected("addrs", &other)),
+            };
+            addrs.retain(|a| {
+                dev.as_ref().map_or(true, |d| a.dev == *d) && family.map_or(true, |f| f.has(a.addr.addr()))
+            });
+            if *json {
+                write_json(out, &Response::Addrs { addrs })?;
+            } else {
+                format::write_addrs(out, &addrs)?;
+            }
+        }
+        IpCmd::RouteShow { family, json } => {
+            let mut routes = match ctl.call(Request::RouteList)? {
+                Response::Routes { routes } => routes,
+                other => return Err(unexpected("routes", &other)),
+            };
+            routes.retain(|r| family.map_or(true, |f| f.has(r.prefix.addr())));
+            if *json {
+                write_json(out, &Response::Routes { routes })?;
+            } else {
+                format::write_routes(out, &routes)?;
+            }
+        }
+        IpCmd::NeighShow { dev, family, json } => {
+            let mut neighs = match ctl.call(Request::NeighList)? {
+                Response::Neighs { neighs } => neighs,
+                other => return Err(unexpected("neighs", &other)),
+            };
+            neighs.retain(|n| dev.as_ref().map_or(true, |d| n.dev == *d) && family.map_or(true, |f| f.has(n.addr)));
+            if *json {
+                write_json(out, &Response::Neighs { neighs })?;
+            } else {
+                format::write_neighs(out, &neighs)?;
+            }
+        }
+        IpCmd::Stats { once, json } => {
+            let first = workers(ctl)?;
+            if *json {
+                write_json(out, &Response::Workers { workers: first })?;
+            } else if *once {
+                format::write_workers_once(out, &first)?;
+            } else {
+                let dt = ctl.pause(STATS_INTERVAL);
+                let second = workers(ctl)?;
+                format::write_workers_rates(out, &first, &second, dt)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn workers(ctl: &mut dyn Ctl) -> Result<Vec<ctl::WorkerView>, CliError> {
+    match ctl.call(Request::WorkerStats)? {
+        Response::Workers { workers } => Ok(workers),
+        other => Err(unexpected("workers", &other)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,473 @@
+//! rvsip: argument tables and golden output.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ctl::{AddrView, LinkChange, LinkStats, LinkView, NeighView, Request, Response, RouteScope, RouteSpec, WorkerView};
+use fnat::stats::Counters;
+use ipnet::IpNet;
+use wire::EthernetAddress;
+
+use super::*;
+use crate::fake::FakeCtl;
+
+fn argv(s: &str) -> Vec<&str> {
+    std::iter::once("rvsip").chain(s.split_whitespace()).collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn change(s: &str) -> Request {
+    match parse(&argv(s)) {
+        Ok(IpCmd::Change(r)) => r,
+        other => panic!("{s}: {other:?}"),
+    }
+}
+
+fn route(prefix: &str, via: Option<&str>, dev: &str, scope: RouteScope, src: Option<&str>, metric: u32) -> RouteSpec {
+    RouteSpec {
+        prefix: net(prefix),
+        via: via.map(ip),
+        dev: dev.into(),
+        scope,
+        src: src.map(ip),
+        metric,
+        connected: false,
+    }
+}
+
+#[test]
+fn changes() {
+    let mac: EthernetAddress = "02:00:00:00:00:11".parse().unwrap();
+    let table: Vec<(&str, Request)> = vec![
+        (
+            "link set dpdk0 up",
+            Request::LinkSet { dev: "dpdk0".into(), change: LinkChange { up: Some(true), ..Default::default() } },
+        ),
+        (
+            "link set dpdk0 down",
+            Request::LinkSet { dev: "dpdk0".into(), change: LinkChange { up: Some(false), ..Default::default() } },
+        ),
+        (
+            "link set dev dpdk0 link up",
+            Request::LinkSet { dev: "dpdk0".into(), change: LinkChange { up: Some(true), ..Default::default() } },
+        ),
+        (
+            "link set dpdk1 promisc on forward2kni off",
+            Request::LinkSet {
+                dev: "dpdk1".into(),
+                change: LinkChange { up: None, promisc: Some(true), forward2kni: Some(false) },
+            },
+        ),
+        (
+            "addr add 198.19.0.10/24 dev dpdk1 sapool",
+            Request::AddrAdd { dev: "dpdk1".into(), addr: net("198.19.0.10/24"), sapool: true },
+        ),
+        (
+            "addr add 198.18.0.100 dev dpdk0",
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false },
+        ),
+        (
+            "-6 addr add 2001:db8::1/64 dev dpdk0",
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("2001:db8::1/64"), sapool: false },
+        ),
+        (
+            "a a 198.18.0.100 dev dpdk0",
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false },
+        ),
+        ("addr del 198.19.0.10/24 dev dpdk1", Request::AddrDel { dev: "dpdk1".into(), addr: ip("198.19.0.10") }),
+        (
+            "route add 198.19.0.0/24 dev dpdk1 scope link",
+            Request::RouteAdd(route("198.19.0.0/24", None, "dpdk1", RouteScope::Link, None, 0)),
+        ),
+        (
+            "route add default via 198.18.0.1 dev dpdk0",
+            Request::RouteAdd(route("0.0.0.0/0", Some("198.18.0.1"), "dpdk0", RouteScope::Global, None, 0)),
+        ),
+        (
+            "-6 route add default via 2001:db8::ff dev dpdk0",
+            Request::RouteAdd(route("::/0", Some("2001:db8::ff"), "dpdk0", RouteScope::Global, None, 0)),
+        ),
+        (
+            "route add 198.18.0.100/32 scope kni_host dev dpdk0",
+            Request::RouteAdd(route("198.18.0.100/32", None, "dpdk0", RouteScope::KniHost, None, 0)),
+        ),
+        (
+            "route add 198.18.0.100 dev dpdk0 scope kni_host",
+            Request::RouteAdd(route("198.18.0.100/32", None, "dpdk0", RouteScope::KniHost, None, 0)),
+        ),
+        (
+            "-4 route add 10.0.0.0/8 via 198.19.0.1 dev dpdk1 src 198.19.0.10 metric 10",
+            Request::RouteAdd(route(
+                "10.0.0.0/8",
+                Some("198.19.0.1"),
+                "dpdk1",
+                RouteScope::Global,
+                Some("198.19.0.10"),
+                10,
+            )),
+        ),
+        (
+            "-6 route add 2001:db8:1::/64 dev dpdk1",
+            Request::RouteAdd(route("2001:db8:1::/64", None, "dpdk1", RouteScope::Global, None, 0)),
+        ),
+        ("route del 10.0.0.0/8", Request::RouteDel { prefix: net("10.0.0.0/8"), metric: None }),
+        ("route del 10.0.0.0/8 dev dpdk1 metric 10", Request::RouteDel { prefix: net("10.0.0.0/8"), metric: Some(10) }),
+        ("route del default", Request::RouteDel { prefix: net("0.0.0.0/0"), metric: None }),
+        (
+            "neigh add 198.19.0.11 lladdr 02:00:00:00:00:11 dev dpdk1",
+            Request::NeighAdd { addr: ip("198.19.0.11"), mac, dev: "dpdk1".into() },
+        ),
+        ("neigh del 198.19.0.11", Request::NeighDel { addr: ip("198.19.0.11") }),
+        ("neigh delete 198.19.0.11 dev dpdk1", Request::NeighDel { addr: ip("198.19.0.11") }),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(args), want, "{args}");
+    }
+}
+
+#[test]
+fn listings() {
+    let p = |s: &str| parse(&argv(s)).unwrap();
+    let link = |dev: Option<&str>, stats, json| IpCmd::LinkShow { dev: dev.map(String::from), stats, json };
+    assert_eq!(p("link show"), link(None, false, false));
+    assert_eq!(p("link"), link(None, false, false));
+    assert_eq!(p("l"), link(None, false, false));
+    assert_eq!(p("link show -s"), link(None, true, false));
+    assert_eq!(p("-s link show"), link(None, true, false));
+    assert_eq!(p("link -s"), link(None, true, false));
+    assert_eq!(p("--stats link show dpdk0"), link(Some("dpdk0"), true, false));
+    assert_eq!(p("link show dpdk0 -s"), link(Some("dpdk0"), true, false));
+    assert_eq!(p("link show dev dpdk0"), link(Some("dpdk0"), false, false));
+    assert_eq!(p("link show --json"), link(None, false, true));
+    assert_eq!(p("--json link show"), link(None, false, true));
+    assert_eq!(p("addr show"), IpCmd::AddrShow { dev: None, family: None, json: false });
+    assert_eq!(p("addr"), IpCmd::AddrShow { dev: None, family: None, json: false });
+    assert_eq!(
+        p("-6 addr show dev dpdk0"),
+        IpCmd::AddrShow { dev: Some("dpdk0".into()), family: Some(Family::V6), json: false }
+    );
+    assert_eq!(p("route show"), IpCmd::RouteShow { family: None, json: false });
+    assert_eq!(p("-4 route"), IpCmd::RouteShow { family: Some(Family::V4), json: false });
+    assert_eq!(p("r ls"), IpCmd::RouteShow { family: None, json: false });
+    assert_eq!(p("neigh show"), IpCmd::NeighShow { dev: None, family: None, json: false });
+    assert_eq!(
+        p("neigh show dev dpdk1 --json"),
+        IpCmd::NeighShow { dev: Some("dpdk1".into()), family: None, json: true }
+    );
+    assert_eq!(p("stats"), IpCmd::Stats { once: false, json: false });
+    assert_eq!(p("stats --once"), IpCmd::Stats { once: true, json: false });
+    assert_eq!(p("--once stats"), IpCmd::Stats { once: true, json: false });
+    assert_eq!(p("stats --json"), IpCmd::Stats { once: false, json: true });
+    assert!(matches!(p("help"), IpCmd::Print(t) if t.contains("neigh add")));
+    assert!(matches!(p("--help"), IpCmd::Print(_)));
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_problem() {
+    let table = [
+        ("", "no object given (link, addr, route, neigh, stats; 'rvsip help' for help)"),
+        ("links show", "unknown object 'links' (link, addr, route, neigh, stats)"),
+        ("--frob link", "unexpected argument '--frob' found"),
+        ("link sett dpdk0 up", "unknown command 'sett' for link (show, set)"),
+        ("link add dpdk0", "link takes show or set"),
+        ("route frob", "unknown command 'frob' for route (show, add, del)"),
+        ("link set dpdk0", "link set dpdk0: nothing to change (up, down, promisc on|off, forward2kni on|off)"),
+        ("link set up", "link set needs a port"),
+        ("link set dpdk0 promisc of", "link set: promisc takes on or off, not 'of'"),
+        ("link set dpdk0 promisc", "link set: 'promisc' needs a value"),
+        ("addr add 198.19.0.10/24", "addr add 198.19.0.10/24 needs a port: dev DEV"),
+        ("addr add 198.19.0.300/24 dev dpdk0", "bad address '198.19.0.300/24' (expected ADDR/LEN)"),
+        ("addr add dev dpdk0", "addr add needs an address: addr add ADDR[/LEN] dev DEV"),
+        ("addr add 198.19.0.10 dev dpdk0 scope host", "unknown argument 'scope' for addr add"),
+        ("-6 addr add 198.19.0.10 dev dpdk0", "address 198.19.0.10 is not IPv6 (-6)"),
+        ("route add 10.0.0.1/8 dev dpdk0", "prefix 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)"),
+        (
+            "route add 10.0.0.0/8 via 10.0.0.300 dev dpdk0",
+            "bad gateway '10.0.0.300' (expected an IPv4 or IPv6 address)",
+        ),
+        (
+            "route add 10.0.0.0/8 via 2001:db8::1 dev dpdk0",
+            "route add 10.0.0.0/8: gateway 2001:db8::1 is not of the prefix's address family",
+        ),
+        ("route add 10.0.0.0/8", "route add 10.0.0.0/8 needs a port: dev DEV"),
+        ("route add 10.0.0.0/8 dev dpdk0 scope host", "route add: unknown scope 'host' (kni_host, link, global)"),
+        ("route add 10.0.0.0/8 dev dpdk0 metric -1", "bad metric '-1' (expected a number 0..=4294967295)"),
+        ("route add dev dpdk0", "route add needs a prefix: route add PREFIX|default ..."),
+        ("-4 -6 route", "give one of -4 and -6, not both"),
+        ("-6 route add 10.0.0.0/8 dev dpdk0", "prefix 10.0.0.0/8 is not IPv6 (-6)"),
+        ("route show extra", "unknown argument 'extra' for route show"),
+        ("neigh add 198.19.0.11 dev dpdk1", "neigh add 198.19.0.11 needs lladdr MAC"),
+        ("neigh add 198.19.0.11 lladdr 02:00:00:00:00 dev dpdk1", "bad MAC '02:00:00:00:00': invalid Ethernet address"),
+        ("neigh add 198.19.0.11 lladdr 02:00:00:00:00:11", "neigh add 198.19.0.11 needs a port: dev DEV"),
+        ("neigh add", "neigh add needs an address"),
+        ("stats now", "unknown command 'now' for stats (show)"),
+        ("stats show now", "unknown argument 'now' for stats show"),
+        ("stats add", "stats takes only show"),
+    ];
+    for (args, want) in table {
+        match parse(&argv(args)) {
+            Err(e) => {
+                let got = e.to_string();
+                assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
+                assert!(!got.contains('\n'), "{args}");
+                assert_eq!(e.exit_code(), 2);
+            }
+            Ok(c) => panic!("{args}: accepted as {c:?}"),
+        }
+    }
+}
+
+// ---- output --------------------------------------------------------------------
+
+fn links(stats: bool) -> Vec<LinkView> {
+    vec![
+        LinkView {
+            id: 0,
+            name: "dpdk0".into(),
+            device: "net_af_packet0".into(),
+            driver: "net_af_packet".into(),
+            mac: "aa:bb:cc:dd:ee:ff".parse().unwrap(),
+            mtu: 1500,
+            up: true,
+            speed_mbps: 10000,
+            full_duplex: true,
+            promisc: true,
+            forward2kni: false,
+            rx_queues: 2,
+            tx_queues: 2,
+            socket: 0,
+            stats: stats.then(|| LinkStats {
+                ipackets: 1000,
+                opackets: 900,
+                ibytes: 64000,
+                obytes: 57600,
+                imissed: 1,
+                ierrors: 2,
+                oerrors: 3,
+                rx_nombuf: 4,
+                q_ipackets: vec![600, 400],
+                q_opackets: vec![500, 400],
+            }),
+        },
+        LinkView {
+            id: 1,
+            name: "dpdk1".into(),
+            device: "net_af_packet1".into(),
+            driver: "net_af_packet".into(),
+            mac: "aa:bb:cc:dd:ee:01".parse().unwrap(),
+            mtu: 9000,
+            up: false,
+            speed_mbps: 0,
+            full_duplex: false,
+            promisc: false,
+            forward2kni: true,
+            rx_queues: 1,
+            tx_queues: 1,
+            socket: -1,
+            stats: None,
+        },
+    ]
+}
+
+fn run_ip(args: &str, replies: Vec<Response>) -> (String, FakeCtl) {
+    let cmd = parse(&argv(args)).unwrap();
+    let mut ctl = FakeCtl::new(replies);
+    let mut out = Vec::new();
+    run(&cmd, &mut ctl, &mut out).unwrap();
+    (String::from_utf8(out).unwrap(), ctl)
+}
+
+#[test]
+fn link_show_golden() {
+    let (out, ctl) = run_ip("link show", vec![Response::Links { links: links(false) }]);
+    let want = "\
+1: dpdk0: socket 0 mtu 1500 rx-queue 2 tx-queue 2
+    UP 10000 Mbps full-duplex promisc-on forward2kni-off
+    addr aa:bb:cc:dd:ee:ff driver net_af_packet
+2: dpdk1: socket -1 mtu 9000 rx-queue 1 tx-queue 1
+    DOWN 0 Mbps half-duplex promisc-off forward2kni-on
+    addr aa:bb:cc:dd:ee:01 driver net_af_packet
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.requests, vec![Request::LinkList { stats: false }]);
+}
+
+#[test]
+fn link_show_stats_golden() {
+    let (out, ctl) = run_ip("-s link show dpdk0", vec![Response::Links { links: links(true) }]);
+    let want = "\
+1: dpdk0: socket 0 mtu 1500 rx-queue 2 tx-queue 2
+    UP 10000 Mbps full-duplex promisc-on forward2kni-off
+    addr aa:bb:cc:dd:ee:ff driver net_af_packet
+    ipackets            opackets            ibytes              obytes              
+    1000                900                 64000               57600               
+    ierrors             oerrors             imissed             rx_nombuf           
+    2                   3                   1                   4                   
+    queue               ipackets            opackets            
+    0                   600                 500                 
+    1                   400                 400                 
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.requests, vec![Request::LinkList { stats: true }]);
+    // an unknown port is an error, exit 1
+    let cmd = parse(&argv("link show dpdk9")).unwrap();
+    let mut ctl = FakeCtl::new(vec![Response::Links { links: links(false) }]);
+    let e = run(&cmd, &mut ctl, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "no port dpdk9");
+    assert_eq!(e.exit_code(), 1);
+}
+
+#[test]
+fn link_json_is_the_reply() {
+    let (out, _) = run_ip("link show dpdk1 --json", vec![Response::Links { links: links(false) }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, Response::Links { links: links(false)[1..].to_vec() });
+}
+
+fn addrs() -> Vec<AddrView> {
+    vec![
+        AddrView { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false, vip: true },
+        AddrView { dev: "dpdk1".into(), addr: net("198.19.0.10/24"), sapool: true, vip: false },
+        AddrView { dev: "dpdk0".into(), addr: net("2001:db8::1/64"), sapool: false, vip: false },
+    ]
+}
+
+#[test]
+fn addr_show_golden() {
+    let (out, ctl) = run_ip("addr show", vec![Response::Addrs { addrs: addrs() }]);
+    let want = "\
+inet 198.18.0.100/32 scope global dpdk0
+     valid_lft forever preferred_lft forever vip
+inet 198.19.0.10/24 scope global dpdk1
+     valid_lft forever preferred_lft forever sapool
+inet6 2001:db8::1/64 scope global dpdk0
+     valid_lft forever preferred_lft forever
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.requests, vec![Request::AddrList]);
+    let (out, _) = run_ip("-4 addr show dev dpdk0", vec![Response::Addrs { addrs: addrs() }]);
+    assert_eq!(out, "inet 198.18.0.100/32 scope global dpdk0\n     valid_lft forever preferred_lft forever vip\n");
+}
+
+#[test]
+fn route_show_golden() {
+    let mut connected = route("198.19.0.0/24", None, "dpdk1", RouteScope::Link, Some("198.19.0.10"), 0);
+    connected.connected = true;
+    let routes = vec![
+        connected,
+        route("0.0.0.0/0", Some("198.18.0.1"), "dpdk0", RouteScope::Global, None, 0),
+        route("198.18.0.100/32", None, "dpdk0", RouteScope::KniHost, None, 0),
+        route("2001:db8:1::/64", None, "dpdk1", RouteScope::Link, None, 5),
+    ];
+    let (out, _) = run_ip("route show", vec![Response::Routes { routes: routes.clone() }]);
+    let want = "\
+inet 198.19.0.0/24 via 0.0.0.0 src 198.19.0.10 dev dpdk1 scope link metric 0 proto auto
+inet 0.0.0.0/0 via 198.18.0.1 src 0.0.0.0 dev dpdk0 scope global metric 0 proto static
+inet 198.18.0.100/32 via 0.0.0.0 src 0.0.0.0 dev dpdk0 scope kni_host metric 0 proto static
+inet6 2001:db8:1::/64 via :: src :: dev dpdk1 scope link metric 5 proto static
+";
+    assert_eq!(out, want);
+    let (out, _) = run_ip("-6 route show", vec![Response::Routes { routes }]);
+    assert_eq!(out.lines().count(), 1);
+}
+
+#[test]
+fn neigh_show_golden() {
+    let neighs = vec![
+        NeighView {
+            addr: ip("198.19.0.11"),
+            mac: "02:00:00:00:00:11".parse().unwrap(),
+            dev: "dpdk1".into(),
+            state: "static".into(),
+        },
+        NeighView {
+            addr: ip("198.18.0.2"),
+            mac: "02:00:00:00:00:02".parse().unwrap(),
+            dev: "dpdk0".into(),
+            state: "reachable".into(),
+        },
+    ];
+    let (out, _) = run_ip("neigh show", vec![Response::Neighs { neighs: neighs.clone() }]);
+    let want = "\
+ip: 198.19.0.11                                      mac: 02:00:00:00:00:11   state: STATIC        dev: dpdk1
+ip: 198.18.0.2                                       mac: 02:00:00:00:00:02   state: REACHABLE     dev: dpdk0
+";
+    assert_eq!(out, want);
+    let (out, _) = run_ip("neigh show dev dpdk0 --json", vec![Response::Neighs { neighs: neighs.clone() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, Response::Neighs { neighs: neighs[1..].to_vec() });
+}
+
+fn worker(id: u16, rx: u64, tx: u64, loops: u64, busy: u64, drops: &[(&str, u64)]) -> WorkerView {
+    WorkerView {
+        id,
+        lcore: u32::from(id) + 1,
+        gen: 7,
+        conns: 10 * u64::from(id + 1),
+        rx_packets: rx,
+        tx_packets: tx,
+        totals: Counters::default(),
+        loops,
+        busy_loops: busy,
+        drops: drops.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[test]
+fn stats_rates_golden() {
+    let first = vec![worker(0, 1000, 900, 1_000_000, 10_000, &[]), worker(1, 500, 500, 2_000_000, 0, &[])];
+    let second = vec![
+        worker(0, 3000, 2900, 1_250_000, 20_000, &[("no_route", 5), ("bad_checksum", 2)]),
+        worker(1, 500, 500, 2_500_000, 0, &[("zero", 0)]),
+    ];
+    let (out, ctl) = run_ip("stats", vec![Response::Workers { workers: first }, Response::Workers { workers: second }]);
+    let want = "\
+Worker Lcore      Gen       RxPkts       TxPkts      Conns      RxPPS      TxPPS    Loops/s   Busy
+0      1            7         3000         2900         10       2000       2000     250000   4.0%
+       drops: bad_checksum=2 no_route=5
+1      2            7          500          500         20          0          0     500000   0.0%
+";
+    assert_eq!(out, want);
+    assert_eq!(ctl.paused, vec![STATS_INTERVAL]);
+    assert_eq!(ctl.requests, vec![Request::WorkerStats, Request::WorkerStats]);
+}
+
+#[test]
+fn stats_once_golden() {
+    let ws = vec![worker(0, 3000, 2900, 1_000_000, 250_000, &[("no_route", 5)]), worker(1, 0, 0, 0, 0, &[])];
+    let (out, ctl) = run_ip("stats --once", vec![Response::Workers { workers: ws.clone() }]);
+    let want = "\
+Worker Lcore      Gen       RxPkts       TxPkts      Conns          Loops   Busy
+0      1            7         3000         2900         10        1000000  25.0%
+       drops: no_route=5
+1      2            7            0            0         20              0      -
+";
+    assert_eq!(out, want);
+    assert!(ctl.paused.is_empty());
+    let (out, _) = run_ip("stats --json", vec![Response::Workers { workers: ws.clone() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, Response::Workers { workers: ws });
+    let _ = Duration::ZERO;
+}
+
+#[test]
+fn changes_are_silent_and_remote_errors_pass_through() {
+    let (out, ctl) = run_ip("addr add 198.19.0.10/24 dev dpdk1 sapool", vec![Response::Done { gen: 4 }]);
+    assert_eq!(out, "");
+    assert_eq!(ctl.requests.len(), 1);
+    let cmd = parse(&argv("link set dpdk9 up")).unwrap();
+    let mut ctl = FakeCtl::default();
+    ctl.replies
+        .push_back(Err(ctl::CtlError::Remote { code: ctl::ErrorCode::NotFound, message: "no port dpdk9".into() }));
+    let e = run(&cmd, &mut ctl, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "no port dpdk9");
+    assert_eq!(e.exit_code(), 1);
+}

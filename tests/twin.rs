@@ -1,0 +1,134 @@
+//! Kernel twins end to end: `dpdk0.kni` exists with the port's MAC; kni_host routes hand
+//! an address the dataplane owns to the kernel; forward2kni copies traffic for tcpdump
+//! only while on; multicast (VRRP) crosses the twin in both directions.
+
+use std::time::Duration;
+
+use ctl::{LinkChange, Request, RouteScope, RouteSpec};
+use rvs_e2e::{serial, Spec, Topology, GW4, VIP4};
+
+fn counter(t: &Topology, path: &[&str]) -> u64 {
+    let s = t.rvsd_stats().expect("stats");
+    let mut v = &s;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+#[test]
+fn twin_exists_and_kni_host_hands_an_owned_address_to_the_kernel() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: true }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+
+    // The twin is there, with the port's MAC, up.
+    let twin_mac = t.lb.mac("dpdk0.kni");
+    let port_mac = t.lb.mac("rvsdemo-lb0");
+    assert_eq!(twin_mac, port_mac, "dpdk0.kni has dpdk0's MAC");
+    // The kernel gets the dataplane's own address on the twin, and a service on it.
+    t.lb.ip(&["addr", "add", &format!("{GW4}/24"), "dev", "dpdk0.kni"]);
+    let _kernel_http = t.lb.spawn(&["python3", "-m", "http.server", "2222", "--bind", GW4]);
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Without a kni_host route the dataplane owns GW4: it answers ping itself, and TCP
+    // to it is dropped (local_unhandled).
+    let echo0 = counter(&t, &["net", "echo_replies"]);
+    assert!(t.ping(GW4, 2), "ping {GW4} answered");
+    assert!(counter(&t, &["net", "echo_replies"]) >= echo0 + 2, "answered by the dataplane");
+    let drops0 = counter(&t, &["drops", "local_unhandled"]);
+    let (_, ok) = t.curl_many(&[format!("http://{GW4}:2222/")], 2);
+    assert!(!ok, "without kni_host, TCP to the dataplane's address does not reach the kernel");
+    assert!(counter(&t, &["drops", "local_unhandled"]) > drops0, "and is counted");
+
+    // With the route, the kernel answers both.
+    let mut c = t.ctl();
+    c.call(Request::RouteAdd(RouteSpec {
+        prefix: format!("{GW4}/32").parse().unwrap(),
+        via: None,
+        dev: "dpdk0".into(),
+        scope: RouteScope::KniHost,
+        src: None,
+        metric: 0,
+        connected: false,
+    }))
+    .expect("kni_host route");
+    let echo1 = counter(&t, &["net", "echo_replies"]);
+    assert!(t.ping(GW4, 2), "ping {GW4} answered through the twin");
+    assert_eq!(counter(&t, &["net", "echo_replies"]), echo1, "the kernel answered, not the dataplane");
+    let (body, ok) = t.curl_many(&[format!("http://{GW4}:2222/")], 5);
+    assert!(ok && body.contains("Directory listing"), "TCP to the kernel service through the twin: {body}");
+    assert!(counter(&t, &["net", "kni_up"]) > 0 && counter(&t, &["net", "kni_down"]) > 0, "both directions counted");
+
+    // Service traffic is untouched by all this.
+    let (bodies, ok) = t.curl_many(&(0..10).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 10);
+    assert!(ok && t.tally(&bodies)[0] == 10);
+}
+
+#[test]
+fn forward2kni_copies_traffic_only_while_on() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: true }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let mut c = t.ctl();
+    let urls: Vec<String> = (0..10).map(|_| format!("http://{VIP4}/")).collect();
+    let seen = |t: &Topology| {
+        let cap = t.capture_in(&t.lb, "dpdk0.kni", "tcp port 80").expect("tcpdump on the twin");
+        let (_, ok) = t.curl_many(&urls, 10);
+        assert!(ok, "traffic flows whatever forward2kni says");
+        cap.finish().expect("frames").len()
+    };
+    assert_eq!(seen(&t), 0, "forward2kni off (default): the twin sees no client traffic");
+    let on = LinkChange { forward2kni: Some(true), ..Default::default() };
+    c.call(Request::LinkSet { dev: "dpdk0".into(), change: on }).expect("forward2kni on");
+    let n = seen(&t);
+    assert!(n >= 10 * 3, "forward2kni on: the twin sees the client's packets ({n})");
+    let off = LinkChange { forward2kni: Some(false), ..Default::default() };
+    c.call(Request::LinkSet { dev: "dpdk0".into(), change: off }).expect("forward2kni off");
+    assert_eq!(seen(&t), 0, "off again: nothing");
+}
+
+/// A VRRPv2 advertisement (VRID 51, priority 100, one address) as a Python raw-socket
+/// sender in `ns` on `dev`.
+fn send_vrrp(ns: &testnet::NetNs, dev: &str) {
+    let py = format!(
+        "import socket,struct\n\
+         def cs(b):\n s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s>>16)+(s&0xffff);s+=s>>16;return ~s&0xffff\n\
+         body=bytes([0x21,51,100,1,0,1,0,0])+socket.inet_aton('198.18.0.200')+bytes(8)\n\
+         body=body[:6]+struct.pack('!H',cs(body))+body[8:]\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_RAW,112)\n\
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'{dev}')\n\
+         s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,255)\n\
+         for i in range(5): s.sendto(body,('224.0.0.18',0))\n"
+    );
+    let out = ns.exec(&["/usr/bin/python3", "-c", &py]);
+    assert!(out.status.success(), "vrrp sender: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn vrrp_frames(frames: &[Vec<u8>]) -> usize {
+    frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[23] == 112 && f[30..34] == [224, 0, 0, 18]).count()
+}
+
+#[test]
+fn vrrp_adverts_cross_the_twin_both_ways() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    t.lb.ip(&["addr", "add", "198.18.0.5/24", "dev", "dpdk0.kni"]);
+
+    // Out: a process on the twin sends adverts; they leave dpdk0 towards the client.
+    let cap = t.capture_in(&t.client, "eth0", "ip proto 112").expect("tcpdump in the client ns");
+    send_vrrp(&t.lb, "dpdk0.kni");
+    let out = cap.finish().expect("frames");
+    assert!(vrrp_frames(&out) >= 5, "adverts from the twin left the port ({} VRRP frames)", vrrp_frames(&out));
+    let port_mac = t.lb.mac("rvsdemo-lb0");
+    assert!(out.iter().all(|f| f[6..12] == port_mac), "sent with the port's MAC");
+
+    // In: adverts arriving at dpdk0 reach the twin.
+    let cap = t.capture_in(&t.lb, "dpdk0.kni", "ip proto 112").expect("tcpdump on the twin");
+    send_vrrp(&t.client, "eth0");
+    let inb = cap.finish().expect("frames");
+    assert!(vrrp_frames(&inb) >= 5, "adverts arriving at the port reached the twin ({})", vrrp_frames(&inb));
+}
+
+
