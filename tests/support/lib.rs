@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub mod checks;
 pub mod pcap;
 use testnet::{ChildGuard, NetNs};
 
@@ -253,6 +254,37 @@ impl Topology {
         ctl::Client::connect(self.socket()).expect("connect to rvsd's control socket")
     }
 
+    /// Runs `rvsadm` (or `rvsip`) against this rvsd; returns (stdout, stderr, success).
+    pub fn cli(&self, tool: &str, args: &[&str]) -> (String, String, bool) {
+        self.cli_stdin(tool, args, None)
+    }
+
+    /// Like [`Topology::cli`], feeding `stdin`.
+    pub fn cli_stdin(&self, tool: &str, args: &[&str], stdin: Option<&str>) -> (String, String, bool) {
+        use std::io::Write;
+        let mut child = Command::new(workspace_bin(tool))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{tool}: {e}"));
+        if let Some(input) = stdin {
+            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("wait");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    }
+
+    /// Runs a CLI command that must succeed; returns its output.
+    pub fn cli_ok(&self, tool: &str, args: &[&str]) -> String {
+        let (out, err, ok) = self.cli(tool, args);
+        assert!(ok, "{tool} {}: {err}", args.join(" "));
+        out
+    }
+
     /// rvsd's log file.
     pub fn rvsd_log_path(&self) -> PathBuf {
         self.dir.join("rvsd.log")
@@ -266,6 +298,16 @@ impl Topology {
     /// Writes the config and starts rvsd in the lb namespace; returns when it forwards
     /// (the VIP answers ping from the client).
     pub fn start_rvsd(&mut self) -> Result<()> {
+        self.start_rvsd_until(true)
+    }
+
+    /// Starts rvsd and returns once its control socket answers (for a configuration
+    /// without addresses, to be built at run time).
+    pub fn start_rvsd_bare(&mut self) -> Result<()> {
+        self.start_rvsd_until(false)
+    }
+
+    fn start_rvsd_until(&mut self, vip_answers: bool) -> Result<()> {
         std::fs::write(&self.config_path, toml::to_string(&self.config)?)?;
         let log = std::fs::File::create(self.rvsd_log_path())?;
         let child = Command::new("ip")
@@ -284,7 +326,7 @@ impl Topology {
             if !self.rvsd.as_mut().is_some_and(ChildGuard::running) {
                 bail!("rvsd exited during start-up:\n{}", self.rvsd_log());
             }
-            if self.rvsd_log().contains("rvsd: forwarding") && self.ping(VIP4, 1) {
+            if self.rvsd_log().contains("rvsd: forwarding") && (if vip_answers { self.ping(VIP4, 1) } else { self.socket().exists() }) {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -380,15 +380,24 @@ impl Engine {
         self.toa = on;
     }
 
-    /// Replaces the addresses of the LIP set for `service` (or the default set).
-    /// Existing connections keep their local address. Returns false if there is no
-    /// such set.
+    /// Sets the addresses of the LIP set for `service` (or the default set), creating
+    /// the set if it is new (a service added at run time). Existing connections keep
+    /// their local address. Returns true if a set was created: call [`Engine::bind`]
+    /// again so services find it. Control path (may allocate).
     pub fn set_local_addrs(&mut self, service: Option<ServiceKey>, lips: &[IpAddr]) -> bool {
-        let Some(i) = self.set_keys.iter().position(|k| *k == service) else {
-            return false;
-        };
         let lips: Vec<Addr> = lips.iter().map(|a| Addr::from(*a)).collect();
-        self.pools.set_lips(i, &lips);
+        if let Some(i) = self.set_keys.iter().position(|k| *k == service) {
+            self.pools.set_lips(i, &lips);
+            return false;
+        }
+        let i = self.pools.add_set(&lips);
+        debug_assert_eq!(i, self.set_keys.len());
+        self.set_keys.push(service);
+        if service.is_none() && self.default_set == NO_SET {
+            self.default_set = i as u32;
+        }
+        // Services must be mapped to sets again.
+        self.generation = None;
         true
     }
 

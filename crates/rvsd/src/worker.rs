@@ -180,20 +180,21 @@ impl Worker {
             return;
         }
         let new = self.shared.current();
-        if !Arc::ptr_eq(&new.services, &self.snap.services) {
-            if self.expire_nodest {
-                for d in self.snap.services.services().iter().flat_map(|s| &s.dests) {
-                    if new.services.dest(d.id).is_none() && self.nodest.len() < NODEST_QUEUE {
-                        self.nodest.push(d.id);
-                    }
+        let mut rebind = !Arc::ptr_eq(&new.services, &self.snap.services);
+        if rebind && self.expire_nodest {
+            for d in self.snap.services.services().iter().flat_map(|s| &s.dests) {
+                if new.services.dest(d.id).is_none() && self.nodest.len() < NODEST_QUEUE {
+                    self.nodest.push(d.id);
                 }
             }
-            self.engine.bind(&new.services);
         }
         if !Arc::ptr_eq(&new.laddrs, &self.snap.laddrs) {
             for set in new.laddrs.iter() {
-                self.engine.set_local_addrs(set.service, &set.lips);
+                rebind |= self.engine.set_local_addrs(set.service, &set.lips);
             }
+        }
+        if rebind {
+            self.engine.bind(&new.services);
         }
         if new.timeouts != self.snap.timeouts {
             self.engine.set_timeouts(new.timeouts);
