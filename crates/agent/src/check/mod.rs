@@ -1,0 +1,342 @@
+//! Real-server health checks on one tokio runtime: one lightweight task per real server
+//! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]) and
+//! MISC_CHECK ([`misc`]) with connect_timeout, retry, delay_before_retry and delay_loop.
+//! Up/down transitions come out of one channel ([`spawn_checkers`]); [`pool`] turns them into
+//! dataplane changes (weights, removal, quorum, sorry server).
+//!
+//! Checks go through the Linux stack, i.e. the management interface's routes: rvsd's kernel
+//! twin must not hold a route to the real servers, or the checks vanish into the dataplane
+//! (DOMAIN.md, DPVS operations).
+
+pub mod http;
+pub mod misc;
+pub mod pool;
+pub mod tcp;
+
+use crate::keepalived::config::{CheckConf, CheckKind, RealServerConf, UrlConf};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Why one check attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Connect, read or write failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// Nothing within the timeout.
+    #[error("timeout")]
+    Timeout,
+    /// The HTTP answer was malformed.
+    #[error("http: {0}")]
+    Http(String),
+    /// The HTTP status or digest was not the expected one.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+    /// A MISC_CHECK exited non-zero (or by signal: `None`).
+    #[error("exit status {0:?}")]
+    Exit(Option<i32>),
+}
+
+/// What to probe, resolved from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Probe {
+    /// TCP connect.
+    Tcp {
+        /// Address to connect to.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+    },
+    /// HTTP GET of each URL.
+    Http {
+        /// Address to connect to.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+        /// Host header.
+        host: String,
+        /// URLs with their expected status codes / digests.
+        urls: Vec<UrlConf>,
+    },
+    /// A command.
+    Misc {
+        /// Command line, run with `/bin/sh -c`.
+        cmd: String,
+        /// Time allowed.
+        timeout: Duration,
+    },
+}
+
+/// One checker with its timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// What.
+    pub probe: Probe,
+    /// `connect_timeout` (whole exchange for HTTP).
+    pub timeout: Duration,
+    /// Extra attempts before a server that was up is declared down.
+    pub retry: u32,
+    /// Pause between attempts.
+    pub delay_before_retry: Duration,
+}
+
+/// Identifies a real server in the checker's output (index into the caller's table).
+pub type RsId = usize;
+
+/// The checks of one real server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RsChecks {
+    /// Caller's id for this real server.
+    pub id: RsId,
+    /// All must pass for the server to be up; none means always up.
+    pub checks: Vec<CheckSpec>,
+    /// Period between rounds.
+    pub delay_loop: Duration,
+}
+
+/// A real server changed health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// Which.
+    pub id: RsId,
+    /// Now up (true) or down.
+    pub up: bool,
+    /// Why, for the log.
+    pub reason: String,
+}
+
+/// Counters shared by all checker tasks.
+#[derive(Debug, Default)]
+pub struct CheckStats {
+    /// Attempts made.
+    pub attempts: AtomicU64,
+    /// Attempts that failed.
+    pub failures: AtomicU64,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+/// Resolves a real server's configured checks (`delay_loop` is the virtual server's unless
+/// overridden).
+pub fn rs_checks(id: RsId, rs: &RealServerConf, vs_delay_loop: f64) -> RsChecks {
+    let checks = rs.checks.iter().map(|c| spec(rs, c, vs_delay_loop)).collect();
+    let delay = rs.delay_loop.or_else(|| rs.checks.iter().find_map(|c| c.common.delay_loop)).unwrap_or(vs_delay_loop);
+    RsChecks { id, checks, delay_loop: secs(delay) }
+}
+
+fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
+    let target =
+        SocketAddr::new(c.common.connect_ip.unwrap_or(rs.addr.ip()), c.common.connect_port.unwrap_or(rs.addr.port()));
+    let probe = match &c.kind {
+        CheckKind::Tcp => Probe::Tcp { target, bindto: c.common.bindto },
+        CheckKind::Http { urls, virtualhost } => Probe::Http {
+            target,
+            bindto: c.common.bindto,
+            host: virtualhost.clone().unwrap_or_else(|| match target {
+                SocketAddr::V4(a) => a.to_string(),
+                SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+            }),
+            urls: urls.clone(),
+        },
+        CheckKind::Misc { path, timeout } => Probe::Misc {
+            cmd: path.clone(),
+            timeout: secs(timeout.unwrap_or(c.common.delay_loop.unwrap_or(vs_delay_loop))),
+        },
+    };
+    CheckSpec {
+        probe,
+        timeout: secs(c.common.connect_timeout),
+        retry: c.common.retry,
+        delay_before_retry: secs(c.common.delay_before_retry),
+    }
+}
+
+/// One attempt of one checker.
+pub async fn probe_once(spec: &CheckSpec) -> Result<(), CheckError> {
+    match &spec.probe {
+        Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, spec.timeout).await,
+        Probe::Http { target, bindto, host, urls } => {
+            for u in urls {
+                let a = http::get(*target, *bindto, host, &u.path, spec.timeout).await?;
+                if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
+                    return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
+                }
+                if let Some(d) = &u.digest {
+                    if *d != a.digest {
+                        return Err(CheckError::Unexpected(format!("{} digest {} != {d}", u.path, a.digest)));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Probe::Misc { cmd, timeout } => misc::check(cmd, *timeout).await,
+    }
+}
+
+/// One round for a server currently `up`: every checker must pass; a failing checker is
+/// retried `retry` times `delay_before_retry` apart while the server is up (a server
+/// already down is not retried: one success brings it back).
+pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<(), String> {
+    for c in checks {
+        let tries = if up { c.retry + 1 } else { 1 };
+        let mut last = None;
+        for attempt in 0..tries {
+            if attempt > 0 {
+                tokio::time::sleep(c.delay_before_retry).await;
+            }
+            stats.attempts.fetch_add(1, Ordering::Relaxed);
+            match probe_once(c).await {
+                Ok(()) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    last = Some(e);
+                }
+            }
+        }
+        if let Some(e) = last {
+            return Err(format!("{:?}: {e}", c.probe));
+        }
+    }
+    Ok(())
+}
+
+/// Starts one task per real server (all assumed up at start, as keepalived without
+/// `alpha`). Rounds are spread over the first `delay_loop` so 10,000 servers do not fire at
+/// once. Transitions are sent on `tx`; the tasks end when `tx`'s receiver is dropped.
+pub fn spawn_checkers(
+    servers: Vec<RsChecks>,
+    tx: mpsc::Sender<Transition>,
+    stats: Arc<CheckStats>,
+) -> Vec<JoinHandle<()>> {
+    let n = servers.len().max(1) as u32;
+    servers
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| !s.checks.is_empty())
+        .map(|(i, s)| {
+            let tx = tx.clone();
+            let stats = stats.clone();
+            let offset = s.delay_loop * (i as u32 % n) / n;
+            tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + offset;
+                let mut tick = tokio::time::interval_at(start, s.delay_loop.max(Duration::from_millis(1)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut up = true;
+                loop {
+                    tick.tick().await;
+                    let r = round(&s.checks, up, &stats).await;
+                    if r.is_ok() != up {
+                        up = r.is_ok();
+                        let reason = r.err().unwrap_or_else(|| "checks pass".into());
+                        if tx.send(Transition { id: s.id, up, reason }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    fn tcp_spec(target: SocketAddr, retry: u32) -> CheckSpec {
+        CheckSpec {
+            probe: Probe::Tcp { target, bindto: None },
+            timeout: Duration::from_millis(300),
+            retry,
+            delay_before_retry: Duration::from_millis(50),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_before_declaring_down_and_one_success_brings_back() {
+        let stats = CheckStats::default();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        assert!(round(&[tcp_spec(addr, 2)], true, &stats).await.is_err());
+        assert_eq!(stats.attempts.load(Ordering::Relaxed), 3);
+        assert!(t.elapsed() >= Duration::from_millis(100), "two delays before retry");
+        assert!(round(&[tcp_spec(addr, 2)], false, &stats).await.is_err());
+        assert_eq!(stats.attempts.load(Ordering::Relaxed), 4, "a down server is not retried");
+    }
+
+    #[tokio::test]
+    async fn checker_reports_down_then_up_transitions() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let stats = Arc::new(CheckStats::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let rs = RsChecks { id: 7, checks: vec![tcp_spec(addr, 1)], delay_loop: Duration::from_millis(100) };
+        let tasks = spawn_checkers(vec![rs], tx, stats);
+        // Up at start: no transition while the listener answers.
+        let accept = tokio::spawn(async move {
+            for _ in 0..3 {
+                let _ = l.accept().await;
+            }
+            drop(l);
+        });
+        let t = rx.recv().await.unwrap();
+        assert_eq!((t.id, t.up), (7, false), "{t:?}");
+        accept.await.unwrap();
+        // Bring it back on the same port.
+        let l = TcpListener::bind(addr).await.unwrap();
+        let keep = tokio::spawn(async move {
+            loop {
+                if let Ok((mut c, _)) = l.accept().await {
+                    let _ = c.shutdown().await;
+                }
+            }
+        });
+        let t = rx.recv().await.unwrap();
+        assert_eq!((t.id, t.up), (7, true));
+        keep.abort();
+        tasks.into_iter().for_each(|t| t.abort());
+    }
+
+    #[tokio::test]
+    async fn http_probe_checks_status_and_digest() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut b = [0u8; 512];
+                let _ = tokio::io::AsyncReadExt::read(&mut c, &mut b).await;
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nhello\n").await;
+            }
+        });
+        let url = |digest: Option<&str>, codes: Vec<(u16, u16)>| UrlConf {
+            path: "/".into(),
+            status_codes: codes,
+            digest: digest.map(str::to_string),
+        };
+        let spec = |u: UrlConf| CheckSpec {
+            probe: Probe::Http { target: addr, bindto: None, host: "h".into(), urls: vec![u] },
+            timeout: Duration::from_secs(1),
+            retry: 0,
+            delay_before_retry: Duration::ZERO,
+        };
+        probe_once(&spec(url(Some("b1946ac92492d2347c6235b4d2611184"), vec![(200, 299)]))).await.unwrap();
+        let e = probe_once(&spec(url(Some("00000000000000000000000000000000"), vec![(200, 299)]))).await;
+        assert!(matches!(e, Err(CheckError::Unexpected(_))), "{e:?}");
+        let e = probe_once(&spec(url(None, vec![(302, 302)]))).await;
+        assert!(matches!(e, Err(CheckError::Unexpected(_))), "{e:?}");
+        server.abort();
+    }
+}

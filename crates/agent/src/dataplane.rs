@@ -1,0 +1,326 @@
+//! The trait through which the agent drives rvsd, and two implementations: an in-memory
+//! [`FakeDataplane`] that records every call (tests), and [`LinuxDataplane`], which puts
+//! VIPs on a Linux interface with `ip addr` (running VRRP without rvsd, e.g. interop tests).
+//!
+//! The trait maps one to one onto rvsd's control socket: VIPs are addresses on a named DPDK
+//! port (`dpip addr add VIP dev dpdk0`), gratuitous ARP / unsolicited NA is sent by rvsd from
+//! that port, services are `(proto, vip, vport)` with a scheduler, persistence, FullNAT local
+//! addresses and real servers `(addr, port, weight)` (`ipvsadm -A/-a`, DPVS `-P`), and a
+//! weight change is `ipvsadm -e`.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+/// A failed dataplane call.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The dataplane refused or could not be reached.
+    #[error("dataplane: {0}")]
+    Failed(String),
+    /// The service is not loaded.
+    #[error("no such service {0:?}")]
+    NoService(ServiceKey),
+}
+
+/// Transport protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// What identifies a service: `(proto, vip, vport)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceKey {
+    /// Protocol.
+    pub proto: Proto,
+    /// Virtual address.
+    pub vip: IpAddr,
+    /// Virtual port.
+    pub vport: u16,
+}
+
+/// A real server behind a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServer {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// Scheduling weight; 0 keeps existing connections but takes no new ones.
+    pub weight: u32,
+}
+
+/// A FullNAT local address and the DPDK port that owns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalAddr {
+    /// The local (source) address towards real servers.
+    pub addr: IpAddr,
+    /// The DPDK port name, e.g. `dpdk0`.
+    pub port_name: String,
+}
+
+/// A service as the dataplane holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Identity.
+    pub key: ServiceKey,
+    /// Scheduler name (`rr`, `wrr`, `wlc`, ...).
+    pub scheduler: String,
+    /// Persistence timeout in seconds, if any.
+    pub persistence_timeout: Option<u32>,
+    /// Persistence netmask (`persistence_granularity`), if any.
+    pub persistence_granularity: Option<IpAddr>,
+    /// FullNAT local addresses.
+    pub local_addrs: Vec<LocalAddr>,
+    /// Real servers.
+    pub real_servers: Vec<RealServer>,
+}
+
+/// What the agent needs from rvsd.
+pub trait Dataplane: Send + Sync {
+    /// Adds a virtual address to a DPDK port (becoming master).
+    fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError>;
+    /// Removes a virtual address (becoming backup or fault, or stopping).
+    fn del_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError>;
+    /// Sends `count` gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6)
+    /// for `addr` from the port.
+    fn send_garp(&self, addr: IpAddr, port_name: &str, count: u32) -> Result<(), DataplaneError>;
+    /// Makes the loaded services exactly `services`: adds the new, removes the absent,
+    /// updates the changed, leaves the identical ones (and their connections) alone.
+    fn set_services(&self, services: &[Service]) -> Result<(), DataplaneError>;
+    /// Sets one real server's weight (0 on failure with `inhibit_on_failure`).
+    fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError>;
+    /// Adds a real server to a service, or updates its weight.
+    fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError>;
+    /// Removes a real server from a service (failure without `inhibit_on_failure`).
+    fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError>;
+}
+
+/// One recorded call on the [`FakeDataplane`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `add_vip`.
+    AddVip(IpNet, String),
+    /// `del_vip`.
+    DelVip(IpNet, String),
+    /// `send_garp`.
+    Garp(IpAddr, String, u32),
+    /// `set_services` with the keys given.
+    SetServices(Vec<ServiceKey>),
+    /// `set_weight`.
+    SetWeight(ServiceKey, SocketAddr, u32),
+    /// `add_real_server`.
+    AddRs(ServiceKey, SocketAddr, u32),
+    /// `del_real_server`.
+    DelRs(ServiceKey, SocketAddr),
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    vips: Vec<(IpNet, String)>,
+    services: BTreeMap<ServiceKey, Service>,
+    calls: Vec<Call>,
+}
+
+/// An in-memory dataplane: holds VIPs and services, records every call.
+#[derive(Debug, Default)]
+pub struct FakeDataplane {
+    inner: Mutex<FakeState>,
+}
+
+impl FakeDataplane {
+    /// An empty dataplane.
+    pub fn new() -> FakeDataplane {
+        FakeDataplane::default()
+    }
+
+    /// The VIPs currently held.
+    pub fn vips(&self) -> Vec<(IpNet, String)> {
+        self.lock().vips.clone()
+    }
+
+    /// A loaded service.
+    pub fn service(&self, key: &ServiceKey) -> Option<Service> {
+        self.lock().services.get(key).cloned()
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Dataplane for FakeDataplane {
+    fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::AddVip(addr, port_name.to_string()));
+        if !s.vips.iter().any(|(a, p)| *a == addr && p == port_name) {
+            s.vips.push((addr, port_name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn del_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::DelVip(addr, port_name.to_string()));
+        s.vips.retain(|(a, p)| !(*a == addr && p == port_name));
+        Ok(())
+    }
+
+    fn send_garp(&self, addr: IpAddr, port_name: &str, count: u32) -> Result<(), DataplaneError> {
+        self.lock().calls.push(Call::Garp(addr, port_name.to_string(), count));
+        Ok(())
+    }
+
+    fn set_services(&self, services: &[Service]) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::SetServices(services.iter().map(|v| v.key).collect()));
+        s.services = services.iter().map(|v| (v.key, v.clone())).collect();
+        Ok(())
+    }
+
+    fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::SetWeight(*service, rs, weight));
+        let svc = s.services.get_mut(service).ok_or(DataplaneError::NoService(*service))?;
+        match svc.real_servers.iter_mut().find(|r| r.addr == rs) {
+            Some(r) => r.weight = weight,
+            None => return Err(DataplaneError::Failed(format!("no real server {rs}"))),
+        }
+        Ok(())
+    }
+
+    fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::AddRs(*service, rs.addr, rs.weight));
+        let svc = s.services.get_mut(service).ok_or(DataplaneError::NoService(*service))?;
+        match svc.real_servers.iter_mut().find(|r| r.addr == rs.addr) {
+            Some(r) => r.weight = rs.weight,
+            None => svc.real_servers.push(rs),
+        }
+        Ok(())
+    }
+
+    fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::DelRs(*service, rs));
+        let svc = s.services.get_mut(service).ok_or(DataplaneError::NoService(*service))?;
+        svc.real_servers.retain(|r| r.addr != rs);
+        Ok(())
+    }
+}
+
+/// VIPs on a Linux interface through `ip addr` (the interface name is the port name);
+/// services are only logged. For running VRRP without rvsd, as in the interop tests, and as
+/// a stand-in until rvsd's control socket client exists.
+#[derive(Debug, Default)]
+pub struct LinuxDataplane {
+    fake: FakeDataplane,
+}
+
+impl LinuxDataplane {
+    /// A new one.
+    pub fn new() -> LinuxDataplane {
+        LinuxDataplane::default()
+    }
+
+    fn ip(args: &[&str]) -> Result<(), DataplaneError> {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .map_err(|e| DataplaneError::Failed(format!("ip {args:?}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(DataplaneError::Failed(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        }
+    }
+}
+
+impl Dataplane for LinuxDataplane {
+    fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        tracing::info!(%addr, port_name, "adding VIP");
+        let a = addr.to_string();
+        // `replace` is idempotent.
+        Self::ip(&["addr", "replace", &a, "dev", port_name, "nodad"])
+            .or_else(|_| Self::ip(&["addr", "replace", &a, "dev", port_name]))
+    }
+
+    fn del_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        tracing::info!(%addr, port_name, "removing VIP");
+        let _ = Self::ip(&["addr", "del", &addr.to_string(), "dev", port_name]);
+        Ok(())
+    }
+
+    fn send_garp(&self, addr: IpAddr, port_name: &str, count: u32) -> Result<(), DataplaneError> {
+        // TODO(lead): rvsd sends these from the DPDK port; the kernel announces added
+        // addresses itself, so this stand-in only logs.
+        tracing::debug!(%addr, port_name, count, "gratuitous ARP/NA (left to the kernel)");
+        Ok(())
+    }
+
+    fn set_services(&self, services: &[Service]) -> Result<(), DataplaneError> {
+        tracing::info!(count = services.len(), "services (not applied: no rvsd)");
+        self.fake.set_services(services)
+    }
+
+    fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError> {
+        tracing::info!(?service, %rs, weight, "weight");
+        self.fake.set_weight(service, rs, weight)
+    }
+
+    fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        tracing::info!(?service, rs = %rs.addr, weight = rs.weight, "add real server");
+        self.fake.add_real_server(service, rs)
+    }
+
+    fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
+        tracing::info!(?service, %rs, "remove real server");
+        self.fake.del_real_server(service, rs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> ServiceKey {
+        ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 }
+    }
+
+    #[test]
+    fn fake_tracks_vips_services_and_weights() {
+        let dp = FakeDataplane::new();
+        let vip: IpNet = "192.0.2.1/32".parse().unwrap();
+        dp.add_vip(vip, "dpdk0").unwrap();
+        dp.add_vip(vip, "dpdk0").unwrap();
+        assert_eq!(dp.vips(), vec![(vip, "dpdk0".to_string())]);
+        let rs: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let svc = Service {
+            key: key(),
+            scheduler: "rr".into(),
+            persistence_timeout: None,
+            persistence_granularity: None,
+            local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
+            real_servers: vec![RealServer { addr: rs, weight: 100 }],
+        };
+        dp.set_services(&[svc]).unwrap();
+        dp.set_weight(&key(), rs, 0).unwrap();
+        assert_eq!(dp.service(&key()).unwrap().real_servers[0].weight, 0);
+        dp.del_real_server(&key(), rs).unwrap();
+        assert!(dp.service(&key()).unwrap().real_servers.is_empty());
+        dp.del_vip(vip, "dpdk0").unwrap();
+        assert!(dp.vips().is_empty());
+        let other = ServiceKey { vport: 81, ..key() };
+        assert!(matches!(dp.set_weight(&other, rs, 1), Err(DataplaneError::NoService(_))));
+        assert_eq!(dp.calls().len(), 7);
+    }
+}

@@ -1,0 +1,383 @@
+//! The typed configuration read from keepalived.conf. Defaults are keepalived's.
+
+use super::diag::Loc;
+use crate::dataplane::Proto;
+use crate::vrrp::packet::{ChecksumMode, Version};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Config {
+    /// `global_defs`.
+    pub global_defs: GlobalDefs,
+    /// `vrrp_script` blocks.
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// `vrrp_sync_group` blocks.
+    pub vrrp_sync_groups: Vec<SyncGroup>,
+    /// `vrrp_instance` blocks.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    /// `virtual_server_group` blocks.
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
+    /// `virtual_server` blocks.
+    pub virtual_servers: Vec<VirtualServer>,
+    /// DPVS's `local_address_group` blocks.
+    pub local_address_groups: Vec<LocalAddressGroup>,
+    /// Keywords accepted and ignored (see [`super::parse::IGNORED`]), with where.
+    pub ignored: Vec<(Loc, String)>,
+}
+
+/// `global_defs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalDefs {
+    /// `router_id`.
+    pub router_id: Option<String>,
+    /// `vrrp_mcast_group4` (224.0.0.18).
+    pub vrrp_mcast_group4: Ipv4Addr,
+    /// `vrrp_mcast_group6` (ff02::12).
+    pub vrrp_mcast_group6: Ipv6Addr,
+    /// `vrrp_version`: the default for instances.
+    pub vrrp_version: Option<Version>,
+    /// `vrrp_garp_master_delay` seconds.
+    pub vrrp_garp_master_delay: Option<u32>,
+    /// `vrrp_garp_master_repeat`.
+    pub vrrp_garp_master_repeat: Option<u32>,
+    /// `vrrp_garp_master_refresh` seconds.
+    pub vrrp_garp_master_refresh: Option<u32>,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> GlobalDefs {
+        GlobalDefs {
+            router_id: None,
+            vrrp_mcast_group4: crate::vrrp::packet::MCAST_V4,
+            vrrp_mcast_group6: crate::vrrp::packet::MCAST_V6,
+            vrrp_version: None,
+            vrrp_garp_master_delay: None,
+            vrrp_garp_master_repeat: None,
+            vrrp_garp_master_refresh: None,
+        }
+    }
+}
+
+/// `vrrp_script NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpScript {
+    /// Name referenced by `track_script`.
+    pub name: String,
+    /// The command line.
+    pub script: String,
+    /// Seconds between runs (1).
+    pub interval: f64,
+    /// Seconds before a run counts as failed (the interval when unset).
+    pub timeout: Option<f64>,
+    /// Priority change (0: fault on failure).
+    pub weight: i32,
+    /// `weight N reverse`: the sign applies the other way.
+    pub weight_reverse: bool,
+    /// Successes needed to count as up (1).
+    pub rise: u32,
+    /// Failures needed to count as down (1).
+    pub fall: u32,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// `vrrp_sync_group NAME { group { ... } ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncGroup {
+    /// Name.
+    pub name: String,
+    /// Member instance names.
+    pub members: Vec<String>,
+    /// Notify scripts.
+    pub notify: Notify,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// Notify scripts of an instance or sync group.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Notify {
+    /// `notify_master`.
+    pub master: Option<String>,
+    /// `notify_backup`.
+    pub backup: Option<String>,
+    /// `notify_fault`.
+    pub fault: Option<String>,
+    /// `notify_stop`.
+    pub stop: Option<String>,
+    /// `notify`: called with `INSTANCE|GROUP name state priority`.
+    pub any: Option<String>,
+}
+
+/// `state` in a vrrp_instance: where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum InitialState {
+    /// `BACKUP` (the default).
+    #[default]
+    Backup,
+    /// `MASTER`: take over at startup.
+    Master,
+}
+
+/// A `virtual_ipaddress` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualIp {
+    /// Address with prefix (/32 or /128 when none given).
+    pub addr: IpNet,
+    /// `dev`.
+    pub dev: Option<String>,
+    /// `label`.
+    pub label: Option<String>,
+}
+
+/// A `track_interface` or `track_script` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Track {
+    /// Interface or script name.
+    pub name: String,
+    /// Weight override (`weight N`).
+    pub weight: Option<i32>,
+}
+
+/// `vrrp_instance NAME { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VrrpInstance {
+    /// Name.
+    pub name: String,
+    /// `state`.
+    pub state: InitialState,
+    /// `interface`: where adverts go (rvsd's kernel twin, e.g. `dpdk0.kni`).
+    pub interface: String,
+    /// DPVS's `dpdk_interface`: the DPDK port that holds the VIPs.
+    pub dpdk_interface: Option<String>,
+    /// `virtual_router_id`.
+    pub vrid: u8,
+    /// `priority` (100).
+    pub priority: u8,
+    /// `advert_int` seconds (1; fractional under v3).
+    pub advert_int: f64,
+    /// `version` / `vrrp_version` (global default, else 2).
+    pub version: Version,
+    /// `authentication { auth_type PASS auth_pass X }`: the password.
+    pub auth_pass: Option<String>,
+    /// `virtual_ipaddress`.
+    pub virtual_ipaddress: Vec<VirtualIp>,
+    /// `virtual_ipaddress_excluded` (held, not advertised).
+    pub virtual_ipaddress_excluded: Vec<VirtualIp>,
+    /// `track_interface`.
+    pub track_interface: Vec<Track>,
+    /// `track_script`.
+    pub track_script: Vec<Track>,
+    /// `nopreempt`.
+    pub nopreempt: bool,
+    /// `preempt_delay` seconds.
+    pub preempt_delay: f64,
+    /// `unicast_src_ip` (or `mcast_src_ip`): the source address of adverts.
+    pub unicast_src_ip: Option<IpAddr>,
+    /// `unicast_peer { ... }` addresses.
+    pub unicast_peers: Vec<IpAddr>,
+    /// Whether a `unicast_peer` block was given (even empty).
+    pub unicast_block: bool,
+    /// Notify scripts.
+    pub notify: Notify,
+    /// `garp_master_delay` seconds.
+    pub garp_master_delay: Option<u32>,
+    /// `garp_master_repeat`.
+    pub garp_master_repeat: Option<u32>,
+    /// `garp_master_refresh` seconds.
+    pub garp_master_refresh: Option<u32>,
+    /// IPv4 v3 send checksum (`old_unicast_checksum`: keepalived's pre-2.0 unicast form, with
+    /// the multicast group in the pseudo-header).
+    pub checksum: ChecksumMode,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+impl VrrpInstance {
+    /// Whether the instance's addresses are IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.virtual_ipaddress.first().is_some_and(|v| v.addr.addr().is_ipv6())
+    }
+
+    /// The DPDK port holding the VIPs: `dpdk_interface`, else `interface`.
+    pub fn vip_port(&self) -> &str {
+        self.dpdk_interface.as_deref().unwrap_or(&self.interface)
+    }
+}
+
+/// `lb_kind` / `lvs_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LbKind {
+    /// FullNAT (DPVS `FNAT`): the only mode rvs forwards with today.
+    #[default]
+    Fnat,
+}
+
+/// What a `virtual_server` stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum VsTarget {
+    /// `virtual_server IP PORT`.
+    Addr(SocketAddr),
+    /// `virtual_server group NAME`.
+    Group(String),
+}
+
+/// `virtual_server_group NAME { IP PORT | IP-RANGE PORT ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VirtualServerGroup {
+    /// Name.
+    pub name: String,
+    /// Expanded members.
+    pub members: Vec<SocketAddr>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// DPVS's `local_address_group NAME { IP[-LAST] [DEV] ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalAddressGroup {
+    /// Name.
+    pub name: String,
+    /// Expanded addresses with their DPDK port (none in LVS-FULLNAT style files).
+    pub addrs: Vec<(IpAddr, Option<String>)>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// `virtual_server ... { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VirtualServer {
+    /// Address and port, or a group.
+    pub target: VsTarget,
+    /// `delay_loop` seconds between checks (60).
+    pub delay_loop: f64,
+    /// `lb_algo` / `lvs_sched` (wlc).
+    pub lb_algo: String,
+    /// `lb_kind` / `lvs_method`.
+    pub lb_kind: LbKind,
+    /// `protocol` (TCP).
+    pub protocol: Proto,
+    /// `persistence_timeout` seconds.
+    pub persistence_timeout: Option<u32>,
+    /// `persistence_granularity` netmask.
+    pub persistence_granularity: Option<IpAddr>,
+    /// `quorum`: total weight of live servers below which the service is down (1).
+    pub quorum: u32,
+    /// `hysteresis` around the quorum (0).
+    pub hysteresis: u32,
+    /// `quorum_up` script.
+    pub quorum_up: Option<String>,
+    /// `quorum_down` script.
+    pub quorum_down: Option<String>,
+    /// `sorry_server IP PORT`.
+    pub sorry_server: Option<SocketAddr>,
+    /// `inhibit_on_failure` as the default for real servers.
+    pub inhibit_on_failure: bool,
+    /// DPVS's `laddr_group_name`.
+    pub laddr_group_name: Option<String>,
+    /// `real_server` blocks.
+    pub real_servers: Vec<RealServerConf>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// `real_server IP PORT { ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealServerConf {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// `weight` (1).
+    pub weight: u32,
+    /// `inhibit_on_failure`: weight 0 instead of removal on failure.
+    pub inhibit_on_failure: bool,
+    /// `notify_up` script.
+    pub notify_up: Option<String>,
+    /// `notify_down` script.
+    pub notify_down: Option<String>,
+    /// `delay_loop` override.
+    pub delay_loop: Option<f64>,
+    /// The checkers (all must pass).
+    pub checks: Vec<CheckConf>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// Options shared by every checker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckCommon {
+    /// `connect_ip` (the real server's address when unset).
+    pub connect_ip: Option<IpAddr>,
+    /// `connect_port` (the real server's port when unset).
+    pub connect_port: Option<u16>,
+    /// `bindto`: source address.
+    pub bindto: Option<IpAddr>,
+    /// `connect_timeout` seconds (5).
+    pub connect_timeout: f64,
+    /// `retry` / `nb_get_retry` / `nb_sock_retry`: extra attempts before declaring failure
+    /// (1 for HTTP, 1 for TCP).
+    pub retry: u32,
+    /// `delay_before_retry` seconds (1).
+    pub delay_before_retry: f64,
+    /// `delay_loop` override at checker level.
+    pub delay_loop: Option<f64>,
+}
+
+impl Default for CheckCommon {
+    fn default() -> CheckCommon {
+        CheckCommon {
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            connect_timeout: 5.0,
+            retry: 1,
+            delay_before_retry: 1.0,
+            delay_loop: None,
+        }
+    }
+}
+
+/// One `url { ... }` of HTTP_GET.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlConf {
+    /// `path`.
+    pub path: String,
+    /// `status_code` (200-299 when unset; `200-299` ranges allowed).
+    pub status_codes: Vec<(u16, u16)>,
+    /// `digest`: MD5 of the body, lowercase hex.
+    pub digest: Option<String>,
+}
+
+/// A checker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CheckKind {
+    /// `TCP_CHECK`: a TCP connect succeeds.
+    Tcp,
+    /// `HTTP_GET`: each URL answers with an accepted status (and digest).
+    Http {
+        /// The URLs.
+        urls: Vec<UrlConf>,
+        /// `virtualhost`: the Host header.
+        virtualhost: Option<String>,
+    },
+    /// `MISC_CHECK`: a script exits 0.
+    Misc {
+        /// `misc_path`: the command line.
+        path: String,
+        /// `misc_timeout` seconds (delay_loop when unset).
+        timeout: Option<f64>,
+    },
+}
+
+/// A checker and its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckConf {
+    /// What it checks.
+    pub kind: CheckKind,
+    /// How.
+    pub common: CheckCommon,
+    /// Where the block starts.
+    pub loc: Loc,
+}

@@ -1,0 +1,202 @@
+//! keepalived.conf tokens: words, quoted strings and braces, each with its file and line;
+//! comments (`#`, `!`) dropped; `include PATTERN` expanded in place (glob, relative to the
+//! including file's directory, as keepalived does).
+
+use super::diag::{Diagnostic, Loc};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tok {
+    /// A word or a quoted string (quotes removed).
+    Word(String),
+    /// `{`.
+    Open,
+    /// `}`.
+    Close,
+    /// End of a line: statements are line-oriented.
+    Eol,
+}
+
+/// A token with where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The token.
+    pub tok: Tok,
+    /// File and line.
+    pub loc: Loc,
+}
+
+/// How deep includes may nest before a cycle is assumed.
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Splits one file's text into tokens; `include` lines are returned as words (expanded by
+/// [`lex_file`]).
+pub fn lex_str(text: &str, file: &Arc<str>) -> Vec<Token> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let loc = Loc { file: file.clone(), line: i as u32 + 1 };
+        let mut chars = line.char_indices().peekable();
+        let mut any = false;
+        while let Some(&(start, c)) = chars.peek() {
+            match c {
+                '#' | '!' => break,
+                c if c.is_whitespace() => {
+                    chars.next();
+                }
+                '{' | '}' => {
+                    chars.next();
+                    out.push(Token { tok: if c == '{' { Tok::Open } else { Tok::Close }, loc: loc.clone() });
+                    any = true;
+                }
+                '"' => {
+                    chars.next();
+                    let mut s = String::new();
+                    for (_, c) in chars.by_ref() {
+                        if c == '"' {
+                            break;
+                        }
+                        s.push(c);
+                    }
+                    out.push(Token { tok: Tok::Word(s), loc: loc.clone() });
+                    any = true;
+                }
+                _ => {
+                    let mut end = line.len();
+                    while let Some(&(j, c)) = chars.peek() {
+                        if c.is_whitespace() || c == '{' || c == '}' || c == '"' {
+                            end = j;
+                            break;
+                        }
+                        chars.next();
+                    }
+                    out.push(Token { tok: Tok::Word(line[start..end].to_string()), loc: loc.clone() });
+                    any = true;
+                }
+            }
+        }
+        if any {
+            out.push(Token { tok: Tok::Eol, loc });
+        }
+    }
+    out
+}
+
+/// Reads `path` and every file it includes into one token stream. Unreadable files and
+/// includes that match nothing are reported in `diags` (an include matching nothing is a
+/// warning, as in keepalived; an unreadable top file is an error).
+pub fn lex_file(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
+    let mut out = Vec::new();
+    lex_into(path, None, 0, &mut out, diags);
+    out
+}
+
+fn lex_into(path: &Path, from: Option<&Loc>, depth: usize, out: &mut Vec<Token>, diags: &mut Vec<Diagnostic>) {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let loc = from.cloned().unwrap_or(Loc { file: name, line: 0 });
+            diags.push(Diagnostic::error(loc, format!("cannot read {}: {e}", path.display())));
+            return;
+        }
+    };
+    let toks = lex_str(&text, &name);
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut i = 0;
+    let mut at_line_start = true;
+    while i < toks.len() {
+        let t = &toks[i];
+        if at_line_start && t.tok == Tok::Word("include".into()) {
+            let loc = t.loc.clone();
+            let mut patterns = Vec::new();
+            i += 1;
+            while i < toks.len() && toks[i].tok != Tok::Eol {
+                if let Tok::Word(w) = &toks[i].tok {
+                    patterns.push(w.clone());
+                }
+                i += 1;
+            }
+            i += 1; // the Eol
+            if patterns.is_empty() {
+                diags.push(Diagnostic::error(loc, "include needs a file name or pattern"));
+                continue;
+            }
+            if depth >= MAX_INCLUDE_DEPTH {
+                diags.push(Diagnostic::error(loc, "includes nested too deeply (a cycle?)"));
+                continue;
+            }
+            for pat in patterns {
+                for f in expand(&dir, &pat, &loc, diags) {
+                    lex_into(&f, Some(&loc), depth + 1, out, diags);
+                }
+            }
+            continue;
+        }
+        at_line_start = matches!(t.tok, Tok::Eol | Tok::Open | Tok::Close);
+        out.push(t.clone());
+        i += 1;
+    }
+}
+
+fn expand(dir: &Path, pattern: &str, loc: &Loc, diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { dir.join(pattern) };
+    let full_s = full.display().to_string();
+    let mut files: Vec<PathBuf> = match glob::glob(&full_s) {
+        Ok(paths) => paths.filter_map(Result::ok).filter(|p| p.is_file()).collect(),
+        Err(e) => {
+            diags.push(Diagnostic::error(loc.clone(), format!("bad include pattern {pattern}: {e}")));
+            return Vec::new();
+        }
+    };
+    files.sort();
+    if files.is_empty() {
+        diags.push(Diagnostic::warning(loc.clone(), format!("include {pattern} matches no file")));
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(toks: &[Token]) -> Vec<String> {
+        toks.iter()
+            .map(|t| match &t.tok {
+                Tok::Word(w) => w.clone(),
+                Tok::Open => "{".into(),
+                Tok::Close => "}".into(),
+                Tok::Eol => ";".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn splits_braces_quotes_and_comments() {
+        let f: Arc<str> = Arc::from("t.conf");
+        let t = lex_str("a b{ # c\n  script \"/bin/x -y\" ! z\n}\n\nreal_server 1.2.3.4 80{}", &f);
+        assert_eq!(
+            words(&t),
+            ["a", "b", "{", ";", "script", "/bin/x -y", ";", "}", ";", "real_server", "1.2.3.4", "80", "{", "}", ";"]
+        );
+        assert_eq!(t[4].loc.line, 2);
+        assert_eq!(t[9].loc.line, 5);
+    }
+
+    #[test]
+    fn include_expands_globs_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("rvs-agent-lex-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::write(dir.join("main.conf"), "top 1\ninclude conf.d/*.conf\nend 2\n").unwrap();
+        std::fs::write(dir.join("conf.d/b.conf"), "bee 2\n").unwrap();
+        std::fs::write(dir.join("conf.d/a.conf"), "ay 1\ninclude ../missing*.conf\n").unwrap();
+        let mut d = Vec::new();
+        let t = lex_file(&dir.join("main.conf"), &mut d);
+        assert_eq!(words(&t), ["top", "1", ";", "ay", "1", ";", "bee", "2", ";", "end", "2", ";"]);
+        assert!(t[3].loc.file.ends_with("conf.d/a.conf"));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].to_string().contains("a.conf:2: warning: include ../missing*.conf matches no file"), "{}", d[0]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

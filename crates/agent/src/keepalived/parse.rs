@@ -1,0 +1,881 @@
+//! Statement tree -> typed [`Config`], keyword by keyword.
+//!
+//! Unknown keywords are errors, or warnings when `lenient`. Keywords listed in [`IGNORED`]
+//! are accepted and ignored (recorded in [`Config::ignored`]): mostly mail, SNMP and kernel
+//! tuning options that mean nothing to rvs, and DPVS knobs rvsd does not have yet.
+
+use super::config::*;
+use super::diag::{Diagnostic, Loc};
+use super::tree::Node;
+use crate::dataplane::Proto;
+use crate::vrrp::packet::{ChecksumMode, Version};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+
+/// Keywords accepted anywhere and ignored, with the reason documented here:
+/// * mail/SNMP/process options (`notification_email`, `smtp_*`, `enable_snmp_*`, `*_no_swap`,
+///   `*_priority`, `script_user`, `enable_script_security`): rvs-agent sends no mail, has no
+///   SNMP, and runs scripts as itself;
+/// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
+///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
+///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
+///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
+/// * DPVS keepalived knobs rvsd does not implement yet (`syn_proxy`, `est_timeout`,
+///   `hash_target`, `proxy_protocol`, `daddr_group_name`, `blklst_group_name`,
+///   `whtlst_group_name`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`, `uthreshold`,
+///   `lthreshold`).
+pub const IGNORED: &[&str] = &[
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_connect_timeout",
+    "smtp_helo_name",
+    "smtp_alert",
+    "enable_snmp_vrrp",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_traps",
+    "snmp_socket",
+    "vrrp_no_swap",
+    "checker_no_swap",
+    "vrrp_priority",
+    "checker_priority",
+    "bfd_priority",
+    "script_user",
+    "enable_script_security",
+    "vrrp_strict",
+    "vrrp_iptables",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_check_unicast_src",
+    "skip_check_adv_addr",
+    "check_unicast_src",
+    "use_vmac",
+    "vmac_xmit_base",
+    "accept",
+    "no_accept",
+    "strict_mode",
+    "dont_track_primary",
+    "native_ipv6",
+    "virtual_routes",
+    "virtual_rules",
+    "lvs_sync_daemon",
+    "lvs_sync_daemon_interface",
+    "lvs_id",
+    "lvs_flush",
+    "lvs_timeouts",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
+    "garp_master_refresh_repeat",
+    "vrrp_garp_lower_prio_delay",
+    "vrrp_garp_lower_prio_repeat",
+    "vrrp_garp_master_refresh_repeat",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "vrrp_lower_prio_no_advert",
+    "vrrp_higher_prio_send_advert",
+    "vrrp_startup_delay",
+    "max_auto_priority",
+    "dynamic_interfaces",
+    "debug",
+    "preempt",
+    "syn_proxy",
+    "est_timeout",
+    "hash_target",
+    "proxy_protocol",
+    "daddr_group_name",
+    "blklst_group_name",
+    "whtlst_group_name",
+    "ops",
+    "alpha",
+    "omega",
+    "ha_suspend",
+    "warmup",
+    "uthreshold",
+    "lthreshold",
+    "sorry_server_inhibit",
+    "bind_if",
+    "bind_port",
+];
+
+/// Parsing options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Unknown keywords are warnings instead of errors.
+    pub lenient: bool,
+}
+
+struct P<'a> {
+    diags: &'a mut Vec<Diagnostic>,
+    opts: Options,
+    ignored: Vec<(Loc, String)>,
+}
+
+/// Converts the statement tree into a [`Config`], reporting problems into `diags`.
+pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Config {
+    let mut p = P { diags, opts, ignored: Vec::new() };
+    let mut cfg = Config::default();
+    // global_defs first: vrrp_version is the default for instances wherever they appear.
+    for n in nodes.iter().filter(|n| n.key == "global_defs") {
+        p.global_defs(n, &mut cfg.global_defs);
+    }
+    for n in nodes {
+        match n.key.as_str() {
+            "global_defs" => {}
+            "vrrp_script" => {
+                if let Some(s) = p.vrrp_script(n) {
+                    cfg.vrrp_scripts.push(s);
+                }
+            }
+            "vrrp_sync_group" => {
+                if let Some(g) = p.sync_group(n) {
+                    cfg.vrrp_sync_groups.push(g);
+                }
+            }
+            "vrrp_instance" => {
+                if let Some(i) = p.vrrp_instance(n, &cfg.global_defs) {
+                    cfg.vrrp_instances.push(i);
+                }
+            }
+            "virtual_server_group" => {
+                if let Some(g) = p.vs_group(n) {
+                    cfg.virtual_server_groups.push(g);
+                }
+            }
+            "virtual_server" => {
+                if let Some(v) = p.virtual_server(n) {
+                    cfg.virtual_servers.push(v);
+                }
+            }
+            "local_address_group" => {
+                if let Some(g) = p.laddr_group(n) {
+                    cfg.local_address_groups.push(g);
+                }
+            }
+            _ => p.other(n, "the top level"),
+        }
+    }
+    cfg.ignored = p.ignored;
+    cfg
+}
+
+impl P<'_> {
+    fn err(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::error(loc.clone(), msg));
+    }
+
+    fn warn(&mut self, loc: &Loc, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(loc.clone(), msg));
+    }
+
+    /// A keyword not handled by the block: ignored if listed, else unknown.
+    fn other(&mut self, n: &Node, ctx: &str) {
+        if IGNORED.contains(&n.key.as_str()) {
+            self.ignored.push((n.loc.clone(), n.key.clone()));
+            return;
+        }
+        let msg = format!("unknown keyword '{}' in {ctx}", n.key);
+        if self.opts.lenient {
+            self.warn(&n.loc, msg);
+        } else {
+            self.err(&n.loc, msg);
+        }
+    }
+
+    fn arg<'n>(&mut self, n: &'n Node) -> Option<&'n str> {
+        match n.args.first() {
+            Some(a) => Some(a),
+            None => {
+                self.err(&n.loc, format!("{} needs a value", n.key));
+                None
+            }
+        }
+    }
+
+    fn name<'n>(&mut self, n: &'n Node) -> Option<&'n str> {
+        match n.args.first() {
+            Some(a) => Some(a),
+            None => {
+                self.err(&n.loc, format!("{} needs a name", n.key));
+                None
+            }
+        }
+    }
+
+    fn block<'n>(&mut self, n: &'n Node) -> &'n [Node] {
+        if n.block.is_none() {
+            self.err(&n.loc, format!("{} needs a {{ ... }} block", n.key));
+        }
+        n.children()
+    }
+
+    fn int(&mut self, n: &Node, lo: i64, hi: i64) -> Option<i64> {
+        let a = self.arg(n)?;
+        match a.parse::<i64>() {
+            Ok(v) if (lo..=hi).contains(&v) => Some(v),
+            Ok(v) => {
+                self.err(&n.loc, format!("{} {v} is out of range {lo}-{hi}", n.key));
+                None
+            }
+            Err(_) => {
+                self.err(&n.loc, format!("{} expects an integer, got '{a}'", n.key));
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, n: &Node) -> Option<u32> {
+        self.int(n, 0, i64::from(u32::MAX)).map(|v| v as u32)
+    }
+
+    fn secs(&mut self, n: &Node) -> Option<f64> {
+        let a = self.arg(n)?;
+        match a.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
+            _ => {
+                self.err(&n.loc, format!("{} expects a number of seconds, got '{a}'", n.key));
+                None
+            }
+        }
+    }
+
+    fn ip(&mut self, loc: &Loc, what: &str, s: &str) -> Option<IpAddr> {
+        match s.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(loc, format!("{what}: '{s}' is not an IP address"));
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, loc: &Loc, what: &str, s: Option<&String>) -> Option<u16> {
+        match s.map(|s| s.parse::<u16>()) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => {
+                self.err(loc, format!("{what}: '{}' is not a port", s.map(String::as_str).unwrap_or("")));
+                None
+            }
+            None => {
+                self.err(loc, format!("{what} needs a port"));
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, n: &Node) -> bool {
+        if !n.args.is_empty() {
+            self.warn(&n.loc, format!("{} takes no value; '{}' ignored", n.key, n.args.join(" ")));
+        }
+        true
+    }
+
+    fn script(&mut self, n: &Node) -> Option<String> {
+        if n.args.is_empty() {
+            self.err(&n.loc, format!("{} needs a script", n.key));
+            return None;
+        }
+        Some(n.args.join(" "))
+    }
+
+    fn global_defs(&mut self, n: &Node, g: &mut GlobalDefs) {
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "router_id" => g.router_id = self.arg(c).map(str::to_string),
+                "vrrp_mcast_group4" => {
+                    if let Some(a) = self.arg(c) {
+                        match a.parse() {
+                            Ok(ip) => g.vrrp_mcast_group4 = ip,
+                            Err(_) => self.err(&c.loc, format!("vrrp_mcast_group4: '{a}' is not an IPv4 address")),
+                        }
+                    }
+                }
+                "vrrp_mcast_group6" => {
+                    if let Some(a) = self.arg(c) {
+                        match a.parse() {
+                            Ok(ip) => g.vrrp_mcast_group6 = ip,
+                            Err(_) => self.err(&c.loc, format!("vrrp_mcast_group6: '{a}' is not an IPv6 address")),
+                        }
+                    }
+                }
+                "vrrp_version" => g.vrrp_version = self.version(c),
+                "vrrp_garp_master_delay" => g.vrrp_garp_master_delay = self.uint(c),
+                "vrrp_garp_master_repeat" => g.vrrp_garp_master_repeat = self.uint(c),
+                "vrrp_garp_master_refresh" => g.vrrp_garp_master_refresh = self.uint(c),
+                _ => self.other(c, "global_defs"),
+            }
+        }
+    }
+
+    fn version(&mut self, n: &Node) -> Option<Version> {
+        match self.int(n, 2, 3)? {
+            2 => Some(Version::V2),
+            _ => Some(Version::V3),
+        }
+    }
+
+    fn vrrp_script(&mut self, n: &Node) -> Option<VrrpScript> {
+        let name = self.name(n)?.to_string();
+        let mut s = VrrpScript {
+            name,
+            script: String::new(),
+            interval: 1.0,
+            timeout: None,
+            weight: 0,
+            weight_reverse: false,
+            rise: 1,
+            fall: 1,
+            loc: n.loc.clone(),
+        };
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "script" => s.script = self.script(c).unwrap_or_default(),
+                "interval" => s.interval = self.secs(c).unwrap_or(1.0),
+                "timeout" => s.timeout = self.secs(c),
+                "weight" => {
+                    s.weight = self.int(c, -253, 253).unwrap_or(0) as i32;
+                    s.weight_reverse = c.args.get(1).is_some_and(|a| a == "reverse");
+                }
+                "rise" => s.rise = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
+                "fall" => s.fall = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
+                "user" | "init_fail" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                _ => self.other(c, "vrrp_script"),
+            }
+        }
+        if s.script.is_empty() {
+            self.err(&n.loc, format!("vrrp_script {} has no script", s.name));
+        }
+        Some(s)
+    }
+
+    fn notify(&mut self, c: &Node, nt: &mut Notify) -> bool {
+        let slot = match c.key.as_str() {
+            "notify_master" => &mut nt.master,
+            "notify_backup" => &mut nt.backup,
+            "notify_fault" => &mut nt.fault,
+            "notify_stop" => &mut nt.stop,
+            "notify" => &mut nt.any,
+            _ => return false,
+        };
+        *slot = self.script(c);
+        true
+    }
+
+    fn sync_group(&mut self, n: &Node) -> Option<SyncGroup> {
+        let name = self.name(n)?.to_string();
+        let mut g = SyncGroup { name, members: Vec::new(), notify: Notify::default(), loc: n.loc.clone() };
+        for c in self.block(n) {
+            if self.notify(c, &mut g.notify) {
+                continue;
+            }
+            match c.key.as_str() {
+                "group" => {
+                    for m in self.block(c) {
+                        g.members.push(m.key.clone());
+                        g.members.extend(m.args.iter().cloned());
+                    }
+                }
+                "global_tracking" | "sync_group_tracking_weight" => {
+                    self.ignored.push((c.loc.clone(), c.key.clone()));
+                }
+                _ => self.other(c, "vrrp_sync_group"),
+            }
+        }
+        if g.members.is_empty() {
+            self.err(&n.loc, format!("vrrp_sync_group {} has no group {{ ... }} members", g.name));
+        }
+        Some(g)
+    }
+
+    fn vip(&mut self, n: &Node) -> Option<VirtualIp> {
+        let addr: IpNet = match n.key.parse::<IpNet>() {
+            Ok(a) => a,
+            Err(_) => match n.key.parse::<IpAddr>() {
+                Ok(a) => IpNet::from(a),
+                Err(_) => {
+                    self.err(&n.loc, format!("virtual_ipaddress: '{}' is not an address[/prefix]", n.key));
+                    return None;
+                }
+            },
+        };
+        let mut v = VirtualIp { addr, dev: None, label: None };
+        let mut it = n.args.iter();
+        while let Some(k) = it.next() {
+            match k.as_str() {
+                "dev" => v.dev = it.next().cloned(),
+                "label" => v.label = it.next().cloned(),
+                "brd" | "broadcast" | "scope" | "metric" => {
+                    it.next();
+                }
+                "no_track" | "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {}
+                other => {
+                    self.err(&n.loc, format!("virtual_ipaddress {}: unknown option '{other}'", n.key));
+                }
+            }
+        }
+        Some(v)
+    }
+
+    fn tracks(&mut self, n: &Node) -> Vec<Track> {
+        let mut out = Vec::new();
+        for c in self.block(n) {
+            let mut t = Track { name: c.key.clone(), weight: None };
+            match c.args.as_slice() {
+                [] => {}
+                [w, v, rest @ ..] if w == "weight" => match v.parse::<i32>() {
+                    Ok(x) if (-254..=254).contains(&x) => {
+                        t.weight = Some(x);
+                        if !(rest.is_empty() || rest == ["reverse"]) {
+                            self.err(&c.loc, format!("{}: unexpected '{}'", c.key, rest.join(" ")));
+                        }
+                    }
+                    _ => self.err(&c.loc, format!("{}: weight '{v}' is not an integer in -254..254", c.key)),
+                },
+                other => self.err(&c.loc, format!("{}: expected 'weight N', got '{}'", c.key, other.join(" "))),
+            }
+            out.push(t);
+        }
+        out
+    }
+
+    fn vrrp_instance(&mut self, n: &Node, g: &GlobalDefs) -> Option<VrrpInstance> {
+        let name = self.name(n)?.to_string();
+        let mut i = VrrpInstance {
+            name,
+            state: InitialState::Backup,
+            interface: String::new(),
+            dpdk_interface: None,
+            vrid: 0,
+            priority: 100,
+            advert_int: 1.0,
+            version: g.vrrp_version.unwrap_or_default(),
+            auth_pass: None,
+            virtual_ipaddress: Vec::new(),
+            virtual_ipaddress_excluded: Vec::new(),
+            track_interface: Vec::new(),
+            track_script: Vec::new(),
+            nopreempt: false,
+            preempt_delay: 0.0,
+            unicast_src_ip: None,
+            unicast_peers: Vec::new(),
+            unicast_block: false,
+            notify: Notify::default(),
+            garp_master_delay: g.vrrp_garp_master_delay,
+            garp_master_repeat: g.vrrp_garp_master_repeat,
+            garp_master_refresh: g.vrrp_garp_master_refresh,
+            checksum: ChecksumMode::PseudoHeader,
+            loc: n.loc.clone(),
+        };
+        let mut advert_loc = None;
+        for c in self.block(n) {
+            if self.notify(c, &mut i.notify) {
+                continue;
+            }
+            match c.key.as_str() {
+                "state" => match self.arg(c) {
+                    Some("MASTER") => i.state = InitialState::Master,
+                    Some("BACKUP") => i.state = InitialState::Backup,
+                    Some(o) => self.err(&c.loc, format!("state must be MASTER or BACKUP, got '{o}'")),
+                    None => {}
+                },
+                "interface" => i.interface = self.arg(c).unwrap_or_default().to_string(),
+                "dpdk_interface" => i.dpdk_interface = self.arg(c).map(str::to_string),
+                "virtual_router_id" => i.vrid = self.int(c, 1, 255).unwrap_or(0) as u8,
+                "priority" => i.priority = self.int(c, 1, 255).unwrap_or(100) as u8,
+                "advert_int" => {
+                    i.advert_int = self.secs(c).unwrap_or(1.0);
+                    advert_loc = Some(c.loc.clone());
+                }
+                "version" | "vrrp_version" => i.version = self.version(c).unwrap_or_default(),
+                "authentication" => {
+                    let mut kind = None;
+                    for a in self.block(c) {
+                        match a.key.as_str() {
+                            "auth_type" => kind = self.arg(a).map(str::to_string),
+                            "auth_pass" => i.auth_pass = self.arg(a).map(str::to_string),
+                            _ => self.other(a, "authentication"),
+                        }
+                    }
+                    match kind.as_deref() {
+                        Some("PASS") | None => {}
+                        Some("AH") => self.err(&c.loc, "auth_type AH is not supported (RFC 3768 removed it); use PASS"),
+                        Some(o) => self.err(&c.loc, format!("unknown auth_type '{o}' (PASS or AH)")),
+                    }
+                    if i.auth_pass.as_ref().is_some_and(|p| p.len() > 8) {
+                        self.warn(&c.loc, "auth_pass is longer than 8 characters: only the first 8 are used");
+                    }
+                }
+                "virtual_ipaddress" => {
+                    for v in self.block(c) {
+                        if let Some(v) = self.vip(v) {
+                            i.virtual_ipaddress.push(v);
+                        }
+                    }
+                }
+                "virtual_ipaddress_excluded" => {
+                    for v in self.block(c) {
+                        if let Some(v) = self.vip(v) {
+                            i.virtual_ipaddress_excluded.push(v);
+                        }
+                    }
+                }
+                "track_interface" => i.track_interface = self.tracks(c),
+                "track_script" => i.track_script = self.tracks(c),
+                "nopreempt" => i.nopreempt = self.flag(c),
+                "preempt_delay" => i.preempt_delay = self.secs(c).unwrap_or(0.0),
+                "unicast_src_ip" | "mcast_src_ip" => {
+                    if let Some(a) = self.arg(c) {
+                        i.unicast_src_ip = self.ip(&c.loc, &c.key, a);
+                    }
+                }
+                "unicast_peer" => {
+                    i.unicast_block = true;
+                    for p in self.block(c) {
+                        if let Some(ip) = self.ip(&p.loc, "unicast_peer", &p.key) {
+                            i.unicast_peers.push(ip);
+                        }
+                    }
+                }
+                "garp_master_delay" => i.garp_master_delay = self.uint(c),
+                "garp_master_repeat" => i.garp_master_repeat = self.uint(c),
+                "garp_master_refresh" => i.garp_master_refresh = self.uint(c),
+                "old_unicast_checksum" => {
+                    self.flag(c);
+                    i.checksum = ChecksumMode::MulticastPseudoHeader;
+                }
+                _ => self.other(c, "vrrp_instance"),
+            }
+        }
+        let loc = advert_loc.unwrap_or_else(|| n.loc.clone());
+        match i.version {
+            Version::V2 if i.advert_int.fract() != 0.0 || i.advert_int < 1.0 || i.advert_int > 255.0 => {
+                self.err(&loc, format!("advert_int {} under VRRPv2 must be whole seconds 1-255", i.advert_int));
+            }
+            Version::V3 if !(0.01..=40.95).contains(&i.advert_int) => {
+                self.err(&loc, format!("advert_int {} under VRRPv3 must be 0.01-40.95 s", i.advert_int));
+            }
+            _ => {}
+        }
+        if i.version == Version::V3 && i.auth_pass.is_some() {
+            self.warn(&n.loc, format!("vrrp_instance {}: VRRPv3 has no authentication; auth_pass ignored", i.name));
+            i.auth_pass = None;
+        }
+        Some(i)
+    }
+
+    /// `IP PORT` or `IP-LAST PORT` (last octet / group range, as keepalived).
+    fn addr_range(&mut self, n: &Node, what: &str) -> Vec<IpAddr> {
+        let (first, last) = match n.key.split_once('-') {
+            Some((a, b)) => (a, Some(b)),
+            None => (n.key.as_str(), None),
+        };
+        let Some(first) = self.ip(&n.loc, what, first) else { return Vec::new() };
+        let Some(last) = last else { return vec![first] };
+        let Ok(last) = last.parse::<u16>() else {
+            self.err(&n.loc, format!("{what}: bad range end in '{}'", n.key));
+            return Vec::new();
+        };
+        match first {
+            IpAddr::V4(a) => {
+                let o = a.octets();
+                if last < u16::from(o[3]) || last > 255 {
+                    self.err(&n.loc, format!("{what}: bad range '{}'", n.key));
+                    return Vec::new();
+                }
+                (u16::from(o[3])..=last).map(|x| IpAddr::from([o[0], o[1], o[2], x as u8])).collect()
+            }
+            IpAddr::V6(a) => {
+                let s = a.segments();
+                if last < s[7] {
+                    self.err(&n.loc, format!("{what}: bad range '{}'", n.key));
+                    return Vec::new();
+                }
+                (s[7]..=last)
+                    .map(|x| {
+                        let mut t = s;
+                        t[7] = x;
+                        IpAddr::from(t)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn vs_group(&mut self, n: &Node) -> Option<VirtualServerGroup> {
+        let name = self.name(n)?.to_string();
+        let mut g = VirtualServerGroup { name, members: Vec::new(), loc: n.loc.clone() };
+        for c in self.block(n) {
+            if c.key == "fwmark" {
+                self.err(&c.loc, "fwmark virtual servers are not supported by rvs yet; use IP PORT entries");
+                continue;
+            }
+            let addrs = self.addr_range(c, "virtual_server_group");
+            if let Some(port) = self.port(&c.loc, "virtual_server_group entry", c.args.first()) {
+                g.members.extend(addrs.into_iter().map(|a| SocketAddr::new(a, port)));
+            }
+        }
+        Some(g)
+    }
+
+    fn laddr_group(&mut self, n: &Node) -> Option<LocalAddressGroup> {
+        let name = self.name(n)?.to_string();
+        let mut g = LocalAddressGroup { name, addrs: Vec::new(), loc: n.loc.clone() };
+        for c in self.block(n) {
+            let addrs = self.addr_range(c, "local_address_group");
+            if c.args.len() > 1 {
+                self.err(&c.loc, format!("local_address_group {}: expected 'IP[-LAST] [DEV]'", g.name));
+            }
+            let dev = c.args.first().cloned();
+            g.addrs.extend(addrs.into_iter().map(|a| (a, dev.clone())));
+        }
+        Some(g)
+    }
+
+    fn virtual_server(&mut self, n: &Node) -> Option<VirtualServer> {
+        let target = match n.args.as_slice() {
+            [g, name] if g == "group" => VsTarget::Group(name.clone()),
+            [f, ..] if f == "fwmark" => {
+                self.err(&n.loc, "fwmark virtual servers are not supported by rvs yet; use VIP PORT or group");
+                return None;
+            }
+            [ip, port] => {
+                let ip = self.ip(&n.loc, "virtual_server", ip)?;
+                let port = self.port(&n.loc, "virtual_server", Some(port))?;
+                VsTarget::Addr(SocketAddr::new(ip, port))
+            }
+            _ => {
+                self.err(&n.loc, "virtual_server expects 'IP PORT' or 'group NAME'");
+                return None;
+            }
+        };
+        let mut v = VirtualServer {
+            target,
+            delay_loop: 60.0,
+            lb_algo: "wlc".into(),
+            lb_kind: LbKind::Fnat,
+            protocol: Proto::Tcp,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            inhibit_on_failure: false,
+            laddr_group_name: None,
+            real_servers: Vec::new(),
+            loc: n.loc.clone(),
+        };
+        let mut kind_seen = false;
+        // Checker defaults set at virtual_server level (keepalived 2.x).
+        let mut defaults = CheckCommon::default();
+        let mut rs_nodes = Vec::new();
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "delay_loop" => v.delay_loop = self.secs(c).unwrap_or(60.0),
+                "lb_algo" | "lvs_sched" => {
+                    if let Some(a) = self.arg(c) {
+                        const ALGOS: &[&str] = &[
+                            "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "lblc", "lblcr", "fo", "ovf", "mh",
+                            "conhash",
+                        ];
+                        if !ALGOS.contains(&a) {
+                            self.err(&c.loc, format!("unknown lb_algo '{a}'"));
+                        }
+                        v.lb_algo = a.to_string();
+                    }
+                }
+                "lb_kind" | "lvs_method" => {
+                    kind_seen = true;
+                    match self.arg(c) {
+                        Some("FNAT") | Some("FULLNAT") => v.lb_kind = LbKind::Fnat,
+                        Some(k @ ("NAT" | "DR" | "TUN")) => self.err(
+                            &c.loc,
+                            format!("lb_kind {k} is not supported by rvs yet (FullNAT only): use lb_kind FNAT"),
+                        ),
+                        Some(k) => self.err(&c.loc, format!("unknown lb_kind '{k}' (FNAT, NAT, DR, TUN)")),
+                        None => {}
+                    }
+                }
+                "protocol" => match self.arg(c) {
+                    Some("TCP") => v.protocol = Proto::Tcp,
+                    Some("UDP") => v.protocol = Proto::Udp,
+                    Some(p) => self.err(&c.loc, format!("protocol {p} is not supported (TCP or UDP)")),
+                    None => {}
+                },
+                "persistence_timeout" => v.persistence_timeout = self.uint(c),
+                "persistence_granularity" => {
+                    if let Some(a) = self.arg(c) {
+                        v.persistence_granularity = self.ip(&c.loc, "persistence_granularity", a);
+                    }
+                }
+                "persistence_engine" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "quorum" => v.quorum = self.uint(c).unwrap_or(1),
+                "hysteresis" => v.hysteresis = self.uint(c).unwrap_or(0),
+                "quorum_up" => v.quorum_up = self.script(c),
+                "quorum_down" => v.quorum_down = self.script(c),
+                "sorry_server" => {
+                    if let [ip, port, ..] = c.args.as_slice() {
+                        let ip = self.ip(&c.loc, "sorry_server", ip);
+                        let port = self.port(&c.loc, "sorry_server", Some(port));
+                        if let (Some(ip), Some(port)) = (ip, port) {
+                            v.sorry_server = Some(SocketAddr::new(ip, port));
+                        }
+                    } else {
+                        self.err(&c.loc, "sorry_server expects IP PORT");
+                    }
+                }
+                "sorry_server_lvs_method" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
+                "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
+                "virtualhost" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "connect_timeout" => defaults.connect_timeout = self.secs(c).unwrap_or(5.0),
+                "retry" => defaults.retry = self.uint(c).unwrap_or(1),
+                "delay_before_retry" => defaults.delay_before_retry = self.secs(c).unwrap_or(1.0),
+                "real_server" => rs_nodes.push(c),
+                _ => self.other(c, "virtual_server"),
+            }
+        }
+        if !kind_seen {
+            self.warn(&n.loc, "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT");
+        }
+        for c in rs_nodes {
+            if let Some(rs) = self.real_server(c, &v, &defaults) {
+                v.real_servers.push(rs);
+            }
+        }
+        Some(v)
+    }
+
+    fn real_server(&mut self, n: &Node, vs: &VirtualServer, defaults: &CheckCommon) -> Option<RealServerConf> {
+        let [ip, port, ..] = n.args.as_slice() else {
+            self.err(&n.loc, "real_server expects IP PORT");
+            return None;
+        };
+        let ip = self.ip(&n.loc, "real_server", ip)?;
+        let port = self.port(&n.loc, "real_server", Some(port))?;
+        let mut rs = RealServerConf {
+            addr: SocketAddr::new(ip, port),
+            weight: 1,
+            inhibit_on_failure: vs.inhibit_on_failure,
+            notify_up: None,
+            notify_down: None,
+            delay_loop: None,
+            checks: Vec::new(),
+            loc: n.loc.clone(),
+        };
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "weight" => rs.weight = self.int(c, 0, 65535).unwrap_or(1) as u32,
+                "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(c),
+                "notify_up" => rs.notify_up = self.script(c),
+                "notify_down" => rs.notify_down = self.script(c),
+                "delay_loop" => rs.delay_loop = self.secs(c),
+                "TCP_CHECK" => rs.checks.push(self.check(c, CheckKind::Tcp, defaults)),
+                "HTTP_GET" => {
+                    let k = CheckKind::Http { urls: Vec::new(), virtualhost: None };
+                    rs.checks.push(self.check(c, k, defaults));
+                }
+                "MISC_CHECK" => {
+                    let k = CheckKind::Misc { path: String::new(), timeout: None };
+                    rs.checks.push(self.check(c, k, defaults));
+                }
+                k @ ("SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "BFD_CHECK"
+                | "FILE_CHECK") => {
+                    self.err(
+                        &c.loc,
+                        format!("{k} is not supported by rvs-agent yet (TCP_CHECK, HTTP_GET, MISC_CHECK)"),
+                    );
+                }
+                _ => self.other(c, "real_server"),
+            }
+        }
+        Some(rs)
+    }
+
+    fn check(&mut self, n: &Node, mut kind: CheckKind, defaults: &CheckCommon) -> CheckConf {
+        let mut common = defaults.clone();
+        let ctx = n.key.clone();
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "connect_ip" => common.connect_ip = self.arg(c).and_then(|a| self.ip(&c.loc, "connect_ip", a)),
+                "connect_port" => common.connect_port = self.int(c, 1, 65535).map(|p| p as u16),
+                "bindto" => common.bindto = self.arg(c).and_then(|a| self.ip(&c.loc, "bindto", a)),
+                "connect_timeout" => common.connect_timeout = self.secs(c).unwrap_or(5.0),
+                "retry" | "nb_get_retry" | "nb_sock_retry" => common.retry = self.uint(c).unwrap_or(1),
+                "delay_before_retry" => common.delay_before_retry = self.secs(c).unwrap_or(1.0),
+                "delay_loop" => common.delay_loop = self.secs(c),
+                _ => match &mut kind {
+                    CheckKind::Http { urls, virtualhost } => match c.key.as_str() {
+                        "url" => {
+                            if let Some(u) = self.url(c) {
+                                urls.push(u);
+                            }
+                        }
+                        "virtualhost" => *virtualhost = self.arg(c).map(str::to_string),
+                        "http_protocol" | "fast_recovery" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                        _ => self.other(c, &ctx),
+                    },
+                    CheckKind::Misc { path, timeout } => match c.key.as_str() {
+                        "misc_path" => *path = self.script(c).unwrap_or_default(),
+                        "misc_timeout" => *timeout = self.secs(c),
+                        "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
+                        "user" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                        _ => self.other(c, &ctx),
+                    },
+                    CheckKind::Tcp => self.other(c, &ctx),
+                },
+            }
+        }
+        match &kind {
+            CheckKind::Http { urls, .. } if urls.is_empty() => {
+                self.err(&n.loc, "HTTP_GET needs at least one url { path ... }")
+            }
+            CheckKind::Misc { path, .. } if path.is_empty() => self.err(&n.loc, "MISC_CHECK needs misc_path"),
+            _ => {}
+        }
+        CheckConf { kind, common, loc: n.loc.clone() }
+    }
+
+    fn url(&mut self, n: &Node) -> Option<UrlConf> {
+        let mut u = UrlConf { path: String::new(), status_codes: Vec::new(), digest: None };
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "path" => u.path = self.arg(c).unwrap_or_default().to_string(),
+                "digest" => {
+                    if let Some(d) = self.arg(c) {
+                        if d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            u.digest = Some(d.to_ascii_lowercase());
+                        } else {
+                            self.err(&c.loc, format!("digest '{d}' is not 32 hex digits (MD5)"));
+                        }
+                    }
+                }
+                "status_code" => {
+                    for a in &c.args {
+                        let parsed = match a.split_once('-') {
+                            Some((x, y)) => x.parse::<u16>().ok().zip(y.parse::<u16>().ok()),
+                            None => a.parse::<u16>().ok().map(|x| (x, x)),
+                        };
+                        match parsed {
+                            Some((x, y)) if (100..=599).contains(&x) && x <= y && y <= 599 => {
+                                u.status_codes.push((x, y))
+                            }
+                            _ => self.err(&c.loc, format!("status_code '{a}' is not a status or range 100-599")),
+                        }
+                    }
+                }
+                "virtualhost" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                _ => self.other(c, "url"),
+            }
+        }
+        if u.path.is_empty() {
+            self.err(&n.loc, "url needs a path");
+            return None;
+        }
+        if u.status_codes.is_empty() {
+            // keepalived's default: any 2xx.
+            u.status_codes.push((200, 299));
+        }
+        Some(u)
+    }
+}

@@ -1,0 +1,172 @@
+//! Checks across a parsed [`Config`] (and across the two nodes of a pair): the mistakes
+//! keepalived starts with silently.
+
+use super::config::*;
+use super::diag::Diagnostic;
+use crate::vrrp::packet::Version;
+use std::collections::{HashMap, HashSet};
+
+/// Validates one configuration.
+pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
+    let mut d = Vec::new();
+    let scripts: HashMap<&str, &VrrpScript> = cfg.vrrp_scripts.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut seen_vrid: HashMap<(&str, u8, bool), &VrrpInstance> = HashMap::new();
+    let mut names = HashSet::new();
+    for i in &cfg.vrrp_instances {
+        let e = |m: String| Diagnostic::error(i.loc.clone(), format!("vrrp_instance {}: {m}", i.name));
+        let w = |m: String| Diagnostic::warning(i.loc.clone(), format!("vrrp_instance {}: {m}", i.name));
+        if !names.insert(i.name.as_str()) {
+            d.push(e("defined twice".into()));
+        }
+        if i.interface.is_empty() {
+            d.push(e("no interface".into()));
+        }
+        if i.vrid == 0 {
+            d.push(e("no virtual_router_id (1-255)".into()));
+        }
+        if i.virtual_ipaddress.is_empty() {
+            d.push(e("no virtual_ipaddress".into()));
+        }
+        let v6 = i.is_ipv6();
+        if i.virtual_ipaddress.iter().any(|v| v.addr.addr().is_ipv6() != v6) {
+            d.push(e("virtual_ipaddress mixes IPv4 and IPv6 (use one instance per family)".into()));
+        }
+        if v6 && i.version == Version::V2 {
+            d.push(e("IPv6 virtual addresses need VRRPv3 (version 3)".into()));
+        }
+        if i.vrid != 0 && !i.interface.is_empty() {
+            if let Some(prev) = seen_vrid.insert((i.interface.as_str(), i.vrid, v6), i) {
+                d.push(e(format!(
+                    "virtual_router_id {} is already used on {} by vrrp_instance {} ({})",
+                    i.vrid, i.interface, prev.name, prev.loc
+                )));
+            }
+        }
+        if i.unicast_block && i.unicast_peers.is_empty() {
+            d.push(e("unicast_peer block has no peers: adverts would go nowhere".into()));
+        }
+        if let (Some(src), Some(peer)) = (i.unicast_src_ip, i.unicast_peers.first()) {
+            if src.is_ipv6() != peer.is_ipv6() {
+                d.push(e("unicast_src_ip and unicast_peer are of different families".into()));
+            }
+        }
+        if i.nopreempt && i.state == InitialState::Master {
+            d.push(w("nopreempt only works with state BACKUP (keepalived ignores it with MASTER)".into()));
+        }
+        let mut weighted = false;
+        for t in &i.track_script {
+            match scripts.get(t.name.as_str()) {
+                None => d.push(e(format!("track_script {} names no vrrp_script", t.name))),
+                Some(s) => weighted |= t.weight.unwrap_or(s.weight) != 0,
+            }
+        }
+        weighted |= i.track_interface.iter().any(|t| t.weight.unwrap_or(0) != 0);
+        if i.priority == 255 && weighted {
+            d.push(e(
+                "priority 255 (address owner) ignores tracking weights: this node can never fail over on a tracked failure"
+                    .into(),
+            ));
+        }
+    }
+    let mut member_of: HashMap<&str, &str> = HashMap::new();
+    for g in &cfg.vrrp_sync_groups {
+        for m in &g.members {
+            if !names.contains(m.as_str()) {
+                d.push(Diagnostic::error(g.loc.clone(), format!("vrrp_sync_group {}: no vrrp_instance {m}", g.name)));
+            }
+            if let Some(other) = member_of.insert(m, &g.name) {
+                d.push(Diagnostic::error(
+                    g.loc.clone(),
+                    format!("vrrp_instance {m} is in vrrp_sync_groups {other} and {}", g.name),
+                ));
+            }
+        }
+    }
+    let groups: HashSet<&str> = cfg.virtual_server_groups.iter().map(|g| g.name.as_str()).collect();
+    let laddrs: HashSet<&str> = cfg.local_address_groups.iter().map(|g| g.name.as_str()).collect();
+    let mut services = HashSet::new();
+    for v in &cfg.virtual_servers {
+        let what = match &v.target {
+            VsTarget::Addr(a) => format!("virtual_server {a}"),
+            VsTarget::Group(g) => format!("virtual_server group {g}"),
+        };
+        let e = |m: String| Diagnostic::error(v.loc.clone(), format!("{what}: {m}"));
+        let w = |m: String| Diagnostic::warning(v.loc.clone(), format!("{what}: {m}"));
+        if let VsTarget::Group(g) = &v.target {
+            if !groups.contains(g.as_str()) {
+                d.push(e(format!("no virtual_server_group {g}")));
+            }
+        }
+        if !services.insert((v.target.clone(), v.protocol)) {
+            d.push(e("defined twice".into()));
+        }
+        match &v.laddr_group_name {
+            Some(l) if !laddrs.contains(l.as_str()) => d.push(e(format!("no local_address_group {l}"))),
+            None => d.push(w("no laddr_group_name: FullNAT needs local addresses (rvsd's defaults are used)".into())),
+            _ => {}
+        }
+        let mut rs_seen = HashSet::new();
+        for rs in &v.real_servers {
+            if !rs_seen.insert(rs.addr) {
+                d.push(Diagnostic::error(rs.loc.clone(), format!("{what}: real_server {} defined twice", rs.addr)));
+            }
+        }
+        let total: u64 = v.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+        if u64::from(v.quorum) > total && !v.real_servers.is_empty() {
+            d.push(w(format!("quorum {} exceeds the total weight {total}: the service can never be up", v.quorum)));
+        }
+        if v.hysteresis >= v.quorum && v.hysteresis > 0 {
+            d.push(w(format!("hysteresis {} is not below quorum {}", v.hysteresis, v.quorum)));
+        }
+        if v.real_servers.is_empty() && v.sorry_server.is_none() {
+            d.push(w("no real_server and no sorry_server".into()));
+        }
+    }
+    d
+}
+
+/// Validates the two nodes of a pair against each other: for every VRRP group they share
+/// (same VRID and family), a tracked object whose weight cannot bridge the priority gap
+/// (|prio A - prio B| >= |weight|) can never cause a failover.
+pub fn validate_pair(a: &Config, b: &Config) -> Vec<Diagnostic> {
+    let mut d = Vec::new();
+    for ia in &a.vrrp_instances {
+        for ib in b.vrrp_instances.iter().filter(|ib| ib.vrid == ia.vrid && ib.is_ipv6() == ia.is_ipv6()) {
+            let gap = (i32::from(ia.priority) - i32::from(ib.priority)).abs();
+            for (cfg, inst) in [(a, ia), (b, ib)] {
+                let tracks = inst
+                    .track_script
+                    .iter()
+                    .map(|t| {
+                        let w =
+                            t.weight.or_else(|| cfg.vrrp_scripts.iter().find(|s| s.name == t.name).map(|s| s.weight));
+                        ("track_script", t.name.as_str(), w.unwrap_or(0))
+                    })
+                    .chain(
+                        inst.track_interface
+                            .iter()
+                            .map(|t| ("track_interface", t.name.as_str(), t.weight.unwrap_or(0))),
+                    );
+                for (kind, name, w) in tracks {
+                    if w != 0 && gap >= w.abs() {
+                        d.push(Diagnostic::error(
+                            inst.loc.clone(),
+                            format!(
+                                "vrrp_instance {}: {kind} {name} weight {w} can never fail over VRID {}: priorities {} and {} differ by {gap} >= {}",
+                                inst.name,
+                                inst.vrid,
+                                ia.priority,
+                                ib.priority,
+                                w.abs()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if ia.priority == ib.priority && ia.priority == 255 {
+                d.push(Diagnostic::error(ia.loc.clone(), format!("both nodes own VRID {} (priority 255)", ia.vrid)));
+            }
+        }
+    }
+    d
+}

@@ -1,0 +1,699 @@
+//! The VRRP state machine (RFC 3768 section 6.4, RFC 5798 / RFC 9568 section 6.4) as a pure
+//! function of events and a clock the caller supplies.
+//!
+//! [`Fsm::handle`] takes `now` (any monotonic [`Duration`] since an epoch the caller chooses)
+//! and an [`Event`], and returns [`Action`]s; [`Fsm::next_deadline`] says when to call it
+//! again with [`Event::Tick`]. No I/O, no real time: tests drive it on a simulated clock.
+//!
+//! Beyond the RFCs it has keepalived's knobs: an initial `state MASTER` hint, `nopreempt`,
+//! `preempt_delay`, a fault state (a tracked interface or script with weight 0 failing) and
+//! gratuitous ARP scheduling (`garp_master_delay`, `garp_master_repeat`,
+//! `garp_master_refresh`).
+
+use super::packet::Version;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// An instance's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum State {
+    /// Not started, or shut down.
+    Initialize,
+    /// Listening; takes over when the master goes quiet or a lower priority appears.
+    Backup,
+    /// Owns the virtual addresses and advertises.
+    Master,
+    /// A tracked interface or script failed: holds nothing, advertises nothing.
+    Fault,
+}
+
+/// The configuration the machine needs (a subset of a `vrrp_instance`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FsmConfig {
+    /// Protocol version: v3 learns the master's advert interval.
+    pub version: Version,
+    /// Configured priority (255: address owner, becomes master at once).
+    pub priority: u8,
+    /// Our advertisement interval.
+    pub advert_interval: Duration,
+    /// Whether a higher priority takes over from a lower priority master (keepalived's
+    /// default; `nopreempt` turns it off).
+    pub preempt: bool,
+    /// keepalived's `preempt_delay`: how long a lower-priority master is tolerated first.
+    pub preempt_delay: Duration,
+    /// Our primary address on the interface: breaks ties between equal priorities.
+    pub primary: IpAddr,
+    /// keepalived's `state MASTER`: skip the initial wait and become master at startup.
+    pub start_as_master: bool,
+    /// `garp_master_delay`: a second burst of gratuitous ARPs this long after becoming master
+    /// (zero: none).
+    pub garp_master_delay: Duration,
+    /// `garp_master_repeat`: gratuitous ARPs per burst.
+    pub garp_master_repeat: u32,
+    /// `garp_master_refresh`: periodic gratuitous ARPs while master (zero: none).
+    pub garp_master_refresh: Duration,
+}
+
+impl FsmConfig {
+    /// A configuration with keepalived's defaults for everything but the essentials.
+    pub fn new(version: Version, priority: u8, advert_interval: Duration, primary: IpAddr) -> FsmConfig {
+        FsmConfig {
+            version,
+            priority,
+            advert_interval,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            primary,
+            start_as_master: false,
+            garp_master_delay: Duration::from_secs(5),
+            garp_master_repeat: 5,
+            garp_master_refresh: Duration::ZERO,
+        }
+    }
+}
+
+/// What happens to an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The instance starts (Initialize -> Backup or Master).
+    Startup,
+    /// The instance stops: a master sends priority 0 so backups take over after Skew_Time.
+    Shutdown,
+    /// An advert for our VRID arrived (already validated: TTL, checksum, auth, version).
+    Advert {
+        /// Sender's primary address.
+        src: IpAddr,
+        /// Sender's priority.
+        priority: u8,
+        /// Sender's advert interval in centiseconds.
+        interval_cs: u16,
+    },
+    /// Time passed: expired timers fire.
+    Tick,
+    /// The effective priority changed (tracked scripts or interfaces with a weight).
+    Priority(u8),
+    /// A tracked object with no weight failed (`true`) or every one recovered (`false`).
+    Fault(bool),
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send an advert with this priority.
+    SendAdvert {
+        /// Priority to advertise (0 when leaving).
+        priority: u8,
+    },
+    /// Add the virtual addresses to the dataplane.
+    AddVips,
+    /// Remove the virtual addresses from the dataplane.
+    RemoveVips,
+    /// Send gratuitous ARPs / unsolicited NAs for the virtual addresses.
+    SendGarp {
+        /// How many in this burst.
+        repeat: u32,
+    },
+    /// Run the notify scripts for the new state.
+    Notify(State),
+}
+
+/// One VRRP instance's state machine.
+#[derive(Debug, Clone)]
+pub struct Fsm {
+    cfg: FsmConfig,
+    state: State,
+    priority: u8,
+    fault: bool,
+    master_adver_interval: Duration,
+    master: Option<IpAddr>,
+    adver_at: Option<Duration>,
+    master_down_at: Option<Duration>,
+    preempt_at: Option<Duration>,
+    garp_at: Option<Duration>,
+    garp_refresh_at: Option<Duration>,
+}
+
+impl Fsm {
+    /// A machine in Initialize.
+    pub fn new(cfg: FsmConfig) -> Fsm {
+        let priority = cfg.priority;
+        let master_adver_interval = cfg.advert_interval;
+        Fsm {
+            cfg,
+            state: State::Initialize,
+            priority,
+            fault: false,
+            master_adver_interval,
+            master: None,
+            adver_at: None,
+            master_down_at: None,
+            preempt_at: None,
+            garp_at: None,
+            garp_refresh_at: None,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The effective priority.
+    pub fn priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The address of the current master as last seen (ourselves when master).
+    pub fn master(&self) -> Option<IpAddr> {
+        self.master
+    }
+
+    /// The master advertisement interval in use (learned from the master under v3).
+    pub fn master_adver_interval(&self) -> Duration {
+        self.master_adver_interval
+    }
+
+    /// Skew_Time: RFC 3768 `(256 - Priority) / 256` s; RFC 5798
+    /// `((256 - Priority) * Master_Adver_Interval) / 256`.
+    pub fn skew_time(&self) -> Duration {
+        let p = 256 - u32::from(self.priority);
+        match self.cfg.version {
+            Version::V2 => Duration::from_secs(1) * p / 256,
+            Version::V3 => self.master_adver_interval * p / 256,
+        }
+    }
+
+    /// Master_Down_Interval: `3 * Master_Adver_Interval + Skew_Time`.
+    pub fn master_down_interval(&self) -> Duration {
+        self.master_adver_interval * 3 + self.skew_time()
+    }
+
+    /// When to call [`Fsm::handle`] with [`Event::Tick`] next.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        [self.adver_at, self.master_down_at, self.preempt_at, self.garp_at, self.garp_refresh_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Applies one event at time `now`.
+    pub fn handle(&mut self, now: Duration, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Startup => {
+                if self.state == State::Initialize {
+                    self.start(now, &mut out);
+                }
+            }
+            Event::Shutdown => {
+                if self.state == State::Master {
+                    out.push(Action::SendAdvert { priority: 0 });
+                    out.push(Action::RemoveVips);
+                }
+                self.clear_timers();
+                self.master = None;
+                self.state = State::Initialize;
+            }
+            Event::Tick => self.tick(now, &mut out),
+            Event::Advert { src, priority, interval_cs } => self.advert(now, src, priority, interval_cs, &mut out),
+            Event::Priority(p) => {
+                // The owner's 255 is not subject to tracking; others stay in 1..=254.
+                self.priority = if self.cfg.priority == 255 { 255 } else { p.clamp(1, 254) };
+            }
+            Event::Fault(f) => {
+                if f && !self.fault {
+                    self.fault = true;
+                    if self.state == State::Master {
+                        out.push(Action::SendAdvert { priority: 0 });
+                        out.push(Action::RemoveVips);
+                    }
+                    if self.state != State::Initialize {
+                        self.clear_timers();
+                        self.master = None;
+                        self.state = State::Fault;
+                        out.push(Action::Notify(State::Fault));
+                    }
+                } else if !f && self.fault {
+                    self.fault = false;
+                    if self.state == State::Fault {
+                        self.become_backup(now, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn clear_timers(&mut self) {
+        self.adver_at = None;
+        self.master_down_at = None;
+        self.preempt_at = None;
+        self.garp_at = None;
+        self.garp_refresh_at = None;
+    }
+
+    fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.fault {
+            self.state = State::Fault;
+            out.push(Action::Notify(State::Fault));
+        } else if self.priority == 255 || self.cfg.start_as_master {
+            self.become_master(now, out);
+        } else {
+            self.become_backup(now, out);
+        }
+    }
+
+    fn become_master(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.clear_timers();
+        self.state = State::Master;
+        self.master = Some(self.cfg.primary);
+        self.master_adver_interval = self.cfg.advert_interval;
+        out.push(Action::SendAdvert { priority: self.priority });
+        out.push(Action::AddVips);
+        out.push(Action::SendGarp { repeat: self.cfg.garp_master_repeat });
+        out.push(Action::Notify(State::Master));
+        self.adver_at = Some(now + self.cfg.advert_interval);
+        if !self.cfg.garp_master_delay.is_zero() {
+            self.garp_at = Some(now + self.cfg.garp_master_delay);
+        }
+        if !self.cfg.garp_master_refresh.is_zero() {
+            self.garp_refresh_at = Some(now + self.cfg.garp_master_refresh);
+        }
+    }
+
+    fn become_backup(&mut self, now: Duration, out: &mut Vec<Action>) {
+        let was_master = self.state == State::Master;
+        self.clear_timers();
+        self.state = State::Backup;
+        if was_master {
+            out.push(Action::RemoveVips);
+        }
+        out.push(Action::Notify(State::Backup));
+        self.master_down_at = Some(now + self.master_down_interval());
+    }
+
+    fn tick(&mut self, now: Duration, out: &mut Vec<Action>) {
+        match self.state {
+            State::Backup => {
+                let down = self.master_down_at.is_some_and(|t| now >= t);
+                let preempt = self.preempt_at.is_some_and(|t| now >= t);
+                if down || preempt {
+                    self.become_master(now, out);
+                }
+            }
+            State::Master => {
+                if self.adver_at.is_some_and(|t| now >= t) {
+                    out.push(Action::SendAdvert { priority: self.priority });
+                    self.adver_at = Some(now + self.cfg.advert_interval);
+                }
+                if self.garp_at.is_some_and(|t| now >= t) {
+                    out.push(Action::SendGarp { repeat: self.cfg.garp_master_repeat });
+                    self.garp_at = None;
+                }
+                if self.garp_refresh_at.is_some_and(|t| now >= t) {
+                    out.push(Action::SendGarp { repeat: 1 });
+                    self.garp_refresh_at = Some(now + self.cfg.garp_master_refresh);
+                }
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn advert(&mut self, now: Duration, src: IpAddr, priority: u8, interval_cs: u16, out: &mut Vec<Action>) {
+        match self.state {
+            State::Backup => {
+                if priority == 0 {
+                    // The master is leaving: take over after Skew_Time.
+                    self.master_down_at = Some(now + self.skew_time());
+                    self.preempt_at = None;
+                    return;
+                }
+                if !self.cfg.preempt || priority >= self.priority {
+                    self.accept_master(now, src, interval_cs);
+                    self.preempt_at = None;
+                } else if !self.cfg.preempt_delay.is_zero() {
+                    // A lower priority master: tolerate it for preempt_delay, then take over.
+                    self.accept_master(now, src, interval_cs);
+                    if self.preempt_at.is_none() {
+                        self.preempt_at = Some(now + self.cfg.preempt_delay);
+                    }
+                }
+                // Otherwise discard: Master_Down_Timer runs out and we preempt.
+            }
+            State::Master => {
+                if priority == 0 {
+                    // Another master left: assert ourselves at once.
+                    out.push(Action::SendAdvert { priority: self.priority });
+                    self.adver_at = Some(now + self.cfg.advert_interval);
+                } else if priority > self.priority || (priority == self.priority && ip_greater(src, self.cfg.primary)) {
+                    if self.cfg.version == Version::V3 {
+                        self.master_adver_interval = Duration::from_millis(u64::from(interval_cs) * 10);
+                    }
+                    self.master = Some(src);
+                    self.become_backup(now, out);
+                }
+                // Lower priority: discard (our next advert makes it back off).
+            }
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn accept_master(&mut self, now: Duration, src: IpAddr, interval_cs: u16) {
+        if self.cfg.version == Version::V3 && interval_cs > 0 {
+            self.master_adver_interval = Duration::from_millis(u64::from(interval_cs) * 10);
+        }
+        self.master = Some(src);
+        self.master_down_at = Some(now + self.master_down_interval());
+    }
+}
+
+/// Compares addresses as unsigned integers in network order (RFC 5798 6.4.3).
+pub fn ip_greater(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets() > b.octets(),
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets() > b.octets(),
+        _ => false,
+    }
+}
+
+/// keepalived's priority arithmetic over tracked objects: each `(weight, ok)` with a
+/// positive weight adds it while `ok`; a negative weight subtracts it while failing; a zero
+/// weight puts the instance in fault while failing. Returns the effective priority
+/// (1..=254, 255 untouched) and whether the instance is in fault.
+pub fn effective_priority(base: u8, tracked: &[(i32, bool)]) -> (u8, bool) {
+    let mut p = i32::from(base);
+    let mut fault = false;
+    for &(w, ok) in tracked {
+        match (w, ok) {
+            (0, false) => fault = true,
+            (w, true) if w > 0 => p += w,
+            (w, false) if w < 0 => p += w,
+            _ => {}
+        }
+    }
+    if base == 255 {
+        return (255, fault);
+    }
+    (p.clamp(1, 254) as u8, fault)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ME: &str = "10.0.0.2";
+    const PEER_LOW: &str = "10.0.0.1";
+    const PEER_HIGH: &str = "10.0.0.3";
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn cfg(version: Version, prio: u8) -> FsmConfig {
+        FsmConfig::new(version, prio, Duration::from_secs(1), ip(ME))
+    }
+
+    fn adv(src: &str, priority: u8, interval_cs: u16) -> Event {
+        Event::Advert { src: ip(src), priority, interval_cs }
+    }
+
+    /// Ticks the machine at every deadline up to `until`, collecting actions.
+    fn run_until(f: &mut Fsm, until: Duration) -> Vec<(Duration, Action)> {
+        let mut out = Vec::new();
+        while let Some(d) = f.next_deadline() {
+            if d > until {
+                break;
+            }
+            out.extend(f.handle(d, Event::Tick).into_iter().map(|a| (d, a)));
+        }
+        out
+    }
+
+    fn became_master(actions: &[Action]) -> bool {
+        actions.contains(&Action::AddVips) && actions.contains(&Action::Notify(State::Master))
+    }
+
+    #[test]
+    fn skew_and_master_down_follow_the_rfcs() {
+        let f = Fsm::new(cfg(Version::V2, 100));
+        // v2: (256-100)/256 s = 609.375 ms.
+        assert_eq!(f.skew_time(), Duration::from_nanos(609_375_000));
+        assert_eq!(f.master_down_interval(), Duration::from_nanos(3_609_375_000));
+        let mut c = cfg(Version::V3, 100);
+        c.advert_interval = ms(100);
+        let f = Fsm::new(c);
+        assert_eq!(f.skew_time(), Duration::from_nanos(60_937_500));
+        assert_eq!(f.master_down_interval(), Duration::from_nanos(360_937_500));
+    }
+
+    #[test]
+    fn backup_becomes_master_after_master_down_interval() {
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        assert_eq!(f.handle(ms(0), Event::Startup), vec![Action::Notify(State::Backup)]);
+        assert_eq!(f.state(), State::Backup);
+        assert!(run_until(&mut f, ms(3609)).is_empty());
+        let acts: Vec<Action> = run_until(&mut f, ms(3610)).into_iter().map(|(_, a)| a).collect();
+        assert_eq!(
+            acts,
+            vec![
+                Action::SendAdvert { priority: 100 },
+                Action::AddVips,
+                Action::SendGarp { repeat: 5 },
+                Action::Notify(State::Master)
+            ]
+        );
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(f.master(), Some(ip(ME)));
+    }
+
+    #[test]
+    fn master_advertises_every_interval_and_repeats_garp_after_delay() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        c.garp_master_refresh = Duration::from_secs(4);
+        let mut f = Fsm::new(c);
+        assert!(became_master(&f.handle(ms(0), Event::Startup)));
+        let acts = run_until(&mut f, ms(5000));
+        let adverts: Vec<Duration> =
+            acts.iter().filter(|(_, a)| matches!(a, Action::SendAdvert { .. })).map(|(t, _)| *t).collect();
+        assert_eq!(adverts, (1..=5).map(Duration::from_secs).collect::<Vec<_>>());
+        assert!(acts.contains(&(ms(4000), Action::SendGarp { repeat: 1 })), "refresh at 4 s");
+        assert!(acts.contains(&(ms(5000), Action::SendGarp { repeat: 5 })), "garp_master_delay burst at 5 s");
+    }
+
+    #[test]
+    fn owner_with_priority_255_becomes_master_at_once() {
+        let mut f = Fsm::new(cfg(Version::V3, 255));
+        assert!(became_master(&f.handle(ms(0), Event::Startup)));
+        // Tracking never lowers the owner.
+        f.handle(ms(1), Event::Priority(50));
+        assert_eq!(f.priority(), 255);
+    }
+
+    #[test]
+    fn backup_stays_backup_while_higher_master_advertises() {
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.handle(ms(0), Event::Startup);
+        for t in (0..20).map(Duration::from_secs) {
+            assert!(run_until(&mut f, t).is_empty());
+            assert!(f.handle(t, adv(PEER_LOW, 150, 100)).is_empty());
+        }
+        assert_eq!(f.state(), State::Backup);
+        assert_eq!(f.master(), Some(ip(PEER_LOW)));
+        // Adverts stop at 19 s: master down at 19 s + 3.609 s.
+        assert!(run_until(&mut f, ms(22_609)).is_empty());
+        assert!(became_master(&run_until(&mut f, ms(22_610)).into_iter().map(|(_, a)| a).collect::<Vec<_>>()));
+    }
+
+    #[test]
+    fn priority_zero_makes_backup_take_over_after_skew_time() {
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.handle(ms(0), Event::Startup);
+        f.handle(ms(500), adv(PEER_LOW, 150, 100));
+        f.handle(ms(1000), adv(PEER_LOW, 0, 100));
+        // Skew_Time = 609.375 ms.
+        assert!(run_until(&mut f, ms(1609)).is_empty());
+        let acts: Vec<Action> = run_until(&mut f, ms(1610)).into_iter().map(|(_, a)| a).collect();
+        assert!(became_master(&acts));
+    }
+
+    #[test]
+    fn master_sends_priority_zero_on_shutdown() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        assert_eq!(f.handle(ms(10), Event::Shutdown), vec![Action::SendAdvert { priority: 0 }, Action::RemoveVips]);
+        assert_eq!(f.state(), State::Initialize);
+        assert_eq!(f.next_deadline(), None);
+    }
+
+    #[test]
+    fn master_answers_priority_zero_from_another_master_at_once() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        assert_eq!(f.handle(ms(300), adv(PEER_LOW, 0, 100)), vec![Action::SendAdvert { priority: 100 }]);
+        assert_eq!(f.next_deadline(), Some(ms(1300)));
+    }
+
+    #[test]
+    fn master_yields_to_higher_priority_and_ignores_lower() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        assert!(f.handle(ms(100), adv(PEER_HIGH, 99, 100)).is_empty());
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(f.handle(ms(200), adv(PEER_LOW, 101, 100)), vec![Action::RemoveVips, Action::Notify(State::Backup)]);
+        assert_eq!(f.state(), State::Backup);
+        assert_eq!(f.master(), Some(ip(PEER_LOW)));
+    }
+
+    #[test]
+    fn equal_priority_is_broken_by_the_higher_primary_address() {
+        let mut c = cfg(Version::V3, 100);
+        c.start_as_master = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        // A lower address at equal priority: we stay master.
+        assert!(f.handle(ms(100), adv(PEER_LOW, 100, 100)).is_empty());
+        assert_eq!(f.state(), State::Master);
+        // A higher address at equal priority: we yield.
+        assert!(f.handle(ms(200), adv(PEER_HIGH, 100, 100)).contains(&Action::RemoveVips));
+        assert_eq!(f.state(), State::Backup);
+        assert!(ip_greater(ip("10.0.0.10"), ip("10.0.0.9")));
+        assert!(ip_greater(ip("fe80::2"), ip("fe80::1")));
+    }
+
+    #[test]
+    fn preempt_takes_over_from_lower_priority_master() {
+        let mut f = Fsm::new(cfg(Version::V2, 150));
+        f.handle(ms(0), Event::Startup);
+        // A lower-priority master keeps advertising: discarded, so Master_Down fires.
+        let mut became = None;
+        for i in 0..10u64 {
+            let t = ms(i * 1000);
+            for (at, a) in run_until(&mut f, t) {
+                if a == Action::AddVips && became.is_none() {
+                    became = Some(at);
+                }
+            }
+            f.handle(t, adv(PEER_LOW, 100, 100));
+        }
+        // Master_Down_Interval for 150 = 3 s + 414.0625 ms.
+        assert_eq!(became, Some(Duration::from_nanos(3_414_062_500)));
+    }
+
+    #[test]
+    fn nopreempt_leaves_a_lower_priority_master_alone() {
+        let mut c = cfg(Version::V2, 150);
+        c.preempt = false;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        for i in 0..20u64 {
+            let t = ms(i * 1000);
+            assert!(run_until(&mut f, t).is_empty());
+            f.handle(t, adv(PEER_LOW, 100, 100));
+        }
+        assert_eq!(f.state(), State::Backup);
+    }
+
+    #[test]
+    fn preempt_delay_tolerates_a_lower_master_then_takes_over() {
+        let mut c = cfg(Version::V2, 150);
+        c.preempt_delay = Duration::from_secs(10);
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        let mut became = None;
+        for i in 0..30u64 {
+            let t = ms(i * 1000 + 1);
+            for (at, a) in run_until(&mut f, t) {
+                if a == Action::AddVips && became.is_none() {
+                    became = Some(at);
+                }
+            }
+            if became.is_none() {
+                f.handle(t, adv(PEER_LOW, 100, 100));
+            }
+        }
+        // First lower advert at 1 ms: preemption at 10.001 s, not at Master_Down.
+        assert_eq!(became, Some(ms(10_001)));
+    }
+
+    #[test]
+    fn v3_backup_learns_the_masters_interval() {
+        let mut f = Fsm::new(cfg(Version::V3, 100));
+        f.handle(ms(0), Event::Startup);
+        f.handle(ms(0), adv(PEER_HIGH, 200, 10)); // master advertises every 100 ms
+        assert_eq!(f.master_adver_interval(), ms(100));
+        // Master_Down = 300 ms + (156 * 100 ms / 256) = 360.9375 ms.
+        assert_eq!(f.next_deadline(), Some(Duration::from_nanos(360_937_500)));
+        // v2 does not learn: the interval is ours.
+        let mut g = Fsm::new(cfg(Version::V2, 100));
+        g.handle(ms(0), Event::Startup);
+        g.handle(ms(0), adv(PEER_HIGH, 200, 300));
+        assert_eq!(g.master_adver_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn fault_drops_vips_and_recovery_returns_to_backup() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        assert_eq!(
+            f.handle(ms(100), Event::Fault(true)),
+            vec![Action::SendAdvert { priority: 0 }, Action::RemoveVips, Action::Notify(State::Fault)]
+        );
+        assert_eq!(f.state(), State::Fault);
+        assert_eq!(f.next_deadline(), None);
+        assert!(f.handle(ms(200), adv(PEER_LOW, 50, 100)).is_empty(), "fault ignores adverts");
+        assert_eq!(f.handle(ms(300), Event::Fault(false)), vec![Action::Notify(State::Backup)]);
+        assert_eq!(f.state(), State::Backup);
+        // Starting while faulted lands in Fault.
+        let mut g = Fsm::new(cfg(Version::V2, 100));
+        g.handle(ms(0), Event::Fault(true));
+        assert_eq!(g.handle(ms(0), Event::Startup), vec![Action::Notify(State::Fault)]);
+    }
+
+    #[test]
+    fn tracked_priority_drop_lets_the_backup_preempt() {
+        // Master 100 with a script of weight -20; backup 90.
+        let (p, fault) = effective_priority(100, &[(-20, false)]);
+        assert_eq!((p, fault), (80, false));
+        let mut backup = Fsm::new(FsmConfig::new(Version::V2, 90, Duration::from_secs(1), ip(PEER_HIGH)));
+        backup.handle(ms(0), Event::Startup);
+        // Master advertises 80 < 90: discarded, so the backup takes over at Master_Down.
+        let mut became = false;
+        for i in 0..6u64 {
+            became |=
+                became_master(&run_until(&mut backup, ms(i * 1000)).into_iter().map(|(_, a)| a).collect::<Vec<_>>());
+            backup.handle(ms(i * 1000), adv(PEER_LOW, p, 100));
+        }
+        assert!(became);
+        // And the master, at lower effective priority, yields to the backup's adverts.
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut m = Fsm::new(c);
+        m.handle(ms(0), Event::Startup);
+        m.handle(ms(1), Event::Priority(p));
+        assert!(m.handle(ms(2), adv(PEER_HIGH, 90, 100)).contains(&Action::RemoveVips));
+    }
+
+    #[test]
+    fn effective_priority_arithmetic() {
+        assert_eq!(effective_priority(100, &[(10, true), (-5, true)]), (110, false));
+        assert_eq!(effective_priority(100, &[(10, false), (-5, false)]), (95, false));
+        assert_eq!(effective_priority(250, &[(10, true)]), (254, false));
+        assert_eq!(effective_priority(5, &[(-10, false)]), (1, false));
+        assert_eq!(effective_priority(100, &[(0, false)]), (100, true));
+        assert_eq!(effective_priority(255, &[(-50, false)]), (255, false));
+    }
+}

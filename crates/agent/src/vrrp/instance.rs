@@ -1,0 +1,301 @@
+//! One running VRRP instance: the [`Fsm`] driven by a [`VrrpSocket`], tokio's clock and
+//! tracked objects; its actions applied to the [`Dataplane`] and notify scripts.
+
+use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
+use super::io::{IoError, SocketConfig, VrrpSocket};
+use super::packet::{auth_pass, Advert, Received, Version};
+use crate::dataplane::Dataplane;
+use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// What `rvs-agent status` will show for an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstanceStatus {
+    /// Instance name.
+    pub name: String,
+    /// Current state.
+    pub state: State,
+    /// Effective priority.
+    pub priority: u8,
+    /// Current master's address, as last seen.
+    pub master: Option<IpAddr>,
+}
+
+/// A tracked object feeding an instance: its weight and its up/down signal.
+pub struct Tracked {
+    /// Name for the log.
+    pub name: String,
+    /// Weight (0: fault while down). For `weight N reverse`, pass `-N` with an inverted
+    /// signal.
+    pub weight: i32,
+    /// Inverts the signal (keepalived's `reverse`).
+    pub invert: bool,
+    /// Current state, true = up.
+    pub rx: watch::Receiver<bool>,
+}
+
+/// The state machine configuration of a vrrp_instance (`primary` is our source address).
+pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfig {
+    let mut c = FsmConfig::new(i.version, i.priority, Duration::from_secs_f64(i.advert_int), primary);
+    c.preempt = !i.nopreempt;
+    c.preempt_delay = Duration::from_secs_f64(i.preempt_delay);
+    c.start_as_master = i.state == InitialState::Master;
+    if let Some(d) = i.garp_master_delay.or(g.vrrp_garp_master_delay) {
+        c.garp_master_delay = Duration::from_secs(u64::from(d));
+    }
+    if let Some(r) = i.garp_master_repeat.or(g.vrrp_garp_master_repeat) {
+        c.garp_master_repeat = r;
+    }
+    if let Some(r) = i.garp_master_refresh.or(g.vrrp_garp_master_refresh) {
+        c.garp_master_refresh = Duration::from_secs(u64::from(r));
+    }
+    c
+}
+
+/// A running instance.
+pub struct Instance {
+    cfg: VrrpInstance,
+    fsm: Fsm,
+    sock: VrrpSocket,
+    dp: Arc<dyn Dataplane>,
+    epoch: Instant,
+    tracked: Vec<Tracked>,
+    status: watch::Sender<InstanceStatus>,
+}
+
+impl Instance {
+    /// Opens the socket on the instance's interface. Must run inside a tokio runtime.
+    pub fn new(
+        cfg: VrrpInstance,
+        global: &GlobalDefs,
+        dp: Arc<dyn Dataplane>,
+        tracked: Vec<Tracked>,
+    ) -> Result<(Instance, watch::Receiver<InstanceStatus>), IoError> {
+        let sock = VrrpSocket::open(&SocketConfig {
+            interface: cfg.interface.clone(),
+            ipv6: cfg.is_ipv6(),
+            src: cfg.unicast_src_ip,
+            unicast_peers: cfg.unicast_peers.clone(),
+            mcast4: global.vrrp_mcast_group4,
+            mcast6: global.vrrp_mcast_group6,
+        })?;
+        let fsm = Fsm::new(fsm_config(&cfg, global, sock.src()));
+        let (status, rx) = watch::channel(InstanceStatus {
+            name: cfg.name.clone(),
+            state: State::Initialize,
+            priority: cfg.priority,
+            master: None,
+        });
+        Ok((Instance { cfg, fsm, sock, dp, epoch: Instant::now(), tracked, status }, rx))
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Runs until `shutdown` becomes true (or its sender is dropped); then leaves as a
+    /// master should (priority 0 advert, VIPs removed).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let (changed_tx, mut changed_rx) = mpsc::channel::<()>(16);
+        let forwarders: Vec<_> = self
+            .tracked
+            .iter()
+            .map(|t| {
+                let mut rx = t.rx.clone();
+                let tx = changed_tx.clone();
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        if tx.send(()).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(changed_tx);
+        self.retrack();
+        let acts = self.fsm.handle(self.now(), Event::Startup);
+        self.exec(acts).await;
+        loop {
+            let deadline = self.fsm.next_deadline().map(|d| self.epoch + d);
+            tokio::select! {
+                r = shutdown.changed() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                r = self.sock.recv() => match r {
+                    Ok(Ok(rx)) => {
+                        if let Some(ev) = self.accept(&rx) {
+                            let acts = self.fsm.handle(self.now(), ev);
+                            self.exec(acts).await;
+                        }
+                    }
+                    Ok(Err(e)) => tracing::debug!(instance = %self.cfg.name, "dropped packet: {e}"),
+                    Err(e) => {
+                        tracing::warn!(instance = %self.cfg.name, "receive: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    let acts = self.fsm.handle(self.now(), Event::Tick);
+                    self.exec(acts).await;
+                }
+                Some(()) = changed_rx.recv() => {
+                    let acts = self.retrack();
+                    self.exec(acts).await;
+                }
+            }
+        }
+        let acts = self.fsm.handle(self.now(), Event::Shutdown);
+        self.exec(acts).await;
+        for f in forwarders {
+            f.abort();
+        }
+    }
+
+    /// Recomputes priority and fault from the tracked objects.
+    fn retrack(&mut self) -> Vec<Action> {
+        let list: Vec<(i32, bool)> = self.tracked.iter().map(|t| (t.weight, *t.rx.borrow() != t.invert)).collect();
+        let (prio, fault) = effective_priority(self.cfg.priority, &list);
+        let now = self.now();
+        let mut acts = Vec::new();
+        if prio != self.fsm.priority() {
+            tracing::info!(instance = %self.cfg.name, prio, "effective priority changed");
+            acts.extend(self.fsm.handle(now, Event::Priority(prio)));
+        }
+        acts.extend(self.fsm.handle(now, Event::Fault(fault)));
+        acts
+    }
+
+    /// Turns a received advert into an event, or drops it (RFC 3768 / 5798 section 7.1).
+    fn accept(&self, rx: &Received) -> Option<Event> {
+        let a = &rx.advert;
+        if rx.src == self.sock.src() || a.vrid != self.cfg.vrid {
+            return None;
+        }
+        let name = &self.cfg.name;
+        if a.version != self.cfg.version {
+            tracing::debug!(instance = %name, src = %rx.src, "advert of another VRRP version dropped");
+            return None;
+        }
+        if a.version == Version::V2 {
+            let ours = self.cfg.auth_pass.as_deref().map(auth_pass);
+            if a.auth != ours {
+                tracing::warn!(instance = %name, src = %rx.src, "advert with wrong authentication dropped");
+                return None;
+            }
+            if u64::from(a.interval_cs) * 10 != (self.cfg.advert_int * 1000.0).round() as u64 {
+                tracing::warn!(instance = %name, src = %rx.src, interval_cs = a.interval_cs, "advert interval mismatch: dropped");
+                return None;
+            }
+        }
+        if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&rx.src) {
+            tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
+            return None;
+        }
+        Some(Event::Advert { src: rx.src, priority: a.priority, interval_cs: a.interval_cs })
+    }
+
+    fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            interval_cs: (self.cfg.advert_int * 100.0).round() as u16,
+            addresses: self.cfg.virtual_ipaddress.iter().map(|v| v.addr.addr()).collect(),
+            auth: if self.cfg.version == Version::V2 { self.cfg.auth_pass.as_deref().map(auth_pass) } else { None },
+        }
+    }
+
+    async fn exec(&mut self, acts: Vec<Action>) {
+        let name = self.cfg.name.clone();
+        let vips = self.cfg.virtual_ipaddress.iter().chain(&self.cfg.virtual_ipaddress_excluded);
+        let vips: Vec<_> =
+            vips.map(|v| (v.addr, v.dev.clone().unwrap_or_else(|| self.cfg.vip_port().to_string()))).collect();
+        for a in acts {
+            match a {
+                Action::SendAdvert { priority } => {
+                    if let Err(e) = self.sock.send(&self.advert(priority), self.cfg.checksum).await {
+                        tracing::warn!(instance = %name, "send advert: {e}");
+                    }
+                }
+                Action::AddVips => {
+                    for (addr, port) in &vips {
+                        if let Err(e) = self.dp.add_vip(*addr, port) {
+                            tracing::error!(instance = %name, %addr, "add VIP: {e}");
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    for (addr, port) in &vips {
+                        if let Err(e) = self.dp.del_vip(*addr, port) {
+                            tracing::error!(instance = %name, %addr, "remove VIP: {e}");
+                        }
+                    }
+                }
+                Action::SendGarp { repeat } => {
+                    for (addr, port) in &vips {
+                        if let Err(e) = self.dp.send_garp(addr.addr(), port, repeat) {
+                            tracing::warn!(instance = %name, %addr, "gratuitous ARP/NA: {e}");
+                        }
+                    }
+                }
+                Action::Notify(state) => {
+                    tracing::info!(instance = %name, ?state, priority = self.fsm.priority(), "entering state");
+                    self.notify(state);
+                }
+            }
+        }
+        let st =
+            InstanceStatus { name, state: self.fsm.state(), priority: self.fsm.priority(), master: self.fsm.master() };
+        self.status.send_if_modified(|s| {
+            let changed = *s != st;
+            *s = st;
+            changed
+        });
+    }
+
+    fn notify(&self, state: State) {
+        let n = &self.cfg.notify;
+        let specific = match state {
+            State::Master => n.master.clone(),
+            State::Backup => n.backup.clone(),
+            State::Fault => n.fault.clone(),
+            State::Initialize => n.stop.clone(),
+        };
+        let word = match state {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+            State::Fault => "FAULT",
+            State::Initialize => "STOP",
+        };
+        let generic = n.any.as_ref().map(|s| format!("{s} INSTANCE {} {word} {}", self.cfg.name, self.fsm.priority()));
+        for cmd in specific.into_iter().chain(generic) {
+            spawn_script(cmd);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a notify script in the background (`/bin/sh -c`), logging failures.
+pub fn spawn_script(cmd: String) {
+    tokio::spawn(async move {
+        match tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).status().await {
+            Ok(s) if s.success() => {}
+            Ok(s) => tracing::warn!(%cmd, "script exited with {s}"),
+            Err(e) => tracing::warn!(%cmd, "script failed to start: {e}"),
+        }
+    });
+}

@@ -1,0 +1,96 @@
+//! Tracked objects that move an instance's priority or put it in fault: `vrrp_script`
+//! (run every `interval`, `rise` / `fall` hysteresis, `timeout`) and `track_interface`
+//! (the link's operational state).
+
+use crate::keepalived::config::VrrpScript;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Runs a vrrp_script forever, publishing whether it counts as up (it starts up, as in
+/// keepalived without `init_fail`). Ends when every receiver is gone.
+pub async fn run_script(s: VrrpScript, tx: watch::Sender<bool>) {
+    let interval = Duration::from_secs_f64(s.interval.max(0.01));
+    let timeout = s.timeout.map(Duration::from_secs_f64).unwrap_or(interval);
+    let (mut oks, mut fails) = (0u32, 0u32);
+    loop {
+        let ok = crate::check::misc::check(&s.script, timeout).await.is_ok();
+        if ok {
+            oks += 1;
+            fails = 0;
+        } else {
+            fails += 1;
+            oks = 0;
+        }
+        let cur = *tx.borrow();
+        if !cur && oks >= s.rise {
+            tracing::info!(script = %s.name, "vrrp_script now succeeds");
+            let _ = tx.send(true);
+        } else if cur && fails >= s.fall {
+            tracing::warn!(script = %s.name, "vrrp_script now fails");
+            let _ = tx.send(false);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Whether a Linux interface is up and running (`IFF_UP` and `IFF_RUNNING`: link
+/// carrier present). Asked through `getifaddrs` (netlink), so it answers for the calling
+/// thread's network namespace, unlike `/sys`.
+pub fn interface_up(name: &str) -> bool {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return false };
+    let want = InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING;
+    addrs.filter(|a| a.interface_name == name).any(|a| a.flags.contains(want))
+}
+
+/// Polls an interface's state every `period`, publishing changes.
+pub async fn watch_interface(name: String, period: Duration, tx: watch::Sender<bool>) {
+    loop {
+        let up = interface_up(&name);
+        tracing::trace!(interface = %name, up, "tracked interface polled");
+        if up != *tx.borrow() {
+            tracing::info!(interface = %name, up, "tracked interface changed");
+            let _ = tx.send(up);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keepalived::diag::Loc;
+
+    #[tokio::test]
+    async fn script_falls_after_fall_failures_and_rises_after_rise() {
+        let flag = std::env::temp_dir().join(format!("rvs-agent-track-{}", std::process::id()));
+        let s = VrrpScript {
+            name: "chk".into(),
+            script: format!("test -e {}", flag.display()),
+            interval: 0.02,
+            timeout: Some(1.0),
+            weight: -10,
+            weight_reverse: false,
+            rise: 2,
+            fall: 3,
+            loc: Loc { file: "t".into(), line: 1 },
+        };
+        let (tx, mut rx) = watch::channel(true);
+        let task = tokio::spawn(run_script(s, tx));
+        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+        assert!(!*rx.borrow());
+        std::fs::write(&flag, b"").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+        assert!(*rx.borrow());
+        std::fs::remove_file(&flag).unwrap();
+        task.abort();
+        assert!(interface_up("lo"));
+        assert!(!interface_up("no-such-if0"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The agent library end to end inside a private network namespace (entered by the test
+//! thread only), against the in-memory dataplane:
+//! * two agents in one VRRPv3 group over unicast on loopback: election, priority 0 on
+//!   shutdown (takeover after Skew_Time), preemption when the higher one returns;
+//! * a real server whose HTTP server stops gets weight 0 within delay_loop x (retry + 1)
+//!   (+ timeouts), and gets its weight back when it returns.
+
+use rvs_agent::dataplane::{FakeDataplane, Proto, ServiceKey};
+use rvs_agent::keepalived::{parse_str, Options};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testnet::NetNs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Runs `f` on a thread that has entered `ns`, on a current-thread runtime.
+fn in_netns<F: std::future::Future<Output = ()>>(ns: &NetNs, f: impl FnOnce() -> F + Send + 'static) {
+    let path = format!("/var/run/netns/{}", ns.name());
+    let h = std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(f());
+    });
+    if let Err(e) = h.join() {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn root() -> bool {
+    // CI runs as root; a skipped test would hide a regression, so it fails instead.
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root (network namespaces)");
+    true
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    t.elapsed()
+}
+
+fn node_conf(src: &str, peer: &str, prio: u8) -> String {
+    format!(
+        "vrrp_instance VI {{\n interface lo\n version 3\n virtual_router_id 42\n priority {prio}\n advert_int 0.1\n\
+         unicast_src_ip {src}\n unicast_peer {{\n  {peer}\n }}\n virtual_ipaddress {{\n  192.0.2.42/32\n }}\n}}\n"
+    )
+}
+
+struct Node {
+    dp: Arc<FakeDataplane>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(conf: &str) -> Node {
+    let l = parse_str(conf, "node.conf", Options::default());
+    assert!(!l.has_errors(), "{:?}", l.diagnostics);
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, rx) = watch::channel(false);
+    let d = dp.clone();
+    let task = tokio::spawn(async move {
+        rvs_agent::agent::run(l.config, d, rx, |_| {}).await.unwrap();
+    });
+    Node { dp, stop, task }
+}
+
+fn has_vip(n: &Node) -> bool {
+    !n.dp.vips().is_empty()
+}
+
+#[test]
+fn unicast_v3_election_priority_zero_and_preemption() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvag");
+    in_netns(&ns, || async {
+        let a_conf = node_conf("127.0.0.1", "127.0.0.2", 200);
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 100));
+        let a = start(&a_conf);
+        // Both start as backup; the higher one wins within Master_Down_Interval (~0.33 s).
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(has_vip(&a) && !has_vip(&b), "exactly one master");
+        // A leaves cleanly: priority 0, B takes over after Skew_Time (~0.04 s), well before
+        // Master_Down_Interval.
+        let Node { dp: a_dp, stop, task } = a;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(a_dp.vips().is_empty(), "A removed its VIP on shutdown");
+        let t = wait_for("B to take over", Duration::from_secs(3), || has_vip(&b)).await;
+        assert!(t < Duration::from_millis(300), "took {t:?}: priority 0 should skip Master_Down_Interval");
+        // A returns with the higher priority and preempts.
+        let a = start(&a_conf);
+        wait_for("A to preempt", Duration::from_secs(3), || has_vip(&a)).await;
+        wait_for("B to step down", Duration::from_secs(1), || !has_vip(&b)).await;
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+}
+
+async fn http_server(port: u16) -> tokio::task::JoinHandle<()> {
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut c, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut b = [0u8; 1024];
+                let _ = c.read(&mut b).await;
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\nalive\n").await;
+            });
+        }
+    })
+}
+
+#[test]
+fn stopped_http_server_gets_weight_zero_and_returns() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvhc");
+    in_netns(&ns, || async {
+        let port = 18080;
+        let server = http_server(port).await;
+        let conf = format!(
+            "virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.2\n\
+             real_server 127.0.0.1 {port} {{\n  weight 7\n  inhibit_on_failure\n\
+             HTTP_GET {{\n   url {{\n    path /health\n    status_code 200\n   }}\n\
+             connect_timeout 0.2\n   retry 1\n   delay_before_retry 0.1\n  }}\n }}\n}}\n"
+        );
+        let n = start(&conf);
+        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 };
+        let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
+        wait_for("the service to load", Duration::from_secs(1), || weight(&n) == Some(7)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(weight(&n), Some(7), "a healthy server keeps its weight");
+        server.abort();
+        let _ = server.await;
+        // delay_loop x (retry + 1) = 0.4 s, plus connect timeouts and delay_before_retry.
+        let t = wait_for("weight 0", Duration::from_secs(2), || weight(&n) == Some(0)).await;
+        eprintln!("weight 0 after {t:?}");
+        let server = http_server(port).await;
+        let t = wait_for("weight back", Duration::from_secs(2), || weight(&n) == Some(7)).await;
+        eprintln!("weight restored after {t:?}");
+        server.abort();
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
+    });
+}
+
+#[test]
+fn sync_group_member_fault_holds_the_whole_group() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsg");
+    ns.ip(&["link", "add", "trk0", "type", "veth", "peer", "name", "trk1"]);
+    ns.ip(&["link", "set", "trk1", "up"]);
+    let ns_name = ns.name().to_string();
+    in_netns(&ns, move || async move {
+        let inst = |name: &str, vrid: u8, vip: &str, track: &str| {
+            format!(
+                "vrrp_instance {name} {{\n interface lo\n version 3\n virtual_router_id {vrid}\n priority 100\n\
+                 advert_int 0.1\n unicast_src_ip 127.0.0.1\n unicast_peer {{\n  127.0.0.9\n }}\n{track}\
+                 virtual_ipaddress {{\n  {vip}\n }}\n}}\n"
+            )
+        };
+        let conf = format!(
+            "vrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n}}\n{}{}",
+            inst("A", 11, "192.0.2.11", " track_interface {\n  trk0\n }\n"),
+            inst("B", 12, "192.0.2.12", "")
+        );
+        let n = start(&conf);
+        // trk0 is down: A is in fault, and so is B although nothing of its own failed.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(n.dp.vips().is_empty(), "{:?}", n.dp.vips());
+        testnet::sh(&["ip", "-n", &ns_name, "link", "set", "trk0", "up"]);
+        wait_for("both to become master", Duration::from_secs(3), || n.dp.vips().len() == 2).await;
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
+    });
+}
+
+#[test]
+fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvts");
+    let flag = std::env::temp_dir().join(testnet::unique("rvsflag"));
+    std::fs::write(&flag, b"").unwrap();
+    let flag_s = flag.display().to_string();
+    in_netns(&ns, move || async move {
+        let a_conf = format!(
+            "vrrp_script chk {{\n script \"test -e {flag_s}\"\n interval 0.05\n fall 2\n rise 2\n weight -150\n}}\n{}",
+            node_conf("127.0.0.1", "127.0.0.2", 200)
+                .replace(" virtual_ipaddress", " track_script {\n  chk\n }\n virtual_ipaddress")
+        );
+        let a = start(&a_conf);
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 100));
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        // The script fails: A advertises 50 < 100 and B (preempt) takes over.
+        std::fs::remove_file(&flag_s).unwrap();
+        wait_for("B to preempt", Duration::from_secs(3), || has_vip(&b)).await;
+        wait_for("A to step down", Duration::from_secs(1), || !has_vip(&a)).await;
+        // It recovers: A is back at 200 and preempts B.
+        std::fs::write(&flag_s, b"").unwrap();
+        wait_for("A to preempt back", Duration::from_secs(3), || has_vip(&a) && !has_vip(&b)).await;
+        let _ = std::fs::remove_file(&flag_s);
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+}
