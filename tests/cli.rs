@@ -30,7 +30,9 @@ fn configure_with_cli(t: &Topology) {
         }
         t.cli_ok("rvsip", &args);
     }
-    for (vip, lip, rs) in [(format!("{VIP4}:80"), LIP4, rs4 as fn(usize) -> String), (format!("[{VIP6}]:80"), LIP6, rs6)] {
+    for (vip, lip, rs) in
+        [(format!("{VIP4}:80"), LIP4, rs4 as fn(usize) -> String), (format!("[{VIP6}]:80"), LIP6, rs6)]
+    {
         t.cli_ok("rvsadm", &["-A", "-t", &vip, "-s", "wrr"]);
         t.cli_ok("rvsadm", &["-P", "-t", &vip, "-z", lip, "-F", "dpdk1"]);
         for (i, w) in [(1, "3"), (2, "2"), (3, "1")] {

@@ -64,7 +64,10 @@ fn changes_under_traffic_are_atomic_and_lossless() {
             rs4_in = !rs4_in;
             let addr: IpAddr = rs4(4).parse().unwrap();
             if rs4_in {
-                Request::RealServerAdd { key: vip_key(), rs: RealServerConfig { addr, port: 8080, weight: 1, upper: 0, lower: 0 } }
+                Request::RealServerAdd {
+                    key: vip_key(),
+                    rs: RealServerConfig { addr, port: 8080, weight: 1, upper: 0, lower: 0 },
+                }
             } else {
                 Request::RealServerDel { key: vip_key(), addr, port: 8080 }
             }
@@ -165,7 +168,11 @@ fn socket_refuses_strangers_and_bad_messages() {
         .output()
         .expect("setpriv");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("permission_denied"), "non-root peer refused: {text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("permission_denied"),
+        "non-root peer refused: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The daemon is unaffected: a proper client still works, traffic still flows.
     let mut c = t.ctl();

@@ -49,7 +49,8 @@ fn large_download_is_bit_exact() {
     t.start_rvsd().expect("rvsd starts");
     for vip in [VIP4, VIP6] {
         let host = if vip.contains(':') { format!("[{vip}]") } else { vip.to_string() };
-        let out = t.client_exec(&["sh", "-c", &format!("curl -sS -g --max-time 120 http://{host}/big.bin | sha256sum")]);
+        let out =
+            t.client_exec(&["sh", "-c", &format!("curl -sS -g --max-time 120 http://{host}/big.bin | sha256sum")]);
         assert!(out.status.success(), "download through {vip}: {}", String::from_utf8_lossy(&out.stderr));
         let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
         assert_eq!(got, want, "100 MB through {vip} arrives bit-exact");
@@ -60,7 +61,9 @@ fn large_download_is_bit_exact() {
 fn connections_expire_after_their_timeouts() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
-    for (k, v) in [("established", 3), ("fin_wait", 2), ("time_wait", 2), ("close", 1), ("close_wait", 2), ("last_ack", 2)] {
+    for (k, v) in
+        [("established", 3), ("fin_wait", 2), ("time_wait", 2), ("close", 1), ("close_wait", 2), ("last_ack", 2)]
+    {
         t.config["timeouts"].as_table_mut().expect("[timeouts]").insert(k.into(), toml::Value::Integer(v));
     }
     t.start_rvsd().expect("rvsd starts");

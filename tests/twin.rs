@@ -106,7 +106,10 @@ fn send_vrrp(ns: &testnet::NetNs, dev: &str) {
 }
 
 fn vrrp_frames(frames: &[Vec<u8>]) -> usize {
-    frames.iter().filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[23] == 112 && f[30..34] == [224, 0, 0, 18]).count()
+    frames
+        .iter()
+        .filter(|f| f.len() > 34 && f[12..14] == [8, 0] && f[23] == 112 && f[30..34] == [224, 0, 0, 18])
+        .count()
 }
 
 #[test]
@@ -130,5 +133,3 @@ fn vrrp_adverts_cross_the_twin_both_ways() {
     let inb = cap.finish().expect("frames");
     assert!(vrrp_frames(&inb) >= 5, "adverts arriving at the port reached the twin ({})", vrrp_frames(&inb));
 }
-
-

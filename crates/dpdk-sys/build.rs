@@ -9,12 +9,11 @@ use std::process::Command;
 const EXTRA_LIBS: &[&str] = &["rte_net_bond", "rte_net_ring", "rte_bus_vdev"];
 
 fn pkg_config(arg: &str) -> Vec<String> {
-    let out = Command::new("pkg-config")
-        .args([arg, "libdpdk"])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("dpdk-sys: cannot run pkg-config ({e}); install it: apt-get install pkg-config (or run scripts/setup.sh)")
-        });
+    let out = Command::new("pkg-config").args([arg, "libdpdk"]).output().unwrap_or_else(|e| {
+        panic!(
+            "dpdk-sys: cannot run pkg-config ({e}); install it: apt-get install pkg-config (or run scripts/setup.sh)"
+        )
+    });
     if !out.status.success() {
         panic!(
             "dpdk-sys: pkg-config cannot find libdpdk: {}\n\
@@ -23,11 +22,7 @@ fn pkg_config(arg: &str) -> Vec<String> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    String::from_utf8(out.stdout)
-        .expect("pkg-config output is UTF-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(out.stdout).expect("pkg-config output is UTF-8").split_whitespace().map(str::to_owned).collect()
 }
 
 fn main() {
@@ -62,7 +57,9 @@ fn main() {
         .header("csrc/wrapper.h")
         .clang_args(cflags.iter().filter(|f| !f.starts_with("-march")))
         .clang_arg("-Icsrc")
-        .allowlist_function("rte_eal_.*|rte_lcore_.*|rte_get_.*lcore.*|rte_socket_id|rte_get_tsc_hz|rte_strerror|rte_exit")
+        .allowlist_function(
+            "rte_eal_.*|rte_lcore_.*|rte_get_.*lcore.*|rte_socket_id|rte_get_tsc_hz|rte_strerror|rte_exit",
+        )
         .allowlist_function("rte_mempool_.*|rte_pktmbuf_.*|rte_mbuf_.*")
         .allowlist_function("rte_eth_.*|rte_flow_.*|rte_ring_create|rte_ring_free|rte_ring_lookup")
         .allowlist_function("rte_pdump_.*|rte_pcapng_.*|rte_vdev_.*|rte_dev_.*")
@@ -91,7 +88,5 @@ fn main() {
         .expect("dpdk-sys: bindgen failed over the DPDK headers (is libclang-dev installed?)");
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR set by cargo"));
-    bindings
-        .write_to_file(out.join("bindings.rs"))
-        .expect("dpdk-sys: cannot write bindings.rs");
+    bindings.write_to_file(out.join("bindings.rs")).expect("dpdk-sys: cannot write bindings.rs");
 }

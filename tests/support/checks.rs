@@ -18,7 +18,12 @@ pub fn assert_weighted(counts: &[usize], weights: &[usize]) {
     for (i, (&c, &w)) in counts.iter().zip(weights).enumerate() {
         let want = total as f64 * w as f64 / wsum as f64;
         let err = (c as f64 - want).abs() / want;
-        assert!(err <= 0.10, "rs{} got {c} of {total}, weight share {want:.1} ({:.1}% off): {counts:?}", i + 1, err * 100.0);
+        assert!(
+            err <= 0.10,
+            "rs{} got {c} of {total}, weight share {want:.1} ({:.1}% off): {counts:?}",
+            i + 1,
+            err * 100.0
+        );
     }
 }
 

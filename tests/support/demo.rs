@@ -11,8 +11,13 @@ fn main() -> Result<()> {
     let _g = serial();
     println!("== building the topology: client ns, rvsd ns (dpdk0, dpdk1 on af_packet), switch ns, 3 real-server ns");
     let mut t = Topology::build(Spec::default()).context("build topology")?;
-    println!("   namespaces: {} (client), {} (rvsd), {} (switch), {}", t.client.name(), t.lb.name(), t.sw.name(),
-        t.rs.iter().map(|n| n.name().to_string()).collect::<Vec<_>>().join(" "));
+    println!(
+        "   namespaces: {} (client), {} (rvsd), {} (switch), {}",
+        t.client.name(),
+        t.lb.name(),
+        t.sw.name(),
+        t.rs.iter().map(|n| n.name().to_string()).collect::<Vec<_>>().join(" ")
+    );
     println!("== starting rvsd -c {}", t.config_path.display());
     t.start_rvsd().context("start rvsd")?;
     println!("   ping {VIP4}: {}", if t.ping(VIP4, 3) { "answered by rvsd" } else { "NO ANSWER" });
@@ -44,14 +49,23 @@ fn main() -> Result<()> {
     let net = &stats["net"];
     println!("== rvsd counters (SIGUSR1; rvsadm arrives with the control socket)");
     println!("   live connections: {} (workers: {})", stats["conns"], stats["workers"].as_array().map_or(0, Vec::len));
-    println!("   connections made: {}   packets in/out: {}/{}   bytes in/out: {}/{}",
-        tot["conns"], tot["pkts_in"], tot["pkts_out"], tot["bytes_in"], tot["bytes_out"]);
-    println!("   frames received: {}   sent: {}   ARP replies: {}   ND adverts: {}   echo replies: {}",
-        net["rx_packets"], net["tx_packets"], net["arp_replies"], net["nd_adverts"], net["echo_replies"]);
+    println!(
+        "   connections made: {}   packets in/out: {}/{}   bytes in/out: {}/{}",
+        tot["conns"], tot["pkts_in"], tot["pkts_out"], tot["bytes_in"], tot["bytes_out"]
+    );
+    println!(
+        "   frames received: {}   sent: {}   ARP replies: {}   ND adverts: {}   echo replies: {}",
+        net["rx_packets"], net["tx_packets"], net["arp_replies"], net["nd_adverts"], net["echo_replies"]
+    );
     println!("   drops by reason: {}", stats["drops"]);
     if let Some(w) = stats["workers"].as_array().and_then(|w| w.first()) {
-        println!("   per real server (id: connections): {}",
-            w["core"]["real_servers"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v["conns"])).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+        println!(
+            "   per real server (id: connections): {}",
+            w["core"]["real_servers"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v["conns"])).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        );
     }
     let log = t.stop_rvsd()?;
     println!("== rvsd stopped; its last lines:");

@@ -113,11 +113,27 @@ pub struct Topology {
 }
 
 fn offloads_off(ns: &NetNs, dev: &str) {
-    let _ = ns.exec(&["ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", "lro", "off"]);
+    let _ = ns.exec(&[
+        "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", "lro", "off",
+    ]);
 }
 
 fn veth(a_ns: &NetNs, a: &str, b_ns: &NetNs, b: &str) {
-    testnet::sh(&["ip", "link", "add", a, "netns", a_ns.name(), "type", "veth", "peer", "name", b, "netns", b_ns.name()]);
+    testnet::sh(&[
+        "ip",
+        "link",
+        "add",
+        a,
+        "netns",
+        a_ns.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b,
+        "netns",
+        b_ns.name(),
+    ]);
     offloads_off(a_ns, a);
     offloads_off(b_ns, b);
 }
@@ -275,7 +291,11 @@ impl Topology {
             child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
         }
         let out = child.wait_with_output().expect("wait");
-        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.success(),
+        )
     }
 
     /// Runs a CLI command that must succeed; returns its output.
@@ -326,7 +346,9 @@ impl Topology {
             if !self.rvsd.as_mut().is_some_and(ChildGuard::running) {
                 bail!("rvsd exited during start-up:\n{}", self.rvsd_log());
             }
-            if self.rvsd_log().contains("rvsd: forwarding") && (if vip_answers { self.ping(VIP4, 1) } else { self.socket().exists() }) {
+            if self.rvsd_log().contains("rvsd: forwarding")
+                && (if vip_answers { self.ping(VIP4, 1) } else { self.socket().exists() })
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

@@ -18,7 +18,13 @@ pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>> {
         0xd4c3b2a1 | 0x4d3cb2a1 => false,
         _ => bail!("{}: bad pcap magic {magic:#x}", path.display()),
     };
-    let u32_at = |b: &[u8]| if le { u32::from_le_bytes([b[0], b[1], b[2], b[3]]) } else { u32::from_be_bytes([b[0], b[1], b[2], b[3]]) };
+    let u32_at = |b: &[u8]| {
+        if le {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        }
+    };
     let linktype = u32_at(&data[20..24]);
     if linktype != 1 {
         bail!("{}: link type {linktype}, expected Ethernet", path.display());

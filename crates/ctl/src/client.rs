@@ -39,7 +39,10 @@ impl Client {
             Err(e) => return Err(CtlError::BadReply(e.to_string())),
         };
         if msg.v != PROTOCOL_VERSION {
-            return Err(CtlError::BadReply(format!("protocol version {} (this client speaks {PROTOCOL_VERSION})", msg.v)));
+            return Err(CtlError::BadReply(format!(
+                "protocol version {} (this client speaks {PROTOCOL_VERSION})",
+                msg.v
+            )));
         }
         match msg.resp {
             Response::Error { code, message } => Err(CtlError::Remote { code, message }),

@@ -145,7 +145,8 @@ impl TxBuffer {
         let n = self.burst.len();
         // SAFETY: the pointer array holds `n` valid owned mbufs; tx_burst takes ownership
         // of the first `sent` of them. The queue is this buffer's alone.
-        let sent = unsafe { dpdk_sys::rvs_eth_tx_burst(self.port, self.queue, self.burst.raw_ptr(), n as u16) } as usize;
+        let sent =
+            unsafe { dpdk_sys::rvs_eth_tx_burst(self.port, self.queue, self.burst.raw_ptr(), n as u16) } as usize;
         self.burst.consumed_front(sent);
         self.sent += sent as u64;
         let left = self.burst.len();

@@ -41,9 +41,8 @@ impl Eal {
         S: AsRef<str>,
     {
         let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_owned()).collect();
-        let pci_safe = args.iter().any(|a| {
-            a == "--no-pci" || a == "-a" || a.starts_with("-a") || a.starts_with("--allow")
-        });
+        let pci_safe =
+            args.iter().any(|a| a == "--no-pci" || a == "-a" || a.starts_with("-a") || a.starts_with("--allow"));
         if !pci_safe {
             return Err(Error::invalid(
                 "rte_eal_init",

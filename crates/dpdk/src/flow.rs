@@ -182,7 +182,8 @@ impl Flow {
         let enc = Encoded::new(attr, pattern, actions);
         let mut e = dpdk_sys::rte_flow_error::default();
         // SAFETY: every pointer in `enc` points into boxes it owns, alive for the call.
-        let rc = unsafe { dpdk_sys::rte_flow_validate(port, &enc.attr, enc.items.as_ptr(), enc.actions.as_ptr(), &mut e) };
+        let rc =
+            unsafe { dpdk_sys::rte_flow_validate(port, &enc.attr, enc.items.as_ptr(), enc.actions.as_ptr(), &mut e) };
         if rc < 0 {
             return Err(flow_error(format!("rte_flow_validate(port {port})"), rc, &e));
         }
@@ -255,7 +256,12 @@ mod tests {
         let dst: Ipv6Addr = "2001:db8::10".parse().unwrap();
         let enc = Encoded::new(
             &FlowAttr { group: 0, priority: 1 },
-            &[FlowItem::Eth, FlowItem::Ipv6Dst(dst), FlowItem::UdpDst { port: 0x15, mask: 0x0f }, FlowItem::Fuzzy { thresh: 1 }],
+            &[
+                FlowItem::Eth,
+                FlowItem::Ipv6Dst(dst),
+                FlowItem::UdpDst { port: 0x15, mask: 0x0f },
+                FlowItem::Fuzzy { thresh: 1 },
+            ],
             &[FlowAction::Queue(1)],
         );
         assert_eq!(enc.attr.priority, 1);

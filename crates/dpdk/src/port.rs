@@ -37,7 +37,15 @@ pub struct PortConfig {
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 1024, tx_desc: 1024, rss_hf: RSS_IP | RSS_TCP | RSS_UDP, mtu: None, promiscuous: false }
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            rss_hf: RSS_IP | RSS_TCP | RSS_UDP,
+            mtu: None,
+            promiscuous: false,
+        }
     }
 }
 
@@ -134,7 +142,8 @@ impl RxQueue {
         }
         // SAFETY: the pointer array has `room` empty (null) slots from `len`; the driver
         // writes at most `room` owned mbuf pointers there. This queue is polled only here.
-        let n = unsafe { dpdk_sys::rvs_eth_rx_burst(self.port, self.queue, burst.raw_ptr().add(len), room as u16) } as usize;
+        let n = unsafe { dpdk_sys::rvs_eth_rx_burst(self.port, self.queue, burst.raw_ptr().add(len), room as u16) }
+            as usize;
         burst.len += n;
         n
     }
@@ -198,7 +207,9 @@ impl Port {
         let txp: Vec<*mut dpdk_sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
         // SAFETY: valid name and arrays of valid rings; the rings outlive the port
         // because the port keeps an Arc to each.
-        let rc = unsafe { dpdk_sys::rte_eth_from_rings(n.as_ptr(), rxp.as_ptr(), rxp.len() as u32, txp.as_ptr(), txp.len() as u32, 0) };
+        let rc = unsafe {
+            dpdk_sys::rte_eth_from_rings(n.as_ptr(), rxp.as_ptr(), rxp.len() as u32, txp.as_ptr(), txp.len() as u32, 0)
+        };
         let id = check(|| op, rc)? as u16;
         let mut p = Port::owned(id);
         p.vdev = Some(n);
@@ -350,7 +361,8 @@ impl Port {
         if rc == -libc::ENOTSUP {
             return Ok(());
         }
-        check(|| format!("rte_eth_promiscuous_{}(port {})", if on { "enable" } else { "disable" }, self.id), rc).map(drop)
+        check(|| format!("rte_eth_promiscuous_{}(port {})", if on { "enable" } else { "disable" }, self.id), rc)
+            .map(drop)
     }
 
     /// Whether promiscuous reception is on.
@@ -425,7 +437,8 @@ impl Port {
         let mut names = vec![dpdk_sys::rte_eth_xstat_name { name: [0; 64] }; n];
         let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n];
         // SAFETY: arrays of n entries each.
-        let got = check(op, unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) })? as usize;
+        let got =
+            check(op, unsafe { dpdk_sys::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), n as u32) })? as usize;
         // SAFETY: as above.
         let got2 = check(op, unsafe { dpdk_sys::rte_eth_xstats_get(self.id, vals.as_mut_ptr(), n as u32) })? as usize;
         let m = got.min(got2).min(n);

@@ -58,7 +58,12 @@ impl MbufRing {
         // SAFETY: valid C string and plain arguments.
         let p = unsafe { dpdk_sys::rte_ring_create(c.as_ptr(), count, -1, flags) };
         let raw = NonNull::new(p).ok_or_else(|| Error::from_errno(op()))?;
-        Ok(Arc::new(MbufRing { raw, sync, producer_taken: AtomicBool::new(false), consumer_taken: AtomicBool::new(false) }))
+        Ok(Arc::new(MbufRing {
+            raw,
+            sync,
+            producer_taken: AtomicBool::new(false),
+            consumer_taken: AtomicBool::new(false),
+        }))
     }
 
     /// The producer handle; `None` if this single-producer ring's was taken already.
@@ -105,7 +110,9 @@ impl RingProducer {
         }
         // SAFETY: `n` valid owned mbuf pointers; the ring takes ownership of the first
         // `sent`. This handle is the ring's only producer (or the ring is multi-producer).
-        let sent = unsafe { dpdk_sys::rvs_ring_enqueue_burst(self.ring.as_ptr(), burst.raw_ptr() as *const *mut _, n as u32) } as usize;
+        let sent =
+            unsafe { dpdk_sys::rvs_ring_enqueue_burst(self.ring.as_ptr(), burst.raw_ptr() as *const *mut _, n as u32) }
+                as usize;
         burst.consumed_front(sent);
         sent
     }
@@ -122,7 +129,9 @@ impl RingConsumer {
         }
         // SAFETY: `room` empty slots from `len`; the ring hands us ownership of what it
         // writes there. This handle is the ring's only consumer (or the ring is multi-consumer).
-        let n = unsafe { dpdk_sys::rvs_ring_dequeue_burst(self.ring.as_ptr(), burst.raw_ptr().add(len) as *mut *mut _, room as u32) } as usize;
+        let n = unsafe {
+            dpdk_sys::rvs_ring_dequeue_burst(self.ring.as_ptr(), burst.raw_ptr().add(len) as *mut *mut _, room as u32)
+        } as usize;
         burst.len += n;
         n
     }
@@ -136,7 +145,9 @@ impl Drop for MbufRing {
         loop {
             // SAFETY: the ring is valid and unused by anyone else; we take ownership of
             // what it hands out and free it.
-            let n = unsafe { dpdk_sys::rvs_ring_dequeue_burst(self.raw.as_ptr(), b.raw_ptr() as *mut *mut _, BURST_SIZE as u32) } as usize;
+            let n = unsafe {
+                dpdk_sys::rvs_ring_dequeue_burst(self.raw.as_ptr(), b.raw_ptr() as *mut *mut _, BURST_SIZE as u32)
+            } as usize;
             if n == 0 {
                 break;
             }

@@ -7,7 +7,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dpdk::{Bond, BondMode, Burst, Eal, Flow, FlowAction, FlowAttr, FlowItem, MbufRing, Mbuf, Mempool, Port, PortConfig, RingSync, RxQueue, TxBuffer};
+use dpdk::{
+    Bond, BondMode, Burst, Eal, Flow, FlowAction, FlowAttr, FlowItem, Mbuf, MbufRing, Mempool, Port, PortConfig,
+    RingSync, RxQueue, TxBuffer,
+};
 use testnet::{mac_to_string, sh, sh_ok, NetNs, Veth};
 
 /// Fields drop in order: the pool before the EAL is cleaned up.
@@ -132,7 +135,10 @@ fn mbuf_operations(ctx: &Ctx) {
     assert_eq!(m.tailroom(), 2176 - 128 - 100);
     m.prepend(14).expect("prepend").copy_from_slice(&[0xee; 14]);
     assert_eq!(m.headroom(), 114);
-    assert_eq!(&m.data()[..15], &[0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0][..]);
+    assert_eq!(
+        &m.data()[..15],
+        &[0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0][..]
+    );
     assert!(m.adj(14));
     assert_eq!(m.data()[0], 0);
     assert!(m.trim(10));
@@ -286,8 +292,10 @@ fn flow_rules_refused_cleanly_without_support(ctx: &Ctx) {
     let mut p = Port::from_rings("net_ring_flow", &[Arc::clone(&r)], &[Arc::clone(&r)]).expect("port");
     let _q = p.configure(&PortConfig::default(), &ctx.pool).expect("configure");
     p.start().expect("start");
-    let pattern = [FlowItem::Eth, FlowItem::Ipv4Dst(Ipv4Addr::new(192, 0, 2, 1)), FlowItem::TcpDst { port: 1, mask: 1 }];
-    let e = Flow::validate(p.id(), &FlowAttr::default(), &pattern, &[FlowAction::Queue(0)]).expect_err("net_ring has no flow API");
+    let pattern =
+        [FlowItem::Eth, FlowItem::Ipv4Dst(Ipv4Addr::new(192, 0, 2, 1)), FlowItem::TcpDst { port: 1, mask: 1 }];
+    let e = Flow::validate(p.id(), &FlowAttr::default(), &pattern, &[FlowAction::Queue(0)])
+        .expect_err("net_ring has no flow API");
     assert!(e.errno > 0 && !e.msg.is_empty(), "{e}");
     assert!(Flow::create(p.id(), &FlowAttr::default(), &pattern, &[FlowAction::Queue(0)]).is_err());
     assert!(p.link().expect("link").up);
@@ -345,7 +353,15 @@ fn is_echo_reply(f: &[u8], from: Ipv4Addr, to: Ipv4Addr, id: u16, seq: u16) -> b
 /// Sends echo requests from the port to a kernel address until a valid reply comes back
 /// through the port (the kernel's neighbour entry for us is static).
 #[allow(clippy::too_many_arguments)]
-fn ping_kernel(pool: &Mempool, tx: &mut TxBuffer, rx: &mut RxQueue, our_mac: [u8; 6], their_mac: [u8; 6], ours: Ipv4Addr, theirs: Ipv4Addr) {
+fn ping_kernel(
+    pool: &Mempool,
+    tx: &mut TxBuffer,
+    rx: &mut RxQueue,
+    our_mac: [u8; 6],
+    their_mac: [u8; 6],
+    ours: Ipv4Addr,
+    theirs: Ipv4Addr,
+) {
     let mut b = Burst::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seq = 0u16;
@@ -372,7 +388,8 @@ fn af_packet_veth_exchanges_with_kernel(ctx: &Ctx) {
     veth.move_peer(&ns);
     let (ours, theirs) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
     ns.ip(&["addr", "add", "198.18.0.2/24", "dev", &veth.peer]);
-    let mut p = Port::create_vdev("net_af_packet_t0", &format!("iface={},qpairs=1", veth.host)).expect("af_packet port");
+    let mut p =
+        Port::create_vdev("net_af_packet_t0", &format!("iface={},qpairs=1", veth.host)).expect("af_packet port");
     let our_mac = p.mac().expect("mac");
     assert_eq!(our_mac, veth.host_mac(), "af_packet port takes the interface's MAC");
     ns.ip(&["neigh", "replace", "198.18.0.1", "lladdr", &mac_to_string(&our_mac), "dev", &veth.peer]);
@@ -400,7 +417,15 @@ fn tap_interface_appears_and_exchanges(ctx: &Ctx) {
     ns.ip(&["link", "set", &iface, "up"]);
     ns.ip(&["addr", "add", "198.19.0.2/24", "dev", &iface]);
     ns.ip(&["neigh", "replace", "198.19.0.1", "lladdr", &mac_to_string(&our_mac), "dev", &iface]);
-    ping_kernel(&ctx.pool, &mut tx[0], &mut rx[0], our_mac, ns.mac(&iface), Ipv4Addr::new(198, 19, 0, 1), Ipv4Addr::new(198, 19, 0, 2));
+    ping_kernel(
+        &ctx.pool,
+        &mut tx[0],
+        &mut rx[0],
+        our_mac,
+        ns.mac(&iface),
+        Ipv4Addr::new(198, 19, 0, 1),
+        Ipv4Addr::new(198, 19, 0, 2),
+    );
     drop(tx);
     drop(p);
     assert!(!ns.exec(&["ip", "link", "show", &iface]).status.success(), "the tap interface goes with the port");
@@ -439,7 +464,15 @@ fn bond_active_backup_of_two_af_packet(ctx: &Ctx) {
     let bond_mac = bond.mac().expect("mac");
     assert_eq!(bond_mac, s0.mac().expect("mac"), "active-backup bond takes the primary's MAC");
     ns.ip(&["neigh", "replace", "198.20.0.1", "lladdr", &mac_to_string(&bond_mac), "dev", br]);
-    ping_kernel(&ctx.pool, &mut tx[0], &mut rx[0], bond_mac, ns.mac(br), Ipv4Addr::new(198, 20, 0, 1), Ipv4Addr::new(198, 20, 0, 2));
+    ping_kernel(
+        &ctx.pool,
+        &mut tx[0],
+        &mut rx[0],
+        bond_mac,
+        ns.mac(br),
+        Ipv4Addr::new(198, 20, 0, 1),
+        Ipv4Addr::new(198, 20, 0, 2),
+    );
     assert!(s0.stats().expect("stats").opackets >= 1, "the primary carried the traffic");
     assert_eq!(s1.stats().expect("stats").opackets, 0, "the backup stayed silent");
     drop(tx);

@@ -341,7 +341,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError { file: file.clone(), key: "-".into(), problem: format!("cannot read: {e}") }])
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                key: "-".into(),
+                problem: format!("cannot read: {e}"),
+            }])
         })?;
         Config::parse(&file, &text)
     }
@@ -403,7 +407,8 @@ impl Config {
 
         // EAL: arguments rvsd derives must not be given by hand.
         for (i, arg) in self.eal.args.iter().enumerate() {
-            let derived = ["-l", "--lcores", "--vdev", "-a", "--allow", "-b", "--block", "--file-prefix", "--main-lcore"];
+            let derived =
+                ["-l", "--lcores", "--vdev", "-a", "--allow", "-b", "--block", "--file-prefix", "--main-lcore"];
             if derived.iter().any(|d| arg == d || arg.starts_with(&format!("{d}="))) {
                 err(
                     format!("eal.args[{i}]"),
@@ -432,7 +437,10 @@ impl Config {
             err("mempool.mbufs".into(), format!("{} is too few; at least 1023", self.mempool.mbufs));
         }
         if self.mempool.data_room < 1024 + 128 {
-            err("mempool.data_room".into(), format!("{} bytes cannot hold a frame after the 128-byte headroom", self.mempool.data_room));
+            err(
+                "mempool.data_room".into(),
+                format!("{} bytes cannot hold a frame after the 128-byte headroom", self.mempool.data_room),
+            );
         }
         // Ports.
         if self.ports.is_empty() {
@@ -441,8 +449,14 @@ impl Config {
         let mut names = HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = format!("port[{i}]");
-            if p.name.is_empty() || p.name.len() > 11 || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                err(format!("{k}.name"), format!("{:?}: 1-11 letters, digits, '-' or '_' (the kernel twin adds \".kni\")", p.name));
+            if p.name.is_empty()
+                || p.name.len() > 11
+                || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                err(
+                    format!("{k}.name"),
+                    format!("{:?}: 1-11 letters, digits, '-' or '_' (the kernel twin adds \".kni\")", p.name),
+                );
             }
             if !names.insert(p.name.as_str()) {
                 err(format!("{k}.name"), format!("port name {:?} is used twice", p.name));
@@ -450,9 +464,10 @@ impl Config {
             match (&p.vdev, &p.pci) {
                 (Some(_), Some(_)) => err(k.clone(), "give either vdev or pci, not both".into()),
                 (None, None) => err(k.clone(), "give a vdev string or a pci address".into()),
-                (Some(v), None) if !v.starts_with("net_") => {
-                    err(format!("{k}.vdev"), format!("{v:?} is not a network vdev (net_af_packet0,iface=..., net_tap0, ...)"))
-                }
+                (Some(v), None) if !v.starts_with("net_") => err(
+                    format!("{k}.vdev"),
+                    format!("{v:?} is not a network vdev (net_af_packet0,iface=..., net_tap0, ...)"),
+                ),
                 (None, Some(pci)) if !is_pci_addr(pci) => {
                     err(format!("{k}.pci"), format!("{pci:?} is not a PCI address like 0000:01:00.0"))
                 }
@@ -470,7 +485,10 @@ impl Config {
             err("conn.pool_size".into(), "must be at least 1".into());
         }
         if self.conn.lport_min == 0 || self.conn.lport_min > self.conn.lport_max {
-            err("conn.lport_min".into(), format!("range {}..={} is empty or starts at 0", self.conn.lport_min, self.conn.lport_max));
+            err(
+                "conn.lport_min".into(),
+                format!("range {}..={} is empty or starts at 0", self.conn.lport_min, self.conn.lport_max),
+            );
         }
         // Addresses.
         let mut owned: HashMap<IpAddr, &AddrConf> = HashMap::new();
@@ -490,7 +508,10 @@ impl Config {
                 err(format!("{k}.dev"), format!("no port named {:?}", r.dev));
             }
             if r.prefix != r.prefix.trunc() {
-                err(format!("{k}.prefix"), format!("{} has host bits set; did you mean {}?", r.prefix, r.prefix.trunc()));
+                err(
+                    format!("{k}.prefix"),
+                    format!("{} has host bits set; did you mean {}?", r.prefix, r.prefix.trunc()),
+                );
             }
             if let Some(via) = r.via {
                 if via.is_ipv4() != r.prefix.addr().is_ipv4() {
@@ -666,16 +687,24 @@ port = 80
             ("weight of the wrong type", "", "line 23 (weight = \"x\"): invalid type"),
             ("vip not owned", r#"vip = "192.0.2.1""#, "service[0].vip"),
             ("laddr without sapool", "sapool = true", "service[0].laddrs[0]"),
-            ("unknown port", r#"dev = "dpdk0"
-addr = "192.0.2.1/24""#, "addr[0].dev"),
+            (
+                "unknown port",
+                r#"dev = "dpdk0"
+addr = "192.0.2.1/24""#,
+                "addr[0].dev",
+            ),
         ];
         let edits = [
             format!("{MINIMAL}weight = \"x\"\n"),
             MINIMAL.replace(r#"vip = "192.0.2.1""#, r#"vip = "192.0.2.99""#),
             MINIMAL.replace("sapool = true", "sapool = false"),
-            MINIMAL.replacen(r#"dev = "dpdk0"
-addr = "192.0.2.1/24""#, r#"dev = "dpdk7"
-addr = "192.0.2.1/24""#, 1),
+            MINIMAL.replacen(
+                r#"dev = "dpdk0"
+addr = "192.0.2.1/24""#,
+                r#"dev = "dpdk7"
+addr = "192.0.2.1/24""#,
+                1,
+            ),
         ];
         for ((what, _, key), text) in cases.iter().zip(edits.iter()) {
             let p = problems(text);

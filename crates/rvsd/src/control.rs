@@ -319,7 +319,10 @@ impl Control {
                 let i = next.service(&key)?;
                 let s = &mut next.services[i].service;
                 if s.real_servers.iter().any(|r| r.addr == rs.addr && r.port == rs.port) {
-                    return Err(Refused::new(ErrorCode::Exists, format!("service {key}: real server {} exists", sockaddr(rs.addr, rs.port))));
+                    return Err(Refused::new(
+                        ErrorCode::Exists,
+                        format!("service {key}: real server {} exists", sockaddr(rs.addr, rs.port)),
+                    ));
                 }
                 s.real_servers.push(rs);
                 self.apply(next)
@@ -331,7 +334,12 @@ impl Control {
                     .real_servers
                     .iter_mut()
                     .find(|r| r.addr == addr && r.port == port)
-                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no real server {}", sockaddr(addr, port))))?;
+                    .ok_or_else(|| {
+                        Refused::new(
+                            ErrorCode::NotFound,
+                            format!("service {key}: no real server {}", sockaddr(addr, port)),
+                        )
+                    })?;
                 if let Some(w) = change.weight {
                     rs.weight = w;
                 }
@@ -346,10 +354,9 @@ impl Control {
             Request::RealServerDel { key, addr, port } => {
                 let i = next.service(&key)?;
                 let list = &mut next.services[i].service.real_servers;
-                let j = list
-                    .iter()
-                    .position(|r| r.addr == addr && r.port == port)
-                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no real server {}", sockaddr(addr, port))))?;
+                let j = list.iter().position(|r| r.addr == addr && r.port == port).ok_or_else(|| {
+                    Refused::new(ErrorCode::NotFound, format!("service {key}: no real server {}", sockaddr(addr, port)))
+                })?;
                 list.remove(j);
                 self.apply(next)
             }
@@ -364,10 +371,9 @@ impl Control {
             Request::LaddrDel { key, addr } => {
                 let i = next.service(&key)?;
                 let l = &mut next.services[i].laddrs;
-                let j = l
-                    .iter()
-                    .position(|a| *a == addr)
-                    .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("service {key}: no local address {addr}")))?;
+                let j = l.iter().position(|a| *a == addr).ok_or_else(|| {
+                    Refused::new(ErrorCode::NotFound, format!("service {key}: no local address {addr}"))
+                })?;
                 l.remove(j);
                 self.apply(next)
             }
@@ -429,7 +435,10 @@ impl Control {
             Request::RouteAdd(route) => {
                 next.port(&route.dev)?;
                 if next.routes.iter().any(|r| r.prefix == route.prefix && r.metric == route.metric) {
-                    return Err(Refused::new(ErrorCode::Exists, format!("route {} metric {} exists", route.prefix, route.metric)));
+                    return Err(Refused::new(
+                        ErrorCode::Exists,
+                        format!("route {} metric {} exists", route.prefix, route.metric),
+                    ));
                 }
                 next.routes.push(route);
                 self.apply(next)
@@ -499,14 +508,22 @@ impl Control {
         for spec in &self.state.services {
             let s = &spec.service;
             let built = snap.services.lookup(s.proto, s.vip, s.vport).map(|i| snap.services.service(i));
-            let svc_counters = built.map(|b| sum(&|r| r.core.services.get(b.id.0 as usize).copied())).unwrap_or_default();
+            let svc_counters =
+                built.map(|b| sum(&|r| r.core.services.get(b.id.0 as usize).copied())).unwrap_or_default();
             let dests = s
                 .real_servers
                 .iter()
                 .map(|rs| {
-                    let id = built.and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port)).map(|d| d.id);
+                    let id = built
+                        .and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port))
+                        .map(|d| d.id);
                     let c = id.map(|id| sum(&|r| r.core.real_servers.get(id.0 as usize).copied())).unwrap_or_default();
-                    RealServerView { config: rs.clone(), active: c.active, inactive: c.inactive, stats: stats.then_some(c) }
+                    RealServerView {
+                        config: *rs,
+                        active: c.active,
+                        inactive: c.inactive,
+                        stats: stats.then_some(c),
+                    }
                 })
                 .collect();
             services.push(ServiceView {
@@ -592,7 +609,8 @@ impl Control {
 
     fn link_set(&mut self, dev: &str, change: LinkChange) -> Result<Response, Refused> {
         let i = self.state.port(dev)?;
-        let unsupported = |what: &str, e: dpdk::Error| Refused::new(ErrorCode::Unsupported, format!("{dev}: {what}: {e}"));
+        let unsupported =
+            |what: &str, e: dpdk::Error| Refused::new(ErrorCode::Unsupported, format!("{dev}: {what}: {e}"));
         if let Some(up) = change.up {
             self.ports[i].port.set_link(up).map_err(|e| unsupported(if up { "link up" } else { "link down" }, e))?;
         }
@@ -647,7 +665,8 @@ fn sockaddr(addr: IpAddr, port: u16) -> std::net::SocketAddr {
 
 /// Drops by name, core and network layer merged, non-zero only.
 fn merged_drops(core: &fnat::stats::StatsSnapshot, net: &NetCounters) -> BTreeMap<String, u64> {
-    let mut drops: BTreeMap<String, u64> = core.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect();
+    let mut drops: BTreeMap<String, u64> =
+        core.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.clone(), *v)).collect();
     for (k, v) in net.drop_map() {
         *drops.entry(k.to_string()).or_default() += v;
     }

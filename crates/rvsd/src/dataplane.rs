@@ -42,13 +42,27 @@ fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool)
         TwinKind::Tap => (format!("net_tap_rvs{i}"), format!("iface={ifname},mac={mac}")),
         TwinKind::VirtioUser => {
             if !std::path::Path::new("/dev/vhost-net").exists() {
-                anyhow::bail!("port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"", p.name);
+                anyhow::bail!(
+                    "port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"",
+                    p.name
+                );
             }
-            (format!("virtio_user_rvs{i}"), format!("path=/dev/vhost-net,queues=1,queue_size=1024,iface={ifname},mac={mac}"))
+            (
+                format!("virtio_user_rvs{i}"),
+                format!("path=/dev/vhost-net,queues=1,queue_size=1024,iface={ifname},mac={mac}"),
+            )
         }
     };
     let mut port = Port::create_vdev(&dev, &args).with_context(|| format!("kernel twin {ifname}"))?;
-    let cfg = PortConfig { rx_queues: 1, tx_queues: 1, rx_desc: 512, tx_desc: 512, rss_hf: 0, mtu: Some(p.mtu), promiscuous: false };
+    let cfg = PortConfig {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_desc: 512,
+        tx_desc: 512,
+        rss_hf: 0,
+        mtu: Some(p.mtu),
+        promiscuous: false,
+    };
     let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
     port.start().with_context(|| format!("start twin {ifname}"))?;
     tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
@@ -74,7 +88,8 @@ pub fn run(cfg: Config) -> Result<()> {
     let eal = Eal::init(cfg.eal_args()).context("DPDK EAL initialisation")?;
     let clock = Clock::new();
     let pool = Arc::new(
-        Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1).context("mbuf pool")?,
+        Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1)
+            .context("mbuf pool")?,
     );
     let n = cfg.workers.lcores.len();
     let mut handles_ports = Vec::new();
@@ -118,7 +133,8 @@ pub fn run(cfg: Config) -> Result<()> {
         let port = cfg.port_index(&nb.dev).ok_or_else(|| anyhow!("no port {}", nb.dev))?;
         neighs.insert_static(nb.addr, nb.mac, PortId(port as u16), 0);
     }
-    let first = state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
+    let first =
+        state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
     let shared = Arc::new(Shared::new(first, n));
     let kni_up = MbufRing::new("rvs_kni_up", KNI_RING, RingSync::MpMc)?;
     let kni_down = MbufRing::new("rvs_kni_down", KNI_RING, RingSync::SpSc)?;
@@ -143,7 +159,8 @@ pub fn run(cfg: Config) -> Result<()> {
             kni_down: if i == 0 { kni_down.consumer() } else { None },
         };
         let worker = Worker::new(parts);
-        handles.push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
+        handles
+            .push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
     }
 
     let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();

@@ -46,7 +46,7 @@ impl Access {
             return true;
         }
         match User::from_uid(Uid::from_raw(uid)) {
-            Ok(Some(u)) => g.mem.iter().any(|m| *m == u.name),
+            Ok(Some(u)) => g.mem.contains(&u.name),
             _ => false,
         }
     }
@@ -75,13 +75,16 @@ impl Server {
         let mode = if access.group.is_some() { 0o660 } else { 0o600 };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
         if let Some(g) = &access.group {
-            nix::unistd::chown(path, None, Some(g.gid)).with_context(|| format!("chown {} to {}", path.display(), g.name))?;
+            nix::unistd::chown(path, None, Some(g.gid))
+                .with_context(|| format!("chown {} to {}", path.display(), g.name))?;
         }
         let thread = std::thread::Builder::new().name("rvsd-ctl".into()).spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let (access, jobs) = (access.clone(), jobs.clone());
-                let _ = std::thread::Builder::new().name("rvsd-ctl-client".into()).spawn(move || serve(stream, &access, &jobs));
+                let _ = std::thread::Builder::new()
+                    .name("rvsd-ctl-client".into())
+                    .spawn(move || serve(stream, &access, &jobs));
             }
         })?;
         Ok(Server { path: path.to_path_buf(), _thread: thread })
@@ -105,7 +108,10 @@ fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
         Ok(c) if access.allows(c.uid(), c.gid()) => {}
         Ok(c) => {
             tracing::warn!(uid = c.uid(), pid = c.pid(), "control socket: peer refused");
-            reply(&mut w, Response::error(ErrorCode::PermissionDenied, "permission denied: root or the control group only"));
+            reply(
+                &mut w,
+                Response::error(ErrorCode::PermissionDenied, "permission denied: root or the control group only"),
+            );
             return;
         }
         Err(e) => {
@@ -119,7 +125,13 @@ fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
             Ok(l) => l,
             Err(FrameError::Closed) => return,
             Err(FrameError::TooLarge) => {
-                reply(&mut w, Response::error(ErrorCode::TooLarge, format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES)));
+                reply(
+                    &mut w,
+                    Response::error(
+                        ErrorCode::TooLarge,
+                        format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES),
+                    ),
+                );
                 return;
             }
             Err(e) => {
@@ -132,7 +144,10 @@ fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
         if v.is_some_and(|v| v != u64::from(PROTOCOL_VERSION)) {
             reply(
                 &mut w,
-                Response::error(ErrorCode::VersionMismatch, format!("protocol version {} is not {PROTOCOL_VERSION}", v.unwrap_or(0))),
+                Response::error(
+                    ErrorCode::VersionMismatch,
+                    format!("protocol version {} is not {PROTOCOL_VERSION}", v.unwrap_or(0)),
+                ),
             );
             return;
         }

@@ -108,7 +108,11 @@ pub struct WorkerReport {
 pub fn compact_core<S: serde::Serializer>(c: &StatsSnapshot, s: S) -> Result<S::Ok, S::Error> {
     use std::collections::BTreeMap;
     let nonzero = |v: &[fnat::stats::Counters]| -> BTreeMap<usize, fnat::stats::Counters> {
-        v.iter().enumerate().filter(|(_, c)| c.conns > 0 || c.pkts_in > 0 || c.pkts_out > 0).map(|(i, c)| (i, *c)).collect()
+        v.iter()
+            .enumerate()
+            .filter(|(_, c)| c.conns > 0 || c.pkts_in > 0 || c.pkts_out > 0)
+            .map(|(i, c)| (i, *c))
+            .collect()
     };
     #[derive(Serialize)]
     struct View<'a> {
@@ -171,7 +175,11 @@ impl Shared {
             gen: AtomicU64::new(snapshot.gen),
             snapshot: ArcSwap::from_pointee(snapshot),
             workers: (0..workers)
-                .map(|_| WorkerSlot { seen_gen: AtomicU64::new(0), commands: ArrayQueue::new(64), replies: ArrayQueue::new(64) })
+                .map(|_| WorkerSlot {
+                    seen_gen: AtomicU64::new(0),
+                    commands: ArrayQueue::new(64),
+                    replies: ArrayQueue::new(64),
+                })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
         }

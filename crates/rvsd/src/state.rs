@@ -66,7 +66,11 @@ impl State {
         let port = |dev: &str| cfg.port_index(dev).unwrap_or(usize::MAX);
         State {
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            services: cfg.services.iter().map(|s| ServiceSpec { service: s.to_core(), laddrs: s.laddrs.clone() }).collect(),
+            services: cfg
+                .services
+                .iter()
+                .map(|s| ServiceSpec { service: s.to_core(), laddrs: s.laddrs.clone() })
+                .collect(),
             addrs: cfg.addrs.iter().map(|a| AddrSpec { port: port(&a.dev), net: a.addr, sapool: a.sapool }).collect(),
             routes: cfg
                 .routes
@@ -153,21 +157,33 @@ impl State {
             if addrs.owner(s.service.vip).is_none() {
                 return Err(Refused::new(
                     ErrorCode::Invalid,
-                    format!("service {key}: VIP {} is not an address of any port (rvsip addr add {}/32 dev DEV)", s.service.vip, s.service.vip),
+                    format!(
+                        "service {key}: VIP {} is not an address of any port (rvsip addr add {}/32 dev DEV)",
+                        s.service.vip, s.service.vip
+                    ),
                 ));
             }
             for l in &s.laddrs {
                 match addrs.owner(*l) {
                     None => {
-                        return Err(Refused::new(ErrorCode::Invalid, format!("service {key}: local address {l} is not an address of any port")))
+                        return Err(Refused::new(
+                            ErrorCode::Invalid,
+                            format!("service {key}: local address {l} is not an address of any port"),
+                        ))
                     }
                     Some((_, e)) if !e.flags.sapool => {
-                        return Err(Refused::new(ErrorCode::Invalid, format!("service {key}: local address {l} is not a sapool address")))
+                        return Err(Refused::new(
+                            ErrorCode::Invalid,
+                            format!("service {key}: local address {l} is not a sapool address"),
+                        ))
                     }
                     _ => {}
                 }
                 if l.is_ipv4() != s.service.vip.is_ipv4() {
-                    return Err(Refused::new(ErrorCode::Invalid, format!("service {key}: local address {l} is of the other address family")));
+                    return Err(Refused::new(
+                        ErrorCode::Invalid,
+                        format!("service {key}: local address {l} is of the other address family"),
+                    ));
                 }
             }
         }

@@ -139,7 +139,7 @@ impl Worker {
                 }
                 self.burst = burst;
             }
-            got += self.from_twins();
+            got += self.down_from_twins();
             self.net.loops += 1;
             if got > 0 {
                 self.net.busy_loops += 1;
@@ -254,7 +254,7 @@ impl Worker {
         if self.snap.ports[port].forward2kni {
             // A copy of everything received, for tcpdump on the twin (off by default).
             match m.copy_to(&self.pool) {
-                Some(c) => self.to_twin(port, c),
+                Some(c) => self.up_to_twin(port, c),
                 None => self.net.drop(NetDrop::NoMbuf),
             }
         }
@@ -263,7 +263,7 @@ impl Worker {
             ETHERTYPE_ARP => self.arp(port, m),
             // VLAN-tagged frames and other protocols are the kernel's (it may have
             // interfaces for them).
-            _ => self.to_twin(port, m),
+            _ => self.up_to_twin(port, m),
         }
     }
 
@@ -292,7 +292,7 @@ impl Worker {
             return;
         }
         // Replies, gratuitous ARP, requests for other addresses: the kernel's too.
-        self.to_twin(port, m);
+        self.up_to_twin(port, m);
     }
 
     /// Whether the dataplane itself answers for `ip` on `port`: it owns the address
@@ -331,7 +331,7 @@ impl Worker {
             }
             return;
         }
-        self.to_twin(port, m);
+        self.up_to_twin(port, m);
     }
 
     /// IPv4 or IPv6: neighbour discovery, the FullNAT core, or local delivery.
@@ -358,10 +358,10 @@ impl Worker {
             return self.net.drop(NetDrop::BadFrame);
         };
         if self.kni_host(dst) {
-            return self.to_twin(port, m);
+            return self.up_to_twin(port, m);
         }
         let Some((_, entry)) = self.snap.addrs.owner(dst) else {
-            return self.to_twin(port, m);
+            return self.up_to_twin(port, m);
         };
         if entry.flags.vip && matches!(proto, 6 | 17) {
             // A VIP port without a service: dropped, like DPVS (no RST).
@@ -387,7 +387,7 @@ impl Worker {
         };
         let port = route.dev.0 as usize;
         if route.scope == Scope::KniHost && port < self.tx.len() {
-            return self.to_twin(port, m);
+            return self.up_to_twin(port, m);
         }
         let nh = route.next_hop(dst);
         if port >= self.tx.len() {
@@ -467,7 +467,7 @@ impl Worker {
 
     /// Hands a frame to `port`'s kernel twin (through the control thread).
     #[inline]
-    fn to_twin(&mut self, port: usize, mut m: Mbuf) {
+    fn up_to_twin(&mut self, port: usize, mut m: Mbuf) {
         if !self.snap.ports[port].twin {
             return self.net.drop(NetDrop::NoTwin);
         }
@@ -495,7 +495,7 @@ impl Worker {
     }
 
     /// Transmits what the kernel sent on the twins; returns how many frames.
-    fn from_twins(&mut self) -> usize {
+    fn down_from_twins(&mut self) -> usize {
         let Some(down) = &mut self.kni_down else { return 0 };
         let mut b = std::mem::take(&mut self.burst);
         let n = down.dequeue_burst(&mut b);

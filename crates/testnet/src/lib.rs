@@ -44,7 +44,12 @@ pub fn sh(args: &[&str]) -> String {
 
 /// Runs a command, returning whether it succeeded (output discarded).
 pub fn sh_ok(args: &[&str]) -> bool {
-    Command::new(args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// A network namespace, deleted (with everything inside) on drop.
@@ -130,7 +135,9 @@ impl Veth {
         sh(&["ip", "link", "add", &host, "type", "veth", "peer", "name", &peer]);
         // Offloads that merge or defer segments would hide what the dataplane does.
         for dev in [&host, &peer] {
-            let _ = sh_ok(&["ethtool", "-K", dev, "gro", "off", "lro", "off", "tso", "off", "gso", "off", "tx", "off", "rx", "off"]);
+            let _ = sh_ok(&[
+                "ethtool", "-K", dev, "gro", "off", "lro", "off", "tso", "off", "gso", "off", "tx", "off", "rx", "off",
+            ]);
         }
         sh(&["ip", "link", "set", &host, "up"]);
         Veth { host, peer }
@@ -139,7 +146,10 @@ impl Veth {
     /// Moves the peer end into `ns` and brings it up there.
     pub fn move_peer(&self, ns: &NetNs) {
         sh(&["ip", "link", "set", &self.peer, "netns", ns.name()]);
-        let _ = ns.exec(&["ethtool", "-K", &self.peer, "gro", "off", "lro", "off", "tso", "off", "gso", "off", "tx", "off", "rx", "off"]);
+        let _ = ns.exec(&[
+            "ethtool", "-K", &self.peer, "gro", "off", "lro", "off", "tso", "off", "gso", "off", "tx", "off", "rx",
+            "off",
+        ]);
         ns.ip(&["link", "set", &self.peer, "up"]);
     }
 
