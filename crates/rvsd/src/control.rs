@@ -518,12 +518,7 @@ impl Control {
                         .and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port))
                         .map(|d| d.id);
                     let c = id.map(|id| sum(&|r| r.core.real_servers.get(id.0 as usize).copied())).unwrap_or_default();
-                    RealServerView {
-                        config: *rs,
-                        active: c.active,
-                        inactive: c.inactive,
-                        stats: stats.then_some(c),
-                    }
+                    RealServerView { config: *rs, active: c.active, inactive: c.inactive, stats: stats.then_some(c) }
                 })
                 .collect();
             services.push(ServiceView {
