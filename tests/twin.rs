@@ -133,3 +133,32 @@ fn vrrp_adverts_cross_the_twin_both_ways() {
     let inb = cap.finish().expect("frames");
     assert!(vrrp_frames(&inb) >= 5, "adverts arriving at the port reached the twin ({})", vrrp_frames(&inb));
 }
+
+#[test]
+fn gratuitous_arp_and_unsolicited_na_leave_the_port() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let mut c = t.ctl();
+    let port_mac = t.lb.mac("rvsdemo-lb0");
+    let cap = t.capture_in(&t.client, "eth0", "arp or icmp6").expect("tcpdump in the client ns");
+    for addr in [VIP4, rvs_e2e::VIP6] {
+        c.call(Request::SendGarp { addr: addr.parse().unwrap(), dev: "dpdk0".into(), count: 3 }).expect("garp");
+    }
+    let frames = cap.finish().expect("frames");
+    let garps = frames
+        .iter()
+        .filter(|f| f.len() >= 42 && f[12..14] == [8, 6] && f[6..12] == port_mac && f[28..32] == [198, 18, 0, 100])
+        .filter(|f| f[0..6] == [0xff; 6] && f[38..42] == [198, 18, 0, 100])
+        .count();
+    assert_eq!(garps, 3, "three gratuitous ARPs for {VIP4} from dpdk0's MAC, broadcast");
+    let vip6: std::net::Ipv6Addr = rvs_e2e::VIP6.parse().unwrap();
+    let nas = frames
+        .iter()
+        .filter(|f| f.len() >= 78 && f[12..14] == [0x86, 0xdd] && f[54] == 136 && f[62..78] == vip6.octets())
+        .filter(|f| f[0..6] == [0x33, 0x33, 0, 0, 0, 1] && f[6..12] == port_mac)
+        .count();
+    assert_eq!(nas, 3, "three unsolicited neighbour advertisements for {vip6} to all-nodes");
+    let bad = c.call(Request::SendGarp { addr: VIP4.parse().unwrap(), dev: "dpdk9".into(), count: 1 });
+    assert!(bad.is_err(), "an unknown port is refused");
+}

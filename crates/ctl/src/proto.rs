@@ -283,6 +283,22 @@ pub enum Request {
     NeighList,
     /// Per-worker statistics.
     WorkerStats,
+    /// Announces an address from the port that owns it: gratuitous ARP (IPv4) or
+    /// unsolicited neighbour advertisements (IPv6), `count` of them now (the VRRP
+    /// agent calls this on becoming master, and again per garp_master_repeat/refresh).
+    SendGarp {
+        /// The address to announce (usually a VIP).
+        addr: IpAddr,
+        /// The port to send from.
+        dev: String,
+        /// How many to send now (1..=100).
+        #[serde(default = "one")]
+        count: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A real server as listed.

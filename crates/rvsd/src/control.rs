@@ -15,7 +15,7 @@ use ctl::{
     AddrView, ConnCursor, ErrorCode, LinkChange, LinkStats, LinkView, NeighView, RealServerView, Request, Response,
     ServiceView, WorkerView,
 };
-use dpdk::{Burst, Port, RingConsumer, RingProducer, RxQueue, TxBuffer};
+use dpdk::{Burst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::stats::Counters;
 use netstack::{Learned, NeighState, NeighTable, PortId};
 use serde_json::json;
@@ -81,6 +81,7 @@ pub struct Control {
     started: Instant,
     kni_up: RingConsumer,
     kni_down: RingProducer,
+    pool: Arc<Mempool>,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
     /// Set by SIGUSR1: log counters.
@@ -99,6 +100,7 @@ impl Control {
         pool_size: u32,
         kni_up: RingConsumer,
         kni_down: RingProducer,
+        pool: Arc<Mempool>,
     ) -> Control {
         let neighs = (*shared.current().neighs).clone();
         Control {
@@ -112,6 +114,7 @@ impl Control {
             started: Instant::now(),
             kni_up,
             kni_down,
+            pool,
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
         }
@@ -485,6 +488,7 @@ impl Control {
                 neighs.sort_by_key(|n| n.addr);
                 Response::Neighs { neighs }
             }
+            Request::SendGarp { addr, dev, count } => self.send_garp(addr, &dev, count)?,
             Request::WorkerStats => {
                 let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
                 Response::Workers { workers: reports.iter().map(worker_view).collect() }
@@ -617,6 +621,40 @@ impl Control {
             ports[i].forward2kni = f;
             let gen = self.publish_ports(ports);
             return Ok(self.confirm(gen));
+        }
+        Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
+    }
+
+    /// Sends `count` gratuitous ARPs / unsolicited neighbour advertisements for `addr`
+    /// from port `dev` (through worker 0's transmit queue).
+    fn send_garp(&mut self, addr: IpAddr, dev: &str, count: u32) -> Result<Response, Refused> {
+        let port = self.state.port(dev)?;
+        if !(1..=100).contains(&count) {
+            return Err(Refused::new(ErrorCode::Invalid, format!("count {count} is outside 1..=100")));
+        }
+        let mac = self.shared.current().ports[port].mac;
+        let mut b = Burst::new();
+        for _ in 0..count {
+            let mut m = Mbuf::alloc(&self.pool).ok_or_else(|| Refused::new(ErrorCode::Internal, "mbuf pool empty"))?;
+            let buf = m.append(128).ok_or_else(|| Refused::new(ErrorCode::Internal, "mbuf too small"))?;
+            let len = match addr {
+                IpAddr::V4(a) => netstack::arp::build_gratuitous(buf, mac, a),
+                IpAddr::V6(a) => netstack::nd::build_unsolicited_na(buf, mac, a),
+            }
+            .map_err(|e| Refused::new(ErrorCode::Internal, format!("building the announcement: {e}")))?;
+            m.trim(128 - len);
+            m.set_port(port as u16);
+            let _ = b.push(m);
+            if b.is_full() {
+                self.kni_down.enqueue_burst(&mut b);
+                b.clear();
+            }
+        }
+        self.kni_down.enqueue_burst(&mut b);
+        let dropped = b.len();
+        b.clear();
+        if dropped > 0 {
+            return Err(Refused::new(ErrorCode::Internal, format!("{dropped} announcements dropped: queue full")));
         }
         Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
     }

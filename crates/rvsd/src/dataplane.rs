@@ -176,6 +176,7 @@ pub fn run(cfg: Config) -> Result<()> {
         cfg.conn.pool_size,
         kni_up.consumer().expect("the control thread is the only consumer"),
         kni_down.producer().expect("the control thread is the only producer"),
+        Arc::clone(&pool),
     );
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
