@@ -13,13 +13,14 @@ else
 fi
 
 # Everything rvs builds, tests and demonstrates with.
-#  - libdpdk-dev, dpdk: DPDK 22.11 LTS headers, shared libraries, PMD plugins, dpdk-dumpcap
+#  - libdpdk-dev, dpdk, dpdk-dev: DPDK 22.11 LTS headers, shared libraries, PMD plugins,
+#    dpdk-testpmd and dpdk-dumpcap (the benchmark runs testpmd as its I/O ceiling)
 #  - pkg-config, libclang-dev, clang: bindgen over the DPDK headers
 #  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3, nftables: end-to-end
 #    tests (nftables hides the af_packet NICs from the kernel, as a DPDK NIC is hidden)
 #  - keepalived: a real VRRP peer for the agent's tests
 PACKAGES=(
-    libdpdk-dev dpdk pkg-config libclang-dev clang
+    libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived
 )

@@ -51,6 +51,21 @@ pub fn rs6(i: usize) -> String {
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The real servers' HTTP server: Python's, threaded, dual-stack, with a listen backlog
+/// for a thousand concurrent connections (http.server's default is 5).
+const RS_HTTP: &str = r#"
+import functools, http.server, socket, sys
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    request_queue_size = 1024
+    daemon_threads = True
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[2])
+Server(("::", int(sys.argv[1])), handler).serve_forever()
+"#;
+
 /// Topologies run one at a time: each rvsd busy-polls a core, and this machine has two.
 pub fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
@@ -227,14 +242,17 @@ impl Topology {
         std::fs::create_dir_all(&root)?;
         std::fs::write(root.join("index.html"), format!("rs{i}\n"))?;
         let log = std::fs::File::create(self.http_log(i))?;
+        let script = self.dir.join("rs_http.py");
+        std::fs::write(&script, RS_HTTP)?;
         let child = Command::new("ip")
-            .args(["netns", "exec", self.rs[i - 1].name(), "python3", "-m", "http.server", "8080", "--bind", "::"])
-            .arg("--directory")
+            .args(["netns", "exec", self.rs[i - 1].name(), "python3"])
+            .arg(&script)
+            .arg("8080")
             .arg(&root)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("start python3 http.server")?;
+            .context("start the real server's HTTP server")?;
         self.http.push(ChildGuard::new(child));
         // Wait until it listens.
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -53,6 +53,9 @@ pub struct Config {
     /// Control socket.
     #[serde(default)]
     pub control: ControlConf,
+    /// How replies reach the worker owning their local port.
+    #[serde(default)]
+    pub steering: crate::steering::Steering,
 }
 
 /// EAL settings. rvsd derives `-l`, `--vdev`, `-a` and `--no-pci` from the ports and
@@ -100,6 +103,10 @@ impl Default for MempoolConf {
 pub struct WorkersConf {
     /// One lcore per worker.
     pub lcores: Vec<u32>,
+    /// The CPU each worker lcore runs on (EAL `--lcores l@cpu`), when lcores are to
+    /// share CPUs (testing on small machines); default: lcore n on CPU n.
+    #[serde(default)]
+    pub cpus: Option<Vec<u32>>,
 }
 
 /// A dataplane port: a PCI NIC or a virtual device.
@@ -377,8 +384,17 @@ impl Config {
         let mut a = vec!["rvsd".to_string()];
         let mut lcores = vec![self.eal.main_lcore];
         lcores.extend(&self.workers.lcores);
-        a.push("-l".into());
-        a.push(lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        match &self.workers.cpus {
+            Some(cpus) => {
+                let main = format!("{0}@{0}", self.eal.main_lcore);
+                let workers = self.workers.lcores.iter().zip(cpus).map(|(l, c)| format!("{l}@{c}"));
+                a.push(format!("--lcores={}", std::iter::once(main).chain(workers).collect::<Vec<_>>().join(",")));
+            }
+            None => {
+                a.push("-l".into());
+                a.push(lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+            }
+        }
         a.push("--main-lcore".into());
         a.push(self.eal.main_lcore.to_string());
         a.push("--file-prefix".into());
@@ -386,7 +402,13 @@ impl Config {
         let mut any_pci = false;
         for p in &self.ports {
             if let Some(v) = &p.vdev {
-                a.push(format!("--vdev={v}"));
+                // af_packet opens one socket per queue pair and fans received traffic
+                // out over all of them: exactly one pair per worker.
+                if v.starts_with("net_af_packet") && !v.contains("qpairs=") {
+                    a.push(format!("--vdev={v},qpairs={}", self.workers.lcores.len()));
+                } else {
+                    a.push(format!("--vdev={v}"));
+                }
             }
             if let Some(pci) = &p.pci {
                 a.push("-a".into());
@@ -422,6 +444,14 @@ impl Config {
         // Workers.
         if self.workers.lcores.is_empty() {
             err("workers.lcores".into(), "at least one worker lcore is needed".into());
+        }
+        if let Some(cpus) = &self.workers.cpus {
+            if cpus.len() != self.workers.lcores.len() {
+                err(
+                    "workers.cpus".into(),
+                    format!("{} CPUs for {} worker lcores", cpus.len(), self.workers.lcores.len()),
+                );
+            }
         }
         let mut seen = HashSet::new();
         for (i, l) in self.workers.lcores.iter().enumerate() {

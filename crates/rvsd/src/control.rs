@@ -50,6 +50,8 @@ pub struct Twin {
 
 /// A port the control thread owns.
 pub struct PortHandle {
+    /// Flow rules steering replies to their workers (destroyed before the port).
+    pub flows: Vec<dpdk::Flow>,
     /// The DPDK port.
     pub port: Port,
     /// Operator's name.

@@ -32,7 +32,7 @@ pub enum NetDrop {
     TtlExceeded,
     /// Larger than the outgoing port's MTU.
     TooBig,
-    /// A reply for a local port another worker owns, with no way to hand it over.
+    /// A reply for a local port another worker owns, and the ring to it was full.
     Redirect,
     /// The mbuf pool was empty when a packet had to be built.
     NoMbuf,
@@ -99,6 +99,10 @@ pub struct NetCounters {
     pub kni_up: u64,
     /// Frames from kernel twins sent out of ports.
     pub kni_down: u64,
+    /// Replies handed to the worker owning their local port.
+    pub redirect_out: u64,
+    /// Replies received from other workers by redirect.
+    pub redirect_in: u64,
     /// Main-loop iterations.
     pub loops: u64,
     /// Iterations that received at least one packet.
@@ -138,6 +142,8 @@ impl NetCounters {
         self.icmp_errors += o.icmp_errors;
         self.kni_up += o.kni_up;
         self.kni_down += o.kni_down;
+        self.redirect_out += o.redirect_out;
+        self.redirect_in += o.redirect_in;
         self.loops += o.loops;
         self.busy_loops += o.busy_loops;
         for (a, b) in self.drops.iter_mut().zip(o.drops) {
@@ -166,6 +172,8 @@ impl Serialize for NetCounters {
             icmp_errors: u64,
             kni_up: u64,
             kni_down: u64,
+            redirect_out: u64,
+            redirect_in: u64,
             loops: u64,
             busy_loops: u64,
             drops: &'a BTreeMap<&'static str, u64>,
@@ -182,6 +190,8 @@ impl Serialize for NetCounters {
             icmp_errors: self.icmp_errors,
             kni_up: self.kni_up,
             kni_down: self.kni_down,
+            redirect_out: self.redirect_out,
+            redirect_in: self.redirect_in,
             loops: self.loops,
             busy_loops: self.busy_loops,
             drops: &self.drop_map(),

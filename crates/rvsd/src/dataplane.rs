@@ -17,6 +17,7 @@ use crate::control::{summary, Control, PortHandle, Twin};
 use crate::server::{Access, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
+use crate::steering::{self, Steering};
 use crate::worker::{Worker, WorkerParts};
 
 /// Learned neighbours the control thread keeps at most.
@@ -33,6 +34,8 @@ fn device_name(p: &crate::config::PortConf) -> String {
 
 /// Frames queued from the workers to the twins, and from the twins to worker 0.
 const KNI_RING: u32 = 8192;
+/// Replies queued from one worker to another.
+const REDIRECT_RING: u32 = 4096;
 
 /// Creates `p`'s kernel twin `<name>.kni` with the port's MAC.
 fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
@@ -67,6 +70,46 @@ fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool)
     port.start().with_context(|| format!("start twin {ifname}"))?;
     tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
     Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
+}
+
+/// Installs the flow rules that steer replies to their owners' queues, per the
+/// `steering` setting; where a port refuses them (`auto`), replies reach their owner by
+/// redirect, and the log says so.
+fn install_steering(cfg: &Config, state: &State, ports: &mut [PortHandle], workers: u32) -> Result<()> {
+    if workers < 2 {
+        tracing::info!("steering: one worker, nothing to steer");
+        return Ok(());
+    }
+    if cfg.steering == Steering::Redirect {
+        tracing::info!("steering: redirect (configured)");
+        return Ok(());
+    }
+    let own = fnat::sapool::PortOwnership::new(workers).map_err(|e| anyhow!("{e}"))?;
+    let signature = cfg.steering == Steering::Signature;
+    for (i, p) in ports.iter_mut().enumerate() {
+        let lips: Vec<_> = state.addrs.iter().filter(|a| a.port == i && a.sapool).map(|a| a.net.addr()).collect();
+        if lips.is_empty() {
+            continue;
+        }
+        let rules: Vec<_> = lips.iter().flat_map(|l| steering::rules(*l, &own, signature)).collect();
+        let refused =
+            rules.iter().find_map(|r| dpdk::Flow::validate(p.port.id(), &r.attr, &r.pattern, &r.actions).err());
+        if let Some(e) = refused {
+            if cfg.steering == Steering::Auto {
+                tracing::warn!(port = %p.name, "steering: {}: flow rules refused ({e}); replies reach their worker by redirect", p.name);
+                continue;
+            }
+            anyhow::bail!("steering = {:?}: port {} refuses flow rules: {e}", cfg.steering, p.name);
+        }
+        for r in &rules {
+            p.flows.push(
+                dpdk::Flow::create(p.port.id(), &r.attr, &r.pattern, &r.actions)
+                    .with_context(|| format!("flow rule on {}", p.name))?,
+            );
+        }
+        tracing::info!(port = %p.name, rules = rules.len(), "steering: {}: flow rules installed ({})", p.name, if signature { "signature" } else { "perfect" });
+    }
+    Ok(())
 }
 
 /// The engine configuration of worker `id` of `n`.
@@ -118,6 +161,7 @@ pub fn run(cfg: Config) -> Result<()> {
         rxs.push(rx.into_iter());
         txs.push(tx.into_iter());
         handles_ports.push(PortHandle {
+            flows: Vec::new(),
             port,
             name: p.name.clone(),
             device: dev,
@@ -128,6 +172,7 @@ pub fn run(cfg: Config) -> Result<()> {
         });
     }
     let state = State::from_config(&cfg);
+    install_steering(&cfg, &state, &mut handles_ports, n as u32)?;
     let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
     for nb in &cfg.neighs {
         let port = cfg.port_index(&nb.dev).ok_or_else(|| anyhow!("no port {}", nb.dev))?;
@@ -138,6 +183,18 @@ pub fn run(cfg: Config) -> Result<()> {
     let shared = Arc::new(Shared::new(first, n));
     let kni_up = MbufRing::new("rvs_kni_up", KNI_RING, RingSync::MpMc)?;
     let kni_down = MbufRing::new("rvs_kni_down", KNI_RING, RingSync::SpSc)?;
+    // One single-producer/single-consumer ring per ordered pair of workers.
+    let mut rings = Vec::new();
+    for from in 0..n {
+        let row: Vec<Option<Arc<MbufRing>>> = (0..n)
+            .map(|to| {
+                (from != to)
+                    .then(|| MbufRing::new(&format!("rvs_rd_{from}_{to}"), REDIRECT_RING, RingSync::SpSc))
+                    .transpose()
+            })
+            .collect::<Result<_, _>>()?;
+        rings.push(row);
+    }
 
     let mut handles = Vec::new();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
@@ -157,6 +214,8 @@ pub fn run(cfg: Config) -> Result<()> {
             expire_nodest: cfg.conn.expire_nodest,
             kni_up: kni_up.producer().expect("a multi-producer ring has producers for all"),
             kni_down: if i == 0 { kni_down.consumer() } else { None },
+            redirect_tx: rings[i].iter().map(|r| r.as_ref().and_then(|r| r.producer())).collect(),
+            redirect_rx: (0..n).filter_map(|from| rings[from][i].as_ref().and_then(|r| r.consumer())).collect(),
         };
         let worker = Worker::new(parts);
         handles
@@ -204,6 +263,7 @@ pub fn run(cfg: Config) -> Result<()> {
     drop(ports);
     drop(kni_up);
     drop(kni_down);
+    drop(rings);
     drop(shared);
     drop(pool);
     drop(eal);

@@ -10,4 +10,5 @@ pub mod pktbuf;
 pub mod server;
 pub mod shared;
 pub mod state;
+pub mod steering;
 pub mod worker;

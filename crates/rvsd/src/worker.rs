@@ -63,6 +63,11 @@ pub struct WorkerParts {
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.
     pub kni_down: Option<RingConsumer>,
+    /// Rings to the other workers (index = worker id; `None` for this worker), for
+    /// replies whose local port they own.
+    pub redirect_tx: Vec<Option<RingProducer>>,
+    /// Rings from the other workers.
+    pub redirect_rx: Vec<RingConsumer>,
 }
 
 /// Removed real servers whose connections are being expired, at most.
@@ -92,6 +97,9 @@ pub struct Worker {
     kni_up: RingProducer,
     kni_down: Option<RingConsumer>,
     kni_out: Burst,
+    redirect_tx: Vec<Option<RingProducer>>,
+    redirect_rx: Vec<RingConsumer>,
+    redirect_out: Vec<Burst>,
 }
 
 impl Worker {
@@ -119,6 +127,9 @@ impl Worker {
             kni_up: p.kni_up,
             kni_down: p.kni_down,
             kni_out: Burst::new(),
+            redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
+            redirect_tx: p.redirect_tx,
+            redirect_rx: p.redirect_rx,
         }
     }
 
@@ -139,6 +150,7 @@ impl Worker {
                 }
                 self.burst = burst;
             }
+            got += self.redirected_in(now);
             got += self.down_from_twins();
             self.net.loops += 1;
             if got > 0 {
@@ -163,6 +175,7 @@ impl Worker {
                 self.retry_at = now + 10;
             }
             self.flush_kni();
+            self.flush_redirects();
             for t in &mut self.tx {
                 t.flush();
             }
@@ -344,7 +357,7 @@ impl Worker {
             Verdict::Forward { dst, .. } => self.forward(m, dst, false),
             Verdict::Drop(_) => {}
             Verdict::NotMine => self.local(port, m),
-            Verdict::Redirect { .. } => self.net.drop(NetDrop::Redirect),
+            Verdict::Redirect { owner } => self.redirect(owner as usize, port, m),
         }
     }
 
@@ -463,6 +476,57 @@ impl Worker {
         m.trim(extra);
         self.net.icmp_errors += 1;
         self.forward(m, src, true);
+    }
+
+    /// Hands a reply to the worker that owns its local port.
+    #[inline]
+    fn redirect(&mut self, owner: usize, port: usize, mut m: Mbuf) {
+        if owner >= self.redirect_out.len() || self.redirect_tx[owner].is_none() {
+            return self.net.drop(NetDrop::Redirect);
+        }
+        m.set_port(port as u16);
+        if self.redirect_out[owner].is_full() {
+            self.flush_redirect(owner);
+        }
+        if self.redirect_out[owner].push(m).is_err() {
+            self.net.drop(NetDrop::Redirect);
+        }
+    }
+
+    fn flush_redirect(&mut self, owner: usize) {
+        let n = self.redirect_out[owner].len();
+        if n == 0 {
+            return;
+        }
+        let Some(tx) = &mut self.redirect_tx[owner] else { return };
+        let sent = tx.enqueue_burst(&mut self.redirect_out[owner]);
+        self.net.redirect_out += sent as u64;
+        for _ in sent..n {
+            self.net.drop(NetDrop::Redirect);
+        }
+        self.redirect_out[owner].clear();
+    }
+
+    fn flush_redirects(&mut self) {
+        for owner in 0..self.redirect_out.len() {
+            self.flush_redirect(owner);
+        }
+    }
+
+    /// Processes the replies other workers handed over; returns how many.
+    fn redirected_in(&mut self, now: u64) -> usize {
+        let mut got = 0;
+        for i in 0..self.redirect_rx.len() {
+            let mut b = std::mem::take(&mut self.burst);
+            got += self.redirect_rx[i].dequeue_burst(&mut b);
+            for m in b.drain() {
+                self.net.redirect_in += 1;
+                let port = m.port() as usize;
+                self.ip(port, m, now);
+            }
+            self.burst = b;
+        }
+        got
     }
 
     /// Hands a frame to `port`'s kernel twin (through the control thread).
