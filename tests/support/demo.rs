@@ -44,29 +44,25 @@ fn main() -> Result<()> {
     if let Some(line) = log.lines().find(|l| l.contains("GET")) {
         println!("== what rs1 sees (source = the LIP {LIP4}, not the client):\n   {line}");
     }
-    let stats = t.rvsd_stats().context("stats")?;
-    let tot = &stats["totals"];
-    let net = &stats["net"];
-    println!("== rvsd counters (SIGUSR1; rvsadm arrives with the control socket)");
-    println!("   live connections: {} (workers: {})", stats["conns"], stats["workers"].as_array().map_or(0, Vec::len));
-    println!(
-        "   connections made: {}   packets in/out: {}/{}   bytes in/out: {}/{}",
-        tot["conns"], tot["pkts_in"], tot["pkts_out"], tot["bytes_in"], tot["bytes_out"]
-    );
-    println!(
-        "   frames received: {}   sent: {}   ARP replies: {}   ND adverts: {}   echo replies: {}",
-        net["rx_packets"], net["tx_packets"], net["arp_replies"], net["nd_adverts"], net["echo_replies"]
-    );
-    println!("   drops by reason: {}", stats["drops"]);
-    if let Some(w) = stats["workers"].as_array().and_then(|w| w.first()) {
-        println!(
-            "   per real server (id: connections): {}",
-            w["core"]["real_servers"]
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k}: {}", v["conns"])).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default()
-        );
-    }
+    let show = |tool: &str, args: &[&str], max_lines: usize| {
+        let (out, err, ok) = t.cli(tool, args);
+        println!("== {tool} {}", args.join(" "));
+        for l in out.lines().take(max_lines) {
+            println!("   {l}");
+        }
+        if out.lines().count() > max_lines {
+            println!("   ... ({} more lines)", out.lines().count() - max_lines);
+        }
+        if !ok {
+            println!("   {tool} failed: {err}");
+        }
+    };
+    show("rvsadm", &["-L", "-n"], 40);
+    show("rvsadm", &["-L", "-n", "--stats"], 40);
+    show("rvsadm", &["-L", "-n", "-c"], 6);
+    show("rvsadm", &["-G"], 10);
+    show("rvsip", &["link", "show", "-s"], 40);
+    show("rvsip", &["stats", "--once"], 10);
     let log = t.stop_rvsd()?;
     println!("== rvsd stopped; its last lines:");
     for l in log.lines().rev().take(4).collect::<Vec<_>>().into_iter().rev() {
