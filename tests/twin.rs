@@ -162,3 +162,73 @@ fn gratuitous_arp_and_unsolicited_na_leave_the_port() {
     let bad = c.call(Request::SendGarp { addr: VIP4.parse().unwrap(), dev: "dpdk9".into(), count: 1 });
     assert!(bad.is_err(), "an unknown port is refused");
 }
+
+#[test]
+fn capture_from_a_running_rvsd_opens_in_tshark() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let client = t.client.name().to_string();
+    let traffic = std::thread::spawn(move || {
+        let urls: Vec<String> = (0..300).map(|_| format!("http://{VIP4}/")).collect();
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &client, "curl", "-sS", "--max-time", "20"])
+            .args(&urls)
+            .output()
+    });
+    let front = t.dir.join("front.pcapng");
+    let back = t.dir.join("back.pcapng");
+    let out = t.cli_ok(
+        "rvsip",
+        &["capture", "dpdk0", "both", "-c", "40", "-w", &front.display().to_string(), "tcp", "port", "80"],
+    );
+    assert!(out.contains("40 packets captured"), "{out}");
+    let out = t.cli_ok(
+        "rvsip",
+        &["capture", "dpdk1", "rx", "-c", "10", "-w", &back.display().to_string(), "src", "host", &rvs_e2e::rs4(1)],
+    );
+    assert!(out.contains("10 packets captured"), "{out}");
+    assert!(traffic.join().expect("traffic").expect("curl").status.success(), "traffic unaffected by the captures");
+
+    let fields = |file: &std::path::Path| {
+        let out = std::process::Command::new("tshark")
+            .args([
+                "-r",
+                &file.display().to_string(),
+                "-T",
+                "fields",
+                "-e",
+                "ip.src",
+                "-e",
+                "ip.dst",
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "tcp.dstport",
+            ])
+            .output()
+            .expect("tshark");
+        assert!(out.status.success(), "tshark reads {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(String::from).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let f = fields(&front);
+    assert_eq!(f.len(), 40, "40 frames in the file");
+    assert!(
+        f.iter().any(|x| x[0] == rvs_e2e::CLIENT4 && x[1] == VIP4 && x[3] == "80"),
+        "client -> VIP:80 packets: {f:?}"
+    );
+    assert!(
+        f.iter().any(|x| x[0] == VIP4 && x[1] == rvs_e2e::CLIENT4 && x[2] == "80"),
+        "VIP:80 -> client packets: {f:?}"
+    );
+    assert!(f.iter().all(|x| x[2] == "80" || x[3] == "80"), "the filter held");
+    let b = fields(&back);
+    assert_eq!(b.len(), 10);
+    assert!(
+        b.iter().all(|x| x[0] == rvs_e2e::rs4(1) && x[1] == rvs_e2e::LIP4 && x[2] == "8080"),
+        "server -> LIP packets only: {b:?}"
+    );
+}

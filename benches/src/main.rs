@@ -835,8 +835,22 @@ fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
     let Setup { eal, pool, ring, sink, src, rx, tx } = setup(a)?;
     let clock = Clock::new();
     let views = vec![
-        PortView { name: "sink".into(), mac: EthernetAddress(sink.mac()?), mtu: 1500, forward2kni: false, twin: false },
-        PortView { name: "src".into(), mac: EthernetAddress(src.mac()?), mtu: 1500, forward2kni: false, twin: false },
+        PortView {
+            name: "sink".into(),
+            mac: EthernetAddress(sink.mac()?),
+            mtu: 1500,
+            forward2kni: false,
+            twin: false,
+            capture: None,
+        },
+        PortView {
+            name: "src".into(),
+            mac: EthernetAddress(src.mac()?),
+            mtu: 1500,
+            forward2kni: false,
+            twin: false,
+            capture: None,
+        },
     ];
     let mut neighs = NeighTable::new(64);
     for nb in &cfg.neighs {
@@ -858,6 +872,9 @@ fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
     // (the bench's traffic never needs the kernel).
     let kni = MbufRing::new("rvsbench_kni_up", 1024, RingSync::SpSc).context("kni ring")?;
     let kni_up = kni.producer().ok_or_else(|| anyhow!("kni ring producer taken"))?;
+    // Nor captures.
+    let cap = MbufRing::new("rvsbench_capture", 1024, RingSync::SpSc).context("capture ring")?;
+    let capture = cap.producer().ok_or_else(|| anyhow!("capture ring producer taken"))?;
     let worker = Worker::new(WorkerParts {
         id: 0,
         lcore: 1,
@@ -870,6 +887,7 @@ fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
         expire_nodest: false,
         kni_up,
         kni_down: None,
+        capture,
         // One worker: no other worker to redirect to.
         redirect_tx: vec![None],
         redirect_rx: Vec::new(),

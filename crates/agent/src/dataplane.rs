@@ -1,6 +1,8 @@
-//! The trait through which the agent drives rvsd, and two implementations: an in-memory
-//! [`FakeDataplane`] that records every call (tests), and [`LinuxDataplane`], which puts
-//! VIPs on a Linux interface with `ip addr` (running VRRP without rvsd, e.g. interop tests).
+//! The trait through which the agent drives rvsd, and three implementations:
+//! [`RvsdDataplane`], rvsd's control socket (the binary's default); an in-memory
+//! [`FakeDataplane`] that records every call (tests); and [`LinuxDataplane`], which puts
+//! VIPs on a Linux interface with `ip addr` and only logs services (VRRP without rvsd:
+//! `rvs-agent --dataplane linux`, as the keepalived interop tests run it).
 //!
 //! The trait maps one to one onto rvsd's control socket: VIPs are addresses on a named DPDK
 //! port (`dpip addr add VIP dev dpdk0`), gratuitous ARP / unsolicited NA is sent by rvsd from
@@ -13,6 +15,35 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+
+mod rvsd;
+pub use rvsd::{RvsdDataplane, RETRY_INTERVAL};
+
+/// The DPDK port behind a kernel interface name: rvsd's twin of port `dpdk0` is
+/// `dpdk0.kni`, and keepalived's `interface` names the twin (where VRRP is spoken), so a
+/// `vrrp_instance` without `dpdk_interface` holds its VIPs on the port its interface is the
+/// twin of. Other names are returned unchanged.
+pub fn port_of(interface: &str) -> &str {
+    interface.strip_suffix(".kni").filter(|p| !p.is_empty()).unwrap_or(interface)
+}
+
+/// How the dataplane connection is doing, for `rvs-agent status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneStatus {
+    /// `rvsd`, `linux` or `fake`.
+    pub kind: String,
+    /// Where it is reached (rvsd's control socket).
+    pub target: Option<String>,
+    /// Whether the last exchange succeeded.
+    pub connected: bool,
+    /// The latest error not yet overcome, with rvsd's message.
+    pub last_error: Option<String>,
+    /// Changes waiting to be applied.
+    pub pending: usize,
+    /// Services are loaded only while their VIP is held (rvsd refuses a service whose VIP
+    /// is not one of its addresses); see [`RvsdDataplane`].
+    pub services_follow_vips: bool,
+}
 
 /// A failed dataplane call.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +129,10 @@ pub trait Dataplane: Send + Sync {
     fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError>;
     /// Removes a real server from a service (failure without `inhibit_on_failure`).
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError>;
+    /// How the connection to the dataplane is doing.
+    fn status(&self) -> DataplaneStatus {
+        DataplaneStatus { connected: true, ..Default::default() }
+    }
 }
 
 /// One recorded call on the [`FakeDataplane`].
@@ -216,11 +251,14 @@ impl Dataplane for FakeDataplane {
         svc.real_servers.retain(|r| r.addr != rs);
         Ok(())
     }
+    fn status(&self) -> DataplaneStatus {
+        DataplaneStatus { kind: "fake".into(), connected: true, ..Default::default() }
+    }
 }
 
 /// VIPs on a Linux interface through `ip addr` (the interface name is the port name);
-/// services are only logged. For running VRRP without rvsd, as in the interop tests, and as
-/// a stand-in until rvsd's control socket client exists.
+/// services are only logged. For running VRRP without rvsd (`--dataplane linux`), as in
+/// the keepalived interop tests.
 #[derive(Debug, Default)]
 pub struct LinuxDataplane {
     fake: FakeDataplane,
@@ -285,6 +323,9 @@ impl Dataplane for LinuxDataplane {
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
         tracing::info!(?service, %rs, "remove real server");
         self.fake.del_real_server(service, rs)
+    }
+    fn status(&self) -> DataplaneStatus {
+        DataplaneStatus { kind: "linux".into(), connected: true, ..Default::default() }
     }
 }
 

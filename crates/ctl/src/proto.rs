@@ -295,10 +295,51 @@ pub enum Request {
         #[serde(default = "one")]
         count: u32,
     },
+    /// Captures frames of a port into a pcapng file that rvsd writes; the reply comes
+    /// when `count` frames are written or `timeout_s` has passed.
+    Capture {
+        /// Port name.
+        dev: String,
+        /// Direction.
+        #[serde(default)]
+        dir: CaptureDir,
+        /// Frames to capture.
+        #[serde(default = "capture_count")]
+        count: u32,
+        /// tcpdump-style filter (a subset; empty = everything).
+        #[serde(default)]
+        filter: String,
+        /// Absolute path of the pcapng file to write.
+        path: String,
+        /// Seconds to wait at most.
+        #[serde(default = "capture_timeout")]
+        timeout_s: u32,
+    },
 }
 
 fn one() -> u32 {
     1
+}
+
+fn capture_count() -> u32 {
+    100
+}
+
+fn capture_timeout() -> u32 {
+    30
+}
+
+/// Which direction a capture records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureDir {
+    /// What the port receives.
+    Rx,
+    /// What the port sends.
+    Tx,
+    /// Both.
+    #[default]
+    Both,
 }
 
 /// A real server as listed.
@@ -504,6 +545,13 @@ pub enum Response {
     Workers {
         /// One per worker.
         workers: Vec<WorkerView>,
+    },
+    /// A capture finished.
+    Captured {
+        /// Frames written.
+        packets: u64,
+        /// The file.
+        path: String,
     },
     /// The request failed; nothing was changed.
     Error {

@@ -157,7 +157,14 @@ pub fn run(cfg: Config) -> Result<()> {
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
         let twin = make_twin(handles_ports.len(), p, mac, &pool)?;
-        views.push(PortView { name: p.name.clone(), mac, mtu: p.mtu, forward2kni: false, twin: twin.is_some() });
+        views.push(PortView {
+            name: p.name.clone(),
+            mac,
+            mtu: p.mtu,
+            forward2kni: false,
+            twin: twin.is_some(),
+            capture: None,
+        });
         rxs.push(rx.into_iter());
         txs.push(tx.into_iter());
         handles_ports.push(PortHandle {
@@ -183,6 +190,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let shared = Arc::new(Shared::new(first, n));
     let kni_up = MbufRing::new("rvs_kni_up", KNI_RING, RingSync::MpMc)?;
     let kni_down = MbufRing::new("rvs_kni_down", KNI_RING, RingSync::SpSc)?;
+    let capture = MbufRing::new("rvs_capture", KNI_RING, RingSync::MpMc)?;
     // One single-producer/single-consumer ring per ordered pair of workers.
     let mut rings = Vec::new();
     for from in 0..n {
@@ -214,6 +222,7 @@ pub fn run(cfg: Config) -> Result<()> {
             expire_nodest: cfg.conn.expire_nodest,
             kni_up: kni_up.producer().expect("a multi-producer ring has producers for all"),
             kni_down: if i == 0 { kni_down.consumer() } else { None },
+            capture: capture.producer().expect("a multi-producer ring has producers for all"),
             redirect_tx: rings[i].iter().map(|r| r.as_ref().and_then(|r| r.producer())).collect(),
             redirect_rx: (0..n).filter_map(|from| rings[from][i].as_ref().and_then(|r| r.consumer())).collect(),
         };
@@ -236,6 +245,7 @@ pub fn run(cfg: Config) -> Result<()> {
         kni_up.consumer().expect("the control thread is the only consumer"),
         kni_down.producer().expect("the control thread is the only producer"),
         Arc::clone(&pool),
+        capture.consumer().expect("the control thread is the only consumer"),
     );
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
@@ -263,6 +273,7 @@ pub fn run(cfg: Config) -> Result<()> {
     drop(ports);
     drop(kni_up);
     drop(kni_down);
+    drop(capture);
     drop(rings);
     drop(shared);
     drop(pool);

@@ -1,6 +1,7 @@
 //! rvsd, the rvs dataplane daemon: DPDK ports, per-core FullNAT workers, the network
 //! layer (ARP/ND/ICMP/routes), and the control thread.
 
+pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -22,6 +22,7 @@ use crate::counters::NetCounters;
 /// A port as the workers see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PortView {
+    // (`capture` is not serialised: it is a running command, not configuration.)
     /// Operator's name (`dpdk0`).
     pub name: String,
     /// Its MAC.
@@ -32,6 +33,20 @@ pub struct PortView {
     pub forward2kni: bool,
     /// The port has a kernel twin.
     pub twin: bool,
+    /// A capture running on this port.
+    #[serde(skip)]
+    pub capture: Option<Arc<CaptureSpec>>,
+}
+
+/// What a running capture records.
+#[derive(Debug)]
+pub struct CaptureSpec {
+    /// Received frames.
+    pub rx: bool,
+    /// Sent frames.
+    pub tx: bool,
+    /// Which frames.
+    pub filter: crate::capture::Filter,
 }
 
 /// One immutable generation of the configuration the workers run on. Parts that change

@@ -63,6 +63,8 @@ pub struct WorkerParts {
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.
     pub kni_down: Option<RingConsumer>,
+    /// Copies of captured frames go up this ring (to the control thread's writer).
+    pub capture: RingProducer,
     /// Rings to the other workers (index = worker id; `None` for this worker), for
     /// replies whose local port they own.
     pub redirect_tx: Vec<Option<RingProducer>>,
@@ -100,6 +102,7 @@ pub struct Worker {
     redirect_tx: Vec<Option<RingProducer>>,
     redirect_rx: Vec<RingConsumer>,
     redirect_out: Vec<Burst>,
+    capture: RingProducer,
 }
 
 impl Worker {
@@ -130,6 +133,7 @@ impl Worker {
             redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
             redirect_tx: p.redirect_tx,
             redirect_rx: p.redirect_rx,
+            capture: p.capture,
         }
     }
 
@@ -253,6 +257,11 @@ impl Worker {
     fn handle(&mut self, port: usize, m: Mbuf, now: u64) {
         self.net.rx_packets += 1;
         self.net.rx_bytes += m.len() as u64;
+        if let Some(c) = &self.snap.ports[port].capture {
+            if c.rx && c.filter.matches(m.data()) {
+                self.capture_copy(&m);
+            }
+        }
         let d = m.data();
         if d.len() < ETH_LEN {
             return self.net.drop(NetDrop::BadFrame);
@@ -299,8 +308,7 @@ impl Worker {
             let mac = self.snap.ports[port].mac;
             if arp::reply_in_place(m.data_mut(), mac).is_ok() {
                 self.net.arp_replies += 1;
-                self.net.tx_packets += 1;
-                self.tx[port].push(m);
+                self.transmit(port, m);
             }
             return;
         }
@@ -339,8 +347,7 @@ impl Worker {
                 let extra = m.len() - n;
                 m.trim(extra);
                 self.net.nd_adverts += 1;
-                self.net.tx_packets += 1;
-                self.tx[port].push(m);
+                self.transmit(port, m);
             }
             return;
         }
@@ -438,8 +445,33 @@ impl Worker {
         let d = m.data_mut();
         d[0..6].copy_from_slice(&dst_mac.0);
         d[6..12].copy_from_slice(&src.0);
+        self.transmit(port, m);
+    }
+
+    /// Queues a frame on `port`'s transmit buffer (every frame the worker sends passes
+    /// here, so a capture of sent frames sees them all).
+    #[inline]
+    fn transmit(&mut self, port: usize, m: Mbuf) {
+        if let Some(c) = &self.snap.ports[port].capture {
+            if c.tx && c.filter.matches(m.data()) {
+                self.capture_copy(&m);
+            }
+        }
         self.net.tx_packets += 1;
         self.tx[port].push(m);
+    }
+
+    /// Queues a copy of a captured frame for the control thread; never waits.
+    fn capture_copy(&mut self, m: &Mbuf) {
+        let Some(mut c) = m.copy_to(&self.pool) else {
+            return self.net.drop(NetDrop::NoMbuf);
+        };
+        c.set_port(m.port());
+        let mut b = Burst::new();
+        let _ = b.push(c);
+        self.capture.enqueue_burst(&mut b);
+        // A full ring drops the copy (the burst frees it): capture never slows forwarding.
+        b.clear();
     }
 
     /// Sends an ICMP error about `orig` back to its source, from our address on the way
@@ -567,8 +599,7 @@ impl Worker {
             let port = m.port() as usize;
             if port < self.tx.len() {
                 self.net.kni_down += 1;
-                self.net.tx_packets += 1;
-                self.tx[port].push(m);
+                self.transmit(port, m);
             }
         }
         self.burst = b;
@@ -619,8 +650,7 @@ impl Worker {
         };
         let Ok(len) = built else { return };
         m.trim(128 - len);
-        self.net.tx_packets += 1;
-        self.tx[port].push(m);
+        self.transmit(port, m);
     }
 
     /// Sends the packets whose next hop the new snapshot knows.

@@ -151,7 +151,8 @@ pub struct VrrpInstance {
     pub state: InitialState,
     /// `interface`: where adverts go (rvsd's kernel twin, e.g. `dpdk0.kni`).
     pub interface: String,
-    /// DPVS's `dpdk_interface`: the DPDK port that holds the VIPs.
+    /// DPVS's `dpdk_interface`: the DPDK port that holds the VIPs (default: the port
+    /// `interface` is the twin of).
     pub dpdk_interface: Option<String>,
     /// `virtual_router_id`.
     pub vrid: u8,
@@ -202,9 +203,11 @@ impl VrrpInstance {
         self.virtual_ipaddress.first().is_some_and(|v| v.addr.addr().is_ipv6())
     }
 
-    /// The DPDK port holding the VIPs: `dpdk_interface`, else `interface`.
+    /// The DPDK port holding the VIPs: `dpdk_interface`, else the port whose kernel twin
+    /// `interface` is (`dpdk0.kni` -> `dpdk0`; other names unchanged, see
+    /// [`crate::dataplane::port_of`]).
     pub fn vip_port(&self) -> &str {
-        self.dpdk_interface.as_deref().unwrap_or(&self.interface)
+        self.dpdk_interface.as_deref().unwrap_or_else(|| crate::dataplane::port_of(&self.interface))
     }
 }
 

@@ -27,6 +27,15 @@ fn minimal_instance_gets_keepalived_defaults() {
 }
 
 #[test]
+fn vips_go_on_the_port_whose_twin_is_the_interface() {
+    let l = strict(&MINIMAL.replace("interface eth0", "interface dpdk0.kni"));
+    assert_eq!(l.config.vrrp_instances[0].vip_port(), "dpdk0");
+    let l = strict(&MINIMAL.replace("interface eth0", "interface dpdk0.kni\n dpdk_interface dpdk2"));
+    assert_eq!(l.config.vrrp_instances[0].vip_port(), "dpdk2");
+    assert_eq!(crate::dataplane::port_of(".kni"), ".kni");
+}
+
+#[test]
 fn unknown_keywords_are_errors_unless_lenient() {
     let text = MINIMAL.replace(" interface eth0\n", " interface eth0\n frobnicate yes\n");
     let l = strict(&text);

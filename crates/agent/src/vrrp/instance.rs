@@ -4,17 +4,18 @@
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, Advert, Received, Version};
-use crate::dataplane::Dataplane;
+use crate::dataplane::{port_of, Dataplane};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
-use serde::Serialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// What `rvs-agent status` will show for an instance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What `rvs-agent status` shows for an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceStatus {
     /// Instance name.
     pub name: String,
@@ -24,6 +25,12 @@ pub struct InstanceStatus {
     pub priority: u8,
     /// Current master's address, as last seen.
     pub master: Option<IpAddr>,
+    /// This node's address in the group (the adverts' source).
+    pub address: IpAddr,
+    /// Where VRRP is spoken.
+    pub interface: String,
+    /// The virtual addresses (held while master).
+    pub vips: Vec<IpNet>,
 }
 
 /// A tracked object feeding an instance: its weight and its up/down signal.
@@ -90,6 +97,9 @@ impl Instance {
             state: State::Initialize,
             priority: cfg.priority,
             master: None,
+            address: sock.src(),
+            interface: cfg.interface.clone(),
+            vips: cfg.virtual_ipaddress.iter().chain(&cfg.virtual_ipaddress_excluded).map(|v| v.addr).collect(),
         });
         Ok((Instance { cfg, fsm, sock, dp, epoch: Instant::now(), tracked, status }, rx))
     }
@@ -119,6 +129,11 @@ impl Instance {
             .collect();
         drop(changed_tx);
         self.retrack();
+        if self.cfg.priority != 255 && self.cfg.state != InitialState::Master {
+            // As keepalived: a node starting as backup holds nothing, whatever an earlier
+            // run (killed before it could leave) left in the dataplane.
+            self.exec(vec![Action::RemoveVips]).await;
+        }
         let acts = self.fsm.handle(self.now(), Event::Startup);
         self.exec(acts).await;
         loop {
@@ -217,7 +232,7 @@ impl Instance {
         let name = self.cfg.name.clone();
         let vips = self.cfg.virtual_ipaddress.iter().chain(&self.cfg.virtual_ipaddress_excluded);
         let vips: Vec<_> =
-            vips.map(|v| (v.addr, v.dev.clone().unwrap_or_else(|| self.cfg.vip_port().to_string()))).collect();
+            vips.map(|v| (v.addr, v.dev.as_deref().map_or_else(|| self.cfg.vip_port(), port_of).to_string())).collect();
         for a in acts {
             match a {
                 Action::SendAdvert { priority } => {
@@ -252,11 +267,10 @@ impl Instance {
                 }
             }
         }
-        let st =
-            InstanceStatus { name, state: self.fsm.state(), priority: self.fsm.priority(), master: self.fsm.master() };
+        let (state, priority, master) = (self.fsm.state(), self.fsm.priority(), self.fsm.master());
         self.status.send_if_modified(|s| {
-            let changed = *s != st;
-            *s = st;
+            let changed = (s.state, s.priority, s.master) != (state, priority, master);
+            (s.state, s.priority, s.master) = (state, priority, master);
             changed
         });
     }

@@ -43,6 +43,7 @@ Usage: rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
   rvsip neigh add ADDR lladdr MAC dev DEV
   rvsip neigh del ADDR
   rvsip stats [--once]
+  rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options:
   -s, --stats      counters (link show)
   -4, -6           address family (route default, listings)
@@ -143,8 +144,53 @@ pub enum IpCmd {
         /// As JSON (one sample).
         json: bool,
     },
+    /// Capture into a pcapng file (rvsd writes it; the reply comes when it is done).
+    Capture(Request),
     /// Print this text (help, version) and succeed.
     Print(String),
+}
+
+/// `capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER...]`; a relative
+/// file is taken from the current directory (rvsd needs an absolute path).
+fn capture(words: &[String]) -> Result<IpCmd, CliError> {
+    let mut it = words.iter();
+    let dev = it.next().ok_or_else(|| usage("capture: which port? (rvsip capture DEV ...)"))?.clone();
+    let (mut dir, mut count, mut path, mut timeout_s) = (ctl::CaptureDir::Both, 100u32, None, 30u32);
+    let mut filter = Vec::new();
+    let num = |flag: &str, v: Option<&String>| -> Result<u32, CliError> {
+        let v = v.ok_or_else(|| usage(format!("capture: '{flag}' needs a value")))?;
+        v.parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| usage(format!("capture: '{flag} {v}' is not a positive number")))
+    };
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "rx" if filter.is_empty() => dir = ctl::CaptureDir::Rx,
+            "tx" if filter.is_empty() => dir = ctl::CaptureDir::Tx,
+            "both" if filter.is_empty() => dir = ctl::CaptureDir::Both,
+            "-c" => count = num("-c", it.next())?,
+            "-t" => timeout_s = num("-t", it.next())?,
+            "-w" => path = Some(it.next().ok_or_else(|| usage("capture: '-w' needs a file"))?.clone()),
+            x if x.starts_with('-') && x.len() > 1 => return Err(usage(format!("capture: unknown option '{x}'"))),
+            x => filter.push(x.to_string()),
+        }
+    }
+    let path = path.unwrap_or_else(|| format!("{dev}.pcapng"));
+    let path = std::path::Path::new(&path);
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| usage(format!("capture: current directory: {e}")))?.join(path)
+    };
+    Ok(IpCmd::Capture(Request::Capture {
+        dev,
+        dir,
+        count,
+        filter: filter.join(" "),
+        path: path.display().to_string(),
+        timeout_s,
+    }))
 }
 
 /// The socket path given with `--socket`, if any.
@@ -232,10 +278,12 @@ pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
         "neigh"
     } else if is(o, "stats", 1) {
         "stats"
+    } else if o == "capture" {
+        return capture(&rest[1..]);
     } else if o == "help" {
         return Ok(IpCmd::Print(USAGE.to_string()));
     } else {
-        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, stats)")));
+        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, stats, capture)")));
     };
     let mut w = Words { words: rest[1..].to_vec(), pos: 0, ctx: obj.to_string() };
     // The command word; a listing when there is none.
@@ -463,6 +511,10 @@ fn neigh_change(w: &mut Words, add: bool) -> Result<IpCmd, CliError> {
 pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), CliError> {
     match cmd {
         IpCmd::Print(s) => write!(out, "{s}")?,
+        IpCmd::Capture(req) => match ctl.call(req.clone())? {
+            Response::Captured { packets, path } => writeln!(out, "{packets} packets captured to {path}")?,
+            other => return Err(unexpected("captured", &other)),
+        },
         IpCmd::Change(req) => match ctl.call(req.clone())? {
             Response::Done { .. } => {}
             other => return Err(unexpected("done", &other)),

@@ -471,3 +471,29 @@ fn changes_are_silent_and_remote_errors_pass_through() {
     assert_eq!(e.to_string(), "no port dpdk9");
     assert_eq!(e.exit_code(), 1);
 }
+
+#[test]
+fn capture_arguments() {
+    let req = |cmd: &str| match parse(&std::iter::once("rvsip").chain(cmd.split(' ')).collect::<Vec<_>>()).unwrap() {
+        IpCmd::Capture(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        req("capture dpdk0 rx -c 20 -w /tmp/x.pcapng tcp port 80"),
+        Request::Capture {
+            dev: "dpdk0".into(),
+            dir: ctl::CaptureDir::Rx,
+            count: 20,
+            filter: "tcp port 80".into(),
+            path: "/tmp/x.pcapng".into(),
+            timeout_s: 30
+        }
+    );
+    let Request::Capture { path, dir, count, filter, .. } = req("capture dpdk1") else { unreachable!() };
+    assert!(path.ends_with("/dpdk1.pcapng") && path.starts_with('/'), "relative paths become absolute: {path}");
+    assert_eq!((dir, count, filter.as_str()), (ctl::CaptureDir::Both, 100, ""));
+    for bad in ["capture", "capture dpdk0 -c", "capture dpdk0 -c 0", "capture dpdk0 -x"] {
+        let argv: Vec<&str> = std::iter::once("rvsip").chain(bad.split(' ')).collect();
+        assert!(parse(&argv).is_err(), "{bad} must be refused");
+    }
+}

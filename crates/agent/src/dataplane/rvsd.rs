@@ -1,0 +1,794 @@
+//! [`RvsdDataplane`]: the agent's [`Dataplane`] over rvsd's control socket ([`ctl`]).
+//!
+//! | agent                     | rvsd request                                                   |
+//! |---------------------------|----------------------------------------------------------------|
+//! | VIP added / removed       | `AddrAdd { dev, addr, sapool: false }` / `AddrDel`             |
+//! | gratuitous ARP / NA       | `SendGarp { addr, dev, count }` (count clamped to 1..=100)     |
+//! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
+//! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
+//!
+//! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
+//! stripped ([`super::port_of`]). A `local_address_group` becomes the services' `laddrs`:
+//! each must already be a `sapool` address of rvsd (rvsd's own configuration); one that is
+//! not is reported by name and its service is left out until it appears.
+//!
+//! # Never blocking VRRP
+//! The trait's calls only record the wanted state and queue the change; one thread
+//! (`rvsd-ctl`) owns the connection and applies the queue in order, so a slow or dead
+//! rvsd never delays an advertisement. The wanted state (VIPs held and released, services
+//! with their live weights) is kept whole, so anything lost is reapplied:
+//! * rvsd unreachable: the error is logged once, the connection retried every
+//!   [`RETRY_INTERVAL`]; on reconnection (e.g. rvsd restarted and lost everything) the
+//!   state is reconciled with `AddrList` / `ServiceList` and held VIPs that had to be added
+//!   again are announced;
+//! * a refusal is logged with rvsd's message (once per message until a clean
+//!   reconciliation), and the state is reconciled again every few seconds, so a fix in
+//!   rvsd (a missing sapool address, say) is picked up without restarting the agent;
+//! * an idle connection is checked every second (`Status`).
+//!
+//! # Services and VIPs
+//! keepalived keeps the services loaded on both nodes and moves only the addresses. rvsd
+//! (today) refuses a service whose VIP is not one of its addresses. When it says so, the
+//! agent switches to loading a VIP's services together with the VIP (`AddrAdd` then
+//! `ServiceAdd`) and removing them before it (`ServiceDel` then `AddrDel`); status shows
+//! `services_follow_vips`. The probe is repeated on every connection, so an rvsd that
+//! accepts such services gets keepalived's behaviour with no change here.
+
+use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey};
+use ctl::{AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, ServiceSpec, ServiceView};
+use fnat::persist::PersistConfig;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How often an unreachable rvsd is tried again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often an idle connection is checked.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How soon a refused change is attempted again (by reconciliation).
+const REFUSED_RETRY: Duration = Duration::from_secs(5);
+/// Announcements for a held VIP that had to be added again (rvsd restarted).
+const REANNOUNCE: u32 = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    AddVip(IpNet, String),
+    DelVip(IpNet, String),
+    Garp(IpAddr, String, u32),
+    Services,
+    Weight(ServiceKey, SocketAddr, u32),
+    AddRs(ServiceKey, RealServer),
+    DelRs(ServiceKey, SocketAddr),
+}
+
+/// What the agent wants rvsd to hold, and the queue of changes towards it.
+#[derive(Debug, Default)]
+struct Wanted {
+    /// VIPs held (master), by address.
+    held: BTreeMap<IpAddr, (IpNet, String)>,
+    /// VIPs released (backup, fault, stopped): absent from rvsd.
+    released: BTreeMap<IpAddr, (IpNet, String)>,
+    /// The services, with their current real servers and weights.
+    services: Vec<Service>,
+    /// Whether `set_services` was called.
+    services_set: bool,
+    ops: VecDeque<Op>,
+    stop: bool,
+    status: DataplaneStatus,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    wanted: Mutex<Wanted>,
+    cv: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Wanted> {
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// rvsd through its control socket; see the module documentation.
+pub struct RvsdDataplane {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<(std::thread::JoinHandle<()>, mpsc::Receiver<()>)>>,
+}
+
+impl std::fmt::Debug for RvsdDataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RvsdDataplane").field("status", &self.status()).finish()
+    }
+}
+
+impl RvsdDataplane {
+    /// Starts the connection thread for rvsd's control socket at `socket` (it need not
+    /// exist yet: the connection is retried).
+    pub fn new(socket: impl AsRef<Path>) -> RvsdDataplane {
+        let path = socket.as_ref().to_path_buf();
+        let shared = Arc::new(Shared::default());
+        {
+            let mut w = shared.lock();
+            w.status.kind = "rvsd".into();
+            w.status.target = Some(path.display().to_string());
+        }
+        let (done_tx, done_rx) = mpsc::channel();
+        let worker = Worker::new(shared.clone(), path);
+        let thread = std::thread::Builder::new()
+            .name("rvsd-ctl".into())
+            .spawn(move || {
+                worker.run();
+                let _ = done_tx.send(());
+            })
+            .expect("spawn the rvsd-ctl thread");
+        RvsdDataplane { shared, thread: Mutex::new(Some((thread, done_rx))) }
+    }
+
+    /// Applies what is queued (one more connection attempt if rvsd is unreachable), then
+    /// stops the connection thread; gives up waiting after `timeout`. Called on exit, so
+    /// that the VIPs released on shutdown really leave rvsd.
+    pub fn close(&self, timeout: Duration) {
+        self.shared.lock().stop = true;
+        self.shared.cv.notify_all();
+        let t = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((thread, done)) = t {
+            match done.recv_timeout(timeout) {
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = thread.join();
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    tracing::warn!("rvsd did not take the last changes within {timeout:?}");
+                }
+            }
+        }
+    }
+
+    /// Waits until the queue is empty and the state reconciled (tests).
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let s = self.status();
+            if s.pending == 0 && s.connected && s.last_error.is_none() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn push(&self, op: Op, change: impl FnOnce(&mut Wanted)) {
+        let mut w = self.shared.lock();
+        change(&mut w);
+        w.ops.push_back(op);
+        w.status.pending = w.ops.len();
+        drop(w);
+        self.shared.cv.notify_all();
+    }
+
+    fn edit_rs(
+        &self,
+        key: &ServiceKey,
+        op: Op,
+        f: impl FnOnce(&mut Vec<RealServer>) -> Result<(), DataplaneError>,
+    ) -> Result<(), DataplaneError> {
+        let mut w = self.shared.lock();
+        let svc = w.services.iter_mut().find(|s| s.key == *key).ok_or(DataplaneError::NoService(*key))?;
+        f(&mut svc.real_servers)?;
+        w.ops.push_back(op);
+        w.status.pending = w.ops.len();
+        drop(w);
+        self.shared.cv.notify_all();
+        Ok(())
+    }
+}
+
+impl Drop for RvsdDataplane {
+    fn drop(&mut self) {
+        self.close(Duration::from_secs(5));
+    }
+}
+
+impl Dataplane for RvsdDataplane {
+    fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        tracing::info!(%addr, port = port_name, "adding VIP");
+        self.push(Op::AddVip(addr, port_name.into()), |w| {
+            w.released.remove(&addr.addr());
+            w.held.insert(addr.addr(), (addr, port_name.into()));
+        });
+        Ok(())
+    }
+
+    fn del_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
+        tracing::info!(%addr, port = port_name, "removing VIP");
+        self.push(Op::DelVip(addr, port_name.into()), |w| {
+            w.held.remove(&addr.addr());
+            w.released.insert(addr.addr(), (addr, port_name.into()));
+        });
+        Ok(())
+    }
+
+    fn send_garp(&self, addr: IpAddr, port_name: &str, count: u32) -> Result<(), DataplaneError> {
+        if count > 0 {
+            self.push(Op::Garp(addr, port_name.into(), count), |_| {});
+        }
+        Ok(())
+    }
+
+    fn set_services(&self, services: &[Service]) -> Result<(), DataplaneError> {
+        tracing::info!(count = services.len(), "loading services");
+        self.push(Op::Services, |w| {
+            w.services = services.to_vec();
+            w.services_set = true;
+        });
+        Ok(())
+    }
+
+    fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError> {
+        self.edit_rs(service, Op::Weight(*service, rs, weight), |list| {
+            let r = list.iter_mut().find(|r| r.addr == rs).ok_or_else(|| no_rs(service, rs))?;
+            r.weight = weight;
+            Ok(())
+        })
+    }
+
+    fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        self.edit_rs(service, Op::AddRs(*service, rs.clone()), |list| {
+            match list.iter_mut().find(|r| r.addr == rs.addr) {
+                Some(r) => r.weight = rs.weight,
+                None => list.push(rs),
+            }
+            Ok(())
+        })
+    }
+
+    fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
+        self.edit_rs(service, Op::DelRs(*service, rs), |list| {
+            list.retain(|r| r.addr != rs);
+            Ok(())
+        })
+    }
+
+    fn status(&self) -> DataplaneStatus {
+        self.shared.lock().status.clone()
+    }
+}
+
+fn no_rs(key: &ServiceKey, rs: SocketAddr) -> DataplaneError {
+    DataplaneError::Failed(format!("service {}: no real server {rs}", core_key(key)))
+}
+
+/// rvsd's key for a service.
+pub fn core_key(k: &ServiceKey) -> fnat::service::ServiceKey {
+    fnat::service::ServiceKey {
+        proto: match k.proto {
+            Proto::Tcp => fnat::types::Proto::Tcp,
+            Proto::Udp => fnat::types::Proto::Udp,
+        },
+        vip: k.vip,
+        vport: k.vport,
+    }
+}
+
+/// A netmask as a prefix length.
+fn prefix_len(mask: IpAddr) -> Option<u8> {
+    let (ones, lead) = match mask {
+        IpAddr::V4(m) => (u32::from(m).count_ones(), u32::from(m).leading_ones()),
+        IpAddr::V6(m) => (u128::from(m).count_ones(), u128::from(m).leading_ones()),
+    };
+    (ones == lead).then_some(ones as u8)
+}
+
+/// rvsd's form of a service (without the check of its local addresses).
+pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
+    let key = core_key(&s.key);
+    let sched: SchedKind = s
+        .scheduler
+        .parse()
+        .map_err(|e| format!("virtual_server {key}: lb_algo {}: rvsd does not support it: {e}", s.scheduler))?;
+    let mut cfg = ServiceConfig::new(key.proto, key.vip, key.vport);
+    cfg.sched = sched;
+    if let Some(t) = s.persistence_timeout.filter(|t| *t > 0) {
+        let mut p = PersistConfig { timeout_s: t, ..PersistConfig::default() };
+        if let Some(m) = s.persistence_granularity {
+            let len = prefix_len(m)
+                .ok_or_else(|| format!("virtual_server {key}: persistence_granularity {m} is not a netmask"))?;
+            match m {
+                IpAddr::V4(_) => p.netmask_v4 = len,
+                IpAddr::V6(_) => p.netmask_v6 = len,
+            }
+        }
+        cfg.persistence = Some(p);
+    }
+    cfg.real_servers = s.real_servers.iter().map(rs_config).collect();
+    Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
+}
+
+fn rs_config(r: &RealServer) -> RealServerConfig {
+    RealServerConfig { addr: r.addr.ip(), port: r.addr.port(), weight: r.weight, upper: 0, lower: 0 }
+}
+
+/// A service in a form where equal means "rvsd needs no change": real servers and local
+/// addresses in a canonical order.
+fn canonical(spec: &ServiceSpec) -> ServiceSpec {
+    let mut s = spec.clone();
+    s.service.real_servers.sort_by_key(|r| (r.addr, r.port));
+    s.laddrs.sort();
+    s
+}
+
+fn view_spec(v: &ServiceView) -> ServiceSpec {
+    ServiceSpec { service: v.service.clone(), laddrs: v.laddrs.clone() }
+}
+
+/// Why an exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    /// The connection is gone (dropped; reconnection and reconciliation are due).
+    Io,
+    /// rvsd refused (logged; reconciliation is due).
+    Refused,
+}
+
+/// A failed exchange, before judging it.
+enum Exchange {
+    /// The connection is gone (already dropped and logged).
+    Io,
+    /// rvsd refused, with its code and message.
+    Refused(ErrorCode, String),
+}
+
+/// Whether rvsd's refusal says a service's VIP must be one of its addresses.
+fn needs_vip(message: &str) -> bool {
+    message.contains("VIP") && message.contains("is not an address of any port")
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    path: PathBuf,
+    client: Option<Client>,
+    /// Whether a whole reconciliation is due (on connection, after a refusal).
+    resync: bool,
+    /// No ServiceReplace yet: services rvsd has that keepalived.conf does not are dropped
+    /// by the first one (keepalived.conf is the whole truth at start); later ones keep
+    /// services others added.
+    first: bool,
+    /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
+    /// again on every connection).
+    follow_vips: bool,
+    /// When to try again (connection or reconciliation).
+    retry_at: Instant,
+    /// Last successful exchange.
+    last_ok: Instant,
+    /// Errors logged since the last clean reconciliation.
+    logged: HashSet<String>,
+    last_error: Option<String>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, path: PathBuf) -> Worker {
+        let now = Instant::now();
+        Worker {
+            shared,
+            path,
+            client: None,
+            resync: true,
+            first: true,
+            follow_vips: false,
+            retry_at: now,
+            last_ok: now,
+            logged: HashSet::new(),
+            last_error: None,
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            let (ops, stop) = self.wait();
+            if stop && ops.is_empty() {
+                break;
+            }
+            self.step(ops);
+            self.publish();
+            if stop {
+                break;
+            }
+        }
+    }
+
+    /// Waits for queued changes, or until a retry or a check is due.
+    fn wait(&mut self) -> (Vec<Op>, bool) {
+        let mut w = self.shared.lock();
+        loop {
+            if !w.ops.is_empty() || w.stop {
+                let ops: Vec<Op> = w.ops.drain(..).collect();
+                return (ops, w.stop);
+            }
+            let now = Instant::now();
+            let due = if self.client.is_none() || self.resync { self.retry_at } else { self.last_ok + PING_INTERVAL };
+            if now >= due {
+                return (Vec::new(), false);
+            }
+            w = self.shared.cv.wait_timeout(w, due - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn publish(&mut self) {
+        let mut w = self.shared.lock();
+        w.status.connected = self.client.is_some();
+        w.status.last_error = self.last_error.clone();
+        w.status.pending = w.ops.len();
+        w.status.services_follow_vips = self.follow_vips;
+    }
+
+    fn step(&mut self, ops: Vec<Op>) {
+        if self.client.is_none() && !self.connect() {
+            // Everything but announcements is in the wanted state, applied on reconnection.
+            return;
+        }
+        if self.resync {
+            match self.reconcile() {
+                Ok(()) => self.resync = false,
+                Err(Fail::Io) => return,
+                Err(Fail::Refused) => self.retry_at = Instant::now() + REFUSED_RETRY,
+            }
+            // State changes are covered by the reconciliation; announcements are not.
+            for op in ops {
+                if let Op::Garp(..) = op {
+                    if self.apply(op) == Err(Fail::Io) {
+                        return;
+                    }
+                }
+            }
+            return;
+        }
+        if ops.is_empty() {
+            let _ = self.call("status", Request::Status, &[]);
+            return;
+        }
+        for op in ops {
+            match self.apply(op) {
+                Ok(()) => {}
+                Err(Fail::Io) => return,
+                Err(Fail::Refused) => {
+                    self.resync = true;
+                    self.retry_at = Instant::now() + REFUSED_RETRY;
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self) -> bool {
+        match Client::connect(&self.path) {
+            Ok(c) => {
+                tracing::info!(socket = %self.path.display(), "connected to rvsd");
+                self.client = Some(c);
+                self.resync = true;
+                self.follow_vips = false;
+                self.last_ok = Instant::now();
+                true
+            }
+            Err(e) => {
+                self.error(format!("rvsd unreachable: {e} (retrying every {RETRY_INTERVAL:?})"));
+                self.retry_at = Instant::now() + RETRY_INTERVAL;
+                false
+            }
+        }
+    }
+
+    /// Logs an error once (until the next clean reconciliation) and shows it in status.
+    fn error(&mut self, msg: String) {
+        if self.logged.insert(msg.clone()) {
+            tracing::error!("{msg}");
+        } else {
+            tracing::debug!("{msg}");
+        }
+        self.last_error = Some(msg);
+    }
+
+    /// One request. A broken connection is dropped (and logged): reconnection and
+    /// reconciliation follow.
+    fn exchange(&mut self, what: &str, req: Request) -> Result<Response, Exchange> {
+        let Some(c) = self.client.as_mut() else { return Err(Exchange::Io) };
+        tracing::debug!(?req, "rvsd request");
+        match c.call(req) {
+            Ok(r) => {
+                self.last_ok = Instant::now();
+                Ok(r)
+            }
+            Err(CtlError::Remote { code, message }) => {
+                self.last_ok = Instant::now();
+                Err(Exchange::Refused(code, message))
+            }
+            Err(e) => {
+                self.client = None;
+                self.resync = true;
+                self.retry_at = Instant::now();
+                self.error(format!("{what}: connection to rvsd lost: {e}"));
+                Err(Exchange::Io)
+            }
+        }
+    }
+
+    /// One request; `fine` error codes count as success (`Ok(None)`), others are logged.
+    fn call(&mut self, what: &str, req: Request, fine: &[ErrorCode]) -> Result<Option<Response>, Fail> {
+        match self.exchange(what, req) {
+            Ok(r) => Ok(Some(r)),
+            Err(Exchange::Io) => Err(Fail::Io),
+            Err(Exchange::Refused(code, message)) if fine.contains(&code) => {
+                tracing::debug!("{what}: {message} (fine)");
+                Ok(None)
+            }
+            Err(Exchange::Refused(code, message)) => {
+                self.error(format!("{what}: rvsd refused ({}): {message}", code.name()));
+                Err(Fail::Refused)
+            }
+        }
+    }
+
+    /// rvsd says a service's VIP must be one of its addresses: from now on a VIP's
+    /// services come and go with it.
+    fn learn_follow(&mut self, message: &str) {
+        tracing::warn!(
+            "rvsd refuses services whose VIP it does not hold ({message}); services are loaded with \
+             their VIP on becoming master and removed before it on leaving"
+        );
+        self.follow_vips = true;
+    }
+
+    fn unload_services_of(&mut self, vip: IpAddr) -> Result<(), Fail> {
+        for s in self.services_of(vip) {
+            let key = core_key(&s.key);
+            self.call(&format!("unload service {key}"), Request::ServiceDel { key }, &[ErrorCode::NotFound])?;
+        }
+        Ok(())
+    }
+
+    /// Removes a VIP (its services first when they follow it).
+    fn remove_vip(&mut self, ip: IpAddr, dev: &str) -> Result<(), Fail> {
+        if self.follow_vips {
+            self.unload_services_of(ip)?;
+        }
+        let what = format!("remove VIP {ip} from {dev}");
+        let req = || Request::AddrDel { dev: dev.to_string(), addr: ip };
+        match self.exchange(&what, req()) {
+            Ok(_) | Err(Exchange::Refused(ErrorCode::NotFound, _)) => Ok(()),
+            Err(Exchange::Io) => Err(Fail::Io),
+            Err(Exchange::Refused(ErrorCode::Invalid, m)) if !self.follow_vips && needs_vip(&m) => {
+                self.learn_follow(&m);
+                self.unload_services_of(ip)?;
+                self.call(&what, req(), &[ErrorCode::NotFound]).map(|_| ())
+            }
+            Err(Exchange::Refused(code, message)) => {
+                self.error(format!("{what}: rvsd refused ({}): {message}", code.name()));
+                Err(Fail::Refused)
+            }
+        }
+    }
+
+    fn services_of(&self, vip: IpAddr) -> Vec<Service> {
+        self.shared.lock().services.iter().filter(|s| s.key.vip == vip).cloned().collect()
+    }
+
+    fn held(&self, vip: IpAddr) -> bool {
+        self.shared.lock().held.contains_key(&vip)
+    }
+
+    fn apply(&mut self, op: Op) -> Result<(), Fail> {
+        let follow = self.follow_vips;
+        match op {
+            Op::AddVip(net, dev) => {
+                let what = format!("add VIP {net} to {dev}");
+                self.call(&what, Request::AddrAdd { dev, addr: net, sapool: false }, &[ErrorCode::Exists])?;
+                if follow {
+                    for s in self.services_of(net.addr()) {
+                        let spec = match to_spec(&s) {
+                            Ok(spec) => spec,
+                            Err(e) => {
+                                self.error(e);
+                                return Err(Fail::Refused);
+                            }
+                        };
+                        let what = format!("load service {}", core_key(&s.key));
+                        if self.call(&what, Request::ServiceAdd(spec), &[ErrorCode::Exists])?.is_none() {
+                            // Already there, maybe stale: compare everything.
+                            return Err(Fail::Refused);
+                        }
+                    }
+                }
+            }
+            Op::DelVip(net, dev) => self.remove_vip(net.addr(), &dev)?,
+            Op::Garp(addr, dev, count) => {
+                let what = format!("announce {addr} on {dev}");
+                self.call(&what, Request::SendGarp { addr, dev, count: count.clamp(1, 100) }, &[])?;
+            }
+            Op::Services => {
+                self.resync = true;
+                return self.reconcile().map(|()| self.resync = false);
+            }
+            Op::Weight(key, rs, weight) => {
+                // Not loaded because its VIP is not held: the wanted state has the weight.
+                let absent = if follow && !self.held(key.vip) { &[ErrorCode::NotFound][..] } else { &[] };
+                let key = core_key(&key);
+                let change = RealServerEdit { weight: Some(weight), ..Default::default() };
+                let req = Request::RealServerEdit { key, addr: rs.ip(), port: rs.port(), change };
+                self.call(&format!("service {key}: set {rs} weight {weight}"), req, absent)?;
+            }
+            Op::AddRs(key, rs) => {
+                let absent = if follow && !self.held(key.vip) { &[ErrorCode::NotFound][..] } else { &[] };
+                let ck = core_key(&key);
+                let what = format!("service {ck}: add real server {}", rs.addr);
+                let fine = [absent, &[ErrorCode::Exists]].concat();
+                let req = Request::RealServerAdd { key: ck, rs: rs_config(&rs) };
+                if self.call(&what, req, &fine)?.is_none() {
+                    let change = RealServerEdit { weight: Some(rs.weight), ..Default::default() };
+                    let req = Request::RealServerEdit { key: ck, addr: rs.addr.ip(), port: rs.addr.port(), change };
+                    self.call(&what, req, &[ErrorCode::NotFound])?;
+                }
+            }
+            Op::DelRs(key, rs) => {
+                let key = core_key(&key);
+                let req = Request::RealServerDel { key, addr: rs.ip(), port: rs.port() };
+                self.call(&format!("service {key}: remove real server {rs}"), req, &[ErrorCode::NotFound])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes rvsd hold exactly the wanted VIPs and services, reading what it has first.
+    fn reconcile(&mut self) -> Result<(), Fail> {
+        let (held, released, services, services_set) = {
+            let w = self.shared.lock();
+            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set)
+        };
+        let mut refused = false;
+        let present: HashMap<IpAddr, AddrView> = match self.call("list addresses", Request::AddrList, &[])? {
+            Some(Response::Addrs { addrs }) => addrs.into_iter().map(|a| (a.addr.addr(), a)).collect(),
+            other => {
+                self.error(format!("list addresses: unexpected reply {other:?}"));
+                return Err(Fail::Refused);
+            }
+        };
+        // 1. Held VIPs first: services may need them.
+        let mut announce = Vec::new();
+        for (ip, (net, dev)) in &held {
+            match present.get(ip) {
+                Some(a) if a.dev == *dev => {}
+                Some(a) => {
+                    self.error(format!("VIP {ip} is an address of {} in rvsd, not of {dev}: left alone", a.dev));
+                    refused = true;
+                }
+                None => {
+                    let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: false };
+                    match self.call(&format!("add VIP {net} to {dev}"), req, &[ErrorCode::Exists]) {
+                        Ok(_) => announce.push((*ip, dev.clone())),
+                        Err(Fail::Io) => return Err(Fail::Io),
+                        Err(Fail::Refused) => refused = true,
+                    }
+                }
+            }
+        }
+        // 2. Services.
+        if services_set {
+            refused |= self.reconcile_services(&services, &present, &held, &released)?;
+        }
+        // 3. Released VIPs (after their services).
+        for (ip, (_, dev)) in &released {
+            if present.get(ip).is_some_and(|a| a.dev == *dev && !a.sapool) {
+                match self.remove_vip(*ip, dev) {
+                    Ok(_) => {}
+                    Err(Fail::Io) => return Err(Fail::Io),
+                    Err(Fail::Refused) => refused = true,
+                }
+            }
+        }
+        // 4. VIPs that had to be added again are announced.
+        for (ip, dev) in announce {
+            let req = Request::SendGarp { addr: ip, dev: dev.clone(), count: REANNOUNCE };
+            match self.call(&format!("announce {ip} on {dev}"), req, &[]) {
+                Ok(_) => {}
+                Err(Fail::Io) => return Err(Fail::Io),
+                Err(Fail::Refused) => refused = true,
+            }
+        }
+        if refused {
+            return Err(Fail::Refused);
+        }
+        if self.last_error.take().is_some() {
+            tracing::info!("rvsd holds the wanted VIPs and services again");
+        }
+        self.logged.clear();
+        Ok(())
+    }
+
+    /// Returns whether something was refused.
+    fn reconcile_services(
+        &mut self,
+        services: &[Service],
+        present: &HashMap<IpAddr, AddrView>,
+        held: &BTreeMap<IpAddr, (IpNet, String)>,
+        released: &BTreeMap<IpAddr, (IpNet, String)>,
+    ) -> Result<bool, Fail> {
+        let mut refused = false;
+        let mut specs = Vec::new();
+        for s in services {
+            let spec = match to_spec(s) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    self.error(e);
+                    refused = true;
+                    continue;
+                }
+            };
+            let key = spec.service.key();
+            let bad: Vec<String> = spec
+                .laddrs
+                .iter()
+                .filter(|l| !present.get(l).is_some_and(|a| a.sapool))
+                .map(|l| {
+                    let port = s.local_addrs.iter().find(|x| x.addr == *l).map_or("", |x| x.port_name.as_str());
+                    let port = if port.is_empty() { "DEV" } else { port };
+                    format!(
+                        "virtual_server {key}: local address {l} (local_address_group) is not a sapool address of rvsd; \
+                         add it to rvsd's configuration ([[addr]] with sapool = true) or `rvsip addr add {l}/LEN dev {port} sapool`"
+                    )
+                })
+                .collect();
+            if !bad.is_empty() {
+                bad.into_iter().for_each(|m| self.error(m));
+                refused = true;
+                continue;
+            }
+            specs.push(spec);
+        }
+        let current: Vec<ServiceView> = match self.call("list services", Request::ServiceList { stats: false }, &[])? {
+            Some(Response::Services { services }) => services,
+            other => {
+                self.error(format!("list services: unexpected reply {other:?}"));
+                return Ok(true);
+            }
+        };
+        let managed: HashSet<_> = services.iter().map(|s| core_key(&s.key)).collect();
+        let others: Vec<ServiceSpec> = if self.first {
+            Vec::new()
+        } else {
+            current.iter().filter(|v| !managed.contains(&v.service.key())).map(view_spec).collect()
+        };
+        let have: BTreeMap<_, _> = current.iter().map(|v| (v.service.key(), canonical(&view_spec(v)))).collect();
+        loop {
+            let follow = self.follow_vips;
+            let with_vip =
+                |vip: &IpAddr| (present.contains_key(vip) || held.contains_key(vip)) && !released.contains_key(vip);
+            let mut want: Vec<ServiceSpec> =
+                specs.iter().filter(|s| !follow || with_vip(&s.service.vip)).cloned().collect();
+            want.extend(others.iter().cloned());
+            let want_map: BTreeMap<_, _> = want.iter().map(|s| (s.service.key(), canonical(s))).collect();
+            if want_map == have {
+                break;
+            }
+            let n = want.len();
+            match self.exchange("load services", Request::ServiceReplace { services: want }) {
+                Ok(_) => {
+                    tracing::info!(services = n, "services loaded into rvsd");
+                    break;
+                }
+                Err(Exchange::Io) => return Err(Fail::Io),
+                Err(Exchange::Refused(ErrorCode::Invalid, m)) if !follow && needs_vip(&m) => self.learn_follow(&m),
+                Err(Exchange::Refused(code, message)) => {
+                    self.error(format!("load services: rvsd refused ({}): {message}", code.name()));
+                    return Ok(true);
+                }
+            }
+        }
+        self.first = false;
+        Ok(refused)
+    }
+}
+
+#[cfg(test)]
+mod tests;
