@@ -426,9 +426,34 @@ pub struct LinkView {
     pub tx_queues: u16,
     /// NUMA socket.
     pub socket: i32,
+    /// For a bond: its mode and slaves.
+    #[serde(default)]
+    pub bond: Option<BondView>,
     /// Counters, when asked for.
     #[serde(default)]
     pub stats: Option<LinkStats>,
+}
+
+/// A bond's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BondView {
+    /// `active-backup`, `lacp`, ...
+    pub mode: String,
+    /// Index of the current primary slave (in active-backup: the one carrying traffic).
+    pub primary: Option<usize>,
+    /// The slaves.
+    pub slaves: Vec<SlaveView>,
+}
+
+/// One slave of a bond.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaveView {
+    /// DPDK device name.
+    pub device: String,
+    /// Its link is up.
+    pub up: bool,
+    /// It carries traffic now.
+    pub active: bool,
 }
 
 /// An address as listed.

@@ -33,6 +33,9 @@ pub struct PortConfig {
     pub mtu: Option<u16>,
     /// Receive frames for every destination MAC.
     pub promiscuous: bool,
+    /// Link-state-change interrupts: a bond needs them for slaves whose driver
+    /// announces them (it then does not poll those slaves' links).
+    pub lsc_interrupt: bool,
 }
 
 impl Default for PortConfig {
@@ -45,6 +48,7 @@ impl Default for PortConfig {
             rss_hf: RSS_IP | RSS_TCP | RSS_UDP,
             mtu: None,
             promiscuous: false,
+            lsc_interrupt: false,
         }
     }
 }
@@ -276,6 +280,9 @@ impl Port {
             ));
         }
         let mut conf = dpdk_sys::rte_eth_conf::default();
+        if cfg.lsc_interrupt {
+            conf.intr_conf.set_lsc(1);
+        }
         let rss_hf = cfg.rss_hf & info.rss_offloads;
         if cfg.rx_queues > 1 && rss_hf != 0 {
             conf.rxmode.mq_mode = dpdk_sys::RTE_ETH_MQ_RX_RSS;
@@ -303,8 +310,12 @@ impl Port {
             check(|| format!("rte_eth_tx_queue_setup(port {id}, queue {q})"), rc)?;
             txq.push(TxBuffer::new(id, q));
         }
+        // Only when it differs: some drivers (the bonding driver) refuse to set the
+        // MTU they already have.
         if let Some(mtu) = cfg.mtu {
-            self.set_mtu(mtu)?;
+            if self.mtu().ok() != Some(mtu) {
+                self.set_mtu(mtu)?;
+            }
         }
         self.set_promiscuous(cfg.promiscuous)?;
         Ok((rxq, txq))

@@ -121,6 +121,9 @@ pub struct PortConf {
     /// A PCI address (`0000:01:00.0`); the EAL probes only the listed ones.
     #[serde(default)]
     pub pci: Option<String>,
+    /// A bond of several devices (DPDK's bonding driver).
+    #[serde(default)]
+    pub bond: Option<BondConf>,
     /// Receive descriptors per queue.
     #[serde(default = "default_desc")]
     pub rx_desc: u16,
@@ -139,6 +142,40 @@ pub struct PortConf {
     /// The kernel twin interface `<name>.kni` (same MAC as the port).
     #[serde(default)]
     pub twin: TwinKind,
+}
+
+/// A bond: its slaves (vdev strings or PCI addresses) and mode.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BondConf {
+    /// `round-robin` (0), `active-backup` (1), `balance-xor` (2) or `lacp` (4, 802.3ad).
+    pub mode: BondModeConf,
+    /// The slave devices.
+    pub slaves: Vec<String>,
+    /// Index of the primary slave (active-backup).
+    #[serde(default)]
+    pub primary: usize,
+    /// Link polling interval for slaves without link interrupts, in ms.
+    #[serde(default = "default_monitor_ms")]
+    pub monitor_ms: u32,
+}
+
+fn default_monitor_ms() -> u32 {
+    100
+}
+
+/// Bonding modes rvs supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BondModeConf {
+    /// Mode 0: transmit in turn over the slaves.
+    RoundRobin,
+    /// Mode 1: one active slave, the others stand by.
+    ActiveBackup,
+    /// Mode 2: the transmit slave from a hash of the headers.
+    BalanceXor,
+    /// Mode 4: IEEE 802.3ad with LACP.
+    Lacp,
 }
 
 /// How a port's kernel twin is made.
@@ -400,8 +437,15 @@ impl Config {
         a.push("--file-prefix".into());
         a.push(self.eal.file_prefix.clone());
         let mut any_pci = false;
-        for p in &self.ports {
-            if let Some(v) = &p.vdev {
+        let devices = self.ports.iter().flat_map(|p| {
+            let mut d: Vec<(Option<&String>, Option<&String>)> = vec![(p.vdev.as_ref(), p.pci.as_ref())];
+            if let Some(b) = &p.bond {
+                d = b.slaves.iter().map(|s| if is_pci_addr(s) { (None, Some(s)) } else { (Some(s), None) }).collect();
+            }
+            d
+        });
+        for (vdev, pci) in devices {
+            if let Some(v) = vdev {
                 // af_packet opens one socket per queue pair and fans received traffic
                 // out over all of them: exactly one pair per worker.
                 if v.starts_with("net_af_packet") && !v.contains("qpairs=") {
@@ -410,7 +454,7 @@ impl Config {
                     a.push(format!("--vdev={v}"));
                 }
             }
-            if let Some(pci) = &p.pci {
+            if let Some(pci) = pci {
                 a.push("-a".into());
                 a.push(pci.clone());
                 any_pci = true;
@@ -491,9 +535,29 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 err(format!("{k}.name"), format!("port name {:?} is used twice", p.name));
             }
+            if let Some(b) = &p.bond {
+                if p.vdev.is_some() || p.pci.is_some() {
+                    err(k.clone(), "a bond has slaves, not a vdev or pci of its own".into());
+                }
+                if b.slaves.is_empty() {
+                    err(format!("{k}.bond.slaves"), "a bond needs at least one slave".into());
+                }
+                if b.primary >= b.slaves.len().max(1) {
+                    err(format!("{k}.bond.primary"), format!("slave {} does not exist", b.primary));
+                }
+                for (j, sl) in b.slaves.iter().enumerate() {
+                    if !sl.starts_with("net_") && !is_pci_addr(sl) {
+                        err(
+                            format!("{k}.bond.slaves[{j}]"),
+                            format!("{sl:?} is neither a network vdev nor a PCI address"),
+                        );
+                    }
+                }
+                continue;
+            }
             match (&p.vdev, &p.pci) {
                 (Some(_), Some(_)) => err(k.clone(), "give either vdev or pci, not both".into()),
-                (None, None) => err(k.clone(), "give a vdev string or a pci address".into()),
+                (None, None) => err(k.clone(), "give a vdev string, a pci address or a bond".into()),
                 (Some(v), None) if !v.starts_with("net_") => err(
                     format!("{k}.vdev"),
                     format!("{v:?} is not a network vdev (net_af_packet0,iface=..., net_tap0, ...)"),

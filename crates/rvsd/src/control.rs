@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctl::{
-    AddrView, ConnCursor, ErrorCode, LinkChange, LinkStats, LinkView, NeighView, RealServerView, Request, Response,
-    ServiceView, WorkerView,
+    AddrView, BondView, ConnCursor, ErrorCode, LinkChange, LinkStats, LinkView, NeighView, RealServerView, Request,
+    Response, ServiceView, SlaveView, WorkerView,
 };
 use dpdk::{Burst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::stats::Counters;
@@ -54,6 +54,8 @@ pub struct PortHandle {
     pub flows: Vec<dpdk::Flow>,
     /// The DPDK port.
     pub port: Port,
+    /// A bond's slave ports (after the bond, which uses them).
+    pub slaves: Vec<Port>,
     /// Operator's name.
     pub name: String,
     /// DPDK device name.
@@ -78,6 +80,9 @@ struct ActiveCapture {
     writer: crate::capture::PcapngWriter<std::io::BufWriter<std::fs::File>>,
     reply: std::sync::mpsc::Sender<Response>,
 }
+
+/// How often the control thread checks active-backup bonds' links.
+const BOND_WATCH: Duration = Duration::from_millis(20);
 
 /// Frames moved between the workers and the twins per control round, at most.
 const KNI_BURSTS_PER_ROUND: usize = 64;
@@ -142,8 +147,13 @@ impl Control {
     pub fn run(mut self) -> Vec<PortHandle> {
         let mut aged_at = Instant::now();
         let mut link_at = Instant::now();
+        let mut bond_at = Instant::now();
         while !self.term.load(Ordering::Relaxed) {
             let mut busy = self.pump_twins();
+            if bond_at.elapsed() > BOND_WATCH {
+                bond_at = Instant::now();
+                self.watch_bonds();
+            }
             if link_at.elapsed() > Duration::from_secs(1) {
                 link_at = Instant::now();
                 self.mirror_links();
@@ -217,6 +227,31 @@ impl Control {
             }
         }
         moved
+    }
+
+    /// Active-backup bonds: when the slave carrying traffic loses its link and another
+    /// slave has one, make that one primary. The bonding driver does this itself for
+    /// slaves whose link it polls or is interrupted about; rvsd watches as well, since
+    /// some drivers announce link interrupts that never come (tap, here).
+    fn watch_bonds(&mut self) {
+        for h in &self.ports {
+            if h.slaves.is_empty() || dpdk::Bond::mode(&h.port).ok() != Some(1) {
+                continue;
+            }
+            let Ok(current) = dpdk::Bond::primary(&h.port) else { continue };
+            let up = |p: &Port| p.link().map(|l| l.up).unwrap_or(false);
+            if h.slaves.iter().find(|s| s.id() == current).is_some_and(up) {
+                continue;
+            }
+            if let Some(next) = h.slaves.iter().find(|s| s.id() != current && up(s)) {
+                match dpdk::Bond::set_primary(&h.port, next) {
+                    Ok(()) => {
+                        tracing::warn!(bond = %h.name, from = current, to = next.id(), "bond: active slave lost its link; failed over")
+                    }
+                    Err(e) => tracing::warn!(bond = %h.name, "bond: failover to slave {} refused: {e}", next.id()),
+                }
+            }
+        }
     }
 
     /// Makes each twin's link follow its port's.
@@ -611,6 +646,26 @@ impl Control {
                     rx_queues: h.queues,
                     tx_queues: h.queues,
                     socket: h.socket,
+                    bond: (!h.slaves.is_empty()).then(|| {
+                        // DPDK's "active" slaves are those with link; in active-backup
+                        // the one carrying traffic is the current primary.
+                        let linked = dpdk::Bond::active_slaves(&h.port).unwrap_or_default();
+                        let mode = dpdk::Bond::mode(&h.port).unwrap_or(u8::MAX);
+                        let current = dpdk::Bond::primary(&h.port).ok();
+                        BondView {
+                            mode: bond_mode_name(mode).into(),
+                            primary: current.and_then(|id| h.slaves.iter().position(|s| s.id() == id)),
+                            slaves: h
+                                .slaves
+                                .iter()
+                                .map(|s| SlaveView {
+                                    device: s.info().map(|i| i.name).unwrap_or_default(),
+                                    up: s.link().map(|l| l.up).unwrap_or(false),
+                                    active: if mode == 1 { current == Some(s.id()) } else { linked.contains(&s.id()) },
+                                })
+                                .collect(),
+                        }
+                    }),
                     stats: stats.then(|| {
                         let s = h.port.stats().unwrap_or_default();
                         let q = h.queues.min(16) as usize;
@@ -793,6 +848,19 @@ impl Control {
     /// Counters of all workers as one JSON value.
     pub fn stats(&self, wait: Duration) -> Option<serde_json::Value> {
         self.reports(wait).map(|r| summary(self.shared.gen.load(Ordering::Acquire), &r))
+    }
+}
+
+fn bond_mode_name(m: u8) -> &'static str {
+    match m {
+        0 => "round-robin",
+        1 => "active-backup",
+        2 => "balance-xor",
+        3 => "broadcast",
+        4 => "lacp",
+        5 => "tlb",
+        6 => "alb",
+        _ => "?",
     }
 }
 

@@ -37,6 +37,39 @@ const KNI_RING: u32 = 8192;
 /// Replies queued from one worker to another.
 const REDIRECT_RING: u32 = 4096;
 
+/// The DPDK device name of a slave's vdev string or PCI address.
+fn slave_device(s: &str) -> &str {
+    s.split(',').next().unwrap_or(s)
+}
+
+/// Creates a bond of the configured slaves; returns the bond port, its device name and
+/// the slave ports (which must outlive it).
+fn make_bond(name: &str, b: &crate::config::BondConf) -> Result<(Port, String, Vec<Port>)> {
+    use crate::config::BondModeConf;
+    let slaves: Vec<Port> = b
+        .slaves
+        .iter()
+        .map(|s| Port::by_name(slave_device(s)).with_context(|| format!("bond {name}: slave {s}")))
+        .collect::<Result<_>>()?;
+    let mode = match b.mode {
+        BondModeConf::RoundRobin => dpdk::BondMode::RoundRobin,
+        BondModeConf::ActiveBackup => dpdk::BondMode::ActiveBackup,
+        BondModeConf::BalanceXor => dpdk::BondMode::BalanceXor,
+        BondModeConf::Lacp => dpdk::BondMode::Lacp,
+    };
+    let dev = format!("net_bonding_{name}");
+    let bond = dpdk::Bond::create(&dev, mode, 0).with_context(|| format!("bond {name}"))?;
+    for s in &slaves {
+        dpdk::Bond::add_slave(&bond, s).with_context(|| format!("bond {name}: add slave"))?;
+    }
+    if mode == dpdk::BondMode::ActiveBackup {
+        dpdk::Bond::set_primary(&bond, &slaves[b.primary]).with_context(|| format!("bond {name}: primary"))?;
+    }
+    dpdk::Bond::set_link_monitor(&bond, b.monitor_ms).with_context(|| format!("bond {name}: link monitoring"))?;
+    tracing::info!(bond = %name, mode = ?b.mode, slaves = b.slaves.len(), "bond created");
+    Ok((bond, dev, slaves))
+}
+
 /// Creates `p`'s kernel twin `<name>.kni` with the port's MAC.
 fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
     let ifname = format!("{}.kni", p.name);
@@ -65,6 +98,7 @@ fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool)
         rss_hf: 0,
         mtu: Some(p.mtu),
         promiscuous: false,
+        lsc_interrupt: false,
     };
     let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
     port.start().with_context(|| format!("start twin {ifname}"))?;
@@ -140,8 +174,13 @@ pub fn run(cfg: Config) -> Result<()> {
     let mut rxs = Vec::new();
     let mut txs = Vec::new();
     for p in &cfg.ports {
-        let dev = device_name(p);
-        let mut port = Port::by_name(&dev).with_context(|| format!("port {} ({dev})", p.name))?;
+        let (mut port, dev, slaves) = match &p.bond {
+            None => {
+                let dev = device_name(p);
+                (Port::by_name(&dev).with_context(|| format!("port {} ({dev})", p.name))?, dev, Vec::new())
+            }
+            Some(b) => make_bond(&p.name, b)?,
+        };
         let pc = PortConfig {
             rx_queues: n as u16,
             tx_queues: n as u16,
@@ -150,6 +189,7 @@ pub fn run(cfg: Config) -> Result<()> {
             rss_hf: if p.rss { RSS_IP | RSS_TCP | RSS_UDP } else { 0 },
             mtu: Some(p.mtu),
             promiscuous: p.promiscuous,
+            lsc_interrupt: p.bond.is_some(),
         };
         let (rx, tx) = port.configure(&pc, &pool).with_context(|| format!("configure {} ({dev})", p.name))?;
         port.start().with_context(|| format!("start {}", p.name))?;
@@ -170,6 +210,7 @@ pub fn run(cfg: Config) -> Result<()> {
         handles_ports.push(PortHandle {
             flows: Vec::new(),
             port,
+            slaves,
             name: p.name.clone(),
             device: dev,
             driver: info.driver,

@@ -31,6 +31,15 @@ pub fn write_links(out: &mut dyn Write, links: &[LinkView], stats: bool) -> io::
             on_off(l.forward2kni)
         )?;
         writeln!(out, "    addr {} driver {}", l.mac, l.driver)?;
+        if let Some(b) = &l.bond {
+            write!(out, "    bond mode {} slaves:", b.mode)?;
+            for (i, s) in b.slaves.iter().enumerate() {
+                let role = if s.active { "active" } else { "backup" };
+                let primary = if b.primary == Some(i) { ",primary" } else { "" };
+                write!(out, " {} ({role},{}{primary})", s.device, if s.up { "up" } else { "down" })?;
+            }
+            writeln!(out)?;
+        }
         if !stats {
             continue;
         }

@@ -174,7 +174,7 @@ fn listings() {
 fn bad_input_is_one_line_naming_the_problem() {
     let table = [
         ("", "no object given (link, addr, route, neigh, stats; 'rvsip help' for help)"),
-        ("links show", "unknown object 'links' (link, addr, route, neigh, stats)"),
+        ("links show", "unknown object 'links' (link, addr, route, neigh, stats, capture)"),
         ("--frob link", "unexpected argument '--frob' found"),
         ("link sett dpdk0 up", "unknown command 'sett' for link (show, set)"),
         ("link add dpdk0", "link takes show or set"),
@@ -244,6 +244,7 @@ fn links(stats: bool) -> Vec<LinkView> {
             rx_queues: 2,
             tx_queues: 2,
             socket: 0,
+            bond: None,
             stats: stats.then(|| LinkStats {
                 ipackets: 1000,
                 opackets: 900,
@@ -272,6 +273,7 @@ fn links(stats: bool) -> Vec<LinkView> {
             rx_queues: 1,
             tx_queues: 1,
             socket: -1,
+            bond: None,
             stats: None,
         },
     ]
@@ -496,4 +498,22 @@ fn capture_arguments() {
         let argv: Vec<&str> = std::iter::once("rvsip").chain(bad.split(' ')).collect();
         assert!(parse(&argv).is_err(), "{bad} must be refused");
     }
+}
+
+#[test]
+fn link_show_prints_a_bond_and_its_slaves() {
+    let mut l = links(false);
+    l[0].bond = Some(ctl::BondView {
+        mode: "active-backup".into(),
+        primary: Some(0),
+        slaves: vec![
+            ctl::SlaveView { device: "net_tap_bs0".into(), up: false, active: false },
+            ctl::SlaveView { device: "net_tap_bs1".into(), up: true, active: true },
+        ],
+    });
+    let (out, _) = run_ip("link show dpdk0", vec![Response::Links { links: l }]);
+    assert!(
+        out.contains("    bond mode active-backup slaves: net_tap_bs0 (backup,down,primary) net_tap_bs1 (active,up)\n"),
+        "{out}"
+    );
 }
