@@ -66,6 +66,27 @@ impl Burst {
         self.bufs[..n].iter_mut().filter_map(Option::take)
     }
 
+    /// Takes the mbuf at `i` out, leaving its slot empty (`None` if already taken or
+    /// past the end). With [`Burst::forget_taken`], lets a caller hand each mbuf to code
+    /// that needs `&mut` access to whatever holds the burst, without moving the burst.
+    #[inline]
+    pub fn take(&mut self, i: usize) -> Option<Mbuf> {
+        if i < self.len {
+            self.bufs[i].take()
+        } else {
+            None
+        }
+    }
+
+    /// Marks the burst empty after every mbuf was [`Burst::take`]n; any left are freed.
+    #[inline]
+    pub fn forget_taken(&mut self) {
+        for slot in &mut self.bufs[..self.len] {
+            drop(slot.take());
+        }
+        self.len = 0;
+    }
+
     /// Frees everything held.
     #[inline]
     pub fn clear(&mut self) {

@@ -47,6 +47,7 @@ fn main() {
         ("mempool_exhaustion_and_return", mempool_exhaustion_and_return),
         ("mbuf_operations", mbuf_operations),
         ("ring_handoff_between_lcores", ring_handoff_between_lcores),
+        ("burst_take_and_forget", burst_take_and_forget),
         ("net_ring_pair_byte_exact", net_ring_pair_byte_exact),
         ("net_null_starts_and_forwards", net_null_starts_and_forwards),
         ("flow_rules_refused_cleanly_without_support", flow_rules_refused_cleanly_without_support),
@@ -196,6 +197,22 @@ fn ring_handoff_between_lcores(ctx: &Ctx) {
     }
     assert_eq!(h.wait(), 0);
     assert_eq!(ring.count(), 0);
+}
+
+fn burst_take_and_forget(ctx: &Ctx) {
+    let mut b = Burst::new();
+    for i in 0..5u8 {
+        b.push(Mbuf::from_slice(&ctx.pool, &[i]).expect("mbuf")).expect("room");
+    }
+    assert_eq!(b.take(1).map(|m| m.data()[0]), Some(1));
+    assert!(b.take(1).is_none(), "a slot is taken once");
+    assert!(b.take(7).is_none(), "past the end");
+    assert_eq!(ctx.pool.in_use(), 4);
+    // Two left in place are freed by forget_taken.
+    drop((b.take(0), b.take(2)));
+    b.forget_taken();
+    assert!(b.is_empty());
+    assert_eq!(ctx.pool.in_use(), 0, "nothing leaked");
 }
 
 /// Sends `frames` on `tx` and collects as many from `rx` (polling up to 5 s).

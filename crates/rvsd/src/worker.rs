@@ -147,12 +147,14 @@ impl Worker {
             let now = self.clock.now_ms();
             let mut got = 0;
             for port in 0..self.rx.len() {
-                let mut burst = std::mem::take(&mut self.burst);
-                got += self.rx[port].rx_burst(&mut burst);
-                for m in burst.drain() {
-                    self.handle(port, m, now);
+                let n = self.rx[port].rx_burst(&mut self.burst);
+                got += n;
+                for i in 0..n {
+                    if let Some(m) = self.burst.take(i) {
+                        self.handle(port, m, now);
+                    }
                 }
-                self.burst = burst;
+                self.burst.forget_taken();
             }
             got += self.redirected_in(now);
             got += self.down_from_twins();
@@ -548,15 +550,17 @@ impl Worker {
     /// Processes the replies other workers handed over; returns how many.
     fn redirected_in(&mut self, now: u64) -> usize {
         let mut got = 0;
-        for i in 0..self.redirect_rx.len() {
-            let mut b = std::mem::take(&mut self.burst);
-            got += self.redirect_rx[i].dequeue_burst(&mut b);
-            for m in b.drain() {
-                self.net.redirect_in += 1;
-                let port = m.port() as usize;
-                self.ip(port, m, now);
+        for r in 0..self.redirect_rx.len() {
+            let n = self.redirect_rx[r].dequeue_burst(&mut self.burst);
+            got += n;
+            for i in 0..n {
+                if let Some(m) = self.burst.take(i) {
+                    self.net.redirect_in += 1;
+                    let port = m.port() as usize;
+                    self.ip(port, m, now);
+                }
             }
-            self.burst = b;
+            self.burst.forget_taken();
         }
         got
     }
@@ -593,16 +597,16 @@ impl Worker {
     /// Transmits what the kernel sent on the twins; returns how many frames.
     fn down_from_twins(&mut self) -> usize {
         let Some(down) = &mut self.kni_down else { return 0 };
-        let mut b = std::mem::take(&mut self.burst);
-        let n = down.dequeue_burst(&mut b);
-        for m in b.drain() {
+        let n = down.dequeue_burst(&mut self.burst);
+        for i in 0..n {
+            let Some(m) = self.burst.take(i) else { continue };
             let port = m.port() as usize;
             if port < self.tx.len() {
                 self.net.kni_down += 1;
                 self.transmit(port, m);
             }
         }
-        self.burst = b;
+        self.burst.forget_taken();
         n
     }
 
