@@ -87,6 +87,16 @@ impl Bond {
         Ok(buf[..n].to_vec())
     }
 
+    /// A mode-4 slave's LACP state bytes as (actor, partner) (IEEE 802.1AX state bits:
+    /// 0x08 synchronization, 0x10 collecting, 0x20 distributing).
+    pub fn lacp_state(bond: &Port, slave: &Port) -> Result<(u8, u8)> {
+        let mut info = dpdk_sys::rte_eth_bond_8023ad_slave_info::default();
+        // SAFETY: valid port ids and an out pointer to a struct of the right layout.
+        let rc = unsafe { dpdk_sys::rte_eth_bond_8023ad_slave_info(bond.id(), slave.id(), &mut info) };
+        check(|| format!("rte_eth_bond_8023ad_slave_info({}, {})", bond.id(), slave.id()), rc)?;
+        Ok((info.actor_state, info.partner_state))
+    }
+
     /// Sets the link-status polling interval for slaves without link interrupts.
     pub fn set_link_monitor(bond: &Port, interval_ms: u32) -> Result<()> {
         // SAFETY: valid port id.

@@ -177,6 +177,21 @@ impl TxBuffer {
     }
 }
 
+impl TxBuffer {
+    /// Calls the driver's transmit with nothing queued. Bonds in 802.3ad mode send
+    /// their LACPDUs from inside transmit calls, so an idle port must still be polled
+    /// (DPDK asks for at least every 100 ms).
+    #[inline]
+    pub fn poll(&mut self) {
+        if self.burst.is_empty() {
+            // SAFETY: a zero-length burst; the driver reads no pointer.
+            unsafe { dpdk_sys::rvs_eth_tx_burst(self.port, self.queue, self.burst.raw_ptr(), 0) };
+        } else {
+            self.flush();
+        }
+    }
+}
+
 impl Drop for TxBuffer {
     fn drop(&mut self) {
         self.burst.clear();

@@ -54,6 +54,7 @@ fn main() {
         ("af_packet_veth_exchanges_with_kernel", af_packet_veth_exchanges_with_kernel),
         ("tap_interface_appears_and_exchanges", tap_interface_appears_and_exchanges),
         ("bond_active_backup_of_two_af_packet", bond_active_backup_of_two_af_packet),
+        ("lacp_between_two_bonds", lacp_between_two_bonds),
     ];
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
     for (name, case) in cases {
@@ -496,4 +497,60 @@ fn bond_active_backup_of_two_af_packet(ctx: &Ctx) {
     drop(rx);
     drop(bond);
     drop((s0, s1));
+}
+
+/// Two 802.3ad (mode 4) bonds, each of two af_packet ports, wired to each other by two
+/// veth pairs: LACP runs between them (the application must poll each bond at least
+/// every 100 ms so LACPDUs are sent and received), and on both slaves of both bonds the
+/// actor and the partner end up collecting and distributing.
+fn lacp_between_two_bonds(ctx: &Ctx) {
+    let (l0, l1) = (Veth::new("rvl"), Veth::new("rvl"));
+    for v in [&l0, &l1] {
+        sh(&["ip", "link", "set", &v.peer, "up"]);
+    }
+    let a0 = Port::create_vdev("net_af_packet_la0", &format!("iface={},qpairs=1", l0.host)).expect("a0");
+    let a1 = Port::create_vdev("net_af_packet_la1", &format!("iface={},qpairs=1", l1.host)).expect("a1");
+    let b0 = Port::create_vdev("net_af_packet_lb0", &format!("iface={},qpairs=1", l0.peer)).expect("b0");
+    let b1 = Port::create_vdev("net_af_packet_lb1", &format!("iface={},qpairs=1", l1.peer)).expect("b1");
+    let mut bonds = Vec::new();
+    let mut queues = Vec::new();
+    for (name, s0, s1) in [("net_bonding_la", &a0, &a1), ("net_bonding_lb", &b0, &b1)] {
+        let mut bond = Bond::create(name, BondMode::Lacp, 0).expect("bond");
+        Bond::add_slave(&bond, s0).expect("slave");
+        Bond::add_slave(&bond, s1).expect("slave");
+        let (rx, tx) = bond.configure(&PortConfig::default(), &ctx.pool).expect("configure");
+        bond.start().expect("start");
+        bonds.push(bond);
+        queues.push((rx, tx));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut b = Burst::new();
+    loop {
+        // Poll both bonds (LACPDUs travel inside rx/tx bursts).
+        for (rx, tx) in &mut queues {
+            rx[0].rx_burst(&mut b);
+            b.clear();
+            tx[0].poll();
+        }
+        // Every slave's actor and partner both collecting and distributing (0x30).
+        let ready = |(actor, partner): (u8, u8)| actor & 0x30 == 0x30 && partner & 0x30 == 0x30;
+        let negotiated = [(&bonds[0], [&a0, &a1]), (&bonds[1], [&b0, &b1])]
+            .iter()
+            .all(|(bd, slaves)| slaves.iter().all(|s| Bond::lacp_state(bd, s).map(ready).unwrap_or(false)));
+        if negotiated {
+            break;
+        }
+        if Instant::now() > deadline {
+            let states: Vec<_> = [(&bonds[0], [&a0, &a1]), (&bonds[1], [&b0, &b1])]
+                .iter()
+                .flat_map(|(bd, slaves)| slaves.iter().map(|s| Bond::lacp_state(bd, s)).collect::<Vec<_>>())
+                .collect();
+            panic!("LACP did not bring both slaves of both bonds into distribution within 20 s: {states:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(Bond::mode(&bonds[0]).expect("mode"), 4);
+    drop(queues);
+    drop(bonds);
+    drop((a0, a1, b0, b1));
 }

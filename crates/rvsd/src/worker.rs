@@ -179,6 +179,11 @@ impl Worker {
             if now >= self.retry_at {
                 self.retries(now);
                 self.retry_at = now + 10;
+                // 802.3ad bonds send LACPDUs from inside transmit calls: poll idle
+                // ports too (DPDK asks for at least every 100 ms).
+                for t in &mut self.tx {
+                    t.poll();
+                }
             }
             self.flush_kni();
             self.flush_redirects();
