@@ -272,7 +272,7 @@ impl<W: Write> PcapngWriter<W> {
         epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
         epb.extend_from_slice(frame);
-        while epb.len() % 4 != 0 {
+        while !epb.len().is_multiple_of(4) {
             epb.push(0);
         }
         block(&mut self.out, 6, &epb)
@@ -289,7 +289,7 @@ fn option(buf: &mut Vec<u8>, code: u16, value: &[u8]) {
     buf.extend_from_slice(&code.to_le_bytes());
     buf.extend_from_slice(&(value.len() as u16).to_le_bytes());
     buf.extend_from_slice(value);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
