@@ -14,6 +14,8 @@ pub mod buf;
 pub mod conn;
 pub mod engine;
 pub mod icmp_err;
+#[cfg(feature = "judge")]
+pub mod judge;
 pub mod sapool;
 pub mod stats;
 pub mod tcp_state;

@@ -243,78 +243,7 @@ pub(crate) fn patch_l4(
 /// packet with etherparse, checksums included.
 #[cfg(test)]
 pub(crate) mod testutil {
-    use std::net::IpAddr;
-
-    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-
-    /// What etherparse read from a bare IP packet, all checksums verified.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct Seen {
-        pub src: IpAddr,
-        pub dst: IpAddr,
-        pub sport: u16,
-        pub dport: u16,
-        pub tcp_options: Vec<u8>,
-        pub payload: Vec<u8>,
-        pub icmp_payload: Vec<u8>,
-    }
-
-    /// Parses the bare IP packet `data` with etherparse, asserting that the IPv4
-    /// header, TCP, UDP (unless 0 over IPv4), ICMPv4 and ICMPv6 checksums are correct.
-    pub fn check(data: &[u8]) -> Seen {
-        let sp = SlicedPacket::from_ip(data).unwrap_or_else(|e| panic!("etherparse: {e:?}\n{data:02x?}"));
-        let (src, dst, s4, d4, s6, d6) = match sp.net.as_ref().expect("IP") {
-            NetSlice::Ipv4(v4) => {
-                let h = v4.header();
-                assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "IPv4 checksum");
-                let (s, d) = (h.source(), h.destination());
-                (IpAddr::from(s), IpAddr::from(d), s, d, [0; 16], [0; 16])
-            }
-            NetSlice::Ipv6(v6) => {
-                let h = v6.header();
-                let (s, d) = (h.source(), h.destination());
-                (IpAddr::from(s), IpAddr::from(d), [0; 4], [0; 4], s, d)
-            }
-        };
-        let v4 = src.is_ipv4();
-        let mut seen =
-            Seen { src, dst, sport: 0, dport: 0, tcp_options: vec![], payload: vec![], icmp_payload: vec![] };
-        match sp.transport.expect("transport") {
-            TransportSlice::Tcp(t) => {
-                let c = if v4 { t.calc_checksum_ipv4(s4, d4) } else { t.calc_checksum_ipv6(s6, d6) }.unwrap();
-                assert_eq!(c, t.checksum(), "TCP checksum");
-                seen.sport = t.source_port();
-                seen.dport = t.destination_port();
-                seen.tcp_options = t.options().to_vec();
-                seen.payload = t.payload().to_vec();
-            }
-            TransportSlice::Udp(u) => {
-                let h = u.to_header();
-                if !(v4 && h.checksum == 0) {
-                    let c = if v4 {
-                        h.calc_checksum_ipv4_raw(s4, d4, u.payload())
-                    } else {
-                        h.calc_checksum_ipv6_raw(s6, d6, u.payload())
-                    }
-                    .unwrap();
-                    assert_eq!(c, h.checksum, "UDP checksum");
-                }
-                seen.sport = h.source_port;
-                seen.dport = h.destination_port;
-                seen.payload = u.payload().to_vec();
-            }
-            TransportSlice::Icmpv4(i) => {
-                let h = i.header();
-                assert_eq!(h.icmp_type.calc_checksum(i.payload()), h.checksum, "ICMPv4 checksum");
-                seen.icmp_payload = i.payload().to_vec();
-            }
-            TransportSlice::Icmpv6(i) => {
-                assert!(i.is_checksum_valid(s6, d6), "ICMPv6 checksum");
-                seen.icmp_payload = i.payload().to_vec();
-            }
-        }
-        seen
-    }
+    pub use crate::judge::judge as check;
 }
 
 #[cfg(test)]
