@@ -39,3 +39,43 @@ impl PacketBuf for MbufBuf<'_> {
         self.0.append(len).map(drop).ok_or(NoRoom)
     }
 }
+
+/// An mbuf slot of a burst seen as a [`PacketBuf`], so a whole burst can go through
+/// the core at once (`Engine::process_burst`). An empty slot is an empty packet.
+#[derive(Default)]
+pub struct MbufSlot(pub Option<Mbuf>);
+
+impl PacketBuf for MbufSlot {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        self.0.as_ref().map_or(&[], |m| m.data())
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        match &mut self.0 {
+            Some(m) => m.data_mut(),
+            None => &mut [],
+        }
+    }
+
+    #[inline]
+    fn headroom(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.headroom())
+    }
+
+    #[inline]
+    fn tailroom(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.tailroom())
+    }
+
+    #[inline]
+    fn grow_front(&mut self, len: usize) -> Result<(), NoRoom> {
+        self.0.as_mut().and_then(|m| m.prepend(len)).map(drop).ok_or(NoRoom)
+    }
+
+    #[inline]
+    fn grow_back(&mut self, len: usize) -> Result<(), NoRoom> {
+        self.0.as_mut().and_then(|m| m.append(len)).map(drop).ok_or(NoRoom)
+    }
+}

@@ -23,7 +23,7 @@ use wire::EthernetAddress;
 
 use crate::clock::Clock;
 use crate::counters::{NetCounters, NetDrop};
-use crate::pktbuf::MbufBuf;
+use crate::pktbuf::{MbufBuf, MbufSlot};
 use crate::shared::{Command, Reply, Shared, Snapshot, WorkerReport};
 
 const ETH_LEN: usize = 14;
@@ -103,7 +103,12 @@ pub struct Worker {
     redirect_rx: Vec<RingConsumer>,
     redirect_out: Vec<Burst>,
     capture: RingProducer,
+    ip_batch: [MbufSlot; dpdk::BURST_SIZE],
+    verdicts: [Verdict; dpdk::BURST_SIZE],
 }
+
+/// Every frame's IP header follows a 14-byte Ethernet header.
+const L3_OFFSETS: [usize; dpdk::BURST_SIZE] = [ETH_LEN; dpdk::BURST_SIZE];
 
 impl Worker {
     /// A worker on the current snapshot.
@@ -134,6 +139,8 @@ impl Worker {
             redirect_tx: p.redirect_tx,
             redirect_rx: p.redirect_rx,
             capture: p.capture,
+            ip_batch: Default::default(),
+            verdicts: [Verdict::NotMine; dpdk::BURST_SIZE],
         }
     }
 
@@ -148,13 +155,36 @@ impl Worker {
             let mut got = 0;
             for port in 0..self.rx.len() {
                 let n = self.rx[port].rx_burst(&mut self.burst);
+                if n == 0 {
+                    continue;
+                }
                 got += n;
+                // Frames for the core are gathered and go through it together, so the
+                // connection lookups of the burst overlap their cache misses.
+                let mut k = 0;
                 for i in 0..n {
                     if let Some(m) = self.burst.take(i) {
-                        self.handle(port, m, now);
+                        if let Some(ip) = self.handle(port, m) {
+                            self.ip_batch[k] = MbufSlot(Some(ip));
+                            k += 1;
+                        }
                     }
                 }
                 self.burst.forget_taken();
+                if k > 0 {
+                    self.engine.process_burst(
+                        &self.snap.services,
+                        &mut self.ip_batch[..k],
+                        &L3_OFFSETS[..k],
+                        now,
+                        &mut self.verdicts[..k],
+                    );
+                    for i in 0..k {
+                        if let Some(m) = self.ip_batch[i].0.take() {
+                            self.after_core(port, m, self.verdicts[i]);
+                        }
+                    }
+                }
             }
             got += self.redirected_in(now);
             got += self.down_from_twins();
@@ -259,9 +289,10 @@ impl Worker {
         }
     }
 
-    /// One received frame.
+    /// One received frame: ARP, neighbour discovery and frames for the kernel are dealt
+    /// with here; an IP frame for the core is handed back.
     #[inline]
-    fn handle(&mut self, port: usize, m: Mbuf, now: u64) {
+    fn handle(&mut self, port: usize, m: Mbuf) -> Option<Mbuf> {
         self.net.rx_packets += 1;
         self.net.rx_bytes += m.len() as u64;
         if let Some(c) = &self.snap.ports[port].capture {
@@ -271,14 +302,17 @@ impl Worker {
         }
         let d = m.data();
         if d.len() < ETH_LEN {
-            return self.net.drop(NetDrop::BadFrame);
+            self.net.drop(NetDrop::BadFrame);
+            return None;
         }
         let our = self.snap.ports[port].mac.0;
         if d[6..12] == our {
-            return self.net.drop(NetDrop::OwnFrame);
+            self.net.drop(NetDrop::OwnFrame);
+            return None;
         }
         if d[0..6] != our && d[0] & 1 == 0 {
-            return self.net.drop(NetDrop::NotForUs);
+            self.net.drop(NetDrop::NotForUs);
+            return None;
         }
         if self.snap.ports[port].forward2kni {
             // A copy of everything received, for tcpdump on the twin (off by default).
@@ -288,12 +322,14 @@ impl Worker {
             }
         }
         match u16::from_be_bytes([m.data()[12], m.data()[13]]) {
-            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => self.ip(port, m, now),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 if is_nd(m.data()) => self.nd(port, m),
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Some(m),
             ETHERTYPE_ARP => self.arp(port, m),
             // VLAN-tagged frames and other protocols are the kernel's (it may have
             // interfaces for them).
             _ => self.up_to_twin(port, m),
         }
+        None
     }
 
     /// Tells the control thread about a neighbour binding it does not know yet.
@@ -361,13 +397,20 @@ impl Worker {
         self.up_to_twin(port, m);
     }
 
-    /// IPv4 or IPv6: neighbour discovery, the FullNAT core, or local delivery.
+    /// One IPv4 or IPv6 packet (a redirected one): neighbour discovery, or the core.
     #[inline]
     fn ip(&mut self, port: usize, mut m: Mbuf, now: u64) {
         if is_nd(m.data()) {
             return self.nd(port, m);
         }
-        match self.engine.process(&self.snap.services, &mut MbufBuf(&mut m), ETH_LEN, now) {
+        let v = self.engine.process(&self.snap.services, &mut MbufBuf(&mut m), ETH_LEN, now);
+        self.after_core(port, m, v);
+    }
+
+    /// Acts on the core's verdict.
+    #[inline]
+    fn after_core(&mut self, port: usize, m: Mbuf, v: Verdict) {
+        match v {
             Verdict::Forward { dst, .. } => self.forward(m, dst, false),
             Verdict::Drop(_) => {}
             Verdict::NotMine => self.local(port, m),
