@@ -1,7 +1,7 @@
 //! The whole agent: VRRP instances, their tracked scripts and interfaces, and the health
 //! checkers applied to the dataplane, on one tokio runtime.
 
-use crate::check::pool::Pool;
+use crate::check::pool::{Pool, VsState};
 use crate::check::{spawn_checkers, CheckStats};
 use crate::dataplane::{Dataplane, DataplaneError};
 use crate::keepalived::Config;
@@ -9,7 +9,7 @@ use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::track;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -30,6 +30,15 @@ pub struct Running {
     pub instances: Vec<watch::Receiver<InstanceStatus>>,
     /// Checker counters.
     pub check_stats: Arc<CheckStats>,
+    /// The virtual servers with each real server's health (locked briefly on every change).
+    pub pool: Arc<Mutex<Pool>>,
+}
+
+impl Running {
+    /// A copy of the virtual servers' state.
+    pub fn virtual_servers(&self) -> Vec<VsState> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).vs.clone()
+    }
 }
 
 /// Runs everything `cfg` describes until `shutdown` turns true; instances then leave
@@ -42,7 +51,8 @@ pub async fn run(
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
     // Services first (both nodes hold them: failover only moves VIPs).
-    let (mut pool, services, checks) = Pool::from_config(&cfg);
+    let (pool, services, checks) = Pool::from_config(&cfg);
+    let pool = Arc::new(Mutex::new(pool));
     if !services.is_empty() {
         dp.set_services(&services)?;
     }
@@ -107,7 +117,7 @@ pub async fn run(
     let stats = Arc::new(CheckStats::default());
     let (tx, mut rx) = mpsc::channel(1024);
     let checker_tasks = spawn_checkers(checks, tx, stats.clone());
-    on_start(Running { instances: statuses, check_stats: stats });
+    on_start(Running { instances: statuses, check_stats: stats, pool: pool.clone() });
     let mut shutdown_c = shutdown.clone();
     let mut checks_open = true;
     loop {
@@ -118,6 +128,7 @@ pub async fn run(
                     checks_open = false;
                     continue;
                 };
+                let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(rs) = pool.rs(t.id) {
                     tracing::warn!(rs = %rs.addr, up = t.up, reason = %t.reason, "real server health changed");
                 }

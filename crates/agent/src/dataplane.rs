@@ -299,8 +299,8 @@ impl Dataplane for LinuxDataplane {
     }
 
     fn send_garp(&self, addr: IpAddr, port_name: &str, count: u32) -> Result<(), DataplaneError> {
-        // TODO(lead): rvsd sends these from the DPDK port; the kernel announces added
-        // addresses itself, so this stand-in only logs.
+        // The kernel announces the addresses it is given itself; RvsdDataplane has rvsd
+        // send these from the DPDK port.
         tracing::debug!(%addr, port_name, count, "gratuitous ARP/NA (left to the kernel)");
         Ok(())
     }

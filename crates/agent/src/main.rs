@@ -1,13 +1,22 @@
 //! `rvs-agent`: keepalived's job for rvsd. `rvs-agent -f FILE` runs the VRRP instances and
-//! health checkers of a keepalived.conf; `rvs-agent -t -f FILE` only validates it.
+//! health checkers of a keepalived.conf against rvsd's control socket (`--rvsd-socket`,
+//! `$RVS_SOCKET`); `rvs-agent -t -f FILE` only validates it; `rvs-agent status [--json]`
+//! asks the running agent (`--status-socket`, `$RVS_AGENT_SOCKET`).
 
-use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
-use rvs_agent::dataplane::{Dataplane, LinuxDataplane};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use rvs_agent::dataplane::{Dataplane, LinuxDataplane, RvsdDataplane};
 use rvs_agent::keepalived::{self, validate, Options};
+use rvs_agent::status::{self, Reporter, StatusError};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
+
+/// Environment variable for rvsd's control socket (the one rvsadm and rvsip read).
+const RVSD_SOCKET_ENV: &str = "RVS_SOCKET";
+/// Environment variable for the agent's status socket.
+const STATUS_SOCKET_ENV: &str = "RVS_AGENT_SOCKET";
 
 #[derive(Parser, Debug)]
 #[command(name = "rvs-agent", version, about = "VRRP and health checks for rvsd, configured by keepalived.conf")]
@@ -27,18 +36,41 @@ struct Cli {
     /// Print diagnostics as JSON (with -t).
     #[arg(long)]
     json: bool,
+    /// What holds the VIPs and services: rvsd (its control socket), or linux (VIPs with
+    /// `ip addr` on the interface, services only logged: VRRP without rvsd).
+    #[arg(long, value_enum, default_value_t = DataplaneKind::Rvsd)]
+    dataplane: DataplaneKind,
+    /// rvsd's control socket [env: RVS_SOCKET; default: /run/rvs/rvsd.sock].
+    #[arg(long, value_name = "PATH")]
+    rvsd_socket: Option<PathBuf>,
+    /// The agent's own status socket, for `rvs-agent status`
+    /// [env: RVS_AGENT_SOCKET; default: /run/rvs/rvs-agent.sock].
+    #[arg(long, value_name = "PATH", global = true)]
+    status_socket: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DataplaneKind {
+    Rvsd,
+    Linux,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Show each instance's state and each real server's health (not implemented yet).
+    /// Show each VRRP instance's state, priority and master, each real server's health and
+    /// the dataplane connection, as the running agent reports them.
     Status {
         /// JSON output.
         #[arg(long)]
         json: bool,
     },
+}
+
+fn path_from(arg: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
+    arg.or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(default))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,10 +81,19 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Some(Cmd::Status { .. }) = cli.cmd {
-        // TODO: needs the agent's control socket.
-        bail!("rvs-agent status is not implemented yet");
+    let status_path = path_from(cli.status_socket.clone(), STATUS_SOCKET_ENV, status::DEFAULT_SOCKET);
+    if let Some(Cmd::Status { json }) = cli.cmd {
+        match status::query(&status_path) {
+            Ok(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
+            Ok(s) => print!("{}", status::render(&s)),
+            Err(e) => {
+                eprintln!("rvs-agent status: {e} (is rvs-agent running? --status-socket / {STATUS_SOCKET_ENV})");
+                std::process::exit(1);
+            }
+        }
+        return Ok(());
     }
     let opts = Options { lenient: cli.lenient };
     let loaded = keepalived::load(&cli.file, opts);
@@ -80,10 +121,31 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let listener = match status::bind(&status_path) {
+        Ok(l) => Some(l),
+        Err(e @ StatusError::InUse(_)) => {
+            eprintln!("rvs-agent: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => {
+            tracing::warn!("no status socket ({e}): `rvs-agent status` will not answer");
+            None
+        }
+    };
+    let bound = listener.is_some();
+    let started = Instant::now();
+    let (dp, rvsd): (Arc<dyn Dataplane>, Option<Arc<RvsdDataplane>>) = match cli.dataplane {
+        DataplaneKind::Rvsd => {
+            let socket = path_from(cli.rvsd_socket.clone(), RVSD_SOCKET_ENV, ctl::DEFAULT_SOCKET);
+            tracing::info!(socket = %socket.display(), "driving rvsd");
+            let r = Arc::new(RvsdDataplane::new(socket));
+            (r.clone(), Some(r))
+        }
+        DataplaneKind::Linux => (Arc::new(LinuxDataplane::new()), None),
+    };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
-    rt.block_on(async move {
-        // TODO(lead): replace with the rvsd control-socket client when it exists.
-        let dp: Arc<dyn Dataplane> = Arc::new(LinuxDataplane::new());
+    let config = cli.file.clone();
+    let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -99,10 +161,23 @@ fn main() -> anyhow::Result<()> {
             tracing::info!("stopping");
             let _ = tx.send(true);
         });
-        rvs_agent::agent::run(loaded.config, dp, rx, |r| {
-            tracing::info!(instances = r.instances.len(), "rvs-agent running");
+        let dp2 = dp.clone();
+        rvs_agent::agent::run(loaded.config, dp, rx, move |running| {
+            tracing::info!(instances = running.instances.len(), "rvs-agent running");
+            if let Some(l) = listener {
+                let reporter = Reporter { running, dataplane: dp2, config, started };
+                tokio::spawn(status::serve(l, reporter));
+            }
         })
         .await
         .context("rvs-agent")
-    })
+    });
+    // The VIPs released on the way out must reach rvsd before the process ends.
+    if let Some(r) = rvsd {
+        r.close(Duration::from_secs(5));
+    }
+    if bound {
+        let _ = std::fs::remove_file(&status_path);
+    }
+    result
 }

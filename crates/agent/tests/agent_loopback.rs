@@ -3,10 +3,13 @@
 //! * two agents in one VRRPv3 group over unicast on loopback: election, priority 0 on
 //!   shutdown (takeover after Skew_Time), preemption when the higher one returns;
 //! * a real server whose HTTP server stops gets weight 0 within delay_loop x (retry + 1)
-//!   (+ timeouts), and gets its weight back when it returns.
+//!   (+ timeouts), and gets its weight back when it returns;
+//! * an instance whose interface is missing waits in FAULT, and follows it going and
+//!   coming back (rvsd's twins do).
 
 use rvs_agent::dataplane::{FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
+use rvs_agent::vrrp::fsm::State;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testnet::NetNs;
@@ -216,5 +219,54 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
             n.stop.send(true).unwrap();
             n.task.await.unwrap();
         }
+    });
+}
+
+#[test]
+fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
+    // rvsd's twins exist only while rvsd runs: the instance must wait for its interface,
+    // leave when it disappears, and come back on the new one.
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvif");
+    let ns_name = ns.name().to_string();
+    let make = move || {
+        let ip = |args: &[&str]| testnet::sh(&[&["ip", "-n", &ns_name][..], args].concat());
+        ip(&["link", "add", "twin0", "type", "veth", "peer", "name", "twin0p"]);
+        ip(&["addr", "add", "192.0.2.1/24", "dev", "twin0"]);
+        ip(&["link", "set", "twin0p", "up"]);
+        ip(&["link", "set", "twin0", "up"]);
+    };
+    let ns_name = ns.name().to_string();
+    in_netns(&ns, move || async move {
+        let conf = "vrrp_instance VI {\n interface twin0\n version 3\n virtual_router_id 9\n priority 100\n\
+                    advert_int 0.1\n unicast_peer {\n  192.0.2.99\n }\n virtual_ipaddress {\n  192.0.2.100/32\n }\n}\n";
+        let l = parse_str(conf, "node.conf", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let (st_tx, st_rx) = std::sync::mpsc::channel();
+        let d = dp.clone();
+        let task = tokio::spawn(async move {
+            rvs_agent::agent::run(l.config, d, rx, move |r| st_tx.send(r.instances[0].clone()).unwrap()).await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let st = st_rx.try_recv().expect("the agent started without its interface");
+        let state = || st.borrow().state;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(state(), State::Fault, "no interface: FAULT");
+        assert!(dp.vips().is_empty());
+        make();
+        wait_for("master once the interface exists", Duration::from_secs(3), || !dp.vips().is_empty()).await;
+        assert_eq!(st.borrow().address.to_string(), "192.0.2.1");
+        testnet::sh(&["ip", "-n", &ns_name, "link", "del", "twin0"]);
+        wait_for("FAULT when it is gone", Duration::from_secs(2), || dp.vips().is_empty()).await;
+        assert_eq!(state(), State::Fault);
+        make();
+        wait_for("master again on the new interface", Duration::from_secs(3), || !dp.vips().is_empty()).await;
+        assert_eq!(state(), State::Master);
+        stop.send(true).unwrap();
+        task.await.unwrap();
     });
 }

@@ -1,6 +1,6 @@
 //! Interoperability with a real keepalived (Debian's package) in one VRRP group on a veth
-//! pair between two namespaces: rvs-agent (the binary, VIPs put on its veth with `ip addr`)
-//! on one side, keepalived on the other. The higher priority must become master whichever
+//! pair between two namespaces: rvs-agent (the binary with `--dataplane linux`: VIPs put on
+//! its veth with `ip addr`) on one side, keepalived on the other. The higher priority must become master whichever
 //! side it is on, for v2 and v3 (IPv4, and IPv6 for v3); killing the master (SIGKILL: no
 //! priority-0 advert) must make the other take over.
 //!
@@ -170,8 +170,16 @@ fn scenario(s: Setup) {
             &p("kv.pid"),
         ];
         let _ka_proc = spawn_logged(&ka.ns, &ka_args, &ka_log);
-        let _ag_proc =
-            spawn_logged(&ag.ns, &[env!("CARGO_BIN_EXE_rvs-agent"), "-f", &ag_conf.display().to_string()], &ag_log);
+        let ag_args = [
+            env!("CARGO_BIN_EXE_rvs-agent"),
+            "--dataplane",
+            "linux",
+            "--status-socket",
+            &p("agent.sock"),
+            "-f",
+            &ag_conf.display().to_string(),
+        ];
+        let _ag_proc = spawn_logged(&ag.ns, &ag_args, &ag_log);
         let vip = s.vip();
         let (hi, lo, lo_name) =
             if s.agent_prio > s.ka_prio { (&ag, &ka, "keepalived") } else { (&ka, &ag, "rvs-agent") };

@@ -149,20 +149,13 @@ impl State {
         self.services.iter().map(|s| LocalAddrSet { service: Some(s.service.key()), lips: s.laddrs.clone() }).collect()
     }
 
-    /// Checks what the tables cannot: VIPs and LIPs are owned addresses, LIPs are
-    /// `sapool` and of the real servers' family.
+    /// Checks what the tables cannot: LIPs are owned `sapool` addresses of the VIP's
+    /// family. A VIP need not be an address yet: services stay loaded on a VRRP backup
+    /// (fast failover) and the agent adds the VIP when it becomes master; until then no
+    /// traffic for it reaches this box.
     fn check_services(&self, addrs: &AddrTable) -> Result<(), Refused> {
         for s in &self.services {
             let key = s.service.key();
-            if addrs.owner(s.service.vip).is_none() {
-                return Err(Refused::new(
-                    ErrorCode::Invalid,
-                    format!(
-                        "service {key}: VIP {} is not an address of any port (rvsip addr add {}/32 dev DEV)",
-                        s.service.vip, s.service.vip
-                    ),
-                ));
-            }
             for l in &s.laddrs {
                 match addrs.owner(*l) {
                     None => {

@@ -24,6 +24,8 @@ pub struct RsState {
     pub notify_up: Option<String>,
     /// Script run on down.
     pub notify_down: Option<String>,
+    /// Why the last health change happened (none yet: up since start).
+    pub reason: Option<String>,
 }
 
 /// One virtual server's live state (possibly several dataplane services, for a group).
@@ -104,6 +106,7 @@ impl Pool {
                     up: true,
                     notify_up: r.notify_up.clone(),
                     notify_down: r.notify_down.clone(),
+                    reason: None,
                 });
             }
             for k in &keys {
@@ -149,6 +152,7 @@ impl Pool {
             return Ok(scripts);
         }
         rs.up = t.up;
+        rs.reason = Some(t.reason.clone());
         let rs = rs.clone();
         for key in &vs.keys {
             match (t.up, rs.inhibit) {

@@ -361,6 +361,8 @@ struct Worker {
     /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
     /// again on every connection).
     follow_vips: bool,
+    /// With `follow_vips`: the VIPs whose services rvsd holds (as far as this thread did).
+    loaded: HashSet<IpAddr>,
     /// When to try again (connection or reconciliation).
     retry_at: Instant,
     /// Last successful exchange.
@@ -380,6 +382,7 @@ impl Worker {
             resync: true,
             first: true,
             follow_vips: false,
+            loaded: HashSet::new(),
             retry_at: now,
             last_ok: now,
             logged: HashSet::new(),
@@ -470,6 +473,7 @@ impl Worker {
                 self.client = Some(c);
                 self.resync = true;
                 self.follow_vips = false;
+                self.loaded.clear();
                 self.last_ok = Instant::now();
                 true
             }
@@ -542,6 +546,7 @@ impl Worker {
     }
 
     fn unload_services_of(&mut self, vip: IpAddr) -> Result<(), Fail> {
+        self.loaded.remove(&vip);
         for s in self.services_of(vip) {
             let key = core_key(&s.key);
             self.call(&format!("unload service {key}"), Request::ServiceDel { key }, &[ErrorCode::NotFound])?;
@@ -575,8 +580,14 @@ impl Worker {
         self.shared.lock().services.iter().filter(|s| s.key.vip == vip).cloned().collect()
     }
 
-    fn held(&self, vip: IpAddr) -> bool {
-        self.shared.lock().held.contains_key(&vip)
+    /// A real-server change may find no service: fine when it is not loaded because its
+    /// VIP is not held (the wanted state has the change for when it is).
+    fn absent_ok(&self, vip: IpAddr) -> &'static [ErrorCode] {
+        if self.follow_vips && !self.loaded.contains(&vip) {
+            &[ErrorCode::NotFound]
+        } else {
+            &[]
+        }
     }
 
     fn apply(&mut self, op: Op) -> Result<(), Fail> {
@@ -600,6 +611,7 @@ impl Worker {
                             return Err(Fail::Refused);
                         }
                     }
+                    self.loaded.insert(net.addr());
                 }
             }
             Op::DelVip(net, dev) => self.remove_vip(net.addr(), &dev)?,
@@ -612,15 +624,14 @@ impl Worker {
                 return self.reconcile().map(|()| self.resync = false);
             }
             Op::Weight(key, rs, weight) => {
-                // Not loaded because its VIP is not held: the wanted state has the weight.
-                let absent = if follow && !self.held(key.vip) { &[ErrorCode::NotFound][..] } else { &[] };
+                let absent = self.absent_ok(key.vip);
                 let key = core_key(&key);
                 let change = RealServerEdit { weight: Some(weight), ..Default::default() };
                 let req = Request::RealServerEdit { key, addr: rs.ip(), port: rs.port(), change };
                 self.call(&format!("service {key}: set {rs} weight {weight}"), req, absent)?;
             }
             Op::AddRs(key, rs) => {
-                let absent = if follow && !self.held(key.vip) { &[ErrorCode::NotFound][..] } else { &[] };
+                let absent = self.absent_ok(key.vip);
                 let ck = core_key(&key);
                 let what = format!("service {ck}: add real server {}", rs.addr);
                 let fine = [absent, &[ErrorCode::Exists]].concat();
@@ -769,11 +780,14 @@ impl Worker {
             want.extend(others.iter().cloned());
             let want_map: BTreeMap<_, _> = want.iter().map(|s| (s.service.key(), canonical(s))).collect();
             if want_map == have {
+                self.loaded = want.iter().map(|s| s.service.vip).collect();
                 break;
             }
             let n = want.len();
+            let vips: HashSet<IpAddr> = want.iter().map(|s| s.service.vip).collect();
             match self.exchange("load services", Request::ServiceReplace { services: want }) {
                 Ok(_) => {
+                    self.loaded = vips;
                     tracing::info!(services = n, "services loaded into rvsd");
                     break;
                 }

@@ -680,6 +680,13 @@ impl P<'_> {
                         ];
                         if !ALGOS.contains(&a) {
                             self.err(&c.loc, format!("unknown lb_algo '{a}'"));
+                        } else if a.parse::<fnat::sched::SchedKind>().is_err() {
+                            self.err(
+                                &c.loc,
+                                format!(
+                                    "lb_algo {a} is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"
+                                ),
+                            );
                         }
                         v.lb_algo = a.to_string();
                     }

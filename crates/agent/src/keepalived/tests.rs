@@ -183,3 +183,20 @@ fn checksum_option_and_serde_round_trip() {
     let back: Config = serde_json::from_str(&json).unwrap();
     assert_eq!(back, l.config);
 }
+
+#[test]
+fn schedulers_rvsd_lacks_are_refused() {
+    let vs = |algo: &str| {
+        format!(
+            "virtual_server 192.0.2.1 80 {{\n lb_algo {algo}\n lb_kind FNAT\n real_server 10.0.0.1 80 {{\n }}\n}}\n"
+        )
+    };
+    let about_algo = |algo: &str| -> Vec<String> {
+        messages(&strict(&vs(algo))).into_iter().filter(|m| m.contains("lb_algo")).collect()
+    };
+    assert!(about_algo("mh").is_empty());
+    assert_eq!(
+        about_algo("lblc"),
+        ["t.conf:2: error: lb_algo lblc is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"]
+    );
+}

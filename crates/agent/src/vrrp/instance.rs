@@ -1,14 +1,21 @@
 //! One running VRRP instance: the [`Fsm`] driven by a [`VrrpSocket`], tokio's clock and
 //! tracked objects; its actions applied to the [`Dataplane`] and notify scripts.
+//!
+//! The instance's own interface is tracked, as keepalived does: while it is missing, down
+//! or without an address the instance is in FAULT (holding nothing). rvsd's kernel twins
+//! exist only while rvsd runs, so this is what happens when rvsd stops or restarts: the
+//! socket is dropped, and opened again (on the new interface) once the twin is back and
+//! has its address; the instance then starts over as backup.
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
-use super::io::{IoError, SocketConfig, VrrpSocket};
+use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, Advert, Received, Version};
+use super::track::interface_up;
 use crate::dataplane::{port_of, Dataplane};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -64,44 +71,86 @@ pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfi
     c
 }
 
+/// How often the instance's own interface is looked at.
+const LINK_CHECK: Duration = Duration::from_millis(250);
+
 /// A running instance.
 pub struct Instance {
     cfg: VrrpInstance,
+    global: GlobalDefs,
     fsm: Fsm,
-    sock: VrrpSocket,
+    sock_cfg: SocketConfig,
+    /// The socket and the interface index it was opened on; none while the interface is
+    /// unusable (FAULT).
+    sock: Option<(VrrpSocket, u32)>,
+    /// Why the socket could not be opened, last time (logged when it changes).
+    open_error: Option<String>,
     dp: Arc<dyn Dataplane>,
     epoch: Instant,
     tracked: Vec<Tracked>,
     status: watch::Sender<InstanceStatus>,
 }
 
+fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
+    let index = interface_index(&c.interface)?;
+    Ok((VrrpSocket::open(c)?, index))
+}
+
 impl Instance {
-    /// Opens the socket on the instance's interface. Must run inside a tokio runtime.
+    /// Opens the socket on the instance's interface. Must run inside a tokio runtime. An
+    /// interface that is missing or has no address is not an error: the instance waits in
+    /// FAULT for it (rvsd's twin appears when rvsd starts); no permission for raw sockets
+    /// is.
     pub fn new(
         cfg: VrrpInstance,
         global: &GlobalDefs,
         dp: Arc<dyn Dataplane>,
         tracked: Vec<Tracked>,
     ) -> Result<(Instance, watch::Receiver<InstanceStatus>), IoError> {
-        let sock = VrrpSocket::open(&SocketConfig {
+        let sock_cfg = SocketConfig {
             interface: cfg.interface.clone(),
             ipv6: cfg.is_ipv6(),
             src: cfg.unicast_src_ip,
             unicast_peers: cfg.unicast_peers.clone(),
             mcast4: global.vrrp_mcast_group4,
             mcast6: global.vrrp_mcast_group6,
-        })?;
-        let fsm = Fsm::new(fsm_config(&cfg, global, sock.src()));
+        };
+        let mut open_error = None;
+        let sock = match open(&sock_cfg) {
+            Ok(s) => Some(s),
+            Err(e) if e.is_permanent() => return Err(e),
+            Err(e) => {
+                tracing::warn!(instance = %cfg.name, interface = %cfg.interface, "{e}: FAULT until the interface is usable");
+                open_error = Some(e.to_string());
+                None
+            }
+        };
+        let unspecified =
+            if sock_cfg.ipv6 { IpAddr::V6(Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(Ipv4Addr::UNSPECIFIED) };
+        let primary = sock.as_ref().map(|(s, _)| s.src()).or(cfg.unicast_src_ip).unwrap_or(unspecified);
+        let fsm = Fsm::new(fsm_config(&cfg, global, primary));
         let (status, rx) = watch::channel(InstanceStatus {
             name: cfg.name.clone(),
             state: State::Initialize,
             priority: cfg.priority,
             master: None,
-            address: sock.src(),
+            address: primary,
             interface: cfg.interface.clone(),
             vips: cfg.virtual_ipaddress.iter().chain(&cfg.virtual_ipaddress_excluded).map(|v| v.addr).collect(),
         });
-        Ok((Instance { cfg, fsm, sock, dp, epoch: Instant::now(), tracked, status }, rx))
+        let inst = Instance {
+            cfg,
+            global: global.clone(),
+            fsm,
+            sock_cfg,
+            sock,
+            open_error,
+            dp,
+            epoch: Instant::now(),
+            tracked,
+            status,
+        };
+        Ok((inst, rx))
     }
 
     fn now(&self) -> Duration {
@@ -136,6 +185,8 @@ impl Instance {
         }
         let acts = self.fsm.handle(self.now(), Event::Startup);
         self.exec(acts).await;
+        let mut link = tokio::time::interval(LINK_CHECK);
+        link.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.fsm.next_deadline().map(|d| self.epoch + d);
             tokio::select! {
@@ -144,7 +195,8 @@ impl Instance {
                         break;
                     }
                 }
-                r = self.sock.recv() => match r {
+                _ = link.tick() => self.check_link().await,
+                r = recv(&self.sock) => match r {
                     Ok(Ok(rx)) => {
                         if let Some(ev) = self.accept(&rx) {
                             let acts = self.fsm.handle(self.now(), ev);
@@ -174,10 +226,55 @@ impl Instance {
         }
     }
 
-    /// Recomputes priority and fault from the tracked objects.
+    /// Follows the instance's own interface: drops the socket when the interface goes
+    /// away or down (FAULT), opens it again when it is back (BACKUP, as at start).
+    async fn check_link(&mut self) {
+        let iface = &self.cfg.interface;
+        let index = if interface_up(iface) { interface_index(iface).ok() } else { None };
+        match (&self.sock, index) {
+            (Some((_, have)), Some(now)) if *have == now => {}
+            (Some(_), _) => {
+                tracing::warn!(instance = %self.cfg.name, interface = %iface, "interface gone or down: FAULT");
+                self.sock = None;
+                let acts = self.retrack();
+                self.exec(acts).await;
+            }
+            (None, Some(_)) => match open(&self.sock_cfg) {
+                Ok(sock) => {
+                    let src = sock.0.src();
+                    tracing::info!(instance = %self.cfg.name, interface = %iface, %src, "interface usable again");
+                    self.sock = Some(sock);
+                    self.open_error = None;
+                    if src != self.status.borrow().address {
+                        // A new primary address: start over with it.
+                        self.fsm = Fsm::new(fsm_config(&self.cfg, &self.global, src));
+                        self.status.send_modify(|s| s.address = src);
+                        let acts = self.retrack();
+                        self.exec(acts).await;
+                        let acts = self.fsm.handle(self.now(), Event::Startup);
+                        self.exec(acts).await;
+                    } else {
+                        let acts = self.retrack();
+                        self.exec(acts).await;
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if self.open_error.as_deref() != Some(msg.as_str()) {
+                        tracing::warn!(instance = %self.cfg.name, interface = %iface, "{msg}: still FAULT");
+                        self.open_error = Some(msg);
+                    }
+                }
+            },
+            (None, None) => {}
+        }
+    }
+
+    /// Recomputes priority and fault from the tracked objects and the interface.
     fn retrack(&mut self) -> Vec<Action> {
         let list: Vec<(i32, bool)> = self.tracked.iter().map(|t| (t.weight, *t.rx.borrow() != t.invert)).collect();
         let (prio, fault) = effective_priority(self.cfg.priority, &list);
+        let fault = fault || self.sock.is_none();
         let now = self.now();
         let mut acts = Vec::new();
         if prio != self.fsm.priority() {
@@ -191,7 +288,7 @@ impl Instance {
     /// Turns a received advert into an event, or drops it (RFC 3768 / 5798 section 7.1).
     fn accept(&self, rx: &Received) -> Option<Event> {
         let a = &rx.advert;
-        if rx.src == self.sock.src() || a.vrid != self.cfg.vrid {
+        if Some(rx.src) == self.sock.as_ref().map(|(s, _)| s.src()) || a.vrid != self.cfg.vrid {
             return None;
         }
         let name = &self.cfg.name;
@@ -236,7 +333,8 @@ impl Instance {
         for a in acts {
             match a {
                 Action::SendAdvert { priority } => {
-                    if let Err(e) = self.sock.send(&self.advert(priority), self.cfg.checksum).await {
+                    let Some((sock, _)) = &self.sock else { continue };
+                    if let Err(e) = sock.send(&self.advert(priority), self.cfg.checksum).await {
                         tracing::warn!(instance = %name, "send advert: {e}");
                     }
                 }
@@ -293,6 +391,13 @@ impl Instance {
         for cmd in specific.into_iter().chain(generic) {
             spawn_script(cmd);
         }
+    }
+}
+
+async fn recv(sock: &Option<(VrrpSocket, u32)>) -> Result<Result<Received, super::packet::PacketError>, IoError> {
+    match sock {
+        Some((s, _)) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 

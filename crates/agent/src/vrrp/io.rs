@@ -36,6 +36,15 @@ pub enum IoError {
     Packet(#[from] PacketError),
 }
 
+impl IoError {
+    /// Whether trying again cannot help (no permission for raw sockets): the agent stops.
+    /// Anything else (the interface missing, down, without an address) may be cured by
+    /// the interface (re)appearing, as rvsd's twins do when rvsd (re)starts.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, IoError::Sys { source, .. } if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+}
+
 fn sys(what: impl Into<String>) -> impl FnOnce(io::Error) -> IoError {
     let what = what.into();
     move |source| IoError::Sys { what, source }

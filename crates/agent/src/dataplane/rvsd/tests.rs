@@ -1,1 +1,434 @@
+//! [`RvsdDataplane`] against an in-process stand-in for rvsd's control socket that keeps
+//! addresses and services the way rvsd does (optionally refusing a service whose VIP is
+//! not an address, as rvsd does today), and can "restart" (drop every connection and
+//! forget everything but its configuration).
 
+use super::*;
+use crate::dataplane::LocalAddr;
+use ctl::frame;
+use ctl::{RealServerView, RequestMsg, ResponseMsg};
+use std::io::BufReader;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+#[derive(Default)]
+struct FakeState {
+    addrs: Vec<AddrView>,
+    services: Vec<ServiceSpec>,
+    garps: Vec<(IpAddr, String, u32)>,
+}
+
+struct FakeRvsd {
+    path: PathBuf,
+    dir: PathBuf,
+    /// Addresses from "rvsd's configuration" (kept across restarts).
+    config: Vec<AddrView>,
+    state: Arc<Mutex<FakeState>>,
+    conns: Arc<Mutex<Vec<UnixStream>>>,
+    stop: Arc<AtomicBool>,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn addr(dev: &str, net: &str, sapool: bool) -> AddrView {
+    AddrView { dev: dev.into(), addr: net.parse().unwrap(), sapool, vip: false }
+}
+
+fn refuse(code: ErrorCode, m: String) -> Response {
+    Response::error(code, m)
+}
+
+impl FakeState {
+    /// rvsd's whole-state validation.
+    fn check(&self, need_vip: bool) -> Result<(), String> {
+        for s in &self.services {
+            let key = s.service.key();
+            if need_vip && !self.addrs.iter().any(|a| a.addr.addr() == s.service.vip) {
+                return Err(format!(
+                    "service {key}: VIP {} is not an address of any port (rvsip addr add {}/32 dev DEV)",
+                    s.service.vip, s.service.vip
+                ));
+            }
+            for l in &s.laddrs {
+                match self.addrs.iter().find(|a| a.addr.addr() == *l) {
+                    None => return Err(format!("service {key}: local address {l} is not an address of any port")),
+                    Some(a) if !a.sapool => {
+                        return Err(format!("service {key}: local address {l} is not a sapool address"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, req: Request, need_vip: bool) -> Response {
+        let before = (self.addrs.clone(), self.services.clone());
+        let find =
+            |svcs: &[ServiceSpec], k: &fnat::service::ServiceKey| svcs.iter().position(|s| s.service.key() == *k);
+        let r = match req {
+            Request::Status => {
+                return Response::Status {
+                    version: "fake".into(),
+                    gen: 1,
+                    worker_gens: vec![1],
+                    conn_pool_size: 1,
+                    uptime_s: 1,
+                }
+            }
+            Request::AddrList => return Response::Addrs { addrs: self.addrs.clone() },
+            Request::ServiceList { .. } => {
+                let services = self
+                    .services
+                    .iter()
+                    .map(|s| ServiceView {
+                        service: s.service.clone(),
+                        laddrs: s.laddrs.clone(),
+                        dests: s
+                            .service
+                            .real_servers
+                            .iter()
+                            .map(|r| RealServerView { config: *r, active: 0, inactive: 0, stats: None })
+                            .collect(),
+                        stats: None,
+                    })
+                    .collect();
+                return Response::Services { services };
+            }
+            Request::SendGarp { addr, dev, count } => {
+                self.garps.push((addr, dev, count));
+                return Response::Done { gen: 1 };
+            }
+            Request::AddrAdd { dev, addr, sapool } => {
+                if self.addrs.iter().any(|a| a.addr.addr() == addr.addr()) {
+                    return refuse(ErrorCode::Exists, format!("address {} exists", addr.addr()));
+                }
+                self.addrs.push(AddrView { dev, addr, sapool, vip: false });
+                Ok(())
+            }
+            Request::AddrDel { dev, addr } => {
+                match self.addrs.iter().position(|a| a.dev == dev && a.addr.addr() == addr) {
+                    Some(i) => {
+                        self.addrs.remove(i);
+                        Ok(())
+                    }
+                    None => return refuse(ErrorCode::NotFound, format!("no address {addr} on {dev}")),
+                }
+            }
+            Request::ServiceReplace { services } => {
+                self.services = services;
+                Ok(())
+            }
+            Request::ServiceAdd(spec) => {
+                if find(&self.services, &spec.service.key()).is_some() {
+                    return refuse(ErrorCode::Exists, "exists".into());
+                }
+                self.services.push(spec);
+                Ok(())
+            }
+            Request::ServiceDel { key } => match find(&self.services, &key) {
+                Some(i) => {
+                    self.services.remove(i);
+                    Ok(())
+                }
+                None => return refuse(ErrorCode::NotFound, format!("no service {key}")),
+            },
+            Request::RealServerEdit { key, addr, port, change } => {
+                let Some(i) = find(&self.services, &key) else {
+                    return refuse(ErrorCode::NotFound, format!("no service {key}"));
+                };
+                match self.services[i].service.real_servers.iter_mut().find(|r| r.addr == addr && r.port == port) {
+                    Some(r) => {
+                        r.weight = change.weight.unwrap_or(r.weight);
+                        Ok(())
+                    }
+                    None => return refuse(ErrorCode::NotFound, "no real server".into()),
+                }
+            }
+            Request::RealServerAdd { key, rs } => {
+                let Some(i) = find(&self.services, &key) else {
+                    return refuse(ErrorCode::NotFound, format!("no service {key}"));
+                };
+                let list = &mut self.services[i].service.real_servers;
+                if list.iter().any(|r| r.addr == rs.addr && r.port == rs.port) {
+                    return refuse(ErrorCode::Exists, "real server exists".into());
+                }
+                list.push(rs);
+                Ok(())
+            }
+            Request::RealServerDel { key, addr, port } => {
+                let Some(i) = find(&self.services, &key) else {
+                    return refuse(ErrorCode::NotFound, format!("no service {key}"));
+                };
+                let list = &mut self.services[i].service.real_servers;
+                match list.iter().position(|r| r.addr == addr && r.port == port) {
+                    Some(j) => {
+                        list.remove(j);
+                        Ok(())
+                    }
+                    None => return refuse(ErrorCode::NotFound, "no real server".into()),
+                }
+            }
+            other => return refuse(ErrorCode::BadRequest, format!("not faked: {other:?}")),
+        };
+        let r: Result<(), String> = r.and_then(|()| self.check(need_vip));
+        match r {
+            Ok(()) => Response::Done { gen: 2 },
+            Err(m) => {
+                (self.addrs, self.services) = before;
+                refuse(ErrorCode::Invalid, m)
+            }
+        }
+    }
+}
+
+impl FakeRvsd {
+    fn path() -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "rvs-agent-fake-rvsd-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (dir.join("rvsd.sock"), dir)
+    }
+
+    fn start_at(path: PathBuf, dir: PathBuf, config: Vec<AddrView>, need_vip: bool) -> FakeRvsd {
+        let state = Arc::new(Mutex::new(FakeState { addrs: config.clone(), ..Default::default() }));
+        let f = FakeRvsd { path, dir, config, state, conns: Arc::default(), stop: Arc::new(AtomicBool::new(false)) };
+        let l = UnixListener::bind(&f.path).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let (state, conns, stop) = (f.state.clone(), f.conns.clone(), f.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((s, _)) = l.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                s.set_nonblocking(false).unwrap();
+                conns.lock().unwrap().push(s.try_clone().unwrap());
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    let mut w = s.try_clone().unwrap();
+                    let mut r = BufReader::new(s);
+                    while let Ok(msg) = frame::read::<_, RequestMsg>(&mut r) {
+                        let resp = state.lock().unwrap().handle(msg.req, need_vip);
+                        if frame::write(&mut w, &ResponseMsg::from(resp)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        f
+    }
+
+    fn start(config: Vec<AddrView>, need_vip: bool) -> FakeRvsd {
+        let (path, dir) = Self::path();
+        Self::start_at(path, dir, config, need_vip)
+    }
+
+    /// Drops every connection and forgets all but the configuration.
+    fn restart(&self) {
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        *self.state.lock().unwrap() = FakeState { addrs: self.config.clone(), ..Default::default() };
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    fn has_addr(&self, a: &str) -> bool {
+        let a: IpAddr = a.parse().unwrap();
+        self.with(|s| s.addrs.iter().any(|x| x.addr.addr() == a))
+    }
+
+    fn weights(&self) -> Option<Vec<(SocketAddr, u32)>> {
+        self.with(|s| {
+            s.services
+                .iter()
+                .find(|x| x.service.vport == 80)
+                .map(|x| x.service.real_servers.iter().map(|r| (SocketAddr::new(r.addr, r.port), r.weight)).collect())
+        })
+    }
+}
+
+impl Drop for FakeRvsd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const VIP: &str = "192.0.2.1";
+
+fn vip() -> IpNet {
+    format!("{VIP}/32").parse().unwrap()
+}
+
+fn key() -> ServiceKey {
+    ServiceKey { proto: Proto::Tcp, vip: VIP.parse().unwrap(), vport: 80 }
+}
+
+fn rs(i: u8) -> SocketAddr {
+    format!("10.0.0.{i}:8080").parse().unwrap()
+}
+
+fn service() -> Service {
+    Service {
+        key: key(),
+        scheduler: "wrr".into(),
+        persistence_timeout: None,
+        persistence_granularity: None,
+        local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
+        real_servers: vec![RealServer { addr: rs(1), weight: 3 }, RealServer { addr: rs(2), weight: 2 }],
+    }
+}
+
+fn config() -> Vec<AddrView> {
+    vec![addr("dpdk0", "192.0.2.254/24", false), addr("dpdk1", "10.0.0.100/24", true)]
+}
+
+const T: Duration = Duration::from_secs(5);
+
+#[test]
+fn services_follow_the_vip_when_rvsd_needs_it() {
+    let fake = FakeRvsd::start(config(), true);
+    // An earlier run's leftover service is replaced at start.
+    fake.with(|s| {
+        s.addrs.push(addr("dpdk0", "192.0.2.9/32", false));
+        let mut old = to_spec(&service()).unwrap();
+        old.service.vip = "192.0.2.9".parse().unwrap();
+        s.services.push(old);
+    });
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    // Backup: nothing loaded (rvsd would refuse it without the VIP).
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(dp.status().services_follow_vips);
+    assert_eq!(fake.with(|s| s.services.len()), 0, "the leftover service is gone, ours waits for its VIP");
+    // Master: VIP, then its services, then the announcement.
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    dp.send_garp(vip().addr(), "dpdk0", 5).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.has_addr(VIP));
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]));
+    assert_eq!(fake.with(|s| s.services[0].laddrs.clone()), vec!["10.0.0.100".parse::<IpAddr>().unwrap()]);
+    assert_eq!(fake.with(|s| s.garps.clone()), vec![(vip().addr(), "dpdk0".to_string(), 5)]);
+    // Health: inhibit, remove.
+    dp.set_weight(&key(), rs(1), 0).unwrap();
+    dp.del_real_server(&key(), rs(2)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 0)]));
+    // Backup again: services first, then the VIP.
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(!fake.has_addr(VIP));
+    assert_eq!(fake.weights(), None);
+    // Health changes while backup are kept and applied with the VIP.
+    dp.add_real_server(&key(), RealServer { addr: rs(2), weight: 2 }).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 0), (rs(2), 2)]));
+    // The unknown service is the caller's mistake.
+    let other = ServiceKey { vport: 81, ..key() };
+    assert!(matches!(dp.set_weight(&other, rs(1), 1), Err(DataplaneError::NoService(_))));
+}
+
+#[test]
+fn services_stay_loaded_when_rvsd_allows_it() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(!dp.status().services_follow_vips);
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]), "loaded on the backup too");
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    dp.set_weight(&key(), rs(2), 0).unwrap();
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(!fake.has_addr(VIP));
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 0)]), "still loaded without the VIP");
+}
+
+#[test]
+fn reconnects_and_restores_what_a_restarted_rvsd_forgot() {
+    let (path, dir) = FakeRvsd::path();
+    let dp = RvsdDataplane::new(&path);
+    dp.set_services(&[service()]).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    // No rvsd yet: reported, retried.
+    wait_until("the error to show", T, || dp.status().last_error.is_some_and(|e| e.contains("unreachable")));
+    assert!(!dp.status().connected);
+    let fake = FakeRvsd::start_at(path, dir, config(), true);
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.has_addr(VIP));
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]));
+    dp.set_weight(&key(), rs(2), 0).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    // rvsd restarts: everything is put back (with the live weights) and the VIP announced.
+    fake.restart();
+    wait_until("the VIP to be restored", T, || fake.has_addr(VIP) && fake.weights().is_some());
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 0)]));
+    assert!(fake.with(|s| s.garps.iter().any(|g| g.0 == vip().addr())), "announced again");
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+}
+
+#[test]
+fn a_lip_rvsd_lacks_is_named_and_picked_up_once_added() {
+    let fake = FakeRvsd::start(vec![addr("dpdk0", "192.0.2.254/24", false)], false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    wait_until("the error", T, || dp.status().last_error.is_some());
+    let e = dp.status().last_error.unwrap();
+    assert!(e.contains("local address 10.0.0.100") && e.contains("not a sapool address of rvsd"), "{e}");
+    assert!(dp.status().connected, "a refusal is not a lost connection");
+    assert_eq!(fake.weights(), None);
+    // The operator adds it to rvsd: picked up at the next reconciliation.
+    fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", true)));
+    wait_until("the service to load", REFUSED_RETRY + T, || fake.weights().is_some());
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+}
+
+#[test]
+fn closing_applies_the_last_changes() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    dp.close(T);
+    assert!(!fake.has_addr(VIP), "the VIP released on shutdown left rvsd");
+}
+
+#[test]
+fn services_convert_to_rvsd_form() {
+    let mut s = service();
+    s.persistence_timeout = Some(300);
+    s.persistence_granularity = Some("255.255.255.0".parse().unwrap());
+    let spec = to_spec(&s).unwrap();
+    assert_eq!(spec.service.sched, SchedKind::Wrr);
+    let p = spec.service.persistence.unwrap();
+    assert_eq!((p.timeout_s, p.netmask_v4, p.netmask_v6), (300, 24, 128));
+    assert_eq!(
+        spec.service.real_servers[0],
+        RealServerConfig { addr: rs(1).ip(), port: 8080, weight: 3, upper: 0, lower: 0 }
+    );
+    s.persistence_granularity = Some("255.0.255.0".parse().unwrap());
+    assert!(to_spec(&s).unwrap_err().contains("not a netmask"));
+    s.scheduler = "lblc".into();
+    assert!(to_spec(&s).unwrap_err().contains("lb_algo lblc"));
+}

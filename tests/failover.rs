@@ -1,0 +1,247 @@
+//! Issue 8's acceptance end to end: two nodes, each rvsd + rvs-agent in its own
+//! namespace (see `rvs_e2e::pair`), in front of the same real servers.
+//!
+//! * The client's HTTP through the VIP works with node a master; killing a's agent
+//!   (SIGKILL: no goodbye) moves the VIP to b within 3 x advert_int + skew + 1 s, and new
+//!   connections go through b; a's agent returning preempts (default) or not (`nopreempt`).
+//!   With VRRPv3 and advert_int 0.1 the failover takes under a second.
+//! * rvsd restarting under the master's agent: the twin (VRRP's interface) goes with it,
+//!   the agent goes to FAULT and the backup takes over; when rvsd is back the agent
+//!   reconnects, opens its socket on the new twin and preempts again.
+//! * A real server whose HTTP server stops gets weight 0 in rvsd within
+//!   delay_loop x (retry + 1) and no new connections; restarted, it gets its weight back.
+//!
+//! The measured times are printed (`cargo test -p rvs-e2e --test failover -- --nocapture`).
+
+use std::time::{Duration, Instant};
+
+use rvs_e2e::pair::{wait_for, AgentConf, Node, Pair};
+use rvs_e2e::{rs4, serial, VIP4};
+
+const PRIO_A: u8 = 150;
+const PRIO_B: u8 = 100;
+
+/// RFC 5798's Master_Down_Interval (v2's skew is the same for advert_int 1).
+fn master_down(prio: u8, advert_int: f64) -> Duration {
+    Duration::from_secs_f64(3.0 * advert_int + f64::from(256 - u32::from(prio)) / 256.0 * advert_int)
+}
+
+fn conf(node: &Node, prio: u8, version: u8, advert: &str, nopreempt: bool, delay_loop: u32) -> String {
+    AgentConf {
+        priority: prio,
+        version,
+        advert_int: advert.into(),
+        nopreempt,
+        // a derives its port from `interface dpdk0.kni`, b names it.
+        dpdk_interface: node.name == "b",
+        lip: node.lip.clone(),
+        real_servers: 3,
+        delay_loop,
+    }
+    .render()
+}
+
+fn state(n: &Node) -> (String, String) {
+    let s = n.agent_status().expect("rvs-agent status");
+    let i = &s["instances"][0];
+    (i["state"].as_str().unwrap_or("?").to_string(), i["master"].as_str().unwrap_or("-").to_string())
+}
+
+/// Starts a's agent, waits until it is master, then b's; checks both agents' status.
+fn elect_a(p: &mut Pair, a_conf: &str, b_conf: &str, advert: f64) {
+    p.a.start_agent(a_conf).expect("agent a");
+    let t = wait_for(master_down(PRIO_A, advert) + Duration::from_secs(5), || p.a.holds(VIP4))
+        .expect("a becomes master and adds the VIP to its rvsd");
+    eprintln!("a master after {t:?}");
+    p.b.start_agent(b_conf).expect("agent b");
+    wait_for(Duration::from_secs(10), || state(&p.b) == ("Backup".into(), p.a.addr0.clone()))
+        .unwrap_or_else(|| panic!("b is backup of a: {:?}", state(&p.b)));
+    assert_eq!(state(&p.a), ("Master".into(), p.a.addr0.clone()));
+    assert!(!p.b.holds(VIP4), "the backup's rvsd does not hold the VIP");
+    let text = p.a.agent_cmd(&["status"]).expect("rvs-agent status");
+    assert!(text.contains(&format!("MASTER priority {PRIO_A} master {} (this node)", p.a.addr0)), "{text}");
+    assert!(text.contains("dataplane rvsd") && text.contains("connected"), "{text}");
+}
+
+/// `n` fetches through the VIP, all answered, all forwarded by `via` (its LIP in the
+/// real servers' logs).
+fn traffic_via(p: &Pair, via: &str, n: usize) {
+    let before = p.served_by();
+    let (bodies, ok) = p.curl(n, 10);
+    let after = p.served_by();
+    let tally = p.tally(&bodies);
+    assert!(ok && tally.iter().sum::<usize>() == n, "{n} fetches through the VIP: {tally:?}\n{bodies}");
+    let (da, db) = (after.0 - before.0, after.1 - before.1);
+    let want = if via == "a" { (n, 0) } else { (0, n) };
+    assert_eq!((da, db), want, "requests forwarded by (a, b)");
+}
+
+/// Waits until a fetch through the VIP succeeds through node `via`; returns how long.
+fn resumed_via(p: &Pair, via: &str, since: Instant, timeout: Duration) -> Duration {
+    let ok = wait_for(timeout, || {
+        let before = p.served_by();
+        let (_, ok) = p.curl(1, 1);
+        let after = p.served_by();
+        ok && if via == "a" { after.0 > before.0 } else { after.1 > before.1 }
+    });
+    assert!(ok.is_some(), "no HTTP through the VIP via {via} within {timeout:?}");
+    since.elapsed()
+}
+
+fn failover(version: u8, advert: &str, nopreempt: bool, limit: Duration) {
+    let _g = serial();
+    let adv: f64 = advert.parse().unwrap();
+    let mut p = Pair::start(3).expect("two-node topology");
+    let a_conf = conf(&p.a, PRIO_A, version, advert, nopreempt, 1);
+    let b_conf = conf(&p.b, PRIO_B, version, advert, nopreempt, 1);
+    elect_a(&mut p, &a_conf, &b_conf, adv);
+    traffic_via(&p, "a", 9);
+
+    // a's agent dies without a word; b takes over after Master_Down_Interval.
+    p.a.kill_agent();
+    let t0 = Instant::now();
+    let moved = wait_for(limit + Duration::from_secs(5), || p.b.holds(VIP4));
+    let moved = moved.unwrap_or_else(|| panic!("b did not take the VIP within {:?}", limit + Duration::from_secs(5)));
+    let resumed = resumed_via(&p, "b", t0, Duration::from_secs(10));
+    eprintln!(
+        "VRRPv{version} advert_int {advert}: VIP on b {moved:?} after a's agent was killed \
+         (limit {limit:?}; b's Master_Down_Interval {:?}); HTTP via b {resumed:?} after",
+        master_down(PRIO_B, adv)
+    );
+    assert!(moved <= limit, "failover took {moved:?}, over {limit:?}");
+    assert_eq!(state(&p.b), ("Master".into(), p.b.addr0.clone()));
+    traffic_via(&p, "b", 9);
+
+    // a's agent returns (it drops the VIP its killed predecessor left in rvsd).
+    p.a.start_agent(&a_conf).expect("agent a again");
+    let t0 = Instant::now();
+    if nopreempt {
+        wait_for(Duration::from_secs(5), || state(&p.a) == ("Backup".into(), p.b.addr0.clone()))
+            .unwrap_or_else(|| panic!("a comes back as backup of b: {:?}", state(&p.a)));
+        std::thread::sleep(master_down(PRIO_A, adv) * 2 + Duration::from_secs(1));
+        assert_eq!(state(&p.a), ("Backup".into(), p.b.addr0.clone()), "nopreempt: a stays backup");
+        assert_eq!(state(&p.b), ("Master".into(), p.b.addr0.clone()));
+        assert!(p.b.holds(VIP4) && !p.a.holds(VIP4), "the VIP stays on b, and only there");
+        traffic_via(&p, "b", 9);
+        eprintln!("nopreempt: a returned as backup, b kept the VIP");
+    } else {
+        let t = wait_for(master_down(PRIO_A, adv) + Duration::from_secs(5), || p.a.holds(VIP4) && !p.b.holds(VIP4))
+            .expect("a preempts: the VIP moves back to a only");
+        let resumed = resumed_via(&p, "a", t0, Duration::from_secs(10));
+        eprintln!("preempt: VIP back on a {t:?} after its agent restarted; HTTP via a {resumed:?} after");
+        assert_eq!(state(&p.a), ("Master".into(), p.a.addr0.clone()));
+        wait_for(Duration::from_secs(5), || state(&p.b) == ("Backup".into(), p.a.addr0.clone()))
+            .unwrap_or_else(|| panic!("b steps down: {:?}", state(&p.b)));
+        traffic_via(&p, "a", 9);
+    }
+    // A clean stop leaves nothing behind.
+    p.a.stop_agent().expect("agent a stops");
+    p.b.stop_agent().expect("agent b stops");
+    assert!(!p.a.holds(VIP4) && !p.b.holds(VIP4), "stopped agents release the VIP");
+}
+
+#[test]
+fn vrrp_v2_failover_and_preemption() {
+    // 3 x advert_int + skew + 1 s.
+    failover(2, "1", false, master_down(PRIO_B, 1.0) + Duration::from_secs(1));
+}
+
+#[test]
+fn vrrp_v2_failover_nopreempt() {
+    failover(2, "1", true, master_down(PRIO_B, 1.0) + Duration::from_secs(1));
+}
+
+#[test]
+fn vrrp_v3_subsecond_failover() {
+    failover(3, "0.1", false, Duration::from_secs(1));
+}
+
+#[test]
+fn stopped_real_server_gets_weight_zero_and_returns() {
+    let _g = serial();
+    let (delay_loop, retry) = (2u32, 1u32); // retry as AgentConf writes it
+    let mut p = Pair::start(3).expect("two-node topology");
+    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, delay_loop);
+    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, delay_loop);
+    elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    let rs2 = rs4(2);
+    assert_eq!(p.a.weight(&rs2, 8080), Some(1));
+
+    p.stop_http(2);
+    let bound = Duration::from_secs(u64::from(delay_loop * (retry + 1)));
+    let t = wait_for(bound + Duration::from_secs(5), || p.a.weight(&rs2, 8080) == Some(0))
+        .expect("rs2 gets weight 0 in the master's rvsd");
+    eprintln!("rs2 stopped: weight 0 in rvsd after {t:?} (delay_loop x (retry + 1) = {bound:?})");
+    // Polling and the dataplane's confirmation add a few milliseconds.
+    assert!(t <= bound + Duration::from_millis(300), "took {t:?}");
+    let st = p.a.agent_status().expect("status");
+    let rs = st["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .and_then(|v| v.iter().find(|r| r["addr"] == format!("{rs2}:8080")).cloned())
+        .expect("rs2 in status");
+    assert_eq!((rs["up"].as_bool(), rs["dataplane_weight"].as_u64()), (Some(false), Some(0)), "{rs}");
+    let listing = String::from_utf8_lossy(
+        &std::process::Command::new(rvs_e2e::workspace_bin("rvsadm"))
+            .arg("--socket")
+            .arg(p.a.socket())
+            .args(["-L", "-n"])
+            .output()
+            .expect("rvsadm")
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        listing.lines().any(|l| l.contains(&format!("{rs2}:8080")) && l.split_whitespace().nth(3) == Some("0")),
+        "{listing}"
+    );
+
+    // No new connection goes to it (one would fail: nothing listens there).
+    let (bodies, ok) = p.curl(12, 10);
+    let tally = p.tally(&bodies);
+    assert!(ok && tally[1] == 0 && tally.iter().sum::<usize>() == 12, "{tally:?}");
+
+    p.start_http(2).expect("rs2 back");
+    let t = wait_for(Duration::from_secs(u64::from(delay_loop)) + Duration::from_secs(5), || {
+        p.a.weight(&rs2, 8080) == Some(1)
+    })
+    .expect("rs2 gets its weight back");
+    eprintln!("rs2 restarted: weight back after {t:?}");
+    let (bodies, ok) = p.curl(12, 10);
+    let tally = p.tally(&bodies);
+    assert!(ok && tally[1] > 0 && tally.iter().sum::<usize>() == 12, "{tally:?}");
+    // Where the backup's rvsd holds the service too, it followed as well.
+    if let Some(w) = p.b.weight(&rs2, 8080) {
+        assert_eq!(w, 1, "backup's weight");
+    }
+}
+
+#[test]
+fn rvsd_restart_under_the_master_agent() {
+    let _g = serial();
+    let mut p = Pair::start(3).expect("two-node topology");
+    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, 1);
+    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, 1);
+    elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    traffic_via(&p, "a", 6);
+
+    p.a.stop_rvsd();
+    let t0 = Instant::now();
+    let moved = wait_for(Duration::from_secs(10), || p.b.holds(VIP4)).expect("b takes the VIP");
+    let resumed = resumed_via(&p, "b", t0, Duration::from_secs(10));
+    eprintln!("a's rvsd stopped: VIP on b after {moved:?}, HTTP via b after {resumed:?}");
+    assert!(p.a.agent_running(), "a's agent keeps running without rvsd");
+    wait_for(Duration::from_secs(2), || state(&p.a).0 == "Fault")
+        .unwrap_or_else(|| panic!("a in FAULT: {:?}", state(&p.a)));
+    let st = p.a.agent_status().expect("status");
+    assert_eq!(st["dataplane"]["connected"], false, "{st}");
+
+    p.a.start_rvsd().expect("a's rvsd again");
+    let t0 = Instant::now();
+    let back = wait_for(master_down(PRIO_A, 1.0) + Duration::from_secs(10), || p.a.holds(VIP4) && !p.b.holds(VIP4))
+        .expect("a reconnects, comes back and preempts");
+    let resumed = resumed_via(&p, "a", t0, Duration::from_secs(10));
+    eprintln!("a's rvsd back: VIP on a after {back:?}, HTTP via a after {resumed:?}");
+    assert_eq!(state(&p.a), ("Master".into(), p.a.addr0.clone()));
+    assert_eq!(p.a.agent_status().expect("status")["dataplane"]["connected"], true);
+    traffic_via(&p, "a", 9);
+}
