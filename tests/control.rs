@@ -179,3 +179,32 @@ fn socket_refuses_strangers_and_bad_messages() {
     assert!(matches!(c.call(Request::Status), Ok(Response::Status { .. })));
     assert!(t.ping(VIP4, 1));
 }
+
+#[test]
+fn leased_addresses_leave_with_their_connection() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let has = |c: &mut ctl::Client, a: &str| match c.call(Request::AddrList).expect("addr list") {
+        Response::Addrs { addrs } => addrs.iter().any(|x| x.addr.addr().to_string() == a),
+        r => panic!("unexpected {r:?}"),
+    };
+    let mut observer = t.ctl();
+    {
+        let mut agent = t.ctl();
+        for (addr, lease) in [("198.18.0.200/32", true), ("198.18.0.201/32", false)] {
+            agent
+                .call(Request::AddrAdd { dev: "dpdk0".into(), addr: addr.parse().unwrap(), sapool: false, lease })
+                .expect("add");
+        }
+        assert!(has(&mut observer, "198.18.0.200") && has(&mut observer, "198.18.0.201"));
+        assert!(t.ping("198.18.0.200", 1), "the leased address answers while its holder is connected");
+    } // The holder's connection closes (as when a VRRP agent is killed).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while has(&mut observer, "198.18.0.200") {
+        assert!(Instant::now() < deadline, "the leased address is removed when its connection closes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(has(&mut observer, "198.18.0.201"), "an address added without a lease stays");
+    assert!(!t.ping("198.18.0.200", 1), "and the leased one no longer answers");
+}

@@ -116,8 +116,15 @@ fn vrrp_frames(frames: &[Vec<u8>]) -> usize {
 fn vrrp_adverts_cross_the_twin_both_ways() {
     let _g = serial();
     let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    // The twin's kernel address comes from rvsd's config (twin_addrs).
+    t.config["port"].as_array_mut().expect("ports")[0]
+        .as_table_mut()
+        .expect("port")
+        .insert("twin_addrs".into(), toml::Value::Array(vec![toml::Value::String("198.18.0.5/24".into())]));
     t.start_rvsd().expect("rvsd starts");
-    t.lb.ip(&["addr", "add", "198.18.0.5/24", "dev", "dpdk0.kni"]);
+    let addrs =
+        String::from_utf8_lossy(&t.lb.exec(&["ip", "-4", "addr", "show", "dev", "dpdk0.kni"]).stdout).to_string();
+    assert!(addrs.contains("198.18.0.5/24"), "twin_addrs put on the twin: {addrs}");
 
     // Out: a process on the twin sends adverts; they leave dpdk0 towards the client.
     let cap = t.capture_in(&t.client, "eth0", "ip proto 112").expect("tcpdump in the client ns");

@@ -243,6 +243,11 @@ pub enum Request {
         /// A local address for FullNAT (dpip's `sapool`).
         #[serde(default)]
         sapool: bool,
+        /// Held only while the control connection that added it stays open: rvsd
+        /// removes it when that connection closes (a VRRP agent's VIPs leave with a
+        /// crashed agent instead of lingering on a box that no longer defends them).
+        #[serde(default)]
+        lease: bool,
     },
     /// Removes an address.
     AddrDel {

@@ -142,6 +142,10 @@ pub struct PortConf {
     /// The kernel twin interface `<name>.kni` (same MAC as the port).
     #[serde(default)]
     pub twin: TwinKind,
+    /// Addresses rvsd puts on the twin in the kernel when it creates it (the twin is
+    /// new on every start), e.g. the source address of a VRRP agent on the twin.
+    #[serde(default)]
+    pub twin_addrs: Vec<IpNet>,
 }
 
 /// A bond: its slaves (vdev strings or PCI addresses) and mode.

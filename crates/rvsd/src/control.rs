@@ -462,7 +462,7 @@ impl Control {
             }
             Request::LinkList { stats } => Response::Links { links: self.links(stats) },
             Request::LinkSet { dev, change } => self.link_set(&dev, change)?,
-            Request::AddrAdd { dev, addr, sapool } => {
+            Request::AddrAdd { dev, addr, sapool, lease: _ } => {
                 let port = next.port(&dev)?;
                 if next.has_addr(addr.addr()) {
                     return Err(Refused::new(ErrorCode::Exists, format!("address {} exists", addr.addr())));

@@ -103,6 +103,22 @@ fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool)
     let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
     port.start().with_context(|| format!("start twin {ifname}"))?;
     tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
+    for net in &p.twin_addrs {
+        // The kernel's side of the twin: configured through iproute2, like any
+        // interface (control path, once at start).
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["addr", "replace", &net.to_string(), "dev", &ifname]);
+        if net.addr().is_ipv6() {
+            cmd.arg("nodad");
+        }
+        match cmd.output() {
+            Ok(o) if o.status.success() => tracing::info!(twin = %ifname, addr = %net, "twin address added"),
+            Ok(o) => {
+                tracing::warn!(twin = %ifname, addr = %net, "ip addr: {}", String::from_utf8_lossy(&o.stderr).trim())
+            }
+            Err(e) => tracing::warn!(twin = %ifname, addr = %net, "ip addr: {e}"),
+        }
+    }
     Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
 }
 

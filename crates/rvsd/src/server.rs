@@ -101,8 +101,26 @@ fn reply(w: &mut UnixStream, resp: Response) -> bool {
     frame::write(w, &ResponseMsg::from(resp)).is_ok()
 }
 
-/// One client: requests in, replies out, until it closes or misbehaves.
+/// One client; when it goes, the addresses it leased go with it.
 fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
+    let mut leased = Vec::new();
+    serve_requests(stream, access, jobs, &mut leased);
+    for (dev, addr) in leased {
+        tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
+        let (tx, rx) = mpsc::channel();
+        if jobs.send((Request::AddrDel { dev, addr }, tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+/// Requests in, replies out, until the client closes or misbehaves.
+fn serve_requests(
+    stream: UnixStream,
+    access: &Access,
+    jobs: &Sender<Job>,
+    leased: &mut Vec<(String, std::net::IpAddr)>,
+) {
     let Ok(mut w) = stream.try_clone() else { return };
     match getsockopt(&stream, PeerCredentials) {
         Ok(c) if access.allows(c.uid(), c.gid()) => {}
@@ -158,12 +176,25 @@ fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
                 return;
             }
         };
+        // Leases: remember what this connection added with `lease`, forget what it
+        // removed.
+        let lease = match &req {
+            Request::AddrAdd { dev, addr, lease: true, .. } => Some((dev.clone(), addr.addr(), true)),
+            Request::AddrDel { dev, addr } => Some((dev.clone(), *addr, false)),
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel();
         if jobs.send((req, tx)).is_err() {
             reply(&mut w, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
             return;
         }
         let resp = rx.recv().unwrap_or_else(|_| Response::error(ErrorCode::Internal, "rvsd is shutting down"));
+        if let (Some((dev, addr, add)), Response::Done { .. }) = (lease, &resp) {
+            leased.retain(|(d, a)| !(*d == dev && *a == addr));
+            if add {
+                leased.push((dev, addr));
+            }
+        }
         if !reply(&mut w, resp) {
             return;
         }

@@ -2,7 +2,7 @@
 //!
 //! | agent                     | rvsd request                                                   |
 //! |---------------------------|----------------------------------------------------------------|
-//! | VIP added / removed       | `AddrAdd { dev, addr, sapool: false }` / `AddrDel`             |
+//! | VIP added / removed       | `AddrAdd { dev, addr, sapool: false, lease: true }` / `AddrDel` |
 //! | gratuitous ARP / NA       | `SendGarp { addr, dev, count }` (count clamped to 1..=100)     |
 //! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
@@ -595,7 +595,7 @@ impl Worker {
         match op {
             Op::AddVip(net, dev) => {
                 let what = format!("add VIP {net} to {dev}");
-                self.call(&what, Request::AddrAdd { dev, addr: net, sapool: false }, &[ErrorCode::Exists])?;
+                self.call(&what, Request::AddrAdd { dev, addr: net, sapool: false, lease: true }, &[ErrorCode::Exists])?;
                 if follow {
                     for s in self.services_of(net.addr()) {
                         let spec = match to_spec(&s) {
@@ -675,7 +675,7 @@ impl Worker {
                     refused = true;
                 }
                 None => {
-                    let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: false };
+                    let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: false, lease: true };
                     match self.call(&format!("add VIP {net} to {dev}"), req, &[ErrorCode::Exists]) {
                         Ok(_) => announce.push((*ip, dev.clone())),
                         Err(Fail::Io) => return Err(Fail::Io),

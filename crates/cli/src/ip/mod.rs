@@ -420,7 +420,7 @@ fn addr_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCmd
     family_ok(family, addr.addr(), &addr.addr(), "address")?;
     let dev = dev.ok_or_else(|| usage(format!("{ctx} {addr} needs a port: dev DEV")))?;
     Ok(IpCmd::Change(if add {
-        Request::AddrAdd { dev, addr, sapool }
+        Request::AddrAdd { dev, addr, sapool, lease: false }
     } else {
         Request::AddrDel { dev, addr: addr.addr() }
     }))

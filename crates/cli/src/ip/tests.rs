@@ -68,19 +68,19 @@ fn changes() {
         ),
         (
             "addr add 198.19.0.10/24 dev dpdk1 sapool",
-            Request::AddrAdd { dev: "dpdk1".into(), addr: net("198.19.0.10/24"), sapool: true },
+            Request::AddrAdd { dev: "dpdk1".into(), addr: net("198.19.0.10/24"), sapool: true, lease: false },
         ),
         (
             "addr add 198.18.0.100 dev dpdk0",
-            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false },
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false, lease: false },
         ),
         (
             "-6 addr add 2001:db8::1/64 dev dpdk0",
-            Request::AddrAdd { dev: "dpdk0".into(), addr: net("2001:db8::1/64"), sapool: false },
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("2001:db8::1/64"), sapool: false, lease: false },
         ),
         (
             "a a 198.18.0.100 dev dpdk0",
-            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false },
+            Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false, lease: false },
         ),
         ("addr del 198.19.0.10/24 dev dpdk1", Request::AddrDel { dev: "dpdk1".into(), addr: ip("198.19.0.10") }),
         (

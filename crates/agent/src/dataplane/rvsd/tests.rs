@@ -99,7 +99,7 @@ impl FakeState {
                 self.garps.push((addr, dev, count));
                 return Response::Done { gen: 1 };
             }
-            Request::AddrAdd { dev, addr, sapool } => {
+            Request::AddrAdd { dev, addr, sapool, .. } => {
                 if self.addrs.iter().any(|a| a.addr.addr() == addr.addr()) {
                     return refuse(ErrorCode::Exists, format!("address {} exists", addr.addr()));
                 }
