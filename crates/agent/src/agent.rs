@@ -2,16 +2,18 @@
 //! checkers applied to the dataplane, on one tokio runtime.
 
 use crate::check::pool::{Pool, VsState};
-use crate::check::{spawn_checkers, CheckStats};
+use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError};
-use crate::keepalived::Config;
+use crate::keepalived::{Config, Loaded};
+use crate::reload::{self, Change};
 use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::track;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Why the agent could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +28,8 @@ pub enum AgentError {
 
 /// Handles to what is running, for status reporting.
 pub struct Running {
-    /// Each instance's status.
-    pub instances: Vec<watch::Receiver<InstanceStatus>>,
+    /// Each instance's status, in configuration order (replaced by a reload).
+    pub instances: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
     /// Checker counters.
     pub check_stats: Arc<CheckStats>,
     /// The virtual servers with each real server's health (locked briefly on every change).
@@ -38,6 +40,235 @@ impl Running {
     /// A copy of the virtual servers' state.
     pub fn virtual_servers(&self) -> Vec<VsState> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).vs.clone()
+    }
+
+    /// The instances' status receivers, in configuration order.
+    pub fn instances(&self) -> Vec<watch::Receiver<InstanceStatus>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A running VRRP instance.
+struct Inst {
+    name: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    /// Its interface watchers.
+    side: Vec<JoinHandle<()>>,
+    status: watch::Receiver<InstanceStatus>,
+}
+
+/// A running tracked script.
+struct Script {
+    conf: serde_json::Value,
+    rx: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Everything running, and what it was started from.
+struct Agent {
+    cfg: Config,
+    dp: Arc<dyn Dataplane>,
+    insts: Vec<Inst>,
+    scripts: HashMap<String, Script>,
+    checkers: HashMap<RsId, JoinHandle<()>>,
+    pool: Arc<Mutex<Pool>>,
+    statuses: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
+    tx: mpsc::Sender<Transition>,
+    stats: Arc<CheckStats>,
+}
+
+impl Agent {
+    /// Starts the instances of `self.cfg` named in `names` (with their tracked scripts and
+    /// interfaces). Members of a sync group are started together (a change to one changes
+    /// them all, see [`reload::instance_fingerprint`]).
+    fn start_instances(&mut self, names: &HashSet<String>) -> Result<Vec<Inst>, AgentError> {
+        let cfg = self.cfg.clone();
+        // Tracked scripts: one runner per vrrp_script that something tracks; an unchanged
+        // one keeps running.
+        for s in &cfg.vrrp_scripts {
+            let used = cfg
+                .vrrp_instances
+                .iter()
+                .filter(|i| names.contains(&i.name))
+                .any(|i| i.track_script.iter().any(|t| t.name == s.name));
+            if !used {
+                continue;
+            }
+            let conf = reload::comparable(s);
+            if self.scripts.get(&s.name).is_some_and(|x| x.conf == conf) {
+                continue;
+            }
+            let (tx, rx) = watch::channel(true);
+            let task = tokio::spawn(track::run_script(s.clone(), tx));
+            if let Some(old) = self.scripts.insert(s.name.clone(), Script { conf, rx, task }) {
+                old.task.abort();
+            }
+        }
+        let chosen: Vec<usize> =
+            cfg.vrrp_instances.iter().enumerate().filter(|(_, i)| names.contains(&i.name)).map(|(n, _)| n).collect();
+        // Each instance's tracked objects.
+        let mut tracked_by: HashMap<usize, Vec<Tracked>> = HashMap::new();
+        let mut side_by: HashMap<usize, Vec<JoinHandle<()>>> = HashMap::new();
+        for &n in &chosen {
+            let i = &cfg.vrrp_instances[n];
+            let mut tracked = Vec::new();
+            let mut side = Vec::new();
+            for t in &i.track_script {
+                let Some(rx) = self.scripts.get(&t.name).map(|s| s.rx.clone()) else { continue };
+                let s = cfg.vrrp_scripts.iter().find(|s| s.name == t.name);
+                let w = t.weight.unwrap_or_else(|| s.map_or(0, |s| s.weight));
+                let reverse = s.is_some_and(|s| s.weight_reverse);
+                let (weight, invert) = if reverse { (-w, true) } else { (w, false) };
+                tracked.push(Tracked { name: t.name.clone(), weight, invert, rx });
+            }
+            for t in &i.track_interface {
+                let (tx, rx) = watch::channel(track::interface_up(&t.name));
+                side.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
+                tracked.push(Tracked { name: t.name.clone(), weight: t.weight.unwrap_or(0), invert: false, rx });
+            }
+            tracked_by.insert(n, tracked);
+            side_by.insert(n, side);
+        }
+        // vrrp_sync_group: a fault of one member (a weight-0 tracked object failing) is a
+        // fault of every member.
+        let mut shared: HashMap<usize, Vec<Tracked>> = HashMap::new();
+        for g in &cfg.vrrp_sync_groups {
+            let members: Vec<usize> = g
+                .members
+                .iter()
+                .filter_map(|m| cfg.vrrp_instances.iter().position(|i| &i.name == m))
+                .filter(|n| chosen.contains(n))
+                .collect();
+            for &a in &members {
+                for &b in members.iter().filter(|&&b| b != a) {
+                    for t in tracked_by[&b].iter().filter(|t| t.weight == 0) {
+                        shared.entry(a).or_default().push(Tracked {
+                            name: format!("{}/{}", cfg.vrrp_instances[b].name, t.name),
+                            weight: 0,
+                            invert: t.invert,
+                            rx: t.rx.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for n in chosen {
+            let i = &cfg.vrrp_instances[n];
+            let mut tracked = tracked_by.remove(&n).unwrap_or_default();
+            tracked.extend(shared.remove(&n).unwrap_or_default());
+            let side = side_by.remove(&n).unwrap_or_default();
+            let (inst, status) = match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked) {
+                Ok(x) => x,
+                Err(e) => {
+                    side.iter().for_each(JoinHandle::abort);
+                    out.iter().for_each(|x: &Inst| x.side.iter().for_each(JoinHandle::abort));
+                    return Err(AgentError::Socket(i.name.clone(), e));
+                }
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(inst.run(stop_rx));
+            out.push(Inst { name: i.name.clone(), stop, task, side, status });
+        }
+        Ok(out)
+    }
+
+    /// Stops an instance as on shutdown (priority 0, VIPs removed) and waits for it.
+    async fn stop_instance(inst: Inst) {
+        let _ = inst.stop.send(true);
+        let _ = inst.task.await;
+        inst.side.iter().for_each(JoinHandle::abort);
+    }
+
+    fn publish_statuses(&self) {
+        let order: HashMap<&str, usize> =
+            self.cfg.vrrp_instances.iter().enumerate().map(|(n, i)| (i.name.as_str(), n)).collect();
+        let mut v: Vec<&Inst> = self.insts.iter().collect();
+        v.sort_by_key(|i| order.get(i.name.as_str()).copied().unwrap_or(usize::MAX));
+        *self.statuses.lock().unwrap_or_else(|e| e.into_inner()) = v.iter().map(|i| i.status.clone()).collect();
+    }
+
+    fn spawn_checkers(&mut self, start: Vec<(RsChecks, bool)>) {
+        for (id, task) in spawn_checkers_from(start, self.tx.clone(), self.stats.clone()) {
+            if let Some(old) = self.checkers.insert(id, task) {
+                old.abort();
+            }
+        }
+    }
+
+    /// Applies a re-read configuration: refused (and logged) when invalid; otherwise only
+    /// the differences are applied, one log line each.
+    async fn reload(&mut self, loaded: Loaded) {
+        for d in &loaded.diagnostics {
+            if d.is_error() {
+                tracing::error!("reload: {d}");
+            } else {
+                tracing::warn!("reload: {d}");
+            }
+        }
+        let errors = loaded.errors().count();
+        if errors > 0 {
+            tracing::error!("reload refused: {errors} error(s); the running configuration is kept");
+            return;
+        }
+        let new = loaded.config;
+        let (diff, next, plan) = {
+            let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            reload::plan(&self.cfg, &pool, &new)
+        };
+        if diff.is_empty() {
+            tracing::info!("reload: no changes");
+            self.cfg = new;
+            return;
+        }
+        for line in diff.lines() {
+            tracing::info!("reload: {line}");
+        }
+        // 1. Instances removed or changed leave first (their VRIDs may be reused).
+        let going: HashSet<&str> =
+            diff.instances.iter().filter(|(_, c)| *c != Change::Added).map(|(n, _)| n.as_str()).collect();
+        let (stopping, kept): (Vec<Inst>, Vec<Inst>) =
+            std::mem::take(&mut self.insts).into_iter().partition(|i| going.contains(i.name.as_str()));
+        self.insts = kept;
+        for i in stopping {
+            Agent::stop_instance(i).await;
+        }
+        // 2. Services and real servers, with the pool they now follow.
+        {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            *pool = next;
+            diff.apply_services(self.dp.as_ref());
+        }
+        // 3. Checkers.
+        for id in &plan.stop {
+            if let Some(t) = self.checkers.remove(id) {
+                t.abort();
+            }
+        }
+        self.spawn_checkers(plan.start);
+        // 4. Instances added or changed.
+        self.cfg = new;
+        let starting: HashSet<String> =
+            diff.instances.iter().filter(|(_, c)| *c != Change::Removed).map(|(n, _)| n.clone()).collect();
+        if !starting.is_empty() {
+            match self.start_instances(&starting) {
+                Ok(started) => self.insts.extend(started),
+                Err(e) => tracing::error!("reload: {e}"),
+            }
+        }
+        // Scripts nothing tracks any more.
+        let tracked: HashSet<&str> =
+            self.cfg.vrrp_instances.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
+        self.scripts.retain(|name, s| {
+            let keep = tracked.contains(name.as_str());
+            if !keep {
+                s.task.abort();
+            }
+            keep
+        });
+        self.publish_statuses();
+        tracing::info!("reload done");
     }
 }
 
@@ -50,84 +281,53 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
+    let (_tx, rx) = mpsc::unbounded_channel();
+    run_with_reload(cfg, dp, shutdown, rx, on_start).await
+}
+
+/// As [`run`]; each configuration received on `reload` (a re-read file, SIGHUP) is
+/// applied by its differences only (see [`crate::reload`]): unchanged instances keep their
+/// state, unchanged services and their real servers are left alone. One with errors is
+/// refused, every error logged, and nothing changes.
+pub async fn run_with_reload(
+    cfg: Config,
+    dp: Arc<dyn Dataplane>,
+    shutdown: watch::Receiver<bool>,
+    mut reload: mpsc::UnboundedReceiver<Loaded>,
+    on_start: impl FnOnce(Running),
+) -> Result<(), AgentError> {
     // Services first (both nodes hold them: failover only moves VIPs).
     let (pool, services, checks) = Pool::from_config(&cfg);
     let pool = Arc::new(Mutex::new(pool));
     if !services.is_empty() {
         dp.set_services(&services)?;
     }
-    // Tracked scripts: one runner per vrrp_script that something tracks.
-    let mut script_rx: HashMap<String, watch::Receiver<bool>> = HashMap::new();
-    let mut side_tasks = Vec::new();
-    for s in &cfg.vrrp_scripts {
-        if cfg.vrrp_instances.iter().any(|i| i.track_script.iter().any(|t| t.name == s.name)) {
-            let (tx, rx) = watch::channel(true);
-            side_tasks.push(tokio::spawn(track::run_script(s.clone(), tx)));
-            script_rx.insert(s.name.clone(), rx);
-        }
-    }
-    // Each instance's tracked objects.
-    let mut tracked_by: Vec<Vec<Tracked>> = Vec::new();
-    for i in &cfg.vrrp_instances {
-        let mut tracked = Vec::new();
-        for t in &i.track_script {
-            let Some(rx) = script_rx.get(&t.name) else { continue };
-            let s = cfg.vrrp_scripts.iter().find(|s| s.name == t.name);
-            let w = t.weight.unwrap_or_else(|| s.map_or(0, |s| s.weight));
-            let reverse = s.is_some_and(|s| s.weight_reverse);
-            let (weight, invert) = if reverse { (-w, true) } else { (w, false) };
-            tracked.push(Tracked { name: t.name.clone(), weight, invert, rx: rx.clone() });
-        }
-        for t in &i.track_interface {
-            let (tx, rx) = watch::channel(track::interface_up(&t.name));
-            side_tasks.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
-            tracked.push(Tracked { name: t.name.clone(), weight: t.weight.unwrap_or(0), invert: false, rx });
-        }
-        tracked_by.push(tracked);
-    }
-    // vrrp_sync_group: a fault of one member (a weight-0 tracked object failing) is a fault
-    // of every member.
-    let mut shared: Vec<Vec<Tracked>> = cfg.vrrp_instances.iter().map(|_| Vec::new()).collect();
-    for g in &cfg.vrrp_sync_groups {
-        let members: Vec<usize> =
-            g.members.iter().filter_map(|m| cfg.vrrp_instances.iter().position(|i| &i.name == m)).collect();
-        for &a in &members {
-            for &b in members.iter().filter(|&&b| b != a) {
-                for t in tracked_by[b].iter().filter(|t| t.weight == 0) {
-                    shared[a].push(Tracked {
-                        name: format!("{}/{}", cfg.vrrp_instances[b].name, t.name),
-                        weight: 0,
-                        invert: t.invert,
-                        rx: t.rx.clone(),
-                    });
-                }
-            }
-        }
-    }
-    let mut statuses = Vec::new();
-    let mut instance_tasks = Vec::new();
-    for ((i, mut tracked), extra) in cfg.vrrp_instances.iter().zip(tracked_by).zip(shared) {
-        tracked.extend(extra);
-        let (inst, st) = Instance::new(i.clone(), &cfg.global_defs, dp.clone(), tracked)
-            .map_err(|e| AgentError::Socket(i.name.clone(), e))?;
-        statuses.push(st);
-        instance_tasks.push(tokio::spawn(inst.run(shutdown.clone())));
-    }
-    // Checkers.
     let stats = Arc::new(CheckStats::default());
     let (tx, mut rx) = mpsc::channel(1024);
-    let checker_tasks = spawn_checkers(checks, tx, stats.clone());
-    on_start(Running { instances: statuses, check_stats: stats, pool: pool.clone() });
+    let mut agent = Agent {
+        cfg: cfg.clone(),
+        dp: dp.clone(),
+        insts: Vec::new(),
+        scripts: HashMap::new(),
+        checkers: HashMap::new(),
+        pool: pool.clone(),
+        statuses: Arc::new(Mutex::new(Vec::new())),
+        tx,
+        stats: stats.clone(),
+    };
+    let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
+    agent.insts = agent.start_instances(&all)?;
+    agent.publish_statuses();
+    // Checkers.
+    agent.spawn_checkers(checks.into_iter().map(|c| (c, true)).collect());
+    on_start(Running { instances: agent.statuses.clone(), check_stats: stats, pool: pool.clone() });
     let mut shutdown_c = shutdown.clone();
-    let mut checks_open = true;
+    let mut reload_open = true;
     loop {
         tokio::select! {
-            t = rx.recv(), if checks_open => {
-                // No checkers at all (no virtual servers): keep running for VRRP.
-                let Some(t) = t else {
-                    checks_open = false;
-                    continue;
-                };
+            t = rx.recv() => {
+                // The agent holds a sender: never closed.
+                let Some(t) = t else { continue };
                 let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(rs) = pool.rs(t.id) {
                     tracing::warn!(rs = %rs.addr, up = t.up, reason = %t.reason, "real server health changed");
@@ -137,6 +337,10 @@ pub async fn run(
                     Err(e) => tracing::error!("applying health change: {e}"),
                 }
             }
+            l = reload.recv(), if reload_open => match l {
+                Some(l) => agent.reload(l).await,
+                None => reload_open = false,
+            },
             r = shutdown_c.changed() => {
                 if r.is_err() || *shutdown_c.borrow() {
                     break;
@@ -144,11 +348,19 @@ pub async fn run(
             }
         }
     }
-    for t in checker_tasks.into_iter().chain(side_tasks) {
+    for (_, t) in agent.checkers.drain() {
         t.abort();
     }
-    for t in instance_tasks {
-        let _ = t.await;
+    for (_, s) in agent.scripts.drain() {
+        s.task.abort();
+    }
+    // Every instance leaves at once, then each is waited for.
+    let insts = std::mem::take(&mut agent.insts);
+    for i in &insts {
+        let _ = i.stop.send(true);
+    }
+    for i in insts {
+        Agent::stop_instance(i).await;
     }
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! * [`dataplane`] is the trait through which the agent drives rvsd (VIPs, gratuitous ARP,
 //!   services, weights): [`dataplane::RvsdDataplane`] over rvsd's control socket, an
 //!   in-memory fake for tests, `ip addr` for VRRP without rvsd;
-//! * [`agent`] runs it all on one tokio runtime;
+//! * [`agent`] runs it all on one tokio runtime; [`reload`] finds what a re-read
+//!   configuration changes (SIGHUP), so that only that is applied;
 //! * [`status`] answers `rvs-agent status` on a socket of the agent's own.
 //!
 //! # Deployment with rvsd
@@ -46,5 +47,6 @@ pub mod agent;
 pub mod check;
 pub mod dataplane;
 pub mod keepalived;
+pub mod reload;
 pub mod status;
 pub mod vrrp;

@@ -150,20 +150,27 @@ fn main() -> anyhow::Result<()> {
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        let file = config.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = term.recv() => break,
                     _ = int.recv() => break,
-                    _ = hup.recv() => tracing::warn!("SIGHUP: reload is not implemented yet; restart to apply changes"),
+                    _ = hup.recv() => {
+                        // Re-read and validate; the agent applies only the differences, or
+                        // logs every error and keeps the running configuration.
+                        tracing::info!(file = %file.display(), "SIGHUP: reloading");
+                        let _ = reload_tx.send(keepalived::load(&file, opts));
+                    }
                 }
             }
             tracing::info!("stopping");
             let _ = tx.send(true);
         });
         let dp2 = dp.clone();
-        rvs_agent::agent::run(loaded.config, dp, rx, move |running| {
-            tracing::info!(instances = running.instances.len(), "rvs-agent running");
+        rvs_agent::agent::run_with_reload(loaded.config, dp, rx, reload_rx, move |running| {
+            tracing::info!(instances = running.instances().len(), "rvs-agent running");
             if let Some(l) = listener {
                 let reporter = Reporter { running, dataplane: dp2, config, started };
                 tokio::spawn(status::serve(l, reporter));

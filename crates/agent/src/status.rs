@@ -115,7 +115,7 @@ impl Reporter {
             pid: std::process::id(),
             config: self.config.display().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
-            instances: self.running.instances.iter().map(|r| r.borrow().clone()).collect(),
+            instances: self.running.instances().iter().map(|r| r.borrow().clone()).collect(),
             virtual_servers: self.running.virtual_servers().iter().map(vs_status).collect(),
             dataplane: self.dataplane.status(),
         }

@@ -7,7 +7,7 @@
 //! * an instance whose interface is missing waits in FAULT, and follows it going and
 //!   coming back (rvsd's twins do).
 
-use rvs_agent::dataplane::{FakeDataplane, Proto, ServiceKey};
+use rvs_agent::dataplane::{Call, FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
 use rvs_agent::vrrp::fsm::State;
 use std::sync::Arc;
@@ -249,7 +249,9 @@ fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
         let (st_tx, st_rx) = std::sync::mpsc::channel();
         let d = dp.clone();
         let task = tokio::spawn(async move {
-            rvs_agent::agent::run(l.config, d, rx, move |r| st_tx.send(r.instances[0].clone()).unwrap()).await.unwrap();
+            rvs_agent::agent::run(l.config, d, rx, move |r| st_tx.send(r.instances()[0].clone()).unwrap())
+                .await
+                .unwrap();
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         let st = st_rx.try_recv().expect("the agent started without its interface");
@@ -269,4 +271,109 @@ fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
         stop.send(true).unwrap();
         task.await.unwrap();
     });
+}
+
+/// SIGHUP's path (the file re-read with `keepalived::load`, handed to the running agent):
+/// one real server's weight changed in the file changes only that weight (one
+/// `RealServerEdit`), the master stays master (no election, its VIP never removed), its
+/// checkers keep running; an invalid file changes nothing.
+#[test]
+fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvrl");
+    in_netns(&ns, || async {
+        let l = tokio::net::TcpListener::bind(("0.0.0.0", 18090)).await.unwrap();
+        let server = tokio::spawn(async move {
+            loop {
+                let _ = l.accept().await;
+            }
+        });
+        let conf = |w: u32| {
+            format!(
+                "{}virtual_server 192.0.2.42 80 {{\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.2\n\
+                 real_server 127.0.0.1 18090 {{\n  weight 5\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n\
+                 real_server 127.0.0.2 18090 {{\n  weight {w}\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n}}\n",
+                node_conf("127.0.0.1", "127.0.0.2", 200)
+            )
+        };
+        let dir = std::env::temp_dir().join(format!("rvs-agent-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("keepalived.conf");
+        std::fs::write(&file, conf(7)).unwrap();
+        let load = || rvs_agent::keepalived::load(&file, Options::default());
+        let l = load();
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (st_tx, st_rx) = std::sync::mpsc::channel();
+        let d = dp.clone();
+        let task = tokio::spawn(async move {
+            rvs_agent::agent::run_with_reload(l.config, d, rx, reload_rx, move |r| st_tx.send(r).unwrap())
+                .await
+                .unwrap();
+        });
+        wait_for("master", Duration::from_secs(3), || has_vip_dp(&dp)).await;
+        let running = st_rx.recv_timeout(Duration::from_secs(1)).unwrap();
+        let st = running.instances()[0].clone();
+        // Let the checkers run a round or two (both servers answer: no transition).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(st.borrow().state, State::Master);
+        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let not_garp = |c: &Call| !matches!(c, Call::Garp(..));
+        let before = dp.calls().len();
+        // Watch for any state change of the instance from here on.
+        let mut watch_st = st.clone();
+        watch_st.borrow_and_update();
+        // One weight changes.
+        std::fs::write(&file, conf(9)).unwrap();
+        reload_tx.send(load()).unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| not_garp(c)).cloned().collect();
+        assert_eq!(after, [Call::SetWeight(key, "127.0.0.2:18090".parse().unwrap(), 9)]);
+        assert_eq!(st.borrow().state, State::Master, "still master");
+        assert!(!watch_st.has_changed().unwrap(), "the instance went through no state change");
+        assert!(has_vip_dp(&dp));
+        let svc = dp.service(&key).unwrap();
+        let weights: Vec<u32> = svc.real_servers.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, [5, 9]);
+        assert!(running.virtual_servers()[0].rs.iter().all(|r| r.up && r.reason.is_none()), "no health change");
+        assert_eq!(running.instances().len(), 1);
+        // An invalid file: nothing changes.
+        std::fs::write(&file, conf(11).replace("lb_algo wrr", "lb_algo wrr\n no_such_keyword 1")).unwrap();
+        let bad = load();
+        assert!(bad.has_errors());
+        let before = dp.calls().len();
+        reload_tx.send(bad).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| not_garp(c)).cloned().collect();
+        assert!(after.is_empty(), "{after:?}");
+        assert_eq!(dp.service(&key).unwrap().real_servers[1].weight, 9);
+        assert_eq!(st.borrow().state, State::Master);
+        assert!(!watch_st.has_changed().unwrap());
+        // A valid file again, with the instance's priority changed: that instance restarts
+        // (leaves and starts over), the services are untouched.
+        std::fs::write(&file, conf(9).replace("priority 200", "priority 201")).unwrap();
+        let before = dp.calls().len();
+        reload_tx.send(load()).unwrap();
+        wait_for("master again", Duration::from_secs(3), || {
+            let s = running.instances()[0].borrow().clone();
+            s.priority == 201 && s.state == State::Master && has_vip_dp(&dp)
+        })
+        .await;
+        let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| not_garp(c)).cloned().collect();
+        assert!(after.contains(&Call::DelVip("192.0.2.42/32".parse().unwrap(), "lo".into())), "{after:?}");
+        assert!(after.iter().all(|c| matches!(c, Call::DelVip(..) | Call::AddVip(..))), "{after:?}");
+        assert_eq!(running.instances()[0].borrow().priority, 201);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+fn has_vip_dp(dp: &FakeDataplane) -> bool {
+    !dp.vips().is_empty()
 }

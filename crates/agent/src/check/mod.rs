@@ -217,20 +217,35 @@ pub fn spawn_checkers(
     tx: mpsc::Sender<Transition>,
     stats: Arc<CheckStats>,
 ) -> Vec<JoinHandle<()>> {
+    spawn_checkers_from(servers.into_iter().map(|s| (s, true)).collect(), tx, stats)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect()
+}
+
+/// As [`spawn_checkers`], each server starting from the given health (a checker restarted
+/// by a reload continues from the server's current state); returns each task with its
+/// server's id (servers without checks get none).
+pub fn spawn_checkers_from(
+    servers: Vec<(RsChecks, bool)>,
+    tx: mpsc::Sender<Transition>,
+    stats: Arc<CheckStats>,
+) -> Vec<(RsId, JoinHandle<()>)> {
     let n = servers.len().max(1) as u32;
     servers
         .into_iter()
         .enumerate()
-        .filter(|(_, s)| !s.checks.is_empty())
-        .map(|(i, s)| {
+        .filter(|(_, (s, _))| !s.checks.is_empty())
+        .map(|(i, (s, initially_up))| {
             let tx = tx.clone();
             let stats = stats.clone();
             let offset = s.delay_loop * (i as u32 % n) / n;
-            tokio::spawn(async move {
+            let id = s.id;
+            let task = tokio::spawn(async move {
                 let start = tokio::time::Instant::now() + offset;
                 let mut tick = tokio::time::interval_at(start, s.delay_loop.max(Duration::from_millis(1)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut up = true;
+                let mut up = initially_up;
                 loop {
                     tick.tick().await;
                     let r = round(&s.checks, up, &stats).await;
@@ -242,7 +257,8 @@ pub fn spawn_checkers(
                         }
                     }
                 }
-            })
+            });
+            (id, task)
         })
         .collect()
 }

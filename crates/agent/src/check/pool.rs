@@ -4,9 +4,11 @@
 //! switching to the sorry server; notify_up/down and quorum_up/down scripts.
 
 use super::{rs_checks, RsChecks, RsId, Transition};
-use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, RealServer, Service, ServiceKey};
+use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
 use crate::keepalived::config::{Config, VsTarget};
+use crate::reload::Change;
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 
 /// One real server's live state.
@@ -55,21 +57,93 @@ impl VsState {
     }
 }
 
+/// What identifies a virtual server across reloads: protocol and `IP PORT` or group name.
+pub type VsIdent = (Proto, VsTarget);
+
+/// A virtual server's identity for the log: `tcp 192.0.2.1:80` or `tcp group NAME`.
+pub fn vs_label(id: &VsIdent) -> String {
+    let proto = match id.0 {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    match &id.1 {
+        VsTarget::Addr(a) => format!("{proto} {a}"),
+        VsTarget::Group(g) => format!("{proto} group {g}"),
+    }
+}
+
+/// What the pool keeps of a virtual server's configuration besides its live state.
+#[derive(Debug, Clone)]
+struct VsMeta {
+    ident: VsIdent,
+    /// Its services without real servers.
+    templates: Vec<Service>,
+    /// Each real server's checker id and checks (parallel to [`VsState::rs`]).
+    rs: Vec<RsChecks>,
+}
+
+/// A checker started, stopped or restarted by a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckerChange {
+    /// The virtual server ([`vs_label`]).
+    pub vs: String,
+    /// The real server.
+    pub rs: SocketAddr,
+    /// Added: started; Removed: stopped; Changed: restarted (its checks changed).
+    pub change: Change,
+}
+
+/// The checkers to stop and start to go from one pool to the next.
+#[derive(Debug, Clone, Default)]
+pub struct CheckerPlan {
+    /// Checker ids to stop (removed real servers, changed checks).
+    pub stop: Vec<RsId>,
+    /// Checkers to start, with the server's current health.
+    pub start: Vec<(RsChecks, bool)>,
+    /// What changed, for the log.
+    pub changes: Vec<CheckerChange>,
+}
+
 /// All virtual servers, with the map from checker ids to real servers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Pool {
     /// Virtual servers in configuration order.
     pub vs: Vec<VsState>,
-    ids: Vec<(usize, usize)>,
+    #[serde(skip)]
+    ids: BTreeMap<RsId, (usize, usize)>,
+    #[serde(skip)]
+    meta: Vec<VsMeta>,
+    #[serde(skip)]
+    next_id: RsId,
 }
 
 impl Pool {
     /// Builds the pool, the services to load (every real server up, as keepalived without
     /// `alpha`) and the checks to run.
     pub fn from_config(cfg: &Config) -> (Pool, Vec<Service>, Vec<RsChecks>) {
-        let mut pool = Pool::default();
-        let mut services = Vec::new();
-        let mut checks = Vec::new();
+        let (pool, plan) = Pool::build(cfg, None);
+        let services = pool.services();
+        (pool, services, plan.start.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// The pool for a new configuration, carrying over the health of the real servers it
+    /// keeps (same virtual server, same address; their checker ids are kept), and the
+    /// checkers to stop and start: for removed and added real servers, and for those whose
+    /// checks changed (restarted from the current health). Unchanged checkers keep running.
+    pub fn reload(&self, cfg: &Config) -> (Pool, CheckerPlan) {
+        Pool::build(cfg, Some(self))
+    }
+
+    fn build(cfg: &Config, old: Option<&Pool>) -> (Pool, CheckerPlan) {
+        let mut pool = Pool { next_id: old.map_or(0, |o| o.next_id), ..Pool::default() };
+        let mut plan = CheckerPlan::default();
+        let mut old_vs: HashMap<&VsIdent, usize> = HashMap::new();
+        if let Some(o) = old {
+            for (i, m) in o.meta.iter().enumerate() {
+                old_vs.entry(&m.ident).or_insert(i);
+            }
+        }
+        let mut kept: HashSet<RsId> = HashSet::new();
         for v in &cfg.virtual_servers {
             let addrs: Vec<SocketAddr> = match &v.target {
                 VsTarget::Addr(a) => vec![*a],
@@ -93,32 +167,65 @@ impl Pool {
                         .collect()
                 })
                 .unwrap_or_default();
+            let ident: VsIdent = (v.protocol, v.target.clone());
+            let label = vs_label(&ident);
+            let prev = old.and_then(|o| old_vs.get(&ident).map(|&i| (o, i)));
             let vs_index = pool.vs.len();
             let mut rs = Vec::new();
+            let mut rs_meta = Vec::new();
             for (ri, r) in v.real_servers.iter().enumerate() {
-                let id: RsId = pool.ids.len();
-                pool.ids.push((vs_index, ri));
-                checks.push(rs_checks(id, r, v.delay_loop));
+                let fresh = rs_checks(0, r, v.delay_loop);
+                let found = prev.and_then(|(o, i)| {
+                    o.vs[i]
+                        .rs
+                        .iter()
+                        .zip(&o.meta[i].rs)
+                        .find(|(st, c)| st.addr == r.addr && !kept.contains(&c.id))
+                        .map(|(st, c)| (st.clone(), c.clone()))
+                });
+                let (id, up, reason) = match found {
+                    Some((st, c)) => {
+                        kept.insert(c.id);
+                        if c.checks != fresh.checks || c.delay_loop != fresh.delay_loop {
+                            plan.stop.push(c.id);
+                            plan.start.push((RsChecks { id: c.id, ..fresh.clone() }, st.up));
+                            plan.changes.push(CheckerChange { vs: label.clone(), rs: r.addr, change: Change::Changed });
+                        }
+                        (c.id, st.up, st.reason)
+                    }
+                    None => {
+                        let id = pool.next_id;
+                        pool.next_id += 1;
+                        plan.start.push((RsChecks { id, ..fresh.clone() }, true));
+                        if old.is_some() {
+                            plan.changes.push(CheckerChange { vs: label.clone(), rs: r.addr, change: Change::Added });
+                        }
+                        (id, true, None)
+                    }
+                };
+                pool.ids.insert(id, (vs_index, ri));
+                rs_meta.push(RsChecks { id, ..fresh });
                 rs.push(RsState {
                     addr: r.addr,
                     weight: r.weight,
                     inhibit: r.inhibit_on_failure,
-                    up: true,
+                    up,
                     notify_up: r.notify_up.clone(),
                     notify_down: r.notify_down.clone(),
-                    reason: None,
+                    reason,
                 });
             }
-            for k in &keys {
-                services.push(Service {
+            let templates = keys
+                .iter()
+                .map(|k| Service {
                     key: *k,
                     scheduler: v.lb_algo.clone(),
                     persistence_timeout: v.persistence_timeout,
                     persistence_granularity: v.persistence_granularity,
                     local_addrs: local_addrs.clone(),
-                    real_servers: rs.iter().map(|r| RealServer { addr: r.addr, weight: r.weight }).collect(),
-                });
-            }
+                    real_servers: Vec::new(),
+                })
+                .collect();
             let mut state = VsState {
                 keys,
                 rs,
@@ -129,15 +236,61 @@ impl Pool {
                 quorum_down: v.quorum_down.clone(),
                 quorum_ok: true,
             };
-            state.quorum_ok = state.live_weight() >= u64::from(state.quorum);
+            let live = state.live_weight();
+            let (q, h) = (u64::from(state.quorum), u64::from(state.hysteresis));
+            state.quorum_ok = match prev {
+                // Kept: the quorum moves only past the hysteresis, as on a health change.
+                Some((o, i)) if o.vs[i].quorum_ok => live >= q.saturating_sub(h),
+                Some(_) => live >= q + h,
+                None => live >= q,
+            };
             pool.vs.push(state);
+            pool.meta.push(VsMeta { ident, templates, rs: rs_meta });
         }
-        (pool, services, checks)
+        if let Some(o) = old {
+            for (vi, m) in o.meta.iter().enumerate() {
+                for (c, st) in m.rs.iter().zip(&o.vs[vi].rs) {
+                    if !kept.contains(&c.id) {
+                        plan.stop.push(c.id);
+                        plan.changes.push(CheckerChange {
+                            vs: vs_label(&m.ident),
+                            rs: st.addr,
+                            change: Change::Removed,
+                        });
+                    }
+                }
+            }
+        }
+        (pool, plan)
+    }
+
+    /// The services as the dataplane should hold them now: each real server with its
+    /// configured weight while up, weight 0 while down with `inhibit_on_failure` (absent
+    /// while down without), and the sorry server (weight 1) while the quorum is lost.
+    pub fn services(&self) -> Vec<Service> {
+        let mut out = Vec::new();
+        for (vs, m) in self.vs.iter().zip(&self.meta) {
+            let mut rs: Vec<RealServer> = vs
+                .rs
+                .iter()
+                .filter(|r| r.up || r.inhibit)
+                .map(|r| RealServer { addr: r.addr, weight: if r.up { r.weight } else { 0 } })
+                .collect();
+            if let (false, Some(s)) = (vs.quorum_ok, vs.sorry) {
+                if !rs.iter().any(|r| r.addr == s) {
+                    rs.push(RealServer { addr: s, weight: 1 });
+                }
+            }
+            for t in &m.templates {
+                out.push(Service { real_servers: rs.clone(), ..t.clone() });
+            }
+        }
+        out
     }
 
     /// The real server a checker id stands for.
     pub fn rs(&self, id: RsId) -> Option<&RsState> {
-        let &(v, r) = self.ids.get(id)?;
+        let &(v, r) = self.ids.get(&id)?;
         self.vs.get(v).and_then(|v| v.rs.get(r))
     }
 
@@ -145,7 +298,7 @@ impl Pool {
     /// quorum_up/down), in order.
     pub fn apply(&mut self, t: &Transition, dp: &dyn Dataplane) -> Result<Vec<String>, DataplaneError> {
         let mut scripts = Vec::new();
-        let Some(&(vi, ri)) = self.ids.get(t.id) else { return Ok(scripts) };
+        let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(scripts) };
         let vs = &mut self.vs[vi];
         let rs = &mut vs.rs[ri];
         if rs.up == t.up {
@@ -189,7 +342,7 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::{Call, FakeDataplane, Proto};
+    use crate::dataplane::{Call, FakeDataplane};
     use crate::keepalived::{parse_str, Options};
 
     const CONF: &str = "virtual_server_group g {\n 192.0.2.1 80\n 192.0.2.2 80\n}\n\

@@ -595,7 +595,11 @@ impl Worker {
         match op {
             Op::AddVip(net, dev) => {
                 let what = format!("add VIP {net} to {dev}");
-                self.call(&what, Request::AddrAdd { dev, addr: net, sapool: false, lease: true }, &[ErrorCode::Exists])?;
+                self.call(
+                    &what,
+                    Request::AddrAdd { dev, addr: net, sapool: false, lease: true },
+                    &[ErrorCode::Exists],
+                )?;
                 if follow {
                     for s in self.services_of(net.addr()) {
                         let spec = match to_spec(&s) {

@@ -1,0 +1,275 @@
+//! Reload (SIGHUP): what differs between the running configuration and a new one, so
+//! that only the differences are applied.
+//!
+//! * VRRP instances: an instance is unchanged when its own block, the `global_defs`, the
+//!   `vrrp_script`s it tracks and its sync groups (with every member's block) are; an
+//!   unchanged instance keeps running in its state (a master stays master, no election);
+//!   a changed one is stopped (as on shutdown: priority 0, VIPs removed) and started anew;
+//!   removed ones are stopped, added ones started.
+//! * Services ([`diff_services`]): added, removed, changed (scheduler, persistence, local
+//!   addresses); within the services kept, real servers added, removed, weights changed.
+//!   Services are compared as the dataplane holds them (live weights: a server that is
+//!   down stays down), so an unchanged service is sent unchanged and rvsd keeps its real
+//!   servers (and their connections).
+//! * Checkers ([`Pool::reload`]): started for added real servers, stopped for removed
+//!   ones, restarted only when a server's checks changed.
+//!
+//! Line numbers do not count as a change (`loc` fields are ignored).
+
+use crate::check::pool::{CheckerChange, CheckerPlan, Pool};
+use crate::dataplane::{Dataplane, RealServer, Service, ServiceKey};
+use crate::keepalived::Config;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+
+/// How one item differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Only in the new configuration.
+    Added,
+    /// Only in the old one.
+    Removed,
+    /// In both, different.
+    Changed,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Changed => "changed",
+        })
+    }
+}
+
+/// A real-server difference within a service present before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RsChange {
+    /// Added (`RealServerAdd`).
+    Added(ServiceKey, RealServer),
+    /// Removed (`RealServerDel`).
+    Removed(ServiceKey, SocketAddr),
+    /// Weight from, to (`RealServerEdit`).
+    Weight(ServiceKey, SocketAddr, u32, u32),
+}
+
+/// The differences between two sets of services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceDiff {
+    /// Services added, removed, or changed in anything but their real servers.
+    pub services: Vec<(ServiceKey, Change)>,
+    /// Real servers of services present in both.
+    pub real_servers: Vec<RsChange>,
+}
+
+fn template(s: &Service) -> Service {
+    let mut t = Service { real_servers: Vec::new(), ..s.clone() };
+    t.local_addrs.sort_by(|a, b| (a.addr, &a.port_name).cmp(&(b.addr, &b.port_name)));
+    t
+}
+
+/// Compares services by key: added, removed, changed (scheduler, persistence, local
+/// addresses), and the real servers of those in both.
+pub fn diff_services(old: &[Service], new: &[Service]) -> ServiceDiff {
+    let o: BTreeMap<ServiceKey, &Service> = old.iter().map(|s| (s.key, s)).collect();
+    let n: BTreeMap<ServiceKey, &Service> = new.iter().map(|s| (s.key, s)).collect();
+    let mut d = ServiceDiff::default();
+    for (k, a) in &o {
+        let Some(b) = n.get(k) else {
+            d.services.push((*k, Change::Removed));
+            continue;
+        };
+        if template(a) != template(b) {
+            d.services.push((*k, Change::Changed));
+        }
+        for r in &a.real_servers {
+            match b.real_servers.iter().find(|x| x.addr == r.addr) {
+                None => d.real_servers.push(RsChange::Removed(*k, r.addr)),
+                Some(x) if x.weight != r.weight => {
+                    d.real_servers.push(RsChange::Weight(*k, r.addr, r.weight, x.weight))
+                }
+                Some(_) => {}
+            }
+        }
+        for x in &b.real_servers {
+            if !a.real_servers.iter().any(|r| r.addr == x.addr) {
+                d.real_servers.push(RsChange::Added(*k, x.clone()));
+            }
+        }
+    }
+    for k in n.keys().filter(|k| !o.contains_key(k)) {
+        d.services.push((*k, Change::Added));
+    }
+    d
+}
+
+fn strip_loc(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.remove("loc");
+            m.values_mut().for_each(strip_loc);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_loc),
+        _ => {}
+    }
+}
+
+/// A value for comparison, without locations.
+pub(crate) fn comparable<T: serde::Serialize>(t: &T) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    strip_loc(&mut v);
+    v
+}
+
+/// Everything an instance's behaviour depends on, without locations: equal fingerprints
+/// mean the running instance can be kept.
+pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
+    cfg.vrrp_instances.iter().find(|i| i.name == name)?;
+    let groups: Vec<_> = cfg.vrrp_sync_groups.iter().filter(|g| g.members.iter().any(|m| m == name)).collect();
+    let mut members: BTreeSet<&str> = groups.iter().flat_map(|g| g.members.iter().map(String::as_str)).collect();
+    members.insert(name);
+    let insts: Vec<_> = cfg.vrrp_instances.iter().filter(|i| members.contains(i.name.as_str())).collect();
+    let tracked: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
+    let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
+    Some(comparable(&serde_json::json!({
+        "global": comparable(&cfg.global_defs),
+        "instances": comparable(&insts),
+        "scripts": comparable(&scripts),
+        "groups": comparable(&groups),
+    })))
+}
+
+/// Instances added, removed, changed (see [`instance_fingerprint`]), in configuration order.
+pub fn diff_instances(old: &Config, new: &Config) -> Vec<(String, Change)> {
+    let mut out = Vec::new();
+    for i in &old.vrrp_instances {
+        match new.vrrp_instances.iter().any(|x| x.name == i.name) {
+            false => out.push((i.name.clone(), Change::Removed)),
+            true if instance_fingerprint(old, &i.name) != instance_fingerprint(new, &i.name) => {
+                out.push((i.name.clone(), Change::Changed))
+            }
+            true => {}
+        }
+    }
+    for i in &new.vrrp_instances {
+        if !old.vrrp_instances.iter().any(|x| x.name == i.name) {
+            out.push((i.name.clone(), Change::Added));
+        }
+    }
+    out
+}
+
+/// Everything a reload changes.
+#[derive(Debug, Clone, Default)]
+pub struct Diff {
+    /// VRRP instances.
+    pub instances: Vec<(String, Change)>,
+    /// Services and real servers (live weights).
+    pub services: ServiceDiff,
+    /// Checkers.
+    pub checkers: Vec<CheckerChange>,
+    /// The services after the reload (live weights).
+    pub new_services: Vec<Service>,
+}
+
+impl Diff {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+            && self.services.services.is_empty()
+            && self.services.real_servers.is_empty()
+            && self.checkers.is_empty()
+    }
+
+    /// One line per difference, for the log.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, c) in &self.instances {
+            let what = match c {
+                Change::Added => "added: started",
+                Change::Removed => "removed: stopped",
+                Change::Changed => "changed: restarted",
+            };
+            out.push(format!("vrrp_instance {name} {what}"));
+        }
+        for (k, c) in &self.services.services {
+            out.push(format!("virtual server {} {c}", svc(k)));
+        }
+        for r in &self.services.real_servers {
+            out.push(match r {
+                RsChange::Added(k, rs) => {
+                    format!("virtual server {}: real server {} added, weight {}", svc(k), rs.addr, rs.weight)
+                }
+                RsChange::Removed(k, a) => format!("virtual server {}: real server {a} removed", svc(k)),
+                RsChange::Weight(k, a, from, to) => {
+                    format!("virtual server {}: real server {a} weight {from} -> {to}", svc(k))
+                }
+            });
+        }
+        for c in &self.checkers {
+            let what = match c.change {
+                Change::Added => "started",
+                Change::Removed => "stopped",
+                Change::Changed => "restarted (checks changed)",
+            };
+            out.push(format!("virtual server {}: real server {} checker {what}", c.vs, c.rs));
+        }
+        out
+    }
+
+    /// Applies the service differences to the dataplane with the smallest requests: real
+    /// servers one by one when no service as such changes; else the whole set (unchanged
+    /// services identical, so rvsd keeps their real servers and connections).
+    pub fn apply_services(&self, dp: &dyn Dataplane) {
+        if !self.services.services.is_empty() {
+            if let Err(e) = dp.set_services(&self.new_services) {
+                tracing::error!("reload: loading services: {e}");
+            }
+            return;
+        }
+        for r in &self.services.real_servers {
+            let res = match r {
+                RsChange::Added(k, rs) => dp.add_real_server(k, rs.clone()),
+                RsChange::Removed(k, a) => dp.del_real_server(k, *a),
+                RsChange::Weight(k, a, _, to) => dp.set_weight(k, *a, *to),
+            };
+            if let Err(e) = res {
+                tracing::error!("reload: {r:?}: {e}");
+            }
+        }
+    }
+}
+
+fn svc(k: &ServiceKey) -> String {
+    let proto = match k.proto {
+        crate::dataplane::Proto::Tcp => "tcp",
+        crate::dataplane::Proto::Udp => "udp",
+    };
+    format!("{proto} {}", SocketAddr::new(k.vip, k.vport))
+}
+
+/// The differences from `old` (running, with `pool`'s live health) to `new`, the pool for
+/// `new` and the checkers to stop and start.
+pub fn plan(old: &Config, pool: &Pool, new: &Config) -> (Diff, Pool, CheckerPlan) {
+    let (next, checkers) = pool.reload(new);
+    let new_services = next.services();
+    let diff = Diff {
+        instances: diff_instances(old, new),
+        services: diff_services(&pool.services(), &new_services),
+        checkers: checkers.changes.clone(),
+        new_services,
+    };
+    (diff, next, checkers)
+}
+
+/// The differences between two configurations, every real server up.
+pub fn diff(old: &Config, new: &Config) -> Diff {
+    let (pool, _, _) = Pool::from_config(old);
+    plan(old, &pool, new).0
+}
+
+#[cfg(test)]
+mod tests;

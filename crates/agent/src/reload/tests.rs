@@ -1,0 +1,180 @@
+use super::*;
+use crate::check::Transition;
+use crate::dataplane::{Call, FakeDataplane, Proto};
+use crate::keepalived::{parse_str, Options};
+
+const BASE: &str = "global_defs {\n router_id a\n}\n\
+vrrp_script chk {\n script \"/bin/true\"\n interval 1\n}\n\
+vrrp_instance VI_1 {\n interface lo\n virtual_router_id 1\n priority 100\n advert_int 1\n\
+ virtual_ipaddress {\n  192.0.2.1/32\n }\n}\n\
+vrrp_instance VI_2 {\n interface lo\n virtual_router_id 2\n priority 100\n advert_int 1\n\
+ virtual_ipaddress {\n  192.0.2.2/32\n }\n}\n\
+virtual_server 192.0.2.1 80 {\n lb_kind FNAT\n lb_algo wrr\n delay_loop 1\n\
+ real_server 10.0.0.1 80 {\n  weight 10\n  inhibit_on_failure\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n\
+ real_server 10.0.0.2 80 {\n  weight 20\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n}\n\
+virtual_server 192.0.2.2 443 {\n lb_kind FNAT\n lb_algo rr\n\
+ real_server 10.0.0.3 443 {\n  weight 1\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n}\n";
+
+fn cfg(text: &str) -> Config {
+    let l = parse_str(text, "k.conf", Options::default());
+    assert!(!l.has_errors(), "{:?}", l.diagnostics);
+    l.config
+}
+
+fn key(vip: &str, port: u16) -> ServiceKey {
+    ServiceKey { proto: Proto::Tcp, vip: vip.parse().unwrap(), vport: port }
+}
+
+fn sa(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn identical_files_differ_in_nothing_even_with_lines_moved() {
+    let moved = format!("# a comment\n\n\n{BASE}");
+    let d = diff(&cfg(BASE), &cfg(&moved));
+    assert!(d.is_empty(), "{:?}", d.lines());
+}
+
+#[test]
+fn one_weight_changes_one_weight_only() {
+    let new = BASE.replace("weight 20", "weight 25");
+    let d = diff(&cfg(BASE), &cfg(&new));
+    assert!(d.instances.is_empty() && d.services.services.is_empty() && d.checkers.is_empty(), "{d:?}");
+    assert_eq!(d.services.real_servers, [RsChange::Weight(key("192.0.2.1", 80), sa("10.0.0.2:80"), 20, 25)]);
+    assert_eq!(d.lines(), ["virtual server tcp 192.0.2.1:80: real server 10.0.0.2:80 weight 20 -> 25"]);
+    let dp = FakeDataplane::new();
+    d.apply_services(&dp);
+    dp.set_services(&cfg_services(BASE)).unwrap();
+    let before = dp.calls().len();
+    d.apply_services(&dp);
+    assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.2:80"), 25)]);
+}
+
+fn cfg_services(text: &str) -> Vec<Service> {
+    Pool::from_config(&cfg(text)).1
+}
+
+#[test]
+fn real_servers_added_and_removed_start_and_stop_their_checkers() {
+    let new = BASE.replace("real_server 10.0.0.2 80 {\n  weight 20\n", "real_server 10.0.0.4 80 {\n  weight 20\n");
+    let d = diff(&cfg(BASE), &cfg(&new));
+    assert!(d.instances.is_empty() && d.services.services.is_empty());
+    let k = key("192.0.2.1", 80);
+    assert_eq!(
+        d.services.real_servers,
+        [
+            RsChange::Removed(k, sa("10.0.0.2:80")),
+            RsChange::Added(k, RealServer { addr: sa("10.0.0.4:80"), weight: 20 })
+        ]
+    );
+    let changes: Vec<_> = d.checkers.iter().map(|c| (c.rs, c.change)).collect();
+    assert_eq!(changes, [(sa("10.0.0.4:80"), Change::Added), (sa("10.0.0.2:80"), Change::Removed)]);
+    // Applied one by one.
+    let dp = FakeDataplane::new();
+    dp.set_services(&cfg_services(BASE)).unwrap();
+    d.apply_services(&dp);
+    assert_eq!(dp.calls()[1..], [Call::DelRs(k, sa("10.0.0.2:80")), Call::AddRs(k, sa("10.0.0.4:80"), 20)]);
+}
+
+#[test]
+fn changed_check_restarts_only_that_checker() {
+    let new = BASE.replace(
+        "  weight 20\n  TCP_CHECK {\n   connect_timeout 1\n",
+        "  weight 20\n  TCP_CHECK {\n   connect_timeout 2\n",
+    );
+    let old = cfg(BASE);
+    let (pool, _, _) = Pool::from_config(&old);
+    let (d, _, plan) = plan(&old, &pool, &cfg(&new));
+    assert!(d.instances.is_empty() && d.services.services.is_empty() && d.services.real_servers.is_empty());
+    assert_eq!(d.checkers.len(), 1);
+    assert_eq!((d.checkers[0].rs, d.checkers[0].change), (sa("10.0.0.2:80"), Change::Changed));
+    // Same id, restarted.
+    assert_eq!(plan.stop, [1]);
+    assert_eq!(plan.start.len(), 1);
+    assert_eq!(plan.start[0].0.id, 1);
+    assert_eq!(plan.start[0].0.checks[0].timeout, std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn services_added_removed_and_changed() {
+    let new = BASE.replace("lb_algo rr", "lb_algo wlc").replace("192.0.2.1 80 {", "192.0.2.9 80 {");
+    let d = diff(&cfg(BASE), &cfg(&new));
+    let mut s = d.services.services.clone();
+    s.sort_by_key(|x| x.0);
+    assert_eq!(
+        s,
+        [
+            (key("192.0.2.1", 80), Change::Removed),
+            (key("192.0.2.2", 443), Change::Changed),
+            (key("192.0.2.9", 80), Change::Added)
+        ]
+    );
+    // A service-level change goes as one set of services.
+    let dp = FakeDataplane::new();
+    d.apply_services(&dp);
+    assert_eq!(dp.calls(), [Call::SetServices(vec![key("192.0.2.9", 80), key("192.0.2.2", 443)])]);
+    assert_eq!(dp.service(&key("192.0.2.2", 443)).unwrap().scheduler, "wlc");
+}
+
+#[test]
+fn instances_added_removed_changed_and_unchanged() {
+    let new = BASE
+        .replace("virtual_router_id 2\n priority 100", "virtual_router_id 2\n priority 150")
+        .replace("vrrp_instance VI_1 {", "vrrp_instance VI_3 {");
+    let d = diff(&cfg(BASE), &cfg(&new));
+    assert_eq!(
+        d.instances,
+        [("VI_1".into(), Change::Removed), ("VI_2".into(), Change::Changed), ("VI_3".into(), Change::Added)]
+    );
+    assert!(d.services.real_servers.is_empty() && d.services.services.is_empty() && d.checkers.is_empty());
+    // A global change touches every instance.
+    let new = BASE.replace("router_id a", "router_id b");
+    let d = diff(&cfg(BASE), &cfg(&new));
+    assert_eq!(d.instances, [("VI_1".into(), Change::Changed), ("VI_2".into(), Change::Changed)]);
+}
+
+#[test]
+fn tracked_script_and_sync_group_changes_restart_their_instances() {
+    let tracked = BASE.replace(
+        "virtual_ipaddress {\n  192.0.2.1/32",
+        "track_script {\n  chk\n }\n virtual_ipaddress {\n  192.0.2.1/32",
+    );
+    let d = diff(&cfg(BASE), &cfg(&tracked));
+    assert_eq!(d.instances, [("VI_1".into(), Change::Changed)]);
+    // The script VI_1 tracks changes: VI_1 only.
+    let d = diff(&cfg(&tracked), &cfg(&tracked.replace("interval 1", "interval 2")));
+    assert_eq!(d.instances, [("VI_1".into(), Change::Changed)]);
+    // In one sync group, a change to one member restarts both.
+    let grouped = format!("vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n}}\n{BASE}");
+    let d = diff(
+        &cfg(&grouped),
+        &cfg(&grouped.replace("virtual_router_id 2\n priority 100", "virtual_router_id 2\n priority 90")),
+    );
+    assert_eq!(d.instances, [("VI_1".into(), Change::Changed), ("VI_2".into(), Change::Changed)]);
+}
+
+#[test]
+fn live_health_is_kept_across_a_reload() {
+    let old = cfg(BASE);
+    let (mut pool, services, _) = Pool::from_config(&old);
+    let dp = FakeDataplane::new();
+    dp.set_services(&services).unwrap();
+    // 10.0.0.1 (inhibit) is down: weight 0 in the dataplane.
+    pool.apply(&Transition { id: 0, up: false, reason: "test".into() }, &dp).unwrap();
+    let new = BASE.replace("weight 20", "weight 25");
+    let (d, next, plan) = plan(&old, &pool, &cfg(&new));
+    // Only the weight that changed; the down server stays at 0 (no checker restarted).
+    assert_eq!(d.services.real_servers, [RsChange::Weight(key("192.0.2.1", 80), sa("10.0.0.2:80"), 20, 25)]);
+    assert!(plan.start.is_empty() && plan.stop.is_empty());
+    assert!(!next.rs(0).unwrap().up);
+    let svc = d.new_services.iter().find(|s| s.key == key("192.0.2.1", 80)).unwrap();
+    assert_eq!(svc.real_servers[0], RealServer { addr: sa("10.0.0.1:80"), weight: 0 });
+    // Its weight changed while down: nothing to send now, the new weight when it is back.
+    let new2 = BASE.replace("weight 10", "weight 11");
+    let (d, mut next, _) = super::plan(&old, &pool, &cfg(&new2));
+    assert!(d.services.real_servers.is_empty(), "{:?}", d.services);
+    let before = dp.calls().len();
+    next.apply(&Transition { id: 0, up: true, reason: "test".into() }, &dp).unwrap();
+    assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.1:80"), 11)]);
+}
