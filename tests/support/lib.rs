@@ -134,7 +134,8 @@ fn offloads_off(ns: &NetNs, dev: &str) {
     ]);
 }
 
-fn veth(a_ns: &NetNs, a: &str, b_ns: &NetNs, b: &str) {
+/// A veth pair with its ends `a` in `a_ns` and `b` in `b_ns`, offloads off.
+pub(crate) fn veth(a_ns: &NetNs, a: &str, b_ns: &NetNs, b: &str) {
     testnet::sh(&[
         "ip",
         "link",

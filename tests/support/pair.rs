@@ -19,6 +19,7 @@
 //! over the management veth (`arp_ignore=1` so the kernel never answers ARP for it on a
 //! twin). Every namespace is unique and removed on drop, with every process inside.
 
+use crate::veth;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -327,29 +328,6 @@ pub struct Pair {
     pub sw: NetNs,
     /// The client.
     pub client: NetNs,
-}
-
-fn veth(a_ns: &NetNs, a: &str, b_ns: &NetNs, b: &str) {
-    testnet::sh(&[
-        "ip",
-        "link",
-        "add",
-        a,
-        "netns",
-        a_ns.name(),
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b,
-        "netns",
-        b_ns.name(),
-    ]);
-    for (ns, dev) in [(a_ns, a), (b_ns, b)] {
-        let _ = ns.exec(&[
-            "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off", "lro", "off",
-        ]);
-    }
 }
 
 fn sysctl(ns: &NetNs, kv: &str) {

@@ -63,6 +63,26 @@ pub(crate) fn usage(msg: impl Into<String>) -> CliError {
     CliError::Usage(msg.into())
 }
 
+/// The exit of a tool: success, or one line `TOOL: problem` on stderr and the error's
+/// exit status (a closed stdout, as with `| head`, is not an error).
+pub fn finish(tool: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<CliError>() {
+            Some(c) if c.is_broken_pipe() => ExitCode::SUCCESS,
+            Some(c) => {
+                eprintln!("{tool}: {}", one_line(&c.to_string()));
+                ExitCode::from(c.exit_code())
+            }
+            None => {
+                eprintln!("{tool}: {}", one_line(&format!("{e:#}")));
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
 /// `msg` on one line: line breaks become `; `, surrounding blanks are dropped.
 pub fn one_line(msg: &str) -> String {
     msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ")

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use rvs_cli::adm::{self, AdmCmd};
-use rvs_cli::{one_line, socket_path, CliError};
+use rvs_cli::{socket_path, CliError};
 
 fn run(argv: &[String]) -> anyhow::Result<()> {
     let cmd = adm::parse(argv)?;
@@ -29,18 +29,5 @@ fn run(argv: &[String]) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    match run(&argv) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<CliError>() {
-            Some(c) if c.is_broken_pipe() => ExitCode::SUCCESS,
-            Some(c) => {
-                eprintln!("rvsadm: {}", one_line(&c.to_string()));
-                ExitCode::from(c.exit_code())
-            }
-            None => {
-                eprintln!("rvsadm: {}", one_line(&format!("{e:#}")));
-                ExitCode::FAILURE
-            }
-        },
-    }
+    rvs_cli::finish("rvsadm", run(&argv))
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use rvs_cli::ip::{self, IpCmd};
-use rvs_cli::{one_line, socket_path, CliError};
+use rvs_cli::{socket_path, CliError};
 
 fn run(argv: &[String]) -> anyhow::Result<()> {
     let cmd = ip::parse(argv)?;
@@ -27,18 +27,5 @@ fn run(argv: &[String]) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    match run(&argv) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => match e.downcast_ref::<CliError>() {
-            Some(c) if c.is_broken_pipe() => ExitCode::SUCCESS,
-            Some(c) => {
-                eprintln!("rvsip: {}", one_line(&c.to_string()));
-                ExitCode::from(c.exit_code())
-            }
-            None => {
-                eprintln!("rvsip: {}", one_line(&format!("{e:#}")));
-                ExitCode::FAILURE
-            }
-        },
-    }
+    rvs_cli::finish("rvsip", run(&argv))
 }
