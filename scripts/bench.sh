@@ -5,11 +5,16 @@
 #   2. rvs-bench run: the real rvsd worker on lcore 1 over the same kind of ports,
 #      fed by the main lcore: established flows inbound and outbound, and new
 #      connections per second, with 1 thousand and 1 million live connections,
-#   3. rvs-bench io: the same feeder and ports with a bare macswap loop (this
+#   3. rvs-bench redirect: two workers of a two-worker configuration; established
+#      outbound replies at their owner (the plain path) and at the other worker,
+#      redirected to the owner over the SP/SC redirect ring: worker CPU ns per packet
+#      of both and the difference (the redirect cost), 1 thousand and 1 million live,
+#   4. rvs-bench io: the same feeder and ports with a bare macswap loop (this
 #      harness's own ceiling),
-#   4. dpdk-testpmd again (the ratio uses the best 1 s sample of both testpmd runs), and
+#   5. dpdk-testpmd again (the ratio uses the best 1 s sample of both testpmd runs), and
 #      testpmd on net_pcap(infinite_rx) -> net_null on one core (context only),
-# and prints a table: case, figure per worker, target, testpmd Mpps, ratio.
+# and prints a table: case, figure per worker, target, testpmd Mpps, ratio; then the
+# redirect table: plain and redirected ns per packet and the redirect cost.
 #
 # Every DPDK process runs with --no-pci --no-huge and a unique --file-prefix, under
 # `timeout`; the script kills what it started (by pid) and removes its runtime
@@ -137,6 +142,13 @@ grep -v '^TELEMETRY' "$TMP/rvs.log" || true
 [ -s "$TMP/rvs.json" ] || { echo "bench: rvs-bench run failed" >&2; exit 1; }
 
 echo
+echo "== redirect: $BIN redirect --secs $SECS --small $SMALL --large $LARGE"
+run nice -n "$NICE" timeout -k 5 240 "$BIN" redirect --secs "$SECS" --small "$SMALL" --large "$LARGE" \
+    --file-prefix "$PREFIX-rd" --json "$TMP/rd.json" >"$TMP/rd.log" 2>&1 || true
+grep -v '^TELEMETRY' "$TMP/rd.log" || true
+[ -s "$TMP/rd.json" ] || echo "bench: rvs-bench redirect failed (no redirect table)" >&2
+
+echo
 echo "== harness ceiling: $BIN io --secs $SECS"
 run nice -n "$NICE" timeout -k 5 60 "$BIN" io --secs "$SECS" --file-prefix "$PREFIX-io" --json "$TMP/io.json" \
     >"$TMP/io.log" 2>&1 || true
@@ -159,12 +171,13 @@ TP_MED=$(cat "$TMP/tp1.txt" "$TMP/tp2.txt" | median)
 TP_PCAP=$(best <"$TMP/tp3.txt")
 ARGS=(--rvs "$TMP/rvs.json")
 [ -s "$TMP/io.json" ] && ARGS+=(--io "$TMP/io.json")
+[ -s "$TMP/rd.json" ] && ARGS+=(--redirect "$TMP/rd.json")
 [ -n "$TP" ] && ARGS+=(--testpmd-mpps "$(awk -v v="$TP" 'BEGIN { printf "%.4f", v / 1e6 }')")
 [ -n "$TP_MED" ] && ARGS+=(--testpmd-median "$(awk -v v="$TP_MED" 'BEGIN { printf "%.4f", v / 1e6 }')")
 [ -n "$TP_PCAP" ] && ARGS+=(--testpmd-pcap-mpps "$(awk -v v="$TP_PCAP" 'BEGIN { printf "%.4f", v / 1e6 }')")
 
 echo
-echo "== results (1 worker, virtual ports, $(nproc) CPUs)"
+echo "== results (1 worker; redirect: 2 workers taking turns on one CPU; virtual ports, $(nproc) CPUs)"
 "$BIN" report "${ARGS[@]}"
 
 # Nothing of ours may be left running.

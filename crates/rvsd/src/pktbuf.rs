@@ -4,42 +4,6 @@
 use dpdk::Mbuf;
 use fnat::buf::{NoRoom, PacketBuf};
 
-/// An mbuf seen as a [`PacketBuf`] (single segment: rvsd's ports deliver one segment
-/// per frame).
-pub struct MbufBuf<'a>(pub &'a mut Mbuf);
-
-impl PacketBuf for MbufBuf<'_> {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        self.0.data()
-    }
-
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        self.0.data_mut()
-    }
-
-    #[inline]
-    fn headroom(&self) -> usize {
-        self.0.headroom()
-    }
-
-    #[inline]
-    fn tailroom(&self) -> usize {
-        self.0.tailroom()
-    }
-
-    #[inline]
-    fn grow_front(&mut self, len: usize) -> Result<(), NoRoom> {
-        self.0.prepend(len).map(drop).ok_or(NoRoom)
-    }
-
-    #[inline]
-    fn grow_back(&mut self, len: usize) -> Result<(), NoRoom> {
-        self.0.append(len).map(drop).ok_or(NoRoom)
-    }
-}
-
 /// An mbuf slot of a burst seen as a [`PacketBuf`], so a whole burst can go through
 /// the core at once (`Engine::process_burst`). An empty slot is an empty packet.
 #[derive(Default)]

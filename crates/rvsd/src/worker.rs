@@ -23,7 +23,7 @@ use wire::EthernetAddress;
 
 use crate::clock::Clock;
 use crate::counters::{NetCounters, NetDrop};
-use crate::pktbuf::{MbufBuf, MbufSlot};
+use crate::pktbuf::MbufSlot;
 use crate::shared::{Command, Reply, Shared, Snapshot, WorkerReport};
 
 const ETH_LEN: usize = 14;
@@ -397,16 +397,6 @@ impl Worker {
         self.up_to_twin(port, m);
     }
 
-    /// One IPv4 or IPv6 packet (a redirected one): neighbour discovery, or the core.
-    #[inline]
-    fn ip(&mut self, port: usize, mut m: Mbuf, now: u64) {
-        if is_nd(m.data()) {
-            return self.nd(port, m);
-        }
-        let v = self.engine.process(&self.snap.services, &mut MbufBuf(&mut m), ETH_LEN, now);
-        self.after_core(port, m, v);
-    }
-
     /// Acts on the core's verdict.
     #[inline]
     fn after_core(&mut self, port: usize, m: Mbuf, v: Verdict) {
@@ -595,20 +585,37 @@ impl Worker {
         }
     }
 
-    /// Processes the replies other workers handed over; returns how many.
+    /// Processes the replies other workers handed over, a burst at a time through the
+    /// core (their connection lookups overlap); returns how many.
     fn redirected_in(&mut self, now: u64) -> usize {
         let mut got = 0;
         for r in 0..self.redirect_rx.len() {
             let n = self.redirect_rx[r].dequeue_burst(&mut self.burst);
             got += n;
+            let mut k = 0;
             for i in 0..n {
                 if let Some(m) = self.burst.take(i) {
                     self.net.redirect_in += 1;
-                    let port = m.port() as usize;
-                    self.ip(port, m, now);
+                    self.ip_batch[k] = MbufSlot(Some(m));
+                    k += 1;
                 }
             }
             self.burst.forget_taken();
+            if k > 0 {
+                self.engine.process_burst(
+                    &self.snap.services,
+                    &mut self.ip_batch[..k],
+                    &L3_OFFSETS[..k],
+                    now,
+                    &mut self.verdicts[..k],
+                );
+                for i in 0..k {
+                    if let Some(m) = self.ip_batch[i].0.take() {
+                        let port = m.port() as usize;
+                        self.after_core(port, m, self.verdicts[i]);
+                    }
+                }
+            }
         }
         got
     }
