@@ -7,4 +7,11 @@
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
 #![allow(clippy::all, missing_docs, unsafe_op_in_unsafe_fn)]
 
-include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+/// The bindgen output. Generated code is not held to the crate's lints
+/// (`clippy::undocumented_unsafe_blocks` among them).
+#[allow(clippy::undocumented_unsafe_blocks)]
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+}
+
+pub use bindings::*;

@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(enc.attr.ingress(), 1);
         assert_eq!(enc.items.len(), 4);
         assert_eq!(enc.items[3].type_, dpdk_sys::RTE_FLOW_ITEM_TYPE_END);
-        // SAFETY (test): the pointers point into `enc`'s own boxes.
+        // SAFETY: items 1 and 2 are the Ipv4Dst and TcpDst items, so `Encoded::new` set their
+        // spec and mask to elements of the `[rte_flow_item_ipv4; 2]` and `[rte_flow_item_tcp;
+        // 2]` boxes it keeps in `enc._specs`: non-null, aligned, initialised, of those types,
+        // and alive and unmodified while `enc` is borrowed here.
         let (ip, ipm, tcp, tcpm) = unsafe {
             (
                 &*(enc.items[1].spec as *const dpdk_sys::rte_flow_item_ipv4),
@@ -245,7 +248,9 @@ mod tests {
         assert_eq!({ tcp.hdr.dst_port }.to_ne_bytes(), [0, 3]);
         assert_eq!({ tcpm.hdr.dst_port }.to_ne_bytes(), [0, 0x0f]);
         assert_eq!(enc.actions[0].type_, dpdk_sys::RTE_FLOW_ACTION_TYPE_QUEUE);
-        // SAFETY (test): the queue conf points into `enc`.
+        // SAFETY: action 0 is a Queue action, so its conf points at the boxed `[u32; 1]` kept in
+        // `enc._confs`, alive while `enc` is; `rte_flow_action_queue` is `{ index: u16 }`,
+        // which fits in that u32 and is at most as aligned, and the u32 is initialised.
         let q = unsafe { &*(enc.actions[0].conf as *const dpdk_sys::rte_flow_action_queue) };
         assert_eq!(q.index, 3);
         assert_eq!(enc.actions[1].type_, dpdk_sys::RTE_FLOW_ACTION_TYPE_END);
@@ -267,7 +272,9 @@ mod tests {
         assert_eq!(enc.attr.priority, 1);
         assert_eq!(enc.items[4].type_, dpdk_sys::RTE_FLOW_ITEM_TYPE_END);
         assert_eq!(enc.items[3].type_, dpdk_sys::RTE_FLOW_ITEM_TYPE_FUZZY);
-        // SAFETY (test): pointers into `enc`'s own boxes.
+        // SAFETY: items 1 and 2 are the Ipv6Dst and UdpDst items, so their specs point at the
+        // first elements of the `[rte_flow_item_ipv6; 2]` and `[rte_flow_item_udp; 2]` boxes
+        // kept in `enc._specs`: valid, initialised values of those types, alive while `enc` is.
         let (ip, udp) = unsafe {
             (
                 &*(enc.items[1].spec as *const dpdk_sys::rte_flow_item_ipv6),
