@@ -38,6 +38,9 @@ pub trait PacketBuf {
     /// unspecified). Fails without change if the tailroom is too small.
     fn grow_back(&mut self, len: usize) -> Result<(), NoRoom>;
 
+    /// Shortens the data to its first `len` bytes (nothing happens if it is not longer).
+    fn truncate(&mut self, len: usize);
+
     /// The length of the data.
     fn len(&self) -> usize {
         self.data().len()
@@ -129,6 +132,10 @@ impl PacketBuf for VecBuf {
 
     fn tailroom(&self) -> usize {
         self.storage.len() - self.end
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.end = self.end.min(self.start + len);
     }
 
     fn grow_front(&mut self, len: usize) -> Result<(), NoRoom> {

@@ -12,6 +12,7 @@ pub mod service;
 // Flow: connections, local ports, state, timers, rewriting.
 pub mod buf;
 pub mod conn;
+pub mod counter;
 pub mod engine;
 pub mod icmp_err;
 #[cfg(feature = "judge")]

@@ -12,110 +12,23 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a packet was dropped (or a new connection refused). [`name`](Self::name) is the
-/// one spelling used in counters, logs and the control protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[repr(u8)]
-pub enum DropReason {
-    /// No virtual service for the packet's (proto, VIP, vport).
-    NoService,
-    /// The scheduler found no available real server.
-    NoRealServer,
-    /// The connection pool is full: the new connection was refused.
-    PoolFull,
-    /// The service is persistent and the persistence table is full.
-    PersistFull,
-    /// No free local port towards that real server (all probes in use).
-    NoLocalPort,
-    /// The service has no local address of the real server's family.
-    NoLocalAddr,
-    /// A truncated or malformed header.
-    BadHeader,
-    /// A checksum did not verify.
-    BadChecksum,
-    /// An IP fragment (the balancer does not reassemble).
-    Fragment,
-    /// Not for this worker (e.g. a redirect the dataplane could not hand over).
-    NotMine,
-    /// No room in the packet buffer to insert the TOA option (the packet was still
-    /// forwarded without it; counted here so it shows).
-    ToaNoRoom,
-    /// A TCP packet other than a SYN for a service, without a connection.
-    NoConn,
-    /// A packet to a local address and port with no connection (a stray reply).
-    ReplyNoConn,
-    /// An ICMP error about no known connection.
-    IcmpNoConn,
-    /// A protocol the balancer does not serve, towards a VIP.
-    UnsupportedProto,
-    /// No route to the next hop (dataplane).
-    NoRoute,
-    /// Neighbour (ARP/ND) not resolved (dataplane).
-    NoNeighbour,
-    /// A transmit queue was full (dataplane).
-    TxFull,
-}
 
-impl DropReason {
-    /// Number of reasons.
-    pub const COUNT: usize = 18;
-
-    /// Every reason, in order.
-    pub const ALL: [DropReason; DropReason::COUNT] = [
-        DropReason::NoService,
-        DropReason::NoRealServer,
-        DropReason::PoolFull,
-        DropReason::PersistFull,
-        DropReason::NoLocalPort,
-        DropReason::NoLocalAddr,
-        DropReason::BadHeader,
-        DropReason::BadChecksum,
-        DropReason::Fragment,
-        DropReason::NotMine,
-        DropReason::ToaNoRoom,
-        DropReason::NoConn,
-        DropReason::ReplyNoConn,
-        DropReason::IcmpNoConn,
-        DropReason::UnsupportedProto,
-        DropReason::NoRoute,
-        DropReason::NoNeighbour,
-        DropReason::TxFull,
-    ];
-
-    /// The reason's name (snake_case, stable: used by counters, logs and the CLI).
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::NoService => "no_service",
-            DropReason::NoRealServer => "no_real_server",
-            DropReason::PoolFull => "pool_full",
-            DropReason::PersistFull => "persist_full",
-            DropReason::NoLocalPort => "no_local_port",
-            DropReason::NoLocalAddr => "no_local_addr",
-            DropReason::BadHeader => "bad_header",
-            DropReason::BadChecksum => "bad_checksum",
-            DropReason::Fragment => "fragment",
-            DropReason::NotMine => "not_mine",
-            DropReason::ToaNoRoom => "toa_no_room",
-            DropReason::NoConn => "no_conn",
-            DropReason::ReplyNoConn => "reply_no_conn",
-            DropReason::IcmpNoConn => "icmp_no_conn",
-            DropReason::UnsupportedProto => "unsupported_proto",
-            DropReason::NoRoute => "no_route",
-            DropReason::NoNeighbour => "no_neighbour",
-            DropReason::TxFull => "tx_full",
-        }
-    }
-
-    /// The reason with this name.
-    pub fn from_name(s: &str) -> Option<DropReason> {
-        Self::ALL.iter().copied().find(|r| r.name() == s)
-    }
-}
-
-impl std::fmt::Display for DropReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+crate::counter_set! {
+    /// Why the core dropped a packet (or refused a new connection). The dataplane's own
+    /// reasons (routing, neighbours, transmit, local delivery) are declared beside the
+    /// dataplane's frame logic; the two sets never share a name.
+    pub enum DropReason in Drops {
+        NoRealServer = "no_real_server": "The scheduler found no available real server.",
+        PoolFull = "pool_full": "The connection pool is full: the new connection was refused.",
+        PersistFull = "persist_full": "The service is persistent and the persistence table is full.",
+        NoLocalPort = "no_local_port": "No free local port towards that real server (all probes in use).",
+        NoLocalAddr = "no_local_addr": "The service has no local address of the real server's family.",
+        BadHeader = "bad_header": "A truncated or malformed IP, TCP, UDP or ICMP header.",
+        Fragment = "fragment": "An IP fragment (the balancer does not reassemble).",
+        ToaNoRoom = "toa_no_room": "No room to insert the TOA option (the packet was still forwarded without it).",
+        NoConn = "no_conn": "A TCP packet other than a SYN for a service, without a connection.",
+        ReplyNoConn = "reply_no_conn": "A packet to a local address and port with no connection (a stray reply).",
+        IcmpNoConn = "icmp_no_conn": "An ICMP error about no known connection.",
     }
 }
 
@@ -178,7 +91,7 @@ pub struct Stats {
     pub total: Counters,
     svc: Vec<Counters>,
     rs: Vec<Counters>,
-    drops: [u64; DropReason::COUNT],
+    drops: Drops,
 }
 
 impl Stats {
@@ -188,19 +101,19 @@ impl Stats {
             total: Counters::default(),
             svc: vec![Counters::default(); max_services],
             rs: vec![Counters::default(); max_rs],
-            drops: [0; DropReason::COUNT],
+            drops: Drops::default(),
         }
     }
 
     /// Counts a drop.
     #[inline]
     pub fn drop(&mut self, r: DropReason) {
-        self.drops[r as usize] += 1;
+        self.drops.inc(r);
     }
 
     /// Drops counted for a reason.
     pub fn drops(&self, r: DropReason) -> u64 {
-        self.drops[r as usize]
+        self.drops.get(r)
     }
 
     /// A service's counters (`None` beyond the configured maximum).
@@ -268,7 +181,7 @@ impl Stats {
         self.total.zero();
         self.svc.iter_mut().for_each(Counters::zero);
         self.rs.iter_mut().for_each(Counters::zero);
-        self.drops = [0; DropReason::COUNT];
+        self.drops.zero();
     }
 
     /// Resets the gauges (after the connection table is flushed).
@@ -285,7 +198,7 @@ impl Stats {
             total: self.total,
             services: self.svc.clone(),
             real_servers: self.rs.clone(),
-            drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops[*r as usize])).collect(),
+            drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops.get(*r))).collect(),
         }
     }
 }

@@ -5,7 +5,6 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod control;
-pub mod counters;
 pub mod dataplane;
 pub mod pktbuf;
 pub mod server;

@@ -39,6 +39,14 @@ impl PacketBuf for MbufSlot {
     }
 
     #[inline]
+    fn truncate(&mut self, len: usize) {
+        if let Some(m) = &mut self.0 {
+            let extra = m.len().saturating_sub(len);
+            m.trim(extra);
+        }
+    }
+
+    #[inline]
     fn grow_back(&mut self, len: usize) -> Result<(), NoRoom> {
         self.0.as_mut().and_then(|m| m.append(len)).map(drop).ok_or(NoRoom)
     }

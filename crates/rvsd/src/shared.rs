@@ -17,7 +17,7 @@ use netstack::{AddrTable, NeighTable, PortId, RouteTable};
 use serde::Serialize;
 use wire::EthernetAddress;
 
-use crate::counters::NetCounters;
+use frame::NetCounters;
 
 /// A port as the workers see it.
 #[derive(Debug, Clone, Serialize)]
@@ -114,8 +114,11 @@ pub struct WorkerReport {
     /// non-zero entries, keyed by stable id).
     #[serde(serialize_with = "compact_core")]
     pub core: StatsSnapshot,
-    /// Network-layer counters.
+    /// Dataplane counters (frame logic and the worker's queues).
     pub net: NetCounters,
+    /// Frames each port's transmit queue of this worker did not take, by port index
+    /// (also counted, summed, as the `tx_full` drop).
+    pub tx_dropped: Vec<u64>,
 }
 
 /// Serialises core counters without the zero entries of the preallocated per-service

@@ -566,7 +566,7 @@ impl TcpBuilder {
     /// The segment alone (header, options zero-padded to a multiple of 4, payload).
     pub fn build_segment(&self) -> Vec<u8> {
         let mut opts = self.options.clone();
-        while opts.len() % 4 != 0 {
+        while !opts.len().is_multiple_of(4) {
             opts.push(0);
         }
         assert!(opts.len() <= 40, "TCP options longer than 40 bytes");

@@ -1,0 +1,145 @@
+//! The dataplane's counters: what happened to frames before and after the core (ARP,
+//! ND, local delivery, routing, neighbours, twins, redirects, transmit). Each counter
+//! and each drop reason is declared once here, with its name and help text; the core's
+//! own reasons are [`fnat::stats::DropReason`].
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+fnat::counter_set! {
+    /// What the dataplane counts, other than drops.
+    pub enum NetCounter in NetCounts {
+        RxPackets = "rx_packets": "Frames received.",
+        RxBytes = "rx_bytes": "Bytes received.",
+        TxPackets = "tx_packets": "Frames handed to a transmit queue.",
+        ArpReplies = "arp_replies": "ARP requests answered.",
+        ArpRequests = "arp_requests": "ARP requests sent (resolving next hops).",
+        NdAdverts = "nd_adverts": "Neighbour solicitations answered.",
+        NdSolicits = "nd_solicits": "Neighbour solicitations sent.",
+        EchoReplies = "echo_replies": "Echo requests answered (ICMP and ICMPv6).",
+        IcmpErrors = "icmp_errors": "ICMP errors the dataplane sent (time exceeded, too big).",
+        KniUp = "kni_up": "Frames handed up to kernel twins (unhandled, kni_host, forward2kni copies).",
+        KniDown = "kni_down": "Frames from kernel twins sent out of ports.",
+        RedirectOut = "redirect_out": "Replies handed to the worker owning their local port.",
+        RedirectIn = "redirect_in": "Replies received from other workers by redirect.",
+        Loops = "loops": "Main-loop iterations.",
+        BusyLoops = "busy_loops": "Iterations that received at least one frame.",
+    }
+}
+
+fnat::counter_set! {
+    /// Why the dataplane (not the core) dropped a frame.
+    pub enum NetDrop in NetDrops {
+        NotForUs = "not_for_us": "Destination MAC neither the port's, broadcast nor multicast.",
+        OwnFrame = "own_frame": "A frame the port sent itself, seen again on receive.",
+        BadFrame = "bad_frame": "Truncated Ethernet or IP header, or a malformed ARP/ND message.",
+        LocalUnhandled = "local_unhandled": "For one of our addresses but nothing here handles it (and no kni_host route sends it to the kernel).",
+        NoService = "no_service": "TCP or UDP to a VIP port without a virtual service (dropped, like DPVS, without a RST).",
+        NoTwin = "no_twin": "For the kernel, but the port has no twin.",
+        KniFull = "kni_full": "For the kernel, but the queue to the twin was full (the kernel is slow).",
+        NoRoute = "no_route": "No route to the destination.",
+        PendingFull = "pending_full": "More packets waiting for a neighbour than the queue holds.",
+        Unresolved = "unresolved": "The neighbour never answered ARP/ND.",
+        TtlExceeded = "ttl_exceeded": "TTL or hop limit ran out (an ICMP time exceeded was sent).",
+        TooBig = "too_big": "Larger than the outgoing port's MTU (an ICMP error was sent).",
+        Redirect = "redirect": "A reply for a local port another worker owns, and the ring to it was full.",
+        NoMbuf = "no_mbuf": "No buffer (or no room in one) when a packet had to be built or copied.",
+        TxFull = "tx_full": "The port's transmit queue did not take the frame.",
+    }
+}
+
+/// A worker's dataplane counters (plain integers: the worker owns them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    /// Events.
+    pub counts: NetCounts,
+    /// Drops by reason.
+    pub drops: NetDrops,
+}
+
+impl NetCounters {
+    /// Counts one event.
+    #[inline]
+    pub fn inc(&mut self, c: NetCounter) {
+        self.counts.inc(c);
+    }
+
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, r: NetDrop) {
+        self.drops.inc(r);
+    }
+
+    /// One event count.
+    pub fn get(&self, c: NetCounter) -> u64 {
+        self.counts.get(c)
+    }
+
+    /// Drops for one reason.
+    pub fn drops(&self, r: NetDrop) -> u64 {
+        self.drops.get(r)
+    }
+
+    /// Zeroes the packet and drop counters (`rvsadm -Z`); the loop counters keep
+    /// counting, since they measure the worker, not traffic.
+    pub fn zero(&mut self) {
+        let (loops, busy) = (self.get(NetCounter::Loops), self.get(NetCounter::BusyLoops));
+        *self = NetCounters::default();
+        self.counts.add_n(NetCounter::Loops, loops);
+        self.counts.add_n(NetCounter::BusyLoops, busy);
+    }
+
+    /// Adds another worker's counters.
+    pub fn add(&mut self, o: &NetCounters) {
+        self.counts.add(&o.counts);
+        self.drops.add(&o.drops);
+    }
+}
+
+/// Every event counter by name (zeros too), then `drops`: the non-zero drops by name.
+impl Serialize for NetCounters {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(NetCounter::COUNT + 1))?;
+        for c in NetCounter::ALL {
+            m.serialize_entry(c.name(), &self.get(c))?;
+        }
+        m.serialize_entry("drops", &self.drops)?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnat::stats::DropReason;
+
+    #[test]
+    fn dataplane_and_core_reasons_never_share_a_name() {
+        for r in NetDrop::ALL {
+            assert!(DropReason::from_name(r.name()).is_none(), "{r} is declared twice");
+        }
+    }
+
+    #[test]
+    fn drops_add_up_and_serialise_by_name() {
+        let mut a = NetCounters::default();
+        a.drop(NetDrop::TooBig);
+        a.drop(NetDrop::TooBig);
+        a.inc(NetCounter::Loops);
+        let mut b = NetCounters::default();
+        b.drop(NetDrop::NoTwin);
+        b.counts.add_n(NetCounter::RxPackets, 3);
+        a.add(&b);
+        assert_eq!(a.drops(NetDrop::TooBig), 2);
+        assert_eq!(a.drops(NetDrop::NoTwin), 1);
+        assert_eq!(a.get(NetCounter::RxPackets), 3);
+        let json = serde_json::to_value(a).unwrap();
+        assert_eq!(json["drops"]["too_big"], 2);
+        assert_eq!(json["rx_packets"], 3);
+        assert_eq!(json["tx_packets"], 0, "event counters are listed even at zero");
+        assert!(json["drops"].get("kni_full").is_none(), "zero drops are left out");
+        a.zero();
+        assert_eq!(a.drops(NetDrop::TooBig), 0);
+        assert_eq!(a.get(NetCounter::Loops), 1, "zeroing keeps the loop counters");
+    }
+}

@@ -1,0 +1,24 @@
+//! What a [`crate::Node`] asks of the worker that owns the queues and the buffer pool.
+
+use std::net::IpAddr;
+
+use wire::EthernetAddress;
+
+/// The worker's side of the frame logic: buffers and queues. None of these may block;
+/// a full queue drops (the worker counts it when it flushes).
+pub trait Io<B> {
+    /// A new, empty buffer with room for a frame (`None`: the pool is empty).
+    fn alloc(&mut self) -> Option<B>;
+    /// A copy of `b` (for forward2kni; `None`: the pool is empty).
+    fn copy(&mut self, b: &B) -> Option<B>;
+    /// Queues a finished frame for transmission on `port`.
+    fn transmit(&mut self, port: usize, b: B);
+    /// Hands a frame received on `port` (or routed to a kni_host address of it) to the
+    /// port's kernel twin.
+    fn up_to_twin(&mut self, port: usize, b: B);
+    /// Hands a reply received on `port` to the worker `owner` that owns its local port.
+    fn redirect(&mut self, owner: u16, port: usize, b: B);
+    /// A neighbour binding seen on the wire that the current table does not hold; the
+    /// control thread decides whether to learn it.
+    fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize);
+}

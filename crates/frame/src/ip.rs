@@ -1,0 +1,160 @@
+//! The few facts the frame logic needs of an IP packet behind an untagged Ethernet
+//! header, read and changed through `wire`'s checked views (no raw offsets here).
+
+use std::net::IpAddr;
+
+use wire::{checksum, EthernetAddress, EthernetFrame, IpProtocol, IpVersion, Ipv4Packet, Ipv6Packet};
+
+use crate::ETH_LEN;
+
+/// An IP packet's addresses, protocol and length, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L3 {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The protocol after the IP header (IPv6: after the extension headers).
+    pub proto: IpProtocol,
+    /// The IP packet's own length (IPv4 total length; IPv6 40 + payload length).
+    pub len: usize,
+}
+
+/// The IP header after the Ethernet header, if it is a whole, well-formed one.
+pub fn parse(frame: &[u8]) -> Option<L3> {
+    let l3 = frame.get(ETH_LEN..)?;
+    match IpVersion::of(l3)? {
+        IpVersion::V4 => {
+            let p = Ipv4Packet::new_checked(l3).ok()?;
+            Some(L3 {
+                src: p.src_addr().into(),
+                dst: p.dst_addr().into(),
+                proto: p.protocol(),
+                len: p.total_len() as usize,
+            })
+        }
+        IpVersion::V6 => {
+            let p = Ipv6Packet::new_checked(l3).ok()?;
+            let proto = p.upper_layer().map_or(p.next_header(), |u| u.protocol);
+            Some(L3 {
+                src: p.src_addr().into(),
+                dst: p.dst_addr().into(),
+                proto,
+                len: wire::ipv6::HEADER_LEN + p.payload_len() as usize,
+            })
+        }
+    }
+}
+
+/// The TTL / hop limit of the IP header after the Ethernet header.
+#[inline]
+pub fn ttl(frame: &[u8]) -> Option<u8> {
+    let l3 = frame.get(ETH_LEN..)?;
+    match IpVersion::of(l3)? {
+        IpVersion::V4 => Ipv4Packet::new_checked_header(l3).ok().map(|p| p.ttl()),
+        IpVersion::V6 => Ipv6Packet::new_checked_header(l3).ok().map(|p| p.hop_limit()),
+    }
+}
+
+/// Decrements the TTL / hop limit (the IPv4 header checksum updated incrementally);
+/// false, with the frame unchanged, when it would reach zero or the header is not there.
+pub fn decrement_ttl(frame: &mut [u8]) -> bool {
+    let Some(l3) = frame.get_mut(ETH_LEN..) else { return false };
+    match IpVersion::of(l3) {
+        Some(IpVersion::V4) => {
+            let Ok(mut p) = Ipv4Packet::new_checked_header(l3) else { return false };
+            let ttl = p.ttl();
+            if ttl <= 1 {
+                return false;
+            }
+            let proto = p.protocol().0;
+            let old = u16::from_be_bytes([ttl, proto]);
+            let new = u16::from_be_bytes([ttl - 1, proto]);
+            p.set_ttl(ttl - 1);
+            let c = checksum::update16(p.checksum(), old, new);
+            p.set_checksum(c);
+            true
+        }
+        Some(IpVersion::V6) => {
+            let Ok(mut p) = Ipv6Packet::new_checked_header(l3) else { return false };
+            let hl = p.hop_limit();
+            if hl <= 1 {
+                return false;
+            }
+            p.set_hop_limit(hl - 1);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Addresses an Ethernet frame from `src` to `dst`; false if it is shorter than the header.
+pub fn set_macs(frame: &mut [u8], src: EthernetAddress, dst: EthernetAddress) -> bool {
+    match EthernetFrame::new_checked(frame) {
+        Ok(mut f) => {
+            f.set_src_addr(src);
+            f.set_dst_addr(dst);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::builder::PacketBuilder;
+    use wire::TcpFlags;
+
+    fn mac(b: u8) -> EthernetAddress {
+        EthernetAddress([2, 0, 0, 0, 0, b])
+    }
+
+    #[test]
+    fn ttl_decrement_keeps_the_checksum_valid() {
+        let mut f = PacketBuilder::eth(mac(1), mac(2))
+            .ipv4("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+            .ttl(5)
+            .tcp(1000, 80)
+            .flags(TcpFlags::SYN)
+            .build();
+        assert!(decrement_ttl(&mut f));
+        let ip = etherparse::Ipv4HeaderSlice::from_slice(&f[ETH_LEN..]).unwrap();
+        assert_eq!(ip.ttl(), 4);
+        assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+        let mut f1 = PacketBuilder::eth(mac(1), mac(2))
+            .ipv4("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+            .ttl(1)
+            .tcp(1000, 80)
+            .build();
+        let before = f1.clone();
+        assert!(!decrement_ttl(&mut f1), "TTL 1 cannot be forwarded");
+        assert_eq!(f1, before);
+    }
+
+    #[test]
+    fn hop_limit_and_header_facts() {
+        let mut f = PacketBuilder::eth(mac(1), mac(2))
+            .ipv6("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            .ttl(2)
+            .udp(1, 2)
+            .payload(b"x")
+            .build();
+        assert!(decrement_ttl(&mut f));
+        assert!(!decrement_ttl(&mut f));
+        let l3 = parse(&f).unwrap();
+        assert_eq!(l3.len, 40 + 8 + 1);
+        assert_eq!(l3.dst, "2001:db8::2".parse::<IpAddr>().unwrap());
+        assert_eq!(l3.proto, IpProtocol::UDP);
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        for junk in [&[][..], &[0u8; 13][..], &[0x45u8; 20][..], &[0u8; 60][..], &[0x45u8; 80][..]] {
+            assert!(parse(junk).is_none());
+            let mut j = junk.to_vec();
+            let _ = decrement_ttl(&mut j);
+            let _ = set_macs(&mut j, mac(1), mac(2));
+        }
+    }
+}

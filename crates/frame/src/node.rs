@@ -1,0 +1,436 @@
+//! [`Node`]: one worker's frame logic. It receives frames, answers ARP and ND for the
+//! addresses the dataplane owns, hands IP to the core, acts on the core's verdicts
+//! (route, TTL, MTU, neighbour, redirect, local delivery) and keeps the packets that
+//! wait for a neighbour. It owns no queue and no buffer pool: what it sends goes
+//! through the worker's [`Io`].
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use fnat::buf::PacketBuf;
+use fnat::engine::Verdict;
+use netstack::icmp::{self, Icmpv4ErrorKind, Icmpv6ErrorKind};
+use netstack::neigh::Due;
+use netstack::{arp, nd, AddrTable, NeighTable, Pending, PortId, RouteTable, Scope};
+use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv6Packet};
+
+use crate::counters::{NetCounter, NetCounters, NetDrop};
+use crate::io::Io;
+use crate::ip;
+use crate::port::Port;
+use crate::ETH_LEN;
+
+/// The configuration generation the frame logic reads: ports, owned addresses,
+/// routes and neighbours. The worker builds it from its snapshot (references only).
+#[derive(Clone, Copy)]
+pub struct Net<'a> {
+    /// Ports by index.
+    pub ports: &'a [Port],
+    /// Addresses the dataplane owns.
+    pub addrs: &'a AddrTable,
+    /// Routes (connected, static, kni_host).
+    pub routes: &'a RouteTable,
+    /// Neighbours.
+    pub neighs: &'a NeighTable,
+}
+
+impl Net<'_> {
+    /// Whether a kni_host route covers `ip` (its traffic is the kernel's).
+    #[inline]
+    pub fn kni_host(&self, ip: IpAddr) -> bool {
+        self.routes.lookup(ip).is_some_and(|r| r.scope == Scope::KniHost)
+    }
+
+    /// Whether the dataplane itself answers for `ip` on `port`: it owns the address
+    /// there and no kni_host route hands it to the kernel.
+    #[inline]
+    pub fn answers_for(&self, port: usize, ip: IpAddr) -> bool {
+        self.addrs.owner(ip).is_some_and(|(p, _)| p.0 as usize == port) && !self.kni_host(ip)
+    }
+}
+
+/// Next hops resolved at once, and packets each may hold meanwhile (DPDK's burst).
+pub const PENDING_HOPS: usize = 64;
+/// Packets one next hop may hold while it is resolved.
+pub const PENDING_PER_HOP: usize = 32;
+/// Interval between ARP / ND retries, ms.
+pub const RETRY_MS: u64 = 10;
+/// Room asked of a new buffer for an ICMP error (the quoted packet is cut to fit
+/// IPv6's minimum MTU).
+const ICMP_ERROR_ROOM: usize = ETH_LEN + 1280;
+/// Room asked of a new buffer for an ARP request or a neighbour solicitation.
+const SOLICIT_ROOM: usize = 128;
+/// A neighbour advertisement with its target link-layer address option.
+const ADVERT_LEN: usize = ETH_LEN + 40 + 32;
+
+/// Which ICMP error to send about a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IcmpKind {
+    TimeExceeded,
+    TooBig(u32),
+}
+
+/// One worker's frame logic and the packets it holds for unresolved neighbours.
+pub struct Node<B> {
+    /// Its counters.
+    pub counters: NetCounters,
+    pending: Pending<B>,
+    retry_at: u64,
+}
+
+impl<B: PacketBuf> Default for Node<B> {
+    fn default() -> Self {
+        Node::new()
+    }
+}
+
+impl<B: PacketBuf> Node<B> {
+    /// A node with empty counters and an empty pending queue (sized once, here).
+    pub fn new() -> Node<B> {
+        Node { counters: NetCounters::default(), pending: Pending::new(PENDING_HOPS, PENDING_PER_HOP), retry_at: 0 }
+    }
+
+    /// Packets waiting for a neighbour.
+    pub fn pending(&self) -> usize {
+        self.pending.queued()
+    }
+
+    /// One frame received on `port`. ARP, ND and frames for the kernel are dealt with
+    /// here; an IP frame for the core is handed back.
+    #[inline]
+    pub fn receive(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) -> Option<B> {
+        self.counters.inc(NetCounter::RxPackets);
+        self.counters.counts.add_n(NetCounter::RxBytes, b.len() as u64);
+        let Some(p) = net.ports.get(port) else {
+            self.counters.drop(NetDrop::BadFrame);
+            return None;
+        };
+        let Ok(eth) = EthernetFrame::new_checked(b.data()) else {
+            self.counters.drop(NetDrop::BadFrame);
+            return None;
+        };
+        if eth.src_addr() == p.mac {
+            self.counters.drop(NetDrop::OwnFrame);
+            return None;
+        }
+        let dst = eth.dst_addr();
+        if dst != p.mac && !dst.is_multicast() {
+            self.counters.drop(NetDrop::NotForUs);
+            return None;
+        }
+        let ethertype = eth.ethertype();
+        if p.forward2kni {
+            // A copy of everything received, for tcpdump on the twin (off by default).
+            match io.copy(&b) {
+                Some(c) => self.up_to_twin(net, port, c, io),
+                None => self.counters.drop(NetDrop::NoMbuf),
+            }
+        }
+        match ethertype {
+            EtherType::IPV6 if is_nd(b.data()) => self.nd(net, port, b, io),
+            EtherType::IPV4 | EtherType::IPV6 => {
+                if ip::ttl(b.data()).is_some_and(|t| t <= 1) && self.expires_here(net, &b, io) {
+                    return None;
+                }
+                return Some(b);
+            }
+            EtherType::ARP => self.arp(net, port, b, io),
+            // VLAN-tagged frames and other protocols are the kernel's (it may have
+            // interfaces for them).
+            _ => self.up_to_twin(net, port, b, io),
+        }
+        None
+    }
+
+    /// Acts on the core's verdict about an IP frame received on `port`.
+    #[inline]
+    pub fn after_core(&mut self, net: &Net, port: usize, b: B, v: Verdict, io: &mut impl Io<B>) {
+        match v {
+            Verdict::Forward { dst, .. } => self.forward(net, b, dst, false, io),
+            Verdict::Drop(_) => {}
+            Verdict::NotMine => self.local(net, port, b, io),
+            Verdict::Redirect { owner } => io.redirect(owner, port, b),
+        }
+    }
+
+    /// Every few milliseconds: asks again for the next hops packets wait for, and drops
+    /// the packets of those that never answered. Returns whether it ran (the worker
+    /// does its own periodic I/O duties on the same beat).
+    pub fn housekeeping(&mut self, net: &Net, now: u64, io: &mut impl Io<B>) -> bool {
+        if now < self.retry_at {
+            return false;
+        }
+        self.retry_at = now + RETRY_MS;
+        let mut asks = [(PortId(0), IpAddr::V4(Ipv4Addr::UNSPECIFIED)); 16];
+        let mut n = 0;
+        let mut due = self.pending.due_retries(now);
+        while n < asks.len() {
+            match due.next() {
+                Some(Due::Request { port, next_hop, .. }) => {
+                    asks[n] = (port, next_hop);
+                    n += 1;
+                }
+                Some(Due::GaveUp { packet, .. }) => {
+                    drop(packet);
+                    self.counters.drop(NetDrop::Unresolved);
+                }
+                None => break,
+            }
+        }
+        for &(port, hop) in &asks[..n] {
+            self.solicit(net, port.0 as usize, hop, io);
+        }
+        true
+    }
+
+    /// Sends the packets whose next hop the (new) neighbour table knows.
+    pub fn release_resolved(&mut self, net: &Net, io: &mut impl Io<B>) {
+        while let Some(hop) = self.pending.find_waiting(|h| net.neighs.lookup(h).is_some()) {
+            let Some(e) = net.neighs.lookup(hop) else { break };
+            let (mac, port) = (e.mac, e.port.0 as usize);
+            let Node { counters, pending, .. } = self;
+            for b in pending.take(hop) {
+                send(counters, net, b, port, mac, io);
+            }
+        }
+    }
+
+    fn arp(&mut self, net: &Net, port: usize, mut b: B, io: &mut impl Io<B>) {
+        let Ok(info) = arp::classify(b.data()) else {
+            return self.counters.drop(NetDrop::BadFrame);
+        };
+        self.seen(net, IpAddr::V4(info.sender_ip), info.sender_mac, port, io);
+        let target = IpAddr::V4(info.target_ip);
+        if info.op == wire::arp::Operation::Request && !info.gratuitous && net.answers_for(port, target) {
+            if arp::reply_in_place(b.data_mut(), net.ports[port].mac).is_err() {
+                return self.counters.drop(NetDrop::BadFrame);
+            }
+            self.counters.inc(NetCounter::ArpReplies);
+            return transmit(&mut self.counters, port, b, io);
+        }
+        // Replies, gratuitous ARP, requests for other addresses: the kernel's too.
+        self.up_to_twin(net, port, b, io);
+    }
+
+    fn nd(&mut self, net: &Net, port: usize, mut b: B, io: &mut impl Io<B>) {
+        let Ok(info) = nd::classify(b.data()) else {
+            return self.counters.drop(NetDrop::BadFrame);
+        };
+        if let Some((ip, mac)) = info.binding() {
+            self.seen(net, IpAddr::V6(ip), mac, port, io);
+        }
+        if matches!(info.kind, nd::NdKind::Solicit) && net.answers_for(port, IpAddr::V6(info.target)) {
+            // The advert may be longer than the solicitation: give it the room.
+            if b.len() < ADVERT_LEN && b.grow_back(ADVERT_LEN - b.len()).is_err() {
+                return self.counters.drop(NetDrop::NoMbuf);
+            }
+            let Ok(n) = nd::advert_in_place(b.data_mut(), net.ports[port].mac) else {
+                return self.counters.drop(NetDrop::BadFrame);
+            };
+            b.truncate(n);
+            self.counters.inc(NetCounter::NdAdverts);
+            return transmit(&mut self.counters, port, b, io);
+        }
+        self.up_to_twin(net, port, b, io);
+    }
+
+    /// A packet arriving with TTL / hop limit 1 (or 0) for one of our addresses, other
+    /// than ICMP (echo is answered; errors are translated): the core would forward it
+    /// to a real server or client with the TTL spent, so it is dropped here and the
+    /// sender told, before it takes a connection or a local port.
+    fn expires_here(&mut self, net: &Net, b: &B, io: &mut impl Io<B>) -> bool {
+        let Some(l3) = ip::parse(b.data()) else { return false };
+        if net.addrs.owner(l3.dst).is_none() || matches!(l3.proto, IpProtocol::ICMP | IpProtocol::ICMPV6) {
+            return false;
+        }
+        self.icmp_error(net, b, IcmpKind::TimeExceeded, io);
+        self.counters.drop(NetDrop::TtlExceeded);
+        true
+    }
+
+    /// Tells the control thread about a neighbour binding the table does not hold.
+    #[inline]
+    fn seen(&mut self, net: &Net, ip: IpAddr, mac: EthernetAddress, port: usize, io: &mut impl Io<B>) {
+        if ip.is_unspecified() || net.neighs.lookup(ip).is_some_and(|e| e.mac == mac) {
+            return;
+        }
+        io.seen_neighbour(ip, mac, port);
+    }
+
+    /// Neither a service's packet nor a connection's. Addresses the dataplane owns:
+    /// echo answered, TCP/UDP to a VIP without a service dropped (`no_service`), the
+    /// rest dropped (`local_unhandled`). Addresses under a kni_host route, and
+    /// everything not owned (the kernel's own addresses, multicast such as VRRP,
+    /// broadcast), go up to the port's twin.
+    fn local(&mut self, net: &Net, port: usize, mut b: B, io: &mut impl Io<B>) {
+        let Some(l3) = ip::parse(b.data()) else {
+            return self.counters.drop(NetDrop::BadFrame);
+        };
+        if net.kni_host(l3.dst) {
+            return self.up_to_twin(net, port, b, io);
+        }
+        let Some((_, entry)) = net.addrs.owner(l3.dst) else {
+            return self.up_to_twin(net, port, b, io);
+        };
+        if entry.flags.vip && matches!(l3.proto, IpProtocol::TCP | IpProtocol::UDP) {
+            // A VIP port without a service: dropped, like DPVS (no RST).
+            return self.counters.drop(NetDrop::NoService);
+        }
+        if icmp::echo_reply_in_place(b.data_mut(), ETH_LEN).is_err() {
+            return self.counters.drop(NetDrop::LocalUnhandled);
+        }
+        self.counters.inc(NetCounter::EchoReplies);
+        // The reply goes back to the request's source.
+        self.forward(net, b, l3.src, true, io);
+    }
+
+    /// Routes an IP frame towards `dst`: TTL, MTU, neighbour, transmit. `local` frames
+    /// were made here and keep their TTL.
+    fn forward(&mut self, net: &Net, mut b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) {
+        let Some(route) = net.routes.lookup(dst) else {
+            return self.counters.drop(NetDrop::NoRoute);
+        };
+        let port = route.dev.0 as usize;
+        let Some(p) = net.ports.get(port) else {
+            return self.counters.drop(NetDrop::NoRoute);
+        };
+        if route.scope == Scope::KniHost {
+            return self.up_to_twin(net, port, b, io);
+        }
+        let nh = route.next_hop(dst);
+        if !local && !ip::decrement_ttl(b.data_mut()) {
+            self.icmp_error(net, &b, IcmpKind::TimeExceeded, io);
+            return self.counters.drop(NetDrop::TtlExceeded);
+        }
+        let mtu = p.mtu as usize;
+        if b.len() - ETH_LEN > mtu && ip::parse(b.data()).is_some_and(|l3| l3.len > mtu) {
+            self.icmp_error(net, &b, IcmpKind::TooBig(mtu as u32), io);
+            return self.counters.drop(NetDrop::TooBig);
+        }
+        match net.neighs.lookup(nh) {
+            Some(e) => send(&mut self.counters, net, b, port, e.mac, io),
+            None => {
+                if self.pending.push(PortId(port as u16), nh, b).is_err() {
+                    self.counters.drop(NetDrop::PendingFull);
+                } else {
+                    // Ask at once; retries follow from `housekeeping`.
+                    self.retry_at = 0;
+                }
+            }
+        }
+    }
+
+    /// Sends an ICMP error about `orig` back to its source, from our address on the way
+    /// back. Errors about errors, fragments and multicast are suppressed by netstack.
+    fn icmp_error(&mut self, net: &Net, orig: &B, kind: IcmpKind, io: &mut impl Io<B>) {
+        let d = orig.data();
+        let Some(src) = ip::parse(d).map(|l3| l3.src) else { return };
+        let Some(back) = net.routes.lookup(src) else { return };
+        let Some(ours) = net.addrs.source_for(back.dev, src) else { return };
+        let Some(mut m) = io.alloc() else {
+            return self.counters.drop(NetDrop::NoMbuf);
+        };
+        if m.grow_back(ICMP_ERROR_ROOM).is_err() {
+            return self.counters.drop(NetDrop::NoMbuf);
+        }
+        let out = &mut m.data_mut()[ETH_LEN..];
+        let quoted = &d[ETH_LEN..];
+        let (built, ethertype) = match (ours, kind) {
+            (IpAddr::V4(a), IcmpKind::TimeExceeded) => {
+                (icmp::build_error_v4(out, a, quoted, Icmpv4ErrorKind::TimeExceeded), EtherType::IPV4)
+            }
+            (IpAddr::V4(a), IcmpKind::TooBig(mtu)) => (
+                icmp::build_error_v4(
+                    out,
+                    a,
+                    quoted,
+                    Icmpv4ErrorKind::FragNeeded { mtu: mtu.min(u16::MAX as u32) as u16 },
+                ),
+                EtherType::IPV4,
+            ),
+            (IpAddr::V6(a), IcmpKind::TimeExceeded) => {
+                (icmp::build_error_v6(out, a, quoted, Icmpv6ErrorKind::TimeExceeded), EtherType::IPV6)
+            }
+            (IpAddr::V6(a), IcmpKind::TooBig(mtu)) => {
+                (icmp::build_error_v6(out, a, quoted, Icmpv6ErrorKind::PacketTooBig { mtu }), EtherType::IPV6)
+            }
+        };
+        // Suppressed (an error about an error, a fragment, multicast): nothing to send.
+        let Ok(n) = built else { return };
+        m.truncate(ETH_LEN + n);
+        if let Ok(mut f) = EthernetFrame::new_checked(m.data_mut()) {
+            f.set_ethertype(ethertype);
+        }
+        self.counters.inc(NetCounter::IcmpErrors);
+        self.forward(net, m, src, true, io);
+    }
+
+    /// Asks who has `hop` on `port` (ARP request or neighbour solicitation).
+    fn solicit(&mut self, net: &Net, port: usize, hop: IpAddr, io: &mut impl Io<B>) {
+        let Some(src) = net.addrs.source_for(PortId(port as u16), hop) else { return };
+        let Some(p) = net.ports.get(port) else { return };
+        let Some(mut m) = io.alloc() else {
+            return self.counters.drop(NetDrop::NoMbuf);
+        };
+        if m.grow_back(SOLICIT_ROOM).is_err() {
+            return self.counters.drop(NetDrop::NoMbuf);
+        }
+        let built = match (src, hop) {
+            (IpAddr::V4(s), IpAddr::V4(t)) => {
+                self.counters.inc(NetCounter::ArpRequests);
+                arp::build_request(m.data_mut(), p.mac, s, t)
+            }
+            (IpAddr::V6(s), IpAddr::V6(t)) => {
+                self.counters.inc(NetCounter::NdSolicits);
+                nd::build_solicit(m.data_mut(), p.mac, s, t)
+            }
+            _ => return,
+        };
+        let Ok(len) = built else { return };
+        m.truncate(len);
+        transmit(&mut self.counters, port, m, io);
+    }
+
+    /// Hands a frame to `port`'s kernel twin, or drops it when the port has none.
+    #[inline]
+    fn up_to_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
+        if !net.ports.get(port).is_some_and(|p| p.twin) {
+            return self.counters.drop(NetDrop::NoTwin);
+        }
+        io.up_to_twin(port, b);
+    }
+}
+
+/// Addresses a routed frame to its next hop's MAC from `port`'s and transmits it.
+#[inline]
+fn send<B: PacketBuf>(
+    c: &mut NetCounters,
+    net: &Net,
+    mut b: B,
+    port: usize,
+    dst: EthernetAddress,
+    io: &mut impl Io<B>,
+) {
+    let Some(p) = net.ports.get(port) else { return c.drop(NetDrop::NoRoute) };
+    if !ip::set_macs(b.data_mut(), p.mac, dst) {
+        return c.drop(NetDrop::BadFrame);
+    }
+    transmit(c, port, b, io);
+}
+
+/// Every frame the node sends passes here.
+#[inline]
+fn transmit<B>(c: &mut NetCounters, port: usize, b: B, io: &mut impl Io<B>) {
+    c.inc(NetCounter::TxPackets);
+    io.transmit(port, b);
+}
+
+/// Is this IPv6 frame neighbour discovery (solicitation or advertisement)?
+#[inline]
+fn is_nd(frame: &[u8]) -> bool {
+    let Some(p) = frame.get(ETH_LEN..).and_then(|l3| Ipv6Packet::new_checked(l3).ok()) else { return false };
+    p.next_header() == IpProtocol::ICMPV6
+        && matches!(
+            wire::Icmpv6Packet::new_checked(p.payload()).map(|m| m.msg_type()),
+            Ok(wire::Icmpv6Message::NEIGHBOR_SOLICIT | wire::Icmpv6Message::NEIGHBOR_ADVERT)
+        )
+}

@@ -1,0 +1,803 @@
+//! Whole-frame fixture tables for the frame logic: each step is an Ethernet frame
+//! received on a port, what must become of it (sent, handed to the twin, handed to
+//! another worker, queued for a neighbour, or dropped for a named reason) and the exact
+//! frames that must come out, each IP frame also judged by etherparse. The topology:
+//!
+//! - port 0 `dpdk0` (client side, MTU 1500): VIP 192.0.2.1/32 and [2001:db8:f::1]/128,
+//!   interface 198.51.100.1/24 and 2001:db8:c::1/64, 198.51.100.2/24 under a kni_host
+//!   route; clients 198.51.100.7 and 2001:db8:c::7 resolved.
+//! - port 1 `dpdk1` (server side, MTU 1400, no twin): LIP 10.1.0.1/8 and fd00::1/64;
+//!   real servers 10.2.0.1 and fd00::2 resolved, 10.2.0.9 not.
+//! - services: TCP VIP:80 -> 10.2.0.1:8080 and [fd00::2]:8080; TCP VIP:81 -> 10.2.0.9:8080.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use fnat::buf::{PacketBuf, VecBuf};
+use fnat::engine::{Engine, EngineConfig, LocalAddrSet};
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::stats::DropReason;
+use fnat::types::Proto;
+use frame::{Io, Net, NetCounter, NetDrop, Node, Port, ETH_LEN};
+use ipnet::IpNet;
+use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable};
+use wire::builder::PacketBuilder;
+use wire::{ArpOperation, ArpRepr, EtherType, EthernetAddress, NdiscFlags, TcpFlags};
+
+const US0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
+const US1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
+const CLIENT: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xc1]);
+const SERVER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x51]);
+const STRANGER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x99]);
+
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const IF0: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const KNI: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
+const RIP: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+const RIP_UNRESOLVED: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 9);
+
+fn v6(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+fn vip6() -> Ipv6Addr {
+    v6("2001:db8:f::1")
+}
+fn if6() -> Ipv6Addr {
+    v6("2001:db8:c::1")
+}
+fn cip6() -> Ipv6Addr {
+    v6("2001:db8:c::7")
+}
+fn lip6() -> Ipv6Addr {
+    v6("fd00::1")
+}
+fn rip6() -> Ipv6Addr {
+    v6("fd00::2")
+}
+
+/// Where a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Tx(usize),
+    Twin(usize),
+    Redirect(u16, usize),
+}
+
+/// The worker's side, recording everything.
+#[derive(Default)]
+struct Rec {
+    out: Vec<(Sink, Vec<u8>)>,
+    seen: Vec<(IpAddr, EthernetAddress, usize)>,
+    pool_empty: bool,
+}
+
+impl Io<VecBuf> for Rec {
+    fn alloc(&mut self) -> Option<VecBuf> {
+        (!self.pool_empty).then(|| VecBuf::with_room(&[], 128, 2048))
+    }
+    fn copy(&mut self, b: &VecBuf) -> Option<VecBuf> {
+        (!self.pool_empty).then(|| VecBuf::new(b.data()))
+    }
+    fn transmit(&mut self, port: usize, b: VecBuf) {
+        self.out.push((Sink::Tx(port), b.to_vec()));
+    }
+    fn up_to_twin(&mut self, port: usize, b: VecBuf) {
+        self.out.push((Sink::Twin(port), b.to_vec()));
+    }
+    fn redirect(&mut self, owner: u16, port: usize, b: VecBuf) {
+        self.out.push((Sink::Redirect(owner, port), b.to_vec()));
+    }
+    fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
+        self.seen.push((ip, mac, port));
+    }
+}
+
+/// The configuration generation, an engine, a node and the recorder.
+struct World {
+    ports: Vec<Port>,
+    addrs: AddrTable,
+    routes: RouteTable,
+    neighs: NeighTable,
+    table: ServiceTable,
+    engine: Engine,
+    node: Node<VecBuf>,
+    io: Rec,
+    now: u64,
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn rs(addr: IpAddr, port: u16) -> RealServerConfig {
+    RealServerConfig { addr, port, weight: 1, upper: 0, lower: 0 }
+}
+
+fn svc(vip: IpAddr, vport: u16, servers: &[RealServerConfig]) -> ServiceConfig {
+    let mut c = ServiceConfig::new(Proto::Tcp, vip, vport);
+    c.sched = SchedKind::Rr;
+    c.real_servers = servers.to_vec();
+    c
+}
+
+impl World {
+    fn new(workers: u32) -> World {
+        let port = |name: &str, mac, mtu, twin| Port { name: name.into(), mac, mtu, forward2kni: false, twin };
+        let ports = vec![port("dpdk0", US0, 1500, true), port("dpdk1", US1, 1400, false)];
+        let mut addrs = AddrTable::new();
+        let p0 = PortId(0);
+        let p1 = PortId(1);
+        for (p, a, f) in [
+            (p0, "192.0.2.1/32", AddrFlags::VIP),
+            (p0, "2001:db8:f::1/128", AddrFlags::VIP),
+            (p0, "198.51.100.1/24", AddrFlags::NONE),
+            (p0, "198.51.100.2/24", AddrFlags::NONE),
+            (p0, "2001:db8:c::1/64", AddrFlags::NONE),
+            (p1, "10.1.0.1/8", AddrFlags::SAPOOL),
+            (p1, "fd00::1/64", AddrFlags::SAPOOL),
+        ] {
+            addrs.add(p, net(a), f).unwrap();
+        }
+        let mut routes = RouteTable::new();
+        for r in addrs.connected_routes() {
+            routes.add(r).unwrap();
+        }
+        routes.add(Route::kni_host(net("198.51.100.2/32"), p0)).unwrap();
+        let mut neighs = NeighTable::new(64);
+        neighs.insert_static(CIP.into(), CLIENT, p0, 0);
+        neighs.insert_static(cip6().into(), CLIENT, p0, 0);
+        neighs.insert_static(RIP.into(), SERVER, p1, 0);
+        neighs.insert_static(rip6().into(), SERVER, p1, 0);
+        let table = ServiceTable::build(
+            &[
+                svc(VIP.into(), 80, &[rs(RIP.into(), 8080)]),
+                svc(vip6().into(), 80, &[rs(rip6().into(), 8080)]),
+                svc(VIP.into(), 81, &[rs(RIP_UNRESOLVED.into(), 8080)]),
+            ],
+            None,
+        )
+        .unwrap();
+        let cfg = EngineConfig {
+            workers,
+            conn_capacity: 64,
+            local_addrs: vec![LocalAddrSet { service: None, lips: vec![LIP.into(), lip6().into()] }],
+            hash_seed: Some(7),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(&cfg, 0).unwrap();
+        World { ports, addrs, routes, neighs, table, engine, node: Node::new(), io: Rec::default(), now: 0 }
+    }
+
+    /// The node's periodic duties at `t` ms.
+    fn housekeeping(&mut self, t: u64) {
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        self.node.housekeeping(&net, t, &mut self.io);
+    }
+
+    /// Sends what waited for neighbours the table now knows.
+    fn release_resolved(&mut self) {
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        self.node.release_resolved(&net, &mut self.io);
+    }
+
+    /// One frame in, through the node, the core and the node again.
+    fn frame(&mut self, port: usize, input: &[u8]) {
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        let Some(mut b) = self.node.receive(&net, port, VecBuf::new(input), &mut self.io) else { return };
+        let v = self.engine.process(&self.table, &mut b, ETH_LEN, self.now);
+        self.node.after_core(&net, port, b, v, &mut self.io);
+    }
+
+    fn drops(&self) -> Vec<(String, u64)> {
+        let core = self.engine.stats_snapshot().drops.into_iter().filter(|(_, n)| *n > 0);
+        let net = self.node.counters.drops.nonzero().map(|(r, n)| (r.name().to_string(), n));
+        core.chain(net).collect()
+    }
+}
+
+/// What must become of a frame.
+enum Expect {
+    /// These frames come out, in this order, and nothing is dropped.
+    Out(Vec<(Sink, Want)>),
+    /// Dropped for this reason (by name: the core's or the dataplane's), nothing out.
+    Drop(&'static str),
+    /// Queued for a neighbour: nothing out yet except the resolution request.
+    Queued,
+}
+
+/// A check of an output frame's content.
+type FrameCheck = Box<dyn Fn(&[u8])>;
+
+/// An expected output frame: exact bytes, or a check of its content.
+enum Want {
+    Exact(Vec<u8>),
+    Check(FrameCheck),
+}
+
+fn exact(sink: Sink, f: Vec<u8>) -> (Sink, Want) {
+    (sink, Want::Exact(f))
+}
+
+fn check(sink: Sink, f: impl Fn(&[u8]) + 'static) -> (Sink, Want) {
+    (sink, Want::Check(Box::new(f)))
+}
+
+/// A step of a table.
+struct Step {
+    desc: &'static str,
+    port: usize,
+    input: Vec<u8>,
+    expect: Expect,
+}
+
+fn step(desc: &'static str, port: usize, input: Vec<u8>, expect: Expect) -> Step {
+    Step { desc, port, input, expect }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.chunks(16).map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
+/// Judges an Ethernet frame carrying IP with etherparse (checksums included).
+fn judge_eth(f: &[u8]) -> fnat::judge::Seen {
+    fnat::judge::judge(&f[ETH_LEN..])
+}
+
+fn run(w: &mut World, steps: Vec<Step>) {
+    for (i, s) in steps.into_iter().enumerate() {
+        let before = w.drops();
+        w.io.out.clear();
+        w.frame(s.port, &s.input);
+        let after = w.drops();
+        let new_drops: Vec<(String, u64)> = after
+            .iter()
+            .map(|(k, v)| (k.clone(), v - before.iter().find(|(b, _)| b == k).map_or(0, |(_, n)| *n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let desc = s.desc;
+        match s.expect {
+            Expect::Out(want) => {
+                assert!(new_drops.is_empty(), "step {i} ({desc}): unexpected drops {new_drops:?}");
+                let got: Vec<Sink> = w.io.out.iter().map(|(k, _)| *k).collect();
+                let sinks: Vec<Sink> = want.iter().map(|(k, _)| *k).collect();
+                assert_eq!(got, sinks, "step {i} ({desc}): frames went elsewhere");
+                for ((_, g), (_, wnt)) in w.io.out.iter().zip(want) {
+                    match wnt {
+                        Want::Exact(e) => {
+                            assert_eq!(hex(g), hex(&e), "step {i} ({desc}): output differs (got, then expected)")
+                        }
+                        Want::Check(f) => f(g),
+                    }
+                }
+            }
+            Expect::Drop(reason) => {
+                assert_eq!(new_drops, vec![(reason.to_string(), 1)], "step {i} ({desc}): drop reason");
+                assert!(w.io.out.is_empty(), "step {i} ({desc}): a dropped frame sent {:?}", w.io.out);
+            }
+            Expect::Queued => {
+                assert!(new_drops.is_empty(), "step {i} ({desc}): unexpected drops {new_drops:?}");
+                assert!(w.io.out.is_empty(), "step {i} ({desc}): nothing leaves before resolution");
+            }
+        }
+    }
+}
+
+fn arp(op: ArpOperation, smac: EthernetAddress, sip: Ipv4Addr, tmac: EthernetAddress, tip: Ipv4Addr) -> ArpRepr {
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: smac,
+        source_protocol_addr: sip,
+        target_hardware_addr: tmac,
+        target_protocol_addr: tip,
+    }
+}
+
+fn arp_frame(src: EthernetAddress, dst: EthernetAddress, r: ArpRepr) -> Vec<u8> {
+    PacketBuilder::eth(src, dst).arp(r).build()
+}
+
+fn syn4(sport: u16, vport: u16) -> Vec<u8> {
+    PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).tcp(sport, vport).seq(100).flags(TcpFlags::SYN).mss(1460).build()
+}
+
+fn toa4(ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 8];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 20];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+const SYNACK: TcpFlags = TcpFlags(0x12);
+
+/// ARP: requests for our addresses answered in place on the port that owns them,
+/// bindings reported, everything else (replies, gratuitous, other targets) the kernel's.
+#[test]
+fn arp_answers_learns_and_hands_up() {
+    let mut w = World::new(1);
+    let req = |tip| arp_frame(CLIENT, EthernetAddress::BROADCAST, arp(ArpOperation::Request, CLIENT, CIP, EthernetAddress::UNSPECIFIED, tip));
+    let steps = vec![
+        step(
+            "who-has VIP: answered from dpdk0's MAC",
+            0,
+            req(VIP),
+            Expect::Out(vec![exact(
+                Sink::Tx(0),
+                arp_frame(US0, CLIENT, arp(ArpOperation::Reply, US0, VIP, CLIENT, CIP)),
+            )]),
+        ),
+        step(
+            "who-has the interface address: answered",
+            0,
+            req(IF0),
+            Expect::Out(vec![exact(
+                Sink::Tx(0),
+                arp_frame(US0, CLIENT, arp(ArpOperation::Reply, US0, IF0, CLIENT, CIP)),
+            )]),
+        ),
+        step("who-has an address under kni_host: the kernel answers", 0, req(KNI), Expect::Out(vec![exact(Sink::Twin(0), req(KNI))])),
+        step("who-has the LIP on the wrong port: the kernel's", 0, req(LIP), Expect::Out(vec![exact(Sink::Twin(0), req(LIP))])),
+        step(
+            "an ARP reply goes up to the kernel too",
+            0,
+            arp_frame(STRANGER, US0, arp(ArpOperation::Reply, STRANGER, Ipv4Addr::new(198, 51, 100, 9), US0, IF0)),
+            Expect::Out(vec![exact(
+                Sink::Twin(0),
+                arp_frame(STRANGER, US0, arp(ArpOperation::Reply, STRANGER, Ipv4Addr::new(198, 51, 100, 9), US0, IF0)),
+            )]),
+        ),
+        step(
+            "a truncated ARP message is a bad frame",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ethertype(EtherType::ARP).payload(&[0, 1, 8, 0]).build(),
+            Expect::Drop("bad_frame"),
+        ),
+        step(
+            "on a port without a twin, frames for the kernel are dropped",
+            1,
+            arp_frame(SERVER, EthernetAddress::BROADCAST, arp(ArpOperation::Request, SERVER, RIP, EthernetAddress::UNSPECIFIED, Ipv4Addr::new(10, 9, 9, 9))),
+            Expect::Drop("no_twin"),
+        ),
+    ];
+    run(&mut w, steps);
+    assert!(w.io.seen.contains(&(Ipv4Addr::new(198, 51, 100, 9).into(), STRANGER, 0)), "new binding reported");
+    assert!(!w.io.seen.iter().any(|(ip, _, _)| *ip == IpAddr::from(CIP)), "a known binding is not reported again");
+    assert_eq!(w.node.counters.get(NetCounter::ArpReplies), 2);
+}
+
+/// ND: solicitations for our addresses answered with an advert, others handed up.
+#[test]
+fn nd_solicit_advert() {
+    let mut w = World::new(1);
+    let ns = |target: Ipv6Addr| {
+        PacketBuilder::eth(CLIENT, EthernetAddress::from_ipv6_multicast(netstack::nd::solicited_node(target)))
+            .ipv6(cip6(), netstack::nd::solicited_node(target))
+            .hop_limit(255)
+            .neighbour_solicit(target, Some(CLIENT))
+            .build()
+    };
+    let steps = vec![
+        step(
+            "NS for the IPv6 VIP: solicited advert with our MAC, to the asker",
+            0,
+            ns(vip6()),
+            Expect::Out(vec![exact(
+                Sink::Tx(0),
+                PacketBuilder::eth(US0, CLIENT)
+                    .ipv6(vip6(), cip6())
+                    .hop_limit(255)
+                    .neighbour_advert(NdiscFlags(NdiscFlags::SOLICITED.0 | NdiscFlags::OVERRIDE.0), vip6(), Some(US0))
+                    .build(),
+            )]),
+        ),
+        step(
+            "NS for the interface address: answered",
+            0,
+            ns(if6()),
+            Expect::Out(vec![check(Sink::Tx(0), |f| {
+                let s = judge_eth(f);
+                assert_eq!((s.src, s.dst), (IpAddr::from(if6()), IpAddr::from(cip6())));
+            })]),
+        ),
+        step("NS for an address not ours: the kernel's", 0, ns(v6("2001:db8:c::99")), Expect::Out(vec![exact(Sink::Twin(0), ns(v6("2001:db8:c::99")))])),
+        step(
+            "an unsolicited NA goes up, its binding reported",
+            0,
+            PacketBuilder::eth(STRANGER, US0)
+                .ipv6(v6("2001:db8:c::9"), if6())
+                .hop_limit(255)
+                .neighbour_advert(NdiscFlags::OVERRIDE, v6("2001:db8:c::9"), Some(STRANGER))
+                .build(),
+            Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+        ),
+    ];
+    run(&mut w, steps);
+    assert!(w.io.seen.contains(&(v6("2001:db8:c::9").into(), STRANGER, 0)));
+    assert_eq!(w.node.counters.get(NetCounter::NdAdverts), 2);
+}
+
+/// Layer 2 filters and what the kernel gets.
+#[test]
+fn l2_filters_twin_and_forward2kni() {
+    let mut w = World::new(1);
+    let ping = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, IF0).icmpv4_echo_request(1, 1).payload(b"hi").build();
+    let mut other_mac = ping.clone();
+    other_mac[0..6].copy_from_slice(&STRANGER.0);
+    let mut own = ping.clone();
+    own[6..12].copy_from_slice(&US0.0);
+    let vrrp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0, 0x5e, 0, 0, 18]))
+        .ipv4(Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(224, 0, 0, 18))
+        .ttl(255)
+        .protocol(wire::IpProtocol(112))
+        .payload(&[0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 1])
+        .build();
+    let lldp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0x80, 0xc2, 0, 0, 0xe])).ethertype(EtherType(0x88cc)).payload(&[0; 46]).build();
+    let steps = vec![
+        step("a frame for another MAC is not for us", 0, other_mac, Expect::Drop("not_for_us")),
+        step("our own frame looped back", 0, own, Expect::Drop("own_frame")),
+        step("shorter than an Ethernet header", 0, vec![0xff; 10], Expect::Drop("bad_frame")),
+        step("multicast VRRP goes to the kernel twin", 0, vrrp.clone(), Expect::Out(vec![exact(Sink::Twin(0), vrrp)])),
+        step("another ethertype (LLDP) goes to the kernel twin", 0, lldp.clone(), Expect::Out(vec![exact(Sink::Twin(0), lldp)])),
+        step(
+            "an IPv4 header that lies about its length is a bad frame",
+            0,
+            {
+                let mut f = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, IF0).icmpv4_echo_request(1, 1).build();
+                f[ETH_LEN + 2] = 0x05; // total length 1280+ > frame
+                f
+            },
+            Expect::Drop(DropReason::BadHeader.name()),
+        ),
+    ];
+    run(&mut w, steps);
+    // forward2kni: a copy of everything received goes up first; the original goes on.
+    w.ports[0].forward2kni = true;
+    let syn = syn4(5000, 80);
+    run(
+        &mut w,
+        vec![step(
+            "forward2kni on: the SYN is copied to the twin and still forwarded",
+            0,
+            syn.clone(),
+            Expect::Out(vec![exact(Sink::Twin(0), syn), check(Sink::Tx(1), |f| assert_eq!(judge_eth(f).dst, IpAddr::from(RIP)))]),
+        )],
+    );
+    // Without a buffer for the copy: counted, and the original still goes on.
+    w.io.pool_empty = true;
+    w.io.out.clear();
+    w.frame(0, &syn4(5001, 80));
+    assert_eq!(w.node.counters.drops(NetDrop::NoMbuf), 1);
+    assert_eq!(w.io.out.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![Sink::Tx(1)]);
+}
+
+/// Local delivery: echo answered for every owned address, TCP/UDP to a VIP without a
+/// service dropped, kni_host addresses handed to the kernel.
+#[test]
+fn local_delivery() {
+    let mut w = World::new(1);
+    let echo4 = |dst| PacketBuilder::eth(CLIENT, US0).ipv4(CIP, dst).icmpv4_echo_request(7, 1).payload(b"ping").build();
+    let reply4 = |src| PacketBuilder::eth(US0, CLIENT).ipv4(src, CIP).ttl(64).icmpv4_echo_reply(7, 1).payload(b"ping").build();
+    let echo6 = |dst| PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), dst).icmpv6_echo_request(7, 1).payload(b"ping").build();
+    let steps = vec![
+        step("echo to the VIP answered", 0, echo4(VIP), Expect::Out(vec![check(Sink::Tx(0), move |f| {
+            let s = judge_eth(f);
+            assert_eq!((s.src, s.dst), (IpAddr::from(VIP), IpAddr::from(CIP)));
+            assert_eq!(&f[0..12], &[CLIENT.0, US0.0].concat()[..]);
+        })])),
+        step("echo to the interface address answered", 0, echo4(IF0), Expect::Out(vec![check(Sink::Tx(0), move |f| {
+            assert_eq!(judge_eth(f).src, IpAddr::from(IF0));
+            let want = reply4(IF0);
+            assert_eq!(f[ETH_LEN + 9], want[ETH_LEN + 9]);
+        })])),
+        step("echo to the LIP (owned by dpdk1) answered back out of dpdk0", 0, echo4(LIP), Expect::Out(vec![check(Sink::Tx(0), |f| {
+            assert_eq!(judge_eth(f).src, IpAddr::from(LIP));
+        })])),
+        step("echo to the IPv6 VIP answered", 0, echo6(vip6()), Expect::Out(vec![check(Sink::Tx(0), |f| {
+            let s = judge_eth(f);
+            assert_eq!((s.src, s.dst), (IpAddr::from(vip6()), IpAddr::from(cip6())));
+        })])),
+        step("echo to a kni_host address goes to the kernel", 0, echo4(KNI), Expect::Out(vec![exact(Sink::Twin(0), echo4(KNI))])),
+        step(
+            "TCP to a VIP port without a service: no_service, no RST",
+            0,
+            syn4(5000, 443),
+            Expect::Drop("no_service"),
+        ),
+        step(
+            "UDP to the interface address: nothing here handles it",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, IF0).udp(5, 5).payload(b"x").build(),
+            Expect::Drop("local_unhandled"),
+        ),
+        step(
+            "an address nobody here owns goes to the kernel",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, Ipv4Addr::new(198, 51, 100, 77)).udp(5, 5).build(),
+            Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+        ),
+    ];
+    run(&mut w, steps);
+    assert_eq!(w.node.counters.get(NetCounter::EchoReplies), 4);
+}
+
+/// FullNAT both ways through the node: SYN out of dpdk1 with TOA to the server's MAC,
+/// the SYN-ACK back out of dpdk0 to the client's MAC, IPv4 and IPv6.
+#[test]
+fn fullnat_both_directions_v4_v6() {
+    let mut w = World::new(1);
+    let steps = vec![
+        step(
+            "client SYN: LIP:lport -> RIP:rport out of dpdk1 to the server's MAC, TTL less one",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(64).tcp(40000, 80).seq(100).flags(SYN).mss(1460).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(1),
+                PacketBuilder::eth(US1, SERVER).ipv4(LIP, RIP).ttl(63).tcp(1025, 8080).seq(100).flags(SYN).mss(1460).build(),
+            )]),
+        ),
+        step(
+            "server SYN-ACK: VIP:vport -> CIP:cport out of dpdk0, MSS lowered for the TOA",
+            1,
+            PacketBuilder::eth(SERVER, US1).ipv4(RIP, LIP).ttl(64).tcp(8080, 1025).seq(900).ack(101).flags(SYNACK).mss(1460).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(0),
+                PacketBuilder::eth(US0, CLIENT).ipv4(VIP, CIP).ttl(63).tcp(80, 40000).seq(900).ack(101).flags(SYNACK).mss(1452).build(),
+            )]),
+        ),
+        step(
+            "handshake ACK carries the TOA with CIP:cport",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(64).tcp(40000, 80).seq(101).ack(901).flags(ACK).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(1),
+                PacketBuilder::eth(US1, SERVER)
+                    .ipv4(LIP, RIP)
+                    .ttl(63)
+                    .tcp(1025, 8080)
+                    .seq(101)
+                    .ack(901)
+                    .flags(ACK)
+                    .option(&toa4(CIP, 40000))
+                    .build(),
+            )]),
+        ),
+        step(
+            "IPv6 client SYN out of dpdk1",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).hop_limit(64).tcp(40000, 80).seq(100).flags(SYN).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(1),
+                PacketBuilder::eth(US1, SERVER).ipv6(lip6(), rip6()).hop_limit(63).tcp(1025, 8080).seq(100).flags(SYN).build(),
+            )]),
+        ),
+        step(
+            "IPv6 server SYN-ACK back to the client",
+            1,
+            PacketBuilder::eth(SERVER, US1).ipv6(rip6(), lip6()).hop_limit(64).tcp(8080, 1025).seq(900).ack(101).flags(SYNACK).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(0),
+                PacketBuilder::eth(US0, CLIENT).ipv6(vip6(), cip6()).hop_limit(63).tcp(80, 40000).seq(900).ack(101).flags(SYNACK).build(),
+            )]),
+        ),
+        step(
+            "IPv6 handshake ACK carries the 20-byte TOA",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).hop_limit(64).tcp(40000, 80).seq(101).ack(901).flags(ACK).build(),
+            Expect::Out(vec![exact(
+                Sink::Tx(1),
+                PacketBuilder::eth(US1, SERVER)
+                    .ipv6(lip6(), rip6())
+                    .hop_limit(63)
+                    .tcp(1025, 8080)
+                    .seq(101)
+                    .ack(901)
+                    .flags(ACK)
+                    .option(&toa6(cip6(), 40000))
+                    .build(),
+            )]),
+        ),
+    ];
+    run(&mut w, steps);
+    for (_, f) in &w.io.out {
+        judge_eth(f);
+    }
+}
+
+/// TTL / hop limit and MTU: the ICMP error goes back to the source from our address on
+/// the way back, and the packet is dropped under its own reason.
+#[test]
+fn ttl_expiry_and_too_big() {
+    let mut w = World::new(1);
+    let steps = vec![
+        step(
+            "SYN with TTL 1: time exceeded from the interface address, dropped",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(1).tcp(41000, 80).flags(SYN).build(),
+            Expect::Drop("ttl_exceeded"),
+        ),
+        step(
+            "IPv6 SYN with hop limit 1: time exceeded",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).hop_limit(1).tcp(41000, 80).flags(SYN).build(),
+            Expect::Drop("ttl_exceeded"),
+        ),
+    ];
+    // The error frames come out before the drop is counted: check them apart.
+    for s in steps {
+        w.io.out.clear();
+        let before = w.node.counters.drops(NetDrop::TtlExceeded);
+        w.frame(s.port, &s.input);
+        assert_eq!(w.node.counters.drops(NetDrop::TtlExceeded), before + 1, "{}", s.desc);
+        assert_eq!(w.io.out.len(), 1, "{}: one ICMP error", s.desc);
+        let (sink, f) = &w.io.out[0];
+        assert_eq!(*sink, Sink::Tx(0), "{}", s.desc);
+        let seen = judge_eth(f);
+        assert!(seen.src == IpAddr::from(IF0) || seen.src == IpAddr::from(if6()), "{}: from {}", s.desc, seen.src);
+        assert!(seen.dst == IpAddr::from(CIP) || seen.dst == IpAddr::from(cip6()), "{}", s.desc);
+        assert_eq!(&f[0..6], &CLIENT.0, "{}: to the client's MAC", s.desc);
+    }
+}
+
+/// MTU: a packet larger than the outgoing port's MTU is dropped and its sender gets
+/// "fragmentation needed" / "packet too big" quoting the packet as the sender sent it.
+/// Ignored: the core has already rewritten the packet when the outgoing port is known,
+/// so the error would quote (and be addressed after) the translated packet. It needs
+/// the connection's original tuple to un-translate the quote (planned with the edge
+/// checks of "Hold the edge").
+#[test]
+#[ignore = "the ICMP error about a translated packet needs the original tuple"]
+fn too_big_after_translation() {
+    let mut w = World::new(1);
+    // Open a connection, then send a segment larger than dpdk1's MTU (1400).
+    w.frame(0, &syn4(42000, 80));
+    for (desc, big, v6) in [
+        (
+            "IPv4 DF segment of 1500 bytes towards the 1400-byte port: fragmentation needed",
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).dont_frag().tcp(42000, 80).seq(101).flags(ACK).payload(&[7; 1460]).build(),
+            false,
+        ),
+        (
+            "IPv6 segment of 1500 bytes: packet too big",
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).tcp(42001, 80).flags(SYN).payload(&[7; 1440]).build(),
+            true,
+        ),
+    ] {
+        w.io.out.clear();
+        let before = w.node.counters.drops(NetDrop::TooBig);
+        w.frame(0, &big);
+        assert_eq!(w.node.counters.drops(NetDrop::TooBig), before + 1, "{desc}");
+        assert_eq!(w.io.out.len(), 1, "{desc}: one ICMP error");
+        let f = &w.io.out[0].1;
+        let seen = judge_eth(f);
+        if v6 {
+            assert_eq!(f[ETH_LEN + 40], 2, "{desc}: ICMPv6 packet too big");
+            assert_eq!(u32::from_be_bytes(f[ETH_LEN + 44..ETH_LEN + 48].try_into().unwrap()), 1400, "{desc}: MTU");
+        } else {
+            assert_eq!((f[ETH_LEN + 20], f[ETH_LEN + 21]), (3, 4), "{desc}: ICMP frag needed");
+            assert_eq!(u16::from_be_bytes([f[ETH_LEN + 26], f[ETH_LEN + 27]]), 1400, "{desc}: next-hop MTU");
+            assert_eq!(seen.dst, IpAddr::from(CIP));
+        }
+    }
+}
+
+/// Routing and neighbours: no route dropped; an unresolved next hop queues the packet
+/// and asks (ARP request out of the right port), the packet leaves when the neighbour
+/// is known, and is dropped if it never answers.
+#[test]
+fn no_route_and_neighbour_resolution() {
+    let mut w = World::new(1);
+    // A reply from the server towards an address with no route (the client moved away):
+    // open a connection from a client with no route back, by routing table change.
+    run(
+        &mut w,
+        vec![step(
+            "SYN for a service whose real server is not resolved yet: queued",
+            0,
+            syn4(43000, 81),
+            Expect::Queued,
+        )],
+    );
+    w.housekeeping(0);
+    assert_eq!(w.io.out.len(), 1, "one ARP request");
+    let (sink, req) = &w.io.out[0];
+    assert_eq!(*sink, Sink::Tx(1));
+    assert_eq!(
+        req,
+        &PacketBuilder::eth(US1, EthernetAddress::BROADCAST)
+            .pad_to(60)
+            .arp(arp(ArpOperation::Request, US1, LIP, EthernetAddress::UNSPECIFIED, RIP_UNRESOLVED))
+            .build()
+    );
+    assert_eq!(w.node.pending(), 1);
+    // The neighbour answers; the control thread learns it; the packet leaves.
+    w.neighs.insert_static(RIP_UNRESOLVED.into(), SERVER, PortId(1), 0);
+    w.io.out.clear();
+    w.release_resolved();
+    assert_eq!(w.io.out.len(), 1, "the queued SYN leaves");
+    assert_eq!(w.io.out[0].0, Sink::Tx(1));
+    assert_eq!(&w.io.out[0].1[0..12], &[SERVER.0, US1.0].concat()[..]);
+    assert_eq!(judge_eth(&w.io.out[0].1).dst, IpAddr::from(RIP_UNRESOLVED));
+    assert_eq!(w.node.pending(), 0);
+
+    // Unresolved for good: retries, then the packet is dropped as unresolved.
+    w.neighs.delete(RIP_UNRESOLVED.into());
+    w.frame(0, &syn4(43001, 81));
+    assert_eq!(w.node.pending(), 1);
+    let mut t = 0;
+    while w.node.pending() > 0 && t < 60_000 {
+        w.housekeeping(t);
+        t += 10;
+    }
+    assert_eq!(w.node.pending(), 0, "given up");
+    assert_eq!(w.node.counters.drops(NetDrop::Unresolved), 1);
+
+    // More waiting packets than the queue holds for one hop: pending_full.
+    w.io.out.clear();
+    let per_hop = frame::node::PENDING_PER_HOP;
+    for i in 0..per_hop as u16 {
+        w.frame(0, &syn4(44000 + i, 81));
+    }
+    run(&mut w, vec![step("one more for the same hop", 0, syn4(45000, 81), Expect::Drop("pending_full"))]);
+
+    // No route: a server reply towards a client the routing table cannot reach.
+    let mut w = World::new(1);
+    w.frame(0, &syn4(46000, 80));
+    w.routes = RouteTable::new();
+    for r in w.addrs.connected_routes().into_iter().filter(|r| r.prefix.addr().is_ipv4() && r.dev == PortId(1)) {
+        w.routes.add(r).unwrap();
+    }
+    run(
+        &mut w,
+        vec![step(
+            "SYN-ACK towards a client with no route back",
+            1,
+            PacketBuilder::eth(SERVER, US1).ipv4(RIP, LIP).tcp(8080, 1025).seq(1).ack(101).flags(SYNACK).build(),
+            Expect::Drop("no_route"),
+        )],
+    );
+}
+
+/// A reply for a local port another worker owns is handed to that worker untouched.
+#[test]
+fn redirect_to_the_owner() {
+    let mut w = World::new(2);
+    let reply = PacketBuilder::eth(SERVER, US1).ipv4(RIP, LIP).tcp(8080, 1025).seq(1).ack(101).flags(SYNACK).build();
+    run(&mut w, vec![step("reply to odd port 1025: worker 1's", 1, reply.clone(), Expect::Out(vec![exact(Sink::Redirect(1, 1), reply)]))]);
+}
+
+/// Every core drop reason passes through the node unchanged and is counted once.
+#[test]
+fn core_drops_are_counted_by_the_core() {
+    let mut w = World::new(1);
+    let steps = vec![
+        step(
+            "an ACK without a connection",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).tcp(47000, 80).flags(ACK).build(),
+            Expect::Drop(DropReason::NoConn.name()),
+        ),
+        step(
+            "a stray reply to a LIP port",
+            1,
+            PacketBuilder::eth(SERVER, US1).ipv4(RIP, LIP).tcp(8080, 2000).flags(SYNACK).build(),
+            Expect::Drop(DropReason::ReplyNoConn.name()),
+        ),
+        step(
+            "a fragment to the VIP",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).fragment(8, false).tcp(47001, 80).flags(SYN).build(),
+            Expect::Drop(DropReason::Fragment.name()),
+        ),
+    ];
+    run(&mut w, steps);
+}
