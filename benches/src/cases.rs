@@ -22,6 +22,7 @@ use dpdk::{Burst, MbufRing, RingSync};
 use fnat::engine::ConnInfo;
 use fnat::sapool::PortOwnership;
 use fnat::tcp_state::TcpState;
+use frame::NetCounter;
 use rvsd::shared::Shared;
 
 use crate::cli::RunArgs;
@@ -127,10 +128,10 @@ pub fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
         if let Some(fin) = last_stats(&shared, 0) {
             eprintln!(
                 "rvs-bench: worker stopped (rc {rc}): rx {} tx {} loops {} busy {} conns created {} live {}",
-                fin.net.rx_packets,
-                fin.net.tx_packets,
-                fin.net.loops,
-                fin.net.busy_loops,
+                fin.net.get(NetCounter::RxPackets),
+                fin.net.get(NetCounter::TxPackets),
+                fin.net.get(NetCounter::Loops),
+                fin.net.get(NetCounter::BusyLoops),
                 fin.core.total.conns,
                 fin.conns
             );
@@ -256,12 +257,12 @@ pub fn run_redirect(a: &RunArgs) -> Result<Vec<CaseResult>> {
         if let Some(fin) = last_stats(&shared, wid) {
             eprintln!(
                 "rvs-bench: worker {wid} stopped (rc {rc}): rx {} tx {} redirected out {} in {} loops {} busy {} conns created {} live {}",
-                fin.net.rx_packets,
-                fin.net.tx_packets,
-                fin.net.redirect_out,
-                fin.net.redirect_in,
-                fin.net.loops,
-                fin.net.busy_loops,
+                fin.net.get(NetCounter::RxPackets),
+                fin.net.get(NetCounter::TxPackets),
+                fin.net.get(NetCounter::RedirectOut),
+                fin.net.get(NetCounter::RedirectIn),
+                fin.net.get(NetCounter::Loops),
+                fin.net.get(NetCounter::BusyLoops),
                 fin.core.total.conns,
                 fin.conns
             );

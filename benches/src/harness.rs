@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{Burst, Eal, Mbuf, MbufRing, Mempool, Port, PortConfig, RingConsumer, RingProducer, RingSync};
 use dpdk::{RxQueue, TxBuffer};
 use fnat::engine::ConnInfo;
+use frame::NetCounter;
 use rvsd::shared::{Command, Reply, Shared, WorkerReport};
 use wire::EthernetAddress;
 
@@ -423,18 +424,19 @@ impl Harness {
                 let r = self.report(feed)?;
                 let tsc = dpdk::tsc();
                 let mut drops: BTreeMap<String, u64> = r.core.drops.clone();
-                for (k, v) in r.net.drop_map() {
-                    *drops.entry(format!("net.{k}")).or_default() += v;
+                for (k, v) in r.net.drops.nonzero() {
+                    *drops.entry(format!("net.{}", k.name())).or_default() += v;
                 }
+                let net = |c: NetCounter| r.net.get(c);
                 Ok(Counts {
                     tsc,
-                    rx: r.net.rx_packets + r.net.redirect_in,
-                    loops: r.net.loops,
-                    busy: r.net.busy_loops,
+                    rx: net(NetCounter::RxPackets) + net(NetCounter::RedirectIn),
+                    loops: net(NetCounter::Loops),
+                    busy: net(NetCounter::BusyLoops),
                     conns_created: r.core.total.conns,
                     live: r.conns as u64,
-                    redirect_out: r.net.redirect_out,
-                    redirect_in: r.net.redirect_in,
+                    redirect_out: net(NetCounter::RedirectOut),
+                    redirect_in: net(NetCounter::RedirectIn),
                     sink_out,
                     drops,
                     worker_ns,
