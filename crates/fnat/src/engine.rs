@@ -879,6 +879,16 @@ impl Engine {
 }
 
 impl Engine {
+    /// The key a forwarded packet of `conn` arrived with, before translation: what an
+    /// ICMP error about it must quote so that its sender recognises its own packet.
+    pub fn arrival_key(&self, conn: ConnRef, dir: Direction) -> ConnKey {
+        let c = self.conns.get(conn);
+        match dir {
+            Direction::Input => c.inbound_key(),
+            Direction::Output => c.outbound_key(),
+        }
+    }
+
     /// Counts a drop the dataplane decided after the core (no route, unresolved
     /// neighbour, full transmit queue), so every drop reason is counted in one place.
     #[inline]

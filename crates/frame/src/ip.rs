@@ -46,6 +46,15 @@ pub fn parse(frame: &[u8]) -> Option<L3> {
     }
 }
 
+/// The source address of a bare IP packet (or the start of one, as quoted in an ICMP
+/// error).
+pub fn source(l3: &[u8]) -> Option<IpAddr> {
+    match IpVersion::of(l3)? {
+        IpVersion::V4 => Ipv4Packet::new_checked_header(l3).ok().map(|p| p.src_addr().into()),
+        IpVersion::V6 => Ipv6Packet::new_checked_header(l3).ok().map(|p| p.src_addr().into()),
+    }
+}
+
 /// The TTL / hop limit of the IP header after the Ethernet header.
 #[inline]
 pub fn ttl(frame: &[u8]) -> Option<u8> {
@@ -86,6 +95,51 @@ pub fn decrement_ttl(frame: &mut [u8]) -> bool {
         }
         None => false,
     }
+}
+
+/// Bytes of an ICMP error's quote beyond the IP header: the transport ports and, for
+/// TCP, the sequence number (RFC 792's "first 64 bits"; all Linux needs to find the
+/// socket).
+pub const QUOTE_L4: usize = 8;
+/// Room for a rebuilt quote: the largest IPv4 header, or an IPv6 header with a few
+/// extension headers, plus [`QUOTE_L4`].
+pub const QUOTE_MAX: usize = 128;
+
+/// Writes into `out` the start of the IP packet `l3` (its header and [`QUOTE_L4`] bytes)
+/// as it was before FullNAT translated it: addresses and ports from `key`, the IPv4
+/// header checksum refreshed. Returns the quote's length, or `None` if `l3` is not a
+/// whole TCP/UDP header of the key's family.
+pub fn quote_as_arrived(l3: &[u8], key: &fnat::conn::ConnKey, out: &mut [u8; QUOTE_MAX]) -> Option<usize> {
+    let (src, dst) = (key.src.ip(), key.dst.ip());
+    let l4 = match (IpVersion::of(l3)?, src, dst) {
+        (IpVersion::V4, IpAddr::V4(s), IpAddr::V4(d)) => {
+            let p = Ipv4Packet::new_checked_header(l3).ok()?;
+            let hl = p.header_len();
+            let n = hl + QUOTE_L4;
+            out.get_mut(..n)?.copy_from_slice(l3.get(..n)?);
+            let mut q = Ipv4Packet::new_checked_header(&mut out[..n]).ok()?;
+            q.set_src_addr(s);
+            q.set_dst_addr(d);
+            q.fill_checksum();
+            hl
+        }
+        (IpVersion::V6, IpAddr::V6(s), IpAddr::V6(d)) => {
+            let p = Ipv6Packet::new_checked_header(l3).ok()?;
+            let off = p.upper_layer().ok()?.offset;
+            let n = off + QUOTE_L4;
+            out.get_mut(..n)?.copy_from_slice(l3.get(..n)?);
+            let mut q = Ipv6Packet::new_checked_header(&mut out[..n]).ok()?;
+            q.set_src_addr(s);
+            q.set_dst_addr(d);
+            off
+        }
+        _ => return None,
+    };
+    // TCP and UDP both start with the two ports.
+    let mut ports = wire::UdpPacket::new_unchecked(&mut out[l4..l4 + QUOTE_L4]);
+    ports.set_src_port(key.sport);
+    ports.set_dst_port(key.dport);
+    Some(l4 + QUOTE_L4)
 }
 
 /// Addresses an Ethernet frame from `src` to `dst`; false if it is shorter than the header.

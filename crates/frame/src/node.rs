@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use fnat::buf::PacketBuf;
-use fnat::engine::Verdict;
+use fnat::engine::{Engine, Verdict};
 use netstack::icmp::{self, Icmpv4ErrorKind, Icmpv6ErrorKind};
 use netstack::neigh::Due;
 use netstack::{arp, nd, AddrTable, NeighTable, Pending, PortId, RouteTable, Scope};
@@ -141,11 +141,23 @@ impl<B: PacketBuf> Node<B> {
         None
     }
 
-    /// Acts on the core's verdict about an IP frame received on `port`.
+    /// Acts on the core's verdict about an IP frame received on `port` (`engine` is
+    /// the core that gave it, asked only when an error must quote the packet as it
+    /// arrived).
     #[inline]
-    pub fn after_core(&mut self, net: &Net, port: usize, b: B, v: Verdict, io: &mut impl Io<B>) {
+    pub fn after_core(&mut self, net: &Net, port: usize, b: B, v: Verdict, engine: &Engine, io: &mut impl Io<B>) {
         match v {
-            Verdict::Forward { dst, .. } => self.forward(net, b, dst, false, io),
+            Verdict::Forward { dst, dir, conn } => {
+                if let Some((b, mtu)) = self.forward(net, b, dst, false, io) {
+                    // Too big for the way out: the error quotes the packet as the sender
+                    // sent it, before translation.
+                    let mut quote = [0u8; ip::QUOTE_MAX];
+                    let key = engine.arrival_key(conn, dir);
+                    if let Some(n) = ip::quote_as_arrived(&b.data()[ETH_LEN..], &key, &mut quote) {
+                        self.icmp_error(net, &quote[..n], IcmpKind::TooBig(mtu), io);
+                    }
+                }
+            }
             Verdict::Drop(_) => {}
             Verdict::NotMine => self.local(net, port, b, io),
             Verdict::Redirect { owner } => io.redirect(owner, port, b),
@@ -242,7 +254,7 @@ impl<B: PacketBuf> Node<B> {
         if net.addrs.owner(l3.dst).is_none() || matches!(l3.proto, IpProtocol::ICMP | IpProtocol::ICMPV6) {
             return false;
         }
-        self.icmp_error(net, b, IcmpKind::TimeExceeded, io);
+        self.icmp_error(net, &b.data()[ETH_LEN..], IcmpKind::TimeExceeded, io);
         self.counters.drop(NetDrop::TtlExceeded);
         true
     }
@@ -284,27 +296,33 @@ impl<B: PacketBuf> Node<B> {
     }
 
     /// Routes an IP frame towards `dst`: TTL, MTU, neighbour, transmit. `local` frames
-    /// were made here and keep their TTL.
-    fn forward(&mut self, net: &Net, mut b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) {
+    /// were made here and keep their TTL. A forwarded frame larger than the outgoing
+    /// port's MTU is counted and handed back with that MTU (its ICMP error must quote
+    /// it as it arrived, which the caller knows); a local one is dropped.
+    fn forward(&mut self, net: &Net, mut b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) -> Option<(B, u32)> {
         let Some(route) = net.routes.lookup(dst) else {
-            return self.counters.drop(NetDrop::NoRoute);
+            self.counters.drop(NetDrop::NoRoute);
+            return None;
         };
         let port = route.dev.0 as usize;
         let Some(p) = net.ports.get(port) else {
-            return self.counters.drop(NetDrop::NoRoute);
+            self.counters.drop(NetDrop::NoRoute);
+            return None;
         };
         if route.scope == Scope::KniHost {
-            return self.up_to_twin(net, port, b, io);
+            self.up_to_twin(net, port, b, io);
+            return None;
         }
         let nh = route.next_hop(dst);
         if !local && !ip::decrement_ttl(b.data_mut()) {
-            self.icmp_error(net, &b, IcmpKind::TimeExceeded, io);
-            return self.counters.drop(NetDrop::TtlExceeded);
+            // (Frames with TTL 1 for our addresses were stopped before the core.)
+            self.counters.drop(NetDrop::TtlExceeded);
+            return None;
         }
         let mtu = p.mtu as usize;
         if b.len() - ETH_LEN > mtu && ip::parse(b.data()).is_some_and(|l3| l3.len > mtu) {
-            self.icmp_error(net, &b, IcmpKind::TooBig(mtu as u32), io);
-            return self.counters.drop(NetDrop::TooBig);
+            self.counters.drop(NetDrop::TooBig);
+            return (!local).then_some((b, mtu as u32));
         }
         match net.neighs.lookup(nh) {
             Some(e) => send(&mut self.counters, net, b, port, e.mac, io),
@@ -317,13 +335,14 @@ impl<B: PacketBuf> Node<B> {
                 }
             }
         }
+        None
     }
 
-    /// Sends an ICMP error about `orig` back to its source, from our address on the way
-    /// back. Errors about errors, fragments and multicast are suppressed by netstack.
-    fn icmp_error(&mut self, net: &Net, orig: &B, kind: IcmpKind, io: &mut impl Io<B>) {
-        let d = orig.data();
-        let Some(src) = ip::parse(d).map(|l3| l3.src) else { return };
+    /// Sends an ICMP error about the IP packet `quoted` (as its sender sent it, or its
+    /// start) back to its source, from our address on the way back. Errors about
+    /// errors, fragments and multicast are suppressed by netstack.
+    fn icmp_error(&mut self, net: &Net, quoted: &[u8], kind: IcmpKind, io: &mut impl Io<B>) {
+        let Some(src) = ip::source(quoted) else { return };
         let Some(back) = net.routes.lookup(src) else { return };
         let Some(ours) = net.addrs.source_for(back.dev, src) else { return };
         let Some(mut m) = io.alloc() else {
@@ -333,7 +352,6 @@ impl<B: PacketBuf> Node<B> {
             return self.counters.drop(NetDrop::NoMbuf);
         }
         let out = &mut m.data_mut()[ETH_LEN..];
-        let quoted = &d[ETH_LEN..];
         let (built, ethertype) = match (ours, kind) {
             (IpAddr::V4(a), IcmpKind::TimeExceeded) => {
                 (icmp::build_error_v4(out, a, quoted, Icmpv4ErrorKind::TimeExceeded), EtherType::IPV4)

@@ -191,7 +191,12 @@ impl Worker {
                     }
                 }
             }
-            let net = Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+            let net = Net {
+                ports: &self.links,
+                addrs: &self.snap.addrs,
+                routes: &self.snap.routes,
+                neighs: &self.snap.neighs,
+            };
             if self.node.housekeeping(&net, now, &mut self.io) {
                 // 802.3ad bonds send LACPDUs from inside transmit calls: poll idle
                 // ports too (DPDK asks for at least every 100 ms).
@@ -212,7 +217,8 @@ impl Worker {
     /// lookups overlap their cache misses), then back to the frame logic.
     #[inline]
     fn receive_burst(&mut self, port: usize, n: usize, now: u64) {
-        let net = Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+        let net =
+            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
         let mut k = 0;
         for i in 0..n {
             let Some(m) = self.burst.take(i) else { continue };
@@ -233,7 +239,7 @@ impl Worker {
             );
             for i in 0..k {
                 let b = std::mem::take(&mut self.ip_batch[i]);
-                self.node.after_core(&net, port, b, self.verdicts[i], &mut self.io);
+                self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
             }
         }
     }
@@ -271,7 +277,8 @@ impl Worker {
         }
         self.snap = new;
         self.shared.workers[self.id as usize].seen_gen.store(self.snap.gen, Ordering::Release);
-        let net = Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+        let net =
+            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
         self.node.release_resolved(&net, &mut self.io);
     }
 
@@ -319,7 +326,8 @@ impl Worker {
     /// core (their connection lookups overlap); returns how many.
     fn redirected_in(&mut self, now: u64) -> usize {
         let mut got = 0;
-        let net = Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+        let net =
+            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
         for r in 0..self.redirect_rx.len() {
             let n = self.redirect_rx[r].dequeue_burst(&mut self.burst);
             got += n;
@@ -343,7 +351,7 @@ impl Worker {
                 for i in 0..k {
                     let b = std::mem::take(&mut self.ip_batch[i]);
                     let port = b.0.as_ref().map_or(0, |m| m.port() as usize);
-                    self.node.after_core(&net, port, b, self.verdicts[i], &mut self.io);
+                    self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
                 }
             }
         }
