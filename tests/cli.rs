@@ -1,5 +1,6 @@
 //! rvsadm and rvsip end to end: the whole demo configuration built at run time with the
-//! two tools alone, then the dataplane's traffic checks; save, clear and restore.
+//! two tools alone, then the dataplane's traffic checks; save, clear and restore; one
+//! change script applied line by line and by `rvsadm -R`, with identical results.
 
 use rvs_e2e::checks::traffic_checks;
 use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, CLIENT6, LIP4, LIP6, VIP4, VIP6};
@@ -98,4 +99,92 @@ fn save_clear_restore_reproduces_the_listing() {
     // The restored services forward.
     let (bodies, ok) = t.curl_many(&(0..30).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 20);
     assert!(ok && t.tally(&bodies).iter().sum::<usize>() == 30);
+}
+
+/// One change script: services, real servers (one with port 0, meaning the virtual
+/// port, then edited by its explicit port), local addresses, edits and deletions, and a
+/// service whose VIP is not an address of rvsd yet (a VRRP backup's).
+const CHANGE_SCRIPT: &str = "\
+-A -t 198.18.0.100:80 -s wrr
+-P -t 198.18.0.100:80 -z 198.19.0.10
+-P -t 198.18.0.100:80 -z 198.19.0.9
+-a -t 198.18.0.100:80 -r 198.19.0.11:0 -w 3
+-a -t 198.18.0.100:80 -r 198.19.0.12:8080 -w 2
+-a -t 198.18.0.100:80 -r 198.19.0.13:8080
+-e -t 198.18.0.100:80 -r 198.19.0.11:80 -w 5
+-d -t 198.18.0.100:80 -r 198.19.0.13:8080
+-Q -t 198.18.0.100:80 -z 198.19.0.9
+-A -u 198.18.0.100:53 -s rr
+-P -u 198.18.0.100:53 -z 198.19.0.10
+-a -u 198.18.0.100:53 -r 198.19.0.21:0
+-E -u 198.18.0.100:53 -s wlc -p 300
+-A -t 198.18.0.200:443 -s rr
+-P -t 198.18.0.200:443 -z 198.19.0.10
+-a -t 198.18.0.200:443 -r 198.19.0.31:0 -w 2
+-A -t 198.18.0.100:8443
+-D -t 198.18.0.100:8443
+";
+
+#[test]
+fn a_change_script_gives_the_same_set_through_the_socket_and_through_restore() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.config.remove("addr");
+    t.config.remove("service");
+    t.start_rvsd_bare().expect("rvsd starts without services");
+    for a in [
+        ["198.18.0.1/24", "dpdk0", ""],
+        ["198.18.0.100/32", "dpdk0", ""],
+        ["198.19.0.1/24", "dpdk1", ""],
+        ["198.19.0.9/24", "dpdk1", "sapool"],
+        ["198.19.0.10/24", "dpdk1", "sapool"],
+    ] {
+        let mut args = vec!["addr", "add", a[0], "dev", a[1]];
+        if !a[2].is_empty() {
+            args.push(a[2]);
+        }
+        t.cli_ok("rvsip", &args);
+    }
+
+    // (a) Line by line through the control socket.
+    for line in CHANGE_SCRIPT.lines() {
+        t.cli_ok("rvsadm", &line.split_whitespace().collect::<Vec<_>>());
+    }
+    let by_socket = t.cli_ok("rvsadm", &["-S", "-n"]);
+    let listed_by_socket = t.cli_ok("rvsadm", &["-L", "-n"]);
+    // The port-0 real server is the virtual port's, whichever spelling names it.
+    for bad in ["198.19.0.11:80", "198.19.0.11:0", "198.19.0.11"] {
+        let (_, err, ok) = t.cli("rvsadm", &["-a", "-t", "198.18.0.100:80", "-r", bad]);
+        assert!(!ok && err.contains("real server 198.19.0.11:80 listed twice"), "-r {bad}: {err}");
+    }
+
+    // (b) The same script through `rvsadm -R` after `rvsadm -C`.
+    t.cli_ok("rvsadm", &["-C"]);
+    assert!(!t.cli_ok("rvsadm", &["-S", "-n"]).contains("-A"), "cleared");
+    let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(CHANGE_SCRIPT));
+    assert!(ok, "restore: {err}");
+    let by_restore = t.cli_ok("rvsadm", &["-S", "-n"]);
+
+    assert_eq!(by_socket, by_restore, "the same script gives the same set either way");
+    assert_eq!(listed_by_socket, t.cli_ok("rvsadm", &["-L", "-n"]), "and the same listing");
+    for want in [
+        "-A -t 198.18.0.100:80 -s wrr\n",
+        // port 0 is the virtual port; the edit by the explicit port reached it
+        "-a -t 198.18.0.100:80 -r 198.19.0.11:80 -b -w 5\n",
+        "-a -t 198.18.0.100:80 -r 198.19.0.12:8080 -b -w 2\n",
+        "-P -t 198.18.0.100:80 -z 198.19.0.10\n",
+        "-A -u 198.18.0.100:53 -s wlc -p 300\n",
+        "-a -u 198.18.0.100:53 -r 198.19.0.21:53 -b -w 1\n",
+        // the VIP before its address
+        "-A -t 198.18.0.200:443 -s rr\n",
+        "-a -t 198.18.0.200:443 -r 198.19.0.31:443 -b -w 2\n",
+        "-P -t 198.18.0.200:443 -z 198.19.0.10\n",
+    ] {
+        assert!(by_socket.contains(want), "missing {want:?} in:\n{by_socket}");
+    }
+    for gone in ["198.19.0.13", "198.19.0.9", ":8443"] {
+        assert!(!by_socket.contains(gone), "{gone} was deleted:\n{by_socket}");
+    }
+    let addrs = t.cli_ok("rvsip", &["addr", "show"]);
+    assert!(!addrs.contains("198.18.0.200"), "the VIP is not an address yet:\n{addrs}");
 }

@@ -14,10 +14,12 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod proto;
+pub mod verbs;
 
 pub use client::Client;
 pub use error::{CtlError, ErrorCode};
 pub use proto::*;
+pub use verbs::Refused;
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -79,18 +79,9 @@ pub struct ConnCursor {
     pub pos: u32,
 }
 
-/// Route scopes on the wire.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteScope {
-    /// Through a gateway or directly.
-    #[default]
-    Global,
-    /// Directly connected.
-    Link,
-    /// To the port's kernel twin.
-    KniHost,
-}
+/// Route scopes on the wire (`global`, `link`, `kni_host`): the network layer's one
+/// definition.
+pub use netstack::Scope as RouteScope;
 
 /// A route as set and listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,14 +4,16 @@
 //! the whole file, returning every problem found, each naming the file, the key and the
 //! problem, so `rvsd --check-config` reports them all at once without touching hardware.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use ctl::verbs::{self, Owned};
+use ctl::ServiceSpec;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
-use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::service::{RealServerConfig, ServiceConfig};
 use fnat::tcp_state::Timeouts;
 use fnat::types::Proto;
 use ipnet::IpNet;
@@ -241,18 +243,8 @@ pub struct AddrConf {
     pub sapool: bool,
 }
 
-/// Route scopes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RouteScope {
-    /// Through a gateway or directly.
-    #[default]
-    Global,
-    /// Directly connected.
-    Link,
-    /// Handed to the kernel twin of `dev` (dpip's `kni_host`).
-    KniHost,
-}
+/// Route scopes (`global`, `link`, `kni_host`): the network layer's one definition.
+pub use netstack::Scope as RouteScope;
 
 /// A static route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -417,6 +409,40 @@ impl Config {
     /// The services as the core's configuration types.
     pub fn service_configs(&self) -> Vec<ServiceConfig> {
         self.services.iter().map(ServiceConf::to_core).collect()
+    }
+
+    /// The services as the control protocol sets them (with their LIPs), put in place
+    /// by the replace verb (so a real server's port 0 is the virtual port, as everywhere).
+    pub fn service_specs(&self) -> Vec<ServiceSpec> {
+        let mut set = Vec::new();
+        verbs::service_replace(
+            &mut set,
+            self.services.iter().map(|s| ServiceSpec { service: s.to_core(), laddrs: s.laddrs.clone() }).collect(),
+        );
+        set
+    }
+
+    /// How the file's addresses are owned, for [`verbs::validate`].
+    fn owner(&self, ip: IpAddr) -> Option<Owned> {
+        self.addrs.iter().find(|a| a.addr.addr() == ip).map(|a| if a.sapool { Owned::Sapool } else { Owned::Plain })
+    }
+
+    /// What is valid but worth a word: services whose VIP is not (yet) an address of
+    /// any port. They are loaded (a VRRP backup keeps its services; the agent adds the
+    /// VIP when it becomes master) and get no traffic until the address is added.
+    pub fn warnings(&self, file: &str) -> Vec<ConfigError> {
+        verbs::unowned_vips(&self.service_specs(), &|ip| self.owner(ip))
+            .into_iter()
+            .map(|(i, key)| ConfigError {
+                file: file.into(),
+                key: format!("service[{i}].vip"),
+                problem: format!(
+                    "service {key}: {} is not (yet) an address of any port; the service is loaded but gets no \
+                     traffic until the address is added (as on a VRRP backup)",
+                    key.vip
+                ),
+            })
+            .collect()
     }
 
     /// The EAL arguments: `args` plus what rvsd derives (lcores, devices, PCI allowlist,
@@ -589,13 +615,13 @@ impl Config {
             );
         }
         // Addresses.
-        let mut owned: HashMap<IpAddr, &AddrConf> = HashMap::new();
+        let mut owned: HashSet<IpAddr> = HashSet::new();
         for (i, a) in self.addrs.iter().enumerate() {
             let k = format!("addr[{i}]");
             if self.port_index(&a.dev).is_none() {
                 err(format!("{k}.dev"), format!("no port named {:?}", a.dev));
             }
-            if owned.insert(a.addr.addr(), a).is_some() {
+            if !owned.insert(a.addr.addr()) {
                 err(format!("{k}.addr"), format!("{} is configured twice", a.addr.addr()));
             }
         }
@@ -624,39 +650,27 @@ impl Config {
                 err(format!("neigh[{i}].dev"), format!("no port named {:?}", n.dev));
             }
         }
-        // Services.
+        // Services: what only a file can get wrong here; the rest is the one validation
+        // every change of the service set passes (rvsd's control socket, `rvsadm -R`).
+        // A VIP need not be owned (see `warnings`).
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("service[{i}]");
-            if !owned.contains_key(&s.vip) {
-                err(format!("{k}.vip"), format!("{} is not an address of any port; add an [[addr]] for it", s.vip));
-            }
             if s.laddrs.is_empty() {
                 err(format!("{k}.laddrs"), "FullNAT needs at least one local address (LIP)".into());
             }
-            for (j, l) in s.laddrs.iter().enumerate() {
-                match owned.get(l) {
-                    None => err(format!("{k}.laddrs[{j}]"), format!("{l} is not an [[addr]] of any port")),
-                    Some(a) if !a.sapool => {
-                        err(format!("{k}.laddrs[{j}]"), format!("{l} is an [[addr]] without sapool = true"))
-                    }
-                    _ => {}
-                }
-                if l.is_ipv4() != s.real_servers.first().map_or(l.is_ipv4(), |r| r.addr.is_ipv4()) {
-                    err(format!("{k}.laddrs[{j}]"), format!("{l} is not of the real servers' address family"));
-                }
-            }
-            if let Some(m) = s.persistence_netmask {
-                if s.persistence.is_none() {
-                    err(format!("{k}.persistence_netmask"), "needs persistence".into());
-                } else if m > if s.vip.is_ipv4() { 32 } else { 128 } {
-                    err(format!("{k}.persistence_netmask"), format!("/{m} is longer than an address"));
-                }
+            if s.persistence_netmask.is_some() && s.persistence.is_none() {
+                err(format!("{k}.persistence_netmask"), "needs persistence".into());
             }
         }
-        // The core checks the rest (duplicates, weights, families) exactly as it would
-        // at run time.
-        if let Err(e) = ServiceTable::build(&self.service_configs(), None) {
-            err("service".into(), e.to_string());
+        if let Err(problems) = verbs::validate(&self.service_specs(), &|ip| self.owner(ip), None) {
+            for p in problems {
+                let key = match (p.service, p.laddr) {
+                    (Some(i), Some(j)) => format!("service[{i}].laddrs[{j}]"),
+                    (Some(i), None) => format!("service[{i}]"),
+                    _ => "service".into(),
+                };
+                err(key, p.refused.message);
+            }
         }
         errs
     }
@@ -783,7 +797,6 @@ port = 80
     fn bad_values_name_their_key() {
         let cases: &[(&str, &str, &str)] = &[
             ("weight of the wrong type", "", "line 23 (weight = \"x\"): invalid type"),
-            ("vip not owned", r#"vip = "192.0.2.1""#, "service[0].vip"),
             ("laddr without sapool", "sapool = true", "service[0].laddrs[0]"),
             (
                 "unknown port",
@@ -794,7 +807,6 @@ addr = "192.0.2.1/24""#,
         ];
         let edits = [
             format!("{MINIMAL}weight = \"x\"\n"),
-            MINIMAL.replace(r#"vip = "192.0.2.1""#, r#"vip = "192.0.2.99""#),
             MINIMAL.replace("sapool = true", "sapool = false"),
             MINIMAL.replacen(
                 r#"dev = "dpdk0"
@@ -808,6 +820,32 @@ addr = "192.0.2.1/24""#,
             let p = problems(text);
             assert!(p.iter().any(|e| e.contains(key)), "{what}: expected a problem at {key}, got {p:?}");
         }
+    }
+
+    #[test]
+    fn a_vip_before_its_address_is_valid_with_a_warning() {
+        // A VRRP backup: the service is loaded, the agent adds the VIP on becoming master.
+        let text = MINIMAL.replace(r#"vip = "192.0.2.1""#, r#"vip = "192.0.2.99""#);
+        let c = Config::parse("t.toml", &text).expect("a VIP need not be owned");
+        let w: Vec<String> = c.warnings("t.toml").iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("t.toml: service[0].vip: service tcp 192.0.2.99:80: 192.0.2.99 is not (yet)"),
+            "{w:?}"
+        );
+        assert!(Config::parse("t.toml", MINIMAL).unwrap().warnings("t.toml").is_empty());
+    }
+
+    #[test]
+    fn persistence_netmask_is_checked_once() {
+        let text = MINIMAL.replace("laddrs = [", "persistence = 60\npersistence_netmask = 33\nladdrs = [");
+        let p = problems(&text);
+        assert_eq!(
+            p,
+            vec!["t.toml: service: tcp 192.0.2.1:80: persistence netmask /33 is longer than an IPv4 address"]
+        );
+        let p = problems(&MINIMAL.replace("laddrs = [", "persistence_netmask = 24\nladdrs = ["));
+        assert_eq!(p, vec!["t.toml: service[0].persistence_netmask: needs persistence"]);
     }
 
     #[test]

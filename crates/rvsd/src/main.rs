@@ -15,7 +15,8 @@ struct Args {
     config: PathBuf,
 
     /// Check the configuration file and exit: no hardware is touched. Every problem is
-    /// printed as `file: key: problem`.
+    /// printed as `file: key: problem`; warnings (a service whose VIP is not yet an
+    /// address) as `warning: file: key: ...`, and do not fail the check.
     #[arg(long = "check-config", value_name = "FILE")]
     check_config: Option<PathBuf>,
 }
@@ -25,6 +26,9 @@ fn main() -> ExitCode {
     if let Some(path) = args.check_config {
         return match Config::load(&path) {
             Ok(cfg) => {
+                for w in cfg.warnings(&path.display().to_string()) {
+                    eprintln!("warning: {w}");
+                }
                 println!(
                     "{}: ok ({} ports, {} workers, {} services)",
                     path.display(),
@@ -48,6 +52,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for w in cfg.warnings(&args.config.display().to_string()) {
+        tracing::warn!("{w}");
+    }
     match rvsd::dataplane::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

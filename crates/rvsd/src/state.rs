@@ -3,36 +3,31 @@
 //! start, or from the control socket) is applied to a copy of the [`State`], turned into
 //! a snapshot (which validates it whole), and only then adopted: an invalid change
 //! leaves everything as it was.
+//!
+//! The verbs: the service set's are [`ctl::verbs`] (shared with `rvsadm -R`); the
+//! address, route, timeout and neighbour verbs, which only rvsd has, are the methods
+//! here ([`State::addr_add`], [`State::addr_del`], [`State::route_add`],
+//! [`State::route_del`], [`State::timeouts_set`], [`State::neigh_add`],
+//! [`State::neigh_del`]). The validation of the service set is
+//! [`ctl::verbs::validate`], shared with `rvsd --check-config`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use ctl::verbs::{self, Owned};
 use ctl::{ErrorCode, RouteScope, RouteSpec, ServiceSpec};
 use fnat::engine::LocalAddrSet;
-use fnat::service::{ServiceKey, ServiceTable};
 use fnat::tcp_state::Timeouts;
 use ipnet::IpNet;
 use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable, Scope};
+use wire::EthernetAddress;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::shared::{PortView, Snapshot};
 
-/// A refused change: the code and the sentence the client sees.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Refused {
-    /// Stable code.
-    pub code: ErrorCode,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Refused {
-    /// A refusal.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refused {
-        Refused { code, message: message.into() }
-    }
-}
+/// A refused change: the code and the sentence the client sees (the control verbs'
+/// one error type).
+pub use ctl::Refused;
 
 /// An address on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +61,7 @@ impl State {
         let port = |dev: &str| cfg.port_index(dev).unwrap_or(usize::MAX);
         State {
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            services: cfg
-                .services
-                .iter()
-                .map(|s| ServiceSpec { service: s.to_core(), laddrs: s.laddrs.clone() })
-                .collect(),
+            services: cfg.service_specs(),
             addrs: cfg.addrs.iter().map(|a| AddrSpec { port: port(&a.dev), net: a.addr, sapool: a.sapool }).collect(),
             routes: cfg
                 .routes
@@ -79,11 +70,7 @@ impl State {
                     prefix: r.prefix,
                     via: r.via,
                     dev: r.dev.clone(),
-                    scope: match r.scope {
-                        config::RouteScope::Global => RouteScope::Global,
-                        config::RouteScope::Link => RouteScope::Link,
-                        config::RouteScope::KniHost => RouteScope::KniHost,
-                    },
+                    scope: r.scope,
                     src: r.src,
                     metric: 0,
                     connected: false,
@@ -99,14 +86,6 @@ impl State {
             .iter()
             .position(|n| n == dev)
             .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no port named {dev:?}")))
-    }
-
-    /// The index of the service `key`.
-    pub fn service(&self, key: &ServiceKey) -> Result<usize, Refused> {
-        self.services
-            .iter()
-            .position(|s| s.service.key() == *key)
-            .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no service {key}")))
     }
 
     /// The address table (VIP flags from the services).
@@ -149,40 +128,6 @@ impl State {
         self.services.iter().map(|s| LocalAddrSet { service: Some(s.service.key()), lips: s.laddrs.clone() }).collect()
     }
 
-    /// Checks what the tables cannot: LIPs are owned `sapool` addresses of the VIP's
-    /// family. A VIP need not be an address yet: services stay loaded on a VRRP backup
-    /// (fast failover) and the agent adds the VIP when it becomes master; until then no
-    /// traffic for it reaches this box.
-    fn check_services(&self, addrs: &AddrTable) -> Result<(), Refused> {
-        for s in &self.services {
-            let key = s.service.key();
-            for l in &s.laddrs {
-                match addrs.owner(*l) {
-                    None => {
-                        return Err(Refused::new(
-                            ErrorCode::Invalid,
-                            format!("service {key}: local address {l} is not an address of any port"),
-                        ))
-                    }
-                    Some((_, e)) if !e.flags.sapool => {
-                        return Err(Refused::new(
-                            ErrorCode::Invalid,
-                            format!("service {key}: local address {l} is not a sapool address"),
-                        ))
-                    }
-                    _ => {}
-                }
-                if l.is_ipv4() != s.service.vip.is_ipv4() {
-                    return Err(Refused::new(
-                        ErrorCode::Invalid,
-                        format!("service {key}: local address {l} is of the other address family"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Builds (and thereby validates) the snapshot for generation `gen`. `prev` keeps
     /// real-server identities (and so connections and counters) across the change.
     pub fn snapshot(
@@ -194,10 +139,10 @@ impl State {
     ) -> Result<Snapshot, Refused> {
         let addrs = self.addr_table()?;
         let routes = self.route_table(&addrs)?;
-        self.check_services(&addrs)?;
-        let configs: Vec<_> = self.services.iter().map(|s| s.service.clone()).collect();
-        let services = ServiceTable::build(&configs, prev.map(|p| &*p.services))
-            .map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
+        let owner =
+            |ip: IpAddr| addrs.owner(ip).map(|(_, e)| if e.flags.sapool { Owned::Sapool } else { Owned::Plain });
+        let services = verbs::validate(&self.services, &owner, prev.map(|p| &*p.services))
+            .map_err(|mut problems| problems.swap_remove(0).refused)?;
         let laddrs = self.local_addr_sets();
         // Reuse unchanged parts so workers can tell what changed by pointer.
         let keep = |p: Option<&Snapshot>| p.filter(|p| *p.laddrs == laddrs).map(|p| Arc::clone(&p.laddrs));
@@ -236,5 +181,88 @@ impl State {
     /// Whether `ip` is configured on any port.
     pub fn has_addr(&self, ip: IpAddr) -> bool {
         self.addrs.iter().any(|a| a.net.addr() == ip)
+    }
+
+    /// Adds the address `net` to port `dev` (a LIP with `sapool`). Refused if any port
+    /// has the address.
+    pub fn addr_add(&mut self, dev: &str, net: IpNet, sapool: bool) -> Result<(), Refused> {
+        let port = self.port(dev)?;
+        if self.has_addr(net.addr()) {
+            return Err(Refused::new(ErrorCode::Exists, format!("address {} exists", net.addr())));
+        }
+        self.addrs.push(AddrSpec { port, net, sapool });
+        Ok(())
+    }
+
+    /// Removes the address `addr` from port `dev`.
+    pub fn addr_del(&mut self, dev: &str, addr: IpAddr) -> Result<(), Refused> {
+        let port = self.port(dev)?;
+        let i = self
+            .addrs
+            .iter()
+            .position(|a| a.port == port && a.net.addr() == addr)
+            .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no address {addr} on {dev}")))?;
+        self.addrs.remove(i);
+        Ok(())
+    }
+
+    /// Adds a static route. Refused if one for the same prefix and metric exists.
+    pub fn route_add(&mut self, route: RouteSpec) -> Result<(), Refused> {
+        self.port(&route.dev)?;
+        if self.routes.iter().any(|r| r.prefix == route.prefix && r.metric == route.metric) {
+            return Err(Refused::new(
+                ErrorCode::Exists,
+                format!("route {} metric {} exists", route.prefix, route.metric),
+            ));
+        }
+        self.routes.push(route);
+        Ok(())
+    }
+
+    /// Removes the static route for `prefix` (with `metric`, if given).
+    pub fn route_del(&mut self, prefix: IpNet, metric: Option<u32>) -> Result<(), Refused> {
+        let i = self
+            .routes
+            .iter()
+            .position(|r| r.prefix == prefix && metric.is_none_or(|m| m == r.metric))
+            .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no static route {prefix}")))?;
+        self.routes.remove(i);
+        Ok(())
+    }
+
+    /// Sets timeouts like `ipvsadm --set tcp tcpfin udp`: 0 keeps a value.
+    pub fn timeouts_set(&mut self, tcp: u32, tcpfin: u32, udp: u32) {
+        if tcp > 0 {
+            self.timeouts.established = tcp;
+        }
+        if tcpfin > 0 {
+            self.timeouts.fin_wait = tcpfin;
+        }
+        if udp > 0 {
+            self.timeouts.udp = udp;
+        }
+    }
+
+    /// Adds (or replaces) the static neighbour `addr` on port `dev` in `neighs` (the
+    /// neighbour table lives beside the state: workers also learn into it).
+    pub fn neigh_add(
+        &self,
+        neighs: &mut NeighTable,
+        addr: IpAddr,
+        mac: EthernetAddress,
+        dev: &str,
+        now_ms: u64,
+    ) -> Result<(), Refused> {
+        let port = self.port(dev)?;
+        neighs.insert_static(addr, mac, PortId(port as u16), now_ms);
+        Ok(())
+    }
+
+    /// Removes the neighbour `addr` (static or learned) from `neighs`.
+    pub fn neigh_del(neighs: &mut NeighTable, addr: IpAddr) -> Result<(), Refused> {
+        match neighs.delete(addr) {
+            Some(_) => Ok(()),
+            None => Err(Refused::new(ErrorCode::NotFound, format!("no neighbour {addr}"))),
+        }
     }
 }

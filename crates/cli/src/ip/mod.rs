@@ -541,9 +541,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 Response::Addrs { addrs } => addrs,
                 other => return Err(unexpected("addrs", &other)),
             };
-            addrs.retain(|a| {
-                dev.as_ref().map_or(true, |d| a.dev == *d) && family.map_or(true, |f| f.has(a.addr.addr()))
-            });
+            addrs.retain(|a| dev.as_ref().is_none_or(|d| a.dev == *d) && family.is_none_or(|f| f.has(a.addr.addr())));
             if *json {
                 write_json(out, &Response::Addrs { addrs })?;
             } else {
@@ -555,7 +553,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 Response::Routes { routes } => routes,
                 other => return Err(unexpected("routes", &other)),
             };
-            routes.retain(|r| family.map_or(true, |f| f.has(r.prefix.addr())));
+            routes.retain(|r| family.is_none_or(|f| f.has(r.prefix.addr())));
             if *json {
                 write_json(out, &Response::Routes { routes })?;
             } else {
@@ -567,7 +565,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 Response::Neighs { neighs } => neighs,
                 other => return Err(unexpected("neighs", &other)),
             };
-            neighs.retain(|n| dev.as_ref().map_or(true, |d| n.dev == *d) && family.map_or(true, |f| f.has(n.addr)));
+            neighs.retain(|n| dev.as_ref().is_none_or(|d| n.dev == *d) && family.is_none_or(|f| f.has(n.addr)));
             if *json {
                 write_json(out, &Response::Neighs { neighs })?;
             } else {

@@ -1,0 +1,499 @@
+//! The control verbs over the service set, written once: rvsd's control thread applies
+//! each request with them, and `rvsadm -R` applies a change script with them, so both
+//! refuse the same things with the same sentence and leave the same set behind.
+//!
+//! - One function per verb: [`service_add`], [`service_edit`], [`service_del`],
+//!   [`service_replace`], [`real_server_add`], [`real_server_edit`],
+//!   [`real_server_del`], [`laddr_add`], [`laddr_del`]; [`apply`] dispatches a
+//!   [`Request`] to them.
+//! - A real server's port 0 means "the virtual port" (as in LVS). It is resolved where a
+//!   verb stores a real server, so a listing shows the same port whichever path added
+//!   it, and a verb naming a real server finds it by either spelling. On an all-ports
+//!   service (virtual port 0) a real server's port stays 0: the client's port is kept.
+//! - [`validate`] is the one check of a whole set against the addresses the ports own,
+//!   shared by `rvsd --check-config` and every change on the control socket (a
+//!   `rvsadm -R` script arrives as one `ServiceReplace`). The VIP rule: a service whose
+//!   VIP is not (yet) an address of any port is accepted everywhere. A VRRP backup
+//!   keeps its services loaded and gets the address from the agent when it becomes
+//!   master; until then no traffic for the VIP reaches the box. [`unowned_vips`] names
+//!   such services for a warning.
+
+use std::net::{IpAddr, SocketAddr};
+
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
+
+use crate::error::ErrorCode;
+use crate::proto::{RealServerEdit, Request, Response, ServiceSpec};
+
+/// A refused change: the stable code and the sentence the client sees.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Refused {
+    /// A refusal.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refused {
+        Refused { code, message: message.into() }
+    }
+}
+
+impl From<Refused> for Response {
+    fn from(r: Refused) -> Response {
+        Response::error(r.code, r.message)
+    }
+}
+
+/// A real server's effective port on a service with virtual port `vport`: 0 means the
+/// virtual port (on an all-ports service it stays 0).
+pub fn effective_port(port: u16, vport: u16) -> u16 {
+    if port == 0 {
+        vport
+    } else {
+        port
+    }
+}
+
+/// Resolves every real server's port 0 to the virtual port.
+fn normalise(service: &mut ServiceConfig) {
+    let vport = service.vport;
+    for rs in &mut service.real_servers {
+        rs.port = effective_port(rs.port, vport);
+    }
+}
+
+/// The position of the service `key`.
+pub fn find(set: &[ServiceSpec], key: &ServiceKey) -> Result<usize, Refused> {
+    set.iter()
+        .position(|s| s.service.key() == *key)
+        .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no service {key}")))
+}
+
+/// The position of real server `addr:port` in the service `key` (port 0 = the virtual
+/// port), with the service's position.
+fn find_rs(set: &[ServiceSpec], key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(usize, usize), Refused> {
+    let i = find(set, key)?;
+    let port = effective_port(port, key.vport);
+    set[i]
+        .service
+        .real_servers
+        .iter()
+        .position(|r| r.addr == addr && effective_port(r.port, key.vport) == port)
+        .map(|j| (i, j))
+        .ok_or_else(|| {
+            Refused::new(ErrorCode::NotFound, format!("{key}: no real server {}", SocketAddr::new(addr, port)))
+        })
+}
+
+/// Adds a service (with the real servers and LIPs it brings). Refused if one with the
+/// same key exists.
+pub fn service_add(set: &mut Vec<ServiceSpec>, mut spec: ServiceSpec) -> Result<(), Refused> {
+    let key = spec.service.key();
+    if set.iter().any(|s| s.service.key() == key) {
+        return Err(Refused::new(ErrorCode::Exists, format!("service {key} defined twice")));
+    }
+    normalise(&mut spec.service);
+    set.push(spec);
+    Ok(())
+}
+
+/// Changes a service's settings; its real servers and LIPs are kept (`real_servers` of
+/// `service` is ignored).
+pub fn service_edit(set: &mut [ServiceSpec], service: ServiceConfig) -> Result<(), Refused> {
+    let i = find(set, &service.key())?;
+    let old = &mut set[i].service;
+    let rs = std::mem::take(&mut old.real_servers);
+    *old = service;
+    old.real_servers = rs;
+    Ok(())
+}
+
+/// Deletes the service `key`.
+pub fn service_del(set: &mut Vec<ServiceSpec>, key: &ServiceKey) -> Result<(), Refused> {
+    let i = find(set, key)?;
+    set.remove(i);
+    Ok(())
+}
+
+/// Replaces the whole set (duplicates and the rest are for [`validate`]).
+pub fn service_replace(set: &mut Vec<ServiceSpec>, mut services: Vec<ServiceSpec>) {
+    for s in &mut services {
+        normalise(&mut s.service);
+    }
+    *set = services;
+}
+
+/// Adds a real server to the service `key`. Refused if the service has one with the
+/// same address and effective port.
+pub fn real_server_add(set: &mut [ServiceSpec], key: &ServiceKey, mut rs: RealServerConfig) -> Result<(), Refused> {
+    rs.port = effective_port(rs.port, key.vport);
+    if find_rs(set, key, rs.addr, rs.port).is_ok() {
+        return Err(Refused::new(
+            ErrorCode::Exists,
+            format!("{key}: real server {} listed twice", SocketAddr::new(rs.addr, rs.port)),
+        ));
+    }
+    let i = find(set, key)?;
+    set[i].service.real_servers.push(rs);
+    Ok(())
+}
+
+/// Changes the values `change` gives of real server `addr:port` of the service `key`.
+pub fn real_server_edit(
+    set: &mut [ServiceSpec],
+    key: &ServiceKey,
+    addr: IpAddr,
+    port: u16,
+    change: RealServerEdit,
+) -> Result<(), Refused> {
+    let (i, j) = find_rs(set, key, addr, port)?;
+    let rs = &mut set[i].service.real_servers[j];
+    if let Some(w) = change.weight {
+        rs.weight = w;
+    }
+    if let Some(u) = change.upper {
+        rs.upper = u;
+    }
+    if let Some(l) = change.lower {
+        rs.lower = l;
+    }
+    Ok(())
+}
+
+/// Removes real server `addr:port` from the service `key`.
+pub fn real_server_del(set: &mut [ServiceSpec], key: &ServiceKey, addr: IpAddr, port: u16) -> Result<(), Refused> {
+    let (i, j) = find_rs(set, key, addr, port)?;
+    set[i].service.real_servers.remove(j);
+    Ok(())
+}
+
+/// Adds the local address `addr` to the service `key`.
+pub fn laddr_add(set: &mut [ServiceSpec], key: &ServiceKey, addr: IpAddr) -> Result<(), Refused> {
+    let i = find(set, key)?;
+    if set[i].laddrs.contains(&addr) {
+        return Err(Refused::new(ErrorCode::Exists, format!("{key}: local address {addr} listed twice")));
+    }
+    set[i].laddrs.push(addr);
+    Ok(())
+}
+
+/// Removes the local address `addr` from the service `key`.
+pub fn laddr_del(set: &mut [ServiceSpec], key: &ServiceKey, addr: IpAddr) -> Result<(), Refused> {
+    let i = find(set, key)?;
+    let l = &mut set[i].laddrs;
+    let j = l
+        .iter()
+        .position(|a| *a == addr)
+        .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("{key}: no local address {addr}")))?;
+    l.remove(j);
+    Ok(())
+}
+
+/// Whether `req` is a change of the service set (what [`apply`] carries out).
+pub fn changes_services(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::ServiceAdd(_)
+            | Request::ServiceEdit { .. }
+            | Request::ServiceDel { .. }
+            | Request::ServiceReplace { .. }
+            | Request::RealServerAdd { .. }
+            | Request::RealServerEdit { .. }
+            | Request::RealServerDel { .. }
+            | Request::LaddrAdd { .. }
+            | Request::LaddrDel { .. }
+    )
+}
+
+/// Applies one change of the service set with its verb. Any other request is refused
+/// (`bad_request`): see [`changes_services`].
+pub fn apply(set: &mut Vec<ServiceSpec>, req: Request) -> Result<(), Refused> {
+    match req {
+        Request::ServiceAdd(spec) => service_add(set, spec),
+        Request::ServiceEdit { service } => service_edit(set, service),
+        Request::ServiceDel { key } => service_del(set, &key),
+        Request::ServiceReplace { services } => {
+            service_replace(set, services);
+            Ok(())
+        }
+        Request::RealServerAdd { key, rs } => real_server_add(set, &key, rs),
+        Request::RealServerEdit { key, addr, port, change } => real_server_edit(set, &key, addr, port, change),
+        Request::RealServerDel { key, addr, port } => real_server_del(set, &key, addr, port),
+        Request::LaddrAdd { key, addr } => laddr_add(set, &key, addr),
+        Request::LaddrDel { key, addr } => laddr_del(set, &key, addr),
+        other => Err(Refused::new(ErrorCode::BadRequest, format!("{other:?} is not a change of the service set"))),
+    }
+}
+
+/// One problem [`validate`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The position of the service in the set, when one service is at fault.
+    pub service: Option<usize>,
+    /// The position of the local address in that service's `laddrs`, when one is.
+    pub laddr: Option<usize>,
+    /// The refusal (code `invalid`) naming the service and the problem.
+    pub refused: Refused,
+}
+
+/// How a port holds an address, as far as services care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owned {
+    /// An address of a port, not a local address.
+    Plain,
+    /// A `sapool` address: FullNAT may use its ports (a LIP).
+    Sapool,
+}
+
+/// Checks a whole service set against the addresses the ports own (`owner` says how,
+/// `None` if no port does) and builds the core's table (`prev` keeps real-server
+/// identities). Every LIP must be an owned `sapool` address of the VIP's family; the
+/// core checks the rest (duplicates, weights, families, persistence netmask,
+/// thresholds). A VIP need not be owned (see the module documentation).
+///
+/// Every LIP problem is returned; the core reports its first.
+pub fn validate(
+    set: &[ServiceSpec],
+    owner: &dyn Fn(IpAddr) -> Option<Owned>,
+    prev: Option<&ServiceTable>,
+) -> Result<ServiceTable, Vec<Problem>> {
+    let mut problems = Vec::new();
+    for (i, s) in set.iter().enumerate() {
+        let key = s.service.key();
+        for (j, l) in s.laddrs.iter().enumerate() {
+            let what = match owner(*l) {
+                None => Some("is not an address of any port"),
+                Some(Owned::Plain) => Some("is not a sapool address"),
+                Some(Owned::Sapool) if l.is_ipv4() != s.service.vip.is_ipv4() => Some("is of the other address family"),
+                Some(Owned::Sapool) => None,
+            };
+            if let Some(what) = what {
+                problems.push(Problem {
+                    service: Some(i),
+                    laddr: Some(j),
+                    refused: Refused::new(ErrorCode::Invalid, format!("service {key}: local address {l} {what}")),
+                });
+            }
+        }
+    }
+    let configs: Vec<ServiceConfig> = set.iter().map(|s| s.service.clone()).collect();
+    match ServiceTable::build(&configs, prev) {
+        Ok(table) if problems.is_empty() => Ok(table),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push(Problem {
+                service: None,
+                laddr: None,
+                refused: Refused::new(ErrorCode::Invalid, e.to_string()),
+            });
+            Err(problems)
+        }
+    }
+}
+
+/// The services (position and key) whose VIP no port owns yet. They are valid (a VRRP
+/// backup's services); `rvsd --check-config` names them in a warning.
+pub fn unowned_vips(set: &[ServiceSpec], owner: &dyn Fn(IpAddr) -> Option<Owned>) -> Vec<(usize, ServiceKey)> {
+    set.iter().enumerate().filter(|(_, s)| owner(s.service.vip).is_none()).map(|(i, s)| (i, s.service.key())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnat::persist::PersistConfig;
+    use fnat::types::Proto;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn key(vport: u16) -> ServiceKey {
+        ServiceKey { proto: Proto::Tcp, vip: ip("198.18.0.100"), vport }
+    }
+
+    fn spec(vport: u16) -> ServiceSpec {
+        ServiceSpec { service: ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), vport), laddrs: vec![] }
+    }
+
+    fn rs(addr: &str, port: u16) -> RealServerConfig {
+        RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0 }
+    }
+
+    fn refusal(r: Result<(), Refused>) -> (ErrorCode, String) {
+        let e = r.unwrap_err();
+        (e.code, e.message)
+    }
+
+    #[test]
+    fn duplicate_and_missing_service_are_refused() {
+        let mut set = Vec::new();
+        service_add(&mut set, spec(80)).unwrap();
+        assert_eq!(
+            refusal(service_add(&mut set, spec(80))),
+            (ErrorCode::Exists, "service tcp 198.18.0.100:80 defined twice".into())
+        );
+        service_add(&mut set, spec(81)).unwrap();
+        assert_eq!(set.len(), 2);
+        let missing = (ErrorCode::NotFound, "no service tcp 198.18.0.100:82".to_string());
+        assert_eq!(refusal(service_del(&mut set, &key(82))), missing);
+        assert_eq!(refusal(service_edit(&mut set, spec(82).service)), missing);
+        assert_eq!(refusal(real_server_add(&mut set, &key(82), rs("198.19.0.11", 80))), missing);
+        assert_eq!(refusal(laddr_add(&mut set, &key(82), ip("198.19.0.10"))), missing);
+        service_del(&mut set, &key(81)).unwrap();
+        assert_eq!(set, vec![spec(80)]);
+    }
+
+    #[test]
+    fn edit_keeps_real_servers_and_laddrs() {
+        let mut set = Vec::new();
+        service_add(&mut set, spec(80)).unwrap();
+        real_server_add(&mut set, &key(80), rs("198.19.0.11", 8080)).unwrap();
+        laddr_add(&mut set, &key(80), ip("198.19.0.10")).unwrap();
+        let mut edit = spec(80).service;
+        edit.persistence = Some(PersistConfig::default());
+        edit.real_servers = vec![rs("198.19.0.99", 1)];
+        service_edit(&mut set, edit).unwrap();
+        assert_eq!(set[0].service.persistence, Some(PersistConfig::default()));
+        assert_eq!(set[0].service.real_servers, vec![rs("198.19.0.11", 8080)]);
+        assert_eq!(set[0].laddrs, vec![ip("198.19.0.10")]);
+    }
+
+    #[test]
+    fn real_server_port_zero_is_the_virtual_port() {
+        let mut set = Vec::new();
+        service_add(&mut set, spec(80)).unwrap();
+        real_server_add(&mut set, &key(80), rs("198.19.0.11", 0)).unwrap();
+        assert_eq!(set[0].service.real_servers, vec![rs("198.19.0.11", 80)], "stored with the virtual port");
+        // The same server spelt with the explicit port, or with 0 again: a duplicate.
+        let dup = (ErrorCode::Exists, "tcp 198.18.0.100:80: real server 198.19.0.11:80 listed twice".to_string());
+        assert_eq!(refusal(real_server_add(&mut set, &key(80), rs("198.19.0.11", 80))), dup);
+        assert_eq!(refusal(real_server_add(&mut set, &key(80), rs("198.19.0.11", 0))), dup);
+        // And the other way round.
+        real_server_add(&mut set, &key(80), rs("198.19.0.12", 80)).unwrap();
+        assert_eq!(
+            refusal(real_server_add(&mut set, &key(80), rs("198.19.0.12", 0))),
+            (ErrorCode::Exists, "tcp 198.18.0.100:80: real server 198.19.0.12:80 listed twice".into())
+        );
+        // Edit and delete find it by either spelling.
+        real_server_edit(
+            &mut set,
+            &key(80),
+            ip("198.19.0.11"),
+            0,
+            RealServerEdit { weight: Some(7), ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(set[0].service.real_servers[0].weight, 7);
+        real_server_del(&mut set, &key(80), ip("198.19.0.12"), 0).unwrap();
+        real_server_del(&mut set, &key(80), ip("198.19.0.11"), 80).unwrap();
+        assert!(set[0].service.real_servers.is_empty());
+        // An all-ports service keeps port 0 (the client's port).
+        service_add(&mut set, spec(0)).unwrap();
+        real_server_add(&mut set, &key(0), rs("198.19.0.11", 0)).unwrap();
+        assert_eq!(set[1].service.real_servers, vec![rs("198.19.0.11", 0)]);
+        // A service added or replaced whole is normalised too.
+        let mut with_rs = spec(443);
+        with_rs.service.real_servers = vec![rs("198.19.0.11", 0)];
+        service_add(&mut set, with_rs.clone()).unwrap();
+        assert_eq!(set[2].service.real_servers, vec![rs("198.19.0.11", 443)]);
+        service_replace(&mut set, vec![with_rs]);
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].service.real_servers, vec![rs("198.19.0.11", 443)]);
+    }
+
+    #[test]
+    fn missing_real_server_is_refused() {
+        let mut set = Vec::new();
+        service_add(&mut set, spec(80)).unwrap();
+        real_server_add(&mut set, &key(80), rs("198.19.0.11", 8080)).unwrap();
+        let missing = (ErrorCode::NotFound, "tcp 198.18.0.100:80: no real server 198.19.0.11:80".to_string());
+        assert_eq!(refusal(real_server_del(&mut set, &key(80), ip("198.19.0.11"), 0)), missing);
+        assert_eq!(
+            refusal(real_server_edit(&mut set, &key(80), ip("198.19.0.11"), 80, RealServerEdit::default())),
+            missing
+        );
+        assert_eq!(set[0].service.real_servers.len(), 1, "nothing changed");
+    }
+
+    #[test]
+    fn duplicate_and_missing_laddr_are_refused() {
+        let mut set = Vec::new();
+        service_add(&mut set, spec(80)).unwrap();
+        laddr_add(&mut set, &key(80), ip("198.19.0.10")).unwrap();
+        assert_eq!(
+            refusal(laddr_add(&mut set, &key(80), ip("198.19.0.10"))),
+            (ErrorCode::Exists, "tcp 198.18.0.100:80: local address 198.19.0.10 listed twice".into())
+        );
+        assert_eq!(
+            refusal(laddr_del(&mut set, &key(80), ip("198.19.0.9"))),
+            (ErrorCode::NotFound, "tcp 198.18.0.100:80: no local address 198.19.0.9".into())
+        );
+        laddr_del(&mut set, &key(80), ip("198.19.0.10")).unwrap();
+        assert!(set[0].laddrs.is_empty());
+    }
+
+    #[test]
+    fn apply_dispatches_service_changes_only() {
+        let mut set = Vec::new();
+        apply(&mut set, Request::ServiceAdd(spec(80))).unwrap();
+        apply(&mut set, Request::RealServerAdd { key: key(80), rs: rs("198.19.0.11", 0) }).unwrap();
+        apply(&mut set, Request::LaddrAdd { key: key(80), addr: ip("198.19.0.10") }).unwrap();
+        assert_eq!(set[0].service.real_servers, vec![rs("198.19.0.11", 80)]);
+        assert!(changes_services(&Request::ServiceReplace { services: vec![] }));
+        assert!(!changes_services(&Request::TimeoutsGet));
+        let e = apply(&mut set, Request::TimeoutsGet).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        apply(&mut set, Request::ServiceReplace { services: vec![] }).unwrap();
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn validation_checks_laddrs_and_the_core_but_not_the_vip() {
+        let owner = |a: IpAddr| match a.to_string().as_str() {
+            "198.19.0.10" | "2001:db8::10" => Some(Owned::Sapool),
+            "198.19.0.1" => Some(Owned::Plain),
+            _ => None,
+        };
+        // A VIP no port owns (a VRRP backup): valid, and named for a warning.
+        let mut s = spec(80);
+        s.laddrs = vec![ip("198.19.0.10")];
+        s.service.real_servers = vec![rs("198.19.0.11", 80)];
+        let set = vec![s.clone()];
+        assert!(validate(&set, &owner, None).is_ok());
+        assert_eq!(unowned_vips(&set, &owner), vec![(0, key(80))]);
+
+        // Every LIP problem is reported, with its position.
+        s.laddrs = vec![ip("198.19.0.10"), ip("198.19.0.99"), ip("198.19.0.1"), ip("2001:db8::10")];
+        let p = validate(&[s.clone()], &owner, None).unwrap_err();
+        let got: Vec<(Option<usize>, Option<usize>, &str)> =
+            p.iter().map(|p| (p.service, p.laddr, p.refused.message.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Some(0),
+                    Some(1),
+                    "service tcp 198.18.0.100:80: local address 198.19.0.99 is not an address of any port"
+                ),
+                (Some(0), Some(2), "service tcp 198.18.0.100:80: local address 198.19.0.1 is not a sapool address"),
+                (
+                    Some(0),
+                    Some(3),
+                    "service tcp 198.18.0.100:80: local address 2001:db8::10 is of the other address family"
+                ),
+            ]
+        );
+        assert!(p.iter().all(|p| p.refused.code == ErrorCode::Invalid));
+
+        // The core's checks (here the persistence netmask) come through once.
+        s.laddrs = vec![ip("198.19.0.10")];
+        s.service.persistence = Some(PersistConfig { netmask_v4: 33, ..PersistConfig::default() });
+        let p = validate(&[s], &owner, None).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].refused.message, "tcp 198.18.0.100:80: persistence netmask /33 is longer than an IPv4 address");
+    }
+}

@@ -1,0 +1,143 @@
+//! Request dispatch: each request goes to its verb (the service set's in
+//! [`ctl::verbs`], shared with `rvsadm -R`; addresses, routes, timeouts and
+//! neighbours on [`State`]) or its view; a change is applied to a copy of the state,
+//! validated whole and published (see [`Control::change`]).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use ctl::{verbs, ErrorCode, LinkChange, Request, Response};
+use dpdk::{Burst, Mbuf};
+
+use super::Control;
+use crate::shared::Command;
+use crate::state::{Refused, State};
+
+impl Control {
+    /// Carries out one request (a capture is started apart: its reply comes when it
+    /// ends).
+    pub(super) fn handle(&mut self, req: Request) -> Response {
+        match self.try_handle(req) {
+            Ok(r) => r,
+            Err(r) => Response::error(r.code, r.message),
+        }
+    }
+
+    fn try_handle(&mut self, req: Request) -> Result<Response, Refused> {
+        Ok(match req {
+            Request::Status => self.status(),
+            Request::ServiceList { stats } => self.service_list(stats)?,
+            Request::ServiceAdd(spec) => self.change(|s| verbs::service_add(&mut s.services, spec))?,
+            Request::ServiceEdit { service } => self.change(|s| verbs::service_edit(&mut s.services, service))?,
+            Request::ServiceDel { key } => self.change(|s| verbs::service_del(&mut s.services, &key))?,
+            Request::ServiceReplace { services } => self.change(|s| {
+                verbs::service_replace(&mut s.services, services);
+                Ok(())
+            })?,
+            Request::RealServerAdd { key, rs } => self.change(|s| verbs::real_server_add(&mut s.services, &key, rs))?,
+            Request::RealServerEdit { key, addr, port, change } => {
+                self.change(|s| verbs::real_server_edit(&mut s.services, &key, addr, port, change))?
+            }
+            Request::RealServerDel { key, addr, port } => {
+                self.change(|s| verbs::real_server_del(&mut s.services, &key, addr, port))?
+            }
+            Request::LaddrAdd { key, addr } => self.change(|s| verbs::laddr_add(&mut s.services, &key, addr))?,
+            Request::LaddrDel { key, addr } => self.change(|s| verbs::laddr_del(&mut s.services, &key, addr))?,
+            Request::ZeroCounters => {
+                for w in &self.shared.workers {
+                    let _ = w.commands.push(Command::Zero);
+                }
+                Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
+            }
+            Request::ConnList { cursor, max } => self.conn_page(cursor, max)?,
+            Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
+            Request::TimeoutsSet { tcp, tcpfin, udp } => self.change(|s| {
+                s.timeouts_set(tcp, tcpfin, udp);
+                Ok(())
+            })?,
+            Request::LinkList { stats } => Response::Links { links: self.links(stats) },
+            Request::LinkSet { dev, change } => self.link_set(&dev, change)?,
+            Request::AddrAdd { dev, addr, sapool, lease: _ } => self.change(|s| s.addr_add(&dev, addr, sapool))?,
+            Request::AddrDel { dev, addr } => self.change(|s| s.addr_del(&dev, addr))?,
+            Request::AddrList => Response::Addrs { addrs: self.addr_views() },
+            Request::RouteAdd(route) => self.change(|s| s.route_add(route))?,
+            Request::RouteDel { prefix, metric } => self.change(|s| s.route_del(prefix, metric))?,
+            Request::RouteList => Response::Routes { routes: self.state.route_views() },
+            Request::NeighAdd { addr, mac, dev } => {
+                self.state.neigh_add(&mut self.neighs, addr, mac, &dev, self.clock.now_ms())?;
+                let gen = self.publish_neighs();
+                self.confirm(gen)
+            }
+            Request::NeighDel { addr } => {
+                State::neigh_del(&mut self.neighs, addr)?;
+                let gen = self.publish_neighs();
+                self.confirm(gen)
+            }
+            Request::NeighList => Response::Neighs { neighs: self.neigh_views() },
+            Request::SendGarp { addr, dev, count } => self.send_garp(addr, &dev, count)?,
+            Request::Capture { .. } => return Err(Refused::new(ErrorCode::Internal, "capture is handled apart")),
+            Request::WorkerStats => Response::Workers { workers: self.worker_views()? },
+        })
+    }
+
+    /// Applies `verb` to a copy of the state; if it agrees, validates the copy whole,
+    /// adopts it, publishes it and waits for every worker ([`Control::apply`]).
+    fn change(&mut self, verb: impl FnOnce(&mut State) -> Result<(), Refused>) -> Result<Response, Refused> {
+        let mut next = self.state.clone();
+        verb(&mut next)?;
+        Ok(self.apply(next))
+    }
+
+    pub(super) fn link_set(&mut self, dev: &str, change: LinkChange) -> Result<Response, Refused> {
+        let i = self.state.port(dev)?;
+        let unsupported =
+            |what: &str, e: dpdk::Error| Refused::new(ErrorCode::Unsupported, format!("{dev}: {what}: {e}"));
+        if let Some(up) = change.up {
+            self.ports[i].port.set_link(up).map_err(|e| unsupported(if up { "link up" } else { "link down" }, e))?;
+        }
+        if let Some(p) = change.promisc {
+            self.ports[i].port.set_promiscuous(p).map_err(|e| unsupported("promisc", e))?;
+        }
+        if let Some(f) = change.forward2kni {
+            let mut ports = (*self.shared.current().ports).clone();
+            ports[i].forward2kni = f;
+            let gen = self.publish_ports(ports);
+            return Ok(self.confirm(gen));
+        }
+        Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
+    }
+
+    /// Sends `count` gratuitous ARPs / unsolicited neighbour advertisements for `addr`
+    /// from port `dev` (through worker 0's transmit queue).
+    fn send_garp(&mut self, addr: IpAddr, dev: &str, count: u32) -> Result<Response, Refused> {
+        let port = self.state.port(dev)?;
+        if !(1..=100).contains(&count) {
+            return Err(Refused::new(ErrorCode::Invalid, format!("count {count} is outside 1..=100")));
+        }
+        let mac = self.shared.current().ports[port].mac;
+        let mut b = Burst::new();
+        for _ in 0..count {
+            let mut m = Mbuf::alloc(&self.pool).ok_or_else(|| Refused::new(ErrorCode::Internal, "mbuf pool empty"))?;
+            let buf = m.append(128).ok_or_else(|| Refused::new(ErrorCode::Internal, "mbuf too small"))?;
+            let len = match addr {
+                IpAddr::V4(a) => netstack::arp::build_gratuitous(buf, mac, a),
+                IpAddr::V6(a) => netstack::nd::build_unsolicited_na(buf, mac, a),
+            }
+            .map_err(|e| Refused::new(ErrorCode::Internal, format!("building the announcement: {e}")))?;
+            m.trim(128 - len);
+            m.set_port(port as u16);
+            let _ = b.push(m);
+            if b.is_full() {
+                self.kni_down.enqueue_burst(&mut b);
+                b.clear();
+            }
+        }
+        self.kni_down.enqueue_burst(&mut b);
+        let dropped = b.len();
+        b.clear();
+        if dropped > 0 {
+            return Err(Refused::new(ErrorCode::Internal, format!("{dropped} announcements dropped: queue full")));
+        }
+        Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
+    }
+}
