@@ -266,3 +266,87 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnat::service::{RealServerConfig, ServiceConfig};
+    use fnat::types::Proto;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn bare() -> State {
+        State {
+            port_names: vec!["dpdk0".into(), "dpdk1".into()],
+            services: vec![],
+            addrs: vec![],
+            routes: vec![],
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn code(r: Result<(), Refused>) -> ErrorCode {
+        r.unwrap_err().code
+    }
+
+    #[test]
+    fn address_route_timeout_and_neighbour_verbs_refuse_what_they_should() {
+        let mut s = bare();
+        s.addr_add("dpdk0", net("198.18.0.1/24"), false).unwrap();
+        assert_eq!(code(s.addr_add("dpdk1", net("198.18.0.1/32"), true)), ErrorCode::Exists);
+        assert_eq!(code(s.addr_add("dpdk7", net("198.18.0.2/24"), false)), ErrorCode::NotFound);
+        assert_eq!(code(s.addr_del("dpdk1", ip("198.18.0.1"))), ErrorCode::NotFound, "on another port");
+        s.addr_del("dpdk0", ip("198.18.0.1")).unwrap();
+        assert!(s.addrs.is_empty());
+
+        let route = RouteSpec {
+            prefix: net("10.0.0.0/8"),
+            via: Some(ip("198.18.0.254")),
+            dev: "dpdk0".into(),
+            scope: RouteScope::Global,
+            src: None,
+            metric: 0,
+            connected: false,
+        };
+        s.route_add(route.clone()).unwrap();
+        assert_eq!(code(s.route_add(route.clone())), ErrorCode::Exists);
+        s.route_add(RouteSpec { metric: 5, ..route.clone() }).unwrap();
+        assert_eq!(code(s.route_add(RouteSpec { dev: "dpdk7".into(), ..route })), ErrorCode::NotFound);
+        s.route_del(net("10.0.0.0/8"), Some(5)).unwrap();
+        s.route_del(net("10.0.0.0/8"), None).unwrap();
+        assert_eq!(code(s.route_del(net("10.0.0.0/8"), None)), ErrorCode::NotFound);
+
+        s.timeouts_set(0, 30, 0);
+        assert_eq!(s.timeouts.fin_wait, 30);
+        assert_eq!(s.timeouts.established, Timeouts::default().established, "0 keeps a value");
+
+        let mut neighs = NeighTable::new(16);
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        assert_eq!(code(s.neigh_add(&mut neighs, ip("198.18.0.9"), mac, "dpdk7", 0)), ErrorCode::NotFound);
+        s.neigh_add(&mut neighs, ip("198.18.0.9"), mac, "dpdk1", 0).unwrap();
+        State::neigh_del(&mut neighs, ip("198.18.0.9")).unwrap();
+        assert_eq!(code(State::neigh_del(&mut neighs, ip("198.18.0.9"))), ErrorCode::NotFound);
+    }
+
+    #[test]
+    fn a_snapshot_takes_a_vip_before_its_address_but_not_a_lip_without_one() {
+        let mut s = bare();
+        s.addr_add("dpdk1", net("198.19.0.10/24"), true).unwrap();
+        let mut svc = ServiceConfig::new(Proto::Tcp, ip("198.18.0.200"), 80);
+        svc.real_servers = vec![RealServerConfig { addr: ip("198.19.0.11"), port: 0, weight: 1, upper: 0, lower: 0 }];
+        verbs::service_add(&mut s.services, ServiceSpec { service: svc, laddrs: vec![ip("198.19.0.10")] }).unwrap();
+        let snap = s.snapshot(1, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("VIP before address");
+        assert_eq!(snap.services.len(), 1);
+        let key = s.services[0].service.key();
+        verbs::laddr_add(&mut s.services, &key, ip("198.19.0.99")).unwrap();
+        let e = s.snapshot(2, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert_eq!(e.message, "service tcp 198.18.0.200:80: local address 198.19.0.99 is not an address of any port");
+    }
+}
