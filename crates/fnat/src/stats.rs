@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-
 crate::counter_set! {
     /// Why the core dropped a packet (or refused a new connection). The dataplane's own
     /// reasons (routing, neighbours, transmit, local delivery) are declared beside the
