@@ -311,10 +311,20 @@ impl Port {
             txq.push(TxBuffer::new(id, q));
         }
         // Only when it differs: some drivers (the bonding driver) refuse to set the
-        // MTU they already have.
+        // MTU they already have. Drivers without an MTU setting (pcap, null) carry
+        // whatever they are given; the caller's MTU still bounds what it sends.
         if let Some(mtu) = cfg.mtu {
             if self.mtu().ok() != Some(mtu) {
-                self.set_mtu(mtu)?;
+                match self.set_mtu(mtu) {
+                    Err(e) if e.errno == libc::ENOTSUP => {
+                        tracing::warn!(
+                            port = id,
+                            mtu,
+                            "the driver has no MTU setting ({e}); the MTU applies to what is sent"
+                        )
+                    }
+                    r => r?,
+                }
             }
         }
         self.set_promiscuous(cfg.promiscuous)?;
