@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{Burst, MbufRing, RingSync};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use fnat::sapool::PortOwnership;
 use fnat::tcp_state::TcpState;
 use frame::NetCounter;

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use fnat::tcp_state::TcpState;
 use wire::builder::PacketBuilder;
 use wire::{EthernetAddress, TcpFlags};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{Burst, Eal, Mbuf, MbufRing, Mempool, Port, PortConfig, RingConsumer, RingProducer, RingSync};
 use dpdk::{RxQueue, TxBuffer};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use frame::NetCounter;
 use rvsd::shared::{Command, Reply, Shared, WorkerReport};
 use wire::EthernetAddress;

@@ -12,7 +12,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use ctl::{CtlError, Request, Response};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 
 pub mod addr;
 pub mod adm;

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
 use fnat::stats::Counters;
 use fnat::tcp_state::Timeouts;

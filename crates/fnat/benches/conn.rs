@@ -19,7 +19,8 @@ use std::time::Instant;
 
 use fnat::buf::{PacketBuf, VecBuf};
 use fnat::conn::{Conn, ConnKey, ConnTable, Hit, BURST};
-use fnat::engine::{Engine, EngineConfig, LocalAddrSet, Verdict};
+use fnat::engine::config::{EngineConfig, LocalAddrSet};
+use fnat::engine::{Engine, Verdict};
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 use fnat::types::Proto;

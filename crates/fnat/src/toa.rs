@@ -11,19 +11,26 @@
 //! | IPv6 client | kind 254, length 20, port (2, network order), address (16) |
 //!
 //! [`insert_toa`] adds the option to a client-to-server segment (DPVS does it on the
-//! handshake's final ACK or the first data segment; the caller chooses). The TCP
-//! header grows at the end of its options, via [`PacketBuf::insert_gap`], so the
-//! payload is never copied by this code (the buffer moves the shorter side). Growing the
-//! segments means the real server's MSS must shrink by as much: [`clamp_mss`] lowers
-//! the MSS option of the server's SYN-ACK.
+//! handshake's final ACK or the first data segment). The TCP header grows at the end of
+//! its options, via [`PacketBuf::insert_gap`], so the payload is never copied by this
+//! code (the buffer moves the shorter side). Growing the segments means the real
+//! server's MSS must shrink by as much: [`clamp_mss`] lowers the MSS option of the
+//! server's SYN-ACK.
+//!
+//! When either happens is decided here too, by `on_forward`, which the engine calls
+//! for every translated packet of a connection: the server's SYN-ACK is marked on the
+//! connection and has its MSS clamped; the client's first ACK after it (the one that
+//! completes the handshake) carries the TOA, once per connection.
 
 use std::net::IpAddr;
 
 use wire::checksum::Delta;
 use wire::tcp::{kind, TcpOptions};
-use wire::{IpVersion, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket};
+use wire::{IpVersion, Ipv4Packet, Ipv6Packet, TcpFlags, TcpOption, TcpPacket};
 
 use crate::buf::PacketBuf;
+use crate::conn::{Conn, ConnFlags};
+use crate::tcp_state::Direction;
 use crate::translate::{tuple, TranslateError, Tuple};
 use crate::types::Proto;
 
@@ -212,6 +219,59 @@ pub fn clamp_mss<B: PacketBuf>(buf: &mut B, l3: usize, reduce_by: u16) -> Result
     Ok(Some(new))
 }
 
+/// The TOA step for a packet of connection `conn`, already translated, whose IP header
+/// is at `l3` in `buf`, going `dir` with TCP flags `flags`; `on` is the engine's TOA
+/// switch. Only TCP connections are concerned; for them:
+///
+/// - A SYN-ACK from the real server ([`Direction::Output`]) marks the connection
+///   ([`ConnFlags::SYNACK_SEEN`]) and, with TOA on, has its MSS option lowered by the
+///   client's TOA length ([`clamp_mss`]; a SYN-ACK without an MSS option keeps its
+///   default MSS).
+/// - With TOA on, the client's first ACK ([`Direction::Input`], without SYN or RST)
+///   after that SYN-ACK gets the client's address and port ([`insert_toa`]); the
+///   connection is marked ([`ConnFlags::TOA_DONE`]) so it happens once, even if the
+///   option did not fit.
+///
+/// Returns the error of [`insert_toa`] if the option was due but could not be added:
+/// the packet goes on without it, and the caller counts `toa_no_room`.
+#[inline]
+pub(crate) fn on_forward<B: PacketBuf>(
+    buf: &mut B,
+    l3: usize,
+    on: bool,
+    dir: Direction,
+    flags: TcpFlags,
+    conn: &mut Conn,
+) -> Result<(), TranslateError> {
+    if conn.proto() != Proto::Tcp {
+        return Ok(());
+    }
+    match dir {
+        Direction::Input => {
+            if on
+                && flags.contains(TcpFlags::ACK)
+                && !flags.contains(TcpFlags::SYN)
+                && !flags.contains(TcpFlags::RST)
+                && conn.flags.has(ConnFlags::SYNACK_SEEN)
+                && !conn.flags.has(ConnFlags::TOA_DONE)
+            {
+                conn.flags.set(ConnFlags::TOA_DONE);
+                insert_toa(buf, l3, conn.cip().ip(), conn.cport())?;
+            }
+        }
+        Direction::Output => {
+            if flags.contains(TcpFlags::SYN) && flags.contains(TcpFlags::ACK) {
+                conn.flags.set(ConnFlags::SYNACK_SEEN);
+                if on {
+                    // A SYN-ACK without an MSS option keeps its (default) MSS.
+                    let _ = clamp_mss(buf, l3, toa_len(conn.cip().ip()) as u16);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
@@ -363,6 +423,86 @@ mod tests {
         let none = PacketBuilder::ipv6(v6("::1"), v6("::2")).tcp(80, 1).build();
         let mut buf = VecBuf::new(&none);
         assert_eq!(clamp_mss(&mut buf, 0, 20), Ok(None));
+    }
+
+    /// A connection CIP:40000 → VIP:80 via LIP:5001 → RIP:80, in a table of its own.
+    fn table_with_conn(proto: Proto) -> (crate::conn::ConnTable, crate::conn::ConnRef) {
+        use crate::conn::{ConnTable, KeyHasher, NewConn};
+        let mut t = ConnTable::new(4, KeyHasher::with_seed(1)).unwrap();
+        let r = t
+            .insert(NewConn {
+                proto,
+                cip: CIP.into(),
+                cport: 40000,
+                vip: Ipv4Addr::new(192, 0, 2, 10).into(),
+                vport: 80,
+                lip: LIP.into(),
+                lport: 5001,
+                rip: RIP.into(),
+                rport: 80,
+                rs: 0,
+                state: crate::tcp_state::TcpState::None,
+                expires: 1000,
+            })
+            .unwrap();
+        (t, r)
+    }
+
+    #[test]
+    fn on_forward_clamps_the_syn_ack_then_tags_the_first_ack_once() {
+        let (mut t, r) = table_with_conn(Proto::Tcp);
+        let syn_ack =
+            PacketBuilder::ipv4(Ipv4Addr::new(192, 0, 2, 10), CIP).tcp(80, 40000).flags(TcpFlags::SYN | TcpFlags::ACK);
+        // Before the SYN-ACK, an ACK carries nothing.
+        let mut buf = VecBuf::new(&ack_v4().build());
+        assert_eq!(on_forward(&mut buf, 0, true, Direction::Input, TcpFlags::ACK, t.get_mut(r)), Ok(()));
+        assert_eq!(find_toa(&buf.to_vec(), 0), None);
+        // The SYN-ACK: marked, MSS lowered by the IPv4 TOA length.
+        let mut buf = VecBuf::new(&syn_ack.mss(1460).build());
+        let f = TcpFlags::SYN | TcpFlags::ACK;
+        assert_eq!(on_forward(&mut buf, 0, true, Direction::Output, f, t.get_mut(r)), Ok(()));
+        assert_eq!(TcpPacket::new_checked(&buf.to_vec()[20..]).unwrap().mss(), Some(1452));
+        assert!(t.get(r).flags().has(ConnFlags::SYNACK_SEEN));
+        // The handshake's ACK gets the TOA; the next one does not.
+        for (n, want) in [(0, Some((CIP.into(), 40000))), (1, None)] {
+            let mut buf = VecBuf::new(&ack_v4().build());
+            assert_eq!(on_forward(&mut buf, 0, true, Direction::Input, TcpFlags::ACK, t.get_mut(r)), Ok(()));
+            assert_eq!(find_toa(&buf.to_vec(), 0), want, "ack {n}");
+        }
+        assert!(t.get(r).flags().has(ConnFlags::TOA_DONE));
+    }
+
+    #[test]
+    fn on_forward_with_toa_off_or_udp_leaves_packets_alone() {
+        let (mut t, r) = table_with_conn(Proto::Tcp);
+        let syn_ack =
+            PacketBuilder::ipv4(RIP, LIP).tcp(80, 5001).flags(TcpFlags::SYN | TcpFlags::ACK).mss(1460).build();
+        let mut buf = VecBuf::new(&syn_ack);
+        let f = TcpFlags::SYN | TcpFlags::ACK;
+        assert_eq!(on_forward(&mut buf, 0, false, Direction::Output, f, t.get_mut(r)), Ok(()));
+        assert_eq!(buf.to_vec(), syn_ack, "no clamp with TOA off");
+        assert!(t.get(r).flags().has(ConnFlags::SYNACK_SEEN), "the SYN-ACK is still marked");
+        let ack = ack_v4().build();
+        let mut buf = VecBuf::new(&ack);
+        assert_eq!(on_forward(&mut buf, 0, false, Direction::Input, TcpFlags::ACK, t.get_mut(r)), Ok(()));
+        assert_eq!(buf.to_vec(), ack);
+        let (mut t, r) = table_with_conn(Proto::Udp);
+        let udp = PacketBuilder::ipv4(LIP, RIP).udp(5001, 80).build();
+        let mut buf = VecBuf::new(&udp);
+        assert_eq!(on_forward(&mut buf, 0, true, Direction::Input, TcpFlags::empty(), t.get_mut(r)), Ok(()));
+        assert_eq!(buf.to_vec(), udp);
+    }
+
+    #[test]
+    fn on_forward_reports_a_toa_that_does_not_fit() {
+        let (mut t, r) = table_with_conn(Proto::Tcp);
+        t.get_mut(r).flags.set(ConnFlags::SYNACK_SEEN);
+        let full = ack_v4().option(&[1; 36]).build();
+        let mut buf = VecBuf::new(&full);
+        let got = on_forward(&mut buf, 0, true, Direction::Input, TcpFlags::ACK, t.get_mut(r));
+        assert_eq!(got, Err(TranslateError::NoOptionSpace));
+        assert_eq!(buf.to_vec(), full);
+        assert!(t.get(r).flags().has(ConnFlags::TOA_DONE), "tried once, not again");
     }
 
     proptest! {

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use fnat::conn::{Addr, ConnKey};
-use fnat::engine::{EngineConfig, LocalAddrSet};
+use fnat::engine::config::{EngineConfig, LocalAddrSet};
 use fnat::sapool::PortRange;
 use fnat::stats::DropReason;
 use fnat::tcp_state::TcpState;

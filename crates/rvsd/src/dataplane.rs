@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use dpdk::{Eal, MbufRing, Mempool, Port, PortConfig, RingSync, RSS_IP, RSS_TCP, RSS_UDP};
-use fnat::engine::{Engine, EngineConfig};
+use fnat::engine::{config::EngineConfig, Engine};
 use fnat::sapool::PortRange;
 use netstack::{NeighTable, PortId};
 

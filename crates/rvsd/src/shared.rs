@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
-use fnat::engine::{ConnInfo, LocalAddrSet};
+use fnat::engine::{config::LocalAddrSet, listing::ConnInfo};
 use fnat::service::ServiceTable;
 use fnat::stats::StatsSnapshot;
 use fnat::tcp_state::Timeouts;

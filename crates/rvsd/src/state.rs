@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use ctl::verbs::{self, Owned};
 use ctl::{ErrorCode, RouteScope, RouteSpec, ServiceSpec};
-use fnat::engine::LocalAddrSet;
+use fnat::engine::config::LocalAddrSet;
 use fnat::tcp_state::Timeouts;
 use ipnet::IpNet;
 use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable, Scope};

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use ctl::{RealServerView, ServiceView};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
 use fnat::stats::Counters;

@@ -752,7 +752,7 @@ fn conns(ctl: &mut dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), CliEr
     if json {
         write!(out, "{{\"v\":{},\"result\":\"conns\",\"conns\":[", ctl::PROTOCOL_VERSION)?;
     }
-    let mut f = |c: &fnat::engine::ConnInfo| {
+    let mut f = |c: &fnat::engine::listing::ConnInfo| {
         if err.is_some() {
             return;
         }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ctl::{CtlError, ErrorCode, RealServerEdit, RealServerView, Request, Response, ServiceSpec, ServiceView};
-use fnat::engine::ConnInfo;
+use fnat::engine::listing::ConnInfo;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};

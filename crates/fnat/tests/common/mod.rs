@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fnat::buf::{PacketBuf, VecBuf};
-use fnat::engine::{Engine, EngineConfig, LocalAddrSet, Verdict};
+use fnat::engine::config::{EngineConfig, LocalAddrSet};
+use fnat::engine::{Engine, Verdict};
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 use fnat::stats::DropReason;

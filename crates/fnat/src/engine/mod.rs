@@ -16,7 +16,8 @@
 //!     TOA option with `CIP:cport` is inserted, once per connection.
 //!   - Hit from the real server (outbound): rewritten `VIP:vport → CIP:cport`; on the
 //!     SYN-ACK, with TOA on, the MSS option is lowered by the TOA length so the
-//!     client's segments still fit once TOA is added.
+//!     client's segments still fit once TOA is added. (Both TOA steps are decided and
+//!     done in [`crate::toa`].)
 //!   - Miss towards a service: a UDP packet, or a TCP SYN (SYN without ACK, RST or
 //!     FIN), opens a connection: scheduler pick, local address and port from the
 //!     service's LIP set, insert, translate. **Any other TCP packet without a
@@ -31,126 +32,37 @@
 //!   other side (see [`crate::icmp_err`]); other ICMP is [`Verdict::NotMine`].
 //! - Every packet of a connection pushes its expiry (`now + timeout(state)`); the
 //!   timer wheel frees it when that passes ([`Engine::expire`]).
+//!
+//! # Where the rest lives
+//! This file holds the engine and its per-packet path. Around it:
+//! - [`config`]: what an engine is built from ([`EngineConfig`], [`config::LocalAddrSet`]).
+//! - [`housekeeping`]: expiry, a removed server's connections, flush (control and
+//!   timer paths, not per packet).
+//! - [`listing`]: connections as the control plane lists them ([`listing::ConnInfo`],
+//!   [`Engine::list`]).
 
-use std::net::{IpAddr, SocketAddr};
+pub mod config;
+pub mod housekeeping;
+pub mod listing;
 
-use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
 use thiserror::Error;
 use wire::TcpFlags;
 
+use self::config::EngineConfig;
 use crate::buf::PacketBuf;
-use crate::conn::{Addr, Conn, ConnError, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
+use crate::conn::{Addr, ConnError, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
-use crate::sapool::{AllocError, PortOwnership, PortRange, SaPool, SaPoolError};
+use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
 use crate::sched::{SchedError, SchedState};
 use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
 use crate::stats::{DropReason, Gauge, Stats, StatsSnapshot};
 use crate::tcp_state::{Direction, TcpState, Timeouts};
-use crate::timer::{TimerWheel, WheelConfig};
-use crate::toa::{clamp_mss, insert_toa, toa_len};
+use crate::timer::TimerWheel;
+use crate::toa;
 use crate::translate::{rewrite_parsed, tuple, Rewrite, TranslateError, Tuple};
 use crate::types::{Millis, Proto};
-
-/// A set of local addresses (DPVS `-P ... -z LIP`, keepalived `local_address_group`):
-/// for one service, or the default for services without their own set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalAddrSet {
-    /// The service using these addresses; `None` = every service without its own set.
-    #[serde(default)]
-    pub service: Option<ServiceKey>,
-    /// The local addresses, used in turn (IPv4 and IPv6 may be mixed: a connection
-    /// uses those of its real server's family).
-    pub lips: Vec<IpAddr>,
-}
-
-fn default_capacity() -> u32 {
-    1 << 20
-}
-fn default_true() -> bool {
-    true
-}
-fn default_probes() -> u32 {
-    32
-}
-fn default_max_services() -> usize {
-    1024
-}
-fn default_max_rs() -> usize {
-    16384
-}
-fn default_persist() -> usize {
-    65536
-}
-fn default_workers() -> u32 {
-    1
-}
-
-/// Everything an [`Engine`] is sized and tuned from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EngineConfig {
-    /// This worker's id, `0..workers`.
-    #[serde(default)]
-    pub worker: u16,
-    /// How many workers share the local ports (see [`PortOwnership`]).
-    #[serde(default = "default_workers")]
-    pub workers: u32,
-    /// Connections this worker can hold (the pool is allocated at start-up, 112..120 B
-    /// each all-in).
-    #[serde(default = "default_capacity")]
-    pub conn_capacity: u32,
-    /// Idle timeouts per state.
-    #[serde(default)]
-    pub timeouts: Timeouts,
-    /// Timer wheel geometry.
-    #[serde(default)]
-    pub wheel: WheelConfig,
-    /// Insert the client's address as a TOA option (and clamp the MSS for it).
-    #[serde(default = "default_true")]
-    pub toa: bool,
-    /// Usable local ports.
-    #[serde(default)]
-    pub port_range: PortRange,
-    /// Ports tried per new connection before refusing it (`no_local_port`).
-    #[serde(default = "default_probes")]
-    pub port_probes: u32,
-    /// Local address sets.
-    #[serde(default)]
-    pub local_addrs: Vec<LocalAddrSet>,
-    /// Per-service counters kept (indexed by the stable `SvcId`).
-    #[serde(default = "default_max_services")]
-    pub max_services: usize,
-    /// Per-real-server counters kept (indexed by the stable `RsId`).
-    #[serde(default = "default_max_rs")]
-    pub max_real_servers: usize,
-    /// Persistence templates this worker can hold.
-    #[serde(default = "default_persist")]
-    pub persist_capacity: usize,
-    /// Seed of the connection hash; random when absent (set it only for tests).
-    #[serde(default)]
-    pub hash_seed: Option<u64>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            worker: 0,
-            workers: 1,
-            conn_capacity: default_capacity(),
-            timeouts: Timeouts::default(),
-            wheel: WheelConfig::default(),
-            toa: true,
-            port_range: PortRange::default(),
-            port_probes: default_probes(),
-            local_addrs: Vec::new(),
-            max_services: default_max_services(),
-            max_real_servers: default_max_rs(),
-            persist_capacity: default_persist(),
-            hash_seed: None,
-        }
-    }
-}
 
 /// Why an engine could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -186,54 +98,6 @@ pub enum Verdict {
         /// The owning worker.
         owner: u16,
     },
-}
-
-/// A connection as the control plane lists it (`ipvsadm -lnc`, DPVS style).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    /// The owning worker.
-    pub worker: u16,
-    /// Protocol.
-    pub proto: Proto,
-    /// TCP state (`None` for UDP).
-    pub state: TcpState,
-    /// Milliseconds until expiry.
-    pub expires_ms: u64,
-    /// Client.
-    pub client: SocketAddr,
-    /// Virtual service address.
-    pub virt: SocketAddr,
-    /// Local address.
-    pub local: SocketAddr,
-    /// Real server.
-    pub real: SocketAddr,
-    /// Service's stable id.
-    pub svc: u32,
-    /// Real server's stable id.
-    pub rs: u32,
-    /// The TOA option was inserted.
-    pub toa: bool,
-}
-
-impl ConnInfo {
-    /// The state as ipvsadm prints it (`ESTABLISHED`, ..., `UDP`).
-    pub fn state_name(&self) -> &'static str {
-        match self.proto {
-            Proto::Udp => "UDP",
-            Proto::Tcp => self.state.name(),
-        }
-    }
-}
-
-/// What [`Engine::expire`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ExpireReport {
-    /// Connections freed.
-    pub freed: u32,
-    /// Entries whose expiry had moved later and were re-filed.
-    pub refiled: u32,
-    /// Whether the budget ran out before catching up with `now`.
-    pub more: bool,
 }
 
 const NO_SET: u32 = u32::MAX;
@@ -320,19 +184,19 @@ impl Engine {
         self.generation = Some(table.generation());
     }
 
-    /// This worker's id.
-    pub fn worker(&self) -> u16 {
-        self.worker
-    }
-
     /// The connection table (read-only: lookups, iteration, sizes).
     pub fn conns(&self) -> &ConnTable {
         &self.conns
     }
 
-    /// A connection, to update its next-hop cache slot.
-    pub fn conn_mut(&mut self, r: ConnRef) -> &mut Conn {
-        self.conns.get_mut(r)
+    /// The key a forwarded packet of `conn` arrived with, before translation: what an
+    /// ICMP error about it must quote so that its sender recognises its own packet.
+    pub fn arrival_key(&self, conn: ConnRef, dir: Direction) -> ConnKey {
+        let c = self.conns.get(conn);
+        match dir {
+            Direction::Input => c.inbound_key(),
+            Direction::Output => c.outbound_key(),
+        }
     }
 
     /// The counters.
@@ -365,19 +229,9 @@ impl Engine {
         &self.wheel
     }
 
-    /// The timeouts in force.
-    pub fn timeouts(&self) -> &Timeouts {
-        &self.timeouts
-    }
-
     /// New timeouts; they apply from each connection's next packet (as in IPVS).
     pub fn set_timeouts(&mut self, t: Timeouts) {
         self.timeouts = t;
-    }
-
-    /// Turns TOA insertion on or off for new handshakes.
-    pub fn set_toa(&mut self, on: bool) {
-        self.toa = on;
     }
 
     /// Sets the addresses of the LIP set for `service` (or the default set), creating
@@ -574,45 +428,14 @@ impl Engine {
                 (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
             }
         };
-        let (rs, cflags) = (c.rs, c.flags);
+        let rs = c.rs;
         let bytes = (t.l4 - l3 + t.l4_len) as u64;
         if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
             return self.drop(DropReason::BadHeader);
         }
         let f = t.tcp_flags;
-        if t.proto == Proto::Tcp && self.toa {
-            match h.dir {
-                Direction::Input => {
-                    if f.contains(TcpFlags::ACK)
-                        && !f.contains(TcpFlags::SYN)
-                        && !f.contains(TcpFlags::RST)
-                        && cflags.has(ConnFlags::SYNACK_SEEN)
-                        && !cflags.has(ConnFlags::TOA_DONE)
-                    {
-                        self.conns.get_mut(h.conn).flags.set(ConnFlags::TOA_DONE);
-                        let c = self.conns.get(h.conn);
-                        let (cip, cport) = (c.cip().ip(), c.cport());
-                        if insert_toa(buf, l3, cip, cport).is_err() {
-                            self.stats.drop(DropReason::ToaNoRoom);
-                        }
-                    }
-                }
-                Direction::Output => {
-                    if f.contains(TcpFlags::SYN) && f.contains(TcpFlags::ACK) {
-                        let c = self.conns.get(h.conn);
-                        let reduce = toa_len(c.cip().ip()) as u16;
-                        self.conns.get_mut(h.conn).flags.set(ConnFlags::SYNACK_SEEN);
-                        // A SYN-ACK without an MSS option keeps its (default) MSS.
-                        let _ = clamp_mss(buf, l3, reduce);
-                    }
-                }
-            }
-        } else if t.proto == Proto::Tcp
-            && h.dir == Direction::Output
-            && f.contains(TcpFlags::SYN)
-            && f.contains(TcpFlags::ACK)
-        {
-            self.conns.get_mut(h.conn).flags.set(ConnFlags::SYNACK_SEEN);
+        if toa::on_forward(buf, l3, self.toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
+            self.stats.drop(DropReason::ToaNoRoom);
         }
         let svc = self.svc_of(rs);
         match h.dir {
@@ -770,129 +593,5 @@ impl Engine {
             Direction::Output => self.stats.packet_out(svc, rs, bytes),
         }
         Verdict::Forward { dst, dir, conn: h.conn }
-    }
-
-    /// Frees a connection: both keys, its local port (implicitly), its timer, and
-    /// tells the scheduler and the counters.
-    fn free(&mut self, r: ConnRef) {
-        self.wheel.cancel(r.index());
-        if let Some(c) = self.conns.remove(r) {
-            let active = c.flags.has(ConnFlags::ACTIVE);
-            self.sched.conn_freed(RsId(c.rs), active);
-            let svc = self.svc_of(c.rs);
-            self.stats.gauge(svc, c.rs, if active { Gauge::FreedActive } else { Gauge::FreedInactive });
-        }
-    }
-
-    /// Frees the connections whose expiry has passed, doing at most `budget` units of
-    /// work (one per wheel slot advanced or entry examined), so the worker loop never
-    /// stalls; call it every loop iteration.
-    pub fn expire(&mut self, now: Millis, budget: u32) -> ExpireReport {
-        let mut rep = ExpireReport::default();
-        let mut b = budget;
-        while let Some(i) = self.wheel.pop_due(now, &mut b) {
-            let r = ConnRef::from_index(i);
-            let c = self.conns.get(r);
-            if !c.is_live() {
-                continue;
-            }
-            let e = c.expires(now);
-            if e > now {
-                self.wheel.schedule(i, e);
-                rep.refiled += 1;
-            } else {
-                self.free(r);
-                rep.freed += 1;
-            }
-        }
-        rep.more = b == 0;
-        rep
-    }
-
-    /// Reclaims expired persistence templates (walks the template table: call it
-    /// about once a second, not per loop).
-    pub fn expire_persistence(&mut self, now: Millis) -> usize {
-        self.sched.expire(now)
-    }
-
-    /// Frees every connection to real server `rs` among slots `from..from+max_slots`
-    /// (the `expire_nodest_conn` option, after a server is removed). Returns how many
-    /// were freed and where to continue (`None` at the end of the table). Control
-    /// path: bounded by `max_slots` so the worker can interleave it with traffic.
-    pub fn expire_rs(&mut self, rs: RsId, from: u32, max_slots: u32) -> (u32, Option<u32>) {
-        let end = from.saturating_add(max_slots).min(self.conns.capacity());
-        let mut freed = 0;
-        let mut i = from;
-        while let Some(r) = self.conns.next_live(i) {
-            if r.index() >= end {
-                break;
-            }
-            if self.conns.get(r).rs == rs.0 {
-                self.free(r);
-                freed += 1;
-            }
-            i = r.index() + 1;
-        }
-        (freed, (end < self.conns.capacity()).then_some(end))
-    }
-
-    /// Frees every connection (`ipvsadm -C` with connections, or a restart of the
-    /// table). Control path, O(capacity).
-    pub fn flush(&mut self) -> u32 {
-        let mut n = 0;
-        let mut i = 0;
-        while let Some(r) = self.conns.next_live(i) {
-            self.free(r);
-            n += 1;
-            i = r.index() + 1;
-        }
-        n
-    }
-
-    /// Up to `max` connections from slot `cursor` on, and the cursor to continue from
-    /// (`None` at the end). Control path (allocates the page).
-    pub fn list(&self, cursor: u32, max: usize, now: Millis) -> (Vec<ConnInfo>, Option<u32>) {
-        let mut out = Vec::with_capacity(max.min(4096));
-        let mut i = cursor;
-        while out.len() < max {
-            let Some(r) = self.conns.next_live(i) else {
-                return (out, None);
-            };
-            let c = self.conns.get(r);
-            out.push(ConnInfo {
-                worker: self.worker,
-                proto: c.proto(),
-                state: c.state,
-                expires_ms: c.expires(now).saturating_sub(now),
-                client: SocketAddr::new(c.cip().ip(), c.cport()),
-                virt: SocketAddr::new(c.vip().ip(), c.vport()),
-                local: SocketAddr::new(c.lip().ip(), c.lport()),
-                real: SocketAddr::new(c.rip().ip(), c.rport()),
-                svc: self.svc_of(c.rs),
-                rs: c.rs,
-                toa: c.flags.has(ConnFlags::TOA_DONE),
-            });
-            i = r.index() + 1;
-        }
-        (out, self.conns.next_live(i).map(|r| r.index()))
-    }
-}
-
-impl Engine {
-    /// The key a forwarded packet of `conn` arrived with, before translation: what an
-    /// ICMP error about it must quote so that its sender recognises its own packet.
-    pub fn arrival_key(&self, conn: ConnRef, dir: Direction) -> ConnKey {
-        let c = self.conns.get(conn);
-        match dir {
-            Direction::Input => c.inbound_key(),
-            Direction::Output => c.outbound_key(),
-        }
-    }
-
-    /// Counts a drop the dataplane decided after the core (no route, unresolved
-    /// neighbour, full transmit queue), so every drop reason is counted in one place.
-    #[inline]
-    pub fn count_drop(&mut self, r: DropReason) {
-        self.stats.drop(r);
     }
 }

@@ -1,0 +1,116 @@
+//! What an [`Engine`](super::Engine) is built from: its sizes, timeouts, TOA switch,
+//! local ports and local address sets.
+//!
+//! These types are read from rvsd's configuration file (serde, unknown keys refused)
+//! and handed to [`Engine::new`](super::Engine::new); they live apart from the engine
+//! so the per-packet path and the configuration surface can be read separately.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sapool::PortRange;
+use crate::service::ServiceKey;
+use crate::tcp_state::Timeouts;
+use crate::timer::WheelConfig;
+
+/// A set of local addresses (DPVS `-P ... -z LIP`, keepalived `local_address_group`):
+/// for one service, or the default for services without their own set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalAddrSet {
+    /// The service using these addresses; `None` = every service without its own set.
+    #[serde(default)]
+    pub service: Option<ServiceKey>,
+    /// The local addresses, used in turn (IPv4 and IPv6 may be mixed: a connection
+    /// uses those of its real server's family).
+    pub lips: Vec<IpAddr>,
+}
+
+fn default_capacity() -> u32 {
+    1 << 20
+}
+fn default_true() -> bool {
+    true
+}
+fn default_probes() -> u32 {
+    32
+}
+fn default_max_services() -> usize {
+    1024
+}
+fn default_max_rs() -> usize {
+    16384
+}
+fn default_persist() -> usize {
+    65536
+}
+fn default_workers() -> u32 {
+    1
+}
+
+/// Everything an [`Engine`](super::Engine) is sized and tuned from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// This worker's id, `0..workers`.
+    #[serde(default)]
+    pub worker: u16,
+    /// How many workers share the local ports (see [`PortOwnership`](crate::sapool::PortOwnership)).
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+    /// Connections this worker can hold (the pool is allocated at start-up, 112..120 B
+    /// each all-in).
+    #[serde(default = "default_capacity")]
+    pub conn_capacity: u32,
+    /// Idle timeouts per state.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Timer wheel geometry.
+    #[serde(default)]
+    pub wheel: WheelConfig,
+    /// Insert the client's address as a TOA option (and clamp the MSS for it).
+    #[serde(default = "default_true")]
+    pub toa: bool,
+    /// Usable local ports.
+    #[serde(default)]
+    pub port_range: PortRange,
+    /// Ports tried per new connection before refusing it (`no_local_port`).
+    #[serde(default = "default_probes")]
+    pub port_probes: u32,
+    /// Local address sets.
+    #[serde(default)]
+    pub local_addrs: Vec<LocalAddrSet>,
+    /// Per-service counters kept (indexed by the stable `SvcId`).
+    #[serde(default = "default_max_services")]
+    pub max_services: usize,
+    /// Per-real-server counters kept (indexed by the stable `RsId`).
+    #[serde(default = "default_max_rs")]
+    pub max_real_servers: usize,
+    /// Persistence templates this worker can hold.
+    #[serde(default = "default_persist")]
+    pub persist_capacity: usize,
+    /// Seed of the connection hash; random when absent (set it only for tests).
+    #[serde(default)]
+    pub hash_seed: Option<u64>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            worker: 0,
+            workers: default_workers(),
+            conn_capacity: default_capacity(),
+            timeouts: Timeouts::default(),
+            wheel: WheelConfig::default(),
+            toa: default_true(),
+            port_range: PortRange::default(),
+            port_probes: default_probes(),
+            local_addrs: Vec::new(),
+            max_services: default_max_services(),
+            max_real_servers: default_max_rs(),
+            persist_capacity: default_persist(),
+            hash_seed: None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Listing connections for the control plane (`rvsadm -lnc`): the [`ConnInfo`] view of
+//! a connection and [`Engine::list`], which pages through one worker's table.
+//!
+//! This is control-path code (it allocates the page); it is kept out of the per-packet
+//! path, and [`ConnInfo`] is also the control protocol's wire form of a connection.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::Engine;
+use crate::conn::ConnFlags;
+use crate::tcp_state::TcpState;
+use crate::types::{Millis, Proto};
+
+/// A connection as the control plane lists it (`ipvsadm -lnc`, DPVS style).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    /// The owning worker.
+    pub worker: u16,
+    /// Protocol.
+    pub proto: Proto,
+    /// TCP state (`None` for UDP).
+    pub state: TcpState,
+    /// Milliseconds until expiry.
+    pub expires_ms: u64,
+    /// Client.
+    pub client: SocketAddr,
+    /// Virtual service address.
+    pub virt: SocketAddr,
+    /// Local address.
+    pub local: SocketAddr,
+    /// Real server.
+    pub real: SocketAddr,
+    /// Service's stable id.
+    pub svc: u32,
+    /// Real server's stable id.
+    pub rs: u32,
+    /// The TOA option was inserted.
+    pub toa: bool,
+}
+
+impl ConnInfo {
+    /// The state as ipvsadm prints it (`ESTABLISHED`, ..., `UDP`).
+    pub fn state_name(&self) -> &'static str {
+        match self.proto {
+            Proto::Udp => "UDP",
+            Proto::Tcp => self.state.name(),
+        }
+    }
+}
+
+impl Engine {
+    /// Up to `max` connections from slot `cursor` on, and the cursor to continue from
+    /// (`None` at the end). Control path (allocates the page).
+    pub fn list(&self, cursor: u32, max: usize, now: Millis) -> (Vec<ConnInfo>, Option<u32>) {
+        let mut out = Vec::with_capacity(max.min(4096));
+        let mut i = cursor;
+        while out.len() < max {
+            let Some(r) = self.conns.next_live(i) else {
+                return (out, None);
+            };
+            let c = self.conns.get(r);
+            out.push(ConnInfo {
+                worker: self.worker,
+                proto: c.proto(),
+                state: c.state,
+                expires_ms: c.expires(now).saturating_sub(now),
+                client: SocketAddr::new(c.cip().ip(), c.cport()),
+                virt: SocketAddr::new(c.vip().ip(), c.vport()),
+                local: SocketAddr::new(c.lip().ip(), c.lport()),
+                real: SocketAddr::new(c.rip().ip(), c.rport()),
+                svc: self.svc_of(c.rs),
+                rs: c.rs,
+                toa: c.flags.has(ConnFlags::TOA_DONE),
+            });
+            i = r.index() + 1;
+        }
+        (out, self.conns.next_live(i).map(|r| r.index()))
+    }
+}
