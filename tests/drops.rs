@@ -4,7 +4,7 @@
 //! writes what it sends to another file. No namespace is needed: nothing reaches a
 //! kernel.
 //!
-//! Not provoked here, because they need a queue or pool to overflow: `kni_full` (the
+//! Not provoked here, because they need a queue or pool to overflow: `twin_full` (the
 //! twin's ring), `redirect` (a ring between workers), `no_mbuf` (the buffer pool),
 //! `tx_full` (a NIC queue), `toa_no_room` (a full buffer), `persist_full` (the
 //! persistence table); the frame fixtures (crates/frame/tests) cover the first three

@@ -58,7 +58,7 @@ fn twin_exists_and_kni_host_hands_an_owned_address_to_the_kernel() {
     assert_eq!(counter(&t, &["net", "echo_replies"]), echo1, "the kernel answered, not the dataplane");
     let (body, ok) = t.curl_many(&[format!("http://{GW4}:2222/")], 5);
     assert!(ok && body.contains("Directory listing"), "TCP to the kernel service through the twin: {body}");
-    assert!(counter(&t, &["net", "kni_up"]) > 0 && counter(&t, &["net", "kni_down"]) > 0, "both directions counted");
+    assert!(counter(&t, &["net", "twin_up"]) > 0 && counter(&t, &["net", "twin_down"]) > 0, "both directions counted");
 
     // Service traffic is untouched by all this.
     let (bodies, ok) = t.curl_many(&(0..10).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 10);

@@ -34,7 +34,7 @@ const REAL_SERVERS: u8 = 5;
 /// Distinct flows the new-connection stream cycles through (the connection table holds
 /// the large population and these).
 pub const STREAM_FLOWS: u32 = 1 << 18;
-/// Slots of each worker's kni and capture rings (nothing reads them).
+/// Slots of each worker's twin and capture rings (nothing reads them).
 const SIDE_RING: u32 = 1024;
 
 /// The daemon configuration the worker runs (parsed and checked like rvsd's own).
@@ -159,8 +159,8 @@ impl Setup {
             shared: Arc::clone(&self.shared),
             clock: self.clock,
             expire_nodest: false,
-            kni_up: side(format!("rvsbench_kni_up{id}"))?,
-            kni_down: None,
+            twin_up: side(format!("rvsbench_twin_up{id}"))?,
+            twin_down: None,
             capture: side(format!("rvsbench_capture{id}"))?,
             redirect_tx,
             redirect_rx,

@@ -51,7 +51,11 @@ impl Client {
     }
 
     /// Every connection, page by page (`page` per request), handed to `f`.
-    pub fn for_each_conn(&mut self, page: u32, mut f: impl FnMut(&fnat::engine::listing::ConnInfo)) -> Result<(), CtlError> {
+    pub fn for_each_conn(
+        &mut self,
+        page: u32,
+        mut f: impl FnMut(&fnat::engine::listing::ConnInfo),
+    ) -> Result<(), CtlError> {
         let mut cursor = ConnCursor::default();
         loop {
             match self.call(Request::ConnList { cursor, max: page })? {

@@ -18,8 +18,8 @@ fnat::counter_set! {
         NdSolicits = "nd_solicits": "Neighbour solicitations sent.",
         EchoReplies = "echo_replies": "Echo requests answered (ICMP and ICMPv6).",
         IcmpErrors = "icmp_errors": "ICMP errors the dataplane sent (time exceeded, too big).",
-        KniUp = "kni_up": "Frames handed up to kernel twins (unhandled, kni_host, forward2kni copies).",
-        KniDown = "kni_down": "Frames from kernel twins sent out of ports.",
+        TwinUp = "twin_up": "Frames handed up to kernel twins (unhandled, kni_host, forward2kni copies).",
+        TwinDown = "twin_down": "Frames from kernel twins sent out of ports.",
         RedirectOut = "redirect_out": "Replies handed to the worker owning their local port.",
         RedirectIn = "redirect_in": "Replies received from other workers by redirect.",
         Loops = "loops": "Main-loop iterations.",
@@ -36,7 +36,7 @@ fnat::counter_set! {
         LocalUnhandled = "local_unhandled": "For one of our addresses but nothing here handles it (and no kni_host route sends it to the kernel).",
         NoService = "no_service": "TCP or UDP to a VIP port without a virtual service (dropped, like DPVS, without a RST).",
         NoTwin = "no_twin": "For the kernel, but the port has no twin.",
-        KniFull = "kni_full": "For the kernel, but the queue to the twin was full (the kernel is slow).",
+        TwinFull = "twin_full": "For the kernel, but the queue to the twin was full (the kernel is slow).",
         NoRoute = "no_route": "No route to the destination.",
         PendingFull = "pending_full": "More packets waiting for a neighbour than the queue holds.",
         Unresolved = "unresolved": "The neighbour never answered ARP/ND.",
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(json["drops"]["too_big"], 2);
         assert_eq!(json["rx_packets"], 3);
         assert_eq!(json["tx_packets"], 0, "event counters are listed even at zero");
-        assert!(json["drops"].get("kni_full").is_none(), "zero drops are left out");
+        assert!(json["drops"].get("twin_full").is_none(), "zero drops are left out");
         a.zero();
         assert_eq!(a.drops(NetDrop::TooBig), 0);
         assert_eq!(a.get(NetCounter::Loops), 1, "zeroing keeps the loop counters");

@@ -207,29 +207,36 @@ struct Headers {
 }
 
 impl Headers {
+    /// Reads them through `wire`'s views, leniently (a capture filter sees every
+    /// frame, well-formed or not; a missing part is simply absent).
     fn of(f: &[u8]) -> Option<Headers> {
-        let ethertype = u16::from_be_bytes([*f.get(12)?, *f.get(13)?]);
+        let eth = wire::EthernetFrame::new_checked(f).ok()?;
+        let ethertype = eth.ethertype().0;
         let mut h = Headers { ethertype, src: None, dst: None, l4: None, ports: None };
-        let l4_off = match ethertype {
-            0x0800 if f.len() >= 34 => {
-                let ihl = (f[14] & 0x0f) as usize * 4;
-                h.src = Some(IpAddr::from(<[u8; 4]>::try_from(&f[26..30]).ok()?));
-                h.dst = Some(IpAddr::from(<[u8; 4]>::try_from(&f[30..34]).ok()?));
-                h.l4 = Some(f[23]);
-                let first_fragment = u16::from_be_bytes([f[20], f[21]]) & 0x1fff == 0;
-                first_fragment.then_some(14 + ihl)
+        let l3 = eth.payload();
+        let l4 = match eth.ethertype() {
+            wire::EtherType::IPV4 => {
+                let p = wire::Ipv4Packet::new_checked_header(l3).ok()?;
+                h.src = Some(p.src_addr().into());
+                h.dst = Some(p.dst_addr().into());
+                h.l4 = Some(p.protocol().0);
+                (p.frag_offset() == 0).then(|| &l3[p.header_len()..])
             }
-            0x86dd if f.len() >= 54 => {
-                h.src = Some(IpAddr::from(<[u8; 16]>::try_from(&f[22..38]).ok()?));
-                h.dst = Some(IpAddr::from(<[u8; 16]>::try_from(&f[38..54]).ok()?));
-                h.l4 = Some(f[20]);
-                Some(54)
+            wire::EtherType::IPV6 => {
+                let p = wire::Ipv6Packet::new_checked_header(l3).ok()?;
+                h.src = Some(p.src_addr().into());
+                h.dst = Some(p.dst_addr().into());
+                let upper = p.upper_layer().ok();
+                h.l4 = Some(upper.map_or(p.next_header(), |u| u.protocol).0);
+                upper.filter(|u| u.fragment.is_none_or(|f| f.offset == 0)).and_then(|u| l3.get(u.offset..))
             }
             _ => None,
         };
-        if let (Some(o), Some(6 | 17)) = (l4_off, h.l4) {
-            if f.len() >= o + 4 {
-                h.ports = Some((u16::from_be_bytes([f[o], f[o + 1]]), u16::from_be_bytes([f[o + 2], f[o + 3]])));
+        if let (Some(seg), Some(6 | 17)) = (l4, h.l4) {
+            if seg.len() >= 4 {
+                // TCP and UDP both start with the two ports.
+                let p = wire::UdpPacket::new_unchecked(seg);
+                h.ports = Some((p.src_port(), p.dst_port()));
             }
         }
         Some(h)

@@ -12,12 +12,13 @@ use fnat::sapool::PortRange;
 use netstack::{NeighTable, PortId};
 
 use crate::clock::Clock;
-use crate::config::{Config, PortConf, TwinKind};
-use crate::control::{summary, Control, PortHandle, Twin};
+use crate::config::Config;
+use crate::control::{summary, Control, PortHandle};
 use crate::server::{Access, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
-use crate::steering::{self, Steering};
+use crate::steering::{DpdkFlows, PortMode, PortSteering};
+use crate::twin::Twin;
 use crate::worker::{Worker, WorkerParts};
 
 /// Learned neighbours the control thread keeps at most.
@@ -33,7 +34,7 @@ fn device_name(p: &crate::config::PortConf) -> String {
 }
 
 /// Frames queued from the workers to the twins, and from the twins to worker 0.
-const KNI_RING: u32 = 8192;
+const TWIN_RING: u32 = 8192;
 /// Replies queued from one worker to another.
 const REDIRECT_RING: u32 = 4096;
 
@@ -70,94 +71,26 @@ fn make_bond(name: &str, b: &crate::config::BondConf) -> Result<(Port, String, V
     Ok((bond, dev, slaves))
 }
 
-/// Creates `p`'s kernel twin `<name>.kni` with the port's MAC.
-fn make_twin(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
-    let ifname = format!("{}.kni", p.name);
-    let (dev, args) = match p.twin {
-        TwinKind::None => return Ok(None),
-        TwinKind::Tap => (format!("net_tap_rvs{i}"), format!("iface={ifname},mac={mac}")),
-        TwinKind::VirtioUser => {
-            if !std::path::Path::new("/dev/vhost-net").exists() {
-                anyhow::bail!(
-                    "port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"",
-                    p.name
-                );
-            }
-            (
-                format!("virtio_user_rvs{i}"),
-                format!("path=/dev/vhost-net,queues=1,queue_size=1024,iface={ifname},mac={mac}"),
-            )
-        }
-    };
-    let mut port = Port::create_vdev(&dev, &args).with_context(|| format!("kernel twin {ifname}"))?;
-    let cfg = PortConfig {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_desc: 512,
-        tx_desc: 512,
-        rss_hf: 0,
-        mtu: Some(p.mtu),
-        promiscuous: false,
-        lsc_interrupt: false,
-    };
-    let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
-    port.start().with_context(|| format!("start twin {ifname}"))?;
-    tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
-    for net in &p.twin_addrs {
-        // The kernel's side of the twin: configured through iproute2, like any
-        // interface (control path, once at start).
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["addr", "replace", &net.to_string(), "dev", &ifname]);
-        if net.addr().is_ipv6() {
-            cmd.arg("nodad");
-        }
-        match cmd.output() {
-            Ok(o) if o.status.success() => tracing::info!(twin = %ifname, addr = %net, "twin address added"),
-            Ok(o) => {
-                tracing::warn!(twin = %ifname, addr = %net, "ip addr: {}", String::from_utf8_lossy(&o.stderr).trim())
-            }
-            Err(e) => tracing::warn!(twin = %ifname, addr = %net, "ip addr: {e}"),
-        }
-    }
-    Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
-}
-
-/// Installs the flow rules that steer replies to their owners' queues, per the
-/// `steering` setting; where a port refuses them (`auto`), replies reach their owner by
-/// redirect, and the log says so.
-fn install_steering(cfg: &Config, state: &State, ports: &mut [PortHandle], workers: u32) -> Result<()> {
-    if workers < 2 {
-        tracing::info!("steering: one worker, nothing to steer");
-        return Ok(());
-    }
-    if cfg.steering == Steering::Redirect {
-        tracing::info!("steering: redirect (configured)");
-        return Ok(());
-    }
-    let own = fnat::sapool::PortOwnership::new(workers).map_err(|e| anyhow!("{e}"))?;
-    let signature = cfg.steering == Steering::Signature;
+/// Installs the flow rules that steer replies to their owners' queues for the LIPs of
+/// the configuration, per the `steering` setting; where a port refuses them (`auto`),
+/// replies reach their owner by redirect, and the log says so. The control thread keeps
+/// the rules in step with LIPs added and removed later.
+fn install_steering(state: &State, ports: &mut [PortHandle]) -> Result<()> {
     for (i, p) in ports.iter_mut().enumerate() {
-        let lips: Vec<_> = state.addrs.iter().filter(|a| a.port == i && a.sapool).map(|a| a.net.addr()).collect();
-        if lips.is_empty() {
-            continue;
-        }
-        let rules: Vec<_> = lips.iter().flat_map(|l| steering::rules(*l, &own, signature)).collect();
-        let refused =
-            rules.iter().find_map(|r| dpdk::Flow::validate(p.port.id(), &r.attr, &r.pattern, &r.actions).err());
-        if let Some(e) = refused {
-            if cfg.steering == Steering::Auto {
-                tracing::warn!(port = %p.name, "steering: {}: flow rules refused ({e}); replies reach their worker by redirect", p.name);
-                continue;
+        let lips = state.lips_on(i);
+        if let Err(e) = p.steering.sync(&mut DpdkFlows(p.port.id()), &lips) {
+            if p.steering.strict() {
+                anyhow::bail!("steering: {e}");
             }
-            anyhow::bail!("steering = {:?}: port {} refuses flow rules: {e}", cfg.steering, p.name);
+            tracing::warn!(port = %p.name, "steering: {e}");
         }
-        for r in &rules {
-            p.flows.push(
-                dpdk::Flow::create(p.port.id(), &r.attr, &r.pattern, &r.actions)
-                    .with_context(|| format!("flow rule on {}", p.name))?,
-            );
+        match p.steering.mode() {
+            PortMode::Rules => {
+                tracing::info!(port = %p.name, lips = lips.len(), "steering: {}: flow rules installed", p.name)
+            }
+            PortMode::Redirect => tracing::info!(port = %p.name, "steering: {}: redirect", p.name),
+            PortMode::Undecided => {}
         }
-        tracing::info!(port = %p.name, rules = rules.len(), "steering: {}: flow rules installed ({})", p.name, if signature { "signature" } else { "perfect" });
     }
     Ok(())
 }
@@ -212,7 +145,7 @@ pub fn run(cfg: Config) -> Result<()> {
         let mac = wire::EthernetAddress(port.mac()?);
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
-        let twin = make_twin(handles_ports.len(), p, mac, &pool)?;
+        let twin = Twin::create(handles_ports.len(), p, mac, &pool)?;
         views.push(PortView {
             name: p.name.clone(),
             mac,
@@ -224,7 +157,7 @@ pub fn run(cfg: Config) -> Result<()> {
         rxs.push(rx.into_iter());
         txs.push(tx.into_iter());
         handles_ports.push(PortHandle {
-            flows: Vec::new(),
+            steering: PortSteering::new(&p.name, cfg.steering, n as u32),
             port,
             slaves,
             name: p.name.clone(),
@@ -236,7 +169,7 @@ pub fn run(cfg: Config) -> Result<()> {
         });
     }
     let state = State::from_config(&cfg);
-    install_steering(&cfg, &state, &mut handles_ports, n as u32)?;
+    install_steering(&state, &mut handles_ports)?;
     let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
     for nb in &cfg.neighs {
         let port = cfg.port_index(&nb.dev).ok_or_else(|| anyhow!("no port {}", nb.dev))?;
@@ -245,9 +178,9 @@ pub fn run(cfg: Config) -> Result<()> {
     let first =
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
     let shared = Arc::new(Shared::new(first, n));
-    let kni_up = MbufRing::new("rvs_kni_up", KNI_RING, RingSync::MpMc)?;
-    let kni_down = MbufRing::new("rvs_kni_down", KNI_RING, RingSync::SpSc)?;
-    let capture = MbufRing::new("rvs_capture", KNI_RING, RingSync::MpMc)?;
+    let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
+    let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;
+    let capture = MbufRing::new("rvs_capture", TWIN_RING, RingSync::MpMc)?;
     // One single-producer/single-consumer ring per ordered pair of workers.
     let mut rings = Vec::new();
     for from in 0..n {
@@ -277,8 +210,8 @@ pub fn run(cfg: Config) -> Result<()> {
             shared: Arc::clone(&shared),
             clock,
             expire_nodest: cfg.conn.expire_nodest,
-            kni_up: kni_up.producer().expect("a multi-producer ring has producers for all"),
-            kni_down: if i == 0 { kni_down.consumer() } else { None },
+            twin_up: twin_up.producer().expect("a multi-producer ring has producers for all"),
+            twin_down: if i == 0 { twin_down.consumer() } else { None },
             capture: capture.producer().expect("a multi-producer ring has producers for all"),
             redirect_tx: rings[i].iter().map(|r| r.as_ref().and_then(|r| r.producer())).collect(),
             redirect_rx: (0..n).filter_map(|from| rings[from][i].as_ref().and_then(|r| r.consumer())).collect(),
@@ -299,8 +232,8 @@ pub fn run(cfg: Config) -> Result<()> {
         handles_ports,
         jobs_rx,
         cfg.conn.pool_size,
-        kni_up.consumer().expect("the control thread is the only consumer"),
-        kni_down.producer().expect("the control thread is the only producer"),
+        twin_up.consumer().expect("the control thread is the only consumer"),
+        twin_down.producer().expect("the control thread is the only producer"),
         Arc::clone(&pool),
         capture.consumer().expect("the control thread is the only consumer"),
     );
@@ -328,8 +261,8 @@ pub fn run(cfg: Config) -> Result<()> {
     // Ports (and twins) first, then the rings and their queued mbufs, then the pool,
     // then the EAL.
     drop(ports);
-    drop(kni_up);
-    drop(kni_down);
+    drop(twin_up);
+    drop(twin_down);
     drop(capture);
     drop(rings);
     drop(shared);

@@ -11,4 +11,5 @@ pub mod server;
 pub mod shared;
 pub mod state;
 pub mod steering;
+pub mod twin;
 pub mod worker;

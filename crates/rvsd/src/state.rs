@@ -56,6 +56,11 @@ pub struct State {
 }
 
 impl State {
+    /// The LIPs (sapool addresses) on port `port`.
+    pub fn lips_on(&self, port: usize) -> Vec<IpAddr> {
+        self.addrs.iter().filter(|a| a.port == port && a.sapool).map(|a| a.net.addr()).collect()
+    }
+
     /// The state the configuration file describes.
     pub fn from_config(cfg: &Config) -> State {
         let port = |dev: &str| cfg.port_index(dev).unwrap_or(usize::MAX);

@@ -48,10 +48,10 @@ pub struct WorkerParts {
     pub expire_nodest: bool,
     /// Frames for the kernel twins go up this ring (the control thread writes them to
     /// the twins), tagged with their port in `Mbuf::port`.
-    pub kni_up: RingProducer,
+    pub twin_up: RingProducer,
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.
-    pub kni_down: Option<RingConsumer>,
+    pub twin_down: Option<RingConsumer>,
     /// Copies of captured frames go up this ring (to the control thread's writer).
     pub capture: RingProducer,
     /// Rings to the other workers (index = worker id; `None` for this worker), for
@@ -84,7 +84,7 @@ pub struct Worker {
     expire_nodest: bool,
     nodest: Vec<fnat::service::RsId>,
     nodest_pos: u32,
-    kni_down: Option<RingConsumer>,
+    twin_down: Option<RingConsumer>,
     redirect_rx: Vec<RingConsumer>,
     ip_batch: [MbufSlot; dpdk::BURST_SIZE],
     verdicts: [Verdict; dpdk::BURST_SIZE],
@@ -101,12 +101,18 @@ struct WorkerIo {
     shared: Arc<Shared>,
     /// The ports of the current generation (for their capture settings).
     ports: Arc<Vec<PortView>>,
-    kni_up: RingProducer,
-    kni_out: Burst,
+    twin_up: RingProducer,
+    twin_out: Burst,
     redirect_tx: Vec<Option<RingProducer>>,
     redirect_out: Vec<Burst>,
     capture: RingProducer,
     counters: NetCounters,
+}
+
+/// What the frame logic reads of a generation: its ports (as `links`) and tables.
+#[inline]
+fn net<'a>(links: &'a [frame::Port], snap: &'a Snapshot) -> Net<'a> {
+    Net { ports: links, addrs: &snap.addrs, routes: &snap.routes, neighs: &snap.neighs }
 }
 
 fn links(ports: &[PortView]) -> Vec<frame::Port> {
@@ -133,8 +139,8 @@ impl Worker {
                 pool: p.pool,
                 shared: p.shared.clone(),
                 ports: snap.ports.clone(),
-                kni_up: p.kni_up,
-                kni_out: Burst::new(),
+                twin_up: p.twin_up,
+                twin_out: Burst::new(),
                 redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
                 redirect_tx: p.redirect_tx,
                 capture: p.capture,
@@ -147,7 +153,7 @@ impl Worker {
             expire_nodest: p.expire_nodest,
             nodest: Vec::with_capacity(NODEST_QUEUE),
             nodest_pos: 0,
-            kni_down: p.kni_down,
+            twin_down: p.twin_down,
             redirect_rx: p.redirect_rx,
             ip_batch: Default::default(),
             verdicts: [Verdict::NotMine; dpdk::BURST_SIZE],
@@ -191,12 +197,7 @@ impl Worker {
                     }
                 }
             }
-            let net = Net {
-                ports: &self.links,
-                addrs: &self.snap.addrs,
-                routes: &self.snap.routes,
-                neighs: &self.snap.neighs,
-            };
+            let net = net(&self.links, &self.snap);
             if self.node.housekeeping(&net, now, &mut self.io) {
                 // 802.3ad bonds send LACPDUs from inside transmit calls: poll idle
                 // ports too (DPDK asks for at least every 100 ms).
@@ -213,12 +214,10 @@ impl Worker {
     }
 
     /// The `n` frames received on `port` into `self.burst`: each through the frame
-    /// logic; the IP frames for the core go through it together (their connection
-    /// lookups overlap their cache misses), then back to the frame logic.
+    /// logic; the IP frames for the core then go through it together.
     #[inline]
     fn receive_burst(&mut self, port: usize, n: usize, now: u64) {
-        let net =
-            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+        let net = net(&self.links, &self.snap);
         let mut k = 0;
         for i in 0..n {
             let Some(m) = self.burst.take(i) else { continue };
@@ -229,18 +228,30 @@ impl Worker {
             }
         }
         self.burst.forget_taken();
-        if k > 0 {
-            self.engine.process_burst(
-                &self.snap.services,
-                &mut self.ip_batch[..k],
-                &L3_OFFSETS[..k],
-                now,
-                &mut self.verdicts[..k],
-            );
-            for i in 0..k {
-                let b = std::mem::take(&mut self.ip_batch[i]);
-                self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
-            }
+        self.through_core(k, now, Some(port));
+    }
+
+    /// Runs the first `k` frames of `ip_batch` through the core together (their
+    /// connection lookups overlap their cache misses), then each with its verdict
+    /// through the frame logic. `port` is where they arrived; `None` reads it from each
+    /// mbuf (redirected frames carry it).
+    #[inline]
+    fn through_core(&mut self, k: usize, now: u64, port: Option<usize>) {
+        if k == 0 {
+            return;
+        }
+        self.engine.process_burst(
+            &self.snap.services,
+            &mut self.ip_batch[..k],
+            &L3_OFFSETS[..k],
+            now,
+            &mut self.verdicts[..k],
+        );
+        let net = net(&self.links, &self.snap);
+        for i in 0..k {
+            let b = std::mem::take(&mut self.ip_batch[i]);
+            let port = port.unwrap_or_else(|| b.0.as_ref().map_or(0, |m| m.port() as usize));
+            self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
         }
     }
 
@@ -277,8 +288,7 @@ impl Worker {
         }
         self.snap = new;
         self.shared.workers[self.id as usize].seen_gen.store(self.snap.gen, Ordering::Release);
-        let net =
-            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
+        let net = net(&self.links, &self.snap);
         self.node.release_resolved(&net, &mut self.io);
     }
 
@@ -326,8 +336,6 @@ impl Worker {
     /// core (their connection lookups overlap); returns how many.
     fn redirected_in(&mut self, now: u64) -> usize {
         let mut got = 0;
-        let net =
-            Net { ports: &self.links, addrs: &self.snap.addrs, routes: &self.snap.routes, neighs: &self.snap.neighs };
         for r in 0..self.redirect_rx.len() {
             let n = self.redirect_rx[r].dequeue_burst(&mut self.burst);
             got += n;
@@ -340,33 +348,20 @@ impl Worker {
                 }
             }
             self.burst.forget_taken();
-            if k > 0 {
-                self.engine.process_burst(
-                    &self.snap.services,
-                    &mut self.ip_batch[..k],
-                    &L3_OFFSETS[..k],
-                    now,
-                    &mut self.verdicts[..k],
-                );
-                for i in 0..k {
-                    let b = std::mem::take(&mut self.ip_batch[i]);
-                    let port = b.0.as_ref().map_or(0, |m| m.port() as usize);
-                    self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
-                }
-            }
+            self.through_core(k, now, None);
         }
         got
     }
 
     /// Transmits what the kernel sent on the twins; returns how many frames.
     fn down_from_twins(&mut self) -> usize {
-        let Some(down) = &mut self.kni_down else { return 0 };
+        let Some(down) = &mut self.twin_down else { return 0 };
         let n = down.dequeue_burst(&mut self.burst);
         for i in 0..n {
             let Some(m) = self.burst.take(i) else { continue };
             let port = m.port() as usize;
             if port < self.io.tx.len() {
-                self.io.counters.inc(NetCounter::KniDown);
+                self.io.counters.inc(NetCounter::TwinDown);
                 self.io.counters.inc(NetCounter::TxPackets);
                 self.io.transmit(port, MbufSlot(Some(m)));
             }
@@ -409,20 +404,20 @@ impl WorkerIo {
     }
 
     /// Sends the frames gathered for the twins; a full ring drops (never waits).
-    fn flush_kni(&mut self) {
-        let n = self.kni_out.len();
+    fn flush_twin(&mut self) {
+        let n = self.twin_out.len();
         if n == 0 {
             return;
         }
-        let sent = self.kni_up.enqueue_burst(&mut self.kni_out);
-        self.counters.counts.add_n(NetCounter::KniUp, sent as u64);
-        self.counters.drops.add_n(NetDrop::KniFull, (n - sent) as u64);
-        self.kni_out.clear();
+        let sent = self.twin_up.enqueue_burst(&mut self.twin_out);
+        self.counters.counts.add_n(NetCounter::TwinUp, sent as u64);
+        self.counters.drops.add_n(NetDrop::TwinFull, (n - sent) as u64);
+        self.twin_out.clear();
     }
 
     /// End of a loop: the twins' ring, the other workers' rings, the ports.
     fn flush(&mut self) {
-        self.flush_kni();
+        self.flush_twin();
         for owner in 0..self.redirect_out.len() {
             self.flush_redirect(owner);
         }
@@ -458,11 +453,11 @@ impl Io<MbufSlot> for WorkerIo {
     fn up_to_twin(&mut self, port: usize, b: MbufSlot) {
         let Some(mut m) = b.0 else { return };
         m.set_port(port as u16);
-        if self.kni_out.is_full() {
-            self.flush_kni();
+        if self.twin_out.is_full() {
+            self.flush_twin();
         }
-        if self.kni_out.push(m).is_err() {
-            self.counters.drop(NetDrop::KniFull);
+        if self.twin_out.push(m).is_err() {
+            self.counters.drop(NetDrop::TwinFull);
         }
     }
 

@@ -199,7 +199,7 @@ impl Advert {
         let mut m = Vec::with_capacity(8 + self.addresses.len() * 16 + AUTH_LEN);
         match self.version {
             Version::V2 => {
-                if self.interval_cs % 100 != 0 || self.interval_cs / 100 > 255 || self.interval_cs == 0 {
+                if !self.interval_cs.is_multiple_of(100) || self.interval_cs / 100 > 255 || self.interval_cs == 0 {
                     return Err(PacketError::BadInterval(self.interval_cs));
                 }
                 let auth_type = u8::from(self.auth.is_some());

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use ctl::{ErrorCode, Request, Response};
 use dpdk::Burst;
 
-use super::{Control, KNI_BURSTS_PER_ROUND};
+use super::Control;
 use crate::state::Refused;
+use crate::twin::BURSTS_PER_ROUND;
 
 /// A capture being written.
 pub(super) struct ActiveCapture {
@@ -76,7 +77,7 @@ impl Control {
         let Some(cap) = &mut self.capture else { return false };
         let mut b = Burst::new();
         let mut moved = false;
-        for _ in 0..KNI_BURSTS_PER_ROUND {
+        for _ in 0..BURSTS_PER_ROUND {
             if self.capture_rx.dequeue_burst(&mut b) == 0 {
                 break;
             }

@@ -8,15 +8,14 @@
 //! publishing; `requests` dispatches requests to the verbs (the service set's in
 //! [`ctl::verbs`], the others on [`State`]); `views` builds the listings (services,
 //! connections, links, addresses, neighbours, worker counters and the stats summary);
-//! `capture` starts and writes a capture; `twins` pumps frames between the workers and
-//! the kernel twins, mirrors links and watches bonds.
+//! `capture` starts and writes a capture; `bonds` watches active-backup bonds. The
+//! kernel twins' pump and link mirroring are in [`crate::twin`].
 
+mod bonds;
 mod capture;
 mod requests;
-mod twins;
 mod views;
 
-pub use twins::Twin;
 pub use views::summary;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +31,8 @@ use crate::clock::Clock;
 use crate::server::Job;
 use crate::shared::{PortView, Shared};
 use crate::state::State;
+use crate::steering::{DpdkFlows, PortSteering};
+use crate::twin::Twin;
 
 use self::capture::ActiveCapture;
 
@@ -42,8 +43,8 @@ const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
 /// A port the control thread owns.
 pub struct PortHandle {
-    /// Flow rules steering replies to their workers (destroyed before the port).
-    pub flows: Vec<dpdk::Flow>,
+    /// Flow rules steering replies to their workers, per LIP (destroyed before the port).
+    pub steering: PortSteering<dpdk::Flow>,
     /// The DPDK port.
     pub port: Port,
     /// A bond's slave ports (after the bond, which uses them).
@@ -65,10 +66,6 @@ pub struct PortHandle {
 /// How often the control thread checks active-backup bonds' links.
 const BOND_WATCH: Duration = Duration::from_millis(20);
 
-/// Frames moved between the workers and the twins (or to a capture file) per control
-/// round, at most.
-const KNI_BURSTS_PER_ROUND: usize = 64;
-
 /// The control thread's state.
 pub struct Control {
     shared: Arc<Shared>,
@@ -79,8 +76,8 @@ pub struct Control {
     jobs: Receiver<Job>,
     pool_size: u32,
     started: Instant,
-    kni_up: RingConsumer,
-    kni_down: RingProducer,
+    twin_up: RingConsumer,
+    twin_down: RingProducer,
     pool: Arc<Mempool>,
     capture_rx: RingConsumer,
     capture: Option<ActiveCapture>,
@@ -100,8 +97,8 @@ impl Control {
         ports: Vec<PortHandle>,
         jobs: Receiver<Job>,
         pool_size: u32,
-        kni_up: RingConsumer,
-        kni_down: RingProducer,
+        twin_up: RingConsumer,
+        twin_down: RingProducer,
         pool: Arc<Mempool>,
         capture_rx: RingConsumer,
     ) -> Control {
@@ -115,8 +112,8 @@ impl Control {
             jobs,
             pool_size,
             started: Instant::now(),
-            kni_up,
-            kni_down,
+            twin_up,
+            twin_down,
             pool,
             capture_rx,
             capture: None,
@@ -131,14 +128,14 @@ impl Control {
         let mut link_at = Instant::now();
         let mut bond_at = Instant::now();
         while !self.term.load(Ordering::Relaxed) {
-            let mut busy = self.pump_twins();
+            let mut busy = Twin::pump(&mut self.twin_up, &mut self.twin_down, &mut self.ports);
             if bond_at.elapsed() > BOND_WATCH {
                 bond_at = Instant::now();
                 self.watch_bonds();
             }
             if link_at.elapsed() > Duration::from_secs(1) {
                 link_at = Instant::now();
-                self.mirror_links();
+                Twin::mirror_links(&mut self.ports);
             }
             if self.usr1.swap(false, Ordering::Relaxed) {
                 match self.stats(Duration::from_secs(2)) {
@@ -238,7 +235,19 @@ impl Control {
                 let gen = snap.gen;
                 self.state = next;
                 self.shared.publish(snap);
+                self.resteer();
                 self.confirm(gen)
+            }
+        }
+    }
+
+    /// Keeps each port's steering rules in step with its LIPs (redirect covers a LIP
+    /// whose rules could not be installed).
+    fn resteer(&mut self) {
+        for (i, p) in self.ports.iter_mut().enumerate() {
+            let lips = self.state.lips_on(i);
+            if let Err(e) = p.steering.sync(&mut DpdkFlows(p.port.id()), &lips) {
+                tracing::warn!(port = %p.name, "steering: {e}");
             }
         }
     }

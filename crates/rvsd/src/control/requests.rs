@@ -128,11 +128,11 @@ impl Control {
             m.set_port(port as u16);
             let _ = b.push(m);
             if b.is_full() {
-                self.kni_down.enqueue_burst(&mut b);
+                self.twin_down.enqueue_burst(&mut b);
                 b.clear();
             }
         }
-        self.kni_down.enqueue_burst(&mut b);
+        self.twin_down.enqueue_burst(&mut b);
         let dropped = b.len();
         b.clear();
         if dropped > 0 {

@@ -1,0 +1,140 @@
+//! Kernel twins: every dataplane port `dpdkN` may have a kernel interface `dpdkN.kni`
+//! with the port's MAC (tap PMD, or virtio-user where /dev/vhost-net exists), through
+//! which the kernel sees what the dataplane does not handle (`kni_host` routes,
+//! protocols it does not speak, forward2kni copies) and sends what it wants out of the
+//! port. This room holds a twin's creation, the pump that moves frames between the
+//! workers and the twins (run by the control thread: the tap PMD makes a syscall per
+//! poll, which the workers must not pay), and its link following the port's.
+//!
+//! One name: the concept is the kernel *twin* in code, configuration (`twin`,
+//! `twin_addrs`) and documents; DPVS's spellings stay where DPVS operators type them
+//! (`kni_host` routes, `forward2kni`, the `.kni` interface suffix).
+
+use anyhow::{Context, Result};
+use dpdk::{Burst, Mempool, Port, PortConfig, RingConsumer, RingProducer, RxQueue, TxBuffer};
+
+use crate::config::{PortConf, TwinKind};
+use crate::control::PortHandle;
+
+/// Frames moved each way per control round, at most (in bursts).
+pub const BURSTS_PER_ROUND: usize = 64;
+
+/// A port's kernel twin, driven by the control thread only (the tap PMD makes a
+/// syscall per poll, which the workers must not pay).
+pub struct Twin {
+    /// The twin's DPDK port (tap PMD).
+    pub port: Port,
+    /// The kernel interface name (`dpdk0.kni`).
+    pub ifname: String,
+    /// Its receive queue: what the kernel sends.
+    pub rx: RxQueue,
+    /// Its transmit buffer: what goes up to the kernel.
+    pub tx: TxBuffer,
+    /// The link state last mirrored from the port.
+    pub link_up: bool,
+}
+
+impl Twin {
+    /// Creates port `i`'s kernel twin `<name>.kni` with the port's MAC, as its
+    /// configuration `p` says (none, tap or virtio-user), and puts `twin_addrs` on it.
+    pub fn create(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
+        let ifname = format!("{}.kni", p.name);
+        let (dev, args) = match p.twin {
+            TwinKind::None => return Ok(None),
+            TwinKind::Tap => (format!("net_tap_rvs{i}"), format!("iface={ifname},mac={mac}")),
+            TwinKind::VirtioUser => {
+                if !std::path::Path::new("/dev/vhost-net").exists() {
+                    anyhow::bail!(
+                        "port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"",
+                        p.name
+                    );
+                }
+                (
+                    format!("virtio_user_rvs{i}"),
+                    format!("path=/dev/vhost-net,queues=1,queue_size=1024,iface={ifname},mac={mac}"),
+                )
+            }
+        };
+        let mut port = Port::create_vdev(&dev, &args).with_context(|| format!("kernel twin {ifname}"))?;
+        let cfg = PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 512,
+            tx_desc: 512,
+            rss_hf: 0,
+            mtu: Some(p.mtu),
+            promiscuous: false,
+            lsc_interrupt: false,
+        };
+        let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
+        port.start().with_context(|| format!("start twin {ifname}"))?;
+        tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
+        for net in &p.twin_addrs {
+            // The kernel's side of the twin: configured through iproute2, like any
+            // interface (control path, once at start).
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args(["addr", "replace", &net.to_string(), "dev", &ifname]);
+            if net.addr().is_ipv6() {
+                cmd.arg("nodad");
+            }
+            match cmd.output() {
+                Ok(o) if o.status.success() => tracing::info!(twin = %ifname, addr = %net, "twin address added"),
+                Ok(o) => {
+                    tracing::warn!(twin = %ifname, addr = %net, "ip addr: {}", String::from_utf8_lossy(&o.stderr).trim())
+                }
+                Err(e) => tracing::warn!(twin = %ifname, addr = %net, "ip addr: {e}"),
+            }
+        }
+        Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
+    }
+
+    /// Moves frames between the workers and the kernel twins: up (the workers' ring →
+    /// twin transmit) and down (twin receive → worker 0, which sends them out of the
+    /// port). True if anything moved.
+    pub fn pump(up: &mut RingConsumer, down: &mut RingProducer, ports: &mut [PortHandle]) -> bool {
+        let mut moved = false;
+        let mut b = Burst::new();
+        for _ in 0..BURSTS_PER_ROUND {
+            if up.dequeue_burst(&mut b) == 0 {
+                break;
+            }
+            moved = true;
+            for m in b.drain() {
+                match ports.get_mut(m.port() as usize).and_then(|p| p.twin.as_mut()) {
+                    Some(t) => t.tx.push(m),
+                    None => drop(m),
+                }
+            }
+        }
+        for (i, p) in ports.iter_mut().enumerate() {
+            let Some(t) = &mut p.twin else { continue };
+            t.tx.flush();
+            for _ in 0..BURSTS_PER_ROUND {
+                if t.rx.rx_burst(&mut b) == 0 {
+                    break;
+                }
+                moved = true;
+                for m in b.as_mut_slice().iter_mut().flatten() {
+                    m.set_port(i as u16);
+                }
+                // A full ring drops what does not fit (the burst frees it).
+                down.enqueue_burst(&mut b);
+                b.clear();
+            }
+        }
+        moved
+    }
+
+    /// Makes each twin's link follow its port's.
+    pub fn mirror_links(ports: &mut [PortHandle]) {
+        for p in ports {
+            let up = p.port.link().map(|l| l.up).unwrap_or(false);
+            if let Some(t) = &mut p.twin {
+                if t.link_up != up && t.port.set_link(up).is_ok() {
+                    tracing::info!(port = %p.name, twin = %t.ifname, up, "twin link follows the port");
+                    t.link_up = up;
+                }
+            }
+        }
+    }
+}
