@@ -313,10 +313,15 @@ fn rs_config(r: &RealServer) -> RealServerConfig {
     RealServerConfig { addr: r.addr.ip(), port: r.addr.port(), weight: r.weight, upper: 0, lower: 0 }
 }
 
-/// A service in a form where equal means "rvsd needs no change": real servers and local
-/// addresses in a canonical order.
+/// A service in a form where equal means "rvsd needs no change": real servers' port 0
+/// as the virtual port (as rvsd stores it), real servers and local addresses in a
+/// canonical order.
 fn canonical(spec: &ServiceSpec) -> ServiceSpec {
     let mut s = spec.clone();
+    let vport = s.service.vport;
+    for r in &mut s.service.real_servers {
+        r.port = ctl::verbs::effective_port(r.port, vport);
+    }
     s.service.real_servers.sort_by_key(|r| (r.addr, r.port));
     s.laddrs.sort();
     s

@@ -432,3 +432,20 @@ fn services_convert_to_rvsd_form() {
     s.scheduler = "lblc".into();
     assert!(to_spec(&s).unwrap_err().contains("lb_algo lblc"));
 }
+
+/// A keepalived `real_server` with port 0 is listed by rvsd with the virtual port: the
+/// agent sees no difference to reconcile.
+#[test]
+fn a_port_zero_real_server_matches_rvsds_listing() {
+    let mut spec = ServiceSpec {
+        service: ServiceConfig::new(fnat::types::Proto::Tcp, "192.0.2.1".parse().unwrap(), 80),
+        laddrs: vec!["10.0.0.1".parse().unwrap()],
+    };
+    spec.service.real_servers =
+        vec![RealServerConfig { addr: "10.0.0.2".parse().unwrap(), port: 0, weight: 1, upper: 0, lower: 0 }];
+    let mut listed = spec.clone();
+    listed.service.real_servers[0].port = 80;
+    assert_eq!(canonical(&spec), canonical(&listed));
+    listed.service.real_servers[0].port = 81;
+    assert_ne!(canonical(&spec), canonical(&listed));
+}
