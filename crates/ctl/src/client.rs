@@ -1,13 +1,14 @@
 //! The client: connect once, then one call per request.
 
 use std::io::BufReader;
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::CtlError;
 use crate::frame::{self, FrameError};
-use crate::proto::{ConnCursor, Request, RequestMsg, Response, ResponseMsg};
+use crate::proto::{ConnCursor, NeighView, Request, RequestMsg, Response, ResponseMsg};
 use crate::PROTOCOL_VERSION;
 
 /// A connection to rvsd's control socket.
@@ -47,6 +48,23 @@ impl Client {
         match msg.resp {
             Response::Error { code, message } => Err(CtlError::Remote { code, message }),
             r => Ok(r),
+        }
+    }
+
+    /// Every neighbour, by address, page by page (`page` per request), handed to `f`.
+    pub fn for_each_neigh(&mut self, page: u32, mut f: impl FnMut(&NeighView)) -> Result<(), CtlError> {
+        let mut after: Option<IpAddr> = None;
+        loop {
+            match self.call(Request::NeighList { after, max: Some(page) })? {
+                Response::Neighs { neighs, next } => {
+                    neighs.iter().for_each(&mut f);
+                    match next {
+                        Some(a) if after != Some(a) => after = Some(a),
+                        _ => return Ok(()),
+                    }
+                }
+                other => return Err(CtlError::BadReply(format!("expected neighs, got {other:?}"))),
+            }
         }
     }
 

@@ -275,8 +275,16 @@ pub enum Request {
         /// Address.
         addr: IpAddr,
     },
-    /// Neighbours.
-    NeighList,
+    /// Neighbours, by address, a page at a time. Without `max` (the original,
+    /// field-less form of this request), one page of up to [`MAX_NEIGH_PAGE`].
+    NeighList {
+        /// List the neighbours after this address (start: none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<IpAddr>,
+        /// Most neighbours in the page (at most [`MAX_NEIGH_PAGE`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+    },
     /// Per-worker statistics.
     WorkerStats,
     /// Announces an address from the port that owns it: gratuitous ARP (IPv4) or
@@ -465,6 +473,10 @@ pub struct AddrView {
     pub vip: bool,
 }
 
+/// Most neighbours in one listing page (about 100 bytes each on the wire: far below
+/// [`crate::MAX_MESSAGE_BYTES`]).
+pub const MAX_NEIGH_PAGE: u32 = 10_000;
+
 /// A neighbour as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NeighView {
@@ -474,7 +486,7 @@ pub struct NeighView {
     pub mac: EthernetAddress,
     /// Port name.
     pub dev: String,
-    /// `static`, `reachable` or `stale`.
+    /// `static`, `reachable` or `probe` (being re-confirmed).
     pub state: String,
 }
 
@@ -557,10 +569,13 @@ pub enum Response {
         /// The routes.
         routes: Vec<RouteSpec>,
     },
-    /// Neighbours.
+    /// A page of neighbours, by address.
     Neighs {
         /// The neighbours.
         neighs: Vec<NeighView>,
+        /// Where the next page starts (the `after` of the next request); `None` at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<IpAddr>,
     },
     /// Worker statistics.
     Workers {
@@ -609,6 +624,23 @@ mod tests {
         let r = ResponseMsg::from(Response::error(ErrorCode::NotFound, "no service tcp 198.18.0.100:81"));
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"v":1,"result":"error","code":"not_found","message":"no service tcp 198.18.0.100:81"}"#);
+    }
+
+    #[test]
+    fn neighbour_listing_pages_and_keeps_the_old_form() {
+        // The original request had no fields; it still parses, and is written the same.
+        let old: RequestMsg = serde_json::from_str(r#"{"v":1,"op":"neigh_list"}"#).unwrap();
+        assert_eq!(old.req, Request::NeighList { after: None, max: None });
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"v":1,"op":"neigh_list"}"#);
+        let paged = RequestMsg::from(Request::NeighList { after: Some("198.18.0.7".parse().unwrap()), max: Some(500) });
+        let json = serde_json::to_value(&paged).unwrap();
+        assert_eq!((json["after"].as_str(), json["max"].as_u64()), (Some("198.18.0.7"), Some(500)));
+        assert_eq!(serde_json::from_value::<RequestMsg>(json).unwrap(), paged);
+        // The last page looks like the old reply.
+        let last = serde_json::to_string(&ResponseMsg::from(Response::Neighs { neighs: vec![], next: None })).unwrap();
+        assert_eq!(last, r#"{"v":1,"result":"neighs","neighs":[]}"#);
+        let old_reply: ResponseMsg = serde_json::from_str(r#"{"v":1,"result":"neighs","neighs":[]}"#).unwrap();
+        assert_eq!(old_reply.resp, Response::Neighs { neighs: vec![], next: None });
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct AddrTable {
     index: FastMap<IpAddr, usize>,
     /// The primary address per port and family, recomputed on every change.
     primary: FastMap<(PortId, Family), IpAddr>,
+    /// The connected subnets per port (the prefixes of its non-host addresses, each
+    /// once), recomputed on every change; read by [`AddrTable::on_link`].
+    connected: Vec<(PortId, IpNet)>,
 }
 
 fn host_address(ip: IpAddr) -> bool {
@@ -159,6 +162,13 @@ impl AddrTable {
     }
 
     fn recompute_primaries(&mut self) {
+        self.connected.clear();
+        for e in &self.entries {
+            let prefix = e.addr.trunc();
+            if e.addr.prefix_len() < e.addr.max_prefix_len() && !self.connected.contains(&(e.port, prefix)) {
+                self.connected.push((e.port, prefix));
+            }
+        }
         self.primary.clear();
         // Non-VIP addresses first, then VIPs for ports that have nothing else.
         for vip_pass in [false, true] {
@@ -195,6 +205,14 @@ impl AddrTable {
                 .map(|e| e.ip())
         };
         on_link(false).or_else(|| on_link(true)).or_else(|| self.primary(port, Family::of(&target)))
+    }
+
+    /// The connected subnet of `port` that holds `ip` (the prefix of one of the port's
+    /// addresses; host addresses such as a /32 VIP imply none), if any. Scans the
+    /// table's few prefixes without allocating: cheap enough for every ARP / ND frame.
+    #[inline]
+    pub fn on_link(&self, port: PortId, ip: IpAddr) -> Option<IpNet> {
+        self.connected.iter().find(|(p, net)| *p == port && net.contains(&ip)).map(|(_, net)| *net)
     }
 
     /// Every address, in the order added.
@@ -339,6 +357,20 @@ mod tests {
         assert_eq!(t.source_for(PortId(0), ip("192.168.10.1")), Some(ip("192.168.10.5")));
         assert_eq!(t.source_for(PortId(1), ip("2001:db8::1")), Some(ip("2001:db8::5")));
         assert_eq!(t.source_for(PortId(0), ip("2001:db8::1")), None);
+    }
+
+    #[test]
+    fn on_link_is_per_port_and_ignores_host_addresses() {
+        let mut t = table();
+        assert_eq!(t.on_link(PortId(0), ip("192.168.10.77")), Some(net("192.168.10.0/24")));
+        assert_eq!(t.on_link(PortId(1), ip("192.168.10.77")), None, "another port's subnet");
+        assert_eq!(t.on_link(PortId(0), ip("192.168.11.1")), None);
+        assert_eq!(t.on_link(PortId(1), ip("172.16.200.1")), Some(net("172.16.0.0/16")));
+        assert_eq!(t.on_link(PortId(1), ip("2001:db8::99")), Some(net("2001:db8::/64")));
+        t.add(PortId(0), net("203.0.113.9/32"), AddrFlags::VIP).unwrap();
+        assert_eq!(t.on_link(PortId(0), ip("203.0.113.8")), None, "a /32 implies no subnet");
+        t.del(PortId(0), ip("192.168.10.5")).unwrap();
+        assert_eq!(t.on_link(PortId(0), ip("192.168.10.77")), None, "recomputed on delete");
     }
 
     #[test]

@@ -55,7 +55,10 @@ use std::net::IpAddr;
 
 pub use addr::{AddrEntry, AddrError, AddrFlags, AddrTable};
 pub use error::{PacketError, Suppressed};
-pub use neigh::{Due, DueRetries, Expired, Learned, NeighEntry, NeighState, NeighTable, Pending};
+pub use neigh::{
+    admit, Due, DueRetries, Expired, Learned, NeighEntry, NeighProbe, NeighState, NeighTable, NeighTimers, Pending,
+    Refusal,
+};
 pub use route::{Route, RouteError, RouteTable, Scope};
 
 /// A dataplane port (`dpdk0`, `dpdk1`, ... in DPDK's port order). A newtype so that a

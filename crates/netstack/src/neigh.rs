@@ -4,7 +4,33 @@
 //! [`NeighTable`] maps a next-hop IP to its MAC. Workers call [`NeighTable::lookup`] per
 //! packet (FullNAT caches the answer in the connection); the control thread fills the
 //! table from ARP and neighbour discovery ([`NeighTable::learn`]), from configuration
-//! ([`NeighTable::insert_static`]), and ages it ([`NeighTable::expire`]).
+//! ([`NeighTable::insert_static`]), and keeps it fresh ([`NeighTable::expire`]).
+//!
+//! # What is learned
+//! A binding seen on the wire (ARP sender, ND source or target link-layer option) is
+//! learned only if [`admit`] agrees: the address is unicast (and so is the MAC), it is
+//! not one of the dataplane's own addresses, it lies in a connected subnet of the port
+//! it arrived on (the prefix of an address of that port), and no static entry holds it
+//! with another binding. Workers apply the same test before reporting a binding, the
+//! control thread again before learning it; so a host on the client side cannot claim
+//! a real server's address, a LIP or a VIP.
+//!
+//! # Bounds
+//! Each port holds at most `max_per_port` learned entries (static entries are not
+//! counted and never evicted). A new binding on a full port evicts that port's learned
+//! entry confirmed least recently, preferring one that is already failing its probes;
+//! so a new real server can always be learned, however many bindings a flood claimed.
+//! (Packets only wait for next hops the table does not hold, so an evicted entry never
+//! strands a waiting packet: its next packet waits and resolves it again.)
+//!
+//! # Freshness
+//! A learned entry is re-confirmed before its reachable time ([`NeighTimers`]) runs
+//! out: at a time spread between half of it and the start of the last probe window
+//! (entries learned together do not come due together), it enters
+//! [`NeighState::Probe`] — still used — and the control thread sends a unicast ARP
+//! request / neighbour solicitation to the MAC it knows ([`NeighProbe`]). An answer
+//! makes it reachable again; only an entry that leaves [`NeighTimers::max_probes`]
+//! probes unanswered is removed. Traffic through a live neighbour is never interrupted.
 //!
 //! [`Pending`] holds the packets that found no neighbour, per next hop, in bounded
 //! queues preallocated at construction, and tells the caller when to send (or resend)
@@ -12,7 +38,8 @@
 //!
 //! Entries are keyed by the IP address alone: an IPv6 link-local next hop (`fe80::1`)
 //! that exists on two ports at once is one entry (the last learned). Load balancers
-//! rarely see that; keying by (port, address) is the fix if they do.
+//! rarely see that; keying by (port, address) is the fix if they do. Link-local
+//! neighbours are learned only on ports with a link-local address (their subnet).
 
 use core::fmt;
 use std::collections::{HashMap, VecDeque};
@@ -21,18 +48,19 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use wire::EthernetAddress;
 
-use crate::PortId;
+use crate::{AddrTable, PortId};
 
 /// How a neighbour entry came to be and how fresh it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NeighState {
-    /// Configured by the operator: never overwritten by learning, never aged.
+    /// Configured by the operator: never overwritten by learning, never aged or evicted.
     Static,
-    /// Learned recently (within the reachable time).
+    /// Learned and confirmed within its reachable time.
     Reachable,
-    /// Learned a while ago; still used, but removed if not confirmed again.
-    Stale,
+    /// Learned; its reachable time is running out and unicast probes ask the
+    /// neighbour to confirm it. Still used; removed only if no probe is answered.
+    Probe,
 }
 
 impl fmt::Display for NeighState {
@@ -40,7 +68,7 @@ impl fmt::Display for NeighState {
         f.write_str(match self {
             NeighState::Static => "static",
             NeighState::Reachable => "reachable",
-            NeighState::Stale => "stale",
+            NeighState::Probe => "probe",
         })
     }
 }
@@ -52,10 +80,16 @@ pub struct NeighEntry {
     pub mac: EthernetAddress,
     /// The port it was learned on (or configured for).
     pub port: PortId,
-    /// Static, reachable or stale.
+    /// Static, reachable or probe.
     pub state: NeighState,
     /// When it was configured or last confirmed, in milliseconds of the caller's clock.
     pub updated: u64,
+    /// Learned entries: when the next probe (after the last one: the removal) is due, ms.
+    #[serde(default)]
+    pub due: u64,
+    /// Learned entries: probes sent since the last confirmation.
+    #[serde(default)]
+    pub probes: u8,
 }
 
 /// What [`NeighTable::learn`] did.
@@ -63,23 +97,188 @@ pub struct NeighEntry {
 pub enum Learned {
     /// A new entry.
     Added,
+    /// A new entry; its port was full, so the learned entry for this address was
+    /// evicted (the port's least recently confirmed one).
+    Evicted(IpAddr),
     /// An existing learned entry got a new MAC or port (e.g. after a failover).
     Changed,
-    /// An existing learned entry was confirmed unchanged; it is reachable again.
+    /// An entry being probed was confirmed: it is reachable again.
+    Confirmed,
+    /// A reachable entry was confirmed unchanged (its timers restart; nothing a worker
+    /// reads changed).
     Refreshed,
     /// A static entry exists; learning does not touch it.
     KeptStatic,
-    /// The table holds its maximum of learned entries; nothing was added.
+    /// The table holds no learned entries at all (a limit of 0); nothing was added.
     Full,
+}
+
+impl Learned {
+    /// Whether what the workers read (MAC, port, state) changed, so the table must be
+    /// published again.
+    pub fn changed(self) -> bool {
+        matches!(self, Learned::Added | Learned::Evicted(_) | Learned::Changed | Learned::Confirmed)
+    }
+}
+
+/// Why a binding seen on the wire is not learned (see [`admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The address (or the MAC) is not unicast: unspecified, multicast, broadcast,
+    /// loopback, or an IPv4 subnet's network or broadcast address.
+    NotUnicast,
+    /// The address is one of the dataplane's own (a VIP, a LIP, a port address).
+    Own,
+    /// The address is in no connected subnet of the port the binding arrived on.
+    OffLink,
+    /// A static entry holds the address with another MAC or port.
+    Static,
+}
+
+impl Refusal {
+    /// Every refusal, in declaration order.
+    pub const ALL: [Refusal; 4] = [Refusal::NotUnicast, Refusal::Own, Refusal::OffLink, Refusal::Static];
+
+    /// A stable name for counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::NotUnicast => "not_unicast",
+            Refusal::Own => "own_address",
+            Refusal::OffLink => "off_link",
+            Refusal::Static => "static",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the binding `ip` at `mac`, seen on `port`, may be learned (see the module
+/// documentation). The one definition of the rule: workers apply it before reporting a
+/// binding, the control thread before learning one. A few hash probes and a scan of
+/// the connected prefixes; no allocation.
+#[inline]
+pub fn admit(
+    addrs: &AddrTable,
+    neighs: &NeighTable,
+    ip: IpAddr,
+    mac: EthernetAddress,
+    port: PortId,
+) -> Result<(), Refusal> {
+    let unicast_ip = match ip {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
+    };
+    if !unicast_ip || !mac.is_unicast() || mac == EthernetAddress::UNSPECIFIED {
+        return Err(Refusal::NotUnicast);
+    }
+    if addrs.owner(ip).is_some() {
+        return Err(Refusal::Own);
+    }
+    let Some(subnet) = addrs.on_link(port, ip) else {
+        return Err(Refusal::OffLink);
+    };
+    if let (ipnet::IpNet::V4(n), IpAddr::V4(a)) = (subnet, ip) {
+        if n.prefix_len() <= 30 && (a == n.network() || a == n.broadcast()) {
+            return Err(Refusal::NotUnicast);
+        }
+    }
+    if neighs.lookup(ip).is_some_and(|e| e.state == NeighState::Static && (e.mac != mac || e.port != port)) {
+        return Err(Refusal::Static);
+    }
+    Ok(())
 }
 
 /// What [`NeighTable::expire`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Expired {
-    /// Reachable entries that became stale.
-    pub staled: usize,
-    /// Stale entries removed.
+    /// Reachable entries whose probing began (they are now [`NeighState::Probe`]).
+    pub probing: usize,
+    /// Probes asked for (one [`NeighProbe`] each).
+    pub probes: usize,
+    /// Entries removed: every probe went unanswered.
     pub removed: usize,
+}
+
+impl Expired {
+    /// Whether what the workers read changed (a state or an entry).
+    pub fn changed(&self) -> bool {
+        self.probing > 0 || self.removed > 0
+    }
+}
+
+/// A unicast probe to send: an ARP request (IPv4) or neighbour solicitation (IPv6) for
+/// `ip`, to the MAC the table knows, out of `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighProbe {
+    /// The neighbour's address.
+    pub ip: IpAddr,
+    /// The MAC it is believed to be at.
+    pub mac: EthernetAddress,
+    /// Its port.
+    pub port: PortId,
+    /// Which probe this is, from 1 to [`NeighTimers::max_probes`].
+    pub attempt: u8,
+}
+
+/// The reachable time of learned entries, by default.
+pub const DEFAULT_REACHABLE_MS: u64 = 60_000;
+/// The most learned entries one port holds, by default.
+pub const DEFAULT_MAX_PER_PORT: usize = 4096;
+/// Unanswered probes before a learned entry is removed.
+pub const MAX_PROBES: u8 = 3;
+
+/// When learned entries are re-confirmed (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighTimers {
+    /// A learned entry is re-confirmed before it has gone this long unconfirmed (ms).
+    pub reachable_ms: u64,
+    /// Between two probes of an entry (ms).
+    pub probe_interval_ms: u64,
+    /// Probes that may go unanswered before the entry is removed.
+    pub max_probes: u8,
+}
+
+impl NeighTimers {
+    /// Timers for a reachable time of `reachable_ms`: probes a tenth of it apart
+    /// (between 10 ms and 1 s), [`MAX_PROBES`] of them.
+    pub fn new(reachable_ms: u64) -> NeighTimers {
+        NeighTimers { reachable_ms, probe_interval_ms: (reachable_ms / 10).clamp(10, 1000), max_probes: MAX_PROBES }
+    }
+
+    /// When an entry confirmed at `now` starts probing: spread (by a hash of the
+    /// address and the time) between half the reachable time and the start of the
+    /// last probe window, so that the probes end before the reachable time does.
+    pub fn first_probe(&self, ip: IpAddr, now: u64) -> u64 {
+        let lo = self.reachable_ms / 2;
+        let window = self.probe_interval_ms.saturating_mul(u64::from(self.max_probes));
+        let hi = self.reachable_ms.saturating_sub(window).max(lo + 1);
+        let bits = match ip {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+        };
+        now.saturating_add(lo + mix(bits ^ now.rotate_left(32)) % (hi - lo))
+    }
+}
+
+impl Default for NeighTimers {
+    fn default() -> Self {
+        NeighTimers::new(DEFAULT_REACHABLE_MS)
+    }
+}
+
+/// SplitMix64's finaliser: spreads timer offsets.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// The neighbour table (see the module documentation). `Clone + Send + Sync`.
@@ -89,86 +288,186 @@ pub struct Expired {
 #[derive(Debug, Clone)]
 pub struct NeighTable {
     map: HashMap<IpAddr, NeighEntry>,
-    max_learned: usize,
-    learned: usize,
+    max_per_port: usize,
+    /// Learned entries per port, by port number.
+    learned: Vec<usize>,
+    timers: NeighTimers,
 }
 
 impl NeighTable {
-    /// An empty table that holds at most `max_learned` learned entries (static ones
-    /// are not counted), with room for them reserved now.
-    pub fn new(max_learned: usize) -> NeighTable {
-        NeighTable { map: HashMap::with_capacity(max_learned), max_learned, learned: 0 }
+    /// An empty table that holds at most `max_per_port` learned entries on each port
+    /// (static ones are not counted), with the default timers.
+    pub fn new(max_per_port: usize) -> NeighTable {
+        NeighTable {
+            map: HashMap::with_capacity(max_per_port.min(DEFAULT_MAX_PER_PORT)),
+            max_per_port,
+            learned: Vec::new(),
+            timers: NeighTimers::default(),
+        }
+    }
+
+    /// Changes the per-port limit of learned entries (ports already over it shrink as
+    /// new bindings evict old ones).
+    pub fn set_max_per_port(&mut self, max_per_port: usize) {
+        self.max_per_port = max_per_port;
+    }
+
+    /// The per-port limit of learned entries.
+    pub fn max_per_port(&self) -> usize {
+        self.max_per_port
+    }
+
+    /// Changes the timers; they apply from each entry's next confirmation.
+    pub fn set_timers(&mut self, timers: NeighTimers) {
+        self.timers = timers;
+    }
+
+    /// The timers.
+    pub fn timers(&self) -> NeighTimers {
+        self.timers
+    }
+
+    /// Learned entries on `port`.
+    pub fn learned_on(&self, port: PortId) -> usize {
+        self.learned.get(port.0 as usize).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, port: PortId) -> &mut usize {
+        let i = port.0 as usize;
+        if self.learned.len() <= i {
+            self.learned.resize(i + 1, 0);
+        }
+        &mut self.learned[i]
+    }
+
+    fn fresh(&self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> NeighEntry {
+        let due = self.timers.first_probe(ip, now);
+        NeighEntry { mac, port, state: NeighState::Reachable, updated: now, due, probes: 0 }
     }
 
     /// Adds or replaces a static entry (operator configuration) and returns the entry
     /// it replaced.
     pub fn insert_static(&mut self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> Option<NeighEntry> {
-        let e = NeighEntry { mac, port, state: NeighState::Static, updated: now };
+        let e = NeighEntry { mac, port, state: NeighState::Static, updated: now, due: 0, probes: 0 };
         let old = self.map.insert(ip, e);
-        if old.is_some_and(|o| o.state != NeighState::Static) {
-            self.learned -= 1;
+        if let Some(o) = old.filter(|o| o.state != NeighState::Static) {
+            *self.count(o.port) -= 1;
         }
         old
     }
 
     /// Records that `ip` is at `mac` on `port`, as seen in an ARP packet or a neighbour
-    /// advertisement / solicitation. Static entries are kept as they are.
+    /// advertisement / solicitation (that [`admit`] accepted). Static entries are kept
+    /// as they are; a new entry on a full port evicts the port's least recently
+    /// confirmed learned entry.
     pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
-        if let Some(e) = self.map.get_mut(&ip) {
+        if let Some(&e) = self.map.get(&ip) {
             if e.state == NeighState::Static {
                 return Learned::KeptStatic;
             }
-            let changed = e.mac != mac || e.port != port;
-            *e = NeighEntry { mac, port, state: NeighState::Reachable, updated: now };
-            return if changed { Learned::Changed } else { Learned::Refreshed };
+            if e.port != port {
+                // Moved to another port: counted there, which may be full.
+                *self.count(e.port) -= 1;
+                if self.learned_on(port) >= self.max_per_port {
+                    if let Some(victim) = self.victim(port, ip) {
+                        self.map.remove(&victim);
+                        *self.count(port) -= 1;
+                    }
+                }
+                *self.count(port) += 1;
+            }
+            let fresh = self.fresh(ip, mac, port, now);
+            self.map.insert(ip, fresh);
+            return if e.mac != mac || e.port != port {
+                Learned::Changed
+            } else if e.state == NeighState::Probe {
+                Learned::Confirmed
+            } else {
+                Learned::Refreshed
+            };
         }
-        if self.learned >= self.max_learned {
+        if self.max_per_port == 0 {
             return Learned::Full;
         }
-        self.map.insert(ip, NeighEntry { mac, port, state: NeighState::Reachable, updated: now });
-        self.learned += 1;
-        Learned::Added
+        let mut out = Learned::Added;
+        if self.learned_on(port) >= self.max_per_port {
+            if let Some(victim) = self.victim(port, ip) {
+                self.map.remove(&victim);
+                *self.count(port) -= 1;
+                out = Learned::Evicted(victim);
+            }
+        }
+        let fresh = self.fresh(ip, mac, port, now);
+        self.map.insert(ip, fresh);
+        *self.count(port) += 1;
+        out
     }
 
-    /// The neighbour for a next hop. Per packet: one hash probe. Stale entries are
-    /// returned too (they are still the best knowledge).
+    /// The learned entry of `port` to evict for `except`: one failing its probes
+    /// first (most probes), else the least recently confirmed. Scans the table.
+    fn victim(&self, port: PortId, except: IpAddr) -> Option<IpAddr> {
+        self.map
+            .iter()
+            .filter(|(ip, e)| e.port == port && e.state != NeighState::Static && **ip != except)
+            .min_by_key(|(_, e)| (u8::MAX - e.probes, e.updated))
+            .map(|(ip, _)| *ip)
+    }
+
+    /// The neighbour for a next hop. Per packet: one hash probe. Entries being probed
+    /// are returned too (they are still the best knowledge).
     #[inline]
     pub fn lookup(&self, ip: IpAddr) -> Option<&NeighEntry> {
         self.map.get(&ip)
     }
 
+    /// Whether the table holds exactly this binding and needs no news of it (a static
+    /// entry, or a reachable one): a worker that sees it need not report it. An entry
+    /// being probed is not "known": its answer must reach the control thread.
+    #[inline]
+    pub fn known(&self, ip: IpAddr, mac: EthernetAddress, port: PortId) -> bool {
+        self.map.get(&ip).is_some_and(|e| {
+            e.state != NeighState::Probe && e.mac == mac && (e.port == port || e.state == NeighState::Static)
+        })
+    }
+
     /// Removes an entry, static or learned, and returns it.
     pub fn delete(&mut self, ip: IpAddr) -> Option<NeighEntry> {
         let old = self.map.remove(&ip);
-        if old.is_some_and(|o| o.state != NeighState::Static) {
-            self.learned -= 1;
+        if let Some(o) = old.filter(|o| o.state != NeighState::Static) {
+            *self.count(o.port) -= 1;
         }
         old
     }
 
-    /// Ages the learned entries at time `now` (ms): a reachable entry not confirmed for
-    /// `reachable_ms` becomes stale, and a stale one not confirmed for twice that is
-    /// removed. Static entries never age.
-    pub fn expire(&mut self, now: u64, reachable_ms: u64) -> Expired {
+    /// Keeps the learned entries fresh at time `now` (ms): an entry whose probe is due
+    /// enters [`NeighState::Probe`] and gets a probe appended to `probes` (the caller
+    /// sends it); one whose last probe went unanswered for a probe interval is removed.
+    /// Static entries never age. Call it at least every probe interval.
+    pub fn expire(&mut self, now: u64, probes: &mut Vec<NeighProbe>) -> Expired {
         let mut out = Expired::default();
-        self.map.retain(|_, e| {
-            let age = now.saturating_sub(e.updated);
-            match e.state {
-                NeighState::Static => true,
-                NeighState::Reachable if age >= reachable_ms => {
-                    e.state = NeighState::Stale;
-                    out.staled += 1;
-                    true
-                }
-                NeighState::Reachable => true,
-                NeighState::Stale if age >= reachable_ms.saturating_mul(2) => {
-                    out.removed += 1;
-                    false
-                }
-                NeighState::Stale => true,
+        let t = self.timers;
+        let learned = &mut self.learned;
+        self.map.retain(|&ip, e| {
+            if e.state == NeighState::Static || now < e.due {
+                return true;
             }
+            if e.probes >= t.max_probes {
+                out.removed += 1;
+                if let Some(n) = learned.get_mut(e.port.0 as usize) {
+                    *n -= 1;
+                }
+                return false;
+            }
+            if e.state == NeighState::Reachable {
+                e.state = NeighState::Probe;
+                out.probing += 1;
+            }
+            e.probes += 1;
+            e.due = now.saturating_add(t.probe_interval_ms);
+            out.probes += 1;
+            probes.push(NeighProbe { ip, mac: e.mac, port: e.port, attempt: e.probes });
+            true
         });
-        self.learned -= out.removed;
         out
     }
 
@@ -384,65 +683,216 @@ mod tests {
     const MAC1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
     const MAC2: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
+    fn addrs() -> AddrTable {
+        use crate::AddrFlags;
+        let mut a = AddrTable::new();
+        // Port 0, client side: a VIP and a /24; port 1, server side: a LIP in a /24, a /64.
+        a.add(PortId(0), "192.0.2.1/32".parse().unwrap(), AddrFlags::VIP).unwrap();
+        a.add(PortId(0), "198.51.100.1/24".parse().unwrap(), AddrFlags::NONE).unwrap();
+        a.add(PortId(1), "10.0.0.1/24".parse().unwrap(), AddrFlags::SAPOOL).unwrap();
+        a.add(PortId(1), "fd00::1/64".parse().unwrap(), AddrFlags::SAPOOL).unwrap();
+        a
+    }
+
     #[test]
-    fn static_entries_win_over_learning() {
+    fn admit_learns_only_on_link_unicast_strangers() {
+        let a = addrs();
+        let mut t = NeighTable::new(8);
+        t.insert_static(ip("10.0.0.50"), MAC1, PortId(1), 0);
+        let ok = |t: &NeighTable, s: &str, mac, port| admit(&a, t, ip(s), mac, PortId(port));
+        assert_eq!(ok(&t, "198.51.100.7", MAC1, 0), Ok(()), "a client on the client subnet");
+        assert_eq!(ok(&t, "10.0.0.2", MAC1, 1), Ok(()), "a real server on the server subnet");
+        assert_eq!(ok(&t, "fd00::2", MAC1, 1), Ok(()));
+        // A client-side host claiming server-side addresses, or ours.
+        assert_eq!(ok(&t, "10.0.0.2", MAC2, 0), Err(Refusal::OffLink), "a real server's address on the client port");
+        assert_eq!(ok(&t, "fd00::2", MAC2, 0), Err(Refusal::OffLink));
+        assert_eq!(ok(&t, "192.0.2.1", MAC2, 0), Err(Refusal::Own), "the VIP");
+        assert_eq!(ok(&t, "198.51.100.1", MAC2, 0), Err(Refusal::Own), "the port's address");
+        assert_eq!(ok(&t, "10.0.0.1", MAC2, 1), Err(Refusal::Own), "the LIP, even on its own port");
+        assert_eq!(ok(&t, "203.0.113.5", MAC2, 0), Err(Refusal::OffLink), "outside every subnet");
+        assert_eq!(ok(&t, "fe80::1", MAC2, 1), Err(Refusal::OffLink), "no link-local address on the port");
+        // Not unicast.
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "127.0.0.1",
+            "198.51.100.0",
+            "198.51.100.255",
+            "::",
+            "ff02::1",
+            "::1",
+        ] {
+            assert_eq!(ok(&t, s, MAC1, 0), Err(Refusal::NotUnicast), "{s}");
+        }
+        assert_eq!(ok(&t, "198.51.100.9", EthernetAddress::BROADCAST, 0), Err(Refusal::NotUnicast));
+        assert_eq!(ok(&t, "198.51.100.9", EthernetAddress([1, 0, 0x5e, 0, 0, 1]), 0), Err(Refusal::NotUnicast));
+        assert_eq!(ok(&t, "198.51.100.9", EthernetAddress::UNSPECIFIED, 0), Err(Refusal::NotUnicast));
+        // Static entries are never overridden; their own binding is not refused.
+        assert_eq!(ok(&t, "10.0.0.50", MAC2, 1), Err(Refusal::Static));
+        assert_eq!(ok(&t, "10.0.0.50", MAC1, 1), Ok(()));
+        assert!(t.known(ip("10.0.0.50"), MAC1, PortId(1)));
+        assert_eq!(Refusal::ALL.map(Refusal::name), ["not_unicast", "own_address", "off_link", "static"]);
+    }
+
+    #[test]
+    fn static_entries_win_over_learning_and_never_age() {
         let mut t = NeighTable::new(8);
         assert_eq!(t.insert_static(ip("10.0.0.1"), MAC1, PortId(0), 0), None);
         assert_eq!(t.learn(ip("10.0.0.1"), MAC2, PortId(1), 5), Learned::KeptStatic);
         let e = t.lookup(ip("10.0.0.1")).unwrap();
         assert_eq!((e.mac, e.port, e.state), (MAC1, PortId(0), NeighState::Static));
-        // Static entries do not age.
-        assert_eq!(t.expire(1_000_000, 30_000), Expired::default());
-        assert!(t.lookup(ip("10.0.0.1")).is_some());
-        // A static entry replaces a learned one.
+        let mut probes = Vec::new();
+        assert_eq!(t.expire(1_000_000_000, &mut probes), Expired::default());
+        assert!(probes.is_empty() && t.lookup(ip("10.0.0.1")).is_some());
+        // A static entry replaces a learned one (and frees its place).
         assert_eq!(t.learn(ip("fe80::1"), MAC2, PortId(1), 0), Learned::Added);
+        assert_eq!(t.learned_on(PortId(1)), 1);
         let old = t.insert_static(ip("fe80::1"), MAC1, PortId(1), 1).unwrap();
         assert_eq!(old.state, NeighState::Reachable);
+        assert_eq!(t.learned_on(PortId(1)), 0);
         assert_eq!(t.delete(ip("10.0.0.1")).unwrap().mac, MAC1);
         assert!(t.lookup(ip("10.0.0.1")).is_none());
         assert_eq!(t.len(), 1);
     }
 
     #[test]
-    fn learning_adds_refreshes_and_changes() {
+    fn learning_adds_refreshes_confirms_and_changes() {
         let mut t = NeighTable::new(8);
         assert_eq!(t.learn(ip("10.0.0.2"), MAC1, PortId(0), 100), Learned::Added);
+        assert!(t.known(ip("10.0.0.2"), MAC1, PortId(0)));
+        assert!(!t.known(ip("10.0.0.2"), MAC2, PortId(0)) && !t.known(ip("10.0.0.2"), MAC1, PortId(1)));
         assert_eq!(t.learn(ip("10.0.0.2"), MAC1, PortId(0), 200), Learned::Refreshed);
+        assert!(!Learned::Refreshed.changed());
         assert_eq!(t.lookup(ip("10.0.0.2")).unwrap().updated, 200);
         assert_eq!(t.learn(ip("10.0.0.2"), MAC2, PortId(0), 300), Learned::Changed, "failover moved the MAC");
         assert_eq!(t.lookup(ip("10.0.0.2")).unwrap().mac, MAC2);
+        // Moved to another port: counted there.
+        assert_eq!(t.learn(ip("10.0.0.2"), MAC2, PortId(1), 400), Learned::Changed);
+        assert_eq!((t.learned_on(PortId(0)), t.learned_on(PortId(1))), (0, 1));
         assert_eq!(t.iter().count(), 1);
     }
 
     #[test]
-    fn expiry_stales_then_removes() {
+    fn probes_come_before_the_reachable_time_and_an_answer_keeps_the_entry() {
         let mut t = NeighTable::new(8);
-        t.learn(ip("10.0.0.2"), MAC1, PortId(0), 0);
-        t.learn(ip("10.0.0.3"), MAC1, PortId(0), 20_000);
-        assert_eq!(t.expire(29_999, 30_000), Expired { staled: 0, removed: 0 });
-        assert_eq!(t.expire(30_000, 30_000), Expired { staled: 1, removed: 0 });
-        assert_eq!(t.lookup(ip("10.0.0.2")).unwrap().state, NeighState::Stale, "stale is still usable");
-        // Confirmation makes it reachable again.
-        t.learn(ip("10.0.0.2"), MAC1, PortId(0), 40_000);
-        assert_eq!(t.lookup(ip("10.0.0.2")).unwrap().state, NeighState::Reachable);
-        assert_eq!(t.expire(60_000, 30_000), Expired { staled: 1, removed: 0 });
-        assert_eq!(t.expire(100_000, 30_000), Expired { staled: 1, removed: 1 });
-        assert!(t.lookup(ip("10.0.0.3")).is_none());
-        assert_eq!(t.expire(200_000, 30_000), Expired { staled: 0, removed: 1 });
-        assert!(t.is_empty());
+        let timers = NeighTimers::new(10_000);
+        assert_eq!((timers.probe_interval_ms, timers.max_probes), (1_000, 3));
+        t.set_timers(timers);
+        t.learn(ip("10.0.0.2"), MAC1, PortId(1), 0);
+        let due = t.lookup(ip("10.0.0.2")).unwrap().due;
+        assert!((5_000..7_000).contains(&due), "first probe between R/2 and R - 3 intervals: {due}");
+        let mut probes = Vec::new();
+        assert_eq!(t.expire(due - 1, &mut probes), Expired::default());
+        let e = t.expire(due, &mut probes);
+        assert_eq!(e, Expired { probing: 1, probes: 1, removed: 0 });
+        assert!(e.changed());
+        assert_eq!(probes, vec![NeighProbe { ip: ip("10.0.0.2"), mac: MAC1, port: PortId(1), attempt: 1 }]);
+        let entry = *t.lookup(ip("10.0.0.2")).unwrap();
+        assert_eq!(entry.state, NeighState::Probe, "still used while probed");
+        assert!(!t.known(ip("10.0.0.2"), MAC1, PortId(1)), "its answer must be reported");
+        // Answered: reachable again, a new spread deadline, before the old reachable time ran out.
+        assert_eq!(t.learn(ip("10.0.0.2"), MAC1, PortId(1), due + 5), Learned::Confirmed);
+        assert!(Learned::Confirmed.changed());
+        let e = t.lookup(ip("10.0.0.2")).unwrap();
+        assert_eq!((e.state, e.probes), (NeighState::Reachable, 0));
+        assert!(e.due >= due + 5 + 5_000);
+        // Long life under answers: never removed.
+        let mut now = due;
+        for _ in 0..50 {
+            now += 500;
+            probes.clear();
+            t.expire(now, &mut probes);
+            for p in &probes {
+                t.learn(p.ip, p.mac, p.port, now + 1);
+            }
+            assert!(t.lookup(ip("10.0.0.2")).is_some());
+        }
     }
 
     #[test]
-    fn learned_entries_are_bounded() {
-        let mut t = NeighTable::new(2);
-        t.insert_static(ip("10.0.0.100"), MAC1, PortId(0), 0);
-        assert_eq!(t.learn(ip("10.0.0.1"), MAC1, PortId(0), 0), Learned::Added);
-        assert_eq!(t.learn(ip("10.0.0.2"), MAC1, PortId(0), 0), Learned::Added);
-        assert_eq!(t.learn(ip("10.0.0.3"), MAC1, PortId(0), 0), Learned::Full);
-        assert_eq!(t.learn(ip("10.0.0.2"), MAC2, PortId(0), 1), Learned::Changed, "updates still work");
-        t.delete(ip("10.0.0.1"));
-        assert_eq!(t.learn(ip("10.0.0.3"), MAC1, PortId(0), 0), Learned::Added);
-        assert_eq!(t.len(), 3);
+    fn unanswered_probes_remove_the_entry() {
+        let mut t = NeighTable::new(8);
+        t.set_timers(NeighTimers::new(10_000));
+        t.learn(ip("10.0.0.3"), MAC1, PortId(1), 0);
+        let mut probes = Vec::new();
+        let mut now = t.lookup(ip("10.0.0.3")).unwrap().due;
+        for attempt in 1..=3 {
+            probes.clear();
+            assert_eq!(t.expire(now, &mut probes).probes, 1);
+            assert_eq!(probes[0].attempt, attempt);
+            now += 1_000;
+        }
+        assert!(now <= 10_000, "all probes sent before the reachable time ran out");
+        probes.clear();
+        assert_eq!(t.expire(now, &mut probes), Expired { probing: 0, probes: 0, removed: 1 });
+        assert!(t.is_empty());
+        assert_eq!(t.learned_on(PortId(1)), 0);
+    }
+
+    #[test]
+    fn timers_are_spread() {
+        let timers = NeighTimers::new(60_000);
+        let dues: std::collections::BTreeSet<u64> =
+            (1..=200u32).map(|i| timers.first_probe(IpAddr::V4((0x0a00_0000 + i).into()), 1_000)).collect();
+        assert!(dues.len() > 190, "entries learned together come due at different times");
+        let (lo, hi) = (*dues.first().unwrap(), *dues.last().unwrap());
+        assert!(lo >= 31_000 && hi < 1_000 + 57_000, "{lo}..{hi}");
+        assert!(hi - lo > 20_000, "spread over the window: {lo}..{hi}");
+        // Short reachable times still leave a window.
+        let t = NeighTimers::new(50);
+        assert_eq!(t.probe_interval_ms, 10);
+        assert!(t.first_probe(ip("10.0.0.1"), 0) >= 25);
+    }
+
+    #[test]
+    fn full_ports_evict_the_least_recently_confirmed_and_keep_statics() {
+        let mut t = NeighTable::new(3);
+        t.insert_static(ip("10.0.0.100"), MAC1, PortId(1), 0);
+        assert_eq!(t.learn(ip("10.0.0.1"), MAC1, PortId(1), 10), Learned::Added);
+        assert_eq!(t.learn(ip("10.0.0.2"), MAC1, PortId(1), 20), Learned::Added);
+        assert_eq!(t.learn(ip("10.0.0.3"), MAC1, PortId(1), 30), Learned::Added);
+        // Another port has its own room.
+        assert_eq!(t.learn(ip("198.51.100.1"), MAC2, PortId(0), 0), Learned::Added);
+        // Refresh .1 so that .2 is the least recently confirmed.
+        assert_eq!(t.learn(ip("10.0.0.1"), MAC1, PortId(1), 40), Learned::Refreshed);
+        assert_eq!(t.learn(ip("10.0.0.4"), MAC1, PortId(1), 50), Learned::Evicted(ip("10.0.0.2")));
+        assert!(t.lookup(ip("10.0.0.2")).is_none());
+        assert_eq!(t.learned_on(PortId(1)), 3);
+        assert!(t.lookup(ip("10.0.0.100")).is_some(), "static entries are never evicted");
+        assert!(t.lookup(ip("198.51.100.1")).is_some(), "nor another port's");
+        // An entry failing its probes goes first, however recently it was confirmed.
+        t.set_timers(NeighTimers::new(10_000));
+        t.learn(ip("10.0.0.4"), MAC2, PortId(1), 60);
+        let mut probes = Vec::new();
+        let due = t.lookup(ip("10.0.0.4")).unwrap().due;
+        t.expire(due, &mut probes);
+        assert!(probes.iter().any(|p| p.ip == ip("10.0.0.4")));
+        assert_eq!(t.lookup(ip("10.0.0.4")).unwrap().state, NeighState::Probe);
+        let oldest_answering = probes.iter().all(|p| p.ip == ip("10.0.0.4"));
+        assert!(oldest_answering);
+        assert_eq!(t.learn(ip("10.0.0.5"), MAC1, PortId(1), 70), Learned::Evicted(ip("10.0.0.4")));
+        // A flood of new bindings never blocks a new one (the real server).
+        for i in 0..1000u32 {
+            assert!(matches!(
+                t.learn(IpAddr::V4((0x0a00_1000 + i).into()), MAC2, PortId(1), 100 + u64::from(i)),
+                Learned::Evicted(_)
+            ));
+        }
+        assert_eq!(
+            t.learn(ip("10.0.0.9"), MAC1, PortId(1), 5_000),
+            Learned::Evicted(ip("10.0.19.229")),
+            "the oldest of the flood"
+        );
+        assert_eq!(t.learned_on(PortId(1)), 3);
+        assert_eq!(t.len(), 3 + 1 + 1);
+        assert!(t.lookup(ip("10.0.0.9")).is_some());
+        // No learned entries at all.
+        let mut none = NeighTable::new(0);
+        assert_eq!(none.learn(ip("10.0.0.1"), MAC1, PortId(0), 0), Learned::Full);
+        none.set_max_per_port(1);
+        assert_eq!(none.max_per_port(), 1);
+        assert_eq!(none.learn(ip("10.0.0.1"), MAC1, PortId(0), 0), Learned::Added);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub mod format;
 /// The sampling interval of `rvsip stats`.
 pub const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Neighbours asked for per request by `neigh show` (it pages through them all).
+pub const NEIGH_PAGE: u32 = 1000;
+
 /// The usage text (`rvsip help`).
 pub const USAGE: &str = "\
 Usage: rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
@@ -561,13 +564,24 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::NeighShow { dev, family, json } => {
-            let mut neighs = match ctl.call(Request::NeighList)? {
-                Response::Neighs { neighs } => neighs,
-                other => return Err(unexpected("neighs", &other)),
-            };
-            neighs.retain(|n| dev.as_ref().is_none_or(|d| n.dev == *d) && family.is_none_or(|f| f.has(n.addr)));
+            let mut neighs = Vec::new();
+            let mut after = None;
+            loop {
+                let (page, next) = match ctl.call(Request::NeighList { after, max: Some(NEIGH_PAGE) })? {
+                    Response::Neighs { neighs, next } => (neighs, next),
+                    other => return Err(unexpected("neighs", &other)),
+                };
+                neighs.extend(
+                    page.into_iter()
+                        .filter(|n| dev.as_ref().is_none_or(|d| n.dev == *d) && family.is_none_or(|f| f.has(n.addr))),
+                );
+                match next {
+                    Some(a) if after != Some(a) => after = Some(a),
+                    _ => break,
+                }
+            }
             if *json {
-                write_json(out, &Response::Neighs { neighs })?;
+                write_json(out, &Response::Neighs { neighs, next: None })?;
             } else {
                 format::write_neighs(out, &neighs)?;
             }

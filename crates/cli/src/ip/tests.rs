@@ -397,15 +397,24 @@ fn neigh_show_golden() {
             state: "reachable".into(),
         },
     ];
-    let (out, _) = run_ip("neigh show", vec![Response::Neighs { neighs: neighs.clone() }]);
+    let (out, ctl) = run_ip("neigh show", vec![Response::Neighs { neighs: neighs.clone(), next: None }]);
     let want = "\
 ip: 198.19.0.11                                      mac: 02:00:00:00:00:11   state: STATIC        dev: dpdk1
 ip: 198.18.0.2                                       mac: 02:00:00:00:00:02   state: REACHABLE     dev: dpdk0
 ";
     assert_eq!(out, want);
-    let (out, _) = run_ip("neigh show dev dpdk0 --json", vec![Response::Neighs { neighs: neighs.clone() }]);
+    assert_eq!(ctl.requests, vec![Request::NeighList { after: None, max: Some(super::NEIGH_PAGE) }]);
+    // Pages are followed to the end; the output is the same as from one page.
+    let pages = vec![
+        Response::Neighs { neighs: neighs[..1].to_vec(), next: Some(neighs[0].addr) },
+        Response::Neighs { neighs: neighs[1..].to_vec(), next: None },
+    ];
+    let (paged, ctl) = run_ip("neigh show", pages);
+    assert_eq!(paged, want);
+    assert_eq!(ctl.requests[1], Request::NeighList { after: Some(ip("198.19.0.11")), max: Some(super::NEIGH_PAGE) });
+    let (out, _) = run_ip("neigh show dev dpdk0 --json", vec![Response::Neighs { neighs: neighs.clone(), next: None }]);
     let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
-    assert_eq!(back.resp, Response::Neighs { neighs: neighs[1..].to_vec() });
+    assert_eq!(back.resp, Response::Neighs { neighs: neighs[1..].to_vec(), next: None });
 }
 
 fn worker(id: u16, rx: u64, tx: u64, loops: u64, busy: u64, drops: &[(&str, u64)]) -> WorkerView {

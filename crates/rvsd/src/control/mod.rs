@@ -18,14 +18,17 @@ mod views;
 
 pub use views::summary;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ctl::{ErrorCode, Request, Response};
-use dpdk::{Mempool, Port, RingConsumer, RingProducer};
-use netstack::{Learned, NeighTable};
+use dpdk::{Burst, Mbuf, Mempool, Port, RingConsumer, RingProducer};
+use netstack::neigh::{DEFAULT_MAX_PER_PORT, DEFAULT_REACHABLE_MS};
+use netstack::{Learned, NeighProbe, NeighTable, NeighTimers, Refusal};
+use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::server::Job;
@@ -36,8 +39,72 @@ use crate::twin::Twin;
 
 use self::capture::ActiveCapture;
 
-/// Learned neighbours are re-resolved after this long without being seen.
-const NEIGH_REACHABLE_MS: u64 = 300_000;
+/// How often the control thread looks for neighbours due a probe (and for the
+/// removal of those that never answered). Probes of an entry are at least 10 ms apart.
+const NEIGH_TICK: Duration = Duration::from_millis(100);
+/// At most one warning about refused or evicted neighbours per this long.
+const NEIGH_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Test knob: the neighbours' reachable time in ms (default
+/// [`netstack::neigh::DEFAULT_REACHABLE_MS`]).
+pub const ENV_NEIGH_REACHABLE_MS: &str = "RVSD_NEIGH_REACHABLE_MS";
+/// Test knob: the most learned neighbours per port (default
+/// [`netstack::neigh::DEFAULT_MAX_PER_PORT`]).
+pub const ENV_NEIGH_MAX_PER_PORT: &str = "RVSD_NEIGH_MAX_PER_PORT";
+
+/// What the control thread did with the neighbour bindings workers reported, and with
+/// its own probes (the `neigh` object of the stats JSON).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NeighCounters {
+    /// New entries learned.
+    pub learned: u64,
+    /// Entries whose MAC or port changed.
+    pub changed: u64,
+    /// Entries confirmed by an answer to a probe.
+    pub confirmed: u64,
+    /// Learned entries evicted to make room on a full port.
+    pub evicted: u64,
+    /// Unicast probes sent (ARP requests / neighbour solicitations).
+    pub probes: u64,
+    /// Probes that could not be sent (no buffer, no source address, queue full).
+    pub probe_failed: u64,
+    /// Entries removed after every probe went unanswered.
+    pub expired: u64,
+    /// Bindings refused: not unicast.
+    pub refused_not_unicast: u64,
+    /// Bindings refused: one of our addresses.
+    pub refused_own_address: u64,
+    /// Bindings refused: in no connected subnet of the port they arrived on.
+    pub refused_off_link: u64,
+    /// Bindings refused: a static entry holds the address.
+    pub refused_static: u64,
+}
+
+impl NeighCounters {
+    fn refused(&mut self, r: Refusal) {
+        *match r {
+            Refusal::NotUnicast => &mut self.refused_not_unicast,
+            Refusal::Own => &mut self.refused_own_address,
+            Refusal::OffLink => &mut self.refused_off_link,
+            Refusal::Static => &mut self.refused_static,
+        } += 1;
+    }
+
+    fn refused_total(&self) -> u64 {
+        self.refused_not_unicast + self.refused_own_address + self.refused_off_link + self.refused_static
+    }
+}
+
+/// Reads a numeric test knob from the environment.
+fn knob(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    match v.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => {
+            tracing::warn!("{name}={v:?} is not a positive number; ignored");
+            None
+        }
+    }
+}
 /// How long a change may take to reach every worker.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
@@ -81,6 +148,10 @@ pub struct Control {
     pool: Arc<Mempool>,
     capture_rx: RingConsumer,
     capture: Option<ActiveCapture>,
+    neigh_counters: NeighCounters,
+    /// The counters at the last warning about refused / evicted neighbours.
+    neigh_warned: (Instant, NeighCounters),
+    probes: Vec<NeighProbe>,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
     /// Set by SIGUSR1: log counters.
@@ -102,7 +173,9 @@ impl Control {
         pool: Arc<Mempool>,
         capture_rx: RingConsumer,
     ) -> Control {
-        let neighs = (*shared.current().neighs).clone();
+        let mut neighs = (*shared.current().neighs).clone();
+        neighs.set_max_per_port(knob(ENV_NEIGH_MAX_PER_PORT).map_or(DEFAULT_MAX_PER_PORT, |n| n as usize));
+        neighs.set_timers(NeighTimers::new(knob(ENV_NEIGH_REACHABLE_MS).unwrap_or(DEFAULT_REACHABLE_MS)));
         Control {
             shared,
             clock,
@@ -117,6 +190,9 @@ impl Control {
             pool,
             capture_rx,
             capture: None,
+            neigh_counters: NeighCounters::default(),
+            neigh_warned: (Instant::now(), NeighCounters::default()),
+            probes: Vec::new(),
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
         }
@@ -146,11 +222,9 @@ impl Control {
             if self.learn() {
                 self.publish_neighs();
             }
-            if aged_at.elapsed() > Duration::from_secs(10) {
+            if aged_at.elapsed() > NEIGH_TICK {
                 aged_at = Instant::now();
-                if self.neighs.expire(self.clock.now_ms(), NEIGH_REACHABLE_MS).removed > 0 {
-                    self.publish_neighs();
-                }
+                self.refresh_neighs();
             }
             busy |= self.pump_capture();
             while let Ok((req, reply)) = self.jobs.try_recv() {
@@ -171,21 +245,128 @@ impl Control {
         self.ports
     }
 
-    /// Learns the bindings workers reported; true if the table changed.
+    /// Learns the bindings workers reported, if [`netstack::admit`] agrees (the
+    /// workers asked it already; the addresses may have changed since); true if what
+    /// the workers read changed. Refusals and evictions are counted, not logged one by
+    /// one.
     pub(super) fn learn(&mut self) -> bool {
         let mut changed = false;
         let now = self.clock.now_ms();
+        let snap = self.shared.current();
         while let Some(s) = self.shared.neigh_seen.pop() {
-            match self.neighs.learn(s.ip, s.mac, s.port, now) {
-                Learned::Added | Learned::Changed => {
-                    tracing::debug!(ip = %s.ip, mac = %s.mac, port = %s.port, "neighbour learned");
-                    changed = true;
+            if let Err(r) = netstack::admit(&snap.addrs, &self.neighs, s.ip, s.mac, s.port) {
+                self.neigh_counters.refused(r);
+                continue;
+            }
+            let learned = self.neighs.learn(s.ip, s.mac, s.port, now);
+            let c = &mut self.neigh_counters;
+            match learned {
+                Learned::Added => c.learned += 1,
+                Learned::Evicted(_) => {
+                    c.learned += 1;
+                    c.evicted += 1;
                 }
-                Learned::Full => tracing::warn!(ip = %s.ip, "neighbour table full"),
-                _ => {}
+                Learned::Changed => c.changed += 1,
+                Learned::Confirmed => c.confirmed += 1,
+                Learned::Refreshed | Learned::KeptStatic | Learned::Full => {}
+            }
+            if matches!(learned, Learned::Added | Learned::Changed) {
+                tracing::debug!(ip = %s.ip, mac = %s.mac, port = %s.port, "neighbour learned");
+            }
+            changed |= learned.changed();
+        }
+        self.warn_neighs();
+        changed
+    }
+
+    /// Sends the probes that are due, removes the neighbours that never answered, and
+    /// publishes the table if what the workers read changed (an entry entering probe
+    /// must be seen by the workers, so that they report its answer).
+    fn refresh_neighs(&mut self) {
+        let mut probes = std::mem::take(&mut self.probes);
+        probes.clear();
+        let e = self.neighs.expire(self.clock.now_ms(), &mut probes);
+        self.neigh_counters.expired += e.removed as u64;
+        if e.changed() {
+            self.publish_neighs();
+        }
+        if !probes.is_empty() {
+            self.send_probes(&probes);
+        }
+        self.probes = probes;
+    }
+
+    /// Sends unicast ARP requests / neighbour solicitations to the MACs the table
+    /// knows, through worker 0's transmit queue (as the twins' frames go).
+    fn send_probes(&mut self, probes: &[NeighProbe]) {
+        let snap = self.shared.current();
+        let mut b = Burst::new();
+        for p in probes {
+            let (Some(view), Some(src)) = (snap.ports.get(p.port.0 as usize), snap.addrs.source_for(p.port, p.ip))
+            else {
+                self.neigh_counters.probe_failed += 1;
+                continue;
+            };
+            let Some(mut m) = Mbuf::alloc(&self.pool) else {
+                self.neigh_counters.probe_failed += 1;
+                continue;
+            };
+            let Some(buf) = m.append(128) else {
+                self.neigh_counters.probe_failed += 1;
+                continue;
+            };
+            let built = match (src, p.ip) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => netstack::arp::build_unicast_request(buf, view.mac, s, t, p.mac),
+                (IpAddr::V6(s), IpAddr::V6(t)) => netstack::nd::build_unicast_solicit(buf, view.mac, s, t, p.mac),
+                _ => {
+                    self.neigh_counters.probe_failed += 1;
+                    continue;
+                }
+            };
+            let Ok(len) = built else {
+                self.neigh_counters.probe_failed += 1;
+                continue;
+            };
+            m.trim(128 - len);
+            m.set_port(p.port.0);
+            let _ = b.push(m);
+            self.neigh_counters.probes += 1;
+            if b.is_full() {
+                self.twin_down.enqueue_burst(&mut b);
+                self.neigh_counters.probe_failed += b.len() as u64;
+                b.clear();
             }
         }
-        changed
+        self.twin_down.enqueue_burst(&mut b);
+        self.neigh_counters.probe_failed += b.len() as u64;
+        b.clear();
+    }
+
+    /// At most one warning per [`NEIGH_WARN_EVERY`] about the bindings refused and
+    /// the entries evicted since the last one.
+    fn warn_neighs(&mut self) {
+        let (at, last) = self.neigh_warned;
+        if at.elapsed() < NEIGH_WARN_EVERY {
+            return;
+        }
+        let c = self.neigh_counters;
+        let (refused, evicted) = (c.refused_total() - last.refused_total(), c.evicted - last.evicted);
+        if refused > 0 || evicted > 0 {
+            tracing::warn!(
+                refused,
+                evicted,
+                off_link = c.refused_off_link - last.refused_off_link,
+                own_address = c.refused_own_address - last.refused_own_address,
+                "neighbours: bindings refused or evicted in the last {}s (see the stats' \"neigh\" counters)",
+                at.elapsed().as_secs()
+            );
+        }
+        self.neigh_warned = (Instant::now(), c);
+    }
+
+    /// The control thread's neighbour counters.
+    pub fn neigh_counters(&self) -> NeighCounters {
+        self.neigh_counters
     }
 
     pub(super) fn publish_neighs(&self) -> u64 {

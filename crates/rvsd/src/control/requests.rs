@@ -73,7 +73,7 @@ impl Control {
                 let gen = self.publish_neighs();
                 self.confirm(gen)
             }
-            Request::NeighList => Response::Neighs { neighs: self.neigh_views() },
+            Request::NeighList { after, max } => self.neigh_page(after, max),
             Request::SendGarp { addr, dev, count } => self.send_garp(addr, &dev, count)?,
             Request::Capture { .. } => return Err(Refused::new(ErrorCode::Internal, "capture is handled apart")),
             Request::WorkerStats => Response::Workers { workers: self.worker_views()? },

@@ -2,6 +2,7 @@
 //! addresses, neighbours, status, per-worker counters and the stats summary.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,6 @@ use ctl::{
     SlaveView, WorkerView,
 };
 use fnat::stats::Counters;
-use netstack::NeighState;
 use serde_json::json;
 
 use super::Control;
@@ -178,25 +178,25 @@ impl Control {
             .collect()
     }
 
-    /// The neighbours, by address.
-    pub(super) fn neigh_views(&self) -> Vec<NeighView> {
-        let mut neighs: Vec<NeighView> = self
-            .neighs
-            .iter()
+    /// `NeighList`: a page of neighbours, by address, after `after`; at most `max` (or
+    /// [`ctl::MAX_NEIGH_PAGE`] when none is given), with where the next page starts.
+    pub(super) fn neigh_page(&self, after: Option<IpAddr>, max: Option<u32>) -> Response {
+        let max = max.unwrap_or(ctl::MAX_NEIGH_PAGE).clamp(1, ctl::MAX_NEIGH_PAGE) as usize;
+        let mut page: Vec<(IpAddr, &netstack::NeighEntry)> =
+            self.neighs.iter().filter(|(addr, _)| after.is_none_or(|a| *addr > a)).collect();
+        page.sort_unstable_by_key(|(addr, _)| *addr);
+        let next = (page.len() > max).then(|| page[max - 1].0);
+        page.truncate(max);
+        let neighs = page
+            .into_iter()
             .map(|(addr, e)| NeighView {
                 addr,
                 mac: e.mac,
                 dev: self.state.port_names.get(e.port.0 as usize).cloned().unwrap_or_default(),
-                state: match e.state {
-                    NeighState::Static => "static",
-                    NeighState::Reachable => "reachable",
-                    NeighState::Stale => "stale",
-                }
-                .into(),
+                state: e.state.to_string(),
             })
             .collect();
-        neighs.sort_by_key(|n| n.addr);
-        neighs
+        Response::Neighs { neighs, next }
     }
 
     /// `WorkerStats`: each worker's counters.
@@ -228,9 +228,14 @@ impl Control {
         Some(out)
     }
 
-    /// Counters of all workers as one JSON value.
+    /// Counters of all workers as one JSON value, with the control thread's neighbour
+    /// counters (`neigh`).
     pub fn stats(&self, wait: Duration) -> Option<serde_json::Value> {
-        self.reports(wait).map(|r| summary(self.shared.gen.load(Ordering::Acquire), &r))
+        self.reports(wait).map(|r| {
+            let mut v = summary(self.shared.gen.load(Ordering::Acquire), &r);
+            v["neigh"] = json!(self.neigh_counters());
+            v
+        })
     }
 }
 
