@@ -13,6 +13,35 @@ use thiserror::Error;
 #[error("no room in the packet buffer")]
 pub struct NoRoom;
 
+/// What the NIC already found of a received packet's checksums, when it checked them
+/// (DPDK's `RTE_MBUF_F_RX_*_CKSUM_*` flags). `Unknown` means "not checked": the core
+/// then checks in software where it must ([`crate::sanity`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Checked {
+    /// Not checked by the NIC (or the driver does not say).
+    #[default]
+    Unknown,
+    /// The NIC found it correct.
+    Good,
+    /// The NIC found it wrong.
+    Bad,
+}
+
+/// The receive-side checksum verdicts of a packet: the IPv4 header's and the
+/// transport's (TCP/UDP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct RxChecksums {
+    /// The IPv4 header checksum.
+    pub ip: Checked,
+    /// The TCP or UDP checksum.
+    pub l4: Checked,
+}
+
+impl RxChecksums {
+    /// Nothing known: everything is checked in software.
+    pub const UNKNOWN: RxChecksums = RxChecksums { ip: Checked::Unknown, l4: Checked::Unknown };
+}
+
 /// A contiguous packet buffer with room before and after the data.
 ///
 /// Implementors provide access to the data and two primitives that grow it at either
@@ -40,6 +69,13 @@ pub trait PacketBuf {
 
     /// Shortens the data to its first `len` bytes (nothing happens if it is not longer).
     fn truncate(&mut self, len: usize);
+
+    /// What the NIC found of the checksums on receive (nothing, by default: buffers
+    /// that do not come from a NIC, and drivers that do not check, answer
+    /// [`RxChecksums::UNKNOWN`]).
+    fn rx_checksums(&self) -> RxChecksums {
+        RxChecksums::UNKNOWN
+    }
 
     /// The length of the data.
     fn len(&self) -> usize {

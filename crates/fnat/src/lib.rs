@@ -17,6 +17,7 @@ pub mod engine;
 pub mod icmp_err;
 #[cfg(feature = "judge")]
 pub mod judge;
+pub mod sanity;
 pub mod sapool;
 pub mod stats;
 pub mod tcp_state;

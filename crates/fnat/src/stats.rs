@@ -28,6 +28,22 @@ crate::counter_set! {
         NoConn = "no_conn": "A TCP packet other than a SYN for a service, without a connection.",
         ReplyNoConn = "reply_no_conn": "A packet to a local address and port with no connection (a stray reply).",
         IcmpNoConn = "icmp_no_conn": "An ICMP error about no known connection.",
+        MartianSource = "martian_source": "A new flow from a source no client can have (0/8, 127/8, multicast, 240/4 and broadcast, ::, ::1, ff00::/8): refused before scheduling.",
+        Land = "land": "A new flow whose source is its destination or another of rvs's own addresses (a land attack): refused before scheduling.",
+        BadL4Checksum = "bad_l4_checksum": "A SYN or first UDP datagram with a wrong TCP/UDP checksum (the NIC's verdict where it gives one, otherwise checked in software): refused before scheduling.",
+        BadIpOptions = "bad_ip_options": "From a client: IPv4 options with a length of 0 or 1 or running past the header, or a source route (LSRR/SSRR).",
+        BadTcpOptions = "bad_tcp_options": "From a client: TCP options with a length of 0 or 1 or running past the header.",
+        Ipv6Rh0 = "ipv6_rh0": "From a client: an IPv6 type 0 routing header (deprecated by RFC 5095).",
+        ClientToa = "client_toa": "A client's own TOA option (kind 254), overwritten with NOPs before rvs adds its own (the option was dropped, the segment forwarded).",
+    }
+}
+
+crate::counter_set! {
+    /// What the core did to its tables to keep them from being exhausted (not drops:
+    /// the packet that caused it went on).
+    pub enum ConnEvent in ConnEvents {
+        SynRecvEvicted = "syn_recv_evicted": "A half-open (SYN_RECV) connection was evicted, oldest first, to make room for a new SYN (the worker's SYN_RECV limit, or its local port was the only one left towards that real server).",
+        ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port: the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
     }
 }
 

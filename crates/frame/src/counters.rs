@@ -40,6 +40,8 @@ fnat::counter_set! {
         NoRoute = "no_route": "No route to the destination.",
         PendingFull = "pending_full": "More packets waiting for a neighbour than the queue holds.",
         Unresolved = "unresolved": "The neighbour never answered ARP/ND.",
+        BadIpChecksum = "bad_ip_checksum": "An IPv4 header with a wrong checksum (the NIC's verdict where it gives one, otherwise checked in software), before anything else looks at it.",
+        BadIcmpChecksum = "bad_icmp_checksum": "An ICMP or ICMPv6 message to one of our addresses with a wrong checksum (an echo request is not answered).",
         TtlExceeded = "ttl_exceeded": "TTL or hop limit ran out (an ICMP time exceeded was sent).",
         TooBig = "too_big": "Larger than the outgoing port's MTU (an ICMP error was sent).",
         Redirect = "redirect": "A reply for a local port another worker owns, and the ring to it was full.",

@@ -46,6 +46,45 @@ pub fn parse(frame: &[u8]) -> Option<L3> {
     }
 }
 
+/// Whether the IPv4 header after the Ethernet header has a right checksum: `nic` is
+/// the NIC's verdict, trusted when it gave one; otherwise the header (20 to 60 bytes)
+/// is summed here. Anything that is not a whole IPv4 packet (truncated, or a length
+/// that runs past the frame) passes: the core refuses it as `bad_header`.
+#[inline]
+pub fn header_checksum_ok(frame: &[u8], nic: fnat::buf::Checked) -> bool {
+    match nic {
+        fnat::buf::Checked::Good => return true,
+        fnat::buf::Checked::Bad => return false,
+        fnat::buf::Checked::Unknown => {}
+    }
+    let Some(l3) = frame.get(ETH_LEN..) else { return true };
+    if IpVersion::of(l3) != Some(IpVersion::V4) {
+        return true;
+    }
+    Ipv4Packet::new_checked(l3).map_or(true, |p| p.verify_checksum())
+}
+
+/// Whether the ICMP (IPv4) or ICMPv6 message of the frame, whose IP facts are `l3`,
+/// has a right checksum; true for other protocols and for what cannot be read (others
+/// judge it). Local delivery only: it reads the whole message.
+pub fn icmp_checksum_ok(frame: &[u8], l3: &L3) -> bool {
+    let Some(ip) = frame.get(ETH_LEN..) else { return true };
+    match (l3.proto, l3.src, l3.dst) {
+        (IpProtocol::ICMP, IpAddr::V4(_), IpAddr::V4(_)) => {
+            let Ok(p) = Ipv4Packet::new_checked(ip) else { return true };
+            wire::Icmpv4Packet::new_checked(p.payload()).map_or(true, |m| m.verify_checksum())
+        }
+        (IpProtocol::ICMPV6, IpAddr::V6(s), IpAddr::V6(d)) => {
+            let Ok(p) = Ipv6Packet::new_checked(ip) else { return true };
+            let Ok(ul) = p.upper_layer() else { return true };
+            let end = wire::ipv6::HEADER_LEN + p.payload_len() as usize;
+            let Some(Ok(m)) = ip.get(ul.offset..end).map(wire::Icmpv6Packet::new_checked) else { return true };
+            m.verify_checksum(s, d)
+        }
+        _ => true,
+    }
+}
+
 /// The source address of a bare IP packet (or the start of one, as quoted in an ICMP
 /// error).
 pub fn source(l3: &[u8]) -> Option<IpAddr> {

@@ -128,6 +128,12 @@ impl<B: PacketBuf> Node<B> {
         match ethertype {
             EtherType::IPV6 if is_nd(b.data()) => self.nd(net, port, b, io),
             EtherType::IPV4 | EtherType::IPV6 => {
+                // The IPv4 header checksum, for every frame (20 bytes; the NIC's verdict
+                // where it gave one): nothing with a damaged header goes further.
+                if !ip::header_checksum_ok(b.data(), b.rx_checksums().ip) {
+                    self.counters.drop(NetDrop::BadIpChecksum);
+                    return None;
+                }
                 if ip::ttl(b.data()).is_some_and(|t| t <= 1) && self.expires_here(net, &b, io) {
                     return None;
                 }
@@ -254,6 +260,10 @@ impl<B: PacketBuf> Node<B> {
         if net.addrs.owner(l3.dst).is_none() || matches!(l3.proto, IpProtocol::ICMP | IpProtocol::ICMPV6) {
             return false;
         }
+        if fnat::sanity::martian(l3.src) {
+            // No error to a source that cannot be answered: the core refuses it.
+            return false;
+        }
         self.icmp_error(net, &b.data()[ETH_LEN..], IcmpKind::TimeExceeded, io);
         self.counters.drop(NetDrop::TtlExceeded);
         true
@@ -286,6 +296,10 @@ impl<B: PacketBuf> Node<B> {
         if entry.flags.vip && matches!(l3.proto, IpProtocol::TCP | IpProtocol::UDP) {
             // A VIP port without a service: dropped, like DPVS (no RST).
             return self.counters.drop(NetDrop::NoService);
+        }
+        if !ip::icmp_checksum_ok(b.data(), &l3) {
+            // Not answered: the reply would carry the damage back.
+            return self.counters.drop(NetDrop::BadIcmpChecksum);
         }
         if icmp::echo_reply_in_place(b.data_mut(), ETH_LEN).is_err() {
             return self.counters.drop(NetDrop::LocalUnhandled);

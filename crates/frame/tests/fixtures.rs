@@ -167,7 +167,8 @@ impl World {
             hash_seed: Some(7),
             ..EngineConfig::default()
         };
-        let engine = Engine::new(&cfg, 0).unwrap();
+        let mut engine = Engine::new(&cfg, 0).unwrap();
+        engine.set_own_addrs(addrs.iter().map(|e| e.ip()));
         World { ports, addrs, routes, neighs, table, engine, node: Node::new(), io: Rec::default(), now: 0 }
     }
 
@@ -942,4 +943,285 @@ fn core_drops_are_counted_by_the_core() {
         ),
     ];
     run(&mut w, steps);
+}
+
+/// Input checks before scheduling (issue 12, scope 4): every class dropped under its
+/// own reason, no connection created, nothing sent; the server sees exactly one TOA,
+/// rvs's, with the client's true address.
+#[test]
+fn input_checks_before_scheduling() {
+    let mut w = World::new(1);
+    // A UDP service too, for the UDP checksum.
+    let mut udp = ServiceConfig::new(Proto::Udp, VIP.into(), 53);
+    udp.sched = SchedKind::Rr;
+    udp.real_servers = vec![rs(RIP.into(), 53)];
+    w.table = ServiceTable::build(
+        &[
+            svc(VIP.into(), 80, &[rs(RIP.into(), 8080)]),
+            svc(vip6().into(), 80, &[rs(rip6().into(), 8080)]),
+            svc(VIP.into(), 81, &[rs(RIP_UNRESOLVED.into(), 8080)]),
+            udp,
+        ],
+        Some(&w.table),
+    )
+    .unwrap();
+    let syn_from =
+        |src: Ipv4Addr| PacketBuilder::eth(CLIENT, US0).ipv4(src, VIP).tcp(50000, 80).seq(1).flags(SYN).build();
+    let syn6_from =
+        |src: Ipv6Addr| PacketBuilder::eth(CLIENT, US0).ipv6(src, vip6()).tcp(50000, 80).seq(1).flags(SYN).build();
+    let bad_ip_csum = |mut f: Vec<u8>| {
+        f[ETH_LEN + 11] ^= 0x5a;
+        f
+    };
+    let syn_ipopt = |o: &[u8]| {
+        PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ipv4_options(o).tcp(50001, 80).seq(1).flags(SYN).build()
+    };
+    let syn_tcpopt =
+        |o: &[u8]| PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).tcp(50002, 80).seq(1).flags(SYN).option(o).build();
+    let rh = |ty: u8| {
+        PacketBuilder::eth(CLIENT, US0)
+            .ipv6(cip6(), vip6())
+            .ipv6_ext(wire::IpProtocol::ROUTING, &[ty, 1, 0, 0, 0, 0])
+            .tcp(50003, 80)
+            .seq(1)
+            .flags(SYN)
+            .build()
+    };
+    let mut bad_udp = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).udp(50004, 53).payload(b"query").build();
+    bad_udp[ETH_LEN + 20 + 6] ^= 0x5a;
+    let mut bad_echo =
+        PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).icmpv4_echo_request(9, 1).payload(b"ping").build();
+    bad_echo[ETH_LEN + 20 + 2] ^= 0x5a;
+    let mut bad_echo6 =
+        PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).icmpv6_echo_request(9, 1).payload(b"ping").build();
+    bad_echo6[ETH_LEN + 40 + 2] ^= 0x5a;
+    let mut steps = vec![];
+    for (desc, src) in [
+        ("martian: 0.0.0.0", Ipv4Addr::UNSPECIFIED),
+        ("martian: 255.255.255.255", Ipv4Addr::BROADCAST),
+        ("martian: 127.0.0.1", Ipv4Addr::LOCALHOST),
+        ("martian: 224.0.0.1", Ipv4Addr::new(224, 0, 0, 1)),
+        ("martian: 240.0.0.9", Ipv4Addr::new(240, 0, 0, 9)),
+    ] {
+        steps.push(step(desc, 0, syn_from(src), Expect::Drop("martian_source")));
+    }
+    for (desc, src) in [("martian: ::", v6("::")), ("martian: ::1", v6("::1")), ("martian: ff02::1", v6("ff02::1"))] {
+        steps.push(step(desc, 0, syn6_from(src), Expect::Drop("martian_source")));
+    }
+    steps.extend([
+        step(
+            "martian with TTL 1: no ICMP error to it, refused by the core",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(Ipv4Addr::UNSPECIFIED, VIP).ttl(1).tcp(50000, 80).flags(SYN).build(),
+            Expect::Drop("martian_source"),
+        ),
+        step("land: from the VIP itself", 0, syn_from(VIP), Expect::Drop("land")),
+        step("land: from the interface address", 0, syn_from(IF0), Expect::Drop("land")),
+        step("land: from the LIP", 0, syn_from(LIP), Expect::Drop("land")),
+        step("land: from the IPv6 VIP", 0, syn6_from(vip6()), Expect::Drop("land")),
+        step("bad IPv4 header checksum (SYN)", 0, bad_ip_csum(syn4(50005, 80)), Expect::Drop("bad_ip_checksum")),
+        step(
+            "bad IPv4 header checksum (echo): not answered",
+            0,
+            bad_ip_csum(PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).icmpv4_echo_request(9, 1).build()),
+            Expect::Drop("bad_ip_checksum"),
+        ),
+        step(
+            "bad TCP checksum on a SYN",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).tcp(50006, 80).flags(SYN).checksum(0x1234).build(),
+            Expect::Drop("bad_l4_checksum"),
+        ),
+        step(
+            "bad TCP checksum on an IPv6 SYN",
+            0,
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).tcp(50006, 80).flags(SYN).checksum(0x1234).build(),
+            Expect::Drop("bad_l4_checksum"),
+        ),
+        step("bad UDP checksum on a first datagram", 0, bad_udp, Expect::Drop("bad_l4_checksum")),
+        step("echo with a bad ICMP checksum: not answered", 0, bad_echo, Expect::Drop("bad_icmp_checksum")),
+        step("ICMPv6 echo with a bad checksum: not answered", 0, bad_echo6, Expect::Drop("bad_icmp_checksum")),
+        step("IPv4 option of length 0", 0, syn_ipopt(&[7, 0]), Expect::Drop("bad_ip_options")),
+        step("IPv4 option of length 255", 0, syn_ipopt(&[7, 255, 4, 0]), Expect::Drop("bad_ip_options")),
+        step("IPv4 option of length 1", 0, syn_ipopt(&[68, 1, 0, 0]), Expect::Drop("bad_ip_options")),
+        step("IPv4 loose source route", 0, syn_ipopt(&[131, 7, 4, 1, 2, 3, 4]), Expect::Drop("bad_ip_options")),
+        step("TCP option of length 0", 0, syn_tcpopt(&[8, 0]), Expect::Drop("bad_tcp_options")),
+        step("TCP option of length 1", 0, syn_tcpopt(&[2, 1, 0, 0]), Expect::Drop("bad_tcp_options")),
+        step("TCP option of length 255", 0, syn_tcpopt(&[2, 255, 5, 0xb4]), Expect::Drop("bad_tcp_options")),
+        step("TOA-kind option of length 0", 0, syn_tcpopt(&[254, 0]), Expect::Drop("bad_tcp_options")),
+        step("IPv6 routing header type 0", 0, rh(0), Expect::Drop("ipv6_rh0")),
+    ]);
+    run(&mut w, steps);
+    assert_eq!(w.engine.conns().len(), 0, "none of them created a connection");
+    assert_eq!(w.engine.stats().total.conns, 0);
+
+    // A well-formed IPv4 option (record route) and an IPv6 type 2 routing header pass.
+    w.frame(0, &syn_ipopt(&[7, 7, 4, 0, 0, 0, 0]));
+    w.frame(0, &rh(2));
+    assert_eq!(w.engine.conns().len(), 2, "well-formed options are not refused");
+
+    // TTL 1: the time exceeded comes from our address on the sender's side.
+    for (f, from) in [
+        (PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(1).tcp(50010, 80).flags(SYN).build(), IpAddr::from(IF0)),
+        (
+            PacketBuilder::eth(CLIENT, US0).ipv6(cip6(), vip6()).hop_limit(1).tcp(50010, 80).flags(SYN).build(),
+            IpAddr::from(if6()),
+        ),
+    ] {
+        w.io.out.clear();
+        w.frame(0, &f);
+        assert_eq!(w.io.out.len(), 1);
+        assert_eq!(judge_eth(&w.io.out[0].1).src, from, "time exceeded from the interface address");
+    }
+
+    // Established connection: a segment with a bad IP checksum or malformed options
+    // does not reach the server either.
+    let mut w = World::new(1);
+    w.frame(0, &syn4(51000, 80));
+    assert_eq!(w.engine.conns().len(), 1);
+    let data = |o: &[u8]| {
+        PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).tcp(51000, 80).seq(2).ack(1).flags(ACK).option(o).payload(b"d")
+    };
+    run(
+        &mut w,
+        vec![
+            step("established: bad IP checksum", 0, bad_ip_csum(data(&[]).build()), Expect::Drop("bad_ip_checksum")),
+            step("established: TCP option of length 0", 0, data(&[8, 0]).build(), Expect::Drop("bad_tcp_options")),
+            step(
+                "established: IPv4 option of length 0",
+                0,
+                PacketBuilder::eth(CLIENT, US0)
+                    .ipv4(CIP, VIP)
+                    .ipv4_options(&[7, 0])
+                    .tcp(51000, 80)
+                    .seq(2)
+                    .flags(ACK)
+                    .build(),
+                Expect::Drop("bad_ip_options"),
+            ),
+        ],
+    );
+    assert_eq!(w.engine.conns().len(), 1);
+}
+
+/// A client's own TOA (kind 254) never reaches the server: in the SYN, in the
+/// handshake's ACK (where rvs adds its own) and in data, it is overwritten with NOPs
+/// (counted `client_toa`), so the server sees exactly one TOA, rvs's, with the
+/// client's true address and port.
+#[test]
+fn client_toa_is_replaced_by_rvs_own() {
+    let mut w = World::new(1);
+    let lie = toa4(Ipv4Addr::new(1, 2, 3, 4), 80);
+    let nops = [1u8; 8];
+    let steps: Vec<(&str, usize, Vec<u8>, Vec<u8>)> = vec![
+        (
+            "SYN with a client TOA: forwarded with NOPs in its place",
+            0,
+            PacketBuilder::eth(CLIENT, US0)
+                .ipv4(CIP, VIP)
+                .ttl(64)
+                .tcp(40000, 80)
+                .seq(100)
+                .flags(SYN)
+                .mss(1460)
+                .option(&lie)
+                .build(),
+            PacketBuilder::eth(US1, SERVER)
+                .ipv4(LIP, RIP)
+                .ttl(63)
+                .tcp(1025, 8080)
+                .seq(100)
+                .flags(SYN)
+                .mss(1460)
+                .option(&nops)
+                .build(),
+        ),
+        (
+            "SYN-ACK back to the client",
+            1,
+            PacketBuilder::eth(SERVER, US1)
+                .ipv4(RIP, LIP)
+                .ttl(64)
+                .tcp(8080, 1025)
+                .seq(900)
+                .ack(101)
+                .flags(SYNACK)
+                .mss(1460)
+                .build(),
+            PacketBuilder::eth(US0, CLIENT)
+                .ipv4(VIP, CIP)
+                .ttl(63)
+                .tcp(80, 40000)
+                .seq(900)
+                .ack(101)
+                .flags(SYNACK)
+                .mss(1452)
+                .build(),
+        ),
+        (
+            "handshake ACK with a client TOA: NOPs, then rvs's TOA with CIP:cport",
+            0,
+            PacketBuilder::eth(CLIENT, US0)
+                .ipv4(CIP, VIP)
+                .ttl(64)
+                .tcp(40000, 80)
+                .seq(101)
+                .ack(901)
+                .flags(ACK)
+                .option(&lie)
+                .build(),
+            PacketBuilder::eth(US1, SERVER)
+                .ipv4(LIP, RIP)
+                .ttl(63)
+                .tcp(1025, 8080)
+                .seq(101)
+                .ack(901)
+                .flags(ACK)
+                .option(&nops)
+                .option(&toa4(CIP, 40000))
+                .build(),
+        ),
+        (
+            "data with a client TOA: NOPs",
+            0,
+            PacketBuilder::eth(CLIENT, US0)
+                .ipv4(CIP, VIP)
+                .ttl(64)
+                .tcp(40000, 80)
+                .seq(101)
+                .ack(901)
+                .flags(ACK)
+                .option(&lie)
+                .payload(b"GET /")
+                .build(),
+            PacketBuilder::eth(US1, SERVER)
+                .ipv4(LIP, RIP)
+                .ttl(63)
+                .tcp(1025, 8080)
+                .seq(101)
+                .ack(901)
+                .flags(ACK)
+                .option(&nops)
+                .payload(b"GET /")
+                .build(),
+        ),
+    ];
+    for (i, (desc, port, input, want)) in steps.into_iter().enumerate() {
+        w.io.out.clear();
+        w.frame(port, &input);
+        assert_eq!(w.io.out.len(), 1, "step {i} ({desc}): one frame out");
+        let (sink, got) = &w.io.out[0];
+        assert_eq!(*sink, Sink::Tx(if port == 0 { 1 } else { 0 }), "step {i} ({desc})");
+        assert_eq!(hex(got), hex(&want), "step {i} ({desc}): output differs (got, then expected)");
+        let seen = judge_eth(got);
+        if port == 0 {
+            let toas = wire::tcp::TcpOptions::new(&seen.tcp_options)
+                .filter(|o| matches!(o, wire::TcpOption::Unknown { kind: 254, .. }))
+                .count();
+            let want_toas = usize::from(desc.starts_with("handshake"));
+            assert_eq!(toas, want_toas, "step {i} ({desc}): TOA options the server sees");
+        }
+    }
+    assert_eq!(w.engine.stats().drops(DropReason::ClientToa), 3, "each client TOA counted");
+    assert_eq!(w.engine.stats().total.conns, 1);
 }

@@ -126,11 +126,13 @@ impl Worker {
     /// A worker on the current snapshot.
     pub fn new(p: WorkerParts) -> Worker {
         let snap = p.shared.current();
+        let mut engine = p.engine;
+        engine.set_own_addrs(snap.addrs.iter().map(|e| e.ip()));
         Worker {
             id: p.id,
             lcore: p.lcore,
             rx: p.rx,
-            engine: p.engine,
+            engine,
             clock: p.clock,
             links: links(&snap.ports),
             node: Node::new(),
@@ -277,6 +279,10 @@ impl Worker {
         }
         if rebind {
             self.engine.bind(&new.services);
+        }
+        if !Arc::ptr_eq(&new.addrs, &self.snap.addrs) {
+            // A new flow from any of these is a land attack.
+            self.engine.set_own_addrs(new.addrs.iter().map(|e| e.ip()));
         }
         if new.timeouts != self.snap.timeouts {
             self.engine.set_timeouts(new.timeouts);

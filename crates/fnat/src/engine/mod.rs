@@ -54,6 +54,7 @@ use self::config::EngineConfig;
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnError, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
+use crate::sanity;
 use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
 use crate::sched::{SchedError, SchedState};
 use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
@@ -122,6 +123,8 @@ pub struct Engine {
     /// Per `RsId`: its service's `SvcId` (for per-service counters; ids are never
     /// reused, so entries of removed servers stay right).
     rs_svc: Vec<u32>,
+    /// rvs's own addresses, sorted (a new flow from one is a land attack).
+    own: Vec<Addr>,
 }
 
 #[inline]
@@ -160,6 +163,7 @@ impl Engine {
             generation: None,
             svc_set: Vec::with_capacity(cfg.max_services),
             rs_svc: vec![u32::MAX; cfg.max_real_servers],
+            own: Vec::new(),
         })
     }
 
@@ -227,6 +231,22 @@ impl Engine {
     /// The timer wheel (diagnostics).
     pub fn wheel(&self) -> &TimerWheel {
         &self.wheel
+    }
+
+    /// rvs's own addresses (every address the dataplane owns): a new flow from one of
+    /// them, like one from its own destination or from a LIP, is refused as `land`.
+    /// Control path (allocates); call it when the owned addresses change.
+    pub fn set_own_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>) {
+        self.own = addrs.into_iter().map(Addr::from).collect();
+        self.own.sort_unstable();
+        self.own.dedup();
+    }
+
+    /// Whether `a` is one of rvs's own addresses (owned or a LIP).
+    #[inline]
+    fn is_own(&self, a: IpAddr) -> bool {
+        let a = Addr::from(a);
+        self.own.binary_search(&a).is_ok() || self.pools.is_lip(&a)
     }
 
     /// New timeouts; they apply from each connection's next packet (as in IPVS).
@@ -419,6 +439,14 @@ impl Engine {
     }
 
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, h: Hit) -> Verdict {
+        if h.dir == Direction::Input {
+            // Client packets: IP and TCP options checked, a client's own TOA removed.
+            match sanity::inbound(buf.data_mut(), l3, t) {
+                Ok(false) => {}
+                Ok(true) => self.stats.drop(DropReason::ClientToa),
+                Err(r) => return self.drop(r),
+            }
+        }
         let c = self.conns.get(h.conn);
         let (rw, dst) = match h.dir {
             Direction::Input => {
@@ -465,6 +493,10 @@ impl Engine {
                 if !syn {
                     return self.drop(DropReason::NoConn);
                 }
+            }
+            // Input checks before scheduling (martian, land, checksum, options).
+            if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
+                return self.drop(r);
             }
             return match self.open(table, svc, now, t, k) {
                 Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
