@@ -1,0 +1,217 @@
+//! Neighbours at the edge, end to end: forged ARP / NA from the client side change
+//! nothing; a flood of random-source ARP replies leaves every real server reachable and
+//! `rvsip neigh show` working; neighbours in use are re-confirmed before their reachable
+//! time runs out, so traffic across several of those times loses nothing.
+//!
+//! Frames are crafted by a small python3 raw-socket sender in the client namespace,
+//! on its own veth to rvsd (they reach nothing else). Needs root; `scripts/test.sh`
+//! builds rvsd and the tools first.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rvs_e2e::checks::urls;
+use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, GW4, VIP4, VIP6};
+
+/// Sends crafted ARP / NA frames out of `eth0`. Modes:
+/// - `forge IP MAC`: an ARP reply (to rvsd's port, about its address) and a gratuitous
+///   ARP claiming IP at MAC; an unsolicited NA (to all nodes) for an IPv6 IP;
+/// - `flood N SEED`: N ARP replies with random sender addresses and MACs, half in the
+///   client subnet 198.18.0.0/24 (the client's own .2 spared), half outside it.
+const SENDER: &str = r#"
+import random, socket, struct, sys, ipaddress
+
+IFACE = "eth0"
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((IFACE, 0))
+BCAST = b"\xff" * 6
+
+def mac_bytes(m):
+    return bytes(int(x, 16) for x in m.split(":"))
+
+def arp(op, smac, sip, tmac, tip, dst):
+    eth = dst + smac + b"\x08\x06"
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + smac + socket.inet_aton(sip) + tmac + socket.inet_aton(tip)
+    return (eth + body).ljust(60, b"\x00")
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    t = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return (~t) & 0xFFFF
+
+def na(smac, ip):
+    src = ipaddress.IPv6Address(ip).packed
+    dst = ipaddress.IPv6Address("ff02::1").packed
+    # Override flag, target, target link-layer address option.
+    icmp = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + src + struct.pack("!BB", 2, 1) + smac
+    pseudo = src + dst + struct.pack("!I", len(icmp)) + b"\x00\x00\x00\x3a"
+    icmp = icmp[:2] + struct.pack("!H", csum(pseudo + icmp)) + icmp[4:]
+    ip6 = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 255) + src + dst
+    return b"\x33\x33\x00\x00\x00\x01" + smac + b"\x86\xdd" + ip6 + icmp
+
+mode = sys.argv[1]
+if mode == "forge":
+    ip, smac = sys.argv[2], mac_bytes(sys.argv[3])
+    for _ in range(3):
+        if ":" in ip:
+            s.send(na(smac, ip))
+        else:
+            s.send(arp(2, smac, ip, BCAST, "198.18.0.1", BCAST))
+            s.send(arp(1, smac, ip, BCAST, ip, BCAST))
+elif mode == "flood":
+    n, rnd = int(sys.argv[2]), random.Random(int(sys.argv[3]))
+    sent = 0
+    for i in range(n):
+        if i % 2:
+            sip = "198.18.0.%d" % rnd.randrange(3, 255)
+        elif i % 4:
+            sip = "203.0.113.%d" % rnd.randrange(1, 255)
+        else:
+            sip = "100.64.%d.%d" % (rnd.randrange(256), rnd.randrange(1, 255))
+        smac = bytes([0x02] + [rnd.randrange(256) for _ in range(5)])
+        s.send(arp(2, smac, sip, BCAST, "198.18.0.1", BCAST))
+        sent += 1
+    print(sent)
+"#;
+
+/// Runs the sender in the client namespace.
+fn send(t: &Topology, args: &[&str]) -> String {
+    let mut cmd = vec!["timeout", "120", "python3", "-c", SENDER];
+    cmd.extend_from_slice(args);
+    let out = t.client_exec(&cmd);
+    assert!(out.status.success(), "sender {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `rvsip --json neigh show`: address -> (mac, dev, state).
+fn neighs(t: &Topology) -> BTreeMap<String, (String, String, String)> {
+    let (out, err, ok) = t.cli("rvsip", &["--json", "neigh", "show"]);
+    assert!(ok, "rvsip neigh show works: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("neigh show JSON");
+    v["neighs"]
+        .as_array()
+        .expect("neighs")
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
+            (s("addr"), (s("mac"), s("dev"), s("state")))
+        })
+        .collect()
+}
+
+/// Every real server answers through the VIP, `n` requests, none failing.
+fn all_servers_answer(t: &Topology, vip: &str, n: usize) {
+    let (bodies, ok) = t.curl_many(&urls(vip, n, ""), 30);
+    assert!(ok, "every request through {vip} succeeds");
+    let counts = t.tally(&bodies);
+    assert_eq!(counts.iter().sum::<usize>(), n, "{n} answers through {vip}: {counts:?}");
+    assert!(counts.iter().all(|&c| c > 0), "every real server answers through {vip}: {counts:?}");
+}
+
+#[test]
+fn forged_bindings_from_the_client_side_change_nothing() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    all_servers_answer(&t, VIP4, 30);
+    all_servers_answer(&t, VIP6, 30);
+    let before = neighs(&t);
+    for i in 1..=3 {
+        assert!(before.contains_key(&rs4(i)) && before.contains_key(&rs6(i)), "real servers resolved: {before:?}");
+    }
+
+    let forged = "02:66:66:66:66:66";
+    for ip in [rs4(1), rs4(2), VIP4.to_string(), GW4.to_string(), rs6(1), VIP6.to_string()] {
+        send(&t, &["forge", &ip, forged]);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = neighs(&t);
+    for ip in [rs4(1), rs4(2), rs4(3), rs6(1), rs6(2), rs6(3)] {
+        let (b, a) = (&before[&ip], &after[&ip]);
+        assert_eq!((&a.0, &a.1), (&b.0, &b.1), "{ip}: MAC and port unchanged by forged bindings");
+    }
+    for ip in [VIP4, VIP6, GW4] {
+        assert!(!after.contains_key(ip), "our own address {ip} is never learned: {after:?}");
+    }
+    assert!(after.values().all(|(mac, _, _)| mac != forged), "the forged MAC is nowhere: {after:?}");
+    all_servers_answer(&t, VIP4, 30);
+    all_servers_answer(&t, VIP6, 30);
+
+    let stats = t.rvsd_stats().expect("stats");
+    assert!(stats["net"]["neigh_refused"].as_u64().unwrap_or(0) >= 12, "refusals counted by workers: {}", stats["net"]);
+    assert!(stats["neigh"]["learned"].as_u64().unwrap_or(0) >= 6, "real neighbours learned: {}", stats["neigh"]);
+}
+
+#[test]
+fn random_source_arp_flood_leaves_every_server_reachable() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    // A small per-port cap, so that the flood's on-link part fills it and evicts.
+    std::env::set_var("RVSD_NEIGH_MAX_PER_PORT", "64");
+    let started = t.start_rvsd();
+    std::env::remove_var("RVSD_NEIGH_MAX_PER_PORT");
+    started.expect("rvsd starts");
+    all_servers_answer(&t, VIP4, 30);
+
+    let t0 = Instant::now();
+    let sent: u64 = send(&t, &["flood", "100000", "7"]).trim().parse().expect("count sent");
+    assert_eq!(sent, 100_000);
+    assert!(t0.elapsed() < Duration::from_secs(120), "the flood is bounded in time");
+
+    // During and right after: every real server answers, nothing fails.
+    all_servers_answer(&t, VIP4, 60);
+    all_servers_answer(&t, VIP6, 30);
+    let listed = neighs(&t);
+    let on = |dev: &str| listed.values().filter(|(_, d, _)| d == dev).count();
+    assert!(on("dpdk0") <= 64, "the client port holds at most its cap: {}", on("dpdk0"));
+    assert!(listed.keys().all(|a| !a.starts_with("203.0.113.") && !a.starts_with("100.64.")), "off-link never learned");
+    for i in 1..=3 {
+        assert!(listed.contains_key(&rs4(i)), "rs{i} still resolved");
+    }
+    // The plain form works too.
+    let (out, err, ok) = t.cli("rvsip", &["neigh", "show"]);
+    assert!(ok && out.lines().count() == listed.len(), "rvsip neigh show: {err}");
+
+    let stats = t.rvsd_stats().expect("stats");
+    let neigh = &stats["neigh"];
+    eprintln!("after the flood: neigh {neigh}, workers' neigh_refused {}", stats["net"]["neigh_refused"]);
+    assert!(stats["net"]["neigh_refused"].as_u64().unwrap_or(0) > 10_000, "off-link refusals: {}", stats["net"]);
+    assert!(neigh["evicted"].as_u64().unwrap_or(0) > 0, "a full port evicts: {neigh}");
+    let log = t.rvsd_log();
+    assert!(log.matches("WARN").count() < 50, "warnings are rate-limited:\n{log}");
+}
+
+#[test]
+fn neighbours_in_use_survive_their_reachable_time() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    std::env::set_var("RVSD_NEIGH_REACHABLE_MS", "2000");
+    let started = t.start_rvsd();
+    std::env::remove_var("RVSD_NEIGH_REACHABLE_MS");
+    started.expect("rvsd starts");
+
+    // Traffic for more than three reachable times, IPv4 and IPv6, none lost.
+    let t0 = Instant::now();
+    let mut rounds = 0;
+    while t0.elapsed() < Duration::from_secs(7) {
+        all_servers_answer(&t, VIP4, 15);
+        all_servers_answer(&t, VIP6, 6);
+        rounds += 1;
+    }
+    assert!(rounds >= 3, "{rounds} rounds");
+    let stats = t.rvsd_stats().expect("stats");
+    let neigh = &stats["neigh"];
+    eprintln!("after {rounds} rounds: neigh {neigh}");
+    assert!(neigh["probes"].as_u64().unwrap_or(0) >= 7, "entries were probed: {neigh}");
+    assert!(neigh["confirmed"].as_u64().unwrap_or(0) >= 7, "and confirmed: {neigh}");
+    assert_eq!(neigh["expired"].as_u64(), Some(0), "no live neighbour expired: {neigh}");
+    let drops = &stats["drops"];
+    for r in ["pending_full", "unresolved"] {
+        assert!(drops.get(r).is_none(), "no packet waited in vain ({r}): {drops}");
+    }
+    let listed = neighs(&t);
+    assert!(listed.contains_key(CLIENT4) && listed.contains_key(&rs4(1)), "still listed: {listed:?}");
+}
