@@ -13,6 +13,7 @@ pub mod service;
 pub mod buf;
 pub mod conn;
 pub mod counter;
+pub mod denyset;
 pub mod engine;
 pub mod icmp_err;
 #[cfg(feature = "judge")]

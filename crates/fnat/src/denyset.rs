@@ -1,0 +1,264 @@
+//! A set of source prefixes checked on every new connection: the global deny set (up to
+//! a million prefixes, DPVS's blacklist at scale). Built once per change by the control
+//! plane; a lookup is one or two bit reads for IPv4 and one hash probe per distinct
+//! prefix length for IPv6, with no allocation.
+//!
+//! IPv4 keeps two bitmaps of the 2^24 /24 blocks (2 MiB each): blocks covered whole,
+//! and blocks covered in part, whose last octet is a 256-bit map in a hash table. So a
+//! prefix of any length costs one bit per /24 it covers (a /8 is 65,536 bits, a word
+//! fill), and an address is decided by the first bitmap alone unless its /24 is split.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// /24 blocks of the IPv4 space.
+const BLOCKS: usize = 1 << 24;
+
+/// A multiply-fold hasher for integer keys (the keys are addresses the set was built
+/// from, not attacker-chosen table positions: a lookup of an absent key costs the same).
+#[derive(Default, Clone, Copy)]
+pub struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let m = u128::from(self.0 ^ v) * 0x9e37_79b9_7f4a_7c15u128;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
+}
+
+type Fold = BuildHasherDefault<FoldHasher>;
+
+/// An immutable set of IPv4 and IPv6 prefixes.
+#[derive(Clone, Default)]
+pub struct PrefixSet {
+    /// /24 blocks covered whole (bit per block); empty when no IPv4 prefix was added.
+    full: Vec<u64>,
+    /// /24 blocks covered in part.
+    part: Vec<u64>,
+    /// The last octets covered in each partly covered block.
+    octets: HashMap<u32, [u64; 4], Fold>,
+    /// IPv6: per distinct prefix length (longest first), the masked prefixes.
+    v6: Vec<(u8, HashSet<u128, Fold>)>,
+    len: usize,
+}
+
+impl std::fmt::Debug for PrefixSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrefixSet").field("prefixes", &self.len).finish()
+    }
+}
+
+#[inline]
+fn bit(map: &[u64], i: usize) -> bool {
+    map.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+/// Sets bits `from..to` of `map`.
+fn set_range(map: &mut [u64], from: usize, to: usize) {
+    let mut i = from;
+    while i < to {
+        if i % 64 == 0 && to - i >= 64 {
+            map[i / 64] = u64::MAX;
+            i += 64;
+        } else {
+            map[i / 64] |= 1 << (i % 64);
+            i += 1;
+        }
+    }
+}
+
+fn mask_v6(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+impl PrefixSet {
+    /// The set of `prefixes` (address, length); host bits are ignored. A length past
+    /// the family's is clamped to it.
+    pub fn build(prefixes: impl IntoIterator<Item = (IpAddr, u8)>) -> PrefixSet {
+        let mut s = PrefixSet::default();
+        let mut v6: HashMap<u8, HashSet<u128, Fold>> = HashMap::new();
+        for (addr, len) in prefixes {
+            s.len += 1;
+            match addr {
+                IpAddr::V4(a) => s.add_v4(u32::from(a), len.min(32)),
+                IpAddr::V6(a) => {
+                    let len = len.min(128);
+                    v6.entry(len).or_default().insert(mask_v6(u128::from(a), len));
+                }
+            }
+        }
+        s.v6 = v6.into_iter().collect();
+        s.v6.sort_by(|a, b| b.0.cmp(&a.0));
+        s
+    }
+
+    fn add_v4(&mut self, a: u32, len: u8) {
+        if self.full.is_empty() {
+            self.full = vec![0; BLOCKS / 64];
+            self.part = vec![0; BLOCKS / 64];
+        }
+        let a = if len == 0 { 0 } else { a & (u32::MAX << (32 - u32::from(len))) };
+        let block = (a >> 8) as usize;
+        if len <= 24 {
+            set_range(&mut self.full, block, block + (1usize << (24 - len)));
+            return;
+        }
+        if bit(&self.full, block) {
+            return;
+        }
+        set_range(&mut self.part, block, block + 1);
+        let last = (a & 0xff) as usize;
+        let map = self.octets.entry(block as u32).or_insert([0; 4]);
+        set_range(map, last, last + (1usize << (32 - len)));
+    }
+
+    /// How many prefixes it was built from.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it was built from none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `addr` lies in one of the prefixes.
+    #[inline]
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.contains_v4(a),
+            IpAddr::V6(a) => self.contains_v6(a),
+        }
+    }
+
+    /// Whether the IPv4 address lies in one of the prefixes.
+    #[inline]
+    pub fn contains_v4(&self, a: Ipv4Addr) -> bool {
+        let a = u32::from(a);
+        let block = (a >> 8) as usize;
+        if bit(&self.full, block) {
+            return true;
+        }
+        bit(&self.part, block) && self.octets.get(&(block as u32)).is_some_and(|m| bit(m, (a & 0xff) as usize))
+    }
+
+    /// Whether the IPv6 address lies in one of the prefixes.
+    #[inline]
+    pub fn contains_v6(&self, a: Ipv6Addr) -> bool {
+        let a = u128::from(a);
+        self.v6.iter().any(|(len, set)| set.contains(&mask_v6(a, *len)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> (IpAddr, u8) {
+        let (a, l) = s.split_once('/').unwrap();
+        (a.parse().unwrap(), l.parse().unwrap())
+    }
+
+    fn has(s: &PrefixSet, a: &str) -> bool {
+        s.contains(a.parse().unwrap())
+    }
+
+    #[test]
+    fn prefixes_of_every_length_decide_membership() {
+        let s = PrefixSet::build(
+            [
+                "10.0.0.0/8",
+                "192.0.2.128/25",
+                "198.51.100.7/32",
+                "203.0.113.0/24",
+                "2001:db8::/32",
+                "2001:db8:1::5/128",
+                "::ffff:0:0/96",
+            ]
+            .map(p),
+        );
+        assert_eq!(s.len(), 7);
+        for yes in [
+            "10.0.0.1",
+            "10.255.255.255",
+            "192.0.2.128",
+            "192.0.2.255",
+            "198.51.100.7",
+            "203.0.113.99",
+            "2001:db8:ffff::1",
+            "2001:db8:1::5",
+        ] {
+            assert!(has(&s, yes), "{yes}");
+        }
+        for no in [
+            "11.0.0.0",
+            "9.255.255.255",
+            "192.0.2.127",
+            "198.51.100.6",
+            "198.51.100.8",
+            "203.0.114.0",
+            "2001:db9::1",
+            "::1",
+        ] {
+            assert!(!has(&s, no), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_longer_prefix_inside_a_whole_block_changes_nothing_and_host_bits_are_ignored() {
+        let s = PrefixSet::build(["10.1.2.0/24", "10.1.2.77/32", "172.16.5.9/16"].map(p));
+        assert!(has(&s, "10.1.2.1"));
+        assert!(has(&s, "172.16.200.1"), "host bits of 172.16.5.9/16 are ignored");
+        assert!(!has(&s, "172.17.0.0"));
+        let empty = PrefixSet::build([]);
+        assert!(empty.is_empty() && !has(&empty, "10.0.0.1") && !has(&empty, "::1"));
+        let all = PrefixSet::build(["0.0.0.0/0"].map(p));
+        assert!(has(&all, "255.255.255.255") && !has(&all, "::1"));
+    }
+
+    #[test]
+    fn agrees_with_a_linear_scan() {
+        // Deterministic pseudo-random prefixes and probes.
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let prefixes: Vec<(u32, u8)> = (0..2000).map(|_| (next() as u32, 8 + (next() % 25) as u8)).collect();
+        let s = PrefixSet::build(prefixes.iter().map(|&(a, l)| (IpAddr::V4(Ipv4Addr::from(a)), l)));
+        for _ in 0..20_000 {
+            let a = next() as u32;
+            let scan = prefixes.iter().any(|&(p, l)| {
+                let m = u32::MAX << (32 - u32::from(l));
+                a & m == p & m
+            });
+            assert_eq!(s.contains_v4(Ipv4Addr::from(a)), scan, "{}", Ipv4Addr::from(a));
+        }
+    }
+}
