@@ -24,6 +24,7 @@ fnat::counter_set! {
         RedirectIn = "redirect_in": "Replies received from other workers by redirect.",
         Loops = "loops": "Main-loop iterations.",
         BusyLoops = "busy_loops": "Iterations that received at least one frame.",
+        NeighRefused = "neigh_refused": "ARP/ND bindings not learned: off-link for the port, one of our addresses, not unicast, or against a static entry.",
     }
 }
 

@@ -269,13 +269,21 @@ impl<B: PacketBuf> Node<B> {
         true
     }
 
-    /// Tells the control thread about a neighbour binding the table does not hold.
+    /// Tells the control thread about a neighbour binding the table does not hold (or
+    /// holds in probe, awaiting this confirmation), if it may be learned at all
+    /// ([`netstack::neigh::admit`]: on-link for this port, not ours, unicast, no static
+    /// entry overridden); a refused one is only counted (`neigh_refused`). Senders
+    /// without an address (ARP probes, DAD) tell nothing.
     #[inline]
     fn seen(&mut self, net: &Net, ip: IpAddr, mac: EthernetAddress, port: usize, io: &mut impl Io<B>) {
-        if ip.is_unspecified() || net.neighs.lookup(ip).is_some_and(|e| e.mac == mac) {
+        let pid = PortId(port as u16);
+        if ip.is_unspecified() || net.neighs.known(ip, mac, pid) {
             return;
         }
-        io.seen_neighbour(ip, mac, port);
+        match netstack::admit(net.addrs, net.neighs, ip, mac, pid) {
+            Ok(()) => io.seen_neighbour(ip, mac, port),
+            Err(_) => self.counters.inc(NetCounter::NeighRefused),
+        }
     }
 
     /// Neither a service's packet nor a connection's. Addresses the dataplane owns:

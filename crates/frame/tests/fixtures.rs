@@ -1225,3 +1225,72 @@ fn client_toa_is_replaced_by_rvs_own() {
     assert_eq!(w.engine.stats().drops(DropReason::ClientToa), 3, "each client TOA counted");
     assert_eq!(w.engine.stats().total.conns, 1);
 }
+
+/// Neighbour poisoning from the client side: bindings for server-side addresses, for
+/// the VIP or our interface address, or against a static entry are not reported (only
+/// counted); on-link strangers and answers to probes are.
+#[test]
+fn forged_bindings_are_not_reported() {
+    let mut w = World::new(1);
+    let reply =
+        |smac, sip, port_mac, tip| arp_frame(smac, port_mac, arp(ArpOperation::Reply, smac, sip, port_mac, tip));
+    let garp = |smac, ip: Ipv4Addr| {
+        arp_frame(
+            smac,
+            EthernetAddress::BROADCAST,
+            arp(ArpOperation::Request, smac, ip, EthernetAddress::BROADCAST, ip),
+        )
+    };
+    let unsolicited_na = |smac, ip: Ipv6Addr| {
+        PacketBuilder::eth(smac, EthernetAddress::from_ipv6_multicast(v6("ff02::1")))
+            .ipv6(ip, v6("ff02::1"))
+            .hop_limit(255)
+            .neighbour_advert(NdiscFlags::OVERRIDE, ip, Some(smac))
+            .build()
+    };
+    let up = |f: Vec<u8>| Expect::Out(vec![exact(Sink::Twin(0), f)]);
+    let forged = [
+        ("ARP reply from the client side claiming a real server", reply(STRANGER, RIP_UNRESOLVED, US0, IF0)),
+        ("ARP reply from the client side claiming a resolved real server", reply(STRANGER, RIP, US0, IF0)),
+        ("ARP reply claiming the VIP", reply(STRANGER, VIP, US0, IF0)),
+        ("ARP reply claiming the LIP", reply(STRANGER, LIP, US0, IF0)),
+        ("ARP reply claiming our interface address", reply(STRANGER, IF0, US0, IF0)),
+        ("gratuitous ARP claiming a real server", garp(STRANGER, RIP_UNRESOLVED)),
+        ("gratuitous ARP claiming the VIP", garp(STRANGER, VIP)),
+        ("ARP reply against the client's static entry", reply(STRANGER, CIP, US0, IF0)),
+        ("ARP reply from outside every subnet", reply(STRANGER, Ipv4Addr::new(203, 0, 113, 5), US0, IF0)),
+        ("ARP reply from the subnet's broadcast address", reply(STRANGER, Ipv4Addr::new(198, 51, 100, 255), US0, IF0)),
+    ];
+    let forged6 = [
+        ("unsolicited NA claiming the IPv6 real server", unsolicited_na(STRANGER, rip6())),
+        ("unsolicited NA claiming the IPv6 VIP", unsolicited_na(STRANGER, vip6())),
+    ];
+    let n = forged.len() + forged6.len();
+    let mut steps: Vec<Step> = forged.into_iter().map(|(d, f)| step(d, 0, f.clone(), up(f))).collect();
+    steps.extend(forged6.into_iter().map(|(d, f)| step(d, 0, f, Expect::Out(vec![check(Sink::Twin(0), |_| {})]))));
+    run(&mut w, steps);
+    assert!(w.io.seen.is_empty(), "nothing forged is reported: {:?}", w.io.seen);
+    assert_eq!(w.node.counters.get(NetCounter::NeighRefused), n as u64);
+
+    // The unresolved real server answering on its own port is reported; so is a client.
+    let rs_reply = arp_frame(SERVER, US1, arp(ArpOperation::Reply, SERVER, RIP_UNRESOLVED, US1, LIP));
+    w.frame(1, &rs_reply);
+    w.frame(0, &reply(STRANGER, Ipv4Addr::new(198, 51, 100, 9), US0, IF0));
+    assert_eq!(
+        w.io.seen,
+        vec![(RIP_UNRESOLVED.into(), SERVER, 1), (Ipv4Addr::new(198, 51, 100, 9).into(), STRANGER, 0)]
+    );
+    assert_eq!(w.node.counters.get(NetCounter::NeighRefused), n as u64);
+
+    // A learned entry is not reported again while reachable; being probed, its answer is.
+    w.io.seen.clear();
+    w.neighs.learn(RIP_UNRESOLVED.into(), SERVER, PortId(1), 0);
+    w.frame(1, &rs_reply);
+    assert!(w.io.seen.is_empty(), "a reachable binding is known");
+    let mut probes = Vec::new();
+    let due = w.neighs.lookup(RIP_UNRESOLVED.into()).unwrap().due;
+    w.neighs.expire(due, &mut probes);
+    assert!(probes.iter().any(|p| p.ip == IpAddr::from(RIP_UNRESOLVED) && p.mac == SERVER));
+    w.frame(1, &rs_reply);
+    assert_eq!(w.io.seen, vec![(RIP_UNRESOLVED.into(), SERVER, 1)], "the probe's answer is reported");
+}
