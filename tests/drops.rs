@@ -35,6 +35,7 @@ const CIP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const SILENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 8);
 const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const RS1: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+const VIP6: &str = "2001:db8:f::1";
 
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut out = Vec::new();
@@ -129,6 +130,48 @@ fn client_side() -> (Vec<Vec<u8>>, Vec<(&'static str, u64)>) {
         1,
         (0..33).map(|i| PacketBuilder::eth(CLIENT, M0).ipv4(SILENT, IF0).icmpv4_echo_request(2, i).build()).collect(),
     );
+    // Input checks before scheduling: none of these takes a connection.
+    let syn_from = |src: Ipv4Addr| tcp4(src, 1100, VIP, 80).seq(1).flags(TcpFlags::SYN).build();
+    let syn6 = |src: &str, rh: Option<u8>| {
+        let b = PacketBuilder::eth(CLIENT, M0).ipv6(src.parse().unwrap(), VIP6.parse().unwrap());
+        let b = match rh {
+            Some(ty) => b.ipv6_ext(wire::IpProtocol::ROUTING, &[ty, 1, 0, 0, 0, 0]),
+            None => b,
+        };
+        b.tcp(1101, 80).seq(1).flags(TcpFlags::SYN).build()
+    };
+    frame("martian_source", 3, vec![syn_from(Ipv4Addr::UNSPECIFIED), syn_from(Ipv4Addr::BROADCAST), syn6("::1", None)]);
+    frame("land", 2, vec![syn_from(VIP), syn_from(IF0)]);
+    frame("bad_ip_checksum", 1, {
+        let mut b = syn(1102, 80);
+        b[14 + 11] ^= 0x5a;
+        vec![b]
+    });
+    frame("bad_l4_checksum", 1, vec![tcp4(CIP, 1103, VIP, 80).seq(1).flags(TcpFlags::SYN).checksum(0x1234).build()]);
+    frame("bad_icmp_checksum", 1, {
+        let mut b = PacketBuilder::eth(CLIENT, M0).ipv4(CIP, IF0).icmpv4_echo_request(3, 1).build();
+        b[14 + 20 + 2] ^= 0x5a;
+        vec![b]
+    });
+    frame(
+        "bad_ip_options",
+        1,
+        vec![PacketBuilder::eth(CLIENT, M0)
+            .ipv4(CIP, VIP)
+            .ipv4_options(&[7, 0])
+            .tcp(1104, 80)
+            .seq(1)
+            .flags(TcpFlags::SYN)
+            .build()],
+    );
+    frame("bad_tcp_options", 1, vec![tcp4(CIP, 1105, VIP, 80).seq(1).flags(TcpFlags::SYN).option(&[8, 0]).build()]);
+    frame("ipv6_rh0", 1, vec![syn6("2001:db8:c::7", Some(0))]);
+    // On the connection of the too_big step: a client's own TOA, overwritten, counted.
+    frame(
+        "client_toa",
+        1,
+        vec![tcp4(CIP, 1010, VIP, 80).seq(2).ack(1).flags(TcpFlags::ACK).option(&[254, 8, 0, 80, 1, 2, 3, 4]).build()],
+    );
     want.push(("unresolved", 32));
     (f, want)
 }
@@ -202,6 +245,11 @@ dev = "dr1"
 addr = "10.1.0.1/8"
 sapool = true
 
+[[addr]]
+dev = "dr1"
+addr = "fd00::1/64"
+sapool = true
+
 [[neigh]]
 dev = "dr0"
 addr = "198.51.100.7"
@@ -240,6 +288,14 @@ port = 83
 scheduler = "rr"
 laddrs = ["10.1.0.1"]
 real_server = [{{ addr = "10.2.0.1", port = 8080, weight = 0 }}]
+
+[[service]]
+proto = "tcp"
+vip = "2001:db8:f::1"
+port = 80
+scheduler = "rr"
+laddrs = ["fd00::1"]
+real_server = [{{ addr = "fd00::2", port = 8080 }}]
 
 [control]
 socket = "{sock}"
