@@ -17,18 +17,34 @@
 //! # Allocation ([`SaPool`])
 //! Each worker walks, per LIP, a cursor over the ports it owns within the configured
 //! range, and takes the first port whose *outbound key* `(proto, RIP:rport, LIP:lport)`
-//! is not in its connection table, within a bounded number of probes. So one port is
-//! reused towards different real servers and capacity is
-//! `#LIPs × usable ports × #(RIP:rport)` as in DPVS. A service's LIPs are used in turn
-//! (round robin, per address family).
+//! is not in its connection table. So one port is reused towards different real
+//! servers and capacity is `#LIPs × usable ports × #(RIP:rport)` as in DPVS. A
+//! service's LIPs are used in turn (round robin, per address family).
 //!
-//! Freed ports need no bookkeeping: a port is free towards a destination exactly when
-//! the table lacks that outbound key. The cost: every allocation pays one table
-//! lookup per probe, and near exhaustion of one `(LIP, RIP:rport)` pair the probes
-//! mostly fail, so a new connection can be refused (counted as "no local port") while
-//! a few ports are still free. The sequential cursor helps: connections tend to end in
-//! the order they started, so the ports just ahead of the cursor are the oldest and
-//! most likely free.
+//! **A cursor belongs to its LIP**, not to a service or a LIP set: it lives in the pool
+//! as long as the worker does and every set holding that address shares it. A service
+//! deleted and added again, a LIP removed from a set and added back, or a new
+//! generation of the service table all continue from where the LIP's cursor stood, so
+//! the ports its older connections still hold (just behind the cursor) are not probed
+//! first. (Cursors used to belong to the set: a service re-added with its LIPs started
+//! at the bottom of the range again and was refused while its old connections held
+//! those ports.)
+//!
+//! **Probing covers the whole range before refusing.** An allocation probes up to
+//! `min(max_probes, ports per LIP × LIPs of the family)` ports; with the default
+//! `max_probes` of [`MAX_PORT_PROBES`] (65,536) that is the whole owned range of
+//! every LIP of the family (one LIP: at most 64,511 ports), so a refusal ("no local
+//! port") means every port towards that `RIP:rport` is really taken. The bound per
+//! packet is therefore 65,536 probes (one table lookup each, about 1–3 ms in the worst
+//! case). To keep one exhausted destination from costing that on every SYN, a failed
+//! full sweep is remembered ([`SaPool::alloc`]'s *dry* marks, [`DRY_MARKS`] of them):
+//! later allocations for the same set, family and `RIP:rport` are refused at once
+//! until a connection towards that `RIP:rport` is freed ([`SaPool::released`]).
+//!
+//! Freed ports need no other bookkeeping: a port is free towards a destination exactly
+//! when the table lacks that outbound key. The sequential cursor keeps probes short:
+//! connections tend to end in the order they started, so the ports just ahead of the
+//! cursor are the oldest and most likely free.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -138,11 +154,27 @@ pub enum AllocError {
     NoPort,
 }
 
+/// The most ports one allocation probes (the default `max_probes`): the whole owned
+/// range of a LIP (at most 64,511 ports) fits.
+pub const MAX_PORT_PROBES: u32 = 1 << 16;
+
+/// How many exhausted destinations ([`SaPool::alloc`]) are remembered at once.
+pub const DRY_MARKS: usize = 8;
+
 #[derive(Debug, Clone, Default)]
 struct LipRing {
     lips: Vec<Addr>,
-    cursors: Vec<u32>,
+    /// Per LIP: its cursor's index in `SaPool::cursors`.
+    cur: Vec<u32>,
     rr: u32,
+}
+
+/// A destination a full sweep found without a free port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dry {
+    set: u32,
+    rip: Addr,
+    rport: u16,
 }
 
 /// One worker's local address sets and port cursors.
@@ -153,7 +185,11 @@ pub struct SaPool {
     ports: Vec<u16>,
     /// Per LIP set: IPv4 ring, IPv6 ring.
     sets: Vec<[LipRing; 2]>,
+    /// One cursor per LIP ever used (position in `ports`), shared by every set.
+    cursors: Vec<(Addr, u32)>,
     max_probes: u32,
+    dry: [Option<Dry>; DRY_MARKS],
+    dry_len: u8,
 }
 
 impl SaPool {
@@ -170,41 +206,62 @@ impl SaPool {
         if ports.is_empty() {
             return Err(SaPoolError::NoPorts(worker));
         }
-        Ok(SaPool { own, worker, ports, sets: Vec::new(), max_probes: max_probes.max(1) })
+        Ok(SaPool {
+            own,
+            worker,
+            ports,
+            sets: Vec::new(),
+            cursors: Vec::new(),
+            max_probes: max_probes.max(1),
+            dry: [None; DRY_MARKS],
+            dry_len: 0,
+        })
     }
 
     /// Adds a LIP set (one per service, or shared) and returns its index for
     /// [`alloc`](Self::alloc). Control path (allocates).
     pub fn add_set(&mut self, lips: &[Addr]) -> usize {
-        let mut rings: [LipRing; 2] = Default::default();
-        for l in lips {
-            rings[usize::from(!l.is_v4())].lips.push(*l);
-        }
-        // Spread each family's cursors over the ports so its LIPs do not probe in
-        // lockstep (the first LIP starts at the first port).
-        let np = self.ports.len() as u64;
-        for r in &mut rings {
-            let n = r.lips.len() as u64;
-            r.cursors = (0..n).map(|i| (i * np / n) as u32).collect();
-        }
+        let rings = self.rings(lips);
         self.sets.push(rings);
         self.sets.len() - 1
     }
 
-    /// Replaces the addresses of set `set`, keeping cursors of LIPs still present.
-    pub fn set_lips(&mut self, set: usize, lips: &[Addr]) {
-        let old = std::mem::take(&mut self.sets[set]);
-        let idx = self.add_set(lips);
-        let mut new = self.sets.pop().expect("just pushed");
-        debug_assert_eq!(idx, self.sets.len());
-        for fam in 0..2 {
-            for (i, l) in new[fam].lips.iter().enumerate() {
-                if let Some(j) = old[fam].lips.iter().position(|o| o == l) {
-                    new[fam].cursors[i] = old[fam].cursors[j];
-                }
+    /// The rings of a set of these addresses: each LIP keeps its cursor if it has
+    /// one; a new LIP gets one spread over the ports from its place in its family, so
+    /// a set's new LIPs do not probe in lockstep (the first starts at the first port).
+    fn rings(&mut self, lips: &[Addr]) -> [LipRing; 2] {
+        let mut rings: [LipRing; 2] = Default::default();
+        for l in lips {
+            let r = &mut rings[usize::from(!l.is_v4())];
+            if !r.lips.contains(l) {
+                r.lips.push(*l);
             }
         }
-        self.sets[set] = new;
+        let np = self.ports.len() as u64;
+        for r in &mut rings {
+            let n = r.lips.len() as u64;
+            for (i, l) in r.lips.iter().enumerate() {
+                let c = match self.cursors.iter().position(|(a, _)| a == l) {
+                    Some(c) => c,
+                    None => {
+                        self.cursors.push((*l, (i as u64 * np / n) as u32));
+                        self.cursors.len() - 1
+                    }
+                };
+                r.cur.push(c as u32);
+            }
+        }
+        // New addresses may free a destination marked dry.
+        self.dry = [None; DRY_MARKS];
+        self.dry_len = 0;
+        rings
+    }
+
+    /// Replaces the addresses of set `set`. Every LIP keeps its cursor (cursors belong
+    /// to the LIP, see the module documentation). Control path (may allocate).
+    pub fn set_lips(&mut self, set: usize, lips: &[Addr]) {
+        let rings = self.rings(lips);
+        self.sets[set] = rings;
     }
 
     /// Number of LIP sets.
@@ -239,30 +296,49 @@ impl SaPool {
         self.ports.len()
     }
 
-    /// Picks `(LIP, lport)` from set `set` for a real server of family `v4`:
-    /// LIPs in turn, each from its cursor, taking the first port for which
-    /// `in_use(lip, port)` is false (the caller checks its outbound key), at most
-    /// `max_probes` probes. No allocation.
+    /// Whether set `set` holds `lip` (a short scan of its family's addresses).
+    #[inline]
+    pub fn set_has(&self, set: usize, lip: &Addr) -> bool {
+        self.sets.get(set).is_some_and(|r| r[usize::from(!lip.is_v4())].lips.contains(lip))
+    }
+
+    /// Where `lip`'s cursor stands: the port it probes next (diagnostics, tests).
+    pub fn cursor(&self, lip: &Addr) -> Option<u16> {
+        self.cursors.iter().find(|(a, _)| a == lip).map(|(_, c)| self.ports[*c as usize])
+    }
+
+    /// Picks `(LIP, lport)` from set `set` for real server `rip:rport`: LIPs of its
+    /// family in turn, each from its cursor, taking the first port for which
+    /// `in_use(lip, port)` is false (the caller checks its outbound key). Probes at
+    /// most `min(max_probes, ports per LIP × LIPs)` ports, i.e. the whole owned range
+    /// with the default bound; a refusal after a full sweep marks the destination dry
+    /// and later calls for it are refused without probing until
+    /// [`released`](Self::released) says a connection towards it was freed. No
+    /// allocation.
     #[inline]
     pub fn alloc(
         &mut self,
         set: usize,
-        v4: bool,
+        rip: Addr,
+        rport: u16,
         mut in_use: impl FnMut(Addr, u16) -> bool,
     ) -> Result<(Addr, u16), AllocError> {
-        let Some(rings) = self.sets.get_mut(set) else {
-            return Err(AllocError::NoLip);
-        };
-        let ring = &mut rings[usize::from(!v4)];
-        let n = ring.lips.len() as u32;
+        let fam = usize::from(!rip.is_v4());
+        let n = self.sets.get(set).map_or(0, |r| r[fam].lips.len() as u32);
         if n == 0 {
             return Err(AllocError::NoLip);
         }
+        if self.is_dry(set, rip, rport) {
+            return Err(AllocError::NoPort);
+        }
+        let ring = &mut self.sets[set][fam];
         let np = self.ports.len() as u32;
-        for _ in 0..self.max_probes {
+        let whole = np.saturating_mul(n);
+        let tries = self.max_probes.min(whole);
+        for _ in 0..tries {
             let li = ring.rr as usize;
             ring.rr = if ring.rr + 1 >= n { 0 } else { ring.rr + 1 };
-            let c = &mut ring.cursors[li];
+            let c = &mut self.cursors[ring.cur[li] as usize].1;
             let port = self.ports[*c as usize];
             *c = if *c + 1 >= np { 0 } else { *c + 1 };
             let lip = ring.lips[li];
@@ -270,7 +346,46 @@ impl SaPool {
                 return Ok((lip, port));
             }
         }
+        if tries == whole {
+            self.mark_dry(set, rip, rport);
+        }
         Err(AllocError::NoPort)
+    }
+
+    /// Whether `rip:rport` is marked dry for set `set` (a full sweep found no port).
+    #[inline]
+    pub fn is_dry(&self, set: usize, rip: Addr, rport: u16) -> bool {
+        self.dry_len > 0 && self.dry.contains(&Some(Dry { set: set as u32, rip, rport }))
+    }
+
+    /// Marks `rip:rport` dry for set `set` again (after a freed port towards it was
+    /// taken at once, so it is as full as before). Nothing happens when every mark is
+    /// in use.
+    #[inline]
+    pub fn mark_dry(&mut self, set: usize, rip: Addr, rport: u16) {
+        let mark = Some(Dry { set: set as u32, rip, rport });
+        if self.dry.contains(&mark) {
+            return;
+        }
+        if let Some(slot) = self.dry.iter_mut().find(|d| d.is_none()) {
+            *slot = mark;
+            self.dry_len += 1;
+        }
+    }
+
+    /// A connection towards `rip:rport` was freed: its destination is no longer dry.
+    /// O(1) (nothing to do unless some destination is marked).
+    #[inline]
+    pub fn released(&mut self, rip: Addr, rport: u16) {
+        if self.dry_len == 0 {
+            return;
+        }
+        for d in &mut self.dry {
+            if d.is_some_and(|d| d.rip == rip && d.rport == rport) {
+                *d = None;
+                self.dry_len -= 1;
+            }
+        }
     }
 }
 
@@ -309,6 +424,10 @@ mod tests {
         assert!(PortOwnership::new(5000).is_err());
     }
 
+    fn r6() -> Addr {
+        Addr::v6([0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    }
+
     #[test]
     fn alloc_round_robins_lips_and_owns_its_ports() {
         let o = PortOwnership::new(3).unwrap();
@@ -318,40 +437,89 @@ mod tests {
         let l6 = Addr::v6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         let s = p.add_set(&[l1, l2, l6]);
         assert!(p.is_lip(&l2) && p.is_lip(&l6) && !p.is_lip(&Addr::v4([1, 1, 1, 1])));
-        let a = p.alloc(s, true, |_, _| false).unwrap();
-        let b = p.alloc(s, true, |_, _| false).unwrap();
+        assert!(p.set_has(s, &l6) && !p.set_has(s, &Addr::v4([1, 1, 1, 1])));
+        let a = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
+        let b = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
         assert_ne!(a.0, b.0);
         assert_eq!(o.owner(a.1), 1);
-        assert_eq!(p.alloc(s, false, |_, _| false).unwrap().0, l6);
+        assert_eq!(p.alloc(s, r6(), 80, |_, _| false).unwrap().0, l6);
         let s2 = p.add_set(&[l1]);
-        assert_eq!(p.alloc(s2, false, |_, _| false), Err(AllocError::NoLip));
-        assert_eq!(p.alloc(99, true, |_, _| false), Err(AllocError::NoLip));
+        assert_eq!(p.alloc(s2, r6(), 80, |_, _| false), Err(AllocError::NoLip));
+        assert_eq!(p.alloc(99, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
     }
 
+    /// Ten ports, four probes at most per call: a refusal only after a full sweep,
+    /// remembered until a connection towards the destination is freed.
     #[test]
     fn exhaustion_then_reuse() {
         let o = PortOwnership::new(1).unwrap();
         let range = PortRange { lo: 2000, hi: 2009 };
-        let mut p = SaPool::new(o, 0, range, 4).unwrap();
+        let mut p = SaPool::new(o, 0, range, MAX_PORT_PROBES).unwrap();
         let l = Addr::v4([10, 0, 0, 1]);
         let s = p.add_set(&[l]);
         let mut used = HashSet::new();
         for _ in 0..10 {
-            let (_, port) = p.alloc(s, true, |_, pt| used.contains(&pt)).unwrap();
+            let (_, port) = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)).unwrap();
             assert!((2000..=2009).contains(&port));
             assert!(used.insert(port));
         }
-        assert_eq!(p.alloc(s, true, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
-        used.remove(&2003);
-        // Bounded probes may miss a lone free port; enough attempts find it.
-        let mut got = None;
-        for _ in 0..3 {
-            if let Ok(x) = p.alloc(s, true, |_, pt| used.contains(&pt)) {
-                got = Some(x.1);
-                break;
-            }
+        let mut probes = 0;
+        assert_eq!(
+            p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
+                probes += 1;
+                used.contains(&pt)
+            }),
+            Err(AllocError::NoPort)
+        );
+        assert_eq!(probes, 10, "the whole range is probed before refusing");
+        // Dry: refused without probing, for this destination only.
+        used.remove(&2007);
+        assert_eq!(
+            p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| panic!("probed a dry destination")),
+            Err(AllocError::NoPort)
+        );
+        assert!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 81, |_, pt| used.contains(&pt)).is_ok());
+        p.released(Addr::v4([10, 2, 0, 1]), 80);
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2007)));
+    }
+
+    /// A probe bound below the range: a refusal is not a full sweep and marks nothing;
+    /// the cursor goes on, so the next calls find the lone free port.
+    #[test]
+    fn bounded_probes_continue_where_they_left_off() {
+        let o = PortOwnership::new(1).unwrap();
+        let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2009 }, 4).unwrap();
+        let l = Addr::v4([10, 0, 0, 1]);
+        let s = p.add_set(&[l]);
+        let used: HashSet<u16> = (2000..=2009).filter(|x| *x != 2009).collect();
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2009)));
+    }
+
+    /// Cursors belong to the LIP: emptying a set and filling it again, or a second
+    /// set with the same LIP, continues where the LIP stood.
+    #[test]
+    fn cursors_survive_set_changes() {
+        let o = PortOwnership::new(1).unwrap();
+        let mut p = SaPool::new(o, 0, PortRange { lo: 3000, hi: 3099 }, MAX_PORT_PROBES).unwrap();
+        let l = Addr::v4([10, 0, 0, 1]);
+        let s = p.add_set(&[l]);
+        for want in 3000..3040 {
+            assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, want)));
         }
-        assert_eq!(got, Some(2003));
+        assert_eq!(p.cursor(&l), Some(3040));
+        p.set_lips(s, &[]);
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
+        p.set_lips(s, &[l]);
+        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3040)));
+        let s2 = p.add_set(&[l]);
+        assert_eq!(p.alloc(s2, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3041)));
+        // A new LIP beside it starts spread over the range.
+        let l2 = Addr::v4([10, 0, 0, 2]);
+        p.set_lips(s, &[l, l2]);
+        assert_eq!(p.cursor(&l), Some(3042));
+        assert_eq!(p.cursor(&l2), Some(3050));
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub struct Stats {
     svc: Vec<Counters>,
     rs: Vec<Counters>,
     drops: Drops,
+    events: ConnEvents,
 }
 
 impl Stats {
@@ -117,6 +118,7 @@ impl Stats {
             svc: vec![Counters::default(); max_services],
             rs: vec![Counters::default(); max_rs],
             drops: Drops::default(),
+            events: ConnEvents::default(),
         }
     }
 
@@ -129,6 +131,17 @@ impl Stats {
     /// Drops counted for a reason.
     pub fn drops(&self, r: DropReason) -> u64 {
         self.drops.get(r)
+    }
+
+    /// Counts a table event.
+    #[inline]
+    pub fn event(&mut self, e: ConnEvent) {
+        self.events.inc(e);
+    }
+
+    /// Table events counted of a kind.
+    pub fn events(&self, e: ConnEvent) -> u64 {
+        self.events.get(e)
     }
 
     /// A service's counters (`None` beyond the configured maximum).
@@ -197,6 +210,7 @@ impl Stats {
         self.svc.iter_mut().for_each(Counters::zero);
         self.rs.iter_mut().for_each(Counters::zero);
         self.drops.zero();
+        self.events.zero();
     }
 
     /// Resets the gauges (after the connection table is flushed).
@@ -214,6 +228,7 @@ impl Stats {
             services: self.svc.clone(),
             real_servers: self.rs.clone(),
             drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops.get(*r))).collect(),
+            events: ConnEvent::ALL.iter().map(|e| (e.name().to_string(), self.events.get(*e))).collect(),
         }
     }
 }
@@ -229,6 +244,9 @@ pub struct StatsSnapshot {
     pub real_servers: Vec<Counters>,
     /// Drops by reason name.
     pub drops: BTreeMap<String, u64>,
+    /// Table events ([`ConnEvent`]) by name.
+    #[serde(default)]
+    pub events: BTreeMap<String, u64>,
 }
 
 impl StatsSnapshot {
@@ -245,6 +263,9 @@ impl StatsSnapshot {
         }
         for (k, v) in &o.drops {
             *self.drops.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.events {
+            *self.events.entry(k.clone()).or_default() += v;
         }
     }
 

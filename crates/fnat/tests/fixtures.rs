@@ -747,3 +747,385 @@ fn burst_matches_single() {
     }
     assert_eq!(b.engine.stats().total.active, 40);
 }
+
+/// The SYN_RECV limit (2 here): a third half-open connection evicts the oldest one,
+/// whose local port is then reused; the established connection is never touched.
+#[test]
+fn syn_recv_limit_evicts_the_oldest() {
+    use fnat::stats::ConnEvent;
+    let mut cfg = config(64);
+    cfg.syn_recv_max = 2;
+    cfg.port_range = PortRange { lo: 2000, hi: 2002 };
+    let mut w = World::new(&cfg);
+    let toa = toa4(CIP4, 1);
+    let steps = vec![
+        fwd(
+            "E: SYN",
+            t4(CIP4, 1, VIP4, 80).seq(1).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).seq(1).flags(SYN).build(),
+        ),
+        fwd(
+            "E: SYN-ACK",
+            t4(RIP4, 8080, LIP4, 2000).seq(50).ack(2).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 1).seq(50).ack(2).flags(SYNACK).build(),
+        ),
+        fwd(
+            "E: handshake ACK with TOA: ESTABLISHED",
+            t4(CIP4, 1, VIP4, 80).seq(2).ack(51).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).seq(2).ack(51).flags(ACK).option(&toa).build(),
+        ),
+        fwd(
+            "S1: half-open",
+            t4(CIP4, 2, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2001, RIP4, 8080).flags(SYN).build(),
+        ),
+        at("a second later", S, 0),
+        fwd(
+            "S2: half-open",
+            t4(CIP4, 3, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2002, RIP4, 8080).flags(SYN).build(),
+        ),
+        check("two in SYN_RECV, at the limit", |w| assert_eq!(w.engine.syn_recv(), (2, 2))),
+        fwd(
+            "S3 evicts S1, the oldest, and reuses its port (2000 is E's)",
+            t4(CIP4, 4, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2001, RIP4, 8080).flags(SYN).build(),
+        ),
+        check("eviction counted; S1 gone, S2 and E still there", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::SynRecvEvicted), 1);
+            assert_eq!(w.engine.syn_recv(), (2, 2));
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 2, VIP4.into(), 80), None);
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 3, VIP4.into(), 80), Some(TcpState::SynRecv));
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 1, VIP4.into(), 80), Some(TcpState::Established));
+            let t = w.engine.stats().total;
+            assert_eq!((t.conns, t.active, t.inactive), (4, 1, 2));
+        }),
+        live(3),
+        pkt(
+            "S1's handshake ACK finds no connection",
+            t4(CIP4, 2, VIP4, 80).seq(1).ack(1).flags(ACK).build(),
+            Expect::Drop(DropReason::NoConn),
+            None,
+        ),
+        fwd(
+            "E still forwards, both ways",
+            t4(CIP4, 1, VIP4, 80).seq(2).ack(51).flags(PSHACK).payload(b"hi").build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).seq(2).ack(51).flags(PSHACK).payload(b"hi").build(),
+        ),
+        fwd(
+            "E's reply",
+            t4(RIP4, 8080, LIP4, 2000).seq(51).ack(4).flags(ACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 1).seq(51).ack(4).flags(ACK).build(),
+        ),
+        fwd(
+            "S4 evicts S2, now the oldest, and reuses its port",
+            t4(CIP4, 5, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2002, RIP4, 8080).flags(SYN).build(),
+        ),
+        check("E never evicted", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::SynRecvEvicted), 2);
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 1, VIP4.into(), 80), Some(TcpState::Established));
+            assert_eq!(w.engine.stats_snapshot().events["syn_recv_evicted"], 2);
+        }),
+        live(3),
+        at("the half-open ones expire; E stays", 61 * S + RES, 2),
+        check("the SYN_RECV list is empty", |w| assert_eq!(w.engine.syn_recv(), (0, 2))),
+    ];
+    run(&mut w, steps);
+}
+
+/// A service deleted and added again while its old connections hold local ports: its
+/// LIP's cursor goes on where it stood (it belongs to the LIP, not the service), so new
+/// connections take the free ports and nothing is refused until the range is really
+/// used up.
+#[test]
+fn lip_cursor_survives_service_delete_and_readd() {
+    use fnat::service::{ServiceKey, ServiceTable};
+    let lip = Ipv4Addr::new(10, 1, 0, 9);
+    let key = ServiceKey { proto: Proto::Tcp, vip: VIP4.into(), vport: 80 };
+    let mut cfg = config(64);
+    cfg.port_range = PortRange { lo: 2000, hi: 2007 };
+    cfg.local_addrs.push(LocalAddrSet { service: Some(key), lips: vec![lip.into()] });
+    let mut w = World::new(&cfg);
+    let mut steps = vec![];
+    for i in 0..5u16 {
+        steps.push(fwd(
+            "connections hold ports 2000..=2004",
+            t4(CIP4, 100 + i, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(lip, 2000 + i, RIP4, 8080).flags(SYN).build(),
+        ));
+    }
+    run(&mut w, steps);
+
+    // rvsadm -D: the service goes, its LIP set empties (its connections stay).
+    let all = services();
+    let without: Vec<_> = all.iter().filter(|s| s.key() != key).cloned().collect();
+    w.table = ServiceTable::build(&without, Some(&w.table)).unwrap();
+    assert!(!w.engine.set_local_addrs(Some(key), &[]));
+    w.engine.bind(&w.table);
+    // rvsadm -A, then -P ... -z LIP: back, with the same LIP.
+    w.table = ServiceTable::build(&all, Some(&w.table)).unwrap();
+    w.engine.set_local_addrs(Some(key), &[lip.into()]);
+    w.engine.bind(&w.table);
+
+    let mut steps = vec![
+        check("the LIP's cursor is where it stood", move |w| {
+            assert_eq!(w.engine.pools().cursor(&Addr::from(IpAddr::from(lip))), Some(2005))
+        }),
+        live(5),
+    ];
+    for i in 0..3u16 {
+        steps.push(fwd(
+            "the re-added service continues at 2005",
+            t4(CIP4, 200 + i, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(lip, 2005 + i, RIP4, 8080).flags(SYN).build(),
+        ));
+    }
+    steps.push(pkt(
+        "every port towards RIP4:8080 is held: the first refusal, after the whole range",
+        t4(CIP4, 300, VIP4, 80).flags(SYN).build(),
+        Expect::Drop(DropReason::NoLocalPort),
+        None,
+    ));
+    steps.push(check("one refusal only", |w| assert_eq!(w.engine.stats().drops(DropReason::NoLocalPort), 1)));
+    steps.push(fwd(
+        "the same ports towards another real server are free",
+        t4(CIP4, 301, VIP4, 81).flags(SYN).build(),
+        RIP4_B,
+        t4(LIP4, 2000, RIP4_B, 8080).flags(SYN).build(),
+    ));
+    run(&mut w, steps);
+}
+
+/// TIME_WAIT reuse (LVS conn_reuse_mode): a SYN on a tuple in TIME_WAIT or CLOSE
+/// expires the old connection and is scheduled afresh (the other real server, a new
+/// local port), with TOA on its handshake ACK; in CLOSE_WAIT the old one goes on.
+#[test]
+fn time_wait_reuse_schedules_afresh_with_toa() {
+    use fnat::stats::ConnEvent;
+    let svcs = vec![svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 8080), rs(RIP4_B.into(), 8080)])];
+    let mut w = World::with_services(&config(64), &svcs);
+    let toa = toa4(CIP4, 40000);
+    let steps = vec![
+        fwd(
+            "SYN",
+            t4(CIP4, 40000, VIP4, 80).seq(1).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(1).flags(SYN).build(),
+        ),
+        fwd(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1025).seq(100).ack(2).flags(SYNACK).mss(1460).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(100).ack(2).flags(SYNACK).mss(1452).build(),
+        ),
+        fwd(
+            "handshake ACK with TOA",
+            t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(2).ack(101).flags(ACK).option(&toa).build(),
+        ),
+        fwd(
+            "client FIN",
+            t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(FINACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(2).ack(101).flags(FINACK).build(),
+        ),
+        fwd(
+            "server FIN",
+            t4(RIP4, 8080, LIP4, 1025).seq(101).ack(3).flags(FINACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(101).ack(3).flags(FINACK).build(),
+        ),
+        fwd(
+            "last ACK",
+            t4(CIP4, 40000, VIP4, 80).seq(3).ack(102).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(3).ack(102).flags(ACK).build(),
+        ),
+        state4("TIME_WAIT", 40000, TcpState::TimeWait),
+        fwd(
+            "a new SYN from the same port: a fresh connection to the next real server, a new local port",
+            t4(CIP4, 40000, VIP4, 80).seq(9000).flags(SYN).mss(1460).build(),
+            RIP4_B,
+            t4(LIP4, 1026, RIP4_B, 8080).seq(9000).flags(SYN).mss(1460).build(),
+        ),
+        check("the old connection expired at once, reuse counted", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 1);
+            assert_eq!(w.engine.conns().len(), 1);
+            let t = w.engine.stats().total;
+            assert_eq!((t.conns, t.active, t.inactive), (2, 0, 1));
+        }),
+        state4("SYN_RECV", 40000, TcpState::SynRecv),
+        pkt(
+            "a late segment of the old connection finds nothing",
+            t4(RIP4, 8080, LIP4, 1025).seq(102).ack(3).flags(ACK).build(),
+            Expect::Drop(DropReason::ReplyNoConn),
+            None,
+        ),
+        fwd(
+            "the new SYN-ACK: MSS clamped for TOA",
+            t4(RIP4_B, 8080, LIP4, 1026).seq(700).ack(9001).flags(SYNACK).mss(1460).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(700).ack(9001).flags(SYNACK).mss(1452).build(),
+        ),
+        fwd(
+            "the new handshake ACK carries TOA",
+            t4(CIP4, 40000, VIP4, 80).seq(9001).ack(701).flags(ACK).build(),
+            RIP4_B,
+            t4(LIP4, 1026, RIP4_B, 8080).seq(9001).ack(701).flags(ACK).option(&toa).build(),
+        ),
+        state4("ESTABLISHED", 40000, TcpState::Established),
+        fwd(
+            "the server resets: CLOSE",
+            t4(RIP4_B, 8080, LIP4, 1026).seq(701).flags(RST).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(701).flags(RST).build(),
+        ),
+        state4("CLOSE", 40000, TcpState::Close),
+        fwd(
+            "a SYN in CLOSE is a new connection too",
+            t4(CIP4, 40000, VIP4, 80).seq(20000).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1027, RIP4, 8080).seq(20000).flags(SYN).build(),
+        ),
+        check("second reuse", |w| assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 2)),
+        fwd(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1027).seq(5).ack(20001).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(5).ack(20001).flags(SYNACK).build(),
+        ),
+        fwd(
+            "handshake ACK with TOA",
+            t4(CIP4, 40000, VIP4, 80).seq(20001).ack(6).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 1027, RIP4, 8080).seq(20001).ack(6).flags(ACK).option(&toa).build(),
+        ),
+        fwd(
+            "client FIN: CLOSE_WAIT",
+            t4(CIP4, 40000, VIP4, 80).seq(20001).ack(6).flags(FINACK).build(),
+            RIP4,
+            t4(LIP4, 1027, RIP4, 8080).seq(20001).ack(6).flags(FINACK).build(),
+        ),
+        state4("CLOSE_WAIT", 40000, TcpState::CloseWait),
+        fwd(
+            "a SYN in CLOSE_WAIT keeps the old mapping (as LVS)",
+            t4(CIP4, 40000, VIP4, 80).seq(30000).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1027, RIP4, 8080).seq(30000).flags(SYN).build(),
+        ),
+        check("no third reuse", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 2);
+            assert_eq!(w.engine.conns().len(), 1);
+        }),
+    ];
+    run(&mut w, steps);
+}
+
+/// No local port left towards a real server, every one held by a half-open
+/// connection: a new SYN takes the port of the oldest one idle for a second or more
+/// (evicted); a younger one is never taken, and an established one never.
+#[test]
+fn no_port_left_takes_an_idle_half_open_ones() {
+    use fnat::stats::ConnEvent;
+    let mut cfg = config(64);
+    cfg.port_range = PortRange { lo: 2000, hi: 2001 };
+    let mut w = World::new(&cfg);
+    let steps = vec![
+        fwd(
+            "H1: half-open",
+            t4(CIP4, 1, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).flags(SYN).build(),
+        ),
+        fwd(
+            "H2: half-open",
+            t4(CIP4, 2, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2001, RIP4, 8080).flags(SYN).build(),
+        ),
+        pkt(
+            "both just started: refused",
+            t4(CIP4, 3, VIP4, 80).flags(SYN).build(),
+            Expect::Drop(DropReason::NoLocalPort),
+            None,
+        ),
+        at("a second later", S, 0),
+        fwd(
+            "H1, idle for a second, gives up its port",
+            t4(CIP4, 4, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).flags(SYN).build(),
+        ),
+        check("H1 evicted", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::SynRecvEvicted), 1);
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 1, VIP4.into(), 80), None);
+        }),
+        fwd(
+            "H2 completes its handshake",
+            t4(RIP4, 8080, LIP4, 2001).ack(1).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 2).ack(1).flags(SYNACK).build(),
+        ),
+        fwd(
+            "H2 ESTABLISHED",
+            t4(CIP4, 2, VIP4, 80).seq(1).ack(1).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 2001, RIP4, 8080).seq(1).ack(1).flags(ACK).option(&toa4(CIP4, 2)).build(),
+        ),
+        at("later still", 3 * S, 0),
+        fwd(
+            "the half-open H4 is taken, never the established H2",
+            t4(CIP4, 5, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 2000, RIP4, 8080).flags(SYN).build(),
+        ),
+        pkt(
+            "then nothing is left to take",
+            t4(CIP4, 6, VIP4, 80).flags(SYN).build(),
+            Expect::Drop(DropReason::NoLocalPort),
+            None,
+        ),
+        check("two evictions, H2 intact", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::SynRecvEvicted), 2);
+            assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), 2, VIP4.into(), 80), Some(TcpState::Established));
+        }),
+    ];
+    run(&mut w, steps);
+}
+
+/// An eviction inside one burst: the SYN that evicts a half-open connection takes its
+/// slot; a packet of the evicted connection later in the same burst had looked that
+/// slot up, and is looked up again instead of following the new connection's mapping.
+#[test]
+fn eviction_within_a_burst() {
+    use fnat::buf::{PacketBuf, VecBuf};
+    let mut cfg = config(64);
+    cfg.syn_recv_max = 1;
+    let mut w = World::new(&cfg);
+    let (v, _) = w.packet(&t4(CIP4, 1, VIP4, 80).seq(1).flags(SYN).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }));
+    let inputs = [t4(CIP4, 2, VIP4, 80).seq(1).flags(SYN).build(), t4(CIP4, 1, VIP4, 80).seq(1).flags(SYN).build()];
+    let mut bufs: Vec<VecBuf> = inputs.iter().map(|p| VecBuf::new(p)).collect();
+    let mut out = vec![fnat::engine::Verdict::NotMine; 2];
+    w.engine.process_burst(&w.table, &mut bufs, &[0, 0], 0, &mut out);
+    assert_eq!(bufs[0].data(), t4(LIP4, 1026, RIP4, 8080).seq(1).flags(SYN).build().as_slice(), "evicts the first");
+    assert_eq!(
+        bufs[1].data(),
+        t4(LIP4, 1027, RIP4, 8080).seq(1).flags(SYN).build().as_slice(),
+        "the evicted client's SYN again: a new connection, not the second's mapping"
+    );
+    assert_eq!(w.engine.conns().len(), 1);
+}

@@ -222,11 +222,21 @@ pub struct ConnConf {
     /// Expire a connection at once when its real server is removed (LVS's
     /// `expire_nodest_conn`); otherwise it drains.
     pub expire_nodest: bool,
+    /// Half-open (SYN_RECV) connections each worker keeps at most; a new SYN beyond it
+    /// evicts the oldest. 0 = a quarter of `pool_size`, at least 1024.
+    pub syn_recv_max: u32,
 }
 
 impl Default for ConnConf {
     fn default() -> Self {
-        ConnConf { pool_size: 1 << 20, lport_min: 1025, lport_max: 65535, toa: true, expire_nodest: false }
+        ConnConf {
+            pool_size: 1 << 20,
+            lport_min: 1025,
+            lport_max: 65535,
+            toa: true,
+            expire_nodest: false,
+            syn_recv_max: 0,
+        }
     }
 }
 

@@ -8,9 +8,11 @@
 //! The ten-tuple of a connection is its two four-tuples, the protocol and the owning
 //! worker, which is constant per table (each worker owns its table outright).
 
+pub mod fifo;
 pub mod key;
 pub mod table;
 
+pub use fifo::ConnFifo;
 pub use key::{Addr, ConnKey, KeyHasher};
 pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, BURST};
 

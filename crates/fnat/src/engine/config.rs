@@ -34,7 +34,7 @@ fn default_true() -> bool {
     true
 }
 fn default_probes() -> u32 {
-    32
+    crate::sapool::MAX_PORT_PROBES
 }
 fn default_max_services() -> usize {
     1024
@@ -75,9 +75,17 @@ pub struct EngineConfig {
     /// Usable local ports.
     #[serde(default)]
     pub port_range: PortRange,
-    /// Ports tried per new connection before refusing it (`no_local_port`).
+    /// Ports tried per new connection before refusing it (`no_local_port`), at most the
+    /// whole owned range of the family's LIPs. The default,
+    /// [`MAX_PORT_PROBES`](crate::sapool::MAX_PORT_PROBES), covers the whole range of
+    /// a LIP (see [`crate::sapool`]).
     #[serde(default = "default_probes")]
     pub port_probes: u32,
+    /// Connections this worker keeps in `SYN_RECV` at most; a new SYN beyond it evicts
+    /// the oldest half-open connection (counted `syn_recv_evicted`). 0 = a quarter of
+    /// `conn_capacity`, at least 1024 (see [`EngineConfig::syn_recv_limit`]).
+    #[serde(default)]
+    pub syn_recv_max: u32,
     /// Local address sets.
     #[serde(default)]
     pub local_addrs: Vec<LocalAddrSet>,
@@ -95,6 +103,15 @@ pub struct EngineConfig {
     pub hash_seed: Option<u64>,
 }
 
+impl EngineConfig {
+    /// The `SYN_RECV` limit in force: `syn_recv_max`, or when it is 0 a quarter of the
+    /// pool but not below 1024; never above the pool.
+    pub fn syn_recv_limit(&self) -> u32 {
+        let l = if self.syn_recv_max == 0 { (self.conn_capacity / 4).max(1024) } else { self.syn_recv_max };
+        l.clamp(1, self.conn_capacity.max(1))
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -106,6 +123,7 @@ impl Default for EngineConfig {
             toa: default_true(),
             port_range: PortRange::default(),
             port_probes: default_probes(),
+            syn_recv_max: 0,
             local_addrs: Vec::new(),
             max_services: default_max_services(),
             max_real_servers: default_max_rs(),

@@ -23,11 +23,15 @@ pub struct ExpireReport {
 }
 
 impl Engine {
-    /// Frees a connection: both keys, its local port (implicitly), its timer, and
-    /// tells the scheduler and the counters.
-    fn free(&mut self, r: ConnRef) {
+    /// Frees a connection: both keys, its local port (implicitly), its timer, its
+    /// place on the `SYN_RECV` list, and tells the pools, the scheduler and the
+    /// counters.
+    pub(super) fn free(&mut self, r: ConnRef) {
         self.wheel.cancel(r.index());
+        self.syn_q.remove(r.index());
+        self.freed_mid_burst = true;
         if let Some(c) = self.conns.remove(r) {
+            self.pools.released(c.rip(), c.rport());
             let active = c.flags.has(ConnFlags::ACTIVE);
             self.sched.conn_freed(RsId(c.rs), active);
             let svc = self.svc_of(c.rs);

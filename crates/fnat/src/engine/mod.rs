@@ -44,6 +44,7 @@
 pub mod config;
 pub mod housekeeping;
 pub mod listing;
+mod tables;
 
 use std::net::IpAddr;
 
@@ -52,7 +53,7 @@ use wire::TcpFlags;
 
 use self::config::EngineConfig;
 use crate::buf::PacketBuf;
-use crate::conn::{Addr, ConnError, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
+use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
 use crate::sanity;
 use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
@@ -123,6 +124,12 @@ pub struct Engine {
     /// Per `RsId`: its service's `SvcId` (for per-service counters; ids are never
     /// reused, so entries of removed servers stay right).
     rs_svc: Vec<u32>,
+    /// Half-open (`SYN_RECV`) connections, oldest first, and their limit (see [`tables`]).
+    syn_q: ConnFifo,
+    syn_recv_max: u32,
+    /// A connection was freed since the burst group's lookups (by an eviction or a
+    /// reuse): the group's remaining hits are looked up again.
+    freed_mid_burst: bool,
     /// rvs's own addresses, sorted (a new flow from one is a land attack).
     own: Vec<Addr>,
 }
@@ -163,6 +170,9 @@ impl Engine {
             generation: None,
             svc_set: Vec::with_capacity(cfg.max_services),
             rs_svc: vec![u32::MAX; cfg.max_real_servers],
+            syn_q: ConnFifo::new(cfg.conn_capacity),
+            syn_recv_max: cfg.syn_recv_limit(),
+            freed_mid_burst: false,
             own: Vec::new(),
         })
     }
@@ -333,13 +343,18 @@ impl Engine {
                 }
             }
             self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
+            self.freed_mid_burst = false;
             for i in 0..m {
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
                 out[start + i] = match &parsed[i] {
                     Ok(t) => {
                         // A miss is looked up again: an earlier packet of this burst may
-                        // have opened the connection.
-                        let hit = hits[i].or_else(|| self.conns.lookup(&keys[i]));
+                        // have opened the connection; every key is, once an earlier
+                        // packet freed one (its slot may hold another connection now).
+                        let hit = match self.freed_mid_burst {
+                            false => hits[i].or_else(|| self.conns.lookup(&keys[i])),
+                            true => self.conns.lookup(&keys[i]),
+                        };
                         self.dispatch(table, buf, off, now, t, &keys[i], hit)
                     }
                     Err(e) => self.unparsed(buf, off, *e),
@@ -380,8 +395,8 @@ impl Engine {
         hit: Option<Hit>,
     ) -> Verdict {
         match hit {
-            Some(h) => self.forward(buf, l3, now, t, h),
-            None => self.miss(table, buf, l3, now, t, k),
+            Some(h) if !self.reuse(t, h) => self.forward(buf, l3, now, t, h),
+            _ => self.miss(table, buf, l3, now, t, k),
         }
     }
 
@@ -413,6 +428,7 @@ impl Engine {
         if proto == Proto::Tcp {
             state = old.next(dir, flags.bits());
             if state != old {
+                self.syn_recv_moved(r, old, state);
                 let was = old.is_active();
                 if was != state.is_active() {
                     let svc = self.svc_of(rs);
@@ -527,6 +543,9 @@ impl Engine {
             // Refused before the scheduler moves a cursor or records persistence.
             return Err(DropReason::PoolFull);
         }
+        if t.proto == Proto::Tcp {
+            self.syn_recv_room();
+        }
         let pick = self.sched.schedule(table, svc, t.src, t.sport, now).map_err(|e| match e {
             SchedError::NoDest => DropReason::NoRealServer,
             SchedError::PersistFull => DropReason::PersistFull,
@@ -538,15 +557,15 @@ impl Engine {
             return Err(DropReason::NoLocalAddr);
         }
         let conns = &self.conns;
-        let (lip, lport) = self
-            .pools
-            .alloc(set as usize, rip.is_v4(), |lip, lport| {
-                conns.contains(&ConnKey::new(t.proto, rip, rport, lip, lport))
-            })
-            .map_err(|e| match e {
-                AllocError::NoLip => DropReason::NoLocalAddr,
-                AllocError::NoPort => DropReason::NoLocalPort,
-            })?;
+        let (lip, lport) = match self.pools.alloc(set as usize, rip, rport, |lip, lport| {
+            conns.contains(&ConnKey::new(t.proto, rip, rport, lip, lport))
+        }) {
+            Ok(x) => x,
+            Err(AllocError::NoLip) => return Err(DropReason::NoLocalAddr),
+            Err(AllocError::NoPort) => {
+                self.steal_syn_recv_port(set as usize, t.proto, rip, rport, now).ok_or(DropReason::NoLocalPort)?
+            }
+        };
         let svc_id = table.service(svc).id.0;
         let expires = now + self.timeout(t.proto, TcpState::SynRecv);
         let r = self
