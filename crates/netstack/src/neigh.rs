@@ -471,6 +471,24 @@ impl NeighTable {
         out
     }
 
+    /// Keeps only the learned entries `keep` agrees to (e.g. those [`admit`] still
+    /// accepts after an address was removed); static entries stay. Returns how many
+    /// were removed.
+    pub fn retain_learned(&mut self, mut keep: impl FnMut(IpAddr, &NeighEntry) -> bool) -> usize {
+        let learned = &mut self.learned;
+        let before = self.map.len();
+        self.map.retain(|&ip, e| {
+            let kept = e.state == NeighState::Static || keep(ip, e);
+            if !kept {
+                if let Some(n) = learned.get_mut(e.port.0 as usize) {
+                    *n -= 1;
+                }
+            }
+            kept
+        });
+        before - self.map.len()
+    }
+
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (IpAddr, &NeighEntry)> {
         self.map.iter().map(|(ip, e)| (*ip, e))
@@ -887,6 +905,13 @@ mod tests {
         assert_eq!(t.learned_on(PortId(1)), 3);
         assert_eq!(t.len(), 3 + 1 + 1);
         assert!(t.lookup(ip("10.0.0.9")).is_some());
+        // Entries no longer admissible (their subnet left the port) can be dropped; statics stay.
+        let mut a = addrs();
+        a.del(PortId(1), ip("10.0.0.1")).unwrap();
+        let copy = t.clone();
+        // Port 1's subnet is gone; 198.51.100.1 is port 0's own address.
+        assert_eq!(t.retain_learned(|ip, e| admit(&a, &copy, ip, e.mac, e.port).is_ok()), 4);
+        assert_eq!((t.learned_on(PortId(0)), t.learned_on(PortId(1)), t.len()), (0, 0, 1), "the static entry stays");
         // No learned entries at all.
         let mut none = NeighTable::new(0);
         assert_eq!(none.learn(ip("10.0.0.1"), MAC1, PortId(0), 0), Learned::Full);

@@ -413,10 +413,17 @@ impl Control {
         match next.snapshot(cur.gen + 1, Some(&cur), Arc::clone(&cur.ports), Arc::clone(&cur.neighs)) {
             Err(r) => Response::error(r.code, r.message),
             Ok(snap) => {
-                let gen = snap.gen;
+                let mut gen = snap.gen;
+                let addrs = Arc::clone(&snap.addrs);
                 self.state = next;
                 self.shared.publish(snap);
                 self.resteer();
+                // Learned neighbours an address change made inadmissible (their subnet
+                // left the port, or the address became ours) go.
+                let none = NeighTable::new(0);
+                if self.neighs.retain_learned(|ip, e| netstack::admit(&addrs, &none, ip, e.mac, e.port).is_ok()) > 0 {
+                    gen = self.publish_neighs();
+                }
                 self.confirm(gen)
             }
         }
