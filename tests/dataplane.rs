@@ -84,3 +84,93 @@ fn connections_expire_after_their_timeouts() {
     let (_, ok) = t.curl_many(&urls(VIP4, 10, ""), 30);
     assert!(ok);
 }
+
+/// A client that writes its own TOA option (kind 254, claiming 1.2.3.4:80) into its
+/// SYN, its handshake ACK and its data (raw socket, the kernel's RSTs held back): the
+/// real servers see exactly one TOA, rvs's, with the client's true address and port,
+/// and each client TOA is counted (`client_toa`).
+#[test]
+fn client_toa_never_reaches_a_server() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let script = t.dir.join("toa_client.py");
+    std::fs::write(&script, TOA_CLIENT).expect("write script");
+    const SPORT: u16 = 45678;
+    // The client's kernel would reset the handshake it knows nothing of.
+    for rule in [
+        "add table ip rvstoa",
+        "add chain ip rvstoa out { type filter hook output priority 0 ; }",
+        "add rule ip rvstoa out tcp sport 45678 tcp flags & rst == rst drop",
+    ] {
+        let out = t.client_exec(&["nft", rule]);
+        assert!(out.status.success(), "nft {rule}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let caps: Vec<_> = (1..=3).map(|i| t.capture_on_rs(i, "tcp dst port 8080").expect("capture")).collect();
+    let out = t.client_exec(&["python3", &script.display().to_string(), CLIENT4, VIP4, &SPORT.to_string(), "80"]);
+    assert!(
+        out.status.success(),
+        "raw client: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: Vec<Vec<u8>> = caps.into_iter().flat_map(|c| c.finish().expect("capture frames")).collect();
+    let segs: Vec<_> = frames
+        .iter()
+        .filter_map(|f| match etherparse::SlicedPacket::from_ethernet(f).ok()?.transport? {
+            etherparse::TransportSlice::Tcp(tcp) => Some((tcp.syn(), tcp.payload().len())),
+            _ => None,
+        })
+        .collect();
+    assert!(segs.iter().any(|s| s.0), "the SYN reached a real server: {segs:?}");
+    assert!(segs.iter().any(|s| s.1 > 0), "the data reached a real server: {segs:?}");
+    let toas = rvs_e2e::pcap::toa_options(&frames);
+    let client: std::net::IpAddr = CLIENT4.parse().unwrap();
+    assert_eq!(
+        toas,
+        vec![rvs_e2e::pcap::Toa { addr: client, port: SPORT }],
+        "exactly one TOA, rvs's, with the client's true address ({} segments seen)",
+        segs.len()
+    );
+    let counted = t.rvsd_stats().expect("stats")["drops"]["client_toa"].as_u64().unwrap_or(0);
+    assert_eq!(counted, 3, "the client's TOA in SYN, ACK and data, each counted");
+}
+
+/// The raw client of [`client_toa_never_reaches_a_server`]: SYN, handshake ACK and a
+/// request, each with a TOA option claiming 1.2.3.4:80.
+const TOA_CLIENT: &str = r#"
+import socket, struct, sys, time
+src, dst, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+def seg(seq, ack, flags, opts=b"", data=b""):
+    while len(opts) % 4:
+        opts += b"\0"
+    off = (20 + len(opts)) // 4
+    h = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, off << 4, flags, 64240, 0, 0) + opts + data
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(h))
+    return h[:16] + struct.pack("!H", csum(ph + h)) + h[18:]
+
+lie = bytes([254, 8]) + struct.pack("!H", 80) + socket.inet_aton("1.2.3.4")
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.settimeout(5)
+isn = 1000
+s.sendto(seg(isn, 0, 0x02, struct.pack("!BBH", 2, 4, 1400) + lie), (dst, 0))
+while True:
+    pkt, _ = s.recvfrom(65535)
+    t = pkt[(pkt[0] & 0xF) * 4:]
+    sp, dp, sq, ak, off, fl = struct.unpack("!HHIIBB", t[:14])
+    if socket.inet_ntoa(pkt[12:16]) == dst and sp == dport and dp == sport and fl & 0x12 == 0x12:
+        break
+s.sendto(seg(isn + 1, sq + 1, 0x10, lie), (dst, 0))
+s.sendto(seg(isn + 1, sq + 1, 0x18, lie, b"GET / HTTP/1.0\r\n\r\n"), (dst, 0))
+time.sleep(1)
+print("sent")
+"#;

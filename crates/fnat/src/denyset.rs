@@ -77,7 +77,7 @@ fn bit(map: &[u64], i: usize) -> bool {
 fn set_range(map: &mut [u64], from: usize, to: usize) {
     let mut i = from;
     while i < to {
-        if i % 64 == 0 && to - i >= 64 {
+        if i.is_multiple_of(64) && to - i >= 64 {
             map[i / 64] = u64::MAX;
             i += 64;
         } else {
@@ -112,7 +112,7 @@ impl PrefixSet {
             }
         }
         s.v6 = v6.into_iter().collect();
-        s.v6.sort_by(|a, b| b.0.cmp(&a.0));
+        s.v6.sort_by_key(|e| std::cmp::Reverse(e.0));
         s
     }
 
