@@ -21,6 +21,7 @@ pub mod judge;
 pub mod sanity;
 pub mod sapool;
 pub mod stats;
+pub mod synproxy;
 pub mod tcp_state;
 pub mod timer;
 pub mod toa;

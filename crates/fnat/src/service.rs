@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
 use crate::sched::{SchedKind, StaticTable};
+use crate::synproxy::SynProxyMode;
 use crate::types::Proto;
 
 /// The largest weight a real server may have. ipvsadm accepts up to `i32::MAX`; no
@@ -153,6 +154,10 @@ pub struct ServiceConfig {
     /// On by default.
     #[serde(default = "yes")]
     pub hash_fallback: bool,
+    /// The SYN proxy for this service (`ipvsadm -j`); unset = the global default
+    /// (`[synproxy] mode`, itself auto unless configured). See [`crate::synproxy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synproxy: Option<SynProxyMode>,
 }
 
 impl ServiceConfig {
@@ -168,6 +173,7 @@ impl ServiceConfig {
             mh_table_size: None,
             hash_port: false,
             hash_fallback: true,
+            synproxy: None,
         }
     }
 

@@ -28,6 +28,10 @@ crate::counter_set! {
         NoConn = "no_conn": "A TCP packet other than a SYN for a service, without a connection.",
         ReplyNoConn = "reply_no_conn": "A packet to a local address and port with no connection (a stray reply).",
         IcmpNoConn = "icmp_no_conn": "An ICMP error about no known connection.",
+        SynproxyBadAck = "synproxy_bad_ack": "While the SYN proxy is on: a client ACK without a connection and without a valid SYN cookie (no reply is sent).",
+        SynproxyEarly = "synproxy_early": "A client segment of a proxied connection before the real server's SYN-ACK, beyond the one held (the client retransmits it).",
+        SynproxyBadSynAck = "synproxy_bad_synack": "A real server's packet on a proxied connection that does not fit its handshake (wrong acknowledgment, or a SYN-ACK repeated too often).",
+        SynproxyAckStorm = "synproxy_ack_storm": "An identical pure ACK from a real server beyond the ack-storm threshold on a proxied connection.",
         MartianSource = "martian_source": "A new flow from a source no client can have (0/8, 127/8, multicast, 240/4 and broadcast, ::, ::1, ff00::/8): refused before scheduling.",
         Land = "land": "A new flow whose source is its destination or another of rvs's own addresses (a land attack): refused before scheduling.",
         BadL4Checksum = "bad_l4_checksum": "A SYN or first UDP datagram with a wrong TCP/UDP checksum (the NIC's verdict where it gives one, otherwise checked in software): refused before scheduling.",
@@ -229,6 +233,7 @@ impl Stats {
             real_servers: self.rs.clone(),
             drops: DropReason::ALL.iter().map(|r| (r.name().to_string(), self.drops.get(*r))).collect(),
             events: ConnEvent::ALL.iter().map(|e| (e.name().to_string(), self.events.get(*e))).collect(),
+            synproxy: BTreeMap::new(),
         }
     }
 }
@@ -244,6 +249,9 @@ pub struct StatsSnapshot {
     pub real_servers: Vec<Counters>,
     /// Drops by reason name.
     pub drops: BTreeMap<String, u64>,
+    /// SYN proxy events ([`crate::synproxy::SynProxyEvent`]) by name, non-zero only.
+    #[serde(default)]
+    pub synproxy: BTreeMap<String, u64>,
     /// Table events ([`ConnEvent`]) by name.
     #[serde(default)]
     pub events: BTreeMap<String, u64>,
@@ -263,6 +271,9 @@ impl StatsSnapshot {
         }
         for (k, v) in &o.drops {
             *self.drops.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.synproxy {
+            *self.synproxy.entry(k.clone()).or_default() += v;
         }
         for (k, v) in &o.events {
             *self.events.entry(k.clone()).or_default() += v;

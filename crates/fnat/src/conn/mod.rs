@@ -33,6 +33,9 @@ impl ConnFlags {
     pub const SYNACK_SEEN: u8 = 0x04;
     /// The TOA option was inserted (once per connection).
     pub const TOA_DONE: u8 = 0x08;
+    /// Opened by the SYN proxy: its handshake and sequence numbers are translated
+    /// (state in [`crate::synproxy`]).
+    pub const SYNPROXY: u8 = 0x10;
 
     /// Whether every bit of `bits` is set.
     #[inline]

@@ -98,9 +98,13 @@ pub struct EngineConfig {
     /// Persistence templates this worker can hold.
     #[serde(default = "default_persist")]
     pub persist_capacity: usize,
-    /// Seed of the connection hash; random when absent (set it only for tests).
+    /// Seed of the connection hash; random when absent (set it only for tests). It
+    /// also fixes the SYN cookie secret, which is otherwise random per process.
     #[serde(default)]
     pub hash_seed: Option<u64>,
+    /// The SYN proxy's settings (rvsd's `[synproxy]`).
+    #[serde(default)]
+    pub synproxy: crate::synproxy::SynProxyConfig,
 }
 
 impl EngineConfig {
@@ -129,6 +133,7 @@ impl Default for EngineConfig {
             max_real_servers: default_max_rs(),
             persist_capacity: default_persist(),
             hash_seed: None,
+            synproxy: crate::synproxy::SynProxyConfig::default(),
         }
     }
 }

@@ -44,6 +44,7 @@
 pub mod config;
 pub mod housekeeping;
 pub mod listing;
+pub mod synproxy;
 mod tables;
 
 use std::net::IpAddr;
@@ -60,6 +61,7 @@ use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
 use crate::sched::{SchedError, SchedState};
 use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
 use crate::stats::{DropReason, Gauge, Stats, StatsSnapshot};
+use crate::synproxy::cookie::CookieKey;
 use crate::tcp_state::{Direction, TcpState, Timeouts};
 use crate::timer::TimerWheel;
 use crate::toa;
@@ -132,6 +134,8 @@ pub struct Engine {
     freed_mid_burst: bool,
     /// rvs's own addresses, sorted (a new flow from one is a land attack).
     own: Vec<Addr>,
+    /// The SYN proxy (see [`synproxy`]).
+    synproxy: crate::synproxy::SynProxy,
 }
 
 #[inline]
@@ -174,6 +178,11 @@ impl Engine {
             syn_recv_max: cfg.syn_recv_limit(),
             freed_mid_burst: false,
             own: Vec::new(),
+            synproxy: crate::synproxy::SynProxy::new(
+                &cfg.synproxy,
+                cfg.conn_capacity,
+                cfg.hash_seed.map_or_else(CookieKey::process, |s| CookieKey::new(s, !s)),
+            ),
         })
     }
 
@@ -206,6 +215,10 @@ impl Engine {
     /// The key a forwarded packet of `conn` arrived with, before translation: what an
     /// ICMP error about it must quote so that its sender recognises its own packet.
     pub fn arrival_key(&self, conn: ConnRef, dir: Direction) -> ConnKey {
+        if conn.index() >= self.conns.capacity() {
+            // The SYN proxy's SYN-ACK answers for no connection (`synproxy::NO_CONN`).
+            return ConnKey::new(Proto::Tcp, Addr::UNSPECIFIED, 0, Addr::UNSPECIFIED, 0);
+        }
         let c = self.conns.get(conn);
         match dir {
             Direction::Input => c.inbound_key(),
@@ -220,12 +233,20 @@ impl Engine {
 
     /// A serialisable copy of the counters.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        s.synproxy = self.synproxy.counts().nonzero().map(|(e, n)| (e.name().to_string(), n)).collect();
+        s
+    }
+
+    /// The SYN proxy's state and counters.
+    pub fn synproxy(&self) -> &crate::synproxy::SynProxy {
+        &self.synproxy
     }
 
     /// Zeroes the rate counters (`ipvsadm -Z`).
     pub fn zero_stats(&mut self) {
         self.stats.zero();
+        self.synproxy.zero_counts();
     }
 
     /// The scheduler state (counts per real server, persistence).
@@ -464,6 +485,13 @@ impl Engine {
             }
         }
         let c = self.conns.get(h.conn);
+        let proxied = c.flags().has(ConnFlags::SYNPROXY);
+        if proxied {
+            if let Some(v) = self.synproxy_handshake(buf, l3, now, t, h) {
+                return v;
+            }
+        }
+        let c = self.conns.get(h.conn);
         let (rw, dst) = match h.dir {
             Direction::Input => {
                 (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
@@ -476,6 +504,9 @@ impl Engine {
         let bytes = (t.l4 - l3 + t.l4_len) as u64;
         if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
             return self.drop(DropReason::BadHeader);
+        }
+        if proxied {
+            self.synproxy_translate(buf.data_mut(), t, h.conn, h.dir);
         }
         let f = t.tcp_flags;
         if toa::on_forward(buf, l3, self.toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
@@ -507,12 +538,20 @@ impl Engine {
                     && !f.contains(TcpFlags::RST)
                     && !f.contains(TcpFlags::FIN);
                 if !syn {
+                    if let Some(v) = self.synproxy_ack(table, svc, buf, l3, now, t, k) {
+                        return v;
+                    }
                     return self.drop(DropReason::NoConn);
                 }
             }
             // Input checks before scheduling (martian, land, checksum, options).
             if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
                 return self.drop(r);
+            }
+            if t.proto == Proto::Tcp {
+                if let Some(v) = self.synproxy_syn(table, svc, buf, l3, now, t) {
+                    return v;
+                }
             }
             return match self.open(table, svc, now, t, k) {
                 Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),

@@ -1,0 +1,548 @@
+//! The engine's side of the SYN proxy (what it is and why: [`crate::synproxy`]): the
+//! cookie answer to a SYN, the cookie check of an ACK that opens the connection, the
+//! handshake with the real server, and the translation of every later packet. The
+//! per-packet path calls in at three places: a SYN to a service
+//! ([`Engine::synproxy_syn`]), another TCP packet to a service without a connection
+//! ([`Engine::synproxy_ack`]), and a packet of a proxied connection
+//! ([`Engine::synproxy_handshake`] before translation, [`Engine::synproxy_translate`]
+//! after).
+
+use wire::TcpFlags;
+
+use super::{Engine, Verdict};
+use crate::buf::PacketBuf;
+use crate::conn::{ConnFlags, ConnKey, ConnRef, Hit};
+use crate::sanity;
+use crate::service::{ServiceTable, SvcIdx};
+use crate::stats::DropReason;
+use crate::synproxy::cookie::{count_at, CookieData};
+use crate::synproxy::segment::{self, craft, Craft, OptBuf, Seg, Shift};
+use crate::synproxy::{bits, Side, SynProxyEvent as Ev, SynProxyMode, NO_WS};
+use crate::tcp_state::Direction;
+use crate::toa;
+use crate::translate::{rewrite_parsed, tuple, Rewrite, Tuple};
+use crate::types::Millis;
+
+/// The `conn` of a [`Verdict::Forward`] that answers for no connection (the SYN-ACK
+/// with a cookie): [`Engine::arrival_key`] gives an unspecified key for it.
+pub const NO_CONN: u32 = u32::MAX;
+
+const SYNACK: TcpFlags = TcpFlags(0x12);
+/// Retransmitted server SYN-ACKs answered per connection.
+const MAX_SYNACK_RETRANS: u8 = 3;
+
+impl Engine {
+    /// A client SYN to service `svc` (no connection, input checks passed): counted
+    /// for auto mode, and answered with a cookie when the proxy is on for the service.
+    /// `None`: the ordinary path opens a connection.
+    pub(super) fn synproxy_syn<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        svc: SvcIdx,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+    ) -> Option<Verdict> {
+        let setting = table.service(svc).config.synproxy;
+        self.synproxy.on_syn(now, self.syn_q.len());
+        if !self.synproxy.active(setting) {
+            return None;
+        }
+        Some(self.answer_syn(buf, l3, now, t, None))
+    }
+
+    /// A TCP packet other than a SYN to service `svc` without a connection: an ACK is
+    /// checked for a cookie when the service's mode is not `off`. `None`: the ordinary
+    /// path drops it (`no_conn`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn synproxy_ack<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        svc: SvcIdx,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+    ) -> Option<Verdict> {
+        let f = t.tcp_flags;
+        let setting = table.service(svc).config.synproxy;
+        if !f.contains(TcpFlags::ACK)
+            || f.intersects(TcpFlags::SYN | TcpFlags::RST)
+            || self.synproxy.mode(setting) == SynProxyMode::Off
+        {
+            return None;
+        }
+        let active = self.synproxy.active(setting);
+        self.cookie_ack(table, svc, buf, l3, now, t, k, active)
+    }
+
+    /// Rewrites a client SYN into the SYN-ACK carrying the cookie (or `ours`, for a SYN
+    /// retransmitted to a connection that already has one).
+    fn answer_syn<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        ours: Option<u32>,
+    ) -> Verdict {
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let cfg = &self.synproxy.cfg;
+        let v4 = t.src.is_ipv4();
+        let d = CookieData::from_syn(v4, s.opts.mss, s.opts.wscale, s.opts.sack_perm);
+        let cookie =
+            ours.unwrap_or_else(|| self.synproxy.key.make(t.src, t.sport, t.dst, t.dport, s.seq, count_at(now), d));
+        let ts = if cfg.timestamps { s.opts.ts.map(|(val, _)| (now as u32, val)) } else { None };
+        // Room for the TOA the client's segments get on the way to the server.
+        let toa = if self.toa { toa::toa_len(t.src) as u16 } else { 0 };
+        let mss = if v4 { cfg.mss_v4 } else { cfg.mss_v6 }.saturating_sub(toa);
+        let mut o = OptBuf::handshake(mss, d.sack, ts, s.opts.wscale.map(|_| cfg.wscale));
+        let c = Craft {
+            src: t.dst,
+            dst: t.src,
+            sport: t.dport,
+            dport: t.sport,
+            seq: cookie,
+            ack: s.seq.wrapping_add(1),
+            flags: SYNACK,
+            window: cfg.window,
+            opts: o.padded(),
+        };
+        if craft(buf, l3, &c).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        self.synproxy.counts.inc(if ours.is_some() { Ev::SynRetrans } else { Ev::CookieSent });
+        Verdict::Forward { dst: t.src, dir: Direction::Output, conn: ConnRef::from_index(NO_CONN) }
+    }
+
+    /// A client ACK without a connection: a valid cookie opens the connection and the
+    /// ACK becomes the SYN to the real server.
+    #[allow(clippy::too_many_arguments)]
+    fn cookie_ack<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        svc: SvcIdx,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+        active: bool,
+    ) -> Option<Verdict> {
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return Some(self.drop(DropReason::BadHeader));
+        };
+        let isn = s.seq.wrapping_sub(1);
+        let cookie = s.ack.wrapping_sub(1);
+        let Some(d) = self.synproxy.key.check(t.src, t.sport, t.dst, t.dport, isn, cookie, count_at(now)) else {
+            self.synproxy.counts.inc(Ev::AckInvalid);
+            return active.then(|| self.drop(DropReason::SynproxyBadAck));
+        };
+        // The input checks a SYN gets before it takes a connection.
+        if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
+            return Some(self.drop(r));
+        }
+        let r = match self.open(table, svc, now, t, k) {
+            Ok(r) => r,
+            Err(reason) => {
+                self.synproxy.counts.inc(Ev::AckNoConn);
+                return Some(self.drop(reason));
+            }
+        };
+        self.synproxy.counts.inc(Ev::AckValid);
+        let idx = r.index();
+        // Data on the ACK itself is held like any early segment.
+        let mut stash = 0;
+        if s.payload > 0 {
+            stash = self.synproxy.stash.put(idx, &buf.data()[l3..t.l4 + t.l4_len]);
+            if stash == 0 {
+                self.synproxy.counts.inc(Ev::EarlyDropped);
+            }
+        }
+        let ts = s.opts.ts.filter(|_| self.synproxy.cfg.timestamps);
+        let mut b = 0;
+        if ts.is_some() {
+            b |= bits::TS;
+        }
+        if d.sack {
+            b |= bits::SACK;
+        }
+        self.synproxy.side[idx as usize] = Side {
+            ours: cookie,
+            delta: 0,
+            ts: ts.map_or(0, |(_, ecr)| ecr),
+            last: s.seq,
+            win: s.window,
+            stash,
+            ws_client: d.wscale.unwrap_or(NO_WS),
+            ws_server: NO_WS,
+            bits: b,
+            dups: 0,
+        };
+        let c = self.conns.get_mut(r);
+        c.flags.set(ConnFlags::SYNPROXY);
+        let (lip, lport, rip, rport, rs) = (c.lip().ip(), c.lport(), c.rip().ip(), c.rport(), c.rs);
+        let win = match d.wscale {
+            Some(w) => (u32::from(s.window) << w).min(0xffff) as u16,
+            None => s.window,
+        };
+        let mut o = OptBuf::handshake(d.mss(t.src.is_ipv4()), d.sack, ts.map(|(val, _)| (val, 0)), d.wscale);
+        let c = Craft {
+            src: lip,
+            dst: rip,
+            sport: lport,
+            dport: rport,
+            seq: isn,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: win,
+            opts: o.padded(),
+        };
+        if craft(buf, l3, &c).is_err() {
+            return Some(self.drop(DropReason::BadHeader));
+        }
+        let bytes = buf.len().saturating_sub(l3) as u64;
+        self.stats.packet_in(self.svc_of(rs), rs, bytes);
+        self.touch(r, Direction::Input, TcpFlags::SYN, now);
+        Some(Verdict::Forward { dst: rip, dir: Direction::Input, conn: r })
+    }
+
+    /// A packet of a proxied connection, before translation: the handshake with the
+    /// real server and the guards. `None`: translate it as usual (then
+    /// [`Engine::synproxy_translate`]).
+    pub(super) fn synproxy_handshake<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        h: Hit,
+    ) -> Option<Verdict> {
+        let idx = h.conn.index() as usize;
+        let side = self.synproxy.side[idx];
+        let est = side.bits & bits::ESTABLISHED != 0;
+        let f = t.tcp_flags;
+        match h.dir {
+            Direction::Input if est => None,
+            Direction::Input => Some(self.early_client(buf, l3, now, t, h, side)),
+            Direction::Output if !est => {
+                if f.contains(SYNACK) && !f.contains(TcpFlags::RST) {
+                    Some(self.server_synack(buf, l3, now, t, h, side))
+                } else if f.contains(TcpFlags::RST) {
+                    Some(self.server_rst(buf, l3, now, h, side))
+                } else {
+                    self.synproxy.counts.inc(Ev::SynAckDropped);
+                    Some(self.drop(DropReason::SynproxyBadSynAck))
+                }
+            }
+            Direction::Output => {
+                if f.contains(SYNACK) {
+                    return Some(self.synack_again(buf, l3, t, h, side));
+                }
+                self.ack_storm(buf.data(), t, idx)
+            }
+        }
+    }
+
+    /// A client packet before the server's SYN-ACK.
+    fn early_client<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        h: Hit,
+        side: Side,
+    ) -> Verdict {
+        let f = t.tcp_flags;
+        if f.contains(TcpFlags::SYN) && !f.intersects(TcpFlags::ACK | TcpFlags::RST) {
+            return self.answer_syn(buf, l3, now, t, Some(side.ours));
+        }
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let c = self.conns.get(h.conn);
+        let (lip, lport, rip, rport) = (c.lip().ip(), c.lport(), c.rip().ip(), c.rport());
+        if f.contains(TcpFlags::RST) {
+            // The client gives up: the server hears it (no acknowledgment: the server's
+            // numbers are unknown yet).
+            let rst = Craft {
+                src: lip,
+                dst: rip,
+                sport: lport,
+                dport: rport,
+                seq: s.seq,
+                ack: 0,
+                flags: TcpFlags::RST,
+                window: 0,
+                opts: &[],
+            };
+            if craft(buf, l3, &rst).is_err() {
+                return self.drop(DropReason::BadHeader);
+            }
+            self.touch(h.conn, Direction::Input, TcpFlags::RST, now);
+            return Verdict::Forward { dst: rip, dir: Direction::Input, conn: h.conn };
+        }
+        if (s.payload > 0 || f.contains(TcpFlags::FIN)) && side.stash == 0 {
+            let slot = self.synproxy.stash.put(h.conn.index(), &buf.data()[l3..t.l4 + t.l4_len]);
+            if slot != 0 {
+                self.synproxy.side[h.conn.index() as usize].stash = slot;
+                // Not lost: a copy goes out with the server's SYN-ACK (counted then).
+                return Verdict::Drop(DropReason::SynproxyEarly);
+            }
+        }
+        self.synproxy.counts.inc(Ev::EarlyDropped);
+        self.drop(DropReason::SynproxyEarly)
+    }
+
+    /// The real server's SYN-ACK: the connection's offsets are set and the SYN-ACK
+    /// becomes the ACK to the server (or the held client segment), with TOA.
+    fn server_synack<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        h: Hit,
+        mut side: Side,
+    ) -> Verdict {
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        if s.ack != side.last {
+            self.synproxy.counts.inc(Ev::SynAckDropped);
+            return self.drop(DropReason::SynproxyBadSynAck);
+        }
+        let idx = h.conn.index();
+        side.delta = s.seq.wrapping_sub(side.ours);
+        side.bits |= bits::ESTABLISHED;
+        side.ws_server = s.opts.wscale.map_or(NO_WS, |w| w.min(14));
+        let mut client_ts = 0;
+        let mut server_ts = 0;
+        if side.bits & bits::TS != 0 {
+            match s.opts.ts {
+                Some((val, ecr)) => {
+                    side.ts = val.wrapping_sub(side.ts);
+                    client_ts = ecr;
+                    server_ts = val;
+                }
+                None => side.bits &= !bits::TS,
+            }
+        }
+        side.last = 0;
+        side.dups = 0;
+        let stash = side.stash;
+        side.stash = 0;
+        self.synproxy.side[idx as usize] = side;
+        self.synproxy.counts.inc(Ev::ServerSynAck);
+        let c = self.conns.get_mut(h.conn);
+        c.flags.set(ConnFlags::SYNACK_SEEN | ConnFlags::TOA_DONE);
+        let rs = c.rs;
+        if stash != 0 && self.send_held(buf, l3, h.conn, stash, &side) {
+            self.synproxy.counts.inc(Ev::EarlyHeld);
+        } else {
+            let seq = s.ack;
+            if self.ack_to_server(buf, l3, h.conn, seq, s.seq.wrapping_add(1), &side, (client_ts, server_ts)).is_err() {
+                return self.drop(DropReason::BadHeader);
+            }
+        }
+        let bytes = buf.len().saturating_sub(l3) as u64;
+        self.stats.packet_in(self.svc_of(rs), rs, bytes);
+        self.touch(h.conn, Direction::Input, TcpFlags::ACK, now);
+        let rip = self.conns.get(h.conn).rip().ip();
+        Verdict::Forward { dst: rip, dir: Direction::Input, conn: h.conn }
+    }
+
+    /// Writes the ACK completing the server's handshake (with TOA when on) in place.
+    #[allow(clippy::too_many_arguments)]
+    fn ack_to_server<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        l3: usize,
+        r: ConnRef,
+        seq: u32,
+        ack: u32,
+        side: &Side,
+        ts: (u32, u32),
+    ) -> Result<(), crate::translate::TranslateError> {
+        let c = self.conns.get(r);
+        let mut o = OptBuf::default();
+        if side.bits & bits::TS != 0 {
+            o.push(&[1, 1]);
+            o.opt(wire::TcpOption::Timestamps(ts.0, ts.1));
+        }
+        if self.toa {
+            let mut opt = [0u8; toa::TOA_LEN_V6];
+            let n = toa::toa_len(c.cip().ip());
+            opt[0] = toa::TOA_KIND;
+            opt[1] = n as u8;
+            opt[2..4].copy_from_slice(&c.cport().to_be_bytes());
+            match c.cip().ip() {
+                std::net::IpAddr::V4(a) => opt[4..8].copy_from_slice(&a.octets()),
+                std::net::IpAddr::V6(a) => opt[4..20].copy_from_slice(&a.octets()),
+            }
+            o.push(&opt[..n]);
+        }
+        let win = match shift_of(side, self.synproxy.cfg.wscale).win_up {
+            Some(w) => (u32::from(side.win) << w).min(0xffff) as u16,
+            None => side.win,
+        };
+        let a = Craft {
+            src: c.lip().ip(),
+            dst: c.rip().ip(),
+            sport: c.lport(),
+            dport: c.rport(),
+            seq,
+            ack,
+            flags: TcpFlags::ACK,
+            window: win,
+            opts: o.padded(),
+        };
+        craft(buf, l3, &a)
+    }
+
+    /// Puts the held client segment in `buf` (in place of the server's SYN-ACK),
+    /// translated towards the server with TOA. False if it is gone or does not fit.
+    fn send_held<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, r: ConnRef, slot: u16, side: &Side) -> bool {
+        let Some(pkt) = self.synproxy.stash.take(slot, r.index()) else {
+            return false;
+        };
+        let need = l3 + pkt.len();
+        let cur = buf.len();
+        let grown = if need > cur { buf.grow_back(need - cur).is_ok() } else { true };
+        if !grown {
+            return false;
+        }
+        buf.truncate(need);
+        buf.data_mut()[l3..need].copy_from_slice(pkt);
+        let Ok(t) = tuple(buf.data(), l3) else {
+            return false;
+        };
+        let c = self.conns.get(r);
+        let rw = Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() };
+        let (cip, cport) = (c.cip().ip(), c.cport());
+        if rewrite_parsed(buf.data_mut(), l3, &t, &rw).is_err() {
+            return false;
+        }
+        let sh = shift_of(side, self.synproxy.cfg.wscale);
+        if segment::translate(&mut buf.data_mut()[t.l4..t.l4 + t.l4_len], true, &sh).is_err() {
+            return false;
+        }
+        if self.toa && toa::insert_toa(buf, l3, cip, cport).is_err() {
+            self.stats.drop(DropReason::ToaNoRoom);
+        }
+        true
+    }
+
+    /// The real server refused (RST before its SYN-ACK): an RST to the client at the
+    /// sequence number it expects, and the connection closes.
+    fn server_rst<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, h: Hit, side: Side) -> Verdict {
+        let c = self.conns.get(h.conn);
+        let (cip, cport, vip, vport) = (c.cip().ip(), c.cport(), c.vip().ip(), c.vport());
+        let rst = Craft {
+            src: vip,
+            dst: cip,
+            sport: vport,
+            dport: cport,
+            seq: side.ours.wrapping_add(1),
+            ack: side.last,
+            flags: TcpFlags::RST | TcpFlags::ACK,
+            window: 0,
+            opts: &[],
+        };
+        if craft(buf, l3, &rst).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        self.synproxy.counts.inc(Ev::ServerRst);
+        self.touch(h.conn, Direction::Output, TcpFlags::RST, now);
+        Verdict::Forward { dst: cip, dir: Direction::Output, conn: h.conn }
+    }
+
+    /// A server SYN-ACK after the handshake: our ACK was lost; send it again (a few
+    /// times at most).
+    fn synack_again<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, t: &Tuple, h: Hit, side: Side) -> Verdict {
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        let idx = h.conn.index() as usize;
+        if s.seq != side.ours.wrapping_add(side.delta) || side.dups >= MAX_SYNACK_RETRANS {
+            self.synproxy.counts.inc(Ev::SynAckDropped);
+            return self.drop(DropReason::SynproxyBadSynAck);
+        }
+        self.synproxy.side[idx].dups += 1;
+        let ts = s.opts.ts.map_or((0, 0), |(val, ecr)| (ecr, val));
+        if self.ack_to_server(buf, l3, h.conn, s.ack, s.seq.wrapping_add(1), &side, ts).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        self.synproxy.counts.inc(Ev::SynAckRetrans);
+        Verdict::Forward { dst: self.conns.get(h.conn).rip().ip(), dir: Direction::Input, conn: h.conn }
+    }
+
+    /// The ack-storm guard on a server packet of an established proxied connection.
+    fn ack_storm(&mut self, data: &[u8], t: &Tuple, idx: usize) -> Option<Verdict> {
+        let thresh = self.synproxy.cfg.ack_storm_thresh;
+        if thresh == 0 {
+            return None;
+        }
+        let pure = t.tcp_flags.bits() & !(TcpFlags::PSH.bits()) == TcpFlags::ACK.bits();
+        let s: Option<Seg> = if pure { segment::read(data, t.l4, t.l4_len).ok() } else { None };
+        let side = &mut self.synproxy.side[idx];
+        let Some(s) = s.filter(|s| s.payload == 0) else {
+            side.dups = 0;
+            return None;
+        };
+        let fp = s.seq ^ s.ack.rotate_left(13) ^ sack_edge(data, t) ^ u32::from(s.window).rotate_left(7);
+        if fp == side.last {
+            side.dups = side.dups.saturating_add(1);
+            if side.dups >= thresh {
+                self.synproxy.counts.inc(Ev::AckStorm);
+                return Some(self.drop(DropReason::SynproxyAckStorm));
+            }
+        } else {
+            side.last = fp;
+            side.dups = 0;
+        }
+        None
+    }
+
+    /// Translates an already address-translated packet of a proxied connection.
+    #[inline]
+    pub(super) fn synproxy_translate(&self, data: &mut [u8], t: &Tuple, r: ConnRef, dir: Direction) {
+        let side = &self.synproxy.side[r.index() as usize];
+        let sh = shift_of(side, self.synproxy.cfg.wscale);
+        if let Some(seg) = data.get_mut(t.l4..t.l4 + t.l4_len) {
+            // Parsed before: cannot fail.
+            let _ = segment::translate(seg, dir == Direction::Input, &sh);
+        }
+    }
+}
+
+/// The left edge of the first SACK block of the segment (0 without one).
+fn sack_edge(data: &[u8], t: &Tuple) -> u32 {
+    let Some(seg) = data.get(t.l4..t.l4 + t.l4_len) else { return 0 };
+    let Ok(p) = wire::TcpPacket::new_checked(seg) else { return 0 };
+    p.options_iter()
+        .find_map(|o| match o {
+            wire::TcpOption::Sack(d) if d.len() >= 4 => Some(u32::from_be_bytes([d[0], d[1], d[2], d[3]])),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// How a proxied connection's packets are translated, from its record and the window
+/// scale the client was told.
+fn shift_of(side: &Side, told: u8) -> Shift {
+    let ts = (side.bits & bits::TS != 0).then_some(side.ts);
+    let (win_up, win_conv) = if side.ws_client == NO_WS {
+        (None, None)
+    } else {
+        let server = if side.ws_server == NO_WS { 0 } else { side.ws_server };
+        let up = (side.ws_server == NO_WS && side.ws_client > 0).then_some(side.ws_client);
+        (up, (server != told).then_some((server, told)))
+    };
+    Shift { seq: side.delta, ts, win_up, win_conv }
+}

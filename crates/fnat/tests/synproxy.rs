@@ -1,0 +1,573 @@
+//! Fixture tables for the SYN proxy: exact input and output packets (built with wire's
+//! builder, judged by etherparse), the engine's verdicts and counters, over IPv4 and
+//! IPv6, with and without timestamps.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use common::*;
+use fnat::engine::config::EngineConfig;
+use fnat::service::ServiceConfig;
+use fnat::stats::DropReason;
+use fnat::synproxy::cookie::{CookieData, CookieKey};
+use fnat::synproxy::{SynProxyConfig, SynProxyEvent, SynProxyMode};
+use fnat::tcp_state::TcpState;
+use fnat::types::Proto;
+use wire::builder::{PacketBuilder, TcpBuilder};
+use wire::TcpFlags;
+
+const SYN: TcpFlags = TcpFlags::SYN;
+const ACK: TcpFlags = TcpFlags::ACK;
+const SYNACK: TcpFlags = TcpFlags(0x12);
+const PSHACK: TcpFlags = TcpFlags(0x18);
+const RSTACK: TcpFlags = TcpFlags(0x14);
+const FINACK: TcpFlags = TcpFlags(0x11);
+
+/// The cookie key of an engine built with `hash_seed: Some(42)`.
+const KEY: CookieKey = CookieKey::new(42, !42);
+
+fn t4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
+    PacketBuilder::ipv4(src, dst).tcp(sport, dport)
+}
+
+/// What the proxy writes: a fresh IPv4 header with DF.
+fn c4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
+    PacketBuilder::ipv4(src, dst).dont_frag().tcp(sport, dport)
+}
+
+fn t6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> TcpBuilder {
+    PacketBuilder::ipv6(src, dst).tcp(sport, dport)
+}
+
+fn toa4(ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 8];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 20];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+fn mss(v: u16) -> Vec<u8> {
+    let b = v.to_be_bytes();
+    vec![2, 4, b[0], b[1]]
+}
+
+fn ts(val: u32, ecr: u32) -> Vec<u8> {
+    let mut o = vec![8, 10];
+    o.extend_from_slice(&val.to_be_bytes());
+    o.extend_from_slice(&ecr.to_be_bytes());
+    o
+}
+
+fn sack(blocks: &[(u32, u32)]) -> Vec<u8> {
+    let mut o = vec![1, 1, 5, (2 + 8 * blocks.len()) as u8];
+    for (l, r) in blocks {
+        o.extend_from_slice(&l.to_be_bytes());
+        o.extend_from_slice(&r.to_be_bytes());
+    }
+    o
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// The standard services with the SYN proxy set to `mode` on every TCP one.
+fn services_with(mode: Option<SynProxyMode>) -> Vec<ServiceConfig> {
+    let mut s = services();
+    for c in &mut s {
+        if c.proto == Proto::Tcp {
+            c.synproxy = mode;
+        }
+    }
+    s
+}
+
+fn world(mode: Option<SynProxyMode>) -> World {
+    World::with_services(&config(1024), &services_with(mode))
+}
+
+fn event(w: &World, e: SynProxyEvent) -> u64 {
+    w.engine.synproxy().counts().get(e)
+}
+
+fn events(desc: &'static str, want: &'static [(SynProxyEvent, u64)]) -> Step {
+    check(desc, move |w| {
+        for (e, n) in want {
+            assert_eq!(event(w, *e), *n, "{e}");
+        }
+    })
+}
+
+fn live(n: u32) -> Step {
+    check("live connections", move |w| assert_eq!(w.engine.conns().len(), n))
+}
+
+fn state4(desc: &'static str, cport: u16, s: TcpState) -> Step {
+    check(desc, move |w| {
+        let k = fnat::conn::ConnKey::new(
+            Proto::Tcp,
+            fnat::conn::Addr::from(IpAddr::from(CIP4)),
+            cport,
+            fnat::conn::Addr::from(IpAddr::from(VIP4)),
+            80,
+        );
+        let h = w.engine.conns().lookup(&k).expect("connection");
+        assert_eq!(w.engine.conns().get(h.conn).state(), s);
+    })
+}
+
+/// SYN → SYN-ACK with a cookie (no state); ACK → SYN to the server; early client data
+/// held; server SYN-ACK → the held data with TOA; data both ways translated, windows
+/// converted (server scale 9, client told 7), SACK blocks from the client shifted.
+#[test]
+fn v4_handshake_held_data_and_translation() {
+    let mut w = world(Some(SynProxyMode::On));
+    let d = CookieData::from_syn(true, Some(1460), Some(7), true);
+    let cookie = KEY.make(CIP4.into(), 40000, VIP4.into(), 80, 1000, 0, d);
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    let resp = b"HTTP/1.0 200 OK\r\n\r\n";
+    let delta = 5000u32.wrapping_sub(cookie);
+    let toa = toa4(CIP4, 40000);
+    let steps = vec![
+        fwd(
+            "client SYN is answered with a SYN-ACK carrying the cookie: MSS 1460 - TOA, SACK, wscale 7",
+            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).mss(1460).sack_permitted().window_scale(7).build(),
+            CIP4,
+            c4(VIP4, 80, CIP4, 40000)
+                .seq(cookie)
+                .ack(1001)
+                .flags(SYNACK)
+                .option(&cat(&[&mss(1452), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
+                .build(),
+        ),
+        live(0),
+        events("one cookie", &[(SynProxyEvent::CookieSent, 1)]),
+        fwd(
+            "the client's ACK proves the cookie: the connection opens and the ACK becomes the SYN to the server",
+            t4(CIP4, 40000, VIP4, 80).seq(1001).ack(cookie.wrapping_add(1)).flags(ACK).window(502).build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080)
+                .seq(1000)
+                .flags(SYN)
+                .window(64256)
+                .option(&cat(&[&mss(1460), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
+                .build(),
+        ),
+        live(1),
+        state4("SYN_RECV while waiting for the server", 40000, TcpState::SynRecv),
+        pkt(
+            "the client's request before the server answered is held",
+            t4(CIP4, 40000, VIP4, 80)
+                .seq(1001)
+                .ack(cookie.wrapping_add(1))
+                .flags(PSHACK)
+                .window(502)
+                .payload(get)
+                .build(),
+            Expect::Drop(DropReason::SynproxyEarly),
+            None,
+        ),
+        pkt(
+            "a second early segment is dropped (the client retransmits)",
+            t4(CIP4, 40000, VIP4, 80).seq(1019).ack(cookie.wrapping_add(1)).flags(PSHACK).payload(b"x").build(),
+            Expect::Drop(DropReason::SynproxyEarly),
+            None,
+        ),
+        check("only the second counts as a drop", |w| {
+            assert_eq!(w.engine.stats().drops(DropReason::SynproxyEarly), 1);
+        }),
+        fwd(
+            "the server's SYN-ACK: the held request goes to the server with the TOA, acknowledging the server's ISN",
+            t4(RIP4, 8080, LIP4, 1025)
+                .seq(5000)
+                .ack(1001)
+                .flags(SYNACK)
+                .mss(1460)
+                .sack_permitted()
+                .window_scale(9)
+                .build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(1001).ack(5001).flags(PSHACK).window(502).option(&toa).payload(get).build(),
+        ),
+        state4("ESTABLISHED", 40000, TcpState::Established),
+        fwd(
+            "server data: sequence number into the cookie's numbering, window from scale 9 to 7",
+            t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1019).flags(PSHACK).window(100).payload(resp).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000)
+                .seq(cookie.wrapping_add(1))
+                .ack(1019)
+                .flags(PSHACK)
+                .window(400)
+                .payload(resp)
+                .build(),
+        ),
+        fwd(
+            "client ACK with SACK blocks: acknowledgment and blocks into the server's numbering",
+            t4(CIP4, 40000, VIP4, 80)
+                .seq(1019)
+                .ack(cookie.wrapping_add(20))
+                .flags(ACK)
+                .option(&sack(&[(cookie.wrapping_add(100), cookie.wrapping_add(200))]))
+                .build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(1019).ack(5020).flags(ACK).option(&sack(&[(5100, 5200)])).build(),
+        ),
+        fwd(
+            "server FIN",
+            t4(RIP4, 8080, LIP4, 1025).seq(5020).ack(1019).flags(FINACK).window(100).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(5020u32.wrapping_sub(delta)).ack(1019).flags(FINACK).window(400).build(),
+        ),
+        events(
+            "counters",
+            &[
+                (SynProxyEvent::CookieSent, 1),
+                (SynProxyEvent::AckValid, 1),
+                (SynProxyEvent::ServerSynAck, 1),
+                (SynProxyEvent::EarlyHeld, 1),
+                (SynProxyEvent::EarlyDropped, 1),
+            ],
+        ),
+    ];
+    run(&mut w, steps);
+}
+
+/// Timestamps: the SYN-ACK answers them; the SYN to the server carries the client's;
+/// the bare ACK to the server (no early data) carries both sides' and the TOA; the
+/// timestamp values of the server are shifted into the proxy's clock and the client's
+/// echoes back.
+#[test]
+fn v4_timestamps_and_bare_ack() {
+    let mut w = world(Some(SynProxyMode::On));
+    w.now = 5000;
+    let d = CookieData::from_syn(true, Some(1400), Some(8), true);
+    let cookie = KEY.make(CIP4.into(), 41000, VIP4.into(), 80, 7, 0, d);
+    let toa = toa4(CIP4, 41000);
+    let tsd = 777_777u32 - 5000;
+    let steps = vec![
+        fwd(
+            "SYN with timestamps: the SYN-ACK carries MSS, SACK, timestamps (our clock, the client's echoed), wscale",
+            t4(CIP4, 41000, VIP4, 80)
+                .seq(7)
+                .flags(SYN)
+                .mss(1400)
+                .sack_permitted()
+                .timestamps(111, 0)
+                .window_scale(8)
+                .build(),
+            CIP4,
+            c4(VIP4, 80, CIP4, 41000)
+                .seq(cookie)
+                .ack(8)
+                .flags(SYNACK)
+                .option(&cat(&[&mss(1452), &[4, 2], &ts(5000, 111), &[1, 3, 3, 7]]))
+                .build(),
+        ),
+        fwd(
+            "the ACK becomes a SYN with the client's MSS (rounded to 1300), wscale 8, SACK and timestamp",
+            t4(CIP4, 41000, VIP4, 80)
+                .seq(8)
+                .ack(cookie.wrapping_add(1))
+                .flags(ACK)
+                .window(200)
+                .option(&[1, 1])
+                .timestamps(112, 5000)
+                .build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080)
+                .seq(7)
+                .flags(SYN)
+                .window(51200)
+                .option(&cat(&[&mss(1300), &[4, 2], &ts(112, 0), &[1, 3, 3, 8]]))
+                .build(),
+        ),
+        fwd(
+            "the server's SYN-ACK becomes the ACK: timestamps (client's, server's) and the TOA",
+            t4(RIP4, 8080, LIP4, 1025)
+                .seq(9000)
+                .ack(8)
+                .flags(SYNACK)
+                .mss(1460)
+                .sack_permitted()
+                .timestamps(777_777, 112)
+                .window_scale(7)
+                .build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080)
+                .seq(8)
+                .ack(9001)
+                .flags(ACK)
+                .window(200)
+                .option(&cat(&[&[1, 1], &ts(112, 777_777), &toa]))
+                .build(),
+        ),
+        fwd(
+            "server data: sequence and timestamp value shifted; same window scale, window unchanged",
+            t4(RIP4, 8080, LIP4, 1025)
+                .seq(9001)
+                .ack(8)
+                .flags(PSHACK)
+                .window(300)
+                .option(&[1, 1])
+                .timestamps(777_800, 113)
+                .payload(b"hello")
+                .build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 41000)
+                .seq(cookie.wrapping_add(1))
+                .ack(8)
+                .flags(PSHACK)
+                .window(300)
+                .option(&[1, 1])
+                .timestamps(777_800 - tsd, 113)
+                .payload(b"hello")
+                .build(),
+        ),
+        fwd(
+            "client ACK: acknowledgment and timestamp echo shifted back",
+            t4(CIP4, 41000, VIP4, 80)
+                .seq(8)
+                .ack(cookie.wrapping_add(6))
+                .flags(ACK)
+                .window(200)
+                .option(&[1, 1])
+                .timestamps(114, 777_800 - tsd)
+                .build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080)
+                .seq(8)
+                .ack(9006)
+                .flags(ACK)
+                .window(200)
+                .option(&[1, 1])
+                .timestamps(114, 777_800)
+                .build(),
+        ),
+        fwd(
+            "a retransmitted server SYN-ACK is answered with the ACK again",
+            t4(RIP4, 8080, LIP4, 1025).seq(9000).ack(8).flags(SYNACK).mss(1460).timestamps(777_900, 112).build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080)
+                .seq(8)
+                .ack(9001)
+                .flags(ACK)
+                .window(200)
+                .option(&cat(&[&[1, 1], &ts(112, 777_900), &toa]))
+                .build(),
+        ),
+        pkt(
+            "a SYN-ACK with another ISN is dropped",
+            t4(RIP4, 8080, LIP4, 1025).seq(1234).ack(8).flags(SYNACK).build(),
+            Expect::Drop(DropReason::SynproxyBadSynAck),
+            None,
+        ),
+        events("counters", &[(SynProxyEvent::SynAckRetrans, 1), (SynProxyEvent::SynAckDropped, 1)]),
+    ];
+    run(&mut w, steps);
+}
+
+/// The guards: invalid and stale cookies dropped without a reply, a retransmitted SYN
+/// answered with the same cookie, a server's RST turned into the client's, an ack
+/// storm cut.
+#[test]
+fn v4_guards() {
+    let mut w = world(Some(SynProxyMode::On));
+    let d = CookieData::from_syn(true, None, None, false);
+    let cookie = KEY.make(CIP4.into(), 42000, VIP4.into(), 80, 100, 0, d);
+    let synack = c4(VIP4, 80, CIP4, 42000).seq(cookie).ack(101).flags(SYNACK).option(&mss(1452)).build();
+    let mut steps = vec![
+        pkt(
+            "an ACK with no valid cookie is dropped, no reply",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(12345).flags(ACK).build(),
+            Expect::Drop(DropReason::SynproxyBadAck),
+            None,
+        ),
+        fwd(
+            "SYN without options: MSS only",
+            t4(CIP4, 42000, VIP4, 80).seq(100).flags(SYN).build(),
+            CIP4,
+            synack.clone(),
+        ),
+        fwd(
+            "valid ACK: SYN to the server with the default MSS, no other option",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).window(1000).build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080).seq(100).flags(SYN).window(1000).option(&mss(536)).build(),
+        ),
+        fwd(
+            "the client's SYN again (our SYN-ACK lost, say): the same SYN-ACK",
+            t4(CIP4, 42000, VIP4, 80).seq(100).flags(SYN).build(),
+            CIP4,
+            synack,
+        ),
+        fwd(
+            "the server refuses: RST to the client at the sequence number it expects",
+            t4(RIP4, 8080, LIP4, 1025).seq(0).ack(101).flags(RSTACK).window(0).build(),
+            CIP4,
+            c4(VIP4, 80, CIP4, 42000).seq(cookie.wrapping_add(1)).ack(101).flags(RSTACK).window(0).build(),
+        ),
+        state4("closed", 42000, TcpState::Close),
+        at("a stale cookie (3 minutes later) is refused", 180_000, 1),
+        pkt(
+            "stale ACK",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
+            Expect::Drop(DropReason::SynproxyBadAck),
+            None,
+        ),
+        events(
+            "counters",
+            &[
+                (SynProxyEvent::AckInvalid, 2),
+                (SynProxyEvent::SynRetrans, 1),
+                (SynProxyEvent::ServerRst, 1),
+                (SynProxyEvent::CookieSent, 1),
+            ],
+        ),
+    ];
+    // Ack storm on an established connection: 10 identical pure ACKs from the server
+    // pass, the rest are dropped.
+    let d2 = CookieData::from_syn(true, None, None, false);
+    let c2 = KEY.make(CIP4.into(), 43000, VIP4.into(), 80, 500, 3, d2);
+    steps.push(fwd(
+        "SYN",
+        t4(CIP4, 43000, VIP4, 80).seq(500).flags(SYN).build(),
+        CIP4,
+        c4(VIP4, 80, CIP4, 43000).seq(c2).ack(501).flags(SYNACK).option(&mss(1452)).build(),
+    ));
+    steps.push(pkt(
+        "ACK",
+        t4(CIP4, 43000, VIP4, 80).seq(501).ack(c2.wrapping_add(1)).flags(ACK).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(pkt(
+        "server SYN-ACK",
+        t4(RIP4, 8080, LIP4, 1026).seq(70).ack(501).flags(SYNACK).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    for _ in 0..10 {
+        steps.push(pkt(
+            "server dup ACK",
+            t4(RIP4, 8080, LIP4, 1026).seq(71).ack(501).flags(ACK).build(),
+            Expect::Fwd(CIP4.into()),
+            None,
+        ));
+    }
+    steps.push(pkt(
+        "one too many",
+        t4(RIP4, 8080, LIP4, 1026).seq(71).ack(501).flags(ACK).build(),
+        Expect::Drop(DropReason::SynproxyAckStorm),
+        None,
+    ));
+    steps.push(pkt(
+        "a new acknowledgment passes",
+        t4(RIP4, 8080, LIP4, 1026).seq(71).ack(502).flags(ACK).build(),
+        Expect::Fwd(CIP4.into()),
+        None,
+    ));
+    run(&mut w, steps);
+}
+
+/// IPv6: the same handshake with the IPv6 MSS table and TOA.
+#[test]
+fn v6_handshake() {
+    let mut w = world(Some(SynProxyMode::On));
+    let (c, v, l, r) = (cip6(), vip6(), lip6(), rip6());
+    let d = CookieData::from_syn(false, Some(1440), Some(7), true);
+    let cookie = KEY.make(c.into(), 50000, v.into(), 80, 1, 0, d);
+    let toa = toa6(c, 50000);
+    let steps = vec![
+        fwd(
+            "SYN → SYN-ACK: MSS 1440 - 20 (IPv6 TOA)",
+            t6(c, 50000, v, 80).seq(1).flags(SYN).mss(1440).sack_permitted().window_scale(7).build(),
+            c,
+            t6(v, 80, c, 50000)
+                .seq(cookie)
+                .ack(2)
+                .flags(SYNACK)
+                .option(&cat(&[&mss(1420), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
+                .build(),
+        ),
+        fwd(
+            "ACK → SYN to the server",
+            t6(c, 50000, v, 80).seq(2).ack(cookie.wrapping_add(1)).flags(ACK).window(512).build(),
+            r,
+            t6(l, 1025, r, 8080)
+                .seq(1)
+                .flags(SYN)
+                .window(65535)
+                .option(&cat(&[&mss(1440), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
+                .build(),
+        ),
+        fwd(
+            "server SYN-ACK → ACK with the IPv6 TOA",
+            t6(r, 8080, l, 1025).seq(100).ack(2).flags(SYNACK).mss(1440).sack_permitted().window_scale(7).build(),
+            r,
+            t6(l, 1025, r, 8080).seq(2).ack(101).flags(ACK).window(512).option(&toa).build(),
+        ),
+        fwd(
+            "server data",
+            t6(r, 8080, l, 1025).seq(101).ack(2).flags(PSHACK).window(9).payload(b"abc").build(),
+            c,
+            t6(v, 80, c, 50000).seq(cookie.wrapping_add(1)).ack(2).flags(PSHACK).window(9).payload(b"abc").build(),
+        ),
+        fwd(
+            "client data",
+            t6(c, 50000, v, 80).seq(2).ack(cookie.wrapping_add(4)).flags(PSHACK).window(512).payload(b"def").build(),
+            r,
+            t6(l, 1025, r, 8080).seq(2).ack(104).flags(PSHACK).window(512).payload(b"def").build(),
+        ),
+    ];
+    run(&mut w, steps);
+}
+
+/// Modes: off never answers; the default (auto) answers only once the worker's SYN
+/// rate crosses the threshold, and an ACK to a cookie is honoured while auto is off.
+#[test]
+fn modes_and_auto() {
+    let cfg = EngineConfig {
+        synproxy: SynProxyConfig { syn_rate_on: 3, syn_rate_off: 1, hold_ms: 1000, ..SynProxyConfig::default() },
+        ..config(1024)
+    };
+    let mut w = World::with_services(&cfg, &services_with(None));
+    let syn = |port: u16| t4(CIP4, port, VIP4, 80).seq(9).flags(SYN).build();
+    let steps = vec![
+        pkt("auto, calm: the SYN opens a connection", syn(1), Expect::Fwd(RIP4.into()), None),
+        pkt("second", syn(2), Expect::Fwd(RIP4.into()), None),
+        pkt("third SYN within the second: auto turns on, cookie", syn(3), Expect::Fwd(CIP4.into()), None),
+        live(2),
+        events("auto on", &[(SynProxyEvent::AutoOn, 1), (SynProxyEvent::CookieSent, 1)]),
+        pkt(
+            "while on, a bare ACK without a cookie is refused as a bad cookie",
+            t4(CIP4, 9, VIP4, 80).seq(1).ack(1).flags(ACK).build(),
+            Expect::Drop(DropReason::SynproxyBadAck),
+            None,
+        ),
+    ];
+    run(&mut w, steps);
+    // Calm for more than the hold time: off again at the next SYN.
+    w.now = 5000;
+    let (v, _) = w.packet(&syn(4), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(RIP4)));
+    assert_eq!(event(&w, SynProxyEvent::AutoOff), 1);
+    let (v, _) = w.packet(&t4(CIP4, 9, VIP4, 80).seq(1).ack(1).flags(ACK).build(), 0);
+    assert_eq!(v, fnat::engine::Verdict::Drop(DropReason::NoConn), "auto off: no_conn as before");
+
+    // Off: never answered, even in a flood.
+    let mut w = world(Some(SynProxyMode::Off));
+    for p in 1..50 {
+        let (v, _) = w.packet(&syn(p), 0);
+        assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(RIP4)));
+    }
+    assert_eq!(event(&w, SynProxyEvent::CookieSent), 0);
+}
