@@ -58,6 +58,9 @@ pub struct Config {
     /// How replies reach the worker owning their local port.
     #[serde(default)]
     pub steering: crate::steering::Steering,
+    /// The SYN proxy: default mode and auto-mode thresholds (`[synproxy]`).
+    #[serde(default)]
+    pub synproxy: fnat::synproxy::SynProxyConfig,
 }
 
 /// EAL settings. rvsd derives `-l`, `--vdev`, `-a` and `--no-pci` from the ports and
@@ -312,6 +315,9 @@ pub struct ServiceConf {
     /// Real servers.
     #[serde(default, rename = "real_server")]
     pub real_servers: Vec<RealServerConf>,
+    /// The SYN proxy for this service: `on`, `off` or `auto`; absent = `[synproxy] mode`.
+    #[serde(default)]
+    pub synproxy: Option<fnat::synproxy::SynProxyMode>,
 }
 
 /// A real server of a service.
@@ -511,6 +517,9 @@ impl Config {
         let mut errs = Vec::new();
         let mut err = |key: String, problem: String| errs.push(ConfigError { file: file.into(), key, problem });
 
+        if let Err(e) = self.synproxy.validate() {
+            err("synproxy".into(), e);
+        }
         // EAL: arguments rvsd derives must not be given by hand.
         for (i, arg) in self.eal.args.iter().enumerate() {
             let derived =
@@ -707,6 +716,7 @@ impl ServiceConf {
             .iter()
             .map(|r| RealServerConfig { addr: r.addr, port: r.port, weight: r.weight, upper: r.upper, lower: r.lower })
             .collect();
+        c.synproxy = self.synproxy;
         c
     }
 }

@@ -106,6 +106,7 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
         port_range: PortRange { lo: cfg.conn.lport_min, hi: cfg.conn.lport_max },
         syn_recv_max: cfg.conn.syn_recv_max,
         local_addrs: State::from_config(cfg).local_addr_sets(),
+        synproxy: cfg.synproxy.clone(),
         ..EngineConfig::default()
     }
 }

@@ -138,6 +138,7 @@ pub fn compact_core<S: serde::Serializer>(c: &StatsSnapshot, s: S) -> Result<S::
         services: BTreeMap<usize, fnat::stats::Counters>,
         real_servers: BTreeMap<usize, fnat::stats::Counters>,
         drops: BTreeMap<&'a str, u64>,
+        synproxy: &'a BTreeMap<String, u64>,
         events: BTreeMap<&'a str, u64>,
     }
     View {
@@ -145,6 +146,7 @@ pub fn compact_core<S: serde::Serializer>(c: &StatsSnapshot, s: S) -> Result<S::
         services: nonzero(&c.services),
         real_servers: nonzero(&c.real_servers),
         drops: c.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.as_str(), *v)).collect(),
+        synproxy: &c.synproxy,
         events: c.events.iter().filter(|(_, v)| **v > 0).map(|(k, v)| (k.as_str(), *v)).collect(),
     }
     .serialize(s)

@@ -294,6 +294,7 @@ pub fn summary(gen: u64, reports: &[WorkerReport]) -> serde_json::Value {
         "conns": reports.iter().map(|r| u64::from(r.conns)).sum::<u64>(),
         "totals": core.total,
         "drops": merged_drops(&core, &net),
+        "synproxy": core.synproxy,
         "events": core.events.iter().filter(|(_, v)| **v > 0).collect::<BTreeMap<_, _>>(),
         "net": net,
         "workers": reports,
