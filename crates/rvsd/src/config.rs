@@ -351,11 +351,24 @@ pub struct ControlConf {
     pub socket: PathBuf,
     /// A group whose members may also use the socket (besides root).
     pub group: Option<String>,
+    /// Clients served at once; past it, the client idle longest makes room (or, if every
+    /// client is busy, the newcomer gets an error).
+    pub max_clients: usize,
+    /// Seconds a client may send nothing before it is closed.
+    pub idle_timeout: u64,
+    /// Seconds a request may take to arrive whole, and a reply to be read whole.
+    pub io_timeout: u64,
 }
 
 impl Default for ControlConf {
     fn default() -> Self {
-        ControlConf { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: None }
+        ControlConf {
+            socket: PathBuf::from("/run/rvs/rvsd.sock"),
+            group: None,
+            max_clients: 1024,
+            idle_timeout: 60,
+            io_timeout: 10,
+        }
     }
 }
 
@@ -546,14 +559,31 @@ impl Config {
                 );
             }
         }
+        let max_lcore = dpdk::sys::RTE_MAX_LCORE;
+        if self.eal.main_lcore >= max_lcore {
+            err("eal.main_lcore".into(), format!("lcore {} is beyond DPDK's {max_lcore} lcores", self.eal.main_lcore));
+        }
         let mut seen = HashSet::new();
         for (i, l) in self.workers.lcores.iter().enumerate() {
+            if *l >= max_lcore {
+                err(format!("workers.lcores[{i}]"), format!("lcore {l} is beyond DPDK's {max_lcore} lcores"));
+            }
             if *l == self.eal.main_lcore {
                 err(format!("workers.lcores[{i}]"), format!("lcore {l} is the main (control) lcore"));
             }
             if !seen.insert(*l) {
                 err(format!("workers.lcores[{i}]"), format!("lcore {l} is listed twice"));
             }
+        }
+        // Control socket.
+        if !(1..=65536).contains(&self.control.max_clients) {
+            err("control.max_clients".into(), format!("{} is outside 1..=65536", self.control.max_clients));
+        }
+        if self.control.idle_timeout == 0 {
+            err("control.idle_timeout".into(), "must be at least 1 second".into());
+        }
+        if self.control.io_timeout == 0 {
+            err("control.io_timeout".into(), "must be at least 1 second".into());
         }
         // Mempool.
         if self.mempool.mbufs < 1023 {

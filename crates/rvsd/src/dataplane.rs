@@ -1,12 +1,17 @@
-//! Bring-up and shutdown: EAL, the mempool, ports, the first snapshot, one worker per
-//! worker lcore, the control thread on the main lcore; then, on SIGTERM/SIGINT, stop the
-//! workers, log the final counters and release the ports before the EAL.
+//! Bring-up and shutdown: the control socket, EAL, the mempool, ports, the first
+//! snapshot, one worker per worker lcore, the control thread on the main lcore; then, on
+//! SIGTERM/SIGINT, stop the workers, log the final counters and release the ports before
+//! the EAL, and remove the EAL's runtime directory. A start that fails part-way unwinds
+//! the same way: workers stopped and joined, ports closed, the EAL cleaned up, the
+//! runtime directory and the socket removed.
 
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use dpdk::{Eal, MbufRing, Mempool, Port, PortConfig, RingSync, RSS_IP, RSS_TCP, RSS_UDP};
+use dpdk::{Eal, LaunchHandle, MbufRing, Mempool, Port, PortConfig, RingSync, RSS_IP, RSS_TCP, RSS_UDP};
 use fnat::engine::{config::EngineConfig, Engine};
 use fnat::sapool::PortRange;
 use netstack::{NeighTable, PortId};
@@ -14,7 +19,7 @@ use netstack::{NeighTable, PortId};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::{summary, Control, PortHandle};
-use crate::server::{Access, Server};
+use crate::server::{Access, Limits, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
 use crate::steering::{DpdkFlows, PortMode, PortSteering};
@@ -111,26 +116,94 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
     }
 }
 
-/// Runs the dataplane until SIGTERM/SIGINT.
+/// The EAL's runtime directory (`/var/run/dpdk/<file_prefix>`): removed when this goes,
+/// on every way out of [`run`], if this process created it or held it as DPDK's primary
+/// process (a directory another running process holds is left alone).
+struct RuntimeDir {
+    path: PathBuf,
+    existed: bool,
+    ours: bool,
+}
+
+impl RuntimeDir {
+    /// Notes whether the directory exists before the EAL starts.
+    fn before_eal(prefix: &str) -> RuntimeDir {
+        let path = crate::preflight::runtime_dir(prefix);
+        RuntimeDir { existed: path.exists(), path, ours: false }
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if (self.ours || (!self.existed && self.path.exists())) && self.path.exists() {
+            match std::fs::remove_dir_all(&self.path) {
+                Ok(()) => tracing::debug!(dir = %self.path.display(), "DPDK runtime directory removed"),
+                Err(e) => tracing::warn!(dir = %self.path.display(), "DPDK runtime directory: {e}"),
+            }
+        }
+    }
+}
+
+/// The launched workers. Dropping this stops them and waits for each, so nothing they
+/// use (ports, rings, the pool, the EAL) goes away under them: on a failed start as on a
+/// clean shutdown.
+struct Workers {
+    shared: Arc<Shared>,
+    handles: Vec<LaunchHandle>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for h in self.handles.drain(..) {
+            h.wait();
+        }
+    }
+}
+
+/// Runs the dataplane until SIGTERM/SIGINT. The host was checked before
+/// ([`crate::preflight`]); what still fails is returned with the key it concerns
+/// (`control.socket: ...`, `port[1]: ...`), after everything started is stopped and
+/// released and the DPDK runtime directory removed.
 pub fn run(cfg: Config) -> Result<()> {
-    let eal = Eal::init(cfg.eal_args()).context("DPDK EAL initialisation")?;
+    // Signals from the first moment: one during start-up ends it cleanly.
+    let term = Arc::new(AtomicBool::new(false));
+    let usr1 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&term))?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))?;
+    crate::server::raise_fd_limit();
+
+    // The control socket first: nothing of DPDK is touched if it cannot be had.
+    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+    let access = Access::new(cfg.control.group.as_deref())?;
+    let limits = Limits {
+        max_clients: cfg.control.max_clients,
+        idle: Duration::from_secs(cfg.control.idle_timeout),
+        io: Duration::from_secs(cfg.control.io_timeout),
+    };
+    let server = Server::start(&cfg.control.socket, access, jobs_tx, limits).context("control.socket")?;
+
+    let mut runtime = RuntimeDir::before_eal(&cfg.eal.file_prefix);
+    let eal = Eal::init(cfg.eal_args()).context("eal: DPDK EAL initialisation")?;
+    runtime.ours = true;
     let clock = Clock::new();
     let pool = Arc::new(
         Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1)
-            .context("mbuf pool")?,
+            .context("mempool: mbuf pool")?,
     );
     let n = cfg.workers.lcores.len();
     let mut handles_ports = Vec::new();
     let mut views = Vec::new();
     let mut rxs = Vec::new();
     let mut txs = Vec::new();
-    for p in &cfg.ports {
+    for (i, p) in cfg.ports.iter().enumerate() {
         let (mut port, dev, slaves) = match &p.bond {
             None => {
                 let dev = device_name(p);
-                (Port::by_name(&dev).with_context(|| format!("port {} ({dev})", p.name))?, dev, Vec::new())
+                (Port::by_name(&dev).with_context(|| format!("port[{i}]: {} ({dev})", p.name))?, dev, Vec::new())
             }
-            Some(b) => make_bond(&p.name, b)?,
+            Some(b) => make_bond(&p.name, b).with_context(|| format!("port[{i}].bond"))?,
         };
         let pc = PortConfig {
             rx_queues: n as u16,
@@ -142,12 +215,13 @@ pub fn run(cfg: Config) -> Result<()> {
             promiscuous: p.promiscuous,
             lsc_interrupt: p.bond.is_some(),
         };
-        let (rx, tx) = port.configure(&pc, &pool).with_context(|| format!("configure {} ({dev})", p.name))?;
-        port.start().with_context(|| format!("start {}", p.name))?;
+        let (rx, tx) =
+            port.configure(&pc, &pool).with_context(|| format!("port[{i}]: configure {} ({dev})", p.name))?;
+        port.start().with_context(|| format!("port[{i}]: start {}", p.name))?;
         let mac = wire::EthernetAddress(port.mac()?);
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
-        let twin = Twin::create(handles_ports.len(), p, mac, &pool)?;
+        let twin = Twin::create(handles_ports.len(), p, mac, &pool).with_context(|| format!("port[{i}].twin"))?;
         views.push(PortView {
             name: p.name.clone(),
             mac,
@@ -196,7 +270,9 @@ pub fn run(cfg: Config) -> Result<()> {
         rings.push(row);
     }
 
-    let mut handles = Vec::new();
+    // Declared after everything the workers use, so an error from here on stops them
+    // first.
+    let mut workers = Workers { shared: Arc::clone(&shared), handles: Vec::new() };
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
         let id = i as u16;
         let engine = Engine::new(&engine_config(&cfg, id, n as u32), clock.now_ms()).context("worker core")?;
@@ -219,15 +295,14 @@ pub fn run(cfg: Config) -> Result<()> {
             redirect_rx: (0..n).filter_map(|from| rings[from][i].as_ref().and_then(|r| r.consumer())).collect(),
         };
         let worker = Worker::new(parts);
-        handles
-            .push(eal.launch(lcore, move || worker.run()).with_context(|| format!("launch worker on lcore {lcore}"))?);
+        workers.handles.push(
+            eal.launch(lcore, move || worker.run())
+                .with_context(|| format!("workers.lcores[{i}]: launch worker on lcore {lcore}"))?,
+        );
     }
 
-    let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
-    let access = Access::new(cfg.control.group.as_deref())?;
-    let server = Server::start(&cfg.control.socket, access, jobs_tx).context("control socket")?;
     let nports = handles_ports.len();
-    let control = Control::new(
+    let mut control = Control::new(
         Arc::clone(&shared),
         clock,
         state,
@@ -239,18 +314,14 @@ pub fn run(cfg: Config) -> Result<()> {
         Arc::clone(&pool),
         capture.consumer().expect("the control thread is the only consumer"),
     );
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&control.term))?;
-    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&control.term))?;
-    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&control.usr1))?;
+    control.term = term;
+    control.usr1 = usr1;
     tracing::info!(workers = n, ports = nports, services = cfg.services.len(), socket = %cfg.control.socket.display(), "rvsd: forwarding");
     let ports = control.run();
     drop(server);
 
     tracing::info!("shutting down");
-    shared.stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.wait();
-    }
+    drop(workers);
     let mut finals = Vec::new();
     for w in &shared.workers {
         while let Some(r) = w.replies.pop() {
@@ -261,7 +332,7 @@ pub fn run(cfg: Config) -> Result<()> {
     }
     tracing::info!("rvsd: stopped {}", summary(shared.gen.load(Ordering::Acquire), &finals));
     // Ports (and twins) first, then the rings and their queued mbufs, then the pool,
-    // then the EAL.
+    // then the EAL, then its runtime directory.
     drop(ports);
     drop(twin_up);
     drop(twin_down);
@@ -270,5 +341,6 @@ pub fn run(cfg: Config) -> Result<()> {
     drop(shared);
     drop(pool);
     drop(eal);
+    drop(runtime);
     Ok(())
 }

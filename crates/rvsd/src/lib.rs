@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod pktbuf;
+pub mod preflight;
 pub mod server;
 pub mod shared;
 pub mod state;

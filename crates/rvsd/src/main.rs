@@ -1,10 +1,11 @@
 //! `rvsd`: the dataplane daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use rvsd::config::Config;
+use rvsd::preflight::{self, Purpose};
 
 /// The rvs dataplane: FullNAT load balancing on DPDK ports.
 #[derive(Parser, Debug)]
@@ -14,35 +15,25 @@ struct Args {
     #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/rvs/rvsd.toml")]
     config: PathBuf,
 
-    /// Check the configuration file and exit: no hardware is touched. Every problem is
-    /// printed as `file: key: problem`; warnings (a service whose VIP is not yet an
-    /// address) as `warning: file: key: ...`, and do not fail the check.
+    /// Check the configuration file and this host, and exit: no hardware is touched.
+    /// Every problem is printed as `file: key: problem` (exit status 2); warnings (a
+    /// service whose VIP is not yet an address, a socket or file prefix a running rvsd
+    /// holds) as `warning: file: key: ...`, and do not fail the check. The host checks:
+    /// lcores on CPUs this host has, interfaces and files the vdev strings name, PCI
+    /// devices, the control socket's path and group (see docs/CONFIG.md).
     #[arg(long = "check-config", value_name = "FILE")]
     check_config: Option<PathBuf>,
+
+    /// With --check-config: the file is meant for another machine; check the file
+    /// alone, not this host (lcores, interfaces, devices, socket, group).
+    #[arg(long = "other-host", requires = "check_config")]
+    other_host: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(path) = args.check_config {
-        return match Config::load(&path) {
-            Ok(cfg) => {
-                for w in cfg.warnings(&path.display().to_string()) {
-                    eprintln!("warning: {w}");
-                }
-                println!(
-                    "{}: ok ({} ports, {} workers, {} services)",
-                    path.display(),
-                    cfg.ports.len(),
-                    cfg.workers.lcores.len(),
-                    cfg.services.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(errs) => {
-                eprintln!("{errs}");
-                ExitCode::from(2)
-            }
-        };
+        return check_config(&path, !args.other_host);
     }
     init_logging();
     let cfg = match Config::load(&args.config) {
@@ -52,16 +43,64 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for w in cfg.warnings(&args.config.display().to_string()) {
+    let file = args.config.display().to_string();
+    for w in cfg.warnings(&file) {
         tracing::warn!("{w}");
+    }
+    // Everything this host can get wrong, before DPDK is touched.
+    let host = preflight::check_host(&cfg, &file, Purpose::Start);
+    for w in &host.warnings {
+        tracing::warn!("{w}");
+    }
+    if !host.errors.is_empty() {
+        for e in &host.errors {
+            eprintln!("rvsd: {}: {}", e.key, e.problem);
+        }
+        return ExitCode::from(1);
     }
     match rvsd::dataplane::run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("rvsd: {e:#}");
+            eprintln!("rvsd: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// `--check-config FILE`: the file, and with `host` this machine too.
+fn check_config(path: &Path, host: bool) -> ExitCode {
+    let file = path.display().to_string();
+    let cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut warnings = cfg.warnings(&file);
+    if host {
+        let report = preflight::check_host(&cfg, &file, Purpose::Check);
+        warnings.extend(report.warnings.iter().cloned());
+        if !report.errors.is_empty() {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!("{report}");
+            return ExitCode::from(2);
+        }
+    }
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "{}: ok ({} ports, {} workers, {} services){}",
+        path.display(),
+        cfg.ports.len(),
+        cfg.workers.lcores.len(),
+        cfg.services.len(),
+        if host { "" } else { "; this host not checked (--other-host)" }
+    );
+    ExitCode::SUCCESS
 }
 
 /// Logs to stderr, level from RUST_LOG (default info); colours only on a terminal.

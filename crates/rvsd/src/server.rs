@@ -1,19 +1,39 @@
 //! The control socket: a Unix stream socket (mode 0600, or 0660 for a configured
-//! group), peer credentials checked on accept (root, or a member of the group), one
-//! thread per client (this is the control path), requests handed to the control thread
-//! over a channel, one reply per request. A malformed, oversized or wrong-version message
-//! is answered with an error and the connection closed; the daemon is unaffected.
+//! group), peer credentials checked on accept (root, or a member of the group), one JSON
+//! line per request and per reply (bounded at [`ctl::MAX_MESSAGE_BYTES`]), requests
+//! handed to the control thread over a channel. A malformed, oversized or wrong-version
+//! message is answered with an error and the connection closed; the daemon is unaffected.
+//!
+//! One thread serves every client (epoll, non-blocking sockets): no thread per client, so
+//! idle or stuck clients cost a file descriptor and a few bytes each, never a thread.
+//! The bounds ([`Limits`]):
+//! - at most `max_clients` at once; a newcomer past it closes the client idle longest
+//!   (one with no request in flight, nothing half-read or half-written, and no leased
+//!   address), or, if every client is busy, gets an error reply and is closed;
+//! - a client that sends nothing for `idle` is closed;
+//! - a request must arrive whole, and a reply be read whole, within `io` of its first
+//!   byte; a slower client is closed.
+//!
+//! A client has one request in flight at a time; what it pipelines waits in its buffer.
+//! The control thread's reply comes back on a per-request channel, which the server
+//! thread polls every millisecond while a request is in flight.
 
-use std::io::BufReader;
-use std::os::unix::fs::PermissionsExt;
+use std::collections::{HashMap, HashSet};
+use std::io::{ErrorKind, Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ctl::frame::{self, FrameError};
 use ctl::{ErrorCode, Request, RequestMsg, Response, ResponseMsg, PROTOCOL_VERSION};
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Group, Uid, User};
 
@@ -30,7 +50,11 @@ impl Access {
     /// Access for root and, if given, the members of `group`.
     pub fn new(group: Option<&str>) -> Result<Access> {
         let group = match group {
-            Some(name) => Some(Group::from_name(name)?.with_context(|| format!("control.group: no group {name:?}"))?),
+            Some(name) => Some(
+                Group::from_name(name)
+                    .with_context(|| format!("control.group: group {name:?}"))?
+                    .with_context(|| format!("control.group: no group {name:?}"))?,
+            ),
             None => None,
         };
         Ok(Access { group })
@@ -52,129 +76,586 @@ impl Access {
     }
 }
 
-/// The listening socket; removed from the file system when dropped.
+/// Bounds on the socket's clients (`[control]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Clients served at once.
+    pub max_clients: usize,
+    /// A client that sends nothing this long is closed.
+    pub idle: Duration,
+    /// A request must arrive whole, and a reply be read whole, within this.
+    pub io: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_clients: 1024, idle: Duration::from_secs(60), io: Duration::from_secs(10) }
+    }
+}
+
+/// The listening socket and its thread; dropping it stops the thread, closes every
+/// client and removes the socket file.
 pub struct Server {
     path: PathBuf,
-    _thread: JoinHandle<()>,
+    /// Written to stop the thread.
+    waker: Option<UnixStream>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Binds `path` (replacing a stale socket), sets its mode, and serves clients,
-    /// sending their requests to `jobs`.
-    pub fn start(path: &Path, access: Access, jobs: Sender<Job>) -> Result<Server> {
-        if let Some(dir) = path.parent() {
+    /// Binds `path` (creating its directory; replacing a stale socket, refusing one a
+    /// running rvsd listens on and anything that is not a socket), sets its mode, and
+    /// serves clients, sending their requests to `jobs`.
+    pub fn start(path: &Path, access: Access, jobs: Sender<Job>, limits: Limits) -> Result<Server> {
+        let shown = path.display();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                anyhow::bail!("{} is in use by a running rvsd", path.display());
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    anyhow::bail!("{shown} is in use by a running rvsd");
+                }
+                std::fs::remove_file(path).with_context(|| format!("remove stale {shown}"))?;
+                tracing::info!(socket = %shown, "removed a stale control socket");
             }
-            std::fs::remove_file(path).with_context(|| format!("remove stale {}", path.display()))?;
+            Ok(_) => anyhow::bail!("{shown} exists and is not a socket; rvsd will not replace it"),
+            Err(_) => {}
         }
-        let listener = UnixListener::bind(path).with_context(|| format!("bind {}", path.display()))?;
+        let listener = UnixListener::bind(path).with_context(|| format!("bind {shown}"))?;
+        // From here on the file is ours: remove it on every way out.
+        let mut server = Server { path: path.to_path_buf(), waker: None, thread: None };
         let mode = if access.group.is_some() { 0o660 } else { 0o600 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {shown}"))?;
         if let Some(g) = &access.group {
-            nix::unistd::chown(path, None, Some(g.gid))
-                .with_context(|| format!("chown {} to {}", path.display(), g.name))?;
+            nix::unistd::chown(path, None, Some(g.gid)).with_context(|| format!("chown {shown} to {}", g.name))?;
         }
-        let thread = std::thread::Builder::new().name("rvsd-ctl".into()).spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (access, jobs) = (access.clone(), jobs.clone());
-                let _ = std::thread::Builder::new()
-                    .name("rvsd-ctl-client".into())
-                    .spawn(move || serve(stream, &access, &jobs));
-            }
-        })?;
-        Ok(Server { path: path.to_path_buf(), _thread: thread })
+        listener.set_nonblocking(true)?;
+        let (waker, wake_rx) = UnixStream::pair()?;
+        wake_rx.set_nonblocking(true)?;
+        let lp = Loop::new(listener, wake_rx, access, jobs, clamp(limits))?;
+        server.waker = Some(waker);
+        server.thread = Some(std::thread::Builder::new().name("rvsd-ctl".into()).spawn(move || lp.run())?);
+        Ok(server)
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Some(w) = &mut self.waker {
+            let _ = w.write_all(b"x");
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-fn reply(w: &mut UnixStream, resp: Response) -> bool {
-    frame::write(w, &ResponseMsg::from(resp)).is_ok()
-}
+/// File descriptors kept for everything but the control clients.
+const FD_RESERVE: u64 = 256;
 
-/// One client; when it goes, the addresses it leased go with it.
-fn serve(stream: UnixStream, access: &Access, jobs: &Sender<Job>) {
-    let mut leased = Vec::new();
-    serve_requests(stream, access, jobs, &mut leased);
-    for (dev, addr) in leased {
-        tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
-        let (tx, rx) = mpsc::channel();
-        if jobs.send((Request::AddrDel { dev, addr }, tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-}
-
-/// Requests in, replies out, until the client closes or misbehaves.
-fn serve_requests(
-    stream: UnixStream,
-    access: &Access,
-    jobs: &Sender<Job>,
-    leased: &mut Vec<(String, std::net::IpAddr)>,
-) {
-    let Ok(mut w) = stream.try_clone() else { return };
-    match getsockopt(&stream, PeerCredentials) {
-        Ok(c) if access.allows(c.uid(), c.gid()) => {}
-        Ok(c) => {
-            tracing::warn!(uid = c.uid(), pid = c.pid(), "control socket: peer refused");
-            reply(
-                &mut w,
-                Response::error(ErrorCode::PermissionDenied, "permission denied: root or the control group only"),
+/// Lowers `max_clients` to what the open-file limit allows.
+fn clamp(mut limits: Limits) -> Limits {
+    if let Ok((soft, _)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let room = soft.saturating_sub(FD_RESERVE).max(16) as usize;
+        if limits.max_clients > room {
+            tracing::warn!(
+                max_clients = limits.max_clients,
+                open_files = soft,
+                "control.max_clients lowered to {room} by the open-file limit"
             );
-            return;
-        }
-        Err(e) => {
-            tracing::warn!("control socket: no peer credentials: {e}");
-            return;
+            limits.max_clients = room;
         }
     }
-    let mut r = BufReader::new(stream);
-    loop {
-        let line = match frame::read_line(&mut r) {
-            Ok(l) => l,
-            Err(FrameError::Closed) => return,
-            Err(FrameError::TooLarge) => {
-                reply(
-                    &mut w,
-                    Response::error(
-                        ErrorCode::TooLarge,
-                        format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES),
-                    ),
-                );
+    limits
+}
+
+/// Raises this process's open-file limit to its hard limit (the control socket's clients
+/// each take one).
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::debug!("open-file limit stays {soft}: {e}");
+            }
+        }
+    }
+}
+
+const LISTENER: u64 = 0;
+const WAKER: u64 = 1;
+/// Bytes read from a client per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// How often idle and slow clients are looked for.
+const SWEEP: Duration = Duration::from_millis(500);
+/// How long accepting pauses when no file descriptor is left and no client can go.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// A client's address lease change, applied when its request succeeds.
+type LeaseChange = (String, IpAddr, bool);
+
+/// One connected client.
+struct Client {
+    stream: UnixStream,
+    /// Received, not yet handled (at most one line and what follows it in a read).
+    inbuf: Vec<u8>,
+    /// How far `inbuf` was searched for a newline.
+    scanned: usize,
+    /// A reply being written, and how much of it is out.
+    outbuf: Vec<u8>,
+    out_pos: usize,
+    /// The request at the control thread.
+    waiting: Option<(Receiver<Response>, Option<LeaseChange>)>,
+    /// Close once the reply is out (after an error, or after the peer's last line).
+    close_after: bool,
+    /// The peer closed its end.
+    eof: bool,
+    /// Taken off epoll (the peer hung up while its request was in flight).
+    detached: bool,
+    /// Last byte received or reply finished.
+    active: Instant,
+    /// When the partial line in `inbuf` began.
+    partial_since: Option<Instant>,
+    /// When the reply in `outbuf` was queued.
+    out_since: Option<Instant>,
+    /// Addresses this connection added with `lease`: removed when it goes.
+    leased: Vec<(String, IpAddr)>,
+    /// What epoll watches for it.
+    interest: EpollFlags,
+}
+
+impl Client {
+    fn new(stream: UnixStream, now: Instant) -> Client {
+        Client {
+            stream,
+            inbuf: Vec::new(),
+            scanned: 0,
+            outbuf: Vec::new(),
+            out_pos: 0,
+            waiting: None,
+            close_after: false,
+            eof: false,
+            detached: false,
+            active: now,
+            partial_since: None,
+            out_since: None,
+            leased: Vec::new(),
+            interest: EpollFlags::empty(),
+        }
+    }
+
+    /// Quiet: may be closed to make room for a newcomer.
+    fn evictable(&self) -> bool {
+        self.waiting.is_none()
+            && self.inbuf.is_empty()
+            && self.outbuf.is_empty()
+            && self.leased.is_empty()
+            && !self.close_after
+    }
+
+    /// What epoll should watch: input when ready for a request, output while a reply
+    /// waits, nothing (hang-ups only) while the control thread works.
+    fn wanted(&self) -> EpollFlags {
+        if !self.outbuf.is_empty() {
+            EpollFlags::EPOLLOUT
+        } else if self.waiting.is_some() || self.close_after || self.eof {
+            EpollFlags::empty()
+        } else {
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP
+        }
+    }
+
+    /// Queues a reply.
+    fn queue(&mut self, resp: Response, now: Instant) {
+        if frame::write(&mut self.outbuf, &ResponseMsg::from(resp)).is_ok() && self.out_since.is_none() {
+            self.out_since = Some(now);
+        }
+    }
+
+    /// Writes what it can of the reply; false if the connection failed.
+    fn flush(&mut self, now: Instant) -> bool {
+        while self.out_pos < self.outbuf.len() {
+            match self.stream.write(&self.outbuf[self.out_pos..]) {
+                Ok(0) => return false,
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        self.outbuf.clear();
+        self.out_pos = 0;
+        self.out_since = None;
+        self.active = now;
+        true
+    }
+
+    /// Reads what is there (until a whole line is buffered or the size bound is passed);
+    /// false if the connection failed.
+    fn fill(&mut self, scratch: &mut [u8], now: Instant) -> bool {
+        loop {
+            if self.has_line() || self.inbuf.len() > ctl::MAX_MESSAGE_BYTES {
+                return true;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    return true;
+                }
+                Ok(n) => {
+                    if self.inbuf.is_empty() {
+                        self.partial_since = Some(now);
+                    }
+                    self.inbuf.extend_from_slice(&scratch[..n]);
+                    self.active = now;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Whether `inbuf` holds a whole line.
+    fn has_line(&mut self) -> bool {
+        if let Some(i) = self.inbuf[self.scanned..].iter().position(|&b| b == b'\n') {
+            self.scanned += i;
+            return true;
+        }
+        self.scanned = self.inbuf.len();
+        false
+    }
+
+    /// Takes the next whole line (with its newline) out of `inbuf`; at end of input, the
+    /// rest as a last line. `Err` if the line is over the bound.
+    fn take_line(&mut self) -> Option<Result<Vec<u8>, ()>> {
+        if self.has_line() && self.scanned < ctl::MAX_MESSAGE_BYTES + 1 {
+            let rest = self.inbuf.split_off(self.scanned + 1);
+            let line = std::mem::replace(&mut self.inbuf, rest);
+            self.scanned = 0;
+            self.partial_since = (!self.inbuf.is_empty()).then_some(Instant::now());
+            return Some(Ok(line));
+        }
+        if self.inbuf.len() > ctl::MAX_MESSAGE_BYTES {
+            return Some(Err(()));
+        }
+        if self.eof && !self.inbuf.is_empty() {
+            self.scanned = 0;
+            self.partial_since = None;
+            return Some(Ok(std::mem::take(&mut self.inbuf)));
+        }
+        None
+    }
+}
+
+/// The server thread's state.
+struct Loop {
+    epoll: Epoll,
+    listener: UnixListener,
+    wake: UnixStream,
+    access: Access,
+    jobs: Sender<Job>,
+    limits: Limits,
+    clients: HashMap<u64, Client>,
+    next_id: u64,
+    /// Clients with a request at the control thread.
+    waiting: HashSet<u64>,
+    /// Accepting pauses until then (no file descriptor left).
+    paused_until: Option<Instant>,
+    /// Newcomers refused and idle clients closed for room since the last log line.
+    refused: u64,
+    evicted: u64,
+    reported_at: Instant,
+}
+
+impl Loop {
+    fn new(
+        listener: UnixListener,
+        wake: UnixStream,
+        access: Access,
+        jobs: Sender<Job>,
+        limits: Limits,
+    ) -> Result<Loop> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(listener.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, LISTENER))?;
+        epoll.add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKER))?;
+        Ok(Loop {
+            epoll,
+            listener,
+            wake,
+            access,
+            jobs,
+            limits,
+            clients: HashMap::new(),
+            next_id: 2,
+            waiting: HashSet::new(),
+            paused_until: None,
+            refused: 0,
+            evicted: 0,
+            reported_at: Instant::now(),
+        })
+    }
+
+    fn run(mut self) {
+        let mut events = vec![EpollEvent::empty(); 256];
+        let mut scratch = vec![0u8; READ_CHUNK];
+        let mut swept = Instant::now();
+        loop {
+            let timeout: u16 = if !self.waiting.is_empty() {
+                1
+            } else if self.paused_until.is_some() {
+                ACCEPT_PAUSE.as_millis() as u16
+            } else {
+                SWEEP.as_millis() as u16
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    tracing::error!("control socket: epoll: {e}; the control socket stops");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKER => {
+                        let mut b = [0u8; 16];
+                        if !matches!((&self.wake).read(&mut b), Err(ref e) if e.kind() == ErrorKind::WouldBlock) {
+                            return; // the Server was dropped
+                        }
+                    }
+                    LISTENER => self.accept(now),
+                    id => self.on_event(id, ev.events(), &mut scratch, now),
+                }
+            }
+            self.collect_replies(now);
+            if self.paused_until.is_some_and(|t| now >= t) {
+                self.paused_until = None;
+                if let Err(e) = self.epoll.add(self.listener.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, LISTENER)) {
+                    tracing::error!("control socket: {e}");
+                }
+            }
+            if now.duration_since(swept) >= SWEEP {
+                swept = now;
+                self.sweep(now);
+            }
+        }
+    }
+
+    /// Accepts what is waiting (a bounded number per round, to stay fair to clients).
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..256 {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(nix::libc::EMFILE | nix::libc::ENFILE)) => {
+                    // No descriptor left: make room, or stop accepting for a moment.
+                    if !self.evict_one() {
+                        tracing::warn!("control socket: out of file descriptors; not accepting for {ACCEPT_PAUSE:?}");
+                        let _ = self.epoll.delete(self.listener.as_fd());
+                        self.paused_until = Some(now + ACCEPT_PAUSE);
+                        return;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("control socket: accept: {e}");
+                    return;
+                }
+            };
+            self.admit(stream, now);
+        }
+    }
+
+    /// Checks a newcomer's credentials and makes room for it.
+    fn admit(&mut self, mut stream: UnixStream, now: Instant) {
+        match getsockopt(&stream, PeerCredentials) {
+            Ok(c) if self.access.allows(c.uid(), c.gid()) => {}
+            Ok(c) => {
+                tracing::warn!(uid = c.uid(), pid = c.pid(), "control socket: peer refused");
+                let resp =
+                    Response::error(ErrorCode::PermissionDenied, "permission denied: root or the control group only");
+                let _ = frame::write(&mut stream, &ResponseMsg::from(resp));
                 return;
             }
             Err(e) => {
-                reply(&mut w, Response::error(ErrorCode::BadRequest, e.to_string()));
+                tracing::warn!("control socket: no peer credentials: {e}");
                 return;
             }
+        }
+        if self.clients.len() >= self.limits.max_clients && !self.evict_one() {
+            self.refused += 1;
+            self.report(now);
+            let resp = Response::error(
+                ErrorCode::Internal,
+                format!("too many control clients ({}), all busy; try again", self.limits.max_clients),
+            );
+            let _ = stream.set_nonblocking(true);
+            let _ = frame::write(&mut stream, &ResponseMsg::from(resp));
+            return;
+        }
+        if stream.set_nonblocking(true).is_err() {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut c = Client::new(stream, now);
+        c.interest = c.wanted();
+        if let Err(e) = self.epoll.add(c.stream.as_fd(), EpollEvent::new(c.interest, id)) {
+            tracing::warn!("control socket: {e}");
+            return;
+        }
+        self.clients.insert(id, c);
+        self.report(now);
+    }
+
+    /// Closes the client idle longest that may go; false if none may.
+    fn evict_one(&mut self) -> bool {
+        let oldest =
+            self.clients.iter().filter(|(_, c)| c.evictable()).min_by_key(|(_, c)| c.active).map(|(&id, _)| id);
+        match oldest {
+            Some(id) => {
+                tracing::debug!(client = id, "control socket: closing the client idle longest to make room");
+                self.evicted += 1;
+                self.close(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Logs refusals and evictions at most every ten seconds.
+    fn report(&mut self, now: Instant) {
+        if (self.refused > 0 || self.evicted > 0) && now.duration_since(self.reported_at) >= Duration::from_secs(10) {
+            tracing::warn!(
+                max_clients = self.limits.max_clients,
+                refused = self.refused,
+                closed_idle = self.evicted,
+                "control socket: at its client limit"
+            );
+            self.refused = 0;
+            self.evicted = 0;
+            self.reported_at = now;
+        }
+    }
+
+    fn on_event(&mut self, id: u64, ev: EpollFlags, scratch: &mut [u8], now: Instant) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        let mut ok = true;
+        if ev.contains(EpollFlags::EPOLLOUT) {
+            ok = c.flush(now);
+        }
+        if ok && ev.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP) && c.wanted().contains(EpollFlags::EPOLLIN)
+        {
+            ok = c.fill(scratch, now);
+        }
+        let hung_up = ev.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
+        if !ok || (hung_up && c.waiting.is_none() && !ev.contains(EpollFlags::EPOLLIN)) {
+            self.close(id);
+            return;
+        }
+        if hung_up && c.waiting.is_some() {
+            // Gone while the control thread works: keep the record until the reply comes
+            // (its leases must go with it), but stop watching the socket.
+            let _ = self.epoll.delete(c.stream.as_fd());
+            c.detached = true;
+            c.eof = true;
+            return;
+        }
+        self.advance(id, now);
+    }
+
+    /// Moves a client on: closes it when done, starts its next request, or sets what
+    /// epoll watches.
+    fn advance(&mut self, id: u64, now: Instant) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        if c.detached {
+            if c.waiting.is_none() {
+                self.close(id);
+            }
+            return;
+        }
+        if c.outbuf.is_empty() && c.waiting.is_none() {
+            if c.close_after {
+                self.close(id);
+                return;
+            }
+            match c.take_line() {
+                Some(Ok(line)) => {
+                    self.request(id, &line, now);
+                    // The reply may be queued already (an error): try to send it now.
+                    let Some(c) = self.clients.get_mut(&id) else { return };
+                    if !c.outbuf.is_empty() && !c.flush(now) {
+                        self.close(id);
+                        return;
+                    }
+                    return self.advance(id, now);
+                }
+                Some(Err(())) => {
+                    c.queue(
+                        Response::error(
+                            ErrorCode::TooLarge,
+                            format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES),
+                        ),
+                        now,
+                    );
+                    c.close_after = true;
+                    if !c.flush(now) {
+                        self.close(id);
+                        return;
+                    }
+                    return self.advance(id, now);
+                }
+                None if c.eof => {
+                    self.close(id);
+                    return;
+                }
+                None => {}
+            }
+        }
+        let want = c.wanted();
+        if want != c.interest {
+            c.interest = want;
+            if self.epoll.modify(c.stream.as_fd(), &mut EpollEvent::new(want, id)).is_err() {
+                self.close(id);
+            }
+        }
+    }
+
+    /// Handles one line from client `id`: an error reply (and close), or a job for the
+    /// control thread.
+    fn request(&mut self, id: u64, raw: &[u8], now: Instant) {
+        let Some(c) = self.clients.get_mut(&id) else { return };
+        let fail = |c: &mut Client, resp: Response| {
+            c.queue(resp, now);
+            c.close_after = true;
+        };
+        let line = match frame::read_line(&mut std::io::BufReader::new(raw)) {
+            Ok(l) => l,
+            Err(FrameError::TooLarge) => {
+                let msg = format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES);
+                return fail(c, Response::error(ErrorCode::TooLarge, msg));
+            }
+            Err(FrameError::Closed) => {
+                c.close_after = true;
+                return;
+            }
+            Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, e.to_string())),
         };
         // Check the version first so a newer client gets the right error.
         let v = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|j| j.get("v").and_then(|v| v.as_u64()));
         if v.is_some_and(|v| v != u64::from(PROTOCOL_VERSION)) {
-            reply(
-                &mut w,
-                Response::error(
-                    ErrorCode::VersionMismatch,
-                    format!("protocol version {} is not {PROTOCOL_VERSION}", v.unwrap_or(0)),
-                ),
-            );
-            return;
+            let msg = format!("protocol version {} is not {PROTOCOL_VERSION}", v.unwrap_or(0));
+            return fail(c, Response::error(ErrorCode::VersionMismatch, msg));
         }
         let req = match serde_json::from_str::<RequestMsg>(&line) {
             Ok(m) => m.req,
-            Err(e) => {
-                reply(&mut w, Response::error(ErrorCode::BadRequest, format!("bad request: {e}")));
-                return;
-            }
+            Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))),
         };
         // Leases: remember what this connection added with `lease`, forget what it
         // removed.
@@ -184,19 +665,102 @@ fn serve_requests(
             _ => None,
         };
         let (tx, rx) = mpsc::channel();
-        if jobs.send((req, tx)).is_err() {
-            reply(&mut w, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
+        if self.jobs.send((req, tx)).is_err() {
+            return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
+        }
+        c.waiting = Some((rx, lease));
+        self.waiting.insert(id);
+    }
+
+    /// Takes the control thread's replies and starts sending them.
+    fn collect_replies(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
             return;
         }
-        let resp = rx.recv().unwrap_or_else(|_| Response::error(ErrorCode::Internal, "rvsd is shutting down"));
-        if let (Some((dev, addr, add)), Response::Done { .. }) = (lease, &resp) {
-            leased.retain(|(d, a)| !(*d == dev && *a == addr));
-            if add {
-                leased.push((dev, addr));
+        let ids: Vec<u64> = self.waiting.iter().copied().collect();
+        for id in ids {
+            let Some(c) = self.clients.get_mut(&id) else {
+                self.waiting.remove(&id);
+                continue;
+            };
+            let Some((rx, lease)) = &c.waiting else {
+                self.waiting.remove(&id);
+                continue;
+            };
+            let resp = match rx.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Disconnected) => {
+                    c.close_after = true;
+                    Response::error(ErrorCode::Internal, "rvsd is shutting down")
+                }
+            };
+            if let (Some((dev, addr, add)), Response::Done { .. }) = (lease.clone(), &resp) {
+                c.leased.retain(|(d, a)| !(*d == dev && *a == addr));
+                if add {
+                    c.leased.push((dev, addr));
+                }
             }
+            c.waiting = None;
+            self.waiting.remove(&id);
+            if c.detached {
+                self.close(id);
+                continue;
+            }
+            c.queue(resp, now);
+            c.active = now;
+            if !c.flush(now) {
+                self.close(id);
+                continue;
+            }
+            self.advance(id, now);
         }
-        if !reply(&mut w, resp) {
-            return;
+    }
+
+    /// Closes idle clients and slow ones.
+    fn sweep(&mut self, now: Instant) {
+        let late: Vec<(u64, &'static str)> = self
+            .clients
+            .iter()
+            .filter_map(|(&id, c)| {
+                if c.waiting.is_some() {
+                    None
+                } else if c.out_since.is_some_and(|t| now.duration_since(t) > self.limits.io) {
+                    Some((id, "did not read its reply"))
+                } else if c.partial_since.is_some_and(|t| now.duration_since(t) > self.limits.io) {
+                    Some((id, "did not finish its request"))
+                } else if c.outbuf.is_empty() && now.duration_since(c.active) > self.limits.idle {
+                    Some((id, "idle"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in late {
+            tracing::debug!(client = id, "control socket: closing a client that {why}");
+            if why == "did not finish its request" {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    let msg = format!("request not complete within {:?}", self.limits.io);
+                    let _ =
+                        frame::write(&mut c.stream, &ResponseMsg::from(Response::error(ErrorCode::BadRequest, msg)));
+                }
+            }
+            self.close(id);
+        }
+        self.report(now);
+    }
+
+    /// Closes client `id`; the addresses it leased are removed.
+    fn close(&mut self, id: u64) {
+        let Some(c) = self.clients.remove(&id) else { return };
+        self.waiting.remove(&id);
+        if !c.detached {
+            let _ = self.epoll.delete(c.stream.as_fd());
+        }
+        for (dev, addr) in c.leased {
+            tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
+            let (tx, _rx) = mpsc::channel();
+            let _ = self.jobs.send((Request::AddrDel { dev, addr }, tx));
         }
     }
 }
