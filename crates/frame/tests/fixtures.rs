@@ -25,6 +25,10 @@ use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable};
 use wire::builder::PacketBuilder;
 use wire::{ArpOperation, ArpRepr, EtherType, EthernetAddress, NdiscFlags, TcpFlags};
 
+/// Writes each table's frames as fuzz seeds when `RVS_FUZZ_SEEDS` is set (`fuzz/seeds.sh`).
+#[path = "../../../fuzz/src/seeds.rs"]
+mod fuzz_seeds;
+
 const US0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
 const US1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
 const CLIENT: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xc1]);
@@ -251,7 +255,9 @@ fn judge_eth(f: &[u8]) -> fnat::judge::Seen {
 }
 
 fn run(w: &mut World, steps: Vec<Step>) {
+    let mut seeds = fuzz_seeds::Table::default();
     for (i, s) in steps.into_iter().enumerate() {
+        seeds.frame(s.port, &s.input);
         let before = w.drops();
         w.io.out.clear();
         w.frame(s.port, &s.input);

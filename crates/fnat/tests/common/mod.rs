@@ -13,6 +13,10 @@ use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 use fnat::stats::DropReason;
 use fnat::types::{Millis, Proto};
 
+/// Writes each table's packets as fuzz seeds when `RVS_FUZZ_SEEDS` is set (`fuzz/seeds.sh`).
+#[path = "../../../../fuzz/src/seeds.rs"]
+mod fuzz_seeds;
+
 pub const CIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const LIP4: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
@@ -165,9 +169,11 @@ pub fn check(desc: &'static str, f: impl Fn(&World) + 'static) -> Step {
 /// Runs a fixture table against `w`, panicking with the step's description on the
 /// first mismatch.
 pub fn run(w: &mut World, steps: Vec<Step>) {
+    let mut seeds = fuzz_seeds::Table::default();
     for (i, s) in steps.into_iter().enumerate() {
         match s {
             Step::Pkt { desc, input, l3, expect, output } => {
+                seeds.packet(&input, l3);
                 let (v, out) = w.packet(&input, l3);
                 assert!(expect.matches(&v), "step {i} ({desc}): expected {expect:?}, got {v:?}");
                 match &output {
@@ -187,6 +193,7 @@ pub fn run(w: &mut World, steps: Vec<Step>) {
                 }
             }
             Step::At { desc, now, freed } => {
+                seeds.advance(now.saturating_sub(w.now));
                 assert!(now >= w.now, "step {i} ({desc}): the clock goes forward");
                 w.now = now;
                 let got = w.expire();

@@ -1,0 +1,326 @@
+//! Shared pieces of the fuzz targets: the `frame` target's world (the topology of
+//! `crates/frame/tests/fixtures.rs` plus the services and addresses of
+//! `crates/fnat/tests/fixtures.rs`) and its input format.
+//!
+//! # The `frame` input format
+//!
+//! A sequence of records, each `h, len_hi, len_lo, frame[len]` (a record whose length
+//! runs past the end takes what is left). The header byte `h`:
+//!
+//! - bits 0-1: the receiving port (`% 3`: 0 `dpdk0` client side, 1 `dpdk1` server side,
+//!   2 `dpdk2` with forward2kni);
+//! - bit 2: the mbuf pool is empty while this frame is handled;
+//! - bit 3: before the frame, the neighbours the node reported so far are learned into
+//!   the table (as the control thread does) and what waited for them is released;
+//! - bits 4-7 (`k`): before the frame, the clock moves `2^(k+5)` ms (not at all for 0)
+//!   and the periodic duties run (connection expiry, neighbour retries and expiry).
+//!
+//! A record of length 0 only moves the clock. The seed corpus is written in this format
+//! by the frame and fnat fixture tables (`RVS_FUZZ_SEEDS`, see `fuzz/seeds.sh`).
+
+use std::net::IpAddr;
+
+use fnat::buf::{PacketBuf, VecBuf};
+use fnat::engine::config::{EngineConfig, LocalAddrSet};
+use fnat::engine::Engine;
+use fnat::persist::PersistConfig;
+use fnat::sapool::PortRange;
+use fnat::sched::maglev::MH_MIN_TABLE_SIZE;
+use fnat::sched::SchedKind;
+use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::timer::WheelConfig;
+use fnat::types::Proto;
+use frame::{Io, Net, Node, Port, ETH_LEN};
+use ipnet::IpNet;
+use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable};
+use wire::EthernetAddress;
+
+const US0: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x10]);
+const US1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x11]);
+const US2: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x12]);
+const CLIENT: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xc1]);
+const SERVER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x51]);
+
+/// One input record of the `frame` target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// The header byte.
+    pub h: u8,
+    /// The frame (may be empty).
+    pub frame: &'a [u8],
+}
+
+/// Splits a `frame` input into records.
+pub fn records(mut data: &[u8]) -> impl Iterator<Item = Record<'_>> {
+    std::iter::from_fn(move || {
+        let (&h, rest) = data.split_first()?;
+        let len = match rest {
+            [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+            _ => 0,
+        };
+        let rest = rest.get(2..).unwrap_or(&[]);
+        let n = len.min(rest.len());
+        let (frame, tail) = rest.split_at(n);
+        data = tail;
+        Some(Record { h, frame })
+    })
+}
+
+/// Encodes records (for seeds and tests).
+pub fn encode(recs: &[Record<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in recs {
+        out.push(r.h);
+        out.extend_from_slice(&(r.frame.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+        out.extend_from_slice(&r.frame[..r.frame.len().min(usize::from(u16::MAX))]);
+    }
+    out
+}
+
+/// The worker's side: counts what comes out, keeps the neighbours seen.
+#[derive(Default)]
+pub struct Sink {
+    /// Frames out (sent, handed up, redirected).
+    pub out: usize,
+    /// Bytes out.
+    pub bytes: usize,
+    /// Neighbour bindings reported, not yet learned.
+    pub seen: Vec<(IpAddr, EthernetAddress, usize)>,
+    /// The mbuf pool is empty.
+    pub pool_empty: bool,
+}
+
+impl Io<VecBuf> for Sink {
+    fn alloc(&mut self) -> Option<VecBuf> {
+        (!self.pool_empty).then(|| VecBuf::with_room(&[], 128, 2048))
+    }
+    fn copy(&mut self, b: &VecBuf) -> Option<VecBuf> {
+        (!self.pool_empty).then(|| VecBuf::new(b.data()))
+    }
+    fn transmit(&mut self, _port: usize, b: VecBuf) {
+        self.out += 1;
+        self.bytes += b.data().len();
+    }
+    fn up_to_twin(&mut self, _port: usize, b: VecBuf) {
+        self.out += 1;
+        self.bytes += b.data().len();
+    }
+    fn redirect(&mut self, _owner: u16, _port: usize, b: VecBuf) {
+        self.out += 1;
+        self.bytes += b.data().len();
+    }
+    fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
+        if self.seen.len() < 64 {
+            self.seen.push((ip, mac, port));
+        }
+    }
+}
+
+/// A configuration generation, one worker's engine (worker 0 of 2, so replies for the
+/// other worker's ports are redirected), its node and the sink.
+pub struct World {
+    ports: Vec<Port>,
+    addrs: AddrTable,
+    routes: RouteTable,
+    neighs: NeighTable,
+    table: ServiceTable,
+    engine: Engine,
+    node: Node<VecBuf>,
+    io: Sink,
+    now: u64,
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn rs(addr: &str, port: u16) -> RealServerConfig {
+    RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0 }
+}
+
+fn svc(proto: Proto, vip: &str, vport: u16, sched: SchedKind, servers: &[RealServerConfig]) -> ServiceConfig {
+    let mut c = ServiceConfig::new(proto, ip(vip), vport);
+    c.sched = sched;
+    c.real_servers = servers.to_vec();
+    c
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
+impl World {
+    /// The topology:
+    /// - `dpdk0` (client side, MTU 1500, twin): VIPs 192.0.2.1 and 2001:db8:f::1,
+    ///   198.51.100.1/24, 198.51.100.2/24 (kni_host), 2001:db8:c::1/64; clients
+    ///   198.51.100.7, 2001:db8:c::7 and 203.0.113.7 (connected /24) resolved; default
+    ///   routes via unresolved 198.51.100.254 and 2001:db8:c::fe.
+    /// - `dpdk1` (server side, MTU 1400, no twin): LIPs 10.1.0.1/8, fd00::1/64,
+    ///   fd00:1::1/64; servers 10.2.0.1-3, fd00::2, fd00:2::1 resolved, 10.2.0.9 not.
+    /// - `dpdk2` (MTU 9000, twin, forward2kni): 172.16.0.1/24, nobody resolved.
+    /// - services: TCP VIP:80 rr -> 10.2.0.1:8080 (and v6 -> [fd00::2]:8080); TCP VIP:81
+    ///   -> 10.2.0.9:8080; UDP VIP:53 -> 10.2.0.2:53 (and v6 -> [fd00:2::1]:53); TCP
+    ///   VIP:443 mh with persistence over three servers; UDP VIP:0 wlc; TCP [VIP6]:443 sh.
+    pub fn new() -> World {
+        let port = |name: &str, mac, mtu, twin, forward2kni| Port { name: name.into(), mac, mtu, forward2kni, twin };
+        let ports = vec![
+            port("dpdk0", US0, 1500, true, false),
+            port("dpdk1", US1, 1400, false, false),
+            port("dpdk2", US2, 9000, true, true),
+        ];
+        let (p0, p1, p2) = (PortId(0), PortId(1), PortId(2));
+        let mut addrs = AddrTable::new();
+        for (p, a, f) in [
+            (p0, "192.0.2.1/32", AddrFlags::VIP),
+            (p0, "2001:db8:f::1/128", AddrFlags::VIP),
+            (p0, "198.51.100.1/24", AddrFlags::NONE),
+            (p0, "198.51.100.2/24", AddrFlags::NONE),
+            (p0, "2001:db8:c::1/64", AddrFlags::NONE),
+            (p1, "10.1.0.1/8", AddrFlags::SAPOOL),
+            (p1, "fd00::1/64", AddrFlags::SAPOOL),
+            (p1, "fd00:1::1/64", AddrFlags::SAPOOL),
+            (p2, "172.16.0.1/24", AddrFlags::NONE),
+        ] {
+            addrs.add(p, net(a), f).unwrap();
+        }
+        let mut routes = RouteTable::new();
+        for r in addrs.connected_routes() {
+            routes.add(r).unwrap();
+        }
+        routes.add(Route::kni_host(net("198.51.100.2/32"), p0)).unwrap();
+        routes.add(Route::connected(net("203.0.113.0/24"), p0, None)).unwrap();
+        routes.add(Route::connected(net("fd00:2::/64"), p1, None)).unwrap();
+        routes.add(Route::via(net("0.0.0.0/0"), ip("198.51.100.254"), p0)).unwrap();
+        routes.add(Route::via(net("::/0"), ip("2001:db8:c::fe"), p0)).unwrap();
+        let mut neighs = NeighTable::new(64);
+        for (a, mac, p) in [
+            ("198.51.100.7", CLIENT, p0),
+            ("2001:db8:c::7", CLIENT, p0),
+            ("203.0.113.7", CLIENT, p0),
+            ("10.2.0.1", SERVER, p1),
+            ("10.2.0.2", SERVER, p1),
+            ("10.2.0.3", SERVER, p1),
+            ("fd00::2", SERVER, p1),
+            ("fd00:2::1", SERVER, p1),
+        ] {
+            neighs.insert_static(ip(a), mac, p, 0);
+        }
+        let mut https = svc(
+            Proto::Tcp,
+            "192.0.2.1",
+            443,
+            SchedKind::Mh,
+            &[rs("10.2.0.1", 8443), rs("10.2.0.3", 8443), rs("10.2.0.9", 8443)],
+        );
+        https.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 64 });
+        https.mh_table_size = Some(MH_MIN_TABLE_SIZE);
+        let table = ServiceTable::build(
+            &[
+                svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]),
+                svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]),
+                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Rr, &[rs("10.2.0.9", 8080)]),
+                svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]),
+                svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
+                https,
+                svc(Proto::Udp, "192.0.2.1", 0, SchedKind::Wlc, &[rs("10.2.0.1", 0), rs("10.2.0.2", 0)]),
+                svc(Proto::Tcp, "2001:db8:f::1", 443, SchedKind::Sh, &[rs("fd00::2", 443), rs("fd00:2::1", 443)]),
+            ],
+            None,
+        )
+        .unwrap();
+        let cfg = EngineConfig {
+            workers: 2,
+            conn_capacity: 64,
+            local_addrs: vec![LocalAddrSet {
+                service: None,
+                lips: vec![ip("10.1.0.1"), ip("fd00::1"), ip("fd00:1::1")],
+            }],
+            hash_seed: Some(7),
+            // Small everything: a fresh world per input stays cheap, and the limits (a
+            // full table, no free port, the wheel's horizon) are within reach.
+            wheel: WheelConfig { resolution_ms: 32, slots: 1024 },
+            port_range: PortRange { lo: 1025, hi: 1056 },
+            max_services: 16,
+            max_real_servers: 64,
+            persist_capacity: 64,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(&cfg, 0).unwrap();
+        World { ports, addrs, routes, neighs, table, engine, node: Node::new(), io: Sink::default(), now: 0 }
+    }
+
+    /// Runs one record.
+    pub fn record(&mut self, r: Record<'_>) {
+        let k = r.h >> 4;
+        if k > 0 {
+            self.advance(1u64 << (k + 5));
+        }
+        if r.h & 0x08 != 0 {
+            self.learn();
+        }
+        if !r.frame.is_empty() {
+            self.io.pool_empty = r.h & 0x04 != 0;
+            self.frame(usize::from(r.h & 0x03) % 3, r.frame);
+            self.io.pool_empty = false;
+        }
+    }
+
+    /// Runs a whole input.
+    pub fn run(&mut self, data: &[u8]) {
+        for r in records(data) {
+            self.record(r);
+        }
+    }
+
+    /// One frame in, through the node, the core and the node again.
+    fn frame(&mut self, port: usize, input: &[u8]) {
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        let Some(mut b) = self.node.receive(&net, port, VecBuf::new(input), &mut self.io) else { return };
+        let v = self.engine.process(&self.table, &mut b, ETH_LEN, self.now);
+        self.node.after_core(&net, port, b, v, &self.engine, &mut self.io);
+    }
+
+    /// The clock moves; expiry and retries run as a worker's loop would.
+    fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        while self.engine.expire(self.now, 1 << 16).more {}
+        self.engine.expire_persistence(self.now);
+        self.neighs.expire(self.now, 30_000);
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        self.node.housekeeping(&net, self.now, &mut self.io);
+    }
+
+    /// The control thread learns the reported neighbours; waiting packets leave.
+    fn learn(&mut self) {
+        for (ip, mac, port) in std::mem::take(&mut self.io.seen) {
+            self.neighs.learn(ip, mac, PortId(port as _), self.now);
+        }
+        let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
+        self.node.release_resolved(&net, &mut self.io);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let recs = [Record { h: 1, frame: &[1, 2, 3] }, Record { h: 0x30, frame: &[] }];
+        assert_eq!(records(&encode(&recs)).collect::<Vec<_>>(), recs);
+        // A length past the end takes what is left; a lone header byte is a record.
+        assert_eq!(records(&[5, 0, 9, 1]).collect::<Vec<_>>(), [Record { h: 5, frame: &[1] }]);
+        assert_eq!(records(&[5]).collect::<Vec<_>>(), [Record { h: 5, frame: &[] }]);
+    }
+
+    #[test]
+    fn world_runs() {
+        World::new().run(&[0, 0, 3, 1, 2, 3]);
+    }
+}
