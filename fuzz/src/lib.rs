@@ -19,6 +19,7 @@
 //! by the frame and fnat fixture tables (`RVS_FUZZ_SEEDS`, see `fuzz/seeds.sh`).
 
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use fnat::buf::{PacketBuf, VecBuf};
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
@@ -123,7 +124,7 @@ pub struct World {
     addrs: AddrTable,
     routes: RouteTable,
     neighs: NeighTable,
-    table: ServiceTable,
+    table: &'static ServiceTable,
     engine: Engine,
     node: Node<VecBuf>,
     io: Sink,
@@ -147,6 +148,37 @@ fn svc(proto: Proto, vip: &str, vport: u16, sched: SchedKind, servers: &[RealSer
     c.sched = sched;
     c.real_servers = servers.to_vec();
     c
+}
+
+/// The services, built once: a table is immutable (workers share one), and building the
+/// schedulers' tables per input would dominate the run.
+fn services() -> &'static ServiceTable {
+    static TABLE: OnceLock<ServiceTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut https = svc(
+            Proto::Tcp,
+            "192.0.2.1",
+            443,
+            SchedKind::Mh,
+            &[rs("10.2.0.1", 8443), rs("10.2.0.3", 8443), rs("10.2.0.9", 8443)],
+        );
+        https.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 64 });
+        https.mh_table_size = Some(MH_MIN_TABLE_SIZE);
+        ServiceTable::build(
+            &[
+                svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]),
+                svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]),
+                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Rr, &[rs("10.2.0.9", 8080)]),
+                svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]),
+                svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
+                https,
+                svc(Proto::Udp, "192.0.2.1", 0, SchedKind::Wlc, &[rs("10.2.0.1", 0), rs("10.2.0.2", 0)]),
+                svc(Proto::Tcp, "2001:db8:f::1", 443, SchedKind::Sh, &[rs("fd00::2", 443), rs("fd00:2::1", 443)]),
+            ],
+            None,
+        )
+        .unwrap()
+    })
 }
 
 impl Default for World {
@@ -211,29 +243,7 @@ impl World {
         ] {
             neighs.insert_static(ip(a), mac, p, 0);
         }
-        let mut https = svc(
-            Proto::Tcp,
-            "192.0.2.1",
-            443,
-            SchedKind::Mh,
-            &[rs("10.2.0.1", 8443), rs("10.2.0.3", 8443), rs("10.2.0.9", 8443)],
-        );
-        https.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 64 });
-        https.mh_table_size = Some(MH_MIN_TABLE_SIZE);
-        let table = ServiceTable::build(
-            &[
-                svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]),
-                svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]),
-                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Rr, &[rs("10.2.0.9", 8080)]),
-                svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]),
-                svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
-                https,
-                svc(Proto::Udp, "192.0.2.1", 0, SchedKind::Wlc, &[rs("10.2.0.1", 0), rs("10.2.0.2", 0)]),
-                svc(Proto::Tcp, "2001:db8:f::1", 443, SchedKind::Sh, &[rs("fd00::2", 443), rs("fd00:2::1", 443)]),
-            ],
-            None,
-        )
-        .unwrap();
+        let table = services();
         let cfg = EngineConfig {
             workers: 2,
             conn_capacity: 64,
@@ -282,7 +292,7 @@ impl World {
     fn frame(&mut self, port: usize, input: &[u8]) {
         let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
         let Some(mut b) = self.node.receive(&net, port, VecBuf::new(input), &mut self.io) else { return };
-        let v = self.engine.process(&self.table, &mut b, ETH_LEN, self.now);
+        let v = self.engine.process(self.table, &mut b, ETH_LEN, self.now);
         self.node.after_core(&net, port, b, v, &self.engine, &mut self.io);
     }
 
