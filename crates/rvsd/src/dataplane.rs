@@ -135,7 +135,8 @@ impl RuntimeDir {
 
 impl Drop for RuntimeDir {
     fn drop(&mut self) {
-        if (self.ours || (!self.existed && self.path.exists())) && self.path.exists() {
+        // Ours if we held it, or if it appeared with our EAL's attempt.
+        if (self.ours || !self.existed) && self.path.exists() {
             match std::fs::remove_dir_all(&self.path) {
                 Ok(()) => tracing::debug!(dir = %self.path.display(), "DPDK runtime directory removed"),
                 Err(e) => tracing::warn!(dir = %self.path.display(), "DPDK runtime directory: {e}"),

@@ -86,6 +86,9 @@ fn check_config(path: &Path, host: bool) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             eprintln!("{report}");
+            eprintln!(
+                "(a file meant for another machine: rvsd --check-config FILE --other-host checks the file alone)"
+            );
             return ExitCode::from(2);
         }
     }
