@@ -109,6 +109,9 @@ pub struct Service {
     pub local_addrs: Vec<LocalAddr>,
     /// Real servers.
     pub real_servers: Vec<RealServer>,
+    /// The SYN proxy (`syn_proxy`); unset = rvsd's default mode.
+    #[serde(default)]
+    pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
 }
 
 /// What the agent needs from rvsd.
@@ -350,6 +353,7 @@ mod tests {
             scheduler: "rr".into(),
             persistence_timeout: None,
             persistence_granularity: None,
+            syn_proxy: None,
             local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
             real_servers: vec![RealServer { addr: rs, weight: 100 }],
         };

@@ -222,6 +222,7 @@ impl Pool {
                     scheduler: v.lb_algo.clone(),
                     persistence_timeout: v.persistence_timeout,
                     persistence_granularity: v.persistence_granularity,
+                    syn_proxy: v.syn_proxy,
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })

@@ -306,6 +306,10 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
         cfg.persistence = Some(p);
     }
     cfg.real_servers = s.real_servers.iter().map(rs_config).collect();
+    if s.syn_proxy.is_some() && key.proto != fnat::types::Proto::Tcp {
+        return Err(format!("virtual_server {key}: syn_proxy is for TCP services"));
+    }
+    cfg.synproxy = s.syn_proxy;
     Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
 }
 

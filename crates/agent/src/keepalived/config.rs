@@ -281,6 +281,8 @@ pub struct VirtualServer {
     pub inhibit_on_failure: bool,
     /// DPVS's `laddr_group_name`.
     pub laddr_group_name: Option<String>,
+    /// DPVS's `syn_proxy` (rvs also takes `on`, `off`, `auto`); unset = rvsd's default.
+    pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServerConf>,
     /// Where the block starts.

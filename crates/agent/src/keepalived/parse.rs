@@ -20,8 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`syn_proxy`, `est_timeout`,
-///   `hash_target`, `proxy_protocol`, `daddr_group_name`, `blklst_group_name`,
+/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `daddr_group_name`, `blklst_group_name`,
 ///   `whtlst_group_name`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`, `uthreshold`,
 ///   `lthreshold`).
 pub const IGNORED: &[&str] = &[
@@ -78,7 +77,6 @@ pub const IGNORED: &[&str] = &[
     "dynamic_interfaces",
     "debug",
     "preempt",
-    "syn_proxy",
     "est_timeout",
     "hash_target",
     "proxy_protocol",
@@ -662,6 +660,7 @@ impl P<'_> {
             sorry_server: None,
             inhibit_on_failure: false,
             laddr_group_name: None,
+            syn_proxy: None,
             real_servers: Vec::new(),
             loc: n.loc.clone(),
         };
@@ -734,6 +733,15 @@ impl P<'_> {
                 "sorry_server_lvs_method" => self.ignored.push((c.loc.clone(), c.key.clone())),
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
                 "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
+                // DPVS: `syn_proxy` alone turns the SYN proxy on; rvs also takes a value.
+                "syn_proxy" => match c.args.as_slice() {
+                    [] => v.syn_proxy = Some(fnat::synproxy::SynProxyMode::On),
+                    [a] => match fnat::synproxy::SynProxyMode::from_name(a) {
+                        Some(m) => v.syn_proxy = Some(m),
+                        None => self.err(&c.loc, format!("syn_proxy {a}: rvs takes on, off, auto (or no value: on)")),
+                    },
+                    _ => self.err(&c.loc, "syn_proxy takes at most one value (on, off, auto)"),
+                },
                 "virtualhost" => self.ignored.push((c.loc.clone(), c.key.clone())),
                 "connect_timeout" => defaults.connect_timeout = self.secs(c).unwrap_or(5.0),
                 "retry" => defaults.retry = self.uint(c).unwrap_or(1),

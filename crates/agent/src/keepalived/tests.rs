@@ -200,3 +200,22 @@ fn schedulers_rvsd_lacks_are_refused() {
         ["t.conf:2: error: lb_algo lblc is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"]
     );
 }
+
+#[test]
+fn syn_proxy_is_honoured_and_bad_values_are_named() {
+    use fnat::synproxy::SynProxyMode;
+    let vs = |body: &str| format!("virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n{body}}}\n");
+    let errors = |l: &Loaded| messages(l).into_iter().filter(|m| m.contains("error")).collect::<Vec<_>>();
+    let l = strict(&vs(" syn_proxy\n"));
+    assert!(errors(&l).is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.virtual_servers[0].syn_proxy, Some(SynProxyMode::On), "DPVS's bare keyword: on");
+    assert!(l.config.ignored.is_empty(), "no longer ignored");
+    for (v, m) in [("on", SynProxyMode::On), ("off", SynProxyMode::Off), ("auto", SynProxyMode::Auto)] {
+        let l = strict(&vs(&format!(" syn_proxy {v}\n")));
+        assert!(errors(&l).is_empty(), "{:?}", messages(&l));
+        assert_eq!(l.config.virtual_servers[0].syn_proxy, Some(m));
+    }
+    assert_eq!(strict(&vs("")).config.virtual_servers[0].syn_proxy, None);
+    let l = strict(&vs(" syn_proxy sometimes\n"));
+    assert_eq!(errors(&l), ["t.conf:3: error: syn_proxy sometimes: rvs takes on, off, auto (or no value: on)"]);
+}

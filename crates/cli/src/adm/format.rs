@@ -9,6 +9,7 @@ use fnat::engine::listing::ConnInfo;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
 use fnat::stats::Counters;
+use fnat::synproxy::SynProxyMode;
 use fnat::tcp_state::Timeouts;
 use fnat::types::Proto;
 
@@ -110,6 +111,19 @@ fn sched_flags_rule(svc: &ServiceConfig) -> Option<String> {
     Some(if f.is_empty() { "none".to_string() } else { f.join(",") })
 }
 
+/// The SYN proxy setting as DPVS's ipvsadm lists it (` synproxy` when on; rvs adds
+/// ` synproxy off` and ` synproxy auto` when set so), or as a `-S` rule (` -j ...`).
+fn synproxy(svc: &ServiceConfig, rule: bool) -> String {
+    match (svc.synproxy, rule) {
+        (None, _) => String::new(),
+        (Some(SynProxyMode::On), false) => " synproxy".into(),
+        (Some(m), false) => format!(" synproxy {m}"),
+        (Some(SynProxyMode::On), true) => " -j enable".into(),
+        (Some(SynProxyMode::Off), true) => " -j disable".into(),
+        (Some(SynProxyMode::Auto), true) => " -j auto".into(),
+    }
+}
+
 /// ` persistent 300 mask 255.255.255.0` (mask only when not the full address).
 fn persistence(svc: &ServiceConfig, rule: bool) -> String {
     let Some(p) = &svc.persistence else { return String::new() };
@@ -200,7 +214,7 @@ pub fn write_services(
             }
             View::Plain | View::Thresholds => {
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
-                writeln!(out, "{name} {}{flags}{}", cfg.sched, persistence(cfg, false))?;
+                writeln!(out, "{name} {}{flags}{}{}", cfg.sched, persistence(cfg, false), synproxy(cfg, false))?;
             }
         }
         for d in ordered_dests(s, opts.sort) {
@@ -333,6 +347,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
         if let Some(n) = cfg.mh_table_size {
             line += &format!(" --mh-table-size {n}");
         }
+        line += &synproxy(cfg, true);
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {
             s.dests.iter().map(|d| d.config).collect()

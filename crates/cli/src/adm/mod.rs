@@ -23,6 +23,7 @@ use ctl::{RealServerEdit, Request, Response, ServiceSpec};
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT, MAX_WEIGHT};
+use fnat::synproxy::SynProxyMode;
 use fnat::types::Proto;
 
 use crate::addr::{parse_addr_port, parse_ip, parse_netmask, parse_num};
@@ -120,6 +121,9 @@ pub struct AdmArgs {
     /// Maglev table size for mh (a prime).
     #[arg(long = "mh-table-size", value_name = "N")]
     pub mh_table_size: Option<String>,
+    /// TCP SYN proxy (DPVS): enable, disable or auto (absent: rvsd's default mode).
+    #[arg(short = 'j', long = "synproxy", value_name = "enable|disable|auto")]
+    pub synproxy: Option<String>,
     /// Real server ADDR[:PORT] (port defaults to the service's).
     #[arg(short = 'r', long = "real-server", value_name = "ADDR[:PORT]")]
     pub real_server: Option<String>,
@@ -361,7 +365,7 @@ impl Cmd {
 
     /// The options this command accepts (by their display name in [`options`]).
     fn allowed(self) -> &'static [&'static str] {
-        const SVC: &[&str] = &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size"];
+        const SVC: &[&str] = &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size", "-j"];
         const LIST: &[&str] = &[
             "-t/-u",
             "-n",
@@ -390,7 +394,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 23] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 24] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-s", a.scheduler.is_some()),
@@ -398,6 +402,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 23] {
         ("-M", a.netmask.is_some()),
         ("--sched-flags", a.sched_flags.is_some()),
         ("--mh-table-size", a.mh_table_size.is_some()),
+        ("-j", a.synproxy.is_some()),
         ("-r", a.real_server.is_some()),
         ("-w", a.weight.is_some()),
         ("-x", a.u_threshold.is_some()),
@@ -525,6 +530,14 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     }
     if let Some(n) = &a.mh_table_size {
         svc.mh_table_size = Some(parse_num(n, "mh table size", 1, u64::from(u32::MAX)).map_err(usage)? as u32);
+    }
+    if let Some(j) = &a.synproxy {
+        let mode = SynProxyMode::from_name(j)
+            .ok_or_else(|| usage(format!("synproxy switch must be enable, disable or auto, not '{j}'")))?;
+        if key.proto != Proto::Tcp {
+            return Err(usage(format!("the SYN proxy (-j) is for TCP services: {key}")));
+        }
+        svc.synproxy = Some(mode);
     }
     Ok(svc)
 }

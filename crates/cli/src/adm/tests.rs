@@ -732,3 +732,37 @@ fn changes_send_exactly_one_request() {
     }
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn synproxy_switch() {
+    use fnat::synproxy::SynProxyMode;
+    let svc = |s: &str| match change(s) {
+        Request::ServiceAdd(spec) => spec.service,
+        Request::ServiceEdit { service } => service,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(svc("-A -t 198.18.0.100:80 -s rr").synproxy, None, "absent: rvsd's default mode");
+    assert_eq!(svc("-A -t 198.18.0.100:80 -j enable").synproxy, Some(SynProxyMode::On));
+    assert_eq!(svc("-A -t 198.18.0.100:80 --synproxy disable").synproxy, Some(SynProxyMode::Off));
+    assert_eq!(svc("-E -t 198.18.0.100:80 -s wrr -j auto").synproxy, Some(SynProxyMode::Auto));
+    assert!(err("-A -t 198.18.0.100:80 -j maybe").contains("synproxy switch must be enable, disable or auto"));
+    assert!(err("-A -u 198.18.0.100:53 -j enable").contains("for TCP services"));
+    assert!(err("-a -t 198.18.0.100:80 -r 198.19.0.11 -j enable").contains("-j"));
+
+    // Listed as DPVS lists it, saved as a rule, restored to the same setting.
+    let mut views = demo();
+    views[1].service.synproxy = Some(SynProxyMode::On);
+    views[0].service.synproxy = Some(SynProxyMode::Off);
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }]);
+    assert!(out.contains("TCP  198.18.0.100:80 wrr synproxy\n"), "{out}");
+    assert!(out.contains("mh (mh-fallback,mh-port) persistent 60 mask 64 synproxy off\n"), "{out}");
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    assert!(saved.contains("-A -t 198.18.0.100:80 -s wrr -j enable\n"), "{saved}");
+    assert!(saved.contains("--sched-flags mh-fallback,mh-port -j disable\n"), "{saved}");
+    let cmd = parse(&argv("-R")).unwrap();
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let web = services.iter().find(|s| s.service.vport == 80).expect("web");
+    assert_eq!(web.service.synproxy, Some(SynProxyMode::On));
+}

@@ -293,6 +293,7 @@ fn service() -> Service {
         scheduler: "wrr".into(),
         persistence_timeout: None,
         persistence_granularity: None,
+        syn_proxy: None,
         local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
         real_servers: vec![RealServer { addr: rs(1), weight: 3 }, RealServer { addr: rs(2), weight: 2 }],
     }
@@ -448,4 +449,14 @@ fn a_port_zero_real_server_matches_rvsds_listing() {
     assert_eq!(canonical(&spec), canonical(&listed));
     listed.service.real_servers[0].port = 81;
     assert_ne!(canonical(&spec), canonical(&listed));
+}
+
+#[test]
+fn syn_proxy_reaches_rvsd_form() {
+    let mut s = service();
+    assert_eq!(to_spec(&s).unwrap().service.synproxy, None);
+    s.syn_proxy = Some(fnat::synproxy::SynProxyMode::On);
+    assert_eq!(to_spec(&s).unwrap().service.synproxy, Some(fnat::synproxy::SynProxyMode::On));
+    s.key.proto = crate::dataplane::Proto::Udp;
+    assert!(to_spec(&s).unwrap_err().contains("syn_proxy is for TCP services"));
 }
