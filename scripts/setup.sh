@@ -19,10 +19,11 @@ fi
 #  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3, nftables: end-to-end
 #    tests (nftables hides the af_packet NICs from the kernel, as a DPDK NIC is hidden)
 #  - keepalived: a real VRRP peer for the agent's tests
+#  - hping3: the spoofed-source SYN flood of the SYN proxy's end-to-end test
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
-    keepalived
+    keepalived hping3
 )
 
 missing=()

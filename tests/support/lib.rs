@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod checks;
+pub mod flood;
 pub mod pair;
 pub mod pcap;
 use testnet::{ChildGuard, NetNs};

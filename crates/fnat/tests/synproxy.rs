@@ -536,7 +536,13 @@ fn v6_handshake() {
 #[test]
 fn modes_and_auto() {
     let cfg = EngineConfig {
-        synproxy: SynProxyConfig { syn_rate_on: 3, syn_rate_off: 1, hold_ms: 1000, ..SynProxyConfig::default() },
+        synproxy: SynProxyConfig {
+            syn_rate_on: 3,
+            syn_rate_off: 1,
+            hold_ms: 1000,
+            interval_ms: 1000,
+            ..SynProxyConfig::default()
+        },
         ..config(1024)
     };
     let mut w = World::with_services(&cfg, &services_with(None));

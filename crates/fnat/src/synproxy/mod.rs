@@ -103,19 +103,19 @@ impl std::fmt::Display for SynProxyMode {
 }
 
 fn d_rate_on() -> u32 {
-    10_000
+    1_000
 }
 fn d_rate_off() -> u32 {
-    5_000
+    500
 }
 fn d_recv_on() -> u32 {
-    10_000
+    1_000
 }
 fn d_recv_off() -> u32 {
-    5_000
+    500
 }
 fn d_interval() -> u64 {
-    1_000
+    100
 }
 fn d_hold() -> u64 {
     10_000
@@ -162,7 +162,9 @@ pub struct SynProxyConfig {
     /// ...and may turn off once below this.
     #[serde(default = "d_recv_off")]
     pub syn_recv_off: u32,
-    /// How long the SYN rate is measured over, in milliseconds.
+    /// How long the SYN rate is measured over, in milliseconds (short, so that at most
+    /// `syn_rate_on × interval_ms / 1000` SYNs of a flood's start get through before auto
+    /// mode turns on).
     #[serde(default = "d_interval")]
     pub interval_ms: u64,
     /// Auto mode stays on at least this long, in milliseconds.
@@ -459,7 +461,13 @@ mod tests {
     use super::*;
 
     fn cfg() -> SynProxyConfig {
-        SynProxyConfig { syn_rate_on: 100, syn_rate_off: 50, hold_ms: 2000, ..SynProxyConfig::default() }
+        SynProxyConfig {
+            syn_rate_on: 100,
+            syn_rate_off: 50,
+            hold_ms: 2000,
+            interval_ms: 1000,
+            ..SynProxyConfig::default()
+        }
     }
 
     #[test]
