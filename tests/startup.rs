@@ -230,6 +230,38 @@ fn sigterm_exit_leaves_nothing_behind() {
 }
 
 #[test]
+fn sigterm_during_start_up_leaves_nothing_behind() {
+    let _g = serial();
+    // At various points of the start: before the handlers (the default action: nothing
+    // exists yet), during the EAL's start, while ports come up, as workers launch.
+    for delay_ms in [20u64, 150, 300, 500, 800] {
+        let prefix = unique("rvsst");
+        let dir = Dir::new(&prefix);
+        let cfg = config(&dir, &prefix, &[], "");
+        let child = Command::new(workspace_bin("rvsd"))
+            .arg("-c")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rvsd");
+        let mut guard = ChildGuard::new(child);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = Command::new("kill").args(["-TERM", &guard.pid().to_string()]).status();
+        let t = Instant::now();
+        while guard.running() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!guard.running(), "SIGTERM {delay_ms} ms into the start: still running");
+        assert!(t.elapsed() < Duration::from_secs(3), "SIGTERM {delay_ms} ms into the start took {:?}", t.elapsed());
+        let left = runtime_dir(&prefix).exists();
+        let _ = std::fs::remove_dir_all(runtime_dir(&prefix));
+        assert!(!left, "SIGTERM {delay_ms} ms into the start left the runtime directory");
+        assert!(!dir.socket().exists(), "SIGTERM {delay_ms} ms into the start left the socket");
+    }
+}
+
+#[test]
 fn a_socket_in_use_is_refused_and_the_running_rvsd_is_untouched() {
     let _g = serial();
     let first = unique("rvsst");
