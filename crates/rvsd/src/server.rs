@@ -764,3 +764,179 @@ impl Loop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::sync::{Arc, Mutex};
+
+    /// A server on a fresh path with a stand-in control thread answering `Done` to
+    /// everything and recording what it was asked.
+    struct Fixture {
+        server: Option<Server>,
+        path: PathBuf,
+        seen: Arc<Mutex<Vec<Request>>>,
+    }
+
+    impl Fixture {
+        fn new(name: &str, limits: Limits) -> Fixture {
+            let dir = std::env::temp_dir().join(format!("rvs-server-{}-{name}", std::process::id()));
+            let path = dir.join("ctl.sock");
+            let (tx, rx) = mpsc::channel::<Job>();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let log = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                for (req, reply) in rx {
+                    log.lock().unwrap().push(req);
+                    let _ = reply.send(Response::Done { gen: 7 });
+                }
+            });
+            let server = Server::start(&path, Access::new(None).unwrap(), tx, limits).expect("server");
+            Fixture { server: Some(server), path, seen }
+        }
+
+        fn connect(&self) -> UnixStream {
+            let s = UnixStream::connect(&self.path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        }
+
+        fn requests(&self) -> Vec<Request> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            drop(self.server.take());
+            assert!(!self.path.exists(), "the socket file goes with the server");
+            let _ = std::fs::remove_dir_all(self.path.parent().unwrap());
+        }
+    }
+
+    fn line(req: Request) -> Vec<u8> {
+        let mut v = Vec::new();
+        frame::write(&mut v, &RequestMsg::from(req)).unwrap();
+        v
+    }
+
+    fn read_reply(r: &mut impl BufRead) -> String {
+        let mut s = String::new();
+        r.read_line(&mut s).unwrap();
+        s
+    }
+
+    fn closed(s: &mut UnixStream) -> bool {
+        let mut b = [0u8; 64];
+        matches!(s.read(&mut b), Ok(0))
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order_and_a_last_line_without_newline_counts() {
+        let f = Fixture::new("pipe", Limits::default());
+        let mut s = f.connect();
+        let mut both = line(Request::Status);
+        both.extend(line(Request::AddrList));
+        s.write_all(&both).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        assert!(read_reply(&mut r).contains("\"gen\":7"));
+        assert!(read_reply(&mut r).contains("\"gen\":7"));
+        let mut last = line(Request::Status);
+        last.pop();
+        s.write_all(&last).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert!(read_reply(&mut r).contains("\"gen\":7"));
+        assert_eq!(read_reply(&mut r), "", "closed after the last line");
+        assert_eq!(f.requests().len(), 3);
+    }
+
+    #[test]
+    fn the_idlest_client_makes_room_and_leases_leave_with_their_connection() {
+        let f = Fixture::new("room", Limits { max_clients: 2, ..Limits::default() });
+        let mut holder = f.connect();
+        let add =
+            Request::AddrAdd { dev: "p0".into(), addr: "192.0.2.9/32".parse().unwrap(), sapool: false, lease: true };
+        holder.write_all(&line(add)).unwrap();
+        assert!(read_reply(&mut BufReader::new(holder.try_clone().unwrap())).contains("done"));
+        let mut idle = f.connect();
+        std::thread::sleep(Duration::from_millis(50));
+        // Full: the newcomer closes the idle one, never the lease holder.
+        let mut newcomer = f.connect();
+        newcomer.write_all(&line(Request::Status)).unwrap();
+        assert!(read_reply(&mut BufReader::new(newcomer.try_clone().unwrap())).contains("\"gen\":7"));
+        assert!(closed(&mut idle), "the idle client made room");
+        // The lease holder goes: its address is removed.
+        drop(holder);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, .. } if dev == "p0")) {
+            assert!(Instant::now() < deadline, "no AddrDel after the holder closed: {:?}", f.requests());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Every client busy (a partial request each): the next one is refused.
+        newcomer.write_all(b"{").unwrap();
+        let mut other = f.connect();
+        other.write_all(b"{").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let refused = f.connect();
+        let reply = read_reply(&mut BufReader::new(refused));
+        assert!(reply.contains("too many control clients"), "{reply}");
+    }
+
+    #[test]
+    fn idle_and_slow_clients_are_closed() {
+        let f = Fixture::new(
+            "slow",
+            Limits { idle: Duration::from_secs(1), io: Duration::from_secs(1), ..Limits::default() },
+        );
+        let mut idle = f.connect();
+        let mut slow = f.connect();
+        slow.write_all(b"{\"v\":1,").unwrap();
+        let t = Instant::now();
+        let reply = read_reply(&mut BufReader::new(slow.try_clone().unwrap()));
+        assert!(reply.contains("bad_request") && reply.contains("not complete"), "{reply}");
+        assert!(closed(&mut slow));
+        assert!(closed(&mut idle));
+        assert!(t.elapsed() >= Duration::from_secs(1) && t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn oversized_and_malformed_lines_get_their_errors() {
+        let f = Fixture::new("bad", Limits::default());
+        let mut s = f.connect();
+        s.write_all(b"{nope\n").unwrap();
+        let reply = read_reply(&mut BufReader::new(s.try_clone().unwrap()));
+        assert!(reply.contains("bad_request"), "{reply}");
+        assert!(closed(&mut s));
+        let mut s = f.connect();
+        s.write_all(b"{\"v\":99,\"op\":\"status\"}\n").unwrap();
+        assert!(read_reply(&mut BufReader::new(s.try_clone().unwrap())).contains("version_mismatch"));
+        let s = f.connect();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = w.write_all(&vec![b' '; ctl::MAX_MESSAGE_BYTES + 100]);
+        });
+        assert!(read_reply(&mut BufReader::new(s)).contains("too_large"));
+        writer.join().unwrap();
+        assert!(f.requests().is_empty());
+    }
+
+    #[test]
+    fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+        let f = Fixture::new("live", Limits::default());
+        let (tx, _rx) = mpsc::channel::<Job>();
+        let err = Server::start(&f.path, Access::new(None).unwrap(), tx, Limits::default()).err().unwrap();
+        assert!(err.to_string().contains("in use by a running rvsd"), "{err}");
+        let stale = f.path.with_file_name("stale.sock");
+        drop(UnixListener::bind(&stale).unwrap());
+        let (tx, _rx) = mpsc::channel::<Job>();
+        let s = Server::start(&stale, Access::new(None).unwrap(), tx, Limits::default()).expect("stale replaced");
+        drop(s);
+        assert!(!stale.exists());
+        let file = f.path.with_file_name("file");
+        std::fs::write(&file, "x").unwrap();
+        let (tx, _rx) = mpsc::channel::<Job>();
+        assert!(Server::start(&file, Access::new(None).unwrap(), tx, Limits::default()).is_err());
+        assert!(file.exists(), "a file that is not a socket is left alone");
+    }
+}
