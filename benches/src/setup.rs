@@ -128,6 +128,9 @@ impl Setup {
         // stream leave the table ~1 ms after their SYN; 2^20 slots keep the horizon above
         // the ESTABLISHED timeout (no re-filing of the live population during the run).
         ec.wheel = WheelConfig { resolution_ms: 1, slots: 1 << 20 };
+        // The plain FullNAT path: in auto mode the SYN proxy would answer the
+        // new-connection stream with cookies instead of opening connections.
+        ec.synproxy.mode = fnat::synproxy::SynProxyMode::Off;
         let mut engine = Engine::new(&ec, self.clock.now_ms()).context("engine")?;
         engine.bind(&self.shared.current().services);
         Ok(engine)

@@ -108,6 +108,12 @@ fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
             lips: (0..LIP_COUNT).map(|i| IpAddr::from(Ipv4Addr::new(10, 1, 0, i as u8 + 1))).collect(),
         }],
         max_real_servers: RS_COUNT as usize,
+        // The plain path: in auto mode the SYN proxy would answer this SYN stream itself
+        // (its own figures: `--bench synproxy`).
+        synproxy: fnat::synproxy::SynProxyConfig {
+            mode: fnat::synproxy::SynProxyMode::Off,
+            ..fnat::synproxy::SynProxyConfig::default()
+        },
         ..EngineConfig::default()
     };
     let mut e = Engine::new(&cfg, 0).unwrap();
