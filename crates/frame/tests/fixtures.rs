@@ -1300,3 +1300,81 @@ fn forged_bindings_are_not_reported() {
     w.frame(1, &rs_reply);
     assert_eq!(w.io.seen, vec![(RIP_UNRESOLVED.into(), SERVER, 1)], "the probe's answer is reported");
 }
+
+/// The SYN proxy through the whole frame path: the SYN-ACK with the cookie leaves on
+/// the client's port to the client's MAC (no connection, no ARP); the client's ACK
+/// becomes the SYN that leaves on the server side; the server's SYN-ACK, arriving on
+/// the server side, becomes the ACK with TOA that leaves on that same port.
+#[test]
+fn synproxy_handshake_frames() {
+    use fnat::synproxy::cookie::{CookieData, CookieKey};
+    use fnat::synproxy::SynProxyMode;
+    let mut w = World::new(1);
+    let mut web = svc(VIP.into(), 80, &[rs(RIP.into(), 8080)]);
+    web.synproxy = Some(SynProxyMode::On);
+    w.table = ServiceTable::build(&[web], None).unwrap();
+    let cookie = CookieKey::new(7, !7).make(
+        CIP.into(),
+        40000,
+        VIP.into(),
+        80,
+        100,
+        0,
+        CookieData::from_syn(true, Some(1460), None, false),
+    );
+    let tcp = |f: &[u8]| wire::TcpPacket::new_checked(f[ETH_LEN + 20..].to_vec()).unwrap();
+    let steps = vec![
+        step(
+            "SYN: the SYN-ACK with the cookie goes back out of dpdk0 to the client",
+            0,
+            syn4(40000, 80),
+            Expect::Out(vec![check(Sink::Tx(0), move |f| {
+                assert_eq!(&f[..12], &[CLIENT.0, US0.0].concat()[..], "to the client's MAC from dpdk0's");
+                let s = judge_eth(f);
+                assert_eq!((s.src, s.dst, s.sport, s.dport), (VIP.into(), CIP.into(), 80, 40000));
+                let t = tcp(f);
+                assert_eq!((t.flags(), t.seq_number(), t.ack_number()), (TcpFlags(0x12), cookie, 101));
+                assert_eq!(t.mss(), Some(1452));
+            })]),
+        ),
+        step(
+            "the cookie ACK: the SYN to the real server leaves dpdk1",
+            0,
+            PacketBuilder::eth(CLIENT, US0)
+                .ipv4(CIP, VIP)
+                .tcp(40000, 80)
+                .seq(101)
+                .ack(cookie.wrapping_add(1))
+                .flags(TcpFlags::ACK)
+                .build(),
+            Expect::Out(vec![check(Sink::Tx(1), move |f| {
+                assert_eq!(&f[..12], &[SERVER.0, US1.0].concat()[..]);
+                let s = judge_eth(f);
+                assert_eq!((s.src, s.dst, s.dport), (LIP.into(), RIP.into(), 8080));
+                let t = tcp(f);
+                assert_eq!((t.flags(), t.seq_number()), (TcpFlags::SYN, 100));
+            })]),
+        ),
+        step(
+            "the server's SYN-ACK: the ACK with TOA leaves dpdk1 again",
+            1,
+            PacketBuilder::eth(SERVER, US1)
+                .ipv4(RIP, LIP)
+                .tcp(8080, 1025)
+                .seq(7000)
+                .ack(101)
+                .flags(TcpFlags(0x12))
+                .mss(1400)
+                .build(),
+            Expect::Out(vec![check(Sink::Tx(1), move |f| {
+                let s = judge_eth(f);
+                assert_eq!((s.src, s.dst, s.sport, s.dport), (LIP.into(), RIP.into(), 1025, 8080));
+                assert_eq!(s.tcp_options, toa4(CIP, 40000));
+                let t = tcp(f);
+                assert_eq!((t.flags(), t.seq_number(), t.ack_number()), (TcpFlags::ACK, 101, 7001));
+            })]),
+        ),
+    ];
+    run(&mut w, steps);
+    assert_eq!(w.engine.conns().len(), 1);
+}
