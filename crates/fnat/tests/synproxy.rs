@@ -175,14 +175,25 @@ fn v4_handshake_held_data_and_translation() {
             Expect::Drop(DropReason::SynproxyEarly),
             None,
         ),
-        pkt(
-            "a second early segment is dropped (the client retransmits)",
-            t4(CIP4, 40000, VIP4, 80).seq(1019).ack(cookie.wrapping_add(1)).flags(PSHACK).payload(b"x").build(),
-            Expect::Drop(DropReason::SynproxyEarly),
-            None,
+        fwd(
+            "the client retransmits before the server answered: the SYN goes to the server again",
+            t4(CIP4, 40000, VIP4, 80)
+                .seq(1001)
+                .ack(cookie.wrapping_add(1))
+                .flags(PSHACK)
+                .window(502)
+                .payload(get)
+                .build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080)
+                .seq(1000)
+                .flags(SYN)
+                .window(64256)
+                .option(&cat(&[&mss(1460), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
+                .build(),
         ),
-        check("only the second counts as a drop", |w| {
-            assert_eq!(w.engine.stats().drops(DropReason::SynproxyEarly), 1);
+        check("held, not dropped", |w| {
+            assert_eq!(w.engine.stats().drops(DropReason::SynproxyEarly), 0);
         }),
         fwd(
             "the server's SYN-ACK: the held request goes to the server with the TOA, acknowledging the server's ISN",
@@ -234,7 +245,8 @@ fn v4_handshake_held_data_and_translation() {
                 (SynProxyEvent::AckValid, 1),
                 (SynProxyEvent::ServerSynAck, 1),
                 (SynProxyEvent::EarlyHeld, 1),
-                (SynProxyEvent::EarlyDropped, 1),
+                (SynProxyEvent::SynResent, 1),
+                (SynProxyEvent::EarlyDropped, 0),
             ],
         ),
     ];
@@ -404,6 +416,30 @@ fn v4_guards() {
             c4(LIP4, 1025, RIP4, 8080).seq(100).flags(SYN).window(1000).option(&mss(536)).build(),
         ),
         fwd(
+            "the client repeats its ACK, the server silent: the SYN again (1)",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).window(1000).build(),
+            RIP4,
+            c4(LIP4, 1025, RIP4, 8080).seq(100).flags(SYN).window(1000).option(&mss(536)).build(),
+        ),
+        pkt(
+            "(2)",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        pkt(
+            "(3)",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        pkt(
+            "three times at most: then dropped",
+            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
+            Expect::Drop(DropReason::SynproxyEarly),
+            None,
+        ),
+        fwd(
             "the client's SYN again (our SYN-ACK lost, say): the same SYN-ACK",
             t4(CIP4, 42000, VIP4, 80).seq(100).flags(SYN).build(),
             CIP4,
@@ -430,6 +466,8 @@ fn v4_guards() {
                 (SynProxyEvent::SynRetrans, 1),
                 (SynProxyEvent::ServerRst, 1),
                 (SynProxyEvent::CookieSent, 1),
+                (SynProxyEvent::SynResent, 3),
+                (SynProxyEvent::EarlyDropped, 1),
             ],
         ),
     ];

@@ -30,6 +30,8 @@ pub const NO_CONN: u32 = u32::MAX;
 const SYNACK: TcpFlags = TcpFlags(0x12);
 /// Retransmitted server SYN-ACKs answered per connection.
 const MAX_SYNACK_RETRANS: u8 = 3;
+/// SYNs sent to the server again (on the client's retransmissions) per connection.
+const MAX_SYN_RESENT: u8 = 3;
 
 impl Engine {
     /// A client SYN to service `svc` (no connection, input checks passed): counted
@@ -142,9 +144,15 @@ impl Engine {
             self.synproxy.counts.inc(Ev::AckInvalid);
             return active.then(|| self.drop(DropReason::SynproxyBadAck));
         };
-        // The input checks a SYN gets before it takes a connection.
+        // The input checks a SYN gets before it takes a connection, and those of every
+        // client packet (its data may be held and forwarded).
         if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
             return Some(self.drop(r));
+        }
+        match sanity::inbound(buf.data_mut(), l3, t) {
+            Ok(false) => {}
+            Ok(true) => self.stats.drop(DropReason::ClientToa),
+            Err(r) => return Some(self.drop(r)),
         }
         let r = match self.open(table, svc, now, t, k) {
             Ok(r) => r,
@@ -295,8 +303,61 @@ impl Engine {
                 return Verdict::Drop(DropReason::SynproxyEarly);
             }
         }
+        // The client is retransmitting (or sent more): the server has not answered
+        // within the client's retransmission time, so its SYN may be lost. Sent again,
+        // a few times at most.
+        if side.dups < MAX_SYN_RESENT {
+            self.synproxy.side[h.conn.index() as usize].dups += 1;
+            if self.resend_syn(buf, l3, now, t, h, &side, &s).is_ok() {
+                self.synproxy.counts.inc(Ev::SynResent);
+                return Verdict::Forward { dst: rip, dir: Direction::Input, conn: h.conn };
+            }
+            return self.drop(DropReason::BadHeader);
+        }
         self.synproxy.counts.inc(Ev::EarlyDropped);
         self.drop(DropReason::SynproxyEarly)
+    }
+
+    /// Rewrites a client segment of a connection still waiting for its server into the
+    /// SYN to the server again (the options from the cookie, checked again).
+    #[allow(clippy::too_many_arguments)]
+    fn resend_syn<B: PacketBuf>(
+        &self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        h: Hit,
+        side: &Side,
+        s: &Seg,
+    ) -> Result<(), crate::translate::TranslateError> {
+        let c = self.conns.get(h.conn);
+        let isn = side.last.wrapping_sub(1);
+        let key = &self.synproxy.key;
+        let d = key.check(t.src, t.sport, t.dst, t.dport, isn, side.ours, count_at(now)).unwrap_or(CookieData {
+            mss_idx: 0,
+            wscale: None,
+            sack: false,
+        });
+        let ts = s.opts.ts.filter(|_| side.bits & bits::TS != 0).map(|(val, _)| (val, 0));
+        let wscale = (side.ws_client != NO_WS).then_some(side.ws_client);
+        let win = match wscale {
+            Some(w) => (u32::from(side.win) << w).min(0xffff) as u16,
+            None => side.win,
+        };
+        let mut o = OptBuf::handshake(d.mss(t.src.is_ipv4()), side.bits & bits::SACK != 0, ts, wscale);
+        let syn = Craft {
+            src: c.lip().ip(),
+            dst: c.rip().ip(),
+            sport: c.lport(),
+            dport: c.rport(),
+            seq: isn,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: win,
+            opts: o.padded(),
+        };
+        craft(buf, l3, &syn)
     }
 
     /// The real server's SYN-ACK: the connection's offsets are set and the SYN-ACK

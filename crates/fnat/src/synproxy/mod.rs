@@ -37,6 +37,10 @@
 //! - A client SYN retransmitted while the connection waits for the server is answered
 //!   with the same SYN-ACK; a server SYN-ACK retransmitted after the ACK is answered
 //!   with the ACK again, at most three times.
+//! - The SYN to the server is sent once; when the client retransmits before the server
+//!   answered (a segment beyond the one held, or a repeated ACK), the SYN is sent again
+//!   in its place, at most three times (the only retransmission timer here is the
+//!   client's).
 //! - Ack storm (as DPVS): a run of identical pure ACKs from the server (same sequence,
 //!   acknowledgment and first SACK edge) beyond `ack_storm_thresh` is dropped.
 //!
@@ -247,6 +251,7 @@ crate::counter_set! {
         AckInvalid = "ack_invalid": "A client ACK without a connection carried no valid cookie (dropped).",
         AckNoConn = "ack_open_failed": "A valid cookie, but the connection could not be opened (see the drop reasons).",
         ServerSynAck = "server_synack": "A real server's SYN-ACK completed a proxied handshake.",
+        SynResent = "syn_resent": "The client retransmitted before its server answered: the SYN was sent to the server again.",
         EarlyHeld = "early_held": "A client segment sent before the server's SYN-ACK was held, then sent with the handshake.",
         EarlyDropped = "early_dropped": "A client segment sent before the server's SYN-ACK was dropped (the client retransmits).",
         ServerRst = "server_rst": "A real server refused a proxied connection: RST sent to the client.",
