@@ -1,12 +1,15 @@
 //! A set of source prefixes checked on every new connection: the global deny set (up to
-//! a million prefixes, DPVS's blacklist at scale). Built once per change by the control
-//! plane; a lookup is one or two bit reads for IPv4 and one hash probe per distinct
-//! prefix length for IPv6, with no allocation.
+//! a million prefixes, DPVS's blacklist at scale) and a service's deny and allow lists.
+//! Built once per change by the control plane; a lookup is one 2-bit read (plus one
+//! hash probe when the address's /24 is split) for IPv4 and one hash probe per
+//! distinct prefix length for IPv6, with no allocation.
 //!
-//! IPv4 keeps two bitmaps of the 2^24 /24 blocks (2 MiB each): blocks covered whole,
-//! and blocks covered in part, whose last octet is a 256-bit map in a hash table. So a
-//! prefix of any length costs one bit per /24 it covers (a /8 is 65,536 bits, a word
-//! fill), and an address is decided by the first bitmap alone unless its /24 is split.
+//! IPv4 keeps one array of 2 bits per /24 block (2^24 blocks, 4 MiB): none, covered
+//! whole, or covered in part, whose last octet is a 256-bit map in a hash table. So a
+//! prefix of any length costs one state per /24 it covers (a /8 is 65,536 states, a
+//! word fill), and an address is decided by one cache line unless its /24 is split.
+//! A set of at most [`SMALL`] IPv4 prefixes (a service's list) skips the array and is
+//! scanned instead: a few compares, no 4 MiB per service.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -14,6 +17,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// /24 blocks of the IPv4 space.
 const BLOCKS: usize = 1 << 24;
+
+/// Up to this many IPv4 prefixes are kept in a list and scanned (a service's lists).
+pub const SMALL: usize = 16;
+
+/// Block states (2 bits each): nothing, covered whole, covered in part.
+const PART: u64 = 1;
+const FULL: u64 = 2;
 
 /// A multiply-fold hasher for integer keys (the keys are addresses the set was built
 /// from, not attacker-chosen table positions: a lookup of an absent key costs the same).
@@ -51,10 +61,10 @@ type Fold = BuildHasherDefault<FoldHasher>;
 /// An immutable set of IPv4 and IPv6 prefixes.
 #[derive(Clone, Default)]
 pub struct PrefixSet {
-    /// /24 blocks covered whole (bit per block); empty when no IPv4 prefix was added.
-    full: Vec<u64>,
-    /// /24 blocks covered in part.
-    part: Vec<u64>,
+    /// 2 bits per /24 block ([`FULL`], [`PART`] or 0); empty for a small set.
+    blocks: Vec<u64>,
+    /// A small set's IPv4 prefixes as (masked address, mask).
+    small: Vec<(u32, u32)>,
     /// The last octets covered in each partly covered block.
     octets: HashMap<u32, [u64; 4], Fold>,
     /// IPv6: per distinct prefix length (longest first), the masked prefixes.
@@ -65,6 +75,27 @@ pub struct PrefixSet {
 impl std::fmt::Debug for PrefixSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrefixSet").field("prefixes", &self.len).finish()
+    }
+}
+
+/// The state of /24 block `b` (0 when the array is empty).
+#[inline]
+fn state(blocks: &[u64], b: usize) -> u64 {
+    blocks.get(b / 32).map_or(0, |w| (w >> ((b % 32) * 2)) & 3)
+}
+
+/// Marks blocks `from..to` covered whole.
+fn set_full(blocks: &mut [u64], from: usize, to: usize) {
+    let mut b = from;
+    while b < to {
+        if b.is_multiple_of(32) && to - b >= 32 {
+            blocks[b / 32] = 0xaaaa_aaaa_aaaa_aaaa;
+            b += 32;
+        } else {
+            let sh = (b % 32) * 2;
+            blocks[b / 32] = (blocks[b / 32] & !(3 << sh)) | (FULL << sh);
+            b += 1;
+        }
     }
 }
 
@@ -104,7 +135,21 @@ impl PrefixSet {
         for (addr, len) in prefixes {
             s.len += 1;
             match addr {
-                IpAddr::V4(a) => s.add_v4(u32::from(a), len.min(32)),
+                IpAddr::V4(a) => {
+                    let len = len.min(32);
+                    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+                    if s.blocks.is_empty() && s.small.len() < SMALL {
+                        s.small.push((u32::from(a) & mask, mask));
+                    } else {
+                        if s.blocks.is_empty() {
+                            s.blocks = vec![0; BLOCKS / 32];
+                            for (p, m) in std::mem::take(&mut s.small) {
+                                s.add_v4(p, m.count_ones() as u8);
+                            }
+                        }
+                        s.add_v4(u32::from(a), len);
+                    }
+                }
                 IpAddr::V6(a) => {
                     let len = len.min(128);
                     v6.entry(len).or_default().insert(mask_v6(u128::from(a), len));
@@ -117,20 +162,17 @@ impl PrefixSet {
     }
 
     fn add_v4(&mut self, a: u32, len: u8) {
-        if self.full.is_empty() {
-            self.full = vec![0; BLOCKS / 64];
-            self.part = vec![0; BLOCKS / 64];
-        }
         let a = if len == 0 { 0 } else { a & (u32::MAX << (32 - u32::from(len))) };
         let block = (a >> 8) as usize;
         if len <= 24 {
-            set_range(&mut self.full, block, block + (1usize << (24 - len)));
+            set_full(&mut self.blocks, block, block + (1usize << (24 - len)));
             return;
         }
-        if bit(&self.full, block) {
-            return;
+        match state(&self.blocks, block) {
+            FULL => return,
+            PART => {}
+            _ => self.blocks[block / 32] |= PART << ((block % 32) * 2),
         }
-        set_range(&mut self.part, block, block + 1);
         let last = (a & 0xff) as usize;
         let map = self.octets.entry(block as u32).or_insert([0; 4]);
         set_range(map, last, last + (1usize << (32 - len)));
@@ -159,11 +201,15 @@ impl PrefixSet {
     #[inline]
     pub fn contains_v4(&self, a: Ipv4Addr) -> bool {
         let a = u32::from(a);
-        let block = (a >> 8) as usize;
-        if bit(&self.full, block) {
-            return true;
+        if self.blocks.is_empty() {
+            return self.small.iter().any(|&(p, m)| a & m == p);
         }
-        bit(&self.part, block) && self.octets.get(&(block as u32)).is_some_and(|m| bit(m, (a & 0xff) as usize))
+        let block = (a >> 8) as usize;
+        match state(&self.blocks, block) {
+            FULL => true,
+            PART => self.octets.get(&(block as u32)).is_some_and(|m| bit(m, (a & 0xff) as usize)),
+            _ => false,
+        }
     }
 
     /// Whether the IPv6 address lies in one of the prefixes.
@@ -250,15 +296,23 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let prefixes: Vec<(u32, u8)> = (0..2000).map(|_| (next() as u32, 8 + (next() % 25) as u8)).collect();
-        let s = PrefixSet::build(prefixes.iter().map(|&(a, l)| (IpAddr::V4(Ipv4Addr::from(a)), l)));
-        for _ in 0..20_000 {
-            let a = next() as u32;
-            let scan = prefixes.iter().any(|&(p, l)| {
-                let m = u32::MAX << (32 - u32::from(l));
-                a & m == p & m
-            });
-            assert_eq!(s.contains_v4(Ipv4Addr::from(a)), scan, "{}", Ipv4Addr::from(a));
+        // A small set (scanned), one just past SMALL (moved to the array) and a big one.
+        for n in [5, SMALL, SMALL + 1, 2000] {
+            let prefixes: Vec<(u32, u8)> = (0..n).map(|_| (next() as u32, 8 + (next() % 25) as u8)).collect();
+            let s = PrefixSet::build(prefixes.iter().map(|&(a, l)| (IpAddr::V4(Ipv4Addr::from(a)), l)));
+            assert_eq!(s.len(), n);
+            for i in 0..20_000 {
+                // Half the probes near a prefix, so small sets are hit too.
+                let a = match i % 2 {
+                    0 => next() as u32,
+                    _ => prefixes[i % n].0 ^ (next() as u32 & 0x1ff),
+                };
+                let scan = prefixes.iter().any(|&(p, l)| {
+                    let m = u32::MAX << (32 - u32::from(l));
+                    a & m == p & m
+                });
+                assert_eq!(s.contains_v4(Ipv4Addr::from(a)), scan, "n={n} {}", Ipv4Addr::from(a));
+            }
         }
     }
 }

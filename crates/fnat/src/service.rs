@@ -41,6 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use ipnet::IpNet;
+
+use crate::edge::{RateLimit, ServicePolicy};
 use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
 use crate::sched::{SchedKind, StaticTable};
@@ -158,6 +161,22 @@ pub struct ServiceConfig {
     /// (`[synproxy] mode`, itself auto unless configured). See [`crate::synproxy`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synproxy: Option<SynProxyMode>,
+    /// Sources refused (DPVS's blacklist, `rvsadm --add-blklst`); see [`crate::edge`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<IpNet>,
+    /// When not empty, the only sources admitted (DPVS's whitelist, `--add-whtlst`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<IpNet>,
+    /// New connections per second admitted, over all workers (`--rate N[:burst]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Live connections per source address, per worker (`--source-limit K`); 0 = none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub source_limit: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 impl ServiceConfig {
@@ -174,6 +193,10 @@ impl ServiceConfig {
             hash_port: false,
             hash_fallback: true,
             synproxy: None,
+            deny: Vec::new(),
+            allow: Vec::new(),
+            rate_limit: None,
+            source_limit: 0,
         }
     }
 
@@ -214,6 +237,8 @@ pub struct Service {
     pub dests: Vec<Dest>,
     /// The scheduler's static table for this generation.
     pub(crate) table: StaticTable,
+    /// Its edge policy: deny and allow sets and limits, built once per generation.
+    pub policy: ServicePolicy,
 }
 
 /// Why a configuration was refused. Every variant names the service and the problem.
@@ -311,6 +336,12 @@ pub enum ServiceError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A rate limit of 0 new connections per second.
+    #[error("{svc}: a rate limit must be at least 1 new connection per second")]
+    BadRateLimit {
+        /// The service.
+        svc: ServiceKey,
+    },
     /// The `u32` id space ran out (ids are never reused).
     #[error("no real-server or service identity left (ids are never reused); restart the dataplane")]
     IdsExhausted,
@@ -399,7 +430,8 @@ impl ServiceTable {
                 validate_mh_size(key, size, dests.len())?;
             }
             let table = StaticTable::build(cfg, &dests, size);
-            services.push(Service { id, key, config: cfg.clone(), dests, table });
+            let policy = ServicePolicy::build(&cfg.deny, &cfg.allow, cfg.rate_limit, cfg.source_limit);
+            services.push(Service { id, key, config: cfg.clone(), dests, table, policy });
         }
         Ok(ServiceTable {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -486,6 +518,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     let svc = cfg.key();
     if !is_unicast(cfg.vip) {
         return Err(ServiceError::BadVip { svc });
+    }
+    if cfg.rate_limit.is_some_and(|r| r.rate == 0) {
+        return Err(ServiceError::BadRateLimit { svc });
     }
     if let Some(p) = &cfg.persistence {
         if p.timeout_s == 0 {

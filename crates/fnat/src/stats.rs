@@ -38,6 +38,10 @@ crate::counter_set! {
         BadIpOptions = "bad_ip_options": "From a client: IPv4 options with a length of 0 or 1 or running past the header, or a source route (LSRR/SSRR).",
         BadTcpOptions = "bad_tcp_options": "From a client: TCP options with a length of 0 or 1 or running past the header.",
         Ipv6Rh0 = "ipv6_rh0": "From a client: an IPv6 type 0 routing header (deprecated by RFC 5095).",
+        Denied = "denied": "A new flow from a source in the global deny set or the service's deny list (blacklist).",
+        NotAllowed = "not_allowed": "A new flow from a source outside the service's allow list (whitelist).",
+        RateLimited = "rate_limited": "A new flow beyond the service's new-connection rate limit (this worker's token bucket was empty).",
+        SourceLimit = "source_limit": "A new flow from a source that already holds the service's per-source connection limit.",
         ClientToa = "client_toa": "A client's own TOA option (kind 254), overwritten with NOPs before rvs adds its own (the option was dropped, the segment forwarded).",
     }
 }
@@ -47,6 +51,7 @@ crate::counter_set! {
     /// the packet that caused it went on).
     pub enum ConnEvent in ConnEvents {
         SynRecvEvicted = "syn_recv_evicted": "A half-open (SYN_RECV) connection was evicted, oldest first, to make room for a new SYN (the worker's SYN_RECV limit, or its local port was the only one left towards that real server).",
+        SourceUntracked = "source_untracked": "A connection of a service with a per-source limit was opened without being counted: the worker's source table had no room (fail open).",
         ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port: the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
     }
 }

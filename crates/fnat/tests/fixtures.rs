@@ -1129,3 +1129,57 @@ fn eviction_within_a_burst() {
     );
     assert_eq!(w.engine.conns().len(), 1);
 }
+
+/// Edge policy on new flows (see `fnat::edge`), in its order: the global deny set,
+/// a service's deny list, its allow list, its rate limit, its per-source limit; a
+/// freed connection releases its source's count; established connections are never
+/// checked, so a rule added later spares them.
+#[test]
+fn edge_policy_refuses_new_flows_in_order() {
+    use fnat::edge::RateLimit;
+    use std::sync::Arc;
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let other = Ipv4Addr::new(198, 51, 101, 5);
+    let mut web = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 8080)]);
+    web.deny = vec![net("198.51.100.0/24")];
+    web.source_limit = 1;
+    let mut api = svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4_B.into(), 8080)]);
+    api.allow = vec![net("203.0.113.0/28")];
+    api.rate_limit = Some(RateLimit { rate: 2, burst: 2 });
+    let mut w = World::with_services(&config(64), &[web, api]);
+    let global = [(IpAddr::from(Ipv4Addr::new(198, 18, 0, 0)), 15)];
+    w.engine.set_deny_set(Arc::new(fnat::denyset::PrefixSet::build(global)));
+    let syn = |src: Ipv4Addr, sport: u16, vport: u16| t4(src, sport, VIP4, vport).seq(1).flags(SYN).build();
+    let steps = vec![
+        pkt("global deny", syn(Ipv4Addr::new(198, 19, 2, 3), 1, 80), Expect::Drop(DropReason::Denied), None),
+        pkt("service deny", syn(Ipv4Addr::new(198, 51, 100, 9), 1, 80), Expect::Drop(DropReason::Denied), None),
+        pkt("first of CIP4", syn(CIP4, 1, 80), Expect::Fwd(RIP4.into()), None),
+        pkt("second of CIP4: at its limit of 1", syn(CIP4, 2, 80), Expect::Drop(DropReason::SourceLimit), None),
+        pkt("another source has its own count", syn(other, 1, 80), Expect::Fwd(RIP4.into()), None),
+        check("counted: two sources tracked, refusals counted", |w| {
+            assert_eq!(w.engine.edge().sources().len(), 2);
+            assert_eq!(w.engine.stats().drops(DropReason::Denied), 2);
+            assert_eq!(w.engine.stats().drops(DropReason::SourceLimit), 1);
+        }),
+        at("both half-open connections expire", 61 * S + RES, 2),
+        check("their counts are released", |w| assert!(w.engine.edge().sources().is_empty())),
+        pkt("CIP4 may open again", syn(CIP4, 3, 80), Expect::Fwd(RIP4.into()), None),
+        pkt("not in the allow list", syn(other, 2, 81), Expect::Drop(DropReason::NotAllowed), None),
+        pkt("rate: 1st of a burst of 2", syn(CIP4, 10, 81), Expect::Fwd(RIP4_B.into()), None),
+        pkt("rate: 2nd", syn(CIP4, 11, 81), Expect::Fwd(RIP4_B.into()), None),
+        pkt("rate: 3rd refused", syn(CIP4, 12, 81), Expect::Drop(DropReason::RateLimited), None),
+        pkt(
+            "a flow with a connection is never rate limited",
+            t4(CIP4, 10, VIP4, 81).seq(2).ack(1).flags(ACK).build(),
+            Expect::Fwd(RIP4_B.into()),
+            None,
+        ),
+        at("half a second later", 62 * S + RES + 500, 0),
+        pkt("one token back", syn(CIP4, 13, 81), Expect::Fwd(RIP4_B.into()), None),
+        check("stats name the reasons", |w| {
+            let d = &w.engine.stats_snapshot().drops;
+            assert_eq!((d["denied"], d["not_allowed"], d["rate_limited"], d["source_limit"]), (2, 1, 1, 1));
+        }),
+    ];
+    run(&mut w, steps);
+}

@@ -36,6 +36,8 @@ impl ConnFlags {
     /// Opened by the SYN proxy: its handshake and sequence numbers are translated
     /// (state in [`crate::synproxy`]).
     pub const SYNPROXY: u8 = 0x10;
+    /// Counted in the worker's per-source table ([`crate::edge`]): released when freed.
+    pub const SRC_COUNTED: u8 = 0x20;
 
     /// Whether every bit of `bits` is set.
     #[inline]

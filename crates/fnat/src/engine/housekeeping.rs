@@ -35,6 +35,9 @@ impl Engine {
             let active = c.flags.has(ConnFlags::ACTIVE);
             self.sched.conn_freed(RsId(c.rs), active);
             let svc = self.svc_of(c.rs);
+            if c.flags.has(ConnFlags::SRC_COUNTED) {
+                self.edge.released(svc, &c.cip());
+            }
             self.stats.gauge(svc, c.rs, if active { Gauge::FreedActive } else { Gauge::FreedInactive });
         }
     }

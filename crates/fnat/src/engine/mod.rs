@@ -55,12 +55,13 @@ use wire::TcpFlags;
 use self::config::EngineConfig;
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
+use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
 use crate::sanity;
 use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
 use crate::sched::{SchedError, SchedState};
 use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
-use crate::stats::{DropReason, Gauge, Stats, StatsSnapshot};
+use crate::stats::{ConnEvent, DropReason, Gauge, Stats, StatsSnapshot};
 use crate::synproxy::cookie::CookieKey;
 use crate::tcp_state::{Direction, TcpState, Timeouts};
 use crate::timer::TimerWheel;
@@ -136,6 +137,9 @@ pub struct Engine {
     own: Vec<Addr>,
     /// The SYN proxy (see [`synproxy`]).
     synproxy: crate::synproxy::SynProxy,
+    /// Edge policy: the global deny set, rate buckets, per-source counts (see
+    /// [`crate::edge`]).
+    edge: Edge,
 }
 
 #[inline]
@@ -183,6 +187,15 @@ impl Engine {
                 cfg.conn_capacity,
                 cfg.hash_seed.map_or_else(CookieKey::process, |s| CookieKey::new(s, !s)),
             ),
+            edge: Edge::new(
+                cfg.workers,
+                cfg.max_services,
+                (cfg.conn_capacity as usize).saturating_mul(2).min(crate::edge::SOURCE_SLOTS),
+                cfg.hash_seed.unwrap_or_else(|| {
+                    use std::hash::BuildHasher;
+                    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+                }),
+            ),
         })
     }
 
@@ -194,6 +207,7 @@ impl Engine {
             return;
         }
         self.sched.rebind(table);
+        self.edge.rebind(table.services().len());
         self.svc_set.clear();
         for s in table.services() {
             let own = self.set_keys.iter().position(|k| *k == Some(s.key));
@@ -236,6 +250,17 @@ impl Engine {
         let mut s = self.stats.snapshot();
         s.synproxy = self.synproxy.counts().nonzero().map(|(e, n)| (e.name().to_string(), n)).collect();
         s
+    }
+
+    /// Replaces the global deny set (control path; the set was built elsewhere). It
+    /// applies from the next new flow.
+    pub fn set_deny_set(&mut self, set: std::sync::Arc<crate::denyset::PrefixSet>) {
+        self.edge.set_deny(set);
+    }
+
+    /// The edge policy's state (global deny set, source table).
+    pub fn edge(&self) -> &Edge {
+        &self.edge
     }
 
     /// The SYN proxy's state and counters.
@@ -548,6 +573,11 @@ impl Engine {
             if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
                 return self.drop(r);
             }
+            // Edge policy: global and service deny, allow, rate, per-source limit.
+            let s = table.service(svc);
+            if let Err(r) = self.edge.admit(svc.0 as usize, s.id.0, &s.policy, t.src, now) {
+                return self.drop(r);
+            }
             if t.proto == Proto::Tcp {
                 if let Some(v) = self.synproxy_syn(table, svc, buf, l3, now, t) {
                     return v;
@@ -582,6 +612,10 @@ impl Engine {
             // Refused before the scheduler moves a cursor or records persistence.
             return Err(DropReason::PoolFull);
         }
+        let s = table.service(svc);
+        // Asked again for connections the SYN proxy opens on a cookie ACK.
+        self.edge.source_room(s.id.0, &s.policy, t.src)?;
+        let counted = s.policy.source_limit > 0;
         if t.proto == Proto::Tcp {
             self.syn_recv_room();
         }
@@ -625,6 +659,13 @@ impl Engine {
             })
             .map_err(|_| DropReason::PoolFull)?;
         self.sched.conn_new(pick.id);
+        if counted {
+            if self.edge.opened(svc_id, &k.src) {
+                self.conns.get_mut(r).flags.set(ConnFlags::SRC_COUNTED);
+            } else {
+                self.stats.event(ConnEvent::SourceUntracked);
+            }
+        }
         if let Some(x) = self.rs_svc.get_mut(pick.id.0 as usize) {
             *x = svc_id;
         }
