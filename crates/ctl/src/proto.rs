@@ -121,6 +121,18 @@ pub struct LinkChange {
     pub forward2kni: Option<bool>,
 }
 
+/// How [`Request::EdgeDeny`] changes the global deny list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeDenyOp {
+    /// Replace the whole list.
+    Set,
+    /// Add prefixes (ones already there change nothing).
+    Add,
+    /// Delete prefixes (each must be there).
+    Del,
+}
+
 /// Every request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -191,6 +203,27 @@ pub enum Request {
         /// The LIP.
         addr: IpAddr,
     },
+    /// Adds prefixes to, or deletes them from, a service's deny list (DPVS's blacklist,
+    /// `rvsadm --add-blklst`) or allow list (whitelist, `--add-whtlst`).
+    ServiceAcl {
+        /// The service.
+        key: ServiceKey,
+        /// The allow list (else the deny list).
+        allow: bool,
+        /// Add (else delete).
+        add: bool,
+        /// The prefixes.
+        prefixes: Vec<IpNet>,
+    },
+    /// Changes the global deny list (`rvsadm --deny`); the set is rebuilt whole.
+    EdgeDeny {
+        /// Replace the list, add to it, or delete from it.
+        change: EdgeDenyOp,
+        /// The prefixes.
+        prefixes: Vec<IpNet>,
+    },
+    /// The global deny list.
+    EdgeDenyList,
     /// Zeroes counters.
     ZeroCounters,
     /// One page of connections.
@@ -553,6 +586,11 @@ pub enum Response {
     Timeouts {
         /// The values.
         timeouts: Timeouts,
+    },
+    /// The global deny list.
+    EdgeDeny {
+        /// Its prefixes, as given.
+        prefixes: Vec<IpNet>,
     },
     /// Ports.
     Links {

@@ -20,6 +20,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use ipnet::IpNet;
+
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
 
 use crate::error::ErrorCode;
@@ -107,8 +109,12 @@ pub fn service_edit(set: &mut [ServiceSpec], service: ServiceConfig) -> Result<(
     let i = find(set, &service.key())?;
     let old = &mut set[i].service;
     let rs = std::mem::take(&mut old.real_servers);
+    // The deny and allow lists, like the real servers, change only by their verbs.
+    let (deny, allow) = (std::mem::take(&mut old.deny), std::mem::take(&mut old.allow));
     *old = service;
     old.real_servers = rs;
+    old.deny = deny;
+    old.allow = allow;
     Ok(())
 }
 
@@ -193,6 +199,34 @@ pub fn laddr_del(set: &mut [ServiceSpec], key: &ServiceKey, addr: IpAddr) -> Res
     Ok(())
 }
 
+/// Adds `prefixes` to (or deletes them from) service `key`'s allow or deny list.
+/// Adding one already there changes nothing; deleting one not there is refused.
+pub fn service_acl(
+    set: &mut [ServiceSpec],
+    key: &ServiceKey,
+    allow: bool,
+    add: bool,
+    prefixes: Vec<IpNet>,
+) -> Result<(), Refused> {
+    let i = find(set, key)?;
+    let s = &mut set[i].service;
+    let (l, name) = if allow { (&mut s.allow, "allow") } else { (&mut s.deny, "deny") };
+    for p in prefixes {
+        let p = p.trunc();
+        match (add, l.iter().position(|x| *x == p)) {
+            (true, None) => l.push(p),
+            (true, Some(_)) => {}
+            (false, Some(j)) => {
+                l.remove(j);
+            }
+            (false, None) => {
+                return Err(Refused::new(ErrorCode::NotFound, format!("{key}: {p} is not in the {name} list")))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `req` is a change of the service set (what [`apply`] carries out).
 pub fn changes_services(req: &Request) -> bool {
     matches!(
@@ -206,6 +240,7 @@ pub fn changes_services(req: &Request) -> bool {
             | Request::RealServerDel { .. }
             | Request::LaddrAdd { .. }
             | Request::LaddrDel { .. }
+            | Request::ServiceAcl { .. }
     )
 }
 
@@ -225,6 +260,7 @@ pub fn apply(set: &mut Vec<ServiceSpec>, req: Request) -> Result<(), Refused> {
         Request::RealServerDel { key, addr, port } => real_server_del(set, &key, addr, port),
         Request::LaddrAdd { key, addr } => laddr_add(set, &key, addr),
         Request::LaddrDel { key, addr } => laddr_del(set, &key, addr),
+        Request::ServiceAcl { key, allow, add, prefixes } => service_acl(set, &key, allow, add, prefixes),
         other => Err(Refused::new(ErrorCode::BadRequest, format!("{other:?} is not a change of the service set"))),
     }
 }

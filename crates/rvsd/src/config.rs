@@ -61,6 +61,43 @@ pub struct Config {
     /// The SYN proxy: default mode and auto-mode thresholds (`[synproxy]`).
     #[serde(default)]
     pub synproxy: fnat::synproxy::SynProxyConfig,
+    /// The global deny set (`[edge]`).
+    #[serde(default)]
+    pub edge: EdgeConf,
+}
+
+/// `[edge]`: sources refused on every service (see `fnat::edge`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConf {
+    /// Prefixes (`192.0.2.0/24`, `2001:db8::/32`).
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// A file of prefixes, one per line (a bare address is a host; `#` starts a
+    /// comment); relative to the configuration file's directory.
+    #[serde(default)]
+    pub deny_file: Option<PathBuf>,
+    /// `deny` and the file's prefixes, filled by [`Config::parse`].
+    #[serde(skip)]
+    pub loaded: Vec<IpNet>,
+}
+
+/// Parses a deny file's text: one prefix or address per line, `#` comments, blank
+/// lines ignored. The error names the line.
+pub fn parse_prefix_lines(text: &str) -> Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.split('#').next().unwrap_or("").trim();
+        if l.is_empty() {
+            continue;
+        }
+        let net = l
+            .parse::<IpNet>()
+            .or_else(|_| l.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| format!("line {}: {l:?} is not an address or prefix", i + 1))?;
+        out.push(net);
+    }
+    Ok(out)
 }
 
 /// EAL settings. rvsd derives `-l`, `--vdev`, `-a` and `--no-pci` from the ports and
@@ -318,6 +355,21 @@ pub struct ServiceConf {
     /// The SYN proxy for this service: `on`, `off` or `auto`; absent = `[synproxy] mode`.
     #[serde(default)]
     pub synproxy: Option<fnat::synproxy::SynProxyMode>,
+    /// Sources refused (DPVS's blacklist).
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// When not empty, the only sources admitted (DPVS's whitelist).
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    /// New connections per second (over all workers); absent = no limit.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
+    /// How many new connections may come at once; absent = `rate_limit`.
+    #[serde(default)]
+    pub rate_burst: Option<u32>,
+    /// Live connections per source address (per worker); 0 = no limit.
+    #[serde(default)]
+    pub source_limit: u32,
 }
 
 /// A real server of a service.
@@ -421,8 +473,19 @@ impl Config {
 
     /// Parses and checks text that came from `file`.
     pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(file, text, &e)]))?;
-        let errors = cfg.check(file);
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigErrors(vec![toml_error(file, text, &e)]))?;
+        let mut errors = cfg.check(file);
+        cfg.edge.loaded = cfg.edge.deny.clone();
+        if let Some(f) = &cfg.edge.deny_file {
+            let path = Path::new(file).parent().map_or_else(|| f.clone(), |d| d.join(f));
+            let got = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|t| parse_prefix_lines(&t).map_err(|e| format!("{}: {e}", path.display())));
+            match got {
+                Ok(l) => cfg.edge.loaded.extend(l),
+                Err(problem) => errors.push(ConfigError { file: file.into(), key: "edge.deny_file".into(), problem }),
+            }
+        }
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -710,6 +773,9 @@ impl Config {
             if s.persistence_netmask.is_some() && s.persistence.is_none() {
                 err(format!("{k}.persistence_netmask"), "needs persistence".into());
             }
+            if s.rate_burst.is_some() && s.rate_limit.is_none() {
+                err(format!("{k}.rate_burst"), "needs rate_limit".into());
+            }
         }
         if let Err(problems) = verbs::validate(&self.service_specs(), &|ip| self.owner(ip), None) {
             for p in problems {
@@ -747,6 +813,10 @@ impl ServiceConf {
             .map(|r| RealServerConfig { addr: r.addr, port: r.port, weight: r.weight, upper: r.upper, lower: r.lower })
             .collect();
         c.synproxy = self.synproxy;
+        c.deny = self.deny.clone();
+        c.allow = self.allow.clone();
+        c.rate_limit = self.rate_limit.map(|rate| fnat::edge::RateLimit { rate, burst: self.rate_burst.unwrap_or(0) });
+        c.source_limit = self.source_limit;
         c
     }
 }

@@ -279,6 +279,7 @@ pub fn run(cfg: Config) -> Result<()> {
         let engine = Engine::new(&engine_config(&cfg, id, n as u32), clock.now_ms()).context("worker core")?;
         let mut engine = engine;
         engine.bind(&shared.current().services);
+        engine.set_deny_set(Arc::clone(&shared.current().deny));
         let parts = WorkerParts {
             id,
             lcore,

@@ -70,6 +70,8 @@ pub struct Snapshot {
     pub neighs: Arc<NeighTable>,
     /// Ports, indexed by `PortId`.
     pub ports: Arc<Vec<PortView>>,
+    /// The global deny set (`[edge]`, `rvsadm --deny`), swapped whole.
+    pub deny: Arc<fnat::denyset::PrefixSet>,
 }
 
 /// A neighbour binding a worker saw (ARP or ND); the control thread learns it.

@@ -287,6 +287,9 @@ impl Worker {
         if new.timeouts != self.snap.timeouts {
             self.engine.set_timeouts(new.timeouts);
         }
+        if !Arc::ptr_eq(&new.deny, &self.snap.deny) {
+            self.engine.set_deny_set(Arc::clone(&new.deny));
+        }
         if !Arc::ptr_eq(&new.ports, &self.snap.ports) {
             // Once per generation, off the per-packet path.
             self.links = links(&new.ports);

@@ -43,6 +43,9 @@ impl Control {
             }
             Request::LaddrAdd { key, addr } => self.change(|s| verbs::laddr_add(&mut s.services, &key, addr))?,
             Request::LaddrDel { key, addr } => self.change(|s| verbs::laddr_del(&mut s.services, &key, addr))?,
+            Request::ServiceAcl { key, allow, add, prefixes } => {
+                self.change(|s| verbs::service_acl(&mut s.services, &key, allow, add, prefixes))?
+            }
             Request::ZeroCounters => {
                 for w in &self.shared.workers {
                     let _ = w.commands.push(Command::Zero);
@@ -51,6 +54,8 @@ impl Control {
             }
             Request::ConnList { cursor, max } => self.conn_page(cursor, max)?,
             Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
+            Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
+            Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
             Request::TimeoutsSet { tcp, tcpfin, udp } => self.change(|s| {
                 s.timeouts_set(tcp, tcpfin, udp);
                 Ok(())
