@@ -96,6 +96,19 @@ pub struct AdmArgs {
     /// List local addresses (DPVS).
     #[arg(short = 'G', long = "get-laddr", help_heading = "Commands")]
     pub get_laddr: bool,
+    /// Add a source prefix to a service's deny list (DPVS's blacklist; -k ADDR[/LEN]).
+    #[arg(long = "add-blklst", help_heading = "Commands")]
+    pub add_blklst: bool,
+    /// Remove a source prefix from a service's deny list (-k ADDR[/LEN]).
+    #[arg(long = "del-blklst", help_heading = "Commands")]
+    pub del_blklst: bool,
+    /// Add a source prefix to a service's allow list (DPVS's whitelist;
+    /// --whtlst-address ADDR[/LEN]); a non-empty list admits only its prefixes.
+    #[arg(long = "add-whtlst", help_heading = "Commands")]
+    pub add_whtlst: bool,
+    /// Remove a source prefix from a service's allow list (--whtlst-address ADDR[/LEN]).
+    #[arg(long = "del-whtlst", help_heading = "Commands")]
+    pub del_whtlst: bool,
 
     /// TCP service ADDR:PORT ([IPV6]:PORT).
     #[arg(short = 't', long = "tcp-service", value_name = "ADDR:PORT")]
@@ -154,6 +167,12 @@ pub struct AdmArgs {
     /// Port the local address lives on (accepted; rvsd knows it).
     #[arg(short = 'F', long = "ifname", value_name = "DEV")]
     pub ifname: Option<String>,
+    /// Source address or prefix for --add-blklst/--del-blklst.
+    #[arg(short = 'k', long = "blklst-address", value_name = "ADDR[/LEN]")]
+    pub blklst: Option<String>,
+    /// Source address or prefix for --add-whtlst/--del-whtlst.
+    #[arg(long = "whtlst-address", value_name = "ADDR[/LEN]")]
+    pub whtlst: Option<String>,
 
     /// Numeric output (always).
     #[arg(short = 'n', long = "numeric", help_heading = "Listing")]
@@ -320,6 +339,10 @@ enum Cmd {
     AddLaddr,
     DelLaddr,
     GetLaddr,
+    AddBlklst,
+    DelBlklst,
+    AddWhtlst,
+    DelWhtlst,
 }
 
 impl Cmd {
@@ -340,6 +363,10 @@ impl Cmd {
             Cmd::AddLaddr => "-P",
             Cmd::DelLaddr => "-Q",
             Cmd::GetLaddr => "-G",
+            Cmd::AddBlklst => "--add-blklst",
+            Cmd::DelBlklst => "--del-blklst",
+            Cmd::AddWhtlst => "--add-whtlst",
+            Cmd::DelWhtlst => "--del-whtlst",
         }
     }
 
@@ -360,6 +387,10 @@ impl Cmd {
             Cmd::AddLaddr => "--add-laddr",
             Cmd::DelLaddr => "--del-laddr",
             Cmd::GetLaddr => "--get-laddr",
+            Cmd::AddBlklst => "--add-blklst",
+            Cmd::DelBlklst => "--del-blklst",
+            Cmd::AddWhtlst => "--add-whtlst",
+            Cmd::DelWhtlst => "--del-whtlst",
         }
     }
 
@@ -389,12 +420,14 @@ impl Cmd {
             Cmd::List => LIST,
             Cmd::AddLaddr | Cmd::DelLaddr => &["-t/-u", "-z", "-F"],
             Cmd::GetLaddr => &["-t/-u", "-n", "--json"],
+            Cmd::AddBlklst | Cmd::DelBlklst => &["-t/-u", "-k"],
+            Cmd::AddWhtlst | Cmd::DelWhtlst => &["-t/-u", "--whtlst-address"],
         }
     }
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 24] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 26] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-s", a.scheduler.is_some()),
@@ -410,6 +443,8 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 24] {
         ("-b", a.fullnat),
         ("-z", a.laddr.is_some()),
         ("-F", a.ifname.is_some()),
+        ("-k", a.blklst.is_some()),
+        ("--whtlst-address", a.whtlst.is_some()),
         ("-n", a.numeric),
         ("-c", a.connection),
         ("--stats", a.stats),
@@ -440,6 +475,10 @@ fn command(a: &AdmArgs) -> Result<Cmd, CliError> {
         (Cmd::AddLaddr, a.add_laddr),
         (Cmd::DelLaddr, a.del_laddr),
         (Cmd::GetLaddr, a.get_laddr),
+        (Cmd::AddBlklst, a.add_blklst),
+        (Cmd::DelBlklst, a.del_blklst),
+        (Cmd::AddWhtlst, a.add_whtlst),
+        (Cmd::DelWhtlst, a.del_whtlst),
     ]
     .into_iter()
     .filter_map(|(c, on)| on.then_some(c))
@@ -635,6 +674,19 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             }
         }
         Cmd::GetLaddr => AdmCmd::Laddrs { key, json: a.json },
+        Cmd::AddBlklst | Cmd::DelBlklst | Cmd::AddWhtlst | Cmd::DelWhtlst => {
+            let key = need_key(key, cmd)?;
+            let allow = matches!(cmd, Cmd::AddWhtlst | Cmd::DelWhtlst);
+            let (v, opt) = if allow { (&a.whtlst, "--whtlst-address") } else { (&a.blklst, "-k") };
+            let v = v.as_deref().ok_or_else(|| usage(format!("{} needs a source: {opt} ADDR[/LEN]", cmd.flag())))?;
+            let net = v
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| v.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| usage(format!("{v:?} is not an address or prefix")))?;
+            family_check(&key, net.addr(), "source")?;
+            let add = matches!(cmd, Cmd::AddBlklst | Cmd::AddWhtlst);
+            AdmCmd::Change(Request::ServiceAcl { key, allow, add, prefixes: vec![net.trunc()] })
+        }
     })
 }
 

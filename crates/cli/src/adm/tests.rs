@@ -174,6 +174,37 @@ fn server_commands() {
             Request::LaddrAdd { key: tcp80(), addr: ip("198.19.0.10") },
         ),
         ("-Q -t 198.18.0.100:80 -z 198.19.0.10", Request::LaddrDel { key: tcp80(), addr: ip("198.19.0.10") }),
+        (
+            "--add-blklst -t 198.18.0.100:80 -k 192.0.2.7/24",
+            Request::ServiceAcl {
+                key: tcp80(),
+                allow: false,
+                add: true,
+                prefixes: vec!["192.0.2.0/24".parse().unwrap()],
+            },
+        ),
+        (
+            "--del-blklst -t 198.18.0.100:80 -k 192.0.2.9",
+            Request::ServiceAcl {
+                key: tcp80(),
+                allow: false,
+                add: false,
+                prefixes: vec!["192.0.2.9/32".parse().unwrap()],
+            },
+        ),
+        (
+            "--add-whtlst -t 198.18.0.100:80 --whtlst-address 10.0.0.0/8",
+            Request::ServiceAcl { key: tcp80(), allow: true, add: true, prefixes: vec!["10.0.0.0/8".parse().unwrap()] },
+        ),
+        (
+            "--del-whtlst -t 198.18.0.100:80 --whtlst-address 10.0.0.0/8",
+            Request::ServiceAcl {
+                key: tcp80(),
+                allow: true,
+                add: false,
+                prefixes: vec!["10.0.0.0/8".parse().unwrap()],
+            },
+        ),
     ];
     for (args, want) in table {
         assert_eq!(change(args), want, "{args}");
