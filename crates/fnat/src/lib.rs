@@ -16,6 +16,7 @@ pub mod counter;
 pub mod denyset;
 pub mod edge;
 pub mod engine;
+pub mod frag;
 pub mod icmp_err;
 #[cfg(feature = "judge")]
 pub mod judge;

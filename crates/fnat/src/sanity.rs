@@ -228,11 +228,14 @@ pub fn admit<B: PacketBuf>(buf: &B, l3: usize, t: &Tuple, own: impl Fn(IpAddr) -
     let data = buf.data();
     ip_layer(data, l3)?;
     let Some(seg) = data.get(t.l4..t.l4 + t.l4_len) else { return Err(DropReason::BadHeader) };
-    let ok = match buf.rx_checksums().l4 {
-        Checked::Good => true,
-        Checked::Bad => false,
-        Checked::Unknown => l4_checksum_ok(seg, t),
-    };
+    // A UDP first fragment holds part of its datagram: its checksum can be checked only
+    // after reassembly, which rvs leaves to the real server (see `crate::frag`).
+    let ok = crate::frag::partial_udp(seg, t)
+        || match buf.rx_checksums().l4 {
+            Checked::Good => true,
+            Checked::Bad => false,
+            Checked::Unknown => l4_checksum_ok(seg, t),
+        };
     if !ok {
         return Err(DropReason::BadL4Checksum);
     }

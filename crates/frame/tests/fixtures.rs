@@ -942,10 +942,10 @@ fn core_drops_are_counted_by_the_core() {
             Expect::Drop(DropReason::ReplyNoConn.name()),
         ),
         step(
-            "a fragment to the VIP",
+            "a later fragment to the VIP without its first",
             0,
             PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).fragment(8, false).tcp(47001, 80).flags(SYN).build(),
-            Expect::Drop(DropReason::Fragment.name()),
+            Expect::Drop(DropReason::FragmentNoFirst.name()),
         ),
     ];
     run(&mut w, steps);
@@ -1377,4 +1377,110 @@ fn synproxy_handshake_frames() {
     ];
     run(&mut w, steps);
     assert_eq!(w.engine.conns().len(), 1);
+}
+
+/// Cuts the IPv4 packet in the Ethernet frame `frame` into fragment frames of `chunk`
+/// payload bytes (a multiple of 8).
+fn split_v4_frame(frame: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    let (eth, pkt) = frame.split_at(ETH_LEN);
+    let p = wire::Ipv4Packet::new_checked(pkt).unwrap();
+    let hl = p.header_len();
+    let payload = &pkt[hl..p.total_len() as usize];
+    let n = payload.len().div_ceil(chunk);
+    (0..n)
+        .map(|i| {
+            let part = &payload[i * chunk..((i + 1) * chunk).min(payload.len())];
+            let mut f = eth.to_vec();
+            f.extend_from_slice(&pkt[..hl]);
+            f.extend_from_slice(part);
+            let mut q = wire::Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]);
+            q.set_total_len((hl + part.len()) as u16);
+            q.set_frag_offset((i * chunk) as u16);
+            q.set_more_frags(i + 1 < n);
+            q.fill_checksum();
+            f
+        })
+        .collect()
+}
+
+/// IP fragments (issue 12, scope 6): the frame path hands them to the core, which
+/// forwards them by their first fragment's connection; each leaves dpdk1 to the
+/// server's MAC with its TTL decremented, and together they reassemble into a segment
+/// whose checksum holds with the new addresses and ports. A fragment larger than the
+/// outgoing MTU is dropped as `too_big`, with an ICMP error about a first fragment
+/// only (none about a later one, RFC 1122).
+#[test]
+fn fragments_through_the_frame_path() {
+    let mut w = World::new(1);
+    w.frame(0, &syn4(43000, 80));
+    assert_eq!(w.io.out.len(), 1, "the SYN goes out");
+    let lport = u16::from_be_bytes([w.io.out[0].1[ETH_LEN + 20], w.io.out[0].1[ETH_LEN + 21]]);
+    w.frame(
+        1,
+        &PacketBuilder::eth(SERVER, US1).ipv4(RIP, LIP).tcp(8080, lport).seq(500).ack(101).flags(SYNACK).build(),
+    );
+    assert_eq!(w.io.out.len(), 2, "the SYN-ACK goes out");
+    w.io.out.clear();
+
+    let data: Vec<u8> = (0..2000).map(|i| (i % 251) as u8).collect();
+    let seg = PacketBuilder::eth(CLIENT, US0)
+        .ipv4(CIP, VIP)
+        .ident(77)
+        .tcp(43000, 80)
+        .seq(101)
+        .ack(501)
+        .flags(ACK)
+        .payload(&data)
+        .build();
+    let frags = split_v4_frame(&seg, 1000);
+    assert_eq!(frags.len(), 3);
+    for f in &frags {
+        w.frame(0, f);
+    }
+    assert_eq!(w.io.out.len(), 3, "three fragments out: {:?}", w.drops());
+    let mut ip: Vec<Vec<u8>> = Vec::new();
+    for (sink, f) in &w.io.out {
+        assert_eq!(*sink, Sink::Tx(1), "out of dpdk1");
+        assert_eq!((&f[0..6], &f[6..12]), (&SERVER.0[..], &US1.0[..]), "to the server's MAC");
+        let p = wire::Ipv4Packet::new_checked(&f[ETH_LEN..]).unwrap();
+        assert!(p.verify_checksum(), "IPv4 header checksum");
+        assert_eq!((p.src_addr(), p.dst_addr(), p.ttl(), p.ident()), (LIP, RIP, 63, 77));
+        ip.push(f[ETH_LEN..].to_vec());
+    }
+    // Reassembled here (in offset order), judged by etherparse.
+    ip.sort_by_key(|f| wire::Ipv4Packet::new_checked(&f[..]).unwrap().frag_offset());
+    let mut whole = ip[0][..20].to_vec();
+    for f in &ip {
+        whole.extend_from_slice(&f[20..]);
+    }
+    let len = whole.len() as u16;
+    let mut q = wire::Ipv4Packet::new_unchecked(&mut whole[..]);
+    q.set_total_len(len);
+    q.set_more_frags(false);
+    q.fill_checksum();
+    let seen = fnat::judge::judge(&whole);
+    assert_eq!((seen.src, seen.sport, seen.dst, seen.dport), (LIP.into(), lport, RIP.into(), 8080));
+    assert_eq!(seen.payload, data);
+
+    // Fragments of 1480 bytes towards the 1400-byte port.
+    w.io.out.clear();
+    let big = [9u8; 2980];
+    let seg = PacketBuilder::eth(CLIENT, US0)
+        .ipv4(CIP, VIP)
+        .ident(78)
+        .tcp(43000, 80)
+        .seq(2101)
+        .ack(501)
+        .flags(ACK)
+        .payload(&big)
+        .build();
+    for f in split_v4_frame(&seg, 1480) {
+        w.frame(0, &f);
+    }
+    assert_eq!(w.node.counters.drops(NetDrop::TooBig), 2, "the first two fragments (1500 bytes) are too big");
+    assert_eq!(w.io.out.len(), 2, "one ICMP error, about the first fragment, and the last fragment");
+    let (sink, f) = &w.io.out[0];
+    assert_eq!(*sink, Sink::Tx(0));
+    assert_eq!((f[ETH_LEN + 20], f[ETH_LEN + 21]), (3, 4), "fragmentation needed");
+    assert_eq!(w.io.out[1].0, Sink::Tx(1), "the small last fragment still goes (the server's reassembly times out)");
 }

@@ -42,6 +42,7 @@
 //!   [`Engine::list`]).
 
 pub mod config;
+mod fragments;
 pub mod housekeeping;
 pub mod listing;
 pub mod synproxy;
@@ -140,6 +141,10 @@ pub struct Engine {
     /// Edge policy: the global deny set, rate buckets, per-source counts (see
     /// [`crate::edge`]).
     edge: Edge,
+    /// Where later fragments of recent datagrams go (see [`crate::frag`]).
+    frags: crate::frag::FragTable,
+    /// The packet being processed is a first fragment (no TOA, no checksum check).
+    in_fragment: bool,
 }
 
 #[inline]
@@ -182,6 +187,8 @@ impl Engine {
             syn_recv_max: cfg.syn_recv_limit(),
             freed_mid_burst: false,
             own: Vec::new(),
+            frags: crate::frag::FragTable::new(hasher),
+            in_fragment: false,
             synproxy: crate::synproxy::SynProxy::new(
                 &cfg.synproxy,
                 cfg.conn_capacity,
@@ -249,6 +256,8 @@ impl Engine {
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         let mut s = self.stats.snapshot();
         s.synproxy = self.synproxy.counts().nonzero().map(|(e, n)| (e.name().to_string(), n)).collect();
+        s.events
+            .extend(crate::frag::FragEvent::ALL.iter().map(|e| (e.name().to_string(), self.frags.counts().get(*e))));
         s
     }
 
@@ -272,6 +281,7 @@ impl Engine {
     pub fn zero_stats(&mut self) {
         self.stats.zero();
         self.synproxy.zero_counts();
+        self.frags.zero_counts();
     }
 
     /// The scheduler state (counts per real server, persistence).
@@ -354,6 +364,7 @@ impl Engine {
                 let hit = self.conns.lookup(&k);
                 self.dispatch(table, buf, l3, now, &t, &k, hit)
             }
+            Err(TranslateError::Fragment) => self.fragment(table, buf, l3, now),
             Err(e) => self.unparsed(buf, l3, e),
         }
     }
@@ -403,6 +414,7 @@ impl Engine {
                         };
                         self.dispatch(table, buf, off, now, t, &keys[i], hit)
                     }
+                    Err(TranslateError::Fragment) => self.fragment(table, buf, off, now),
                     Err(e) => self.unparsed(buf, off, *e),
                 };
             }
@@ -534,7 +546,10 @@ impl Engine {
             self.synproxy_translate(buf.data_mut(), t, h.conn, h.dir);
         }
         let f = t.tcp_flags;
-        if toa::on_forward(buf, l3, self.toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
+        if self.in_fragment {
+            // No TOA in a fragment (see `crate::frag`).
+            self.fragment_skips_toa(h);
+        } else if toa::on_forward(buf, l3, self.toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
             self.stats.drop(DropReason::ToaNoRoom);
         }
         let svc = self.svc_of(rs);
