@@ -119,7 +119,10 @@ fn download_through_the_proxy_is_bit_exact_with_toa_wscale_and_sack() {
 fn spawn_requests(t: &Topology, n: usize, par: usize) -> std::process::Child {
     let per = n / par;
     let urls: Vec<String> = (0..per).map(|_| format!("-o /dev/null http://{VIP4}/")).collect();
-    let one = format!("curl -s -w '%{{http_code}}\\n' --max-time 20 {}", urls.join(" "));
+    let one = format!(
+        "curl -s -w '%{{http_code}} %{{time_total}} %{{exitcode}} %{{local_port}}\\n' --max-time 20 {}",
+        urls.join(" ")
+    );
     let script = (0..par).map(|_| format!("({one}) &")).collect::<Vec<_>>().join(" ") + " wait";
     Command::new("ip")
         .args(["netns", "exec", t.client.name(), "sh", "-c", &script])
@@ -129,9 +132,15 @@ fn spawn_requests(t: &Topology, n: usize, par: usize) -> std::process::Child {
         .expect("curl")
 }
 
+/// (requests answered 200, requests), from lines "status seconds exitcode localport";
+/// the others are printed.
 fn count_ok(out: &str) -> (usize, usize) {
-    let codes: Vec<&str> = out.lines().collect();
-    (codes.iter().filter(|c| **c == "200").count(), codes.len())
+    let lines: Vec<&str> = out.lines().collect();
+    let ok = lines.iter().filter(|l| l.starts_with("200 ")).count();
+    for l in lines.iter().filter(|l| !l.starts_with("200 ")) {
+        eprintln!("failed request (status, seconds, curl exit code, client port): {l}");
+    }
+    (ok, lines.len())
 }
 
 fn flood(mode: Option<&str>) {
@@ -167,12 +176,25 @@ fn flood(mode: Option<&str>) {
     // Legitimate requests during the flood; the table sampled meanwhile.
     let mut during = spawn_requests(&t, 200, 4);
     let mut max_conns = 0;
+    let mut timeline = Vec::new();
     while during.try_wait().expect("wait").is_none() {
         if let Ok(s) = t.rvsd_stats() {
             max_conns = max_conns.max(s["conns"].as_u64().unwrap_or(0));
+            let sp = &s["synproxy"];
+            let g = |k: &str| sp[k].as_u64().unwrap_or(0);
+            timeline.push(format!(
+                "{:.1}s conns {} cookies {} ack_valid {} auto_on {} auto_off {}",
+                start.elapsed().as_secs_f64(),
+                s["conns"],
+                g("syn_cookies_sent"),
+                g("ack_valid"),
+                g("auto_on"),
+                g("auto_off")
+            ));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+    eprintln!("timeline during the flood:\n  {}", timeline.join("\n  "));
     let out = during.wait_with_output().expect("curl output");
     let during_s = start.elapsed();
     let (ok, total) = count_ok(&String::from_utf8_lossy(&out.stdout));

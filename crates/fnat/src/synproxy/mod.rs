@@ -48,8 +48,8 @@
 //! Each service has a mode ([`SynProxyMode`], unset = the global default, itself
 //! `auto` unless configured): `on`, `off`, or `auto`: on for a worker while its SYN
 //! rate (per second, measured over `interval_ms`) or its SYN_RECV population is at or
-//! above the `*_on` threshold, off again once both are below the `*_off` thresholds
-//! and at least `hold_ms` have passed since it turned on. Cookies are checked for every
+//! above the `*_on` threshold, off again once both have stayed below the `*_off`
+//! thresholds for `hold_ms` (one quiet interval is not the end of a flood). Cookies are checked for every
 //! service not `off`, so an ACK answering a SYN-ACK sent just before auto mode turned
 //! off still opens its connection.
 //!
@@ -171,7 +171,8 @@ pub struct SynProxyConfig {
     /// mode turns on).
     #[serde(default = "d_interval")]
     pub interval_ms: u64,
-    /// Auto mode stays on at least this long, in milliseconds.
+    /// Auto mode turns off only after this long below both off thresholds (and never
+    /// sooner than this after turning on), in milliseconds.
     #[serde(default = "d_hold")]
     pub hold_ms: u64,
     /// The MSS the SYN-ACK offers to IPv4 clients.
@@ -357,9 +358,11 @@ pub struct SynProxy {
     pub(crate) side: Vec<Side>,
     pub(crate) stash: Stash,
     pub(crate) counts: SynProxyCounts,
-    /// Auto mode is on.
+    /// Auto mode is on, since when, and the end of the last interval at or above the
+    /// off thresholds.
     auto_on: bool,
     auto_since: Millis,
+    last_hot: Millis,
     /// SYNs seen in the current interval, and when it ends.
     syns: u32,
     interval_end: Millis,
@@ -376,6 +379,7 @@ impl SynProxy {
             counts: SynProxyCounts::default(),
             auto_on: false,
             auto_since: 0,
+            last_hot: 0,
             syns: 0,
             interval_end: 0,
         }
@@ -443,8 +447,12 @@ impl SynProxy {
         self.syns = 0;
         self.interval_end = now + self.cfg.interval_ms;
         if self.auto_on {
-            let calm = last < self.per_interval(self.cfg.syn_rate_off) && syn_recv < self.cfg.syn_recv_off;
-            if calm && now >= self.auto_since + self.cfg.hold_ms {
+            // Off only after `hold_ms` without a single interval at or above the off
+            // thresholds: one quiet interval (the worker held up, a pause in the flood)
+            // is not the end of a flood.
+            if last >= self.per_interval(self.cfg.syn_rate_off) || syn_recv >= self.cfg.syn_recv_off {
+                self.last_hot = now;
+            } else if now >= self.last_hot + self.cfg.hold_ms && now >= self.auto_since + self.cfg.hold_ms {
                 self.turn(false, now);
             }
         }
@@ -454,6 +462,7 @@ impl SynProxy {
         self.auto_on = on;
         if on {
             self.auto_since = now;
+            self.last_hot = now;
             self.counts.inc(SynProxyEvent::AutoOn);
         } else {
             self.counts.inc(SynProxyEvent::AutoOff);
@@ -491,9 +500,11 @@ mod tests {
             }
         }
         assert!(p.auto_on());
-        // Quiet: off at the first boundary after the hold time.
+        // Quiet: off once no interval was busy for the hold time.
         p.on_syn(5_000, 0);
         p.on_syn(6_500, 0);
+        assert!(p.auto_on(), "the interval ending at 5 s was busy: on until 7 s");
+        p.on_syn(7_600, 0);
         assert!(!p.auto_on());
         assert_eq!(p.counts().get(SynProxyEvent::AutoOn), 1);
         assert_eq!(p.counts().get(SynProxyEvent::AutoOff), 1);
