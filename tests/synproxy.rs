@@ -149,12 +149,19 @@ fn flood(mode: Option<&str>) {
     if let Some(m) = mode {
         set_mode(&mut t, m);
     }
-    // SYN-ACKs to the spoofed sources go out towards the client side (and die there).
+    // SYN-ACKs to the spoofed sources leave dpdk0 towards a gateway that is nobody (a
+    // static neighbour with an unused MAC): rvsd pays for sending them, as it would on
+    // the internet, and the client's kernel drops them at once (not its MAC).
     let mut route = toml::Table::new();
     route.insert("prefix".into(), "0.0.0.0/0".into());
-    route.insert("via".into(), CLIENT4.into());
+    route.insert("via".into(), "198.18.0.254".into());
     route.insert("dev".into(), "dpdk0".into());
     t.config.insert("route".into(), toml::Value::Array(vec![toml::Value::Table(route)]));
+    let mut neigh = toml::Table::new();
+    neigh.insert("addr".into(), "198.18.0.254".into());
+    neigh.insert("mac".into(), "02:00:00:00:fe:fe".into());
+    neigh.insert("dev".into(), "dpdk0".into());
+    t.config.insert("neigh".into(), toml::Value::Array(vec![toml::Value::Table(neigh)]));
     t.start_rvsd().expect("rvsd starts");
     let fl = t.second_client().expect("second client");
     let (out, ok) = t.curl_many(&[format!("http://{VIP4}/")], 5);

@@ -195,6 +195,12 @@ fn v4_handshake_held_data_and_translation() {
         check("held, not dropped", |w| {
             assert_eq!(w.engine.stats().drops(DropReason::SynproxyEarly), 0);
         }),
+        pkt(
+            "a later segment of the same flight is dropped (the client sends it again)",
+            t4(CIP4, 40000, VIP4, 80).seq(1019).ack(cookie.wrapping_add(1)).flags(PSHACK).payload(b"x").build(),
+            Expect::Drop(DropReason::SynproxyEarly),
+            None,
+        ),
         fwd(
             "the server's SYN-ACK: the held request goes to the server with the TOA, acknowledging the server's ISN",
             t4(RIP4, 8080, LIP4, 1025)
@@ -246,7 +252,7 @@ fn v4_handshake_held_data_and_translation() {
                 (SynProxyEvent::ServerSynAck, 1),
                 (SynProxyEvent::EarlyHeld, 1),
                 (SynProxyEvent::SynResent, 1),
-                (SynProxyEvent::EarlyDropped, 0),
+                (SynProxyEvent::EarlyDropped, 1),
             ],
         ),
     ];

@@ -303,10 +303,11 @@ impl Engine {
                 return Verdict::Drop(DropReason::SynproxyEarly);
             }
         }
-        // The client is retransmitting (or sent more): the server has not answered
-        // within the client's retransmission time, so its SYN may be lost. Sent again,
-        // a few times at most.
-        if side.dups < MAX_SYN_RESENT {
+        // The client is retransmitting from its first byte (or repeating its ACK): the
+        // server has not answered within the client's retransmission time, so its SYN
+        // may be lost. Sent again, a few times at most. (A later segment of the same
+        // flight is no such sign: dropped, the client sends it again.)
+        if s.seq == side.last && side.dups < MAX_SYN_RESENT {
             self.synproxy.side[h.conn.index() as usize].dups += 1;
             if self.resend_syn(buf, l3, now, t, h, &side, &s).is_ok() {
                 self.synproxy.counts.inc(Ev::SynResent);
