@@ -101,8 +101,9 @@ fn client_side() -> (Vec<Vec<u8>>, Vec<(&'static str, u64)>) {
         b[14 + 2] = 0x05; // total length past the frame's end
         vec![b]
     });
+    // A later fragment whose first never came (fragments: tests/fragments.rs).
     frame(
-        "fragment",
+        "fragment_no_first",
         1,
         vec![PacketBuilder::eth(CLIENT, M0)
             .ipv4(CIP, VIP)
