@@ -289,3 +289,60 @@ fn burst_matches_single() {
     }
     assert_eq!(w.engine.stats().drops(DropReason::FragmentNoFirst), 1);
 }
+
+/// With two workers, a fragmented reply to a port the other worker owns is handed over
+/// whole: the first fragment by its port, the later ones by the recorded redirect.
+#[test]
+fn reply_fragments_for_another_worker_are_redirected() {
+    let cfg = fnat::engine::config::EngineConfig { workers: 2, worker: 0, ..config(64) };
+    let mut w = World::new(&cfg);
+    let a = PacketBuilder::ipv4(RIP4_UDP, LIP4).ident(5).udp(53, 1025).payload(&payload(100)).build();
+    let fs = split_v4(&a, 48);
+    for (i, f) in fs.iter().enumerate() {
+        let (v, out) = w.packet(f, 0);
+        assert_eq!(v, Verdict::Redirect { owner: 1 }, "fragment {i}");
+        assert_eq!(&out, f, "fragment {i}: untouched");
+    }
+    dropped(&mut w, "the last one freed the entry", &fs[1], DropReason::FragmentNoFirst);
+}
+
+/// Inserts a hop-by-hop options header (PadN) before the fragment header of an IPv6
+/// fragment as [`split_v6`] makes it.
+fn with_hop_by_hop(f: &[u8]) -> Vec<u8> {
+    let mut out = f[..40].to_vec();
+    out.extend_from_slice(&[IpProtocol::FRAGMENT.0, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&f[40..]);
+    let mut q = Ipv6Packet::new_unchecked(&mut out[..]);
+    let len = q.payload_len() + 8;
+    q.set_payload_len(len);
+    q.set_next_header(IpProtocol::HOPOPTS);
+    out
+}
+
+/// IPv6 fragments behind another extension header keep it; only the addresses change.
+#[test]
+fn udp_v6_fragments_keep_their_extension_headers() {
+    let mut w = World::new(&config(64));
+    let (c6, v6, l6, r6) = (cip6(), vip6(), lip6(), rip6());
+    let data = payload(150);
+    let q = PacketBuilder::ipv6(c6, v6).udp(5001, 53).payload(&data).build();
+    let q_out = PacketBuilder::ipv6(l6, r6).udp(1025, 53).payload(&data).build();
+    let input: Vec<Vec<u8>> = split_v6(&q, 64, 9).iter().map(|f| with_hop_by_hop(f)).collect();
+    let want: Vec<Vec<u8>> = split_v6(&q_out, 64, 9).iter().map(|f| with_hop_by_hop(f)).collect();
+    let outs = forward_all(&mut w, "behind a hop-by-hop header", &input, r6, &want);
+    // Without the hop-by-hop header again, they reassemble into a valid datagram.
+    let plain: Vec<Vec<u8>> = outs
+        .iter()
+        .map(|f| {
+            let mut g = f[..40].to_vec();
+            g.extend_from_slice(&f[48..]);
+            let mut q = Ipv6Packet::new_unchecked(&mut g[..]);
+            let len = q.payload_len() - 8;
+            q.set_payload_len(len);
+            q.set_next_header(IpProtocol::FRAGMENT);
+            g
+        })
+        .collect();
+    let seen = judge(&reassemble_v6(&plain));
+    assert_eq!((seen.src, seen.sport, seen.dst, seen.dport, seen.payload), (l6.into(), 1025, r6.into(), 53, data));
+}
