@@ -34,6 +34,11 @@
 //!   the first fragment of a UDP datagram may open a connection.
 //! - **A first fragment too short for its TCP/UDP header** (RFC 1858's tiny fragment)
 //!   is dropped (`fragment`), as is a fragment of another protocol.
+//! - **Per worker.** A redirected first fragment (a reply to another worker's local
+//!   port) records the redirect, so its later fragments follow it over the same ring.
+//!   Replies steered by NIC flow rules on the local port are a gap with several
+//!   workers: later fragments carry no port, RSS may give them to another worker, which
+//!   drops them (`fragment_no_first`).
 //!
 //! # The table
 //! Fixed size ([`FRAG_SLOTS`] entries per worker, allocated when the engine is built),
