@@ -1,8 +1,9 @@
 //! Statement tree -> typed [`Config`], keyword by keyword.
 //!
 //! Unknown keywords are errors, or warnings when `lenient`. Keywords listed in [`IGNORED`]
-//! are accepted and ignored (recorded in [`Config::ignored`]): mostly mail, SNMP and kernel
-//! tuning options that mean nothing to rvs, and DPVS knobs rvsd does not have yet.
+//! are accepted with a warning naming them (and recorded in [`Config::ignored`]): mostly
+//! mail, SNMP and kernel tuning options that mean nothing to rvs, and DPVS knobs rvsd does
+//! not have yet.
 
 use super::config::*;
 use super::diag::{Diagnostic, Loc};
@@ -168,6 +169,9 @@ impl P<'_> {
     /// A keyword not handled by the block: ignored if listed, else unknown.
     fn other(&mut self, n: &Node, ctx: &str) {
         if IGNORED.contains(&n.key.as_str()) {
+            // Accepted (keepalived and DPVS files carry them), never silently: the
+            // operator sees which keyword rvs does not honour.
+            self.warn(&n.loc, format!("'{}' is accepted and not honoured by rvs-agent/rvsd (ignored)", n.key));
             self.ignored.push((n.loc.clone(), n.key.clone()));
             return;
         }

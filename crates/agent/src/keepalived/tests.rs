@@ -48,9 +48,16 @@ fn unknown_keywords_are_errors_unless_lenient() {
 }
 
 #[test]
-fn ignored_keywords_are_recorded_not_reported() {
+fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_strict\n enable_script_security\n}\n");
-    assert!(l.diagnostics.is_empty());
+    assert!(!l.has_errors());
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:2: warning: 'vrrp_strict' is accepted and not honoured by rvs-agent/rvsd (ignored)",
+            "t.conf:3: warning: 'enable_script_security' is accepted and not honoured by rvs-agent/rvsd (ignored)"
+        ]
+    );
     let keys: Vec<&str> = l.config.ignored.iter().map(|(_, k)| k.as_str()).collect();
     assert_eq!(keys, ["vrrp_strict", "enable_script_security"]);
 }
