@@ -346,3 +346,34 @@ fn udp_v6_fragments_keep_their_extension_headers() {
     let seen = judge(&reassemble_v6(&plain));
     assert_eq!((seen.src, seen.sport, seen.dst, seen.dport, seen.payload), (l6.into(), 1025, r6.into(), 53, data));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Mangled fragments (any byte of a valid fragment changed, cut anywhere) never
+    /// panic the engine, on their own or after their datagram's first fragment.
+    #[test]
+    fn mangled_fragments_never_panic(
+        v6 in proptest::bool::ANY,
+        which in 0usize..3,
+        at in 0usize..200,
+        byte in proptest::num::u8::ANY,
+        cut in 0usize..200,
+    ) {
+        let mut w = World::new(&config(64));
+        let data = payload(100);
+        let fs = if v6 {
+            split_v6(&PacketBuilder::ipv6(cip6(), vip6()).udp(5001, 53).payload(&data).build(), 48, 3)
+        } else {
+            split_v4(&PacketBuilder::ipv4(CIP4, VIP4).ident(3).udp(5000, 53).payload(&data).build(), 48)
+        };
+        let _ = w.packet(&fs[0], 0);
+        let mut f = fs[which].clone();
+        if let Some(b) = f.get_mut(at) {
+            *b = byte;
+        }
+        f.truncate(cut.max(1));
+        let _ = w.packet(&f, 0);
+        let _ = w.packet(&fs[2], 0);
+    }
+}
