@@ -2,9 +2,9 @@
 //! cookie answer to a SYN, the cookie check of an ACK that opens the connection, the
 //! handshake with the real server, and the translation of every later packet. The
 //! per-packet path calls in at three places: a SYN to a service
-//! ([`Engine::synproxy_syn`]), another TCP packet to a service without a connection
-//! ([`Engine::synproxy_ack`]), and a packet of a proxied connection
-//! ([`Engine::synproxy_handshake`] before translation, [`Engine::synproxy_translate`]
+//! (`Engine::synproxy_syn`), another TCP packet to a service without a connection
+//! (`Engine::synproxy_ack`), and a packet of a proxied connection
+//! (`Engine::synproxy_handshake` before translation, `Engine::synproxy_translate`
 //! after).
 
 use wire::TcpFlags;

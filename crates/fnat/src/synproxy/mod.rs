@@ -21,7 +21,7 @@
 //!    the ACK to the server, carrying TOA (the Linux TOA module reads it from the
 //!    segment that completes the server's handshake). If the client sent data before
 //!    the server answered, the first such segment was held (copied into a slot of a
-//!    fixed ring, [`Stash`]) and is sent instead of the bare ACK: it completes the
+//!    fixed ring, `Stash`) and is sent instead of the bare ACK: it completes the
 //!    server's handshake as well, with the TOA in it. Later early segments are
 //!    dropped (`synproxy_early`; the client retransmits).
 //! 4. From then on every packet is translated: server → client sequence numbers
@@ -54,7 +54,7 @@
 //! off still opens its connection.
 //!
 //! # Cost
-//! Per worker: one [`Side`] record (24 bytes) per connection slot, read only for
+//! Per worker: one `Side` record (24 bytes) per connection slot, read only for
 //! proxied connections, and the stash ring (`stash_slots` × 2 KiB), all allocated at
 //! start. Per packet of a proxied connection: a flag test, a few adds and an option
 //! walk; no allocation.
