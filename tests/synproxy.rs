@@ -143,6 +143,9 @@ fn count_ok(out: &str) -> (usize, usize) {
     (ok, lines.len())
 }
 
+/// hping3 processes flooding at once.
+const HPING3: usize = 2;
+
 fn flood(mode: Option<&str>) {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
@@ -169,14 +172,19 @@ fn flood(mode: Option<&str>) {
     let caps: Vec<_> = (1..=3).map(|i| t.capture_on_rs(i, "tcp dst port 8080").expect("capture")).collect();
     let before = t.rvsd_stats().expect("stats");
 
-    let flood = Command::new("ip")
-        .args(["netns", "exec", fl.name(), "timeout", "-s", "INT", "20", "hping3", "-q", "-S", "--flood"])
-        .args(["--rand-source", "-p", "80", VIP4])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(t.dir.join("hping3.txt")).expect("hping3 log"))
-        .spawn()
-        .expect("hping3");
-    let mut flood = testnet::ChildGuard::new(flood);
+    // One hping3 is bound by its own core; two send more (this machine has two cores).
+    let mut floods: Vec<testnet::ChildGuard> = (0..HPING3)
+        .map(|i| {
+            let c = Command::new("ip")
+                .args(["netns", "exec", fl.name(), "timeout", "-s", "INT", "20", "hping3", "-q", "-S", "--flood"])
+                .args(["--rand-source", "-p", "80", VIP4])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(t.dir.join(format!("hping3-{i}.txt"))).expect("hping3 log"))
+                .spawn()
+                .expect("hping3");
+            testnet::ChildGuard::new(c)
+        })
+        .collect();
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
 
@@ -206,18 +214,21 @@ fn flood(mode: Option<&str>) {
     let during_s = start.elapsed();
     let (ok, total) = count_ok(&String::from_utf8_lossy(&out.stdout));
     let mid = t.rvsd_stats().expect("stats");
-    while flood.running() && start.elapsed() < Duration::from_secs(25) {
+    while floods.iter_mut().any(|f| f.running()) && start.elapsed() < Duration::from_secs(25) {
         std::thread::sleep(Duration::from_millis(200));
     }
     let flood_s = start.elapsed().as_secs_f64().min(20.0);
-    drop(flood);
-    // hping3's own count ("N packets transmitted"), printed when interrupted.
-    let hping = std::fs::read_to_string(t.dir.join("hping3.txt")).unwrap_or_default();
-    let sent: u64 = hping
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .and_then(|l| l.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    drop(floods);
+    // hping3's own counts ("N packets transmitted"), printed when interrupted.
+    let sent: u64 = (0..HPING3)
+        .map(|i| {
+            let log = std::fs::read_to_string(t.dir.join(format!("hping3-{i}.txt"))).unwrap_or_default();
+            log.lines()
+                .find(|l| l.contains("packets transmitted"))
+                .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
     let after_flood = t.rvsd_stats().expect("stats");
     std::thread::sleep(Duration::from_secs(1));
 

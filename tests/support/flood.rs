@@ -1,49 +1,40 @@
 //! A second client for traffic that must not come from the client itself (a SYN flood
-//! with spoofed sources): a namespace behind the client namespace, which routes what it
-//! sends towards rvsd and forwards nothing back (replies to spoofed sources die there).
+//! with spoofed sources): a namespace with its own MAC and address on the client's
+//! link (a macvlan on the client's `eth0`), so its frames reach rvsd's `dpdk0` as
+//! directly as the client's, without the client's kernel forwarding them.
 //!
 //! ```text
-//!  flood ns               client ns                  lb ns
-//!  eth0 198.18.1.2/24 ── eth1 198.18.1.1 ... eth0 ── rvsd
+//!  flood ns                 client ns                  lb ns
+//!  fl0 198.18.0.3/24 ──macvlan── eth0 198.18.0.2 ───── dpdk0 (rvsd)
 //! ```
+//!
+//! Frames rvsd sends to other MACs (replies to spoofed sources routed to a gateway
+//! that is nobody) are dropped by the client's kernel at L2.
 
 use anyhow::{bail, Result};
 use testnet::NetNs;
 
-use crate::{veth, Topology};
+use crate::{Topology, GW4};
 
-/// The flooder's address (its packets mostly carry others).
-pub const FLOOD4: &str = "198.18.1.2";
+/// The flooder's own address (its packets mostly carry others).
+pub const FLOOD4: &str = "198.18.0.3";
 
 impl Topology {
-    /// Builds the second client namespace behind the client (see the module
+    /// Builds the second client namespace on the client's link (see the module
     /// documentation) and returns it; it is deleted when dropped.
     pub fn second_client(&self) -> Result<NetNs> {
         let ns = NetNs::new("rvsfl");
-        veth(&ns, "eth0", &self.client, "eth1");
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["addr", "add", &format!("{FLOOD4}/24"), "dev", "eth0"]);
-        ns.ip(&["route", "add", "default", "via", "198.18.1.1"]);
-        let c = &self.client;
-        c.ip(&["link", "set", "eth1", "up"]);
-        c.ip(&["addr", "add", "198.18.1.1/24", "dev", "eth1"]);
-        for kv in [
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-            "net.ipv4.conf.eth1.rp_filter=0",
-            "net.ipv4.conf.eth0.rp_filter=0",
-        ] {
-            let _ = c.exec(&["sysctl", "-qw", kv]);
-        }
-        // Forward only what the flooder sends; what comes back for its spoofed sources
-        // (SYN-ACKs) stops here instead of bouncing between rvsd and the client.
-        let rules = "table inet rvsflood { chain rvsfwd { type filter hook forward priority 0; policy drop; \
-                     iifname \"eth1\" accept; }; }";
-        let out = c.exec(&["nft", rules]);
+        let out = self.client.exec(&["ip", "link", "add", "fl0", "link", "eth0", "type", "macvlan", "mode", "bridge"]);
         if !out.status.success() {
-            bail!("nft forward rules: {}", String::from_utf8_lossy(&out.stderr));
+            bail!("macvlan on the client's eth0: {}", String::from_utf8_lossy(&out.stderr));
         }
+        let out = self.client.exec(&["ip", "link", "set", "fl0", "netns", ns.name()]);
+        if !out.status.success() {
+            bail!("macvlan into {}: {}", ns.name(), String::from_utf8_lossy(&out.stderr));
+        }
+        ns.ip(&["link", "set", "fl0", "up"]);
+        ns.ip(&["addr", "add", &format!("{FLOOD4}/24"), "dev", "fl0"]);
+        ns.ip(&["route", "add", "default", "via", GW4]);
         Ok(ns)
     }
 }
