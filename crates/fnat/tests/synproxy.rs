@@ -228,6 +228,32 @@ fn v4_handshake_held_data_and_translation() {
                 .build(),
         ),
         fwd(
+            "ICMP fragmentation needed from the client side: the quoted sequence number into the server's",
+            PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 254), VIP4)
+                .icmpv4_error(
+                    3,
+                    4,
+                    &t4(VIP4, 80, CIP4, 40000)
+                        .seq(cookie.wrapping_add(1))
+                        .ack(1019)
+                        .flags(PSHACK)
+                        .window(400)
+                        .payload(resp)
+                        .build(),
+                )
+                .next_hop_mtu(1400)
+                .build(),
+            RIP4,
+            PacketBuilder::ipv4(LIP4, RIP4)
+                .icmpv4_error(
+                    3,
+                    4,
+                    &t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1019).flags(PSHACK).window(400).payload(resp).build(),
+                )
+                .next_hop_mtu(1400)
+                .build(),
+        ),
+        fwd(
             "client ACK with SACK blocks: acknowledgment and blocks into the server's numbering",
             t4(CIP4, 40000, VIP4, 80)
                 .seq(1019)

@@ -729,9 +729,13 @@ impl Engine {
             ),
         };
         let rs = c.rs;
+        let proxied = c.flags().has(ConnFlags::SYNPROXY);
         let svc = self.svc_of(rs);
         if rewrite_icmp_error_parsed(buf.data_mut(), l3, &e, &outer, &inner).is_err() {
             return self.drop(DropReason::BadHeader);
+        }
+        if proxied {
+            self.synproxy_icmp(buf.data_mut(), &e, h.conn, dir);
         }
         let bytes = buf.data().len().saturating_sub(l3) as u64;
         match dir {

@@ -12,6 +12,7 @@ use wire::TcpFlags;
 use super::{Engine, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{ConnFlags, ConnKey, ConnRef, Hit};
+use crate::icmp_err::IcmpError;
 use crate::sanity;
 use crate::service::{ServiceTable, SvcIdx};
 use crate::stats::DropReason;
@@ -580,6 +581,41 @@ impl Engine {
             // Parsed before: cannot fail.
             let _ = segment::translate(seg, dir == Direction::Input, &sh);
         }
+    }
+}
+
+impl Engine {
+    /// An ICMP error about a proxied connection, already translated: one travelling to
+    /// the real server quotes a segment rvs sent the client, whose sequence number is
+    /// in the cookie's numbering; it is shifted into the server's, which the server
+    /// checks before it believes the error (path MTU discovery above all). The ICMP
+    /// checksum is updated incrementally.
+    pub(super) fn synproxy_icmp(&self, data: &mut [u8], e: &IcmpError, r: ConnRef, dir: Direction) {
+        let side = &self.synproxy.side[r.index() as usize];
+        if dir != Direction::Input || side.bits & bits::ESTABLISHED == 0 || e.inner.proto != crate::types::Proto::Tcp {
+            return;
+        }
+        let at = e.inner.l4 + 4;
+        if e.inner.l4_len < 8 || data.len() < at + 4 || data.len() < e.icmp + 4 {
+            return;
+        }
+        let old = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+        let new = u32::from_be_bytes(old).wrapping_add(side.delta).to_be_bytes();
+        data[at..at + 4].copy_from_slice(&new);
+        let mut d = wire::checksum::Delta::new();
+        d.replace_at(at - e.icmp, &old, &new);
+        // The quoted TCP checksum, when quoted, follows (the ICMP checksum covers it).
+        let tc = e.inner.l4 + wire::tcp::CHECKSUM_OFFSET;
+        if e.inner.l4_len >= wire::tcp::CHECKSUM_OFFSET + 2 && data.len() >= tc + 2 {
+            let mut q = wire::checksum::Delta::new();
+            q.replace_at(4, &old, &new);
+            let oc = [data[tc], data[tc + 1]];
+            let nc = q.apply(u16::from_be_bytes(oc)).to_be_bytes();
+            data[tc..tc + 2].copy_from_slice(&nc);
+            d.replace_at(tc - e.icmp, &oc, &nc);
+        }
+        let c = u16::from_be_bytes([data[e.icmp + 2], data[e.icmp + 3]]);
+        data[e.icmp + 2..e.icmp + 4].copy_from_slice(&d.apply(c).to_be_bytes());
     }
 }
 

@@ -27,7 +27,9 @@
 //! 4. From then on every packet is translated: server → client sequence numbers
 //!    −offset, timestamp values −offset; client → server acknowledgments and SACK
 //!    blocks +offset, timestamp echoes +offset. Windows are converted when the
-//!    server's window scale differs from the one the client was told.
+//!    server's window scale differs from the one the client was told. An ICMP error
+//!    travelling to the server has the sequence number of the segment it quotes shifted
+//!    back into the server's numbering (the server checks it: path MTU discovery).
 //!
 //! # Guards
 //! - Only a SYN is ever answered, with one SYN-ACK of about its size: no
