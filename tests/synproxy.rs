@@ -293,3 +293,30 @@ fn syn_flood_with_the_proxy_on() {
 fn syn_flood_with_the_default_auto_mode() {
     flood(None);
 }
+
+/// Two workers, the proxy on: each connection is opened by the worker its client's
+/// ACK reaches and completed by the owner of its local port (the real server's SYN-ACK
+/// redirected there when it lands on the other one).
+#[test]
+fn proxied_connections_on_two_workers() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    set_mode(&mut t, "on");
+    t.config["workers"] = toml::Value::Table(toml::toml! { lcores = [1, 2] cpus = [1, 1] });
+    t.start_rvsd().expect("rvsd starts with two workers");
+    let out = spawn_requests(&t, 400, 8).wait_with_output().expect("curl output");
+    let (ok, total) = count_ok(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!((ok, total), (400, 400), "every request through the proxy on two workers");
+    let stats = t.rvsd_stats().expect("stats");
+    let per_worker: Vec<u64> = stats["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["core"]["synproxy"]["ack_valid"].as_u64().unwrap_or(0))
+        .collect();
+    eprintln!("cookies validated per worker: {per_worker:?}; redirected {}", stats["net"]["redirect_out"]);
+    assert_eq!(per_worker.iter().sum::<u64>(), 400, "{}", stats["synproxy"]);
+    assert!(per_worker.iter().all(|n| *n > 0), "both workers proxied connections: {per_worker:?}");
+    assert_eq!(stats["synproxy"]["server_synack"].as_u64(), Some(400), "{}", stats["synproxy"]);
+    assert!(stats["drops"].get("redirect").is_none(), "none lost to redirect: {}", stats["drops"]);
+}
