@@ -272,6 +272,12 @@ pub enum ServiceError {
         /// The service.
         svc: ServiceKey,
     },
+    /// A SYN proxy setting on a service that is not TCP.
+    #[error("{svc}: the SYN proxy (synproxy) is for TCP services")]
+    SynProxyNotTcp {
+        /// The service.
+        svc: ServiceKey,
+    },
     /// A real-server address that is unspecified, multicast or broadcast.
     #[error("{svc}: real server {rs}: the address must be a unicast address")]
     BadRealServerAddr {
@@ -518,6 +524,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     let svc = cfg.key();
     if !is_unicast(cfg.vip) {
         return Err(ServiceError::BadVip { svc });
+    }
+    if cfg.synproxy.is_some() && cfg.proto != Proto::Tcp {
+        return Err(ServiceError::SynProxyNotTcp { svc });
     }
     if cfg.rate_limit.is_some_and(|r| r.rate == 0) {
         return Err(ServiceError::BadRateLimit { svc });

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
 use fnat::engine::config::EngineConfig;
-use fnat::service::ServiceConfig;
+use fnat::service::{ServiceConfig, ServiceTable};
 use fnat::stats::DropReason;
 use fnat::synproxy::cookie::{CookieData, CookieKey};
 use fnat::synproxy::{SynProxyConfig, SynProxyEvent, SynProxyMode};
@@ -646,4 +646,14 @@ fn modes_and_auto() {
         assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(RIP4)));
     }
     assert_eq!(event(&w, SynProxyEvent::CookieSent), 0);
+}
+
+/// A SYN proxy setting on a UDP service is refused, naming the service.
+#[test]
+fn synproxy_is_for_tcp_services() {
+    let mut s = services();
+    let udp = s.iter_mut().find(|c| c.proto == Proto::Udp).expect("a UDP service");
+    udp.synproxy = Some(SynProxyMode::On);
+    let e = ServiceTable::build(&s, None).unwrap_err();
+    assert_eq!(e.to_string(), "udp 192.0.2.1:53: the SYN proxy (synproxy) is for TCP services");
 }
