@@ -19,9 +19,11 @@
 //! by the frame and fnat fixture tables (`RVS_FUZZ_SEEDS`, see `fuzz/seeds.sh`).
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use fnat::buf::{PacketBuf, VecBuf};
+use fnat::denyset::PrefixSet;
+use fnat::edge::RateLimit;
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
 use fnat::engine::Engine;
 use fnat::persist::PersistConfig;
@@ -29,6 +31,7 @@ use fnat::sapool::PortRange;
 use fnat::sched::maglev::MH_MIN_TABLE_SIZE;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+use fnat::synproxy::SynProxyMode;
 use fnat::timer::WheelConfig;
 use fnat::types::Proto;
 use frame::{Io, Net, Node, Port, ETH_LEN};
@@ -164,12 +167,20 @@ fn services() -> &'static ServiceTable {
         );
         https.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 64 });
         https.mh_table_size = Some(MH_MIN_TABLE_SIZE);
+        https.deny = vec![net("198.51.100.128/25")];
+        let mut web = svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]);
+        web.synproxy = Some(SynProxyMode::On);
+        let mut web6 = svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]);
+        web6.source_limit = 4;
+        web6.allow = vec![net("2001:db8:c::/64")];
+        let mut dns = svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]);
+        dns.rate_limit = Some(RateLimit { rate: 10, burst: 5 });
         ServiceTable::build(
             &[
-                svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]),
-                svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]),
+                web,
+                web6,
                 svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Rr, &[rs("10.2.0.9", 8080)]),
-                svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]),
+                dns,
                 svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
                 https,
                 svc(Proto::Udp, "192.0.2.1", 0, SchedKind::Wlc, &[rs("10.2.0.1", 0), rs("10.2.0.2", 0)]),
@@ -179,6 +190,14 @@ fn services() -> &'static ServiceTable {
         )
         .unwrap()
     })
+}
+
+/// The global deny set, built once (its IPv4 bitmaps are megabytes; workers share one).
+fn deny_set() -> Arc<PrefixSet> {
+    static SET: OnceLock<Arc<PrefixSet>> = OnceLock::new();
+    Arc::clone(
+        SET.get_or_init(|| Arc::new(PrefixSet::build([(ip("203.0.113.128"), 25), (ip("2001:db8:c::dead"), 128)]))),
+    )
 }
 
 impl Default for World {
@@ -196,9 +215,13 @@ impl World {
     /// - `dpdk1` (server side, MTU 1400, no twin): LIPs 10.1.0.1/8, fd00::1/64,
     ///   fd00:1::1/64; servers 10.2.0.1-3, fd00::2, fd00:2::1 resolved, 10.2.0.9 not.
     /// - `dpdk2` (MTU 9000, twin, forward2kni): 172.16.0.1/24, nobody resolved.
-    /// - services: TCP VIP:80 rr -> 10.2.0.1:8080 (and v6 -> [fd00::2]:8080); TCP VIP:81
-    ///   -> 10.2.0.9:8080; UDP VIP:53 -> 10.2.0.2:53 (and v6 -> [fd00:2::1]:53); TCP
-    ///   VIP:443 mh with persistence over three servers; UDP VIP:0 wlc; TCP [VIP6]:443 sh.
+    /// - services: TCP VIP:80 rr -> 10.2.0.1:8080 with the SYN proxy on (and v6 ->
+    ///   [fd00::2]:8080, 4 connections per source, clients of 2001:db8:c::/64 only); TCP VIP:81
+    ///   -> 10.2.0.9:8080; UDP VIP:53 -> 10.2.0.2:53 rate-limited (and v6 ->
+    ///   [fd00:2::1]:53); TCP VIP:443 mh with persistence over three servers, denying
+    ///   198.51.100.128/25; UDP VIP:0 wlc; TCP [VIP6]:443 sh; every other service with the
+    ///   SYN proxy in its default (automatic) mode.
+    /// - the global deny set: 203.0.113.128/25 and 2001:db8:c::dead.
     pub fn new() -> World {
         let port = |name: &str, mac, mtu, twin, forward2kni| Port { name: name.into(), mac, mtu, forward2kni, twin };
         let ports = vec![
@@ -261,7 +284,9 @@ impl World {
             persist_capacity: 64,
             ..EngineConfig::default()
         };
-        let engine = Engine::new(&cfg, 0).unwrap();
+        let mut engine = Engine::new(&cfg, 0).unwrap();
+        engine.set_own_addrs(addrs.iter().map(|e| e.ip()));
+        engine.set_deny_set(deny_set());
         World { ports, addrs, routes, neighs, table, engine, node: Node::new(), io: Sink::default(), now: 0 }
     }
 
