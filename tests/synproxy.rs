@@ -4,15 +4,16 @@
 //!   real server sees the TOA exactly once, and window scaling and SACK are negotiated
 //!   on both legs (captures on the client and the real servers);
 //! - a spoofed-source SYN flood from a second client namespace (hping3, as fast as it
-//!   goes, 20 s): legitimate requests from the client still succeed, the connection
-//!   table does not grow, no flood SYN reaches a real server (every TOA the servers see
-//!   is the client's), and everything works after the flood; with the proxy on, and
-//!   with the default (auto) mode.
+//!   goes, 20 s): 99 % of legitimate requests from the client succeed during it while
+//!   neighbours lapse and are confirmed through the flooded ring, the connection table
+//!   does not grow, no flood SYN reaches a real server with the proxy on (every TOA the
+//!   servers see is the client's), and everything works after the flood; with the
+//!   proxy on, and with the default (auto) mode.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rvs_e2e::{rs4, serial, Spec, Topology, CLIENT4, CLIENT6, GW4, VIP4, VIP6};
+use rvs_e2e::{rs4, serial, Spec, Topology, CLIENT4, CLIENT6, VIP4, VIP6};
 use wire::tcp::TcpOptions;
 use wire::TcpOption;
 
@@ -115,13 +116,14 @@ fn download_through_the_proxy_is_bit_exact_with_toa_wscale_and_sack() {
 }
 
 /// Runs `n` requests in `par` parallel curl processes in the client namespace, each
-/// given up after `max_s` seconds, and returns the child (its output: one line per
-/// request).
-fn spawn_requests(t: &Topology, n: usize, par: usize, max_s: u32) -> std::process::Child {
+/// given up after `max_s` seconds and started at most `per_s` a second each (0: no
+/// pause), and returns the child (its output: one line per request).
+fn spawn_requests(t: &Topology, n: usize, par: usize, max_s: u32, per_s: u32) -> std::process::Child {
     let per = n / par;
     let urls: Vec<String> = (0..per).map(|_| format!("-o /dev/null http://{VIP4}/")).collect();
     let one = format!(
-        "curl -s -w '%{{http_code}} %{{time_total}} %{{exitcode}} %{{local_port}}\\n' --max-time {max_s} {}",
+        "curl -s -w '%{{http_code}} %{{time_total}} %{{exitcode}} %{{local_port}}\\n' --max-time {max_s} {} {}",
+        if per_s > 0 { format!("--rate {per_s}/s") } else { String::new() },
         urls.join(" ")
     );
     let script = (0..par).map(|_| format!("({one}) &")).collect::<Vec<_>>().join(" ") + " wait";
@@ -165,17 +167,6 @@ fn flood(mode: Option<&str>) {
     route.insert("via".into(), "198.18.0.254".into());
     route.insert("dev".into(), "dpdk0".into());
     t.config.insert("route".into(), toml::Value::Array(vec![toml::Value::Table(route)]));
-    // The client and rvsd know each other's MAC for good: under the flood their ARP
-    // requests and replies are lost on the same receive ring as the flood's SYNs, and a
-    // neighbour entry that lapses stalls every request for seconds (address resolution
-    // under a flood is the neighbour code's business, not the SYN proxy's).
-    let mac_of = |ns: &testnet::NetNs, dev: &str| -> String {
-        let out = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let client_mac = mac_of(&t.client, "eth0");
-    let lb_mac = mac_of(&t.lb, "rvsdemo-lb0");
-    t.client.ip(&["neigh", "replace", GW4, "lladdr", &lb_mac, "dev", "eth0", "nud", "permanent"]);
     let neigh = |addr: &str, mac: &str| {
         let mut n = toml::Table::new();
         n.insert("addr".into(), addr.into());
@@ -183,11 +174,16 @@ fn flood(mode: Option<&str>) {
         n.insert("dev".into(), "dpdk0".into());
         toml::Value::Table(n)
     };
-    t.config.insert(
-        "neigh".into(),
-        toml::Value::Array(vec![neigh("198.18.0.254", "02:00:00:00:fe:fe"), neigh(CLIENT4, &client_mac)]),
-    );
-    t.start_rvsd().expect("rvsd starts");
+    t.config.insert("neigh".into(), toml::Value::Array(vec![neigh("198.18.0.254", "02:00:00:00:fe:fe")]));
+    // Neighbours are kept fresh under the flood: rvsd's entries (the client's among
+    // them) and the client kernel's entry for the gateway (rvsd) lapse every few
+    // seconds and must be confirmed again through the flooded receive ring, with no
+    // request lost.
+    t.client.exec(&["sysctl", "-qw", "net.ipv4.neigh.eth0.base_reachable_time_ms=3000"]);
+    std::env::set_var("RVSD_NEIGH_REACHABLE_MS", "3000");
+    let started = t.start_rvsd();
+    std::env::remove_var("RVSD_NEIGH_REACHABLE_MS");
+    started.expect("rvsd starts");
     let fl = t.second_client().expect("second client");
     let (out, ok) = t.curl_many(&[format!("http://{VIP4}/")], 5);
     assert!(ok, "the VIP answers before the flood: {out}");
@@ -209,11 +205,11 @@ fn flood(mode: Option<&str>) {
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(2));
 
-    // Legitimate requests during the flood; the table sampled meanwhile.
-    // A request counts only if answered within 10 s (a first SYN and three
-    // retransmissions), and the whole batch must be over before the flood is: no
-    // waiting it out.
-    let mut during = spawn_requests(&t, DURING, 4, 10);
+    // Legitimate requests during the flood, spread over 15 s of it (four curls, two
+    // requests a second each: neighbours lapse and are confirmed meanwhile); the table
+    // sampled meanwhile. A request counts only if answered within 10 s (a first SYN and
+    // three retransmissions): no waiting the flood out.
+    let mut during = spawn_requests(&t, DURING, 4, 10, 2);
     let mut max_conns = 0;
     let mut timeline = Vec::new();
     while during.try_wait().expect("wait").is_none() {
@@ -257,7 +253,7 @@ fn flood(mode: Option<&str>) {
     std::thread::sleep(Duration::from_secs(1));
 
     // After the flood: nothing refused.
-    let after = spawn_requests(&t, 100, 4, 20);
+    let after = spawn_requests(&t, 100, 4, 20, 0);
     let out_after = after.wait_with_output().expect("curl output");
     let (ok_after, total_after) = count_ok(&String::from_utf8_lossy(&out_after.stdout));
     let frames: Vec<Vec<u8>> = caps.into_iter().flat_map(|c| c.finish().expect("frames")).collect();
@@ -280,12 +276,17 @@ fn flood(mode: Option<&str>) {
         after_flood["drops"],
     );
     assert!(cookies > 100_000, "a real flood was answered ({cookies} cookies)");
+    let neigh = &after_flood["neigh"];
+    eprintln!("neighbours after the flood: {neigh}");
+    assert!(
+        neigh["confirmed"].as_u64().unwrap_or(0) >= 3,
+        "neighbours lapsed and were confirmed under the flood: {neigh}"
+    );
+    assert_eq!(neigh["expired"].as_u64(), Some(0), "no neighbour in use expired under the flood: {neigh}");
     assert_eq!(total, DURING, "every request gave a status");
-    // The acceptance target is 99 %, met by the optimised build. The debug build (what
-    // `cargo test` runs) handles a fraction of the flood on this 2-core machine, shared
-    // with hping3: legitimate SYNs are lost on the same af_packet ring as the flood's,
-    // and 95 % is what it holds to.
-    let min_pct = if cfg!(debug_assertions) { 95 } else { 99 };
+    // The acceptance target, met by the debug build too (the dataplane's crates are
+    // optimised in it: see the workspace's Cargo.toml).
+    let min_pct = 99;
     assert!(ok * 100 >= total * min_pct, "at least {min_pct} % of requests during the flood succeed: {ok}/{total}");
     // Issued during the flood (the last may end up to its 10 s after it).
     assert!(during_s < Duration::from_secs(30), "the requests were made during the flood ({during_s:?})");
@@ -335,7 +336,7 @@ fn proxied_connections_on_two_workers() {
     set_mode(&mut t, "on");
     t.config["workers"] = toml::Value::Table(toml::toml! { lcores = [1, 2] cpus = [1, 1] });
     t.start_rvsd().expect("rvsd starts with two workers");
-    let out = spawn_requests(&t, 400, 8, 20).wait_with_output().expect("curl output");
+    let out = spawn_requests(&t, 400, 8, 20, 0).wait_with_output().expect("curl output");
     let (ok, total) = count_ok(&String::from_utf8_lossy(&out.stdout));
     assert_eq!((ok, total), (400, 400), "every request through the proxy on two workers");
     let stats = t.rvsd_stats().expect("stats");
