@@ -14,9 +14,16 @@ cargo build --workspace --all-targets --all-features
 step "format"
 cargo fmt --all -- --check
 
+step "format (fuzz crate)"
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+
 step "lint"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "test"
 # Tests that touch the kernel (namespaces, veth, tap) need root, as CI has.
 cargo test --workspace --all-features
+
+step "fuzz"
+# Every fuzz target for 30 s from the committed seeds (scripts/fuzz.sh; a crash fails).
+bash scripts/fuzz.sh 30

@@ -112,6 +112,12 @@ pub struct Service {
     /// The SYN proxy (`syn_proxy`); unset = rvsd's default mode.
     #[serde(default)]
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
+    /// Sources refused (`daddr_group_name`).
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// When not empty, the only sources admitted (`waddr_group_name`).
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
 }
 
 /// What the agent needs from rvsd.
@@ -354,6 +360,8 @@ mod tests {
             persistence_timeout: None,
             persistence_granularity: None,
             syn_proxy: None,
+            deny: Vec::new(),
+            allow: Vec::new(),
             local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
             real_servers: vec![RealServer { addr: rs, weight: 100 }],
         };

@@ -5,7 +5,7 @@
 
 use super::{rs_checks, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
-use crate::keepalived::config::{Config, VsTarget};
+use crate::keepalived::config::{AddressGroupKind, Config, VsTarget};
 use crate::reload::Change;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -167,6 +167,14 @@ impl Pool {
                         .collect()
                 })
                 .unwrap_or_default();
+            let prefixes = |name: &Option<String>, kind: AddressGroupKind| -> Vec<ipnet::IpNet> {
+                name.as_ref()
+                    .and_then(|n| cfg.address_groups.iter().find(|g| g.kind == kind && &g.name == n))
+                    .map(|g| g.prefixes.clone())
+                    .unwrap_or_default()
+            };
+            let deny = prefixes(&v.daddr_group_name, AddressGroupKind::Deny);
+            let allow = prefixes(&v.waddr_group_name, AddressGroupKind::Allow);
             let ident: VsIdent = (v.protocol, v.target.clone());
             let label = vs_label(&ident);
             let prev = old.and_then(|o| old_vs.get(&ident).map(|&i| (o, i)));
@@ -223,6 +231,8 @@ impl Pool {
                     persistence_timeout: v.persistence_timeout,
                     persistence_granularity: v.persistence_granularity,
                     syn_proxy: v.syn_proxy,
+                    deny: deny.clone(),
+                    allow: allow.clone(),
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })
@@ -378,6 +388,25 @@ mod tests {
         assert_eq!(checks[1].delay_loop, std::time::Duration::from_secs(2));
         assert!(pool.vs[0].quorum_ok);
         assert_eq!(pool.rs(1).unwrap().addr, "10.0.1.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn address_groups_become_the_services_deny_and_allow_lists() {
+        let conf = "deny_address_group bad {\n 192.0.2.0/24\n}\nallow_address_group good {\n 10.0.0.0/8\n}\n"
+            .to_string()
+            + &CONF.replace(
+                " laddr_group_name l\n",
+                " laddr_group_name l\n daddr_group_name bad\n waddr_group_name good\n",
+            );
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (_, services, _) = Pool::from_config(&l.config);
+        for s in &services {
+            assert_eq!(s.deny, ["192.0.2.0/24".parse::<ipnet::IpNet>().unwrap()]);
+            assert_eq!(s.allow, ["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]);
+        }
+        let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
+        assert!(plain.iter().all(|s| s.deny.is_empty() && s.allow.is_empty()));
     }
 
     #[test]

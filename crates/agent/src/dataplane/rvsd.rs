@@ -310,6 +310,8 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
         return Err(format!("virtual_server {key}: syn_proxy is for TCP services"));
     }
     cfg.synproxy = s.syn_proxy;
+    cfg.deny = s.deny.clone();
+    cfg.allow = s.allow.clone();
     Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
 }
 
@@ -328,6 +330,8 @@ fn canonical(spec: &ServiceSpec) -> ServiceSpec {
     }
     s.service.real_servers.sort_by_key(|r| (r.addr, r.port));
     s.laddrs.sort();
+    s.service.deny.sort();
+    s.service.allow.sort();
     s
 }
 

@@ -24,6 +24,9 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// DPVS's `local_address_group` blocks.
     pub local_address_groups: Vec<LocalAddressGroup>,
+    /// DPVS's `deny_address_group` (blacklist) and `allow_address_group` (whitelist)
+    /// blocks.
+    pub address_groups: Vec<AddressGroup>,
     /// Keywords accepted and ignored (see [`super::parse::IGNORED`]), with where.
     pub ignored: Vec<(Loc, String)>,
 }
@@ -250,6 +253,29 @@ pub struct LocalAddressGroup {
     pub loc: Loc,
 }
 
+/// Which list an [`AddressGroup`] feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AddressGroupKind {
+    /// `deny_address_group`, named by a virtual server's `daddr_group_name`.
+    Deny,
+    /// `allow_address_group`, named by a virtual server's `waddr_group_name`.
+    Allow,
+}
+
+/// DPVS's `deny_address_group NAME { IP[-LAST] ... }` / `allow_address_group`: source
+/// prefixes a virtual server refuses or admits only (rvs also takes `IP/LEN`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressGroup {
+    /// Deny or allow.
+    pub kind: AddressGroupKind,
+    /// Name.
+    pub name: String,
+    /// The prefixes (a range becomes one host prefix per address).
+    pub prefixes: Vec<ipnet::IpNet>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
 /// `virtual_server ... { ... }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VirtualServer {
@@ -281,6 +307,10 @@ pub struct VirtualServer {
     pub inhibit_on_failure: bool,
     /// DPVS's `laddr_group_name`.
     pub laddr_group_name: Option<String>,
+    /// DPVS's `daddr_group_name`: the `deny_address_group` of sources refused.
+    pub daddr_group_name: Option<String>,
+    /// DPVS's `waddr_group_name`: the `allow_address_group` of the only sources admitted.
+    pub waddr_group_name: Option<String>,
     /// DPVS's `syn_proxy` (rvs also takes `on`, `off`, `auto`); unset = rvsd's default.
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
     /// `real_server` blocks.

@@ -21,8 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `daddr_group_name`, `blklst_group_name`,
-///   `whtlst_group_name`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`, `uthreshold`,
+/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`, `uthreshold`,
 ///   `lthreshold`).
 pub const IGNORED: &[&str] = &[
     "notification_email",
@@ -81,9 +80,6 @@ pub const IGNORED: &[&str] = &[
     "est_timeout",
     "hash_target",
     "proxy_protocol",
-    "daddr_group_name",
-    "blklst_group_name",
-    "whtlst_group_name",
     "ops",
     "alpha",
     "omega",
@@ -148,6 +144,16 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             "local_address_group" => {
                 if let Some(g) = p.laddr_group(n) {
                     cfg.local_address_groups.push(g);
+                }
+            }
+            "deny_address_group" => {
+                if let Some(g) = p.address_group(n, AddressGroupKind::Deny) {
+                    cfg.address_groups.push(g);
+                }
+            }
+            "allow_address_group" => {
+                if let Some(g) = p.address_group(n, AddressGroupKind::Allow) {
+                    cfg.address_groups.push(g);
                 }
             }
             _ => p.other(n, "the top level"),
@@ -632,6 +638,31 @@ impl P<'_> {
         Some(g)
     }
 
+    /// `deny_address_group` / `allow_address_group`: `IP`, `IP-LAST` or `IP/LEN` per line.
+    fn address_group(&mut self, n: &Node, kind: AddressGroupKind) -> Option<AddressGroup> {
+        let name = self.name(n)?.to_string();
+        let mut g = AddressGroup { kind, name, prefixes: Vec::new(), loc: n.loc.clone() };
+        let what = match kind {
+            AddressGroupKind::Deny => "deny_address_group",
+            AddressGroupKind::Allow => "allow_address_group",
+        };
+        for c in self.block(n) {
+            if !c.args.is_empty() || c.block.is_some() {
+                self.err(&c.loc, format!("{what} {}: expected 'IP[-LAST]' or 'IP/LEN' per line", g.name));
+            } else if c.key.starts_with("ipset:") {
+                self.err(&c.loc, format!("{what} {}: '{}': rvs has no ipsets; list the prefixes", g.name, c.key));
+            } else if c.key.contains('/') {
+                match c.key.parse::<IpNet>() {
+                    Ok(p) => g.prefixes.push(p.trunc()),
+                    Err(_) => self.err(&c.loc, format!("{what} {}: bad prefix '{}'", g.name, c.key)),
+                }
+            } else {
+                g.prefixes.extend(self.addr_range(c, what).into_iter().map(IpNet::from));
+            }
+        }
+        Some(g)
+    }
+
     fn virtual_server(&mut self, n: &Node) -> Option<VirtualServer> {
         let target = match n.args.as_slice() {
             [g, name] if g == "group" => VsTarget::Group(name.clone()),
@@ -664,6 +695,8 @@ impl P<'_> {
             sorry_server: None,
             inhibit_on_failure: false,
             laddr_group_name: None,
+            daddr_group_name: None,
+            waddr_group_name: None,
             syn_proxy: None,
             real_servers: Vec::new(),
             loc: n.loc.clone(),
@@ -737,6 +770,8 @@ impl P<'_> {
                 "sorry_server_lvs_method" => self.ignored.push((c.loc.clone(), c.key.clone())),
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
                 "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
+                "daddr_group_name" => v.daddr_group_name = self.arg(c).map(str::to_string),
+                "waddr_group_name" => v.waddr_group_name = self.arg(c).map(str::to_string),
                 // DPVS: `syn_proxy` alone turns the SYN proxy on; rvs also takes a value.
                 "syn_proxy" => match c.args.as_slice() {
                     [] => v.syn_proxy = Some(fnat::synproxy::SynProxyMode::On),

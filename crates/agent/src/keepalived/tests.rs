@@ -226,3 +226,38 @@ fn syn_proxy_is_honoured_and_bad_values_are_named() {
     let l = strict(&vs(" syn_proxy sometimes\n"));
     assert_eq!(errors(&l), ["t.conf:3: error: syn_proxy sometimes: rvs takes on, off, auto (or no value: on)"]);
 }
+
+#[test]
+fn deny_and_allow_address_groups_feed_a_virtual_servers_lists() {
+    let l = strict(
+        "deny_address_group bad {\n 192.0.2.7\n 192.0.2.10-12\n 198.51.100.0/24\n 2001:db8::/32\n}\n\
+         allow_address_group good {\n 10.0.0.0/8\n}\n\
+         virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n daddr_group_name bad\n waddr_group_name good\n}\n",
+    );
+    let errors: Vec<_> = messages(&l).into_iter().filter(|m| m.contains("error")).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    let v = &l.config.virtual_servers[0];
+    assert_eq!((v.daddr_group_name.as_deref(), v.waddr_group_name.as_deref()), (Some("bad"), Some("good")));
+    let deny = &l.config.address_groups[0];
+    assert_eq!(deny.kind, AddressGroupKind::Deny);
+    let shown: Vec<String> = deny.prefixes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        ["192.0.2.7/32", "192.0.2.10/32", "192.0.2.11/32", "192.0.2.12/32", "198.51.100.0/24", "2001:db8::/32"]
+    );
+    assert_eq!(l.config.address_groups[1].kind, AddressGroupKind::Allow);
+
+    // A name without its group, a group of the other kind, ipsets and junk are named.
+    let l = strict(
+        "allow_address_group good {\n 10.0.0.0/8\n}\n\
+         deny_address_group odd {\n ipset:blocked\n 10.0.0.300\n 10.1.0.0/99\n}\n\
+         virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n daddr_group_name good\n waddr_group_name none\n}\n",
+    );
+    let errors: Vec<_> = messages(&l).into_iter().filter(|m| m.contains("error")).collect();
+    assert!(errors.iter().any(|m| m.contains("t.conf:5: error") && m.contains("ipset:blocked")), "{errors:?}");
+    assert!(errors.iter().any(|m| m.contains("t.conf:6: error") && m.contains("10.0.0.300")), "{errors:?}");
+    assert!(errors.iter().any(|m| m.contains("t.conf:7: error") && m.contains("10.1.0.0/99")), "{errors:?}");
+    assert!(errors.iter().any(|m| m.contains("daddr_group_name good: no deny_address_group good")), "{errors:?}");
+    assert!(errors.iter().any(|m| m.contains("waddr_group_name none: no allow_address_group none")), "{errors:?}");
+}

@@ -100,6 +100,17 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
         if !services.insert((v.target.clone(), v.protocol)) {
             d.push(e("defined twice".into()));
         }
+        for (name, kind, key) in [
+            (&v.daddr_group_name, AddressGroupKind::Deny, "daddr_group_name"),
+            (&v.waddr_group_name, AddressGroupKind::Allow, "waddr_group_name"),
+        ] {
+            if let Some(n) = name {
+                if !cfg.address_groups.iter().any(|g| g.kind == kind && &g.name == n) {
+                    let block = if kind == AddressGroupKind::Deny { "deny" } else { "allow" };
+                    d.push(e(format!("{key} {n}: no {block}_address_group {n}")));
+                }
+            }
+        }
         match &v.laddr_group_name {
             Some(l) if !laddrs.contains(l.as_str()) => d.push(e(format!("no local_address_group {l}"))),
             None => d.push(w("no laddr_group_name: FullNAT needs local addresses (rvsd's defaults are used)".into())),

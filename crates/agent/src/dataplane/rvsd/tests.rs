@@ -294,6 +294,8 @@ fn service() -> Service {
         persistence_timeout: None,
         persistence_granularity: None,
         syn_proxy: None,
+        deny: Vec::new(),
+        allow: Vec::new(),
         local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
         real_servers: vec![RealServer { addr: rs(1), weight: 3 }, RealServer { addr: rs(2), weight: 2 }],
     }
@@ -428,6 +430,11 @@ fn services_convert_to_rvsd_form() {
         spec.service.real_servers[0],
         RealServerConfig { addr: rs(1).ip(), port: 8080, weight: 3, upper: 0, lower: 0 }
     );
+    assert!(spec.service.deny.is_empty() && spec.service.allow.is_empty());
+    s.deny = vec!["192.0.2.0/24".parse().unwrap()];
+    s.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    let spec = to_spec(&s).unwrap();
+    assert_eq!((spec.service.deny, spec.service.allow), (s.deny.clone(), s.allow.clone()));
     s.persistence_granularity = Some("255.0.255.0".parse().unwrap());
     assert!(to_spec(&s).unwrap_err().contains("not a netmask"));
     s.scheduler = "lblc".into();
