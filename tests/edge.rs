@@ -134,6 +134,11 @@ fn service_blacklist_with_rvsadm() {
 
     let client = format!("{CLIENT4}/32");
     t.cli_ok("rvsadm", &["--add-blklst", "-t", &svc(), "-k", &client]);
+    let listed = t.cli_ok("rvsadm", &["--get-blklst"]);
+    assert!(listed.lines().any(|l| l.split_whitespace().eq(["TCP", svc().as_str(), client.as_str()])), "{listed}");
+    let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
+    let rule = format!("--add-blklst -t {} -k {client}", svc());
+    assert!(saved.lines().any(|l| l == rule), "-S keeps the list for -R: {saved}");
     let before = drops(&t, "denied");
     assert!(!get(&t), "a blacklisted client is refused");
     let after = drops(&t, "denied");

@@ -167,10 +167,10 @@ pub struct ServiceConfig {
     /// When not empty, the only sources admitted (DPVS's whitelist, `--add-whtlst`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<IpNet>,
-    /// New connections per second admitted, over all workers (`--rate N[:burst]`).
+    /// New connections per second admitted, over all workers (`rvsadm --conn-rate N[:BURST]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
-    /// Live connections per source address, per worker (`--source-limit K`); 0 = none.
+    /// Live connections per source address, per worker (`rvsadm --source-limit K`); 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub source_limit: u32,
 }

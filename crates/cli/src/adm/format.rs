@@ -334,8 +334,45 @@ pub fn write_laddrs(out: &mut dyn Write, svcs: &[ServiceView]) -> io::Result<()>
     Ok(())
 }
 
+/// One service's deny or allow list, as `--get-blklst` / `--get-whtlst` print it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclList {
+    /// The protocol.
+    pub proto: Proto,
+    /// The service, `VIP:PORT`.
+    pub service: String,
+    /// The source prefixes.
+    pub prefixes: Vec<ipnet::IpNet>,
+}
+
+/// The deny (`allow: false`) or allow lists of `svcs`, services in sorted order; those
+/// with an empty list left out.
+pub fn acl_lists(svcs: &[ServiceView], allow: bool) -> Vec<AclList> {
+    ordered(svcs, true)
+        .into_iter()
+        .map(|s| {
+            let c = &s.service;
+            let prefixes = if allow { c.allow.clone() } else { c.deny.clone() };
+            AclList { proto: c.proto, service: addr_port(c.vip, c.vport), prefixes }
+        })
+        .filter(|l| !l.prefixes.is_empty())
+        .collect()
+}
+
+/// DPVS's `--get-blklst` / `--get-whtlst` table: one line per prefix.
+pub fn write_acls(out: &mut dyn Write, lists: &[AclList], allow: bool) -> io::Result<()> {
+    let title = if allow { "WHITELIST" } else { "BLACKLIST" };
+    writeln!(out, "{:<8} {:<30} {:<30}", "PROTO", "VIP:VPORT", title)?;
+    for l in lists {
+        for p in &l.prefixes {
+            writeln!(out, "{:<8} {:<30} {:<30}", proto_upper(l.proto), l.service, p.to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// The `-S` rules: `-A` per service, then its `-a` (in configuration order, which the
-/// schedulers depend on) and its `-P` lines.
+/// schedulers depend on), `-P`, `--add-blklst` and `--add-whtlst` lines.
 pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io::Result<()> {
     for s in ordered(svcs, sort) {
         let cfg = &s.service;
@@ -348,6 +385,15 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
             line += &format!(" --mh-table-size {n}");
         }
         line += &synproxy(cfg, true);
+        if let Some(r) = cfg.rate_limit {
+            line += &format!(" --conn-rate {}", r.rate);
+            if r.burst != 0 {
+                line += &format!(":{}", r.burst);
+            }
+        }
+        if cfg.source_limit != 0 {
+            line += &format!(" --source-limit {}", cfg.source_limit);
+        }
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {
             s.dests.iter().map(|d| d.config).collect()
@@ -366,6 +412,12 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
         }
         for l in &s.laddrs {
             writeln!(out, "-P {svc} -z {l}")?;
+        }
+        for p in &cfg.deny {
+            writeln!(out, "--add-blklst {svc} -k {p}")?;
+        }
+        for p in &cfg.allow {
+            writeln!(out, "--add-whtlst {svc} --whtlst-address {p}")?;
         }
     }
     Ok(())

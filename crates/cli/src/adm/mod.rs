@@ -13,6 +13,10 @@
 //!   exactly the file, whatever was there before.
 //! - `-Z` zeroes every counter; it takes no service.
 //! - Output is always numeric (`-n` is accepted).
+//! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
+//!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
+//!   own `--conn-rate N[:BURST]` and `--source-limit N` on `-A`/`-E` (which `-E`, setting
+//!   the whole service, resets when omitted).
 
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
@@ -20,6 +24,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use ctl::{RealServerEdit, Request, Response, ServiceSpec};
+use fnat::edge::RateLimit;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT, MAX_WEIGHT};
@@ -109,6 +114,12 @@ pub struct AdmArgs {
     /// Remove a source prefix from a service's allow list (--whtlst-address ADDR[/LEN]).
     #[arg(long = "del-whtlst", help_heading = "Commands")]
     pub del_whtlst: bool,
+    /// List the deny lists (of one service with -t/-u).
+    #[arg(long = "get-blklst", help_heading = "Commands")]
+    pub get_blklst: bool,
+    /// List the allow lists (of one service with -t/-u).
+    #[arg(long = "get-whtlst", help_heading = "Commands")]
+    pub get_whtlst: bool,
 
     /// TCP service ADDR:PORT ([IPV6]:PORT).
     #[arg(short = 't', long = "tcp-service", value_name = "ADDR:PORT")]
@@ -134,6 +145,13 @@ pub struct AdmArgs {
     /// Maglev table size for mh (a prime).
     #[arg(long = "mh-table-size", value_name = "N")]
     pub mh_table_size: Option<String>,
+    /// New connections a second the service admits, over all workers, with an optional
+    /// burst (default: one second's worth); absent: no limit (rvs).
+    #[arg(long = "conn-rate", value_name = "N[:BURST]")]
+    pub conn_rate: Option<String>,
+    /// Live connections per source address, per worker; absent or 0: no limit (rvs).
+    #[arg(long = "source-limit", value_name = "N")]
+    pub source_limit: Option<String>,
     /// TCP SYN proxy (DPVS): enable, disable or auto (absent: rvsd's default mode).
     #[arg(short = 'j', long = "synproxy", value_name = "enable|disable|auto")]
     pub synproxy: Option<String>,
@@ -168,10 +186,10 @@ pub struct AdmArgs {
     #[arg(short = 'F', long = "ifname", value_name = "DEV")]
     pub ifname: Option<String>,
     /// Source address or prefix for --add-blklst/--del-blklst.
-    #[arg(short = 'k', long = "blklst-address", value_name = "ADDR[/LEN]")]
+    #[arg(short = 'k', long = "blklst-address", visible_alias = "blklst", value_name = "ADDR[/LEN]")]
     pub blklst: Option<String>,
     /// Source address or prefix for --add-whtlst/--del-whtlst.
-    #[arg(long = "whtlst-address", value_name = "ADDR[/LEN]")]
+    #[arg(long = "whtlst-address", visible_alias = "whtlst", value_name = "ADDR[/LEN]")]
     pub whtlst: Option<String>,
 
     /// Numeric output (always).
@@ -267,6 +285,15 @@ pub enum AdmCmd {
         /// As JSON.
         json: bool,
     },
+    /// List the deny (`allow: false`) or allow lists.
+    Acls {
+        /// Only this service.
+        key: Option<ServiceKey>,
+        /// The allow lists.
+        allow: bool,
+        /// As JSON.
+        json: bool,
+    },
     /// List local addresses.
     Laddrs {
         /// Only this service.
@@ -343,6 +370,8 @@ enum Cmd {
     DelBlklst,
     AddWhtlst,
     DelWhtlst,
+    GetBlklst,
+    GetWhtlst,
 }
 
 impl Cmd {
@@ -367,6 +396,8 @@ impl Cmd {
             Cmd::DelBlklst => "--del-blklst",
             Cmd::AddWhtlst => "--add-whtlst",
             Cmd::DelWhtlst => "--del-whtlst",
+            Cmd::GetBlklst => "--get-blklst",
+            Cmd::GetWhtlst => "--get-whtlst",
         }
     }
 
@@ -391,12 +422,15 @@ impl Cmd {
             Cmd::DelBlklst => "--del-blklst",
             Cmd::AddWhtlst => "--add-whtlst",
             Cmd::DelWhtlst => "--del-whtlst",
+            Cmd::GetBlklst => "--get-blklst",
+            Cmd::GetWhtlst => "--get-whtlst",
         }
     }
 
     /// The options this command accepts (by their display name in [`options`]).
     fn allowed(self) -> &'static [&'static str] {
-        const SVC: &[&str] = &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size", "-j"];
+        const SVC: &[&str] =
+            &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size", "-j", "--conn-rate", "--source-limit"];
         const LIST: &[&str] = &[
             "-t/-u",
             "-n",
@@ -422,12 +456,13 @@ impl Cmd {
             Cmd::GetLaddr => &["-t/-u", "-n", "--json"],
             Cmd::AddBlklst | Cmd::DelBlklst => &["-t/-u", "-k"],
             Cmd::AddWhtlst | Cmd::DelWhtlst => &["-t/-u", "--whtlst-address"],
+            Cmd::GetBlklst | Cmd::GetWhtlst => &["-t/-u", "-n", "--json"],
         }
     }
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 26] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 28] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-s", a.scheduler.is_some()),
@@ -436,6 +471,8 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 26] {
         ("--sched-flags", a.sched_flags.is_some()),
         ("--mh-table-size", a.mh_table_size.is_some()),
         ("-j", a.synproxy.is_some()),
+        ("--conn-rate", a.conn_rate.is_some()),
+        ("--source-limit", a.source_limit.is_some()),
         ("-r", a.real_server.is_some()),
         ("-w", a.weight.is_some()),
         ("-x", a.u_threshold.is_some()),
@@ -479,6 +516,8 @@ fn command(a: &AdmArgs) -> Result<Cmd, CliError> {
         (Cmd::DelBlklst, a.del_blklst),
         (Cmd::AddWhtlst, a.add_whtlst),
         (Cmd::DelWhtlst, a.del_whtlst),
+        (Cmd::GetBlklst, a.get_blklst),
+        (Cmd::GetWhtlst, a.get_whtlst),
     ]
     .into_iter()
     .filter_map(|(c, on)| on.then_some(c))
@@ -578,6 +617,16 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
         }
         svc.synproxy = Some(mode);
     }
+    if let Some(r) = &a.conn_rate {
+        let (rate, burst) = r.split_once(':').map_or((r.as_str(), None), |(r, b)| (r, Some(b)));
+        let rate = parse_num(rate, "connection rate", 1, u64::from(u32::MAX)).map_err(usage)? as u32;
+        let burst =
+            burst.map(|b| parse_num(b, "connection burst", 1, u64::from(u32::MAX))).transpose().map_err(usage)?;
+        svc.rate_limit = Some(RateLimit { rate, burst: burst.unwrap_or(0) as u32 });
+    }
+    if let Some(n) = &a.source_limit {
+        svc.source_limit = parse_num(n, "source limit", 0, u64::from(u32::MAX)).map_err(usage)? as u32;
+    }
     Ok(svc)
 }
 
@@ -674,6 +723,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             }
         }
         Cmd::GetLaddr => AdmCmd::Laddrs { key, json: a.json },
+        Cmd::GetBlklst | Cmd::GetWhtlst => AdmCmd::Acls { key, allow: cmd == Cmd::GetWhtlst, json: a.json },
         Cmd::AddBlklst | Cmd::DelBlklst | Cmd::AddWhtlst | Cmd::DelWhtlst => {
             let key = need_key(key, cmd)?;
             let allow = matches!(cmd, Cmd::AddWhtlst | Cmd::DelWhtlst);
@@ -746,22 +796,36 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
             other => return Err(unexpected("timeouts", &other)),
         },
         AdmCmd::Laddrs { key, json } => {
-            let mut svcs = services(ctl, false)?;
-            if let Some(k) = key {
-                svcs.retain(|s| s.service.key() == *k);
-                if svcs.is_empty() {
-                    return Err(no_service(k));
-                }
-            }
+            let svcs = services_of(ctl, key.as_ref())?;
             if *json {
                 write_json(out, &Response::Services { services: svcs })?;
             } else {
                 format::write_laddrs(out, &svcs)?;
             }
         }
+        AdmCmd::Acls { key, allow, json } => {
+            let svcs = services_of(ctl, key.as_ref())?;
+            if *json {
+                write_json(out, &Response::Services { services: svcs })?;
+            } else {
+                format::write_acls(out, &format::acl_lists(&svcs, *allow), *allow)?;
+            }
+        }
     }
     out.flush()?;
     Ok(())
+}
+
+/// Every service, or only `key` (which must exist).
+fn services_of(ctl: &mut dyn Ctl, key: Option<&ServiceKey>) -> Result<Vec<ctl::ServiceView>, CliError> {
+    let mut svcs = services(ctl, false)?;
+    if let Some(k) = key {
+        svcs.retain(|s| s.service.key() == *k);
+        if svcs.is_empty() {
+            return Err(no_service(k));
+        }
+    }
+    Ok(svcs)
 }
 
 fn no_service(k: &ServiceKey) -> CliError {

@@ -108,6 +108,12 @@ fn persistence_and_flags() {
     assert!(p.hash_port && p.hash_fallback);
     let p = svc("-A -t 198.18.0.100:80 -s sh --sched-flags none");
     assert!(!p.hash_port && !p.hash_fallback);
+    // rvs's edge limits
+    let p = svc("-A -t 198.18.0.100:80 --conn-rate 1000:50 --source-limit 8");
+    assert_eq!(p.rate_limit, Some(fnat::edge::RateLimit { rate: 1000, burst: 50 }));
+    assert_eq!(p.source_limit, 8);
+    let p = svc("-A -t 198.18.0.100:80 --conn-rate 200");
+    assert_eq!(p.rate_limit, Some(fnat::edge::RateLimit { rate: 200, burst: 0 }));
     // -p with a value followed by another option
     let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
     assert_eq!(p.persistence.unwrap().timeout_s, 100);
@@ -181,6 +187,24 @@ fn server_commands() {
                 allow: false,
                 add: true,
                 prefixes: vec!["192.0.2.0/24".parse().unwrap()],
+            },
+        ),
+        (
+            "--add-blklst -t 198.18.0.100:80 --blklst 192.0.2.7",
+            Request::ServiceAcl {
+                key: tcp80(),
+                allow: false,
+                add: true,
+                prefixes: vec!["192.0.2.7/32".parse().unwrap()],
+            },
+        ),
+        (
+            "--add-whtlst -t 198.18.0.100:80 --whtlst 10.1.0.0/16",
+            Request::ServiceAcl {
+                key: tcp80(),
+                allow: true,
+                add: true,
+                prefixes: vec!["10.1.0.0/16".parse().unwrap()],
             },
         ),
         (
@@ -280,6 +304,14 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-A -t 198.18.0.100:80 --json", "option --json is not allowed with -A (--add-service)"),
         ("-A -t 198.18.0.100", "port 0 (every port) needs a persistent service (-p): tcp 198.18.0.100:0"),
         ("-A -t 198.18.0.100:80 -M 24", "-M (netmask) needs -p (persistent)"),
+        ("-A -t 198.18.0.100:80 --conn-rate 0", "connection rate 0 out of range (1..=4294967295)"),
+        ("-A -t 198.18.0.100:80 --conn-rate 10:x", "bad connection burst 'x' (expected a number 1..=4294967295)"),
+        ("-A -t 198.18.0.100:80 --source-limit many", "bad source limit 'many' (expected a number 0..=4294967295)"),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 --source-limit 3",
+            "option --source-limit is not allowed with -a (--add-server)",
+        ),
+        ("--get-blklst -k 192.0.2.1", "option -k is not allowed with --get-blklst (--get-blklst)"),
         ("-A -t 198.18.0.100:80 -p 0", "persistence timeout 0 out of range (1..=2678400)"),
         (
             "-A -t 198.18.0.100:80 -p -M 255.0.255.0",
@@ -649,6 +681,34 @@ fn specs(views: &[ServiceView]) -> Vec<ServiceSpec> {
 }
 
 #[test]
+fn acl_listings() {
+    let mut views = demo();
+    for v in &mut views {
+        if v.service.key() == tcp80() {
+            v.service.deny = vec!["192.0.2.0/24".parse().unwrap(), "198.51.100.7/32".parse().unwrap()];
+        } else if v.service.vip.is_ipv6() {
+            v.service.allow = vec!["2001:db8:aa::/48".parse().unwrap()];
+        }
+    }
+    let (out, _) = run_adm("--get-blklst", vec![Response::Services { services: views.clone() }]);
+    let want = "\
+PROTO    VIP:VPORT                      BLACKLIST                     
+TCP      198.18.0.100:80                192.0.2.0/24                  
+TCP      198.18.0.100:80                198.51.100.7/32               
+";
+    assert_eq!(out, want);
+    let (out, _) = run_adm("--get-whtlst -n", vec![Response::Services { services: views.clone() }]);
+    assert_eq!(
+        out.lines().nth(1).map(str::split_whitespace).map(Iterator::collect::<Vec<_>>),
+        Some(vec!["TCP", "[2001:db8::100]:443", "2001:db8:aa::/48"])
+    );
+    let (out, _) = run_adm("--get-whtlst -t 198.18.0.100:80", vec![Response::Services { services: views.clone() }]);
+    assert_eq!(out.lines().count(), 1, "only the title: {out}");
+    let (out, _) = run_adm("--get-blklst --json", vec![Response::Services { services: views }]);
+    assert!(out.contains("192.0.2.0/24"), "{out}");
+}
+
+#[test]
 fn save_then_restore_round_trip() {
     let mut views = demo();
     // a few more shapes: all-ports persistent, sh without fallback, thresholds only upper
@@ -661,10 +721,22 @@ fn save_then_restore_round_trip() {
     lc.sched = SchedKind::Lc;
     lc.hash_port = true;
     lc.mh_table_size = Some(251);
+    lc.deny = vec!["2001:db8:bad::/48".parse().unwrap()];
+    lc.allow = vec!["2001:db8::/32".parse().unwrap(), "2001:db9::/32".parse().unwrap()];
+    lc.rate_limit = Some(fnat::edge::RateLimit { rate: 500, burst: 20 });
+    lc.source_limit = 4;
+    all.rate_limit = Some(fnat::edge::RateLimit { rate: 7, burst: 0 });
     views.push(view(all, &[], vec![(0, 0, None)], None));
     views.push(view(lc, &[], vec![], None));
 
     let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }]);
+    for line in [
+        "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4",
+        "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",
+        "--add-whtlst -u [2001:db8::53]:53 --whtlst-address 2001:db9::/32",
+    ] {
+        assert!(saved.lines().any(|l| l == line), "{line} in\n{saved}");
+    }
     let cmd = parse(&argv("-R")).unwrap();
     let mut ctl = FakeCtl::new(vec![]);
     run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
