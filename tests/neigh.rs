@@ -150,10 +150,10 @@ fn random_source_arp_flood_leaves_every_server_reachable() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
     // A small per-port cap, so that the flood's on-link part fills it and evicts.
-    std::env::set_var("RVSD_NEIGH_MAX_PER_PORT", "64");
-    let started = t.start_rvsd();
-    std::env::remove_var("RVSD_NEIGH_MAX_PER_PORT");
-    started.expect("rvsd starts");
+    let mut defs = toml::Table::new();
+    defs.insert("max_per_port".into(), toml::Value::Integer(64));
+    t.config.insert("neigh_defs".into(), toml::Value::Table(defs));
+    t.start_rvsd().expect("rvsd starts");
     all_servers_answer(&t, VIP4, 30);
 
     let t0 = Instant::now();
@@ -188,10 +188,10 @@ fn random_source_arp_flood_leaves_every_server_reachable() {
 fn neighbours_in_use_survive_their_reachable_time() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
-    std::env::set_var("RVSD_NEIGH_REACHABLE_MS", "2000");
-    let started = t.start_rvsd();
-    std::env::remove_var("RVSD_NEIGH_REACHABLE_MS");
-    started.expect("rvsd starts");
+    let mut defs = toml::Table::new();
+    defs.insert("reachable_ms".into(), toml::Value::Integer(2000));
+    t.config.insert("neigh_defs".into(), toml::Value::Table(defs));
+    t.start_rvsd().expect("rvsd starts");
 
     // Traffic for more than three reachable times, IPv4 and IPv6, none lost.
     let t0 = Instant::now();

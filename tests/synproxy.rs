@@ -180,10 +180,10 @@ fn flood(mode: Option<&str>) {
     // seconds and must be confirmed again through the flooded receive ring, with no
     // request lost.
     t.client.exec(&["sysctl", "-qw", "net.ipv4.neigh.eth0.base_reachable_time_ms=3000"]);
-    std::env::set_var("RVSD_NEIGH_REACHABLE_MS", "3000");
-    let started = t.start_rvsd();
-    std::env::remove_var("RVSD_NEIGH_REACHABLE_MS");
-    started.expect("rvsd starts");
+    let mut defs = toml::Table::new();
+    defs.insert("reachable_ms".into(), toml::Value::Integer(3000));
+    t.config.insert("neigh_defs".into(), toml::Value::Table(defs));
+    t.start_rvsd().expect("rvsd starts");
     let fl = t.second_client().expect("second client");
     let (out, ok) = t.curl_many(&[format!("http://{VIP4}/")], 5);
     assert!(ok, "the VIP answers before the flood: {out}");

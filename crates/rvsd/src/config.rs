@@ -49,6 +49,9 @@ pub struct Config {
     /// Static neighbours.
     #[serde(default, rename = "neigh")]
     pub neighs: Vec<NeighConf>,
+    /// How learned neighbours are kept (`[neigh_defs]`, DPVS's section name).
+    #[serde(default)]
+    pub neigh_defs: NeighDefs,
     /// Virtual services loaded at start.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConf>,
@@ -64,6 +67,37 @@ pub struct Config {
     /// The global deny set (`[edge]`).
     #[serde(default)]
     pub edge: EdgeConf,
+}
+
+/// `[neigh_defs]`: the learned neighbours' reachable time and how many a port holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighDefs {
+    /// How long a learned neighbour stays reachable without confirmation, ms; before it
+    /// runs out an entry in use is probed (unicast) and kept while it answers.
+    #[serde(default = "default_reachable_ms")]
+    pub reachable_ms: u64,
+    /// The most learned neighbours per port (static ones are not counted); a full port
+    /// evicts its least recently confirmed entry.
+    #[serde(default = "default_max_per_port")]
+    pub max_per_port: usize,
+}
+
+/// The most `[neigh_defs] max_per_port` may be.
+pub const MAX_NEIGH_PER_PORT: usize = 65_536;
+
+fn default_reachable_ms() -> u64 {
+    netstack::neigh::DEFAULT_REACHABLE_MS
+}
+
+fn default_max_per_port() -> usize {
+    netstack::neigh::DEFAULT_MAX_PER_PORT
+}
+
+impl Default for NeighDefs {
+    fn default() -> NeighDefs {
+        NeighDefs { reachable_ms: default_reachable_ms(), max_per_port: default_max_per_port() }
+    }
 }
 
 /// `[edge]`: sources refused on every service (see `fnat::edge`).
@@ -596,6 +630,15 @@ impl Config {
         if let Err(e) = self.synproxy.validate() {
             err("synproxy".into(), e);
         }
+        if !(500..=3_600_000).contains(&self.neigh_defs.reachable_ms) {
+            err("neigh_defs.reachable_ms".into(), format!("{} is outside 500..=3600000", self.neigh_defs.reachable_ms));
+        }
+        if !(16..=MAX_NEIGH_PER_PORT).contains(&self.neigh_defs.max_per_port) {
+            err(
+                "neigh_defs.max_per_port".into(),
+                format!("{} is outside 16..={MAX_NEIGH_PER_PORT}", self.neigh_defs.max_per_port),
+            );
+        }
         // EAL: arguments rvsd derives must not be given by hand.
         for (i, arg) in self.eal.args.iter().enumerate() {
             let derived =
@@ -940,6 +983,21 @@ addr = "192.0.2.1/24""#,
             let p = problems(text);
             assert!(p.iter().any(|e| e.contains(key)), "{what}: expected a problem at {key}, got {p:?}");
         }
+    }
+
+    #[test]
+    fn neigh_defs_are_read_and_bounded() {
+        let c = Config::parse("t.toml", MINIMAL).expect("minimal");
+        assert_eq!(c.neigh_defs.reachable_ms, netstack::neigh::DEFAULT_REACHABLE_MS);
+        assert_eq!(c.neigh_defs.max_per_port, netstack::neigh::DEFAULT_MAX_PER_PORT);
+        let c = Config::parse("t.toml", &format!("{MINIMAL}\n[neigh_defs]\nreachable_ms = 5000\nmax_per_port = 64\n"))
+            .expect("neigh_defs");
+        assert_eq!((c.neigh_defs.reachable_ms, c.neigh_defs.max_per_port), (5000, 64));
+        let p = problems(&format!("{MINIMAL}\n[neigh_defs]\nreachable_ms = 10\nmax_per_port = 1000000\n"));
+        assert!(p.iter().any(|e| e.contains("neigh_defs.reachable_ms") && e.contains("500..=3600000")), "{p:?}");
+        assert!(p.iter().any(|e| e.contains("neigh_defs.max_per_port") && e.contains("16..=65536")), "{p:?}");
+        let p = problems(&format!("{MINIMAL}\n[neigh_defs]\ntimeout = 60\n"));
+        assert!(p.iter().any(|e| e.contains("timeout")), "unknown keys are named: {p:?}");
     }
 
     #[test]

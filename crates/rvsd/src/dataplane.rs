@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context, Result};
 use dpdk::{Eal, LaunchHandle, MbufRing, Mempool, Port, PortConfig, RingSync, RSS_IP, RSS_TCP, RSS_UDP};
 use fnat::engine::{config::EngineConfig, Engine};
 use fnat::sapool::PortRange;
-use netstack::{NeighTable, PortId};
+use netstack::{NeighTable, NeighTimers, PortId};
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -27,7 +27,6 @@ use crate::twin::Twin;
 use crate::worker::{Worker, WorkerParts};
 
 /// Learned neighbours the control thread keeps at most.
-const MAX_NEIGHBOURS: usize = 65536;
 
 /// The device name of a port's vdev string or PCI address.
 fn device_name(p: &crate::config::PortConf) -> String {
@@ -247,7 +246,8 @@ pub fn run(cfg: Config) -> Result<()> {
     }
     let state = State::from_config(&cfg);
     install_steering(&state, &mut handles_ports)?;
-    let mut neighs = NeighTable::new(MAX_NEIGHBOURS);
+    let mut neighs = NeighTable::new(cfg.neigh_defs.max_per_port);
+    neighs.set_timers(NeighTimers::new(cfg.neigh_defs.reachable_ms));
     for nb in &cfg.neighs {
         let port = cfg.port_index(&nb.dev).ok_or_else(|| anyhow!("no port {}", nb.dev))?;
         neighs.insert_static(nb.addr, nb.mac, PortId(port as u16), 0);

@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 
 use ctl::{ErrorCode, Request, Response};
 use dpdk::{Burst, Mbuf, Mempool, Port, RingConsumer, RingProducer};
-use netstack::neigh::{DEFAULT_MAX_PER_PORT, DEFAULT_REACHABLE_MS};
-use netstack::{Learned, NeighProbe, NeighTable, NeighTimers, Refusal};
+use netstack::{Learned, NeighProbe, NeighTable, Refusal};
 use serde::Serialize;
 
 use crate::clock::Clock;
@@ -44,12 +43,6 @@ use self::capture::ActiveCapture;
 const NEIGH_TICK: Duration = Duration::from_millis(100);
 /// At most one warning about refused or evicted neighbours per this long.
 const NEIGH_WARN_EVERY: Duration = Duration::from_secs(10);
-/// Test knob: the neighbours' reachable time in ms (default
-/// [`netstack::neigh::DEFAULT_REACHABLE_MS`]).
-pub const ENV_NEIGH_REACHABLE_MS: &str = "RVSD_NEIGH_REACHABLE_MS";
-/// Test knob: the most learned neighbours per port (default
-/// [`netstack::neigh::DEFAULT_MAX_PER_PORT`]).
-pub const ENV_NEIGH_MAX_PER_PORT: &str = "RVSD_NEIGH_MAX_PER_PORT";
 
 /// What the control thread did with the neighbour bindings workers reported, and with
 /// its own probes (the `neigh` object of the stats JSON).
@@ -94,17 +87,6 @@ impl NeighCounters {
     }
 }
 
-/// Reads a numeric test knob from the environment.
-fn knob(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    match v.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Some(n),
-        _ => {
-            tracing::warn!("{name}={v:?} is not a positive number; ignored");
-            None
-        }
-    }
-}
 /// How long a change may take to reach every worker.
 const CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
@@ -173,9 +155,8 @@ impl Control {
         pool: Arc<Mempool>,
         capture_rx: RingConsumer,
     ) -> Control {
-        let mut neighs = (*shared.current().neighs).clone();
-        neighs.set_max_per_port(knob(ENV_NEIGH_MAX_PER_PORT).map_or(DEFAULT_MAX_PER_PORT, |n| n as usize));
-        neighs.set_timers(NeighTimers::new(knob(ENV_NEIGH_REACHABLE_MS).unwrap_or(DEFAULT_REACHABLE_MS)));
+        // The first snapshot's table, with `[neigh_defs]`'s cap and timers.
+        let neighs = (*shared.current().neighs).clone();
         Control {
             shared,
             clock,
