@@ -26,7 +26,6 @@ use crate::steering::{DpdkFlows, PortMode, PortSteering};
 use crate::twin::Twin;
 use crate::worker::{Worker, WorkerParts};
 
-/// Learned neighbours the control thread keeps at most.
 
 /// The device name of a port's vdev string or PCI address.
 fn device_name(p: &crate::config::PortConf) -> String {
