@@ -25,6 +25,7 @@ use crate::state::State;
 use crate::steering::{DpdkFlows, PortMode, PortSteering};
 use crate::twin::Twin;
 use crate::worker::{Worker, WorkerParts};
+
 /// The device name of a port's vdev string or PCI address.
 fn device_name(p: &crate::config::PortConf) -> String {
     match (&p.vdev, &p.pci) {
