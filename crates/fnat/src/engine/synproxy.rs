@@ -55,32 +55,6 @@ impl Engine {
         Some(self.answer_syn(buf, l3, now, t, None))
     }
 
-    /// A TCP packet other than a SYN to service `svc` without a connection: an ACK is
-    /// checked for a cookie when the service's mode is not `off`. `None`: the ordinary
-    /// path drops it (`no_conn`).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn synproxy_ack<B: PacketBuf>(
-        &mut self,
-        table: &ServiceTable,
-        svc: SvcIdx,
-        buf: &mut B,
-        l3: usize,
-        now: Millis,
-        t: &Tuple,
-        k: &ConnKey,
-    ) -> Option<Verdict> {
-        let f = t.tcp_flags;
-        let setting = table.service(svc).config.synproxy;
-        if !f.contains(TcpFlags::ACK)
-            || f.intersects(TcpFlags::SYN | TcpFlags::RST)
-            || self.synproxy.mode(setting) == SynProxyMode::Off
-        {
-            return None;
-        }
-        let active = self.synproxy.active(setting);
-        self.cookie_ack(table, svc, buf, l3, now, t, k, active)
-    }
-
     /// Rewrites a client SYN into the SYN-ACK carrying the cookie (or `ours`, for a SYN
     /// retransmitted to a connection that already has one).
     fn answer_syn<B: PacketBuf>(
@@ -122,10 +96,13 @@ impl Engine {
         Verdict::Forward { dst: t.src, dir: Direction::Output, conn: ConnRef::from_index(NO_CONN) }
     }
 
-    /// A client ACK without a connection: a valid cookie opens the connection and the
-    /// ACK becomes the SYN to the real server.
+    /// A TCP packet other than a SYN to service `svc` without a connection: an ACK is
+    /// checked for a cookie when the service's mode is not `off`, and a valid cookie
+    /// opens the connection and the ACK becomes the SYN to the real server. `None`: the
+    /// ordinary path drops it (`no_conn`), as it does an ACK with a bad cookie while the
+    /// proxy is not active for the service.
     #[allow(clippy::too_many_arguments)]
-    fn cookie_ack<B: PacketBuf>(
+    pub(super) fn synproxy_ack<B: PacketBuf>(
         &mut self,
         table: &ServiceTable,
         svc: SvcIdx,
@@ -134,8 +111,16 @@ impl Engine {
         now: Millis,
         t: &Tuple,
         k: &ConnKey,
-        active: bool,
     ) -> Option<Verdict> {
+        let f = t.tcp_flags;
+        let setting = table.service(svc).config.synproxy;
+        if !f.contains(TcpFlags::ACK)
+            || f.intersects(TcpFlags::SYN | TcpFlags::RST)
+            || self.synproxy.mode(setting) == SynProxyMode::Off
+        {
+            return None;
+        }
+        let active = self.synproxy.active(setting);
         let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
             return Some(self.drop(DropReason::BadHeader));
         };
