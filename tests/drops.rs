@@ -1,8 +1,8 @@
 //! Every drop reason a frame on the wire can cause, provoked on a real rvsd and found
-//! by name in `rvsip --json stats`. rvsd runs on two DPDK pcap ports: each reads a
-//! capture file of crafted frames (built with wire's builder) once, at start, and
-//! writes what it sends to another file. No namespace is needed: nothing reaches a
-//! kernel.
+//! by name in `rvsip --json stats`. rvsd runs on two DPDK pcap ports
+//! (`rvs_e2e::pcap_rvsd`): each reads a capture file of crafted frames (built with
+//! wire's builder) once, at start, and writes what it sends to another file. No
+//! namespace is needed: nothing reaches a kernel.
 //!
 //! Not provoked here, because they need a queue or pool to overflow: `twin_full` (the
 //! twin's ring), `redirect` (a ring between workers), `no_mbuf` (the buffer pool),
@@ -11,22 +11,12 @@
 //! paths' decisions. Nor `no_local_addr`: validation refuses a service without a local
 //! address of its family, so it happens only between `rvsadm -A` and `-P`.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rvs_e2e::{serial, workspace_bin};
-use testnet::{unique, ChildGuard};
+use rvs_e2e::pcap_rvsd::{assert_counted, PcapRvsd, Spec, CLIENT, M0, M1, SERVER};
 use wire::builder::PacketBuilder;
 use wire::{ArpOperation, ArpRepr, EtherType, EthernetAddress, TcpFlags};
-
-/// The pcap PMD's MACs: 02:70:63:61:70 ("pcap") and the device's index.
-const M0: EthernetAddress = EthernetAddress([0x02, 0x70, 0x63, 0x61, 0x70, 0x00]);
-const M1: EthernetAddress = EthernetAddress([0x02, 0x70, 0x63, 0x61, 0x70, 0x01]);
-const CLIENT: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xc1]);
-const SERVER: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0x51]);
 
 const IF0: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -36,23 +26,6 @@ const SILENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 8);
 const LIP: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
 const RS1: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
 const VIP6: &str = "2001:db8:f::1";
-
-fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
-    let mut out = Vec::new();
-    for v in [0xa1b2c3d4u32.to_le_bytes().to_vec(), 2u16.to_le_bytes().to_vec(), 4u16.to_le_bytes().to_vec()] {
-        out.extend(v);
-    }
-    for v in [0u32, 0, 65535, 1] {
-        out.extend(v.to_le_bytes());
-    }
-    for (i, f) in frames.iter().enumerate() {
-        for v in [1u32, i as u32, f.len() as u32, f.len() as u32] {
-            out.extend(v.to_le_bytes());
-        }
-        out.extend(f);
-    }
-    std::fs::write(path, out).expect("write pcap");
-}
 
 fn tcp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> wire::builder::TcpBuilder {
     PacketBuilder::eth(CLIENT, M0).ipv4(src, dst).tcp(sport, dport)
@@ -195,61 +168,14 @@ fn server_side() -> (Vec<Vec<u8>>, Vec<(&'static str, u64)>) {
     (vec![arp, reply, icmp], vec![("reply_no_conn", 1), ("icmp_no_conn", 1)])
 }
 
-fn config(dir: &Path, prefix: &str) -> String {
-    let p = |n: &str| dir.join(n).display().to_string();
-    format!(
-        r#"
-[eal]
-args = ["--no-huge", "-m", "256", "--log-level=lib.eal:warning"]
-file_prefix = "{prefix}"
-
-[workers]
-lcores = [1]
-cpus = [1]
-
-[mempool]
-mbufs = 4095
-cache = 64
-
-[[port]]
-name = "dr0"
-vdev = "net_pcap0,rx_pcap={in0},tx_pcap={out0}"
-rss = false
-twin = "none"
-
-[[port]]
-name = "dr1"
-vdev = "net_pcap1,rx_pcap={in1},tx_pcap={out1}"
-rss = false
-mtu = 1280
-twin = "none"
-
+/// The configuration past the ports and their addresses: a pool of 8 connections, local
+/// ports 2000..2003, services on :80 (to 10.2.0.1), :82 (to 10.2.0.2), :83 (a weight-0
+/// server only) and the IPv6 VIP's :80.
+const CONFIG: &str = r#"
 [conn]
 pool_size = 8
 lport_min = 2000
 lport_max = 2003
-
-[[addr]]
-dev = "dr0"
-addr = "198.51.100.1/24"
-
-[[addr]]
-dev = "dr0"
-addr = "192.0.2.1/32"
-
-[[addr]]
-dev = "dr0"
-addr = "2001:db8:f::1/128"
-
-[[addr]]
-dev = "dr1"
-addr = "10.1.0.1/8"
-sapool = true
-
-[[addr]]
-dev = "dr1"
-addr = "fd00::1/64"
-sapool = true
 
 [[neigh]]
 dev = "dr0"
@@ -272,7 +198,7 @@ vip = "192.0.2.1"
 port = 80
 scheduler = "rr"
 laddrs = ["10.1.0.1"]
-real_server = [{{ addr = "10.2.0.1", port = 8080 }}]
+real_server = [{ addr = "10.2.0.1", port = 8080 }]
 
 [[service]]
 proto = "tcp"
@@ -280,7 +206,7 @@ vip = "192.0.2.1"
 port = 82
 scheduler = "rr"
 laddrs = ["10.1.0.1"]
-real_server = [{{ addr = "10.2.0.2", port = 8080 }}]
+real_server = [{ addr = "10.2.0.2", port = 8080 }]
 
 [[service]]
 proto = "tcp"
@@ -288,7 +214,7 @@ vip = "192.0.2.1"
 port = 83
 scheduler = "rr"
 laddrs = ["10.1.0.1"]
-real_server = [{{ addr = "10.2.0.1", port = 8080, weight = 0 }}]
+real_server = [{ addr = "10.2.0.1", port = 8080, weight = 0 }]
 
 [[service]]
 proto = "tcp"
@@ -296,92 +222,18 @@ vip = "2001:db8:f::1"
 port = 80
 scheduler = "rr"
 laddrs = ["fd00::1"]
-real_server = [{{ addr = "fd00::2", port = 8080 }}]
+real_server = [{ addr = "fd00::2", port = 8080 }]
 
-[control]
-socket = "{sock}"
-"#,
-        in0 = p("in0.pcap"),
-        out0 = p("out0.pcap"),
-        in1 = p("in1.pcap"),
-        out1 = p("out1.pcap"),
-        sock = p("rvsd.sock"),
-    )
-}
-
-/// Drops by name, summed over the workers, from `rvsip --json stats`.
-fn drops(sock: &Path) -> Option<BTreeMap<String, u64>> {
-    let out = Command::new(workspace_bin("rvsip"))
-        .args(["--socket", &sock.display().to_string(), "--json", "stats"])
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    let mut sum = BTreeMap::new();
-    for w in v["workers"].as_array()? {
-        for (k, n) in w["drops"].as_object()? {
-            *sum.entry(k.clone()).or_default() += n.as_u64()?;
-        }
-    }
-    Some(sum)
-}
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+"#;
 
 #[test]
 fn every_wire_drop_reason_is_counted_by_name() {
-    let _g = serial();
-    let prefix = unique("rvsdr");
-    let dir = Dir(std::env::temp_dir().join(&prefix));
-    std::fs::create_dir_all(&dir.0).unwrap();
     let (in0, mut want) = client_side();
     let (in1, want1) = server_side();
     want.extend(want1);
-    write_pcap(&dir.0.join("in0.pcap"), &in0);
-    write_pcap(&dir.0.join("in1.pcap"), &in1);
-    let cfg = dir.0.join("rvsd.toml");
-    std::fs::write(&cfg, config(&dir.0, &prefix)).unwrap();
-    let check = Command::new(workspace_bin("rvsd")).arg("--check-config").arg(&cfg).output().unwrap();
-    assert!(check.status.success(), "config refused: {}", String::from_utf8_lossy(&check.stderr));
-
-    let log = dir.0.join("rvsd.log");
-    let logf = std::fs::File::create(&log).unwrap();
-    let child = Command::new(workspace_bin("rvsd"))
-        .arg("-c")
-        .arg(&cfg)
-        .stdout(logf.try_clone().unwrap())
-        .stderr(logf)
-        .spawn()
-        .expect("start rvsd");
-    let mut rvsd = ChildGuard::new(child);
-    let sock = dir.0.join("rvsd.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut got = BTreeMap::new();
+    let mut rvsd = PcapRvsd::start(&Spec { tag: "dr", in0: &in0, in1: &in1, mtu1: Some(1280), config: CONFIG });
     // The neighbour resolution gives up after about four seconds; the rest is at once.
-    while Instant::now() < deadline {
-        assert!(rvsd.running(), "rvsd exited:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-        if let Some(d) = drops(&sock) {
-            got = d;
-            if want.iter().all(|(k, n)| got.get(*k) == Some(n)) {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = Command::new("kill").args(["-TERM", &rvsd.pid().to_string()]).status();
-    let stop = Instant::now() + Duration::from_secs(15);
-    while rvsd.running() && Instant::now() < stop {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
-    for (k, n) in &want {
-        assert_eq!(got.get(*k), Some(n), "drop reason {k}: all counted {got:?}");
-    }
-    let unexpected: Vec<_> = got.keys().filter(|k| !want.iter().any(|(w, _)| w == k)).collect();
-    assert!(unexpected.is_empty(), "drops nothing provoked: {unexpected:?} in {got:?}");
+    let got = rvsd.wait_for(&[], &want, Instant::now() + Duration::from_secs(30));
+    rvsd.stop();
+    assert_counted(&want, &got);
 }

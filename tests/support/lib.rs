@@ -24,6 +24,7 @@ pub mod checks;
 pub mod flood;
 pub mod pair;
 pub mod pcap;
+pub mod pcap_rvsd;
 use testnet::{ChildGuard, NetNs};
 
 /// The client's IPv4 address.

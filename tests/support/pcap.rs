@@ -1,5 +1,6 @@
 //! Reading what tcpdump wrote: classic pcap files of Ethernet frames, and the TOA option
-//! (TCP option 254) the dataplane inserts for real servers.
+//! (TCP option 254) the dataplane inserts for real servers; writing such files for
+//! DPDK's pcap ports to read ([`crate::pcap_rvsd`]).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -41,6 +42,25 @@ pub fn read_frames(path: &Path) -> Result<Vec<Vec<u8>>> {
         off = start + incl;
     }
     Ok(frames)
+}
+
+/// Writes `frames` as a classic pcap file (microseconds, little-endian, Ethernet), each
+/// whole, frame `i` stamped 1 s + `i` µs.
+pub fn write_frames(path: &Path, frames: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    for v in [0xa1b2c3d4u32.to_le_bytes().to_vec(), 2u16.to_le_bytes().to_vec(), 4u16.to_le_bytes().to_vec()] {
+        out.extend(v);
+    }
+    for v in [0u32, 0, 65535, 1] {
+        out.extend(v.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for v in [1u32, i as u32, f.len() as u32, f.len() as u32] {
+            out.extend(v.to_le_bytes());
+        }
+        out.extend(f);
+    }
+    std::fs::write(path, out).expect("write pcap");
 }
 
 /// A decoded TOA option: the client's address and port as the dataplane saw them.
