@@ -8,61 +8,18 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::*;
-use fnat::conn::{Addr, ConnKey};
+use fnat::conn::Addr;
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
 use fnat::sapool::PortRange;
 use fnat::stats::DropReason;
 use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
-use wire::builder::{PacketBuilder, TcpBuilder};
-use wire::{EthernetAddress, TcpFlags};
-
-const SYN: TcpFlags = TcpFlags::SYN;
-const ACK: TcpFlags = TcpFlags::ACK;
-const SYNACK: TcpFlags = TcpFlags(0x12);
-const FINACK: TcpFlags = TcpFlags(0x11);
-const PSHACK: TcpFlags = TcpFlags(0x18);
-const RST: TcpFlags = TcpFlags::RST;
+use wire::builder::PacketBuilder;
+use wire::EthernetAddress;
 
 const S: u64 = 1000;
 /// Slot width of the default timer wheel: expiry happens up to this late.
 const RES: u64 = 32;
-
-fn t4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
-    PacketBuilder::ipv4(src, dst).tcp(sport, dport)
-}
-
-fn t6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> TcpBuilder {
-    PacketBuilder::ipv6(src, dst).tcp(sport, dport)
-}
-
-fn toa4(ip: Ipv4Addr, port: u16) -> Vec<u8> {
-    let mut o = vec![254, 8];
-    o.extend_from_slice(&port.to_be_bytes());
-    o.extend_from_slice(&ip.octets());
-    o
-}
-
-fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
-    let mut o = vec![254, 20];
-    o.extend_from_slice(&port.to_be_bytes());
-    o.extend_from_slice(&ip.octets());
-    o
-}
-
-/// The state of the connection whose inbound key is given.
-fn state_of(w: &World, proto: Proto, c: IpAddr, cport: u16, v: IpAddr, vport: u16) -> Option<TcpState> {
-    let k = ConnKey::new(proto, Addr::from(c), cport, Addr::from(v), vport);
-    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).state())
-}
-
-fn live(n: u32) -> Step {
-    check("live connections", move |w| assert_eq!(w.engine.conns().len(), n))
-}
-
-fn state4(desc: &'static str, cport: u16, s: TcpState) -> Step {
-    check(desc, move |w| assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), cport, VIP4.into(), 80), Some(s)))
-}
 
 /// SYN, SYN-ACK, handshake ACK (TOA), data both ways, client closes first, TIME_WAIT
 /// expiry frees the connection and its port.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use common::*;
 use fnat::engine::config::EngineConfig;
@@ -15,43 +15,13 @@ use fnat::synproxy::{SynProxyConfig, SynProxyEvent, SynProxyMode};
 use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
 use wire::builder::{PacketBuilder, TcpBuilder};
-use wire::TcpFlags;
-
-const SYN: TcpFlags = TcpFlags::SYN;
-const ACK: TcpFlags = TcpFlags::ACK;
-const SYNACK: TcpFlags = TcpFlags(0x12);
-const PSHACK: TcpFlags = TcpFlags(0x18);
-const RSTACK: TcpFlags = TcpFlags(0x14);
-const FINACK: TcpFlags = TcpFlags(0x11);
 
 /// The cookie key of an engine built with `hash_seed: Some(42)`.
 const KEY: CookieKey = CookieKey::new(42, !42);
 
-fn t4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
-    PacketBuilder::ipv4(src, dst).tcp(sport, dport)
-}
-
 /// What the proxy writes: a fresh IPv4 header with DF.
 fn c4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
     PacketBuilder::ipv4(src, dst).dont_frag().tcp(sport, dport)
-}
-
-fn t6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> TcpBuilder {
-    PacketBuilder::ipv6(src, dst).tcp(sport, dport)
-}
-
-fn toa4(ip: Ipv4Addr, port: u16) -> Vec<u8> {
-    let mut o = vec![254, 8];
-    o.extend_from_slice(&port.to_be_bytes());
-    o.extend_from_slice(&ip.octets());
-    o
-}
-
-fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
-    let mut o = vec![254, 20];
-    o.extend_from_slice(&port.to_be_bytes());
-    o.extend_from_slice(&ip.octets());
-    o
 }
 
 fn mss(v: u16) -> Vec<u8> {
@@ -103,24 +73,6 @@ fn events(desc: &'static str, want: &'static [(SynProxyEvent, u64)]) -> Step {
         for (e, n) in want {
             assert_eq!(event(w, *e), *n, "{e}");
         }
-    })
-}
-
-fn live(n: u32) -> Step {
-    check("live connections", move |w| assert_eq!(w.engine.conns().len(), n))
-}
-
-fn state4(desc: &'static str, cport: u16, s: TcpState) -> Step {
-    check(desc, move |w| {
-        let k = fnat::conn::ConnKey::new(
-            Proto::Tcp,
-            fnat::conn::Addr::from(IpAddr::from(CIP4)),
-            cport,
-            fnat::conn::Addr::from(IpAddr::from(VIP4)),
-            80,
-        );
-        let h = w.engine.conns().lookup(&k).expect("connection");
-        assert_eq!(w.engine.conns().get(h.conn).state(), s);
     })
 }
 

@@ -1,17 +1,22 @@
 //! Shared helpers of the fnat integration tests: a small world (engine + services +
-//! clock), a fixture runner, and an independent packet judge (etherparse).
+//! clock), a fixture runner, packet builders and checks of the fixture tables, and an
+//! independent packet judge (etherparse).
 
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fnat::buf::{PacketBuf, VecBuf};
+use fnat::conn::{Addr, ConnKey};
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
 use fnat::engine::{Engine, Verdict};
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 use fnat::stats::DropReason;
+use fnat::tcp_state::TcpState;
 use fnat::types::{Millis, Proto};
+use wire::builder::{PacketBuilder, TcpBuilder};
+use wire::TcpFlags;
 
 /// Writes each table's packets as fuzz seeds when `RVS_FUZZ_SEEDS` is set (`fuzz/seeds.sh`).
 #[path = "../../../../fuzz/src/seeds.rs"]
@@ -35,6 +40,63 @@ pub fn lip6() -> Ipv6Addr {
 }
 pub fn rip6() -> Ipv6Addr {
     "fd00:2::1".parse().unwrap()
+}
+
+/// TCP flags: SYN.
+pub const SYN: TcpFlags = TcpFlags::SYN;
+/// TCP flags: ACK.
+pub const ACK: TcpFlags = TcpFlags::ACK;
+/// TCP flags: RST.
+pub const RST: TcpFlags = TcpFlags::RST;
+/// TCP flags: SYN and ACK.
+pub const SYNACK: TcpFlags = TcpFlags(0x12);
+/// TCP flags: FIN and ACK.
+pub const FINACK: TcpFlags = TcpFlags(0x11);
+/// TCP flags: PSH and ACK.
+pub const PSHACK: TcpFlags = TcpFlags(0x18);
+/// TCP flags: RST and ACK.
+pub const RSTACK: TcpFlags = TcpFlags(0x14);
+
+/// A TCP segment over IPv4 (no IP options, the builder's defaults), to finish.
+pub fn t4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
+    PacketBuilder::ipv4(src, dst).tcp(sport, dport)
+}
+
+/// A TCP segment over IPv6 (no extension headers), to finish.
+pub fn t6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> TcpBuilder {
+    PacketBuilder::ipv6(src, dst).tcp(sport, dport)
+}
+
+/// The IPv4 TOA option (kind 254, length 8) the engine inserts: client port, address.
+pub fn toa4(ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 8];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+/// The IPv6 TOA option (kind 254, length 20): client port, address.
+pub fn toa6(ip: Ipv6Addr, port: u16) -> Vec<u8> {
+    let mut o = vec![254, 20];
+    o.extend_from_slice(&port.to_be_bytes());
+    o.extend_from_slice(&ip.octets());
+    o
+}
+
+/// The state of the connection whose inbound key is given.
+pub fn state_of(w: &World, proto: Proto, c: IpAddr, cport: u16, v: IpAddr, vport: u16) -> Option<TcpState> {
+    let k = ConnKey::new(proto, Addr::from(c), cport, Addr::from(v), vport);
+    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).state())
+}
+
+/// A check step: exactly `n` connections live.
+pub fn live(n: u32) -> Step {
+    check("live connections", move |w| assert_eq!(w.engine.conns().len(), n))
+}
+
+/// A check step: the TCP connection CIP4:`cport` -> VIP4:80 exists and is in state `s`.
+pub fn state4(desc: &'static str, cport: u16, s: TcpState) -> Step {
+    check(desc, move |w| assert_eq!(state_of(w, Proto::Tcp, CIP4.into(), cport, VIP4.into(), 80), Some(s)))
 }
 
 /// A real server entry.
