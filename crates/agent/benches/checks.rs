@@ -75,7 +75,12 @@ fn main() {
                     target,
                     bindto: None,
                     host: "bench".into(),
-                    urls: vec![UrlConf { path: "/".into(), status_codes: vec![(200, 299)], digest: None }],
+                    urls: vec![UrlConf {
+                        path: "/".into(),
+                        status_codes: vec![(200, 299)],
+                        digest: None,
+                        virtualhost: None,
+                    }],
                 }
             } else {
                 Probe::Tcp { target, bindto: None }

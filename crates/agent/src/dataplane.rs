@@ -83,6 +83,28 @@ pub struct RealServer {
     pub addr: SocketAddr,
     /// Scheduling weight; 0 keeps existing connections but takes no new ones.
     pub weight: u32,
+    /// Upper connection threshold (`uthreshold`; 0: none).
+    #[serde(default)]
+    pub upper: u32,
+    /// Lower connection threshold (`lthreshold`; 0: 3/4 of upper).
+    #[serde(default)]
+    pub lower: u32,
+}
+
+impl RealServer {
+    /// A real server without thresholds.
+    pub fn new(addr: SocketAddr, weight: u32) -> RealServer {
+        RealServer { addr, weight, upper: 0, lower: 0 }
+    }
+}
+
+/// Hash scheduler flags (`sh-port`, `sh-fallback` and their `mh-` twins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedFlags {
+    /// Hash the source port too.
+    pub port: bool,
+    /// Fall back to another server when the hashed one is unavailable.
+    pub fallback: bool,
 }
 
 /// A FullNAT local address and the DPDK port that owns it.
@@ -112,6 +134,9 @@ pub struct Service {
     /// The SYN proxy (`syn_proxy`); unset = rvsd's default mode.
     #[serde(default)]
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
+    /// Hash scheduler flags; unset: rvsd's defaults.
+    #[serde(default)]
+    pub sched_flags: Option<SchedFlags>,
     /// Sources refused (`daddr_group_name`).
     #[serde(default)]
     pub deny: Vec<IpNet>,
@@ -360,10 +385,11 @@ mod tests {
             persistence_timeout: None,
             persistence_granularity: None,
             syn_proxy: None,
+            sched_flags: None,
             deny: Vec::new(),
             allow: Vec::new(),
             local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
-            real_servers: vec![RealServer { addr: rs, weight: 100 }],
+            real_servers: vec![RealServer::new(rs, 100)],
         };
         dp.set_services(&[svc]).unwrap();
         dp.set_weight(&key(), rs, 0).unwrap();

@@ -17,6 +17,10 @@ use tokio::signal::unix::{signal, SignalKind};
 const RVSD_SOCKET_ENV: &str = "RVS_SOCKET";
 /// Environment variable for the agent's status socket.
 const STATUS_SOCKET_ENV: &str = "RVS_AGENT_SOCKET";
+/// keepalived's exit status for a configuration it cannot read or will not run.
+const EXIT_CONFIG: i32 = 4;
+/// keepalived's exit status for `-t` finding errors.
+const EXIT_CONFIG_TEST: i32 = 5;
 
 #[derive(Parser, Debug)]
 #[command(name = "rvs-agent", version, about = "VRRP and health checks for rvsd, configured by keepalived.conf")]
@@ -24,12 +28,21 @@ struct Cli {
     /// keepalived.conf to use.
     #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
     file: PathBuf,
-    /// Validate the configuration and exit (non-zero on any error).
+    /// Validate the configuration and exit: 0 when it is fine, 5 on errors (4 when it
+    /// cannot be read), as keepalived. Lists every warning, every keyword accepted and
+    /// not honoured among them, with FILE:LINE.
     #[arg(short = 't', long = "config-test")]
     test: bool,
     /// Unknown keywords are warnings, not errors.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "strict")]
     lenient: bool,
+    /// Warnings are errors: a keyword rvs accepts and does not honour refuses the file.
+    #[arg(long)]
+    strict: bool,
+    /// keepalived's config id: lines starting `@ID` apply only when it is ID, `@^ID`
+    /// lines only when it is not [default: this host's short name].
+    #[arg(short = 'i', long = "config-id", value_name = "ID")]
+    config_id: Option<String>,
     /// With -t: the other node's file, to check the pair's priorities against tracking weights.
     #[arg(long, value_name = "FILE")]
     peer_config: Option<PathBuf>,
@@ -95,11 +108,15 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let opts = Options { lenient: cli.lenient };
-    let loaded = keepalived::load(&cli.file, opts);
+    if !cli.file.is_file() {
+        eprintln!("rvs-agent: cannot read configuration {}", cli.file.display());
+        std::process::exit(EXIT_CONFIG);
+    }
+    let opts = Options { lenient: cli.lenient, strict: cli.strict, config_id: cli.config_id.clone() };
+    let loaded = keepalived::load(&cli.file, opts.clone());
     let mut diags = loaded.diagnostics.clone();
     if let Some(peer) = &cli.peer_config {
-        let p = keepalived::load(peer, opts);
+        let p = keepalived::load(peer, opts.clone());
         diags.extend(p.diagnostics.iter().cloned());
         diags.extend(validate::validate_pair(&loaded.config, &p.config));
     }
@@ -112,8 +129,9 @@ fn main() -> anyhow::Result<()> {
         }
     }
     if errors > 0 {
-        eprintln!("{}: {errors} error(s); refusing the configuration", cli.file.display());
-        std::process::exit(1);
+        let strict = if cli.strict { " (--strict: warnings are errors)" } else { "" };
+        eprintln!("{}: {errors} error(s){strict}; refusing the configuration", cli.file.display());
+        std::process::exit(if cli.test { EXIT_CONFIG_TEST } else { EXIT_CONFIG });
     }
     if cli.test {
         if !cli.json {
@@ -161,7 +179,7 @@ fn main() -> anyhow::Result<()> {
                         // Re-read and validate; the agent applies only the differences, or
                         // logs every error and keeps the running configuration.
                         tracing::info!(file = %file.display(), "SIGHUP: reloading");
-                        let _ = reload_tx.send(keepalived::load(&file, opts));
+                        let _ = reload_tx.send(keepalived::load(&file, opts.clone()));
                     }
                 }
             }

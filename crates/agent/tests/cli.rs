@@ -18,7 +18,7 @@ fn valid_files_pass_and_broken_ones_fail_with_file_and_line() {
     assert!(String::from_utf8_lossy(&ok.stderr).contains("configuration OK"));
 
     let bad = agent(&["-t", "-f", &conf("broken.conf")]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(5), "keepalived's KEEPALIVED_EXIT_CONFIG_TEST");
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains("broken.conf:41: error: lb_kind DR is not supported by rvs yet (FullNAT only): use lb_kind FNAT"),
@@ -28,7 +28,51 @@ fn valid_files_pass_and_broken_ones_fail_with_file_and_line() {
 
     // Refuses to start, not only to validate.
     let run = agent(&["-f", &conf("broken.conf")]);
-    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(run.status.code(), Some(4), "keepalived's KEEPALIVED_EXIT_CONFIG");
+    let missing = agent(&["-t", "-f", "/nonexistent/keepalived.conf"]);
+    assert_eq!(missing.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read configuration /nonexistent/keepalived.conf"));
+}
+
+/// Keywords accepted and not honoured are warnings naming file:line under `-t`, and
+/// errors under `--strict`; valid keepalived that rvs lacks is refused as such.
+#[test]
+fn ignored_keywords_are_listed_and_strict_refuses_them() {
+    let dir = std::env::temp_dir().join(format!("rvs-agent-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("k.conf");
+    std::fs::write(
+        &f,
+        "global_defs {\n notification_email {\n  ops@example.com\n }\n}\n\
+         vrrp_instance V {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.9\n }\n}\n",
+    )
+    .unwrap();
+    let f = f.display().to_string();
+    let t = agent(&["-t", "-f", &f]);
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(t.status.success(), "{err}");
+    assert!(err.contains("k.conf:2: warning: 'notification_email' is accepted and not honoured"), "{err}");
+    let strict = agent(&["-t", "--strict", "-f", &f]);
+    assert_eq!(strict.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(err.contains("k.conf:2: error: 'notification_email'"), "{err}");
+    assert!(err.contains("--strict: warnings are errors"), "{err}");
+
+    std::fs::write(
+        dir.join("u.conf"),
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n use_vmac\n track_file {\n  f\n }\n}\n",
+    )
+    .unwrap();
+    let u = agent(&["-t", "-f", &dir.join("u.conf").display().to_string()]);
+    assert_eq!(u.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&u.stderr);
+    assert!(
+        err.contains(
+            "u.conf:5: error: 'track_file' (in vrrp_instance) is valid keepalived that rvs does not support yet"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -43,7 +87,7 @@ fn lenient_downgrades_unknown_keywords() {
     .unwrap();
     let f = f.display().to_string();
     let strict = agent(&["-t", "-f", &f]);
-    assert_eq!(strict.status.code(), Some(1));
+    assert_eq!(strict.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&strict.stderr).contains("k.conf:4: error: unknown keyword 'shiny_new_option'"));
     let lenient = agent(&["-t", "--lenient", "-f", &f]);
     assert!(lenient.status.success());
@@ -71,7 +115,7 @@ fn pair_check_reports_weights_that_cannot_fail_over() {
     std::fs::write(dir.join("c.conf"), node(140)).unwrap();
     let p = |n: &str| dir.join(n).display().to_string();
     let out = agent(&["-t", "-f", &p("a.conf"), "--peer-config", &p("b.conf")]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("weight -20 can never fail over VRID 9"));
     assert!(agent(&["-t", "-f", &p("a.conf"), "--peer-config", &p("c.conf")]).status.success());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -57,7 +57,7 @@ pub enum Probe {
         target: SocketAddr,
         /// Source address.
         bindto: Option<IpAddr>,
-        /// Host header.
+        /// Host header (a url's own `virtualhost` wins).
         host: String,
         /// URLs with their expected status codes / digests.
         urls: Vec<UrlConf>,
@@ -163,6 +163,7 @@ pub async fn probe_once(spec: &CheckSpec) -> Result<(), CheckError> {
         Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, spec.timeout).await,
         Probe::Http { target, bindto, host, urls } => {
             for u in urls {
+                let host = u.virtualhost.as_deref().unwrap_or(host);
                 let a = http::get(*target, *bindto, host, &u.path, spec.timeout).await?;
                 if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
                     return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
@@ -266,6 +267,7 @@ pub fn spawn_checkers_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keepalived::config::CheckCommon;
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
 
@@ -341,6 +343,7 @@ mod tests {
             path: "/".into(),
             status_codes: codes,
             digest: digest.map(str::to_string),
+            virtualhost: None,
         };
         let spec = |u: UrlConf| CheckSpec {
             probe: Probe::Http { target: addr, bindto: None, host: "h".into(), urls: vec![u] },
@@ -353,6 +356,60 @@ mod tests {
         assert!(matches!(e, Err(CheckError::Unexpected(_))), "{e:?}");
         let e = probe_once(&spec(url(None, vec![(302, 302)]))).await;
         assert!(matches!(e, Err(CheckError::Unexpected(_))), "{e:?}");
+        server.abort();
+    }
+
+    /// The Host header a real server sees: a url's `virtualhost`, else the checker's
+    /// (or its virtual server's), else `IP:PORT`.
+    #[tokio::test]
+    async fn http_probe_sends_the_virtualhost_as_host() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let server = tokio::spawn(async move {
+            loop {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut b = [0u8; 512];
+                let n = tokio::io::AsyncReadExt::read(&mut c, &mut b).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&b[..n]).to_string();
+                let host = req.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap_or_default().to_string();
+                let _ = tx.send(host);
+                let _ = c.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await;
+            }
+        });
+        let cfg = |checker: Option<&str>, url: Option<&str>| CheckConf {
+            kind: CheckKind::Http {
+                urls: vec![UrlConf {
+                    path: "/".into(),
+                    status_codes: vec![(200, 299)],
+                    digest: None,
+                    virtualhost: url.map(str::to_string),
+                }],
+                virtualhost: checker.map(str::to_string),
+            },
+            common: CheckCommon::default(),
+            loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },
+        };
+        for (checker, url, want) in [
+            (Some("www.example.com"), Some("health.example.com"), "health.example.com".to_string()),
+            (Some("www.example.com"), None, "www.example.com".to_string()),
+            (None, None, addr.to_string()),
+        ] {
+            let rs = RealServerConf {
+                addr,
+                weight: 1,
+                upper: 0,
+                lower: 0,
+                inhibit_on_failure: false,
+                notify_up: None,
+                notify_down: None,
+                delay_loop: None,
+                checks: Vec::new(),
+                loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },
+            };
+            probe_once(&spec(&rs, &cfg(checker, url), 60.0)).await.unwrap();
+            assert_eq!(rx.recv().await.unwrap(), want);
+        }
         server.abort();
     }
 }

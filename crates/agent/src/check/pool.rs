@@ -18,6 +18,8 @@ pub struct RsState {
     pub addr: SocketAddr,
     /// Configured weight.
     pub weight: u32,
+    /// Configured connection thresholds (upper, lower).
+    pub thresholds: (u32, u32),
     /// Weight 0 instead of removal on failure.
     pub inhibit: bool,
     /// Current health.
@@ -28,6 +30,13 @@ pub struct RsState {
     pub notify_down: Option<String>,
     /// Why the last health change happened (none yet: up since start).
     pub reason: Option<String>,
+}
+
+impl RsState {
+    /// The real server as the dataplane holds it while up.
+    fn dataplane(&self) -> RealServer {
+        RealServer { addr: self.addr, weight: self.weight, upper: self.thresholds.0, lower: self.thresholds.1 }
+    }
 }
 
 /// One virtual server's live state (possibly several dataplane services, for a group).
@@ -216,6 +225,7 @@ impl Pool {
                 rs.push(RsState {
                     addr: r.addr,
                     weight: r.weight,
+                    thresholds: (r.upper, r.lower),
                     inhibit: r.inhibit_on_failure,
                     up,
                     notify_up: r.notify_up.clone(),
@@ -231,6 +241,7 @@ impl Pool {
                     persistence_timeout: v.persistence_timeout,
                     persistence_granularity: v.persistence_granularity,
                     syn_proxy: v.syn_proxy,
+                    sched_flags: v.sched_flags,
                     deny: deny.clone(),
                     allow: allow.clone(),
                     local_addrs: local_addrs.clone(),
@@ -285,11 +296,11 @@ impl Pool {
                 .rs
                 .iter()
                 .filter(|r| r.up || r.inhibit)
-                .map(|r| RealServer { addr: r.addr, weight: if r.up { r.weight } else { 0 } })
+                .map(|r| RealServer { weight: if r.up { r.weight } else { 0 }, ..r.dataplane() })
                 .collect();
             if let (false, Some(s)) = (vs.quorum_ok, vs.sorry) {
                 if !rs.iter().any(|r| r.addr == s) {
-                    rs.push(RealServer { addr: s, weight: 1 });
+                    rs.push(RealServer::new(s, 1));
                 }
             }
             for t in &m.templates {
@@ -321,7 +332,7 @@ impl Pool {
         for key in &vs.keys {
             match (t.up, rs.inhibit) {
                 (true, true) => dp.set_weight(key, rs.addr, rs.weight)?,
-                (true, false) => dp.add_real_server(key, RealServer { addr: rs.addr, weight: rs.weight })?,
+                (true, false) => dp.add_real_server(key, rs.dataplane())?,
                 (false, true) => dp.set_weight(key, rs.addr, 0)?,
                 (false, false) => dp.del_real_server(key, rs.addr)?,
             }
@@ -333,7 +344,7 @@ impl Pool {
             vs.quorum_ok = false;
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
-                    dp.add_real_server(key, RealServer { addr: s, weight: 1 })?;
+                    dp.add_real_server(key, RealServer::new(s, 1))?;
                 }
             }
             scripts.extend(vs.quorum_down.clone());

@@ -310,13 +310,16 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
         return Err(format!("virtual_server {key}: syn_proxy is for TCP services"));
     }
     cfg.synproxy = s.syn_proxy;
+    if let Some(f) = s.sched_flags {
+        (cfg.hash_port, cfg.hash_fallback) = (f.port, f.fallback);
+    }
     cfg.deny = s.deny.clone();
     cfg.allow = s.allow.clone();
     Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
 }
 
 fn rs_config(r: &RealServer) -> RealServerConfig {
-    RealServerConfig { addr: r.addr.ip(), port: r.addr.port(), weight: r.weight, upper: 0, lower: 0 }
+    RealServerConfig { addr: r.addr.ip(), port: r.addr.port(), weight: r.weight, upper: r.upper, lower: r.lower }
 }
 
 /// A service in a form where equal means "rvsd needs no change": real servers' port 0

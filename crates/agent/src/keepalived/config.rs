@@ -48,6 +48,8 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_repeat: Option<u32>,
     /// `vrrp_garp_master_refresh` seconds.
     pub vrrp_garp_master_refresh: Option<u32>,
+    /// `vrrp_higher_prio_send_advert`: the default for instances.
+    pub vrrp_higher_prio_send_advert: bool,
 }
 
 impl Default for GlobalDefs {
@@ -60,6 +62,7 @@ impl Default for GlobalDefs {
             vrrp_garp_master_delay: None,
             vrrp_garp_master_repeat: None,
             vrrp_garp_master_refresh: None,
+            vrrp_higher_prio_send_advert: false,
         }
     }
 }
@@ -196,6 +199,9 @@ pub struct VrrpInstance {
     /// IPv4 v3 send checksum (`old_unicast_checksum`: keepalived's pre-2.0 unicast form, with
     /// the multicast group in the pseudo-header).
     pub checksum: ChecksumMode,
+    /// `higher_prio_send_advert`: a master that yields to a higher priority sends one
+    /// advert of its own first (so that a peer which did not hear it learns of it).
+    pub higher_prio_send_advert: bool,
     /// Where the block starts.
     pub loc: Loc,
 }
@@ -313,6 +319,12 @@ pub struct VirtualServer {
     pub waddr_group_name: Option<String>,
     /// DPVS's `syn_proxy` (rvs also takes `on`, `off`, `auto`); unset = rvsd's default.
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
+    /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
+    /// unset when none is given (rvsd's defaults).
+    pub sched_flags: Option<crate::dataplane::SchedFlags>,
+    /// `virtualhost`: the Host header of this virtual server's HTTP_GET checkers unless
+    /// a checker or url names its own.
+    pub virtualhost: Option<String>,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServerConf>,
     /// Where the block starts.
@@ -326,6 +338,10 @@ pub struct RealServerConf {
     pub addr: SocketAddr,
     /// `weight` (1).
     pub weight: u32,
+    /// `uthreshold`: connections above which the server takes no new ones (0: none).
+    pub upper: u32,
+    /// `lthreshold`: connections below which it takes new ones again (0: 3/4 of upper).
+    pub lower: u32,
     /// `inhibit_on_failure`: weight 0 instead of removal on failure.
     pub inhibit_on_failure: bool,
     /// `notify_up` script.
@@ -383,6 +399,10 @@ pub struct UrlConf {
     pub status_codes: Vec<(u16, u16)>,
     /// `digest`: MD5 of the body, lowercase hex.
     pub digest: Option<String>,
+    /// `virtualhost`: this url's Host header (else the checker's, else the virtual
+    /// server's, else `IP:PORT`).
+    #[serde(default)]
+    pub virtualhost: Option<String>,
 }
 
 /// A checker.

@@ -1,10 +1,102 @@
 //! keepalived.conf tokens: words, quoted strings and braces, each with its file and line;
 //! comments (`#`, `!`) dropped; `include PATTERN` expanded in place (glob, relative to the
-//! including file's directory, as keepalived does).
+//! including file's directory, as keepalived does); keepalived's line conditions (`@ID`
+//! applies a line only on the system whose config id is ID, `@^ID` everywhere else) and
+//! parameters (`$NAME=value` defines, `$NAME` and `${NAME}` are replaced, across
+//! includes) applied before a line is split.
 
 use super::diag::{Diagnostic, Loc};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// What lines see while a file and its includes are read: the config id for `@` lines
+/// and the `$` parameters defined so far.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// The config id (`@ID` lines apply when it is ID).
+    pub config_id: String,
+    /// `$NAME=value` definitions.
+    pub params: HashMap<String, String>,
+}
+
+impl Env {
+    /// An environment for config id `id`: the given one, else this host's short name.
+    pub fn new(id: Option<&str>) -> Env {
+        let id = id.map(str::to_string).unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            host.trim().split('.').next().unwrap_or_default().to_string()
+        });
+        Env { config_id: id, params: HashMap::new() }
+    }
+
+    /// The line as keepalived reads it: `None` when it does not apply here or is a
+    /// definition (recorded), else with its `@` condition removed and parameters
+    /// replaced. Undefined parameters are reported and left as written.
+    fn line<'a>(&mut self, line: &'a str, loc: &Loc, diags: &mut Vec<Diagnostic>) -> Option<std::borrow::Cow<'a, str>> {
+        let mut rest = code_part(line).trim_start();
+        if let Some(cond) = rest.strip_prefix('@') {
+            let end = cond.find(char::is_whitespace).unwrap_or(cond.len());
+            let (id, tail) = cond.split_at(end);
+            let applies = match id.strip_prefix('^') {
+                Some(not) => not != self.config_id,
+                None => id == self.config_id,
+            };
+            if !applies {
+                return None;
+            }
+            rest = tail;
+        }
+        if let Some(def) = rest.strip_prefix('$') {
+            if let Some((name, value)) = def.split_once('=') {
+                let name = name.trim();
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    let value = self.substitute(value.trim(), loc, diags).into_owned();
+                    self.params.insert(name.to_string(), value);
+                    return None;
+                }
+            }
+        }
+        Some(self.substitute(rest, loc, diags))
+    }
+
+    fn substitute<'a>(&self, s: &'a str, loc: &Loc, diags: &mut Vec<Diagnostic>) -> std::borrow::Cow<'a, str> {
+        if !s.contains('$') {
+            return s.into();
+        }
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            let (name, used) = match after.strip_prefix('{') {
+                Some(b) => match b.find('}') {
+                    Some(e) => (&b[..e], e + 2),
+                    None => ("", 0),
+                },
+                None => {
+                    let e = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                    (&after[..e], e)
+                }
+            };
+            match self.params.get(name) {
+                Some(v) if !name.is_empty() => out.push_str(v),
+                _ => {
+                    if !name.is_empty() {
+                        diags
+                            .push(Diagnostic::warning(loc.clone(), format!("${name} is not defined: left as written")));
+                    }
+                    out.push('$');
+                    rest = after;
+                    continue;
+                }
+            }
+            rest = &after[used..];
+        }
+        out.push_str(rest);
+        out.into()
+    }
+}
 
 /// One token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,12 +123,34 @@ pub struct Token {
 /// How deep includes may nest before a cycle is assumed.
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// The line without its comment: from a `#` or `!` that starts a word outside quotes
+/// (as the tokenizer reads comments).
+fn code_part(line: &str) -> &str {
+    let (mut quoted, mut word_start) = (false, true);
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' | '!' if !quoted && word_start => return &line[..i],
+            _ => {}
+        }
+        word_start = !quoted && (c.is_whitespace() || c == '{' || c == '}');
+    }
+    line
+}
+
 /// Splits one file's text into tokens; `include` lines are returned as words (expanded by
 /// [`lex_file`]).
 pub fn lex_str(text: &str, file: &Arc<str>) -> Vec<Token> {
+    lex_with(text, file, &mut Env::default(), &mut Vec::new())
+}
+
+/// [`lex_str`] with `@` conditions and `$` parameters applied from `env`.
+pub fn lex_with(text: &str, file: &Arc<str>, env: &mut Env, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, raw) in text.lines().enumerate() {
         let loc = Loc { file: file.clone(), line: i as u32 + 1 };
+        let Some(line) = env.line(raw, &loc, diags) else { continue };
+        let line = line.as_ref();
         let mut chars = line.char_indices().peekable();
         let mut any = false;
         while let Some(&(start, c)) = chars.peek() {
@@ -86,13 +200,20 @@ pub fn lex_str(text: &str, file: &Arc<str>) -> Vec<Token> {
 /// Reads `path` and every file it includes into one token stream. Unreadable files and
 /// includes that match nothing are reported in `diags` (an include matching nothing is a
 /// warning, as in keepalived; an unreadable top file is an error).
-pub fn lex_file(path: &Path, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
+pub fn lex_file(path: &Path, env: &mut Env, diags: &mut Vec<Diagnostic>) -> Vec<Token> {
     let mut out = Vec::new();
-    lex_into(path, None, 0, &mut out, diags);
+    lex_into(path, None, 0, env, &mut out, diags);
     out
 }
 
-fn lex_into(path: &Path, from: Option<&Loc>, depth: usize, out: &mut Vec<Token>, diags: &mut Vec<Diagnostic>) {
+fn lex_into(
+    path: &Path,
+    from: Option<&Loc>,
+    depth: usize,
+    env: &mut Env,
+    out: &mut Vec<Token>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let name: Arc<str> = Arc::from(path.display().to_string());
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -102,7 +223,7 @@ fn lex_into(path: &Path, from: Option<&Loc>, depth: usize, out: &mut Vec<Token>,
             return;
         }
     };
-    let toks = lex_str(&text, &name);
+    let toks = lex_with(&text, &name, env, diags);
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut i = 0;
     let mut at_line_start = true;
@@ -129,7 +250,7 @@ fn lex_into(path: &Path, from: Option<&Loc>, depth: usize, out: &mut Vec<Token>,
             }
             for pat in patterns {
                 for f in expand(&dir, &pat, &loc, diags) {
-                    lex_into(&f, Some(&loc), depth + 1, out, diags);
+                    lex_into(&f, Some(&loc), depth + 1, env, out, diags);
                 }
             }
             continue;
@@ -185,6 +306,25 @@ mod tests {
     }
 
     #[test]
+    fn conditions_and_parameters_apply_before_splitting() {
+        let f: Arc<str> = Arc::from("t.conf");
+        let text =
+            "# a $COMMENT\n$PRIO=150\n$DEV=dpdk0.kni\n@lb1 priority $PRIO\n@lb2 priority 100\n@^lb1 state BACKUP\n\
+                    interface ${DEV}\nx $NOPE\n  @lb1 nested yes\n";
+        let mut d = Vec::new();
+        let t = lex_with(text, &f, &mut Env::new(Some("lb1")), &mut d);
+        assert_eq!(
+            words(&t),
+            ["priority", "150", ";", "interface", "dpdk0.kni", ";", "x", "$NOPE", ";", "nested", "yes", ";"]
+        );
+        assert_eq!(t[0].loc.line, 4, "lines keep their numbers");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].to_string().contains("t.conf:8: warning: $NOPE is not defined"), "{}", d[0]);
+        let t = lex_with(text, &f, &mut Env::new(Some("lb2")), &mut Vec::new());
+        assert_eq!(words(&t)[..6], ["priority", "100", ";", "state", "BACKUP", ";"]);
+    }
+
+    #[test]
     fn include_expands_globs_relative_to_the_file() {
         let dir = std::env::temp_dir().join(format!("rvs-agent-lex-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
@@ -192,7 +332,7 @@ mod tests {
         std::fs::write(dir.join("conf.d/b.conf"), "bee 2\n").unwrap();
         std::fs::write(dir.join("conf.d/a.conf"), "ay 1\ninclude ../missing*.conf\n").unwrap();
         let mut d = Vec::new();
-        let t = lex_file(&dir.join("main.conf"), &mut d);
+        let t = lex_file(&dir.join("main.conf"), &mut Env::new(Some("lb1")), &mut d);
         assert_eq!(words(&t), ["top", "1", ";", "ay", "1", ";", "bee", "2", ";", "end", "2", ";"]);
         assert!(t[3].loc.file.ends_with("conf.d/a.conf"));
         assert_eq!(d.len(), 1, "{d:?}");

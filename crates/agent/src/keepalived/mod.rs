@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod diag;
+pub mod keywords;
 pub mod lexer;
 pub mod parse;
 pub mod tree;
@@ -47,20 +48,29 @@ impl Loaded {
 /// Reads, parses and validates a file and its includes.
 pub fn load(path: &Path, opts: Options) -> Loaded {
     let mut diagnostics = Vec::new();
-    let tokens = lexer::lex_file(path, &mut diagnostics);
+    let mut env = lexer::Env::new(opts.config_id.as_deref());
+    let tokens = lexer::lex_file(path, &mut env, &mut diagnostics);
     finish(&tokens, opts, diagnostics)
 }
 
 /// Parses and validates text (includes are not expanded; for tests and tools).
 pub fn parse_str(text: &str, name: &str, opts: Options) -> Loaded {
-    let tokens = lexer::lex_str(text, &Arc::from(name));
-    finish(&tokens, opts, Vec::new())
+    let mut diagnostics = Vec::new();
+    let mut env = lexer::Env::new(opts.config_id.as_deref());
+    let tokens = lexer::lex_with(text, &Arc::from(name), &mut env, &mut diagnostics);
+    finish(&tokens, opts, diagnostics)
 }
 
 fn finish(tokens: &[lexer::Token], opts: Options, mut diagnostics: Vec<Diagnostic>) -> Loaded {
     let nodes = tree::build(tokens, &mut diagnostics);
+    let strict = opts.strict;
     let config = parse::config(&nodes, opts, &mut diagnostics);
     diagnostics.extend(validate::validate(&config));
+    if strict {
+        for d in &mut diagnostics {
+            d.severity = Severity::Error;
+        }
+    }
     Loaded { config, diagnostics }
 }
 

@@ -21,8 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`, `uthreshold`,
-///   `lthreshold`).
+/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
 pub const IGNORED: &[&str] = &[
     "notification_email",
     "notification_email_from",
@@ -71,7 +70,6 @@ pub const IGNORED: &[&str] = &[
     "vrrp_garp_interval",
     "vrrp_gna_interval",
     "vrrp_lower_prio_no_advert",
-    "vrrp_higher_prio_send_advert",
     "vrrp_startup_delay",
     "max_auto_priority",
     "dynamic_interfaces",
@@ -85,18 +83,21 @@ pub const IGNORED: &[&str] = &[
     "omega",
     "ha_suspend",
     "warmup",
-    "uthreshold",
-    "lthreshold",
     "sorry_server_inhibit",
     "bind_if",
     "bind_port",
 ];
 
 /// Parsing options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Unknown keywords are warnings instead of errors.
     pub lenient: bool,
+    /// Every warning is an error (`--strict`): nothing accepted and not honoured passes.
+    pub strict: bool,
+    /// keepalived's `--config-id`: which `@ID` lines apply (unset: this host's short
+    /// name, as keepalived).
+    pub config_id: Option<String>,
 }
 
 struct P<'a> {
@@ -181,11 +182,34 @@ impl P<'_> {
             self.ignored.push((n.loc.clone(), n.key.clone()));
             return;
         }
-        let msg = format!("unknown keyword '{}' in {ctx}", n.key);
+        let msg = if super::keywords::is_keepalived(&n.key) {
+            format!("'{}' (in {ctx}) is valid keepalived that rvs does not support yet", n.key)
+        } else {
+            format!("unknown keyword '{}' in {ctx}", n.key)
+        };
         if self.opts.lenient {
             self.warn(&n.loc, msg);
         } else {
             self.err(&n.loc, msg);
+        }
+    }
+
+    /// A keyword accepted and not honoured: a warning saying what rvs does instead, and
+    /// the record `-t` lists.
+    fn ignore(&mut self, n: &Node, instead: &str) {
+        self.warn(&n.loc, format!("'{}' is accepted and not honoured by rvs: {instead}", n.key));
+        self.ignored.push((n.loc.clone(), n.key.clone()));
+    }
+
+    /// A switch that may carry a value (`true`/`false`, `on`/`off`, `yes`/`no`); bare: on.
+    fn flag_value(&mut self, n: &Node) -> bool {
+        match n.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+            None | Some("true" | "on" | "yes") => true,
+            Some("false" | "off" | "no") => false,
+            Some(a) => {
+                self.err(&n.loc, format!("{} takes true or false, not '{a}'", n.key));
+                false
+            }
         }
     }
 
@@ -309,6 +333,7 @@ impl P<'_> {
                 "vrrp_garp_master_delay" => g.vrrp_garp_master_delay = self.uint(c),
                 "vrrp_garp_master_repeat" => g.vrrp_garp_master_repeat = self.uint(c),
                 "vrrp_garp_master_refresh" => g.vrrp_garp_master_refresh = self.uint(c),
+                "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
                 _ => self.other(c, "global_defs"),
             }
         }
@@ -345,7 +370,8 @@ impl P<'_> {
                 }
                 "rise" => s.rise = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
                 "fall" => s.fall = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
-                "user" | "init_fail" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "user" => self.ignore(c, "scripts run as rvs-agent's user"),
+                "init_fail" => self.ignore(c, "a script starts as succeeding until its first result"),
                 _ => self.other(c, "vrrp_script"),
             }
         }
@@ -383,7 +409,7 @@ impl P<'_> {
                     }
                 }
                 "global_tracking" | "sync_group_tracking_weight" => {
-                    self.ignored.push((c.loc.clone(), c.key.clone()));
+                    self.ignore(c, "each instance applies its own tracking");
                 }
                 _ => self.other(c, "vrrp_sync_group"),
             }
@@ -471,9 +497,11 @@ impl P<'_> {
             garp_master_repeat: g.vrrp_garp_master_repeat,
             garp_master_refresh: g.vrrp_garp_master_refresh,
             checksum: ChecksumMode::PseudoHeader,
+            higher_prio_send_advert: g.vrrp_higher_prio_send_advert,
             loc: n.loc.clone(),
         };
         let mut advert_loc = None;
+        let mut version_loc: Option<Loc> = None;
         for c in self.block(n) {
             if self.notify(c, &mut i.notify) {
                 continue;
@@ -493,7 +521,11 @@ impl P<'_> {
                     i.advert_int = self.secs(c).unwrap_or(1.0);
                     advert_loc = Some(c.loc.clone());
                 }
-                "version" | "vrrp_version" => i.version = self.version(c).unwrap_or_default(),
+                "version" | "vrrp_version" => {
+                    i.version = self.version(c).unwrap_or_default();
+                    version_loc = Some(c.loc.clone());
+                }
+                "higher_prio_send_advert" => i.higher_prio_send_advert = self.flag_value(c),
                 "authentication" => {
                     let mut kind = None;
                     for a in self.block(c) {
@@ -552,6 +584,13 @@ impl P<'_> {
                 }
                 _ => self.other(c, "vrrp_instance"),
             }
+        }
+        // keepalived runs IPv6 instances with VRRPv3 whatever the default says.
+        if i.is_ipv6() && i.version == Version::V2 {
+            if let Some(l) = version_loc {
+                self.warn(&l, "IPv6 VRRP is version 3 (as keepalived does): version 2 not used");
+            }
+            i.version = Version::V3;
         }
         let loc = advert_loc.unwrap_or_else(|| n.loc.clone());
         match i.version {
@@ -698,6 +737,8 @@ impl P<'_> {
             daddr_group_name: None,
             waddr_group_name: None,
             syn_proxy: None,
+            sched_flags: None,
+            virtualhost: None,
             real_servers: Vec::new(),
             loc: n.loc.clone(),
         };
@@ -729,7 +770,7 @@ impl P<'_> {
                 }
                 "lb_kind" | "lvs_method" => {
                     kind_seen = true;
-                    match self.arg(c) {
+                    match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
                         Some("FNAT") | Some("FULLNAT") => v.lb_kind = LbKind::Fnat,
                         Some(k @ ("NAT" | "DR" | "TUN")) => self.err(
                             &c.loc,
@@ -739,7 +780,7 @@ impl P<'_> {
                         None => {}
                     }
                 }
-                "protocol" => match self.arg(c) {
+                "protocol" => match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
                     Some("TCP") => v.protocol = Proto::Tcp,
                     Some("UDP") => v.protocol = Proto::Udp,
                     Some(p) => self.err(&c.loc, format!("protocol {p} is not supported (TCP or UDP)")),
@@ -751,7 +792,7 @@ impl P<'_> {
                         v.persistence_granularity = self.ip(&c.loc, "persistence_granularity", a);
                     }
                 }
-                "persistence_engine" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "persistence_engine" => self.ignore(c, "persistence is by source address only"),
                 "quorum" => v.quorum = self.uint(c).unwrap_or(1),
                 "hysteresis" => v.hysteresis = self.uint(c).unwrap_or(0),
                 "quorum_up" => v.quorum_up = self.script(c),
@@ -767,7 +808,7 @@ impl P<'_> {
                         self.err(&c.loc, "sorry_server expects IP PORT");
                     }
                 }
-                "sorry_server_lvs_method" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "sorry_server_lvs_method" => self.ignore(c, "the sorry server is reached with FullNAT"),
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
                 "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
                 "daddr_group_name" => v.daddr_group_name = self.arg(c).map(str::to_string),
@@ -781,7 +822,16 @@ impl P<'_> {
                     },
                     _ => self.err(&c.loc, "syn_proxy takes at most one value (on, off, auto)"),
                 },
-                "virtualhost" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "virtualhost" => v.virtualhost = self.arg(c).map(str::to_string),
+                k @ ("sh-port" | "mh-port" | "sh-fallback" | "mh-fallback") => {
+                    self.flag(c);
+                    let f = v.sched_flags.get_or_insert(crate::dataplane::SchedFlags { port: false, fallback: false });
+                    if k.ends_with("port") {
+                        f.port = true;
+                    } else {
+                        f.fallback = true;
+                    }
+                }
                 "connect_timeout" => defaults.connect_timeout = self.secs(c).unwrap_or(5.0),
                 "retry" => defaults.retry = self.uint(c).unwrap_or(1),
                 "delay_before_retry" => defaults.delay_before_retry = self.secs(c).unwrap_or(1.0),
@@ -810,6 +860,8 @@ impl P<'_> {
         let mut rs = RealServerConf {
             addr: SocketAddr::new(ip, port),
             weight: 1,
+            upper: 0,
+            lower: 0,
             inhibit_on_failure: vs.inhibit_on_failure,
             notify_up: None,
             notify_down: None,
@@ -820,13 +872,15 @@ impl P<'_> {
         for c in self.block(n) {
             match c.key.as_str() {
                 "weight" => rs.weight = self.int(c, 0, 65535).unwrap_or(1) as u32,
+                "uthreshold" => rs.upper = self.uint(c).unwrap_or(0),
+                "lthreshold" => rs.lower = self.uint(c).unwrap_or(0),
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(c),
                 "notify_up" => rs.notify_up = self.script(c),
                 "notify_down" => rs.notify_down = self.script(c),
                 "delay_loop" => rs.delay_loop = self.secs(c),
                 "TCP_CHECK" => rs.checks.push(self.check(c, CheckKind::Tcp, defaults)),
                 "HTTP_GET" => {
-                    let k = CheckKind::Http { urls: Vec::new(), virtualhost: None };
+                    let k = CheckKind::Http { urls: Vec::new(), virtualhost: vs.virtualhost.clone() };
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "MISC_CHECK" => {
@@ -866,14 +920,15 @@ impl P<'_> {
                             }
                         }
                         "virtualhost" => *virtualhost = self.arg(c).map(str::to_string),
-                        "http_protocol" | "fast_recovery" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                        "http_protocol" => self.ignore(c, "HTTP_GET sends HTTP/1.0 requests"),
+                        "fast_recovery" => self.ignore(c, "a server is up again after its next successful check"),
                         _ => self.other(c, &ctx),
                     },
                     CheckKind::Misc { path, timeout } => match c.key.as_str() {
                         "misc_path" => *path = self.script(c).unwrap_or_default(),
                         "misc_timeout" => *timeout = self.secs(c),
                         "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
-                        "user" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                        "user" => self.ignore(c, "scripts run as rvs-agent's user"),
                         _ => self.other(c, &ctx),
                     },
                     CheckKind::Tcp => self.other(c, &ctx),
@@ -891,7 +946,7 @@ impl P<'_> {
     }
 
     fn url(&mut self, n: &Node) -> Option<UrlConf> {
-        let mut u = UrlConf { path: String::new(), status_codes: Vec::new(), digest: None };
+        let mut u = UrlConf { path: String::new(), status_codes: Vec::new(), digest: None, virtualhost: None };
         for c in self.block(n) {
             match c.key.as_str() {
                 "path" => u.path = self.arg(c).unwrap_or_default().to_string(),
@@ -918,7 +973,7 @@ impl P<'_> {
                         }
                     }
                 }
-                "virtualhost" => self.ignored.push((c.loc.clone(), c.key.clone())),
+                "virtualhost" => u.virtualhost = self.arg(c).map(str::to_string),
                 _ => self.other(c, "url"),
             }
         }

@@ -40,7 +40,7 @@ fn unknown_keywords_are_errors_unless_lenient() {
     let text = MINIMAL.replace(" interface eth0\n", " interface eth0\n frobnicate yes\n");
     let l = strict(&text);
     assert_eq!(messages(&l), ["t.conf:3: error: unknown keyword 'frobnicate' in vrrp_instance"]);
-    let l = parse_str(&text, "t.conf", Options { lenient: true });
+    let l = parse_str(&text, "t.conf", Options { lenient: true, ..Options::default() });
     assert_eq!(messages(&l), ["t.conf:3: warning: unknown keyword 'frobnicate' in vrrp_instance"]);
     assert!(!l.has_errors());
     let l = strict("what_is_this {\n}\n");

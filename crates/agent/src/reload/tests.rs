@@ -63,10 +63,7 @@ fn real_servers_added_and_removed_start_and_stop_their_checkers() {
     let k = key("192.0.2.1", 80);
     assert_eq!(
         d.services.real_servers,
-        [
-            RsChange::Removed(k, sa("10.0.0.2:80")),
-            RsChange::Added(k, RealServer { addr: sa("10.0.0.4:80"), weight: 20 })
-        ]
+        [RsChange::Removed(k, sa("10.0.0.2:80")), RsChange::Added(k, RealServer::new(sa("10.0.0.4:80"), 20))]
     );
     let changes: Vec<_> = d.checkers.iter().map(|c| (c.rs, c.change)).collect();
     assert_eq!(changes, [(sa("10.0.0.4:80"), Change::Added), (sa("10.0.0.2:80"), Change::Removed)]);
@@ -169,7 +166,7 @@ fn live_health_is_kept_across_a_reload() {
     assert!(plan.start.is_empty() && plan.stop.is_empty());
     assert!(!next.rs(0).unwrap().up);
     let svc = d.new_services.iter().find(|s| s.key == key("192.0.2.1", 80)).unwrap();
-    assert_eq!(svc.real_servers[0], RealServer { addr: sa("10.0.0.1:80"), weight: 0 });
+    assert_eq!(svc.real_servers[0], RealServer::new(sa("10.0.0.1:80"), 0));
     // Its weight changed while down: nothing to send now, the new weight when it is back.
     let new2 = BASE.replace("weight 10", "weight 11");
     let (d, mut next, _) = super::plan(&old, &pool, &cfg(&new2));

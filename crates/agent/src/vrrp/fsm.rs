@@ -53,6 +53,10 @@ pub struct FsmConfig {
     pub garp_master_repeat: u32,
     /// `garp_master_refresh`: periodic gratuitous ARPs while master (zero: none).
     pub garp_master_refresh: Duration,
+    /// `higher_prio_send_advert`: on yielding to a higher priority, send one advert of
+    /// our own first.
+    #[serde(default)]
+    pub higher_prio_send_advert: bool,
 }
 
 impl FsmConfig {
@@ -69,6 +73,7 @@ impl FsmConfig {
             garp_master_delay: Duration::from_secs(5),
             garp_master_repeat: 5,
             garp_master_refresh: Duration::ZERO,
+            higher_prio_send_advert: false,
         }
     }
 }
@@ -351,6 +356,9 @@ impl Fsm {
                         self.master_adver_interval = Duration::from_millis(u64::from(interval_cs) * 10);
                     }
                     self.master = Some(src);
+                    if self.cfg.higher_prio_send_advert {
+                        out.push(Action::SendAdvert { priority: self.priority });
+                    }
                     self.become_backup(now, out);
                 }
                 // Lower priority: discard (our next advert makes it back off).
@@ -554,6 +562,20 @@ mod tests {
         assert_eq!(f.handle(ms(200), adv(PEER_LOW, 101, 100)), vec![Action::RemoveVips, Action::Notify(State::Backup)]);
         assert_eq!(f.state(), State::Backup);
         assert_eq!(f.master(), Some(ip(PEER_LOW)));
+    }
+
+    #[test]
+    fn higher_prio_send_advert_advertises_once_before_yielding() {
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        c.higher_prio_send_advert = true;
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        assert_eq!(
+            f.handle(ms(200), adv(PEER_LOW, 101, 100)),
+            vec![Action::SendAdvert { priority: 100 }, Action::RemoveVips, Action::Notify(State::Backup)]
+        );
+        assert_eq!(f.state(), State::Backup);
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfi
     c.preempt = !i.nopreempt;
     c.preempt_delay = Duration::from_secs_f64(i.preempt_delay);
     c.start_as_master = i.state == InitialState::Master;
+    c.higher_prio_send_advert = i.higher_prio_send_advert;
     if let Some(d) = i.garp_master_delay.or(g.vrrp_garp_master_delay) {
         c.garp_master_delay = Duration::from_secs(u64::from(d));
     }

@@ -294,10 +294,11 @@ fn service() -> Service {
         persistence_timeout: None,
         persistence_granularity: None,
         syn_proxy: None,
+        sched_flags: None,
         deny: Vec::new(),
         allow: Vec::new(),
         local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
-        real_servers: vec![RealServer { addr: rs(1), weight: 3 }, RealServer { addr: rs(2), weight: 2 }],
+        real_servers: vec![RealServer::new(rs(1), 3), RealServer::new(rs(2), 2)],
     }
 }
 
@@ -342,7 +343,7 @@ fn services_follow_the_vip_when_rvsd_needs_it() {
     assert!(!fake.has_addr(VIP));
     assert_eq!(fake.weights(), None);
     // Health changes while backup are kept and applied with the VIP.
-    dp.add_real_server(&key(), RealServer { addr: rs(2), weight: 2 }).unwrap();
+    dp.add_real_server(&key(), RealServer::new(rs(2), 2)).unwrap();
     dp.add_vip(vip(), "dpdk0").unwrap();
     assert!(dp.wait_idle(T), "{:?}", dp.status());
     assert_eq!(fake.weights(), Some(vec![(rs(1), 0), (rs(2), 2)]));
@@ -431,6 +432,13 @@ fn services_convert_to_rvsd_form() {
         RealServerConfig { addr: rs(1).ip(), port: 8080, weight: 3, upper: 0, lower: 0 }
     );
     assert!(spec.service.deny.is_empty() && spec.service.allow.is_empty());
+    // uthreshold / lthreshold and the hash flags reach rvsd.
+    let mut t = s.clone();
+    (t.real_servers[0].upper, t.real_servers[0].lower) = (100, 80);
+    t.sched_flags = Some(crate::dataplane::SchedFlags { port: true, fallback: false });
+    let ts = to_spec(&t).unwrap();
+    assert_eq!((ts.service.real_servers[0].upper, ts.service.real_servers[0].lower), (100, 80));
+    assert_eq!((ts.service.hash_port, ts.service.hash_fallback), (true, false));
     s.deny = vec!["192.0.2.0/24".parse().unwrap()];
     s.allow = vec!["10.0.0.0/8".parse().unwrap()];
     let spec = to_spec(&s).unwrap();
