@@ -24,6 +24,46 @@ fn c4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> TcpBuilder {
     PacketBuilder::ipv4(src, dst).dont_frag().tcp(sport, dport)
 }
 
+/// The legs of the proxied IPv4 connection CIP4:`cport` -> VIP4:80, LIP4:`lport` ->
+/// RIP4:8080, as TCP segments to finish.
+#[derive(Clone, Copy)]
+struct Conn4 {
+    cport: u16,
+    lport: u16,
+}
+
+impl Conn4 {
+    /// Client to VIP.
+    fn c2v(self) -> TcpBuilder {
+        t4(CIP4, self.cport, VIP4, 80)
+    }
+
+    /// VIP to client, translated from the server's.
+    fn v2c(self) -> TcpBuilder {
+        t4(VIP4, 80, CIP4, self.cport)
+    }
+
+    /// VIP to client, written by the proxy.
+    fn v2c_df(self) -> TcpBuilder {
+        c4(VIP4, 80, CIP4, self.cport)
+    }
+
+    /// LIP to real server, translated from the client's.
+    fn l2r(self) -> TcpBuilder {
+        t4(LIP4, self.lport, RIP4, 8080)
+    }
+
+    /// LIP to real server, written by the proxy.
+    fn l2r_df(self) -> TcpBuilder {
+        c4(LIP4, self.lport, RIP4, 8080)
+    }
+
+    /// Real server to LIP.
+    fn r2l(self) -> TcpBuilder {
+        t4(RIP4, 8080, LIP4, self.lport)
+    }
+}
+
 fn mss(v: u16) -> Vec<u8> {
     let b = v.to_be_bytes();
     vec![2, 4, b[0], b[1]]
@@ -88,12 +128,20 @@ fn v4_handshake_held_data_and_translation() {
     let resp = b"HTTP/1.0 200 OK\r\n\r\n";
     let delta = 5000u32.wrapping_sub(cookie);
     let toa = toa4(CIP4, 40000);
+    let k = Conn4 { cport: 40000, lport: 1025 };
+    let options = cat(&[&mss(1460), &[1, 1, 4, 2], &[1, 3, 3, 7]]);
+    // Sent on the valid ACK and again on the client's retransmission.
+    let syn_to_server = k.l2r_df().seq(1000).flags(SYN).window(64256).option(&options).build();
+    // Sent before the server answered: held, then retransmitted.
+    let request = k.c2v().seq(1001).ack(cookie.wrapping_add(1)).flags(PSHACK).window(502).payload(get).build();
+    // The server's data as the client gets it, and as an ICMP error quotes it.
+    let response = k.v2c().seq(cookie.wrapping_add(1)).ack(1019).flags(PSHACK).window(400).payload(resp).build();
     let steps = vec![
         fwd(
             "client SYN is answered with a SYN-ACK carrying the cookie: MSS 1460 - TOA, SACK, wscale 7",
-            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).mss(1460).sack_permitted().window_scale(7).build(),
+            k.c2v().seq(1000).flags(SYN).mss(1460).sack_permitted().window_scale(7).build(),
             CIP4,
-            c4(VIP4, 80, CIP4, 40000)
+            k.v2c_df()
                 .seq(cookie)
                 .ack(1001)
                 .flags(SYNACK)
@@ -104,123 +152,74 @@ fn v4_handshake_held_data_and_translation() {
         events("one cookie", &[(SynProxyEvent::CookieSent, 1)]),
         fwd(
             "the client's ACK proves the cookie: the connection opens and the ACK becomes the SYN to the server",
-            t4(CIP4, 40000, VIP4, 80).seq(1001).ack(cookie.wrapping_add(1)).flags(ACK).window(502).build(),
+            k.c2v().seq(1001).ack(cookie.wrapping_add(1)).flags(ACK).window(502).build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080)
-                .seq(1000)
-                .flags(SYN)
-                .window(64256)
-                .option(&cat(&[&mss(1460), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
-                .build(),
+            syn_to_server.clone(),
         ),
         live(1),
         state4("SYN_RECV while waiting for the server", 40000, TcpState::SynRecv),
         pkt(
             "the client's request before the server answered is held",
-            t4(CIP4, 40000, VIP4, 80)
-                .seq(1001)
-                .ack(cookie.wrapping_add(1))
-                .flags(PSHACK)
-                .window(502)
-                .payload(get)
-                .build(),
+            request.clone(),
             Expect::Drop(DropReason::SynproxyEarly),
             None,
         ),
         fwd(
             "the client retransmits before the server answered: the SYN goes to the server again",
-            t4(CIP4, 40000, VIP4, 80)
-                .seq(1001)
-                .ack(cookie.wrapping_add(1))
-                .flags(PSHACK)
-                .window(502)
-                .payload(get)
-                .build(),
+            request,
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080)
-                .seq(1000)
-                .flags(SYN)
-                .window(64256)
-                .option(&cat(&[&mss(1460), &[1, 1, 4, 2], &[1, 3, 3, 7]]))
-                .build(),
+            syn_to_server,
         ),
         check("held, not dropped", |w| {
             assert_eq!(w.engine.stats().drops(DropReason::SynproxyEarly), 0);
         }),
         pkt(
             "a later segment of the same flight is dropped (the client sends it again)",
-            t4(CIP4, 40000, VIP4, 80).seq(1019).ack(cookie.wrapping_add(1)).flags(PSHACK).payload(b"x").build(),
+            k.c2v().seq(1019).ack(cookie.wrapping_add(1)).flags(PSHACK).payload(b"x").build(),
             Expect::Drop(DropReason::SynproxyEarly),
             None,
         ),
         fwd(
             "the server's SYN-ACK: the held request goes to the server with the TOA, acknowledging the server's ISN",
-            t4(RIP4, 8080, LIP4, 1025)
-                .seq(5000)
-                .ack(1001)
-                .flags(SYNACK)
-                .mss(1460)
-                .sack_permitted()
-                .window_scale(9)
-                .build(),
+            k.r2l().seq(5000).ack(1001).flags(SYNACK).mss(1460).sack_permitted().window_scale(9).build(),
             RIP4,
-            t4(LIP4, 1025, RIP4, 8080).seq(1001).ack(5001).flags(PSHACK).window(502).option(&toa).payload(get).build(),
+            k.l2r().seq(1001).ack(5001).flags(PSHACK).window(502).option(&toa).payload(get).build(),
         ),
         state4("ESTABLISHED", 40000, TcpState::Established),
         fwd(
             "server data: sequence number into the cookie's numbering, window from scale 9 to 7",
-            t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1019).flags(PSHACK).window(100).payload(resp).build(),
+            k.r2l().seq(5001).ack(1019).flags(PSHACK).window(100).payload(resp).build(),
             CIP4,
-            t4(VIP4, 80, CIP4, 40000)
-                .seq(cookie.wrapping_add(1))
-                .ack(1019)
-                .flags(PSHACK)
-                .window(400)
-                .payload(resp)
-                .build(),
+            response.clone(),
         ),
         fwd(
             "ICMP fragmentation needed from the client side: the quoted sequence number into the server's",
             PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 254), VIP4)
-                .icmpv4_error(
-                    3,
-                    4,
-                    &t4(VIP4, 80, CIP4, 40000)
-                        .seq(cookie.wrapping_add(1))
-                        .ack(1019)
-                        .flags(PSHACK)
-                        .window(400)
-                        .payload(resp)
-                        .build(),
-                )
+                .icmpv4_error(3, 4, &response)
                 .next_hop_mtu(1400)
                 .build(),
             RIP4,
             PacketBuilder::ipv4(LIP4, RIP4)
-                .icmpv4_error(
-                    3,
-                    4,
-                    &t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1019).flags(PSHACK).window(400).payload(resp).build(),
-                )
+                .icmpv4_error(3, 4, &k.r2l().seq(5001).ack(1019).flags(PSHACK).window(400).payload(resp).build())
                 .next_hop_mtu(1400)
                 .build(),
         ),
         fwd(
             "client ACK with SACK blocks: acknowledgment and blocks into the server's numbering",
-            t4(CIP4, 40000, VIP4, 80)
+            k.c2v()
                 .seq(1019)
                 .ack(cookie.wrapping_add(20))
                 .flags(ACK)
                 .option(&sack(&[(cookie.wrapping_add(100), cookie.wrapping_add(200))]))
                 .build(),
             RIP4,
-            t4(LIP4, 1025, RIP4, 8080).seq(1019).ack(5020).flags(ACK).option(&sack(&[(5100, 5200)])).build(),
+            k.l2r().seq(1019).ack(5020).flags(ACK).option(&sack(&[(5100, 5200)])).build(),
         ),
         fwd(
             "server FIN",
-            t4(RIP4, 8080, LIP4, 1025).seq(5020).ack(1019).flags(FINACK).window(100).build(),
+            k.r2l().seq(5020).ack(1019).flags(FINACK).window(100).build(),
             CIP4,
-            t4(VIP4, 80, CIP4, 40000).seq(5020u32.wrapping_sub(delta)).ack(1019).flags(FINACK).window(400).build(),
+            k.v2c().seq(5020u32.wrapping_sub(delta)).ack(1019).flags(FINACK).window(400).build(),
         ),
         events(
             "counters",
@@ -249,19 +248,17 @@ fn v4_timestamps_and_bare_ack() {
     let cookie = KEY.make(CIP4.into(), 41000, VIP4.into(), 80, 7, 0, d);
     let toa = toa4(CIP4, 41000);
     let tsd = 777_777u32 - 5000;
+    let k = Conn4 { cport: 41000, lport: 1025 };
+    // The ACK the proxy sends the server for its SYN-ACK with timestamp value `tsval`.
+    let ack_to_server = |tsval: u32| {
+        k.l2r_df().seq(8).ack(9001).flags(ACK).window(200).option(&cat(&[&[1, 1], &ts(112, tsval), &toa])).build()
+    };
     let steps = vec![
         fwd(
             "SYN with timestamps: the SYN-ACK carries MSS, SACK, timestamps (our clock, the client's echoed), wscale",
-            t4(CIP4, 41000, VIP4, 80)
-                .seq(7)
-                .flags(SYN)
-                .mss(1400)
-                .sack_permitted()
-                .timestamps(111, 0)
-                .window_scale(8)
-                .build(),
+            k.c2v().seq(7).flags(SYN).mss(1400).sack_permitted().timestamps(111, 0).window_scale(8).build(),
             CIP4,
-            c4(VIP4, 80, CIP4, 41000)
+            k.v2c_df()
                 .seq(cookie)
                 .ack(8)
                 .flags(SYNACK)
@@ -270,7 +267,7 @@ fn v4_timestamps_and_bare_ack() {
         ),
         fwd(
             "the ACK becomes a SYN with the client's MSS (rounded to 1300), wscale 8, SACK and timestamp",
-            t4(CIP4, 41000, VIP4, 80)
+            k.c2v()
                 .seq(8)
                 .ack(cookie.wrapping_add(1))
                 .flags(ACK)
@@ -279,7 +276,7 @@ fn v4_timestamps_and_bare_ack() {
                 .timestamps(112, 5000)
                 .build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080)
+            k.l2r_df()
                 .seq(7)
                 .flags(SYN)
                 .window(51200)
@@ -288,7 +285,7 @@ fn v4_timestamps_and_bare_ack() {
         ),
         fwd(
             "the server's SYN-ACK becomes the ACK: timestamps (client's, server's) and the TOA",
-            t4(RIP4, 8080, LIP4, 1025)
+            k.r2l()
                 .seq(9000)
                 .ack(8)
                 .flags(SYNACK)
@@ -298,17 +295,11 @@ fn v4_timestamps_and_bare_ack() {
                 .window_scale(7)
                 .build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080)
-                .seq(8)
-                .ack(9001)
-                .flags(ACK)
-                .window(200)
-                .option(&cat(&[&[1, 1], &ts(112, 777_777), &toa]))
-                .build(),
+            ack_to_server(777_777),
         ),
         fwd(
             "server data: sequence and timestamp value shifted; same window scale, window unchanged",
-            t4(RIP4, 8080, LIP4, 1025)
+            k.r2l()
                 .seq(9001)
                 .ack(8)
                 .flags(PSHACK)
@@ -318,7 +309,7 @@ fn v4_timestamps_and_bare_ack() {
                 .payload(b"hello")
                 .build(),
             CIP4,
-            t4(VIP4, 80, CIP4, 41000)
+            k.v2c()
                 .seq(cookie.wrapping_add(1))
                 .ack(8)
                 .flags(PSHACK)
@@ -330,7 +321,7 @@ fn v4_timestamps_and_bare_ack() {
         ),
         fwd(
             "client ACK: acknowledgment and timestamp echo shifted back",
-            t4(CIP4, 41000, VIP4, 80)
+            k.c2v()
                 .seq(8)
                 .ack(cookie.wrapping_add(6))
                 .flags(ACK)
@@ -339,30 +330,17 @@ fn v4_timestamps_and_bare_ack() {
                 .timestamps(114, 777_800 - tsd)
                 .build(),
             RIP4,
-            t4(LIP4, 1025, RIP4, 8080)
-                .seq(8)
-                .ack(9006)
-                .flags(ACK)
-                .window(200)
-                .option(&[1, 1])
-                .timestamps(114, 777_800)
-                .build(),
+            k.l2r().seq(8).ack(9006).flags(ACK).window(200).option(&[1, 1]).timestamps(114, 777_800).build(),
         ),
         fwd(
             "a retransmitted server SYN-ACK is answered with the ACK again",
-            t4(RIP4, 8080, LIP4, 1025).seq(9000).ack(8).flags(SYNACK).mss(1460).timestamps(777_900, 112).build(),
+            k.r2l().seq(9000).ack(8).flags(SYNACK).mss(1460).timestamps(777_900, 112).build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080)
-                .seq(8)
-                .ack(9001)
-                .flags(ACK)
-                .window(200)
-                .option(&cat(&[&[1, 1], &ts(112, 777_900), &toa]))
-                .build(),
+            ack_to_server(777_900),
         ),
         pkt(
             "a SYN-ACK with another ISN is dropped",
-            t4(RIP4, 8080, LIP4, 1025).seq(1234).ack(8).flags(SYNACK).build(),
+            k.r2l().seq(1234).ack(8).flags(SYNACK).build(),
             Expect::Drop(DropReason::SynproxyBadSynAck),
             None,
         ),
@@ -379,70 +357,48 @@ fn v4_guards() {
     let mut w = world(Some(SynProxyMode::On));
     let d = CookieData::from_syn(true, None, None, false);
     let cookie = KEY.make(CIP4.into(), 42000, VIP4.into(), 80, 100, 0, d);
-    let synack = c4(VIP4, 80, CIP4, 42000).seq(cookie).ack(101).flags(SYNACK).option(&mss(1452)).build();
+    let k = Conn4 { cport: 42000, lport: 1025 };
+    let syn = k.c2v().seq(100).flags(SYN).build();
+    let synack = k.v2c_df().seq(cookie).ack(101).flags(SYNACK).option(&mss(1452)).build();
+    // The client's ACK to the cookie, as often as it comes.
+    let ack = || k.c2v().seq(101).ack(cookie.wrapping_add(1)).flags(ACK);
+    let syn_to_server = k.l2r_df().seq(100).flags(SYN).window(1000).option(&mss(536)).build();
     let mut steps = vec![
         pkt(
             "an ACK with no valid cookie is dropped, no reply",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(12345).flags(ACK).build(),
+            k.c2v().seq(101).ack(12345).flags(ACK).build(),
             Expect::Drop(DropReason::SynproxyBadAck),
             None,
         ),
-        fwd(
-            "SYN without options: MSS only",
-            t4(CIP4, 42000, VIP4, 80).seq(100).flags(SYN).build(),
-            CIP4,
-            synack.clone(),
-        ),
+        fwd("SYN without options: MSS only", syn.clone(), CIP4, synack.clone()),
         fwd(
             "valid ACK: SYN to the server with the default MSS, no other option",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).window(1000).build(),
+            ack().window(1000).build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080).seq(100).flags(SYN).window(1000).option(&mss(536)).build(),
+            syn_to_server.clone(),
         ),
         fwd(
             "the client repeats its ACK, the server silent: the SYN again (1)",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).window(1000).build(),
+            ack().window(1000).build(),
             RIP4,
-            c4(LIP4, 1025, RIP4, 8080).seq(100).flags(SYN).window(1000).option(&mss(536)).build(),
+            syn_to_server,
         ),
-        pkt(
-            "(2)",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
-            Expect::Fwd(RIP4.into()),
-            None,
-        ),
-        pkt(
-            "(3)",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
-            Expect::Fwd(RIP4.into()),
-            None,
-        ),
-        pkt(
-            "three times at most: then dropped",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
-            Expect::Drop(DropReason::SynproxyEarly),
-            None,
-        ),
-        fwd(
-            "the client's SYN again (our SYN-ACK lost, say): the same SYN-ACK",
-            t4(CIP4, 42000, VIP4, 80).seq(100).flags(SYN).build(),
-            CIP4,
-            synack,
-        ),
+    ];
+    for desc in ["(2)", "(3)"] {
+        steps.push(pkt(desc, ack().build(), Expect::Fwd(RIP4.into()), None));
+    }
+    steps.extend([
+        pkt("three times at most: then dropped", ack().build(), Expect::Drop(DropReason::SynproxyEarly), None),
+        fwd("the client's SYN again (our SYN-ACK lost, say): the same SYN-ACK", syn, CIP4, synack),
         fwd(
             "the server refuses: RST to the client at the sequence number it expects",
-            t4(RIP4, 8080, LIP4, 1025).seq(0).ack(101).flags(RSTACK).window(0).build(),
+            k.r2l().seq(0).ack(101).flags(RSTACK).window(0).build(),
             CIP4,
-            c4(VIP4, 80, CIP4, 42000).seq(cookie.wrapping_add(1)).ack(101).flags(RSTACK).window(0).build(),
+            k.v2c_df().seq(cookie.wrapping_add(1)).ack(101).flags(RSTACK).window(0).build(),
         ),
         state4("closed", 42000, TcpState::Close),
         at("a stale cookie (3 minutes later) is refused", 180_000, 1),
-        pkt(
-            "stale ACK",
-            t4(CIP4, 42000, VIP4, 80).seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
-            Expect::Drop(DropReason::SynproxyBadAck),
-            None,
-        ),
+        pkt("stale ACK", ack().build(), Expect::Drop(DropReason::SynproxyBadAck), None),
         events(
             "counters",
             &[
@@ -454,49 +410,35 @@ fn v4_guards() {
                 (SynProxyEvent::EarlyDropped, 1),
             ],
         ),
-    ];
+    ]);
     // Ack storm on an established connection: 10 identical pure ACKs from the server
     // pass, the rest are dropped.
     let d2 = CookieData::from_syn(true, None, None, false);
     let c2 = KEY.make(CIP4.into(), 43000, VIP4.into(), 80, 500, 3, d2);
-    steps.push(fwd(
-        "SYN",
-        t4(CIP4, 43000, VIP4, 80).seq(500).flags(SYN).build(),
-        CIP4,
-        c4(VIP4, 80, CIP4, 43000).seq(c2).ack(501).flags(SYNACK).option(&mss(1452)).build(),
-    ));
-    steps.push(pkt(
-        "ACK",
-        t4(CIP4, 43000, VIP4, 80).seq(501).ack(c2.wrapping_add(1)).flags(ACK).build(),
-        Expect::Fwd(RIP4.into()),
-        None,
-    ));
-    steps.push(pkt(
-        "server SYN-ACK",
-        t4(RIP4, 8080, LIP4, 1026).seq(70).ack(501).flags(SYNACK).build(),
-        Expect::Fwd(RIP4.into()),
-        None,
-    ));
+    let k2 = Conn4 { cport: 43000, lport: 1026 };
+    let dup = k2.r2l().seq(71).ack(501).flags(ACK).build();
+    steps.extend([
+        fwd(
+            "SYN",
+            k2.c2v().seq(500).flags(SYN).build(),
+            CIP4,
+            k2.v2c_df().seq(c2).ack(501).flags(SYNACK).option(&mss(1452)).build(),
+        ),
+        pkt("ACK", k2.c2v().seq(501).ack(c2.wrapping_add(1)).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        pkt("server SYN-ACK", k2.r2l().seq(70).ack(501).flags(SYNACK).build(), Expect::Fwd(RIP4.into()), None),
+    ]);
     for _ in 0..10 {
-        steps.push(pkt(
-            "server dup ACK",
-            t4(RIP4, 8080, LIP4, 1026).seq(71).ack(501).flags(ACK).build(),
+        steps.push(pkt("server dup ACK", dup.clone(), Expect::Fwd(CIP4.into()), None));
+    }
+    steps.extend([
+        pkt("one too many", dup, Expect::Drop(DropReason::SynproxyAckStorm), None),
+        pkt(
+            "a new acknowledgment passes",
+            k2.r2l().seq(71).ack(502).flags(ACK).build(),
             Expect::Fwd(CIP4.into()),
             None,
-        ));
-    }
-    steps.push(pkt(
-        "one too many",
-        t4(RIP4, 8080, LIP4, 1026).seq(71).ack(501).flags(ACK).build(),
-        Expect::Drop(DropReason::SynproxyAckStorm),
-        None,
-    ));
-    steps.push(pkt(
-        "a new acknowledgment passes",
-        t4(RIP4, 8080, LIP4, 1026).seq(71).ack(502).flags(ACK).build(),
-        Expect::Fwd(CIP4.into()),
-        None,
-    ));
+        ),
+    ]);
     run(&mut w, steps);
 }
 
