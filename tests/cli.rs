@@ -59,6 +59,23 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     // Listings reflect the traffic.
     let stats = t.cli_ok("rvsadm", &["-L", "-n", "--stats"]);
     assert!(stats.contains("Conns") && stats.contains(VIP4), "{stats}");
+    // `-Z -t` zeroes one service's counters (and its real servers'), not the others'.
+    let packets = |vip: &str| -> (u64, u64) {
+        let j: serde_json::Value =
+            serde_json::from_str(&t.cli_ok("rvsadm", &["-L", "-n", "--stats", "--json"])).expect("json");
+        let s =
+            j["services"].as_array().expect("services").iter().find(|s| s["service"]["vip"] == vip).expect("service");
+        let rs: u64 =
+            s["dests"].as_array().expect("dests").iter().map(|d| d["stats"]["pkts_in"].as_u64().unwrap_or(0)).sum();
+        (s["stats"]["pkts_in"].as_u64().expect("pkts_in"), rs)
+    };
+    let (v4, v6) = (packets(VIP4), packets(VIP6));
+    assert!(v4.0 > 0 && v6.0 > 0 && v6.1 > 0, "traffic counted: {v4:?} {v6:?}");
+    t.cli_ok("rvsadm", &["-Z", "-t", &format!("[{VIP6}]:80")]);
+    assert_eq!(packets(VIP6), (0, 0), "the IPv6 service and its real servers zeroed");
+    assert!(packets(VIP4).0 >= v4.0, "the IPv4 service untouched");
+    let (_, err, ok) = t.cli("rvsadm", &["-Z", "-t", "198.18.0.100:81"]);
+    assert!(!ok && err.contains("no service"), "{err}");
     let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
     assert!(conns.lines().any(|l| l.starts_with("[0]tcp") && l.contains(CLIENT4) && l.contains(LIP4)), "{conns}");
     let links = t.cli_ok("rvsip", &["link", "show", "-s"]);

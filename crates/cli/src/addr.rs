@@ -28,6 +28,61 @@ pub fn parse_addr_port(s: &str, what: &str) -> Result<(IpAddr, Option<u16>), Str
     Err(bad())
 }
 
+/// [`parse_addr_port`] that also takes names, as ipvsadm does: a host name (resolved by
+/// the system resolver, `/etc/hosts` first; its first address) and a service name
+/// (`/etc/services`, for `proto` `tcp` or `udp`), e.g. `web:http`.
+pub fn parse_addr_port_named(s: &str, what: &str, proto: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let numeric = parse_addr_port(s, what);
+    if numeric.is_ok() {
+        return numeric;
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (s, None),
+    };
+    // A mistyped numeric address or port is a bad number, not a name to look up.
+    let host_numeric = host.parse::<IpAddr>().is_ok() || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let port_numeric = port.is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if host.is_empty() || host.starts_with('[') || (host_numeric && port_numeric) {
+        return numeric;
+    }
+    let port = match port {
+        None => None,
+        Some(p) => Some(match p.parse::<u16>() {
+            Ok(n) => n,
+            Err(_) => service_port(p, proto)
+                .ok_or_else(|| format!("unknown service '{p}' in {what} '{s}' (not in /etc/services for {proto})"))?,
+        }),
+    };
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => {
+            use std::net::ToSocketAddrs;
+            let mut addrs = (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve host '{host}' in {what} '{s}': {e}"))?;
+            addrs.next().ok_or_else(|| format!("host '{host}' in {what} '{s}' has no address"))?.ip()
+        }
+    };
+    Ok((ip, port))
+}
+
+/// The port of service `name` for `proto` in `/etc/services`.
+fn service_port(name: &str, proto: &str) -> Option<u16> {
+    let text = std::fs::read_to_string("/etc/services").ok()?;
+    services_lookup(&text, name, proto)
+}
+
+/// `name`'s port for `proto` in services(5) text (the name or one of its aliases).
+fn services_lookup(text: &str, name: &str, proto: &str) -> Option<u16> {
+    text.lines().find_map(|l| {
+        let mut w = l.split('#').next()?.split_whitespace();
+        let (svc, pp) = (w.next()?, w.next()?);
+        let (port, p) = pp.split_once('/')?;
+        (p == proto && (svc == name || w.any(|a| a == name))).then(|| port.parse().ok()).flatten()
+    })
+}
+
 /// Parses a whole number in `min..=max`; `what` names it in errors.
 pub fn parse_num(s: &str, what: &str, min: u64, max: u64) -> Result<u64, String> {
     match s.parse::<u64>() {
@@ -93,6 +148,25 @@ pub fn addr_port(ip: IpAddr, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_resolve_as_ipvsadm_does() {
+        let text = "http\t\t80/tcp\t\twww # WorldWideWeb HTTP\ndomain\t\t53/udp\n";
+        assert_eq!(services_lookup(text, "http", "tcp"), Some(80));
+        assert_eq!(services_lookup(text, "www", "tcp"), Some(80), "an alias");
+        assert_eq!(services_lookup(text, "http", "udp"), None);
+        assert_eq!(services_lookup(text, "domain", "udp"), Some(53));
+        let (ip, port) = parse_addr_port_named("localhost:80", "service address", "tcp").unwrap();
+        assert!(ip.is_loopback() && port == Some(80), "{ip} {port:?}");
+        assert_eq!(
+            parse_addr_port_named("192.0.2.1:81", "x", "tcp").unwrap(),
+            ("192.0.2.1".parse().unwrap(), Some(81))
+        );
+        let e = parse_addr_port_named("192.0.2.1:nosuchservice", "service address", "tcp").unwrap_err();
+        assert!(e.contains("unknown service 'nosuchservice'"), "{e}");
+        let e = parse_addr_port_named("no-such-host.invalid:80", "service address", "tcp").unwrap_err();
+        assert!(e.contains("cannot resolve host 'no-such-host.invalid'"), "{e}");
+    }
 
     #[test]
     fn addr_port_forms() {

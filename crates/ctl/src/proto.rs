@@ -224,8 +224,12 @@ pub enum Request {
     },
     /// The global deny list.
     EdgeDenyList,
-    /// Zeroes counters.
-    ZeroCounters,
+    /// Zeroes counters: every counter, or one service's and its real servers'.
+    ZeroCounters {
+        /// Only this service (`ipvsadm -Z -t VIP:PORT`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<ServiceKey>,
+    },
     /// One page of connections.
     ConnList {
         /// Where to continue (start: default).

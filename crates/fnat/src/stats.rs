@@ -223,6 +223,19 @@ impl Stats {
         self.events.zero();
     }
 
+    /// Zeroes one service's rate counters and its real servers' (`ipvsadm -Z -t`),
+    /// keeping their gauges; the totals and drops are left alone.
+    pub fn zero_service(&mut self, svc: u32, rs: impl IntoIterator<Item = u32>) {
+        if let Some(c) = self.svc.get_mut(svc as usize) {
+            c.zero();
+        }
+        for r in rs {
+            if let Some(c) = self.rs.get_mut(r as usize) {
+                c.zero();
+            }
+        }
+    }
+
     /// Resets the gauges (after the connection table is flushed).
     pub fn reset_gauges(&mut self) {
         for c in std::iter::once(&mut self.total).chain(self.svc.iter_mut()).chain(self.rs.iter_mut()) {

@@ -92,6 +92,8 @@ pub enum Command {
     Stats,
     /// Zero the counters.
     Zero,
+    /// Zero one service's counters and its real servers'.
+    ZeroService(fnat::service::ServiceKey),
     /// List connections from `cursor`, at most `max`.
     ListConns {
         /// Where to start (0 = beginning).

@@ -307,6 +307,10 @@ impl Worker {
         while let Some(cmd) = slot.commands.pop() {
             let reply = match cmd {
                 Command::Stats => Reply::Stats(Box::new(self.report())),
+                Command::ZeroService(key) => {
+                    self.engine.zero_service(&self.snap.services, &key);
+                    Reply::Done
+                }
                 Command::Zero => {
                     self.engine.zero_stats();
                     self.node.counters.zero();

@@ -11,7 +11,8 @@
 //!   persistence off unless `-p`).
 //! - `-R` replaces every service at once (one atomic `ServiceReplace`): the result is
 //!   exactly the file, whatever was there before.
-//! - `-Z` zeroes every counter; it takes no service.
+//! - `-Z` zeroes every counter, `-Z -t|-u VIP:PORT` one service's and its real
+//!   servers' (the totals and drop counters only with every counter).
 //! - Output is always numeric (`-n` is accepted).
 //! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
@@ -31,7 +32,7 @@ use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT,
 use fnat::synproxy::SynProxyMode;
 use fnat::types::Proto;
 
-use crate::addr::{parse_addr_port, parse_ip, parse_netmask, parse_num};
+use crate::addr::{parse_addr_port_named, parse_ip, parse_netmask, parse_num};
 use crate::{unexpected, usage, write_json, CliError, Ctl, CONN_PAGE};
 
 pub mod format;
@@ -44,6 +45,16 @@ pub const MAX_TIMEOUT: u64 = 86_400 * 31;
 pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
 const FULLNAT_ONLY: &str = "rvs forwards in FullNAT mode only (-b)";
+
+/// ipvsadm 1.31 options rvs refuses by name, with why.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("-o/--ops", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
+    ("--persistent-conn", "rvs lists no persistence templates; -L -c lists the connections"),
+    ("--start-daemon/--stop-daemon", "rvs has no connection sync daemon yet"),
+    ("--syncid/--mcast-*/--sync-maxlen", "rvs has no connection sync daemon yet"),
+    ("--pe", "rvs has no persistence engines (persistence is by source address)"),
+    ("-T/--tun-type/--tun-port/--tun-*csum", "rvs forwards in FullNAT mode only (-b), no tunnels"),
+];
 
 /// ipvsadm's arguments, as clap sees them (values are checked afterwards by [`parse`]).
 #[derive(Debug, Parser)]
@@ -86,7 +97,7 @@ pub struct AdmArgs {
     /// List services (or connections with -c, timeouts with --timeout).
     #[arg(short = 'L', long = "list", short_alias = 'l', help_heading = "Commands")]
     pub list: bool,
-    /// Zero every counter.
+    /// Zero every counter, or one service's (with -t/-u).
     #[arg(short = 'Z', long = "zero", help_heading = "Commands")]
     pub zero: bool,
     /// Set connection timeouts in seconds (0 keeps a value).
@@ -179,6 +190,38 @@ pub struct AdmArgs {
     /// Masquerading (refused: FullNAT only).
     #[arg(short = 'm', long = "masquerading", hide = true)]
     pub masquerading: bool,
+    /// ipvsadm 1.31 flags rvs does not do (refused by name, see [`UNSUPPORTED`]).
+    #[arg(short = 'o', long = "ops", hide = true)]
+    pub ops: bool,
+    /// ipvsadm's `--persistent-conn` listing (refused by name).
+    #[arg(long = "persistent-conn", hide = true)]
+    pub persistent_conn: bool,
+    /// ipvsadm's sync daemon commands (refused by name: no sync daemon yet).
+    #[arg(long = "start-daemon", hide = true, value_name = "STATE")]
+    pub start_daemon: Option<String>,
+    /// Refused by name (no sync daemon yet).
+    #[arg(long = "stop-daemon", hide = true, value_name = "STATE")]
+    pub stop_daemon: Option<String>,
+    /// Refused by name (sync daemon options).
+    #[arg(
+        long = "syncid",
+        hide = true,
+        alias = "mcast-interface",
+        alias = "mcast-group",
+        alias = "mcast-port",
+        alias = "mcast-ttl",
+        alias = "sync-maxlen"
+    )]
+    pub sync_option: Option<String>,
+    /// Refused by name (persistence engines).
+    #[arg(long = "pe", hide = true)]
+    pub pe: Option<String>,
+    /// Refused by name (tunnel forwarding).
+    #[arg(short = 'T', long = "tun-type", hide = true, alias = "tun-port")]
+    pub tun_option: Option<String>,
+    /// Refused by name (tunnel checksums).
+    #[arg(long = "tun-nocsum", hide = true, alias = "tun-csum", alias = "tun-remcsum")]
+    pub tun_csum: bool,
     /// Local address for -P/-Q.
     #[arg(short = 'z', long = "laddr", value_name = "ADDR")]
     pub laddr: Option<String>,
@@ -447,7 +490,8 @@ impl Cmd {
         match self {
             Cmd::AddService | Cmd::EditService => SVC,
             Cmd::DeleteService => &["-t/-u"],
-            Cmd::Clear | Cmd::Restore | Cmd::Zero | Cmd::Set => &[],
+            Cmd::Clear | Cmd::Restore | Cmd::Set => &[],
+            Cmd::Zero => &["-t/-u"],
             Cmd::Save => &["-n", "--sort", "--nosort"],
             Cmd::AddServer | Cmd::EditServer => &["-t/-u", "-r", "-w", "-x", "-y", "-b"],
             Cmd::DeleteServer => &["-t/-u", "-r", "-b"],
@@ -543,8 +587,16 @@ fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
         (None, Some(s)) => (Proto::Udp, s),
         (None, None) => return Ok(None),
     };
-    let (vip, port) = parse_addr_port(s, "service address").map_err(usage)?;
+    let (vip, port) = parse_addr_port_named(s, "service address", proto_name(proto)).map_err(usage)?;
     Ok(Some(ServiceKey { proto, vip, vport: port.unwrap_or(0) }))
+}
+
+/// The protocol's name in /etc/services.
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    }
 }
 
 fn need_key(key: Option<ServiceKey>, cmd: Cmd) -> Result<ServiceKey, CliError> {
@@ -636,7 +688,7 @@ fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16),
         .real_server
         .as_deref()
         .ok_or_else(|| usage(format!("{} ({}) needs a real server: -r ADDR[:PORT]", cmd.flag(), cmd.long())))?;
-    let (addr, port) = parse_addr_port(r, "real server").map_err(usage)?;
+    let (addr, port) = parse_addr_port_named(r, "real server", proto_name(key.proto)).map_err(usage)?;
     family_check(key, addr, "real server")?;
     Ok((addr, port.unwrap_or(key.vport)))
 }
@@ -644,6 +696,18 @@ fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16),
 fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
     if a.gatewaying || a.ipip || a.masquerading {
         return Err(usage(FULLNAT_ONLY));
+    }
+    let refused = [
+        a.ops,
+        a.persistent_conn,
+        a.start_daemon.is_some() || a.stop_daemon.is_some(),
+        a.sync_option.is_some(),
+        a.pe.is_some(),
+        a.tun_option.is_some() || a.tun_csum,
+    ];
+    if let Some(i) = refused.iter().position(|r| *r) {
+        let (opt, why) = UNSUPPORTED[i];
+        return Err(usage(format!("{opt}: valid ipvsadm that rvs does not support: {why}")));
     }
     let cmd = command(a)?;
     let allowed = cmd.allowed();
@@ -690,7 +754,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             AdmCmd::Change(Request::RealServerDel { key, addr, port })
         }
         Cmd::List => list_cmd(a, key, sort)?,
-        Cmd::Zero => AdmCmd::Change(Request::ZeroCounters),
+        Cmd::Zero => AdmCmd::Change(Request::ZeroCounters { key }),
         Cmd::Set => {
             let v = a.set.as_deref().unwrap_or_default();
             let t = |i: usize, what: &str| -> Result<u32, CliError> {

@@ -284,6 +284,15 @@ impl Engine {
         self.frags.zero_counts();
     }
 
+    /// Zeroes the counters of service `key` (exactly that key) and of its real servers
+    /// in `table` (`ipvsadm -Z -t VIP:PORT`); false when `table` has no such service.
+    /// Control path.
+    pub fn zero_service(&mut self, table: &ServiceTable, key: &ServiceKey) -> bool {
+        let Some(s) = table.services().iter().find(|s| s.key == *key) else { return false };
+        self.stats.zero_service(s.id.0, s.dests.iter().map(|d| d.id.0));
+        true
+    }
+
     /// The scheduler state (counts per real server, persistence).
     pub fn sched(&self) -> &SchedState {
         &self.sched

@@ -46,9 +46,13 @@ impl Control {
             Request::ServiceAcl { key, allow, add, prefixes } => {
                 self.change(|s| verbs::service_acl(&mut s.services, &key, allow, add, prefixes))?
             }
-            Request::ZeroCounters => {
+            Request::ZeroCounters { key } => {
+                if let Some(k) = key {
+                    verbs::find(&self.state.services, &k)?;
+                }
+                let cmd = key.map_or(Command::Zero, Command::ZeroService);
                 for w in &self.shared.workers {
-                    let _ = w.commands.push(Command::Zero);
+                    let _ = w.commands.push(cmd.clone());
                 }
                 Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
             }
