@@ -76,6 +76,13 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     assert!(packets(VIP4).0 >= v4.0, "the IPv4 service untouched");
     let (_, err, ok) = t.cli("rvsadm", &["-Z", "-t", "198.18.0.100:81"]);
     assert!(!ok && err.contains("no service"), "{err}");
+    // dpip's habits: options after the object, a route via a gateway without dev (the
+    // port whose subnet holds the gateway); addr flush at the end.
+    let gw = rs4(1);
+    t.cli_ok("rvsip", &["route", "-4", "add", "10.77.0.0/16", "via", &gw]);
+    let routes = t.cli_ok("rvsip", &["route", "show", "-4"]);
+    assert!(routes.lines().any(|l| l.contains("10.77.0.0/16") && l.contains(&gw) && l.contains("dpdk1")), "{routes}");
+    t.cli_ok("rvsip", &["route", "del", "10.77.0.0/16"]);
     let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
     assert!(conns.lines().any(|l| l.starts_with("[0]tcp") && l.contains(CLIENT4) && l.contains(LIP4)), "{conns}");
     let links = t.cli_ok("rvsip", &["link", "show", "-s"]);
@@ -95,6 +102,12 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
         assert_eq!(err.trim().lines().count(), 1, "one line for rvsadm {}: {err}", bad.join(" "));
     }
     assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "refused commands changed nothing");
+
+    t.cli_ok("rvsip", &["addr", "add", "192.0.2.77/24", "dev", "dpdk0"]);
+    t.cli_ok("rvsip", &["addr", "flush", "dev", "dpdk0"]);
+    let addrs = t.cli_ok("rvsip", &["addr", "show", "dev", "dpdk0"]);
+    assert!(!addrs.contains("192.0.2.77") && !addrs.contains(VIP4), "every address of dpdk0 gone: {addrs}");
+    assert!(t.cli_ok("rvsip", &["addr", "show", "dev", "dpdk1"]).contains(LIP4), "dpdk1's untouched");
 }
 
 #[test]

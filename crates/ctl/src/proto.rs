@@ -91,7 +91,8 @@ pub struct RouteSpec {
     /// Gateway.
     #[serde(default)]
     pub via: Option<IpAddr>,
-    /// Port name.
+    /// Port name; empty when adding: the port whose connected subnet holds `via`.
+    #[serde(default)]
     pub dev: String,
     /// Scope.
     #[serde(default)]

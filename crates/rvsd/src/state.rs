@@ -248,7 +248,24 @@ impl State {
     }
 
     /// Adds a static route. Refused if one for the same prefix and metric exists.
-    pub fn route_add(&mut self, route: RouteSpec) -> Result<(), Refused> {
+    pub fn route_add(&mut self, mut route: RouteSpec) -> Result<(), Refused> {
+        if route.dev.is_empty() {
+            // dpip's `route add PREFIX via GW` without dev: the port GW is on.
+            let via = route.via.ok_or_else(|| {
+                Refused::new(ErrorCode::BadRequest, format!("route {}: needs dev or via", route.prefix))
+            })?;
+            let on = self.addrs.iter().find(|a| a.net.contains(&via) && a.port < self.port_names.len());
+            let a = on.ok_or_else(|| {
+                Refused::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "route {}: no port has a connected subnet holding gateway {via}; name one with dev",
+                        route.prefix
+                    ),
+                )
+            })?;
+            route.dev = self.port_names[a.port].clone();
+        }
         self.port(&route.dev)?;
         if self.routes.iter().any(|r| r.prefix == route.prefix && r.metric == route.metric) {
             return Err(Refused::new(
@@ -364,6 +381,14 @@ mod tests {
         s.route_del(net("10.0.0.0/8"), Some(5)).unwrap();
         s.route_del(net("10.0.0.0/8"), None).unwrap();
         assert_eq!(code(s.route_del(net("10.0.0.0/8"), None)), ErrorCode::NotFound);
+        // Without dev: the port whose connected subnet holds the gateway (dpip's habit).
+        let no_dev = RouteSpec { dev: String::new(), ..route.clone() };
+        assert_eq!(code(s.route_add(no_dev.clone())), ErrorCode::NotFound, "no connected subnet yet");
+        s.addr_add("dpdk1", net("198.18.0.1/24"), false).unwrap();
+        s.route_add(no_dev).unwrap();
+        assert_eq!(s.routes[0].dev, "dpdk1");
+        let no_via = RouteSpec { dev: String::new(), via: None, prefix: net("10.1.0.0/16"), ..route };
+        assert_eq!(code(s.route_add(no_via)), ErrorCode::BadRequest);
 
         s.timeouts_set(0, 30, 0);
         assert_eq!(s.timeouts.fin_wait, 30);

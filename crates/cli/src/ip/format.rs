@@ -9,7 +9,7 @@ use crate::rate;
 
 /// dpip's `link show`: three lines per port, and with `stats` dpip's counter block plus
 /// packets per queue.
-pub fn write_links(out: &mut dyn Write, links: &[LinkView], stats: bool) -> io::Result<()> {
+pub fn write_links(out: &mut dyn Write, links: &[LinkView], stats: bool, verbose: bool) -> io::Result<()> {
     for l in links {
         writeln!(
             out,
@@ -31,6 +31,9 @@ pub fn write_links(out: &mut dyn Write, links: &[LinkView], stats: bool) -> io::
             on_off(l.forward2kni)
         )?;
         writeln!(out, "    addr {} driver {}", l.mac, l.driver)?;
+        if verbose {
+            writeln!(out, "    device {}", l.device)?;
+        }
         if let Some(b) = &l.bond {
             write!(out, "    bond mode {} slaves:", b.mode)?;
             for (i, s) in b.slaves.iter().enumerate() {

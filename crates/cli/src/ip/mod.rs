@@ -10,7 +10,9 @@
 //!   stats [--once]
 //! ```
 //!
-//! Objects and commands may be abbreviated as with ip (`rvsip a s`, `rvsip r`).
+//! Objects and commands may be abbreviated as with ip (`rvsip a s`, `rvsip r`). Options
+//! go anywhere, as dpip's getopt permutes them (`rvsip route -6 add ...`), except after
+//! `capture DEV`, whose own `-c`, `-t` and `-w` they would shadow.
 //! [`parse`] is pure; [`run`] talks to rvsd and prints.
 
 use std::io::Write;
@@ -35,21 +37,25 @@ pub const NEIGH_PAGE: u32 = 1000;
 
 /// The usage text (`rvsip help`).
 pub const USAGE: &str = "\
-Usage: rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
-  rvsip link show [DEV] [-s]
+Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
+  rvsip link show [DEV] [-s] [-v]
   rvsip link set DEV up|down|promisc on|off|forward2kni on|off
   rvsip addr show [dev DEV]
   rvsip addr add|del ADDR[/LEN] dev DEV [sapool]
+  rvsip addr flush dev DEV
   rvsip [-4|-6] route show
-  rvsip [-4|-6] route add|del PREFIX|default [via GW] dev DEV [scope kni_host|link|global] [src ADDR] [metric N]
+  rvsip [-4|-6] route add|del PREFIX|default [via GW] [dev DEV] [scope kni_host|link|global] [src ADDR] [metric N]
   rvsip neigh show [dev DEV]
   rvsip neigh add ADDR lladdr MAC dev DEV
   rvsip neigh del ADDR
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
-Options:
+Options (anywhere before capture's own):
   -s, --stats      counters (link show)
-  -4, -6           address family (route default, listings)
+  -v, --verbose    more detail (link show: the DPDK device)
+  -4, -6           address family (route default, listings); also -f inet|inet6
+  -i, --interval   link show / stats: repeat every SECS seconds ...
+  -c, --count      ... COUNT times (default: until interrupted)
   --json           print the reply as JSON (every listing)
   --once           stats: lifetime totals instead of rates over one second
   --socket PATH    control socket (default $RVS_SOCKET, else /run/rvs/rvsd.sock)
@@ -60,8 +66,26 @@ Options:
 #[command(name = "rvsip", version, about = "Configure rvs's ports, addresses, routes and neighbours (dpip's syntax)", override_usage = "rvsip [OPTIONS] OBJECT COMMAND ...", after_help = USAGE)]
 pub struct IpArgs {
     /// Counters (link show).
-    #[arg(short = 's', long = "stats")]
+    #[arg(short = 's', long = "stats", visible_alias = "statistics")]
     pub stats: bool,
+    /// More detail (link show).
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Address family: inet or inet6 (dpip's -f).
+    #[arg(short = 'f', long = "family", value_name = "inet|inet6")]
+    pub family: Option<String>,
+    /// Repeat `link show` / `stats` every this many seconds.
+    #[arg(short = 'i', long = "interval", value_name = "SECS")]
+    pub interval: Option<String>,
+    /// With -i: how many times (default: until interrupted).
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<String>,
+    /// dpip's colour output (refused: rvsip prints plain text).
+    #[arg(short = 'C', long = "color", hide = true)]
+    pub color: bool,
+    /// dpip's force (refused: nothing in rvsip asks for confirmation).
+    #[arg(short = 'F', long = "force", hide = true)]
+    pub force: bool,
     /// IPv4.
     #[arg(short = '4')]
     pub v4: bool,
@@ -112,6 +136,8 @@ pub enum IpCmd {
         dev: Option<String>,
         /// With counters.
         stats: bool,
+        /// With the DPDK device.
+        verbose: bool,
         /// As JSON.
         json: bool,
     },
@@ -149,6 +175,20 @@ pub enum IpCmd {
     },
     /// Capture into a pcapng file (rvsd writes it; the reply comes when it is done).
     Capture(Request),
+    /// Delete every address of a port (`addr flush dev DEV`), one by one.
+    AddrFlush {
+        /// The port.
+        dev: String,
+    },
+    /// A listing again and again (`-i SECS [-c COUNT]`).
+    Repeat {
+        /// Between two listings.
+        every: std::time::Duration,
+        /// How many (0: until interrupted).
+        count: u32,
+        /// The listing.
+        cmd: Box<IpCmd>,
+    },
     /// Print this text (help, version) and succeed.
     Print(String),
 }
@@ -156,6 +196,9 @@ pub enum IpCmd {
 /// `capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER...]`; a relative
 /// file is taken from the current directory (rvsd needs an absolute path).
 fn capture(words: &[String]) -> Result<IpCmd, CliError> {
+    if words.iter().any(|w| matches!(w.as_str(), "-h" | "--help" | "help")) {
+        return Ok(IpCmd::Print(USAGE.to_string()));
+    }
     let mut it = words.iter();
     let dev = it.next().ok_or_else(|| usage("capture: which port? (rvsip capture DEV ...)"))?.clone();
     let (mut dir, mut count, mut path, mut timeout_s) = (ctl::CaptureDir::Both, 100u32, None, 30u32);
@@ -234,9 +277,64 @@ impl Words {
     }
 }
 
+/// The options that take a value (their value follows them).
+const VALUE_OPTS: &[&str] = &["-f", "--family", "-i", "--interval", "-c", "--count", "--socket"];
+
+/// `argv` with every option moved before the object, as getopt permutes them; nothing
+/// after `capture` moves (its own options look like ours). Clusters (`-s6`) are split.
+fn permute<S: AsRef<str>>(argv: &[S]) -> Vec<String> {
+    let mut opts = Vec::new();
+    let mut words = Vec::new();
+    let mut it = argv.iter().map(AsRef::as_ref).skip(1);
+    while let Some(w) = it.next() {
+        if words.first().is_some_and(|o: &String| o == "capture") || w == "--" {
+            words.push(w.to_string());
+            continue;
+        }
+        if VALUE_OPTS.contains(&w) {
+            opts.push(w.to_string());
+            opts.extend(it.next().map(str::to_string));
+        } else if w.starts_with("--") && w.len() > 2 {
+            opts.push(w.to_string());
+        } else if let Some(cluster) = w.strip_prefix('-').filter(|c| {
+            // `-1` is a (bad) value, `-6` and `-sv` are options.
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_alphanumeric())
+                && (c.bytes().any(|b| b.is_ascii_alphabetic()) || c.bytes().all(|b| b == b'4' || b == b'6'))
+        }) {
+            if cluster.bytes().all(|b| b"s46vhVCF".contains(&b)) {
+                opts.extend(cluster.chars().map(|c| format!("-{c}")));
+            } else {
+                // A value option with its value attached (`-i1`), or something clap names.
+                opts.push(w.to_string());
+            }
+        } else {
+            words.push(w.to_string());
+        }
+    }
+    argv.iter().take(1).map(|s| s.as_ref().to_string()).chain(opts).chain(words).collect()
+}
+
 /// Parses an argument vector (`argv[0]` is the program name).
 pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
-    let a = match IpArgs::try_parse_from(argv.iter().map(AsRef::as_ref)) {
+    let cmd = parse_once(&permute(argv))?;
+    let a = IpArgs::try_parse_from(permute(argv)).ok();
+    let Some(a) = a.filter(|a| a.interval.is_some() || a.count.is_some()) else { return Ok(cmd) };
+    let Some(every) = &a.interval else { return Err(usage("missing option '-i' (-c counts repeats of -i)")) };
+    let every = parse_num(every, "interval", 1, 86_400).map_err(usage)?;
+    let count = a.count.as_deref().map(|c| parse_num(c, "count", 1, u64::from(u32::MAX))).transpose().map_err(usage)?;
+    match cmd {
+        IpCmd::LinkShow { .. } | IpCmd::Stats { .. } => Ok(IpCmd::Repeat {
+            every: std::time::Duration::from_secs(every),
+            count: count.unwrap_or(0) as u32,
+            cmd: Box::new(cmd),
+        }),
+        _ => Err(usage("-i/-c repeat link show and stats only")),
+    }
+}
+
+fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
+    let a = match IpArgs::try_parse_from(argv.iter()) {
         Ok(a) => a,
         Err(e) => {
             return match e.kind() {
@@ -258,7 +356,18 @@ pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
             _ => rest.push(w.clone()),
         }
     }
-    let family = match (a.v4, a.v6) {
+    if a.color || a.force {
+        let o = if a.color { "-C/--color" } else { "-F/--force" };
+        return Err(usage(format!("{o}: valid dpip that rvsip does not support (plain output, nothing to force)")));
+    }
+    let (mut v4, mut v6) = (a.v4, a.v6);
+    match a.family.as_deref() {
+        None => {}
+        Some("inet") => v4 = true,
+        Some("inet6") => v6 = true,
+        Some(f) => return Err(usage(format!("invalid family '{f}' (inet or inet6)"))),
+    }
+    let family = match (v4, v6) {
         (true, true) => return Err(usage("give one of -4 and -6, not both")),
         (true, false) => Some(Family::V4),
         (false, true) => Some(Family::V6),
@@ -295,7 +404,8 @@ pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
         Some(c) if is(c, "show", 1) || is(c, "list", 1) || c == "ls" || c == "lst" => "show",
         Some(c) if is(c, "add", 1) => "add",
         Some(c) if is(c, "delete", 1) => "del",
-        Some(c) if obj == "link" && is(c, "set", 2) => "set",
+        Some(c) if obj == "link" && (is(c, "set", 2) || c == "change") => "set",
+        Some(c) if obj == "addr" && is(c, "flush", 1) => "flush",
         Some("help") => return Ok(IpCmd::Print(USAGE.to_string())),
         Some("-s" | "--stats") if obj == "link" => "show-dev",
         Some(c) => {
@@ -322,7 +432,7 @@ pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
                     _ => return Err(w.unknown(&x)),
                 }
             }
-            Ok(IpCmd::LinkShow { dev, stats, json })
+            Ok(IpCmd::LinkShow { dev, stats, verbose: a.verbose, json })
         }
         ("link", "set") => link_set(&mut w),
         ("link", _) => Err(usage("link takes show or set")),
@@ -330,6 +440,10 @@ pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<IpCmd, CliError> {
             let dev = show_dev(&mut w)?;
             Ok(IpCmd::AddrShow { dev, family, json })
         }
+        ("addr", "flush") => match show_dev(&mut w)? {
+            Some(dev) => Ok(IpCmd::AddrFlush { dev }),
+            None => Err(usage("addr flush needs a port: addr flush dev DEV")),
+        },
         ("addr", _) => addr_change(&mut w, cmd == "add", family),
         ("route", "show") => {
             if let Some(x) = w.next() {
@@ -387,6 +501,11 @@ fn link_set(w: &mut Words) -> Result<IpCmd, CliError> {
             },
             "promisc" => change.promisc = Some(on_off(w, "promisc")?),
             "forward2kni" => change.forward2kni = Some(on_off(w, "forward2kni")?),
+            "addr" | "address" => {
+                return Err(usage(
+                    "link set DEV addr MAC: valid dpip that rvs does not support yet (a port keeps its MAC)",
+                ))
+            }
             _ if dev.is_none() => dev = Some(x),
             _ => return Err(w.unknown(&x)),
         }
@@ -479,8 +598,8 @@ fn route_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCm
     if !add {
         return Ok(IpCmd::Change(Request::RouteDel { prefix, metric }));
     }
-    if spec.dev.is_empty() {
-        return Err(usage(format!("{ctx} {prefix} needs a port: dev DEV")));
+    if spec.dev.is_empty() && spec.via.is_none() {
+        return Err(usage(format!("{ctx} {prefix} needs a port (dev DEV) or a gateway (via GW)")));
     }
     spec.prefix = prefix;
     spec.metric = metric.unwrap_or(0);
@@ -522,7 +641,31 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             Response::Done { .. } => {}
             other => return Err(unexpected("done", &other)),
         },
-        IpCmd::LinkShow { dev, stats, json } => {
+        IpCmd::Repeat { every, count, cmd } => {
+            let mut n = 0u32;
+            loop {
+                run(cmd, ctl, out)?;
+                n += 1;
+                if *count != 0 && n >= *count {
+                    break;
+                }
+                writeln!(out)?;
+                ctl.pause(*every);
+            }
+        }
+        IpCmd::AddrFlush { dev } => {
+            let addrs = match ctl.call(Request::AddrList)? {
+                Response::Addrs { addrs } => addrs,
+                other => return Err(unexpected("addrs", &other)),
+            };
+            for a in addrs.iter().filter(|a| a.dev == *dev) {
+                match ctl.call(Request::AddrDel { dev: dev.clone(), addr: a.addr.addr() })? {
+                    Response::Done { .. } => {}
+                    other => return Err(unexpected("done", &other)),
+                }
+            }
+        }
+        IpCmd::LinkShow { dev, stats, verbose, json } => {
             let mut links = match ctl.call(Request::LinkList { stats: *stats })? {
                 Response::Links { links } => links,
                 other => return Err(unexpected("links", &other)),
@@ -536,7 +679,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             if *json {
                 write_json(out, &Response::Links { links })?;
             } else {
-                format::write_links(out, &links, *stats)?;
+                format::write_links(out, &links, *stats, *verbose)?;
             }
         }
         IpCmd::AddrShow { dev, family, json } => {

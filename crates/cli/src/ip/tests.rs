@@ -136,7 +136,8 @@ fn changes() {
 #[test]
 fn listings() {
     let p = |s: &str| parse(&argv(s)).unwrap();
-    let link = |dev: Option<&str>, stats, json| IpCmd::LinkShow { dev: dev.map(String::from), stats, json };
+    let link =
+        |dev: Option<&str>, stats, json| IpCmd::LinkShow { dev: dev.map(String::from), stats, verbose: false, json };
     assert_eq!(p("link show"), link(None, false, false));
     assert_eq!(p("link"), link(None, false, false));
     assert_eq!(p("l"), link(None, false, false));
@@ -170,6 +171,58 @@ fn listings() {
     assert!(matches!(p("--help"), IpCmd::Print(_)));
 }
 
+/// dpip's habits: options anywhere (getopt permutes), `-f inet6`, `-v`, `-i/-c`, a
+/// route via a gateway without dev, `addr flush`, help without a socket.
+#[test]
+fn dpip_habits() {
+    let p = |s: &str| parse(&argv(s)).unwrap();
+    let v6_default = Request::RouteAdd(route("::/0", Some("2001:db8::ff"), "", RouteScope::Global, None, 0));
+    assert_eq!(p("route -6 add default via 2001:db8::ff"), IpCmd::Change(v6_default.clone()));
+    assert_eq!(p("route add default via 2001:db8::ff -6"), IpCmd::Change(v6_default.clone()));
+    assert_eq!(p("-f inet6 route add default via 2001:db8::ff"), IpCmd::Change(v6_default));
+    assert_eq!(
+        p("route add default via 198.18.0.1"),
+        IpCmd::Change(Request::RouteAdd(route("0.0.0.0/0", Some("198.18.0.1"), "", RouteScope::Global, None, 0)))
+    );
+    assert_eq!(p("addr show -6"), IpCmd::AddrShow { dev: None, family: Some(Family::V6), json: false });
+    assert_eq!(
+        p("link show dpdk0 -sv"),
+        IpCmd::LinkShow { dev: Some("dpdk0".into()), stats: true, verbose: true, json: false }
+    );
+    assert_eq!(
+        p("-s -i 2 -c 3 link show"),
+        IpCmd::Repeat {
+            every: std::time::Duration::from_secs(2),
+            count: 3,
+            cmd: Box::new(IpCmd::LinkShow { dev: None, stats: true, verbose: false, json: false })
+        }
+    );
+    assert!(matches!(p("stats -i 1"), IpCmd::Repeat { count: 0, .. }));
+    assert_eq!(p("addr flush dev dpdk1"), IpCmd::AddrFlush { dev: "dpdk1".into() });
+    assert_eq!(p("a f dev dpdk1"), IpCmd::AddrFlush { dev: "dpdk1".into() });
+    // Capture's own -c and -t stay capture's.
+    assert!(matches!(p("capture dpdk0 -c 5 -t 3"), IpCmd::Capture(Request::Capture { count: 5, timeout_s: 3, .. })));
+    for help in ["capture --help", "capture dpdk0 -h", "route help"] {
+        assert!(matches!(p(help), IpCmd::Print(t) if t.contains("rvsip capture")), "{help}");
+    }
+}
+
+#[test]
+fn repeat_and_flush_run_as_dpip() {
+    let (out, ctl) = run_ip(
+        "-i 1 -c 2 link show",
+        vec![Response::Links { links: links(false) }, Response::Links { links: links(false) }],
+    );
+    assert_eq!(ctl.paused, vec![std::time::Duration::from_secs(1)], "one pause between two listings");
+    assert_eq!(out.matches("dpdk0").count(), 2, "{out}");
+    let addrs = Response::Addrs { addrs: addrs() };
+    let done = || Response::Done { gen: 1 };
+    let (_, ctl) = run_ip("addr flush dev dpdk1", vec![addrs, done(), done(), done(), done()]);
+    let dels: Vec<_> =
+        ctl.requests.iter().filter(|r| matches!(r, Request::AddrDel { dev, .. } if dev == "dpdk1")).collect();
+    assert!(!dels.is_empty() && dels.len() + 1 == ctl.requests.len(), "{:?}", ctl.requests);
+}
+
 #[test]
 fn bad_input_is_one_line_naming_the_problem() {
     let table = [
@@ -197,7 +250,14 @@ fn bad_input_is_one_line_naming_the_problem() {
             "route add 10.0.0.0/8 via 2001:db8::1 dev dpdk0",
             "route add 10.0.0.0/8: gateway 2001:db8::1 is not of the prefix's address family",
         ),
-        ("route add 10.0.0.0/8", "route add 10.0.0.0/8 needs a port: dev DEV"),
+        ("route add 10.0.0.0/8", "route add 10.0.0.0/8 needs a port (dev DEV) or a gateway (via GW)"),
+        ("-C link show", "-C/--color: valid dpip that rvsip does not support"),
+        ("-f ipx route", "invalid family 'ipx' (inet or inet6)"),
+        ("addr flush", "addr flush needs a port: addr flush dev DEV"),
+        ("link set dpdk0 addr 02:00:00:00:00:01", "link set DEV addr MAC: valid dpip that rvs does not support yet"),
+        ("-c 3 link show", "missing option '-i'"),
+        ("-i 1 route show", "-i/-c repeat link show and stats only"),
+        ("-i 0 stats", "interval 0 out of range (1..=86400)"),
         ("route add 10.0.0.0/8 dev dpdk0 scope host", "route add: unknown scope 'host' (kni_host, link, global)"),
         ("route add 10.0.0.0/8 dev dpdk0 metric -1", "bad metric '-1' (expected a number 0..=4294967295)"),
         ("route add dev dpdk0", "route add needs a prefix: route add PREFIX|default ..."),
