@@ -178,7 +178,8 @@ pub struct AdmArgs {
     /// Lower connection threshold (0 = 3/4 of the upper).
     #[arg(short = 'y', long = "l-threshold", value_name = "N")]
     pub l_threshold: Option<String>,
-    /// FullNAT forwarding (the default and only method).
+    /// FullNAT forwarding, the default and only method (DPVS's meaning of -b; ipvsadm's
+    /// -b is --sched-flags: use the long form).
     #[arg(short = 'b', long = "fullnat")]
     pub fullnat: bool,
     /// Direct routing (refused: FullNAT only).
