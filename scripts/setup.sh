@@ -20,10 +20,13 @@ fi
 #    tests (nftables hides the af_packet NICs from the kernel, as a DPDK NIC is hidden)
 #  - keepalived: a real VRRP peer for the agent's tests
 #  - hping3: the spoofed-source SYN flood of the SYN proxy's end-to-end test
+#  - dnsmasq-base: a real DNS server for rvs-agent's DNS_CHECK tests (run in the
+#    foreground by the test; the package has no daemon or service of its own)
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived hping3
+    dnsmasq-base
 )
 
 missing=()

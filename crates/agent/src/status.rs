@@ -86,7 +86,7 @@ fn vs_status(v: &VsState) -> VsStatus {
                 up: r.up,
                 weight: r.weight,
                 dataplane_weight: match (r.up, r.inhibit) {
-                    (true, _) => Some(r.weight),
+                    (true, _) => Some(r.effective_weight()),
                     (false, true) => Some(0),
                     (false, false) => None,
                 },

@@ -1,11 +1,17 @@
-//! HTTP_GET: a minimal HTTP/1.0 client over a tokio `TcpStream`: one request, read to
-//! end of stream, status code and (optionally) the MD5 digest of the body.
+//! HTTP_GET: a minimal HTTP/1.0 client over a tokio `TcpStream` (or, for SSL_GET, a TLS
+//! stream over it, see [`super::ssl`]): one request, read to end of stream, status code
+//! and (optionally) the MD5 digest of the body.
 
 use super::CheckError;
 use md5::{Digest, Md5};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// TLS for one SSL_GET request: the client configuration and the server name to send
+/// (SNI), if any.
+pub type Tls<'a> = (&'a Arc<rustls::ClientConfig>, Option<&'a str>);
 
 /// Largest header block accepted.
 const MAX_HEADER: usize = 16 * 1024;
@@ -28,20 +34,36 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpAnswer, CheckError> {
-    match tokio::time::timeout(timeout, exchange(target, bindto, host, path, timeout)).await {
-        Ok(r) => r,
-        Err(_) => Err(CheckError::Timeout),
-    }
+    get_over(target, bindto, host, path, timeout, None).await
 }
 
-async fn exchange(
+/// As [`get`], over TLS when `tls` is given (SSL_GET).
+pub async fn get_over(
     target: SocketAddr,
     bindto: Option<IpAddr>,
     host: &str,
     path: &str,
     timeout: Duration,
+    tls: Option<Tls<'_>>,
 ) -> Result<HttpAnswer, CheckError> {
-    let mut s = super::tcp::connect(target, bindto, timeout).await?;
+    let exchange = async {
+        let s = super::tcp::connect(target, bindto, timeout).await?;
+        match tls {
+            None => request(s, host, path).await,
+            Some((config, sni)) => request(super::ssl::handshake(s, target, config, sni).await?, host, path).await,
+        }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(CheckError::Timeout),
+    }
+}
+
+async fn request<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    host: &str,
+    path: &str,
+) -> Result<HttpAnswer, CheckError> {
     let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: rvs-agent\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.map_err(CheckError::Io)?;
     let mut head = Vec::with_capacity(1024);
@@ -49,7 +71,13 @@ async fn exchange(
     let mut md5 = Md5::new();
     let mut body_started = false;
     loop {
-        let n = s.read(&mut buf).await.map_err(CheckError::Io)?;
+        let n = match s.read(&mut buf).await {
+            Ok(n) => n,
+            // A TLS server that closes without close_notify: the answer is complete
+            // all the same (keepalived accepts it too).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(CheckError::Io(e)),
+        };
         if n == 0 {
             break;
         }

@@ -1,6 +1,8 @@
 //! Real-server health checks on one tokio runtime: one lightweight task per real server
-//! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]) and
-//! MISC_CHECK ([`misc`]) with connect_timeout, retry, delay_before_retry and delay_loop.
+//! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]),
+//! SSL_GET ([`ssl`]), UDP_CHECK ([`udp`]), PING_CHECK ([`ping`]), SMTP_CHECK ([`smtp`]),
+//! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`]) and MISC_CHECK ([`misc`]) with
+//! connect_timeout, retry, delay_before_retry and delay_loop.
 //! Up/down transitions come out of one channel ([`spawn_checkers`]); [`pool`] turns them into
 //! dataplane changes (weights, removal, quorum, sorry server).
 //!
@@ -8,12 +10,18 @@
 //! twin must not hold a route to the real servers, or the checks vanish into the dataplane
 //! (DOMAIN.md, DPVS operations).
 
+pub mod dns;
+pub mod file;
 pub mod http;
 pub mod misc;
+pub mod ping;
 pub mod pool;
+pub mod smtp;
+pub mod ssl;
 pub mod tcp;
+pub mod udp;
 
-use crate::keepalived::config::{CheckConf, CheckKind, RealServerConf, UrlConf};
+use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, RealServerConf, SslConf, UrlConf};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,6 +47,9 @@ pub enum CheckError {
     /// A MISC_CHECK exited non-zero (or by signal: `None`).
     #[error("exit status {0:?}")]
     Exit(Option<i32>),
+    /// SSL_GET: the TLS set-up (client certificate files) or handshake failed.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// What to probe, resolved from the configuration.
@@ -61,6 +72,75 @@ pub enum Probe {
         host: String,
         /// URLs with their expected status codes / digests.
         urls: Vec<UrlConf>,
+    },
+    /// HTTP GET of each URL over TLS.
+    Ssl {
+        /// Address to connect to.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+        /// Host header (a url's own `virtualhost` wins).
+        host: String,
+        /// The server name sent (SNI) with `enable_sni`: the checker's or virtual server's
+        /// `virtualhost` (a url's own wins); none without `enable_sni`.
+        sni: Option<String>,
+        /// `enable_sni`.
+        enable_sni: bool,
+        /// URLs with their expected status codes / digests.
+        urls: Vec<UrlConf>,
+        /// The global `SSL` block (client certificate).
+        client: Option<SslConf>,
+    },
+    /// A UDP datagram, no ICMP error (and a matching reply when required).
+    Udp {
+        /// Address to send to.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+        /// `payload`.
+        payload: Option<Vec<u8>>,
+        /// `require_reply`.
+        require_reply: bool,
+        /// `require_reply HEX`.
+        reply: Option<HexPattern>,
+        /// `min_reply_length`, `max_reply_length`.
+        reply_len: (u16, u16),
+    },
+    /// An ICMP echo.
+    Ping {
+        /// Address to ping.
+        target: IpAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+    },
+    /// SMTP greeting, HELO, QUIT.
+    Smtp {
+        /// Address to connect to.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+        /// `helo_name`.
+        helo_name: String,
+    },
+    /// A DNS query over UDP.
+    Dns {
+        /// The server.
+        target: SocketAddr,
+        /// Source address.
+        bindto: Option<IpAddr>,
+        /// Query name.
+        name: String,
+        /// Query type.
+        qtype: u16,
+    },
+    /// A tracked file's number.
+    File {
+        /// The file.
+        path: String,
+        /// Weight multiplier (0: non-zero is down).
+        weight: i32,
+        /// `reverse`.
+        reverse: bool,
     },
     /// A command.
     Misc {
@@ -107,6 +187,9 @@ pub struct Transition {
     pub up: bool,
     /// Why, for the log.
     pub reason: String,
+    /// While up: the change of the configured weight FILE_CHECKs ask for (0 without
+    /// them). A transition may change only this.
+    pub weight_delta: i64,
 }
 
 /// Counters shared by all checker tasks.
@@ -144,6 +227,34 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
             }),
             urls: urls.clone(),
         },
+        CheckKind::Ssl { urls, virtualhost, enable_sni, client } => Probe::Ssl {
+            target,
+            bindto: c.common.bindto,
+            host: virtualhost.clone().unwrap_or_else(|| match target {
+                SocketAddr::V4(a) => a.to_string(),
+                SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+            }),
+            sni: virtualhost.clone().filter(|_| *enable_sni),
+            enable_sni: *enable_sni,
+            urls: urls.clone(),
+            client: client.clone(),
+        },
+        CheckKind::Udp { payload, require_reply, reply, min_reply_length, max_reply_length } => Probe::Udp {
+            target,
+            bindto: c.common.bindto,
+            payload: payload.clone(),
+            require_reply: *require_reply,
+            reply: reply.clone(),
+            reply_len: (*min_reply_length, *max_reply_length),
+        },
+        CheckKind::Ping => Probe::Ping { target: target.ip(), bindto: c.common.bindto },
+        CheckKind::Smtp { helo_name } => Probe::Smtp { target, bindto: c.common.bindto, helo_name: helo_name.clone() },
+        CheckKind::Dns { qtype, name } => {
+            Probe::Dns { target, bindto: c.common.bindto, name: name.clone(), qtype: *qtype }
+        }
+        CheckKind::File { path, weight, reverse, .. } => {
+            Probe::File { path: path.clone(), weight: *weight, reverse: *reverse }
+        }
         CheckKind::Misc { path, timeout } => Probe::Misc {
             cmd: path.clone(),
             timeout: secs(timeout.unwrap_or(c.common.delay_loop.unwrap_or(vs_delay_loop))),
@@ -157,33 +268,73 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
     }
 }
 
+/// HTTP_GET's and SSL_GET's URLs in turn: each must answer an accepted status (and
+/// digest). `tls`: the TLS configuration, the SNI default and whether SNI is on.
+async fn get_urls(
+    target: SocketAddr,
+    bindto: Option<IpAddr>,
+    host: &str,
+    urls: &[UrlConf],
+    timeout: Duration,
+    tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>, bool)>,
+) -> Result<(), CheckError> {
+    for u in urls {
+        let host = u.virtualhost.as_deref().unwrap_or(host);
+        let tls = tls.map(|(c, sni, on)| (c, if on { u.virtualhost.as_deref().or(sni) } else { None }));
+        let a = http::get_over(target, bindto, host, &u.path, timeout, tls).await?;
+        if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
+            return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
+        }
+        if let Some(d) = &u.digest {
+            if *d != a.digest {
+                return Err(CheckError::Unexpected(format!("{} digest {} != {d}", u.path, a.digest)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One attempt of one checker.
 pub async fn probe_once(spec: &CheckSpec) -> Result<(), CheckError> {
+    probe_weight(spec).await.map(drop)
+}
+
+/// One attempt of one checker, with the change of weight it asks for (FILE_CHECK; 0 for
+/// the others).
+pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
+    let t = spec.timeout;
     match &spec.probe {
-        Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, spec.timeout).await,
-        Probe::Http { target, bindto, host, urls } => {
-            for u in urls {
-                let host = u.virtualhost.as_deref().unwrap_or(host);
-                let a = http::get(*target, *bindto, host, &u.path, spec.timeout).await?;
-                if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
-                    return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
-                }
-                if let Some(d) = &u.digest {
-                    if *d != a.digest {
-                        return Err(CheckError::Unexpected(format!("{} digest {} != {d}", u.path, a.digest)));
-                    }
-                }
-            }
-            Ok(())
+        Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, t).await,
+        Probe::Http { target, bindto, host, urls } => get_urls(*target, *bindto, host, urls, t, None).await,
+        Probe::Ssl { target, bindto, host, sni, enable_sni, urls, client } => {
+            let config = ssl::client_config(client.as_ref())?;
+            get_urls(*target, *bindto, host, urls, t, Some((&config, sni.as_deref(), *enable_sni))).await
         }
+        Probe::Udp { target, bindto, payload, require_reply, reply, reply_len } => {
+            let e = udp::UdpExpect {
+                payload: payload.as_deref(),
+                require_reply: *require_reply,
+                reply: reply.as_ref(),
+                min_len: reply_len.0,
+                max_len: reply_len.1,
+            };
+            udp::check(*target, *bindto, t, e).await
+        }
+        Probe::Ping { target, bindto } => ping::check(*target, *bindto, t).await,
+        Probe::Smtp { target, bindto, helo_name } => smtp::check(*target, *bindto, helo_name, t).await,
+        Probe::Dns { target, bindto, name, qtype } => dns::check(*target, *bindto, name, *qtype, t).await,
+        Probe::File { path, weight, reverse } => return file::check(path, *weight, *reverse).await,
         Probe::Misc { cmd, timeout } => misc::check(cmd, *timeout).await,
     }
+    .map(|()| 0)
 }
 
 /// One round for a server currently `up`: every checker must pass; a failing checker is
 /// retried `retry` times `delay_before_retry` apart while the server is up (a server
 /// already down is not retried: one success brings it back).
-pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<(), String> {
+/// Ok: the sum of the weight changes FILE_CHECKs ask for.
+pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, String> {
+    let mut delta = 0i64;
     for c in checks {
         let tries = if up { c.retry + 1 } else { 1 };
         let mut last = None;
@@ -192,8 +343,9 @@ pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result
                 tokio::time::sleep(c.delay_before_retry).await;
             }
             stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match probe_once(c).await {
-                Ok(()) => {
+            match probe_weight(c).await {
+                Ok(d) => {
+                    delta = delta.saturating_add(d);
                     last = None;
                     break;
                 }
@@ -207,7 +359,7 @@ pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result
             return Err(format!("{:?}: {e}", c.probe));
         }
     }
-    Ok(())
+    Ok(delta)
 }
 
 /// Starts one task per real server (all assumed up at start, as keepalived without
@@ -247,13 +399,20 @@ pub fn spawn_checkers_from(
                 let mut tick = tokio::time::interval_at(start, s.delay_loop.max(Duration::from_millis(1)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut up = initially_up;
+                let mut delta = 0;
                 loop {
                     tick.tick().await;
                     let r = round(&s.checks, up, &stats).await;
-                    if r.is_ok() != up {
+                    let new_delta = *r.as_ref().unwrap_or(&delta);
+                    if r.is_ok() != up || new_delta != delta {
                         up = r.is_ok();
-                        let reason = r.err().unwrap_or_else(|| "checks pass".into());
-                        if tx.send(Transition { id: s.id, up, reason }).await.is_err() {
+                        delta = new_delta;
+                        let reason = match r {
+                            Err(e) => e,
+                            Ok(0) => "checks pass".into(),
+                            Ok(d) => format!("checks pass, weight change {d:+} (FILE_CHECK)"),
+                        };
+                        if tx.send(Transition { id: s.id, up, reason, weight_delta: delta }).await.is_err() {
                             return;
                         }
                     }

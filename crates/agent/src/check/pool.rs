@@ -30,12 +30,24 @@ pub struct RsState {
     pub notify_down: Option<String>,
     /// Why the last health change happened (none yet: up since start).
     pub reason: Option<String>,
+    /// The change of weight FILE_CHECKs ask for (0 without them).
+    pub weight_delta: i64,
 }
 
 impl RsState {
+    /// The weight while up: the configured one plus FILE_CHECK's change, at least 0.
+    pub fn effective_weight(&self) -> u32 {
+        (i64::from(self.weight) + self.weight_delta).clamp(0, i64::from(u32::MAX)) as u32
+    }
+
     /// The real server as the dataplane holds it while up.
     fn dataplane(&self) -> RealServer {
-        RealServer { addr: self.addr, weight: self.weight, upper: self.thresholds.0, lower: self.thresholds.1 }
+        RealServer {
+            addr: self.addr,
+            weight: self.effective_weight(),
+            upper: self.thresholds.0,
+            lower: self.thresholds.1,
+        }
     }
 }
 
@@ -62,7 +74,7 @@ pub struct VsState {
 
 impl VsState {
     fn live_weight(&self) -> u64 {
-        self.rs.iter().filter(|r| r.up).map(|r| u64::from(r.weight)).sum()
+        self.rs.iter().filter(|r| r.up).map(|r| u64::from(r.effective_weight())).sum()
     }
 }
 
@@ -231,6 +243,7 @@ impl Pool {
                     notify_up: r.notify_up.clone(),
                     notify_down: r.notify_down.clone(),
                     reason,
+                    weight_delta: 0,
                 });
             }
             let templates = keys
@@ -296,7 +309,7 @@ impl Pool {
                 .rs
                 .iter()
                 .filter(|r| r.up || r.inhibit)
-                .map(|r| RealServer { weight: if r.up { r.weight } else { 0 }, ..r.dataplane() })
+                .map(|r| RealServer { weight: if r.up { r.effective_weight() } else { 0 }, ..r.dataplane() })
                 .collect();
             if let (false, Some(s)) = (vs.quorum_ok, vs.sorry) {
                 if !rs.iter().any(|r| r.addr == s) {
@@ -323,21 +336,27 @@ impl Pool {
         let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(scripts) };
         let vs = &mut self.vs[vi];
         let rs = &mut vs.rs[ri];
-        if rs.up == t.up {
+        if rs.up == t.up && (!t.up || rs.weight_delta == t.weight_delta) {
             return Ok(scripts);
         }
+        let health_changed = rs.up != t.up;
         rs.up = t.up;
+        if t.up {
+            rs.weight_delta = t.weight_delta;
+        }
         rs.reason = Some(t.reason.clone());
         let rs = rs.clone();
         for key in &vs.keys {
-            match (t.up, rs.inhibit) {
-                (true, true) => dp.set_weight(key, rs.addr, rs.weight)?,
-                (true, false) => dp.add_real_server(key, rs.dataplane())?,
-                (false, true) => dp.set_weight(key, rs.addr, 0)?,
-                (false, false) => dp.del_real_server(key, rs.addr)?,
+            match (t.up, rs.inhibit, health_changed) {
+                (true, _, false) | (true, true, true) => dp.set_weight(key, rs.addr, rs.effective_weight())?,
+                (true, false, true) => dp.add_real_server(key, rs.dataplane())?,
+                (false, true, _) => dp.set_weight(key, rs.addr, 0)?,
+                (false, false, _) => dp.del_real_server(key, rs.addr)?,
             }
         }
-        scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
+        if health_changed {
+            scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
+        }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
         if vs.quorum_ok && live < q.saturating_sub(h) {
@@ -379,11 +398,11 @@ mod tests {
     }
 
     fn down(id: RsId) -> Transition {
-        Transition { id, up: false, reason: "test".into() }
+        Transition { id, up: false, reason: "test".into(), weight_delta: 0 }
     }
 
     fn up(id: RsId) -> Transition {
-        Transition { id, up: true, reason: "test".into() }
+        Transition { id, up: true, reason: "test".into(), weight_delta: 0 }
     }
 
     #[test]

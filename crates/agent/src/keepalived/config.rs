@@ -29,6 +29,21 @@ pub struct Config {
     pub address_groups: Vec<AddressGroup>,
     /// Keywords accepted and ignored (see [`super::parse::IGNORED`]), with where.
     pub ignored: Vec<(Loc, String)>,
+    /// The global `SSL { ... }` block: the client certificate SSL_GET checkers present.
+    #[serde(default)]
+    pub ssl: Option<SslConf>,
+}
+
+/// The global `SSL { certificate ...; key ...; ca ...; password ... }` block of SSL_GET.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SslConf {
+    /// `certificate`: PEM chain presented as the client certificate (with `key`).
+    pub certificate: Option<String>,
+    /// `key`: PEM private key of the client certificate (unencrypted).
+    pub key: Option<String>,
+    /// `ca`: keepalived 2.2.7 loads it but never verifies the real server's certificate
+    /// against it; kept for the record only.
+    pub ca: Option<String>,
 }
 
 /// `global_defs`.
@@ -405,6 +420,23 @@ pub struct UrlConf {
     pub virtualhost: Option<String>,
 }
 
+/// A byte string to compare a UDP_CHECK reply with (`require_reply` in hex); `x`
+/// nibbles are wildcards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HexPattern {
+    /// The bytes (wildcard nibbles 0).
+    pub data: Vec<u8>,
+    /// Per byte, the bits that are wildcards (0: all compared).
+    pub mask: Vec<u8>,
+}
+
+impl HexPattern {
+    /// keepalived's comparison: the reply matches on the shorter of both lengths.
+    pub fn matches(&self, reply: &[u8]) -> bool {
+        self.data.iter().zip(&self.mask).zip(reply).all(|((d, m), r)| (d ^ r) & !m == 0)
+    }
+}
+
 /// A checker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CheckKind {
@@ -423,6 +455,59 @@ pub enum CheckKind {
         path: String,
         /// `misc_timeout` seconds (delay_loop when unset).
         timeout: Option<f64>,
+    },
+    /// `SSL_GET`: HTTP_GET over TLS (the certificate is not verified, as keepalived 2.2.7).
+    Ssl {
+        /// The URLs.
+        urls: Vec<UrlConf>,
+        /// `virtualhost`: the Host header (and SNI with `enable_sni`).
+        virtualhost: Option<String>,
+        /// `enable_sni`: send the virtual host as TLS server name (off).
+        enable_sni: bool,
+        /// The global `SSL` block (client certificate), copied here once the whole file
+        /// is read.
+        #[serde(default)]
+        client: Option<SslConf>,
+    },
+    /// `UDP_CHECK`: a datagram is sent; an ICMP port unreachable (or, with
+    /// `require_reply`, no matching reply) means down.
+    Udp {
+        /// `payload` (hex); keepalived sends 2 zero bytes when unset.
+        payload: Option<Vec<u8>>,
+        /// `require_reply`: an answer is needed.
+        require_reply: bool,
+        /// `require_reply HEX`: what the answer must start with.
+        reply: Option<HexPattern>,
+        /// `min_reply_length` (0).
+        min_reply_length: u16,
+        /// `max_reply_length` (255).
+        max_reply_length: u16,
+    },
+    /// `PING_CHECK`: an ICMP or ICMPv6 echo is answered.
+    Ping,
+    /// `SMTP_CHECK`: a 220 banner, `HELO` answered with 250, then `QUIT`.
+    Smtp {
+        /// `helo_name` (smtpchecker.keepalived.org).
+        helo_name: String,
+    },
+    /// `DNS_CHECK`: a query over UDP is answered with the same id and rcode 0.
+    Dns {
+        /// `type` as its number (SOA).
+        qtype: u16,
+        /// `name` (the root when unset).
+        name: String,
+    },
+    /// `FILE_CHECK`: a `track_file`'s number, times the weight, sets the server down or
+    /// changes its weight.
+    File {
+        /// The `track_file` block's name.
+        track_file: String,
+        /// Its `file`.
+        path: String,
+        /// `weight` (the track_file's, else 1); 0: any non-zero value is down.
+        weight: i32,
+        /// `weight N reverse`: the value counts the other way.
+        reverse: bool,
     },
 }
 

@@ -104,19 +104,93 @@ struct P<'a> {
     diags: &'a mut Vec<Diagnostic>,
     opts: Options,
     ignored: Vec<(Loc, String)>,
+    /// Top-level `track_file` blocks by name, for FILE_CHECK.
+    track_files: std::collections::HashMap<String, TrackFile>,
+    /// Whether the virtual server being read set `retry` / `delay_before_retry` (checkers
+    /// with their own defaults, DNS_CHECK, only take them when neither level did).
+    vs_retry_set: (bool, bool),
+    /// The last checker read waits `delay_loop` between retries (DNS_CHECK's default).
+    dbr_follows_delay_loop: bool,
+}
+
+/// keepalived's hex strings (`payload`, `require_reply`): pairs of hex digits, spaces
+/// between bytes allowed (a lone digit before a space is one byte); with `wildcards`, `x`
+/// stands for any nibble.
+pub fn hex(s: &str, wildcards: bool) -> Option<HexPattern> {
+    let nib = |c: u8| -> Option<(u8, u8)> {
+        match c {
+            b'x' | b'X' if wildcards => Some((0, 0xf)),
+            _ => (c as char).to_digit(16).map(|d| (d as u8, 0)),
+        }
+    };
+    let (mut data, mut mask) = (Vec::new(), Vec::new());
+    for word in s.split([' ', '\t']).filter(|w| !w.is_empty()) {
+        let b = word.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let (hi, hm) = nib(b[i])?;
+            if i + 1 < b.len() {
+                let (lo, lm) = nib(b[i + 1])?;
+                data.push(hi << 4 | lo);
+                mask.push(hm << 4 | lm);
+                i += 2;
+            } else {
+                data.push(hi);
+                mask.push(hm);
+                i += 1;
+            }
+        }
+    }
+    (!data.is_empty()).then_some(HexPattern { data, mask })
+}
+
+/// keepalived's DNS_CHECK `type` names.
+fn dns_type(s: &str) -> Option<u16> {
+    const T: &[(&str, u16)] = &[
+        ("A", 1),
+        ("NS", 2),
+        ("CNAME", 5),
+        ("SOA", 6),
+        ("MX", 15),
+        ("TXT", 16),
+        ("AAAA", 28),
+        ("RRSIG", 46),
+        ("DNSKEY", 48),
+    ];
+    T.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|&(_, t)| t)
+}
+
+/// A top-level `track_file NAME { file PATH; weight N [reverse] }`.
+#[derive(Debug, Clone)]
+struct TrackFile {
+    path: String,
+    weight: i32,
+    reverse: bool,
 }
 
 /// Converts the statement tree into a [`Config`], reporting problems into `diags`.
 pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Config {
-    let mut p = P { diags, opts, ignored: Vec::new() };
+    let mut p = P {
+        diags,
+        opts,
+        ignored: Vec::new(),
+        track_files: Default::default(),
+        vs_retry_set: (false, false),
+        dbr_follows_delay_loop: false,
+    };
     let mut cfg = Config::default();
-    // global_defs first: vrrp_version is the default for instances wherever they appear.
+    // global_defs first: vrrp_version is the default for instances wherever they appear;
+    // track_file blocks too, so that FILE_CHECK finds them wherever they are.
     for n in nodes.iter().filter(|n| n.key == "global_defs") {
         p.global_defs(n, &mut cfg.global_defs);
     }
+    for n in nodes.iter().filter(|n| n.key == "track_file" || n.key == "vrrp_track_file") {
+        p.track_file(n);
+    }
     for n in nodes {
         match n.key.as_str() {
-            "global_defs" => {}
+            "global_defs" | "track_file" | "vrrp_track_file" => {}
+            "SSL" => cfg.ssl = Some(p.ssl(n)),
             "vrrp_script" => {
                 if let Some(s) = p.vrrp_script(n) {
                     cfg.vrrp_scripts.push(s);
@@ -158,6 +232,12 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
                 }
             }
             _ => p.other(n, "the top level"),
+        }
+    }
+    // SSL_GET checkers present the global SSL block's certificate, wherever it is.
+    for c in cfg.virtual_servers.iter_mut().flat_map(|v| &mut v.real_servers).flat_map(|r| &mut r.checks) {
+        if let CheckKind::Ssl { client, .. } = &mut c.kind {
+            client.clone_from(&cfg.ssl);
         }
     }
     cfg.ignored = p.ignored;
@@ -745,6 +825,7 @@ impl P<'_> {
         let mut kind_seen = false;
         // Checker defaults set at virtual_server level (keepalived 2.x).
         let mut defaults = CheckCommon::default();
+        let mut vs_retry_set = (false, false);
         let mut rs_nodes = Vec::new();
         for c in self.block(n) {
             match c.key.as_str() {
@@ -833,8 +914,14 @@ impl P<'_> {
                     }
                 }
                 "connect_timeout" => defaults.connect_timeout = self.secs(c).unwrap_or(5.0),
-                "retry" => defaults.retry = self.uint(c).unwrap_or(1),
-                "delay_before_retry" => defaults.delay_before_retry = self.secs(c).unwrap_or(1.0),
+                "retry" => {
+                    defaults.retry = self.uint(c).unwrap_or(1);
+                    vs_retry_set.0 = true;
+                }
+                "delay_before_retry" => {
+                    defaults.delay_before_retry = self.secs(c).unwrap_or(1.0);
+                    vs_retry_set.1 = true;
+                }
                 "real_server" => rs_nodes.push(c),
                 _ => self.other(c, "virtual_server"),
             }
@@ -842,6 +929,7 @@ impl P<'_> {
         if !kind_seen {
             self.warn(&n.loc, "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT");
         }
+        self.vs_retry_set = vs_retry_set;
         for c in rs_nodes {
             if let Some(rs) = self.real_server(c, &v, &defaults) {
                 v.real_servers.push(rs);
@@ -869,6 +957,8 @@ impl P<'_> {
             checks: Vec::new(),
             loc: n.loc.clone(),
         };
+        // DNS_CHECKs waiting delay_loop between retries (known once the block is read).
+        let mut dbr_delay_loop = Vec::new();
         for c in self.block(n) {
             match c.key.as_str() {
                 "weight" => rs.weight = self.int(c, 0, 65535).unwrap_or(1) as u32,
@@ -887,62 +977,326 @@ impl P<'_> {
                     let k = CheckKind::Misc { path: String::new(), timeout: None };
                     rs.checks.push(self.check(c, k, defaults));
                 }
-                k @ ("SSL_GET" | "SMTP_CHECK" | "DNS_CHECK" | "UDP_CHECK" | "PING_CHECK" | "BFD_CHECK"
-                | "FILE_CHECK") => {
-                    self.err(
-                        &c.loc,
-                        format!("{k} is not supported by rvs-agent yet (TCP_CHECK, HTTP_GET, MISC_CHECK)"),
-                    );
+                "SSL_GET" => {
+                    let k = CheckKind::Ssl {
+                        urls: Vec::new(),
+                        virtualhost: vs.virtualhost.clone(),
+                        enable_sni: false,
+                        client: None,
+                    };
+                    rs.checks.push(self.check(c, k, defaults));
+                }
+                "UDP_CHECK" => {
+                    let k = CheckKind::Udp {
+                        payload: None,
+                        require_reply: false,
+                        reply: None,
+                        min_reply_length: 0,
+                        max_reply_length: 255,
+                    };
+                    rs.checks.push(self.check(c, k, defaults));
+                }
+                "PING_CHECK" => rs.checks.push(self.check(c, CheckKind::Ping, defaults)),
+                "SMTP_CHECK" => {
+                    let k = CheckKind::Smtp { helo_name: "smtpchecker.keepalived.org".into() };
+                    rs.checks.extend(self.smtp_check(c, k, defaults));
+                }
+                "DNS_CHECK" => {
+                    let k = CheckKind::Dns { qtype: 6, name: ".".into() };
+                    self.dbr_follows_delay_loop = false;
+                    rs.checks.push(self.check(c, k, defaults));
+                    if self.dbr_follows_delay_loop {
+                        dbr_delay_loop.push(rs.checks.len() - 1);
+                    }
+                }
+                "FILE_CHECK" => {
+                    if let Some(f) = self.file_check(c) {
+                        rs.checks.push(f);
+                    }
+                }
+                "BFD_CHECK" => {
+                    self.err(&c.loc, "BFD_CHECK is not supported by rvs-agent yet (rvs-agent speaks no BFD)");
                 }
                 _ => self.other(c, "real_server"),
             }
         }
+        for i in dbr_delay_loop {
+            let c = &mut rs.checks[i].common;
+            c.delay_before_retry = c.delay_loop.or(rs.delay_loop).unwrap_or(vs.delay_loop);
+        }
         Some(rs)
+    }
+
+    /// The options every checker takes; false when `c` is not one of them.
+    fn common_option(&mut self, c: &Node, common: &mut CheckCommon, set: &mut (bool, bool)) -> bool {
+        match c.key.as_str() {
+            "connect_ip" => common.connect_ip = self.arg(c).and_then(|a| self.ip(&c.loc, "connect_ip", a)),
+            "connect_port" => common.connect_port = self.int(c, 1, 65535).map(|p| p as u16),
+            "bindto" => common.bindto = self.arg(c).and_then(|a| self.ip(&c.loc, "bindto", a)),
+            "connect_timeout" => common.connect_timeout = self.secs(c).unwrap_or(5.0),
+            "retry" | "nb_get_retry" | "nb_sock_retry" => {
+                common.retry = self.uint(c).unwrap_or(1);
+                set.0 = true;
+            }
+            "delay_before_retry" => {
+                common.delay_before_retry = self.secs(c).unwrap_or(1.0);
+                set.1 = true;
+            }
+            "delay_loop" => common.delay_loop = self.secs(c),
+            _ => return false,
+        }
+        true
     }
 
     fn check(&mut self, n: &Node, mut kind: CheckKind, defaults: &CheckCommon) -> CheckConf {
         let mut common = defaults.clone();
+        let mut set = (false, false);
         let ctx = n.key.clone();
         for c in self.block(n) {
-            match c.key.as_str() {
-                "connect_ip" => common.connect_ip = self.arg(c).and_then(|a| self.ip(&c.loc, "connect_ip", a)),
-                "connect_port" => common.connect_port = self.int(c, 1, 65535).map(|p| p as u16),
-                "bindto" => common.bindto = self.arg(c).and_then(|a| self.ip(&c.loc, "bindto", a)),
-                "connect_timeout" => common.connect_timeout = self.secs(c).unwrap_or(5.0),
-                "retry" | "nb_get_retry" | "nb_sock_retry" => common.retry = self.uint(c).unwrap_or(1),
-                "delay_before_retry" => common.delay_before_retry = self.secs(c).unwrap_or(1.0),
-                "delay_loop" => common.delay_loop = self.secs(c),
-                _ => match &mut kind {
-                    CheckKind::Http { urls, virtualhost } => match c.key.as_str() {
-                        "url" => {
-                            if let Some(u) = self.url(c) {
-                                urls.push(u);
+            if self.common_option(c, &mut common, &mut set) {
+                continue;
+            }
+            match &mut kind {
+                CheckKind::Http { urls, virtualhost } => self.http_option(c, urls, virtualhost, None, &ctx),
+                CheckKind::Ssl { urls, virtualhost, enable_sni, .. } => {
+                    self.http_option(c, urls, virtualhost, Some(enable_sni), &ctx)
+                }
+                CheckKind::Misc { path, timeout } => match c.key.as_str() {
+                    "misc_path" => *path = self.script(c).unwrap_or_default(),
+                    "misc_timeout" => *timeout = self.secs(c),
+                    "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
+                    "user" => self.ignore(c, "scripts run as rvs-agent's user"),
+                    _ => self.other(c, &ctx),
+                },
+                CheckKind::Udp { payload, require_reply, reply, min_reply_length, max_reply_length } => {
+                    match c.key.as_str() {
+                        "payload" => match hex(&c.args.join(" "), false) {
+                            Some(p) => *payload = Some(p.data),
+                            None => self.err(&c.loc, "UDP_CHECK payload needs a hex string (e.g. 0a1b 2c)"),
+                        },
+                        "require_reply" => {
+                            *require_reply = true;
+                            if !c.args.is_empty() {
+                                match hex(&c.args.join(" "), true) {
+                                    Some(p) => *reply = Some(p),
+                                    None => self.err(&c.loc, "require_reply: invalid hex string (x: any nibble)"),
+                                }
                             }
                         }
-                        "virtualhost" => *virtualhost = self.arg(c).map(str::to_string),
-                        "http_protocol" => self.ignore(c, "HTTP_GET sends HTTP/1.0 requests"),
-                        "fast_recovery" => self.ignore(c, "a server is up again after its next successful check"),
+                        "min_reply_length" => *min_reply_length = self.int(c, 0, 65535).unwrap_or(0) as u16,
+                        "max_reply_length" => *max_reply_length = self.int(c, 0, 65535).unwrap_or(255) as u16,
                         _ => self.other(c, &ctx),
-                    },
-                    CheckKind::Misc { path, timeout } => match c.key.as_str() {
-                        "misc_path" => *path = self.script(c).unwrap_or_default(),
-                        "misc_timeout" => *timeout = self.secs(c),
-                        "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
-                        "user" => self.ignore(c, "scripts run as rvs-agent's user"),
-                        _ => self.other(c, &ctx),
-                    },
-                    CheckKind::Tcp => self.other(c, &ctx),
+                    }
+                }
+                CheckKind::Smtp { helo_name } => match c.key.as_str() {
+                    "helo_name" => {
+                        if let Some(a) = self.arg(c) {
+                            *helo_name = a.to_string();
+                        }
+                    }
+                    _ => self.other(c, &ctx),
                 },
+                CheckKind::Dns { qtype, name } => match c.key.as_str() {
+                    "type" => {
+                        if let Some(a) = self.arg(c) {
+                            match dns_type(a) {
+                                Some(t) => *qtype = t,
+                                None => self.err(
+                                    &c.loc,
+                                    format!("DNS_CHECK type '{a}' unknown (A NS CNAME SOA MX TXT AAAA RRSIG DNSKEY)"),
+                                ),
+                            }
+                        }
+                    }
+                    "name" => {
+                        if let Some(a) = self.arg(c) {
+                            let empty_label = (a.starts_with('.') && a != ".") || a.contains("..");
+                            if empty_label || a.is_empty() {
+                                self.err(&c.loc, format!("DNS_CHECK name '{a}' has an empty label"));
+                            } else {
+                                *name = a.to_string();
+                            }
+                        }
+                    }
+                    _ => self.other(c, &ctx),
+                },
+                CheckKind::Tcp | CheckKind::Ping | CheckKind::File { .. } => self.other(c, &ctx),
             }
         }
         match &kind {
-            CheckKind::Http { urls, .. } if urls.is_empty() => {
-                self.err(&n.loc, "HTTP_GET needs at least one url { path ... }")
+            CheckKind::Http { urls, .. } | CheckKind::Ssl { urls, .. } if urls.is_empty() => {
+                self.err(&n.loc, format!("{ctx} needs at least one url {{ path ... }}"))
             }
             CheckKind::Misc { path, .. } if path.is_empty() => self.err(&n.loc, "MISC_CHECK needs misc_path"),
+            CheckKind::Udp { require_reply: true, min_reply_length, max_reply_length, .. }
+                if min_reply_length > max_reply_length =>
+            {
+                self.warn(&n.loc, "UDP_CHECK min_reply_length > max_reply_length: the check always fails")
+            }
+            // keepalived's DNS_CHECK defaults: 3 retries, delay_loop between them (the
+            // caller resolves delay_loop) unless the checker or its virtual server says.
+            CheckKind::Dns { .. } => {
+                if !set.0 && !self.vs_retry_set.0 {
+                    common.retry = 3;
+                }
+                self.dbr_follows_delay_loop = !set.1 && !self.vs_retry_set.1;
+            }
             _ => {}
         }
         CheckConf { kind, common, loc: n.loc.clone() }
+    }
+
+    /// An option of HTTP_GET / SSL_GET (`enable_sni`: SSL_GET only).
+    fn http_option(
+        &mut self,
+        c: &Node,
+        urls: &mut Vec<UrlConf>,
+        virtualhost: &mut Option<String>,
+        enable_sni: Option<&mut bool>,
+        ctx: &str,
+    ) {
+        match (c.key.as_str(), enable_sni) {
+            ("url", _) => {
+                if let Some(u) = self.url(c) {
+                    urls.push(u);
+                }
+            }
+            ("virtualhost", _) => *virtualhost = self.arg(c).map(str::to_string),
+            ("http_protocol", _) => self.ignore(c, "HTTP_GET and SSL_GET send HTTP/1.0 requests"),
+            ("fast_recovery", _) => self.ignore(c, "a server is up again after its next successful check"),
+            ("enable_sni", Some(sni)) => *sni = self.flag_value(c),
+            _ => self.other(c, ctx),
+        }
+    }
+
+    /// SMTP_CHECK: one checker, or one per deprecated `host { ... }` block (the checker's own
+    /// connection options make one more, as keepalived 2.2.7).
+    fn smtp_check(&mut self, n: &Node, kind: CheckKind, defaults: &CheckCommon) -> Vec<CheckConf> {
+        let hosts: Vec<&Node> = n.children().iter().filter(|c| c.key == "host").collect();
+        let mut main = n.clone();
+        if let Some(b) = &mut main.block {
+            b.retain(|c| c.key != "host");
+        }
+        let first = self.check(&main, kind, defaults);
+        if hosts.is_empty() {
+            return vec![first];
+        }
+        self.warn(&n.loc, "the SMTP_CHECK host block is deprecated (keepalived too): define more SMTP_CHECKs");
+        let own_co = main
+            .children()
+            .iter()
+            .any(|c| matches!(c.key.as_str(), "connect_ip" | "connect_port" | "bindto" | "connect_timeout"));
+        let mut out = Vec::new();
+        if own_co {
+            out.push(first.clone());
+        }
+        for h in hosts {
+            let mut common = first.common.clone();
+            // A host block starts from the real server's address and port.
+            common.connect_ip = None;
+            common.connect_port = None;
+            common.bindto = None;
+            let mut set = (false, false);
+            for c in self.block(h) {
+                if !self.common_option(c, &mut common, &mut set) {
+                    self.other(c, "SMTP_CHECK host");
+                }
+            }
+            out.push(CheckConf { kind: first.kind.clone(), common, loc: h.loc.clone() });
+        }
+        out
+    }
+
+    /// FILE_CHECK { track_file NAME; weight N [reverse] }.
+    fn file_check(&mut self, n: &Node) -> Option<CheckConf> {
+        let mut tf: Option<(String, TrackFile)> = None;
+        let mut weight: Option<(i32, bool)> = None;
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "track_file" => {
+                    if let Some(name) = self.name(c) {
+                        match self.track_files.get(name) {
+                            Some(t) => tf = Some((name.to_string(), t.clone())),
+                            None => self.err(&c.loc, format!("track_file {name} not found (define it at top level)")),
+                        }
+                    }
+                }
+                "weight" => {
+                    if let Some(w) = self.int(c, -65535, 65535) {
+                        match c.args.get(1).map(String::as_str) {
+                            None | Some("noreverse") => weight = Some((w as i32, false)),
+                            Some("reverse") => weight = Some((w as i32, true)),
+                            Some(o) => self.err(&c.loc, format!("unknown FILE_CHECK weight option '{o}' (reverse)")),
+                        }
+                    }
+                }
+                _ => self.other(c, "FILE_CHECK"),
+            }
+        }
+        let Some((name, t)) = tf else {
+            self.err(&n.loc, "FILE_CHECK needs a track_file");
+            return None;
+        };
+        let (weight, reverse) = weight.unwrap_or((t.weight, t.reverse));
+        Some(CheckConf {
+            kind: CheckKind::File { track_file: name, path: t.path, weight, reverse },
+            // The file is read once per delay_loop; what it says holds at once.
+            common: CheckCommon { retry: 0, ..CheckCommon::default() },
+            loc: n.loc.clone(),
+        })
+    }
+
+    /// Top-level `track_file NAME { file PATH; weight N [reverse]; init_file ... }`.
+    fn track_file(&mut self, n: &Node) {
+        let Some(name) = self.name(n).map(str::to_string) else { return };
+        let mut t = TrackFile { path: String::new(), weight: 1, reverse: false };
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "file" => t.path = self.arg(c).unwrap_or_default().to_string(),
+                "weight" => {
+                    t.weight = self.int(c, -254, 254).unwrap_or(1) as i32;
+                    match c.args.get(1).map(String::as_str) {
+                        None => {}
+                        Some("reverse") => t.reverse = true,
+                        Some(o) => self.err(&c.loc, format!("unknown track_file weight option '{o}' (reverse)")),
+                    }
+                }
+                "init_file" => self.ignore(c, "rvs-agent never writes the file; a missing file reads as 0"),
+                _ => self.other(c, "track_file"),
+            }
+        }
+        if t.path.is_empty() {
+            self.err(&n.loc, format!("track_file {name} needs a file"));
+            return;
+        }
+        self.track_files.insert(name, t);
+    }
+
+    /// The global `SSL { ... }` block.
+    fn ssl(&mut self, n: &Node) -> SslConf {
+        let mut s = SslConf::default();
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "certificate" => s.certificate = self.arg(c).map(str::to_string),
+                "key" => s.key = self.arg(c).map(str::to_string),
+                "ca" => {
+                    s.ca = self.arg(c).map(str::to_string);
+                    self.ignore(
+                        c,
+                        "SSL_GET does not verify the real server's certificate (neither does keepalived 2.2.7)",
+                    );
+                }
+                "password" => self.err(
+                    &c.loc,
+                    "SSL password: rvs-agent reads unencrypted keys only; decrypt it (openssl pkey -in KEY -out KEY2)",
+                ),
+                _ => self.other(c, "SSL"),
+            }
+        }
+        if s.certificate.is_some() != s.key.is_some() {
+            self.err(&n.loc, "SSL: certificate and key go together");
+        }
+        s
     }
 
     fn url(&mut self, n: &Node) -> Option<UrlConf> {

@@ -158,7 +158,7 @@ fn live_health_is_kept_across_a_reload() {
     let dp = FakeDataplane::new();
     dp.set_services(&services).unwrap();
     // 10.0.0.1 (inhibit) is down: weight 0 in the dataplane.
-    pool.apply(&Transition { id: 0, up: false, reason: "test".into() }, &dp).unwrap();
+    pool.apply(&Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0 }, &dp).unwrap();
     let new = BASE.replace("weight 20", "weight 25");
     let (d, next, plan) = plan(&old, &pool, &cfg(&new));
     // Only the weight that changed; the down server stays at 0 (no checker restarted).
@@ -172,6 +172,6 @@ fn live_health_is_kept_across_a_reload() {
     let (d, mut next, _) = super::plan(&old, &pool, &cfg(&new2));
     assert!(d.services.real_servers.is_empty(), "{:?}", d.services);
     let before = dp.calls().len();
-    next.apply(&Transition { id: 0, up: true, reason: "test".into() }, &dp).unwrap();
+    next.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 0 }, &dp).unwrap();
     assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.1:80"), 11)]);
 }
