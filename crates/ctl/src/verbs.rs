@@ -298,9 +298,27 @@ pub fn validate(
     prev: Option<&ServiceTable>,
 ) -> Result<ServiceTable, Vec<Problem>> {
     let mut problems = Vec::new();
+    let vips: std::collections::HashSet<IpAddr> = set.iter().map(|s| s.service.vip).collect();
     for (i, s) in set.iter().enumerate() {
         let key = s.service.key();
+        let problem = |laddr: Option<usize>, msg: String| Problem {
+            service: Some(i),
+            laddr,
+            refused: Refused::new(ErrorCode::Invalid, format!("service {key}: {msg}")),
+        };
+        // A real server that is rvs itself would loop every connection back in.
+        for r in &s.service.real_servers {
+            if vips.contains(&r.addr) {
+                problems.push(problem(None, format!("real server {} is a virtual address", r.addr)));
+            } else if owner(r.addr).is_some() {
+                problems.push(problem(None, format!("real server {} is an address of rvs", r.addr)));
+            }
+        }
         for (j, l) in s.laddrs.iter().enumerate() {
+            if s.laddrs[..j].contains(l) {
+                problems.push(problem(Some(j), format!("local address {l} is listed twice")));
+                continue;
+            }
             let what = match owner(*l) {
                 None => Some("is not an address of any port"),
                 Some(Owned::Plain) => Some("is not a sapool address"),
@@ -524,6 +542,22 @@ mod tests {
             ]
         );
         assert!(p.iter().all(|p| p.refused.code == ErrorCode::Invalid));
+
+        // A LIP listed twice; a real server that is a VIP or one of rvs's addresses.
+        let mut t = s.clone();
+        t.laddrs = vec![ip("198.19.0.10"), ip("198.19.0.10")];
+        t.service.real_servers = vec![rs("198.18.0.100", 8080), rs("198.19.0.1", 80), rs("198.19.0.11", 80)];
+        let p = validate(&[t], &owner, None).unwrap_err();
+        let got: Vec<&str> = p.iter().map(|p| p.refused.message.as_str()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "service tcp 198.18.0.100:80: real server 198.18.0.100 is a virtual address",
+                "service tcp 198.18.0.100:80: real server 198.19.0.1 is an address of rvs",
+                "service tcp 198.18.0.100:80: local address 198.19.0.10 is listed twice",
+            ]
+        );
+        assert_eq!(p[2].laddr, Some(1));
 
         // The core's checks (here the persistence netmask) come through once.
         s.laddrs = vec![ip("198.19.0.10")];

@@ -780,6 +780,28 @@ impl Config {
                 err(format!("{k}.addr"), format!("{} is configured twice", a.addr.addr()));
             }
         }
+        // A subnet belongs to one port: on two, neighbours and replies would go astray.
+        for (j, b) in self.addrs.iter().enumerate() {
+            let subnet = |n: &IpNet| n.prefix_len() < n.max_prefix_len();
+            let clash = self.addrs[..j].iter().enumerate().find(|(_, a)| {
+                a.dev != b.dev
+                    && subnet(&a.addr)
+                    && subnet(&b.addr)
+                    && (a.addr.contains(&b.addr.addr()) || b.addr.contains(&a.addr.addr()))
+            });
+            if let Some((i, a)) = clash {
+                err(
+                    format!("addr[{j}].addr"),
+                    format!(
+                        "subnet {} on {} overlaps addr[{i}] {} on {}",
+                        b.addr.trunc(),
+                        b.dev,
+                        a.addr.trunc(),
+                        a.dev
+                    ),
+                );
+            }
+        }
         // Routes.
         for (i, r) in self.routes.iter().enumerate() {
             let k = format!("route[{i}]");
@@ -983,6 +1005,13 @@ addr = "192.0.2.1/24""#,
             let p = problems(text);
             assert!(p.iter().any(|e| e.contains(key)), "{what}: expected a problem at {key}, got {p:?}");
         }
+    }
+
+    #[test]
+    fn one_subnet_on_two_ports_is_refused() {
+        let text = format!("{MINIMAL}\n[[addr]]\ndev = \"dpdk1\"\naddr = \"192.0.2.9/24\"\n");
+        let p = problems(&text);
+        assert!(p.iter().any(|e| e.contains(".addr") && e.contains("subnet 192.0.2.0/24 on dpdk1 overlaps")), "{p:?}");
     }
 
     #[test]
