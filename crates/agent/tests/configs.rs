@@ -112,7 +112,7 @@ fn broken_file_reports_every_error_with_its_line() {
         "17: advert_int 1.5 under VRRPv2 must be whole seconds 1-255",
         "41: lb_kind DR is not supported by rvs yet (FullNAT only): use lb_kind FNAT",
         "42: unknown lb_algo 'fastest'",
-        "45: SSL_GET is not supported by rvs-agent yet (TCP_CHECK, HTTP_GET, MISC_CHECK)",
+        "45: BFD_CHECK is not supported by rvs-agent yet",
         "53: fwmark virtual servers are not supported by rvs yet; use VIP PORT or group",
         "13: vrrp_instance A: unicast_peer block has no peers: adverts would go nowhere",
         "27: vrrp_instance B: virtual_router_id 7 is already used on eth0 by vrrp_instance A (",

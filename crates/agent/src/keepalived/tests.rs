@@ -261,3 +261,128 @@ fn deny_and_allow_address_groups_feed_a_virtual_servers_lists() {
     assert!(errors.iter().any(|m| m.contains("daddr_group_name good: no deny_address_group good")), "{errors:?}");
     assert!(errors.iter().any(|m| m.contains("waddr_group_name none: no allow_address_group none")), "{errors:?}");
 }
+
+fn has(l: &Loaded, what: &str) -> bool {
+    messages(l).iter().any(|m| m.contains(what))
+}
+
+fn vs_with(checks: &str) -> String {
+    format!("virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n real_server 10.0.1.1 8080 {{\n{checks}\n }}\n}}\n")
+}
+
+fn only_checks(l: &Loaded) -> &[CheckConf] {
+    assert!(!l.has_errors(), "{:?}", messages(l));
+    &l.config.virtual_servers[0].real_servers[0].checks
+}
+
+#[test]
+fn ssl_get_takes_http_get_options_sni_and_the_global_client_certificate() {
+    let l = strict(&format!(
+        "{}SSL {{\n certificate /c.pem\n key /k.pem\n}}\n",
+        vs_with(
+            "SSL_GET {\n enable_sni\n virtualhost www.example.com\n url {\n path /h\n status_code 200 301-302\n }\n}"
+        )
+    ));
+    match &only_checks(&l)[0].kind {
+        CheckKind::Ssl { urls, virtualhost, enable_sni, client } => {
+            assert_eq!(urls[0].status_codes, [(200, 200), (301, 302)]);
+            assert_eq!((virtualhost.as_deref(), *enable_sni), (Some("www.example.com"), true));
+            assert_eq!(client.as_ref().and_then(|c| c.key.as_deref()), Some("/k.pem"), "SSL block after the use");
+        }
+        k => panic!("{k:?}"),
+    }
+    // No url: refused as HTTP_GET; verify_cert / sni_name are not keepalived 2.2.7.
+    let l = strict(&vs_with("SSL_GET {\n}"));
+    assert!(has(&l, "SSL_GET needs at least one url"), "{:?}", messages(&l));
+    let l = strict(&vs_with("SSL_GET {\n verify_cert\n url {\n path /\n }\n}"));
+    assert!(has(&l, "unknown keyword 'verify_cert' in SSL_GET"), "{:?}", messages(&l));
+    // The CA is accepted with the warning that nothing is verified; a password is refused.
+    let l = strict("SSL {\n ca /ca.pem\n}\n");
+    assert!(!l.has_errors() && has(&l, "does not verify"), "{:?}", messages(&l));
+    let l = strict("SSL {\n certificate /c.pem\n key /k.pem\n password secret\n}\n");
+    assert!(has(&l, "unencrypted keys only"), "{:?}", messages(&l));
+}
+
+#[test]
+fn udp_check_options_and_hex_strings() {
+    let l = strict(&vs_with(
+        "UDP_CHECK {\n payload 0a0b 0c\n require_reply 0A x1 c\n min_reply_length 3\n max_reply_length 100\n}\n\
+         UDP_CHECK {\n}",
+    ));
+    let c = only_checks(&l);
+    assert_eq!(
+        c[0].kind,
+        CheckKind::Udp {
+            payload: Some(vec![0x0a, 0x0b, 0x0c]),
+            require_reply: true,
+            reply: Some(HexPattern { data: vec![0x0a, 0x01, 0x0c], mask: vec![0, 0xf0, 0] }),
+            min_reply_length: 3,
+            max_reply_length: 100,
+        }
+    );
+    assert_eq!(
+        c[1].kind,
+        CheckKind::Udp { payload: None, require_reply: false, reply: None, min_reply_length: 0, max_reply_length: 255 }
+    );
+    let p = parse::hex("0a x1", true).unwrap();
+    assert!(p.matches(&[0x0a, 0xf1, 0xff]) && p.matches(&[0x0a]) && !p.matches(&[0x0a, 0xf2]));
+    let l = strict(&vs_with("UDP_CHECK {\n payload 0g\n}"));
+    assert!(has(&l, "payload needs a hex string"), "{:?}", messages(&l));
+    let l = strict(&vs_with("UDP_CHECK {\n payload xx\n}"));
+    assert!(l.has_errors(), "no wildcards in a payload");
+}
+
+#[test]
+fn ping_smtp_and_dns_checks_with_keepalived_defaults() {
+    let l = strict(&vs_with("PING_CHECK {\n connect_ip 10.0.1.9\n}\nSMTP_CHECK {\n}\nDNS_CHECK {\n}"));
+    let c = only_checks(&l);
+    assert_eq!((&c[0].kind, c[0].common.connect_ip), (&CheckKind::Ping, Some("10.0.1.9".parse().unwrap())));
+    assert_eq!(c[1].kind, CheckKind::Smtp { helo_name: "smtpchecker.keepalived.org".into() });
+    assert_eq!(c[2].kind, CheckKind::Dns { qtype: 6, name: ".".into() }, "SOA of the root");
+    // DNS_CHECK: 3 retries, delay_loop (the virtual server's 60 s) between them.
+    assert_eq!((c[2].common.retry, c[2].common.delay_before_retry), (3, 60.0));
+    let l = strict(&vs_with("delay_loop 7\nDNS_CHECK {\n type aaaa\n name www.example.com\n retry 1\n}"));
+    let c = only_checks(&l);
+    assert_eq!(c[0].kind, CheckKind::Dns { qtype: 28, name: "www.example.com".into() });
+    assert_eq!((c[0].common.retry, c[0].common.delay_before_retry), (1, 7.0));
+    for bad in ["type PTR", "name a..b", "name .a"] {
+        let l = strict(&vs_with(&format!("DNS_CHECK {{\n {bad}\n}}")));
+        assert!(l.has_errors(), "{bad}");
+    }
+}
+
+#[test]
+fn smtp_host_blocks_make_one_checker_each() {
+    let l = strict(&vs_with(
+        "SMTP_CHECK {\n helo_name lb.example\n connect_timeout 3\n host {\n  connect_ip 10.0.1.2\n  connect_port 25\n }\n\
+         host {\n  connect_ip 10.0.1.3\n }\n}",
+    ));
+    let c = only_checks(&l);
+    // connect_timeout is a connection option of the checker itself: it is a checker too.
+    assert_eq!(c.len(), 3, "{c:?}");
+    assert!(c.iter().all(|c| c.kind == CheckKind::Smtp { helo_name: "lb.example".into() }));
+    assert_eq!(c[1].common.connect_ip, Some("10.0.1.2".parse().unwrap()));
+    assert_eq!((c[2].common.connect_ip, c[2].common.connect_port), (Some("10.0.1.3".parse().unwrap()), None));
+    assert_eq!(c[2].common.connect_timeout, 3.0);
+    assert!(messages(&l).iter().any(|m| m.contains("host block is deprecated")));
+    let l = strict(&vs_with("SMTP_CHECK {\n host {\n  connect_ip 10.0.1.2\n }\n}"));
+    assert_eq!(only_checks(&l).len(), 1);
+}
+
+#[test]
+fn file_check_takes_its_track_file_and_weight() {
+    let l = strict(&format!(
+        "{}track_file tf {{\n file /run/x\n weight -3 reverse\n}}\n",
+        vs_with("FILE_CHECK {\n track_file tf\n}\nFILE_CHECK {\n track_file tf\n weight 0\n}")
+    ));
+    let c = only_checks(&l);
+    let file = |weight, reverse| CheckKind::File { track_file: "tf".into(), path: "/run/x".into(), weight, reverse };
+    assert_eq!((&c[0].kind, c[0].common.retry), (&file(-3, true), 0));
+    assert_eq!(c[1].kind, file(0, false));
+    let l = strict(&vs_with("FILE_CHECK {\n track_file nope\n}"));
+    assert!(has(&l, "track_file nope not found"), "{:?}", messages(&l));
+    let l = strict("track_file t {\n weight 1\n}\n");
+    assert!(has(&l, "needs a file"), "{:?}", messages(&l));
+    let l = strict(&vs_with("BFD_CHECK {\n}"));
+    assert!(has(&l, "BFD_CHECK is not supported by rvs-agent yet"), "{:?}", messages(&l));
+}
