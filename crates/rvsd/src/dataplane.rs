@@ -159,14 +159,18 @@ impl Drop for Workers {
     }
 }
 
-/// Runs the dataplane until SIGTERM/SIGINT. The host was checked before
+/// Runs the dataplane until SIGTERM/SIGINT; SIGHUP reads `path` (the file `cfg` came
+/// from) again and applies what may change at run time. The host was checked before
 /// ([`crate::preflight`]); what still fails is returned with the key it concerns
 /// (`control.socket: ...`, `port[1]: ...`), after everything started is stopped and
 /// released and the DPDK runtime directory removed.
-pub fn run(cfg: Config) -> Result<()> {
-    // Signals from the first moment: one during start-up ends it cleanly.
+pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
+    // Signals from the first moment: one during start-up ends it cleanly (and a SIGHUP
+    // then, as any later, never ends rvsd).
     let term = Arc::new(AtomicBool::new(false));
     let usr1 = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term))?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&term))?;
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&usr1))?;
@@ -316,6 +320,8 @@ pub fn run(cfg: Config) -> Result<()> {
     );
     control.term = term;
     control.usr1 = usr1;
+    control.hup = hup;
+    control.reload_source = path.map(|path| crate::control::ReloadSource { path, running: cfg.clone() });
     tracing::info!(workers = n, ports = nports, services = cfg.services.len(), socket = %cfg.control.socket.display(), "rvsd: forwarding");
     let ports = control.run();
     drop(server);

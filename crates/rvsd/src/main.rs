@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(1);
     }
-    match rvsd::dataplane::run(cfg) {
+    match rvsd::dataplane::run(cfg, Some(args.config.clone())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rvsd: {e:#}");

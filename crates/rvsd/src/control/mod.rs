@@ -13,6 +13,7 @@
 
 mod bonds;
 mod capture;
+mod reload;
 mod requests;
 mod views;
 
@@ -37,6 +38,7 @@ use crate::steering::{DpdkFlows, PortSteering};
 use crate::twin::Twin;
 
 use self::capture::ActiveCapture;
+pub use self::reload::{fixed_changes, ReloadSource};
 
 /// How often the control thread looks for neighbours due a probe (and for the
 /// removal of those that never answered). Probes of an entry are at least 10 ms apart.
@@ -138,6 +140,10 @@ pub struct Control {
     pub term: Arc<AtomicBool>,
     /// Set by SIGUSR1: log counters.
     pub usr1: Arc<AtomicBool>,
+    /// Set by SIGHUP: read the configuration file again.
+    pub hup: Arc<AtomicBool>,
+    /// The file SIGHUP reads, and the configuration running.
+    pub reload_source: Option<ReloadSource>,
 }
 
 impl Control {
@@ -176,10 +182,13 @@ impl Control {
             probes: Vec::new(),
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
+            hup: Arc::new(AtomicBool::new(false)),
+            reload_source: None,
         }
     }
 
-    /// Runs until SIGTERM/SIGINT; returns the ports for an orderly shutdown.
+    /// Runs until SIGTERM/SIGINT (SIGHUP reloads, SIGUSR1 logs counters); returns the
+    /// ports for an orderly shutdown.
     pub fn run(mut self) -> Vec<PortHandle> {
         let mut aged_at = Instant::now();
         let mut link_at = Instant::now();
@@ -193,6 +202,9 @@ impl Control {
             if link_at.elapsed() > Duration::from_secs(1) {
                 link_at = Instant::now();
                 Twin::mirror_links(&mut self.ports);
+            }
+            if self.hup.swap(false, Ordering::Relaxed) {
+                self.reload();
             }
             if self.usr1.swap(false, Ordering::Relaxed) {
                 match self.stats(Duration::from_secs(2)) {

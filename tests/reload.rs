@@ -1,0 +1,91 @@
+//! SIGHUP: rvsd reads its configuration file again and applies what may change at run
+//! time as one new generation, under HTTP load, with no failed request; a broken file,
+//! or one that changes what only a restart can, changes nothing and the log says why;
+//! rvsd never exits on SIGHUP (logrotate and `systemctl reload` send it).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rvs_e2e::{serial, Spec, Topology, VIP4};
+
+/// Waits until rvsd's log holds `needle` `n` times (or 10 s pass).
+fn wait_log(t: &Topology, needle: &str, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if t.rvsd_log().matches(needle).count() >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn write_and_hup(t: &Topology, text: &str) {
+    std::fs::write(&t.config_path, text).expect("write config");
+    t.signal_rvsd("HUP");
+}
+
+#[test]
+fn sighup_applies_the_file_under_load_and_refuses_what_cannot_change() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+
+    // HTTP load for the whole test: 250 requests, 20 a second.
+    let script = format!(
+        "for i in $(seq 1 250); do curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 5 http://{VIP4}/; sleep 0.05; done"
+    );
+    let load = Command::new("ip")
+        .args(["netns", "exec", t.client.name(), "sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl loop");
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Weights changed, a real server removed, a service added.
+    let mut cfg = t.config.clone();
+    {
+        let svc = cfg["service"].as_array_mut().expect("services")[0].as_table_mut().expect("service");
+        let rs = svc["real_server"].as_array_mut().expect("real servers");
+        rs.truncate(2);
+        rs[0].as_table_mut().expect("rs")["weight"] = toml::Value::Integer(1);
+        rs[1].as_table_mut().expect("rs")["weight"] = toml::Value::Integer(5);
+        let mut extra = svc.clone();
+        extra.insert("port".into(), toml::Value::Integer(8080));
+        cfg["service"].as_array_mut().expect("services").push(toml::Value::Table(extra));
+    }
+    let good = toml::to_string(&cfg).expect("toml");
+    write_and_hup(&t, &good);
+    assert!(wait_log(&t, "SIGHUP:", 1) && t.rvsd_log().contains("applied"), "applied:\n{}", t.rvsd_log());
+    let rules = t.cli_ok("rvsadm", &["-S", "-n"]);
+    for want in [
+        format!("-a -t {VIP4}:80 -r 198.19.0.11:8080 -b -w 1"),
+        format!("-a -t {VIP4}:80 -r 198.19.0.12:8080 -b -w 5"),
+        format!("-A -t {VIP4}:8080 -s wrr"),
+    ] {
+        assert!(rules.lines().any(|l| l == want), "{want} in:\n{rules}");
+    }
+    assert!(!rules.contains(&format!("-a -t {VIP4}:80 -r 198.19.0.13:8080")), "the removed server is gone:\n{rules}");
+    let (out, ok) = t.curl_many(&[format!("http://{VIP4}:8080/")], 5);
+    assert!(ok, "the new service answers: {out}");
+
+    // A broken file, then one that changes what needs a restart: nothing changes.
+    write_and_hup(&t, "[[service]]\nproto = \"sctp\"\n");
+    assert!(wait_log(&t, "refused, nothing changed", 1), "{}", t.rvsd_log());
+    let mut fixed = cfg.clone();
+    fixed["control"].as_table_mut().expect("control").insert("max_clients".into(), toml::Value::Integer(7));
+    fixed["service"].as_array_mut().expect("services").pop();
+    write_and_hup(&t, &toml::to_string(&fixed).expect("toml"));
+    assert!(wait_log(&t, "control cannot change while rvsd runs", 1), "{}", t.rvsd_log());
+    assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), rules, "refused files changed nothing");
+
+    let out = load.wait_with_output().expect("curl loop");
+    let codes = String::from_utf8_lossy(&out.stdout);
+    let failed: Vec<&str> = codes.lines().filter(|c| *c != "200").collect();
+    assert_eq!(codes.lines().count(), 250);
+    assert!(failed.is_empty(), "no request failed across three SIGHUPs: {failed:?}");
+    assert!(t.cli("rvsadm", &["-L", "-n"]).2, "rvsd still runs");
+    let log = t.stop_rvsd().expect("stops");
+    assert!(!log.contains("panicked"), "{log}");
+}
