@@ -1,0 +1,359 @@
+//! Each real-server checker of rvs-agent against a real server, end to end: the agent
+//! library runs inside a private network namespace (entered by the test thread only)
+//! against the in-memory dataplane; the server stops (or the file says so) and the real
+//! server gets weight 0 (`inhibit_on_failure`), then comes back and gets its weight back.
+//! * SSL_GET: `openssl s_server -WWW` with a throwaway self-signed certificate that
+//!   also demands a client certificate (the global `SSL` block's), body digest checked;
+//! * UDP_CHECK: a UDP echo; stopped, the port answers ICMP port unreachable;
+//! * PING_CHECK: IPv4 and IPv6 addresses on a veth inside the namespace, removed and re-added;
+//! * SMTP_CHECK: Python's `smtpd` (Debian 12's python3.11);
+//! * DNS_CHECK: dnsmasq (scripts/setup.sh installs dnsmasq-base);
+//! * FILE_CHECK: track files setting the server down and changing its weight.
+//!
+//! Namespaces and temporary directories are named uniquely per test and removed when the
+//! test ends, failed or not (their guards drop).
+
+use rvs_agent::dataplane::{FakeDataplane, Proto, ServiceKey};
+use rvs_agent::keepalived::{parse_str, Options};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testnet::{ChildGuard, NetNs};
+use tokio::sync::watch;
+
+/// Runs `f` on a thread that has entered `ns`, on a current-thread runtime.
+fn in_netns<F: std::future::Future<Output = ()>>(ns: &NetNs, f: impl FnOnce() -> F + Send + 'static) {
+    let path = format!("/var/run/netns/{}", ns.name());
+    let h = std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).unwrap();
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(f());
+    });
+    if let Err(e) = h.join() {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn root() {
+    // CI runs as root; a skipped test would hide a regression, so it fails instead.
+    assert!(nix::unistd::geteuid().is_root(), "this test needs root (network namespaces)");
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(testnet::unique(prefix));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The agent, running on the current runtime.
+struct Agent {
+    dp: Arc<FakeDataplane>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    fn start(conf: &str) -> Agent {
+        let l = parse_str(conf, "checkers.conf", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let d = dp.clone();
+        let task = tokio::spawn(async move {
+            rvs_agent::agent::run(l.config, d, rx, |_| {}).await.unwrap();
+        });
+        Agent { dp, stop, task }
+    }
+
+    /// The weight of the real server `i` of the service `proto vip:vport`.
+    fn weight(&self, proto: Proto, vip: &str, vport: u16, i: usize) -> Option<u32> {
+        let key = ServiceKey { proto, vip: vip.parse().unwrap(), vport };
+        self.dp.service(&key).and_then(|s| s.real_servers.get(i).map(|r| r.weight))
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+    }
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("{what} after {:?}", t.elapsed());
+}
+
+/// A virtual server with one real server (weight 7, inhibit_on_failure) checked by
+/// `checker`, checked every 0.2 s.
+fn conf(proto: &str, rs: &str, checker: &str) -> String {
+    format!(
+        "virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n protocol {proto}\n delay_loop 0.2\n\
+         real_server {rs} {{\n  weight 7\n  inhibit_on_failure\n{checker}\n }}\n}}\n"
+    )
+}
+
+/// Timing shared by the checkers: a failure shows within delay_loop x (retry + 1) plus
+/// the timeouts.
+const TIMING: &str = "connect_timeout 0.3\n retry 1\n delay_before_retry 0.1\n";
+const WITHIN: Duration = Duration::from_secs(4);
+
+/// Starts the agent on `conf`, sees the server at weight 7, calls `down` and expects weight
+/// 0, calls `up` and expects 7 again.
+async fn down_and_back<D, U>(
+    conf: &str,
+    proto: Proto,
+    down: impl AsyncFnOnce() -> D,
+    up: impl AsyncFnOnce(D) -> U,
+) -> U {
+    let a = Agent::start(conf);
+    let w = || a.weight(proto, "192.0.2.1", 80, 0);
+    wait_for("the service to load", Duration::from_secs(2), || w() == Some(7)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(w(), Some(7), "a healthy server keeps its weight");
+    let d = down().await;
+    wait_for("weight 0", WITHIN, || w() == Some(0)).await;
+    let u = up(d).await;
+    wait_for("weight back", WITHIN, || w() == Some(7)).await;
+    a.stop().await;
+    u
+}
+
+/// Starts `args` inside the namespace `ns` (from any thread); killed when dropped.
+fn spawn_in(ns: &str, args: &[&str]) -> ChildGuard {
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    ChildGuard::new(child)
+}
+
+/// Waits until something listens on TCP `port` of 127.0.0.1 (a server just spawned).
+async fn tcp_ready(port: u16) {
+    let t = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(t.elapsed() < Duration::from_secs(10), "nothing listens on port {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn ssl_get_against_openssl_s_server() {
+    root();
+    let ns = NetNs::new("rvcssl");
+    let dir = TempDir::new("rvcssl");
+    let (key, cert) = (dir.file("key.pem"), dir.file("cert.pem"));
+    testnet::sh(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-days",
+        "1",
+        "-subj",
+        "/CN=rvs-checker-test",
+    ]);
+    std::fs::write(dir.path().join("health"), b"alive\n").unwrap();
+    // The server demands a client certificate signed by `cert` (the agent's is `cert`
+    // itself, from the global SSL block) and serves files from `dir`.
+    let server = format!(
+        "cd {} && exec openssl s_server -quiet -accept 127.0.0.1:8443 -cert {cert} -key {key} -Verify 1 -CAfile {cert} -WWW",
+        dir.path().display()
+    );
+    // md5("alive\n"): the body -WWW serves.
+    let checker = format!(
+        "  SSL_GET {{\n   url {{\n    path /health\n    digest 4e5dc3caa06fa07c79bc3ba5e62ff86b\n   }}\n {TIMING} }}"
+    );
+    let conf = format!("SSL {{\n certificate {cert}\n key {key}\n}}\n{}", conf("TCP", "127.0.0.1 8443", &checker));
+    let ns_name = ns.name().to_string();
+    let spawn = move || spawn_in(&ns_name, &["sh", "-c", &server]);
+    in_netns(&ns, move || async move {
+        let s = spawn();
+        tcp_ready(8443).await;
+        down_and_back(&conf, Proto::Tcp, async move || drop(s), async |()| spawn()).await;
+    });
+}
+
+/// A UDP echo on 127.0.0.1:`port`, on the current runtime.
+async fn udp_echo(port: u16) -> tokio::task::JoinHandle<()> {
+    let s = tokio::net::UdpSocket::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        let mut b = [0u8; 1500];
+        loop {
+            let (n, from) = s.recv_from(&mut b).await.unwrap();
+            let _ = s.send_to(&b[..n], from).await;
+        }
+    })
+}
+
+#[test]
+fn udp_check_against_an_echo_server() {
+    root();
+    let ns = NetNs::new("rvcudp");
+    in_netns(&ns, || async {
+        let checker = format!("  UDP_CHECK {{\n   payload 72 76 73\n   require_reply 72 7x 73\n {TIMING} }}");
+        let conf = conf("UDP", "127.0.0.1 9053", &checker);
+        let echo = udp_echo(9053).await;
+        let echo = down_and_back(&conf, Proto::Udp, async move || echo.abort(), async |()| udp_echo(9053).await).await;
+        echo.abort();
+    });
+}
+
+#[test]
+fn ping_check_v4_and_v6_addresses_that_come_and_go() {
+    root();
+    let ns = NetNs::new("rvcping");
+    // A veth pair inside the namespace (a dummy interface needs a module containers may
+    // lack): the server's addresses come and go on one end.
+    let dev = testnet::unique("rvp");
+    let peer = format!("{dev}b");
+    ns.ip(&["link", "add", &dev, "type", "veth", "peer", "name", &peer]);
+    ns.ip(&["link", "set", &dev, "up"]);
+    ns.ip(&["link", "set", &peer, "up"]);
+    ns.ip(&["addr", "add", "10.99.0.1/24", "dev", &dev]);
+    ns.ip(&["addr", "add", "fd00:99::1/64", "dev", &dev, "nodad"]);
+    // Unprivileged ICMP datagram sockets in this namespace (the unit tests use raw ones).
+    let ping_group = ns.exec(&["sysctl", "-w", "net.ipv4.ping_group_range=0 2147483647"]);
+    assert!(ping_group.status.success(), "{ping_group:?}");
+    let ns_name = ns.name().to_string();
+    let addr = move |op: &str, a: &str| {
+        testnet::sh(&["ip", "-n", &ns_name, "addr", op, a, "dev", &dev, "nodad"]);
+    };
+    addr("add", "10.99.0.2/32");
+    addr("add", "fd00:99::2/128");
+    in_netns(&ns, move || async move {
+        let checker = format!("  PING_CHECK {{\n {TIMING} }}");
+        for (rs, host) in [("10.99.0.2 80", "10.99.0.2/32"), ("fd00:99::2 80", "fd00:99::2/128")] {
+            // Gone, the address is on the veth's subnet: requests go unanswered there.
+            down_and_back(
+                &conf("TCP", rs, &checker),
+                Proto::Tcp,
+                async || addr("del", host),
+                async |()| addr("add", host),
+            )
+            .await;
+        }
+    });
+}
+
+#[test]
+fn smtp_check_against_python_smtpd() {
+    root();
+    let ns = NetNs::new("rvcsmtp");
+    let ns_name = ns.name().to_string();
+    let spawn = move || {
+        spawn_in(&ns_name, &["python3", "-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", "127.0.0.1:2525"])
+    };
+    in_netns(&ns, move || async move {
+        let checker = format!("  SMTP_CHECK {{\n   helo_name lb1.rvs.test\n {TIMING} }}");
+        let conf = conf("TCP", "127.0.0.1 2525", &checker);
+        let s = spawn();
+        tcp_ready(2525).await;
+        down_and_back(&conf, Proto::Tcp, async move || drop(s), async |()| spawn()).await;
+    });
+}
+
+#[test]
+fn dns_check_against_dnsmasq() {
+    root();
+    let ns = NetNs::new("rvcdns");
+    let ns_name = ns.name().to_string();
+    let spawn = move || {
+        spawn_in(
+            &ns_name,
+            &[
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--pid-file=",
+                "--bind-interfaces",
+                "--listen-address=127.0.0.1",
+                "--port=5353",
+                "--address=/rvs.test/192.0.2.53",
+            ],
+        )
+    };
+    in_netns(&ns, move || async move {
+        let s = spawn();
+        let target = "127.0.0.1:5353".parse().unwrap();
+        let t = Duration::from_millis(500);
+        let probe = |name: &'static str| rvs_agent::check::dns::check(target, None, name, 1, t);
+        let start = Instant::now();
+        while probe("www.rvs.test").await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "dnsmasq does not answer");
+        }
+        // A name dnsmasq has no answer for and no upstream to ask: an error rcode.
+        let r = probe("www.example.com").await;
+        assert!(matches!(r, Err(rvs_agent::check::CheckError::Unexpected(_))), "{r:?}");
+        let checker = format!("  DNS_CHECK {{\n   type A\n   name www.rvs.test\n {TIMING} }}");
+        let conf = conf("UDP", "127.0.0.1 5353", &checker);
+        down_and_back(&conf, Proto::Udp, async move || drop(s), async |()| spawn()).await;
+    });
+}
+
+#[test]
+fn file_check_sets_down_and_changes_the_weight() {
+    root();
+    let ns = NetNs::new("rvcfile");
+    let dir = TempDir::new("rvcfile");
+    let (down, adjust) = (dir.file("down"), dir.file("adjust"));
+    std::fs::write(&down, "0\n").unwrap();
+    let conf = format!(
+        "track_file down {{\n file {down}\n weight 0\n}}\ntrack_file adjust {{\n file {adjust}\n}}\n{}",
+        conf(
+            "TCP",
+            "127.0.0.1 80",
+            "  FILE_CHECK {\n   track_file down\n  }\n  FILE_CHECK {\n   track_file adjust\n   weight 2\n  }"
+        )
+    );
+    in_netns(&ns, move || async move {
+        let a = Agent::start(&conf);
+        let w = || a.weight(Proto::Tcp, "192.0.2.1", 80, 0);
+        wait_for("the service to load", Duration::from_secs(2), || w() == Some(7)).await;
+        // adjust x 2 is added to the weight 7; down's non-zero value sets the server down.
+        std::fs::write(&adjust, "-2").unwrap();
+        wait_for("weight 3", WITHIN, || w() == Some(3)).await;
+        std::fs::write(&down, "1\n").unwrap();
+        wait_for("weight 0", WITHIN, || w() == Some(0)).await;
+        std::fs::write(&down, "0\n").unwrap();
+        wait_for("weight 3 again", WITHIN, || w() == Some(3)).await;
+        std::fs::remove_file(&adjust).unwrap();
+        wait_for("weight 7 (a missing file reads 0)", WITHIN, || w() == Some(7)).await;
+        a.stop().await;
+    });
+    drop(dir);
+}
