@@ -13,5 +13,5 @@ fi
 bash scripts/setup.sh
 echo
 echo "== building (release)"
-cargo build --release -q -p rvsd -p rvs-e2e --bins
+cargo build --release -q -p rvsd -p rvs-cli -p rvs-e2e --bins  # rvs-demo runs rvsd, rvsadm and rvsip
 exec target/release/rvs-demo
