@@ -14,8 +14,10 @@ use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvi
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -83,16 +85,33 @@ fn build(client: Option<&SslConf>) -> Result<Arc<ClientConfig>, CheckError> {
 }
 
 /// The TLS client configuration for the global `SSL` block (none: no client
-/// certificate). The files are read on each call, so a reload sees new ones.
+/// certificate). Built once per certificate and key, and again when either file changes
+/// (a reload or a renewal sees the new ones) rather than read on every probe.
 pub fn client_config(client: Option<&SslConf>) -> Result<Arc<ClientConfig>, CheckError> {
+    type Key = (String, String);
+    type Stamp = (Option<SystemTime>, Option<SystemTime>);
+    type Cache = Mutex<HashMap<Key, (Stamp, Arc<ClientConfig>)>>;
     static PLAIN: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    match client {
-        Some(c) if c.certificate.is_some() => build(Some(c)),
-        _ => match PLAIN.get() {
-            Some(c) => Ok(c.clone()),
-            None => Ok(PLAIN.get_or_init(|| build(None).expect("a TLS configuration without files")).clone()),
-        },
+    static WITH_CERT: OnceLock<Cache> = OnceLock::new();
+    let Some((cert, key)) = client.and_then(|c| c.certificate.as_deref().zip(c.key.as_deref())) else {
+        if let Some(c) = PLAIN.get() {
+            return Ok(c.clone());
+        }
+        let c = build(None)?;
+        return Ok(PLAIN.get_or_init(|| c).clone());
+    };
+    let modified = |p: &str| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let stamp = (modified(cert), modified(key));
+    let cache = WITH_CERT.get_or_init(Default::default);
+    let k = (cert.to_string(), key.to_string());
+    if let Some((s, c)) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&k) {
+        if *s == stamp {
+            return Ok(c.clone());
+        }
     }
+    let c = build(client)?;
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(k, (stamp, c.clone()));
+    Ok(c)
 }
 
 /// The TLS handshake over a connected `s`; `sni`: the name to send (none: no SNI).
