@@ -208,3 +208,47 @@ fn leased_addresses_leave_with_their_connection() {
     assert!(has(&mut observer, "198.18.0.201"), "an address added without a lease stays");
     assert!(!t.ping("198.18.0.200", 1), "and the leased one no longer answers");
 }
+
+/// A large site: 3,000 services with 30,000 real servers restored by `rvsadm -R`, then
+/// listed, listed with counters and saved, and the save restored again: listings page
+/// through the services, so none exceeds the control socket's message limit (a whole
+/// listing of this many is larger than it).
+#[test]
+fn thousands_of_services_list_save_and_restore() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let (services, per) = (3000u32, 10u32);
+    let mut rules = String::new();
+    for p in 0..services {
+        let svc = format!("-t {VIP4}:{}", 10_000 + p);
+        rules += &format!("-A {svc} -s rr\n");
+        for r in 0..per {
+            rules += &format!("-a {svc} -r 198.19.0.11:{} -b -w 1\n", 20_000 + r);
+        }
+    }
+    let started = Instant::now();
+    let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&rules));
+    assert!(ok, "restore: {err}");
+    let restored_in = started.elapsed();
+    let count = |text: &str, prefix: &str| {
+        text.lines().filter(|l| l.starts_with(prefix) && !l.contains("RemoteAddress")).count() as u32
+    };
+    let started = Instant::now();
+    let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
+    let saved_in = started.elapsed();
+    assert_eq!((count(&saved, "-A "), count(&saved, "-a ")), (services, services * per));
+    let started = Instant::now();
+    let list = t.cli_ok("rvsadm", &["-L", "-n"]);
+    let listed_in = started.elapsed();
+    assert_eq!((count(&list, "TCP "), count(&list, "  -> ")), (services, services * per));
+    let stats = t.cli_ok("rvsadm", &["-L", "-n", "--stats"]);
+    assert_eq!(count(&stats, "TCP "), services);
+    let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&saved));
+    assert!(ok, "the save restores: {err}");
+    assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "and saves the same again");
+    eprintln!(
+        "{services} services, {} real servers: restore {restored_in:?}, save {saved_in:?}, list {listed_in:?}",
+        services * per
+    );
+}

@@ -146,6 +146,20 @@ pub enum Request {
         #[serde(default)]
         stats: bool,
     },
+    /// One page of the services, in configuration order, so that any number of them can
+    /// be listed and saved (a whole [`Request::ServiceList`] of a large site exceeds
+    /// [`crate::MAX_MESSAGE_BYTES`]).
+    ServicePage {
+        /// Include counters.
+        #[serde(default)]
+        stats: bool,
+        /// The position of the first service in the page (start: 0).
+        #[serde(default)]
+        from: u32,
+        /// Most services in the page (at most [`MAX_SERVICE_PAGE`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+    },
     /// Adds a service (its real servers may be included).
     ServiceAdd(ServiceSpec),
     /// Changes a service's scheduler, persistence, ... (real servers and LIPs kept).
@@ -511,6 +525,11 @@ pub struct AddrView {
     pub vip: bool,
 }
 
+/// Most services in one listing page: a service with its real servers and counters is
+/// a few hundred bytes plus about 200 per real server, so a page of 100 stays far below
+/// [`crate::MAX_MESSAGE_BYTES`] unless its services hold thousands of servers each.
+pub const MAX_SERVICE_PAGE: u32 = 100;
+
 /// Most neighbours in one listing page (about 100 bytes each on the wire: far below
 /// [`crate::MAX_MESSAGE_BYTES`]).
 pub const MAX_NEIGH_PAGE: u32 = 10_000;
@@ -579,6 +598,15 @@ pub enum Response {
     Services {
         /// The services.
         services: Vec<ServiceView>,
+    },
+    /// A page of services.
+    ServicePage {
+        /// The services.
+        services: Vec<ServiceView>,
+        /// The position of the next page; `None` at the end.
+        next: Option<u32>,
+        /// The generation listed: pages of different generations do not belong together.
+        gen: u64,
     },
     /// A page of connections.
     Conns {

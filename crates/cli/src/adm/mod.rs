@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
-use ctl::{RealServerEdit, Request, Response, ServiceSpec};
+use ctl::{CtlError, RealServerEdit, Request, Response, ServiceSpec};
 use fnat::edge::RateLimit;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
@@ -373,7 +373,16 @@ pub(crate) fn clap_error(e: &clap::Error) -> CliError {
 
 /// Parses an argument vector (`argv[0]` is the program name).
 pub fn parse<S: AsRef<str>>(argv: &[S]) -> Result<AdmCmd, CliError> {
-    let args = match AdmArgs::try_parse_from(argv.iter().map(AsRef::as_ref)) {
+    parse_with(&mut <AdmArgs as clap::CommandFactory>::command(), argv)
+}
+
+/// [`parse`] with a command definition built once (`rvsadm -R` parses every line of a
+/// file with it: building the definition per line cost most of a large restore).
+pub fn parse_with<S: AsRef<str>>(command: &mut clap::Command, argv: &[S]) -> Result<AdmCmd, CliError> {
+    let parsed = command
+        .try_get_matches_from_mut(argv.iter().map(AsRef::as_ref))
+        .and_then(|m| <AdmArgs as clap::FromArgMatches>::from_arg_matches(&m));
+    let args = match parsed {
         Ok(a) => a,
         Err(e) => {
             return match e.kind() {
@@ -904,11 +913,30 @@ fn change(ctl: &mut dyn Ctl, req: Request) -> Result<(), CliError> {
     }
 }
 
+/// Every service, page by page (any number fits); pages of one generation only: a
+/// change while listing starts the listing again (a few times at most). A reply with
+/// the whole list at once (an older rvsd) is taken as it is.
 fn services(ctl: &mut dyn Ctl, stats: bool) -> Result<Vec<ctl::ServiceView>, CliError> {
-    match ctl.call(Request::ServiceList { stats })? {
-        Response::Services { services } => Ok(services),
-        other => Err(unexpected("services", &other)),
+    'again: for _ in 0..5 {
+        let (mut all, mut from, mut first_gen) = (Vec::new(), 0, None);
+        loop {
+            match ctl.call(Request::ServicePage { stats, from, max: None })? {
+                Response::Services { services } => return Ok(services),
+                Response::ServicePage { services, next, gen } => {
+                    if *first_gen.get_or_insert(gen) != gen {
+                        continue 'again;
+                    }
+                    all.extend(services);
+                    match next {
+                        Some(n) if n > from => from = n,
+                        _ => return Ok(all),
+                    }
+                }
+                other => return Err(unexpected("services", &other)),
+            }
+        }
     }
+    Err(CliError::Ctl(CtlError::BadReply("the services kept changing while being listed; try again".into())))
 }
 
 fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), CliError> {

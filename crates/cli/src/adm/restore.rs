@@ -10,12 +10,13 @@
 
 use ctl::{verbs, ServiceSpec};
 
-use super::{parse, AdmCmd};
+use super::{parse_with, AdmArgs, AdmCmd};
 use crate::{usage, CliError};
 
 /// The services the rules in `text` describe.
 pub fn plan(text: &str) -> Result<Vec<ServiceSpec>, CliError> {
     let mut set: Vec<ServiceSpec> = Vec::new();
+    let mut command = <AdmArgs as clap::CommandFactory>::command();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -23,7 +24,7 @@ pub fn plan(text: &str) -> Result<Vec<ServiceSpec>, CliError> {
         }
         let at = |msg: String| usage(format!("line {}: {msg}", i + 1));
         let argv: Vec<&str> = std::iter::once("rvsadm").chain(line.split_whitespace()).collect();
-        let req = match parse(&argv) {
+        let req = match parse_with(&mut command, &argv) {
             Ok(AdmCmd::Change(req)) => req,
             Ok(_) => return Err(at(format!("'{line}' cannot be restored (only -A -E -D -a -e -d -P -Q -C)"))),
             Err(e) => return Err(at(e.to_string())),

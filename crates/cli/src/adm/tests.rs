@@ -441,7 +441,7 @@ TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
   -> [2001:db8:1::11]:8443        FullNat 1      1          0         
 ";
     assert_eq!(out, want);
-    assert_eq!(ctl.requests, vec![Request::Status, Request::ServiceList { stats: false }]);
+    assert_eq!(ctl.requests, vec![Request::Status, Request::ServicePage { stats: false, from: 0, max: None }]);
 }
 
 #[test]
@@ -490,7 +490,7 @@ TCP  [2001:db8::100]:443                 1       10        9     1000      900
   -> [2001:db8:1::11]:8443               1       10        9     1000      900
 ";
     assert_eq!(out, want);
-    assert_eq!(ctl.requests[1], Request::ServiceList { stats: true });
+    assert_eq!(ctl.requests[1], Request::ServicePage { stats: true, from: 0, max: None });
 
     let (out, _) =
         run_adm("-Ln --stats --exact -t 198.18.0.100:80", vec![status(), Response::Services { services: demo() }]);
@@ -564,7 +564,26 @@ fn list_json_is_the_reply() {
     let (out, ctl) = run_adm("-Ln --json", vec![Response::Services { services: demo() }]);
     let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
     assert_eq!(back.resp, Response::Services { services: demo() });
-    assert_eq!(ctl.requests, vec![Request::ServiceList { stats: false }]);
+    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }]);
+}
+
+/// Listings page through the services; a page from another generation starts over.
+#[test]
+fn listings_page_through_the_services() {
+    let all = demo();
+    let page = |from: usize, to: usize, gen: u64| Response::ServicePage {
+        services: all[from..to].to_vec(),
+        next: (to < all.len()).then_some(to as u32),
+        gen,
+    };
+    let (saved, ctl) = run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 7)]);
+    let (whole, _) = run_adm("-S", vec![Response::Services { services: all.clone() }]);
+    assert_eq!(saved, whole, "two pages make the whole list");
+    assert_eq!(ctl.requests[1], Request::ServicePage { stats: false, from: 1, max: None });
+    // The set changed between pages (generation 7 -> 8): listed again from the start.
+    let (again, ctl) = run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 8), page(0, 1, 8), page(1, all.len(), 8)]);
+    assert_eq!(again, whole);
+    assert_eq!(ctl.requests.len(), 4);
 }
 
 #[test]

@@ -27,6 +27,7 @@ impl Control {
         Ok(match req {
             Request::Status => self.status(),
             Request::ServiceList { stats } => self.service_list(stats)?,
+            Request::ServicePage { stats, from, max } => self.service_page(stats, from, max)?,
             Request::ServiceAdd(spec) => self.change(|s| verbs::service_add(&mut s.services, spec))?,
             Request::ServiceEdit { service } => self.change(|s| verbs::service_edit(&mut s.services, service))?,
             Request::ServiceDel { key } => self.change(|s| verbs::service_del(&mut s.services, &key))?,

@@ -34,6 +34,23 @@ impl Control {
     }
 
     pub(super) fn service_list(&self, stats: bool) -> Result<Response, Refused> {
+        let n = self.state.services.len();
+        Ok(Response::Services { services: self.service_views(stats, 0..n)? })
+    }
+
+    /// Services `from..from+max` (at most [`ctl::MAX_SERVICE_PAGE`]) and where the next
+    /// page starts.
+    pub(super) fn service_page(&self, stats: bool, from: u32, max: Option<u32>) -> Result<Response, Refused> {
+        let n = self.state.services.len();
+        let max = max.unwrap_or(ctl::MAX_SERVICE_PAGE).clamp(1, ctl::MAX_SERVICE_PAGE) as usize;
+        let start = (from as usize).min(n);
+        let end = start.saturating_add(max).min(n);
+        let gen = self.shared.current().gen;
+        let services = self.service_views(stats, start..end)?;
+        Ok(Response::ServicePage { services, next: (end < n).then_some(end as u32), gen })
+    }
+
+    fn service_views(&self, stats: bool, range: std::ops::Range<usize>) -> Result<Vec<ServiceView>, Refused> {
         let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
         let snap = self.shared.current();
         let sum = |pick: &dyn Fn(&WorkerReport) -> Option<Counters>| {
@@ -46,7 +63,7 @@ impl Control {
             c
         };
         let mut services = Vec::new();
-        for spec in &self.state.services {
+        for spec in &self.state.services[range] {
             let s = &spec.service;
             let built = snap.services.lookup(s.proto, s.vip, s.vport).map(|i| snap.services.service(i));
             let svc_counters =
@@ -69,7 +86,7 @@ impl Control {
                 stats: stats.then_some(svc_counters),
             });
         }
-        Ok(Response::Services { services })
+        Ok(services)
     }
 
     pub(super) fn conn_page(&self, cursor: ConnCursor, max: u32) -> Result<Response, Refused> {
