@@ -27,3 +27,7 @@ cargo test --workspace --all-features
 step "fuzz"
 # Every fuzz target for 30 s from the committed seeds (scripts/fuzz.sh; a crash fails).
 bash scripts/fuzz.sh 30
+
+step "demo"
+# README's first command, as a user runs it (its own release build, namespaces, traffic).
+bash scripts/demo.sh
