@@ -348,6 +348,27 @@ pub const KEEPALIVED_2_2: &[&str] = &[
     "weight",
 ];
 
+/// The keywords DPVS's keepalived adds to keepalived's (from its `tools/keepalived`
+/// parsers) that rvs-agent does not read; refused as "valid DPVS keepalived that rvs
+/// does not support yet" (rather than unknown). Sorted.
+pub const DPVS_ONLY: &[&str] = &[
+    "bps",
+    "dst-range",
+    "expire_quiescent_conn",
+    "iif",
+    "limit_proportion",
+    "oif",
+    "quic",
+    "src-range",
+    "tunnel_entry",
+    "tunnel_group",
+];
+
+/// Whether `word` is one of [`DPVS_ONLY`].
+pub fn is_dpvs(word: &str) -> bool {
+    DPVS_ONLY.binary_search(&word).is_ok()
+}
+
 /// Whether `word` is a keyword keepalived 2.2 accepts (in some block).
 pub fn is_keepalived(word: &str) -> bool {
     KEEPALIVED_2_2.binary_search(&word).is_ok()
@@ -358,6 +379,8 @@ mod tests {
     #[test]
     fn sorted_for_binary_search() {
         assert!(super::KEEPALIVED_2_2.windows(2).all(|w| w[0] < w[1]));
+        assert!(super::DPVS_ONLY.windows(2).all(|w| w[0] < w[1]));
+        assert!(super::is_dpvs("tunnel_group") && !super::is_dpvs("syn_proxy"));
         assert!(super::is_keepalived("static_routes") && super::is_keepalived("SSL_GET"));
         assert!(!super::is_keepalived("frobnicate"));
     }

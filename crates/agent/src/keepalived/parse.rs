@@ -21,7 +21,8 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
+/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `establish_timeout` (rvsd's timeouts are
+///   global), `vip_bind_dev` (VIPs go on the instance's DPDK port), `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
 pub const IGNORED: &[&str] = &[
     "notification_email",
     "notification_email_from",
@@ -78,6 +79,8 @@ pub const IGNORED: &[&str] = &[
     "est_timeout",
     "hash_target",
     "proxy_protocol",
+    "establish_timeout",
+    "vip_bind_dev",
     "ops",
     "alpha",
     "omega",
@@ -264,6 +267,8 @@ impl P<'_> {
         }
         let msg = if super::keywords::is_keepalived(&n.key) {
             format!("'{}' (in {ctx}) is valid keepalived that rvs does not support yet", n.key)
+        } else if super::keywords::is_dpvs(&n.key) {
+            format!("'{}' (in {ctx}) is valid DPVS keepalived that rvs does not support yet", n.key)
         } else {
             format!("unknown keyword '{}' in {ctx}", n.key)
         };
