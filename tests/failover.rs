@@ -161,9 +161,28 @@ fn stopped_real_server_gets_weight_zero_and_returns() {
     let _g = serial();
     let (delay_loop, retry) = (2u32, 1u32); // retry as AgentConf writes it
     let mut p = Pair::start(3).expect("two-node topology");
-    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, delay_loop);
-    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, delay_loop);
+    // keepalived's static_ipaddress and static_routes: held by both nodes' rvsd whatever
+    // the VRRP state (a master, b backup).
+    let statics = format!(
+        "static_ipaddress {{\n    198.19.0.250/32 dev dpdk1\n}}\nstatic_routes {{\n    10.88.0.0/16 via {}\n}}\n",
+        rs4(1)
+    );
+    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, delay_loop) + &statics;
+    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, delay_loop) + &statics;
     elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    for n in [&p.a, &p.b] {
+        assert!(n.holds("198.19.0.250"), "node {}: the static address", n.name);
+        let routes = match n.ctl().expect("ctl").call(ctl::Request::RouteList).expect("routes") {
+            ctl::Response::Routes { routes } => routes,
+            r => panic!("{r:?}"),
+        };
+        let r = routes.iter().find(|r| r.prefix.to_string() == "10.88.0.0/16");
+        assert!(
+            r.is_some_and(|r| r.dev == "dpdk1" && r.via.map(|v| v.to_string()) == Some(rs4(1))),
+            "node {}: the static route, on the gateway's port: {routes:?}",
+            n.name
+        );
+    }
     let rs2 = rs4(2);
     assert_eq!(p.a.weight(&rs2, 8080), Some(1));
 

@@ -199,6 +199,35 @@ impl Agent {
 
     /// Applies a re-read configuration: refused (and logged) when invalid; otherwise only
     /// the differences are applied, one log line each.
+    /// Static addresses and routes new in `new` are added; ones it no longer has stay
+    /// until rvs-agent restarts (a warning says which).
+    fn reload_statics(&self, new: &Config) {
+        let route = |r: &crate::keepalived::config::StaticRoute| static_route(r);
+        let old_routes: Vec<ctl::RouteSpec> = self.cfg.static_routes.iter().map(route).collect();
+        let new_routes: Vec<ctl::RouteSpec> = new.static_routes.iter().map(route).collect();
+        for r in new_routes.iter().filter(|r| !old_routes.contains(r)) {
+            if let Err(e) = self.dp.add_route(r) {
+                tracing::error!("reload: static route {}: {e}", r.prefix);
+            }
+        }
+        let key = |a: &crate::keepalived::config::VirtualIp| (a.addr, a.dev.clone());
+        let old_addrs: Vec<_> = self.cfg.static_ipaddress.iter().map(key).collect();
+        for a in new.static_ipaddress.iter().filter(|a| !old_addrs.contains(&key(a))) {
+            let dev = a.dev.as_deref().map(crate::keepalived::config::port_of_dev).unwrap_or_default();
+            if let Err(e) = self.dp.add_vip(a.addr, dev) {
+                tracing::error!("reload: static_ipaddress {}: {e}", a.addr);
+            }
+        }
+        let new_addrs: Vec<_> = new.static_ipaddress.iter().map(key).collect();
+        let gone = old_routes.iter().filter(|r| !new_routes.contains(r)).count()
+            + old_addrs.iter().filter(|a| !new_addrs.contains(a)).count();
+        if gone > 0 {
+            tracing::warn!(
+                "reload: {gone} static address(es)/route(s) no longer in the file stay until rvs-agent restarts"
+            );
+        }
+    }
+
     async fn reload(&mut self, loaded: Loaded) {
         for d in &loaded.diagnostics {
             if d.is_error() {
@@ -213,6 +242,7 @@ impl Agent {
             return;
         }
         let new = loaded.config;
+        self.reload_statics(&new);
         let (diff, next, plan) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             reload::plan(&self.cfg, &pool, &new)
@@ -285,6 +315,19 @@ pub async fn run(
     run_with_reload(cfg, dp, shutdown, rx, on_start).await
 }
 
+/// rvsd's form of a `static_routes` line (an unset dev: rvsd picks the gateway's port).
+fn static_route(r: &crate::keepalived::config::StaticRoute) -> ctl::RouteSpec {
+    ctl::RouteSpec {
+        prefix: r.prefix,
+        via: r.via,
+        dev: r.dev.as_deref().map(crate::keepalived::config::port_of_dev).unwrap_or_default().to_string(),
+        scope: ctl::RouteScope::Global,
+        src: r.src,
+        metric: r.metric,
+        connected: false,
+    }
+}
+
 /// As [`run`]; each configuration received on `reload` (a re-read file, SIGHUP) is
 /// applied by its differences only (see [`crate::reload`]): unchanged instances keep their
 /// state, unchanged services and their real servers are left alone. One with errors is
@@ -301,6 +344,14 @@ pub async fn run_with_reload(
     let pool = Arc::new(Mutex::new(pool));
     if !services.is_empty() {
         dp.set_services(&services)?;
+    }
+    // Static addresses and routes: held whatever the VRRP state, while the agent runs.
+    for a in &cfg.static_ipaddress {
+        let dev = a.dev.as_deref().map(crate::keepalived::config::port_of_dev).unwrap_or_default();
+        dp.add_vip(a.addr, dev)?;
+    }
+    for r in &cfg.static_routes {
+        dp.add_route(&static_route(r))?;
     }
     let stats = Arc::new(CheckStats::default());
     let (tx, mut rx) = mpsc::channel(1024);

@@ -163,6 +163,9 @@ pub trait Dataplane: Send + Sync {
     fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError>;
     /// Removes a real server from a service (failure without `inhibit_on_failure`).
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError>;
+    /// Adds a route (`static_routes`): kept, and added again should the dataplane lose
+    /// it, while the agent runs. An empty `dev` lets the dataplane pick the gateway's port.
+    fn add_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError>;
     /// How the connection to the dataplane is doing.
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
@@ -192,6 +195,7 @@ pub enum Call {
 struct FakeState {
     vips: Vec<(IpNet, String)>,
     services: BTreeMap<ServiceKey, Service>,
+    routes: Vec<ctl::RouteSpec>,
     calls: Vec<Call>,
 }
 
@@ -217,6 +221,11 @@ impl FakeDataplane {
         self.lock().services.get(key).cloned()
     }
 
+    /// The routes added.
+    pub fn routes(&self) -> Vec<ctl::RouteSpec> {
+        self.lock().routes.clone()
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
@@ -228,6 +237,14 @@ impl FakeDataplane {
 }
 
 impl Dataplane for FakeDataplane {
+    fn add_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        if !s.routes.contains(route) {
+            s.routes.push(route.clone());
+        }
+        Ok(())
+    }
+
     fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
         let mut s = self.lock();
         s.calls.push(Call::AddVip(addr, port_name.to_string()));
@@ -318,6 +335,22 @@ impl LinuxDataplane {
 }
 
 impl Dataplane for LinuxDataplane {
+    fn add_route(&self, r: &ctl::RouteSpec) -> Result<(), DataplaneError> {
+        tracing::info!(prefix = %r.prefix, "adding static route");
+        let mut args = vec!["route".to_string(), "replace".into(), r.prefix.to_string()];
+        if let Some(v) = r.via {
+            args.extend(["via".into(), v.to_string()]);
+        }
+        if !r.dev.is_empty() {
+            args.extend(["dev".into(), r.dev.clone()]);
+        }
+        if let Some(s) = r.src {
+            args.extend(["src".into(), s.to_string()]);
+        }
+        args.extend(["metric".into(), r.metric.to_string()]);
+        Self::ip(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
         tracing::info!(%addr, port_name, "adding VIP");
         let a = addr.to_string();

@@ -35,7 +35,9 @@
 //! accepts such services gets keepalived's behaviour with no change here.
 
 use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey};
-use ctl::{AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, ServiceSpec, ServiceView};
+use ctl::{
+    AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, RouteSpec, ServiceSpec, ServiceView,
+};
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig};
@@ -65,6 +67,7 @@ enum Op {
     Weight(ServiceKey, SocketAddr, u32),
     AddRs(ServiceKey, RealServer),
     DelRs(ServiceKey, SocketAddr),
+    AddRoute(RouteSpec),
 }
 
 /// What the agent wants rvsd to hold, and the queue of changes towards it.
@@ -78,6 +81,8 @@ struct Wanted {
     services: Vec<Service>,
     /// Whether `set_services` was called.
     services_set: bool,
+    /// Static routes (`static_routes`), added again whenever rvsd lacks them.
+    routes: Vec<RouteSpec>,
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
@@ -195,6 +200,16 @@ impl Drop for RvsdDataplane {
 }
 
 impl Dataplane for RvsdDataplane {
+    fn add_route(&self, route: &RouteSpec) -> Result<(), DataplaneError> {
+        tracing::info!(prefix = %route.prefix, "adding static route");
+        self.push(Op::AddRoute(route.clone()), |w| {
+            if !w.routes.contains(route) {
+                w.routes.push(route.clone());
+            }
+        });
+        Ok(())
+    }
+
     fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
         tracing::info!(%addr, port = port_name, "adding VIP");
         self.push(Op::AddVip(addr, port_name.into()), |w| {
@@ -662,6 +677,10 @@ impl Worker {
                     self.call(&what, req, &[ErrorCode::NotFound])?;
                 }
             }
+            Op::AddRoute(route) => {
+                let what = format!("add static route {}", route.prefix);
+                self.call(&what, Request::RouteAdd(route), &[ErrorCode::Exists])?;
+            }
             Op::DelRs(key, rs) => {
                 let key = core_key(&key);
                 let req = Request::RealServerDel { key, addr: rs.ip(), port: rs.port() };
@@ -673,9 +692,9 @@ impl Worker {
 
     /// Makes rvsd hold exactly the wanted VIPs and services, reading what it has first.
     fn reconcile(&mut self) -> Result<(), Fail> {
-        let (held, released, services, services_set) = {
+        let (held, released, services, services_set, routes) = {
             let w = self.shared.lock();
-            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set)
+            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, w.routes.clone())
         };
         let mut refused = false;
         let present: HashMap<IpAddr, AddrView> = match self.call("list addresses", Request::AddrList, &[])? {
@@ -718,7 +737,16 @@ impl Worker {
                 }
             }
         }
-        // 4. VIPs that had to be added again are announced.
+        // 4. Static routes (rvsd refuses one it has as existing).
+        for route in routes {
+            let what = format!("add static route {}", route.prefix);
+            match self.call(&what, Request::RouteAdd(route), &[ErrorCode::Exists]) {
+                Ok(_) => {}
+                Err(Fail::Io) => return Err(Fail::Io),
+                Err(Fail::Refused) => refused = true,
+            }
+        }
+        // 5. VIPs that had to be added again are announced.
         for (ip, dev) in announce {
             let req = Request::SendGarp { addr: ip, dev: dev.clone(), count: REANNOUNCE };
             match self.call(&format!("announce {ip} on {dev}"), req, &[]) {

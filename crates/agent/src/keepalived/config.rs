@@ -27,6 +27,13 @@ pub struct Config {
     /// DPVS's `deny_address_group` (blacklist) and `allow_address_group` (whitelist)
     /// blocks.
     pub address_groups: Vec<AddressGroup>,
+    /// `static_ipaddress`: addresses rvsd holds while the agent runs, whatever the VRRP
+    /// state (each names its DPDK port with `dev`).
+    #[serde(default)]
+    pub static_ipaddress: Vec<VirtualIp>,
+    /// `static_routes`: routes added to rvsd when the agent starts.
+    #[serde(default)]
+    pub static_routes: Vec<StaticRoute>,
     /// Keywords accepted and ignored (see [`super::parse::IGNORED`]), with where.
     pub ignored: Vec<(Loc, String)>,
     /// The global `SSL { ... }` block: the client certificate SSL_GET checkers present.
@@ -152,6 +159,28 @@ pub struct VirtualIp {
     pub dev: Option<String>,
     /// `label`.
     pub label: Option<String>,
+}
+
+/// A `static_routes` line: `PREFIX|default [via GW] [dev DEV] [src ADDR] [metric N]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticRoute {
+    /// Destination.
+    pub prefix: IpNet,
+    /// Gateway.
+    pub via: Option<IpAddr>,
+    /// DPDK port (rvsd picks the gateway's port when unset).
+    pub dev: Option<String>,
+    /// Preferred source.
+    pub src: Option<IpAddr>,
+    /// Metric.
+    pub metric: u32,
+    /// Where the line is.
+    pub loc: Loc,
+}
+
+/// The DPDK port a `dev` names: `dpdk0` itself, or its kernel twin `dpdk0.kni`.
+pub fn port_of_dev(dev: &str) -> &str {
+    dev.strip_suffix(".kni").unwrap_or(dev)
 }
 
 /// A `track_interface` or `track_script` entry.

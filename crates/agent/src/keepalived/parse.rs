@@ -224,6 +224,23 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
                     cfg.local_address_groups.push(g);
                 }
             }
+            "static_ipaddress" => {
+                for e in p.block(n) {
+                    if let Some(v) = p.vip(e) {
+                        if v.dev.is_none() {
+                            p.err(&e.loc, format!("static_ipaddress {}: needs dev DPDK_PORT", v.addr));
+                        }
+                        cfg.static_ipaddress.push(v);
+                    }
+                }
+            }
+            "static_routes" => {
+                for r in p.block(n) {
+                    if let Some(r) = p.static_route(r) {
+                        cfg.static_routes.push(r);
+                    }
+                }
+            }
             "deny_address_group" => {
                 if let Some(g) = p.address_group(n, AddressGroupKind::Deny) {
                     cfg.address_groups.push(g);
@@ -760,6 +777,58 @@ impl P<'_> {
             g.addrs.extend(addrs.into_iter().map(|a| (a, dev.clone())));
         }
         Some(g)
+    }
+
+    /// A `static_routes` line.
+    fn static_route(&mut self, n: &Node) -> Option<StaticRoute> {
+        let any4 = IpNet::new(IpAddr::from([0, 0, 0, 0]), 0).expect("a valid prefix");
+        let prefix = if n.key == "default" {
+            any4
+        } else {
+            match n.key.parse::<IpNet>().or_else(|_| n.key.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(p) => p.trunc(),
+                Err(_) => {
+                    self.err(&n.loc, format!("static_routes: '{}' is not a prefix (or default)", n.key));
+                    return None;
+                }
+            }
+        };
+        let mut r = StaticRoute { prefix, via: None, dev: None, src: None, metric: 0, loc: n.loc.clone() };
+        let mut it = n.args.iter();
+        while let Some(k) = it.next() {
+            let v = it.next();
+            let bad = |p: &mut Self, what: &str| p.err(&n.loc, format!("static_routes {}: {k} needs {what}", n.key));
+            match k.as_str() {
+                "via" | "gw" => match v.and_then(|v| v.parse::<IpAddr>().ok()) {
+                    Some(a) => r.via = Some(a),
+                    None => bad(self, "an address"),
+                },
+                "dev" => match v {
+                    Some(d) => r.dev = Some(d.clone()),
+                    None => bad(self, "a port"),
+                },
+                "src" => match v.and_then(|v| v.parse::<IpAddr>().ok()) {
+                    Some(a) => r.src = Some(a),
+                    None => bad(self, "an address"),
+                },
+                "metric" | "preference" => match v.and_then(|v| v.parse::<u32>().ok()) {
+                    Some(m) => r.metric = m,
+                    None => bad(self, "a number"),
+                },
+                other => {
+                    self.err(&n.loc, format!("static_routes {}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)", n.key));
+                    return None;
+                }
+            }
+        }
+        if n.key == "default" && r.via.is_some_and(|v| v.is_ipv6()) {
+            r.prefix = IpNet::new(IpAddr::from([0u16; 8]), 0).expect("a valid prefix");
+        }
+        if r.via.is_none() && r.dev.is_none() {
+            self.err(&n.loc, format!("static_routes {}: needs via GW or dev DPDK_PORT", n.key));
+            return None;
+        }
+        Some(r)
     }
 
     /// `deny_address_group` / `allow_address_group`: `IP`, `IP-LAST` or `IP/LEN` per line.

@@ -386,3 +386,30 @@ fn file_check_takes_its_track_file_and_weight() {
     let l = strict(&vs_with("BFD_CHECK {\n}"));
     assert!(has(&l, "BFD_CHECK is not supported by rvs-agent yet"), "{:?}", messages(&l));
 }
+
+#[test]
+fn static_addresses_and_routes_parse() {
+    let l = strict(
+        "static_ipaddress {\n 192.0.2.60/32 dev dpdk0\n 192.0.2.61\n}\n\
+         static_routes {\n 10.1.0.0/16 via 192.0.2.1 dev dpdk0.kni src 192.0.2.60 metric 5\n default via 2001:db8::1\n 10.3.0.0/16\n}\n",
+    );
+    let errors: Vec<_> = messages(&l).into_iter().filter(|m| m.contains("error")).collect();
+    assert_eq!(
+        errors,
+        [
+            "t.conf:3: error: static_ipaddress 192.0.2.61/32: needs dev DPDK_PORT",
+            "t.conf:8: error: static_routes 10.3.0.0/16: needs via GW or dev DPDK_PORT"
+        ]
+    );
+    let r = &l.config.static_routes;
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (r[0].prefix.to_string(), r[0].dev.as_deref(), r[0].metric),
+        ("10.1.0.0/16".into(), Some("dpdk0.kni"), 5)
+    );
+    assert_eq!(crate::keepalived::config::port_of_dev(r[0].dev.as_deref().unwrap()), "dpdk0");
+    assert_eq!(r[1].prefix.to_string(), "::/0", "an IPv6 gateway makes default ::/0");
+    assert_eq!(l.config.static_ipaddress[0].dev.as_deref(), Some("dpdk0"));
+    let l = strict("static_routes {\n default via 192.0.2.1 dev dpdk0\n}\n");
+    assert_eq!(l.config.static_routes[0].prefix.to_string(), "0.0.0.0/0");
+}
