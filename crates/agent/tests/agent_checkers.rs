@@ -13,6 +13,8 @@
 //! Namespaces and temporary directories are named uniquely per test and removed when the
 //! test ends, failed or not (their guards drop).
 
+mod common;
+use common::in_netns;
 use rvs_agent::dataplane::{FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
 use std::path::{Path, PathBuf};
@@ -20,20 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testnet::{ChildGuard, NetNs};
 use tokio::sync::watch;
-
-/// Runs `f` on a thread that has entered `ns`, on a current-thread runtime.
-fn in_netns<F: std::future::Future<Output = ()>>(ns: &NetNs, f: impl FnOnce() -> F + Send + 'static) {
-    let path = format!("/var/run/netns/{}", ns.name());
-    let h = std::thread::spawn(move || {
-        let fd = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(f());
-    });
-    if let Err(e) = h.join() {
-        std::panic::resume_unwind(e);
-    }
-}
 
 fn root() {
     // CI runs as root; a skipped test would hide a regression, so it fails instead.

@@ -7,6 +7,8 @@
 //! * an instance whose interface is missing waits in FAULT, and follows it going and
 //!   coming back (rvsd's twins do).
 
+mod common;
+use common::in_netns;
 use rvs_agent::dataplane::{Call, FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
 use rvs_agent::vrrp::fsm::State;
@@ -15,20 +17,6 @@ use std::time::{Duration, Instant};
 use testnet::NetNs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
-
-/// Runs `f` on a thread that has entered `ns`, on a current-thread runtime.
-fn in_netns<F: std::future::Future<Output = ()>>(ns: &NetNs, f: impl FnOnce() -> F + Send + 'static) {
-    let path = format!("/var/run/netns/{}", ns.name());
-    let h = std::thread::spawn(move || {
-        let fd = std::fs::File::open(&path).unwrap();
-        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(f());
-    });
-    if let Err(e) = h.join() {
-        std::panic::resume_unwind(e);
-    }
-}
 
 fn root() -> bool {
     // CI runs as root; a skipped test would hide a regression, so it fails instead.
