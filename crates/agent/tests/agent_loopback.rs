@@ -186,9 +186,19 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     let flag = std::env::temp_dir().join(testnet::unique("rvsflag"));
     std::fs::write(&flag, b"").unwrap();
     let flag_s = flag.display().to_string();
+    // keepalived's notify_fifo: A's state changes as lines, read by a reader that holds
+    // the FIFO open (as a notify_fifo consumer does).
+    let fifo = std::env::temp_dir().join(testnet::unique("rvsfifo"));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo).unwrap()
+    };
+    let fifo_s = fifo.display().to_string();
     in_netns(&ns, move || async move {
         let a_conf = format!(
-            "vrrp_script chk {{\n script \"test -e {flag_s}\"\n interval 0.05\n fall 2\n rise 2\n weight -150\n}}\n{}",
+            "global_defs {{\n notify_fifo {fifo_s}\n}}\n\
+             vrrp_script chk {{\n script \"test -e {flag_s}\"\n interval 0.05\n fall 2\n rise 2\n weight -150\n}}\n{}",
             node_conf("127.0.0.1", "127.0.0.2", 200)
                 .replace(" virtual_ipaddress", " track_script {\n  chk\n }\n virtual_ipaddress")
         );
@@ -208,6 +218,13 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
             n.task.await.unwrap();
         }
     });
+    let mut lines = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
+    let _ = std::fs::remove_file(&fifo);
+    let masters: Vec<&str> = lines.lines().filter(|l| l.contains("MASTER")).collect();
+    assert!(lines.starts_with("INSTANCE \"VI\" BACKUP 200\n"), "{lines}");
+    assert_eq!(masters, ["INSTANCE \"VI\" MASTER 200", "INSTANCE \"VI\" MASTER 200"], "{lines}");
+    assert!(lines.contains("INSTANCE \"VI\" BACKUP 50\n"), "stepped down at its lowered priority: {lines}");
 }
 
 #[test]

@@ -72,6 +72,10 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh: Option<u32>,
     /// `vrrp_higher_prio_send_advert`: the default for instances.
     pub vrrp_higher_prio_send_advert: bool,
+    /// `notify_fifo` / `vrrp_notify_fifo`: a FIFO (created when missing) that gets a line
+    /// `INSTANCE "NAME" STATE PRIORITY` per VRRP state change.
+    #[serde(default)]
+    pub notify_fifo: Option<std::path::PathBuf>,
 }
 
 impl Default for GlobalDefs {
@@ -85,6 +89,7 @@ impl Default for GlobalDefs {
             vrrp_garp_master_repeat: None,
             vrrp_garp_master_refresh: None,
             vrrp_higher_prio_send_advert: false,
+            notify_fifo: None,
         }
     }
 }

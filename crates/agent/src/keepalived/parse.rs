@@ -435,6 +435,21 @@ impl P<'_> {
                 "vrrp_garp_master_delay" => g.vrrp_garp_master_delay = self.uint(c),
                 "vrrp_garp_master_repeat" => g.vrrp_garp_master_repeat = self.uint(c),
                 "vrrp_garp_master_refresh" => g.vrrp_garp_master_refresh = self.uint(c),
+                "notify_fifo" | "vrrp_notify_fifo" => {
+                    if let Some(path) = self.arg(c) {
+                        g.notify_fifo = Some(path.into());
+                    }
+                    if c.args.len() > 1 {
+                        self.warn(
+                            &c.loc,
+                            format!(
+                                "{}: the FIFO's owner ('{}') is not honoured: it belongs to rvs-agent's user",
+                                c.key,
+                                c.args[1..].join(" ")
+                            ),
+                        );
+                    }
+                }
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
                 _ => self.other(c, "global_defs"),
             }
