@@ -551,6 +551,37 @@ impl Worker {
     }
 
     /// One request; `fine` error codes count as success (`Ok(None)`), others are logged.
+    /// rvsd's services, page by page (any number of them fits), all of one generation
+    /// (a change while listing starts it again, a few times at most); `None` after an
+    /// error was reported.
+    fn list_services(&mut self) -> Result<Option<Vec<ServiceView>>, Fail> {
+        'again: for _ in 0..5 {
+            let (mut all, mut from, mut first_gen) = (Vec::new(), 0u32, None);
+            loop {
+                match self.call("list services", Request::ServicePage { stats: false, from, max: None }, &[])? {
+                    Some(Response::ServicePage { services, next, gen }) => {
+                        if *first_gen.get_or_insert(gen) != gen {
+                            continue 'again;
+                        }
+                        all.extend(services);
+                        match next {
+                            Some(n) if n > from => from = n,
+                            _ => return Ok(Some(all)),
+                        }
+                    }
+                    // An rvsd from before paging answers with the whole list.
+                    Some(Response::Services { services }) => return Ok(Some(services)),
+                    other => {
+                        self.error(format!("list services: unexpected reply {other:?}"));
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        self.error("list services: the services kept changing while being listed".into());
+        Ok(None)
+    }
+
     fn call(&mut self, what: &str, req: Request, fine: &[ErrorCode]) -> Result<Option<Response>, Fail> {
         match self.exchange(what, req) {
             Ok(r) => Ok(Some(r)),
@@ -805,13 +836,7 @@ impl Worker {
             }
             specs.push(spec);
         }
-        let current: Vec<ServiceView> = match self.call("list services", Request::ServiceList { stats: false }, &[])? {
-            Some(Response::Services { services }) => services,
-            other => {
-                self.error(format!("list services: unexpected reply {other:?}"));
-                return Ok(true);
-            }
-        };
+        let Some(current) = self.list_services()? else { return Ok(true) };
         let managed: HashSet<_> = services.iter().map(|s| core_key(&s.key)).collect();
         let others: Vec<ServiceSpec> = if self.first {
             Vec::new()

@@ -77,10 +77,13 @@ impl FakeState {
                 }
             }
             Request::AddrList => return Response::Addrs { addrs: self.addrs.clone() },
-            Request::ServiceList { .. } => {
+            // One service a page, so that the agent's paging is exercised.
+            Request::ServicePage { from, .. } => {
                 let services = self
                     .services
                     .iter()
+                    .skip(from as usize)
+                    .take(1)
                     .map(|s| ServiceView {
                         service: s.service.clone(),
                         laddrs: s.laddrs.clone(),
@@ -93,7 +96,8 @@ impl FakeState {
                         stats: None,
                     })
                     .collect();
-                return Response::Services { services };
+                let next = (from as usize + 1 < self.services.len()).then_some(from + 1);
+                return Response::ServicePage { services, next, gen: 1 };
             }
             Request::SendGarp { addr, dev, count } => {
                 self.garps.push((addr, dev, count));
