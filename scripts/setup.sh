@@ -22,11 +22,14 @@ fi
 #  - hping3: the spoofed-source SYN flood of the SYN proxy's end-to-end test
 #  - dnsmasq-base: a real DNS server for rvs-agent's DNS_CHECK tests (run in the
 #    foreground by the test; the package has no daemon or service of its own)
+#  - prometheus (with promtool): a real scraper for the metrics test; its own service is
+#    stopped and disabled, the test runs one on loopback with its own configuration
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived hping3
     dnsmasq-base
+    prometheus
 )
 
 missing=()
@@ -45,9 +48,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # keepalived is a test peer, not a service of this machine.
     if command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl disable --now keepalived >/dev/null 2>&1 || true
+        $SUDO systemctl disable --now keepalived prometheus >/dev/null 2>&1 || true
     fi
     $SUDO pkill -x keepalived 2>/dev/null || true
+    $SUDO pkill -x prometheus 2>/dev/null || true
     say "installed ${#missing[@]} package(s)"
 else
     say "all ${#PACKAGES[@]} packages already installed"
