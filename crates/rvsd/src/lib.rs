@@ -2,6 +2,7 @@
 //! layer (ARP/ND/ICMP/routes), and the control thread.
 
 pub mod capture;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;

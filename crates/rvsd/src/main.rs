@@ -1,34 +1,12 @@
 //! `rvsd`: the dataplane daemon.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use rvsd::cli::Args;
 use rvsd::config::Config;
 use rvsd::preflight::{self, Purpose};
-
-/// The rvs dataplane: FullNAT load balancing on DPDK ports.
-#[derive(Parser, Debug)]
-#[command(name = "rvsd", version, about)]
-struct Args {
-    /// Configuration file (TOML; see docs/CONFIG.md).
-    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/rvs/rvsd.toml")]
-    config: PathBuf,
-
-    /// Check the configuration file and this host, and exit: no hardware is touched.
-    /// Every problem is printed as `file: key: problem` (exit status 2); warnings (a
-    /// service whose VIP is not yet an address, a socket or file prefix a running rvsd
-    /// holds) as `warning: file: key: ...`, and do not fail the check. The host checks:
-    /// lcores on CPUs this host has, interfaces and files the vdev strings name, PCI
-    /// devices, the control socket's path and group (see docs/CONFIG.md).
-    #[arg(long = "check-config", value_name = "FILE")]
-    check_config: Option<PathBuf>,
-
-    /// With --check-config: the file is meant for another machine; check the file
-    /// alone, not this host (lcores, interfaces, devices, socket, group).
-    #[arg(long = "other-host", requires = "check_config")]
-    other_host: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

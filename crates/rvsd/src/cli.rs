@@ -1,0 +1,29 @@
+//! rvsd's command line, as a library item so that its man page and shell completions are
+//! generated from the same definition (`cargo run -p xtask -- dist`).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The rvs dataplane: FullNAT load balancing on DPDK ports.
+#[derive(Parser, Debug)]
+#[command(name = "rvsd", version, about)]
+pub struct Args {
+    /// Configuration file (TOML; see docs/CONFIG.md).
+    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/rvs/rvsd.toml")]
+    pub config: PathBuf,
+
+    /// Check the configuration file and this host, and exit: no hardware is touched.
+    /// Every problem is printed as `file: key: problem` (exit status 2); warnings (a
+    /// service whose VIP is not yet an address, a socket or file prefix a running rvsd
+    /// holds) as `warning: file: key: ...`, and do not fail the check. The host checks:
+    /// lcores on CPUs this host has, interfaces and files the vdev strings name, PCI
+    /// devices, the control socket's path and group (see docs/CONFIG.md).
+    #[arg(long = "check-config", value_name = "FILE")]
+    pub check_config: Option<PathBuf>,
+
+    /// With --check-config: the file is meant for another machine; check the file
+    /// alone, not this host (lcores, interfaces, devices, socket, group).
+    #[arg(long = "other-host", requires = "check_config")]
+    pub other_host: bool,
+}
