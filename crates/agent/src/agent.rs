@@ -202,7 +202,7 @@ impl Agent {
     /// Static addresses and routes new in `new` are added; ones it no longer has stay
     /// until rvs-agent restarts (a warning says which).
     fn reload_statics(&self, new: &Config) {
-        let route = |r: &crate::keepalived::config::StaticRoute| static_route(r);
+        let route = crate::keepalived::config::StaticRoute::spec;
         let old_routes: Vec<ctl::RouteSpec> = self.cfg.static_routes.iter().map(route).collect();
         let new_routes: Vec<ctl::RouteSpec> = new.static_routes.iter().map(route).collect();
         for r in new_routes.iter().filter(|r| !old_routes.contains(r)) {
@@ -315,19 +315,6 @@ pub async fn run(
     run_with_reload(cfg, dp, shutdown, rx, on_start).await
 }
 
-/// rvsd's form of a `static_routes` line (an unset dev: rvsd picks the gateway's port).
-fn static_route(r: &crate::keepalived::config::StaticRoute) -> ctl::RouteSpec {
-    ctl::RouteSpec {
-        prefix: r.prefix,
-        via: r.via,
-        dev: r.dev.as_deref().map(crate::keepalived::config::port_of_dev).unwrap_or_default().to_string(),
-        scope: ctl::RouteScope::Global,
-        src: r.src,
-        metric: r.metric,
-        connected: false,
-    }
-}
-
 /// As [`run`]; each configuration received on `reload` (a re-read file, SIGHUP) is
 /// applied by its differences only (see [`crate::reload`]): unchanged instances keep their
 /// state, unchanged services and their real servers are left alone. One with errors is
@@ -351,7 +338,7 @@ pub async fn run_with_reload(
         dp.add_vip(a.addr, dev)?;
     }
     for r in &cfg.static_routes {
-        dp.add_route(&static_route(r))?;
+        dp.add_route(&r.spec())?;
     }
     let stats = Arc::new(CheckStats::default());
     let (tx, mut rx) = mpsc::channel(1024);

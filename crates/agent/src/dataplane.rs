@@ -166,6 +166,9 @@ pub trait Dataplane: Send + Sync {
     /// Adds a route (`static_routes`): kept, and added again should the dataplane lose
     /// it, while the agent runs. An empty `dev` lets the dataplane pick the gateway's port.
     fn add_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError>;
+    /// Removes a route added with [`Dataplane::add_route`] (a `virtual_routes` line when
+    /// its instance leaves MASTER); no longer added again. One already gone is fine.
+    fn del_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError>;
     /// How the connection to the dataplane is doing.
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
@@ -242,6 +245,11 @@ impl Dataplane for FakeDataplane {
         if !s.routes.contains(route) {
             s.routes.push(route.clone());
         }
+        Ok(())
+    }
+
+    fn del_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError> {
+        self.lock().routes.retain(|r| r != route);
         Ok(())
     }
 
@@ -349,6 +357,13 @@ impl Dataplane for LinuxDataplane {
         }
         args.extend(["metric".into(), r.metric.to_string()]);
         Self::ip(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn del_route(&self, r: &ctl::RouteSpec) -> Result<(), DataplaneError> {
+        tracing::info!(prefix = %r.prefix, "removing route");
+        // Already gone is fine (as for VIPs).
+        let _ = Self::ip(&["route", "del", &r.prefix.to_string(), "metric", &r.metric.to_string()]);
+        Ok(())
     }
 
     fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {

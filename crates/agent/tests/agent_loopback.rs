@@ -2,6 +2,7 @@
 //! thread only), against the in-memory dataplane:
 //! * two agents in one VRRPv3 group over unicast on loopback: election, priority 0 on
 //!   shutdown (takeover after Skew_Time), preemption when the higher one returns;
+//!   virtual_routes held by the master only;
 //! * a real server whose HTTP server stops gets weight 0 within delay_loop x (retry + 1)
 //!   (+ timeouts), and gets its weight back when it returns;
 //! * an instance whose interface is missing waits in FAULT, and follows it going and
@@ -88,6 +89,60 @@ fn unicast_v3_election_priority_zero_and_preemption() {
         let a = start(&a_conf);
         wait_for("A to preempt", Duration::from_secs(3), || has_vip(&a)).await;
         wait_for("B to step down", Duration::from_secs(1), || !has_vip(&b)).await;
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+}
+
+/// keepalived's virtual_routes follow the VRRP state as the VIPs do: in the master's
+/// dataplane only (added on MASTER, removed on BACKUP and on stop); static_routes stay
+/// on both nodes whatever the state.
+#[test]
+fn virtual_routes_are_held_only_while_master() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvvr");
+    in_netns(&ns, || async {
+        let routes = "static_routes {\n 10.77.0.0/16 via 192.0.2.254\n}\n";
+        let with_routes = |conf: String| {
+            format!(
+                "{routes}{}",
+                conf.replace(
+                    " virtual_ipaddress",
+                    " virtual_routes {\n  10.66.0.0/16 via 192.0.2.1 dev dpdk1 metric 5\n  default via 192.0.2.2\n }\n virtual_ipaddress"
+                )
+            )
+        };
+        let a_conf = with_routes(node_conf("127.0.0.1", "127.0.0.2", 200));
+        let b = start(&with_routes(node_conf("127.0.0.2", "127.0.0.1", 100)));
+        let a = start(&a_conf);
+        let prefixes = |n: &Node| {
+            let mut v: Vec<String> = n.dp.routes().iter().map(|r| r.prefix.to_string()).collect();
+            v.sort();
+            v
+        };
+        let master = ["0.0.0.0/0", "10.66.0.0/16", "10.77.0.0/16"];
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        wait_for("A's virtual routes", Duration::from_secs(1), || prefixes(&a) == master).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(prefixes(&b), ["10.77.0.0/16"], "the backup holds the static route only");
+        let r = a.dp.routes().into_iter().find(|r| r.prefix.to_string() == "10.66.0.0/16").unwrap();
+        assert_eq!((r.via.map(|v| v.to_string()), r.dev.as_str(), r.metric), (Some("192.0.2.1".into()), "dpdk1", 5));
+        // A stops: its virtual routes leave with its VIP, B (now master) adds them.
+        let Node { dp: a_dp, stop, task } = a;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let left: Vec<String> = a_dp.routes().iter().map(|r| r.prefix.to_string()).collect();
+        assert_eq!(left, ["10.77.0.0/16"], "a stopped instance removed its virtual routes");
+        wait_for("B's virtual routes", Duration::from_secs(3), || has_vip(&b) && prefixes(&b) == master).await;
+        // A returns and preempts: B, back to BACKUP, removes them; A has them again.
+        let a = start(&a_conf);
+        wait_for("A to preempt", Duration::from_secs(3), || has_vip(&a) && prefixes(&a) == master).await;
+        wait_for("B to drop them", Duration::from_secs(1), || prefixes(&b) == ["10.77.0.0/16"]).await;
+        assert!(!has_vip(&b));
         for n in [a, b] {
             n.stop.send(true).unwrap();
             n.task.await.unwrap();

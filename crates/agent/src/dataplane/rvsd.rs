@@ -68,6 +68,7 @@ enum Op {
     AddRs(ServiceKey, RealServer),
     DelRs(ServiceKey, SocketAddr),
     AddRoute(RouteSpec),
+    DelRoute(RouteSpec),
 }
 
 /// What the agent wants rvsd to hold, and the queue of changes towards it.
@@ -81,8 +82,11 @@ struct Wanted {
     services: Vec<Service>,
     /// Whether `set_services` was called.
     services_set: bool,
-    /// Static routes (`static_routes`), added again whenever rvsd lacks them.
+    /// Routes (`static_routes`, and `virtual_routes` of masters), added again whenever
+    /// rvsd lacks them.
     routes: Vec<RouteSpec>,
+    /// Routes removed (`virtual_routes` of an instance that left MASTER): absent from rvsd.
+    released_routes: Vec<RouteSpec>,
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
@@ -203,8 +207,20 @@ impl Dataplane for RvsdDataplane {
     fn add_route(&self, route: &RouteSpec) -> Result<(), DataplaneError> {
         tracing::info!(prefix = %route.prefix, "adding static route");
         self.push(Op::AddRoute(route.clone()), |w| {
+            w.released_routes.retain(|r| r != route);
             if !w.routes.contains(route) {
                 w.routes.push(route.clone());
+            }
+        });
+        Ok(())
+    }
+
+    fn del_route(&self, route: &RouteSpec) -> Result<(), DataplaneError> {
+        tracing::info!(prefix = %route.prefix, "removing route");
+        self.push(Op::DelRoute(route.clone()), |w| {
+            w.routes.retain(|r| r != route);
+            if !w.released_routes.contains(route) {
+                w.released_routes.push(route.clone());
             }
         });
         Ok(())
@@ -712,6 +728,11 @@ impl Worker {
                 let what = format!("add static route {}", route.prefix);
                 self.call(&what, Request::RouteAdd(route), &[ErrorCode::Exists])?;
             }
+            Op::DelRoute(route) => {
+                let what = format!("remove route {}", route.prefix);
+                let req = Request::RouteDel { prefix: route.prefix, metric: Some(route.metric) };
+                self.call(&what, req, &[ErrorCode::NotFound])?;
+            }
             Op::DelRs(key, rs) => {
                 let key = core_key(&key);
                 let req = Request::RealServerDel { key, addr: rs.ip(), port: rs.port() };
@@ -723,9 +744,10 @@ impl Worker {
 
     /// Makes rvsd hold exactly the wanted VIPs and services, reading what it has first.
     fn reconcile(&mut self) -> Result<(), Fail> {
-        let (held, released, services, services_set, routes) = {
+        let (held, released, services, services_set, routes, released_routes) = {
             let w = self.shared.lock();
-            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, w.routes.clone())
+            let routes = (w.routes.clone(), w.released_routes.clone());
+            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1)
         };
         let mut refused = false;
         let present: HashMap<IpAddr, AddrView> = match self.call("list addresses", Request::AddrList, &[])? {
@@ -772,6 +794,16 @@ impl Worker {
         for route in routes {
             let what = format!("add static route {}", route.prefix);
             match self.call(&what, Request::RouteAdd(route), &[ErrorCode::Exists]) {
+                Ok(_) => {}
+                Err(Fail::Io) => return Err(Fail::Io),
+                Err(Fail::Refused) => refused = true,
+            }
+        }
+        // 4b. Released routes (rvsd has none of them after a restart: not found is fine).
+        for route in released_routes {
+            let what = format!("remove route {}", route.prefix);
+            let req = Request::RouteDel { prefix: route.prefix, metric: Some(route.metric) };
+            match self.call(&what, req, &[ErrorCode::NotFound]) {
                 Ok(_) => {}
                 Err(Fail::Io) => return Err(Fail::Io),
                 Err(Fail::Refused) => refused = true,

@@ -166,7 +166,8 @@ pub struct VirtualIp {
     pub label: Option<String>,
 }
 
-/// A `static_routes` line: `PREFIX|default [via GW] [dev DEV] [src ADDR] [metric N]`.
+/// A `static_routes` or `virtual_routes` line: `PREFIX|default [via GW] [dev DEV] [src
+/// ADDR] [metric N]`. Either goes to rvsd's route table (never the kernel's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaticRoute {
     /// Destination.
@@ -181,6 +182,22 @@ pub struct StaticRoute {
     pub metric: u32,
     /// Where the line is.
     pub loc: Loc,
+}
+
+impl StaticRoute {
+    /// rvsd's form of the route (an unset dev: rvsd picks the gateway's port); what the
+    /// agent adds for `static_routes` and, while master, for `virtual_routes`.
+    pub fn spec(&self) -> ctl::RouteSpec {
+        ctl::RouteSpec {
+            prefix: self.prefix,
+            via: self.via,
+            dev: self.dev.as_deref().map(port_of_dev).unwrap_or_default().to_string(),
+            scope: ctl::RouteScope::Global,
+            src: self.src,
+            metric: self.metric,
+            connected: false,
+        }
+    }
 }
 
 /// The DPDK port a `dev` names: `dpdk0` itself, or its kernel twin `dpdk0.kni`.
@@ -223,6 +240,9 @@ pub struct VrrpInstance {
     pub virtual_ipaddress: Vec<VirtualIp>,
     /// `virtual_ipaddress_excluded` (held, not advertised).
     pub virtual_ipaddress_excluded: Vec<VirtualIp>,
+    /// `virtual_routes`: routes rvsd holds while the instance is master, as its VIPs.
+    #[serde(default)]
+    pub virtual_routes: Vec<StaticRoute>,
     /// `track_interface`.
     pub track_interface: Vec<Track>,
     /// `track_script`.

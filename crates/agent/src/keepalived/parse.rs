@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   SNMP, and runs scripts as itself;
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
-///   `dont_track_primary`, `native_ipv6`, `virtual_routes`, `virtual_rules`, `smtp_alert`,
+///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `establish_timeout` (rvsd's timeouts are
 ///   global), `vip_bind_dev` (VIPs go on the instance's DPDK port), `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
@@ -55,8 +55,6 @@ pub const IGNORED: &[&str] = &[
     "strict_mode",
     "dont_track_primary",
     "native_ipv6",
-    "virtual_routes",
-    "virtual_rules",
     "lvs_sync_daemon",
     "lvs_sync_daemon_interface",
     "lvs_id",
@@ -236,7 +234,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             }
             "static_routes" => {
                 for r in p.block(n) {
-                    if let Some(r) = p.static_route(r) {
+                    if let Some(r) = p.static_route(r, "static_routes") {
                         cfg.static_routes.push(r);
                     }
                 }
@@ -602,6 +600,7 @@ impl P<'_> {
             auth_pass: None,
             virtual_ipaddress: Vec::new(),
             virtual_ipaddress_excluded: Vec::new(),
+            virtual_routes: Vec::new(),
             track_interface: Vec::new(),
             track_script: Vec::new(),
             nopreempt: false,
@@ -672,6 +671,13 @@ impl P<'_> {
                     for v in self.block(c) {
                         if let Some(v) = self.vip(v) {
                             i.virtual_ipaddress_excluded.push(v);
+                        }
+                    }
+                }
+                "virtual_routes" => {
+                    for r in self.block(c) {
+                        if let Some(r) = self.static_route(r, "virtual_routes") {
+                            i.virtual_routes.push(r);
                         }
                     }
                 }
@@ -794,8 +800,8 @@ impl P<'_> {
         Some(g)
     }
 
-    /// A `static_routes` line.
-    fn static_route(&mut self, n: &Node) -> Option<StaticRoute> {
+    /// A `static_routes` or `virtual_routes` (`what`) line.
+    fn static_route(&mut self, n: &Node, what: &str) -> Option<StaticRoute> {
         let any4 = IpNet::new(IpAddr::from([0, 0, 0, 0]), 0).expect("a valid prefix");
         let prefix = if n.key == "default" {
             any4
@@ -803,7 +809,7 @@ impl P<'_> {
             match n.key.parse::<IpNet>().or_else(|_| n.key.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(p) => p.trunc(),
                 Err(_) => {
-                    self.err(&n.loc, format!("static_routes: '{}' is not a prefix (or default)", n.key));
+                    self.err(&n.loc, format!("{what}: '{}' is not a prefix (or default)", n.key));
                     return None;
                 }
             }
@@ -812,7 +818,7 @@ impl P<'_> {
         let mut it = n.args.iter();
         while let Some(k) = it.next() {
             let v = it.next();
-            let bad = |p: &mut Self, what: &str| p.err(&n.loc, format!("static_routes {}: {k} needs {what}", n.key));
+            let bad = |p: &mut Self, need: &str| p.err(&n.loc, format!("{what} {}: {k} needs {need}", n.key));
             match k.as_str() {
                 "via" | "gw" => match v.and_then(|v| v.parse::<IpAddr>().ok()) {
                     Some(a) => r.via = Some(a),
@@ -831,7 +837,7 @@ impl P<'_> {
                     None => bad(self, "a number"),
                 },
                 other => {
-                    self.err(&n.loc, format!("static_routes {}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)", n.key));
+                    self.err(&n.loc, format!("{what} {}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)", n.key));
                     return None;
                 }
             }
@@ -840,7 +846,7 @@ impl P<'_> {
             r.prefix = IpNet::new(IpAddr::from([0u16; 8]), 0).expect("a valid prefix");
         }
         if r.via.is_none() && r.dev.is_none() {
-            self.err(&n.loc, format!("static_routes {}: needs via GW or dev DPDK_PORT", n.key));
+            self.err(&n.loc, format!("{what} {}: needs via GW or dev DPDK_PORT", n.key));
             return None;
         }
         Some(r)

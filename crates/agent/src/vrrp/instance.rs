@@ -345,8 +345,19 @@ impl Instance {
                             tracing::error!(instance = %name, %addr, "add VIP: {e}");
                         }
                     }
+                    // virtual_routes follow the VIPs (after them: a route may use one as src).
+                    for r in &self.cfg.virtual_routes {
+                        if let Err(e) = self.dp.add_route(&r.spec()) {
+                            tracing::error!(instance = %name, prefix = %r.prefix, "add virtual route: {e}");
+                        }
+                    }
                 }
                 Action::RemoveVips => {
+                    for r in &self.cfg.virtual_routes {
+                        if let Err(e) = self.dp.del_route(&r.spec()) {
+                            tracing::error!(instance = %name, prefix = %r.prefix, "remove virtual route: {e}");
+                        }
+                    }
                     for (addr, port) in &vips {
                         if let Err(e) = self.dp.del_vip(*addr, port) {
                             tracing::error!(instance = %name, %addr, "remove VIP: {e}");
