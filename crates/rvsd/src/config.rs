@@ -67,6 +67,25 @@ pub struct Config {
     /// The global deny set (`[edge]`).
     #[serde(default)]
     pub edge: EdgeConf,
+    /// Prometheus metrics over HTTP (`[metrics]`; none without the section).
+    #[serde(default)]
+    pub metrics: Option<MetricsConf>,
+}
+
+/// `[metrics]`: where rvsd serves `/metrics` to Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConf {
+    /// Address and port (`127.0.0.1:9469` by default: loopback only, as the control
+    /// socket is local; put an address of the management network here to scrape from
+    /// another host).
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConf {
+    fn default() -> Self {
+        MetricsConf { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9469)) }
+    }
 }
 
 /// `[neigh_defs]`: the learned neighbours' reachable time and how many a port holds.

@@ -19,6 +19,7 @@ use netstack::{NeighTable, NeighTimers, PortId};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::control::{summary, Control, PortHandle};
+use crate::metrics::MetricsServer;
 use crate::server::{Access, Limits, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
@@ -185,6 +186,8 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         io: Duration::from_secs(cfg.control.io_timeout),
     };
     let server = Server::start(&cfg.control.socket, access, jobs_tx, limits).context("control.socket")?;
+    let (metrics_tx, metrics_rx) = std::sync::mpsc::channel();
+    let metrics = cfg.metrics.map(|m| MetricsServer::start(m.listen, metrics_tx)).transpose()?;
 
     let mut runtime = RuntimeDir::before_eal(&cfg.eal.file_prefix);
     let eal = Eal::init(cfg.eal_args()).context("eal: DPDK EAL initialisation")?;
@@ -321,9 +324,11 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     control.term = term;
     control.usr1 = usr1;
     control.hup = hup;
+    control.metrics_jobs = metrics.is_some().then_some(metrics_rx);
     control.reload_source = path.map(|path| crate::control::ReloadSource { path, running: cfg.clone() });
     tracing::info!(workers = n, ports = nports, services = cfg.services.len(), socket = %cfg.control.socket.display(), "rvsd: forwarding");
     let ports = control.run();
+    drop(metrics);
     drop(server);
 
     tracing::info!("shutting down");

@@ -13,10 +13,12 @@
 
 mod bonds;
 mod capture;
+mod metrics;
 mod reload;
 mod requests;
 mod views;
 
+pub use metrics::service_label;
 pub use views::summary;
 
 use std::net::IpAddr;
@@ -144,6 +146,8 @@ pub struct Control {
     pub hup: Arc<AtomicBool>,
     /// The file SIGHUP reads, and the configuration running.
     pub reload_source: Option<ReloadSource>,
+    /// Scrapes from the metrics endpoint (`[metrics]`), when it runs.
+    pub metrics_jobs: Option<Receiver<crate::metrics::MetricsJob>>,
 }
 
 impl Control {
@@ -184,6 +188,7 @@ impl Control {
             usr1: Arc::new(AtomicBool::new(false)),
             hup: Arc::new(AtomicBool::new(false)),
             reload_source: None,
+            metrics_jobs: None,
         }
     }
 
@@ -230,6 +235,15 @@ impl Control {
                 }
                 let resp = self.handle(req);
                 let _ = reply.send(resp);
+            }
+            while let Some(reply) = self.metrics_jobs.as_ref().and_then(|r| r.try_recv().ok()) {
+                busy = true;
+                match self.metrics() {
+                    Ok(text) => {
+                        let _ = reply.send(text);
+                    }
+                    Err(r) => tracing::warn!("metrics: {}", r.message),
+                }
             }
             if !busy {
                 std::thread::sleep(Duration::from_micros(500));

@@ -39,6 +39,7 @@ pub fn fixed_changes(a: &Config, b: &Config) -> Vec<&'static str> {
         ("synproxy", same(&a.synproxy, &b.synproxy)),
         ("neigh_defs", same(&a.neigh_defs, &b.neigh_defs)),
         ("neigh", same(&a.neighs, &b.neighs)),
+        ("metrics", same(&a.metrics, &b.metrics)),
     ];
     sections.into_iter().filter(|(_, same)| !same).map(|(k, _)| k).collect()
 }

@@ -35,7 +35,8 @@ impl Control {
 
     pub(super) fn service_list(&self, stats: bool) -> Result<Response, Refused> {
         let n = self.state.services.len();
-        Ok(Response::Services { services: self.service_views(stats, 0..n)? })
+        let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+        Ok(Response::Services { services: self.service_views(&reports, stats, 0..n) })
     }
 
     /// Services `from..from+max` (at most [`ctl::MAX_SERVICE_PAGE`]) and where the next
@@ -46,16 +47,22 @@ impl Control {
         let start = (from as usize).min(n);
         let end = start.saturating_add(max).min(n);
         let gen = self.shared.current().gen;
-        let services = self.service_views(stats, start..end)?;
+        let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+        let services = self.service_views(&reports, stats, start..end);
         Ok(Response::ServicePage { services, next: (end < n).then_some(end as u32), gen })
     }
 
-    fn service_views(&self, stats: bool, range: std::ops::Range<usize>) -> Result<Vec<ServiceView>, Refused> {
-        let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+    /// Services `range` with their real servers, counters summed over `reports`.
+    pub(super) fn service_views(
+        &self,
+        reports: &[WorkerReport],
+        stats: bool,
+        range: std::ops::Range<usize>,
+    ) -> Vec<ServiceView> {
         let snap = self.shared.current();
         let sum = |pick: &dyn Fn(&WorkerReport) -> Option<Counters>| {
             let mut c = Counters::default();
-            for r in &reports {
+            for r in reports {
                 if let Some(x) = pick(r) {
                     c.add(&x);
                 }
@@ -86,7 +93,7 @@ impl Control {
                 stats: stats.then_some(svc_counters),
             });
         }
-        Ok(services)
+        services
     }
 
     pub(super) fn conn_page(&self, cursor: ConnCursor, max: u32) -> Result<Response, Refused> {

@@ -1,0 +1,265 @@
+//! Prometheus metrics over HTTP (`[metrics] listen`): a thread of its own accepts a
+//! scraper, asks the control thread for one rendering and sends it back. Nothing here
+//! touches a worker: the control thread gathers the workers' counters the way
+//! `rvsip stats` does (a copy each worker makes between bursts), and a slow or hostile
+//! client holds only this thread, for at most [`IO_TIMEOUT`].
+//!
+//! The exposition is Prometheus's text format 0.0.4, written by the `prometheus` crate's
+//! encoder from families built per scrape ([`Exposition`]); what each family holds is in
+//! `control/metrics.rs`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::Encoder;
+
+/// How long a scraper may take to send its request, and to read the reply.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the control thread may take to render (it asks every worker first).
+const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest request head read.
+const MAX_REQUEST: usize = 8192;
+/// The content type of Prometheus's text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A request for one rendering: the control thread answers on the sender.
+pub type MetricsJob = Sender<String>;
+
+/// The HTTP endpoint's thread; dropping it stops the thread.
+pub struct MetricsServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// The address it listens on (the port the kernel chose, if the config said 0).
+    pub local: SocketAddr,
+}
+
+impl MetricsServer {
+    /// Listens on `listen` and serves scrapes by sending a [`MetricsJob`] on `jobs`.
+    pub fn start(listen: SocketAddr, jobs: Sender<MetricsJob>) -> Result<MetricsServer> {
+        let listener = TcpListener::bind(listen).with_context(|| format!("metrics.listen: bind {listen}"))?;
+        let local = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread =
+            std::thread::Builder::new().name("rvsd-metrics".into()).spawn(move || serve(listener, jobs, flag))?;
+        tracing::info!(%local, "metrics: serving /metrics");
+        Ok(MetricsServer { stop, thread: Some(thread), local })
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Accepts one scraper at a time until `stop`.
+fn serve(listener: TcpListener, jobs: Sender<MetricsJob>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(200u16)) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!("metrics: poll: {e}; the metrics endpoint stops");
+                return;
+            }
+        }
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                if let Err(e) = answer(stream, &jobs) {
+                    tracing::debug!(%peer, "metrics: {e:#}");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("metrics: accept: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// What a request head asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Ask {
+    /// `GET /metrics` (`head`: HEAD, no body).
+    Metrics { head: bool },
+    /// Another path.
+    NotFound,
+    /// Another method.
+    BadMethod,
+    /// Not HTTP.
+    Malformed,
+}
+
+/// Reads the request line of `head`.
+fn ask(head: &[u8]) -> Ask {
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ask::Malformed;
+    };
+    if !version.starts_with(b"HTTP/1.") {
+        return Ask::Malformed;
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    match (method, path) {
+        (b"GET" | b"HEAD", b"/metrics") => Ask::Metrics { head: method == b"HEAD" },
+        (b"GET" | b"HEAD", _) => Ask::NotFound,
+        _ => Ask::BadMethod,
+    }
+}
+
+/// Reads one request head, answers it, closes.
+fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+        let n = stream.read(&mut buf).context("read")?;
+        if n == 0 {
+            anyhow::bail!("closed before a whole request");
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > MAX_REQUEST {
+            return reply(
+                &mut stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"request too large\n",
+                false,
+            );
+        }
+    }
+    match ask(&head) {
+        Ask::Metrics { head } => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            jobs.send(tx).context("the control thread is gone")?;
+            match rx.recv_timeout(RENDER_TIMEOUT).ok() {
+                Some(text) => reply(&mut stream, "200 OK", CONTENT_TYPE, text.as_bytes(), head),
+                None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head),
+            }
+        }
+        Ask::NotFound => reply(&mut stream, "404 Not Found", "text/plain", b"rvsd serves /metrics\n", false),
+        Ask::BadMethod => reply(&mut stream, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false),
+        Ask::Malformed => reply(&mut stream, "400 Bad Request", "text/plain", b"not an HTTP request\n", false),
+    }
+}
+
+fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) -> Result<()> {
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(header.as_bytes()).context("write")?;
+    if !head_only {
+        stream.write_all(body).context("write")?;
+    }
+    Ok(())
+}
+
+/// One scrape's metric families, built in any order and written sorted by name.
+#[derive(Default)]
+pub struct Exposition {
+    families: BTreeMap<String, MetricFamily>,
+}
+
+impl Exposition {
+    /// Adds one sample of counter `name` (named with `_total`, as Prometheus wants).
+    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
+        let mut c = Counter::default();
+        c.set_value(value as f64);
+        let mut m = self.metric(labels);
+        m.set_counter(c);
+        self.family(name, help, MetricType::COUNTER).mut_metric().push(m);
+    }
+
+    /// Adds one sample of gauge `name`.
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        let mut g = Gauge::default();
+        g.set_value(value);
+        let mut m = self.metric(labels);
+        m.set_gauge(g);
+        self.family(name, help, MetricType::GAUGE).mut_metric().push(m);
+    }
+
+    fn metric(&self, labels: &[(&str, &str)]) -> Metric {
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name((*k).to_string());
+                    l.set_value((*v).to_string());
+                    l
+                })
+                .collect(),
+        );
+        m
+    }
+
+    fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
+        self.families.entry(name.to_string()).or_insert_with(|| {
+            let mut f = MetricFamily::default();
+            f.set_name(name.to_string());
+            f.set_help(help.to_string());
+            f.set_field_type(kind);
+            f
+        })
+    }
+
+    /// The text exposition.
+    pub fn render(self) -> String {
+        let families: Vec<MetricFamily> = self.families.into_values().collect();
+        let mut out = Vec::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut out) {
+            tracing::error!("metrics: encoding: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Ask::Metrics { head: false });
+        assert_eq!(ask(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"), Ask::Metrics { head: true });
+        assert_eq!(ask(b"GET / HTTP/1.1\r\n\r\n"), Ask::NotFound);
+        assert_eq!(ask(b"POST /metrics HTTP/1.1\r\n\r\n"), Ask::BadMethod);
+        assert_eq!(ask(b"\x16\x03\x01\x02\x00\r\n\r\n"), Ask::Malformed);
+        assert_eq!(ask(b"GET /metrics SSH-2.0\r\n\r\n"), Ask::Malformed);
+    }
+
+    #[test]
+    fn families_are_grouped_typed_and_labelled() {
+        let mut e = Exposition::default();
+        e.counter("rvs_b_total", "B.", &[("worker", "1")], 5);
+        e.gauge("rvs_a", "A.", &[], 2.5);
+        e.counter("rvs_b_total", "B.", &[("worker", "0")], 7);
+        let text = e.render();
+        assert_eq!(
+            text,
+            "# HELP rvs_a A.\n# TYPE rvs_a gauge\nrvs_a 2.5\n\
+             # HELP rvs_b_total B.\n# TYPE rvs_b_total counter\nrvs_b_total{worker=\"1\"} 5\nrvs_b_total{worker=\"0\"} 7\n"
+        );
+    }
+}
