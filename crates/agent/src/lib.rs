@@ -11,7 +11,9 @@
 //!   in-memory fake for tests, `ip addr` for VRRP without rvsd;
 //! * [`agent`] runs it all on one tokio runtime; [`reload`] finds what a re-read
 //!   configuration changes (SIGHUP), so that only that is applied;
-//! * [`status`] answers `rvs-agent status` on a socket of the agent's own.
+//! * [`status`] answers `rvs-agent status` on a socket of the agent's own;
+//! * [`cli`] is the command line (rvs's options and keepalived's), [`systemd`] the
+//!   readiness notification of a `Type=notify` unit.
 //!
 //! # Deployment with rvsd
 //! ```text
@@ -45,8 +47,10 @@
 
 pub mod agent;
 pub mod check;
+pub mod cli;
 pub mod dataplane;
 pub mod keepalived;
 pub mod reload;
 pub mod status;
+pub mod systemd;
 pub mod vrrp;

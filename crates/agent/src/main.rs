@@ -4,82 +4,24 @@
 //! asks the running agent (`--status-socket`, `$RVS_AGENT_SOCKET`).
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use rvs_agent::cli::{self, Cli, Cmd, DataplaneKind, RVSD_SOCKET_ENV, STATUS_SOCKET_ENV};
 use rvs_agent::dataplane::{Dataplane, LinuxDataplane, RvsdDataplane};
 use rvs_agent::keepalived::{self, validate, Options};
 use rvs_agent::status::{self, Reporter, StatusError};
-use std::path::PathBuf;
+use rvs_agent::systemd;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 
-/// Environment variable for rvsd's control socket (the one rvsadm and rvsip read).
-const RVSD_SOCKET_ENV: &str = "RVS_SOCKET";
-/// Environment variable for the agent's status socket.
-const STATUS_SOCKET_ENV: &str = "RVS_AGENT_SOCKET";
 /// keepalived's exit status for a configuration it cannot read or will not run.
 const EXIT_CONFIG: i32 = 4;
 /// keepalived's exit status for `-t` finding errors.
 const EXIT_CONFIG_TEST: i32 = 5;
-
-#[derive(Parser, Debug)]
-#[command(name = "rvs-agent", version, about = "VRRP and health checks for rvsd, configured by keepalived.conf")]
-struct Cli {
-    /// keepalived.conf to use.
-    #[arg(short = 'f', long = "use-file", default_value = "/etc/keepalived/keepalived.conf")]
-    file: PathBuf,
-    /// Validate the configuration and exit: 0 when it is fine, 5 on errors (4 when it
-    /// cannot be read), as keepalived. Lists every warning, every keyword accepted and
-    /// not honoured among them, with FILE:LINE.
-    #[arg(short = 't', long = "config-test")]
-    test: bool,
-    /// Unknown keywords are warnings, not errors.
-    #[arg(long, conflicts_with = "strict")]
-    lenient: bool,
-    /// Warnings are errors: a keyword rvs accepts and does not honour refuses the file.
-    #[arg(long)]
-    strict: bool,
-    /// keepalived's config id: lines starting `@ID` apply only when it is ID, `@^ID`
-    /// lines only when it is not [default: this host's short name].
-    #[arg(short = 'i', long = "config-id", value_name = "ID")]
-    config_id: Option<String>,
-    /// With -t: the other node's file, to check the pair's priorities against tracking weights.
-    #[arg(long, value_name = "FILE")]
-    peer_config: Option<PathBuf>,
-    /// Print diagnostics as JSON (with -t).
-    #[arg(long)]
-    json: bool,
-    /// What holds the VIPs and services: rvsd (its control socket), or linux (VIPs with
-    /// `ip addr` on the interface, services only logged: VRRP without rvsd).
-    #[arg(long, value_enum, default_value_t = DataplaneKind::Rvsd)]
-    dataplane: DataplaneKind,
-    /// rvsd's control socket [env: RVS_SOCKET; default: /run/rvs/rvsd.sock].
-    #[arg(long, value_name = "PATH")]
-    rvsd_socket: Option<PathBuf>,
-    /// The agent's own status socket, for `rvs-agent status`
-    /// [env: RVS_AGENT_SOCKET; default: /run/rvs/rvs-agent.sock].
-    #[arg(long, value_name = "PATH", global = true)]
-    status_socket: Option<PathBuf>,
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum DataplaneKind {
-    Rvsd,
-    Linux,
-}
-
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// Show each VRRP instance's state, priority and master, each real server's health and
-    /// the dataplane connection, as the running agent reports them.
-    Status {
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-}
+/// The exit status for a keepalived option rvs-agent refuses (as a usage error).
+const EXIT_USAGE: i32 = 2;
 
 fn path_from(arg: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
     arg.or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from))
@@ -88,10 +30,37 @@ fn path_from(arg: Option<PathBuf>, env: &str, default: &str) -> PathBuf {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(f) = &cli.signum {
+        match cli::signum(f) {
+            Ok(n) => {
+                println!("{n}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("rvs-agent: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let refused = cli.refused();
+    if !refused.is_empty() {
+        for r in &refused {
+            eprintln!("rvs-agent: {r}");
+        }
+        std::process::exit(EXIT_USAGE);
+    }
+    for w in cli.unhonoured() {
+        eprintln!("rvs-agent: warning: {w}");
+    }
+    if let Some(mask) = cli.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    // -D: rvs-agent's own debug messages, unless the environment chooses the level.
+    let level = if cli.log_detail { "info,rvs_agent=debug" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RVS_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -113,36 +82,64 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(EXIT_CONFIG);
     }
     let opts = Options { lenient: cli.lenient, strict: cli.strict, config_id: cli.config_id.clone() };
-    let loaded = keepalived::load(&cli.file, opts.clone());
+    let adjust = cli.adjust();
+    let mut loaded = keepalived::load(&cli.file, opts.clone());
+    adjust.apply(&mut loaded);
     let mut diags = loaded.diagnostics.clone();
     if let Some(peer) = &cli.peer_config {
-        let p = keepalived::load(peer, opts.clone());
+        let mut p = keepalived::load(peer, opts.clone());
+        adjust.apply(&mut p);
         diags.extend(p.diagnostics.iter().cloned());
         diags.extend(validate::validate_pair(&loaded.config, &p.config));
     }
     let errors = diags.iter().filter(|d| d.is_error()).count();
+    // -t=LOG_FILE: the report goes to the file instead of stderr.
+    let mut report: Box<dyn Write> = match &cli.test {
+        Some(Some(log)) => {
+            Box::new(std::fs::File::create(log).with_context(|| format!("-t/--config-test {}", log.display()))?)
+        }
+        _ => Box::new(std::io::stderr()),
+    };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&diags)?);
     } else {
         for d in &diags {
-            eprintln!("{d}");
+            writeln!(report, "{d}")?;
         }
+    }
+    if cli.dump_conf {
+        eprintln!("{}: as rvs-agent runs it:", cli.file.display());
+        eprintln!("{}", serde_json::to_string_pretty(&loaded.config)?);
     }
     if errors > 0 {
         let strict = if cli.strict { " (--strict: warnings are errors)" } else { "" };
-        eprintln!("{}: {errors} error(s){strict}; refusing the configuration", cli.file.display());
-        std::process::exit(if cli.test { EXIT_CONFIG_TEST } else { EXIT_CONFIG });
+        writeln!(report, "{}: {errors} error(s){strict}; refusing the configuration", cli.file.display())?;
+        std::process::exit(if cli.test.is_some() { EXIT_CONFIG_TEST } else { EXIT_CONFIG });
     }
-    if cli.test {
+    if cli.test.is_some() {
         if !cli.json {
-            eprintln!("{}: configuration OK ({} warning(s))", cli.file.display(), diags.len());
+            writeln!(report, "{}: configuration OK ({} warning(s))", cli.file.display(), diags.len())?;
         }
         return Ok(());
     }
+    drop(report);
+    if !cli.dont_fork {
+        tracing::warn!(
+            "rvs-agent does not fork: it runs in the foreground as with keepalived's -n/--dont-fork \
+             (under systemd: Type=notify or Type=simple, not Type=forking)"
+        );
+    }
+    let _core = core_dumps(&cli);
+    if let Some(ns) = &cli.namespace {
+        enter_namespace(ns)?;
+        tracing::info!(namespace = %ns, "running in network namespace");
+    }
+    let pids = PidFiles::create(&cli.pid_files())?;
     let listener = match status::bind(&status_path) {
         Ok(l) => Some(l),
         Err(e @ StatusError::InUse(_)) => {
             eprintln!("rvs-agent: {e}");
+            drop(pids);
             std::process::exit(1);
         }
         Err(e) => {
@@ -179,16 +176,20 @@ fn main() -> anyhow::Result<()> {
                         // Re-read and validate; the agent applies only the differences, or
                         // logs every error and keeps the running configuration.
                         tracing::info!(file = %file.display(), "SIGHUP: reloading");
-                        let _ = reload_tx.send(keepalived::load(&file, opts.clone()));
+                        let mut l = keepalived::load(&file, opts.clone());
+                        adjust.apply(&mut l);
+                        let _ = reload_tx.send(l);
                     }
                 }
             }
             tracing::info!("stopping");
+            notify("STOPPING=1");
             let _ = tx.send(true);
         });
         let dp2 = dp.clone();
         rvs_agent::agent::run_with_reload(loaded.config, dp, rx, reload_rx, move |running| {
             tracing::info!(instances = running.instances().len(), "rvs-agent running");
+            notify("READY=1");
             if let Some(l) = listener {
                 let reporter = Reporter { running, dataplane: dp2, config, started };
                 tokio::spawn(status::serve(l, reporter));
@@ -204,5 +205,111 @@ fn main() -> anyhow::Result<()> {
     if bound {
         let _ = std::fs::remove_file(&status_path);
     }
+    drop(pids);
     result
+}
+
+/// Tells systemd (a `Type=notify` unit) about `state`; a failure is logged only.
+fn notify(state: &str) {
+    match systemd::notify(state) {
+        Ok(_) => {}
+        Err(e) => tracing::warn!("sd_notify {state}: {e}"),
+    }
+}
+
+/// `-s NAME`: the network namespace `ip netns` made, entered before any thread starts (the
+/// threads, sockets and scripts started later are all in it).
+fn enter_namespace(name: &str) -> anyhow::Result<()> {
+    let path = Path::new("/run/netns").join(name);
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("-s/--namespace {name}: {} (made by `ip netns add {name}`)", path.display()))?;
+    nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("-s/--namespace {name}: entering {}", path.display()))?;
+    Ok(())
+}
+
+/// `-m`: core dumps allowed; `-M PATN`: and `kernel.core_pattern` set, restored on drop.
+struct CoreDumps {
+    restore: Option<String>,
+}
+
+const CORE_PATTERN: &str = "/proc/sys/kernel/core_pattern";
+
+fn core_dumps(cli: &Cli) -> CoreDumps {
+    let mut out = CoreDumps { restore: None };
+    if !cli.core_dump && cli.core_dump_pattern.is_none() {
+        return out;
+    }
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    let set = setrlimit(Resource::RLIMIT_CORE, RLIM_INFINITY, RLIM_INFINITY).or_else(|_| {
+        // Without the privilege to raise the hard limit: the soft one up to it.
+        let (_, hard) = getrlimit(Resource::RLIMIT_CORE)?;
+        setrlimit(Resource::RLIMIT_CORE, hard, hard)
+    });
+    if let Err(e) = set {
+        tracing::warn!("-m/--core-dump: RLIMIT_CORE: {e}");
+    }
+    if let Some(pattern) = &cli.core_dump_pattern {
+        match std::fs::read_to_string(CORE_PATTERN) {
+            Ok(old) => match std::fs::write(CORE_PATTERN, pattern) {
+                Ok(()) => out.restore = Some(old.trim_end_matches('\n').to_string()),
+                Err(e) => tracing::warn!("-M/--core-dump-pattern: writing {CORE_PATTERN}: {e}"),
+            },
+            Err(e) => tracing::warn!("-M/--core-dump-pattern: reading {CORE_PATTERN}: {e}"),
+        }
+    }
+    out
+}
+
+impl Drop for CoreDumps {
+    fn drop(&mut self) {
+        if let Some(old) = &self.restore {
+            if let Err(e) = std::fs::write(CORE_PATTERN, old) {
+                tracing::warn!("-M/--core-dump-pattern: restoring {CORE_PATTERN}: {e}");
+            }
+        }
+    }
+}
+
+/// The pid files of `-p`, `-r` and `-c`: written at start, removed on drop (when they
+/// still name this process).
+struct PidFiles {
+    paths: Vec<PathBuf>,
+}
+
+impl PidFiles {
+    /// Writes this process's pid to each of `paths`; one naming a running rvs-agent
+    /// (another one) refuses the start, one naming anything else is overwritten.
+    fn create(paths: &[PathBuf]) -> anyhow::Result<PidFiles> {
+        let me = std::process::id();
+        for p in paths {
+            if let Some(pid) = running_agent(p).filter(|&pid| pid != me) {
+                anyhow::bail!("{}: rvs-agent is already running (pid {pid})", p.display());
+            }
+        }
+        let mut out = PidFiles { paths: Vec::new() };
+        for p in paths {
+            std::fs::write(p, format!("{me}\n")).with_context(|| format!("pid file {}", p.display()))?;
+            out.paths.push(p.clone());
+        }
+        Ok(out)
+    }
+}
+
+/// The pid in pid file `p`, when that process is an rvs-agent.
+fn running_agent(p: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(p).ok()?.trim().parse().ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    (comm.trim() == "rvs-agent").then_some(pid)
+}
+
+impl Drop for PidFiles {
+    fn drop(&mut self) {
+        let me = std::process::id().to_string();
+        for p in &self.paths {
+            if std::fs::read_to_string(p).is_ok_and(|s| s.trim() == me) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
 }

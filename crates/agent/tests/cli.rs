@@ -126,3 +126,132 @@ fn status_is_not_there_yet() {
     let out = agent(&["status"]);
     assert!(!out.status.success());
 }
+
+/// A private directory for one test, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("rvs-agent-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// keepalived.service's way of running it (`--dont-fork` and DAEMON_ARGS `-D -l -p FILE`):
+/// it starts, tells systemd it is ready, writes the pid file, refuses a second start on the
+/// same pid file, and on SIGTERM exits cleanly, removing the pid file.
+#[test]
+fn runs_as_keepalived_unit_writes_and_removes_the_pid_file() {
+    use std::os::unix::net::UnixDatagram;
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new("unit");
+    std::fs::write(dir.path("k.conf"), "global_defs {\n router_id T\n}\n").unwrap();
+    let pid = dir.path("rvs-agent.pid");
+    let notify = UnixDatagram::bind(dir.path("notify")).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let conf = dir.path("k.conf");
+    let status = dir.path("status.sock");
+    let args = ["--dont-fork", "-D", "-l", "-p", &pid, "-f", &conf, "--dataplane", "linux", "--status-socket", &status];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
+        .args(args)
+        .env("RVS_AGENT_LOG", "off")
+        .env("NOTIFY_SOCKET", dir.path("notify"))
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&pid).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&pid).unwrap(), format!("{}\n", child.id()));
+
+    // The pid file names a running rvs-agent: a second one refuses to start.
+    let second = agent(&["-n", "-p", &pid, "-f", &conf, "--dataplane", "linux", "--status-socket", &dir.path("s2")]);
+    assert_eq!(second.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("rvs-agent is already running"));
+    assert_eq!(std::fs::read_to_string(&pid).unwrap(), format!("{}\n", child.id()));
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    assert!(!std::path::Path::new(&pid).exists(), "pid file removed at exit");
+    assert!(!std::path::Path::new(&status).exists(), "status socket removed at exit");
+}
+
+/// Every keepalived option rvs-agent does not honour is named: a warning for those it
+/// can run without, a refusal (exit status 2) for those whose absence changes failover;
+/// --signum as keepalived's.
+#[test]
+fn keepalived_options_not_honoured_are_named() {
+    let conf = conf("dpvs-fnat-master.conf");
+    let out = agent(&["-t", "-x", "-a", "-S", "local1", "-A", "/run/agentx", "-b", "/run/b.pid", "-f", &conf]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for name in
+        ["-x/--snmp", "-a/--address-monitoring", "-S/--log-facility local1", "-A/--snmp-agent-socket", "-b/--bfd_pid"]
+    {
+        assert!(err.contains(&format!("rvs-agent: warning: {name}")), "{name}: {err}");
+    }
+    for (flag, name) in
+        [("-V", "-V/--dont-release-vrrp"), ("--release-vips", "-X/--release-vips"), ("-T", "-T/--genhash")]
+    {
+        let out = agent(&[flag, "-f", &conf]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(name), "{flag}");
+    }
+    let bad = agent(&["-S", "local9", "-t", "-f", &conf]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid facility 'local9'"));
+    let unknown = agent(&["--log-file", "/tmp/x", "-t", "-f", &conf]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("--log-file"));
+    let sig = agent(&["--signum=RELOAD"]);
+    assert_eq!(String::from_utf8_lossy(&sig.stdout), "1\n");
+    assert_eq!(String::from_utf8_lossy(&agent(&["--signum=STOP"]).stdout), "15\n");
+    assert!(!agent(&["--signum=DATA"]).status.success());
+    let v = agent(&["-v"]);
+    assert!(String::from_utf8_lossy(&v.stdout).starts_with("rvs-agent "));
+}
+
+/// -P and -C run one side of the file; -d shows what runs; -e makes a missing include an
+/// error; -t=LOG_FILE writes the report there.
+#[test]
+fn vrrp_only_checkers_only_dump_all_config_and_test_log() {
+    let conf = conf("dpvs-fnat-master.conf");
+    let p = agent(&["-t", "-d", "-P", "-f", &conf]);
+    let err = String::from_utf8_lossy(&p.stderr);
+    assert!(p.status.success(), "{err}");
+    assert!(err.contains("\"virtual_servers\": []") && !err.contains("\"vrrp_instances\": []"), "{err}");
+    let c = agent(&["-t", "-d", "-C", "-f", &conf]);
+    let err = String::from_utf8_lossy(&c.stderr);
+    assert!(err.contains("\"vrrp_instances\": []") && !err.contains("\"virtual_servers\": []"), "{err}");
+
+    let dir = TempDir::new("cli-e");
+    std::fs::write(dir.path("k.conf"), "include /nonexistent-rvs/*.conf\nglobal_defs {\n router_id T\n}\n").unwrap();
+    let k = dir.path("k.conf");
+    assert!(agent(&["-t", "-f", &k]).status.success());
+    let e = agent(&["-t", "-e", "-f", &k]);
+    assert_eq!(e.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("matches no file (-e/--all-config)"));
+    let log = dir.path("test.log");
+    let t = agent(&[&format!("--config-test={log}"), "-f", &k]);
+    assert!(t.status.success());
+    assert!(!String::from_utf8_lossy(&t.stderr).contains("configuration OK"));
+    assert!(std::fs::read_to_string(&log).unwrap().contains("configuration OK (1 warning(s))"));
+}
