@@ -117,6 +117,8 @@ pub struct Topology {
     pub config: toml::Table,
     /// Where the configuration is written.
     pub config_path: PathBuf,
+    /// Environment variables rvsd starts with (besides `RUST_LOG`).
+    pub rvsd_env: Vec<(String, String)>,
     // Processes before namespaces: they die first.
     rvsd: Option<ChildGuard>,
     http: Vec<ChildGuard>,
@@ -229,7 +231,19 @@ impl Topology {
         }
         let config_path = dir.join("rvsd.toml");
 
-        let mut t = Topology { id, dir, config, config_path, rvsd: None, http: Vec::new(), rs, sw, client, lb };
+        let mut t = Topology {
+            id,
+            dir,
+            config,
+            config_path,
+            rvsd_env: Vec::new(),
+            rvsd: None,
+            http: Vec::new(),
+            rs,
+            sw,
+            client,
+            lb,
+        };
         if spec.http {
             for i in 1..=spec.real_servers {
                 t.start_http(i)?;
@@ -358,6 +372,7 @@ impl Topology {
             .arg("-c")
             .arg(&self.config_path)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(self.rvsd_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()

@@ -14,6 +14,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod proto;
+pub mod systemd;
 pub mod verbs;
 
 pub use client::Client;

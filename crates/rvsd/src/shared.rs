@@ -172,6 +172,9 @@ pub enum Reply {
 pub struct WorkerSlot {
     /// The generation this worker runs.
     pub seen_gen: AtomicU64,
+    /// The worker's clock (ms) at its latest loop: the control thread's proof that the
+    /// worker makes progress (systemd's watchdog).
+    pub heartbeat: AtomicU64,
     /// Commands for it.
     pub commands: ArrayQueue<Command>,
     /// Its replies.
@@ -203,6 +206,7 @@ impl Shared {
             workers: (0..workers)
                 .map(|_| WorkerSlot {
                     seen_gen: AtomicU64::new(0),
+                    heartbeat: AtomicU64::new(0),
                     commands: ArrayQueue::new(64),
                     replies: ArrayQueue::new(64),
                 })

@@ -88,6 +88,22 @@ pub struct Worker {
     redirect_rx: Vec<RingConsumer>,
     ip_batch: [MbufSlot; dpdk::BURST_SIZE],
     verdicts: [Verdict; dpdk::BURST_SIZE],
+    /// When the `worker_stall` failpoint stops this worker (see [`stall_at`]).
+    stall_at: Option<u64>,
+}
+
+/// Fault injection for tests of rvsd's own supervision: with
+/// `RVS_FAILPOINT=worker_stall:ID:MS` in its environment, worker `ID` stops making
+/// progress `MS` milliseconds after it starts (as a worker stuck in a bug would), so the
+/// systemd watchdog test can see WATCHDOG=1 withheld. Read once, at start.
+fn stall_at(id: u16, now: u64) -> Option<u64> {
+    let spec = std::env::var("RVS_FAILPOINT").ok()?;
+    let mut parts = spec.strip_prefix("worker_stall:")?.split(':');
+    let (worker, after) = (parts.next()?.parse::<u16>().ok()?, parts.next()?.parse::<u64>().ok()?);
+    (worker == id).then(|| {
+        tracing::warn!(worker = id, after_ms = after, "RVS_FAILPOINT: this worker will stall");
+        now + after
+    })
 }
 
 /// Every frame's IP header follows a 14-byte Ethernet header.
@@ -159,6 +175,7 @@ impl Worker {
             redirect_rx: p.redirect_rx,
             ip_batch: Default::default(),
             verdicts: [Verdict::NotMine; dpdk::BURST_SIZE],
+            stall_at: stall_at(p.id, p.clock.now_ms()),
         }
     }
 
@@ -170,6 +187,13 @@ impl Worker {
             self.refresh();
             self.commands();
             let now = self.clock.now_ms();
+            self.shared.workers[self.id as usize].heartbeat.store(now, Ordering::Relaxed);
+            if self.stall_at.is_some_and(|t| now >= t) {
+                while !self.shared.stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                continue;
+            }
             let mut got = 0;
             for port in 0..self.rx.len() {
                 let n = self.rx[port].rx_burst(&mut self.burst);

@@ -17,6 +17,7 @@ mod metrics;
 mod reload;
 mod requests;
 mod views;
+mod watchdog;
 
 pub use metrics::service_label;
 pub use views::summary;
@@ -88,6 +89,13 @@ impl NeighCounters {
 
     fn refused_total(&self) -> u64 {
         self.refused_not_unicast + self.refused_own_address + self.refused_off_link + self.refused_static
+    }
+}
+
+/// Tells systemd (when rvsd runs under it) what rvsd is doing.
+fn notify(state: &str) {
+    if let Err(e) = ctl::systemd::notify(state) {
+        tracing::warn!("sd_notify: {e}");
     }
 }
 
@@ -195,6 +203,8 @@ impl Control {
     /// Runs until SIGTERM/SIGINT (SIGHUP reloads, SIGUSR1 logs counters); returns the
     /// ports for an orderly shutdown.
     pub fn run(mut self) -> Vec<PortHandle> {
+        let mut watchdog = watchdog::Watchdog::from_env(&self.shared);
+        notify("READY=1\nSTATUS=forwarding");
         let mut aged_at = Instant::now();
         let mut link_at = Instant::now();
         let mut bond_at = Instant::now();
@@ -209,7 +219,12 @@ impl Control {
                 Twin::mirror_links(&mut self.ports);
             }
             if self.hup.swap(false, Ordering::Relaxed) {
+                notify("RELOADING=1\nSTATUS=reloading the configuration");
                 self.reload();
+                notify("READY=1\nSTATUS=forwarding");
+            }
+            if let Some(w) = &mut watchdog {
+                w.tick(&self.shared);
             }
             if self.usr1.swap(false, Ordering::Relaxed) {
                 match self.stats(Duration::from_secs(2)) {
@@ -249,6 +264,7 @@ impl Control {
                 std::thread::sleep(Duration::from_micros(500));
             }
         }
+        notify("STOPPING=1\nSTATUS=stopping");
         self.ports
     }
 
