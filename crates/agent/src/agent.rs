@@ -1,6 +1,8 @@
 //! The whole agent: VRRP instances, their tracked scripts and interfaces, and the health
 //! checkers applied to the dataplane, on one tokio runtime.
 
+pub mod fifo;
+
 use crate::check::pool::{Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError};
@@ -76,6 +78,8 @@ struct Agent {
     statuses: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
     tx: mpsc::Sender<Transition>,
     stats: Arc<CheckStats>,
+    /// keepalived's notify FIFOs.
+    fifos: Arc<fifo::Notifier>,
 }
 
 impl Agent {
@@ -159,7 +163,7 @@ impl Agent {
             let mut tracked = tracked_by.remove(&n).unwrap_or_default();
             tracked.extend(shared.remove(&n).unwrap_or_default());
             let side = side_by.remove(&n).unwrap_or_default();
-            let (inst, status) = match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked) {
+            let (inst, status) = match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {
                 Ok(x) => x,
                 Err(e) => {
                     side.iter().for_each(JoinHandle::abort);
@@ -243,6 +247,7 @@ impl Agent {
         }
         let new = loaded.config;
         self.reload_statics(&new);
+        self.fifos.reconfigure(&new.global_defs);
         let (diff, next, plan) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             reload::plan(&self.cfg, &pool, &new)
@@ -352,6 +357,7 @@ pub async fn run_with_reload(
         statuses: Arc::new(Mutex::new(Vec::new())),
         tx,
         stats: stats.clone(),
+        fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
     };
     let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
     agent.insts = agent.start_instances(&all)?;
@@ -371,7 +377,10 @@ pub async fn run_with_reload(
                     tracing::warn!(rs = %rs.addr, up = t.up, reason = %t.reason, "real server health changed");
                 }
                 match pool.apply(&t, dp.as_ref()) {
-                    Ok(scripts) => scripts.into_iter().for_each(spawn_script),
+                    Ok(n) => {
+                        n.fifo.iter().for_each(|l| agent.fifos.lvs(l));
+                        n.scripts.into_iter().for_each(spawn_script);
+                    }
                     Err(e) => tracing::error!("applying health change: {e}"),
                 }
             }
@@ -400,5 +409,7 @@ pub async fn run_with_reload(
     for i in insts {
         Agent::stop_instance(i).await;
     }
+    // After the instances' last lines; the scripts reading them are stopped.
+    agent.fifos.close();
     Ok(())
 }

@@ -9,7 +9,7 @@
 //!   coming back (rvsd's twins do).
 
 mod common;
-use common::in_netns;
+use common::{in_netns, in_netns_ret};
 use rvs_agent::dataplane::{Call, FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
 use rvs_agent::vrrp::fsm::State;
@@ -280,6 +280,107 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     assert!(lines.starts_with("INSTANCE \"VI\" BACKUP 200\n"), "{lines}");
     assert_eq!(masters, ["INSTANCE \"VI\" MASTER 200", "INSTANCE \"VI\" MASTER 200"], "{lines}");
     assert!(lines.contains("INSTANCE \"VI\" BACKUP 50\n"), "stepped down at its lowered priority: {lines}");
+}
+
+/// A TCP server on 127.0.0.1:`port` that accepts (a TCP_CHECK's target).
+async fn accept_all(port: u16) -> tokio::task::JoinHandle<()> {
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let _ = l.accept().await;
+        }
+    })
+}
+
+/// A thread reading `fifo` line by line (a blocking reader, as a notify_fifo consumer),
+/// until the writer closes it.
+fn fifo_reader(fifo: std::path::PathBuf) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let f = std::fs::File::open(&fifo).unwrap();
+        std::io::BufReader::new(f).lines().map(|l| l.unwrap()).collect()
+    })
+}
+
+/// keepalived's notify FIFOs: the agent makes the missing ones and holds them open, so
+/// that VRRP and health-check lines written before a reader attaches wait for it;
+/// `vrrp_notify_fifo` gets the INSTANCE lines, `lvs_notify_fifo` the RS/VS lines,
+/// `notify_fifo` both, read here by its `notify_fifo_script` (started with the FIFO's
+/// path, stopped at exit). The FIFOs the agent made are gone after it stops.
+#[test]
+fn notify_fifos_keep_lines_for_a_late_reader_through_a_checker_failure() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvff");
+    let dir = std::env::temp_dir().join(testnet::unique("rvsfifos"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |n: &str| dir.join(n);
+    let (all, vrrp, lvs) = (p("all.fifo"), p("vrrp.fifo"), p("lvs.fifo"));
+    std::fs::write(
+        p("reader.sh"),
+        format!("echo $$ \"$@\" > {}\nexec cat \"$1\" > {}\n", p("started").display(), p("all.log").display()),
+    )
+    .unwrap();
+    let conf = format!(
+        "global_defs {{\n notify_fifo {}\n notify_fifo_script \"/bin/sh {}\"\n vrrp_notify_fifo {}\n lvs_notify_fifo {}\n}}\n{}\
+         virtual_server 192.0.2.42 80 {{\n lb_kind FNAT\n delay_loop 0.2\n\
+         real_server 127.0.0.1 18095 {{\n  weight 7\n  inhibit_on_failure\n\
+         TCP_CHECK {{\n   connect_timeout 0.2\n   retry 0\n  }}\n }}\n}}\n",
+        all.display(),
+        p("reader.sh").display(),
+        vrrp.display(),
+        lvs.display(),
+        node_conf("127.0.0.1", "127.0.0.2", 200)
+    );
+    let (vrrp_c, lvs_c) = (vrrp.clone(), lvs.clone());
+    let readers = in_netns_ret(&ns, move || async move {
+        let server = accept_all(18095).await;
+        let n = start(&conf);
+        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
+        wait_for("master", Duration::from_secs(3), || has_vip(&n)).await;
+        wait_for("the service", Duration::from_secs(1), || weight(&n) == Some(7)).await;
+        // The server fails while nobody reads the FIFOs.
+        server.abort();
+        let _ = server.await;
+        wait_for("weight 0", Duration::from_secs(3), || weight(&n) == Some(0)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The readers attach now (the agent holds the FIFOs open: no wait), then it recovers.
+        let readers = (fifo_reader(vrrp_c), fifo_reader(lvs_c));
+        let server = accept_all(18095).await;
+        wait_for("weight back", Duration::from_secs(3), || weight(&n) == Some(7)).await;
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
+        server.abort();
+        readers
+    });
+    let vrrp_lines = readers.0.join().unwrap();
+    let lvs_lines = readers.1.join().unwrap();
+    assert_eq!(vrrp_lines[..2], ["INSTANCE \"VI\" BACKUP 200", "INSTANCE \"VI\" MASTER 200"], "{vrrp_lines:?}");
+    let rs = "RS [127.0.0.1]:tcp:18095 [192.0.2.42]:tcp:80";
+    let want = [
+        format!("{rs} DOWN"),
+        "VS [192.0.2.42]:tcp:80 DOWN".into(),
+        format!("{rs} UP"),
+        "VS [192.0.2.42]:tcp:80 UP".into(),
+    ];
+    assert_eq!(lvs_lines, want, "the DOWN lines were written before the reader attached");
+    for f in [&all, &vrrp, &lvs] {
+        assert!(std::fs::symlink_metadata(f).is_err(), "{} made by the agent, removed at exit", f.display());
+    }
+    // notify_fifo's script: started with the FIFO as argument, got both kinds, stopped.
+    let started = std::fs::read_to_string(p("started")).unwrap();
+    let (pid, arg) = started.trim().split_once(' ').unwrap();
+    assert_eq!(arg, all.display().to_string());
+    let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
+    assert_eq!(nix::sys::signal::kill(pid, None), Err(nix::errno::Errno::ESRCH), "the script was stopped");
+    let log = std::fs::read_to_string(p("all.log")).unwrap();
+    assert!(log.starts_with("INSTANCE \"VI\" BACKUP 200\nINSTANCE \"VI\" MASTER 200\n"), "{log}");
+    for l in &want {
+        assert!(log.contains(&format!("{l}\n")), "{l} in {log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -93,6 +93,34 @@ pub fn vs_label(id: &VsIdent) -> String {
     }
 }
 
+/// What a health change asks for besides the dataplane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notices {
+    /// Scripts to run (notify_up/down, quorum_up/down), in order.
+    pub scripts: Vec<String>,
+    /// Lines for keepalived's `lvs_notify_fifo` / `notify_fifo` (see
+    /// [`crate::agent::fifo`]), in order.
+    pub fifo: Vec<String>,
+}
+
+/// keepalived's `[ADDR]:PROTO:PORT` (`inet_sockaddrtotrio`).
+fn trio(proto: Proto, addr: &str, port: u16) -> String {
+    let proto = match proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    format!("[{addr}]:{proto}:{port}")
+}
+
+/// A virtual server in keepalived's FIFO lines (`format_vs`): `[VIP]:PROTO:PORT`, or
+/// `[GROUP]:0` for `virtual_server group GROUP` (keepalived prints its unset port).
+fn fifo_vs(id: &VsIdent) -> String {
+    match &id.1 {
+        VsTarget::Addr(a) => trio(id.0, &a.ip().to_string(), a.port()),
+        VsTarget::Group(g) => format!("[{g}]:0"),
+    }
+}
+
 /// What the pool keeps of a virtual server's configuration besides its live state.
 #[derive(Debug, Clone)]
 struct VsMeta {
@@ -330,14 +358,15 @@ impl Pool {
     }
 
     /// Applies a transition to the dataplane; returns the scripts to run (notify_up/down,
-    /// quorum_up/down), in order.
-    pub fn apply(&mut self, t: &Transition, dp: &dyn Dataplane) -> Result<Vec<String>, DataplaneError> {
-        let mut scripts = Vec::new();
-        let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(scripts) };
+    /// quorum_up/down) and keepalived's notify FIFO lines, in order.
+    pub fn apply(&mut self, t: &Transition, dp: &dyn Dataplane) -> Result<Notices, DataplaneError> {
+        let mut out = Notices::default();
+        let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(out) };
+        let ident = &self.meta[vi].ident;
         let vs = &mut self.vs[vi];
         let rs = &mut vs.rs[ri];
         if rs.up == t.up && (!t.up || rs.weight_delta == t.weight_delta) {
-            return Ok(scripts);
+            return Ok(out);
         }
         let health_changed = rs.up != t.up;
         rs.up = t.up;
@@ -354,8 +383,11 @@ impl Pool {
                 (false, false, _) => dp.del_real_server(key, rs.addr)?,
             }
         }
+        let state = |up: bool| if up { "UP" } else { "DOWN" };
         if health_changed {
-            scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
+            out.scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
+            let rs_line = trio(ident.0, &rs.addr.ip().to_string(), rs.addr.port());
+            out.fifo.push(format!("RS {rs_line} {} {}\n", fifo_vs(ident), state(t.up)));
         }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
@@ -366,7 +398,8 @@ impl Pool {
                     dp.add_real_server(key, RealServer::new(s, 1))?;
                 }
             }
-            scripts.extend(vs.quorum_down.clone());
+            out.scripts.extend(vs.quorum_down.clone());
+            out.fifo.push(format!("VS {} DOWN\n", fifo_vs(ident)));
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
             if let Some(s) = vs.sorry {
@@ -374,9 +407,10 @@ impl Pool {
                     dp.del_real_server(key, s)?;
                 }
             }
-            scripts.extend(vs.quorum_up.clone());
+            out.scripts.extend(vs.quorum_up.clone());
+            out.fifo.push(format!("VS {} UP\n", fifo_vs(ident)));
         }
-        Ok(scripts)
+        Ok(out)
     }
 }
 
@@ -450,7 +484,9 @@ mod tests {
         let sorry: SocketAddr = "10.0.9.9:80".parse().unwrap();
         // rs1 (inhibit) down: weight 0 on both services; live 100 < 150 - 10: quorum lost.
         let s = pool.apply(&down(0), &dp).unwrap();
-        assert_eq!(s, ["/bin/down1", "/bin/qdown"]);
+        assert_eq!(s.scripts, ["/bin/down1", "/bin/qdown"]);
+        // keepalived's FIFO lines (a group's virtual server is [NAME]:0).
+        assert_eq!(s.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
         let svc = dp.service(&key("192.0.2.1")).unwrap();
         assert_eq!(svc.real_servers.iter().find(|r| r.addr == rs1).unwrap().weight, 0);
         assert!(svc.real_servers.iter().any(|r| r.addr == sorry));
@@ -462,10 +498,14 @@ mod tests {
         pool.apply(&down(1), &dp).unwrap();
         assert_eq!(dp.calls().len(), before);
         // rs2 back: 100 < 150 + 10, still no quorum.
-        assert!(pool.apply(&up(1), &dp).unwrap().is_empty());
+        let s = pool.apply(&up(1), &dp).unwrap();
+        assert!(s.scripts.is_empty());
+        assert_eq!(s.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 UP\n"]);
         assert!(dp.calls().contains(&Call::AddRs(key("192.0.2.2"), rs2, 100)));
         // rs1 back: 200 >= 160: quorum restored, sorry server removed.
-        assert_eq!(pool.apply(&up(0), &dp).unwrap(), ["/bin/qup"]);
+        let s = pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(s.scripts, ["/bin/qup"]);
+        assert_eq!(s.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 UP\n", "VS [g]:0 UP\n"]);
         let svc = dp.service(&key("192.0.2.1")).unwrap();
         assert!(!svc.real_servers.iter().any(|r| r.addr == sorry));
         assert_eq!(svc.real_servers.iter().find(|r| r.addr == rs1).unwrap().weight, 100);

@@ -72,10 +72,28 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh: Option<u32>,
     /// `vrrp_higher_prio_send_advert`: the default for instances.
     pub vrrp_higher_prio_send_advert: bool,
-    /// `notify_fifo` / `vrrp_notify_fifo`: a FIFO (created when missing) that gets a line
-    /// `INSTANCE "NAME" STATE PRIORITY` per VRRP state change.
+    /// `notify_fifo` / `notify_fifo_script`: gets every notify line, VRRP's and the
+    /// health checks' (see [`crate::agent::fifo`]).
     #[serde(default)]
-    pub notify_fifo: Option<std::path::PathBuf>,
+    pub notify_fifo: NotifyFifoConf,
+    /// `vrrp_notify_fifo` / `vrrp_notify_fifo_script`: a line `INSTANCE "NAME" STATE
+    /// PRIORITY` per VRRP state change.
+    #[serde(default)]
+    pub vrrp_notify_fifo: NotifyFifoConf,
+    /// `lvs_notify_fifo` / `lvs_notify_fifo_script`: a line per real server (`RS ...`)
+    /// and virtual server quorum (`VS ...`) going UP or DOWN.
+    #[serde(default)]
+    pub lvs_notify_fifo: NotifyFifoConf,
+}
+
+/// A notify FIFO of `global_defs` and the script that reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NotifyFifoConf {
+    /// The FIFO (made when missing); none: no FIFO.
+    pub path: Option<std::path::PathBuf>,
+    /// `*_script`: a command started with the FIFO's path as its last argument when the
+    /// FIFO is opened, stopped (SIGTERM) when it is closed.
+    pub script: Option<String>,
 }
 
 impl Default for GlobalDefs {
@@ -89,7 +107,9 @@ impl Default for GlobalDefs {
             vrrp_garp_master_repeat: None,
             vrrp_garp_master_refresh: None,
             vrrp_higher_prio_send_advert: false,
-            notify_fifo: None,
+            notify_fifo: NotifyFifoConf::default(),
+            vrrp_notify_fifo: NotifyFifoConf::default(),
+            lvs_notify_fifo: NotifyFifoConf::default(),
         }
     }
 }

@@ -161,6 +161,17 @@ fn dns_type(s: &str) -> Option<u16> {
     T.iter().find(|(n, _)| n.eq_ignore_ascii_case(s)).map(|&(_, t)| t)
 }
 
+/// The notify FIFO a `*notify_fifo*` keyword sets.
+fn fifo_slot<'g>(g: &'g mut GlobalDefs, key: &str) -> &'g mut NotifyFifoConf {
+    if key.starts_with("vrrp_") {
+        &mut g.vrrp_notify_fifo
+    } else if key.starts_with("lvs_") {
+        &mut g.lvs_notify_fifo
+    } else {
+        &mut g.notify_fifo
+    }
+}
+
 /// A top-level `track_file NAME { file PATH; weight N [reverse] }`.
 #[derive(Debug, Clone)]
 struct TrackFile {
@@ -184,6 +195,9 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
     // track_file blocks too, so that FILE_CHECK finds them wherever they are.
     for n in nodes.iter().filter(|n| n.key == "global_defs") {
         p.global_defs(n, &mut cfg.global_defs);
+    }
+    if let Some(n) = nodes.iter().rfind(|n| n.key == "global_defs") {
+        p.check_fifos(n, &cfg.global_defs);
     }
     for n in nodes.iter().filter(|n| n.key == "track_file" || n.key == "vrrp_track_file") {
         p.track_file(n);
@@ -433,23 +447,47 @@ impl P<'_> {
                 "vrrp_garp_master_delay" => g.vrrp_garp_master_delay = self.uint(c),
                 "vrrp_garp_master_repeat" => g.vrrp_garp_master_repeat = self.uint(c),
                 "vrrp_garp_master_refresh" => g.vrrp_garp_master_refresh = self.uint(c),
-                "notify_fifo" | "vrrp_notify_fifo" => {
+                k @ ("notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo") => {
                     if let Some(path) = self.arg(c) {
-                        g.notify_fifo = Some(path.into());
+                        fifo_slot(g, k).path = Some(path.into());
                     }
-                    if c.args.len() > 1 {
-                        self.warn(
-                            &c.loc,
-                            format!(
-                                "{}: the FIFO's owner ('{}') is not honoured: it belongs to rvs-agent's user",
-                                c.key,
-                                c.args[1..].join(" ")
-                            ),
-                        );
+                    self.fifo_owner(c);
+                }
+                k @ ("notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script") => {
+                    if let Some(script) = self.arg(c) {
+                        fifo_slot(g, k).script = Some(script.to_string());
                     }
+                    self.fifo_owner(c);
                 }
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
                 _ => self.other(c, "global_defs"),
+            }
+        }
+    }
+
+    /// keepalived's `[username [groupname]]` after a FIFO or its script: not honoured.
+    fn fifo_owner(&mut self, c: &Node) {
+        if c.args.len() > 1 {
+            let owner = c.args[1..].join(" ");
+            self.warn(&c.loc, format!("{}: the owner ('{owner}') is not honoured: rvs-agent's user", c.key));
+        }
+    }
+
+    /// FIFO names that clash, and scripts without their FIFO.
+    fn check_fifos(&mut self, n: &Node, g: &GlobalDefs) {
+        let fifos = [
+            ("notify_fifo", &g.notify_fifo),
+            ("vrrp_notify_fifo", &g.vrrp_notify_fifo),
+            ("lvs_notify_fifo", &g.lvs_notify_fifo),
+        ];
+        for (i, (a, fa)) in fifos.iter().enumerate() {
+            if fa.path.is_none() && fa.script.is_some() {
+                self.warn(&n.loc, format!("{a}_script without {a}: not run (as keepalived)"));
+            }
+            for (b, fb) in &fifos[i + 1..] {
+                if fa.path.is_some() && fa.path == fb.path {
+                    self.err(&n.loc, format!("{a} and {b} name the same FIFO: they must all be different"));
+                }
             }
         }
     }

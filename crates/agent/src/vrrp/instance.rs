@@ -11,6 +11,7 @@ use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, Advert, Received, Version};
 use super::track::interface_up;
+use crate::agent::fifo::Notifier;
 use crate::dataplane::{port_of, Dataplane};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
 use ipnet::IpNet;
@@ -90,6 +91,8 @@ pub struct Instance {
     epoch: Instant,
     tracked: Vec<Tracked>,
     status: watch::Sender<InstanceStatus>,
+    /// keepalived's notify FIFOs (a line per state change).
+    fifos: Arc<Notifier>,
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -107,6 +110,7 @@ impl Instance {
         global: &GlobalDefs,
         dp: Arc<dyn Dataplane>,
         tracked: Vec<Tracked>,
+        fifos: Arc<Notifier>,
     ) -> Result<(Instance, watch::Receiver<InstanceStatus>), IoError> {
         let sock_cfg = SocketConfig {
             interface: cfg.interface.clone(),
@@ -150,6 +154,7 @@ impl Instance {
             epoch: Instant::now(),
             tracked,
             status,
+            fifos,
         };
         Ok((inst, rx))
     }
@@ -403,12 +408,7 @@ impl Instance {
         for cmd in specific.into_iter().chain(generic) {
             spawn_script(cmd);
         }
-        if let Some(fifo) = &self.global.notify_fifo {
-            let line = format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority());
-            if let Err(e) = write_fifo(fifo, &line) {
-                tracing::warn!(fifo = %fifo.display(), "notify_fifo: {e}");
-            }
-        }
+        self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority()));
     }
 }
 
@@ -426,29 +426,6 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Writes one line to the FIFO at `path` (made when missing), never blocking: the FIFO
-/// is opened read-write (no reader needed) and non-blocking, and a line that does not
-/// fit (nobody reads it) is an error.
-pub fn write_fifo(path: &std::path::Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-    match std::fs::metadata(path) {
-        Ok(m) if !m.file_type().is_fifo() => {
-            return Err(std::io::Error::other(format!("{} is not a FIFO", path.display())));
-        }
-        Ok(_) => {}
-        Err(_) => {
-            nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(std::io::Error::from)?
-        }
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)?;
-    f.write_all(line.as_bytes())
-}
-
 /// Runs a notify script in the background (`/bin/sh -c`), logging failures.
 pub fn spawn_script(cmd: String) {
     tokio::spawn(async move {
@@ -458,36 +435,4 @@ pub fn spawn_script(cmd: String) {
             Err(e) => tracing::warn!(%cmd, "script failed to start: {e}"),
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::write_fifo;
-    use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-
-    #[test]
-    fn notify_fifo_is_made_and_written_without_blocking() {
-        let dir = std::env::temp_dir().join(format!("rvs-agent-fifo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let fifo = dir.join("notify");
-        // Missing: made (nobody reads yet; the write does not block).
-        write_fifo(&fifo, "INSTANCE \"VI_1\" BACKUP 100\n").unwrap();
-        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-        // A reader gets the lines keepalived's format gives.
-        let mut reader = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-            .open(&fifo)
-            .unwrap();
-        write_fifo(&fifo, "INSTANCE \"VI_1\" MASTER 100\n").unwrap();
-        let mut got = String::new();
-        let _ = reader.read_to_string(&mut got);
-        assert_eq!(got, "INSTANCE \"VI_1\" MASTER 100\n");
-        // Something else at the path: an error, nothing written.
-        let plain = dir.join("plain");
-        std::fs::write(&plain, b"").unwrap();
-        assert!(write_fifo(&plain, "x\n").unwrap_err().to_string().contains("is not a FIFO"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
