@@ -102,6 +102,19 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
         assert_eq!(err.trim().lines().count(), 1, "one line for rvsadm {}: {err}", bad.join(" "));
     }
     assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "refused commands changed nothing");
+    // The audit log: each change once, with the peer and the generation; refusals and
+    // listings are not changes.
+    let log = t.rvsd_log();
+    let changes: Vec<&str> = log.lines().filter(|l| l.contains("control change")).collect();
+    let route_adds: Vec<&&str> =
+        changes.iter().filter(|l| l.contains("route_add") && l.contains("10.77.0.0/16")).collect();
+    assert_eq!(route_adds.len(), 1, "{changes:#?}");
+    assert!(
+        route_adds[0].contains("uid=0") && route_adds[0].contains("pid=") && route_adds[0].contains("gen="),
+        "{}",
+        route_adds[0]
+    );
+    assert!(!changes.iter().any(|l| l.contains("wrrr") || l.contains("service_page")), "{changes:#?}");
 
     t.cli_ok("rvsip", &["addr", "add", "192.0.2.77/24", "dev", "dpdk0"]);
     t.cli_ok("rvsip", &["addr", "flush", "dev", "dpdk0"]);

@@ -197,6 +197,29 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// A client's address lease change, applied when its request succeeds.
 type LeaseChange = (String, IpAddr, bool);
 
+/// The longest part of a request the audit log quotes.
+const AUDIT_QUOTE: usize = 400;
+
+/// A request in flight, as the audit log names it: the peer and the request's text
+/// (cut at [`AUDIT_QUOTE`] bytes).
+struct InFlight {
+    reply: Receiver<Response>,
+    lease: Option<LeaseChange>,
+    quote: String,
+}
+
+/// The start of `line`, at most `max` bytes, cut at a character boundary.
+fn quote(line: &str, max: usize) -> String {
+    if line.len() <= max {
+        return line.to_string();
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &line[..end], line.len())
+}
+
 /// One connected client.
 struct Client {
     stream: UnixStream,
@@ -208,7 +231,9 @@ struct Client {
     outbuf: Vec<u8>,
     out_pos: usize,
     /// The request at the control thread.
-    waiting: Option<(Receiver<Response>, Option<LeaseChange>)>,
+    waiting: Option<InFlight>,
+    /// The peer's user and process (SO_PEERCRED), for the audit log.
+    peer: (u32, i32),
     /// Close once the reply is out (after an error, or after the peer's last line).
     close_after: bool,
     /// The peer closed its end.
@@ -228,9 +253,10 @@ struct Client {
 }
 
 impl Client {
-    fn new(stream: UnixStream, now: Instant) -> Client {
+    fn new(stream: UnixStream, peer: (u32, i32), now: Instant) -> Client {
         Client {
             stream,
+            peer,
             inbuf: Vec::new(),
             scanned: 0,
             outbuf: Vec::new(),
@@ -474,8 +500,8 @@ impl Loop {
 
     /// Checks a newcomer's credentials and makes room for it.
     fn admit(&mut self, mut stream: UnixStream, now: Instant) {
-        match getsockopt(&stream, PeerCredentials) {
-            Ok(c) if self.access.allows(c.uid(), c.gid()) => {}
+        let peer = match getsockopt(&stream, PeerCredentials) {
+            Ok(c) if self.access.allows(c.uid(), c.gid()) => (c.uid(), c.pid()),
             Ok(c) => {
                 tracing::warn!(uid = c.uid(), pid = c.pid(), "control socket: peer refused");
                 let resp =
@@ -487,7 +513,7 @@ impl Loop {
                 tracing::warn!("control socket: no peer credentials: {e}");
                 return;
             }
-        }
+        };
         if self.clients.len() >= self.limits.max_clients && !self.evict_one() {
             self.refused += 1;
             self.report(now);
@@ -504,7 +530,7 @@ impl Loop {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut c = Client::new(stream, now);
+        let mut c = Client::new(stream, peer, now);
         c.interest = c.wanted();
         if let Err(e) = self.epoll.add(c.stream.as_fd(), EpollEvent::new(c.interest, id)) {
             tracing::warn!("control socket: {e}");
@@ -668,7 +694,7 @@ impl Loop {
         if self.jobs.send((req, tx)).is_err() {
             return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
         }
-        c.waiting = Some((rx, lease));
+        c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE) });
         self.waiting.insert(id);
     }
 
@@ -683,11 +709,11 @@ impl Loop {
                 self.waiting.remove(&id);
                 continue;
             };
-            let Some((rx, lease)) = &c.waiting else {
+            let Some(flight) = &c.waiting else {
                 self.waiting.remove(&id);
                 continue;
             };
-            let resp = match rx.try_recv() {
+            let resp = match flight.reply.try_recv() {
                 Ok(r) => r,
                 Err(TryRecvError::Empty) => continue,
                 Err(TryRecvError::Disconnected) => {
@@ -695,7 +721,11 @@ impl Loop {
                     Response::error(ErrorCode::Internal, "rvsd is shutting down")
                 }
             };
-            if let (Some((dev, addr, add)), Response::Done { .. }) = (lease.clone(), &resp) {
+            // The audit log: every change, once, with who asked and the generation it made.
+            if let Response::Done { gen } = &resp {
+                tracing::info!(uid = c.peer.0, pid = c.peer.1, gen, request = %flight.quote, "control change");
+            }
+            if let (Some((dev, addr, add)), Response::Done { .. }) = (flight.lease.clone(), &resp) {
                 c.leased.retain(|(d, a)| !(*d == dev && *a == addr));
                 if add {
                     c.leased.push((dev, addr));
