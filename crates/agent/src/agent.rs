@@ -8,7 +8,7 @@ use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
-use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, Tracked};
+use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::track;
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,9 @@ pub enum AgentError {
     #[error("loading services: {0}")]
     Dataplane(#[from] DataplaneError),
 }
+
+/// How often a vrrp_instance's track_file is read.
+const TRACK_FILE_PERIOD: Duration = Duration::from_millis(500);
 
 /// Handles to what is running, for status reporting.
 pub struct Running {
@@ -124,12 +127,19 @@ impl Agent {
                 let w = t.weight.unwrap_or_else(|| s.map_or(0, |s| s.weight));
                 let reverse = s.is_some_and(|s| s.weight_reverse);
                 let (weight, invert) = if reverse { (-w, true) } else { (w, false) };
-                tracked.push(Tracked { name: t.name.clone(), weight, invert, rx });
+                tracked.push(Tracked { name: t.name.clone(), weight, invert, rx: TrackRx::UpDown(rx) });
             }
             for t in &i.track_interface {
                 let (tx, rx) = watch::channel(track::interface_up(&t.name));
                 side.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
-                tracked.push(Tracked { name: t.name.clone(), weight: t.weight.unwrap_or(0), invert: false, rx });
+                let (name, weight) = (t.name.clone(), t.weight.unwrap_or(0));
+                tracked.push(Tracked { name, weight, invert: false, rx: TrackRx::UpDown(rx) });
+            }
+            for t in &i.track_file {
+                let now = track::file_effect(crate::check::file::read_now(&t.path, t.weight, t.reverse));
+                let (tx, rx) = watch::channel(now);
+                side.push(tokio::spawn(track::watch_file(t.clone(), TRACK_FILE_PERIOD, tx)));
+                tracked.push(Tracked { name: t.name.clone(), weight: t.weight, invert: false, rx: TrackRx::File(rx) });
             }
             tracked_by.insert(n, tracked);
             side_by.insert(n, side);
@@ -163,14 +173,15 @@ impl Agent {
             let mut tracked = tracked_by.remove(&n).unwrap_or_default();
             tracked.extend(shared.remove(&n).unwrap_or_default());
             let side = side_by.remove(&n).unwrap_or_default();
-            let (inst, status) = match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {
-                Ok(x) => x,
-                Err(e) => {
-                    side.iter().for_each(JoinHandle::abort);
-                    out.iter().for_each(|x: &Inst| x.side.iter().for_each(JoinHandle::abort));
-                    return Err(AgentError::Socket(i.name.clone(), e));
-                }
-            };
+            let (inst, status) =
+                match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        side.iter().for_each(JoinHandle::abort);
+                        out.iter().for_each(|x: &Inst| x.side.iter().for_each(JoinHandle::abort));
+                        return Err(AgentError::Socket(i.name.clone(), e));
+                    }
+                };
             let (stop, stop_rx) = watch::channel(false);
             let task = tokio::spawn(inst.run(stop_rx));
             out.push(Inst { name: i.name.clone(), stop, task, side, status });

@@ -383,6 +383,68 @@ fn notify_fifos_keep_lines_for_a_late_reader_through_a_checker_failure() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// keepalived 2.2's track_file in a vrrp_instance: the file's number times the weight
+/// moves the priority (at -254 or below: FAULT); with weight 0 any non-zero number is
+/// FAULT (VIPs released), zero again and the instance comes back.
+#[test]
+fn track_file_moves_the_priority_and_weight_zero_faults() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvtf");
+    let dir = std::env::temp_dir().join(testnet::unique("rvstf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (prio, down) = (dir.join("prio"), dir.join("down"));
+    std::fs::write(&prio, "2\n").unwrap();
+    let conf = format!(
+        "track_file prio {{\n file {}\n}}\nvrrp_track_file down {{\n file {}\n weight 0\n}}\n{}",
+        prio.display(),
+        down.display(),
+        node_conf("127.0.0.1", "127.0.0.2", 100)
+            .replace(" virtual_ipaddress", " track_file {\n  prio weight 10\n  down\n }\n virtual_ipaddress")
+    );
+    let (prio_c, down_c) = (prio.clone(), down.clone());
+    in_netns(&ns, move || async move {
+        let l = parse_str(&conf, "node.conf", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let (st_tx, st_rx) = std::sync::mpsc::channel();
+        let d = dp.clone();
+        let task = tokio::spawn(async move {
+            rvs_agent::agent::run(l.config, d, rx, move |r| st_tx.send(r.instances()[0].clone()).unwrap())
+                .await
+                .unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let st = st_rx.try_recv().expect("started");
+        let now = || {
+            let s = st.borrow();
+            (s.state, s.priority)
+        };
+        // 100 + 2 x 10 from the start (the file is read before the instance runs).
+        assert_eq!(now().1, 120);
+        wait_for("master at 120", Duration::from_secs(3), || now() == (State::Master, 120) && !dp.vips().is_empty())
+            .await;
+        std::fs::write(&prio_c, "-3").unwrap();
+        wait_for("priority 70", Duration::from_secs(3), || now() == (State::Master, 70)).await;
+        // weight 0: a non-zero number is FAULT.
+        std::fs::write(&down_c, "1\n").unwrap();
+        wait_for("FAULT", Duration::from_secs(3), || now().0 == State::Fault && dp.vips().is_empty()).await;
+        std::fs::write(&down_c, "0\n").unwrap();
+        wait_for("master again", Duration::from_secs(3), || now() == (State::Master, 70) && !dp.vips().is_empty())
+            .await;
+        // -30 x 10 is below -254: FAULT too; a missing file reads 0.
+        std::fs::write(&prio_c, "-30").unwrap();
+        wait_for("FAULT at -300", Duration::from_secs(3), || now().0 == State::Fault && dp.vips().is_empty()).await;
+        std::fs::remove_file(&prio_c).unwrap();
+        wait_for("master at 100", Duration::from_secs(3), || now() == (State::Master, 100)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
     // rvsd's twins exist only while rvsd runs: the instance must wait for its interface,

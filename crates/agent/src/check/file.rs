@@ -53,13 +53,24 @@ pub fn status(value: i64, weight: i32, reverse: bool) -> FileStatus {
     }
 }
 
-/// Reads `path` (at most 127 bytes, as keepalived) and judges it.
-pub async fn read(path: &str, weight: i32, reverse: bool) -> FileStatus {
-    let value = match tokio::fs::read(path).await {
+/// The number a file's content (or its absence: 0) stands for; its first 127 bytes
+/// count, as keepalived.
+fn value(content: std::io::Result<Vec<u8>>) -> i64 {
+    match content {
         Ok(b) => parse_number(&String::from_utf8_lossy(&b[..b.len().min(127)])),
         Err(_) => 0,
-    };
-    status(value, weight, reverse)
+    }
+}
+
+/// Reads `path` and judges it.
+pub async fn read(path: &str, weight: i32, reverse: bool) -> FileStatus {
+    status(value(tokio::fs::read(path).await), weight, reverse)
+}
+
+/// [`read`], blocking: for the first reading of a VRRP instance's track_file, which must
+/// be known before the instance starts.
+pub fn read_now(path: &str, weight: i32, reverse: bool) -> FileStatus {
+    status(value(std::fs::read(path)), weight, reverse)
 }
 
 /// One FILE_CHECK attempt: an error when the file says down, else the weight change.

@@ -234,6 +234,21 @@ pub struct Track {
     pub weight: Option<i32>,
 }
 
+/// A vrrp_instance's `track_file` entry (`NAME [weight W [reverse]]`), resolved against
+/// the top-level `track_file NAME { file PATH ... }` (or `vrrp_track_file`) it names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedFile {
+    /// The `track_file` block's name.
+    pub name: String,
+    /// Its `file`.
+    pub path: String,
+    /// The entry's weight, else the block's (1): the file's number times it is added to
+    /// the priority; 0: any non-zero number is FAULT.
+    pub weight: i32,
+    /// `reverse`: the number counts the other way (with weight 0: zero is FAULT).
+    pub reverse: bool,
+}
+
 /// `vrrp_instance NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VrrpInstance {
@@ -267,6 +282,9 @@ pub struct VrrpInstance {
     pub track_interface: Vec<Track>,
     /// `track_script`.
     pub track_script: Vec<Track>,
+    /// `track_file`.
+    #[serde(default)]
+    pub track_file: Vec<TrackedFile>,
     /// `nopreempt`.
     pub nopreempt: bool,
     /// `preempt_delay` seconds.

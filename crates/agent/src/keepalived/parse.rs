@@ -641,6 +641,7 @@ impl P<'_> {
             virtual_routes: Vec::new(),
             track_interface: Vec::new(),
             track_script: Vec::new(),
+            track_file: Vec::new(),
             nopreempt: false,
             preempt_delay: 0.0,
             unicast_src_ip: None,
@@ -721,6 +722,7 @@ impl P<'_> {
                 }
                 "track_interface" => i.track_interface = self.tracks(c),
                 "track_script" => i.track_script = self.tracks(c),
+                "track_file" => i.track_file = self.tracked_files(c, &i.name),
                 "nopreempt" => i.nopreempt = self.flag(c),
                 "preempt_delay" => i.preempt_delay = self.secs(c).unwrap_or(0.0),
                 "unicast_src_ip" | "mcast_src_ip" => {
@@ -1340,6 +1342,66 @@ impl P<'_> {
         out
     }
 
+    /// `N [reverse|noreverse]` after a `weight` (`args`): the weight, and the reverse
+    /// flag when one is given.
+    fn weight_reverse(&mut self, c: &Node, args: &[String], lo: i64, hi: i64) -> Option<(i32, Option<bool>)> {
+        let Some(a) = args.first() else {
+            self.err(&c.loc, format!("{}: weight needs a value", c.key));
+            return None;
+        };
+        let w = match a.parse::<i64>() {
+            Ok(w) if (lo..=hi).contains(&w) => w as i32,
+            _ => {
+                self.err(&c.loc, format!("{}: weight '{a}' is not an integer in {lo}..{hi}", c.key));
+                return None;
+            }
+        };
+        match args[1..].iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            [] => Some((w, None)),
+            ["reverse"] => Some((w, Some(true))),
+            ["noreverse"] => Some((w, Some(false))),
+            o => {
+                self.err(&c.loc, format!("{}: unknown weight option '{}' (reverse)", c.key, o.join(" ")));
+                None
+            }
+        }
+    }
+
+    /// A vrrp_instance's `track_file { NAME [weight W [reverse]] ... }`.
+    fn tracked_files(&mut self, n: &Node, inst: &str) -> Vec<TrackedFile> {
+        let mut out: Vec<TrackedFile> = Vec::new();
+        for c in self.block(n) {
+            let Some(t) = self.track_files.get(&c.key).cloned() else {
+                self.err(
+                    &c.loc,
+                    format!("vrrp_instance {inst}: track_file {} not found (define it at top level)", c.key),
+                );
+                continue;
+            };
+            if out.iter().any(|f| f.name == c.key) {
+                self.err(&c.loc, format!("vrrp_instance {inst}: duplicate track_file {}", c.key));
+                continue;
+            }
+            let (mut weight, mut reverse) = (t.weight, t.reverse);
+            match c.args.split_first() {
+                None => {}
+                Some((w, rest)) if w == "weight" => match self.weight_reverse(c, rest, -254, 254) {
+                    Some((w, r)) => {
+                        weight = w;
+                        reverse = r.unwrap_or(reverse);
+                    }
+                    None => continue,
+                },
+                Some((o, _)) => {
+                    self.err(&c.loc, format!("track_file {}: unknown option '{o}' (weight W [reverse])", c.key));
+                    continue;
+                }
+            }
+            out.push(TrackedFile { name: c.key.clone(), path: t.path, weight, reverse });
+        }
+        out
+    }
+
     /// FILE_CHECK { track_file NAME; weight N [reverse] }.
     fn file_check(&mut self, n: &Node) -> Option<CheckConf> {
         let mut tf: Option<(String, TrackFile)> = None;
@@ -1355,12 +1417,8 @@ impl P<'_> {
                     }
                 }
                 "weight" => {
-                    if let Some(w) = self.int(c, -65535, 65535) {
-                        match c.args.get(1).map(String::as_str) {
-                            None | Some("noreverse") => weight = Some((w as i32, false)),
-                            Some("reverse") => weight = Some((w as i32, true)),
-                            Some(o) => self.err(&c.loc, format!("unknown FILE_CHECK weight option '{o}' (reverse)")),
-                        }
+                    if let Some((w, r)) = self.weight_reverse(c, &c.args, -65535, 65535) {
+                        weight = Some((w, r.unwrap_or(false)));
                     }
                 }
                 _ => self.other(c, "FILE_CHECK"),

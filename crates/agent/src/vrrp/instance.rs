@@ -41,17 +41,51 @@ pub struct InstanceStatus {
     pub vips: Vec<IpNet>,
 }
 
-/// A tracked object feeding an instance: its weight and its up/down signal.
+/// A tracked object feeding an instance: its weight and its signal.
 pub struct Tracked {
     /// Name for the log.
     pub name: String,
     /// Weight (0: fault while down). For `weight N reverse`, pass `-N` with an inverted
-    /// signal.
+    /// signal. A track_file's is its configured weight (its signal carries the change).
     pub weight: i32,
     /// Inverts the signal (keepalived's `reverse`).
     pub invert: bool,
-    /// Current state, true = up.
-    pub rx: watch::Receiver<bool>,
+    /// Current state.
+    pub rx: TrackRx,
+}
+
+/// What a tracked object reports.
+#[derive(Debug, Clone)]
+pub enum TrackRx {
+    /// Up (true) or down: `vrrp_script`, `track_interface`.
+    UpDown(watch::Receiver<bool>),
+    /// A `track_file`'s change of priority (its number x weight), or none: FAULT (see
+    /// [`super::track::file_effect`]).
+    File(watch::Receiver<Option<i32>>),
+}
+
+impl TrackRx {
+    /// Waits for the next change; an error once the sender is gone.
+    pub async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        match self {
+            TrackRx::UpDown(rx) => rx.changed().await,
+            TrackRx::File(rx) => rx.changed().await,
+        }
+    }
+}
+
+impl Tracked {
+    /// Its current effect as [`effective_priority`] takes it: `(weight, up)`; a
+    /// track_file's change d is `(d, d >= 0)`, its FAULT `(0, false)`.
+    pub fn effect(&self) -> (i32, bool) {
+        match &self.rx {
+            TrackRx::UpDown(rx) => (self.weight, *rx.borrow() != self.invert),
+            TrackRx::File(rx) => match *rx.borrow() {
+                Some(d) => (d, d >= 0),
+                None => (0, false),
+            },
+        }
+    }
 }
 
 /// The state machine configuration of a vrrp_instance (`primary` is our source address).
@@ -278,7 +312,7 @@ impl Instance {
 
     /// Recomputes priority and fault from the tracked objects and the interface.
     fn retrack(&mut self) -> Vec<Action> {
-        let list: Vec<(i32, bool)> = self.tracked.iter().map(|t| (t.weight, *t.rx.borrow() != t.invert)).collect();
+        let list: Vec<(i32, bool)> = self.tracked.iter().map(Tracked::effect).collect();
         let (prio, fault) = effective_priority(self.cfg.priority, &list);
         let fault = fault || self.sock.is_none();
         let now = self.now();

@@ -1,8 +1,9 @@
 //! Tracked objects that move an instance's priority or put it in fault: `vrrp_script`
-//! (run every `interval`, `rise` / `fall` hysteresis, `timeout`) and `track_interface`
-//! (the link's operational state).
+//! (run every `interval`, `rise` / `fall` hysteresis, `timeout`), `track_interface`
+//! (the link's operational state) and `track_file` (a number in a file, read as
+//! FILE_CHECK reads it: [`crate::check::file`]).
 
-use crate::keepalived::config::VrrpScript;
+use crate::keepalived::config::{TrackedFile, VrrpScript};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -46,6 +47,38 @@ pub fn interface_up(name: &str) -> bool {
     addrs.filter(|a| a.interface_name == name).any(|a| a.flags.contains(want))
 }
 
+/// A track_file's effect on a VRRP priority, from what the file says with its weight
+/// (keepalived 2.2.7's `process_update_vrrp_track_file_status`): the change, kept within
+/// -254..=253, where -254 (or below) is FAULT (`None`), as weight 0's FAULT is.
+pub fn file_effect(s: crate::check::file::FileStatus) -> Option<i32> {
+    match s {
+        crate::check::file::FileStatus::Fault => None,
+        crate::check::file::FileStatus::Delta(d) => {
+            let d = d.clamp(-254, 253) as i32;
+            (d != -254).then_some(d)
+        }
+    }
+}
+
+/// Reads a track_file every `period` (keepalived watches it with inotify), publishing
+/// changes of its [`file_effect`]. Ends when every receiver is gone.
+pub async fn watch_file(t: TrackedFile, period: Duration, tx: watch::Sender<Option<i32>>) {
+    loop {
+        let e = file_effect(crate::check::file::read(&t.path, t.weight, t.reverse).await);
+        if e != *tx.borrow() {
+            match e {
+                Some(d) => tracing::info!(track_file = %t.name, change = d, "tracked file: priority change"),
+                None => tracing::warn!(track_file = %t.name, "tracked file: FAULT"),
+            }
+            let _ = tx.send(e);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
 /// Polls an interface's state every `period`, publishing changes.
 pub async fn watch_interface(name: String, period: Duration, tx: watch::Sender<bool>) {
     loop {
@@ -66,6 +99,20 @@ pub async fn watch_interface(name: String, period: Duration, tx: watch::Sender<b
 mod tests {
     use super::*;
     use crate::keepalived::diag::Loc;
+
+    #[test]
+    fn track_file_effect_on_a_vrrp_priority() {
+        use crate::check::file::status;
+        assert_eq!(file_effect(status(3, 10, false)), Some(30));
+        assert_eq!(file_effect(status(3, 10, true)), Some(-30));
+        assert_eq!(file_effect(status(100, 10, false)), Some(253));
+        assert_eq!(file_effect(status(-25, 10, false)), Some(-250), "kept: only -254 and below is FAULT");
+        assert_eq!(file_effect(status(-26, 10, false)), None);
+        assert_eq!(file_effect(status(-25, 1, false)), Some(-25));
+        assert_eq!(file_effect(status(1, 0, false)), None);
+        assert_eq!(file_effect(status(0, 0, false)), Some(0));
+        assert_eq!(file_effect(status(0, 0, true)), None);
+    }
 
     #[tokio::test]
     async fn script_falls_after_fall_failures_and_rises_after_rise() {
