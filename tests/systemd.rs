@@ -2,7 +2,8 @@
 //! once it forwards, WATCHDOG=1 at half of `WATCHDOG_USEC` while every worker makes
 //! progress, RELOADING=1 and READY=1 around a SIGHUP, STOPPING=1 at SIGTERM; and no
 //! WATCHDOG=1 once a worker is stuck (the `worker_stall` failpoint), so systemd would
-//! restart it.
+//! restart it. Logs are journald-friendly under systemd (no timestamps: journald adds
+//! them) and JSON with `--log-format json`.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
@@ -41,8 +42,15 @@ fn notify_socket(t: &mut Topology, extra: &[(&str, &str)]) -> UnixDatagram {
 fn ready_watchdog_reload_and_stopping_are_told_to_systemd() {
     let _g = serial();
     let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
-    let sock = notify_socket(&mut t, &[]);
+    let sock = notify_socket(&mut t, &[("JOURNAL_STREAM", "8:1234")]);
     t.start_rvsd().expect("rvsd starts");
+    let log = t.rvsd_log();
+    let ours: Vec<&str> = log.lines().filter(|l| l.contains(" rvsd::")).collect();
+    assert!(
+        !ours.is_empty()
+            && ours.iter().all(|l| l.trim_start().starts_with("INFO") || l.trim_start().starts_with("WARN")),
+        "no timestamp under journald: {ours:#?}"
+    );
     let msgs = collect(&sock, Duration::from_secs(2));
     assert_eq!(count(&msgs, "READY=1"), 1, "{msgs:?}");
     let pings = count(&msgs, "WATCHDOG=1");
@@ -63,7 +71,8 @@ fn ready_watchdog_reload_and_stopping_are_told_to_systemd() {
 fn a_stuck_worker_stops_the_watchdog_pings() {
     let _g = serial();
     let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
-    let sock = notify_socket(&mut t, &[("RVS_FAILPOINT", "worker_stall:0:2500")]);
+    let sock = notify_socket(&mut t, &[("RVS_FAILPOINT", "worker_stall:0:2500"), ("RVS_LOG", "debug")]);
+    t.rvsd_args = vec!["--log-format".into(), "json".into()];
     t.start_rvsd().expect("rvsd starts");
     let msgs = collect(&sock, Duration::from_secs(5));
     let pings: Vec<Instant> = msgs.iter().filter(|(_, m)| m == "WATCHDOG=1").map(|(at, _)| *at).collect();
@@ -71,6 +80,16 @@ fn a_stuck_worker_stops_the_watchdog_pings() {
     let last = *pings.last().expect("pings");
     let silent = Instant::now().duration_since(last);
     assert!(silent >= Duration::from_millis(1500), "no WATCHDOG=1 for the last {silent:?} of a stuck worker: {msgs:?}");
-    assert!(t.rvsd_log().contains("WATCHDOG=1 withheld"), "the log says why:\n{}", t.rvsd_log());
+    let log = t.rvsd_log();
+    assert!(log.contains("WATCHDOG=1 withheld"), "the log says why:\n{log}");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a JSON line: {e}: {l}")))
+        .collect();
+    // Every line is JSON, DPDK's own (`EAL: ...`, PMD messages) too.
+    assert!(events.len() >= 3 && log.lines().all(|l| l.starts_with('{')), "--log-format json: {log}");
+    assert!(events.iter().any(|e| e["target"] == "dpdk"), "DPDK's lines through the same log: {log}");
+    assert!(events.iter().any(|e| e["level"] == "DEBUG"), "RVS_LOG=debug: {log}");
     let _ = t.stop_rvsd();
 }

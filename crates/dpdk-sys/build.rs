@@ -57,6 +57,11 @@ fn main() {
         .header("csrc/wrapper.h")
         .clang_args(cflags.iter().filter(|f| !f.starts_with("-march")))
         .clang_arg("-Icsrc")
+        // glibc's fopencookie (DPDK's log stream handed to Rust's logging).
+        .clang_arg("-D_GNU_SOURCE")
+        .allowlist_function("rte_openlog_stream|rte_log_cur_msg_loglevel|fopencookie|setvbuf")
+        .allowlist_type("cookie_io_functions_t")
+        .allowlist_var("_IOLBF")
         .allowlist_function(
             "rte_eal_.*|rte_lcore_.*|rte_get_.*lcore.*|rte_socket_id|rte_get_tsc_hz|rte_strerror|rte_exit",
         )

@@ -119,6 +119,8 @@ pub struct Topology {
     pub config_path: PathBuf,
     /// Environment variables rvsd starts with (besides `RUST_LOG`).
     pub rvsd_env: Vec<(String, String)>,
+    /// Arguments rvsd starts with besides `-c FILE`.
+    pub rvsd_args: Vec<String>,
     // Processes before namespaces: they die first.
     rvsd: Option<ChildGuard>,
     http: Vec<ChildGuard>,
@@ -237,6 +239,7 @@ impl Topology {
             config,
             config_path,
             rvsd_env: Vec::new(),
+            rvsd_args: Vec::new(),
             rvsd: None,
             http: Vec::new(),
             rs,
@@ -371,6 +374,7 @@ impl Topology {
             .arg(workspace_bin("rvsd"))
             .arg("-c")
             .arg(&self.config_path)
+            .args(&self.rvsd_args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .envs(self.rvsd_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone()?)

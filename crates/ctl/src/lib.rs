@@ -13,6 +13,7 @@
 pub mod client;
 pub mod error;
 pub mod frame;
+pub mod logging;
 pub mod proto;
 pub mod systemd;
 pub mod verbs;

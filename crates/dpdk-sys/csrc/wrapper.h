@@ -1,6 +1,8 @@
 /* The DPDK API surface rvs binds. bindgen reads this; the allowlist in build.rs keeps
  * the output to what the project uses. */
+#include <stdio.h>
 #include <rte_config.h>
+#include <rte_log.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>

@@ -11,6 +11,7 @@ mod burst;
 mod eal;
 mod error;
 mod flow;
+pub mod log;
 mod mbuf;
 mod mempool;
 mod port;

@@ -26,4 +26,9 @@ pub struct Args {
     /// alone, not this host (lcores, interfaces, devices, socket, group).
     #[arg(long = "other-host", requires = "check_config")]
     pub other_host: bool,
+
+    /// How log lines are written: text, or json (one object per line). The level comes
+    /// from $RVS_LOG (e.g. `debug`, `info,rvsd=debug`; default info), as for rvs-agent.
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]
+    pub log_format: ctl::logging::LogFormat,
 }

@@ -190,6 +190,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     let metrics = cfg.metrics.map(|m| MetricsServer::start(m.listen, metrics_tx)).transpose()?;
 
     let mut runtime = RuntimeDir::before_eal(&cfg.eal.file_prefix);
+    dpdk::log::to_tracing();
     let eal = Eal::init(cfg.eal_args()).context("eal: DPDK EAL initialisation")?;
     runtime.ours = true;
     let clock = Clock::new();

@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     if let Some(path) = args.check_config {
         return check_config(&path, !args.other_host);
     }
-    init_logging();
+    if let Some(w) = ctl::logging::init(args.log_format, "info") {
+        tracing::warn!("{w}");
+    }
     let cfg = match Config::load(&args.config) {
         Ok(c) => c,
         Err(errs) => {
@@ -82,15 +84,4 @@ fn check_config(path: &Path, host: bool) -> ExitCode {
         if host { "" } else { "; this host not checked (--other-host)" }
     );
     ExitCode::SUCCESS
-}
-
-/// Logs to stderr, level from RUST_LOG (default info); colours only on a terminal.
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -28,7 +28,7 @@ impl Watchdog {
             interval_ms = interval.as_millis() as u64,
             "systemd watchdog: pinging while every worker makes progress"
         );
-        Some(Watchdog { every, next: Instant::now(), beats: heartbeats(shared), stuck: false })
+        Some(Watchdog { every, next: Instant::now() + every, beats: heartbeats(shared), stuck: false })
     }
 
     /// Pings systemd if due and every worker moved since the last check.
