@@ -81,6 +81,7 @@ fn main() {
                         digest: None,
                         virtualhost: None,
                     }],
+                    protocol: rvs_agent::keepalived::config::HttpProtocol::V1_0,
                 }
             } else {
                 Probe::Tcp { target, bindto: None }

@@ -8,7 +8,9 @@
 //! * PING_CHECK: IPv4 and IPv6 addresses on a veth inside the namespace, removed and re-added;
 //! * SMTP_CHECK: Python's `smtpd` (Debian 12's python3.11);
 //! * DNS_CHECK: dnsmasq (scripts/setup.sh installs dnsmasq-base);
-//! * FILE_CHECK: track files setting the server down and changing its weight.
+//! * FILE_CHECK: track files setting the server down and changing its weight;
+//! * HTTP_GET's `http_protocol`: a Python HTTP/1.1 server logs the request lines and
+//!   headers keepalived's three forms send; Content-Length and chunked bodies digested.
 //!
 //! Namespaces and temporary directories are named uniquely per test and removed when the
 //! test ends, failed or not (their guards drop).
@@ -344,4 +346,84 @@ fn file_check_sets_down_and_changes_the_weight() {
         a.stop().await;
     });
     drop(dir);
+}
+
+/// A Python HTTP/1.1 server (threads, keep-alive unless asked to close) logging each
+/// request line and its headers to argv[2]; `/chunked` answers a chunked body, the other
+/// paths `alive\n` with a Content-Length.
+const PY_HTTP: &str = r#"
+import sys, http.server
+log = open(sys.argv[2], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        log.write(self.requestline + "\n" + "".join("%s: %s\n" % kv for kv in self.headers.items()) + "\n")
+        self.send_response(200)
+        if self.path == "/chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nalive\n\r\n0\r\n\r\n")
+        else:
+            self.send_header("Content-Length", "6")
+            self.end_headers()
+            self.wfile.write(b"alive\n")
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn http_protocol_requests_as_keepalived_and_their_digests() {
+    root();
+    let ns = NetNs::new("rvchttp");
+    let dir = TempDir::new("rvchttp");
+    let (script, log) = (dir.file("server.py"), dir.file("requests.log"));
+    std::fs::write(&script, PY_HTTP).unwrap();
+    let _server = spawn_in(ns.name(), &["python3", &script, "8088", &log]);
+    // md5("alive\n"); md5 of the chunked body as sent (chunk sizes included).
+    let (alive, chunked) = ("4e5dc3caa06fa07c79bc3ba5e62ff86b", md5_hex(b"6\r\nalive\n\r\n0\r\n\r\n"));
+    let vs = |vip: &str, protocol: &str, urls: &str| {
+        format!(
+            "virtual_server {vip} 80 {{\n lb_kind FNAT\n delay_loop 0.2\n real_server 127.0.0.1 8088 {{\n  weight 7\n  inhibit_on_failure\n\
+             HTTP_GET {{\n{urls}   http_protocol {protocol}\n {TIMING} }}\n }}\n}}\n"
+        )
+    };
+    let url = |path: &str, digest: &str| format!("   url {{\n    path {path}\n    digest {digest}\n   }}\n");
+    let conf = [
+        vs("192.0.2.1", "1.0", &url("/p10", alive)),
+        vs("192.0.2.2", "1.0C", &url("/p10c", alive)),
+        vs("192.0.2.3", "1.1", &(url("/p11", alive) + &url("/chunked", &chunked))),
+        // The de-chunked body's digest is not what keepalived compares: down.
+        vs("192.0.2.4", "1.1", &url("/chunked", alive)),
+    ]
+    .concat();
+    let log_c = log.clone();
+    in_netns(&ns, move || async move {
+        tcp_ready(8088).await;
+        let a = Agent::start(&conf);
+        let w = |vip: &str| a.weight(Proto::Tcp, vip, 80, 0);
+        wait_for("the de-chunked digest to fail", WITHIN, || w("192.0.2.4") == Some(0)).await;
+        // Several rounds: the others stay up (status and digest right).
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        for vip in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+            assert_eq!(w(vip), Some(7), "{vip}");
+        }
+        a.stop().await;
+        let log = std::fs::read_to_string(&log_c).unwrap();
+        let seen = |line: &str| {
+            log.split("\n\n").find(|r| r.starts_with(line)).unwrap_or_else(|| panic!("no {line} in {log}")).to_string()
+        };
+        let host = "Host: 127.0.0.1:8088";
+        assert_eq!(seen("GET /p10 "), format!("GET /p10 HTTP/1.0\nUser-Agent: KeepAliveClient\n{host}"));
+        let close = "User-Agent: KeepAliveClient\nConnection: close";
+        assert_eq!(seen("GET /p10c "), format!("GET /p10c HTTP/1.0\n{close}\n{host}"));
+        assert_eq!(seen("GET /p11 "), format!("GET /p11 HTTP/1.1\n{close}\n{host}"));
+        assert_eq!(seen("GET /chunked "), format!("GET /chunked HTTP/1.1\n{close}\n{host}"));
+    });
+}
+
+/// MD5 of `data` in hex (the digest keepalived's `genhash` prints).
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }

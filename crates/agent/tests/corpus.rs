@@ -117,7 +117,7 @@ fn wired_keywords_reach_the_configuration() {
     let l = load(&dir.join("08-http-get-virtualhost.conf"), opts(false));
     let rs = &l.config.virtual_servers[0].real_servers[0];
     match &rs.checks[0].kind {
-        rvs_agent::keepalived::config::CheckKind::Http { urls, virtualhost } => {
+        rvs_agent::keepalived::config::CheckKind::Http { urls, virtualhost, .. } => {
             assert_eq!(virtualhost.as_deref(), Some("www.example.com"), "the virtual server's virtualhost");
             assert_eq!(urls[0].virtualhost.as_deref(), Some("health.example.com"), "a url's own");
             assert_eq!(urls[1].virtualhost, None);

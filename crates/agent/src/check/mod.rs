@@ -21,7 +21,7 @@ pub mod ssl;
 pub mod tcp;
 pub mod udp;
 
-use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, RealServerConf, SslConf, UrlConf};
+use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, SslConf, UrlConf};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -72,6 +72,8 @@ pub enum Probe {
         host: String,
         /// URLs with their expected status codes / digests.
         urls: Vec<UrlConf>,
+        /// `http_protocol`: how the request is worded.
+        protocol: HttpProtocol,
     },
     /// HTTP GET of each URL over TLS.
     Ssl {
@@ -88,6 +90,8 @@ pub enum Probe {
         enable_sni: bool,
         /// URLs with their expected status codes / digests.
         urls: Vec<UrlConf>,
+        /// `http_protocol`: how the request is worded.
+        protocol: HttpProtocol,
         /// The global `SSL` block (client certificate).
         client: Option<SslConf>,
     },
@@ -218,7 +222,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
         SocketAddr::new(c.common.connect_ip.unwrap_or(rs.addr.ip()), c.common.connect_port.unwrap_or(rs.addr.port()));
     let probe = match &c.kind {
         CheckKind::Tcp => Probe::Tcp { target, bindto: c.common.bindto },
-        CheckKind::Http { urls, virtualhost } => Probe::Http {
+        CheckKind::Http { urls, virtualhost, protocol } => Probe::Http {
             target,
             bindto: c.common.bindto,
             host: virtualhost.clone().unwrap_or_else(|| match target {
@@ -226,8 +230,9 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
                 SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
             }),
             urls: urls.clone(),
+            protocol: *protocol,
         },
-        CheckKind::Ssl { urls, virtualhost, enable_sni, client } => Probe::Ssl {
+        CheckKind::Ssl { urls, virtualhost, enable_sni, protocol, client } => Probe::Ssl {
             target,
             bindto: c.common.bindto,
             host: virtualhost.clone().unwrap_or_else(|| match target {
@@ -237,6 +242,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
             sni: virtualhost.clone().filter(|_| *enable_sni),
             enable_sni: *enable_sni,
             urls: urls.clone(),
+            protocol: *protocol,
             client: client.clone(),
         },
         CheckKind::Udp { payload, require_reply, reply, min_reply_length, max_reply_length } => Probe::Udp {
@@ -274,14 +280,15 @@ async fn get_urls(
     target: SocketAddr,
     bindto: Option<IpAddr>,
     host: &str,
-    urls: &[UrlConf],
+    (urls, protocol): (&[UrlConf], HttpProtocol),
     timeout: Duration,
     tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>, bool)>,
 ) -> Result<(), CheckError> {
     for u in urls {
         let host = u.virtualhost.as_deref().unwrap_or(host);
         let tls = tls.map(|(c, sni, on)| (c, if on { u.virtualhost.as_deref().or(sni) } else { None }));
-        let a = http::get_over(target, bindto, host, &u.path, timeout, tls).await?;
+        let request = http::request_text(&u.path, host, protocol);
+        let a = http::get_over(target, bindto, &request, timeout, tls).await?;
         if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
             return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
         }
@@ -305,10 +312,13 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
     let t = spec.timeout;
     match &spec.probe {
         Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, t).await,
-        Probe::Http { target, bindto, host, urls } => get_urls(*target, *bindto, host, urls, t, None).await,
-        Probe::Ssl { target, bindto, host, sni, enable_sni, urls, client } => {
+        Probe::Http { target, bindto, host, urls, protocol } => {
+            get_urls(*target, *bindto, host, (urls, *protocol), t, None).await
+        }
+        Probe::Ssl { target, bindto, host, sni, enable_sni, urls, protocol, client } => {
             let config = ssl::client_config(client.as_ref())?;
-            get_urls(*target, *bindto, host, urls, t, Some((&config, sni.as_deref(), *enable_sni))).await
+            let tls = Some((&config, sni.as_deref(), *enable_sni));
+            get_urls(*target, *bindto, host, (urls, *protocol), t, tls).await
         }
         Probe::Udp { target, bindto, payload, require_reply, reply, reply_len } => {
             let e = udp::UdpExpect {
@@ -505,7 +515,13 @@ mod tests {
             virtualhost: None,
         };
         let spec = |u: UrlConf| CheckSpec {
-            probe: Probe::Http { target: addr, bindto: None, host: "h".into(), urls: vec![u] },
+            probe: Probe::Http {
+                target: addr,
+                bindto: None,
+                host: "h".into(),
+                urls: vec![u],
+                protocol: HttpProtocol::V1_0,
+            },
             timeout: Duration::from_secs(1),
             retry: 0,
             delay_before_retry: Duration::ZERO,
@@ -545,6 +561,7 @@ mod tests {
                     virtualhost: url.map(str::to_string),
                 }],
                 virtualhost: checker.map(str::to_string),
+                protocol: HttpProtocol::V1_0,
             },
             common: CheckCommon::default(),
             loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },

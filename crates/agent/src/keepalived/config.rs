@@ -529,6 +529,18 @@ impl HexPattern {
     }
 }
 
+/// HTTP_GET's and SSL_GET's `http_protocol` (keepalived 2.2.7's three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum HttpProtocol {
+    /// `1.0` (the default): `GET ... HTTP/1.0`, no `Connection` header.
+    #[default]
+    V1_0,
+    /// `1.0C`: HTTP/1.0 with `Connection: close`.
+    V1_0C,
+    /// `1.1`: HTTP/1.1 with `Connection: close`.
+    V1_1,
+}
+
 /// A checker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CheckKind {
@@ -540,6 +552,9 @@ pub enum CheckKind {
         urls: Vec<UrlConf>,
         /// `virtualhost`: the Host header.
         virtualhost: Option<String>,
+        /// `http_protocol`.
+        #[serde(default)]
+        protocol: HttpProtocol,
     },
     /// `MISC_CHECK`: a script exits 0.
     Misc {
@@ -556,6 +571,9 @@ pub enum CheckKind {
         virtualhost: Option<String>,
         /// `enable_sni`: send the virtual host as TLS server name (off).
         enable_sni: bool,
+        /// `http_protocol`.
+        #[serde(default)]
+        protocol: HttpProtocol,
         /// The global `SSL` block (client certificate), copied here once the whole file
         /// is read.
         #[serde(default)]

@@ -1105,7 +1105,11 @@ impl P<'_> {
                 "delay_loop" => rs.delay_loop = self.secs(c),
                 "TCP_CHECK" => rs.checks.push(self.check(c, CheckKind::Tcp, defaults)),
                 "HTTP_GET" => {
-                    let k = CheckKind::Http { urls: Vec::new(), virtualhost: vs.virtualhost.clone() };
+                    let k = CheckKind::Http {
+                        urls: Vec::new(),
+                        virtualhost: vs.virtualhost.clone(),
+                        protocol: HttpProtocol::default(),
+                    };
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "MISC_CHECK" => {
@@ -1117,6 +1121,7 @@ impl P<'_> {
                         urls: Vec::new(),
                         virtualhost: vs.virtualhost.clone(),
                         enable_sni: false,
+                        protocol: HttpProtocol::default(),
                         client: None,
                     };
                     rs.checks.push(self.check(c, k, defaults));
@@ -1192,9 +1197,11 @@ impl P<'_> {
                 continue;
             }
             match &mut kind {
-                CheckKind::Http { urls, virtualhost } => self.http_option(c, urls, virtualhost, None, &ctx),
-                CheckKind::Ssl { urls, virtualhost, enable_sni, .. } => {
-                    self.http_option(c, urls, virtualhost, Some(enable_sni), &ctx)
+                CheckKind::Http { urls, virtualhost, protocol } => {
+                    self.http_option(c, urls, virtualhost, protocol, None, &ctx)
+                }
+                CheckKind::Ssl { urls, virtualhost, enable_sni, protocol, .. } => {
+                    self.http_option(c, urls, virtualhost, protocol, Some(enable_sni), &ctx)
                 }
                 CheckKind::Misc { path, timeout } => match c.key.as_str() {
                     "misc_path" => *path = self.script(c).unwrap_or_default(),
@@ -1287,6 +1294,7 @@ impl P<'_> {
         c: &Node,
         urls: &mut Vec<UrlConf>,
         virtualhost: &mut Option<String>,
+        protocol: &mut HttpProtocol,
         enable_sni: Option<&mut bool>,
         ctx: &str,
     ) {
@@ -1297,7 +1305,15 @@ impl P<'_> {
                 }
             }
             ("virtualhost", _) => *virtualhost = self.arg(c).map(str::to_string),
-            ("http_protocol", _) => self.ignore(c, "HTTP_GET and SSL_GET send HTTP/1.0 requests"),
+            // keepalived 2.2.7's three (`1.0c` too); anything else is its "Invalid
+            // http_protocol version".
+            ("http_protocol", _) => match self.arg(c) {
+                Some("1.0") => *protocol = HttpProtocol::V1_0,
+                Some("1.0C" | "1.0c") => *protocol = HttpProtocol::V1_0C,
+                Some("1.1") => *protocol = HttpProtocol::V1_1,
+                Some(v) => self.err(&c.loc, format!("invalid http_protocol version '{v}' (1.0, 1.0C, 1.1)")),
+                None => {}
+            },
             ("fast_recovery", _) => self.ignore(c, "a server is up again after its next successful check"),
             ("enable_sni", Some(sni)) => *sni = self.flag_value(c),
             _ => self.other(c, ctx),

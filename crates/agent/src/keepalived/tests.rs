@@ -284,7 +284,7 @@ fn ssl_get_takes_http_get_options_sni_and_the_global_client_certificate() {
         )
     ));
     match &only_checks(&l)[0].kind {
-        CheckKind::Ssl { urls, virtualhost, enable_sni, client } => {
+        CheckKind::Ssl { urls, virtualhost, enable_sni, client, .. } => {
             assert_eq!(urls[0].status_codes, [(200, 200), (301, 302)]);
             assert_eq!((virtualhost.as_deref(), *enable_sni), (Some("www.example.com"), true));
             assert_eq!(client.as_ref().and_then(|c| c.key.as_deref()), Some("/k.pem"), "SSL block after the use");
