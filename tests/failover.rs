@@ -8,6 +8,8 @@
 //! * rvsd restarting under the master's agent: the twin (VRRP's interface) goes with it,
 //!   the agent goes to FAULT and the backup takes over; when rvsd is back the agent
 //!   reconnects, opens its socket on the new twin and preempts again.
+//! * keepalived's virtual_routes: in the master's rvsd only (they follow the VIP on
+//!   failover and preemption, and leave with a clean stop).
 //! * A real server whose HTTP server stops gets weight 0 in rvsd within
 //!   delay_loop x (retry + 1) and no new connections; restarted, it gets its weight back.
 //!
@@ -88,14 +90,31 @@ fn resumed_via(p: &Pair, via: &str, since: Instant, timeout: Duration) -> Durati
     since.elapsed()
 }
 
+/// Whether `n`'s rvsd has a route to `prefix`.
+fn has_route(n: &Node, prefix: &str) -> bool {
+    match n.ctl().expect("ctl").call(ctl::Request::RouteList).expect("routes") {
+        ctl::Response::Routes { routes } => routes.iter().any(|r| r.prefix.to_string() == prefix),
+        r => panic!("{r:?}"),
+    }
+}
+
+/// keepalived's virtual_routes, in rvsd's route table: only the master's rvsd holds it.
+const VROUTE: &str = "10.66.0.0/16";
+
+fn with_virtual_route(conf: String) -> String {
+    let route = format!("    virtual_routes {{\n        {VROUTE} via {}\n    }}\n", rs4(1));
+    conf.replacen("    virtual_ipaddress {", &format!("{route}    virtual_ipaddress {{"), 1)
+}
+
 fn failover(version: u8, advert: &str, nopreempt: bool, limit: Duration) {
     let _g = serial();
     let adv: f64 = advert.parse().unwrap();
     let mut p = Pair::start(3).expect("two-node topology");
-    let a_conf = conf(&p.a, PRIO_A, version, advert, nopreempt, 1);
-    let b_conf = conf(&p.b, PRIO_B, version, advert, nopreempt, 1);
+    let a_conf = with_virtual_route(conf(&p.a, PRIO_A, version, advert, nopreempt, 1));
+    let b_conf = with_virtual_route(conf(&p.b, PRIO_B, version, advert, nopreempt, 1));
     elect_a(&mut p, &a_conf, &b_conf, adv);
     traffic_via(&p, "a", 9);
+    assert!(has_route(&p.a, VROUTE) && !has_route(&p.b, VROUTE), "the virtual route is in the master's rvsd only");
 
     // a's agent dies without a word; b takes over after Master_Down_Interval.
     p.a.kill_agent();
@@ -111,6 +130,7 @@ fn failover(version: u8, advert: &str, nopreempt: bool, limit: Duration) {
     assert!(moved <= limit, "failover took {moved:?}, over {limit:?}");
     assert_eq!(state(&p.b), ("Master".into(), p.b.addr0.clone()));
     traffic_via(&p, "b", 9);
+    wait_for(Duration::from_secs(2), || has_route(&p.b, VROUTE)).expect("b, now master, adds the virtual route");
 
     // a's agent returns (it drops the VIP its killed predecessor left in rvsd).
     p.a.start_agent(&a_conf).expect("agent a again");
@@ -133,6 +153,8 @@ fn failover(version: u8, advert: &str, nopreempt: bool, limit: Duration) {
         wait_for(Duration::from_secs(5), || state(&p.b) == ("Backup".into(), p.a.addr0.clone()))
             .unwrap_or_else(|| panic!("b steps down: {:?}", state(&p.b)));
         traffic_via(&p, "a", 9);
+        wait_for(Duration::from_secs(2), || has_route(&p.a, VROUTE) && !has_route(&p.b, VROUTE))
+            .expect("the virtual route follows the VIP back to a (b, backup, removes it)");
     }
     // A clean stop leaves nothing behind.
     p.a.stop_agent().expect("agent a stops");
