@@ -234,6 +234,18 @@ fn every_wire_drop_reason_is_counted_by_name() {
     let mut rvsd = PcapRvsd::start(&Spec { tag: "dr", in0: &in0, in1: &in1, mtu1: Some(1280), config: CONFIG });
     // The neighbour resolution gives up after about four seconds; the rest is at once.
     let got = rvsd.wait_for(&[], &want, Instant::now() + Duration::from_secs(30));
+    // Exhaustion is logged once when it starts and once when it ends, not per packet.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(rvsd.log().contains("(no_local_port): recovered") && rvsd.log().contains("(pool_full): recovered"))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     rvsd.stop();
     assert_counted(&want, &got);
+    let log = rvsd.log();
+    for what in ["connection pool exhausted (pool_full)", "local ports exhausted (no_local_port)"] {
+        assert_eq!(log.matches(&format!("{what}: started")).count(), 1, "{what} onset once:\n{log}");
+        assert_eq!(log.matches(&format!("{what}: recovered")).count(), 1, "{what} recovery once:\n{log}");
+    }
 }

@@ -94,6 +94,8 @@ pub enum Command {
     Zero,
     /// Zero one service's counters and its real servers'.
     ZeroService(fnat::service::ServiceKey),
+    /// Report the exhaustion counters ([`Exhaustion`]): small, copied, no allocation.
+    Exhaustion,
     /// List connections from `cursor`, at most `max`.
     ListConns {
         /// Where to start (0 = beginning).
@@ -163,8 +165,22 @@ pub enum Reply {
     Stats(Box<WorkerReport>),
     /// A page of connections and the cursor of the next page.
     Conns(Vec<ConnInfo>, Option<u32>),
+    /// The exhaustion counters.
+    Exhaustion(Exhaustion),
     /// A command without data was carried out.
     Done,
+}
+
+/// What a worker refused for want of room, as counted so far: the control thread logs
+/// when exhaustion starts and when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exhaustion {
+    /// New connections refused: the connection pool was full (`pool_full`).
+    pub pool_full: u64,
+    /// New connections refused: no free local port (`no_local_port`).
+    pub no_local_port: u64,
+    /// Packets dropped: no mbuf (`no_mbuf`).
+    pub no_mbuf: u64,
 }
 
 /// One worker's mailbox and progress.

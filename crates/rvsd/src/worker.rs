@@ -15,13 +15,14 @@ use std::sync::Arc;
 
 use dpdk::{Burst, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::engine::{Engine, Verdict};
+use fnat::stats::DropReason;
 use frame::{Io, Net, NetCounter, NetCounters, NetDrop, Node, ETH_LEN};
 use netstack::PortId;
 use wire::EthernetAddress;
 
 use crate::clock::Clock;
 use crate::pktbuf::MbufSlot;
-use crate::shared::{Command, NeighSeen, PortView, Reply, Shared, Snapshot, WorkerReport};
+use crate::shared::{Command, Exhaustion, NeighSeen, PortView, Reply, Shared, Snapshot, WorkerReport};
 
 /// Connections the timer wheel may free per loop (keeps every loop short).
 const EXPIRE_BUDGET: u32 = 256;
@@ -343,6 +344,15 @@ impl Worker {
                         t.dropped = 0;
                     }
                     Reply::Done
+                }
+                Command::Exhaustion => {
+                    let stats = self.engine.stats();
+                    Reply::Exhaustion(Exhaustion {
+                        pool_full: stats.drops(DropReason::PoolFull),
+                        no_local_port: stats.drops(DropReason::NoLocalPort),
+                        no_mbuf: self.node.counters.drops.get(NetDrop::NoMbuf)
+                            + self.io.counters.drops.get(NetDrop::NoMbuf),
+                    })
                 }
                 Command::ListConns { cursor, max } => {
                     let (conns, next) = self.engine.list(cursor, max, self.clock.now_ms());

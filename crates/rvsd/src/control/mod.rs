@@ -13,6 +13,7 @@
 
 mod bonds;
 mod capture;
+mod health;
 mod metrics;
 mod reload;
 mod requests;
@@ -154,6 +155,8 @@ pub struct Control {
     pub hup: Arc<AtomicBool>,
     /// The file SIGHUP reads, and the configuration running.
     pub reload_source: Option<ReloadSource>,
+    /// Link and exhaustion conditions, for their onset and recovery lines.
+    health: health::Health,
     /// Scrapes from the metrics endpoint (`[metrics]`), when it runs.
     pub metrics_jobs: Option<Receiver<crate::metrics::MetricsJob>>,
 }
@@ -197,6 +200,7 @@ impl Control {
             hup: Arc::new(AtomicBool::new(false)),
             reload_source: None,
             metrics_jobs: None,
+            health: health::Health::default(),
         }
     }
 
@@ -214,9 +218,10 @@ impl Control {
                 bond_at = Instant::now();
                 self.watch_bonds();
             }
-            if link_at.elapsed() > Duration::from_secs(1) {
+            if link_at.elapsed() > health::EVERY {
                 link_at = Instant::now();
                 Twin::mirror_links(&mut self.ports);
+                self.health.sample(&self.shared, &self.ports, &self.pool);
             }
             if self.hup.swap(false, Ordering::Relaxed) {
                 notify("RELOADING=1\nSTATUS=reloading the configuration");
