@@ -60,7 +60,7 @@ fn ignored_keywords_are_listed_and_strict_refuses_them() {
 
     std::fs::write(
         dir.join("u.conf"),
-        "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n use_vmac\n track_file {\n  f\n }\n}\n",
+        "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n use_vmac\n virtual_rules {\n  from 10.0.0.9 table 100\n }\n}\n",
     )
     .unwrap();
     let u = agent(&["-t", "-f", &dir.join("u.conf").display().to_string()]);
@@ -68,7 +68,7 @@ fn ignored_keywords_are_listed_and_strict_refuses_them() {
     let err = String::from_utf8_lossy(&u.stderr);
     assert!(
         err.contains(
-            "u.conf:5: error: 'track_file' (in vrrp_instance) is valid keepalived that rvs does not support yet"
+            "u.conf:5: error: 'virtual_rules' (in vrrp_instance) is valid keepalived that rvs does not support yet"
         ),
         "{err}"
     );
