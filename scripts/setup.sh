@@ -22,6 +22,8 @@ fi
 #  - hping3: the spoofed-source SYN flood of the SYN proxy's end-to-end test
 #  - dnsmasq-base: a real DNS server for rvs-agent's DNS_CHECK tests (run in the
 #    foreground by the test; the package has no daemon or service of its own)
+#  - dpkg-dev (dpkg-shlibdeps, strip) and man-db (man): scripts/package.sh builds the .deb,
+#    scripts/test-package.sh installs it and opens its man pages
 #  - prometheus (with promtool): a real scraper for the metrics test; its own service is
 #    stopped and disabled, the test runs one on loopback with its own configuration
 PACKAGES=(
@@ -30,6 +32,7 @@ PACKAGES=(
     keepalived hping3
     dnsmasq-base
     prometheus
+    dpkg-dev man-db
 )
 
 missing=()

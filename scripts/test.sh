@@ -31,3 +31,8 @@ bash scripts/fuzz.sh 30
 step "demo"
 # README's first command, as a user runs it (its own release build, namespaces, traffic).
 bash scripts/demo.sh
+
+step "package"
+# The .deb built (reusing the demo's release build), installed, its binaries, man pages,
+# completions and units checked, and purged (scripts/test-package.sh).
+bash scripts/test-package.sh
