@@ -1358,17 +1358,23 @@ impl P<'_> {
         out
     }
 
-    /// `N [reverse|noreverse]` after a `weight` (`args`): the weight, and the reverse
-    /// flag when one is given.
-    fn weight_reverse(&mut self, c: &Node, args: &[String], lo: i64, hi: i64) -> Option<(i32, Option<bool>)> {
+    /// `N [reverse|noreverse]` after a `weight` (`args`) of `what`: the weight, and the
+    /// reverse flag when one is given.
+    fn weight_reverse(
+        &mut self,
+        c: &Node,
+        what: &str,
+        args: &[String],
+        (lo, hi): (i64, i64),
+    ) -> Option<(i32, Option<bool>)> {
         let Some(a) = args.first() else {
-            self.err(&c.loc, format!("{}: weight needs a value", c.key));
+            self.err(&c.loc, format!("{what}: weight needs a value"));
             return None;
         };
         let w = match a.parse::<i64>() {
             Ok(w) if (lo..=hi).contains(&w) => w as i32,
             _ => {
-                self.err(&c.loc, format!("{}: weight '{a}' is not an integer in {lo}..{hi}", c.key));
+                self.err(&c.loc, format!("{what}: weight '{a}' is not an integer in {lo}..{hi}"));
                 return None;
             }
         };
@@ -1377,7 +1383,7 @@ impl P<'_> {
             ["reverse"] => Some((w, Some(true))),
             ["noreverse"] => Some((w, Some(false))),
             o => {
-                self.err(&c.loc, format!("{}: unknown weight option '{}' (reverse)", c.key, o.join(" ")));
+                self.err(&c.loc, format!("{what}: unknown weight option '{}' (reverse)", o.join(" ")));
                 None
             }
         }
@@ -1401,13 +1407,15 @@ impl P<'_> {
             let (mut weight, mut reverse) = (t.weight, t.reverse);
             match c.args.split_first() {
                 None => {}
-                Some((w, rest)) if w == "weight" => match self.weight_reverse(c, rest, -254, 254) {
-                    Some((w, r)) => {
-                        weight = w;
-                        reverse = r.unwrap_or(reverse);
+                Some((w, rest)) if w == "weight" => {
+                    match self.weight_reverse(c, &format!("track_file {}", c.key), rest, (-254, 254)) {
+                        Some((w, r)) => {
+                            weight = w;
+                            reverse = r.unwrap_or(reverse);
+                        }
+                        None => continue,
                     }
-                    None => continue,
-                },
+                }
                 Some((o, _)) => {
                     self.err(&c.loc, format!("track_file {}: unknown option '{o}' (weight W [reverse])", c.key));
                     continue;
@@ -1433,7 +1441,7 @@ impl P<'_> {
                     }
                 }
                 "weight" => {
-                    if let Some((w, r)) = self.weight_reverse(c, &c.args, -65535, 65535) {
+                    if let Some((w, r)) = self.weight_reverse(c, "FILE_CHECK", &c.args, (-65535, 65535)) {
                         weight = Some((w, r.unwrap_or(false)));
                     }
                 }

@@ -388,6 +388,33 @@ fn file_check_takes_its_track_file_and_weight() {
 }
 
 #[test]
+fn vrrp_track_file_entries_take_the_block_or_their_own_weight() {
+    let inst = |track: &str| {
+        format!(
+            "track_file a {{\n file /run/a\n weight 3 reverse\n}}\nvrrp_track_file b {{\n file /run/b\n}}\n\
+             vrrp_instance V {{\n interface eth0\n virtual_router_id 9\n track_file {{\n{track}\n }}\n\
+             virtual_ipaddress {{\n  10.0.0.9\n }}\n}}\n"
+        )
+    };
+    let l = strict(&inst("  a\n  b weight -20\n  a weight 5"));
+    let f =
+        |name: &str, weight, reverse| TrackedFile { name: name.into(), path: format!("/run/{name}"), weight, reverse };
+    assert_eq!(l.config.vrrp_instances[0].track_file, [f("a", 3, true), f("b", -20, false)]);
+    assert!(has(&l, "duplicate track_file a"), "{:?}", messages(&l));
+    let l = strict(&inst("  a weight 2 noreverse"));
+    assert_eq!(l.config.vrrp_instances[0].track_file, [f("a", 2, false)]);
+    for (bad, msg) in [
+        ("  a weight 300", "track_file a: weight '300' is not an integer in -254..254"),
+        ("  a weight 2 sideways", "track_file a: unknown weight option 'sideways'"),
+        ("  a prio 2", "track_file a: unknown option 'prio'"),
+        ("  c", "track_file c not found"),
+    ] {
+        let l = strict(&inst(bad));
+        assert!(has(&l, msg), "{bad}: {:?}", messages(&l));
+    }
+}
+
+#[test]
 fn static_addresses_and_routes_parse() {
     let l = strict(
         "static_ipaddress {\n 192.0.2.60/32 dev dpdk0\n 192.0.2.61\n}\n\
