@@ -449,6 +449,12 @@ impl ServiceTable {
         })
     }
 
+    /// One past the largest service id and real-server id ever given out (ids are never
+    /// reused): what per-id arrays (counters) must cover.
+    pub fn id_bounds(&self) -> (u32, u32) {
+        (self.next_svc_id, self.next_rs_id)
+    }
+
     /// This generation's number, unique in the process; workers compare it to know
     /// whether they must rebind.
     pub fn generation(&self) -> u64 {

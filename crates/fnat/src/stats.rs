@@ -154,12 +154,24 @@ impl Stats {
         self.events.get(e)
     }
 
-    /// A service's counters (`None` beyond the configured maximum).
+    /// Grows the per-service and per-real-server counters to cover ids below `services`
+    /// and `real_servers` (never shrinks). Called when a worker binds a new generation of
+    /// services, not per packet.
+    pub fn cover(&mut self, services: usize, real_servers: usize) {
+        if self.svc.len() < services {
+            self.svc.resize(services, Counters::default());
+        }
+        if self.rs.len() < real_servers {
+            self.rs.resize(real_servers, Counters::default());
+        }
+    }
+
+    /// A service's counters (`None` for an id no bound generation had).
     pub fn service(&self, svc: u32) -> Option<&Counters> {
         self.svc.get(svc as usize)
     }
 
-    /// A real server's counters (`None` beyond the configured maximum).
+    /// A real server's counters (`None` for an id no bound generation had).
     pub fn real_server(&self, rs: u32) -> Option<&Counters> {
         self.rs.get(rs as usize)
     }

@@ -1140,3 +1140,27 @@ fn edge_policy_refuses_new_flows_in_order() {
     ];
     run(&mut w, steps);
 }
+
+/// More services and real servers than the counters were first sized for (1,024 and
+/// 16,384 by default), and ids that only grow: the counters grow with the generation,
+/// so the last service and its servers count their connections like the first.
+#[test]
+fn counters_cover_every_service_and_real_server_id() {
+    let cfg = config(1024);
+    let (services, per) = (1500u16, 12u16);
+    let svcs: Vec<_> = (0..services)
+        .map(|i| {
+            let servers: Vec<_> = (0..per).map(|r| rs(RIP4.into(), 20_000 + r)).collect();
+            svc(Proto::Tcp, VIP4.into(), 10_000 + i, &servers)
+        })
+        .collect();
+    assert!(usize::from(services) > cfg.max_services && usize::from(services * per) > cfg.max_real_servers);
+    let mut w = World::with_services(&cfg, &svcs);
+    let (v, _) = w.packet(&t4(CIP4, 40000, VIP4, 10_000 + services - 1).seq(1).flags(SYN).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    let last = w.table.service(w.table.lookup(Proto::Tcp, VIP4.into(), 10_000 + services - 1).expect("service"));
+    let stats = w.engine.stats();
+    assert_eq!(stats.service(last.id.0).map(|c| c.conns), Some(1), "the last service counts");
+    let rs_conns: u64 = last.dests.iter().filter_map(|d| stats.real_server(d.id.0)).map(|c| c.conns).sum();
+    assert_eq!(rs_conns, 1, "and its real server");
+}

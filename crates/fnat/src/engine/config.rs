@@ -89,10 +89,12 @@ pub struct EngineConfig {
     /// Local address sets.
     #[serde(default)]
     pub local_addrs: Vec<LocalAddrSet>,
-    /// Per-service counters kept (indexed by the stable `SvcId`).
+    /// Per-service counters allocated at start (indexed by the stable `SvcId`); they grow
+    /// when a generation with larger ids is bound.
     #[serde(default = "default_max_services")]
     pub max_services: usize,
-    /// Per-real-server counters kept (indexed by the stable `RsId`).
+    /// Per-real-server counters allocated at start (indexed by the stable `RsId`); they
+    /// grow when a generation with larger ids is bound.
     #[serde(default = "default_max_rs")]
     pub max_real_servers: usize,
     /// Persistence templates this worker can hold.

@@ -215,6 +215,13 @@ impl Engine {
         }
         self.sched.rebind(table);
         self.edge.rebind(table.services().len());
+        // Ids only grow (they are never reused): counters and the server-to-service map
+        // follow them, here where a generation is bound, never on the packet path.
+        let (svc_ids, rs_ids) = table.id_bounds();
+        self.stats.cover(svc_ids as usize, rs_ids as usize);
+        if self.rs_svc.len() < rs_ids as usize {
+            self.rs_svc.resize(rs_ids as usize, u32::MAX);
+        }
         self.svc_set.clear();
         for s in table.services() {
             let own = self.set_keys.iter().position(|k| *k == Some(s.key));
