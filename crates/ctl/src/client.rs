@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use crate::error::CtlError;
 use crate::frame::{self, FrameError};
-use crate::proto::{ConnCursor, NeighView, Request, RequestMsg, Response, ResponseMsg};
-use crate::PROTOCOL_VERSION;
+use crate::proto::{ConnCursor, NeighView, Request, RequestMsg, Response, ResponseMsg, ServiceSpec};
+use crate::{PROTOCOL_VERSION, STAGE_PART_BYTES};
+
+/// A stage number unlikely to meet another client's: the process id and the time.
+fn stage_id() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    (u64::from(std::process::id()) << 40) ^ nanos
+}
 
 /// A connection to rvsd's control socket.
 pub struct Client {
@@ -30,8 +36,40 @@ impl Client {
     }
 
     /// Sends a request and returns the reply; an error reply becomes
-    /// [`CtlError::Remote`].
+    /// [`CtlError::Remote`]. A [`Request::ServiceReplace`] too large for one message is
+    /// sent in parts and committed as one change (see [`Request::ServiceStage`]).
     pub fn call(&mut self, req: Request) -> Result<Response, CtlError> {
+        match req {
+            Request::ServiceReplace { services } => self.replace(services),
+            req => self.call_one(req),
+        }
+    }
+
+    /// `ServiceReplace`, in parts of at most [`STAGE_PART_BYTES`] when it is larger.
+    fn replace(&mut self, services: Vec<ServiceSpec>) -> Result<Response, CtlError> {
+        let sizes: Vec<usize> = services.iter().map(|s| serde_json::to_vec(s).map_or(0, |v| v.len() + 1)).collect();
+        if sizes.iter().sum::<usize>() <= STAGE_PART_BYTES {
+            return self.call_one(Request::ServiceReplace { services });
+        }
+        let stage = stage_id();
+        let mut part = Vec::new();
+        let mut bytes = 0;
+        for (spec, size) in services.into_iter().zip(sizes) {
+            if bytes + size > STAGE_PART_BYTES && !part.is_empty() {
+                self.call_one(Request::ServiceStage { stage, services: std::mem::take(&mut part) })?;
+                bytes = 0;
+            }
+            bytes += size;
+            part.push(spec);
+        }
+        if !part.is_empty() {
+            self.call_one(Request::ServiceStage { stage, services: part })?;
+        }
+        self.call_one(Request::ServiceReplaceStaged { stage })
+    }
+
+    /// One request, one reply.
+    fn call_one(&mut self, req: Request) -> Result<Response, CtlError> {
         let io = |source| CtlError::Io { path: self.path.display().to_string(), source };
         frame::write(&mut self.writer, &RequestMsg::from(req)).map_err(io)?;
         let msg: ResponseMsg = match frame::read(&mut self.reader) {

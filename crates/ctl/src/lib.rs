@@ -29,5 +29,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest message either side accepts, in bytes (one line of JSON).
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
+/// A [`Request::ServiceReplace`] larger than this is sent in parts
+/// ([`Request::ServiceStage`], then [`Request::ServiceReplaceStaged`]) by [`Client::call`].
+pub const STAGE_PART_BYTES: usize = 1 << 20;
+
+/// Seconds rvsd keeps a staged service set that was not committed.
+pub const STAGE_TTL_SECS: u64 = 120;
+
 /// Where rvsd listens unless configured otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";

@@ -177,6 +177,21 @@ pub enum Request {
         /// The new set.
         services: Vec<ServiceSpec>,
     },
+    /// Holds a part of a service set too large for one message, under `stage` (a number
+    /// the client picks), for a later [`Request::ServiceReplaceStaged`]. Nothing changes
+    /// yet; a stage not committed within [`STAGE_TTL_SECS`] is forgotten.
+    ServiceStage {
+        /// The client's number for this set.
+        stage: u64,
+        /// The next services of the set, in order.
+        services: Vec<ServiceSpec>,
+    },
+    /// Replaces every service at once with the parts staged under `stage` (in the order
+    /// they arrived): one generation, validated whole, as [`Request::ServiceReplace`].
+    ServiceReplaceStaged {
+        /// The stage to commit.
+        stage: u64,
+    },
     /// Adds a real server.
     RealServerAdd {
         /// The service.
@@ -580,6 +595,13 @@ pub enum Response {
     Done {
         /// The generation now running.
         gen: u64,
+    },
+    /// A part of a service set is held ([`Request::ServiceStage`]).
+    Staged {
+        /// The stage.
+        stage: u64,
+        /// Services held under it so far.
+        services: u64,
     },
     /// Status.
     Status {

@@ -155,6 +155,8 @@ pub struct Control {
     pub hup: Arc<AtomicBool>,
     /// The file SIGHUP reads, and the configuration running.
     pub reload_source: Option<ReloadSource>,
+    /// Service sets arriving in parts (`ServiceStage`), by stage, with their last part's time.
+    staged: std::collections::BTreeMap<u64, (Instant, Vec<ctl::ServiceSpec>)>,
     /// Link and exhaustion conditions, for their onset and recovery lines.
     health: health::Health,
     /// Scrapes from the metrics endpoint (`[metrics]`), when it runs.
@@ -201,6 +203,7 @@ impl Control {
             reload_source: None,
             metrics_jobs: None,
             health: health::Health::default(),
+            staged: Default::default(),
         }
     }
 

@@ -13,7 +13,35 @@ use super::Control;
 use crate::shared::Command;
 use crate::state::{Refused, State};
 
+/// Stages held at once, at most.
+const MAX_STAGES: usize = 8;
+/// Services held in all stages together, at most.
+const MAX_STAGED_SERVICES: usize = 2_000_000;
+
 impl Control {
+    /// `ServiceStage`: holds the part; forgets stages older than [`ctl::STAGE_TTL_SECS`].
+    fn stage(&mut self, stage: u64, services: Vec<ctl::ServiceSpec>) -> Result<Response, Refused> {
+        let ttl = std::time::Duration::from_secs(ctl::STAGE_TTL_SECS);
+        self.staged.retain(|_, (at, _)| at.elapsed() < ttl);
+        let held: usize = self.staged.values().map(|(_, v)| v.len()).sum();
+        if held + services.len() > MAX_STAGED_SERVICES {
+            return Err(Refused::new(
+                ErrorCode::TooLarge,
+                format!("more than {MAX_STAGED_SERVICES} services staged at once"),
+            ));
+        }
+        if !self.staged.contains_key(&stage) && self.staged.len() >= MAX_STAGES {
+            return Err(Refused::new(
+                ErrorCode::TooLarge,
+                format!("more than {MAX_STAGES} service sets staged at once"),
+            ));
+        }
+        let (at, held) = self.staged.entry(stage).or_insert_with(|| (std::time::Instant::now(), Vec::new()));
+        *at = std::time::Instant::now();
+        held.extend(services);
+        Ok(Response::Staged { stage, services: held.len() as u64 })
+    }
+
     /// Carries out one request (a capture is started apart: its reply comes when it
     /// ends).
     pub(super) fn handle(&mut self, req: Request) -> Response {
@@ -35,6 +63,22 @@ impl Control {
                 verbs::service_replace(&mut s.services, services);
                 Ok(())
             })?,
+            Request::ServiceStage { stage, services } => self.stage(stage, services)?,
+            Request::ServiceReplaceStaged { stage } => {
+                let Some((_, services)) = self.staged.remove(&stage) else {
+                    return Err(Refused::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no staged service set {stage} (never staged, committed, or older than {} s)",
+                            ctl::STAGE_TTL_SECS
+                        ),
+                    ));
+                };
+                self.change(|s| {
+                    verbs::service_replace(&mut s.services, services);
+                    Ok(())
+                })?
+            }
             Request::RealServerAdd { key, rs } => self.change(|s| verbs::real_server_add(&mut s.services, &key, rs))?,
             Request::RealServerEdit { key, addr, port, change } => {
                 self.change(|s| verbs::real_server_edit(&mut s.services, &key, addr, port, change))?
