@@ -12,8 +12,7 @@
 //! * [`agent`] runs it all on one tokio runtime; [`reload`] finds what a re-read
 //!   configuration changes (SIGHUP), so that only that is applied;
 //! * [`status`] answers `rvs-agent status` on a socket of the agent's own;
-//! * [`cli`] is the command line (rvs's options and keepalived's), [`systemd`] the
-//!   readiness notification of a `Type=notify` unit.
+//! * [`cli`] is the command line (rvs's options and keepalived's).
 //!
 //! # Deployment with rvsd
 //! ```text
@@ -52,5 +51,4 @@ pub mod dataplane;
 pub mod keepalived;
 pub mod reload;
 pub mod status;
-pub mod systemd;
 pub mod vrrp;

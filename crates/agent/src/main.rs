@@ -9,7 +9,6 @@ use rvs_agent::cli::{self, Cli, Cmd, DataplaneKind, RVSD_SOCKET_ENV, STATUS_SOCK
 use rvs_agent::dataplane::{Dataplane, LinuxDataplane, RvsdDataplane};
 use rvs_agent::keepalived::{self, validate, Options};
 use rvs_agent::status::{self, Reporter, StatusError};
-use rvs_agent::systemd;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -211,7 +210,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Tells systemd (a `Type=notify` unit) about `state`; a failure is logged only.
 fn notify(state: &str) {
-    match systemd::notify(state) {
+    match ctl::systemd::notify(state) {
         Ok(_) => {}
         Err(e) => tracing::warn!("sd_notify {state}: {e}"),
     }
