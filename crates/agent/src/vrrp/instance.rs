@@ -261,6 +261,9 @@ impl Instance {
         }
         let acts = self.fsm.handle(self.now(), Event::Shutdown);
         self.exec(acts).await;
+        // As keepalived's notify_shutdown: notify_stop, `notify ... STOP`, the FIFO line.
+        tracing::info!(instance = %self.cfg.name, "stopping");
+        self.notify(State::Initialize);
         for f in forwarders {
             f.abort();
         }
@@ -461,12 +464,21 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// Runs a notify script in the background (`/bin/sh -c`), logging failures.
+/// The script starts at once (a notify_stop script runs even when the agent exits right
+/// after); it is waited for in the background.
 pub fn spawn_script(cmd: String) {
+    let mut child = match tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%cmd, "script failed to start: {e}");
+            return;
+        }
+    };
     tokio::spawn(async move {
-        match tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).status().await {
+        match child.wait().await {
             Ok(s) if s.success() => {}
             Ok(s) => tracing::warn!(%cmd, "script exited with {s}"),
-            Err(e) => tracing::warn!(%cmd, "script failed to start: {e}"),
+            Err(e) => tracing::warn!(%cmd, "script: {e}"),
         }
     });
 }
