@@ -28,7 +28,10 @@ fn tools() -> Vec<Tool> {
         Tool {
             name: "rvsd",
             command: rvsd::cli::Args::command,
-            extra: ".SH SIGNALS\nSIGHUP re-reads the configuration file and applies the difference as one \
+            extra: ".SH ENVIRONMENT\n.TP\nRVS_LOG\nLog level or filter (tracing's syntax; RUST_LOG when unset; \
+                    default info).\n.TP\nNOTIFY_SOCKET, WATCHDOG_USEC\nSet by systemd: READY=1 once forwarding, \
+                    WATCHDOG=1 while every worker makes progress.\n\
+                    .SH SIGNALS\nSIGHUP re-reads the configuration file and applies the difference as one \
                     generation (services, real servers, LIPs, addresses, routes); what cannot change at run \
                     time is refused with the key named and nothing changes. SIGTERM and SIGINT stop it.\n\
                     .SH FILES\n.TP\n/etc/rvs/rvsd.toml\nThe configuration (keys: /usr/share/doc/rvs/CONFIG.md).\n\
