@@ -209,16 +209,21 @@ fn leased_addresses_leave_with_their_connection() {
     assert!(!t.ping("198.18.0.200", 1), "and the leased one no longer answers");
 }
 
-/// A large site: 3,000 services with 30,000 real servers restored by `rvsadm -R`, then
-/// listed, listed with counters and saved, and the save restored again: listings page
-/// through the services, so none exceeds the control socket's message limit (a whole
-/// listing of this many is larger than it).
+/// A large site: 10,000 services with 100,000 real servers restored by `rvsadm -R` (in
+/// parts: the set is larger than one control message), then listed, listed with counters,
+/// saved, scraped by the metrics endpoint, and the save restored again: listings page
+/// through the services, so none exceeds the control socket's message limit. Prints the
+/// times and rvsd's memory per service and per real server (docs/PERFORMANCE.md).
 #[test]
-fn thousands_of_services_list_save_and_restore() {
+fn ten_thousand_services_list_save_restore_and_scrape() {
     let _g = serial();
     let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    let mut metrics = toml::Table::new();
+    metrics.insert("listen".into(), toml::Value::String("127.0.0.1:9469".into()));
+    t.config.insert("metrics".into(), toml::Value::Table(metrics));
     t.start_rvsd().expect("rvsd starts");
-    let (services, per) = (3000u32, 10u32);
+    let rss_before = t.rvsd_rss_kib().expect("rss");
+    let (services, per) = (10_000u32, 10u32);
     let mut rules = String::new();
     for p in 0..services {
         let svc = format!("-t {VIP4}:{}", 10_000 + p);
@@ -231,6 +236,7 @@ fn thousands_of_services_list_save_and_restore() {
     let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&rules));
     assert!(ok, "restore: {err}");
     let restored_in = started.elapsed();
+    let rss_after = t.rvsd_rss_kib().expect("rss");
     let count = |text: &str, prefix: &str| {
         text.lines().filter(|l| l.starts_with(prefix) && !l.contains("RemoteAddress")).count() as u32
     };
@@ -242,13 +248,26 @@ fn thousands_of_services_list_save_and_restore() {
     let list = t.cli_ok("rvsadm", &["-L", "-n"]);
     let listed_in = started.elapsed();
     assert_eq!((count(&list, "TCP "), count(&list, "  -> ")), (services, services * per));
+    let started = Instant::now();
     let stats = t.cli_ok("rvsadm", &["-L", "-n", "--stats"]);
+    let stats_in = started.elapsed();
     assert_eq!(count(&stats, "TCP "), services);
+    let started = Instant::now();
+    let scrape = t.lb.exec(&["curl", "-sS", "--max-time", "60", "http://127.0.0.1:9469/metrics"]);
+    let scraped_in = started.elapsed();
+    let text = String::from_utf8_lossy(&scrape.stdout);
+    assert_eq!(count(&text, "rvs_real_server_weight{"), services * per, "every real server in the scrape");
     let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&saved));
     assert!(ok, "the save restores: {err}");
     assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "and saves the same again");
+    let grown = rss_after.saturating_sub(rss_before) * 1024;
     eprintln!(
-        "{services} services, {} real servers: restore {restored_in:?}, save {saved_in:?}, list {listed_in:?}",
-        services * per
+        "{services} services, {} real servers: restore {restored_in:?}, save {saved_in:?}, list {listed_in:?}, \
+         stats {stats_in:?}, metrics scrape {scraped_in:?} ({} MB); rvsd RSS +{} MiB, {} bytes per real server \
+         (services included)",
+        services * per,
+        text.len() >> 20,
+        grown >> 20,
+        grown / u64::from(services * per),
     );
 }

@@ -414,6 +414,14 @@ impl Topology {
         Ok(self.rvsd_log())
     }
 
+    /// rvsd's resident memory in KiB (`VmRSS`), while it runs.
+    pub fn rvsd_rss_kib(&self) -> Option<u64> {
+        let pid = self.rvsd.as_ref()?.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     /// Sends a signal to rvsd (e.g. `USR1` to log its counters and connections).
     pub fn signal_rvsd(&self, sig: &str) {
         if let Some(g) = &self.rvsd {

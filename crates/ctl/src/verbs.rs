@@ -70,8 +70,10 @@ fn normalise(service: &mut ServiceConfig) {
 
 /// The position of the service `key`.
 pub fn find(set: &[ServiceSpec], key: &ServiceKey) -> Result<usize, Refused> {
+    // From the end: a script (`rvsadm -R`, a save) adds a service and then its real
+    // servers, so the service a line names is nearly always the last one added.
     set.iter()
-        .position(|s| s.service.key() == *key)
+        .rposition(|s| s.service.key() == *key)
         .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no service {key}")))
 }
 
