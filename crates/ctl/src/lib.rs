@@ -14,6 +14,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod logging;
+pub mod metrics;
 pub mod proto;
 pub mod systemd;
 pub mod verbs;

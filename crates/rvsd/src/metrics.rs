@@ -4,11 +4,9 @@
 //! `rvsip stats` does (a copy each worker makes between bursts), and a slow or hostile
 //! client holds only this thread, for at most [`IO_TIMEOUT`].
 //!
-//! The exposition is Prometheus's text format 0.0.4, written by the `prometheus` crate's
-//! encoder from families built per scrape ([`Exposition`]); what each family holds is in
-//! `control/metrics.rs`.
+//! The exposition is Prometheus's text format 0.0.4 ([`ctl::metrics::Exposition`]); what
+//! each family holds is in `control/metrics.rs`.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
@@ -20,8 +18,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::Encoder;
 
 /// How long a scraper may take to send its request, and to read the reply.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,8 +25,6 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request head read.
 const MAX_REQUEST: usize = 8192;
-/// The content type of Prometheus's text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A request for one rendering: the control thread answers on the sender.
 pub type MetricsJob = Sender<String>;
@@ -151,7 +145,7 @@ fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
             let (tx, rx) = std::sync::mpsc::channel();
             jobs.send(tx).context("the control thread is gone")?;
             match rx.recv_timeout(RENDER_TIMEOUT).ok() {
-                Some(text) => reply(&mut stream, "200 OK", CONTENT_TYPE, text.as_bytes(), head),
+                Some(text) => reply(&mut stream, "200 OK", ctl::metrics::CONTENT_TYPE, text.as_bytes(), head),
                 None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head),
             }
         }
@@ -173,68 +167,6 @@ fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_on
     Ok(())
 }
 
-/// One scrape's metric families, built in any order and written sorted by name.
-#[derive(Default)]
-pub struct Exposition {
-    families: BTreeMap<String, MetricFamily>,
-}
-
-impl Exposition {
-    /// Adds one sample of counter `name` (named with `_total`, as Prometheus wants).
-    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
-        let mut c = Counter::default();
-        c.set_value(value as f64);
-        let mut m = self.metric(labels);
-        m.set_counter(c);
-        self.family(name, help, MetricType::COUNTER).mut_metric().push(m);
-    }
-
-    /// Adds one sample of gauge `name`.
-    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
-        let mut g = Gauge::default();
-        g.set_value(value);
-        let mut m = self.metric(labels);
-        m.set_gauge(g);
-        self.family(name, help, MetricType::GAUGE).mut_metric().push(m);
-    }
-
-    fn metric(&self, labels: &[(&str, &str)]) -> Metric {
-        let mut m = Metric::default();
-        m.set_label(
-            labels
-                .iter()
-                .map(|(k, v)| {
-                    let mut l = LabelPair::default();
-                    l.set_name((*k).to_string());
-                    l.set_value((*v).to_string());
-                    l
-                })
-                .collect(),
-        );
-        m
-    }
-
-    fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
-        self.families.entry(name.to_string()).or_insert_with(|| {
-            let mut f = MetricFamily::default();
-            f.set_name(name.to_string());
-            f.set_help(help.to_string());
-            f.set_field_type(kind);
-            f
-        })
-    }
-
-    /// The text exposition.
-    pub fn render(self) -> String {
-        let families: Vec<MetricFamily> = self.families.into_values().collect();
-        let mut out = Vec::new();
-        if let Err(e) = prometheus::TextEncoder::new().encode(&families, &mut out) {
-            tracing::error!("metrics: encoding: {e}");
-        }
-        String::from_utf8(out).unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,19 +179,5 @@ mod tests {
         assert_eq!(ask(b"POST /metrics HTTP/1.1\r\n\r\n"), Ask::BadMethod);
         assert_eq!(ask(b"\x16\x03\x01\x02\x00\r\n\r\n"), Ask::Malformed);
         assert_eq!(ask(b"GET /metrics SSH-2.0\r\n\r\n"), Ask::Malformed);
-    }
-
-    #[test]
-    fn families_are_grouped_typed_and_labelled() {
-        let mut e = Exposition::default();
-        e.counter("rvs_b_total", "B.", &[("worker", "1")], 5);
-        e.gauge("rvs_a", "A.", &[], 2.5);
-        e.counter("rvs_b_total", "B.", &[("worker", "0")], 7);
-        let text = e.render();
-        assert_eq!(
-            text,
-            "# HELP rvs_a A.\n# TYPE rvs_a gauge\nrvs_a 2.5\n\
-             # HELP rvs_b_total B.\n# TYPE rvs_b_total counter\nrvs_b_total{worker=\"1\"} 5\nrvs_b_total{worker=\"0\"} 7\n"
-        );
     }
 }

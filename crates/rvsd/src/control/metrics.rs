@@ -15,8 +15,8 @@ use frame::{NetCounter, NetCounters, NetDrop};
 
 use super::views::worker_silent;
 use super::Control;
-use crate::metrics::Exposition;
 use crate::state::Refused;
+use ctl::metrics::Exposition;
 
 /// `proto:vip:port` as the `service` label (`tcp:10.0.0.1:80`, `tcp:[2001:db8::1]:80`).
 pub fn service_label(proto: Proto, vip: IpAddr, port: u16) -> String {
@@ -36,7 +36,7 @@ impl Control {
         self.service_metrics(&mut e, &reports);
         worker_metrics(&mut e, &reports, self.pool_size);
         self.port_metrics(&mut e, &reports);
-        Ok(e.render())
+        e.render().map_err(|err| Refused::new(ctl::ErrorCode::Internal, format!("metrics encoding: {err}")))
     }
 
     fn process_metrics(&self, e: &mut Exposition) {
