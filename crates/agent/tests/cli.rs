@@ -255,3 +255,56 @@ fn vrrp_only_checkers_only_dump_all_config_and_test_log() {
     assert!(!String::from_utf8_lossy(&t.stderr).contains("configuration OK"));
     assert!(std::fs::read_to_string(&log).unwrap().contains("configuration OK (1 warning(s))"));
 }
+
+/// `-s NAME` runs the agent in network namespace NAME (`ip netns`), `-u MASK` sets its
+/// umask (the pid file it writes shows it).
+#[test]
+fn namespace_and_umask() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::net::UnixDatagram;
+    use std::time::Duration;
+    let ns = testnet::NetNs::new("rvsag");
+    let dir = TempDir::new("netns");
+    std::fs::write(dir.path("k.conf"), "global_defs {\n router_id T\n}\n").unwrap();
+    let pid = dir.path("a.pid");
+    let notify = UnixDatagram::bind(dir.path("notify")).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let conf = dir.path("k.conf");
+    let status = dir.path("status.sock");
+    let args = [
+        "-n",
+        "-s",
+        ns.name(),
+        "-u",
+        "077",
+        "-p",
+        &pid,
+        "-f",
+        &conf,
+        "--dataplane",
+        "linux",
+        "--status-socket",
+        &status,
+    ];
+    let mut child = testnet::ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
+            .args(args)
+            .env("RVS_AGENT_LOG", "off")
+            .env("NOTIFY_SOCKET", dir.path("notify"))
+            .spawn()
+            .unwrap(),
+    );
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    let inside = std::fs::metadata(format!("/proc/{}/ns/net", child.pid())).unwrap();
+    let want = std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap();
+    assert_eq!((inside.dev(), inside.ino()), (want.dev(), want.ino()), "the agent's network namespace");
+    assert_eq!(std::fs::metadata(&pid).unwrap().permissions().mode() & 0o777, 0o600, "umask 077");
+    assert!(child.running());
+
+    let missing =
+        agent(&["-n", "-s", "rvs-no-such-ns", "-f", &conf, "--dataplane", "linux", "--status-socket", &dir.path("s2")]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("-s/--namespace rvs-no-such-ns"));
+}
