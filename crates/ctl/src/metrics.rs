@@ -71,9 +71,54 @@ impl Exposition {
     }
 }
 
+/// What an HTTP request head asks a metrics endpoint for (both daemons serve
+/// `GET /metrics`, and nothing else).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// `GET /metrics` or `HEAD /metrics`.
+    Metrics {
+        /// HEAD: the headers without the body.
+        head: bool,
+    },
+    /// Another path.
+    NotFound,
+    /// Another method.
+    BadMethod,
+    /// Not HTTP.
+    Malformed,
+}
+
+/// Reads the request line of `head` (the bytes up to the blank line).
+pub fn ask(head: &[u8]) -> Ask {
+    let line = head.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Ask::Malformed;
+    };
+    if !version.starts_with(b"HTTP/1.") {
+        return Ask::Malformed;
+    }
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    match (method, path) {
+        (b"GET" | b"HEAD", b"/metrics") => Ask::Metrics { head: method == b"HEAD" },
+        (b"GET" | b"HEAD", _) => Ask::NotFound,
+        _ => Ask::BadMethod,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_lines() {
+        assert_eq!(ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Ask::Metrics { head: false });
+        assert_eq!(ask(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"), Ask::Metrics { head: true });
+        assert_eq!(ask(b"GET / HTTP/1.1\r\n\r\n"), Ask::NotFound);
+        assert_eq!(ask(b"POST /metrics HTTP/1.1\r\n\r\n"), Ask::BadMethod);
+        assert_eq!(ask(b"\x16\x03\x01\x02\x00\r\n\r\n"), Ask::Malformed);
+        assert_eq!(ask(b"GET /metrics SSH-2.0\r\n\r\n"), Ask::Malformed);
+    }
 
     #[test]
     fn families_are_grouped_typed_and_labelled() {

@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use ctl::metrics;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// How long a scraper may take to send its request, and to read the reply.
@@ -87,37 +88,6 @@ fn serve(listener: TcpListener, jobs: Sender<MetricsJob>, stop: Arc<AtomicBool>)
     }
 }
 
-/// What a request head asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum Ask {
-    /// `GET /metrics` (`head`: HEAD, no body).
-    Metrics { head: bool },
-    /// Another path.
-    NotFound,
-    /// Another method.
-    BadMethod,
-    /// Not HTTP.
-    Malformed,
-}
-
-/// Reads the request line of `head`.
-fn ask(head: &[u8]) -> Ask {
-    let line = head.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return Ask::Malformed;
-    };
-    if !version.starts_with(b"HTTP/1.") {
-        return Ask::Malformed;
-    }
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-    match (method, path) {
-        (b"GET" | b"HEAD", b"/metrics") => Ask::Metrics { head: method == b"HEAD" },
-        (b"GET" | b"HEAD", _) => Ask::NotFound,
-        _ => Ask::BadMethod,
-    }
-}
-
 /// Reads one request head, answers it, closes.
 fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -140,8 +110,8 @@ fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
             );
         }
     }
-    match ask(&head) {
-        Ask::Metrics { head } => {
+    match metrics::ask(&head) {
+        metrics::Ask::Metrics { head } => {
             let (tx, rx) = std::sync::mpsc::channel();
             jobs.send(tx).context("the control thread is gone")?;
             match rx.recv_timeout(RENDER_TIMEOUT).ok() {
@@ -149,9 +119,9 @@ fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
                 None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head),
             }
         }
-        Ask::NotFound => reply(&mut stream, "404 Not Found", "text/plain", b"rvsd serves /metrics\n", false),
-        Ask::BadMethod => reply(&mut stream, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false),
-        Ask::Malformed => reply(&mut stream, "400 Bad Request", "text/plain", b"not an HTTP request\n", false),
+        metrics::Ask::NotFound => reply(&mut stream, "404 Not Found", "text/plain", b"rvsd serves /metrics\n", false),
+        metrics::Ask::BadMethod => reply(&mut stream, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false),
+        metrics::Ask::Malformed => reply(&mut stream, "400 Bad Request", "text/plain", b"not an HTTP request\n", false),
     }
 }
 
@@ -165,19 +135,4 @@ fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_on
         stream.write_all(body).context("write")?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_lines() {
-        assert_eq!(ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Ask::Metrics { head: false });
-        assert_eq!(ask(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"), Ask::Metrics { head: true });
-        assert_eq!(ask(b"GET / HTTP/1.1\r\n\r\n"), Ask::NotFound);
-        assert_eq!(ask(b"POST /metrics HTTP/1.1\r\n\r\n"), Ask::BadMethod);
-        assert_eq!(ask(b"\x16\x03\x01\x02\x00\r\n\r\n"), Ask::Malformed);
-        assert_eq!(ask(b"GET /metrics SSH-2.0\r\n\r\n"), Ask::Malformed);
-    }
 }
