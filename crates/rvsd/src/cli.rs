@@ -27,6 +27,19 @@ pub struct Args {
     #[arg(long = "other-host", requires = "check_config")]
     pub other_host: bool,
 
+    /// Check this host for running the file given with -c in production, and exit: one
+    /// line per item, PASS, WARN or FAIL with what was found and the fix (hugepages per
+    /// NUMA node, hugetlbfs, IOMMU, vfio-pci and each PCI port's driver, NUMA locality,
+    /// CPU isolation, IRQs, memlock, CPU governor, MTU, control socket, kernel; see
+    /// docs/DEPLOY.md). Exit status 1 when any item fails. Nothing is changed and DPDK is
+    /// not started.
+    #[arg(long = "check-host", conflicts_with = "check_config")]
+    pub check_host: bool,
+
+    /// With --check-host: print the findings as one JSON document.
+    #[arg(long = "json", requires = "check_host")]
+    pub json: bool,
+
     /// How log lines are written: text, or json (one object per line). The level comes
     /// from $RVS_LOG (e.g. `debug`, `info,rvsd=debug`; default info), as for rvs-agent.
     #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]

@@ -13,6 +13,9 @@ fn main() -> ExitCode {
     if let Some(path) = args.check_config {
         return check_config(&path, !args.other_host);
     }
+    if args.check_host {
+        return check_host(&args.config, args.json);
+    }
     if let Some(w) = ctl::logging::init(args.log_format, "info") {
         tracing::warn!("{w}");
     }
@@ -84,4 +87,29 @@ fn check_config(path: &Path, host: bool) -> ExitCode {
         if host { "" } else { "; this host not checked (--other-host)" }
     );
     ExitCode::SUCCESS
+}
+
+/// `--check-host -c FILE`: this machine against the file, one line per item; exit 1 on
+/// any FAIL. The EAL is never started.
+fn check_host(path: &Path, json: bool) -> ExitCode {
+    let file = path.display().to_string();
+    let cfg = match Config::load(path) {
+        Ok(cfg) => cfg,
+        Err(errs) => {
+            eprintln!("{errs}");
+            eprintln!("FAIL  config  {file} is not a valid configuration (rvsd --check-config {file})");
+            return ExitCode::from(1);
+        }
+    };
+    let findings = rvsd::hostcheck::check(&cfg, &file, &rvsd::hostcheck::Host::live());
+    if json {
+        println!("{}", rvsd::hostcheck::render_json(&file, &findings));
+    } else {
+        print!("{}", rvsd::hostcheck::render_text(&findings));
+    }
+    if rvsd::hostcheck::any_fail(&findings) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

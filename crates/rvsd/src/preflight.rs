@@ -16,6 +16,9 @@
 //! Every problem names its key, as the file's own checks do ([`ConfigError`]). What is in
 //! use by a running process is an error at start and a warning for `--check-config`
 //! (checking the running daemon's file before a restart is the common case).
+//!
+//! `rvsd --check-host` (`crate::hostcheck`) reports these checks as one of its items and
+//! adds what a production host needs beyond them (hugepages, IOMMU, vfio, NUMA, ...).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -170,10 +173,50 @@ fn iface_exists(name: &str) -> bool {
     !name.is_empty() && name.len() < 16 && nix::net::if_::if_nametoindex(name).is_ok()
 }
 
-/// The sysfs directory of a PCI address (the domain defaults to 0000).
-fn pci_sysfs(addr: &str) -> PathBuf {
+/// The sysfs directory of a PCI address (the domain defaults to 0000) under `root`
+/// (`/` on a live host; a fixture tree in tests).
+pub fn pci_sysfs(root: &Path, addr: &str) -> PathBuf {
     let full = if addr.matches(':').count() == 1 { format!("0000:{addr}") } else { addr.to_string() };
-    Path::new("/sys/bus/pci/devices").join(full.to_ascii_lowercase())
+    root.join("sys/bus/pci/devices").join(full.to_ascii_lowercase())
+}
+
+/// One device a port is made of: its `vdev` or `pci`, or one slave of its bond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortDevice {
+    /// The port's index in the file.
+    pub port: usize,
+    /// The key naming the device (`port[0].pci`, `port[1].bond.slaves[0]`).
+    pub key: String,
+    /// What the operator calls it: the port's name, with `.slaves[j]` for a bond slave.
+    pub label: String,
+    /// The vdev string or PCI address.
+    pub dev: String,
+    /// Whether it is a PCI device (anything not a `net_...` vdev string).
+    pub pci: bool,
+}
+
+/// The devices of every port, in file order: the one place that says which strings of
+/// a port are devices and which of them are PCI addresses (the start checks and
+/// `rvsd --check-host` both walk this list).
+pub fn port_devices(cfg: &Config) -> Vec<PortDevice> {
+    let mut out = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        let mut add = |key: String, label: String, dev: &str| {
+            out.push(PortDevice { port: i, key, label, dev: dev.to_string(), pci: !dev.starts_with("net_") })
+        };
+        if let Some(v) = &p.vdev {
+            add(format!("port[{i}].vdev"), p.name.clone(), v);
+        }
+        if let Some(pci) = &p.pci {
+            add(format!("port[{i}].pci"), p.name.clone(), pci);
+        }
+        if let Some(b) = &p.bond {
+            for (j, s) in b.slaves.iter().enumerate() {
+                add(format!("port[{i}].bond.slaves[{j}]"), format!("{}.slaves[{j}]", p.name), s);
+            }
+        }
+    }
+    out
 }
 
 /// The DPDK runtime directory of a file prefix, as the EAL derives it: `/var/run/dpdk/<prefix>`
@@ -268,37 +311,26 @@ pub fn check_host(cfg: &Config, file: &str, purpose: Purpose) -> HostReport {
     }
 
     // Devices.
+    for d in port_devices(cfg) {
+        if d.pci {
+            if !pci_sysfs(Path::new("/"), &d.dev).exists() {
+                err(d.key, format!("PCI device {} does not exist on this host", d.dev));
+            }
+            continue;
+        }
+        for need in vdev_needs(&d.dev) {
+            match need {
+                VdevNeed::Iface { param, name } if !iface_exists(&name) => {
+                    err(d.key.clone(), format!("{param}={name}: no network interface {name:?} on this host"))
+                }
+                VdevNeed::File { param, path } if std::fs::File::open(&path).is_err() => {
+                    err(d.key.clone(), format!("{param}={path}: cannot read {path}"))
+                }
+                _ => {}
+            }
+        }
+    }
     for (i, p) in cfg.ports.iter().enumerate() {
-        let mut devices: Vec<(String, &str)> = Vec::new();
-        if let Some(v) = &p.vdev {
-            devices.push((format!("port[{i}].vdev"), v));
-        }
-        if let Some(pci) = &p.pci {
-            devices.push((format!("port[{i}].pci"), pci));
-        }
-        if let Some(b) = &p.bond {
-            devices
-                .extend(b.slaves.iter().enumerate().map(|(j, s)| (format!("port[{i}].bond.slaves[{j}]"), s.as_str())));
-        }
-        for (key, dev) in devices {
-            if !dev.starts_with("net_") {
-                if !pci_sysfs(dev).exists() {
-                    err(key, format!("PCI device {dev} does not exist on this host"));
-                }
-                continue;
-            }
-            for need in vdev_needs(dev) {
-                match need {
-                    VdevNeed::Iface { param, name } if !iface_exists(&name) => {
-                        err(key.clone(), format!("{param}={name}: no network interface {name:?} on this host"))
-                    }
-                    VdevNeed::File { param, path } if std::fs::File::open(&path).is_err() => {
-                        err(key.clone(), format!("{param}={path}: cannot read {path}"))
-                    }
-                    _ => {}
-                }
-            }
-        }
         let twin_dev = match p.twin {
             TwinKind::Tap => Some("/dev/net/tun"),
             TwinKind::VirtioUser => Some("/dev/vhost-net"),
