@@ -163,6 +163,42 @@ fn prometheus_scrapes_what_the_servers_served() {
     }
     assert!(scrapes.is_some_and(|n| n >= 5.0), "scraped successfully again and again: {scrapes:?}");
 
+    // The Grafana dashboard shipped in docs/: every query is valid PromQL over rvsd's
+    // families, and those about traffic have data.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(rvs_e2e::repo_root().join("docs/grafana/rvs.json")).expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr =
+                target["expr"].as_str().expect("expr").replace("$__rate_interval", "1m").replace("$service", ".*");
+            let out = t.lb.exec(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-G",
+                &format!("http://{PROMETHEUS}/api/v1/query"),
+                "--data-urlencode",
+                &format!("query={expr}"),
+            ]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("query reply");
+            assert_eq!(v["status"], "success", "{expr}: {v}");
+            for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("rvs_"))
+            {
+                assert!(
+                    text.contains(&format!("# TYPE {name} ")),
+                    "{name} (panel {}) is a family rvsd serves",
+                    panel["title"]
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10);
+
     // Anything else gets an HTTP error (garbage a 400); the
     // endpoint still serves afterwards.
     assert_eq!(http_in(&t, &format!("http://{METRICS}/")).0, 404);
