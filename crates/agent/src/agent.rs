@@ -12,6 +12,7 @@ use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tra
 use crate::vrrp::io::IoError;
 use crate::vrrp::track;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -32,6 +33,7 @@ pub enum AgentError {
 const TRACK_FILE_PERIOD: Duration = Duration::from_millis(500);
 
 /// Handles to what is running, for status reporting.
+#[derive(Clone)]
 pub struct Running {
     /// Each instance's status, in configuration order (replaced by a reload).
     pub instances: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
@@ -39,6 +41,19 @@ pub struct Running {
     pub check_stats: Arc<CheckStats>,
     /// The virtual servers with each real server's health (locked briefly on every change).
     pub pool: Arc<Mutex<Pool>>,
+    /// What reloads did.
+    pub reloads: Arc<ReloadStats>,
+}
+
+/// What configuration reloads (SIGHUP) did since the agent started.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    /// Reloads applied (a file without changes included).
+    pub applied: AtomicU64,
+    /// Reloads refused (the file had errors; nothing changed).
+    pub refused: AtomicU64,
+    /// Whether the last one was refused.
+    pub last_refused: AtomicBool,
 }
 
 impl Running {
@@ -83,6 +98,7 @@ struct Agent {
     stats: Arc<CheckStats>,
     /// keepalived's notify FIFOs.
     fifos: Arc<fifo::Notifier>,
+    reloads: Arc<ReloadStats>,
 }
 
 impl Agent {
@@ -252,10 +268,14 @@ impl Agent {
             }
         }
         let errors = loaded.errors().count();
-        if errors > 0 {
+        let refused = errors > 0;
+        self.reloads.last_refused.store(refused, Ordering::Relaxed);
+        if refused {
+            self.reloads.refused.fetch_add(1, Ordering::Relaxed);
             tracing::error!("reload refused: {errors} error(s); the running configuration is kept");
             return;
         }
+        self.reloads.applied.fetch_add(1, Ordering::Relaxed);
         let new = loaded.config;
         self.reload_statics(&new);
         self.fifos.reconfigure(&new.global_defs);
@@ -291,6 +311,7 @@ impl Agent {
             if let Some(t) = self.checkers.remove(id) {
                 t.abort();
             }
+            self.stats.forget(*id);
         }
         self.spawn_checkers(plan.start);
         // 4. Instances added or changed.
@@ -369,13 +390,19 @@ pub async fn run_with_reload(
         tx,
         stats: stats.clone(),
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
+        reloads: Arc::new(ReloadStats::default()),
     };
     let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
     agent.insts = agent.start_instances(&all)?;
     agent.publish_statuses();
     // Checkers.
     agent.spawn_checkers(checks.into_iter().map(|c| (c, true)).collect());
-    on_start(Running { instances: agent.statuses.clone(), check_stats: stats, pool: pool.clone() });
+    on_start(Running {
+        instances: agent.statuses.clone(),
+        check_stats: stats,
+        pool: pool.clone(),
+        reloads: agent.reloads.clone(),
+    });
     let mut shutdown_c = shutdown.clone();
     let mut reload_open = true;
     loop {

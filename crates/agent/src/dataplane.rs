@@ -43,6 +43,9 @@ pub struct DataplaneStatus {
     /// Services are loaded only while their VIP is held (rvsd refuses a service whose VIP
     /// is not one of its addresses); see [`RvsdDataplane`].
     pub services_follow_vips: bool,
+    /// Connections made again after the first (rvsd restarted, or the connection broke).
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// A failed dataplane call.

@@ -10,6 +10,7 @@
 
 use crate::agent::Running;
 use crate::check::pool::VsState;
+use crate::check::{CheckStats, CheckerStats};
 use crate::dataplane::{Dataplane, DataplaneStatus, Proto, ServiceKey};
 use crate::vrrp::fsm::State;
 use crate::vrrp::instance::InstanceStatus;
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -42,11 +44,28 @@ pub struct AgentStatus {
     pub virtual_servers: Vec<VsStatus>,
     /// The connection to the dataplane.
     pub dataplane: DataplaneStatus,
+    /// Configuration reloads (SIGHUP).
+    #[serde(default)]
+    pub reloads: ReloadStatus,
+}
+
+/// What configuration reloads did since the agent started.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Reloads applied (a file without changes included).
+    pub applied: u64,
+    /// Reloads refused (errors in the file; nothing changed).
+    pub refused: u64,
+    /// Whether the last one was refused (false before any).
+    pub last_refused: bool,
 }
 
 /// A virtual server (several services for a `virtual_server group`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VsStatus {
+    /// Its name in the log: `tcp 192.0.2.1:80` or `tcp group NAME`.
+    #[serde(default)]
+    pub name: String,
     /// The services it stands for.
     pub services: Vec<ServiceKey>,
     /// Whether the live weight meets `quorum` (else the sorry server, if any, serves).
@@ -71,10 +90,14 @@ pub struct RsStatus {
     pub dataplane_weight: Option<u32>,
     /// Why its health last changed.
     pub reason: Option<String>,
+    /// Its checkers' counters, in configuration order.
+    #[serde(default)]
+    pub checkers: Vec<CheckerStats>,
 }
 
-fn vs_status(v: &VsState) -> VsStatus {
+fn vs_status(v: &VsState, stats: &CheckStats) -> VsStatus {
     VsStatus {
+        name: v.name.clone(),
         services: v.keys.clone(),
         quorum_ok: v.quorum_ok,
         sorry_server: v.sorry,
@@ -91,12 +114,14 @@ fn vs_status(v: &VsState) -> VsStatus {
                     (false, false) => None,
                 },
                 reason: r.reason.clone(),
+                checkers: stats.of(r.id),
             })
             .collect(),
     }
 }
 
 /// What the agent answers with, from its running parts.
+#[derive(Clone)]
 pub struct Reporter {
     /// The running instances and checkers.
     pub running: Running,
@@ -116,8 +141,18 @@ impl Reporter {
             config: self.config.display().to_string(),
             uptime_s: self.started.elapsed().as_secs(),
             instances: self.running.instances().iter().map(|r| r.borrow().clone()).collect(),
-            virtual_servers: self.running.virtual_servers().iter().map(vs_status).collect(),
+            virtual_servers: self
+                .running
+                .virtual_servers()
+                .iter()
+                .map(|v| vs_status(v, &self.running.check_stats))
+                .collect(),
             dataplane: self.dataplane.status(),
+            reloads: ReloadStatus {
+                applied: self.running.reloads.applied.load(Ordering::Relaxed),
+                refused: self.running.reloads.refused.load(Ordering::Relaxed),
+                last_refused: self.running.reloads.last_refused.load(Ordering::Relaxed),
+            },
         }
     }
 }
@@ -204,7 +239,8 @@ pub fn query(path: &Path) -> Result<AgentStatus, StatusError> {
     serde_json::from_str(&buf).map_err(|e| StatusError::Bad(p.clone(), e.to_string()))
 }
 
-fn state_name(s: State) -> &'static str {
+/// A state as `status` and metrics name it: `INIT`, `BACKUP`, `MASTER`, `FAULT`.
+pub fn state_name(s: State) -> &'static str {
     match s {
         State::Initialize => "INIT",
         State::Backup => "BACKUP",
@@ -304,8 +340,11 @@ mod tests {
                 address: "198.18.0.1".parse().unwrap(),
                 interface: "dpdk0.kni".into(),
                 vips: vec!["198.18.0.100/32".parse().unwrap()],
+                base_priority: 150,
+                counters: Default::default(),
             }],
             virtual_servers: vec![VsStatus {
+                name: "tcp 198.18.0.100:80".into(),
                 services: vec![key],
                 quorum_ok: true,
                 sorry_server: None,
@@ -316,6 +355,7 @@ mod tests {
                         weight: 1,
                         dataplane_weight: Some(1),
                         reason: None,
+                        checkers: Vec::new(),
                     },
                     RsStatus {
                         addr: "198.19.0.12:8080".parse().unwrap(),
@@ -323,10 +363,12 @@ mod tests {
                         weight: 1,
                         dataplane_weight: Some(0),
                         reason: Some("connection refused".into()),
+                        checkers: Vec::new(),
                     },
                 ],
             }],
             dataplane: DataplaneStatus { kind: "rvsd".into(), connected: true, ..Default::default() },
+            reloads: ReloadStatus::default(),
         }
     }
 

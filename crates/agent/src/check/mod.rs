@@ -22,9 +22,11 @@ pub mod tcp;
 pub mod udp;
 
 use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, SslConf, UrlConf};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -203,6 +205,79 @@ pub struct CheckStats {
     pub attempts: AtomicU64,
     /// Attempts that failed.
     pub failures: AtomicU64,
+    /// Each real server's checkers, in configuration order, while its checker task runs.
+    pub per_rs: Mutex<HashMap<RsId, Vec<CheckerStats>>>,
+}
+
+/// One checker's counters (`rvs-agent status --json`, metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckerStats {
+    /// keepalived's name of the checker (`TCP_CHECK`, `HTTP_GET`, ...), with `#2`, `#3`
+    /// for a second and third one of the same kind on one real server.
+    pub name: String,
+    /// Attempts made.
+    pub attempts: u64,
+    /// Attempts that failed.
+    pub failures: u64,
+    /// How long the last attempt took, in microseconds (none before the first).
+    pub last_duration_us: Option<u64>,
+}
+
+impl CheckStats {
+    /// Starts counting for real server `id` (its counters start over).
+    pub fn register(&self, id: RsId, checks: &[CheckSpec]) {
+        let mut names: Vec<CheckerStats> = Vec::new();
+        for c in checks {
+            let kind = c.probe.kind();
+            let n = names.iter().filter(|x| x.name.split('#').next() == Some(kind)).count();
+            let name = if n == 0 { kind.to_string() } else { format!("{kind}#{}", n + 1) };
+            names.push(CheckerStats { name, ..CheckerStats::default() });
+        }
+        self.lock().insert(id, names);
+    }
+
+    /// Stops counting for real server `id` (removed).
+    pub fn forget(&self, id: RsId) {
+        self.lock().remove(&id);
+    }
+
+    /// A copy of real server `id`'s checkers' counters.
+    pub fn of(&self, id: RsId) -> Vec<CheckerStats> {
+        self.lock().get(&id).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RsId, Vec<CheckerStats>>> {
+        self.per_rs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, id: RsId, checker: usize, ok: bool, took: Duration) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(c) = self.lock().get_mut(&id).and_then(|v| v.get_mut(checker)) {
+            c.attempts += 1;
+            c.failures += u64::from(!ok);
+            c.last_duration_us = Some(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+impl Probe {
+    /// keepalived's name of the checker.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Probe::Tcp { .. } => "TCP_CHECK",
+            Probe::Http { .. } => "HTTP_GET",
+            Probe::Ssl { .. } => "SSL_GET",
+            Probe::Udp { .. } => "UDP_CHECK",
+            Probe::Ping { .. } => "PING_CHECK",
+            Probe::Smtp { .. } => "SMTP_CHECK",
+            Probe::Dns { .. } => "DNS_CHECK",
+            Probe::File { .. } => "FILE_CHECK",
+            Probe::Misc { .. } => "MISC_CHECK",
+        }
+    }
 }
 
 fn secs(s: f64) -> Duration {
@@ -343,24 +418,26 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
 /// retried `retry` times `delay_before_retry` apart while the server is up (a server
 /// already down is not retried: one success brings it back).
 /// Ok: the sum of the weight changes FILE_CHECKs ask for.
-pub async fn round(checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, String> {
+/// Each attempt is counted in `stats` for real server `id`.
+pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, String> {
     let mut delta = 0i64;
-    for c in checks {
+    for (i, c) in checks.iter().enumerate() {
         let tries = if up { c.retry + 1 } else { 1 };
         let mut last = None;
         for attempt in 0..tries {
             if attempt > 0 {
                 tokio::time::sleep(c.delay_before_retry).await;
             }
-            stats.attempts.fetch_add(1, Ordering::Relaxed);
-            match probe_weight(c).await {
+            let started = tokio::time::Instant::now();
+            let r = probe_weight(c).await;
+            stats.record(id, i, r.is_ok(), started.elapsed());
+            match r {
                 Ok(d) => {
                     delta = delta.saturating_add(d);
                     last = None;
                     break;
                 }
                 Err(e) => {
-                    stats.failures.fetch_add(1, Ordering::Relaxed);
                     last = Some(e);
                 }
             }
@@ -404,6 +481,7 @@ pub fn spawn_checkers_from(
             let stats = stats.clone();
             let offset = s.delay_loop * (i as u32 % n) / n;
             let id = s.id;
+            stats.register(id, &s.checks);
             let task = tokio::spawn(async move {
                 let start = tokio::time::Instant::now() + offset;
                 let mut tick = tokio::time::interval_at(start, s.delay_loop.max(Duration::from_millis(1)));
@@ -412,7 +490,7 @@ pub fn spawn_checkers_from(
                 let mut delta = 0;
                 loop {
                     tick.tick().await;
-                    let r = round(&s.checks, up, &stats).await;
+                    let r = round(s.id, &s.checks, up, &stats).await;
                     let new_delta = *r.as_ref().unwrap_or(&delta);
                     if r.is_ok() != up || new_delta != delta {
                         up = r.is_ok();
@@ -456,10 +534,10 @@ mod tests {
         let addr = l.local_addr().unwrap();
         drop(l);
         let t = std::time::Instant::now();
-        assert!(round(&[tcp_spec(addr, 2)], true, &stats).await.is_err());
+        assert!(round(0, &[tcp_spec(addr, 2)], true, &stats).await.is_err());
         assert_eq!(stats.attempts.load(Ordering::Relaxed), 3);
         assert!(t.elapsed() >= Duration::from_millis(100), "two delays before retry");
-        assert!(round(&[tcp_spec(addr, 2)], false, &stats).await.is_err());
+        assert!(round(0, &[tcp_spec(addr, 2)], false, &stats).await.is_err());
         assert_eq!(stats.attempts.load(Ordering::Relaxed), 4, "a down server is not retried");
     }
 

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 /// One real server's live state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RsState {
+    /// Its checker's id (kept across reloads while the server stays).
+    pub id: RsId,
     /// Address.
     pub addr: SocketAddr,
     /// Configured weight.
@@ -54,6 +56,8 @@ impl RsState {
 /// One virtual server's live state (possibly several dataplane services, for a group).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct VsState {
+    /// Its name in the log and in metrics ([`vs_label`]).
+    pub name: String,
     /// The dataplane services it stands for.
     pub keys: Vec<ServiceKey>,
     /// Real servers.
@@ -263,6 +267,7 @@ impl Pool {
                 pool.ids.insert(id, (vs_index, ri));
                 rs_meta.push(RsChecks { id, ..fresh });
                 rs.push(RsState {
+                    id,
                     addr: r.addr,
                     weight: r.weight,
                     thresholds: (r.upper, r.lower),
@@ -290,6 +295,7 @@ impl Pool {
                 })
                 .collect();
             let mut state = VsState {
+                name: label.clone(),
                 keys,
                 rs,
                 quorum: v.quorum,

@@ -417,6 +417,8 @@ struct Worker {
     /// Errors logged since the last clean reconciliation.
     logged: HashSet<String>,
     last_error: Option<String>,
+    /// Connections made.
+    connections: u64,
 }
 
 impl Worker {
@@ -434,6 +436,7 @@ impl Worker {
             last_ok: now,
             logged: HashSet::new(),
             last_error: None,
+            connections: 0,
         }
     }
 
@@ -474,6 +477,7 @@ impl Worker {
         w.status.last_error = self.last_error.clone();
         w.status.pending = w.ops.len();
         w.status.services_follow_vips = self.follow_vips;
+        w.status.reconnects = self.connections.saturating_sub(1);
     }
 
     fn step(&mut self, ops: Vec<Op>) {
@@ -518,6 +522,7 @@ impl Worker {
             Ok(c) => {
                 tracing::info!(socket = %self.path.display(), "connected to rvsd");
                 self.client = Some(c);
+                self.connections += 1;
                 self.resync = true;
                 self.follow_vips = false;
                 self.loaded.clear();

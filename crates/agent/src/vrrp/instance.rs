@@ -9,13 +9,14 @@
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
-use super::packet::{auth_pass, Advert, Received, Version};
+use super::packet::{auth_pass, Advert, PacketError, Received, Version};
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
 use crate::dataplane::{port_of, Dataplane};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,38 @@ pub struct InstanceStatus {
     pub interface: String,
     /// The virtual addresses (held while master).
     pub vips: Vec<IpNet>,
+    /// Configured priority (`priority`), before tracked objects change it.
+    #[serde(default)]
+    pub base_priority: u8,
+    /// What the instance counted since it started.
+    #[serde(default)]
+    pub counters: InstanceCounters,
+}
+
+/// What an instance counts since it started (a reload that restarts it starts over).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCounters {
+    /// Adverts sent (one per advertisement, whatever the number of unicast peers).
+    pub adverts_sent: u64,
+    /// Adverts of this virtual router accepted.
+    pub adverts_received: u64,
+    /// Packets read and refused, by reason: [`PacketError::reason`]'s, or `version` (the
+    /// other VRRP version), `auth` (wrong password), `interval` (v2 advert_int mismatch),
+    /// `not_peer` (a source not among the unicast peers).
+    pub adverts_dropped: BTreeMap<String, u64>,
+    /// State changes, each pair once.
+    pub transitions: Vec<StateChange>,
+}
+
+/// How many times an instance went from one state to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateChange {
+    /// The state left (`Initialize` at start).
+    pub from: State,
+    /// The state entered.
+    pub to: State,
+    /// How many times.
+    pub count: u64,
 }
 
 /// A tracked object feeding an instance: its weight and its signal.
@@ -127,6 +160,8 @@ pub struct Instance {
     status: watch::Sender<InstanceStatus>,
     /// keepalived's notify FIFOs (a line per state change).
     fifos: Arc<Notifier>,
+    /// The state last entered (notified), for the transitions counted.
+    entered: State,
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -176,6 +211,8 @@ impl Instance {
             address: primary,
             interface: cfg.interface.clone(),
             vips: cfg.virtual_ipaddress.iter().chain(&cfg.virtual_ipaddress_excluded).map(|v| v.addr).collect(),
+            base_priority: cfg.priority,
+            counters: InstanceCounters::default(),
         });
         let inst = Instance {
             cfg,
@@ -189,12 +226,26 @@ impl Instance {
             tracked,
             status,
             fifos,
+            entered: State::Initialize,
         };
         Ok((inst, rx))
     }
 
     fn now(&self) -> Duration {
         self.epoch.elapsed()
+    }
+
+    /// Updates the counters in the status, without waking its watchers.
+    fn count(&self, f: impl FnOnce(&mut InstanceCounters)) {
+        self.status.send_if_modified(|s| {
+            f(&mut s.counters);
+            false
+        });
+    }
+
+    /// Counts a packet dropped for `reason`.
+    fn dropped(&self, reason: &str) {
+        self.count(|c| *c.adverts_dropped.entry(reason.to_string()).or_default() += 1);
     }
 
     /// Runs until `shutdown` becomes true (or its sender is dropped); then leaves as a
@@ -243,7 +294,10 @@ impl Instance {
                             self.exec(acts).await;
                         }
                     }
-                    Ok(Err(e)) => tracing::debug!(instance = %self.cfg.name, "dropped packet: {e}"),
+                    Ok(Err(e)) => {
+                        self.dropped(PacketError::reason(&e));
+                        tracing::debug!(instance = %self.cfg.name, "dropped packet: {e}");
+                    }
                     Err(e) => {
                         tracing::warn!(instance = %self.cfg.name, "receive: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -336,24 +390,29 @@ impl Instance {
         }
         let name = &self.cfg.name;
         if a.version != self.cfg.version {
+            self.dropped("version");
             tracing::debug!(instance = %name, src = %rx.src, "advert of another VRRP version dropped");
             return None;
         }
         if a.version == Version::V2 {
             let ours = self.cfg.auth_pass.as_deref().map(auth_pass);
             if a.auth != ours {
+                self.dropped("auth");
                 tracing::warn!(instance = %name, src = %rx.src, "advert with wrong authentication dropped");
                 return None;
             }
             if u64::from(a.interval_cs) * 10 != (self.cfg.advert_int * 1000.0).round() as u64 {
+                self.dropped("interval");
                 tracing::warn!(instance = %name, src = %rx.src, interval_cs = a.interval_cs, "advert interval mismatch: dropped");
                 return None;
             }
         }
         if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&rx.src) {
+            self.dropped("not_peer");
             tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
             return None;
         }
+        self.count(|c| c.adverts_received += 1);
         Some(Event::Advert { src: rx.src, priority: a.priority, interval_cs: a.interval_cs })
     }
 
@@ -377,8 +436,9 @@ impl Instance {
             match a {
                 Action::SendAdvert { priority } => {
                     let Some((sock, _)) = &self.sock else { continue };
-                    if let Err(e) = sock.send(&self.advert(priority), self.cfg.checksum).await {
-                        tracing::warn!(instance = %name, "send advert: {e}");
+                    match sock.send(&self.advert(priority), self.cfg.checksum).await {
+                        Ok(()) => self.count(|c| c.adverts_sent += 1),
+                        Err(e) => tracing::warn!(instance = %name, "send advert: {e}"),
                     }
                 }
                 Action::AddVips => {
@@ -414,6 +474,11 @@ impl Instance {
                     }
                 }
                 Action::Notify(state) => {
+                    let from = std::mem::replace(&mut self.entered, state);
+                    self.count(|c| match c.transitions.iter_mut().find(|t| (t.from, t.to) == (from, state)) {
+                        Some(t) => t.count += 1,
+                        None => c.transitions.push(StateChange { from, to: state, count: 1 }),
+                    });
                     tracing::info!(instance = %name, ?state, priority = self.fsm.priority(), "entering state");
                     self.notify(state);
                 }

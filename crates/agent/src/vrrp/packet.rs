@@ -108,6 +108,22 @@ pub enum PacketError {
     BadAuthType(u8),
 }
 
+impl PacketError {
+    /// A short name of the fault, the `reason` label of dropped adverts in metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PacketError::Truncated(_) | PacketError::BadLength { .. } => "length",
+            PacketError::BadVersion(_) => "version",
+            PacketError::BadType(_) => "type",
+            PacketError::BadChecksum => "checksum",
+            PacketError::BadTtl(_) => "ttl",
+            PacketError::NotVrrp(_) | PacketError::NotIpv4 | PacketError::FamilyMismatch => "malformed",
+            PacketError::BadInterval(_) | PacketError::TooManyAddresses(_) => "malformed",
+            PacketError::BadAuthType(_) => "auth",
+        }
+    }
+}
+
 /// One VRRP advertisement, whatever its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advert {
