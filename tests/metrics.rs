@@ -163,6 +163,22 @@ fn prometheus_scrapes_what_the_servers_served() {
     }
     assert!(scrapes.is_some_and(|n| n >= 5.0), "scraped successfully again and again: {scrapes:?}");
 
+    // DPDK's telemetry socket answers rvs's commands with the same counters.
+    let prefix = t.config["eal"]["file_prefix"].as_str().expect("file prefix").to_string();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf '/rvs/stats\\n/rvs/drops\\n' | dpdk-telemetry.py -f {prefix}"))
+        .output()
+        .expect("dpdk-telemetry.py");
+    let said = String::from_utf8_lossy(&out.stdout);
+    let stats: serde_json::Value = said
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("/rvs/stats").is_some())
+        .unwrap_or_else(|| panic!("/rvs/stats answered: {said}{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(stats["/rvs/stats"]["conns"].as_u64().is_some_and(|n| n >= 300), "{stats}");
+    assert!(said.contains("\"/rvs/drops\""), "/rvs/drops answered: {said}");
+
     // The Grafana dashboard shipped in docs/: every query is valid PromQL over rvsd's
     // families, and those about traffic have data.
     let dashboard: serde_json::Value = serde_json::from_str(

@@ -61,6 +61,7 @@ fn main() {
         .clang_arg("-D_GNU_SOURCE")
         .allowlist_function("rte_openlog_stream|rte_log_cur_msg_loglevel|fopencookie|setvbuf")
         .allowlist_type("cookie_io_functions_t")
+        .allowlist_function("rte_telemetry_register_cmd|rte_tel_data_start_dict|rte_tel_data_add_dict_u64")
         .allowlist_var("_IOLBF")
         .allowlist_function(
             "rte_eal_.*|rte_lcore_.*|rte_get_.*lcore.*|rte_socket_id|rte_get_tsc_hz|rte_strerror|rte_exit",

@@ -12,6 +12,7 @@ mod eal;
 mod error;
 mod flow;
 pub mod log;
+pub mod telemetry;
 mod mbuf;
 mod mempool;
 mod port;

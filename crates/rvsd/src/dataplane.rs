@@ -186,13 +186,16 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         io: Duration::from_secs(cfg.control.io_timeout),
     };
     let server = Server::start(&cfg.control.socket, access, jobs_tx, limits).context("control.socket")?;
-    let (metrics_tx, metrics_rx) = std::sync::mpsc::channel();
-    let metrics = cfg.metrics.map(|m| MetricsServer::start(m.listen, metrics_tx)).transpose()?;
+    let (scrape_tx, scrape_rx) = std::sync::mpsc::channel();
+    let metrics = cfg.metrics.map(|m| MetricsServer::start(m.listen, scrape_tx.clone())).transpose()?;
 
     let mut runtime = RuntimeDir::before_eal(&cfg.eal.file_prefix);
     dpdk::log::to_tracing();
     let eal = Eal::init(cfg.eal_args()).context("eal: DPDK EAL initialisation")?;
     runtime.ours = true;
+    if let Err(e) = crate::metrics::register_telemetry(&scrape_tx) {
+        tracing::warn!("DPDK telemetry: {e:#} (EAL started with --no-telemetry?)");
+    }
     let clock = Clock::new();
     let pool = Arc::new(
         Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1)
@@ -325,7 +328,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     control.term = term;
     control.usr1 = usr1;
     control.hup = hup;
-    control.metrics_jobs = metrics.is_some().then_some(metrics_rx);
+    control.scrapes = Some(scrape_rx);
     control.reload_source = path.map(|path| crate::control::ReloadSource { path, running: cfg.clone() });
     tracing::info!(workers = n, ports = nports, services = cfg.services.len(), socket = %cfg.control.socket.display(), "rvsd: forwarding");
     let ports = control.run();

@@ -27,8 +27,52 @@ const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request head read.
 const MAX_REQUEST: usize = 8192;
 
-/// A request for one rendering: the control thread answers on the sender.
-pub type MetricsJob = Sender<String>;
+/// A request for counters the control thread answers on its sender: a Prometheus
+/// scrape, or a command of DPDK's telemetry socket (registered by [`register_telemetry`]).
+pub enum Scrape {
+    /// The Prometheus text.
+    Prometheus(Sender<String>),
+    /// `/rvs/stats` (totals) or `/rvs/drops` (drops by reason).
+    Telemetry(TelemetryCmd, Sender<dpdk::telemetry::Dict>),
+}
+
+/// rvsd's telemetry commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TelemetryCmd {
+    /// Totals: connections, packets and bytes, generation, mbufs.
+    Stats,
+    /// Drops by reason (non-zero ones).
+    Drops,
+}
+
+/// Registers `/rvs/stats` and `/rvs/drops` with DPDK's telemetry, answered by the
+/// control thread through `scrapes` (so `dpdk-telemetry.py` reads rvs's counters).
+pub fn register_telemetry(scrapes: &Sender<Scrape>) -> Result<()> {
+    for (cmd, which, help) in [
+        (
+            "/rvs/stats",
+            TelemetryCmd::Stats,
+            "rvs totals: connections, packets and bytes each way, generation, mbufs in use",
+        ),
+        ("/rvs/drops", TelemetryCmd::Drops, "rvs drops by reason (non-zero; names as in rvsip stats)"),
+    ] {
+        let tx = std::sync::Mutex::new(scrapes.clone());
+        dpdk::telemetry::register(
+            cmd,
+            help,
+            Box::new(move |_params| {
+                let (reply, rx) = std::sync::mpsc::channel();
+                let sent = tx.lock().map(|t| t.send(Scrape::Telemetry(which, reply)).is_ok()).unwrap_or(false);
+                if !sent {
+                    return Vec::new();
+                }
+                rx.recv_timeout(RENDER_TIMEOUT).unwrap_or_default()
+            }),
+        )
+        .with_context(|| format!("telemetry command {cmd}"))?;
+    }
+    Ok(())
+}
 
 /// The HTTP endpoint's thread; dropping it stops the thread.
 pub struct MetricsServer {
@@ -39,8 +83,8 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Listens on `listen` and serves scrapes by sending a [`MetricsJob`] on `jobs`.
-    pub fn start(listen: SocketAddr, jobs: Sender<MetricsJob>) -> Result<MetricsServer> {
+    /// Listens on `listen` and serves scrapes by sending a [`Scrape`] on `jobs`.
+    pub fn start(listen: SocketAddr, jobs: Sender<Scrape>) -> Result<MetricsServer> {
         let listener = TcpListener::bind(listen).with_context(|| format!("metrics.listen: bind {listen}"))?;
         let local = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -62,7 +106,7 @@ impl Drop for MetricsServer {
 }
 
 /// Accepts one scraper at a time until `stop`.
-fn serve(listener: TcpListener, jobs: Sender<MetricsJob>, stop: Arc<AtomicBool>) {
+fn serve(listener: TcpListener, jobs: Sender<Scrape>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(200u16)) {
@@ -89,7 +133,7 @@ fn serve(listener: TcpListener, jobs: Sender<MetricsJob>, stop: Arc<AtomicBool>)
 }
 
 /// Reads one request head, answers it, closes.
-fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
+fn answer(mut stream: TcpStream, jobs: &Sender<Scrape>) -> Result<()> {
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
@@ -113,7 +157,7 @@ fn answer(mut stream: TcpStream, jobs: &Sender<MetricsJob>) -> Result<()> {
     match metrics::ask(&head) {
         metrics::Ask::Metrics { head } => {
             let (tx, rx) = std::sync::mpsc::channel();
-            jobs.send(tx).context("the control thread is gone")?;
+            jobs.send(Scrape::Prometheus(tx)).context("the control thread is gone")?;
             match rx.recv_timeout(RENDER_TIMEOUT).ok() {
                 Some(text) => reply(&mut stream, "200 OK", ctl::metrics::CONTENT_TYPE, text.as_bytes(), head),
                 None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head),

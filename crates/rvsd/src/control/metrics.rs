@@ -18,6 +18,8 @@ use super::Control;
 use crate::state::Refused;
 use ctl::metrics::Exposition;
 
+use crate::metrics::{Scrape, TelemetryCmd};
+
 /// `proto:vip:port` as the `service` label (`tcp:10.0.0.1:80`, `tcp:[2001:db8::1]:80`).
 pub fn service_label(proto: Proto, vip: IpAddr, port: u16) -> String {
     let p = match proto {
@@ -28,6 +30,44 @@ pub fn service_label(proto: Proto, vip: IpAddr, port: u16) -> String {
 }
 
 impl Control {
+    /// Answers a scrape (a worker that did not answer is logged; the asker gets nothing).
+    pub(super) fn scrape(&self, scrape: Scrape) {
+        let done = match scrape {
+            Scrape::Prometheus(reply) => self.metrics().map(|text| {
+                let _ = reply.send(text);
+            }),
+            Scrape::Telemetry(cmd, reply) => self.telemetry(cmd).map(|dict| {
+                let _ = reply.send(dict);
+            }),
+        };
+        if let Err(r) = done {
+            tracing::warn!("metrics: {}", r.message);
+        }
+    }
+
+    /// A telemetry command's dictionary.
+    fn telemetry(&self, cmd: TelemetryCmd) -> Result<dpdk::telemetry::Dict, Refused> {
+        let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;
+        let summary = super::summary(self.shared.gen.load(Ordering::Acquire), &reports);
+        let numbers = |v: &serde_json::Value| -> dpdk::telemetry::Dict {
+            v.as_object().into_iter().flatten().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect()
+        };
+        Ok(match cmd {
+            TelemetryCmd::Stats => {
+                let mut d = numbers(&summary["totals"]);
+                d.extend([
+                    ("live_conns".to_string(), summary["conns"].as_u64().unwrap_or(0)),
+                    ("generation".to_string(), summary["gen"].as_u64().unwrap_or(0)),
+                    ("workers".to_string(), reports.len() as u64),
+                    ("mbufs_in_use".to_string(), u64::from(self.pool.in_use())),
+                ]);
+                d.extend(numbers(&summary["net"]));
+                d
+            }
+            TelemetryCmd::Drops => numbers(&summary["drops"]),
+        })
+    }
+
     /// One scrape's text, or a refusal when a worker did not answer.
     pub(super) fn metrics(&self) -> Result<String, Refused> {
         let reports = self.reports(Duration::from_secs(2)).ok_or_else(worker_silent)?;

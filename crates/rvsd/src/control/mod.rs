@@ -159,8 +159,8 @@ pub struct Control {
     staged: std::collections::BTreeMap<u64, (Instant, Vec<ctl::ServiceSpec>)>,
     /// Link and exhaustion conditions, for their onset and recovery lines.
     health: health::Health,
-    /// Scrapes from the metrics endpoint (`[metrics]`), when it runs.
-    pub metrics_jobs: Option<Receiver<crate::metrics::MetricsJob>>,
+    /// Scrapes: the metrics endpoint's (`[metrics]`) and DPDK telemetry's commands.
+    pub scrapes: Option<Receiver<crate::metrics::Scrape>>,
 }
 
 impl Control {
@@ -201,7 +201,7 @@ impl Control {
             usr1: Arc::new(AtomicBool::new(false)),
             hup: Arc::new(AtomicBool::new(false)),
             reload_source: None,
-            metrics_jobs: None,
+            scrapes: None,
             health: health::Health::default(),
             staged: Default::default(),
         }
@@ -259,14 +259,9 @@ impl Control {
                 let resp = self.handle(req);
                 let _ = reply.send(resp);
             }
-            while let Some(reply) = self.metrics_jobs.as_ref().and_then(|r| r.try_recv().ok()) {
+            while let Some(scrape) = self.scrapes.as_ref().and_then(|r| r.try_recv().ok()) {
                 busy = true;
-                match self.metrics() {
-                    Ok(text) => {
-                        let _ = reply.send(text);
-                    }
-                    Err(r) => tracing::warn!("metrics: {}", r.message),
-                }
+                self.scrape(scrape);
             }
             if !busy {
                 std::thread::sleep(Duration::from_micros(500));
