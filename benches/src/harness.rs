@@ -234,6 +234,9 @@ pub struct Harness {
     wait_cycles: u64,
     /// Seconds one empty worker loop takes (calibrated with no traffic).
     pub idle_loop_secs: f64,
+    /// While set, the feeder asks the worker for its counters this often (seconds), as
+    /// a Prometheus scrape does through the control thread: what scraping costs a worker.
+    pub poll_stats: Option<f64>,
     /// Thread id of the worker measured (lcore 1).
     pub worker_tid: u32,
     /// Thread id of the feeder (this thread).
@@ -267,6 +270,7 @@ impl Harness {
             last_blocked: false,
             wait_cycles: 0,
             idle_loop_secs: 0.0,
+            poll_stats: None,
             worker_tid: thread_named("rte-worker-1").unwrap_or(0),
             feeder_tid: std::process::id(),
             target,
@@ -369,12 +373,21 @@ impl Harness {
         (s * self.hz as f64) as u64
     }
 
-    /// Feeds `feed` for `secs` seconds.
+    /// Feeds `feed` for `secs` seconds (asking for the worker's counters every
+    /// [`Harness::poll_stats`] meanwhile, if set).
     fn feed_for(&mut self, feed: &mut Feed, secs: f64) {
         let end = dpdk::tsc() + self.secs_to_tsc(secs);
+        let every = self.poll_stats.map(|s| self.secs_to_tsc(s));
+        let mut poll_at = every.map(|e| dpdk::tsc() + e);
         while dpdk::tsc() < end {
             for _ in 0..8 {
                 self.step(feed);
+            }
+            if let (Some(at), Some(e)) = (poll_at, every) {
+                if dpdk::tsc() >= at {
+                    let _ = self.report(feed);
+                    poll_at = Some(at + e);
+                }
             }
         }
     }
