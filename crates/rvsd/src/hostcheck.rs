@@ -548,9 +548,12 @@ fn check_hugepages(f: &Facts) -> Finding {
         let missing = want - total;
         let n2 = two_mb + missing.div_ceil(2 << 20);
         let n1g = want.div_ceil(1 << 30);
+        // At boot the kernel spreads `hugepages=N` over the nodes; `NODE:N` (Linux 5.16+)
+        // puts them where they are needed.
+        let boot = if f.nodes.len() > 1 { format!("{node}:{n1g}") } else { n1g.to_string() };
         fixes.push(format!(
             "echo {n2} > /sys/devices/system/node/node{node}/hugepages/hugepages-2048kB/nr_hugepages \
-             (now), or at boot: default_hugepagesz=1G hugepagesz=1G hugepages={n1g} on the kernel command line"
+             (now), or at boot: default_hugepagesz=1G hugepagesz=1G hugepages={boot} on the kernel command line"
         ));
     }
     let found = format!("{} ({why})", parts.join("; "));
@@ -609,7 +612,7 @@ fn check_iommu(f: &Facts) -> Finding {
         .filter_map(|k| cmdline_get(&f.cmdline, k).map(|v| format!("{k}={}", v.unwrap_or(""))))
         .collect();
     let cmd = if on_cmdline.is_empty() { "none".to_string() } else { on_cmdline.join(" ") };
-    let fix = "add intel_iommu=on iommu=pt (Intel; AMD: amd_iommu=on iommu=pt) to GRUB_CMDLINE_LINUX in \
+    let fix = "add intel_iommu=on iommu=pt (AMD: on by default, iommu=pt) to GRUB_CMDLINE_LINUX in \
                /etc/default/grub, update-grub, reboot (and enable VT-d / AMD-Vi in the firmware)";
     if !units.is_empty() || groups > 0 {
         let pt = cmdline_get(&f.cmdline, "iommu") == Some(Some("pt"));
@@ -1404,6 +1407,7 @@ mod tests {
                 .starts_with("echo 512 > /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"),
             "{h:?}"
         );
+        assert!(h.fix.as_deref().unwrap().contains("hugepages=0:1 on the kernel command line"), "{h:?}");
     }
 
     #[test]
