@@ -92,6 +92,10 @@ pub struct Cli {
     /// [env: RVS_AGENT_SOCKET; default: /run/rvs/rvs-agent.sock].
     #[arg(long, value_name = "PATH", global = true)]
     pub status_socket: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP at `http://ADDR:PORT/metrics` (VRRP instances,
+    /// health checks, the rvsd connection, reloads) [default: not served].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 
     /// Only run the VRRP side: instances, sync groups, scripts, static addresses and
     /// routes (with -C too: everything).

@@ -12,6 +12,7 @@
 //! * [`agent`] runs it all on one tokio runtime; [`reload`] finds what a re-read
 //!   configuration changes (SIGHUP), so that only that is applied;
 //! * [`status`] answers `rvs-agent status` on a socket of the agent's own;
+//! * [`metrics`] serves Prometheus metrics over HTTP (`--metrics-listen`);
 //! * [`cli`] is the command line (rvs's options and keepalived's).
 //!
 //! # Deployment with rvsd
@@ -49,6 +50,7 @@ pub mod check;
 pub mod cli;
 pub mod dataplane;
 pub mod keepalived;
+pub mod metrics;
 pub mod reload;
 pub mod status;
 pub mod vrrp;

@@ -134,6 +134,10 @@ fn main() -> anyhow::Result<()> {
         tracing::info!(namespace = %ns, "running in network namespace");
     }
     let pids = PidFiles::create(&cli.pid_files())?;
+    let metrics_listener = match cli.metrics_listen {
+        Some(a) => Some(std::net::TcpListener::bind(a).with_context(|| format!("--metrics-listen {a}"))?),
+        None => None,
+    };
     let listener = match status::bind(&status_path) {
         Ok(l) => Some(l),
         Err(e @ StatusError::InUse(_)) => {
@@ -189,8 +193,14 @@ fn main() -> anyhow::Result<()> {
         rvs_agent::agent::run_with_reload(loaded.config, dp, rx, reload_rx, move |running| {
             tracing::info!(instances = running.instances().len(), "rvs-agent running");
             notify("READY=1");
+            let reporter = Reporter { running, dataplane: dp2, config, started };
+            if let Some(m) = metrics_listener {
+                if let Ok(a) = m.local_addr() {
+                    tracing::info!(listen = %a, "metrics: serving /metrics");
+                }
+                tokio::spawn(rvs_agent::metrics::serve(m, reporter.clone()));
+            }
             if let Some(l) = listener {
-                let reporter = Reporter { running, dataplane: dp2, config, started };
                 tokio::spawn(status::serve(l, reporter));
             }
         })
