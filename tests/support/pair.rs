@@ -128,7 +128,7 @@ impl Node {
             .args(args)
             .arg("--status-socket")
             .arg(self.status_socket())
-            .env("RVS_AGENT_LOG", "off")
+            .env("RVS_LOG", "off")
             .output()?;
         if !out.status.success() {
             bail!("rvs-agent {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -165,7 +165,7 @@ impl Node {
             .arg(self.socket())
             .arg("--status-socket")
             .arg(self.status_socket())
-            .env("RVS_AGENT_LOG", std::env::var("RVS_AGENT_LOG").unwrap_or_else(|_| "info".into()))
+            .env("RVS_LOG", std::env::var("RVS_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -55,7 +55,7 @@ fn tools() -> Vec<Tool> {
             command: rvs_agent::cli::command,
             extra: ".SH SIGNALS\nSIGHUP re-reads the configuration and applies only what changed. SIGTERM \
                     and SIGINT stop it: its VRRP instances leave (priority 0) and its VIPs are released.\n\
-                    .SH ENVIRONMENT\n.TP\nRVS_AGENT_LOG\nLog level or filter (default info; \\-D: debug).\n\
+                    .SH ENVIRONMENT\n.TP\nRVS_LOG\nLog level or filter, as for rvsd (default info; \\-D: debug).\n\
                     .TP\nRVS_SOCKET\nrvsd's control socket.\n.TP\nRVS_AGENT_SOCKET\nThe agent's status socket.\n\
                     .TP\nNOTIFY_SOCKET\nSet by systemd: READY=1 once running, STOPPING=1 on the way out.\n\
                     .SH FILES\n.TP\n/etc/rvs/keepalived.conf\nThe sample configuration the package installs.\n\

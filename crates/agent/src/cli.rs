@@ -11,7 +11,7 @@
 //! | `-P`, `-C` | only the VRRP side (instances, sync groups, scripts, static addresses and routes) or only the services and their checkers; both or neither: everything |
 //! | `-n` | honoured: rvs-agent never forks (without `-n` it says so and runs in the foreground) |
 //! | `-l`, `-G` | honoured: the log goes to stderr (the journal under systemd), never to syslog |
-//! | `-D` | debug-level messages from rvs-agent (unless `RVS_AGENT_LOG` sets the level) |
+//! | `-D` | debug-level messages from rvs-agent (unless `RVS_LOG` sets the level) |
 //! | `-d` | prints the configuration as rvs-agent reads it (JSON) before starting |
 //! | `-p`, `-r`, `-c` | pid files, written at start and removed at exit: rvs-agent is one process, so each names it |
 //! | `-u MASK` | the process umask |
@@ -81,6 +81,11 @@ pub struct Cli {
     /// Print diagnostics as JSON (with -t).
     #[arg(long)]
     pub json: bool,
+    /// How log lines are written: text, or json (one object per line). The level comes
+    /// from $RVS_LOG (e.g. `debug`, `info,rvs_agent=debug`; default info, or with -D
+    /// rvs-agent's debug), as for rvsd.
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text")]
+    pub log_format: ctl::logging::LogFormat,
     /// What holds the VIPs and services: rvsd (its control socket), or linux (VIPs with
     /// `ip addr` on the interface, services only logged: VRRP without rvsd).
     #[arg(long, value_enum, default_value_t = DataplaneKind::Rvsd)]
@@ -113,7 +118,7 @@ pub struct Cli {
     /// Log to the console: rvs-agent always logs to stderr (the journal under systemd).
     #[arg(short = 'l', long = "log-console", help_heading = KEEPALIVED)]
     pub log_console: bool,
-    /// Detailed log messages: rvs-agent's debug level (unless RVS_AGENT_LOG sets one).
+    /// Detailed log messages: rvs-agent's debug level (unless RVS_LOG sets one).
     #[arg(short = 'D', long = "log-detail", help_heading = KEEPALIVED)]
     pub log_detail: bool,
     /// Syslog facility: not honoured (warning): rvs-agent logs to stderr, not syslog; under

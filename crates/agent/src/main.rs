@@ -56,14 +56,9 @@ fn main() -> anyhow::Result<()> {
     }
     // -D: rvs-agent's own debug messages, unless the environment chooses the level.
     let level = if cli.log_detail { "info,rvs_agent=debug" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RVS_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Some(w) = ctl::logging::init(cli.log_format, level) {
+        tracing::warn!("{w}");
+    }
     let status_path = path_from(cli.status_socket.clone(), STATUS_SOCKET_ENV, status::DEFAULT_SOCKET);
     if let Some(Cmd::Status { json }) = cli.cmd {
         match status::query(&status_path) {

@@ -97,7 +97,7 @@ fn agent(ns: &NetNs, dir: &Dir, name: &str, port: u16) -> ChildGuard {
         Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
             .args(args)
             .args(["--metrics-listen", &listen])
-            .env("RVS_AGENT_LOG", "warn")
+            .env("RVS_LOG", "warn")
             .spawn()
             .unwrap(),
     )

@@ -8,7 +8,7 @@ fn conf(name: &str) -> String {
 }
 
 fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rvs-agent")).args(args).env("RVS_AGENT_LOG", "off").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rvs-agent")).args(args).env("RVS_LOG", "off").output().unwrap()
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn runs_as_keepalived_unit_writes_and_removes_the_pid_file() {
     let args = ["--dont-fork", "-D", "-l", "-p", &pid, "-f", &conf, "--dataplane", "linux", "--status-socket", &status];
     let mut child = Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
         .args(args)
-        .env("RVS_AGENT_LOG", "off")
+        .env("RVS_LOG", "off")
         .env("NOTIFY_SOCKET", dir.path("notify"))
         .spawn()
         .unwrap();
@@ -289,7 +289,7 @@ fn namespace_and_umask() {
     let mut child = testnet::ChildGuard::new(
         Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
             .args(args)
-            .env("RVS_AGENT_LOG", "off")
+            .env("RVS_LOG", "off")
             .env("NOTIFY_SOCKET", dir.path("notify"))
             .spawn()
             .unwrap(),

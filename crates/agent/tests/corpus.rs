@@ -87,7 +87,7 @@ fn the_binary_exits_as_keepalived_does() {
         let out = Command::new(env!("CARGO_BIN_EXE_rvs-agent"))
             .args(["-t", "-i", "lb1", "-f"])
             .arg(&f)
-            .env("RVS_AGENT_LOG", "off")
+            .env("RVS_LOG", "off")
             .output()
             .expect("rvs-agent");
         let want = if matches!(expectation(&f), Expect::Error(_)) { 5 } else { 0 };
