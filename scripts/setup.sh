@@ -15,6 +15,7 @@ fi
 # Everything rvs builds, tests and demonstrates with.
 #  - libdpdk-dev, dpdk, dpdk-dev: DPDK 22.11 LTS headers, shared libraries, PMD plugins,
 #    dpdk-testpmd and dpdk-dumpcap (the benchmark runs testpmd as its I/O ceiling)
+#  - libpcap-dev: libpcap compiles `rvsip capture` filters (tcpdump's full syntax)
 #  - pkg-config, libclang-dev, clang: bindgen over the DPDK headers
 #  - iproute2, iputils-ping, ethtool, tcpdump, tshark, curl, python3, nftables: end-to-end
 #    tests (nftables hides the af_packet NICs from the kernel, as a DPDK NIC is hidden)
@@ -27,7 +28,7 @@ fi
 #  - prometheus (with promtool): a real scraper for the metrics test; its own service is
 #    stopped and disabled, the test runs one on loopback with its own configuration
 PACKAGES=(
-    libdpdk-dev dpdk dpdk-dev pkg-config libclang-dev clang
+    libdpdk-dev dpdk dpdk-dev libpcap-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived hping3
     dnsmasq-base

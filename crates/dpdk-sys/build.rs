@@ -52,6 +52,8 @@ fn main() {
     for lib in EXTRA_LIBS {
         println!("cargo:rustc-link-lib=dylib={lib}");
     }
+    // libpcap compiles and runs capture filters (tcpdump's syntax, `dpdk::bpf`).
+    println!("cargo:rustc-link-lib=dylib=pcap");
 
     let bindings = bindgen::Builder::default()
         .header("csrc/wrapper.h")
@@ -69,6 +71,9 @@ fn main() {
         .allowlist_function("rte_mempool_.*|rte_pktmbuf_.*|rte_mbuf_.*")
         .allowlist_function("rte_eth_.*|rte_flow_.*|rte_ring_create|rte_ring_free|rte_ring_lookup")
         .allowlist_function("rte_pdump_.*|rte_pcapng_.*|rte_vdev_.*|rte_dev_.*")
+        .allowlist_function("pcap_open_dead|pcap_compile|pcap_geterr|pcap_freecode|pcap_close|bpf_filter")
+        .allowlist_type("bpf_program|bpf_insn|pcap_t")
+        .allowlist_var("DLT_EN10MB|PCAP_NETMASK_UNKNOWN")
         .allowlist_function("rvs_.*")
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*")

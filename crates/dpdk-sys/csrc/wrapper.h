@@ -20,6 +20,8 @@
 #include <rte_eth_ring.h>
 #include <rte_pdump.h>
 #include <rte_pcapng.h>
+/* libpcap's filter compiler and classic BPF interpreter (capture filters). */
+#include <pcap/pcap.h>
 #include <rte_bus_vdev.h>
 #include <rte_dev.h>
 #include "shim.h"

@@ -7,16 +7,17 @@
 //! fields, never FFI calls.
 
 mod bond;
+pub mod bpf;
 mod burst;
 mod eal;
 mod error;
 mod flow;
 pub mod log;
-pub mod telemetry;
 mod mbuf;
 mod mempool;
 mod port;
 mod ring;
+pub mod telemetry;
 
 pub use bond::{Bond, BondMode};
 pub use burst::{Burst, TxBuffer, BURST_SIZE};

@@ -11,7 +11,7 @@ use crate::mempool::Mempool;
 /// `Option<Mbuf>` has the size of a pointer.
 #[repr(transparent)]
 pub struct Mbuf {
-    raw: NonNull<dpdk_sys::rte_mbuf>,
+    pub(crate) raw: NonNull<dpdk_sys::rte_mbuf>,
 }
 
 // SAFETY: an mbuf is owned by exactly one Mbuf value; moving it to another thread moves

@@ -55,6 +55,7 @@ fn main() {
         ("tap_interface_appears_and_exchanges", tap_interface_appears_and_exchanges),
         ("bond_active_backup_of_two_af_packet", bond_active_backup_of_two_af_packet),
         ("lacp_between_two_bonds", lacp_between_two_bonds),
+        ("bpf_filter_tcpdump_syntax_on_literal_frames", bpf_filter_tcpdump_syntax_on_literal_frames),
     ];
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
     for (name, case) in cases {
@@ -553,4 +554,97 @@ fn lacp_between_two_bonds(ctx: &Ctx) {
     drop(queues);
     drop(bonds);
     drop((a0, a1, b0, b1));
+}
+
+/// Literal frames: Ethernet (02:..:02 <- 02:..:01) then `rest` after the ethertype.
+fn eth(ethertype: [u8; 2], rest: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, ethertype[0], ethertype[1]];
+    f.extend_from_slice(rest);
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+/// IPv4 header 10.0.0.1 -> 10.0.0.2 with protocol `proto`, then `l4`.
+fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+    let len = (20 + l4.len()) as u16;
+    let mut p = vec![0x45, 0, (len >> 8) as u8, len as u8, 0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    p.extend_from_slice(l4);
+    p
+}
+
+/// IPv6 header 2001:db8::1 -> 2001:db8::2 with next header `nh`, then `l4`.
+fn ipv6(nh: u8, l4: &[u8]) -> Vec<u8> {
+    let len = l4.len() as u16;
+    let mut p = vec![0x60, 0, 0, 0, (len >> 8) as u8, len as u8, nh, 64];
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    p.extend_from_slice(l4);
+    p
+}
+
+/// A TCP header 40000 -> `dport` with `flags`.
+fn tcp(dport: u16, flags: u8) -> Vec<u8> {
+    vec![0x9c, 0x40, (dport >> 8) as u8, dport as u8, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]
+}
+
+fn bpf_filter_tcpdump_syntax_on_literal_frames(ctx: &Ctx) {
+    use dpdk::bpf::{Filter, FilterError};
+    let syn80 = eth([0x08, 0x00], &ipv4(6, &tcp(80, 0x02)));
+    let ack80 = eth([0x08, 0x00], &ipv4(6, &tcp(80, 0x10)));
+    let syn81 = eth([0x08, 0x00], &ipv4(6, &tcp(81, 0x02)));
+    let icmp = eth([0x08, 0x00], &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1]));
+    let udp = eth([0x08, 0x00], &ipv4(17, &[0x30, 0x39, 0, 53, 0, 8, 0, 0]));
+    let tcp6 = eth([0x86, 0xdd], &ipv6(6, &tcp(443, 0x02)));
+    let udp6 = eth([0x86, 0xdd], &ipv6(17, &[0x30, 0x39, 0, 53, 0, 8, 0, 0]));
+    let mut vlan_icmp = vec![0x00, 0x64, 0x08, 0x00];
+    vlan_icmp.extend_from_slice(&ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1]));
+    let vlan_icmp = eth([0x81, 0x00], &vlan_icmp);
+    let arp = eth([0x08, 0x06], &[0, 1, 8, 0, 6, 4, 0, 1]);
+    let frames: [(&str, &Vec<u8>); 9] = [
+        ("syn80", &syn80),
+        ("ack80", &ack80),
+        ("syn81", &syn81),
+        ("icmp", &icmp),
+        ("udp", &udp),
+        ("tcp6", &tcp6),
+        ("udp6", &udp6),
+        ("vlan_icmp", &vlan_icmp),
+        ("arp", &arp),
+    ];
+    // Each expression and the frames it must match (all others must not).
+    let cases: &[(&str, &[&str])] = &[
+        ("", &["syn80", "ack80", "syn81", "icmp", "udp", "tcp6", "udp6", "vlan_icmp", "arp"]),
+        ("tcp[tcpflags] & tcp-syn != 0 and dst port 80", &["syn80"]),
+        ("(ip and not icmp) or vlan", &["syn80", "ack80", "syn81", "udp", "vlan_icmp"]),
+        // libpcap's meaning, as tcpdump's: after `vlan`, every later offset moves 4 bytes
+        // on, in both branches, so an untagged frame is judged as if it had a tag.
+        ("vlan or (ip and not icmp)", &["vlan_icmp", "arp"]),
+        ("tcp[13] & 2 != 0", &["syn80", "syn81"]),
+        ("tcp dst port 80", &["syn80", "ack80"]),
+        ("ip6 and tcp", &["tcp6"]),
+        ("udp port 53", &["udp", "udp6"]),
+        ("arp or icmp", &["icmp", "arp"]),
+        ("vlan 100 and icmp", &["vlan_icmp"]),
+        ("src host 10.0.0.1 and dst net 10.0.0.0/24 and tcp portrange 80-81", &["syn80", "ack80", "syn81"]),
+        ("ether src 02:00:00:00:00:01 and ip6", &["tcp6", "udp6"]),
+        ("ip[9] = 17 or ip6[6] = 17", &["udp", "udp6"]),
+    ];
+    let mbufs: Vec<(&str, Mbuf)> =
+        frames.iter().map(|(n, f)| (*n, Mbuf::from_slice(&ctx.pool, f).expect("mbuf"))).collect();
+    let mut wrong = Vec::new();
+    for (expr, want) in cases {
+        let filter = Filter::new(expr, 65535).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let got: Vec<&str> = mbufs.iter().filter(|(_, m)| filter.matches(m)).map(|(n, _)| *n).collect();
+        if &got != want {
+            wrong.push(format!("{expr:?}: matched {got:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    match Filter::new("tcp port eighty", 65535) {
+        Err(FilterError { msg, .. }) => assert!(msg.contains("eighty"), "libpcap's message: {msg}"),
+        other => panic!("a bad expression is refused by libpcap: {other:?}"),
+    }
+    assert!(Filter::new("tcp and", 65535).is_err(), "an unfinished expression is refused");
 }
