@@ -271,3 +271,72 @@ fn ten_thousand_services_list_save_restore_and_scrape() {
         grown / u64::from(services * per),
     );
 }
+
+/// A million live connections (a spoofed-source SYN flood with the SYN proxy off, each
+/// SYN a half-open connection to a listening server, kept 300 s), listed whole by `rvsadm -L -n -c`, page by page. Prints
+/// how long the listing took.
+#[test]
+fn a_million_connections_are_listed() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 3, http: true }).expect("topology");
+    let conn = t.config["conn"].as_table_mut().expect("conn");
+    conn.insert("pool_size".into(), toml::Value::Integer(1_300_000));
+    conn.insert("syn_recv_max".into(), toml::Value::Integer(1_300_000));
+    t.config["timeouts"].as_table_mut().expect("timeouts").insert("syn_recv".into(), toml::Value::Integer(300));
+    // FullNAT's capacity is LIPs x local ports x real servers: 8 LIPs x 64,511 ports x 3
+    // servers, scheduled evenly, hold 1.5 million.
+    let lips: Vec<String> = (20..28).map(|i| format!("198.19.0.{i}")).collect();
+    for lip in &lips {
+        let mut a = toml::Table::new();
+        a.insert("dev".into(), "dpdk1".into());
+        a.insert("addr".into(), format!("{lip}/24").into());
+        a.insert("sapool".into(), true.into());
+        t.config["addr"].as_array_mut().expect("addrs").push(toml::Value::Table(a));
+    }
+    for s in t.config["service"].as_array_mut().expect("services") {
+        let s = s.as_table_mut().expect("service");
+        s.insert("synproxy".into(), toml::Value::String("off".into()));
+        s.insert("scheduler".into(), toml::Value::String("rr".into()));
+        if s["vip"].as_str() == Some(VIP4) {
+            s.insert("laddrs".into(), toml::Value::Array(lips.iter().map(|l| l.as_str().into()).collect()));
+        }
+    }
+    t.start_rvsd().expect("rvsd starts");
+    let fl = t.second_client().expect("flooder");
+    let live = |t: &Topology| t.rvsd_stats().ok().and_then(|s| s["conns"].as_u64()).unwrap_or(0);
+    let flood = testnet::ChildGuard::new(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", fl.name(), "timeout", "-s", "INT", "60", "hping3", "-q", "-S", "--flood"])
+            .args(["--rand-source", "-p", "80", VIP4])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("hping3"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        n = live(&t);
+        if n >= 1_000_000 {
+            break;
+        }
+    }
+    // timeout(1) passes SIGINT on to hping3 (a SIGKILL would leave hping3 running).
+    let _ = std::process::Command::new("kill").args(["-INT", &flood.pid().to_string()]).status();
+    drop(flood);
+    if n < 1_000_000 {
+        let stats = t.rvsd_stats().unwrap_or_default();
+        panic!("a million live connections: {n}; drops {} events {}", stats["drops"], stats["events"]);
+    }
+    let started = Instant::now();
+    let (out, err, ok) = t.cli("rvsadm", &["-L", "-n", "-c"]);
+    let listed_in = started.elapsed();
+    assert!(ok, "rvsadm -L -n -c: {err}");
+    let listed = out.lines().filter(|l| l.starts_with("[")).count() as u64;
+    let after = live(&t);
+    assert!(listed >= 1_000_000 && listed >= after, "every connection listed: {listed}, {after} live");
+    eprintln!("{n} live connections: rvsadm -L -n -c listed {listed} in {listed_in:?}");
+    let log = t.stop_rvsd().expect("stops");
+    assert!(!log.contains("panicked"), "{log}");
+}
