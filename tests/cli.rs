@@ -116,6 +116,20 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     );
     assert!(!changes.iter().any(|l| l.contains("wrrr") || l.contains("service_page")), "{changes:#?}");
 
+    // dpip's `link set DEV addr MAC`: the port, its twin and the neighbours (by a
+    // gratuitous ARP) take the new MAC, and traffic goes on.
+    t.cli_ok("rvsip", &["link", "set", "dpdk0", "addr", "02:00:00:00:aa:01"]);
+    let shown = t.cli_ok("rvsip", &["link", "show", "dpdk0"]);
+    assert!(shown.contains("02:00:00:00:aa:01"), "{shown}");
+    let twin = t.lb.exec(&["ip", "-br", "link", "show", "dpdk0.kni"]);
+    assert!(String::from_utf8_lossy(&twin.stdout).contains("02:00:00:00:aa:01"), "the twin follows");
+    let neigh = t.client_exec(&["ip", "neigh", "show", "198.18.0.1"]);
+    assert!(String::from_utf8_lossy(&neigh.stdout).contains("02:00:00:00:aa:01"), "the client learned it");
+    let (bodies, ok) = t.curl_many(&[format!("http://{VIP4}/")], 5);
+    assert!(ok, "traffic after the MAC change: {bodies}");
+    let (_, err, ok) = t.cli("rvsip", &["link", "set", "dpdk0", "addr", "01:00:5e:00:00:01"]);
+    assert!(!ok && err.contains("not a unicast MAC"), "{err}");
+
     t.cli_ok("rvsip", &["addr", "add", "192.0.2.77/24", "dev", "dpdk0"]);
     t.cli_ok("rvsip", &["addr", "flush", "dev", "dpdk0"]);
     let addrs = t.cli_ok("rvsip", &["addr", "show", "dev", "dpdk0"]);

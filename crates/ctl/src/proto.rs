@@ -120,6 +120,10 @@ pub struct LinkChange {
     /// Copy everything received to the kernel twin.
     #[serde(default)]
     pub forward2kni: Option<bool>,
+    /// A new MAC for the port (dpip's `link set DEV addr MAC`): its kernel twin takes it
+    /// too, and gratuitous ARPs announce it for the port's IPv4 addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<EthernetAddress>,
 }
 
 /// How [`Request::EdgeDeny`] changes the global deny list.

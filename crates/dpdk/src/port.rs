@@ -423,6 +423,16 @@ impl Port {
         Ok(a.addr_bytes)
     }
 
+    /// Sets the port's MAC (its default, primary address): what it sends from and, out
+    /// of promiscuous mode, what it receives. A bond passes it to its slaves; a tap
+    /// port's kernel interface takes it.
+    pub fn set_mac(&mut self, mac: [u8; 6]) -> Result<()> {
+        let mut a = dpdk_sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: valid port; DPDK copies the address.
+        let rc = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(self.id, &mut a) };
+        check(|| format!("rte_eth_dev_default_mac_addr_set(port {})", self.id), rc).map(drop)
+    }
+
     /// The basic counters.
     pub fn stats(&self) -> Result<PortStats> {
         let mut s = dpdk_sys::rte_eth_stats::default();

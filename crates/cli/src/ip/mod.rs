@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! rvsip [-s] [-4|-6] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
-//!   link show [DEV] [-s]          link set DEV up|down|promisc on|off|forward2kni on|off
+//!   link show [DEV] [-s]          link set DEV up|down|promisc on|off|forward2kni on|off|addr MAC
 //!   addr show [dev DEV]           addr add|del ADDR[/LEN] dev DEV [sapool]
 //!   route show                    route add|del PREFIX|default [via GW] dev DEV
 //!                                     [scope kni_host|link|global] [src ADDR] [metric N]
@@ -39,7 +39,7 @@ pub const NEIGH_PAGE: u32 = 1000;
 pub const USAGE: &str = "\
 Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket PATH] OBJECT COMMAND ...
   rvsip link show [DEV] [-s] [-v]
-  rvsip link set DEV up|down|promisc on|off|forward2kni on|off
+  rvsip link set DEV up|down|promisc on|off|forward2kni on|off|addr MAC
   rvsip addr show [dev DEV]
   rvsip addr add|del ADDR[/LEN] dev DEV [sapool]
   rvsip addr flush dev DEV
@@ -502,18 +502,23 @@ fn link_set(w: &mut Words) -> Result<IpCmd, CliError> {
             "promisc" => change.promisc = Some(on_off(w, "promisc")?),
             "forward2kni" => change.forward2kni = Some(on_off(w, "forward2kni")?),
             "addr" | "address" => {
-                return Err(usage(
-                    "link set DEV addr MAC: valid dpip that rvs does not support yet (a port keeps its MAC)",
-                ))
+                let v = w.value("addr")?;
+                let mac = v
+                    .parse::<wire::EthernetAddress>()
+                    .map_err(|_| usage(format!("link set: addr takes a MAC, not '{v}'")))?;
+                change.mac = Some(mac);
             }
             _ if dev.is_none() => dev = Some(x),
             _ => return Err(w.unknown(&x)),
         }
     }
-    let dev =
-        dev.ok_or_else(|| usage("link set needs a port: link set DEV up|down|promisc on|off|forward2kni on|off"))?;
+    let dev = dev.ok_or_else(|| {
+        usage("link set needs a port: link set DEV up|down|promisc on|off|forward2kni on|off|addr MAC")
+    })?;
     if change == LinkChange::default() {
-        return Err(usage(format!("link set {dev}: nothing to change (up, down, promisc on|off, forward2kni on|off)")));
+        return Err(usage(format!(
+            "link set {dev}: nothing to change (up, down, promisc on|off, forward2kni on|off, addr MAC)"
+        )));
     }
     Ok(IpCmd::Change(Request::LinkSet { dev, change }))
 }

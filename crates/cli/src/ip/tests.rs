@@ -63,7 +63,14 @@ fn changes() {
             "link set dpdk1 promisc on forward2kni off",
             Request::LinkSet {
                 dev: "dpdk1".into(),
-                change: LinkChange { up: None, promisc: Some(true), forward2kni: Some(false) },
+                change: LinkChange { up: None, promisc: Some(true), forward2kni: Some(false), mac: None },
+            },
+        ),
+        (
+            "link set dpdk0 addr 02:00:00:00:aa:01",
+            Request::LinkSet {
+                dev: "dpdk0".into(),
+                change: LinkChange { mac: Some("02:00:00:00:aa:01".parse().unwrap()), ..Default::default() },
             },
         ),
         (
@@ -232,7 +239,11 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("link sett dpdk0 up", "unknown command 'sett' for link (show, set)"),
         ("link add dpdk0", "link takes show or set"),
         ("route frob", "unknown command 'frob' for route (show, add, del)"),
-        ("link set dpdk0", "link set dpdk0: nothing to change (up, down, promisc on|off, forward2kni on|off)"),
+        (
+            "link set dpdk0",
+            "link set dpdk0: nothing to change (up, down, promisc on|off, forward2kni on|off, addr MAC)",
+        ),
+        ("link set dpdk0 addr 02:00:00:00:00", "link set: addr takes a MAC, not '02:00:00:00:00'"),
         ("link set up", "link set needs a port"),
         ("link set dpdk0 promisc of", "link set: promisc takes on or off, not 'of'"),
         ("link set dpdk0 promisc", "link set: 'promisc' needs a value"),
@@ -254,7 +265,6 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-C link show", "-C/--color: valid dpip that rvsip does not support"),
         ("-f ipx route", "invalid family 'ipx' (inet or inet6)"),
         ("addr flush", "addr flush needs a port: addr flush dev DEV"),
-        ("link set dpdk0 addr 02:00:00:00:00:01", "link set DEV addr MAC: valid dpip that rvs does not support yet"),
         ("-c 3 link show", "missing option '-i'"),
         ("-i 1 route show", "-i/-c repeat link show and stats only"),
         ("-i 0 stats", "interval 0 out of range (1..=86400)"),

@@ -152,11 +152,45 @@ impl Control {
         if let Some(p) = change.promisc {
             self.ports[i].port.set_promiscuous(p).map_err(|e| unsupported("promisc", e))?;
         }
-        if let Some(f) = change.forward2kni {
+        if let Some(mac) = change.mac {
+            // Not multicast (the I/G bit), not zero: an address a port may send from.
+            if mac.0[0] & 1 != 0 || mac.0 == [0; 6] {
+                return Err(Refused::new(ErrorCode::Invalid, format!("{dev}: {mac} is not a unicast MAC")));
+            }
+            self.ports[i].port.set_mac(mac.0).map_err(|e| unsupported("addr", e))?;
+            if let Some(t) = &mut self.ports[i].twin {
+                if let Err(e) = t.port.set_mac(mac.0) {
+                    tracing::warn!(port = dev, twin = %t.ifname, "the twin keeps its MAC: {e}");
+                }
+            }
+            tracing::info!(port = dev, %mac, "port MAC changed");
+        }
+        if change.forward2kni.is_some() || change.mac.is_some() {
             let mut ports = (*self.shared.current().ports).clone();
-            ports[i].forward2kni = f;
+            if let Some(f) = change.forward2kni {
+                ports[i].forward2kni = f;
+            }
+            if let Some(mac) = change.mac {
+                ports[i].mac = mac;
+            }
             let gen = self.publish_ports(ports);
-            return Ok(self.confirm(gen));
+            let done = self.confirm(gen);
+            if change.mac.is_some() {
+                // Neighbours learn the new MAC now, not when their entries lapse.
+                let v4: Vec<IpAddr> = self
+                    .state
+                    .addrs
+                    .iter()
+                    .filter(|a| a.port == i && a.net.addr().is_ipv4())
+                    .map(|a| a.net.addr())
+                    .collect();
+                for a in v4 {
+                    if let Err(r) = self.send_garp(a, dev, 1) {
+                        tracing::warn!(port = dev, addr = %a, "gratuitous ARP: {}", r.message);
+                    }
+                }
+            }
+            return Ok(done);
         }
         Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
     }
