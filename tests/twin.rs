@@ -239,3 +239,90 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
         "server -> LIP packets only: {b:?}"
     );
 }
+
+/// The frames of a pcapng file rvsd wrote, read through tshark (converted to classic
+/// pcap: tshark must be able to read the file).
+fn pcapng_frames(file: &std::path::Path) -> Vec<Vec<u8>> {
+    let classic = file.with_extension("pcap");
+    let out = std::process::Command::new("tshark")
+        .args(["-r", &file.display().to_string(), "-F", "pcap", "-w", &classic.display().to_string()])
+        .output()
+        .expect("tshark");
+    assert!(out.status.success(), "tshark reads {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    rvs_e2e::pcap::read_frames(&classic).expect("frames")
+}
+
+/// Filters only libpcap understands, on real traffic: rvsd's capture of dpdk0 (both
+/// directions) holds exactly the frames tcpdump, with the same filter, sees on the
+/// client's end of the same wire; a bad expression is refused with libpcap's message.
+#[test]
+fn capture_filters_are_tcpdumps_whole_language() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+
+    let bad = t.dir.join("bad.pcapng");
+    let (out, err, ok) =
+        t.cli("rvsip", &["capture", "dpdk0", "-c", "1", "-w", &bad.display().to_string(), "tcp", "port", "eighty"]);
+    assert!(!ok, "a bad filter is refused: {out}");
+    assert!(err.contains("libpcap") && err.contains("eighty"), "libpcap's message reaches rvsip: {err}");
+
+    let vip6 = format!("http://[{}]/", rvs_e2e::VIP6);
+    let vip4 = format!("http://{VIP4}/");
+    // (filter, what every captured frame must be, at least how many)
+    type Check = fn(&[u8]) -> bool;
+    let cases: [(&str, Check, usize); 3] = [
+        (
+            "tcp[tcpflags] & tcp-syn != 0 and dst port 80",
+            // IPv4, TCP, SYN without ACK, to port 80 (IPv6 SYNs may match too).
+            |f| {
+                (f[12..14] == [0x08, 0x00] && f[23] == 6 && f[14 + 20 + 13] & 0x12 == 0x02 && f[36..38] == [0, 80])
+                    || (f[12..14] == [0x86, 0xdd] && f[20] == 6 && f[54 + 13] & 0x12 == 0x02 && f[56..58] == [0, 80])
+            },
+            3,
+        ),
+        // `vlan` last: libpcap moves every offset after it by 4 bytes.
+        ("(ip and not icmp) or vlan", |f| f[12..14] == [0x08, 0x00] && f[23] != 1, 3 * 5),
+        ("ip6 and tcp", |f| f[12..14] == [0x86, 0xdd] && f[20] == 6, 3 * 5),
+    ];
+    for (i, (filter, each, at_least)) in cases.iter().enumerate() {
+        let words: Vec<&str> = filter.split_whitespace().collect();
+        let wire = t.capture_in(&t.client, "eth0", filter).expect("tcpdump in the client ns");
+        let file = t.dir.join(format!("libpcap{i}.pcapng"));
+        let mut args = vec!["capture", "dpdk0", "both", "-c", "100000", "-t", "5", "-w"];
+        let file_s = file.display().to_string();
+        args.push(&file_s);
+        args.extend(&words);
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let cli = rvs_e2e::workspace_bin("rvsip");
+        let sock = t.socket();
+        let capture = std::thread::spawn(move || {
+            std::process::Command::new(cli).arg("--socket").arg(sock).args(&args).output().expect("rvsip capture")
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        // Traffic of every kind: HTTP over IPv4 and IPv6, pings of both families.
+        let (_, ok) =
+            t.curl_many(&[vip4.clone(), vip4.clone(), vip4.clone(), vip6.clone(), vip6.clone(), vip6.clone()], 5);
+        assert!(ok, "curl through the VIPs");
+        assert!(t.ping(VIP4, 2), "ping {VIP4}");
+        assert!(t.ping(rvs_e2e::VIP6, 2), "ping {}", rvs_e2e::VIP6);
+        let out = capture.join().expect("capture thread");
+        assert!(out.status.success(), "rvsip capture {filter}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut theirs = wire.finish().expect("tcpdump's frames");
+        let mut ours = pcapng_frames(&file);
+        assert!(ours.len() >= *at_least, "{filter}: {} frames, expected at least {at_least}", ours.len());
+        for f in &ours {
+            assert!(each(f), "{filter}: a frame that does not match it: {f:02x?}");
+        }
+        ours.sort();
+        theirs.sort();
+        assert_eq!(
+            ours.len(),
+            theirs.len(),
+            "{filter}: rvsd captured {} frames, tcpdump on the wire {}",
+            ours.len(),
+            theirs.len()
+        );
+        assert!(ours == theirs, "{filter}: the same frames as tcpdump's");
+    }
+}

@@ -45,8 +45,8 @@ pub struct CaptureSpec {
     pub rx: bool,
     /// Sent frames.
     pub tx: bool,
-    /// Which frames.
-    pub filter: crate::capture::Filter,
+    /// Which frames (compiled by libpcap).
+    pub filter: dpdk::bpf::Filter,
 }
 
 /// One immutable generation of the configuration the workers run on. Parts that change

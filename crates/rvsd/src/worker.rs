@@ -424,7 +424,7 @@ impl WorkerIo {
     #[inline]
     fn capture_copy(&mut self, port: usize, m: &Mbuf, rx: bool) {
         let Some(c) = self.ports.get(port).and_then(|p| p.capture.as_ref()) else { return };
-        if !(if rx { c.rx } else { c.tx }) || !c.filter.matches(m.data()) {
+        if !(if rx { c.rx } else { c.tx }) || !c.filter.matches(m) {
             return;
         }
         let Some(mut copy) = m.copy_to(&self.pool) else {

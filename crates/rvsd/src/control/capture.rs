@@ -39,7 +39,7 @@ impl Control {
         }
         let port = self.state.port(&dev)?;
         let filter =
-            crate::capture::Filter::parse(&filter).map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
+            crate::capture::compile_filter(&filter).map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
         if !std::path::Path::new(&path).is_absolute() {
             return Err(Refused::new(ErrorCode::Invalid, format!("capture file {path:?} must be an absolute path")));
         }
