@@ -52,7 +52,9 @@ fn web_cluster_with_sync_group_scripts_and_checks() {
     assert_eq!(c.vrrp_sync_groups[0].members, ["VI_EXT", "VI_INT"]);
     let ext = &c.vrrp_instances[0];
     assert!(ext.nopreempt);
-    assert_eq!(ext.virtual_ipaddress[0].label.as_deref(), Some("eth0:vip"));
+    assert_eq!(ext.virtual_ipaddress[0].dev.as_deref(), Some("eth0"));
+    // `label` has no meaning for rvsd's addresses: a warning names it, and -t lists it.
+    assert!(c.ignored.iter().any(|(_, k)| k == "virtual_ipaddress label"), "{:?}", c.ignored);
     assert_eq!(ext.track_interface[1].weight, Some(-20));
     assert_eq!(ext.auth_pass.as_deref(), Some("longpassword123"));
     assert!(l.diagnostics.iter().any(|d| d.message.contains("only the first 8 are used")));

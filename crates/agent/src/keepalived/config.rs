@@ -182,8 +182,6 @@ pub struct VirtualIp {
     pub addr: IpNet,
     /// `dev`.
     pub dev: Option<String>,
-    /// `label`.
-    pub label: Option<String>,
 }
 
 /// A `static_routes` or `virtual_routes` line: `PREFIX|default [via GW] [dev DEV] [src

@@ -584,20 +584,35 @@ impl P<'_> {
                 }
             },
         };
-        let mut v = VirtualIp { addr, dev: None, label: None };
+        let mut v = VirtualIp { addr, dev: None };
         let mut it = n.args.iter();
         while let Some(k) = it.next() {
-            match k.as_str() {
-                "dev" => v.dev = it.next().cloned(),
-                "label" => v.label = it.next().cloned(),
-                "brd" | "broadcast" | "scope" | "metric" => {
-                    it.next();
+            let instead = match k.as_str() {
+                "dev" => {
+                    v.dev = it.next().cloned();
+                    continue;
                 }
-                "no_track" | "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {}
+                "label" => "rvsd's addresses have no labels",
+                "brd" | "broadcast" => "rvsd's addresses have no broadcast address",
+                "scope" => "rvsd's addresses have no scope",
+                "metric" => "the address's prefix route is rvsd's connected route, without a metric",
+                "no_track" => "rvs does not take a VIP's interface state into the instance's state",
+                "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {
+                    "IPv6 address flags are the kernel's: rvsd holds the address without them"
+                }
                 other => {
                     self.err(&n.loc, format!("virtual_ipaddress {}: unknown option '{other}'", n.key));
+                    continue;
                 }
+            };
+            if matches!(k.as_str(), "label" | "brd" | "broadcast" | "scope" | "metric") {
+                it.next();
             }
+            self.warn(
+                &n.loc,
+                format!("virtual_ipaddress {}: '{k}' is accepted and not honoured by rvs: {instead}", n.key),
+            );
+            self.ignored.push((n.loc.clone(), format!("virtual_ipaddress {k}")));
         }
         Some(v)
     }
