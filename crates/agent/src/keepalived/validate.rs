@@ -69,17 +69,7 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
         }
     }
     let mut member_of: HashMap<&str, &str> = HashMap::new();
-    let vrrp_fifo = cfg.global_defs.notify_fifo.path.is_some() || cfg.global_defs.vrrp_notify_fifo.path.is_some();
     for g in &cfg.vrrp_sync_groups {
-        if vrrp_fifo {
-            d.push(Diagnostic::warning(
-                g.loc.clone(),
-                format!(
-                    "vrrp_sync_group {}: the notify FIFO gets its members' INSTANCE lines, not keepalived's GROUP lines",
-                    g.name
-                ),
-            ));
-        }
         for m in &g.members {
             if !names.contains(m.as_str()) {
                 d.push(Diagnostic::error(g.loc.clone(), format!("vrrp_sync_group {}: no vrrp_instance {m}", g.name)));
