@@ -212,6 +212,8 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
                 "tcp.srcport",
                 "-e",
                 "tcp.dstport",
+                "-e",
+                "frame.packet_flags_direction",
             ])
             .output()
             .expect("tshark");
@@ -232,8 +234,12 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
         "VIP:80 -> client packets: {f:?}"
     );
     assert!(f.iter().all(|x| x[2] == "80" || x[3] == "80"), "the filter held");
+    // DPDK's pcapng writer records each frame's direction (1 in, 2 out).
+    let dir = |x: &[String]| u32::from_str_radix(x[4].trim_start_matches("0x"), 16).ok();
+    assert!(f.iter().any(|x| dir(x) == Some(1)) && f.iter().any(|x| dir(x) == Some(2)), "both directions: {f:?}");
     let b = fields(&back);
     assert_eq!(b.len(), 10);
+    assert!(b.iter().all(|x| dir(x) == Some(1)), "received frames only: {b:?}");
     assert!(
         b.iter().all(|x| x[0] == rvs_e2e::rs4(1) && x[1] == rvs_e2e::LIP4 && x[2] == "8080"),
         "server -> LIP packets only: {b:?}"

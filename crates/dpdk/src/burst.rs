@@ -87,6 +87,17 @@ impl Burst {
         self.len = 0;
     }
 
+    /// Keeps the first `n` mbufs and frees the rest.
+    #[inline]
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len {
+            for slot in &mut self.bufs[n..self.len] {
+                drop(slot.take());
+            }
+            self.len = n;
+        }
+    }
+
     /// Frees everything held.
     #[inline]
     pub fn clear(&mut self) {
@@ -137,6 +148,11 @@ impl TxBuffer {
     /// The port this buffer sends on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The queue it sends on.
+    pub fn queue(&self) -> u16 {
+        self.queue
     }
 
     /// Packets waiting for the next flush.

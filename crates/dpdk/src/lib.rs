@@ -8,6 +8,7 @@
 
 mod bond;
 pub mod bpf;
+pub mod pcapng;
 mod burst;
 mod eal;
 mod error;

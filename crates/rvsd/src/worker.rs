@@ -427,10 +427,13 @@ impl WorkerIo {
         if !(if rx { c.rx } else { c.tx }) || !c.filter.matches(m) {
             return;
         }
-        let Some(mut copy) = m.copy_to(&self.pool) else {
+        let Some(tx) = self.tx.get(port) else { return };
+        let dir = if rx { dpdk::pcapng::Direction::In } else { dpdk::pcapng::Direction::Out };
+        // Formatted for DPDK's pcapng writer here, with the time it was seen.
+        let copy = dpdk::pcapng::copy(m, tx.port(), u32::from(tx.queue()), &self.pool, dir, dpdk::tsc());
+        let Some(copy) = copy else {
             return self.counters.drop(NetDrop::NoMbuf);
         };
-        copy.set_port(port as u16);
         let mut b = Burst::new();
         let _ = b.push(copy);
         self.capture.enqueue_burst(&mut b);

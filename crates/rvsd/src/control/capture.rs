@@ -1,7 +1,7 @@
 //! A capture on the control thread's side (`rvsip capture`): starting it (the filter
 //! goes to the workers in the next snapshot) and writing the frames they copy to a
-//! pcapng file until the count or the deadline. The filter and the writer are
-//! [`crate::capture`].
+//! pcapng file (DPDK's writer, [`dpdk::pcapng`]) until the count or the deadline. The
+//! filter is [`crate::capture`]'s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,9 @@ pub(super) struct ActiveCapture {
     written: u64,
     deadline: Instant,
     path: String,
-    writer: crate::capture::PcapngWriter<std::io::BufWriter<std::fs::File>>,
+    /// The first write that failed (the capture ends at it).
+    failed: Option<String>,
+    writer: dpdk::pcapng::Writer,
     reply: std::sync::mpsc::Sender<Response>,
 }
 
@@ -48,7 +50,8 @@ impl Control {
         }
         let file =
             std::fs::File::create(&path).map_err(|e| Refused::new(ErrorCode::Invalid, format!("{path}: {e}")))?;
-        let writer = crate::capture::PcapngWriter::new(std::io::BufWriter::new(file), &dev)
+        let app = format!("rvsd {} (rvsip capture {dev})", env!("CARGO_PKG_VERSION"));
+        let writer = dpdk::pcapng::Writer::new(file, &app)
             .map_err(|e| Refused::new(ErrorCode::Internal, format!("{path}: {e}")))?;
         let (rx, tx) = match dir {
             ctl::CaptureDir::Rx => (true, false),
@@ -65,6 +68,7 @@ impl Control {
             written: 0,
             deadline: Instant::now() + Duration::from_secs(u64::from(timeout_s)),
             path,
+            failed: None,
             writer,
             reply,
         });
@@ -82,12 +86,16 @@ impl Control {
                 break;
             }
             moved = true;
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-            for m in b.drain() {
-                if cap.remaining > 0 && cap.writer.write(m.data(), now).is_ok() {
-                    cap.remaining -= 1;
-                    cap.written += 1;
+            // Copies past the count are dropped; the rest are DPDK pcapng blocks already.
+            b.truncate(usize::try_from(cap.remaining).unwrap_or(usize::MAX));
+            match cap.writer.write(&mut b) {
+                Ok(n) => {
+                    cap.remaining -= n as u64;
+                    cap.written += n as u64;
+                }
+                Err(e) => {
+                    cap.failed.get_or_insert_with(|| e.to_string());
+                    cap.remaining = 0;
                 }
             }
         }
@@ -101,9 +109,10 @@ impl Control {
             while self.capture_rx.dequeue_burst(&mut b) > 0 {
                 b.clear();
             }
-            let resp = match cap.writer.finish() {
-                Ok(_) => Response::Captured { packets: cap.written, path: cap.path.clone() },
-                Err(e) => Response::error(ErrorCode::Internal, format!("{}: {e}", cap.path)),
+            drop(cap.writer);
+            let resp = match &cap.failed {
+                None => Response::Captured { packets: cap.written, path: cap.path.clone() },
+                Some(e) => Response::error(ErrorCode::Internal, format!("{}: {e}", cap.path)),
             };
             tracing::info!(packets = cap.written, path = %cap.path, "capture ended");
             let _ = cap.reply.send(resp);
