@@ -22,8 +22,8 @@ fn http_in(t: &Topology, url: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// The value of an instant query through Prometheus's API (`None` when empty).
-fn query(t: &Topology, expr: &str) -> Option<f64> {
+/// Prometheus's whole answer to an instant query (`None` when it is not JSON).
+fn query_reply(t: &Topology, expr: &str) -> Option<serde_json::Value> {
     let out = t.lb.exec(&[
         "curl",
         "-sS",
@@ -34,7 +34,12 @@ fn query(t: &Topology, expr: &str) -> Option<f64> {
         "--data-urlencode",
         &format!("query={expr}"),
     ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// The value of an instant query through Prometheus's API (`None` when empty).
+fn query(t: &Topology, expr: &str) -> Option<f64> {
+    let v = query_reply(t, expr)?;
     let s = v["data"]["result"].get(0)?["value"][1].as_str()?;
     s.parse().ok()
 }
@@ -190,17 +195,7 @@ fn prometheus_scrapes_what_the_servers_served() {
         for target in panel["targets"].as_array().expect("targets") {
             let expr =
                 target["expr"].as_str().expect("expr").replace("$__rate_interval", "1m").replace("$service", ".*");
-            let out = t.lb.exec(&[
-                "curl",
-                "-sS",
-                "--max-time",
-                "10",
-                "-G",
-                &format!("http://{PROMETHEUS}/api/v1/query"),
-                "--data-urlencode",
-                &format!("query={expr}"),
-            ]);
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("query reply");
+            let v = query_reply(&t, &expr).expect("query reply");
             assert_eq!(v["status"], "success", "{expr}: {v}");
             for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("rvs_"))
             {

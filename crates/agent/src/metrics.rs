@@ -21,8 +21,6 @@ use tokio::sync::Semaphore;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Scrapers served at once.
 pub const MAX_SCRAPERS: usize = 4;
-/// The longest request head read.
-const MAX_REQUEST: usize = 8192;
 
 /// The exposition of `s` (Prometheus text format 0.0.4).
 pub fn render(s: &AgentStatus) -> String {
@@ -171,41 +169,33 @@ async fn answer(mut stream: TcpStream, reporter: &Reporter) -> io::Result<()> {
     let head = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(Some(h))) => h,
         Ok(Ok(None)) => {
-            return reply(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"request too large\n",
-                false,
-            )
-            .await
+            return reply(&mut stream, metrics::TOO_LARGE, "text/plain", b"request too large\n", false).await
         }
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no whole request in time")),
     };
-    match metrics::ask(&head) {
-        Ask::Metrics { head } => {
-            let snapshot = reporter.snapshot();
-            let text = tokio::task::spawn_blocking(move || render(&snapshot)).await.map_err(io::Error::other)?;
-            reply(&mut stream, "200 OK", metrics::CONTENT_TYPE, text.as_bytes(), head).await
-        }
-        Ask::NotFound => reply(&mut stream, "404 Not Found", "text/plain", b"rvs-agent serves /metrics\n", false).await,
-        Ask::BadMethod => reply(&mut stream, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false).await,
-        Ask::Malformed => reply(&mut stream, "400 Bad Request", "text/plain", b"not an HTTP request\n", false).await,
+    let ask = metrics::ask(&head);
+    if let Some((status, body)) = metrics::refusal(&ask, "rvs-agent") {
+        return reply(&mut stream, status, "text/plain", body.as_bytes(), false).await;
     }
+    let snapshot = reporter.snapshot();
+    let text = tokio::task::spawn_blocking(move || render(&snapshot)).await.map_err(io::Error::other)?;
+    reply(&mut stream, "200 OK", metrics::CONTENT_TYPE, text.as_bytes(), matches!(ask, Ask::Metrics { head: true }))
+        .await
 }
 
-/// The request head (up to the blank line); none when it is longer than [`MAX_REQUEST`].
+/// The request head (up to the blank line); none when it is longer than
+/// [`metrics::MAX_REQUEST`].
 async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+    while !metrics::head_complete(&head) {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before a whole request"));
         }
         head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST {
+        if head.len() > metrics::MAX_REQUEST {
             return Ok(None);
         }
     }
@@ -213,10 +203,7 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
 }
 
 async fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) -> io::Result<()> {
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let header = metrics::response_head(status, ctype, body.len());
     let write = async {
         stream.write_all(header.as_bytes()).await?;
         if !head_only {

@@ -106,6 +106,33 @@ pub fn ask(head: &[u8]) -> Ask {
     }
 }
 
+/// The longest request head a metrics endpoint reads (answered 431 beyond).
+pub const MAX_REQUEST: usize = 8192;
+
+/// Whether `buf` holds a whole request head (up to its blank line).
+pub fn head_complete(buf: &[u8]) -> bool {
+    buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The status line and body for a request that is not `GET /metrics` (`None` for one that
+/// is); `server` names the daemon in the 404's body.
+pub fn refusal(ask: &Ask, server: &str) -> Option<(&'static str, String)> {
+    match ask {
+        Ask::Metrics { .. } => None,
+        Ask::NotFound => Some(("404 Not Found", format!("{server} serves /metrics\n"))),
+        Ask::BadMethod => Some(("405 Method Not Allowed", "GET /metrics\n".into())),
+        Ask::Malformed => Some(("400 Bad Request", "not an HTTP request\n".into())),
+    }
+}
+
+/// The status line for a request head longer than [`MAX_REQUEST`].
+pub const TOO_LARGE: &str = "431 Request Header Fields Too Large";
+
+/// An HTTP/1.1 response head (the connection closes after the body).
+pub fn response_head(status: &str, content_type: &str, len: usize) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the control thread may take to render (it asks every worker first).
 const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest request head read.
-const MAX_REQUEST: usize = 8192;
 
 /// A request for counters the control thread answers on its sender: a Prometheus
 /// scrape, or a command of DPDK's telemetry socket (registered by [`register_telemetry`]).
@@ -138,43 +136,31 @@ fn answer(mut stream: TcpStream, jobs: &Sender<Scrape>) -> Result<()> {
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
+    while !metrics::head_complete(&head) {
         let n = stream.read(&mut buf).context("read")?;
         if n == 0 {
             anyhow::bail!("closed before a whole request");
         }
         head.extend_from_slice(&buf[..n]);
-        if head.len() > MAX_REQUEST {
-            return reply(
-                &mut stream,
-                "431 Request Header Fields Too Large",
-                "text/plain",
-                b"request too large\n",
-                false,
-            );
+        if head.len() > metrics::MAX_REQUEST {
+            return reply(&mut stream, metrics::TOO_LARGE, "text/plain", b"request too large\n", false);
         }
     }
-    match metrics::ask(&head) {
-        metrics::Ask::Metrics { head } => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            jobs.send(Scrape::Prometheus(tx)).context("the control thread is gone")?;
-            match rx.recv_timeout(RENDER_TIMEOUT).ok() {
-                Some(text) => reply(&mut stream, "200 OK", ctl::metrics::CONTENT_TYPE, text.as_bytes(), head),
-                None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head),
-            }
-        }
-        metrics::Ask::NotFound => reply(&mut stream, "404 Not Found", "text/plain", b"rvsd serves /metrics\n", false),
-        metrics::Ask::BadMethod => reply(&mut stream, "405 Method Not Allowed", "text/plain", b"GET /metrics\n", false),
-        metrics::Ask::Malformed => reply(&mut stream, "400 Bad Request", "text/plain", b"not an HTTP request\n", false),
+    let ask = metrics::ask(&head);
+    if let Some((status, body)) = metrics::refusal(&ask, "rvsd") {
+        return reply(&mut stream, status, "text/plain", body.as_bytes(), false);
+    }
+    let head_only = matches!(ask, metrics::Ask::Metrics { head: true });
+    let (tx, rx) = std::sync::mpsc::channel();
+    jobs.send(Scrape::Prometheus(tx)).context("the control thread is gone")?;
+    match rx.recv_timeout(RENDER_TIMEOUT).ok() {
+        Some(text) => reply(&mut stream, "200 OK", metrics::CONTENT_TYPE, text.as_bytes(), head_only),
+        None => reply(&mut stream, "503 Service Unavailable", "text/plain", b"rvsd did not answer\n", head_only),
     }
 }
 
 fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) -> Result<()> {
-    let header = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(header.as_bytes()).context("write")?;
+    stream.write_all(metrics::response_head(status, ctype, body.len()).as_bytes()).context("write")?;
     if !head_only {
         stream.write_all(body).context("write")?;
     }
