@@ -68,6 +68,21 @@ impl Eal {
         Ok(Eal { _private: () })
     }
 
+    /// Lets `dpdk-dumpcap` and `dpdk-pdump` attach to this process as DPDK secondary
+    /// processes (`--file-prefix` of this one) and capture its ports (librte_pdump's
+    /// server side: its rx/tx callbacks are installed only while one captures). They
+    /// need the memory shared, i.e. hugepages: under `--no-huge` a secondary cannot map
+    /// the primary's memory.
+    pub fn pdump_init(&self) -> Result<()> {
+        // SAFETY: called once after EAL init on the main thread; registers an IPC action
+        // and reserves a memzone.
+        let rc = unsafe { dpdk_sys::rte_pdump_init() };
+        if rc < 0 {
+            return Err(Error::from_errno("rte_pdump_init"));
+        }
+        Ok(())
+    }
+
     /// The main lcore's id.
     pub fn main_lcore(&self) -> u32 {
         // SAFETY: plain query after init.

@@ -196,6 +196,16 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     if let Err(e) = crate::metrics::register_telemetry(&scrape_tx) {
         tracing::warn!("DPDK telemetry: {e:#} (EAL started with --no-telemetry?)");
     }
+    // dpdk-dumpcap / dpdk-pdump attach as secondary processes, which needs memory shared
+    // through hugepage files: not under --no-huge or --in-memory.
+    let private = cfg.eal_args().into_iter().find(|a| a == "--no-huge" || a == "--in-memory");
+    match (eal.pdump_init(), private) {
+        (Ok(()), None) => tracing::info!(file_prefix = %cfg.eal.file_prefix, "pdump: dpdk-dumpcap can attach"),
+        (Ok(()), Some(a)) => {
+            tracing::info!("pdump: dpdk-dumpcap cannot attach: {a} shares no memory with secondary processes")
+        }
+        (Err(e), _) => tracing::warn!("pdump: dpdk-dumpcap cannot attach: {e}"),
+    }
     let clock = Clock::new();
     let pool = Arc::new(
         Mempool::new("rvs_mbufs", cfg.mempool.mbufs, cfg.mempool.cache, cfg.mempool.data_room, -1)
