@@ -56,6 +56,7 @@ fn main() {
         ("bond_active_backup_of_two_af_packet", bond_active_backup_of_two_af_packet),
         ("lacp_between_two_bonds", lacp_between_two_bonds),
         ("bpf_filter_tcpdump_syntax_on_literal_frames", bpf_filter_tcpdump_syntax_on_literal_frames),
+        ("pcapng_copy_and_writer_read_by_tshark", pcapng_copy_and_writer_read_by_tshark),
     ];
     let (mut passed, mut failed, mut filtered) = (0, 0, 0);
     for (name, case) in cases {
@@ -647,4 +648,36 @@ fn bpf_filter_tcpdump_syntax_on_literal_frames(ctx: &Ctx) {
         other => panic!("a bad expression is refused by libpcap: {other:?}"),
     }
     assert!(Filter::new("tcp and", 65535).is_err(), "an unfinished expression is refused");
+}
+
+fn pcapng_copy_and_writer_read_by_tshark(ctx: &Ctx) {
+    use dpdk::pcapng::{copy, Direction, Writer};
+    let frames = [eth([0x08, 0x00], &ipv4(6, &tcp(80, 0x02))), eth([0x86, 0xdd], &ipv6(6, &tcp(443, 0x12)))];
+    let path = std::env::temp_dir().join(format!("rvs-bindings-{}.pcapng", std::process::id()));
+    let mut w = Writer::new(std::fs::File::create(&path).expect("file"), "rvs bindings test").expect("writer");
+    let mut b = Burst::new();
+    for (i, f) in frames.iter().enumerate() {
+        let m = Mbuf::from_slice(&ctx.pool, f).expect("mbuf");
+        let dir = if i == 0 { Direction::In } else { Direction::Out };
+        let c = copy(&m, 0, 3, &ctx.pool, dir, dpdk::tsc()).expect("pcapng copy");
+        assert!(b.push(c).is_ok());
+    }
+    assert_eq!(w.write(&mut b).expect("write"), 2);
+    assert!(b.is_empty(), "written copies are freed");
+    drop(w);
+    let out = std::process::Command::new("tshark")
+        .args(["-r", &path.display().to_string(), "-T", "fields", "-e", "frame.len", "-e"])
+        .args(["frame.packet_flags_direction", "-e", "tcp.dstport", "-e", "frame.interface_id"])
+        .output()
+        .expect("tshark");
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "tshark reads DPDK's pcapng: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert_eq!(rows[0][0], frames[0].len().to_string());
+    assert_eq!(rows[1][0], frames[1].len().to_string());
+    assert_eq!(rows[0][1].trim_start_matches("0x").trim_start_matches('0'), "1", "{text}");
+    assert_eq!(rows[1][1].trim_start_matches("0x").trim_start_matches('0'), "2", "{text}");
+    assert_eq!((rows[0][2], rows[1][2]), ("80", "443"));
 }
