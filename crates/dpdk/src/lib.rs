@@ -8,7 +8,6 @@
 
 mod bond;
 pub mod bpf;
-pub mod pcapng;
 mod burst;
 mod eal;
 mod error;
@@ -16,6 +15,7 @@ mod flow;
 pub mod log;
 mod mbuf;
 mod mempool;
+pub mod pcapng;
 mod port;
 mod ring;
 pub mod telemetry;
