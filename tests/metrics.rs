@@ -168,6 +168,18 @@ fn prometheus_scrapes_what_the_servers_served() {
     }
     assert!(scrapes.is_some_and(|n| n >= 5.0), "scraped successfully again and again: {scrapes:?}");
 
+    // Every FullNAT connection holds a port of one LIP: the per-LIP gauge sums to the
+    // workers' connections, in one scrape.
+    let (_, now) = http_in(&t, &format!("http://{METRICS}/metrics"));
+    let sum = |family: &str| -> f64 {
+        now.lines()
+            .filter(|l| l.starts_with(family) && l[family.len()..].starts_with('{'))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    };
+    assert!(sum("rvs_worker_connections") > 0.0, "connections live after the traffic");
+    assert_eq!(sum("rvs_lip_connections"), sum("rvs_worker_connections"), "{now}");
+
     // DPDK's telemetry socket answers rvs's commands with the same counters.
     let prefix = t.config["eal"]["file_prefix"].as_str().expect("file prefix").to_string();
     let out = Command::new("sh")

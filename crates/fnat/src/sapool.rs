@@ -187,6 +187,8 @@ pub struct SaPool {
     sets: Vec<[LipRing; 2]>,
     /// One cursor per LIP ever used (position in `ports`), shared by every set.
     cursors: Vec<(Addr, u32)>,
+    /// Per LIP (as `cursors`): the connections holding one of its ports.
+    conns: Vec<u64>,
     max_probes: u32,
     dry: [Option<Dry>; DRY_MARKS],
     dry_len: u8,
@@ -212,6 +214,7 @@ impl SaPool {
             ports,
             sets: Vec::new(),
             cursors: Vec::new(),
+            conns: Vec::new(),
             max_probes: max_probes.max(1),
             dry: [None; DRY_MARKS],
             dry_len: 0,
@@ -245,6 +248,7 @@ impl SaPool {
                     Some(c) => c,
                     None => {
                         self.cursors.push((*l, (i as u64 * np / n) as u32));
+                        self.conns.push(0);
                         self.cursors.len() - 1
                     }
                 };
@@ -371,6 +375,29 @@ impl SaPool {
             *slot = mark;
             self.dry_len += 1;
         }
+    }
+
+    /// A connection took a port of `lip` (counted per LIP: [`SaPool::lip_conns`]). A
+    /// scan of the LIPs, per connection, never per packet.
+    #[inline]
+    pub fn opened(&mut self, lip: Addr) {
+        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == lip) {
+            self.conns[i] += 1;
+        }
+    }
+
+    /// A connection holding a port of `lip` was freed.
+    #[inline]
+    pub fn closed(&mut self, lip: Addr) {
+        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == lip) {
+            self.conns[i] = self.conns[i].saturating_sub(1);
+        }
+    }
+
+    /// Per LIP this worker ever used: the connections holding one of its ports (a port
+    /// serves one connection per real server).
+    pub fn lip_conns(&self) -> impl Iterator<Item = (Addr, u64)> + '_ {
+        self.cursors.iter().zip(&self.conns).map(|((a, _), n)| (*a, *n))
     }
 
     /// A connection towards `rip:rport` was freed: its destination is no longer dry.

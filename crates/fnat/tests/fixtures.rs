@@ -1164,3 +1164,20 @@ fn counters_cover_every_service_and_real_server_id() {
     let rs_conns: u64 = last.dests.iter().filter_map(|d| stats.real_server(d.id.0)).map(|c| c.conns).sum();
     assert_eq!(rs_conns, 1, "and its real server");
 }
+
+/// The connections holding each LIP's ports (what `rvs_lip_connections` reports): one
+/// per connection opened on it, none again once they are freed.
+#[test]
+fn lip_connections_are_counted_while_they_live() {
+    let mut w = World::new(&config(1024));
+    let lip =
+        |w: &World| w.engine.pools().lip_conns().find(|(a, _)| *a == Addr::from(IpAddr::from(LIP4))).map(|(_, n)| n);
+    for cport in [40000, 40001, 40002] {
+        let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(1).flags(SYN).build(), 0);
+        assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    }
+    assert_eq!(lip(&w), Some(3));
+    w.now = 3600 * S;
+    assert_eq!(w.expire(), 3);
+    assert_eq!(lip(&w), Some(0));
+}

@@ -125,6 +125,8 @@ pub struct WorkerReport {
     /// Frames each port's transmit queue of this worker did not take, by port index
     /// (also counted, summed, as the `tx_full` drop).
     pub tx_dropped: Vec<u64>,
+    /// Per LIP this worker used: the connections holding one of its local ports.
+    pub lip_conns: Vec<(IpAddr, u64)>,
 }
 
 /// Serialises core counters without the zero entries of the preallocated per-service

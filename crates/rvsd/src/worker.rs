@@ -376,6 +376,7 @@ impl Worker {
             core: self.engine.stats_snapshot(),
             net,
             tx_dropped,
+            lip_conns: self.engine.pools().lip_conns().map(|(a, n)| (a.ip(), n)).collect(),
         }
     }
 

@@ -32,6 +32,7 @@ impl Engine {
         self.freed_mid_burst = true;
         if let Some(c) = self.conns.remove(r) {
             self.pools.released(c.rip(), c.rport());
+            self.pools.closed(c.lip());
             let active = c.flags.has(ConnFlags::ACTIVE);
             self.sched.conn_freed(RsId(c.rs), active);
             let svc = self.svc_of(c.rs);

@@ -689,6 +689,7 @@ impl Engine {
                 expires,
             })
             .map_err(|_| DropReason::PoolFull)?;
+        self.pools.opened(lip);
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {

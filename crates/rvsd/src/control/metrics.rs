@@ -243,6 +243,19 @@ fn worker_metrics(e: &mut Exposition, reports: &[crate::shared::WorkerReport], p
         );
         e.gauge("rvs_worker_config_generation", "The configuration generation the worker runs.", &l, r.gen as f64);
     }
+    let mut lips: std::collections::BTreeMap<IpAddr, u64> = std::collections::BTreeMap::new();
+    for (lip, n) in reports.iter().flat_map(|r| &r.lip_conns) {
+        *lips.entry(*lip).or_default() += n;
+    }
+    for (lip, n) in lips {
+        let lip = lip.to_string();
+        e.gauge(
+            "rvs_lip_connections",
+            "Connections holding a local port of the LIP, all workers (a port serves one connection per real server).",
+            &[("lip", &lip)],
+            n as f64,
+        );
+    }
     let help = "Packets dropped, by reason (rvsip stats names the same reasons).";
     for d in DropReason::ALL {
         e.counter("rvs_drops_total", help, &[("reason", d.name())], core.drops.get(d.name()).copied().unwrap_or(0));
