@@ -300,7 +300,7 @@ fn capture_filters_are_tcpdumps_whole_language() {
         let words: Vec<&str> = filter.split_whitespace().collect();
         let wire = t.capture_in(&t.client, "eth0", filter).expect("tcpdump in the client ns");
         let file = t.dir.join(format!("libpcap{i}.pcapng"));
-        let mut args = vec!["capture", "dpdk0", "both", "-c", "100000", "-t", "5", "-w"];
+        let mut args = vec!["capture", "dpdk0", "both", "-c", "100000", "-t", "8", "-w"];
         let file_s = file.display().to_string();
         args.push(&file_s);
         args.extend(&words);
