@@ -654,12 +654,15 @@ fn pcapng_copy_and_writer_read_by_tshark(ctx: &Ctx) {
     use dpdk::pcapng::{copy, Direction, Writer};
     let frames = [eth([0x08, 0x00], &ipv4(6, &tcp(80, 0x02))), eth([0x86, 0xdd], &ipv6(6, &tcp(443, 0x12)))];
     let path = std::env::temp_dir().join(format!("rvs-bindings-{}.pcapng", std::process::id()));
+    // The writer describes the ports there are when it opens (one interface each): the
+    // earlier cases closed theirs, so this one makes its own.
+    let port = Port::create_vdev("net_null_pcapng", "").expect("a port for the file's interface");
     let mut w = Writer::new(std::fs::File::create(&path).expect("file"), "rvs bindings test").expect("writer");
     let mut b = Burst::new();
     for (i, f) in frames.iter().enumerate() {
         let m = Mbuf::from_slice(&ctx.pool, f).expect("mbuf");
         let dir = if i == 0 { Direction::In } else { Direction::Out };
-        let c = copy(&m, 0, 3, &ctx.pool, dir, dpdk::tsc()).expect("pcapng copy");
+        let c = copy(&m, port.id(), 3, &ctx.pool, dir, dpdk::tsc()).expect("pcapng copy");
         assert!(b.push(c).is_ok());
     }
     assert_eq!(w.write(&mut b).expect("write"), 2);
@@ -680,4 +683,5 @@ fn pcapng_copy_and_writer_read_by_tshark(ctx: &Ctx) {
     assert_eq!(rows[0][1].trim_start_matches("0x").trim_start_matches('0'), "1", "{text}");
     assert_eq!(rows[1][1].trim_start_matches("0x").trim_start_matches('0'), "2", "{text}");
     assert_eq!((rows[0][2], rows[1][2]), ("80", "443"));
+    drop(port);
 }
