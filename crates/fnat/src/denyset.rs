@@ -12,7 +12,8 @@
 //! scanned instead: a few compares, no 4 MiB per service.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::hash::Fold;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// /24 blocks of the IPv4 space.
@@ -24,39 +25,6 @@ pub const SMALL: usize = 16;
 /// Block states (2 bits each): nothing, covered whole, covered in part.
 const PART: u64 = 1;
 const FULL: u64 = 2;
-
-/// A multiply-fold hasher for integer keys (the keys are addresses the set was built
-/// from, not attacker-chosen table positions: a lookup of an absent key costs the same).
-#[derive(Default, Clone, Copy)]
-pub struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        let m = u128::from(self.0 ^ v) * 0x9e37_79b9_7f4a_7c15u128;
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
-    }
-
-    fn write_u128(&mut self, v: u128) {
-        self.write_u64(v as u64);
-        self.write_u64((v >> 64) as u64);
-    }
-}
-
-type Fold = BuildHasherDefault<FoldHasher>;
 
 /// An immutable set of IPv4 and IPv6 prefixes.
 #[derive(Clone, Default)]

@@ -17,6 +17,7 @@ pub mod denyset;
 pub mod edge;
 pub mod engine;
 pub mod frag;
+pub mod hash;
 pub mod icmp_err;
 #[cfg(feature = "judge")]
 pub mod judge;

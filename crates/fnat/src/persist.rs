@@ -13,6 +13,8 @@
 //! service and the server.
 
 use std::collections::HashMap;
+
+use crate::hash::SeededFold;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
@@ -118,7 +120,7 @@ struct Template {
 /// A worker's persistence templates, with a fixed capacity.
 #[derive(Debug)]
 pub struct PersistTable {
-    map: HashMap<PersistKey, Template>,
+    map: HashMap<PersistKey, Template, SeededFold>,
     capacity: usize,
 }
 
@@ -128,7 +130,10 @@ impl PersistTable {
     /// cleans its tombstones without allocating while it is at most half full), hence
     /// no allocation after this call.
     pub fn with_capacity(capacity: usize) -> Self {
-        PersistTable { map: HashMap::with_capacity(capacity.saturating_mul(2)), capacity }
+        PersistTable {
+            map: HashMap::with_capacity_and_hasher(capacity.saturating_mul(2), SeededFold::random()),
+            capacity,
+        }
     }
 
     /// How many templates the table may hold.

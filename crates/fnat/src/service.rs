@@ -35,6 +35,8 @@
 //! (schedulers, persistence, identities) already works per service and needs no change.
 
 use std::collections::HashMap;
+
+use crate::hash::Fold;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -362,8 +364,8 @@ static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 pub struct ServiceTable {
     generation: u64,
     services: Vec<Service>,
-    by_key: HashMap<ServiceKey, SvcIdx>,
-    by_rs: HashMap<RsId, (SvcIdx, u32)>,
+    by_key: HashMap<ServiceKey, SvcIdx, Fold>,
+    by_rs: HashMap<RsId, (SvcIdx, u32), Fold>,
     next_svc_id: u32,
     next_rs_id: u32,
 }
@@ -380,8 +382,8 @@ impl ServiceTable {
         ServiceTable {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
             services: Vec::new(),
-            by_key: HashMap::new(),
-            by_rs: HashMap::new(),
+            by_key: HashMap::default(),
+            by_rs: HashMap::default(),
             next_svc_id: 0,
             next_rs_id: 0,
         }
@@ -404,8 +406,8 @@ impl ServiceTable {
         }
 
         let mut services = Vec::with_capacity(configs.len());
-        let mut by_key = HashMap::with_capacity(configs.len());
-        let mut by_rs = HashMap::new();
+        let mut by_key = HashMap::with_capacity_and_hasher(configs.len(), Fold::default());
+        let mut by_rs = HashMap::default();
         for cfg in configs {
             let key = cfg.key();
             validate_service(cfg)?;

@@ -3,6 +3,8 @@
 //! [`SchedState`]; nothing in it is shared.
 
 use std::collections::HashMap;
+
+use crate::hash::Fold;
 use std::net::IpAddr;
 
 use super::{dh, lc, maglev, nq, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable};
@@ -106,7 +108,7 @@ pub struct SchedState {
     workers: u32,
     counters: Vec<DestCounters>,
     free: Vec<u32>,
-    by_id: HashMap<RsId, u32>,
+    by_id: HashMap<RsId, u32, Fold>,
     svcs: Vec<SvcCursor>,
     persist: PersistTable,
     stats: SchedStats,
@@ -139,7 +141,7 @@ impl SchedState {
             workers: workers.max(1),
             counters: Vec::new(),
             free: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: HashMap::default(),
             svcs: Vec::new(),
             persist: PersistTable::with_capacity(persist_capacity),
             stats: SchedStats::default(),
