@@ -240,6 +240,37 @@ impl Shared {
         self.gen.store(gen, Ordering::Release);
     }
 
+    /// Sends `cmd()` to every worker and takes each one's answer (`pick` says which reply
+    /// is it; older replies left in a mailbox are discarded first); `None` if a worker
+    /// did not answer within `wait`. Control thread only.
+    pub fn ask_all<T>(
+        &self,
+        cmd: impl Fn() -> Command,
+        wait: std::time::Duration,
+        pick: impl Fn(Reply) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        for w in &self.workers {
+            while w.replies.pop().is_some() {}
+            let _ = w.commands.push(cmd());
+        }
+        let deadline = std::time::Instant::now() + wait;
+        let mut out = Vec::with_capacity(self.workers.len());
+        for w in &self.workers {
+            loop {
+                match w.replies.pop().map(&pick) {
+                    Some(Some(t)) => {
+                        out.push(t);
+                        break;
+                    }
+                    Some(None) => continue,
+                    None if std::time::Instant::now() > deadline => return None,
+                    None => std::thread::sleep(std::time::Duration::from_micros(50)),
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The newest snapshot.
     pub fn current(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()

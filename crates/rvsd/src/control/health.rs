@@ -110,23 +110,12 @@ impl Health {
 
 /// Every worker's exhaustion counters (`None` if one did not answer within 100 ms).
 fn exhaustion(shared: &Shared) -> Option<Vec<Exhaustion>> {
-    for w in &shared.workers {
-        let _ = w.commands.push(Command::Exhaustion);
-    }
-    let deadline = Instant::now() + Duration::from_millis(100);
-    let mut out = Vec::with_capacity(shared.workers.len());
-    for w in &shared.workers {
-        loop {
-            match w.replies.pop() {
-                Some(Reply::Exhaustion(e)) => {
-                    out.push(e);
-                    break;
-                }
-                Some(_) => continue,
-                None if Instant::now() > deadline => return None,
-                None => std::thread::sleep(Duration::from_micros(50)),
-            }
-        }
-    }
-    Some(out)
+    shared.ask_all(
+        || Command::Exhaustion,
+        Duration::from_millis(100),
+        |r| match r {
+            Reply::Exhaustion(e) => Some(e),
+            _ => None,
+        },
+    )
 }

@@ -231,25 +231,14 @@ impl Control {
 
     /// Every worker's report, or `None` if one did not answer within `wait`.
     pub fn reports(&self, wait: Duration) -> Option<Vec<WorkerReport>> {
-        for w in &self.shared.workers {
-            while w.replies.pop().is_some() {}
-            let _ = w.commands.push(Command::Stats);
-        }
-        let deadline = Instant::now() + wait;
-        let mut out = Vec::with_capacity(self.shared.workers.len());
-        for w in &self.shared.workers {
-            loop {
-                if let Some(Reply::Stats(r)) = w.replies.pop() {
-                    out.push(*r);
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        }
-        Some(out)
+        self.shared.ask_all(
+            || Command::Stats,
+            wait,
+            |r| match r {
+                Reply::Stats(r) => Some(*r),
+                _ => None,
+            },
+        )
     }
 
     /// Counters of all workers as one JSON value, with the control thread's neighbour
