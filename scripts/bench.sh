@@ -5,6 +5,10 @@
 #   2. rvs-bench run: the real rvsd worker on lcore 1 over the same kind of ports,
 #      fed by the main lcore: established flows inbound and outbound, and new
 #      connections per second, with 1 thousand and 1 million live connections,
+#      real servers in FullNAT; then once per other forwarding mode (rvs-bench run
+#      --fwd nat|dr|tunnel|snat, the same service and populations (SNAT: a rule instead); established outbound
+#      only for NAT, whose replies pass rvs; TUN at the small population only, see
+#      benches/src/cases.rs `worker_cases`),
 #   3. rvs-bench redirect: two workers of a two-worker configuration; established
 #      outbound replies at their owner (the plain path) and at the other worker,
 #      redirected to the owner over the SP/SC redirect ring: worker CPU ns per packet
@@ -13,15 +17,19 @@
 #      harness's own ceiling),
 #   5. dpdk-testpmd again (the ratio uses the best 1 s sample of both testpmd runs), and
 #      testpmd on net_pcap(infinite_rx) -> net_null on one core (context only),
-# and prints a table: case, figure per worker, target, testpmd Mpps, ratio; then the
-# redirect table: plain and redirected ns per packet and the redirect cost.
+# and prints a table: case, figure per worker, target, testpmd Mpps, ratio (FullNAT);
+# then the modes table: per mode, established inbound Mpps and worker ns per packet,
+# established outbound Mpps, new connections per second, each with its ratio to
+# FullNAT's row; then the redirect table: plain and redirected ns per packet and the
+# redirect cost.
 #
 # Every DPDK process runs with --no-pci --no-huge and a unique --file-prefix, under
 # `timeout`; the script kills what it started (by pid) and removes its runtime
 # directories on exit. It creates no namespace or interface.
 #
 # Environment: BENCH_SECS (seconds per case, default 2), BENCH_SMALL (1000),
-# BENCH_LARGE (1000000), TESTPMD_SECS (wall seconds per testpmd run, default 10),
+# BENCH_LARGE (1000000), BENCH_MODES (the modes run after FullNAT, default
+# "nat dr tunnel snat"; empty: none), TESTPMD_SECS (wall seconds per testpmd run, default 10),
 # BENCH_NICE (niceness of the DPDK processes, default 0; -20 gives them the CPUs on a
 # machine shared with builds, at the others' expense while it runs).
 # Figures are noisy on a shared 2-core machine: compare ratios from one run, and look
@@ -33,6 +41,7 @@ SECS=${BENCH_SECS:-2}
 SMALL=${BENCH_SMALL:-1000}
 LARGE=${BENCH_LARGE:-1000000}
 TESTPMD_SECS=${TESTPMD_SECS:-10}
+MODES=${BENCH_MODES-nat dr tunnel snat}
 NICE=${BENCH_NICE:-0}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -141,6 +150,21 @@ run nice -n "$NICE" timeout -k 5 240 "$BIN" run --secs "$SECS" --small "$SMALL" 
 grep -v '^TELEMETRY' "$TMP/rvs.log" || true
 [ -s "$TMP/rvs.json" ] || { echo "bench: rvs-bench run failed" >&2; exit 1; }
 
+# The other forwarding modes, one run each; a failed one leaves its rows out.
+MODE_ARGS=()
+for m in $MODES; do
+    echo
+    echo "== rvs worker, $m: $BIN run --fwd $m --secs $SECS --small $SMALL --large $LARGE"
+    run nice -n "$NICE" timeout -k 5 240 "$BIN" run --fwd "$m" --secs "$SECS" --small "$SMALL" --large "$LARGE" \
+        --file-prefix "$PREFIX-$m" --json "$TMP/rvs-$m.json" >"$TMP/rvs-$m.log" 2>&1 || true
+    grep -v '^TELEMETRY' "$TMP/rvs-$m.log" || true
+    if [ -s "$TMP/rvs-$m.json" ]; then
+        MODE_ARGS+=(--rvs "$TMP/rvs-$m.json")
+    else
+        echo "bench: rvs-bench run --fwd $m failed (no $m rows in the modes table)" >&2
+    fi
+done
+
 echo
 echo "== redirect: $BIN redirect --secs $SECS --small $SMALL --large $LARGE"
 run nice -n "$NICE" timeout -k 5 240 "$BIN" redirect --secs "$SECS" --small "$SMALL" --large "$LARGE" \
@@ -169,7 +193,7 @@ echo "   samples (Mpps): $(awk '{ printf "%.2f ", $1 / 1e6 }' "$TMP/tp3.txt")"
 TP=$(cat "$TMP/tp1.txt" "$TMP/tp2.txt" | best)
 TP_MED=$(cat "$TMP/tp1.txt" "$TMP/tp2.txt" | median)
 TP_PCAP=$(best <"$TMP/tp3.txt")
-ARGS=(--rvs "$TMP/rvs.json")
+ARGS=(--rvs "$TMP/rvs.json" "${MODE_ARGS[@]}")
 [ -s "$TMP/io.json" ] && ARGS+=(--io "$TMP/io.json")
 [ -s "$TMP/rd.json" ] && ARGS+=(--redirect "$TMP/rd.json")
 [ -n "$TP" ] && ARGS+=(--testpmd-mpps "$(awk -v v="$TP" 'BEGIN { printf "%.4f", v / 1e6 }')")

@@ -27,12 +27,18 @@ fi
 #    scripts/test-package.sh installs it and opens its man pages
 #  - prometheus (with promtool): a real scraper for the metrics test; its own service is
 #    stopped and disabled, the test runs one on loopback with its own configuration
+#  - nginx: the real servers of the PROXY protocol end-to-end test (`listen ...
+#    proxy_protocol`); its own service is stopped and disabled, the test runs one per
+#    real-server namespace with its own configuration
+#  - wrk, haproxy: scripts/compare.sh's load generator and one of the balancers it
+#    compares rvsd with (haproxy's own service is stopped and disabled)
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev libpcap-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived hping3
     dnsmasq-base
-    prometheus
+    prometheus nginx
+    wrk haproxy
     dpkg-dev man-db
 )
 
@@ -52,10 +58,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # keepalived is a test peer, not a service of this machine.
     if command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl disable --now keepalived prometheus >/dev/null 2>&1 || true
+        $SUDO systemctl disable --now keepalived prometheus nginx haproxy >/dev/null 2>&1 || true
     fi
     $SUDO pkill -x keepalived 2>/dev/null || true
     $SUDO pkill -x prometheus 2>/dev/null || true
+    $SUDO pkill -x haproxy 2>/dev/null || true
     say "installed ${#missing[@]} package(s)"
 else
     say "all ${#PACKAGES[@]} packages already installed"

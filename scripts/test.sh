@@ -20,6 +20,10 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "lint"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "docs"
+# Every intra-doc link resolves (the API documentation is part of the deliverable).
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features -q
+
 step "test"
 # Tests that touch the kernel (namespaces, veth, tap) need root, as CI has.
 cargo test --workspace --all-features

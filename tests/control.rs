@@ -66,7 +66,7 @@ fn changes_under_traffic_are_atomic_and_lossless() {
             if rs4_in {
                 Request::RealServerAdd {
                     key: vip_key(),
-                    rs: RealServerConfig { addr, port: 8080, weight: 1, upper: 0, lower: 0 },
+                    rs: RealServerConfig { addr, port: 8080, weight: 1, upper: 0, lower: 0, fwd: Default::default() },
                 }
             } else {
                 Request::RealServerDel { key: vip_key(), addr, port: 8080 }

@@ -39,20 +39,11 @@ fn large_download_is_bit_exact() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
     // The same 100 MB file on every server; the hash of what arrives must match.
-    let data_path = t.dir.join("big.bin");
-    testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data_path.display())]);
-    for i in 1..=3 {
-        std::fs::copy(&data_path, t.served_dir(i).join("big.bin")).expect("copy");
-    }
-    let want = testnet::sh(&["sha256sum", &data_path.display().to_string()]);
-    let want = want.split_whitespace().next().expect("hash").to_string();
+    let want = t.serve_big_file().expect("big.bin");
     t.start_rvsd().expect("rvsd starts");
     for vip in [VIP4, VIP6] {
         let host = if vip.contains(':') { format!("[{vip}]") } else { vip.to_string() };
-        let out =
-            t.client_exec(&["sh", "-c", &format!("curl -sS -g --max-time 120 http://{host}/big.bin | sha256sum")]);
-        assert!(out.status.success(), "download through {vip}: {}", String::from_utf8_lossy(&out.stderr));
-        let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
+        let got = t.download_sha(&format!("http://{host}/big.bin"), 120).expect("download");
         assert_eq!(got, want, "100 MB through {vip} arrives bit-exact");
     }
 }

@@ -1,9 +1,11 @@
 //! The benchmark cases: what each subcommand runs on the lcores and feeds.
 //!
-//! - [`run_worker`] (`rvs-bench run`): the real worker on lcore 1; per population of
-//!   live connections (small, then large), established flows inbound (client → VIP) and
-//!   outbound (real server → LIP:lport, learned with `ListConns`), and new connections
-//!   (SYNs of distinct flows).
+//! - [`run_worker`] (`rvs-bench run`): the real worker on lcore 1, its real servers in
+//!   one forwarding mode (`--fwd`); per population of live connections (small, then
+//!   large), established flows inbound (client → VIP) and outbound (real server →
+//!   LIP:lport under FullNAT, → the client under NAT, learned with `ListConns`; not
+//!   under DR and TUN, whose replies do not pass rvs), and new connections (SYNs of
+//!   distinct flows). Every measured packet must be forwarded.
 //! - [`run_redirect`] (`rvs-bench redirect`): two workers; a reply at its owner (the
 //!   plain path) against a reply at the other worker, redirected to the owner.
 //! - [`run_io`] (`rvs-bench io`): the same feeder and ports with a bare macswap loop
@@ -18,14 +20,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use dpdk::{Burst, MbufRing, RingSync};
+use dpdk::{Burst, Mbuf, MbufRing, RingSync};
 use fnat::engine::listing::ConnInfo;
 use fnat::sapool::PortOwnership;
 use fnat::tcp_state::TcpState;
+use fnat::types::FwdMode;
 use frame::NetCounter;
 use rvsd::shared::Shared;
 
-use crate::cli::RunArgs;
+use crate::cli::{fwd_label, RunArgs};
 use crate::frames::{conn_frames, io_frames, syns, Feed, Frames};
 use crate::harness::{
     cpu_ns, last_stats, next_queues, rig, set_sched_idle, thread_named, FeedTarget, Harness, IoCounters, Rig, Target,
@@ -39,22 +42,30 @@ const REDIRECT_RING: u32 = 4096;
 const ROUNDS: usize = 4;
 
 /// Opens the connections of flows `from..to` (clients from `base`) with a full
-/// handshake (SYN, SYN-ACK from the real server to the LIP:lport the worker chose, ACK)
-/// and returns every live connection.
-fn open(h: &mut Harness, base: Ipv4Addr, from: u32, to: u32) -> Result<Vec<ConnInfo>> {
+/// handshake (SYN, SYN-ACK from the real server to the LIP:lport the worker chose, or
+/// to the client under NAT, ACK; DR and TUN: SYN and ACK, the SYN-ACK does not pass
+/// rvs) and returns every live connection. The handshakes go in rounds of at most
+/// `chunk` SYNs: a worker keeps a limited number of half-open connections and evicts
+/// the oldest past it ([`Setup::syn_recv_limit`]).
+fn open(h: &mut Harness, base: Ipv4Addr, from: u32, to: u32, chunk: u32) -> Result<Vec<ConnInfo>> {
     let t0 = std::time::Instant::now();
     let mac = h.src_mac;
-    let syns = syns(mac, base, from, to);
-    h.feed_all(&mut Feed::once(&syns));
-    drop(syns);
-    let conns = h.list_all()?;
-    let half = conns.iter().filter(|c| c.state == TcpState::SynRecv).count();
-    if half != (to - from) as usize {
-        eprintln!("rvs-bench: warning: {half} half-open connections after {} SYNs", to - from);
+    let mut lo = from;
+    while lo < to {
+        let hi = to.min(lo.saturating_add(chunk.max(1)));
+        let syns = syns(mac, base, lo, hi);
+        h.feed_all(&mut Feed::once(&syns));
+        drop(syns);
+        let half: Vec<ConnInfo> = h.list_all()?.into_iter().filter(|c| c.state == TcpState::SynRecv).collect();
+        if half.len() != (hi - lo) as usize {
+            eprintln!("rvs-bench: warning: {} half-open connections after {} SYNs", half.len(), hi - lo);
+        }
+        let f = conn_frames(mac, &half, false)?;
+        drop(half);
+        h.feed_all(&mut Feed::once(&f.synack));
+        h.feed_all(&mut Feed::once(&f.ack));
+        lo = hi;
     }
-    let f = conn_frames(mac, &conns)?;
-    h.feed_all(&mut Feed::once(&f.synack));
-    h.feed_all(&mut Feed::once(&f.ack));
     let conns = h.list_all()?;
     let est = conns.iter().filter(|c| c.state == TcpState::Established).count();
     eprintln!(
@@ -89,10 +100,10 @@ fn set_syn_recv(h: &mut Harness, shared: &Shared, syn_recv: u32) -> Result<()> {
 /// The new-connection case: SYNs of distinct flows (not in the table), each connection
 /// expiring ~1 ms after its SYN (SYN_RECV timeout 0, 1 ms timer wheel), so the table
 /// stays at its population while connections are created and freed at the same rate.
-fn new_conns(h: &mut Harness, shared: &Shared, live: u64, secs: f64) -> Result<CaseResult> {
-    let syns = syns(h.src_mac, Ipv4Addr::new(10, 128, 0, 0), 0, STREAM_FLOWS);
+fn new_conns(h: &mut Harness, shared: &Shared, name: &str, live: u64, secs: f64) -> Result<CaseResult> {
+    let stream = syns(h.src_mac, Ipv4Addr::new(10, 128, 0, 0), 0, STREAM_FLOWS);
     set_syn_recv(h, shared, 0)?;
-    let r = h.measure("new-conn", live, &syns, secs);
+    let r = h.measure(name, live, &stream, secs);
     // Let the ring drain and the stream's connections expire (SYN_RECV timeout 0)
     // before the timeout goes back up.
     h.feed_all(&mut Feed::idle());
@@ -110,18 +121,30 @@ fn new_conns(h: &mut Harness, shared: &Shared, live: u64, secs: f64) -> Result<C
     r
 }
 
-/// `rvs-bench run`: the real worker on lcore 1, measured by [`worker_cases`].
+/// `rvs-bench run`: the real worker on lcore 1, its real servers in mode `--fwd`,
+/// measured by [`worker_cases`].
 pub fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
     a.check_populations()?;
     let Rig { eal, pool, rings, sink, src, mut rx, mut tx } = rig(a, 1, "0@0,1@1")?;
     let ring = Arc::clone(&rings[0]);
-    let setup = Setup::new(a.large, 1, &sink, &src)?;
+    eprintln!("rvs-bench: real servers forwarded in {} mode", fwd_label(a.fwd));
+    if a.fwd == FwdMode::Tunnel {
+        // The outer header goes into the headroom of the mbuf the frame came in (the
+        // feeder's copies start where a NIC's DMA would).
+        let m = Mbuf::alloc(&pool).ok_or_else(|| anyhow!("mbuf pool empty"))?;
+        let need = fnat::tunnel::overhead(true);
+        if m.headroom() < need {
+            bail!("mbuf headroom {} bytes: the tunnel's outer header needs {need}", m.headroom());
+        }
+        eprintln!("rvs-bench: mbuf headroom {} bytes, the tunnel's outer header takes {need}", m.headroom());
+    }
+    let setup = Setup::new(a.large, 1, a.fwd, &sink, &src)?;
     let shared = Arc::clone(&setup.shared);
     // One worker: no other worker to redirect to.
     let worker = setup.worker(0, &pool, next_queues(&mut rx, &mut tx), vec![None], Vec::new())?;
     let handle = eal.launch(1, move || worker.run()).context("launch the worker on lcore 1")?;
     let mut h = Harness::new(&pool, &ring, sink, src, Target::Worker(Arc::clone(&shared)))?;
-    let result = worker_cases(&mut h, &shared, a);
+    let result = worker_cases(&mut h, &shared, a, setup.syn_recv_limit() / 2);
     shared.stop.store(true, Ordering::Relaxed);
     let rc = handle.wait();
     if result.is_ok() {
@@ -148,35 +171,64 @@ pub fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
     result
 }
 
+/// Fails unless the worker forwarded (handed to a transmit queue) every packet it
+/// received during case `r` and dropped none: a case that drops would measure the drop
+/// path, not the mode's forwarding.
+fn check_forwarded(r: &CaseResult) -> Result<()> {
+    if r.rx_pkts == 0 || r.tx_pkts < r.rx_pkts || !r.drops.is_empty() {
+        bail!(
+            "{} (live {}): the worker received {} packets and forwarded {}, drops {:?}: every packet must be forwarded",
+            r.case,
+            r.live,
+            r.rx_pkts,
+            r.tx_pkts,
+            r.drops
+        );
+    }
+    Ok(())
+}
+
 /// The cases of [`run_worker`], per population: the connections are opened (the small
 /// population, then the rest of the large one), then established inbound, established
-/// outbound and new connections are measured.
-fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs) -> Result<Vec<CaseResult>> {
+/// outbound (FullNAT and NAT only: DR and TUN replies do not pass rvs) and new
+/// connections are measured; `est-in-scraped` under FullNAT only. Case names carry the
+/// mode other than FullNAT ([`RunArgs::case_name`]).
+///
+/// Handshakes are opened `chunk` at a time (see [`open`]).
+fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs, chunk: u32) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();
+    let mut push = |mut r: CaseResult| -> Result<()> {
+        r.fwd = a.fwd;
+        check_forwarded(&r)?;
+        out.push(r);
+        Ok(())
+    };
     for (i, &n) in [a.small, a.large].iter().enumerate() {
         let from = if i == 0 { 0 } else { a.small };
         if n <= from && i > 0 {
             continue;
         }
-        let conns = open(h, Ipv4Addr::new(10, 0, 0, 0), from, n)?;
+        let conns = open(h, Ipv4Addr::new(10, 0, 0, 0), from, n, chunk)?;
         if i == 0 {
             h.calibrate_idle()?;
         }
-        let f = conn_frames(h.src_mac, &conns)?;
+        let f = conn_frames(h.src_mac, &conns, true)?;
         drop(conns);
         let live = f.data_in.count() as u64;
-        out.push(h.measure("est-in", live, &f.data_in, a.secs)?);
-        if i == 0 {
+        push(h.measure(&a.case_name("est-in"), live, &f.data_in, a.secs)?)?;
+        if i == 0 && a.fwd == FwdMode::FullNat {
             // The same with the worker's counters asked for every 100 ms, as a
             // Prometheus scrape at that interval asks (issue 16: metrics cost nothing).
             h.poll_stats = Some(0.1);
             let scraped = h.measure("est-in-scraped", live, &f.data_in, a.secs);
             h.poll_stats = None;
-            out.push(scraped?);
+            push(scraped?)?;
         }
-        out.push(h.measure("est-out", live, &f.data_out, a.secs)?);
+        if a.fwd.replies_through() {
+            push(h.measure(&a.case_name("est-out"), live, &f.data_out, a.secs)?)?;
+        }
         drop(f);
-        out.push(new_conns(h, shared, live, a.secs)?);
+        push(new_conns(h, shared, &a.case_name("new-conn"), live, a.secs)?)?;
     }
     Ok(out)
 }
@@ -210,9 +262,10 @@ fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs) -> Result<Vec<Cas
 /// `rd-plain-w0`.
 pub fn run_redirect(a: &RunArgs) -> Result<Vec<CaseResult>> {
     a.check_populations()?;
+    a.check_fullnat("redirect")?;
     let Rig { eal, pool, rings, sink, src, mut rx, mut tx } = rig(a, 2, "0@0,1@1,2@1")?;
     // The same table size as `run` (so the plain path here compares with `est-out`).
-    let setup = Setup::new(a.large, 2, &sink, &src)?;
+    let setup = Setup::new(a.large, 2, FwdMode::FullNat, &sink, &src)?;
     let shared = Arc::clone(&setup.shared);
     let ring = |name: &str| MbufRing::new(name, REDIRECT_RING, RingSync::SpSc).with_context(|| format!("ring {name}"));
     let taken = || anyhow!("ring handle taken");
@@ -255,7 +308,7 @@ pub fn run_redirect(a: &RunArgs) -> Result<Vec<CaseResult>> {
         ],
         inlet: Inlet::Src0,
     };
-    let result = redirect_cases(&mut h, &mut d, a);
+    let result = redirect_cases(&mut h, &mut d, a, setup.syn_recv_limit() / 2);
     // Both workers back to normal scheduling so they see the stop flag at once.
     h.feed_all(&mut Feed::idle());
     let restored = set_sched_idle(t0, false).and(set_sched_idle(t1, false));
@@ -345,9 +398,9 @@ fn check_owner(conns: &[ConnInfo], own: &PortOwnership, w: u16) -> Result<()> {
 }
 
 /// The cases of [`run_redirect`], per population: each worker opens its connections
-/// (worker 0 from clients 10.0/16, worker 1 from 10.64/16), then the four cases run in
-/// interleaved rounds.
-fn redirect_cases(h: &mut Harness, d: &mut Duo, a: &RunArgs) -> Result<Vec<CaseResult>> {
+/// (worker 0 from clients 10.0/16, worker 1 from 10.64/16; handshakes `chunk` at a
+/// time, see [`open`]), then the four cases run in interleaved rounds.
+fn redirect_cases(h: &mut Harness, d: &mut Duo, a: &RunArgs, chunk: u32) -> Result<Vec<CaseResult>> {
     let own = PortOwnership::new(2).map_err(|e| anyhow!("port ownership: {e:?}"))?;
     let mut pops = vec![(0, a.small)];
     if a.large > a.small {
@@ -360,13 +413,13 @@ fn redirect_cases(h: &mut Harness, d: &mut Duo, a: &RunArgs) -> Result<Vec<CaseR
             [(0, Inlet::Src0, Ipv4Addr::new(10, 0, 0, 0)), (1, Inlet::Src1, Ipv4Addr::new(10, 64, 0, 0))]
         {
             d.switch(h, w, inlet)?;
-            let conns = open(h, base, from, to)?;
+            let conns = open(h, base, from, to, chunk)?;
             if i == 0 {
                 h.calibrate_idle()?;
                 d.idle[w] = h.idle_loop_secs;
             }
             check_owner(&conns, &own, w as u16)?;
-            replies.push(conn_frames(h.src_mac, &conns)?.data_out);
+            replies.push(conn_frames(h.src_mac, &conns, true)?.data_out);
         }
         let live = replies[0].count() as u64;
         let cases: [(&str, usize, Inlet, &Frames); 4] = [
@@ -405,6 +458,7 @@ fn redirect_cases(h: &mut Harness, d: &mut Duo, a: &RunArgs) -> Result<Vec<CaseR
 /// `rvs-bench io`: the harness's own ceiling: the same feeder, ring and sink, with a bare macswap loop
 /// on lcore 1 instead of the worker.
 pub fn run_io(a: &RunArgs) -> Result<Vec<CaseResult>> {
+    a.check_fullnat("io")?;
     let Rig { eal, pool, rings, sink, src, mut rx, mut tx } = rig(a, 1, "0@0,1@1")?;
     let ring = Arc::clone(&rings[0]);
     let counters = Arc::new(IoCounters::default());

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use fnat::types::FwdMode;
 
 /// The command line.
 #[derive(Parser)]
@@ -26,7 +27,8 @@ pub enum Cmd {
     /// Two workers (ownership split between them): established outbound replies at
     /// their owner (plain) and at the other worker, redirected to the owner.
     Redirect(RunArgs),
-    /// Print the table from the JSON of `run` and `io` and testpmd's figure.
+    /// Print the tables from the JSON of `run` (one per forwarding mode), `io` and
+    /// `redirect`, and testpmd's figures.
     Report(ReportArgs),
     /// Write 1024 established-flow frames (64 bytes) as a pcap file, for testpmd's
     /// net_pcap context run.
@@ -58,6 +60,48 @@ pub struct RunArgs {
     /// Write the results here as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// `run` only: how the real servers are reached: fnat (FullNAT, the default), nat,
+    /// dr or tunnel (rvsd's `real_server.fwd`), or snat (no service: a SNAT rule takes
+    /// the flows, see `setup::bench_config`). The cases of other modes than FullNAT are
+    /// named with the mode (`est-in-nat`, `new-conn-dr`, ...).
+    #[arg(long, default_value = "fnat", value_parser = parse_fwd)]
+    pub fwd: FwdMode,
+}
+
+/// A forwarding mode as rvsd's configuration spells it (`fnat`, `nat`, `dr`, `tunnel`,
+/// and their aliases).
+fn parse_fwd(s: &str) -> Result<FwdMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "fnat" | "fullnat" => Ok(FwdMode::FullNat),
+        "nat" | "masq" => Ok(FwdMode::Nat),
+        "dr" | "route" => Ok(FwdMode::Dr),
+        "tunnel" | "tun" | "ipip" => Ok(FwdMode::Tunnel),
+        "snat" => Ok(FwdMode::Snat),
+        _ => Err(format!("{s:?}: one of fnat, nat, dr, tunnel, snat")),
+    }
+}
+
+/// The mode's word in case names and on the command line (rvsd's `fwd`): `fnat`, `nat`,
+/// `dr`, `tunnel`.
+pub fn fwd_word(fwd: FwdMode) -> &'static str {
+    match fwd {
+        FwdMode::FullNat => "fnat",
+        FwdMode::Nat => "nat",
+        FwdMode::Dr => "dr",
+        FwdMode::Tunnel => "tunnel",
+        FwdMode::Snat => "snat",
+    }
+}
+
+/// The mode as the tables name it: `FullNAT`, `NAT`, `DR`, `TUN`.
+pub fn fwd_label(fwd: FwdMode) -> &'static str {
+    match fwd {
+        FwdMode::FullNat => "FullNAT",
+        FwdMode::Nat => "NAT",
+        FwdMode::Dr => "DR",
+        FwdMode::Tunnel => "TUN",
+        FwdMode::Snat => "SNAT",
+    }
 }
 
 impl RunArgs {
@@ -68,14 +112,31 @@ impl RunArgs {
         }
         Ok(())
     }
+
+    /// Fails unless the mode is FullNAT (for the subcommands that measure only it).
+    pub fn check_fullnat(&self, what: &str) -> Result<()> {
+        if self.fwd != FwdMode::FullNat {
+            bail!("{what} measures FullNAT only (--fwd {})", fwd_word(self.fwd));
+        }
+        Ok(())
+    }
+
+    /// A case's name in this mode: `case` under FullNAT, `case-<mode>` otherwise.
+    pub fn case_name(&self, case: &str) -> String {
+        match self.fwd {
+            FwdMode::FullNat => case.to_string(),
+            m => format!("{case}-{}", fwd_word(m)),
+        }
+    }
 }
 
 /// The arguments of `report`.
 #[derive(Parser)]
 pub struct ReportArgs {
-    /// JSON written by `rvs-bench run`.
-    #[arg(long)]
-    pub rvs: PathBuf,
+    /// JSON written by `rvs-bench run`; repeated for the runs of the other forwarding
+    /// modes (`run --fwd nat|dr|tunnel`), which the modes table compares with FullNAT.
+    #[arg(long, required = true)]
+    pub rvs: Vec<PathBuf>,
     /// JSON written by `rvs-bench io`.
     #[arg(long)]
     pub io: Option<PathBuf>,

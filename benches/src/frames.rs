@@ -19,8 +19,9 @@ use crate::setup::{VIP, VPORT};
 
 /// Payload of the established-flow packets (64-byte frames, as testpmd's null frames).
 pub const DATA_PAYLOAD: usize = 10;
-/// Client ports used per client address.
-const PORTS_PER_CLIENT: u32 = 60_000;
+/// Client ports used per client address (a multiple of the real servers: with round
+/// robin, flows `i` and `i + PORTS_PER_CLIENT` share a client port and a real server).
+pub const PORTS_PER_CLIENT: u32 = 60_000;
 /// Source MAC of the clients' frames.
 const CLIENT_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0xc1, 0x01]);
 /// Source MAC of the real servers' frames.
@@ -114,18 +115,23 @@ fn v4(a: SocketAddr) -> Result<(Ipv4Addr, u16)> {
     }
 }
 
+/// A client's SYN to the VIP.
+fn syn(dst_mac: EthernetAddress, cip: Ipv4Addr, cport: u16) -> Vec<u8> {
+    PacketBuilder::eth(CLIENT_MAC, dst_mac)
+        .ipv4(cip, VIP)
+        .tcp(cport, VPORT)
+        .flags(TcpFlags::SYN)
+        .seq(1000)
+        .window(65535)
+        .mss(1460)
+        .build()
+}
+
 /// The SYNs of clients `from..to` (numbered from `base`) to the VIP.
 pub fn syns(dst_mac: EthernetAddress, base: Ipv4Addr, from: u32, to: u32) -> Frames {
     Frames::new((from..to).map(|i| {
         let (cip, cport) = client(i, base);
-        PacketBuilder::eth(CLIENT_MAC, dst_mac)
-            .ipv4(cip, VIP)
-            .tcp(cport, VPORT)
-            .flags(TcpFlags::SYN)
-            .seq(1000)
-            .window(65535)
-            .mss(1460)
-            .build()
+        syn(dst_mac, cip, cport)
     }))
 }
 
@@ -149,20 +155,30 @@ pub fn io_frames(dst_mac: EthernetAddress) -> Frames {
     Frames::new(data_frames(dst_mac))
 }
 
-/// The frames of the handshake's rest and of the established flows of `conns`.
+/// The frames of the handshake's rest of the half-open connections of a listing, and
+/// of the established flows of every connection.
+///
+/// A connection's replies pass rvs under FullNAT and NAT only
+/// ([`FwdMode::replies_through`](fnat::types::FwdMode::replies_through)): those have
+/// SYN-ACKs and replies here, to the connection's `local` side (FullNAT: the LIP:lport
+/// the worker chose; NAT: the client itself). A DR or TUN server answers the client
+/// directly, so its connections have neither: the client's ACK alone makes them
+/// ESTABLISHED (IPVS's input-only state).
 pub struct ConnFrames {
-    /// The real servers' SYN-ACKs to the LIP:lport of each half-open connection.
+    /// The real servers' SYN-ACKs to the `local` side of each half-open connection.
     pub synack: Frames,
     /// The clients' ACKs that complete those handshakes.
     pub ack: Frames,
     /// Client → VIP data of every connection.
     pub data_in: Frames,
-    /// Real server → LIP:lport data (the replies) of every connection.
+    /// Real server → `local` data (the replies) of every connection whose replies pass
+    /// rvs.
     pub data_out: Frames,
 }
 
-/// The frames of `conns` (see [`ConnFrames`]), to `dst_mac`.
-pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo]) -> Result<ConnFrames> {
+/// The frames of `conns` (see [`ConnFrames`]), to `dst_mac`; `data`: with the
+/// established flows' (without: the handshakes' only).
+pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo], data: bool) -> Result<ConnFrames> {
     let mut synack = Vec::new();
     let mut ack = Vec::new();
     let mut data_in = Vec::new();
@@ -173,7 +189,8 @@ pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo]) -> Result<ConnF
         let (vip, vport) = v4(c.virt)?;
         let (lip, lport) = v4(c.local)?;
         let (rip, rport) = v4(c.real)?;
-        if c.state == TcpState::SynRecv {
+        let replies = c.fwd.replies_through();
+        if c.state == TcpState::SynRecv && replies {
             synack.push(
                 PacketBuilder::eth(SERVER_MAC, dst_mac)
                     .ipv4(rip, lip)
@@ -185,6 +202,8 @@ pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo]) -> Result<ConnF
                     .mss(1460)
                     .build(),
             );
+        }
+        if c.state == TcpState::SynRecv {
             ack.push(
                 PacketBuilder::eth(CLIENT_MAC, dst_mac)
                     .ipv4(cip, vip)
@@ -195,6 +214,9 @@ pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo]) -> Result<ConnF
                     .window(65535)
                     .build(),
             );
+        }
+        if !data {
+            continue;
         }
         data_in.push(
             PacketBuilder::eth(CLIENT_MAC, dst_mac)
@@ -207,17 +229,19 @@ pub fn conn_frames(dst_mac: EthernetAddress, conns: &[ConnInfo]) -> Result<ConnF
                 .payload(&payload)
                 .build(),
         );
-        data_out.push(
-            PacketBuilder::eth(SERVER_MAC, dst_mac)
-                .ipv4(rip, lip)
-                .tcp(rport, lport)
-                .flags(TcpFlags::ACK | TcpFlags::PSH)
-                .seq(5001)
-                .ack(1001 + DATA_PAYLOAD as u32)
-                .window(65535)
-                .payload(&payload)
-                .build(),
-        );
+        if replies {
+            data_out.push(
+                PacketBuilder::eth(SERVER_MAC, dst_mac)
+                    .ipv4(rip, lip)
+                    .tcp(rport, lport)
+                    .flags(TcpFlags::ACK | TcpFlags::PSH)
+                    .seq(5001)
+                    .ack(1001 + DATA_PAYLOAD as u32)
+                    .window(65535)
+                    .payload(&payload)
+                    .build(),
+            );
+        }
     }
     Ok(ConnFrames {
         synack: Frames::new(synack),

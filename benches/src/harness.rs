@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{Burst, Eal, Mbuf, MbufRing, Mempool, Port, PortConfig, RingConsumer, RingProducer, RingSync};
 use dpdk::{RxQueue, TxBuffer};
 use fnat::engine::listing::ConnInfo;
+use fnat::types::FwdMode;
 use frame::NetCounter;
 use rvsd::shared::{Command, Reply, Shared, WorkerReport};
 use wire::EthernetAddress;
@@ -126,6 +127,8 @@ pub fn rig(a: &RunArgs, queues: u16, lcores: &str) -> Result<Rig> {
 struct Counts {
     tsc: u64,
     rx: u64,
+    /// Frames the worker handed to a transmit queue (forwarded; the macswap loop: 0).
+    tx: u64,
     loops: u64,
     busy: u64,
     conns_created: u64,
@@ -444,6 +447,7 @@ impl Harness {
                 Ok(Counts {
                     tsc,
                     rx: net(NetCounter::RxPackets) + net(NetCounter::RedirectIn),
+                    tx: net(NetCounter::TxPackets),
                     loops: net(NetCounter::Loops),
                     busy: net(NetCounter::BusyLoops),
                     conns_created: r.core.total.conns,
@@ -575,6 +579,10 @@ impl Harness {
             ns_per_pkt_median: median(ns_w),
             redirect_out: b.redirect_out - a.redirect_out,
             redirect_in: b.redirect_in - a.redirect_in,
+            rx_pkts: b.rx - a.rx,
+            tx_pkts: b.tx - a.tx,
+            fwd: FwdMode::FullNat,
+            idle_loop_ns: self.idle_loop_secs * 1e9,
         };
         if self.verbose {
             eprintln!(

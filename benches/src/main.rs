@@ -3,14 +3,16 @@
 //! One process, one EAL (`--no-pci`, `--no-huge` unless `--huge`, a unique file prefix),
 //! two lcores (`redirect`: three, two workers sharing CPU 1, see
 //! [`cases::run_redirect`]):
-//! - lcore 1 runs the real [`rvsd::worker::Worker`] (rx burst → classify → FullNAT →
+//! - lcore 1 runs the real [`rvsd::worker::Worker`] (rx burst → classify → FullNAT (or NAT, DR, TUN) →
 //!   route/neighbour → tx buffer → flush) with its own [`fnat::engine::Engine`];
 //! - lcore 0 (the main lcore) is the *feeder* and plays the control thread: it keeps
 //!   the receive ring of the source port full with copies of prepared frames, and
 //!   talks to the worker with `Command::Stats` / `Command::ListConns`.
 //!
 //! `rvs-bench run` measures, per worker, established flows in both directions and new
-//! connections per second, with a small and a large population of live connections;
+//! connections per second, with a small and a large population of live connections,
+//! its real servers in one forwarding mode (`--fwd fnat|nat|dr|tunnel`; the report's
+//! modes table compares the modes' runs with FullNAT's);
 //! `rvs-bench io` the harness's own I/O ceiling; `rvs-bench redirect` what a reply
 //! costs when it reaches a worker that does not own its local port. `rvs-bench report`
 //! prints the table that `scripts/bench.sh` shows; `rvs-bench pcap` writes frames for

@@ -10,15 +10,18 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use fnat::types::FwdMode;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{ReportArgs, RunArgs};
+use crate::cli::{fwd_label, fwd_word, ReportArgs, RunArgs};
 
 /// One measured case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
-    /// `est-in`, `est-out`, `new-conn`, `io`; `redirect`: `rd-plain-w0`, `rd-in-w0`,
-    /// `rd-plain-w1`, `rd-out-w1` (see `crate::cases::run_redirect`).
+    /// `est-in`, `est-in-scraped`, `est-out`, `new-conn`, `io`; in the other forwarding
+    /// modes `est-in-<mode>`, `est-out-<mode>` (NAT only), `new-conn-<mode>` (`<mode>`:
+    /// `nat`, `dr`, `tunnel`); `redirect`: `rd-plain-w0`, `rd-in-w0`, `rd-plain-w1`,
+    /// `rd-out-w1` (see `crate::cases::run_redirect`).
     pub case: String,
     /// Live connections the case ran with (before a new-connection stream).
     pub live: u64,
@@ -84,6 +87,21 @@ pub struct CaseResult {
     /// Packets the worker took from another worker (`net.redirect_in`).
     #[serde(default)]
     pub redirect_in: u64,
+    /// Packets the worker received (from its ports or by redirect) during the
+    /// measurement.
+    #[serde(default)]
+    pub rx_pkts: u64,
+    /// Frames it handed to a transmit queue (`net.tx_packets`) meanwhile: every
+    /// received packet when the case forwards them all.
+    #[serde(default)]
+    pub tx_pkts: u64,
+    /// The real servers' forwarding mode (`rvs-bench run --fwd`; FullNAT elsewhere).
+    #[serde(default)]
+    pub fwd: FwdMode,
+    /// The calibrated duration of an empty worker loop in this run, nanoseconds: the same
+    /// code whatever is measured, so a higher figure means a slower machine meanwhile.
+    #[serde(default)]
+    pub idle_loop_ns: f64,
 }
 
 /// The median of `v` (0 when empty).
@@ -159,6 +177,10 @@ pub fn merge(parts: Vec<CaseResult>) -> Option<CaseResult> {
         ns_windows: win_ns.len() as u32,
         redirect_out: parts.iter().map(|p| p.redirect_out).sum(),
         redirect_in: parts.iter().map(|p| p.redirect_in).sum(),
+        rx_pkts: parts.iter().map(|p| p.rx_pkts).sum(),
+        tx_pkts: parts.iter().map(|p| p.tx_pkts).sum(),
+        fwd: first.fwd,
+        idle_loop_ns: first.idle_loop_ns,
         win_mpps,
         win_ns,
     })
@@ -193,7 +215,13 @@ pub fn report(r: &ReportArgs) -> Result<()> {
         let t = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
         serde_json::from_str(&t).with_context(|| format!("parse {}", p.display()))
     };
-    let rvs = read(&r.rvs)?;
+    let mut all = Vec::new();
+    for p in &r.rvs {
+        all.extend(read(p)?);
+    }
+    // The first table holds the FullNAT run's rows, as before the other modes; the
+    // modes table compares every mode's with them.
+    let rvs: Vec<CaseResult> = all.iter().filter(|c| c.fwd == FwdMode::FullNat).cloned().collect();
     let io = match &r.io {
         Some(p) => read(p)?.into_iter().next(),
         None => None,
@@ -288,17 +316,138 @@ pub fn report(r: &ReportArgs) -> Result<()> {
     if let Some(p) = r.testpmd_pcap_mpps {
         println!("context: testpmd macswap net_pcap(infinite_rx) -> net_null on one core, no cross-core hand-off: {p:.2} Mpps");
     }
-    let drops = total_drops(&rvs);
+    let drops = total_drops(&all);
     if drops.is_empty() {
         println!("drops during the measurements: none");
     } else {
         println!("drops during the measurements: {drops:?}");
+    }
+    if all.iter().any(|c| c.fwd != FwdMode::FullNat) {
+        println!();
+        modes_report(&all);
     }
     if let Some(p) = &r.redirect {
         println!();
         redirect_report(&read(p)?);
     }
     Ok(())
+}
+
+/// `best (median)` of a case's established rate, in Mpps.
+fn mpps(c: &CaseResult) -> String {
+    format!("{:.2} ({:.2})", c.rx_mpps_max, c.rx_mpps_median)
+}
+
+/// `best (median)` worker CPU ns per packet of a case (`n/a` without a busy window).
+fn ns(c: &CaseResult) -> String {
+    if c.ns_windows == 0 {
+        "n/a".to_string()
+    } else {
+        format!("{:.0} ({:.0})", c.ns_per_pkt_best, c.ns_per_pkt_median)
+    }
+}
+
+/// `x / reference` with two decimals (`n/a` when either is missing or 0).
+fn ratio(x: Option<f64>, reference: Option<f64>) -> String {
+    match (x, reference) {
+        (Some(x), Some(r)) if x > 0.0 && r > 0.0 => format!("{:.2}", x / r),
+        _ => "n/a".to_string(),
+    }
+}
+
+/// The modes table: per population, each forwarding mode's established inbound rate
+/// and worker CPU time per packet, established outbound rate (FullNAT and NAT) and new
+/// connections per second, each with its ratio to the FullNAT row.
+fn modes_report(all: &[CaseResult]) {
+    let mut lives: Vec<u64> = Vec::new();
+    for c in all {
+        if c.case != "est-in-scraped" && !lives.contains(&c.live) {
+            lives.push(c.live);
+        }
+    }
+    println!(
+        "modes (1 worker): each forwarding mode against FullNAT (= 1.00); best (median) windows, ns = worker CPU ns per packet"
+    );
+    println!(
+        "{:<8} {:>5}  {:>13}  {:>5}  {:>11}  {:>5}  {:>13}  {:>5}  {:>15}  {:>5}  {:>11}  {:>5}  {:>6}  {:>5}  {:>7}",
+        "mode",
+        "live",
+        "est. in Mpps",
+        "ratio",
+        "in ns",
+        "ratio",
+        "est. out Mpps",
+        "ratio",
+        "new conn/s",
+        "ratio",
+        "ns/SYN",
+        "ratio",
+        "w.idle",
+        "w.cpu",
+        "loop ns",
+    );
+    let na = || "n/a".to_string();
+    for live in lives {
+        let get = |fwd: FwdMode, base: &str| {
+            let name = match fwd {
+                FwdMode::FullNat => base.to_string(),
+                m => format!("{base}-{}", fwd_word(m)),
+            };
+            all.iter().find(|c| c.fwd == fwd && c.live == live && c.case == name)
+        };
+        let reference =
+            (get(FwdMode::FullNat, "est-in"), get(FwdMode::FullNat, "est-out"), get(FwdMode::FullNat, "new-conn"));
+        for fwd in FwdMode::ALL {
+            let (est_in, est_out, new) = (get(fwd, "est-in"), get(fwd, "est-out"), get(fwd, "new-conn"));
+            if est_in.is_none() && new.is_none() {
+                continue;
+            }
+            let best_ns = |c: Option<&CaseResult>| c.filter(|c| c.ns_windows > 0).map(|c| c.ns_per_pkt_best);
+            let mpps_of = |c: Option<&CaseResult>| c.map(|c| c.rx_mpps_max);
+            // One SYN per connection: the best window's packet rate is its connection rate.
+            let conns = |c: Option<&CaseResult>| c.map(|c| c.rx_mpps_max * 1e6);
+            let cases: Vec<&CaseResult> = [est_in, est_out, new].into_iter().flatten().collect();
+            println!(
+                "{:<8} {:>5}  {:>13}  {:>5}  {:>11}  {:>5}  {:>13}  {:>5}  {:>15}  {:>5}  {:>11}  {:>5}  {:>6.3}  {:>5.2}  {:>7.0}",
+                fwd_label(fwd),
+                human(live),
+                est_in.map_or_else(na, mpps),
+                ratio(mpps_of(est_in), mpps_of(reference.0)),
+                est_in.map_or_else(na, ns),
+                ratio(best_ns(est_in), best_ns(reference.0)),
+                est_out.map_or_else(|| if fwd.replies_through() { na() } else { "-".to_string() }, mpps),
+                if est_out.is_some() { ratio(mpps_of(est_out), mpps_of(reference.1)) } else { "-".to_string() },
+                new.map_or_else(na, |c| format!("{:.0} k ({:.0} k)", c.rx_mpps_max * 1e3, c.new_conns_per_s_median / 1e3)),
+                ratio(conns(new), conns(reference.2)),
+                new.map_or_else(na, ns),
+                ratio(best_ns(new), best_ns(reference.2)),
+                cases.iter().map(|c| c.worker_idle).fold(0.0, f64::max),
+                cases.iter().map(|c| c.worker_cpu).fold(f64::INFINITY, f64::min),
+                cases.first().map_or(0.0, |c| c.idle_loop_ns),
+            );
+        }
+    }
+    println!();
+    println!("One run of `rvs-bench run --fwd MODE` per mode, the same service (VIP:80, 5 real servers, round robin)");
+    println!("and populations: FullNAT (rewrites both addresses and ports each way, TOA into the ACK, a local port");
+    println!("per new connection; real servers on 8080, 16 LIPs), NAT (rewrites the destination in, the source out;");
+    println!("on 8080, no LIPs), DR (forwards the frame unchanged but for the MAC header and TTL; on 80), TUN");
+    println!("(prepends a 20-byte IPIP header from the first LIP; on 80), SNAT (no service: a SNAT rule takes the");
+    println!("flows after the service lookup misses; one destination, 80 WAN addresses, no TOA). est. out (the");
+    println!("replies) only where they pass rvs (FullNAT, NAT, SNAT); DR and TUN open connections with the client's");
+    println!("SYN and ACK alone. Mpps and conn/s ratios: higher is faster; ns ratios (worker CPU time per packet,");
+    println!("best window with the worker kept busy): lower is cheaper. The runs follow one another, so the machine may differ between them: loop");
+    println!("ns is each run's calibrated empty worker loop (the same code in every mode; higher = slower machine).");
+    let short: Vec<String> = all
+        .iter()
+        .filter(|c| c.tx_pkts < c.rx_pkts || c.rx_pkts == 0 || !c.drops.is_empty())
+        .map(|c| format!("{} ({}): rx {} tx {}", c.case, human(c.live), c.rx_pkts, c.tx_pkts))
+        .collect();
+    if short.is_empty() {
+        println!("every measured packet of every mode was forwarded (transmitted = received, no drops)");
+    } else {
+        println!("NOT forwarded in full: {}", short.join("; "));
+    }
 }
 
 /// The redirect table, from the JSON of `rvs-bench redirect`.

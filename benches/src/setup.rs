@@ -2,7 +2,8 @@
 //!
 //! The worker is configured as rvsd configures it: a TOML configuration parsed and
 //! checked by rvsd's own parser (one TCP service VIP:80 with 16 LIPs and 5 real
-//! servers, static neighbours for the client and server networks on the sink port), the
+//! servers, static neighbours for the client and server networks on the sink port; the
+//! real servers in one forwarding mode, see [`bench_config`]), the
 //! first snapshot built from it by rvsd's state, and each worker's FullNAT core from
 //! rvsd's `engine_config`, with a finer timer wheel (see [`Setup::engine`]). The DPDK
 //! side (EAL, pool, ports, queues) is the harness's (`crate::harness::Rig`).
@@ -14,6 +15,7 @@ use anyhow::{anyhow, Context, Result};
 use dpdk::{MbufRing, Mempool, Port, RingConsumer, RingProducer, RingSync, RxQueue, TxBuffer};
 use fnat::engine::Engine;
 use fnat::timer::WheelConfig;
+use fnat::types::FwdMode;
 use netstack::{NeighTable, PortId};
 use rvsd::clock::Clock;
 use rvsd::config::Config;
@@ -22,6 +24,8 @@ use rvsd::shared::{PortView, Shared, Snapshot};
 use rvsd::state::State;
 use rvsd::worker::{Worker, WorkerParts};
 use wire::EthernetAddress;
+
+use crate::cli::fwd_word;
 
 /// The virtual service's address and port.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
@@ -37,8 +41,21 @@ pub const STREAM_FLOWS: u32 = 1 << 18;
 /// Slots of each worker's twin and capture rings (nothing reads them).
 const SIDE_RING: u32 = 1024;
 
-/// The daemon configuration the worker runs (parsed and checked like rvsd's own).
-fn bench_config(pool_size: u32) -> Result<Config> {
+/// The daemon configuration the worker runs (parsed and checked like rvsd's own), its
+/// real servers forwarded in mode `fwd`:
+/// - FullNAT: real servers on port 8080, the service's 16 LIPs as source addresses;
+/// - NAT: port 8080, no LIPs (the client's address reaches the server);
+/// - DR: the service's port (80: DR cannot change it), no LIPs;
+/// - TUN: port 80, the LIPs kept (the first is the tunnel's source);
+/// - SNAT: no service; a `[[snat]]` rule takes the clients' flows to `VIP:80`, an
+///   outside address routed out of the sink port, with 80 WAN addresses (16 LIPs × 5
+///   real servers: the same local-port space as FullNAT's towards one destination; the
+///   same translation as FullNAT without TOA, found by the SNAT rule after the service
+///   lookup misses).
+///
+/// The real servers sit on the sink port's link (172.16.0.0/16, static neighbours), as
+/// DR needs, in every mode, so the route and neighbour lookups cost the same.
+fn bench_config(pool_size: u32, fwd: FwdMode) -> Result<Config> {
     let mut t = String::new();
     t.push_str(
         r#"
@@ -56,23 +73,44 @@ vdev = "net_ring_rvsbench"
     );
     t.push_str(&format!("[conn]\npool_size = {pool_size}\ntoa = true\n"));
     t.push_str("[[addr]]\ndev = \"sink\"\naddr = \"192.168.254.1/24\"\n");
-    t.push_str(&format!("[[addr]]\ndev = \"src\"\naddr = \"{VIP}/32\"\n"));
+    t.push_str("[[addr]]\ndev = \"sink\"\naddr = \"172.16.255.254/16\"\n");
+    let snat = fwd == FwdMode::Snat;
+    if !snat {
+        t.push_str(&format!("[[addr]]\ndev = \"src\"\naddr = \"{VIP}/32\"\n"));
+    }
     let mut lips = Vec::new();
-    for i in 1..=LIPS {
-        let lip = format!("192.168.200.{i}");
-        t.push_str(&format!("[[addr]]\ndev = \"sink\"\naddr = \"{lip}/32\"\nsapool = true\n"));
-        lips.push(format!("\"{lip}\""));
+    if fwd.needs_local_addrs() || snat {
+        // SNAT's flows all go to one destination (VIP:80), where FullNAT's spread over 5
+        // real servers: 5 times the WAN addresses give the same local-port space.
+        let n = if snat { LIPS * REAL_SERVERS } else { LIPS };
+        for i in 1..=n {
+            let lip = format!("192.168.200.{i}");
+            t.push_str(&format!("[[addr]]\ndev = \"sink\"\naddr = \"{lip}/32\"\nsapool = true\n"));
+            lips.push(format!("\"{lip}\""));
+        }
     }
     t.push_str("[[route]]\nprefix = \"10.0.0.0/8\"\nvia = \"192.168.254.2\"\ndev = \"sink\"\n");
-    t.push_str("[[route]]\nprefix = \"172.16.0.0/16\"\nvia = \"192.168.254.3\"\ndev = \"sink\"\n");
     t.push_str("[[neigh]]\naddr = \"192.168.254.2\"\nmac = \"02:00:00:00:fe:02\"\ndev = \"sink\"\n");
-    t.push_str("[[neigh]]\naddr = \"192.168.254.3\"\nmac = \"02:00:00:00:fe:03\"\ndev = \"sink\"\n");
+    for i in 1..=REAL_SERVERS {
+        t.push_str(&format!("[[neigh]]\naddr = \"172.16.0.{i}\"\nmac = \"02:00:00:00:fe:{i:02x}\"\ndev = \"sink\"\n"));
+    }
+    if snat {
+        // No service: the clients' flows to the "VIP" (an outside address here, routed
+        // out of the sink port) leave from 80 WAN addresses.
+        t.push_str(&format!("[[route]]\nprefix = \"{VIP}/32\"\nvia = \"192.168.254.2\"\ndev = \"sink\"\n"));
+        t.push_str(&format!(
+            "[[snat]]\nname = \"bench\"\nsrc_range = \"10.0.0.0/8\"\noif = \"sink\"\nwan = [{}]\n",
+            lips.join(", ")
+        ));
+        return Config::parse("rvs-bench.toml", &t).map_err(|e| anyhow!("bench config: {e}"));
+    }
     t.push_str(&format!(
         "[[service]]\nproto = \"tcp\"\nvip = \"{VIP}\"\nport = {VPORT}\nscheduler = \"rr\"\nladdrs = [{}]\n",
         lips.join(", ")
     ));
+    let (word, rport) = (fwd_word(fwd), if fwd.keeps_packet() { VPORT } else { 8080 });
     for i in 1..=REAL_SERVERS {
-        t.push_str(&format!("[[service.real_server]]\naddr = \"172.16.0.{i}\"\nport = 8080\n"));
+        t.push_str(&format!("[[service.real_server]]\naddr = \"172.16.0.{i}\"\nport = {rport}\nfwd = \"{word}\"\n"));
     }
     Config::parse("rvs-bench.toml", &t).map_err(|e| anyhow!("bench config: {e}"))
 }
@@ -86,6 +124,7 @@ fn bench_snapshot(cfg: &Config, sink: &Port, src: &Port) -> Result<Snapshot> {
             mtu: 1500,
             forward2kni: false,
             twin: false,
+            vlan: None,
             capture: None,
         })
     };
@@ -113,23 +152,30 @@ pub struct Setup {
 
 impl Setup {
     /// The setup of `workers` workers whose connection table holds `large` connections
-    /// and the new-connection stream, over the ports `sink` (port 0) and `src` (port 1).
-    pub fn new(large: u32, workers: u32, sink: &Port, src: &Port) -> Result<Setup> {
-        let cfg = bench_config((large + STREAM_FLOWS).next_power_of_two())?;
+    /// and the new-connection stream, real servers in mode `fwd`, over the ports `sink`
+    /// (port 0) and `src` (port 1).
+    pub fn new(large: u32, workers: u32, fwd: FwdMode, sink: &Port, src: &Port) -> Result<Setup> {
+        let cfg = bench_config((large + STREAM_FLOWS).next_power_of_two(), fwd)?;
         let clock = Clock::new();
         let shared = Arc::new(Shared::new(bench_snapshot(&cfg, sink, src)?, workers as usize));
         Ok(Setup { cfg, clock, shared, workers })
     }
 
-    /// Worker `id`'s FullNAT core, bound to the current services.
+    /// The most half-open (`SYN_RECV`) connections a worker keeps: past it the oldest is
+    /// evicted (`[conn] syn_recv_max`, by default a quarter of the pool).
+    pub fn syn_recv_limit(&self) -> u32 {
+        engine_config(&self.cfg, 0, self.workers).syn_recv_limit()
+    }
+
+    /// Worker `id`'s core, bound to the current services.
     fn engine(&self, id: u16) -> Result<Engine> {
         let mut ec = engine_config(&self.cfg, id, self.workers);
         // 1 ms wheel slots (the daemon's are 32 ms) so that connections of the new-connection
         // stream leave the table ~1 ms after their SYN; 2^20 slots keep the horizon above
         // the ESTABLISHED timeout (no re-filing of the live population during the run).
         ec.wheel = WheelConfig { resolution_ms: 1, slots: 1 << 20 };
-        // The plain FullNAT path: in auto mode the SYN proxy would answer the
-        // new-connection stream with cookies instead of opening connections.
+        // The plain path: in auto mode the SYN proxy would answer the new-connection
+        // stream with cookies instead of opening connections (DR and TUN refuse it).
         ec.synproxy.mode = fnat::synproxy::SynProxyMode::Off;
         let mut engine = Engine::new(&ec, self.clock.now_ms()).context("engine")?;
         engine.bind(&self.shared.current().services);
@@ -167,6 +213,8 @@ impl Setup {
             capture: side(format!("rvsbench_capture{id}"))?,
             redirect_tx,
             redirect_rx,
+            // Measured spinning, as a dedicated box runs.
+            backoff: rvsd::worker::Backoff::new(rvsd::worker::Polling::Busy, 1),
         }))
     }
 }

@@ -143,7 +143,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn rs(addr: &str, port: u16) -> RealServerConfig {
-    RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0 }
+    RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0, fwd: Default::default() }
 }
 
 fn svc(proto: Proto, vip: &str, vport: u16, sched: SchedKind, servers: &[RealServerConfig]) -> ServiceConfig {
@@ -192,6 +192,28 @@ fn services() -> &'static ServiceTable {
     })
 }
 
+/// SNAT rules: the servers' side (10.2/16, fd00:2::/64) leaves by dpdk0 from WAN
+/// addresses there; TCP ones only for ports 1-1024 outside.
+fn snat(routes: &RouteTable) -> std::sync::Arc<fnat::snat::SnatTable> {
+    use fnat::snat::{SnatRule, SnatTable};
+    let rule = |name: &str, src: &str, dst: Option<&str>, wan: &str| SnatRule {
+        name: name.into(),
+        proto: None,
+        src: Some(src.parse().unwrap()),
+        dst: dst.map(|d| d.parse().unwrap()),
+        iif: None,
+        oif: Some(0),
+        wan: vec![ip(wan)],
+    };
+    let rules = vec![
+        rule("low", "10.2.0.0/16", Some("0.0.0.0:1-1024"), "198.51.100.3"),
+        rule("v6", "fd00:2::/64", None, "2001:db8:c::3"),
+    ];
+    let routes: Vec<_> =
+        routes.iter().map(|r| (r.prefix, (r.scope != netstack::Scope::KniHost).then_some(r.dev.0))).collect();
+    std::sync::Arc::new(SnatTable::new(rules, routes))
+}
+
 /// The global deny set, built once (its IPv4 bitmaps are megabytes; workers share one).
 fn deny_set() -> Arc<PrefixSet> {
     static SET: OnceLock<Arc<PrefixSet>> = OnceLock::new();
@@ -223,13 +245,22 @@ impl World {
     ///   SYN proxy in its default (automatic) mode.
     /// - the global deny set: 203.0.113.128/25 and 2001:db8:c::dead.
     pub fn new() -> World {
-        let port = |name: &str, mac, mtu, twin, forward2kni| Port { name: name.into(), mac, mtu, forward2kni, twin };
+        let port = |name: &str, mac, mtu, twin, forward2kni| Port {
+            name: name.into(),
+            mac,
+            mtu,
+            forward2kni,
+            twin,
+            vlan: None,
+        };
         let ports = vec![
             port("dpdk0", US0, 1500, true, false),
             port("dpdk1", US1, 1400, false, false),
             port("dpdk2", US2, 9000, true, true),
+            // VLAN 100 on dpdk0, with addresses of its own.
+            Port { vlan: Some(frame::Vlan { parent: 0, id: 100 }), ..port("dpdk0.100", US0, 1500, true, false) },
         ];
-        let (p0, p1, p2) = (PortId(0), PortId(1), PortId(2));
+        let (p0, p1, p2, p3) = (PortId(0), PortId(1), PortId(2), PortId(3));
         let mut addrs = AddrTable::new();
         for (p, a, f) in [
             (p0, "192.0.2.1/32", AddrFlags::VIP),
@@ -237,10 +268,14 @@ impl World {
             (p0, "198.51.100.1/24", AddrFlags::NONE),
             (p0, "198.51.100.2/24", AddrFlags::NONE),
             (p0, "2001:db8:c::1/64", AddrFlags::NONE),
+            // SNAT's WAN addresses.
+            (p0, "198.51.100.3/24", AddrFlags::SAPOOL),
+            (p0, "2001:db8:c::3/64", AddrFlags::SAPOOL),
             (p1, "10.1.0.1/8", AddrFlags::SAPOOL),
             (p1, "fd00::1/64", AddrFlags::SAPOOL),
             (p1, "fd00:1::1/64", AddrFlags::SAPOOL),
             (p2, "172.16.0.1/24", AddrFlags::NONE),
+            (p3, "198.51.101.1/24", AddrFlags::NONE),
         ] {
             addrs.add(p, net(a), f).unwrap();
         }
@@ -287,6 +322,7 @@ impl World {
         let mut engine = Engine::new(&cfg, 0).unwrap();
         engine.set_own_addrs(addrs.iter().map(|e| e.ip()));
         engine.set_deny_set(deny_set());
+        engine.set_snat(snat(&routes));
         World { ports, addrs, routes, neighs, table, engine, node: Node::new(), io: Sink::default(), now: 0 }
     }
 
@@ -316,7 +352,8 @@ impl World {
     /// One frame in, through the node, the core and the node again.
     fn frame(&mut self, port: usize, input: &[u8]) {
         let net = Net { ports: &self.ports, addrs: &self.addrs, routes: &self.routes, neighs: &self.neighs };
-        let Some(mut b) = self.node.receive(&net, port, VecBuf::new(input), &mut self.io) else { return };
+        let mut port = port;
+        let Some(mut b) = self.node.receive(&net, &mut port, VecBuf::new(input), &mut self.io) else { return };
         let v = self.engine.process(self.table, &mut b, ETH_LEN, self.now);
         self.node.after_core(&net, port, b, v, &self.engine, &mut self.io);
     }

@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 pub mod checks;
+pub mod dns;
 pub mod flood;
+pub mod ipip;
 pub mod pair;
 pub mod pcap;
 pub mod pcap_rvsd;
+pub mod vlan;
 use testnet::{ChildGuard, NetNs};
 
 /// The client's IPv4 address.
@@ -259,34 +262,89 @@ impl Topology {
     /// serving a directory whose index says `rs<i>`. Its access log (client addresses)
     /// goes to [`Topology::http_log`].
     pub fn start_http(&mut self, i: usize) -> Result<()> {
+        self.start_http_on(i, 8080)
+    }
+
+    /// [`Topology::start_http`] on another port (its log: `http<i>-<port>.log`).
+    pub fn start_http_on(&mut self, i: usize, port: u16) -> Result<()> {
         let root = self.served_dir(i);
         std::fs::create_dir_all(&root)?;
         std::fs::write(root.join("index.html"), format!("rs{i}\n"))?;
-        let log = std::fs::File::create(self.http_log(i))?;
-        let script = self.dir.join("rs_http.py");
-        std::fs::write(&script, RS_HTTP)?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.rs[i - 1].name(), "python3"])
-            .arg(&script)
-            .arg("8080")
-            .arg(&root)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("start the real server's HTTP server")?;
-        self.http.push(ChildGuard::new(child));
-        // Wait until it listens.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = self.rs[i - 1].exec(&["ss", "-ltnH", "sport", "= :8080"]);
-            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("http server in rs{i} did not start");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let log = match port {
+            8080 => self.http_log(i),
+            _ => self.dir.join(format!("http{i}-{port}.log")),
+        };
+        let server = http_server(&self.dir, &self.rs[i - 1], port, &root, &log).with_context(|| format!("rs{i}"))?;
+        self.http.push(server);
+        Ok(())
+    }
+
+    /// An HTTP server in the client namespace (the "outside" of SNAT), serving `root`
+    /// on `port` (IPv4 and IPv6); its access log (peer addresses) goes to `log`.
+    pub fn start_http_in_client(&mut self, port: u16, root: &Path, log: &Path) -> Result<()> {
+        let server = http_server(&self.dir, &self.client, port, root, log).context("client")?;
+        self.http.push(server);
+        Ok(())
+    }
+
+    /// Gives the client a second leg on the real servers' switch (`eth1`, `addr4`/24 and
+    /// `addr6`/64), the way a router sits on the servers' LAN in a DR or TUN layout:
+    /// replies that do not pass rvs come back this way. Reverse-path filtering is off in
+    /// the client (the replies come from the VIP, which it routes through rvs).
+    pub fn client_on_server_lan(&self, addr4: &str, addr6: &str) {
+        veth(&self.client, "eth1", &self.sw, "cl");
+        self.sw.ip(&["link", "set", "cl", "master", "br0"]);
+        self.sw.ip(&["link", "set", "cl", "up"]);
+        self.client.ip(&["link", "set", "eth1", "up"]);
+        self.client.ip(&["addr", "add", &format!("{addr4}/24"), "dev", "eth1"]);
+        self.client.ip(&["addr", "add", &format!("{addr6}/64"), "dev", "eth1", "nodad"]);
+        for k in ["all", "default", "eth0", "eth1"] {
+            sysctl(&self.client, &format!("net.ipv4.conf.{k}.rp_filter=0"));
         }
+    }
+
+    /// Puts the client side on VLAN `vid`: the client's `eth0` becomes an access port of
+    /// a switch ([`vlan::VlanShim`] in a namespace of its own) whose trunk is the wire
+    /// to rvsd's `dpdk0`, so every frame between the client and rvsd is tagged. The
+    /// client keeps its addresses and routes. Returns the shim and its namespace
+    /// (dropping them ends the VLAN).
+    pub fn client_on_vlan(&self, vid: u16) -> Result<(vlan::VlanShim, NetNs)> {
+        let shim_ns = NetNs::new("rvsvl");
+        sysctl(&shim_ns, "net.ipv6.conf.all.disable_ipv6=1");
+        sysctl(&shim_ns, "net.ipv6.conf.default.disable_ipv6=1");
+        // The client's end of the wire to rvsd moves into the shim's namespace...
+        self.client.ip(&["link", "set", "eth0", "netns", shim_ns.name()]);
+        shim_ns.ip(&["link", "set", "eth0", "name", "trunk"]);
+        // ... and the client gets a new eth0 on the shim's access side.
+        veth(&self.client, "eth0", &shim_ns, "access");
+        self.client.ip(&["link", "set", "eth0", "up"]);
+        self.client.ip(&["addr", "add", &format!("{CLIENT4}/24"), "dev", "eth0"]);
+        self.client.ip(&["addr", "add", &format!("{CLIENT6}/64"), "dev", "eth0", "nodad"]);
+        self.client.ip(&["route", "add", "default", "via", GW4]);
+        self.client.ip(&["-6", "route", "add", "default", "via", "2001:db8:18::1"]);
+        let shim = vlan::VlanShim::start(&shim_ns, "trunk", vid, "access")?;
+        Ok((shim, shim_ns))
+    }
+
+    /// Puts the same 100 MB of random bytes at `/big.bin` on every real server and
+    /// returns their SHA-256 (hex).
+    pub fn serve_big_file(&self) -> Result<String> {
+        let data = self.dir.join("big.bin");
+        testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data.display())]);
+        for i in 1..=self.rs.len() {
+            std::fs::copy(&data, self.served_dir(i).join("big.bin")).context("copy big.bin")?;
+        }
+        let sum = testnet::sh(&["sha256sum", &data.display().to_string()]);
+        Ok(sum.split_whitespace().next().context("sha256sum output")?.to_string())
+    }
+
+    /// Downloads `url` in the client namespace and returns the SHA-256 of what arrived.
+    pub fn download_sha(&self, url: &str, timeout_s: u32) -> Result<String> {
+        let out = self.client_exec(&["sh", "-c", &format!("curl -sS -g --max-time {timeout_s} '{url}' | sha256sum")]);
+        if !out.status.success() {
+            bail!("download {url}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
     }
 
     /// The directory real server `i` serves.
@@ -414,6 +472,18 @@ impl Topology {
         Ok(self.rvsd_log())
     }
 
+    /// The CPU time rvsd has used so far (user and system, all threads), in seconds.
+    pub fn rvsd_cpu_secs(&self) -> Option<f64> {
+        let pid = self.rvsd.as_ref()?.pid();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        let hz = testnet::sh(&["getconf", "CLK_TCK"]).trim().parse::<f64>().ok()?;
+        Some(ticks as f64 / hz)
+    }
+
     /// rvsd's resident memory in KiB (`VmRSS`), while it runs.
     pub fn rvsd_rss_kib(&self) -> Option<u64> {
         let pid = self.rvsd.as_ref()?.pid();
@@ -447,13 +517,19 @@ impl Topology {
     }
 
     /// Fetches every URL in one curl run (one connection each: the servers speak
-    /// HTTP/1.0) and returns (bodies joined, curl's exit status success).
+    /// HTTP/1.0) and returns (bodies joined, whether every transfer succeeded).
     pub fn curl_many(&self, urls: &[String], timeout_s: u32) -> (String, bool) {
         let t = timeout_s.to_string();
         let mut args: Vec<&str> = vec!["curl", "-sS", "--max-time", &t, "-g"];
         args.extend(urls.iter().map(String::as_str));
         let out = self.client.exec(&args);
-        (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.success())
+        // curl's exit status is the last transfer's: a failure earlier in the list shows
+        // only on stderr (-sS prints one line per failed transfer).
+        let errors = String::from_utf8_lossy(&out.stderr);
+        if !errors.trim().is_empty() {
+            eprintln!("curl_many: {} of {} transfers reported errors:\n{errors}", errors.lines().count(), urls.len());
+        }
+        (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.success() && errors.trim().is_empty())
     }
 
     /// Counts `rs<i>` bodies in curl output: index i-1 holds real server i's count.
@@ -564,4 +640,51 @@ impl Capture {
         self.guard = None;
         pcap::read_frames(&self.file)
     }
+}
+
+/// Starts the HTTP server script in `ns` (its files in `dir`), serving `root` on `port`
+/// with its access log in `log`, and waits until it listens.
+fn http_server(dir: &Path, ns: &NetNs, port: u16, root: &Path, log: &Path) -> Result<ChildGuard> {
+    let log = std::fs::File::create(log)?;
+    let script = dir.join("rs_http.py");
+    std::fs::write(&script, RS_HTTP)?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "python3"])
+        .arg(&script)
+        .arg(port.to_string())
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("start an HTTP server")?;
+    let server = ChildGuard::new(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = ns.exec(&["ss", "-ltnH", "sport", &format!("= :{port}")]);
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return Ok(server);
+        }
+        if Instant::now() > deadline {
+            bail!("the HTTP server on port {port} did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts nginx in `ns` with `dir/nginx.conf` (prefix `dir`, start-up errors in
+/// `dir/error.log`); the configuration should say `daemon off; master_process off;` so
+/// that the guard's kill stops all of it.
+pub fn spawn_nginx(ns: &NetNs, dir: &Path) -> Result<ChildGuard> {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "nginx", "-e"])
+        .arg(dir.join("error.log"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start nginx (scripts/setup.sh installs it)")?;
+    Ok(ChildGuard::new(child))
 }

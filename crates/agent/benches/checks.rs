@@ -82,6 +82,7 @@ fn main() {
                         virtualhost: None,
                     }],
                     protocol: rvs_agent::keepalived::config::HttpProtocol::V1_0,
+                    proxy: None,
                 }
             } else {
                 Probe::Tcp { target, bindto: None }

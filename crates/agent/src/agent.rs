@@ -24,7 +24,7 @@ pub enum AgentError {
     /// A VRRP socket could not be opened.
     #[error("vrrp_instance {0}: {1}")]
     Socket(String, IoError),
-    /// The dataplane refused the initial services.
+    /// The dataplane refused the initial services or SNAT rules.
     #[error("loading services: {0}")]
     Dataplane(#[from] DataplaneError),
 }
@@ -306,6 +306,7 @@ impl Agent {
             *pool = next;
             diff.apply_services(self.dp.as_ref());
         }
+        diff.apply_snat(self.dp.as_ref());
         // 3. Checkers.
         for id in &plan.stop {
             if let Some(t) = self.checkers.remove(id) {
@@ -368,6 +369,10 @@ pub async fn run_with_reload(
     let pool = Arc::new(Mutex::new(pool));
     if !services.is_empty() {
         dp.set_services(&services)?;
+    }
+    // SNAT rules (`virtual_server match`): rvsd's own and others' are left alone.
+    if !cfg.snat.is_empty() {
+        dp.set_snat(&cfg.snat.iter().map(|s| s.rule.clone()).collect::<Vec<_>>())?;
     }
     // Static addresses and routes: held whatever the VRRP state, while the agent runs.
     for a in &cfg.static_ipaddress {

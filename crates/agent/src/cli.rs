@@ -284,6 +284,7 @@ pub fn restrict(cfg: &mut Config, parts: Parts) {
     }
     if !parts.checkers {
         cfg.virtual_servers.clear();
+        cfg.snat.clear();
         cfg.virtual_server_groups.clear();
         cfg.local_address_groups.clear();
         cfg.address_groups.clear();

@@ -8,7 +8,8 @@
 //! port (`dpip addr add VIP dev dpdk0`), gratuitous ARP / unsolicited NA is sent by rvsd from
 //! that port, services are `(proto, vip, vport)` with a scheduler, persistence, FullNAT local
 //! addresses and real servers `(addr, port, weight)` (`ipvsadm -A/-a`, DPVS `-P`), and a
-//! weight change is `ipvsadm -e`.
+//! weight change is `ipvsadm -e`. SNAT rules (DPVS's `virtual_server match`) are kept as
+//! rvsd's control protocol names them (`ipvsadm -A -H MATCH`, `-a -H MATCH -r WAN:0 -J`).
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -92,12 +93,15 @@ pub struct RealServer {
     /// Lower connection threshold (`lthreshold`; 0: 3/4 of upper).
     #[serde(default)]
     pub lower: u32,
+    /// How its connections are forwarded (`lb_kind` / `lvs_method`).
+    #[serde(default)]
+    pub fwd: fnat::types::FwdMode,
 }
 
 impl RealServer {
-    /// A real server without thresholds.
+    /// A FullNAT real server without thresholds.
     pub fn new(addr: SocketAddr, weight: u32) -> RealServer {
-        RealServer { addr, weight, upper: 0, lower: 0 }
+        RealServer { addr, weight, upper: 0, lower: 0, fwd: Default::default() }
     }
 }
 
@@ -137,6 +141,9 @@ pub struct Service {
     /// The SYN proxy (`syn_proxy`); unset = rvsd's default mode.
     #[serde(default)]
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
+    /// The PROXY protocol header (`proxy_protocol`); unset = none.
+    #[serde(default)]
+    pub proxy_protocol: Option<fnat::service::ProxyProtocol>,
     /// Hash scheduler flags; unset: rvsd's defaults.
     #[serde(default)]
     pub sched_flags: Option<SchedFlags>,
@@ -172,6 +179,14 @@ pub trait Dataplane: Send + Sync {
     /// Removes a route added with [`Dataplane::add_route`] (a `virtual_routes` line when
     /// its instance leaves MASTER); no longer added again. One already gone is fine.
     fn del_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError>;
+    /// Makes the SNAT rules this agent keeps in the dataplane exactly `rules`
+    /// (keepalived.conf's `virtual_server match` blocks), rules being named by their match
+    /// ([`ctl::SnatSpec::same_match`]): one the dataplane lacks is added with its WAN
+    /// addresses; one it has gets its WAN addresses made `rule.wan` (one by one, so that
+    /// the others' connections are untouched); one this agent added earlier and `rules`
+    /// no longer has is deleted. Rules the agent never added (rvsd.toml's `[[snat]]`,
+    /// `rvsadm -A -H`) are left alone unless `rules` has their match.
+    fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError>;
     /// How the connection to the dataplane is doing.
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
@@ -195,6 +210,8 @@ pub enum Call {
     AddRs(ServiceKey, SocketAddr, u32),
     /// `del_real_server`.
     DelRs(ServiceKey, SocketAddr),
+    /// `set_snat` with the rules' matches ([`ctl::SnatSpec::match_text`]).
+    SetSnat(Vec<String>),
 }
 
 #[derive(Debug, Default)]
@@ -202,6 +219,7 @@ struct FakeState {
     vips: Vec<(IpNet, String)>,
     services: BTreeMap<ServiceKey, Service>,
     routes: Vec<ctl::RouteSpec>,
+    snat: Vec<ctl::SnatSpec>,
     calls: Vec<Call>,
 }
 
@@ -230,6 +248,11 @@ impl FakeDataplane {
     /// The routes added.
     pub fn routes(&self) -> Vec<ctl::RouteSpec> {
         self.lock().routes.clone()
+    }
+
+    /// The SNAT rules last set.
+    pub fn snat(&self) -> Vec<ctl::SnatSpec> {
+        self.lock().snat.clone()
     }
 
     /// Every call so far, in order.
@@ -311,6 +334,13 @@ impl Dataplane for FakeDataplane {
         s.calls.push(Call::DelRs(*service, rs));
         let svc = s.services.get_mut(service).ok_or(DataplaneError::NoService(*service))?;
         svc.real_servers.retain(|r| r.addr != rs);
+        Ok(())
+    }
+
+    fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::SetSnat(rules.iter().map(ctl::SnatSpec::match_text).collect()));
+        s.snat = rules.to_vec();
         Ok(())
     }
     fn status(&self) -> DataplaneStatus {
@@ -409,6 +439,11 @@ impl Dataplane for LinuxDataplane {
         tracing::info!(?service, %rs, "remove real server");
         self.fake.del_real_server(service, rs)
     }
+
+    fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {
+        tracing::info!(count = rules.len(), "SNAT rules (not applied: no rvsd)");
+        self.fake.set_snat(rules)
+    }
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { kind: "linux".into(), connected: true, ..Default::default() }
     }
@@ -436,6 +471,7 @@ mod tests {
             persistence_timeout: None,
             persistence_granularity: None,
             syn_proxy: None,
+            proxy_protocol: None,
             sched_flags: None,
             deny: Vec::new(),
             allow: Vec::new(),

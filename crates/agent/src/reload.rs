@@ -11,6 +11,9 @@
 //!   Services are compared as the dataplane holds them (live weights: a server that is
 //!   down stays down), so an unchanged service is sent unchanged and rvsd keeps its real
 //!   servers (and their connections).
+//! * SNAT rules ([`diff_snat`]): added, removed, or with other WAN addresses, by match
+//!   (what names a rule in rvsd); applied with [`Dataplane::set_snat`], which touches only
+//!   those.
 //! * Checkers ([`Pool::reload`]): started for added real servers, stopped for removed
 //!   ones, restarted only when a server's checks changed.
 //!
@@ -162,6 +165,29 @@ pub fn diff_instances(old: &Config, new: &Config) -> Vec<(String, Change)> {
     out
 }
 
+/// SNAT rules (`virtual_server match`) added, removed, or whose WAN addresses changed (as a
+/// set: rvsd takes them in turn), by match; each with its name in the new configuration
+/// (the old one for a removed rule). A rule renamed with the same match is not a change:
+/// rvsd names rules by match.
+pub fn diff_snat(old: &Config, new: &Config) -> Vec<(String, Change)> {
+    let label = |r: &ctl::SnatSpec| format!("{} ({})", r.name.as_deref().unwrap_or_default(), r.match_text());
+    let wan = |r: &ctl::SnatSpec| r.wan.iter().copied().collect::<BTreeSet<_>>();
+    let mut out = Vec::new();
+    for o in old.snat.iter().map(|s| &s.rule) {
+        match new.snat.iter().map(|s| &s.rule).find(|n| n.same_match(o)) {
+            None => out.push((label(o), Change::Removed)),
+            Some(n) if wan(n) != wan(o) => out.push((label(n), Change::Changed)),
+            Some(_) => {}
+        }
+    }
+    for n in new.snat.iter().map(|s| &s.rule) {
+        if !old.snat.iter().any(|o| o.rule.same_match(n)) {
+            out.push((label(n), Change::Added));
+        }
+    }
+    out
+}
+
 /// Everything a reload changes.
 #[derive(Debug, Clone, Default)]
 pub struct Diff {
@@ -173,6 +199,10 @@ pub struct Diff {
     pub checkers: Vec<CheckerChange>,
     /// The services after the reload (live weights).
     pub new_services: Vec<Service>,
+    /// SNAT rules (see [`diff_snat`]).
+    pub snat: Vec<(String, Change)>,
+    /// The SNAT rules after the reload.
+    pub new_snat: Vec<ctl::SnatSpec>,
 }
 
 impl Diff {
@@ -182,6 +212,7 @@ impl Diff {
             && self.services.services.is_empty()
             && self.services.real_servers.is_empty()
             && self.checkers.is_empty()
+            && self.snat.is_empty()
     }
 
     /// One line per difference, for the log.
@@ -217,7 +248,25 @@ impl Diff {
             };
             out.push(format!("virtual server {}: real server {} checker {what}", c.vs, c.rs));
         }
+        for (rule, c) in &self.snat {
+            let what = match c {
+                Change::Changed => "WAN addresses changed",
+                c => &c.to_string(),
+            };
+            out.push(format!("SNAT rule {rule} {what}"));
+        }
         out
+    }
+
+    /// Applies the SNAT differences: the dataplane reconciles the new rules with what it
+    /// holds (nothing is sent when no rule changed).
+    pub fn apply_snat(&self, dp: &dyn Dataplane) {
+        if self.snat.is_empty() {
+            return;
+        }
+        if let Err(e) = dp.set_snat(&self.new_snat) {
+            tracing::error!("reload: SNAT rules: {e}");
+        }
     }
 
     /// Applies the service differences to the dataplane with the smallest requests: real
@@ -261,6 +310,8 @@ pub fn plan(old: &Config, pool: &Pool, new: &Config) -> (Diff, Pool, CheckerPlan
         services: diff_services(&pool.services(), &new_services),
         checkers: checkers.changes.clone(),
         new_services,
+        snat: diff_snat(old, new),
+        new_snat: new.snat.iter().map(|s| s.rule.clone()).collect(),
     };
     (diff, next, checkers)
 }

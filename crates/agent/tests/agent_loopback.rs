@@ -333,7 +333,7 @@ fn notify_fifos_keep_lines_for_a_late_reader_through_a_checker_failure() {
         lvs.display(),
         node_conf("127.0.0.1", "127.0.0.2", 200)
     );
-    let (vrrp_c, lvs_c) = (vrrp.clone(), lvs.clone());
+    let (vrrp_c, lvs_c, all_log) = (vrrp.clone(), lvs.clone(), p("all.log"));
     let readers = in_netns_ret(&ns, move || async move {
         let server = accept_all(18095).await;
         let n = start(&conf);
@@ -350,6 +350,10 @@ fn notify_fifos_keep_lines_for_a_late_reader_through_a_checker_failure() {
         let readers = (fifo_reader(vrrp_c), fifo_reader(lvs_c));
         let server = accept_all(18095).await;
         wait_for("weight back", Duration::from_secs(3), || weight(&n) == Some(7)).await;
+        // The script's reader copies the FIFO to its log on its own time: the last
+        // line must be there before the agent stops it (on a loaded machine it lags).
+        let logged = || std::fs::read_to_string(&all_log).is_ok_and(|l| l.contains("VS [192.0.2.42]:tcp:80 UP\n"));
+        wait_for("the script's log", Duration::from_secs(5), logged).await;
         n.stop.send(true).unwrap();
         n.task.await.unwrap();
         server.abort();

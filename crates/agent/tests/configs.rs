@@ -112,7 +112,7 @@ fn broken_file_reports_every_error_with_its_line() {
         "18: state must be MASTER or BACKUP, got 'MAYBE'",
         "21: virtual_ipaddress: 'not-an-ip' is not an address[/prefix]",
         "17: advert_int 1.5 under VRRPv2 must be whole seconds 1-255",
-        "41: lb_kind DR is not supported by rvs yet (FullNAT only): use lb_kind FNAT",
+        "41: unknown lb_kind 'TUNNEL' (FNAT, NAT, DR, TUN)",
         "42: unknown lb_algo 'fastest'",
         "45: BFD_CHECK is not supported by rvs-agent yet",
         "53: fwmark virtual servers are not supported by rvs yet; use VIP PORT or group",

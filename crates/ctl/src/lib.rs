@@ -16,12 +16,14 @@ pub mod frame;
 pub mod logging;
 pub mod metrics;
 pub mod proto;
+pub mod snat;
 pub mod systemd;
 pub mod verbs;
 
 pub use client::Client;
 pub use error::{CtlError, ErrorCode};
 pub use proto::*;
+pub use snat::SnatSpec;
 pub use verbs::Refused;
 
 /// The protocol version this build speaks.

@@ -68,6 +68,9 @@ pub struct RealServerEdit {
     /// New lower threshold.
     #[serde(default)]
     pub lower: Option<u32>,
+    /// New forwarding method.
+    #[serde(default)]
+    pub fwd: Option<fnat::types::FwdMode>,
 }
 
 /// Where a connection listing continues.
@@ -183,7 +186,7 @@ pub enum Request {
     },
     /// Holds a part of a service set too large for one message, under `stage` (a number
     /// the client picks), for a later [`Request::ServiceReplaceStaged`]. Nothing changes
-    /// yet; a stage not committed within [`STAGE_TTL_SECS`] is forgotten.
+    /// yet; a stage not committed within [`STAGE_TTL_SECS`](crate::STAGE_TTL_SECS) is forgotten.
     ServiceStage {
         /// The client's number for this set.
         stage: u64,
@@ -258,6 +261,30 @@ pub enum Request {
     },
     /// The global deny list.
     EdgeDenyList,
+    /// The SNAT rules (`rvsadm -L` lists them after the services).
+    SnatList,
+    /// Adds a SNAT rule (`rvsadm -A -H MATCH`), with the WAN addresses given (none yet
+    /// is allowed: the rule then takes nothing). Refused if a rule has the same match.
+    SnatAdd {
+        /// The rule.
+        rule: crate::SnatSpec,
+    },
+    /// Deletes the SNAT rule with this match (`rvsadm -D -H MATCH`); its connections
+    /// keep their WAN address and port until they end.
+    SnatDel {
+        /// The match (its name and WAN addresses are not looked at).
+        rule: crate::SnatSpec,
+    },
+    /// Adds a WAN address to, or removes one from, the SNAT rule with this match
+    /// (`rvsadm -a|-d -H MATCH -r WAN:0 -J`).
+    SnatWan {
+        /// The match.
+        rule: crate::SnatSpec,
+        /// The WAN address (a `sapool` address).
+        wan: IpAddr,
+        /// Add (else remove).
+        add: bool,
+    },
     /// Zeroes counters: every counter, or one service's and its real servers'.
     ZeroCounters {
         /// Only this service (`ipvsadm -Z -t VIP:PORT`).
@@ -288,6 +315,23 @@ pub enum Request {
         /// Include counters.
         #[serde(default)]
         stats: bool,
+    },
+    /// VLAN sub-interfaces (`rvsip vlan show`).
+    VlanList,
+    /// Adds a VLAN sub-interface (`rvsip vlan add dpdk0.100 link dpdk0 id 100`, as dpip).
+    VlanAdd {
+        /// Its name.
+        name: String,
+        /// The port it is on.
+        link: String,
+        /// The VLAN id (1 to 4094).
+        id: u16,
+    },
+    /// Removes a VLAN sub-interface (refused while addresses, routes or static
+    /// neighbours use it).
+    VlanDel {
+        /// Its name.
+        name: String,
     },
     /// Changes a port.
     LinkSet {
@@ -470,6 +514,19 @@ pub struct LinkStats {
     pub q_opackets: Vec<u64>,
 }
 
+/// A VLAN sub-interface as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VlanView {
+    /// Its name (`dpdk0.100`).
+    pub name: String,
+    /// The port it is on.
+    pub link: String,
+    /// The VLAN id.
+    pub id: u16,
+    /// Its kernel twin's interface, if it has one (`dpdk0.100.kni`).
+    pub twin: Option<String>,
+}
+
 /// A port as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkView {
@@ -514,6 +571,9 @@ pub struct LinkView {
 pub struct BondView {
     /// `active-backup`, `lacp`, ...
     pub mode: String,
+    /// balance-xor and lacp: the transmit hash policy (`layer2`, `layer2+3`, `layer3+4`).
+    #[serde(default)]
+    pub xmit_policy: Option<String>,
     /// Index of the current primary slave (in active-backup: the one carrying traffic).
     pub primary: Option<usize>,
     /// The slaves.
@@ -651,10 +711,20 @@ pub enum Response {
         /// Its prefixes, as given.
         prefixes: Vec<IpNet>,
     },
+    /// The SNAT rules, in the order they are tried, each with its name.
+    Snat {
+        /// The rules.
+        rules: Vec<crate::SnatSpec>,
+    },
     /// Ports.
     Links {
         /// The ports.
         links: Vec<LinkView>,
+    },
+    /// VLAN sub-interfaces.
+    Vlans {
+        /// The sub-interfaces.
+        vlans: Vec<VlanView>,
     },
     /// Addresses.
     Addrs {

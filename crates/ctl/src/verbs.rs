@@ -169,6 +169,9 @@ pub fn real_server_edit(
     if let Some(l) = change.lower {
         rs.lower = l;
     }
+    if let Some(m) = change.fwd {
+        rs.fwd = m;
+    }
     Ok(())
 }
 
@@ -289,7 +292,8 @@ pub enum Owned {
 
 /// Checks a whole service set against the addresses the ports own (`owner` says how,
 /// `None` if no port does) and builds the core's table (`prev` keeps real-server
-/// identities). Every LIP must be an owned `sapool` address of the VIP's family; the
+/// identities). Every LIP must be an owned `sapool` address of the VIP's family (an
+/// IPv6 VIP may also take IPv4 LIPs, for NAT64); the
 /// core checks the rest (duplicates, weights, families, persistence netmask,
 /// thresholds). A VIP need not be owned (see the module documentation).
 ///
@@ -324,7 +328,10 @@ pub fn validate(
             let what = match owner(*l) {
                 None => Some("is not an address of any port"),
                 Some(Owned::Plain) => Some("is not a sapool address"),
-                Some(Owned::Sapool) if l.is_ipv4() != s.service.vip.is_ipv4() => Some("is of the other address family"),
+                // An IPv6 VIP may take IPv4 LIPs: NAT64 to IPv4 real servers.
+                Some(Owned::Sapool) if l.is_ipv4() != s.service.vip.is_ipv4() && s.service.vip.is_ipv4() => {
+                    Some("is of the other address family")
+                }
                 Some(Owned::Sapool) => None,
             };
             if let Some(what) = what {
@@ -376,7 +383,7 @@ mod tests {
     }
 
     fn rs(addr: &str, port: u16) -> RealServerConfig {
-        RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0 }
+        RealServerConfig { addr: ip(addr), port, weight: 1, upper: 0, lower: 0, fwd: Default::default() }
     }
 
     fn refusal(r: Result<(), Refused>) -> (ErrorCode, String) {

@@ -25,6 +25,19 @@ pub enum BondMode {
     Alb = 6,
 }
 
+/// How balance-xor (mode 2) and 802.3ad (mode 4) choose a packet's transmit slave
+/// (DPDK's `BALANCE_XMIT_POLICY_*`, Linux's `xmit_hash_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum XmitPolicy {
+    /// A hash of the MAC addresses (Linux `layer2`, the default).
+    Layer2 = 0,
+    /// Of the MAC and IP addresses (`layer2+3`).
+    Layer23 = 1,
+    /// Of the IP addresses and ports (`layer3+4`): one peer's flows spread.
+    Layer34 = 2,
+}
+
 /// Bond-specific operations on a [`Port`] made by [`Bond::create`].
 pub struct Bond;
 
@@ -67,6 +80,20 @@ impl Bond {
         // SAFETY: valid port id.
         let rc = unsafe { dpdk_sys::rte_eth_bond_mode_get(bond.id()) };
         Ok(check(|| format!("rte_eth_bond_mode_get({})", bond.id()), rc)? as u8)
+    }
+
+    /// Sets the transmit policy of a balance-xor or 802.3ad bond.
+    pub fn set_xmit_policy(bond: &Port, policy: XmitPolicy) -> Result<()> {
+        // SAFETY: valid port id; the policy is one of the three DPDK defines.
+        let rc = unsafe { dpdk_sys::rte_eth_bond_xmit_policy_set(bond.id(), policy as u8) };
+        check(|| format!("rte_eth_bond_xmit_policy_set({}, {})", bond.id(), policy as u8), rc).map(drop)
+    }
+
+    /// The transmit policy (a `BALANCE_XMIT_POLICY_*` value).
+    pub fn xmit_policy(bond: &Port) -> Result<u8> {
+        // SAFETY: valid port id.
+        let rc = unsafe { dpdk_sys::rte_eth_bond_xmit_policy_get(bond.id()) };
+        Ok(check(|| format!("rte_eth_bond_xmit_policy_get({})", bond.id()), rc)? as u8)
     }
 
     /// Port ids of all slaves.

@@ -20,7 +20,7 @@ mod port;
 mod ring;
 pub mod telemetry;
 
-pub use bond::{Bond, BondMode};
+pub use bond::{Bond, BondMode, XmitPolicy};
 pub use burst::{Burst, TxBuffer, BURST_SIZE};
 pub use eal::{lcore_id, tsc, tsc_hz, Eal, LaunchHandle, LCORE_ANY};
 pub use error::{Error, Result};

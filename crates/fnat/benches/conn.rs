@@ -98,6 +98,7 @@ fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
             weight: 1,
             upper: 0,
             lower: 0,
+            fwd: Default::default(),
         })
         .collect();
     let table = ServiceTable::build(&[svc], None).unwrap();

@@ -20,6 +20,7 @@ fn dests(n: u32, weight: impl Fn(u32) -> u32) -> Vec<Dest> {
             weight: weight(i),
             upper: 0,
             lower: 0,
+            fwd: Default::default(),
         })
         .collect()
 }

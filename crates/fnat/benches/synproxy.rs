@@ -32,6 +32,7 @@ fn engine(mode: SynProxyMode) -> (Engine, ServiceTable) {
             weight: 1,
             upper: 0,
             lower: 0,
+            fwd: Default::default(),
         })
         .collect();
     let table = ServiceTable::build(&[svc], None).unwrap();

@@ -70,11 +70,22 @@ pub trait PacketBuf {
     /// Shortens the data to its first `len` bytes (nothing happens if it is not longer).
     fn truncate(&mut self, len: usize);
 
+    /// Drops the first `len` bytes of the data (they go back to the headroom). Fails
+    /// without change if the data is shorter.
+    fn shrink_front(&mut self, len: usize) -> Result<(), NoRoom>;
+
     /// What the NIC found of the checksums on receive (nothing, by default: buffers
     /// that do not come from a NIC, and drivers that do not check, answer
     /// [`RxChecksums::UNKNOWN`]).
     fn rx_checksums(&self) -> RxChecksums {
         RxChecksums::UNKNOWN
+    }
+
+    /// The port (index) the packet arrived on, where the buffer knows it (an mbuf
+    /// does; a test buffer when told: [`VecBuf::set_in_port`]). SNAT's `iif` match
+    /// reads it.
+    fn in_port(&self) -> Option<u16> {
+        None
     }
 
     /// The length of the data.
@@ -113,6 +124,17 @@ pub trait PacketBuf {
         }
         Ok(())
     }
+
+    /// Removes the `len` bytes at `offset` by moving the bytes before them forward (the
+    /// data start moves on by `len`): offsets below `offset` keep naming the same
+    /// bytes. Fails without change if the range runs past the end.
+    fn remove_gap(&mut self, offset: usize, len: usize) -> Result<(), NoRoom> {
+        if offset.checked_add(len).is_none_or(|end| end > self.len()) {
+            return Err(NoRoom);
+        }
+        self.data_mut().copy_within(..offset, len);
+        self.shrink_front(len)
+    }
 }
 
 /// A `Vec<u8>`-backed [`PacketBuf`] with headroom and tailroom, like an mbuf: for
@@ -122,6 +144,7 @@ pub struct VecBuf {
     storage: Vec<u8>,
     start: usize,
     end: usize,
+    port: Option<u16>,
 }
 
 impl VecBuf {
@@ -139,7 +162,12 @@ impl VecBuf {
     pub fn with_room(data: &[u8], headroom: usize, tailroom: usize) -> VecBuf {
         let mut storage = vec![0u8; headroom + data.len() + tailroom];
         storage[headroom..headroom + data.len()].copy_from_slice(data);
-        VecBuf { storage, start: headroom, end: headroom + data.len() }
+        VecBuf { storage, start: headroom, end: headroom + data.len(), port: None }
+    }
+
+    /// Says which port the packet arrived on ([`PacketBuf::in_port`]).
+    pub fn set_in_port(&mut self, port: u16) {
+        self.port = Some(port);
     }
 
     /// A copy of the data.
@@ -154,6 +182,10 @@ impl VecBuf {
 }
 
 impl PacketBuf for VecBuf {
+    fn in_port(&self) -> Option<u16> {
+        self.port
+    }
+
     fn data(&self) -> &[u8] {
         &self.storage[self.start..self.end]
     }
@@ -179,6 +211,14 @@ impl PacketBuf for VecBuf {
             return Err(NoRoom);
         }
         self.start -= len;
+        Ok(())
+    }
+
+    fn shrink_front(&mut self, len: usize) -> Result<(), NoRoom> {
+        if len > self.end - self.start {
+            return Err(NoRoom);
+        }
+        self.start += len;
         Ok(())
     }
 

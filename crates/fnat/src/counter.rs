@@ -1,4 +1,4 @@
-//! One declaration per set of counters: [`counter_set!`] turns a list of
+//! One declaration per set of counters: [`counter_set!`](crate::counter_set) turns a list of
 //! `Variant = "name": "help"` lines into the enum, its stable names and help texts, and a
 //! fixed array of counts indexed by it. The core's drop reasons and the dataplane's
 //! counters are both declared with it, so a counter is named once and the same name and

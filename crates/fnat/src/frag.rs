@@ -30,8 +30,11 @@
 //!   handshake segments are rewritten whole). A SYN carrying so much data that it is
 //!   fragmented does not happen in practice; it is dropped (`fragment`). The handshake
 //!   ACK, the one that takes TOA, is never fragmented either: a fragment never gets
-//!   TOA (inserting bytes into a first fragment would break the reassembly offsets);
-//!   the first fragment of a UDP datagram may open a connection.
+//!   TOA (inserting bytes into a first fragment would break the reassembly offsets),
+//!   nor a PROXY protocol header: the first fragment of the segment that must carry
+//!   one is dropped instead (`frag_proxy_dropped`; without the header the server would
+//!   take the client's data for a bad one), and the client retransmits it. The first
+//!   fragment of a UDP datagram may open a connection.
 //! - **A first fragment too short for its TCP/UDP header** (RFC 1858's tiny fragment)
 //!   is dropped (`fragment`), as is a fragment of another protocol.
 //! - **Per worker.** A redirected first fragment (a reply to another worker's local
@@ -76,6 +79,7 @@ crate::counter_set! {
         TableFull = "frag_table_full": "First fragments forwarded without being recorded: every slot of their window was in use (their later fragments are dropped).",
         Expired = "frag_expired": "Entries whose time ran out before their last fragment passed (counted when their slot is taken again or a late fragment finds them).",
         ToaSkipped = "frag_toa_skipped": "First fragments of a TCP segment that would have taken the TOA option: forwarded without it.",
+        ProxySkipped = "frag_proxy_dropped": "First fragments of a TCP segment that must carry the PROXY protocol header: dropped (also counted as the drop fragment), since bytes cannot be inserted into a fragment; the client retransmits the segment.",
     }
 }
 

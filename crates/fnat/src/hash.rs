@@ -62,6 +62,16 @@ impl SeededFold {
     pub fn random() -> SeededFold {
         SeededFold(RandomState::new().hash_one(0x5eed_u64))
     }
+
+    /// From a given seed: where several tables (workers) must agree.
+    pub fn with_seed(seed: u64) -> SeededFold {
+        SeededFold(seed)
+    }
+
+    /// A random seed for [`SeededFold::with_seed`].
+    pub fn random_seed() -> u64 {
+        SeededFold::random().0
+    }
 }
 
 impl Default for SeededFold {

@@ -36,7 +36,13 @@ fn hex(b: &[u8]) -> String {
 /// TCP, UDP (unless 0 over IPv4), ICMPv4 and ICMPv6 checksums are correct, and for
 /// ICMPv4 errors the quoted IPv4 header's checksum too. Panics (with a hex dump) on a
 /// packet etherparse cannot read.
+///
+/// An IPIP or ip6ip6 packet (LVS tunnel mode) is judged as its outer header (the IPv4
+/// checksum, the lengths) and its inner packet, whose [`Seen`] is returned.
 pub fn judge(data: &[u8]) -> Seen {
+    if let Some(inner) = tunnelled(data) {
+        return judge(inner);
+    }
     let sp = SlicedPacket::from_ip(data).unwrap_or_else(|e| panic!("etherparse: {e:?}\n{}", hex(data)));
     let (src, dst, s4, d4, s6, d6) = match sp.net.as_ref().expect("IP") {
         NetSlice::Ipv4(v4) => {
@@ -97,4 +103,22 @@ pub fn judge(data: &[u8]) -> Seen {
         }
     }
     seen
+}
+
+/// The inner packet of an IPIP / ip6ip6 packet, its outer header checked.
+fn tunnelled(data: &[u8]) -> Option<&[u8]> {
+    match data.first()? >> 4 {
+        4 if data.get(9) == Some(&4) => {
+            let h = etherparse::Ipv4HeaderSlice::from_slice(data).unwrap_or_else(|e| panic!("outer IPv4: {e:?}"));
+            assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "outer IPv4 header checksum");
+            assert_eq!(h.total_len() as usize, data.len(), "outer IPv4 total length");
+            Some(&data[h.slice().len()..])
+        }
+        6 if data.get(6) == Some(&41) => {
+            let h = etherparse::Ipv6HeaderSlice::from_slice(data).unwrap_or_else(|e| panic!("outer IPv6: {e:?}"));
+            assert_eq!(h.payload_length() as usize + 40, data.len(), "outer IPv6 payload length");
+            Some(&data[40..])
+        }
+        _ => None,
+    }
 }

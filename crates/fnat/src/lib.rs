@@ -21,11 +21,16 @@ pub mod hash;
 pub mod icmp_err;
 #[cfg(feature = "judge")]
 pub mod judge;
+pub mod nat64;
+pub mod proxy_proto;
 pub mod sanity;
 pub mod sapool;
+pub mod snat;
 pub mod stats;
 pub mod synproxy;
 pub mod tcp_state;
 pub mod timer;
 pub mod toa;
 pub mod translate;
+pub mod tunnel;
+pub mod uoa;

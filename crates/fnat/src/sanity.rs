@@ -297,6 +297,9 @@ mod tests {
         fn grow_front(&mut self, _: usize) -> Result<(), crate::buf::NoRoom> {
             Err(crate::buf::NoRoom)
         }
+        fn shrink_front(&mut self, _: usize) -> Result<(), crate::buf::NoRoom> {
+            Err(crate::buf::NoRoom)
+        }
         fn grow_back(&mut self, _: usize) -> Result<(), crate::buf::NoRoom> {
             Err(crate::buf::NoRoom)
         }

@@ -192,6 +192,12 @@ pub struct SaPool {
     max_probes: u32,
     dry: [Option<Dry>; DRY_MARKS],
     dry_len: u8,
+    /// Every LIP of every set, sorted: [`SaPool::is_lip`] (asked per reply without a
+    /// connection and per new flow) is a binary search however many LIPs and WAN
+    /// addresses there are.
+    all: Vec<Addr>,
+    /// Where a new LIP's cursor starts, as an offset into the ports ([`SaPool::set_start`]).
+    start: u64,
 }
 
 impl SaPool {
@@ -218,7 +224,17 @@ impl SaPool {
             max_probes: max_probes.max(1),
             dry: [None; DRY_MARKS],
             dry_len: 0,
+            all: Vec::new(),
+            start: 0,
         })
+    }
+
+    /// Offsets where the cursors of LIPs added from now on start by `seed` (modulo the
+    /// ports): rvsd gives a random seed per process, so that a restarted rvsd does not
+    /// first reuse the very ports whose connections its predecessor left in the real
+    /// servers' TIME_WAIT. 0 (the default): the first LIP starts at the first port.
+    pub fn set_start(&mut self, seed: u64) {
+        self.start = seed;
     }
 
     /// Adds a LIP set (one per service, or shared) and returns its index for
@@ -226,7 +242,15 @@ impl SaPool {
     pub fn add_set(&mut self, lips: &[Addr]) -> usize {
         let rings = self.rings(lips);
         self.sets.push(rings);
+        self.index();
         self.sets.len() - 1
+    }
+
+    /// Rebuilds the sorted index of every set's LIPs (control path).
+    fn index(&mut self) {
+        self.all = self.sets.iter().flat_map(|s| s.iter().flat_map(|r| r.lips.iter().copied())).collect();
+        self.all.sort_unstable();
+        self.all.dedup();
     }
 
     /// The rings of a set of these addresses: each LIP keeps its cursor if it has
@@ -247,7 +271,7 @@ impl SaPool {
                 let c = match self.cursors.iter().position(|(a, _)| a == l) {
                     Some(c) => c,
                     None => {
-                        self.cursors.push((*l, (i as u64 * np / n) as u32));
+                        self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
                         self.conns.push(0);
                         self.cursors.len() - 1
                     }
@@ -266,6 +290,7 @@ impl SaPool {
     pub fn set_lips(&mut self, set: usize, lips: &[Addr]) {
         let rings = self.rings(lips);
         self.sets[set] = rings;
+        self.index();
     }
 
     /// Number of LIP sets.
@@ -278,11 +303,10 @@ impl SaPool {
         self.sets[set].iter().flat_map(|r| r.lips.iter().copied())
     }
 
-    /// Whether `a` is a LIP of any set (the classification of replies; a short scan).
+    /// Whether `a` is a LIP of any set (the classification of replies; a binary search).
     #[inline]
     pub fn is_lip(&self, a: &Addr) -> bool {
-        let fam = usize::from(!a.is_v4());
-        self.sets.iter().any(|s| s[fam].lips.contains(a))
+        self.all.binary_search(a).is_ok()
     }
 
     /// The ownership function in force.

@@ -50,7 +50,8 @@ use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
 use crate::sched::{SchedKind, StaticTable};
 use crate::synproxy::SynProxyMode;
-use crate::types::Proto;
+use crate::types::{FwdMode, Proto};
+use crate::uoa::UoaMode;
 
 /// The largest weight a real server may have. ipvsadm accepts up to `i32::MAX`; no
 /// deployment needs ratios beyond 65535:1, and this bound keeps the schedulers'
@@ -116,6 +117,9 @@ pub struct RealServerConfig {
     /// again once below it. 0 = below 3/4 of `upper` (IPVS's rule).
     #[serde(default)]
     pub lower: u32,
+    /// How its connections are forwarded (`-b|-m|-g`); FullNAT when not given.
+    #[serde(default)]
+    pub fwd: FwdMode,
 }
 
 fn default_weight() -> u32 {
@@ -175,6 +179,53 @@ pub struct ServiceConfig {
     /// Live connections per source address, per worker (`rvsadm --source-limit K`); 0 = none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub source_limit: u32,
+    /// The HAProxy PROXY protocol header sent to the real servers at the start of each
+    /// connection (`rvsadm --proxy-protocol v1|v2`, keepalived `proxy_protocol`); off
+    /// when absent. TCP only; see [`crate::proxy_proto`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// DPVS's UOA: the client's address in the first datagrams of each connection
+    /// (`ipo` or `opp`), for FullNAT real servers with DPVS's `uoa` module; off when
+    /// absent. UDP only; see [`crate::uoa`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uoa: Option<UoaMode>,
+}
+
+/// Which PROXY protocol header a service's connections carry to the real servers
+/// (DPVS's `proxy_protocol`; its `v1-insecure`/`v2-insecure`, which pass on a header the
+/// client sent, are not offered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// Version 1: one text line (`PROXY TCP4 CIP VIP CPORT VPORT\r\n`, at most 104 bytes).
+    V1,
+    /// Version 2: binary, 28 bytes (IPv4) or 52 (IPv6).
+    V2,
+}
+
+impl ProxyProtocol {
+    /// The name used in configuration files and listings (`v1`, `v2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    /// The version with this name (`v1`, `v2`).
+    pub fn from_name(s: &str) -> Option<ProxyProtocol> {
+        match s {
+            "v1" => Some(ProxyProtocol::V1),
+            "v2" => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ProxyProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 fn is_zero(v: &u32) -> bool {
@@ -199,12 +250,28 @@ impl ServiceConfig {
             allow: Vec::new(),
             rate_limit: None,
             source_limit: 0,
+            proxy_protocol: None,
+            uoa: None,
         }
     }
 
     /// The key the service is found by.
     pub fn key(&self) -> ServiceKey {
         ServiceKey { proto: self.proto, vip: self.vip, vport: self.vport }
+    }
+
+    /// The SYN proxy setting the engine goes by: the service's own, except that the
+    /// proxy is never used, whatever the global mode, by a service with the PROXY
+    /// protocol (both would shift sequence numbers), with a DR or TUN real server (its
+    /// SYN-ACK bypasses rvs) or with IPv4 servers behind an IPv6 VIP (NAT64). Validation
+    /// allows only `off` or unset on such services.
+    pub fn synproxy_setting(&self) -> Option<SynProxyMode> {
+        let never = self.proxy_protocol.is_some()
+            || self.real_servers.iter().any(|rs| !rs.fwd.replies_through() || rs.addr.is_ipv4() != self.vip.is_ipv4());
+        match never {
+            true => Some(SynProxyMode::Off),
+            false => self.synproxy,
+        }
     }
 }
 
@@ -224,6 +291,8 @@ pub struct Dest {
     pub upper: u32,
     /// Lower connection threshold (0 = 3/4 of `upper`).
     pub lower: u32,
+    /// How its connections are forwarded.
+    pub fwd: FwdMode,
 }
 
 /// A service in a built generation.
@@ -241,6 +310,8 @@ pub struct Service {
     pub(crate) table: StaticTable,
     /// Its edge policy: deny and allow sets and limits, built once per generation.
     pub policy: ServicePolicy,
+    /// The SYN proxy setting the engine goes by ([`ServiceConfig::synproxy_setting`]).
+    pub synproxy: Option<SynProxyMode>,
 }
 
 /// Why a configuration was refused. Every variant names the service and the problem.
@@ -261,7 +332,7 @@ pub enum ServiceError {
         rs: SocketAddr,
     },
     /// A real server of the other address family than the VIP.
-    #[error("{svc}: real server {rs} is not of the VIP's address family")]
+    #[error("{svc}: real server {rs} is not of the VIP's address family (NAT64, an IPv6 VIP with IPv4 servers, is FullNAT only)")]
     FamilyMismatch {
         /// The service.
         svc: ServiceKey,
@@ -349,6 +420,121 @@ pub enum ServiceError {
     BadRateLimit {
         /// The service.
         svc: ServiceKey,
+    },
+    /// A real server in SNAT mode: SNAT is a rule of its own ([`crate::snat`]), whose
+    /// "real servers" are WAN addresses, not a service's way to its servers.
+    #[error("{svc}: real server {rs}: SNAT is not a real server's mode; write a SNAT rule ([[snat]] in rvsd.toml)")]
+    SnatServer {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+    },
+    /// A DR or TUN real server with a port other than the service's: those modes send
+    /// the packet unchanged, so they cannot change the port.
+    #[error("{svc}: real server {rs}: {} keeps the service's port; give port 0 or {vport}", .fwd.described())]
+    PortChange {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+        /// Its mode.
+        fwd: FwdMode,
+        /// The service's port.
+        vport: u16,
+    },
+    /// A SYN proxy on a service with a real server whose replies do not pass rvs (DR,
+    /// TUN): the proxy translates sequence numbers both ways.
+    #[error("{svc}: the SYN proxy needs the replies through rvs, but real server {rs} is {}", .fwd.described())]
+    SynProxyNeedsReplies {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+        /// Its mode.
+        fwd: FwdMode,
+    },
+    /// The SYN proxy asked for on a NAT64 service: the proxy's own SYN to the server
+    /// would have to be built in the other family.
+    #[error(
+        "{svc}: the SYN proxy does not work across families (NAT64) here, and real server {rs} is IPv4; set synproxy \
+         off (a NAT64 service with no synproxy setting never uses the SYN proxy)"
+    )]
+    SynProxyNat64 {
+        /// The service.
+        svc: ServiceKey,
+        /// The IPv4 real server.
+        rs: SocketAddr,
+    },
+    /// A PROXY protocol header of a version that has no form for the service's
+    /// protocol (version 1 speaks of TCP only; UDP takes version 2, one header per
+    /// datagram).
+    #[error("{svc}: PROXY protocol {version} speaks of TCP only: UDP services take v2 (a header in each datagram)")]
+    ProxyProtocolNotTcp {
+        /// The service.
+        svc: ServiceKey,
+        /// The version asked for.
+        version: ProxyProtocol,
+    },
+    /// A PROXY protocol header together with the SYN proxy.
+    #[error(
+        "{svc}: PROXY protocol {version} cannot be combined with the SYN proxy (synproxy {mode}): both shift the \
+         connection's sequence numbers and rvs does not stack the two; set synproxy off (a service with the PROXY \
+         protocol and no synproxy setting never uses the SYN proxy)"
+    )]
+    ProxyProtocolWithSynProxy {
+        /// The service.
+        svc: ServiceKey,
+        /// The version asked for.
+        version: ProxyProtocol,
+        /// The SYN proxy setting given.
+        mode: SynProxyMode,
+    },
+    /// A PROXY protocol header on a service with a real server whose replies do not
+    /// pass rvs (DR, TUN).
+    #[error(
+        "{svc}: PROXY protocol {version} needs the replies through rvs (their acknowledgments are shifted back by the \
+         header's length), but real server {rs} is {}", .fwd.described()
+    )]
+    ProxyProtocolNeedsReplies {
+        /// The service.
+        svc: ServiceKey,
+        /// The version asked for.
+        version: ProxyProtocol,
+        /// The real server.
+        rs: SocketAddr,
+        /// Its mode.
+        fwd: FwdMode,
+    },
+    /// UOA on a service that is not UDP.
+    #[error("{svc}: UOA ({mode}) is for UDP services (TCP has the TOA)")]
+    UoaNotUdp {
+        /// The service.
+        svc: ServiceKey,
+        /// The mode asked for.
+        mode: UoaMode,
+    },
+    /// UOA and a PROXY protocol header on one service.
+    #[error("{svc}: UOA ({mode}) and PROXY protocol {version} both tell the client's address; give one")]
+    UoaWithProxyProtocol {
+        /// The service.
+        svc: ServiceKey,
+        /// The UOA mode.
+        mode: UoaMode,
+        /// The PROXY protocol version.
+        version: ProxyProtocol,
+    },
+    /// UOA towards a server that is not FullNAT, or `ipo` towards an IPv6 server.
+    #[error("{svc}: UOA ({mode}) cannot reach real server {rs}: {why}")]
+    UoaServer {
+        /// The service.
+        svc: ServiceKey,
+        /// The mode asked for.
+        mode: UoaMode,
+        /// The real server.
+        rs: SocketAddr,
+        /// Why.
+        why: &'static str,
     },
     /// The `u32` id space ran out (ids are never reused).
     #[error("no real-server or service identity left (ids are never reused); restart the dataplane")]
@@ -439,7 +625,8 @@ impl ServiceTable {
             }
             let table = StaticTable::build(cfg, &dests, size);
             let policy = ServicePolicy::build(&cfg.deny, &cfg.allow, cfg.rate_limit, cfg.source_limit);
-            services.push(Service { id, key, config: cfg.clone(), dests, table, policy });
+            let synproxy = cfg.synproxy_setting();
+            services.push(Service { id, key, config: cfg.clone(), dests, table, policy, synproxy });
         }
         Ok(ServiceTable {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
@@ -536,6 +723,20 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     if cfg.synproxy.is_some() && cfg.proto != Proto::Tcp {
         return Err(ServiceError::SynProxyNotTcp { svc });
     }
+    if let Some(mode) = cfg.uoa.filter(|_| cfg.proto != Proto::Udp) {
+        return Err(ServiceError::UoaNotUdp { svc, mode });
+    }
+    if let Some(version) = cfg.proxy_protocol {
+        if cfg.proto != Proto::Tcp && version != ProxyProtocol::V2 {
+            return Err(ServiceError::ProxyProtocolNotTcp { svc, version });
+        }
+        if let Some(mode) = cfg.uoa {
+            return Err(ServiceError::UoaWithProxyProtocol { svc, mode, version });
+        }
+        if let Some(mode @ (SynProxyMode::On | SynProxyMode::Auto)) = cfg.synproxy {
+            return Err(ServiceError::ProxyProtocolWithSynProxy { svc, version, mode });
+        }
+    }
     if cfg.rate_limit.is_some_and(|r| r.rate == 0) {
         return Err(ServiceError::BadRateLimit { svc });
     }
@@ -561,8 +762,12 @@ fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, Ser
     if cfg.vport == 0 && rs.port != 0 {
         return Err(ServiceError::PortOnAllPortsService { svc, rs: sock });
     }
-    // NAT64 (IPv6 VIP, IPv4 real servers, as DPVS offers) would relax this check.
-    if rs.addr.is_ipv4() != cfg.vip.is_ipv4() {
+    if rs.fwd == FwdMode::Snat {
+        return Err(ServiceError::SnatServer { svc, rs: sock });
+    }
+    // NAT64: an IPv6 VIP may have IPv4 real servers, under FullNAT (as DPVS offers).
+    let nat64 = cfg.vip.is_ipv6() && rs.addr.is_ipv4() && rs.fwd == FwdMode::FullNat;
+    if rs.addr.is_ipv4() != cfg.vip.is_ipv4() && !nat64 {
         return Err(ServiceError::FamilyMismatch { svc, rs: sock });
     }
     if !is_unicast(rs.addr) {
@@ -574,7 +779,30 @@ fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, Ser
     if rs.upper != 0 && rs.lower > rs.upper {
         return Err(ServiceError::BadThresholds { svc, rs: sock, upper: rs.upper, lower: rs.lower });
     }
-    Ok(Dest { id: RsId(0), addr: rs.addr, port, weight: rs.weight, upper: rs.upper, lower: rs.lower })
+    if rs.fwd.keeps_packet() && port != cfg.vport {
+        return Err(ServiceError::PortChange { svc, rs: sock, fwd: rs.fwd, vport: cfg.vport });
+    }
+    let proxied = matches!(cfg.synproxy, Some(SynProxyMode::On | SynProxyMode::Auto));
+    if proxied && !rs.fwd.replies_through() {
+        return Err(ServiceError::SynProxyNeedsReplies { svc, rs: sock, fwd: rs.fwd });
+    }
+    if proxied && nat64 {
+        return Err(ServiceError::SynProxyNat64 { svc, rs: sock });
+    }
+    if let Some(version) = cfg.proxy_protocol.filter(|_| !rs.fwd.replies_through()) {
+        return Err(ServiceError::ProxyProtocolNeedsReplies { svc, version, rs: sock, fwd: rs.fwd });
+    }
+    if let Some(mode) = cfg.uoa {
+        let why = match (rs.fwd, mode) {
+            (FwdMode::FullNat, UoaMode::Ipo) if rs.addr.is_ipv6() => Some("ipo is IPv4 only (use opp)"),
+            (FwdMode::FullNat, _) => None,
+            _ => Some("it is not FullNAT (the other modes keep the client's address)"),
+        };
+        if let Some(why) = why {
+            return Err(ServiceError::UoaServer { svc, mode, rs: sock, why });
+        }
+    }
+    Ok(Dest { id: RsId(0), addr: rs.addr, port, weight: rs.weight, upper: rs.upper, lower: rs.lower, fwd: rs.fwd })
 }
 
 fn validate_mh_size(svc: ServiceKey, size: u32, dests: usize) -> Result<(), ServiceError> {
@@ -602,7 +830,7 @@ mod tests {
     }
 
     fn rs(addr: &str, port: u16, weight: u32) -> RealServerConfig {
-        RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0 }
+        RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0, fwd: Default::default() }
     }
 
     fn svc(vip: &str, vport: u16, servers: &[RealServerConfig]) -> ServiceConfig {
@@ -639,12 +867,31 @@ mod tests {
     }
 
     #[test]
+    fn dr_keeps_the_port_and_refuses_the_syn_proxy() {
+        let dr = |port| RealServerConfig { fwd: FwdMode::Dr, ..rs("10.1.0.1", port, 1) };
+        assert_eq!(
+            err(&[svc("10.0.0.1", 80, &[dr(8080)])]),
+            "tcp 10.0.0.1:80: real server 10.1.0.1:8080: direct routing (-g, lb_kind DR) keeps the service's port; give port 0 or 80"
+        );
+        let t = ServiceTable::build(&[svc("10.0.0.1", 80, &[dr(0)]), svc("10.0.0.1", 0, &[dr(0)])], None).unwrap();
+        assert_eq!(t.service(SvcIdx(0)).dests[0].fwd, FwdMode::Dr);
+        let mut proxied = svc("10.0.0.1", 80, &[dr(80)]);
+        proxied.synproxy = Some(SynProxyMode::On);
+        assert_eq!(
+            err(&[proxied.clone()]),
+            "tcp 10.0.0.1:80: the SYN proxy needs the replies through rvs, but real server 10.1.0.1:80 is direct routing (-g, lb_kind DR)"
+        );
+        proxied.real_servers[0].fwd = FwdMode::Nat;
+        assert!(ServiceTable::build(&[proxied], None).is_ok(), "NAT replies pass rvs: the SYN proxy works");
+    }
+
+    #[test]
     fn validation_errors_name_service_and_problem() {
         let a = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 1)]);
         assert_eq!(err(&[a.clone(), a.clone()]), "tcp 10.0.0.1:80: service defined twice");
         assert_eq!(
             err(&[svc("10.0.0.1", 80, &[rs("2001:db8::1", 80, 1)])]),
-            "tcp 10.0.0.1:80: real server [2001:db8::1]:80 is not of the VIP's address family"
+            "tcp 10.0.0.1:80: real server [2001:db8::1]:80 is not of the VIP's address family (NAT64, an IPv6 VIP with IPv4 servers, is FullNAT only)"
         );
         assert_eq!(
             err(&[svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 70_000)])]),
@@ -675,6 +922,108 @@ mod tests {
         assert_eq!(err(&[m.clone()]), "tcp 10.0.0.1:80: mh table size 65536: not a prime");
         m.mh_table_size = Some(7);
         assert!(err(&[m]).contains("out of range"));
+    }
+
+    #[test]
+    fn proxy_protocol_is_tcp_only_without_the_syn_proxy_and_needs_the_replies() {
+        let mut p = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 1)]);
+        p.proxy_protocol = Some(ProxyProtocol::V2);
+        assert!(ServiceTable::build(&[p.clone()], None).is_ok());
+        assert_eq!(p.synproxy_setting(), Some(SynProxyMode::Off), "never proxied, whatever the global mode");
+        let mut u = p.clone();
+        u.proto = Proto::Udp;
+        assert!(ServiceTable::build(&[u.clone()], None).is_ok(), "UDP takes v2");
+        u.proxy_protocol = Some(ProxyProtocol::V1);
+        assert_eq!(
+            err(&[u.clone()]),
+            "udp 10.0.0.1:80: PROXY protocol v1 speaks of TCP only: UDP services take v2 (a header in each datagram)"
+        );
+        u.proxy_protocol = Some(ProxyProtocol::V2);
+        u.uoa = Some(UoaMode::Opp);
+        assert_eq!(
+            err(&[u]),
+            "udp 10.0.0.1:80: UOA (opp) and PROXY protocol v2 both tell the client's address; give one"
+        );
+        for mode in [SynProxyMode::On, SynProxyMode::Auto] {
+            let mut s = p.clone();
+            s.synproxy = Some(mode);
+            assert_eq!(
+                err(&[s]),
+                format!(
+                    "tcp 10.0.0.1:80: PROXY protocol v2 cannot be combined with the SYN proxy (synproxy {mode}): both \
+                     shift the connection's sequence numbers and rvs does not stack the two; set synproxy off (a \
+                     service with the PROXY protocol and no synproxy setting never uses the SYN proxy)"
+                )
+            );
+        }
+        let mut off = p.clone();
+        off.synproxy = Some(SynProxyMode::Off);
+        assert!(ServiceTable::build(&[off], None).is_ok());
+        for fwd in [FwdMode::Dr, FwdMode::Tunnel] {
+            let mut d = p.clone();
+            d.real_servers.push(RealServerConfig { fwd, ..rs("10.1.0.2", 0, 1) });
+            assert_eq!(
+                err(&[d]),
+                format!(
+                    "tcp 10.0.0.1:80: PROXY protocol v2 needs the replies through rvs (their acknowledgments are \
+                     shifted back by the header's length), but real server 10.1.0.2:80 is {}",
+                    fwd.described()
+                )
+            );
+        }
+        let mut n = p.clone();
+        n.proxy_protocol = Some(ProxyProtocol::V1);
+        n.real_servers[0].fwd = FwdMode::Nat;
+        assert!(ServiceTable::build(&[n], None).is_ok(), "NAT replies pass rvs");
+    }
+
+    /// The SYN proxy's own SYN-ACK and SYN only work where the server's replies pass rvs
+    /// in the client's family: DR, TUN and NAT64 services never use it, even when the
+    /// global mode would (auto under a SYN flood), and refuse it when asked for.
+    #[test]
+    fn syn_proxy_only_where_replies_pass_in_the_clients_family() {
+        let fnat = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 1)]);
+        assert_eq!(ServiceTable::build(std::slice::from_ref(&fnat), None).unwrap().services[0].synproxy, None);
+        let nat64 = svc("2001:db8::1", 80, &[rs("10.1.0.1", 80, 1)]);
+        let mut cases = vec![(nat64, "the SYN proxy does not work across families (NAT64) here".to_string())];
+        for fwd in [FwdMode::Dr, FwdMode::Tunnel] {
+            let mut d = fnat.clone();
+            d.real_servers.push(RealServerConfig { fwd, ..rs("10.1.0.2", 0, 1) });
+            cases.push((
+                d,
+                format!(
+                    "the SYN proxy needs the replies through rvs, but real server 10.1.0.2:80 is {}",
+                    fwd.described()
+                ),
+            ));
+        }
+        for (c, refusal) in cases {
+            let t = ServiceTable::build(std::slice::from_ref(&c), None).unwrap();
+            assert_eq!(t.services[0].synproxy, Some(SynProxyMode::Off), "{refusal}");
+            for mode in [SynProxyMode::On, SynProxyMode::Auto] {
+                let asked = ServiceConfig { synproxy: Some(mode), ..c.clone() };
+                assert!(err(&[asked]).contains(&refusal), "{refusal}");
+            }
+            let off = ServiceConfig { synproxy: Some(SynProxyMode::Off), ..c };
+            assert!(ServiceTable::build(&[off], None).is_ok(), "an explicit off is fine");
+        }
+    }
+
+    #[test]
+    fn proxy_protocol_serde_names() {
+        let mut p = svc("10.0.0.1", 80, &[]);
+        let j = serde_json::to_value(&p).unwrap();
+        assert!(j.get("proxy_protocol").is_none(), "absent when off: {j}");
+        p.proxy_protocol = Some(ProxyProtocol::V1);
+        let j = serde_json::to_value(&p).unwrap();
+        assert_eq!(j["proxy_protocol"], "v1");
+        let back: ServiceConfig = serde_json::from_value(j).unwrap();
+        assert_eq!(back, p);
+        for v in [ProxyProtocol::V1, ProxyProtocol::V2] {
+            assert_eq!(ProxyProtocol::from_name(v.name()), Some(v));
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{v}\""));
+        }
+        assert_eq!(ProxyProtocol::from_name("v3"), None);
     }
 
     #[test]

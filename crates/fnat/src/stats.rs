@@ -23,7 +23,7 @@ crate::counter_set! {
         NoLocalPort = "no_local_port": "No free local port towards that real server (all probes in use).",
         NoLocalAddr = "no_local_addr": "The service has no local address of the real server's family.",
         BadHeader = "bad_header": "A truncated or malformed IP, TCP, UDP or ICMP header.",
-        Fragment = "fragment": "An IP fragment that cannot be forwarded: a first fragment too short for its TCP/UDP header, of another protocol, of a TCP segment that has no connection, is a SYN or is part of the SYN proxy's handshake, or towards no service or local port (see fnat::frag).",
+        Fragment = "fragment": "An IP fragment that cannot be forwarded: a first fragment too short for its TCP/UDP header, of another protocol, of a TCP segment that has no connection, is a SYN or is part of the SYN proxy's handshake, must carry a PROXY protocol header, or towards no service or local port (see fnat::frag).",
         FragmentNoFirst = "fragment_no_first": "A later IP fragment (offset > 0) whose first fragment was not seen by this worker in the last 2 s (reordered, dropped, or its entry found no room): rvs forwards fragments by the first one's connection and does not reassemble.",
         ToaNoRoom = "toa_no_room": "No room to insert the TOA option (the packet was still forwarded without it).",
         NoConn = "no_conn": "A TCP packet other than a SYN for a service, without a connection.",
@@ -43,6 +43,10 @@ crate::counter_set! {
         NotAllowed = "not_allowed": "A new flow from a source outside the service's allow list (whitelist).",
         RateLimited = "rate_limited": "A new flow beyond the service's new-connection rate limit (this worker's token bucket was empty).",
         SourceLimit = "source_limit": "A new flow from a source that already holds the service's per-source connection limit.",
+        NatClash = "nat_clash": "A new NAT, DR or TUN connection whose server-side key (real server, client address or tunnel source, client port) another connection already holds: the same client port towards the same real server through another VIP or port, while that connection is not finished.",
+        Nat64 = "nat64": "A packet of a NAT64 connection that cannot be translated (IPv6 extension headers, IPv4 options, a UDP/IPv4 datagram without a checksum, a fragment, no room in the buffer), or an ICMP error about one that RFC 7915 does not translate or that comes from the client's side.",
+        TunnelNoRoom = "tunnel_no_room": "A packet for a tunnelled (TUN) real server that could not take the outer header (no headroom in the buffer, or longer than 65535 bytes).",
+        ProxyNoRoom = "proxy_no_room": "A client's first data segment that could not take the PROXY protocol header (no headroom or tailroom in the buffer, or it would pass 65535 bytes): dropped rather than sent without it; the client retransmits it and the retransmission is tried again. For UDP: a datagram that would pass the smallest port MTU with the header, or a fragment.",
         ClientToa = "client_toa": "A client's own TOA option (kind 254), overwritten with NOPs before rvs adds its own (the option was dropped, the segment forwarded).",
     }
 }
@@ -53,7 +57,10 @@ crate::counter_set! {
     pub enum ConnEvent in ConnEvents {
         SynRecvEvicted = "syn_recv_evicted": "A half-open (SYN_RECV) connection was evicted, oldest first, to make room for a new SYN (the worker's SYN_RECV limit, or its local port was the only one left towards that real server).",
         SourceUntracked = "source_untracked": "A connection of a service with a per-source limit was opened without being counted: the worker's source table had no room (fail open).",
-        ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port: the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
+        UoaInserted = "uoa_inserted": "A UDP datagram to a real server carried the client's address (UOA; the first few of each connection on services with uoa).",
+        UoaNoRoom = "uoa_no_room": "A UDP datagram went without its UOA option: no room (IPv4 options full, over 1500 bytes, an IPv6 extension header); the connection's next datagram carries it.",
+        SnatOpened = "snat_opened": "A host behind rvs opened a connection to the outside through a SNAT rule (its source became a WAN address and port).",
+        ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port (or, under NAT, DR or TUN, a new connection met one on the server side): the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
     }
 }
 

@@ -125,9 +125,31 @@ const TABLE: [[[TcpState; 11]; 4]; 2] = [
     ],
 ];
 
+/// IPVS's input-only table (`tcp_states[2]`), for connections whose replies do not
+/// pass the balancer (DR): `[event][state]`.
+#[rustfmt::skip]
+const INPUT_ONLY: [[TcpState; 11]; 4] = [
+    //     NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
+    /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+    /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+    /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+];
+
 impl TcpState {
     /// All states, in IPVS order.
     pub const ALL: [TcpState; 11] = [NO, ES, SS, SR, FW, TW, CL, CW, LA, LI, SA];
+
+    /// The state after a client packet with TCP `flags` on a connection whose replies
+    /// do not pass the balancer (DR): IPVS's input-only table. The client's ACK of the
+    /// handshake makes it ESTABLISHED, its FIN FIN_WAIT.
+    #[inline]
+    pub fn next_input_only(self, tcp_flags: u8) -> TcpState {
+        match TcpEvent::from_flags(tcp_flags) {
+            Some(ev) => INPUT_ONLY[ev as usize][self as usize],
+            None => self,
+        }
+    }
 
     /// The state after a packet in `dir` with TCP `flags` (unchanged when the packet
     /// carries no SYN/FIN/ACK/RST).
@@ -326,6 +348,25 @@ mod tests {
         assert_eq!(SR.next(I, RST), SR, "IPVS ignores a client RST in SYN_RECV");
         assert_eq!(ES.next(I, 0), ES);
         assert_eq!(NO.next(I, ACK), CL, "an ACK without a connection closes");
+    }
+
+    #[test]
+    fn input_only_follows_the_client_alone() {
+        // DR: the server's SYN-ACK and FIN never pass the balancer.
+        let mut s = NO;
+        let seen: Vec<TcpState> = [SYN, ACK, ACK, FIN | ACK, ACK]
+            .iter()
+            .map(|f| {
+                s = s.next_input_only(*f);
+                s
+            })
+            .collect();
+        assert_eq!(seen, vec![SR, ES, ES, FW, FW]);
+        assert_eq!(FW.next_input_only(RST), CL);
+        assert_eq!(SR.next_input_only(RST), SR, "a client RST in SYN_RECV is ignored here too");
+        // Where the two tables differ: FIN from ESTABLISHED (CLOSE_WAIT needs the reply).
+        assert_eq!(ES.next(I, FIN | ACK), CW);
+        assert_eq!(ES.next_input_only(FIN | ACK), FW);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use wire::{IpVersion, Ipv4Packet, Ipv6Packet, TcpFlags, TcpOption, TcpPacket};
 use crate::buf::PacketBuf;
 use crate::conn::{Conn, ConnFlags};
 use crate::tcp_state::Direction;
-use crate::translate::{tuple, TranslateError, Tuple};
+use crate::translate::{set_ip_len, tuple, TranslateError, Tuple};
 use crate::types::Proto;
 
 /// The TCP option kind of TOA.
@@ -177,18 +177,7 @@ pub fn insert_toa<B: PacketBuf>(buf: &mut B, l3: usize, client: IpAddr, cport: u
     d.replace32(t.l4_len as u32, (t.l4_len + len) as u32); // pseudo-header length
     TcpPacket::new_unchecked(&mut *seg).set_checksum(d.apply(old_csum));
 
-    let ip = &mut data[l3..];
-    let new_len = (ip_len + len) as u16;
-    if v4 {
-        let mut p = Ipv4Packet::new_unchecked(ip);
-        let mut d = Delta::new();
-        d.replace16(ip_len as u16, new_len);
-        let c = d.apply(p.checksum());
-        p.set_total_len(new_len);
-        p.set_checksum(c);
-    } else {
-        Ipv6Packet::new_unchecked(ip).set_payload_len(new_len);
-    }
+    set_ip_len(&mut data[l3..], v4, ip_len as u16, (ip_len + len) as u16);
     Ok(len)
 }
 
@@ -443,6 +432,7 @@ mod tests {
                 rs: 0,
                 state: crate::tcp_state::TcpState::None,
                 expires: 1000,
+                fwd: Default::default(),
             })
             .unwrap();
         (t, r)

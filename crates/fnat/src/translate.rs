@@ -54,6 +54,9 @@ pub enum TranslateError {
     /// The packet is not an ICMP error message that quotes a TCP/UDP packet.
     #[error("not a translatable ICMP error")]
     NotIcmpError,
+    /// A UDP/IPv4 datagram without a checksum, which IPv6 requires (NAT64).
+    #[error("UDP datagram without a checksum")]
+    NoChecksum,
 }
 
 impl From<wire::Error> for TranslateError {
@@ -180,6 +183,22 @@ pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Re
 
 /// Writes new IP addresses at `l3` (IPv4 or IPv6 by the version nibble), applying
 /// `delta` (the addresses' change) to the IPv4 header checksum.
+/// Sets the length field of the IP header `ip` (IPv4 total length, IPv6 payload length)
+/// from `old` to `new` after bytes were inserted behind it, the IPv4 header checksum
+/// updated incrementally.
+pub(crate) fn set_ip_len(ip: &mut [u8], v4: bool, old: u16, new: u16) {
+    if v4 {
+        let mut p = Ipv4Packet::new_unchecked(ip);
+        let mut d = Delta::new();
+        d.replace16(old, new);
+        let c = d.apply(p.checksum());
+        p.set_total_len(new);
+        p.set_checksum(c);
+    } else {
+        Ipv6Packet::new_unchecked(ip).set_payload_len(new);
+    }
+}
+
 pub(crate) fn write_ip_addrs(
     data: &mut [u8],
     l3: usize,

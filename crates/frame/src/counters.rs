@@ -20,10 +20,13 @@ fnat::counter_set! {
         IcmpErrors = "icmp_errors": "ICMP errors the dataplane sent (time exceeded, too big).",
         TwinUp = "twin_up": "Frames handed up to kernel twins (unhandled, kni_host, forward2kni copies).",
         TwinDown = "twin_down": "Frames from kernel twins sent out of ports.",
-        RedirectOut = "redirect_out": "Replies handed to the worker owning their local port.",
-        RedirectIn = "redirect_in": "Replies received from other workers by redirect.",
+        VlanRx = "vlan_rx": "Tagged frames received for a VLAN sub-interface (or priority-tagged, VLAN 0), the tag removed.",
+        VlanTx = "vlan_tx": "Frames sent from a VLAN sub-interface, tagged, out of its parent port.",
+        RedirectOut = "redirect_out": "Packets handed to the worker owning their connection: a reply's local port (FullNAT), the client's port (NAT).",
+        RedirectIn = "redirect_in": "Packets received from other workers by redirect.",
         Loops = "loops": "Main-loop iterations.",
         BusyLoops = "busy_loops": "Iterations that received at least one frame.",
+        IdleSleeps = "idle_sleeps": "Times an idle worker slept instead of polling again ([workers] polling = \"adaptive\").",
         NeighRefused = "neigh_refused": "ARP/ND bindings not learned: off-link for the port, one of our addresses, not unicast, or against a static entry.",
     }
 }
@@ -45,7 +48,7 @@ fnat::counter_set! {
         BadIcmpChecksum = "bad_icmp_checksum": "An ICMP or ICMPv6 message to one of our addresses with a wrong checksum (an echo request is not answered).",
         TtlExceeded = "ttl_exceeded": "TTL or hop limit ran out (an ICMP time exceeded was sent).",
         TooBig = "too_big": "Larger than the outgoing port's MTU (an ICMP error was sent).",
-        Redirect = "redirect": "A reply for a local port another worker owns, and the ring to it was full.",
+        Redirect = "redirect": "A packet for a connection another worker owns (see redirect_out), and the ring to it was full.",
         NoMbuf = "no_mbuf": "No buffer (or no room in one) when a packet had to be built or copied.",
         TxFull = "tx_full": "The port's transmit queue did not take the frame.",
     }

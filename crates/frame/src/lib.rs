@@ -21,7 +21,7 @@ pub mod port;
 pub use counters::{NetCounter, NetCounters, NetDrop};
 pub use io::Io;
 pub use node::{Net, Node};
-pub use port::Port;
+pub use port::{Port, Vlan};
 
 /// Length of the untagged Ethernet header every frame starts with.
 pub const ETH_LEN: usize = wire::ethernet::HEADER_LEN;

@@ -96,11 +96,14 @@ impl<B: PacketBuf> Node<B> {
 
     /// One frame received on `port`. ARP, ND and frames for the kernel are dealt with
     /// here; an IP frame for the core is handed back.
+    /// A frame tagged for one of the port's VLAN sub-interfaces arrives on that
+    /// sub-interface, its tag removed (the IP frame handed back is then the
+    /// sub-interface's: `port` becomes its index).
     #[inline]
-    pub fn receive(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) -> Option<B> {
+    pub fn receive(&mut self, net: &Net, port: &mut usize, mut b: B, io: &mut impl Io<B>) -> Option<B> {
         self.counters.inc(NetCounter::RxPackets);
         self.counters.counts.add_n(NetCounter::RxBytes, b.len() as u64);
-        let Some(p) = net.ports.get(port) else {
+        let Some(mut p) = net.ports.get(*port) else {
             self.counters.drop(NetDrop::BadFrame);
             return None;
         };
@@ -117,7 +120,15 @@ impl<B: PacketBuf> Node<B> {
             self.counters.drop(NetDrop::NotForUs);
             return None;
         }
-        let ethertype = eth.ethertype();
+        let mut ethertype = eth.ethertype();
+        if ethertype == EtherType::VLAN && p.vlan.is_none() {
+            if let Some((sub, inner)) = self.untag(net, *port, &mut b) {
+                *port = sub;
+                p = &net.ports[sub];
+                ethertype = inner;
+            }
+        }
+        let port = *port;
         if p.forward2kni {
             // A copy of everything received, for tcpdump on the twin (off by default).
             match io.copy(&b) {
@@ -140,11 +151,28 @@ impl<B: PacketBuf> Node<B> {
                 return Some(b);
             }
             EtherType::ARP => self.arp(net, port, b, io),
-            // VLAN-tagged frames and other protocols are the kernel's (it may have
-            // interfaces for them).
+            // Frames of VLANs without a sub-interface, and other protocols, are the
+            // kernel's (it may have interfaces for them).
             _ => self.up_to_twin(net, port, b, io),
         }
         None
+    }
+
+    /// Removes the 802.1Q tag of a frame received on physical port `port` when it is
+    /// for one of its sub-interfaces (or priority-tagged, VLAN 0: then for the port
+    /// itself): that port's index and the inner EtherType. `None`: left as it is.
+    #[inline]
+    fn untag(&mut self, net: &Net, port: usize, b: &mut B) -> Option<(usize, EtherType)> {
+        let tag = wire::VlanPacket::new_checked(b.data().get(ETH_LEN..)?).ok()?;
+        let (vid, inner) = (tag.vlan_id(), tag.ethertype());
+        let sub = match vid {
+            0 => port,
+            _ => crate::port::vlan_port(net.ports, port, vid)?,
+        };
+        // The MACs move up over the tag: the inner EtherType follows them.
+        b.remove_gap(ETH_LEN - 2, wire::vlan::HEADER_LEN).ok()?;
+        self.counters.inc(NetCounter::VlanRx);
+        Some((sub, inner))
     }
 
     /// Acts on the core's verdict about an IP frame received on `port` (`engine` is
@@ -156,11 +184,13 @@ impl<B: PacketBuf> Node<B> {
             Verdict::Forward { dst, dir, conn } => {
                 if let Some((b, mtu)) = self.forward(net, b, dst, false, io) {
                     // Too big for the way out: the error quotes the packet as the sender
-                    // sent it, before translation.
+                    // sent it, before translation; a packet rvs put in a tunnel (TUN)
+                    // is quoted without the outer header, whose size the MTU leaves out.
                     let mut quote = [0u8; ip::QUOTE_MAX];
                     let key = engine.arrival_key(conn, dir);
-                    if let Some(n) = ip::quote_as_arrived(&b.data()[ETH_LEN..], &key, &mut quote) {
-                        self.icmp_error(net, &quote[..n], IcmpKind::TooBig(mtu), io);
+                    let outer = fnat::tunnel::inner_offset(&b.data()[ETH_LEN..]).unwrap_or(0);
+                    if let Some(n) = ip::quote_as_arrived(&b.data()[ETH_LEN + outer..], &key, &mut quote) {
+                        self.icmp_error(net, &quote[..n], IcmpKind::TooBig(mtu - outer as u32), io);
                     }
                 }
             }
@@ -223,7 +253,7 @@ impl<B: PacketBuf> Node<B> {
                 return self.counters.drop(NetDrop::BadFrame);
             }
             self.counters.inc(NetCounter::ArpReplies);
-            return transmit(&mut self.counters, port, b, io);
+            return transmit(&mut self.counters, net, port, b, io);
         }
         // Replies, gratuitous ARP, requests for other addresses: the kernel's too.
         self.up_to_twin(net, port, b, io);
@@ -246,7 +276,7 @@ impl<B: PacketBuf> Node<B> {
             };
             b.truncate(n);
             self.counters.inc(NetCounter::NdAdverts);
-            return transmit(&mut self.counters, port, b, io);
+            return transmit(&mut self.counters, net, port, b, io);
         }
         self.up_to_twin(net, port, b, io);
     }
@@ -427,7 +457,18 @@ impl<B: PacketBuf> Node<B> {
         };
         let Ok(len) = built else { return };
         m.truncate(len);
-        transmit(&mut self.counters, port, m, io);
+        transmit(&mut self.counters, net, port, m, io);
+    }
+
+    /// A frame the kernel sent on `port`'s twin: out of the port (tagged, for a VLAN
+    /// sub-interface).
+    #[inline]
+    pub fn from_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
+        if port >= net.ports.len() {
+            return self.counters.drop(NetDrop::NoRoute);
+        }
+        self.counters.inc(NetCounter::TwinDown);
+        transmit(&mut self.counters, net, port, b, io);
     }
 
     /// Hands a frame to `port`'s kernel twin, or drops it when the port has none.
@@ -454,14 +495,36 @@ fn send<B: PacketBuf>(
     if !ip::set_macs(b.data_mut(), p.mac, dst) {
         return c.drop(NetDrop::BadFrame);
     }
-    transmit(c, port, b, io);
+    transmit(c, net, port, b, io);
 }
 
-/// Every frame the node sends passes here.
+/// Every frame the node sends passes here: a VLAN sub-interface's gets its 802.1Q tag
+/// (PCP 0) and leaves through its parent port.
 #[inline]
-fn transmit<B>(c: &mut NetCounters, port: usize, b: B, io: &mut impl Io<B>) {
+fn transmit<B: PacketBuf>(c: &mut NetCounters, net: &Net, port: usize, mut b: B, io: &mut impl Io<B>) {
+    let out = match net.ports.get(port).and_then(|p| p.vlan) {
+        None => port,
+        Some(v) => {
+            if tag(&mut b, v.id).is_err() {
+                return c.drop(NetDrop::NoMbuf);
+            }
+            c.inc(NetCounter::VlanTx);
+            v.parent
+        }
+    };
     c.inc(NetCounter::TxPackets);
-    io.transmit(port, b);
+    io.transmit(out, b);
+}
+
+/// Puts an 802.1Q tag with VLAN id `vid` after the MACs of an untagged frame.
+#[inline]
+fn tag<B: PacketBuf>(b: &mut B, vid: u16) -> Result<(), fnat::buf::NoRoom> {
+    const AT: usize = ETH_LEN - 2;
+    b.insert_gap(AT, wire::vlan::HEADER_LEN)?;
+    let d = b.data_mut();
+    d[AT..AT + 2].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
+    d[AT + 2..AT + 4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+    Ok(())
 }
 
 /// Is this IPv6 frame neighbour discovery (solicitation or advertisement)?

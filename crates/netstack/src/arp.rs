@@ -80,12 +80,18 @@ pub fn classify(frame: &[u8]) -> Result<ArpInfo> {
 /// frame on transmit). A probe (sender `0.0.0.0`) is answered the way Linux does: to
 /// the prober's MAC, target IP `0.0.0.0`.
 ///
-/// Errors: those of [`classify`], and [`PacketError::WrongMessage`] if it is not a
-/// request. On error the frame is unchanged. Per packet: no allocation, no panic.
+/// Errors: those of [`classify`], [`PacketError::WrongMessage`] if it is not a
+/// request, and [`PacketError::Invalid`] if the target is no unicast address (no
+/// host owns one; answering would send a reply no peer may learn). On error the frame
+/// is unchanged. Per packet: no allocation, no panic.
 pub fn reply_in_place(frame: &mut [u8], our_mac: EthernetAddress) -> Result<()> {
     let info = classify(frame)?;
     if info.op != ArpOperation::Request {
         return Err(PacketError::WrongMessage);
+    }
+    let t = info.target_ip;
+    if t.is_multicast() || t.is_broadcast() || t.is_loopback() || t.is_unspecified() {
+        return Err(PacketError::Invalid);
     }
     let reply = ArpRepr {
         operation: ArpOperation::Reply,
@@ -274,6 +280,13 @@ mod tests {
         let mut f = REQUEST;
         f[28..32].copy_from_slice(&[224, 0, 0, 1]);
         assert_eq!(reply_in_place(&mut f, OUR_MAC), Err(PacketError::BadSender));
+        for target in [[127, 0, 0, 5], [224, 0, 0, 1], [255, 255, 255, 255], [0, 0, 0, 0]] {
+            let mut f = REQUEST;
+            f[38..42].copy_from_slice(&target);
+            let before = f;
+            assert_eq!(reply_in_place(&mut f, OUR_MAC), Err(PacketError::Invalid), "target {target:?}");
+            assert_eq!(f, before, "unchanged");
+        }
         assert_eq!(classify(&[]), Err(PacketError::Wire(wire::Error::Truncated)));
     }
 

@@ -34,6 +34,10 @@ pub struct Config {
     /// Dataplane ports, in order: the first is `dpdk0`'s place in listings.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortConf>,
+    /// 802.1Q VLAN sub-interfaces of the ports (`[[vlan]]`, dpip's `vlan add`): each is
+    /// a port of its own for addresses, routes, neighbours and its kernel twin.
+    #[serde(default, rename = "vlan")]
+    pub vlans: Vec<VlanConf>,
     /// Connection table and local-port settings.
     #[serde(default)]
     pub conn: ConnConf,
@@ -55,6 +59,11 @@ pub struct Config {
     /// Virtual services loaded at start.
     #[serde(default, rename = "service")]
     pub services: Vec<ServiceConf>,
+    /// SNAT rules (`[[snat]]`, DPVS's SNAT service), tried in file order: connections
+    /// hosts behind rvs open to the outside leave from a WAN address (keys: `name`,
+    /// `proto`, `src_range`, `dst_range`, `iif`, `oif`, `wan`; see [`ctl::SnatSpec`]).
+    #[serde(default, rename = "snat")]
+    pub snat: Vec<ctl::SnatSpec>,
     /// Control socket.
     #[serde(default)]
     pub control: ControlConf,
@@ -202,6 +211,19 @@ pub struct WorkersConf {
     /// share CPUs (testing on small machines); default: lcore n on CPU n.
     #[serde(default)]
     pub cpus: Option<Vec<u32>>,
+    /// How an idle worker waits for packets: `busy` (spins: the lowest latency, a whole
+    /// CPU per worker, for a dedicated box) or `adaptive` (after a run of empty polls it
+    /// sleeps, backing off up to `max_sleep_us`; for a shared box).
+    #[serde(default)]
+    pub polling: crate::worker::Polling,
+    /// `adaptive` only: the longest an idle worker sleeps between polls, µs (the most
+    /// latency the first packet after a quiet spell can see).
+    #[serde(default = "default_max_sleep_us")]
+    pub max_sleep_us: u32,
+}
+
+fn default_max_sleep_us() -> u32 {
+    500
 }
 
 /// A dataplane port: a PCI NIC or a virtual device.
@@ -243,6 +265,52 @@ pub struct PortConf {
     pub twin_addrs: Vec<IpNet>,
 }
 
+/// An 802.1Q VLAN sub-interface (DPVS: `dpip vlan add dpdk0.102 link dpdk0 id 102`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VlanConf {
+    /// Its name (`dpdk0.102`; at most 11 characters: its kernel twin adds ".kni").
+    /// Absent: `<link>.<id>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The port it is on (a `[[port]]`'s name).
+    pub link: String,
+    /// The VLAN id, 1 to 4094.
+    pub id: u16,
+    /// Addresses rvsd puts on its kernel twin in the kernel (as a port's `twin_addrs`;
+    /// it has a twin when its port has one).
+    #[serde(default)]
+    pub twin_addrs: Vec<IpNet>,
+}
+
+/// Whether `name` can name a VLAN sub-interface: 1-11 letters, digits, '.', '-' or '_'
+/// (its kernel twin adds ".kni" within the kernel's 15 characters).
+pub fn check_vlan_name(name: &str) -> Result<(), String> {
+    match !name.is_empty()
+        && name.len() <= 11
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        true => Ok(()),
+        false => Err(format!("{name:?}: 1-11 letters, digits, '.', '-' or '_' (the kernel twin adds \".kni\")")),
+    }
+}
+
+/// Whether `id` is a VLAN id a sub-interface can have (1 to 4094: 0 means untagged,
+/// 4095 is reserved).
+pub fn check_vlan_id(id: u16) -> Result<(), String> {
+    match (1..=4094).contains(&id) {
+        true => Ok(()),
+        false => Err(format!("VLAN id {id} is outside 1..=4094")),
+    }
+}
+
+impl VlanConf {
+    /// Its name: the configured one, or `<link>.<id>`.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("{}.{}", self.link, self.id))
+    }
+}
+
 /// A bond: its slaves (vdev strings or PCI addresses) and mode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +325,24 @@ pub struct BondConf {
     /// Link polling interval for slaves without link interrupts, in ms.
     #[serde(default = "default_monitor_ms")]
     pub monitor_ms: u32,
+    /// How balance-xor and lacp bonds choose a packet's slave: `layer2` (DPDK's and
+    /// Linux's default), `layer2+3` or `layer3+4` (Linux's `xmit_hash_policy`).
+    #[serde(default)]
+    pub xmit_policy: Option<XmitPolicyConf>,
+}
+
+/// A bond's transmit hash policy, in Linux's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum XmitPolicyConf {
+    /// The MAC addresses.
+    #[serde(rename = "layer2")]
+    Layer2,
+    /// The MAC and IP addresses.
+    #[serde(rename = "layer2+3")]
+    Layer23,
+    /// The IP addresses and ports.
+    #[serde(rename = "layer3+4")]
+    Layer34,
 }
 
 fn default_monitor_ms() -> u32 {
@@ -318,6 +404,9 @@ pub struct ConnConf {
     /// Half-open (SYN_RECV) connections each worker keeps at most; a new SYN beyond it
     /// evicts the oldest. 0 = a quarter of `pool_size`, at least 1024.
     pub syn_recv_max: u32,
+    /// How many of a UDP connection's first datagrams carry the UOA option, on services
+    /// with `uoa` (DPVS's `uoa_max_trail`).
+    pub uoa_max_trail: u8,
 }
 
 impl Default for ConnConf {
@@ -329,6 +418,7 @@ impl Default for ConnConf {
             toa: true,
             expire_nodest: false,
             syn_recv_max: 0,
+            uoa_max_trail: 3,
         }
     }
 }
@@ -399,8 +489,10 @@ pub struct ServiceConf {
     /// Persistence granularity for IPv4 clients as a prefix length (ipvsadm `-M`).
     #[serde(default)]
     pub persistence_netmask: Option<u8>,
-    /// Local addresses (LIPs) the service's connections leave from; each must be an
-    /// `[[addr]]` with `sapool = true`.
+    /// Local addresses (LIPs) the service's FullNAT connections leave from (and TUN's
+    /// outer headers); each must be an `[[addr]]` with `sapool = true`. Not needed when
+    /// every real server is NAT or DR.
+    #[serde(default)]
     pub laddrs: Vec<IpAddr>,
     /// Real servers.
     #[serde(default, rename = "real_server")]
@@ -423,6 +515,14 @@ pub struct ServiceConf {
     /// Live connections per source address (per worker); 0 = no limit.
     #[serde(default)]
     pub source_limit: u32,
+    /// The PROXY protocol header (`v1` or `v2`) sent to the real servers before each
+    /// connection's first data (TCP only); absent = none.
+    #[serde(default)]
+    pub proxy_protocol: Option<fnat::service::ProxyProtocol>,
+    /// DPVS's UOA (`ipo` or `opp`): the client's address in the first datagrams of each
+    /// connection, for real servers with DPVS's `uoa` module (UDP, FullNAT); absent = none.
+    #[serde(default)]
+    pub uoa: Option<fnat::uoa::UoaMode>,
 }
 
 /// A real server of a service.
@@ -442,6 +542,10 @@ pub struct RealServerConf {
     /// Lower connection threshold (0 = none).
     #[serde(default)]
     pub lower: u32,
+    /// Forwarding method: `fnat` (the default), `nat`, `dr` or `tunnel` (ipvsadm's -b,
+    /// -m, -g, -i).
+    #[serde(default)]
+    pub fwd: fnat::types::FwdMode,
 }
 
 fn one() -> u32 {
@@ -546,9 +650,18 @@ impl Config {
         }
     }
 
-    /// The index of the port named `name`.
+    /// The index of the port named `name`: a `[[port]]`, or a `[[vlan]]` (numbered after
+    /// the ports).
     pub fn port_index(&self, name: &str) -> Option<usize> {
-        self.ports.iter().position(|p| p.name == name)
+        self.ports
+            .iter()
+            .position(|p| p.name == name)
+            .or_else(|| self.vlans.iter().position(|v| v.name() == name).map(|j| self.ports.len() + j))
+    }
+
+    /// Every port's name by index: the ports, then the VLAN sub-interfaces.
+    pub fn port_names(&self) -> Vec<String> {
+        self.ports.iter().map(|p| p.name.clone()).chain(self.vlans.iter().map(VlanConf::name)).collect()
     }
 
     /// The services as the core's configuration types.
@@ -724,7 +837,7 @@ impl Config {
         if self.ports.is_empty() {
             err("port".into(), "at least one [[port]] is needed".into());
         }
-        let mut names = HashSet::new();
+        let mut names: HashSet<String> = HashSet::new();
         for (i, p) in self.ports.iter().enumerate() {
             let k = format!("port[{i}]");
             if p.name.is_empty()
@@ -736,7 +849,7 @@ impl Config {
                     format!("{:?}: 1-11 letters, digits, '-' or '_' (the kernel twin adds \".kni\")", p.name),
                 );
             }
-            if !names.insert(p.name.as_str()) {
+            if !names.insert(p.name.clone()) {
                 err(format!("{k}.name"), format!("port name {:?} is used twice", p.name));
             }
             if let Some(b) = &p.bond {
@@ -745,6 +858,9 @@ impl Config {
                 }
                 if b.slaves.is_empty() {
                     err(format!("{k}.bond.slaves"), "a bond needs at least one slave".into());
+                }
+                if b.xmit_policy.is_some() && !matches!(b.mode, BondModeConf::BalanceXor | BondModeConf::Lacp) {
+                    err(format!("{k}.bond.xmit_policy"), "a transmit policy is for balance-xor and lacp bonds".into());
                 }
                 if b.primary >= b.slaves.len().max(1) {
                     err(format!("{k}.bond.primary"), format!("slave {} does not exist", b.primary));
@@ -776,6 +892,29 @@ impl Config {
             }
             if !p.rx_desc.is_power_of_two() || !p.tx_desc.is_power_of_two() {
                 err(k.clone(), "rx_desc and tx_desc must be powers of two".into());
+            }
+        }
+        if !(1..=100_000).contains(&self.workers.max_sleep_us) {
+            err("workers.max_sleep_us".into(), format!("{} is outside 1..=100000", self.workers.max_sleep_us));
+        }
+        // VLAN sub-interfaces.
+        let mut tags = HashSet::new();
+        for (i, v) in self.vlans.iter().enumerate() {
+            let k = format!("vlan[{i}]");
+            let name = v.name();
+            if let Err(p) = check_vlan_name(&name) {
+                err(format!("{k}.name"), p);
+            }
+            if !names.insert(name.clone()) {
+                err(format!("{k}.name"), format!("port name {name:?} is used twice"));
+            }
+            if !self.ports.iter().any(|p| p.name == v.link) {
+                err(format!("{k}.link"), format!("no port named {:?}", v.link));
+            }
+            if let Err(p) = check_vlan_id(v.id) {
+                err(format!("{k}.id"), p);
+            } else if !tags.insert((v.link.as_str(), v.id)) {
+                err(format!("{k}.id"), format!("VLAN {} on {} is defined twice", v.id, v.link));
             }
         }
         // Connections.
@@ -841,6 +980,38 @@ impl Config {
                 }
             }
         }
+        // SNAT rules.
+        let mut snat_names = HashSet::new();
+        for (i, r) in self.snat.iter().enumerate() {
+            let k = format!("snat[{i}]");
+            for (what, dev) in [("iif", &r.iif), ("oif", &r.oif)] {
+                if let Some(dev) = dev.as_deref().filter(|d| self.port_index(d).is_none()) {
+                    err(format!("{k}.{what}"), format!("no port named {dev:?}"));
+                }
+            }
+            if let Some(name) = &r.name {
+                if !snat_names.insert(name.clone()) {
+                    err(format!("{k}.name"), format!("SNAT rule name {name:?} is used twice"));
+                }
+            }
+            if self.snat[..i].iter().any(|o| o.same_match(r)) {
+                err(k.clone(), format!("another rule has the same match ({})", r.match_text()));
+            }
+            if r.wan.is_empty() {
+                err(format!("{k}.wan"), "give at least one WAN address".into());
+            }
+            for (j, w) in r.wan.iter().enumerate() {
+                if self.owner(*w) != Some(Owned::Sapool) {
+                    err(
+                        format!("{k}.wan[{j}]"),
+                        format!("{w} is not an address with sapool = true (its ports are the flows' source ports)"),
+                    );
+                }
+            }
+            if let Err(e) = crate::state::snat_rule(r, 0, |_| Some(0)).validate() {
+                err(k.clone(), e.to_string());
+            }
+        }
         for (i, n) in self.neighs.iter().enumerate() {
             if self.port_index(&n.dev).is_none() {
                 err(format!("neigh[{i}].dev"), format!("no port named {:?}", n.dev));
@@ -851,8 +1022,8 @@ impl Config {
         // A VIP need not be owned (see `warnings`).
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("service[{i}]");
-            if s.laddrs.is_empty() {
-                err(format!("{k}.laddrs"), "FullNAT needs at least one local address (LIP)".into());
+            if s.laddrs.is_empty() && s.real_servers.iter().any(|r| r.fwd.needs_local_addrs()) {
+                err(format!("{k}.laddrs"), "FullNAT and TUN need at least one local address (LIP)".into());
             }
             if s.persistence_netmask.is_some() && s.persistence.is_none() {
                 err(format!("{k}.persistence_netmask"), "needs persistence".into());
@@ -894,13 +1065,22 @@ impl ServiceConf {
         c.real_servers = self
             .real_servers
             .iter()
-            .map(|r| RealServerConfig { addr: r.addr, port: r.port, weight: r.weight, upper: r.upper, lower: r.lower })
+            .map(|r| RealServerConfig {
+                addr: r.addr,
+                port: r.port,
+                weight: r.weight,
+                upper: r.upper,
+                lower: r.lower,
+                fwd: r.fwd,
+            })
             .collect();
         c.synproxy = self.synproxy;
         c.deny = self.deny.clone();
         c.allow = self.allow.clone();
         c.rate_limit = self.rate_limit.map(|rate| fnat::edge::RateLimit { rate, burst: self.rate_burst.unwrap_or(0) });
         c.source_limit = self.source_limit;
+        c.proxy_protocol = self.proxy_protocol;
+        c.uoa = self.uoa;
         c
     }
 }
@@ -1027,6 +1207,58 @@ addr = "192.0.2.1/24""#,
     }
 
     #[test]
+    fn bond_transmit_policies_are_read_and_checked() {
+        let bond = |extra: &str| {
+            MINIMAL.replace(
+                "vdev = \"net_null0\"",
+                &format!("bond = {{ mode = \"balance-xor\", slaves = [\"net_null1\", \"net_null2\"]{extra} }}"),
+            )
+        };
+        let c = Config::parse("t.toml", &bond(", xmit_policy = \"layer3+4\"")).expect("layer3+4");
+        assert_eq!(c.ports[0].bond.as_ref().unwrap().xmit_policy, Some(XmitPolicyConf::Layer34));
+        let c = Config::parse("t.toml", &bond(", xmit_policy = \"layer2+3\"")).expect("layer2+3");
+        assert_eq!(c.ports[0].bond.as_ref().unwrap().xmit_policy, Some(XmitPolicyConf::Layer23));
+        assert!(problems(&bond(", xmit_policy = \"layer4\"")).iter().any(|p| p.contains("unknown variant `layer4`")));
+        let rr = bond(", xmit_policy = \"layer2\"").replace("balance-xor", "round-robin");
+        assert!(
+            problems(&rr).iter().any(|p| p.contains("port[0].bond.xmit_policy")
+                && p.contains("a transmit policy is for balance-xor and lacp bonds")),
+            "{:?}",
+            problems(&rr)
+        );
+    }
+
+    #[test]
+    fn vlans_are_ports_after_the_ports_and_checked() {
+        let vlan = |body: &str| format!("{MINIMAL}\n[[vlan]]\n{body}\n");
+        let c = Config::parse("t.toml", &vlan("link = \"dpdk0\"\nid = 100")).expect("a VLAN");
+        let n = c.ports.len();
+        assert_eq!(c.port_index("dpdk0.100"), Some(n), "numbered after the ports");
+        assert_eq!(c.port_names()[n], "dpdk0.100");
+        let named = Config::parse("t.toml", &vlan("name = \"v100\"\nlink = \"dpdk0\"\nid = 100")).expect("named");
+        assert_eq!(named.port_index("v100"), Some(n));
+        let text = format!(
+            "{}\n[[addr]]\ndev = \"dpdk0.100\"\naddr = \"10.100.0.1/24\"\n",
+            vlan("link = \"dpdk0\"\nid = 100")
+        );
+        assert!(Config::parse("t.toml", &text).is_ok(), "addresses on a VLAN");
+        for (body, want) in [
+            ("link = \"dpdk9\"\nid = 5", "vlan[0].link: no port named \"dpdk9\""),
+            ("link = \"dpdk0\"\nid = 4095", "vlan[0].id: VLAN id 4095 is outside 1..=4094"),
+            ("link = \"dpdk0\"\nid = 0", "vlan[0].id: VLAN id 0 is outside 1..=4094"),
+            ("name = \"dpdk0\"\nlink = \"dpdk0\"\nid = 5", "vlan[0].name: port name \"dpdk0\" is used twice"),
+            ("name = \"a/b\"\nlink = \"dpdk0\"\nid = 5", "vlan[0].name: \"a/b\": 1-11 letters"),
+            ("link = \"dpdk0\"\nid = 5\nqos = 1", "unknown field `qos`"),
+        ] {
+            let p = problems(&vlan(body));
+            assert!(p.iter().any(|e| e.contains(want)), "{body}: expected {want:?}, got {p:?}");
+        }
+        let twice =
+            format!("{}[[vlan]]\nname = \"other\"\nlink = \"dpdk0\"\nid = 100\n", vlan("link = \"dpdk0\"\nid = 100"));
+        assert!(problems(&twice).iter().any(|e| e.contains("vlan[1].id: VLAN 100 on dpdk0 is defined twice")));
+    }
+
+    #[test]
     fn one_subnet_on_two_ports_is_refused() {
         let text = format!("{MINIMAL}\n[[addr]]\ndev = \"dpdk1\"\naddr = \"192.0.2.9/24\"\n");
         let p = problems(&text);
@@ -1078,6 +1310,23 @@ addr = "192.0.2.1/24""#,
     fn derived_eal_args_are_refused_by_hand() {
         let p = problems(&MINIMAL.replace("[eal]", "[eal]\nargs = [\"--vdev=net_tap0\"]"));
         assert!(p.iter().any(|e| e.contains("eal.args[0]")), "{p:?}");
+    }
+
+    #[test]
+    fn proxy_protocol_is_read_and_checked() {
+        assert_eq!(Config::parse("t.toml", MINIMAL).unwrap().services[0].to_core().proxy_protocol, None);
+        for v in [fnat::service::ProxyProtocol::V1, fnat::service::ProxyProtocol::V2] {
+            let text = MINIMAL.replace("laddrs = [", &format!("proxy_protocol = \"{v}\"\nladdrs = ["));
+            let c = Config::parse("t.toml", &text).expect("proxy_protocol");
+            assert_eq!(c.services[0].to_core().proxy_protocol, Some(v));
+        }
+        let p = problems(&MINIMAL.replace("laddrs = [", "proxy_protocol = \"v3\"\nladdrs = ["));
+        assert!(p.iter().any(|e| e.contains("proxy_protocol") && e.contains("v3")), "{p:?}");
+        let p = problems(&MINIMAL.replace("laddrs = [", "proxy_protocol = \"v2\"\nsynproxy = \"on\"\nladdrs = ["));
+        assert!(
+            p.iter().any(|e| e.contains("tcp 192.0.2.1:80: PROXY protocol v2 cannot be combined with the SYN proxy")),
+            "{p:?}"
+        );
     }
 
     #[test]

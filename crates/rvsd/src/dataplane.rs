@@ -24,7 +24,7 @@ use crate::server::{Access, Limits, Server};
 use crate::shared::{PortView, Shared};
 use crate::state::State;
 use crate::steering::{DpdkFlows, PortMode, PortSteering};
-use crate::twin::Twin;
+use crate::twin::{Twin, VlanHandle};
 use crate::worker::{Worker, WorkerParts};
 
 /// The device name of a port's vdev string or PCI address.
@@ -49,7 +49,7 @@ fn slave_device(s: &str) -> &str {
 /// Creates a bond of the configured slaves; returns the bond port, its device name and
 /// the slave ports (which must outlive it).
 fn make_bond(name: &str, b: &crate::config::BondConf) -> Result<(Port, String, Vec<Port>)> {
-    use crate::config::BondModeConf;
+    use crate::config::{BondModeConf, XmitPolicyConf};
     let slaves: Vec<Port> = b
         .slaves
         .iter()
@@ -65,6 +65,14 @@ fn make_bond(name: &str, b: &crate::config::BondConf) -> Result<(Port, String, V
     let bond = dpdk::Bond::create(&dev, mode, 0).with_context(|| format!("bond {name}"))?;
     for s in &slaves {
         dpdk::Bond::add_slave(&bond, s).with_context(|| format!("bond {name}: add slave"))?;
+    }
+    if let Some(p) = b.xmit_policy {
+        let policy = match p {
+            XmitPolicyConf::Layer2 => dpdk::XmitPolicy::Layer2,
+            XmitPolicyConf::Layer23 => dpdk::XmitPolicy::Layer23,
+            XmitPolicyConf::Layer34 => dpdk::XmitPolicy::Layer34,
+        };
+        dpdk::Bond::set_xmit_policy(&bond, policy).with_context(|| format!("bond {name}: transmit policy"))?;
     }
     if mode == dpdk::BondMode::ActiveBackup {
         dpdk::Bond::set_primary(&bond, &slaves[b.primary]).with_context(|| format!("bond {name}: primary"))?;
@@ -106,6 +114,9 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
         conn_capacity: cfg.conn.pool_size,
         timeouts: cfg.timeouts,
         toa: cfg.conn.toa,
+        uoa_max_trail: cfg.conn.uoa_max_trail,
+        // UOA options and UDP PROXY headers never make a datagram too big for any port.
+        grown_max_len: cfg.ports.iter().map(|p| p.mtu).min().unwrap_or(1500),
         port_range: PortRange { lo: cfg.conn.lport_min, hi: cfg.conn.lport_max },
         syn_recv_max: cfg.conn.syn_recv_max,
         local_addrs: State::from_config(cfg).local_addr_sets(),
@@ -240,13 +251,15 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         let mac = wire::EthernetAddress(port.mac()?);
         let info = port.info()?;
         tracing::info!(port = %p.name, device = %dev, driver = %info.driver, %mac, queues = n, "port up");
-        let twin = Twin::create(handles_ports.len(), p, mac, &pool).with_context(|| format!("port[{i}].twin"))?;
+        let twin = Twin::create(handles_ports.len(), &p.name, p.twin, p.mtu, &p.twin_addrs, mac, &pool)
+            .with_context(|| format!("port[{i}].twin"))?;
         views.push(PortView {
             name: p.name.clone(),
             mac,
             mtu: p.mtu,
             forward2kni: false,
             twin: twin.is_some(),
+            vlan: None,
             capture: None,
         });
         rxs.push(rx.into_iter());
@@ -262,6 +275,26 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             socket: info.socket,
             twin,
         });
+    }
+    // VLAN sub-interfaces: ports after the physical ones, on their parent's queues.
+    let mut vlans = Vec::new();
+    for (j, v) in cfg.vlans.iter().enumerate() {
+        let parent = cfg.port_index(&v.link).ok_or_else(|| anyhow!("vlan[{j}]: no port {}", v.link))?;
+        let (p, up) = (&cfg.ports[parent], &views[parent]);
+        let name = v.name();
+        let twin = Twin::create(cfg.ports.len() + j, &name, p.twin, p.mtu, &v.twin_addrs, up.mac, &pool)
+            .with_context(|| format!("vlan[{j}].twin"))?;
+        tracing::info!(vlan = %name, port = %p.name, id = v.id, "VLAN sub-interface up");
+        views.push(PortView {
+            name: name.clone(),
+            mac: up.mac,
+            mtu: p.mtu,
+            forward2kni: false,
+            twin: twin.is_some(),
+            vlan: Some(frame::Vlan { parent, id: v.id }),
+            capture: None,
+        });
+        vlans.push(VlanHandle { name, parent, id: v.id, twin });
     }
     let state = State::from_config(&cfg);
     install_steering(&state, &mut handles_ports)?;
@@ -293,9 +326,12 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     // Declared after everything the workers use, so an error from here on stops them
     // first.
     let mut workers = Workers { shared: Arc::clone(&shared), handles: Vec::new() };
+    // One seed for every worker: they must agree on which owns a NAT client.
+    let owner_seed = fnat::hash::SeededFold::random_seed();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
         let id = i as u16;
-        let engine = Engine::new(&engine_config(&cfg, id, n as u32), clock.now_ms()).context("worker core")?;
+        let ec = EngineConfig { owner_seed, ..engine_config(&cfg, id, n as u32) };
+        let engine = Engine::new(&ec, clock.now_ms()).context("worker core")?;
         let mut engine = engine;
         engine.bind(&shared.current().services);
         engine.set_deny_set(Arc::clone(&shared.current().deny));
@@ -314,6 +350,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             capture: capture.producer().expect("a multi-producer ring has producers for all"),
             redirect_tx: rings[i].iter().map(|r| r.as_ref().and_then(|r| r.producer())).collect(),
             redirect_rx: (0..n).filter_map(|from| rings[from][i].as_ref().and_then(|r| r.consumer())).collect(),
+            backoff: crate::worker::Backoff::new(cfg.workers.polling, cfg.workers.max_sleep_us),
         };
         let worker = Worker::new(parts);
         workers.handles.push(
@@ -335,6 +372,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         Arc::clone(&pool),
         capture.consumer().expect("the control thread is the only consumer"),
     );
+    control.vlans = vlans;
     control.term = term;
     control.usr1 = usr1;
     control.hup = hup;

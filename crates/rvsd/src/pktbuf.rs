@@ -28,6 +28,12 @@ fn verdict(flags: u64, mask: u32, good: u32, bad: u32) -> Checked {
 pub struct MbufSlot(pub Option<Mbuf>);
 
 impl PacketBuf for MbufSlot {
+    /// The worker sets it on every IP frame (a VLAN's frame: the sub-interface).
+    #[inline]
+    fn in_port(&self) -> Option<u16> {
+        self.0.as_ref().map(|m| m.port())
+    }
+
     #[inline]
     fn data(&self) -> &[u8] {
         self.0.as_ref().map_or(&[], |m| m.data())
@@ -54,6 +60,14 @@ impl PacketBuf for MbufSlot {
     #[inline]
     fn grow_front(&mut self, len: usize) -> Result<(), NoRoom> {
         self.0.as_mut().and_then(|m| m.prepend(len)).map(drop).ok_or(NoRoom)
+    }
+
+    #[inline]
+    fn shrink_front(&mut self, len: usize) -> Result<(), NoRoom> {
+        match self.0.as_mut().is_some_and(|m| m.adj(len)) {
+            true => Ok(()),
+            false => Err(NoRoom),
+        }
     }
 
     #[inline]

@@ -33,6 +33,8 @@ pub struct PortView {
     pub forward2kni: bool,
     /// The port has a kernel twin.
     pub twin: bool,
+    /// For a VLAN sub-interface: its parent port and VLAN id.
+    pub vlan: Option<frame::Vlan>,
     /// A capture running on this port.
     #[serde(skip)]
     pub capture: Option<Arc<CaptureSpec>>,
@@ -72,6 +74,8 @@ pub struct Snapshot {
     pub ports: Arc<Vec<PortView>>,
     /// The global deny set (`[edge]`, `rvsadm --deny`), swapped whole.
     pub deny: Arc<fnat::denyset::PrefixSet>,
+    /// The SNAT rules with the routes their `oif` matches read (rebuilt with either).
+    pub snat: Arc<fnat::snat::SnatTable>,
 }
 
 /// A neighbour binding a worker saw (ARP or ND); the control thread learns it.

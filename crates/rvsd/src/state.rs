@@ -59,9 +59,61 @@ pub struct State {
     pub deny: Arc<Vec<IpNet>>,
     /// The global deny set built from it (once per change of the list).
     pub deny_set: Arc<PrefixSet>,
+    /// SNAT rules, in the order they are tried, each named.
+    pub snat: Vec<ctl::SnatSpec>,
+}
+
+/// The core's rule for `spec` (the `i`th; ports by `port`, an unknown one as an index
+/// no port has).
+pub fn snat_rule(spec: &ctl::SnatSpec, i: usize, port: impl Fn(&str) -> Option<usize>) -> fnat::snat::SnatRule {
+    let idx = |d: &Option<String>| d.as_deref().map(|d| port(d).map_or(u16::MAX, |p| p as u16));
+    fnat::snat::SnatRule {
+        name: spec.name.clone().unwrap_or_else(|| format!("snat{i}")),
+        proto: spec.proto,
+        src: spec.src_range,
+        dst: spec.dst_range,
+        iif: idx(&spec.iif),
+        oif: idx(&spec.oif),
+        wan: spec.wan.clone(),
+    }
+}
+
+/// DR real servers must be on one of the dataplane's links: rvs hands a DR packet to the
+/// server's MAC unchanged (addressed to the VIP), so a server behind a gateway would
+/// have the gateway route the packet back to rvs.
+fn dr_servers_on_link(services: &fnat::service::ServiceTable, routes: &netstack::RouteTable) -> Result<(), Refused> {
+    for s in services.services() {
+        for d in s.dests.iter().filter(|d| d.fwd == fnat::types::FwdMode::Dr) {
+            if let Some(via) = routes.lookup(d.addr).and_then(|r| r.via) {
+                return Err(Refused::new(
+                    ErrorCode::Invalid,
+                    format!(
+                        "{}: DR real server {} is reached through gateway {via}: DR needs the server on one of the \
+                         dataplane's links (the gateway would route the packet, addressed to the VIP, back to rvs); \
+                         use TUN or FullNAT for a routed server",
+                        s.key, d.addr
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl State {
+    /// What is configured on port `port`: its addresses, the routes through it and its
+    /// static neighbours, as `rvsip` would name them (empty: nothing).
+    pub fn port_users(&self, port: usize, neighs: &NeighTable) -> Vec<String> {
+        let name = self.port_names.get(port).map_or("", String::as_str);
+        let addrs = self.addrs.iter().filter(|a| a.port == port).map(|a| format!("address {}", a.net));
+        let routes = self.routes.iter().filter(|r| r.dev == name).map(|r| format!("route {}", r.prefix));
+        let statics = neighs
+            .iter()
+            .filter(|(_, e)| e.port.0 as usize == port && e.state == netstack::NeighState::Static)
+            .map(|(ip, _)| format!("neighbour {ip}"));
+        addrs.chain(routes).chain(statics).collect()
+    }
+
     /// The LIPs (sapool addresses) on port `port`.
     pub fn lips_on(&self, port: usize) -> Vec<IpAddr> {
         self.addrs.iter().filter(|a| a.port == port && a.sapool).map(|a| a.net.addr()).collect()
@@ -71,7 +123,7 @@ impl State {
     pub fn from_config(cfg: &Config) -> State {
         let port = |dev: &str| cfg.port_index(dev).unwrap_or(usize::MAX);
         State {
-            port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            port_names: cfg.port_names(),
             services: cfg.service_specs(),
             addrs: cfg.addrs.iter().map(|a| AddrSpec { port: port(&a.dev), net: a.addr, sapool: a.sapool }).collect(),
             routes: cfg
@@ -90,6 +142,101 @@ impl State {
             timeouts: cfg.timeouts,
             deny: Arc::new(cfg.edge.loaded.clone()),
             deny_set: Arc::new(deny_set(&cfg.edge.loaded)),
+            snat: cfg
+                .snat
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ctl::SnatSpec {
+                    name: Some(r.name.clone().unwrap_or_else(|| format!("snat{i}"))),
+                    ..r.clone()
+                })
+                .collect(),
+        }
+    }
+
+    /// The SNAT table for workers, checked against the addresses and ports: each WAN
+    /// address must be a sapool address, each `iif`/`oif` a port; `oif` matches read a
+    /// copy of `routes`.
+    fn snat_table(&self, addrs: &AddrTable, routes: &RouteTable) -> Result<fnat::snat::SnatTable, Refused> {
+        let mut rules = Vec::with_capacity(self.snat.len());
+        for (i, spec) in self.snat.iter().enumerate() {
+            let name = spec.name.clone().unwrap_or_else(|| format!("snat{i}"));
+            let port = |dev: &str| self.port(dev).ok();
+            for dev in [&spec.iif, &spec.oif].into_iter().flatten() {
+                if port(dev).is_none() {
+                    return Err(Refused::new(ErrorCode::Invalid, format!("SNAT rule {name:?}: no port named {dev:?}")));
+                }
+            }
+            let rule = snat_rule(spec, i, port);
+            rule.validate().map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
+            if let Some(w) = rule.wan.iter().find(|w| !addrs.owner(**w).is_some_and(|(_, e)| e.flags.sapool)) {
+                return Err(Refused::new(
+                    ErrorCode::Invalid,
+                    format!("SNAT rule {name:?}: WAN address {w} is not a sapool address of any port"),
+                ));
+            }
+            rules.push(rule);
+        }
+        let routes = routes.iter().map(|r| (r.prefix, (r.scope != Scope::KniHost).then_some(r.dev.0)));
+        Ok(fnat::snat::SnatTable::new(rules, routes.collect::<Vec<_>>()))
+    }
+
+    /// Adds a SNAT rule (`rvsadm -A -H`); refused if one has its match or its name.
+    pub fn snat_add(&mut self, mut rule: ctl::SnatSpec) -> Result<(), Refused> {
+        if let Some(o) = self.snat.iter().find(|o| o.same_match(&rule)) {
+            return Err(Refused::new(
+                ErrorCode::Exists,
+                format!("SNAT rule {:?} has that match already ({})", o.name.as_deref().unwrap_or(""), o.match_text()),
+            ));
+        }
+        let name = match rule.name.take() {
+            Some(n) if self.snat.iter().any(|o| o.name.as_deref() == Some(n.as_str())) => {
+                return Err(Refused::new(ErrorCode::Exists, format!("a SNAT rule is named {n:?} already")));
+            }
+            Some(n) => n,
+            None => (0..)
+                .map(|i| format!("snat{i}"))
+                .find(|n| self.snat.iter().all(|o| o.name.as_ref() != Some(n)))
+                .unwrap_or_default(),
+        };
+        self.snat.push(ctl::SnatSpec { name: Some(name), ..rule });
+        Ok(())
+    }
+
+    /// The position of the SNAT rule with `rule`'s match.
+    fn snat_find(&self, rule: &ctl::SnatSpec) -> Result<usize, Refused> {
+        self.snat
+            .iter()
+            .position(|o| o.same_match(rule))
+            .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no SNAT rule with match {}", rule.match_text())))
+    }
+
+    /// Deletes the SNAT rule with `rule`'s match (`rvsadm -D -H`).
+    pub fn snat_del(&mut self, rule: &ctl::SnatSpec) -> Result<(), Refused> {
+        let i = self.snat_find(rule)?;
+        self.snat.remove(i);
+        Ok(())
+    }
+
+    /// Adds or removes a WAN address of the SNAT rule with `rule`'s match
+    /// (`rvsadm -a|-d -H MATCH -r WAN -J`).
+    pub fn snat_wan(&mut self, rule: &ctl::SnatSpec, wan: IpAddr, add: bool) -> Result<(), Refused> {
+        let i = self.snat_find(rule)?;
+        let r = &mut self.snat[i];
+        let name = r.name.clone().unwrap_or_default();
+        match (add, r.wan.iter().position(|w| *w == wan)) {
+            (true, Some(_)) => Err(Refused::new(ErrorCode::Exists, format!("SNAT rule {name:?} has {wan} already"))),
+            (true, None) => {
+                r.wan.push(wan);
+                Ok(())
+            }
+            (false, Some(j)) => {
+                r.wan.remove(j);
+                Ok(())
+            }
+            (false, None) => {
+                Err(Refused::new(ErrorCode::NotFound, format!("SNAT rule {name:?} has no WAN address {wan}")))
+            }
         }
     }
 
@@ -122,9 +269,10 @@ impl State {
 
     /// The index of port `dev`.
     pub fn port(&self, dev: &str) -> Result<usize, Refused> {
+        // (A deleted VLAN's number keeps an empty name, which no request names.)
         self.port_names
             .iter()
-            .position(|n| n == dev)
+            .position(|n| n == dev && !dev.is_empty())
             .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no port named {dev:?}")))
     }
 
@@ -183,6 +331,8 @@ impl State {
             |ip: IpAddr| addrs.owner(ip).map(|(_, e)| if e.flags.sapool { Owned::Sapool } else { Owned::Plain });
         let services = verbs::validate(&self.services, &owner, prev.map(|p| &*p.services))
             .map_err(|mut problems| problems.swap_remove(0).refused)?;
+        dr_servers_on_link(&services, &routes)?;
+        let snat = self.snat_table(&addrs, &routes)?;
         let laddrs = self.local_addr_sets();
         // Reuse unchanged parts so workers can tell what changed by pointer.
         let keep = |p: Option<&Snapshot>| p.filter(|p| *p.laddrs == laddrs).map(|p| Arc::clone(&p.laddrs));
@@ -196,6 +346,7 @@ impl State {
             neighs,
             ports,
             deny: Arc::clone(&self.deny_set),
+            snat: Arc::new(snat),
         })
     }
 
@@ -348,6 +499,7 @@ mod tests {
             timeouts: Timeouts::default(),
             deny: Arc::default(),
             deny_set: Arc::default(),
+            snat: vec![],
         }
     }
 
@@ -407,7 +559,14 @@ mod tests {
         let mut s = bare();
         s.addr_add("dpdk1", net("198.19.0.10/24"), true).unwrap();
         let mut svc = ServiceConfig::new(Proto::Tcp, ip("198.18.0.200"), 80);
-        svc.real_servers = vec![RealServerConfig { addr: ip("198.19.0.11"), port: 0, weight: 1, upper: 0, lower: 0 }];
+        svc.real_servers = vec![RealServerConfig {
+            addr: ip("198.19.0.11"),
+            port: 0,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+            fwd: Default::default(),
+        }];
         verbs::service_add(&mut s.services, ServiceSpec { service: svc, laddrs: vec![ip("198.19.0.10")] }).unwrap();
         let snap = s.snapshot(1, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("VIP before address");
         assert_eq!(snap.services.len(), 1);
@@ -416,6 +575,43 @@ mod tests {
         let e = s.snapshot(2, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).unwrap_err();
         assert_eq!(e.code, ErrorCode::Invalid);
         assert_eq!(e.message, "service tcp 198.18.0.200:80: local address 198.19.0.99 is not an address of any port");
+    }
+
+    /// A DR real server behind a gateway is refused, and so is the route change that
+    /// would put an on-link one behind a gateway; routed TUN servers are fine.
+    #[test]
+    fn dr_real_servers_must_be_on_link() {
+        let mut s = bare();
+        s.addr_add("dpdk1", net("198.19.0.1/24"), false).unwrap();
+        let snap = |s: &State| s.snapshot(1, None, Arc::new(vec![]), Arc::new(NeighTable::new(16)));
+        let rs = |addr: &str, fwd| RealServerConfig { addr: ip(addr), port: 0, weight: 1, upper: 0, lower: 0, fwd };
+        let mut svc = ServiceConfig::new(Proto::Tcp, ip("198.18.0.200"), 80);
+        svc.real_servers = vec![rs("198.19.0.11", fnat::types::FwdMode::Dr)];
+        verbs::service_add(&mut s.services, ServiceSpec { service: svc, laddrs: vec![] }).unwrap();
+        assert!(snap(&s).is_ok(), "on dpdk1's subnet");
+        let gw = RouteSpec {
+            prefix: net("10.9.0.0/16"),
+            via: Some(ip("198.19.0.254")),
+            dev: "dpdk1".into(),
+            scope: RouteScope::Global,
+            src: None,
+            metric: 0,
+            connected: false,
+        };
+        s.route_add(gw).unwrap();
+        let key = s.services[0].service.key();
+        verbs::real_server_add(&mut s.services, &key, rs("10.9.0.5", fnat::types::FwdMode::Dr)).unwrap();
+        let e = snap(&s).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Invalid);
+        assert!(e.message.contains("DR real server 10.9.0.5 is reached through gateway 198.19.0.254"), "{}", e.message);
+        let mut tun = ServiceConfig::new(Proto::Tcp, ip("198.18.0.201"), 80);
+        tun.real_servers = vec![rs("10.9.0.6", fnat::types::FwdMode::Tunnel)];
+        let mut t = bare();
+        t.addr_add("dpdk1", net("198.19.0.1/24"), false).unwrap();
+        t.addr_add("dpdk1", net("198.19.0.10/24"), true).unwrap();
+        t.routes = s.routes.clone();
+        verbs::service_add(&mut t.services, ServiceSpec { service: tun, laddrs: vec![ip("198.19.0.10")] }).unwrap();
+        assert!(snap(&t).is_ok(), "TUN servers may be routed");
     }
 }
 

@@ -4,7 +4,9 @@
 //! protocols it does not speak, forward2kni copies) and sends what it wants out of the
 //! port. This room holds a twin's creation, the pump that moves frames between the
 //! workers and the twins (run by the control thread: the tap PMD makes a syscall per
-//! poll, which the workers must not pay), and its link following the port's.
+//! poll, which the workers must not pay), and its link following the port's. A VLAN
+//! sub-interface `dpdkN.V` has its own twin `dpdkN.V.kni` (untagged frames; the workers
+//! tag and untag), whose link follows its port's.
 //!
 //! One name: the concept is the kernel *twin* in code, configuration (`twin`,
 //! `twin_addrs`) and documents; DPVS's spellings stay where DPVS operators type them
@@ -13,7 +15,7 @@
 use anyhow::{Context, Result};
 use dpdk::{Burst, Mempool, Port, PortConfig, RingConsumer, RingProducer, RxQueue, TxBuffer};
 
-use crate::config::{PortConf, TwinKind};
+use crate::config::TwinKind;
 use crate::control::PortHandle;
 
 /// Frames moved each way per control round, at most (in bursts).
@@ -32,21 +34,30 @@ pub struct Twin {
     pub tx: TxBuffer,
     /// The link state last mirrored from the port.
     pub link_up: bool,
+    /// Tap or virtio-user (a VLAN added later gets its port's kind).
+    pub kind: TwinKind,
 }
 
 impl Twin {
-    /// Creates port `i`'s kernel twin `<name>.kni` with the port's MAC, as its
-    /// configuration `p` says (none, tap or virtio-user), and puts `twin_addrs` on it.
-    pub fn create(i: usize, p: &PortConf, mac: wire::EthernetAddress, pool: &Mempool) -> Result<Option<Twin>> {
-        let ifname = format!("{}.kni", p.name);
-        let (dev, args) = match p.twin {
+    /// Creates twin number `i`, `<name>.kni` with the port's MAC, as `kind` says (none,
+    /// tap or virtio-user), and puts `twin_addrs` on it.
+    pub fn create(
+        i: usize,
+        name: &str,
+        kind: TwinKind,
+        mtu: u16,
+        twin_addrs: &[ipnet::IpNet],
+        mac: wire::EthernetAddress,
+        pool: &Mempool,
+    ) -> Result<Option<Twin>> {
+        let ifname = format!("{name}.kni");
+        let (dev, args) = match kind {
             TwinKind::None => return Ok(None),
             TwinKind::Tap => (format!("net_tap_rvs{i}"), format!("iface={ifname},mac={mac}")),
             TwinKind::VirtioUser => {
                 if !std::path::Path::new("/dev/vhost-net").exists() {
                     anyhow::bail!(
-                        "port {}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\"",
-                        p.name
+                        "port {name}: twin = \"virtio_user\" needs /dev/vhost-net (modprobe vhost_net), or use twin = \"tap\""
                     );
                 }
                 (
@@ -62,14 +73,14 @@ impl Twin {
             rx_desc: 512,
             tx_desc: 512,
             rss_hf: 0,
-            mtu: Some(p.mtu),
+            mtu: Some(mtu),
             promiscuous: false,
             lsc_interrupt: false,
         };
         let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
         port.start().with_context(|| format!("start twin {ifname}"))?;
-        tracing::info!(port = %p.name, twin = %ifname, %mac, "kernel twin up");
-        for net in &p.twin_addrs {
+        tracing::info!(port = %name, twin = %ifname, %mac, "kernel twin up");
+        for net in twin_addrs {
             // The kernel's side of the twin: configured through iproute2, like any
             // interface (control path, once at start).
             let mut cmd = std::process::Command::new("ip");
@@ -85,29 +96,41 @@ impl Twin {
                 Err(e) => tracing::warn!(twin = %ifname, addr = %net, "ip addr: {e}"),
             }
         }
-        Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true }))
+        Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true, kind }))
     }
 
     /// Moves frames between the workers and the kernel twins: up (the workers' ring →
     /// twin transmit) and down (twin receive → worker 0, which sends them out of the
     /// port). True if anything moved.
-    pub fn pump(up: &mut RingConsumer, down: &mut RingProducer, ports: &mut [PortHandle]) -> bool {
+    pub fn pump(
+        up: &mut RingConsumer,
+        down: &mut RingProducer,
+        ports: &mut [PortHandle],
+        vlans: &mut [VlanHandle],
+    ) -> bool {
         let mut moved = false;
         let mut b = Burst::new();
+        let n = ports.len();
         for _ in 0..BURSTS_PER_ROUND {
             if up.dequeue_burst(&mut b) == 0 {
                 break;
             }
             moved = true;
             for m in b.drain() {
-                match ports.get_mut(m.port() as usize).and_then(|p| p.twin.as_mut()) {
+                let i = m.port() as usize;
+                let twin = match i.checked_sub(n) {
+                    None => ports.get_mut(i).and_then(|p| p.twin.as_mut()),
+                    Some(j) => vlans.get_mut(j).and_then(|v| v.twin.as_mut()),
+                };
+                match twin {
                     Some(t) => t.tx.push(m),
                     None => drop(m),
                 }
             }
         }
-        for (i, p) in ports.iter_mut().enumerate() {
-            let Some(t) = &mut p.twin else { continue };
+        let twins = ports.iter_mut().map(|p| &mut p.twin).chain(vlans.iter_mut().map(|v| &mut v.twin));
+        for (i, twin) in twins.enumerate() {
+            let Some(t) = twin else { continue };
             t.tx.flush();
             for _ in 0..BURSTS_PER_ROUND {
                 if t.rx.rx_burst(&mut b) == 0 {
@@ -125,16 +148,34 @@ impl Twin {
         moved
     }
 
-    /// Makes each twin's link follow its port's.
-    pub fn mirror_links(ports: &mut [PortHandle]) {
-        for p in ports {
-            let up = p.port.link().map(|l| l.up).unwrap_or(false);
-            if let Some(t) = &mut p.twin {
+    /// Makes each twin's link follow its port's (a VLAN's twin, its parent port's).
+    pub fn mirror_links(ports: &mut [PortHandle], vlans: &mut [VlanHandle]) {
+        let links: Vec<bool> = ports.iter().map(|p| p.port.link().map(|l| l.up).unwrap_or(false)).collect();
+        let twins = ports
+            .iter_mut()
+            .enumerate()
+            .map(|(i, p)| (&p.name, i, &mut p.twin))
+            .chain(vlans.iter_mut().map(|v| (&v.name, v.parent, &mut v.twin)));
+        for (name, parent, twin) in twins {
+            let up = links.get(parent).copied().unwrap_or(false);
+            if let Some(t) = twin {
                 if t.link_up != up && t.port.set_link(up).is_ok() {
-                    tracing::info!(port = %p.name, twin = %t.ifname, up, "twin link follows the port");
+                    tracing::info!(port = %name, twin = %t.ifname, up, "twin link follows the port");
                     t.link_up = up;
                 }
             }
         }
     }
+}
+
+/// A VLAN sub-interface the control thread holds: its place and its kernel twin.
+pub struct VlanHandle {
+    /// Its name (`dpdk0.100`).
+    pub name: String,
+    /// The index of its (physical) port.
+    pub parent: usize,
+    /// Its VLAN id.
+    pub id: u16,
+    /// Its kernel twin (`dpdk0.100.kni`), when its port has one.
+    pub twin: Option<Twin>,
 }

@@ -60,6 +60,65 @@ pub struct WorkerParts {
     pub redirect_tx: Vec<Option<RingProducer>>,
     /// Rings from the other workers.
     pub redirect_rx: Vec<RingConsumer>,
+    /// How it waits when idle.
+    pub backoff: Backoff,
+}
+
+/// How an idle worker waits for packets (`[workers] polling`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Polling {
+    /// Spin on the queues whatever comes (DPDK's way: the lowest latency, a whole CPU).
+    #[default]
+    Busy,
+    /// Spin while there is traffic; after [`EMPTY_LOOPS_BEFORE_SLEEP`] empty loops,
+    /// sleep, doubling the sleep from [`FIRST_SLEEP_US`] up to the maximum while the
+    /// queues stay empty (VPP's adaptive mode and DPDK's power examples, without
+    /// interrupts, which the virtual PMDs lack).
+    Adaptive,
+}
+
+/// Empty loops an adaptive worker spins through before its first sleep (some tens of
+/// microseconds: a burst arriving meanwhile is met spinning).
+pub const EMPTY_LOOPS_BEFORE_SLEEP: u32 = 1024;
+/// An adaptive worker's first sleep, µs.
+pub const FIRST_SLEEP_US: u32 = 16;
+
+/// An adaptive worker's idle state: empty loops in a row and the next sleep.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    on: bool,
+    empty: u32,
+    next_us: u32,
+    max_us: u32,
+}
+
+impl Backoff {
+    /// The back-off of `polling`, sleeping at most `max_us`.
+    pub fn new(polling: Polling, max_us: u32) -> Backoff {
+        Backoff { on: polling == Polling::Adaptive, empty: 0, next_us: FIRST_SLEEP_US.min(max_us), max_us }
+    }
+
+    /// After a loop that handled `got` frames: how long to sleep now, if at all. Any
+    /// frame resets it; busy polling never sleeps.
+    #[inline]
+    pub fn after_loop(&mut self, got: usize) -> Option<std::time::Duration> {
+        if !self.on {
+            return None;
+        }
+        if got > 0 {
+            self.empty = 0;
+            self.next_us = FIRST_SLEEP_US.min(self.max_us);
+            return None;
+        }
+        self.empty = self.empty.saturating_add(1);
+        if self.empty < EMPTY_LOOPS_BEFORE_SLEEP {
+            return None;
+        }
+        let d = std::time::Duration::from_micros(u64::from(self.next_us));
+        self.next_us = self.next_us.saturating_mul(2).min(self.max_us);
+        Some(d)
+    }
 }
 
 /// Removed real servers whose connections are being expired, at most.
@@ -87,6 +146,7 @@ pub struct Worker {
     nodest_pos: u32,
     twin_down: Option<RingConsumer>,
     redirect_rx: Vec<RingConsumer>,
+    backoff: Backoff,
     ip_batch: [MbufSlot; dpdk::BURST_SIZE],
     verdicts: [Verdict; dpdk::BURST_SIZE],
     /// When the `worker_stall` failpoint stops this worker (see [`stall_at`]).
@@ -135,7 +195,14 @@ fn net<'a>(links: &'a [frame::Port], snap: &'a Snapshot) -> Net<'a> {
 fn links(ports: &[PortView]) -> Vec<frame::Port> {
     ports
         .iter()
-        .map(|p| frame::Port { name: p.name.clone(), mac: p.mac, mtu: p.mtu, forward2kni: p.forward2kni, twin: p.twin })
+        .map(|p| frame::Port {
+            name: p.name.clone(),
+            mac: p.mac,
+            mtu: p.mtu,
+            forward2kni: p.forward2kni,
+            twin: p.twin,
+            vlan: p.vlan,
+        })
         .collect()
 }
 
@@ -145,6 +212,7 @@ impl Worker {
         let snap = p.shared.current();
         let mut engine = p.engine;
         engine.set_own_addrs(snap.addrs.iter().map(|e| e.ip()));
+        engine.set_snat(Arc::clone(&snap.snat));
         Worker {
             id: p.id,
             lcore: p.lcore,
@@ -174,6 +242,7 @@ impl Worker {
             nodest_pos: 0,
             twin_down: p.twin_down,
             redirect_rx: p.redirect_rx,
+            backoff: p.backoff,
             ip_batch: Default::default(),
             verdicts: [Verdict::NotMine; dpdk::BURST_SIZE],
             stall_at: stall_at(p.id, p.clock.now_ms()),
@@ -233,6 +302,10 @@ impl Worker {
                 }
             }
             self.io.flush();
+            if let Some(d) = self.backoff.after_loop(got) {
+                self.node.counters.inc(NetCounter::IdleSleeps);
+                std::thread::sleep(d);
+            }
         }
         // Leave a final report for the control thread's shutdown summary.
         let report = self.report();
@@ -246,16 +319,25 @@ impl Worker {
     fn receive_burst(&mut self, port: usize, n: usize, now: u64) {
         let net = net(&self.links, &self.snap);
         let mut k = 0;
+        let mut tagged = false;
         for i in 0..n {
             let Some(m) = self.burst.take(i) else { continue };
             self.io.capture_copy(port, &m, true);
-            if let Some(ip) = self.node.receive(&net, port, MbufSlot(Some(m)), &mut self.io) {
+            let mut arrived = port;
+            if let Some(mut ip) = self.node.receive(&net, &mut arrived, MbufSlot(Some(m)), &mut self.io) {
+                if arrived != port {
+                    // A VLAN sub-interface's frame: its port goes with it.
+                    tagged = true;
+                }
+                if let Some(m) = &mut ip.0 {
+                    m.set_port(arrived as u16);
+                }
                 self.ip_batch[k] = ip;
                 k += 1;
             }
         }
         self.burst.forget_taken();
-        self.through_core(k, now, Some(port));
+        self.through_core(k, now, (!tagged).then_some(port));
     }
 
     /// Runs the first `k` frames of `ip_batch` through the core together (their
@@ -314,6 +396,9 @@ impl Worker {
         }
         if !Arc::ptr_eq(&new.deny, &self.snap.deny) {
             self.engine.set_deny_set(Arc::clone(&new.deny));
+        }
+        if !Arc::ptr_eq(&new.snat, &self.snap.snat) {
+            self.engine.set_snat(Arc::clone(&new.snat));
         }
         if !Arc::ptr_eq(&new.ports, &self.snap.ports) {
             // Once per generation, off the per-packet path.
@@ -405,14 +490,11 @@ impl Worker {
     fn down_from_twins(&mut self) -> usize {
         let Some(down) = &mut self.twin_down else { return 0 };
         let n = down.dequeue_burst(&mut self.burst);
+        let net = net(&self.links, &self.snap);
         for i in 0..n {
             let Some(m) = self.burst.take(i) else { continue };
             let port = m.port() as usize;
-            if port < self.io.tx.len() {
-                self.io.counters.inc(NetCounter::TwinDown);
-                self.io.counters.inc(NetCounter::TxPackets);
-                self.io.transmit(port, MbufSlot(Some(m)));
-            }
+            self.node.from_twin(&net, port, MbufSlot(Some(m)), &mut self.io);
         }
         self.burst.forget_taken();
         n
@@ -531,5 +613,27 @@ impl Io<MbufSlot> for WorkerIo {
     #[inline]
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
         let _ = self.shared.neigh_seen.push(NeighSeen { ip, mac, port: PortId(port as u16) });
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn adaptive_sleeps_after_a_quiet_spell_and_backs_off_to_its_maximum() {
+        let mut busy = Backoff::new(Polling::Busy, 500);
+        assert!((0..10_000).all(|_| busy.after_loop(0).is_none()), "busy polling never sleeps");
+        let mut b = Backoff::new(Polling::Adaptive, 100);
+        assert!((1..EMPTY_LOOPS_BEFORE_SLEEP).all(|_| b.after_loop(0).is_none()), "spins first");
+        let sleeps: Vec<Duration> = (0..5).filter_map(|_| b.after_loop(0)).collect();
+        let us = |n| Duration::from_micros(n);
+        assert_eq!(sleeps, vec![us(16), us(32), us(64), us(100), us(100)]);
+        assert_eq!(b.after_loop(3), None, "a frame wakes it");
+        assert!((1..EMPTY_LOOPS_BEFORE_SLEEP).all(|_| b.after_loop(0).is_none()), "and it spins again");
+        assert_eq!(b.after_loop(0), Some(us(16)), "from the first sleep");
+        let mut tiny = Backoff::new(Polling::Adaptive, 1);
+        assert_eq!((0..EMPTY_LOOPS_BEFORE_SLEEP).filter_map(|_| tiny.after_loop(0)).last(), Some(us(1)));
     }
 }

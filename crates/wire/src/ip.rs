@@ -14,6 +14,10 @@ impl IpProtocol {
     pub const ICMP: IpProtocol = IpProtocol(1);
     /// Transmission Control Protocol.
     pub const TCP: IpProtocol = IpProtocol(6);
+    /// IPv4 inside IPv4 (IPIP, RFC 2003): LVS tunnel mode.
+    pub const IPIP: IpProtocol = IpProtocol(4);
+    /// IPv6 inside IP (RFC 2473): LVS tunnel mode for IPv6.
+    pub const IPV6: IpProtocol = IpProtocol(41);
     /// User Datagram Protocol.
     pub const UDP: IpProtocol = IpProtocol(17);
     /// IPv6 routing extension header.

@@ -15,8 +15,13 @@
 //!   `fill_checksum` or the incremental updates in [`checksum`].
 //! * Where a structured form is useful (ARP, IPv4, IPv6, Ethernet, neighbour
 //!   discovery) a `Repr` offers `parse` and `emit`.
+//! * What a FullNAT balancer adds so that a real server learns the client's address
+//!   has its own modules: [`proxy`] (the HAProxy PROXY protocol header, v1 and v2) and
+//!   [`uoa`] (DPVS's UDP option of address: an IPv4 option, or the "option protocol"
+//!   shim header). Their `emit` writes into a caller's slice and returns the length,
+//!   `Error::Truncated` if the slice is too short.
 //!
-//! The `builder` feature adds [`builder::PacketBuilder`], an allocating fluent builder
+//! The `builder` feature adds `builder::PacketBuilder`, an allocating fluent builder
 //! of valid packets for tests and tools.
 
 use core::fmt;
@@ -30,8 +35,10 @@ pub mod icmpv6;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod proxy;
 pub mod tcp;
 pub mod udp;
+pub mod uoa;
 pub mod vlan;
 
 #[cfg(feature = "builder")]
@@ -44,8 +51,10 @@ pub use icmpv6::{Message as Icmpv6Message, NdiscFlags, NdiscRepr, Packet as Icmp
 pub use ip::{IpProtocol, IpVersion};
 pub use ipv4::{Ipv4Repr, Packet as Ipv4Packet};
 pub use ipv6::{Ipv6Repr, Packet as Ipv6Packet, UpperLayer};
+pub use proxy::{Packet as ProxyV2Packet, ProxyHeader, ProxyRepr, ProxyTransport, ProxyVersion};
 pub use tcp::{Packet as TcpPacket, TcpFlags, TcpOption};
 pub use udp::Packet as UdpPacket;
+pub use uoa::{OppPacket, OppRepr, UoaOption, UoaRepr};
 pub use vlan::Packet as VlanPacket;
 
 /// Why a buffer could not be viewed or parsed as a packet.

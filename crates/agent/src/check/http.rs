@@ -11,6 +11,7 @@
 
 use super::CheckError;
 use crate::keepalived::config::HttpProtocol;
+use fnat::service::ProxyProtocol;
 use md5::{Digest, Md5};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +45,19 @@ pub fn request_text(path: &str, host: &str, protocol: HttpProtocol) -> String {
     format!("GET {path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n")
 }
 
+/// What a health check sends first to a real server behind a virtual server with the
+/// PROXY protocol (DPVS's keepalived: `PROXY_PROTOCOL_CHECK_V1`/`_V2`): no address, so
+/// the server uses the connection's own (version 1 `PROXY UNKNOWN`, version 2 command
+/// `LOCAL`). A server with `listen ... proxy_protocol` refuses a connection without it.
+pub fn proxy_check_header(v: ProxyProtocol) -> &'static [u8] {
+    const V1: &[u8] = b"PROXY UNKNOWN\r\n";
+    const V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+    match v {
+        ProxyProtocol::V1 => V1,
+        ProxyProtocol::V2 => V2,
+    }
+}
+
 /// Sends `GET path HTTP/1.0` to `target` with `Host: host` and reads the whole answer,
 /// all within `timeout`.
 pub async fn get(
@@ -53,20 +67,25 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpAnswer, CheckError> {
-    get_over(target, bindto, &request_text(path, host, HttpProtocol::V1_0), timeout, None).await
+    get_over(target, bindto, (&[], &request_text(path, host, HttpProtocol::V1_0)), timeout, None).await
 }
 
-/// Sends `request` ([`request_text`]) to `target`, over TLS when `tls` is given
-/// (SSL_GET), and reads the answer, all within `timeout`.
+/// Sends `first` (a PROXY protocol header, [`proxy_check_header`], or nothing) on the
+/// connection to `target`, then `request` ([`request_text`]), over TLS when `tls` is
+/// given (SSL_GET; `first` goes before the TLS handshake), and reads the answer, all
+/// within `timeout`.
 pub async fn get_over(
     target: SocketAddr,
     bindto: Option<IpAddr>,
-    request: &str,
+    (first, request): (&[u8], &str),
     timeout: Duration,
     tls: Option<Tls<'_>>,
 ) -> Result<HttpAnswer, CheckError> {
     let exchange = async {
-        let s = super::tcp::connect(target, bindto, timeout).await?;
+        let mut s = super::tcp::connect(target, bindto, timeout).await?;
+        if !first.is_empty() {
+            s.write_all(first).await.map_err(CheckError::Io)?;
+        }
         match tls {
             None => exchange(s, request).await,
             Some((config, sni)) => exchange(super::ssl::handshake(s, target, config, sni).await?, request).await,
@@ -179,6 +198,38 @@ mod tests {
             get(addr, None, "example", "/health", Duration::from_secs(1)).await,
             Err(CheckError::Http(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_proxy_protocol_header_goes_first() {
+        for (v, want) in [
+            (ProxyProtocol::V1, &b"PROXY UNKNOWN\r\n"[..]),
+            (
+                ProxyProtocol::V2,
+                &[0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x20, 0, 0, 0],
+            ),
+        ] {
+            let h = proxy_check_header(v);
+            assert_eq!(h, want);
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut got = Vec::new();
+                let mut b = [0u8; 256];
+                while !got.ends_with(b"\r\n\r\n") {
+                    let n = c.read(&mut b).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&b[..n]);
+                }
+                c.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+                got
+            });
+            let req = request_text("/", "h", HttpProtocol::V1_0);
+            let a = get_over(addr, None, (h, &req), Duration::from_secs(1), None).await.unwrap();
+            assert_eq!(a.status, 200);
+            assert_eq!(server.await.unwrap(), [h, req.as_bytes()].concat());
+        }
     }
 
     #[test]

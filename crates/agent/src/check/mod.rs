@@ -1,7 +1,7 @@
 //! Real-server health checks on one tokio runtime: one lightweight task per real server
 //! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]),
 //! SSL_GET ([`ssl`]), UDP_CHECK ([`udp`]), PING_CHECK ([`ping`]), SMTP_CHECK ([`smtp`]),
-//! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`]) and MISC_CHECK ([`misc`]) with
+//! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`](mod@file)) and MISC_CHECK ([`misc`]) with
 //! connect_timeout, retry, delay_before_retry and delay_loop.
 //! Up/down transitions come out of one channel ([`spawn_checkers`]); [`pool`] turns them into
 //! dataplane changes (weights, removal, quorum, sorry server).
@@ -22,6 +22,7 @@ pub mod tcp;
 pub mod udp;
 
 use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, SslConf, UrlConf};
+use fnat::service::ProxyProtocol;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +77,9 @@ pub enum Probe {
         urls: Vec<UrlConf>,
         /// `http_protocol`: how the request is worded.
         protocol: HttpProtocol,
+        /// The virtual server's `proxy_protocol`: the header sent first (see
+        /// [`http::proxy_check_header`]).
+        proxy: Option<ProxyProtocol>,
     },
     /// HTTP GET of each URL over TLS.
     Ssl {
@@ -96,6 +100,8 @@ pub enum Probe {
         protocol: HttpProtocol,
         /// The global `SSL` block (client certificate).
         client: Option<SslConf>,
+        /// The virtual server's `proxy_protocol`: the header sent first, before TLS.
+        proxy: Option<ProxyProtocol>,
     },
     /// A UDP datagram, no ICMP error (and a matching reply when required).
     Udp {
@@ -285,14 +291,15 @@ fn secs(s: f64) -> Duration {
 }
 
 /// Resolves a real server's configured checks (`delay_loop` is the virtual server's unless
-/// overridden).
-pub fn rs_checks(id: RsId, rs: &RealServerConf, vs_delay_loop: f64) -> RsChecks {
-    let checks = rs.checks.iter().map(|c| spec(rs, c, vs_delay_loop)).collect();
+/// overridden). `proxy`: the virtual server's `proxy_protocol`, which HTTP_GET and
+/// SSL_GET then speak first, as DPVS's keepalived does.
+pub fn rs_checks(id: RsId, rs: &RealServerConf, vs_delay_loop: f64, proxy: Option<ProxyProtocol>) -> RsChecks {
+    let checks = rs.checks.iter().map(|c| spec(rs, c, vs_delay_loop, proxy)).collect();
     let delay = rs.delay_loop.or_else(|| rs.checks.iter().find_map(|c| c.common.delay_loop)).unwrap_or(vs_delay_loop);
     RsChecks { id, checks, delay_loop: secs(delay) }
 }
 
-fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
+fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64, proxy: Option<ProxyProtocol>) -> CheckSpec {
     let target =
         SocketAddr::new(c.common.connect_ip.unwrap_or(rs.addr.ip()), c.common.connect_port.unwrap_or(rs.addr.port()));
     let probe = match &c.kind {
@@ -306,6 +313,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
             }),
             urls: urls.clone(),
             protocol: *protocol,
+            proxy,
         },
         CheckKind::Ssl { urls, virtualhost, enable_sni, protocol, client } => Probe::Ssl {
             target,
@@ -319,6 +327,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
             urls: urls.clone(),
             protocol: *protocol,
             client: client.clone(),
+            proxy,
         },
         CheckKind::Udp { payload, require_reply, reply, min_reply_length, max_reply_length } => Probe::Udp {
             target,
@@ -350,12 +359,13 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64) -> CheckSpec {
 }
 
 /// HTTP_GET's and SSL_GET's URLs in turn: each must answer an accepted status (and
-/// digest). `tls`: the TLS configuration, the SNI default and whether SNI is on.
+/// digest). `tls`: the TLS configuration, the SNI default and whether SNI is on;
+/// `proxy`: the PROXY protocol header each connection starts with.
 async fn get_urls(
     target: SocketAddr,
     bindto: Option<IpAddr>,
     host: &str,
-    (urls, protocol): (&[UrlConf], HttpProtocol),
+    (urls, protocol, proxy): (&[UrlConf], HttpProtocol, Option<ProxyProtocol>),
     timeout: Duration,
     tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>, bool)>,
 ) -> Result<(), CheckError> {
@@ -363,7 +373,8 @@ async fn get_urls(
         let host = u.virtualhost.as_deref().unwrap_or(host);
         let tls = tls.map(|(c, sni, on)| (c, if on { u.virtualhost.as_deref().or(sni) } else { None }));
         let request = http::request_text(&u.path, host, protocol);
-        let a = http::get_over(target, bindto, &request, timeout, tls).await?;
+        let first = proxy.map_or(&[][..], http::proxy_check_header);
+        let a = http::get_over(target, bindto, (first, &request), timeout, tls).await?;
         if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
             return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
         }
@@ -387,13 +398,13 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
     let t = spec.timeout;
     match &spec.probe {
         Probe::Tcp { target, bindto } => tcp::check(*target, *bindto, t).await,
-        Probe::Http { target, bindto, host, urls, protocol } => {
-            get_urls(*target, *bindto, host, (urls, *protocol), t, None).await
+        Probe::Http { target, bindto, host, urls, protocol, proxy } => {
+            get_urls(*target, *bindto, host, (urls, *protocol, *proxy), t, None).await
         }
-        Probe::Ssl { target, bindto, host, sni, enable_sni, urls, protocol, client } => {
+        Probe::Ssl { target, bindto, host, sni, enable_sni, urls, protocol, client, proxy } => {
             let config = ssl::client_config(client.as_ref())?;
             let tls = Some((&config, sni.as_deref(), *enable_sni));
-            get_urls(*target, *bindto, host, (urls, *protocol), t, tls).await
+            get_urls(*target, *bindto, host, (urls, *protocol, *proxy), t, tls).await
         }
         Probe::Udp { target, bindto, payload, require_reply, reply, reply_len } => {
             let e = udp::UdpExpect {
@@ -599,6 +610,7 @@ mod tests {
                 host: "h".into(),
                 urls: vec![u],
                 protocol: HttpProtocol::V1_0,
+                proxy: None,
             },
             timeout: Duration::from_secs(1),
             retry: 0,
@@ -655,14 +667,20 @@ mod tests {
                 upper: 0,
                 lower: 0,
                 inhibit_on_failure: false,
+                lb_kind: Default::default(),
                 notify_up: None,
                 notify_down: None,
                 delay_loop: None,
                 checks: Vec::new(),
                 loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },
             };
-            probe_once(&spec(&rs, &cfg(checker, url), 60.0)).await.unwrap();
+            probe_once(&spec(&rs, &cfg(checker, url), 60.0, None)).await.unwrap();
             assert_eq!(rx.recv().await.unwrap(), want);
+            // The virtual server's proxy_protocol reaches the probe (the header itself:
+            // `http::tests::the_proxy_protocol_header_goes_first`).
+            let rs = RealServerConf { checks: vec![cfg(checker, url)], ..rs };
+            let c = rs_checks(0, &rs, 60.0, Some(ProxyProtocol::V2));
+            assert!(matches!(c.checks[0].probe, Probe::Http { proxy: Some(ProxyProtocol::V2), .. }));
         }
         server.abort();
     }

@@ -22,6 +22,8 @@ pub struct RsState {
     pub weight: u32,
     /// Configured connection thresholds (upper, lower).
     pub thresholds: (u32, u32),
+    /// How its connections are forwarded.
+    pub fwd: fnat::types::FwdMode,
     /// Weight 0 instead of removal on failure.
     pub inhibit: bool,
     /// Current health.
@@ -49,6 +51,7 @@ impl RsState {
             weight: self.effective_weight(),
             upper: self.thresholds.0,
             lower: self.thresholds.1,
+            fwd: self.fwd,
         }
     }
 }
@@ -68,6 +71,8 @@ pub struct VsState {
     pub hysteresis: u32,
     /// `sorry_server`.
     pub sorry: Option<SocketAddr>,
+    /// The virtual server's `lb_kind`: how the sorry server is reached.
+    pub sorry_fwd: fnat::types::FwdMode,
     /// `quorum_up` script.
     pub quorum_up: Option<String>,
     /// `quorum_down` script.
@@ -235,7 +240,7 @@ impl Pool {
             let mut rs = Vec::new();
             let mut rs_meta = Vec::new();
             for (ri, r) in v.real_servers.iter().enumerate() {
-                let fresh = rs_checks(0, r, v.delay_loop);
+                let fresh = rs_checks(0, r, v.delay_loop, v.proxy_protocol);
                 let found = prev.and_then(|(o, i)| {
                     o.vs[i]
                         .rs
@@ -271,6 +276,7 @@ impl Pool {
                     addr: r.addr,
                     weight: r.weight,
                     thresholds: (r.upper, r.lower),
+                    fwd: r.lb_kind,
                     inhibit: r.inhibit_on_failure,
                     up,
                     notify_up: r.notify_up.clone(),
@@ -287,6 +293,7 @@ impl Pool {
                     persistence_timeout: v.persistence_timeout,
                     persistence_granularity: v.persistence_granularity,
                     syn_proxy: v.syn_proxy,
+                    proxy_protocol: v.proxy_protocol,
                     sched_flags: v.sched_flags,
                     deny: deny.clone(),
                     allow: allow.clone(),
@@ -301,6 +308,7 @@ impl Pool {
                 quorum: v.quorum,
                 hysteresis: v.hysteresis,
                 sorry: v.sorry_server,
+                sorry_fwd: v.lb_kind,
                 quorum_up: v.quorum_up.clone(),
                 quorum_down: v.quorum_down.clone(),
                 quorum_ok: true,
@@ -347,7 +355,7 @@ impl Pool {
                 .collect();
             if let (false, Some(s)) = (vs.quorum_ok, vs.sorry) {
                 if !rs.iter().any(|r| r.addr == s) {
-                    rs.push(RealServer::new(s, 1));
+                    rs.push(RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 1) });
                 }
             }
             for t in &m.templates {
@@ -401,7 +409,7 @@ impl Pool {
             vs.quorum_ok = false;
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
-                    dp.add_real_server(key, RealServer::new(s, 1))?;
+                    dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 1) })?;
                 }
             }
             out.scripts.extend(vs.quorum_down.clone());

@@ -6,6 +6,7 @@
 //! | gratuitous ARP / NA       | `SendGarp { addr, dev, count }` (count clamped to 1..=100)     |
 //! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
+//! | SNAT rules (start, reload) | `SnatList`, then `SnatDel` / `SnatAdd` / `SnatWan` for what differs |
 //!
 //! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
 //! stripped ([`super::port_of`]). A `local_address_group` becomes the services' `laddrs`:
@@ -33,6 +34,18 @@
 //! `ServiceAdd`) and removing them before it (`ServiceDel` then `AddrDel`); status shows
 //! `services_follow_vips`. The probe is repeated on every connection, so an rvsd that
 //! accepts such services gets keepalived's behaviour with no change here.
+//!
+//! # SNAT rules
+//! keepalived.conf's `virtual_server match` blocks are reconciled with rvsd's rules by
+//! match (rvsd's name for a rule) at start, on every reload and on every reconnection:
+//! `SnatList`, then `SnatDel` for the rules this agent added that the file no longer has
+//! (first: a new rule may take a deleted one's name), `SnatAdd` for the file's rules rvsd
+//! lacks, and `SnatWan` additions then removals for those whose WAN addresses differ. The
+//! agent remembers which rules it added (for its lifetime): the others, rvsd.toml's
+//! `[[snat]]` or `rvsadm -A -H`, are never deleted, though a file rule with the same match
+//! sets their WAN addresses. A rule's name is not compared (rvsd keeps the name it was added
+//! with). With no rule in the file and none added, rvsd is not asked (an rvsd without SNAT
+//! works as before).
 
 use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey};
 use ctl::{
@@ -69,6 +82,7 @@ enum Op {
     DelRs(ServiceKey, SocketAddr),
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
+    Snat,
 }
 
 /// What the agent wants rvsd to hold, and the queue of changes towards it.
@@ -87,6 +101,10 @@ struct Wanted {
     routes: Vec<RouteSpec>,
     /// Routes removed (`virtual_routes` of an instance that left MASTER): absent from rvsd.
     released_routes: Vec<RouteSpec>,
+    /// keepalived.conf's SNAT rules.
+    snat: Vec<ctl::SnatSpec>,
+    /// Whether `set_snat` was called.
+    snat_set: bool,
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
@@ -285,6 +303,15 @@ impl Dataplane for RvsdDataplane {
         })
     }
 
+    fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {
+        tracing::info!(count = rules.len(), "SNAT rules");
+        self.push(Op::Snat, |w| {
+            w.snat = rules.to_vec();
+            w.snat_set = true;
+        });
+        Ok(())
+    }
+
     fn status(&self) -> DataplaneStatus {
         self.shared.lock().status.clone()
     }
@@ -304,6 +331,11 @@ pub fn core_key(k: &ServiceKey) -> fnat::service::ServiceKey {
         vip: k.vip,
         vport: k.vport,
     }
+}
+
+/// A SNAT rule's name for messages (its match when it has none).
+fn snat_name(r: &ctl::SnatSpec) -> String {
+    r.name.clone().unwrap_or_else(|| r.match_text())
 }
 
 /// A netmask as a prefix length.
@@ -341,6 +373,10 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
         return Err(format!("virtual_server {key}: syn_proxy is for TCP services"));
     }
     cfg.synproxy = s.syn_proxy;
+    if s.proxy_protocol == Some(fnat::service::ProxyProtocol::V1) && key.proto != fnat::types::Proto::Tcp {
+        return Err(format!("virtual_server {key}: proxy_protocol v1 speaks of TCP only (UDP services take v2)"));
+    }
+    cfg.proxy_protocol = s.proxy_protocol;
     if let Some(f) = s.sched_flags {
         (cfg.hash_port, cfg.hash_fallback) = (f.port, f.fallback);
     }
@@ -350,7 +386,14 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
 }
 
 fn rs_config(r: &RealServer) -> RealServerConfig {
-    RealServerConfig { addr: r.addr.ip(), port: r.addr.port(), weight: r.weight, upper: r.upper, lower: r.lower }
+    RealServerConfig {
+        addr: r.addr.ip(),
+        port: r.addr.port(),
+        weight: r.weight,
+        upper: r.upper,
+        lower: r.lower,
+        fwd: r.fwd,
+    }
 }
 
 /// A service in a form where equal means "rvsd needs no change": real servers' port 0
@@ -419,6 +462,9 @@ struct Worker {
     last_error: Option<String>,
     /// Connections made.
     connections: u64,
+    /// The SNAT rules this agent added to rvsd (by match) and has not deleted: the only
+    /// ones it deletes when keepalived.conf no longer has them.
+    snat_added: Vec<ctl::SnatSpec>,
 }
 
 impl Worker {
@@ -437,6 +483,7 @@ impl Worker {
             logged: HashSet::new(),
             last_error: None,
             connections: 0,
+            snat_added: Vec::new(),
         }
     }
 
@@ -724,7 +771,7 @@ impl Worker {
                 let fine = [absent, &[ErrorCode::Exists]].concat();
                 let req = Request::RealServerAdd { key: ck, rs: rs_config(&rs) };
                 if self.call(&what, req, &fine)?.is_none() {
-                    let change = RealServerEdit { weight: Some(rs.weight), ..Default::default() };
+                    let change = RealServerEdit { weight: Some(rs.weight), fwd: Some(rs.fwd), ..Default::default() };
                     let req = Request::RealServerEdit { key: ck, addr: rs.addr.ip(), port: rs.addr.port(), change };
                     self.call(&what, req, &[ErrorCode::NotFound])?;
                 }
@@ -743,16 +790,23 @@ impl Worker {
                 let req = Request::RealServerDel { key, addr: rs.ip(), port: rs.port() };
                 self.call(&format!("service {key}: remove real server {rs}"), req, &[ErrorCode::NotFound])?;
             }
+            Op::Snat => {
+                let snat = self.shared.lock().snat.clone();
+                if self.reconcile_snat(&snat)? {
+                    return Err(Fail::Refused);
+                }
+            }
         }
         Ok(())
     }
 
     /// Makes rvsd hold exactly the wanted VIPs and services, reading what it has first.
     fn reconcile(&mut self) -> Result<(), Fail> {
-        let (held, released, services, services_set, routes, released_routes) = {
+        let (held, released, services, services_set, routes, released_routes, snat) = {
             let w = self.shared.lock();
             let routes = (w.routes.clone(), w.released_routes.clone());
-            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1)
+            let snat = w.snat_set.then(|| w.snat.clone());
+            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1, snat)
         };
         let mut refused = false;
         let present: HashMap<IpAddr, AddrView> = match self.call("list addresses", Request::AddrList, &[])? {
@@ -784,6 +838,10 @@ impl Worker {
         // 2. Services.
         if services_set {
             refused |= self.reconcile_services(&services, &present, &held, &released)?;
+        }
+        // 2b. SNAT rules.
+        if let Some(snat) = snat {
+            refused |= self.reconcile_snat(&snat)?;
         }
         // 3. Released VIPs (after their services).
         for (ip, (_, dev)) in &released {
@@ -831,6 +889,79 @@ impl Worker {
         }
         self.logged.clear();
         Ok(())
+    }
+
+    /// One request of a reconciliation: `Ok(true)` done (or a `fine` refusal), `Ok(false)`
+    /// refused (logged), `Err` the connection is gone.
+    fn attempt(&mut self, what: &str, req: Request, fine: &[ErrorCode]) -> Result<bool, Fail> {
+        match self.call(what, req, fine) {
+            Ok(_) => Ok(true),
+            Err(Fail::Io) => Err(Fail::Io),
+            Err(Fail::Refused) => Ok(false),
+        }
+    }
+
+    /// Makes rvsd's SNAT rules agree with keepalived.conf's `wanted` (see the module
+    /// documentation). Returns whether something was refused.
+    fn reconcile_snat(&mut self, wanted: &[ctl::SnatSpec]) -> Result<bool, Fail> {
+        if wanted.is_empty() && self.snat_added.is_empty() {
+            return Ok(false);
+        }
+        let current = match self.call("list SNAT rules", Request::SnatList, &[])? {
+            Some(Response::Snat { rules }) => rules,
+            other => {
+                self.error(format!("list SNAT rules: unexpected reply {other:?}"));
+                return Ok(true);
+            }
+        };
+        let mut refused = false;
+        // 1. Rules this agent added that the file no longer has (first: a new rule may
+        //    take a deleted one's name).
+        let gone: Vec<ctl::SnatSpec> =
+            self.snat_added.iter().filter(|a| !wanted.iter().any(|w| w.same_match(a))).cloned().collect();
+        for r in gone {
+            if current.iter().any(|c| c.same_match(&r)) {
+                let what = format!("delete SNAT rule {} ({})", snat_name(&r), r.match_text());
+                if !self.attempt(&what, Request::SnatDel { rule: r.clone() }, &[ErrorCode::NotFound])? {
+                    refused = true;
+                    continue;
+                }
+                tracing::info!(rule = snat_name(&r), "SNAT rule deleted from rvsd");
+            }
+            self.snat_added.retain(|a| !a.same_match(&r));
+        }
+        // 2. The file's rules: added, or their WAN addresses made the file's.
+        for w in wanted {
+            let name = snat_name(w);
+            if let Some(a) = self.snat_added.iter_mut().find(|a| a.same_match(w)) {
+                a.clone_from(w);
+            }
+            let Some(have) = current.iter().find(|c| c.same_match(w)) else {
+                let what = format!("add SNAT rule {name} ({})", w.match_text());
+                if self.attempt(&what, Request::SnatAdd { rule: w.clone() }, &[])? {
+                    tracing::info!(rule = name, wan = w.wan.len(), "SNAT rule added to rvsd");
+                    if !self.snat_added.iter().any(|a| a.same_match(w)) {
+                        self.snat_added.push(w.clone());
+                    }
+                } else {
+                    refused = true;
+                }
+                continue;
+            };
+            let adds = w.wan.iter().filter(|ip| !have.wan.contains(ip)).map(|ip| (*ip, true));
+            let removes = have.wan.iter().filter(|ip| !w.wan.contains(ip)).map(|ip| (*ip, false));
+            for (wan, add) in adds.chain(removes).collect::<Vec<_>>() {
+                let (verb, fine) = if add { ("add", ErrorCode::Exists) } else { ("remove", ErrorCode::NotFound) };
+                let what = format!("SNAT rule {name}: {verb} WAN address {wan}");
+                let req = Request::SnatWan { rule: w.clone(), wan, add };
+                if self.attempt(&what, req, &[fine])? {
+                    tracing::info!(rule = name, %wan, add, "SNAT rule's WAN address changed in rvsd");
+                } else {
+                    refused = true;
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// Returns whether something was refused.

@@ -22,6 +22,11 @@ pub struct Config {
     pub virtual_server_groups: Vec<VirtualServerGroup>,
     /// `virtual_server` blocks.
     pub virtual_servers: Vec<VirtualServer>,
+    /// DPVS's `virtual_server match NAME { lb_kind SNAT ... }` blocks: SNAT rules the agent
+    /// keeps in rvsd (flows that hosts behind rvs open to the outside leave from a WAN
+    /// address), in file order.
+    #[serde(default)]
+    pub snat: Vec<SnatConf>,
     /// DPVS's `local_address_group` blocks.
     pub local_address_groups: Vec<LocalAddressGroup>,
     /// DPVS's `deny_address_group` (blacklist) and `allow_address_group` (whitelist)
@@ -325,13 +330,8 @@ impl VrrpInstance {
     }
 }
 
-/// `lb_kind` / `lvs_method`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum LbKind {
-    /// FullNAT (DPVS `FNAT`): the only mode rvs forwards with today.
-    #[default]
-    Fnat,
-}
+/// `lb_kind` / `lvs_method`: `FNAT`, `NAT` or `DR` (rvs's forwarding modes).
+pub use fnat::types::FwdMode as LbKind;
 
 /// What a `virtual_server` stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -424,6 +424,10 @@ pub struct VirtualServer {
     pub waddr_group_name: Option<String>,
     /// DPVS's `syn_proxy` (rvs also takes `on`, `off`, `auto`); unset = rvsd's default.
     pub syn_proxy: Option<fnat::synproxy::SynProxyMode>,
+    /// DPVS's `proxy_protocol`: the PROXY protocol header (`v1`, `v2`) rvsd sends the
+    /// real servers before each connection's first data; unset = none.
+    #[serde(default)]
+    pub proxy_protocol: Option<fnat::service::ProxyProtocol>,
     /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
     /// unset when none is given (rvsd's defaults).
     pub sched_flags: Option<crate::dataplane::SchedFlags>,
@@ -432,6 +436,19 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServerConf>,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// DPVS's `virtual_server match NAME { lb_kind SNAT; protocol; src-range; dst-range; iif;
+/// oif; real_server WAN 0 { weight N } }`: one SNAT rule (DPVS's "match service"). The
+/// rule is rvsd's [`ctl::SnatSpec`] as the control protocol carries it, so that the agent
+/// hands it over unchanged; rvsd names a rule by its match, not by `NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnatConf {
+    /// The rule: `NAME` as its name, the match, the `real_server` addresses as its WAN
+    /// addresses (taken in turn, in file order).
+    pub rule: ctl::SnatSpec,
     /// Where the block starts.
     pub loc: Loc,
 }
@@ -449,6 +466,8 @@ pub struct RealServerConf {
     pub lower: u32,
     /// `inhibit_on_failure`: weight 0 instead of removal on failure.
     pub inhibit_on_failure: bool,
+    /// Its forwarding method: its own `lvs_method`, else the virtual server's `lb_kind`.
+    pub lb_kind: LbKind,
     /// `notify_up` script.
     pub notify_up: Option<String>,
     /// `notify_down` script.

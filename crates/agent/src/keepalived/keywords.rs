@@ -349,8 +349,10 @@ pub const KEEPALIVED_2_2: &[&str] = &[
 ];
 
 /// The keywords DPVS's keepalived adds to keepalived's (from its `tools/keepalived`
-/// parsers) that rvs-agent does not read; refused as "valid DPVS keepalived that rvs
-/// does not support yet" (rather than unknown). Sorted.
+/// parsers) that rvs-agent does not read where they appear; refused as "valid DPVS
+/// keepalived that rvs does not support yet" (rather than unknown). `src-range`,
+/// `dst-range`, `iif` and `oif` are read in a `virtual_server match` block (SNAT) only.
+/// Sorted.
 pub const DPVS_ONLY: &[&str] = &[
     "bps",
     "dst-range",

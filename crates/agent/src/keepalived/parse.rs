@@ -1,5 +1,11 @@
 //! Statement tree -> typed [`Config`], keyword by keyword.
 //!
+//! `virtual_server match NAME { lb_kind SNAT ... }` (DPVS's SNAT rule) becomes a
+//! [`SnatConf`]: `protocol` (TCP, the default, or UDP), `src-range`, `dst-range`, `iif`,
+//! `oif` (each once), `lb_algo rr` (or `wrr` with equal weights), `real_server WAN 0 {
+//! weight N }` per WAN address. Health checks and the virtual-server keywords that mean
+//! nothing to such a rule are refused by name (warnings when `lenient`).
+//!
 //! Unknown keywords are errors, or warnings when `lenient`. Keywords listed in [`IGNORED`]
 //! are accepted with a warning naming them (and recorded in [`Config::ignored`]): mostly
 //! mail, SNMP and kernel tuning options that mean nothing to rvs, and DPVS knobs rvsd does
@@ -10,6 +16,7 @@ use super::diag::{Diagnostic, Loc};
 use super::tree::Node;
 use crate::dataplane::Proto;
 use crate::vrrp::packet::{ChecksumMode, Version};
+use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,7 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `proxy_protocol`, `establish_timeout` (rvsd's timeouts are
+/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `establish_timeout` (rvsd's timeouts are
 ///   global), `vip_bind_dev` (VIPs go on the instance's DPDK port), `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
 pub const IGNORED: &[&str] = &[
     "notification_email",
@@ -76,7 +83,6 @@ pub const IGNORED: &[&str] = &[
     "preempt",
     "est_timeout",
     "hash_target",
-    "proxy_protocol",
     "establish_timeout",
     "vip_bind_dev",
     "ops",
@@ -224,6 +230,11 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             "virtual_server_group" => {
                 if let Some(g) = p.vs_group(n) {
                     cfg.virtual_server_groups.push(g);
+                }
+            }
+            "virtual_server" if n.args.first().is_some_and(|a| a == "match") => {
+                if let Some(r) = p.snat_match(n, &cfg.snat) {
+                    cfg.snat.push(r);
                 }
             }
             "virtual_server" => {
@@ -965,7 +976,7 @@ impl P<'_> {
             target,
             delay_loop: 60.0,
             lb_algo: "wlc".into(),
-            lb_kind: LbKind::Fnat,
+            lb_kind: LbKind::FullNat,
             protocol: Proto::Tcp,
             persistence_timeout: None,
             persistence_granularity: None,
@@ -979,6 +990,7 @@ impl P<'_> {
             daddr_group_name: None,
             waddr_group_name: None,
             syn_proxy: None,
+            proxy_protocol: None,
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
@@ -1013,14 +1025,8 @@ impl P<'_> {
                 }
                 "lb_kind" | "lvs_method" => {
                     kind_seen = true;
-                    match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
-                        Some("FNAT") | Some("FULLNAT") => v.lb_kind = LbKind::Fnat,
-                        Some(k @ ("NAT" | "DR" | "TUN")) => self.err(
-                            &c.loc,
-                            format!("lb_kind {k} is not supported by rvs yet (FullNAT only): use lb_kind FNAT"),
-                        ),
-                        Some(k) => self.err(&c.loc, format!("unknown lb_kind '{k}' (FNAT, NAT, DR, TUN)")),
-                        None => {}
+                    if let Some(k) = self.lb_kind(c) {
+                        v.lb_kind = k;
                     }
                 }
                 "protocol" => match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
@@ -1051,7 +1057,9 @@ impl P<'_> {
                         self.err(&c.loc, "sorry_server expects IP PORT");
                     }
                 }
-                "sorry_server_lvs_method" => self.ignore(c, "the sorry server is reached with FullNAT"),
+                "sorry_server_lvs_method" => {
+                    self.ignore(c, "the sorry server is reached with the virtual server's lb_kind")
+                }
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
                 "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
                 "daddr_group_name" => v.daddr_group_name = self.arg(c).map(str::to_string),
@@ -1064,6 +1072,21 @@ impl P<'_> {
                         None => self.err(&c.loc, format!("syn_proxy {a}: rvs takes on, off, auto (or no value: on)")),
                     },
                     _ => self.err(&c.loc, "syn_proxy takes at most one value (on, off, auto)"),
+                },
+                // DPVS: `proxy_protocol v1|v2|v1-insecure|v2-insecure` (anything else: off).
+                "proxy_protocol" => match c.args.as_slice() {
+                    [a] => match a.as_str() {
+                        "disable" => v.proxy_protocol = None,
+                        "v1-insecure" | "v2-insecure" => self.err(
+                            &c.loc,
+                            format!("proxy_protocol {a}: rvs does not pass on a header the client sent (v1 or v2)"),
+                        ),
+                        _ => match fnat::service::ProxyProtocol::from_name(a) {
+                            Some(p) => v.proxy_protocol = Some(p),
+                            None => self.err(&c.loc, format!("proxy_protocol {a}: rvs takes v1, v2 or disable")),
+                        },
+                    },
+                    _ => self.err(&c.loc, "proxy_protocol takes one value (v1, v2 or disable)"),
                 },
                 "virtualhost" => v.virtualhost = self.arg(c).map(str::to_string),
                 k @ ("sh-port" | "mh-port" | "sh-fallback" | "mh-fallback") => {
@@ -1085,11 +1108,21 @@ impl P<'_> {
                     vs_retry_set.1 = true;
                 }
                 "real_server" => rs_nodes.push(c),
+                "src-range" | "dst-range" | "iif" | "oif" => self.err(
+                    &c.loc,
+                    format!(
+                        "{} is a SNAT rule's: write it in a `virtual_server match NAME {{ lb_kind SNAT ... }}` block",
+                        c.key
+                    ),
+                ),
                 _ => self.other(c, "virtual_server"),
             }
         }
         if !kind_seen {
-            self.warn(&n.loc, "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT");
+            self.warn(
+                &n.loc,
+                "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT (say lb_kind NAT for keepalived's)",
+            );
         }
         self.vs_retry_set = vs_retry_set;
         for c in rs_nodes {
@@ -1098,6 +1131,263 @@ impl P<'_> {
             }
         }
         Some(v)
+    }
+
+    /// The value of `lb_kind` / `lvs_method` (an error names what rvs does not do).
+    fn lb_kind(&mut self, c: &Node) -> Option<LbKind> {
+        match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
+            Some("FNAT") | Some("FULLNAT") => Some(LbKind::FullNat),
+            Some("NAT") => Some(LbKind::Nat),
+            Some("DR") => Some(LbKind::Dr),
+            Some("TUN") => Some(LbKind::Tunnel),
+            Some("SNAT") => {
+                self.err(
+                    &c.loc,
+                    format!(
+                        "{} SNAT needs a `virtual_server match NAME {{ ... }}` block (DPVS's SNAT rule), not a \
+                         virtual_server IP PORT or group",
+                        c.key
+                    ),
+                );
+                None
+            }
+            Some(k) => {
+                self.err(&c.loc, format!("unknown lb_kind '{k}' (FNAT, NAT, DR, TUN)"));
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// DPVS's `virtual_server match NAME { lb_kind SNAT ... }`: a SNAT rule (see
+    /// [`SnatConf`]). `earlier` are the rules read before it: a second rule with the same
+    /// name or the same match is an error (rvsd names a rule by its match).
+    fn snat_match(&mut self, n: &Node, earlier: &[SnatConf]) -> Option<SnatConf> {
+        let name = match n.args.as_slice() {
+            [_, name] => name.clone(),
+            [_] => {
+                self.err(&n.loc, "virtual_server match needs a name: virtual_server match NAME { lb_kind SNAT ... }");
+                return None;
+            }
+            [_, rest @ ..] => {
+                self.err(&n.loc, format!("virtual_server match expects one NAME, got '{}'", rest.join(" ")));
+                return None;
+            }
+            [] => return None,
+        };
+        let what = format!("virtual_server match {name}");
+        // keepalived's default protocol (TCP), as for virtual_server IP PORT.
+        let mut rule = ctl::SnatSpec { name: Some(name), proto: Some(SnatProto::Tcp), ..Default::default() };
+        let mut kind_seen = false;
+        let mut algo: Option<(String, Loc)> = None;
+        let mut once: Vec<&str> = Vec::new();
+        let mut wans: Vec<(IpAddr, u32, Loc)> = Vec::new();
+        for c in self.block(n) {
+            let key = c.key.as_str();
+            if matches!(key, "protocol" | "src-range" | "dst-range" | "iif" | "oif") {
+                if once.contains(&key) {
+                    self.err(&c.loc, format!("{what}: {key} given twice (once per rule)"));
+                    continue;
+                }
+                once.push(key);
+            }
+            match key {
+                "protocol" => match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
+                    Some("TCP") => rule.proto = Some(SnatProto::Tcp),
+                    Some("UDP") => rule.proto = Some(SnatProto::Udp),
+                    Some(p @ ("ICMP" | "ICMPV6")) => self.err(
+                        &c.loc,
+                        format!(
+                            "{what}: protocol {p}: rvs's SNAT takes TCP and UDP (ICMP through SNAT is not \
+                             supported yet)"
+                        ),
+                    ),
+                    Some(p) => self.err(&c.loc, format!("{what}: protocol {p} is not supported (TCP or UDP)")),
+                    None => {}
+                },
+                "lb_kind" | "lvs_method" => {
+                    kind_seen = true;
+                    match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
+                        Some("SNAT") | None => {}
+                        Some(k) => self.err(
+                            &c.loc,
+                            format!(
+                                "{what}: {key} {k}: a virtual_server match block is a SNAT rule (lb_kind SNAT); \
+                                 {k} needs a virtual_server IP PORT"
+                            ),
+                        ),
+                    }
+                }
+                "lb_algo" | "lvs_sched" => {
+                    if let Some(a) = self.arg(c) {
+                        algo = Some((a.to_string(), c.loc.clone()));
+                    }
+                }
+                "src-range" | "dst-range" => {
+                    let Some(a) = self.arg(c) else { continue };
+                    if c.args.len() > 1 {
+                        self.err(&c.loc, format!("{what}: {key} takes one range, got '{}'", c.args.join(" ")));
+                        continue;
+                    }
+                    match a.parse::<fnat::snat::AddrRange>() {
+                        Ok(r) if key == "src-range" => rule.src_range = Some(r),
+                        Ok(r) => rule.dst_range = Some(r),
+                        Err(e) => self.err(&c.loc, format!("{what}: {key}: {e}")),
+                    }
+                }
+                "iif" => rule.iif = self.arg(c).map(str::to_string),
+                "oif" => rule.oif = self.arg(c).map(str::to_string),
+                "real_server" => {
+                    if let Some(w) = self.snat_wan(c, &what) {
+                        wans.push(w);
+                    }
+                }
+                "delay_loop" | "quorum" | "quorum_up" | "quorum_down" | "hysteresis" | "inhibit_on_failure"
+                | "connect_timeout" | "retry" | "delay_before_retry" | "virtualhost" => self.snat_refuse(
+                    c,
+                    &format!("{what}: '{key}' is for health checks, and rvs-agent does not health-check WAN addresses"),
+                ),
+                "persistence_timeout"
+                | "persistence_granularity"
+                | "persistence_engine"
+                | "sorry_server"
+                | "sorry_server_lvs_method"
+                | "laddr_group_name"
+                | "daddr_group_name"
+                | "waddr_group_name"
+                | "syn_proxy"
+                | "proxy_protocol"
+                | "sh-port"
+                | "mh-port"
+                | "sh-fallback"
+                | "mh-fallback" => self.snat_refuse(
+                    c,
+                    &format!(
+                        "{what}: '{key}' is a virtual_server IP PORT's and means nothing to a SNAT rule \
+                             (rvs takes its WAN addresses in turn)"
+                    ),
+                ),
+                _ => self.other(c, "virtual_server match"),
+            }
+        }
+        if !kind_seen {
+            self.err(&n.loc, format!("{what}: needs lb_kind SNAT (a virtual_server match block is a SNAT rule)"));
+        }
+        let unequal = wans.windows(2).any(|w| w[0].1 != w[1].1);
+        match algo {
+            None => {}
+            Some((a, _)) if a == "rr" => {}
+            Some((a, _)) if a == "wrr" && !unequal => {}
+            Some((a, loc)) if a == "wrr" => {
+                let list: Vec<String> = wans.iter().map(|(ip, w, _)| format!("{ip} weight {w}")).collect();
+                self.err(
+                    &loc,
+                    format!(
+                        "{what}: lb_algo wrr with unequal weights ({}): rvs takes a rule's WAN addresses in turn, \
+                         without weights (give them equal weights, or say lb_algo rr)",
+                        list.join(", ")
+                    ),
+                );
+            }
+            Some((a, loc)) => self.err(
+                &loc,
+                format!("{what}: lb_algo {a}: rvs takes a SNAT rule's WAN addresses in turn (rr, or wrr with equal weights)"),
+            ),
+        }
+        for (i, (ip, _, loc)) in wans.iter().enumerate() {
+            if wans[..i].iter().any(|(x, _, _)| x == ip) {
+                self.err(loc, format!("{what}: real_server {ip} given twice"));
+            } else {
+                rule.wan.push(*ip);
+            }
+        }
+        if wans.is_empty() {
+            self.warn(&n.loc, format!("{what}: no real_server (WAN address): the rule takes no flow until it has one"));
+        }
+        // rvsd's own check of a rule (one family for its ranges and WAN addresses).
+        let core = fnat::snat::SnatRule {
+            name: rule.name.clone().unwrap_or_default(),
+            proto: rule.proto,
+            src: rule.src_range,
+            dst: rule.dst_range,
+            iif: None,
+            oif: None,
+            wan: rule.wan.clone(),
+        };
+        if let Err(e) = core.validate() {
+            self.err(&n.loc, format!("{what}: {e}"));
+        }
+        if let Some(o) = earlier.iter().find(|o| o.rule.name == rule.name) {
+            self.err(&n.loc, format!("{what}: the name is already used by the virtual_server match at {}", o.loc));
+            return None;
+        }
+        if let Some(o) = earlier.iter().find(|o| o.rule.same_match(&rule)) {
+            self.err(
+                &n.loc,
+                format!(
+                    "{what}: same match ({}) as virtual_server match {} ({}): rvs names a SNAT rule by its match",
+                    rule.match_text(),
+                    o.rule.name.as_deref().unwrap_or_default(),
+                    o.loc
+                ),
+            );
+            return None;
+        }
+        Some(SnatConf { rule, loc: n.loc.clone() })
+    }
+
+    /// A SNAT rule's `real_server WAN 0 { weight N }`: a WAN address, with its weight (for
+    /// the `wrr` check). Health checkers and real-server options are errors naming them.
+    fn snat_wan(&mut self, n: &Node, what: &str) -> Option<(IpAddr, u32, Loc)> {
+        let [ip, port] = n.args.as_slice() else {
+            self.err(&n.loc, format!("{what}: real_server expects 'WAN_ADDRESS 0'"));
+            return None;
+        };
+        let ip = self.ip(&n.loc, &format!("{what}: real_server"), ip)?;
+        if port != "0" {
+            self.err(
+                &n.loc,
+                format!("{what}: real_server {ip} {port}: a WAN address takes port 0 (its ports are its sapool's)"),
+            );
+        }
+        let mut weight = 1;
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "weight" => match self.int(c, 0, 65535) {
+                    Some(0) => self.err(
+                        &c.loc,
+                        format!(
+                            "{what}: real_server {ip}: weight 0 (no new flows) is not supported: rvs takes every \
+                             WAN address of a rule (remove the real_server instead)"
+                        ),
+                    ),
+                    Some(w) => weight = w as u32,
+                    None => {}
+                },
+                k @ ("TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK" | "UDP_CHECK" | "PING_CHECK"
+                | "SMTP_CHECK" | "DNS_CHECK" | "FILE_CHECK" | "BFD_CHECK" | "notify_up" | "notify_down"
+                | "delay_loop" | "inhibit_on_failure") => self.err(
+                    &c.loc,
+                    format!("{what}: real_server {ip}: {k}: rvs-agent does not health-check WAN addresses"),
+                ),
+                k @ ("uthreshold" | "lthreshold" | "lvs_method") => {
+                    self.err(&c.loc, format!("{what}: real_server {ip}: {k} means nothing to a SNAT WAN address"))
+                }
+                _ => self.other(c, "a virtual_server match's real_server"),
+            }
+        }
+        Some((ip, weight, n.loc.clone()))
+    }
+
+    /// A virtual-server keyword a SNAT rule does not honour: an error, a warning when
+    /// lenient (as unknown keywords).
+    fn snat_refuse(&mut self, n: &Node, msg: &str) {
+        if self.opts.lenient {
+            self.warn(&n.loc, format!("{msg} (ignored)"));
+            self.ignored.push((n.loc.clone(), n.key.clone()));
+        } else {
+            self.err(&n.loc, msg);
+        }
     }
 
     fn real_server(&mut self, n: &Node, vs: &VirtualServer, defaults: &CheckCommon) -> Option<RealServerConf> {
@@ -1113,6 +1403,7 @@ impl P<'_> {
             upper: 0,
             lower: 0,
             inhibit_on_failure: vs.inhibit_on_failure,
+            lb_kind: vs.lb_kind,
             notify_up: None,
             notify_down: None,
             delay_loop: None,
@@ -1127,6 +1418,11 @@ impl P<'_> {
                 "uthreshold" => rs.upper = self.uint(c).unwrap_or(0),
                 "lthreshold" => rs.lower = self.uint(c).unwrap_or(0),
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(c),
+                "lvs_method" => {
+                    if let Some(k) = self.lb_kind(c) {
+                        rs.lb_kind = k;
+                    }
+                }
                 "notify_up" => rs.notify_up = self.script(c),
                 "notify_down" => rs.notify_down = self.script(c),
                 "delay_loop" => rs.delay_loop = self.secs(c),

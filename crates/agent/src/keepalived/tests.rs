@@ -135,17 +135,40 @@ fn pair_validation_reports_weights_that_cannot_bridge_the_gap() {
 }
 
 #[test]
-fn lb_kinds_other_than_fnat_and_fwmark_are_refused_clearly() {
-    for k in ["NAT", "DR", "TUN"] {
+fn lb_kinds_nat_dr_and_per_server_lvs_method() {
+    let conf = "virtual_server 10.0.0.1 80 {\n lb_kind NAT\n real_server 10.0.1.1 80 {\n }\n\
+                real_server 10.0.1.2 80 {\n  lvs_method DR\n }\n}\n";
+    let l = strict(conf);
+    assert!(messages(&l).is_empty(), "NAT and DR need no local addresses: {:?}", messages(&l));
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.lb_kind, LbKind::Nat);
+    assert_eq!([v.real_servers[0].lb_kind, v.real_servers[1].lb_kind], [LbKind::Nat, LbKind::Dr]);
+    for (k, want) in [("DR", LbKind::Dr), ("nat", LbKind::Nat), ("FNAT", LbKind::FullNat), ("TUN", LbKind::Tunnel)] {
         let l = strict(&format!("virtual_server 10.0.0.1 80 {{\n lb_kind {k}\n}}\n"));
-        assert!(
-            messages(&l).contains(&format!(
-                "t.conf:2: error: lb_kind {k} is not supported by rvs yet (FullNAT only): use lb_kind FNAT"
-            )),
-            "{:?}",
-            messages(&l)
-        );
+        assert_eq!(l.config.virtual_servers[0].lb_kind, want);
     }
+}
+
+#[test]
+fn lb_kind_tun_and_unknown_kinds_and_fwmark() {
+    let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind TUN\n}\n");
+    assert_eq!(l.config.virtual_servers[0].lb_kind, LbKind::Tunnel);
+    let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind GRE\n}\n");
+    assert!(
+        messages(&l).contains(&"t.conf:2: error: unknown lb_kind 'GRE' (FNAT, NAT, DR, TUN)".to_string()),
+        "{:?}",
+        messages(&l)
+    );
+    let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind SNAT\n}\n");
+    assert!(
+        messages(&l).contains(
+            &"t.conf:2: error: lb_kind SNAT needs a `virtual_server match NAME { ... }` block (DPVS's SNAT rule), \
+              not a virtual_server IP PORT or group"
+                .to_string()
+        ),
+        "{:?}",
+        messages(&l)
+    );
     let l = strict("virtual_server fwmark 1 {\n lb_kind FNAT\n}\n");
     assert_eq!(
         messages(&l),
@@ -225,6 +248,29 @@ fn syn_proxy_is_honoured_and_bad_values_are_named() {
     assert_eq!(strict(&vs("")).config.virtual_servers[0].syn_proxy, None);
     let l = strict(&vs(" syn_proxy sometimes\n"));
     assert_eq!(errors(&l), ["t.conf:3: error: syn_proxy sometimes: rvs takes on, off, auto (or no value: on)"]);
+}
+
+#[test]
+fn proxy_protocol_is_honoured_and_bad_values_are_named() {
+    use fnat::service::ProxyProtocol;
+    let vs = |body: &str| format!("virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n{body}}}\n");
+    let errors = |l: &Loaded| messages(l).into_iter().filter(|m| m.contains("error")).collect::<Vec<_>>();
+    for (v, want) in [("v1", Some(ProxyProtocol::V1)), ("v2", Some(ProxyProtocol::V2)), ("disable", None)] {
+        let l = strict(&vs(&format!(" proxy_protocol {v}\n")));
+        assert!(errors(&l).is_empty(), "{:?}", messages(&l));
+        assert!(l.config.ignored.is_empty(), "honoured, not ignored");
+        assert_eq!(l.config.virtual_servers[0].proxy_protocol, want);
+    }
+    assert_eq!(strict(&vs("")).config.virtual_servers[0].proxy_protocol, None);
+    let l = strict(&vs(" proxy_protocol v2-insecure\n"));
+    assert_eq!(
+        errors(&l),
+        ["t.conf:3: error: proxy_protocol v2-insecure: rvs does not pass on a header the client sent (v1 or v2)"]
+    );
+    let l = strict(&vs(" proxy_protocol v3\n"));
+    assert_eq!(errors(&l), ["t.conf:3: error: proxy_protocol v3: rvs takes v1, v2 or disable"]);
+    let l = strict(&vs(" proxy_protocol\n"));
+    assert_eq!(errors(&l), ["t.conf:3: error: proxy_protocol takes one value (v1, v2 or disable)"]);
 }
 
 #[test]
@@ -439,4 +485,270 @@ fn static_addresses_and_routes_parse() {
     assert_eq!(l.config.static_ipaddress[0].dev.as_deref(), Some("dpdk0"));
     let l = strict("static_routes {\n default via 192.0.2.1 dev dpdk0\n}\n");
     assert_eq!(l.config.static_routes[0].prefix.to_string(), "0.0.0.0/0");
+}
+
+/// DPVS's tutorial (doc/tutorial.md, "SNAT Mode"), as written there.
+const DPVS_SNAT: &str = "virtual_server match SNAT1 {
+    protocol UDP
+    lb_algo rr
+    lb_kind SNAT
+    src-range 192.168.100.0-192.168.100.254
+    oif dpdk1
+
+    real_server 123.1.2.1  0 {
+        weight 4
+    }
+}
+virtual_server match SNAT2 {
+    protocol TCP
+    lb_algo wrr
+    lb_kind SNAT
+    src-range 192.168.100.1-192.168.100.254
+    dst-range 123.1.2.0-123.1.2.254
+    oif dpdk1
+    iif dpdk0
+    real_server 123.1.2.1  0 {
+        weight 4
+    }
+}
+";
+
+#[test]
+fn dpvs_snat_match_blocks_become_snat_rules() {
+    use fnat::types::Proto as P;
+    let l = strict(DPVS_SNAT);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert!(l.config.virtual_servers.is_empty());
+    let range = |r: &str| Some(r.parse::<fnat::snat::AddrRange>().unwrap());
+    let wan = vec!["123.1.2.1".parse().unwrap()];
+    let rules: Vec<&ctl::SnatSpec> = l.config.snat.iter().map(|s| &s.rule).collect();
+    assert_eq!(
+        rules,
+        [
+            &ctl::SnatSpec {
+                name: Some("SNAT1".into()),
+                proto: Some(P::Udp),
+                src_range: range("192.168.100.0-192.168.100.254"),
+                dst_range: None,
+                iif: None,
+                oif: Some("dpdk1".into()),
+                wan: wan.clone(),
+            },
+            &ctl::SnatSpec {
+                name: Some("SNAT2".into()),
+                proto: Some(P::Tcp),
+                src_range: range("192.168.100.1-192.168.100.254"),
+                dst_range: range("123.1.2.0-123.1.2.254"),
+                iif: Some("dpdk0".into()),
+                oif: Some("dpdk1".into()),
+                wan,
+            },
+        ]
+    );
+    assert_eq!(l.config.snat[1].loc.line, 12);
+    // keepalived's default protocol; several WAN addresses in file order; IPv6 and ports.
+    let l = strict(
+        "virtual_server match v6 {\n lb_kind snat\n dst-range [2001:db8::1]-[2001:db8::9]:80\n\
+         real_server 2001:db8:1::1 0 {\n }\n real_server 2001:db8:1::2 0 {\n }\n}\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let r = &l.config.snat[0].rule;
+    assert_eq!(r.proto, Some(P::Tcp));
+    assert_eq!(r.match_text(), "proto=tcp,dst-range=[2001:db8::1]-[2001:db8::9]:80");
+    assert_eq!(r.wan, ["2001:db8:1::1".parse::<std::net::IpAddr>().unwrap(), "2001:db8:1::2".parse().unwrap()]);
+    // The configuration round-trips through serde (reload compares it so).
+    let json = serde_json::to_string(&l.config).unwrap();
+    assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), l.config);
+}
+
+/// `virtual_server match S { lb_kind SNAT; BODY }`: line 3 is BODY's first.
+fn snat_block(body: &str) -> String {
+    format!("virtual_server match S {{\n lb_kind SNAT\n{body} real_server 198.18.0.1 0 {{\n }}\n}}\n")
+}
+
+fn errors(l: &Loaded) -> Vec<String> {
+    messages(l).into_iter().filter(|m| m.contains("error")).collect()
+}
+
+#[test]
+fn snat_refusals_name_their_problem() {
+    let s = "t.conf:3: error: virtual_server match S";
+    for (body, want) in [
+        (
+            " protocol ICMP\n",
+            format!("{s}: protocol ICMP: rvs's SNAT takes TCP and UDP (ICMP through SNAT is not supported yet)"),
+        ),
+        (" protocol SCTP\n", format!("{s}: protocol SCTP is not supported (TCP or UDP)")),
+        (
+            " lvs_method FNAT\n",
+            format!(
+                "{s}: lvs_method FNAT: a virtual_server match block is a SNAT rule (lb_kind SNAT); FNAT needs a \
+                 virtual_server IP PORT"
+            ),
+        ),
+        (
+            " src-range 10.0.0.9-10.0.0.1\n",
+            format!("{s}: src-range: 10.0.0.9-10.0.0.1: the ends must be of one family, the first not above the last"),
+        ),
+        (" dst-range nonsense\n", format!("{s}: dst-range: \"nonsense\" is not an address range (A, A-B")),
+        (" src-range 10.0.0.1 10.0.0.2\n", format!("{s}: src-range takes one range, got '10.0.0.1 10.0.0.2'")),
+        (" oif dpdk1\n oif dpdk2\n", "t.conf:4: error: virtual_server match S: oif given twice (once per rule)".into()),
+        (
+            " lb_algo wlc\n",
+            format!("{s}: lb_algo wlc: rvs takes a SNAT rule's WAN addresses in turn (rr, or wrr with equal weights)"),
+        ),
+        (
+            " delay_loop 6\n",
+            format!("{s}: 'delay_loop' is for health checks, and rvs-agent does not health-check WAN addresses"),
+        ),
+        (
+            " quorum 2\n",
+            format!("{s}: 'quorum' is for health checks, and rvs-agent does not health-check WAN addresses"),
+        ),
+        (
+            " persistence_timeout 50\n",
+            format!(
+                "{s}: 'persistence_timeout' is a virtual_server IP PORT's and means nothing to a SNAT rule (rvs \
+                 takes its WAN addresses in turn)"
+            ),
+        ),
+        (
+            " real_server 198.18.0.2 80 {\n }\n",
+            format!("{s}: real_server 198.18.0.2 80: a WAN address takes port 0 (its ports are its sapool's)"),
+        ),
+        (" real_server 198.18.0.2\n", format!("{s}: real_server expects 'WAN_ADDRESS 0'")),
+        (
+            " real_server 198.18.0.1 0 {\n }\n",
+            "t.conf:5: error: virtual_server match S: real_server 198.18.0.1 given twice".into(),
+        ),
+        (
+            " real_server 198.18.0.2 0 {\n  TCP_CHECK {\n  }\n }\n",
+            "t.conf:4: error: virtual_server match S: real_server 198.18.0.2: TCP_CHECK: rvs-agent does not \
+             health-check WAN addresses"
+                .into(),
+        ),
+        (
+            " real_server 198.18.0.2 0 {\n  inhibit_on_failure\n }\n",
+            "t.conf:4: error: virtual_server match S: real_server 198.18.0.2: inhibit_on_failure: rvs-agent does \
+             not health-check WAN addresses"
+                .into(),
+        ),
+        (
+            " real_server 198.18.0.2 0 {\n  MISC_CHECK {\n   misc_path /bin/true\n  }\n }\n",
+            "t.conf:4: error: virtual_server match S: real_server 198.18.0.2: MISC_CHECK: rvs-agent does not \
+             health-check WAN addresses"
+                .into(),
+        ),
+        (
+            " real_server 198.18.0.2 0 {\n  uthreshold 10\n }\n",
+            "t.conf:4: error: virtual_server match S: real_server 198.18.0.2: uthreshold means nothing to a SNAT \
+             WAN address"
+                .into(),
+        ),
+        (
+            " real_server 198.18.0.2 0 {\n  weight 0\n }\n",
+            "t.conf:4: error: virtual_server match S: real_server 198.18.0.2: weight 0 (no new flows) is not \
+             supported: rvs takes every WAN address of a rule (remove the real_server instead)"
+                .into(),
+        ),
+        (
+            " src-range 2001:db8::/64\n",
+            "t.conf:1: error: virtual_server match S: SNAT rule \"S\": src-range is not of the family of its WAN \
+             addresses"
+                .into(),
+        ),
+        (" acl_entry a {\n }\n", "t.conf:3: error: unknown keyword 'acl_entry' in virtual_server match".into()),
+    ] {
+        let l = strict(&snat_block(body));
+        let e = errors(&l);
+        assert!(e.len() == 1 && e[0].starts_with(&want), "{body:?}: want {want:?}, got {e:?}");
+    }
+}
+
+#[test]
+fn snat_algorithms_kinds_names_and_matches() {
+    // wrr: only with equal weights (the WAN addresses are taken in turn).
+    let wans = |w1: u32, w2: u32| {
+        format!(
+            "virtual_server match S {{\n lb_kind SNAT\n lb_algo wrr\n real_server 198.18.0.1 0 {{\n  weight {w1}\n }}\n\
+             real_server 198.18.0.2 0 {{\n  weight {w2}\n }}\n}}\n"
+        )
+    };
+    let l = strict(&wans(3, 3));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.snat[0].rule.wan.len(), 2);
+    assert_eq!(
+        errors(&strict(&wans(3, 1))),
+        ["t.conf:3: error: virtual_server match S: lb_algo wrr with unequal weights (198.18.0.1 weight 3, \
+          198.18.0.2 weight 1): rvs takes a rule's WAN addresses in turn, without weights (give them equal weights, \
+          or say lb_algo rr)"]
+    );
+    // rr takes no weights at all, as in LVS.
+    assert!(errors(&strict(&wans(3, 1).replace("wrr", "rr"))).is_empty());
+    // lb_kind: required in a match block; SNAT only there.
+    let l = strict("virtual_server match S {\n real_server 198.18.0.1 0 {\n }\n}\n");
+    assert_eq!(
+        errors(&l),
+        ["t.conf:1: error: virtual_server match S: needs lb_kind SNAT (a virtual_server match block is a SNAT rule)"]
+    );
+    let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n src-range 10.0.0.0/24\n}\n");
+    assert_eq!(
+        errors(&l),
+        ["t.conf:3: error: src-range is a SNAT rule's: write it in a `virtual_server match NAME { lb_kind SNAT ... }` \
+          block"]
+    );
+    let l = strict("virtual_server match {\n lb_kind SNAT\n}\n");
+    assert_eq!(
+        errors(&l),
+        ["t.conf:1: error: virtual_server match needs a name: virtual_server match NAME { lb_kind SNAT ... }"]
+    );
+    // No WAN address: a warning (the rule takes nothing), an error under --strict.
+    let bare = "virtual_server match S {\n lb_kind SNAT\n oif dpdk1\n}\n";
+    let l = strict(bare);
+    assert_eq!(
+        messages(&l),
+        ["t.conf:1: warning: virtual_server match S: no real_server (WAN address): the rule takes no flow until it has one"]
+    );
+    assert!(parse_str(bare, "t.conf", Options { strict: true, ..Options::default() }).has_errors());
+    // Two rules with one name, or one match.
+    let two = |a: &str, b: &str| format!("{}{}", snat_block(a), snat_block(b).replace("match S", "match T"));
+    let l = strict(&two(" oif dpdk1\n", " oif dpdk1\n"));
+    assert_eq!(
+        errors(&l),
+        ["t.conf:7: error: virtual_server match T: same match (proto=tcp,oif=dpdk1) as virtual_server match S \
+          (t.conf:1): rvs names a SNAT rule by its match"]
+    );
+    assert_eq!(l.config.snat.len(), 1);
+    let l = strict(&format!("{}{}", snat_block(" oif dpdk1\n"), snat_block(" oif dpdk2\n")));
+    assert_eq!(
+        errors(&l),
+        ["t.conf:7: error: virtual_server match S: the name is already used by the virtual_server match at t.conf:1"]
+    );
+    assert!(errors(&strict(&two(" oif dpdk1\n", " oif dpdk1\n protocol UDP\n"))).is_empty());
+}
+
+#[test]
+fn snat_keywords_not_honoured_are_warnings_when_lenient_or_ignored() {
+    let lenient = Options { lenient: true, ..Options::default() };
+    let l = parse_str(&snat_block(" delay_loop 6\n"), "t.conf", lenient.clone());
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:3: warning: virtual_server match S: 'delay_loop' is for health checks, and rvs-agent does not \
+          health-check WAN addresses (ignored)"]
+    );
+    assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["delay_loop"]);
+    // DPVS's knobs already accepted and ignored everywhere (alpha, omega) stay so here.
+    let l = strict(&snat_block(" alpha\n omega\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:3: warning: 'alpha' is accepted and not honoured by rvs-agent/rvsd (ignored)",
+            "t.conf:4: warning: 'omega' is accepted and not honoured by rvs-agent/rvsd (ignored)"
+        ]
+    );
+    // Health checkers on a WAN address stay errors even when lenient: no check would run.
+    let l = parse_str(&snat_block(" real_server 198.18.0.2 0 {\n  TCP_CHECK {\n  }\n }\n"), "t.conf", lenient);
+    assert!(l.has_errors());
 }

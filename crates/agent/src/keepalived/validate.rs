@@ -113,7 +113,9 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
         }
         match &v.laddr_group_name {
             Some(l) if !laddrs.contains(l.as_str()) => d.push(e(format!("no local_address_group {l}"))),
-            None => d.push(w("no laddr_group_name: FullNAT needs local addresses (rvsd's defaults are used)".into())),
+            None if v.lb_kind.needs_local_addrs() || v.real_servers.iter().any(|r| r.lb_kind.needs_local_addrs()) => {
+                d.push(w("no laddr_group_name: FullNAT and TUN need local addresses (rvsd's defaults are used)".into()))
+            }
             _ => {}
         }
         let mut rs_seen = HashSet::new();

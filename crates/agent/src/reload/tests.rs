@@ -175,3 +175,83 @@ fn live_health_is_kept_across_a_reload() {
     next.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 0 }, &dp).unwrap();
     assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.1:80"), 11)]);
 }
+
+/// Two SNAT rules (`virtual_server match`), as DPVS writes them.
+const SNAT: &str = "virtual_server match A {\n protocol TCP\n lb_kind SNAT\n src-range 192.168.100.0-192.168.100.254\n\
+ oif dpdk1\n real_server 198.18.0.1 0 {\n }\n real_server 198.18.0.2 0 {\n }\n}\n\
+virtual_server match B {\n protocol UDP\n lb_kind SNAT\n src-range 192.168.100.0-192.168.100.254\n oif dpdk1\n\
+ real_server 198.18.0.3 0 {\n }\n}\n";
+
+/// A's WAN addresses changed, B removed, C added.
+fn snat_reloaded() -> String {
+    let c = "virtual_server match C {\n lb_kind SNAT\n dst-range 123.1.2.0/24\n real_server 198.18.0.5 0 {\n }\n}\n";
+    let a_b = SNAT.replace("198.18.0.1 0", "198.18.0.4 0");
+    format!("{}{c}", &a_b[..a_b.find("virtual_server match B").unwrap()])
+}
+
+fn snat_of(text: &str) -> Vec<ctl::SnatSpec> {
+    cfg(text).snat.into_iter().map(|s| s.rule).collect()
+}
+
+#[test]
+fn snat_rules_added_removed_and_with_other_wan_addresses() {
+    let old = cfg(&format!("{BASE}{SNAT}"));
+    // Unchanged (lines moved, WAN addresses reordered): nothing.
+    let swapped =
+        SNAT.replace("198.18.0.1 0 {\n }\n real_server 198.18.0.2", "198.18.0.2 0 {\n }\n real_server 198.18.0.1");
+    assert!(diff(&old, &cfg(&format!("\n\n{BASE}{swapped}"))).is_empty());
+    let d = diff(&old, &cfg(&format!("{BASE}{}", snat_reloaded())));
+    assert!(d.instances.is_empty() && d.services.services.is_empty() && d.checkers.is_empty(), "{d:?}");
+    assert_eq!(
+        d.lines(),
+        [
+            "SNAT rule A (proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1) WAN addresses changed",
+            "SNAT rule B (proto=udp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1) removed",
+            "SNAT rule C (proto=tcp,dst-range=123.1.2.0-123.1.2.255) added",
+        ]
+    );
+    let dp = FakeDataplane::new();
+    d.apply_snat(&dp);
+    assert_eq!(
+        dp.calls(),
+        [Call::SetSnat(vec![
+            "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1".into(),
+            "proto=tcp,dst-range=123.1.2.0-123.1.2.255".into()
+        ])]
+    );
+    assert_eq!(dp.snat(), snat_of(&snat_reloaded()));
+    // No SNAT change: nothing sent.
+    let d = diff(&old, &cfg(&format!("{}{SNAT}", BASE.replace("weight 20", "weight 25"))));
+    assert!(d.snat.is_empty());
+    d.apply_snat(&dp);
+    assert_eq!(dp.calls().len(), 1);
+}
+
+/// The agent gives the dataplane keepalived.conf's SNAT rules at start and the new set
+/// on a reload that changes them (and none on one that does not).
+#[tokio::test]
+async fn the_agent_sets_snat_rules_at_start_and_on_reload() {
+    use std::sync::Arc;
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (d, start) = (dp.clone(), cfg(SNAT));
+    let task = tokio::spawn(crate::agent::run_with_reload(start, d, stop_rx, reload_rx, |_| {}));
+    let snat_calls = || dp.calls().into_iter().filter(|c| matches!(c, Call::SetSnat(_))).count();
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
+    settle().await;
+    assert_eq!(dp.snat(), snat_of(SNAT));
+    assert_eq!(snat_calls(), 1);
+    reload_tx.send(parse_str(&snat_reloaded(), "k.conf", Options::default())).unwrap();
+    settle().await;
+    assert_eq!(dp.snat(), snat_of(&snat_reloaded()));
+    assert_eq!(snat_calls(), 2);
+    reload_tx.send(parse_str(&format!("# moved\n{}", snat_reloaded()), "k.conf", Options::default())).unwrap();
+    settle().await;
+    assert_eq!(snat_calls(), 2, "nothing changed");
+    reload_tx.send(parse_str("", "k.conf", Options::default())).unwrap();
+    settle().await;
+    assert_eq!((dp.snat(), snat_calls()), (Vec::new(), 3), "every rule gone");
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -11,7 +11,7 @@ use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
 use fnat::stats::Counters;
 use fnat::synproxy::SynProxyMode;
 use fnat::tcp_state::Timeouts;
-use fnat::types::Proto;
+use fnat::types::{FwdMode, Proto};
 
 use super::{ListOpts, View};
 use crate::addr::{addr_port, dotted_mask};
@@ -124,6 +124,23 @@ fn synproxy(svc: &ServiceConfig, rule: bool) -> String {
     }
 }
 
+/// The client-address settings: the PROXY protocol as DPVS's ipvsadm lists it (` ppv1`,
+/// ` ppv2`), or as a `-S` rule (` --proxy-protocol v2`); nothing when off.
+/// The UOA setting likewise (` uoa-opp`, ` --uoa opp`).
+fn proxy_protocol(svc: &ServiceConfig, rule: bool) -> String {
+    let pp = match (svc.proxy_protocol, rule) {
+        (None, _) => String::new(),
+        (Some(v), false) => format!(" pp{v}"),
+        (Some(v), true) => format!(" --proxy-protocol {v}"),
+    };
+    let uoa = match (svc.uoa, rule) {
+        (None, _) => String::new(),
+        (Some(m), false) => format!(" uoa-{m}"),
+        (Some(m), true) => format!(" --uoa {m}"),
+    };
+    pp + &uoa
+}
+
 /// ` persistent 300 mask 255.255.255.0` (mask only when not the full address).
 fn persistence(svc: &ServiceConfig, rule: bool) -> String {
     let Some(p) = &svc.persistence else { return String::new() };
@@ -214,7 +231,14 @@ pub fn write_services(
             }
             View::Plain | View::Thresholds => {
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
-                writeln!(out, "{name} {}{flags}{}{}", cfg.sched, persistence(cfg, false), synproxy(cfg, false))?;
+                writeln!(
+                    out,
+                    "{name} {}{flags}{}{}{}",
+                    cfg.sched,
+                    persistence(cfg, false),
+                    synproxy(cfg, false),
+                    proxy_protocol(cfg, false)
+                )?;
             }
         }
         for d in ordered_dests(s, opts.sort) {
@@ -224,7 +248,10 @@ pub fn write_services(
                 View::Plain => writeln!(
                     out,
                     "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
-                    "FullNat", d.config.weight, d.active, d.inactive
+                    d.config.fwd.listed(),
+                    d.config.weight,
+                    d.active,
+                    d.inactive
                 )?,
                 View::Stats => writeln!(
                     out,
@@ -295,6 +322,39 @@ pub fn rates(first: &[ServiceView], second: &[ServiceView], dt: Duration) -> Vec
             ServiceView { stats: Some(per_second(&a, &b, dt)), dests, ..s.clone() }
         })
         .collect()
+}
+
+/// The `-S` flag of a forwarding method (ipvsadm's, and DPVS's `-b`).
+fn fwd_flag(m: FwdMode) -> &'static str {
+    match m {
+        FwdMode::FullNat => "-b",
+        FwdMode::Nat => "-m",
+        FwdMode::Dr => "-g",
+        FwdMode::Tunnel => "-i",
+        FwdMode::Snat => "-J",
+    }
+}
+
+/// The SNAT rules as DPVS lists its match services (after the services): `MATCH
+/// <match> rr`, then each WAN address as a `SNAT` real server. Per-address connection
+/// counts are not in the reply; they print as `-`.
+pub fn write_snat(out: &mut dyn Write, rules: &[ctl::SnatSpec]) -> io::Result<()> {
+    for r in rules {
+        let name = r.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        writeln!(out, "MATCH {} rr{name}", r.match_text())?;
+        for w in &r.wan {
+            writeln!(
+                out,
+                "  -> {:<28} {:<7} {:<6} {:<10} {:<10}",
+                addr_port(*w, 0),
+                FwdMode::Snat.listed(),
+                1,
+                "-",
+                "-"
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `Timeout (tcp tcpfin udp): 900 120 300`.
@@ -394,6 +454,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
         if cfg.source_limit != 0 {
             line += &format!(" --source-limit {}", cfg.source_limit);
         }
+        line += &proxy_protocol(cfg, true);
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {
             s.dests.iter().map(|d| d.config).collect()
@@ -401,7 +462,12 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
             cfg.real_servers.clone()
         };
         for rs in &rss {
-            let mut line = format!("-a {svc} -r {} -b -w {}", addr_port(rs.addr, rs_port(rs, cfg.vport)), rs.weight);
+            let mut line = format!(
+                "-a {svc} -r {} {} -w {}",
+                addr_port(rs.addr, rs_port(rs, cfg.vport)),
+                fwd_flag(rs.fwd),
+                rs.weight
+            );
             if rs.upper != 0 {
                 line += &format!(" -x {}", rs.upper);
             }

@@ -4,8 +4,8 @@
 //! [`CliError::Usage`] naming it), [`run`] carries it out against a [`Ctl`] and prints.
 //!
 //! Differences from ipvsadm, all deliberate:
-//! - FullNAT is the only forwarding method: `-b` is the default and accepted, `-g`, `-i`
-//!   and `-m` are refused.
+//! - The forwarding method is per real server (`-b` FullNAT, `-m` NAT, `-g` DR, `-i`
+//!   TUN), and a server added without one is FullNAT (ipvsadm's default is `-g`).
 //! - `-e` changes only the values given (`-w`, `-x`, `-y`); ipvsadm resets an omitted
 //!   weight to 1. `-E`, like ipvsadm, sets the whole service (scheduler default wlc,
 //!   persistence off unless `-p`).
@@ -17,7 +17,12 @@
 //! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
 //!   own `--conn-rate N[:BURST]` and `--source-limit N` on `-A`/`-E` (which `-E`, setting
-//!   the whole service, resets when omitted).
+//!   the whole service, resets when omitted), DPVS's `--proxy-protocol v1|v2`
+//!   (`disable` = none; DPVS's `v1-insecure`/`v2-insecure` are refused), and rvs's
+//!   `--uoa ipo|opp` for UDP services (DPVS sets UOA globally; here per service).
+//! - DPVS's SNAT rules: `-A|-D -H MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; a rule takes its
+//!   WAN addresses in turn, so `-s` other than `rr` and `-w` are refused; `-L` lists the
+//!   rules after the services; `-S`/`-R` do not carry them.
 
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
@@ -28,9 +33,10 @@ use ctl::{CtlError, RealServerEdit, Request, Response, ServiceSpec};
 use fnat::edge::RateLimit;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
-use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT, MAX_WEIGHT};
+use fnat::service::{ProxyProtocol, RealServerConfig, ServiceConfig, ServiceKey, DEFAULT_WEIGHT, MAX_WEIGHT};
 use fnat::synproxy::SynProxyMode;
-use fnat::types::Proto;
+use fnat::types::{FwdMode, Proto};
+use fnat::uoa::UoaMode;
 
 use crate::addr::{parse_addr_port_named, parse_ip, parse_netmask, parse_num};
 use crate::{unexpected, usage, write_json, CliError, Ctl, CONN_PAGE};
@@ -44,8 +50,6 @@ pub const MAX_TIMEOUT: u64 = 86_400 * 31;
 /// The sampling interval of `--rate`.
 pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
-const FULLNAT_ONLY: &str = "rvs forwards in FullNAT mode only (-b)";
-
 /// ipvsadm 1.31 options rvs refuses by name, with why.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("-o/--ops", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
@@ -53,7 +57,7 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("--start-daemon/--stop-daemon", "rvs has no connection sync daemon yet"),
     ("--syncid/--mcast-*/--sync-maxlen", "rvs has no connection sync daemon yet"),
     ("--pe", "rvs has no persistence engines (persistence is by source address)"),
-    ("-T/--tun-type/--tun-port/--tun-*csum", "rvs forwards in FullNAT mode only (-b), no tunnels"),
+    ("-T/--tun-type/--tun-port/--tun-*csum", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
 ];
 
 /// ipvsadm's arguments, as clap sees them (values are checked afterwards by [`parse`]).
@@ -63,9 +67,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     version,
     disable_version_flag = true,
     args_override_self = true,
-    about = "Administer rvs's virtual services (ipvsadm's syntax, FullNAT only)",
+    about = "Administer rvs's virtual services and SNAT rules (ipvsadm's syntax, DPVS's additions)",
     after_help = "Examples:\n  rvsadm -A -t 198.18.0.100:80 -s wrr\n  rvsadm -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3\n  rvsadm -P -t 198.18.0.100:80 -z 198.19.0.10 -F dpdk1\n  rvsadm -Ln --stats\n  rvsadm -S > rules && rvsadm -R < rules"
 )]
+// The doc comments are clap's help text, where `[IPV6]:PORT` and `[cpu]` are literal.
+#[allow(rustdoc::broken_intra_doc_links)]
 pub struct AdmArgs {
     /// Add a virtual service.
     #[arg(short = 'A', long = "add-service", help_heading = "Commands")]
@@ -141,6 +147,11 @@ pub struct AdmArgs {
     /// Firewall-mark service (not supported by rvs).
     #[arg(short = 'f', long = "fwmark-service", value_name = "MARK", hide = true)]
     pub fwmark_service: Option<String>,
+    /// A SNAT rule, named by its match instead of -t/-u (DPVS): `-A -H MATCH`, `-D -H
+    /// MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; MATCH is proto=tcp|udp|any, src-range=,
+    /// dst-range=, iif=, oif=, comma-separated.
+    #[arg(short = 'H', long = "match", value_name = "MATCH")]
+    pub matcher: Option<String>,
     /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh (default wlc).
     #[arg(short = 's', long = "scheduler", value_name = "NAME")]
     pub scheduler: Option<String>,
@@ -166,6 +177,14 @@ pub struct AdmArgs {
     /// TCP SYN proxy (DPVS): enable, disable or auto (absent: rvsd's default mode).
     #[arg(short = 'j', long = "synproxy", value_name = "enable|disable|auto")]
     pub synproxy: Option<String>,
+    /// The HAProxy PROXY protocol header sent to the real servers before each TCP
+    /// connection's first data (DPVS): v1, v2, or disable (absent: none).
+    #[arg(long = "proxy-protocol", value_name = "v1|v2|disable")]
+    pub proxy_protocol: Option<String>,
+    /// DPVS's UOA: the client's address in the first datagrams of each UDP connection,
+    /// as an IPv4 option (ipo) or a protocol-248 shim header (opp); disable (absent: none).
+    #[arg(long = "uoa", value_name = "ipo|opp|disable")]
+    pub uoa: Option<String>,
     /// Real server ADDR[:PORT] (port defaults to the service's).
     #[arg(short = 'r', long = "real-server", value_name = "ADDR[:PORT]")]
     pub real_server: Option<String>,
@@ -178,20 +197,26 @@ pub struct AdmArgs {
     /// Lower connection threshold (0 = 3/4 of the upper).
     #[arg(short = 'y', long = "l-threshold", value_name = "N")]
     pub l_threshold: Option<String>,
-    /// FullNAT forwarding, the default and only method (DPVS's meaning of -b; ipvsadm's
-    /// -b is --sched-flags: use the long form).
+    /// FullNAT forwarding, rvs's default for a new real server (DPVS's meaning of -b;
+    /// ipvsadm's -b is --sched-flags: use the long form).
     #[arg(short = 'b', long = "fullnat")]
     pub fullnat: bool,
-    /// Direct routing (refused: FullNAT only).
-    #[arg(short = 'g', long = "gatewaying", hide = true)]
+    /// Direct routing: the frame goes unchanged to the real server's MAC (it must own
+    /// the VIP and share a link with rvs).
+    #[arg(short = 'g', long = "gatewaying")]
     pub gatewaying: bool,
-    /// IP-in-IP tunnelling (refused: FullNAT only).
-    #[arg(short = 'i', long = "ipip", hide = true)]
+    /// IP-in-IP tunnelling: the packet goes unchanged inside an IPIP (IPv6: ip6ip6)
+    /// header to the real server, which must own the VIP and decapsulate.
+    #[arg(short = 'i', long = "ipip")]
     pub ipip: bool,
-    /// Masquerading (refused: FullNAT only).
-    #[arg(short = 'm', long = "masquerading", hide = true)]
+    /// Masquerading (NAT): the destination rewritten, the client's address kept; the
+    /// real server's default route must point at rvs.
+    #[arg(short = 'm', long = "masquerading")]
     pub masquerading: bool,
-    /// ipvsadm 1.31 flags rvs does not do (refused by name, see [`UNSUPPORTED`]).
+    /// SNAT (DPVS): the address given with -r is a WAN address of the rule -H names.
+    #[arg(short = 'J', long = "snat")]
+    pub snat: bool,
+    /// ipvsadm 1.31 flags rvs does not do (refused by name, see `UNSUPPORTED`).
     #[arg(short = 'o', long = "ops", hide = true)]
     pub ops: bool,
     /// ipvsadm's `--persistent-conn` listing (refused by name).
@@ -482,8 +507,20 @@ impl Cmd {
 
     /// The options this command accepts (by their display name in [`options`]).
     fn allowed(self) -> &'static [&'static str] {
-        const SVC: &[&str] =
-            &["-t/-u", "-s", "-p", "-M", "--sched-flags", "--mh-table-size", "-j", "--conn-rate", "--source-limit"];
+        const SVC: &[&str] = &[
+            "-t/-u",
+            "-s",
+            "-p",
+            "-M",
+            "--sched-flags",
+            "--mh-table-size",
+            "-j",
+            "--conn-rate",
+            "--source-limit",
+            "--proxy-protocol",
+            "--uoa",
+            "-H",
+        ];
         const LIST: &[&str] = &[
             "-t/-u",
             "-n",
@@ -499,12 +536,13 @@ impl Cmd {
         ];
         match self {
             Cmd::AddService | Cmd::EditService => SVC,
-            Cmd::DeleteService => &["-t/-u"],
+            Cmd::DeleteService => &["-t/-u", "-H"],
             Cmd::Clear | Cmd::Restore | Cmd::Set => &[],
             Cmd::Zero => &["-t/-u"],
             Cmd::Save => &["-n", "--sort", "--nosort"],
-            Cmd::AddServer | Cmd::EditServer => &["-t/-u", "-r", "-w", "-x", "-y", "-b"],
-            Cmd::DeleteServer => &["-t/-u", "-r", "-b"],
+            Cmd::AddServer => &["-t/-u", "-H", "-r", "-w", "-x", "-y", "-b", "-m", "-g", "-i", "-J"],
+            Cmd::EditServer => &["-t/-u", "-r", "-w", "-x", "-y", "-b", "-m", "-g", "-i"],
+            Cmd::DeleteServer => &["-t/-u", "-H", "-r", "-b", "-m", "-g", "-i", "-J"],
             Cmd::List => LIST,
             Cmd::AddLaddr | Cmd::DelLaddr => &["-t/-u", "-z", "-F"],
             Cmd::GetLaddr => &["-t/-u", "-n", "--json"],
@@ -516,9 +554,11 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 28] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 35] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
+        ("-H", a.matcher.is_some()),
+        ("-J", a.snat),
         ("-s", a.scheduler.is_some()),
         ("-p", a.persistent.is_some()),
         ("-M", a.netmask.is_some()),
@@ -527,11 +567,16 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 28] {
         ("-j", a.synproxy.is_some()),
         ("--conn-rate", a.conn_rate.is_some()),
         ("--source-limit", a.source_limit.is_some()),
+        ("--proxy-protocol", a.proxy_protocol.is_some()),
+        ("--uoa", a.uoa.is_some()),
         ("-r", a.real_server.is_some()),
         ("-w", a.weight.is_some()),
         ("-x", a.u_threshold.is_some()),
         ("-y", a.l_threshold.is_some()),
         ("-b", a.fullnat),
+        ("-m", a.masquerading),
+        ("-g", a.gatewaying),
+        ("-i", a.ipip),
         ("-z", a.laddr.is_some()),
         ("-F", a.ifname.is_some()),
         ("-k", a.blklst.is_some()),
@@ -617,8 +662,10 @@ fn num_opt(v: &Option<String>, what: &str, min: u64, max: u64) -> Result<Option<
     v.as_deref().map(|s| parse_num(s, what, min, max)).transpose().map_err(usage)
 }
 
+/// A real server or local address must be of the VIP's family, except IPv4 ones for an
+/// IPv6 VIP (NAT64; rvsd checks that the server is FullNAT).
 fn family_check(key: &ServiceKey, addr: IpAddr, what: &str) -> Result<(), CliError> {
-    if key.vip.is_ipv4() != addr.is_ipv4() {
+    if key.vip.is_ipv4() && addr.is_ipv6() {
         return Err(usage(format!("{what} {addr} is not of the VIP's address family ({})", key.vip)));
     }
     Ok(())
@@ -689,6 +736,37 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     if let Some(n) = &a.source_limit {
         svc.source_limit = parse_num(n, "source limit", 0, u64::from(u32::MAX)).map_err(usage)? as u32;
     }
+    if let Some(v) = &a.proxy_protocol {
+        svc.proxy_protocol = match v.as_str() {
+            "disable" => None,
+            "v1-insecure" | "v2-insecure" => {
+                return Err(usage(format!(
+                    "proxy protocol {v}: rvs does not pass on a header the client sent (give v1 or v2: rvs's own \
+                     header goes first)"
+                )))
+            }
+            _ => Some(
+                ProxyProtocol::from_name(v)
+                    .ok_or_else(|| usage(format!("proxy protocol must be v1, v2 or disable, not '{v}'")))?,
+            ),
+        };
+        if svc.proxy_protocol == Some(ProxyProtocol::V1) && key.proto != Proto::Tcp {
+            return Err(usage(format!(
+                "PROXY protocol v1 (--proxy-protocol) speaks of TCP only: UDP services take v2: {key}"
+            )));
+        }
+    }
+    if let Some(v) = &a.uoa {
+        svc.uoa = match v.as_str() {
+            "disable" => None,
+            _ => Some(
+                UoaMode::from_name(v).ok_or_else(|| usage(format!("uoa must be ipo, opp or disable, not '{v}'")))?,
+            ),
+        };
+        if svc.uoa.is_some() && key.proto != Proto::Udp {
+            return Err(usage(format!("UOA (--uoa) is for UDP services (TCP has the TOA): {key}")));
+        }
+    }
     Ok(svc)
 }
 
@@ -703,10 +781,26 @@ fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16),
     Ok((addr, port.unwrap_or(key.vport)))
 }
 
-fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
-    if a.gatewaying || a.ipip || a.masquerading {
-        return Err(usage(FULLNAT_ONLY));
+/// The forwarding method given (`-b`, `-m`, `-g` or `-i`; at most one). Unlike ipvsadm, whose
+/// default is `-g`, a real server added without one is FullNAT, rvs's own default.
+fn fwd_mode(a: &AdmArgs) -> Result<Option<FwdMode>, CliError> {
+    let given: Vec<FwdMode> = [
+        (FwdMode::FullNat, a.fullnat),
+        (FwdMode::Nat, a.masquerading),
+        (FwdMode::Dr, a.gatewaying),
+        (FwdMode::Tunnel, a.ipip),
+    ]
+    .into_iter()
+    .filter_map(|(m, on)| on.then_some(m))
+    .collect();
+    match given[..] {
+        [] => Ok(None),
+        [m] => Ok(Some(m)),
+        _ => Err(usage("give one forwarding method: -b (FullNAT), -m (NAT), -g (DR) or -i (TUN)".to_string())),
     }
+}
+
+fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
     let refused = [
         a.ops,
         a.persistent_conn,
@@ -723,6 +817,12 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
     let allowed = cmd.allowed();
     if let Some((name, _)) = options(a).into_iter().find(|(name, given)| *given && !allowed.contains(name)) {
         return Err(usage(format!("option {name} is not allowed with {} ({})", cmd.flag(), cmd.long())));
+    }
+    if let Some(m) = &a.matcher {
+        return snat_cmd(a, cmd, m);
+    }
+    if a.snat {
+        return Err(usage("-J (SNAT) is for a SNAT rule's WAN address: -a -H MATCH -r WAN:0 -J"));
     }
     let key = service_key(a)?;
     let sort = !a.nosort;
@@ -745,6 +845,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
                 weight: num_opt(&a.weight, "weight", 0, u64::from(MAX_WEIGHT))?.map_or(DEFAULT_WEIGHT, |w| w as u32),
                 upper: num_opt(&a.u_threshold, "upper threshold", 0, i32::MAX as u64)?.unwrap_or(0) as u32,
                 lower: num_opt(&a.l_threshold, "lower threshold", 0, i32::MAX as u64)?.unwrap_or(0) as u32,
+                fwd: fwd_mode(a)?.unwrap_or_default(),
             };
             AdmCmd::Change(Request::RealServerAdd { key, rs })
         }
@@ -755,6 +856,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
                 weight: num_opt(&a.weight, "weight", 0, u64::from(MAX_WEIGHT))?.map(|w| w as u32),
                 upper: num_opt(&a.u_threshold, "upper threshold", 0, i32::MAX as u64)?.map(|w| w as u32),
                 lower: num_opt(&a.l_threshold, "lower threshold", 0, i32::MAX as u64)?.map(|w| w as u32),
+                fwd: fwd_mode(a)?,
             };
             AdmCmd::Change(Request::RealServerEdit { key, addr, port, change })
         }
@@ -812,6 +914,44 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             AdmCmd::Change(Request::ServiceAcl { key, allow, add, prefixes: vec![net.trunc()] })
         }
     })
+}
+
+/// A command on the SNAT rule `-H` names (DPVS's match service). A rule takes its WAN
+/// addresses in turn: only `-s rr` is accepted, and no weight or threshold.
+fn snat_cmd(a: &AdmArgs, cmd: Cmd, text: &str) -> Result<AdmCmd, CliError> {
+    if a.tcp_service.is_some() || a.udp_service.is_some() || a.fwmark_service.is_some() {
+        return Err(usage("give -t/-u or -H (a SNAT rule's match), not both"));
+    }
+    let rule = ctl::SnatSpec::from_match(text).map_err(usage)?;
+    // What a SNAT rule takes (`-s` and `-w` are looked at below, to say why).
+    const SNAT_OPTIONS: &[&str] = &["-H", "-J", "-s", "-r", "-w"];
+    if let Some((opt, _)) = options(a).into_iter().find(|(name, given)| *given && !SNAT_OPTIONS.contains(name)) {
+        return Err(usage(format!("{opt} is not for a SNAT rule (-H)")));
+    }
+    if let Some(sched) = a.scheduler.as_deref().filter(|s| *s != "rr") {
+        return Err(usage(format!("-s {sched}: a SNAT rule takes its WAN addresses in turn (rr) only")));
+    }
+    if let Some(w) = &a.weight {
+        return Err(usage(format!("-w {w}: a SNAT rule takes its WAN addresses in turn, without weights (drop -w)")));
+    }
+    let wan = || -> Result<IpAddr, CliError> {
+        let r = a
+            .real_server
+            .as_deref()
+            .ok_or_else(|| usage(format!("{} ({}) -H needs a WAN address: -r WAN:0 -J", cmd.flag(), cmd.long())))?;
+        let (addr, port) = parse_addr_port_named(r, "WAN address", "tcp").map_err(usage)?;
+        if port.is_some_and(|p| p != 0) {
+            return Err(usage(format!("WAN address {r}: the port must be 0 (or none): the flows' ports are rvs's")));
+        }
+        Ok(addr)
+    };
+    Ok(AdmCmd::Change(match cmd {
+        Cmd::AddService => Request::SnatAdd { rule },
+        Cmd::DeleteService => Request::SnatDel { rule },
+        Cmd::AddServer => Request::SnatWan { rule, wan: wan()?, add: true },
+        Cmd::DeleteServer => Request::SnatWan { rule, wan: wan()?, add: false },
+        _ => return Err(usage(format!("{} ({}) takes no -H", cmd.flag(), cmd.long()))),
+    }))
 }
 
 fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, CliError> {
@@ -965,6 +1105,13 @@ fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), C
         return write_json(out, &Response::Services { services: svcs });
     }
     format::write_services(out, header.as_deref(), &svcs, opts)?;
+    if opts.key.is_none() && matches!(opts.view, View::Plain) {
+        // The SNAT rules after the services, as DPVS lists its match services.
+        match ctl.call(Request::SnatList)? {
+            Response::Snat { rules } => format::write_snat(out, &rules)?,
+            other => return Err(unexpected("snat", &other)),
+        }
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey};
 use fnat::stats::Counters;
 use fnat::tcp_state::{TcpState, Timeouts};
-use fnat::types::Proto;
+use fnat::types::{FwdMode, Proto};
 
 use super::*;
 use crate::fake::FakeCtl;
@@ -32,7 +32,7 @@ fn tcp80() -> ServiceKey {
 }
 
 fn rs(addr: &str, port: u16, weight: u32) -> RealServerConfig {
-    RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0 }
+    RealServerConfig { addr: ip(addr), port, weight, upper: 0, lower: 0, fwd: Default::default() }
 }
 
 fn change(s: &str) -> Request {
@@ -135,11 +135,49 @@ fn server_commands() {
             "--add-server --tcp-service 198.18.0.100:80 --real-server 198.19.0.11:81 --weight 0 --fullnat",
             Request::RealServerAdd { key: tcp80(), rs: rs("198.19.0.11", 81, 0) },
         ),
+        // The forwarding methods, short and long.
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -m",
+            Request::RealServerAdd {
+                key: tcp80(),
+                rs: RealServerConfig { fwd: FwdMode::Nat, ..rs("198.19.0.11", 8080, 1) },
+            },
+        ),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 --gatewaying",
+            Request::RealServerAdd {
+                key: tcp80(),
+                rs: RealServerConfig { fwd: FwdMode::Dr, ..rs("198.19.0.11", 80, 1) },
+            },
+        ),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 --ipip",
+            Request::RealServerAdd {
+                key: tcp80(),
+                rs: RealServerConfig { fwd: FwdMode::Tunnel, ..rs("198.19.0.11", 80, 1) },
+            },
+        ),
+        (
+            "-e -t 198.18.0.100:80 -r 198.19.0.11 -g",
+            Request::RealServerEdit {
+                key: tcp80(),
+                addr: ip("198.19.0.11"),
+                port: 80,
+                change: RealServerEdit { fwd: Some(FwdMode::Dr), ..Default::default() },
+            },
+        ),
         (
             "-a -t 198.18.0.100:80 -r 198.19.0.11:8080 -w 65535 -x 1000 -y 500",
             Request::RealServerAdd {
                 key: tcp80(),
-                rs: RealServerConfig { addr: ip("198.19.0.11"), port: 8080, weight: 65535, upper: 1000, lower: 500 },
+                rs: RealServerConfig {
+                    addr: ip("198.19.0.11"),
+                    port: 8080,
+                    weight: 65535,
+                    upper: 1000,
+                    lower: 500,
+                    fwd: Default::default(),
+                },
             },
         ),
         (
@@ -156,7 +194,7 @@ fn server_commands() {
                 key: tcp80(),
                 addr: ip("198.19.0.11"),
                 port: 8080,
-                change: RealServerEdit { weight: Some(5), upper: None, lower: None },
+                change: RealServerEdit { weight: Some(5), upper: None, lower: None, fwd: None },
             },
         ),
         (
@@ -165,7 +203,7 @@ fn server_commands() {
                 key: tcp80(),
                 addr: ip("198.19.0.11"),
                 port: 8080,
-                change: RealServerEdit { weight: None, upper: Some(10), lower: None },
+                change: RealServerEdit { weight: None, upper: Some(10), lower: None, fwd: None },
             },
         ),
         (
@@ -298,7 +336,10 @@ fn bad_input_is_one_line_naming_the_problem() {
             "-t 198.18.0.100:80",
             "no command given (one of -A -E -D -C -R -S -a -e -d -L -Z --set -P -Q -G; -h for help)",
         ),
-        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -g", "rvs forwards in FullNAT mode only (-b)"),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 -g -m",
+            "give one forwarding method: -b (FullNAT), -m (NAT), -g (DR) or -i (TUN)",
+        ),
         ("-A -u 198.18.0.100:53 -o", "-o/--ops: valid ipvsadm that rvs does not support: one-packet scheduling"),
         ("-L -n --persistent-conn", "--persistent-conn: valid ipvsadm that rvs does not support"),
         (
@@ -306,9 +347,11 @@ fn bad_input_is_one_line_naming_the_problem() {
             "--start-daemon/--stop-daemon: valid ipvsadm that rvs does not support",
         ),
         ("-A -t 198.18.0.100:80 --pe sip", "--pe: valid ipvsadm that rvs does not support"),
-        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -i --tun-type gue", "rvs forwards in FullNAT mode only (-b)"),
-        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -i", "rvs forwards in FullNAT mode only (-b)"),
-        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -m", "rvs forwards in FullNAT mode only (-b)"),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 -i --tun-type gue",
+            "-T/--tun-type/--tun-port/--tun-*csum: valid ipvsadm that rvs does not support: rvs tunnels with IPIP only",
+        ),
+        ("-A -t 198.18.0.100:80 -g", "option -g is not allowed with -A (--add-service)"),
         ("-A -t 198.18.0.100:80 -u 198.18.0.100:53", "give one of -t and -u, not both"),
         ("-A -f 1", "firewall-mark services (-f) are not supported by rvs; use -t or -u"),
         ("-A -t 198.18.0.100:80 -w 3", "option -w is not allowed with -A (--add-service)"),
@@ -332,8 +375,8 @@ fn bad_input_is_one_line_naming_the_problem() {
         ),
         ("-A -t 198.18.0.100:80 -s sh --sched-flags sh-bogus", "unknown scheduler flag 'sh-bogus'"),
         (
-            "-a -t [2001:db8::1]:80 -r 198.19.0.11",
-            "real server 198.19.0.11 is not of the VIP's address family (2001:db8::1)",
+            "-a -t 198.18.0.100:80 -r [2001:db8::11]",
+            "real server 2001:db8::11 is not of the VIP's address family (198.18.0.100)",
         ),
         ("-P -t 198.18.0.100:80", "-P (--add-laddr) needs a local address: -z ADDR"),
         ("-P -t 198.18.0.100:80 -z lip", "bad local address 'lip' (expected an IPv4 or IPv6 address)"),
@@ -381,7 +424,14 @@ fn demo() -> Vec<ServiceView> {
     let mut dns = ServiceConfig::new(Proto::Udp, ip("198.18.0.100"), 53);
     dns.sched = SchedKind::Rr;
     dns.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 128 });
-    dns.real_servers = vec![RealServerConfig { addr: ip("198.19.0.21"), port: 53, weight: 2, upper: 100, lower: 50 }];
+    dns.real_servers = vec![RealServerConfig {
+        addr: ip("198.19.0.21"),
+        port: 53,
+        weight: 2,
+        upper: 100,
+        lower: 50,
+        fwd: FwdMode::Nat,
+    }];
     let mut v6 = ServiceConfig::new(Proto::Tcp, ip("2001:db8::100"), 443);
     v6.sched = SchedKind::Mh;
     v6.hash_port = true;
@@ -417,6 +467,11 @@ fn status() -> Response {
     }
 }
 
+/// `rvsadm -L`'s last reply: no SNAT rule.
+fn no_snat() -> Response {
+    Response::Snat { rules: vec![] }
+}
+
 fn run_adm(args: &str, replies: Vec<Response>) -> (String, FakeCtl) {
     let cmd = parse(&argv(args)).unwrap();
     let mut ctl = FakeCtl::new(replies);
@@ -427,7 +482,7 @@ fn run_adm(args: &str, replies: Vec<Response>) -> (String, FakeCtl) {
 
 #[test]
 fn list_plain_golden() {
-    let (out, ctl) = run_adm("-Ln", vec![status(), Response::Services { services: demo() }]);
+    let (out, ctl) = run_adm("-Ln", vec![status(), Response::Services { services: demo() }, no_snat()]);
     let want = "\
 rvs 0.1.0 (conn pool size=1048576 per worker)
 Prot LocalAddress:Port Scheduler Flags
@@ -436,17 +491,20 @@ TCP  198.18.0.100:80 wrr
   -> 198.19.0.11:8080             FullNat 3      0          150       
   -> 198.19.0.12:8080             FullNat 1      0          50        
 UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0
-  -> 198.19.0.21:53               FullNat 2      0          7         
+  -> 198.19.0.21:53               Masq    2      0          7         
 TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
   -> [2001:db8:1::11]:8443        FullNat 1      1          0         
 ";
     assert_eq!(out, want);
-    assert_eq!(ctl.requests, vec![Request::Status, Request::ServicePage { stats: false, from: 0, max: None }]);
+    assert_eq!(
+        ctl.requests,
+        vec![Request::Status, Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList]
+    );
 }
 
 #[test]
 fn list_nosort_keeps_rvsd_order() {
-    let (out, _) = run_adm("-Ln --nosort", vec![status(), Response::Services { services: demo() }]);
+    let (out, _) = run_adm("-Ln --nosort", vec![status(), Response::Services { services: demo() }, no_snat()]);
     let lines: Vec<&str> =
         out.lines().filter(|l| !l.starts_with(' ') && !l.starts_with("rvs") && !l.starts_with("Prot")).collect();
     assert_eq!(
@@ -609,6 +667,7 @@ fn conn(worker: u16, proto: Proto, state: TcpState, expires_ms: u64, [c, v, l, r
         svc: 1,
         rs: 2,
         toa: false,
+        fwd: Default::default(),
     }
 }
 
@@ -700,7 +759,7 @@ fn save_golden() {
 -P -t 198.18.0.100:80 -z 198.19.0.10
 -P -t 198.18.0.100:80 -z 198.19.0.9
 -A -u 198.18.0.100:53 -s rr -p 300 -M 255.255.255.0
--a -u 198.18.0.100:53 -r 198.19.0.21:53 -b -w 2 -x 100 -y 50
+-a -u 198.18.0.100:53 -r 198.19.0.21:53 -m -w 2 -x 100 -y 50
 -A -t [2001:db8::100]:443 -s mh -p 60 -M 64 --sched-flags mh-fallback,mh-port
 -a -t [2001:db8::100]:443 -r [2001:db8:1::11]:8443 -b -w 1
 -P -t [2001:db8::100]:443 -z 2001:db8:1::10
@@ -748,7 +807,14 @@ fn save_then_restore_round_trip() {
     all.persistence = Some(PersistConfig::default());
     all.sched = SchedKind::Sh;
     all.hash_fallback = false;
-    all.real_servers = vec![RealServerConfig { addr: ip("198.19.0.31"), port: 0, weight: 0, upper: 5, lower: 0 }];
+    all.real_servers = vec![RealServerConfig {
+        addr: ip("198.19.0.31"),
+        port: 0,
+        weight: 0,
+        upper: 5,
+        lower: 0,
+        fwd: Default::default(),
+    }];
     let mut lc = ServiceConfig::new(Proto::Udp, ip("2001:db8::53"), 53);
     lc.sched = SchedKind::Lc;
     lc.hash_port = true;
@@ -888,7 +954,7 @@ fn synproxy_switch() {
     let mut views = demo();
     views[1].service.synproxy = Some(SynProxyMode::On);
     views[0].service.synproxy = Some(SynProxyMode::Off);
-    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }]);
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
     assert!(out.contains("TCP  198.18.0.100:80 wrr synproxy\n"), "{out}");
     assert!(out.contains("mh (mh-fallback,mh-port) persistent 60 mask 64 synproxy off\n"), "{out}");
     let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
@@ -900,4 +966,127 @@ fn synproxy_switch() {
     let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
     let web = services.iter().find(|s| s.service.vport == 80).expect("web");
     assert_eq!(web.service.synproxy, Some(SynProxyMode::On));
+}
+
+#[test]
+fn proxy_protocol_switch() {
+    use fnat::service::ProxyProtocol;
+    let svc = |s: &str| match change(s) {
+        Request::ServiceAdd(spec) => spec.service,
+        Request::ServiceEdit { service } => service,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(svc("-A -t 198.18.0.100:80 -s rr").proxy_protocol, None, "absent: none");
+    assert_eq!(svc("-A -t 198.18.0.100:80 --proxy-protocol v1").proxy_protocol, Some(ProxyProtocol::V1));
+    assert_eq!(svc("-A -t 198.18.0.100:80 --proxy-protocol v2").proxy_protocol, Some(ProxyProtocol::V2));
+    assert_eq!(svc("-E -t 198.18.0.100:80 -s wrr --proxy-protocol v2").proxy_protocol, Some(ProxyProtocol::V2));
+    assert_eq!(svc("-E -t 198.18.0.100:80 -s wrr --proxy-protocol disable").proxy_protocol, None);
+    assert_eq!(svc("-E -t 198.18.0.100:80 -s wrr").proxy_protocol, None, "-E sets the whole service");
+    assert!(err("-A -t 198.18.0.100:80 --proxy-protocol v3").contains("proxy protocol must be v1, v2 or disable"));
+    assert!(err("-A -t 198.18.0.100:80 --proxy-protocol v2-insecure").contains("does not pass on a header"));
+    assert!(err("-A -u 198.18.0.100:53 --proxy-protocol v1").contains("speaks of TCP only"));
+    assert_eq!(svc("-A -u 198.18.0.100:53 --proxy-protocol v2").proxy_protocol, Some(ProxyProtocol::V2), "UDP: v2");
+    assert!(err("-a -t 198.18.0.100:80 -r 198.19.0.11 --proxy-protocol v1").contains("--proxy-protocol"));
+
+    // Listed as DPVS lists it (` ppv2`), saved as a rule, restored to the same setting.
+    let mut views = demo();
+    views[1].service.proxy_protocol = Some(ProxyProtocol::V2);
+    views[0].service.proxy_protocol = Some(ProxyProtocol::V1);
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
+    assert!(out.contains("TCP  198.18.0.100:80 wrr ppv2\n"), "{out}");
+    assert!(out.contains("mh (mh-fallback,mh-port) persistent 60 mask 64 ppv1\n"), "{out}");
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    assert!(saved.contains("-A -t 198.18.0.100:80 -s wrr --proxy-protocol v2\n"), "{saved}");
+    assert!(saved.contains("--sched-flags mh-fallback,mh-port --proxy-protocol v1\n"), "{saved}");
+    let cmd = parse(&argv("-R")).unwrap();
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let web = services.iter().find(|s| s.service.vport == 80).expect("web");
+    assert_eq!(web.service.proxy_protocol, Some(ProxyProtocol::V2));
+    assert!(services.iter().any(|s| s.service.proxy_protocol == Some(ProxyProtocol::V1)));
+}
+
+#[test]
+fn uoa_switch() {
+    use fnat::uoa::UoaMode;
+    let svc = |s: &str| match change(s) {
+        Request::ServiceAdd(spec) => spec.service,
+        Request::ServiceEdit { service } => service,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(svc("-A -u 198.18.0.100:53 -s rr").uoa, None, "absent: none");
+    assert_eq!(svc("-A -u 198.18.0.100:53 --uoa opp").uoa, Some(UoaMode::Opp));
+    assert_eq!(svc("-E -u 198.18.0.100:53 -s rr --uoa ipo").uoa, Some(UoaMode::Ipo));
+    assert_eq!(svc("-E -u 198.18.0.100:53 -s rr --uoa disable").uoa, None);
+    assert!(err("-A -u 198.18.0.100:53 --uoa tcp").contains("uoa must be ipo, opp or disable, not 'tcp'"));
+    assert!(err("-A -t 198.18.0.100:80 --uoa opp").contains("UOA (--uoa) is for UDP services"));
+    assert!(err("-a -u 198.18.0.100:53 -r 198.19.0.11 --uoa opp").contains("--uoa"));
+
+    // Listed (` uoa-opp`), saved as a rule, restored to the same setting.
+    let mut views = demo();
+    views[1].service.proto = Proto::Udp;
+    views[1].service.uoa = Some(UoaMode::Opp);
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
+    assert!(out.contains("UDP  198.18.0.100:80 wrr uoa-opp\n"), "{out}");
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    assert!(saved.contains("-A -u 198.18.0.100:80 -s wrr --uoa opp\n"), "{saved}");
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    assert!(services.iter().any(|s| s.service.uoa == Some(UoaMode::Opp)));
+}
+
+/// DPVS's SNAT commands: `-A -H MATCH`, `-a -H MATCH -r WAN:0 -J`, `-d`, `-D`; what a
+/// SNAT rule cannot take is refused by name.
+#[test]
+fn snat_commands_and_refusals() {
+    const M: &str = "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1";
+    let rule = ctl::SnatSpec::from_match(M).unwrap();
+    let wan = ip("123.1.2.3");
+    let table: Vec<(String, Request)> = vec![
+        (format!("-A -s rr -H {M}"), Request::SnatAdd { rule: rule.clone() }),
+        (format!("--add-service --match {M}"), Request::SnatAdd { rule: rule.clone() }),
+        (format!("-a -H {M} -r 123.1.2.3:0 -J"), Request::SnatWan { rule: rule.clone(), wan, add: true }),
+        (format!("-a -H {M} -r 123.1.2.3"), Request::SnatWan { rule: rule.clone(), wan, add: true }),
+        (format!("-d -H {M} -r 123.1.2.3:0 -J"), Request::SnatWan { rule: rule.clone(), wan, add: false }),
+        (format!("-D -H {M}"), Request::SnatDel { rule: rule.clone() }),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(&args), want, "{args}");
+    }
+    for (args, says) in [
+        (format!("-a -H {M} -r 123.1.2.3:0 -w 100 -J"), "-w 100"),
+        (format!("-A -s wrr -H {M}"), "-s wrr"),
+        (format!("-A -H {M} -p 60"), "-p is not for a SNAT rule"),
+        (format!("-a -H {M} -r 123.1.2.3:80 -J"), "port must be 0"),
+        (format!("-a -H {M} -J"), "needs a WAN address"),
+        (format!("-a -H {M} -r 123.1.2.3:0 -b"), "-b is not for a SNAT rule"),
+        (format!("-a -H {M} -r 123.1.2.3:0 -x 5"), "-x is not for a SNAT rule"),
+        (format!("-A -t 198.18.0.100:80 -H {M}"), "not both"),
+        ("-A -H proto=icmp,oif=dpdk1".to_string(), "ICMP"),
+        ("-A -H src-range=nope".to_string(), "src-range"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 -J".to_string(), "-J (SNAT)"),
+        (format!("-e -H {M} -r 123.1.2.3"), "-H is not allowed with -e"),
+        (format!("-L -H {M}"), "-H is not allowed with -L"),
+    ] {
+        let e = err(&args);
+        assert!(e.contains(says), "{args}: {e}");
+    }
+}
+
+#[test]
+fn snat_rules_are_listed_after_the_services() {
+    let rules = vec![ctl::SnatSpec {
+        name: Some("servers".into()),
+        wan: vec![ip("198.18.0.5"), ip("198.18.0.6")],
+        ..ctl::SnatSpec::from_match("proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0").unwrap()
+    }];
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: vec![] }, Response::Snat { rules }]);
+    let want = "\
+MATCH proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 rr (servers)
+  -> 198.18.0.5:0                 SNAT    1      -          -         
+  -> 198.18.0.6:0                 SNAT    1      -          -         
+";
+    assert!(out.ends_with(want), "{out}");
 }

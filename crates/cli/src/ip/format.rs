@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
-use ctl::{AddrView, LinkView, NeighView, RouteScope, RouteSpec, WorkerView};
+use ctl::{AddrView, LinkView, NeighView, RouteScope, RouteSpec, VlanView, WorkerView};
 
 use crate::rate;
 
@@ -35,7 +35,10 @@ pub fn write_links(out: &mut dyn Write, links: &[LinkView], stats: bool, verbose
             writeln!(out, "    device {}", l.device)?;
         }
         if let Some(b) = &l.bond {
-            write!(out, "    bond mode {} slaves:", b.mode)?;
+            match &b.xmit_policy {
+                Some(x) => write!(out, "    bond mode {} xmit {x} slaves:", b.mode)?,
+                None => write!(out, "    bond mode {} slaves:", b.mode)?,
+            }
             for (i, s) in b.slaves.iter().enumerate() {
                 let role = if s.active { "active" } else { "backup" };
                 let primary = if b.primary == Some(i) { ",primary" } else { "" };
@@ -143,6 +146,14 @@ pub fn write_neighs(out: &mut dyn Write, neighs: &[NeighView]) -> io::Result<()>
             n.state.to_uppercase(),
             n.dev
         )?;
+    }
+    Ok(())
+}
+
+/// VLAN sub-interfaces, one line each, as dpip prints them.
+pub fn write_vlans(out: &mut dyn Write, vlans: &[VlanView]) -> io::Result<()> {
+    for v in vlans {
+        writeln!(out, "{} link {} proto 802.1q id {}", v.name, v.link, v.id)?;
     }
     Ok(())
 }

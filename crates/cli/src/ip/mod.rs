@@ -7,6 +7,8 @@
 //!   route show                    route add|del PREFIX|default [via GW] dev DEV
 //!                                     [scope kni_host|link|global] [src ADDR] [metric N]
 //!   neigh show [dev DEV]          neigh add ADDR lladdr MAC dev DEV   neigh del ADDR
+//!   vlan show [NAME|link DEV [id N]]  vlan add [NAME] link DEV [proto 802.1q] id N
+//!   vlan del NAME|link DEV id N
 //!   stats [--once]
 //! ```
 //!
@@ -48,6 +50,9 @@ Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket 
   rvsip neigh show [dev DEV]
   rvsip neigh add ADDR lladdr MAC dev DEV
   rvsip neigh del ADDR
+  rvsip vlan show [NAME | link DEV [id VLAN-ID]]
+  rvsip vlan add [NAME] link DEV [proto 802.1q|vlan] id VLAN-ID   (NAME: DEV.VLAN-ID by default)
+  rvsip vlan del NAME | link DEV id VLAN-ID
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options (anywhere before capture's own):
@@ -165,6 +170,24 @@ pub enum IpCmd {
         family: Option<Family>,
         /// As JSON.
         json: bool,
+    },
+    /// List VLAN sub-interfaces: all, one by name, or those of a port (and id).
+    VlanShow {
+        /// Only this one.
+        name: Option<String>,
+        /// Only those on this port.
+        link: Option<String>,
+        /// Only this VLAN id.
+        id: Option<u16>,
+        /// As JSON.
+        json: bool,
+    },
+    /// Delete the VLAN sub-interface with id `id` on port `link` (found by listing).
+    VlanDelByLink {
+        /// The port.
+        link: String,
+        /// The VLAN id.
+        id: u16,
     },
     /// Per-worker statistics.
     Stats {
@@ -374,7 +397,7 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         (false, false) => None,
     };
     let Some(object) = rest.first().cloned() else {
-        return Err(usage("no object given (link, addr, route, neigh, stats; 'rvsip help' for help)"));
+        return Err(usage("no object given (link, addr, route, neigh, vlan, stats; 'rvsip help' for help)"));
     };
     let o = object.as_str();
     if o.starts_with('-') {
@@ -388,6 +411,8 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         "route"
     } else if is(o, "neighbour", 1) || is(o, "neighbor", 1) || o == "neigh" {
         "neigh"
+    } else if is(o, "vlan", 1) {
+        "vlan"
     } else if is(o, "stats", 1) {
         "stats"
     } else if o == "capture" {
@@ -395,7 +420,7 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
     } else if o == "help" {
         return Ok(IpCmd::Print(USAGE.to_string()));
     } else {
-        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, stats, capture)")));
+        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, vlan, stats, capture)")));
     };
     let mut w = Words { words: rest[1..].to_vec(), pos: 0, ctx: obj.to_string() };
     // The command word; a listing when there is none.
@@ -457,6 +482,7 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
             Ok(IpCmd::NeighShow { dev, family, json })
         }
         ("neigh", _) => neigh_change(&mut w, cmd == "add"),
+        ("vlan", _) => vlan(&mut w, cmd, json),
         ("stats", "show") => {
             if let Some(x) = w.next() {
                 return Err(w.unknown(&x));
@@ -611,6 +637,42 @@ fn route_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCm
     Ok(IpCmd::Change(Request::RouteAdd(spec)))
 }
 
+/// `vlan show|add|del` in dpip's words: `[NAME] link DEV [proto 802.1q|vlan] id N`.
+fn vlan(w: &mut Words, cmd: &str, json: bool) -> Result<IpCmd, CliError> {
+    let (mut name, mut link, mut id) = (None, None, None);
+    while let Some(x) = w.next() {
+        match x.as_str() {
+            "link" => link = Some(w.value("link")?),
+            "proto" => match w.value("proto")?.to_ascii_lowercase().as_str() {
+                "802.1q" | "vlan" => {}
+                "802.1ad" | "qinq" => {
+                    return Err(usage(format!("{}: 802.1ad (QinQ) is not supported; 802.1q only", w.ctx)))
+                }
+                v => return Err(usage(format!("{}: unknown proto '{v}' (802.1q, vlan)", w.ctx))),
+            },
+            "id" => id = Some(parse_num(&w.value("id")?, "VLAN id", 1, 4094).map_err(usage)? as u16),
+            _ if name.is_none() && !x.starts_with('-') => name = Some(x),
+            _ => return Err(w.unknown(&x)),
+        }
+    }
+    let ctx = w.ctx.clone();
+    match cmd {
+        "show" => Ok(IpCmd::VlanShow { name, link, id, json }),
+        "add" => {
+            let (Some(link), Some(id)) = (link, id) else {
+                return Err(usage(format!("{ctx} needs link DEV and id VLAN-ID: {ctx} [NAME] link DEV id VLAN-ID")));
+            };
+            let name = name.unwrap_or_else(|| format!("{link}.{id}"));
+            Ok(IpCmd::Change(Request::VlanAdd { name, link, id }))
+        }
+        _ => match (name, link, id) {
+            (Some(name), None, None) => Ok(IpCmd::Change(Request::VlanDel { name })),
+            (None, Some(link), Some(id)) => Ok(IpCmd::VlanDelByLink { link, id }),
+            _ => Err(usage(format!("{ctx} takes NAME, or link DEV id VLAN-ID"))),
+        },
+    }
+}
+
 fn neigh_change(w: &mut Words, add: bool) -> Result<IpCmd, CliError> {
     let (mut addr, mut mac, mut dev) = (None, None, None);
     while let Some(x) = w.next() {
@@ -685,6 +747,38 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 write_json(out, &Response::Links { links })?;
             } else {
                 format::write_links(out, &links, *stats, *verbose)?;
+            }
+        }
+        IpCmd::VlanShow { name, link, id, json } => {
+            let mut vlans = match ctl.call(Request::VlanList)? {
+                Response::Vlans { vlans } => vlans,
+                other => return Err(unexpected("vlans", &other)),
+            };
+            vlans.retain(|v| {
+                name.as_ref().is_none_or(|n| v.name == *n)
+                    && link.as_ref().is_none_or(|l| v.link == *l)
+                    && id.is_none_or(|i| v.id == i)
+            });
+            if let (Some(n), true) = (name, vlans.is_empty()) {
+                return Err(CliError::NotFound(format!("no VLAN {n}")));
+            }
+            if *json {
+                write_json(out, &Response::Vlans { vlans })?;
+            } else {
+                format::write_vlans(out, &vlans)?;
+            }
+        }
+        IpCmd::VlanDelByLink { link, id } => {
+            let vlans = match ctl.call(Request::VlanList)? {
+                Response::Vlans { vlans } => vlans,
+                other => return Err(unexpected("vlans", &other)),
+            };
+            let Some(v) = vlans.into_iter().find(|v| v.link == *link && v.id == *id) else {
+                return Err(CliError::NotFound(format!("no VLAN {id} on {link}")));
+            };
+            match ctl.call(Request::VlanDel { name: v.name })? {
+                Response::Done { .. } => {}
+                other => return Err(unexpected("done", &other)),
             }
         }
         IpCmd::AddrShow { dev, family, json } => {

@@ -52,6 +52,15 @@ fn changes() {
             Request::LinkSet { dev: "dpdk0".into(), change: LinkChange { up: Some(true), ..Default::default() } },
         ),
         (
+            "vlan add dpdk0.102 link dpdk0 id 102",
+            Request::VlanAdd { name: "dpdk0.102".into(), link: "dpdk0".into(), id: 102 },
+        ),
+        (
+            "vlan add link dpdk1 proto 802.1q id 7",
+            Request::VlanAdd { name: "dpdk1.7".into(), link: "dpdk1".into(), id: 7 },
+        ),
+        ("vlan del dpdk0.102", Request::VlanDel { name: "dpdk0.102".into() }),
+        (
             "link set dpdk0 down",
             Request::LinkSet { dev: "dpdk0".into(), change: LinkChange { up: Some(false), ..Default::default() } },
         ),
@@ -233,8 +242,14 @@ fn repeat_and_flush_run_as_dpip() {
 #[test]
 fn bad_input_is_one_line_naming_the_problem() {
     let table = [
-        ("", "no object given (link, addr, route, neigh, stats; 'rvsip help' for help)"),
-        ("links show", "unknown object 'links' (link, addr, route, neigh, stats, capture)"),
+        ("", "no object given (link, addr, route, neigh, vlan, stats; 'rvsip help' for help)"),
+        ("links show", "unknown object 'links' (link, addr, route, neigh, vlan, stats, capture)"),
+        ("vlan add link dpdk0", "vlan add needs link DEV and id VLAN-ID: vlan add [NAME] link DEV id VLAN-ID"),
+        ("vlan add link dpdk0 id 4095", "VLAN id 4095 out of range (1..=4094)"),
+        ("vlan add link dpdk0 proto qinq id 5", "vlan add: 802.1ad (QinQ) is not supported; 802.1q only"),
+        ("vlan add link dpdk0 proto ip id 5", "vlan add: unknown proto 'ip' (802.1q, vlan)"),
+        ("vlan del link dpdk0", "vlan del takes NAME, or link DEV id VLAN-ID"),
+        ("vlan del dpdk0.5 link dpdk0 id 5", "vlan del takes NAME, or link DEV id VLAN-ID"),
         ("--frob link", "unexpected argument '--frob' found"),
         ("link sett dpdk0 up", "unknown command 'sett' for link (show, set)"),
         ("link add dpdk0", "link takes show or set"),
@@ -355,6 +370,28 @@ fn run_ip(args: &str, replies: Vec<Response>) -> (String, FakeCtl) {
     let mut out = Vec::new();
     run(&cmd, &mut ctl, &mut out).unwrap();
     (String::from_utf8(out).unwrap(), ctl)
+}
+
+#[test]
+fn vlan_show_golden_and_delete_by_link() {
+    let v = |name: &str, link: &str, id| ctl::VlanView { name: name.into(), link: link.into(), id, twin: None };
+    let all = vec![v("dpdk0.100", "dpdk0", 100), v("dpdk0.200", "dpdk0", 200), v("v7", "dpdk1", 7)];
+    let (out, ctl) = run_ip("vlan show", vec![Response::Vlans { vlans: all.clone() }]);
+    assert_eq!(
+        out,
+        "dpdk0.100 link dpdk0 proto 802.1q id 100\ndpdk0.200 link dpdk0 proto 802.1q id 200\nv7 link dpdk1 proto 802.1q id 7\n"
+    );
+    assert_eq!(ctl.requests, vec![Request::VlanList]);
+    let (out, _) = run_ip("vlan show link dpdk0 id 200", vec![Response::Vlans { vlans: all.clone() }]);
+    assert_eq!(out, "dpdk0.200 link dpdk0 proto 802.1q id 200\n");
+    let (out, _) = run_ip("vlan show v7 --json", vec![Response::Vlans { vlans: all.clone() }]);
+    assert!(out.contains("\"v7\"") && !out.contains("dpdk0.100"), "{out}");
+    let (_, ctl) =
+        run_ip("vlan del link dpdk0 id 200", vec![Response::Vlans { vlans: all.clone() }, Response::Done { gen: 2 }]);
+    assert_eq!(ctl.requests, vec![Request::VlanList, Request::VlanDel { name: "dpdk0.200".into() }]);
+    let mut ctl = FakeCtl::new(vec![Response::Vlans { vlans: all }]);
+    let e = run(&parse(&argv("vlan del link dpdk1 id 8")).unwrap(), &mut ctl, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "no VLAN 8 on dpdk1");
 }
 
 #[test]
@@ -584,15 +621,22 @@ fn link_show_prints_a_bond_and_its_slaves() {
     let mut l = links(false);
     l[0].bond = Some(ctl::BondView {
         mode: "active-backup".into(),
+        xmit_policy: None,
         primary: Some(0),
         slaves: vec![
             ctl::SlaveView { device: "net_tap_bs0".into(), up: false, active: false },
             ctl::SlaveView { device: "net_tap_bs1".into(), up: true, active: true },
         ],
     });
-    let (out, _) = run_ip("link show dpdk0", vec![Response::Links { links: l }]);
+    let (out, _) = run_ip("link show dpdk0", vec![Response::Links { links: l.clone() }]);
     assert!(
         out.contains("    bond mode active-backup slaves: net_tap_bs0 (backup,down,primary) net_tap_bs1 (active,up)\n"),
         "{out}"
     );
+    if let Some(b) = &mut l[0].bond {
+        b.mode = "balance-xor".into();
+        b.xmit_policy = Some("layer3+4".into());
+    }
+    let (out, _) = run_ip("link show dpdk0", vec![Response::Links { links: l }]);
+    assert!(out.contains("    bond mode balance-xor xmit layer3+4 slaves: net_tap_bs0"), "{out}");
 }

@@ -17,7 +17,7 @@ pub use key::{Addr, ConnKey, KeyHasher};
 pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, BURST};
 
 use crate::tcp_state::TcpState;
-use crate::types::{Millis, Proto};
+use crate::types::{FwdMode, Millis, Proto};
 
 /// Per-connection flag bits (see [`ConnFlags`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +38,12 @@ impl ConnFlags {
     pub const SYNPROXY: u8 = 0x10;
     /// Counted in the worker's per-source table ([`crate::edge`]): released when freed.
     pub const SRC_COUNTED: u8 = 0x20;
+    /// Of a service with the PROXY protocol: the header goes before the client's first
+    /// data and sequence numbers are shifted (state in [`crate::proxy_proto`]).
+    pub const PROXY_PROTO: u8 = 0x40;
+    /// A UDP connection whose next datagrams to the server still carry the UOA option
+    /// (see [`crate::uoa`]; how many: the engine's per-slot count).
+    pub const UOA: u8 = 0x80;
 
     /// Whether every bit of `bits` is set.
     #[inline]
@@ -93,7 +99,8 @@ pub struct Conn {
     pub(crate) state: TcpState,
     /// Flag bits.
     pub(crate) flags: ConnFlags,
-    _spare: u8,
+    /// Its [`FwdMode`], as a byte.
+    fwd: u8,
 }
 
 /// The largest distance between now and an expiry a connection can hold (2^31 − 1 ms,
@@ -117,7 +124,7 @@ impl Conn {
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
-        _spare: 0,
+        fwd: 0,
     };
 
     /// When the connection expires, given the current time `now` (the stored 32-bit
@@ -153,6 +160,11 @@ impl Conn {
     #[inline]
     pub fn proto(&self) -> Proto {
         self.proto
+    }
+    /// How it is forwarded.
+    #[inline]
+    pub fn fwd(&self) -> FwdMode {
+        FwdMode::from_u8(self.fwd)
     }
     /// Client address.
     #[inline]

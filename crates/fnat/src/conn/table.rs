@@ -27,7 +27,7 @@ use thiserror::Error;
 
 use super::{Addr, Conn, ConnFlags, ConnKey, KeyHasher};
 use crate::tcp_state::{Direction, TcpState};
-use crate::types::{Millis, Proto};
+use crate::types::{FwdMode, Millis, Proto};
 
 /// The null link.
 pub(crate) const NIL: u32 = u32::MAX;
@@ -93,6 +93,8 @@ pub struct NewConn {
     pub state: TcpState,
     /// Initial expiry.
     pub expires: Millis,
+    /// How it is forwarded (NAT and DR connections have `lip:lport = cip:cport`).
+    pub fwd: FwdMode,
 }
 
 /// Why the table refused something.
@@ -299,7 +301,7 @@ impl ConnTable {
             proto: n.proto,
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),
-            _spare: 0,
+            fwd: n.fwd as u8,
         };
         c.set_expires(n.expires);
         self.buckets[bin] = idx << 1;
@@ -423,6 +425,7 @@ mod tests {
             rs: i % 7,
             state: TcpState::SynRecv,
             expires: 0,
+            fwd: FwdMode::FullNat,
         }
     }
 

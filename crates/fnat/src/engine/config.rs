@@ -72,6 +72,15 @@ pub struct EngineConfig {
     /// Insert the client's address as a TOA option (and clamp the MSS for it).
     #[serde(default = "default_true")]
     pub toa: bool,
+    /// How many of a UDP connection's first datagrams carry the UOA option on services
+    /// with `uoa` (DPVS's `uoa_max_trail`); 0 = none.
+    #[serde(default = "default_uoa_max_trail")]
+    pub uoa_max_trail: u8,
+    /// The longest IP packet rvs may make by adding to a datagram (the UOA option, a
+    /// UDP PROXY protocol header). rvsd: its smallest port MTU (a longer packet would be
+    /// refused on its way out).
+    #[serde(default = "default_grown_max_len")]
+    pub grown_max_len: u16,
     /// Usable local ports.
     #[serde(default)]
     pub port_range: PortRange,
@@ -104,9 +113,24 @@ pub struct EngineConfig {
     /// also fixes the SYN cookie secret, which is otherwise random per process.
     #[serde(default)]
     pub hash_seed: Option<u64>,
+    /// The seed of the hash that gives a NAT connection its worker (by the client's
+    /// address and port; see `engine::modes`). Every worker of a process must have the
+    /// same one; rvsd draws it at random at start
+    /// ([`crate::hash::SeededFold::random_seed`]). It also offsets where the local
+    /// ports of each LIP start ([`crate::sapool::SaPool::set_start`]).
+    #[serde(default)]
+    pub owner_seed: u64,
     /// The SYN proxy's settings (rvsd's `[synproxy]`).
     #[serde(default)]
     pub synproxy: crate::synproxy::SynProxyConfig,
+}
+
+fn default_uoa_max_trail() -> u8 {
+    3
+}
+
+fn default_grown_max_len() -> u16 {
+    1500
 }
 
 impl EngineConfig {
@@ -127,6 +151,8 @@ impl Default for EngineConfig {
             timeouts: Timeouts::default(),
             wheel: WheelConfig::default(),
             toa: default_true(),
+            uoa_max_trail: default_uoa_max_trail(),
+            grown_max_len: default_grown_max_len(),
             port_range: PortRange::default(),
             port_probes: default_probes(),
             syn_recv_max: 0,
@@ -135,6 +161,7 @@ impl Default for EngineConfig {
             max_real_servers: default_max_rs(),
             persist_capacity: default_persist(),
             hash_seed: None,
+            owner_seed: 0,
             synproxy: crate::synproxy::SynProxyConfig::default(),
         }
     }

@@ -109,6 +109,19 @@ impl Engine {
             Direction::Output => (c.vip().ip(), c.cip().ip()),
         };
         let rs = c.rs;
+        if c.cip().is_v4() != c.rip().is_v4() {
+            // NAT64 translates no fragment (see `crate::nat64`).
+            return self.drop(DropReason::Nat64);
+        }
+        if c.fwd().keeps_packet() {
+            // Unchanged, to the server's MAC or in the tunnel (see `super::modes`).
+            self.stats.packet_in(self.svc_of(rs), rs, buf.data().len().saturating_sub(l3) as u64);
+            let v = self.deliver_unchanged(buf, l3, conn);
+            if matches!(v, Verdict::Forward { .. }) {
+                self.frags.count(FragEvent::Forwarded);
+            }
+            return v;
+        }
         let mut d = Delta::new();
         d.replace_addr(f.key.src.ip(), src);
         d.replace_addr(f.key.dst.ip(), dst);

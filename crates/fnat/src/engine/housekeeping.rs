@@ -31,8 +31,13 @@ impl Engine {
         self.syn_q.remove(r.index());
         self.freed_mid_burst = true;
         if let Some(c) = self.conns.remove(r) {
-            self.pools.released(c.rip(), c.rport());
-            self.pools.closed(c.lip());
+            if c.fwd().uses_local_addr() {
+                self.pools.released(c.rip(), c.rport());
+                self.pools.closed(c.lip());
+            }
+            if c.flags.has(ConnFlags::PROXY_PROTO) {
+                self.proxy_free(r.index());
+            }
             let active = c.flags.has(ConnFlags::ACTIVE);
             self.sched.conn_freed(RsId(c.rs), active);
             let svc = self.svc_of(c.rs);

@@ -38,6 +38,9 @@ pub struct ConnInfo {
     pub rs: u32,
     /// The TOA option was inserted.
     pub toa: bool,
+    /// How it is forwarded (under NAT and DR, `local` is the client).
+    #[serde(default)]
+    pub fwd: crate::types::FwdMode,
 }
 
 impl ConnInfo {
@@ -73,6 +76,7 @@ impl Engine {
                 svc: self.svc_of(c.rs),
                 rs: c.rs,
                 toa: c.flags.has(ConnFlags::TOA_DONE),
+                fwd: c.fwd(),
             });
             i = r.index() + 1;
         }

@@ -13,7 +13,10 @@
 //!   directions at once.
 //!   - Hit from the client (inbound): rewritten `LIP:lport → RIP:rport`; on the
 //!     handshake-completing ACK (the first client ACK after the server's SYN-ACK) the
-//!     TOA option with `CIP:cport` is inserted, once per connection.
+//!     TOA option with `CIP:cport` is inserted, once per connection. A service with the
+//!     PROXY protocol gets no TOA: its header goes before the client's first data
+//!     instead, and sequence numbers are shifted by its length from then on (see
+//!     [`crate::proxy_proto`]).
 //!   - Hit from the real server (outbound): rewritten `VIP:vport → CIP:cport`; on the
 //!     SYN-ACK, with TOA on, the MSS option is lowered by the TOA length so the
 //!     client's segments still fit once TOA is added. (Both TOA steps are decided and
@@ -42,9 +45,13 @@
 //!   [`Engine::list`]).
 
 pub mod config;
+mod family;
 mod fragments;
 pub mod housekeeping;
 pub mod listing;
+pub mod modes;
+mod proxy;
+mod snat;
 pub mod synproxy;
 mod tables;
 
@@ -59,7 +66,7 @@ use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTa
 use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
 use crate::sanity;
-use crate::sapool::{AllocError, PortOwnership, SaPool, SaPoolError};
+use crate::sapool::{PortOwnership, SaPool, SaPoolError};
 use crate::sched::{SchedError, SchedState};
 use crate::service::{RsId, ServiceKey, ServiceTable, SvcIdx};
 use crate::stats::{ConnEvent, DropReason, Gauge, Stats, StatsSnapshot};
@@ -68,7 +75,7 @@ use crate::tcp_state::{Direction, TcpState, Timeouts};
 use crate::timer::TimerWheel;
 use crate::toa;
 use crate::translate::{rewrite_parsed, tuple, Rewrite, TranslateError, Tuple};
-use crate::types::{Millis, Proto};
+use crate::types::{FwdMode, Millis, Proto};
 
 /// Why an engine could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -108,6 +115,15 @@ pub enum Verdict {
 
 const NO_SET: u32 = u32::MAX;
 
+/// Whom a LIP set of the pools serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetFor {
+    /// A service's own local addresses (`Some`), or the default set (`None`).
+    Service(Option<ServiceKey>),
+    /// A SNAT rule's WAN addresses (see [`snat`]).
+    Snat,
+}
+
 /// One worker's FullNAT state (see the module documentation).
 #[derive(Debug)]
 pub struct Engine {
@@ -119,8 +135,8 @@ pub struct Engine {
     sched: SchedState,
     pools: SaPool,
     stats: Stats,
-    /// Per LIP set: the service it is for (None = default).
-    set_keys: Vec<Option<ServiceKey>>,
+    /// Per LIP set of the pools: whom it serves.
+    set_keys: Vec<SetFor>,
     default_set: u32,
     /// The generation bound and, per `SvcIdx` of it, the LIP set index.
     generation: Option<u64>,
@@ -128,6 +144,9 @@ pub struct Engine {
     /// Per `RsId`: its service's `SvcId` (for per-service counters; ids are never
     /// reused, so entries of removed servers stay right).
     rs_svc: Vec<u32>,
+    /// Per `RsId` of a TUN real server: its tunnel's source (the service's first LIP of
+    /// its family), `UNSPECIFIED` if it has none; set where a generation is bound.
+    tunnel_src: Vec<Addr>,
     /// Half-open (`SYN_RECV`) connections, oldest first, and their limit (see [`tables`]).
     syn_q: ConnFifo,
     syn_recv_max: u32,
@@ -138,6 +157,19 @@ pub struct Engine {
     own: Vec<Addr>,
     /// The SYN proxy (see [`synproxy`]).
     synproxy: crate::synproxy::SynProxy,
+    /// Per connection slot: the PROXY protocol state, read only for connections with
+    /// [`ConnFlags::PROXY_PROTO`] (see [`proxy`]).
+    pp: Vec<crate::proxy_proto::Side>,
+    /// Per connection slot: how many more datagrams carry the UOA option and how, read
+    /// only for connections with [`ConnFlags::UOA`] (see [`crate::uoa`]).
+    uoa: Vec<(u8, crate::uoa::UoaMode)>,
+    /// How many datagrams of a connection carry it ([`EngineConfig::uoa_max_trail`]).
+    uoa_max_trail: u8,
+    /// The seed of the NAT connections' worker hash ([`EngineConfig::owner_seed`]).
+    owner_seed: u64,
+    /// The longest packet an added option or header may make
+    /// ([`EngineConfig::grown_max_len`]).
+    grown_max_len: u16,
     /// Edge policy: the global deny set, rate buckets, per-source counts (see
     /// [`crate::edge`]).
     edge: Edge,
@@ -145,6 +177,15 @@ pub struct Engine {
     frags: crate::frag::FragTable,
     /// The packet being processed is a first fragment (no TOA, no checksum check).
     in_fragment: bool,
+    /// Per `SvcIdx` of the bound generation: which worker the service's connections
+    /// live on, when the client decides it (NAT; persistence; see [`modes`]).
+    svc_client_owned: Vec<modes::ClientOwner>,
+    /// The NAT real servers' addresses, sorted: a reply from one without a connection
+    /// goes to the worker its destination (the client) hashes to.
+    nat_rips: Vec<Addr>,
+    /// The SNAT rules in force (see [`crate::snat`]) and, per rule, its LIP set.
+    snat: std::sync::Arc<crate::snat::SnatTable>,
+    snat_sets: Vec<u32>,
 }
 
 #[inline]
@@ -159,6 +200,7 @@ impl Engine {
         let conns = ConnTable::new(cfg.conn_capacity, hasher)?;
         let own = PortOwnership::new(cfg.workers)?;
         let mut pools = SaPool::new(own, cfg.worker, cfg.port_range, cfg.port_probes)?;
+        pools.set_start(cfg.owner_seed);
         let mut set_keys = Vec::with_capacity(cfg.local_addrs.len());
         let mut default_set = NO_SET;
         for s in &cfg.local_addrs {
@@ -167,7 +209,7 @@ impl Engine {
             if s.service.is_none() && default_set == NO_SET {
                 default_set = i as u32;
             }
-            set_keys.push(s.service);
+            set_keys.push(SetFor::Service(s.service));
         }
         Ok(Engine {
             worker: cfg.worker,
@@ -183,12 +225,22 @@ impl Engine {
             generation: None,
             svc_set: Vec::with_capacity(cfg.max_services),
             rs_svc: vec![u32::MAX; cfg.max_real_servers],
+            tunnel_src: vec![Addr::UNSPECIFIED; cfg.max_real_servers],
             syn_q: ConnFifo::new(cfg.conn_capacity),
             syn_recv_max: cfg.syn_recv_limit(),
             freed_mid_burst: false,
             own: Vec::new(),
             frags: crate::frag::FragTable::new(hasher),
             in_fragment: false,
+            svc_client_owned: Vec::with_capacity(cfg.max_services),
+            nat_rips: Vec::new(),
+            snat: Default::default(),
+            snat_sets: Vec::new(),
+            pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
+            uoa: vec![(0, crate::uoa::UoaMode::Opp); cfg.conn_capacity as usize],
+            uoa_max_trail: cfg.uoa_max_trail,
+            owner_seed: cfg.owner_seed,
+            grown_max_len: cfg.grown_max_len,
             synproxy: crate::synproxy::SynProxy::new(
                 &cfg.synproxy,
                 cfg.conn_capacity,
@@ -222,16 +274,33 @@ impl Engine {
         if self.rs_svc.len() < rs_ids as usize {
             self.rs_svc.resize(rs_ids as usize, u32::MAX);
         }
+        if self.tunnel_src.len() < rs_ids as usize {
+            self.tunnel_src.resize(rs_ids as usize, Addr::UNSPECIFIED);
+        }
         self.svc_set.clear();
+        self.svc_client_owned.clear();
+        self.nat_rips.clear();
         for s in table.services() {
-            let own = self.set_keys.iter().position(|k| *k == Some(s.key));
+            let own = self.set_keys.iter().position(|k| *k == SetFor::Service(Some(s.key)));
             self.svc_set.push(own.map_or(self.default_set, |i| i as u32));
+            self.svc_client_owned.push(modes::ClientOwner::of(s));
+            self.nat_rips.extend(s.dests.iter().filter(|d| d.fwd == FwdMode::Nat).map(|d| Addr::from(d.addr)));
             for d in &s.dests {
                 if let Some(x) = self.rs_svc.get_mut(d.id.0 as usize) {
                     *x = s.id.0;
                 }
             }
         }
+        for (i, s) in table.services().iter().enumerate() {
+            for d in s.dests.iter().filter(|d| d.fwd == FwdMode::Tunnel) {
+                let src = self.tunnel_source(SvcIdx(i as u32), Addr::from(d.addr)).unwrap_or(Addr::UNSPECIFIED);
+                if let Some(x) = self.tunnel_src.get_mut(d.id.0 as usize) {
+                    *x = src;
+                }
+            }
+        }
+        self.nat_rips.sort_unstable();
+        self.nat_rips.dedup();
         self.generation = Some(table.generation());
     }
 
@@ -342,13 +411,15 @@ impl Engine {
     /// again so services find it. Control path (may allocate).
     pub fn set_local_addrs(&mut self, service: Option<ServiceKey>, lips: &[IpAddr]) -> bool {
         let lips: Vec<Addr> = lips.iter().map(|a| Addr::from(*a)).collect();
-        if let Some(i) = self.set_keys.iter().position(|k| *k == service) {
+        if let Some(i) = self.set_keys.iter().position(|k| *k == SetFor::Service(service)) {
             self.pools.set_lips(i, &lips);
+            // TUN's tunnel sources are found again at the next bind.
+            self.generation = None;
             return false;
         }
         let i = self.pools.add_set(&lips);
         debug_assert_eq!(i, self.set_keys.len());
-        self.set_keys.push(service);
+        self.set_keys.push(SetFor::Service(service));
         if service.is_none() && self.default_set == NO_SET {
             self.default_set = i as u32;
         }
@@ -497,10 +568,13 @@ impl Engine {
     #[inline]
     fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
         let c = self.conns.get(r);
-        let (proto, old, rs, old_exp) = (c.proto(), c.state, c.rs, c.expires(now));
+        let (proto, old, rs, old_exp, fwd) = (c.proto(), c.state, c.rs, c.expires(now), c.fwd());
         let mut state = old;
         if proto == Proto::Tcp {
-            state = old.next(dir, flags.bits());
+            state = match fwd.replies_through() {
+                true => old.next(dir, flags.bits()),
+                false => old.next_input_only(flags.bits()),
+            };
             if state != old {
                 self.syn_recv_moved(r, old, state);
                 let was = old.is_active();
@@ -539,12 +613,18 @@ impl Engine {
         }
         let c = self.conns.get(h.conn);
         let proxied = c.flags().has(ConnFlags::SYNPROXY);
+        let pp = c.flags().has(ConnFlags::PROXY_PROTO);
         if proxied {
             if let Some(v) = self.synproxy_handshake(buf, l3, now, t, h) {
                 return v;
             }
         }
         let c = self.conns.get(h.conn);
+        let fwd = c.fwd();
+        if fwd.keeps_packet() {
+            return self.forward_unchanged(buf, l3, now, t, h);
+        }
+        let c_nat64 = c.cip().is_v4() != c.rip().is_v4();
         let (rw, dst) = match h.dir {
             Direction::Input => {
                 (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
@@ -555,18 +635,54 @@ impl Engine {
         };
         let rs = c.rs;
         let bytes = (t.l4 - l3 + t.l4_len) as u64;
-        if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
-            return self.drop(DropReason::BadHeader);
+        // The PROXY protocol step comes first (its changes to the checksums are
+        // incremental, like the rewrite's), so that a packet it drops is untouched.
+        let mut grown = *t;
+        if pp && t.proto == Proto::Tcp {
+            match self.proxy_translate(buf, l3, t, h) {
+                Ok(n) => grown.l4_len += n,
+                Err(r) => return self.drop(r),
+            }
         }
+        let t = &grown;
+        let t = &match c_nat64 {
+            // NAT64: the header changes family (see `crate::nat64`).
+            true => match self.translate_family(buf, l3, t, &rw, h.dir) {
+                Ok(moved) => moved,
+                Err(r) => return self.drop(r),
+            },
+            false => {
+                if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
+                    return self.drop(DropReason::BadHeader);
+                }
+                *t
+            }
+        };
         if proxied {
             self.synproxy_translate(buf.data_mut(), t, h.conn, h.dir);
         }
         let f = t.tcp_flags;
+        // TOA only where the server would otherwise not see the client (FullNAT), and
+        // not where a PROXY protocol header tells it.
+        let toa = self.toa && fwd == FwdMode::FullNat && !pp;
         if self.in_fragment {
             // No TOA in a fragment (see `crate::frag`).
-            self.fragment_skips_toa(h);
-        } else if toa::on_forward(buf, l3, self.toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
+            if toa {
+                self.fragment_skips_toa(h);
+            }
+        } else if toa::on_forward(buf, l3, toa, h.dir, f, self.conns.get_mut(h.conn)).is_err() {
             self.stats.drop(DropReason::ToaNoRoom);
+        }
+        if h.dir == Direction::Input && t.proto == Proto::Udp {
+            let flags = self.conns.get(h.conn).flags();
+            if flags.has(ConnFlags::UOA) && !self.in_fragment {
+                self.uoa_mark(buf, l3, h.conn);
+            }
+            if pp {
+                if let Err(r) = self.proxy_datagram(buf, l3, t, h.conn) {
+                    return self.drop(r);
+                }
+            }
         }
         let svc = self.svc_of(rs);
         match h.dir {
@@ -587,6 +703,9 @@ impl Engine {
         k: &ConnKey,
     ) -> Verdict {
         if let Some(svc) = table.lookup(t.proto, t.dst, t.dport) {
+            if let Some(owner) = self.client_owner(svc, &k.src, t.sport) {
+                return Verdict::Redirect { owner };
+            }
             if t.proto == Proto::Tcp {
                 let f = t.tcp_flags;
                 let syn = f.contains(TcpFlags::SYN)
@@ -626,6 +745,14 @@ impl Engine {
             }
             return self.drop(DropReason::ReplyNoConn);
         }
+        if let Some(owner) = self.nat_reply_owner(k) {
+            return Verdict::Redirect { owner };
+        }
+        if !self.snat.is_empty() {
+            if let Some(v) = self.snat_new_flow(buf, l3, now, t, k) {
+                return v;
+            }
+        }
         Verdict::NotMine
     }
 
@@ -656,18 +783,16 @@ impl Engine {
         })?;
         let rport = if pick.port == 0 { t.dport } else { pick.port };
         let rip = Addr::from(pick.addr);
-        let set = self.svc_set.get(svc.0 as usize).copied().unwrap_or(NO_SET);
-        if set == NO_SET {
-            return Err(DropReason::NoLocalAddr);
-        }
-        let conns = &self.conns;
-        let (lip, lport) = match self.pools.alloc(set as usize, rip, rport, |lip, lport| {
-            conns.contains(&ConnKey::new(t.proto, rip, rport, lip, lport))
-        }) {
-            Ok(x) => x,
-            Err(AllocError::NoLip) => return Err(DropReason::NoLocalAddr),
-            Err(AllocError::NoPort) => {
-                self.steal_syn_recv_port(set as usize, t.proto, rip, rport, now).ok_or(DropReason::NoLocalPort)?
+        let (lip, lport) = match pick.fwd {
+            FwdMode::FullNat => self.local_addr(svc, t.proto, rip, rport, now)?,
+            // Refused for real servers (`ServiceError::SnatServer`).
+            FwdMode::Snat => return Err(DropReason::NoRealServer),
+            FwdMode::Nat | FwdMode::Dr => self.server_side_key(t.proto, rip, rport, k.src, t.sport)?,
+            FwdMode::Tunnel => {
+                if self.tunnel_src.get(pick.id.0 as usize).is_none_or(|a| *a == Addr::UNSPECIFIED) {
+                    return Err(DropReason::NoLocalAddr);
+                }
+                self.server_side_key(t.proto, rip, rport, k.src, t.sport)?
             }
         };
         let svc_id = table.service(svc).id.0;
@@ -687,9 +812,12 @@ impl Engine {
                 rs: pick.id.0,
                 state: TcpState::None,
                 expires,
+                fwd: pick.fwd,
             })
             .map_err(|_| DropReason::PoolFull)?;
-        self.pools.opened(lip);
+        if pick.fwd.uses_local_addr() {
+            self.pools.opened(lip);
+        }
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {
@@ -701,9 +829,38 @@ impl Engine {
         if let Some(x) = self.rs_svc.get_mut(pick.id.0 as usize) {
             *x = svc_id;
         }
+        match (table.service(svc).config.proxy_protocol, t.proto) {
+            (Some(v), Proto::Tcp) => self.proxy_open(r, v),
+            // UDP: a version 2 header in each datagram ([`Engine::proxy_datagram`]).
+            (Some(_), _) => self.conns.get_mut(r).flags.set(ConnFlags::PROXY_PROTO),
+            (None, _) => {}
+        }
+        if let Some(mode) = table.service(svc).config.uoa {
+            if t.proto == Proto::Udp && pick.fwd == FwdMode::FullNat && self.uoa_max_trail > 0 {
+                self.uoa[r.index() as usize] = (self.uoa_max_trail, mode);
+                self.conns.get_mut(r).flags.set(ConnFlags::UOA);
+            }
+        }
         self.stats.gauge(svc_id, pick.id.0, Gauge::NewInactive);
         self.wheel.schedule(r.index(), expires);
         Ok(r)
+    }
+
+    /// A translated datagram of connection `r` to its server, which still owes the UOA
+    /// option: it carries it when it can (see [`crate::uoa`]).
+    #[cold]
+    fn uoa_mark<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, r: ConnRef) {
+        let (left, mode) = self.uoa[r.index() as usize];
+        let c = self.conns.get(r);
+        let client = std::net::SocketAddr::new(c.cip().ip(), c.cport());
+        if crate::uoa::insert(buf, l3, mode, client, usize::from(self.grown_max_len)).is_err() {
+            return self.stats.event(ConnEvent::UoaNoRoom);
+        }
+        self.stats.event(ConnEvent::UoaInserted);
+        self.uoa[r.index() as usize].0 = left - 1;
+        if left <= 1 {
+            self.conns.get_mut(r).flags.clear(ConnFlags::UOA);
+        }
     }
 
     #[cold]
@@ -728,18 +885,32 @@ impl Engine {
             return Verdict::NotMine;
         };
         let c = self.conns.get(h.conn);
+        let fwd = c.fwd();
+        if c.cip().is_v4() != c.rip().is_v4() {
+            return self.icmp_nat64(buf, l3, &e, h);
+        }
+        if fwd.keeps_packet() {
+            // About a DR or TUN server's reply (it went to the client directly): the
+            // server's business, sent to it as the connection's packets are, as IPVS does.
+            return match h.dir {
+                Direction::Input => self.deliver_unchanged(buf, l3, h.conn),
+                Direction::Output => Verdict::NotMine,
+            };
+        }
         // The error travels the way a packet with the quoted packet's reverse would:
         // from the real server's side (key = outbound) on to the client, or the other
-        // way round.
+        // way round. Under NAT the reporter's address stays (only FullNAT hides the
+        // client side from the server).
         let (outer, inner, dst, dir) = match h.dir {
             Direction::Output => (
-                AddrRewrite { src: c.vip().ip(), dst: c.cip().ip() },
+                // SNAT: the reporter (a router on the way out) stays, as NAT's does inbound.
+                AddrRewrite { src: if fwd == FwdMode::Snat { e.src } else { c.vip().ip() }, dst: c.cip().ip() },
                 Rewrite { src: c.cip().ip(), sport: c.cport(), dst: c.vip().ip(), dport: c.vport() },
                 c.cip().ip(),
                 Direction::Output,
             ),
             Direction::Input => (
-                AddrRewrite { src: c.lip().ip(), dst: c.rip().ip() },
+                AddrRewrite { src: if fwd == FwdMode::Nat { e.src } else { c.lip().ip() }, dst: c.rip().ip() },
                 Rewrite { src: c.rip().ip(), sport: c.rport(), dst: c.lip().ip(), dport: c.lport() },
                 c.rip().ip(),
                 Direction::Input,
@@ -747,12 +918,16 @@ impl Engine {
         };
         let rs = c.rs;
         let proxied = c.flags().has(ConnFlags::SYNPROXY);
+        let pp = c.flags().has(ConnFlags::PROXY_PROTO);
         let svc = self.svc_of(rs);
         if rewrite_icmp_error_parsed(buf.data_mut(), l3, &e, &outer, &inner).is_err() {
             return self.drop(DropReason::BadHeader);
         }
         if proxied {
             self.synproxy_icmp(buf.data_mut(), &e, h.conn, dir);
+        }
+        if pp {
+            self.proxy_icmp(buf.data_mut(), &e, h.conn, dir);
         }
         let bytes = buf.data().len().saturating_sub(l3) as u64;
         match dir {

@@ -47,7 +47,7 @@ impl Engine {
         now: Millis,
         t: &Tuple,
     ) -> Option<Verdict> {
-        let setting = table.service(svc).config.synproxy;
+        let setting = table.service(svc).synproxy;
         self.synproxy.on_syn(now, self.syn_q.len());
         if !self.synproxy.active(setting) {
             return None;
@@ -113,7 +113,7 @@ impl Engine {
         k: &ConnKey,
     ) -> Option<Verdict> {
         let f = t.tcp_flags;
-        let setting = table.service(svc).config.synproxy;
+        let setting = table.service(svc).synproxy;
         if !f.contains(TcpFlags::ACK)
             || f.intersects(TcpFlags::SYN | TcpFlags::RST)
             || self.synproxy.mode(setting) == SynProxyMode::Off
@@ -577,31 +577,46 @@ impl Engine {
     /// checksum is updated incrementally.
     pub(super) fn synproxy_icmp(&self, data: &mut [u8], e: &IcmpError, r: ConnRef, dir: Direction) {
         let side = &self.synproxy.side[r.index() as usize];
-        if dir != Direction::Input || side.bits & bits::ESTABLISHED == 0 || e.inner.proto != crate::types::Proto::Tcp {
+        if dir != Direction::Input || side.bits & bits::ESTABLISHED == 0 {
             return;
         }
-        let at = e.inner.l4 + 4;
-        if e.inner.l4_len < 8 || data.len() < at + 4 || data.len() < e.icmp + 4 {
-            return;
-        }
-        let old = [data[at], data[at + 1], data[at + 2], data[at + 3]];
-        let new = u32::from_be_bytes(old).wrapping_add(side.delta).to_be_bytes();
-        data[at..at + 4].copy_from_slice(&new);
-        let mut d = wire::checksum::Delta::new();
-        d.replace_at(at - e.icmp, &old, &new);
-        // The quoted TCP checksum, when quoted, follows (the ICMP checksum covers it).
-        let tc = e.inner.l4 + wire::tcp::CHECKSUM_OFFSET;
-        if e.inner.l4_len >= wire::tcp::CHECKSUM_OFFSET + 2 && data.len() >= tc + 2 {
-            let mut q = wire::checksum::Delta::new();
-            q.replace_at(4, &old, &new);
-            let oc = [data[tc], data[tc + 1]];
-            let nc = q.apply(u16::from_be_bytes(oc)).to_be_bytes();
-            data[tc..tc + 2].copy_from_slice(&nc);
-            d.replace_at(tc - e.icmp, &oc, &nc);
-        }
-        let c = u16::from_be_bytes([data[e.icmp + 2], data[e.icmp + 3]]);
-        data[e.icmp + 2..e.icmp + 4].copy_from_slice(&d.apply(c).to_be_bytes());
+        let delta = side.delta;
+        rewrite_quoted_seq(data, e, |s| s.wrapping_add(delta));
     }
+}
+
+/// Rewrites the sequence number of the TCP segment an ICMP error quotes (already
+/// translated) to `map(seq)`, with the quoted TCP checksum when it is quoted and the
+/// ICMP checksum, incrementally. Nothing happens for a quoted UDP packet or one cut
+/// before its sequence number.
+pub(super) fn rewrite_quoted_seq(data: &mut [u8], e: &IcmpError, map: impl FnOnce(u32) -> u32) {
+    if e.inner.proto != crate::types::Proto::Tcp {
+        return;
+    }
+    let at = e.inner.l4 + 4;
+    if e.inner.l4_len < 8 || data.len() < at + 4 || data.len() < e.icmp + 4 {
+        return;
+    }
+    let old = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+    let new = map(u32::from_be_bytes(old)).to_be_bytes();
+    if new == old {
+        return;
+    }
+    data[at..at + 4].copy_from_slice(&new);
+    let mut d = wire::checksum::Delta::new();
+    d.replace_at(at - e.icmp, &old, &new);
+    // The quoted TCP checksum, when quoted, follows (the ICMP checksum covers it).
+    let tc = e.inner.l4 + wire::tcp::CHECKSUM_OFFSET;
+    if e.inner.l4_len >= wire::tcp::CHECKSUM_OFFSET + 2 && data.len() >= tc + 2 {
+        let mut q = wire::checksum::Delta::new();
+        q.replace_at(4, &old, &new);
+        let oc = [data[tc], data[tc + 1]];
+        let nc = q.apply(u16::from_be_bytes(oc)).to_be_bytes();
+        data[tc..tc + 2].copy_from_slice(&nc);
+        d.replace_at(tc - e.icmp, &oc, &nc);
+    }
+    let c = u16::from_be_bytes([data[e.icmp + 2], data[e.icmp + 3]]);
+    data[e.icmp + 2..e.icmp + 4].copy_from_slice(&d.apply(c).to_be_bytes());
 }
 
 /// The left edge of the first SACK block of the segment (0 without one).

@@ -7,7 +7,7 @@
 //! The split between static and per-worker state:
 //! - what depends only on the configuration (wrr's gcd and max weight, the sh/dh
 //!   bucket tables, the Maglev lookup table) is computed once per generation in
-//!   [`crate::service::ServiceTable::build`] and shared read-only ([`StaticTable`]);
+//!   [`crate::service::ServiceTable::build`] and shared read-only (`StaticTable`);
 //! - what changes per connection (active/inactive counts, overload flags, rr/wrr
 //!   cursors, persistence templates) is owned by one worker in its [`SchedState`].
 //!
@@ -129,6 +129,8 @@ pub struct Pick {
     /// means "the client's destination port": the connection keeps the port the
     /// client asked for.
     pub port: u16,
+    /// How the connection is forwarded.
+    pub fwd: crate::types::FwdMode,
 }
 
 /// Why no real server was picked. Each is counted in [`SchedStats`].
@@ -272,6 +274,7 @@ pub(crate) mod testutil {
                 weight: w,
                 upper: 0,
                 lower: 0,
+                fwd: Default::default(),
             })
             .collect()
     }

@@ -273,7 +273,7 @@ impl SchedState {
                     self.persist.touch(key, *expires);
                     self.stats.scheduled += 1;
                     self.stats.persist_reused += 1;
-                    return Ok(Pick { id: d.id, addr: d.addr, port: d.port });
+                    return Ok(Pick { id: d.id, addr: d.addr, port: d.port, fwd: d.fwd });
                 }
                 // IPVS: the template's server is gone or drained: reschedule.
                 self.persist.remove(key);
@@ -309,7 +309,7 @@ impl SchedState {
             }
         }
         self.stats.scheduled += 1;
-        Ok(Pick { id: d.id, addr: d.addr, port: d.port })
+        Ok(Pick { id: d.id, addr: d.addr, port: d.port, fwd: d.fwd })
     }
 
     fn slot(&mut self, rs: RsId) -> Option<&mut DestCounters> {
@@ -408,7 +408,7 @@ mod tests {
     }
 
     fn rs(addr: &str, weight: u32) -> RealServerConfig {
-        RealServerConfig { addr: ip(addr), port: 8080, weight, upper: 0, lower: 0 }
+        RealServerConfig { addr: ip(addr), port: 8080, weight, upper: 0, lower: 0, fwd: Default::default() }
     }
 
     fn svc(vport: u16, sched: SchedKind, servers: &[RealServerConfig]) -> ServiceConfig {
@@ -602,7 +602,14 @@ mod tests {
     #[test]
     fn persistence_full_is_counted() {
         let mut c = svc(0, SchedKind::Wlc, &[]);
-        c.real_servers = vec![RealServerConfig { addr: ip("10.1.0.1"), port: 0, weight: 1, upper: 0, lower: 0 }];
+        c.real_servers = vec![RealServerConfig {
+            addr: ip("10.1.0.1"),
+            port: 0,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+            fwd: Default::default(),
+        }];
         c.persistence = Some(PersistConfig::default());
         let t = table(&[c], None);
         let mut st = SchedState::new(2);

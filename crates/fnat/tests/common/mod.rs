@@ -101,7 +101,7 @@ pub fn state4(desc: &'static str, cport: u16, s: TcpState) -> Step {
 
 /// A real server entry.
 pub fn rs(addr: IpAddr, port: u16) -> RealServerConfig {
-    RealServerConfig { addr, port, weight: 1, upper: 0, lower: 0 }
+    RealServerConfig { addr, port, weight: 1, upper: 0, lower: 0, fwd: Default::default() }
 }
 
 /// A round-robin service.

@@ -18,6 +18,7 @@ mod metrics;
 mod reload;
 mod requests;
 mod views;
+mod vlans;
 mod watchdog;
 
 pub use metrics::service_label;
@@ -135,6 +136,8 @@ pub struct Control {
     neighs: NeighTable,
     state: State,
     ports: Vec<PortHandle>,
+    /// The VLAN sub-interfaces (ports numbered after `ports`) and their twins.
+    pub vlans: Vec<crate::twin::VlanHandle>,
     jobs: Receiver<Job>,
     pool_size: u32,
     started: Instant,
@@ -186,6 +189,7 @@ impl Control {
             neighs,
             state,
             ports,
+            vlans: Vec::new(),
             jobs,
             pool_size,
             started: Instant::now(),
@@ -216,14 +220,14 @@ impl Control {
         let mut link_at = Instant::now();
         let mut bond_at = Instant::now();
         while !self.term.load(Ordering::Relaxed) {
-            let mut busy = Twin::pump(&mut self.twin_up, &mut self.twin_down, &mut self.ports);
+            let mut busy = Twin::pump(&mut self.twin_up, &mut self.twin_down, &mut self.ports, &mut self.vlans);
             if bond_at.elapsed() > BOND_WATCH {
                 bond_at = Instant::now();
                 self.watch_bonds();
             }
             if link_at.elapsed() > health::EVERY {
                 link_at = Instant::now();
-                Twin::mirror_links(&mut self.ports);
+                Twin::mirror_links(&mut self.ports, &mut self.vlans);
                 self.health.sample(&self.shared, &self.ports, &self.pool);
             }
             if self.hup.swap(false, Ordering::Relaxed) {

@@ -1,6 +1,6 @@
 //! SIGHUP: the configuration file is read again and what may change at run time is
 //! applied as one new generation, as `rvsadm -R` applies a rule set: services, real
-//! servers, local addresses, addresses, routes, timeouts and the global deny set.
+//! servers, local addresses, addresses, routes, timeouts, SNAT rules and the global deny set.
 //! Connections that stay valid keep flowing. A file that does not load, or that changes
 //! what only a restart can (EAL, workers, ports, pools, the control socket, steering,
 //! the SYN proxy's and neighbours' settings, static neighbours), changes nothing: the
@@ -33,6 +33,7 @@ pub fn fixed_changes(a: &Config, b: &Config) -> Vec<&'static str> {
         ("mempool", same(&a.mempool, &b.mempool)),
         ("workers", same(&a.workers, &b.workers)),
         ("port", same(&a.ports, &b.ports)),
+        ("vlan", same(&a.vlans, &b.vlans)),
         ("conn", same(&a.conn, &b.conn)),
         ("control", same(&a.control, &b.control)),
         ("steering", same(&a.steering, &b.steering)),
@@ -71,7 +72,11 @@ impl Control {
         for w in new.warnings(&file) {
             tracing::warn!("SIGHUP: {w}");
         }
-        match self.apply(State::from_config(&new)) {
+        // Ports and VLANs cannot change here: the numbers stay, with the VLANs added
+        // by rvsip since the start.
+        let mut next = State::from_config(&new);
+        next.port_names = self.state.port_names.clone();
+        match self.apply(next) {
             Response::Error { message, .. } => tracing::error!("SIGHUP: {file} refused, nothing changed: {message}"),
             _ => {
                 let gen = self.shared.current().gen;

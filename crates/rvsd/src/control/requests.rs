@@ -105,12 +105,19 @@ impl Control {
             Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
             Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
+            Request::SnatList => Response::Snat { rules: self.state.snat.clone() },
+            Request::SnatAdd { rule } => self.change(|s| s.snat_add(rule))?,
+            Request::SnatDel { rule } => self.change(|s| s.snat_del(&rule))?,
+            Request::SnatWan { rule, wan, add } => self.change(|s| s.snat_wan(&rule, wan, add))?,
             Request::TimeoutsSet { tcp, tcpfin, udp } => self.change(|s| {
                 s.timeouts_set(tcp, tcpfin, udp);
                 Ok(())
             })?,
             Request::LinkList { stats } => Response::Links { links: self.links(stats) },
             Request::LinkSet { dev, change } => self.link_set(&dev, change)?,
+            Request::VlanList => Response::Vlans { vlans: self.vlan_views() },
+            Request::VlanAdd { name, link, id } => self.vlan_add(&name, &link, id)?,
+            Request::VlanDel { name } => self.vlan_del(&name)?,
             Request::AddrAdd { dev, addr, sapool, lease: _ } => self.change(|s| s.addr_add(&dev, addr, sapool))?,
             Request::AddrDel { dev, addr } => self.change(|s| s.addr_del(&dev, addr))?,
             Request::AddrList => Response::Addrs { addrs: self.addr_views() },
@@ -146,6 +153,15 @@ impl Control {
         let i = self.state.port(dev)?;
         let unsupported =
             |what: &str, e: dpdk::Error| Refused::new(ErrorCode::Unsupported, format!("{dev}: {what}: {e}"));
+        if let Some(v) = i.checked_sub(self.ports.len()).and_then(|j| self.vlans.get(j)) {
+            if change.up.is_some() || change.promisc.is_some() || change.mac.is_some() {
+                let parent = &self.ports[v.parent].name;
+                return Err(Refused::new(
+                    ErrorCode::Unsupported,
+                    format!("{dev} is VLAN {} on {parent}: its link, promiscuity and MAC are {parent}'s", v.id),
+                ));
+            }
+        }
         if let Some(up) = change.up {
             self.ports[i].port.set_link(up).map_err(|e| unsupported(if up { "link up" } else { "link down" }, e))?;
         }

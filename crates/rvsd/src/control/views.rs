@@ -154,7 +154,15 @@ impl Control {
                         let current = dpdk::Bond::primary(&h.port).ok();
                         BondView {
                             mode: bond_mode_name(mode).into(),
-                            primary: current.and_then(|id| h.slaves.iter().position(|s| s.id() == id)),
+                            xmit_policy: matches!(mode, 2 | 4)
+                                .then(|| dpdk::Bond::xmit_policy(&h.port).ok())
+                                .flatten()
+                                .map(|p| xmit_policy_name(p).into()),
+                            // Only the modes with a primary slave name one (DPDK reports
+                            // one in every mode).
+                            primary: current
+                                .filter(|_| matches!(mode, 1 | 5 | 6))
+                                .and_then(|id| h.slaves.iter().position(|s| s.id() == id)),
                             slaves: h
                                 .slaves
                                 .iter()
@@ -249,6 +257,15 @@ impl Control {
             v["neigh"] = json!(self.neigh_counters());
             v
         })
+    }
+}
+
+fn xmit_policy_name(p: u8) -> &'static str {
+    match p {
+        0 => "layer2",
+        1 => "layer2+3",
+        2 => "layer3+4",
+        _ => "?",
     }
 }
 

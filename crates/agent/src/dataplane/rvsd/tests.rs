@@ -1,7 +1,8 @@
 //! [`RvsdDataplane`] against an in-process stand-in for rvsd's control socket that keeps
 //! addresses and services the way rvsd does (optionally refusing a service whose VIP is
-//! not an address, as rvsd does today), and can "restart" (drop every connection and
-//! forget everything but its configuration).
+//! not an address, as rvsd does today), SNAT rules as rvsd's state does (by match, names
+//! unique), and can "restart" (drop every connection and forget everything but its
+//! configuration).
 
 use super::*;
 use crate::dataplane::LocalAddr;
@@ -16,6 +17,9 @@ struct FakeState {
     addrs: Vec<AddrView>,
     services: Vec<ServiceSpec>,
     garps: Vec<(IpAddr, String, u32)>,
+    snat: Vec<ctl::SnatSpec>,
+    /// The SNAT changes asked for (`SnatAdd`, `SnatDel`, `SnatWan`), in order.
+    snat_log: Vec<Request>,
 }
 
 struct FakeRvsd {
@@ -23,6 +27,8 @@ struct FakeRvsd {
     dir: PathBuf,
     /// Addresses from "rvsd's configuration" (kept across restarts).
     config: Vec<AddrView>,
+    /// SNAT rules from "rvsd's configuration" (`[[snat]]`, kept across restarts).
+    snat_config: Mutex<Vec<ctl::SnatSpec>>,
     state: Arc<Mutex<FakeState>>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     stop: Arc<AtomicBool>,
@@ -62,7 +68,61 @@ impl FakeState {
         Ok(())
     }
 
+    /// rvsd's SNAT requests (crates/rvsd's `State::snat_*`).
+    fn handle_snat(&mut self, req: Request) -> Response {
+        let done = Response::Done { gen: 2 };
+        if !matches!(req, Request::SnatList) {
+            self.snat_log.push(req.clone());
+        }
+        let find = |snat: &[ctl::SnatSpec], r: &ctl::SnatSpec| snat.iter().position(|o| o.same_match(r));
+        match req {
+            Request::SnatList => Response::Snat { rules: self.snat.clone() },
+            Request::SnatAdd { rule } => {
+                if find(&self.snat, &rule).is_some() {
+                    return refuse(ErrorCode::Exists, format!("SNAT rule {} exists", rule.match_text()));
+                }
+                if self.snat.iter().any(|o| o.name.is_some() && o.name == rule.name) {
+                    return refuse(ErrorCode::Exists, format!("a SNAT rule is named {:?} already", rule.name));
+                }
+                self.snat.push(rule);
+                done
+            }
+            Request::SnatDel { rule } => match find(&self.snat, &rule) {
+                Some(i) => {
+                    self.snat.remove(i);
+                    done
+                }
+                None => refuse(ErrorCode::NotFound, format!("no SNAT rule with match {}", rule.match_text())),
+            },
+            Request::SnatWan { rule, wan, add } => {
+                let Some(i) = find(&self.snat, &rule) else {
+                    return refuse(ErrorCode::NotFound, format!("no SNAT rule with match {}", rule.match_text()));
+                };
+                let list = &mut self.snat[i].wan;
+                match (add, list.iter().position(|w| *w == wan)) {
+                    (true, Some(_)) => refuse(ErrorCode::Exists, format!("has {wan} already")),
+                    (true, None) => {
+                        list.push(wan);
+                        done
+                    }
+                    (false, Some(j)) => {
+                        list.remove(j);
+                        done
+                    }
+                    (false, None) => refuse(ErrorCode::NotFound, format!("no WAN address {wan}")),
+                }
+            }
+            other => refuse(ErrorCode::BadRequest, format!("not SNAT: {other:?}")),
+        }
+    }
+
     fn handle(&mut self, req: Request, need_vip: bool) -> Response {
+        if matches!(
+            req,
+            Request::SnatList | Request::SnatAdd { .. } | Request::SnatDel { .. } | Request::SnatWan { .. }
+        ) {
+            return self.handle_snat(req);
+        }
         let before = (self.addrs.clone(), self.services.clone());
         let find =
             |svcs: &[ServiceSpec], k: &fnat::service::ServiceKey| svcs.iter().position(|s| s.service.key() == *k);
@@ -199,7 +259,15 @@ impl FakeRvsd {
 
     fn start_at(path: PathBuf, dir: PathBuf, config: Vec<AddrView>, need_vip: bool) -> FakeRvsd {
         let state = Arc::new(Mutex::new(FakeState { addrs: config.clone(), ..Default::default() }));
-        let f = FakeRvsd { path, dir, config, state, conns: Arc::default(), stop: Arc::new(AtomicBool::new(false)) };
+        let f = FakeRvsd {
+            path,
+            dir,
+            config,
+            snat_config: Mutex::default(),
+            state,
+            conns: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
         let l = UnixListener::bind(&f.path).unwrap();
         l.set_nonblocking(true).unwrap();
         let (state, conns, stop) = (f.state.clone(), f.conns.clone(), f.stop.clone());
@@ -237,7 +305,14 @@ impl FakeRvsd {
         for c in self.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
-        *self.state.lock().unwrap() = FakeState { addrs: self.config.clone(), ..Default::default() };
+        let snat = self.snat_config.lock().unwrap().clone();
+        *self.state.lock().unwrap() = FakeState { addrs: self.config.clone(), snat, ..Default::default() };
+    }
+
+    /// rvsd.toml's `[[snat]]` rules: held now and after every restart.
+    fn configure_snat(&self, rules: Vec<ctl::SnatSpec>) {
+        *self.snat_config.lock().unwrap() = rules.clone();
+        self.with(|s| s.snat = rules);
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
@@ -298,6 +373,7 @@ fn service() -> Service {
         persistence_timeout: None,
         persistence_granularity: None,
         syn_proxy: None,
+        proxy_protocol: None,
         sched_flags: None,
         deny: Vec::new(),
         allow: Vec::new(),
@@ -389,9 +465,12 @@ fn reconnects_and_restores_what_a_restarted_rvsd_forgot() {
     assert!(dp.wait_idle(T), "{:?}", dp.status());
     // rvsd restarts: everything is put back (with the live weights) and the VIP announced.
     fake.restart();
-    wait_until("the VIP to be restored", T, || fake.has_addr(VIP) && fake.weights().is_some());
+    // (The announcement follows the address: wait for both.)
+    let announced = || fake.with(|s| s.garps.iter().any(|g| g.0 == vip().addr()));
+    wait_until("the VIP to be restored and announced again", T, || {
+        fake.has_addr(VIP) && fake.weights().is_some() && announced()
+    });
     assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 0)]));
-    assert!(fake.with(|s| s.garps.iter().any(|g| g.0 == vip().addr())), "announced again");
     assert!(dp.wait_idle(T), "{:?}", dp.status());
 }
 
@@ -433,7 +512,7 @@ fn services_convert_to_rvsd_form() {
     assert_eq!((p.timeout_s, p.netmask_v4, p.netmask_v6), (300, 24, 128));
     assert_eq!(
         spec.service.real_servers[0],
-        RealServerConfig { addr: rs(1).ip(), port: 8080, weight: 3, upper: 0, lower: 0 }
+        RealServerConfig { addr: rs(1).ip(), port: 8080, weight: 3, upper: 0, lower: 0, fwd: Default::default() }
     );
     assert!(spec.service.deny.is_empty() && spec.service.allow.is_empty());
     // uthreshold / lthreshold and the hash flags reach rvsd.
@@ -461,8 +540,14 @@ fn a_port_zero_real_server_matches_rvsds_listing() {
         service: ServiceConfig::new(fnat::types::Proto::Tcp, "192.0.2.1".parse().unwrap(), 80),
         laddrs: vec!["10.0.0.1".parse().unwrap()],
     };
-    spec.service.real_servers =
-        vec![RealServerConfig { addr: "10.0.0.2".parse().unwrap(), port: 0, weight: 1, upper: 0, lower: 0 }];
+    spec.service.real_servers = vec![RealServerConfig {
+        addr: "10.0.0.2".parse().unwrap(),
+        port: 0,
+        weight: 1,
+        upper: 0,
+        lower: 0,
+        fwd: Default::default(),
+    }];
     let mut listed = spec.clone();
     listed.service.real_servers[0].port = 80;
     assert_eq!(canonical(&spec), canonical(&listed));
@@ -478,4 +563,105 @@ fn syn_proxy_reaches_rvsd_form() {
     assert_eq!(to_spec(&s).unwrap().service.synproxy, Some(fnat::synproxy::SynProxyMode::On));
     s.key.proto = crate::dataplane::Proto::Udp;
     assert!(to_spec(&s).unwrap_err().contains("syn_proxy is for TCP services"));
+}
+
+#[test]
+fn proxy_protocol_reaches_rvsd_form() {
+    use fnat::service::ProxyProtocol;
+    let mut s = service();
+    assert_eq!(to_spec(&s).unwrap().service.proxy_protocol, None);
+    s.proxy_protocol = Some(ProxyProtocol::V2);
+    assert_eq!(to_spec(&s).unwrap().service.proxy_protocol, Some(ProxyProtocol::V2));
+    s.key.proto = crate::dataplane::Proto::Udp;
+    assert_eq!(to_spec(&s).unwrap().service.proxy_protocol, Some(ProxyProtocol::V2), "UDP takes v2");
+    s.proxy_protocol = Some(ProxyProtocol::V1);
+    assert!(to_spec(&s).unwrap_err().contains("proxy_protocol v1 speaks of TCP only"));
+}
+
+fn snat_rule(name: &str, m: &str, wan: &[&str]) -> ctl::SnatSpec {
+    ctl::SnatSpec {
+        name: Some(name.into()),
+        wan: wan.iter().map(|w| w.parse().unwrap()).collect(),
+        ..ctl::SnatSpec::from_match(m).unwrap()
+    }
+}
+
+/// keepalived.conf's SNAT rules at start, on a reload (one rule's WAN addresses changed,
+/// one removed, one added), after rvsd restarts and when the file has none left; rvsd.toml's
+/// rule is never touched.
+#[test]
+fn snat_rules_are_reconciled_by_match_and_others_are_left_alone() {
+    let fake = FakeRvsd::start(config(), false);
+    let toml = snat_rule("from-toml", "proto=udp,src-range=10.9.0.0/24", &["198.18.0.9"]);
+    fake.configure_snat(vec![toml.clone()]);
+    let m_a = "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1";
+    let a = snat_rule("A", m_a, &["198.18.0.1", "198.18.0.2"]);
+    let b = snat_rule("B", "proto=udp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1", &["198.18.0.3"]);
+    let c = snat_rule("C", "proto=tcp,dst-range=123.1.2.0/24,iif=dpdk0", &["198.18.0.5"]);
+    let log = || fake.with(|s| std::mem::take(&mut s.snat_log));
+    let rules = || fake.with(|s| s.snat.clone());
+    // Start: A and B are added, with their WAN addresses.
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_snat(&[a.clone(), b.clone()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), [Request::SnatAdd { rule: a.clone() }, Request::SnatAdd { rule: b.clone() }]);
+    assert_eq!(rules(), [toml.clone(), a.clone(), b.clone()]);
+    // Reload: A keeps 198.18.0.2, loses 198.18.0.1, gains 198.18.0.4; B goes; C comes.
+    let a2 = snat_rule("A", m_a, &["198.18.0.2", "198.18.0.4"]);
+    dp.set_snat(&[a2.clone(), c.clone()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let wan = |ip: &str, add| Request::SnatWan { rule: a2.clone(), wan: ip.parse().unwrap(), add };
+    assert_eq!(
+        log(),
+        [
+            Request::SnatDel { rule: b.clone() },
+            wan("198.18.0.4", true),
+            wan("198.18.0.1", false),
+            Request::SnatAdd { rule: c.clone() }
+        ]
+    );
+    assert_eq!(rules(), [toml.clone(), a2.clone(), c.clone()]);
+    // The same rules again: nothing to do.
+    dp.set_snat(&[a2.clone(), c.clone()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), []);
+    // rvsd restarts with its own rule only: the agent's are added again.
+    fake.restart();
+    wait_until("the SNAT rules to be restored", T, || rules().len() == 3);
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(rules(), [toml.clone(), a2.clone(), c.clone()]);
+    log();
+    // No rule left in the file: the agent's go, rvsd.toml's stays.
+    dp.set_snat(&[]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), [Request::SnatDel { rule: a2.clone() }, Request::SnatDel { rule: c.clone() }]);
+    assert_eq!(rules(), std::slice::from_ref(&toml));
+    // And nothing more is asked of rvsd about SNAT.
+    dp.set_snat(&[]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), []);
+}
+
+/// A file rule with the match of one rvsd already has (rvsd.toml's) sets its WAN
+/// addresses, and is not deleted when the file drops it (the agent did not add it); a
+/// refusal (a name rvsd already has) is named in the status.
+#[test]
+fn snat_rules_rvsd_had_are_synced_not_deleted_and_refusals_are_named() {
+    let fake = FakeRvsd::start(config(), false);
+    let m = "proto=udp,src-range=10.9.0.0/24";
+    let toml = snat_rule("from-toml", m, &["198.18.0.9"]);
+    fake.configure_snat(vec![toml.clone()]);
+    let dp = RvsdDataplane::new(&fake.path);
+    let file = snat_rule("mine", m, &["198.18.0.8"]);
+    dp.set_snat(std::slice::from_ref(&file)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.with(|s| s.snat.clone()), [snat_rule("from-toml", m, &["198.18.0.8"])]);
+    dp.set_snat(&[]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.with(|s| s.snat.len()), 1, "not the agent's to delete");
+    let clash = snat_rule("from-toml", "proto=tcp,oif=dpdk1", &["198.18.0.7"]);
+    dp.set_snat(&[clash]).unwrap();
+    wait_until("the refusal", T, || dp.status().last_error.is_some());
+    let e = dp.status().last_error.unwrap();
+    assert!(e.contains("add SNAT rule from-toml") && e.contains("named"), "{e}");
 }

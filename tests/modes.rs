@@ -1,0 +1,295 @@
+//! The forwarding modes other than FullNAT end to end, with real kernel stacks: the demo
+//! topology (client | rvsd on af_packet | switch with three real servers), its services
+//! switched to NAT (`fwd = "nat"`, ipvsadm -m) or DR (`fwd = "dr"`, ipvsadm -g).
+//!
+//! - NAT: the real servers' default route points at rvsd (198.19.0.1), as LVS-NAT needs.
+//! - DR: the real servers hold the VIPs on `lo` with ARP suppressed (arp_ignore=1,
+//!   arp_announce=2); their replies go to the client's second leg on the servers' switch
+//!   (the "router" of a DR layout), never through rvsd.
+//! - TUN: as DR, and each real server decapsulates IPIP / ip6ip6 in userspace (the test
+//!   kernel has no `ipip` module: `rvs_e2e::ipip`), handing the inner packet to its
+//!   kernel through a tun device.
+//!
+//! Each checks what the mode promises: many requests spread by the scheduler, the real
+//! servers see the client's own address, a 100 MB download arrives bit-exact, UDP (a
+//! real dnsmasq on each server) is spread too and answered from the VIP.
+
+use rvs_e2e::checks::{spread_checks, urls_port};
+use rvs_e2e::dns::{dns_spread, start_dnsmasq};
+use rvs_e2e::ipip::IpipDecap;
+use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, CLIENT6, LIP4, LIP6, VIP4, VIP6};
+
+/// The client's leg on the servers' switch (DR's return path).
+const CLIENT_LAN4: &str = "198.19.0.2";
+const CLIENT_LAN6: &str = "2001:db8:19::2";
+
+/// Sets every real server of the demo's services to `fwd`, with the services on `vport`.
+fn set_mode(t: &mut Topology, fwd: &str, vport: i64) {
+    for svc in t.config["service"].as_array_mut().expect("[[service]]") {
+        svc["port"] = toml::Value::Integer(vport);
+        for rs in svc["real_server"].as_array_mut().expect("real servers") {
+            rs.as_table_mut().expect("table").insert("fwd".into(), toml::Value::String(fwd.into()));
+        }
+    }
+}
+
+/// Adds a service to the config: `proto vip:vport`, the three servers on `rport`,
+/// weights 3:2:1, forwarded by `fwd`.
+fn add_service(t: &mut Topology, proto: &str, vip: &str, vport: i64, rport: i64, fwd: &str) {
+    let rs: Vec<toml::Value> = (1..=3)
+        .map(|i| {
+            let addr = if vip.contains(':') { rs6(i) } else { rs4(i) };
+            toml::Value::Table(toml::toml! {
+                addr = addr
+                port = rport
+                weight = (4 - i as i64)
+                fwd = fwd
+            })
+        })
+        .collect();
+    let mut svc = toml::toml! {
+        proto = proto
+        vip = vip
+        port = vport
+        scheduler = "wrr"
+        real_server = rs
+    };
+    if fwd == "tunnel" {
+        // The tunnel's outer header leaves from the service's LIP.
+        let lip = if vip.contains(':') { LIP6 } else { LIP4 };
+        svc.insert("laddrs".into(), toml::Value::Array(vec![toml::Value::String(lip.into())]));
+    }
+    t.config["service"].as_array_mut().expect("[[service]]").push(toml::Value::Table(svc));
+}
+
+/// `[synproxy] mode = "on"`: every service without its own setting would answer SYNs
+/// with cookies, as auto mode does under a flood (which the tests' own SYN rate can
+/// trigger on a loaded machine). NAT services take the proxy; DR, TUN and NAT64 ones
+/// must not (their SYN-ACKs bypass rvs, or come in the other family).
+fn syn_proxy_everywhere(t: &mut Topology) {
+    t.config.insert("synproxy".into(), toml::Value::Table(toml::toml! { mode = "on" }));
+}
+
+/// How many SYNs rvsd answered with a cookie, and how many cookie ACKs opened a
+/// connection.
+fn syn_proxy_counts(stats: &serde_json::Value) -> (u64, u64) {
+    let n = |k: &str| stats["synproxy"][k].as_u64().unwrap_or(0);
+    (n("syn_cookies_sent"), n("ack_valid"))
+}
+
+/// UDP through the mode: 300 queries, every one answered from the VIP, spread 3:2:1.
+fn udp_checks(t: &Topology) {
+    let (counts, fails) = dns_spread(t, VIP4, 300);
+    assert_eq!(fails, 0, "every DNS query through the VIP is answered from it: {counts:?}");
+    let got: Vec<usize> = (1..=3).map(|i| counts.get(&rs4(i)).copied().unwrap_or(0)).collect();
+    rvs_e2e::checks::assert_weighted(&got, &[3, 2, 1]);
+}
+
+/// `rvsadm -L -n` lists the mode the way ipvsadm does.
+fn listing_shows(t: &Topology, word: &str) {
+    let out = t.cli_ok("rvsadm", &["-L", "-n"]);
+    let rs_lines: Vec<&str> =
+        out.lines().filter(|l| l.trim_start().starts_with("->") && !l.contains("RemoteAddress")).collect();
+    assert!(!rs_lines.is_empty(), "{out}");
+    assert!(rs_lines.iter().all(|l| l.contains(word)), "every real server listed as {word}:\n{out}");
+}
+
+#[test]
+fn nat_mode_end_to_end() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    set_mode(&mut t, "nat", 80);
+    syn_proxy_everywhere(&mut t);
+    add_service(&mut t, "udp", VIP4, 53, 53, "nat");
+    // An all-ports service on the same VIP: each destination port goes to that port.
+    add_service(&mut t, "tcp", VIP4, 0, 0, "nat");
+    for ns in &t.rs {
+        ns.ip(&["route", "add", "default", "via", "198.19.0.1"]);
+        ns.ip(&["-6", "route", "add", "default", "via", "2001:db8:19::1"]);
+    }
+    for i in 1..=3 {
+        t.start_http_on(i, 8081).expect("second HTTP server");
+    }
+    let _dns = start_dnsmasq(&t, None);
+    let want = t.serve_big_file().expect("big.bin");
+    t.start_rvsd().expect("rvsd starts");
+    listing_shows(&t, "Masq");
+
+    spread_checks(&t, VIP4, 80, CLIENT4, rs4);
+    spread_checks(&t, VIP6, 80, CLIENT6, rs6);
+    // The all-ports service keeps the client's destination port.
+    for port in [8080, 8081] {
+        let (bodies, ok) = t.curl_many(&urls_port(VIP4, port, 60, ""), 30);
+        assert!(ok, "requests to {VIP4}:{port} through the all-ports service succeed");
+        assert_eq!(t.tally(&bodies).iter().sum::<usize>(), 60, "60 answers on port {port}");
+    }
+    udp_checks(&t);
+    let got = t.download_sha(&format!("http://{VIP4}/big.bin"), 120).expect("download");
+    assert_eq!(got, want, "100 MB through NAT arrives bit-exact");
+    let stats = t.rvsd_stats().expect("stats");
+    assert_eq!(stats["drops"]["nat_clash"].as_u64().unwrap_or(0), 0, "{stats}");
+    let (cookies, opened) = syn_proxy_counts(&stats);
+    assert!(cookies >= 600 && opened >= 600, "NAT connections went through the SYN proxy: {}", stats["synproxy"]);
+}
+
+/// The real-server side of LVS-DR and LVS-TUN, as the operators' write-ups set it up:
+/// the VIPs on `lo`, ARP for them suppressed, replies to the clients through the
+/// "router" (the client's leg on the servers' switch), not through rvsd.
+fn real_servers_hold_the_vip(t: &Topology) {
+    t.client_on_server_lan(CLIENT_LAN4, CLIENT_LAN6);
+    for ns in &t.rs {
+        ns.ip(&["addr", "add", &format!("{VIP4}/32"), "dev", "lo"]);
+        ns.ip(&["addr", "add", &format!("{VIP6}/128"), "dev", "lo"]);
+        for kv in [
+            "net.ipv4.conf.all.arp_ignore=1",
+            "net.ipv4.conf.all.arp_announce=2",
+            "net.ipv4.conf.eth0.arp_ignore=1",
+            "net.ipv4.conf.eth0.arp_announce=2",
+        ] {
+            let _ = ns.exec(&["sysctl", "-qw", kv]);
+        }
+        ns.ip(&["route", "add", "198.18.0.0/24", "via", CLIENT_LAN4]);
+        ns.ip(&["-6", "route", "add", "2001:db8:18::/64", "via", CLIENT_LAN6]);
+    }
+}
+
+#[test]
+fn dr_mode_end_to_end() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    // DR keeps the port: the services are on the servers' port.
+    set_mode(&mut t, "dr", 8080);
+    syn_proxy_everywhere(&mut t);
+    add_service(&mut t, "udp", VIP4, 53, 0, "dr");
+    real_servers_hold_the_vip(&t);
+    let _dns = start_dnsmasq(&t, Some(VIP4));
+    let want = t.serve_big_file().expect("big.bin");
+    t.start_rvsd().expect("rvsd starts");
+    listing_shows(&t, "Route");
+
+    spread_checks(&t, VIP4, 8080, CLIENT4, rs4);
+    spread_checks(&t, VIP6, 8080, CLIENT6, rs6);
+    udp_checks(&t);
+    let got = t.download_sha(&format!("http://{VIP4}:8080/big.bin"), 120).expect("download");
+    assert_eq!(got, want, "100 MB through DR arrives bit-exact");
+    // The replies never passed rvsd: what it counted out is nothing next to what went in.
+    let stats = t.rvsd_stats().expect("stats");
+    let (pin, pout) =
+        (stats["totals"]["pkts_in"].as_u64().unwrap_or(0), stats["totals"]["pkts_out"].as_u64().unwrap_or(u64::MAX));
+    assert!(pin > 0 && pout == 0, "DR: {pin} packets in, {pout} out through rvsd\n{stats}");
+    assert_eq!(syn_proxy_counts(&stats), (0, 0), "DR never takes the SYN proxy: {}", stats["synproxy"]);
+}
+
+/// Two workers: a NAT connection lives on the worker its client's address and port hash
+/// to, so client packets and replies the NIC's queue choice gave the other worker are
+/// handed over, and the connections spread over both (Linux clients use even ports
+/// only, so the port alone would not do).
+#[test]
+fn nat_on_two_workers() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.config["workers"] = toml::Value::Table(toml::toml! { lcores = [1, 2] cpus = [1, 1] });
+    set_mode(&mut t, "nat", 80);
+    for ns in &t.rs {
+        ns.ip(&["route", "add", "default", "via", "198.19.0.1"]);
+    }
+    t.start_rvsd().expect("rvsd starts with two workers");
+    spread_checks(&t, VIP4, 80, CLIENT4, rs4);
+    // (The last packets may still be on a ring when the counters are read: ask again.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (stats, out_, in_) = loop {
+        let stats = t.rvsd_stats().expect("stats");
+        let (out_, in_) =
+            (stats["net"]["redirect_out"].as_u64().unwrap_or(0), stats["net"]["redirect_in"].as_u64().unwrap_or(0));
+        if out_ == in_ || std::time::Instant::now() > deadline {
+            break (stats, out_, in_);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(out_ > 0, "some packets were handed to the client port's owner: {stats}");
+    assert_eq!(in_, out_, "every packet handed over was received by its owner");
+    assert!(stats["drops"].get("redirect").is_none(), "none lost to redirect: {}", stats["drops"]);
+    let live: Vec<u64> =
+        stats["workers"].as_array().expect("workers").iter().map(|w| w["conns"].as_u64().unwrap_or(0)).collect();
+    assert!(live.iter().all(|n| *n > 0), "both workers hold NAT connections: {live:?}");
+}
+
+#[test]
+fn tunnel_mode_end_to_end() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    // TUN keeps the port too; the outer headers come from the services' LIPs.
+    set_mode(&mut t, "tunnel", 8080);
+    add_service(&mut t, "udp", VIP4, 53, 0, "tunnel");
+    real_servers_hold_the_vip(&t);
+    let mut decaps = Vec::new();
+    for ns in &t.rs {
+        decaps.push(IpipDecap::start(ns, "tunl4").expect("IPIP decapsulator"));
+        decaps.push(IpipDecap::start_v6(ns, "tunl6").expect("ip6ip6 decapsulator"));
+        // The inner packets come in on the tun devices from clients routed elsewhere.
+        for kv in
+            ["net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.tunl4.rp_filter=0", "net.ipv6.conf.tunl6.disable_ipv6=0"]
+        {
+            let _ = ns.exec(&["sysctl", "-qw", kv]);
+        }
+    }
+    let _dns = start_dnsmasq(&t, Some(VIP4));
+    let want = t.serve_big_file().expect("big.bin");
+    t.start_rvsd().expect("rvsd starts");
+    listing_shows(&t, "Tunnel");
+
+    spread_checks(&t, VIP4, 8080, CLIENT4, rs4);
+    spread_checks(&t, VIP6, 8080, CLIENT6, rs6);
+    udp_checks(&t);
+    let got = t.download_sha(&format!("http://{VIP4}:8080/big.bin"), 120).expect("download");
+    assert_eq!(got, want, "100 MB through TUN arrives bit-exact");
+    // Every packet the servers got from rvsd was a well-formed tunnel packet.
+    for d in &decaps {
+        let s = d.stats();
+        assert_eq!(s.malformed, 0, "{s:?}");
+    }
+    assert!(decaps.iter().all(|d| d.decapsulated() > 0), "every server's decapsulators were used");
+    let stats = t.rvsd_stats().expect("stats");
+    let (pin, pout) =
+        (stats["totals"]["pkts_in"].as_u64().unwrap_or(0), stats["totals"]["pkts_out"].as_u64().unwrap_or(u64::MAX));
+    assert!(pin > 0 && pout == 0, "TUN: {pin} packets in, {pout} out through rvsd\n{stats}");
+}
+
+/// NAT64: an IPv6-only client reaches IPv4-only real servers through the IPv6 VIP
+/// (FullNAT from an IPv4 LIP); the servers learn the client's IPv6 address from the TOA
+/// option, as DPVS's NAT64 carries it.
+#[test]
+fn nat64_end_to_end() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    // The IPv6 VIP's service: the IPv4 real servers, from the IPv4 LIP.
+    for svc in t.config["service"].as_array_mut().expect("[[service]]") {
+        if svc["vip"].as_str() == Some(VIP6) {
+            svc["laddrs"] = toml::Value::Array(vec![toml::Value::String(LIP4.into())]);
+            for (i, rs) in svc["real_server"].as_array_mut().expect("real servers").iter_mut().enumerate() {
+                rs["addr"] = toml::Value::String(rs4(i + 1));
+            }
+        }
+    }
+    syn_proxy_everywhere(&mut t);
+    // IPv4-only servers.
+    for ns in &t.rs {
+        ns.ip(&["-6", "addr", "flush", "dev", "eth0"]);
+    }
+    let want = t.serve_big_file().expect("big.bin");
+    t.start_rvsd().expect("rvsd starts");
+    let out = t.cli_ok("rvsadm", &["-L", "-n"]);
+    assert!(out.contains(&format!("[{VIP6}]:80")) && out.contains(&format!("{}:8080", rs4(1))), "{out}");
+
+    let cap = t.capture_on_rs(1, "tcp dst port 8080").expect("capture");
+    spread_checks(&t, VIP6, 80, LIP4, rs4);
+    let frames = cap.finish().expect("capture frames");
+    let toas = rvs_e2e::pcap::toa_options(&frames);
+    assert!(!toas.is_empty(), "TOA options reach rs1 ({} frames)", frames.len());
+    let client: std::net::IpAddr = CLIENT6.parse().unwrap();
+    assert!(toas.iter().all(|o| o.addr == client), "the TOA carries the IPv6 client {CLIENT6}: {toas:?}");
+    let got = t.download_sha(&format!("http://[{VIP6}]/big.bin"), 120).expect("download");
+    assert_eq!(got, want, "100 MB through NAT64 arrives bit-exact");
+    let stats = t.rvsd_stats().expect("stats");
+    assert_eq!(syn_proxy_counts(&stats), (0, 0), "NAT64 never takes the SYN proxy: {}", stats["synproxy"]);
+}
