@@ -568,21 +568,8 @@ impl Topology {
     /// Asks rvsd for its counters (SIGUSR1 makes it log one `rvsd: stats {json}` line)
     /// and returns the newest such line's JSON.
     pub fn rvsd_stats(&self) -> Result<serde_json::Value> {
-        let before = self.rvsd_log().matches("rvsd: stats ").count();
-        self.signal_rvsd("USR1");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let log = self.rvsd_log();
-            if log.matches("rvsd: stats ").count() > before {
-                let line = log.lines().rev().find(|l| l.contains("rvsd: stats ")).expect("counted above");
-                let json = &line[line.find("rvsd: stats ").expect("present") + "rvsd: stats ".len()..];
-                return serde_json::from_str(json.trim()).with_context(|| format!("stats line {json}"));
-            }
-            if Instant::now() > deadline {
-                bail!("rvsd logged no stats within 5 s of SIGUSR1");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let pid = self.rvsd.as_ref().context("rvsd is not running")?.pid();
+        stats_via_usr1(pid, || self.rvsd_log())
     }
 
     /// Starts tcpdump in real server `i` writing `filter`'s packets to a pcap file;
@@ -687,4 +674,25 @@ pub fn spawn_nginx(ns: &NetNs, dir: &Path) -> Result<ChildGuard> {
         .spawn()
         .context("start nginx (scripts/setup.sh installs it)")?;
     Ok(ChildGuard::new(child))
+}
+
+/// rvsd's counters: SIGUSR1 to process `pid` makes it log one `rvsd: stats {json}` line
+/// (in what `log` reads); the newest such line's JSON.
+pub fn stats_via_usr1(pid: u32, log: impl Fn() -> String) -> Result<serde_json::Value> {
+    const MARK: &str = "rvsd: stats ";
+    let before = log().matches(MARK).count();
+    let _ = Command::new("kill").args(["-USR1", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = log();
+        if text.matches(MARK).count() > before {
+            let line = text.lines().rev().find(|l| l.contains(MARK)).expect("counted above");
+            let json = &line[line.find(MARK).expect("present") + MARK.len()..];
+            return serde_json::from_str(json.trim()).with_context(|| format!("stats line {json}"));
+        }
+        if Instant::now() > deadline {
+            bail!("rvsd logged no stats within 5 s of SIGUSR1");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

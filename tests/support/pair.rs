@@ -247,6 +247,24 @@ impl Node {
         Ok(())
     }
 
+    /// SIGKILL to rvsd (nothing cleaned up, as in a crash or a power cut); returns when it
+    /// is gone, after removing the DPDK runtime directory it left.
+    pub fn kill_rvsd(&mut self) {
+        if let Some(g) = self.rvsd.take() {
+            let _ = Command::new("kill").args(["-KILL", &g.pid().to_string()]).status();
+            drop(g);
+        }
+        if let Some(prefix) = self.config["eal"]["file_prefix"].as_str() {
+            let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+        }
+    }
+
+    /// rvsd's counters: SIGUSR1 makes it log one `rvsd: stats {json}` line; the newest.
+    pub fn rvsd_stats(&self) -> Result<serde_json::Value> {
+        let pid = self.rvsd.as_ref().context("rvsd is not running")?.pid();
+        crate::stats_via_usr1(pid, || self.rvsd_log())
+    }
+
     /// Stops rvsd (SIGTERM; killed after 5 s). Its twins go with it.
     pub fn stop_rvsd(&mut self) {
         if let Some(mut g) = self.rvsd.take() {
@@ -322,6 +340,7 @@ pub struct Pair {
     /// Node b.
     pub b: Node,
     http: Vec<Option<ChildGuard>>,
+    http11: bool,
     /// Real server namespaces, rs1 first.
     pub rs: Vec<NetNs>,
     /// The bridges.
@@ -337,6 +356,12 @@ fn sysctl(ns: &NetNs, kv: &str) {
 impl Pair {
     /// Builds everything, starts the HTTP servers and both rvsd (no agent yet).
     pub fn start(real_servers: usize) -> Result<Pair> {
+        Pair::start_with(real_servers, false, |_| {})
+    }
+
+    /// [`Pair::start`], with HTTP/1.1 servers (keep-alive) when `http11`, and each
+    /// node's rvsd configuration changed by `configure` before it starts.
+    pub fn start_with(real_servers: usize, http11: bool, configure: impl Fn(&mut Node)) -> Result<Pair> {
         assert!((1..=9).contains(&real_servers));
         let id = testnet::unique("");
         let dir = std::env::temp_dir().join(format!("rvs-e2e-pair-{id}"));
@@ -436,11 +461,13 @@ impl Pair {
         for br in ["brc", "brs"] {
             sw.ip(&["link", "set", br, "up"]);
         }
-        let mut p = Pair { dir, a, b, http: Vec::new(), rs, sw, client };
+        let mut p = Pair { dir, a, b, http: Vec::new(), http11, rs, sw, client };
         for i in 1..=real_servers {
             p.http.push(None);
             p.start_http(i)?;
         }
+        configure(&mut p.a);
+        configure(&mut p.b);
         p.a.start_rvsd()?;
         p.b.start_rvsd()?;
         Ok(p)
@@ -455,6 +482,7 @@ impl Pair {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.http_log(i))?;
         let child = Command::new("ip")
             .args(["netns", "exec", self.rs[i - 1].name(), "python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"])
+            .args(["--protocol", if self.http11 { "HTTP/1.1" } else { "HTTP/1.0" }])
             .arg("--directory")
             .arg(&root)
             .stdout(Stdio::null())
@@ -486,6 +514,18 @@ impl Pair {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Puts the same 100 MB of random bytes at `/big.bin` on every real server and
+    /// returns their SHA-256 (hex).
+    pub fn serve_big_file(&self) -> Result<String> {
+        let data = self.dir.join("big.bin");
+        testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data.display())]);
+        for i in 1..=self.rs.len() {
+            std::fs::hard_link(&data, self.dir.join(format!("www{i}/big.bin"))).context("link big.bin")?;
+        }
+        let sum = testnet::sh(&["sha256sum", &data.display().to_string()]);
+        Ok(sum.split_whitespace().next().context("sha256sum output")?.to_string())
     }
 
     /// Real server `i`'s access log.

@@ -121,6 +121,12 @@ pub struct LocalAddr {
     pub addr: IpAddr,
     /// The DPDK port name, e.g. `dpdk0`.
     pub port_name: String,
+    /// Also a `virtual_ipaddress` of a vrrp_instance: a LIP that moves with the VIPs
+    /// (connection sync). The agent adds it to rvsd as a `sapool` address while the
+    /// instance is MASTER and removes it otherwise, and the service is loaded without it
+    /// on a backup (rvsd keeps it in standby); see [`RvsdDataplane`].
+    #[serde(default)]
+    pub moves_with_vip: bool,
 }
 
 /// A service as the dataplane holds it.
@@ -475,7 +481,11 @@ mod tests {
             sched_flags: None,
             deny: Vec::new(),
             allow: Vec::new(),
-            local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
+            local_addrs: vec![LocalAddr {
+                addr: "10.0.0.100".parse().unwrap(),
+                port_name: "dpdk1".into(),
+                moves_with_vip: false,
+            }],
             real_servers: vec![RealServer::new(rs, 100)],
         };
         dp.set_services(&[svc]).unwrap();

@@ -16,7 +16,8 @@
 //!   VIP is not (yet) an address of any port is accepted everywhere. A VRRP backup
 //!   keeps its services loaded and gets the address from the agent when it becomes
 //!   master; until then no traffic for the VIP reaches the box. [`unowned_vips`] names
-//!   such services for a warning.
+//!   such services for a warning. Likewise a local address no port owns is in standby
+//!   (the LIPs that move with the VIP, for connection sync; [`standby_laddrs`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -292,8 +293,10 @@ pub enum Owned {
 
 /// Checks a whole service set against the addresses the ports own (`owner` says how,
 /// `None` if no port does) and builds the core's table (`prev` keeps real-server
-/// identities). Every LIP must be an owned `sapool` address of the VIP's family (an
-/// IPv6 VIP may also take IPv4 LIPs, for NAT64); the
+/// identities). Every LIP must be a `sapool` address of the VIP's family (an IPv6 VIP
+/// may also take IPv4 LIPs, for NAT64), or no address at all: such a LIP is in standby
+/// (it takes no new connections until it is added with `sapool`, as a VRRP backup's
+/// LIPs that move with the VIP: connection sync, docs/HA.md); the
 /// core checks the rest (duplicates, weights, families, persistence netmask,
 /// thresholds). A VIP need not be owned (see the module documentation).
 ///
@@ -326,7 +329,8 @@ pub fn validate(
                 continue;
             }
             let what = match owner(*l) {
-                None => Some("is not an address of any port"),
+                // In standby until a port holds it (see above).
+                None => None,
                 Some(Owned::Plain) => Some("is not a sapool address"),
                 // An IPv6 VIP may take IPv4 LIPs: NAT64 to IPv4 real servers.
                 Some(Owned::Sapool) if l.is_ipv4() != s.service.vip.is_ipv4() && s.service.vip.is_ipv4() => {
@@ -362,6 +366,19 @@ pub fn validate(
 /// backup's services); `rvsd --check-config` names them in a warning.
 pub fn unowned_vips(set: &[ServiceSpec], owner: &dyn Fn(IpAddr) -> Option<Owned>) -> Vec<(usize, ServiceKey)> {
     set.iter().enumerate().filter(|(_, s)| owner(s.service.vip).is_none()).map(|(i, s)| (i, s.service.key())).collect()
+}
+
+/// The local addresses (service position and key, address) no port owns yet: valid
+/// (in standby until added with `sapool`, see [`validate`]); `rvsd --check-config` names
+/// them in a warning, as a typo would be one.
+pub fn standby_laddrs(
+    set: &[ServiceSpec],
+    owner: &dyn Fn(IpAddr) -> Option<Owned>,
+) -> Vec<(usize, ServiceKey, IpAddr)> {
+    set.iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.laddrs.iter().filter(|l| owner(**l).is_none()).map(move |l| (i, s.service.key(), *l)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -537,11 +554,6 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (
-                    Some(0),
-                    Some(1),
-                    "service tcp 198.18.0.100:80: local address 198.19.0.99 is not an address of any port"
-                ),
                 (Some(0), Some(2), "service tcp 198.18.0.100:80: local address 198.19.0.1 is not a sapool address"),
                 (
                     Some(0),
@@ -551,6 +563,8 @@ mod tests {
             ]
         );
         assert!(p.iter().all(|p| p.refused.code == ErrorCode::Invalid));
+        // The one no port owns is in standby, named for a warning.
+        assert_eq!(standby_laddrs(&[s.clone()], &owner), vec![(0, key(80), ip("198.19.0.99"))]);
 
         // A LIP listed twice; a real server that is a VIP or one of rvs's addresses.
         let mut t = s.clone();

@@ -60,6 +60,12 @@ crate::counter_set! {
         UoaInserted = "uoa_inserted": "A UDP datagram to a real server carried the client's address (UOA; the first few of each connection on services with uoa).",
         UoaNoRoom = "uoa_no_room": "A UDP datagram went without its UOA option: no room (IPv4 options full, over 1500 bytes, an IPv6 extension header); the connection's next datagram carries it.",
         SnatOpened = "snat_opened": "A host behind rvs opened a connection to the outside through a SNAT rule (its source became a WAN address and port).",
+        SyncQueued = "sync_queued": "A connection was announced to the peers (connection sync: established, a state change, or a refresh).",
+        SyncLost = "sync_lost": "A connection's announcement was lost: the worker's outbox or the sync thread's queue was full (the next change or refresh announces it again).",
+        SyncInstalled = "sync_installed": "A connection a peer announced was installed in this worker (marked synced).",
+        SyncUpdated = "sync_updated": "A synced connection's state and expiry were updated from a peer's announcement.",
+        SyncRefused = "sync_refused": "A peer's connection was not installed: no such service or real server here, a field rvs does not sync, or a connection of this box holds its addresses and ports.",
+        SyncRefusedFull = "sync_refused_full": "A peer's connection was not installed: the worker holds its share of synced connections ([sync] max_synced) or its table is full.",
         ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port (or, under NAT, DR or TUN, a new connection met one on the server side): the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
     }
 }
@@ -114,6 +120,12 @@ pub enum Gauge {
     FreedInactive,
     /// An active connection freed.
     FreedActive,
+    /// A connection installed from a peer's sync message, active or not (a gauge only:
+    /// the peer counted it as new).
+    Synced {
+        /// Whether it is active (established).
+        active: bool,
+    },
 }
 
 /// One worker's counters.
@@ -230,6 +242,8 @@ impl Stats {
             }
             Gauge::FreedInactive => c.inactive = c.inactive.saturating_sub(1),
             Gauge::FreedActive => c.active = c.active.saturating_sub(1),
+            Gauge::Synced { active: true } => c.active += 1,
+            Gauge::Synced { active: false } => c.inactive += 1,
         });
     }
 

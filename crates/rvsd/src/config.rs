@@ -79,6 +79,10 @@ pub struct Config {
     /// Prometheus metrics over HTTP (`[metrics]`; none without the section).
     #[serde(default)]
     pub metrics: Option<MetricsConf>,
+    /// Connection sync with peer balancers (`[sync]`; none without the section; see
+    /// docs/HA.md).
+    #[serde(default)]
+    pub sync: Option<crate::sync::SyncConf>,
 }
 
 /// `[metrics]`: where rvsd serves `/metrics` to Prometheus.
@@ -689,7 +693,9 @@ impl Config {
     /// any port. They are loaded (a VRRP backup keeps its services; the agent adds the
     /// VIP when it becomes master) and get no traffic until the address is added.
     pub fn warnings(&self, file: &str) -> Vec<ConfigError> {
-        verbs::unowned_vips(&self.service_specs(), &|ip| self.owner(ip))
+        let specs = self.service_specs();
+        let owner = |ip| self.owner(ip);
+        let mut out: Vec<ConfigError> = verbs::unowned_vips(&specs, &owner)
             .into_iter()
             .map(|(i, key)| ConfigError {
                 file: file.into(),
@@ -700,7 +706,16 @@ impl Config {
                     key.vip
                 ),
             })
-            .collect()
+            .collect();
+        out.extend(verbs::standby_laddrs(&specs, &owner).into_iter().map(|(i, key, l)| ConfigError {
+            file: file.into(),
+            key: format!("service[{i}].laddrs"),
+            problem: format!(
+                "service {key}: local address {l} is not (yet) an address of any port; it takes no connections \
+                 until it is added with sapool (as a VRRP backup's LIPs that move with the VIP)"
+            ),
+        }));
+        out
     }
 
     /// The EAL arguments: `args` plus what rvsd derives (lcores, devices, PCI allowlist,
@@ -761,6 +776,9 @@ impl Config {
 
         if let Err(e) = self.synproxy.validate() {
             err("synproxy".into(), e);
+        }
+        if let Some(Err((k, problem))) = self.sync.as_ref().map(crate::sync::SyncConf::validate) {
+            err(format!("sync.{k}"), problem);
         }
         if !(500..=3_600_000).contains(&self.neigh_defs.reachable_ms) {
             err("neigh_defs.reachable_ms".into(), format!("{} is outside 500..=3600000", self.neigh_defs.reachable_ms));

@@ -306,7 +306,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     }
     let first =
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
-    let shared = Arc::new(Shared::new(first, n));
+    let shared = Arc::new(Shared::new(first, n, cfg.sync.is_some()));
     let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
     let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;
     let capture = MbufRing::new("rvs_capture", TWIN_RING, RingSync::MpMc)?;
@@ -335,6 +335,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         let mut engine = engine;
         engine.bind(&shared.current().services);
         engine.set_deny_set(Arc::clone(&shared.current().deny));
+        engine.set_sync(cfg.sync.as_ref().map(|s| s.engine_settings(cfg.conn.pool_size)));
         let parts = WorkerParts {
             id,
             lcore,
@@ -359,6 +360,8 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         );
     }
 
+    // Connection sync: its own thread, off the workers' path (none without `[sync]`).
+    let sync = cfg.sync.as_ref().map(|c| crate::sync::start(c, Arc::clone(&shared), owner_seed)).transpose()?;
     let nports = handles_ports.len();
     let mut control = Control::new(
         Arc::clone(&shared),
@@ -382,6 +385,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     let ports = control.run();
     drop(metrics);
     drop(server);
+    drop(sync);
 
     tracing::info!("shutting down");
     drop(workers);

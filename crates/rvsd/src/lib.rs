@@ -15,5 +15,6 @@ pub mod server;
 pub mod shared;
 pub mod state;
 pub mod steering;
+pub mod sync;
 pub mod twin;
 pub mod worker;

@@ -201,6 +201,10 @@ pub struct WorkerSlot {
     pub commands: ArrayQueue<Command>,
     /// Its replies.
     pub replies: ArrayQueue<Reply>,
+    /// Connections it announces, for the sync thread (see [`crate::sync`]).
+    pub sync_out: ArrayQueue<wire::sync::RecordRepr>,
+    /// Connections peers announced, for it to install.
+    pub sync_in: ArrayQueue<wire::sync::RecordRepr>,
 }
 
 /// Everything shared between the control thread and the workers.
@@ -216,11 +220,15 @@ pub struct Shared {
     pub workers: Vec<WorkerSlot>,
     /// Neighbour bindings seen by workers, for the control thread to learn.
     pub neigh_seen: ArrayQueue<NeighSeen>,
+    /// Whether connection sync runs (`[sync]`), and the sync thread's latest counters.
+    pub sync: Option<std::sync::Mutex<crate::sync::SyncCounters>>,
 }
 
 impl Shared {
-    /// Shared state for `workers` workers starting at `snapshot`.
-    pub fn new(snapshot: Snapshot, workers: usize) -> Shared {
+    /// Shared state for `workers` workers starting at `snapshot`; `sync`: whether
+    /// connection sync runs (its queues are sized only then).
+    pub fn new(snapshot: Snapshot, workers: usize, sync: bool) -> Shared {
+        let sync_queue = if sync { crate::sync::QUEUE } else { 1 };
         Shared {
             stop: AtomicBool::new(false),
             gen: AtomicU64::new(snapshot.gen),
@@ -231,9 +239,12 @@ impl Shared {
                     heartbeat: AtomicU64::new(0),
                     commands: ArrayQueue::new(64),
                     replies: ArrayQueue::new(64),
+                    sync_out: ArrayQueue::new(sync_queue),
+                    sync_in: ArrayQueue::new(sync_queue),
                 })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
+            sync: sync.then(Default::default),
         }
     }
 

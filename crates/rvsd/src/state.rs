@@ -311,9 +311,17 @@ impl State {
         Ok(t)
     }
 
-    /// The LIP sets of the services.
+    /// The LIP sets of the services: the local addresses that are `sapool` addresses
+    /// now (one in standby, not yet an address, takes no new connections).
     pub fn local_addr_sets(&self) -> Vec<LocalAddrSet> {
-        self.services.iter().map(|s| LocalAddrSet { service: Some(s.service.key()), lips: s.laddrs.clone() }).collect()
+        let held = |ip: &IpAddr| self.addrs.iter().any(|a| a.sapool && a.net.addr() == *ip);
+        self.services
+            .iter()
+            .map(|s| LocalAddrSet {
+                service: Some(s.service.key()),
+                lips: s.laddrs.iter().copied().filter(held).collect(),
+            })
+            .collect()
     }
 
     /// Builds (and thereby validates) the snapshot for generation `gen`. `prev` keeps
@@ -555,7 +563,7 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_takes_a_vip_before_its_address_but_not_a_lip_without_one() {
+    fn a_snapshot_takes_a_vip_and_a_lip_before_their_addresses() {
         let mut s = bare();
         s.addr_add("dpdk1", net("198.19.0.10/24"), true).unwrap();
         let mut svc = ServiceConfig::new(Proto::Tcp, ip("198.18.0.200"), 80);
@@ -571,10 +579,14 @@ mod tests {
         let snap = s.snapshot(1, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("VIP before address");
         assert_eq!(snap.services.len(), 1);
         let key = s.services[0].service.key();
+        // A LIP that is no address yet (a VRRP backup's, moving with the VIP) is in
+        // standby: the service's set leaves it out until it is added with sapool.
         verbs::laddr_add(&mut s.services, &key, ip("198.19.0.99")).unwrap();
-        let e = s.snapshot(2, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Invalid);
-        assert_eq!(e.message, "service tcp 198.18.0.200:80: local address 198.19.0.99 is not an address of any port");
+        let snap = s.snapshot(2, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("LIP in standby");
+        assert_eq!(snap.laddrs[0].lips, vec![ip("198.19.0.10")]);
+        s.addr_add("dpdk1", net("198.19.0.99/24"), true).unwrap();
+        let snap = s.snapshot(3, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("LIP held");
+        assert_eq!(snap.laddrs[0].lips, vec![ip("198.19.0.10"), ip("198.19.0.99")]);
     }
 
     /// A DR real server behind a gateway is refused, and so is the route change that

@@ -26,6 +26,8 @@ use crate::shared::{Command, Exhaustion, NeighSeen, PortView, Reply, Shared, Sna
 
 /// Connections the timer wheel may free per loop (keeps every loop short).
 const EXPIRE_BUDGET: u32 = 256;
+/// Synced connections a worker installs per loop at most (the rest wait in its inbox).
+const SYNC_INSTALL_BUDGET: usize = 64;
 
 /// What a worker is made of; built by the dataplane on the main lcore.
 pub struct WorkerParts {
@@ -280,6 +282,9 @@ impl Worker {
                 self.node.counters.inc(NetCounter::BusyLoops);
             }
             self.engine.expire(now, EXPIRE_BUDGET);
+            if self.shared.sync.is_some() {
+                self.sync(now);
+            }
             if now >= self.persist_at {
                 self.engine.expire_persistence(now);
                 self.persist_at = now + 1000;
@@ -412,6 +417,18 @@ impl Worker {
     }
 
     /// Answers the control thread.
+    /// Connection sync: the connections this worker announced go to the sync thread;
+    /// some of those peers announced are installed.
+    fn sync(&mut self, now: u64) {
+        let slot = &self.shared.workers[self.id as usize];
+        self.engine.take_sync(|r| slot.sync_out.push(r).is_ok());
+        for _ in 0..SYNC_INSTALL_BUDGET {
+            let Some(r) = slot.sync_in.pop() else { break };
+            // Refusals are counted by the engine.
+            let _ = self.engine.install_synced(&self.snap.services, &r, now);
+        }
+    }
+
     fn commands(&mut self) {
         let slot = &self.shared.workers[self.id as usize];
         while let Some(cmd) = slot.commands.pop() {

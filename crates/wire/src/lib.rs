@@ -20,6 +20,7 @@
 //!   [`uoa`] (DPVS's UDP option of address: an IPv4 option, or the "option protocol"
 //!   shim header). Their `emit` writes into a caller's slice and returns the length,
 //!   `Error::Truncated` if the slice is too short.
+//! * [`sync`] is rvs's own connection synchronisation message between balancers.
 //!
 //! The `builder` feature adds `builder::PacketBuilder`, an allocating fluent builder
 //! of valid packets for tests and tools.
@@ -36,6 +37,7 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod proxy;
+pub mod sync;
 pub mod tcp;
 pub mod udp;
 pub mod uoa;

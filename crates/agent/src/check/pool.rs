@@ -9,7 +9,7 @@ use crate::keepalived::config::{AddressGroupKind, Config, VsTarget};
 use crate::reload::Change;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// One real server's live state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,6 +202,13 @@ impl Pool {
             }
         }
         let mut kept: HashSet<RsId> = HashSet::new();
+        // Addresses VRRP moves: a local address among them moves with the VIPs.
+        let vrrp: HashSet<IpAddr> = cfg
+            .vrrp_instances
+            .iter()
+            .flat_map(|i| i.virtual_ipaddress.iter().chain(&i.virtual_ipaddress_excluded))
+            .map(|v| v.addr.addr())
+            .collect();
         for v in &cfg.virtual_servers {
             let addrs: Vec<SocketAddr> = match &v.target {
                 VsTarget::Addr(a) => vec![*a],
@@ -221,7 +228,11 @@ impl Pool {
                 .map(|g| {
                     g.addrs
                         .iter()
-                        .map(|(a, dev)| LocalAddr { addr: *a, port_name: dev.clone().unwrap_or_default() })
+                        .map(|(a, dev)| LocalAddr {
+                            addr: *a,
+                            port_name: dev.clone().unwrap_or_default(),
+                            moves_with_vip: vrrp.contains(a),
+                        })
                         .collect()
                 })
                 .unwrap_or_default();

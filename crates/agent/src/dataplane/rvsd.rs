@@ -3,6 +3,7 @@
 //! | agent                     | rvsd request                                                   |
 //! |---------------------------|----------------------------------------------------------------|
 //! | VIP added / removed       | `AddrAdd { dev, addr, sapool: false, lease: true }` / `AddrDel` |
+//! | LIP that moves with the VIPs added / removed | `AddrAdd { dev, addr, sapool: true, lease: true }` / `AddrDel` |
 //! | gratuitous ARP / NA       | `SendGarp { addr, dev, count }` (count clamped to 1..=100)     |
 //! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
@@ -11,7 +12,21 @@
 //! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
 //! stripped ([`super::port_of`]). A `local_address_group` becomes the services' `laddrs`:
 //! each must already be a `sapool` address of rvsd (rvsd's own configuration); one that is
-//! not is reported by name and its service is left out until it appears.
+//! not is reported by name and its service is left out until it appears. The exception is
+//! a LIP that moves with the VIPs (below).
+//!
+//! # LIPs that follow the VIP (connection sync)
+//! After a failover the new master must own the local addresses of the connections rvsd
+//! synced to it, or the real servers' replies go nowhere. A local address that is also a
+//! `virtual_ipaddress` of a vrrp_instance ([`super::LocalAddr::moves_with_vip`]) is
+//! therefore handled like a VIP, but added with `sapool: true`: added when the instance
+//! becomes MASTER (and announced), removed when it leaves, reconciled like VIPs (a held one
+//! rvsd has as a sapool address of its port is fine; one it has without sapool is reported
+//! and left alone; a released one is removed even though it is a sapool address; other
+//! sapool addresses are rvsd's own and never removed). Its services do not wait for it:
+//! they are loaded on the backup too (rvsd keeps a service whose LIP no port has in
+//! standby), so that the backup can install the synced connections. keepalived.conf
+//! validation makes such an address's `dev` the port its `local_address_group` names.
 //!
 //! # Never blocking VRRP
 //! The trait's calls only record the wanted state and queue the change; one thread
@@ -108,6 +123,28 @@ struct Wanted {
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
+}
+
+impl Wanted {
+    /// Whether `ip` is a local address that moves with the VIPs ([`super::LocalAddr::moves_with_vip`]).
+    fn moves_with_vip(&self, ip: IpAddr) -> bool {
+        vip_lips(&self.services).contains(&ip)
+    }
+}
+
+/// The services' local addresses that move with the VIPs: added to rvsd as `sapool`
+/// addresses by `add_vip`, and not required to be in rvsd for their services to load.
+fn vip_lips(services: &[Service]) -> HashSet<IpAddr> {
+    services.iter().flat_map(|s| &s.local_addrs).filter(|l| l.moves_with_vip).map(|l| l.addr).collect()
+}
+
+/// How messages name an address the agent adds: a VIP, or a LIP that moves with the VIPs.
+fn addr_kind(lip: bool) -> &'static str {
+    if lip {
+        "local address"
+    } else {
+        "VIP"
+    }
 }
 
 #[derive(Debug, Default)]
@@ -245,8 +282,12 @@ impl Dataplane for RvsdDataplane {
     }
 
     fn add_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
-        tracing::info!(%addr, port = port_name, "adding VIP");
         self.push(Op::AddVip(addr, port_name.into()), |w| {
+            if w.moves_with_vip(addr.addr()) {
+                tracing::info!(%addr, port = port_name, "adding local address (sapool; it moves with the VIPs)");
+            } else {
+                tracing::info!(%addr, port = port_name, "adding VIP");
+            }
             w.released.remove(&addr.addr());
             w.held.insert(addr.addr(), (addr, port_name.into()));
         });
@@ -254,8 +295,8 @@ impl Dataplane for RvsdDataplane {
     }
 
     fn del_vip(&self, addr: IpNet, port_name: &str) -> Result<(), DataplaneError> {
-        tracing::info!(%addr, port = port_name, "removing VIP");
         self.push(Op::DelVip(addr, port_name.into()), |w| {
+            tracing::info!(%addr, port = port_name, "removing {}", addr_kind(w.moves_with_vip(addr.addr())));
             w.held.remove(&addr.addr());
             w.released.insert(addr.addr(), (addr, port_name.into()));
         });
@@ -689,7 +730,8 @@ impl Worker {
         if self.follow_vips {
             self.unload_services_of(ip)?;
         }
-        let what = format!("remove VIP {ip} from {dev}");
+        let kind = addr_kind(self.shared.lock().moves_with_vip(ip));
+        let what = format!("remove {kind} {ip} from {dev}");
         let req = || Request::AddrDel { dev: dev.to_string(), addr: ip };
         match self.exchange(&what, req()) {
             Ok(_) | Err(Exchange::Refused(ErrorCode::NotFound, _)) => Ok(()),
@@ -724,12 +766,15 @@ impl Worker {
         let follow = self.follow_vips;
         match op {
             Op::AddVip(net, dev) => {
-                let what = format!("add VIP {net} to {dev}");
-                self.call(
-                    &what,
-                    Request::AddrAdd { dev, addr: net, sapool: false, lease: true },
-                    &[ErrorCode::Exists],
-                )?;
+                // A LIP that moves with the VIPs is added as a sapool address.
+                let lip = self.shared.lock().moves_with_vip(net.addr());
+                let what = format!("add {} {net} to {dev}", addr_kind(lip));
+                let req = Request::AddrAdd { dev, addr: net, sapool: lip, lease: true };
+                if self.call(&what, req, &[ErrorCode::Exists])?.is_none() && lip {
+                    // rvsd has it already: reconciliation checks it is a sapool address.
+                    self.resync = true;
+                    self.retry_at = Instant::now();
+                }
                 if follow {
                     for s in self.services_of(net.addr()) {
                         let spec = match to_spec(&s) {
@@ -816,18 +861,28 @@ impl Worker {
                 return Err(Fail::Refused);
             }
         };
-        // 1. Held VIPs first: services may need them.
+        let lips = vip_lips(&services);
+        // 1. Held VIPs (and LIPs that move with them) first: services may need them.
         let mut announce = Vec::new();
         for (ip, (net, dev)) in &held {
+            let lip = lips.contains(ip);
+            let kind = addr_kind(lip);
             match present.get(ip) {
-                Some(a) if a.dev == *dev => {}
+                Some(a) if a.dev == *dev && (a.sapool || !lip) => {}
+                Some(a) if a.dev == *dev => {
+                    self.error(format!(
+                        "local address {ip} moves with the VIPs (virtual_ipaddress) but rvsd holds it without sapool: \
+                         left alone; remove it (`rvsip addr del {ip} dev {dev}`) and the agent adds it with sapool"
+                    ));
+                    refused = true;
+                }
                 Some(a) => {
-                    self.error(format!("VIP {ip} is an address of {} in rvsd, not of {dev}: left alone", a.dev));
+                    self.error(format!("{kind} {ip} is an address of {} in rvsd, not of {dev}: left alone", a.dev));
                     refused = true;
                 }
                 None => {
-                    let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: false, lease: true };
-                    match self.call(&format!("add VIP {net} to {dev}"), req, &[ErrorCode::Exists]) {
+                    let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: lip, lease: true };
+                    match self.call(&format!("add {kind} {net} to {dev}"), req, &[ErrorCode::Exists]) {
                         Ok(_) => announce.push((*ip, dev.clone())),
                         Err(Fail::Io) => return Err(Fail::Io),
                         Err(Fail::Refused) => refused = true,
@@ -843,9 +898,10 @@ impl Worker {
         if let Some(snat) = snat {
             refused |= self.reconcile_snat(&snat)?;
         }
-        // 3. Released VIPs (after their services).
+        // 3. Released VIPs (after their services), and released LIPs that move with them
+        //    (sapool addresses; other sapool addresses are rvsd's own, left alone).
         for (ip, (_, dev)) in &released {
-            if present.get(ip).is_some_and(|a| a.dev == *dev && !a.sapool) {
+            if present.get(ip).is_some_and(|a| a.dev == *dev && (!a.sapool || lips.contains(ip))) {
                 match self.remove_vip(*ip, dev) {
                     Ok(_) => {}
                     Err(Fail::Io) => return Err(Fail::Io),
@@ -974,6 +1030,9 @@ impl Worker {
     ) -> Result<bool, Fail> {
         let mut refused = false;
         let mut specs = Vec::new();
+        // A LIP that moves with the VIPs is in rvsd only on the master: a backup loads the
+        // service without it (rvsd keeps it in standby until the address is added).
+        let lips = vip_lips(services);
         for s in services {
             let spec = match to_spec(s) {
                 Ok(spec) => spec,
@@ -987,10 +1046,20 @@ impl Worker {
             let bad: Vec<String> = spec
                 .laddrs
                 .iter()
-                .filter(|l| !present.get(l).is_some_and(|a| a.sapool))
+                .filter(|l| match present.get(l) {
+                    Some(a) => !a.sapool,
+                    None => !lips.contains(l),
+                })
                 .map(|l| {
                     let port = s.local_addrs.iter().find(|x| x.addr == *l).map_or("", |x| x.port_name.as_str());
                     let port = if port.is_empty() { "DEV" } else { port };
+                    if lips.contains(l) {
+                        return format!(
+                            "virtual_server {key}: local address {l} moves with the VIPs (virtual_ipaddress) but rvsd \
+                             holds it without sapool; remove it (`rvsip addr del {l} dev {port}`) and the agent adds \
+                             it with sapool"
+                        );
+                    }
                     format!(
                         "virtual_server {key}: local address {l} (local_address_group) is not a sapool address of rvsd; \
                          add it to rvsd's configuration ([[addr]] with sapool = true) or `rvsip addr add {l}/LEN dev {port} sapool`"

@@ -10,6 +10,12 @@
 //! are accepted with a warning naming them (and recorded in [`Config::ignored`]): mostly
 //! mail, SNMP and kernel tuning options that mean nothing to rvs, and DPVS knobs rvsd does
 //! not have yet.
+//!
+//! `lvs_sync_daemon` (global_defs) and `lvs_sync_daemon_interface` (vrrp_instance, its
+//! deprecated form) are read with keepalived's syntax and draw a warning of their own: rvsd
+//! syncs connections itself, configured by its `[sync]` section, so the warning gives the
+//! sync id keepalived would use (`id N`, else the named instance's `virtual_router_id`) for
+//! rvsd.toml.
 
 use super::config::*;
 use super::diag::{Diagnostic, Loc};
@@ -27,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
-///   `lvs_sync_daemon*`, `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
+///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `establish_timeout` (rvsd's timeouts are
 ///   global), `vip_bind_dev` (VIPs go on the instance's DPDK port), `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
 pub const IGNORED: &[&str] = &[
@@ -62,8 +68,6 @@ pub const IGNORED: &[&str] = &[
     "strict_mode",
     "dont_track_primary",
     "native_ipv6",
-    "lvs_sync_daemon",
-    "lvs_sync_daemon_interface",
     "lvs_id",
     "lvs_flush",
     "lvs_timeouts",
@@ -118,6 +122,23 @@ struct P<'a> {
     vs_retry_set: (bool, bool),
     /// The last checker read waits `delay_loop` between retries (DNS_CHECK's default).
     dbr_follows_delay_loop: bool,
+    /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, warned about once the
+    /// instances (whose VRID is keepalived's default sync id) are read.
+    sync_daemons: Vec<SyncDaemon>,
+}
+
+/// keepalived's IPVS sync daemon line: `lvs_sync_daemon INTERFACE [VRRP_INSTANCE | inst
+/// VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]` (global_defs;
+/// keepalived 1.x's `lvs_sync_daemon IF INSTANCE SYNC_ID` too), or a vrrp_instance's
+/// `lvs_sync_daemon_interface INTERFACE`. Not applied: rvsd syncs connections itself.
+#[derive(Debug, Clone)]
+struct SyncDaemon {
+    key: String,
+    loc: Loc,
+    /// The VRRP instance whose VRID is the default sync id.
+    instance: Option<String>,
+    /// `id N`.
+    syncid: Option<u8>,
 }
 
 /// keepalived's hex strings (`payload`, `require_reply`): pairs of hex digits, spaces
@@ -195,6 +216,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         track_files: Default::default(),
         vs_retry_set: (false, false),
         dbr_follows_delay_loop: false,
+        sync_daemons: Vec::new(),
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -295,6 +317,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         );
         p.ignored.push((g.loc.clone(), format!("vrrp_sync_group {} FIFO lines", g.name)));
     }
+    p.warn_sync_daemons(&cfg);
     cfg.ignored = p.ignored;
     cfg
 }
@@ -483,8 +506,98 @@ impl P<'_> {
                     self.fifo_owner(c);
                 }
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
+                "lvs_sync_daemon" => self.lvs_sync_daemon(c),
                 _ => self.other(c, "global_defs"),
             }
+        }
+    }
+
+    /// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [inst NAME] [id SYNC_ID] [maxlen LEN]
+    /// [port PORT] [ttl TTL] [group IP]`, checked as keepalived 2.2.7 reads it (and its
+    /// 1.x form `INTERFACE VRRP_INSTANCE SYNC_ID`); recorded for [`P::warn_sync_daemons`].
+    fn lvs_sync_daemon(&mut self, c: &Node) {
+        if self.arg(c).is_none() {
+            return;
+        }
+        let mut d = SyncDaemon { key: c.key.clone(), loc: c.loc.clone(), instance: None, syncid: None };
+        let key = c.key.as_str();
+        let mut i = 1;
+        while i < c.args.len() {
+            let word = c.args[i].as_str();
+            let value = c.args.get(i + 1).map(String::as_str);
+            let number = |lo: u32, hi: u32| value.and_then(|v| v.parse::<u32>().ok()).filter(|v| (lo..=hi).contains(v));
+            let bad = match word {
+                "inst" | "id" | "maxlen" | "port" | "ttl" | "group" if value.is_none() => {
+                    Some(format!("{key}: {word} needs a value"))
+                }
+                "inst" => {
+                    d.instance = value.map(str::to_string);
+                    None
+                }
+                "id" => match number(0, 255) {
+                    Some(v) => {
+                        d.syncid = Some(v as u8);
+                        None
+                    }
+                    None => Some(format!("{key}: id {} is not a sync id (0-255)", value.unwrap_or_default())),
+                },
+                "maxlen" => number(1, 65535 - 20 - 8)
+                    .is_none()
+                    .then(|| format!("{key}: maxlen {} is out of range 1-65507", value.unwrap_or_default())),
+                "port" => number(1, 65535)
+                    .is_none()
+                    .then(|| format!("{key}: port {} is out of range 1-65535", value.unwrap_or_default())),
+                "ttl" => number(1, 255)
+                    .is_none()
+                    .then(|| format!("{key}: ttl {} is out of range 1-255", value.unwrap_or_default())),
+                "group" => match value.and_then(|v| v.parse::<IpAddr>().ok()) {
+                    Some(ip) if ip.is_multicast() => None,
+                    _ => Some(format!("{key}: group {} is not a multicast address", value.unwrap_or_default())),
+                },
+                // keepalived 1.x's positional VRRP_INSTANCE and SYNC_ID.
+                _ if i == 1 => {
+                    d.instance = Some(word.to_string());
+                    i += 1;
+                    continue;
+                }
+                _ if i == 2 => {
+                    match word.parse::<u8>() {
+                        Ok(v) => d.syncid = Some(v),
+                        Err(_) => self.err(&c.loc, format!("{key}: unknown option '{word}'")),
+                    }
+                    i += 1;
+                    continue;
+                }
+                _ => Some(format!("{key}: unknown option '{word}'")),
+            };
+            if let Some(m) = bad {
+                self.err(&c.loc, m);
+            }
+            i += 2;
+        }
+        self.sync_daemons.push(d);
+    }
+
+    /// The sync daemon lines are accepted and not applied: rvsd syncs connections itself.
+    /// Each draws a warning saying so, with the sync id to give rvsd (`id`, else the
+    /// named instance's VRID, keepalived's default).
+    fn warn_sync_daemons(&mut self, cfg: &Config) {
+        for d in std::mem::take(&mut self.sync_daemons) {
+            let vrid = d
+                .instance
+                .as_ref()
+                .and_then(|name| cfg.vrrp_instances.iter().find(|i| &i.name == name))
+                .map(|i| i.vrid)
+                .filter(|v| *v != 0);
+            let set = match (d.syncid, vrid, &d.instance) {
+                (Some(id), ..) => format!("set [sync] syncid = {id} in rvsd.toml (docs/HA.md)"),
+                (None, Some(v), Some(name)) => format!(
+                    "set [sync] syncid = {v} in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance {name}'s virtual_router_id)"
+                ),
+                _ => "configure [sync] in rvsd.toml, with one syncid on both nodes (docs/HA.md)".to_string(),
+            };
+            self.warn(&d.loc, format!("{}: not applied by rvs-agent; rvsd syncs connections itself: {set}", d.key));
+            self.ignored.push((d.loc, d.key));
         }
     }
 
@@ -782,6 +895,16 @@ impl P<'_> {
                 "old_unicast_checksum" => {
                     self.flag(c);
                     i.checksum = ChecksumMode::MulticastPseudoHeader;
+                }
+                "lvs_sync_daemon_interface" => {
+                    if self.arg(c).is_some() {
+                        if c.args.len() > 1 {
+                            self.err(&c.loc, "lvs_sync_daemon_interface takes one interface");
+                        }
+                        let (key, loc) = (c.key.clone(), c.loc.clone());
+                        let instance = Some(i.name.clone());
+                        self.sync_daemons.push(SyncDaemon { key, loc, instance, syncid: None });
+                    }
                 }
                 _ => self.other(c, "vrrp_instance"),
             }

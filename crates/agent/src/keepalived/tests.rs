@@ -752,3 +752,93 @@ fn snat_keywords_not_honoured_are_warnings_when_lenient_or_ignored() {
     let l = parse_str(&snat_block(" real_server 198.18.0.2 0 {\n  TCP_CHECK {\n  }\n }\n"), "t.conf", lenient);
     assert!(l.has_errors());
 }
+
+/// `lvs_sync_daemon` is read with keepalived's syntax and named in a warning that gives
+/// the sync id for rvsd's `[sync]` section (never silently ignored).
+#[test]
+fn lvs_sync_daemon_is_read_and_points_to_rvsds_sync_section() {
+    let with = |line: &str| strict(&format!("global_defs {{\n {line}\n}}\n{MINIMAL}"));
+    let warning = |l: &Loaded| {
+        assert!(!l.has_errors(), "{:?}", messages(l));
+        assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["lvs_sync_daemon"]);
+        let m = messages(l);
+        assert_eq!(m.len(), 1, "{m:?}");
+        m[0].clone()
+    };
+    let l = with("lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.81");
+    assert_eq!(
+        warning(&l),
+        "t.conf:2: warning: lvs_sync_daemon: not applied by rvs-agent; rvsd syncs connections itself: \
+         set [sync] syncid = 7 in rvsd.toml (docs/HA.md)"
+    );
+    // No id: keepalived's default, the named instance's VRID (MINIMAL's is 5); `inst NAME`
+    // and keepalived 1.x's positional `INTERFACE INSTANCE SYNC_ID` too.
+    assert!(warning(&with("lvs_sync_daemon eth1 VI_1")).contains(
+        "set [sync] syncid = 5 in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance VI_1's virtual_router_id)"
+    ));
+    assert!(warning(&with("lvs_sync_daemon eth1 inst VI_1 port 8848")).contains("syncid = 5 "));
+    assert!(warning(&with("lvs_sync_daemon eth1 VI_1 9")).contains("syncid = 9 "));
+    assert!(warning(&with("lvs_sync_daemon eth1")).contains("configure [sync] in rvsd.toml, with one syncid"));
+    // Malformed lines are errors.
+    for (line, e) in [
+        ("lvs_sync_daemon", "lvs_sync_daemon needs a value"),
+        ("lvs_sync_daemon eth1 VI_1 id 300", "lvs_sync_daemon: id 300 is not a sync id (0-255)"),
+        ("lvs_sync_daemon eth1 VI_1 id", "lvs_sync_daemon: id needs a value"),
+        ("lvs_sync_daemon eth1 VI_1 ttl 0", "lvs_sync_daemon: ttl 0 is out of range 1-255"),
+        ("lvs_sync_daemon eth1 VI_1 group 10.0.0.1", "lvs_sync_daemon: group 10.0.0.1 is not a multicast address"),
+        ("lvs_sync_daemon eth1 VI_1 id 1 frob 2", "lvs_sync_daemon: unknown option 'frob'"),
+    ] {
+        let l = with(line);
+        assert_eq!(errors(&l), [format!("t.conf:2: error: {e}")], "{line}");
+    }
+    // --strict refuses it, as every keyword accepted and not honoured.
+    let text = format!("global_defs {{\n lvs_sync_daemon eth1 VI_1\n}}\n{MINIMAL}");
+    assert!(parse_str(&text, "t.conf", Options { strict: true, ..Options::default() }).has_errors());
+    // A vrrp_instance's (deprecated) lvs_sync_daemon_interface: that instance's VRID.
+    let l = strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n lvs_sync_daemon_interface eth1\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:3: warning: lvs_sync_daemon_interface: not applied by rvs-agent; rvsd syncs connections itself: \
+             set [sync] syncid = 5 in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance VI_1's virtual_router_id)"
+        ]
+    );
+    assert_eq!(l.config.ignored.len(), 1);
+}
+
+/// The brief's connection-sync layout: the LIP both in a local_address_group and in the
+/// instance's virtual_ipaddress on the server-side port.
+const LIP_MOVES: &str = "vrrp_instance VI_1 {\n interface dpdk0.kni\n virtual_router_id 51\n priority 150\n\
+    virtual_ipaddress {\n  198.18.0.100\n  198.19.0.30/24 dev dpdk1\n }\n}\n\
+    local_address_group laddr_g1 {\n 198.19.0.30 dpdk1\n 198.19.0.31 dpdk1\n}\n\
+    virtual_server 198.18.0.100 80 {\n lb_algo rr\n lb_kind FNAT\n protocol TCP\n laddr_group_name laddr_g1\n\
+    real_server 198.19.0.11 8080 {\n  weight 1\n }\n}\n";
+
+#[test]
+fn a_local_address_in_virtual_ipaddress_moves_with_the_vips() {
+    let l = strict(LIP_MOVES);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let (_, services, _) = crate::check::pool::Pool::from_config(&l.config);
+    let lips: Vec<(String, &str, bool)> =
+        services[0].local_addrs.iter().map(|a| (a.addr.to_string(), a.port_name.as_str(), a.moves_with_vip)).collect();
+    assert_eq!(lips, [("198.19.0.30".into(), "dpdk1", true), ("198.19.0.31".into(), "dpdk1", false)]);
+}
+
+#[test]
+fn a_local_address_moving_with_the_vips_must_be_on_its_groups_port() {
+    // On the instance's port (no dev): dpdk0, not the group's dpdk1.
+    let l = strict(&LIP_MOVES.replace("198.19.0.30/24 dev dpdk1", "198.19.0.30/24"));
+    assert_eq!(
+        errors(&l),
+        ["t.conf:1: error: vrrp_instance VI_1: virtual_ipaddress 198.19.0.30/24 goes on dpdk0, but \
+          local_address_group laddr_g1 has it on dpdk1: a local address that moves with the VIPs must be on its \
+          group's port (`198.19.0.30/24 dev dpdk1`)"]
+    );
+    let l = strict(&LIP_MOVES.replace("dev dpdk1", "dev dpdk2"));
+    assert!(errors(&l)[0].contains("goes on dpdk2, but local_address_group laddr_g1 has it on dpdk1"), "{l:?}");
+    // The twin's name is the port's.
+    assert!(!strict(&LIP_MOVES.replace("dev dpdk1", "dev dpdk1.kni")).has_errors());
+    // A group no virtual_server uses moves nothing.
+    assert!(!strict(&LIP_MOVES.replace("laddr_group_name laddr_g1\n", "")).has_errors());
+}

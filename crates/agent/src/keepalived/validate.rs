@@ -135,7 +135,41 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
             d.push(w("no real_server and no sorry_server".into()));
         }
     }
+    lips_that_move(cfg, &mut d);
     d
+}
+
+/// A local address that is also a `virtual_ipaddress` moves with the VIPs (the agent adds
+/// it to rvsd as a sapool address on MASTER, see `dataplane::rvsd`): it must go on the port
+/// its `local_address_group` names.
+fn lips_that_move(cfg: &Config, d: &mut Vec<Diagnostic>) {
+    use crate::dataplane::port_of;
+    let used: HashSet<&str> = cfg.virtual_servers.iter().filter_map(|v| v.laddr_group_name.as_deref()).collect();
+    let groups: Vec<&LocalAddressGroup> =
+        cfg.local_address_groups.iter().filter(|g| used.contains(g.name.as_str())).collect();
+    let mut seen = HashSet::new();
+    for i in &cfg.vrrp_instances {
+        for v in i.virtual_ipaddress.iter().chain(&i.virtual_ipaddress_excluded) {
+            let port = v.dev.as_deref().map_or_else(|| i.vip_port(), port_of);
+            for g in &groups {
+                let ports = g.addrs.iter().filter(|(a, _)| *a == v.addr.addr()).filter_map(|(_, dev)| dev.as_deref());
+                for group_port in ports.map(port_of).filter(|p| *p != port) {
+                    if !seen.insert((i.name.as_str(), v.addr, g.name.as_str(), group_port)) {
+                        continue;
+                    }
+                    d.push(Diagnostic::error(
+                        i.loc.clone(),
+                        format!(
+                            "vrrp_instance {}: virtual_ipaddress {} goes on {port}, but local_address_group {} has \
+                             it on {group_port}: a local address that moves with the VIPs must be on its group's \
+                             port (`{} dev {group_port}`)",
+                            i.name, v.addr, g.name, v.addr
+                        ),
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// Validates the two nodes of a pair against each other: for every VRRP group they share

@@ -362,11 +362,12 @@ pub fn write_timeouts(out: &mut dyn Write, t: &Timeouts) -> io::Result<()> {
     writeln!(out, "Timeout (tcp tcpfin udp): {} {} {}", t.established, t.fin_wait, t.udp)
 }
 
-/// DPVS's connection line: `[cpu]proto expire state CIP:port VIP:port LIP:port RIP:port`.
+/// DPVS's connection line: `[cpu]proto expire state CIP:port VIP:port LIP:port RIP:port`,
+/// and ` synced` after a connection a peer announced (connection sync).
 pub fn conn_line(c: &ConnInfo) -> String {
     let expire = format!("{}s", c.expires_ms / 1000);
     format!(
-        "[{}]{:<3} {:<6} {:<11} {:<18} {:<18} {:<18} {}",
+        "[{}]{:<3} {:<6} {:<11} {:<18} {:<18} {:<18} {}{}",
         c.worker,
         proto_lower(c.proto),
         expire,
@@ -374,7 +375,8 @@ pub fn conn_line(c: &ConnInfo) -> String {
         c.client.to_string(),
         c.virt.to_string(),
         c.local.to_string(),
-        c.real
+        c.real,
+        if c.synced { " synced" } else { "" }
     )
 }
 

@@ -668,6 +668,7 @@ fn conn(worker: u16, proto: Proto, state: TcpState, expires_ms: u64, [c, v, l, r
         rs: 2,
         toa: false,
         fwd: Default::default(),
+        synced: false,
     }
 }
 
@@ -681,13 +682,16 @@ fn conns() -> Vec<Vec<ConnInfo>> {
                 89_500,
                 ["198.18.0.2:40000", "198.18.0.100:80", "198.19.0.10:1025", "198.19.0.11:8080"],
             ),
-            conn(
-                1,
-                Proto::Tcp,
-                TcpState::TimeWait,
-                3_000,
-                ["198.18.0.3:40001", "198.18.0.100:80", "198.19.0.10:1026", "198.19.0.12:8080"],
-            ),
+            ConnInfo {
+                synced: true,
+                ..conn(
+                    1,
+                    Proto::Tcp,
+                    TcpState::TimeWait,
+                    3_000,
+                    ["198.18.0.3:40001", "198.18.0.100:80", "198.19.0.10:1026", "198.19.0.12:8080"],
+                )
+            },
         ],
         vec![conn(
             1,
@@ -708,7 +712,7 @@ fn conns_golden_paged() {
     run(&cmd, &mut ctl, &mut std::io::empty(), &mut out).unwrap();
     let want = "\
 [0]tcp 89s    ESTABLISHED 198.18.0.2:40000   198.18.0.100:80    198.19.0.10:1025   198.19.0.11:8080
-[1]tcp 3s     TIME_WAIT   198.18.0.3:40001   198.18.0.100:80    198.19.0.10:1026   198.19.0.12:8080
+[1]tcp 3s     TIME_WAIT   198.18.0.3:40001   198.18.0.100:80    198.19.0.10:1026   198.19.0.12:8080 synced
 [1]udp 300s   UDP         198.18.0.2:5353    198.18.0.100:53    198.19.0.10:1027   198.19.0.21:53
 ";
     assert_eq!(String::from_utf8(out).unwrap(), want);

@@ -99,9 +99,12 @@ pub struct Conn {
     pub(crate) state: TcpState,
     /// Flag bits.
     pub(crate) flags: ConnFlags,
-    /// Its [`FwdMode`], as a byte.
+    /// Its [`FwdMode`], as a byte, and [`SYNCED`] (the flag bits are all taken).
     fwd: u8,
 }
+
+/// The bit of [`Conn`]'s forwarding-mode byte that marks a synced connection.
+const SYNCED: u8 = 0x80;
 
 /// The largest distance between now and an expiry a connection can hold (2^31 − 1 ms,
 /// about 24.8 days): expiries are stored as 32-bit wrapping milliseconds.
@@ -164,7 +167,18 @@ impl Conn {
     /// How it is forwarded.
     #[inline]
     pub fn fwd(&self) -> FwdMode {
-        FwdMode::from_u8(self.fwd)
+        FwdMode::from_u8(self.fwd & !SYNCED)
+    }
+    /// Installed from a peer's sync message (see [`crate::engine::sync`]), not opened
+    /// here.
+    #[inline]
+    pub fn synced(&self) -> bool {
+        self.fwd & SYNCED != 0
+    }
+    /// Marks it as installed from a peer.
+    #[inline]
+    pub(crate) fn set_synced(&mut self) {
+        self.fwd |= SYNCED;
     }
     /// Client address.
     #[inline]

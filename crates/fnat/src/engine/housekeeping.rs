@@ -31,6 +31,10 @@ impl Engine {
         self.syn_q.remove(r.index());
         self.freed_mid_burst = true;
         if let Some(c) = self.conns.remove(r) {
+            self.sync_forget(r);
+            if c.synced() {
+                self.synced_live = self.synced_live.saturating_sub(1);
+            }
             if c.fwd().uses_local_addr() {
                 self.pools.released(c.rip(), c.rport());
                 self.pools.closed(c.lip());

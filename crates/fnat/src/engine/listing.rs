@@ -41,6 +41,9 @@ pub struct ConnInfo {
     /// How it is forwarded (under NAT and DR, `local` is the client).
     #[serde(default)]
     pub fwd: crate::types::FwdMode,
+    /// Installed from a peer's sync message (see [`super::sync`]).
+    #[serde(default)]
+    pub synced: bool,
 }
 
 impl ConnInfo {
@@ -77,6 +80,7 @@ impl Engine {
                 rs: c.rs,
                 toa: c.flags.has(ConnFlags::TOA_DONE),
                 fwd: c.fwd(),
+                synced: c.synced(),
             });
             i = r.index() + 1;
         }

@@ -52,6 +52,7 @@ pub mod listing;
 pub mod modes;
 mod proxy;
 mod snat;
+pub mod sync;
 pub mod synproxy;
 mod tables;
 
@@ -186,6 +187,13 @@ pub struct Engine {
     /// The SNAT rules in force (see [`crate::snat`]) and, per rule, its LIP set.
     snat: std::sync::Arc<crate::snat::SnatTable>,
     snat_sets: Vec<u32>,
+    /// Connection sync, when on (see [`sync`]): its settings, per connection slot when
+    /// it was last announced, the records announced since the worker last took them,
+    /// and how many synced connections live here.
+    sync: Option<sync::SyncSettings>,
+    sync_at: Vec<u32>,
+    sync_out: Vec<wire::sync::RecordRepr>,
+    synced_live: u32,
 }
 
 #[inline]
@@ -236,6 +244,10 @@ impl Engine {
             nat_rips: Vec::new(),
             snat: Default::default(),
             snat_sets: Vec::new(),
+            sync: None,
+            sync_at: Vec::new(),
+            sync_out: Vec::new(),
+            synced_live: 0,
             pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
             uoa: vec![(0, crate::uoa::UoaMode::Opp); cfg.conn_capacity as usize],
             uoa_max_trail: cfg.uoa_max_trail,
@@ -568,32 +580,41 @@ impl Engine {
     #[inline]
     fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
         let c = self.conns.get(r);
-        let (proto, old, rs, old_exp, fwd) = (c.proto(), c.state, c.rs, c.expires(now), c.fwd());
+        let (proto, old, fwd) = (c.proto(), c.state, c.fwd());
         let mut state = old;
         if proto == Proto::Tcp {
             state = match fwd.replies_through() {
                 true => old.next(dir, flags.bits()),
                 false => old.next_input_only(flags.bits()),
             };
-            if state != old {
-                self.syn_recv_moved(r, old, state);
-                let was = old.is_active();
-                if was != state.is_active() {
-                    let svc = self.svc_of(rs);
-                    let c = self.conns.get_mut(r);
-                    if was {
-                        c.flags.clear(ConnFlags::ACTIVE);
-                        self.sched.conn_deactivated(RsId(rs));
-                        self.stats.gauge(svc, rs, Gauge::Deactivated);
-                    } else {
-                        c.flags.set(ConnFlags::ACTIVE);
-                        self.sched.conn_activated(RsId(rs));
-                        self.stats.gauge(svc, rs, Gauge::Activated);
-                    }
+        }
+        let exp = now + self.timeout(proto, state);
+        self.move_to(r, old, state, exp, now);
+        self.sync_note(r, state != old, now);
+    }
+
+    /// Moves connection `r` from state `old` to `state` (the SYN_RECV queue, the active
+    /// flag, the scheduler's and the counters' gauges follow) and sets its expiry.
+    fn move_to(&mut self, r: ConnRef, old: TcpState, state: TcpState, exp: Millis, now: Millis) {
+        let c = self.conns.get(r);
+        let (rs, old_exp) = (c.rs, c.expires(now));
+        if state != old {
+            self.syn_recv_moved(r, old, state);
+            let was = old.is_active();
+            if was != state.is_active() {
+                let svc = self.svc_of(rs);
+                let c = self.conns.get_mut(r);
+                if was {
+                    c.flags.clear(ConnFlags::ACTIVE);
+                    self.sched.conn_deactivated(RsId(rs));
+                    self.stats.gauge(svc, rs, Gauge::Deactivated);
+                } else {
+                    c.flags.set(ConnFlags::ACTIVE);
+                    self.sched.conn_activated(RsId(rs));
+                    self.stats.gauge(svc, rs, Gauge::Activated);
                 }
             }
         }
-        let exp = now + self.timeout(proto, state);
         if exp < old_exp {
             self.wheel.reschedule(r.index(), exp);
         }

@@ -1,8 +1,9 @@
 //! [`RvsdDataplane`] against an in-process stand-in for rvsd's control socket that keeps
 //! addresses and services the way rvsd does (optionally refusing a service whose VIP is
-//! not an address, as rvsd does today), SNAT rules as rvsd's state does (by match, names
-//! unique), and can "restart" (drop every connection and forget everything but its
-//! configuration).
+//! not an address, as older rvsd did; a local address no port has is accepted, the
+//! service keeping it in standby, one without sapool is refused), SNAT rules as rvsd's
+//! state does (by match, names unique), and can "restart" (drop every connection and
+//! forget everything but its configuration).
 
 use super::*;
 use crate::dataplane::LocalAddr;
@@ -20,6 +21,8 @@ struct FakeState {
     snat: Vec<ctl::SnatSpec>,
     /// The SNAT changes asked for (`SnatAdd`, `SnatDel`, `SnatWan`), in order.
     snat_log: Vec<Request>,
+    /// The address changes asked for (`AddrAdd`, `AddrDel`), in order.
+    addr_log: Vec<Request>,
 }
 
 struct FakeRvsd {
@@ -57,7 +60,8 @@ impl FakeState {
             }
             for l in &s.laddrs {
                 match self.addrs.iter().find(|a| a.addr.addr() == *l) {
-                    None => return Err(format!("service {key}: local address {l} is not an address of any port")),
+                    // In standby until a port has it (a VRRP backup's LIP).
+                    None => {}
                     Some(a) if !a.sapool => {
                         return Err(format!("service {key}: local address {l} is not a sapool address"))
                     }
@@ -122,6 +126,9 @@ impl FakeState {
             Request::SnatList | Request::SnatAdd { .. } | Request::SnatDel { .. } | Request::SnatWan { .. }
         ) {
             return self.handle_snat(req);
+        }
+        if matches!(req, Request::AddrAdd { .. } | Request::AddrDel { .. }) {
+            self.addr_log.push(req.clone());
         }
         let before = (self.addrs.clone(), self.services.clone());
         let find =
@@ -377,7 +384,11 @@ fn service() -> Service {
         sched_flags: None,
         deny: Vec::new(),
         allow: Vec::new(),
-        local_addrs: vec![LocalAddr { addr: "10.0.0.100".parse().unwrap(), port_name: "dpdk1".into() }],
+        local_addrs: vec![LocalAddr {
+            addr: "10.0.0.100".parse().unwrap(),
+            port_name: "dpdk1".into(),
+            moves_with_vip: false,
+        }],
         real_servers: vec![RealServer::new(rs(1), 3), RealServer::new(rs(2), 2)],
     }
 }
@@ -664,4 +675,137 @@ fn snat_rules_rvsd_had_are_synced_not_deleted_and_refusals_are_named() {
     wait_until("the refusal", T, || dp.status().last_error.is_some());
     let e = dp.status().last_error.unwrap();
     assert!(e.contains("add SNAT rule from-toml") && e.contains("named"), "{e}");
+}
+
+const LIP: &str = "10.0.0.100";
+
+fn lip() -> IpNet {
+    format!("{LIP}/24").parse().unwrap()
+}
+
+/// The service, its local address moving with the VIP (a `virtual_ipaddress ... dev dpdk1`
+/// of the instance too).
+fn lip_service() -> Service {
+    let mut s = service();
+    s.local_addrs[0].moves_with_vip = true;
+    s
+}
+
+/// rvsd's configuration without the LIP (the agent moves it).
+fn lip_config() -> Vec<AddrView> {
+    vec![addr("dpdk0", "192.0.2.254/24", false), addr("dpdk1", "10.0.0.1/24", false)]
+}
+
+/// How rvsd holds an address: `(dev, sapool)`.
+fn held_as(fake: &FakeRvsd, a: &str) -> Option<(String, bool)> {
+    let a: IpAddr = a.parse().unwrap();
+    fake.with(|s| s.addrs.iter().find(|x| x.addr.addr() == a).map(|x| (x.dev.clone(), x.sapool)))
+}
+
+/// The address changes asked of rvsd since the last call.
+fn addr_log(fake: &FakeRvsd) -> Vec<Request> {
+    fake.with(|s| std::mem::take(&mut s.addr_log))
+}
+
+/// A backup loads the service without holding its LIP; MASTER adds the LIP as a sapool
+/// address of its port (and announces it) next to the VIP (not sapool); leaving MASTER
+/// removes both, the service staying loaded.
+#[test]
+fn a_lip_that_moves_with_the_vip_is_a_sapool_address_of_the_master_only() {
+    let fake = FakeRvsd::start(lip_config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[lip_service()]).unwrap();
+    // Starting as backup: the instance releases its addresses.
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    dp.del_vip(lip(), "dpdk1").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(held_as(&fake, LIP), None, "a backup does not hold the LIP");
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]), "the backup loads the service");
+    assert_eq!(fake.with(|s| s.services[0].laddrs.clone()), vec![LIP.parse::<IpAddr>().unwrap()]);
+    // MASTER: the VIP as before, the LIP with sapool, both announced.
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    dp.add_vip(lip(), "dpdk1").unwrap();
+    dp.send_garp(vip().addr(), "dpdk0", 5).unwrap();
+    dp.send_garp(lip().addr(), "dpdk1", 5).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(held_as(&fake, VIP), Some(("dpdk0".into(), false)));
+    assert_eq!(held_as(&fake, LIP), Some(("dpdk1".into(), true)));
+    assert_eq!(
+        addr_log(&fake),
+        [
+            Request::AddrAdd { dev: "dpdk0".into(), addr: vip(), sapool: false, lease: true },
+            Request::AddrAdd { dev: "dpdk1".into(), addr: lip(), sapool: true, lease: true },
+        ]
+    );
+    assert!(fake.with(|s| s.garps.contains(&(lip().addr(), "dpdk1".to_string(), 5))));
+    // Leaving MASTER: both go, the service stays.
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    dp.del_vip(lip(), "dpdk1").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!((held_as(&fake, VIP), held_as(&fake, LIP)), (None, None));
+    assert_eq!(
+        addr_log(&fake),
+        [
+            Request::AddrDel { dev: "dpdk0".into(), addr: vip().addr() },
+            Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() },
+        ]
+    );
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]), "still loaded on the backup");
+    assert_eq!(dp.status().last_error, None);
+}
+
+/// Reconciliation (a reload, a reconnection) neither removes a held LIP that moves with the
+/// VIP nor adds a released one; it removes a released one rvsd holds (as sapool), reports a
+/// held one rvsd holds without sapool (left alone), and puts the held one back with sapool
+/// (announced) after rvsd restarts.
+#[test]
+fn reconciliation_keeps_a_lip_that_moves_with_the_vip_as_wanted() {
+    let fake = FakeRvsd::start(lip_config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let reconcile = || {
+        dp.set_services(&[lip_service()]).unwrap();
+        assert!(dp.wait_idle(T), "{:?}", dp.status());
+    };
+    dp.set_services(&[lip_service()]).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    dp.add_vip(lip(), "dpdk1").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    addr_log(&fake);
+    // Master: nothing to change.
+    reconcile();
+    assert_eq!(addr_log(&fake), []);
+    assert_eq!(held_as(&fake, LIP), Some(("dpdk1".into(), true)));
+    // rvsd restarts: the LIP comes back with sapool and is announced again.
+    fake.restart();
+    let announced = || fake.with(|s| s.garps.iter().any(|g| g.0 == lip().addr()));
+    wait_until("the LIP to be restored and announced", T, || {
+        held_as(&fake, LIP).is_some() && fake.weights().is_some() && announced()
+    });
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(held_as(&fake, LIP), Some(("dpdk1".into(), true)));
+    // Backup: nothing re-added by reconciliation.
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    dp.del_vip(lip(), "dpdk1").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    addr_log(&fake);
+    reconcile();
+    assert_eq!(addr_log(&fake), []);
+    assert_eq!(held_as(&fake, LIP), None);
+    // A released LIP rvsd holds (as sapool) is removed, although it is a sapool address.
+    fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", true)));
+    reconcile();
+    assert_eq!(addr_log(&fake), [Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() }]);
+    assert_eq!(held_as(&fake, LIP), None);
+    assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]));
+    // A held LIP rvsd holds without sapool is reported and left alone.
+    fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", false)));
+    dp.add_vip(lip(), "dpdk1").unwrap();
+    wait_until("the report", T, || dp.status().last_error.is_some_and(|e| e.contains("without sapool")));
+    let e = dp.status().last_error.unwrap();
+    assert!(e.contains(LIP) && e.contains("rvsip addr del"), "{e}");
+    assert_eq!(held_as(&fake, LIP), Some(("dpdk1".into(), false)), "left alone");
+    // Once the operator removes it, the agent adds it with sapool.
+    fake.with(|s| s.addrs.retain(|a| a.addr.addr() != lip().addr()));
+    wait_until("the LIP added with sapool", REFUSED_RETRY + T, || held_as(&fake, LIP) == Some(("dpdk1".into(), true)));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
 }

@@ -1,0 +1,299 @@
+//! Connection synchronisation, the engine's side: which connections a worker announces
+//! to its peers and when, and how it installs the connections a peer announced.
+//!
+//! A worker announces a connection (a [`RecordRepr`] in its outbox, which the worker
+//! loop hands to the sync thread) when its TCP state changes once it is established,
+//! and again every `refresh` while packets keep coming, so a peer's copy never
+//! expires before the original; a UDP connection when it opens and on the same
+//! refresh. Half-open connections are never announced (a SYN flood stays on the box it
+//! hits), nor SNAT connections (no service to find on the peer). Nothing on the packet
+//! path blocks or allocates: a full outbox loses the record (`sync_lost`), and the
+//! next change or refresh announces the connection again.
+//!
+//! A peer's record is installed in the worker that owns its local port (the sync thread
+//! chooses it, see [`crate::sapool::PortOwnership`]) with the timeout the sender had
+//! left, marked as synced ([`crate::conn::Conn::synced`]): it takes part in scheduling
+//! counts and the active/inactive gauges like a connection of this box, but is not
+//! counted as a new connection. A later record for the same connection updates its state
+//! and expiry; one that would take the place of a connection of this box, or exceed the
+//! worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
+//! counted.
+
+use wire::sync::{ProxyFields, RecordRepr, SynProxyFields};
+
+use super::Engine;
+use crate::conn::{Addr, ConnFlags, ConnKey, ConnRef, NewConn};
+use crate::service::{RsId, ServiceTable};
+use crate::stats::{ConnEvent, Gauge};
+use crate::tcp_state::TcpState;
+use crate::types::{FwdMode, Millis, Proto};
+
+/// Records a worker may hold between two turns of its loop.
+pub const OUTBOX: usize = 1024;
+/// A slot never announced.
+const NEVER: u32 = u32::MAX;
+
+/// How a worker takes part in connection synchronisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// Announce this worker's connections.
+    pub announce: bool,
+    /// Announce a connection again after this long while it carries packets (ms).
+    pub refresh_ms: u32,
+    /// At most this many synced connections live in this worker (a flood of forged or
+    /// replayed records cannot take the table).
+    pub max_synced: u32,
+}
+
+/// Why a peer's record was not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRefusal {
+    /// Its protocol, forwarding mode or state is not one rvs syncs.
+    #[error("a field rvs does not sync (protocol, forwarding mode or state)")]
+    Field,
+    /// No service of this box matches its protocol, VIP and port, or the service has
+    /// no such real server.
+    #[error("no such service or real server here")]
+    NoService,
+    /// The worker holds its share of synced connections.
+    #[error("the worker holds its share of synced connections")]
+    Full,
+    /// A connection of this box holds one of its keys.
+    #[error("a connection of this box holds its addresses and ports")]
+    Clash,
+}
+
+/// What installing a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// A new synced connection.
+    New,
+    /// A synced connection's state and expiry moved.
+    Updated,
+}
+
+fn syncable(fwd: FwdMode, proto: Proto, state: TcpState) -> bool {
+    fwd != FwdMode::Snat
+        && match proto {
+            Proto::Udp => true,
+            Proto::Tcp => !matches!(state, TcpState::None | TcpState::SynSent | TcpState::SynRecv),
+        }
+}
+
+impl Engine {
+    /// Turns synchronisation on (with these settings) or off for this worker. Sizes the
+    /// per-slot bookkeeping once (control path).
+    pub fn set_sync(&mut self, s: Option<SyncSettings>) {
+        self.sync = s;
+        match s {
+            Some(_) if self.sync_at.is_empty() => {
+                self.sync_at = vec![NEVER; self.conns.capacity() as usize];
+                self.sync_out = Vec::with_capacity(OUTBOX);
+            }
+            Some(_) => {}
+            None => self.sync_out.clear(),
+        }
+    }
+
+    /// Hands every record announced since the last call to `send` (the worker loop,
+    /// towards the sync thread); `send` returns false when it has no room, and the rest
+    /// are counted lost.
+    pub fn take_sync(&mut self, mut send: impl FnMut(RecordRepr) -> bool) {
+        let mut lost = 0;
+        for r in self.sync_out.drain(..) {
+            if lost > 0 || !send(r) {
+                lost += 1;
+            }
+        }
+        for _ in 0..lost {
+            self.stats.event(ConnEvent::SyncLost);
+        }
+    }
+
+    /// After a packet of connection `r` (its state may have `changed`): announces it if
+    /// it is due (see the module documentation).
+    #[inline]
+    pub(super) fn sync_note(&mut self, r: ConnRef, changed: bool, now: Millis) {
+        let Some(s) = self.sync else { return };
+        let c = self.conns.get(r);
+        if !s.announce || !syncable(c.fwd(), c.proto(), c.state) {
+            return;
+        }
+        let i = r.index() as usize;
+        let last = self.sync_at[i];
+        if !changed && last != NEVER && (now as u32).wrapping_sub(last) < s.refresh_ms {
+            return;
+        }
+        self.sync_at[i] = (now as u32).min(NEVER - 1);
+        if self.sync_out.len() == self.sync_out.capacity() {
+            return self.stats.event(ConnEvent::SyncLost);
+        }
+        let rec = self.record_of(r, now);
+        self.sync_out.push(rec);
+        self.stats.event(ConnEvent::SyncQueued);
+    }
+
+    /// A slot was freed: its next occupant starts unannounced.
+    #[inline]
+    pub(super) fn sync_forget(&mut self, r: ConnRef) {
+        if let Some(x) = self.sync_at.get_mut(r.index() as usize) {
+            *x = NEVER;
+        }
+    }
+
+    /// Connection `r` as a record for the peers.
+    fn record_of(&self, r: ConnRef, now: Millis) -> RecordRepr {
+        let c = self.conns.get(r);
+        let i = r.index() as usize;
+        let synproxy = c.flags.has(ConnFlags::SYNPROXY).then(|| {
+            let s = &self.synproxy.side[i];
+            SynProxyFields { delta: s.delta, ts: s.ts, ws_client: s.ws_client, ws_server: s.ws_server, bits: s.bits }
+        });
+        let proxy = c.flags.has(ConnFlags::PROXY_PROTO).then(|| {
+            let p = &self.pp[i];
+            ProxyFields { first: p.first, len: p.len, bits: p.bits }
+        });
+        RecordRepr {
+            proto: c.proto().number(),
+            fwd: c.fwd() as u8,
+            state: c.state as u8,
+            toa_done: c.flags.has(ConnFlags::TOA_DONE),
+            synack_seen: c.flags.has(ConnFlags::SYNACK_SEEN),
+            timeout_ms: c.expires(now).saturating_sub(now).min(u32::MAX as Millis) as u32,
+            client: (c.cip().ip(), c.cport()),
+            virt: (c.vip().ip(), c.vport()),
+            local: (c.lip().ip(), c.lport()),
+            real: (c.rip().ip(), c.rport()),
+            synproxy,
+            proxy,
+        }
+    }
+
+    /// Installs (or updates) the connection a peer announced (see the module
+    /// documentation). Counted either way.
+    pub fn install_synced(
+        &mut self,
+        table: &ServiceTable,
+        rec: &RecordRepr,
+        now: Millis,
+    ) -> Result<Installed, SyncRefusal> {
+        self.bind(table);
+        let r = self.install(table, rec, now);
+        self.stats.event(match r {
+            Ok(Installed::New) => ConnEvent::SyncInstalled,
+            Ok(Installed::Updated) => ConnEvent::SyncUpdated,
+            Err(SyncRefusal::Full) => ConnEvent::SyncRefusedFull,
+            Err(_) => ConnEvent::SyncRefused,
+        });
+        r
+    }
+
+    fn install(&mut self, table: &ServiceTable, rec: &RecordRepr, now: Millis) -> Result<Installed, SyncRefusal> {
+        let proto = Proto::from_number(rec.proto).ok_or(SyncRefusal::Field)?;
+        let fwd = match rec.fwd {
+            0..=3 => FwdMode::from_u8(rec.fwd),
+            _ => return Err(SyncRefusal::Field),
+        };
+        let state = TcpState::from_u8(rec.state);
+        if state as u8 != rec.state || !syncable(fwd, proto, state) || (proto == Proto::Udp && state != TcpState::None)
+        {
+            return Err(SyncRefusal::Field);
+        }
+        let (cip, vip, lip, rip) =
+            (Addr::from(rec.client.0), Addr::from(rec.virt.0), Addr::from(rec.local.0), Addr::from(rec.real.0));
+        let svc = table.lookup(proto, rec.virt.0, rec.virt.1).ok_or(SyncRefusal::NoService)?;
+        let s = table.service(svc);
+        let dest = s
+            .dests
+            .iter()
+            .find(|d| d.addr == rec.real.0 && (d.port == rec.real.1 || d.port == 0) && d.fwd == fwd)
+            .ok_or(SyncRefusal::NoService)?;
+        let (rs, svc_id) = (dest.id, s.id.0);
+        let expires = now + Millis::from(rec.timeout_ms).min(self.timeout(proto, state));
+        let kin = ConnKey::new(proto, cip, rec.client.1, vip, rec.virt.1);
+        let kout = ConnKey::new(proto, rip, rec.real.1, lip, rec.local.1);
+        let hit_in = self.conns.lookup(&kin).map(|h| h.conn);
+        let hit_out = self.conns.lookup(&kout).map(|h| h.conn);
+        if let Some(r) = hit_in {
+            let c = self.conns.get(r);
+            if hit_out != Some(r) || !c.synced() || c.rs != rs.0 {
+                return Err(SyncRefusal::Clash);
+            }
+            let old = c.state;
+            self.move_to(r, old, state, expires, now);
+            self.sync_flags(r, rec);
+            return Ok(Installed::Updated);
+        }
+        if hit_out.is_some() {
+            return Err(SyncRefusal::Clash);
+        }
+        let sync = self.sync.ok_or(SyncRefusal::Full)?;
+        if self.synced_live >= sync.max_synced || self.conns.free() == 0 {
+            return Err(SyncRefusal::Full);
+        }
+        let r = self
+            .conns
+            .insert(NewConn {
+                proto,
+                cip,
+                cport: rec.client.1,
+                vip,
+                vport: rec.virt.1,
+                lip,
+                lport: rec.local.1,
+                rip,
+                rport: rec.real.1,
+                rs: rs.0,
+                state,
+                expires,
+                fwd,
+            })
+            .map_err(|_| SyncRefusal::Full)?;
+        self.synced_live += 1;
+        self.conns.get_mut(r).set_synced();
+        if fwd.uses_local_addr() {
+            self.pools.opened(lip);
+        }
+        self.sched.conn_new(RsId(rs.0));
+        if let Some(x) = self.rs_svc.get_mut(rs.0 as usize) {
+            *x = svc_id;
+        }
+        let active = state.is_active();
+        if active {
+            self.conns.get_mut(r).flags.set(ConnFlags::ACTIVE);
+            self.sched.conn_activated(RsId(rs.0));
+        }
+        self.stats.gauge(svc_id, rs.0, Gauge::Synced { active });
+        self.sync_flags(r, rec);
+        self.wheel.schedule(r.index(), expires);
+        Ok(Installed::New)
+    }
+
+    /// The handshake flags and the SYN proxy and PROXY protocol state a record carries.
+    fn sync_flags(&mut self, r: ConnRef, rec: &RecordRepr) {
+        let i = r.index() as usize;
+        let c = self.conns.get_mut(r);
+        for (on, bit) in [(rec.toa_done, ConnFlags::TOA_DONE), (rec.synack_seen, ConnFlags::SYNACK_SEEN)] {
+            if on {
+                c.flags.set(bit);
+            }
+        }
+        if let Some(s) = rec.synproxy {
+            c.flags.set(ConnFlags::SYNPROXY);
+            let side = &mut self.synproxy.side[i];
+            *side = Default::default();
+            (side.delta, side.ts, side.ws_client, side.ws_server, side.bits) =
+                (s.delta, s.ts, s.ws_client, s.ws_server, s.bits);
+        }
+        if let Some(p) = rec.proxy {
+            c.flags.set(ConnFlags::PROXY_PROTO);
+            let side = &mut self.pp[i];
+            (side.first, side.len, side.bits) = (p.first, p.len, p.bits);
+        }
+    }
+
+    /// Synced connections living in this worker.
+    pub fn synced_live(&self) -> u32 {
+        self.synced_live
+    }
+}

@@ -1,0 +1,195 @@
+//! Connection sync between two engines (two boxes): what one announces, when, and how
+//! the other installs it so that it forwards the connection's next packets exactly as
+//! the first would have; and what it refuses.
+
+mod common;
+
+use common::*;
+use fnat::engine::sync::{Installed, SyncRefusal, SyncSettings};
+use fnat::engine::Verdict;
+use fnat::stats::ConnEvent;
+use fnat::tcp_state::TcpState;
+use fnat::types::Proto;
+use wire::sync::RecordRepr;
+
+const REFRESH_MS: u32 = 10_000;
+
+fn synced_world(max_synced: u32) -> World {
+    let mut w = World::new(&config(64));
+    w.engine.set_sync(Some(SyncSettings { announce: true, refresh_ms: REFRESH_MS, max_synced }));
+    w
+}
+
+fn announced(w: &mut World) -> Vec<RecordRepr> {
+    let mut out = Vec::new();
+    w.engine.take_sync(|r| {
+        out.push(r);
+        true
+    });
+    out
+}
+
+/// The client's handshake through `w` (no SYN proxy): SYN, the server's SYN-ACK, the
+/// client's ACK (with the TOA to the server).
+fn handshake(w: &mut World, cport: u16) {
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    let lport = lport_of(w, cport);
+    let (v, _) = w.packet(&t4(RIP4, 8080, LIP4, lport).seq(5000).ack(1001).flags(SYNACK).mss(1460).build(), 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+}
+
+fn install(w: &mut World, r: &RecordRepr) -> Result<Installed, SyncRefusal> {
+    w.engine.install_synced(&w.table, r, w.now)
+}
+
+fn lport_of(w: &World, cport: u16) -> u16 {
+    let (list, _) = w.engine.list(0, 64, w.now);
+    list.iter().find(|c| c.client.port() == cport).expect("connection").local.port()
+}
+
+#[test]
+fn an_established_connection_moves_to_the_peer_and_forwards_the_same_there() {
+    let (mut a, mut b) = (synced_world(1000), synced_world(1000));
+    // Half-open: not announced (a SYN flood stays on the box it hits).
+    let (v, _) = a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert!(matches!(v, Verdict::Forward { .. }));
+    assert!(announced(&mut a).is_empty(), "a half-open connection is not announced");
+    let lport = lport_of(&a, 40000);
+    a.packet(&t4(RIP4, 8080, LIP4, lport).seq(5000).ack(1001).flags(SYNACK).mss(1460).build(), 0);
+    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), 0);
+    let recs = announced(&mut a);
+    assert_eq!(recs.len(), 1, "announced once established: {recs:?}");
+    let r = recs[0];
+    assert_eq!((r.proto, r.state, r.toa_done), (6, TcpState::Established as u8, true));
+    assert_eq!((r.local.0, r.local.1, r.real.1), (LIP4.into(), lport, 8080));
+    assert!(r.timeout_ms > 0 && r.timeout_ms <= 900_000);
+
+    // The peer installs it; both forward the next packets byte for byte alike.
+    assert_eq!(install(&mut b, &r), Ok(Installed::New));
+    assert_eq!(b.engine.synced_live(), 1);
+    assert_eq!(b.engine.stats().events(ConnEvent::SyncInstalled), 1);
+    let (listed, _) = b.engine.list(0, 8, b.now);
+    assert!(listed[0].synced && listed[0].state == TcpState::Established);
+    let data = t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"GET / HTTP/1.0\r\n\r\n").build();
+    let reply =
+        t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1019).flags(PSHACK).payload(b"HTTP/1.0 200 OK\r\n\r\n").build();
+    for p in [&data, &reply] {
+        let (va, oa) = a.packet(p, 0);
+        let (vb, ob) = b.packet(p, 0);
+        assert!(matches!(vb, Verdict::Forward { .. }), "{vb:?}");
+        assert_eq!(oa, ob, "the same translation on both boxes (no second TOA)");
+        let to = |v: Verdict| match v {
+            Verdict::Forward { dst, dir, .. } => Some((dst, dir)),
+            _ => None,
+        };
+        assert_eq!(to(va), to(vb));
+    }
+    // Nothing changed and no refresh is due: not announced again.
+    assert!(announced(&mut a).is_empty());
+
+    // A state change is announced and updates the peer's copy.
+    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1019).ack(5020).flags(FINACK).build(), 0);
+    let recs = announced(&mut a);
+    assert_eq!(recs.len(), 1);
+    assert_ne!(recs[0].state, TcpState::Established as u8);
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::Updated));
+    assert_eq!(b.engine.list(0, 8, b.now).0[0].state as u8, recs[0].state);
+    assert_eq!(b.engine.synced_live(), 1);
+
+    // The peer's copy expires by itself; its share frees.
+    b.now += 3_600_000;
+    b.expire();
+    assert_eq!((b.engine.conns().len(), b.engine.synced_live()), (0, 0));
+}
+
+#[test]
+fn a_busy_connection_is_announced_again_after_the_refresh() {
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40001);
+    assert_eq!(announced(&mut a).len(), 1);
+    let data = t4(CIP4, 40001, VIP4, 80).seq(1001).ack(5001).flags(ACK).payload(b"x").build();
+    a.now += u64::from(REFRESH_MS) - 1;
+    a.packet(&data, 0);
+    assert!(announced(&mut a).is_empty(), "before the refresh");
+    a.now += 1;
+    a.packet(&data, 0);
+    assert_eq!(announced(&mut a).len(), 1, "at the refresh");
+    // Off: nothing is announced.
+    a.engine.set_sync(None);
+    a.now += u64::from(REFRESH_MS);
+    a.packet(&data, 0);
+    assert!(announced(&mut a).is_empty());
+}
+
+#[test]
+fn a_full_outbox_loses_records_and_counts_them() {
+    let mut a = synced_world(1000);
+    for i in 0..3 {
+        handshake(&mut a, 41000 + i);
+    }
+    let mut taken = 0;
+    a.engine.take_sync(|_| {
+        taken += 1;
+        taken <= 1
+    });
+    assert_eq!(taken, 2, "the queue refused the second: the rest are not offered");
+    assert_eq!(a.engine.stats().events(ConnEvent::SyncLost), 2);
+    assert_eq!(a.engine.stats().events(ConnEvent::SyncQueued), 3);
+}
+
+#[test]
+fn refusals_leave_the_table_alone() {
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40002);
+    let good = announced(&mut a)[0];
+    let mut b = synced_world(1);
+    let refused = |b: &mut World, r: RecordRepr| install(b, &r);
+
+    let mut r = good;
+    r.virt.1 = 8443;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::NoService), "no such service here");
+    let mut r = good;
+    r.real.0 = RIP4_B.into();
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::NoService), "no such real server in the service");
+    let mut r = good;
+    r.fwd = 4;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::Field), "SNAT is not synced");
+    let mut r = good;
+    r.state = TcpState::SynRecv as u8;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::Field), "half-open is not synced");
+    let mut r = good;
+    r.state = 200;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::Field));
+    let mut r = good;
+    r.proto = 17;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::Field), "UDP has no TCP state");
+    r.state = TcpState::None as u8;
+    assert_eq!(refused(&mut b, r), Err(SyncRefusal::NoService), "no UDP service on that port");
+    assert_eq!(b.engine.conns().len(), 0);
+
+    // The share (1 here) bounds what peers can install.
+    assert_eq!(refused(&mut b, good), Ok(Installed::New));
+    let mut other = good;
+    other.client.1 += 1;
+    other.local.1 += 1;
+    assert_eq!(refused(&mut b, other), Err(SyncRefusal::Full));
+    assert_eq!(b.engine.stats().events(ConnEvent::SyncRefusedFull), 1);
+
+    // A connection of this box is never replaced by a peer's.
+    let mut c = synced_world(1000);
+    handshake(&mut c, 40002);
+    let lport = lport_of(&c, 40002);
+    let mut clash = good;
+    clash.local.1 = lport;
+    assert_eq!(install(&mut c, &clash), Err(SyncRefusal::Clash));
+    let mut half = good;
+    half.client.1 = 40999; // another client, on the box's own local port: still a clash
+    half.local.1 = lport;
+    assert_eq!(install(&mut c, &half), Err(SyncRefusal::Clash));
+    assert_eq!(c.engine.conns().len(), 1);
+    assert!(!c.engine.list(0, 8, c.now).0[0].synced);
+    assert_eq!(Proto::from_number(good.proto), Some(Proto::Tcp));
+}

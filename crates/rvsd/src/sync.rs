@@ -1,0 +1,373 @@
+//! The sync thread: connection synchronisation with peer balancers, off the fast path.
+//!
+//! Workers put the connections they announce on their outbox queue
+//! ([`crate::shared::WorkerSlot::sync_out`], lock-free, never waited on); this thread
+//! gathers them into messages ([`wire::sync`]: up to 14 records, a sync id, the sender's
+//! random id and a sequence number, an HMAC-SHA-256 tag cut to 16 bytes under the
+//! cluster's key) and sends each to every peer (unicast addresses, or a multicast
+//! group on an interface, as IPVS's sync daemon does). A partial message leaves after
+//! [`FLUSH_MS`] at most.
+//!
+//! Received messages are checked in this order, each refusal counted: the form and
+//! version, the sync id, the tag (a stranger without the key cannot make a message),
+//! the sequence (a replayed or reordered message of a known sender is refused), the
+//! sender's worker count (connections live on the worker owning their local port,
+//! which depends on it: peers must run the same number of workers). Each record then
+//! goes to the worker that owns it, whose engine installs it
+//! ([`fnat::engine::sync`]); a full inbox drops it (counted). The engine bounds how many
+//! synced connections a worker holds, so a peer that floods (or a key that leaked)
+//! cannot take the table.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use fnat::conn::Addr;
+use fnat::engine::modes::client_side_owner;
+use fnat::sapool::PortOwnership;
+use fnat::types::FwdMode;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use wire::sync::{HeaderRepr, Message, RecordRepr, HEADER_LEN, MAX_LEN, MAX_RECORDS, RECORD_LEN, TAG_LEN};
+
+use crate::shared::Shared;
+
+/// The longest a record waits for others to fill its message.
+pub const FLUSH_MS: u64 = 20;
+/// Records a worker's inbox and outbox hold.
+pub const QUEUE: usize = 8192;
+/// IPVS's sync port.
+pub const DEFAULT_PORT: u16 = 8848;
+/// Peers whose sequence numbers are remembered (authenticated senders only).
+const MAX_SENDERS: usize = 64;
+
+/// `[sync]`: connection synchronisation with peer balancers (see the module
+/// documentation and docs/HA.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConf {
+    /// The cluster's sync id (ipvsadm's `--syncid`, 0..=255): messages of another id
+    /// are refused.
+    #[serde(default)]
+    pub syncid: u8,
+    /// Where to receive: address and port (`0.0.0.0:8848` receives on every
+    /// interface; a multicast group in `peers` is joined on `mcast_interface`).
+    pub listen: SocketAddr,
+    /// Where to send: unicast peers' `address:port`, or one multicast group
+    /// (`224.0.0.81:8848` is IPVS's).
+    #[serde(default)]
+    pub peers: Vec<SocketAddr>,
+    /// The interface (by its IPv4 address) multicast goes out of and is joined on
+    /// (ipvsadm's `--mcast-interface`, which names the device).
+    #[serde(default)]
+    pub mcast_interface: Option<Ipv4Addr>,
+    /// The shared secret every peer holds (at least 16 characters): messages are
+    /// authenticated with it.
+    pub key: String,
+    /// Announce this box's connections (ipvsadm `--start-daemon master`).
+    #[serde(default = "yes")]
+    pub master: bool,
+    /// Install the peers' connections (ipvsadm `--start-daemon backup`).
+    #[serde(default = "yes")]
+    pub backup: bool,
+    /// Seconds after which a connection carrying packets is announced again (its
+    /// copies never time out before it does while the timeout is longer than this).
+    #[serde(default = "default_refresh")]
+    pub refresh_s: u32,
+    /// Synced connections one worker may hold; 0: half its table.
+    #[serde(default)]
+    pub max_synced: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_refresh() -> u32 {
+    30
+}
+
+impl SyncConf {
+    /// Refuses what cannot work: the key under `[sync]` and the problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.key.chars().count() < 16 {
+            return Err(("key", "at least 16 characters (the peers' shared secret)".into()));
+        }
+        if self.master && self.peers.is_empty() {
+            return Err(("peers", "a master announces to at least one peer (or set master = false)".into()));
+        }
+        if !self.master && !self.backup {
+            return Err(("master", "neither master nor backup: leave the section out instead".into()));
+        }
+        if self.refresh_s == 0 {
+            return Err(("refresh_s", "at least 1 second".into()));
+        }
+        let groups = self.peers.iter().filter(|p| p.ip().is_multicast()).count();
+        if groups > 0 && (self.peers.len() > 1 || !self.peers[0].is_ipv4()) {
+            return Err(("peers", "one IPv4 multicast group, or unicast peers, not both".into()));
+        }
+        if groups > 0 && self.mcast_interface.is_none() {
+            return Err(("mcast_interface", "the IPv4 address of the interface the multicast group is on".into()));
+        }
+        Ok(())
+    }
+
+    /// The engine's settings for a worker whose table holds `capacity` connections.
+    pub fn engine_settings(&self, capacity: u32) -> fnat::engine::sync::SyncSettings {
+        fnat::engine::sync::SyncSettings {
+            announce: self.master,
+            refresh_ms: self.refresh_s.saturating_mul(1000),
+            max_synced: if self.max_synced == 0 { capacity / 2 } else { self.max_synced },
+        }
+    }
+}
+
+fnat::counter_set! {
+    /// What the sync thread did.
+    pub enum SyncCounter in SyncCounters {
+        MsgsSent = "sync_msgs_sent": "Sync messages sent (one per peer).",
+        RecordsSent = "sync_records_sent": "Connection records announced to the peers.",
+        SendErrors = "sync_send_errors": "Sync messages the kernel refused to send (no route, buffer full).",
+        MsgsReceived = "sync_msgs_received": "Sync messages accepted from a peer.",
+        RecordsReceived = "sync_records_received": "Connection records accepted from a peer and handed to their worker.",
+        RejectedMalformed = "sync_rejected_malformed": "Sync messages refused: too short, too long, an unknown version, or a malformed record.",
+        RejectedSyncId = "sync_rejected_syncid": "Sync messages refused: another sync id.",
+        RejectedTag = "sync_rejected_tag": "Sync messages refused: the authentication tag does not match (a stranger, or another key).",
+        RejectedReplay = "sync_rejected_replay": "Sync messages refused: a sequence number the sender already used (replayed or reordered).",
+        RejectedWorkers = "sync_rejected_workers": "Sync messages refused: the sender runs another number of workers.",
+        InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
+    }
+}
+
+/// The running sync thread; dropping it stops the thread.
+pub struct SyncThread {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Opens the socket (errors name the address) and starts the thread, which publishes
+/// its counters in [`Shared::sync`] every 100 ms.
+pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<SyncThread> {
+    conf.validate().map_err(|(k, p)| anyhow!("sync.{k}: {p}"))?;
+    let socket = open_socket(conf)?;
+    let mac = Hmac::<Sha256>::new_from_slice(conf.key.as_bytes()).map_err(|e| anyhow!("sync.key: {e}"))?;
+    let workers = shared.workers.len() as u16;
+    let mut s = Syncer {
+        conf: conf.clone(),
+        socket,
+        mac,
+        shared,
+        own: PortOwnership::new(u32::from(workers)).context("sync: worker count")?,
+        owner_seed,
+        workers,
+        sender: fnat::hash::SeededFold::random_seed() as u32,
+        sequence: 0,
+        seen: HashMap::new(),
+        out: [0; MAX_LEN],
+        pending: 0,
+        first_at: None,
+        counters: SyncCounters::default(),
+        warned_workers: false,
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let handle = std::thread::Builder::new().name("rvsd-sync".into()).spawn(move || s.run(&flag))?;
+    tracing::info!(
+        syncid = conf.syncid,
+        listen = %conf.listen,
+        peers = ?conf.peers,
+        master = conf.master,
+        backup = conf.backup,
+        "sync: running"
+    );
+    Ok(SyncThread { stop, handle: Some(handle) })
+}
+
+fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if conf.listen.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("sync: socket")?;
+    s.set_reuse_address(true)?;
+    s.bind(&conf.listen.into()).with_context(|| format!("sync.listen {}: bind", conf.listen))?;
+    if let (Some(SocketAddr::V4(group)), Some(iface)) = (conf.peers.first(), conf.mcast_interface) {
+        if group.ip().is_multicast() {
+            s.set_multicast_if_v4(&iface).with_context(|| format!("sync.mcast_interface {iface}"))?;
+            s.set_multicast_loop_v4(false)?;
+            s.set_multicast_ttl_v4(1)?;
+            if conf.backup {
+                s.join_multicast_v4(group.ip(), &iface)
+                    .with_context(|| format!("sync: join {} on {iface}", group.ip()))?;
+            }
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_millis(5)))?;
+    Ok(s.into())
+}
+
+struct Syncer {
+    conf: SyncConf,
+    socket: UdpSocket,
+    mac: Hmac<Sha256>,
+    shared: Arc<Shared>,
+    own: PortOwnership,
+    owner_seed: u64,
+    workers: u16,
+    sender: u32,
+    sequence: u32,
+    /// Per authenticated sender: the last sequence number taken.
+    seen: HashMap<u32, u32>,
+    out: [u8; MAX_LEN],
+    pending: usize,
+    first_at: Option<Instant>,
+    counters: SyncCounters,
+    warned_workers: bool,
+}
+
+impl Syncer {
+    fn run(&mut self, stop: &std::sync::atomic::AtomicBool) {
+        let mut buf = [0u8; 2048];
+        let mut published = Instant::now();
+        while !stop.load(Ordering::Relaxed) && !self.shared.stop.load(Ordering::Relaxed) {
+            self.gather();
+            if self.pending > 0 && self.first_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(FLUSH_MS)) {
+                self.flush();
+            }
+            // Waits at most the socket's read timeout (5 ms).
+            if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+                if self.conf.backup {
+                    self.receive(&buf[..n], from);
+                }
+            }
+            if published.elapsed() >= Duration::from_millis(100) {
+                if let Some(Ok(mut s)) = self.shared.sync.as_ref().map(|m| m.lock()) {
+                    *s = self.counters;
+                }
+                published = Instant::now();
+            }
+        }
+        self.flush();
+    }
+
+    /// Takes the workers' announced records into messages.
+    fn gather(&mut self) {
+        for w in 0..self.shared.workers.len() {
+            while let Some(rec) = self.shared.workers[w].sync_out.pop() {
+                let at = HEADER_LEN + self.pending * RECORD_LEN;
+                if rec.emit(&mut self.out[at..]).is_err() {
+                    continue;
+                }
+                self.pending += 1;
+                self.first_at.get_or_insert_with(Instant::now);
+                if self.pending == MAX_RECORDS {
+                    self.flush();
+                }
+            }
+        }
+    }
+
+    /// Sends the pending records as one message to every peer.
+    fn flush(&mut self) {
+        if self.pending == 0 {
+            return;
+        }
+        self.sequence = self.sequence.wrapping_add(1);
+        let h = HeaderRepr {
+            sync_id: self.conf.syncid,
+            sender: self.sender,
+            sequence: self.sequence,
+            workers: self.workers,
+        };
+        let n = self.pending;
+        let _ = h.emit(n, &mut self.out);
+        let body = HEADER_LEN + n * RECORD_LEN;
+        let mut mac = self.mac.clone();
+        mac.update(&self.out[..body]);
+        let tag = mac.finalize().into_bytes();
+        self.out[body..body + TAG_LEN].copy_from_slice(&tag[..TAG_LEN]);
+        for peer in &self.conf.peers {
+            match self.socket.send_to(&self.out[..body + TAG_LEN], peer) {
+                Ok(_) => self.counters.inc(SyncCounter::MsgsSent),
+                Err(e) => {
+                    self.counters.inc(SyncCounter::SendErrors);
+                    tracing::debug!(%peer, error = %e, "sync: send");
+                }
+            }
+        }
+        self.counters.add_n(SyncCounter::RecordsSent, n as u64);
+        self.pending = 0;
+        self.first_at = None;
+    }
+
+    /// One received datagram (see the module documentation for the checks).
+    fn receive(&mut self, data: &[u8], from: SocketAddr) {
+        let Ok(m) = Message::new_checked(data) else {
+            return self.counters.inc(SyncCounter::RejectedMalformed);
+        };
+        let h = HeaderRepr::parse(&m);
+        if h.sync_id != self.conf.syncid {
+            return self.counters.inc(SyncCounter::RejectedSyncId);
+        }
+        let mut mac = self.mac.clone();
+        mac.update(m.signed());
+        if mac.verify_truncated_left(m.tag()).is_err() {
+            tracing::debug!(%from, "sync: a message with a bad tag");
+            return self.counters.inc(SyncCounter::RejectedTag);
+        }
+        match self.seen.get(&h.sender) {
+            Some(&last) if (h.sequence.wrapping_sub(last) as i32) <= 0 => {
+                return self.counters.inc(SyncCounter::RejectedReplay);
+            }
+            None if self.seen.len() >= MAX_SENDERS => {
+                // Senders only come from key holders; a restart makes a new one.
+                self.seen.clear();
+            }
+            _ => {}
+        }
+        if h.workers != self.workers {
+            if !self.warned_workers {
+                tracing::warn!(%from, theirs = h.workers, ours = self.workers, "sync: the peer runs another number of workers; its connections are refused");
+                self.warned_workers = true;
+            }
+            return self.counters.inc(SyncCounter::RejectedWorkers);
+        }
+        let mut recs = [None; MAX_RECORDS];
+        for (i, r) in m.records().enumerate() {
+            match r {
+                Ok(r) => recs[i] = Some(r),
+                Err(_) => return self.counters.inc(SyncCounter::RejectedMalformed),
+            }
+        }
+        self.seen.insert(h.sender, h.sequence);
+        self.counters.inc(SyncCounter::MsgsReceived);
+        for rec in recs.into_iter().flatten() {
+            let w = self.owner(&rec) as usize;
+            match self.shared.workers.get(w).map(|s| s.sync_in.push(rec)) {
+                Some(Ok(())) => self.counters.inc(SyncCounter::RecordsReceived),
+                _ => self.counters.inc(SyncCounter::InboxFull),
+            }
+        }
+    }
+
+    /// The worker a record's connection lives on here: the owner of its local port
+    /// (FullNAT), or the worker its client hashes to (NAT, DR, TUN).
+    fn owner(&self, rec: &RecordRepr) -> u16 {
+        if FwdMode::from_u8(rec.fwd).uses_local_addr() {
+            self.own.owner(rec.local.1)
+        } else {
+            client_side_owner(self.owner_seed, &Addr::from(rec.client.0), rec.client.1, self.workers)
+        }
+    }
+}

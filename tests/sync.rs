@@ -1,0 +1,265 @@
+//! Issue 15's connection sync, end to end: two nodes (rvsd + rvs-agent each, see
+//! `rvs_e2e::pair`) with `[sync]` on, the VIP and the shared LIP managed by VRRP.
+//!
+//! * `master_killed_mid_download_and_idle_connections_survive`: 1,000 idle keep-alive
+//!   connections are opened through node a (master), and a 100 MB download starts; both
+//!   of a's processes are killed (`kill -9`); b takes the VIP and the LIP, and the
+//!   download completes bit-exact through b, and each idle connection completes one more
+//!   request (at least 99.9 %). Timings are printed (`-- --nocapture`).
+//! * `forged_replayed_and_flooding_sync_messages_are_refused`: from a real server's
+//!   namespace (the management LAN): garbage, a wrong sync id, a wrong key, a replay of a
+//!   captured message, and a flood of validly signed records beyond the worker's share:
+//!   each refused and counted, the table holding no more synced connections than its
+//!   share.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rvs_e2e::pair::{wait_for, Node, Pair};
+use rvs_e2e::{rs4, serial, VIP4};
+
+const KEY: &str = "rvs-e2e-sync-key-0123456789";
+const SYNC_ID: u8 = 7;
+/// The LIP both nodes' services use; VRRP moves it with the VIP.
+const LIP: &str = "198.19.0.30";
+const PORT: u16 = 8848;
+
+/// rvsd's `[sync]` for `me`, announcing to and receiving from `peer`.
+fn sync_table(me: &str, peer: &str, max_synced: u32) -> toml::Value {
+    let mut t = toml::Table::new();
+    t.insert("syncid".into(), i64::from(SYNC_ID).into());
+    t.insert("listen".into(), format!("{me}:{PORT}").into());
+    t.insert("peers".into(), toml::Value::Array(vec![format!("{peer}:{PORT}").into()]));
+    t.insert("key".into(), KEY.into());
+    t.insert("max_synced".into(), i64::from(max_synced).into());
+    toml::Value::Table(t)
+}
+
+/// The keepalived.conf: VRRPv3 every 100 ms; the VIP on the client side and the shared
+/// LIP on the server side in one instance; one FullNAT service using that LIP.
+fn agent_conf(prio: u8, real_servers: usize) -> String {
+    let mut rs = String::new();
+    for i in 1..=real_servers {
+        rs += &format!("    real_server {} 8080 {{\n        weight 1\n    }}\n", rs4(i));
+    }
+    format!(
+        "global_defs {{\n    router_id rvs-e2e-sync\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface dpdk0.kni\n    virtual_router_id 52\n    priority {prio}\n    \
+         advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {VIP4}\n        {LIP}/24 dev dpdk1\n    }}\n}}\n\n\
+         local_address_group laddr_sync {{\n    {LIP} dpdk1\n}}\n\n\
+         virtual_server {VIP4} 80 {{\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name laddr_sync\n{rs}}}\n"
+    )
+}
+
+fn stats(n: &Node) -> serde_json::Value {
+    n.rvsd_stats().expect("rvsd stats")
+}
+
+fn counter(v: &serde_json::Value, group: &str, name: &str) -> u64 {
+    v[group][name].as_u64().unwrap_or(0)
+}
+
+/// Both nodes with sync on, a master, b backup, both agents running.
+fn two_nodes(max_synced: u32, http11: bool) -> Pair {
+    let mgmt = |n: &str| if n == "a" { "198.19.0.101" } else { "198.19.0.103" };
+    let mut p = Pair::start_with(3, http11, |n| {
+        let peer = if n.name == "a" { mgmt("b") } else { mgmt("a") };
+        n.config.insert("sync".into(), sync_table(mgmt(n.name), peer, max_synced));
+    })
+    .expect("two-node topology with sync");
+    p.a.start_agent(&agent_conf(150, 3)).expect("agent a");
+    wait_for(Duration::from_secs(10), || p.a.holds(VIP4) && p.a.holds(LIP)).expect("a becomes master with VIP and LIP");
+    p.b.start_agent(&agent_conf(100, 3)).expect("agent b");
+    wait_for(Duration::from_secs(10), || p.b.vrrp_state().as_deref() == Some("Backup")).expect("b is backup");
+    assert!(!p.b.holds(VIP4) && !p.b.holds(LIP), "the backup holds neither the VIP nor the LIP");
+    wait_for(Duration::from_secs(10), || p.b.services().is_ok_and(|s| !s.is_empty()))
+        .expect("the backup has the service loaded (so it can install synced connections)");
+    p
+}
+
+/// A client in the client namespace holding `n` keep-alive connections to the VIP: each
+/// makes one request, then waits for a line on stdin and makes one more.
+const IDLE_CLIENT: &str = r#"
+import socket, sys
+vip, n = sys.argv[1], int(sys.argv[2])
+def request(s):
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        while len(body) < length:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            body += chunk
+        return head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200")
+    except OSError:
+        return False
+socks = []
+for i in range(n):
+    s = socket.create_connection((vip, 80), timeout=10)
+    socks.append(s)
+first = sum(request(s) for s in socks)
+print("first", first, flush=True)
+sys.stdin.readline()
+for s in socks:
+    s.settimeout(10)
+second = sum(request(s) for s in socks)
+print("second", second, flush=True)
+"#;
+
+#[test]
+fn master_killed_mid_download_and_idle_connections_survive() {
+    let _g = serial();
+    let mut p = two_nodes(0, true);
+    let want = p.serve_big_file().expect("100 MB on every real server");
+
+    // 1,000 idle keep-alive connections through a.
+    let mut idle = Command::new("ip")
+        .args(["netns", "exec", p.client.name(), "python3", "-c", IDLE_CLIENT, VIP4, "1000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("idle client");
+    let mut lines = BufReader::new(idle.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("first line").expect("read");
+    assert_eq!(first, "first 1000", "1,000 keep-alive connections answered through a");
+
+    // The download, slowed so the failover falls in its middle.
+    let dl = Command::new("ip")
+        .args(["netns", "exec", p.client.name(), "sh", "-c"])
+        .arg(format!("curl -sS --max-time 120 --limit-rate 12M http://{VIP4}/big.bin | sha256sum"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("download");
+    std::thread::sleep(Duration::from_secs(3));
+    let synced = counter(&stats(&p.b), "events", "sync_installed");
+    assert!(synced >= 1001, "b installed the 1,000 idle connections and the download's before the failure: {synced}");
+
+    // Node a dies: both processes, no goodbye.
+    let t0 = Instant::now();
+    p.a.kill_agent();
+    p.a.kill_rvsd();
+    let moved = wait_for(Duration::from_secs(5), || p.b.holds(VIP4) && p.b.holds(LIP)).expect("b takes VIP and LIP");
+    eprintln!("b holds the VIP and the LIP {moved:?} after a was killed");
+
+    let out = dl.wait_with_output().expect("download ends");
+    let got = String::from_utf8_lossy(&out.stdout);
+    eprintln!("download finished {:?} after the failure", t0.elapsed());
+    assert_eq!(got.split_whitespace().next(), Some(want.as_str()), "100 MB bit-exact across the failover");
+
+    idle.stdin.take().expect("stdin").write_all(b"go\n").expect("go");
+    let second = lines.next().expect("second line").expect("read");
+    let n: usize = second.strip_prefix("second ").and_then(|s| s.parse().ok()).expect("count");
+    eprintln!("idle keep-alive connections answered after the failover: {n} of 1000");
+    assert!(n >= 999, "at least 99.9 % of the idle connections survive: {n}");
+    let _ = idle.wait();
+    let s = stats(&p.b);
+    assert_eq!(counter(&s, "sync", "sync_rejected_tag"), 0, "{}", s["sync"]);
+    assert!(counter(&s, "sync", "sync_msgs_received") > 0, "{}", s["sync"]);
+}
+
+/// Sends UDP datagrams (hex, one per line on stdin) from a namespace to `to`.
+fn send_datagrams(p: &Pair, to: &str, datagrams: &[Vec<u8>]) {
+    let hex: Vec<String> = datagrams.iter().map(|d| d.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let script = format!(
+        "import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for line in sys.stdin:\n    s.sendto(bytes.fromhex(line.strip()), ('{to}', {PORT}))\n"
+    );
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", p.rs[0].name(), "python3", "-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sender");
+    c.stdin.take().expect("stdin").write_all((hex.join("\n") + "\n").as_bytes()).expect("write");
+    assert!(c.wait().expect("sender ends").success());
+}
+
+/// A sync message as a peer holding `key` would make it.
+fn message(key: &[u8], sync_id: u8, sender: u32, seq: u32, recs: &[wire::sync::RecordRepr]) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    use wire::sync::{HeaderRepr, HEADER_LEN, RECORD_LEN, TAG_LEN};
+    let mut m = vec![0u8; HEADER_LEN + recs.len() * RECORD_LEN + TAG_LEN];
+    HeaderRepr { sync_id, sender, sequence: seq, workers: 1 }.emit(recs.len(), &mut m).unwrap();
+    for (i, r) in recs.iter().enumerate() {
+        r.emit(&mut m[HEADER_LEN + i * RECORD_LEN..]).unwrap();
+    }
+    let body = m.len() - TAG_LEN;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    mac.update(&m[..body]);
+    let tag = mac.finalize().into_bytes();
+    m[body..].copy_from_slice(&tag[..TAG_LEN]);
+    m
+}
+
+fn record(cport: u16, lport: u16) -> wire::sync::RecordRepr {
+    wire::sync::RecordRepr {
+        proto: 6,
+        fwd: 0,
+        state: 1,
+        toa_done: true,
+        synack_seen: true,
+        timeout_ms: 600_000,
+        client: ("198.18.0.2".parse().unwrap(), cport),
+        virt: (VIP4.parse().unwrap(), 80),
+        local: (LIP.parse().unwrap(), lport),
+        real: (rs4(1).parse().unwrap(), 8080),
+        synproxy: None,
+        proxy: None,
+    }
+}
+
+#[test]
+fn forged_replayed_and_flooding_sync_messages_are_refused() {
+    let _g = serial();
+    const SHARE: u32 = 2000;
+    let p = two_nodes(SHARE, false);
+    let b = "198.19.0.103";
+    let sync = |what: &str| counter(&stats(&p.b), "sync", what);
+    let rec = [record(40000, 2000)];
+
+    send_datagrams(&p, b, &[vec![0u8; 7], vec![1u8; 300]]);
+    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID + 1, 1, 1, &rec)]);
+    send_datagrams(&p, b, &[message(b"not-the-cluster-key-at-all", SYNC_ID, 1, 1, &rec)]);
+    let good = message(KEY.as_bytes(), SYNC_ID, 0x5151, 1, &rec);
+    send_datagrams(&p, b, &[good.clone(), good]);
+    let counted = wait_for(Duration::from_secs(3), || {
+        sync("sync_rejected_malformed") >= 2
+            && sync("sync_rejected_syncid") >= 1
+            && sync("sync_rejected_tag") >= 1
+            && sync("sync_rejected_replay") >= 1
+    });
+    assert!(counted.is_some(), "every forgery refused and counted: {}", stats(&p.b)["sync"]);
+    assert_eq!(sync("sync_msgs_received"), 1, "only the well-signed message was taken, once");
+
+    // A key holder floods: 5,000 distinct connections, more than the worker's share.
+    let flood: Vec<Vec<u8>> = (0..5000u32)
+        .collect::<Vec<_>>()
+        .chunks(wire::sync::MAX_RECORDS)
+        .enumerate()
+        .map(|(i, c)| {
+            let recs: Vec<_> =
+                c.iter().map(|&j| record(1024 + (j % 60000) as u16, 3000 + (j % 50000) as u16)).collect();
+            message(KEY.as_bytes(), SYNC_ID, 0x5151, 2 + i as u32, &recs)
+        })
+        .collect();
+    send_datagrams(&p, b, &flood);
+    let full = wait_for(Duration::from_secs(5), || counter(&stats(&p.b), "events", "sync_refused_full") > 0);
+    let s = stats(&p.b);
+    assert!(full.is_some(), "records beyond the share are refused and counted: {}", s["events"]);
+    let live = s["conns"].as_u64().unwrap_or(0);
+    assert!(live <= u64::from(SHARE), "the backup's table holds at most its share of synced connections: {live}");
+    // And the box still serves: a is master, HTTP through the VIP works.
+    let (bodies, ok) = p.curl(30, 10);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 30, "service unaffected: {bodies}");
+}
