@@ -169,12 +169,13 @@ fn master_killed_mid_download_and_idle_connections_survive() {
     assert!(counter(&s, "sync", "sync_msgs_received") > 0, "{}", s["sync"]);
 }
 
-/// Sends UDP datagrams (hex, one per line on stdin) from a namespace to `to`.
+/// Sends UDP datagrams from real server 1's namespace (the management LAN) to `to`, one
+/// a millisecond (a bounded flood: the receiving socket's buffer is not the test).
 fn send_datagrams(p: &Pair, to: &str, datagrams: &[Vec<u8>]) {
     let hex: Vec<String> = datagrams.iter().map(|d| d.iter().map(|b| format!("{b:02x}")).collect()).collect();
     let script = format!(
-        "import socket, sys\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-         for line in sys.stdin:\n    s.sendto(bytes.fromhex(line.strip()), ('{to}', {PORT}))\n"
+        "import socket, sys, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         for line in sys.stdin:\n    s.sendto(bytes.fromhex(line.strip()), ('{to}', {PORT}))\n    time.sleep(0.001)\n"
     );
     let mut c = Command::new("ip")
         .args(["netns", "exec", p.rs[0].name(), "python3", "-c", &script])

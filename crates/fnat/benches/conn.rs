@@ -22,11 +22,13 @@ use std::time::Instant;
 use fnat::buf::{PacketBuf, VecBuf};
 use fnat::conn::{Conn, ConnKey, ConnTable, Hit, BURST};
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
+use fnat::engine::sync::SyncSettings;
 use fnat::engine::{Engine, Verdict};
 use fnat::sched::SchedKind;
 use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 use fnat::types::Proto;
 use wire::builder::PacketBuilder;
+use wire::sync::RecordRepr;
 use wire::TcpFlags;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -88,7 +90,8 @@ fn stamp_syn(d: &mut [u8], src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) {
     d[36..38].copy_from_slice(&c.to_be_bytes());
 }
 
-fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
+/// An engine for `n` connections (and room to spare) with the benchmark's service.
+fn engine(n: u32) -> (Engine, ServiceTable) {
     let mut svc = ServiceConfig::new(Proto::Tcp, VIP.into(), 80);
     svc.sched = SchedKind::Rr;
     svc.real_servers = (0..RS_COUNT)
@@ -119,6 +122,11 @@ fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
     };
     let mut e = Engine::new(&cfg, 0).unwrap();
     e.bind(&table);
+    (e, table)
+}
+
+fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
+    let (mut e, table) = engine(n);
     let syn = PacketBuilder::ipv4(Ipv4Addr::new(1, 1, 1, 1), VIP).tcp(1, 80).flags(TcpFlags::SYN).build();
     // SYNs from random clients, prepared beforehand, opened in bursts of 32.
     let mut rng = Rng(7);
@@ -226,14 +234,32 @@ fn raw_lookup(e: &Engine, pkts: &[Flow]) -> (f64, f64) {
     (burst, single)
 }
 
+/// The first ACK of each flow, in bursts (it moves the flow to ESTABLISHED, where
+/// connection sync announces it; the announced records are taken after each burst, as
+/// the worker loop does, into `sink`). Returns ns per flow.
+fn establish(e: &mut Engine, table: &ServiceTable, flows: &[Flow], sink: &mut Vec<RecordRepr>) -> f64 {
+    let tmpl = PacketBuilder::ipv4(Ipv4Addr::new(1, 1, 1, 1), VIP).tcp(1, 80).flags(TcpFlags::ACK).build();
+    let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&tmpl)).collect();
+    let l3 = [0usize; BURST];
+    let mut out = [Verdict::NotMine; BURST];
+    let t0 = Instant::now();
+    for chunk in flows.chunks(BURST) {
+        for (b, f) in bufs.iter_mut().zip(chunk) {
+            stamp(b.data_mut(), f.cip, f.cport, VIP.octets(), 80);
+        }
+        let m = chunk.len();
+        e.process_burst(table, &mut bufs[..m], &l3[..m], 1, &mut out[..m]);
+        e.take_sync(|r| {
+            sink.push(r);
+            true
+        });
+    }
+    t0.elapsed().as_nanos() as f64 / flows.len() as f64
+}
+
 fn case(n: u32) {
     let (mut e, table, flows, new_ns) = setup(n);
-    // Warm-up: the first ACK of each flow moves it to ESTABLISHED.
-    for f in &flows {
-        let mut b =
-            VecBuf::new(&PacketBuilder::ipv4(Ipv4Addr::from(f.cip), VIP).tcp(f.cport, 80).flags(TcpFlags::ACK).build());
-        e.process(&table, &mut b, 0, 1);
-    }
+    establish(&mut e, &table, &flows, &mut Vec::new());
     let pkts = draw(&flows, 99);
     let stamp_ns = run(&mut e, &table, &pkts, true, true);
     let inb = run(&mut e, &table, &pkts, true, false);
@@ -248,6 +274,43 @@ fn case(n: u32) {
     );
 }
 
+/// Connection sync's cost on the worker with the connections `n` SYNs leave open: establishing each
+/// (the first ACK, which announces it) and established bursts, with sync off and on; and
+/// a peer's engine installing every announced record.
+fn sync_case(n: u32) {
+    let mut figures = Vec::new();
+    let mut records = Vec::with_capacity(n as usize);
+    for on in [false, true] {
+        let (mut e, table, flows, _) = setup(n);
+        if on {
+            e.set_sync(Some(SyncSettings { announce: true, grace_ms: 10_000, max_synced: n }));
+        }
+        let mut sink = Vec::with_capacity(n as usize);
+        let est = establish(&mut e, &table, &flows, &mut sink);
+        assert_eq!(sink.len(), if on { flows.len() } else { 0 }, "every flow announced once, with sync on");
+        let inb = run(&mut e, &table, &draw(&flows, 99), true, false);
+        figures.push((est, inb));
+        records = sink;
+    }
+    let (mut peer, table) = engine(n);
+    peer.set_sync(Some(SyncSettings { announce: true, grace_ms: 10_000, max_synced: n }));
+    let t0 = Instant::now();
+    for r in &records {
+        let _ = black_box(peer.install_synced(&table, r, 1));
+    }
+    let install = t0.elapsed().as_nanos() as f64 / records.len() as f64;
+    assert_eq!(peer.synced_live() as usize, records.len(), "the peer installs every record");
+    let [(est_off, in_off), (est_on, in_on)] = [figures[0], figures[1]];
+    println!(
+        "{:>9} conns, sync: establish {est_off:5.1} -> {est_on:5.1} ns/conn ({:.0} k conns/s announced per worker, \
+         +{:.1} ns each) | established in {in_off:5.1} -> {in_on:5.1} ns/pkt ({:+.1} %) | peer installs {install:5.1} ns/record",
+        records.len(),
+        1e6 / est_on,
+        est_on - est_off,
+        (in_on / in_off - 1.0) * 100.0
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent: keep it quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -257,14 +320,17 @@ fn main() {
     );
     if quick {
         case(1_000);
+        sync_case(1_000);
         return;
     }
     if let Some(n) = std::env::var("RVS_BENCH_N").ok().and_then(|v| v.parse().ok()) {
         case(n);
+        sync_case(n);
         return;
     }
     case(1_000);
     case(1_000_000);
+    sync_case(1_000_000);
     if std::env::var_os("RVS_BENCH_10M").is_some() {
         case(10_000_000);
     } else {

@@ -10,13 +10,14 @@ use fnat::engine::Verdict;
 use fnat::stats::ConnEvent;
 use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
+use wire::builder::PacketBuilder;
 use wire::sync::RecordRepr;
 
-const REFRESH_MS: u32 = 10_000;
+const GRACE_MS: u32 = 10_000;
 
 fn synced_world(max_synced: u32) -> World {
     let mut w = World::new(&config(64));
-    w.engine.set_sync(Some(SyncSettings { announce: true, refresh_ms: REFRESH_MS, max_synced }));
+    w.engine.set_sync(Some(SyncSettings { announce: true, grace_ms: GRACE_MS, max_synced }));
     w
 }
 
@@ -106,22 +107,55 @@ fn an_established_connection_moves_to_the_peer_and_forwards_the_same_there() {
 }
 
 #[test]
-fn a_busy_connection_is_announced_again_after_the_refresh() {
+fn a_busy_connection_is_announced_again_when_its_timer_comes_due() {
     let mut a = synced_world(1000);
     handshake(&mut a, 40001);
     assert_eq!(announced(&mut a).len(), 1);
     let data = t4(CIP4, 40001, VIP4, 80).seq(1001).ack(5001).flags(ACK).payload(b"x").build();
-    a.now += u64::from(REFRESH_MS) - 1;
+    // Packets alone announce nothing more.
+    for _ in 0..5 {
+        a.now += 1_000;
+        a.packet(&data, 0);
+    }
+    assert!(announced(&mut a).is_empty(), "no per-packet announcements");
+    // Its timer (set at the handshake) comes due while it is still busy: refreshed, with
+    // the time it has left.
+    a.now += 60_000;
     a.packet(&data, 0);
-    assert!(announced(&mut a).is_empty(), "before the refresh");
-    a.now += 1;
-    a.packet(&data, 0);
-    assert_eq!(announced(&mut a).len(), 1, "at the refresh");
+    a.expire();
+    let recs = announced(&mut a);
+    assert_eq!(recs.len(), 1, "refreshed when its timer came due");
+    assert!(recs[0].timeout_ms > 800_000, "{}", recs[0].timeout_ms);
+    // The peer's copy outlives the original by the grace.
+    let mut b = synced_world(1000);
+    install(&mut b, &recs[0]).unwrap();
+    b.now += u64::from(recs[0].timeout_ms) + u64::from(GRACE_MS) - 1;
+    b.expire();
+    assert_eq!(b.engine.conns().len(), 1, "alive within the grace");
+    b.now += 1_000; // (the wheel's granularity)
+    b.expire();
+    assert_eq!(b.engine.conns().len(), 0, "gone after it");
     // Off: nothing is announced.
     a.engine.set_sync(None);
-    a.now += u64::from(REFRESH_MS);
-    a.packet(&data, 0);
+    a.now += 1_000;
+    a.packet(&t4(CIP4, 40001, VIP4, 80).seq(1002).ack(5001).flags(FINACK).build(), 0);
     assert!(announced(&mut a).is_empty());
+}
+
+#[test]
+fn a_udp_connection_is_announced_when_it_opens() {
+    let mut a = synced_world(1000);
+    let dns = PacketBuilder::ipv4(CIP4, VIP4).udp(5353, 53).payload(b"q").build();
+    let (v, _) = a.packet(&dns, 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    let recs = announced(&mut a);
+    assert_eq!((recs.len(), recs[0].proto, recs[0].state), (1, 17, 0));
+    let mut b = synced_world(1000);
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::New));
+    let (va, oa) = a.packet(&dns, 0);
+    let (vb, ob) = b.packet(&dns, 0);
+    assert!(matches!((va, vb), (Verdict::Forward { .. }, Verdict::Forward { .. })));
+    assert_eq!(oa, ob);
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub const FLUSH_MS: u64 = 20;
 pub const QUEUE: usize = 8192;
 /// IPVS's sync port.
 pub const DEFAULT_PORT: u16 = 8848;
+/// The socket's receive and send buffers asked for.
+const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
 const MAX_SENDERS: usize = 64;
 
@@ -74,10 +76,11 @@ pub struct SyncConf {
     /// Install the peers' connections (ipvsadm `--start-daemon backup`).
     #[serde(default = "yes")]
     pub backup: bool,
-    /// Seconds after which a connection carrying packets is announced again (its
-    /// copies never time out before it does while the timeout is longer than this).
-    #[serde(default = "default_refresh")]
-    pub refresh_s: u32,
+    /// Seconds a synced copy lives beyond the time its original had left when announced:
+    /// a busy connection is announced again when its timer comes due, and that refresh
+    /// must arrive within this grace.
+    #[serde(default = "default_grace")]
+    pub grace_s: u32,
     /// Synced connections one worker may hold; 0: half its table.
     #[serde(default)]
     pub max_synced: u32,
@@ -87,8 +90,8 @@ fn yes() -> bool {
     true
 }
 
-fn default_refresh() -> u32 {
-    30
+fn default_grace() -> u32 {
+    10
 }
 
 impl SyncConf {
@@ -103,8 +106,8 @@ impl SyncConf {
         if !self.master && !self.backup {
             return Err(("master", "neither master nor backup: leave the section out instead".into()));
         }
-        if self.refresh_s == 0 {
-            return Err(("refresh_s", "at least 1 second".into()));
+        if !(1..=3600).contains(&self.grace_s) {
+            return Err(("grace_s", "1..=3600 seconds".into()));
         }
         let groups = self.peers.iter().filter(|p| p.ip().is_multicast()).count();
         if groups > 0 && (self.peers.len() > 1 || !self.peers[0].is_ipv4()) {
@@ -120,7 +123,7 @@ impl SyncConf {
     pub fn engine_settings(&self, capacity: u32) -> fnat::engine::sync::SyncSettings {
         fnat::engine::sync::SyncSettings {
             announce: self.master,
-            refresh_ms: self.refresh_s.saturating_mul(1000),
+            grace_ms: self.grace_s * 1000,
             max_synced: if self.max_synced == 0 { capacity / 2 } else { self.max_synced },
         }
     }
@@ -201,6 +204,10 @@ fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
     let domain = if conf.listen.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).context("sync: socket")?;
     s.set_reuse_address(true)?;
+    // Bursts (a thousand connections opened at once are 72 messages): room for them
+    // (the kernel caps this at net.core.rmem_max / wmem_max).
+    let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = s.set_send_buffer_size(SOCKET_BUFFER);
     s.bind(&conf.listen.into()).with_context(|| format!("sync.listen {}: bind", conf.listen))?;
     if let (Some(SocketAddr::V4(group)), Some(iface)) = (conf.peers.first(), conf.mcast_interface) {
         if group.ip().is_multicast() {
@@ -215,6 +222,18 @@ fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
     }
     s.set_read_timeout(Some(Duration::from_millis(5)))?;
     Ok(s.into())
+}
+
+/// Completes a message whose `n` records are in place in `out`: writes the header `h`
+/// and the tag under `mac` (the key); returns the message's length.
+pub fn seal(mac: &Hmac<Sha256>, h: &HeaderRepr, n: usize, out: &mut [u8; MAX_LEN]) -> usize {
+    let _ = h.emit(n, out);
+    let body = HEADER_LEN + n * RECORD_LEN;
+    let mut mac = mac.clone();
+    mac.update(&out[..body]);
+    let tag = mac.finalize().into_bytes();
+    out[body..body + TAG_LEN].copy_from_slice(&tag[..TAG_LEN]);
+    body + TAG_LEN
 }
 
 struct Syncer {
@@ -291,14 +310,9 @@ impl Syncer {
             workers: self.workers,
         };
         let n = self.pending;
-        let _ = h.emit(n, &mut self.out);
-        let body = HEADER_LEN + n * RECORD_LEN;
-        let mut mac = self.mac.clone();
-        mac.update(&self.out[..body]);
-        let tag = mac.finalize().into_bytes();
-        self.out[body..body + TAG_LEN].copy_from_slice(&tag[..TAG_LEN]);
+        let len = seal(&self.mac, &h, n, &mut self.out);
         for peer in &self.conf.peers {
-            match self.socket.send_to(&self.out[..body + TAG_LEN], peer) {
+            match self.socket.send_to(&self.out[..len], peer) {
                 Ok(_) => self.counters.inc(SyncCounter::MsgsSent),
                 Err(e) => {
                     self.counters.inc(SyncCounter::SendErrors);

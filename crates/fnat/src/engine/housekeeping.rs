@@ -31,7 +31,6 @@ impl Engine {
         self.syn_q.remove(r.index());
         self.freed_mid_burst = true;
         if let Some(c) = self.conns.remove(r) {
-            self.sync_forget(r);
             if c.synced() {
                 self.synced_live = self.synced_live.saturating_sub(1);
             }
@@ -68,6 +67,10 @@ impl Engine {
             if e > now {
                 self.wheel.schedule(i, e);
                 rep.refiled += 1;
+                if self.sync.is_some() {
+                    // Still busy when its timer came due: the peers' copies are refreshed.
+                    self.sync_note(r, now);
+                }
             } else {
                 self.free(r);
                 rep.freed += 1;

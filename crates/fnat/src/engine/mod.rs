@@ -187,11 +187,9 @@ pub struct Engine {
     /// The SNAT rules in force (see [`crate::snat`]) and, per rule, its LIP set.
     snat: std::sync::Arc<crate::snat::SnatTable>,
     snat_sets: Vec<u32>,
-    /// Connection sync, when on (see [`sync`]): its settings, per connection slot when
-    /// it was last announced, the records announced since the worker last took them,
-    /// and how many synced connections live here.
+    /// Connection sync, when on (see [`sync`]): its settings, the records announced
+    /// since the worker last took them, and how many synced connections live here.
     sync: Option<sync::SyncSettings>,
-    sync_at: Vec<u32>,
     sync_out: Vec<wire::sync::RecordRepr>,
     synced_live: u32,
 }
@@ -245,7 +243,6 @@ impl Engine {
             snat: Default::default(),
             snat_sets: Vec::new(),
             sync: None,
-            sync_at: Vec::new(),
             sync_out: Vec::new(),
             synced_live: 0,
             pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
@@ -590,7 +587,9 @@ impl Engine {
         }
         let exp = now + self.timeout(proto, state);
         self.move_to(r, old, state, exp, now);
-        self.sync_note(r, state != old, now);
+        if state != old && self.sync.is_some() {
+            self.sync_note(r, now);
+        }
     }
 
     /// Moves connection `r` from state `old` to `state` (the SYN_RECV queue, the active
@@ -864,6 +863,9 @@ impl Engine {
         }
         self.stats.gauge(svc_id, pick.id.0, Gauge::NewInactive);
         self.wheel.schedule(r.index(), expires);
+        if t.proto == Proto::Udp && self.sync.is_some() {
+            self.sync_note(r, now);
+        }
         Ok(r)
     }
 

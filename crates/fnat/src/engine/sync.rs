@@ -2,10 +2,12 @@
 //! to its peers and when, and how it installs the connections a peer announced.
 //!
 //! A worker announces a connection (a [`RecordRepr`] in its outbox, which the worker
-//! loop hands to the sync thread) when its TCP state changes once it is established,
-//! and again every `refresh` while packets keep coming, so a peer's copy never
-//! expires before the original; a UDP connection when it opens and on the same
-//! refresh. Half-open connections are never announced (a SYN flood stays on the box it
+//! loop hands to the sync thread) when its TCP state changes once it is established (a
+//! UDP connection when it opens), and again each time its timer comes due while it
+//! still carries packets (the timer wheel refiles it: about once per timeout). The
+//! peer keeps its copy [`SyncSettings::grace_ms`] longer than the time the original had
+//! left, so that refresh arrives before the copy expires. Nothing is added per
+//! packet. Half-open connections are never announced (a SYN flood stays on the box it
 //! hits), nor SNAT connections (no service to find on the peer). Nothing on the packet
 //! path blocks or allocates: a full outbox loses the record (`sync_lost`), and the
 //! next change or refresh announces the connection again.
@@ -30,16 +32,15 @@ use crate::types::{FwdMode, Millis, Proto};
 
 /// Records a worker may hold between two turns of its loop.
 pub const OUTBOX: usize = 1024;
-/// A slot never announced.
-const NEVER: u32 = u32::MAX;
 
 /// How a worker takes part in connection synchronisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncSettings {
     /// Announce this worker's connections.
     pub announce: bool,
-    /// Announce a connection again after this long while it carries packets (ms).
-    pub refresh_ms: u32,
+    /// How much longer than the original's remaining time a synced copy lives (ms): the
+    /// original's refresh (when its timer comes due) must arrive within it.
+    pub grace_ms: u32,
     /// At most this many synced connections live in this worker (a flood of forged or
     /// replayed records cannot take the table).
     pub max_synced: u32,
@@ -82,14 +83,11 @@ fn syncable(fwd: FwdMode, proto: Proto, state: TcpState) -> bool {
 
 impl Engine {
     /// Turns synchronisation on (with these settings) or off for this worker. Sizes the
-    /// per-slot bookkeeping once (control path).
+    /// outbox once (control path).
     pub fn set_sync(&mut self, s: Option<SyncSettings>) {
         self.sync = s;
         match s {
-            Some(_) if self.sync_at.is_empty() => {
-                self.sync_at = vec![NEVER; self.conns.capacity() as usize];
-                self.sync_out = Vec::with_capacity(OUTBOX);
-            }
+            Some(_) if self.sync_out.capacity() == 0 => self.sync_out = Vec::with_capacity(OUTBOX),
             Some(_) => {}
             None => self.sync_out.clear(),
         }
@@ -110,35 +108,21 @@ impl Engine {
         }
     }
 
-    /// After a packet of connection `r` (its state may have `changed`): announces it if
-    /// it is due (see the module documentation).
-    #[inline]
-    pub(super) fn sync_note(&mut self, r: ConnRef, changed: bool, now: Millis) {
+    /// Connection `r` opened, changed state or came due while busy: announces it if this
+    /// worker announces and rvs syncs such connections.
+    #[cold]
+    pub(super) fn sync_note(&mut self, r: ConnRef, now: Millis) {
         let Some(s) = self.sync else { return };
         let c = self.conns.get(r);
         if !s.announce || !syncable(c.fwd(), c.proto(), c.state) {
             return;
         }
-        let i = r.index() as usize;
-        let last = self.sync_at[i];
-        if !changed && last != NEVER && (now as u32).wrapping_sub(last) < s.refresh_ms {
-            return;
-        }
-        self.sync_at[i] = (now as u32).min(NEVER - 1);
         if self.sync_out.len() == self.sync_out.capacity() {
             return self.stats.event(ConnEvent::SyncLost);
         }
         let rec = self.record_of(r, now);
         self.sync_out.push(rec);
         self.stats.event(ConnEvent::SyncQueued);
-    }
-
-    /// A slot was freed: its next occupant starts unannounced.
-    #[inline]
-    pub(super) fn sync_forget(&mut self, r: ConnRef) {
-        if let Some(x) = self.sync_at.get_mut(r.index() as usize) {
-            *x = NEVER;
-        }
     }
 
     /// Connection `r` as a record for the peers.
@@ -209,7 +193,8 @@ impl Engine {
             .find(|d| d.addr == rec.real.0 && (d.port == rec.real.1 || d.port == 0) && d.fwd == fwd)
             .ok_or(SyncRefusal::NoService)?;
         let (rs, svc_id) = (dest.id, s.id.0);
-        let expires = now + Millis::from(rec.timeout_ms).min(self.timeout(proto, state));
+        let sync = self.sync.ok_or(SyncRefusal::Full)?;
+        let expires = now + Millis::from(rec.timeout_ms).min(self.timeout(proto, state)) + Millis::from(sync.grace_ms);
         let kin = ConnKey::new(proto, cip, rec.client.1, vip, rec.virt.1);
         let kout = ConnKey::new(proto, rip, rec.real.1, lip, rec.local.1);
         let hit_in = self.conns.lookup(&kin).map(|h| h.conn);
@@ -227,7 +212,6 @@ impl Engine {
         if hit_out.is_some() {
             return Err(SyncRefusal::Clash);
         }
-        let sync = self.sync.ok_or(SyncRefusal::Full)?;
         if self.synced_live >= sync.max_synced || self.conns.free() == 0 {
             return Err(SyncRefusal::Full);
         }
