@@ -1284,6 +1284,32 @@ addr = "192.0.2.1/24""#,
     }
 
     #[test]
+    fn sync_is_read_and_checked() {
+        let sync =
+            "[sync]\nlisten = \"198.19.0.101:8848\"\npeers = [\"198.19.0.103:8848\"]\nkey = \"0123456789abcdef\"\n";
+        let c = Config::parse("t.toml", &format!("{MINIMAL}\n{sync}syncid = 7\n")).expect("sync");
+        let s = c.sync.expect("[sync]");
+        assert_eq!((s.syncid, s.master, s.backup, s.grace_s, s.max_synced), (7, true, true, 10, 0));
+        assert_eq!(s.engine_settings(1000).max_synced, 500, "half the table by default");
+        assert!(Config::parse("t.toml", MINIMAL).expect("minimal").sync.is_none(), "off without the section");
+        for (extra, key, what) in [
+            ("[sync]\nlisten = \"0.0.0.0:8848\"\npeers = [\"198.19.0.3:8848\"]\nkey = \"short\"\n", "sync.key", "16"),
+            ("[sync]\nlisten = \"0.0.0.0:8848\"\nkey = \"0123456789abcdef\"\n", "sync.peers", "at least one peer"),
+            (&format!("{sync}master = false\nbackup = false\n"), "sync.master", "neither"),
+            (&format!("{sync}grace_s = 0\n"), "sync.grace_s", "1..=3600"),
+            (
+                "[sync]\nlisten = \"0.0.0.0:8848\"\npeers = [\"224.0.0.81:8848\"]\nkey = \"0123456789abcdef\"\n",
+                "sync.mcast_interface",
+                "interface",
+            ),
+            (&format!("{sync}refresh = 3\n"), "refresh", "unknown"),
+        ] {
+            let p = problems(&format!("{MINIMAL}\n{extra}"));
+            assert!(p.iter().any(|e| e.contains(key) && e.contains(what)), "{key}: {p:?}");
+        }
+    }
+
+    #[test]
     fn neigh_defs_are_read_and_bounded() {
         let c = Config::parse("t.toml", MINIMAL).expect("minimal");
         assert_eq!(c.neigh_defs.reachable_ms, netstack::neigh::DEFAULT_REACHABLE_MS);

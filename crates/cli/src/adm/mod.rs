@@ -54,8 +54,14 @@ pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("-o/--ops", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
     ("--persistent-conn", "rvs lists no persistence templates; -L -c lists the connections"),
-    ("--start-daemon/--stop-daemon", "rvs has no connection sync daemon yet"),
-    ("--syncid/--mcast-*/--sync-maxlen", "rvs has no connection sync daemon yet"),
+    (
+        "--start-daemon/--stop-daemon",
+        "rvsd syncs connections itself, set up in its [sync] section (roles, syncid, peers, key: docs/HA.md)",
+    ),
+    (
+        "--syncid/--mcast-*/--sync-maxlen",
+        "rvsd syncs connections itself, set up in its [sync] section (roles, syncid, peers, key: docs/HA.md)",
+    ),
     ("--pe", "rvs has no persistence engines (persistence is by source address)"),
     ("-T/--tun-type/--tun-port/--tun-*csum", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
 ];
@@ -222,10 +228,10 @@ pub struct AdmArgs {
     /// ipvsadm's `--persistent-conn` listing (refused by name).
     #[arg(long = "persistent-conn", hide = true)]
     pub persistent_conn: bool,
-    /// ipvsadm's sync daemon commands (refused by name: no sync daemon yet).
+    /// ipvsadm's sync daemon commands (refused by name: rvsd's `[sync]` sets sync up).
     #[arg(long = "start-daemon", hide = true, value_name = "STATE")]
     pub start_daemon: Option<String>,
-    /// Refused by name (no sync daemon yet).
+    /// Refused by name (rvsd's `[sync]` sets sync up).
     #[arg(long = "stop-daemon", hide = true, value_name = "STATE")]
     pub stop_daemon: Option<String>,
     /// Refused by name (sync daemon options).

@@ -115,6 +115,16 @@ impl Control {
                 v.as_u64().unwrap_or(0),
             );
         }
+        if let Some(Ok(sync)) = self.shared.sync.as_ref().map(|m| m.lock()) {
+            for c in crate::sync::SyncCounter::ALL {
+                e.counter(
+                    "rvs_sync_events_total",
+                    "What the connection sync thread did: messages and records sent and received, and messages refused by reason.",
+                    &[("event", c.name())],
+                    sync.get(c),
+                );
+            }
+        }
     }
 
     fn service_metrics(&self, e: &mut Exposition, reports: &[crate::shared::WorkerReport]) {
