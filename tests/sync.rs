@@ -37,8 +37,9 @@ fn sync_table(me: &str, peer: &str, max_synced: u32) -> toml::Value {
 }
 
 /// The keepalived.conf: VRRPv3 every 100 ms; the VIP on the client side and the shared
-/// LIP on the server side in one instance; one FullNAT service using that LIP.
-fn agent_conf(prio: u8, real_servers: usize) -> String {
+/// LIP on the server side in one instance; one FullNAT service using that LIP, with
+/// `extra` lines in its block.
+fn agent_conf_with(prio: u8, real_servers: usize, extra: &str) -> String {
     let mut rs = String::new();
     for i in 1..=real_servers {
         rs += &format!("    real_server {} 8080 {{\n        weight 1\n    }}\n", rs4(i));
@@ -48,7 +49,7 @@ fn agent_conf(prio: u8, real_servers: usize) -> String {
          vrrp_instance VI_1 {{\n    state BACKUP\n    interface dpdk0.kni\n    virtual_router_id 52\n    priority {prio}\n    \
          advert_int 0.1\n    version 3\n    virtual_ipaddress {{\n        {VIP4}\n        {LIP}/24 dev dpdk1\n    }}\n}}\n\n\
          local_address_group laddr_sync {{\n    {LIP} dpdk1\n}}\n\n\
-         virtual_server {VIP4} 80 {{\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name laddr_sync\n{rs}}}\n"
+         virtual_server {VIP4} 80 {{\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name laddr_sync\n{extra}{rs}}}\n"
     )
 }
 
@@ -62,15 +63,20 @@ fn counter(v: &serde_json::Value, group: &str, name: &str) -> u64 {
 
 /// Both nodes with sync on, a master, b backup, both agents running.
 fn two_nodes(max_synced: u32, http11: bool) -> Pair {
+    two_nodes_with(max_synced, http11, "")
+}
+
+/// [`two_nodes`] with `extra` lines in the virtual_server block.
+fn two_nodes_with(max_synced: u32, http11: bool, extra: &str) -> Pair {
     let mgmt = |n: &str| if n == "a" { "198.19.0.101" } else { "198.19.0.103" };
     let mut p = Pair::start_with(3, http11, |n| {
         let peer = if n.name == "a" { mgmt("b") } else { mgmt("a") };
         n.config.insert("sync".into(), sync_table(mgmt(n.name), peer, max_synced));
     })
     .expect("two-node topology with sync");
-    p.a.start_agent(&agent_conf(150, 3)).expect("agent a");
+    p.a.start_agent(&agent_conf_with(150, 3, extra)).expect("agent a");
     wait_for(Duration::from_secs(10), || p.a.holds(VIP4) && p.a.holds(LIP)).expect("a becomes master with VIP and LIP");
-    p.b.start_agent(&agent_conf(100, 3)).expect("agent b");
+    p.b.start_agent(&agent_conf_with(100, 3, extra)).expect("agent b");
     wait_for(Duration::from_secs(10), || p.b.vrrp_state().as_deref() == Some("Backup")).expect("b is backup");
     assert!(!p.b.holds(VIP4) && !p.b.holds(LIP), "the backup holds neither the VIP nor the LIP");
     wait_for(Duration::from_secs(10), || p.b.services().is_ok_and(|s| !s.is_empty()))
@@ -263,4 +269,24 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
     // And the box still serves: a is master, HTTP through the VIP works.
     let (bodies, ok) = p.curl(30, 10);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 30, "service unaffected: {bodies}");
+}
+
+#[test]
+fn persistent_clients_keep_their_server_across_the_failover() {
+    let _g = serial();
+    let mut p = two_nodes_with(0, false, "    persistence_timeout 300\n");
+    let (bodies, ok) = p.curl(50, 10);
+    let before = p.tally(&bodies);
+    assert!(ok && before.iter().sum::<usize>() == 50, "50 connections through a: {before:?}");
+    let server =
+        before.iter().position(|&n| n == 50).unwrap_or_else(|| panic!("one server for the client: {before:?}"));
+    wait_for(Duration::from_secs(3), || counter(&stats(&p.b), "events", "sync_installed") >= 50)
+        .expect("b installed a's connections (and so the client's template)");
+    p.a.kill_agent();
+    p.a.kill_rvsd();
+    wait_for(Duration::from_secs(5), || p.b.holds(VIP4) && p.b.holds(LIP)).expect("b takes VIP and LIP");
+    let (bodies, ok) = p.curl(50, 10);
+    let after = p.tally(&bodies);
+    eprintln!("persistent client: {before:?} through a, {after:?} through b");
+    assert!(ok && after[server] == 50, "the client's next 50 connections meet rs{} through b: {after:?}", server + 1);
 }

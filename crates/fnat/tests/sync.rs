@@ -212,6 +212,14 @@ fn refusals_leave_the_table_alone() {
     assert_eq!(refused(&mut b, other), Err(SyncRefusal::Full));
     assert_eq!(b.engine.stats().events(ConnEvent::SyncRefusedFull), 1);
 
+    // An older synced copy in the way (the peer reused the client's port towards another
+    // local port) gives way to the newer record.
+    let mut reused = good;
+    reused.local.1 = good.local.1.wrapping_add(7);
+    assert_eq!(refused(&mut b, reused), Ok(Installed::New));
+    assert_eq!(b.engine.synced_live(), 1);
+    assert_eq!(b.engine.list(0, 8, b.now).0[0].local.port(), reused.local.1);
+
     // A connection of this box is never replaced by a peer's.
     let mut c = synced_world(1000);
     handshake(&mut c, 40002);

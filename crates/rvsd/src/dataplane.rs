@@ -326,11 +326,13 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     // Declared after everything the workers use, so an error from here on stops them
     // first.
     let mut workers = Workers { shared: Arc::clone(&shared), handles: Vec::new() };
-    // One seed for every worker: they must agree on which owns a NAT client.
-    let owner_seed = fnat::hash::SeededFold::random_seed();
+    // One seed for every worker: they must agree on which owns a NAT client (and, with
+    // connection sync, every peer too).
+    let owner_seed = crate::sync::owner_seed(cfg.sync.as_ref());
+    let port_seed = fnat::hash::SeededFold::random_seed();
     for (i, &lcore) in cfg.workers.lcores.iter().enumerate() {
         let id = i as u16;
-        let ec = EngineConfig { owner_seed, ..engine_config(&cfg, id, n as u32) };
+        let ec = EngineConfig { owner_seed, port_seed, ..engine_config(&cfg, id, n as u32) };
         let engine = Engine::new(&ec, clock.now_ms()).context("worker core")?;
         let mut engine = engine;
         engine.bind(&shared.current().services);

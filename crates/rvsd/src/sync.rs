@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use fnat::conn::Addr;
-use fnat::engine::modes::client_side_owner;
+use fnat::engine::modes::{client_side_owner, ClientOwner};
+use fnat::persist::mask_addr;
 use fnat::sapool::PortOwnership;
 use fnat::types::FwdMode;
 use hmac::{Hmac, Mac};
@@ -40,8 +41,22 @@ use crate::shared::Shared;
 pub const FLUSH_MS: u64 = 20;
 /// Records a worker's inbox and outbox hold.
 pub const QUEUE: usize = 8192;
-/// IPVS's sync port.
-pub const DEFAULT_PORT: u16 = 8848;
+/// The seed of the workers' client hash (which worker a NAT, DR or persistent client
+/// belongs to): with `[sync]`, derived from the cluster's key so that every peer places
+/// a client on the same worker (and an outsider, without the key, still cannot aim at
+/// one); else random.
+pub fn owner_seed(conf: Option<&SyncConf>) -> u64 {
+    match conf {
+        Some(c) => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(c.key.as_bytes()).expect("HMAC takes any key length");
+            mac.update(b"rvs worker owner seed");
+            let d = mac.finalize().into_bytes();
+            u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+        }
+        None => fnat::hash::SeededFold::random_seed(),
+    }
+}
+
 /// The socket's receive and send buffers asked for.
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
@@ -133,7 +148,7 @@ fnat::counter_set! {
     /// What the sync thread did.
     pub enum SyncCounter in SyncCounters {
         MsgsSent = "sync_msgs_sent": "Sync messages sent (one per peer).",
-        RecordsSent = "sync_records_sent": "Connection records announced to the peers.",
+        RecordsSent = "sync_records_sent": "Connection records announced to the peers (in messages at least one peer was sent).",
         SendErrors = "sync_send_errors": "Sync messages the kernel refused to send (no route, buffer full).",
         MsgsReceived = "sync_msgs_received": "Sync messages accepted from a peer.",
         RecordsReceived = "sync_records_received": "Connection records accepted from a peer and handed to their worker.",
@@ -311,16 +326,22 @@ impl Syncer {
         };
         let n = self.pending;
         let len = seal(&self.mac, &h, n, &mut self.out);
+        let mut sent = false;
         for peer in &self.conf.peers {
             match self.socket.send_to(&self.out[..len], peer) {
-                Ok(_) => self.counters.inc(SyncCounter::MsgsSent),
+                Ok(_) => {
+                    self.counters.inc(SyncCounter::MsgsSent);
+                    sent = true;
+                }
                 Err(e) => {
                     self.counters.inc(SyncCounter::SendErrors);
                     tracing::debug!(%peer, error = %e, "sync: send");
                 }
             }
         }
-        self.counters.add_n(SyncCounter::RecordsSent, n as u64);
+        if sent {
+            self.counters.add_n(SyncCounter::RecordsSent, n as u64);
+        }
         self.pending = 0;
         self.first_at = None;
     }
@@ -375,13 +396,23 @@ impl Syncer {
         }
     }
 
-    /// The worker a record's connection lives on here: the owner of its local port
-    /// (FullNAT), or the worker its client hashes to (NAT, DR, TUN).
+    /// The worker a record's connection lives on here, by the engine's own rule
+    /// ([`ClientOwner`], with the same seed as the peer's, see [`owner_seed`]): where its
+    /// client hashes to (NAT: address and port; persistence: masked address), else the
+    /// owner of its local port (FullNAT), else (DR, TUN) where its client hashes to,
+    /// RSS deciding on the peer as here.
     fn owner(&self, rec: &RecordRepr) -> u16 {
-        if FwdMode::from_u8(rec.fwd).uses_local_addr() {
-            self.own.owner(rec.local.1)
-        } else {
-            client_side_owner(self.owner_seed, &Addr::from(rec.client.0), rec.client.1, self.workers)
+        let snap = self.shared.current();
+        let rule = fnat::types::Proto::from_number(rec.proto)
+            .and_then(|p| snap.services.lookup(p, rec.virt.0, rec.virt.1))
+            .map_or(ClientOwner::Any, |i| ClientOwner::of(snap.services.service(i)));
+        let (cip, cport) = (Addr::from(rec.client.0), rec.client.1);
+        match rule {
+            ClientOwner::Masked(v4, v6) => {
+                client_side_owner(self.owner_seed, &Addr::from(mask_addr(rec.client.0, v4, v6)), 0, self.workers)
+            }
+            ClientOwner::Any if FwdMode::from_u8(rec.fwd).uses_local_addr() => self.own.owner(rec.local.1),
+            ClientOwner::Port | ClientOwner::Any => client_side_owner(self.owner_seed, &cip, cport, self.workers),
         }
     }
 }

@@ -115,11 +115,17 @@ pub struct EngineConfig {
     pub hash_seed: Option<u64>,
     /// The seed of the hash that gives a NAT connection its worker (by the client's
     /// address and port; see `engine::modes`). Every worker of a process must have the
-    /// same one; rvsd draws it at random at start
-    /// ([`crate::hash::SeededFold::random_seed`]). It also offsets where the local
-    /// ports of each LIP start ([`crate::sapool::SaPool::set_start`]).
+    /// same one (and, with connection sync, every peer: rvsd derives it from the sync
+    /// key); otherwise rvsd draws it at random at start
+    /// ([`crate::hash::SeededFold::random_seed`]).
     #[serde(default)]
     pub owner_seed: u64,
+    /// Offsets where the local ports of each LIP start
+    /// ([`crate::sapool::SaPool::set_start`]): rvsd draws it at random per process, so a
+    /// restarted rvsd does not reuse its predecessor's ports first (the real servers
+    /// may hold them in TIME_WAIT).
+    #[serde(default)]
+    pub port_seed: u64,
     /// The SYN proxy's settings (rvsd's `[synproxy]`).
     #[serde(default)]
     pub synproxy: crate::synproxy::SynProxyConfig,
@@ -162,6 +168,7 @@ impl Default for EngineConfig {
             persist_capacity: default_persist(),
             hash_seed: None,
             owner_seed: 0,
+            port_seed: 0,
             synproxy: crate::synproxy::SynProxyConfig::default(),
         }
     }

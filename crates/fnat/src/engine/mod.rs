@@ -206,7 +206,7 @@ impl Engine {
         let conns = ConnTable::new(cfg.conn_capacity, hasher)?;
         let own = PortOwnership::new(cfg.workers)?;
         let mut pools = SaPool::new(own, cfg.worker, cfg.port_range, cfg.port_probes)?;
-        pools.set_start(cfg.owner_seed);
+        pools.set_start(cfg.port_seed);
         let mut set_keys = Vec::with_capacity(cfg.local_addrs.len());
         let mut default_set = NO_SET;
         for s in &cfg.local_addrs {

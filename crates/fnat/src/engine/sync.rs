@@ -16,9 +16,10 @@
 //! chooses it, see [`crate::sapool::PortOwnership`]) with the timeout the sender had
 //! left, marked as synced ([`crate::conn::Conn::synced`]): it takes part in scheduling
 //! counts and the active/inactive gauges like a connection of this box, but is not
-//! counted as a new connection. A later record for the same connection updates its state
-//! and expiry; one that would take the place of a connection of this box, or exceed the
-//! worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
+//! counted as a new connection; on a persistent service the client's template points to
+//! its server from then on. A later record for the same connection updates its state
+//! and expiry, or replaces an older synced copy in its way; one that would take the
+//! place of a connection of this box, or exceed the worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
 //! counted.
 
 use wire::sync::{ProxyFields, RecordRepr, SynProxyFields};
@@ -199,18 +200,25 @@ impl Engine {
         let kout = ConnKey::new(proto, rip, rec.real.1, lip, rec.local.1);
         let hit_in = self.conns.lookup(&kin).map(|h| h.conn);
         let hit_out = self.conns.lookup(&kout).map(|h| h.conn);
-        if let Some(r) = hit_in {
+        if let Some(r) = hit_in.filter(|r| hit_out == Some(*r)) {
             let c = self.conns.get(r);
-            if hit_out != Some(r) || !c.synced() || c.rs != rs.0 {
-                return Err(SyncRefusal::Clash);
+            if c.synced() && c.rs == rs.0 {
+                let old = c.state;
+                self.move_to(r, old, state, expires, now);
+                self.sync_flags(r, rec);
+                self.sched.learn_template(table, svc, rec.client.0, rs, now);
+                return Ok(Installed::Updated);
             }
-            let old = c.state;
-            self.move_to(r, old, state, expires, now);
-            self.sync_flags(r, rec);
-            return Ok(Installed::Updated);
         }
-        if hit_out.is_some() {
+        // Something else holds one of its keys: a connection of this box is never
+        // replaced; an older synced copy (the peer reused the client's port, or a local
+        // port, before the copy expired here) gives way to the peer's newer word.
+        let old: [Option<ConnRef>; 2] = [hit_in, hit_out.filter(|o| hit_in != Some(*o))];
+        if old.iter().flatten().any(|r| !self.conns.get(*r).synced()) {
             return Err(SyncRefusal::Clash);
+        }
+        for r in old.into_iter().flatten() {
+            self.free(r);
         }
         if self.synced_live >= sync.max_synced || self.conns.free() == 0 {
             return Err(SyncRefusal::Full);
@@ -250,6 +258,7 @@ impl Engine {
         self.stats.gauge(svc_id, rs.0, Gauge::Synced { active });
         self.sync_flags(r, rec);
         self.wheel.schedule(r.index(), expires);
+        self.sched.learn_template(table, svc, rec.client.0, rs, now);
         Ok(Installed::New)
     }
 

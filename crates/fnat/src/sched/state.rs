@@ -312,6 +312,19 @@ impl SchedState {
         Ok(Pick { id: d.id, addr: d.addr, port: d.port, fwd: d.fwd })
     }
 
+    /// A peer's connection to `rs` was installed here (connection sync): on a persistent
+    /// service, the client's template points to `rs` from now on, as on the peer, so
+    /// the client's next connections meet the same server after a failover. A full
+    /// table keeps its templates (counted as `persist_full`).
+    pub fn learn_template(&mut self, table: &ServiceTable, svc: SvcIdx, client: IpAddr, rs: RsId, now: Millis) {
+        let Some(p) = table.get(svc).and_then(|s| s.config.persistence.map(|p| (s.id, p))) else { return };
+        let (id, p) = p;
+        let key = PersistKey { svc: id, client: p.mask(client) };
+        if self.persist.insert(key, rs, now.saturating_add(p.timeout_ms())).is_err() {
+            self.stats.persist_full += 1;
+        }
+    }
+
     fn slot(&mut self, rs: RsId) -> Option<&mut DestCounters> {
         let &s = self.by_id.get(&rs)?;
         self.counters.get_mut(s as usize)

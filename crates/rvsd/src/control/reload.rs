@@ -3,7 +3,8 @@
 //! servers, local addresses, addresses, routes, timeouts, SNAT rules and the global deny set.
 //! Connections that stay valid keep flowing. A file that does not load, or that changes
 //! what only a restart can (EAL, workers, ports, pools, the control socket, steering,
-//! the SYN proxy's and neighbours' settings, static neighbours), changes nothing: the
+//! the SYN proxy's and neighbours' settings, static neighbours, metrics, connection
+//! sync), changes nothing: the
 //! log says why, naming the keys, and rvsd runs on.
 
 use std::path::PathBuf;
@@ -41,6 +42,7 @@ pub fn fixed_changes(a: &Config, b: &Config) -> Vec<&'static str> {
         ("neigh_defs", same(&a.neigh_defs, &b.neigh_defs)),
         ("neigh", same(&a.neighs, &b.neighs)),
         ("metrics", same(&a.metrics, &b.metrics)),
+        ("sync", same(&a.sync, &b.sync)),
     ];
     sections.into_iter().filter(|(_, same)| !same).map(|(k, _)| k).collect()
 }
