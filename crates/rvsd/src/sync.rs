@@ -11,10 +11,11 @@
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),
 //! the sequence (a replayed or reordered message of a known sender is refused), the
-//! sender's worker count (connections live on the worker owning their local port,
-//! which depends on it: peers must run the same number of workers). Each record then
-//! goes to the worker that owns it, whose engine installs it
-//! ([`fnat::engine::sync`]); a full inbox drops it (counted). The engine bounds how many
+//! sender's worker count (which worker holds a connection depends on it: peers must run
+//! the same number of workers). Each record then goes to the worker that would hold
+//! the connection here (the engine's own rule, with a worker seed every peer derives
+//! from the key: [`owner_seed`]), whose engine installs it ([`fnat::engine::sync`]); a
+//! full inbox drops it (counted). The engine bounds how many
 //! synced connections a worker holds, so a peer that floods (or a key that leaked)
 //! cannot take the table.
 

@@ -416,7 +416,6 @@ impl Worker {
         self.node.release_resolved(&net, &mut self.io);
     }
 
-    /// Answers the control thread.
     /// Connection sync: the connections this worker announced go to the sync thread;
     /// some of those peers announced are installed.
     fn sync(&mut self, now: u64) {
@@ -429,6 +428,7 @@ impl Worker {
         }
     }
 
+    /// Answers the control thread.
     fn commands(&mut self) {
         let slot = &self.shared.workers[self.id as usize];
         while let Some(cmd) = slot.commands.pop() {

@@ -12,14 +12,16 @@
 //! path blocks or allocates: a full outbox loses the record (`sync_lost`), and the
 //! next change or refresh announces the connection again.
 //!
-//! A peer's record is installed in the worker that owns its local port (the sync thread
-//! chooses it, see [`crate::sapool::PortOwnership`]) with the timeout the sender had
-//! left, marked as synced ([`crate::conn::Conn::synced`]): it takes part in scheduling
-//! counts and the active/inactive gauges like a connection of this box, but is not
-//! counted as a new connection; on a persistent service the client's template points to
-//! its server from then on. A later record for the same connection updates its state
-//! and expiry, or replaces an older synced copy in its way; one that would take the
-//! place of a connection of this box, or exceed the worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
+//! A peer's record is installed in the worker that would own the connection here (the
+//! sync thread chooses it by the engine's rule: the client's hash for NAT and
+//! persistence, else the local port's owner, see [`super::modes::ClientOwner`]) with
+//! the timeout the sender had left, marked as synced ([`crate::conn::Conn::synced`]):
+//! it takes part in scheduling counts and the active/inactive gauges like a connection
+//! of this box, but is not counted as a new connection; on a persistent service the
+//! client's template points to its server from then on. A later record for the same
+//! connection updates its state and expiry, or replaces an older synced copy in its
+//! way; one that would take the place of a connection of this box, or exceed the
+//! worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
 //! counted.
 
 use wire::sync::{ProxyFields, RecordRepr, SynProxyFields};
