@@ -5,7 +5,9 @@
 //!   connections are opened through node a (master), and a 100 MB download starts; both
 //!   of a's processes are killed (`kill -9`); b takes the VIP and the LIP, and the
 //!   download completes bit-exact through b, and each idle connection completes one more
-//!   request (at least 99.9 %). Timings are printed (`-- --nocapture`).
+//!   request (at least 99.9 %). Then a comes back empty: its hello makes b announce its
+//!   whole table, a's agent preempts, and the idle connections answer once more
+//!   through a. Timings are printed (`-- --nocapture`).
 //! * `forged_replayed_and_flooding_sync_messages_are_refused`: from a real server's
 //!   namespace (the management LAN): garbage, a wrong sync id, a wrong key, a replay of a
 //!   captured message, and a flood of validly signed records beyond the worker's share:
@@ -85,7 +87,8 @@ fn two_nodes_with(max_synced: u32, http11: bool, extra: &str) -> Pair {
 }
 
 /// A client in the client namespace holding `n` keep-alive connections to the VIP: each
-/// makes one request, then waits for a line on stdin and makes one more.
+/// makes one request, and one more for every line on stdin; after each round the
+/// script prints `round OK` (how many were answered).
 const IDLE_CLIENT: &str = r#"
 import socket, sys
 vip, n = sys.argv[1], int(sys.argv[2])
@@ -115,13 +118,9 @@ socks = []
 for i in range(n):
     s = socket.create_connection((vip, 80), timeout=10)
     socks.append(s)
-first = sum(request(s) for s in socks)
-print("first", first, flush=True)
-sys.stdin.readline()
-for s in socks:
-    s.settimeout(10)
-second = sum(request(s) for s in socks)
-print("second", second, flush=True)
+print("round", sum(request(s) for s in socks), flush=True)
+for line in sys.stdin:
+    print("round", sum(request(s) for s in socks), flush=True)
 "#;
 
 #[test]
@@ -138,8 +137,14 @@ fn master_killed_mid_download_and_idle_connections_survive() {
         .spawn()
         .expect("idle client");
     let mut lines = BufReader::new(idle.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("first line").expect("read");
-    assert_eq!(first, "first 1000", "1,000 keep-alive connections answered through a");
+    let mut round = move |idle: &mut std::process::Child, go: bool| -> usize {
+        if go {
+            idle.stdin.as_mut().expect("stdin").write_all(b"go\n").expect("go");
+        }
+        let line = lines.next().expect("a round's line").expect("read");
+        line.strip_prefix("round ").and_then(|n| n.parse().ok()).expect("round OK")
+    };
+    assert_eq!(round(&mut idle, false), 1000, "1,000 keep-alive connections answered through a");
 
     // The download, slowed so the failover falls in its middle.
     let dl = Command::new("ip")
@@ -164,15 +169,33 @@ fn master_killed_mid_download_and_idle_connections_survive() {
     eprintln!("download finished {:?} after the failure", t0.elapsed());
     assert_eq!(got.split_whitespace().next(), Some(want.as_str()), "100 MB bit-exact across the failover");
 
-    idle.stdin.take().expect("stdin").write_all(b"go\n").expect("go");
-    let second = lines.next().expect("second line").expect("read");
-    let n: usize = second.strip_prefix("second ").and_then(|s| s.parse().ok()).expect("count");
+    let n = round(&mut idle, true);
     eprintln!("idle keep-alive connections answered after the failover: {n} of 1000");
     assert!(n >= 999, "at least 99.9 % of the idle connections survive: {n}");
-    let _ = idle.wait();
     let s = stats(&p.b);
     assert_eq!(counter(&s, "sync", "sync_rejected_tag"), 0, "{}", s["sync"]);
     assert!(counter(&s, "sync", "sync_msgs_received") > 0, "{}", s["sync"]);
+
+    // Failback: a comes back empty; once its agent has loaded the services, its hello
+    // makes b announce its whole table; then a's agent (the higher priority) takes the
+    // addresses back, after a preempt_delay as an operator would set.
+    p.a.start_rvsd().expect("a's rvsd again");
+    let t1 = Instant::now();
+    let conf = agent_conf_with(150, 3, "").replace("    priority 150\n", "    priority 150\n    preempt_delay 3\n");
+    p.a.start_agent(&conf).expect("agent a again");
+    let learned = wait_for(Duration::from_secs(10), || counter(&stats(&p.a), "events", "sync_installed") >= 1000)
+        .unwrap_or_else(|| panic!("a learns b's table: {}", stats(&p.a)["events"]));
+    eprintln!("a's new rvsd installed b's connections {learned:?} after the agent started");
+    assert!(!p.a.holds(VIP4), "a learned b's table before taking the VIP back");
+    assert!(counter(&stats(&p.b), "sync", "sync_resyncs") >= 2, "b walked its table for a's new rvsd");
+    wait_for(Duration::from_secs(10), || p.a.holds(VIP4) && p.a.holds(LIP) && !p.b.holds(VIP4))
+        .expect("a preempts: VIP and LIP back on a");
+    eprintln!("a holds the VIP again {:?} after its rvsd restarted", t1.elapsed());
+    let n = round(&mut idle, true);
+    eprintln!("idle keep-alive connections answered after the failback: {n} of 1000");
+    assert!(n >= 999, "at least 99.9 % of the idle connections survive the failback too: {n}");
+    drop(idle.stdin.take());
+    let _ = idle.wait();
 }
 
 /// Sends UDP datagrams from real server 1's namespace (the management LAN) to `to`, one
@@ -235,6 +258,8 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
     let sync = |what: &str| counter(&stats(&p.b), "sync", what);
     let rec = [record(40000, 2000)];
 
+    // (a says hello every 2 s: messages without records; a has no connections yet.)
+    let records0 = sync("sync_records_received");
     send_datagrams(&p, b, &[vec![0u8; 7], vec![1u8; 300]]);
     send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID + 1, 1, 1, &rec)]);
     send_datagrams(&p, b, &[message(b"not-the-cluster-key-at-all", SYNC_ID, 1, 1, &rec)]);
@@ -247,7 +272,7 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
             && sync("sync_rejected_replay") >= 1
     });
     assert!(counted.is_some(), "every forgery refused and counted: {}", stats(&p.b)["sync"]);
-    assert_eq!(sync("sync_msgs_received"), 1, "only the well-signed message was taken, once");
+    assert_eq!(sync("sync_records_received"), records0 + 1, "only the well-signed message was taken, once");
 
     // A key holder floods: 5,000 distinct connections, more than the worker's share.
     let flood: Vec<Vec<u8>> = (0..5000u32)

@@ -235,3 +235,29 @@ fn refusals_leave_the_table_alone() {
     assert!(!c.engine.list(0, 8, c.now).0[0].synced);
     assert_eq!(Proto::from_number(good.proto), Some(Proto::Tcp));
 }
+
+#[test]
+fn a_walk_announces_the_whole_table_in_slices() {
+    let mut a = synced_world(1000);
+    for i in 0..10 {
+        handshake(&mut a, 42000 + i);
+    }
+    // A half-open one is left out.
+    a.packet(&t4(CIP4, 42999, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert_eq!(announced(&mut a).len(), 10);
+    let (mut cursor, mut walked, mut turns) = (Some(0), 0, 0);
+    while let Some(c) = cursor {
+        cursor = a.engine.sync_walk(c, 4, a.now);
+        walked += announced(&mut a).len();
+        turns += 1;
+    }
+    assert_eq!((walked, turns), (10, 3), "10 established connections, 4 a turn (the half-open one skipped)");
+    let mut b = synced_world(1000);
+    let mut recs = Vec::new();
+    a.engine.sync_walk(0, 100, a.now);
+    recs.extend(announced(&mut a));
+    for r in &recs {
+        assert_eq!(install(&mut b, r), Ok(Installed::New));
+    }
+    assert_eq!(b.engine.synced_live(), 10);
+}

@@ -222,6 +222,9 @@ pub struct Shared {
     pub neigh_seen: ArrayQueue<NeighSeen>,
     /// Whether connection sync runs (`[sync]`), and the sync thread's latest counters.
     pub sync: Option<std::sync::Mutex<crate::sync::SyncCounters>>,
+    /// Raised by the sync thread when a peer starts: each worker then announces its
+    /// whole table (once per raise).
+    pub resync: AtomicU64,
 }
 
 impl Shared {
@@ -245,6 +248,7 @@ impl Shared {
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
             sync: sync.then(Default::default),
+            resync: AtomicU64::new(0),
         }
     }
 

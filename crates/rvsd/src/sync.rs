@@ -6,7 +6,11 @@
 //! random id and a sequence number, an HMAC-SHA-256 tag cut to 16 bytes under the
 //! cluster's key) and sends each to every peer (unicast addresses, or a multicast
 //! group on an interface, as IPVS's sync daemon does). A partial message leaves after
-//! [`FLUSH_MS`] at most.
+//! [`FLUSH_MS`] at most. Every [`HELLO_MS`] it says hello (a message without records),
+//! the first time once this box has services to install connections in; a master that
+//! hears a sender's first hello (a peer that started, or restarted with an empty table)
+//! has every worker announce its whole table ([`fnat::engine::Engine::sync_walk`]), so
+//! failing back loses nothing.
 //!
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),
@@ -38,6 +42,14 @@ use wire::sync::{HeaderRepr, Message, RecordRepr, HEADER_LEN, MAX_LEN, MAX_RECOR
 
 use crate::shared::Shared;
 
+/// How often the thread says hello (a message without records): a peer that hears a
+/// new sender announces its whole table to it.
+pub const HELLO_MS: u64 = 2000;
+/// The longest the first hello waits for this box's services (see [`Syncer::run`]).
+const FIRST_HELLO_WAIT: Duration = Duration::from_secs(10);
+/// The least time between two walks of the tables for peers that started (one walk
+/// serves every peer that appeared before it).
+pub const RESYNC_MIN_MS: u64 = 1000;
 /// The longest a record waits for others to fill its message.
 pub const FLUSH_MS: u64 = 20;
 /// Records a worker's inbox and outbox hold.
@@ -159,6 +171,7 @@ fnat::counter_set! {
         RejectedReplay = "sync_rejected_replay": "Sync messages refused: a sequence number the sender already used (replayed or reordered).",
         RejectedWorkers = "sync_rejected_workers": "Sync messages refused: the sender runs another number of workers.",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
+        Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first message, a hello): every connection announced again (at most one a second).",
     }
 }
 
@@ -200,6 +213,8 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         first_at: None,
         counters: SyncCounters::default(),
         warned_workers: false,
+        resync_due: None,
+        last_resync: Instant::now().checked_sub(Duration::from_millis(RESYNC_MIN_MS)).unwrap_or_else(Instant::now),
     };
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -262,20 +277,40 @@ struct Syncer {
     workers: u16,
     sender: u32,
     sequence: u32,
-    /// Per authenticated sender: the last sequence number taken.
-    seen: HashMap<u32, u32>,
+    /// Per authenticated sender: the last sequence number taken, and whether it said
+    /// hello yet.
+    seen: HashMap<u32, (u32, bool)>,
     out: [u8; MAX_LEN],
     pending: usize,
     first_at: Option<Instant>,
     counters: SyncCounters,
     warned_workers: bool,
+    /// When the workers walk their tables next for a peer that started, and when they
+    /// last did (at most one walk a [`RESYNC_MIN_MS`]: a key holder that keeps changing
+    /// its sender id cannot keep them walking).
+    resync_due: Option<Instant>,
+    last_resync: Instant,
 }
 
 impl Syncer {
     fn run(&mut self, stop: &std::sync::atomic::AtomicBool) {
         let mut buf = [0u8; 2048];
         let mut published = Instant::now();
+        let (started, mut hello_at) = (Instant::now(), Instant::now());
         while !stop.load(Ordering::Relaxed) && !self.shared.stop.load(Ordering::Relaxed) {
+            // The first hello waits for this box's services (a peer's table would find none
+            // to go in), at most FIRST_HELLO_WAIT.
+            let ready = || !self.shared.current().services.is_empty() || started.elapsed() >= FIRST_HELLO_WAIT;
+            if hello_at <= Instant::now() && self.pending == 0 && !self.conf.peers.is_empty() && ready() {
+                self.send(0);
+                hello_at = Instant::now() + Duration::from_millis(HELLO_MS);
+            }
+            if self.resync_due.is_some_and(|t| t <= Instant::now()) {
+                self.resync_due = None;
+                self.last_resync = Instant::now();
+                self.shared.resync.fetch_add(1, Ordering::Relaxed);
+                self.counters.inc(SyncCounter::Resyncs);
+            }
             self.gather();
             if self.pending > 0 && self.first_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(FLUSH_MS)) {
                 self.flush();
@@ -318,6 +353,13 @@ impl Syncer {
         if self.pending == 0 {
             return;
         }
+        self.send(self.pending);
+        self.pending = 0;
+        self.first_at = None;
+    }
+
+    /// Sends the `n` records in place (none: a hello) as one message to every peer.
+    fn send(&mut self, n: usize) {
         self.sequence = self.sequence.wrapping_add(1);
         let h = HeaderRepr {
             sync_id: self.conf.syncid,
@@ -325,7 +367,6 @@ impl Syncer {
             sequence: self.sequence,
             workers: self.workers,
         };
-        let n = self.pending;
         let len = seal(&self.mac, &h, n, &mut self.out);
         let mut sent = false;
         for peer in &self.conf.peers {
@@ -343,8 +384,6 @@ impl Syncer {
         if sent {
             self.counters.add_n(SyncCounter::RecordsSent, n as u64);
         }
-        self.pending = 0;
-        self.first_at = None;
     }
 
     /// One received datagram (see the module documentation for the checks).
@@ -363,7 +402,7 @@ impl Syncer {
             return self.counters.inc(SyncCounter::RejectedTag);
         }
         match self.seen.get(&h.sender) {
-            Some(&last) if (h.sequence.wrapping_sub(last) as i32) <= 0 => {
+            Some(&(last, _)) if (h.sequence.wrapping_sub(last) as i32) <= 0 => {
                 return self.counters.inc(SyncCounter::RejectedReplay);
             }
             None if self.seen.len() >= MAX_SENDERS => {
@@ -386,8 +425,15 @@ impl Syncer {
                 Err(_) => return self.counters.inc(SyncCounter::RejectedMalformed),
             }
         }
-        self.seen.insert(h.sender, h.sequence);
+        let hello = m.count() == 0;
+        let greeted = self.seen.get(&h.sender).is_some_and(|&(_, g)| g);
+        self.seen.insert(h.sender, (h.sequence, greeted || hello));
         self.counters.inc(SyncCounter::MsgsReceived);
+        if hello && !greeted && self.conf.master {
+            // A peer's first hello (it started and has its services): the whole table.
+            tracing::info!(%from, "sync: a peer started; announcing every connection to it");
+            self.resync_due.get_or_insert(self.last_resync + Duration::from_millis(RESYNC_MIN_MS));
+        }
         for rec in recs.into_iter().flatten() {
             let w = self.owner(&rec) as usize;
             match self.shared.workers.get(w).map(|s| s.sync_in.push(rec)) {

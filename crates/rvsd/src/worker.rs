@@ -28,6 +28,9 @@ use crate::shared::{Command, Exhaustion, NeighSeen, PortView, Reply, Shared, Sna
 const EXPIRE_BUDGET: u32 = 256;
 /// Synced connections a worker installs per loop at most (the rest wait in its inbox).
 const SYNC_INSTALL_BUDGET: usize = 64;
+/// Connections a worker announces per loop while it walks its table for a peer that
+/// started (at most what the sync queue has room for).
+const SYNC_WALK_BUDGET: usize = 256;
 
 /// What a worker is made of; built by the dataplane on the main lcore.
 pub struct WorkerParts {
@@ -153,6 +156,10 @@ pub struct Worker {
     verdicts: [Verdict; dpdk::BURST_SIZE],
     /// When the `worker_stall` failpoint stops this worker (see [`stall_at`]).
     stall_at: Option<u64>,
+    /// The sync thread's resync count this worker has acted on, and where its walk of
+    /// the table for a peer that started stands (see [`Worker::sync`]).
+    resync_seen: u64,
+    sync_walk: Option<u32>,
 }
 
 /// Fault injection for tests of rvsd's own supervision: with
@@ -248,6 +255,8 @@ impl Worker {
             ip_batch: Default::default(),
             verdicts: [Verdict::NotMine; dpdk::BURST_SIZE],
             stall_at: stall_at(p.id, p.clock.now_ms()),
+            resync_seen: 0,
+            sync_walk: None,
         }
     }
 
@@ -420,6 +429,18 @@ impl Worker {
     /// some of those peers announced are installed.
     fn sync(&mut self, now: u64) {
         let slot = &self.shared.workers[self.id as usize];
+        let want = self.shared.resync.load(Ordering::Relaxed);
+        if want != self.resync_seen {
+            self.resync_seen = want;
+            self.sync_walk = Some(0);
+        }
+        if let Some(cursor) = self.sync_walk {
+            // A slice of the whole table, as much as the queue has room for.
+            let room = slot.sync_out.capacity() - slot.sync_out.len();
+            if room > 0 {
+                self.sync_walk = self.engine.sync_walk(cursor, room.min(SYNC_WALK_BUDGET), now);
+            }
+        }
         self.engine.take_sync(|r| slot.sync_out.push(r).is_ok());
         for _ in 0..SYNC_INSTALL_BUDGET {
             let Some(r) = slot.sync_in.pop() else { break };

@@ -14,7 +14,8 @@
 //! ```text
 //!  0       version     1 ([`VERSION`])
 //!  1       sync id     the cluster's id (`--syncid`): a peer of another id ignores it
-//!  2       count       records that follow (1..=MAX_RECORDS)
+//!  2       count       records that follow (0..=MAX_RECORDS; none: a hello, which a
+//!                      starting peer sends so that its peers announce their tables)
 //!  3       reserved    0
 //!  4..8    sender      a random number the sending process drew at start
 //!  8..12   sequence    per sender, one more for every message (replays are refused)
@@ -169,8 +170,8 @@ impl<T: AsRef<[u8]>> Message<T> {
     }
 
     /// Checks that the buffer holds the header, the records the count announces (at
-    /// least one, at most [`MAX_RECORDS`]) and the tag, and nothing more; and that the
-    /// version is [`VERSION`] (an unknown version cannot be read at all).
+    /// most [`MAX_RECORDS`]; none in a hello) and the tag, and nothing more; and that
+    /// the version is [`VERSION`] (an unknown version cannot be read at all).
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN + TAG_LEN {
@@ -180,7 +181,7 @@ impl<T: AsRef<[u8]>> Message<T> {
             return Err(Error::Unsupported);
         }
         let n = self.count() as usize;
-        if n == 0 || n > MAX_RECORDS {
+        if n > MAX_RECORDS {
             return Err(Error::Malformed);
         }
         match b.len().cmp(&(HEADER_LEN + n * RECORD_LEN + TAG_LEN)) {
@@ -259,12 +260,13 @@ pub struct HeaderRepr {
 }
 
 impl HeaderRepr {
-    /// Writes the header for `count` records into `buf`'s first [`HEADER_LEN`] bytes.
+    /// Writes the header for `count` records (0: a hello) into `buf`'s first
+    /// [`HEADER_LEN`] bytes.
     pub fn emit(&self, count: usize, buf: &mut [u8]) -> Result<()> {
         if buf.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if count == 0 || count > MAX_RECORDS {
+        if count > MAX_RECORDS {
             return Err(Error::Malformed);
         }
         buf[..HEADER_LEN].fill(0);
@@ -532,7 +534,10 @@ mod tests {
         assert_eq!(Message::new_checked(&v2[..]).unwrap_err(), Error::Unsupported);
         let mut none = m.clone();
         none[2] = 0;
-        assert_eq!(Message::new_checked(&none[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(Message::new_checked(&none[..]).unwrap_err(), Error::Malformed, "longer than a hello");
+        let hello = message(0);
+        assert_eq!(hello.len(), HEADER_LEN + TAG_LEN);
+        assert_eq!(Message::new_checked(&hello[..]).map(|m| m.count()), Ok(0), "a hello");
         let mut many = m;
         many[2] = MAX_RECORDS as u8 + 1;
         assert_eq!(Message::new_checked(&many[..]).unwrap_err(), Error::Malformed);

@@ -10,7 +10,9 @@
 //! packet. Half-open connections are never announced (a SYN flood stays on the box it
 //! hits), nor SNAT connections (no service to find on the peer). Nothing on the packet
 //! path blocks or allocates: a full outbox loses the record (`sync_lost`), and the
-//! next change or refresh announces the connection again.
+//! next change or refresh announces the connection again. A peer that starts says so
+//! (a message without records), and the worker then announces its whole table
+//! ([`Engine::sync_walk`]), a slice per turn of its loop.
 //!
 //! A peer's record is installed in the worker that would own the connection here (the
 //! sync thread chooses it by the engine's rule: the client's hash for NAT and
@@ -126,6 +128,20 @@ impl Engine {
         let rec = self.record_of(r, now);
         self.sync_out.push(rec);
         self.stats.event(ConnEvent::SyncQueued);
+    }
+
+    /// Announces every connection rvs syncs, in table order from slot `cursor`, at most
+    /// `budget` of them (a peer that starts learns the whole table; the worker loop
+    /// walks it a slice per turn, as its outbox drains). Returns where to go on, `None`
+    /// at the end.
+    pub fn sync_walk(&mut self, cursor: u32, budget: usize, now: Millis) -> Option<u32> {
+        let mut i = cursor;
+        for _ in 0..budget {
+            let r = self.conns.next_live(i)?;
+            self.sync_note(r, now);
+            i = r.index() + 1;
+        }
+        self.conns.next_live(i).map(|r| r.index())
     }
 
     /// Connection `r` as a record for the peers.
