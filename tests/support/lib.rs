@@ -329,13 +329,7 @@ impl Topology {
     /// Puts the same 100 MB of random bytes at `/big.bin` on every real server and
     /// returns their SHA-256 (hex).
     pub fn serve_big_file(&self) -> Result<String> {
-        let data = self.dir.join("big.bin");
-        testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data.display())]);
-        for i in 1..=self.rs.len() {
-            std::fs::copy(&data, self.served_dir(i).join("big.bin")).context("copy big.bin")?;
-        }
-        let sum = testnet::sh(&["sha256sum", &data.display().to_string()]);
-        Ok(sum.split_whitespace().next().context("sha256sum output")?.to_string())
+        big_file(&self.dir, (1..=self.rs.len()).map(|i| self.served_dir(i)))
     }
 
     /// Downloads `url` in the client namespace and returns the SHA-256 of what arrived.
@@ -695,4 +689,16 @@ pub fn stats_via_usr1(pid: u32, log: impl Fn() -> String) -> Result<serde_json::
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Writes 100 MB of random bytes to `dir/big.bin`, copies it to `big.bin` in each of the
+/// `served` directories and returns its SHA-256 (hex).
+pub fn big_file(dir: &Path, served: impl Iterator<Item = PathBuf>) -> Result<String> {
+    let data = dir.join("big.bin");
+    testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data.display())]);
+    for d in served {
+        std::fs::copy(&data, d.join("big.bin")).context("copy big.bin")?;
+    }
+    let sum = testnet::sh(&["sha256sum", &data.display().to_string()]);
+    Ok(sum.split_whitespace().next().context("sha256sum output")?.to_string())
 }

@@ -519,13 +519,7 @@ impl Pair {
     /// Puts the same 100 MB of random bytes at `/big.bin` on every real server and
     /// returns their SHA-256 (hex).
     pub fn serve_big_file(&self) -> Result<String> {
-        let data = self.dir.join("big.bin");
-        testnet::sh(&["sh", "-c", &format!("head -c 100M /dev/urandom > {}", data.display())]);
-        for i in 1..=self.rs.len() {
-            std::fs::hard_link(&data, self.dir.join(format!("www{i}/big.bin"))).context("link big.bin")?;
-        }
-        let sum = testnet::sh(&["sha256sum", &data.display().to_string()]);
-        Ok(sum.split_whitespace().next().context("sha256sum output")?.to_string())
+        crate::big_file(&self.dir, (1..=self.rs.len()).map(|i| self.dir.join(format!("www{i}"))))
     }
 
     /// Real server `i`'s access log.
