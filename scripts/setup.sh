@@ -32,13 +32,16 @@ fi
 #    real-server namespace with its own configuration
 #  - wrk, haproxy: scripts/compare.sh's load generator and one of the balancers it
 #    compares rvsd with (haproxy's own service is stopped and disabled)
+#  - bird2: BGP speakers of the ECMP end-to-end test (each box announces the VIP from its
+#    kernel twin to a router namespace); its own service is stopped and disabled, the test
+#    runs one per namespace with its own configuration and control socket
 PACKAGES=(
     libdpdk-dev dpdk dpdk-dev libpcap-dev pkg-config libclang-dev clang
     iproute2 iputils-ping ethtool tcpdump tshark curl python3 procps nftables
     keepalived hping3
     dnsmasq-base
     prometheus nginx
-    wrk haproxy
+    wrk haproxy bird2
     dpkg-dev man-db
 )
 
@@ -58,11 +61,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     # keepalived is a test peer, not a service of this machine.
     if command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl disable --now keepalived prometheus nginx haproxy >/dev/null 2>&1 || true
+        $SUDO systemctl disable --now keepalived prometheus nginx haproxy bird >/dev/null 2>&1 || true
     fi
     $SUDO pkill -x keepalived 2>/dev/null || true
     $SUDO pkill -x prometheus 2>/dev/null || true
     $SUDO pkill -x haproxy 2>/dev/null || true
+    $SUDO pkill -x bird 2>/dev/null || true
     say "installed ${#missing[@]} package(s)"
 else
     say "all ${#PACKAGES[@]} packages already installed"

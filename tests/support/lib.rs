@@ -22,6 +22,7 @@ use anyhow::{bail, Context, Result};
 
 pub mod checks;
 pub mod dns;
+pub mod ecmp;
 pub mod flood;
 pub mod ipip;
 pub mod pair;

@@ -284,10 +284,15 @@ impl<B: PacketBuf> Node<B> {
     /// A packet arriving with TTL / hop limit 1 (or 0) for one of our addresses, other
     /// than ICMP (echo is answered; errors are translated): the core would forward it
     /// to a real server or client with the TTL spent, so it is dropped here and the
-    /// sender told, before it takes a connection or a local port.
+    /// sender told, before it takes a connection or a local port. Addresses under a
+    /// kni_host route are the kernel's destination, not a hop: their packets arrive
+    /// (eBGP sends with TTL 1).
     fn expires_here(&mut self, net: &Net, b: &B, io: &mut impl Io<B>) -> bool {
         let Some(l3) = ip::parse(b.data()) else { return false };
-        if net.addrs.owner(l3.dst).is_none() || matches!(l3.proto, IpProtocol::ICMP | IpProtocol::ICMPV6) {
+        if net.addrs.owner(l3.dst).is_none()
+            || net.kni_host(l3.dst)
+            || matches!(l3.proto, IpProtocol::ICMP | IpProtocol::ICMPV6)
+        {
             return false;
         }
         if fnat::sanity::martian(l3.src) {

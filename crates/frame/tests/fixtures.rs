@@ -268,6 +268,16 @@ fn local_delivery() {
             echo4(KNI),
             Expect::Out(vec![exact(Sink::Twin(0), echo4(KNI))]),
         ),
+        {
+            // eBGP's TTL 1 (BIRD on the twin peering with the router): delivered, not expired.
+            let bgp = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).ttl(1).tcp(41000, 179).flags(SYN).build();
+            step(
+                "TCP with TTL 1 to a kni_host address goes to the kernel",
+                0,
+                bgp.clone(),
+                Expect::Out(vec![exact(Sink::Twin(0), bgp)]),
+            )
+        },
         step("TCP to a VIP port without a service: no_service, no RST", 0, syn4(5000, 443), Expect::Drop("no_service")),
         step(
             "UDP to the interface address: nothing here handles it",
