@@ -12,6 +12,13 @@
 //!   every request begun after the withdrawal succeeds, through b.
 //! * a's rvsd restarts: its twin comes back, BIRD reconnects, the route has both next
 //!   hops again and a carries clients again.
+//!
+//! `a_node_whose_health_checks_fail_withdraws_its_route`: each node's rvs-agent adds the
+//! service and has BIRD announce it while its health checks hold the quorum
+//! (keepalived's `quorum_up` / `quorum_down` scripts running `birdc enable|disable`).
+//! Node a's management link is cut: its checks fail, its quorum is lost, BIRD withdraws
+//! the route; every request begun after that succeeds through b. The link returns: the
+//! checks pass, the route returns.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -27,7 +34,7 @@ fn servers(bodies: &str) -> BTreeSet<String> {
 #[test]
 fn clients_spread_over_both_nodes_and_a_dead_node_is_withdrawn() {
     let _g = serial();
-    let mut e = Ecmp::start(3).expect("the ECMP topology starts");
+    let mut e = Ecmp::start(3, false).expect("the ECMP topology starts");
     let (a, b) = (e.pair.a.addr0.clone(), e.pair.b.addr0.clone());
     println!("router's route to the VIP: via {:?}", e.nexthops());
 
@@ -96,4 +103,65 @@ fn clients_spread_over_both_nodes_and_a_dead_node_is_withdrawn() {
     }
     let (after_a, _) = e.pair.served_by();
     assert!(after_a > before_a, "a carries clients again ({} of {})", after_a - before_a, CLIENTS * 10);
+}
+
+/// Requests from rotating client addresses until `done` holds (checked after each) and at
+/// least `min` have passed; (when each began, whether it succeeded).
+fn fetch_until(e: &Ecmp, t0: Instant, min: Duration, done: impl Fn() -> bool) -> Vec<(Duration, bool)> {
+    let mut results = Vec::new();
+    let mut i = 0;
+    while t0.elapsed() < min || !done() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "still waiting after 30 s: {:?}", e.nexthops());
+        results.push((t0.elapsed(), e.get(i, 1000).is_some()));
+        i += 1;
+    }
+    results
+}
+
+#[test]
+fn a_node_whose_health_checks_fail_withdraws_its_route() {
+    let _g = serial();
+    let e = Ecmp::start(3, true).expect("the ECMP topology starts with agents");
+    let b = e.pair.b.addr0.clone();
+    for i in 0..CLIENTS {
+        let (bodies, ok) = e.get_many(i, 10);
+        assert!(ok, "client {i}:\n{bodies}\n{}", e.logs());
+    }
+    let (by_a, by_b) = e.pair.served_by();
+    assert!(by_a > 0 && by_b > 0, "both nodes carry clients: {by_a} / {by_b}");
+
+    // a's health checks lose every real server.
+    let t0 = Instant::now();
+    e.pair.sw.ip(&["link", "set", "am", "down"]);
+    let (withdrawn, results) = std::thread::scope(|s| {
+        let watch = s.spawn(|| e.wait_nexthops(1, Duration::from_secs(20)).map(|_| t0.elapsed()));
+        let results = fetch_until(&e, t0, Duration::from_secs(1), || watch.is_finished());
+        (watch.join().expect("the route watch"), results)
+    });
+    let withdrawn = withdrawn.unwrap_or_else(|| panic!("a's route withdrawn: {:?}\n{}", e.nexthops(), e.logs()));
+    assert_eq!(e.nexthops(), [b.clone()], "only b remains");
+    let failed: Vec<_> = results.iter().filter(|(_, ok)| !ok).map(|(t, _)| t.as_millis()).collect();
+    println!(
+        "a's management link cut: route withdrawn after {:.1} s (checks: 1 s timeout, 1 s delay loop); \
+         {} requests meanwhile, {} failed (begun at {failed:?} ms)",
+        withdrawn.as_secs_f64(),
+        results.len(),
+        failed.len()
+    );
+    assert!(e.pair.a.agent_log().contains("lost its quorum"), "a's agent says why:\n{}", e.pair.a.agent_log());
+    let after = fetch_until(&e, Instant::now(), Duration::from_secs(2), || true);
+    assert!(after.iter().all(|(_, ok)| *ok), "every request after the withdrawal succeeds: {after:?}");
+
+    // The link returns: a's checks pass, its route returns.
+    let t1 = Instant::now();
+    e.pair.sw.ip(&["link", "set", "am", "up"]);
+    let back = e.wait_nexthops(2, Duration::from_secs(30));
+    assert!(back.is_some(), "a's route returns: {:?}\n{}", e.nexthops(), e.logs());
+    println!("a's management link back: both next hops after {:.1} s", t1.elapsed().as_secs_f64());
+    assert!(e.pair.a.agent_log().contains("regained its quorum"), "{}", e.pair.a.agent_log());
+    let (before_a, _) = e.pair.served_by();
+    for i in 0..CLIENTS {
+        assert!(e.get_many(i, 10).1, "client {i} after a's return");
+    }
+    assert!(e.pair.served_by().0 > before_a, "a carries clients again");
 }

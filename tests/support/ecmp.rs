@@ -62,12 +62,11 @@ impl Bird {
         let path = dir.join(format!("bird-{name}.conf"));
         std::fs::write(&path, conf)?;
         let log = std::fs::File::create(dir.join(format!("bird-{name}.log")))?;
-        let sock = dir.join(format!("bird-{name}.ctl"));
         let child = Command::new("ip")
             .args(["netns", "exec", ns.name(), "bird", "-f", "-c"])
             .arg(&path)
             .arg("-s")
-            .arg(&sock)
+            .arg(dir.join(format!("bird-{name}.ctl")))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -85,11 +84,16 @@ impl Bird {
         Ok(b)
     }
 
+    /// Its control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(format!("bird-{}.ctl", self.name))
+    }
+
     /// `birdc -s <socket> ARGS...`: its output, or an error with it.
     pub fn birdc(&self, args: &[&str]) -> Result<String> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns, "birdc", "-s"])
-            .arg(self.dir.join(format!("bird-{}.ctl", self.name)))
+            .arg(self.socket())
             .args(args)
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -147,8 +151,9 @@ pub fn node_bird_conf(addr0: &str) -> String {
 }
 
 /// Makes a [`Pair`] node active-active: the VIP on dpdk0, a route to the clients via the
-/// router, one Maglev service over every real server with the node's LIP.
-pub fn configure_node(n: &mut Node, real_servers: usize) {
+/// router, and (with `service`) one Maglev service over every real server with the
+/// node's LIP (else rvs-agent adds it).
+pub fn configure_node(n: &mut Node, real_servers: usize, service: bool) {
     let addrs = n.config["addr"].as_array_mut().expect("addr list");
     addrs.push(toml::Value::Table(toml::toml! { dev = "dpdk0" addr = "198.18.0.100/32" }));
     let to_clients = toml::toml! { prefix = "198.51.100.0/24" via = "198.18.0.254" dev = "dpdk0" };
@@ -157,6 +162,9 @@ pub fn configure_node(n: &mut Node, real_servers: usize) {
     to_twin.insert("prefix".into(), format!("{}/32", n.addr0).into());
     let routes = [to_clients, to_twin].into_iter().map(toml::Value::Table).collect();
     n.config.insert("route".into(), toml::Value::Array(routes));
+    if !service {
+        return;
+    }
     let mut svc = toml::toml! { proto = "tcp" vip = "198.18.0.100" port = 80 scheduler = "mh" };
     svc.insert("laddrs".into(), toml::Value::Array(vec![n.lip.clone().into()]));
     let rs = (1..=real_servers)
@@ -169,6 +177,30 @@ pub fn configure_node(n: &mut Node, real_servers: usize) {
         .collect();
     svc.insert("real_server".into(), toml::Value::Array(rs));
     n.config.insert("service".into(), toml::Value::Array(vec![toml::Value::Table(svc)]));
+}
+
+/// A node's keepalived.conf when rvs-agent manages the service: no VRRP (every node is
+/// active), the Maglev virtual server with TCP checks from the management veth, and the
+/// route to the VIP withdrawn while the quorum is lost (`quorum_down` / `quorum_up` drive
+/// the node's BIRD through `birdc`).
+pub fn agent_conf(n: &Node, real_servers: usize, bird: &Bird) -> String {
+    let birdc = format!("birdc -s {}", bird.socket().display());
+    let mut rs = String::new();
+    for i in 1..=real_servers {
+        rs += &format!(
+            "    real_server {} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            \
+             connect_timeout 1\n        }}\n    }}\n",
+            rs4(i)
+        );
+    }
+    format!(
+        "global_defs {{\n    router_id rvs-ecmp-{}\n}}\n\n\
+         local_address_group laddr_g1 {{\n    {} dpdk1\n}}\n\n\
+         virtual_server {VIP4} 80 {{\n    delay_loop 1\n    lb_algo mh\n    lb_kind FNAT\n    protocol TCP\n\
+         \x20   laddr_group_name laddr_g1\n    quorum 1\n    quorum_up \"{birdc} enable vip\"\n\
+         \x20   quorum_down \"{birdc} disable vip\"\n{rs}}}\n",
+        n.name, n.lip
+    )
 }
 
 /// The ECMP topology; dropping it stops the BGP speakers, then the pair.
@@ -184,10 +216,12 @@ pub struct Ecmp {
 }
 
 impl Ecmp {
-    /// Builds everything and starts both nodes' rvsd and every BIRD; returns once the
-    /// router holds the VIP's route through both nodes.
-    pub fn start(real_servers: usize) -> Result<Ecmp> {
-        let pair = Pair::start_with(real_servers, false, |n| configure_node(n, real_servers))?;
+    /// Builds everything and starts both nodes' rvsd and every BIRD (and with `agents`,
+    /// each node's rvs-agent, which adds the service and has BIRD announce it while
+    /// its health checks hold the quorum); returns once the router holds the VIP's
+    /// route through both nodes.
+    pub fn start(real_servers: usize, agents: bool) -> Result<Ecmp> {
+        let pair = Pair::start_with(real_servers, false, |n| configure_node(n, real_servers, !agents))?;
         let router = NetNs::new("rvsrt");
         let clients = NetNs::new("rvsec");
         veth(&router, "eth0", &pair.sw, "rt");
@@ -215,7 +249,13 @@ impl Ecmp {
         for n in [&pair.a, &pair.b] {
             birds.push(Bird::start(&n.ns, &dir, n.name, &node_bird_conf(&n.addr0))?);
         }
-        let e = Ecmp { birds, pair, router, clients };
+        let mut e = Ecmp { birds, pair, router, clients };
+        if agents {
+            for (n, bird) in [&mut e.pair.a, &mut e.pair.b].into_iter().zip(&e.birds[1..]) {
+                let conf = agent_conf(n, real_servers, bird);
+                n.start_agent(&conf)?;
+            }
+        }
         if e.wait_nexthops(2, Duration::from_secs(30)).is_none() {
             let ping = e.router.exec(&["ping", "-c1", "-W1", &e.pair.a.addr0]);
             bail!(

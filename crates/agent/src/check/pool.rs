@@ -418,6 +418,7 @@ impl Pool {
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
         if vs.quorum_ok && live < q.saturating_sub(h) {
             vs.quorum_ok = false;
+            tracing::warn!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server lost its quorum");
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
                     dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 1) })?;
@@ -427,6 +428,7 @@ impl Pool {
             out.fifo.push(format!("VS {} DOWN\n", fifo_vs(ident)));
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
+            tracing::info!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
                     dp.del_real_server(key, s)?;
