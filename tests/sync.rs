@@ -65,15 +65,20 @@ fn counter(v: &serde_json::Value, group: &str, name: &str) -> u64 {
 
 /// Both nodes with sync on, a master, b backup, both agents running.
 fn two_nodes(max_synced: u32, http11: bool) -> Pair {
-    two_nodes_with(max_synced, http11, "")
+    two_nodes_with(max_synced, http11, "", true)
 }
 
-/// [`two_nodes`] with `extra` lines in the virtual_server block.
-fn two_nodes_with(max_synced: u32, http11: bool, extra: &str) -> Pair {
+/// [`two_nodes`] with `extra` lines in the virtual_server block, and b's backup role
+/// (installing a's connections) running from the start or not.
+fn two_nodes_with(max_synced: u32, http11: bool, extra: &str, b_backup: bool) -> Pair {
     let mgmt = |n: &str| if n == "a" { "198.19.0.101" } else { "198.19.0.103" };
     let mut p = Pair::start_with(3, http11, |n| {
         let peer = if n.name == "a" { mgmt("b") } else { mgmt("a") };
-        n.config.insert("sync".into(), sync_table(mgmt(n.name), peer, max_synced));
+        let mut sync = sync_table(mgmt(n.name), peer, max_synced);
+        if n.name == "b" {
+            sync.as_table_mut().expect("a table").insert("backup".into(), b_backup.into());
+        }
+        n.config.insert("sync".into(), sync);
     })
     .expect("two-node topology with sync");
     p.a.start_agent(&agent_conf_with(150, 3, extra)).expect("agent a");
@@ -299,7 +304,7 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
 #[test]
 fn persistent_clients_keep_their_server_across_the_failover() {
     let _g = serial();
-    let mut p = two_nodes_with(0, false, "    persistence_timeout 300\n");
+    let mut p = two_nodes_with(0, false, "    persistence_timeout 300\n", true);
     let (bodies, ok) = p.curl(50, 10);
     let before = p.tally(&bodies);
     assert!(ok && before.iter().sum::<usize>() == 50, "50 connections through a: {before:?}");
@@ -314,4 +319,62 @@ fn persistent_clients_keep_their_server_across_the_failover() {
     let after = p.tally(&bodies);
     eprintln!("persistent client: {before:?} through a, {after:?} through b");
     assert!(ok && after[server] == 50, "the client's next 50 connections meet rs{} through b: {after:?}", server + 1);
+}
+
+/// `rvsadm ARGS` against node `n`'s rvsd: (stdout, stderr, success).
+fn rvsadm(n: &Node, args: &[&str]) -> (String, String, bool) {
+    let out = Command::new(rvs_e2e::workspace_bin("rvsadm"))
+        .arg("--socket")
+        .arg(n.socket())
+        .args(args)
+        .output()
+        .expect("run rvsadm");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (text(&out.stdout), text(&out.stderr), out.status.success())
+}
+
+/// ipvsadm's sync daemon commands drive the roles at run time: b starts with its backup
+/// role stopped (a's announcements are not read, and counted); `--start-daemon backup`
+/// makes it a new sender whose hello has a walk its table, so b learns the connections
+/// a already had; `--stop-daemon master` on a stops its announcements; what disagrees
+/// with `[sync]` is refused by name.
+#[test]
+fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
+    let _g = serial();
+    let p = two_nodes_with(0, false, "", false);
+    let (out, err, ok) = rvsadm(&p.b, &["-L", "--daemon"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "master sync daemon (peers=198.19.0.101:8848, syncid=7, maxlen=1432)\n", "b: only its master role");
+
+    let (bodies, ok) = p.curl(20, 10);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "20 connections through a: {bodies}");
+    let ignored = wait_for(Duration::from_secs(3), || counter(&stats(&p.b), "sync", "sync_not_backup") > 0);
+    assert!(
+        ignored.is_some(),
+        "b does not read a's messages while its backup role is stopped: {}",
+        stats(&p.b)["sync"]
+    );
+    assert_eq!(counter(&stats(&p.b), "events", "sync_installed"), 0, "nothing installed");
+
+    let (_, err, ok) = rvsadm(&p.b, &["--start-daemon", "backup", "--syncid", "9"]);
+    assert!(!ok && err.contains("--syncid 9") && err.contains("syncid is 7"), "refused by name: {err}");
+    let (out, err, ok) = rvsadm(&p.b, &["--start-daemon", "backup", "--syncid", "7"]);
+    assert!(ok && out.is_empty(), "{out}{err}");
+    let learned = wait_for(Duration::from_secs(6), || counter(&stats(&p.b), "events", "sync_installed") >= 20);
+    assert!(learned.is_some(), "b learns a's 20 connections once its backup role starts: {}", stats(&p.b)["events"]);
+    println!("b's backup role started: a's table installed after {:.2} s", learned.unwrap().as_secs_f64());
+    let (out, _, _) = rvsadm(&p.b, &["-L", "--daemon"]);
+    assert_eq!(out.lines().count(), 2, "both roles now: {out}");
+
+    let (_, err, ok) = rvsadm(&p.a, &["--stop-daemon", "master"]);
+    assert!(ok, "{err}");
+    let queued = counter(&stats(&p.a), "events", "sync_queued");
+    let (_, ok) = p.curl(10, 10);
+    assert!(ok);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        counter(&stats(&p.a), "events", "sync_queued"),
+        queued,
+        "a announces nothing once its master role stops"
+    );
 }

@@ -285,6 +285,24 @@ pub enum Request {
         /// Add (else remove).
         add: bool,
     },
+    /// Starts or stops a connection-sync role (`rvsadm --start-daemon master|backup`,
+    /// `--stop-daemon`; keepalived's `lvs_sync_daemon` on VRRP transitions). The key,
+    /// peers and group come from rvsd's `[sync]`; `syncid` and `mcast_interface`, when
+    /// given, must agree with it.
+    SyncDaemon {
+        /// The role.
+        role: SyncRole,
+        /// Start (else stop).
+        start: bool,
+        /// ipvsadm's `--syncid`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        syncid: Option<u8>,
+        /// ipvsadm's `--mcast-interface` (a kernel interface name).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mcast_interface: Option<String>,
+    },
+    /// The connection-sync roles running (`rvsadm -L --daemon`).
+    SyncDaemons,
     /// Zeroes counters: every counter, or one service's and its real servers'.
     ZeroCounters {
         /// Only this service (`ipvsadm -Z -t VIP:PORT`).
@@ -651,6 +669,51 @@ pub struct WorkerView {
     pub drops: std::collections::BTreeMap<String, u64>,
 }
 
+/// A connection-sync role (ipvsadm's sync daemon states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncRole {
+    /// Announces this box's connections to its peers.
+    Master,
+    /// Installs the peers' connections.
+    Backup,
+}
+
+impl SyncRole {
+    /// ipvsadm's name for it (`master`, `backup`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncRole::Master => "master",
+            SyncRole::Backup => "backup",
+        }
+    }
+}
+
+impl std::str::FromStr for SyncRole {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "master" => Ok(SyncRole::Master),
+            "backup" => Ok(SyncRole::Backup),
+            _ => Err(format!("sync daemon state {s:?}: master or backup")),
+        }
+    }
+}
+
+/// A connection-sync role that runs (`rvsadm -L --daemon`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemonView {
+    /// The role.
+    pub role: SyncRole,
+    /// The sync id.
+    pub syncid: u8,
+    /// The multicast group and interface address (`224.0.0.81:8848 on 10.0.0.1`), or
+    /// the unicast peers, from `[sync]`.
+    pub transport: String,
+    /// The largest message, in bytes.
+    pub maxlen: u32,
+}
+
 /// Every reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -684,6 +747,11 @@ pub enum Response {
     Services {
         /// The services.
         services: Vec<ServiceView>,
+    },
+    /// The connection-sync roles running.
+    SyncDaemons {
+        /// Master first.
+        daemons: Vec<SyncDaemonView>,
     },
     /// A page of services.
     ServicePage {

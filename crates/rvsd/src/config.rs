@@ -1292,10 +1292,11 @@ addr = "192.0.2.1/24""#,
         assert_eq!((s.syncid, s.master, s.backup, s.grace_s, s.max_synced), (7, true, true, 10, 0));
         assert_eq!(s.engine_settings(1000).max_synced, 500, "half the table by default");
         assert!(Config::parse("t.toml", MINIMAL).expect("minimal").sync.is_none(), "off without the section");
+        let stopped = Config::parse("t.toml", &format!("{MINIMAL}\n{sync}master = false\nbackup = false\n"));
+        assert!(stopped.is_ok(), "both roles stopped until rvsadm --start-daemon: {:?}", stopped.err());
         for (extra, key, what) in [
             ("[sync]\nlisten = \"0.0.0.0:8848\"\npeers = [\"198.19.0.3:8848\"]\nkey = \"short\"\n", "sync.key", "16"),
             ("[sync]\nlisten = \"0.0.0.0:8848\"\nkey = \"0123456789abcdef\"\n", "sync.peers", "at least one peer"),
-            (&format!("{sync}master = false\nbackup = false\n"), "sync.master", "neither"),
             (&format!("{sync}grace_s = 0\n"), "sync.grace_s", "1..=3600"),
             (
                 "[sync]\nlisten = \"0.0.0.0:8848\"\npeers = [\"224.0.0.81:8848\"]\nkey = \"0123456789abcdef\"\n",

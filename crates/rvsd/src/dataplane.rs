@@ -306,7 +306,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     }
     let first =
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
-    let shared = Arc::new(Shared::new(first, n, cfg.sync.is_some()));
+    let shared = Arc::new(Shared::new(first, n, cfg.sync.as_ref()));
     let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
     let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;
     let capture = MbufRing::new("rvs_capture", TWIN_RING, RingSync::MpMc)?;

@@ -220,18 +220,18 @@ pub struct Shared {
     pub workers: Vec<WorkerSlot>,
     /// Neighbour bindings seen by workers, for the control thread to learn.
     pub neigh_seen: ArrayQueue<NeighSeen>,
-    /// Whether connection sync runs (`[sync]`), and the sync thread's latest counters.
-    pub sync: Option<std::sync::Mutex<crate::sync::SyncCounters>>,
+    /// Connection sync (`[sync]`): its configuration, roles and counters.
+    pub sync: Option<crate::sync::SyncShared>,
     /// Raised by the sync thread when a peer starts: each worker then announces its
     /// whole table (once per raise).
     pub resync: AtomicU64,
 }
 
 impl Shared {
-    /// Shared state for `workers` workers starting at `snapshot`; `sync`: whether
-    /// connection sync runs (its queues are sized only then).
-    pub fn new(snapshot: Snapshot, workers: usize, sync: bool) -> Shared {
-        let sync_queue = if sync { crate::sync::QUEUE } else { 1 };
+    /// Shared state for `workers` workers starting at `snapshot`; `sync`: connection
+    /// sync's configuration when it runs (its queues are sized only then).
+    pub fn new(snapshot: Snapshot, workers: usize, sync: Option<&crate::sync::SyncConf>) -> Shared {
+        let sync_queue = if sync.is_some() { crate::sync::QUEUE } else { 1 };
         Shared {
             stop: AtomicBool::new(false),
             gen: AtomicU64::new(snapshot.gen),
@@ -247,7 +247,7 @@ impl Shared {
                 })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
-            sync: sync.then(Default::default),
+            sync: sync.map(crate::sync::SyncShared::new),
             resync: AtomicU64::new(0),
         }
     }

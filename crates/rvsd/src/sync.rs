@@ -6,11 +6,15 @@
 //! random id and a sequence number, an HMAC-SHA-256 tag cut to 16 bytes under the
 //! cluster's key) and sends each to every peer (unicast addresses, or a multicast
 //! group on an interface, as IPVS's sync daemon does). A partial message leaves after
-//! [`FLUSH_MS`] at most. Every [`HELLO_MS`] it says hello (a message without records),
-//! the first time once this box has services to install connections in; a master that
+//! [`FLUSH_MS`] at most. While its backup role runs, every [`HELLO_MS`] it says hello (a
+//! message without records), the first time once this box has services to install
+//! connections in; a master that
 //! hears a sender's first hello (a peer that started, or restarted with an empty table)
 //! has every worker announce its whole table ([`fnat::engine::Engine::sync_walk`]), so
-//! failing back loses nothing.
+//! failing back loses nothing. The roles (master: announce; backup: install) switch at
+//! run time ([`SyncShared::set`], ipvsadm's `--start-daemon` / `--stop-daemon`); a
+//! backup role that starts takes a new sender id, so the masters walk their tables for
+//! it too.
 //!
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),
@@ -68,6 +72,112 @@ pub fn owner_seed(conf: Option<&SyncConf>) -> u64 {
         }
         None => fnat::hash::SeededFold::random_seed(),
     }
+}
+
+/// The roles that run, in [`SyncShared::roles`]: announcing (master).
+pub const MASTER: u8 = 1;
+/// Installing (backup).
+pub const BACKUP: u8 = 2;
+
+/// What the control thread, the workers and the sync thread share about sync: the
+/// configuration, the roles running now (`[sync]`'s `master` / `backup` at start;
+/// `rvsadm --start-daemon` / `--stop-daemon` after), the thread's latest counters.
+#[derive(Debug)]
+pub struct SyncShared {
+    /// `[sync]` as read at start.
+    pub conf: SyncConf,
+    /// [`MASTER`] | [`BACKUP`].
+    pub roles: std::sync::atomic::AtomicU8,
+    /// The sync thread's counters, published every 100 ms.
+    pub counters: std::sync::Mutex<SyncCounters>,
+}
+
+impl SyncShared {
+    /// The state at start.
+    pub fn new(conf: &SyncConf) -> SyncShared {
+        let roles = if conf.master { MASTER } else { 0 } | if conf.backup { BACKUP } else { 0 };
+        SyncShared { conf: conf.clone(), roles: std::sync::atomic::AtomicU8::new(roles), counters: Default::default() }
+    }
+
+    /// Whether `role` runs.
+    pub fn runs(&self, role: u8) -> bool {
+        self.roles.load(Ordering::Relaxed) & role != 0
+    }
+
+    /// Starts or stops a role (`rvsadm --start-daemon|--stop-daemon`), after checking
+    /// that `syncid` and `mcast_interface` (a kernel interface's name), if given, agree
+    /// with `[sync]`: the key and the transport are the configuration's.
+    pub fn set(&self, role: ctl::SyncRole, start: bool, syncid: Option<u8>, mcast: Option<&str>) -> Result<(), String> {
+        let c = &self.conf;
+        if let Some(id) = syncid.filter(|id| *id != c.syncid) {
+            return Err(format!(
+                "--syncid {id}: rvsd's [sync] syncid is {} (its key and peers belong to it)",
+                c.syncid
+            ));
+        }
+        if let Some(dev) = mcast {
+            let Some(want) = c.mcast_interface else {
+                return Err(format!("--mcast-interface {dev}: [sync] sends to unicast peers, not a multicast group"));
+            };
+            let held = interface_v4(dev).map_err(|e| format!("--mcast-interface {dev}: {e}"))?;
+            if !held.contains(&want) {
+                return Err(format!("--mcast-interface {dev}: it does not hold [sync] mcast_interface {want}"));
+            }
+        }
+        let bit = match role {
+            ctl::SyncRole::Master if start && c.peers.is_empty() => {
+                return Err("master: [sync] names no peers to announce to".into());
+            }
+            ctl::SyncRole::Master => MASTER,
+            ctl::SyncRole::Backup => BACKUP,
+        };
+        if start {
+            self.roles.fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.roles.fetch_and(!bit, Ordering::Relaxed);
+        }
+        tracing::info!(role = role.name(), start, "sync: role {}", if start { "started" } else { "stopped" });
+        Ok(())
+    }
+
+    /// The roles running, as `rvsadm -L --daemon` lists them.
+    pub fn daemons(&self) -> Vec<ctl::SyncDaemonView> {
+        let c = &self.conf;
+        let transport = match (c.mcast_interface, c.peers.as_slice()) {
+            (Some(i), [group]) if group.ip().is_multicast() => format!("mcast={group} on {i}"),
+            (_, peers) => {
+                let p: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                format!("peers={}", p.join(","))
+            }
+        };
+        [(ctl::SyncRole::Master, MASTER), (ctl::SyncRole::Backup, BACKUP)]
+            .into_iter()
+            .filter(|(_, bit)| self.runs(*bit))
+            .map(|(role, _)| ctl::SyncDaemonView {
+                role,
+                syncid: c.syncid,
+                transport: transport.clone(),
+                maxlen: MAX_LEN as u32,
+            })
+            .collect()
+    }
+}
+
+/// The IPv4 addresses of kernel interface `dev`.
+fn interface_v4(dev: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| format!("getifaddrs: {e}"))?;
+    let mut found = false;
+    let mut v4 = Vec::new();
+    for a in addrs.filter(|a| a.interface_name == dev) {
+        found = true;
+        if let Some(sin) = a.address.as_ref().and_then(|s| s.as_sockaddr_in()) {
+            v4.push(sin.ip());
+        }
+    }
+    if !found {
+        return Err("no such interface".into());
+    }
+    Ok(v4)
 }
 
 /// The socket's receive and send buffers asked for.
@@ -131,9 +241,6 @@ impl SyncConf {
         if self.master && self.peers.is_empty() {
             return Err(("peers", "a master announces to at least one peer (or set master = false)".into()));
         }
-        if !self.master && !self.backup {
-            return Err(("master", "neither master nor backup: leave the section out instead".into()));
-        }
         if !(1..=3600).contains(&self.grace_s) {
             return Err(("grace_s", "1..=3600 seconds".into()));
         }
@@ -170,6 +277,7 @@ fnat::counter_set! {
         RejectedTag = "sync_rejected_tag": "Sync messages refused: the authentication tag does not match (a stranger, or another key).",
         RejectedReplay = "sync_rejected_replay": "Sync messages refused: a sequence number the sender already used (replayed or reordered).",
         RejectedWorkers = "sync_rejected_workers": "Sync messages refused: the sender runs another number of workers.",
+        NotBackup = "sync_not_backup": "Sync messages not read: the backup role is stopped (rvsadm --stop-daemon backup, or [sync] backup = false).",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
         Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first message, a hello): every connection announced again (at most one a second).",
     }
@@ -245,10 +353,8 @@ fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
             s.set_multicast_if_v4(&iface).with_context(|| format!("sync.mcast_interface {iface}"))?;
             s.set_multicast_loop_v4(false)?;
             s.set_multicast_ttl_v4(1)?;
-            if conf.backup {
-                s.join_multicast_v4(group.ip(), &iface)
-                    .with_context(|| format!("sync: join {} on {iface}", group.ip()))?;
-            }
+            // Joined whatever the roles: the backup role may start later.
+            s.join_multicast_v4(group.ip(), &iface).with_context(|| format!("sync: join {} on {iface}", group.ip()))?;
         }
     }
     s.set_read_timeout(Some(Duration::from_millis(5)))?;
@@ -297,11 +403,22 @@ impl Syncer {
         let mut buf = [0u8; 2048];
         let mut published = Instant::now();
         let (started, mut hello_at) = (Instant::now(), Instant::now());
+        let mut was_backup = self.sync().runs(BACKUP);
         while !stop.load(Ordering::Relaxed) && !self.shared.stop.load(Ordering::Relaxed) {
             // The first hello waits for this box's services (a peer's table would find none
             // to go in), at most FIRST_HELLO_WAIT.
             let ready = || !self.shared.current().services.is_empty() || started.elapsed() >= FIRST_HELLO_WAIT;
-            if hello_at <= Instant::now() && self.pending == 0 && !self.conf.peers.is_empty() && ready() {
+            let backup = self.sync().runs(BACKUP);
+            if backup && !was_backup {
+                // The backup role (re)starts: as a new sender, so that masters walk their
+                // tables for it as for a box that started.
+                self.sender = fnat::hash::SeededFold::random_seed() as u32;
+                self.sequence = 0;
+                hello_at = Instant::now();
+            }
+            was_backup = backup;
+            // Hellos ask masters for their tables: only a backup says hello.
+            if backup && hello_at <= Instant::now() && self.pending == 0 && !self.conf.peers.is_empty() && ready() {
                 self.send(0);
                 hello_at = Instant::now() + Duration::from_millis(HELLO_MS);
             }
@@ -317,18 +434,25 @@ impl Syncer {
             }
             // Waits at most the socket's read timeout (5 ms).
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-                if self.conf.backup {
+                if backup {
                     self.receive(&buf[..n], from);
+                } else {
+                    self.counters.inc(SyncCounter::NotBackup);
                 }
             }
             if published.elapsed() >= Duration::from_millis(100) {
-                if let Some(Ok(mut s)) = self.shared.sync.as_ref().map(|m| m.lock()) {
+                if let Ok(mut s) = self.sync().counters.lock() {
                     *s = self.counters;
                 }
                 published = Instant::now();
             }
         }
         self.flush();
+    }
+
+    /// The shared sync state (there is a sync thread only with `[sync]`).
+    fn sync(&self) -> &SyncShared {
+        self.shared.sync.as_ref().expect("the sync thread runs only with [sync]")
     }
 
     /// Takes the workers' announced records into messages.
@@ -429,7 +553,7 @@ impl Syncer {
         let greeted = self.seen.get(&h.sender).is_some_and(|&(_, g)| g);
         self.seen.insert(h.sender, (h.sequence, greeted || hello));
         self.counters.inc(SyncCounter::MsgsReceived);
-        if hello && !greeted && self.conf.master {
+        if hello && !greeted && self.sync().runs(MASTER) {
             // A peer's first hello (it started and has its services): the whole table.
             tracing::info!(%from, "sync: a peer started; announcing every connection to it");
             self.resync_due.get_or_insert(self.last_resync + Duration::from_millis(RESYNC_MIN_MS));
@@ -461,5 +585,57 @@ impl Syncer {
             ClientOwner::Any if FwdMode::from_u8(rec.fwd).uses_local_addr() => self.own.owner(rec.local.1),
             ClientOwner::Port | ClientOwner::Any => client_side_owner(self.owner_seed, &cip, cport, self.workers),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctl::SyncRole::{Backup, Master};
+
+    fn conf(peers: &[&str], mcast: Option<&str>) -> SyncConf {
+        SyncConf {
+            syncid: 7,
+            listen: "127.0.0.1:8848".parse().unwrap(),
+            peers: peers.iter().map(|p| p.parse().unwrap()).collect(),
+            mcast_interface: mcast.map(|m| m.parse().unwrap()),
+            key: "0123456789abcdef".into(),
+            master: false,
+            backup: true,
+            grace_s: 10,
+            max_synced: 0,
+        }
+    }
+
+    /// ipvsadm's `--start-daemon` / `--stop-daemon`: roles switch at run time; what
+    /// disagrees with `[sync]` is refused by name and changes nothing.
+    #[test]
+    fn roles_switch_at_run_time_and_disagreements_are_refused() {
+        let s = SyncShared::new(&conf(&["10.0.0.2:8848"], None));
+        let roles = |s: &SyncShared| s.daemons().iter().map(|d| d.role).collect::<Vec<_>>();
+        assert_eq!(roles(&s), vec![Backup], "[sync]'s roles at start");
+        s.set(Master, true, Some(7), None).expect("start master");
+        assert_eq!(roles(&s), vec![Master, Backup]);
+        s.set(Backup, false, None, None).expect("stop backup");
+        assert_eq!(roles(&s), vec![Master]);
+        assert!(!s.runs(BACKUP) && s.runs(MASTER));
+        let e = s.set(Backup, true, Some(8), None).unwrap_err();
+        assert!(e.contains("--syncid 8") && e.contains("syncid is 7"), "{e}");
+        let e = s.set(Backup, true, None, Some("lo")).unwrap_err();
+        assert!(e.contains("unicast peers"), "{e}");
+        assert_eq!(roles(&s), vec![Master], "refusals change nothing");
+        let d = &s.daemons()[0];
+        assert_eq!((d.syncid, d.transport.as_str(), d.maxlen), (7, "peers=10.0.0.2:8848", MAX_LEN as u32));
+
+        // Multicast: the interface named must hold [sync]'s interface address.
+        let m = SyncShared::new(&conf(&["224.0.0.81:8848"], Some("127.0.0.1")));
+        m.set(Backup, true, None, Some("lo")).expect("lo holds 127.0.0.1");
+        let e = m.set(Backup, true, None, Some("rvs-no-such-dev")).unwrap_err();
+        assert!(e.contains("no such interface"), "{e}");
+        assert_eq!(m.daemons()[0].transport, "mcast=224.0.0.81:8848 on 127.0.0.1");
+
+        // A master needs peers to announce to.
+        let lonely = SyncShared::new(&conf(&[], None));
+        assert!(lonely.set(Master, true, None, None).unwrap_err().contains("no peers"));
     }
 }

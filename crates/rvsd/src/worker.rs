@@ -429,6 +429,10 @@ impl Worker {
     /// some of those peers announced are installed.
     fn sync(&mut self, now: u64) {
         let slot = &self.shared.workers[self.id as usize];
+        let master = self.shared.sync.as_ref().is_some_and(|s| s.runs(crate::sync::MASTER));
+        if master != self.engine.sync_announces() {
+            self.engine.set_sync_announce(master);
+        }
         let want = self.shared.resync.load(Ordering::Relaxed);
         if want != self.resync_seen {
             self.resync_seen = want;

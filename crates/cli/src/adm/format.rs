@@ -490,3 +490,13 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
     }
     Ok(())
 }
+
+/// `-L --daemon`: one line per connection-sync role running, as ipvsadm prints its
+/// sync daemons (`master sync daemon (mcast=eth0, syncid=1, maxlen=1472)`), the
+/// transport being `[sync]`'s group or peers.
+pub fn write_daemons(out: &mut dyn Write, daemons: &[ctl::SyncDaemonView]) -> std::io::Result<()> {
+    for d in daemons {
+        writeln!(out, "{} sync daemon ({}, syncid={}, maxlen={})", d.role.name(), d.transport, d.syncid, d.maxlen)?;
+    }
+    Ok(())
+}

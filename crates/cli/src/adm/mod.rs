@@ -55,12 +55,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("-o/--ops", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
     ("--persistent-conn", "rvs lists no persistence templates; -L -c lists the connections"),
     (
-        "--start-daemon/--stop-daemon",
-        "rvsd syncs connections itself, set up in its [sync] section (roles, syncid, peers, key: docs/HA.md)",
-    ),
-    (
-        "--syncid/--mcast-*/--sync-maxlen",
-        "rvsd syncs connections itself, set up in its [sync] section (roles, syncid, peers, key: docs/HA.md)",
+        "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen",
+        "rvsd's [sync] section sets the group, port and key (docs/HA.md); --start-daemon takes --syncid and --mcast-interface",
     ),
     ("--pe", "rvs has no persistence engines (persistence is by source address)"),
     ("-T/--tun-type/--tun-port/--tun-*csum", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
@@ -228,22 +224,24 @@ pub struct AdmArgs {
     /// ipvsadm's `--persistent-conn` listing (refused by name).
     #[arg(long = "persistent-conn", hide = true)]
     pub persistent_conn: bool,
-    /// ipvsadm's sync daemon commands (refused by name: rvsd's `[sync]` sets sync up).
-    #[arg(long = "start-daemon", hide = true, value_name = "STATE")]
+    /// Start a connection-sync role: master (announce) or backup (install); rvsd's
+    /// `[sync]` holds the key and peers.
+    #[arg(long = "start-daemon", value_name = "STATE", help_heading = "Commands")]
     pub start_daemon: Option<String>,
-    /// Refused by name (rvsd's `[sync]` sets sync up).
-    #[arg(long = "stop-daemon", hide = true, value_name = "STATE")]
+    /// Stop a connection-sync role: master or backup.
+    #[arg(long = "stop-daemon", value_name = "STATE", help_heading = "Commands")]
     pub stop_daemon: Option<String>,
-    /// Refused by name (sync daemon options).
-    #[arg(
-        long = "syncid",
-        hide = true,
-        alias = "mcast-interface",
-        alias = "mcast-group",
-        alias = "mcast-port",
-        alias = "mcast-ttl",
-        alias = "sync-maxlen"
-    )]
+    /// The sync id (--start-daemon): must be `[sync]`'s.
+    #[arg(long = "syncid", value_name = "ID")]
+    pub syncid: Option<String>,
+    /// The multicast interface (--start-daemon): must hold `[sync]`'s mcast_interface.
+    #[arg(long = "mcast-interface", value_name = "DEV")]
+    pub mcast_interface: Option<String>,
+    /// With -L: the connection-sync roles running.
+    #[arg(long = "daemon")]
+    pub daemon: bool,
+    /// Refused by name (sync daemon options that live in `[sync]`).
+    #[arg(long = "mcast-group", hide = true, alias = "mcast-port", alias = "mcast-ttl", alias = "sync-maxlen")]
     pub sync_option: Option<String>,
     /// Refused by name (persistence engines).
     #[arg(long = "pe", hide = true)]
@@ -376,6 +374,14 @@ pub enum AdmCmd {
         /// As JSON.
         json: bool,
     },
+    /// Start or stop a sync role, or list the roles running (`-L --daemon`): prints
+    /// the roles running after it, as ipvsadm `-L --daemon` does.
+    Sync {
+        /// `SyncDaemon` or `SyncDaemons`.
+        req: Request,
+        /// As JSON.
+        json: bool,
+    },
     /// Print this text (help, version) and succeed.
     Print(String),
 }
@@ -456,6 +462,8 @@ enum Cmd {
     DelWhtlst,
     GetBlklst,
     GetWhtlst,
+    StartDaemon,
+    StopDaemon,
 }
 
 impl Cmd {
@@ -482,6 +490,8 @@ impl Cmd {
             Cmd::DelWhtlst => "--del-whtlst",
             Cmd::GetBlklst => "--get-blklst",
             Cmd::GetWhtlst => "--get-whtlst",
+            Cmd::StartDaemon => "--start-daemon",
+            Cmd::StopDaemon => "--stop-daemon",
         }
     }
 
@@ -508,6 +518,8 @@ impl Cmd {
             Cmd::DelWhtlst => "--del-whtlst",
             Cmd::GetBlklst => "--get-blklst",
             Cmd::GetWhtlst => "--get-whtlst",
+            Cmd::StartDaemon => "--start-daemon",
+            Cmd::StopDaemon => "--stop-daemon",
         }
     }
 
@@ -539,6 +551,7 @@ impl Cmd {
             "--sort",
             "--nosort",
             "--json",
+            "--daemon",
         ];
         match self {
             Cmd::AddService | Cmd::EditService => SVC,
@@ -555,12 +568,14 @@ impl Cmd {
             Cmd::AddBlklst | Cmd::DelBlklst => &["-t/-u", "-k"],
             Cmd::AddWhtlst | Cmd::DelWhtlst => &["-t/-u", "--whtlst-address"],
             Cmd::GetBlklst | Cmd::GetWhtlst => &["-t/-u", "-n", "--json"],
+            Cmd::StartDaemon => &["--syncid", "--mcast-interface"],
+            Cmd::StopDaemon => &[],
         }
     }
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 35] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 38] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -597,6 +612,9 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 35] {
         ("--sort", a.sort),
         ("--nosort", a.nosort),
         ("--json", a.json),
+        ("--syncid", a.syncid.is_some()),
+        ("--mcast-interface", a.mcast_interface.is_some()),
+        ("--daemon", a.daemon),
     ]
 }
 
@@ -623,6 +641,8 @@ fn command(a: &AdmArgs) -> Result<Cmd, CliError> {
         (Cmd::DelWhtlst, a.del_whtlst),
         (Cmd::GetBlklst, a.get_blklst),
         (Cmd::GetWhtlst, a.get_whtlst),
+        (Cmd::StartDaemon, a.start_daemon.is_some()),
+        (Cmd::StopDaemon, a.stop_daemon.is_some()),
     ]
     .into_iter()
     .filter_map(|(c, on)| on.then_some(c))
@@ -807,14 +827,8 @@ fn fwd_mode(a: &AdmArgs) -> Result<Option<FwdMode>, CliError> {
 }
 
 fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
-    let refused = [
-        a.ops,
-        a.persistent_conn,
-        a.start_daemon.is_some() || a.stop_daemon.is_some(),
-        a.sync_option.is_some(),
-        a.pe.is_some(),
-        a.tun_option.is_some() || a.tun_csum,
-    ];
+    let refused =
+        [a.ops, a.persistent_conn, a.sync_option.is_some(), a.pe.is_some(), a.tun_option.is_some() || a.tun_csum];
     if let Some(i) = refused.iter().position(|r| *r) {
         let (opt, why) = UNSUPPORTED[i];
         return Err(usage(format!("{opt}: valid ipvsadm that rvs does not support: {why}")));
@@ -872,6 +886,20 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             AdmCmd::Change(Request::RealServerDel { key, addr, port })
         }
         Cmd::List => list_cmd(a, key, sort)?,
+        Cmd::StartDaemon | Cmd::StopDaemon => {
+            let (start, state) = match (&a.start_daemon, &a.stop_daemon) {
+                (Some(s), _) => (true, s),
+                (_, Some(s)) => (false, s),
+                _ => unreachable!("the command was given"),
+            };
+            let role = state.parse::<ctl::SyncRole>().map_err(usage)?;
+            let syncid = num_opt(&a.syncid, "syncid", 0, 255)?.map(|v| v as u8);
+            if a.mcast_interface.as_deref() == Some("") {
+                return Err(usage("--mcast-interface needs an interface name"));
+            }
+            let req = Request::SyncDaemon { role, start, syncid, mcast_interface: a.mcast_interface.clone() };
+            AdmCmd::Sync { req, json: false }
+        }
         Cmd::Zero => AdmCmd::Change(Request::ZeroCounters { key }),
         Cmd::Set => {
             let v = a.set.as_deref().unwrap_or_default();
@@ -968,6 +996,12 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
     if views.len() > 1 {
         return Err(usage(format!("{} cannot be combined", views.join(" and "))));
     }
+    if a.daemon {
+        if a.connection || a.timeout || !views.is_empty() || key.is_some() {
+            return Err(usage("--daemon lists the sync roles: it takes no service, -c, --timeout or view"));
+        }
+        return Ok(AdmCmd::Sync { req: Request::SyncDaemons, json: a.json });
+    }
     if a.connection || a.timeout {
         let what = if a.connection { "-c" } else { "--timeout" };
         if a.connection && a.timeout {
@@ -1010,6 +1044,13 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
         AdmCmd::Conns { json } => conns(ctl, *json, out)?,
+        AdmCmd::Sync { req, json } => match ctl.call(req.clone())? {
+            // A start or stop says nothing, as ipvsadm; -L --daemon lists.
+            Response::SyncDaemons { .. } if !matches!(req, Request::SyncDaemons) => {}
+            r @ Response::SyncDaemons { .. } if *json => write_json(out, &r)?,
+            Response::SyncDaemons { daemons } => format::write_daemons(out, &daemons)?,
+            other => return Err(unexpected("sync daemons", &other)),
+        },
         AdmCmd::Timeouts { json } => match ctl.call(Request::TimeoutsGet)? {
             r @ Response::Timeouts { .. } if *json => write_json(out, &r)?,
             Response::Timeouts { timeouts } => format::write_timeouts(out, &timeouts)?,

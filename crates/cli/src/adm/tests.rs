@@ -343,9 +343,15 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-A -u 198.18.0.100:53 -o", "-o/--ops: valid ipvsadm that rvs does not support: one-packet scheduling"),
         ("-L -n --persistent-conn", "--persistent-conn: valid ipvsadm that rvs does not support"),
         (
-            "--start-daemon master --mcast-interface eth0",
-            "--start-daemon/--stop-daemon: valid ipvsadm that rvs does not support",
+            "--start-daemon master --mcast-group 224.0.0.81",
+            "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen: valid ipvsadm that rvs does not support",
         ),
+        ("--start-daemon primary", "sync daemon state \"primary\": master or backup"),
+        ("--start-daemon master --syncid 256", "syncid"),
+        ("--stop-daemon backup --syncid 3", "option --syncid is not allowed with --stop-daemon"),
+        ("--start-daemon master -t 198.18.0.100:80", "option -t/-u is not allowed with --start-daemon"),
+        ("-L --daemon -c", "--daemon lists the sync roles: it takes no service, -c, --timeout or view"),
+        ("-A -t 198.18.0.100:80 --daemon", "option --daemon is not allowed with -A (--add-service)"),
         ("-A -t 198.18.0.100:80 --pe sip", "--pe: valid ipvsadm that rvs does not support"),
         (
             "-a -t 198.18.0.100:80 -r 198.19.0.11 -i --tun-type gue",
@@ -1093,4 +1099,43 @@ MATCH proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 rr (servers)
   -> 198.18.0.6:0                 SNAT    1      -          -         
 ";
     assert!(out.ends_with(want), "{out}");
+}
+
+/// ipvsadm's sync daemon commands: start and stop a role (nothing printed), `-L --daemon`
+/// lists the roles running in ipvsadm's words.
+#[test]
+fn sync_daemon_commands() {
+    let view = |role| ctl::SyncDaemonView {
+        role,
+        syncid: 7,
+        transport: "mcast=224.0.0.81:8848 on 10.0.0.1".into(),
+        maxlen: 1432,
+    };
+    let both = Response::SyncDaemons { daemons: vec![view(ctl::SyncRole::Master), view(ctl::SyncRole::Backup)] };
+    let (out, ctl) = run_adm("--start-daemon master --syncid 7 --mcast-interface eth1", vec![both.clone()]);
+    assert_eq!(out, "");
+    assert_eq!(
+        ctl.requests,
+        vec![Request::SyncDaemon {
+            role: ctl::SyncRole::Master,
+            start: true,
+            syncid: Some(7),
+            mcast_interface: Some("eth1".into())
+        }]
+    );
+    let (_, ctl) = run_adm("--stop-daemon backup", vec![both.clone()]);
+    assert_eq!(
+        ctl.requests,
+        vec![Request::SyncDaemon { role: ctl::SyncRole::Backup, start: false, syncid: None, mcast_interface: None }]
+    );
+    let (out, ctl) = run_adm("-L --daemon", vec![both.clone()]);
+    assert_eq!(ctl.requests, vec![Request::SyncDaemons]);
+    assert_eq!(
+        out,
+        "master sync daemon (mcast=224.0.0.81:8848 on 10.0.0.1, syncid=7, maxlen=1432)\n\
+         backup sync daemon (mcast=224.0.0.81:8848 on 10.0.0.1, syncid=7, maxlen=1432)\n"
+    );
+    let (out, _) = run_adm("-L --daemon --json", vec![both.clone()]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, both);
 }

@@ -98,6 +98,19 @@ impl Engine {
         }
     }
 
+    /// Starts or stops announcing (the master role, switched at run time by
+    /// `rvsadm --start-daemon|--stop-daemon master`); nothing without sync settings.
+    pub fn set_sync_announce(&mut self, on: bool) {
+        if let Some(s) = &mut self.sync {
+            s.announce = on;
+        }
+    }
+
+    /// Whether this worker announces its connections.
+    pub fn sync_announces(&self) -> bool {
+        self.sync.is_some_and(|s| s.announce)
+    }
+
     /// Hands every record announced since the last call to `send` (the worker loop,
     /// towards the sync thread); `send` returns false when it has no room, and the rest
     /// are counted lost.

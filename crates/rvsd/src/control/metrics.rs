@@ -115,7 +115,7 @@ impl Control {
                 v.as_u64().unwrap_or(0),
             );
         }
-        if let Some(Ok(sync)) = self.shared.sync.as_ref().map(|m| m.lock()) {
+        if let Some(Ok(sync)) = self.shared.sync.as_ref().map(|s| s.counters.lock()) {
             for c in crate::sync::SyncCounter::ALL {
                 e.counter(
                     "rvs_sync_events_total",

@@ -42,6 +42,16 @@ impl Control {
         Ok(Response::Staged { stage, services: held.len() as u64 })
     }
 
+    /// Connection sync's shared state, or why there is none.
+    fn sync_shared(&self) -> Result<&crate::sync::SyncShared, Refused> {
+        self.shared.sync.as_ref().ok_or_else(|| {
+            Refused::new(
+                ErrorCode::Unsupported,
+                "connection sync is not set up: rvsd.toml has no [sync] section (its key, peers and syncid: docs/HA.md)",
+            )
+        })
+    }
+
     /// Carries out one request (a capture is started apart: its reply comes when it
     /// ends).
     pub(super) fn handle(&mut self, req: Request) -> Response {
@@ -106,6 +116,15 @@ impl Control {
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
             Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
             Request::SnatList => Response::Snat { rules: self.state.snat.clone() },
+            Request::SyncDaemon { role, start, syncid, mcast_interface } => {
+                let sync = self.sync_shared()?;
+                sync.set(role, start, syncid, mcast_interface.as_deref())
+                    .map_err(|m| Refused::new(ErrorCode::Invalid, m))?;
+                Response::SyncDaemons { daemons: sync.daemons() }
+            }
+            Request::SyncDaemons => Response::SyncDaemons {
+                daemons: self.shared.sync.as_ref().map(crate::sync::SyncShared::daemons).unwrap_or_default(),
+            },
             Request::SnatAdd { rule } => self.change(|s| s.snat_add(rule))?,
             Request::SnatDel { rule } => self.change(|s| s.snat_del(&rule))?,
             Request::SnatWan { rule, wan, add } => self.change(|s| s.snat_wan(&rule, wan, add))?,

@@ -255,7 +255,7 @@ impl Control {
         self.reports(wait).map(|r| {
             let mut v = summary(self.shared.gen.load(Ordering::Acquire), &r);
             v["neigh"] = json!(self.neigh_counters());
-            if let Some(Ok(sync)) = self.shared.sync.as_ref().map(|m| m.lock()) {
+            if let Some(Ok(sync)) = self.shared.sync.as_ref().map(|s| s.counters.lock()) {
                 v["sync"] = json!(*sync);
             }
             v
