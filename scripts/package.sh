@@ -45,8 +45,9 @@ install -D -m 0644 packaging/default/rvs-agent "$stage/etc/default/rvs-agent"
 
 # Sample configurations: rvsd's reference two-arm layout and a keepalived.conf for the
 # MASTER of a FullNAT pair on the same kind of ports.
-install -D -m 0644 dpdk-conf/production.toml "$stage/etc/rvs/rvsd.toml"
-install -D -m 0644 crates/agent/tests/configs/dpvs-fnat-master.conf "$stage/etc/rvs/keepalived.conf"
+# Not readable by every user: rvsd.toml's [sync] key, keepalived.conf's auth_pass.
+install -D -m 0640 dpdk-conf/production.toml "$stage/etc/rvs/rvsd.toml"
+install -D -m 0640 crates/agent/tests/configs/dpvs-fnat-master.conf "$stage/etc/rvs/keepalived.conf"
 
 # Documentation and more examples.
 doc="$stage/usr/share/doc/rvs"

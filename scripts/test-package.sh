@@ -66,6 +66,9 @@ conffiles=$(dpkg-query -W -f='${Conffiles}\n' rvs | awk 'NF {print $1}' | sort |
 [ "$conffiles" = "/etc/default/rvs-agent /etc/rvs/keepalived.conf /etc/rvs/rvsd.toml " ] ||
     fail "conffiles: $conffiles"
 say "conffiles: $conffiles"
+for f in /etc/rvs/rvsd.toml /etc/rvs/keepalived.conf; do
+    [ "$(stat -c %a "$f")" = 640 ] || fail "$f is mode $(stat -c %a "$f"), not 640 (it holds secrets)"
+done
 
 # Man pages: found by man, rendered without groff warnings, naming the options.
 for b in rvsd rvsadm rvsip rvs-agent; do

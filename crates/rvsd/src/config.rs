@@ -690,8 +690,9 @@ impl Config {
     }
 
     /// What is valid but worth a word: services whose VIP is not (yet) an address of
-    /// any port. They are loaded (a VRRP backup keeps its services; the agent adds the
-    /// VIP when it becomes master) and get no traffic until the address is added.
+    /// any port (they are loaded: a VRRP backup keeps its services; the agent adds the
+    /// VIP when it becomes master; they get no traffic until the address is added), and
+    /// a sync key in a file every user can read.
     pub fn warnings(&self, file: &str) -> Vec<ConfigError> {
         let specs = self.service_specs();
         let owner = |ip| self.owner(ip);
@@ -715,6 +716,19 @@ impl Config {
                  until it is added with sapool (as a VRRP backup's LIPs that move with the VIP)"
             ),
         }));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).map(|m| m.permissions().mode()).unwrap_or(0);
+        if self.sync.is_some() && mode & 0o004 != 0 {
+            out.push(ConfigError {
+                file: file.into(),
+                key: "sync.key".into(),
+                problem: format!(
+                    "the file holds the sync key and every user can read it (mode {:o}): whoever reads the key \
+                     can install connections on the peers; chmod o-r it",
+                    mode & 0o777
+                ),
+            });
+        }
         out
     }
 
@@ -1294,6 +1308,19 @@ addr = "192.0.2.1/24""#,
         assert!(Config::parse("t.toml", MINIMAL).expect("minimal").sync.is_none(), "off without the section");
         let stopped = Config::parse("t.toml", &format!("{MINIMAL}\n{sync}master = false\nbackup = false\n"));
         assert!(stopped.is_ok(), "both roles stopped until rvsadm --start-daemon: {:?}", stopped.err());
+        // The key in a file every user can read: a warning naming it.
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("rvsd-sync-key-{}.toml", std::process::id()));
+        std::fs::write(&path, format!("{MINIMAL}\n{sync}")).unwrap();
+        let file = path.display().to_string();
+        let warned = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let c = Config::load(&path).expect("loads");
+            c.warnings(&file).iter().any(|w| w.key == "sync.key" && w.problem.contains("every user can read it"))
+        };
+        assert!(warned(0o644), "world-readable key warned about");
+        assert!(!warned(0o640), "no warning once others cannot read it");
+        let _ = std::fs::remove_file(&path);
         for (extra, key, what) in [
             ("[sync]\nlisten = \"0.0.0.0:8848\"\npeers = [\"198.19.0.3:8848\"]\nkey = \"short\"\n", "sync.key", "16"),
             ("[sync]\nlisten = \"0.0.0.0:8848\"\nkey = \"0123456789abcdef\"\n", "sync.peers", "at least one peer"),

@@ -399,7 +399,11 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             }
         }
     }
-    tracing::info!("rvsd: stopped {}", summary(shared.gen.load(Ordering::Acquire), &finals));
+    let mut last = summary(shared.gen.load(Ordering::Acquire), &finals);
+    if let Some(Ok(sync)) = shared.sync.as_ref().map(|s| s.counters.lock()) {
+        last["sync"] = serde_json::json!(*sync);
+    }
+    tracing::info!("rvsd: stopped {last}");
     // Ports (and twins) first, then the rings and their queued mbufs, then the pool,
     // then the EAL, then its runtime directory.
     drop(ports);

@@ -347,6 +347,16 @@ fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
     // (the kernel caps this at net.core.rmem_max / wmem_max).
     let _ = s.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = s.set_send_buffer_size(SOCKET_BUFFER);
+    // Linux reports twice what it grants.
+    let got = s.recv_buffer_size().unwrap_or(0) / 2;
+    if got < SOCKET_BUFFER {
+        tracing::warn!(
+            asked = SOCKET_BUFFER,
+            got,
+            "sync: net.core.rmem_max caps the socket's receive buffer: a burst of announcements may be dropped by \
+             the kernel before rvsd reads it (raise net.core.rmem_max to {SOCKET_BUFFER})"
+        );
+    }
     s.bind(&conf.listen.into()).with_context(|| format!("sync.listen {}: bind", conf.listen))?;
     if let (Some(SocketAddr::V4(group)), Some(iface)) = (conf.peers.first(), conf.mcast_interface) {
         if group.ip().is_multicast() {
@@ -441,13 +451,19 @@ impl Syncer {
                 }
             }
             if published.elapsed() >= Duration::from_millis(100) {
-                if let Ok(mut s) = self.sync().counters.lock() {
-                    *s = self.counters;
-                }
+                self.publish();
                 published = Instant::now();
             }
         }
         self.flush();
+        self.publish();
+    }
+
+    /// Publishes the counters (the stats, the metrics, rvsd's last line).
+    fn publish(&self) {
+        if let Ok(mut s) = self.sync().counters.lock() {
+            *s = self.counters;
+        }
     }
 
     /// The shared sync state (there is a sync thread only with `[sync]`).
