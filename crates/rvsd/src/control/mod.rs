@@ -8,7 +8,7 @@
 //! publishing; `requests` dispatches requests to the verbs (the service set's in
 //! [`ctl::verbs`], the others on [`State`]); `views` builds the listings (services,
 //! connections, links, addresses, neighbours, worker counters and the stats summary);
-//! `capture` starts and writes a capture; `bonds` watches active-backup bonds. The
+//! `capture` starts and writes a capture; `bonds` watches bonds' slaves. The
 //! kernel twins' pump and link mirroring are in [`crate::twin`].
 
 mod bonds;
@@ -126,7 +126,7 @@ pub struct PortHandle {
     pub twin: Option<Twin>,
 }
 
-/// How often the control thread checks active-backup bonds' links.
+/// How often the control thread checks bonds' slaves.
 const BOND_WATCH: Duration = Duration::from_millis(20);
 
 /// The control thread's state.
@@ -164,6 +164,8 @@ pub struct Control {
     health: health::Health,
     /// Scrapes: the metrics endpoint's (`[metrics]`) and DPDK telemetry's commands.
     pub scrapes: Option<Receiver<crate::metrics::Scrape>>,
+    /// LACP bonds' slaves, by port id: whether each was aggregated at the last look.
+    lacp_aggregated: std::collections::HashMap<u16, bool>,
 }
 
 impl Control {
@@ -208,6 +210,7 @@ impl Control {
             scrapes: None,
             health: health::Health::default(),
             staged: Default::default(),
+            lacp_aggregated: Default::default(),
         }
     }
 

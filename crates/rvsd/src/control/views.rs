@@ -148,7 +148,8 @@ impl Control {
                     socket: h.socket,
                     bond: (!h.slaves.is_empty()).then(|| {
                         // DPDK's "active" slaves are those with link; in active-backup
-                        // the one carrying traffic is the current primary.
+                        // the one carrying traffic is the current primary, in LACP those
+                        // distributing (802.1AX state bit 0x20).
                         let linked = dpdk::Bond::active_slaves(&h.port).unwrap_or_default();
                         let mode = dpdk::Bond::mode(&h.port).unwrap_or(u8::MAX);
                         let current = dpdk::Bond::primary(&h.port).ok();
@@ -169,7 +170,14 @@ impl Control {
                                 .map(|s| SlaveView {
                                     device: s.info().map(|i| i.name).unwrap_or_default(),
                                     up: s.link().map(|l| l.up).unwrap_or(false),
-                                    active: if mode == 1 { current == Some(s.id()) } else { linked.contains(&s.id()) },
+                                    active: match mode {
+                                        1 => current == Some(s.id()),
+                                        4 => {
+                                            linked.contains(&s.id())
+                                                && dpdk::Bond::lacp_state(&h.port, s).is_ok_and(|(a, _)| a & 0x20 != 0)
+                                        }
+                                        _ => linked.contains(&s.id()),
+                                    },
                                 })
                                 .collect(),
                         }
