@@ -157,7 +157,7 @@ impl Setup {
     pub fn new(large: u32, workers: u32, fwd: FwdMode, sink: &Port, src: &Port) -> Result<Setup> {
         let cfg = bench_config((large + STREAM_FLOWS).next_power_of_two(), fwd)?;
         let clock = Clock::new();
-        let shared = Arc::new(Shared::new(bench_snapshot(&cfg, sink, src)?, workers as usize, false));
+        let shared = Arc::new(Shared::new(bench_snapshot(&cfg, sink, src)?, workers as usize, None));
         Ok(Setup { cfg, clock, shared, workers })
     }
 

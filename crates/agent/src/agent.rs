@@ -5,7 +5,7 @@ pub mod fifo;
 
 use crate::check::pool::{Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
-use crate::dataplane::{Dataplane, DataplaneError};
+use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tracked};
@@ -27,6 +27,28 @@ pub enum AgentError {
     /// The dataplane refused the initial services or SNAT rules.
     #[error("loading services: {0}")]
     Dataplane(#[from] DataplaneError),
+}
+
+/// The sync id of an `lvs_sync_daemon` that names no VRRP instance: keepalived's checker
+/// process then runs both sync daemons while it runs (`checker_ipvs_syncd_needed`), and so
+/// does the agent with rvsd's roles. A line naming an instance is the instance's
+/// ([`Instance`]).
+fn unbound_sync_daemon(cfg: &Config) -> Option<u8> {
+    cfg.global_defs.lvs_sync_daemon.as_ref().filter(|d| d.instance.is_none()).map(|d| d.syncid)
+}
+
+/// Asks for both connection-sync roles (`on`) or neither, for an `lvs_sync_daemon`
+/// without an instance.
+fn unbound_sync_roles(dp: &dyn Dataplane, syncid: u8, on: bool) {
+    let roles = SyncRoles { master: on, backup: on, syncid };
+    let why = if on {
+        "lvs_sync_daemon (no vrrp_instance: both roles while rvs-agent runs)"
+    } else {
+        "lvs_sync_daemon (stopping)"
+    };
+    if let Err(e) = dp.set_sync_roles(roles, why) {
+        tracing::error!("{why}: {e}");
+    }
 }
 
 /// How often a vrrp_instance's track_file is read.
@@ -259,6 +281,17 @@ impl Agent {
         }
     }
 
+    /// A reload's change of an `lvs_sync_daemon` without an instance, `(old, new)` sync
+    /// ids: both roles asked of the new one, or stopped when there is none.
+    fn reload_unbound_sync(&self, (old, new): (Option<u8>, Option<u8>)) {
+        match (old, new) {
+            (old, new) if old == new => {}
+            (_, Some(id)) => unbound_sync_roles(self.dp.as_ref(), id, true),
+            (Some(id), None) => unbound_sync_roles(self.dp.as_ref(), id, false),
+            (None, None) => {}
+        }
+    }
+
     async fn reload(&mut self, loaded: Loaded) {
         for d in &loaded.diagnostics {
             if d.is_error() {
@@ -283,8 +316,10 @@ impl Agent {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             reload::plan(&self.cfg, &pool, &new)
         };
+        let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
         if diff.is_empty() {
             tracing::info!("reload: no changes");
+            self.reload_unbound_sync(unbound);
             self.cfg = new;
             return;
         }
@@ -300,6 +335,9 @@ impl Agent {
         for i in stopping {
             Agent::stop_instance(i).await;
         }
+        // 1b. An lvs_sync_daemon without an instance (instances with one have just
+        //     stopped, or start below, with their roles).
+        self.reload_unbound_sync(unbound);
         // 2. Services and real servers, with the pool they now follow.
         {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -382,6 +420,10 @@ pub async fn run_with_reload(
     for r in &cfg.static_routes {
         dp.add_route(&r.spec())?;
     }
+    // keepalived's lvs_sync_daemon without an instance: both sync roles while running.
+    if let Some(id) = unbound_sync_daemon(&cfg) {
+        unbound_sync_roles(dp.as_ref(), id, true);
+    }
     let stats = Arc::new(CheckStats::default());
     let (tx, mut rx) = mpsc::channel(1024);
     let mut agent = Agent {
@@ -451,6 +493,10 @@ pub async fn run_with_reload(
     }
     for i in insts {
         Agent::stop_instance(i).await;
+    }
+    // As keepalived's checker_terminate_phase2: both sync roles stop.
+    if let Some(id) = unbound_sync_daemon(&agent.cfg) {
+        unbound_sync_roles(dp.as_ref(), id, false);
     }
     // After the instances' last lines; the scripts reading them are stopped.
     agent.fifos.close();

@@ -47,6 +47,10 @@ pub struct DataplaneStatus {
     /// Connections made again after the first (rvsd restarted, or the connection broke).
     #[serde(default)]
     pub reconnects: u64,
+    /// rvsd's latest refusal of a connection-sync role change (keepalived's
+    /// `lvs_sync_daemon`), until one is accepted.
+    #[serde(default)]
+    pub sync_error: Option<String>,
 }
 
 /// A failed dataplane call.
@@ -193,9 +197,63 @@ pub trait Dataplane: Send + Sync {
     /// no longer has is deleted. Rules the agent never added (rvsd.toml's `[[snat]]`,
     /// `rvsadm -A -H`) are left alone unless `rules` has their match.
     fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError>;
+    /// Makes the connection-sync roles the dataplane runs `roles` (keepalived's
+    /// `lvs_sync_daemon`, switched on VRRP transitions as keepalived switches IPVS's sync
+    /// daemons); `why` says what asks, for messages. Kept as the wanted state: rvsd is
+    /// asked to stop the roles turned off, then to start the roles turned on (all of them
+    /// on every new connection, a restarted rvsd starting with its `[sync]`'s). A refusal
+    /// is logged with rvsd's message once per change and does not stop anything else.
+    fn set_sync_roles(&self, roles: SyncRoles, why: &str) -> Result<(), DataplaneError> {
+        tracing::debug!(?roles, why, "connection-sync roles (this dataplane has none)");
+        Ok(())
+    }
     /// How the connection to the dataplane is doing.
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
+    }
+}
+
+/// The connection-sync roles wanted of rvsd (ipvsadm's master and backup sync daemons),
+/// as keepalived's `lvs_sync_daemon` drives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncRoles {
+    /// The master role runs (this box announces its connections).
+    pub master: bool,
+    /// The backup role runs (this box installs its peers' connections).
+    pub backup: bool,
+    /// The sync id sent with each request (`--syncid`): rvsd refuses one that is not its
+    /// `[sync]` syncid.
+    pub syncid: u8,
+}
+
+impl SyncRoles {
+    /// The roles for a VRRP state, as keepalived: master while MASTER, backup otherwise.
+    pub fn for_master(master: bool, syncid: u8) -> SyncRoles {
+        SyncRoles { master, backup: !master, syncid }
+    }
+
+    /// Both stopped (keepalived stops the running one when it stops).
+    pub fn stopped(syncid: u8) -> SyncRoles {
+        SyncRoles { master: false, backup: false, syncid }
+    }
+
+    /// The `(role, start)` requests that take rvsd from `from` (what it was last asked;
+    /// `None`: unknown, as on a new connection) to `self`: stops first, then starts
+    /// (keepalived's order: `ipvs_syncd_master` stops the backup daemon, then starts the
+    /// master one), master before backup. With `from` unknown, or of another sync id,
+    /// every role is asked for.
+    pub fn requests(&self, from: Option<&SyncRoles>) -> Vec<(ctl::SyncRole, bool)> {
+        let from = from.filter(|f| f.syncid == self.syncid);
+        let want = [(ctl::SyncRole::Master, self.master), (ctl::SyncRole::Backup, self.backup)];
+        let had = |role: ctl::SyncRole| {
+            from.map(|f| match role {
+                ctl::SyncRole::Master => f.master,
+                ctl::SyncRole::Backup => f.backup,
+            })
+        };
+        let stops = want.iter().filter(|(r, on)| !on && had(*r) != Some(false)).map(|(r, _)| (*r, false));
+        let starts = want.iter().filter(|(r, on)| *on && had(*r) != Some(true)).map(|(r, _)| (*r, true));
+        stops.chain(starts).collect()
     }
 }
 
@@ -218,6 +276,8 @@ pub enum Call {
     DelRs(ServiceKey, SocketAddr),
     /// `set_snat` with the rules' matches ([`ctl::SnatSpec::match_text`]).
     SetSnat(Vec<String>),
+    /// `set_sync_roles`.
+    SyncRoles(SyncRoles),
 }
 
 #[derive(Debug, Default)]
@@ -226,6 +286,7 @@ struct FakeState {
     services: BTreeMap<ServiceKey, Service>,
     routes: Vec<ctl::RouteSpec>,
     snat: Vec<ctl::SnatSpec>,
+    sync: Option<SyncRoles>,
     calls: Vec<Call>,
 }
 
@@ -259,6 +320,11 @@ impl FakeDataplane {
     /// The SNAT rules last set.
     pub fn snat(&self) -> Vec<ctl::SnatSpec> {
         self.lock().snat.clone()
+    }
+
+    /// The connection-sync roles last set.
+    pub fn sync_roles(&self) -> Option<SyncRoles> {
+        self.lock().sync
     }
 
     /// Every call so far, in order.
@@ -349,6 +415,14 @@ impl Dataplane for FakeDataplane {
         s.snat = rules.to_vec();
         Ok(())
     }
+
+    fn set_sync_roles(&self, roles: SyncRoles, _why: &str) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::SyncRoles(roles));
+        s.sync = Some(roles);
+        Ok(())
+    }
+
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { kind: "fake".into(), connected: true, ..Default::default() }
     }
@@ -450,6 +524,17 @@ impl Dataplane for LinuxDataplane {
         tracing::info!(count = rules.len(), "SNAT rules (not applied: no rvsd)");
         self.fake.set_snat(rules)
     }
+
+    fn set_sync_roles(&self, roles: SyncRoles, why: &str) -> Result<(), DataplaneError> {
+        tracing::info!(
+            master = roles.master,
+            backup = roles.backup,
+            syncid = roles.syncid,
+            why,
+            "connection-sync roles (not applied: no rvsd)"
+        );
+        self.fake.set_sync_roles(roles, why)
+    }
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { kind: "linux".into(), connected: true, ..Default::default() }
     }
@@ -461,6 +546,27 @@ mod tests {
 
     fn key() -> ServiceKey {
         ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 }
+    }
+
+    /// The requests of a sync role change: keepalived's order (stops, then starts), only
+    /// what changed, everything when what rvsd runs is unknown or of another sync id.
+    #[test]
+    fn sync_role_changes_become_keepalived_s_requests() {
+        use ctl::SyncRole::{Backup, Master};
+        let backup = SyncRoles::for_master(false, 5);
+        let master = SyncRoles::for_master(true, 5);
+        assert_eq!(backup.requests(None), [(Master, false), (Backup, true)]);
+        assert_eq!(master.requests(None), [(Backup, false), (Master, true)]);
+        assert_eq!(master.requests(Some(&backup)), [(Backup, false), (Master, true)]);
+        assert_eq!(backup.requests(Some(&master)), [(Master, false), (Backup, true)]);
+        assert_eq!(backup.requests(Some(&backup)), []);
+        assert_eq!(SyncRoles::stopped(5).requests(Some(&master)), [(Master, false)]);
+        assert_eq!(SyncRoles::stopped(5).requests(Some(&backup)), [(Backup, false)]);
+        let both = SyncRoles { master: true, backup: true, syncid: 0 };
+        assert_eq!(both.requests(None), [(Master, true), (Backup, true)]);
+        assert_eq!(SyncRoles::stopped(0).requests(Some(&both)), [(Master, false), (Backup, false)]);
+        // Another sync id: all asked again.
+        assert_eq!(SyncRoles::for_master(true, 6).requests(Some(&master)), [(Backup, false), (Master, true)]);
     }
 
     #[test]

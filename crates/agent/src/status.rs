@@ -278,6 +278,9 @@ pub fn render(s: &AgentStatus) -> String {
     if let Some(e) = &d.last_error {
         let _ = writeln!(o, "  last error: {e}");
     }
+    if let Some(e) = &d.sync_error {
+        let _ = writeln!(o, "  sync roles not applied: {e}");
+    }
     for i in &s.instances {
         let master = match i.master {
             Some(m) if m == i.address => format!("{m} (this node)"),

@@ -606,3 +606,69 @@ fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
 fn has_vip_dp(dp: &FakeDataplane) -> bool {
     !dp.vips().is_empty()
 }
+
+/// keepalived's `lvs_sync_daemon`: the instance it names switches the dataplane's
+/// connection-sync roles as keepalived switches IPVS's sync daemons: backup at start,
+/// master on MASTER, backup on leaving MASTER (for FAULT or BACKUP), nothing between
+/// BACKUP and FAULT, both stopped on stop; the sync id is `id`, else the VRID.
+#[test]
+fn lvs_sync_daemon_roles_follow_the_vrrp_state() {
+    use rvs_agent::dataplane::SyncRoles;
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsy");
+    let dir = std::env::temp_dir().join(testnet::unique("rvssy"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let down = dir.join("down");
+    let a_conf = format!(
+        "global_defs {{\n lvs_sync_daemon eth9 VI\n}}\nvrrp_track_file down {{\n file {}\n weight 0\n}}\n{}",
+        down.display(),
+        node_conf("127.0.0.1", "127.0.0.2", 100)
+            .replace(" virtual_ipaddress", " track_file {\n  down\n }\n virtual_ipaddress")
+    );
+    let b_conf =
+        format!("global_defs {{\n lvs_sync_daemon eth9 inst VI id 7\n}}\n{}", node_conf("127.0.0.2", "127.0.0.1", 250));
+    let down_c = down.clone();
+    in_netns(&ns, move || async move {
+        let roles_of = |dp: &FakeDataplane| -> Vec<SyncRoles> {
+            dp.calls()
+                .into_iter()
+                .filter_map(|c| match c {
+                    Call::SyncRoles(r) => Some(r),
+                    _ => None,
+                })
+                .collect()
+        };
+        let roles = |n: &Node| roles_of(&n.dp);
+        let (backup, master, stopped) =
+            (SyncRoles::for_master(false, 42), SyncRoles::for_master(true, 42), SyncRoles::stopped(42));
+        let a = start(&a_conf);
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        assert_eq!(roles(&a), [backup, master], "backup at start, master on MASTER (syncid: the VRID)");
+        // MASTER -> FAULT: the backup role (keepalived's vrrp_state_leave_master).
+        std::fs::write(&down_c, "1\n").unwrap();
+        wait_for("A in FAULT", Duration::from_secs(3), || !has_vip(&a)).await;
+        assert_eq!(roles(&a), [backup, master, backup]);
+        // FAULT -> BACKUP changes nothing; -> MASTER: the master role.
+        std::fs::write(&down_c, "0\n").unwrap();
+        wait_for("A master again", Duration::from_secs(3), || has_vip(&a)).await;
+        assert_eq!(roles(&a), [backup, master, backup, master]);
+        // B, of a higher priority, takes over: A goes BACKUP (backup role), B MASTER.
+        let b = start(&b_conf);
+        wait_for("B to take over", Duration::from_secs(3), || has_vip(&b) && !has_vip(&a)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(roles(&a), [backup, master, backup, master, backup]);
+        let b_id = |master| SyncRoles::for_master(master, 7);
+        assert_eq!(roles(&b), [b_id(false), b_id(true)], "B's id 7");
+        // Stopping: the role running stops.
+        let (a_dp, b_dp) = (a.dp.clone(), b.dp.clone());
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+        assert_eq!(roles_of(&a_dp), [backup, master, backup, master, backup, stopped]);
+        assert_eq!(roles_of(&b_dp), [b_id(false), b_id(true), SyncRoles::stopped(7)]);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@
 //! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
 //! | SNAT rules (start, reload) | `SnatList`, then `SnatDel` / `SnatAdd` / `SnatWan` for what differs |
+//! | connection-sync roles (`lvs_sync_daemon`) | `SyncDaemon { role, start, syncid }`: stops, then starts |
 //!
 //! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
 //! stripped ([`super::port_of`]). A `local_address_group` becomes the services' `laddrs`:
@@ -61,8 +62,19 @@
 //! sets their WAN addresses. A rule's name is not compared (rvsd keeps the name it was added
 //! with). With no rule in the file and none added, rvsd is not asked (an rvsd without SNAT
 //! works as before).
+//!
+//! # Connection-sync roles
+//! keepalived's `lvs_sync_daemon` ([`Dataplane::set_sync_roles`]): each change is sent as
+//! keepalived sends it to IPVS, the roles turned off stopped first, then the roles turned
+//! on started (`SyncDaemon { role, start, syncid, mcast_interface: None }`; the interface
+//! is `[sync]`'s, which rvsd would refuse to be named when it is unicast). On every new
+//! connection (rvsd restarted: it runs `[sync]`'s roles again) the wanted roles are asked
+//! for whole: the one off stopped, the one on started. A refusal (no `[sync]`, another
+//! syncid, a master without peers) is logged once with rvsd's message, shown in status
+//! (`sync_error`) until a change is accepted, and not retried until the next change or
+//! connection: it holds up nothing else.
 
-use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey};
+use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey, SyncRoles};
 use ctl::{
     AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, RouteSpec, ServiceSpec, ServiceView,
 };
@@ -98,6 +110,8 @@ enum Op {
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
     Snat,
+    /// Connection-sync roles, and what asks for them.
+    Sync(SyncRoles, String),
 }
 
 /// What the agent wants rvsd to hold, and the queue of changes towards it.
@@ -120,6 +134,8 @@ struct Wanted {
     snat: Vec<ctl::SnatSpec>,
     /// Whether `set_snat` was called.
     snat_set: bool,
+    /// The connection-sync roles (`set_sync_roles`), and what asked for them.
+    sync: Option<(SyncRoles, String)>,
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
@@ -353,6 +369,17 @@ impl Dataplane for RvsdDataplane {
         Ok(())
     }
 
+    fn set_sync_roles(&self, roles: SyncRoles, why: &str) -> Result<(), DataplaneError> {
+        tracing::info!(
+            master = roles.master,
+            backup = roles.backup,
+            syncid = roles.syncid,
+            "{why}: connection-sync roles"
+        );
+        self.push(Op::Sync(roles, why.to_string()), |w| w.sync = Some((roles, why.to_string())));
+        Ok(())
+    }
+
     fn status(&self) -> DataplaneStatus {
         self.shared.lock().status.clone()
     }
@@ -506,6 +533,10 @@ struct Worker {
     /// The SNAT rules this agent added to rvsd (by match) and has not deleted: the only
     /// ones it deletes when keepalived.conf no longer has them.
     snat_added: Vec<ctl::SnatSpec>,
+    /// The connection-sync roles last asked of rvsd on this connection (accepted or not).
+    sync_applied: Option<SyncRoles>,
+    /// rvsd's latest refusal of a sync role change, until one is accepted.
+    sync_error: Option<String>,
 }
 
 impl Worker {
@@ -525,6 +556,8 @@ impl Worker {
             last_error: None,
             connections: 0,
             snat_added: Vec::new(),
+            sync_applied: None,
+            sync_error: None,
         }
     }
 
@@ -566,6 +599,7 @@ impl Worker {
         w.status.pending = w.ops.len();
         w.status.services_follow_vips = self.follow_vips;
         w.status.reconnects = self.connections.saturating_sub(1);
+        w.status.sync_error = self.sync_error.clone();
     }
 
     fn step(&mut self, ops: Vec<Op>) {
@@ -614,6 +648,8 @@ impl Worker {
                 self.resync = true;
                 self.follow_vips = false;
                 self.loaded.clear();
+                // A restarted rvsd runs its [sync]'s roles: the wanted ones are asked again.
+                self.sync_applied = None;
                 self.last_ok = Instant::now();
                 true
             }
@@ -841,7 +877,57 @@ impl Worker {
                     return Err(Fail::Refused);
                 }
             }
+            Op::Sync(roles, why) => self.apply_sync(roles, &why)?,
         }
+        Ok(())
+    }
+
+    /// Asks rvsd for connection-sync `roles` (see the module documentation): the requests
+    /// that differ from what this connection last asked, stops first. A refusal is logged
+    /// once for the change, with rvsd's message, and is not an error here (nothing is
+    /// retried until the next change or connection); only a lost connection is.
+    fn apply_sync(&mut self, roles: SyncRoles, why: &str) -> Result<(), Fail> {
+        let requests = roles.requests(self.sync_applied.as_ref());
+        if requests.is_empty() {
+            // Asked already on this connection (accepted or not: a refusal stands).
+            return Ok(());
+        }
+        self.sync_applied = Some(roles);
+        let syncid = roles.syncid;
+        // (what was refused, rvsd's code and message), grouped by message.
+        let mut refused: Vec<(Vec<String>, String)> = Vec::new();
+        for (role, start) in requests {
+            let (verb, done) = if start { ("start", "started") } else { ("stop", "stopped") };
+            let what = format!("{verb} the {} role", role.name());
+            let req = Request::SyncDaemon { role, start, syncid: Some(syncid), mcast_interface: None };
+            match self.exchange(&format!("{why}: {what}"), req) {
+                Ok(_) => tracing::info!(role = role.name(), syncid, "{why}: connection-sync role {done} in rvsd"),
+                Err(Exchange::Io) => {
+                    self.sync_applied = None;
+                    return Err(Fail::Io);
+                }
+                Err(Exchange::Refused(code, message)) => {
+                    let message = format!("({}): {message}", code.name());
+                    match refused.iter_mut().find(|(_, m)| *m == message) {
+                        Some((whats, _)) => whats.push(what),
+                        None => refused.push((vec![what], message)),
+                    }
+                }
+            }
+        }
+        if refused.is_empty() {
+            if self.sync_error.take().is_some() {
+                tracing::info!(syncid, "{why}: rvsd accepted the connection-sync roles");
+            }
+            return Ok(());
+        }
+        let text: Vec<String> = refused
+            .iter()
+            .map(|(whats, m)| format!("rvsd refused to {} (syncid {syncid}) {m}", whats.join(" and ")))
+            .collect();
+        let msg = format!("{why}: {}", text.join("; "));
+        tracing::error!("{msg}");
+        self.sync_error = Some(msg);
         Ok(())
     }
 
@@ -927,6 +1013,11 @@ impl Worker {
                 Err(Fail::Io) => return Err(Fail::Io),
                 Err(Fail::Refused) => refused = true,
             }
+        }
+        // 4c. Connection-sync roles, when this connection has not had them asked.
+        let sync = self.shared.lock().sync.clone();
+        if let Some((roles, why)) = sync.filter(|(r, _)| self.sync_applied != Some(*r)) {
+            self.apply_sync(roles, &why)?;
         }
         // 5. VIPs that had to be added again are announced.
         for (ip, dev) in announce {

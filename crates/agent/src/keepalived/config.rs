@@ -89,6 +89,33 @@ pub struct GlobalDefs {
     /// and virtual server quorum (`VS ...`) going UP or DOWN.
     #[serde(default)]
     pub lvs_notify_fifo: NotifyFifoConf,
+    /// keepalived's `lvs_sync_daemon` (or a vrrp_instance's `lvs_sync_daemon_interface`):
+    /// which connection-sync roles rvsd runs, switched by the agent as keepalived switches
+    /// IPVS's sync daemons (see [`LvsSyncDaemon`]).
+    #[serde(default)]
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+}
+
+/// keepalived's IPVS sync daemon line, as the agent applies it to rvsd's connection-sync
+/// roles (`Request::SyncDaemon`): with an instance, the master role while it is MASTER
+/// and the backup role otherwise (keepalived's `ipvs_syncd_master` / `ipvs_syncd_backup`);
+/// without one, both roles while the agent runs (keepalived's checker process). The
+/// interface and the `maxlen`, `port`, `ttl` and `group` options are not applied: rvsd's
+/// `[sync]` section sets the transport (a warning at load says so).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvsSyncDaemon {
+    /// The keyword (`lvs_sync_daemon` or `lvs_sync_daemon_interface`), for messages.
+    pub keyword: String,
+    /// keepalived's INTERFACE (not applied: `[sync]`'s).
+    pub interface: String,
+    /// The vrrp_instance whose state selects the role; none: both roles run.
+    pub instance: Option<String>,
+    /// The sync id sent with every request: `id`, else the named instance's
+    /// `virtual_router_id` (keepalived 2's default), else 0 (no instance, or the
+    /// deprecated `lvs_sync_daemon_interface`, as keepalived 2).
+    pub syncid: u8,
+    /// Where the line is.
+    pub loc: Loc,
 }
 
 /// A notify FIFO of `global_defs` and the script that reads it.
@@ -115,6 +142,7 @@ impl Default for GlobalDefs {
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),
+            lvs_sync_daemon: None,
         }
     }
 }

@@ -12,10 +12,11 @@
 //! not have yet.
 //!
 //! `lvs_sync_daemon` (global_defs) and `lvs_sync_daemon_interface` (vrrp_instance, its
-//! deprecated form) are read with keepalived's syntax and draw a warning of their own: rvsd
-//! syncs connections itself, configured by its `[sync]` section, so the warning gives the
-//! sync id keepalived would use (`id N`, else the named instance's `virtual_router_id`) for
-//! rvsd.toml.
+//! deprecated form) are read with keepalived 2.2's syntax and rules into
+//! [`GlobalDefs::lvs_sync_daemon`]: the agent switches rvsd's connection-sync roles as
+//! keepalived switches IPVS's sync daemons. What rvsd's `[sync]` section sets instead (the
+//! interface, `maxlen`, `port`, `ttl`, `group`) draws a warning naming the keyword, so
+//! nothing is silently ignored.
 
 use super::config::*;
 use super::diag::{Diagnostic, Loc};
@@ -122,7 +123,7 @@ struct P<'a> {
     vs_retry_set: (bool, bool),
     /// The last checker read waits `delay_loop` between retries (DNS_CHECK's default).
     dbr_follows_delay_loop: bool,
-    /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, warned about once the
+    /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, resolved once the
     /// instances (whose VRID is keepalived's default sync id) are read.
     sync_daemons: Vec<SyncDaemon>,
 }
@@ -130,15 +131,23 @@ struct P<'a> {
 /// keepalived's IPVS sync daemon line: `lvs_sync_daemon INTERFACE [VRRP_INSTANCE | inst
 /// VRRP_INSTANCE] [id SYNC_ID] [maxlen LEN] [port PORT] [ttl TTL] [group IP]` (global_defs;
 /// keepalived 1.x's `lvs_sync_daemon IF INSTANCE SYNC_ID` too), or a vrrp_instance's
-/// `lvs_sync_daemon_interface INTERFACE`. Not applied: rvsd syncs connections itself.
+/// `lvs_sync_daemon_interface INTERFACE`; becomes [`LvsSyncDaemon`].
 #[derive(Debug, Clone)]
 struct SyncDaemon {
     key: String,
     loc: Loc,
-    /// The VRRP instance whose VRID is the default sync id.
+    /// INTERFACE.
+    interface: String,
+    /// The VRRP instance whose state selects the role (and whose VRID is the default
+    /// sync id of `lvs_sync_daemon`).
     instance: Option<String>,
     /// `id N`.
     syncid: Option<u8>,
+    /// The transport options given (`maxlen 1400`, ...): `[sync]`'s in rvsd.
+    transport: Vec<String>,
+    /// `lvs_sync_daemon_interface`: keepalived 2 gives it sync id 0 (it names no
+    /// instance in global_defs).
+    deprecated: bool,
 }
 
 /// keepalived's hex strings (`payload`, `require_reply`): pairs of hex digits, spaces
@@ -317,7 +326,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         );
         p.ignored.push((g.loc.clone(), format!("vrrp_sync_group {} FIFO lines", g.name)));
     }
-    p.warn_sync_daemons(&cfg);
+    cfg.global_defs.lvs_sync_daemon = p.resolve_sync_daemons(&cfg);
     cfg.ignored = p.ignored;
     cfg
 }
@@ -514,12 +523,18 @@ impl P<'_> {
 
     /// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [inst NAME] [id SYNC_ID] [maxlen LEN]
     /// [port PORT] [ttl TTL] [group IP]`, checked as keepalived 2.2.7 reads it (and its
-    /// 1.x form `INTERFACE VRRP_INSTANCE SYNC_ID`); recorded for [`P::warn_sync_daemons`].
+    /// 1.x form `INTERFACE VRRP_INSTANCE SYNC_ID`); recorded for [`P::resolve_sync_daemons`].
     fn lvs_sync_daemon(&mut self, c: &Node) {
-        if self.arg(c).is_none() {
-            return;
-        }
-        let mut d = SyncDaemon { key: c.key.clone(), loc: c.loc.clone(), instance: None, syncid: None };
+        let Some(interface) = self.arg(c).map(str::to_string) else { return };
+        let mut d = SyncDaemon {
+            key: c.key.clone(),
+            loc: c.loc.clone(),
+            interface,
+            instance: None,
+            syncid: None,
+            transport: Vec::new(),
+            deprecated: false,
+        };
         let key = c.key.as_str();
         let mut i = 1;
         while i < c.args.len() {
@@ -570,35 +585,79 @@ impl P<'_> {
                 }
                 _ => Some(format!("{key}: unknown option '{word}'")),
             };
-            if let Some(m) = bad {
-                self.err(&c.loc, m);
+            match bad {
+                Some(m) => self.err(&c.loc, m),
+                None if matches!(word, "maxlen" | "port" | "ttl" | "group") => {
+                    d.transport.push(format!("{word} {}", value.unwrap_or_default()));
+                }
+                None => {}
             }
             i += 2;
         }
         self.sync_daemons.push(d);
     }
 
-    /// The sync daemon lines are accepted and not applied: rvsd syncs connections itself.
-    /// Each draws a warning saying so, with the sync id to give rvsd (`id`, else the
-    /// named instance's VRID, keepalived's default).
-    fn warn_sync_daemons(&mut self, cfg: &Config) {
-        for d in std::mem::take(&mut self.sync_daemons) {
-            let vrid = d
-                .instance
-                .as_ref()
-                .and_then(|name| cfg.vrrp_instances.iter().find(|i| &i.name == name))
-                .map(|i| i.vrid)
-                .filter(|v| *v != 0);
-            let set = match (d.syncid, vrid, &d.instance) {
-                (Some(id), ..) => format!("set [sync] syncid = {id} in rvsd.toml (docs/HA.md)"),
-                (None, Some(v), Some(name)) => format!(
-                    "set [sync] syncid = {v} in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance {name}'s virtual_router_id)"
+    /// The sync daemon line the agent applies, as keepalived 2.2 resolves it: the first
+    /// line wins (keepalived ignores later ones, and so does the agent, with a warning);
+    /// a named instance that does not exist clears it (keepalived's "Unable to find vrrp
+    /// instance ... clearing lvs_syncd config"); the sync id is `id`, else the named
+    /// instance's VRID, else 0 (no instance, or `lvs_sync_daemon_interface`). What rvsd's
+    /// `[sync]` sets instead (the interface, maxlen, port, ttl, group) draws one warning
+    /// naming the keyword (recorded as ignored: `--strict` refuses it).
+    fn resolve_sync_daemons(&mut self, cfg: &Config) -> Option<LvsSyncDaemon> {
+        let mut lines = std::mem::take(&mut self.sync_daemons).into_iter();
+        let d = lines.next()?;
+        for other in lines {
+            self.warn(
+                &other.loc,
+                format!(
+                    "{}: lvs_sync_daemon is already given ({}, {}): this line is ignored (as keepalived)",
+                    other.key, d.key, d.loc
                 ),
-                _ => "configure [sync] in rvsd.toml, with one syncid on both nodes (docs/HA.md)".to_string(),
-            };
-            self.warn(&d.loc, format!("{}: not applied by rvs-agent; rvsd syncs connections itself: {set}", d.key));
-            self.ignored.push((d.loc, d.key));
+            );
+            self.ignored.push((other.loc, other.key));
         }
+        let vrid = match &d.instance {
+            Some(name) => match cfg.vrrp_instances.iter().find(|i| &i.name == name) {
+                Some(i) => Some(i.vrid),
+                None => {
+                    self.warn(
+                        &d.loc,
+                        format!(
+                            "{}: no vrrp_instance {name}: no connection-sync role is switched (keepalived clears \
+                             the line too)",
+                            d.key
+                        ),
+                    );
+                    self.ignored.push((d.loc, d.key));
+                    return None;
+                }
+            },
+            None => None,
+        };
+        let syncid = match (d.syncid, vrid) {
+            (Some(id), _) => id,
+            (None, Some(v)) if !d.deprecated => v,
+            _ => 0,
+        };
+        let roles = match &d.instance {
+            Some(name) => format!("master while vrrp_instance {name} is MASTER, backup otherwise"),
+            None => "master and backup while rvs-agent runs".to_string(),
+        };
+        let deprecated = if d.deprecated { " (keepalived 2's for this deprecated keyword)" } else { "" };
+        let mut not_applied = vec![format!("the interface {}", d.interface)];
+        not_applied.extend(d.transport.iter().cloned());
+        self.warn(
+            &d.loc,
+            format!(
+                "{}: applied as rvsd's connection-sync roles: {roles}, syncid {syncid}{deprecated}; not applied: {} \
+                 (rvsd's [sync] sets the transport, and its syncid must be {syncid}: docs/HA.md)",
+                d.key,
+                not_applied.join(", ")
+            ),
+        );
+        self.ignored.push((d.loc.clone(), d.key.clone()));
+        Some(LvsSyncDaemon { keyword: d.key, interface: d.interface, instance: d.instance, syncid, loc: d.loc })
     }
 
     /// keepalived's `[username [groupname]]` after a FIFO or its script: not honoured.
@@ -897,13 +956,19 @@ impl P<'_> {
                     i.checksum = ChecksumMode::MulticastPseudoHeader;
                 }
                 "lvs_sync_daemon_interface" => {
-                    if self.arg(c).is_some() {
+                    if let Some(interface) = self.arg(c).map(str::to_string) {
                         if c.args.len() > 1 {
                             self.err(&c.loc, "lvs_sync_daemon_interface takes one interface");
                         }
-                        let (key, loc) = (c.key.clone(), c.loc.clone());
-                        let instance = Some(i.name.clone());
-                        self.sync_daemons.push(SyncDaemon { key, loc, instance, syncid: None });
+                        self.sync_daemons.push(SyncDaemon {
+                            key: c.key.clone(),
+                            loc: c.loc.clone(),
+                            interface,
+                            instance: Some(i.name.clone()),
+                            syncid: None,
+                            transport: Vec::new(),
+                            deprecated: true,
+                        });
                     }
                 }
                 _ => self.other(c, "vrrp_instance"),

@@ -753,10 +753,12 @@ fn snat_keywords_not_honoured_are_warnings_when_lenient_or_ignored() {
     assert!(l.has_errors());
 }
 
-/// `lvs_sync_daemon` is read with keepalived's syntax and named in a warning that gives
-/// the sync id for rvsd's `[sync]` section (never silently ignored).
+/// `lvs_sync_daemon` is read with keepalived 2.2's syntax and rules into the sync daemon
+/// the agent applies (roles follow the named instance; sync id `id`, else its VRID), and
+/// draws one warning naming what rvsd's `[sync]` sets instead (never silently ignored).
 #[test]
-fn lvs_sync_daemon_is_read_and_points_to_rvsds_sync_section() {
+fn lvs_sync_daemon_is_applied_and_warns_about_what_sync_sets() {
+    use crate::keepalived::config::LvsSyncDaemon;
     let with = |line: &str| strict(&format!("global_defs {{\n {line}\n}}\n{MINIMAL}"));
     let warning = |l: &Loaded| {
         assert!(!l.has_errors(), "{:?}", messages(l));
@@ -765,20 +767,45 @@ fn lvs_sync_daemon_is_read_and_points_to_rvsds_sync_section() {
         assert_eq!(m.len(), 1, "{m:?}");
         m[0].clone()
     };
+    let daemon = |l: &Loaded| {
+        let d: Option<LvsSyncDaemon> = l.config.global_defs.lvs_sync_daemon.clone();
+        d.map(|d| (d.keyword, d.interface, d.instance, d.syncid, d.loc.line))
+    };
     let l = with("lvs_sync_daemon eth1 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.81");
     assert_eq!(
         warning(&l),
-        "t.conf:2: warning: lvs_sync_daemon: not applied by rvs-agent; rvsd syncs connections itself: \
-         set [sync] syncid = 7 in rvsd.toml (docs/HA.md)"
+        "t.conf:2: warning: lvs_sync_daemon: applied as rvsd's connection-sync roles: master while vrrp_instance \
+         VI_1 is MASTER, backup otherwise, syncid 7; not applied: the interface eth1, maxlen 1400, port 8848, ttl 2, \
+         group 224.0.0.81 (rvsd's [sync] sets the transport, and its syncid must be 7: docs/HA.md)"
     );
+    assert_eq!(daemon(&l), Some(("lvs_sync_daemon".into(), "eth1".into(), Some("VI_1".into()), 7, 2)));
     // No id: keepalived's default, the named instance's VRID (MINIMAL's is 5); `inst NAME`
     // and keepalived 1.x's positional `INTERFACE INSTANCE SYNC_ID` too.
-    assert!(warning(&with("lvs_sync_daemon eth1 VI_1")).contains(
-        "set [sync] syncid = 5 in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance VI_1's virtual_router_id)"
+    let l = with("lvs_sync_daemon eth1 VI_1");
+    assert!(warning(&l).ends_with(
+        "syncid 5; not applied: the interface eth1 (rvsd's [sync] sets the transport, and its syncid must be 5: docs/HA.md)"
     ));
-    assert!(warning(&with("lvs_sync_daemon eth1 inst VI_1 port 8848")).contains("syncid = 5 "));
-    assert!(warning(&with("lvs_sync_daemon eth1 VI_1 9")).contains("syncid = 9 "));
-    assert!(warning(&with("lvs_sync_daemon eth1")).contains("configure [sync] in rvsd.toml, with one syncid"));
+    assert_eq!(daemon(&l).map(|d| (d.2, d.3)), Some((Some("VI_1".into()), 5)));
+    let l = with("lvs_sync_daemon eth1 inst VI_1 port 8848");
+    assert!(warning(&l).contains("syncid 5; not applied: the interface eth1, port 8848 "), "{:?}", messages(&l));
+    assert_eq!(daemon(&l).map(|d| (d.2, d.3)), Some((Some("VI_1".into()), 5)));
+    let l = with("lvs_sync_daemon eth1 VI_1 9");
+    assert!(warning(&l).contains("syncid 9;"));
+    assert_eq!(daemon(&l).map(|d| (d.2, d.3)), Some((Some("VI_1".into()), 9)));
+    // No instance: both roles while the agent runs (keepalived's checker), sync id 0.
+    let l = with("lvs_sync_daemon eth1");
+    assert!(warning(&l).contains("roles: master and backup while rvs-agent runs, syncid 0;"));
+    assert_eq!(daemon(&l).map(|d| (d.2, d.3)), Some((None, 0)));
+    let l = with("lvs_sync_daemon eth1 id 4");
+    assert_eq!(daemon(&l).map(|d| (d.2, d.3)), Some((None, 4)));
+    // An instance that does not exist: nothing applied (keepalived clears the line).
+    let l = with("lvs_sync_daemon eth1 VI_9 id 3");
+    assert_eq!(
+        warning(&l),
+        "t.conf:2: warning: lvs_sync_daemon: no vrrp_instance VI_9: no connection-sync role is switched \
+         (keepalived clears the line too)"
+    );
+    assert_eq!(daemon(&l), None);
     // Malformed lines are errors.
     for (line, e) in [
         ("lvs_sync_daemon", "lvs_sync_daemon needs a value"),
@@ -791,20 +818,39 @@ fn lvs_sync_daemon_is_read_and_points_to_rvsds_sync_section() {
         let l = with(line);
         assert_eq!(errors(&l), [format!("t.conf:2: error: {e}")], "{line}");
     }
-    // --strict refuses it, as every keyword accepted and not honoured.
+    // --strict refuses it, as every keyword accepted and not wholly honoured.
     let text = format!("global_defs {{\n lvs_sync_daemon eth1 VI_1\n}}\n{MINIMAL}");
     assert!(parse_str(&text, "t.conf", Options { strict: true, ..Options::default() }).has_errors());
-    // A vrrp_instance's (deprecated) lvs_sync_daemon_interface: that instance's VRID.
+    // A vrrp_instance's (deprecated) lvs_sync_daemon_interface: that instance's state,
+    // sync id 0 (keepalived 2 sets the VRID only for a named instance).
     let l = strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n lvs_sync_daemon_interface eth1\n"));
     assert!(!l.has_errors(), "{:?}", messages(&l));
     assert_eq!(
         messages(&l),
-        [
-            "t.conf:3: warning: lvs_sync_daemon_interface: not applied by rvs-agent; rvsd syncs connections itself: \
-             set [sync] syncid = 5 in rvsd.toml (docs/HA.md; keepalived's default, vrrp_instance VI_1's virtual_router_id)"
-        ]
+        ["t.conf:3: warning: lvs_sync_daemon_interface: applied as rvsd's connection-sync roles: master while \
+             vrrp_instance VI_1 is MASTER, backup otherwise, syncid 0 (keepalived 2's for this deprecated keyword); \
+             not applied: the interface eth1 (rvsd's [sync] sets the transport, and its syncid must be 0: docs/HA.md)"]
     );
+    assert_eq!(daemon(&l), Some(("lvs_sync_daemon_interface".into(), "eth1".into(), Some("VI_1".into()), 0, 3)));
     assert_eq!(l.config.ignored.len(), 1);
+    // The first line wins (keepalived ignores the others); a later one is named.
+    let text = format!(
+        "global_defs {{\n lvs_sync_daemon eth1 VI_1 id 7\n}}\n{}",
+        MINIMAL.replace(" interface eth0\n", " interface eth0\n lvs_sync_daemon_interface eth2\n")
+    );
+    let l = strict(&text);
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(daemon(&l).map(|d| (d.1, d.3)), Some(("eth1".into(), 7)));
+    assert!(
+        messages(&l).contains(
+            &"t.conf:6: warning: lvs_sync_daemon_interface: lvs_sync_daemon is already given (lvs_sync_daemon, \
+              t.conf:2): this line is ignored (as keepalived)"
+                .to_string()
+        ),
+        "{:?}",
+        messages(&l)
+    );
+    assert_eq!(l.config.ignored.len(), 2);
 }
 
 /// The brief's connection-sync layout: the LIP both in a local_address_group and in the

@@ -255,3 +255,44 @@ async fn the_agent_sets_snat_rules_at_start_and_on_reload() {
     stop.send(true).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// keepalived's `lvs_sync_daemon` without a VRRP instance (its checker process): both
+/// connection-sync roles while the agent runs, stopped when it stops; a reload that
+/// names an instance hands the roles over to it (here none is started: no instance).
+#[tokio::test]
+async fn an_lvs_sync_daemon_without_an_instance_runs_both_roles_while_the_agent_runs() {
+    use crate::dataplane::SyncRoles;
+    use std::sync::Arc;
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let conf = |line: &str| format!("global_defs {{\n {line}\n}}\n{SNAT}");
+    let d = dp.clone();
+    let task =
+        tokio::spawn(crate::agent::run_with_reload(cfg(&conf("lvs_sync_daemon eth1")), d, stop_rx, reload_rx, |_| {}));
+    let roles = || {
+        dp.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::SyncRoles(r) => Some(r),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
+    settle().await;
+    let both = |syncid| SyncRoles { master: true, backup: true, syncid };
+    assert_eq!(roles(), [both(0)], "keepalived's default sync id without an instance: 0");
+    // The same line again: nothing asked; another id: asked again.
+    reload_tx
+        .send(parse_str(&format!("# moved\n{}", conf("lvs_sync_daemon eth1")), "k.conf", Options::default()))
+        .unwrap();
+    settle().await;
+    assert_eq!(roles(), [both(0)]);
+    reload_tx.send(parse_str(&conf("lvs_sync_daemon eth1 id 9"), "k.conf", Options::default())).unwrap();
+    settle().await;
+    assert_eq!(roles(), [both(0), both(9)]);
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(roles(), [both(0), both(9), SyncRoles::stopped(9)]);
+}

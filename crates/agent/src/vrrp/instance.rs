@@ -6,13 +6,21 @@
 //! exist only while rvsd runs, so this is what happens when rvsd stops or restarts: the
 //! socket is dropped, and opened again (on the new interface) once the twin is back and
 //! has its address; the instance then starts over as backup.
+//!
+//! The instance that keepalived's `lvs_sync_daemon` names drives rvsd's connection-sync
+//! roles as keepalived drives IPVS's sync daemons (keepalived 2.2's `vrrp_init_state`,
+//! `vrrp_state_become_master`, `vrrp_state_leave_master`, `vrrp_terminate_phase1`): the
+//! backup role at start; on becoming MASTER the backup role stopped and the master role
+//! started; on leaving MASTER (for BACKUP or FAULT) the master role stopped and the backup
+//! role started; BACKUP <-> FAULT changes nothing; on stopping, the role running is
+//! stopped. See [`Dataplane::set_sync_roles`].
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, Advert, PacketError, Received, Version};
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
-use crate::dataplane::{port_of, Dataplane};
+use crate::dataplane::{port_of, Dataplane, SyncRoles};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -162,6 +170,11 @@ pub struct Instance {
     fifos: Arc<Notifier>,
     /// The state last entered (notified), for the transitions counted.
     entered: State,
+    /// The sync id when `lvs_sync_daemon` names this instance: its state then selects
+    /// rvsd's connection-sync roles.
+    sync_id: Option<u8>,
+    /// The connection-sync roles last asked for.
+    sync_roles: Option<SyncRoles>,
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -214,6 +227,11 @@ impl Instance {
             base_priority: cfg.priority,
             counters: InstanceCounters::default(),
         });
+        let sync_id = global
+            .lvs_sync_daemon
+            .as_ref()
+            .filter(|d| d.instance.as_deref() == Some(cfg.name.as_str()))
+            .map(|d| d.syncid);
         let inst = Instance {
             cfg,
             global: global.clone(),
@@ -227,12 +245,34 @@ impl Instance {
             status,
             fifos,
             entered: State::Initialize,
+            sync_id,
+            sync_roles: None,
         };
         Ok((inst, rx))
     }
 
     fn now(&self) -> Duration {
         self.epoch.elapsed()
+    }
+
+    /// With `lvs_sync_daemon` naming this instance: asks the dataplane for the
+    /// connection-sync roles of `master` (`Some(true)`: master, `Some(false)`: backup,
+    /// `None`: both stopped) when they differ from the last asked for. `event` is for
+    /// messages.
+    fn sync_roles(&mut self, master: Option<bool>, event: &str) {
+        let Some(syncid) = self.sync_id else { return };
+        let roles = match master {
+            Some(m) => SyncRoles::for_master(m, syncid),
+            None => SyncRoles::stopped(syncid),
+        };
+        if self.sync_roles == Some(roles) {
+            return;
+        }
+        self.sync_roles = Some(roles);
+        let why = format!("lvs_sync_daemon (vrrp_instance {} {event})", self.cfg.name);
+        if let Err(e) = self.dp.set_sync_roles(roles, &why) {
+            tracing::error!(instance = %self.cfg.name, "{why}: {e}");
+        }
     }
 
     /// Updates the counters in the status, without waking its watchers.
@@ -274,6 +314,9 @@ impl Instance {
             // run (killed before it could leave) left in the dataplane.
             self.exec(vec![Action::RemoveVips]).await;
         }
+        // As keepalived's vrrp_init_state: the backup sync role first, whatever the state
+        // (one becoming MASTER at once switches to the master role as it enters it).
+        self.sync_roles(Some(false), "starting");
         let acts = self.fsm.handle(self.now(), Event::Startup);
         self.exec(acts).await;
         let mut link = tokio::time::interval(LINK_CHECK);
@@ -313,6 +356,8 @@ impl Instance {
                 }
             }
         }
+        // As keepalived's vrrp_terminate_phase1: the sync role running stops first.
+        self.sync_roles(None, "stopping");
         let acts = self.fsm.handle(self.now(), Event::Shutdown);
         self.exec(acts).await;
         // As keepalived's notify_shutdown: notify_stop, `notify ... STOP`, the FIFO line.
@@ -481,6 +526,14 @@ impl Instance {
                     });
                     tracing::info!(instance = %name, ?state, priority = self.fsm.priority(), "entering state");
                     self.notify(state);
+                    // keepalived's ipvs_syncd_master on becoming MASTER, ipvs_syncd_backup on
+                    // leaving it (BACKUP or FAULT); nothing between BACKUP and FAULT.
+                    match state {
+                        State::Master => self.sync_roles(Some(true), "MASTER"),
+                        State::Backup => self.sync_roles(Some(false), "BACKUP"),
+                        State::Fault => self.sync_roles(Some(false), "FAULT"),
+                        State::Initialize => {}
+                    }
                 }
             }
         }

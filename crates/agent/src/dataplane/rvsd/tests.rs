@@ -2,8 +2,9 @@
 //! addresses and services the way rvsd does (optionally refusing a service whose VIP is
 //! not an address, as older rvsd did; a local address no port has is accepted, the
 //! service keeping it in standby, one without sapool is refused), SNAT rules as rvsd's
-//! state does (by match, names unique), and can "restart" (drop every connection and
-//! forget everything but its configuration).
+//! state does (by match, names unique), connection-sync roles as rvsd's `[sync]` does
+//! (refused without it, or for another syncid), and can "restart" (drop every connection
+//! and forget everything but its configuration).
 
 use super::*;
 use crate::dataplane::LocalAddr;
@@ -23,6 +24,54 @@ struct FakeState {
     snat_log: Vec<Request>,
     /// The address changes asked for (`AddrAdd`, `AddrDel`), in order.
     addr_log: Vec<Request>,
+    /// rvsd.toml's `[sync]`, if any.
+    sync_conf: Option<SyncConf>,
+    /// The sync roles running: (master, backup).
+    roles: (bool, bool),
+    /// The sync role requests (`SyncDaemon`), in order.
+    sync_log: Vec<Request>,
+}
+
+/// The fake rvsd's `[sync]`: its syncid and the roles it starts with.
+#[derive(Debug, Clone, Copy)]
+struct SyncConf {
+    syncid: u8,
+    master: bool,
+    backup: bool,
+}
+
+impl FakeState {
+    /// A fresh rvsd: its configuration's addresses, SNAT rules and sync roles.
+    fn fresh(addrs: Vec<AddrView>, snat: Vec<ctl::SnatSpec>, sync_conf: Option<SyncConf>) -> FakeState {
+        let roles = sync_conf.map_or((false, false), |c| (c.master, c.backup));
+        FakeState { addrs, snat, sync_conf, roles, ..Default::default() }
+    }
+
+    /// rvsd's `SyncDaemon` (crates/rvsd's `SyncShared::set`).
+    fn handle_sync(&mut self, req: Request) -> Response {
+        let Request::SyncDaemon { role, start, syncid, mcast_interface } = req.clone() else {
+            return refuse(ErrorCode::BadRequest, "not sync".into());
+        };
+        self.sync_log.push(req);
+        let Some(c) = self.sync_conf else {
+            return refuse(
+                ErrorCode::Unsupported,
+                "connection sync is not set up: rvsd.toml has no [sync] section (its key, peers and syncid: docs/HA.md)"
+                    .into(),
+            );
+        };
+        if let Some(id) = syncid.filter(|id| *id != c.syncid) {
+            return refuse(ErrorCode::Invalid, format!("--syncid {id}: rvsd's [sync] syncid is {}", c.syncid));
+        }
+        if let Some(dev) = mcast_interface {
+            return refuse(ErrorCode::Invalid, format!("--mcast-interface {dev}: [sync] sends to unicast peers"));
+        }
+        match role {
+            ctl::SyncRole::Master => self.roles.0 = start,
+            ctl::SyncRole::Backup => self.roles.1 = start,
+        }
+        Response::SyncDaemons { daemons: Vec::new() }
+    }
 }
 
 struct FakeRvsd {
@@ -32,6 +81,8 @@ struct FakeRvsd {
     config: Vec<AddrView>,
     /// SNAT rules from "rvsd's configuration" (`[[snat]]`, kept across restarts).
     snat_config: Mutex<Vec<ctl::SnatSpec>>,
+    /// `[sync]` (kept across restarts).
+    sync_config: Mutex<Option<SyncConf>>,
     state: Arc<Mutex<FakeState>>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     stop: Arc<AtomicBool>,
@@ -129,6 +180,9 @@ impl FakeState {
         }
         if matches!(req, Request::AddrAdd { .. } | Request::AddrDel { .. }) {
             self.addr_log.push(req.clone());
+        }
+        if matches!(req, Request::SyncDaemon { .. }) {
+            return self.handle_sync(req);
         }
         let before = (self.addrs.clone(), self.services.clone());
         let find =
@@ -271,6 +325,7 @@ impl FakeRvsd {
             dir,
             config,
             snat_config: Mutex::default(),
+            sync_config: Mutex::default(),
             state,
             conns: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -313,7 +368,28 @@ impl FakeRvsd {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
         let snat = self.snat_config.lock().unwrap().clone();
-        *self.state.lock().unwrap() = FakeState { addrs: self.config.clone(), snat, ..Default::default() };
+        let sync = *self.sync_config.lock().unwrap();
+        *self.state.lock().unwrap() = FakeState::fresh(self.config.clone(), snat, sync);
+    }
+
+    /// rvsd.toml's `[sync]`: its roles run now (as after a start) and after every restart.
+    fn configure_sync(&self, conf: SyncConf) {
+        *self.sync_config.lock().unwrap() = Some(conf);
+        self.with(|s| {
+            s.sync_conf = Some(conf);
+            s.roles = (conf.master, conf.backup);
+        });
+    }
+
+    /// The sync role requests since the last call, as `(role, start, syncid)`.
+    fn sync_log(&self) -> Vec<(ctl::SyncRole, bool, Option<u8>)> {
+        self.with(|s| std::mem::take(&mut s.sync_log))
+            .into_iter()
+            .map(|r| match r {
+                Request::SyncDaemon { role, start, syncid, mcast_interface: None } => (role, start, syncid),
+                other => panic!("not a sync role request (or with an interface): {other:?}"),
+            })
+            .collect()
     }
 
     /// rvsd.toml's `[[snat]]` rules: held now and after every restart.
@@ -811,4 +887,103 @@ fn reconciliation_keeps_a_lip_that_moves_with_the_vip_as_wanted() {
     fake.with(|s| s.addrs.retain(|a| a.addr.addr() != lip().addr()));
     wait_until("the LIP added with sapool", REFUSED_RETRY + T, || held_as(&fake, LIP) == Some(("dpdk1".into(), true)));
     assert!(dp.wait_idle(T), "{:?}", dp.status());
+}
+
+use ctl::SyncRole::{Backup as SyncBackup, Master as SyncMaster};
+
+const WHY: &str = "lvs_sync_daemon (vrrp_instance VI_1 test)";
+
+/// keepalived's `lvs_sync_daemon`: each VRRP transition asks rvsd for exactly what
+/// keepalived asks IPVS (MASTER: stop backup, start master; leaving MASTER: stop master,
+/// start backup; stopping: stop the role running), with the sync id and no interface;
+/// a restarted rvsd (back to its `[sync]`'s roles) is asked for the wanted roles again.
+#[test]
+fn sync_roles_follow_the_transitions_and_are_asked_again_after_a_restart() {
+    let fake = FakeRvsd::start(config(), false);
+    // rvsd.toml runs both roles from the start.
+    fake.configure_sync(SyncConf { syncid: 51, master: true, backup: true });
+    let dp = RvsdDataplane::new(&fake.path);
+    // Starting (backup): the whole wanted state on the new connection.
+    dp.set_sync_roles(SyncRoles::for_master(false, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncMaster, false, Some(51)), (SyncBackup, true, Some(51))]);
+    assert_eq!(fake.with(|s| s.roles), (false, true));
+    // MASTER: keepalived's ipvs_syncd_master.
+    dp.set_sync_roles(SyncRoles::for_master(true, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(51)), (SyncMaster, true, Some(51))]);
+    assert_eq!(fake.with(|s| s.roles), (true, false));
+    // BACKUP (or FAULT): keepalived's ipvs_syncd_backup.
+    dp.set_sync_roles(SyncRoles::for_master(false, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncMaster, false, Some(51)), (SyncBackup, true, Some(51))]);
+    // The same roles again: nothing to ask.
+    dp.set_sync_roles(SyncRoles::for_master(false, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), []);
+    // MASTER, then rvsd restarts (both roles again, from its [sync]): master only again.
+    dp.set_sync_roles(SyncRoles::for_master(true, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    fake.sync_log();
+    fake.restart();
+    assert_eq!(fake.with(|s| s.roles), (true, true));
+    wait_until("the sync roles to be asked again", T, || fake.with(|s| s.roles) == (true, false));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(dp.status().reconnects, 1);
+    assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(51)), (SyncMaster, true, Some(51))]);
+    // Stopping as master: the master role stops (keepalived's vrrp_terminate_phase1).
+    dp.set_sync_roles(SyncRoles::stopped(51), WHY).unwrap();
+    dp.close(T);
+    assert_eq!(fake.sync_log(), [(SyncMaster, false, Some(51))]);
+    assert_eq!(fake.with(|s| s.roles), (false, false));
+}
+
+/// rvsd refusing a sync role change (no `[sync]`, another syncid) is reported with its
+/// message, once per change: nothing is retried in a loop, and the VIPs and services go
+/// on being applied; the next change (or connection) asks again.
+#[test]
+fn a_refused_sync_role_is_reported_once_per_change_and_holds_up_nothing() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    dp.set_sync_roles(SyncRoles::for_master(false, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(
+        dp.status().sync_error.as_deref(),
+        Some(
+            "lvs_sync_daemon (vrrp_instance VI_1 test): rvsd refused to stop the master role and start the backup role \
+             (syncid 51) (unsupported): connection sync is not set up: rvsd.toml has no [sync] section (its key, \
+             peers and syncid: docs/HA.md)"
+        )
+    );
+    assert_eq!(fake.sync_log().len(), 2);
+    assert!(fake.weights().is_some(), "the services are loaded all the same");
+    // A later reconciliation (new services) does not ask again.
+    dp.set_services(&[service()]).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.has_addr(VIP));
+    assert_eq!(fake.sync_log(), [], "a refused change is not retried in a loop");
+    // The next change is asked (and refused) once.
+    dp.set_sync_roles(SyncRoles::for_master(true, 51), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(51)), (SyncMaster, true, Some(51))]);
+    assert!(dp.status().sync_error.unwrap().contains("refused to stop the backup role and start the master role"));
+    // rvsd restarts with [sync], of another syncid: refused by name.
+    fake.configure_sync(SyncConf { syncid: 7, master: false, backup: true });
+    fake.restart();
+    wait_until("the sync roles to be asked again", T, || !fake.with(|s| s.sync_log.is_empty()));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(51)), (SyncMaster, true, Some(51))]);
+    assert!(
+        dp.status().sync_error.unwrap().ends_with("(syncid 51) (invalid): --syncid 51: rvsd's [sync] syncid is 7"),
+        "{:?}",
+        dp.status()
+    );
+    assert_eq!(fake.with(|s| s.roles), (false, true), "nothing changed");
+    // The right syncid (a reload): accepted, and the error is gone.
+    dp.set_sync_roles(SyncRoles::for_master(true, 7), WHY).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(7)), (SyncMaster, true, Some(7))]);
+    assert_eq!((fake.with(|s| s.roles), dp.status().sync_error), ((true, false), None));
 }
