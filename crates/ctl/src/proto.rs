@@ -288,7 +288,7 @@ pub enum Request {
     /// Starts or stops a connection-sync role (`rvsadm --start-daemon master|backup`,
     /// `--stop-daemon`; keepalived's `lvs_sync_daemon` on VRRP transitions). The key,
     /// peers and group come from rvsd's `[sync]`; `syncid` and `mcast_interface`, when
-    /// given, must agree with it.
+    /// given, must agree with it. Answered `Done` (audited as a change).
     SyncDaemon {
         /// The role.
         role: SyncRole,

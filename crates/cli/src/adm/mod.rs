@@ -374,11 +374,8 @@ pub enum AdmCmd {
         /// As JSON.
         json: bool,
     },
-    /// Start or stop a sync role, or list the roles running (`-L --daemon`): prints
-    /// the roles running after it, as ipvsadm `-L --daemon` does.
-    Sync {
-        /// `SyncDaemon` or `SyncDaemons`.
-        req: Request,
+    /// List the connection-sync roles running (`-L --daemon`), as ipvsadm does.
+    Daemons {
         /// As JSON.
         json: bool,
     },
@@ -897,8 +894,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
             if a.mcast_interface.as_deref() == Some("") {
                 return Err(usage("--mcast-interface needs an interface name"));
             }
-            let req = Request::SyncDaemon { role, start, syncid, mcast_interface: a.mcast_interface.clone() };
-            AdmCmd::Sync { req, json: false }
+            AdmCmd::Change(Request::SyncDaemon { role, start, syncid, mcast_interface: a.mcast_interface.clone() })
         }
         Cmd::Zero => AdmCmd::Change(Request::ZeroCounters { key }),
         Cmd::Set => {
@@ -1000,7 +996,7 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
         if a.connection || a.timeout || !views.is_empty() || key.is_some() {
             return Err(usage("--daemon lists the sync roles: it takes no service, -c, --timeout or view"));
         }
-        return Ok(AdmCmd::Sync { req: Request::SyncDaemons, json: a.json });
+        return Ok(AdmCmd::Daemons { json: a.json });
     }
     if a.connection || a.timeout {
         let what = if a.connection { "-c" } else { "--timeout" };
@@ -1044,9 +1040,7 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
         AdmCmd::Conns { json } => conns(ctl, *json, out)?,
-        AdmCmd::Sync { req, json } => match ctl.call(req.clone())? {
-            // A start or stop says nothing, as ipvsadm; -L --daemon lists.
-            Response::SyncDaemons { .. } if !matches!(req, Request::SyncDaemons) => {}
+        AdmCmd::Daemons { json } => match ctl.call(Request::SyncDaemons)? {
             r @ Response::SyncDaemons { .. } if *json => write_json(out, &r)?,
             Response::SyncDaemons { daemons } => format::write_daemons(out, &daemons)?,
             other => return Err(unexpected("sync daemons", &other)),

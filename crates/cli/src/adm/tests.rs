@@ -1112,7 +1112,8 @@ fn sync_daemon_commands() {
         maxlen: 1432,
     };
     let both = Response::SyncDaemons { daemons: vec![view(ctl::SyncRole::Master), view(ctl::SyncRole::Backup)] };
-    let (out, ctl) = run_adm("--start-daemon master --syncid 7 --mcast-interface eth1", vec![both.clone()]);
+    let done = Response::Done { gen: 3 };
+    let (out, ctl) = run_adm("--start-daemon master --syncid 7 --mcast-interface eth1", vec![done.clone()]);
     assert_eq!(out, "");
     assert_eq!(
         ctl.requests,
@@ -1123,7 +1124,7 @@ fn sync_daemon_commands() {
             mcast_interface: Some("eth1".into())
         }]
     );
-    let (_, ctl) = run_adm("--stop-daemon backup", vec![both.clone()]);
+    let (_, ctl) = run_adm("--stop-daemon backup", vec![done]);
     assert_eq!(
         ctl.requests,
         vec![Request::SyncDaemon { role: ctl::SyncRole::Backup, start: false, syncid: None, mcast_interface: None }]

@@ -120,7 +120,8 @@ impl Control {
                 let sync = self.sync_shared()?;
                 sync.set(role, start, syncid, mcast_interface.as_deref())
                     .map_err(|m| Refused::new(ErrorCode::Invalid, m))?;
-                Response::SyncDaemons { daemons: sync.daemons() }
+                // Done, as every change: the audit log records who switched the role.
+                Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
             }
             Request::SyncDaemons => Response::SyncDaemons {
                 daemons: self.shared.sync.as_ref().map(crate::sync::SyncShared::daemons).unwrap_or_default(),

@@ -70,7 +70,8 @@ impl FakeState {
             ctl::SyncRole::Master => self.roles.0 = start,
             ctl::SyncRole::Backup => self.roles.1 = start,
         }
-        Response::SyncDaemons { daemons: Vec::new() }
+        // rvsd answers a role switch Done, as every change.
+        Response::Done { gen: 1 }
     }
 }
 
