@@ -13,12 +13,14 @@
 //! ([`fnat::stats::DropReason`]); the two sets never share a name.
 
 pub mod counters;
+pub mod hops;
 pub mod io;
 pub mod ip;
 pub mod node;
 pub mod port;
 
 pub use counters::{NetCounter, NetCounters, NetDrop};
+pub use hops::HopCache;
 pub use io::Io;
 pub use node::{Net, Node};
 pub use port::{Port, Vlan};

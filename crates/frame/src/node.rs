@@ -7,13 +7,16 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use fnat::buf::PacketBuf;
+use fnat::conn::{ConnRef, NO_HOP};
 use fnat::engine::{Engine, Verdict};
+use fnat::tcp_state::Direction;
 use netstack::icmp::{self, Icmpv4ErrorKind, Icmpv6ErrorKind};
 use netstack::neigh::Due;
 use netstack::{arp, nd, AddrTable, NeighTable, Pending, PortId, RouteTable, Scope};
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv6Packet};
 
 use crate::counters::{NetCounter, NetCounters, NetDrop};
+use crate::hops::{HopCache, Via, FORGET_PER_LOOP};
 use crate::io::Io;
 use crate::ip;
 use crate::port::Port;
@@ -75,6 +78,7 @@ pub struct Node<B> {
     pub counters: NetCounters,
     pending: Pending<B>,
     retry_at: u64,
+    hops: HopCache,
 }
 
 impl<B: PacketBuf> Default for Node<B> {
@@ -86,7 +90,27 @@ impl<B: PacketBuf> Default for Node<B> {
 impl<B: PacketBuf> Node<B> {
     /// A node with empty counters and an empty pending queue (sized once, here).
     pub fn new() -> Node<B> {
-        Node { counters: NetCounters::default(), pending: Pending::new(PENDING_HOPS, PENDING_PER_HOP), retry_at: 0 }
+        Node {
+            counters: NetCounters::default(),
+            pending: Pending::new(PENDING_HOPS, PENDING_PER_HOP),
+            retry_at: 0,
+            hops: HopCache::new(),
+        }
+    }
+
+    /// The next hops the connections' packets take (see [`HopCache`]).
+    pub fn hops(&self) -> &HopCache {
+        &self.hops
+    }
+
+    /// Once per loop: after a route change, a slice of the walk that makes `engine`'s
+    /// connections forget their next-hop slots (until it ends, packets are routed one
+    /// by one). A caller that never calls it keeps correct routing without the cache.
+    #[inline]
+    pub fn tend_hops(&mut self, engine: &mut Engine) {
+        if let Some(at) = self.hops.forgetting() {
+            self.hops.forgot_up_to(engine.forget_hops(at, FORGET_PER_LOOP));
+        }
     }
 
     /// Packets waiting for a neighbour.
@@ -179,10 +203,10 @@ impl<B: PacketBuf> Node<B> {
     /// the core that gave it, asked only when an error must quote the packet as it
     /// arrived).
     #[inline]
-    pub fn after_core(&mut self, net: &Net, port: usize, b: B, v: Verdict, engine: &Engine, io: &mut impl Io<B>) {
+    pub fn after_core(&mut self, net: &Net, port: usize, b: B, v: Verdict, engine: &mut Engine, io: &mut impl Io<B>) {
         match v {
             Verdict::Forward { dst, dir, conn } => {
-                if let Some((b, mtu)) = self.forward(net, b, dst, false, io) {
+                if let Some((b, mtu)) = self.forward_conn(net, b, dst, (conn, dir), engine, io) {
                     // Too big for the way out: the error quotes the packet as the sender
                     // sent it, before translation; a packet rvs put in a tunnel (TUN)
                     // is quoted without the outer header, whose size the MTU leaves out.
@@ -356,21 +380,78 @@ impl<B: PacketBuf> Node<B> {
     /// were made here and keep their TTL. A forwarded frame larger than the outgoing
     /// port's MTU is counted and handed back with that MTU (its ICMP error must quote
     /// it as it arrived, which the caller knows); a local one is dropped.
-    fn forward(&mut self, net: &Net, mut b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) -> Option<(B, u32)> {
+    fn forward(&mut self, net: &Net, b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) -> Option<(B, u32)> {
+        let (b, port, nh) = self.route(net, b, dst, io)?;
+        let mac = net.neighs.lookup(nh).map(|e| e.mac);
+        self.emit(net, b, port, nh, mac, local, io)
+    }
+
+    /// [`Node::forward`] for a connection's packet going `dir`: through the next hop the
+    /// connection keeps ([`HopCache`]) when it has a usable one; otherwise routed, and
+    /// the next hop kept for its next packets once its MAC is known.
+    #[inline]
+    fn forward_conn(
+        &mut self,
+        net: &Net,
+        b: B,
+        dst: IpAddr,
+        (conn, dir): (ConnRef, Direction),
+        engine: &mut Engine,
+        io: &mut impl Io<B>,
+    ) -> Option<(B, u32)> {
+        self.hops.follow(net.routes, net.neighs);
+        if let Some(via) = self.hops.get(engine.hop(conn, dir), net.neighs) {
+            return self.emit(net, b, via.port, via.ip, Some(via.mac), false, io);
+        }
+        let (b, port, ip) = self.route(net, b, dst, io)?;
+        let mac = net.neighs.lookup(ip).map(|e| e.mac);
+        if let Some(mac) = mac {
+            let slot = self.hops.insert(Via { port, ip, mac });
+            if slot != NO_HOP {
+                engine.set_hop(conn, dir, slot);
+            }
+        }
+        self.emit(net, b, port, ip, mac, false, io)
+    }
+
+    /// The port and next hop of a frame towards `dst`; `None` when it leaves by no port:
+    /// no route (counted), or a kni_host route (handed up to the twin).
+    #[inline]
+    fn route(&mut self, net: &Net, b: B, dst: IpAddr, io: &mut impl Io<B>) -> Option<(B, usize, IpAddr)> {
         let Some(route) = net.routes.lookup(dst) else {
             self.counters.drop(NetDrop::NoRoute);
             return None;
         };
         let port = route.dev.0 as usize;
-        let Some(p) = net.ports.get(port) else {
+        if port >= net.ports.len() {
             self.counters.drop(NetDrop::NoRoute);
             return None;
-        };
+        }
         if route.scope == Scope::KniHost {
             self.up_to_twin(net, port, b, io);
             return None;
         }
-        let nh = route.next_hop(dst);
+        Some((b, port, route.next_hop(dst)))
+    }
+
+    /// Sends a routed frame out of `port` to next hop `nh`, whose MAC is `mac` (`None`:
+    /// unknown, the frame waits for it): TTL (unless `local`), MTU, MACs, transmit.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        net: &Net,
+        mut b: B,
+        port: usize,
+        nh: IpAddr,
+        mac: Option<EthernetAddress>,
+        local: bool,
+        io: &mut impl Io<B>,
+    ) -> Option<(B, u32)> {
+        let Some(p) = net.ports.get(port) else {
+            self.counters.drop(NetDrop::NoRoute);
+            return None;
+        };
         if !local && !ip::decrement_ttl(b.data_mut()) {
             // (Frames with TTL 1 for our addresses were stopped before the core.)
             self.counters.drop(NetDrop::TtlExceeded);
@@ -381,8 +462,8 @@ impl<B: PacketBuf> Node<B> {
             self.counters.drop(NetDrop::TooBig);
             return (!local).then_some((b, mtu as u32));
         }
-        match net.neighs.lookup(nh) {
-            Some(e) => send(&mut self.counters, net, b, port, e.mac, io),
+        match mac {
+            Some(mac) => send(&mut self.counters, net, b, port, mac, io),
             None => {
                 if self.pending.push(PortId(port as u16), nh, b).is_err() {
                     self.counters.drop(NetDrop::PendingFull);

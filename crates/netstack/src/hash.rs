@@ -4,19 +4,42 @@
 //! route lookup may probe one map per prefix length. The keys of the tables that use
 //! this hasher are addresses configured by the operator (routes, owned addresses), so
 //! flooding resistance is not needed there. Tables keyed by addresses learned from the
-//! network ([`crate::NeighTable`]) keep the standard, seeded hasher.
+//! network ([`crate::NeighTable`]) start the same hasher from a random seed per table
+//! ([`SeededBuild`]), so no one can aim collisions at a table whose seed they do not
+//! know, without SipHash's cost on the per-connection path.
 //!
 //! Words are mixed FxHash-style and the result is finalised with the 64-bit MurmurHash3
 //! mixer, so that masked prefixes (whose low bits are all zero) still spread over the
 //! low bits the hash table indexes with.
 
-use core::hash::{BuildHasherDefault, Hasher};
+use core::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::collections::hash_map::RandomState;
 
 /// The build-hasher of the per-packet maps.
 pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
 
 /// A HashMap with [`FastHasher`].
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FastBuild>;
+
+/// [`FastHasher`] from a random seed drawn once per table (clones keep it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SeededBuild(u64);
+
+impl SeededBuild {
+    /// A seed from the process's randomness.
+    pub(crate) fn random() -> SeededBuild {
+        SeededBuild(RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl BuildHasher for SeededBuild {
+    type Hasher = FastHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher { h: self.0 }
+    }
+}
 
 const K: u64 = 0x517c_c1b7_2722_0a95;
 

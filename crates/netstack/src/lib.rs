@@ -47,6 +47,7 @@ pub mod icmp;
 pub mod nd;
 pub mod neigh;
 pub mod route;
+pub mod stamp;
 #[cfg(test)]
 mod testutil;
 
@@ -60,6 +61,7 @@ pub use neigh::{
     Refusal,
 };
 pub use route::{Route, RouteError, RouteTable, Scope};
+pub use stamp::Stamp;
 
 /// A dataplane port (`dpdk0`, `dpdk1`, ... in DPDK's port order). A newtype so that a
 /// port number is never confused with an L4 port or a queue number.

@@ -48,7 +48,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use wire::EthernetAddress;
 
-use crate::{AddrTable, PortId};
+use crate::hash::SeededBuild;
+use crate::{AddrTable, PortId, Stamp};
 
 /// How a neighbour entry came to be and how fresh it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -283,11 +284,12 @@ fn mix(mut z: u64) -> u64 {
 
 /// The neighbour table (see the module documentation). `Clone + Send + Sync`.
 ///
-/// Keys are learned from the network, so the map keeps the standard seeded hasher
-/// rather than the fast one the configured tables use.
+/// Keys are learned from the network, so the map's fast hasher starts from a random
+/// seed per table ([`crate::hash`]).
 #[derive(Debug, Clone)]
 pub struct NeighTable {
-    map: HashMap<IpAddr, NeighEntry>,
+    map: HashMap<IpAddr, NeighEntry, SeededBuild>,
+    stamp: Stamp,
     max_per_port: usize,
     /// Learned entries per port, by port number.
     learned: Vec<usize>,
@@ -299,7 +301,8 @@ impl NeighTable {
     /// (static ones are not counted), with the default timers.
     pub fn new(max_per_port: usize) -> NeighTable {
         NeighTable {
-            map: HashMap::with_capacity(max_per_port.min(DEFAULT_MAX_PER_PORT)),
+            map: HashMap::with_capacity_and_hasher(max_per_port.min(DEFAULT_MAX_PER_PORT), SeededBuild::random()),
+            stamp: Stamp::fresh(),
             max_per_port,
             learned: Vec::new(),
             timers: NeighTimers::default(),
@@ -310,6 +313,13 @@ impl NeighTable {
     /// new bindings evict old ones).
     pub fn set_max_per_port(&mut self, max_per_port: usize) {
         self.max_per_port = max_per_port;
+    }
+
+    /// This state of the table's contents: changes with every entry learned, changed,
+    /// aged or removed (a worker keeps the MACs it resolved until it does).
+    #[inline]
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
     }
 
     /// The per-port limit of learned entries.
@@ -348,6 +358,7 @@ impl NeighTable {
     /// Adds or replaces a static entry (operator configuration) and returns the entry
     /// it replaced.
     pub fn insert_static(&mut self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> Option<NeighEntry> {
+        self.stamp = Stamp::fresh();
         let e = NeighEntry { mac, port, state: NeighState::Static, updated: now, due: 0, probes: 0 };
         let old = self.map.insert(ip, e);
         if let Some(o) = old.filter(|o| o.state != NeighState::Static) {
@@ -361,6 +372,7 @@ impl NeighTable {
     /// as they are; a new entry on a full port evicts the port's least recently
     /// confirmed learned entry.
     pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
+        self.stamp = Stamp::fresh();
         if let Some(&e) = self.map.get(&ip) {
             if e.state == NeighState::Static {
                 return Learned::KeptStatic;
@@ -432,6 +444,7 @@ impl NeighTable {
 
     /// Removes an entry, static or learned, and returns it.
     pub fn delete(&mut self, ip: IpAddr) -> Option<NeighEntry> {
+        self.stamp = Stamp::fresh();
         let old = self.map.remove(&ip);
         if let Some(o) = old.filter(|o| o.state != NeighState::Static) {
             *self.count(o.port) -= 1;
@@ -444,6 +457,7 @@ impl NeighTable {
     /// sends it); one whose last probe went unanswered for a probe interval is removed.
     /// Static entries never age. Call it at least every probe interval.
     pub fn expire(&mut self, now: u64, probes: &mut Vec<NeighProbe>) -> Expired {
+        self.stamp = Stamp::fresh();
         let mut out = Expired::default();
         let t = self.timers;
         let learned = &mut self.learned;
@@ -475,6 +489,7 @@ impl NeighTable {
     /// accepts after an address was removed); static entries stay. Returns how many
     /// were removed.
     pub fn retain_learned(&mut self, mut keep: impl FnMut(IpAddr, &NeighEntry) -> bool) -> usize {
+        self.stamp = Stamp::fresh();
         let learned = &mut self.learned;
         let before = self.map.len();
         self.map.retain(|&ip, e| {

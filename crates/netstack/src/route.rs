@@ -21,7 +21,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::hash::FastMap;
-use crate::{Family, PortId};
+use crate::{Family, PortId, Stamp};
 
 /// What kind of route this is, as in DPVS's `dpip route add ... scope ...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -272,6 +272,7 @@ pub struct RouteTable {
     v4: Lpm<u32>,
     v6: Lpm<u128>,
     len: usize,
+    stamp: Stamp,
 }
 
 impl RouteTable {
@@ -283,6 +284,7 @@ impl RouteTable {
     /// Adds a route. Errors: the prefix has host bits set, the gateway or source is of
     /// the other family, or a route for the prefix with the same metric exists.
     pub fn add(&mut self, route: Route) -> Result<(), RouteError> {
+        self.stamp = Stamp::fresh();
         let prefix = route.prefix;
         if prefix.trunc() != prefix {
             return Err(RouteError::HostBits { given: prefix, suggested: prefix.trunc() });
@@ -304,6 +306,7 @@ impl RouteTable {
     /// Deletes the route for `prefix` with `metric`, or the preferred one (lowest
     /// metric) if `metric` is `None`, and returns it.
     pub fn del(&mut self, prefix: IpNet, metric: Option<u32>) -> Result<Route, RouteError> {
+        self.stamp = Stamp::fresh();
         let p = prefix.trunc();
         let len = p.prefix_len();
         let removed = match p {
@@ -324,6 +327,13 @@ impl RouteTable {
             IpNet::V6(n) => self.v6.get(u128::from(n.network()), len),
         };
         found.unwrap_or(&[])
+    }
+
+    /// This state of the table's contents: changes with every route added or removed
+    /// (a worker keeps the next hops it resolved until it does).
+    #[inline]
+    pub fn stamp(&self) -> Stamp {
+        self.stamp
     }
 
     /// The route for `dst`: the longest matching prefix, lowest metric among routes for
@@ -357,6 +367,7 @@ impl RouteTable {
     /// Keeps only the routes `keep` approves of (e.g. drop every route through a port
     /// being removed) and returns how many were removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&Route) -> bool) -> usize {
+        self.stamp = Stamp::fresh();
         let removed = self.v4.retain(&mut keep) + self.v6.retain(&mut keep);
         self.len -= removed;
         removed

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
-use fnat::engine::{config::LocalAddrSet, listing::ConnInfo};
+use fnat::engine::{config::LocalAddrSet, listing::ConnInfo, Engine};
 use fnat::service::ServiceTable;
 use fnat::stats::StatsSnapshot;
-use fnat::tcp_state::Timeouts;
+use fnat::tcp_state::{TcpState, Timeouts};
+use fnat::types::Millis;
 use netstack::{AddrTable, NeighTable, PortId, RouteTable};
 use serde::Serialize;
 use wire::EthernetAddress;
@@ -100,13 +101,73 @@ pub enum Command {
     ZeroService(fnat::service::ServiceKey),
     /// Report the exhaustion counters ([`Exhaustion`]): small, copied, no allocation.
     Exhaustion,
-    /// List connections from `cursor`, at most `max`.
+    /// List connections from `cursor`, at most `max`; only those `filter` keeps (see
+    /// [`ConnFilter::list`]: a filtered page may be short, or empty, before the end).
     ListConns {
         /// Where to start (0 = beginning).
         cursor: u32,
         /// Most connections in this page.
         max: usize,
+        /// Which connections ([`ConnFilter::All`]: every one, as `rvsadm -lnc` lists).
+        filter: ConnFilter,
     },
+}
+
+/// Which connections a [`Command::ListConns`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnFilter {
+    /// Every connection.
+    #[default]
+    All,
+    /// Only the connections in this TCP state (rvs-bench: the half-open ones, whose
+    /// `LIP:lport` it needs for the SYN-ACK).
+    State(TcpState),
+    /// Only the connections not in this TCP state (rvs-bench: any not `ESTABLISHED`).
+    NotState(TcpState),
+}
+
+impl ConnFilter {
+    /// Slots of the connection pool a filtered page looks at, at most: the worker answers
+    /// between packet bursts, so one page must not walk a pool of millions of slots (a
+    /// sequential walk of 2^18 slots of 96 bytes: a few milliseconds).
+    pub const SCAN_SLOTS: u32 = 1 << 18;
+
+    /// Whether the filter keeps a connection in state `s`.
+    pub fn keeps(self, s: TcpState) -> bool {
+        match self {
+            ConnFilter::All => true,
+            ConnFilter::State(t) => s == t,
+            ConnFilter::NotState(t) => s != t,
+        }
+    }
+
+    /// `engine`'s page of [`Command::ListConns`]: up to `max` connections the filter keeps
+    /// from slot `cursor` on, and the cursor to continue from (`None` at the end).
+    /// Unfiltered, [`Engine::list`]'s page. Filtered, the page covers at most
+    /// [`SCAN_SLOTS`](Self::SCAN_SLOTS) slots, so it may be short or empty with a cursor
+    /// to go on from: a caller pages until the cursor is `None`. Control path (allocates
+    /// the page).
+    pub fn list(self, engine: &Engine, cursor: u32, max: usize, now: Millis) -> (Vec<ConnInfo>, Option<u32>) {
+        if self == ConnFilter::All {
+            return engine.list(cursor, max, now);
+        }
+        let table = engine.conns();
+        let end = cursor.saturating_add(Self::SCAN_SLOTS);
+        let mut out = Vec::new();
+        let mut i = cursor;
+        while out.len() < max {
+            let Some(r) = table.next_live(i) else { return (out, None) };
+            if r.index() >= end {
+                return (out, Some(r.index()));
+            }
+            if self.keeps(table.get(r).state()) {
+                // The listing's own view of that one connection (the slot is live).
+                out.extend(engine.list(r.index(), 1, now).0);
+            }
+            i = r.index() + 1;
+        }
+        (out, table.next_live(i).map(|r| r.index()))
+    }
 }
 
 /// A worker's counters and state summary.

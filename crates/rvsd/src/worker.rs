@@ -187,6 +187,8 @@ struct WorkerIo {
     shared: Arc<Shared>,
     /// The ports of the current generation (for their capture settings).
     ports: Arc<Vec<PortView>>,
+    /// Whether any of them captures (one test per frame instead of a port lookup).
+    capturing: bool,
     twin_up: RingProducer,
     twin_out: Burst,
     redirect_tx: Vec<Option<RingProducer>>,
@@ -199,6 +201,11 @@ struct WorkerIo {
 #[inline]
 fn net<'a>(links: &'a [frame::Port], snap: &'a Snapshot) -> Net<'a> {
     Net { ports: links, addrs: &snap.addrs, routes: &snap.routes, neighs: &snap.neighs }
+}
+
+/// Whether a capture runs on any of `ports`.
+fn capturing(ports: &[PortView]) -> bool {
+    ports.iter().any(|p| p.capture.is_some())
 }
 
 fn links(ports: &[PortView]) -> Vec<frame::Port> {
@@ -235,6 +242,7 @@ impl Worker {
                 pool: p.pool,
                 shared: p.shared.clone(),
                 ports: snap.ports.clone(),
+                capturing: capturing(&snap.ports),
                 twin_up: p.twin_up,
                 twin_out: Burst::new(),
                 redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
@@ -291,6 +299,7 @@ impl Worker {
                 self.node.counters.inc(NetCounter::BusyLoops);
             }
             self.engine.expire(now, EXPIRE_BUDGET);
+            self.node.tend_hops(&mut self.engine);
             if self.shared.sync.is_some() {
                 self.sync(now);
             }
@@ -374,7 +383,7 @@ impl Worker {
         for i in 0..k {
             let b = std::mem::take(&mut self.ip_batch[i]);
             let port = port.unwrap_or_else(|| b.0.as_ref().map_or(0, |m| m.port() as usize));
-            self.node.after_core(&net, port, b, self.verdicts[i], &self.engine, &mut self.io);
+            self.node.after_core(&net, port, b, self.verdicts[i], &mut self.engine, &mut self.io);
         }
     }
 
@@ -418,6 +427,7 @@ impl Worker {
             // Once per generation, off the per-packet path.
             self.links = links(&new.ports);
             self.io.ports = new.ports.clone();
+            self.io.capturing = capturing(&new.ports);
         }
         self.snap = new;
         self.shared.workers[self.id as usize].seen_gen.store(self.snap.gen, Ordering::Release);
@@ -481,8 +491,8 @@ impl Worker {
                             + self.io.counters.drops.get(NetDrop::NoMbuf),
                     })
                 }
-                Command::ListConns { cursor, max } => {
-                    let (conns, next) = self.engine.list(cursor, max, self.clock.now_ms());
+                Command::ListConns { cursor, max, filter } => {
+                    let (conns, next) = filter.list(&self.engine, cursor, max, self.clock.now_ms());
                     Reply::Conns(conns, next)
                 }
             };
@@ -548,6 +558,9 @@ impl WorkerIo {
     /// on `port` wants it; never waits.
     #[inline]
     fn capture_copy(&mut self, port: usize, m: &Mbuf, rx: bool) {
+        if !self.capturing {
+            return;
+        }
         let Some(c) = self.ports.get(port).and_then(|p| p.capture.as_ref()) else { return };
         if !(if rx { c.rx } else { c.tx }) || !c.filter.matches(m) {
             return;

@@ -16,7 +16,7 @@ pub use fifo::ConnFifo;
 pub use key::{Addr, ConnKey, KeyHasher};
 pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, BURST};
 
-use crate::tcp_state::TcpState;
+use crate::tcp_state::{Direction, TcpState};
 use crate::types::{FwdMode, Millis, Proto};
 
 /// Per-connection flag bits (see [`ConnFlags`]).
@@ -68,7 +68,7 @@ impl ConnFlags {
 /// addresses, aligned to 32 so it always spans exactly two cache lines (the burst
 /// lookup touches both before walking chains). The key fields are read-only once
 /// inserted (they index the table); the worker updates state, expiry and flags; the
-/// dataplane may only set `nexthop`.
+/// dataplane may only set the next-hop cache slots ([`Conn::hop`]).
 ///
 /// Layout (`repr(C)`, offsets in bytes): CIP 0, VIP 16, cport 32, vport 34, chain links
 /// 36, LIP 44, RIP 60, lport 76, rport 78, expiry 80, RsId 84, next hop 88, proto 92,
@@ -91,9 +91,9 @@ pub struct Conn {
     expires: u32,
     /// The real server's stable id (`RsId`).
     pub(crate) rs: u32,
-    /// A next-hop cache slot for the dataplane (route + neighbour); opaque here,
-    /// `u32::MAX` until the dataplane fills it.
-    pub nexthop: u32,
+    /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
+    /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
+    hops: [u16; 2],
     proto: Proto,
     /// TCP state (stays `None` for UDP).
     pub(crate) state: TcpState,
@@ -102,6 +102,9 @@ pub struct Conn {
     /// Its [`FwdMode`], as a byte, and [`SYNCED`] (the flag bits are all taken).
     fwd: u8,
 }
+
+/// A [`Conn::hop`] slot the dataplane has not filled (or has forgotten).
+pub const NO_HOP: u16 = u16::MAX;
 
 /// The bit of [`Conn`]'s forwarding-mode byte that marks a synced connection.
 const SYNCED: u8 = 0x80;
@@ -123,7 +126,7 @@ impl Conn {
         rport: 0,
         expires: 0,
         rs: 0,
-        nexthop: u32::MAX,
+        hops: [NO_HOP; 2],
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
@@ -142,6 +145,21 @@ impl Conn {
     #[inline]
     pub fn set_expires(&mut self, at: Millis) {
         self.expires = at as u32;
+    }
+
+    /// The dataplane's next-hop cache slot for this connection's packets going `dir`
+    /// ([`NO_HOP`]: none). The route and neighbour of a connection's packets depend only
+    /// on the connection and the direction (their destination is its RIP going in, its
+    /// CIP going out), so the dataplane resolves them once and keeps the slot here.
+    #[inline]
+    pub fn hop(&self, dir: Direction) -> u16 {
+        self.hops[dir as usize]
+    }
+
+    /// Stores the next-hop cache slot for `dir` (see [`Conn::hop`]).
+    #[inline]
+    pub fn set_hop(&mut self, dir: Direction, hop: u16) {
+        self.hops[dir as usize] = hop;
     }
 
     /// The real server's stable id (`RsId`).

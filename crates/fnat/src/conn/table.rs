@@ -297,7 +297,7 @@ impl ConnTable {
             rport: n.rport,
             expires: 0,
             rs: n.rs,
-            nexthop: u32::MAX,
+            hops: [super::NO_HOP; 2],
             proto: n.proto,
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),
@@ -374,6 +374,18 @@ impl ConnTable {
     /// Every live connection, in slot order (control path).
     pub fn iter(&self) -> impl Iterator<Item = (ConnRef, &Conn)> + '_ {
         self.conns.iter().enumerate().filter(|(_, c)| c.is_live()).map(|(i, c)| (ConnRef(i as u32), c))
+    }
+
+    /// Forgets the next-hop cache slots ([`Conn::hop`]) of at most `budget` slots from
+    /// slot `from` on, live or not: the dataplane's cache was rebuilt (the routes
+    /// changed) and the old slots may name other next hops now. Returns where to go on,
+    /// `None` once the whole pool is done (a sequential walk: a few nanoseconds a slot).
+    pub fn forget_hops(&mut self, from: u32, budget: u32) -> Option<u32> {
+        let end = (from as usize).saturating_add(budget as usize).min(self.conns.len());
+        for c in self.conns.get_mut(from as usize..end)? {
+            c.hops = [super::NO_HOP; 2];
+        }
+        (end < self.conns.len()).then_some(end as u32)
     }
 
     /// Frees everything at once (the caller resets its timer wheel and counters too).

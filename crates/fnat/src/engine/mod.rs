@@ -95,11 +95,13 @@ pub enum Verdict {
     /// Translated in place: send it towards `dst` (the real server for
     /// [`Direction::Input`], the client for [`Direction::Output`]).
     Forward {
-        /// The next-hop target: RIP or CIP.
+        /// The next-hop target: always the connection's RIP going in and its CIP going
+        /// out, so that the dataplane may cache the route per connection and direction
+        /// ([`Engine::hop`]).
         dst: IpAddr,
         /// Which way it goes.
         dir: Direction,
-        /// Its connection (the dataplane may cache a next hop in it).
+        /// Its connection (the dataplane caches a next hop in it).
         conn: ConnRef,
     },
     /// Dropped, for this reason (already counted).
@@ -316,6 +318,32 @@ impl Engine {
     /// The connection table (read-only: lookups, iteration, sizes).
     pub fn conns(&self) -> &ConnTable {
         &self.conns
+    }
+
+    /// The dataplane's next-hop cache slot for `conn`'s packets going `dir`
+    /// ([`crate::conn::NO_HOP`] when it has none, or for the SYN proxy's stateless
+    /// SYN-ACKs, which have no connection). See [`crate::conn::Conn::hop`].
+    #[inline]
+    pub fn hop(&self, conn: ConnRef, dir: Direction) -> u16 {
+        match conn.index() < self.conns.capacity() {
+            true => self.conns.get(conn).hop(dir),
+            false => crate::conn::NO_HOP,
+        }
+    }
+
+    /// Stores the dataplane's next-hop cache slot for `conn`'s packets going `dir`
+    /// (nothing for a verdict without a connection).
+    #[inline]
+    pub fn set_hop(&mut self, conn: ConnRef, dir: Direction, hop: u16) {
+        if conn.index() < self.conns.capacity() {
+            self.conns.get_mut(conn).set_hop(dir, hop);
+        }
+    }
+
+    /// Forgets the next-hop cache slots of at most `budget` connection slots from
+    /// `from` on (see [`ConnTable::forget_hops`]): where to go on, `None` when done.
+    pub fn forget_hops(&mut self, from: u32, budget: u32) -> Option<u32> {
+        self.conns.forget_hops(from, budget)
     }
 
     /// The key a forwarded packet of `conn` arrived with, before translation: what an

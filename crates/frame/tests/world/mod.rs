@@ -213,7 +213,8 @@ impl World {
         let mut port = port;
         let Some(mut b) = self.node.receive(&net, &mut port, VecBuf::new(input), &mut self.io) else { return };
         let v = self.engine.process(&self.table, &mut b, ETH_LEN, self.now);
-        self.node.after_core(&net, port, b, v, &self.engine, &mut self.io);
+        self.node.after_core(&net, port, b, v, &mut self.engine, &mut self.io);
+        self.node.tend_hops(&mut self.engine);
     }
 
     pub fn drops(&self) -> Vec<(String, u64)> {

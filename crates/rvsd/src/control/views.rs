@@ -14,7 +14,7 @@ use fnat::stats::Counters;
 use serde_json::json;
 
 use super::Control;
-use crate::shared::{Command, Reply, WorkerReport};
+use crate::shared::{Command, ConnFilter, Reply, WorkerReport};
 use crate::state::Refused;
 use frame::{NetCounter, NetCounters};
 
@@ -105,7 +105,7 @@ impl Control {
         let slot = &self.shared.workers[w];
         while slot.replies.pop().is_some() {}
         let max = max.clamp(1, MAX_CONN_PAGE) as usize;
-        let _ = slot.commands.push(Command::ListConns { cursor: cursor.pos, max });
+        let _ = slot.commands.push(Command::ListConns { cursor: cursor.pos, max, filter: ConnFilter::All });
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             if let Some(Reply::Conns(conns, next)) = slot.replies.pop() {
