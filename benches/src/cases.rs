@@ -18,6 +18,7 @@
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{Burst, Mbuf, MbufRing, RingSync};
@@ -26,7 +27,7 @@ use fnat::sapool::PortOwnership;
 use fnat::tcp_state::TcpState;
 use fnat::types::FwdMode;
 use frame::NetCounter;
-use rvsd::shared::Shared;
+use rvsd::shared::{ConnFilter, Shared};
 
 use crate::cli::{fwd_label, RunArgs};
 use crate::frames::{conn_frames, io_frames, syns, Feed, Frames};
@@ -46,30 +47,48 @@ const ROUNDS: usize = 4;
 /// to the client under NAT, ACK; DR and TUN: SYN and ACK, the SYN-ACK does not pass
 /// rvs) and returns every live connection. The handshakes go in rounds of at most
 /// `chunk` SYNs: a worker keeps a limited number of half-open connections and evicts
-/// the oldest past it ([`Setup::syn_recv_limit`]).
+/// the oldest past it ([`Setup::syn_recv_limit`]). After each round's SYNs the worker
+/// lists its half-open connections only (`ListConns` filtered on `SYN_RECV`: the
+/// connections of earlier rounds, established, are skipped in the worker and never
+/// copied), so a round costs its own connections and one walk of the pool, not the
+/// whole population; the population is listed in full once, at the end.
 fn open(h: &mut Harness, base: Ipv4Addr, from: u32, to: u32, chunk: u32) -> Result<Vec<ConnInfo>> {
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
+    // Time spent building frames, feeding the handshakes, and listing.
+    let (mut build, mut feed, mut list) = (0.0, 0.0, 0.0);
+    let lap = |t: &mut Instant, acc: &mut f64| {
+        *acc += t.elapsed().as_secs_f64();
+        *t = Instant::now();
+    };
     let mac = h.src_mac;
     let mut lo = from;
     while lo < to {
         let hi = to.min(lo.saturating_add(chunk.max(1)));
+        let mut t = Instant::now();
         let syns = syns(mac, base, lo, hi);
+        lap(&mut t, &mut build);
         h.feed_all(&mut Feed::once(&syns));
         drop(syns);
-        let half: Vec<ConnInfo> = h.list_all()?.into_iter().filter(|c| c.state == TcpState::SynRecv).collect();
+        lap(&mut t, &mut feed);
+        let half = h.list(ConnFilter::State(TcpState::SynRecv))?;
+        lap(&mut t, &mut list);
         if half.len() != (hi - lo) as usize {
             eprintln!("rvs-bench: warning: {} half-open connections after {} SYNs", half.len(), hi - lo);
         }
         let f = conn_frames(mac, &half, false)?;
         drop(half);
+        lap(&mut t, &mut build);
         h.feed_all(&mut Feed::once(&f.synack));
         h.feed_all(&mut Feed::once(&f.ack));
+        lap(&mut t, &mut feed);
         lo = hi;
     }
-    let conns = h.list_all()?;
+    let mut t = Instant::now();
+    let conns = h.list(ConnFilter::All)?;
+    lap(&mut t, &mut list);
     let est = conns.iter().filter(|c| c.state == TcpState::Established).count();
     eprintln!(
-        "rvs-bench: opened flows {from}..{to}: {} live, {est} established, {} with TOA ({:.1} s)",
+        "rvs-bench: opened flows {from}..{to}: {} live, {est} established, {} with TOA ({:.1} s: handshakes fed {feed:.1} s, frames built {build:.1} s, listings {list:.1} s)",
         conns.len(),
         conns.iter().filter(|c| c.toa).count(),
         t0.elapsed().as_secs_f64()
@@ -138,7 +157,7 @@ pub fn run_worker(a: &RunArgs) -> Result<Vec<CaseResult>> {
         }
         eprintln!("rvs-bench: mbuf headroom {} bytes, the tunnel's outer header takes {need}", m.headroom());
     }
-    let setup = Setup::new(a.large, 1, a.fwd, &sink, &src)?;
+    let setup = Setup::new(a.large, 1, a.fwd, a.lips, &sink, &src)?;
     let shared = Arc::clone(&setup.shared);
     // One worker: no other worker to redirect to.
     let worker = setup.worker(0, &pool, next_queues(&mut rx, &mut tx), vec![None], Vec::new())?;
@@ -265,7 +284,7 @@ pub fn run_redirect(a: &RunArgs) -> Result<Vec<CaseResult>> {
     a.check_fullnat("redirect")?;
     let Rig { eal, pool, rings, sink, src, mut rx, mut tx } = rig(a, 2, "0@0,1@1,2@1")?;
     // The same table size as `run` (so the plain path here compares with `est-out`).
-    let setup = Setup::new(a.large, 2, FwdMode::FullNat, &sink, &src)?;
+    let setup = Setup::new(a.large, 2, FwdMode::FullNat, a.lips, &sink, &src)?;
     let shared = Arc::clone(&setup.shared);
     let ring = |name: &str| MbufRing::new(name, REDIRECT_RING, RingSync::SpSc).with_context(|| format!("ring {name}"));
     let taken = || anyhow!("ring handle taken");

@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// named with the mode (`est-in-nat`, `new-conn-dr`, ...).
     #[arg(long, default_value = "fnat", value_parser = parse_fwd)]
     pub fwd: FwdMode,
+    /// The service's LIPs (SNAT: 5 times as many WAN addresses); 0, the default: 16, or
+    /// more when the population needs them (see `setup::lips`).
+    #[arg(long, default_value_t = 0)]
+    pub lips: u32,
 }
 
 /// A forwarding mode as rvsd's configuration spells it (`fnat`, `nat`, `dr`, `tunnel`,

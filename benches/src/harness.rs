@@ -22,7 +22,7 @@ use dpdk::{RxQueue, TxBuffer};
 use fnat::engine::listing::ConnInfo;
 use fnat::types::FwdMode;
 use frame::NetCounter;
-use rvsd::shared::{Command, Reply, Shared, WorkerReport};
+use rvsd::shared::{Command, ConnFilter, Reply, Shared, WorkerReport};
 use wire::EthernetAddress;
 
 use crate::cli::RunArgs;
@@ -463,12 +463,13 @@ impl Harness {
         }
     }
 
-    /// Every connection of the worker, by `ListConns` pages.
-    pub fn list_all(&mut self) -> Result<Vec<ConnInfo>> {
+    /// The worker's connections that `filter` keeps, by `ListConns` pages (filtered
+    /// pages may be short or empty before the end: see [`ConnFilter::list`]).
+    pub fn list(&mut self, filter: ConnFilter) -> Result<Vec<ConnInfo>> {
         let mut out = Vec::new();
         let mut cursor = 0;
         loop {
-            match self.request(Command::ListConns { cursor, max: LIST_PAGE }, &mut Feed::idle())? {
+            match self.request(Command::ListConns { cursor, max: LIST_PAGE, filter }, &mut Feed::idle())? {
                 Reply::Conns(page, next) => {
                     out.extend(page);
                     match next {

@@ -11,7 +11,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use dpdk::{MbufRing, Mempool, Port, RingConsumer, RingProducer, RingSync, RxQueue, TxBuffer};
 use fnat::engine::Engine;
 use fnat::timer::WheelConfig;
@@ -31,15 +31,37 @@ use crate::cli::fwd_word;
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 /// The virtual service's port.
 pub const VPORT: u16 = 80;
-/// Local addresses (LIPs) of the service.
-const LIPS: u8 = 16;
+/// Local addresses (LIPs) of the service, at least (see [`lips`]).
+const LIPS: u32 = 16;
 /// Real servers of the service.
-const REAL_SERVERS: u8 = 5;
+const REAL_SERVERS: u32 = 5;
+/// Local ports of one LIP (rvsd's default range, 1025..=65535), shared by the workers.
+const LOCAL_PORTS: u32 = 64_511;
 /// Distinct flows the new-connection stream cycles through (the connection table holds
 /// the large population and these).
 pub const STREAM_FLOWS: u32 = 1 << 18;
 /// Slots of each worker's twin and capture rings (nothing reads them).
 const SIDE_RING: u32 = 1024;
+
+/// The LIPs of a service whose `workers` workers each hold `conns` connections: [`LIPS`]
+/// times the power of two that keeps each worker's local-port space (`LIPs × its share
+/// of the ports × 5 real servers`, see `fnat::sapool`) at most half full. 16 up to
+/// 2.58 million connections for one worker, 1.29 million each for two (`conns` counts
+/// the new-connection stream's too: the populations up to 2 M measured before this
+/// rule, and the redirect cases' 1 M, keep their 16); 64 for 10 million (a space of
+/// 20.6 million). With 16 LIPs, 10 million
+/// connections do not fit (5.2 million ports) and the port allocation sweeps the whole
+/// range for each SYN past that. A power of two is prime to the 5 real servers, so
+/// round robin gives every LIP all of them in turn and its ports fill evenly.
+fn lips(conns: u32, workers: u32) -> u32 {
+    let half = u64::from(LIPS * (LOCAL_PORTS / workers.max(1)) * REAL_SERVERS / 2);
+    LIPS * u64::from(conns).div_ceil(half).max(1).next_power_of_two() as u32
+}
+
+/// The `i`-th local address (from 0): 192.168.200.1 to .250, then 192.168.201.1, ...
+fn lip(i: u32) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 200 + (i / 250) as u8, 1 + (i % 250) as u8)
+}
 
 /// The daemon configuration the worker runs (parsed and checked like rvsd's own), its
 /// real servers forwarded in mode `fwd`:
@@ -54,8 +76,9 @@ const SIDE_RING: u32 = 1024;
 ///   lookup misses).
 ///
 /// The real servers sit on the sink port's link (172.16.0.0/16, static neighbours), as
-/// DR needs, in every mode, so the route and neighbour lookups cost the same.
-fn bench_config(pool_size: u32, fwd: FwdMode) -> Result<Config> {
+/// DR needs, in every mode, so the route and neighbour lookups cost the same. `n_lips`:
+/// the service's LIPs ([`lips`]; SNAT: 5 times as many WAN addresses).
+fn bench_config(pool_size: u32, n_lips: u32, fwd: FwdMode) -> Result<Config> {
     let mut t = String::new();
     t.push_str(
         r#"
@@ -82,9 +105,12 @@ vdev = "net_ring_rvsbench"
     if fwd.needs_local_addrs() || snat {
         // SNAT's flows all go to one destination (VIP:80), where FullNAT's spread over 5
         // real servers: 5 times the WAN addresses give the same local-port space.
-        let n = if snat { LIPS * REAL_SERVERS } else { LIPS };
-        for i in 1..=n {
-            let lip = format!("192.168.200.{i}");
+        let n = if snat { n_lips * REAL_SERVERS } else { n_lips };
+        if n > 250 * 50 {
+            bail!("{n} local addresses: more than the bench's scheme numbers");
+        }
+        for i in 0..n {
+            let lip = lip(i);
             t.push_str(&format!("[[addr]]\ndev = \"sink\"\naddr = \"{lip}/32\"\nsapool = true\n"));
             lips.push(format!("\"{lip}\""));
         }
@@ -152,10 +178,13 @@ pub struct Setup {
 
 impl Setup {
     /// The setup of `workers` workers whose connection table holds `large` connections
-    /// and the new-connection stream, real servers in mode `fwd`, over the ports `sink`
-    /// (port 0) and `src` (port 1).
-    pub fn new(large: u32, workers: u32, fwd: FwdMode, sink: &Port, src: &Port) -> Result<Setup> {
-        let cfg = bench_config((large + STREAM_FLOWS).next_power_of_two(), fwd)?;
+    /// and the new-connection stream, real servers in mode `fwd`, the service with
+    /// `n_lips` LIPs (0: [`lips`]), over the ports `sink` (port 0) and `src` (port 1).
+    pub fn new(large: u32, workers: u32, fwd: FwdMode, n_lips: u32, sink: &Port, src: &Port) -> Result<Setup> {
+        let n_lips = if n_lips > 0 { n_lips } else { lips(large.saturating_add(STREAM_FLOWS), workers) };
+        let pool = (large + STREAM_FLOWS).next_power_of_two();
+        eprintln!("rvs-bench: connection pool {pool} per worker, {n_lips} LIPs");
+        let cfg = bench_config(pool, n_lips, fwd)?;
         let clock = Clock::new();
         let shared = Arc::new(Shared::new(bench_snapshot(&cfg, sink, src)?, workers as usize, None));
         Ok(Setup { cfg, clock, shared, workers })
