@@ -32,6 +32,8 @@ fi
 #    real-server namespace with its own configuration
 #  - wrk, haproxy: scripts/compare.sh's load generator and one of the balancers it
 #    compares rvsd with (haproxy's own service is stopped and disabled)
+#  - dnsperf: scripts/compare.sh's UDP load generator (DNS queries to dnsmasq on the
+#    real servers through each balancer); a command-line tool, no service
 #  - bird2: BGP speakers of the ECMP end-to-end test (each box announces the VIP from its
 #    kernel twin to a router namespace); its own service is stopped and disabled, the test
 #    runs one per namespace with its own configuration and control socket
@@ -41,7 +43,7 @@ PACKAGES=(
     keepalived hping3
     dnsmasq-base
     prometheus nginx
-    wrk haproxy bird2
+    wrk haproxy dnsperf bird2
     dpkg-dev man-db
 )
 
