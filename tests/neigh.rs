@@ -215,3 +215,38 @@ fn neighbours_in_use_survive_their_reachable_time() {
     let listed = neighs(&t);
     assert!(listed.contains_key(CLIENT4) && listed.contains_key(&rs4(1)), "still listed: {listed:?}");
 }
+
+/// A real server's MAC changes under a live connection (its address moved to another
+/// NIC, or a backend pair's floating address failed over) and its kernel announces the
+/// change with a gratuitous ARP (`arp_notify`): rvsd learns the new binding and the
+/// connection's next packets follow it (the next hop the connection keeps reads the new
+/// MAC), so a download in progress completes bit-exact.
+#[test]
+fn a_live_connection_follows_its_real_servers_new_mac() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, ..Spec::default() }).expect("topology");
+    let want = t.serve_big_file().expect("big file");
+    t.start_rvsd().expect("rvsd starts");
+    all_servers_answer(&t, VIP4, 3);
+    let rs = rs4(1);
+    let before = neighs(&t).get(&rs).map(|n| n.0.clone()).expect("the real server is a neighbour");
+
+    // A long download (rate-limited, so that the change lands in its middle).
+    let client = t.client.name().to_string();
+    let dl = std::thread::spawn(move || {
+        let cmd = format!("curl -sS --max-time 90 --limit-rate 20M http://{VIP4}/big.bin | sha256sum");
+        std::process::Command::new("ip").args(["netns", "exec", &client, "sh", "-c", &cmd]).output().expect("curl")
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let new = "02:00:00:5e:00:a1";
+    assert_ne!(before, new);
+    let ns = &t.rs[0];
+    assert!(ns.exec(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_notify=1"]).status.success());
+    ns.ip(&["link", "set", "eth0", "address", new]);
+    let out = dl.join().expect("download thread");
+    let got = String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string();
+    assert_eq!(got, want, "the download survives the new MAC bit-exact: {}", String::from_utf8_lossy(&out.stderr));
+    let after = neighs(&t).get(&rs).map(|n| n.0.clone());
+    assert_eq!(after.as_deref(), Some(new), "rvsd holds the new binding");
+    all_servers_answer(&t, VIP4, 3);
+}

@@ -285,7 +285,8 @@ fn mix(mut z: u64) -> u64 {
 /// The neighbour table (see the module documentation). `Clone + Send + Sync`.
 ///
 /// Keys are learned from the network, so the map's fast hasher starts from a random
-/// seed per table ([`crate::hash`]).
+/// seed per table, drawn from the process's randomness (not SipHash: its lookups are
+/// on the per-connection path).
 #[derive(Debug, Clone)]
 pub struct NeighTable {
     map: HashMap<IpAddr, NeighEntry, SeededBuild>,
