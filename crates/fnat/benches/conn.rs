@@ -3,7 +3,8 @@
 //! (opt-in, `RVS_BENCH_10M=1`: ~1.5 GB, ~20 s) 10 million live connections; ns per new
 //! connection; ns per raw table lookup; bytes per connection.
 //!
-//! `cargo bench -p fnat --bench conn` (`RVS_BENCH_10M=1` for the 10M case).
+//! `cargo bench -p fnat --bench conn` (`RVS_BENCH_10M=1` for the 10M case; `RVS_BENCH_N=n`
+//! for one population, with `RVS_BENCH_NEW_ONLY=1` to open its connections and stop).
 //!
 //! Method: connections are opened through [`Engine::process_burst`] with SYNs from random
 //! client addresses and ports (that is the new-connection figure, all-in: service
@@ -112,6 +113,9 @@ fn engine(n: u32) -> (Engine, ServiceTable) {
             lips: (0..LIP_COUNT).map(|i| IpAddr::from(Ipv4Addr::new(10, 1, 0, i as u8 + 1))).collect(),
         }],
         max_real_servers: RS_COUNT as usize,
+        // Every SYN's connection stays: by default only a quarter of the pool may wait
+        // in SYN_RECV, and the oldest would be evicted to make room.
+        syn_recv_max: n + n / 8 + 64,
         // The plain path: in auto mode the SYN proxy would answer this SYN stream itself
         // (its own figures: `--bench synproxy`).
         synproxy: fnat::synproxy::SynProxyConfig {
@@ -128,11 +132,13 @@ fn engine(n: u32) -> (Engine, ServiceTable) {
 fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
     let (mut e, table) = engine(n);
     let syn = PacketBuilder::ipv4(Ipv4Addr::new(1, 1, 1, 1), VIP).tcp(1, 80).flags(TcpFlags::SYN).build();
-    // SYNs from random clients, prepared beforehand, opened in bursts of 32.
-    let mut rng = Rng(7);
-    let clients: Vec<([u8; 4], u16)> = (0..n)
-        .map(|_| rng.next())
-        .map(|r| (((r >> 16) as u32 | 0x0100_0000).to_be_bytes(), (r as u16) | 1024))
+    // SYNs from distinct clients scattered over 11.0.0.0/8 (no martian source among
+    // them), prepared beforehand, opened in bursts of 32.
+    // Client i is x = i × an odd constant mod 2^39 (a bijection, so no two SYNs share a
+    // client address and port): its top 24 bits the address, the rest the port - 32768.
+    let clients: Vec<([u8; 4], u16)> = (0..n as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & ((1 << 39) - 1))
+        .map(|x| (((x >> 15) as u32 | 0x0b00_0000).to_be_bytes(), (x & 0x7fff) as u16 | 0x8000))
         .collect();
     let mut bufs: Vec<VecBuf> = (0..BURST).map(|_| VecBuf::new(&syn)).collect();
     let l3 = [0usize; BURST];
@@ -157,7 +163,8 @@ fn setup(n: u32) -> (Engine, ServiceTable, Vec<Flow>, f64) {
             lip: v4(c.lip().ip()),
             lport: c.lport(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    assert_eq!(flows.len(), n as usize, "every SYN opened a connection and it is still live");
     (e, table, flows, new_ns)
 }
 
@@ -324,6 +331,11 @@ fn main() {
         return;
     }
     if let Some(n) = std::env::var("RVS_BENCH_N").ok().and_then(|v| v.parse().ok()) {
+        if std::env::var_os("RVS_BENCH_NEW_ONLY").is_some() {
+            // For a profiler: opening the connections alone.
+            println!("{n:>9} conns: new {:6.1} ns/conn", setup(n).3);
+            return;
+        }
         case(n);
         sync_case(n);
         return;

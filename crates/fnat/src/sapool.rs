@@ -330,6 +330,14 @@ impl SaPool {
         self.sets.get(set).is_some_and(|r| r[usize::from(!lip.is_v4())].lips.contains(lip))
     }
 
+    /// Whether `lip:lport` may be handed out from set `set` by this worker: `lip` is one
+    /// of the set's and `lport` one of the worker's ports in the range (whether it is
+    /// free towards a destination is the connection table's to say).
+    #[inline]
+    pub fn can_take(&self, set: usize, lip: &Addr, lport: u16) -> bool {
+        self.set_has(set, lip) && self.ports.binary_search(&lport).is_ok()
+    }
+
     /// Where `lip`'s cursor stands: the port it probes next (diagnostics, tests).
     pub fn cursor(&self, lip: &Addr) -> Option<u16> {
         self.cursors.iter().find(|(a, _)| a == lip).map(|(_, c)| self.ports[*c as usize])

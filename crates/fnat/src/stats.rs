@@ -67,6 +67,7 @@ crate::counter_set! {
         SyncRefused = "sync_refused": "A peer's connection was not installed: no such service or real server here, a field rvs does not sync, or a connection of this box holds its addresses and ports.",
         SyncRefusedFull = "sync_refused_full": "A peer's connection was not installed: the worker holds its share of synced connections (rvsd.toml sync.max_synced) or its table is full.",
         ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port (or, under NAT, DR or TUN, a new connection met one on the server side): the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
+        LocalPortKept = "local_port_kept": "A client that reused its port got, towards the real server picked, the local address and port its previous connection held (the server, likely still holding that connection in TIME_WAIT, sees the same ports and the same client's timestamps again and accepts the SYN).",
     }
 }
 

@@ -866,8 +866,9 @@ fn lip_cursor_survives_service_delete_and_readd() {
 }
 
 /// TIME_WAIT reuse (LVS conn_reuse_mode): a SYN on a tuple in TIME_WAIT or CLOSE
-/// expires the old connection and is scheduled afresh (the other real server, a new
-/// local port), with TOA on its handshake ACK; in CLOSE_WAIT the old one goes on.
+/// expires the old connection and is scheduled afresh (the other real server), through
+/// the old connection's local port (so a server holding it in TIME_WAIT sees the same
+/// client again), with TOA on its handshake ACK; in CLOSE_WAIT the old one goes on.
 #[test]
 fn time_wait_reuse_schedules_afresh_with_toa() {
     use fnat::stats::ConnEvent;
@@ -913,13 +914,15 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
         ),
         state4("TIME_WAIT", 40000, TcpState::TimeWait),
         fwd(
-            "a new SYN from the same port: a fresh connection to the next real server, a new local port",
+            "a new SYN from the same port: a fresh connection to the next real server, through the same local port",
             t4(CIP4, 40000, VIP4, 80).seq(9000).flags(SYN).mss(1460).build(),
             RIP4_B,
-            t4(LIP4, 1026, RIP4_B, 8080).seq(9000).flags(SYN).mss(1460).build(),
+            t4(LIP4, 1025, RIP4_B, 8080).seq(9000).flags(SYN).mss(1460).build(),
         ),
         check("the old connection expired at once, reuse counted", |w| {
             assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 1);
+            assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 1);
+            assert_eq!(w.engine.pools().cursor(&Addr::from(IpAddr::from(LIP4))), Some(1026), "the cursor did not move");
             assert_eq!(w.engine.conns().len(), 1);
             let t = w.engine.stats().total;
             assert_eq!((t.conns, t.active, t.inactive), (2, 0, 1));
@@ -933,7 +936,7 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
         ),
         fwd(
             "the new SYN-ACK: MSS clamped for TOA",
-            t4(RIP4_B, 8080, LIP4, 1026).seq(700).ack(9001).flags(SYNACK).mss(1460).build(),
+            t4(RIP4_B, 8080, LIP4, 1025).seq(700).ack(9001).flags(SYNACK).mss(1460).build(),
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(700).ack(9001).flags(SYNACK).mss(1452).build(),
         ),
@@ -941,12 +944,12 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
             "the new handshake ACK carries TOA",
             t4(CIP4, 40000, VIP4, 80).seq(9001).ack(701).flags(ACK).build(),
             RIP4_B,
-            t4(LIP4, 1026, RIP4_B, 8080).seq(9001).ack(701).flags(ACK).option(&toa).build(),
+            t4(LIP4, 1025, RIP4_B, 8080).seq(9001).ack(701).flags(ACK).option(&toa).build(),
         ),
         state4("ESTABLISHED", 40000, TcpState::Established),
         fwd(
             "the server resets: CLOSE",
-            t4(RIP4_B, 8080, LIP4, 1026).seq(701).flags(RST).build(),
+            t4(RIP4_B, 8080, LIP4, 1025).seq(701).flags(RST).build(),
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(701).flags(RST).build(),
         ),
@@ -955,12 +958,15 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
             "a SYN in CLOSE is a new connection too",
             t4(CIP4, 40000, VIP4, 80).seq(20000).flags(SYN).build(),
             RIP4,
-            t4(LIP4, 1027, RIP4, 8080).seq(20000).flags(SYN).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(20000).flags(SYN).build(),
         ),
-        check("second reuse", |w| assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 2)),
+        check("second reuse, the port kept again", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 2);
+            assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 2);
+        }),
         fwd(
             "SYN-ACK",
-            t4(RIP4, 8080, LIP4, 1027).seq(5).ack(20001).flags(SYNACK).build(),
+            t4(RIP4, 8080, LIP4, 1025).seq(5).ack(20001).flags(SYNACK).build(),
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(5).ack(20001).flags(SYNACK).build(),
         ),
@@ -968,20 +974,20 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
             "handshake ACK with TOA",
             t4(CIP4, 40000, VIP4, 80).seq(20001).ack(6).flags(ACK).build(),
             RIP4,
-            t4(LIP4, 1027, RIP4, 8080).seq(20001).ack(6).flags(ACK).option(&toa).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(20001).ack(6).flags(ACK).option(&toa).build(),
         ),
         fwd(
             "client FIN: CLOSE_WAIT",
             t4(CIP4, 40000, VIP4, 80).seq(20001).ack(6).flags(FINACK).build(),
             RIP4,
-            t4(LIP4, 1027, RIP4, 8080).seq(20001).ack(6).flags(FINACK).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(20001).ack(6).flags(FINACK).build(),
         ),
         state4("CLOSE_WAIT", 40000, TcpState::CloseWait),
         fwd(
             "a SYN in CLOSE_WAIT keeps the old mapping (as LVS)",
             t4(CIP4, 40000, VIP4, 80).seq(30000).flags(SYN).build(),
             RIP4,
-            t4(LIP4, 1027, RIP4, 8080).seq(30000).flags(SYN).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(30000).flags(SYN).build(),
         ),
         check("no third reuse", |w| {
             assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 2);

@@ -188,15 +188,15 @@ fn v2_ipv4_connection_lifecycle() {
             }
         }),
         fwd(
-            "TIME_WAIT reuse: a new SYN from the same port, a new ISN",
+            "TIME_WAIT reuse: a new SYN from the same port, a new ISN, through the same local port",
             t4(CIP4, 40000, VIP4, 80).seq(70000).flags(SYN).build(),
             RIP4,
-            t4(LIP4, 1026, RIP4, 8080).seq(70000).flags(SYN).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(70000).flags(SYN).build(),
         ),
         check("reused", |w| assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 1)),
         fwd(
             "its SYN-ACK",
-            t4(RIP4, 8080, LIP4, 1026).seq(900).ack(70001).flags(SYNACK).build(),
+            t4(RIP4, 8080, LIP4, 1025).seq(900).ack(70001).flags(SYNACK).build(),
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(900).ack(70001).flags(SYNACK).build(),
         ),
@@ -204,11 +204,11 @@ fn v2_ipv4_connection_lifecycle() {
             "its first data, without a handshake ACK before it: the header at the new first byte",
             t4(CIP4, 40000, VIP4, 80).seq(70001).ack(901).flags(PSHACK).payload(b"x").build(),
             RIP4,
-            t4(LIP4, 1026, RIP4, 8080).seq(70001).ack(901).flags(PSHACK).payload(&cat(&V2_CIP4, b"x")).build(),
+            t4(LIP4, 1025, RIP4, 8080).seq(70001).ack(901).flags(PSHACK).payload(&cat(&V2_CIP4, b"x")).build(),
         ),
         fwd(
             "its acknowledgment shifted back by the new connection's numbers",
-            t4(RIP4, 8080, LIP4, 1026).seq(901).ack(70030).flags(ACK).build(),
+            t4(RIP4, 8080, LIP4, 1025).seq(901).ack(70030).flags(ACK).build(),
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(901).ack(70002).flags(ACK).build(),
         ),
@@ -216,11 +216,11 @@ fn v2_ipv4_connection_lifecycle() {
             "a service without the option, meanwhile: TOA as usual, nothing shifted",
             t4(CIP4, 40001, VIP4, 81).seq(1).flags(SYN).build(),
             RIP4_B,
-            t4(LIP4, 1027, RIP4_B, 8080).seq(1).flags(SYN).build(),
+            t4(LIP4, 1026, RIP4_B, 8080).seq(1).flags(SYN).build(),
         ),
         fwd(
             "its SYN-ACK: TOA's MSS clamp",
-            t4(RIP4_B, 8080, LIP4, 1027).seq(7).ack(2).flags(SYNACK).mss(1460).build(),
+            t4(RIP4_B, 8080, LIP4, 1026).seq(7).ack(2).flags(SYNACK).mss(1460).build(),
             CIP4,
             t4(VIP4, 81, CIP4, 40001).seq(7).ack(2).flags(SYNACK).mss(1452).build(),
         ),
@@ -228,13 +228,13 @@ fn v2_ipv4_connection_lifecycle() {
             "its handshake ACK takes the TOA",
             t4(CIP4, 40001, VIP4, 81).seq(2).ack(8).flags(ACK).build(),
             RIP4_B,
-            t4(LIP4, 1027, RIP4_B, 8080).seq(2).ack(8).flags(ACK).option(&toa4(CIP4, 40001)).build(),
+            t4(LIP4, 1026, RIP4_B, 8080).seq(2).ack(8).flags(ACK).option(&toa4(CIP4, 40001)).build(),
         ),
         fwd(
             "its data: unchanged",
             t4(CIP4, 40001, VIP4, 81).seq(2).ack(8).flags(PSHACK).payload(GET).build(),
             RIP4_B,
-            t4(LIP4, 1027, RIP4_B, 8080).seq(2).ack(8).flags(PSHACK).payload(GET).build(),
+            t4(LIP4, 1026, RIP4_B, 8080).seq(2).ack(8).flags(PSHACK).payload(GET).build(),
         ),
     ];
     run(&mut w, steps);

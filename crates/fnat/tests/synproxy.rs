@@ -551,3 +551,46 @@ fn synproxy_is_for_tcp_services() {
     let e = ServiceTable::build(&s, None).unwrap_err();
     assert_eq!(e.to_string(), "udp 192.0.2.1:53: the SYN proxy (synproxy) is for TCP services");
 }
+
+/// A client reusing its port while the proxy answers SYNs: the connection the cookie
+/// opens goes to the server through the local port the client's previous connection
+/// held, not the cursor's next (a server holding the old one in TIME_WAIT sees the same
+/// client's ports and timestamps again, and accepts the SYN).
+#[test]
+fn a_proxied_port_reuse_keeps_the_local_port() {
+    use fnat::stats::ConnEvent;
+    let mut w = world(Some(SynProxyMode::Off));
+    let sport = |out: &[u8]| u16::from_be_bytes([out[20], out[21]]);
+    let send = |w: &mut World, b: TcpBuilder, to: Ipv4Addr| {
+        let (v, out) = w.packet(&b.build(), 0);
+        assert!(
+            matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(to)),
+            "{v:?}, not forwarded to {to}"
+        );
+        assert_eq!(out[0], 0x45, "a 20-byte IPv4 header");
+        out
+    };
+    // A plain connection through LIP4:1025, closed by both sides: TIME_WAIT.
+    assert_eq!(sport(&send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(1).flags(SYN), RIP4)), 1025);
+    send(&mut w, t4(RIP4, 8080, LIP4, 1025).seq(100).ack(2).flags(SYNACK), CIP4);
+    send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(ACK), RIP4);
+    send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(FINACK), RIP4);
+    send(&mut w, t4(RIP4, 8080, LIP4, 1025).seq(101).ack(3).flags(FINACK), CIP4);
+    send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(3).ack(102).flags(ACK), RIP4);
+    // Another client takes the cursor's next port.
+    assert_eq!(sport(&send(&mut w, t4(CIP4, 40001, VIP4, 80).seq(1).flags(SYN), RIP4)), 1026);
+    // The service turns the SYN proxy on; the first client reuses its port.
+    w.table = ServiceTable::build(&services_with(Some(SynProxyMode::On)), Some(&w.table)).unwrap();
+    let synack = send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(9000).flags(SYN), CIP4);
+    assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 1, "the TIME_WAIT connection gave way");
+    let cookie = u32::from_be_bytes([synack[24], synack[25], synack[26], synack[27]]);
+    let syn = send(&mut w, t4(CIP4, 40000, VIP4, 80).seq(9001).ack(cookie.wrapping_add(1)).flags(ACK), RIP4);
+    assert_eq!(sport(&syn), 1025, "the SYN to the server leaves from the port the client's last connection held");
+    assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 1);
+    // A client that did not reuse a port: the cursor's next.
+    let other = send(&mut w, t4(CIP4, 40002, VIP4, 80).seq(5).flags(SYN), CIP4);
+    let cookie = u32::from_be_bytes([other[24], other[25], other[26], other[27]]);
+    let syn = send(&mut w, t4(CIP4, 40002, VIP4, 80).seq(6).ack(cookie.wrapping_add(1)).flags(ACK), RIP4);
+    assert_eq!(sport(&syn), 1027);
+    assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 1);
+}

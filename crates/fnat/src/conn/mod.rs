@@ -10,6 +10,7 @@
 
 pub mod fifo;
 pub mod key;
+pub mod reuse;
 pub mod table;
 
 pub use fifo::ConnFifo;

@@ -117,6 +117,7 @@ impl Engine {
             n += 1;
             i = r.index() + 1;
         }
+        self.port_memo.clear();
         n
     }
 }

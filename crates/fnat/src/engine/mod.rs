@@ -178,6 +178,8 @@ pub struct Engine {
     edge: Edge,
     /// Where later fragments of recent datagrams go (see [`crate::frag`]).
     frags: crate::frag::FragTable,
+    /// The local ports of connections their clients reused ([`crate::conn::reuse`]).
+    port_memo: crate::conn::reuse::PortMemo,
     /// The packet being processed is a first fragment (no TOA, no checksum check).
     in_fragment: bool,
     /// Per `SvcIdx` of the bound generation: which worker the service's connections
@@ -239,6 +241,7 @@ impl Engine {
             freed_mid_burst: false,
             own: Vec::new(),
             frags: crate::frag::FragTable::new(hasher),
+            port_memo: crate::conn::reuse::PortMemo::new(hasher),
             in_fragment: false,
             svc_client_owned: Vec::with_capacity(cfg.max_services),
             nat_rips: Vec::new(),
@@ -832,7 +835,7 @@ impl Engine {
         let rport = if pick.port == 0 { t.dport } else { pick.port };
         let rip = Addr::from(pick.addr);
         let (lip, lport) = match pick.fwd {
-            FwdMode::FullNat => self.local_addr(svc, t.proto, rip, rport, now)?,
+            FwdMode::FullNat => self.local_addr(svc, t.proto, rip, rport, k, now)?,
             // Refused for real servers (`ServiceError::SnatServer`).
             FwdMode::Snat => return Err(DropReason::NoRealServer),
             FwdMode::Nat | FwdMode::Dr => self.server_side_key(t.proto, rip, rport, k.src, t.sport)?,

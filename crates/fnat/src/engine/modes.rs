@@ -71,19 +71,30 @@ impl ClientOwner {
 }
 
 impl Engine {
-    /// A FullNAT connection's `LIP:lport` towards `rip:rport`, from the service's LIP set
-    /// (a half-open connection's port is taken back when none is free).
+    /// A FullNAT connection's `LIP:lport` towards `rip:rport`, from the service's LIP set:
+    /// the one the previous connection of its `client` key held when the client reused
+    /// its port and it is free ([`crate::conn::reuse`]), else the set's next (a half-open
+    /// connection's port is taken back when none is free).
     pub(super) fn local_addr(
         &mut self,
         svc: SvcIdx,
         proto: Proto,
         rip: Addr,
         rport: u16,
+        client: &ConnKey,
         now: Millis,
     ) -> Result<(Addr, u16), DropReason> {
         let set = self.svc_set.get(svc.0 as usize).copied().unwrap_or(NO_SET);
         if set == NO_SET {
             return Err(DropReason::NoLocalAddr);
+        }
+        if let Some((lip, lport)) = self.port_memo.take(client) {
+            if self.pools.can_take(set as usize, &lip, lport)
+                && !self.conns.contains(&ConnKey::new(proto, rip, rport, lip, lport))
+            {
+                self.stats.event(ConnEvent::LocalPortKept);
+                return Ok((lip, lport));
+            }
         }
         self.local_addr_in(set as usize, proto, rip, rport, now)
     }

@@ -22,9 +22,12 @@
 //! # TIME_WAIT reuse (LVS `conn_reuse_mode = 1`)
 //! A client SYN (SYN without ACK, RST or FIN) that meets a connection of its own tuple
 //! in `TIME_WAIT` or `CLOSE` expires that connection at once and is handled as the first
-//! packet of a new connection: scheduled afresh (a new real server choice, a new local
-//! port), with the TOA on its handshake's ACK like any new connection. Counted
-//! `conn_reused`. As in LVS (`is_new_conn_expected`), no other state qualifies: a SYN
+//! packet of a new connection: scheduled afresh (a new real server choice), with the
+//! TOA on its handshake's ACK like any new connection. Counted `conn_reused`. Its local
+//! address and port are remembered ([`crate::conn::reuse`]): the new connection takes
+//! them again when they are free towards the server picked (`local_port_kept`), so a
+//! server still holding the old one in TIME_WAIT sees the same ports and the same
+//! client's timestamps, not another client's, which its PAWS check could refuse. As in LVS (`is_new_conn_expected`), no other state qualifies: a SYN
 //! in `FIN_WAIT`, `CLOSE_WAIT` or `LAST_ACK` means the old connection is still being
 //! closed by one side, and goes on through it (LVS reuses `FIN_WAIT` only with
 //! `conn_reuse_mode` bit 2, for DR/TUN connections that see no output, which FullNAT
@@ -33,7 +36,7 @@
 use wire::TcpFlags;
 
 use super::Engine;
-use crate::conn::{Addr, ConnFifo, ConnRef, Hit};
+use crate::conn::{Addr, ConnFifo, ConnKey, ConnRef, Hit};
 use crate::stats::ConnEvent;
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
@@ -127,8 +130,13 @@ impl Engine {
         if !f.contains(TcpFlags::SYN) || f.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN) {
             return false;
         }
-        if !matches!(self.conns.get(h.conn).state(), TcpState::TimeWait | TcpState::Close) {
+        let c = self.conns.get(h.conn);
+        if !matches!(c.state(), TcpState::TimeWait | TcpState::Close) {
             return false;
+        }
+        if c.fwd().uses_local_addr() {
+            let client = ConnKey::new(c.proto(), c.cip(), c.cport(), c.vip(), c.vport());
+            self.port_memo.remember(&client, c.lip(), c.lport());
         }
         self.free(h.conn);
         self.stats.event(ConnEvent::ConnReused);
