@@ -89,7 +89,9 @@ impl Engine {
             return Err(DropReason::NoLocalAddr);
         }
         if let Some((lip, lport)) = self.port_memo.take(client) {
-            if self.pools.can_take(set as usize, &lip, lport)
+            // (A service mixing families, NAT64, may pick a server of the other one.)
+            if lip.is_v4() == rip.is_v4()
+                && self.pools.can_take(set as usize, &lip, lport)
                 && !self.conns.contains(&ConnKey::new(proto, rip, rport, lip, lport))
             {
                 self.stats.event(ConnEvent::LocalPortKept);
