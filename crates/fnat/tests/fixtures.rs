@@ -997,6 +997,71 @@ fn time_wait_reuse_schedules_afresh_with_toa() {
     run(&mut w, steps);
 }
 
+/// A reused client port's local port already taken towards the server its new
+/// connection goes to: the cursor's next free port instead, nothing kept.
+#[test]
+fn time_wait_reuse_takes_the_cursors_port_when_its_own_is_busy() {
+    use fnat::stats::ConnEvent;
+    let svcs = vec![
+        svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 8080), rs(RIP4_B.into(), 8080)]),
+        svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4_B.into(), 8080)]),
+        svc(Proto::Tcp, VIP4.into(), 82, &[rs(RIP4.into(), 8080)]),
+    ];
+    let mut cfg = config(64);
+    cfg.port_range = PortRange { lo: 1025, hi: 1027 };
+    let mut w = World::with_services(&cfg, &svcs);
+    let syn = |cport: u16, vport: u16| t4(CIP4, cport, VIP4, vport).seq(1).flags(SYN).build();
+    let out = |lport: u16, rip: Ipv4Addr| t4(LIP4, lport, rip, 8080).seq(1).flags(SYN).build();
+    let steps = vec![
+        fwd("A to :80, its first server", syn(40000, 80), RIP4, out(1025, RIP4)),
+        fwd("to :82, the same server", syn(40001, 82), RIP4, out(1026, RIP4)),
+        fwd("again", syn(40002, 82), RIP4, out(1027, RIP4)),
+        fwd("D to :81, the other server: round to 1025", syn(40003, 81), RIP4_B, out(1025, RIP4_B)),
+        fwd(
+            "A's server answers",
+            t4(RIP4, 8080, LIP4, 1025).seq(100).ack(2).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(100).ack(2).flags(SYNACK).build(),
+        ),
+        fwd(
+            "A's ACK",
+            t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(2).ack(101).flags(ACK).option(&toa4(CIP4, 40000)).build(),
+        ),
+        fwd(
+            "A's FIN",
+            t4(CIP4, 40000, VIP4, 80).seq(2).ack(101).flags(FINACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(2).ack(101).flags(FINACK).build(),
+        ),
+        fwd(
+            "the server's FIN",
+            t4(RIP4, 8080, LIP4, 1025).seq(101).ack(3).flags(FINACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(101).ack(3).flags(FINACK).build(),
+        ),
+        fwd(
+            "A's last ACK",
+            t4(CIP4, 40000, VIP4, 80).seq(3).ack(102).flags(ACK).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(3).ack(102).flags(ACK).build(),
+        ),
+        state4("TIME_WAIT", 40000, TcpState::TimeWait),
+        fwd(
+            "A reuses its port: :80's other server, where D holds 1025: the cursor's 1026",
+            syn(40000, 80),
+            RIP4_B,
+            out(1026, RIP4_B),
+        ),
+        check("reused, the port not kept", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 1);
+            assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 0);
+        }),
+    ];
+    run(&mut w, steps);
+}
+
 /// No local port left towards a real server, every one held by a half-open
 /// connection: a new SYN takes the port of the oldest one idle for a second or more
 /// (evicted); a younger one is never taken, and an established one never.

@@ -16,15 +16,16 @@
 //! So the freed connection's `LIP:lport` is remembered under its client key, and the
 //! client's next connection takes it when it is still free towards the real server
 //! picked ([`crate::stats::ConnEvent::LocalPortKept`]). The memo is a small
-//! set-associative cache ([`PORT_MEMO_WAYS`] client keys per set, the oldest replaced):
+//! set-associative cache ([`PORT_MEMO_WAYS`] client keys per set, replaced in turn):
 //! an entry replaced or a port taken meanwhile only means the cursor is used, as for any
 //! new connection.
 
 use super::{Addr, ConnKey, KeyHasher};
 
 /// Slots of a [`PortMemo`] (a power of two). A remembered port is wanted again within
-/// one round trip (at once, or after the SYN proxy's handshake), so slots are reused
-/// quickly: 1,024 cover a thousand port reuses in flight per worker.
+/// one round trip (at once, or after the SYN proxy's handshake), so slots are freed
+/// quickly: 1,024 hold a few hundred port reuses in flight per worker without a set
+/// overflowing.
 pub const PORT_MEMO_SLOTS: usize = 1024;
 
 /// Client keys per set of a [`PortMemo`]: a client key competes for its set's ways
@@ -45,8 +46,10 @@ struct Slot {
 #[derive(Debug)]
 pub struct PortMemo {
     slots: Box<[Option<Slot>]>,
-    /// Per set: the way replaced next when the set is full (round robin: the oldest).
+    /// Per set: the way replaced next when the set is full (in turn).
     next: Box<[u8]>,
+    /// Slots in use: a memo with none answers without hashing.
+    len: u32,
     hasher: KeyHasher,
 }
 
@@ -57,6 +60,7 @@ impl PortMemo {
         PortMemo {
             slots: vec![None; PORT_MEMO_SLOTS].into_boxed_slice(),
             next: vec![0; SETS].into_boxed_slice(),
+            len: 0,
             hasher,
         }
     }
@@ -70,26 +74,33 @@ impl PortMemo {
 
     /// Remembers that the connection of client key `client` (its inbound key) held
     /// `lip:lport`: in the key's own entry, else a free way of its set, else in place of
-    /// the set's oldest.
+    /// the set's next in turn.
     #[inline]
     pub fn remember(&mut self, client: &ConnKey, lip: Addr, lport: u16) {
         let (set, ways) = self.set(client);
         let entry = Some(Slot { client: *client, lip, lport });
         let slots = &mut self.slots[ways];
-        if let Some(w) = slots.iter_mut().find(|s| s.is_none_or(|s| s.client == *client)) {
+        if let Some(w) = slots.iter_mut().find(|s| s.is_some_and(|s| s.client == *client)) {
             *w = entry;
-            return;
+        } else if let Some(w) = slots.iter_mut().find(|s| s.is_none()) {
+            *w = entry;
+            self.len += 1;
+        } else {
+            let n = &mut self.next[set];
+            slots[*n as usize] = entry;
+            *n = ((*n as usize + 1) % PORT_MEMO_WAYS) as u8;
         }
-        let n = &mut self.next[set];
-        slots[*n as usize] = entry;
-        *n = ((*n as usize + 1) % PORT_MEMO_WAYS) as u8;
     }
 
     /// The `LIP:lport` remembered for `client`, forgotten as it is handed out.
     #[inline]
     pub fn take(&mut self, client: &ConnKey) -> Option<(Addr, u16)> {
+        if self.len == 0 {
+            return None;
+        }
         let (_, ways) = self.set(client);
         let w = self.slots[ways].iter_mut().find(|s| s.is_some_and(|s| s.client == *client))?;
+        self.len -= 1;
         w.take().map(|s| (s.lip, s.lport))
     }
 
@@ -97,6 +108,7 @@ impl PortMemo {
     pub fn clear(&mut self) {
         self.slots.fill(None);
         self.next.fill(0);
+        self.len = 0;
     }
 }
 
@@ -145,10 +157,13 @@ mod tests {
         for (i, k) in keys.iter().enumerate().skip(1) {
             assert_eq!(m.take(k), Some((lip, 3000 + i as u16)), "key {i} kept its port");
         }
-        // Remembering a key again updates its own entry.
+        // Remembering a key again updates its own entry, even behind a free way.
         m.remember(&keys[1], lip, 4000);
-        m.remember(&keys[1], lip, 4001);
-        assert_eq!(m.take(&keys[1]), Some((lip, 4001)));
-        assert_eq!(m.take(&keys[1]), None);
+        m.remember(&keys[2], lip, 4002);
+        assert_eq!(m.take(&keys[1]), Some((lip, 4000)));
+        m.remember(&keys[2], lip, 4003);
+        assert_eq!(m.take(&keys[2]), Some((lip, 4003)));
+        assert_eq!(m.take(&keys[2]), None, "one entry per key");
+        assert_eq!(m.len, 0);
     }
 }

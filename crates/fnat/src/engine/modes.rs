@@ -88,7 +88,9 @@ impl Engine {
         if set == NO_SET {
             return Err(DropReason::NoLocalAddr);
         }
-        if let Some((lip, lport)) = self.port_memo.take(client) {
+        // (Only TCP connections are reused, so only TCP clients are remembered.)
+        let kept = if proto == Proto::Tcp { self.port_memo.take(client) } else { None };
+        if let Some((lip, lport)) = kept {
             // (A service mixing families, NAT64, may pick a server of the other one.)
             if lip.is_v4() == rip.is_v4()
                 && self.pools.can_take(set as usize, &lip, lport)

@@ -40,7 +40,7 @@ use crate::conn::{Addr, ConnFifo, ConnKey, ConnRef, Hit};
 use crate::stats::ConnEvent;
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
-use crate::types::{Millis, Proto};
+use crate::types::{FwdMode, Millis, Proto};
 
 /// How many of the oldest `SYN_RECV` connections are searched for a port to take when
 /// none is free towards a real server.
@@ -134,7 +134,8 @@ impl Engine {
         if !matches!(c.state(), TcpState::TimeWait | TcpState::Close) {
             return false;
         }
-        if c.fwd().uses_local_addr() {
+        // (SNAT connections go by their rule's own port choice.)
+        if c.fwd() == FwdMode::FullNat {
             let client = ConnKey::new(c.proto(), c.cip(), c.cport(), c.vip(), c.vport());
             self.port_memo.remember(&client, c.lip(), c.lport());
         }
