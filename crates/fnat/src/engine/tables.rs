@@ -27,16 +27,17 @@
 //! address and port are remembered ([`crate::conn::reuse`]): the new connection takes
 //! them again when they are free towards the server picked (`local_port_kept`), so a
 //! server still holding the old one in TIME_WAIT sees the same ports and the same
-//! client's timestamps, not another client's, which its PAWS check could refuse. As in LVS (`is_new_conn_expected`), no other state qualifies: a SYN
-//! in `FIN_WAIT`, `CLOSE_WAIT` or `LAST_ACK` means the old connection is still being
-//! closed by one side, and goes on through it (LVS reuses `FIN_WAIT` only with
-//! `conn_reuse_mode` bit 2, for DR/TUN connections that see no output, which FullNAT
-//! does not have).
+//! client's timestamps, not another client's, which its PAWS check could refuse.
+//!
+//! As in LVS (`is_new_conn_expected`), no other state qualifies: a SYN in `FIN_WAIT`,
+//! `CLOSE_WAIT` or `LAST_ACK` means the old connection is still being closed by one
+//! side, and goes on through it (LVS reuses `FIN_WAIT` only with `conn_reuse_mode` bit
+//! 2, for DR/TUN connections that see no output, which FullNAT does not have).
 
 use wire::TcpFlags;
 
 use super::Engine;
-use crate::conn::{Addr, ConnFifo, ConnKey, ConnRef, Hit};
+use crate::conn::{Addr, ConnFifo, ConnRef, Hit};
 use crate::stats::ConnEvent;
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
@@ -136,8 +137,7 @@ impl Engine {
         }
         // (SNAT connections go by their rule's own port choice.)
         if c.fwd() == FwdMode::FullNat {
-            let client = ConnKey::new(c.proto(), c.cip(), c.cport(), c.vip(), c.vport());
-            self.port_memo.remember(&client, c.lip(), c.lport());
+            self.port_memo.remember(&c.inbound_key(), c.lip(), c.lport());
         }
         self.free(h.conn);
         self.stats.event(ConnEvent::ConnReused);
