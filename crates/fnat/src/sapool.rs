@@ -41,8 +41,18 @@
 //! later allocations for the same set, family and `RIP:rport` are refused at once
 //! until a connection towards that `RIP:rport` is freed ([`SaPool::released`]).
 //!
-//! Freed ports need no other bookkeeping: a port is free towards a destination exactly
-//! when the table lacks that outbound key. The sequential cursor keeps probes short:
+//! **A port no connection holds is taken without a probe.** The pool counts, per LIP
+//! and port, the live connections holding it ([`SaPool::opened`], [`SaPool::closed`];
+//! a byte per port, 64 KiB per LIP, sticky at 255); the cursor's next port with a
+//! count of 0 is free towards every destination, so the table lookup, a cache miss
+//! per new connection with a large table, is skipped. On the cursor's first sweep of
+//! a LIP, and whenever the connections that held a port have ended, that is every
+//! allocation. A LIP whose cursor is made after a connection was opened on an address
+//! without one (a NAT client, a peer's synced LIP) cannot know its holders: its ports
+//! are always probed.
+//!
+//! Otherwise a port is free towards a destination exactly when the table lacks that
+//! outbound key. The sequential cursor keeps probes short:
 //! connections tend to end in the order they started, so the ports just ahead of the
 //! cursor are the oldest and most likely free.
 
@@ -161,6 +171,26 @@ pub const MAX_PORT_PROBES: u32 = 1 << 16;
 /// How many exhausted destinations ([`SaPool::alloc`]) are remembered at once.
 pub const DRY_MARKS: usize = 8;
 
+/// A port's holder count that is sticky: that many connections or more, or a count
+/// that could not be kept (the port is probed, as any held one).
+const HELD_UNKNOWN: u8 = u8::MAX;
+
+/// One LIP's holder counts, indexed by port (see [`SaPool::opened`]).
+#[derive(Clone)]
+struct Holders(Box<[u8]>);
+
+impl Holders {
+    fn new(count: u8) -> Holders {
+        Holders(vec![count; 1 << 16].into_boxed_slice())
+    }
+}
+
+impl std::fmt::Debug for Holders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Holders({} ports held)", self.0.iter().filter(|h| **h != 0).count())
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct LipRing {
     lips: Vec<Addr>,
@@ -189,6 +219,13 @@ pub struct SaPool {
     cursors: Vec<(Addr, u32)>,
     /// Per LIP (as `cursors`): the connections holding one of its ports.
     conns: Vec<u64>,
+    /// Per LIP (as `cursors`), per port: how many live connections hold `LIP:port` on
+    /// their server side ([`HELD_UNKNOWN`]: at least that many, or not known).
+    held: Vec<Holders>,
+    /// Whether a connection was ever opened on an address without a cursor (a NAT
+    /// connection's client, a synced connection of a peer's LIP): a cursor made later
+    /// cannot know its ports' holders, so they are all [`HELD_UNKNOWN`].
+    stray: bool,
     max_probes: u32,
     dry: [Option<Dry>; DRY_MARKS],
     dry_len: u8,
@@ -221,6 +258,8 @@ impl SaPool {
             sets: Vec::new(),
             cursors: Vec::new(),
             conns: Vec::new(),
+            held: Vec::new(),
+            stray: false,
             max_probes: max_probes.max(1),
             dry: [None; DRY_MARKS],
             dry_len: 0,
@@ -273,6 +312,8 @@ impl SaPool {
                     None => {
                         self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
                         self.conns.push(0);
+                        let count = if self.stray { HELD_UNKNOWN } else { 0 };
+                        self.held.push(Holders::new(count));
                         self.cursors.len() - 1
                     }
                 };
@@ -374,11 +415,12 @@ impl SaPool {
         for _ in 0..tries {
             let li = ring.rr as usize;
             ring.rr = if ring.rr + 1 >= n { 0 } else { ring.rr + 1 };
-            let c = &mut self.cursors[ring.cur[li] as usize].1;
+            let cur = ring.cur[li] as usize;
+            let c = &mut self.cursors[cur].1;
             let port = self.ports[*c as usize];
             *c = if *c + 1 >= np { 0 } else { *c + 1 };
             let lip = ring.lips[li];
-            if !in_use(lip, port) {
+            if self.held[cur].0[usize::from(port)] == 0 || !in_use(lip, port) {
                 return Ok((lip, port));
             }
         }
@@ -409,21 +451,48 @@ impl SaPool {
         }
     }
 
-    /// A connection took a port of `lip` (counted per LIP: [`SaPool::lip_conns`]). A
-    /// scan of the LIPs, per connection, never per packet.
+    /// A connection was opened whose server side is `lip:lport`: a LIP's port when
+    /// `local` (FullNAT, SNAT; counted per LIP, [`SaPool::lip_conns`]), else the
+    /// client's own address and port (NAT), which matter only if they are a LIP's.
+    /// Every connection is told, so that a port no connection holds is known free
+    /// towards every destination and [`alloc`](Self::alloc) takes it without asking
+    /// the table. A scan of the LIPs, per connection, never per packet.
     #[inline]
-    pub fn opened(&mut self, lip: Addr) {
-        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == lip) {
-            self.conns[i] += 1;
+    pub fn opened(&mut self, lip: Addr, lport: u16, local: bool) {
+        match self.cursors.iter().position(|(a, _)| *a == lip) {
+            Some(i) => {
+                let h = &mut self.held[i].0[usize::from(lport)];
+                if *h != HELD_UNKNOWN {
+                    *h += 1;
+                }
+                if local {
+                    self.conns[i] += 1;
+                }
+            }
+            None => self.stray = true,
         }
     }
 
-    /// A connection holding a port of `lip` was freed.
+    /// A connection [`opened`](Self::opened) with these arguments was freed.
     #[inline]
-    pub fn closed(&mut self, lip: Addr) {
+    pub fn closed(&mut self, lip: Addr, lport: u16, local: bool) {
         if let Some(i) = self.cursors.iter().position(|(a, _)| *a == lip) {
-            self.conns[i] = self.conns[i].saturating_sub(1);
+            let h = &mut self.held[i].0[usize::from(lport)];
+            debug_assert!(*h > 0, "{lip:?}:{lport} freed more often than opened");
+            if *h != HELD_UNKNOWN {
+                *h = h.saturating_sub(1);
+            }
+            if local {
+                self.conns[i] = self.conns[i].saturating_sub(1);
+            }
         }
+    }
+
+    /// How many live connections hold `lip:lport` (255: that many or more, or not
+    /// known); `None` when `lip` has no cursor.
+    #[inline]
+    pub fn holders(&self, lip: &Addr, lport: u16) -> Option<u8> {
+        self.cursors.iter().position(|(a, _)| a == lip).map(|i| self.held[i].0[usize::from(lport)])
     }
 
     /// Per LIP this worker ever used: the connections holding one of its ports (a port
@@ -521,6 +590,7 @@ mod tests {
             let (_, port) = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)).unwrap();
             assert!((2000..=2009).contains(&port));
             assert!(used.insert(port));
+            p.opened(l, port, true);
         }
         let mut probes = 0;
         assert_eq!(
@@ -533,6 +603,7 @@ mod tests {
         assert_eq!(probes, 10, "the whole range is probed before refusing");
         // Dry: refused without probing, for this destination only.
         used.remove(&2007);
+        p.closed(l, 2007, true);
         assert_eq!(
             p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| panic!("probed a dry destination")),
             Err(AllocError::NoPort)
@@ -551,6 +622,9 @@ mod tests {
         let l = Addr::v4([10, 0, 0, 1]);
         let s = p.add_set(&[l]);
         let used: HashSet<u16> = (2000..=2009).filter(|x| *x != 2009).collect();
+        for pt in &used {
+            p.opened(l, *pt, true);
+        }
         assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
         assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
         assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2009)));
@@ -579,6 +653,62 @@ mod tests {
         p.set_lips(s, &[l, l2]);
         assert_eq!(p.cursor(&l), Some(3042));
         assert_eq!(p.cursor(&l2), Some(3050));
+    }
+
+    /// A port no connection holds is taken without asking the table; one held (by a
+    /// connection towards any destination) is probed; a NAT connection on a LIP's
+    /// address counts as a holder too, and not as the LIP's connection.
+    #[test]
+    fn unheld_ports_skip_the_probe() {
+        let o = PortOwnership::new(1).unwrap();
+        let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2003 }, MAX_PORT_PROBES).unwrap();
+        let l = Addr::v4([10, 0, 0, 1]);
+        let s = p.add_set(&[l]);
+        let rs = Addr::v4([10, 2, 0, 1]);
+        let never = |_: Addr, _: u16| -> bool { panic!("probed an unheld port") };
+        assert_eq!(p.alloc(s, rs, 80, never), Ok((l, 2000)));
+        p.opened(l, 2000, true);
+        p.opened(l, 2001, false);
+        assert_eq!((p.holders(&l, 2000), p.holders(&l, 2001), p.holders(&l, 2002)), (Some(1), Some(1), Some(0)));
+        assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 1)]);
+        // The cursor stands at 2001 (held: probed, free towards this server).
+        let mut probed = Vec::new();
+        let got = p.alloc(s, rs, 80, |_, pt| {
+            probed.push(pt);
+            false
+        });
+        assert_eq!((got, probed), (Ok((l, 2001)), vec![2001]));
+        p.closed(l, 2001, false);
+        p.closed(l, 2000, true);
+        assert_eq!((p.holders(&l, 2000), p.holders(&l, 2001)), (Some(0), Some(0)));
+        assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 0)]);
+        assert_eq!(p.holders(&Addr::v4([10, 0, 0, 9]), 2000), None);
+        // The count is sticky at 255.
+        for _ in 0..300 {
+            p.opened(l, 2003, true);
+        }
+        p.closed(l, 2003, true);
+        assert_eq!(p.holders(&l, 2003), Some(u8::MAX));
+    }
+
+    /// Once a connection was opened on an address without a cursor, a LIP added later
+    /// cannot know who holds its ports: every port of it is probed.
+    #[test]
+    fn a_lip_added_after_strays_probes_every_port() {
+        let o = PortOwnership::new(1).unwrap();
+        let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2003 }, MAX_PORT_PROBES).unwrap();
+        let (l1, l2) = (Addr::v4([10, 0, 0, 1]), Addr::v4([10, 0, 0, 2]));
+        let s = p.add_set(&[l1]);
+        p.opened(l2, 2000, true);
+        p.set_lips(s, &[l2]);
+        assert_eq!(p.holders(&l1, 2000), Some(0), "a cursor made before keeps exact counts");
+        assert_eq!(p.holders(&l2, 2000), Some(u8::MAX));
+        let mut probed = 0;
+        let got = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
+            probed += 1;
+            pt == 2000
+        });
+        assert_eq!((got, probed), (Ok((l2, 2001)), 2));
     }
 
     #[test]

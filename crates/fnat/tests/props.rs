@@ -106,6 +106,12 @@ fn invariants(w: &World) {
         assert!(w.engine.wheel().is_scheduled(r.index()));
         assert!((2000..2000 + PORTS).contains(&c.lport()));
     }
+    // The pool's holder count of every local port is exact (a port it thinks unheld
+    // is taken without asking the table).
+    for p in 2000..2000 + PORTS {
+        let held = w.engine.conns().iter().filter(|(_, c)| c.lip() == Addr::from(LIP4) && c.lport() == p).count();
+        assert_eq!(w.engine.pools().holders(&Addr::from(LIP4), p), Some(held as u8), "holders of port {p}");
+    }
 }
 
 proptest! {

@@ -36,8 +36,8 @@ impl Engine {
             }
             if c.fwd().uses_local_addr() {
                 self.pools.released(c.rip(), c.rport());
-                self.pools.closed(c.lip());
             }
+            self.pools.closed(c.lip(), c.lport(), c.fwd().uses_local_addr());
             if c.flags.has(ConnFlags::PROXY_PROTO) {
                 self.proxy_free(r.index());
             }

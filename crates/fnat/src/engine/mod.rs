@@ -866,9 +866,7 @@ impl Engine {
                 fwd: pick.fwd,
             })
             .map_err(|_| DropReason::PoolFull)?;
-        if pick.fwd.uses_local_addr() {
-            self.pools.opened(lip);
-        }
+        self.pools.opened(lip, lport, pick.fwd.uses_local_addr());
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {

@@ -94,7 +94,8 @@ impl Engine {
             // (A service mixing families, NAT64, may pick a server of the other one.)
             if lip.is_v4() == rip.is_v4()
                 && self.pools.can_take(set as usize, &lip, lport)
-                && !self.conns.contains(&ConnKey::new(proto, rip, rport, lip, lport))
+                && (self.pools.holders(&lip, lport) == Some(0)
+                    || !self.conns.contains(&ConnKey::new(proto, rip, rport, lip, lport)))
             {
                 self.stats.event(ConnEvent::LocalPortKept);
                 return Ok((lip, lport));
