@@ -19,7 +19,10 @@
 //! loads all its bucket heads and touches both cache lines of every first node before
 //! walking any chain, so
 //! the cache misses of a burst overlap instead of queueing (group prefetching without
-//! `unsafe`).
+//! `unsafe`). An insert links the inbound key at once (its bucket was just loaded by
+//! the lookup that missed) and leaves the outbound key, whose bucket is a cold line,
+//! on a short waiting list that lookups also search, until [`ConnTable::settle`]
+//! links a whole burst's worth together, their misses overlapping.
 
 use std::hint::black_box;
 
@@ -117,6 +120,10 @@ pub struct ConnTable {
     hasher: KeyHasher,
     free_head: u32,
     len: u32,
+    /// Connections inserted since the last [`settle`](ConnTable::settle) whose
+    /// outbound key is not linked into its chain yet, with that key's bucket.
+    pending: [(u32, u32); BURST],
+    pending_len: u32,
 }
 
 impl ConnTable {
@@ -130,7 +137,16 @@ impl ConnTable {
         for (i, c) in conns.iter_mut().enumerate() {
             c.next[0] = if i + 1 < capacity as usize { i as u32 + 1 } else { NIL };
         }
-        Ok(ConnTable { conns, buckets: vec![NIL; nb as usize], mask: (nb - 1) as u32, hasher, free_head: 0, len: 0 })
+        Ok(ConnTable {
+            conns,
+            buckets: vec![NIL; nb as usize],
+            mask: (nb - 1) as u32,
+            hasher,
+            free_head: 0,
+            len: 0,
+            pending: [(NIL, 0); BURST],
+            pending_len: 0,
+        })
     }
 
     /// How many connections the pool holds at most.
@@ -198,7 +214,21 @@ impl ConnTable {
     /// Finds the connection a packet with this key belongs to, from either side.
     #[inline]
     pub fn lookup(&self, k: &ConnKey) -> Option<Hit> {
-        self.walk(self.buckets[self.bucket(k)], k)
+        let b = self.bucket(k);
+        self.walk(self.buckets[b], k).or_else(|| self.lookup_pending(b, k))
+    }
+
+    /// A key missing from its chain may be the outbound key of a connection inserted
+    /// since the last [`settle`](Self::settle).
+    #[inline]
+    fn lookup_pending(&self, bucket: usize, k: &ConnKey) -> Option<Hit> {
+        if self.pending_len == 0 {
+            return None;
+        }
+        self.pending[..self.pending_len as usize]
+            .iter()
+            .find(|&&(idx, b)| b as usize == bucket && Self::matches(&self.conns[idx as usize], 1, k))
+            .map(|&(idx, _)| Self::hit(idx, 1))
     }
 
     /// Whether some connection has this key (on either side).
@@ -248,6 +278,9 @@ impl ConnTable {
                 if h != NIL {
                     *o = self.walk(h, k);
                 }
+                if o.is_none() && self.pending_len > 0 {
+                    *o = self.lookup_pending(self.bucket(k), k);
+                }
             }
         }
     }
@@ -272,10 +305,18 @@ impl ConnTable {
     /// present (the engine knows it from its inbound miss and its local-port probe;
     /// checked in debug builds). Refused with [`ConnError::PoolFull`] when no slot is
     /// free; live connections are untouched then.
+    ///
+    /// The outbound key is found by every lookup at once, but linked into its chain
+    /// only by the next [`settle`](Self::settle) (or when [`BURST`] are waiting): its
+    /// bucket is a cache miss with a large table, and the links of a burst's new
+    /// connections made together overlap their misses instead of stalling each one.
     pub fn insert(&mut self, n: NewConn) -> Result<ConnRef, ConnError> {
         let idx = self.free_head;
         if idx == NIL {
             return Err(ConnError::PoolFull);
+        }
+        if self.pending_len as usize == BURST {
+            self.settle();
         }
         let kin = ConnKey::new(n.proto, n.cip, n.cport, n.vip, n.vport);
         let kout = ConnKey::new(n.proto, n.rip, n.rport, n.lip, n.lport);
@@ -305,11 +346,23 @@ impl ConnTable {
         };
         c.set_expires(n.expires);
         self.buckets[bin] = idx << 1;
-        // Read the outbound head after the inbound insert: both keys may share a bucket.
-        self.conns[idx as usize].next[1] = self.buckets[bout];
-        self.buckets[bout] = (idx << 1) | 1;
+        self.pending[self.pending_len as usize] = (idx, bout as u32);
+        self.pending_len += 1;
         self.len += 1;
         Ok(ConnRef(idx))
+    }
+
+    /// Links the outbound keys of the connections inserted since the last call into
+    /// their chains (see [`insert`](Self::insert)); the engine calls it after each
+    /// burst. Lookups are right either way; this only keeps the waiting list short.
+    #[inline]
+    pub fn settle(&mut self) {
+        for &(idx, b) in &self.pending[..self.pending_len as usize] {
+            // (After the inbound links: a key's bucket may be the other key's.)
+            self.conns[idx as usize].next[1] = self.buckets[b as usize];
+            self.buckets[b as usize] = (idx << 1) | 1;
+        }
+        self.pending_len = 0;
     }
 
     fn unlink(&mut self, bucket: usize, node: u32) {
@@ -343,7 +396,14 @@ impl ConnTable {
         let (kin, kout) = (c.inbound_key(), c.outbound_key());
         let (bin, bout) = (self.bucket(&kin), self.bucket(&kout));
         self.unlink(bin, r.0 << 1);
-        self.unlink(bout, (r.0 << 1) | 1);
+        let waiting = self.pending[..self.pending_len as usize].iter().position(|&(idx, _)| idx == r.0);
+        match waiting {
+            Some(i) => {
+                self.pending_len -= 1;
+                self.pending[i] = self.pending[self.pending_len as usize];
+            }
+            None => self.unlink(bout, (r.0 << 1) | 1),
+        }
         let c = &mut self.conns[r.0 as usize];
         let old = c.clone();
         c.flags = ConnFlags(0);
@@ -390,6 +450,7 @@ impl ConnTable {
 
     /// Frees everything at once (the caller resets its timer wheel and counters too).
     pub fn clear(&mut self) {
+        self.pending_len = 0;
         self.buckets.iter_mut().for_each(|b| *b = NIL);
         let cap = self.conns.len();
         for (i, c) in self.conns.iter_mut().enumerate() {
@@ -400,7 +461,8 @@ impl ConnTable {
         self.len = 0;
     }
 
-    /// Number of nodes in every non-empty chain and the longest (diagnostics, tests).
+    /// Number of nodes in every non-empty chain and the longest (diagnostics, tests;
+    /// outbound keys waiting for [`settle`](Self::settle) count as chained).
     pub fn chain_stats(&self) -> (usize, usize) {
         let mut nodes = 0;
         let mut longest = 0;
@@ -414,7 +476,7 @@ impl ConnTable {
             nodes += n;
             longest = longest.max(n);
         }
-        (nodes, longest)
+        (nodes + self.pending_len as usize, longest)
     }
 }
 
@@ -513,6 +575,37 @@ mod tests {
         let r = t.insert(nc(6)).unwrap();
         assert_eq!(t.lookup(&key_out(&nc(6))).unwrap().conn, r);
         assert!(t.bytes_per_conn() > 100.0);
+    }
+
+    /// Outbound keys inserted since the last settle are found by every kind of lookup,
+    /// removable, and chained by the settle; more than a burst settles by itself.
+    #[test]
+    fn unsettled_outbound_keys_are_found() {
+        let mut t = ConnTable::new(100, KeyHasher::with_seed(5)).unwrap();
+        let refs: Vec<_> = (0..3).map(|i| t.insert(nc(i)).unwrap()).collect();
+        assert_eq!(t.pending_len, 3);
+        let keys: Vec<ConnKey> = (0..4).map(|i| key_out(&nc(i))).collect();
+        let mut out = vec![None; 4];
+        t.lookup_burst(&keys, &mut out);
+        for (i, r) in refs.iter().enumerate() {
+            let want = Some(Hit { conn: *r, dir: Direction::Output });
+            assert_eq!((t.lookup(&keys[i]), out[i]), (want, want));
+        }
+        assert_eq!((t.lookup(&keys[3]), out[3]), (None, None));
+        assert_eq!(t.chain_stats().0, 6);
+        assert!(t.remove(refs[1]).is_some());
+        assert_eq!((t.pending_len, t.lookup(&keys[1])), (2, None));
+        t.settle();
+        assert_eq!(t.pending_len, 0);
+        assert_eq!(t.lookup(&keys[2]).map(|h| h.conn), Some(refs[2]));
+        assert_eq!(t.chain_stats().0, 4);
+        for i in 10..10 + BURST as u32 + 5 {
+            t.insert(nc(i)).unwrap();
+        }
+        assert_eq!(t.pending_len, 5);
+        assert!((10..10 + BURST as u32 + 5).all(|i| t.contains(&key_out(&nc(i)))));
+        assert!(t.remove(refs[2]).is_some(), "a settled connection unlinks from its chain");
+        assert_eq!(t.chain_stats().0, 2 * (1 + BURST + 5));
     }
 
     #[test]

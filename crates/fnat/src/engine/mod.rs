@@ -489,7 +489,9 @@ impl Engine {
         match Self::parse(buf.data(), l3) {
             Ok((t, k)) => {
                 let hit = self.conns.lookup(&k);
-                self.dispatch(table, buf, l3, now, &t, &k, hit)
+                let v = self.dispatch(table, buf, l3, now, &t, &k, hit);
+                self.conns.settle();
+                v
             }
             Err(TranslateError::Fragment) => self.fragment(table, buf, l3, now),
             Err(e) => self.unparsed(buf, l3, e),
@@ -545,6 +547,7 @@ impl Engine {
                     Err(e) => self.unparsed(buf, off, *e),
                 };
             }
+            self.conns.settle();
             start += m;
         }
     }
