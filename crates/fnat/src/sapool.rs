@@ -59,7 +59,8 @@
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::conn::Addr;
+use crate::conn::{Addr, ConnKey};
+use crate::types::Proto;
 
 /// Why a port-ownership or pool configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -171,23 +172,79 @@ pub const MAX_PORT_PROBES: u32 = 1 << 16;
 /// How many exhausted destinations ([`SaPool::alloc`]) are remembered at once.
 pub const DRY_MARKS: usize = 8;
 
-/// A port's holder count that is sticky: that many connections or more, or a count
-/// that could not be kept (the port is probed, as any held one).
-const HELD_UNKNOWN: u8 = u8::MAX;
+/// A byte summarising a destination `(proto, RIP:rport)`, the outbound key less the
+/// LIP and port: two connections on one `LIP:port` whose destinations' prints differ
+/// cannot share an outbound key.
+#[inline]
+pub fn dest_print(proto: Proto, rip: &Addr, rport: u16) -> u8 {
+    let a = u128::from_ne_bytes(rip.0);
+    let x = (a as u64) ^ ((a >> 64) as u64) ^ (u64::from(rport) << 48) ^ ((proto as u64) << 40);
+    (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8
+}
 
-/// One LIP's holder counts, indexed by port (see [`SaPool::opened`]).
+/// Who holds one port of a LIP: how many live connections (`n`, sticky at 255: that
+/// many or more, or not known) and, while no more than two have held it at once since
+/// it was last free (`!many`), each one's [`dest_print`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    n: u8,
+    many: bool,
+    prints: [u8; 2],
+}
+
+impl Held {
+    /// Nothing known: the port is always probed.
+    const UNKNOWN: Held = Held { n: u8::MAX, many: true, prints: [0; 2] };
+
+    #[inline]
+    fn open(&mut self, print: u8) {
+        if self.n == u8::MAX {
+            return;
+        }
+        if !self.many && self.n < 2 {
+            self.prints[self.n as usize] = print;
+        } else {
+            self.many = true;
+        }
+        self.n += 1;
+    }
+
+    #[inline]
+    fn close(&mut self, print: u8) {
+        if self.n == u8::MAX {
+            return;
+        }
+        debug_assert!(self.n > 0, "a port freed more often than taken");
+        self.n = self.n.saturating_sub(1);
+        if self.many {
+            self.many = self.n > 0;
+        } else if self.prints[0] == print {
+            self.prints[0] = self.prints[1];
+        } else {
+            debug_assert_eq!(self.prints[1], print, "a port freed by a connection it did not hold");
+        }
+    }
+
+    /// Whether no holder can be a connection towards a destination of this print.
+    #[inline]
+    fn free_towards(self, print: u8) -> bool {
+        self.n == 0 || (!self.many && !self.prints[..usize::from(self.n)].contains(&print))
+    }
+}
+
+/// One LIP's [`Held`] per port (see [`SaPool::opened`]).
 #[derive(Clone)]
-struct Holders(Box<[u8]>);
+struct Holders(Box<[Held]>);
 
 impl Holders {
-    fn new(count: u8) -> Holders {
-        Holders(vec![count; 1 << 16].into_boxed_slice())
+    fn new(h: Held) -> Holders {
+        Holders(vec![h; 1 << 16].into_boxed_slice())
     }
 }
 
 impl std::fmt::Debug for Holders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Holders({} ports held)", self.0.iter().filter(|h| **h != 0).count())
+        write!(f, "Holders({} ports held)", self.0.iter().filter(|h| h.n != 0).count())
     }
 }
 
@@ -219,12 +276,11 @@ pub struct SaPool {
     cursors: Vec<(Addr, u32)>,
     /// Per LIP (as `cursors`): the connections holding one of its ports.
     conns: Vec<u64>,
-    /// Per LIP (as `cursors`), per port: how many live connections hold `LIP:port` on
-    /// their server side ([`HELD_UNKNOWN`]: at least that many, or not known).
+    /// Per LIP (as `cursors`), per port: who holds `LIP:port` on their server side.
     held: Vec<Holders>,
     /// Whether a connection was ever opened on an address without a cursor (a NAT
     /// connection's client, a synced connection of a peer's LIP): a cursor made later
-    /// cannot know its ports' holders, so they are all [`HELD_UNKNOWN`].
+    /// cannot know its ports' holders, so they are all [`Held::UNKNOWN`].
     stray: bool,
     max_probes: u32,
     dry: [Option<Dry>; DRY_MARKS],
@@ -312,8 +368,7 @@ impl SaPool {
                     None => {
                         self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
                         self.conns.push(0);
-                        let count = if self.stray { HELD_UNKNOWN } else { 0 };
-                        self.held.push(Holders::new(count));
+                        self.held.push(Holders::new(if self.stray { Held::UNKNOWN } else { Held::default() }));
                         self.cursors.len() - 1
                     }
                 };
@@ -396,6 +451,7 @@ impl SaPool {
     pub fn alloc(
         &mut self,
         set: usize,
+        proto: Proto,
         rip: Addr,
         rport: u16,
         mut in_use: impl FnMut(Addr, u16) -> bool,
@@ -408,6 +464,7 @@ impl SaPool {
         if self.is_dry(set, rip, rport) {
             return Err(AllocError::NoPort);
         }
+        let print = dest_print(proto, &rip, rport);
         let ring = &mut self.sets[set][fam];
         let np = self.ports.len() as u32;
         let whole = np.saturating_mul(n);
@@ -420,7 +477,7 @@ impl SaPool {
             let port = self.ports[*c as usize];
             *c = if *c + 1 >= np { 0 } else { *c + 1 };
             let lip = ring.lips[li];
-            if self.held[cur].0[usize::from(port)] == 0 || !in_use(lip, port) {
+            if self.held[cur].0[usize::from(port)].free_towards(print) || !in_use(lip, port) {
                 return Ok((lip, port));
             }
         }
@@ -451,20 +508,18 @@ impl SaPool {
         }
     }
 
-    /// A connection was opened whose server side is `lip:lport`: a LIP's port when
-    /// `local` (FullNAT, SNAT; counted per LIP, [`SaPool::lip_conns`]), else the
-    /// client's own address and port (NAT), which matter only if they are a LIP's.
-    /// Every connection is told, so that a port no connection holds is known free
-    /// towards every destination and [`alloc`](Self::alloc) takes it without asking
-    /// the table. A scan of the LIPs, per connection, never per packet.
+    /// A connection was opened whose outbound key (the real server's reply) is `out`:
+    /// its destination `out.dst:out.dport` is a LIP's port when `local` (FullNAT, SNAT;
+    /// counted per LIP, [`SaPool::lip_conns`]), else the client's own address and port
+    /// (NAT, DR, TUN), which matter only if they are a LIP's. Every connection is told,
+    /// so that [`alloc`](Self::alloc) knows a port no connection holds, or whose
+    /// holders go to other destinations, free without asking the table. A scan of the
+    /// LIPs, per connection, never per packet.
     #[inline]
-    pub fn opened(&mut self, lip: Addr, lport: u16, local: bool) {
-        match self.cursors.iter().position(|(a, _)| *a == lip) {
+    pub fn opened(&mut self, out: &ConnKey, local: bool) {
+        match self.cursors.iter().position(|(a, _)| *a == out.dst) {
             Some(i) => {
-                let h = &mut self.held[i].0[usize::from(lport)];
-                if *h != HELD_UNKNOWN {
-                    *h += 1;
-                }
+                self.held[i].0[usize::from(out.dport)].open(dest_print(out.proto, &out.src, out.sport));
                 if local {
                     self.conns[i] += 1;
                 }
@@ -475,24 +530,29 @@ impl SaPool {
 
     /// A connection [`opened`](Self::opened) with these arguments was freed.
     #[inline]
-    pub fn closed(&mut self, lip: Addr, lport: u16, local: bool) {
-        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == lip) {
-            let h = &mut self.held[i].0[usize::from(lport)];
-            debug_assert!(*h > 0, "{lip:?}:{lport} freed more often than opened");
-            if *h != HELD_UNKNOWN {
-                *h = h.saturating_sub(1);
-            }
+    pub fn closed(&mut self, out: &ConnKey, local: bool) {
+        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == out.dst) {
+            self.held[i].0[usize::from(out.dport)].close(dest_print(out.proto, &out.src, out.sport));
             if local {
                 self.conns[i] = self.conns[i].saturating_sub(1);
             }
         }
     }
 
-    /// How many live connections hold `lip:lport` (255: that many or more, or not
-    /// known); `None` when `lip` has no cursor.
+    /// Whether the pool knows, without the table, that no connection has the
+    /// outbound key `out` (its LIP port is held by no connection towards that
+    /// destination).
     #[inline]
+    pub fn known_free(&self, out: &ConnKey) -> bool {
+        self.cursors.iter().position(|(a, _)| *a == out.dst).is_some_and(|i| {
+            self.held[i].0[usize::from(out.dport)].free_towards(dest_print(out.proto, &out.src, out.sport))
+        })
+    }
+
+    /// How many live connections hold `lip:lport` (255: that many or more, or not
+    /// known); `None` when `lip` has no cursor (diagnostics, tests).
     pub fn holders(&self, lip: &Addr, lport: u16) -> Option<u8> {
-        self.cursors.iter().position(|(a, _)| a == lip).map(|i| self.held[i].0[usize::from(lport)])
+        self.cursors.iter().position(|(a, _)| a == lip).map(|i| self.held[i].0[usize::from(lport)].n)
     }
 
     /// Per LIP this worker ever used: the connections holding one of its ports (a port
@@ -566,14 +626,14 @@ mod tests {
         let s = p.add_set(&[l1, l2, l6]);
         assert!(p.is_lip(&l2) && p.is_lip(&l6) && !p.is_lip(&Addr::v4([1, 1, 1, 1])));
         assert!(p.set_has(s, &l6) && !p.set_has(s, &Addr::v4([1, 1, 1, 1])));
-        let a = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
-        let b = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
+        let a = p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
+        let b = p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false).unwrap();
         assert_ne!(a.0, b.0);
         assert_eq!(o.owner(a.1), 1);
-        assert_eq!(p.alloc(s, r6(), 80, |_, _| false).unwrap().0, l6);
+        assert_eq!(p.alloc(s, Proto::Tcp, r6(), 80, |_, _| false).unwrap().0, l6);
         let s2 = p.add_set(&[l1]);
-        assert_eq!(p.alloc(s2, r6(), 80, |_, _| false), Err(AllocError::NoLip));
-        assert_eq!(p.alloc(99, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
+        assert_eq!(p.alloc(s2, Proto::Tcp, r6(), 80, |_, _| false), Err(AllocError::NoLip));
+        assert_eq!(p.alloc(99, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
     }
 
     /// Ten ports, four probes at most per call: a refusal only after a full sweep,
@@ -587,14 +647,14 @@ mod tests {
         let s = p.add_set(&[l]);
         let mut used = HashSet::new();
         for _ in 0..10 {
-            let (_, port) = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)).unwrap();
+            let (_, port) = p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)).unwrap();
             assert!((2000..=2009).contains(&port));
             assert!(used.insert(port));
-            p.opened(l, port, true);
+            p.opened(&out(Addr::v4([10, 2, 0, 1]), l, port), true);
         }
         let mut probes = 0;
         assert_eq!(
-            p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
+            p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
                 probes += 1;
                 used.contains(&pt)
             }),
@@ -603,14 +663,14 @@ mod tests {
         assert_eq!(probes, 10, "the whole range is probed before refusing");
         // Dry: refused without probing, for this destination only.
         used.remove(&2007);
-        p.closed(l, 2007, true);
+        p.closed(&out(Addr::v4([10, 2, 0, 1]), l, 2007), true);
         assert_eq!(
-            p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| panic!("probed a dry destination")),
+            p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| panic!("probed a dry destination")),
             Err(AllocError::NoPort)
         );
-        assert!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 81, |_, pt| used.contains(&pt)).is_ok());
+        assert!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 81, |_, pt| used.contains(&pt)).is_ok());
         p.released(Addr::v4([10, 2, 0, 1]), 80);
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2007)));
+        assert_eq!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2007)));
     }
 
     /// A probe bound below the range: a refusal is not a full sweep and marks nothing;
@@ -623,11 +683,17 @@ mod tests {
         let s = p.add_set(&[l]);
         let used: HashSet<u16> = (2000..=2009).filter(|x| *x != 2009).collect();
         for pt in &used {
-            p.opened(l, *pt, true);
+            p.opened(&out(Addr::v4([10, 2, 0, 1]), l, *pt), true);
         }
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Err(AllocError::NoPort));
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2009)));
+        assert_eq!(
+            p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)),
+            Err(AllocError::NoPort)
+        );
+        assert_eq!(
+            p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)),
+            Err(AllocError::NoPort)
+        );
+        assert_eq!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| used.contains(&pt)), Ok((l, 2009)));
     }
 
     /// Cursors belong to the LIP: emptying a set and filling it again, or a second
@@ -639,15 +705,15 @@ mod tests {
         let l = Addr::v4([10, 0, 0, 1]);
         let s = p.add_set(&[l]);
         for want in 3000..3040 {
-            assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, want)));
+            assert_eq!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, want)));
         }
         assert_eq!(p.cursor(&l), Some(3040));
         p.set_lips(s, &[]);
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
+        assert_eq!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Err(AllocError::NoLip));
         p.set_lips(s, &[l]);
-        assert_eq!(p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3040)));
+        assert_eq!(p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3040)));
         let s2 = p.add_set(&[l]);
-        assert_eq!(p.alloc(s2, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3041)));
+        assert_eq!(p.alloc(s2, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, _| false), Ok((l, 3041)));
         // A new LIP beside it starts spread over the range.
         let l2 = Addr::v4([10, 0, 0, 2]);
         p.set_lips(s, &[l, l2]);
@@ -655,40 +721,67 @@ mod tests {
         assert_eq!(p.cursor(&l2), Some(3050));
     }
 
-    /// A port no connection holds is taken without asking the table; one held (by a
-    /// connection towards any destination) is probed; a NAT connection on a LIP's
-    /// address counts as a holder too, and not as the LIP's connection.
+    /// The outbound key of a connection towards `rs:80` on `lip:lport`.
+    fn out(rs: Addr, lip: Addr, lport: u16) -> ConnKey {
+        ConnKey::new(Proto::Tcp, rs, 80, lip, lport)
+    }
+
+    /// A port no connection holds, or whose holders (up to two) all go to other
+    /// destinations, is taken without asking the table; one held towards the same
+    /// destination, or by more than two at once, is probed. A NAT connection on a LIP's
+    /// address holds its port too, without counting as the LIP's connection.
     #[test]
-    fn unheld_ports_skip_the_probe() {
+    fn ports_known_free_skip_the_probe() {
         let o = PortOwnership::new(1).unwrap();
-        let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2003 }, MAX_PORT_PROBES).unwrap();
+        let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2001 }, MAX_PORT_PROBES).unwrap();
         let l = Addr::v4([10, 0, 0, 1]);
         let s = p.add_set(&[l]);
-        let rs = Addr::v4([10, 2, 0, 1]);
-        let never = |_: Addr, _: u16| -> bool { panic!("probed an unheld port") };
-        assert_eq!(p.alloc(s, rs, 80, never), Ok((l, 2000)));
-        p.opened(l, 2000, true);
-        p.opened(l, 2001, false);
-        assert_eq!((p.holders(&l, 2000), p.holders(&l, 2001), p.holders(&l, 2002)), (Some(1), Some(1), Some(0)));
+        let [a, b, c, d] = [1, 2, 3, 4].map(|i| Addr::v4([10, 2, 0, i]));
+        let prints = [a, b, c, d].map(|r| dest_print(Proto::Tcp, &r, 80));
+        assert!((1..4).all(|i| !prints[..i].contains(&prints[i])), "distinct prints: {prints:?}");
+        assert_ne!(dest_print(Proto::Udp, &a, 80), prints[0]);
+        let never = |_: Addr, _: u16| -> bool { panic!("probed a port known free") };
+        assert_eq!(p.alloc(s, Proto::Tcp, a, 80, never), Ok((l, 2000)));
+        p.opened(&out(a, l, 2000), true);
+        p.opened(&out(b, l, 2001), false);
+        assert_eq!((p.holders(&l, 2000), p.holders(&l, 2001)), (Some(1), Some(1)));
         assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 1)]);
-        // The cursor stands at 2001 (held: probed, free towards this server).
+        // 2001 is held towards b only.
+        assert_eq!(p.alloc(s, Proto::Tcp, a, 80, never), Ok((l, 2001)));
+        p.opened(&out(a, l, 2001), true);
+        // Both ports held towards a: probed (and found taken), a full sweep.
         let mut probed = Vec::new();
-        let got = p.alloc(s, rs, 80, |_, pt| {
+        let got = p.alloc(s, Proto::Tcp, a, 80, |_, pt| {
             probed.push(pt);
-            false
+            true
         });
-        assert_eq!((got, probed), (Ok((l, 2001)), vec![2001]));
-        p.closed(l, 2001, false);
-        p.closed(l, 2000, true);
-        assert_eq!((p.holders(&l, 2000), p.holders(&l, 2001)), (Some(0), Some(0)));
-        assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 0)]);
+        assert_eq!((got, probed), (Err(AllocError::NoPort), vec![2000, 2001]));
+        assert!(p.known_free(&out(c, l, 2000)) && p.known_free(&out(c, l, 2001)));
+        assert!(!p.known_free(&out(b, l, 2001)) && p.known_free(&out(b, l, 2000)));
+        // A third holder: nothing is known of 2001 until it is free again.
+        p.opened(&out(c, l, 2001), true);
+        assert!(!p.known_free(&out(d, l, 2001)));
+        p.closed(&out(c, l, 2001), true);
+        p.closed(&out(b, l, 2001), false);
+        assert!(!p.known_free(&out(d, l, 2001)), "holders unknown until the port is free");
+        p.closed(&out(a, l, 2001), true);
+        assert!(p.known_free(&out(a, l, 2001)) && p.holders(&l, 2001) == Some(0));
+        // Two holders, one leaves: the other's destination is still known.
+        p.opened(&out(b, l, 2001), true);
+        p.opened(&out(c, l, 2001), true);
+        p.closed(&out(b, l, 2001), true);
+        assert!(p.known_free(&out(b, l, 2001)) && !p.known_free(&out(c, l, 2001)));
+        p.closed(&out(c, l, 2001), true);
+        assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 1)]);
         assert_eq!(p.holders(&Addr::v4([10, 0, 0, 9]), 2000), None);
+        assert!(!p.known_free(&out(a, Addr::v4([10, 0, 0, 9]), 2000)));
         // The count is sticky at 255.
         for _ in 0..300 {
-            p.opened(l, 2003, true);
+            p.opened(&out(a, l, 2001), true);
         }
-        p.closed(l, 2003, true);
-        assert_eq!(p.holders(&l, 2003), Some(u8::MAX));
+        p.closed(&out(a, l, 2001), true);
+        assert_eq!(p.holders(&l, 2001), Some(u8::MAX));
+        assert!(!p.known_free(&out(b, l, 2001)));
     }
 
     /// Once a connection was opened on an address without a cursor, a LIP added later
@@ -699,12 +792,12 @@ mod tests {
         let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2003 }, MAX_PORT_PROBES).unwrap();
         let (l1, l2) = (Addr::v4([10, 0, 0, 1]), Addr::v4([10, 0, 0, 2]));
         let s = p.add_set(&[l1]);
-        p.opened(l2, 2000, true);
+        p.opened(&out(Addr::v4([10, 2, 0, 1]), l2, 2000), true);
         p.set_lips(s, &[l2]);
         assert_eq!(p.holders(&l1, 2000), Some(0), "a cursor made before keeps exact counts");
         assert_eq!(p.holders(&l2, 2000), Some(u8::MAX));
         let mut probed = 0;
-        let got = p.alloc(s, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
+        let got = p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
             probed += 1;
             pt == 2000
         });

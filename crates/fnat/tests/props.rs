@@ -111,6 +111,14 @@ fn invariants(w: &World) {
     for p in 2000..2000 + PORTS {
         let held = w.engine.conns().iter().filter(|(_, c)| c.lip() == Addr::from(LIP4) && c.lport() == p).count();
         assert_eq!(w.engine.pools().holders(&Addr::from(LIP4), p), Some(held as u8), "holders of port {p}");
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for rip in [RIP4, RIP4_B, RIP4_UDP] {
+                for rport in [8080, 53] {
+                    let out = ConnKey::new(proto, Addr::from(rip), rport, Addr::from(LIP4), p);
+                    assert!(!w.engine.pools().known_free(&out) || !w.engine.conns().contains(&out), "{out:?}");
+                }
+            }
+        }
     }
 }
 

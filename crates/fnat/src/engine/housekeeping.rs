@@ -37,7 +37,7 @@ impl Engine {
             if c.fwd().uses_local_addr() {
                 self.pools.released(c.rip(), c.rport());
             }
-            self.pools.closed(c.lip(), c.lport(), c.fwd().uses_local_addr());
+            self.pools.closed(&c.outbound_key(), c.fwd().uses_local_addr());
             if c.flags.has(ConnFlags::PROXY_PROTO) {
                 self.proxy_free(r.index());
             }

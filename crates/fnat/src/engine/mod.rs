@@ -869,7 +869,7 @@ impl Engine {
                 fwd: pick.fwd,
             })
             .map_err(|_| DropReason::PoolFull)?;
-        self.pools.opened(lip, lport, pick.fwd.uses_local_addr());
+        self.pools.opened(&ConnKey::new(t.proto, rip, rport, lip, lport), pick.fwd.uses_local_addr());
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {

@@ -92,10 +92,10 @@ impl Engine {
         let kept = if proto == Proto::Tcp { self.port_memo.take(client) } else { None };
         if let Some((lip, lport)) = kept {
             // (A service mixing families, NAT64, may pick a server of the other one.)
+            let out = ConnKey::new(proto, rip, rport, lip, lport);
             if lip.is_v4() == rip.is_v4()
                 && self.pools.can_take(set as usize, &lip, lport)
-                && (self.pools.holders(&lip, lport) == Some(0)
-                    || !self.conns.contains(&ConnKey::new(proto, rip, rport, lip, lport)))
+                && (self.pools.known_free(&out) || !self.conns.contains(&out))
             {
                 self.stats.event(ConnEvent::LocalPortKept);
                 return Ok((lip, lport));
@@ -117,7 +117,7 @@ impl Engine {
         let conns = &self.conns;
         match self
             .pools
-            .alloc(set, rip, rport, |lip, lport| conns.contains(&ConnKey::new(proto, rip, rport, lip, lport)))
+            .alloc(set, proto, rip, rport, |lip, lport| conns.contains(&ConnKey::new(proto, rip, rport, lip, lport)))
         {
             Ok(x) => Ok(x),
             Err(AllocError::NoLip) => Err(DropReason::NoLocalAddr),

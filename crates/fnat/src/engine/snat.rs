@@ -108,7 +108,7 @@ impl Engine {
                 fwd: FwdMode::Snat,
             })
             .map_err(|_| DropReason::PoolFull)?;
-        self.pools.opened(wan, wport, true);
+        self.pools.opened(&ConnKey::new(t.proto, k.dst, t.dport, wan, wport), true);
         self.stats.event(ConnEvent::SnatOpened);
         self.stats.gauge(u32::MAX, SNAT_RS, Gauge::NewInactive);
         self.wheel.schedule(r.index(), expires);

@@ -274,7 +274,7 @@ impl Engine {
             .map_err(|_| SyncRefusal::Full)?;
         self.synced_live += 1;
         self.conns.get_mut(r).set_synced();
-        self.pools.opened(lip, rec.local.1, fwd.uses_local_addr());
+        self.pools.opened(&kout, fwd.uses_local_addr());
         self.sched.conn_new(RsId(rs.0));
         if let Some(x) = self.rs_svc.get_mut(rs.0 as usize) {
             *x = svc_id;
