@@ -41,15 +41,20 @@
 //! later allocations for the same set, family and `RIP:rport` are refused at once
 //! until a connection towards that `RIP:rport` is freed ([`SaPool::released`]).
 //!
-//! **A port no connection holds is taken without a probe.** The pool counts, per LIP
-//! and port, the live connections holding it ([`SaPool::opened`], [`SaPool::closed`];
-//! a byte per port, 64 KiB per LIP, sticky at 255); the cursor's next port with a
-//! count of 0 is free towards every destination, so the table lookup, a cache miss
-//! per new connection with a large table, is skipped. On the cursor's first sweep of
-//! a LIP, and whenever the connections that held a port have ended, that is every
-//! allocation. A LIP whose cursor is made after a connection was opened on an address
-//! without one (a NAT client, a peer's synced LIP) cannot know its holders: its ports
-//! are always probed.
+//! **A port known free is taken without a probe.** The pool keeps, per LIP and port,
+//! the number of live connections holding it and, while no more than two have held it
+//! at once since it was last free, a one-byte print of each one's destination
+//! ([`dest_print`] of proto, `RIP:rport`; [`SaPool::opened`], [`SaPool::closed`]; four
+//! bytes per port, 256 KiB per LIP and worker). A port nobody holds, or whose holders'
+//! prints all differ from the new connection's destination's, cannot carry its
+//! outbound key, so the table lookup (a cache miss per new connection with a large
+//! table) is skipped; only a port that one to two holders may share the destination
+//! with (a print alike: the same server, or 1 in 256 by chance), or that more than two
+//! held, is probed. On a cursor's first sweep, when a port's connections have ended,
+//! and when long-lived connections hold the ports towards other servers, that is
+//! almost every allocation. A LIP whose cursor is made after a connection was opened
+//! on an address without one (a NAT client, a peer's synced LIP) cannot know its
+//! holders: its ports are always probed.
 //!
 //! Otherwise a port is free towards a destination exactly when the table lacks that
 //! outbound key. The sequential cursor keeps probes short:
