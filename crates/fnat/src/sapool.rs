@@ -45,7 +45,8 @@
 //! the number of live connections holding it and, while no more than two have held it
 //! at once since it was last free, a one-byte print of each one's destination
 //! ([`dest_print`] of proto, `RIP:rport`; [`SaPool::opened`], [`SaPool::closed`]; four
-//! bytes per port, 256 KiB per LIP and worker). A port nobody holds, or whose holders'
+//! bytes per port the worker owns: 256 KiB per LIP with one worker, a quarter of it
+//! each with four). A port nobody holds, or whose holders'
 //! prints all differ from the new connection's destination's, cannot carry its
 //! outbound key, so the table lookup (a cache miss per new connection with a large
 //! table) is skipped; only a port that one to two holders may share the destination
@@ -237,15 +238,19 @@ impl Held {
     }
 }
 
-/// One LIP's [`Held`] per port (see [`SaPool::opened`]).
+/// One LIP's [`Held`] per port the worker owns, in the order of `SaPool::ports` (see
+/// [`SaPool::opened`]).
 #[derive(Clone)]
 struct Holders(Box<[Held]>);
 
 impl Holders {
-    fn new(h: Held) -> Holders {
-        Holders(vec![h; 1 << 16].into_boxed_slice())
+    fn new(h: Held, ports: usize) -> Holders {
+        Holders(vec![h; ports].into_boxed_slice())
     }
 }
+
+/// `SaPool::slot`'s mark of a port the worker does not own.
+const NOT_OWNED: u16 = u16::MAX;
 
 impl std::fmt::Debug for Holders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -275,6 +280,8 @@ pub struct SaPool {
     own: PortOwnership,
     worker: u16,
     ports: Vec<u16>,
+    /// Per port number: its place in `ports`, or [`NOT_OWNED`].
+    slot: Box<[u16]>,
     /// Per LIP set: IPv4 ring, IPv6 ring.
     sets: Vec<[LipRing; 2]>,
     /// One cursor per LIP ever used (position in `ports`), shared by every set.
@@ -309,6 +316,11 @@ impl SaPool {
             return Err(SaPoolError::BadRange { lo: range.lo, hi: range.hi });
         }
         let ports: Vec<u16> = (range.lo..=range.hi).filter(|p| own.owner(*p) == worker).collect();
+        let mut slot = vec![NOT_OWNED; 1 << 16].into_boxed_slice();
+        for (i, p) in ports.iter().enumerate() {
+            // (At most 65,535 ports: a place is below NOT_OWNED.)
+            slot[usize::from(*p)] = i as u16;
+        }
         if ports.is_empty() {
             return Err(SaPoolError::NoPorts(worker));
         }
@@ -316,6 +328,7 @@ impl SaPool {
             own,
             worker,
             ports,
+            slot,
             sets: Vec::new(),
             cursors: Vec::new(),
             conns: Vec::new(),
@@ -373,7 +386,8 @@ impl SaPool {
                     None => {
                         self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
                         self.conns.push(0);
-                        self.held.push(Holders::new(if self.stray { Held::UNKNOWN } else { Held::default() }));
+                        let h = if self.stray { Held::UNKNOWN } else { Held::default() };
+                        self.held.push(Holders::new(h, self.ports.len()));
                         self.cursors.len() - 1
                     }
                 };
@@ -433,7 +447,8 @@ impl SaPool {
 
     /// Whether `lip:lport` may be handed out from set `set` by this worker: `lip` is one
     /// of the set's and `lport` one of the worker's ports in the range (whether it is
-    /// free towards a destination is the connection table's to say).
+    /// free towards a destination is for [`known_free`](Self::known_free) or the
+    /// connection table to say).
     #[inline]
     pub fn can_take(&self, set: usize, lip: &Addr, lport: u16) -> bool {
         self.set_has(set, lip) && self.ports.binary_search(&lport).is_ok()
@@ -445,7 +460,8 @@ impl SaPool {
     }
 
     /// Picks `(LIP, lport)` from set `set` for real server `rip:rport`: LIPs of its
-    /// family in turn, each from its cursor, taking the first port for which
+    /// family in turn, each from its cursor, taking the first port known free towards
+    /// `proto`, `rip:rport` (see the module documentation) or for which
     /// `in_use(lip, port)` is false (the caller checks its outbound key). Probes at
     /// most `min(max_probes, ports per LIP × LIPs)` ports, i.e. the whole owned range
     /// with the default bound; a refusal after a full sweep marks the destination dry
@@ -479,10 +495,10 @@ impl SaPool {
             ring.rr = if ring.rr + 1 >= n { 0 } else { ring.rr + 1 };
             let cur = ring.cur[li] as usize;
             let c = &mut self.cursors[cur].1;
-            let port = self.ports[*c as usize];
+            let at = *c as usize;
             *c = if *c + 1 >= np { 0 } else { *c + 1 };
-            let lip = ring.lips[li];
-            if self.held[cur].0[usize::from(port)].free_towards(print) || !in_use(lip, port) {
+            let (lip, port) = (ring.lips[li], self.ports[at]);
+            if self.held[cur].0[at].free_towards(print) || !in_use(lip, port) {
                 return Ok((lip, port));
             }
         }
@@ -524,7 +540,9 @@ impl SaPool {
     pub fn opened(&mut self, out: &ConnKey, local: bool) {
         match self.cursors.iter().position(|(a, _)| *a == out.dst) {
             Some(i) => {
-                self.held[i].0[usize::from(out.dport)].open(dest_print(out.proto, &out.src, out.sport));
+                if let Some(h) = self.held_mut(i, out.dport) {
+                    h.open(dest_print(out.proto, &out.src, out.sport));
+                }
                 if local {
                     self.conns[i] += 1;
                 }
@@ -537,7 +555,9 @@ impl SaPool {
     #[inline]
     pub fn closed(&mut self, out: &ConnKey, local: bool) {
         if let Some(i) = self.cursors.iter().position(|(a, _)| *a == out.dst) {
-            self.held[i].0[usize::from(out.dport)].close(dest_print(out.proto, &out.src, out.sport));
+            if let Some(h) = self.held_mut(i, out.dport) {
+                h.close(dest_print(out.proto, &out.src, out.sport));
+            }
             if local {
                 self.conns[i] = self.conns[i].saturating_sub(1);
             }
@@ -549,15 +569,32 @@ impl SaPool {
     /// destination).
     #[inline]
     pub fn known_free(&self, out: &ConnKey) -> bool {
-        self.cursors.iter().position(|(a, _)| *a == out.dst).is_some_and(|i| {
-            self.held[i].0[usize::from(out.dport)].free_towards(dest_print(out.proto, &out.src, out.sport))
-        })
+        self.cursors
+            .iter()
+            .position(|(a, _)| *a == out.dst)
+            .and_then(|i| self.held(i, out.dport))
+            .is_some_and(|h| h.free_towards(dest_print(out.proto, &out.src, out.sport)))
+    }
+
+    /// Who holds port `lport` of the LIP of cursor `i`; `None` for a port this worker
+    /// does not own (nothing is kept for it: the worker never hands it out).
+    #[inline]
+    fn held(&self, i: usize, lport: u16) -> Option<Held> {
+        let at = self.slot[usize::from(lport)];
+        (at != NOT_OWNED).then(|| self.held[i].0[usize::from(at)])
+    }
+
+    #[inline]
+    fn held_mut(&mut self, i: usize, lport: u16) -> Option<&mut Held> {
+        let at = self.slot[usize::from(lport)];
+        (at != NOT_OWNED).then(|| &mut self.held[i].0[usize::from(at)])
     }
 
     /// How many live connections hold `lip:lport` (255: that many or more, or not
-    /// known); `None` when `lip` has no cursor (diagnostics, tests).
+    /// known); `None` when `lip` has no cursor or the worker does not own `lport`
+    /// (diagnostics, tests).
     pub fn holders(&self, lip: &Addr, lport: u16) -> Option<u8> {
-        self.cursors.iter().position(|(a, _)| a == lip).map(|i| self.held[i].0[usize::from(lport)].n)
+        self.cursors.iter().position(|(a, _)| a == lip).and_then(|i| self.held(i, lport)).map(|h| h.n)
     }
 
     /// Per LIP this worker ever used: the connections holding one of its ports (a port
@@ -807,6 +844,30 @@ mod tests {
             pt == 2000
         });
         assert_eq!((got, probed), (Ok((l2, 2001)), 2));
+    }
+
+    /// With several workers, a LIP keeps holders for its worker's own ports only (the
+    /// only ones it hands out).
+    #[test]
+    fn holders_cover_the_workers_own_ports() {
+        let o = PortOwnership::new(4).unwrap();
+        let mut p = SaPool::new(o, 2, PortRange::default(), MAX_PORT_PROBES).unwrap();
+        let l = Addr::v4([10, 0, 0, 1]);
+        let s = p.add_set(&[l]);
+        let rs = Addr::v4([10, 2, 0, 1]);
+        let (lip, port) = p.alloc(s, Proto::Tcp, rs, 80, |_, _| panic!("probed a port nobody holds")).unwrap();
+        assert_eq!((lip, o.owner(port)), (l, 2));
+        p.opened(&out(rs, l, port), true);
+        assert_eq!(p.holders(&l, port), Some(1));
+        assert!(!p.known_free(&out(rs, l, port)));
+        let other = (1024..=u16::MAX).find(|q| o.owner(*q) != 2).unwrap();
+        p.opened(&out(rs, l, other), true);
+        assert_eq!(p.holders(&l, other), None);
+        assert!(!p.known_free(&out(rs, l, other)));
+        p.closed(&out(rs, l, other), true);
+        p.closed(&out(rs, l, port), true);
+        assert_eq!(p.lip_conns().collect::<Vec<_>>(), vec![(l, 0)]);
+        assert_eq!(p.holders(&l, port), Some(0));
     }
 
     #[test]

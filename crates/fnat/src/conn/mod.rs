@@ -82,7 +82,8 @@ pub struct Conn {
     cport: u16,
     vport: u16,
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
-    /// outbound key's; `next[0]` doubles as the free-list link of an empty slot.
+    /// outbound key's (unused while that key waits for `ConnTable::settle`); `next[0]`
+    /// doubles as the free-list link of an empty slot.
     next: [u32; 2],
     lip: Addr,
     rip: Addr,

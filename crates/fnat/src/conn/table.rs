@@ -302,8 +302,8 @@ impl ConnTable {
     }
 
     /// Inserts a connection under both its keys. The caller guarantees neither key is
-    /// present (the engine knows it from its inbound miss and its local-port probe;
-    /// checked in debug builds). Refused with [`ConnError::PoolFull`] when no slot is
+    /// present (the engine knows it from its inbound miss and its local port's
+    /// allocation; checked in debug builds). Refused with [`ConnError::PoolFull`] when no slot is
     /// free; live connections are untouched then.
     ///
     /// The outbound key is found by every lookup at once, but linked into its chain
@@ -461,8 +461,8 @@ impl ConnTable {
         self.len = 0;
     }
 
-    /// Number of nodes in every non-empty chain and the longest (diagnostics, tests;
-    /// outbound keys waiting for [`settle`](Self::settle) count as chained).
+    /// Number of nodes in every chain and the longest (diagnostics, tests; outbound keys
+    /// waiting for [`settle`](Self::settle) count as nodes, not in the longest).
     pub fn chain_stats(&self) -> (usize, usize) {
         let mut nodes = 0;
         let mut longest = 0;

@@ -23,9 +23,8 @@ pub struct ExpireReport {
 }
 
 impl Engine {
-    /// Frees a connection: both keys, its local port (implicitly), its timer, its
-    /// place on the `SYN_RECV` list, and tells the pools, the scheduler and the
-    /// counters.
+    /// Frees a connection: both keys, its timer, its place on the `SYN_RECV` list, and
+    /// tells the pools (its local port), the scheduler and the counters.
     pub(super) fn free(&mut self, r: ConnRef) {
         self.wheel.cancel(r.index());
         self.syn_q.remove(r.index());

@@ -486,16 +486,16 @@ impl Engine {
     /// documentation). The packet is modified only for [`Verdict::Forward`].
     pub fn process<B: PacketBuf>(&mut self, table: &ServiceTable, buf: &mut B, l3: usize, now: Millis) -> Verdict {
         self.bind(table);
-        match Self::parse(buf.data(), l3) {
+        let v = match Self::parse(buf.data(), l3) {
             Ok((t, k)) => {
                 let hit = self.conns.lookup(&k);
-                let v = self.dispatch(table, buf, l3, now, &t, &k, hit);
-                self.conns.settle();
-                v
+                self.dispatch(table, buf, l3, now, &t, &k, hit)
             }
             Err(TranslateError::Fragment) => self.fragment(table, buf, l3, now),
             Err(e) => self.unparsed(buf, l3, e),
-        }
+        };
+        self.conns.settle();
+        v
     }
 
     /// [`process`](Self::process) over a burst: `out[i]` is the verdict of `bufs[i]`,
