@@ -677,6 +677,32 @@ fn control_helpers() {
     assert!(w.engine.stats_snapshot().drops.contains_key("pool_full"));
 }
 
+/// In a large pool with few connections, a listing page, a sync walk and an expiry
+/// sweep look at a bounded window of slots each (the worker answers between bursts):
+/// the pages may be empty, and paging on still finds every connection.
+#[test]
+fn sparse_pools_are_walked_in_bounded_windows() {
+    use fnat::engine::listing::LIST_SCAN_SLOTS;
+    let cap = 2 * LIST_SCAN_SLOTS + LIST_SCAN_SLOTS / 2;
+    let mut w = World::new(&config(cap));
+    for i in 0..3u16 {
+        let (v, _) = w.packet(&t4(CIP4, 3000 + i, VIP4, 80).flags(SYN).build(), 0);
+        assert!(matches!(v, fnat::engine::Verdict::Forward { .. }));
+    }
+    let mut pages = Vec::new();
+    let mut cur = Some(0);
+    while let Some(c) = cur {
+        let (p, n) = w.engine.list(c, 10, 0);
+        pages.push((p.len(), n));
+        cur = n;
+    }
+    assert_eq!(pages, vec![(3, Some(LIST_SCAN_SLOTS)), (0, Some(2 * LIST_SCAN_SLOTS)), (0, None)]);
+    assert_eq!(w.engine.list(0, 2, 0).1, Some(2), "a full page goes on from the next connection");
+    let rs = w.engine.list(0, 1, 0).0[0].rs;
+    let (freed, next) = w.engine.expire_rs(fnat::service::RsId(rs), 3, 1000);
+    assert_eq!((freed, next), (0, Some(1003)));
+}
+
 /// The burst path gives the same verdicts and packets as one by one, including a
 /// SYN and its handshake ACK in the same burst.
 #[test]

@@ -127,10 +127,9 @@ pub enum ConnFilter {
 }
 
 impl ConnFilter {
-    /// Slots of the connection pool a filtered page looks at, at most: the worker answers
-    /// between packet bursts, so one page must not walk a pool of millions of slots (a
-    /// sequential walk of 2^18 slots of 96 bytes: a few milliseconds).
-    pub const SCAN_SLOTS: u32 = 1 << 18;
+    /// Slots of the connection pool a filtered page looks at, at most (as an
+    /// unfiltered one, [`fnat::engine::listing::LIST_SCAN_SLOTS`]).
+    pub const SCAN_SLOTS: u32 = fnat::engine::listing::LIST_SCAN_SLOTS;
 
     /// Whether the filter keeps a connection in state `s`.
     pub fn keeps(self, s: TcpState) -> bool {
@@ -156,17 +155,16 @@ impl ConnFilter {
         let mut out = Vec::new();
         let mut i = cursor;
         while out.len() < max {
-            let Some(r) = table.next_live(i) else { return (out, None) };
-            if r.index() >= end {
-                return (out, Some(r.index()));
-            }
+            let Some(r) = table.next_live_in(i, end) else {
+                return (out, table.resume(end, 0));
+            };
             if self.keeps(table.get(r).state()) {
                 // The listing's own view of that one connection (the slot is live).
                 out.extend(engine.list(r.index(), 1, now).0);
             }
             i = r.index() + 1;
         }
-        (out, table.next_live(i).map(|r| r.index()))
+        (out, table.resume(i, end.saturating_sub(i)))
     }
 }
 

@@ -425,10 +425,29 @@ impl ConnTable {
         &mut self.conns[r.0 as usize]
     }
 
-    /// The first live connection at slot index `from` or later (control path: paged
-    /// listings and sweeps walk the slab with this).
+    /// The first live connection at slot index `from` or later (control path: a walk
+    /// of the whole slab, as `flush` makes; the worker's bounded walks use
+    /// [`next_live_in`](Self::next_live_in)).
     pub fn next_live(&self, from: u32) -> Option<ConnRef> {
-        self.conns.get(from as usize..)?.iter().position(Conn::is_live).map(|p| ConnRef(from + p as u32))
+        self.next_live_in(from, u32::MAX)
+    }
+
+    /// The first live connection at a slot index in `from..end`: a walk of at most
+    /// `end - from` slots, however few connections the pool holds beyond.
+    pub fn next_live_in(&self, from: u32, end: u32) -> Option<ConnRef> {
+        let end = (end as usize).min(self.conns.len());
+        self.conns.get(from as usize..end)?.iter().position(Conn::is_live).map(|p| ConnRef(from + p as u32))
+    }
+
+    /// Where a bounded walk that stopped before slot `from` goes on: the next live slot
+    /// among the `window` slots from `from`, else the slot after them while the pool
+    /// goes on, else `None` (the end).
+    pub fn resume(&self, from: u32, window: u32) -> Option<u32> {
+        let end = from.saturating_add(window);
+        match self.next_live_in(from, end) {
+            Some(r) => Some(r.index()),
+            None => (end < self.capacity()).then_some(end),
+        }
     }
 
     /// Every live connection, in slot order (control path).
@@ -616,6 +635,13 @@ mod tests {
         t.remove(a);
         assert_eq!(t.next_live(0), Some(b));
         assert_eq!(t.next_live(b.index() + 1), None);
+        assert_eq!((t.next_live_in(0, b.index()), t.next_live_in(0, b.index() + 1)), (None, Some(b)));
+        assert_eq!((t.next_live_in(b.index(), 99), t.next_live_in(99, 100)), (Some(b), None));
+        assert_eq!(b.index(), 1);
+        assert_eq!(
+            (t.resume(0, 1), t.resume(0, 10), t.resume(2, 3), t.resume(2, 8)),
+            (Some(1), Some(1), Some(5), None)
+        );
         assert_eq!(t.iter().count(), 1);
     }
 }

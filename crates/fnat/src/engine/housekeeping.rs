@@ -93,10 +93,7 @@ impl Engine {
         let end = from.saturating_add(max_slots).min(self.conns.capacity());
         let mut freed = 0;
         let mut i = from;
-        while let Some(r) = self.conns.next_live(i) {
-            if r.index() >= end {
-                break;
-            }
+        while let Some(r) = self.conns.next_live_in(i, end) {
             if self.conns.get(r).rs == rs.0 {
                 self.free(r);
                 freed += 1;

@@ -56,15 +56,24 @@ impl ConnInfo {
     }
 }
 
+/// Slots of the connection pool one page of [`Engine::list`] looks at, at most: the
+/// worker answers between packet bursts, so a page must not walk a pool of millions of
+/// mostly empty slots (a sequential walk of 2^18 slots of 96 bytes: a few
+/// milliseconds).
+pub const LIST_SCAN_SLOTS: u32 = 1 << 18;
+
 impl Engine {
     /// Up to `max` connections from slot `cursor` on, and the cursor to continue from
-    /// (`None` at the end). Control path (allocates the page).
+    /// (`None` at the end). A page looks at no more than [`LIST_SCAN_SLOTS`] slots, so
+    /// in a sparse pool it may be short, or empty, with a cursor to go on from: a
+    /// caller pages until the cursor is `None`. Control path (allocates the page).
     pub fn list(&self, cursor: u32, max: usize, now: Millis) -> (Vec<ConnInfo>, Option<u32>) {
         let mut out = Vec::with_capacity(max.min(4096));
+        let end = cursor.saturating_add(LIST_SCAN_SLOTS);
         let mut i = cursor;
         while out.len() < max {
-            let Some(r) = self.conns.next_live(i) else {
-                return (out, None);
+            let Some(r) = self.conns.next_live_in(i, end) else {
+                return (out, self.conns.resume(end, 0));
             };
             let c = self.conns.get(r);
             out.push(ConnInfo {
@@ -84,6 +93,6 @@ impl Engine {
             });
             i = r.index() + 1;
         }
-        (out, self.conns.next_live(i).map(|r| r.index()))
+        (out, self.conns.resume(i, end.saturating_sub(i)))
     }
 }

@@ -144,17 +144,21 @@ impl Engine {
     }
 
     /// Announces every connection rvs syncs, in table order from slot `cursor`, at most
-    /// `budget` of them (a peer that starts learns the whole table; the worker loop
-    /// walks it a slice per turn, as its outbox drains). Returns where to go on, `None`
-    /// at the end.
+    /// `budget` of them among at most [`LIST_SCAN_SLOTS`](super::listing::LIST_SCAN_SLOTS)
+    /// slots (a peer that starts learns the whole table; the worker loop walks it a
+    /// slice per turn, as its outbox drains, however sparse the pool). Returns where to
+    /// go on, `None` at the end.
     pub fn sync_walk(&mut self, cursor: u32, budget: usize, now: Millis) -> Option<u32> {
+        let end = cursor.saturating_add(super::listing::LIST_SCAN_SLOTS);
         let mut i = cursor;
         for _ in 0..budget {
-            let r = self.conns.next_live(i)?;
+            let Some(r) = self.conns.next_live_in(i, end) else {
+                return self.conns.resume(end, 0);
+            };
             self.sync_note(r, now);
             i = r.index() + 1;
         }
-        self.conns.next_live(i).map(|r| r.index())
+        self.conns.resume(i, end.saturating_sub(i))
     }
 
     /// Connection `r` as a record for the peers.
