@@ -108,6 +108,12 @@ impl TcpFlags {
         self.contains(Self::SYN)
     }
 
+    /// Whether these are a connection's opening flags: SYN without ACK, RST or FIN
+    /// (what may open a connection, or reuse one in `TIME_WAIT`).
+    pub const fn opens(self) -> bool {
+        self.syn() && !self.intersects(TcpFlags(Self::ACK.0 | Self::RST.0 | Self::FIN.0))
+    }
+
     /// Whether ACK is set.
     pub const fn ack(self) -> bool {
         self.contains(Self::ACK)
@@ -577,6 +583,13 @@ mod tests {
         0x01, // NOP
         0x03, 0x03, 0x07, // WS 7
     ];
+
+    #[test]
+    fn opening_flags() {
+        let f = |bits: u8| TcpFlags(bits).opens();
+        assert!(f(0x02) && f(0x02 | 0x08) && f(0x02 | 0x40 | 0x80), "SYN, SYN+PSH, SYN with ECN");
+        assert!(!f(0x12) && !f(0x06) && !f(0x03) && !f(0x10) && !f(0), "SYN-ACK, SYN+RST, SYN+FIN, ACK, none");
+    }
 
     #[test]
     fn read_fields_and_options() {

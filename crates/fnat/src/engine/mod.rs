@@ -760,18 +760,11 @@ impl Engine {
             if let Some(owner) = self.client_owner(svc, &k.src, t.sport) {
                 return Verdict::Redirect { owner };
             }
-            if t.proto == Proto::Tcp {
-                let f = t.tcp_flags;
-                let syn = f.contains(TcpFlags::SYN)
-                    && !f.contains(TcpFlags::ACK)
-                    && !f.contains(TcpFlags::RST)
-                    && !f.contains(TcpFlags::FIN);
-                if !syn {
-                    if let Some(v) = self.synproxy_ack(table, svc, buf, l3, now, t, k) {
-                        return v;
-                    }
-                    return self.drop(DropReason::NoConn);
+            if t.proto == Proto::Tcp && !t.tcp_flags.opens() {
+                if let Some(v) = self.synproxy_ack(table, svc, buf, l3, now, t, k) {
+                    return v;
                 }
+                return self.drop(DropReason::NoConn);
             }
             // Input checks before scheduling (martian, land, checksum, options).
             if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {

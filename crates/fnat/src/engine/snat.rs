@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use wire::TcpFlags;
-
 use super::{Engine, SetFor, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnKey, ConnRef, Hit, NewConn};
@@ -63,11 +61,8 @@ impl Engine {
             return None;
         }
         let rule = self.snat.find(t.proto, (&k.src, t.sport), (&k.dst, t.dport), buf.in_port())?;
-        if t.proto == Proto::Tcp {
-            let f = t.tcp_flags;
-            if !f.contains(TcpFlags::SYN) || f.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN) {
-                return Some(self.drop(DropReason::NoConn));
-            }
+        if t.proto == Proto::Tcp && !t.tcp_flags.opens() {
+            return Some(self.drop(DropReason::NoConn));
         }
         if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
             return Some(self.drop(r));

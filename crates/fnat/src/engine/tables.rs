@@ -34,8 +34,6 @@
 //! side, and goes on through it (LVS reuses `FIN_WAIT` only with `conn_reuse_mode` bit
 //! 2, for DR/TUN connections that see no output, which FullNAT does not have).
 
-use wire::TcpFlags;
-
 use super::Engine;
 use crate::conn::{Addr, ConnFifo, ConnRef, Hit};
 use crate::stats::ConnEvent;
@@ -127,8 +125,7 @@ impl Engine {
         if h.dir != Direction::Input || t.proto != Proto::Tcp {
             return false;
         }
-        let f = t.tcp_flags;
-        if !f.contains(TcpFlags::SYN) || f.intersects(TcpFlags::ACK | TcpFlags::RST | TcpFlags::FIN) {
+        if !t.tcp_flags.opens() {
             return false;
         }
         let c = self.conns.get(h.conn);
