@@ -53,9 +53,10 @@
 //! with (a print alike: the same server, or 1 in 256 by chance), or that more than two
 //! held, is probed. On a cursor's first sweep, when a port's connections have ended,
 //! and when long-lived connections hold the ports towards other servers, that is
-//! almost every allocation. A LIP whose cursor is made after a connection was opened
-//! on an address without one (a NAT client, a peer's synced LIP) cannot know its
-//! holders: its ports are always probed.
+//! almost every allocation. A LIP whose cursor is made while a connection lives on its
+//! address without a cursor (a NAT client's, a peer's synced LIP; as far as a count of
+//! those addresses in 65,536 hash slots can tell) cannot know its holders: its ports
+//! are always probed.
 //!
 //! Otherwise a port is free towards a destination exactly when the table lacks that
 //! outbound key. The sequential cursor keeps probes short:
@@ -238,6 +239,16 @@ impl Held {
     }
 }
 
+/// Slots of [`SaPool`]'s count of stray connections' addresses.
+const STRAY_SLOTS: usize = 1 << 16;
+
+/// An address's slot in that count.
+#[inline]
+fn stray_slot(a: &Addr) -> usize {
+    let x = u128::from_ne_bytes(a.0);
+    (((x as u64) ^ ((x >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as usize
+}
+
 /// One LIP's [`Held`] per port the worker owns, in the order of `SaPool::ports` (see
 /// [`SaPool::opened`]).
 #[derive(Clone)]
@@ -290,10 +301,11 @@ pub struct SaPool {
     conns: Vec<u64>,
     /// Per LIP (as `cursors`), per port: who holds `LIP:port` on their server side.
     held: Vec<Holders>,
-    /// Whether a connection was ever opened on an address without a cursor (a NAT
-    /// connection's client, a synced connection of a peer's LIP): a cursor made later
-    /// cannot know its ports' holders, so they are all [`Held::UNKNOWN`].
-    stray: bool,
+    /// The live connections opened on an address without a cursor (a NAT connection's
+    /// client, a synced connection of a peer's LIP), counted per [`stray_slot`] of the
+    /// address (sticky at 255): a cursor made for an address whose slot is not 0 may
+    /// have such holders it cannot know, so its ports are all [`Held::UNKNOWN`].
+    strays: Box<[u8]>,
     max_probes: u32,
     dry: [Option<Dry>; DRY_MARKS],
     dry_len: u8,
@@ -333,7 +345,7 @@ impl SaPool {
             cursors: Vec::new(),
             conns: Vec::new(),
             held: Vec::new(),
-            stray: false,
+            strays: vec![0; STRAY_SLOTS].into_boxed_slice(),
             max_probes: max_probes.max(1),
             dry: [None; DRY_MARKS],
             dry_len: 0,
@@ -386,7 +398,7 @@ impl SaPool {
                     None => {
                         self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
                         self.conns.push(0);
-                        let h = if self.stray { Held::UNKNOWN } else { Held::default() };
+                        let h = if self.strays[stray_slot(l)] != 0 { Held::UNKNOWN } else { Held::default() };
                         self.held.push(Holders::new(h, self.ports.len()));
                         self.cursors.len() - 1
                     }
@@ -547,19 +559,32 @@ impl SaPool {
                     self.conns[i] += 1;
                 }
             }
-            None => self.stray = true,
+            None => {
+                let s = &mut self.strays[stray_slot(&out.dst)];
+                *s = s.saturating_add(1);
+            }
         }
     }
 
     /// A connection [`opened`](Self::opened) with these arguments was freed.
     #[inline]
     pub fn closed(&mut self, out: &ConnKey, local: bool) {
-        if let Some(i) = self.cursors.iter().position(|(a, _)| *a == out.dst) {
-            if let Some(h) = self.held_mut(i, out.dport) {
-                h.close(dest_print(out.proto, &out.src, out.sport));
+        match self.cursors.iter().position(|(a, _)| *a == out.dst) {
+            // (A stray whose address has a cursor since: that cursor was made unknown,
+            // and its count here stays, which only keeps later cursors unknown.)
+            Some(i) => {
+                if let Some(h) = self.held_mut(i, out.dport) {
+                    h.close(dest_print(out.proto, &out.src, out.sport));
+                }
+                if local {
+                    self.conns[i] = self.conns[i].saturating_sub(1);
+                }
             }
-            if local {
-                self.conns[i] = self.conns[i].saturating_sub(1);
+            None => {
+                let s = &mut self.strays[stray_slot(&out.dst)];
+                if *s != u8::MAX {
+                    *s = s.saturating_sub(1);
+                }
             }
         }
     }
@@ -826,24 +851,36 @@ mod tests {
         assert!(!p.known_free(&out(b, l, 2001)));
     }
 
-    /// Once a connection was opened on an address without a cursor, a LIP added later
-    /// cannot know who holds its ports: every port of it is probed.
+    /// A LIP added while a connection lives on its address without a cursor (a NAT
+    /// client's, a peer's synced LIP) cannot know who holds its ports: every port of
+    /// it is probed. One added once such connections of other addresses, or of its own,
+    /// have ended knows.
     #[test]
-    fn a_lip_added_after_strays_probes_every_port() {
+    fn a_lip_added_over_strays_probes_every_port() {
         let o = PortOwnership::new(1).unwrap();
         let mut p = SaPool::new(o, 0, PortRange { lo: 2000, hi: 2003 }, MAX_PORT_PROBES).unwrap();
-        let (l1, l2) = (Addr::v4([10, 0, 0, 1]), Addr::v4([10, 0, 0, 2]));
+        let [l1, l2, l3, l4] = [1, 2, 3, 4].map(|i| Addr::v4([10, 0, 0, i]));
+        assert!(stray_slot(&l2) != stray_slot(&l3) && stray_slot(&l2) != stray_slot(&l4));
+        let rs = Addr::v4([10, 2, 0, 1]);
         let s = p.add_set(&[l1]);
-        p.opened(&out(Addr::v4([10, 2, 0, 1]), l2, 2000), true);
-        p.set_lips(s, &[l2]);
+        p.opened(&out(rs, l2, 2000), true);
+        p.opened(&out(rs, l4, 2000), false);
+        p.closed(&out(rs, l4, 2000), false);
+        p.set_lips(s, &[l1, l2, l3, l4]);
         assert_eq!(p.holders(&l1, 2000), Some(0), "a cursor made before keeps exact counts");
+        assert_eq!(p.holders(&l3, 2000), Some(0), "no stray on its address");
+        assert_eq!(p.holders(&l4, 2000), Some(0), "its stray has ended");
         assert_eq!(p.holders(&l2, 2000), Some(u8::MAX));
-        let mut probed = 0;
-        let got = p.alloc(s, Proto::Tcp, Addr::v4([10, 2, 0, 1]), 80, |_, pt| {
-            probed += 1;
-            pt == 2000
+        p.closed(&out(rs, l2, 2000), true);
+        assert_eq!(p.holders(&l2, 2000), Some(u8::MAX), "unknown for good");
+        p.set_lips(s, &[l2]);
+        assert_eq!(p.cursor(&l2), Some(2001));
+        let mut probed = Vec::new();
+        let got = p.alloc(s, Proto::Tcp, rs, 80, |_, pt| {
+            probed.push(pt);
+            pt == 2001
         });
-        assert_eq!((got, probed), (Ok((l2, 2001)), 2));
+        assert_eq!((got, probed), (Ok((l2, 2002)), vec![2001, 2002]), "unheld ports probed all the same");
     }
 
     /// With several workers, a LIP keeps holders for its worker's own ports only (the
