@@ -463,7 +463,7 @@ impl SaPool {
     /// connection table to say).
     #[inline]
     pub fn can_take(&self, set: usize, lip: &Addr, lport: u16) -> bool {
-        self.set_has(set, lip) && self.ports.binary_search(&lport).is_ok()
+        self.set_has(set, lip) && self.slot[usize::from(lport)] != NOT_OWNED
     }
 
     /// Where `lip`'s cursor stands: the port it probes next (diagnostics, tests).
