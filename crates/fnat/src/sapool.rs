@@ -393,7 +393,7 @@ impl SaPool {
         for r in &mut rings {
             let n = r.lips.len() as u64;
             for (i, l) in r.lips.iter().enumerate() {
-                let c = match self.cursors.iter().position(|(a, _)| a == l) {
+                let c = match self.cursor_of(l) {
                     Some(c) => c,
                     None => {
                         self.cursors.push((*l, ((i as u64 * np / n + self.start % np) % np) as u32));
@@ -468,7 +468,7 @@ impl SaPool {
 
     /// Where `lip`'s cursor stands: the port it probes next (diagnostics, tests).
     pub fn cursor(&self, lip: &Addr) -> Option<u16> {
-        self.cursors.iter().find(|(a, _)| a == lip).map(|(_, c)| self.ports[*c as usize])
+        self.cursor_of(lip).map(|i| self.ports[self.cursors[i].1 as usize])
     }
 
     /// Picks `(LIP, lport)` from set `set` for real server `rip:rport`: LIPs of its
@@ -550,7 +550,7 @@ impl SaPool {
     /// LIPs, per connection, never per packet.
     #[inline]
     pub fn opened(&mut self, out: &ConnKey, local: bool) {
-        match self.cursors.iter().position(|(a, _)| *a == out.dst) {
+        match self.cursor_of(&out.dst) {
             Some(i) => {
                 if let Some(h) = self.held_mut(i, out.dport) {
                     h.open(dest_print(out.proto, &out.src, out.sport));
@@ -569,7 +569,7 @@ impl SaPool {
     /// A connection [`opened`](Self::opened) with these arguments was freed.
     #[inline]
     pub fn closed(&mut self, out: &ConnKey, local: bool) {
-        match self.cursors.iter().position(|(a, _)| *a == out.dst) {
+        match self.cursor_of(&out.dst) {
             // (A stray whose address has a cursor since: that cursor was made unknown,
             // and its count here stays, which only keeps later cursors unknown.)
             Some(i) => {
@@ -594,11 +594,16 @@ impl SaPool {
     /// destination).
     #[inline]
     pub fn known_free(&self, out: &ConnKey) -> bool {
-        self.cursors
-            .iter()
-            .position(|(a, _)| *a == out.dst)
+        self.cursor_of(&out.dst)
             .and_then(|i| self.held(i, out.dport))
             .is_some_and(|h| h.free_towards(dest_print(out.proto, &out.src, out.sport)))
+    }
+
+    /// The index of `lip`'s cursor (and of its entries in `conns` and `held`): a scan
+    /// of the LIPs.
+    #[inline]
+    fn cursor_of(&self, lip: &Addr) -> Option<usize> {
+        self.cursors.iter().position(|(a, _)| a == lip)
     }
 
     /// Who holds port `lport` of the LIP of cursor `i`; `None` for a port this worker
@@ -619,7 +624,7 @@ impl SaPool {
     /// known); `None` when `lip` has no cursor or the worker does not own `lport`
     /// (diagnostics, tests).
     pub fn holders(&self, lip: &Addr, lport: u16) -> Option<u8> {
-        self.cursors.iter().position(|(a, _)| a == lip).and_then(|i| self.held(i, lport)).map(|h| h.n)
+        self.cursor_of(lip).and_then(|i| self.held(i, lport)).map(|h| h.n)
     }
 
     /// Per LIP this worker ever used: the connections holding one of its ports (a port

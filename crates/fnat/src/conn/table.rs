@@ -303,8 +303,8 @@ impl ConnTable {
 
     /// Inserts a connection under both its keys. The caller guarantees neither key is
     /// present (the engine knows it from its inbound miss and its local port's
-    /// allocation; checked in debug builds). Refused with [`ConnError::PoolFull`] when no slot is
-    /// free; live connections are untouched then.
+    /// allocation; checked in debug builds). Refused with [`ConnError::PoolFull`] when
+    /// no slot is free; live connections are untouched then.
     ///
     /// The outbound key is found by every lookup at once, but linked into its chain
     /// only by the next [`settle`](Self::settle) (or when [`BURST`] are waiting): its

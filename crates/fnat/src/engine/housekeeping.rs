@@ -33,10 +33,11 @@ impl Engine {
             if c.synced() {
                 self.synced_live = self.synced_live.saturating_sub(1);
             }
-            if c.fwd().uses_local_addr() {
+            let local = c.fwd().uses_local_addr();
+            if local {
                 self.pools.released(c.rip(), c.rport());
             }
-            self.pools.closed(&c.outbound_key(), c.fwd().uses_local_addr());
+            self.pools.closed(&c.outbound_key(), local);
             if c.flags.has(ConnFlags::PROXY_PROTO) {
                 self.proxy_free(r.index());
             }
