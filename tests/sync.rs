@@ -192,7 +192,9 @@ fn master_killed_mid_download_and_idle_connections_survive() {
         .unwrap_or_else(|| panic!("a learns b's table: {}", stats(&p.a)["events"]));
     eprintln!("a's new rvsd installed b's connections {learned:?} after the agent started");
     assert!(!p.a.holds(VIP4), "a learned b's table before taking the VIP back");
-    assert!(counter(&stats(&p.b), "sync", "sync_resyncs") >= 2, "b walked its table for a's new rvsd");
+    // (The sync thread publishes its counters every 100 ms: a may have learned first.)
+    wait_for(Duration::from_secs(2), || counter(&stats(&p.b), "sync", "sync_resyncs") >= 2)
+        .expect("b walked its table for a's new rvsd");
     wait_for(Duration::from_secs(10), || p.a.holds(VIP4) && p.a.holds(LIP) && !p.b.holds(VIP4))
         .expect("a preempts: VIP and LIP back on a");
     eprintln!("a holds the VIP again {:?} after its rvsd restarted", t1.elapsed());
