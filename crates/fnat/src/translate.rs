@@ -14,7 +14,7 @@
 //! stays 0; a UDP checksum that comes out as 0 is sent as 0xffff. The TTL / hop limit
 //! is not decremented here: routing does that.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use thiserror::Error;
 use wire::checksum::{self, Delta};
@@ -115,6 +115,7 @@ pub struct Tuple {
 /// fragments, is a whole packet and accepted), protocols other than TCP and UDP, and
 /// packets whose IP, TCP or UDP header is cut short or malformed. Bytes after the IP
 /// packet (Ethernet padding) are ignored. Checksums are not verified.
+#[inline(always)]
 pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
     let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
     let (proto, src, dst, l4_rel, l4_len) = match IpVersion::of(ip) {
@@ -166,6 +167,9 @@ pub fn rewrite<B: PacketBuf>(buf: &mut B, l3: usize, rw: &Rewrite) -> Result<(),
 /// [`rewrite`] for a packet whose tuple the caller already read with [`tuple()`] (and
 /// has not changed since), to avoid parsing twice on the fast path.
 pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Result<(), TranslateError> {
+    if let (IpAddr::V4(os), IpAddr::V4(od), IpAddr::V4(ns), IpAddr::V4(nd)) = (t.src, t.dst, rw.src, rw.dst) {
+        return rewrite_v4(data, l3, t, [os, od], [ns, nd], rw);
+    }
     if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
         return Err(TranslateError::FamilyMismatch);
     }
@@ -179,6 +183,52 @@ pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Re
     l4.replace16(t.dport, rw.dport);
     let seg = data.get_mut(t.l4..t.l4 + t.l4_len).ok_or(TranslateError::Truncated)?;
     patch_l4(seg, t.proto, t.src.is_ipv4(), rw.sport, rw.dport, l4)
+}
+
+/// [`rewrite_parsed`] of an IPv4 packet to IPv4 addresses, the established flow's
+/// common case, in one pass: the tuple already holds every old value, so the header is
+/// not read again (its checksums only); both checksums follow from one delta.
+#[inline]
+fn rewrite_v4(
+    data: &mut [u8],
+    l3: usize,
+    t: &Tuple,
+    old: [Ipv4Addr; 2],
+    new: [Ipv4Addr; 2],
+    rw: &Rewrite,
+) -> Result<(), TranslateError> {
+    let csum_at = match t.proto {
+        Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
+        Proto::Udp => wire::udp::CHECKSUM_OFFSET,
+    };
+    // Both ranges were checked by `tuple`; a caller that changed the buffer since
+    // gets `Truncated`, the packet untouched.
+    if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < t.l4 + csum_at + 2 || t.l4 < l3 + wire::ipv4::HEADER_LEN
+    {
+        return Err(TranslateError::Truncated);
+    }
+    let mut addrs = Delta::new();
+    addrs.replace32(u32::from(old[0]), u32::from(new[0]));
+    addrs.replace32(u32::from(old[1]), u32::from(new[1]));
+    let ip = &mut data[l3..l3 + wire::ipv4::HEADER_LEN];
+    let c = addrs.apply(u16::from_be_bytes([ip[10], ip[11]]));
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    ip[12..16].copy_from_slice(&new[0].octets());
+    ip[16..20].copy_from_slice(&new[1].octets());
+    let mut l4 = addrs;
+    l4.replace16(t.sport, rw.sport);
+    l4.replace16(t.dport, rw.dport);
+    let seg = &mut data[t.l4..t.l4 + csum_at + 2];
+    let old_sum = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
+    let sum = match t.proto {
+        Proto::Tcp => l4.apply(old_sum),
+        Proto::Udp if old_sum == 0 => 0,
+        Proto::Udp => checksum::udp_nonzero(l4.apply(old_sum)),
+    };
+    seg[csum_at..csum_at + 2].copy_from_slice(&sum.to_be_bytes());
+    seg[0..2].copy_from_slice(&rw.sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&rw.dport.to_be_bytes());
+    Ok(())
 }
 
 /// Writes new IP addresses at `l3` (IPv4 or IPv6 by the version nibble), applying

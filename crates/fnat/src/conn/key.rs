@@ -24,11 +24,8 @@ impl Addr {
     /// An IPv4 address, stored IPv4-mapped.
     #[inline]
     pub fn v4(a: [u8; 4]) -> Addr {
-        let mut b = [0u8; 16];
-        b[10] = 0xff;
-        b[11] = 0xff;
-        b[12..].copy_from_slice(&a);
-        Addr(b)
+        // Built in a register and stored whole: byte stores read back as words stall.
+        Addr(((0xffff_u128 << 32) | u32::from_be_bytes(a) as u128).to_be_bytes())
     }
 
     /// An IPv6 address.

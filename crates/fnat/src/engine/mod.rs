@@ -520,19 +520,27 @@ impl Engine {
             let mut keys = [dummy; BURST];
             let mut hits: [Option<Hit>; BURST] = [None; BURST];
             for i in 0..m {
-                parsed[i] = tuple(bufs[start + i].data(), l3[start + i]);
-                if let Ok(t) = &parsed[i] {
-                    match Self::key(t) {
-                        Some(k) => keys[i] = k,
-                        None => parsed[i] = Err(TranslateError::Malformed),
-                    }
-                }
+                // The key is made from the tuple in hand, not read back from `parsed`
+                // (a wide load over the narrow stores just made there stalls).
+                parsed[i] = match tuple(bufs[start + i].data(), l3[start + i]) {
+                    Ok(t) => match Self::key(&t) {
+                        Some(k) => {
+                            keys[i] = k;
+                            Ok(t)
+                        }
+                        None => Err(TranslateError::Malformed),
+                    },
+                    Err(e) => Err(e),
+                };
             }
             self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
             self.freed_mid_burst = false;
             for i in 0..m {
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
-                out[start + i] = match &parsed[i] {
+                // Indexed first, so the verdict is made in its slot rather than copied
+                // there (the copy's wide loads over narrow stores stall).
+                let slot = &mut out[start + i];
+                *slot = match &parsed[i] {
                     Ok(t) => {
                         // A miss is looked up again: an earlier packet of this burst may
                         // have opened the connection; every key is, once an earlier
