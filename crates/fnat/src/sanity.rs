@@ -198,6 +198,13 @@ pub fn inbound(data: &mut [u8], l3: usize, t: &Tuple) -> Result<bool, DropReason
         return Ok(false);
     }
     let Some(seg) = data.get_mut(t.l4..t.l4 + t.l4_len) else { return Ok(false) };
+    inbound_tcp_options(seg)
+}
+
+/// [`inbound`]'s TCP part, for the TCP segment `seg` (header and payload): malformed
+/// options are refused, a client's TOA overwritten. Returns whether one was.
+#[inline]
+pub fn inbound_tcp_options(seg: &mut [u8]) -> Result<bool, DropReason> {
     let Ok(tcp) = TcpPacket::new_checked(&seg[..]) else { return Ok(false) };
     if tcp.header_len() == wire::tcp::HEADER_LEN {
         return Ok(false);

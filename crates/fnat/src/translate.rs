@@ -14,7 +14,7 @@
 //! stays 0; a UDP checksum that comes out as 0 is sent as 0xffff. The TTL / hop limit
 //! is not decremented here: routing does that.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use thiserror::Error;
 use wire::checksum::{self, Delta};
@@ -168,7 +168,9 @@ pub fn rewrite<B: PacketBuf>(buf: &mut B, l3: usize, rw: &Rewrite) -> Result<(),
 /// has not changed since), to avoid parsing twice on the fast path.
 pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Result<(), TranslateError> {
     if let (IpAddr::V4(os), IpAddr::V4(od), IpAddr::V4(ns), IpAddr::V4(nd)) = (t.src, t.dst, rw.src, rw.dst) {
-        return rewrite_v4(data, l3, t, [os, od], [ns, nd], rw);
+        let old = V4Ends { src: os.octets(), sport: t.sport, dst: od.octets(), dport: t.dport };
+        let new = V4Ends { src: ns.octets(), sport: rw.sport, dst: nd.octets(), dport: rw.dport };
+        return rewrite_v4(data, l3, t.l4, t.proto, &old, &new);
     }
     if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
         return Err(TranslateError::FamilyMismatch);
@@ -185,49 +187,59 @@ pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Re
     patch_l4(seg, t.proto, t.src.is_ipv4(), rw.sport, rw.dport, l4)
 }
 
-/// [`rewrite_parsed`] of an IPv4 packet to IPv4 addresses, the established flow's
-/// common case, in one pass: the tuple already holds every old value, so the header is
-/// not read again (its checksums only); both checksums follow from one delta.
+/// The addresses and ports of an IPv4 TCP or UDP packet, as [`rewrite_v4`] reads and
+/// writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct V4Ends {
+    pub src: [u8; 4],
+    pub sport: u16,
+    pub dst: [u8; 4],
+    pub dport: u16,
+}
+
+/// Rewrites the IPv4 packet at `l3`, whose TCP or UDP header is at `l4`, from `old`
+/// (what the caller parsed) to `new`, in one pass: the header is not read again but
+/// for its checksums, and both follow from one delta. Of [`rewrite_parsed`] for the
+/// established flow's common case, and of the engine's established IPv4 path.
 #[inline]
-fn rewrite_v4(
+pub(crate) fn rewrite_v4(
     data: &mut [u8],
     l3: usize,
-    t: &Tuple,
-    old: [Ipv4Addr; 2],
-    new: [Ipv4Addr; 2],
-    rw: &Rewrite,
+    l4: usize,
+    proto: Proto,
+    old: &V4Ends,
+    new: &V4Ends,
 ) -> Result<(), TranslateError> {
-    let csum_at = match t.proto {
+    let csum_at = match proto {
         Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
         Proto::Udp => wire::udp::CHECKSUM_OFFSET,
     };
-    // Both ranges were checked by `tuple`; a caller that changed the buffer since
+    // Both ranges were checked by the parse; a caller that changed the buffer since
     // gets `Truncated`, the packet untouched.
-    if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < t.l4 + csum_at + 2 || t.l4 < l3 + wire::ipv4::HEADER_LEN
-    {
+    if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < l4 + csum_at + 2 || l4 < l3 + wire::ipv4::HEADER_LEN {
         return Err(TranslateError::Truncated);
     }
     let mut addrs = Delta::new();
-    addrs.replace32(u32::from(old[0]), u32::from(new[0]));
-    addrs.replace32(u32::from(old[1]), u32::from(new[1]));
+    addrs.replace32(u32::from_be_bytes(old.src), u32::from_be_bytes(new.src));
+    addrs.replace32(u32::from_be_bytes(old.dst), u32::from_be_bytes(new.dst));
     let ip = &mut data[l3..l3 + wire::ipv4::HEADER_LEN];
     let c = addrs.apply(u16::from_be_bytes([ip[10], ip[11]]));
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    ip[12..16].copy_from_slice(&new[0].octets());
-    ip[16..20].copy_from_slice(&new[1].octets());
-    let mut l4 = addrs;
-    l4.replace16(t.sport, rw.sport);
-    l4.replace16(t.dport, rw.dport);
-    let seg = &mut data[t.l4..t.l4 + csum_at + 2];
-    let old_sum = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
-    let sum = match t.proto {
-        Proto::Tcp => l4.apply(old_sum),
-        Proto::Udp if old_sum == 0 => 0,
-        Proto::Udp => checksum::udp_nonzero(l4.apply(old_sum)),
+    ip[12..16].copy_from_slice(&new.src);
+    ip[16..20].copy_from_slice(&new.dst);
+    let mut sum = addrs;
+    sum.replace16(old.sport, new.sport);
+    sum.replace16(old.dport, new.dport);
+    let seg = &mut data[l4..l4 + csum_at + 2];
+    let was = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
+    let now = match proto {
+        Proto::Tcp => sum.apply(was),
+        Proto::Udp if was == 0 => 0,
+        Proto::Udp => checksum::udp_nonzero(sum.apply(was)),
     };
-    seg[csum_at..csum_at + 2].copy_from_slice(&sum.to_be_bytes());
-    seg[0..2].copy_from_slice(&rw.sport.to_be_bytes());
-    seg[2..4].copy_from_slice(&rw.dport.to_be_bytes());
+    seg[csum_at..csum_at + 2].copy_from_slice(&now.to_be_bytes());
+    seg[0..2].copy_from_slice(&new.sport.to_be_bytes());
+    seg[2..4].copy_from_slice(&new.dport.to_be_bytes());
     Ok(())
 }
 

@@ -45,6 +45,7 @@
 //!   [`Engine::list`]).
 
 pub mod config;
+mod established;
 mod family;
 mod fragments;
 pub mod housekeeping;
@@ -62,6 +63,7 @@ use thiserror::Error;
 use wire::TcpFlags;
 
 use self::config::EngineConfig;
+use self::established::V4Tcp;
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
 use crate::edge::Edge;
@@ -87,6 +89,15 @@ pub enum EngineError {
     /// Bad worker count, worker id or port range.
     #[error(transparent)]
     Ports(#[from] SaPoolError),
+}
+
+/// A packet of a burst as parsed: by the established path's parse, by the general
+/// one, or refused.
+#[derive(Clone, Copy)]
+enum Parsed {
+    V4Tcp(V4Tcp),
+    Tuple(Tuple),
+    Bad(TranslateError),
 }
 
 /// What to do with a packet after [`Engine::process`].
@@ -182,6 +193,9 @@ pub struct Engine {
     port_memo: crate::conn::reuse::PortMemo,
     /// The packet being processed is a first fragment (no TOA, no checksum check).
     in_fragment: bool,
+    /// Established IPv4 TCP packets take [`established`]'s path (off only to compare
+    /// it with the general path in tests).
+    fast_path: bool,
     /// Per `SvcIdx` of the bound generation: which worker the service's connections
     /// live on, when the client decides it (NAT; persistence; see [`modes`]).
     svc_client_owned: Vec<modes::ClientOwner>,
@@ -243,6 +257,7 @@ impl Engine {
             frags: crate::frag::FragTable::new(hasher),
             port_memo: crate::conn::reuse::PortMemo::new(hasher),
             in_fragment: false,
+            fast_path: true,
             svc_client_owned: Vec::with_capacity(cfg.max_services),
             nat_rips: Vec::new(),
             snat: Default::default(),
@@ -361,6 +376,14 @@ impl Engine {
             Direction::Input => c.inbound_key(),
             Direction::Output => c.outbound_key(),
         }
+    }
+
+    /// Sends every packet through the general path (`false`), or lets established
+    /// IPv4 TCP packets take the short one (`true`, the default): for tests that
+    /// compare the two.
+    #[doc(hidden)]
+    pub fn set_fast_path(&mut self, on: bool) {
+        self.fast_path = on;
     }
 
     /// The counters.
@@ -486,6 +509,13 @@ impl Engine {
     /// documentation). The packet is modified only for [`Verdict::Forward`].
     pub fn process<B: PacketBuf>(&mut self, table: &ServiceTable, buf: &mut B, l3: usize, now: Millis) -> Verdict {
         self.bind(table);
+        if let Some(p) = V4Tcp::parse(buf.data(), l3) {
+            let k = p.key();
+            let hit = self.conns.lookup(&k);
+            let v = self.dispatch_v4(table, buf, l3, now, &p, &k, hit);
+            self.conns.settle();
+            return v;
+        }
         let v = match Self::parse(buf.data(), l3) {
             Ok((t, k)) => {
                 let hit = self.conns.lookup(&k);
@@ -516,21 +546,28 @@ impl Engine {
         let mut start = 0;
         while start < n {
             let m = (n - start).min(BURST);
-            let mut parsed: [Result<Tuple, TranslateError>; BURST] = [Err(TranslateError::Truncated); BURST];
+            let mut parsed = [Parsed::Bad(TranslateError::Truncated); BURST];
             let mut keys = [dummy; BURST];
             let mut hits: [Option<Hit>; BURST] = [None; BURST];
             for i in 0..m {
-                // The key is made from the tuple in hand, not read back from `parsed`
+                let (data, off) = (bufs[start + i].data(), l3[start + i]);
+                // The key is made from the headers in hand, not read back from `parsed`
                 // (a wide load over the narrow stores just made there stalls).
-                parsed[i] = match tuple(bufs[start + i].data(), l3[start + i]) {
-                    Ok(t) => match Self::key(&t) {
-                        Some(k) => {
-                            keys[i] = k;
-                            Ok(t)
-                        }
-                        None => Err(TranslateError::Malformed),
+                parsed[i] = match V4Tcp::parse(data, off) {
+                    Some(p) => {
+                        keys[i] = p.key();
+                        Parsed::V4Tcp(p)
+                    }
+                    None => match tuple(data, off) {
+                        Ok(t) => match Self::key(&t) {
+                            Some(k) => {
+                                keys[i] = k;
+                                Parsed::Tuple(t)
+                            }
+                            None => Parsed::Bad(TranslateError::Malformed),
+                        },
+                        Err(e) => Parsed::Bad(e),
                     },
-                    Err(e) => Err(e),
                 };
             }
             self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
@@ -540,19 +577,19 @@ impl Engine {
                 // Indexed first, so the verdict is made in its slot rather than copied
                 // there (the copy's wide loads over narrow stores stall).
                 let slot = &mut out[start + i];
+                // A miss is looked up again: an earlier packet of this burst may have
+                // opened the connection; every key is, once an earlier packet freed one
+                // (its slot may hold another connection now).
+                let hit = match (&parsed[i], self.freed_mid_burst) {
+                    (Parsed::Bad(_), _) => None,
+                    (_, false) => hits[i].or_else(|| self.conns.lookup(&keys[i])),
+                    (_, true) => self.conns.lookup(&keys[i]),
+                };
                 *slot = match &parsed[i] {
-                    Ok(t) => {
-                        // A miss is looked up again: an earlier packet of this burst may
-                        // have opened the connection; every key is, once an earlier
-                        // packet freed one (its slot may hold another connection now).
-                        let hit = match self.freed_mid_burst {
-                            false => hits[i].or_else(|| self.conns.lookup(&keys[i])),
-                            true => self.conns.lookup(&keys[i]),
-                        };
-                        self.dispatch(table, buf, off, now, t, &keys[i], hit)
-                    }
-                    Err(TranslateError::Fragment) => self.fragment(table, buf, off, now),
-                    Err(e) => self.unparsed(buf, off, *e),
+                    Parsed::V4Tcp(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit),
+                    Parsed::Tuple(t) => self.dispatch(table, buf, off, now, t, &keys[i], hit),
+                    Parsed::Bad(TranslateError::Fragment) => self.fragment(table, buf, off, now),
+                    Parsed::Bad(e) => self.unparsed(buf, off, *e),
                 };
             }
             self.conns.settle();
@@ -576,6 +613,26 @@ impl Engine {
             return None;
         }
         Some(k)
+    }
+
+    /// [`dispatch`](Self::dispatch) of an IPv4 TCP segment: the established path
+    /// first, the general one if it declines.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn dispatch_v4<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        p: &V4Tcp,
+        k: &ConnKey,
+        hit: Option<Hit>,
+    ) -> Verdict {
+        if let Some(v) = hit.and_then(|h| self.forward_established(buf, l3, now, p, h)) {
+            return v;
+        }
+        self.dispatch(table, buf, l3, now, &p.tuple(l3), k, hit)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,202 @@
+//! The established IPv4 TCP path.
+//!
+//! Nearly every packet a balancer forwards is a data or ACK segment of an established
+//! FullNAT connection over IPv4. This path reads such a segment's headers once
+//! ([`V4Tcp::parse`]), finds its connection and, when the connection needs nothing
+//! but the rewrite (no SYN proxy, no PROXY protocol, no TOA still due, no state
+//! change), rewrites, counts and refreshes it without the general path's layers
+//! (tuple of `IpAddr`s, per-feature steps, the state machine). Anything else, and any
+//! packet it is not sure of, goes to the general path, which is the reference: the
+//! path gives the same packet, verdict, counters and connection state as the general
+//! path would (`fast_path_matches_the_general_path` in `tests/props.rs`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use wire::TcpFlags;
+
+use super::{Engine, Verdict};
+use crate::buf::PacketBuf;
+use crate::conn::{Addr, ConnFlags, ConnKey, Hit};
+use crate::sanity;
+use crate::stats::DropReason;
+use crate::tcp_state::{Direction, TcpState};
+use crate::translate::{rewrite_v4, Tuple, V4Ends};
+use crate::types::{FwdMode, Millis, Proto};
+
+/// IPv4 header length without options: the only one this path takes.
+const IP_LEN: usize = wire::ipv4::HEADER_LEN;
+/// Both headers without options.
+const HEADERS: usize = IP_LEN + wire::tcp::HEADER_LEN;
+
+/// An IPv4 TCP segment as this path reads it: no IP options, not a fragment, the
+/// whole IP packet and its TCP header (options included) in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct V4Tcp {
+    /// Addresses and ports as received.
+    ends: V4Ends,
+    /// The TCP flags.
+    flags: TcpFlags,
+    /// The IP total length.
+    total: u16,
+    /// The TCP header's length in bytes (above 20 with options).
+    tcp_len: u8,
+}
+
+impl V4Tcp {
+    /// Reads the segment whose IPv4 header is at `l3`; `None` for anything else,
+    /// which the general parse ([`crate::translate::tuple`]) then judges. Whatever it
+    /// accepts, the general parse accepts with the same tuple ([`V4Tcp::tuple`]).
+    #[inline]
+    pub(super) fn parse(data: &[u8], l3: usize) -> Option<V4Tcp> {
+        let ip = data.get(l3..)?;
+        let h = ip.get(..HEADERS)?;
+        // Version 4, IHL 5; TCP; neither more fragments nor an offset.
+        if h[0] != 0x45 || h[9] != 6 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+            return None;
+        }
+        let total = u16::from_be_bytes([h[2], h[3]]);
+        let tcp_len = (h[IP_LEN + 12] >> 4) * 4;
+        if total as usize > ip.len() || tcp_len < 20 || IP_LEN + tcp_len as usize > total as usize {
+            return None;
+        }
+        let ends = V4Ends {
+            src: [h[12], h[13], h[14], h[15]],
+            sport: u16::from_be_bytes([h[20], h[21]]),
+            dst: [h[16], h[17], h[18], h[19]],
+            dport: u16::from_be_bytes([h[22], h[23]]),
+        };
+        Some(V4Tcp { ends, flags: TcpFlags(h[IP_LEN + 13]), total, tcp_len })
+    }
+
+    /// Its connection key.
+    #[inline]
+    pub(super) fn key(&self) -> ConnKey {
+        let e = &self.ends;
+        ConnKey::new(Proto::Tcp, Addr::v4(e.src), e.sport, Addr::v4(e.dst), e.dport)
+    }
+
+    /// The tuple the general parse gives the same packet at `l3`.
+    #[inline]
+    pub(super) fn tuple(&self, l3: usize) -> Tuple {
+        let e = &self.ends;
+        Tuple {
+            proto: Proto::Tcp,
+            src: IpAddr::V4(Ipv4Addr::from(e.src)),
+            sport: e.sport,
+            dst: IpAddr::V4(Ipv4Addr::from(e.dst)),
+            dport: e.dport,
+            tcp_flags: self.flags,
+            l4: l3 + IP_LEN,
+            l4_len: self.total as usize - IP_LEN,
+        }
+    }
+}
+
+impl Engine {
+    /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the
+    /// established path; `None` (nothing changed) when it needs the general path.
+    #[inline]
+    pub(super) fn forward_established<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        p: &V4Tcp,
+        hit: Hit,
+    ) -> Option<Verdict> {
+        // No state change (ESTABLISHED stays so unless SYN, FIN or RST), no fragment.
+        let changes = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
+        if p.flags.bits() & changes.bits() != 0 || self.in_fragment || !self.fast_path {
+            return None;
+        }
+        let c = self.conns.get(hit.conn);
+        let f = c.flags();
+        let toa_due = self.toa && f.has(ConnFlags::SYNACK_SEEN) && !f.has(ConnFlags::TOA_DONE);
+        if c.state != TcpState::Established
+            || c.fwd() != FwdMode::FullNat
+            || f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) != 0
+            || (toa_due && hit.dir == Direction::Input)
+        {
+            return None;
+        }
+        let to = match hit.dir {
+            Direction::Input => {
+                V4Ends { src: c.lip().as_v4()?, sport: c.lport(), dst: c.rip().as_v4()?, dport: c.rport() }
+            }
+            Direction::Output => {
+                V4Ends { src: c.vip().as_v4()?, sport: c.vport(), dst: c.cip().as_v4()?, dport: c.cport() }
+            }
+        };
+        let rs = c.rs;
+        let l4 = l3 + IP_LEN;
+        if hit.dir == Direction::Input && p.tcp_len as usize > wire::tcp::HEADER_LEN {
+            // The client's options, as the general path checks them.
+            let seg = buf.data_mut().get_mut(l4..l3 + p.total as usize)?;
+            match sanity::inbound_tcp_options(seg) {
+                Ok(false) => {}
+                Ok(true) => self.stats.drop(DropReason::ClientToa),
+                Err(r) => return Some(self.drop(r)),
+            }
+        }
+        if rewrite_v4(buf.data_mut(), l3, l4, Proto::Tcp, &p.ends, &to).is_err() {
+            return Some(self.drop(DropReason::BadHeader));
+        }
+        let svc = self.svc_of(rs);
+        match hit.dir {
+            Direction::Input => self.stats.packet_in(svc, rs, p.total as u64),
+            Direction::Output => self.stats.packet_out(svc, rs, p.total as u64),
+        }
+        let exp = now + self.timeouts.tcp(TcpState::Established);
+        self.move_to(hit.conn, TcpState::Established, TcpState::Established, exp, now);
+        Some(Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::builder::PacketBuilder;
+
+    use super::*;
+    use crate::translate::tuple;
+
+    fn seg() -> wire::builder::TcpBuilder {
+        PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10)).tcp(40000, 80)
+    }
+
+    /// What the path reads of a segment, as literal bytes: it is the general parse's
+    /// tuple; what it leaves to the general parse, it leaves whole.
+    #[test]
+    fn parses_as_the_general_parse_or_declines() {
+        let plain = seg().seq(1).ack(2).flags(TcpFlags::ACK).payload(b"hello").build();
+        let p = V4Tcp::parse(&plain, 0).expect("a plain segment");
+        assert_eq!(p.tuple(0), tuple(&plain, 0).unwrap());
+        assert_eq!(p.ends.src, [203, 0, 113, 7]);
+        assert_eq!((p.ends.sport, p.ends.dport, p.total, p.tcp_len), (40000, 80, 45, 20));
+        let ts = seg().timestamps(1, 2).flags(TcpFlags::ACK).build();
+        let p = V4Tcp::parse(&ts, 0).expect("options are the path's too");
+        assert_eq!((p.tcp_len, p.tuple(0)), (32, tuple(&ts, 0).unwrap()));
+        // Behind a 14-byte Ethernet header, with 6 bytes of padding after the packet.
+        let mut framed = vec![0u8; 14];
+        framed.extend_from_slice(&plain);
+        framed.extend_from_slice(&[0; 6]);
+        assert_eq!(V4Tcp::parse(&framed, 14).map(|p| p.tuple(14)), Some(tuple(&framed, 14).unwrap()));
+
+        let declined = |mut b: Vec<u8>, edit: fn(&mut Vec<u8>)| {
+            edit(&mut b);
+            V4Tcp::parse(&b, 0)
+        };
+        assert_eq!(declined(plain.clone(), |b| b[0] = 0x46), None, "IP options");
+        assert_eq!(declined(plain.clone(), |b| b[6] = 0x20), None, "more fragments");
+        assert_eq!(declined(plain.clone(), |b| b[7] = 1), None, "a fragment offset");
+        assert_eq!(declined(plain.clone(), |b| b[9] = 17), None, "UDP");
+        assert_eq!(declined(plain.clone(), |b| b[3] += 1), None, "longer than its buffer");
+        assert_eq!(declined(plain.clone(), |b| b[32] = 0x40), None, "TCP data offset 4");
+        assert_eq!(declined(plain.clone(), |b| b[32] = 0xf0), None, "TCP header past the packet");
+        assert_eq!(declined(plain[..39].to_vec(), |_| {}), None, "cut short");
+        let v6 = PacketBuilder::ipv6("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
+            .tcp(1, 2)
+            .flags(TcpFlags::ACK)
+            .build();
+        assert_eq!(V4Tcp::parse(&v6, 0), None, "IPv6");
+    }
+}
