@@ -107,6 +107,21 @@ pub fn ttl(frame: &[u8]) -> Option<u8> {
 /// Decrements the TTL / hop limit (the IPv4 header checksum updated incrementally);
 /// false, with the frame unchanged, when it would reach zero or the header is not there.
 pub fn decrement_ttl(frame: &mut [u8]) -> bool {
+    // IPv4 without options, nearly every frame, read in place once (the checks are
+    // those of `new_checked_header` below: a total length not below the header's).
+    if let Some(h) = frame.get_mut(ETH_LEN..ETH_LEN + wire::ipv4::HEADER_LEN) {
+        if h[0] == 0x45 && u16::from_be_bytes([h[2], h[3]]) >= wire::ipv4::HEADER_LEN as u16 {
+            let (ttl, proto) = (h[8], h[9]);
+            if ttl <= 1 {
+                return false;
+            }
+            h[8] = ttl - 1;
+            let c = u16::from_be_bytes([h[10], h[11]]);
+            let c = checksum::update16(c, u16::from_be_bytes([ttl, proto]), u16::from_be_bytes([ttl - 1, proto]));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            return true;
+        }
+    }
     let Some(l3) = frame.get_mut(ETH_LEN..) else { return false };
     match IpVersion::of(l3) {
         Some(IpVersion::V4) => {
