@@ -14,6 +14,7 @@ mod error;
 mod flow;
 pub mod log;
 mod mbuf;
+pub mod mem;
 mod mempool;
 pub mod pcapng;
 mod port;

@@ -121,6 +121,7 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
         syn_recv_max: cfg.conn.syn_recv_max,
         local_addrs: State::from_config(cfg).local_addr_sets(),
         synproxy: cfg.synproxy.clone(),
+        mem_advice: Some(fnat::engine::config::MemAdvice(dpdk::mem::advise_huge_pages)),
         ..EngineConfig::default()
     }
 }

@@ -29,6 +29,7 @@ use std::hint::black_box;
 use thiserror::Error;
 
 use super::{Addr, Conn, ConnFlags, ConnKey, KeyHasher};
+use crate::engine::config::MemAdvice;
 use crate::tcp_state::{Direction, TcpState};
 use crate::types::{FwdMode, Millis, Proto};
 
@@ -126,20 +127,37 @@ pub struct ConnTable {
     pending_len: u32,
 }
 
+/// A vector of `n` elements `fill(0..n)`, its memory given to `advice` before the
+/// elements are written.
+fn advised<T>(n: usize, advice: Option<MemAdvice>, fill: impl FnMut(usize) -> T) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    if let Some(MemAdvice(advise)) = advice {
+        advise(v.as_ptr() as usize, n * std::mem::size_of::<T>());
+    }
+    v.extend((0..n).map(fill));
+    v
+}
+
 impl ConnTable {
     /// A table of `capacity` connections, all memory allocated and touched now.
     pub fn new(capacity: u32, hasher: KeyHasher) -> Result<ConnTable, ConnError> {
+        Self::with_advice(capacity, hasher, None)
+    }
+
+    /// [`new`](Self::new), giving `advice` the pool's and the buckets' memory before
+    /// they are first touched (see [`MemAdvice`]).
+    pub fn with_advice(capacity: u32, hasher: KeyHasher, advice: Option<MemAdvice>) -> Result<ConnTable, ConnError> {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(ConnError::BadCapacity(capacity as u64));
         }
         let nb = (2 * capacity as u64).next_power_of_two().max(16);
-        let mut conns = vec![Conn::EMPTY; capacity as usize];
-        for (i, c) in conns.iter_mut().enumerate() {
-            c.next[0] = if i + 1 < capacity as usize { i as u32 + 1 } else { NIL };
-        }
+        let conns = advised(capacity as usize, advice, |i| Conn {
+            next: [if i + 1 < capacity as usize { i as u32 + 1 } else { NIL }, NIL],
+            ..Conn::EMPTY
+        });
         Ok(ConnTable {
             conns,
-            buckets: vec![NIL; nb as usize],
+            buckets: advised(nb as usize, advice, |_| NIL),
             mask: (nb - 1) as u32,
             hasher,
             free_head: 0,
@@ -502,6 +520,25 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The advice sees the pool and the buckets, whole; the table it builds is the
+    /// one `new` builds (every slot free, in order).
+    #[test]
+    fn advice_sees_the_pool_and_the_buckets() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        fn advise(_addr: usize, len: usize) -> bool {
+            SEEN.fetch_add(len, Relaxed);
+            true
+        }
+        let mut t = ConnTable::with_advice(1000, KeyHasher::with_seed(1), Some(MemAdvice(advise))).unwrap();
+        assert_eq!(SEEN.load(Relaxed), 1000 * std::mem::size_of::<Conn>() + 2048 * 4);
+        assert_eq!(t.free(), 1000);
+        for i in 0..1000 {
+            assert_eq!(t.insert(nc(i)).map(|r| r.index()), Ok(i));
+        }
+        assert_eq!(t.insert(nc(1000)), Err(ConnError::PoolFull));
+    }
 
     fn nc(i: u32) -> NewConn {
         let b = i.to_be_bytes();

@@ -129,6 +129,32 @@ pub struct EngineConfig {
     /// The SYN proxy's settings (rvsd's `[synproxy]`).
     #[serde(default)]
     pub synproxy: crate::synproxy::SynProxyConfig,
+    /// Advice on the connection table's large allocations, given before they are
+    /// touched (see [`MemAdvice`]); not configuration, so not serialised.
+    #[serde(skip)]
+    pub mem_advice: Option<MemAdvice>,
+}
+
+/// A hint about a large, long-lived allocation, given its address and length in bytes
+/// before its pages are first touched: rvsd passes one that asks the kernel for
+/// transparent huge pages (`dpdk::mem::advise_huge_pages`), so that a pool of millions
+/// of connections costs few TLB entries. (fnat itself makes no system calls.) Not part
+/// of what a configuration says: any two compare equal.
+#[derive(Clone, Copy)]
+pub struct MemAdvice(pub fn(addr: usize, len: usize) -> bool);
+
+impl PartialEq for MemAdvice {
+    fn eq(&self, _: &MemAdvice) -> bool {
+        true
+    }
+}
+
+impl Eq for MemAdvice {}
+
+impl std::fmt::Debug for MemAdvice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemAdvice")
+    }
 }
 
 fn default_uoa_max_trail() -> u8 {
@@ -170,6 +196,7 @@ impl Default for EngineConfig {
             owner_seed: 0,
             port_seed: 0,
             synproxy: crate::synproxy::SynProxyConfig::default(),
+            mem_advice: None,
         }
     }
 }

@@ -221,7 +221,7 @@ impl Engine {
     /// Builds a worker's engine, allocating all its memory now.
     pub fn new(cfg: &EngineConfig, now: Millis) -> Result<Engine, EngineError> {
         let hasher = cfg.hash_seed.map_or_else(KeyHasher::random, KeyHasher::with_seed);
-        let conns = ConnTable::new(cfg.conn_capacity, hasher)?;
+        let conns = ConnTable::with_advice(cfg.conn_capacity, hasher, cfg.mem_advice)?;
         let own = PortOwnership::new(cfg.workers)?;
         let mut pools = SaPool::new(own, cfg.worker, cfg.port_range, cfg.port_probes)?;
         pools.set_start(cfg.port_seed);
