@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::{fwd_label, fwd_word, ReportArgs, RunArgs};
 
+/// The ratio to testpmd macswap an established flow's rate must reach (issue 17).
+const RATIO_TARGET: f64 = 0.5;
+
 /// One measured case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
@@ -230,7 +233,7 @@ pub fn report(r: &ReportArgs) -> Result<()> {
     let na = "n/a".to_string();
     let opt = |v: Option<f64>| v.map_or(na.clone(), |t| format!("{t:.2}"));
     println!(
-        "{:<21} {:>5}  {:>27}  {:>10}  {:>13}  {:>5}  {:>6}  {:>6}  {:>5}  met: target, ratio>=0.25",
+        "{:<21} {:>5}  {:>27}  {:>10}  {:>13}  {:>5}  {:>6}  {:>6}  {:>5}  met: target, ratio>={RATIO_TARGET}",
         "case (1 worker)",
         "live",
         "rvs per worker: best (med)",
@@ -250,8 +253,8 @@ pub fn report(r: &ReportArgs) -> Result<()> {
                     _ => "est. in, scraped",
                 },
                 format!("{:.2} ({:.2}) Mpps", c.rx_mpps_max, c.rx_mpps_median),
-                "10 Mpps",
-                c.rx_mpps_max >= 10.0,
+                if c.live >= 1_000_000 { "8 Mpps" } else { "10 Mpps" },
+                c.rx_mpps_max >= if c.live >= 1_000_000 { 8.0 } else { 10.0 },
             ),
             "new-conn" => {
                 // One SYN per connection: the best window's packet rate is its connection rate.
@@ -259,8 +262,8 @@ pub fn report(r: &ReportArgs) -> Result<()> {
                 (
                     "new connections",
                     format!("{:.0} k ({:.0} k) conn/s", best / 1e3, c.new_conns_per_s_median / 1e3),
-                    "1 M conn/s",
-                    best >= 1e6,
+                    "2 M conn/s",
+                    best >= 2e6,
                 )
             }
             other => (other, format!("{:.2} ({:.2}) Mpps", c.rx_mpps_max, c.rx_mpps_median), "-", false),
@@ -279,7 +282,9 @@ pub fn report(r: &ReportArgs) -> Result<()> {
             c.worker_cpu,
             if met { "yes" } else { "no" },
             match ratio {
-                Some(x) if x >= 0.25 => "yes",
+                // A SYN rate against testpmd's packet rate says nothing.
+                _ if c.case.starts_with("new-conn") => "-",
+                Some(x) if x >= RATIO_TARGET => "yes",
                 Some(_) => "no",
                 None => "n/a",
             },
@@ -298,7 +303,10 @@ pub fn report(r: &ReportArgs) -> Result<()> {
         );
     }
     println!();
-    println!("targets per worker: 10 Mpps established, 1 M new connections/s, ratio to testpmd macswap >= 0.25;");
+    println!(
+        "targets per worker (issue 17): established 10 Mpps at 1 thousand live and 8 Mpps at 1 million, ratio to \
+         testpmd macswap >= {RATIO_TARGET}; 2 M new connections/s;"
+    );
     println!("DPVS publishes about 2.4-2.9 Mpps and 200 k connections/s per worker (real NICs).");
     println!("best = the best 0.25 s window of rvs (best 1 s sample of testpmd), med = the median: the machine is");
     println!("shared, and other processes only ever lower a window, so the best window is the figure and the ratio");
