@@ -58,6 +58,14 @@ pub fn header_checksum_ok(frame: &[u8], nic: fnat::buf::Checked) -> bool {
         fnat::buf::Checked::Unknown => {}
     }
     let Some(l3) = frame.get(ETH_LEN..) else { return true };
+    // A header without options, nearly every frame: its 20 bytes summed in place (the
+    // same test as `new_checked` below: a total length from 20 to what is there).
+    if let Some(h) = l3.get(..wire::ipv4::HEADER_LEN) {
+        let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+        if h[0] == 0x45 && (wire::ipv4::HEADER_LEN..=l3.len()).contains(&total) {
+            return checksum::fold(checksum::ones_sum(h, 0)) == 0;
+        }
+    }
     if IpVersion::of(l3) != Some(IpVersion::V4) {
         return true;
     }
@@ -254,6 +262,40 @@ mod tests {
         assert_eq!(l3.len, 40 + 8 + 1);
         assert_eq!(l3.dst, "2001:db8::2".parse::<IpAddr>().unwrap());
         assert_eq!(l3.proto, IpProtocol::UDP);
+    }
+
+    /// The header checksum, with and without options, and what is not judged here.
+    #[test]
+    fn header_checksums_are_judged() {
+        use fnat::buf::Checked;
+        let f = PacketBuilder::eth(mac(1), mac(2))
+            .ipv4("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+            .tcp(1000, 80)
+            .payload(b"data")
+            .build();
+        assert!(header_checksum_ok(&f, Checked::Unknown));
+        let mut bad = f.clone();
+        bad[ETH_LEN + 11] ^= 1;
+        assert!(!header_checksum_ok(&bad, Checked::Unknown));
+        assert!(header_checksum_ok(&bad, Checked::Good), "the NIC's verdict is trusted");
+        assert!(!header_checksum_ok(&f, Checked::Bad));
+        // Four NOP option bytes: IHL 6, the checksum recomputed over 24 bytes.
+        let mut opt = f[..ETH_LEN + 20].to_vec();
+        opt.extend_from_slice(&[1, 1, 1, 1]);
+        opt.extend_from_slice(&f[ETH_LEN + 20..]);
+        opt[ETH_LEN] = 0x46;
+        let total = u16::from_be_bytes([opt[ETH_LEN + 2], opt[ETH_LEN + 3]]) + 4;
+        opt[ETH_LEN + 2..ETH_LEN + 4].copy_from_slice(&total.to_be_bytes());
+        opt[ETH_LEN + 10..ETH_LEN + 12].fill(0);
+        let c = checksum::checksum(&opt[ETH_LEN..ETH_LEN + 24]);
+        opt[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+        assert!(header_checksum_ok(&opt, Checked::Unknown));
+        opt[ETH_LEN + 22] = 0;
+        assert!(!header_checksum_ok(&opt, Checked::Unknown), "an option byte changed");
+        // A length past the frame is the core's to refuse, whatever the checksum.
+        let mut long = bad.clone();
+        long[ETH_LEN + 2] = 0x10;
+        assert!(header_checksum_ok(&long, Checked::Unknown));
     }
 
     #[test]

@@ -551,8 +551,7 @@ impl Engine {
             let mut hits: [Option<Hit>; BURST] = [None; BURST];
             for i in 0..m {
                 let (data, off) = (bufs[start + i].data(), l3[start + i]);
-                // The key is made from the headers in hand, not read back from `parsed`
-                // (a wide load over the narrow stores just made there stalls).
+                // The key is made from the headers in hand, not read back from `parsed`.
                 parsed[i] = match V4Tcp::parse(data, off) {
                     Some(p) => {
                         keys[i] = p.key();
@@ -574,8 +573,6 @@ impl Engine {
             self.freed_mid_burst = false;
             for i in 0..m {
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
-                // Indexed first, so the verdict is made in its slot rather than copied
-                // there (the copy's wide loads over narrow stores stall).
                 let slot = &mut out[start + i];
                 // A miss is looked up again: an earlier packet of this burst may have
                 // opened the connection; every key is, once an earlier packet freed one
