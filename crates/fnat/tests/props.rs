@@ -156,10 +156,11 @@ proptest! {
 }
 
 /// A segment of one of the property's flows, from either side, with the options a
-/// client or a server may send (or forge).
+/// client or a server may send (or forge); a datagram for service 2 (UDP).
 #[derive(Debug, Clone)]
 struct Segment {
     client: u16,
+    /// 0 and 1: TCP (VIP4:80, VIP4:81); 2: UDP (VIP4:53).
     svc: u8,
     server: bool,
     flags: u8,
@@ -170,14 +171,23 @@ struct Segment {
 
 fn segment() -> impl Strategy<Value = Segment> {
     let flags = prop::sample::select(vec![0x12u8, 0x10, 0x10, 0x18, 0x18, 0x30, 0x11, 0x04, 0x14, 0x02, 0x00]);
-    (0..12u16, 0..2u8, any::<bool>(), flags, 0..4u8, 0..40usize)
+    (0..12u16, 0..3u8, any::<bool>(), flags, 0..4u8, 0..40usize)
         .prop_map(|(client, svc, server, flags, opts, payload)| Segment { client, svc, server, flags, opts, payload })
 }
 
 fn build(w: &World, s: &Segment) -> Vec<u8> {
-    let k = ConnKey::new(Proto::Tcp, Addr::from(CIP4), 10_000 + s.client, Addr::from(VIP4), vport(s.svc));
+    let proto = if s.svc == 2 { Proto::Udp } else { Proto::Tcp };
+    let k = ConnKey::new(proto, Addr::from(CIP4), 10_000 + s.client, Addr::from(VIP4), vport(s.svc));
+    let lport = w.engine.conns().lookup(&k).map_or(2000, |h| w.engine.conns().get(h.conn).lport());
+    let payload = vec![0x5a; s.payload];
+    if proto == Proto::Udp {
+        let u = match s.server {
+            true => PacketBuilder::ipv4(rip(s.svc), LIP4).udp(53, lport),
+            false => PacketBuilder::ipv4(CIP4, VIP4).udp(10_000 + s.client, 53),
+        };
+        return u.payload(&payload).build();
+    }
     let mut t = if s.server {
-        let lport = w.engine.conns().lookup(&k).map_or(2000, |h| w.engine.conns().get(h.conn).lport());
         PacketBuilder::ipv4(rip(s.svc), LIP4).tcp(8080, lport)
     } else {
         PacketBuilder::ipv4(CIP4, VIP4).tcp(10_000 + s.client, vport(s.svc))
@@ -188,7 +198,7 @@ fn build(w: &World, s: &Segment) -> Vec<u8> {
         3 => t.option(&[8, 1, 0, 0]),
         _ => t,
     };
-    t.seq(1000).ack(2000).flags(TcpFlags(s.flags)).payload(&vec![0x5a; s.payload]).build()
+    t.seq(1000).ack(2000).flags(TcpFlags(s.flags)).payload(&payload).build()
 }
 
 proptest! {
@@ -196,16 +206,22 @@ proptest! {
 
     /// The established IPv4 path (`engine/established.rs`) gives every packet the same
     /// verdict and bytes as the general path, and leaves the same counters and
-    /// connections, whatever the flags, options and order of segments.
+    /// connections, whatever the flags, options and order of segments and datagrams
+    /// (the UDP service with UOA in half the cases).
     #[test]
     fn fast_path_matches_the_general_path(
         segs in prop::collection::vec(segment(), 1..150),
         burst in 1..8usize,
+        uoa: bool,
     ) {
         let mut cfg = config(64);
         cfg.port_range = PortRange { lo: 2000, hi: 2000 + PORTS - 1 };
-        let mut fast = World::new(&cfg);
-        let mut general = World::new(&cfg);
+        let mut svcs = services();
+        if uoa {
+            svcs[2].uoa = Some(fnat::uoa::UoaMode::Opp);
+        }
+        let mut fast = World::with_services(&cfg, &svcs);
+        let mut general = World::with_services(&cfg, &svcs);
         general.engine.set_fast_path(false);
         for (i, chunk) in segs.chunks(burst).enumerate() {
             // One burst of the fast world against the general world one by one.

@@ -1,11 +1,12 @@
-//! The established IPv4 TCP path.
+//! The established IPv4 path.
 //!
 //! Nearly every packet a balancer forwards is a data or ACK segment of an established
-//! FullNAT connection over IPv4. This path reads such a segment's headers once
-//! ([`V4Tcp::parse`]), finds its connection and, when the connection needs nothing
-//! but the rewrite (no SYN proxy, no PROXY protocol, no TOA still due, no state
-//! change), rewrites, counts and refreshes it without the general path's layers
-//! (tuple of `IpAddr`s, per-feature steps, the state machine). Anything else, and any
+//! FullNAT connection, or a datagram of a UDP one, over IPv4. This path reads such a
+//! packet's headers once ([`V4L4::parse`]), finds its connection and, when the
+//! connection needs nothing but the rewrite (no SYN proxy, no PROXY protocol, no TOA
+//! still due, no UOA, no TCP state change), rewrites, counts and refreshes it without
+//! the general path's layers (tuple of `IpAddr`s, per-feature steps, the state
+//! machine). Anything else, and any
 //! packet it is not sure of, goes to the general path, which is the reference: the
 //! path gives the same packet, verdict, counters and connection state as the general
 //! path would (`fast_path_matches_the_general_path` in `tests/props.rs`).
@@ -25,54 +26,74 @@ use crate::types::{FwdMode, Millis, Proto};
 
 /// IPv4 header length without options: the only one this path takes.
 const IP_LEN: usize = wire::ipv4::HEADER_LEN;
-/// Both headers without options.
-const HEADERS: usize = IP_LEN + wire::tcp::HEADER_LEN;
 
-/// An IPv4 TCP segment as this path reads it: no IP options, not a fragment, the
-/// whole IP packet and its TCP header (options included) in the buffer.
+/// An IPv4 TCP segment or UDP datagram as this path reads it: no IP options, not a
+/// fragment, the whole IP packet and its transport header (TCP options included) in
+/// the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct V4Tcp {
+pub(super) struct V4L4 {
+    /// TCP or UDP.
+    proto: Proto,
     /// Addresses and ports as received.
     ends: V4Ends,
-    /// The TCP flags.
+    /// The TCP flags (empty for UDP).
     flags: TcpFlags,
     /// The IP total length.
     total: u16,
-    /// The TCP header's length in bytes (above 20 with options).
-    tcp_len: u8,
+    /// The transport header's length in bytes (TCP: above 20 with options; UDP: 8).
+    l4_hdr: u8,
 }
 
-impl V4Tcp {
-    /// Reads the segment whose IPv4 header is at `l3`; `None` for anything else,
-    /// which the general parse ([`crate::translate::tuple`]) then judges. Whatever it
-    /// accepts, the general parse accepts with the same tuple ([`V4Tcp::tuple`]).
+impl V4L4 {
+    /// Reads the packet whose IPv4 header is at `l3`; `None` for anything else, which
+    /// the general parse ([`crate::translate::tuple`]) then judges. Whatever it
+    /// accepts, the general parse accepts with the same tuple ([`V4L4::tuple`]).
     #[inline]
-    pub(super) fn parse(data: &[u8], l3: usize) -> Option<V4Tcp> {
+    pub(super) fn parse(data: &[u8], l3: usize) -> Option<V4L4> {
         let ip = data.get(l3..)?;
-        let h = ip.get(..HEADERS)?;
-        // Version 4, IHL 5; TCP; neither more fragments nor an offset.
-        if h[0] != 0x45 || h[9] != 6 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+        let h = ip.get(..IP_LEN + wire::udp::HEADER_LEN)?;
+        // Version 4, IHL 5; neither more fragments nor an offset.
+        if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
             return None;
         }
-        let total = u16::from_be_bytes([h[2], h[3]]);
-        let tcp_len = (h[IP_LEN + 12] >> 4) * 4;
-        if total as usize > ip.len() || tcp_len < 20 || IP_LEN + tcp_len as usize > total as usize {
+        let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+        if total > ip.len() {
             return None;
         }
+        let (proto, flags, l4_hdr) = match h[9] {
+            6 => {
+                let t = ip.get(IP_LEN..IP_LEN + wire::tcp::HEADER_LEN)?;
+                let len = (t[12] >> 4) * 4;
+                if len < 20 || IP_LEN + len as usize > total {
+                    return None;
+                }
+                (Proto::Tcp, TcpFlags(t[13]), len)
+            }
+            17 => {
+                // The UDP length as the general parse checks it: a header's worth, and
+                // no more than the IP packet carries.
+                let len = u16::from_be_bytes([h[IP_LEN + 4], h[IP_LEN + 5]]) as usize;
+                if len < wire::udp::HEADER_LEN || IP_LEN + len > total {
+                    return None;
+                }
+                (Proto::Udp, TcpFlags::empty(), wire::udp::HEADER_LEN as u8)
+            }
+            _ => return None,
+        };
         let ends = V4Ends {
             src: [h[12], h[13], h[14], h[15]],
             sport: u16::from_be_bytes([h[20], h[21]]),
             dst: [h[16], h[17], h[18], h[19]],
             dport: u16::from_be_bytes([h[22], h[23]]),
         };
-        Some(V4Tcp { ends, flags: TcpFlags(h[IP_LEN + 13]), total, tcp_len })
+        Some(V4L4 { proto, ends, flags, total: total as u16, l4_hdr })
     }
 
     /// Its connection key.
     #[inline]
     pub(super) fn key(&self) -> ConnKey {
         let e = &self.ends;
-        ConnKey::new(Proto::Tcp, Addr::v4(e.src), e.sport, Addr::v4(e.dst), e.dport)
+        ConnKey::new(self.proto, Addr::v4(e.src), e.sport, Addr::v4(e.dst), e.dport)
     }
 
     /// The tuple the general parse gives the same packet at `l3`.
@@ -80,7 +101,7 @@ impl V4Tcp {
     pub(super) fn tuple(&self, l3: usize) -> Tuple {
         let e = &self.ends;
         Tuple {
-            proto: Proto::Tcp,
+            proto: self.proto,
             src: IpAddr::V4(Ipv4Addr::from(e.src)),
             sport: e.sport,
             dst: IpAddr::V4(Ipv4Addr::from(e.dst)),
@@ -101,22 +122,30 @@ impl Engine {
         buf: &mut B,
         l3: usize,
         now: Millis,
-        p: &V4Tcp,
+        p: &V4L4,
         hit: Hit,
     ) -> Option<Verdict> {
-        // No state change (ESTABLISHED stays so unless SYN, FIN or RST), no fragment.
+        // No TCP state change (ESTABLISHED stays so unless SYN, FIN or RST).
         let changes = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
         if p.flags.bits() & changes.bits() != 0 || self.in_fragment || !self.fast_path {
             return None;
         }
         let c = self.conns.get(hit.conn);
         let f = c.flags();
-        let toa_due = self.toa && f.has(ConnFlags::SYNACK_SEEN) && !f.has(ConnFlags::TOA_DONE);
-        if c.state != TcpState::Established
-            || c.fwd() != FwdMode::FullNat
-            || f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) != 0
-            || (toa_due && hit.dir == Direction::Input)
-        {
+        let state = c.state;
+        let ready = match p.proto {
+            // (A TOA is due once, on the handshake's last ACK.)
+            Proto::Tcp => {
+                state == TcpState::Established
+                    && (hit.dir == Direction::Output
+                        || !self.toa
+                        || !f.has(ConnFlags::SYNACK_SEEN)
+                        || f.has(ConnFlags::TOA_DONE))
+            }
+            // (UOA marks the first datagrams towards the server.)
+            Proto::Udp => !f.has(ConnFlags::UOA),
+        };
+        if !ready || c.fwd() != FwdMode::FullNat || f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) != 0 {
             return None;
         }
         let to = match hit.dir {
@@ -129,7 +158,7 @@ impl Engine {
         };
         let rs = c.rs;
         let l4 = l3 + IP_LEN;
-        if hit.dir == Direction::Input && p.tcp_len as usize > wire::tcp::HEADER_LEN {
+        if hit.dir == Direction::Input && p.proto == Proto::Tcp && p.l4_hdr as usize > wire::tcp::HEADER_LEN {
             // The client's options, as the general path checks them.
             let seg = buf.data_mut().get_mut(l4..l3 + p.total as usize)?;
             match sanity::inbound_tcp_options(seg) {
@@ -138,7 +167,7 @@ impl Engine {
                 Err(r) => return Some(self.drop(r)),
             }
         }
-        if rewrite_v4(buf.data_mut(), l3, l4, Proto::Tcp, &p.ends, &to).is_err() {
+        if rewrite_v4(buf.data_mut(), l3, l4, p.proto, &p.ends, &to).is_err() {
             return Some(self.drop(DropReason::BadHeader));
         }
         let svc = self.svc_of(rs);
@@ -146,8 +175,8 @@ impl Engine {
             Direction::Input => self.stats.packet_in(svc, rs, p.total as u64),
             Direction::Output => self.stats.packet_out(svc, rs, p.total as u64),
         }
-        let exp = now + self.timeouts.tcp(TcpState::Established);
-        self.move_to(hit.conn, TcpState::Established, TcpState::Established, exp, now);
+        let exp = now + self.timeout(p.proto, state);
+        self.move_to(hit.conn, state, state, exp, now);
         Some(Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn })
     }
 }
@@ -168,27 +197,28 @@ mod tests {
     #[test]
     fn parses_as_the_general_parse_or_declines() {
         let plain = seg().seq(1).ack(2).flags(TcpFlags::ACK).payload(b"hello").build();
-        let p = V4Tcp::parse(&plain, 0).expect("a plain segment");
+        let p = V4L4::parse(&plain, 0).expect("a plain segment");
         assert_eq!(p.tuple(0), tuple(&plain, 0).unwrap());
         assert_eq!(p.ends.src, [203, 0, 113, 7]);
-        assert_eq!((p.ends.sport, p.ends.dport, p.total, p.tcp_len), (40000, 80, 45, 20));
+        assert_eq!((p.ends.sport, p.ends.dport, p.total, p.l4_hdr), (40000, 80, 45, 20));
         let ts = seg().timestamps(1, 2).flags(TcpFlags::ACK).build();
-        let p = V4Tcp::parse(&ts, 0).expect("options are the path's too");
-        assert_eq!((p.tcp_len, p.tuple(0)), (32, tuple(&ts, 0).unwrap()));
+        let p = V4L4::parse(&ts, 0).expect("options are the path's too");
+        assert_eq!((p.l4_hdr, p.tuple(0)), (32, tuple(&ts, 0).unwrap()));
         // Behind a 14-byte Ethernet header, with 6 bytes of padding after the packet.
         let mut framed = vec![0u8; 14];
         framed.extend_from_slice(&plain);
         framed.extend_from_slice(&[0; 6]);
-        assert_eq!(V4Tcp::parse(&framed, 14).map(|p| p.tuple(14)), Some(tuple(&framed, 14).unwrap()));
+        assert_eq!(V4L4::parse(&framed, 14).map(|p| p.tuple(14)), Some(tuple(&framed, 14).unwrap()));
 
         let declined = |mut b: Vec<u8>, edit: fn(&mut Vec<u8>)| {
             edit(&mut b);
-            V4Tcp::parse(&b, 0)
+            V4L4::parse(&b, 0)
         };
         assert_eq!(declined(plain.clone(), |b| b[0] = 0x46), None, "IP options");
         assert_eq!(declined(plain.clone(), |b| b[6] = 0x20), None, "more fragments");
         assert_eq!(declined(plain.clone(), |b| b[7] = 1), None, "a fragment offset");
-        assert_eq!(declined(plain.clone(), |b| b[9] = 17), None, "UDP");
+        assert_eq!(declined(plain.clone(), |b| b[9] = 17), None, "UDP length 0 (the sequence number's bytes)");
+        assert_eq!(declined(plain.clone(), |b| b[9] = 1), None, "ICMP");
         assert_eq!(declined(plain.clone(), |b| b[3] += 1), None, "longer than its buffer");
         assert_eq!(declined(plain.clone(), |b| b[32] = 0x40), None, "TCP data offset 4");
         assert_eq!(declined(plain.clone(), |b| b[32] = 0xf0), None, "TCP header past the packet");
@@ -197,6 +227,20 @@ mod tests {
             .tcp(1, 2)
             .flags(TcpFlags::ACK)
             .build();
-        assert_eq!(V4Tcp::parse(&v6, 0), None, "IPv6");
+        assert_eq!(V4L4::parse(&v6, 0), None, "IPv6");
+
+        // UDP: a datagram, an empty one, and lengths the general parse refuses.
+        let udp = |payload: &[u8]| {
+            PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 7), Ipv4Addr::new(192, 0, 2, 10))
+                .udp(5353, 53)
+                .payload(payload)
+                .build()
+        };
+        for d in [udp(b"query"), udp(b"")] {
+            let p = V4L4::parse(&d, 0).expect("a datagram");
+            assert_eq!((p.proto, p.l4_hdr, p.tuple(0)), (Proto::Udp, 8, tuple(&d, 0).unwrap()));
+        }
+        assert_eq!(declined(udp(b"query"), |b| b[25] = 14), None, "a UDP length past the IP packet");
+        assert_eq!(declined(udp(b"query"), |b| b[25] = 7), None, "a UDP length below its header");
     }
 }

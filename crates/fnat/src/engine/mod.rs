@@ -63,7 +63,7 @@ use thiserror::Error;
 use wire::TcpFlags;
 
 use self::config::EngineConfig;
-use self::established::V4Tcp;
+use self::established::V4L4;
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
 use crate::edge::Edge;
@@ -95,7 +95,7 @@ pub enum EngineError {
 /// one, or refused.
 #[derive(Clone, Copy)]
 enum Parsed {
-    V4Tcp(V4Tcp),
+    V4L4(V4L4),
     Tuple(Tuple),
     Bad(TranslateError),
 }
@@ -193,8 +193,8 @@ pub struct Engine {
     port_memo: crate::conn::reuse::PortMemo,
     /// The packet being processed is a first fragment (no TOA, no checksum check).
     in_fragment: bool,
-    /// Established IPv4 TCP packets take [`established`]'s path (off only to compare
-    /// it with the general path in tests).
+    /// Established IPv4 TCP and UDP packets take [`established`]'s path (off only to
+    /// compare it with the general path in tests).
     fast_path: bool,
     /// Per `SvcIdx` of the bound generation: which worker the service's connections
     /// live on, when the client decides it (NAT; persistence; see [`modes`]).
@@ -379,8 +379,8 @@ impl Engine {
     }
 
     /// Sends every packet through the general path (`false`), or lets established
-    /// IPv4 TCP packets take the short one (`true`, the default): for tests that
-    /// compare the two.
+    /// IPv4 TCP and UDP packets take the short one (`true`, the default): for tests
+    /// that compare the two.
     #[doc(hidden)]
     pub fn set_fast_path(&mut self, on: bool) {
         self.fast_path = on;
@@ -509,7 +509,7 @@ impl Engine {
     /// documentation). The packet is modified only for [`Verdict::Forward`].
     pub fn process<B: PacketBuf>(&mut self, table: &ServiceTable, buf: &mut B, l3: usize, now: Millis) -> Verdict {
         self.bind(table);
-        if let Some(p) = V4Tcp::parse(buf.data(), l3) {
+        if let Some(p) = V4L4::parse(buf.data(), l3) {
             let k = p.key();
             let hit = self.conns.lookup(&k);
             let v = self.dispatch_v4(table, buf, l3, now, &p, &k, hit);
@@ -552,10 +552,10 @@ impl Engine {
             for i in 0..m {
                 let (data, off) = (bufs[start + i].data(), l3[start + i]);
                 // The key is made from the headers in hand, not read back from `parsed`.
-                parsed[i] = match V4Tcp::parse(data, off) {
+                parsed[i] = match V4L4::parse(data, off) {
                     Some(p) => {
                         keys[i] = p.key();
-                        Parsed::V4Tcp(p)
+                        Parsed::V4L4(p)
                     }
                     None => match tuple(data, off) {
                         Ok(t) => match Self::key(&t) {
@@ -583,7 +583,7 @@ impl Engine {
                     (_, true) => self.conns.lookup(&keys[i]),
                 };
                 *slot = match &parsed[i] {
-                    Parsed::V4Tcp(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit),
+                    Parsed::V4L4(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit),
                     Parsed::Tuple(t) => self.dispatch(table, buf, off, now, t, &keys[i], hit),
                     Parsed::Bad(TranslateError::Fragment) => self.fragment(table, buf, off, now),
                     Parsed::Bad(e) => self.unparsed(buf, off, *e),
@@ -612,8 +612,8 @@ impl Engine {
         Some(k)
     }
 
-    /// [`dispatch`](Self::dispatch) of an IPv4 TCP segment: the established path
-    /// first, the general one if it declines.
+    /// [`dispatch`](Self::dispatch) of an IPv4 TCP segment or UDP datagram: the
+    /// established path first, the general one if it declines.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn dispatch_v4<B: PacketBuf>(
@@ -622,7 +622,7 @@ impl Engine {
         buf: &mut B,
         l3: usize,
         now: Millis,
-        p: &V4Tcp,
+        p: &V4L4,
         k: &ConnKey,
         hit: Option<Hit>,
     ) -> Verdict {
