@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use common::*;
 use fnat::conn::{Addr, ConnKey};
@@ -156,42 +156,73 @@ proptest! {
 }
 
 /// A segment of one of the property's flows, from either side, with the options a
-/// client or a server may send (or forge); a datagram for service 2 (UDP).
+/// client or a server may send (or forge); a datagram for the UDP services.
 #[derive(Debug, Clone)]
 struct Segment {
     client: u16,
-    /// 0 and 1: TCP (VIP4:80, VIP4:81); 2: UDP (VIP4:53).
+    /// `common::services()`: 0 and 1 TCP (VIP4:80, VIP4:81), 2 UDP (VIP4:53), 3 TCP
+    /// ([VIP6]:80), 4 UDP ([VIP6]:53).
     svc: u8,
     server: bool,
     flags: u8,
     /// 0: none, 1: timestamps, 2: a client's own TOA, 3: a malformed option.
     opts: u8,
+    /// IPv4 only: 0: none, 1: four NOPs, 2: a loose source route (refused).
+    ip_opts: u8,
     payload: usize,
 }
 
 fn segment() -> impl Strategy<Value = Segment> {
     let flags = prop::sample::select(vec![0x12u8, 0x10, 0x10, 0x18, 0x18, 0x30, 0x11, 0x04, 0x14, 0x02, 0x00]);
-    (0..12u16, 0..3u8, any::<bool>(), flags, 0..4u8, 0..40usize)
-        .prop_map(|(client, svc, server, flags, opts, payload)| Segment { client, svc, server, flags, opts, payload })
+    let ip_opts = prop::sample::select(vec![0u8, 0, 0, 0, 1, 2]);
+    (0..12u16, 0..5u8, any::<bool>(), flags, 0..4u8, ip_opts, 0..40usize).prop_map(
+        |(client, svc, server, flags, opts, ip_opts, payload)| Segment {
+            client,
+            svc,
+            server,
+            flags,
+            opts,
+            ip_opts,
+            payload,
+        },
+    )
 }
 
 fn build(w: &World, s: &Segment) -> Vec<u8> {
-    let proto = if s.svc == 2 { Proto::Udp } else { Proto::Tcp };
-    let k = ConnKey::new(proto, Addr::from(CIP4), 10_000 + s.client, Addr::from(VIP4), vport(s.svc));
+    let proto = if s.svc == 2 || s.svc == 4 { Proto::Udp } else { Proto::Tcp };
+    let v6 = s.svc >= 3;
+    let (cip, vip, lip, rip): (IpAddr, IpAddr, IpAddr, IpAddr) = match v6 {
+        true => (cip6().into(), vip6().into(), lip6().into(), rip6().into()),
+        false => (CIP4.into(), VIP4.into(), LIP4.into(), rip(s.svc).into()),
+    };
+    let (vport, rport) = match s.svc {
+        0 | 3 => (80, 8080),
+        1 => (81, 8080),
+        _ => (53, 53),
+    };
+    let (cport, k) = (10_000 + s.client, ConnKey::new(proto, cip.into(), 10_000 + s.client, vip.into(), vport));
     let lport = w.engine.conns().lookup(&k).map_or(2000, |h| w.engine.conns().get(h.conn).lport());
+    let ip = |src: IpAddr, dst: IpAddr| {
+        let b = match (src, dst) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => PacketBuilder::ipv4(a, b),
+            (IpAddr::V6(a), IpAddr::V6(b)) => PacketBuilder::ipv6(a, b),
+            _ => unreachable!("one family per flow"),
+        };
+        match (v6, s.ip_opts) {
+            (false, 1) => b.ipv4_options(&[1, 1, 1, 1]),
+            (false, 2) => b.ipv4_options(&[131, 3, 4, 0]),
+            _ => b,
+        }
+    };
+    let ((src, sport), (dst, dport)) = match s.server {
+        true => ((rip, rport), (lip, lport)),
+        false => ((cip, cport), (vip, vport)),
+    };
     let payload = vec![0x5a; s.payload];
     if proto == Proto::Udp {
-        let u = match s.server {
-            true => PacketBuilder::ipv4(rip(s.svc), LIP4).udp(53, lport),
-            false => PacketBuilder::ipv4(CIP4, VIP4).udp(10_000 + s.client, 53),
-        };
-        return u.payload(&payload).build();
+        return ip(src, dst).udp(sport, dport).payload(&payload).build();
     }
-    let mut t = if s.server {
-        PacketBuilder::ipv4(rip(s.svc), LIP4).tcp(8080, lport)
-    } else {
-        PacketBuilder::ipv4(CIP4, VIP4).tcp(10_000 + s.client, vport(s.svc))
-    };
+    let mut t = ip(src, dst).tcp(sport, dport);
     t = match s.opts {
         1 => t.timestamps(7, 8),
         2 => t.option(&toa4(Ipv4Addr::new(198, 51, 100, 9), 4242)),
@@ -204,10 +235,10 @@ fn build(w: &World, s: &Segment) -> Vec<u8> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    /// The established IPv4 path (`engine/established.rs`) gives every packet the same
+    /// The established path (`engine/established.rs`) gives every packet the same
     /// verdict and bytes as the general path, and leaves the same counters and
-    /// connections, whatever the flags, options and order of segments and datagrams
-    /// (the UDP service with UOA in half the cases).
+    /// connections, whatever the family, flags, options and order of segments and
+    /// datagrams (the IPv4 UDP service with UOA in half the cases).
     #[test]
     fn fast_path_matches_the_general_path(
         segs in prop::collection::vec(segment(), 1..150),

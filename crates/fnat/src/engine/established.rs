@@ -1,15 +1,17 @@
-//! The established IPv4 path.
+//! The established path.
 //!
 //! Nearly every packet a balancer forwards is a data or ACK segment of an established
-//! FullNAT connection, or a datagram of a UDP one, over IPv4. This path reads such a
-//! packet's headers once ([`V4L4::parse`]), finds its connection and, when the
-//! connection needs nothing but the rewrite (no SYN proxy, no PROXY protocol, no TOA
-//! still due, no UOA, no TCP state change), rewrites, counts and refreshes it without
-//! the general path's layers (tuple of `IpAddr`s, per-feature steps, the state
-//! machine). Anything else, and any
-//! packet it is not sure of, goes to the general path, which is the reference: the
-//! path gives the same packet, verdict, counters and connection state as the general
-//! path would (`fast_path_matches_the_general_path` in `tests/props.rs`).
+//! FullNAT connection, or a datagram of a UDP one. For the commonest of them, IPv4
+//! without options, this path reads the headers once ([`V4L4::parse`]), finds the
+//! connection and, when it needs nothing but the rewrite (no SYN proxy, no PROXY
+//! protocol, no TOA still due, no UOA, no TCP state change), rewrites, counts and
+//! refreshes it without the general path's layers (tuple of `IpAddr`s, per-feature
+//! steps, the state machine). The other packets of such connections (IPv6, IPv4 with
+//! options) skip the same layers once the general parse has read them
+//! ([`Engine::forward_established_tuple`]). Anything else, and any packet it is not sure
+//! of, goes to the general path, which is the reference: the path gives the same
+//! packet, verdict, counters and connection state as the general path would
+//! (`fast_path_matches_the_general_path` in `tests/props.rs`).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -21,7 +23,7 @@ use crate::conn::{Addr, ConnFlags, ConnKey, Hit};
 use crate::sanity;
 use crate::stats::DropReason;
 use crate::tcp_state::{Direction, TcpState};
-use crate::translate::{rewrite_v4, Tuple, V4Ends};
+use crate::translate::{rewrite_parsed, rewrite_v4, Rewrite, Tuple, V4Ends};
 use crate::types::{FwdMode, Millis, Proto};
 
 /// IPv4 header length without options: the only one this path takes.
@@ -114,6 +116,46 @@ impl V4L4 {
 }
 
 impl Engine {
+    /// Whether connection `hit` needs nothing but the rewrite for a packet of `proto`
+    /// with `flags`: FullNAT, no SYN proxy or PROXY protocol; TCP: ESTABLISHED and
+    /// staying so (no SYN, FIN or RST), no TOA due (it goes on the handshake's last
+    /// ACK); UDP: no UOA (it marks the first datagrams towards the server).
+    #[inline]
+    fn needs_only_the_rewrite(&self, proto: Proto, flags: TcpFlags, hit: Hit) -> bool {
+        let changes = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
+        if flags.bits() & changes.bits() != 0 || self.in_fragment || !self.fast_path {
+            return false;
+        }
+        let c = self.conns.get(hit.conn);
+        let f = c.flags();
+        let ready = match proto {
+            Proto::Tcp => {
+                c.state == TcpState::Established
+                    && (hit.dir == Direction::Output
+                        || !self.toa
+                        || !f.has(ConnFlags::SYNACK_SEEN)
+                        || f.has(ConnFlags::TOA_DONE))
+            }
+            Proto::Udp => !f.has(ConnFlags::UOA),
+        };
+        ready && c.fwd() == FwdMode::FullNat && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
+    }
+
+    /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry
+    /// pushed (its state stays).
+    #[inline]
+    fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis) {
+        let c = self.conns.get(hit.conn);
+        let (rs, state) = (c.rs, c.state);
+        let svc = self.svc_of(rs);
+        match hit.dir {
+            Direction::Input => self.stats.packet_in(svc, rs, bytes),
+            Direction::Output => self.stats.packet_out(svc, rs, bytes),
+        }
+        let exp = now + self.timeout(proto, state);
+        self.move_to(hit.conn, state, state, exp, now);
+    }
+
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the
     /// established path; `None` (nothing changed) when it needs the general path.
     #[inline]
@@ -125,29 +167,10 @@ impl Engine {
         p: &V4L4,
         hit: Hit,
     ) -> Option<Verdict> {
-        // No TCP state change (ESTABLISHED stays so unless SYN, FIN or RST).
-        let changes = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
-        if p.flags.bits() & changes.bits() != 0 || self.in_fragment || !self.fast_path {
+        if !self.needs_only_the_rewrite(p.proto, p.flags, hit) {
             return None;
         }
         let c = self.conns.get(hit.conn);
-        let f = c.flags();
-        let state = c.state;
-        let ready = match p.proto {
-            // (A TOA is due once, on the handshake's last ACK.)
-            Proto::Tcp => {
-                state == TcpState::Established
-                    && (hit.dir == Direction::Output
-                        || !self.toa
-                        || !f.has(ConnFlags::SYNACK_SEEN)
-                        || f.has(ConnFlags::TOA_DONE))
-            }
-            // (UOA marks the first datagrams towards the server.)
-            Proto::Udp => !f.has(ConnFlags::UOA),
-        };
-        if !ready || c.fwd() != FwdMode::FullNat || f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) != 0 {
-            return None;
-        }
         let to = match hit.dir {
             Direction::Input => {
                 V4Ends { src: c.lip().as_v4()?, sport: c.lport(), dst: c.rip().as_v4()?, dport: c.rport() }
@@ -156,7 +179,6 @@ impl Engine {
                 V4Ends { src: c.vip().as_v4()?, sport: c.vport(), dst: c.cip().as_v4()?, dport: c.cport() }
             }
         };
-        let rs = c.rs;
         let l4 = l3 + IP_LEN;
         if hit.dir == Direction::Input && p.proto == Proto::Tcp && p.l4_hdr as usize > wire::tcp::HEADER_LEN {
             // The client's options, as the general path checks them.
@@ -170,14 +192,50 @@ impl Engine {
         if rewrite_v4(buf.data_mut(), l3, l4, p.proto, &p.ends, &to).is_err() {
             return Some(self.drop(DropReason::BadHeader));
         }
-        let svc = self.svc_of(rs);
-        match hit.dir {
-            Direction::Input => self.stats.packet_in(svc, rs, p.total as u64),
-            Direction::Output => self.stats.packet_out(svc, rs, p.total as u64),
-        }
-        let exp = now + self.timeout(p.proto, state);
-        self.move_to(hit.conn, state, state, exp, now);
+        self.count_and_refresh(hit, p.proto, p.total as u64, now);
         Some(Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn })
+    }
+
+    /// [`forward_established`](Self::forward_established) of a packet the general
+    /// parse read (IPv6; IPv4 with options): the same connections take it, the
+    /// rewrite and the client's checks are the general path's own.
+    #[inline]
+    pub(super) fn forward_established_tuple<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        hit: Hit,
+    ) -> Option<Verdict> {
+        if !self.needs_only_the_rewrite(t.proto, t.tcp_flags, hit) {
+            return None;
+        }
+        let c = self.conns.get(hit.conn);
+        let (rw, dst) = match hit.dir {
+            Direction::Input => {
+                (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
+            }
+            Direction::Output => {
+                (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
+            }
+        };
+        if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
+            // NAT64: the general path changes the family.
+            return None;
+        }
+        if hit.dir == Direction::Input {
+            match sanity::inbound(buf.data_mut(), l3, t) {
+                Ok(false) => {}
+                Ok(true) => self.stats.drop(DropReason::ClientToa),
+                Err(r) => return Some(self.drop(r)),
+            }
+        }
+        if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
+            return Some(self.drop(DropReason::BadHeader));
+        }
+        self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now);
+        Some(Verdict::Forward { dst, dir: hit.dir, conn: hit.conn })
     }
 }
 
