@@ -519,7 +519,7 @@ impl Engine {
         let v = match Self::parse(buf.data(), l3) {
             Ok((t, k)) => {
                 let hit = self.conns.lookup(&k);
-                self.dispatch_tuple(table, buf, l3, now, &t, &k, hit)
+                self.dispatch(table, buf, l3, now, &t, &k, hit)
             }
             Err(TranslateError::Fragment) => self.fragment(table, buf, l3, now),
             Err(e) => self.unparsed(buf, l3, e),
@@ -584,7 +584,7 @@ impl Engine {
                 };
                 *slot = match &parsed[i] {
                     Parsed::V4L4(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit),
-                    Parsed::Tuple(t) => self.dispatch_tuple(table, buf, off, now, t, &keys[i], hit),
+                    Parsed::Tuple(t) => self.dispatch(table, buf, off, now, t, &keys[i], hit),
                     Parsed::Bad(TranslateError::Fragment) => self.fragment(table, buf, off, now),
                     Parsed::Bad(e) => self.unparsed(buf, off, *e),
                 };
@@ -632,26 +632,8 @@ impl Engine {
         self.dispatch(table, buf, l3, now, &p.tuple(l3), k, hit)
     }
 
-    /// [`dispatch`](Self::dispatch) of a packet the general parse read: the
-    /// established path first, the general one if it declines.
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn dispatch_tuple<B: PacketBuf>(
-        &mut self,
-        table: &ServiceTable,
-        buf: &mut B,
-        l3: usize,
-        now: Millis,
-        t: &Tuple,
-        k: &ConnKey,
-        hit: Option<Hit>,
-    ) -> Verdict {
-        if let Some(v) = hit.and_then(|h| self.forward_established_tuple(buf, l3, now, t, h)) {
-            return v;
-        }
-        self.dispatch(table, buf, l3, now, t, k, hit)
-    }
-
+    /// A packet the general parse read: the established path when its connection
+    /// needs nothing but the rewrite (see [`established`]), else the general one.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn dispatch<B: PacketBuf>(
@@ -664,6 +646,9 @@ impl Engine {
         k: &ConnKey,
         hit: Option<Hit>,
     ) -> Verdict {
+        if let Some(v) = hit.and_then(|h| self.forward_established_tuple(buf, l3, now, t, h)) {
+            return v;
+        }
         match hit {
             Some(h) if !self.reuse(t, h) => self.forward(buf, l3, now, t, h),
             _ => self.miss(table, buf, l3, now, t, k),
