@@ -24,7 +24,7 @@ impl Addr {
     /// An IPv4 address, stored IPv4-mapped.
     #[inline]
     pub fn v4(a: [u8; 4]) -> Addr {
-        // Built in a register and stored whole: byte stores read back as words stall.
+        // `::ffff:a.b.c.d`, built as one value.
         Addr(((0xffff_u128 << 32) | u32::from_be_bytes(a) as u128).to_be_bytes())
     }
 

@@ -17,13 +17,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use wire::TcpFlags;
 
-use super::{Engine, Verdict};
+use super::{rewrite_of, Engine, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnFlags, ConnKey, Hit};
 use crate::sanity;
 use crate::stats::DropReason;
 use crate::tcp_state::{Direction, TcpState};
-use crate::translate::{rewrite_parsed, rewrite_v4, Rewrite, Tuple, V4Ends};
+use crate::translate::{rewrite_parsed, rewrite_v4, Tuple, V4Ends};
 use crate::types::{FwdMode, Millis, Proto};
 
 /// IPv4 header length without options: the only one this path takes.
@@ -147,11 +147,7 @@ impl Engine {
     fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis) {
         let c = self.conns.get(hit.conn);
         let (rs, state) = (c.rs, c.state);
-        let svc = self.svc_of(rs);
-        match hit.dir {
-            Direction::Input => self.stats.packet_in(svc, rs, bytes),
-            Direction::Output => self.stats.packet_out(svc, rs, bytes),
-        }
+        self.count_packet(rs, hit.dir, bytes);
         let exp = now + self.timeout(proto, state);
         self.move_to(hit.conn, state, state, exp, now);
     }
@@ -170,6 +166,7 @@ impl Engine {
         if !self.needs_only_the_rewrite(p.proto, p.flags, hit) {
             return None;
         }
+        // `rewrite_of`'s ends, read as IPv4 straight from the connection.
         let c = self.conns.get(hit.conn);
         let to = match hit.dir {
             Direction::Input => {
@@ -183,10 +180,8 @@ impl Engine {
         if hit.dir == Direction::Input && p.proto == Proto::Tcp && p.l4_hdr as usize > wire::tcp::HEADER_LEN {
             // The client's options, as the general path checks them.
             let seg = buf.data_mut().get_mut(l4..l3 + p.total as usize)?;
-            match sanity::inbound_tcp_options(seg) {
-                Ok(false) => {}
-                Ok(true) => self.stats.drop(DropReason::ClientToa),
-                Err(r) => return Some(self.drop(r)),
+            if let Some(v) = self.client_checked(sanity::inbound_tcp_options(seg)) {
+                return Some(v);
             }
         }
         if rewrite_v4(buf.data_mut(), l3, l4, p.proto, &p.ends, &to).is_err() {
@@ -211,31 +206,21 @@ impl Engine {
         if !self.needs_only_the_rewrite(t.proto, t.tcp_flags, hit) {
             return None;
         }
-        let c = self.conns.get(hit.conn);
-        let (rw, dst) = match hit.dir {
-            Direction::Input => {
-                (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
-            }
-            Direction::Output => {
-                (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
-            }
-        };
+        let rw = rewrite_of(self.conns.get(hit.conn), hit.dir);
         if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
             // NAT64: the general path changes the family.
             return None;
         }
         if hit.dir == Direction::Input {
-            match sanity::inbound(buf.data_mut(), l3, t) {
-                Ok(false) => {}
-                Ok(true) => self.stats.drop(DropReason::ClientToa),
-                Err(r) => return Some(self.drop(r)),
+            if let Some(v) = self.client_checked(sanity::inbound(buf.data_mut(), l3, t)) {
+                return Some(v);
             }
         }
         if rewrite_parsed(buf.data_mut(), l3, t, &rw).is_err() {
             return Some(self.drop(DropReason::BadHeader));
         }
         self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now);
-        Some(Verdict::Forward { dst, dir: hit.dir, conn: hit.conn })
+        Some(Verdict::Forward { dst: rw.dst, dir: hit.dir, conn: hit.conn })
     }
 }
 

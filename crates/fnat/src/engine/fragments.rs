@@ -60,7 +60,7 @@ impl Engine {
             }
         }
         self.in_fragment = true;
-        let v = self.dispatch(table, buf, l3, now, &t, &k, hit);
+        let v = self.general(table, buf, l3, now, &t, &k, hit);
         self.in_fragment = false;
         let route = match v {
             Verdict::Forward { conn, dir, .. } => Route::Forward { conn, dir },

@@ -65,7 +65,9 @@ use wire::TcpFlags;
 use self::config::EngineConfig;
 use self::established::V4L4;
 use crate::buf::PacketBuf;
-use crate::conn::{Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST};
+use crate::conn::{
+    Addr, Conn, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST,
+};
 use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
 use crate::sanity;
@@ -210,6 +212,16 @@ pub struct Engine {
     sync: Option<sync::SyncSettings>,
     sync_out: Vec<wire::sync::RecordRepr>,
     synced_live: u32,
+}
+
+/// The rewrite of a packet of connection `c` going `dir`: to LIP:lport → RIP:rport
+/// inbound, VIP:vport → CIP:cport outbound.
+#[inline]
+fn rewrite_of(c: &Conn, dir: Direction) -> Rewrite {
+    match dir {
+        Direction::Input => Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() },
+        Direction::Output => Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() },
+    }
 }
 
 #[inline]
@@ -629,7 +641,7 @@ impl Engine {
         if let Some(v) = hit.and_then(|h| self.forward_established(buf, l3, now, p, h)) {
             return v;
         }
-        self.dispatch(table, buf, l3, now, &p.tuple(l3), k, hit)
+        self.general(table, buf, l3, now, &p.tuple(l3), k, hit)
     }
 
     /// A packet the general parse read: the established path when its connection
@@ -649,6 +661,23 @@ impl Engine {
         if let Some(v) = hit.and_then(|h| self.forward_established_tuple(buf, l3, now, t, h)) {
             return v;
         }
+        self.general(table, buf, l3, now, t, k, hit)
+    }
+
+    /// The general path: a connection's packet forwarded (or its TIME_WAIT reused by
+    /// a new SYN), anything else a miss.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn general<B: PacketBuf>(
+        &mut self,
+        table: &ServiceTable,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+        hit: Option<Hit>,
+    ) -> Verdict {
         match hit {
             Some(h) if !self.reuse(t, h) => self.forward(buf, l3, now, t, h),
             _ => self.miss(table, buf, l3, now, t, k),
@@ -726,10 +755,8 @@ impl Engine {
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, h: Hit) -> Verdict {
         if h.dir == Direction::Input {
             // Client packets: IP and TCP options checked, a client's own TOA removed.
-            match sanity::inbound(buf.data_mut(), l3, t) {
-                Ok(false) => {}
-                Ok(true) => self.stats.drop(DropReason::ClientToa),
-                Err(r) => return self.drop(r),
+            if let Some(v) = self.client_checked(sanity::inbound(buf.data_mut(), l3, t)) {
+                return v;
             }
         }
         let c = self.conns.get(h.conn);
@@ -746,14 +773,7 @@ impl Engine {
             return self.forward_unchanged(buf, l3, now, t, h);
         }
         let c_nat64 = c.cip().is_v4() != c.rip().is_v4();
-        let (rw, dst) = match h.dir {
-            Direction::Input => {
-                (Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() }, c.rip().ip())
-            }
-            Direction::Output => {
-                (Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() }, c.cip().ip())
-            }
-        };
+        let rw = rewrite_of(c, h.dir);
         let rs = c.rs;
         let bytes = (t.l4 - l3 + t.l4_len) as u64;
         // The PROXY protocol step comes first (its changes to the checksums are
@@ -805,13 +825,34 @@ impl Engine {
                 }
             }
         }
+        self.count_packet(rs, h.dir, bytes);
+        self.touch(h.conn, h.dir, f, now);
+        Verdict::Forward { dst: rw.dst, dir: h.dir, conn: h.conn }
+    }
+
+    /// A forwarded packet of `bytes` bytes going `dir`, of real server `rs`, counted.
+    #[inline]
+    fn count_packet(&mut self, rs: u32, dir: Direction, bytes: u64) {
         let svc = self.svc_of(rs);
-        match h.dir {
+        match dir {
             Direction::Input => self.stats.packet_in(svc, rs, bytes),
             Direction::Output => self.stats.packet_out(svc, rs, bytes),
         }
-        self.touch(h.conn, h.dir, f, now);
-        Verdict::Forward { dst, dir: h.dir, conn: h.conn }
+    }
+
+    /// The verdict of the input checks of a client's packet (`sanity::inbound`): a
+    /// client's TOA they overwrote is counted; a packet they refuse is dropped (the
+    /// verdict returned).
+    #[inline]
+    fn client_checked(&mut self, checks: Result<bool, DropReason>) -> Option<Verdict> {
+        match checks {
+            Ok(false) => None,
+            Ok(true) => {
+                self.stats.drop(DropReason::ClientToa);
+                None
+            }
+            Err(r) => Some(self.drop(r)),
+        }
     }
 
     fn miss<B: PacketBuf>(

@@ -135,10 +135,8 @@ impl Engine {
         if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
             return Some(self.drop(r));
         }
-        match sanity::inbound(buf.data_mut(), l3, t) {
-            Ok(false) => {}
-            Ok(true) => self.stats.drop(DropReason::ClientToa),
-            Err(r) => return Some(self.drop(r)),
+        if let Some(v) = self.client_checked(sanity::inbound(buf.data_mut(), l3, t)) {
+            return Some(v);
         }
         let r = match self.open(table, svc, now, t, k) {
             Ok(r) => r,
