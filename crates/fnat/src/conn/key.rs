@@ -37,14 +37,15 @@ impl Addr {
     /// Whether this holds an IPv4 address (the IPv4-mapped prefix).
     #[inline]
     pub fn is_v4(&self) -> bool {
-        self.0[..10] == [0; 10] && self.0[10] == 0xff && self.0[11] == 0xff
+        u128::from_be_bytes(self.0) >> 32 == 0xffff
     }
 
     /// The four IPv4 bytes, if this is an IPv4 address.
     #[inline]
     pub fn as_v4(&self) -> Option<[u8; 4]> {
-        if self.is_v4() {
-            Some([self.0[12], self.0[13], self.0[14], self.0[15]])
+        let w = u128::from_be_bytes(self.0);
+        if w >> 32 == 0xffff {
+            Some((w as u32).to_be_bytes())
         } else {
             None
         }

@@ -146,10 +146,10 @@ impl Engine {
     #[inline]
     fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis) {
         let c = self.conns.get(hit.conn);
-        let (rs, state) = (c.rs, c.state);
+        let (rs, state, old_exp) = (c.rs, c.state, c.expires(now));
         self.count_packet(rs, hit.dir, bytes);
-        let exp = now + self.timeout(proto, state);
-        self.move_to(hit.conn, state, state, exp, now);
+        // `move_to` without its state change (the state stays).
+        self.set_expiry(hit.conn, old_exp, now + self.timeout(proto, state));
     }
 
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the

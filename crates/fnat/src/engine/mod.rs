@@ -744,12 +744,19 @@ impl Engine {
                 }
             }
         }
+        self.conns.get_mut(r).state = state;
+        self.set_expiry(r, old_exp, exp);
+    }
+
+    /// Gives connection `r`, which expires at `old_exp`, the expiry `exp` (the timer
+    /// wheel is told only when it comes sooner: a later expiry is found when the old
+    /// one fires).
+    #[inline]
+    fn set_expiry(&mut self, r: ConnRef, old_exp: Millis, exp: Millis) {
         if exp < old_exp {
             self.wheel.reschedule(r.index(), exp);
         }
-        let c = self.conns.get_mut(r);
-        c.state = state;
-        c.set_expires(exp);
+        self.conns.get_mut(r).set_expires(exp);
     }
 
     fn forward<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, h: Hit) -> Verdict {
