@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use fnat::engine::sync::{Installed, SyncRefusal, SyncSettings};
 use fnat::engine::Verdict;
-use fnat::stats::ConnEvent;
+use fnat::stats::{ConnEvent, DropReason};
 use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
 use wire::builder::PacketBuilder;
@@ -260,4 +260,46 @@ fn a_walk_announces_the_whole_table_in_slices() {
         assert_eq!(install(&mut b, r), Ok(Installed::New));
     }
     assert_eq!(b.engine.synced_live(), 10);
+}
+
+/// A peer cannot fill the connection table's address slots (which hold each distinct
+/// VIP, LIP and RIP once) with made-up local addresses: past half of them, records with
+/// yet another foreign local address are refused, and this box's own clients are still
+/// served.
+#[test]
+fn a_peer_inventing_local_addresses_cannot_take_the_tables_address_slots() {
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40002);
+    let good = announced(&mut a)[0];
+    let mut b = World::new(&config(40_000));
+    b.engine.set_sync(Some(SyncSettings { announce: true, grace_ms: GRACE_MS, max_synced: 40_000 }));
+    let slots = b.engine.conns().addrs().slots();
+    assert_eq!(slots, 65_535);
+    let forged = |i: u32| {
+        let mut r = good;
+        r.local.0 = std::net::Ipv4Addr::from(0x0a80_0000 + i).into();
+        r.client.1 = 1024 + (i % 60_000) as u16;
+        r.client.0 = std::net::Ipv4Addr::from(0xc633_6400 + i / 60_000).into();
+        r
+    };
+    let mut installed = 0;
+    let mut i = 0;
+    while install(&mut b, &forged(i)) == Ok(Installed::New) {
+        installed += 1;
+        i += 1;
+    }
+    assert_eq!(install(&mut b, &forged(i)), Err(SyncRefusal::Full));
+    // The VIP and the RIP took two slots; the foreign LIPs the rest of the half.
+    assert_eq!(installed, slots / 2 - 2);
+    assert_eq!(b.engine.conns().addrs().live(), slots / 2);
+    // A foreign LIP already held takes no new slot: still fine.
+    let mut again = forged(0);
+    again.client.1 = 999;
+    again.local.1 = again.local.1.wrapping_add(1);
+    assert_eq!(install(&mut b, &again), Ok(Installed::New));
+    // This box's own clients still get connections.
+    let (v, _) = b.packet(&t4(CIP4, 40_100, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    assert_eq!(b.engine.stats().drops(DropReason::AddrsFull), 0);
+    assert_eq!(b.engine.conns().len() as usize, installed + 2);
 }

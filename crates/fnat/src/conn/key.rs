@@ -178,6 +178,14 @@ impl KeyHasher {
         let b = fold(d0 ^ self.seed[2], d1 ^ self.seed[3]);
         fold(a ^ ports ^ self.seed[1], b ^ 0x9e37_79b9_7f4a_7c15)
     }
+
+    /// The 64-bit hash of one address (the table's shared addresses, see
+    /// [`super::addrs`]).
+    #[inline]
+    pub fn hash_addr(&self, a: &Addr) -> u64 {
+        let (w0, w1) = a.words();
+        fold(w0 ^ self.seed[2], w1 ^ self.seed[3])
+    }
 }
 
 #[inline(always)]

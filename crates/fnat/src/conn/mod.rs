@@ -8,11 +8,13 @@
 //! The ten-tuple of a connection is its two four-tuples, the protocol and the owning
 //! worker, which is constant per table (each worker owns its table outright).
 
+pub mod addrs;
 pub mod fifo;
 pub mod key;
 pub mod reuse;
 pub mod table;
 
+pub use addrs::Addrs;
 pub use fifo::ConnFifo;
 pub use key::{Addr, ConnKey, KeyHasher};
 pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, BURST};
@@ -65,37 +67,39 @@ impl ConnFlags {
     }
 }
 
-/// One FullNAT connection, as stored in the pool: 96 bytes with IPv6-capable
-/// addresses, aligned to 32 so it always spans exactly two cache lines (the burst
-/// lookup touches both before walking chains). The key fields are read-only once
-/// inserted (they index the table); the worker updates state, expiry and flags; the
-/// dataplane may only set the next-hop cache slots ([`Conn::hop`]).
+/// One FullNAT connection, as stored in the pool: one 64-byte cache line, aligned to
+/// it, so a packet's lookup and rewrite touch one line of the pool. The client's
+/// address is held in full; the VIP, LIP and RIP, which many connections share, are
+/// slots of the table's [`Addrs`] (read them through [`ConnView`], what
+/// [`ConnTable::get`] gives). The key fields are read-only once inserted (they index
+/// the table); the worker updates state, expiry and flags; the dataplane may only set
+/// the next-hop cache slots ([`Conn::hop`]).
 ///
-/// Layout (`repr(C)`, offsets in bytes): CIP 0, VIP 16, cport 32, vport 34, chain links
-/// 36, LIP 44, RIP 60, lport 76, rport 78, expiry 80, RsId 84, next hop 88, proto 92,
-/// state 93, flags 94.
+/// Layout (`repr(C)`, offsets in bytes): CIP 0, cport 16, vport 18, lport 20, rport 22,
+/// VIP, LIP and RIP slots 24, 26, 28, next hop 30, chain links 36, expiry 44, RsId 48,
+/// proto 52, state 53, flags 54, mode 55.
 #[derive(Debug, Clone)]
-#[repr(C, align(32))]
+#[repr(C, align(64))]
 pub struct Conn {
     cip: Addr,
-    vip: Addr,
     cport: u16,
     vport: u16,
+    lport: u16,
+    rport: u16,
+    vip: u16,
+    lip: u16,
+    rip: u16,
+    /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
+    /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
+    hops: [u16; 2],
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
     /// outbound key's (unused while that key waits for `ConnTable::settle`); `next[0]`
     /// doubles as the free-list link of an empty slot.
     next: [u32; 2],
-    lip: Addr,
-    rip: Addr,
-    lport: u16,
-    rport: u16,
     /// Low 32 bits of the expiry time (see [`Conn::expires`]).
     expires: u32,
     /// The real server's stable id (`RsId`).
     pub(crate) rs: u32,
-    /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
-    /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
-    hops: [u16; 2],
     proto: Proto,
     /// TCP state (stays `None` for UDP).
     pub(crate) state: TcpState,
@@ -118,17 +122,17 @@ pub const MAX_EXPIRY_MS: Millis = (1 << 31) - 1;
 impl Conn {
     const EMPTY: Conn = Conn {
         cip: Addr::UNSPECIFIED,
-        vip: Addr::UNSPECIFIED,
         cport: 0,
         vport: 0,
-        next: [table::NIL; 2],
-        lip: Addr::UNSPECIFIED,
-        rip: Addr::UNSPECIFIED,
         lport: 0,
         rport: 0,
+        vip: 0,
+        lip: 0,
+        rip: 0,
+        hops: [NO_HOP; 2],
+        next: [table::NIL; 2],
         expires: 0,
         rs: 0,
-        hops: [NO_HOP; 2],
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
@@ -210,30 +214,15 @@ impl Conn {
     pub fn cport(&self) -> u16 {
         self.cport
     }
-    /// Virtual (service) address.
-    #[inline]
-    pub fn vip(&self) -> Addr {
-        self.vip
-    }
     /// Virtual port.
     #[inline]
     pub fn vport(&self) -> u16 {
         self.vport
     }
-    /// Local address the balancer uses towards the real server.
-    #[inline]
-    pub fn lip(&self) -> Addr {
-        self.lip
-    }
     /// Local port.
     #[inline]
     pub fn lport(&self) -> u16 {
         self.lport
-    }
-    /// Real server address.
-    #[inline]
-    pub fn rip(&self) -> Addr {
-        self.rip
     }
     /// Real server port.
     #[inline]
@@ -245,15 +234,56 @@ impl Conn {
     pub fn is_live(&self) -> bool {
         self.flags.has(ConnFlags::LIVE)
     }
+}
+
+/// A connection with its shared addresses at hand: what [`ConnTable::get`] and
+/// [`ConnTable::iter`] give. It reads as the [`Conn`] it wraps, plus its VIP, LIP, RIP
+/// and keys.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnView<'a> {
+    conn: &'a Conn,
+    addrs: &'a Addrs,
+}
+
+impl<'a> ConnView<'a> {
+    #[inline]
+    pub(crate) fn new(conn: &'a Conn, addrs: &'a Addrs) -> ConnView<'a> {
+        ConnView { conn, addrs }
+    }
+    /// Virtual (service) address.
+    #[inline]
+    pub fn vip(&self) -> Addr {
+        self.addrs.get(self.conn.vip)
+    }
+    /// Local address the balancer uses towards the real server.
+    #[inline]
+    pub fn lip(&self) -> Addr {
+        self.addrs.get(self.conn.lip)
+    }
+    /// Real server address.
+    #[inline]
+    pub fn rip(&self) -> Addr {
+        self.addrs.get(self.conn.rip)
+    }
     /// The key client packets arrive with: `(proto, CIP:cport → VIP:vport)`.
     #[inline]
     pub fn inbound_key(&self) -> ConnKey {
-        ConnKey::new(self.proto, self.cip, self.cport, self.vip, self.vport)
+        let c = self.conn;
+        ConnKey::new(c.proto, c.cip, c.cport, self.vip(), c.vport)
     }
     /// The key real-server replies arrive with: `(proto, RIP:rport → LIP:lport)`.
     #[inline]
     pub fn outbound_key(&self) -> ConnKey {
-        ConnKey::new(self.proto, self.rip, self.rport, self.lip, self.lport)
+        let c = self.conn;
+        ConnKey::new(c.proto, self.rip(), c.rport, self.lip(), c.lport)
+    }
+}
+
+impl std::ops::Deref for ConnView<'_> {
+    type Target = Conn;
+    #[inline]
+    fn deref(&self) -> &Conn {
+        self.conn
     }
 }
 
@@ -263,8 +293,8 @@ mod tests {
 
     #[test]
     fn conn_is_compact() {
-        assert_eq!(std::mem::size_of::<Conn>(), 96);
-        assert_eq!(std::mem::align_of::<Conn>(), 32);
+        assert_eq!(std::mem::size_of::<Conn>(), 64);
+        assert_eq!(std::mem::align_of::<Conn>(), 64);
     }
 
     #[test]

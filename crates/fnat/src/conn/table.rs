@@ -11,12 +11,17 @@
 //! - One lookup serves both directions: the side of the matching node says whether the
 //!   packet came from the client (inbound) or the real server (outbound).
 //!
-//! Memory: `size_of::<Conn>()` (96 B) + 8..16 B of buckets per connection (the timer
-//! wheel adds 8 B, see [`crate::timer`]): 112..120 B all-in.
+//! - `addrs: Addrs`: the VIPs, LIPs and RIPs, each held once and named by a 16-bit slot
+//!   in the connections that use it, so a connection is one cache line.
+//!
+//! Memory: `size_of::<Conn>()` (64 B) + 8..16 B of buckets per connection (the timer
+//! wheel adds 8 B, see [`crate::timer`]): 80..88 B all-in, plus the shared addresses'
+//! slots (26 B each, three per connection of the capacity rounded up to a power of two,
+//! at most 65,536: 1.7 MB, under 2 B per connection in a table of a million).
 //!
 //! Time: a hit costs one hash (three multiplies), one bucket load and on average
 //! ~1.25..1.5 connection loads. [`ConnTable::lookup_burst`] first hashes a whole burst,
-//! loads all its bucket heads and touches both cache lines of every first node before
+//! loads all its bucket heads and touches the cache line of every first node before
 //! walking any chain, so
 //! the cache misses of a burst overlap instead of queueing (group prefetching without
 //! `unsafe`). An insert links the inbound key at once (its bucket was just loaded by
@@ -28,7 +33,7 @@ use std::hint::black_box;
 
 use thiserror::Error;
 
-use super::{Addr, Conn, ConnFlags, ConnKey, KeyHasher};
+use super::{Addr, Addrs, Conn, ConnFlags, ConnKey, ConnView, KeyHasher};
 use crate::engine::config::MemAdvice;
 use crate::tcp_state::{Direction, TcpState};
 use crate::types::{FwdMode, Millis, Proto};
@@ -107,6 +112,10 @@ pub enum ConnError {
     /// Every slot of the pool holds a live connection.
     #[error("connection pool full")]
     PoolFull,
+    /// Every slot of the table's shared addresses is named by a live connection (65,535
+    /// distinct VIPs, LIPs and RIPs at once, see [`Addrs`]).
+    #[error("no slot for another distinct VIP, LIP or RIP")]
+    AddrsFull,
     /// The requested capacity is 0 or above [`MAX_CAPACITY`].
     #[error("connection table capacity must be 1..={MAX_CAPACITY}, got {0}")]
     BadCapacity(u64),
@@ -116,6 +125,8 @@ pub enum ConnError {
 #[derive(Debug)]
 pub struct ConnTable {
     conns: Vec<Conn>,
+    /// The VIPs, LIPs and RIPs the connections name by slot.
+    addrs: Addrs,
     buckets: Vec<u32>,
     mask: u32,
     hasher: KeyHasher,
@@ -157,6 +168,7 @@ impl ConnTable {
         });
         Ok(ConnTable {
             conns,
+            addrs: Addrs::new(capacity, hasher),
             buckets: advised(nb as usize, advice, |_| NIL),
             mask: (nb - 1) as u32,
             hasher,
@@ -196,9 +208,11 @@ impl ConnTable {
         self.buckets.len()
     }
 
-    /// Memory of the pool and buckets divided by the capacity, in bytes.
+    /// Memory of the pool, the buckets and the shared addresses divided by the
+    /// capacity, in bytes.
     pub fn bytes_per_conn(&self) -> f64 {
-        (std::mem::size_of::<Conn>() * self.conns.len() + 4 * self.buckets.len()) as f64 / self.conns.len() as f64
+        (std::mem::size_of::<Conn>() * self.conns.len() + 4 * self.buckets.len() + self.addrs.bytes()) as f64
+            / self.conns.len() as f64
     }
 
     #[inline]
@@ -207,11 +221,16 @@ impl ConnTable {
     }
 
     #[inline]
-    fn matches(c: &Conn, side: u32, k: &ConnKey) -> bool {
+    fn matches(&self, c: &Conn, side: u32, k: &ConnKey) -> bool {
+        let a = &self.addrs;
         if side == 0 {
-            c.cport == k.sport && c.vport == k.dport && c.proto == k.proto && c.cip == k.src && c.vip == k.dst
+            c.cport == k.sport && c.vport == k.dport && c.proto == k.proto && c.cip == k.src && a.get(c.vip) == k.dst
         } else {
-            c.rport == k.sport && c.lport == k.dport && c.proto == k.proto && c.rip == k.src && c.lip == k.dst
+            c.rport == k.sport
+                && c.lport == k.dport
+                && c.proto == k.proto
+                && a.get(c.rip) == k.src
+                && a.get(c.lip) == k.dst
         }
     }
 
@@ -221,7 +240,7 @@ impl ConnTable {
             let idx = node >> 1;
             let side = node & 1;
             let c = &self.conns[idx as usize];
-            if Self::matches(c, side, k) {
+            if self.matches(c, side, k) {
                 return Some(Self::hit(idx, side));
             }
             node = c.next[side as usize];
@@ -245,7 +264,7 @@ impl ConnTable {
         }
         self.pending[..self.pending_len as usize]
             .iter()
-            .find(|&&(idx, b)| b as usize == bucket && Self::matches(&self.conns[idx as usize], 1, k))
+            .find(|&&(idx, b)| b as usize == bucket && self.matches(&self.conns[idx as usize], 1, k))
             .map(|&(idx, _)| Self::hit(idx, 1))
     }
 
@@ -258,7 +277,7 @@ impl ConnTable {
     /// Looks up a burst of keys: `out[i]` = `lookup(&keys[i])`, for `i` up to the
     /// shorter of the two slices. Works in groups of [`BURST`], in stages whose loads
     /// are independent across the group, so their cache misses overlap instead of
-    /// queueing: all hashes; all bucket heads; a touch of both cache lines of every
+    /// queueing: all hashes; all bucket heads; a touch of the cache line of every
     /// first node; the first comparisons, touching the second node where the first
     /// did not match; the rest of the walks (rare: ~1 key in 8 at full load).
     pub fn lookup_burst(&self, keys: &[ConnKey], out: &mut [Option<Hit>]) {
@@ -283,7 +302,7 @@ impl ConnTable {
                 }
                 let (idx, side) = (*h >> 1, *h & 1);
                 let c = &self.conns[idx as usize];
-                if Self::matches(c, side, k) {
+                if self.matches(c, side, k) {
                     *o = Some(Self::hit(idx, side));
                     *h = NIL;
                 } else {
@@ -303,13 +322,12 @@ impl ConnTable {
         }
     }
 
-    /// Reads a word from each of the two cache lines of `node`'s connection (a software
-    /// prefetch without `unsafe`): 96 B aligned to 32 span exactly two lines, the
-    /// first byte is on the first and the expiry (offset 80) on the second.
+    /// Reads a word of `node`'s connection, its one cache line (a software prefetch
+    /// without `unsafe`).
     #[inline(always)]
     fn touch(&self, node: u32) -> u32 {
         match self.conns.get((node >> 1) as usize) {
-            Some(c) => c.expires ^ c.cip.0[0] as u32,
+            Some(c) => c.expires,
             None => 0,
         }
     }
@@ -342,21 +360,22 @@ impl ConnTable {
         debug_assert!(!self.contains(&kout), "outbound key already present");
         let bin = self.bucket(&kin);
         let bout = self.bucket(&kout);
+        let (vip, lip, rip) = self.intern3(n.vip, n.lip, n.rip)?;
         let c = &mut self.conns[idx as usize];
         self.free_head = c.next[0];
         *c = Conn {
             cip: n.cip,
-            vip: n.vip,
             cport: n.cport,
             vport: n.vport,
-            next: [self.buckets[bin], NIL],
-            lip: n.lip,
-            rip: n.rip,
             lport: n.lport,
             rport: n.rport,
+            vip,
+            lip,
+            rip,
+            hops: [super::NO_HOP; 2],
+            next: [self.buckets[bin], NIL],
             expires: 0,
             rs: n.rs,
-            hops: [super::NO_HOP; 2],
             proto: n.proto,
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),
@@ -403,15 +422,17 @@ impl ConnTable {
         debug_assert!(false, "node {node} not in its chain");
     }
 
-    /// Frees a live connection: unlinks both keys and returns the slot to the pool.
-    /// Returns a copy of what it held (for the caller's bookkeeping: scheduler,
-    /// counters, timer). Freeing a slot that is not live does nothing and returns `None`.
-    pub fn remove(&mut self, r: ConnRef) -> Option<Conn> {
-        let c = self.conns.get(r.0 as usize)?;
+    /// Frees a live connection: unlinks both keys and returns the slot to the pool
+    /// (the caller reads what it needs for its bookkeeping first, through
+    /// [`get`](Self::get)). Freeing a slot that is not live does nothing and returns
+    /// `false`.
+    pub fn remove(&mut self, r: ConnRef) -> bool {
+        let Some(c) = self.conns.get(r.0 as usize) else { return false };
         if !c.is_live() {
-            return None;
+            return false;
         }
-        let (kin, kout) = (c.inbound_key(), c.outbound_key());
+        let v = ConnView::new(c, &self.addrs);
+        let (kin, kout) = (v.inbound_key(), v.outbound_key());
         let (bin, bout) = (self.bucket(&kin), self.bucket(&kout));
         self.unlink(bin, r.0 << 1);
         let waiting = self.pending[..self.pending_len as usize].iter().position(|&(idx, _)| idx == r.0);
@@ -423,18 +444,43 @@ impl ConnTable {
             None => self.unlink(bout, (r.0 << 1) | 1),
         }
         let c = &mut self.conns[r.0 as usize];
-        let old = c.clone();
         c.flags = ConnFlags(0);
         c.next = [self.free_head, NIL];
+        for a in [c.vip, c.lip, c.rip] {
+            self.addrs.release(a);
+        }
         self.free_head = r.0;
         self.len -= 1;
-        Some(old)
+        true
+    }
+
+    /// The slots of a new connection's VIP, LIP and RIP, each counted; none taken
+    /// when one cannot be.
+    fn intern3(&mut self, vip: Addr, lip: Addr, rip: Addr) -> Result<(u16, u16, u16), ConnError> {
+        let mut got = [0u16; 3];
+        for (i, a) in [vip, lip, rip].into_iter().enumerate() {
+            match self.addrs.intern(a) {
+                Some(s) => got[i] = s,
+                None => {
+                    for &s in &got[..i] {
+                        self.addrs.release(s);
+                    }
+                    return Err(ConnError::AddrsFull);
+                }
+            }
+        }
+        Ok((got[0], got[1], got[2]))
     }
 
     /// The connection behind a handle (a freed slot reads as not live).
     #[inline]
-    pub fn get(&self, r: ConnRef) -> &Conn {
-        &self.conns[r.0 as usize]
+    pub fn get(&self, r: ConnRef) -> ConnView<'_> {
+        ConnView::new(&self.conns[r.0 as usize], &self.addrs)
+    }
+
+    /// The table's shared addresses (diagnostics, tests).
+    pub fn addrs(&self) -> &Addrs {
+        &self.addrs
     }
 
     /// The connection behind a handle, to update state, expiry, flags, next hop.
@@ -469,8 +515,12 @@ impl ConnTable {
     }
 
     /// Every live connection, in slot order (control path).
-    pub fn iter(&self) -> impl Iterator<Item = (ConnRef, &Conn)> + '_ {
-        self.conns.iter().enumerate().filter(|(_, c)| c.is_live()).map(|(i, c)| (ConnRef(i as u32), c))
+    pub fn iter(&self) -> impl Iterator<Item = (ConnRef, ConnView<'_>)> + '_ {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.is_live())
+            .map(|(i, c)| (ConnRef(i as u32), ConnView::new(c, &self.addrs)))
     }
 
     /// Forgets the next-hop cache slots ([`Conn::hop`]) of at most `budget` slots from
@@ -494,6 +544,7 @@ impl ConnTable {
             c.flags = ConnFlags(0);
             c.next = [if i + 1 < cap { i as u32 + 1 } else { NIL }, NIL];
         }
+        self.addrs.clear();
         self.free_head = 0;
         self.len = 0;
     }
@@ -520,6 +571,7 @@ impl ConnTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::addrs::MAX_ADDR_SLOTS;
 
     /// The advice sees the pool and the buckets, whole; the table it builds is the
     /// one `new` builds (every slot free, in order).
@@ -559,6 +611,41 @@ mod tests {
         }
     }
 
+    /// A connection with addresses of its own: VIP, LIP and RIP `3i`, `3i + 1`, `3i + 2`.
+    fn apart(i: u32) -> NewConn {
+        let a = |x: u32| Addr::v4(x.to_be_bytes());
+        NewConn { cip: a(i | 0x0a00_0000), vip: a(3 * i), lip: a(3 * i + 1), rip: a(3 * i + 2), ..nc(0) }
+    }
+
+    #[test]
+    fn shared_addresses_are_counted_released_and_refused_beyond_the_slots() {
+        let mut t = ConnTable::new(30_000, KeyHasher::with_seed(5)).unwrap();
+        let first = t.insert(apart(0)).unwrap();
+        let same = t.insert(NewConn { cport: 7, lport: 7, ..apart(0) }).unwrap();
+        assert_eq!(t.addrs().live(), 3, "two connections, three distinct addresses");
+        assert_eq!(
+            (t.get(same).vip(), t.get(same).lip(), t.get(same).rip()),
+            (apart(0).vip, apart(0).lip, apart(0).rip)
+        );
+        assert!(t.remove(same));
+        assert_eq!(t.addrs().live(), 3, "still named by the first");
+        let n = (MAX_ADDR_SLOTS as u32 - 1) / 3;
+        for i in 1..n {
+            t.insert(apart(i)).unwrap();
+        }
+        assert_eq!(t.addrs().live(), 3 * n as usize);
+        assert_eq!(t.insert(apart(n)), Err(ConnError::AddrsFull));
+        assert_eq!((t.len(), t.addrs().live()), (n, 3 * n as usize), "nothing taken by the refusal");
+        assert_eq!(t.lookup(&key_in(&apart(n))), None);
+        // Once the first is freed, its slots serve another's addresses.
+        assert!(t.remove(first));
+        let r = t.insert(apart(n)).unwrap();
+        assert_eq!(t.lookup(&key_out(&apart(n))).map(|h| h.conn), Some(r));
+        assert_eq!(t.get(r).outbound_key(), key_out(&apart(n)));
+        assert_eq!(t.lookup(&key_in(&apart(0))), None);
+        assert_eq!(t.lookup(&key_in(&apart(1))).map(|h| t.get(h.conn).vip()), Some(apart(1).vip));
+    }
+
     fn key_in(n: &NewConn) -> ConnKey {
         ConnKey::new(n.proto, n.cip, n.cport, n.vip, n.vport)
     }
@@ -581,8 +668,8 @@ mod tests {
         }
         assert_eq!(t.chain_stats().0, 200);
         for r in refs.iter().step_by(2) {
-            assert!(t.remove(*r).is_some());
-            assert!(t.remove(*r).is_none());
+            assert!(t.remove(*r));
+            assert!(!t.remove(*r));
         }
         assert_eq!(t.len(), 50);
         for (i, r) in refs.iter().enumerate() {
@@ -627,7 +714,7 @@ mod tests {
         let mut t = ConnTable::new(1, KeyHasher::with_seed(1)).unwrap();
         assert_eq!(t.bucket_count(), 16);
         let r = t.insert(nc(5)).unwrap();
-        assert!(t.remove(r).is_some());
+        assert!(t.remove(r));
         let r = t.insert(nc(6)).unwrap();
         assert_eq!(t.lookup(&key_out(&nc(6))).unwrap().conn, r);
         assert!(t.bytes_per_conn() > 100.0);
@@ -649,7 +736,7 @@ mod tests {
         }
         assert_eq!((t.lookup(&keys[3]), out[3]), (None, None));
         assert_eq!(t.chain_stats().0, 6);
-        assert!(t.remove(refs[1]).is_some());
+        assert!(t.remove(refs[1]));
         assert_eq!((t.pending_len, t.lookup(&keys[1])), (2, None));
         t.settle();
         assert_eq!(t.pending_len, 0);
@@ -660,7 +747,7 @@ mod tests {
         }
         assert_eq!(t.pending_len, 5);
         assert!((10..10 + BURST as u32 + 5).all(|i| t.contains(&key_out(&nc(i)))));
-        assert!(t.remove(refs[2]).is_some(), "a settled connection unlinks from its chain");
+        assert!(t.remove(refs[2]), "a settled connection unlinks from its chain");
         assert_eq!(t.chain_stats().0, 2 * (1 + BURST + 5));
     }
 

@@ -59,8 +59,8 @@ pub struct EngineConfig {
     /// How many workers share the local ports (see [`PortOwnership`](crate::sapool::PortOwnership)).
     #[serde(default = "default_workers")]
     pub workers: u32,
-    /// Connections this worker can hold (the pool is allocated at start-up, 112..120 B
-    /// each all-in).
+    /// Connections this worker can hold (the pool is allocated at start-up, 80..88 B
+    /// each all-in, see [`crate::conn::table`]).
     #[serde(default = "default_capacity")]
     pub conn_capacity: u32,
     /// Idle timeouts per state.

@@ -6,7 +6,7 @@
 //! iteration with a budget, and the rest on a slower beat or on an operator's request.
 
 use super::Engine;
-use crate::conn::{ConnFlags, ConnRef};
+use crate::conn::{Conn, ConnFlags, ConnRef};
 use crate::service::RsId;
 use crate::stats::Gauge;
 use crate::types::Millis;
@@ -29,15 +29,19 @@ impl Engine {
         self.wheel.cancel(r.index());
         self.syn_q.remove(r.index());
         self.freed_mid_burst = true;
-        if let Some(c) = self.conns.remove(r) {
+        let c = self.conns.get(r);
+        if c.is_live() {
+            let out_key = c.outbound_key();
+            let c = Conn::clone(&c);
+            self.conns.remove(r);
             if c.synced() {
                 self.synced_live = self.synced_live.saturating_sub(1);
             }
             let local = c.fwd().uses_local_addr();
             if local {
-                self.pools.released(c.rip(), c.rport());
+                self.pools.released(out_key.src, c.rport());
             }
-            self.pools.closed(&c.outbound_key(), local);
+            self.pools.closed(&out_key, local);
             if c.flags.has(ConnFlags::PROXY_PROTO) {
                 self.proxy_free(r.index());
             }

@@ -58,7 +58,7 @@ impl ConnInfo {
 
 /// Slots of the connection pool one page of [`Engine::list`] looks at, at most: the
 /// worker answers between packet bursts, so a page must not walk a pool of millions of
-/// mostly empty slots (a sequential walk of 2^18 slots of 96 bytes: a few
+/// mostly empty slots (a sequential walk of 2^18 slots of 64 bytes: a few
 /// milliseconds).
 pub const LIST_SCAN_SLOTS: u32 = 1 << 18;
 

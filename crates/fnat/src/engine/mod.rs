@@ -66,7 +66,7 @@ use self::config::EngineConfig;
 use self::established::V4L4;
 use crate::buf::PacketBuf;
 use crate::conn::{
-    Addr, Conn, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, Hit, KeyHasher, NewConn, BURST,
+    Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, ConnView, Hit, KeyHasher, NewConn, BURST,
 };
 use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
@@ -214,10 +214,18 @@ pub struct Engine {
     synced_live: u32,
 }
 
+/// The drop that counts a connection the table refused.
+fn refused(e: ConnError) -> DropReason {
+    match e {
+        ConnError::AddrsFull => DropReason::AddrsFull,
+        ConnError::PoolFull | ConnError::BadCapacity(_) => DropReason::PoolFull,
+    }
+}
+
 /// The rewrite of a packet of connection `c` going `dir`: to LIP:lport → RIP:rport
 /// inbound, VIP:vport → CIP:cport outbound.
 #[inline]
-fn rewrite_of(c: &Conn, dir: Direction) -> Rewrite {
+fn rewrite_of(c: ConnView, dir: Direction) -> Rewrite {
     match dir {
         Direction::Input => Rewrite { src: c.lip().ip(), sport: c.lport(), dst: c.rip().ip(), dport: c.rport() },
         Direction::Output => Rewrite { src: c.vip().ip(), sport: c.vport(), dst: c.cip().ip(), dport: c.cport() },
@@ -976,7 +984,7 @@ impl Engine {
                 expires,
                 fwd: pick.fwd,
             })
-            .map_err(|_| DropReason::PoolFull)?;
+            .map_err(refused)?;
         self.pools.opened(&ConnKey::new(t.proto, rip, rport, lip, lport), pick.fwd.uses_local_addr());
         self.sched.conn_new(pick.id);
         if counted {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{Engine, SetFor, Verdict};
+use super::{refused, Engine, SetFor, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnKey, ConnRef, Hit, NewConn};
 use crate::sanity;
@@ -102,7 +102,7 @@ impl Engine {
                 expires,
                 fwd: FwdMode::Snat,
             })
-            .map_err(|_| DropReason::PoolFull)?;
+            .map_err(refused)?;
         self.pools.opened(&ConnKey::new(t.proto, k.dst, t.dport, wan, wport), true);
         self.stats.event(ConnEvent::SnatOpened);
         self.stats.gauge(u32::MAX, SNAT_RS, Gauge::NewInactive);

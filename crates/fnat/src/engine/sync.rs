@@ -61,7 +61,10 @@ pub enum SyncRefusal {
     /// no such real server.
     #[error("no such service or real server here")]
     NoService,
-    /// The worker holds its share of synced connections.
+    /// The worker holds its share of synced connections, or the record's local address
+    /// is not one of this box's and half the connection table's address slots are held
+    /// already (see [`crate::conn::addrs`]: the other half stays for this box's own
+    /// connections, whatever a peer sends).
     #[error("the worker holds its share of synced connections")]
     Full,
     /// A connection of this box holds one of its keys.
@@ -228,6 +231,10 @@ impl Engine {
             .iter()
             .find(|d| d.addr == rec.real.0 && (d.port == rec.real.1 || d.port == 0) && d.fwd == fwd)
             .ok_or(SyncRefusal::NoService)?;
+        let a = self.conns.addrs();
+        if fwd.uses_local_addr() && !self.pools.is_lip(&lip) && a.live() >= a.slots() / 2 && !a.holds(&lip) {
+            return Err(SyncRefusal::Full);
+        }
         let (rs, svc_id) = (dest.id, s.id.0);
         let sync = self.sync.ok_or(SyncRefusal::Full)?;
         let expires = now + Millis::from(rec.timeout_ms).min(self.timeout(proto, state)) + Millis::from(sync.grace_ms);

@@ -175,8 +175,8 @@ impl Engine {
             bits: b,
             dups: 0,
         };
-        let c = self.conns.get_mut(r);
-        c.flags.set(ConnFlags::SYNPROXY);
+        self.conns.get_mut(r).flags.set(ConnFlags::SYNPROXY);
+        let c = self.conns.get(r);
         let (lip, lport, rip, rport, rs) = (c.lip().ip(), c.lport(), c.rip().ip(), c.rport(), c.rs);
         let win = match d.wscale {
             Some(w) => (u32::from(s.window) << w).min(0xffff) as u16,
