@@ -6,8 +6,9 @@
 //! local addresses and real servers, or a sync peer's), so the table keeps each of them
 //! once, counted by the live connections that name it, and a connection fits one cache
 //! line (see [`super::Conn`]). The slots are allocated with the table (three per
-//! connection of its capacity, at most [`MAX_ADDR_SLOTS`]): interning allocates nothing. A slot whose count falls to 0 keeps its address (the next connection to the
-//! same VIP finds it) until every slot has been used once; then the unreferenced ones are
+//! connection of its capacity, at most [`MAX_ADDR_SLOTS`]): interning allocates nothing.
+//! A slot whose count falls to 0 keeps its address (the next connection to the same VIP
+//! finds it) until every slot has been used once; then the unreferenced ones are
 //! reclaimed together. More than 65,535 distinct addresses held by live connections at
 //! once cannot be named: the new connection is refused
 //! ([`super::ConnError::AddrsFull`]).
@@ -84,54 +85,46 @@ impl Addrs {
 
     /// Whether a live connection names `a`.
     pub fn holds(&self, a: &Addr) -> bool {
+        matches!(self.find(a), Ok(s) if self.refs[s as usize] > 0)
+    }
+
+    /// Where `a` is: its slot, or else the index entry it would take.
+    fn find(&self, a: &Addr) -> Result<u16, usize> {
         let mask = self.index.len() - 1;
-        let mut p = self.home(a);
+        let mut p = self.hasher.hash_addr(a) as usize & mask;
         loop {
             match self.index[p] {
-                0 => return false,
-                s if self.addrs[s as usize] == *a => return self.refs[s as usize] > 0,
+                0 => return Err(p),
+                s if self.addrs[s as usize] == *a => return Ok(s),
                 _ => p = (p + 1) & mask,
             }
         }
     }
 
-    #[inline]
-    fn home(&self, a: &Addr) -> usize {
-        self.hasher.hash_addr(a) as usize & (self.index.len() - 1)
-    }
-
     /// The slot holding `a`, counted once more; `None` when every slot is held by live
     /// connections.
     pub fn intern(&mut self, a: Addr) -> Option<u16> {
-        let mask = self.index.len() - 1;
-        let mut p = self.home(&a);
-        loop {
-            let s = self.index[p];
-            if s == 0 {
-                break;
-            }
-            if self.addrs[s as usize] == a {
+        let mut at = match self.find(&a) {
+            Ok(s) => {
                 if self.refs[s as usize] == 0 {
                     self.held += 1;
                 }
                 self.refs[s as usize] += 1;
                 return Some(s);
             }
-            p = (p + 1) & mask;
-        }
+            Err(at) => at,
+        };
         let s = match self.take_slot() {
             Some(s) => s,
             None => {
                 self.sweep();
-                self.take_slot()?
+                let s = self.take_slot()?;
+                // The sweep rebuilt the index.
+                at = self.find(&a).err()?;
+                s
             }
         };
-        // A sweep rebuilt the index: probe again for the first empty entry.
-        let mut p = self.home(&a);
-        while self.index[p] != 0 {
-            p = (p + 1) & mask;
-        }
-        self.index[p] = s;
+        self.index[at] = s;
         self.addrs[s as usize] = a;
         self.refs[s as usize] = 1;
         self.held += 1;
@@ -164,7 +157,6 @@ impl Addrs {
     /// Reclaims the slots no live connection names: the index is rebuilt from the
     /// others (every slot has been used once; a walk of the whole table).
     fn sweep(&mut self) {
-        let mask = self.index.len() - 1;
         self.index.fill(0);
         self.free.clear();
         for s in 1..self.fresh as usize {
@@ -173,11 +165,9 @@ impl Addrs {
                 self.free.push(s as u16);
                 continue;
             }
-            let mut p = self.home(&self.addrs[s]);
-            while self.index[p] != 0 {
-                p = (p + 1) & mask;
+            if let Err(at) = self.find(&self.addrs[s]) {
+                self.index[at] = s as u16;
             }
-            self.index[p] = s as u16;
         }
     }
 

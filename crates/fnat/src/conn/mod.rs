@@ -239,7 +239,7 @@ impl Conn {
 /// A connection with its shared addresses at hand: what [`ConnTable::get`] and
 /// [`ConnTable::iter`] give. It reads as the [`Conn`] it wraps, plus its VIP, LIP, RIP
 /// and keys.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct ConnView<'a> {
     conn: &'a Conn,
     addrs: &'a Addrs,
@@ -276,6 +276,17 @@ impl<'a> ConnView<'a> {
     pub fn outbound_key(&self) -> ConnKey {
         let c = self.conn;
         ConnKey::new(c.proto, self.rip(), c.rport, self.lip(), c.lport)
+    }
+}
+
+impl std::fmt::Debug for ConnView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnView")
+            .field("conn", self.conn)
+            .field("vip", &self.vip())
+            .field("lip", &self.lip())
+            .field("rip", &self.rip())
+            .finish()
     }
 }
 
