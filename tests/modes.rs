@@ -120,7 +120,12 @@ fn nat_mode_end_to_end() {
     // The all-ports service keeps the client's destination port.
     for port in [8080, 8081] {
         let (bodies, ok) = t.curl_many(&urls_port(VIP4, port, 60, ""), 30);
-        assert!(ok, "requests to {VIP4}:{port} through the all-ports service succeed");
+        assert!(
+            ok,
+            "requests to {VIP4}:{port} through the all-ports service succeed; rvsd: {}\nconnections:\n{}",
+            t.rvsd_stats().map(|s| s.to_string()).unwrap_or_default(),
+            t.cli_ok("rvsadm", &["-L", "-n", "-c"])
+        );
         assert_eq!(t.tally(&bodies).iter().sum::<usize>(), 60, "60 answers on port {port}");
     }
     udp_checks(&t);

@@ -32,7 +32,7 @@ crate::counter_set! {
         IcmpNoConn = "icmp_no_conn": "An ICMP error about no known connection.",
         SynproxyBadAck = "synproxy_bad_ack": "While the SYN proxy is on: a client ACK without a connection and without a valid SYN cookie (no reply is sent).",
         SynproxyEarly = "synproxy_early": "A client segment of a proxied connection before the real server's SYN-ACK, beyond the one held (the client retransmits it).",
-        SynproxyBadSynAck = "synproxy_bad_synack": "A real server's packet on a proxied connection that does not fit its handshake (wrong acknowledgment, or a SYN-ACK repeated too often).",
+        SynproxyBadSynAck = "synproxy_bad_synack": "A real server's packet on a proxied connection that does not fit its handshake (wrong acknowledgment, or a SYN-ACK repeated too often). Before the server's SYN-ACK, one carrying an acknowledgment is answered with a reset to the server at that acknowledgment (RFC 793; it ends a TIME_WAIT the server still held for an earlier connection on the same addresses and ports), and the SYN goes again on the client's next retransmission.",
         SynproxyAckStorm = "synproxy_ack_storm": "An identical pure ACK from a real server beyond the ack-storm threshold on a proxied connection.",
         MartianSource = "martian_source": "A new flow from a source no client can have (0/8, 127/8, multicast, 240/4 and broadcast, ::, ::1, ff00::/8): refused before scheduling.",
         Land = "land": "A new flow whose source is its destination or another of rvs's own addresses (a land attack): refused before scheduling.",

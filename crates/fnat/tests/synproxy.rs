@@ -349,6 +349,59 @@ fn v4_timestamps_and_bare_ack() {
     run(&mut w, steps);
 }
 
+/// The real server answers the proxy's SYN with the ACK of a TIME_WAIT it still holds
+/// for an earlier connection on the same addresses and ports (NAT mode: the client's
+/// port used before through another VIP port): the proxy resets it, as a client's TCP
+/// in SYN-SENT would (RFC 793), and the client's next retransmission sends the SYN
+/// again, which the server then accepts.
+#[test]
+fn a_server_time_wait_answering_the_syn_is_reset() {
+    let mut w = world(Some(SynProxyMode::On));
+    let d = CookieData::from_syn(true, None, None, false);
+    let cookie = KEY.make(CIP4.into(), 44000, VIP4.into(), 80, 300, 0, d);
+    let k = Conn4 { cport: 44000, lport: 1025 };
+    let ack = || k.c2v().seq(301).ack(cookie.wrapping_add(1)).flags(ACK).window(1000);
+    let syn_to_server = k.l2r_df().seq(300).flags(SYN).window(1000).option(&mss(536)).build();
+    let steps = vec![
+        fwd(
+            "SYN answered with the cookie",
+            k.c2v().seq(300).flags(SYN).build(),
+            CIP4,
+            k.v2c_df().seq(cookie).ack(301).flags(SYNACK).option(&mss(1452)).build(),
+        ),
+        fwd("valid ACK: the SYN to the server", ack().build(), RIP4, syn_to_server.clone()),
+        fwd(
+            "the server's TIME_WAIT acknowledges its old connection: reset at that number",
+            k.r2l().seq(777_000).ack(123_456).flags(ACK).window(500).build(),
+            RIP4,
+            k.l2r_df().seq(123_456).flags(RST).window(0).build(),
+        ),
+        state4("still waiting for the server", 44000, TcpState::SynRecv),
+        fwd("the client retransmits: the SYN again", ack().build(), RIP4, syn_to_server),
+        fwd(
+            "a SYN-ACK acknowledging something else is reset the same way",
+            k.r2l().seq(5000).ack(999).flags(SYNACK).build(),
+            RIP4,
+            k.l2r_df().seq(999).flags(RST).window(0).build(),
+        ),
+        pkt(
+            "the server's SYN-ACK to our SYN completes the handshake",
+            k.r2l().seq(5000).ack(301).flags(SYNACK).mss(1460).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        state4("ESTABLISHED", 44000, TcpState::Established),
+        events(
+            "counters",
+            &[(SynProxyEvent::SynAckDropped, 2), (SynProxyEvent::SynResent, 1), (SynProxyEvent::ServerSynAck, 1)],
+        ),
+        check("both counted as drops of the server's segment", |w| {
+            assert_eq!(w.engine.stats().drops(DropReason::SynproxyBadSynAck), 2);
+        }),
+    ];
+    run(&mut w, steps);
+}
+
 /// The guards: invalid and stale cookies dropped without a reply, a retransmitted SYN
 /// answered with the same cookie, a server's RST turned into the client's, an ack
 /// storm cut.

@@ -226,6 +226,8 @@ impl Engine {
                     Some(self.server_synack(buf, l3, now, t, h, side))
                 } else if f.contains(TcpFlags::RST) {
                     Some(self.server_rst(buf, l3, now, h, side))
+                } else if f.contains(TcpFlags::ACK) {
+                    Some(self.server_bad_ack(buf, l3, t, h))
                 } else {
                     self.synproxy.counts.inc(Ev::SynAckDropped);
                     Some(self.drop(DropReason::SynproxyBadSynAck))
@@ -257,27 +259,15 @@ impl Engine {
         let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
             return self.drop(DropReason::BadHeader);
         };
-        let c = self.conns.get(h.conn);
-        let (lip, lport, rip, rport) = (c.lip().ip(), c.lport(), c.rip().ip(), c.rport());
+        let rip = self.conns.get(h.conn).rip().ip();
         if f.contains(TcpFlags::RST) {
             // The client gives up: the server hears it (no acknowledgment: the server's
             // numbers are unknown yet).
-            let rst = Craft {
-                src: lip,
-                dst: rip,
-                sport: lport,
-                dport: rport,
-                seq: s.seq,
-                ack: 0,
-                flags: TcpFlags::RST,
-                window: 0,
-                opts: &[],
-            };
-            if craft(buf, l3, &rst).is_err() {
-                return self.drop(DropReason::BadHeader);
+            let v = self.reset_server(buf, l3, h, s.seq);
+            if matches!(v, Verdict::Forward { .. }) {
+                self.touch(h.conn, Direction::Input, TcpFlags::RST, now);
             }
-            self.touch(h.conn, Direction::Input, TcpFlags::RST, now);
-            return Verdict::Forward { dst: rip, dir: Direction::Input, conn: h.conn };
+            return v;
         }
         if (s.payload > 0 || f.contains(TcpFlags::FIN)) && side.stash == 0 {
             let slot = self.synproxy.stash.put(h.conn.index(), &buf.data()[l3..t.l4 + t.l4_len]);
@@ -360,8 +350,7 @@ impl Engine {
             return self.drop(DropReason::BadHeader);
         };
         if s.ack != side.last {
-            self.synproxy.counts.inc(Ev::SynAckDropped);
-            return self.drop(DropReason::SynproxyBadSynAck);
+            return self.server_bad_ack(buf, l3, t, h);
         }
         let idx = h.conn.index();
         side.delta = s.seq.wrapping_sub(side.ours);
@@ -482,6 +471,43 @@ impl Engine {
             self.stats.drop(DropReason::ToaNoRoom);
         }
         true
+    }
+
+    /// An RST from the proxy to the real server at sequence number `seq`, written over
+    /// the packet in `buf` (the connection's state is the caller's).
+    fn reset_server<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, h: Hit, seq: u32) -> Verdict {
+        let c = self.conns.get(h.conn);
+        let (lip, lport, rip, rport) = (c.lip().ip(), c.lport(), c.rip().ip(), c.rport());
+        let rst = Craft {
+            src: lip,
+            dst: rip,
+            sport: lport,
+            dport: rport,
+            seq,
+            ack: 0,
+            flags: TcpFlags::RST,
+            window: 0,
+            opts: &[],
+        };
+        if craft(buf, l3, &rst).is_err() {
+            return self.drop(DropReason::BadHeader);
+        }
+        Verdict::Forward { dst: rip, dir: Direction::Input, conn: h.conn }
+    }
+
+    /// The real server answered the proxy's SYN with an acknowledgment that does not fit
+    /// it, typically the ACK of a TIME_WAIT it still holds for an earlier connection on
+    /// the same addresses and ports (NAT mode: a client port used through another VIP
+    /// port to the same server). As RFC 793 has a client in SYN-SENT do: a reset at the
+    /// sequence number it acknowledged (which ends that TIME_WAIT), the segment dropped;
+    /// the SYN goes again on the client's next retransmission.
+    fn server_bad_ack<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, t: &Tuple, h: Hit) -> Verdict {
+        let Ok(s) = segment::read(buf.data(), t.l4, t.l4_len) else {
+            return self.drop(DropReason::BadHeader);
+        };
+        self.synproxy.counts.inc(Ev::SynAckDropped);
+        self.stats.drop(DropReason::SynproxyBadSynAck);
+        self.reset_server(buf, l3, h, s.ack)
     }
 
     /// The real server refused (RST before its SYN-ACK): an RST to the client at the

@@ -259,7 +259,7 @@ crate::counter_set! {
         EarlyDropped = "early_dropped": "A client segment sent before the server's SYN-ACK was dropped (the client retransmits).",
         ServerRst = "server_rst": "A real server refused a proxied connection: RST sent to the client.",
         SynAckRetrans = "synack_retrans": "A real server's retransmitted SYN-ACK was answered with the ACK again.",
-        SynAckDropped = "synack_dropped": "A real server's SYN-ACK that did not fit the connection was dropped.",
+        SynAckDropped = "synack_dropped": "A real server's SYN-ACK or ACK that did not fit the handshake was dropped (before the server's SYN-ACK: replaced by a reset to the server, see synproxy_bad_synack).",
         AckStorm = "ack_storm": "An identical pure ACK from a real server beyond the ack-storm threshold was dropped.",
         AutoOn = "auto_on": "Auto mode turned the proxy on for this worker.",
         AutoOff = "auto_off": "Auto mode turned the proxy off for this worker.",
