@@ -111,20 +111,8 @@ fn nginx(t: &Topology, ns: &NetNs, i: usize) -> Result<ChildGuard> {
 /// cache to miss), not logging queries.
 fn dnsmasq(t: &Topology, i: usize) -> Result<ChildGuard> {
     let ns = &t.rs[i - 1];
-    let g = ns.spawn(&[
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--user=root",
-        "--pid-file=",
-        "--bind-interfaces",
-        &format!("--listen-address={}", rs4(i)),
-        &format!("--listen-address={}", rs6(i)),
-        "--port=53",
-        &format!("--address=/rs.test/{}", rs4(i)),
-    ]);
+    let args = rvs_e2e::dns::dnsmasq_args(&[rs4(i), rs6(i)], &format!("/rs.test/{}", rs4(i)));
+    let g = ns.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     listening(ns, "-lunH", 53)?;
     Ok(g)
 }

@@ -7,27 +7,35 @@ use testnet::ChildGuard;
 
 use crate::{rs4, Topology};
 
+/// The command line of a dnsmasq that serves only what it is told: in the foreground,
+/// no configuration file, upstream or hosts file, on port 53 of the `listen` addresses,
+/// answering `answer` (`/name/address`).
+pub fn dnsmasq_args(listen: &[String], answer: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--user=root",
+        "--pid-file=",
+        "--bind-interfaces",
+        "--port=53",
+    ]
+    .map(String::from)
+    .into();
+    args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
+    args.push(format!("--address={answer}"));
+    args
+}
+
 /// dnsmasq on every real server, answering `rs.test` with the server's own address, on
 /// the server's address and on `also` (the VIP, under DR).
 pub fn start_dnsmasq(t: &Topology, also: Option<&str>) -> Vec<ChildGuard> {
     (1..=t.rs.len())
         .map(|i| {
-            let mut args = vec![
-                "dnsmasq".to_string(),
-                "--keep-in-foreground".into(),
-                "--conf-file=/dev/null".into(),
-                "--no-resolv".into(),
-                "--no-hosts".into(),
-                "--user=root".into(),
-                "--pid-file=".into(),
-                "--bind-interfaces".into(),
-                format!("--listen-address={}", rs4(i)),
-                "--port=53".into(),
-                format!("--address=/rs.test/{}", rs4(i)),
-            ];
-            if let Some(a) = also {
-                args.push(format!("--listen-address={a}"));
-            }
+            let listen: Vec<String> = std::iter::once(rs4(i)).chain(also.map(String::from)).collect();
+            let args = dnsmasq_args(&listen, &format!("/rs.test/{}", rs4(i)));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             t.rs[i - 1].spawn(&args)
         })
