@@ -14,8 +14,8 @@
 //! - Forged "replies" aimed at the WAN address's ports from outside (a bounded flood)
 //!   are dropped and counted, and a transfer running meanwhile is not disturbed.
 
-use rvs_e2e::dns::dnsmasq_args;
 use rvs_e2e::{rs4, serial, Spec, Topology, CLIENT4, CLIENT6};
+use testnet::dnsmasq_args;
 
 const WAN4: &str = "198.18.0.5";
 const WAN6: &str = "2001:db8:18::5";
@@ -73,7 +73,7 @@ fn real_servers_reach_the_outside_through_snat() {
     let log = t.dir.join("outside-http.log");
     t.start_http_in_client(OUTSIDE_PORT, &www, &log).expect("outside HTTP server");
     let dns_log = t.dir.join("outside-dns.log");
-    let mut dns = dnsmasq_args(&[CLIENT4.to_string()], "/out.test/192.0.2.99");
+    let mut dns = dnsmasq_args(&[CLIENT4.to_string()], 53, "/out.test/192.0.2.99");
     dns.extend(["--log-queries".to_string(), format!("--log-facility={}", dns_log.display())]);
     let _dns = t.client.spawn(&dns.iter().map(String::as_str).collect::<Vec<_>>());
     t.start_rvsd().expect("rvsd starts");

@@ -111,7 +111,7 @@ fn nginx(t: &Topology, ns: &NetNs, i: usize) -> Result<ChildGuard> {
 /// cache to miss), not logging queries.
 fn dnsmasq(t: &Topology, i: usize) -> Result<ChildGuard> {
     let ns = &t.rs[i - 1];
-    let args = rvs_e2e::dns::dnsmasq_args(&[rs4(i), rs6(i)], &format!("/rs.test/{}", rs4(i)));
+    let args = testnet::dnsmasq_args(&[rs4(i), rs6(i)], 53, &format!("/rs.test/{}", rs4(i)));
     let g = ns.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     listening(ns, "-lunH", 53)?;
     Ok(g)

@@ -3,31 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use testnet::ChildGuard;
+use testnet::{dnsmasq_args, ChildGuard};
 
 use crate::{rs4, Topology};
-
-/// The command line of a dnsmasq that serves only what it is told: in the foreground,
-/// no configuration file, upstream or hosts file, on port 53 of the `listen` addresses,
-/// answering `answer` (`/name/address`).
-pub fn dnsmasq_args(listen: &[String], answer: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--user=root",
-        "--pid-file=",
-        "--bind-interfaces",
-        "--port=53",
-    ]
-    .map(String::from)
-    .into();
-    args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
-    args.push(format!("--address={answer}"));
-    args
-}
 
 /// dnsmasq on every real server, answering `rs.test` with the server's own address, on
 /// the server's address and on `also` (the VIP, under DR).
@@ -35,7 +13,7 @@ pub fn start_dnsmasq(t: &Topology, also: Option<&str>) -> Vec<ChildGuard> {
     (1..=t.rs.len())
         .map(|i| {
             let listen: Vec<String> = std::iter::once(rs4(i)).chain(also.map(String::from)).collect();
-            let args = dnsmasq_args(&listen, &format!("/rs.test/{}", rs4(i)));
+            let args = dnsmasq_args(&listen, 53, &format!("/rs.test/{}", rs4(i)));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             t.rs[i - 1].spawn(&args)
         })

@@ -280,22 +280,8 @@ fn dns_check_against_dnsmasq() {
     let ns = NetNs::new("rvcdns");
     let ns_name = ns.name().to_string();
     let spawn = move || {
-        spawn_in(
-            &ns_name,
-            &[
-                "dnsmasq",
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--user=root",
-                "--pid-file=",
-                "--bind-interfaces",
-                "--listen-address=127.0.0.1",
-                "--port=5353",
-                "--address=/rvs.test/192.0.2.53",
-            ],
-        )
+        let args = testnet::dnsmasq_args(&["127.0.0.1".to_string()], 5353, "/rvs.test/192.0.2.53");
+        spawn_in(&ns_name, &args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     in_netns(&ns, move || async move {
         let s = spawn();

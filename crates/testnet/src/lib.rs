@@ -195,6 +195,28 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The command line of a dnsmasq that serves only what it is told (a real UDP/DNS
+/// server for tests): in the foreground, no configuration file, upstream or hosts file,
+/// on `port` of the `listen` addresses, answering `answer` (`/name/address`).
+pub fn dnsmasq_args(listen: &[String], port: u16, answer: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--user=root",
+        "--pid-file=",
+        "--bind-interfaces",
+    ]
+    .map(String::from)
+    .into();
+    args.push(format!("--port={port}"));
+    args.extend(listen.iter().map(|a| format!("--listen-address={a}")));
+    args.push(format!("--address={answer}"));
+    args
+}
+
 /// Reads `address` from `ip -j link show` output.
 pub fn parse_mac(json: &str) -> [u8; 6] {
     let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("ip -j output {json:?}: {e}"));
