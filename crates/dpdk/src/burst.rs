@@ -59,6 +59,23 @@ impl Burst {
         &mut self.bufs[..self.len]
     }
 
+    /// Prefetches the header of every mbuf held (see [`Mbuf::prefetch_header`]).
+    #[inline]
+    pub fn prefetch_headers(&self) {
+        for m in self.bufs[..self.len].iter().flatten() {
+            m.prefetch_header();
+        }
+    }
+
+    /// Prefetches the data of the mbuf at `i`, if one is held there (see
+    /// [`Mbuf::prefetch_data`]).
+    #[inline]
+    pub fn prefetch_data(&self, i: usize) {
+        if let Some(Some(m)) = self.bufs[..self.len].get(i) {
+            m.prefetch_data();
+        }
+    }
+
     /// Takes every mbuf out, in order, leaving the burst empty.
     #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {

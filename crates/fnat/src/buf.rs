@@ -88,6 +88,18 @@ pub trait PacketBuf {
         None
     }
 
+    /// A hint that `r` will be read soon: the platform's prefetch where it has one
+    /// (rvsd's mbufs: DPDK's `rte_prefetch0`), nothing by default. The core stays free
+    /// of the platform's `unsafe`; the buffers that come from it bring its hint. The
+    /// connection lookup asks it for the buckets of a burst's keys
+    /// ([`ConnTable::lookup_burst`](crate::conn::ConnTable::lookup_burst)).
+    #[inline(always)]
+    fn prefetch<T>(_r: &T)
+    where
+        Self: Sized,
+    {
+    }
+
     /// The length of the data.
     fn len(&self) -> usize {
         self.data().len()

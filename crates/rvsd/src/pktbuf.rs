@@ -39,6 +39,11 @@ impl PacketBuf for MbufSlot {
         self.0.as_ref().map_or(&[], |m| m.data())
     }
 
+    #[inline(always)]
+    fn prefetch<T>(r: &T) {
+        dpdk::prefetch(r);
+    }
+
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         match &mut self.0 {

@@ -589,7 +589,7 @@ impl Engine {
                     },
                 };
             }
-            self.conns.lookup_burst(&keys[..m], &mut hits[..m]);
+            self.conns.lookup_burst(&keys[..m], &mut hits[..m], B::prefetch);
             self.freed_mid_burst = false;
             for i in 0..m {
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
