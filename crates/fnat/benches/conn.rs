@@ -1,7 +1,8 @@
 //! Connection-path benchmarks (plain harness, `harness = false`): ns per packet for
 //! established inbound and outbound FullNAT translation with 1 thousand, 1 million and
 //! (opt-in, `RVS_BENCH_10M=1`: ~1.5 GB, ~20 s) 10 million live connections; ns per new
-//! connection; ns per raw table lookup; bytes per connection.
+//! connection; ns per raw table lookup, and the memory's floor for it (two dependent
+//! random reads per key, nothing else: [`memory_floor`]); bytes per connection.
 //!
 //! `cargo bench -p fnat --bench conn` (`RVS_BENCH_10M=1` for the 10M case; `RVS_BENCH_N=n`
 //! for one population, with `RVS_BENCH_NEW_ONLY=1` to open its connections and stop).
@@ -277,6 +278,46 @@ fn raw_lookup(e: &Engine, pkts: &[Flow]) -> (f64, f64) {
     (burst, single)
 }
 
+/// A connection's cache line, for [`memory_floor`].
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Line([u32; 16]);
+
+/// Best of `REPEAT` passes: ns per key of what a lookup cannot do without at this
+/// table's size, the memory's part alone: two dependent random reads per key (a bucket's
+/// word in an array of `buckets`, then the 64-byte line it names in one of `capacity`),
+/// made as `lookup_burst` makes them (groups of `BURST`: the buckets prefetched as
+/// hashed, then read, then the lines touched), without hashing or comparing. The gap
+/// between it and "lookup burst" is the lookup's own work; what it costs is the floor
+/// for any table that reads two random lines per packet.
+fn memory_floor(buckets: usize, capacity: usize, keys: usize) -> f64 {
+    let mut rng = Rng(7);
+    let heads: Vec<u32> = (0..buckets).map(|_| (rng.next() % capacity as u64) as u32).collect();
+    let lines = vec![Line([1; 16]); capacity];
+    let picks: Vec<u32> = (0..keys).map(|_| (rng.next() % buckets as u64) as u32).collect();
+    let mut best = f64::MAX;
+    for _ in 0..REPEAT {
+        let t0 = Instant::now();
+        let mut acc = 0u32;
+        for group in picks.chunks(BURST) {
+            let mut nodes = [0u32; BURST];
+            for (n, &b) in nodes.iter_mut().zip(group) {
+                Buf::prefetch(&heads[b as usize]);
+                *n = b;
+            }
+            for n in nodes.iter_mut().take(group.len()) {
+                *n = heads[*n as usize];
+            }
+            for &n in nodes.iter().take(group.len()) {
+                acc ^= lines[n as usize].0[0];
+            }
+            black_box(acc);
+        }
+        best = best.min(t0.elapsed().as_nanos() as f64 / keys as f64);
+    }
+    best
+}
+
 /// The first ACK of each flow, in bursts (it moves the flow to ESTABLISHED, where
 /// connection sync announces it; the announced records are taken after each burst, as
 /// the worker loop does, into `sink`). Returns ns per flow.
@@ -308,10 +349,11 @@ fn case(n: u32) {
     let inb = run(&mut e, &table, &pkts, true, false);
     let outb = run(&mut e, &table, &pkts, false, false);
     let (lb, ls) = raw_lookup(&e, &pkts);
+    let floor = memory_floor(e.conns().bucket_count(), e.conns().capacity() as usize, pkts.len());
     let bytes = e.conns().bytes_per_conn() * e.conns().capacity() as f64 / n as f64 + 8.0;
     println!(
         "{n:>9} conns: new {new_ns:6.1} ns/conn | established in {inb:5.1} ns/pkt, out {outb:5.1} ns/pkt \
-         (stamp only {stamp_ns:4.1}) | lookup burst {lb:5.1} ns/key, single {ls:5.1} ns/key | \
+         (stamp only {stamp_ns:4.1}) | lookup burst {lb:5.1} ns/key, single {ls:5.1} ns/key, memory floor {floor:4.1} ns/key | \
          {bytes:5.1} B/conn live, {:5.1} B/conn of capacity",
         e.conns().bytes_per_conn() + 8.0
     );
@@ -358,8 +400,9 @@ fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent: keep it quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     println!(
-        "size_of::<Conn>() = {} B; timer links = 8 B/conn; buckets = 2 x capacity rounded up to a power of two, 4 B each",
-        std::mem::size_of::<Conn>()
+        "size_of::<Conn>() = {} B; timer links = 8 B/conn; buckets = {} x capacity rounded up to a power of two, 4 B each",
+        std::mem::size_of::<Conn>(),
+        fnat::conn::BUCKETS_PER_CONN
     );
     if quick {
         case(1_000);
