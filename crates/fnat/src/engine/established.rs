@@ -143,13 +143,14 @@ impl Engine {
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry
     /// pushed (its state stays).
-    #[inline]
+    #[inline(always)]
     fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis) {
         let c = self.conns.get(hit.conn);
-        let (rs, state, old_exp) = (c.rs, c.state, c.expires(now));
+        let (rs, old_exp) = (c.rs, c.expires(now));
         self.count_packet(rs, hit.dir, bytes);
-        // `move_to` without its state change (the state stays).
-        self.set_expiry(hit.conn, old_exp, now + self.timeout(proto, state));
+        // `move_to` without its state change: the state stays ESTABLISHED (TCP; see
+        // `needs_only_the_rewrite`).
+        self.set_expiry(hit.conn, old_exp, now + self.timeout(proto, TcpState::Established));
     }
 
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the
