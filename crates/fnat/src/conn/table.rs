@@ -21,11 +21,10 @@
 //! at most 65,536: 1.7 MB, under 2 B per connection in a table of a million).
 //!
 //! Time: a hit costs one hash (three multiplies), one bucket load and on average
-//! ~1.12..1.25 connection loads. [`ConnTable::lookup_burst`] first hashes a whole burst,
-//! loads all its bucket heads and touches the cache line of every first node before
-//! walking any chain, so
-//! the cache misses of a burst overlap instead of queueing (group prefetching without
-//! `unsafe`). An insert links the inbound key at once (its bucket was just loaded by
+//! ~1.12..1.25 connection loads. [`ConnTable::lookup_burst`] first hashes a whole burst
+//! (the platform's hint prefetching each bucket), loads all its bucket heads and
+//! touches the cache line of every first node before walking any chain, so the cache
+//! misses of a burst overlap instead of queueing (group prefetching without `unsafe`). An insert links the inbound key at once (its bucket was just loaded by
 //! the lookup that missed) and leaves the outbound key, whose bucket is a cold line,
 //! on a short waiting list that lookups also search, until [`ConnTable::settle`]
 //! links a whole burst's worth together, their misses overlapping.
