@@ -17,7 +17,7 @@ pub mod table;
 pub use addrs::Addrs;
 pub use fifo::ConnFifo;
 pub use key::{Addr, ConnKey, KeyHasher};
-pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, BUCKETS_PER_CONN, BURST};
+pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, Staged, BUCKETS_PER_CONN, BURST};
 
 use crate::tcp_state::{Direction, TcpState};
 use crate::types::{FwdMode, Millis, Proto};

@@ -23,11 +23,14 @@
 //! Time: a hit costs one hash (three multiplies), one bucket load and on average
 //! ~1.12..1.25 connection loads. [`ConnTable::lookup_burst`] first hashes a whole burst
 //! (the platform's hint prefetching each bucket), loads all its bucket heads and
-//! touches the cache line of every first node before walking any chain, so the cache
-//! misses of a burst overlap instead of queueing (group prefetching without `unsafe`). An insert links the inbound key at once (its bucket was just loaded by
-//! the lookup that missed) and leaves the outbound key, whose bucket is a cold line,
-//! on a short waiting list that lookups also search, until [`ConnTable::settle`]
-//! links a whole burst's worth together, their misses overlapping.
+//! touches the cache line of every first node (and of the second where the first is
+//! another key's) before any packet is handled, so the cache misses of a burst overlap
+//! instead of queueing (group prefetching without `unsafe`); [`ConnTable::find`] then
+//! finishes each key's lookup in its packet's turn. An insert links the inbound key at
+//! once (its bucket was just loaded by the lookup that missed) and leaves the outbound
+//! key, whose bucket is a cold line, on a short waiting list that lookups also search,
+//! until [`ConnTable::settle`] links a whole burst's worth together, their misses
+//! overlapping.
 
 use std::hint::black_box;
 
@@ -46,6 +49,18 @@ pub const BURST: usize = 32;
 
 /// The largest supported capacity (node numbers must fit in 31 bits).
 pub const MAX_CAPACITY: u32 = (1 << 30) - 1;
+
+/// A key's lookup between [`ConnTable::lookup_burst`] and [`ConnTable::find`]: the node
+/// its chain is to be walked from (its line already requested).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staged(u32);
+
+impl Default for Staged {
+    /// Nothing to walk.
+    fn default() -> Staged {
+        Staged(NIL)
+    }
+}
 
 /// Buckets per connection of capacity (before rounding up to a power of two). Each
 /// connection has two keys, so 4 leaves a key's chain holding another key 1 time in 4
@@ -281,60 +296,58 @@ impl ConnTable {
         self.lookup(k).is_some()
     }
 
-    /// Looks up a burst of keys: `out[i]` = `lookup(&keys[i])`, for `i` up to the
-    /// shorter of the two slices. Works in groups of [`BURST`], in stages whose loads
-    /// are independent across the group, so their cache misses overlap instead of
-    /// queueing: all hashes; all bucket heads; a touch of the cache line of every
-    /// first node; the first comparisons, touching the second node where the first
-    /// did not match; the rest of the walks (rare: ~1 key in 8 at full load).
+    /// The first step of a burst's lookups: for each key, the node its chain is to be
+    /// walked from, in `out[i]` (for `i` up to the shorter of the two slices), ready
+    /// for [`find`](Self::find) as each packet's turn comes. Works in groups of
+    /// [`BURST`], in stages whose loads are independent across the group, so their
+    /// cache misses overlap instead of queueing: all hashes, each key's bucket
+    /// prefetched as it is hashed; all bucket heads; a touch of the cache line of every
+    /// first node; then a look at each first node's ports, and where they are not the
+    /// key's (another key heads the bucket: 1 time in 4 to 8), its successor is the
+    /// node to walk from, touched too. The full comparison is left to `find`, made
+    /// when the packet needs the connection's line anyway.
     ///
     /// `prefetch` is the platform's cache hint
-    /// ([`PacketBuf::prefetch`](crate::buf::PacketBuf::prefetch)), given each key's
-    /// bucket as it is hashed: unlike the touch loads of the later stages, a prefetch
-    /// does not hold up the instructions behind it while its line comes (1 M live
-    /// connections: 78–81 → 73–77 ns per established packet in the core bench).
-    pub fn lookup_burst(&self, keys: &[ConnKey], out: &mut [Option<Hit>], prefetch: impl Fn(&u32)) {
+    /// ([`PacketBuf::prefetch`](crate::buf::PacketBuf::prefetch)): unlike a touch load,
+    /// a prefetch does not hold up the instructions behind it while its line comes.
+    pub fn lookup_burst(&self, keys: &[ConnKey], out: &mut [Staged], prefetch: impl Fn(&u32)) {
         let n = keys.len().min(out.len());
         for (kc, oc) in keys[..n].chunks(BURST).zip(out[..n].chunks_mut(BURST)) {
-            let m = kc.len();
-            let mut nodes = [NIL; BURST];
-            for (h, k) in nodes.iter_mut().zip(kc) {
+            for (o, k) in oc.iter_mut().zip(kc) {
                 let b = self.bucket(k);
                 prefetch(&self.buckets[b]);
-                *h = b as u32;
+                o.0 = b as u32;
             }
-            for h in nodes.iter_mut().take(m) {
-                *h = self.buckets[*h as usize];
+            for o in oc.iter_mut() {
+                o.0 = self.buckets[o.0 as usize];
             }
             let mut acc = 0u32;
-            for &h in nodes.iter().take(m) {
-                acc ^= self.touch(h);
+            for o in oc.iter() {
+                acc ^= self.touch(o.0);
             }
-            for ((h, k), o) in nodes.iter_mut().zip(kc).zip(oc.iter_mut()) {
-                *o = None;
-                if *h == NIL {
-                    continue;
-                }
-                let (idx, side) = (*h >> 1, *h & 1);
-                let c = &self.conns[idx as usize];
-                if self.matches(c, side, k) {
-                    *o = Some(Self::hit(idx, side));
-                    *h = NIL;
-                } else {
-                    *h = c.next[side as usize];
-                    acc ^= self.touch(*h);
+            for (o, k) in oc.iter_mut().zip(kc) {
+                if let Some(c) = self.conns.get((o.0 >> 1) as usize) {
+                    let side = o.0 & 1;
+                    let ports = if side == 0 { (c.cport, c.vport) } else { (c.rport, c.lport) };
+                    if ports != (k.sport, k.dport) {
+                        o.0 = c.next[side as usize];
+                        acc ^= self.touch(o.0);
+                    }
                 }
             }
             black_box(acc);
-            for ((o, k), &h) in oc.iter_mut().zip(kc).zip(nodes.iter()) {
-                if h != NIL {
-                    *o = self.walk(h, k);
-                }
-                if o.is_none() && self.pending_len > 0 {
-                    *o = self.lookup_pending(self.bucket(k), k);
-                }
-            }
         }
+    }
+
+    /// The second step: the connection of `k` if the chain from where
+    /// [`lookup_burst`](Self::lookup_burst) left it holds it; `None` may still be a key
+    /// [`lookup`](Self::lookup) finds: one inserted since the last
+    /// [`settle`](Self::settle) (its outbound key waits outside the chains) or since
+    /// the staging. A caller that removed a connection since asks `lookup` for every
+    /// key (the slot may hold another connection now).
+    #[inline]
+    pub fn find(&self, s: Staged, k: &ConnKey) -> Option<Hit> {
+        self.walk(s.0, k)
     }
 
     /// Reads a word of `node`'s connection, its one cache line (a software prefetch
@@ -715,12 +728,58 @@ mod tests {
                 }
             })
             .collect();
-        let mut out = vec![None; keys.len()];
-        t.lookup_burst(&keys, &mut out, |_| {});
-        for (k, o) in keys.iter().zip(&out) {
+        let found = burst(&t, &keys);
+        for (k, o) in keys.iter().zip(&found) {
             assert_eq!(*o, t.lookup(k));
         }
-        assert_eq!(out.iter().filter(|o| o.is_some()).count(), 700);
+        assert_eq!(found.iter().filter(|o| o.is_some()).count(), 700);
+    }
+
+    /// [`ConnTable::lookup_burst`] then [`ConnTable::find`] for each key, and
+    /// [`ConnTable::lookup`] where `find` has nothing (the engine's way): each `find`
+    /// that answered is checked against `lookup`, and a `find` that did not may only be
+    /// a key waiting for the settle.
+    fn burst(t: &ConnTable, keys: &[ConnKey]) -> Vec<Option<Hit>> {
+        let mut staged = vec![Staged::default(); keys.len()];
+        t.lookup_burst(keys, &mut staged, |_| {});
+        keys.iter()
+            .zip(&staged)
+            .map(|(k, s)| match t.find(*s, k) {
+                Some(h) => {
+                    assert_eq!(Some(h), t.lookup(k), "find and lookup disagree on {k:?}");
+                    Some(h)
+                }
+                None => {
+                    let b = t.bucket(k);
+                    assert_eq!(t.walk(t.buckets[b], k), None, "find missed {k:?}, in its chain");
+                    t.lookup_pending(b, k)
+                }
+            })
+            .collect()
+    }
+
+    /// Keys whose ports are the same (the burst's first look compares ports only) in a
+    /// table small enough that they share buckets, some linked, one waiting for the
+    /// settle, one absent: the burst finds what single lookups find, under many seeds.
+    #[test]
+    fn burst_matches_single_lookups_with_shared_ports_and_buckets() {
+        for seed in 0..64 {
+            let mut t = ConnTable::new(6, KeyHasher::with_seed(seed)).unwrap();
+            let conns: Vec<NewConn> = (0..6)
+                .map(|i| NewConn { cip: Addr::v4([10, 0, 0, i as u8]), cport: 5000, lport: 6000, ..nc(i) })
+                .collect();
+            for c in &conns[..4] {
+                t.insert(*c).unwrap();
+            }
+            t.settle();
+            t.insert(conns[4]).unwrap();
+            let keys: Vec<ConnKey> = conns.iter().flat_map(|c| [key_in(c), key_out(c)]).collect();
+            let found = burst(&t, &keys);
+            for (k, o) in keys.iter().zip(&found) {
+                assert_eq!(*o, t.lookup(k), "seed {seed}, key {k:?}");
+            }
+            assert_eq!(found.iter().filter(|o| o.is_some()).count(), 10, "seed {seed}");
+        }
     }
 
     #[test]
@@ -743,8 +802,7 @@ mod tests {
         let refs: Vec<_> = (0..3).map(|i| t.insert(nc(i)).unwrap()).collect();
         assert_eq!(t.pending_len, 3);
         let keys: Vec<ConnKey> = (0..4).map(|i| key_out(&nc(i))).collect();
-        let mut out = vec![None; 4];
-        t.lookup_burst(&keys, &mut out, |_| {});
+        let out = burst(&t, &keys);
         for (i, r) in refs.iter().enumerate() {
             let want = Some(Hit { conn: *r, dir: Direction::Output });
             assert_eq!((t.lookup(&keys[i]), out[i]), (want, want));

@@ -66,7 +66,7 @@ use self::config::EngineConfig;
 use self::established::V4L4;
 use crate::buf::PacketBuf;
 use crate::conn::{
-    Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, ConnView, Hit, KeyHasher, NewConn, BURST,
+    Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, ConnView, Hit, KeyHasher, NewConn, Staged, BURST,
 };
 use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
@@ -568,7 +568,6 @@ impl Engine {
             let m = (n - start).min(BURST);
             let mut parsed = [Parsed::Bad(TranslateError::Truncated); BURST];
             let mut keys = [dummy; BURST];
-            let mut hits: [Option<Hit>; BURST] = [None; BURST];
             for i in 0..m {
                 let (data, off) = (bufs[start + i].data(), l3[start + i]);
                 // The key is made from the headers in hand, not read back from `parsed`.
@@ -589,9 +588,11 @@ impl Engine {
                     },
                 };
             }
-            self.conns.lookup_burst(&keys[..m], &mut hits[..m], B::prefetch);
+            let mut staged = [Staged::default(); BURST];
+            self.conns.lookup_burst(&keys[..m], &mut staged[..m], B::prefetch);
             self.freed_mid_burst = false;
             for i in 0..m {
+                let found = self.conns.find(staged[i], &keys[i]);
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
                 let slot = &mut out[start + i];
                 // A miss is looked up again: an earlier packet of this burst may have
@@ -599,7 +600,7 @@ impl Engine {
                 // (its slot may hold another connection now).
                 let hit = match (&parsed[i], self.freed_mid_burst) {
                     (Parsed::Bad(_), _) => None,
-                    (_, false) => hits[i].or_else(|| self.conns.lookup(&keys[i])),
+                    (_, false) => found.or_else(|| self.conns.lookup(&keys[i])),
                     (_, true) => self.conns.lookup(&keys[i]),
                 };
                 *slot = match &parsed[i] {
