@@ -5,7 +5,9 @@
 //! random reads per key, nothing else: [`memory_floor`]); bytes per connection.
 //!
 //! `cargo bench -p fnat --bench conn` (`RVS_BENCH_10M=1` for the 10M case; `RVS_BENCH_N=n`
-//! for one population, with `RVS_BENCH_NEW_ONLY=1` to open its connections and stop).
+//! for one population, with `RVS_BENCH_NEW_ONLY=1` to open its connections and stop;
+//! `RVS_BENCH_SMALL_PAGES=1` to leave the table in 4 KiB pages: by default its pool and
+//! buckets get rvsd's advice, transparent huge pages).
 //!
 //! Method: connections are opened through [`Engine::process_burst`] with SYNs from random
 //! client addresses and ports (that is the new-connection figure, all-in: service
@@ -25,7 +27,7 @@ use std::time::Instant;
 
 use fnat::buf::{NoRoom, PacketBuf, VecBuf};
 use fnat::conn::{Conn, ConnKey, ConnTable, Staged, BURST};
-use fnat::engine::config::{EngineConfig, LocalAddrSet};
+use fnat::engine::config::{EngineConfig, LocalAddrSet, MemAdvice};
 use fnat::engine::sync::SyncSettings;
 use fnat::engine::{Engine, Verdict};
 use fnat::sched::SchedKind;
@@ -159,6 +161,8 @@ fn engine(n: u32) -> (Engine, ServiceTable) {
             mode: fnat::synproxy::SynProxyMode::Off,
             ..fnat::synproxy::SynProxyConfig::default()
         },
+        // The pool and the buckets in transparent huge pages, as rvsd allocates them.
+        mem_advice: huge_pages().then_some(MemAdvice(dpdk::mem::advise_huge_pages)),
         ..EngineConfig::default()
     };
     let mut e = Engine::new(&cfg, 0).unwrap();
@@ -280,6 +284,21 @@ fn raw_lookup(e: &Engine, pkts: &[Flow]) -> (f64, f64) {
     (burst, single)
 }
 
+/// Whether the table's memory goes in transparent huge pages, as rvsd puts it (the
+/// default; `RVS_BENCH_SMALL_PAGES=1`: without the advice).
+fn huge_pages() -> bool {
+    std::env::var_os("RVS_BENCH_SMALL_PAGES").is_none()
+}
+
+/// An empty vector with room for `n`, given the pool's memory advice first.
+fn advised<T>(n: usize) -> Vec<T> {
+    let v = Vec::with_capacity(n);
+    if huge_pages() {
+        dpdk::mem::advise_huge_pages(v.as_ptr() as usize, n * std::mem::size_of::<T>());
+    }
+    v
+}
+
 /// A connection's cache line, for [`memory_floor`].
 #[repr(C, align(64))]
 #[derive(Clone, Copy)]
@@ -294,8 +313,10 @@ struct Line([u32; 16]);
 /// for any table that reads two random lines per packet.
 fn memory_floor(buckets: usize, capacity: usize, keys: usize) -> f64 {
     let mut rng = Rng(7);
-    let heads: Vec<u32> = (0..buckets).map(|_| (rng.next() % capacity as u64) as u32).collect();
-    let lines = vec![Line([1; 16]); capacity];
+    let mut heads: Vec<u32> = advised(buckets);
+    heads.extend((0..buckets).map(|_| (rng.next() % capacity as u64) as u32));
+    let mut lines: Vec<Line> = advised(capacity);
+    lines.resize(capacity, Line([1; 16]));
     let picks: Vec<u32> = (0..keys).map(|_| (rng.next() % buckets as u64) as u32).collect();
     let mut best = f64::MAX;
     for _ in 0..REPEAT {
