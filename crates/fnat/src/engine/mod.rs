@@ -592,7 +592,9 @@ impl Engine {
             self.conns.lookup_burst(&keys[..m], &mut staged[..m], B::prefetch);
             self.freed_mid_burst = false;
             for i in 0..m {
-                let found = self.conns.find(staged[i], &keys[i]);
+                // Walked early (it overlaps better), but never from a node staged before
+                // a connection was freed: that chain may now run into the free list.
+                let found = if self.freed_mid_burst { None } else { self.conns.find(staged[i], &keys[i]) };
                 let (buf, off) = (&mut bufs[start + i], l3[start + i]);
                 let slot = &mut out[start + i];
                 // A miss is looked up again: an earlier packet of this burst may have
