@@ -167,10 +167,9 @@ pub fn rewrite<B: PacketBuf>(buf: &mut B, l3: usize, rw: &Rewrite) -> Result<(),
 /// [`rewrite`] for a packet whose tuple the caller already read with [`tuple()`] (and
 /// has not changed since), to avoid parsing twice on the fast path.
 pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Result<(), TranslateError> {
-    if let (IpAddr::V4(os), IpAddr::V4(od), IpAddr::V4(ns), IpAddr::V4(nd)) = (t.src, t.dst, rw.src, rw.dst) {
-        let old = V4Ends { src: os.octets(), sport: t.sport, dst: od.octets(), dport: t.dport };
+    if let (IpAddr::V4(_), IpAddr::V4(ns), IpAddr::V4(nd)) = (t.src, rw.src, rw.dst) {
         let new = V4Ends { src: ns.octets(), sport: rw.sport, dst: nd.octets(), dport: rw.dport };
-        return rewrite_v4(data, l3, t.l4, t.proto, &old, &new);
+        return rewrite_v4(data, l3, t.l4, t.proto, &new);
     }
     if rw.src.is_ipv4() != t.src.is_ipv4() || rw.dst.is_ipv4() != t.src.is_ipv4() {
         return Err(TranslateError::FamilyMismatch);
@@ -187,8 +186,8 @@ pub fn rewrite_parsed(data: &mut [u8], l3: usize, t: &Tuple, rw: &Rewrite) -> Re
     patch_l4(seg, t.proto, t.src.is_ipv4(), rw.sport, rw.dport, l4)
 }
 
-/// The addresses and ports of an IPv4 TCP or UDP packet, as [`rewrite_v4`] reads and
-/// writes them.
+/// The addresses and ports of an IPv4 TCP or UDP packet, as the established path
+/// reads them and [`rewrite_v4`] writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct V4Ends {
     pub src: [u8; 4],
@@ -197,17 +196,16 @@ pub(crate) struct V4Ends {
     pub dport: u16,
 }
 
-/// Rewrites the IPv4 packet at `l3`, whose TCP or UDP header is at `l4`, from `old`
-/// (what the caller parsed) to `new`, in one pass: the header is not read again but
-/// for its checksums, and both follow from one delta. Of [`rewrite_parsed`] for the
-/// established flow's common case, and of the engine's established IPv4 path.
+/// Rewrites the IPv4 packet at `l3`, whose TCP or UDP header is at `l4`, to the ends
+/// `new`, in one pass: the old addresses and ports are read as they are overwritten,
+/// and both checksums follow from one delta. Of [`rewrite_parsed`] for the established
+/// flow's common case, and of the engine's established IPv4 path.
 #[inline]
 pub(crate) fn rewrite_v4(
     data: &mut [u8],
     l3: usize,
     l4: usize,
     proto: Proto,
-    old: &V4Ends,
     new: &V4Ends,
 ) -> Result<(), TranslateError> {
     let csum_at = match proto {
@@ -219,27 +217,31 @@ pub(crate) fn rewrite_v4(
     if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < l4 + csum_at + 2 || l4 < l3 + wire::ipv4::HEADER_LEN {
         return Err(TranslateError::Truncated);
     }
+    // One's-complement sums do not depend on byte order (RFC 1071 §2(B)): the words
+    // and both checksum fields are taken in the machine's order, with no byte swaps.
+    let swap = |w: &mut [u8], new: [u8; 4], d: &mut Delta| {
+        let old = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
+        d.replace32(old, u32::from_ne_bytes(new));
+        w[..4].copy_from_slice(&new);
+    };
     let mut addrs = Delta::new();
-    addrs.replace32(u32::from_be_bytes(old.src), u32::from_be_bytes(new.src));
-    addrs.replace32(u32::from_be_bytes(old.dst), u32::from_be_bytes(new.dst));
     let ip = &mut data[l3..l3 + wire::ipv4::HEADER_LEN];
-    let c = addrs.apply(u16::from_be_bytes([ip[10], ip[11]]));
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    ip[12..16].copy_from_slice(&new.src);
-    ip[16..20].copy_from_slice(&new.dst);
+    swap(&mut ip[12..16], new.src, &mut addrs);
+    swap(&mut ip[16..20], new.dst, &mut addrs);
+    let c = addrs.apply(u16::from_ne_bytes([ip[10], ip[11]]));
+    ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let mut sum = addrs;
-    sum.replace16(old.sport, new.sport);
-    sum.replace16(old.dport, new.dport);
     let seg = &mut data[l4..l4 + csum_at + 2];
-    let was = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
+    let (sport, dport) = (new.sport.to_be_bytes(), new.dport.to_be_bytes());
+    swap(&mut seg[..4], [sport[0], sport[1], dport[0], dport[1]], &mut sum);
+    let was = u16::from_ne_bytes([seg[csum_at], seg[csum_at + 1]]);
     let now = match proto {
         Proto::Tcp => sum.apply(was),
         Proto::Udp if was == 0 => 0,
+        // 0 and 0xffff read the same in either order.
         Proto::Udp => checksum::udp_nonzero(sum.apply(was)),
     };
-    seg[csum_at..csum_at + 2].copy_from_slice(&now.to_be_bytes());
-    seg[0..2].copy_from_slice(&new.sport.to_be_bytes());
-    seg[2..4].copy_from_slice(&new.dport.to_be_bytes());
+    seg[csum_at..csum_at + 2].copy_from_slice(&now.to_ne_bytes());
     Ok(())
 }
 

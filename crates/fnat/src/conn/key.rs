@@ -12,6 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::types::Proto;
 
+/// The first 12 bytes of an IPv4-mapped IPv6 address (`::ffff:0:0/96`).
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
 /// An IPv4 or IPv6 address in 16 bytes (IPv4 as `::ffff:a.b.c.d`): compact, `Copy`, and
 /// compared/hashed as two words, which is what the connection table needs per packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -24,8 +27,10 @@ impl Addr {
     /// An IPv4 address, stored IPv4-mapped.
     #[inline]
     pub fn v4(a: [u8; 4]) -> Addr {
-        // `::ffff:a.b.c.d`, built as one value.
-        Addr(((0xffff_u128 << 32) | u32::from_be_bytes(a) as u128).to_be_bytes())
+        let mut b = [0u8; 16];
+        b[..12].copy_from_slice(&V4_MAPPED);
+        b[12..].copy_from_slice(&a);
+        Addr(b)
     }
 
     /// An IPv6 address.
@@ -37,17 +42,17 @@ impl Addr {
     /// Whether this holds an IPv4 address (the IPv4-mapped prefix).
     #[inline]
     pub fn is_v4(&self) -> bool {
-        u128::from_be_bytes(self.0) >> 32 == 0xffff
+        // Compared as bytes, not as a byte-swapped `u128`: a few instructions fewer on
+        // every packet's four address reads.
+        self.0[..12] == V4_MAPPED
     }
 
     /// The four IPv4 bytes, if this is an IPv4 address.
     #[inline]
     pub fn as_v4(&self) -> Option<[u8; 4]> {
-        let w = u128::from_be_bytes(self.0);
-        if w >> 32 == 0xffff {
-            Some((w as u32).to_be_bytes())
-        } else {
-            None
+        match self.is_v4() {
+            true => Some([self.0[12], self.0[13], self.0[14], self.0[15]]),
+            false => None,
         }
     }
 

@@ -532,18 +532,20 @@ impl Engine {
         if let Some(p) = V4L4::parse(buf.data(), l3) {
             let k = p.key();
             let hit = self.conns.lookup(&k);
-            let v = self.dispatch_v4(table, buf, l3, now, &p, &k, hit);
+            let mut v = Verdict::NotMine;
+            self.dispatch_v4(table, buf, l3, now, &p, &k, hit, &mut v);
             self.conns.settle();
             return v;
         }
-        let v = match Self::parse(buf.data(), l3) {
+        let mut v = Verdict::NotMine;
+        match Self::parse(buf.data(), l3) {
             Ok((t, k)) => {
                 let hit = self.conns.lookup(&k);
-                self.dispatch(table, buf, l3, now, &t, &k, hit)
+                self.dispatch(table, buf, l3, now, &t, &k, hit, &mut v)
             }
-            Err(TranslateError::Fragment) => self.fragment(table, buf, l3, now),
-            Err(e) => self.unparsed(buf, l3, e),
-        };
+            Err(TranslateError::Fragment) => v = self.fragment(table, buf, l3, now),
+            Err(e) => v = self.unparsed(buf, l3, e),
+        }
         self.conns.settle();
         v
     }
@@ -605,12 +607,12 @@ impl Engine {
                     (_, false) => found.or_else(|| self.conns.lookup(&keys[i])),
                     (_, true) => self.conns.lookup(&keys[i]),
                 };
-                *slot = match &parsed[i] {
-                    Parsed::V4L4(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit),
-                    Parsed::Tuple(t) => self.dispatch(table, buf, off, now, t, &keys[i], hit),
-                    Parsed::Bad(TranslateError::Fragment) => self.fragment(table, buf, off, now),
-                    Parsed::Bad(e) => self.unparsed(buf, off, *e),
-                };
+                match &parsed[i] {
+                    Parsed::V4L4(p) => self.dispatch_v4(table, buf, off, now, p, &keys[i], hit, slot),
+                    Parsed::Tuple(t) => self.dispatch(table, buf, off, now, t, &keys[i], hit, slot),
+                    Parsed::Bad(TranslateError::Fragment) => *slot = self.fragment(table, buf, off, now),
+                    Parsed::Bad(e) => *slot = self.unparsed(buf, off, *e),
+                }
             }
             self.conns.settle();
             start += m;
@@ -636,7 +638,8 @@ impl Engine {
     }
 
     /// [`dispatch`](Self::dispatch) of an IPv4 TCP segment or UDP datagram: the
-    /// established path first, the general one if it declines.
+    /// established path first, the general one if it declines. The verdict goes
+    /// straight to `out` (see [`established`]).
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn dispatch_v4<B: PacketBuf>(
@@ -648,15 +651,16 @@ impl Engine {
         p: &V4L4,
         k: &ConnKey,
         hit: Option<Hit>,
-    ) -> Verdict {
-        if let Some(v) = hit.and_then(|h| self.forward_established(buf, l3, now, p, h)) {
-            return v;
+        out: &mut Verdict,
+    ) {
+        if !hit.is_some_and(|h| self.forward_established(buf, l3, now, p, h, out)) {
+            *out = self.general(table, buf, l3, now, &p.tuple(l3), k, hit);
         }
-        self.general(table, buf, l3, now, &p.tuple(l3), k, hit)
     }
 
     /// A packet the general parse read: the established path when its connection
-    /// needs nothing but the rewrite (see [`established`]), else the general one.
+    /// needs nothing but the rewrite (see [`established`]), else the general one; the
+    /// verdict in `out`.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     fn dispatch<B: PacketBuf>(
@@ -668,11 +672,11 @@ impl Engine {
         t: &Tuple,
         k: &ConnKey,
         hit: Option<Hit>,
-    ) -> Verdict {
-        if let Some(v) = hit.and_then(|h| self.forward_established_tuple(buf, l3, now, t, h)) {
-            return v;
+        out: &mut Verdict,
+    ) {
+        if !hit.is_some_and(|h| self.forward_established_tuple(buf, l3, now, t, h, out)) {
+            *out = self.general(table, buf, l3, now, t, k, hit);
         }
-        self.general(table, buf, l3, now, t, k, hit)
     }
 
     /// The general path: a connection's packet forwarded (or its TIME_WAIT reused by
