@@ -234,6 +234,10 @@ fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs, chunk: u32) -> Re
         let f = conn_frames(h.src_mac, &conns, true)?;
         drop(conns);
         let live = f.data_in.count() as u64;
+        if a.rest > 0.0 {
+            eprintln!("rvs-bench: resting {} s before est-in at {live} live", a.rest);
+            std::thread::sleep(std::time::Duration::from_secs_f64(a.rest));
+        }
         push(h.measure(&a.case_name("est-in"), live, &f.data_in, a.secs)?)?;
         if i == 0 && a.fwd == FwdMode::FullNat {
             // The same with the worker's counters asked for every 100 ms, as a

@@ -70,6 +70,13 @@ pub struct RunArgs {
     /// more when the population needs them (see `setup::lips`).
     #[arg(long, default_value_t = 0)]
     pub lips: u32,
+    /// `run` only: seconds without traffic before each population's established
+    /// inbound case (the worker spins on, the feeder sleeps). For machines that
+    /// throttle their CPUs after a few seconds of full load (burstable VMs, such as the
+    /// project's own): those cases then run unthrottled, and compare with each other
+    /// and with a testpmd run rested as long (`BENCH_REST` in `scripts/bench.sh`).
+    #[arg(long, default_value_t = 0.0)]
+    pub rest: f64,
 }
 
 /// A forwarding mode as rvsd's configuration spells it (`fnat`, `nat`, `dr`, `tunnel`,

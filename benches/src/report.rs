@@ -18,6 +18,10 @@ use crate::cli::{fwd_label, fwd_word, ReportArgs, RunArgs};
 /// The ratio to testpmd macswap an established flow's rate must reach (issue 17).
 const RATIO_TARGET: f64 = 0.5;
 
+/// The most an established packet's cost may grow from the small population to the
+/// large one (issue 17: 1 thousand to 10 million live connections).
+const GROWTH_TARGET: f64 = 1.5;
+
 /// One measured case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
@@ -301,6 +305,21 @@ pub fn report(r: &ReportArgs) -> Result<()> {
             scraped.ns_per_pkt,
             if plain.ns_per_pkt > 0.0 { scraped.ns_per_pkt / plain.ns_per_pkt } else { 0.0 }
         );
+    }
+    let est_in: Vec<&CaseResult> = rvs.iter().filter(|c| c.case == "est-in" && c.rx_mpps_max > 0.0).collect();
+    if let (Some(small), Some(large)) = (est_in.first(), est_in.last()) {
+        if large.live > small.live {
+            // Per packet, the best windows' wall time: the cost a user sees grow.
+            println!();
+            println!(
+                "cost growth: established inbound {:.1} ns/packet at {} live, {:.1} at {}: {:.2}x (target <= {GROWTH_TARGET}x)",
+                1e3 / small.rx_mpps_max,
+                human(small.live),
+                1e3 / large.rx_mpps_max,
+                human(large.live),
+                small.rx_mpps_max / large.rx_mpps_max
+            );
+        }
     }
     println!();
     println!(
