@@ -59,10 +59,11 @@ impl Burst {
         &mut self.bufs[..self.len]
     }
 
-    /// Prefetches the header of every mbuf held (see [`Mbuf::prefetch_header`]).
+    /// Prefetches the header of the mbuf at `i`, if one is held there (see
+    /// [`Mbuf::prefetch_header`]).
     #[inline]
-    pub fn prefetch_headers(&self) {
-        for m in self.bufs[..self.len].iter().flatten() {
+    pub fn prefetch_header(&self, i: usize) {
+        if let Some(Some(m)) = self.bufs[..self.len].get(i) {
             m.prefetch_header();
         }
     }

@@ -114,6 +114,8 @@ pub fn ttl(frame: &[u8]) -> Option<u8> {
 
 /// Decrements the TTL / hop limit (the IPv4 header checksum updated incrementally);
 /// false, with the frame unchanged, when it would reach zero or the header is not there.
+/// Inlined for the common IPv4 header without options; the rest out of line.
+#[inline]
 pub fn decrement_ttl(frame: &mut [u8]) -> bool {
     // IPv4 without options, nearly every frame, read in place once (the checks are
     // those of `new_checked_header` below: a total length not below the header's).
@@ -130,6 +132,12 @@ pub fn decrement_ttl(frame: &mut [u8]) -> bool {
             return true;
         }
     }
+    decrement_ttl_other(frame)
+}
+
+/// [`decrement_ttl`] of the other frames: IPv4 with options, IPv6, anything else.
+#[inline(never)]
+fn decrement_ttl_other(frame: &mut [u8]) -> bool {
     let Some(l3) = frame.get_mut(ETH_LEN..) else { return false };
     match IpVersion::of(l3) {
         Some(IpVersion::V4) => {
