@@ -227,10 +227,14 @@ fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs, chunk: u32) -> Re
         if n <= from && i > 0 {
             continue;
         }
-        let conns = open(h, Ipv4Addr::new(10, 0, 0, 0), from, n, chunk)?;
+        let mut conns = open(h, Ipv4Addr::new(10, 0, 0, 0), from, n, chunk)?;
         if i == 0 {
             h.calibrate_idle()?;
         }
+        // The listing gives the connections in pool order; traffic comes in no order:
+        // frames in listing order would walk the pool line after line, which the
+        // hardware prefetcher serves, flattering every large population.
+        shuffle(&mut conns);
         let f = conn_frames(h.src_mac, &conns, true)?;
         drop(conns);
         let live = f.data_in.count() as u64;
@@ -254,6 +258,19 @@ fn worker_cases(h: &mut Harness, shared: &Shared, a: &RunArgs, chunk: u32) -> Re
         push(new_conns(h, shared, &a.case_name("new-conn"), live, a.secs)?)?;
     }
     Ok(out)
+}
+
+/// Puts `v` in a random order (Fisher–Yates; a fixed seed, so every run sends the same
+/// sequence).
+fn shuffle<T>(v: &mut [T]) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..v.len()).rev() {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
 }
 
 /// `rvs-bench redirect`: what an established outbound packet (real server →
@@ -436,12 +453,13 @@ fn redirect_cases(h: &mut Harness, d: &mut Duo, a: &RunArgs, chunk: u32) -> Resu
             [(0, Inlet::Src0, Ipv4Addr::new(10, 0, 0, 0)), (1, Inlet::Src1, Ipv4Addr::new(10, 64, 0, 0))]
         {
             d.switch(h, w, inlet)?;
-            let conns = open(h, base, from, to, chunk)?;
+            let mut conns = open(h, base, from, to, chunk)?;
             if i == 0 {
                 h.calibrate_idle()?;
                 d.idle[w] = h.idle_loop_secs;
             }
             check_owner(&conns, &own, w as u16)?;
+            shuffle(&mut conns);
             replies.push(conn_frames(h.src_mac, &conns, true)?.data_out);
         }
         let live = replies[0].count() as u64;
