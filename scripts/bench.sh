@@ -47,6 +47,8 @@ TESTPMD_SECS=${TESTPMD_SECS:-10}
 MODES=${BENCH_MODES-nat dr tunnel snat}
 NICE=${BENCH_NICE:-0}
 REST=${BENCH_REST:-0}
+REST_S=${REST%.*}  # whole seconds, for the run's timeout
+REST_S=${REST_S:-0}
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench: run as root (DPDK needs it)" >&2
@@ -158,7 +160,7 @@ echo "   samples (Mpps): $(awk '{ printf "%.2f ", $1 / 1e6 }' "$TMP/tp1.txt")"
 
 echo
 echo "== rvs worker: $BIN run --secs $SECS --small $SMALL --large $LARGE --rest $REST"
-run nice -n "$NICE" timeout -k 5 $((240 + 2 * ${REST%.*})) "$BIN" run --secs "$SECS" --small "$SMALL" \
+run nice -n "$NICE" timeout -k 5 $((240 + 2 * REST_S)) "$BIN" run --secs "$SECS" --small "$SMALL" \
     --large "$LARGE" --rest "$REST" --file-prefix "$PREFIX-rvs" --json "$TMP/rvs.json" >"$TMP/rvs.log" 2>&1 || true
 grep -v '^TELEMETRY' "$TMP/rvs.log" || true
 [ -s "$TMP/rvs.json" ] || { echo "bench: rvs-bench run failed" >&2; exit 1; }
