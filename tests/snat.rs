@@ -10,7 +10,8 @@
 //!   address as the source.
 //! - The rule's source range is honoured: a server outside it gets nothing through,
 //!   until `rvsadm -A -H MATCH` and `-a -H MATCH -r WAN:0 -J` add a rule for it at run
-//!   time (DPVS's commands); `rvsadm -L` lists the rules; `-D -H` removes it.
+//!   time (DPVS's commands); `rvsadm -L` lists the rules; `-D -H` removes it; `-S`, `-C`
+//!   and `-R` save, clear and restore the rules with the services.
 //! - Forged "replies" aimed at the WAN address's ports from outside (a bounded flood)
 //!   are dropped and counted, and a transfer running meanwhile is not disturbed.
 
@@ -185,4 +186,19 @@ print(ok)'"
     assert!(!snat.is_empty() && snat.iter().all(|l| (1..=3).any(|i| l.contains(&format!(" {}:", rs4(i))))), "{conns}");
     let json = t.cli_ok("rvsadm", &["-L", "-n", "-c", "--json"]);
     assert!(json.contains("\"snat\""), "{json}");
+
+    // Save, clear, restore (an init script's ipvsadm-save/-restore): the SNAT rules go
+    // with the services, and come back with them.
+    let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
+    assert!(saved.contains(&format!("-a -H src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r {WAN4}:0 -J")), "{saved}");
+    let rs1_get = |t: &Topology| {
+        t.rs[0].exec(&["curl", "-sS", "--max-time", "3", &format!("http://{CLIENT4}:{OUTSIDE_PORT}/")]).status.success()
+    };
+    t.cli_ok("rvsadm", &["-C"]);
+    assert!(!t.cli_ok("rvsadm", &["-L", "-n"]).contains("MATCH"), "-C clears the SNAT rules");
+    assert!(!rs1_get(&t), "no rule, no way out");
+    let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&saved));
+    assert!(ok, "rvsadm -R: {err}");
+    assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "restored as saved");
+    assert!(rs1_get(&t), "rs1 reaches the outside again through the restored rule");
 }

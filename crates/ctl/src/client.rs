@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::CtlError;
 use crate::frame::{self, FrameError};
 use crate::proto::{ConnCursor, NeighView, Request, RequestMsg, Response, ResponseMsg, ServiceSpec};
-use crate::{PROTOCOL_VERSION, STAGE_PART_BYTES};
+use crate::{SnatSpec, PROTOCOL_VERSION, STAGE_PART_BYTES};
 
 /// A stage number unlikely to meet another client's: the process id and the time.
 fn stage_id() -> u64 {
@@ -40,16 +40,16 @@ impl Client {
     /// sent in parts and committed as one change (see [`Request::ServiceStage`]).
     pub fn call(&mut self, req: Request) -> Result<Response, CtlError> {
         match req {
-            Request::ServiceReplace { services } => self.replace(services),
+            Request::ServiceReplace { services, snat } => self.replace(services, snat),
             req => self.call_one(req),
         }
     }
 
     /// `ServiceReplace`, in parts of at most [`STAGE_PART_BYTES`] when it is larger.
-    fn replace(&mut self, services: Vec<ServiceSpec>) -> Result<Response, CtlError> {
+    fn replace(&mut self, services: Vec<ServiceSpec>, snat: Option<Vec<SnatSpec>>) -> Result<Response, CtlError> {
         let sizes: Vec<usize> = services.iter().map(|s| serde_json::to_vec(s).map_or(0, |v| v.len() + 1)).collect();
         if sizes.iter().sum::<usize>() <= STAGE_PART_BYTES {
-            return self.call_one(Request::ServiceReplace { services });
+            return self.call_one(Request::ServiceReplace { services, snat });
         }
         let stage = stage_id();
         let mut part = Vec::new();
@@ -65,7 +65,7 @@ impl Client {
         if !part.is_empty() {
             self.call_one(Request::ServiceStage { stage, services: part })?;
         }
-        self.call_one(Request::ServiceReplaceStaged { stage })
+        self.call_one(Request::ServiceReplaceStaged { stage, snat })
     }
 
     /// One request, one reply.

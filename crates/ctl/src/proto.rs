@@ -179,10 +179,15 @@ pub enum Request {
         /// Which.
         key: ServiceKey,
     },
-    /// Replaces every service at once (`rvsadm -R`; an empty list is `-C`).
+    /// Replaces every service at once (`rvsadm -R`; an empty list is `-C`), and with
+    /// `snat` every SNAT rule too, in the same generation.
     ServiceReplace {
         /// The new set.
         services: Vec<ServiceSpec>,
+        /// The new SNAT rules (`rvsadm -R`, `-C`); absent: the SNAT rules stay as they
+        /// are (the agent's services from keepalived.conf).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snat: Option<Vec<crate::SnatSpec>>,
     },
     /// Holds a part of a service set too large for one message, under `stage` (a number
     /// the client picks), for a later [`Request::ServiceReplaceStaged`]. Nothing changes
@@ -198,6 +203,9 @@ pub enum Request {
     ServiceReplaceStaged {
         /// The stage to commit.
         stage: u64,
+        /// As in [`Request::ServiceReplace`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snat: Option<Vec<crate::SnatSpec>>,
     },
     /// Adds a real server.
     RealServerAdd {

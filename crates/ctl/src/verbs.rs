@@ -4,8 +4,9 @@
 //!
 //! - One function per verb: [`service_add`], [`service_edit`], [`service_del`],
 //!   [`service_replace`], [`real_server_add`], [`real_server_edit`],
-//!   [`real_server_del`], [`laddr_add`], [`laddr_del`]; [`apply`] dispatches a
-//!   [`Request`] to them.
+//!   [`real_server_del`], [`laddr_add`], [`laddr_del`], and over the SNAT rules
+//!   [`snat_add`], [`snat_del`], [`snat_wan`]; [`apply`] dispatches a [`Request`] to
+//!   them.
 //! - A real server's port 0 means "the virtual port" (as in LVS). It is resolved where a
 //!   verb stores a real server, so a listing shows the same port whichever path added
 //!   it, and a verb naming a real server finds it by either spelling. On an all-ports
@@ -27,6 +28,7 @@ use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
 
 use crate::error::ErrorCode;
 use crate::proto::{RealServerEdit, Request, Response, ServiceSpec};
+use crate::SnatSpec;
 
 /// A refused change: the stable code and the sentence the client sees.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -233,8 +235,87 @@ pub fn service_acl(
     Ok(())
 }
 
-/// Whether `req` is a change of the service set (what [`apply`] carries out).
-pub fn changes_services(req: &Request) -> bool {
+/// Adds a SNAT rule (`rvsadm -A -H MATCH`): refused when a rule has its match or its
+/// name already; a rule without a name gets the first free `snat<N>`.
+pub fn snat_add(rules: &mut Vec<SnatSpec>, mut rule: SnatSpec) -> Result<(), Refused> {
+    if let Some(o) = rules.iter().find(|o| o.same_match(&rule)) {
+        return Err(Refused::new(
+            ErrorCode::Exists,
+            format!("SNAT rule {:?} has that match already ({})", o.name.as_deref().unwrap_or(""), o.match_text()),
+        ));
+    }
+    let name = match rule.name.take() {
+        Some(n) if rules.iter().any(|o| o.name.as_deref() == Some(n.as_str())) => {
+            return Err(Refused::new(ErrorCode::Exists, format!("a SNAT rule is named {n:?} already")));
+        }
+        Some(n) => n,
+        None => (0..)
+            .map(|i| format!("snat{i}"))
+            .find(|n| rules.iter().all(|o| o.name.as_ref() != Some(n)))
+            .unwrap_or_default(),
+    };
+    rules.push(SnatSpec { name: Some(name), ..rule });
+    Ok(())
+}
+
+/// The position of the SNAT rule with `rule`'s match.
+fn snat_find(rules: &[SnatSpec], rule: &SnatSpec) -> Result<usize, Refused> {
+    rules
+        .iter()
+        .position(|o| o.same_match(rule))
+        .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no SNAT rule with match {}", rule.match_text())))
+}
+
+/// Deletes the SNAT rule with `rule`'s match (`rvsadm -D -H`).
+pub fn snat_del(rules: &mut Vec<SnatSpec>, rule: &SnatSpec) -> Result<(), Refused> {
+    let i = snat_find(rules, rule)?;
+    rules.remove(i);
+    Ok(())
+}
+
+/// Adds or removes a WAN address of the SNAT rule with `rule`'s match
+/// (`rvsadm -a|-d -H MATCH -r WAN -J`).
+pub fn snat_wan(rules: &mut [SnatSpec], rule: &SnatSpec, wan: IpAddr, add: bool) -> Result<(), Refused> {
+    let i = snat_find(rules, rule)?;
+    let r = &mut rules[i];
+    let name = r.name.clone().unwrap_or_default();
+    match (add, r.wan.iter().position(|w| *w == wan)) {
+        (true, Some(_)) => Err(Refused::new(ErrorCode::Exists, format!("SNAT rule {name:?} has {wan} already"))),
+        (true, None) => {
+            r.wan.push(wan);
+            Ok(())
+        }
+        (false, Some(j)) => {
+            r.wan.remove(j);
+            Ok(())
+        }
+        (false, None) => Err(Refused::new(ErrorCode::NotFound, format!("SNAT rule {name:?} has no WAN address {wan}"))),
+    }
+}
+
+/// Replaces every SNAT rule with `new`, each added in turn with [`snat_add`] (so a
+/// duplicate match or name is refused as one added alone would be).
+pub fn snat_replace(rules: &mut Vec<SnatSpec>, new: Vec<SnatSpec>) -> Result<(), Refused> {
+    let mut set = Vec::with_capacity(new.len());
+    for r in new {
+        snat_add(&mut set, r)?;
+    }
+    *rules = set;
+    Ok(())
+}
+
+/// The rules `rvsadm -S` saves and `-R` restores: the services and the SNAT rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// The services.
+    pub services: Vec<ServiceSpec>,
+    /// The SNAT rules (DPVS's match services).
+    pub snat: Vec<SnatSpec>,
+}
+
+/// Whether `req` is a change of the services or the SNAT rules (what [`apply`]
+/// carries out).
+pub fn changes_rules(req: &Request) -> bool {
     matches!(
         req,
         Request::ServiceAdd(_)
@@ -247,17 +328,24 @@ pub fn changes_services(req: &Request) -> bool {
             | Request::LaddrAdd { .. }
             | Request::LaddrDel { .. }
             | Request::ServiceAcl { .. }
+            | Request::SnatAdd { .. }
+            | Request::SnatDel { .. }
+            | Request::SnatWan { .. }
     )
 }
 
-/// Applies one change of the service set with its verb. Any other request is refused
-/// (`bad_request`): see [`changes_services`].
-pub fn apply(set: &mut Vec<ServiceSpec>, req: Request) -> Result<(), Refused> {
+/// Applies one change of the rules with its verb. Any other request is refused
+/// (`bad_request`): see [`changes_rules`].
+pub fn apply(rules: &mut Rules, req: Request) -> Result<(), Refused> {
+    let set = &mut rules.services;
     match req {
         Request::ServiceAdd(spec) => service_add(set, spec),
         Request::ServiceEdit { service } => service_edit(set, service),
         Request::ServiceDel { key } => service_del(set, &key),
-        Request::ServiceReplace { services } => {
+        Request::ServiceReplace { services, snat } => {
+            if let Some(new) = snat {
+                snat_replace(&mut rules.snat, new)?;
+            }
             service_replace(set, services);
             Ok(())
         }
@@ -267,7 +355,10 @@ pub fn apply(set: &mut Vec<ServiceSpec>, req: Request) -> Result<(), Refused> {
         Request::LaddrAdd { key, addr } => laddr_add(set, &key, addr),
         Request::LaddrDel { key, addr } => laddr_del(set, &key, addr),
         Request::ServiceAcl { key, allow, add, prefixes } => service_acl(set, &key, allow, add, prefixes),
-        other => Err(Refused::new(ErrorCode::BadRequest, format!("{other:?} is not a change of the service set"))),
+        Request::SnatAdd { rule } => snat_add(&mut rules.snat, rule),
+        Request::SnatDel { rule } => snat_del(&mut rules.snat, &rule),
+        Request::SnatWan { rule, wan, add } => snat_wan(&mut rules.snat, &rule, wan, add),
+        other => Err(Refused::new(ErrorCode::BadRequest, format!("{other:?} is not a change of the rules"))),
     }
 }
 
@@ -517,18 +608,59 @@ mod tests {
     }
 
     #[test]
-    fn apply_dispatches_service_changes_only() {
-        let mut set = Vec::new();
-        apply(&mut set, Request::ServiceAdd(spec(80))).unwrap();
-        apply(&mut set, Request::RealServerAdd { key: key(80), rs: rs("198.19.0.11", 0) }).unwrap();
-        apply(&mut set, Request::LaddrAdd { key: key(80), addr: ip("198.19.0.10") }).unwrap();
-        assert_eq!(set[0].service.real_servers, vec![rs("198.19.0.11", 80)]);
-        assert!(changes_services(&Request::ServiceReplace { services: vec![] }));
-        assert!(!changes_services(&Request::TimeoutsGet));
-        let e = apply(&mut set, Request::TimeoutsGet).unwrap_err();
+    fn apply_dispatches_rule_changes_only() {
+        let mut rules = Rules::default();
+        apply(&mut rules, Request::ServiceAdd(spec(80))).unwrap();
+        apply(&mut rules, Request::RealServerAdd { key: key(80), rs: rs("198.19.0.11", 0) }).unwrap();
+        apply(&mut rules, Request::LaddrAdd { key: key(80), addr: ip("198.19.0.10") }).unwrap();
+        assert_eq!(rules.services[0].service.real_servers, vec![rs("198.19.0.11", 80)]);
+        assert!(changes_rules(&Request::ServiceReplace { services: vec![], snat: None }));
+        assert!(changes_rules(&Request::SnatAdd { rule: SnatSpec::default() }));
+        assert!(!changes_rules(&Request::TimeoutsGet));
+        let e = apply(&mut rules, Request::TimeoutsGet).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
-        apply(&mut set, Request::ServiceReplace { services: vec![] }).unwrap();
-        assert!(set.is_empty());
+        let m = |t: &str| SnatSpec::from_match(t).unwrap();
+        apply(&mut rules, Request::SnatAdd { rule: m("proto=tcp,oif=dpdk1") }).unwrap();
+        apply(&mut rules, Request::SnatWan { rule: m("proto=tcp,oif=dpdk1"), wan: ip("203.0.113.1"), add: true })
+            .unwrap();
+        assert_eq!(rules.snat[0].name.as_deref(), Some("snat0"));
+        assert_eq!(rules.snat[0].wan, vec![ip("203.0.113.1")]);
+        // A replace without SNAT rules (keepalived's services) leaves them; with, sets them.
+        apply(&mut rules, Request::ServiceReplace { services: vec![], snat: None }).unwrap();
+        assert!(rules.services.is_empty());
+        assert_eq!(rules.snat.len(), 1);
+        apply(&mut rules, Request::ServiceReplace { services: vec![], snat: Some(vec![]) }).unwrap();
+        assert!(rules.snat.is_empty());
+    }
+
+    #[test]
+    fn snat_verbs_refuse_duplicates_and_unknown_rules() {
+        let m = |t: &str| SnatSpec::from_match(t).unwrap();
+        let mut rules = Vec::new();
+        snat_add(&mut rules, m("proto=udp")).unwrap();
+        snat_add(&mut rules, SnatSpec { name: Some("lan".into()), ..m("src-range=10.0.0.1-10.0.0.9") }).unwrap();
+        snat_add(&mut rules, m("proto=tcp")).unwrap();
+        let names: Vec<_> = rules.iter().map(|r| r.name.clone().unwrap()).collect();
+        assert_eq!(names, ["snat0", "lan", "snat1"]);
+        assert_eq!(refusal(snat_add(&mut rules, m("proto=udp"))).0, ErrorCode::Exists);
+        assert_eq!(
+            refusal(snat_add(&mut rules, SnatSpec { name: Some("lan".into()), ..m("oif=x") })),
+            (ErrorCode::Exists, "a SNAT rule is named \"lan\" already".into())
+        );
+        assert_eq!(
+            refusal(snat_wan(&mut rules, &m("proto=udp"), ip("203.0.113.1"), false)),
+            (ErrorCode::NotFound, "SNAT rule \"snat0\" has no WAN address 203.0.113.1".into())
+        );
+        assert_eq!(
+            refusal(snat_del(&mut rules, &m("oif=nowhere"))),
+            (ErrorCode::NotFound, "no SNAT rule with match oif=nowhere".into())
+        );
+        // A replace is all or nothing: a duplicate match leaves the old rules.
+        let before = rules.clone();
+        assert_eq!(refusal(snat_replace(&mut rules, vec![m("proto=tcp"), m("proto=tcp")])).0, ErrorCode::Exists);
+        assert_eq!(rules, before);
+        snat_replace(&mut rules, vec![m("proto=tcp")]).unwrap();
+        assert_eq!(rules.len(), 1);
     }
 
     #[test]

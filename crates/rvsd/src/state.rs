@@ -181,63 +181,18 @@ impl State {
         Ok(fnat::snat::SnatTable::new(rules, routes.collect::<Vec<_>>()))
     }
 
-    /// Adds a SNAT rule (`rvsadm -A -H`); refused if one has its match or its name.
-    pub fn snat_add(&mut self, mut rule: ctl::SnatSpec) -> Result<(), Refused> {
-        if let Some(o) = self.snat.iter().find(|o| o.same_match(&rule)) {
-            return Err(Refused::new(
-                ErrorCode::Exists,
-                format!("SNAT rule {:?} has that match already ({})", o.name.as_deref().unwrap_or(""), o.match_text()),
-            ));
+    /// Replaces every service (`rvsadm -R`, `-C`, the agent's services), and with
+    /// `snat` every SNAT rule too (`rvsadm -R`, `-C`), as one change.
+    pub fn replace(
+        &mut self,
+        services: Vec<ctl::ServiceSpec>,
+        snat: Option<Vec<ctl::SnatSpec>>,
+    ) -> Result<(), Refused> {
+        if let Some(rules) = snat {
+            verbs::snat_replace(&mut self.snat, rules)?;
         }
-        let name = match rule.name.take() {
-            Some(n) if self.snat.iter().any(|o| o.name.as_deref() == Some(n.as_str())) => {
-                return Err(Refused::new(ErrorCode::Exists, format!("a SNAT rule is named {n:?} already")));
-            }
-            Some(n) => n,
-            None => (0..)
-                .map(|i| format!("snat{i}"))
-                .find(|n| self.snat.iter().all(|o| o.name.as_ref() != Some(n)))
-                .unwrap_or_default(),
-        };
-        self.snat.push(ctl::SnatSpec { name: Some(name), ..rule });
+        verbs::service_replace(&mut self.services, services);
         Ok(())
-    }
-
-    /// The position of the SNAT rule with `rule`'s match.
-    fn snat_find(&self, rule: &ctl::SnatSpec) -> Result<usize, Refused> {
-        self.snat
-            .iter()
-            .position(|o| o.same_match(rule))
-            .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no SNAT rule with match {}", rule.match_text())))
-    }
-
-    /// Deletes the SNAT rule with `rule`'s match (`rvsadm -D -H`).
-    pub fn snat_del(&mut self, rule: &ctl::SnatSpec) -> Result<(), Refused> {
-        let i = self.snat_find(rule)?;
-        self.snat.remove(i);
-        Ok(())
-    }
-
-    /// Adds or removes a WAN address of the SNAT rule with `rule`'s match
-    /// (`rvsadm -a|-d -H MATCH -r WAN -J`).
-    pub fn snat_wan(&mut self, rule: &ctl::SnatSpec, wan: IpAddr, add: bool) -> Result<(), Refused> {
-        let i = self.snat_find(rule)?;
-        let r = &mut self.snat[i];
-        let name = r.name.clone().unwrap_or_default();
-        match (add, r.wan.iter().position(|w| *w == wan)) {
-            (true, Some(_)) => Err(Refused::new(ErrorCode::Exists, format!("SNAT rule {name:?} has {wan} already"))),
-            (true, None) => {
-                r.wan.push(wan);
-                Ok(())
-            }
-            (false, Some(j)) => {
-                r.wan.remove(j);
-                Ok(())
-            }
-            (false, None) => {
-                Err(Refused::new(ErrorCode::NotFound, format!("SNAT rule {name:?} has no WAN address {wan}")))
-            }
-        }
     }
 
     /// Replaces the global deny list (`set`), or adds or deletes prefixes; the set is

@@ -1186,7 +1186,7 @@ impl Worker {
             }
             let n = want.len();
             let vips: HashSet<IpAddr> = want.iter().map(|s| s.service.vip).collect();
-            match self.exchange("load services", Request::ServiceReplace { services: want }) {
+            match self.exchange("load services", Request::ServiceReplace { services: want, snat: None }) {
                 Ok(_) => {
                     self.loaded = vips;
                     tracing::info!(services = n, "services loaded into rvsd");

@@ -357,6 +357,19 @@ pub fn write_snat(out: &mut dyn Write, rules: &[ctl::SnatSpec]) -> io::Result<()
     Ok(())
 }
 
+/// The SNAT rules as `-S` saves them, after the services: `-A -H MATCH -s rr`, then
+/// `-a -H MATCH -r WAN:0 -J` per WAN address (DPVS's commands for a match service).
+pub fn write_snat_rules(out: &mut dyn Write, rules: &[ctl::SnatSpec]) -> io::Result<()> {
+    for r in rules {
+        let m = r.match_text();
+        writeln!(out, "-A -H {m} -s rr")?;
+        for w in &r.wan {
+            writeln!(out, "-a -H {m} -r {} {}", addr_port(*w, 0), fwd_flag(FwdMode::Snat))?;
+        }
+    }
+    Ok(())
+}
+
 /// `Timeout (tcp tcpfin udp): 900 120 300`.
 pub fn write_timeouts(out: &mut dyn Write, t: &Timeouts) -> io::Result<()> {
     writeln!(out, "Timeout (tcp tcpfin udp): {} {} {}", t.established, t.fin_wait, t.udp)

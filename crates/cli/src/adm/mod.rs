@@ -22,7 +22,10 @@
 //!   `--uoa ipo|opp` for UDP services (DPVS sets UOA globally; here per service).
 //! - DPVS's SNAT rules: `-A|-D -H MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; a rule takes its
 //!   WAN addresses in turn, so `-s` other than `rr` and `-w` are refused; `-L` lists the
-//!   rules after the services; `-S`/`-R` do not carry them.
+//!   rules after the services; `-S` saves them after the services (as `-A -H` and
+//!   `-a -H -J` lines, without the rules' names: a restored rule without one is named
+//!   `snat<N>` again), `-R` restores them with the services in one change, and `-C`
+//!   clears them with the services, as DPVS's `ipvsadm -C` clears its match services.
 
 use std::io::{self, BufRead, Write};
 use std::net::IpAddr;
@@ -850,7 +853,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
         }
         Cmd::EditService => AdmCmd::Change(Request::ServiceEdit { service: service_config(a, need_key(key, cmd)?)? }),
         Cmd::DeleteService => AdmCmd::Change(Request::ServiceDel { key: need_key(key, cmd)? }),
-        Cmd::Clear => AdmCmd::Change(Request::ServiceReplace { services: Vec::new() }),
+        Cmd::Clear => AdmCmd::Change(Request::ServiceReplace { services: Vec::new(), snat: Some(Vec::new()) }),
         Cmd::Restore => AdmCmd::Restore,
         Cmd::Save => AdmCmd::Save { sort },
         Cmd::AddServer => {
@@ -1031,12 +1034,13 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
         AdmCmd::Restore => {
             let mut text = String::new();
             input.read_to_string(&mut text)?;
-            let services = restore::plan(&text)?;
-            change(ctl, Request::ServiceReplace { services })?;
+            let rules = restore::plan(&text)?;
+            change(ctl, Request::ServiceReplace { services: rules.services, snat: Some(rules.snat) })?;
         }
         AdmCmd::Save { sort } => {
             let services = services(ctl, false)?;
             format::write_rules(out, &services, *sort)?;
+            format::write_snat_rules(out, &snat_rules(ctl)?)?;
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
         AdmCmd::Conns { json } => conns(ctl, *json, out)?,
@@ -1148,12 +1152,17 @@ fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), C
     format::write_services(out, header.as_deref(), &svcs, opts)?;
     if opts.key.is_none() && matches!(opts.view, View::Plain) {
         // The SNAT rules after the services, as DPVS lists its match services.
-        match ctl.call(Request::SnatList)? {
-            Response::Snat { rules } => format::write_snat(out, &rules)?,
-            other => return Err(unexpected("snat", &other)),
-        }
+        format::write_snat(out, &snat_rules(ctl)?)?;
     }
     Ok(())
+}
+
+/// rvsd's SNAT rules.
+fn snat_rules(ctl: &mut dyn Ctl) -> Result<Vec<ctl::SnatSpec>, CliError> {
+    match ctl.call(Request::SnatList)? {
+        Response::Snat { rules } => Ok(rules),
+        other => Err(unexpected("snat", &other)),
+    }
 }
 
 fn conns(ctl: &mut dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), CliError> {

@@ -73,7 +73,7 @@ fn service_commands() {
         ("-E -t 198.18.0.100:80 -s wrr", Request::ServiceEdit { service: wrr.clone() }),
         ("-D -t 198.18.0.100:80", Request::ServiceDel { key: tcp80() }),
         ("-D -u [2001:db8::1]:53", Request::ServiceDel { key: key(Proto::Udp, "2001:db8::1", 53) }),
-        ("-C", Request::ServiceReplace { services: vec![] }),
+        ("-C", Request::ServiceReplace { services: vec![], snat: Some(vec![]) }),
         ("-Z", Request::ZeroCounters { key: None }),
         ("-A -t 198.18.0.100:http -s wrr", Request::ServiceAdd(ServiceSpec { service: wrr.clone(), laddrs: vec![] })),
         ("-Z -t 198.18.0.100:80", Request::ZeroCounters { key: Some(tcp80()) }),
@@ -640,14 +640,15 @@ fn listings_page_through_the_services() {
         next: (to < all.len()).then_some(to as u32),
         gen,
     };
-    let (saved, ctl) = run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 7)]);
-    let (whole, _) = run_adm("-S", vec![Response::Services { services: all.clone() }]);
+    let (saved, ctl) = run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 7), no_snat()]);
+    let (whole, _) = run_adm("-S", vec![Response::Services { services: all.clone() }, no_snat()]);
     assert_eq!(saved, whole, "two pages make the whole list");
     assert_eq!(ctl.requests[1], Request::ServicePage { stats: false, from: 1, max: None });
     // The set changed between pages (generation 7 -> 8): listed again from the start.
-    let (again, ctl) = run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 8), page(0, 1, 8), page(1, all.len(), 8)]);
+    let (again, ctl) =
+        run_adm("-S", vec![page(0, 1, 7), page(1, all.len(), 8), page(0, 1, 8), page(1, all.len(), 8), no_snat()]);
     assert_eq!(again, whole);
-    assert_eq!(ctl.requests.len(), 4);
+    assert_eq!(ctl.requests.len(), 5, "four pages and the SNAT rules");
 }
 
 #[test]
@@ -761,7 +762,7 @@ VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS
 
 #[test]
 fn save_golden() {
-    let (out, _) = run_adm("-S -n", vec![Response::Services { services: demo() }]);
+    let (out, _) = run_adm("-S -n", vec![Response::Services { services: demo() }, no_snat()]);
     let want = "\
 -A -t 198.18.0.100:80 -s wrr
 -a -t 198.18.0.100:80 -r 198.19.0.12:8080 -b -w 1
@@ -837,7 +838,7 @@ fn save_then_restore_round_trip() {
     views.push(view(all, &[], vec![(0, 0, None)], None));
     views.push(view(lc, &[], vec![], None));
 
-    let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }]);
+    let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
     for line in [
         "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4",
         "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",
@@ -849,7 +850,7 @@ fn save_then_restore_round_trip() {
     let mut ctl = FakeCtl::new(vec![]);
     run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
     assert_eq!(ctl.requests.len(), 1, "one atomic request");
-    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
     // same services (the save is sorted, the state is not ordered by service)
     let mut got = services.clone();
     let mut want = specs(&views);
@@ -860,7 +861,7 @@ fn save_then_restore_round_trip() {
     let restored: Vec<ServiceView> = services.iter().map(|s| view(s.service.clone(), &[], vec![], None)).collect();
     let restored: Vec<ServiceView> =
         restored.into_iter().zip(services).map(|(v, s)| ServiceView { laddrs: s.laddrs.clone(), ..v }).collect();
-    let (again, _) = run_adm("-S", vec![Response::Services { services: restored }]);
+    let (again, _) = run_adm("-S", vec![Response::Services { services: restored }, no_snat()]);
     assert_eq!(again, saved);
 }
 
@@ -883,9 +884,11 @@ fn restore_applies_lines_in_order() {
     let mut want = ServiceConfig::new(Proto::Tcp, ip("198.18.0.100"), 80);
     want.sched = SchedKind::Wrr;
     want.real_servers = vec![rs("198.19.0.12", 8080, 5)];
-    assert_eq!(set, vec![ServiceSpec { service: want, laddrs: vec![ip("198.19.0.10")] }]);
-    assert_eq!(restore::plan("-A -t 198.18.0.100:80\n-C\n").unwrap(), vec![]);
-    assert_eq!(restore::plan("").unwrap(), vec![]);
+    assert_eq!(set.services, vec![ServiceSpec { service: want, laddrs: vec![ip("198.19.0.10")] }]);
+    assert!(set.snat.is_empty());
+    let empty = ctl::verbs::Rules::default();
+    assert_eq!(restore::plan("-A -t 198.18.0.100:80\n-A -H proto=udp\n-C\n").unwrap(), empty);
+    assert_eq!(restore::plan("").unwrap(), empty);
 }
 
 #[test]
@@ -967,13 +970,13 @@ fn synproxy_switch() {
     let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
     assert!(out.contains("TCP  198.18.0.100:80 wrr synproxy\n"), "{out}");
     assert!(out.contains("mh (mh-fallback,mh-port) persistent 60 mask 64 synproxy off\n"), "{out}");
-    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }, no_snat()]);
     assert!(saved.contains("-A -t 198.18.0.100:80 -s wrr -j enable\n"), "{saved}");
     assert!(saved.contains("--sched-flags mh-fallback,mh-port -j disable\n"), "{saved}");
     let cmd = parse(&argv("-R")).unwrap();
     let mut ctl = FakeCtl::new(vec![]);
     run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
-    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
     let web = services.iter().find(|s| s.service.vport == 80).expect("web");
     assert_eq!(web.service.synproxy, Some(SynProxyMode::On));
 }
@@ -1005,13 +1008,13 @@ fn proxy_protocol_switch() {
     let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
     assert!(out.contains("TCP  198.18.0.100:80 wrr ppv2\n"), "{out}");
     assert!(out.contains("mh (mh-fallback,mh-port) persistent 60 mask 64 ppv1\n"), "{out}");
-    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }, no_snat()]);
     assert!(saved.contains("-A -t 198.18.0.100:80 -s wrr --proxy-protocol v2\n"), "{saved}");
     assert!(saved.contains("--sched-flags mh-fallback,mh-port --proxy-protocol v1\n"), "{saved}");
     let cmd = parse(&argv("-R")).unwrap();
     let mut ctl = FakeCtl::new(vec![]);
     run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
-    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
     let web = services.iter().find(|s| s.service.vport == 80).expect("web");
     assert_eq!(web.service.proxy_protocol, Some(ProxyProtocol::V2));
     assert!(services.iter().any(|s| s.service.proxy_protocol == Some(ProxyProtocol::V1)));
@@ -1039,11 +1042,11 @@ fn uoa_switch() {
     views[1].service.uoa = Some(UoaMode::Opp);
     let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
     assert!(out.contains("UDP  198.18.0.100:80 wrr uoa-opp\n"), "{out}");
-    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }]);
+    let (saved, _) = run_adm("-S -n", vec![Response::Services { services: views }, no_snat()]);
     assert!(saved.contains("-A -u 198.18.0.100:80 -s wrr --uoa opp\n"), "{saved}");
     let mut ctl = FakeCtl::new(vec![]);
     run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
-    let Request::ServiceReplace { services } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
     assert!(services.iter().any(|s| s.service.uoa == Some(UoaMode::Opp)));
 }
 
@@ -1099,6 +1102,45 @@ MATCH proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 rr (servers)
   -> 198.18.0.6:0                 SNAT    1      -          -         
 ";
     assert!(out.ends_with(want), "{out}");
+}
+
+/// `-S` saves the SNAT rules after the services as DPVS's commands; `-R` restores them
+/// with the services in one request, which saves to the same lines again.
+#[test]
+fn snat_rules_are_saved_and_restored() {
+    let rules = vec![
+        ctl::SnatSpec {
+            name: Some("snat0".into()),
+            wan: vec![ip("198.18.0.5"), ip("2001:db8::5")],
+            ..ctl::SnatSpec::from_match("proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0").unwrap()
+        },
+        ctl::SnatSpec { name: Some("snat1".into()), ..ctl::SnatSpec::from_match("proto=any").unwrap() },
+    ];
+    let (saved, _) =
+        run_adm("-S", vec![Response::Services { services: demo() }, Response::Snat { rules: rules.clone() }]);
+    let want = "\
+-A -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -s rr
+-a -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r 198.18.0.5:0 -J
+-a -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r [2001:db8::5]:0 -J
+-A -H proto=any -s rr
+";
+    assert!(saved.ends_with(want), "{saved}");
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    assert_eq!(ctl.requests.len(), 1, "one atomic request");
+    let Request::ServiceReplace { services, snat: Some(snat) } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    assert_eq!(snat, &rules, "the same rules, named as rvsd names them");
+    assert_eq!(services.len(), demo().len());
+    let (again, _) =
+        run_adm("-S", vec![Response::Services { services: demo() }, Response::Snat { rules: snat.clone() }]);
+    assert_eq!(again, saved);
+    // A file with no SNAT line clears them (the result is exactly the file).
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut "-A -t 198.18.0.100:80\n".as_bytes(), &mut Vec::new()).unwrap();
+    assert!(matches!(&ctl.requests[0], Request::ServiceReplace { snat: Some(s), .. } if s.is_empty()));
+    // A WAN address for a rule the file has not defined names the line.
+    let e = restore::plan("-a -H proto=udp -r 198.18.0.5:0 -J\n").unwrap_err();
+    assert_eq!(e.to_string(), "line 1: no SNAT rule with match proto=udp");
 }
 
 /// ipvsadm's sync daemon commands: start and stop a role (nothing printed), `-L --daemon`

@@ -69,12 +69,9 @@ impl Control {
             Request::ServiceAdd(spec) => self.change(|s| verbs::service_add(&mut s.services, spec))?,
             Request::ServiceEdit { service } => self.change(|s| verbs::service_edit(&mut s.services, service))?,
             Request::ServiceDel { key } => self.change(|s| verbs::service_del(&mut s.services, &key))?,
-            Request::ServiceReplace { services } => self.change(|s| {
-                verbs::service_replace(&mut s.services, services);
-                Ok(())
-            })?,
+            Request::ServiceReplace { services, snat } => self.change(|s| s.replace(services, snat))?,
             Request::ServiceStage { stage, services } => self.stage(stage, services)?,
-            Request::ServiceReplaceStaged { stage } => {
+            Request::ServiceReplaceStaged { stage, snat } => {
                 let Some((_, services)) = self.staged.remove(&stage) else {
                     return Err(Refused::new(
                         ErrorCode::NotFound,
@@ -84,10 +81,7 @@ impl Control {
                         ),
                     ));
                 };
-                self.change(|s| {
-                    verbs::service_replace(&mut s.services, services);
-                    Ok(())
-                })?
+                self.change(|s| s.replace(services, snat))?
             }
             Request::RealServerAdd { key, rs } => self.change(|s| verbs::real_server_add(&mut s.services, &key, rs))?,
             Request::RealServerEdit { key, addr, port, change } => {
@@ -126,9 +120,9 @@ impl Control {
             Request::SyncDaemons => Response::SyncDaemons {
                 daemons: self.shared.sync.as_ref().map(crate::sync::SyncShared::daemons).unwrap_or_default(),
             },
-            Request::SnatAdd { rule } => self.change(|s| s.snat_add(rule))?,
-            Request::SnatDel { rule } => self.change(|s| s.snat_del(&rule))?,
-            Request::SnatWan { rule, wan, add } => self.change(|s| s.snat_wan(&rule, wan, add))?,
+            Request::SnatAdd { rule } => self.change(|s| verbs::snat_add(&mut s.snat, rule))?,
+            Request::SnatDel { rule } => self.change(|s| verbs::snat_del(&mut s.snat, &rule))?,
+            Request::SnatWan { rule, wan, add } => self.change(|s| verbs::snat_wan(&mut s.snat, &rule, wan, add))?,
             Request::TimeoutsSet { tcp, tcpfin, udp } => self.change(|s| {
                 s.timeouts_set(tcp, tcpfin, udp);
                 Ok(())

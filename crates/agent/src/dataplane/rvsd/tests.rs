@@ -241,7 +241,7 @@ impl FakeState {
                     None => return refuse(ErrorCode::NotFound, format!("no address {addr} on {dev}")),
                 }
             }
-            Request::ServiceReplace { services } => {
+            Request::ServiceReplace { services, .. } => {
                 self.services = services;
                 Ok(())
             }
