@@ -1,17 +1,17 @@
 //! The control protocol decoder as rvsd's server and the client run it: lines read
 //! with `ctl::frame::read_line` (size bound, UTF-8), each parsed as a `RequestMsg` and a
 //! `ResponseMsg`; what parses must serialize and parse again to the same message. A
-//! request that changes the service set is then applied as rvsd's control thread does:
-//! the verb on a copy of the set, `verbs::validate` (building the core's table), the
-//! copy adopted when valid.
+//! request that changes the services or the SNAT rules is then applied as rvsd's
+//! control thread does: the verb on a copy of the rules, `verbs::validate` (building the
+//! core's table), the copy adopted when valid.
 #![no_main]
 
 use std::io::BufReader;
 use std::net::IpAddr;
 
 use ctl::frame::{self, FrameError};
-use ctl::verbs::{self, Owned};
-use ctl::{RequestMsg, ResponseMsg, ServiceSpec};
+use ctl::verbs::{self, Owned, Rules};
+use ctl::{RequestMsg, ResponseMsg};
 use libfuzzer_sys::fuzz_target;
 
 fn round_trip<T>(line: &str)
@@ -36,20 +36,20 @@ fn owner(ip: IpAddr) -> Option<Owned> {
     }
 }
 
-fn change(set: &mut Vec<ServiceSpec>, line: &str) {
+fn change(set: &mut Rules, line: &str) {
     let Ok(msg) = serde_json::from_str::<RequestMsg>(line) else { return };
-    if !verbs::changes_services(&msg.req) {
+    if !verbs::changes_rules(&msg.req) {
         return;
     }
     let mut copy = set.clone();
-    if verbs::apply(&mut copy, msg.req).is_ok() && verbs::validate(&copy, &owner, None).is_ok() {
-        let _ = verbs::unowned_vips(&copy, &owner);
+    if verbs::apply(&mut copy, msg.req).is_ok() && verbs::validate(&copy.services, &owner, None).is_ok() {
+        let _ = verbs::unowned_vips(&copy.services, &owner);
         *set = copy;
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut set = Vec::new();
+    let mut set = Rules::default();
     let mut r = BufReader::with_capacity(64, data);
     for _ in 0..64 {
         match frame::read_line(&mut r) {
