@@ -4,9 +4,9 @@
 //!
 //! - One function per verb: [`service_add`], [`service_edit`], [`service_del`],
 //!   [`service_replace`], [`real_server_add`], [`real_server_edit`],
-//!   [`real_server_del`], [`laddr_add`], [`laddr_del`], and over the SNAT rules
-//!   [`snat_add`], [`snat_del`], [`snat_wan`]; [`apply`] dispatches a [`Request`] to
-//!   them.
+//!   [`real_server_del`], [`laddr_add`], [`laddr_del`], over the SNAT rules
+//!   [`snat_add`], [`snat_del`], [`snat_wan`], [`snat_replace`], and over both
+//!   [`replace`]; [`apply`] dispatches a [`Request`] to them.
 //! - A real server's port 0 means "the virtual port" (as in LVS). It is resolved where a
 //!   verb stores a real server, so a listing shows the same port whichever path added
 //!   it, and a verb naming a real server finds it by either spelling. On an all-ports
@@ -304,6 +304,22 @@ pub fn snat_replace(rules: &mut Vec<SnatSpec>, new: Vec<SnatSpec>) -> Result<(),
     Ok(())
 }
 
+/// Replaces every service (`rvsadm -R`, `-C`, the agent's services), and with
+/// `new_snat` every SNAT rule too (`rvsadm -R`, `-C`), as one change: nothing changes
+/// when the SNAT rules are refused.
+pub fn replace(
+    services: &mut Vec<ServiceSpec>,
+    snat: &mut Vec<SnatSpec>,
+    new_services: Vec<ServiceSpec>,
+    new_snat: Option<Vec<SnatSpec>>,
+) -> Result<(), Refused> {
+    if let Some(new) = new_snat {
+        snat_replace(snat, new)?;
+    }
+    service_replace(services, new_services);
+    Ok(())
+}
+
 /// The rules `rvsadm -S` saves and `-R` restores: the services and the SNAT rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
@@ -342,13 +358,7 @@ pub fn apply(rules: &mut Rules, req: Request) -> Result<(), Refused> {
         Request::ServiceAdd(spec) => service_add(set, spec),
         Request::ServiceEdit { service } => service_edit(set, service),
         Request::ServiceDel { key } => service_del(set, &key),
-        Request::ServiceReplace { services, snat } => {
-            if let Some(new) = snat {
-                snat_replace(&mut rules.snat, new)?;
-            }
-            service_replace(set, services);
-            Ok(())
-        }
+        Request::ServiceReplace { services, snat } => replace(set, &mut rules.snat, services, snat),
         Request::RealServerAdd { key, rs } => real_server_add(set, &key, rs),
         Request::RealServerEdit { key, addr, port, change } => real_server_edit(set, &key, addr, port, change),
         Request::RealServerDel { key, addr, port } => real_server_del(set, &key, addr, port),

@@ -181,20 +181,6 @@ impl State {
         Ok(fnat::snat::SnatTable::new(rules, routes.collect::<Vec<_>>()))
     }
 
-    /// Replaces every service (`rvsadm -R`, `-C`, the agent's services), and with
-    /// `snat` every SNAT rule too (`rvsadm -R`, `-C`), as one change.
-    pub fn replace(
-        &mut self,
-        services: Vec<ctl::ServiceSpec>,
-        snat: Option<Vec<ctl::SnatSpec>>,
-    ) -> Result<(), Refused> {
-        if let Some(rules) = snat {
-            verbs::snat_replace(&mut self.snat, rules)?;
-        }
-        verbs::service_replace(&mut self.services, services);
-        Ok(())
-    }
-
     /// Replaces the global deny list (`set`), or adds or deletes prefixes; the set is
     /// rebuilt whole and published with the next generation. Deleting a prefix that is
     /// not in the list is refused (naming it); adding one already there changes nothing.

@@ -69,7 +69,9 @@ impl Control {
             Request::ServiceAdd(spec) => self.change(|s| verbs::service_add(&mut s.services, spec))?,
             Request::ServiceEdit { service } => self.change(|s| verbs::service_edit(&mut s.services, service))?,
             Request::ServiceDel { key } => self.change(|s| verbs::service_del(&mut s.services, &key))?,
-            Request::ServiceReplace { services, snat } => self.change(|s| s.replace(services, snat))?,
+            Request::ServiceReplace { services, snat } => {
+                self.change(|s| verbs::replace(&mut s.services, &mut s.snat, services, snat))?
+            }
             Request::ServiceStage { stage, services } => self.stage(stage, services)?,
             Request::ServiceReplaceStaged { stage, snat } => {
                 let Some((_, services)) = self.staged.remove(&stage) else {
@@ -81,7 +83,7 @@ impl Control {
                         ),
                     ));
                 };
-                self.change(|s| s.replace(services, snat))?
+                self.change(|s| verbs::replace(&mut s.services, &mut s.snat, services, snat))?
             }
             Request::RealServerAdd { key, rs } => self.change(|s| verbs::real_server_add(&mut s.services, &key, rs))?,
             Request::RealServerEdit { key, addr, port, change } => {
