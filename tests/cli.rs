@@ -142,10 +142,13 @@ fn save_clear_restore_reproduces_the_listing() {
     let _g = serial();
     let t = bare();
     configure_with_cli(&t);
-    t.cli_ok("rvsadm", &["-E", "-t", &format!("{VIP4}:80"), "-s", "sh", "-p", "120", "-M", "255.255.255.0"]);
+    let vip = format!("{VIP4}:80");
+    t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "sh", "-p", "120", "-M", "255.255.255.0", "--conn-timeout", "3"]);
     let before = t.cli_ok("rvsadm", &["-L", "-n"]);
+    assert!(before.contains(&format!("TCP  {vip} sh")) && before.contains("conn-timeout 3"), "{before}");
     let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
     assert!(saved.contains("-A -t") && saved.contains("-a -t") && saved.contains("-P -t"), "{saved}");
+    assert!(saved.contains("--conn-timeout 3"), "{saved}");
     t.cli_ok("rvsadm", &["-C"]);
     let empty = t.cli_ok("rvsadm", &["-L", "-n"]);
     assert!(!empty.contains("TCP "), "cleared:\n{empty}");
@@ -156,6 +159,27 @@ fn save_clear_restore_reproduces_the_listing() {
     // The restored services forward.
     let (bodies, ok) = t.curl_many(&(0..30).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 20);
     assert!(ok && t.tally(&bodies).iter().sum::<usize>() == 30);
+
+    // The service's own timeout: an idle established connection is gone after 3 s,
+    // not the global 900 s.
+    let script = format!("import socket,time; s=socket.create_connection(('{VIP4}',80)); time.sleep(12)");
+    let _idle = t.client.spawn(&["python3", "-c", &script]);
+    let idle_conn = || {
+        let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
+        conns.lines().any(|l| l.contains("ESTABLISHED") && l.contains(CLIENT4) && l.contains(&vip))
+    };
+    let start = std::time::Instant::now();
+    while !idle_conn() {
+        assert!(start.elapsed().as_secs() < 5, "the idle connection is listed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let listed = std::time::Instant::now();
+    while idle_conn() {
+        assert!(listed.elapsed().as_secs() < 8, "the idle connection expires after the service's 3 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let gone = listed.elapsed();
+    assert!(gone.as_millis() >= 2500, "not before its 3 s: gone after {gone:?}");
 }
 
 /// One change script: services, real servers (one with port 0, meaning the virtual

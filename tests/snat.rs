@@ -14,6 +14,10 @@
 //!   and `-R` save, clear and restore the rules with the services.
 //! - Forged "replies" aimed at the WAN address's ports from outside (a bounded flood)
 //!   are dropped and counted, and a transfer running meanwhile is not disturbed.
+//! - ICMP echo: no ping gets out until DPVS's `proto=icmp` rules are added at run time;
+//!   then the covered servers ping the outside over IPv4 and IPv6 (listed as `icmp`
+//!   mappings by the WAN address), one outside the range does not, and a bounded flood
+//!   of forged echo replies at the WAN address costs a pinging server nothing.
 
 use rvs_e2e::{rs4, serial, Spec, Topology, CLIENT4, CLIENT6};
 use testnet::dnsmasq_args;
@@ -132,6 +136,51 @@ print(ok)'"
     let from: Vec<&str> = queries.lines().filter(|l| l.contains("query[A] out.test")).collect();
     assert_eq!(from.len(), 30, "{queries}");
     assert!(from.iter().all(|l| l.ends_with(&format!("from {WAN4}"))), "queries came from the WAN address:\n{queries}");
+
+    // ICMP echo: no rule takes it yet, so no ping gets out; DPVS's `proto=icmp` rules,
+    // added at run time, take it (both families).
+    let ping = |t: &Topology, i: usize, dst: &str, n: u32| {
+        let six = if dst.contains(':') { "-6" } else { "-4" };
+        let c = n.to_string();
+        t.rs[i - 1].exec(&["ping", six, "-c", &c, "-i", "0.2", "-W", "2", dst]).status.success()
+    };
+    assert!(!ping(&t, 1, CLIENT4, 1), "no ICMP rule yet, yet rs1's ping got through");
+    let (m4, m6) = ("proto=icmp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0", "proto=icmp,src-range=2001:db8:19::/64");
+    for (m, wan) in [(m4, format!("{WAN4}:0")), (m6, format!("[{WAN6}]:0"))] {
+        t.cli_ok("rvsadm", &["-A", "-s", "rr", "-H", m]);
+        t.cli_ok("rvsadm", &["-a", "-H", m, "-r", &wan, "-J"]);
+    }
+    assert!(ping(&t, 1, CLIENT4, 3), "rs1 pings the outside through SNAT");
+    assert!(ping(&t, 2, CLIENT6, 3), "rs2 pings the outside over IPv6 through SNAT");
+    assert!(!ping(&t, 3, CLIENT4, 1), "rs3 is outside the ICMP rule's range");
+    let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
+    for (wan, inside) in [(WAN4.to_string(), rs4(1)), (format!("[{WAN6}]"), "2001:db8:19::".to_string())] {
+        assert!(
+            conns.lines().any(|l| l.contains("icmp") && l.contains("ICMP") && l.contains(&wan) && l.contains(&inside)),
+            "an echo mapping from {inside} by {wan} listed:\n{conns}"
+        );
+    }
+    // Forged echo replies from the outside to the WAN address, random identifiers and
+    // sequence numbers (a bounded flood), while rs1 pings: not one of its pings is lost.
+    let forge = format!(
+        "python3 -c '
+import random, socket, struct
+def csum(b):
+    s = sum(struct.unpack(\"!%dH\" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff)
+    return ~(s + (s >> 16)) & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for i in range(3000):
+    h = struct.pack(\"!BBHHH\", 0, 0, 0, random.randrange(65536), random.randrange(65536)) + b\"forged!!\"
+    s.sendto(h[:2] + struct.pack(\"!H\", csum(h)) + h[4:], (\"{WAN4}\", 0))'"
+    );
+    let mut flood = t.client.spawn(&["sh", "-c", &forge]);
+    assert!(ping(&t, 1, CLIENT4, 10), "rs1's pings during the flood of forged replies");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while flood.running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(flood);
 
     // rs3 is outside the IPv4 rule's range: nothing goes through for it...
     let rs3_get = |t: &Topology| {

@@ -193,7 +193,7 @@ fn services() -> &'static ServiceTable {
 }
 
 /// SNAT rules: the servers' side (10.2/16, fd00:2::/64) leaves by dpdk0 from WAN
-/// addresses there; TCP ones only for ports 1-1024 outside.
+/// addresses there; TCP ones only for ports 1-1024 outside; pings (ICMP echo) too.
 fn snat(routes: &RouteTable) -> std::sync::Arc<fnat::snat::SnatTable> {
     use fnat::snat::{SnatRule, SnatTable};
     let rule = |name: &str, src: &str, dst: Option<&str>, wan: &str| SnatRule {
@@ -205,9 +205,15 @@ fn snat(routes: &RouteTable) -> std::sync::Arc<fnat::snat::SnatTable> {
         oif: Some(0),
         wan: vec![ip(wan)],
     };
+    let echo = |name: &str, src: &str, wan: &str| SnatRule {
+        proto: Some(fnat::types::Proto::Icmp),
+        ..rule(name, src, None, wan)
+    };
     let rules = vec![
         rule("low", "10.2.0.0/16", Some("0.0.0.0:1-1024"), "198.51.100.3"),
         rule("v6", "fd00:2::/64", None, "2001:db8:c::3"),
+        echo("ping", "10.2.0.0/16", "198.51.100.3"),
+        echo("ping6", "fd00:2::/64", "2001:db8:c::3"),
     ];
     let routes: Vec<_> =
         routes.iter().map(|r| (r.prefix, (r.scope != netstack::Scope::KniHost).then_some(r.dev.0))).collect();

@@ -19,7 +19,7 @@ pub struct SnatSpec {
     /// Its name (absent in a request: rvsd gives `snat<N>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `tcp` or `udp`; absent: both.
+    /// `tcp`, `udp` or `icmp` (echo, over IPv4 or IPv6); absent: TCP and UDP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proto: Option<Proto>,
     /// The sources it takes (absent: any).
@@ -48,7 +48,7 @@ impl SnatSpec {
     }
 
     /// The match in DPVS's `-H` words, e.g. `proto=tcp,src-range=10.0.0.1-10.0.0.9,oif=dpdk1`
-    /// (`proto=any` for a rule that takes both protocols and nothing else).
+    /// (`proto=any` for a rule that takes TCP and UDP and names nothing else).
     pub fn match_text(&self) -> String {
         let mut out = String::new();
         let mut put = |k: &str, v: &dyn std::fmt::Display| {
@@ -56,7 +56,7 @@ impl SnatSpec {
             let _ = write!(out, "{sep}{k}={v}");
         };
         if let Some(p) = self.proto {
-            put("proto", &proto_word(p));
+            put("proto", &p.name());
         }
         if let Some(r) = &self.src_range {
             put("src-range", r);
@@ -76,7 +76,8 @@ impl SnatSpec {
         out
     }
 
-    /// Parses DPVS's `-H` text: `proto=tcp|udp|any`, `src-range=`, `dst-range=`, `iif=`,
+    /// Parses DPVS's `-H` text: `proto=tcp|udp|icmp|any` (`icmpv6` is `icmp`; `any` is
+    /// TCP and UDP, as no `proto`), `src-range=`, `dst-range=`, `iif=`,
     /// `oif=`, comma-separated, each at most once. The error names the part.
     pub fn from_match(text: &str) -> Result<SnatSpec, String> {
         let mut s = SnatSpec::default();
@@ -93,14 +94,9 @@ impl SnatSpec {
                     s.proto = match v.to_ascii_lowercase().as_str() {
                         "tcp" => Some(Proto::Tcp),
                         "udp" => Some(Proto::Udp),
+                        "icmp" | "icmpv6" => Some(Proto::Icmp),
                         "any" => None,
-                        "icmp" | "icmpv6" => {
-                            return Err(format!(
-                                "match proto={v}: rvs's SNAT takes TCP and UDP; ICMP (ping) through SNAT is not \
-                                 supported yet"
-                            ))
-                        }
-                        _ => return Err(format!("match proto={v}: one of tcp, udp, any")),
+                        _ => return Err(format!("match proto={v}: one of tcp, udp, icmp, any")),
                     }
                 }
                 "src-range" => s.src_range = Some(range(v)?),
@@ -114,13 +110,6 @@ impl SnatSpec {
             return Err("match: empty (e.g. proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1)".into());
         }
         Ok(s)
-    }
-}
-
-fn proto_word(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
     }
 }
 
@@ -142,9 +131,11 @@ mod tests {
         }));
         assert!(!s.same_match(&SnatSpec { oif: None, ..s.clone() }));
         assert_eq!(SnatSpec::from_match("proto=any").unwrap().match_text(), "proto=any");
+        let icmp = SnatSpec::from_match("proto=icmpv6,src-range=2001:db8::/64").unwrap();
+        assert_eq!(icmp.proto, Some(Proto::Icmp));
+        assert_eq!(icmp.match_text(), "proto=icmp,src-range=2001:db8::-2001:db8::ffff:ffff:ffff:ffff");
         for (bad, says) in [
-            ("proto=icmp,oif=dpdk1", "ICMP"),
-            ("proto=sctp", "one of tcp"),
+            ("proto=sctp", "one of tcp, udp, icmp"),
             ("src-range=10.0.0.9-10.0.0.1", "src-range"),
             ("oif=dpdk1,oif=dpdk2", "twice"),
             ("ttl=3", "unknown"),

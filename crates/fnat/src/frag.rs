@@ -166,6 +166,8 @@ pub fn parse(data: &[u8], l3: usize) -> Result<Frag, TranslateError> {
             let u = UdpPacket::new_unchecked(seg);
             (u.src_port(), u.dst_port(), TcpFlags::empty())
         }
+        // (`from_number` gives TCP and UDP only: fragmented echoes are not translated.)
+        Proto::Icmp => return Err(TranslateError::UnsupportedProtocol(proto.number())),
     };
     let t = Tuple { proto, src, sport, dst, dport, tcp_flags, l4: l3 + l4_rel, l4_len };
     Ok(Frag { key, offset, more, first: Some(t) })

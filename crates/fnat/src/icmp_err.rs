@@ -231,6 +231,8 @@ pub fn rewrite_icmp_error_parsed(
     let csum_at = match t.proto {
         Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
         Proto::Udp => wire::udp::CHECKSUM_OFFSET,
+        // (A quoted packet's protocol is TCP or UDP, `from_number`'s.)
+        Proto::Icmp => return Err(TranslateError::NotIcmpError),
     };
     let read16 = |s: &[u8], at: usize| s.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let old_l4_csum = read16(seg, csum_at);

@@ -54,15 +54,7 @@ pub fn v6_to_v4<B: PacketBuf>(buf: &mut B, l3: usize, t: &Tuple, rw: &Rewrite) -
     let (tc, hops, next) = (p.traffic_class(), p.hop_limit(), p.next_header());
     let total = t.l4_len + wire::ipv4::HEADER_LEN;
     let total = u16::try_from(total).map_err(|_| TranslateError::TooLong)?;
-    let mut l4 = Delta::new();
-    l4.replace_addr(t.src, rw.src);
-    l4.replace_addr(t.dst, rw.dst);
-    l4.replace16(t.sport, rw.sport);
-    l4.replace16(t.dport, rw.dport);
-    {
-        let seg = buf.data_mut().get_mut(t.l4..t.l4 + t.l4_len).ok_or(TranslateError::Truncated)?;
-        patch_l4(seg, t.proto, true, rw.sport, rw.dport, l4)?;
-    }
+    patch_transport(buf, t, rw, true)?;
     // The first 20 bytes of the IPv6 header go; the rest becomes the IPv4 header.
     buf.remove_gap(l3, GROWTH)?;
     let out = &mut buf.data_mut()[l3..l3 + wire::ipv4::HEADER_LEN];
@@ -105,15 +97,7 @@ pub fn v4_to_v6<B: PacketBuf>(buf: &mut B, l3: usize, t: &Tuple, rw: &Rewrite) -
     if buf.headroom() < GROWTH {
         return Err(TranslateError::NoRoom);
     }
-    let mut l4 = Delta::new();
-    l4.replace_addr(t.src, rw.src);
-    l4.replace_addr(t.dst, rw.dst);
-    l4.replace16(t.sport, rw.sport);
-    l4.replace16(t.dport, rw.dport);
-    {
-        let seg = buf.data_mut().get_mut(t.l4..t.l4 + t.l4_len).ok_or(TranslateError::Truncated)?;
-        patch_l4(seg, t.proto, false, rw.sport, rw.dport, l4)?;
-    }
+    patch_transport(buf, t, rw, false)?;
     // 20 more bytes before the (old) header: together they become the IPv6 header.
     buf.grow_front(GROWTH)?;
     buf.data_mut().copy_within(GROWTH..GROWTH + l3, 0);
@@ -128,6 +112,19 @@ pub fn v4_to_v6<B: PacketBuf>(buf: &mut B, l3: usize, t: &Tuple, rw: &Rewrite) -
     o.set_dst_addr(dst);
     set_ethertype(buf, l3, EtherType::IPV6);
     Ok(())
+}
+
+/// Patches the transport header at `t.l4` for `rw`'s addresses and ports: the ports,
+/// and the checksum for the new ends (its pseudo-header's addresses change family);
+/// `ipv4` as [`patch_l4`]'s.
+fn patch_transport<B: PacketBuf>(buf: &mut B, t: &Tuple, rw: &Rewrite, ipv4: bool) -> Result<(), TranslateError> {
+    let mut l4 = Delta::new();
+    l4.replace_addr(t.src, rw.src);
+    l4.replace_addr(t.dst, rw.dst);
+    l4.replace16(t.sport, rw.sport);
+    l4.replace16(t.dport, rw.dport);
+    let seg = buf.data_mut().get_mut(t.l4..t.l4 + t.l4_len).ok_or(TranslateError::Truncated)?;
+    patch_l4(seg, t.proto, ipv4, rw.sport, rw.dport, l4)
 }
 
 /// The largest ICMPv6 error rvs sends (IPv6's minimum MTU, RFC 4443).

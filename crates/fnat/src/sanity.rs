@@ -28,7 +28,9 @@
 use std::net::IpAddr;
 
 use wire::tcp::{kind, TcpOptions};
-use wire::{IpProtocol, IpVersion, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket, UdpPacket};
+use wire::{
+    Icmpv4Packet, Icmpv6Packet, IpProtocol, IpVersion, Ipv4Packet, Ipv6Packet, TcpOption, TcpPacket, UdpPacket,
+};
 
 use crate::buf::{Checked, PacketBuf};
 use crate::stats::DropReason;
@@ -254,11 +256,16 @@ pub fn admit<B: PacketBuf>(buf: &B, l3: usize, t: &Tuple, own: impl Fn(IpAddr) -
     Ok(())
 }
 
-/// The TCP or UDP checksum of the segment `seg` of tuple `t`, computed in software.
+/// Whether the TCP, UDP or ICMP checksum of the segment `seg` of tuple `t` is right,
+/// computed in software.
 fn l4_checksum_ok(seg: &[u8], t: &Tuple) -> bool {
     match t.proto {
         Proto::Tcp => TcpPacket::new_checked(seg).is_ok_and(|p| p.verify_checksum(t.src, t.dst)),
         Proto::Udp => UdpPacket::new_checked(seg).is_ok_and(|p| p.verify_checksum(t.src, t.dst)),
+        Proto::Icmp => match (t.src, t.dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => Icmpv6Packet::new_checked(seg).is_ok_and(|p| p.verify_checksum(s, d)),
+            _ => Icmpv4Packet::new_checked(seg).is_ok_and(|p| p.verify_checksum()),
+        },
     }
 }
 

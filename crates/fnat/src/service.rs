@@ -50,6 +50,7 @@ use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
 use crate::sched::{SchedKind, StaticTable};
 use crate::synproxy::SynProxyMode;
+use crate::tcp_state::MAX_TIMEOUT_S;
 use crate::types::{FwdMode, Proto};
 use crate::uoa::UoaMode;
 
@@ -75,11 +76,7 @@ pub struct ServiceKey {
 impl fmt::Display for ServiceKey {
     /// `tcp 10.0.0.1:80`, `udp [2001:db8::1]:53`: how errors name a service.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let proto = match self.proto {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        };
-        write!(f, "{proto} {}", SocketAddr::new(self.vip, self.vport))
+        write!(f, "{} {}", self.proto.name(), SocketAddr::new(self.vip, self.vport))
     }
 }
 
@@ -189,6 +186,13 @@ pub struct ServiceConfig {
     /// absent. UDP only; see [`crate::uoa`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uoa: Option<UoaMode>,
+    /// The idle timeout of this service's established TCP connections and of all its
+    /// UDP ones, in seconds, instead of the global timeouts (DPVS's `ipvsadm
+    /// --conn-timeout`, keepalived `establish_timeout`): long for database or websocket
+    /// services, short for a DNS one. 0 = the global timeouts. A change applies to live
+    /// connections from their next packet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub conn_timeout: u32,
 }
 
 /// Which PROXY protocol header a service's connections carry to the real servers
@@ -252,7 +256,13 @@ impl ServiceConfig {
             source_limit: 0,
             proxy_protocol: None,
             uoa: None,
+            conn_timeout: 0,
         }
+    }
+
+    /// [`conn_timeout`](Self::conn_timeout) in milliseconds (0 = the global timeouts).
+    pub fn conn_timeout_ms(&self) -> u32 {
+        self.conn_timeout.min(MAX_TIMEOUT_S) * 1000
     }
 
     /// The key the service is found by.
@@ -339,6 +349,12 @@ pub enum ServiceError {
         /// The real server.
         rs: SocketAddr,
     },
+    /// A service of another protocol than TCP and UDP (ICMP echo is only SNAT's).
+    #[error("{svc}: a service is TCP or UDP (ICMP echo goes through SNAT rules only)")]
+    NotTcpOrUdp {
+        /// The service.
+        svc: ServiceKey,
+    },
     /// A VIP that is unspecified, multicast or broadcast.
     #[error("{svc}: the virtual address must be a unicast address")]
     BadVip {
@@ -420,6 +436,14 @@ pub enum ServiceError {
     BadRateLimit {
         /// The service.
         svc: ServiceKey,
+    },
+    /// A connection timeout beyond what a connection's expiry can hold.
+    #[error("{svc}: conn_timeout {secs} s is above the maximum {MAX_TIMEOUT_S} s")]
+    BadConnTimeout {
+        /// The service.
+        svc: ServiceKey,
+        /// The timeout given.
+        secs: u32,
     },
     /// A real server in SNAT mode: SNAT is a rule of its own ([`crate::snat`]), whose
     /// "real servers" are WAN addresses, not a service's way to its servers.
@@ -717,6 +741,9 @@ fn is_unicast(addr: IpAddr) -> bool {
 
 fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     let svc = cfg.key();
+    if cfg.proto == Proto::Icmp {
+        return Err(ServiceError::NotTcpOrUdp { svc });
+    }
     if !is_unicast(cfg.vip) {
         return Err(ServiceError::BadVip { svc });
     }
@@ -739,6 +766,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     }
     if cfg.rate_limit.is_some_and(|r| r.rate == 0) {
         return Err(ServiceError::BadRateLimit { svc });
+    }
+    if cfg.conn_timeout > MAX_TIMEOUT_S {
+        return Err(ServiceError::BadConnTimeout { svc, secs: cfg.conn_timeout });
     }
     if let Some(p) = &cfg.persistence {
         if p.timeout_s == 0 {

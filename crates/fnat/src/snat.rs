@@ -56,6 +56,9 @@ pub enum SnatError {
     /// The two ends differ in family or are the wrong way round.
     #[error("{0}: the ends must be of one family, the first not above the last")]
     Disordered(String),
+    /// An ICMP rule with ports in a range: echo messages have none.
+    #[error("SNAT rule {0:?}: proto=icmp takes no ports in its ranges (echo messages have none)")]
+    IcmpPorts(String),
     /// A rule's ranges and WAN addresses are not of one family.
     #[error("SNAT rule {rule:?}: {what} is not of the family of its WAN addresses")]
     Family {
@@ -178,7 +181,8 @@ impl<'de> Deserialize<'de> for AddrRange {
 pub struct SnatRule {
     /// Its name in listings and messages.
     pub name: String,
-    /// The protocol it takes; `None`: TCP and UDP.
+    /// The protocol it takes; `None`: TCP and UDP (ICMP echo only when named, as
+    /// DPVS's `proto=icmp` rules).
     pub proto: Option<Proto>,
     /// The sources it takes (DPVS `src-range`); `None`: any.
     pub src: Option<AddrRange>,
@@ -207,7 +211,12 @@ impl SnatRule {
         };
         fam("a WAN address", self.wan.iter().all(|a| a.is_ipv4() == v4))?;
         fam("src-range", self.src.is_none_or(|r| r.is_ipv4() == v4))?;
-        fam("dst-range", self.dst.is_none_or(|r| r.is_ipv4() == v4))
+        fam("dst-range", self.dst.is_none_or(|r| r.is_ipv4() == v4))?;
+        let ports = self.src.is_some_and(|r| r.ports.is_some()) || self.dst.is_some_and(|r| r.ports.is_some());
+        if self.proto == Some(Proto::Icmp) && ports {
+            return Err(SnatError::IcmpPorts(self.name.clone()));
+        }
+        Ok(())
     }
 }
 
@@ -264,7 +273,7 @@ impl SnatTable {
         let mut out: Option<Option<u16>> = None;
         for (i, r) in self.rules.iter().enumerate() {
             if r.wan.first().is_none_or(|a| a.is_ipv4() != v4)
-                || r.proto.is_some_and(|p| p != proto)
+                || r.proto.map_or(proto == Proto::Icmp, |p| p != proto)
                 || r.src.is_some_and(|s| !s.contains(src, sport))
                 || r.dst.is_some_and(|d| !d.contains(dst, dport))
                 || r.iif.is_some_and(|p| iif != Some(p))
@@ -344,6 +353,26 @@ mod tests {
         assert!(matches!(mixed.validate(), Err(SnatError::Family { what: "src-range", .. })));
         let wans = SnatRule { wan: vec!["203.0.113.1".parse().unwrap(), "2001:db8::1".parse().unwrap()], ..rule("r") };
         assert!(wans.validate().is_err());
+        let echo = SnatRule { proto: Some(Proto::Icmp), src: Some("10.0.0.0/8".parse().unwrap()), ..rule("ping") };
+        assert!(echo.validate().is_ok());
+        let ports = SnatRule { dst: Some("0.0.0.0:1-1024".parse().unwrap()), ..echo };
+        assert_eq!(ports.validate(), Err(SnatError::IcmpPorts("ping".into())), "echo messages have no ports");
+    }
+
+    /// ICMP echo is taken only by rules that name it (DPVS's `proto=icmp`): a rule without
+    /// a protocol is TCP and UDP's.
+    #[test]
+    fn echo_only_by_icmp_rules() {
+        let any = rule("any");
+        let echo =
+            SnatRule { proto: Some(Proto::Icmp), src: Some("192.168.100.0/24".parse().unwrap()), ..rule("ping") };
+        let routes = [("0.0.0.0/0".parse().unwrap(), Some(1))];
+        let (host, out) = ((&a("192.168.100.7"), 7), (&a("198.51.100.80"), 0));
+        assert_eq!(SnatTable::new(vec![any.clone()], routes).find(Proto::Icmp, host, out, None), None);
+        let t = SnatTable::new(vec![echo, any], routes);
+        assert_eq!(t.find(Proto::Icmp, host, out, None), Some(0));
+        assert_eq!(t.find(Proto::Udp, host, (&a("198.51.100.80"), 53), None), Some(1));
+        assert_eq!(t.find(Proto::Icmp, (&a("192.168.101.7"), 7), out, None), None, "outside the range");
     }
 
     #[test]

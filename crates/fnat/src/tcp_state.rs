@@ -230,6 +230,8 @@ pub struct Timeouts {
     pub synack: u32,
     /// Every UDP connection (300 s); `ipvsadm --set` third field.
     pub udp: u32,
+    /// An ICMP echo mapping of a SNAT rule (60 s, RFC 5508's least; DPVS keeps 300).
+    pub icmp: u32,
 }
 
 impl Default for Timeouts {
@@ -247,6 +249,7 @@ impl Default for Timeouts {
             listen: 120,
             synack: 120,
             udp: 300,
+            icmp: 60,
         }
     }
 }
@@ -280,6 +283,12 @@ impl Timeouts {
     #[inline]
     pub fn udp_ms(&self) -> Millis {
         self.udp.min(MAX_TIMEOUT_S) as Millis * 1000
+    }
+
+    /// The ICMP echo mapping's idle timeout, in milliseconds (capped at [`MAX_TIMEOUT_S`]).
+    #[inline]
+    pub fn icmp_ms(&self) -> Millis {
+        self.icmp.min(MAX_TIMEOUT_S) as Millis * 1000
     }
 
     /// `ipvsadm --set tcp tcpfin udp`: sets ESTABLISHED, FIN_WAIT and UDP; as in

@@ -1,10 +1,12 @@
-//! FullNAT rewriting of TCP and UDP packets over IPv4 and IPv6.
+//! FullNAT rewriting of TCP and UDP packets (and of ICMP echo, for SNAT) over IPv4 and
+//! IPv6.
 //!
 //! [`tuple()`] reads what the connection table needs (protocol, addresses, ports, TCP
 //! flags, where the transport header is) and refuses what FullNAT cannot translate:
 //! fragments (a distinct error, so the caller can count or reassemble them), other
-//! protocols, malformed packets. [`rewrite`] then replaces both addresses and both
-//! ports in place.
+//! protocols and ICMP messages other than echo, malformed packets. [`rewrite`] then
+//! replaces both addresses and both ports in place (an echo's identifier stands for
+//! its ports, see [`Tuple`]).
 //!
 //! Checksums are only ever updated incrementally (RFC 1624): the IPv4 header checksum
 //! for the addresses, the TCP/UDP checksum for the pseudo-header addresses and the
@@ -88,10 +90,16 @@ pub struct Rewrite {
     pub dport: u16,
 }
 
-/// What [`tuple()`] reads from a TCP or UDP packet.
+/// What [`tuple()`] reads from a TCP or UDP packet, or an ICMP echo message.
+///
+/// An echo's identifier stands for its ports, so that a reply's key is its request's
+/// turned round, as a TCP or UDP reply's is: a request reads as `sport` = identifier,
+/// `dport` = 0, with the flags of a SYN (it opens a flow); a reply as `sport` = 0,
+/// `dport` = identifier, without flags. Rewriting a request writes the new `sport`
+/// into its identifier, a reply the new `dport`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuple {
-    /// TCP or UDP.
+    /// TCP, UDP or ICMP echo.
     pub proto: Proto,
     /// Source address.
     pub src: IpAddr,
@@ -101,7 +109,7 @@ pub struct Tuple {
     pub dst: IpAddr,
     /// Destination port.
     pub dport: u16,
-    /// The TCP flags (empty for UDP).
+    /// The TCP flags (empty for UDP; SYN for an echo request, see above).
     pub tcp_flags: TcpFlags,
     /// Offset of the transport header from the start of the data.
     pub l4: usize,
@@ -118,14 +126,14 @@ pub struct Tuple {
 #[inline(always)]
 pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
     let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
-    let (proto, src, dst, l4_rel, l4_len) = match IpVersion::of(ip) {
+    let (proto, src, dst, l4_rel, l4_len, icmp) = match IpVersion::of(ip) {
         Some(IpVersion::V4) => {
             let p = Ipv4Packet::new_checked(ip)?;
             if p.is_fragment() {
                 return Err(TranslateError::Fragment);
             }
             let hl = p.header_len();
-            (p.protocol(), IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), hl, p.total_len() as usize - hl)
+            (p.protocol(), IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), hl, p.total_len() as usize - hl, 1)
         }
         Some(IpVersion::V6) => {
             let p = Ipv6Packet::new_checked(ip)?;
@@ -134,13 +142,18 @@ pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
                 return Err(TranslateError::Fragment);
             }
             let end = wire::ipv6::HEADER_LEN + p.payload_len() as usize;
-            (ul.protocol, IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()), ul.offset, end - ul.offset)
+            (ul.protocol, IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()), ul.offset, end - ul.offset, 58)
         }
         None => {
             return Err(if ip.is_empty() { TranslateError::Truncated } else { TranslateError::Malformed });
         }
     };
-    let proto = Proto::from_number(proto.0).ok_or(TranslateError::UnsupportedProtocol(proto.0))?;
+    let unsupported = TranslateError::UnsupportedProtocol(proto.0);
+    let proto = match Proto::from_number(proto.0) {
+        Some(p) => p,
+        None if proto.0 == icmp => Proto::Icmp,
+        None => return Err(unsupported),
+    };
     let seg = ip.get(l4_rel..l4_rel + l4_len).ok_or(TranslateError::Truncated)?;
     let (sport, dport, tcp_flags) = match proto {
         Proto::Tcp => {
@@ -151,8 +164,51 @@ pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
             let u = UdpPacket::new_checked(seg)?;
             (u.src_port(), u.dst_port(), TcpFlags::empty())
         }
+        Proto::Icmp => echo_ends(seg)?.ok_or(unsupported)?,
     };
     Ok(Tuple { proto, src, sport, dst, dport, tcp_flags, l4: l3 + l4_rel, l4_len })
+}
+
+/// The type byte of an ICMP echo request, over IPv4 and IPv6 (`Tuple`'s ends depend on
+/// it).
+fn is_echo_request(ty: u8) -> bool {
+    ty == wire::Icmpv4Message::ECHO_REQUEST.0 || ty == wire::Icmpv6Message::ECHO_REQUEST.0
+}
+
+/// The ends of an ICMP or ICMPv6 message as [`Tuple`] gives them for an echo request or
+/// reply; `None` for another message (the type numbers of the two families do not
+/// overlap for these four).
+fn echo_ends(seg: &[u8]) -> Result<Option<(u16, u16, TcpFlags)>, TranslateError> {
+    let Some(h) = seg.get(..wire::icmpv4::HEADER_LEN) else { return Err(TranslateError::Truncated) };
+    let id = u16::from_be_bytes([h[4], h[5]]);
+    let reply = h[0] == wire::Icmpv4Message::ECHO_REPLY.0 || h[0] == wire::Icmpv6Message::ECHO_REPLY.0;
+    Ok(match is_echo_request(h[0]) {
+        true => Some((id, 0, TcpFlags::SYN)),
+        false if reply => Some((0, id, TcpFlags::empty())),
+        false => None,
+    })
+}
+
+/// Writes an echo message's new identifier (the new `sport` of a request, the new
+/// `dport` of a reply, see [`Tuple`]) and updates its checksum by `delta` (ICMPv6's
+/// covers a pseudo-header, whose addresses `delta` holds with the ports' change) or, over
+/// IPv4 (no pseudo-header), by the identifier's change alone.
+fn patch_echo(seg: &mut [u8], ipv4: bool, sport: u16, dport: u16, delta: Delta) -> Result<(), TranslateError> {
+    let Some(h) = seg.get_mut(..wire::icmpv4::HEADER_LEN) else { return Err(TranslateError::Truncated) };
+    let id = if is_echo_request(h[0]) { sport } else { dport };
+    let old = u16::from_be_bytes([h[4], h[5]]);
+    let delta = match ipv4 {
+        true => {
+            let mut d = Delta::new();
+            d.replace16(old, id);
+            d
+        }
+        false => delta,
+    };
+    let c = delta.apply(u16::from_be_bytes([h[2], h[3]]));
+    h[2..4].copy_from_slice(&c.to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    Ok(())
 }
 
 /// Replaces the addresses and ports of the TCP or UDP packet at `l3` with those of
@@ -208,13 +264,14 @@ pub(crate) fn rewrite_v4(
     proto: Proto,
     new: &V4Ends,
 ) -> Result<(), TranslateError> {
-    let csum_at = match proto {
-        Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
-        Proto::Udp => wire::udp::CHECKSUM_OFFSET,
+    let (csum_at, end) = match proto {
+        Proto::Tcp => (wire::tcp::CHECKSUM_OFFSET, wire::tcp::CHECKSUM_OFFSET + 2),
+        Proto::Udp => (wire::udp::CHECKSUM_OFFSET, wire::udp::CHECKSUM_OFFSET + 2),
+        Proto::Icmp => (wire::icmpv4::CHECKSUM_OFFSET, wire::icmpv4::HEADER_LEN),
     };
     // Both ranges were checked by the parse; a caller that changed the buffer since
     // gets `Truncated`, the packet untouched.
-    if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < l4 + csum_at + 2 || l4 < l3 + wire::ipv4::HEADER_LEN {
+    if data.len() < l3 + wire::ipv4::HEADER_LEN || data.len() < l4 + end || l4 < l3 + wire::ipv4::HEADER_LEN {
         return Err(TranslateError::Truncated);
     }
     // One's-complement sums do not depend on byte order (RFC 1071 §2(B)): the words
@@ -230,16 +287,19 @@ pub(crate) fn rewrite_v4(
     swap(&mut ip[16..20], new.dst, &mut addrs);
     let c = addrs.apply(u16::from_ne_bytes([ip[10], ip[11]]));
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
+    if proto == Proto::Icmp {
+        return patch_echo(&mut data[l4..l4 + end], true, new.sport, new.dport, Delta::new());
+    }
     let mut sum = addrs;
     let seg = &mut data[l4..l4 + csum_at + 2];
     let (sport, dport) = (new.sport.to_be_bytes(), new.dport.to_be_bytes());
     swap(&mut seg[..4], [sport[0], sport[1], dport[0], dport[1]], &mut sum);
     let was = u16::from_ne_bytes([seg[csum_at], seg[csum_at + 1]]);
     let now = match proto {
-        Proto::Tcp => sum.apply(was),
         Proto::Udp if was == 0 => 0,
         // 0 and 0xffff read the same in either order.
         Proto::Udp => checksum::udp_nonzero(sum.apply(was)),
+        _ => sum.apply(was),
     };
     seg[csum_at..csum_at + 2].copy_from_slice(&now.to_ne_bytes());
     Ok(())
@@ -304,6 +364,7 @@ pub(crate) fn patch_l4(
     let csum_at = match proto {
         Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
         Proto::Udp => wire::udp::CHECKSUM_OFFSET,
+        Proto::Icmp => return patch_echo(seg, ipv4, sport, dport, delta),
     };
     if seg.len() < wire::udp::HEADER_LEN {
         return Err(TranslateError::Truncated);
@@ -311,9 +372,9 @@ pub(crate) fn patch_l4(
     if let Some(field) = seg.get_mut(csum_at..csum_at + 2) {
         let old = u16::from_be_bytes([field[0], field[1]]);
         let new = match proto {
-            Proto::Tcp => delta.apply(old),
             Proto::Udp if ipv4 && old == 0 => 0,
             Proto::Udp => checksum::udp_nonzero(delta.apply(old)),
+            _ => delta.apply(old),
         };
         field.copy_from_slice(&new.to_be_bytes());
     }
@@ -410,6 +471,36 @@ mod tests {
         }
     }
 
+    /// ICMP echo: the identifier stands for the ports (a request's source, a reply's
+    /// destination), and rewriting writes it with a right checksum, over IPv4 (no
+    /// pseudo-header) and IPv6 (ICMPv6's pseudo-header follows the addresses).
+    #[test]
+    fn echo_identifiers_are_the_ports() {
+        let req = PacketBuilder::ipv4(RIP, CIP).icmpv4_echo_request(77, 3).payload(b"ping").build();
+        let t = tuple(&req, 0).unwrap();
+        assert_eq!((t.proto, t.sport, t.dport, t.tcp_flags.opens()), (Proto::Icmp, 77, 0, true));
+        let out = Rewrite { src: LIP.into(), sport: 1025, dst: CIP.into(), dport: 0 };
+        let mut buf = VecBuf::new(&req);
+        rewrite(&mut buf, 0, &out).unwrap();
+        assert_eq!(buf.to_vec(), PacketBuilder::ipv4(LIP, CIP).icmpv4_echo_request(1025, 3).payload(b"ping").build());
+        let rep = PacketBuilder::ipv4(CIP, LIP).icmpv4_echo_reply(1025, 3).build();
+        let t = tuple(&rep, 0).unwrap();
+        assert_eq!((t.sport, t.dport, t.tcp_flags.opens()), (0, 1025, false));
+        let back = Rewrite { src: CIP.into(), sport: 0, dst: RIP.into(), dport: 77 };
+        let mut buf = VecBuf::new(&rep);
+        rewrite(&mut buf, 0, &back).unwrap();
+        assert_eq!(buf.to_vec(), PacketBuilder::ipv4(CIP, RIP).icmpv4_echo_reply(77, 3).build());
+
+        let (a, b, w) = (v6("fd00::1"), v6("2001:db8::7"), v6("2001:db8::3"));
+        let req6 = PacketBuilder::ipv6(a, b).icmpv6_echo_request(9, 1).payload(b"x").build();
+        assert_eq!(tuple(&req6, 0).map(|t| (t.sport, t.dport)), Ok((9, 0)));
+        let mut buf = VecBuf::new(&req6);
+        rewrite(&mut buf, 0, &Rewrite { src: w.into(), sport: 2000, dst: b.into(), dport: 0 }).unwrap();
+        assert_eq!(buf.to_vec(), PacketBuilder::ipv6(w, b).icmpv6_echo_request(2000, 1).payload(b"x").build());
+        let na = PacketBuilder::ipv6(a, b).neighbour_solicit(b, None).build();
+        assert_eq!(tuple(&na, 0), Err(TranslateError::UnsupportedProtocol(58)), "ICMPv6 other than echo");
+    }
+
     #[test]
     fn refusals_leave_the_packet_alone() {
         let frag = PacketBuilder::ipv4(CIP, VIP).fragment(0, true).tcp(1, 2).payload(&[0; 8]).build();
@@ -420,8 +511,10 @@ mod tests {
         assert_eq!(tuple(&frag6, 0), Err(TranslateError::Fragment));
         let atomic6 = PacketBuilder::ipv6(v6("::1"), v6("::2")).ipv6_fragment(0, false, 1).udp(1, 2).build();
         assert!(tuple(&atomic6, 0).is_ok());
-        let icmp = PacketBuilder::ipv4(CIP, VIP).icmpv4_echo_request(1, 1).build();
-        assert_eq!(tuple(&icmp, 0), Err(TranslateError::UnsupportedProtocol(1)));
+        let icmp = PacketBuilder::ipv4(CIP, VIP).icmpv4_error(3, 3, &[0; 28]).build();
+        assert_eq!(tuple(&icmp, 0), Err(TranslateError::UnsupportedProtocol(1)), "ICMP other than echo");
+        let echo = PacketBuilder::ipv4(CIP, VIP).icmpv4_echo_request(1, 1).build();
+        assert_eq!(tuple(&echo[..20 + 7], 0), Err(TranslateError::Truncated));
         let tcp = PacketBuilder::ipv4(CIP, VIP).tcp(1, 2).build();
         assert_eq!(tuple(&tcp[..39], 0), Err(TranslateError::Truncated));
         assert_eq!(tuple(&tcp, 41), Err(TranslateError::Truncated));

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Transport protocols the load balancer serves.
+/// Transport protocols of connections: TCP and UDP, which services serve, and ICMP
+/// echo, which only SNAT rules translate (the echo identifier stands for the ports, see
+/// [`crate::translate::Tuple`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]
@@ -11,15 +13,35 @@ pub enum Proto {
     Tcp = 6,
     /// UDP (IP protocol 17).
     Udp = 17,
+    /// ICMP echo request and reply (IP protocol 1; over IPv6, ICMPv6, 58).
+    Icmp = 1,
 }
 
 impl Proto {
-    /// The IP protocol number.
+    /// The IP protocol number (over IPv4: ICMPv6's is [`Proto::number_in`]'s).
     pub fn number(self) -> u8 {
         self as u8
     }
 
-    /// The protocol for an IP protocol number, if the load balancer serves it.
+    /// The IP protocol number in a packet of this family (ICMP over IPv6 is ICMPv6).
+    pub fn number_in(self, ipv6: bool) -> u8 {
+        match self {
+            Proto::Icmp if ipv6 => 58,
+            p => p as u8,
+        }
+    }
+
+    /// The name listings and configuration use (`tcp`, `udp`, `icmp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        }
+    }
+
+    /// The transport protocol for an IP protocol number, if services serve it (TCP and
+    /// UDP: ICMP echo is recognised by [`crate::translate::tuple`] itself).
     pub fn from_number(n: u8) -> Option<Proto> {
         match n {
             6 => Some(Proto::Tcp),

@@ -11,6 +11,7 @@ use common::*;
 use fnat::conn::Addr;
 use fnat::engine::config::{EngineConfig, LocalAddrSet};
 use fnat::sapool::PortRange;
+use fnat::service::ServiceTable as Table;
 use fnat::stats::DropReason;
 use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
@@ -1277,4 +1278,66 @@ fn lip_connections_are_counted_while_they_live() {
     w.now = 3600 * S;
     assert_eq!(w.expire(), 3);
     assert_eq!(lip(&w), Some(0));
+}
+
+/// A service's own timeout (`conn_timeout`, DPVS's `--conn-timeout`): its established TCP
+/// connections and its UDP ones idle out after it; its other TCP states and the other
+/// services keep the global timeouts; a change reaches live connections at their next
+/// packet.
+#[test]
+fn service_conn_timeout() {
+    let mut svcs = services();
+    svcs[0].conn_timeout = 3600; // TCP VIP4:80
+    svcs[2].conn_timeout = 5; // UDP VIP4:53
+    let mut w = World::with_services(&config(64), &svcs);
+    let udp4 = |cport: u16| PacketBuilder::ipv4(CIP4, VIP4).udp(cport, 53).payload(b"q").build();
+    let steps = vec![
+        pkt("SYN", t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(), Expect::Fwd(RIP4.into()), None),
+        pkt(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
+            Expect::Fwd(CIP4.into()),
+            None,
+        ),
+        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        pkt(
+            "data (the established fast path)",
+            t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"x").build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        state4("established", 40000, TcpState::Established),
+        pkt(
+            "a SYN left half-open",
+            t4(CIP4, 40001, VIP4, 80).seq(9).flags(SYN).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        pkt("UDP to the 5 s service", udp4(5000), Expect::Fwd(RIP4_UDP.into()), None),
+        pkt(
+            "UDP to the IPv6 service, which has none",
+            PacketBuilder::ipv6(cip6(), vip6()).udp(5000, 53).payload(b"q").build(),
+            Expect::Fwd(rip6().into()),
+            None,
+        ),
+        at("the service's UDP connection lives 5 s", 5 * S - 1, 0),
+        at("and no more", 5 * S + RES, 1),
+        at("the half-open connection keeps SYN_RECV's 60 s", 60 * S + RES, 1),
+        at("the other service's UDP connection keeps the global 300 s", 300 * S + RES, 1),
+        at("the established connection outlives the global 900 s", 900 * S + RES, 0),
+        live(1),
+        at("until its service's 3600 s", 3600 * S + RES, 1),
+        at("later", 4000 * S, 0),
+        pkt("UDP again", udp4(5001), Expect::Fwd(RIP4_UDP.into()), None),
+    ];
+    run(&mut w, steps);
+    svcs[2].conn_timeout = 600;
+    w.table = Table::build(&svcs, Some(&w.table)).unwrap();
+    let steps = vec![
+        at("1 s on", 4001 * S, 0),
+        pkt("a datagram after the change", udp4(5001), Expect::Fwd(RIP4_UDP.into()), None),
+        at("the old 5 s are gone", 4006 * S + RES, 0),
+        at("the new 600 s run from that datagram", 4601 * S + RES, 1),
+    ];
+    run(&mut w, steps);
 }

@@ -620,8 +620,13 @@ const TO_INSIDE: (EthernetAddress, EthernetAddress) = (US1, SERVER);
 /// The world with a WAN address (a sapool address on dpdk0) and one SNAT rule: flows
 /// from 10.2.0.0/16 whose route leaves by dpdk0 go out from the WAN address.
 fn snat_world() -> World {
+    snat_world_of(1)
+}
+
+/// [`snat_world`] as worker 0 of `workers`.
+fn snat_world_of(workers: u32) -> World {
     use fnat::snat::{SnatRule, SnatTable};
-    let mut w = World::new(1);
+    let mut w = World::new(workers);
     w.addrs.add(PortId(0), net("198.51.100.3/24"), AddrFlags::SAPOOL).unwrap();
     w.addrs.add(PortId(0), net("2001:db8:c::3/64"), AddrFlags::SAPOOL).unwrap();
     w.engine.set_own_addrs(w.addrs.iter().map(|e| e.ip()));
@@ -641,9 +646,124 @@ fn snat_world() -> World {
         wan: vec![v6("2001:db8:c::3").into()],
         ..rule.clone()
     };
+    // Echo (DPVS's `proto=icmp` rules): the same sources, both families.
+    let echo = SnatRule { name: "ping".into(), proto: Some(Proto::Icmp), ..rule.clone() };
+    let echo6 = SnatRule { name: "ping6".into(), proto: Some(Proto::Icmp), ..rule6.clone() };
     let routes = w.routes.iter().map(|r| (r.prefix, (r.scope != netstack::Scope::KniHost).then_some(r.dev.0)));
-    w.engine.set_snat(std::sync::Arc::new(SnatTable::new(vec![rule, rule6], routes.collect::<Vec<_>>())));
+    let rules = vec![rule, rule6, echo, echo6];
+    w.engine.set_snat(std::sync::Arc::new(SnatTable::new(rules, routes.collect::<Vec<_>>())));
     w
+}
+
+/// SNAT of ICMP echo (ping from the inside): the request leaves from the WAN address
+/// with an identifier of the WAN address's ports, the reply to it comes back with the
+/// inside host's own; a second ping of the same identifier keeps the mapping. Replies
+/// that match no mapping, and pings to rvs's own address, are what they were before.
+#[test]
+fn snat_echo_both_ways_and_what_it_leaves_alone() {
+    let mut w = snat_world();
+    let eth = |m: (EthernetAddress, EthernetAddress)| PacketBuilder::eth(m.0, m.1);
+    let wan6 = v6("2001:db8:c::3");
+    let steps = vec![
+        step(
+            "inside ping to the outside: from WAN, identifier 1025",
+            1,
+            eth(FROM_INSIDE).ipv4(RIP, CIP).icmpv4_echo_request(77, 1).payload(b"ping").build(),
+            Expect::Out(vec![judged(
+                Sink::Tx(0),
+                eth(TO_OUTSIDE).ipv4(WAN, CIP).ttl(63).icmpv4_echo_request(1025, 1).payload(b"ping").build(),
+            )]),
+        ),
+        step(
+            "the reply to WAN, identifier 1025, reaches the inside host with its identifier",
+            0,
+            eth(FROM_OUTSIDE).ipv4(CIP, WAN).icmpv4_echo_reply(1025, 1).payload(b"ping").build(),
+            Expect::Out(vec![judged(
+                Sink::Tx(1),
+                eth(TO_INSIDE).ipv4(CIP, RIP).ttl(63).icmpv4_echo_reply(77, 1).payload(b"ping").build(),
+            )]),
+        ),
+        step(
+            "the next ping of that identifier: the same mapping",
+            1,
+            eth(FROM_INSIDE).ipv4(RIP, CIP).icmpv4_echo_request(77, 2).build(),
+            Expect::Out(vec![judged(
+                Sink::Tx(0),
+                eth(TO_OUTSIDE).ipv4(WAN, CIP).ttl(63).icmpv4_echo_request(1025, 2).build(),
+            )]),
+        ),
+        step(
+            "a reply from another host with that identifier: no mapping, the local stack's as before",
+            0,
+            eth(FROM_OUTSIDE).ipv4(Ipv4Addr::new(198, 51, 100, 8), WAN).icmpv4_echo_reply(1025, 2).build(),
+            Expect::Drop("local_unhandled"),
+        ),
+        step(
+            "the outside pings the WAN address: rvs answers, no mapping opened",
+            0,
+            eth(FROM_OUTSIDE).ipv4(CIP, WAN).icmpv4_echo_request(5, 1).build(),
+            Expect::Out(vec![judged(Sink::Tx(0), eth(TO_OUTSIDE).ipv4(WAN, CIP).icmpv4_echo_reply(5, 1).build())]),
+        ),
+        step(
+            "a ping from outside the rule's source range: the kernel's (dpdk1 has no twin here)",
+            1,
+            eth(FROM_INSIDE).ipv4(Ipv4Addr::new(10, 3, 0, 1), CIP).icmpv4_echo_request(78, 1).build(),
+            Expect::Drop("no_twin"),
+        ),
+        step(
+            "IPv6 ping: from WAN6, identifier 1025 of that address",
+            1,
+            eth(FROM_INSIDE).ipv6(rip6(), cip6()).icmpv6_echo_request(9, 1).payload(b"ping6").build(),
+            Expect::Out(vec![judged(
+                Sink::Tx(0),
+                eth(TO_OUTSIDE).ipv6(wan6, cip6()).hop_limit(63).icmpv6_echo_request(1025, 1).payload(b"ping6").build(),
+            )]),
+        ),
+        step(
+            "and its reply back",
+            0,
+            eth(FROM_OUTSIDE).ipv6(cip6(), wan6).icmpv6_echo_reply(1025, 1).payload(b"ping6").build(),
+            Expect::Out(vec![judged(
+                Sink::Tx(1),
+                eth(TO_INSIDE).ipv6(cip6(), rip6()).hop_limit(63).icmpv6_echo_reply(9, 1).payload(b"ping6").build(),
+            )]),
+        ),
+    ];
+    run(&mut w, steps);
+    let listed = w.engine.list(0, 16, w.now).0;
+    let echoes: Vec<_> = listed.iter().filter(|c| c.proto == Proto::Icmp).collect();
+    assert_eq!(echoes.len(), 2, "one mapping per family: {listed:?}");
+    assert!(echoes.iter().all(|c| c.fwd == FwdMode::Snat && c.state_name() == "ICMP"), "{echoes:?}");
+
+    // Two workers: a reply whose identifier worker 1 owns goes there (its mapping is
+    // that worker's), untouched; a request is mapped where it arrives, to one of ours.
+    let mut w = snat_world_of(2);
+    let own = fnat::sapool::PortOwnership::new(2).unwrap();
+    let theirs = (1025..2000).find(|p| own.owner(*p) == 1).unwrap();
+    let reply = eth(FROM_OUTSIDE).ipv4(CIP, WAN).icmpv4_echo_reply(theirs, 1).build();
+    run(
+        &mut w,
+        vec![
+            step(
+                "a reply to an identifier of worker 1: handed over",
+                0,
+                reply.clone(),
+                Expect::Out(vec![exact(Sink::Redirect(1, 0), reply)]),
+            ),
+            step(
+                "a request: mapped here, to an identifier of this worker",
+                1,
+                eth(FROM_INSIDE).ipv4(RIP, CIP).icmpv4_echo_request(77, 1).build(),
+                Expect::Out(vec![check(Sink::Tx(0), move |f| {
+                    assert_eq!(judge_eth(f).src, IpAddr::from(WAN));
+                    // The identifier: after the Ethernet, IPv4 (20) and ICMP type, code, checksum.
+                    let at = ETH_LEN + 20 + 4;
+                    let id = u16::from_be_bytes([f[at], f[at + 1]]);
+                    assert!(id != 77 && own.owner(id) == 0, "identifier {id} is this worker's");
+                })]),
+            ),
+        ],
+    );
 }
 
 /// SNAT: a real server's connection to the outside leaves from the WAN address and a

@@ -527,6 +527,10 @@ pub struct ServiceConf {
     /// connection, for real servers with DPVS's `uoa` module (UDP, FullNAT); absent = none.
     #[serde(default)]
     pub uoa: Option<fnat::uoa::UoaMode>,
+    /// Idle timeout in seconds of the service's established TCP connections and of its
+    /// UDP ones, instead of `[timeouts]` (DPVS's `--conn-timeout`); 0 = `[timeouts]`.
+    #[serde(default)]
+    pub conn_timeout: u32,
 }
 
 /// A real server of a service.
@@ -1113,6 +1117,7 @@ impl ServiceConf {
         c.source_limit = self.source_limit;
         c.proxy_protocol = self.proxy_protocol;
         c.uoa = self.uoa;
+        c.conn_timeout = self.conn_timeout;
         c
     }
 }

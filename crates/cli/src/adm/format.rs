@@ -43,20 +43,19 @@ fn proto_upper(p: Proto) -> &'static str {
     match p {
         Proto::Tcp => "TCP",
         Proto::Udp => "UDP",
+        Proto::Icmp => "ICMP",
     }
 }
 
 fn proto_lower(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    }
+    p.name()
 }
 
+/// A service's protocol switch (services are TCP or UDP: rvsd refuses others).
 fn proto_switch(p: Proto) -> &'static str {
     match p {
         Proto::Tcp => "-t",
-        Proto::Udp => "-u",
+        Proto::Udp | Proto::Icmp => "-u",
     }
 }
 
@@ -121,6 +120,16 @@ fn synproxy(svc: &ServiceConfig, rule: bool) -> String {
         (Some(SynProxyMode::On), true) => " -j enable".into(),
         (Some(SynProxyMode::Off), true) => " -j disable".into(),
         (Some(SynProxyMode::Auto), true) => " -j auto".into(),
+    }
+}
+
+/// The service's own connection timeout as DPVS's ipvsadm lists it (` conn-timeout
+/// 3600`), or as a `-S` rule (` --conn-timeout 3600`); nothing when it has none.
+fn conn_timeout(svc: &ServiceConfig, rule: bool) -> String {
+    match (svc.conn_timeout, rule) {
+        (0, _) => String::new(),
+        (t, false) => format!(" conn-timeout {t}"),
+        (t, true) => format!(" --conn-timeout {t}"),
     }
 }
 
@@ -233,10 +242,11 @@ pub fn write_services(
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{name} {}{flags}{}{}{}",
+                    "{name} {}{flags}{}{}{}{}",
                     cfg.sched,
                     persistence(cfg, false),
                     synproxy(cfg, false),
+                    conn_timeout(cfg, false),
                     proxy_protocol(cfg, false)
                 )?;
             }
@@ -469,6 +479,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
         if cfg.source_limit != 0 {
             line += &format!(" --source-limit {}", cfg.source_limit);
         }
+        line += &conn_timeout(cfg, true);
         line += &proxy_protocol(cfg, true);
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {

@@ -17,7 +17,7 @@
 //! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
 //!   own `--conn-rate N[:BURST]` and `--source-limit N` on `-A`/`-E` (which `-E`, setting
-//!   the whole service, resets when omitted), DPVS's `--proxy-protocol v1|v2`
+//!   the whole service, resets when omitted), DPVS's `--conn-timeout N`, `--proxy-protocol v1|v2`
 //!   (`disable` = none; DPVS's `v1-insecure`/`v2-insecure` are refused), and rvs's
 //!   `--uoa ipo|opp` for UDP services (DPVS sets UOA globally; here per service).
 //! - DPVS's SNAT rules: `-A|-D -H MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; a rule takes its
@@ -179,6 +179,10 @@ pub struct AdmArgs {
     /// Live connections per source address, per worker; absent or 0: no limit (rvs).
     #[arg(long = "source-limit", value_name = "N")]
     pub source_limit: Option<String>,
+    /// Idle timeout in seconds of the service's established TCP and its UDP
+    /// connections, instead of the global ones (DPVS); absent or 0: the global timeouts.
+    #[arg(long = "conn-timeout", value_name = "SECONDS")]
+    pub conn_timeout: Option<String>,
     /// TCP SYN proxy (DPVS): enable, disable or auto (absent: rvsd's default mode).
     #[arg(short = 'j', long = "synproxy", value_name = "enable|disable|auto")]
     pub synproxy: Option<String>,
@@ -535,6 +539,7 @@ impl Cmd {
             "-j",
             "--conn-rate",
             "--source-limit",
+            "--conn-timeout",
             "--proxy-protocol",
             "--uoa",
             "-H",
@@ -575,7 +580,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 38] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 39] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -588,6 +593,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 38] {
         ("-j", a.synproxy.is_some()),
         ("--conn-rate", a.conn_rate.is_some()),
         ("--source-limit", a.source_limit.is_some()),
+        ("--conn-timeout", a.conn_timeout.is_some()),
         ("--proxy-protocol", a.proxy_protocol.is_some()),
         ("--uoa", a.uoa.is_some()),
         ("-r", a.real_server.is_some()),
@@ -674,10 +680,7 @@ fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
 
 /// The protocol's name in /etc/services.
 fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    }
+    p.name()
 }
 
 fn need_key(key: Option<ServiceKey>, cmd: Cmd) -> Result<ServiceKey, CliError> {
@@ -761,6 +764,10 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     }
     if let Some(n) = &a.source_limit {
         svc.source_limit = parse_num(n, "source limit", 0, u64::from(u32::MAX)).map_err(usage)? as u32;
+    }
+    if let Some(n) = &a.conn_timeout {
+        svc.conn_timeout =
+            parse_num(n, "connection timeout", 0, u64::from(fnat::tcp_state::MAX_TIMEOUT_S)).map_err(usage)? as u32;
     }
     if let Some(v) = &a.proxy_protocol {
         svc.proxy_protocol = match v.as_str() {
@@ -1147,7 +1154,20 @@ fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), C
         }
     }
     if opts.json {
-        return write_json(out, &Response::Services { services: svcs });
+        if opts.key.is_some() {
+            return write_json(out, &Response::Services { services: svcs });
+        }
+        // The whole listing: the services' reply with the SNAT rules beside them (as the
+        // plain listing prints them after the services).
+        let mut doc = serde_json::to_value(ctl::ResponseMsg::from(Response::Services { services: svcs }))
+            .map_err(io::Error::from)?;
+        let rules = serde_json::to_value(snat_rules(ctl)?).map_err(io::Error::from)?;
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("snat".into(), rules);
+        }
+        serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
     }
     format::write_services(out, header.as_deref(), &svcs, opts)?;
     if opts.key.is_none() && matches!(opts.view, View::Plain) {

@@ -116,6 +116,9 @@ fn persistence_and_flags() {
     assert_eq!(p.source_limit, 8);
     let p = svc("-A -t 198.18.0.100:80 --conn-rate 200");
     assert_eq!(p.rate_limit, Some(fnat::edge::RateLimit { rate: 200, burst: 0 }));
+    // DPVS's per-service timeout
+    assert_eq!(svc("-A -t 198.18.0.100:3306 --conn-timeout 7200").conn_timeout, 7200);
+    assert_eq!(svc("-A -u 198.18.0.100:53 --conn-timeout 0").conn_timeout, 0);
     // -p with a value followed by another option
     let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
     assert_eq!(p.persistence.unwrap().timeout_s, 100);
@@ -369,6 +372,11 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-A -t 198.18.0.100:80 --conn-rate 0", "connection rate 0 out of range (1..=4294967295)"),
         ("-A -t 198.18.0.100:80 --conn-rate 10:x", "bad connection burst 'x' (expected a number 1..=4294967295)"),
         ("-A -t 198.18.0.100:80 --source-limit many", "bad source limit 'many' (expected a number 0..=4294967295)"),
+        ("-A -t 198.18.0.100:80 --conn-timeout 3000000", "connection timeout 3000000 out of range (0..=2000000)"),
+        (
+            "-a -t 198.18.0.100:80 -r 198.19.0.11 --conn-timeout 60",
+            "option --conn-timeout is not allowed with -a (--add-server)",
+        ),
         (
             "-a -t 198.18.0.100:80 -r 198.19.0.11 --source-limit 3",
             "option --source-limit is not allowed with -a (--add-server)",
@@ -430,6 +438,7 @@ fn demo() -> Vec<ServiceView> {
     let mut dns = ServiceConfig::new(Proto::Udp, ip("198.18.0.100"), 53);
     dns.sched = SchedKind::Rr;
     dns.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 128 });
+    dns.conn_timeout = 30;
     dns.real_servers = vec![RealServerConfig {
         addr: ip("198.19.0.21"),
         port: 53,
@@ -496,7 +505,7 @@ Prot LocalAddress:Port Scheduler Flags
 TCP  198.18.0.100:80 wrr
   -> 198.19.0.11:8080             FullNat 3      0          150       
   -> 198.19.0.12:8080             FullNat 1      0          50        
-UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0
+UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0 conn-timeout 30
   -> 198.19.0.21:53               Masq    2      0          7         
 TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
   -> [2001:db8:1::11]:8443        FullNat 1      1          0         
@@ -518,7 +527,7 @@ fn list_nosort_keeps_rvsd_order() {
         [
             "TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64",
             "TCP  198.18.0.100:80 wrr",
-            "UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0"
+            "UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0 conn-timeout 30"
         ]
     );
     assert!(
@@ -617,18 +626,36 @@ fn list_thresholds_golden() {
 rvs 0.1.0 (conn pool size=1048576 per worker)
 Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn 
   -> RemoteAddress:Port
-UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0
+UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0 conn-timeout 30
   -> 198.19.0.21:53               100        50         0          7         
 ";
     assert_eq!(out, want);
 }
 
+/// `--json` gives the services' reply; listing everything, the SNAT rules beside them.
 #[test]
 fn list_json_is_the_reply() {
-    let (out, ctl) = run_adm("-Ln --json", vec![Response::Services { services: demo() }]);
+    let (out, ctl) = run_adm("-Ln --json -t 198.18.0.100:80", vec![Response::Services { services: demo() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    let Response::Services { services } = back.resp else { panic!("{out}") };
+    assert_eq!(services.iter().map(|s| s.service.key()).collect::<Vec<_>>(), vec![tcp80()]);
+    assert!(!out.contains("snat"), "{out}");
+    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }]);
+
+    let rules = vec![ctl::SnatSpec {
+        name: Some("servers".into()),
+        wan: vec![ip("198.18.0.5")],
+        ..ctl::SnatSpec::from_match("proto=udp,src-range=198.19.0.0/24").unwrap()
+    }];
+    let (out, ctl) =
+        run_adm("-Ln --json", vec![Response::Services { services: demo() }, Response::Snat { rules: rules.clone() }]);
+    // Still the services' reply for a reader that knows only it.
     let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
     assert_eq!(back.resp, Response::Services { services: demo() });
-    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let snat: Vec<ctl::SnatSpec> = serde_json::from_value(doc["snat"].clone()).unwrap();
+    assert_eq!(snat, rules);
+    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList]);
 }
 
 /// Listings page through the services; a page from another generation starts over.
@@ -769,7 +796,7 @@ fn save_golden() {
 -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3
 -P -t 198.18.0.100:80 -z 198.19.0.10
 -P -t 198.18.0.100:80 -z 198.19.0.9
--A -u 198.18.0.100:53 -s rr -p 300 -M 255.255.255.0
+-A -u 198.18.0.100:53 -s rr -p 300 -M 255.255.255.0 --conn-timeout 30
 -a -u 198.18.0.100:53 -r 198.19.0.21:53 -m -w 2 -x 100 -y 50
 -A -t [2001:db8::100]:443 -s mh -p 60 -M 64 --sched-flags mh-fallback,mh-port
 -a -t [2001:db8::100]:443 -r [2001:db8:1::11]:8443 -b -w 1
@@ -834,13 +861,15 @@ fn save_then_restore_round_trip() {
     lc.allow = vec!["2001:db8::/32".parse().unwrap(), "2001:db9::/32".parse().unwrap()];
     lc.rate_limit = Some(fnat::edge::RateLimit { rate: 500, burst: 20 });
     lc.source_limit = 4;
+    lc.conn_timeout = 30;
     all.rate_limit = Some(fnat::edge::RateLimit { rate: 7, burst: 0 });
     views.push(view(all, &[], vec![(0, 0, None)], None));
     views.push(view(lc, &[], vec![], None));
 
     let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
     for line in [
-        "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4",
+        "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4 \
+         --conn-timeout 30",
         "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",
         "--add-whtlst -u [2001:db8::53]:53 --whtlst-address 2001:db9::/32",
     ] {
@@ -1064,6 +1093,11 @@ fn snat_commands_and_refusals() {
         (format!("-a -H {M} -r 123.1.2.3"), Request::SnatWan { rule: rule.clone(), wan, add: true }),
         (format!("-d -H {M} -r 123.1.2.3:0 -J"), Request::SnatWan { rule: rule.clone(), wan, add: false }),
         (format!("-D -H {M}"), Request::SnatDel { rule: rule.clone() }),
+        // DPVS's ICMP rules (ping from the inside).
+        (
+            "-A -s rr -H proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1".to_string(),
+            Request::SnatAdd { rule: ctl::SnatSpec { proto: Some(Proto::Icmp), ..rule.clone() } },
+        ),
     ];
     for (args, want) in table {
         assert_eq!(change(&args), want, "{args}");
@@ -1077,7 +1111,7 @@ fn snat_commands_and_refusals() {
         (format!("-a -H {M} -r 123.1.2.3:0 -b"), "-b is not for a SNAT rule"),
         (format!("-a -H {M} -r 123.1.2.3:0 -x 5"), "-x is not for a SNAT rule"),
         (format!("-A -t 198.18.0.100:80 -H {M}"), "not both"),
-        ("-A -H proto=icmp,oif=dpdk1".to_string(), "ICMP"),
+        ("-A -H proto=sctp,oif=dpdk1".to_string(), "one of tcp, udp, icmp"),
         ("-A -H src-range=nope".to_string(), "src-range"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -J".to_string(), "-J (SNAT)"),
         (format!("-e -H {M} -r 123.1.2.3"), "-H is not allowed with -e"),

@@ -137,6 +137,8 @@ impl Engine {
                         || f.has(ConnFlags::TOA_DONE))
             }
             Proto::Udp => !f.has(ConnFlags::UOA),
+            // (Never parsed by the established path.)
+            Proto::Icmp => false,
         };
         ready && c.fwd() == FwdMode::FullNat && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
     }
@@ -150,7 +152,7 @@ impl Engine {
         self.count_packet(rs, hit.dir, bytes);
         // `move_to` without its state change: the state stays ESTABLISHED (TCP; see
         // `needs_only_the_rewrite`).
-        self.set_expiry(hit.conn, old_exp, now + self.timeout(proto, TcpState::Established));
+        self.set_expiry(hit.conn, old_exp, now + self.timeout_of(rs, proto, TcpState::Established));
     }
 
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the

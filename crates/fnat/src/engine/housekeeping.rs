@@ -108,8 +108,9 @@ impl Engine {
         (freed, (end < self.conns.capacity()).then_some(end))
     }
 
-    /// Frees every connection (`ipvsadm -C` with connections, or a restart of the
-    /// table). Control path, O(capacity).
+    /// Frees every connection, with all their bookkeeping (the tests' reset between
+    /// cases). Not a worker's: it walks the whole pool at once, O(capacity) (rvsd frees a
+    /// removed server's connections a window at a time, [`Engine::expire_rs`]).
     pub fn flush(&mut self) -> u32 {
         let mut n = 0;
         let mut i = 0;

@@ -51,6 +51,7 @@ impl ConnInfo {
     pub fn state_name(&self) -> &'static str {
         match self.proto {
             Proto::Udp => "UDP",
+            Proto::Icmp => "ICMP",
             Proto::Tcp => self.state.name(),
         }
     }

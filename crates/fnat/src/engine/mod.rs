@@ -160,6 +160,10 @@ pub struct Engine {
     /// Per `RsId`: its service's `SvcId` (for per-service counters; ids are never
     /// reused, so entries of removed servers stay right).
     rs_svc: Vec<u32>,
+    /// Per `RsId`: its service's own timeout for established connections in ms
+    /// (`conn_timeout`, DPVS's `--conn-timeout`), 0 = the global timeouts; set where a
+    /// generation is bound, so a change applies to live connections at their next packet.
+    rs_timeout: Vec<u32>,
     /// Per `RsId` of a TUN real server: its tunnel's source (the service's first LIP of
     /// its family), `UNSPECIFIED` if it has none; set where a generation is bound.
     tunnel_src: Vec<Addr>,
@@ -269,6 +273,7 @@ impl Engine {
             generation: None,
             svc_set: Vec::with_capacity(cfg.max_services),
             rs_svc: vec![u32::MAX; cfg.max_real_servers],
+            rs_timeout: vec![0; cfg.max_real_servers],
             tunnel_src: vec![Addr::UNSPECIFIED; cfg.max_real_servers],
             syn_q: ConnFifo::new(cfg.conn_capacity),
             syn_recv_max: cfg.syn_recv_limit(),
@@ -326,6 +331,11 @@ impl Engine {
         if self.tunnel_src.len() < rs_ids as usize {
             self.tunnel_src.resize(rs_ids as usize, Addr::UNSPECIFIED);
         }
+        // A server no longer in any service keeps what it had: its connections run out
+        // as they were.
+        if self.rs_timeout.len() < rs_ids as usize {
+            self.rs_timeout.resize(rs_ids as usize, 0);
+        }
         self.svc_set.clear();
         self.svc_client_owned.clear();
         self.nat_rips.clear();
@@ -337,6 +347,9 @@ impl Engine {
             for d in &s.dests {
                 if let Some(x) = self.rs_svc.get_mut(d.id.0 as usize) {
                     *x = s.id.0;
+                }
+                if let Some(x) = self.rs_timeout.get_mut(d.id.0 as usize) {
+                    *x = s.config.conn_timeout_ms();
                 }
             }
         }
@@ -522,7 +535,22 @@ impl Engine {
         match proto {
             Proto::Tcp => self.timeouts.tcp(state),
             Proto::Udp => self.timeouts.udp_ms(),
+            Proto::Icmp => self.timeouts.icmp_ms(),
         }
+    }
+
+    /// The timeout of a connection to real server `rs` in `state`: its service's
+    /// `conn_timeout` for an established TCP connection or any UDP one (as DPVS's
+    /// per-service timeout), the global timeouts otherwise.
+    #[inline]
+    fn timeout_of(&self, rs: u32, proto: Proto, state: TcpState) -> Millis {
+        if proto == Proto::Udp || state == TcpState::Established {
+            match self.rs_timeout.get(rs as usize) {
+                Some(&t) if t != 0 => return Millis::from(t),
+                _ => {}
+            }
+        }
+        self.timeout(proto, state)
     }
 
     /// Translates one packet whose IP header is at `l3` in `buf` (see the module
@@ -722,7 +750,7 @@ impl Engine {
     #[inline]
     fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
         let c = self.conns.get(r);
-        let (proto, old, fwd) = (c.proto(), c.state, c.fwd());
+        let (proto, old, fwd, rs) = (c.proto(), c.state, c.fwd(), c.rs);
         let mut state = old;
         if proto == Proto::Tcp {
             state = match fwd.replies_through() {
@@ -730,7 +758,7 @@ impl Engine {
                 false => old.next_input_only(flags.bits()),
             };
         }
-        let exp = now + self.timeout(proto, state);
+        let exp = now + self.timeout_of(rs, proto, state);
         self.move_to(r, old, state, exp, now);
         if state != old && self.sync.is_some() {
             self.sync_note(r, now);
@@ -886,6 +914,9 @@ impl Engine {
         t: &Tuple,
         k: &ConnKey,
     ) -> Verdict {
+        if t.proto == Proto::Icmp {
+            return self.echo_miss(buf, l3, now, t, k);
+        }
         if let Some(svc) = table.lookup(t.proto, t.dst, t.dport) {
             if let Some(owner) = self.client_owner(svc, &k.src, t.sport) {
                 return Verdict::Redirect { owner };
@@ -973,7 +1004,7 @@ impl Engine {
             }
         };
         let svc_id = table.service(svc).id.0;
-        let expires = now + self.timeout(t.proto, TcpState::SynRecv);
+        let expires = now + self.timeout_of(pick.id.0, t.proto, TcpState::SynRecv);
         let r = self
             .conns
             .insert(NewConn {

@@ -3,6 +3,12 @@
 //! rvs's, opens a [`FwdMode::Snat`] connection if a rule takes it. From then on the
 //! connection is translated as a FullNAT one (without TOA), and replies to its WAN
 //! address and port reach the worker that owns the port, as FullNAT replies do.
+//!
+//! ICMP echo (a `proto=icmp` rule) goes the same way, its identifier standing for the
+//! ports ([`crate::translate::Tuple`]): a request opens the mapping with a WAN address
+//! and an identifier of the worker's ports, the reply to them finds it. Nothing else
+//! of ICMP changes: pings to rvs's own addresses, and replies to the box's own pings,
+//! are the dataplane's stack's and the kernel twin's as before.
 
 use std::sync::Arc;
 
@@ -71,6 +77,37 @@ impl Engine {
             Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
             Err(reason) => self.drop(reason),
         })
+    }
+
+    /// An ICMP echo message without a connection: a request that a SNAT rule takes opens
+    /// its mapping ([`Engine::snat_new_flow`]); a reply to a WAN (or local) address whose
+    /// identifier another worker owns goes to that worker, which holds the mapping if
+    /// there is one; anything else is not rvs's business ([`Verdict::NotMine`], as before
+    /// echo was parsed: the dataplane's stack answers pings to rvs's addresses, and the
+    /// kernel twin gets the replies to the box's own pings).
+    pub(super) fn echo_miss<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        k: &ConnKey,
+    ) -> Verdict {
+        if t.tcp_flags.opens() {
+            if !self.snat.is_empty() {
+                if let Some(v) = self.snat_new_flow(buf, l3, now, t, k) {
+                    return v;
+                }
+            }
+            return Verdict::NotMine;
+        }
+        if self.pools.is_lip(&k.dst) {
+            let owner = self.pools.ownership().owner(t.dport);
+            if owner != self.worker {
+                return Verdict::Redirect { owner };
+            }
+        }
+        Verdict::NotMine
     }
 
     /// Opens rule `rule`'s connection for the first packet `t`: a WAN address and port

@@ -86,6 +86,7 @@ fn syncable(fwd: FwdMode, proto: Proto, state: TcpState) -> bool {
         && match proto {
             Proto::Udp => true,
             Proto::Tcp => !matches!(state, TcpState::None | TcpState::SynSent | TcpState::SynRecv),
+            Proto::Icmp => false,
         }
 }
 
@@ -237,7 +238,8 @@ impl Engine {
         }
         let (rs, svc_id) = (dest.id, s.id.0);
         let sync = self.sync.ok_or(SyncRefusal::Full)?;
-        let expires = now + Millis::from(rec.timeout_ms).min(self.timeout(proto, state)) + Millis::from(sync.grace_ms);
+        let expires =
+            now + Millis::from(rec.timeout_ms).min(self.timeout_of(rs.0, proto, state)) + Millis::from(sync.grace_ms);
         let kin = ConnKey::new(proto, cip, rec.client.1, vip, rec.virt.1);
         let kout = ConnKey::new(proto, rip, rec.real.1, lip, rec.local.1);
         let hit_in = self.conns.lookup(&kin).map(|h| h.conn);

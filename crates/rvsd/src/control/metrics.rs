@@ -22,11 +22,7 @@ use crate::metrics::{Scrape, TelemetryCmd};
 
 /// `proto:vip:port` as the `service` label (`tcp:10.0.0.1:80`, `tcp:[2001:db8::1]:80`).
 pub fn service_label(proto: Proto, vip: IpAddr, port: u16) -> String {
-    let p = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
-    format!("{p}:{}", SocketAddr::new(vip, port))
+    format!("{}:{}", proto.name(), SocketAddr::new(vip, port))
 }
 
 impl Control {
