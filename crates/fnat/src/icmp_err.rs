@@ -24,8 +24,10 @@
 //!
 //! Handled messages: ICMPv4 destination unreachable (including fragmentation needed),
 //! time exceeded and parameter problem; ICMPv6 destination unreachable, packet too
-//! big, time exceeded and parameter problem. The quoted packet must be TCP or UDP and
-//! not a non-first fragment (which has no ports).
+//! big, time exceeded and parameter problem. The quoted packet must be TCP, UDP or an
+//! ICMP echo (a SNAT rule's ping: its identifier stands for the ports, as in
+//! [`crate::translate::Tuple`]; `traceroute -I`'s time-exceeded errors) and not a
+//! non-first fragment (which has no ports).
 
 use std::net::IpAddr;
 
@@ -33,7 +35,7 @@ use wire::checksum::Delta;
 use wire::{icmpv4, icmpv6, IpProtocol, IpVersion, Ipv4Packet, Ipv6Packet, TcpFlags};
 
 use crate::buf::PacketBuf;
-use crate::translate::{patch_l4, write_ip_addrs, Rewrite, TranslateError, Tuple};
+use crate::translate::{echo_ends, patch_l4, write_ip_addrs, Rewrite, TranslateError, Tuple};
 use crate::types::Proto;
 
 /// New outer addresses of an ICMP error (e.g. VIP -> CIP for an error from the real
@@ -145,25 +147,24 @@ pub fn icmp_error(data: &[u8], l3: usize) -> Result<IcmpError, TranslateError> {
         }
         (ul.protocol, IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), ul.offset)
     };
-    let proto = Proto::from_number(proto.0).ok_or(TranslateError::UnsupportedProtocol(proto.0))?;
+    let echo = proto == if v4 { IpProtocol::ICMP } else { IpProtocol::ICMPV6 };
+    let unsupported = TranslateError::UnsupportedProtocol(proto.0);
+    let proto = match Proto::from_number(proto.0) {
+        Some(p) => p,
+        None if echo => Proto::Icmp,
+        None => return Err(unsupported),
+    };
     let l4 = quoted.get(il4_rel..).ok_or(TranslateError::Truncated)?;
     if l4.len() < wire::udp::HEADER_LEN {
         return Err(TranslateError::Truncated);
     }
-    let tcp_flags = match (proto, l4.get(13)) {
-        (Proto::Tcp, Some(&f)) => TcpFlags(f),
-        _ => TcpFlags::empty(),
+    let (sport, dport, tcp_flags) = match (proto, l4.get(13)) {
+        (Proto::Icmp, _) => echo_ends(l4)?.ok_or(unsupported)?,
+        (Proto::Tcp, Some(&f)) => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]), TcpFlags(f)),
+        _ => (u16::from_be_bytes([l4[0], l4[1]]), u16::from_be_bytes([l4[2], l4[3]]), TcpFlags::empty()),
     };
-    let inner = Tuple {
-        proto,
-        src: isrc,
-        sport: u16::from_be_bytes([l4[0], l4[1]]),
-        dst: idst,
-        dport: u16::from_be_bytes([l4[2], l4[3]]),
-        tcp_flags,
-        l4: l3 + inner_rel + il4_rel,
-        l4_len: l4.len(),
-    };
+    let inner =
+        Tuple { proto, src: isrc, sport, dst: idst, dport, tcp_flags, l4: l3 + inner_rel + il4_rel, l4_len: l4.len() };
     Ok(IcmpError {
         src,
         dst,
@@ -231,8 +232,7 @@ pub fn rewrite_icmp_error_parsed(
     let csum_at = match t.proto {
         Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
         Proto::Udp => wire::udp::CHECKSUM_OFFSET,
-        // (A quoted packet's protocol is TCP or UDP, `from_number`'s.)
-        Proto::Icmp => return Err(TranslateError::NotIcmpError),
+        Proto::Icmp => wire::icmpv4::CHECKSUM_OFFSET,
     };
     let read16 = |s: &[u8], at: usize| s.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     let old_l4_csum = read16(seg, csum_at);
@@ -429,8 +429,9 @@ mod tests {
             (PacketBuilder::ipv4(ROUTER, LIP).icmpv4_error(3, 1, &sent[..27]).build(), TranslateError::Truncated),
             (
                 PacketBuilder::ipv4(ROUTER, LIP)
-                    .icmpv4_error(3, 1, &PacketBuilder::ipv4(LIP, RIP).icmpv4_echo_request(1, 1).build())
+                    .icmpv4_error(3, 1, &PacketBuilder::ipv4(LIP, RIP).icmpv4_error(3, 3, &[0; 28]).build())
                     .build(),
+                // (An error about an error: only echo is ICMP a connection has.)
                 TranslateError::UnsupportedProtocol(1),
             ),
             (

@@ -178,7 +178,7 @@ fn is_echo_request(ty: u8) -> bool {
 /// The ends of an ICMP or ICMPv6 message as [`Tuple`] gives them for an echo request or
 /// reply; `None` for another message (the type numbers of the two families do not
 /// overlap for these four).
-fn echo_ends(seg: &[u8]) -> Result<Option<(u16, u16, TcpFlags)>, TranslateError> {
+pub(crate) fn echo_ends(seg: &[u8]) -> Result<Option<(u16, u16, TcpFlags)>, TranslateError> {
     let Some(h) = seg.get(..wire::icmpv4::HEADER_LEN) else { return Err(TranslateError::Truncated) };
     let id = u16::from_be_bytes([h[4], h[5]]);
     let reply = h[0] == wire::Icmpv4Message::ECHO_REPLY.0 || h[0] == wire::Icmpv6Message::ECHO_REPLY.0;

@@ -657,8 +657,9 @@ fn snat_world_of(workers: u32) -> World {
 
 /// SNAT of ICMP echo (ping from the inside): the request leaves from the WAN address
 /// with an identifier of the WAN address's ports, the reply to it comes back with the
-/// inside host's own; a second ping of the same identifier keeps the mapping. Replies
-/// that match no mapping, and pings to rvs's own address, are what they were before.
+/// inside host's own; a second ping of the same identifier keeps the mapping; an ICMP
+/// error about it reaches the inside host about its own ping. Replies that match no
+/// mapping, and pings to rvs's own address, are what they were before.
 #[test]
 fn snat_echo_both_ways_and_what_it_leaves_alone() {
     let mut w = snat_world();
@@ -730,6 +731,37 @@ fn snat_echo_both_ways_and_what_it_leaves_alone() {
         ),
     ];
     run(&mut w, steps);
+    // `traceroute -I`: a router on the way reports the ping's expiry; the inside host
+    // hears it from the router, about its own ping (identifier, addresses, checksums).
+    let router = Ipv4Addr::new(198, 51, 100, 9);
+    let (router6, rip6_) = (v6("2001:db8:c::9"), rip6());
+    let sent = PacketBuilder::ipv4(WAN, CIP).ttl(1).icmpv4_echo_request(1025, 4).payload(b"trace").build();
+    let mine = PacketBuilder::ipv4(RIP, CIP).ttl(1).icmpv4_echo_request(77, 4).payload(b"trace").build();
+    let sent6 = PacketBuilder::ipv6(wan6, cip6()).hop_limit(1).icmpv6_echo_request(1025, 2).build();
+    let mine6 = PacketBuilder::ipv6(rip6_, cip6()).hop_limit(1).icmpv6_echo_request(9, 2).build();
+    run(
+        &mut w,
+        vec![
+            step(
+                "time exceeded about the ping reaches the inside host, about its own ping",
+                0,
+                eth(FROM_OUTSIDE).ipv4(router, WAN).icmpv4_error(11, 0, &sent).build(),
+                Expect::Out(vec![judged(
+                    Sink::Tx(1),
+                    eth(TO_INSIDE).ipv4(router, RIP).ttl(63).icmpv4_error(11, 0, &mine).build(),
+                )]),
+            ),
+            step(
+                "and over IPv6",
+                0,
+                eth(FROM_OUTSIDE).ipv6(router6, wan6).icmpv6_error(3, 0, 0, &sent6).build(),
+                Expect::Out(vec![judged(
+                    Sink::Tx(1),
+                    eth(TO_INSIDE).ipv6(router6, rip6_).hop_limit(63).icmpv6_error(3, 0, 0, &mine6).build(),
+                )]),
+            ),
+        ],
+    );
     let listed = w.engine.list(0, 16, w.now).0;
     let echoes: Vec<_> = listed.iter().filter(|c| c.proto == Proto::Icmp).collect();
     assert_eq!(echoes.len(), 2, "one mapping per family: {listed:?}");

@@ -1089,7 +1089,10 @@ impl Engine {
                 if owner != self.worker {
                     return Verdict::Redirect { owner };
                 }
-                return self.drop(DropReason::IcmpNoConn);
+                // About a ping without a mapping: the box's own, as in `echo_miss`.
+                if q.proto != Proto::Icmp {
+                    return self.drop(DropReason::IcmpNoConn);
+                }
             }
             return Verdict::NotMine;
         };
