@@ -36,7 +36,10 @@
 //!   take the client's data for a bad one), and the client retransmits it. The first
 //!   fragment of a UDP datagram may open a connection.
 //! - **A first fragment too short for its TCP/UDP header** (RFC 1858's tiny fragment)
-//!   is dropped (`fragment`), as is a fragment of another protocol.
+//!   is dropped (`fragment`), as is a fragment of another protocol than TCP, UDP and
+//!   ICMP echo (a SNAT rule's large ping: its identifier is in the first fragment, and
+//!   the checksum there covers no address over IPv4, the pseudo-header's over IPv6,
+//!   updated like UDP's).
 //! - **Per worker.** A redirected first fragment (a reply to another worker's local
 //!   port) records the redirect, so its later fragments follow it over the same ring.
 //!   Replies steered by NIC flow rules on the local port are a gap with several
@@ -111,9 +114,10 @@ pub struct Frag {
 }
 
 /// Reads a fragment (the caller knows it is one: [`crate::translate::tuple`] said
-/// `Fragment`) whose IP header is at `l3`. A first fragment must hold its whole TCP or
-/// UDP header (`Truncated` otherwise), and be TCP or UDP (`UnsupportedProtocol`); a
-/// later one may be of any protocol (it is looked up, not parsed).
+/// `Fragment`) whose IP header is at `l3`. A first fragment must hold its whole TCP,
+/// UDP or echo header (`Truncated` otherwise), and be TCP, UDP or ICMP echo
+/// (`UnsupportedProtocol`); a later one may be of any protocol (it is looked up, not
+/// parsed).
 pub fn parse(data: &[u8], l3: usize) -> Result<Frag, TranslateError> {
     let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
     let (key, offset, more, proto, src, dst, l4_rel, l4_len) = match IpVersion::of(ip) {
@@ -152,7 +156,13 @@ pub fn parse(data: &[u8], l3: usize) -> Result<Frag, TranslateError> {
     if offset != 0 {
         return Ok(Frag { key, offset, more, first: None });
     }
-    let proto = Proto::from_number(proto).ok_or(TranslateError::UnsupportedProtocol(proto))?;
+    let unsupported = TranslateError::UnsupportedProtocol(proto);
+    let icmp = if src.is_ipv4() { 1 } else { 58 };
+    let proto = match Proto::from_number(proto) {
+        Some(p) => p,
+        None if proto == icmp => Proto::Icmp,
+        None => return Err(unsupported),
+    };
     let seg = ip.get(l4_rel..l4_rel + l4_len).ok_or(TranslateError::Truncated)?;
     let (sport, dport, tcp_flags) = match proto {
         Proto::Tcp => {
@@ -166,22 +176,30 @@ pub fn parse(data: &[u8], l3: usize) -> Result<Frag, TranslateError> {
             let u = UdpPacket::new_unchecked(seg);
             (u.src_port(), u.dst_port(), TcpFlags::empty())
         }
-        // (`from_number` gives TCP and UDP only: fragmented echoes are not translated.)
-        Proto::Icmp => return Err(TranslateError::UnsupportedProtocol(proto.number())),
+        Proto::Icmp => crate::translate::echo_ends(seg)?.ok_or(unsupported)?,
     };
     let t = Tuple { proto, src, sport, dst, dport, tcp_flags, l4: l3 + l4_rel, l4_len };
     Ok(Frag { key, offset, more, first: Some(t) })
 }
 
-/// Whether the segment `seg` of tuple `t` is the start of a UDP datagram longer than
-/// itself: a first fragment, whose checksum can only be checked after reassembly.
-/// ([`crate::translate::tuple`] refuses such a segment in a whole packet, so only a
-/// first fragment's tuple has one.)
+/// Whether the segment `seg` of tuple `t`, in the IP packet `ip`, is the start of a
+/// longer datagram: a first fragment, whose checksum can only be checked after
+/// reassembly. UDP says so by its length ([`crate::translate::tuple`] refuses such a
+/// segment in a whole packet, so only a first fragment's tuple has one); an echo has
+/// no length, its IP header says more fragments follow.
 #[inline]
-pub fn partial_udp(seg: &[u8], t: &Tuple) -> bool {
-    t.proto == Proto::Udp
-        && seg.len() >= wire::udp::HEADER_LEN
-        && UdpPacket::new_unchecked(seg).len() as usize > seg.len()
+pub fn partial(ip: &[u8], seg: &[u8], t: &Tuple) -> bool {
+    match t.proto {
+        Proto::Udp => seg.len() >= wire::udp::HEADER_LEN && UdpPacket::new_unchecked(seg).len() as usize > seg.len(),
+        Proto::Icmp => match IpVersion::of(ip) {
+            Some(IpVersion::V4) => Ipv4Packet::new_checked(ip).is_ok_and(|p| p.more_frags()),
+            Some(IpVersion::V6) => Ipv6Packet::new_checked(ip)
+                .and_then(|p| p.upper_layer())
+                .is_ok_and(|ul| ul.fragment.is_some_and(|f| f.more)),
+            None => false,
+        },
+        Proto::Tcp => false,
+    }
 }
 
 /// Where a datagram's later fragments go.

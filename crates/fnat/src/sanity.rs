@@ -237,9 +237,9 @@ pub fn admit<B: PacketBuf>(buf: &B, l3: usize, t: &Tuple, own: impl Fn(IpAddr) -
     let data = buf.data();
     ip_layer(data, l3)?;
     let Some(seg) = data.get(t.l4..t.l4 + t.l4_len) else { return Err(DropReason::BadHeader) };
-    // A UDP first fragment holds part of its datagram: its checksum can be checked only
-    // after reassembly, which rvs leaves to the real server (see `crate::frag`).
-    let ok = crate::frag::partial_udp(seg, t)
+    // A UDP or echo first fragment holds part of its datagram: its checksum can be
+    // checked only after reassembly, which rvs leaves to the far end (see `crate::frag`).
+    let ok = crate::frag::partial(data.get(l3..).unwrap_or(&[]), seg, t)
         || match buf.rx_checksums().l4 {
             Checked::Good => true,
             Checked::Bad => false,

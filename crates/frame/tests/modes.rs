@@ -762,9 +762,52 @@ fn snat_echo_both_ways_and_what_it_leaves_alone() {
             ),
         ],
     );
+    // A ping larger than the MTU: the first fragment opens the mapping (its checksum
+    // covers the whole message, so it is not checked here), the next follows it.
+    let first = |m: (EthernetAddress, EthernetAddress), src, dst, ttl, id| {
+        let ip = PacketBuilder::eth(m.0, m.1).ipv4(src, dst).ttl(ttl).ident(0x55).fragment(0, true);
+        ip.icmpv4_echo_request(id, 1).payload(&[7; 1272]).build()
+    };
+    let reply_first = |m: (EthernetAddress, EthernetAddress), src, dst, ttl, id| {
+        let ip = PacketBuilder::eth(m.0, m.1).ipv4(src, dst).ttl(ttl).ident(0x55).fragment(0, true);
+        ip.icmpv4_echo_reply(id, 1).payload(&[7; 1272]).build()
+    };
+    let rest = |m: (EthernetAddress, EthernetAddress), src, dst, ttl| {
+        let ip = PacketBuilder::eth(m.0, m.1).ipv4(src, dst).ttl(ttl).ident(0x55).fragment(1280, false);
+        ip.protocol(wire::IpProtocol::ICMP).payload(&[7; 500]).build()
+    };
+    run(
+        &mut w,
+        vec![
+            step(
+                "a large ping's first fragment: mapped, from WAN",
+                1,
+                first(FROM_INSIDE, RIP, CIP, 64, 78),
+                Expect::Out(vec![exact(Sink::Tx(0), first(TO_OUTSIDE, WAN, CIP, 63, 1026))]),
+            ),
+            step(
+                "its next fragment follows it",
+                1,
+                rest(FROM_INSIDE, RIP, CIP, 64),
+                Expect::Out(vec![exact(Sink::Tx(0), rest(TO_OUTSIDE, WAN, CIP, 63))]),
+            ),
+            step(
+                "the large reply's first fragment goes back to the inside host",
+                0,
+                reply_first(FROM_OUTSIDE, CIP, WAN, 64, 1026),
+                Expect::Out(vec![exact(Sink::Tx(1), reply_first(TO_INSIDE, CIP, RIP, 63, 78))]),
+            ),
+            step(
+                "and its next fragment",
+                0,
+                rest(FROM_OUTSIDE, CIP, WAN, 64),
+                Expect::Out(vec![exact(Sink::Tx(1), rest(TO_INSIDE, CIP, RIP, 63))]),
+            ),
+        ],
+    );
     let listed = w.engine.list(0, 16, w.now).0;
     let echoes: Vec<_> = listed.iter().filter(|c| c.proto == Proto::Icmp).collect();
-    assert_eq!(echoes.len(), 2, "one mapping per family: {listed:?}");
+    assert_eq!(echoes.len(), 3, "one mapping per family, and the large ping's: {listed:?}");
     assert!(echoes.iter().all(|c| c.fwd == FwdMode::Snat && c.state_name() == "ICMP"), "{echoes:?}");
 
     // Two workers: a reply whose identifier worker 1 owns goes there (its mapping is

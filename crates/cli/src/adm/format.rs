@@ -47,10 +47,6 @@ fn proto_upper(p: Proto) -> &'static str {
     }
 }
 
-fn proto_lower(p: Proto) -> &'static str {
-    p.name()
-}
-
 /// A service's protocol switch (services are TCP or UDP: rvsd refuses others).
 fn proto_switch(p: Proto) -> &'static str {
     match p {
@@ -392,7 +388,7 @@ pub fn conn_line(c: &ConnInfo) -> String {
     format!(
         "[{}]{:<3} {:<6} {:<11} {:<18} {:<18} {:<18} {}{}",
         c.worker,
-        proto_lower(c.proto),
+        c.proto.name(),
         expire,
         c.state_name(),
         c.client.to_string(),

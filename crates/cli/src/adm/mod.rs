@@ -674,13 +674,8 @@ fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
         (None, Some(s)) => (Proto::Udp, s),
         (None, None) => return Ok(None),
     };
-    let (vip, port) = parse_addr_port_named(s, "service address", proto_name(proto)).map_err(usage)?;
+    let (vip, port) = parse_addr_port_named(s, "service address", proto.name()).map_err(usage)?;
     Ok(Some(ServiceKey { proto, vip, vport: port.unwrap_or(0) }))
-}
-
-/// The protocol's name in /etc/services.
-fn proto_name(p: Proto) -> &'static str {
-    p.name()
 }
 
 fn need_key(key: Option<ServiceKey>, cmd: Cmd) -> Result<ServiceKey, CliError> {
@@ -809,7 +804,7 @@ fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16),
         .real_server
         .as_deref()
         .ok_or_else(|| usage(format!("{} ({}) needs a real server: -r ADDR[:PORT]", cmd.flag(), cmd.long())))?;
-    let (addr, port) = parse_addr_port_named(r, "real server", proto_name(key.proto)).map_err(usage)?;
+    let (addr, port) = parse_addr_port_named(r, "real server", key.proto.name()).map_err(usage)?;
     family_check(key, addr, "real server")?;
     Ok((addr, port.unwrap_or(key.vport)))
 }
