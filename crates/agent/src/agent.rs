@@ -3,7 +3,7 @@
 
 pub mod fifo;
 
-use crate::check::pool::{Pool, VsState};
+use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
 use crate::keepalived::{Config, Loaded};
@@ -242,6 +242,12 @@ impl Agent {
         *self.statuses.lock().unwrap_or_else(|e| e.into_inner()) = v.iter().map(|i| i.status.clone()).collect();
     }
 
+    /// Writes `n`'s FIFO lines and starts its scripts (not waited for).
+    fn notify(&self, n: Notices) {
+        n.fifo.iter().for_each(|l| self.fifos.lvs(l));
+        n.scripts.into_iter().for_each(spawn_script);
+    }
+
     fn spawn_checkers(&mut self, start: Vec<(RsChecks, bool)>) {
         for (id, task) in spawn_checkers_from(start, self.tx.clone(), self.stats.clone()) {
             if let Some(old) = self.checkers.insert(id, task) {
@@ -312,14 +318,21 @@ impl Agent {
         let new = loaded.config;
         self.reload_statics(&new);
         self.fifos.reconfigure(&new.global_defs);
-        let (diff, next, plan) = {
+        let (diff, next, plan, quorum) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            reload::plan(&self.cfg, &pool, &new)
+            let (diff, next, plan) = reload::plan(&self.cfg, &pool, &new);
+            let quorum = next.quorum_notices(Some(&pool));
+            (diff, next, plan, quorum)
         };
         let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
         if diff.is_empty() {
             tracing::info!("reload: no changes");
             self.reload_unbound_sync(unbound);
+            // Nothing for the dataplane or the checkers, but the pool follows the file:
+            // what only the agent acts on (notify scripts, `omega`) is the new file's.
+            *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = next;
+            // A quorum or hysteresis changed alone still moves a quorum.
+            self.notify(quorum);
             self.cfg = new;
             return;
         }
@@ -344,6 +357,8 @@ impl Agent {
             *pool = next;
             diff.apply_services(self.dp.as_ref());
         }
+        // The quorum notifiers of virtual servers added, or whose quorum moved.
+        self.notify(quorum);
         diff.apply_snat(self.dp.as_ref());
         // 3. Checkers.
         for id in &plan.stop {
@@ -439,11 +454,15 @@ pub async fn run_with_reload(
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
     };
+    // keepalived's init_services: each virtual server starts with its quorum up (its
+    // quorum_up runs) or, below it with a sorry server, down (its quorum_down runs).
+    let start = pool.lock().unwrap_or_else(|e| e.into_inner()).quorum_notices(None);
+    agent.notify(start);
     let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
     agent.insts = agent.start_instances(&all)?;
     agent.publish_statuses();
-    // Checkers.
-    agent.spawn_checkers(checks.into_iter().map(|c| (c, true)).collect());
+    // Checkers, each from its server's health at start (down under `alpha`).
+    agent.spawn_checkers(checks);
     on_start(Running {
         instances: agent.statuses.clone(),
         check_stats: stats,
@@ -458,8 +477,14 @@ pub async fn run_with_reload(
                 // The agent holds a sender: never closed.
                 let Some(t) = t else { continue };
                 let mut pool = pool.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(rs) = pool.rs(t.id) {
-                    tracing::warn!(rs = %rs.addr, up = t.up, reason = %t.reason, "real server health changed");
+                match pool.rs(t.id) {
+                    Some(rs) if !rs.up && !t.up => {
+                        tracing::info!(rs = %rs.addr, reason = %t.reason, "real server's first checks failed: it stays down");
+                    }
+                    Some(rs) => {
+                        tracing::warn!(rs = %rs.addr, up = t.up, reason = %t.reason, "real server health changed");
+                    }
+                    None => {}
                 }
                 match pool.apply(&t, dp.as_ref()) {
                     Ok(n) => {
@@ -486,6 +511,14 @@ pub async fn run_with_reload(
     for (_, s) in agent.scripts.drain() {
         s.task.abort();
     }
+    // keepalived's omega: the down notifiers of the servers up, then quorum_down, for
+    // each virtual server with omega (none without); run while the instances leave.
+    let omega = pool.lock().unwrap_or_else(|e| e.into_inner()).omega_notices();
+    if !omega.fifo.is_empty() {
+        tracing::info!(scripts = omega.scripts.len(), "omega: running the down notifiers at shutdown");
+    }
+    omega.fifo.iter().for_each(|l| agent.fifos.lvs(l));
+    let omega_scripts = start_shutdown_scripts(omega.scripts, SHUTDOWN_SCRIPT_LIMIT);
     // Every instance leaves at once, then each is waited for.
     let insts = std::mem::take(&mut agent.insts);
     for i in &insts {
@@ -498,7 +531,266 @@ pub async fn run_with_reload(
     if let Some(id) = unbound_sync_daemon(&agent.cfg) {
         unbound_sync_roles(dp.as_ref(), id, false);
     }
+    wait_scripts(omega_scripts).await;
     // After the instances' last lines; the scripts reading them are stopped.
     agent.fifos.close();
     Ok(())
+}
+
+/// How long a script run at shutdown (`omega`'s notifiers) may take before it is killed:
+/// keepalived's `TIMER_HZ` given to `system_call_script` by `do_rs_notifies` and
+/// `do_vs_notifies` when stopping (then `child_killed_thread` kills its process group).
+const SHUTDOWN_SCRIPT_LIMIT: Duration = Duration::from_secs(1);
+
+/// Starts `cmds` at once, in order (each `/bin/sh -c`, in a process group of its own),
+/// and returns the tasks waiting for them: a script still running `limit` after it
+/// started has its process group killed (SIGKILL), as keepalived's scripts at shutdown,
+/// so that the agent neither exits before its notifiers are done (a service manager
+/// would kill them with it) nor waits on a hung one.
+fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    for cmd in cmds {
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c").arg(&cmd).process_group(0);
+        let mut child = match c.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%cmd, "script failed to start: {e}");
+                continue;
+            }
+        };
+        set.spawn(async move {
+            match tokio::time::timeout(limit, child.wait()).await {
+                Ok(Ok(s)) if s.success() => {}
+                Ok(Ok(s)) => tracing::warn!(%cmd, "script exited with {s}"),
+                Ok(Err(e)) => tracing::warn!(%cmd, "script: {e}"),
+                Err(_) => {
+                    tracing::warn!(%cmd, "script still running {limit:?} after the shutdown started it: killed");
+                    if let Some(pid) = child.id() {
+                        let pgid = nix::unistd::Pid::from_raw(pid as i32);
+                        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    let _ = child.wait().await;
+                }
+            }
+        });
+    }
+    set
+}
+
+/// Waits for the scripts [`start_shutdown_scripts`] started (each ends within its limit).
+async fn wait_scripts(mut set: tokio::task::JoinSet<()>) {
+    while set.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::FakeDataplane;
+    use crate::keepalived::{parse_str, Options};
+    use std::path::{Path, PathBuf};
+    use std::time::Instant;
+
+    /// Two virtual servers, each with two real servers (no checkers: up while the agent
+    /// runs) whose notifiers and the virtual server's quorum notifiers touch a file named
+    /// after them in `dir`; `omega_a` / `omega_b` say which has `omega`.
+    fn conf(dir: &Path, omega_a: bool, omega_b: bool) -> String {
+        let touch = |name: &str| format!("\"/bin/touch {}\"", dir.join(name).display());
+        let vs = |vip: &str, n: &str, omega: bool| {
+            format!(
+                "virtual_server {vip} 80 {{\n lb_kind FNAT\n{} quorum_down {}\n quorum_up {}\n\
+                 real_server 10.0.0.1 80 {{\n  notify_down {}\n  notify_up {}\n }}\n\
+                 real_server 10.0.0.2 80 {{\n  notify_down {}\n }}\n}}\n",
+                if omega { " omega\n" } else { "" },
+                touch(&format!("{n}-quorum-down")),
+                touch(&format!("{n}-quorum-up")),
+                touch(&format!("{n}-rs1-down")),
+                touch(&format!("{n}-rs1-up")),
+                touch(&format!("{n}-rs2-down")),
+            )
+        };
+        format!("{}{}", vs("192.0.2.1", "a", omega_a), vs("192.0.2.2", "b", omega_b))
+    }
+
+    fn load(text: &str) -> Loaded {
+        let l = parse_str(text, "k.conf", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        l
+    }
+
+    /// The files the scripts made in `dir`, sorted.
+    fn made(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    /// Runs the agent on `start`, applies `reloads`, shuts it down and returns how long
+    /// the shutdown took.
+    async fn run_and_stop(start: &str, reloads: &[String]) -> Duration {
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_with_reload(load(start).config, dp, stop_rx, reload_rx, |_| {}));
+        let settle = || tokio::time::sleep(Duration::from_millis(100));
+        settle().await;
+        for r in reloads {
+            reload_tx.send(load(r)).unwrap();
+            settle().await;
+        }
+        let t = Instant::now();
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        t.elapsed()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rvs-agent-omega-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// keepalived's `omega`: at shutdown the virtual server with it runs its real servers'
+    /// `notify_down` and its `quorum_down` (done by the time the agent returns) and writes
+    /// their `RS ... DOWN` and `VS ... DOWN` FIFO lines; the one without runs nothing, nor
+    /// does any up notifier. (Each `quorum_up` ran at start: both quorums are met then.)
+    #[tokio::test]
+    async fn omega_runs_the_down_notifiers_at_shutdown_and_only_there() {
+        let dir = scratch("run");
+        // With keepalived's lvs_notify_fifo (made here and read after the agent is gone).
+        let fifo = scratch("fifo").join("lvs");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
+            std::fs::OpenOptions::new().read(true).custom_flags(nonblock).open(&fifo).unwrap()
+        };
+        let fifo_conf = format!("global_defs {{\n lvs_notify_fifo {}\n}}\n", fifo.display());
+        run_and_stop(&format!("{fifo_conf}{}", conf(&dir, true, false)), &[]).await;
+        assert_eq!(made(&dir), ["a-quorum-down", "a-quorum-up", "a-rs1-down", "a-rs2-down", "b-quorum-up"]);
+        let mut lines = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
+        assert_eq!(
+            lines,
+            "VS [192.0.2.1]:tcp:80 UP\nVS [192.0.2.2]:tcp:80 UP\n\
+             RS [10.0.0.1]:tcp:80 [192.0.2.1]:tcp:80 DOWN\nRS [10.0.0.2]:tcp:80 [192.0.2.1]:tcp:80 DOWN\n\
+             VS [192.0.2.1]:tcp:80 DOWN\n"
+        );
+        std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
+        // Without omega anywhere: nothing at shutdown.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = scratch("none");
+        run_and_stop(&conf(&dir, false, false), &[]).await;
+        assert_eq!(made(&dir), ["a-quorum-up", "b-quorum-up"], "only the start's");
+        // A reload that turns omega on (nothing else changes) makes the shutdown run them.
+        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = scratch("reload");
+        // (The reload moves no quorum: no quorum_up again.)
+        run_and_stop(&conf(&dir, false, false), &[conf(&dir, false, true)]).await;
+        assert_eq!(made(&dir), ["a-quorum-up", "b-quorum-down", "b-quorum-up", "b-rs1-down", "b-rs2-down"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// keepalived's start (`init_service_vs` -> `update_quorum_state(vs, init)`, then each
+    /// checker's first result, `update_svr_checker_state` with `!has_run`): a virtual
+    /// server whose quorum is met runs its quorum_up (`VS ... UP`); one below its quorum
+    /// with a sorry server (here: its only server starts down under alpha) runs its
+    /// quorum_down (`VS ... DOWN`) with the sorry server in; one below without a sorry
+    /// server runs neither. The first failing round of a server alpha started down runs
+    /// its notify_down (`RS ... DOWN`) once; the rounds after it, nothing.
+    #[tokio::test]
+    async fn the_start_runs_the_quorum_notifiers_and_alpha_first_failures_as_keepalived() {
+        let dir = scratch("start");
+        let fifo = scratch("start-fifo").join("lvs");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let mut reader = {
+            use std::os::unix::fs::OpenOptionsExt;
+            let nonblock = nix::fcntl::OFlag::O_NONBLOCK.bits();
+            std::fs::OpenOptions::new().read(true).custom_flags(nonblock).open(&fifo).unwrap()
+        };
+        // A port nothing listens on: the checks fail at once.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = |name: &str| format!("\"echo x >> {}\"", dir.join(name).display());
+        let vs = |vip: &str, n: &str, extra: &str, rs: &str| {
+            format!(
+                "virtual_server {vip} 80 {{\n lb_kind FNAT\n delay_loop 0.05\n{extra} quorum_up {}\n quorum_down {}\n\
+                 real_server {rs} {{\n  notify_up {}\n  notify_down {}\n{} }}\n}}\n",
+                log(&format!("{n}-quorum-up")),
+                log(&format!("{n}-quorum-down")),
+                log(&format!("{n}-rs-up")),
+                log(&format!("{n}-rs-down")),
+                if rs.starts_with("127.") { "  TCP_CHECK {\n   connect_timeout 0.2\n  }\n" } else { "" },
+            )
+        };
+        let text = format!(
+            "global_defs {{\n lvs_notify_fifo {}\n}}\n{}{}{}",
+            fifo.display(),
+            vs("192.0.2.1", "a", " alpha\n sorry_server 10.0.9.9 80\n", &format!("127.0.0.1 {closed}")),
+            vs("192.0.2.2", "b", "", "10.0.0.1 80"),
+            vs("192.0.2.3", "c", " alpha\n", &format!("127.0.0.1 {closed}")),
+        );
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(load(&text).config, dp.clone(), stop_rx, |_| {}));
+        // Several rounds (50 ms apart) after the first.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let key = |vip: &str| crate::dataplane::ServiceKey {
+            proto: crate::dataplane::Proto::Tcp,
+            vip: vip.parse().unwrap(),
+            vport: 80,
+        };
+        let rs_of = |vip: &str| {
+            dp.service(&key(vip)).unwrap().real_servers.iter().map(|r| r.addr.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(rs_of("192.0.2.1"), ["10.0.9.9:80"], "the sorry server serves a");
+        assert!(rs_of("192.0.2.3").is_empty(), "c: no server, no sorry server");
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let runs = |name: &str| std::fs::read_to_string(dir.join(name)).map(|t| t.lines().count()).unwrap_or(0);
+        assert_eq!(made(&dir), ["a-quorum-down", "a-rs-down", "b-quorum-up", "c-rs-down"]);
+        for f in made(&dir) {
+            assert_eq!(runs(&f), 1, "{f} ran once");
+        }
+        let mut lines = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
+        let mut lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines[..2], ["VS [192.0.2.1]:tcp:80 DOWN", "VS [192.0.2.2]:tcp:80 UP"], "at start, in order");
+        lines[2..].sort();
+        assert_eq!(
+            lines[2..],
+            [
+                format!("RS [127.0.0.1]:tcp:{closed} [192.0.2.1]:tcp:80 DOWN"),
+                format!("RS [127.0.0.1]:tcp:{closed} [192.0.2.3]:tcp:80 DOWN"),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
+    }
+
+    /// A notifier still running a second after the shutdown started it is killed (its
+    /// process group, as keepalived): the agent neither exits before its notifiers end
+    /// nor hangs on one.
+    #[tokio::test]
+    async fn a_hung_omega_notifier_is_killed_after_a_second() {
+        let dir = scratch("hung");
+        let late = dir.join("late");
+        let text = conf(&dir, true, false).replacen(
+            &format!("/bin/touch {}", dir.join("a-quorum-down").display()),
+            &format!("/bin/sh -c 'sleep 3; touch {}'", late.display()),
+            1,
+        );
+        let took = run_and_stop(&text, &[]).await;
+        assert!(took >= SHUTDOWN_SCRIPT_LIMIT && took < Duration::from_secs(3), "{took:?}");
+        assert_eq!(
+            made(&dir),
+            ["a-quorum-up", "a-rs1-down", "a-rs2-down", "b-quorum-up"],
+            "the others ran to their end (the quorum_up ones at start)"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!late.exists(), "the hung script's group was killed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -163,6 +163,11 @@ pub struct Service {
     /// When not empty, the only sources admitted (`waddr_group_name`).
     #[serde(default)]
     pub allow: Vec<IpNet>,
+    /// The idle timeout in seconds of the service's established TCP connections and of
+    /// its UDP ones (DPVS's `establish_timeout`, rvsd's `conn_timeout`); 0 = rvsd's global
+    /// timeouts.
+    #[serde(default)]
+    pub conn_timeout: u32,
 }
 
 /// What the agent needs from rvsd.
@@ -587,6 +592,7 @@ mod tests {
             sched_flags: None,
             deny: Vec::new(),
             allow: Vec::new(),
+            conn_timeout: 0,
             local_addrs: vec![LocalAddr {
                 addr: "10.0.0.100".parse().unwrap(),
                 port_name: "dpdk1".into(),

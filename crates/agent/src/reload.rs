@@ -316,7 +316,8 @@ pub fn plan(old: &Config, pool: &Pool, new: &Config) -> (Diff, Pool, CheckerPlan
     (diff, next, checkers)
 }
 
-/// The differences between two configurations, every real server up.
+/// The differences between two configurations, `old` as the agent starts from it (every
+/// real server up, but those `alpha` starts down).
 pub fn diff(old: &Config, new: &Config) -> Diff {
     let (pool, _, _) = Pool::from_config(old);
     plan(old, &pool, new).0

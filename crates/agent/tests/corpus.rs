@@ -137,4 +137,10 @@ fn wired_keywords_reach_the_configuration() {
 
     let l = load(&dir.join("13-include-glob.conf"), opts(false));
     assert_eq!(l.config.virtual_servers.len(), 1, "the included file's virtual server");
+
+    let l = load(&dir.join("24-dpvs-establish-timeout.conf"), opts(false));
+    assert_eq!(l.config.virtual_servers[0].establish_timeout, 7200, "as written (DPVS would clamp to 3600)");
+
+    let l = load(&dir.join("53-omega.conf"), opts(false));
+    assert!(l.config.virtual_servers[0].omega);
 }

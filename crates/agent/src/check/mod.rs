@@ -190,7 +190,8 @@ pub struct RsChecks {
     pub delay_loop: Duration,
 }
 
-/// A real server changed health.
+/// A real server changed health (or, for one that started down, its first round's
+/// result: see [`spawn_checkers_from`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// Which.
@@ -460,9 +461,10 @@ pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats)
     Ok(delta)
 }
 
-/// Starts one task per real server (all assumed up at start, as keepalived without
-/// `alpha`). Rounds are spread over the first `delay_loop` so 10,000 servers do not fire at
-/// once. Transitions are sent on `tx`; the tasks end when `tx`'s receiver is dropped.
+/// Starts one task per real server, all assumed up at start (as keepalived without
+/// `alpha`; [`spawn_checkers_from`] starts some down). Rounds are spread over the first
+/// `delay_loop` so 10,000 servers do not fire at once. Transitions are sent on `tx`; the
+/// tasks end when `tx`'s receiver is dropped.
 pub fn spawn_checkers(
     servers: Vec<RsChecks>,
     tx: mpsc::Sender<Transition>,
@@ -475,8 +477,11 @@ pub fn spawn_checkers(
 }
 
 /// As [`spawn_checkers`], each server starting from the given health (a checker restarted
-/// by a reload continues from the server's current state); returns each task with its
-/// server's id (servers without checks get none).
+/// by a reload continues from the server's current state; a server under `alpha` starts
+/// down, and its first passing round reports it up). A checker starting down reports its
+/// first round whatever it says (a failing one as a down [`Transition`] of a server
+/// already down); after that, only changes. Returns each task with its server's id
+/// (servers without checks get none).
 pub fn spawn_checkers_from(
     servers: Vec<(RsChecks, bool)>,
     tx: mpsc::Sender<Transition>,
@@ -499,11 +504,17 @@ pub fn spawn_checkers_from(
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut up = initially_up;
                 let mut delta = 0;
+                // Starting down, the first round is reported even when it fails: the pool
+                // runs the down notifiers of a server alpha started down then
+                // (keepalived's `!has_run`).
+                let mut first = !initially_up;
                 loop {
                     tick.tick().await;
                     let r = round(s.id, &s.checks, up, &stats).await;
                     let new_delta = *r.as_ref().unwrap_or(&delta);
-                    if r.is_ok() != up || new_delta != delta {
+                    let report = r.is_ok() != up || new_delta != delta || first;
+                    first = false;
+                    if report {
                         up = r.is_ok();
                         delta = new_delta;
                         let reason = match r {
@@ -583,6 +594,28 @@ mod tests {
         assert_eq!((t.id, t.up), (7, true));
         keep.abort();
         tasks.into_iter().for_each(|t| t.abort());
+    }
+
+    /// A checker starting down (alpha) reports its first round even when it fails (a down
+    /// transition of a server already down), then only changes; one starting up reports
+    /// only changes.
+    #[tokio::test]
+    async fn a_checker_starting_down_reports_its_first_failing_round_once() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let stats = Arc::new(CheckStats::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let rs = |id| RsChecks { id, checks: vec![tcp_spec(addr, 0)], delay_loop: Duration::from_millis(30) };
+        let tasks = spawn_checkers_from(vec![(rs(1), false), (rs(2), true)], tx, stats);
+        let mut got = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Some(t)) = tokio::time::timeout_at(until, rx.recv()).await {
+            got.push((t.id, t.up));
+        }
+        got.sort();
+        assert_eq!(got, [(1, false), (2, false)], "one report each over several rounds");
+        tasks.into_iter().for_each(|(_, t)| t.abort());
     }
 
     #[tokio::test]

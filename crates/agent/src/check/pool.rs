@@ -2,10 +2,26 @@
 //! (one per virtual server, or per member of its group), and what a real server going down
 //! or up changes: weight 0 with `inhibit_on_failure`, else removal; quorum with hysteresis
 //! switching to the sorry server; notify_up/down and quorum_up/down scripts.
+//!
+//! A real server starts up (in the service at its weight until its checks fail), except
+//! under its virtual server's `alpha` ([`alpha_starts_down`]): as keepalived's alpha mode
+//! (`validate_check_config` at start, `check_new_rs_state` on a reload), one with health
+//! checkers starts down, out of the service or at weight 0 with `inhibit_on_failure`
+//! (keepalived's `init_service_rs`), and its checker brings it in once its checks pass. A
+//! reload carries over the health of the servers it keeps, alpha or not; only those it
+//! adds start down. The first failing round of a server alpha started down runs its
+//! `notify_down` ([`Pool::apply`]), as keepalived's first failed check.
+//!
+//! Quorum at start as keepalived's ([`Pool::quorum_notices`]): every quorum starts down
+//! and is up at once when the live weight reaches quorum + hysteresis (`quorum_up` runs);
+//! below that, with a sorry server, `quorum_down` runs.
+//!
+//! Under a virtual server's `omega`, the agent's shutdown runs its down notifiers
+//! ([`Pool::omega_notices`]), as keepalived's on stopping.
 
 use super::{rs_checks, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
-use crate::keepalived::config::{AddressGroupKind, Config, VsTarget};
+use crate::keepalived::config::{AddressGroupKind, CheckKind, Config, RealServerConf, VirtualServer, VsTarget};
 use crate::reload::Change;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,10 +48,15 @@ pub struct RsState {
     pub notify_up: Option<String>,
     /// Script run on down.
     pub notify_down: Option<String>,
-    /// Why the last health change happened (none yet: up since start).
+    /// Why the last health change happened (none yet: up since start; [`ALPHA_REASON`]:
+    /// down since it was added under `alpha`, its checks not passed yet).
     pub reason: Option<String>,
     /// The change of weight FILE_CHECKs ask for (0 without them).
     pub weight_delta: i64,
+    /// Started down under `alpha` and no check result yet: its first failing round runs
+    /// its `notify_down` (keepalived's `!has_run` in `update_svr_checker_state`).
+    #[serde(skip)]
+    pub alpha_pending: bool,
 }
 
 impl RsState {
@@ -87,6 +108,19 @@ impl VsState {
     }
 }
 
+/// Why a real server started down under `alpha` is down until its checks first pass (the
+/// `reason` of its [`RsState`], shown by `status`).
+pub const ALPHA_REASON: &str = "alpha: down until its checks pass";
+
+/// Whether `r`, new to the pool (at start, or added by a reload), starts down: its virtual
+/// server has `alpha` and `r` has a checker whose state is not known at once. keepalived
+/// clears alpha for FILE_CHECK (`add_rs_to_track_files`: the file says at once), so a
+/// server checked by FILE_CHECKs only starts up, as without alpha; one without checkers
+/// is always up.
+pub fn alpha_starts_down(v: &VirtualServer, r: &RealServerConf) -> bool {
+    v.alpha && r.checks.iter().any(|c| !matches!(c.kind, CheckKind::File { .. }))
+}
+
 /// What identifies a virtual server across reloads: protocol and `IP PORT` or group name.
 pub type VsIdent = (Proto, VsTarget);
 
@@ -130,6 +164,12 @@ fn fifo_vs(id: &VsIdent) -> String {
     }
 }
 
+/// A real server and its virtual server in keepalived's FIFO lines (`RS` lines:
+/// `[RIP]:PROTO:PORT [VIP]:PROTO:PORT`).
+fn fifo_rs(id: &VsIdent, rs: SocketAddr) -> String {
+    format!("{} {}", trio(id.0, &rs.ip().to_string(), rs.port()), fifo_vs(id))
+}
+
 /// What the pool keeps of a virtual server's configuration besides its live state.
 #[derive(Debug, Clone)]
 struct VsMeta {
@@ -138,6 +178,8 @@ struct VsMeta {
     templates: Vec<Service>,
     /// Each real server's checker id and checks (parallel to [`VsState::rs`]).
     rs: Vec<RsChecks>,
+    /// `omega`: its down notifiers run at shutdown ([`Pool::omega_notices`]).
+    omega: bool,
 }
 
 /// A checker started, stopped or restarted by a reload.
@@ -176,18 +218,26 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Builds the pool, the services to load (every real server up, as keepalived without
-    /// `alpha`) and the checks to run.
-    pub fn from_config(cfg: &Config) -> (Pool, Vec<Service>, Vec<RsChecks>) {
+    /// Builds the pool, the services to load and the checks to run, each with the health
+    /// its server starts from: up, except a server with checkers under `alpha`
+    /// ([`alpha_starts_down`]), which the services leave out (weight 0 with
+    /// `inhibit_on_failure`) until its checker reports it up.
+    pub fn from_config(cfg: &Config) -> (Pool, Vec<Service>, Vec<(RsChecks, bool)>) {
         let (pool, plan) = Pool::build(cfg, None);
         let services = pool.services();
-        (pool, services, plan.start.into_iter().map(|(c, _)| c).collect())
+        (pool, services, plan.start)
     }
 
     /// The pool for a new configuration, carrying over the health of the real servers it
     /// keeps (same virtual server, same address; their checker ids are kept), and the
     /// checkers to stop and start: for removed and added real servers, and for those whose
     /// checks changed (restarted from the current health). Unchanged checkers keep running.
+    /// An added server starts up, or down under `alpha` ([`alpha_starts_down`]), as at
+    /// start; a kept one keeps its health whatever `alpha` says (keepalived's
+    /// `clear_diff_rs`). A kept server whose checker keeps running also keeps the weight
+    /// change its FILE_CHECKs last reported (the checker reports only a change of it);
+    /// one whose checker restarts, or an added one, starts from none until its checker's
+    /// first round.
     pub fn reload(&self, cfg: &Config) -> (Pool, CheckerPlan) {
         Pool::build(cfg, Some(self))
     }
@@ -260,24 +310,31 @@ impl Pool {
                         .find(|(st, c)| st.addr == r.addr && !kept.contains(&c.id))
                         .map(|(st, c)| (st.clone(), c.clone()))
                 });
-                let (id, up, reason) = match found {
+                let (id, up, reason, weight_delta, alpha_pending) = match found {
                     Some((st, c)) => {
                         kept.insert(c.id);
                         if c.checks != fresh.checks || c.delay_loop != fresh.delay_loop {
                             plan.stop.push(c.id);
                             plan.start.push((RsChecks { id: c.id, ..fresh.clone() }, st.up));
                             plan.changes.push(CheckerChange { vs: label.clone(), rs: r.addr, change: Change::Changed });
+                            // Restarted: its checker starts from no weight change and
+                            // reports the one its FILE_CHECKs ask for on its first round.
+                            (c.id, st.up, st.reason, 0, st.alpha_pending)
+                        } else {
+                            // Kept running: it reports a weight change only when the
+                            // change moves, so the one it last reported stays.
+                            (c.id, st.up, st.reason, st.weight_delta, st.alpha_pending)
                         }
-                        (c.id, st.up, st.reason)
                     }
                     None => {
                         let id = pool.next_id;
                         pool.next_id += 1;
-                        plan.start.push((RsChecks { id, ..fresh.clone() }, true));
+                        let up = !alpha_starts_down(v, r);
+                        plan.start.push((RsChecks { id, ..fresh.clone() }, up));
                         if old.is_some() {
                             plan.changes.push(CheckerChange { vs: label.clone(), rs: r.addr, change: Change::Added });
                         }
-                        (id, true, None)
+                        (id, up, (!up).then(|| ALPHA_REASON.to_string()), 0, !up)
                     }
                 };
                 pool.ids.insert(id, (vs_index, ri));
@@ -293,7 +350,8 @@ impl Pool {
                     notify_up: r.notify_up.clone(),
                     notify_down: r.notify_down.clone(),
                     reason,
-                    weight_delta: 0,
+                    weight_delta,
+                    alpha_pending,
                 });
             }
             let templates = keys
@@ -308,6 +366,7 @@ impl Pool {
                     sched_flags: v.sched_flags,
                     deny: deny.clone(),
                     allow: allow.clone(),
+                    conn_timeout: v.establish_timeout,
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })
@@ -329,11 +388,13 @@ impl Pool {
             state.quorum_ok = match prev {
                 // Kept: the quorum moves only past the hysteresis, as on a health change.
                 Some((o, i)) if o.vs[i].quorum_ok => live >= q.saturating_sub(h),
-                Some(_) => live >= q + h,
-                None => live >= q,
+                // New: keepalived starts every quorum down (`set_quorum_states` before any
+                // server is alive) and gains it past the hysteresis (`update_quorum_state`
+                // from `init_service_vs`).
+                _ => live >= q + h,
             };
             pool.vs.push(state);
-            pool.meta.push(VsMeta { ident, templates, rs: rs_meta });
+            pool.meta.push(VsMeta { ident, templates, rs: rs_meta, omega: v.omega });
         }
         if let Some(o) = old {
             for (vi, m) in o.meta.iter().enumerate() {
@@ -376,6 +437,67 @@ impl Pool {
         out
     }
 
+    /// The quorum notifiers a start (`old` none) or a reload (`old`: the pool before it)
+    /// runs, as keepalived's `init_service_vs` -> `update_quorum_state(vs, init)` (2.2.7's
+    /// `check/ipwrapper.c`), in configuration order. A virtual server new to the pool
+    /// starts with its quorum down: its quorum met at once ([`VsState::quorum_ok`], live
+    /// weight at least quorum + hysteresis) runs its `quorum_up` and writes `VS ... UP`
+    /// ("Starting with quorum up"); not met, with a `sorry_server`, its `quorum_down` and
+    /// `VS ... DOWN` ("Starting with quorum down", the sorry server added); not met
+    /// without one, nothing. A virtual server a reload keeps runs the notifier of a
+    /// quorum the new configuration gains or loses, and `quorum_down` again when it stays
+    /// down and gets another sorry server.
+    pub fn quorum_notices(&self, old: Option<&Pool>) -> Notices {
+        let mut out = Notices::default();
+        for (vs, m) in self.vs.iter().zip(&self.meta) {
+            let before = old.and_then(|o| o.meta.iter().position(|x| x.ident == m.ident).map(|i| &o.vs[i]));
+            let up = match before {
+                None => Some(vs.quorum_ok).filter(|&ok| ok || vs.sorry.is_some()),
+                Some(b) if b.quorum_ok != vs.quorum_ok => Some(vs.quorum_ok),
+                Some(b) if !vs.quorum_ok && vs.sorry.is_some() && b.sorry != vs.sorry => Some(false),
+                Some(_) => None,
+            };
+            let Some(up) = up else { continue };
+            let (script, state) = if up { (&vs.quorum_up, "UP") } else { (&vs.quorum_down, "DOWN") };
+            tracing::info!(
+                vs = %fifo_vs(&m.ident),
+                live = vs.live_weight(),
+                quorum = vs.quorum,
+                hysteresis = vs.hysteresis,
+                "{} with its quorum {}",
+                if before.is_some() { "reloaded" } else { "starting" },
+                if up { "up" } else { "down" }
+            );
+            out.scripts.extend(script.clone());
+            out.fifo.push(format!("VS {} {state}\n", fifo_vs(&m.ident)));
+        }
+        out
+    }
+
+    /// What the agent's shutdown runs under `omega`, as keepalived's checker does on
+    /// stopping (2.2.7's `check/ipwrapper.c`: `clear_services` -> `clear_service_vs` ->
+    /// `clear_service_rs` and `update_vs_notifies`, with its default `lvs_flush_on_stop`
+    /// off, which rvs-agent does not read): for each virtual server with `omega`, in
+    /// configuration order, each real server that is up (keepalived's `alive`; one down,
+    /// inhibited or not, or not yet up under `alpha`, gets nothing), in order, its
+    /// `notify_down` and `RS ... DOWN` line (`do_rs_notifies`); then the virtual server's
+    /// `quorum_down` and `VS ... DOWN` line (`do_vs_notifies`), whatever the quorum was:
+    /// keepalived marks every quorum down on stopping. Virtual servers without `omega`
+    /// run nothing (keepalived sends them SNMP traps only). The sorry server has no
+    /// notifier. The pool is left as it is: the agent is stopping.
+    pub fn omega_notices(&self) -> Notices {
+        let mut out = Notices::default();
+        for (vs, m) in self.vs.iter().zip(&self.meta).filter(|(_, m)| m.omega) {
+            for rs in vs.rs.iter().filter(|r| r.up) {
+                out.scripts.extend(rs.notify_down.clone());
+                out.fifo.push(format!("RS {} DOWN\n", fifo_rs(&m.ident, rs.addr)));
+            }
+            out.scripts.extend(vs.quorum_down.clone());
+            out.fifo.push(format!("VS {} DOWN\n", fifo_vs(&m.ident)));
+        }
+        out
+    }
+
     /// The real server a checker id stands for.
     pub fn rs(&self, id: RsId) -> Option<&RsState> {
         let &(v, r) = self.ids.get(&id)?;
@@ -383,13 +505,26 @@ impl Pool {
     }
 
     /// Applies a transition to the dataplane; returns the scripts to run (notify_up/down,
-    /// quorum_up/down) and keepalived's notify FIFO lines, in order.
+    /// quorum_up/down) and keepalived's notify FIFO lines, in order. The first (down)
+    /// result of a server alpha started down changes nothing but runs its `notify_down`
+    /// and writes `RS ... DOWN` (keepalived's `update_svr_checker_state` for a checker
+    /// that has not run yet).
     pub fn apply(&mut self, t: &Transition, dp: &dyn Dataplane) -> Result<Notices, DataplaneError> {
         let mut out = Notices::default();
         let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(out) };
         let ident = &self.meta[vi].ident;
         let vs = &mut self.vs[vi];
         let rs = &mut vs.rs[ri];
+        let first_under_alpha = std::mem::take(&mut rs.alpha_pending);
+        if !t.up && !rs.up && first_under_alpha {
+            // keepalived's first failed check of a server alpha started down
+            // (`update_svr_checker_state`, `!has_run`): its down notifiers, nothing else
+            // (it is out of the service, or at weight 0, already; the quorum is as it was).
+            rs.reason = Some(t.reason.clone());
+            out.scripts.extend(rs.notify_down.clone());
+            out.fifo.push(format!("RS {} DOWN\n", fifo_rs(ident, rs.addr)));
+            return Ok(out);
+        }
         if rs.up == t.up && (!t.up || rs.weight_delta == t.weight_delta) {
             return Ok(out);
         }
@@ -411,8 +546,7 @@ impl Pool {
         let state = |up: bool| if up { "UP" } else { "DOWN" };
         if health_changed {
             out.scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
-            let rs_line = trio(ident.0, &rs.addr.ip().to_string(), rs.addr.port());
-            out.fifo.push(format!("RS {rs_line} {} {}\n", fifo_vs(ident), state(t.up)));
+            out.fifo.push(format!("RS {} {}\n", fifo_rs(ident, rs.addr), state(t.up)));
         }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
@@ -476,7 +610,8 @@ mod tests {
         assert_eq!(services[0].local_addrs[0].port_name, "dpdk1");
         assert_eq!(services[0].real_servers.len(), 2);
         assert_eq!(checks.len(), 2);
-        assert_eq!(checks[1].delay_loop, std::time::Duration::from_secs(2));
+        assert_eq!(checks[1].0.delay_loop, std::time::Duration::from_secs(2));
+        assert!(checks.iter().all(|(_, up)| *up), "without alpha, every server starts up");
         assert!(pool.vs[0].quorum_ok);
         assert_eq!(pool.rs(1).unwrap().addr, "10.0.1.2:80".parse().unwrap());
     }
@@ -498,6 +633,55 @@ mod tests {
         }
         let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
         assert!(plain.iter().all(|s| s.deny.is_empty() && s.allow.is_empty()));
+    }
+
+    /// DPVS's `establish_timeout` becomes every service of its virtual server's
+    /// `conn_timeout` (each member of a group), and stays 0 (rvsd's global timeouts)
+    /// without it.
+    #[test]
+    fn establish_timeout_becomes_the_services_conn_timeout() {
+        let conf = CONF.replace(" delay_loop 2\n", " delay_loop 2\n establish_timeout 7200\n");
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (pool, services, _) = Pool::from_config(&l.config);
+        assert_eq!(services.iter().map(|s| s.conn_timeout).collect::<Vec<_>>(), [7200, 7200]);
+        assert_eq!(pool.services(), services, "also what a reconnected rvsd would be given");
+        let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
+        assert!(plain.iter().all(|s| s.conn_timeout == 0));
+    }
+
+    /// keepalived's `omega` at shutdown (`clear_services`): for the virtual server with it,
+    /// each real server up, in order, its notify_down and `RS ... DOWN`, then its
+    /// quorum_down and `VS ... DOWN` even when the quorum is already lost; a server down
+    /// (inhibited here) gets nothing; the virtual server without omega nothing at all.
+    #[test]
+    fn omega_runs_the_down_notifiers_of_the_servers_up_then_quorum_down() {
+        let other = "virtual_server 192.0.2.9 80 {\n lb_kind FNAT\n quorum_down \"/bin/qdown9\"\n\
+            real_server 10.0.2.1 80 {\n notify_down \"/bin/down9\"\n }\n}\n";
+        let conf = |omega: bool| {
+            let c = CONF.replace("weight 100\n TCP_CHECK", "weight 100\n notify_down \"/bin/down2\"\n TCP_CHECK");
+            let c = if omega { c.replace(" delay_loop 2\n", " delay_loop 2\n omega\n") } else { c };
+            let l = parse_str(&format!("{c}{other}"), "t", Options::default());
+            assert!(!l.has_errors(), "{:?}", l.diagnostics);
+            l.config
+        };
+        let (pool, _, _) = Pool::from_config(&conf(false));
+        assert_eq!(pool.omega_notices(), Notices::default(), "no omega: nothing");
+        let (mut pool, services, _) = Pool::from_config(&conf(true));
+        let n = pool.omega_notices();
+        assert_eq!(n.scripts, ["/bin/down1", "/bin/down2", "/bin/qdown"]);
+        assert_eq!(
+            n.fifo,
+            ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]
+        );
+        // 10.0.1.1 fails (weight 0: inhibit_on_failure) and the quorum (150 - 10) is lost.
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        pool.apply(&down(0), &dp).unwrap();
+        assert!(!pool.vs[0].quorum_ok);
+        let n = pool.omega_notices();
+        assert_eq!(n.scripts, ["/bin/down2", "/bin/qdown"]);
+        assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
     }
 
     #[test]
@@ -536,5 +720,164 @@ mod tests {
         let svc = dp.service(&key("192.0.2.1")).unwrap();
         assert!(!svc.real_servers.iter().any(|r| r.addr == sorry));
         assert_eq!(svc.real_servers.iter().find(|r| r.addr == rs1).unwrap().weight, 100);
+    }
+
+    /// keepalived's alpha mode: one virtual server, `alpha`, with a server checked by
+    /// TCP_CHECK (weight 100), one also with `inhibit_on_failure` (weight 50), one without
+    /// checkers (30) and one checked by a FILE_CHECK only (20; keepalived clears alpha for
+    /// those: the file says at once).
+    const ALPHA: &str = "track_file tf {\n file /nonexistent/rvs-alpha-test\n}\n\
+        virtual_server 192.0.2.1 80 {\n lb_kind FNAT\n lb_algo wrr\n alpha\n delay_loop 2\n\
+        real_server 10.0.1.1 80 {\n weight 100\n notify_up \"/bin/up1\"\n TCP_CHECK {\n connect_timeout 1\n }\n }\n\
+        real_server 10.0.1.2 80 {\n weight 50\n inhibit_on_failure\n TCP_CHECK {\n connect_timeout 1\n }\n }\n\
+        real_server 10.0.1.3 80 {\n weight 30\n }\n\
+        real_server 10.0.1.4 80 {\n weight 20\n FILE_CHECK {\n track_file tf\n }\n }\n}\n";
+
+    fn alpha_conf(alpha: bool) -> crate::keepalived::Config {
+        let text = if alpha { ALPHA.to_string() } else { ALPHA.replace(" alpha\n", "") };
+        let l = parse_str(&text, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        l.config
+    }
+
+    /// A service's real servers and weights, by address.
+    fn weights(s: &Service) -> Vec<(String, u32)> {
+        let mut v: Vec<(String, u32)> = s.real_servers.iter().map(|r| (r.addr.to_string(), r.weight)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn alpha_leaves_checked_servers_out_of_the_first_services_until_their_checks_pass() {
+        let w = |a: &str, n| (a.to_string(), n);
+        // Without alpha, every server is in at its weight and every checker starts up.
+        let (_, services, checks) = Pool::from_config(&alpha_conf(false));
+        assert_eq!(
+            weights(&services[0]),
+            [w("10.0.1.1:80", 100), w("10.0.1.2:80", 50), w("10.0.1.3:80", 30), w("10.0.1.4:80", 20)]
+        );
+        assert!(checks.iter().all(|(_, up)| *up));
+        // With alpha: the TCP-checked server is out, the inhibit one at weight 0, the
+        // unchecked and FILE_CHECK-only ones in.
+        let (mut pool, services, checks) = Pool::from_config(&alpha_conf(true));
+        assert_eq!(weights(&services[0]), [w("10.0.1.2:80", 0), w("10.0.1.3:80", 30), w("10.0.1.4:80", 20)]);
+        let starts: Vec<(RsId, bool)> = checks.iter().map(|(c, up)| (c.id, *up)).collect();
+        assert_eq!(
+            starts,
+            [(0, false), (1, false), (2, true), (3, true)],
+            "each checker starts from its server's health"
+        );
+        assert_eq!(pool.rs(0).unwrap().reason.as_deref(), Some(ALPHA_REASON));
+        assert!(pool.rs(2).unwrap().up && pool.rs(2).unwrap().reason.is_none());
+        assert!(pool.vs[0].quorum_ok, "50 of live weight >= quorum 1");
+        // The first passing round brings each in: added at its weight, or weight 0 -> 50.
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        let k = key("192.0.2.1");
+        let n = pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(n.scripts, ["/bin/up1"]);
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [192.0.2.1]:tcp:80 UP\n"]);
+        pool.apply(&up(1), &dp).unwrap();
+        assert_eq!(
+            dp.calls()[1..],
+            [
+                Call::AddRs(k, "10.0.1.1:80".parse().unwrap(), 100),
+                Call::SetWeight(k, "10.0.1.2:80".parse().unwrap(), 50)
+            ]
+        );
+        let all = [w("10.0.1.1:80", 100), w("10.0.1.2:80", 50), w("10.0.1.3:80", 30), w("10.0.1.4:80", 20)];
+        assert_eq!(weights(&dp.service(&k).unwrap()), all);
+        assert_eq!(weights(&pool.services()[0]), all, "what a reconnected rvsd would be given");
+        // Once in, it is an ordinary server: a failure takes it out again.
+        pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(dp.calls().last(), Some(&Call::DelRs(k, "10.0.1.1:80".parse().unwrap())));
+    }
+
+    /// One virtual server, `quorum 100`, `hysteresis 20`, two servers without checkers
+    /// (up) of weight `w` each, and `extra` lines.
+    fn quorum_conf(w: u32, extra: &str) -> crate::keepalived::Config {
+        let text = format!(
+            "virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n quorum 100\n hysteresis 20\n{extra}\
+             quorum_up \"/bin/qup\"\n quorum_down \"/bin/qdown\"\n\
+             real_server 10.0.1.1 80 {{\n weight {w}\n }}\n real_server 10.0.1.2 80 {{\n weight {w}\n }}\n}}\n"
+        );
+        let l = parse_str(&text, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        l.config
+    }
+
+    /// keepalived's start (`set_quorum_states` with nothing alive, then
+    /// `update_quorum_state(vs, init)`): every quorum starts down and is gained at quorum +
+    /// hysteresis, running quorum_up; below that, with a sorry server, quorum_down (the
+    /// sorry server in); below without one, nothing.
+    #[test]
+    fn a_start_runs_quorum_up_or_with_a_sorry_server_quorum_down() {
+        let up = |scripts: &[&str], line: &str| Notices {
+            scripts: scripts.iter().map(|s| s.to_string()).collect(),
+            fifo: if line.is_empty() { vec![] } else { vec![format!("VS [192.0.2.1]:tcp:80 {line}\n")] },
+        };
+        // 120 >= 100 + 20: up.
+        let (pool, _, _) = Pool::from_config(&quorum_conf(60, ""));
+        assert!(pool.vs[0].quorum_ok);
+        assert_eq!(pool.quorum_notices(None), up(&["/bin/qup"], "UP"));
+        // 110: met for a server going down (100 - 20) but not at start (100 + 20).
+        let (pool, services, _) = Pool::from_config(&quorum_conf(55, ""));
+        assert!(!pool.vs[0].quorum_ok);
+        assert_eq!(pool.quorum_notices(None), Notices::default(), "no sorry server: nothing");
+        assert_eq!(services[0].real_servers.len(), 2);
+        // The same with a sorry server: quorum_down, the sorry server in.
+        let (pool, services, _) = Pool::from_config(&quorum_conf(55, " sorry_server 10.0.9.9 80\n"));
+        assert_eq!(pool.quorum_notices(None), up(&["/bin/qdown"], "DOWN"));
+        assert!(services[0].real_servers.iter().any(|r| r.addr == "10.0.9.9:80".parse().unwrap()));
+        // A reload: a kept quorum that does not move runs nothing...
+        let (old, _, _) = Pool::from_config(&quorum_conf(60, ""));
+        let (next, _) = old.reload(&quorum_conf(50, ""));
+        assert!(next.vs[0].quorum_ok, "100 >= 100 - 20");
+        assert_eq!(next.quorum_notices(Some(&old)), Notices::default());
+        // ... one it moves runs its notifier (lost: 70 < 80; gained back: 120 >= 120) ...
+        let (lost, _) = old.reload(&quorum_conf(35, ""));
+        assert_eq!(lost.quorum_notices(Some(&old)), up(&["/bin/qdown"], "DOWN"));
+        let (back, _) = lost.reload(&quorum_conf(60, ""));
+        assert_eq!(back.quorum_notices(Some(&lost)), up(&["/bin/qup"], "UP"));
+        // ... a quorum that stays down gets quorum_down again with another sorry server ...
+        let (sorry, _) = lost.reload(&quorum_conf(35, " sorry_server 10.0.9.9 80\n"));
+        assert_eq!(sorry.quorum_notices(Some(&lost)), up(&["/bin/qdown"], "DOWN"));
+        let (same, _) = sorry.reload(&quorum_conf(35, " sorry_server 10.0.9.9 80\n"));
+        assert_eq!(same.quorum_notices(Some(&sorry)), Notices::default());
+        // ... and a virtual server the reload adds starts as at start.
+        let (none, _) = old.reload(&parse_str("", "t", Options::default()).config);
+        assert_eq!(none.quorum_notices(Some(&old)), Notices::default());
+        let (added, _) = none.reload(&quorum_conf(60, ""));
+        assert_eq!(added.quorum_notices(Some(&none)), up(&["/bin/qup"], "UP"));
+    }
+
+    /// keepalived's `update_svr_checker_state` with `!has_run`: the first failing round of
+    /// a server alpha started down runs its notify_down and writes `RS ... DOWN`, with
+    /// nothing for the dataplane and the quorum; later failures run nothing; a server that
+    /// started up (no alpha) or has passed once is an ordinary one.
+    #[test]
+    fn the_first_failure_of_a_server_alpha_started_down_runs_its_down_notifiers() {
+        let conf = ALPHA.replace(" weight 50\n", " weight 50\n notify_down \"/bin/down2\"\n");
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (mut pool, services, _) = Pool::from_config(&l.config);
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        assert!(pool.rs(1).unwrap().alpha_pending && !pool.rs(2).unwrap().alpha_pending);
+        let n = pool.apply(&down(1), &dp).unwrap();
+        assert_eq!(n.scripts, ["/bin/down2"]);
+        assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [192.0.2.1]:tcp:80 DOWN\n"]);
+        assert_eq!(dp.calls().len(), 1, "only the first set_services: {:?}", dp.calls());
+        assert_eq!(pool.rs(1).unwrap().reason.as_deref(), Some("test"));
+        assert_eq!(pool.apply(&down(1), &dp).unwrap(), Notices::default(), "once");
+        // Server 0 passes first (up, notify_up), then fails: an ordinary failure.
+        pool.apply(&up(0), &dp).unwrap();
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [192.0.2.1]:tcp:80 DOWN\n"]);
+        assert_eq!(pool.apply(&down(0), &dp).unwrap(), Notices::default());
+        // A reload keeps the pending mark of a server with no result yet.
+        let (fresh, _, _) = Pool::from_config(&l.config);
+        let (next, _) = fresh.reload(&l.config);
+        assert!(next.rs(0).unwrap().alpha_pending && next.rs(1).unwrap().alpha_pending);
     }
 }

@@ -450,6 +450,7 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
     }
     cfg.deny = s.deny.clone();
     cfg.allow = s.allow.clone();
+    cfg.conn_timeout = s.conn_timeout;
     Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
 }
 

@@ -444,6 +444,20 @@ pub struct VirtualServer {
     pub sorry_server: Option<SocketAddr>,
     /// `inhibit_on_failure` as the default for real servers.
     pub inhibit_on_failure: bool,
+    /// `alpha`: a real server with health checkers (FILE_CHECK aside) starts down, out of
+    /// the service (weight 0 with `inhibit_on_failure`), until its checks pass, instead of
+    /// up until they fail: no traffic reaches a server before it is known healthy, at
+    /// start and when a reload adds it (keepalived's alpha mode).
+    #[serde(default)]
+    pub alpha: bool,
+    /// `omega`: when the agent shuts down, each real server that is up runs its
+    /// `notify_down` (and gets its `RS ... DOWN` FIFO line), then the virtual server runs
+    /// its `quorum_down` (and `VS ... DOWN`), as keepalived does on stopping
+    /// (`clear_services`): scripts that hold state about the pool (DNS, a registry, a
+    /// peer) learn that this balancer no longer serves it. Without it, nothing runs at
+    /// shutdown.
+    #[serde(default)]
+    pub omega: bool,
     /// DPVS's `laddr_group_name`.
     pub laddr_group_name: Option<String>,
     /// DPVS's `daddr_group_name`: the `deny_address_group` of sources refused.
@@ -456,6 +470,14 @@ pub struct VirtualServer {
     /// real servers before each connection's first data; unset = none.
     #[serde(default)]
     pub proxy_protocol: Option<fnat::service::ProxyProtocol>,
+    /// DPVS's `establish_timeout`: the idle timeout, in seconds, of the service's
+    /// established TCP connections and of all its UDP ones (rvsd's per-service
+    /// `conn_timeout`), for services whose connections idle longer (databases, websockets)
+    /// or shorter (DNS) than rvsd's global timeouts allow. 0 = not given: rvsd's global
+    /// timeouts. Written values are 1 to [`fnat::tcp_state::MAX_TIMEOUT_S`] and kept as
+    /// written (DPVS clamps them to 1-3600).
+    #[serde(default)]
+    pub establish_timeout: u32,
     /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
     /// unset when none is given (rvsd's defaults).
     pub sched_flags: Option<crate::dataplane::SchedFlags>,

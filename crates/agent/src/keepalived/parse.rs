@@ -1,10 +1,11 @@
 //! Statement tree -> typed [`Config`], keyword by keyword.
 //!
 //! `virtual_server match NAME { lb_kind SNAT ... }` (DPVS's SNAT rule) becomes a
-//! [`SnatConf`]: `protocol` (TCP, the default, or UDP), `src-range`, `dst-range`, `iif`,
-//! `oif` (each once), `lb_algo rr` (or `wrr` with equal weights), `real_server WAN 0 {
-//! weight N }` per WAN address. Health checks and the virtual-server keywords that mean
-//! nothing to such a rule are refused by name (warnings when `lenient`).
+//! [`SnatConf`]: `protocol` (TCP, the default, UDP, or ICMP / ICMPV6: echo messages,
+//! no ports in the ranges), `src-range`, `dst-range`, `iif`, `oif` (each once), `lb_algo
+//! rr` (or `wrr` with equal weights), `real_server WAN 0 { weight N }` per WAN address.
+//! Health checks and the virtual-server keywords that mean nothing to such a rule are
+//! refused by name (warnings when `lenient`).
 //!
 //! Unknown keywords are errors, or warnings when `lenient`. Keywords listed in [`IGNORED`]
 //! are accepted with a warning naming them (and recorded in [`Config::ignored`]): mostly
@@ -35,8 +36,16 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`est_timeout`, `hash_target`, `establish_timeout` (rvsd's timeouts are
-///   global), `vip_bind_dev` (VIPs go on the instance's DPDK port), `ops`, `alpha`, `omega`, `ha_suspend`, `warmup`).
+/// * DPVS keepalived knobs rvsd does not implement yet (`hash_target`, `vip_bind_dev` (VIPs
+///   go on the instance's DPDK port), `ops`, `ha_suspend`, `warmup`), and
+///   `est_timeout`, which neither keepalived nor DPVS's keepalived has (DPVS's is
+///   `establish_timeout`, honoured: [`VirtualServer::establish_timeout`]).
+///
+/// `alpha` is not here: a `virtual_server`'s is honoured ([`VirtualServer::alpha`]); a
+/// `real_server`'s or a checker's (keepalived 2.2.7's overrides) and a SNAT rule's are
+/// warned about where they are read.
+/// `omega` is not here either: a `virtual_server`'s is honoured ([`VirtualServer::omega`]),
+/// a SNAT rule's warned about where it is read.
 pub const IGNORED: &[&str] = &[
     "notification_email",
     "notification_email_from",
@@ -88,17 +97,19 @@ pub const IGNORED: &[&str] = &[
     "preempt",
     "est_timeout",
     "hash_target",
-    "establish_timeout",
     "vip_bind_dev",
     "ops",
-    "alpha",
-    "omega",
     "ha_suspend",
     "warmup",
     "sorry_server_inhibit",
     "bind_if",
     "bind_port",
 ];
+
+/// What the warning about a `real_server`'s or a checker's `alpha [BOOL]` (keepalived
+/// 2.2.7's per-server and per-checker overrides) says rvs does instead.
+const ALPHA_PER_VS: &str =
+    "rvs-agent honours alpha per virtual_server only (this real server follows its virtual server's)";
 
 /// Parsing options.
 #[derive(Debug, Clone, Default)]
@@ -1174,17 +1185,21 @@ impl P<'_> {
             quorum_down: None,
             sorry_server: None,
             inhibit_on_failure: false,
+            alpha: false,
+            omega: false,
             laddr_group_name: None,
             daddr_group_name: None,
             waddr_group_name: None,
             syn_proxy: None,
             proxy_protocol: None,
+            establish_timeout: 0,
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
             loc: n.loc.clone(),
         };
         let mut kind_seen = false;
+        let mut protocol_seen = false;
         // Checker defaults set at virtual_server level (keepalived 2.x).
         let mut defaults = CheckCommon::default();
         let mut vs_retry_set = (false, false);
@@ -1217,12 +1232,15 @@ impl P<'_> {
                         v.lb_kind = k;
                     }
                 }
-                "protocol" => match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
-                    Some("TCP") => v.protocol = Proto::Tcp,
-                    Some("UDP") => v.protocol = Proto::Udp,
-                    Some(p) => self.err(&c.loc, format!("protocol {p} is not supported (TCP or UDP)")),
-                    None => {}
-                },
+                "protocol" => {
+                    protocol_seen = true;
+                    match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
+                        Some("TCP") => v.protocol = Proto::Tcp,
+                        Some("UDP") => v.protocol = Proto::Udp,
+                        Some(p) => self.err(&c.loc, format!("protocol {p} is not supported (TCP or UDP)")),
+                        None => {}
+                    }
+                }
                 "persistence_timeout" => v.persistence_timeout = self.uint(c),
                 "persistence_granularity" => {
                     if let Some(a) = self.arg(c) {
@@ -1249,6 +1267,10 @@ impl P<'_> {
                     self.ignore(c, "the sorry server is reached with the virtual server's lb_kind")
                 }
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
+                // keepalived's vs_alpha_handler: no value, alpha on.
+                "alpha" => v.alpha = self.flag(c),
+                // keepalived's omega_handler: no value, omega on.
+                "omega" => v.omega = self.flag(c),
                 "laddr_group_name" => v.laddr_group_name = self.arg(c).map(str::to_string),
                 "daddr_group_name" => v.daddr_group_name = self.arg(c).map(str::to_string),
                 "waddr_group_name" => v.waddr_group_name = self.arg(c).map(str::to_string),
@@ -1276,6 +1298,13 @@ impl P<'_> {
                     },
                     _ => self.err(&c.loc, "proxy_protocol takes one value (v1, v2 or disable)"),
                 },
+                // DPVS's establish_timeout_handler clamps to 1-3600; rvs keeps the value
+                // as written up to what rvsd takes, and refuses what it cannot honour.
+                "establish_timeout" => {
+                    if let Some(t) = self.int(c, 1, i64::from(fnat::tcp_state::MAX_TIMEOUT_S)) {
+                        v.establish_timeout = t as u32;
+                    }
+                }
                 "virtualhost" => v.virtualhost = self.arg(c).map(str::to_string),
                 k @ ("sh-port" | "mh-port" | "sh-fallback" | "mh-fallback") => {
                     self.flag(c);
@@ -1310,6 +1339,14 @@ impl P<'_> {
             self.warn(
                 &n.loc,
                 "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT (say lb_kind NAT for keepalived's)",
+            );
+        }
+        if !protocol_seen {
+            // keepalived's `validate_check_config`: "no protocol set - defaulting to UDP".
+            self.warn(
+                &n.loc,
+                "protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say protocol \
+                 TCP or UDP)",
             );
         }
         self.vs_retry_set = vs_retry_set;
@@ -1364,12 +1401,16 @@ impl P<'_> {
             [] => return None,
         };
         let what = format!("virtual_server match {name}");
-        // keepalived's default protocol (TCP), as for virtual_server IP PORT.
+        // TCP when not given, as rvs-agent's virtual_server IP PORT (keepalived would take UDP).
         let mut rule = ctl::SnatSpec { name: Some(name), proto: Some(SnatProto::Tcp), ..Default::default() };
         let mut kind_seen = false;
         let mut algo: Option<(String, Loc)> = None;
         let mut once: Vec<&str> = Vec::new();
         let mut wans: Vec<(IpAddr, u32, Loc)> = Vec::new();
+        // `protocol ICMP` (false) or `ICMPV6` (true), where it is written.
+        let mut icmp: Option<(bool, Loc)> = None;
+        // The ranges that name ports: (keyword, as written, where).
+        let mut with_ports: Vec<(&str, String, Loc)> = Vec::new();
         for c in self.block(n) {
             let key = c.key.as_str();
             if matches!(key, "protocol" | "src-range" | "dst-range" | "iif" | "oif") {
@@ -1380,17 +1421,17 @@ impl P<'_> {
                 once.push(key);
             }
             match key {
+                // DPVS's proto_handler: TCP, UDP, SCTP, ICMP, ICMPV6 (any case).
                 "protocol" => match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
                     Some("TCP") => rule.proto = Some(SnatProto::Tcp),
                     Some("UDP") => rule.proto = Some(SnatProto::Udp),
-                    Some(p @ ("ICMP" | "ICMPV6")) => self.err(
-                        &c.loc,
-                        format!(
-                            "{what}: protocol {p}: rvs's SNAT takes TCP and UDP (ICMP through SNAT is not \
-                             supported yet)"
-                        ),
-                    ),
-                    Some(p) => self.err(&c.loc, format!("{what}: protocol {p} is not supported (TCP or UDP)")),
+                    Some(p @ ("ICMP" | "ICMPV6")) => {
+                        rule.proto = Some(SnatProto::Icmp);
+                        icmp = Some((p == "ICMPV6", c.loc.clone()));
+                    }
+                    Some(p) => {
+                        self.err(&c.loc, format!("{what}: protocol {p} is not supported (TCP, UDP, ICMP or ICMPV6)"))
+                    }
                     None => {}
                 },
                 "lb_kind" | "lvs_method" => {
@@ -1418,8 +1459,12 @@ impl P<'_> {
                         continue;
                     }
                     match a.parse::<fnat::snat::AddrRange>() {
-                        Ok(r) if key == "src-range" => rule.src_range = Some(r),
-                        Ok(r) => rule.dst_range = Some(r),
+                        Ok(r) => {
+                            if r.ports.is_some() {
+                                with_ports.push((key, a.to_string(), c.loc.clone()));
+                            }
+                            *if key == "src-range" { &mut rule.src_range } else { &mut rule.dst_range } = Some(r);
+                        }
                         Err(e) => self.err(&c.loc, format!("{what}: {key}: {e}")),
                     }
                 }
@@ -1430,6 +1475,17 @@ impl P<'_> {
                         wans.push(w);
                     }
                 }
+                // Accepted as before alpha and omega were honoured (DPVS files carry
+                // them): nothing to start down in a rule, no notifier to run at shutdown.
+                "alpha" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
+                "omega" => self.ignore(c, "a SNAT rule has no notify scripts to run at shutdown"),
+                "establish_timeout" => self.snat_refuse(
+                    c,
+                    &format!(
+                        "{what}: 'establish_timeout' is a virtual_server IP PORT's: rvs's SNAT connections take \
+                         rvsd's global timeouts"
+                    ),
+                ),
                 "delay_loop" | "quorum" | "quorum_up" | "quorum_down" | "hysteresis" | "inhibit_on_failure"
                 | "connect_timeout" | "retry" | "delay_before_retry" | "virtualhost" => self.snat_refuse(
                     c,
@@ -1492,6 +1548,34 @@ impl P<'_> {
         if wans.is_empty() {
             self.warn(&n.loc, format!("{what}: no real_server (WAN address): the rule takes no flow until it has one"));
         }
+        if let Some((v6_word, loc)) = &icmp {
+            // Echo messages have no ports: rvsd refuses them in an ICMP rule's ranges
+            // (`SnatError::IcmpPorts`, checked below); said here at the range's line.
+            let p = if *v6_word { "ICMPV6" } else { "ICMP" };
+            for (key, text, at) in &with_ports {
+                self.err(
+                    at,
+                    format!(
+                        "{what}: {key} {text}: protocol {p} takes no ports (echo messages have none): give \
+                         addresses only"
+                    ),
+                );
+            }
+            // rvs's ICMP is the rule's family's: ICMP over IPv4, ICMPv6 over IPv6. DPVS
+            // matches the protocol number as written, so its rule with the other
+            // family's word would take nothing.
+            let v6 = rule.wan.first().map(IpAddr::is_ipv6).or(rule.src_range.or(rule.dst_range).map(|r| !r.is_ipv4()));
+            if let Some(v6) = v6.filter(|v6| v6 != v6_word) {
+                let (fam, right) = if v6 { ("IPv6", "ICMPV6") } else { ("IPv4", "ICMP") };
+                self.warn(
+                    loc,
+                    format!(
+                        "{what}: protocol {p} in a rule of {fam} addresses: rvs takes {fam}'s echo messages \
+                         ({right}) under it; DPVS's would take none (say protocol {right})"
+                    ),
+                );
+            }
+        }
         // rvsd's own check of a rule (one family for its ranges and WAN addresses).
         let core = fnat::snat::SnatRule {
             name: rule.name.clone().unwrap_or_default(),
@@ -1502,8 +1586,11 @@ impl P<'_> {
             oif: None,
             wan: rule.wan.clone(),
         };
-        if let Err(e) = core.validate() {
-            self.err(&n.loc, format!("{what}: {e}"));
+        match core.validate() {
+            Ok(()) => {}
+            // Said above at each range's line.
+            Err(fnat::snat::SnatError::IcmpPorts(_)) => {}
+            Err(e) => self.err(&n.loc, format!("{what}: {e}")),
         }
         if let Some(o) = earlier.iter().find(|o| o.rule.name == rule.name) {
             self.err(&n.loc, format!("{what}: the name is already used by the virtual_server match at {}", o.loc));
@@ -1561,6 +1648,7 @@ impl P<'_> {
                 k @ ("uthreshold" | "lthreshold" | "lvs_method") => {
                     self.err(&c.loc, format!("{what}: real_server {ip}: {k} means nothing to a SNAT WAN address"))
                 }
+                "alpha" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
                 _ => self.other(c, "a virtual_server match's real_server"),
             }
         }
@@ -1606,6 +1694,7 @@ impl P<'_> {
                 "uthreshold" => rs.upper = self.uint(c).unwrap_or(0),
                 "lthreshold" => rs.lower = self.uint(c).unwrap_or(0),
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(c),
+                "alpha" => self.ignore(c, ALPHA_PER_VS),
                 "lvs_method" => {
                     if let Some(k) = self.lb_kind(c) {
                         rs.lb_kind = k;
@@ -1694,6 +1783,7 @@ impl P<'_> {
                 set.1 = true;
             }
             "delay_loop" => common.delay_loop = self.secs(c),
+            "alpha" => self.ignore(c, ALPHA_PER_VS),
             _ => return false,
         }
         true

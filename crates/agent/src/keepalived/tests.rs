@@ -136,7 +136,7 @@ fn pair_validation_reports_weights_that_cannot_bridge_the_gap() {
 
 #[test]
 fn lb_kinds_nat_dr_and_per_server_lvs_method() {
-    let conf = "virtual_server 10.0.0.1 80 {\n lb_kind NAT\n real_server 10.0.1.1 80 {\n }\n\
+    let conf = "virtual_server 10.0.0.1 80 {\n lb_kind NAT\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n\
                 real_server 10.0.1.2 80 {\n  lvs_method DR\n }\n}\n";
     let l = strict(conf);
     assert!(messages(&l).is_empty(), "NAT and DR need no local addresses: {:?}", messages(&l));
@@ -180,7 +180,7 @@ fn lb_kind_tun_and_unknown_kinds_and_fwmark() {
 fn real_server_checks_parse_with_defaults_from_the_virtual_server() {
     let l = strict(
         "local_address_group l {\n 10.0.0.100-101 dpdk1\n}\n\
-         virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n laddr_group_name l\n connect_timeout 2\n retry 4\n\
+         virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n protocol TCP\n laddr_group_name l\n connect_timeout 2\n retry 4\n\
          real_server 10.0.1.1 80 {\n  TCP_CHECK {\n   connect_port 81\n  }\n\
          HTTP_GET {\n url {\n path /x\n digest 0123456789ABCDEF0123456789abcdef\n }\n delay_before_retry 0.5\n }\n\
          MISC_CHECK {\n misc_path \"/bin/sh -c 'exit 0'\"\n misc_timeout 2\n }\n }\n}\n",
@@ -306,6 +306,109 @@ fn deny_and_allow_address_groups_feed_a_virtual_servers_lists() {
     assert!(errors.iter().any(|m| m.contains("t.conf:7: error") && m.contains("10.1.0.0/99")), "{errors:?}");
     assert!(errors.iter().any(|m| m.contains("daddr_group_name good: no deny_address_group good")), "{errors:?}");
     assert!(errors.iter().any(|m| m.contains("waddr_group_name none: no allow_address_group none")), "{errors:?}");
+}
+
+/// keepalived's `alpha` in a virtual_server (no value) is honoured: parsed into the
+/// virtual server, off by default, no warning and not recorded as ignored. keepalived
+/// 2.2.7's per-real_server and per-checker `alpha [BOOL]` are warned about (rvs-agent takes
+/// the virtual server's). `omega` (no value either) is honoured the same way.
+#[test]
+fn alpha_is_honoured_per_virtual_server() {
+    let vs = |body: &str, rs: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n protocol TCP\n{body} real_server 10.0.1.1 80 {{\n{rs}  TCP_CHECK \
+             {{\n  }}\n \
+             }}\n}}\n"
+        )
+    };
+    // What is said besides the validator's note about local addresses.
+    let said = |l: &Loaded| messages(l).into_iter().filter(|m| !m.contains("no laddr_group_name")).collect::<Vec<_>>();
+    let l = strict(&vs(" alpha\n", ""));
+    assert!(said(&l).is_empty(), "{:?}", messages(&l));
+    assert!(l.config.virtual_servers[0].alpha);
+    assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    let l = strict(&vs("", ""));
+    assert!(!l.config.virtual_servers[0].alpha, "off by default");
+    // keepalived takes no value (a warning names what is dropped, as for other switches).
+    let l = strict(&vs(" alpha yes\n", ""));
+    assert!(l.config.virtual_servers[0].alpha);
+    assert_eq!(said(&l), ["t.conf:4: warning: alpha takes no value; 'yes' ignored"]);
+    // Serialised with the configuration (older JSON without it reads as off).
+    let json = serde_json::to_value(&strict(&vs(" alpha\n", "")).config).unwrap();
+    assert_eq!(json["virtual_servers"][0]["alpha"], true);
+    let mut old = json.clone();
+    old["virtual_servers"][0].as_object_mut().unwrap().remove("alpha");
+    let back: Config = serde_json::from_value(old).unwrap();
+    assert!(!back.virtual_servers[0].alpha);
+    // Per real server and per checker: a warning, the virtual server's alpha applies.
+    let l = strict(&vs(" alpha\n", "  alpha no\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(
+        said(&l),
+        ["t.conf:6: warning: 'alpha' is accepted and not honoured by rvs: rvs-agent honours alpha per \
+          virtual_server only (this real server follows its virtual server's)"]
+    );
+    assert!(l.config.virtual_servers[0].alpha);
+    let l = strict(&vs("", "  TCP_CHECK {\n   alpha\n  }\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["alpha"]);
+    // omega: parsed into the virtual server, off by default, older JSON reads as off.
+    let l = strict(&vs(" omega\n", ""));
+    assert!(said(&l).is_empty(), "{:?}", messages(&l));
+    assert!(l.config.virtual_servers[0].omega && !l.config.virtual_servers[0].alpha);
+    assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    assert!(!strict(&vs("", "")).config.virtual_servers[0].omega, "off by default");
+    let l = strict(&vs(" omega on\n", ""));
+    assert!(l.config.virtual_servers[0].omega);
+    assert_eq!(said(&l), ["t.conf:4: warning: omega takes no value; 'on' ignored"]);
+    let mut old = serde_json::to_value(&strict(&vs(" omega\n", "")).config).unwrap();
+    assert_eq!(old["virtual_servers"][0]["omega"], true);
+    old["virtual_servers"][0].as_object_mut().unwrap().remove("omega");
+    let back: Config = serde_json::from_value(old).unwrap();
+    assert!(!back.virtual_servers[0].omega);
+}
+
+/// DPVS's `establish_timeout` in a virtual_server is honoured: the value as written, from
+/// 1 to rvsd's maximum (above DPVS's 3600, which DPVS would clamp), no warning and not
+/// recorded as ignored; absent = 0 (rvsd's global timeouts). 0, a negative or non-numeric
+/// value, one above the maximum or none at all is an error naming its line.
+#[test]
+fn establish_timeout_is_honoured_as_written() {
+    let vs = |body: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n protocol TCP\n{body} real_server 10.0.1.1 80 {{\n }}\n}}\n"
+        )
+    };
+    let said = |l: &Loaded| messages(l).into_iter().filter(|m| !m.contains("no laddr_group_name")).collect::<Vec<_>>();
+    let max = fnat::tcp_state::MAX_TIMEOUT_S;
+    for t in [1, 60, 3600, 7200, max] {
+        let l = strict(&vs(&format!(" establish_timeout {t}\n")));
+        assert!(said(&l).is_empty(), "{t}: {:?}", messages(&l));
+        assert_eq!(l.config.virtual_servers[0].establish_timeout, t, "as written, not clamped");
+        assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    }
+    assert_eq!(strict(&vs("")).config.virtual_servers[0].establish_timeout, 0, "absent: the global timeouts");
+    for (v, want) in [
+        ("0", format!("t.conf:4: error: establish_timeout 0 is out of range 1-{max}")),
+        ("-5", format!("t.conf:4: error: establish_timeout -5 is out of range 1-{max}")),
+        ("2000001", format!("t.conf:4: error: establish_timeout 2000001 is out of range 1-{max}")),
+        ("10s", "t.conf:4: error: establish_timeout expects an integer, got '10s'".to_string()),
+        ("", "t.conf:4: error: establish_timeout needs a value".to_string()),
+    ] {
+        let l = strict(&vs(&format!(" establish_timeout {v}\n")));
+        assert_eq!(said(&l), [want], "{v}");
+        assert_eq!(l.config.virtual_servers[0].establish_timeout, 0, "{v}: nothing kept");
+    }
+    // Serialised with the configuration (older JSON without it reads as 0).
+    let json = serde_json::to_value(&strict(&vs(" establish_timeout 600\n")).config).unwrap();
+    assert_eq!(json["virtual_servers"][0]["establish_timeout"], 600);
+    let mut old = json.clone();
+    old["virtual_servers"][0].as_object_mut().unwrap().remove("establish_timeout");
+    let back: Config = serde_json::from_value(old).unwrap();
+    assert_eq!(back.virtual_servers[0].establish_timeout, 0);
+    // est_timeout (in neither keepalived nor DPVS's keepalived) stays accepted and ignored.
+    let l = strict(&vs(" est_timeout 60\n"));
+    assert_eq!(said(&l), ["t.conf:4: warning: 'est_timeout' is accepted and not honoured by rvs-agent/rvsd (ignored)"]);
 }
 
 fn has(l: &Loaded, what: &str) -> bool {
@@ -574,11 +677,13 @@ fn errors(l: &Loaded) -> Vec<String> {
 fn snat_refusals_name_their_problem() {
     let s = "t.conf:3: error: virtual_server match S";
     for (body, want) in [
+        (" protocol SCTP\n", format!("{s}: protocol SCTP is not supported (TCP, UDP, ICMP or ICMPV6)")),
         (
-            " protocol ICMP\n",
-            format!("{s}: protocol ICMP: rvs's SNAT takes TCP and UDP (ICMP through SNAT is not supported yet)"),
+            " protocol ICMP\n dst-range 0.0.0.0:1-1024\n",
+            "t.conf:4: error: virtual_server match S: dst-range 0.0.0.0:1-1024: protocol ICMP takes no ports (echo \
+             messages have none): give addresses only"
+                .into(),
         ),
-        (" protocol SCTP\n", format!("{s}: protocol SCTP is not supported (TCP or UDP)")),
         (
             " lvs_method FNAT\n",
             format!(
@@ -604,6 +709,13 @@ fn snat_refusals_name_their_problem() {
         (
             " quorum 2\n",
             format!("{s}: 'quorum' is for health checks, and rvs-agent does not health-check WAN addresses"),
+        ),
+        (
+            " establish_timeout 60\n",
+            format!(
+                "{s}: 'establish_timeout' is a virtual_server IP PORT's: rvs's SNAT connections take rvsd's global \
+                 timeouts"
+            ),
         ),
         (
             " persistence_timeout 50\n",
@@ -663,6 +775,84 @@ fn snat_refusals_name_their_problem() {
         let e = errors(&l);
         assert!(e.len() == 1 && e[0].starts_with(&want), "{body:?}: want {want:?}, got {e:?}");
     }
+}
+
+/// DPVS's `protocol ICMP` / `ICMPV6` in a match block (its keepalived's `proto_handler`,
+/// any case) is rvsd's `proto=icmp` rule: echo messages of the rule's family. Without
+/// `protocol` a rule stays TCP (keepalived's default here); ICMP is only taken when named.
+#[test]
+fn snat_icmp_rules_become_proto_icmp() {
+    use fnat::types::Proto as P;
+    let rule = |body: &str| {
+        let l = strict(&snat_block(body));
+        assert!(l.diagnostics.is_empty(), "{body:?}: {:?}", messages(&l));
+        l.config.snat[0].rule.clone()
+    };
+    let r = rule(" protocol ICMP\n src-range 192.168.100.0-192.168.100.254\n oif dpdk1\n");
+    assert_eq!(r.proto, Some(P::Icmp));
+    assert_eq!(r.match_text(), "proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1");
+    assert_eq!(r.wan, ["198.18.0.1".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(rule(" protocol icmp\n").proto, Some(P::Icmp), "any case, as DPVS's strcasecmp");
+    assert_eq!(rule("").proto, Some(P::Tcp), "no protocol: TCP, never ICMP");
+    // ICMPV6 in an IPv6 rule: the same rvsd rule (ICMPv6 echoes over IPv6).
+    let v6 = "virtual_server match S6 {\n lb_kind SNAT\n protocol ICMPV6\n src-range 2001:db8::/64\n\
+              real_server 2001:db8:1::1 0 {\n }\n}\n";
+    let l = strict(v6);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.snat[0].rule.proto, Some(P::Icmp));
+    assert_eq!(l.config.snat[0].rule.match_text(), "proto=icmp,src-range=2001:db8::-2001:db8::ffff:ffff:ffff:ffff");
+    // The other family's word: taken as the rule's family's ICMP, with a warning (DPVS's
+    // rule would take nothing).
+    let l = strict(&snat_block(" protocol ICMPV6\n"));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:3: warning: virtual_server match S: protocol ICMPV6 in a rule of IPv4 addresses: rvs takes IPv4's \
+          echo messages (ICMP) under it; DPVS's would take none (say protocol ICMP)"]
+    );
+    assert_eq!(l.config.snat[0].rule.proto, Some(P::Icmp));
+    let l = strict(&v6.replace("ICMPV6", "ICMP"));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:3: warning: virtual_server match S6: protocol ICMP in a rule of IPv6 addresses: rvs takes IPv6's \
+          echo messages (ICMPV6) under it; DPVS's would take none (say protocol ICMPV6)"]
+    );
+    // Ports in either range: an error at each range's line, whichever comes first, and
+    // no second one from rvsd's own check at the block's line.
+    let l = strict(&snat_block(
+        " src-range 10.0.0.0-10.0.0.9:80\n dst-range [2001:db8::1]-[2001:db8::9]:1-9\n protocol ICMP\n",
+    ));
+    let e = errors(&l);
+    assert_eq!(e.len(), 3, "{e:?}");
+    assert!(
+        e[0].starts_with(
+            "t.conf:3: error: virtual_server match S: src-range 10.0.0.0-10.0.0.9:80: protocol ICMP takes no ports"
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e[1].starts_with(
+            "t.conf:4: error: virtual_server match S: dst-range [2001:db8::1]-[2001:db8::9]:1-9: protocol ICMP"
+        ),
+        "{e:?}"
+    );
+    assert!(e[2].contains("dst-range is not of the family"), "the family mismatch is still said: {e:?}");
+    // The same ranges under TCP are fine; ICMP and TCP rules with one match are two rules.
+    assert!(errors(&strict(&snat_block(" src-range 10.0.0.0-10.0.0.9:80\n"))).is_empty());
+    let two = format!(
+        "{}{}",
+        snat_block(" oif dpdk1\n"),
+        snat_block(" oif dpdk1\n protocol ICMP\n").replace("match S", "match T")
+    );
+    let l = strict(&two);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.snat.iter().map(|s| s.rule.proto).collect::<Vec<_>>(), [Some(P::Tcp), Some(P::Icmp)]);
+    // ICMP and ICMPV6 with one range are one match: refused as the same rule.
+    let l = strict(&format!(
+        "{}{}",
+        snat_block(" protocol ICMP\n"),
+        snat_block(" protocol icmpv6\n").replace("match S", "match T")
+    ));
+    assert!(errors(&l).iter().any(|e| e.contains("same match (proto=icmp)")), "{:?}", messages(&l));
 }
 
 #[test]
@@ -738,16 +928,21 @@ fn snat_keywords_not_honoured_are_warnings_when_lenient_or_ignored() {
           health-check WAN addresses (ignored)"]
     );
     assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["delay_loop"]);
-    // DPVS's knobs already accepted and ignored everywhere (alpha, omega) stay so here.
+    // DPVS's knobs accepted with a warning before (alpha, omega) stay so here: honoured
+    // in a virtual_server IP PORT, they mean nothing to a rule, whose WAN addresses are
+    // not checked and which has no notifiers.
     let l = strict(&snat_block(" alpha\n omega\n"));
     assert!(!l.has_errors(), "{:?}", messages(&l));
     assert_eq!(
         messages(&l),
         [
-            "t.conf:3: warning: 'alpha' is accepted and not honoured by rvs-agent/rvsd (ignored)",
-            "t.conf:4: warning: 'omega' is accepted and not honoured by rvs-agent/rvsd (ignored)"
+            "t.conf:3: warning: 'alpha' is accepted and not honoured by rvs: rvs-agent does not health-check a \
+             SNAT rule's WAN addresses",
+            "t.conf:4: warning: 'omega' is accepted and not honoured by rvs: a SNAT rule has no notify scripts to \
+             run at shutdown"
         ]
     );
+    assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["alpha", "omega"]);
     // Health checkers on a WAN address stay errors even when lenient: no check would run.
     let l = parse_str(&snat_block(" real_server 198.18.0.2 0 {\n  TCP_CHECK {\n  }\n }\n"), "t.conf", lenient);
     assert!(l.has_errors());
@@ -887,4 +1082,25 @@ fn a_local_address_moving_with_the_vips_must_be_on_its_groups_port() {
     assert!(!strict(&LIP_MOVES.replace("dev dpdk1", "dev dpdk1.kni")).has_errors());
     // A group no virtual_server uses moves nothing.
     assert!(!strict(&LIP_MOVES.replace("laddr_group_name laddr_g1\n", "")).has_errors());
+}
+
+/// The defaults that differ from keepalived's are said: a virtual_server without
+/// `lb_kind` or `protocol` gets a warning naming what keepalived would do (NAT; UDP, which
+/// keepalived also reports) and what rvs does (FNAT; TCP).
+#[test]
+fn defaults_unlike_keepalived_are_warned() {
+    let l = strict("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n}\n");
+    let said = messages(&l);
+    assert!(
+        said.iter().any(|m| m.contains("t.conf:1: warning: lb_kind not set: keepalived would use NAT")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|m| m.contains("t.conf:1: warning: protocol not set: keepalived would serve UDP")),
+        "{said:?}"
+    );
+    assert_eq!(l.config.virtual_servers[0].protocol, crate::dataplane::Proto::Tcp);
+    let l = strict("virtual_server 10.0.0.1 53 {\n lb_kind NAT\n protocol udp\n real_server 10.0.1.1 53 {\n }\n}\n");
+    assert!(messages(&l).iter().all(|m| !m.contains("not set")), "{:?}", messages(&l));
+    assert_eq!(l.config.virtual_servers[0].protocol, crate::dataplane::Proto::Udp);
 }

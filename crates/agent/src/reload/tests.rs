@@ -114,6 +114,30 @@ fn services_added_removed_and_changed() {
     assert_eq!(dp.service(&key("192.0.2.2", 443)).unwrap().scheduler, "wlc");
 }
 
+/// A reload that sets, changes or drops `establish_timeout` changes that service only:
+/// the whole set goes once (ServiceReplace) with the new conn_timeout, the other service
+/// and every real server as they were.
+#[test]
+fn a_changed_establish_timeout_sends_the_changed_service() {
+    let with = |t: &str| BASE.replace(" lb_algo rr\n", &format!(" lb_algo rr\n establish_timeout {t}\n"));
+    let k = key("192.0.2.2", 443);
+    for (old, new, want) in
+        [(BASE.to_string(), with("7200"), 7200), (with("7200"), with("30"), 30), (with("30"), BASE.to_string(), 0)]
+    {
+        let d = diff(&cfg(&old), &cfg(&new));
+        assert_eq!(d.services.services, [(k, Change::Changed)], "{want}");
+        assert!(d.services.real_servers.is_empty() && d.checkers.is_empty() && d.instances.is_empty(), "{d:?}");
+        let dp = FakeDataplane::new();
+        dp.set_services(&cfg_services(&old)).unwrap();
+        d.apply_services(&dp);
+        assert_eq!(dp.calls()[1..], [Call::SetServices(vec![key("192.0.2.1", 80), k])]);
+        assert_eq!(dp.service(&k).unwrap().conn_timeout, want);
+        assert_eq!(dp.service(&key("192.0.2.1", 80)).unwrap().conn_timeout, 0);
+    }
+    // The same value (lines moved): nothing.
+    assert!(diff(&cfg(&with("7200")), &cfg(&format!("\n{}", with("7200")))).is_empty());
+}
+
 #[test]
 fn instances_added_removed_changed_and_unchanged() {
     let new = BASE
@@ -176,6 +200,126 @@ fn live_health_is_kept_across_a_reload() {
     assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.1:80"), 11)]);
 }
 
+/// One virtual server whose first real server (weight 10) is checked by a FILE_CHECK on
+/// `path` (weight 1: the file's number is added to the server's weight), the second
+/// (weight 20) by nothing.
+fn file_check_conf(path: &str) -> String {
+    format!(
+        "track_file tf {{\n file {path}\n weight 1\n}}\n\
+         virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.05\n\
+         real_server 10.0.0.1 80 {{\n  weight 10\n  FILE_CHECK {{\n   track_file tf\n  }}\n }}\n\
+         real_server 10.0.0.2 80 {{\n  weight 20\n }}\n}}\n"
+    )
+}
+
+/// A FILE_CHECK's weight change survives a reload that keeps its checker running (that
+/// checker reports only a *changed* change): the pool carries it, the services after the
+/// reload hold the adjusted weight and nothing is sent for that server; a changed
+/// configured weight moves from adjusted to adjusted. A reload that restarts the checker
+/// (its checks changed) starts it from no change, as the restarted checker does.
+#[test]
+fn a_reload_keeps_the_file_check_weight_change_of_a_kept_checker() {
+    let base = file_check_conf("/nonexistent/rvs-reload-file-check");
+    let old = cfg(&base);
+    let (mut pool, services, _) = Pool::from_config(&old);
+    let dp = FakeDataplane::new();
+    dp.set_services(&services).unwrap();
+    let k = key("192.0.2.1", 80);
+    // The file says 5: 10 -> 15.
+    pool.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 5 }, &dp).unwrap();
+    assert_eq!(dp.calls().last(), Some(&Call::SetWeight(k, sa("10.0.0.1:80"), 15)));
+    let weight_of = |d: &Diff, rs: &str| {
+        let svc = d.new_services.iter().find(|s| s.key == k).unwrap();
+        svc.real_servers.iter().find(|r| r.addr == sa(rs)).unwrap().weight
+    };
+    // Another server's weight changes: only that one is sent, 10.0.0.1 stays at 15.
+    let (d, next, checkers) = plan(&old, &pool, &cfg(&base.replace("weight 20", "weight 25")));
+    assert_eq!(d.services.real_servers, [RsChange::Weight(k, sa("10.0.0.2:80"), 20, 25)]);
+    assert!(checkers.start.is_empty() && checkers.stop.is_empty(), "the FILE_CHECK keeps running");
+    assert_eq!(next.rs(0).unwrap().weight_delta, 5);
+    assert_eq!(weight_of(&d, "10.0.0.1:80"), 15, "what a reconnected rvsd would be given");
+    assert_eq!(next.services(), d.new_services);
+    // Its own configured weight changes: 15 -> 16 (11 + 5).
+    let (d, next, _) = plan(&old, &pool, &cfg(&base.replace("weight 10", "weight 11")));
+    assert_eq!(d.services.real_servers, [RsChange::Weight(k, sa("10.0.0.1:80"), 15, 16)]);
+    assert_eq!(next.rs(0).unwrap().effective_weight(), 16);
+    // Its FILE_CHECK changes (weight 2): restarted from no change (its first round
+    // reports the new one), so the configured weight until then.
+    let changed = base.replace("track_file tf\n  }", "track_file tf\n   weight 2\n  }");
+    let (d, next, checkers) = plan(&old, &pool, &cfg(&changed));
+    assert_eq!(checkers.stop, [0]);
+    assert_eq!(next.rs(0).unwrap().weight_delta, 0);
+    assert_eq!(d.services.real_servers, [RsChange::Weight(k, sa("10.0.0.1:80"), 15, 10)]);
+    // Removed and added back (another address in between would do the same): from 0.
+    let gone = cfg(&base.replace("real_server 10.0.0.1 80", "real_server 10.0.0.9 80"));
+    let (_, next, _) = plan(&old, &pool, &gone);
+    let (_, back, _) = plan(&gone, &next, &old);
+    assert_eq!(back.rs(3).map(|r| (r.addr, r.weight_delta)), Some((sa("10.0.0.1:80"), 0)));
+}
+
+/// The same through the running agent and its real FILE_CHECK: the file says 5, the
+/// dataplane gets 15; a reload that changes only the other server leaves it at 15.
+#[tokio::test]
+async fn the_agent_keeps_a_file_check_weight_change_across_a_reload() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("rvs-agent-reload-file-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tf");
+    std::fs::write(&file, "5\n").unwrap();
+    let base = file_check_conf(&file.display().to_string());
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(crate::agent::run_with_reload(cfg(&base), dp.clone(), stop_rx, reload_rx, |_| {}));
+    let k = key("192.0.2.1", 80);
+    let weight =
+        |rs: &str| dp.service(&k).and_then(|s| s.real_servers.iter().find(|r| r.addr == sa(rs)).map(|r| r.weight));
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    settle().await;
+    assert_eq!(weight("10.0.0.1:80"), Some(15), "{:?}", dp.calls());
+    reload_tx.send(parse_str(&base.replace("weight 20", "weight 25"), "k.conf", Options::default())).unwrap();
+    settle().await;
+    assert_eq!((weight("10.0.0.1:80"), weight("10.0.0.2:80")), (Some(15), Some(25)), "{:?}", dp.calls());
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// keepalived's alpha on a reload (`clear_diff_rs`, `check_new_rs_state`): a real server
+/// the reload keeps keeps its health, alpha or not; one it adds starts down under alpha
+/// (left out, its checker started from down), and up without.
+#[test]
+fn under_alpha_a_reload_starts_added_servers_down_and_keeps_the_others() {
+    let alpha = BASE.replace(" lb_algo wrr\n", " lb_algo wrr\n alpha\n");
+    let added = " real_server 10.0.0.5 80 {\n  weight 5\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n";
+    let with_added = |text: &str| text.replace("real_server 10.0.0.2 80", &format!("{added}real_server 10.0.0.2 80"));
+    let k = key("192.0.2.1", 80);
+    // Running without alpha, every server up; the reload turns alpha on and adds one.
+    let old = cfg(BASE);
+    let (pool, _, _) = Pool::from_config(&old);
+    let (d, next, checkers) = plan(&old, &pool, &cfg(&with_added(&alpha)));
+    assert!(d.services.real_servers.is_empty(), "the added server is not in yet: {:?}", d.services);
+    assert_eq!(checkers.start.iter().map(|(c, up)| (c.id, *up)).collect::<Vec<_>>(), [(3, false)]);
+    assert!(next.rs(0).unwrap().up && next.rs(1).unwrap().up, "kept servers stay up");
+    assert!(!next.rs(3).unwrap().up);
+    let svc = d.new_services.iter().find(|s| s.key == k).unwrap();
+    assert!(!svc.real_servers.iter().any(|r| r.addr == sa("10.0.0.5:80")));
+    // The same reload without alpha: added and checked from up, as keepalived.
+    let (d, _, checkers) = plan(&old, &pool, &cfg(&with_added(BASE)));
+    assert_eq!(d.services.real_servers, [RsChange::Added(k, RealServer::new(sa("10.0.0.5:80"), 5))]);
+    assert_eq!(checkers.start.iter().map(|(c, up)| (c.id, *up)).collect::<Vec<_>>(), [(3, true)]);
+    // Running with alpha (its servers still down, checks not passed): a reload that
+    // changes a weight keeps them down and out.
+    let old = cfg(&alpha);
+    let (pool, services, _) = Pool::from_config(&old);
+    assert_eq!(services[0].real_servers, [RealServer::new(sa("10.0.0.1:80"), 0)], "10.0.0.2 out, 10.0.0.1 inhibited");
+    let (d, next, checkers) = plan(&old, &pool, &cfg(&alpha.replace("weight 20", "weight 25")));
+    assert!(d.services.real_servers.is_empty() && checkers.start.is_empty(), "{:?}", d.services);
+    assert!(!next.rs(0).unwrap().up && !next.rs(1).unwrap().up);
+}
+
 /// Two SNAT rules (`virtual_server match`), as DPVS writes them.
 const SNAT: &str = "virtual_server match A {\n protocol TCP\n lb_kind SNAT\n src-range 192.168.100.0-192.168.100.254\n\
  oif dpdk1\n real_server 198.18.0.1 0 {\n }\n real_server 198.18.0.2 0 {\n }\n}\n\
@@ -225,6 +369,27 @@ fn snat_rules_added_removed_and_with_other_wan_addresses() {
     assert!(d.snat.is_empty());
     d.apply_snat(&dp);
     assert_eq!(dp.calls().len(), 1);
+}
+
+/// A rule whose `protocol` turns from TCP to ICMP is another rule for rvsd (its match
+/// names it): the TCP one removed, the ICMP one added.
+#[test]
+fn a_snat_rule_turned_to_icmp_replaces_the_tcp_one() {
+    let icmp = SNAT.replacen("protocol TCP", "protocol ICMP", 1);
+    let d = diff(&cfg(SNAT), &cfg(&icmp));
+    assert_eq!(
+        d.lines(),
+        [
+            "SNAT rule A (proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1) removed",
+            "SNAT rule A (proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1) added",
+        ]
+    );
+    let dp = FakeDataplane::new();
+    d.apply_snat(&dp);
+    assert_eq!(
+        dp.snat().iter().map(|r| r.proto).collect::<Vec<_>>(),
+        [Some(fnat::types::Proto::Icmp), Some(fnat::types::Proto::Udp)]
+    );
 }
 
 /// The agent gives the dataplane keepalived.conf's SNAT rules at start and the new set

@@ -461,6 +461,7 @@ fn service() -> Service {
         sched_flags: None,
         deny: Vec::new(),
         allow: Vec::new(),
+        conn_timeout: 0,
         local_addrs: vec![LocalAddr {
             addr: "10.0.0.100".parse().unwrap(),
             port_name: "dpdk1".into(),
@@ -614,6 +615,10 @@ fn services_convert_to_rvsd_form() {
     s.allow = vec!["10.0.0.0/8".parse().unwrap()];
     let spec = to_spec(&s).unwrap();
     assert_eq!((spec.service.deny, spec.service.allow), (s.deny.clone(), s.allow.clone()));
+    // establish_timeout reaches rvsd as the service's conn_timeout (0: the global ones).
+    assert_eq!(spec.service.conn_timeout, 0);
+    s.conn_timeout = 7200;
+    assert_eq!(to_spec(&s).unwrap().service.conn_timeout, 7200);
     s.persistence_granularity = Some("255.0.255.0".parse().unwrap());
     assert!(to_spec(&s).unwrap_err().contains("not a netmask"));
     s.scheduler = "lblc".into();
@@ -728,6 +733,43 @@ fn snat_rules_are_reconciled_by_match_and_others_are_left_alone() {
     dp.set_snat(&[]).unwrap();
     assert!(dp.wait_idle(T), "{:?}", dp.status());
     assert_eq!(log(), []);
+}
+
+/// DPVS's `protocol ICMP` rule from keepalived.conf reaches rvsd as a `proto=icmp` rule
+/// (over the control socket), next to a TCP rule with the same ranges: two rules, each
+/// reconciled by its own match; dropping the ICMP one deletes it only.
+#[test]
+fn an_icmp_snat_rule_from_keepalived_conf_is_its_own_rule_in_rvsd() {
+    use crate::keepalived::{parse_str, Options};
+    let block = |name: &str, proto: &str| {
+        format!(
+            "virtual_server match {name} {{\n protocol {proto}\n lb_kind SNAT\n\
+             src-range 192.168.100.0-192.168.100.254\n oif dpdk1\n real_server 198.18.0.1 0 {{\n }}\n}}\n"
+        )
+    };
+    let rules_of = |text: &str| {
+        let l = parse_str(text, "k.conf", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        l.config.snat.into_iter().map(|s| s.rule).collect::<Vec<_>>()
+    };
+    let both = rules_of(&format!("{}{}", block("WEB", "TCP"), block("PING", "ICMP")));
+    let (tcp, icmp) = (both[0].clone(), both[1].clone());
+    assert_eq!(
+        icmp,
+        snat_rule("PING", "proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1", &["198.18.0.1"])
+    );
+    let fake = FakeRvsd::start(config(), false);
+    let log = || fake.with(|s| std::mem::take(&mut s.snat_log));
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_snat(&both).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), [Request::SnatAdd { rule: tcp.clone() }, Request::SnatAdd { rule: icmp.clone() }]);
+    assert_eq!(fake.with(|s| s.snat.clone()), [tcp.clone(), icmp.clone()]);
+    // The ICMP rule leaves the file: only it goes.
+    dp.set_snat(&rules_of(&block("WEB", "TCP"))).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(log(), [Request::SnatDel { rule: icmp }]);
+    assert_eq!(fake.with(|s| s.snat.clone()), [tcp]);
 }
 
 /// A file rule with the match of one rvsd already has (rvsd.toml's) sets its WAN
