@@ -96,6 +96,9 @@ fn main() {
                     delay_before_retry: Duration::from_millis(500),
                 }],
                 delay_loop: Duration::from_secs(1),
+                // keepalived's default warmup: spread over the first delay_loop.
+                warmup: Duration::from_secs(1),
+                ha_suspend: None,
             }
         })
         .collect();

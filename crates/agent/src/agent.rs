@@ -2,9 +2,10 @@
 //! checkers applied to the dataplane, on one tokio runtime.
 
 pub mod fifo;
+pub mod held;
 
 use crate::check::pool::{Notices, Pool, VsState};
-use crate::check::{spawn_checkers_from, CheckStats, RsChecks, RsId, Transition};
+use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
@@ -118,6 +119,8 @@ struct Agent {
     statuses: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
     tx: mpsc::Sender<Transition>,
     stats: Arc<CheckStats>,
+    /// The addresses rvsd holds for the agent (`ha_suspend`'s checkers follow them).
+    held: HeldAddrs,
     /// keepalived's notify FIFOs.
     fifos: Arc<fifo::Notifier>,
     reloads: Arc<ReloadStats>,
@@ -249,7 +252,7 @@ impl Agent {
     }
 
     fn spawn_checkers(&mut self, start: Vec<(RsChecks, bool)>) {
-        for (id, task) in spawn_checkers_from(start, self.tx.clone(), self.stats.clone()) {
+        for (id, task) in spawn_checkers_from(start, self.tx.clone(), self.stats.clone(), &self.held) {
             if let Some(old) = self.checkers.insert(id, task) {
                 old.abort();
             }
@@ -417,6 +420,11 @@ pub async fn run_with_reload(
     mut reload: mpsc::UnboundedReceiver<Loaded>,
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
+    // Every address the agent adds to rvsd or removes goes through `held`, which tells
+    // the checkers of `ha_suspend` virtual servers whether their VIP is here.
+    let held = held::HeldVips::new(dp);
+    let held_rx = held.subscribe();
+    let dp: Arc<dyn Dataplane> = Arc::new(held);
     // Services first (both nodes hold them: failover only moves VIPs).
     let (pool, services, checks) = Pool::from_config(&cfg);
     let pool = Arc::new(Mutex::new(pool));
@@ -451,6 +459,7 @@ pub async fn run_with_reload(
         statuses: Arc::new(Mutex::new(Vec::new())),
         tx,
         stats: stats.clone(),
+        held: held_rx,
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
     };
@@ -768,6 +777,53 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(fifo.parent().unwrap()).unwrap();
+    }
+
+    /// keepalived's `ha_suspend` through the agent: the checkers of a virtual server with
+    /// it run only while rvsd holds one of its addresses for the agent (here
+    /// `static_ipaddress`, as a VRRP instance's VIPs while MASTER). Every real server is
+    /// on a port nothing listens on: a's (its VIP held) and c's (no ha_suspend) go down
+    /// and out; b's (its VIP not held) and g's (a group, no member held) stay in, their
+    /// checkers suspended; a reload that adds b's VIP and a member of g resumes theirs.
+    #[tokio::test]
+    async fn ha_suspend_checks_only_the_virtual_servers_whose_address_is_held() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let vs = |target: &str, ha: bool| {
+            format!(
+                "virtual_server {target} {{\n lb_kind FNAT\n delay_loop 0.05\n warmup 0\n{}\
+                 real_server 127.0.0.1 {closed} {{\n  TCP_CHECK {{\n   connect_timeout 0.2\n   retry 0\n  }}\n }}\n}}\n",
+                if ha { " ha_suspend\n" } else { "" }
+            )
+        };
+        let conf = |held: &[&str]| {
+            let statics: String = held.iter().map(|a| format!(" {a}/32 dev dpdk0\n")).collect();
+            format!(
+                "static_ipaddress {{\n{statics}}}\nvirtual_server_group g {{\n 192.0.2.10 80\n 192.0.2.11 80\n}}\n{}{}{}{}",
+                vs("192.0.2.1 80", true),
+                vs("192.0.2.2 80", true),
+                vs("192.0.2.3 80", false),
+                vs("group g", true)
+            )
+        };
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let task =
+            tokio::spawn(run_with_reload(load(&conf(&["192.0.2.1"])).config, dp.clone(), stop_rx, reload_rx, |_| {}));
+        let key = |vip: &str| crate::dataplane::ServiceKey {
+            proto: crate::dataplane::Proto::Tcp,
+            vip: vip.parse().unwrap(),
+            vport: 80,
+        };
+        let serving = |vip: &str| !dp.service(&key(vip)).unwrap().real_servers.is_empty();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = |vips: [&str; 4]| vips.map(serving);
+        assert_eq!(now(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.10"]), [false, true, false, true]);
+        reload_tx.send(load(&conf(&["192.0.2.1", "192.0.2.2", "192.0.2.11"]))).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(now(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.10"]), [false, false, false, false]);
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
     }
 
     /// A notifier still running a second after the shutdown started it is killed (its

@@ -6,7 +6,8 @@
 //! * a real server whose HTTP server stops gets weight 0 within delay_loop x (retry + 1)
 //!   (+ timeouts), and gets its weight back when it returns;
 //! * an instance whose interface is missing waits in FAULT, and follows it going and
-//!   coming back (rvsd's twins do).
+//!   coming back (rvsd's twins do);
+//! * `ha_suspend`: only the node holding the VIP checks its real servers.
 
 mod common;
 use common::{in_netns, in_netns_ret};
@@ -729,4 +730,39 @@ fn lvs_sync_daemon_roles_follow_the_vrrp_state() {
         assert_eq!(roles_of(&b_dp), [b_id(false), b_id(true), SyncRoles::stopped(7)]);
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// keepalived's `ha_suspend` with real VRRP: two agents in one group, each with the same
+/// virtual server on the group's VIP and a real server (weight 7, `inhibit_on_failure`)
+/// on a port nothing listens on. The master holds the VIP, so its checker runs and takes
+/// the server to weight 0; the backup's is suspended and its server keeps weight 7.
+/// When the master leaves, the backup takes the VIP over and its checker resumes: weight
+/// 0 there too.
+#[test]
+fn ha_suspend_checks_only_on_the_node_holding_the_vip() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvhs");
+    in_netns(&ns, || async {
+        let vs = "virtual_server 192.0.2.42 80 {\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.1\n ha_suspend\n\
+                  real_server 127.0.0.1 18097 {\n  weight 7\n  inhibit_on_failure\n\
+                  TCP_CHECK {\n   connect_timeout 0.2\n   retry 0\n  }\n }\n}\n";
+        let a = start(&format!("{}{vs}", node_conf("127.0.0.1", "127.0.0.2", 200)));
+        let b = start(&format!("{}{vs}", node_conf("127.0.0.2", "127.0.0.1", 100)));
+        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        wait_for("A's checker to fail the server", Duration::from_secs(2), || weight(&a) == Some(0)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!has_vip(&b));
+        assert_eq!(weight(&b), Some(7), "the backup's checker is suspended");
+        let Node { stop, task, .. } = a;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        wait_for("B to take over", Duration::from_secs(3), || has_vip(&b)).await;
+        wait_for("B's checker to resume", Duration::from_secs(2), || weight(&b) == Some(0)).await;
+        b.stop.send(true).unwrap();
+        b.task.await.unwrap();
+    });
 }

@@ -2,7 +2,9 @@
 //! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]),
 //! SSL_GET ([`ssl`]), UDP_CHECK ([`udp`]), PING_CHECK ([`ping`]), SMTP_CHECK ([`smtp`]),
 //! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`](mod@file)) and MISC_CHECK ([`misc`]) with
-//! connect_timeout, retry, delay_before_retry and delay_loop.
+//! connect_timeout, retry, delay_before_retry, delay_loop, warmup (a random wait before
+//! the first round) and the virtual server's ha_suspend (rounds only while its address is
+//! held, [`HeldAddrs`]).
 //! Up/down transitions come out of one channel ([`spawn_checkers`]); [`pool`] turns them into
 //! dataplane changes (weights, removal, quorum, sorry server).
 //!
@@ -24,12 +26,12 @@ pub mod udp;
 use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, SslConf, UrlConf};
 use fnat::service::ProxyProtocol;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Why one check attempt failed.
@@ -188,6 +190,29 @@ pub struct RsChecks {
     pub checks: Vec<CheckSpec>,
     /// Period between rounds.
     pub delay_loop: Duration,
+    /// `warmup`: the first round waits a random time between 0 and this (keepalived's
+    /// `register_checkers_thread`), so that checkers started together spread out.
+    pub warmup: Duration,
+    /// `ha_suspend`: the virtual server's addresses; rounds run only while rvsd holds one
+    /// of them for this agent ([`HeldAddrs`]), are skipped otherwise (the server keeping
+    /// its health), as keepalived's disabled checkers. None: always run.
+    pub ha_suspend: Option<Vec<IpAddr>>,
+}
+
+/// The addresses rvsd holds for this agent (VIPs of the VRRP instances that are MASTER,
+/// `static_ipaddress`), as the agent adds and removes them: what keepalived's netlink
+/// reflector tells its checkers about the box's addresses, for `ha_suspend`.
+pub type HeldAddrs = watch::Receiver<BTreeSet<IpAddr>>;
+
+/// A random time between 0 and `max` (keepalived's `warmup * random() / RAND_MAX`).
+pub fn warmup_delay(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    // A fresh `RandomState` is randomly keyed: its hash of nothing is a random number.
+    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    max.mul_f64(r as f64 / u64::MAX as f64)
 }
 
 /// A real server changed health (or, for one that started down, its first round's
@@ -294,10 +319,24 @@ fn secs(s: f64) -> Duration {
 /// Resolves a real server's configured checks (`delay_loop` is the virtual server's unless
 /// overridden). `proxy`: the virtual server's `proxy_protocol`, which HTTP_GET and
 /// SSL_GET then speak first, as DPVS's keepalived does.
+///
+/// `warmup` as keepalived 2.2.7's `validate_check_config`: a checker's own, else the real
+/// server's (which defaults to the virtual server's), else the delay_loop. The agent runs
+/// a real server's checkers in one round, so the first checker's that is set stands for
+/// them all. FILE_CHECKs have no warmup (keepalived starts no thread for them: the files
+/// are read at once), so a server checked by FILE_CHECKs only has none. `ha_suspend` is
+/// left unset (the pool knows the virtual server's addresses).
 pub fn rs_checks(id: RsId, rs: &RealServerConf, vs_delay_loop: f64, proxy: Option<ProxyProtocol>) -> RsChecks {
     let checks = rs.checks.iter().map(|c| spec(rs, c, vs_delay_loop, proxy)).collect();
     let delay = rs.delay_loop.or_else(|| rs.checks.iter().find_map(|c| c.common.delay_loop)).unwrap_or(vs_delay_loop);
-    RsChecks { id, checks, delay_loop: secs(delay) }
+    let launched = || rs.checks.iter().filter(|c| !matches!(c.kind, CheckKind::File { .. }));
+    let warmup = if launched().next().is_none() {
+        // FILE_CHECKs only: keepalived reads the files at once (no checker thread to warm up).
+        0.0
+    } else {
+        launched().find_map(|c| c.common.warmup).or(rs.warmup).unwrap_or(delay)
+    };
+    RsChecks { id, checks, delay_loop: secs(delay), warmup: secs(warmup), ha_suspend: None }
 }
 
 fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64, proxy: Option<ProxyProtocol>) -> CheckSpec {
@@ -462,15 +501,17 @@ pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats)
 }
 
 /// Starts one task per real server, all assumed up at start (as keepalived without
-/// `alpha`; [`spawn_checkers_from`] starts some down). Rounds are spread over the first
-/// `delay_loop` so 10,000 servers do not fire at once. Transitions are sent on `tx`; the
-/// tasks end when `tx`'s receiver is dropped.
+/// `alpha`; [`spawn_checkers_from`] starts some down). Each first round waits a random
+/// time up to the server's `warmup` (by default its `delay_loop`), so 10,000 servers do
+/// not fire at once. Transitions are sent on `tx`; the tasks end when `tx`'s receiver is
+/// dropped. No address is held: checkers with `ha_suspend` stay suspended.
 pub fn spawn_checkers(
     servers: Vec<RsChecks>,
     tx: mpsc::Sender<Transition>,
     stats: Arc<CheckStats>,
 ) -> Vec<JoinHandle<()>> {
-    spawn_checkers_from(servers.into_iter().map(|s| (s, true)).collect(), tx, stats)
+    let (_, held) = watch::channel(BTreeSet::new());
+    spawn_checkers_from(servers.into_iter().map(|s| (s, true)).collect(), tx, stats, &held)
         .into_iter()
         .map(|(_, t)| t)
         .collect()
@@ -482,20 +523,26 @@ pub fn spawn_checkers(
 /// first round whatever it says (a failing one as a down [`Transition`] of a server
 /// already down); after that, only changes. Returns each task with its server's id
 /// (servers without checks get none).
+///
+/// A server with `ha_suspend` runs its rounds only while `held` has one of its virtual
+/// server's addresses; otherwise each round is skipped, the server keeping its health,
+/// and checking resumes, from that health, at the first round after the address comes
+/// (keepalived's checkers disabled by `update_checker_activity` reschedule themselves
+/// every delay_loop without checking).
 pub fn spawn_checkers_from(
     servers: Vec<(RsChecks, bool)>,
     tx: mpsc::Sender<Transition>,
     stats: Arc<CheckStats>,
+    held: &HeldAddrs,
 ) -> Vec<(RsId, JoinHandle<()>)> {
-    let n = servers.len().max(1) as u32;
     servers
         .into_iter()
-        .enumerate()
-        .filter(|(_, (s, _))| !s.checks.is_empty())
-        .map(|(i, (s, initially_up))| {
+        .filter(|(s, _)| !s.checks.is_empty())
+        .map(|(s, initially_up)| {
             let tx = tx.clone();
             let stats = stats.clone();
-            let offset = s.delay_loop * (i as u32 % n) / n;
+            let held = held.clone();
+            let offset = warmup_delay(s.warmup);
             let id = s.id;
             stats.register(id, &s.checks);
             let task = tokio::spawn(async move {
@@ -508,8 +555,26 @@ pub fn spawn_checkers_from(
                 // runs the down notifiers of a server alpha started down then
                 // (keepalived's `!has_run`).
                 let mut first = !initially_up;
+                // Under ha_suspend, whether rounds run (logged when it changes).
+                let mut active = None;
                 loop {
                     tick.tick().await;
+                    if let Some(addrs) = &s.ha_suspend {
+                        let on = held.borrow().iter().any(|a| addrs.contains(a));
+                        if active != Some(on) {
+                            let verb = if on { "activating" } else { "suspending" };
+                            tracing::info!(
+                                id,
+                                vips = ?addrs,
+                                "ha_suspend: {verb} the health checker (virtual server address {})",
+                                if on { "held" } else { "not held" }
+                            );
+                            active = Some(on);
+                        }
+                        if !on {
+                            continue;
+                        }
+                    }
                     let r = round(s.id, &s.checks, up, &stats).await;
                     let new_delta = *r.as_ref().unwrap_or(&delta);
                     let report = r.is_ok() != up || new_delta != delta || first;
@@ -569,7 +634,13 @@ mod tests {
         let addr = l.local_addr().unwrap();
         let stats = Arc::new(CheckStats::default());
         let (tx, mut rx) = mpsc::channel(16);
-        let rs = RsChecks { id: 7, checks: vec![tcp_spec(addr, 1)], delay_loop: Duration::from_millis(100) };
+        let rs = RsChecks {
+            id: 7,
+            checks: vec![tcp_spec(addr, 1)],
+            delay_loop: Duration::from_millis(100),
+            warmup: Duration::ZERO,
+            ha_suspend: None,
+        };
         let tasks = spawn_checkers(vec![rs], tx, stats);
         // Up at start: no transition while the listener answers.
         let accept = tokio::spawn(async move {
@@ -606,8 +677,15 @@ mod tests {
         drop(l);
         let stats = Arc::new(CheckStats::default());
         let (tx, mut rx) = mpsc::channel(16);
-        let rs = |id| RsChecks { id, checks: vec![tcp_spec(addr, 0)], delay_loop: Duration::from_millis(30) };
-        let tasks = spawn_checkers_from(vec![(rs(1), false), (rs(2), true)], tx, stats);
+        let rs = |id| RsChecks {
+            id,
+            checks: vec![tcp_spec(addr, 0)],
+            delay_loop: Duration::from_millis(30),
+            warmup: Duration::from_millis(30),
+            ha_suspend: None,
+        };
+        let (_, held) = watch::channel(BTreeSet::new());
+        let tasks = spawn_checkers_from(vec![(rs(1), false), (rs(2), true)], tx, stats, &held);
         let mut got = Vec::new();
         let until = tokio::time::Instant::now() + Duration::from_millis(300);
         while let Ok(Some(t)) = tokio::time::timeout_at(until, rx.recv()).await {
@@ -615,6 +693,105 @@ mod tests {
         }
         got.sort();
         assert_eq!(got, [(1, false), (2, false)], "one report each over several rounds");
+        tasks.into_iter().for_each(|(_, t)| t.abort());
+    }
+
+    /// keepalived's warmup (`register_checkers_thread`): a random delay between 0 and the
+    /// warmup, none for 0; its default chain (`validate_check_config`): the checker's own,
+    /// else the real server's (the virtual server's), else the delay_loop; none for a server
+    /// checked by FILE_CHECKs only (keepalived reads the files at once).
+    #[test]
+    fn warmup_is_a_random_delay_up_to_the_checker_real_server_or_delay_loop() {
+        assert_eq!(warmup_delay(Duration::ZERO), Duration::ZERO);
+        let max = Duration::from_secs(10);
+        let d: Vec<Duration> = (0..64).map(|_| warmup_delay(max)).collect();
+        assert!(d.iter().all(|d| *d <= max), "{d:?}");
+        assert!(d.iter().any(|x| *x != d[0]), "random: {d:?}");
+        let l = crate::keepalived::parse_str(
+            "virtual_server 192.0.2.1 80 {\n lb_kind FNAT\n delay_loop 7\n warmup 3\n\
+             real_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n }\n\
+             real_server 10.0.1.2 80 {\n  warmup 2\n  TCP_CHECK {\n   warmup 1\n  }\n }\n\
+             real_server 10.0.1.3 80 {\n  warmup 2\n  TCP_CHECK {\n  }\n }\n}\n\
+             virtual_server 192.0.2.2 80 {\n lb_kind FNAT\n delay_loop 7\n\
+             real_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n }\n\
+             real_server 10.0.1.4 80 {\n  FILE_CHECK {\n   track_file tf\n  }\n }\n}\n\
+             track_file tf {\n file /nonexistent/rvs-warmup-test\n}\n",
+            "t",
+            crate::keepalived::Options::default(),
+        );
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let w: Vec<u64> = l
+            .config
+            .virtual_servers
+            .iter()
+            .flat_map(|v| v.real_servers.iter().map(|r| rs_checks(0, r, v.delay_loop, None).warmup.as_secs()))
+            .collect();
+        assert_eq!(w, [3, 1, 2, 7, 0], "FILE_CHECK only: no warmup");
+    }
+
+    /// The first round waits the server's warmup, not a share of the delay_loop: with
+    /// warmup 0 every server is checked at once even with a long delay_loop.
+    #[tokio::test]
+    async fn warmup_0_checks_every_server_at_once() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let stats = Arc::new(CheckStats::default());
+        let (tx, _rx) = mpsc::channel(16);
+        let rs = |id| RsChecks {
+            id,
+            checks: vec![tcp_spec(addr, 0)],
+            delay_loop: Duration::from_secs(60),
+            warmup: Duration::ZERO,
+            ha_suspend: None,
+        };
+        let tasks = spawn_checkers((0..4).map(rs).collect(), tx, stats.clone());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(stats.attempts.load(Ordering::Relaxed), 4);
+        tasks.into_iter().for_each(|t| t.abort());
+        drop(l);
+    }
+
+    /// keepalived's `ha_suspend` (`update_checker_activity`, the checkers'
+    /// `!checker->enabled`): while none of the virtual server's addresses is held, rounds
+    /// are skipped and the server keeps its health (no transition); once one is held,
+    /// checking resumes from that health (up: the failing round reports it down); when it
+    /// goes, checking stops again. A checker without ha_suspend runs whatever is held.
+    #[tokio::test]
+    async fn ha_suspend_runs_rounds_only_while_an_address_is_held() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let vip: IpAddr = "192.0.2.1".parse().unwrap();
+        let stats = Arc::new(CheckStats::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let rs = |id, suspend: bool| RsChecks {
+            id,
+            checks: vec![tcp_spec(closed, 0)],
+            delay_loop: Duration::from_millis(30),
+            warmup: Duration::ZERO,
+            ha_suspend: suspend.then(|| vec!["192.0.2.9".parse().unwrap(), vip]),
+        };
+        let (held_tx, held) = watch::channel(BTreeSet::new());
+        let tasks = spawn_checkers_from(vec![(rs(1, true), true), (rs(2, false), true)], tx, stats.clone(), &held);
+        let t = rx.recv().await.unwrap();
+        assert_eq!((t.id, t.up), (2, false), "not suspended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(rx.try_recv().is_err(), "suspended: no transition");
+        assert_eq!(stats.of(1)[0].attempts, 0, "suspended: no attempt");
+        held_tx.send_modify(|h| {
+            h.insert("192.0.2.77".parse().unwrap());
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(stats.of(1)[0].attempts, 0, "another address: still suspended");
+        held_tx.send_modify(|h| {
+            h.insert(vip);
+        });
+        let t = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        assert_eq!((t.id, t.up), (1, false), "resumed from up: the failing round reports down");
+        held_tx.send_modify(|h| h.clear());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = stats.of(1)[0].attempts;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(stats.of(1)[0].attempts, n, "suspended again");
+        assert!(stats.of(2)[0].attempts > 5);
         tasks.into_iter().for_each(|(_, t)| t.abort());
     }
 
@@ -704,6 +881,7 @@ mod tests {
                 notify_up: None,
                 notify_down: None,
                 delay_loop: None,
+                warmup: None,
                 checks: Vec::new(),
                 loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },
             };

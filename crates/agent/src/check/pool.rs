@@ -1,7 +1,8 @@
 //! From configuration and checker transitions to dataplane state: the services to load
 //! (one per virtual server, or per member of its group), and what a real server going down
 //! or up changes: weight 0 with `inhibit_on_failure`, else removal; quorum with hysteresis
-//! switching to the sorry server; notify_up/down and quorum_up/down scripts.
+//! switching to the sorry server (kept at weight 0 while unused with
+//! `sorry_server_inhibit`); notify_up/down and quorum_up/down scripts.
 //!
 //! A real server starts up (in the service at its weight until its checks fail), except
 //! under its virtual server's `alpha` ([`alpha_starts_down`]): as keepalived's alpha mode
@@ -94,6 +95,9 @@ pub struct VsState {
     pub sorry: Option<SocketAddr>,
     /// The virtual server's `lb_kind`: how the sorry server is reached.
     pub sorry_fwd: fnat::types::FwdMode,
+    /// `sorry_server_inhibit`: the sorry server stays in the services, at weight 0 while
+    /// the quorum holds ([`VsState::sorry_inhibited`]).
+    pub sorry_inhibit: bool,
     /// `quorum_up` script.
     pub quorum_up: Option<String>,
     /// `quorum_down` script.
@@ -106,7 +110,17 @@ impl VsState {
     fn live_weight(&self) -> u64 {
         self.rs.iter().filter(|r| r.up).map(|r| u64::from(r.effective_weight())).sum()
     }
+
+    /// The sorry server kept at weight 0 rather than removed: `sorry_server_inhibit`,
+    /// unless the sorry server is one of the real servers (keepalived's
+    /// `s_svr_duplicates_rs`: that real server's own `inhibit_on_failure` then rules).
+    pub fn sorry_inhibited(&self) -> Option<SocketAddr> {
+        self.sorry.filter(|s| self.sorry_inhibit && !self.rs.iter().any(|r| r.addr == *s))
+    }
 }
+
+/// The weight of the sorry server while in use (keepalived's default real server weight).
+const SORRY_WEIGHT: u32 = 1;
 
 /// Why a real server started down under `alpha` is down until its checks first pass (the
 /// `reason` of its [`RsState`], shown by `status`).
@@ -189,7 +203,8 @@ pub struct CheckerChange {
     pub vs: String,
     /// The real server.
     pub rs: SocketAddr,
-    /// Added: started; Removed: stopped; Changed: restarted (its checks changed).
+    /// Added: started; Removed: stopped; Changed: restarted (its checks, delay_loop,
+    /// warmup or ha_suspend changed).
     pub change: Change,
 }
 
@@ -231,7 +246,8 @@ impl Pool {
     /// The pool for a new configuration, carrying over the health of the real servers it
     /// keeps (same virtual server, same address; their checker ids are kept), and the
     /// checkers to stop and start: for removed and added real servers, and for those whose
-    /// checks changed (restarted from the current health). Unchanged checkers keep running.
+    /// checks changed, or their delay_loop, warmup or `ha_suspend` (restarted from the
+    /// current health). Unchanged checkers keep running.
     /// An added server starts up, or down under `alpha` ([`alpha_starts_down`]), as at
     /// start; a kept one keeps its health whatever `alpha` says (keepalived's
     /// `clear_diff_rs`). A kept server whose checker keeps running also keeps the weight
@@ -301,7 +317,10 @@ impl Pool {
             let mut rs = Vec::new();
             let mut rs_meta = Vec::new();
             for (ri, r) in v.real_servers.iter().enumerate() {
-                let fresh = rs_checks(0, r, v.delay_loop, v.proxy_protocol);
+                let mut fresh = rs_checks(0, r, v.delay_loop, v.proxy_protocol);
+                // ha_suspend: the checker runs while one of the virtual server's
+                // addresses is held (keepalived's `addr_matches`: the VIP or a group member).
+                fresh.ha_suspend = v.ha_suspend.then(|| addrs.iter().map(SocketAddr::ip).collect());
                 let found = prev.and_then(|(o, i)| {
                     o.vs[i]
                         .rs
@@ -313,7 +332,7 @@ impl Pool {
                 let (id, up, reason, weight_delta, alpha_pending) = match found {
                     Some((st, c)) => {
                         kept.insert(c.id);
-                        if c.checks != fresh.checks || c.delay_loop != fresh.delay_loop {
+                        if (RsChecks { id: c.id, ..fresh.clone() }) != c {
                             plan.stop.push(c.id);
                             plan.start.push((RsChecks { id: c.id, ..fresh.clone() }, st.up));
                             plan.changes.push(CheckerChange { vs: label.clone(), rs: r.addr, change: Change::Changed });
@@ -379,6 +398,7 @@ impl Pool {
                 hysteresis: v.hysteresis,
                 sorry: v.sorry_server,
                 sorry_fwd: v.lb_kind,
+                sorry_inhibit: v.sorry_server_inhibit,
                 quorum_up: v.quorum_up.clone(),
                 quorum_down: v.quorum_down.clone(),
                 quorum_ok: true,
@@ -415,7 +435,9 @@ impl Pool {
 
     /// The services as the dataplane should hold them now: each real server with its
     /// configured weight while up, weight 0 while down with `inhibit_on_failure` (absent
-    /// while down without), and the sorry server (weight 1) while the quorum is lost.
+    /// while down without), and the sorry server (weight 1) while the quorum is lost;
+    /// with `sorry_server_inhibit`, the sorry server at weight 0 while the quorum holds
+    /// (keepalived's `init_service_vs` adds it so).
     pub fn services(&self) -> Vec<Service> {
         let mut out = Vec::new();
         for (vs, m) in self.vs.iter().zip(&self.meta) {
@@ -427,8 +449,10 @@ impl Pool {
                 .collect();
             if let (false, Some(s)) = (vs.quorum_ok, vs.sorry) {
                 if !rs.iter().any(|r| r.addr == s) {
-                    rs.push(RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 1) });
+                    rs.push(RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, SORRY_WEIGHT) });
                 }
+            } else if let Some(s) = vs.sorry_inhibited() {
+                rs.push(RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 0) });
             }
             for t in &m.templates {
                 out.push(Service { real_servers: rs.clone(), ..t.clone() });
@@ -553,9 +577,10 @@ impl Pool {
         if vs.quorum_ok && live < q.saturating_sub(h) {
             vs.quorum_ok = false;
             tracing::warn!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server lost its quorum");
+            // keepalived's "Enabling" (sorry_server_inhibit: weight given back) or "Adding".
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
-                    dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 1) })?;
+                    dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, SORRY_WEIGHT) })?;
                 }
             }
             out.scripts.extend(vs.quorum_down.clone());
@@ -563,9 +588,15 @@ impl Pool {
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
             tracing::info!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
+            // keepalived's "Disabling" (sorry_server_inhibit: weight 0, kept) or "Removing".
+            let inhibited = vs.sorry_inhibited();
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
-                    dp.del_real_server(key, s)?;
+                    if inhibited.is_some() {
+                        dp.set_weight(key, s, 0)?;
+                    } else {
+                        dp.del_real_server(key, s)?;
+                    }
                 }
             }
             out.scripts.extend(vs.quorum_up.clone());
@@ -879,5 +910,56 @@ mod tests {
         let (fresh, _, _) = Pool::from_config(&l.config);
         let (next, _) = fresh.reload(&l.config);
         assert!(next.rs(0).unwrap().alpha_pending && next.rs(1).unwrap().alpha_pending);
+    }
+
+    /// keepalived's `sorry_server_inhibit` (`init_service_vs`, `update_quorum_state`,
+    /// `ipvs_cmd` with the sorry server's `inhibit`): the sorry server is in the services
+    /// from the start at weight 0 while the quorum holds, gets its weight when the quorum
+    /// is lost ("Enabling"), and goes back to weight 0, staying, when it is regained
+    /// ("Disabling"). Without it, added and removed. A sorry server that is one of the
+    /// real servers follows that real server (keepalived's `s_svr_duplicates_rs`).
+    #[test]
+    fn sorry_server_inhibit_keeps_the_sorry_server_at_weight_0_while_unused() {
+        let k = key("192.0.2.1");
+        let sorry: SocketAddr = "10.0.9.9:80".parse().unwrap();
+        let sorry_weight = |s: &Service| s.real_servers.iter().find(|r| r.addr == sorry).map(|r| r.weight);
+        let inhibit = " sorry_server 10.0.9.9 80\n sorry_server_inhibit\n";
+        // Quorum met at start (120 >= 100 + 20): in at weight 0.
+        let (mut pool, services, _) = Pool::from_config(&quorum_conf(60, inhibit));
+        assert_eq!(sorry_weight(&services[0]), Some(0));
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        // Lost (60 < 80): given its weight.
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(n.scripts, ["/bin/qdown"]);
+        assert_eq!(dp.calls().last(), Some(&Call::AddRs(k, sorry, 1)));
+        assert_eq!(sorry_weight(&dp.service(&k).unwrap()), Some(1));
+        assert_eq!(sorry_weight(&pool.services()[0]), Some(1), "what a reconnected rvsd would be given");
+        // Regained (120 >= 120): back to weight 0, kept.
+        let n = pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(n.scripts, ["/bin/qup"]);
+        assert_eq!(dp.calls().last(), Some(&Call::SetWeight(k, sorry, 0)));
+        assert_eq!(sorry_weight(&dp.service(&k).unwrap()), Some(0));
+        assert_eq!(weights(&pool.services()[0]), weights(&dp.service(&k).unwrap()));
+        // Quorum down at start (110 < 120): in at its weight.
+        let (_, services, _) = Pool::from_config(&quorum_conf(55, inhibit));
+        assert_eq!(sorry_weight(&services[0]), Some(1));
+        // Without sorry_server_inhibit: out while the quorum holds, removed on regaining.
+        let plain = " sorry_server 10.0.9.9 80\n";
+        let (mut pool, services, _) = Pool::from_config(&quorum_conf(60, plain));
+        assert_eq!(sorry_weight(&services[0]), None);
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        pool.apply(&down(0), &dp).unwrap();
+        pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(dp.calls().last(), Some(&Call::DelRs(k, sorry)));
+        // A reload that turns it on puts the sorry server in at weight 0.
+        let (next, _) = pool.reload(&quorum_conf(60, inhibit));
+        assert_eq!(sorry_weight(&next.services()[0]), Some(0));
+        // The sorry server is a real server: that real server's entry alone.
+        let dup = " sorry_server 10.0.1.2 80\n sorry_server_inhibit\n";
+        let (pool, services, _) = Pool::from_config(&quorum_conf(60, dup));
+        assert_eq!(pool.vs[0].sorry_inhibited(), None);
+        assert_eq!(services[0].real_servers.len(), 2);
     }
 }

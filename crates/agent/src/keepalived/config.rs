@@ -458,6 +458,24 @@ pub struct VirtualServer {
     /// shutdown.
     #[serde(default)]
     pub omega: bool,
+    /// `ha_suspend`: the health checkers of this virtual server's real servers run only
+    /// while this box holds one of its addresses (the VIP, or a member of its group) in
+    /// rvsd: on the VRRP backup they are suspended, the servers keeping the health they
+    /// had, and they resume, from that health, when the address comes (keepalived's
+    /// `update_checker_activity`): the backup does not probe through a VIP it does not
+    /// own.
+    #[serde(default)]
+    pub ha_suspend: bool,
+    /// `sorry_server_inhibit` (after `sorry_server`): the sorry server stays in the
+    /// services at weight 0 while the quorum holds, and gets its weight when the quorum
+    /// is lost, instead of being added and removed (keepalived's `inhibit` of the sorry
+    /// server, as `inhibit_on_failure` for a real server).
+    #[serde(default)]
+    pub sorry_server_inhibit: bool,
+    /// `warmup` seconds: the default of its real servers' (see
+    /// [`RealServerConf::warmup`]).
+    #[serde(default)]
+    pub warmup: Option<f64>,
     /// DPVS's `laddr_group_name`.
     pub laddr_group_name: Option<String>,
     /// DPVS's `daddr_group_name`: the `deny_address_group` of sources refused.
@@ -524,6 +542,10 @@ pub struct RealServerConf {
     pub notify_down: Option<String>,
     /// `delay_loop` override.
     pub delay_loop: Option<f64>,
+    /// `warmup` seconds, else the virtual server's: the default of its checkers' (see
+    /// [`CheckCommon::warmup`]).
+    #[serde(default)]
+    pub warmup: Option<f64>,
     /// The checkers (all must pass).
     pub checks: Vec<CheckConf>,
     /// Where the block starts.
@@ -548,6 +570,12 @@ pub struct CheckCommon {
     pub delay_before_retry: f64,
     /// `delay_loop` override at checker level.
     pub delay_loop: Option<f64>,
+    /// `warmup` seconds: the first check waits a random time of up to this long, so that
+    /// checks started together do not all hit at once (keepalived's
+    /// `register_checkers_thread`); unset: the real server's, else the virtual server's,
+    /// else the delay_loop; 0: no wait.
+    #[serde(default)]
+    pub warmup: Option<f64>,
 }
 
 impl Default for CheckCommon {
@@ -560,6 +588,7 @@ impl Default for CheckCommon {
             retry: 1,
             delay_before_retry: 1.0,
             delay_loop: None,
+            warmup: None,
         }
     }
 }

@@ -37,7 +37,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`hash_target`, `vip_bind_dev` (VIPs
-///   go on the instance's DPDK port), `ops`, `ha_suspend`, `warmup`), and
+///   go on the instance's DPDK port), `ops`), and
 ///   `est_timeout`, which neither keepalived nor DPVS's keepalived has (DPVS's is
 ///   `establish_timeout`, honoured: [`VirtualServer::establish_timeout`]).
 ///
@@ -99,9 +99,6 @@ pub const IGNORED: &[&str] = &[
     "hash_target",
     "vip_bind_dev",
     "ops",
-    "ha_suspend",
-    "warmup",
-    "sorry_server_inhibit",
     "bind_if",
     "bind_port",
 ];
@@ -1187,6 +1184,9 @@ impl P<'_> {
             inhibit_on_failure: false,
             alpha: false,
             omega: false,
+            ha_suspend: false,
+            sorry_server_inhibit: false,
+            warmup: None,
             laddr_group_name: None,
             daddr_group_name: None,
             waddr_group_name: None,
@@ -1258,6 +1258,8 @@ impl P<'_> {
                         let port = self.port(&c.loc, "sorry_server", Some(port));
                         if let (Some(ip), Some(port)) = (ip, port) {
                             v.sorry_server = Some(SocketAddr::new(ip, port));
+                            // keepalived's alloc_ssvr: a new sorry server, not inhibited.
+                            v.sorry_server_inhibit = false;
                         }
                     } else {
                         self.err(&c.loc, "sorry_server expects IP PORT");
@@ -1267,6 +1269,18 @@ impl P<'_> {
                     self.ignore(c, "the sorry server is reached with the virtual server's lb_kind")
                 }
                 "inhibit_on_failure" => v.inhibit_on_failure = self.flag(c),
+                // keepalived's ssvri_handler: no value, and only after a sorry_server.
+                "sorry_server_inhibit" => {
+                    if v.sorry_server.is_some() {
+                        v.sorry_server_inhibit = self.flag(c);
+                    } else {
+                        self.ignore(c, "it must follow a sorry_server (keepalived ignores it before or without one)");
+                    }
+                }
+                // keepalived's hasuspend_handler: no value, ha_suspend on.
+                "ha_suspend" => v.ha_suspend = self.flag(c),
+                // keepalived's vs_warmup_handler: seconds (read_timer: fractions allowed).
+                "warmup" => v.warmup = self.secs(c).or(v.warmup),
                 // keepalived's vs_alpha_handler: no value, alpha on.
                 "alpha" => v.alpha = self.flag(c),
                 // keepalived's omega_handler: no value, omega on.
@@ -1491,6 +1505,12 @@ impl P<'_> {
                     c,
                     &format!("{what}: '{key}' is for health checks, and rvs-agent does not health-check WAN addresses"),
                 ),
+                // Accepted with a warning before they were honoured, as alpha and omega:
+                // nothing checks a rule's WAN addresses, a rule has no sorry server.
+                "ha_suspend" | "warmup" => {
+                    self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses")
+                }
+                "sorry_server_inhibit" => self.ignore(c, "a SNAT rule has no sorry server"),
                 "persistence_timeout"
                 | "persistence_granularity"
                 | "persistence_engine"
@@ -1648,7 +1668,7 @@ impl P<'_> {
                 k @ ("uthreshold" | "lthreshold" | "lvs_method") => {
                     self.err(&c.loc, format!("{what}: real_server {ip}: {k} means nothing to a SNAT WAN address"))
                 }
-                "alpha" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
+                "alpha" | "warmup" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
                 _ => self.other(c, "a virtual_server match's real_server"),
             }
         }
@@ -1683,6 +1703,7 @@ impl P<'_> {
             notify_up: None,
             notify_down: None,
             delay_loop: None,
+            warmup: vs.warmup,
             checks: Vec::new(),
             loc: n.loc.clone(),
         };
@@ -1703,6 +1724,8 @@ impl P<'_> {
                 "notify_up" => rs.notify_up = self.script(c),
                 "notify_down" => rs.notify_down = self.script(c),
                 "delay_loop" => rs.delay_loop = self.secs(c),
+                // keepalived's rs_warmup_handler: seconds, as the virtual server's.
+                "warmup" => rs.warmup = self.secs(c).or(rs.warmup),
                 "TCP_CHECK" => rs.checks.push(self.check(c, CheckKind::Tcp, defaults)),
                 "HTTP_GET" => {
                     let k = CheckKind::Http {
@@ -1783,6 +1806,8 @@ impl P<'_> {
                 set.1 = true;
             }
             "delay_loop" => common.delay_loop = self.secs(c),
+            // keepalived's warmup_handler (check_api.c): seconds.
+            "warmup" => common.warmup = self.secs(c).or(common.warmup),
             "alpha" => self.ignore(c, ALPHA_PER_VS),
             _ => return false,
         }

@@ -943,6 +943,22 @@ fn snat_keywords_not_honoured_are_warnings_when_lenient_or_ignored() {
         ]
     );
     assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["alpha", "omega"]);
+    // So do ha_suspend, warmup and sorry_server_inhibit (ignored keywords until honoured).
+    let l = strict(&snat_block(
+        " ha_suspend
+ warmup 2
+ sorry_server_inhibit
+ real_server 198.18.0.2 0 {
+  warmup 1
+ }
+",
+    ));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(
+        l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(),
+        ["ha_suspend", "warmup", "sorry_server_inhibit", "warmup"]
+    );
+    assert!(has(&l, "t.conf:5: warning: 'sorry_server_inhibit' is accepted and not honoured by rvs: a SNAT rule has no sorry server"));
     // Health checkers on a WAN address stay errors even when lenient: no check would run.
     let l = parse_str(&snat_block(" real_server 198.18.0.2 0 {\n  TCP_CHECK {\n  }\n }\n"), "t.conf", lenient);
     assert!(l.has_errors());
@@ -1103,4 +1119,83 @@ fn defaults_unlike_keepalived_are_warned() {
     let l = strict("virtual_server 10.0.0.1 53 {\n lb_kind NAT\n protocol udp\n real_server 10.0.1.1 53 {\n }\n}\n");
     assert!(messages(&l).iter().all(|m| !m.contains("not set")), "{:?}", messages(&l));
     assert_eq!(l.config.virtual_servers[0].protocol, crate::dataplane::Proto::Udp);
+}
+
+/// keepalived's `ha_suspend` (hasuspend_handler), `sorry_server_inhibit` (ssvri_handler)
+/// and `warmup` (vs_warmup_handler, rs_warmup_handler, check_api.c's warmup_handler) are
+/// honoured: parsed, off or unset by default, no warning and not recorded as ignored.
+/// `sorry_server_inhibit` applies to the sorry server before it (one after it is a new,
+/// uninhibited one); before or without one it is warned about and ignored, as keepalived.
+/// `warmup` is seconds (fractions allowed) at the three levels, a real server's defaulting
+/// to its virtual server's; a bad one is an error.
+#[test]
+fn ha_suspend_sorry_server_inhibit_and_warmup_are_honoured() {
+    let vs = |body: &str, rs: &str, check: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n protocol TCP\n{body} real_server 10.0.1.1 80 {{\n{rs}  \
+             TCP_CHECK {{\n{check}  }}\n }}\n}}\n"
+        )
+    };
+    let said = |l: &Loaded| messages(l).into_iter().filter(|m| !m.contains("no laddr_group_name")).collect::<Vec<_>>();
+    let l = strict(&vs(" ha_suspend\n sorry_server 10.0.9.9 80\n sorry_server_inhibit\n warmup 2.5\n", "", ""));
+    assert!(said(&l).is_empty(), "{:?}", messages(&l));
+    assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    let v = &l.config.virtual_servers[0];
+    assert!(v.ha_suspend && v.sorry_server_inhibit);
+    assert_eq!((v.warmup, v.real_servers[0].warmup), (Some(2.5), Some(2.5)), "the real server takes the vs's");
+    assert_eq!(v.real_servers[0].checks[0].common.warmup, None, "the checker's own only");
+    // Defaults: off, unset.
+    let l = strict(&vs(" sorry_server 10.0.9.9 80\n", "", ""));
+    let v = &l.config.virtual_servers[0];
+    assert!(!v.ha_suspend && !v.sorry_server_inhibit);
+    assert_eq!((v.warmup, v.real_servers[0].warmup), (None, None));
+    // Real server's and checker's own warmup (0: no wait).
+    let l = strict(&vs(" warmup 9\n", "  warmup 0\n", "   warmup 0.3\n"));
+    assert!(said(&l).is_empty(), "{:?}", messages(&l));
+    let r = &l.config.virtual_servers[0].real_servers[0];
+    assert_eq!((r.warmup, r.checks[0].common.warmup), (Some(0.0), Some(0.3)));
+    let l = strict(&vs("", "", "   warmup soon\n"));
+    assert_eq!(said(&l), ["t.conf:6: error: warmup expects a number of seconds, got 'soon'"]);
+    // sorry_server_inhibit before or without a sorry_server: ignored with a warning.
+    for body in [" sorry_server_inhibit\n sorry_server 10.0.9.9 80\n", " sorry_server_inhibit\n"] {
+        let l = strict(&vs(body, "", ""));
+        assert!(!l.has_errors(), "{:?}", messages(&l));
+        assert!(!l.config.virtual_servers[0].sorry_server_inhibit, "{body}");
+        assert_eq!(
+            said(&l),
+            ["t.conf:4: warning: 'sorry_server_inhibit' is accepted and not honoured by rvs: it must follow a \
+              sorry_server (keepalived ignores it before or without one)"]
+        );
+    }
+    // A second sorry_server replaces the first, uninhibited.
+    let l = strict(&vs(" sorry_server 10.0.9.9 80\n sorry_server_inhibit\n sorry_server 10.0.9.8 80\n", "", ""));
+    assert!(!l.config.virtual_servers[0].sorry_server_inhibit);
+    // No value (a warning names what is dropped).
+    let l = strict(&vs(" ha_suspend yes\n", "", ""));
+    assert!(l.config.virtual_servers[0].ha_suspend);
+    assert_eq!(said(&l), ["t.conf:4: warning: ha_suspend takes no value; 'yes' ignored"]);
+    // Older JSON without them reads as off / unset.
+    let mut old = serde_json::to_value(
+        &strict(&vs(" ha_suspend\n sorry_server 10.0.9.9 80\n sorry_server_inhibit\n warmup 1\n", "", "   warmup 1\n"))
+            .config,
+    )
+    .unwrap();
+    let v = old["virtual_servers"][0].as_object_mut().unwrap();
+    for k in ["ha_suspend", "sorry_server_inhibit", "warmup"] {
+        v.remove(k).unwrap();
+    }
+    old["virtual_servers"][0]["real_servers"][0].as_object_mut().unwrap().remove("warmup").unwrap();
+    old["virtual_servers"][0]["real_servers"][0]["checks"][0]["common"]
+        .as_object_mut()
+        .unwrap()
+        .remove("warmup")
+        .unwrap();
+    let back: Config = serde_json::from_value(old).unwrap();
+    let v = &back.virtual_servers[0];
+    assert!(!v.ha_suspend && !v.sorry_server_inhibit && v.warmup.is_none());
+    assert!(v.real_servers[0].warmup.is_none() && v.real_servers[0].checks[0].common.warmup.is_none());
+    // None of the three is in IGNORED any more.
+    for k in ["ha_suspend", "sorry_server_inhibit", "warmup"] {
+        assert!(!crate::keepalived::parse::IGNORED.contains(&k), "{k}");
+    }
 }

@@ -461,3 +461,41 @@ async fn an_lvs_sync_daemon_without_an_instance_runs_both_roles_while_the_agent_
     task.await.unwrap().unwrap();
     assert_eq!(roles(), [both(0), both(9), SyncRoles::stopped(9)]);
 }
+
+/// A reload that turns `ha_suspend` on or changes a `warmup` restarts the checkers of the
+/// servers concerned (from their health; keepalived's reload starts every checker afresh,
+/// suspended or warmed up anew), and nothing in the dataplane; `sorry_server_inhibit`
+/// turned on puts the sorry server in at weight 0, one real server added to the service.
+#[test]
+fn ha_suspend_warmup_and_sorry_server_inhibit_reloaded() {
+    let old = cfg(BASE);
+    let (pool, _, _) = Pool::from_config(&old);
+    let restarted = |new: &str| {
+        let (d, _, plan) = plan(&old, &pool, &cfg(new));
+        assert!(d.services.services.is_empty() && d.services.real_servers.is_empty(), "{:?}", d.lines());
+        let mut ids = plan.stop.clone();
+        ids.sort();
+        (ids, plan.start.into_iter().map(|(c, _)| (c.id, c.warmup, c.ha_suspend)).collect::<Vec<_>>())
+    };
+    let vip: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let (stop, start) = restarted(&BASE.replace(" delay_loop 1\n", " delay_loop 1\n ha_suspend\n"));
+    assert_eq!(stop, [0, 1]);
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(start, [(0, secs(1), Some(vec![vip])), (1, secs(1), Some(vec![vip]))]);
+    let (stop, start) = restarted(&BASE.replace("  weight 20\n", "  weight 20\n  warmup 3\n"));
+    assert_eq!(stop, [1]);
+    assert_eq!(start, [(1, secs(3), None)]);
+    // sorry_server_inhibit: the sorry server in at weight 0 (the quorum holds).
+    let with_sorry = BASE.replace(" delay_loop 1\n", " delay_loop 1\n sorry_server 10.0.9.9 80\n");
+    let old = cfg(&with_sorry);
+    let (pool, _, _) = Pool::from_config(&old);
+    let new = with_sorry.replace("sorry_server 10.0.9.9 80\n", "sorry_server 10.0.9.9 80\n sorry_server_inhibit\n");
+    let (d, _, plan) = plan(&old, &pool, &cfg(&new));
+    assert!(plan.stop.is_empty() && plan.start.is_empty());
+    let k = key("192.0.2.1", 80);
+    assert_eq!(d.services.real_servers, [RsChange::Added(k, RealServer::new(sa("10.0.9.9:80"), 0))]);
+    let dp = FakeDataplane::new();
+    dp.set_services(&cfg_services(&with_sorry)).unwrap();
+    d.apply_services(&dp);
+    assert_eq!(dp.calls()[1..], [Call::AddRs(k, sa("10.0.9.9:80"), 0)]);
+}
