@@ -27,7 +27,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 
-use crate::keepalived::{Config, Loaded, Severity};
+use crate::keepalived::{Config, Diagnostic, Loaded, Severity};
 
 /// Environment variable for rvsd's control socket (the one rvsadm and rvsip read).
 pub const RVSD_SOCKET_ENV: &str = "RVS_SOCKET";
@@ -269,6 +269,19 @@ impl Adjust {
                 }
             }
         }
+        if !self.parts.vrrp {
+            // keepalived's checker process sees the VRRP process's addresses through
+            // netlink; this rvs-agent adds none (the VIPs are in rvsd, added by another
+            // one), so its ha_suspend checkers would never run: they run always, said.
+            for v in loaded.config.virtual_servers.iter_mut().filter(|v| v.ha_suspend) {
+                v.ha_suspend = false;
+                loaded.diagnostics.push(Diagnostic::warning(
+                    v.loc.clone(),
+                    "ha_suspend: with -C/--check alone this rvs-agent holds no VIP, so the checks run always (run \
+                     VRRP in the same rvs-agent to suspend them on a backup)",
+                ));
+            }
+        }
         restrict(&mut loaded.config, self.parts);
     }
 }
@@ -432,6 +445,23 @@ mod tests {
         assert_eq!(cli(&["-M"]).core_dump_pattern.as_deref(), Some("core"));
         assert!(Cli::try_parse_from(["rvs-agent", "-S", "local9"]).is_err());
         assert!(Cli::try_parse_from(["rvs-agent", "--no-such-flag"]).is_err());
+    }
+
+    /// `-C` alone: this rvs-agent adds no VIP, so `ha_suspend` would never let a check
+    /// run; it is turned off with a warning naming the virtual server's line.
+    #[test]
+    fn ha_suspend_under_check_only_runs_the_checks_said() {
+        let text = "virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n protocol TCP\n ha_suspend\n real_server 10.0.1.1 80 {\n }\n}\n";
+        let load = || crate::keepalived::parse_str(text, "t.conf", crate::keepalived::Options::default());
+        let mut both = load();
+        Adjust { parts: cli(&[]).parts(), all_config: false }.apply(&mut both);
+        assert!(both.config.virtual_servers[0].ha_suspend);
+        assert!(!both.diagnostics.iter().any(|d| d.message.contains("ha_suspend")));
+        let mut checks = load();
+        Adjust { parts: cli(&["-C"]).parts(), all_config: false }.apply(&mut checks);
+        assert!(!checks.config.virtual_servers[0].ha_suspend);
+        let said: Vec<String> = checks.diagnostics.iter().map(ToString::to_string).collect();
+        assert!(said.iter().any(|m| m.starts_with("t.conf:1: warning: ha_suspend: with -C/--check alone")), "{said:?}");
     }
 
     #[test]
