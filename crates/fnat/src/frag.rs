@@ -157,12 +157,7 @@ pub fn parse(data: &[u8], l3: usize) -> Result<Frag, TranslateError> {
         return Ok(Frag { key, offset, more, first: None });
     }
     let unsupported = TranslateError::UnsupportedProtocol(proto);
-    let icmp = if src.is_ipv4() { 1 } else { 58 };
-    let proto = match Proto::from_number(proto) {
-        Some(p) => p,
-        None if proto == icmp => Proto::Icmp,
-        None => return Err(unsupported),
-    };
+    let proto = Proto::from_number_in(proto, src.is_ipv6()).ok_or(unsupported)?;
     let seg = ip.get(l4_rel..l4_rel + l4_len).ok_or(TranslateError::Truncated)?;
     let (sport, dport, tcp_flags) = match proto {
         Proto::Tcp => {

@@ -147,13 +147,8 @@ pub fn icmp_error(data: &[u8], l3: usize) -> Result<IcmpError, TranslateError> {
         }
         (ul.protocol, IpAddr::V6(q.src_addr()), IpAddr::V6(q.dst_addr()), ul.offset)
     };
-    let echo = proto == if v4 { IpProtocol::ICMP } else { IpProtocol::ICMPV6 };
     let unsupported = TranslateError::UnsupportedProtocol(proto.0);
-    let proto = match Proto::from_number(proto.0) {
-        Some(p) => p,
-        None if echo => Proto::Icmp,
-        None => return Err(unsupported),
-    };
+    let proto = Proto::from_number_in(proto.0, !v4).ok_or(unsupported)?;
     let l4 = quoted.get(il4_rel..).ok_or(TranslateError::Truncated)?;
     if l4.len() < wire::udp::HEADER_LEN {
         return Err(TranslateError::Truncated);

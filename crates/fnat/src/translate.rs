@@ -126,14 +126,14 @@ pub struct Tuple {
 #[inline(always)]
 pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
     let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
-    let (proto, src, dst, l4_rel, l4_len, icmp) = match IpVersion::of(ip) {
+    let (proto, src, dst, l4_rel, l4_len) = match IpVersion::of(ip) {
         Some(IpVersion::V4) => {
             let p = Ipv4Packet::new_checked(ip)?;
             if p.is_fragment() {
                 return Err(TranslateError::Fragment);
             }
             let hl = p.header_len();
-            (p.protocol(), IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), hl, p.total_len() as usize - hl, 1)
+            (p.protocol(), IpAddr::V4(p.src_addr()), IpAddr::V4(p.dst_addr()), hl, p.total_len() as usize - hl)
         }
         Some(IpVersion::V6) => {
             let p = Ipv6Packet::new_checked(ip)?;
@@ -142,18 +142,14 @@ pub fn tuple(data: &[u8], l3: usize) -> Result<Tuple, TranslateError> {
                 return Err(TranslateError::Fragment);
             }
             let end = wire::ipv6::HEADER_LEN + p.payload_len() as usize;
-            (ul.protocol, IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()), ul.offset, end - ul.offset, 58)
+            (ul.protocol, IpAddr::V6(p.src_addr()), IpAddr::V6(p.dst_addr()), ul.offset, end - ul.offset)
         }
         None => {
             return Err(if ip.is_empty() { TranslateError::Truncated } else { TranslateError::Malformed });
         }
     };
     let unsupported = TranslateError::UnsupportedProtocol(proto.0);
-    let proto = match Proto::from_number(proto.0) {
-        Some(p) => p,
-        None if proto.0 == icmp => Proto::Icmp,
-        None => return Err(unsupported),
-    };
+    let proto = Proto::from_number_in(proto.0, src.is_ipv6()).ok_or(unsupported)?;
     let seg = ip.get(l4_rel..l4_rel + l4_len).ok_or(TranslateError::Truncated)?;
     let (sport, dport, tcp_flags) = match proto {
         Proto::Tcp => {

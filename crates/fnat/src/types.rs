@@ -18,17 +18,9 @@ pub enum Proto {
 }
 
 impl Proto {
-    /// The IP protocol number (over IPv4: ICMPv6's is [`Proto::number_in`]'s).
+    /// The IP protocol number (over IPv4: ICMP over IPv6 is ICMPv6, 58).
     pub fn number(self) -> u8 {
         self as u8
-    }
-
-    /// The IP protocol number in a packet of this family (ICMP over IPv6 is ICMPv6).
-    pub fn number_in(self, ipv6: bool) -> u8 {
-        match self {
-            Proto::Icmp if ipv6 => 58,
-            p => p as u8,
-        }
     }
 
     /// The name listings and configuration use (`tcp`, `udp`, `icmp`).
@@ -41,12 +33,22 @@ impl Proto {
     }
 
     /// The transport protocol for an IP protocol number, if services serve it (TCP and
-    /// UDP: ICMP echo is recognised by [`crate::translate::tuple`] itself).
+    /// UDP).
     pub fn from_number(n: u8) -> Option<Proto> {
         match n {
             6 => Some(Proto::Tcp),
             17 => Some(Proto::Udp),
             _ => None,
+        }
+    }
+
+    /// The protocol of a packet of this family whose IP protocol number is `n`: TCP, UDP,
+    /// or ICMP (1 over IPv4, ICMPv6's 58 over IPv6), whose echo messages are the only ones
+    /// with a connection (the parsers check the message type).
+    pub fn from_number_in(n: u8, ipv6: bool) -> Option<Proto> {
+        match (n, ipv6) {
+            (1, false) | (58, true) => Some(Proto::Icmp),
+            _ => Proto::from_number(n),
         }
     }
 }
