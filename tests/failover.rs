@@ -290,3 +290,64 @@ fn rvsd_restart_under_the_master_agent() {
     assert_eq!(p.a.agent_status().expect("status")["dataplane"]["connected"], true);
     traffic_via(&p, "a", 9);
 }
+
+/// Whether every checker of real server `rs`:8080 is suspended, by `n`'s agent status.
+fn suspended(n: &Node, rs: &str) -> bool {
+    let st = n.agent_status().expect("status");
+    let rs = st["virtual_servers"][0]["real_servers"]
+        .as_array()
+        .and_then(|v| v.iter().find(|r| r["addr"] == format!("{rs}:8080")).cloned())
+        .expect("the real server in status");
+    rs["checkers"].as_array().is_some_and(|c| !c.is_empty() && c.iter().all(|c| c["suspended"] == true))
+}
+
+/// keepalived's `ha_suspend` when the VIP is not this agent's to add: a check-only
+/// rvs-agent (`-C`, keepalived's `--check` beside a `--vrrp` process) follows the
+/// addresses rvsd holds, whoever added them (`rvsip addr add` here, as another agent or
+/// rvsd.toml would), as keepalived's checker process follows the box's through netlink.
+/// Without the VIP its checkers skip their rounds (a stopped server keeps its weight,
+/// status says why); with it they check (the server gets weight 0 within about a second
+/// of listing plus delay_loop x (retry + 1)); without it again they stop.
+#[test]
+fn check_only_agent_with_ha_suspend_follows_the_vip_rvsd_holds() {
+    let _g = serial();
+    let (delay_loop, retry) = (1u32, 1u32);
+    let mut p = Pair::start(3).expect("two-node topology");
+    let conf = conf(&p.a, PRIO_A, 2, "1", false, delay_loop).replacen(
+        "    protocol TCP\n",
+        "    protocol TCP\n    ha_suspend\n",
+        1,
+    );
+    p.a.start_agent_with(&conf, &["-C"]).expect("check-only agent");
+    let rs2 = rs4(2);
+    wait_for(Duration::from_secs(10), || p.a.weight(&rs2, 8080) == Some(1)).expect("the agent's service in rvsd");
+    assert!(!p.a.holds(VIP4), "no VRRP here: nobody added the VIP");
+    wait_for(Duration::from_secs(5), || suspended(&p.a, &rs2)).expect("checkers suspended without the VIP");
+    p.stop_http(2);
+    std::thread::sleep(Duration::from_secs(u64::from(delay_loop * (retry + 1) + 2)));
+    assert_eq!(p.a.weight(&rs2, 8080), Some(1), "suspended: the stopped server is not checked");
+    let text = p.a.agent_cmd(&["status"]).expect("status");
+    assert!(text.contains("checks suspended (ha_suspend"), "{text}");
+
+    let rvsip = |verb: &str| {
+        let out = std::process::Command::new(rvs_e2e::workspace_bin("rvsip"))
+            .arg("--socket")
+            .arg(p.a.socket())
+            .args(["addr", verb, &format!("{VIP4}/32"), "dev", "dpdk0"])
+            .output()
+            .expect("rvsip");
+        assert!(out.status.success(), "rvsip addr {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    rvsip("add");
+    let bound = Duration::from_secs(u64::from(delay_loop * (retry + 1)) + 1);
+    let t = wait_for(bound + Duration::from_secs(5), || p.a.weight(&rs2, 8080) == Some(0))
+        .expect("with the VIP in rvsd the checker runs and takes the stopped server out");
+    eprintln!("VIP added by rvsip: rs2 at weight 0 after {t:?} (listing 1 s + delay_loop x (retry + 1) = {bound:?})");
+    assert!(!suspended(&p.a, &rs2));
+
+    rvsip("del");
+    wait_for(Duration::from_secs(5), || suspended(&p.a, &rs2)).expect("suspended again without the VIP");
+    p.start_http(2).expect("rs2 back");
+    std::thread::sleep(Duration::from_secs(u64::from(delay_loop) + 2));
+    assert_eq!(p.a.weight(&rs2, 8080), Some(0), "suspended: the returning server is not checked either");
+}

@@ -150,6 +150,11 @@ impl Node {
     /// Writes the agent's configuration and starts it; returns once its status socket
     /// answers.
     pub fn start_agent(&mut self, conf: &str) -> Result<()> {
+        self.start_agent_with(conf, &[])
+    }
+
+    /// [`Node::start_agent`] with more arguments (`-C`, ...).
+    pub fn start_agent_with(&mut self, conf: &str, args: &[&str]) -> Result<()> {
         assert!(self.agent.is_none(), "agent {} already running", self.name);
         std::fs::write(self.agent_conf(), conf)?;
         let log = std::fs::OpenOptions::new()
@@ -165,6 +170,7 @@ impl Node {
             .arg(self.socket())
             .arg("--status-socket")
             .arg(self.status_socket())
+            .args(args)
             .env("RVS_LOG", std::env::var("RVS_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -420,8 +420,9 @@ pub async fn run_with_reload(
     mut reload: mpsc::UnboundedReceiver<Loaded>,
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
-    // Every address the agent adds to rvsd or removes goes through `held`, which tells
-    // the checkers of `ha_suspend` virtual servers whether their VIP is here.
+    // Every address the agent adds to rvsd or removes goes through `held`, which also
+    // hears rvsd's listings of its addresses, and tells the checkers of `ha_suspend`
+    // virtual servers whether their VIP is here.
     let held = held::HeldVips::new(dp);
     let held_rx = held.subscribe();
     let dp: Arc<dyn Dataplane> = Arc::new(held);

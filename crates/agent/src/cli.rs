@@ -256,6 +256,10 @@ pub struct Adjust {
     pub parts: Parts,
     /// `-e`: an include matching no file is an error.
     pub all_config: bool,
+    /// Whether the dataplane reports every address it holds (rvsd does: `ha_suspend` then
+    /// follows the VIPs another agent adds, as keepalived's checker process follows the
+    /// VRRP process's through netlink).
+    pub sees_addresses: bool,
 }
 
 impl Adjust {
@@ -269,16 +273,16 @@ impl Adjust {
                 }
             }
         }
-        if !self.parts.vrrp {
+        if !self.parts.vrrp && !self.sees_addresses {
             // keepalived's checker process sees the VRRP process's addresses through
-            // netlink; this rvs-agent adds none (the VIPs are in rvsd, added by another
-            // one), so its ha_suspend checkers would never run: they run always, said.
+            // netlink; this rvs-agent adds none and its dataplane reports none, so its
+            // ha_suspend checkers would never run: they run always, said.
             for v in loaded.config.virtual_servers.iter_mut().filter(|v| v.ha_suspend) {
                 v.ha_suspend = false;
                 loaded.diagnostics.push(Diagnostic::warning(
                     v.loc.clone(),
-                    "ha_suspend: with -C/--check alone this rvs-agent holds no VIP, so the checks run always (run \
-                     VRRP in the same rvs-agent to suspend them on a backup)",
+                    "ha_suspend: with -C/--check alone and --dataplane linux this rvs-agent sees no VIP, so the \
+                     checks run always (with rvsd they follow the addresses rvsd holds)",
                 ));
             }
         }
@@ -316,7 +320,11 @@ impl Cli {
 
     /// How configurations are adjusted (see [`Adjust`]).
     pub fn adjust(&self) -> Adjust {
-        Adjust { parts: self.parts(), all_config: self.all_config }
+        Adjust {
+            parts: self.parts(),
+            all_config: self.all_config,
+            sees_addresses: matches!(self.dataplane, DataplaneKind::Rvsd),
+        }
     }
 
     /// keepalived options rvs-agent refuses, each with why: it cannot do what they ask.
@@ -447,18 +455,22 @@ mod tests {
         assert!(Cli::try_parse_from(["rvs-agent", "--no-such-flag"]).is_err());
     }
 
-    /// `-C` alone: this rvs-agent adds no VIP, so `ha_suspend` would never let a check
-    /// run; it is turned off with a warning naming the virtual server's line.
+    /// `-C` alone: this rvs-agent adds no VIP. With rvsd its `ha_suspend` follows the
+    /// addresses rvsd holds (another agent's VIPs), so it is kept; with the Linux
+    /// dataplane, which reports none, no check would ever run: it is turned off with a
+    /// warning naming the virtual server's line.
     #[test]
-    fn ha_suspend_under_check_only_runs_the_checks_said() {
+    fn ha_suspend_under_check_only_follows_rvsd_or_is_said() {
         let text = "virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n protocol TCP\n ha_suspend\n real_server 10.0.1.1 80 {\n }\n}\n";
         let load = || crate::keepalived::parse_str(text, "t.conf", crate::keepalived::Options::default());
-        let mut both = load();
-        Adjust { parts: cli(&[]).parts(), all_config: false }.apply(&mut both);
-        assert!(both.config.virtual_servers[0].ha_suspend);
-        assert!(!both.diagnostics.iter().any(|d| d.message.contains("ha_suspend")));
+        for args in [&[][..], &["-C"], &["--dataplane", "linux"]] {
+            let mut l = load();
+            cli(args).adjust().apply(&mut l);
+            assert!(l.config.virtual_servers[0].ha_suspend, "{args:?}");
+            assert!(!l.diagnostics.iter().any(|d| d.message.contains("ha_suspend")), "{args:?}");
+        }
         let mut checks = load();
-        Adjust { parts: cli(&["-C"]).parts(), all_config: false }.apply(&mut checks);
+        cli(&["-C", "--dataplane", "linux"]).adjust().apply(&mut checks);
         assert!(!checks.config.virtual_servers[0].ha_suspend);
         let said: Vec<String> = checks.diagnostics.iter().map(ToString::to_string).collect();
         assert!(said.iter().any(|m| m.starts_with("t.conf:1: warning: ha_suspend: with -C/--check alone")), "{said:?}");

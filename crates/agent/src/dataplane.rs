@@ -13,7 +13,7 @@
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
@@ -216,6 +216,41 @@ pub trait Dataplane: Send + Sync {
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
     }
+    /// Asks for every address the dataplane holds, whoever added it (its own
+    /// configuration, `rvsip`, another agent), to be reported to `listener`, now and then
+    /// as they are learnt: keepalived's checkers see the box's addresses through netlink
+    /// (`ha_suspend`). Returns whether reports will come (this default: no).
+    fn watch_addresses(&self, listener: AddressListener) -> bool {
+        drop(listener);
+        false
+    }
+}
+
+/// Where a dataplane reports the addresses it holds ([`Dataplane::watch_addresses`]).
+pub type AddressListener = Box<dyn Fn(BTreeSet<IpAddr>) + Send + Sync>;
+
+/// A dataplane's [`AddressListener`], once one is set.
+#[derive(Default)]
+pub struct AddressReports(Mutex<Option<AddressListener>>);
+
+impl AddressReports {
+    /// Sets the listener (replacing any earlier one).
+    pub fn set(&self, listener: AddressListener) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener);
+    }
+
+    /// Tells the listener, if any, that the dataplane holds exactly `addrs`.
+    pub fn report(&self, addrs: BTreeSet<IpAddr>) {
+        if let Some(l) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            l(addrs);
+        }
+    }
+}
+
+impl std::fmt::Debug for AddressReports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressReports")
+    }
 }
 
 /// The connection-sync roles wanted of rvsd (ipvsadm's master and backup sync daemons),
@@ -299,6 +334,7 @@ struct FakeState {
 #[derive(Debug, Default)]
 pub struct FakeDataplane {
     inner: Mutex<FakeState>,
+    reports: AddressReports,
 }
 
 impl FakeDataplane {
@@ -335,6 +371,12 @@ impl FakeDataplane {
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// Reports `addrs` as what the dataplane holds (as rvsd's listing would), to the
+    /// listener of [`Dataplane::watch_addresses`].
+    pub fn report_addresses(&self, addrs: &[IpAddr]) {
+        self.reports.report(addrs.iter().copied().collect());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -430,6 +472,11 @@ impl Dataplane for FakeDataplane {
 
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { kind: "fake".into(), connected: true, ..Default::default() }
+    }
+
+    fn watch_addresses(&self, listener: AddressListener) -> bool {
+        self.reports.set(listener);
+        true
     }
 }
 

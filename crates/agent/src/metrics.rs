@@ -86,6 +86,12 @@ pub fn render(s: &AgentStatus) -> String {
                 let labels = [("vs", v.name.as_str()), ("rs", rs.as_str()), ("checker", c.name.as_str())];
                 e.counter("rvs_agent_checks_total", "Health check attempts.", &labels, c.attempts);
                 e.counter("rvs_agent_check_failures_total", "Health check attempts that failed.", &labels, c.failures);
+                e.gauge(
+                    "rvs_agent_check_suspended",
+                    "1 while the checker's rounds are skipped (ha_suspend: no address of the virtual server held), else 0.",
+                    &labels,
+                    f64::from(u8::from(c.suspended)),
+                );
                 if let Some(us) = c.last_duration_us {
                     e.gauge(
                         "rvs_agent_check_duration_seconds",
@@ -260,6 +266,7 @@ mod tests {
                         attempts: 4,
                         failures: 1,
                         last_duration_us: Some(2500),
+                        suspended: false,
                     }],
                 }],
             }],
@@ -280,6 +287,7 @@ mod tests {
             "rvs_agent_checks_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 4",
             "rvs_agent_check_failures_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 1",
             "rvs_agent_check_duration_seconds{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 0.0025",
+            "rvs_agent_check_suspended{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 0",
             "rvs_agent_dataplane_up{kind=\"rvsd\"} 1",
             "rvs_agent_dataplane_reconnects_total{kind=\"rvsd\"} 2",
             "rvs_agent_config_reloads_total{result=\"refused\"} 1",

@@ -319,6 +319,9 @@ pub fn render(s: &AgentStatus) -> String {
             if let (false, Some(why)) = (r.up, &r.reason) {
                 let _ = write!(o, " ({why})");
             }
+            if r.checkers.iter().any(|c| c.suspended) {
+                let _ = write!(o, " checks suspended (ha_suspend: no address of the virtual server held)");
+            }
             o.push('\n');
         }
     }
@@ -358,7 +361,11 @@ mod tests {
                         weight: 1,
                         dataplane_weight: Some(1),
                         reason: None,
-                        checkers: Vec::new(),
+                        checkers: vec![CheckerStats {
+                            name: "TCP_CHECK".into(),
+                            suspended: true,
+                            ..CheckerStats::default()
+                        }],
                     },
                     RsStatus {
                         addr: "198.19.0.12:8080".parse().unwrap(),
@@ -382,6 +389,10 @@ mod tests {
         assert!(text.contains("virtual_server TCP 198.18.0.100:80\n"), "{text}");
         assert!(text.contains("198.19.0.12:8080         DOWN weight 0 (connection refused)"), "{text}");
         assert!(text.contains("dataplane rvsd: connected"), "{text}");
+        assert!(
+            text.contains("198.19.0.11:8080         up   weight 1 checks suspended (ha_suspend: no address"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -194,13 +194,13 @@ pub struct RsChecks {
     /// `register_checkers_thread`), so that checkers started together spread out.
     pub warmup: Duration,
     /// `ha_suspend`: the virtual server's addresses; rounds run only while rvsd holds one
-    /// of them for this agent ([`HeldAddrs`]), are skipped otherwise (the server keeping
+    /// of them ([`HeldAddrs`]), are skipped otherwise (the server keeping
     /// its health), as keepalived's disabled checkers. None: always run.
     pub ha_suspend: Option<Vec<IpAddr>>,
 }
 
-/// The addresses rvsd holds for this agent (VIPs of the VRRP instances that are MASTER,
-/// `static_ipaddress`), as the agent adds and removes them: what keepalived's netlink
+/// The addresses the box holds (in rvsd: the agent's VIPs while MASTER, `static_ipaddress`,
+/// and every other address rvsd reports; `agent::held`): what keepalived's netlink
 /// reflector tells its checkers about the box's addresses, for `ha_suspend`.
 pub type HeldAddrs = watch::Receiver<BTreeSet<IpAddr>>;
 
@@ -253,6 +253,10 @@ pub struct CheckerStats {
     pub failures: u64,
     /// How long the last attempt took, in microseconds (none before the first).
     pub last_duration_us: Option<u64>,
+    /// Whether its rounds are skipped: `ha_suspend`, and no address of the virtual
+    /// server on the box.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 impl CheckStats {
@@ -280,6 +284,13 @@ impl CheckStats {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RsId, Vec<CheckerStats>>> {
         self.per_rs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks real server `id`'s checkers suspended (`ha_suspend`) or running.
+    fn suspend(&self, id: RsId, on: bool) {
+        for c in self.lock().get_mut(&id).into_iter().flatten() {
+            c.suspended = on;
+        }
     }
 
     fn record(&self, id: RsId, checker: usize, ok: bool, took: Duration) {
@@ -570,6 +581,7 @@ pub fn spawn_checkers_from(
                                 if on { "held" } else { "not held" }
                             );
                             active = Some(on);
+                            stats.suspend(id, !on);
                         }
                         if !on {
                             continue;
@@ -776,6 +788,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(rx.try_recv().is_err(), "suspended: no transition");
         assert_eq!(stats.of(1)[0].attempts, 0, "suspended: no attempt");
+        assert!(stats.of(1)[0].suspended && !stats.of(2)[0].suspended, "status shows it");
         held_tx.send_modify(|h| {
             h.insert("192.0.2.77".parse().unwrap());
         });
@@ -786,11 +799,13 @@ mod tests {
         });
         let t = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
         assert_eq!((t.id, t.up), (1, false), "resumed from up: the failing round reports down");
+        assert!(!stats.of(1)[0].suspended);
         held_tx.send_modify(|h| h.clear());
         tokio::time::sleep(Duration::from_millis(100)).await;
         let n = stats.of(1)[0].attempts;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(stats.of(1)[0].attempts, n, "suspended again");
+        assert!(stats.of(1)[0].suspended);
         assert!(stats.of(2)[0].attempts > 5);
         tasks.into_iter().for_each(|(_, t)| t.abort());
     }

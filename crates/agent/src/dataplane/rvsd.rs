@@ -9,6 +9,7 @@
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
 //! | SNAT rules (start, reload) | `SnatList`, then `SnatDel` / `SnatAdd` / `SnatWan` for what differs |
 //! | connection-sync roles (`lvs_sync_daemon`) | `SyncDaemon { role, start, syncid }`: stops, then starts |
+//! | the box's addresses (`ha_suspend`), every second and on each reconciliation | `AddrList` |
 //!
 //! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
 //! stripped ([`super::port_of`]). A `local_address_group` becomes the services' `laddrs`:
@@ -41,7 +42,9 @@
 //! * a refusal is logged with rvsd's message (once per message until a clean
 //!   reconciliation), and the state is reconciled again every few seconds, so a fix in
 //!   rvsd (a missing sapool address, say) is picked up without restarting the agent;
-//! * an idle connection is checked every second (`Status`).
+//! * an idle connection is checked every second with `AddrList`, whose answer (every
+//!   address rvsd holds, whoever added it) goes to [`Dataplane::watch_addresses`]'s
+//!   listener: `ha_suspend` follows it.
 //!
 //! # Services and VIPs
 //! keepalived keeps the services loaded on both nodes and moves only the addresses. rvsd
@@ -74,7 +77,10 @@
 //! (`sync_error`) until a change is accepted, and not retried until the next change or
 //! connection: it holds up nothing else.
 
-use super::{Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service, ServiceKey, SyncRoles};
+use super::{
+    AddressListener, AddressReports, Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service,
+    ServiceKey, SyncRoles,
+};
 use ctl::{
     AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, RouteSpec, ServiceSpec, ServiceView,
 };
@@ -167,6 +173,8 @@ fn addr_kind(lip: bool) -> &'static str {
 struct Shared {
     wanted: Mutex<Wanted>,
     cv: Condvar,
+    /// Where rvsd's address listings go ([`Dataplane::watch_addresses`]).
+    reports: AddressReports,
 }
 
 impl Shared {
@@ -382,6 +390,11 @@ impl Dataplane for RvsdDataplane {
 
     fn status(&self) -> DataplaneStatus {
         self.shared.lock().status.clone()
+    }
+
+    fn watch_addresses(&self, listener: AddressListener) -> bool {
+        self.shared.reports.set(listener);
+        true
     }
 }
 
@@ -625,7 +638,8 @@ impl Worker {
             return;
         }
         if ops.is_empty() {
-            let _ = self.call("status", Request::Status, &[]);
+            // The idle check lists the addresses: `ha_suspend` follows them.
+            let _ = self.list_addresses();
             return;
         }
         for op in ops {
@@ -941,13 +955,8 @@ impl Worker {
             (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1, snat)
         };
         let mut refused = false;
-        let present: HashMap<IpAddr, AddrView> = match self.call("list addresses", Request::AddrList, &[])? {
-            Some(Response::Addrs { addrs }) => addrs.into_iter().map(|a| (a.addr.addr(), a)).collect(),
-            other => {
-                self.error(format!("list addresses: unexpected reply {other:?}"));
-                return Err(Fail::Refused);
-            }
-        };
+        let present: HashMap<IpAddr, AddrView> =
+            self.list_addresses()?.into_iter().map(|a| (a.addr.addr(), a)).collect();
         let lips = vip_lips(&services);
         // 1. Held VIPs (and LIPs that move with them) first: services may need them.
         let mut announce = Vec::new();
@@ -1037,6 +1046,20 @@ impl Worker {
         }
         self.logged.clear();
         Ok(())
+    }
+
+    /// rvsd's addresses, reported to [`Shared::reports`] too.
+    fn list_addresses(&mut self) -> Result<Vec<AddrView>, Fail> {
+        match self.call("list addresses", Request::AddrList, &[])? {
+            Some(Response::Addrs { addrs }) => {
+                self.shared.reports.report(addrs.iter().map(|a| a.addr.addr()).collect());
+                Ok(addrs)
+            }
+            other => {
+                self.error(format!("list addresses: unexpected reply {other:?}"));
+                Err(Fail::Refused)
+            }
+        }
     }
 
     /// One request of a reconciliation: `Ok(true)` done (or a `fine` refusal), `Ok(false)`

@@ -10,6 +10,7 @@ use super::*;
 use crate::dataplane::LocalAddr;
 use ctl::frame;
 use ctl::{RealServerView, RequestMsg, ResponseMsg};
+use std::collections::BTreeSet;
 use std::io::BufReader;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -1029,4 +1030,33 @@ fn a_refused_sync_role_is_reported_once_per_change_and_holds_up_nothing() {
     assert!(dp.wait_idle(T), "{:?}", dp.status());
     assert_eq!(fake.sync_log(), [(SyncBackup, false, Some(7)), (SyncMaster, true, Some(7))]);
     assert_eq!((fake.with(|s| s.roles), dp.status().sync_error), ((true, false), None));
+}
+
+/// Every address rvsd holds is reported, whoever added it: its configuration's at the
+/// first listing, and one added behind the agent's back (`rvsip addr add`, another agent)
+/// or removed again within about a second (the idle check lists the addresses).
+#[test]
+fn rvsds_addresses_are_reported_whoever_added_them() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let (tx, rx) = mpsc::channel::<BTreeSet<IpAddr>>();
+    let tx = Mutex::new(tx);
+    assert!(dp.watch_addresses(Box::new(move |a| {
+        let _ = tx.lock().unwrap().send(a);
+    })));
+    let set = |v: &[&str]| v.iter().map(|a| a.parse::<IpAddr>().unwrap()).collect::<BTreeSet<_>>();
+    let next_differing = |from: &BTreeSet<IpAddr>| loop {
+        let got = rx.recv_timeout(T).expect("a report within 5 s");
+        if got != *from {
+            return got;
+        }
+    };
+    let first = next_differing(&BTreeSet::new());
+    assert_eq!(first, set(&["192.0.2.254", "10.0.0.100"]));
+    let t = Instant::now();
+    fake.with(|s| s.addrs.push(addr("dpdk0", "192.0.2.77/32", false)));
+    assert_eq!(next_differing(&first), set(&["192.0.2.254", "10.0.0.100", "192.0.2.77"]));
+    assert!(t.elapsed() < Duration::from_secs(3), "learnt after {:?}", t.elapsed());
+    fake.with(|s| s.addrs.retain(|a| a.addr.addr() != "192.0.2.77".parse::<IpAddr>().unwrap()));
+    assert_eq!(next_differing(&set(&["192.0.2.254", "10.0.0.100", "192.0.2.77"])), first);
 }
