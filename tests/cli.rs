@@ -116,6 +116,31 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     );
     assert!(!changes.iter().any(|l| l.contains("wrrr") || l.contains("service_page")), "{changes:#?}");
 
+    // DPVS's conhash: one client meets one real server; drained, its clients move to
+    // another one, and come back with its weight (the ring keeps its points).
+    t.cli_ok("rvsadm", &["-E", "-t", &format!("{VIP4}:80"), "-s", "conhash", "--hash-target", "sip"]);
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &format!("{VIP4}:80")]);
+    assert!(list.contains(&format!("TCP  {VIP4}:80 conhash sip (fallback)")), "{list}");
+    let urls = vec![format!("http://{VIP4}/"); 12];
+    let one_server = || {
+        let (bodies, ok) = t.curl_many(&urls, 5);
+        let tally = t.tally(&bodies);
+        assert!(ok && tally.iter().sum::<usize>() == 12, "{tally:?}\n{bodies}");
+        let servers: Vec<usize> = (0..tally.len()).filter(|&i| tally[i] > 0).collect();
+        assert_eq!(servers.len(), 1, "one client, one server: {tally:?}");
+        servers[0] + 1
+    };
+    let first = one_server();
+    let rs = format!("{}:8080", rs4(first));
+    t.cli_ok("rvsadm", &["-e", "-t", &format!("{VIP4}:80"), "-r", &rs, "-w", "0"]);
+    let moved = one_server();
+    assert_ne!(moved, first, "drained: the client goes to another server");
+    let weight = ["3", "2", "1"][first - 1]; // as configure_with_cli gave it
+    t.cli_ok("rvsadm", &["-e", "-t", &format!("{VIP4}:80"), "-r", &rs, "-w", weight]);
+    assert_eq!(one_server(), first, "back with its weight");
+    let (_, err, ok) = t.cli("rvsadm", &["-E", "-t", &format!("{VIP4}:80"), "-s", "wrr", "--hash-target", "sip"]);
+    assert!(!ok && err.contains("hash target can only be set when the scheduler is conhash"), "{err}");
+
     // dpip's `link set DEV addr MAC`: the port, its twin and the neighbours (by a
     // gratuitous ARP) take the new MAC, and traffic goes on.
     t.cli_ok("rvsip", &["link", "set", "dpdk0", "addr", "02:00:00:00:aa:01"]);

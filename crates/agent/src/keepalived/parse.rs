@@ -36,7 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
-/// * DPVS keepalived knobs rvsd does not implement yet (`hash_target`, `vip_bind_dev` (VIPs
+/// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
 ///   go on the instance's DPDK port), `ops`), and
 ///   `est_timeout`, which neither keepalived nor DPVS's keepalived has (DPVS's is
 ///   `establish_timeout`, honoured: [`VirtualServer::establish_timeout`]).
@@ -96,7 +96,6 @@ pub const IGNORED: &[&str] = &[
     "debug",
     "preempt",
     "est_timeout",
-    "hash_target",
     "vip_bind_dev",
     "ops",
     "bind_if",
@@ -1204,6 +1203,7 @@ impl P<'_> {
         let mut defaults = CheckCommon::default();
         let mut vs_retry_set = (false, false);
         let mut rs_nodes = Vec::new();
+        let mut hash_target = None;
         for c in self.block(n) {
             match c.key.as_str() {
                 "delay_loop" => v.delay_loop = self.secs(c).unwrap_or(60.0),
@@ -1219,7 +1219,7 @@ impl P<'_> {
                             self.err(
                                 &c.loc,
                                 format!(
-                                    "lb_algo {a} is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"
+                                    "lb_algo {a} is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)"
                                 ),
                             );
                         }
@@ -1339,6 +1339,7 @@ impl P<'_> {
                     vs_retry_set.1 = true;
                 }
                 "real_server" => rs_nodes.push(c),
+                "hash_target" => hash_target = Some(c),
                 "src-range" | "dst-range" | "iif" | "oif" => self.err(
                     &c.loc,
                     format!(
@@ -1347,6 +1348,29 @@ impl P<'_> {
                     ),
                 ),
                 _ => self.other(c, "virtual_server"),
+            }
+        }
+        if let Some(c) = hash_target {
+            // DPVS keepalived's `hash_target_handler`: sip or qid; applied to conhash only.
+            match self.arg(c) {
+                Some(_) if v.lb_algo != "conhash" => {
+                    self.ignore(c, "it applies to lb_algo conhash only (DPVS's keepalived sets it for conhash alone)")
+                }
+                Some("sip") | None => {}
+                Some("qid") => {
+                    let msg = "hash_target qid (an early Google QUIC connection id, obsolete) is valid DPVS \
+                               keepalived that rvs does not support yet: conhash hashes the client's address (sip)";
+                    if self.opts.lenient {
+                        self.warn(&c.loc, msg);
+                    } else {
+                        self.err(&c.loc, msg);
+                    }
+                }
+                Some(t) => {
+                    let msg =
+                        format!("hash_target {t} is unknown: conhash hashes the client's address (sip), as DPVS does");
+                    self.warn(&c.loc, msg);
+                }
             }
         }
         if !kind_seen {

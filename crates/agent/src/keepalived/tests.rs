@@ -225,9 +225,46 @@ fn schedulers_rvsd_lacks_are_refused() {
         messages(&strict(&vs(algo))).into_iter().filter(|m| m.contains("lb_algo")).collect()
     };
     assert!(about_algo("mh").is_empty());
+    assert!(about_algo("conhash").is_empty(), "DPVS's conhash");
     assert_eq!(
         about_algo("lblc"),
-        ["t.conf:2: error: lb_algo lblc is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"]
+        ["t.conf:2: error: lb_algo lblc is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)"]
+    );
+}
+
+/// DPVS keepalived's `hash_target` (conhash's): `sip` is what rvs does, `qid` is refused
+/// by name (a warning with --lenient), another value is warned about (DPVS falls back to
+/// sip), and with another lb_algo it is accepted and not honoured, as DPVS applies it to
+/// conhash only.
+#[test]
+fn conhash_hash_target_sip_is_honoured_and_qid_refused() {
+    let vs = |algo: &str, target: &str| {
+        format!(
+            "virtual_server 192.0.2.1 80 {{\n hash_target {target}\n lb_algo {algo}\n lb_kind FNAT\n protocol UDP\n \
+             real_server 10.0.0.1 80 {{\n }}\n}}\n"
+        )
+    };
+    let about = |text: &str, lenient: bool| -> Vec<String> {
+        let opts = crate::keepalived::Options { lenient, ..Default::default() };
+        let l = crate::keepalived::parse_str(text, "t.conf", opts);
+        l.diagnostics.iter().map(ToString::to_string).filter(|m| m.contains("hash_target")).collect()
+    };
+    let l = crate::keepalived::parse_str(&vs("conhash", "sip"), "t.conf", Default::default());
+    assert!(about(&vs("conhash", "sip"), false).is_empty(), "{:?}", l.diagnostics);
+    assert!(!l.diagnostics.iter().any(|d| d.message.contains("lb_algo")), "{:?}", l.diagnostics);
+    assert_eq!(l.config.virtual_servers[0].lb_algo, "conhash");
+    let qid = "hash_target qid (an early Google QUIC connection id, obsolete) is valid DPVS keepalived that rvs does \
+               not support yet: conhash hashes the client's address (sip)";
+    assert_eq!(about(&vs("conhash", "qid"), false), [format!("t.conf:2: error: {qid}")]);
+    assert_eq!(about(&vs("conhash", "qid"), true), [format!("t.conf:2: warning: {qid}")]);
+    assert_eq!(
+        about(&vs("conhash", "dip"), false),
+        ["t.conf:2: warning: hash_target dip is unknown: conhash hashes the client's address (sip), as DPVS does"]
+    );
+    let other = about(&vs("mh", "sip"), false);
+    assert!(
+        other.len() == 1 && other[0].starts_with("t.conf:2: warning: 'hash_target' is accepted and not honoured"),
+        "{other:?}"
     );
 }
 

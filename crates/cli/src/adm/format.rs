@@ -69,22 +69,26 @@ fn rs_port(rs: &RealServerConfig, vport: u16) -> u16 {
     }
 }
 
-fn is_hash(s: SchedKind) -> bool {
-    matches!(s, SchedKind::Sh | SchedKind::Dh | SchedKind::Mh)
+/// How the flags of a hashing scheduler are named (`sh-` for `sh-fallback`; conhash's,
+/// which ipvsadm never named, plainly: `fallback`); None for the others, which take none.
+fn flag_prefix(s: SchedKind) -> Option<String> {
+    match s {
+        SchedKind::Sh | SchedKind::Dh | SchedKind::Mh => Some(format!("{s}-")),
+        SchedKind::Conhash => Some(String::new()),
+        _ => None,
+    }
 }
 
 /// The scheduler flags as ipvsadm lists them (`sh-fallback,sh-port`), for hash
 /// schedulers only.
 fn sched_flags(svc: &ServiceConfig) -> Option<String> {
-    if !is_hash(svc.sched) {
-        return None;
-    }
+    let prefix = flag_prefix(svc.sched)?;
     let mut f = Vec::new();
     if svc.hash_fallback {
-        f.push(format!("{}-fallback", svc.sched));
+        f.push(format!("{prefix}fallback"));
     }
     if svc.hash_port {
-        f.push(format!("{}-port", svc.sched));
+        f.push(format!("{prefix}port"));
     }
     (!f.is_empty()).then(|| f.join(","))
 }
@@ -95,7 +99,7 @@ fn sched_flags_rule(svc: &ServiceConfig) -> Option<String> {
     if !svc.hash_port && svc.hash_fallback {
         return None;
     }
-    let prefix = if is_hash(svc.sched) { format!("{}-", svc.sched) } else { String::new() };
+    let prefix = flag_prefix(svc.sched).unwrap_or_default();
     let mut f = Vec::new();
     if svc.hash_fallback {
         f.push(format!("{prefix}fallback"));
@@ -104,6 +108,16 @@ fn sched_flags_rule(svc: &ServiceConfig) -> Option<String> {
         f.push(format!("{prefix}port"));
     }
     Some(if f.is_empty() { "none".to_string() } else { f.join(",") })
+}
+
+/// DPVS lists conhash's hash target after it (` sip`: the client's address; rvs has no
+/// other).
+fn hash_target(s: SchedKind) -> &'static str {
+    if s == SchedKind::Conhash {
+        " sip"
+    } else {
+        ""
+    }
 }
 
 /// The SYN proxy setting as DPVS's ipvsadm lists it (` synproxy` when on; rvs adds
@@ -238,8 +252,9 @@ pub fn write_services(
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{name} {}{flags}{}{}{}{}",
+                    "{name} {}{}{flags}{}{}{}{}",
                     cfg.sched,
+                    hash_target(cfg.sched),
                     persistence(cfg, false),
                     synproxy(cfg, false),
                     conn_timeout(cfg, false),

@@ -157,7 +157,7 @@ pub struct AdmArgs {
     /// dst-range=, iif=, oif=, comma-separated.
     #[arg(short = 'H', long = "match", value_name = "MATCH")]
     pub matcher: Option<String>,
-    /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh (default wlc).
+    /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash (default wlc).
     #[arg(short = 's', long = "scheduler", value_name = "NAME")]
     pub scheduler: Option<String>,
     /// Persistent service, timeout in seconds (default 300).
@@ -172,6 +172,10 @@ pub struct AdmArgs {
     /// Maglev table size for mh (a prime).
     #[arg(long = "mh-table-size", value_name = "N")]
     pub mh_table_size: Option<String>,
+    /// What conhash hashes (DPVS): sip, the client's address (the only one rvs has;
+    /// DPVS's qid, an early Google QUIC connection id, is refused).
+    #[arg(long = "hash-target", value_name = "sip")]
+    pub hash_target: Option<String>,
     /// New connections a second the service admits, over all workers, with an optional
     /// burst (default: one second's worth); absent: no limit (rvs).
     #[arg(long = "conn-rate", value_name = "N[:BURST]")]
@@ -540,6 +544,7 @@ impl Cmd {
             "--conn-rate",
             "--source-limit",
             "--conn-timeout",
+            "--hash-target",
             "--proxy-protocol",
             "--uoa",
             "-H",
@@ -580,7 +585,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 39] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 40] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -590,6 +595,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 39] {
         ("-M", a.netmask.is_some()),
         ("--sched-flags", a.sched_flags.is_some()),
         ("--mh-table-size", a.mh_table_size.is_some()),
+        ("--hash-target", a.hash_target.is_some()),
         ("-j", a.synproxy.is_some()),
         ("--conn-rate", a.conn_rate.is_some()),
         ("--source-limit", a.source_limit.is_some()),
@@ -738,6 +744,20 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     }
     if let Some(f) = &a.sched_flags {
         (svc.hash_port, svc.hash_fallback) = parse_sched_flags(f).map_err(usage)?;
+    }
+    match a.hash_target.as_deref() {
+        None => {}
+        Some(_) if svc.sched != SchedKind::Conhash => {
+            return Err(usage("hash target can only be set when the scheduler is conhash (-s conhash)"))
+        }
+        Some("sip") => {}
+        Some("qid") => {
+            return Err(usage(
+                "hash target qid (DPVS: an early Google QUIC connection id, obsolete) is not supported: conhash \
+                 hashes the client's address (sip)",
+            ))
+        }
+        Some(t) => return Err(usage(format!("unknown hash target '{t}' (sip)"))),
     }
     if let Some(n) = &a.mh_table_size {
         svc.mh_table_size = Some(parse_num(n, "mh table size", 1, u64::from(u32::MAX)).map_err(usage)? as u32);

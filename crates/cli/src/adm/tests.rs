@@ -110,6 +110,11 @@ fn persistence_and_flags() {
     assert!(p.hash_port && p.hash_fallback);
     let p = svc("-A -t 198.18.0.100:80 -s sh --sched-flags none");
     assert!(!p.hash_port && !p.hash_fallback);
+    // DPVS's conhash, with its one hash target; its flags are plain (`fallback`, `port`)
+    let p = svc("-A -t 198.18.0.100:80 -s conhash --hash-target sip");
+    assert!(p.sched == SchedKind::Conhash && !p.hash_port && p.hash_fallback);
+    let p = svc("-A -u 198.18.0.100:53 -s conhash --sched-flags port");
+    assert!(p.sched == SchedKind::Conhash && p.hash_port && !p.hash_fallback);
     // rvs's edge limits
     let p = svc("-A -t 198.18.0.100:80 --conn-rate 1000:50 --source-limit 8");
     assert_eq!(p.rate_limit, Some(fnat::edge::RateLimit { rate: 1000, burst: 50 }));
@@ -326,7 +331,20 @@ fn bad_input_is_one_line_naming_the_problem() {
             "unknown service 'nosuch' in service address '198.18.0.100:nosuch' (not in /etc/services for tcp)",
         ),
         ("-A -t 198.18.0.100:99999", "bad port '99999' in service address '198.18.0.100:99999' (expected 0..=65535)"),
-        ("-A -t 198.18.0.100:80 -s wrrr", "unknown scheduler \"wrrr\" (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"),
+        (
+            "-A -t 198.18.0.100:80 -s wrrr",
+            "unknown scheduler \"wrrr\" (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)",
+        ),
+        (
+            "-A -t 198.18.0.100:80 -s mh --hash-target sip",
+            "hash target can only be set when the scheduler is conhash (-s conhash)",
+        ),
+        (
+            "-A -u 198.18.0.100:443 -s conhash --hash-target qid",
+            "hash target qid (DPVS: an early Google QUIC connection id, obsolete) is not supported: conhash hashes \
+             the client's address (sip)",
+        ),
+        ("-A -t 198.18.0.100:80 -s conhash --hash-target dip", "unknown hash target 'dip' (sip)"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w 65536", "weight 65536 out of range (0..=65535)"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w -1", "unexpected argument '-1' found"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w heavy", "bad weight 'heavy' (expected a number 0..=65535)"),
@@ -865,9 +883,17 @@ fn save_then_restore_round_trip() {
     all.rate_limit = Some(fnat::edge::RateLimit { rate: 7, burst: 0 });
     views.push(view(all, &[], vec![(0, 0, None)], None));
     views.push(view(lc, &[], vec![], None));
+    let mut ch = ServiceConfig::new(Proto::Tcp, ip("198.18.0.102"), 443);
+    ch.sched = SchedKind::Conhash;
+    ch.hash_port = true;
+    views.push(view(ch, &[], vec![], None));
 
+    // conhash is listed as DPVS lists it, with its hash target (and rvs's flags)
+    let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
+    assert!(out.contains("TCP  198.18.0.102:443 conhash sip (fallback,port)\n"), "{out}");
     let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
     for line in [
+        "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port",
         "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4 \
          --conn-timeout 30",
         "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",

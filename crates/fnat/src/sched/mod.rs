@@ -6,7 +6,7 @@
 //!
 //! The split between static and per-worker state:
 //! - what depends only on the configuration (wrr's gcd and max weight, the sh/dh
-//!   bucket tables, the Maglev lookup table) is computed once per generation in
+//!   bucket tables, the Maglev lookup table, the conhash ring) is computed once per generation in
 //!   [`crate::service::ServiceTable::build`] and shared read-only (`StaticTable`);
 //! - what changes per connection (active/inactive counts, overload flags, rr/wrr
 //!   cursors, persistence templates) is owned by one worker in its [`SchedState`].
@@ -21,6 +21,7 @@
 
 mod state;
 
+pub mod conhash;
 pub mod dh;
 pub mod lc;
 pub mod maglev;
@@ -65,11 +66,13 @@ pub enum SchedKind {
     Dh,
     /// Maglev hashing: consistent hashing of the client with minimal disruption.
     Mh,
+    /// DPVS's consistent hashing of the client on a ring (`conhash`).
+    Conhash,
 }
 
 impl SchedKind {
     /// Every scheduler, in ipvsadm's order.
-    pub const ALL: [SchedKind; 9] = [
+    pub const ALL: [SchedKind; 10] = [
         SchedKind::Rr,
         SchedKind::Wrr,
         SchedKind::Lc,
@@ -79,6 +82,7 @@ impl SchedKind {
         SchedKind::Sh,
         SchedKind::Dh,
         SchedKind::Mh,
+        SchedKind::Conhash,
     ];
 
     /// The ipvsadm name (`wlc`).
@@ -93,6 +97,7 @@ impl SchedKind {
             SchedKind::Sh => "sh",
             SchedKind::Dh => "dh",
             SchedKind::Mh => "mh",
+            SchedKind::Conhash => "conhash",
         }
     }
 }
@@ -105,7 +110,7 @@ impl fmt::Display for SchedKind {
 
 /// A scheduler name that rvs does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scheduler {0:?} (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh)")]
+#[error("unknown scheduler {0:?} (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)")]
 pub struct UnknownSched(pub String);
 
 impl FromStr for SchedKind {
@@ -202,6 +207,8 @@ pub(crate) enum StaticTable {
     Dh(Box<dh::DhTable>),
     /// mh: the Maglev lookup table.
     Mh(maglev::MaglevTable),
+    /// conhash: the ring.
+    Conhash(conhash::ConhashTable),
 }
 
 impl StaticTable {
@@ -213,6 +220,7 @@ impl StaticTable {
             SchedKind::Sh => StaticTable::Sh(Box::new(sh::ShTable::build(dests))),
             SchedKind::Dh => StaticTable::Dh(Box::new(dh::DhTable::build(dests))),
             SchedKind::Mh => StaticTable::Mh(maglev::MaglevTable::build(dests, mh_size)),
+            SchedKind::Conhash => StaticTable::Conhash(conhash::ConhashTable::build(dests)),
         }
     }
 }

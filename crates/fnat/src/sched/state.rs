@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::hash::Fold;
 use std::net::IpAddr;
 
-use super::{dh, lc, maglev, nq, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable};
+use super::{conhash, dh, lc, maglev, nq, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable};
 use crate::persist::{PersistKey, PersistTable};
 use crate::service::{RsId, ServiceTable, SvcId, SvcIdx};
 use crate::types::Millis;
@@ -296,6 +296,7 @@ impl SchedState {
             // The destination of a VIP service's packets is its VIP (see `dh`).
             (StaticTable::Dh(t), _) => dh::pick(&c, t, service.key.vip, cfg.hash_fallback),
             (StaticTable::Mh(t), _) => maglev::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
+            (StaticTable::Conhash(t), _) => conhash::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
             _ => None,
         };
         let Some(d) = picked.and_then(|i| service.dests.get(i)) else {
@@ -555,8 +556,8 @@ mod tests {
     }
 
     #[test]
-    fn sh_and_mh_stable_across_unrelated_reconfiguration() {
-        for kind in [SchedKind::Sh, SchedKind::Mh, SchedKind::Dh] {
+    fn hashing_schedulers_stable_across_unrelated_reconfiguration() {
+        for kind in [SchedKind::Sh, SchedKind::Mh, SchedKind::Dh, SchedKind::Conhash] {
             let servers: Vec<_> = (1..=5).map(|i| rs(&format!("10.1.0.{i}"), 1)).collect();
             let t1 = table(&[svc(80, kind, &servers)], None);
             let mut st = SchedState::new(0);
