@@ -242,4 +242,20 @@ mod tests {
             (1000..1100).filter_map(|p| pick(&v, &t, client(7), p, false, true)).collect();
         assert_eq!(one.len(), 1);
     }
+
+    #[test]
+    #[ignore = "timing; run in release: cargo test -p fnat --release --lib conhash_build_time -- --ignored --nocapture"]
+    fn conhash_build_time() {
+        let d = dests(&[1; 1000]);
+        let t0 = std::time::Instant::now();
+        let runs = 20;
+        for _ in 0..runs {
+            std::hint::black_box(ConhashTable::build(std::hint::black_box(&d)));
+        }
+        println!(
+            "conhash build, 1000 servers, {} points: {:?} per ring",
+            ConhashTable::build(&d).len(),
+            t0.elapsed() / runs
+        );
+    }
 }
