@@ -1073,53 +1073,66 @@ impl P<'_> {
         Some(g)
     }
 
-    /// A `static_routes` or `virtual_routes` (`what`) line.
+    /// A `static_routes` or `virtual_routes` (`what`) line: `[src ADDR] [to] PREFIX|default
+    /// [via|gw GW] [dev PORT] [src ADDR] [metric|preference N]` (keepalived's older
+    /// samples put `src` first).
     fn static_route(&mut self, n: &Node, what: &str) -> Option<StaticRoute> {
-        let any4 = IpNet::new(IpAddr::from([0, 0, 0, 0]), 0).expect("a valid prefix");
-        let prefix = if n.key == "default" {
-            any4
+        let tokens: Vec<&String> = std::iter::once(&n.key).chain(&n.args).collect();
+        let mut r =
+            StaticRoute { prefix: IpNet::default(), via: None, dev: None, src: None, metric: 0, loc: n.loc.clone() };
+        let mut dest: Option<&str> = None;
+        let mut it = tokens.into_iter();
+        while let Some(k) = it.next() {
+            let name = dest.unwrap_or(n.key.as_str());
+            let bad = |p: &mut Self, need: &str| p.err(&n.loc, format!("{what} {name}: {k} needs {need}"));
+            match k.as_str() {
+                "via" | "gw" => match it.next().and_then(|v| v.parse::<IpAddr>().ok()) {
+                    Some(a) => r.via = Some(a),
+                    None => bad(self, "an address"),
+                },
+                "dev" => match it.next() {
+                    Some(d) => r.dev = Some(d.clone()),
+                    None => bad(self, "a port"),
+                },
+                "src" => match it.next().and_then(|v| v.parse::<IpAddr>().ok()) {
+                    Some(a) => r.src = Some(a),
+                    None => bad(self, "an address"),
+                },
+                "metric" | "preference" => match it.next().and_then(|v| v.parse::<u32>().ok()) {
+                    Some(m) => r.metric = m,
+                    None => bad(self, "a number"),
+                },
+                "to" if dest.is_none() => match it.next() {
+                    Some(d) => dest = Some(d),
+                    None => bad(self, "a prefix"),
+                },
+                d if dest.is_none() => dest = Some(d),
+                other => {
+                    self.err(&n.loc, format!("{what} {name}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)"));
+                    return None;
+                }
+            }
+        }
+        let Some(dest) = dest else {
+            self.err(&n.loc, format!("{what}: no prefix (or default)"));
+            return None;
+        };
+        r.prefix = if dest == "default" {
+            IpNet::new(IpAddr::from([0, 0, 0, 0]), 0).expect("a valid prefix")
         } else {
-            match n.key.parse::<IpNet>().or_else(|_| n.key.parse::<IpAddr>().map(IpNet::from)) {
+            match dest.parse::<IpNet>().or_else(|_| dest.parse::<IpAddr>().map(IpNet::from)) {
                 Ok(p) => p.trunc(),
                 Err(_) => {
-                    self.err(&n.loc, format!("{what}: '{}' is not a prefix (or default)", n.key));
+                    self.err(&n.loc, format!("{what}: '{dest}' is not a prefix (or default)"));
                     return None;
                 }
             }
         };
-        let mut r = StaticRoute { prefix, via: None, dev: None, src: None, metric: 0, loc: n.loc.clone() };
-        let mut it = n.args.iter();
-        while let Some(k) = it.next() {
-            let v = it.next();
-            let bad = |p: &mut Self, need: &str| p.err(&n.loc, format!("{what} {}: {k} needs {need}", n.key));
-            match k.as_str() {
-                "via" | "gw" => match v.and_then(|v| v.parse::<IpAddr>().ok()) {
-                    Some(a) => r.via = Some(a),
-                    None => bad(self, "an address"),
-                },
-                "dev" => match v {
-                    Some(d) => r.dev = Some(d.clone()),
-                    None => bad(self, "a port"),
-                },
-                "src" => match v.and_then(|v| v.parse::<IpAddr>().ok()) {
-                    Some(a) => r.src = Some(a),
-                    None => bad(self, "an address"),
-                },
-                "metric" | "preference" => match v.and_then(|v| v.parse::<u32>().ok()) {
-                    Some(m) => r.metric = m,
-                    None => bad(self, "a number"),
-                },
-                other => {
-                    self.err(&n.loc, format!("{what} {}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)", n.key));
-                    return None;
-                }
-            }
-        }
-        if n.key == "default" && r.via.is_some_and(|v| v.is_ipv6()) {
+        if dest == "default" && r.via.is_some_and(|v| v.is_ipv6()) {
             r.prefix = IpNet::new(IpAddr::from([0u16; 8]), 0).expect("a valid prefix");
         }
         if r.via.is_none() && r.dev.is_none() {
-            self.err(&n.loc, format!("{what} {}: needs via GW or dev DPDK_PORT", n.key));
+            self.err(&n.loc, format!("{what} {dest}: needs via GW or dev DPDK_PORT"));
             return None;
         }
         Some(r)

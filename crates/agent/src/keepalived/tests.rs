@@ -625,6 +625,23 @@ fn static_addresses_and_routes_parse() {
     assert_eq!(l.config.static_ipaddress[0].dev.as_deref(), Some("dpdk0"));
     let l = strict("static_routes {\n default via 192.0.2.1 dev dpdk0\n}\n");
     assert_eq!(l.config.static_routes[0].prefix.to_string(), "0.0.0.0/0");
+    // keepalived's samples put `src` first; `to` may name the prefix
+    let l = strict(
+        "static_routes {\n src 192.0.2.60 10.9.0.0/16 via 192.0.2.1 dev dpdk0\n to 10.8.0.0/16 dev dpdk0\n src\n}\n",
+    );
+    let r = &l.config.static_routes;
+    assert_eq!(
+        (r[0].prefix.to_string(), r[0].src, r[0].via),
+        ("10.9.0.0/16".into(), "192.0.2.60".parse().ok(), "192.0.2.1".parse().ok())
+    );
+    assert_eq!(r[1].prefix.to_string(), "10.8.0.0/16");
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:4: error: static_routes src: src needs an address",
+            "t.conf:4: error: static_routes: no prefix (or default)"
+        ]
+    );
 }
 
 /// DPVS's tutorial (doc/tutorial.md, "SNAT Mode"), as written there.
