@@ -1106,6 +1106,17 @@ impl P<'_> {
                     Some(d) => dest = Some(d),
                     None => bad(self, "a prefix"),
                 },
+                t @ ("blackhole" | "unreachable" | "prohibit" | "throw" | "local" | "broadcast" | "anycast"
+                | "multicast" | "nat" | "unicast")
+                    if dest.is_none() =>
+                {
+                    let msg = format!(
+                        "{what}: route type '{t}' is valid keepalived that rvs does not support yet (rvsd's routes \
+                         forward)"
+                    );
+                    self.err(&n.loc, msg);
+                    return None;
+                }
                 d if dest.is_none() => dest = Some(d),
                 other => {
                     self.err(&n.loc, format!("{what} {name}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)"));

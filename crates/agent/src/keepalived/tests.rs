@@ -627,7 +627,8 @@ fn static_addresses_and_routes_parse() {
     assert_eq!(l.config.static_routes[0].prefix.to_string(), "0.0.0.0/0");
     // keepalived's samples put `src` first; `to` may name the prefix
     let l = strict(
-        "static_routes {\n src 192.0.2.60 10.9.0.0/16 via 192.0.2.1 dev dpdk0\n to 10.8.0.0/16 dev dpdk0\n src\n}\n",
+        "static_routes {\n src 192.0.2.60 10.9.0.0/16 via 192.0.2.1 dev dpdk0\n to 10.8.0.0/16 dev dpdk0\n src\n \
+         blackhole 10.7.0.0/16\n}\n",
     );
     let r = &l.config.static_routes;
     assert_eq!(
@@ -639,7 +640,9 @@ fn static_addresses_and_routes_parse() {
         messages(&l),
         [
             "t.conf:4: error: static_routes src: src needs an address",
-            "t.conf:4: error: static_routes: no prefix (or default)"
+            "t.conf:4: error: static_routes: no prefix (or default)",
+            "t.conf:5: error: static_routes: route type 'blackhole' is valid keepalived that rvs does not support yet \
+             (rvsd's routes forward)"
         ]
     );
 }
