@@ -77,6 +77,20 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh: Option<u32>,
     /// `vrrp_higher_prio_send_advert`: the default for instances.
     pub vrrp_higher_prio_send_advert: bool,
+    /// `vrrp_garp_master_refresh_repeat`: the default for instances (1).
+    #[serde(default)]
+    pub vrrp_garp_master_refresh_repeat: Option<u32>,
+    /// `vrrp_garp_lower_prio_repeat`: the default for instances (else
+    /// `vrrp_garp_master_repeat`, as keepalived).
+    #[serde(default)]
+    pub vrrp_garp_lower_prio_repeat: Option<u32>,
+    /// `vrrp_garp_lower_prio_delay` seconds: the default for instances (else
+    /// `vrrp_garp_master_delay`).
+    #[serde(default)]
+    pub vrrp_garp_lower_prio_delay: Option<u32>,
+    /// `vrrp_lower_prio_no_advert`: the default for instances.
+    #[serde(default)]
+    pub vrrp_lower_prio_no_advert: bool,
     /// `notify_fifo` / `notify_fifo_script`: gets every notify line, VRRP's and the
     /// health checks' (see [`crate::agent::fifo`]).
     #[serde(default)]
@@ -139,6 +153,10 @@ impl Default for GlobalDefs {
             vrrp_garp_master_repeat: None,
             vrrp_garp_master_refresh: None,
             vrrp_higher_prio_send_advert: false,
+            vrrp_garp_master_refresh_repeat: None,
+            vrrp_garp_lower_prio_repeat: None,
+            vrrp_garp_lower_prio_delay: None,
+            vrrp_lower_prio_no_advert: false,
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),
@@ -340,6 +358,19 @@ pub struct VrrpInstance {
     /// `higher_prio_send_advert`: a master that yields to a higher priority sends one
     /// advert of its own first (so that a peer which did not hear it learns of it).
     pub higher_prio_send_advert: bool,
+    /// `garp_master_refresh_repeat`: gratuitous ARPs per refresh.
+    #[serde(default)]
+    pub garp_master_refresh_repeat: Option<u32>,
+    /// `garp_lower_prio_repeat`: gratuitous ARPs a master sends on hearing a lower
+    /// priority.
+    #[serde(default)]
+    pub garp_lower_prio_repeat: Option<u32>,
+    /// `garp_lower_prio_delay` seconds: when the second such burst goes.
+    #[serde(default)]
+    pub garp_lower_prio_delay: Option<u32>,
+    /// `lower_prio_no_advert`: a master does not answer a lower priority with an advert.
+    #[serde(default)]
+    pub lower_prio_no_advert: bool,
     /// Where the block starts.
     pub loc: Loc,
 }

@@ -81,15 +81,8 @@ pub const IGNORED: &[&str] = &[
     "lvs_id",
     "lvs_flush",
     "lvs_timeouts",
-    "garp_lower_prio_delay",
-    "garp_lower_prio_repeat",
-    "garp_master_refresh_repeat",
-    "vrrp_garp_lower_prio_delay",
-    "vrrp_garp_lower_prio_repeat",
-    "vrrp_garp_master_refresh_repeat",
     "vrrp_garp_interval",
     "vrrp_gna_interval",
-    "vrrp_lower_prio_no_advert",
     "vrrp_startup_delay",
     "max_auto_priority",
     "dynamic_interfaces",
@@ -522,6 +515,10 @@ impl P<'_> {
                     self.fifo_owner(c);
                 }
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
+                "vrrp_garp_master_refresh_repeat" => g.vrrp_garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
+                "vrrp_garp_lower_prio_repeat" => g.vrrp_garp_lower_prio_repeat = self.uint(c),
+                "vrrp_garp_lower_prio_delay" => g.vrrp_garp_lower_prio_delay = self.uint(c),
+                "vrrp_lower_prio_no_advert" => g.vrrp_lower_prio_no_advert = self.flag_value(c),
                 "lvs_sync_daemon" => self.lvs_sync_daemon(c),
                 _ => self.other(c, "global_defs"),
             }
@@ -870,6 +867,10 @@ impl P<'_> {
             garp_master_refresh: g.vrrp_garp_master_refresh,
             checksum: ChecksumMode::PseudoHeader,
             higher_prio_send_advert: g.vrrp_higher_prio_send_advert,
+            garp_master_refresh_repeat: None,
+            garp_lower_prio_repeat: None,
+            garp_lower_prio_delay: None,
+            lower_prio_no_advert: g.vrrp_lower_prio_no_advert,
             loc: n.loc.clone(),
         };
         let mut advert_loc = None;
@@ -898,6 +899,10 @@ impl P<'_> {
                     version_loc = Some(c.loc.clone());
                 }
                 "higher_prio_send_advert" => i.higher_prio_send_advert = self.flag_value(c),
+                "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag_value(c),
+                "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
+                "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.uint(c),
+                "garp_lower_prio_delay" => i.garp_lower_prio_delay = self.uint(c),
                 "authentication" => {
                     let mut kind = None;
                     for a in self.block(c) {

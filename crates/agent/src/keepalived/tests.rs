@@ -3,6 +3,7 @@
 use super::config::*;
 use super::*;
 use crate::vrrp::packet::{ChecksumMode, Version};
+use std::time::Duration;
 
 fn strict(text: &str) -> Loaded {
     parse_str(text, "t.conf", Options::default())
@@ -24,6 +25,39 @@ fn minimal_instance_gets_keepalived_defaults() {
     assert_eq!(i.state, InitialState::Backup);
     assert_eq!(i.virtual_ipaddress[0].addr.to_string(), "10.0.0.5/32");
     assert_eq!(i.vip_port(), "eth0");
+}
+
+/// keepalived's answer to a lower priority and the refresh's repeat: honoured, per
+/// instance or from global_defs, defaulting (as keepalived) to the global garp_master
+/// settings, then to 5 and 5 s; the refresh sends 1 unless told (0 is raised to 1).
+#[test]
+fn lower_priority_answer_and_refresh_repeat_are_honoured() {
+    use crate::vrrp::instance::fsm_config;
+    let text = format!(
+        "global_defs {{\n vrrp_garp_master_repeat 3\n vrrp_garp_master_delay 7\n}}\n{MINIMAL}{}",
+        MINIMAL.replace("VI_1", "VI_2").replace("virtual_router_id 5", "virtual_router_id 6").replace(
+            " interface eth0\n",
+            " interface eth0\n garp_lower_prio_repeat 2\n garp_lower_prio_delay 0\n garp_master_refresh_repeat 0\n \
+             lower_prio_no_advert\n"
+        )
+    );
+    let l = strict(&text);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let g = &l.config.global_defs;
+    let f = |n: usize| fsm_config(&l.config.vrrp_instances[n], g, "10.0.0.2".parse().unwrap());
+    let (a, b) = (f(0), f(1));
+    assert_eq!(
+        (a.garp_lower_prio_repeat, a.garp_lower_prio_delay, a.garp_refresh_repeat, a.lower_prio_no_advert),
+        (3, Duration::from_secs(7), 1, false)
+    );
+    assert_eq!(
+        (b.garp_lower_prio_repeat, b.garp_lower_prio_delay, b.garp_refresh_repeat, b.lower_prio_no_advert),
+        (2, Duration::ZERO, 1, true)
+    );
+    let d = fsm_config(&strict(MINIMAL).config.vrrp_instances[0], &Default::default(), "10.0.0.2".parse().unwrap());
+    assert_eq!((d.garp_lower_prio_repeat, d.garp_lower_prio_delay), (5, Duration::from_secs(5)));
+    let l = strict("global_defs {\n vrrp_lower_prio_no_advert\n vrrp_garp_lower_prio_repeat 1\n}\n");
+    assert!(l.config.global_defs.vrrp_lower_prio_no_advert && l.diagnostics.is_empty(), "{:?}", messages(&l));
 }
 
 #[test]

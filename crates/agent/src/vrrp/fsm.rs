@@ -8,7 +8,11 @@
 //! Beyond the RFCs it has keepalived's knobs: an initial `state MASTER` hint, `nopreempt`,
 //! `preempt_delay`, a fault state (a tracked interface or script with weight 0 failing) and
 //! gratuitous ARP scheduling (`garp_master_delay`, `garp_master_repeat`,
-//! `garp_master_refresh`).
+//! `garp_master_refresh`, `garp_master_refresh_repeat`), and keepalived's answer to a
+//! lower-priority advert while master (`lower_prio_no_advert`, `garp_lower_prio_repeat`,
+//! `garp_lower_prio_delay`): an advert at once, forcing the other router back to backup,
+//! and gratuitous ARPs, so that hosts and switches that followed the other router (a
+//! healed split brain) learn this one again.
 
 use super::packet::Version;
 use serde::{Deserialize, Serialize};
@@ -57,7 +61,38 @@ pub struct FsmConfig {
     /// our own first.
     #[serde(default)]
     pub higher_prio_send_advert: bool,
+    /// `garp_master_refresh_repeat`: gratuitous ARPs per refresh.
+    #[serde(default = "one")]
+    pub garp_refresh_repeat: u32,
+    /// `lower_prio_no_advert`: a master that hears a lower priority does not answer with
+    /// an advert at once (keepalived's default answers).
+    #[serde(default)]
+    pub lower_prio_no_advert: bool,
+    /// `garp_lower_prio_repeat`: gratuitous ARPs a master sends when it hears a lower
+    /// priority (zero: none).
+    #[serde(default = "five")]
+    pub garp_lower_prio_repeat: u32,
+    /// `garp_lower_prio_delay`: a second such burst this long after (zero: none).
+    #[serde(default = "five_s")]
+    pub garp_lower_prio_delay: Duration,
 }
+
+fn one() -> u32 {
+    1
+}
+
+fn five() -> u32 {
+    5
+}
+
+fn five_s() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// How often at most a master answers lower-priority adverts (its advert and gratuitous
+/// ARPs): the other router backs off at the first answer, so a flood of forged
+/// lower-priority adverts cannot make this one flood the link.
+pub const LOWER_PRIO_ANSWER_INTERVAL: Duration = Duration::from_secs(1);
 
 impl FsmConfig {
     /// A configuration with keepalived's defaults for everything but the essentials.
@@ -74,6 +109,10 @@ impl FsmConfig {
             garp_master_repeat: 5,
             garp_master_refresh: Duration::ZERO,
             higher_prio_send_advert: false,
+            garp_refresh_repeat: 1,
+            lower_prio_no_advert: false,
+            garp_lower_prio_repeat: 5,
+            garp_lower_prio_delay: Duration::from_secs(5),
         }
     }
 }
@@ -121,6 +160,14 @@ pub enum Action {
     },
     /// Run the notify scripts for the new state.
     Notify(State),
+    /// A master heard a lower priority and answers it (the actions that follow): logged,
+    /// as keepalived logs "Received advert from ... with lower priority".
+    LowerPriorityHeard {
+        /// The other router.
+        src: IpAddr,
+        /// Its priority.
+        priority: u8,
+    },
 }
 
 /// One VRRP instance's state machine.
@@ -137,6 +184,10 @@ pub struct Fsm {
     preempt_at: Option<Duration>,
     garp_at: Option<Duration>,
     garp_refresh_at: Option<Duration>,
+    /// The second burst after a lower-priority advert.
+    garp_lower_at: Option<Duration>,
+    /// When a lower-priority advert was last answered (rate limit).
+    lower_answered_at: Option<Duration>,
 }
 
 impl Fsm {
@@ -156,6 +207,8 @@ impl Fsm {
             preempt_at: None,
             garp_at: None,
             garp_refresh_at: None,
+            garp_lower_at: None,
+            lower_answered_at: None,
         }
     }
 
@@ -196,7 +249,7 @@ impl Fsm {
 
     /// When to call [`Fsm::handle`] with [`Event::Tick`] next.
     pub fn next_deadline(&self) -> Option<Duration> {
-        [self.adver_at, self.master_down_at, self.preempt_at, self.garp_at, self.garp_refresh_at]
+        [self.adver_at, self.master_down_at, self.preempt_at, self.garp_at, self.garp_refresh_at, self.garp_lower_at]
             .into_iter()
             .flatten()
             .min()
@@ -256,6 +309,7 @@ impl Fsm {
         self.preempt_at = None;
         self.garp_at = None;
         self.garp_refresh_at = None;
+        self.garp_lower_at = None;
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
@@ -316,8 +370,12 @@ impl Fsm {
                     out.push(Action::SendGarp { repeat: self.cfg.garp_master_repeat });
                     self.garp_at = None;
                 }
+                if self.garp_lower_at.is_some_and(|t| now >= t) {
+                    out.push(Action::SendGarp { repeat: self.cfg.garp_lower_prio_repeat });
+                    self.garp_lower_at = None;
+                }
                 if self.garp_refresh_at.is_some_and(|t| now >= t) {
-                    out.push(Action::SendGarp { repeat: 1 });
+                    out.push(Action::SendGarp { repeat: self.cfg.garp_refresh_repeat });
                     self.garp_refresh_at = Some(now + self.cfg.garp_master_refresh);
                 }
             }
@@ -360,10 +418,34 @@ impl Fsm {
                         out.push(Action::SendAdvert { priority: self.priority });
                     }
                     self.become_backup(now, out);
+                } else {
+                    self.lower_priority(now, src, priority, out);
                 }
-                // Lower priority: discard (our next advert makes it back off).
             }
             State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// Master hears a lower priority (keepalived 2.2.7's `vrrp_state_master_rx`): another
+    /// router believes it is master (a split brain healing, a router that missed our
+    /// adverts). Answered at once with our advert (unless `lower_prio_no_advert`) and
+    /// gratuitous ARPs (`garp_lower_prio_repeat`, again after `garp_lower_prio_delay`), at
+    /// most once per [`LOWER_PRIO_ANSWER_INTERVAL`].
+    fn lower_priority(&mut self, now: Duration, src: IpAddr, priority: u8, out: &mut Vec<Action>) {
+        if self.lower_answered_at.is_some_and(|t| now < t + LOWER_PRIO_ANSWER_INTERVAL) {
+            return;
+        }
+        self.lower_answered_at = Some(now);
+        out.push(Action::LowerPriorityHeard { src, priority });
+        if !self.cfg.lower_prio_no_advert {
+            out.push(Action::SendAdvert { priority: self.priority });
+            self.adver_at = Some(now + self.cfg.advert_interval);
+        }
+        if self.cfg.garp_lower_prio_repeat > 0 {
+            out.push(Action::SendGarp { repeat: self.cfg.garp_lower_prio_repeat });
+            if !self.cfg.garp_lower_prio_delay.is_zero() {
+                self.garp_lower_at = Some(now + self.cfg.garp_lower_prio_delay);
+            }
         }
     }
 
@@ -552,16 +634,70 @@ mod tests {
     }
 
     #[test]
-    fn master_yields_to_higher_priority_and_ignores_lower() {
+    fn master_yields_to_higher_priority_and_answers_lower() {
         let mut c = cfg(Version::V2, 100);
         c.start_as_master = true;
         let mut f = Fsm::new(c);
         f.handle(ms(0), Event::Startup);
-        assert!(f.handle(ms(100), adv(PEER_HIGH, 99, 100)).is_empty());
+        assert_eq!(
+            f.handle(ms(100), adv(PEER_HIGH, 99, 100)),
+            vec![
+                Action::LowerPriorityHeard { src: ip(PEER_HIGH), priority: 99 },
+                Action::SendAdvert { priority: 100 },
+                Action::SendGarp { repeat: 5 }
+            ],
+            "a lower priority is answered (keepalived: forcing new election)"
+        );
         assert_eq!(f.state(), State::Master);
         assert_eq!(f.handle(ms(200), adv(PEER_LOW, 101, 100)), vec![Action::RemoveVips, Action::Notify(State::Backup)]);
         assert_eq!(f.state(), State::Backup);
         assert_eq!(f.master(), Some(ip(PEER_LOW)));
+    }
+
+    /// keepalived's answer to a lower-priority advert while master: an advert at once and
+    /// `garp_lower_prio_repeat` gratuitous ARPs, again `garp_lower_prio_delay` later; at
+    /// most once a second however many arrive; `lower_prio_no_advert` and a repeat of 0
+    /// turn each part off. The refresh sends `garp_master_refresh_repeat`.
+    #[test]
+    fn lower_priority_adverts_are_answered_at_most_once_a_second() {
+        let mut c = cfg(Version::V3, 100);
+        c.start_as_master = true;
+        c.garp_master_delay = Duration::ZERO;
+        c.garp_lower_prio_repeat = 3;
+        c.garp_lower_prio_delay = Duration::from_secs(2);
+        c.garp_master_refresh = Duration::from_secs(10);
+        c.garp_refresh_repeat = 4;
+        let mut f = Fsm::new(c.clone());
+        f.handle(ms(0), Event::Startup);
+        let answer = vec![
+            Action::LowerPriorityHeard { src: ip(PEER_LOW), priority: 90 },
+            Action::SendAdvert { priority: 100 },
+            Action::SendGarp { repeat: 3 },
+        ];
+        assert_eq!(f.handle(ms(300), adv(PEER_LOW, 90, 100)), answer);
+        // A flood of them within the second: nothing more.
+        for t in (310..1300).step_by(10) {
+            assert!(f.handle(ms(t), adv(PEER_LOW, 90, 100)).is_empty(), "at {t} ms");
+        }
+        assert_eq!(f.handle(ms(1300), adv(PEER_LOW, 90, 100)), answer, "answered again after a second");
+        // The delayed second burst (rescheduled by the later answer), then the refresh.
+        let acts = run_until(&mut f, ms(10_001));
+        let garps: Vec<_> = acts.iter().filter(|(_, a)| matches!(a, Action::SendGarp { .. })).collect();
+        assert_eq!(
+            garps,
+            [&(ms(3300), Action::SendGarp { repeat: 3 }), &(ms(10_000), Action::SendGarp { repeat: 4 })],
+            "{acts:?}"
+        );
+        // Each part can be turned off.
+        c.lower_prio_no_advert = true;
+        c.garp_lower_prio_repeat = 0;
+        let mut quiet = Fsm::new(c);
+        quiet.handle(ms(0), Event::Startup);
+        assert_eq!(
+            quiet.handle(ms(300), adv(PEER_LOW, 90, 100)),
+            [Action::LowerPriorityHeard { src: ip(PEER_LOW), priority: 90 }]
+        );
+        assert_eq!(quiet.state(), State::Master);
     }
 
     #[test]
@@ -584,8 +720,8 @@ mod tests {
         c.start_as_master = true;
         let mut f = Fsm::new(c);
         f.handle(ms(0), Event::Startup);
-        // A lower address at equal priority: we stay master.
-        assert!(f.handle(ms(100), adv(PEER_LOW, 100, 100)).is_empty());
+        // A lower address at equal priority: we stay master (and answer it).
+        assert!(!f.handle(ms(100), adv(PEER_LOW, 100, 100)).contains(&Action::RemoveVips));
         assert_eq!(f.state(), State::Master);
         // A higher address at equal priority: we yield.
         assert!(f.handle(ms(200), adv(PEER_HIGH, 100, 100)).contains(&Action::RemoveVips));

@@ -145,6 +145,17 @@ pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfi
     if let Some(r) = i.garp_master_refresh.or(g.vrrp_garp_master_refresh) {
         c.garp_master_refresh = Duration::from_secs(u64::from(r));
     }
+    if let Some(r) = i.garp_master_refresh_repeat.or(g.vrrp_garp_master_refresh_repeat) {
+        c.garp_refresh_repeat = r.max(1);
+    }
+    // keepalived: the lower-priority answer defaults to the global garp_master settings.
+    if let Some(r) = i.garp_lower_prio_repeat.or(g.vrrp_garp_lower_prio_repeat).or(g.vrrp_garp_master_repeat) {
+        c.garp_lower_prio_repeat = r;
+    }
+    if let Some(d) = i.garp_lower_prio_delay.or(g.vrrp_garp_lower_prio_delay).or(g.vrrp_garp_master_delay) {
+        c.garp_lower_prio_delay = Duration::from_secs(u64::from(d));
+    }
+    c.lower_prio_no_advert = i.lower_prio_no_advert;
     c
 }
 
@@ -517,6 +528,15 @@ impl Instance {
                             tracing::warn!(instance = %name, %addr, "gratuitous ARP/NA: {e}");
                         }
                     }
+                }
+                Action::LowerPriorityHeard { src, priority } => {
+                    tracing::info!(
+                        instance = %name,
+                        %src,
+                        priority,
+                        ours = self.fsm.priority(),
+                        "advert with a lower priority: forcing a new election (advert and gratuitous ARPs)"
+                    );
                 }
                 Action::Notify(state) => {
                     let from = std::mem::replace(&mut self.entered, state);
