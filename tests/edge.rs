@@ -22,6 +22,13 @@ fn drops(t: &Topology, name: &str) -> u64 {
     t.rvsd_stats().expect("stats")["drops"][name].as_u64().unwrap_or(0)
 }
 
+/// The new flows the service refused, as `rvsadm -L --stats --json` lists them.
+fn refused(t: &Topology) -> u64 {
+    let j: serde_json::Value =
+        serde_json::from_str(&t.cli_ok("rvsadm", &["-L", "-n", "--stats", "--json", "-t", &svc()])).expect("json");
+    j["services"][0]["stats"]["refused"].as_u64().expect("the service's refused count")
+}
+
 /// One request to the VIP with a short time limit; true if it was answered.
 fn get(t: &Topology) -> bool {
     let (body, ok) = t.curl_many(&[format!("http://{VIP4}/")], 2);
@@ -139,10 +146,11 @@ fn service_blacklist_with_rvsadm() {
     let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
     let rule = format!("--add-blklst -t {} -k {client}", svc());
     assert!(saved.lines().any(|l| l == rule), "-S keeps the list for -R: {saved}");
-    let before = drops(&t, "denied");
+    let (before, refused_before) = (drops(&t, "denied"), refused(&t));
     assert!(!get(&t), "a blacklisted client is refused");
     let after = drops(&t, "denied");
     assert!(after > before, "counted as denied ({before} -> {after})");
+    assert_eq!(refused(&t) - refused_before, after - before, "and as refused by the service");
 
     t.cli_ok("rvsadm", &["--del-blklst", "-t", &svc(), "-k", &client]);
     assert!(get_within(&t, 5), "off the blacklist: admitted again");

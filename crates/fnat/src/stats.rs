@@ -89,6 +89,12 @@ pub struct Counters {
     pub bytes_in: u64,
     /// Bytes real server → client.
     pub bytes_out: u64,
+    /// New flows refused (services only): an input check (martian, land, checksum,
+    /// options), the deny or allow list, the rate or per-source limit, no available
+    /// real server, no local port or address, a full table. The reasons, for the whole
+    /// box, are the drop counters (`rvsip stats`).
+    #[serde(default)]
+    pub refused: u64,
 }
 
 impl Counters {
@@ -101,6 +107,7 @@ impl Counters {
         self.pkts_out += o.pkts_out;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.refused += o.refused;
     }
 
     /// Zeroes the rate counters, keeping the gauges (`ipvsadm -Z`).
@@ -205,6 +212,15 @@ impl Stats {
         }
         if let Some(c) = self.rs.get_mut(rs as usize) {
             f(c);
+        }
+    }
+
+    /// Counts a new flow to service `svc` refused (its reason is counted as a drop).
+    #[inline]
+    pub fn refused(&mut self, svc: u32) {
+        self.total.refused += 1;
+        if let Some(c) = self.svc.get_mut(svc as usize) {
+            c.refused += 1;
         }
     }
 

@@ -1235,6 +1235,10 @@ fn edge_policy_refuses_new_flows_in_order() {
             let d = &w.engine.stats_snapshot().drops;
             assert_eq!((d["denied"], d["not_allowed"], d["rate_limited"], d["source_limit"]), (2, 1, 1, 1));
         }),
+        check("each service counts the new flows it refused", |w| {
+            let refused = |id| w.engine.stats().service(id).map(|c| c.refused);
+            assert_eq!((refused(0), refused(1), w.engine.stats().total.refused), (Some(3), Some(2), 5));
+        }),
     ];
     run(&mut w, steps);
 }

@@ -312,6 +312,7 @@ fn per_second(a: &Counters, b: &Counters, dt: Duration) -> Counters {
         pkts_out: rate(a.pkts_out, b.pkts_out, dt),
         bytes_in: rate(a.bytes_in, b.bytes_in, dt),
         bytes_out: rate(a.bytes_out, b.bytes_out, dt),
+        refused: rate(a.refused, b.refused, dt),
     }
 }
 

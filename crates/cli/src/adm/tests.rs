@@ -429,7 +429,7 @@ fn bad_input_is_one_line_naming_the_problem() {
 // ---- output --------------------------------------------------------------------
 
 fn counters(conns: u64, pkts_in: u64, pkts_out: u64, bytes_in: u64, bytes_out: u64) -> Counters {
-    Counters { conns, active: 0, inactive: 0, pkts_in, pkts_out, bytes_in, bytes_out }
+    Counters { conns, active: 0, inactive: 0, pkts_in, pkts_out, bytes_in, bytes_out, refused: 0 }
 }
 
 fn view(

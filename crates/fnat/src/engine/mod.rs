@@ -745,6 +745,13 @@ impl Engine {
         Verdict::Drop(r)
     }
 
+    /// Drops a new flow to service `svc_id`, counted as refused by the service too.
+    #[cold]
+    fn refuse(&mut self, svc_id: u32, r: DropReason) -> Verdict {
+        self.stats.refused(svc_id);
+        self.drop(r)
+    }
+
     /// Updates state, activity accounting and expiry of a connection after a packet
     /// in `dir` with `flags`.
     #[inline]
@@ -927,14 +934,14 @@ impl Engine {
                 }
                 return self.drop(DropReason::NoConn);
             }
+            let s = table.service(svc);
             // Input checks before scheduling (martian, land, checksum, options).
             if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
-                return self.drop(r);
+                return self.refuse(s.id.0, r);
             }
             // Edge policy: global and service deny, allow, rate, per-source limit.
-            let s = table.service(svc);
             if let Err(r) = self.edge.admit(svc.0 as usize, s.id.0, &s.policy, t.src, now) {
-                return self.drop(r);
+                return self.refuse(s.id.0, r);
             }
             if t.proto == Proto::Tcp {
                 if let Some(v) = self.synproxy_syn(table, svc, buf, l3, now, t) {
@@ -943,7 +950,7 @@ impl Engine {
             }
             return match self.open(table, svc, now, t, k) {
                 Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
-                Err(reason) => self.drop(reason),
+                Err(reason) => self.refuse(table.service(svc).id.0, reason),
             };
         }
         if self.pools.is_lip(&k.dst) {

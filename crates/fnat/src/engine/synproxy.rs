@@ -142,7 +142,7 @@ impl Engine {
             Ok(r) => r,
             Err(reason) => {
                 self.synproxy.counts.inc(Ev::AckNoConn);
-                return Some(self.drop(reason));
+                return Some(self.refuse(table.service(svc).id.0, reason));
             }
         };
         self.synproxy.counts.inc(Ev::AckValid);

@@ -130,6 +130,13 @@ impl Control {
             let service = service_label(s.proto, s.vip, s.vport);
             let c = v.stats.unwrap_or_default();
             traffic(e, "service", &[("service", &service)], &c);
+            e.counter(
+                "rvs_service_refused_total",
+                "New flows to the service refused (input checks, deny or allow list, rate or per-source limit, \
+                 no real server, no local port, a full table); rvs_drops_total names the reasons.",
+                &[("service", &service)],
+                c.refused,
+            );
             for d in &v.dests {
                 let rs = SocketAddr::new(d.config.addr, d.config.port).to_string();
                 let labels = [("service", service.as_str()), ("rs", rs.as_str())];
