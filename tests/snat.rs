@@ -240,6 +240,7 @@ for i in range(3000):
     // with the services, and come back with them.
     let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
     assert!(saved.contains(&format!("-a -H src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r {WAN4}:0 -J")), "{saved}");
+    assert!(saved.contains("-A -H src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -s rr --name servers\n"), "{saved}");
     let rs1_get = |t: &Topology| {
         t.rs[0].exec(&["curl", "-sS", "--max-time", "3", &format!("http://{CLIENT4}:{OUTSIDE_PORT}/")]).status.success()
     };
@@ -249,5 +250,7 @@ for i in range(3000):
     let (_, err, ok) = t.cli_stdin("rvsadm", &["-R"], Some(&saved));
     assert!(ok, "rvsadm -R: {err}");
     assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "restored as saved");
+    let listed = t.cli_ok("rvsadm", &["-L", "-n"]);
+    assert!(listed.contains(" rr (servers)\n") && listed.contains(" rr (servers6)\n"), "names kept: {listed}");
     assert!(rs1_get(&t), "rs1 reaches the outside again through the restored rule");
 }

@@ -235,8 +235,9 @@ pub fn service_acl(
     Ok(())
 }
 
-/// Adds a SNAT rule (`rvsadm -A -H MATCH`): refused when a rule has its match or its
-/// name already; a rule without a name gets the first free `snat<N>`.
+/// Adds a SNAT rule (`rvsadm -A -H MATCH [--name NAME]`): refused when a rule has its
+/// match or its name already, or its name is not one word; a rule without a name gets
+/// the first free `snat<N>`.
 pub fn snat_add(rules: &mut Vec<SnatSpec>, mut rule: SnatSpec) -> Result<(), Refused> {
     if let Some(o) = rules.iter().find(|o| o.same_match(&rule)) {
         return Err(Refused::new(
@@ -245,6 +246,12 @@ pub fn snat_add(rules: &mut Vec<SnatSpec>, mut rule: SnatSpec) -> Result<(), Ref
         ));
     }
     let name = match rule.name.take() {
+        Some(n) if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            return Err(Refused::new(
+                ErrorCode::Invalid,
+                format!("SNAT rule name {n:?}: one word (rvsadm -S writes it as --name NAME)"),
+            ));
+        }
         Some(n) if rules.iter().any(|o| o.name.as_deref() == Some(n.as_str())) => {
             return Err(Refused::new(ErrorCode::Exists, format!("a SNAT rule is named {n:?} already")));
         }
@@ -653,6 +660,8 @@ mod tests {
         let names: Vec<_> = rules.iter().map(|r| r.name.clone().unwrap()).collect();
         assert_eq!(names, ["snat0", "lan", "snat1"]);
         assert_eq!(refusal(snat_add(&mut rules, m("proto=udp"))).0, ErrorCode::Exists);
+        let (code, msg) = refusal(snat_add(&mut rules, SnatSpec { name: Some("two words".into()), ..m("oif=y") }));
+        assert!(code == ErrorCode::Invalid && msg.contains("one word"), "a name -S could not write back: {msg}");
         assert_eq!(
             refusal(snat_add(&mut rules, SnatSpec { name: Some("lan".into()), ..m("oif=x") })),
             (ErrorCode::Exists, "a SNAT rule is named \"lan\" already".into())

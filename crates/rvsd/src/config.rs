@@ -1026,6 +1026,9 @@ impl Config {
                 }
             }
             if let Some(name) = &r.name {
+                if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    err(format!("{k}.name"), format!("SNAT rule name {name:?}: one word (rvsadm -S writes it back)"));
+                }
                 if !snat_names.insert(name.clone()) {
                     err(format!("{k}.name"), format!("SNAT rule name {name:?} is used twice"));
                 }
@@ -1293,6 +1296,19 @@ addr = "192.0.2.1/24""#,
         let twice =
             format!("{}[[vlan]]\nname = \"other\"\nlink = \"dpdk0\"\nid = 100\n", vlan("link = \"dpdk0\"\nid = 100"));
         assert!(problems(&twice).iter().any(|e| e.contains("vlan[1].id: VLAN 100 on dpdk0 is defined twice")));
+    }
+
+    /// A SNAT rule's name is one word and unique (`rvsadm -S` writes it as `--name`).
+    #[test]
+    fn snat_rule_names_are_one_word_and_unique() {
+        let rule = |name: &str| {
+            format!("\n[[snat]]\nname = \"{name}\"\nsrc_range = \"192.0.2.20-192.0.2.30\"\nwan = [\"192.0.2.10\"]\n")
+        };
+        assert!(problems(&format!("{MINIMAL}{}", rule("lan"))).is_empty());
+        let p = problems(&format!("{MINIMAL}{}", rule("two words")));
+        assert!(p.iter().any(|e| e.contains("snat[0].name: SNAT rule name \"two words\": one word")), "{p:?}");
+        let p = problems(&format!("{MINIMAL}{}{}", rule("lan"), rule("lan").replace("192.0.2.20", "192.0.2.21")));
+        assert!(p.iter().any(|e| e.contains("snat[1].name: SNAT rule name \"lan\" is used twice")), "{p:?}");
     }
 
     #[test]

@@ -379,12 +379,14 @@ pub fn write_snat(out: &mut dyn Write, rules: &[ctl::SnatSpec]) -> io::Result<()
     Ok(())
 }
 
-/// The SNAT rules as `-S` saves them, after the services: `-A -H MATCH -s rr`, then
-/// `-a -H MATCH -r WAN:0 -J` per WAN address (DPVS's commands for a match service).
+/// The SNAT rules as `-S` saves them, after the services: `-A -H MATCH -s rr` (with
+/// rvs's `--name NAME` for a named rule), then `-a -H MATCH -r WAN:0 -J` per WAN address
+/// (DPVS's commands for a match service).
 pub fn write_snat_rules(out: &mut dyn Write, rules: &[ctl::SnatSpec]) -> io::Result<()> {
     for r in rules {
         let m = r.match_text();
-        writeln!(out, "-A -H {m} -s rr")?;
+        let name = r.name.as_deref().map(|n| format!(" --name {n}")).unwrap_or_default();
+        writeln!(out, "-A -H {m} -s rr{name}")?;
         for w in &r.wan {
             writeln!(out, "-a -H {m} -r {} {}", addr_port(*w, 0), fwd_flag(FwdMode::Snat))?;
         }

@@ -157,6 +157,10 @@ pub struct AdmArgs {
     /// dst-range=, iif=, oif=, comma-separated.
     #[arg(short = 'H', long = "match", value_name = "MATCH")]
     pub matcher: Option<String>,
+    /// The SNAT rule's name, with `-A -H` (rvs: named rules are listed and saved with
+    /// their names; without one rvsd names it `snat<N>`).
+    #[arg(long = "name", value_name = "NAME")]
+    pub snat_name: Option<String>,
     /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash (default wlc).
     #[arg(short = 's', long = "scheduler", value_name = "NAME")]
     pub scheduler: Option<String>,
@@ -548,6 +552,7 @@ impl Cmd {
             "--proxy-protocol",
             "--uoa",
             "-H",
+            "--name",
         ];
         const LIST: &[&str] = &[
             "-t/-u",
@@ -585,10 +590,11 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 40] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 41] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
+        ("--name", a.snat_name.is_some()),
         ("-J", a.snat),
         ("-s", a.scheduler.is_some()),
         ("-p", a.persistent.is_some()),
@@ -866,6 +872,9 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
     if a.snat {
         return Err(usage("-J (SNAT) is for a SNAT rule's WAN address: -a -H MATCH -r WAN:0 -J"));
     }
+    if a.snat_name.is_some() {
+        return Err(usage("--name names a SNAT rule when it is added: -A -H MATCH --name NAME"));
+    }
     let key = service_key(a)?;
     let sort = !a.nosort;
     Ok(match cmd {
@@ -977,9 +986,9 @@ fn snat_cmd(a: &AdmArgs, cmd: Cmd, text: &str) -> Result<AdmCmd, CliError> {
     if a.tcp_service.is_some() || a.udp_service.is_some() || a.fwmark_service.is_some() {
         return Err(usage("give -t/-u or -H (a SNAT rule's match), not both"));
     }
-    let rule = ctl::SnatSpec::from_match(text).map_err(usage)?;
+    let mut rule = ctl::SnatSpec::from_match(text).map_err(usage)?;
     // What a SNAT rule takes (`-s` and `-w` are looked at below, to say why).
-    const SNAT_OPTIONS: &[&str] = &["-H", "-J", "-s", "-r", "-w"];
+    const SNAT_OPTIONS: &[&str] = &["-H", "-J", "-s", "-r", "-w", "--name"];
     if let Some((opt, _)) = options(a).into_iter().find(|(name, given)| *given && !SNAT_OPTIONS.contains(name)) {
         return Err(usage(format!("{opt} is not for a SNAT rule (-H)")));
     }
@@ -988,6 +997,15 @@ fn snat_cmd(a: &AdmArgs, cmd: Cmd, text: &str) -> Result<AdmCmd, CliError> {
     }
     if let Some(w) = &a.weight {
         return Err(usage(format!("-w {w}: a SNAT rule takes its WAN addresses in turn, without weights (drop -w)")));
+    }
+    if let Some(n) = &a.snat_name {
+        if cmd != Cmd::AddService {
+            return Err(usage("--name names a SNAT rule when it is added: -A -H MATCH --name NAME"));
+        }
+        if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(usage(format!("--name {n:?}: a SNAT rule's name is one word")));
+        }
+        rule.name = Some(n.clone());
     }
     let wan = || -> Result<IpAddr, CliError> {
         let r = a

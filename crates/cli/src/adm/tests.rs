@@ -1119,6 +1119,11 @@ fn snat_commands_and_refusals() {
         (format!("-a -H {M} -r 123.1.2.3"), Request::SnatWan { rule: rule.clone(), wan, add: true }),
         (format!("-d -H {M} -r 123.1.2.3:0 -J"), Request::SnatWan { rule: rule.clone(), wan, add: false }),
         (format!("-D -H {M}"), Request::SnatDel { rule: rule.clone() }),
+        // rvs's name for a rule, as -S saves it.
+        (
+            format!("-A -H {M} -s rr --name lan"),
+            Request::SnatAdd { rule: ctl::SnatSpec { name: Some("lan".into()), ..rule.clone() } },
+        ),
         // DPVS's ICMP rules (ping from the inside).
         (
             "-A -s rr -H proto=icmp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1".to_string(),
@@ -1142,10 +1147,16 @@ fn snat_commands_and_refusals() {
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -J".to_string(), "-J (SNAT)"),
         (format!("-e -H {M} -r 123.1.2.3"), "-H is not allowed with -e"),
         (format!("-L -H {M}"), "-H is not allowed with -L"),
+        (format!("-a -H {M} -r 123.1.2.3:0 -J --name lan"), "--name is not allowed with -a"),
+        (format!("-D -H {M} --name lan"), "--name is not allowed with -D"),
+        (format!("-E -H {M} --name lan"), "--name names a SNAT rule when it is added"),
+        ("-A -t 198.18.0.100:80 --name web".to_string(), "--name names a SNAT rule when it is added"),
     ] {
         let e = err(&args);
         assert!(e.contains(says), "{args}: {e}");
     }
+    let spaced = parse(&["rvsadm", "-A", "-H", M, "--name", "a b"]).unwrap_err().to_string();
+    assert!(spaced.contains("one word"), "{spaced}");
 }
 
 #[test]
@@ -1174,22 +1185,22 @@ fn snat_rules_are_saved_and_restored() {
             wan: vec![ip("198.18.0.5"), ip("2001:db8::5")],
             ..ctl::SnatSpec::from_match("proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0").unwrap()
         },
-        ctl::SnatSpec { name: Some("snat1".into()), ..ctl::SnatSpec::from_match("proto=any").unwrap() },
+        ctl::SnatSpec { name: Some("lan".into()), ..ctl::SnatSpec::from_match("proto=any").unwrap() },
     ];
     let (saved, _) =
         run_adm("-S", vec![Response::Services { services: demo() }, Response::Snat { rules: rules.clone() }]);
     let want = "\
--A -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -s rr
+-A -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -s rr --name snat0
 -a -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r 198.18.0.5:0 -J
 -a -H proto=tcp,src-range=198.19.0.11-198.19.0.12,oif=dpdk0 -r [2001:db8::5]:0 -J
--A -H proto=any -s rr
+-A -H proto=any -s rr --name lan
 ";
     assert!(saved.ends_with(want), "{saved}");
     let mut ctl = FakeCtl::new(vec![]);
     run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
     assert_eq!(ctl.requests.len(), 1, "one atomic request");
     let Request::ServiceReplace { services, snat: Some(snat) } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
-    assert_eq!(snat, &rules, "the same rules, named as rvsd names them");
+    assert_eq!(snat, &rules, "the same rules, with their names (rvs's --name)");
     assert_eq!(services.len(), demo().len());
     let (again, _) =
         run_adm("-S", vec![Response::Services { services: demo() }, Response::Snat { rules: snat.clone() }]);
