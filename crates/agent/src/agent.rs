@@ -52,6 +52,17 @@ fn unbound_sync_roles(dp: &dyn Dataplane, syncid: u8, on: bool) {
     }
 }
 
+/// keepalived's `vrrp_startup_delay`: when the delay that starts now ends, logged as
+/// keepalived's "Delaying startup"; none without VRRP instances or a delay.
+fn vrrp_startup_hold(cfg: &Config) -> Option<tokio::time::Instant> {
+    let delay = cfg.global_defs.vrrp_startup_delay.filter(|d| *d > 0.0 && !cfg.vrrp_instances.is_empty())?;
+    tracing::info!(
+        instances = cfg.vrrp_instances.len(),
+        "vrrp_startup_delay: no VRRP instance becomes MASTER for {delay} s (they start as BACKUP and listen)"
+    );
+    Some(tokio::time::Instant::now() + Duration::from_secs_f64(delay))
+}
+
 /// How often a vrrp_instance's track_file is read.
 const TRACK_FILE_PERIOD: Duration = Duration::from_millis(500);
 
@@ -124,6 +135,10 @@ struct Agent {
     /// keepalived's notify FIFOs.
     fifos: Arc<fifo::Notifier>,
     reloads: Arc<ReloadStats>,
+    /// keepalived's `vrrp_startup_delay`: when it ends (the agent's start plus the delay).
+    /// Every instance started before then, at start or by a reload, waits for it (as
+    /// keepalived's `vrrp_delayed_start_time`, set at start only).
+    vrrp_hold: Option<tokio::time::Instant>,
 }
 
 impl Agent {
@@ -214,7 +229,7 @@ impl Agent {
             let mut tracked = tracked_by.remove(&n).unwrap_or_default();
             tracked.extend(shared.remove(&n).unwrap_or_default());
             let side = side_by.remove(&n).unwrap_or_default();
-            let (inst, status) =
+            let (mut inst, status) =
                 match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {
                     Ok(x) => x,
                     Err(e) => {
@@ -223,6 +238,9 @@ impl Agent {
                         return Err(AgentError::Socket(i.name.clone(), e));
                     }
                 };
+            if let Some(t) = self.vrrp_hold {
+                inst.hold_until(t);
+            }
             let (stop, stop_rx) = watch::channel(false);
             let task = tokio::spawn(inst.run(stop_rx));
             out.push(Inst { name: i.name.clone(), stop, task, side, status });
@@ -328,6 +346,14 @@ impl Agent {
             (diff, next, plan, quorum)
         };
         let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
+        let (delay_was, delay) = (self.cfg.global_defs.vrrp_startup_delay, new.global_defs.vrrp_startup_delay);
+        if delay_was != delay {
+            tracing::info!(
+                "reload: vrrp_startup_delay {} -> {}: applies from rvs-agent's next start (as keepalived, not on reload)",
+                delay_was.map_or("none".to_string(), |d| format!("{d} s")),
+                delay.map_or("none".to_string(), |d| format!("{d} s")),
+            );
+        }
         if diff.is_empty() {
             tracing::info!("reload: no changes");
             self.reload_unbound_sync(unbound);
@@ -354,6 +380,8 @@ impl Agent {
         // 1b. An lvs_sync_daemon without an instance (instances with one have just
         //     stopped, or start below, with their roles).
         self.reload_unbound_sync(unbound);
+        // 1c. lvs_timeouts (before the services, as at start).
+        diff.apply_timeouts(self.dp.as_ref());
         // 2. Services and real servers, with the pool they now follow.
         {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -423,9 +451,18 @@ pub async fn run_with_reload(
     // Every address the agent adds to rvsd or removes goes through `held`, which also
     // hears rvsd's listings of its addresses, and tells the checkers of `ha_suspend`
     // virtual servers whether their VIP is here.
+    // keepalived's vrrp_startup_delay counts from the start.
+    let vrrp_hold = vrrp_startup_hold(&cfg);
     let held = held::HeldVips::new(dp);
     let held_rx = held.subscribe();
     let dp: Arc<dyn Dataplane> = Arc::new(held);
+    // keepalived's lvs_timeouts: rvsd's global timeouts, before the services (as
+    // keepalived's start_check sets IPVS's before loading its virtual servers).
+    if cfg.global_defs.lvs_timeouts.is_set() {
+        if let Err(e) = dp.set_timeouts(cfg.global_defs.lvs_timeouts) {
+            tracing::error!("lvs_timeouts: {e}");
+        }
+    }
     // Services first (both nodes hold them: failover only moves VIPs).
     let (pool, services, checks) = Pool::from_config(&cfg);
     let pool = Arc::new(Mutex::new(pool));
@@ -463,6 +500,7 @@ pub async fn run_with_reload(
         held: held_rx,
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
+        vrrp_hold,
     };
     // keepalived's init_services: each virtual server starts with its quorum up (its
     // quorum_up runs) or, below it with a sorry server, down (its quorum_down runs).
@@ -523,7 +561,9 @@ pub async fn run_with_reload(
     }
     // keepalived's omega: the down notifiers of the servers up, then quorum_down, for
     // each virtual server with omega (none without); run while the instances leave.
-    let omega = pool.lock().unwrap_or_else(|e| e.into_inner()).omega_notices();
+    // With lvs_flush_on_stop, keepalived runs the quorum notifiers only.
+    let quorum_only = agent.cfg.global_defs.lvs_flush_on_stop.is_some();
+    let omega = pool.lock().unwrap_or_else(|e| e.into_inner()).omega_notices(quorum_only);
     if !omega.fifo.is_empty() {
         tracing::info!(scripts = omega.scripts.len(), "omega: running the down notifiers at shutdown");
     }
@@ -825,6 +865,22 @@ mod tests {
         assert_eq!(now(["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.10"]), [false, false, false, false]);
         stop.send(true).unwrap();
         task.await.unwrap().unwrap();
+    }
+
+    /// keepalived's `lvs_flush_on_stop` (`clear_services` without `clear_service_rs`): at
+    /// shutdown `omega` runs the quorum notifiers only, no real server's `notify_down`; a
+    /// reload that adds it counts at the next shutdown.
+    #[tokio::test]
+    async fn with_lvs_flush_on_stop_omega_runs_the_quorum_notifiers_only() {
+        let flush = "global_defs {\n lvs_flush_on_stop VS\n}\n";
+        let dir = scratch("flush");
+        run_and_stop(&format!("{flush}{}", conf(&dir, true, true)), &[]).await;
+        assert_eq!(made(&dir), ["a-quorum-down", "a-quorum-up", "b-quorum-down", "b-quorum-up"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let dir = scratch("flush-reload");
+        run_and_stop(&conf(&dir, true, false), &[format!("{flush}{}", conf(&dir, true, false))]).await;
+        assert_eq!(made(&dir), ["a-quorum-down", "a-quorum-up", "b-quorum-up"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A notifier still running a second after the shutdown started it is killed (its

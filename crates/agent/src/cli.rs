@@ -300,6 +300,10 @@ pub fn restrict(cfg: &mut Config, parts: Parts) {
         cfg.static_routes.clear();
     }
     if !parts.checkers {
+        // keepalived's checker process sets IPVS's timeouts and flushes at stop: an agent
+        // for the VRRP side alone leaves them to the one running the checkers.
+        cfg.global_defs.lvs_timeouts = Default::default();
+        cfg.global_defs.lvs_flush_on_stop = None;
         cfg.virtual_servers.clear();
         cfg.snat.clear();
         cfg.virtual_server_groups.clear();
@@ -474,6 +478,20 @@ mod tests {
         assert!(!checks.config.virtual_servers[0].ha_suspend);
         let said: Vec<String> = checks.diagnostics.iter().map(ToString::to_string).collect();
         assert!(said.iter().any(|m| m.starts_with("t.conf:1: warning: ha_suspend: with -C/--check alone")), "{said:?}");
+    }
+
+    /// keepalived's checker process sets IPVS's timeouts and flushes at stop: `-P` alone
+    /// (the VRRP side) applies neither; `-C` alone and both keep them.
+    #[test]
+    fn lvs_timeouts_and_flush_on_stop_are_the_checkers_side() {
+        let text = "global_defs {\n lvs_timeouts tcp 60\n lvs_flush_on_stop\n vrrp_startup_delay 2\n}\n";
+        for (args, kept) in [(&[][..], true), (&["-C"], true), (&["-P"], false)] {
+            let mut l = crate::keepalived::parse_str(text, "t.conf", crate::keepalived::Options::default());
+            cli(args).adjust().apply(&mut l);
+            let g = &l.config.global_defs;
+            assert_eq!((g.lvs_timeouts.is_set(), g.lvs_flush_on_stop.is_some()), (kept, kept), "{args:?}");
+            assert_eq!(g.vrrp_startup_delay, Some(2.0), "{args:?}");
+        }
     }
 
     #[test]

@@ -212,6 +212,17 @@ pub trait Dataplane: Send + Sync {
         tracing::debug!(?roles, why, "connection-sync roles (this dataplane has none)");
         Ok(())
     }
+    /// Makes the dataplane's global connection timeouts `timeouts` (keepalived's
+    /// `lvs_timeouts`, `ipvsadm --set`), as keepalived sets IPVS's at start and on reload.
+    /// A timeout of 0 is not set by the file: the dataplane's own value (rvsd.toml's, or
+    /// what it had before the agent changed it) applies; all 0 puts back every value the
+    /// agent changed. Kept as the wanted state and asked for again on every new connection
+    /// (a restarted rvsd starts with rvsd.toml's timeouts); a refusal is logged with the
+    /// dataplane's message.
+    fn set_timeouts(&self, timeouts: LvsTimeouts) -> Result<(), DataplaneError> {
+        tracing::debug!(?timeouts, "lvs_timeouts (this dataplane has none)");
+        Ok(())
+    }
     /// How the connection to the dataplane is doing.
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { connected: true, ..Default::default() }
@@ -297,6 +308,46 @@ impl SyncRoles {
     }
 }
 
+/// The global connection timeouts keepalived's `lvs_timeouts` sets (`ipvsadm --set TCP
+/// TCPFIN UDP`, rvsd's `TimeoutsSet`), in seconds; 0: not set (the dataplane's own value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LvsTimeouts {
+    /// Established TCP connections (`tcp`).
+    pub tcp: u32,
+    /// TCP connections after a FIN (`tcpfin`).
+    pub tcpfin: u32,
+    /// UDP connections (`udp`).
+    pub udp: u32,
+}
+
+impl LvsTimeouts {
+    /// Whether any timeout is set (keepalived applies `lvs_timeouts` only then).
+    pub fn is_set(&self) -> bool {
+        *self != LvsTimeouts::default()
+    }
+
+    /// The timeouts as an array, `[tcp, tcpfin, udp]`.
+    pub fn to_array(self) -> [u32; 3] {
+        [self.tcp, self.tcpfin, self.udp]
+    }
+}
+
+impl std::fmt::Display for LvsTimeouts {
+    /// keepalived's syntax, the timeouts set only (`tcp 900 udp 60`; `none` when none is).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set: Vec<String> = [("tcp", self.tcp), ("tcpfin", self.tcpfin), ("udp", self.udp)]
+            .iter()
+            .filter(|(_, v)| *v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if set.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&set.join(" "))
+        }
+    }
+}
+
 /// One recorded call on the [`FakeDataplane`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
@@ -318,6 +369,8 @@ pub enum Call {
     SetSnat(Vec<String>),
     /// `set_sync_roles`.
     SyncRoles(SyncRoles),
+    /// `set_timeouts`.
+    Timeouts(LvsTimeouts),
 }
 
 #[derive(Debug, Default)]
@@ -327,6 +380,7 @@ struct FakeState {
     routes: Vec<ctl::RouteSpec>,
     snat: Vec<ctl::SnatSpec>,
     sync: Option<SyncRoles>,
+    timeouts: Option<LvsTimeouts>,
     calls: Vec<Call>,
 }
 
@@ -366,6 +420,11 @@ impl FakeDataplane {
     /// The connection-sync roles last set.
     pub fn sync_roles(&self) -> Option<SyncRoles> {
         self.lock().sync
+    }
+
+    /// The timeouts last set ([`Dataplane::set_timeouts`]); none before the first call.
+    pub fn timeouts(&self) -> Option<LvsTimeouts> {
+        self.lock().timeouts
     }
 
     /// Every call so far, in order.
@@ -467,6 +526,13 @@ impl Dataplane for FakeDataplane {
         let mut s = self.lock();
         s.calls.push(Call::SyncRoles(roles));
         s.sync = Some(roles);
+        Ok(())
+    }
+
+    fn set_timeouts(&self, timeouts: LvsTimeouts) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::Timeouts(timeouts));
+        s.timeouts = Some(timeouts);
         Ok(())
     }
 
@@ -587,6 +653,17 @@ impl Dataplane for LinuxDataplane {
         );
         self.fake.set_sync_roles(roles, why)
     }
+
+    fn set_timeouts(&self, timeouts: LvsTimeouts) -> Result<(), DataplaneError> {
+        tracing::info!(
+            tcp = timeouts.tcp,
+            tcpfin = timeouts.tcpfin,
+            udp = timeouts.udp,
+            "lvs_timeouts (not applied: no rvsd)"
+        );
+        self.fake.set_timeouts(timeouts)
+    }
+
     fn status(&self) -> DataplaneStatus {
         DataplaneStatus { kind: "linux".into(), connected: true, ..Default::default() }
     }

@@ -16,11 +16,16 @@
 //!   those.
 //! * Checkers ([`Pool::reload`]): started for added real servers, stopped for removed
 //!   ones, restarted only when a server's checks changed.
+//! * keepalived's `lvs_timeouts` (global_defs): rvsd's global timeouts set again when they
+//!   changed ([`Diff::apply_timeouts`]), as keepalived sets IPVS's on every reload. It is
+//!   not part of an instance's fingerprint (neither are `vrrp_startup_delay`, which counts
+//!   at the agent's start only, and `lvs_flush_on_stop`, read at shutdown): changing them
+//!   restarts no VRRP instance.
 //!
 //! Line numbers do not count as a change (`loc` fields are ignored).
 
 use crate::check::pool::{CheckerChange, CheckerPlan, Pool};
-use crate::dataplane::{Dataplane, RealServer, Service, ServiceKey};
+use crate::dataplane::{Dataplane, LvsTimeouts, RealServer, Service, ServiceKey};
 use crate::keepalived::Config;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,8 +142,15 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     let insts: Vec<_> = cfg.vrrp_instances.iter().filter(|i| members.contains(i.name.as_str())).collect();
     let tracked: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
     let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
+    // What in global_defs is not the instances' business.
+    let mut global = comparable(&cfg.global_defs);
+    if let Value::Object(m) = &mut global {
+        for k in ["lvs_timeouts", "vrrp_startup_delay", "lvs_flush_on_stop"] {
+            m.remove(k);
+        }
+    }
     Some(comparable(&serde_json::json!({
-        "global": comparable(&cfg.global_defs),
+        "global": global,
         "instances": comparable(&insts),
         "scripts": comparable(&scripts),
         "groups": comparable(&groups),
@@ -203,6 +215,8 @@ pub struct Diff {
     pub snat: Vec<(String, Change)>,
     /// The SNAT rules after the reload.
     pub new_snat: Vec<ctl::SnatSpec>,
+    /// keepalived's `lvs_timeouts`, `(before, after)`, when they differ.
+    pub timeouts: Option<(LvsTimeouts, LvsTimeouts)>,
 }
 
 impl Diff {
@@ -213,6 +227,7 @@ impl Diff {
             && self.services.real_servers.is_empty()
             && self.checkers.is_empty()
             && self.snat.is_empty()
+            && self.timeouts.is_none()
     }
 
     /// One line per difference, for the log.
@@ -255,7 +270,20 @@ impl Diff {
             };
             out.push(format!("SNAT rule {rule} {what}"));
         }
+        if let Some((from, to)) = &self.timeouts {
+            out.push(format!("lvs_timeouts {from} -> {to}"));
+        }
         out
+    }
+
+    /// Applies a change of `lvs_timeouts`: the dataplane is asked for the new timeouts
+    /// (those no longer set go back to its own values); nothing is sent when they did not
+    /// change.
+    pub fn apply_timeouts(&self, dp: &dyn Dataplane) {
+        let Some((_, to)) = self.timeouts else { return };
+        if let Err(e) = dp.set_timeouts(to) {
+            tracing::error!("reload: lvs_timeouts: {e}");
+        }
     }
 
     /// Applies the SNAT differences: the dataplane reconciles the new rules with what it
@@ -312,6 +340,10 @@ pub fn plan(old: &Config, pool: &Pool, new: &Config) -> (Diff, Pool, CheckerPlan
         new_services,
         snat: diff_snat(old, new),
         new_snat: new.snat.iter().map(|s| s.rule.clone()).collect(),
+        timeouts: {
+            let (from, to) = (old.global_defs.lvs_timeouts, new.global_defs.lvs_timeouts);
+            (from != to).then_some((from, to))
+        },
     };
     (diff, next, checkers)
 }

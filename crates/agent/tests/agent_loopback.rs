@@ -766,3 +766,71 @@ fn ha_suspend_checks_only_on_the_node_holding_the_vip() {
         b.task.await.unwrap();
     });
 }
+
+/// keepalived's `vrrp_startup_delay` (`vrrp_delayed_start_time`): no instance becomes
+/// MASTER before the delay from the agent's start, an address owner (priority 255, master
+/// at once without it) included; meanwhile they are BACKUP, listening and holding nothing.
+/// An instance a reload restarts during the delay waits for the same end. Once it has
+/// passed, the owner takes over at once and a backup one Master_Down_Interval later.
+#[test]
+fn vrrp_startup_delay_holds_every_instance_back_from_the_agents_start() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsd");
+    in_netns(&ns, || async {
+        const DELAY: Duration = Duration::from_millis(1000);
+        let conf = |backup_prio: u8| {
+            let owner = node_conf("127.0.0.1", "127.0.0.2", 255);
+            let backup = node_conf("127.0.0.1", "127.0.0.2", backup_prio)
+                .replace("VI {", "VB {")
+                .replace("virtual_router_id 42", "virtual_router_id 43")
+                .replace("192.0.2.42/32", "192.0.2.43/32");
+            format!("global_defs {{\n vrrp_startup_delay {}\n}}\n{owner}{backup}", DELAY.as_secs_f64())
+        };
+        let load = |text: String| {
+            let l = parse_str(&text, "node.conf", Options::default());
+            assert!(!l.has_errors(), "{:?}", l.diagnostics);
+            l
+        };
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (st_tx, st_rx) = std::sync::mpsc::channel();
+        let (d, l) = (dp.clone(), load(conf(100)));
+        let t0 = Instant::now();
+        let task = tokio::spawn(async move {
+            rvs_agent::agent::run_with_reload(l.config, d, rx, reload_rx, move |r| st_tx.send(r).unwrap())
+                .await
+                .unwrap();
+        });
+        let holds = |vip: &str| dp.vips().iter().any(|(a, _)| a.addr().to_string() == vip);
+        // A reload during the delay restarts VB (its priority changed).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reload_tx.send(load(conf(101))).unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let running = st_rx.recv_timeout(Duration::from_secs(1)).unwrap();
+        let states =
+            || running.instances().iter().map(|s| (s.borrow().name.clone(), s.borrow().state)).collect::<Vec<_>>();
+        assert!(t0.elapsed() < DELAY, "the checks below are within the delay");
+        assert_eq!(states(), [("VI".to_string(), State::Backup), ("VB".to_string(), State::Backup)]);
+        assert_eq!(running.instances()[1].borrow().priority, 101, "VB restarted by the reload");
+        assert!(dp.vips().is_empty(), "nothing held during the delay: {:?}", dp.vips());
+        assert!(
+            dp.calls().contains(&Call::DelVip("192.0.2.42/32".parse().unwrap(), "lo".into())),
+            "the owner held back starts as a backup does, removing its VIP"
+        );
+        // The owner: MASTER as soon as the delay ends.
+        wait_for("the owner to become master", Duration::from_secs(3), || holds("192.0.2.42")).await;
+        let owner_at = t0.elapsed();
+        assert!(owner_at >= DELAY && owner_at < DELAY + Duration::from_millis(300), "{owner_at:?}");
+        assert!(!holds("192.0.2.43"), "VB waits its Master_Down_Interval from the delay's end");
+        // VB (nobody else advertises): one Master_Down_Interval (~0.34 s) after the delay.
+        wait_for("VB to become master", Duration::from_secs(3), || holds("192.0.2.43")).await;
+        let backup_at = t0.elapsed();
+        assert!(backup_at >= DELAY + Duration::from_millis(300), "{backup_at:?}");
+        assert_eq!(states(), [("VI".to_string(), State::Master), ("VB".to_string(), State::Master)]);
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    });
+}

@@ -104,6 +104,11 @@ fn wired_keywords_reach_the_configuration() {
     assert_eq!((v.real_servers[0].upper, v.real_servers[0].lower), (1000, 800));
     assert_eq!(v.sched_flags, Some(rvs_agent::dataplane::SchedFlags { port: true, fallback: true }));
 
+    let l = load(&dir.join("55-lvs-timeouts-and-startup-delay.conf"), opts(false));
+    let g = &l.config.global_defs;
+    assert_eq!(g.lvs_timeouts, rvs_agent::dataplane::LvsTimeouts { tcp: 7200, tcpfin: 60, udp: 30 });
+    assert_eq!(g.vrrp_startup_delay, Some(2.5));
+
     let l = load(&dir.join("07-vs-lowercase-protocol.conf"), opts(false));
     assert_eq!(l.config.virtual_servers[0].protocol, rvs_agent::dataplane::Proto::Udp);
 

@@ -11,7 +11,9 @@
 //!   `-P` one), learnt about once a second.
 
 use crate::check::HeldAddrs;
-use crate::dataplane::{Dataplane, DataplaneError, DataplaneStatus, RealServer, Service, ServiceKey, SyncRoles};
+use crate::dataplane::{
+    Dataplane, DataplaneError, DataplaneStatus, LvsTimeouts, RealServer, Service, ServiceKey, SyncRoles,
+};
 use ipnet::IpNet;
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -135,6 +137,10 @@ impl Dataplane for HeldVips {
 
     fn set_sync_roles(&self, roles: SyncRoles, why: &str) -> Result<(), DataplaneError> {
         self.inner.set_sync_roles(roles, why)
+    }
+
+    fn set_timeouts(&self, timeouts: LvsTimeouts) -> Result<(), DataplaneError> {
+        self.inner.set_timeouts(timeouts)
     }
 
     fn status(&self) -> DataplaneStatus {

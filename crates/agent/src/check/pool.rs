@@ -500,19 +500,20 @@ impl Pool {
 
     /// What the agent's shutdown runs under `omega`, as keepalived's checker does on
     /// stopping (2.2.7's `check/ipwrapper.c`: `clear_services` -> `clear_service_vs` ->
-    /// `clear_service_rs` and `update_vs_notifies`, with its default `lvs_flush_on_stop`
-    /// off, which rvs-agent does not read): for each virtual server with `omega`, in
-    /// configuration order, each real server that is up (keepalived's `alive`; one down,
+    /// `clear_service_rs` and `update_vs_notifies`): for each virtual server with `omega`,
+    /// in configuration order, each real server that is up (keepalived's `alive`; one down,
     /// inhibited or not, or not yet up under `alpha`, gets nothing), in order, its
     /// `notify_down` and `RS ... DOWN` line (`do_rs_notifies`); then the virtual server's
     /// `quorum_down` and `VS ... DOWN` line (`do_vs_notifies`), whatever the quorum was:
-    /// keepalived marks every quorum down on stopping. Virtual servers without `omega`
-    /// run nothing (keepalived sends them SNMP traps only). The sorry server has no
-    /// notifier. The pool is left as it is: the agent is stopping.
-    pub fn omega_notices(&self) -> Notices {
+    /// keepalived marks every quorum down on stopping. With `quorum_only` (keepalived's
+    /// `lvs_flush_on_stop`, either mode: `clear_service_vs` then skips the real servers
+    /// and calls `update_vs_notifies` alone) the real servers' part is left out. Virtual
+    /// servers without `omega` run nothing (keepalived sends them SNMP traps only). The
+    /// sorry server has no notifier. The pool is left as it is: the agent is stopping.
+    pub fn omega_notices(&self, quorum_only: bool) -> Notices {
         let mut out = Notices::default();
         for (vs, m) in self.vs.iter().zip(&self.meta).filter(|(_, m)| m.omega) {
-            for rs in vs.rs.iter().filter(|r| r.up) {
+            for rs in vs.rs.iter().filter(|r| r.up && !quorum_only) {
                 out.scripts.extend(rs.notify_down.clone());
                 out.fifo.push(format!("RS {} DOWN\n", fifo_rs(&m.ident, rs.addr)));
             }
@@ -697,20 +698,24 @@ mod tests {
             l.config
         };
         let (pool, _, _) = Pool::from_config(&conf(false));
-        assert_eq!(pool.omega_notices(), Notices::default(), "no omega: nothing");
+        assert_eq!(pool.omega_notices(false), Notices::default(), "no omega: nothing");
+        assert_eq!(pool.omega_notices(true), Notices::default(), "no omega: nothing");
         let (mut pool, services, _) = Pool::from_config(&conf(true));
-        let n = pool.omega_notices();
+        let n = pool.omega_notices(false);
         assert_eq!(n.scripts, ["/bin/down1", "/bin/down2", "/bin/qdown"]);
         assert_eq!(
             n.fifo,
             ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]
         );
+        // With keepalived's lvs_flush_on_stop: the quorum notifiers only.
+        let n = pool.omega_notices(true);
+        assert_eq!((n.scripts, n.fifo), (vec!["/bin/qdown".to_string()], vec!["VS [g]:0 DOWN\n".to_string()]));
         // 10.0.1.1 fails (weight 0: inhibit_on_failure) and the quorum (150 - 10) is lost.
         let dp = FakeDataplane::new();
         dp.set_services(&services).unwrap();
         pool.apply(&down(0), &dp).unwrap();
         assert!(!pool.vs[0].quorum_ok);
-        let n = pool.omega_notices();
+        let n = pool.omega_notices(false);
         assert_eq!(n.scripts, ["/bin/down2", "/bin/qdown"]);
         assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
     }

@@ -9,6 +9,7 @@
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
 //! | SNAT rules (start, reload) | `SnatList`, then `SnatDel` / `SnatAdd` / `SnatWan` for what differs |
 //! | connection-sync roles (`lvs_sync_daemon`) | `SyncDaemon { role, start, syncid }`: stops, then starts |
+//! | global timeouts (`lvs_timeouts`, at start, on reload and on every connection) | `TimeoutsGet`, then `TimeoutsSet { tcp, tcpfin, udp }` |
 //! | the box's addresses (`ha_suspend`), every second and on each reconciliation | `AddrList` |
 //!
 //! The port of a VIP is the instance's `dpdk_interface`, else its `interface` with `.kni`
@@ -76,10 +77,24 @@
 //! syncid, a master without peers) is logged once with rvsd's message, shown in status
 //! (`sync_error`) until a change is accepted, and not retried until the next change or
 //! connection: it holds up nothing else.
+//!
+//! # Global timeouts
+//! keepalived's `lvs_timeouts` ([`Dataplane::set_timeouts`]), as keepalived sets IPVS's
+//! (`ipvs_set_timeouts`, libipvs's `ipvs_set_timeout`): the timeouts the file sets are sent
+//! with `TimeoutsSet` (0 for the others: rvsd keeps them), when they are set or changed and
+//! again on every new connection, since a restarted rvsd starts with rvsd.toml's. Before
+//! each `TimeoutsSet`, `TimeoutsGet` reads rvsd's values: one that is not the agent's (never
+//! changed by it, or rvsd restarted, or `rvsadm --set` changed it since) is rvsd's own. As
+//! keepalived puts back the kernel's original value of a timeout its file no longer sets
+//! (a reload without it, or without `lvs_timeouts` at all), the agent sends rvsd's own value
+//! of a timeout it changed and the file no longer sets. A refusal is logged with rvsd's
+//! message, once per change or connection, and holds up nothing else. At stop the agent
+//! leaves rvsd's timeouts as they are, as it leaves the services (keepalived, which removes
+//! its services, puts the kernel's back).
 
 use super::{
-    AddressListener, AddressReports, Dataplane, DataplaneError, DataplaneStatus, Proto, RealServer, Service,
-    ServiceKey, SyncRoles,
+    AddressListener, AddressReports, Dataplane, DataplaneError, DataplaneStatus, LvsTimeouts, Proto, RealServer,
+    Service, ServiceKey, SyncRoles,
 };
 use ctl::{
     AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, RouteSpec, ServiceSpec, ServiceView,
@@ -118,6 +133,8 @@ enum Op {
     Snat,
     /// Connection-sync roles, and what asks for them.
     Sync(SyncRoles, String),
+    /// Global timeouts (`lvs_timeouts`).
+    Timeouts(LvsTimeouts),
 }
 
 /// What the agent wants rvsd to hold, and the queue of changes towards it.
@@ -142,6 +159,8 @@ struct Wanted {
     snat_set: bool,
     /// The connection-sync roles (`set_sync_roles`), and what asked for them.
     sync: Option<(SyncRoles, String)>,
+    /// The global timeouts (`set_timeouts`); none before the first call.
+    timeouts: Option<LvsTimeouts>,
     ops: VecDeque<Op>,
     stop: bool,
     status: DataplaneStatus,
@@ -388,6 +407,12 @@ impl Dataplane for RvsdDataplane {
         Ok(())
     }
 
+    fn set_timeouts(&self, timeouts: LvsTimeouts) -> Result<(), DataplaneError> {
+        tracing::info!(tcp = timeouts.tcp, tcpfin = timeouts.tcpfin, udp = timeouts.udp, "lvs_timeouts {timeouts}");
+        self.push(Op::Timeouts(timeouts), |w| w.timeouts = Some(timeouts));
+        Ok(())
+    }
+
     fn status(&self) -> DataplaneStatus {
         self.shared.lock().status.clone()
     }
@@ -551,7 +576,18 @@ struct Worker {
     sync_applied: Option<SyncRoles>,
     /// rvsd's latest refusal of a sync role change, until one is accepted.
     sync_error: Option<String>,
+    /// The global timeouts last asked of rvsd on this connection (accepted or not).
+    timeouts_applied: Option<LvsTimeouts>,
+    /// Per timeout (`[tcp, tcpfin, udp]`), the value the agent set in rvsd and has not put
+    /// back (0: none).
+    timeouts_sent: [u32; 3],
+    /// Per timeout, rvsd's own value (read before the agent changed it): what a timeout
+    /// the file no longer sets is put back to.
+    timeouts_own: [Option<u32>; 3],
 }
+
+/// The names of `lvs_timeouts`' timeouts, in [`LvsTimeouts::to_array`]'s order.
+const TIMEOUT_NAMES: [&str; 3] = ["tcp", "tcpfin", "udp"];
 
 impl Worker {
     fn new(shared: Arc<Shared>, path: PathBuf) -> Worker {
@@ -572,6 +608,9 @@ impl Worker {
             snat_added: Vec::new(),
             sync_applied: None,
             sync_error: None,
+            timeouts_applied: None,
+            timeouts_sent: [0; 3],
+            timeouts_own: [None; 3],
         }
     }
 
@@ -663,8 +702,10 @@ impl Worker {
                 self.resync = true;
                 self.follow_vips = false;
                 self.loaded.clear();
-                // A restarted rvsd runs its [sync]'s roles: the wanted ones are asked again.
+                // A restarted rvsd runs its [sync]'s roles: the wanted ones are asked again;
+                // and starts with rvsd.toml's timeouts: the wanted ones are set again.
                 self.sync_applied = None;
+                self.timeouts_applied = None;
                 self.last_ok = Instant::now();
                 true
             }
@@ -893,6 +934,85 @@ impl Worker {
                 }
             }
             Op::Sync(roles, why) => self.apply_sync(roles, &why)?,
+            // Asked already on this connection (by the reconciliation that found it).
+            Op::Timeouts(timeouts) if self.timeouts_applied == Some(timeouts) => {}
+            Op::Timeouts(timeouts) => self.apply_timeouts(timeouts)?,
+        }
+        Ok(())
+    }
+
+    /// Asks rvsd for the global `timeouts` (see the module documentation): reads rvsd's
+    /// values (`TimeoutsGet`), then sets the file's and puts back rvsd's own of those the
+    /// agent changed and the file no longer sets (`TimeoutsSet`, 0 for the others). A
+    /// refusal is logged with rvsd's message and is not an error here (nothing is retried
+    /// until the next change or connection); only a lost connection is.
+    fn apply_timeouts(&mut self, timeouts: LvsTimeouts) -> Result<(), Fail> {
+        self.timeouts_applied = Some(timeouts);
+        let want = timeouts.to_array();
+        let put_back = |sent: &[u32; 3]| (0..3).any(|i| want[i] == 0 && sent[i] != 0);
+        if !timeouts.is_set() && !put_back(&self.timeouts_sent) {
+            // Nothing set by the file, nothing changed by the agent: rvsd is not asked.
+            return Ok(());
+        }
+        match self.exchange("lvs_timeouts: read rvsd's timeouts", Request::TimeoutsGet) {
+            Ok(Response::Timeouts { timeouts: t }) => {
+                let now = [t.established, t.fin_wait, t.udp];
+                for ((now, sent), own) in now.into_iter().zip(&mut self.timeouts_sent).zip(&mut self.timeouts_own) {
+                    // Not the agent's value: rvsd's own (never changed by the agent, rvsd
+                    // restarted since, or `rvsadm --set`).
+                    if *sent == 0 || now != *sent {
+                        *own = Some(now);
+                        *sent = 0;
+                    }
+                }
+            }
+            Ok(other) => tracing::warn!("lvs_timeouts: read rvsd's timeouts: unexpected reply {other:?}"),
+            Err(Exchange::Io) => return Err(Fail::Io),
+            Err(Exchange::Refused(code, message)) => {
+                tracing::warn!("lvs_timeouts: read rvsd's timeouts: rvsd refused ({}): {message}", code.name());
+            }
+        }
+        let mut req = [0u32; 3];
+        let mut restored = Vec::new();
+        for i in 0..3 {
+            if want[i] != 0 {
+                req[i] = want[i];
+            } else if self.timeouts_sent[i] != 0 {
+                match self.timeouts_own[i] {
+                    Some(own) => {
+                        req[i] = own;
+                        restored.push(format!("{} {own}", TIMEOUT_NAMES[i]));
+                    }
+                    None => tracing::warn!(
+                        "lvs_timeouts: rvsd's own {} timeout is unknown: it stays {} s",
+                        TIMEOUT_NAMES[i],
+                        self.timeouts_sent[i]
+                    ),
+                }
+            }
+        }
+        if req == [0; 3] {
+            return Ok(());
+        }
+        let [tcp, tcpfin, udp] = req;
+        match self.exchange("lvs_timeouts: set rvsd's timeouts", Request::TimeoutsSet { tcp, tcpfin, udp }) {
+            Ok(_) => {
+                let restored = if restored.is_empty() {
+                    String::new()
+                } else {
+                    format!("; put back to rvsd's own: {}", restored.join(" "))
+                };
+                tracing::info!(tcp, tcpfin, udp, "lvs_timeouts {timeouts}: set in rvsd{restored}");
+                self.timeouts_sent = want;
+            }
+            Err(Exchange::Io) => return Err(Fail::Io),
+            Err(Exchange::Refused(code, message)) => {
+                tracing::error!(
+                    "lvs_timeouts {timeouts}: rvsd refused to set its timeouts (tcp {tcp} tcpfin {tcpfin} udp {udp}) \
+                     ({}): {message}",
+                    code.name()
+                );
+            }
         }
         Ok(())
     }
@@ -948,15 +1068,21 @@ impl Worker {
 
     /// Makes rvsd hold exactly the wanted VIPs and services, reading what it has first.
     fn reconcile(&mut self) -> Result<(), Fail> {
-        let (held, released, services, services_set, routes, released_routes, snat) = {
+        let (held, released, services, services_set, routes, released_routes, snat, timeouts) = {
             let w = self.shared.lock();
             let routes = (w.routes.clone(), w.released_routes.clone());
             let snat = w.snat_set.then(|| w.snat.clone());
-            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1, snat)
+            let t = w.timeouts;
+            (w.held.clone(), w.released.clone(), w.services.clone(), w.services_set, routes.0, routes.1, snat, t)
         };
         let mut refused = false;
         let present: HashMap<IpAddr, AddrView> =
             self.list_addresses()?.into_iter().map(|a| (a.addr.addr(), a)).collect();
+        // 0. The global timeouts, when this connection has not had them asked (a restarted
+        //    rvsd has rvsd.toml's), before the services whose connections they time.
+        if let Some(t) = timeouts.filter(|t| self.timeouts_applied != Some(*t)) {
+            self.apply_timeouts(t)?;
+        }
         let lips = vip_lips(&services);
         // 1. Held VIPs (and LIPs that move with them) first: services may need them.
         let mut announce = Vec::new();

@@ -1,7 +1,7 @@
 //! The typed configuration read from keepalived.conf. Defaults are keepalived's.
 
 use super::diag::Loc;
-use crate::dataplane::Proto;
+use crate::dataplane::{LvsTimeouts, Proto};
 use crate::vrrp::packet::{ChecksumMode, Version};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -108,6 +108,33 @@ pub struct GlobalDefs {
     /// IPVS's sync daemons (see [`LvsSyncDaemon`]).
     #[serde(default)]
     pub lvs_sync_daemon: Option<LvsSyncDaemon>,
+    /// keepalived's `lvs_timeouts [tcp N] [tcpfin N] [udp N]`: rvsd's global connection
+    /// timeouts (`TimeoutsSet`), set at start and on a reload that changes them, as
+    /// keepalived sets IPVS's; 0 (or absent): rvsd's own value.
+    #[serde(default)]
+    pub lvs_timeouts: LvsTimeouts,
+    /// keepalived's `vrrp_startup_delay SECS`: no VRRP instance may become MASTER before
+    /// this long after the agent started (they start as BACKUP and listen meanwhile), as
+    /// keepalived's `vrrp_delayed_start_time`: for boxes whose interfaces take time to come
+    /// up at boot. Only the agent's start counts, not a reload. None: no delay.
+    #[serde(default)]
+    pub vrrp_startup_delay: Option<f64>,
+    /// keepalived's `lvs_flush_on_stop [VS]` (or its older name `lvs_flush_onstop`): the
+    /// services are not removed at stop (rvs-agent leaves them in rvsd, a warning says so),
+    /// but `omega` then runs only the quorum notifiers at shutdown, as keepalived's
+    /// `clear_services` does with it.
+    #[serde(default)]
+    pub lvs_flush_on_stop: Option<LvsFlushOnStop>,
+}
+
+/// keepalived's `lvs_flush_on_stop` modes (`lvs_flush_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LvsFlushOnStop {
+    /// Bare: keepalived flushes the whole IPVS table at stop (`LVS_FLUSH_FULL`).
+    Full,
+    /// `VS`: keepalived removes its virtual servers whole, not real server by real
+    /// server (`LVS_FLUSH_VS`).
+    Vs,
 }
 
 /// keepalived's IPVS sync daemon line, as the agent applies it to rvsd's connection-sync
@@ -161,6 +188,9 @@ impl Default for GlobalDefs {
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),
             lvs_sync_daemon: None,
+            lvs_timeouts: LvsTimeouts::default(),
+            vrrp_startup_delay: None,
+            lvs_flush_on_stop: None,
         }
     }
 }

@@ -22,7 +22,7 @@
 use super::config::*;
 use super::diag::{Diagnostic, Loc};
 use super::tree::Node;
-use crate::dataplane::Proto;
+use crate::dataplane::{LvsTimeouts, Proto};
 use crate::vrrp::packet::{ChecksumMode, Version};
 use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `*_priority`, `script_user`, `enable_script_security`): rvs-agent sends no mail, has no
 ///   SNMP, and runs scripts as itself;
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
-///   `vrrp_skip_check_adv_addr`, `vrrp_check_unicast_src`, `use_vmac`, `accept`, `no_accept`,
+///   `vrrp_skip_check_adv_addr`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
@@ -46,6 +46,17 @@ use std::net::{IpAddr, SocketAddr};
 /// warned about where they are read.
 /// `omega` is not here either: a `virtual_server`'s is honoured ([`VirtualServer::omega`]),
 /// a SNAT rule's warned about where it is read.
+///
+/// Nor are these global_defs keywords, honoured: `lvs_timeouts` ([`GlobalDefs::lvs_timeouts`],
+/// rvsd's global timeouts) and `vrrp_startup_delay` ([`GlobalDefs::vrrp_startup_delay`]);
+/// and, honoured by construction, so accepted without a warning: `vrrp_check_unicast_src`
+/// (global_defs) and `check_unicast_src` (vrrp_instance), since rvs-agent always drops an
+/// advert whose source is not among the instance's `unicast_peer`s (keepalived checks only
+/// with them), and `lvs_flush`, since the agent's first `ServiceReplace` replaces every
+/// service rvsd had (keepalived flushes IPVS at start only with it). `lvs_flush_on_stop`
+/// (and its older name `lvs_flush_onstop`) is warned about where it is read: the agent
+/// leaves its services in rvsd at stop; its effect on `omega`'s notifiers is honoured
+/// ([`GlobalDefs::lvs_flush_on_stop`]).
 pub const IGNORED: &[&str] = &[
     "notification_email",
     "notification_email_from",
@@ -68,9 +79,7 @@ pub const IGNORED: &[&str] = &[
     "vrrp_strict",
     "vrrp_iptables",
     "vrrp_skip_check_adv_addr",
-    "vrrp_check_unicast_src",
     "skip_check_adv_addr",
-    "check_unicast_src",
     "use_vmac",
     "vmac_xmit_base",
     "accept",
@@ -79,11 +88,8 @@ pub const IGNORED: &[&str] = &[
     "dont_track_primary",
     "native_ipv6",
     "lvs_id",
-    "lvs_flush",
-    "lvs_timeouts",
     "vrrp_garp_interval",
     "vrrp_gna_interval",
-    "vrrp_startup_delay",
     "max_auto_priority",
     "dynamic_interfaces",
     "debug",
@@ -520,9 +526,119 @@ impl P<'_> {
                 "vrrp_garp_lower_prio_delay" => g.vrrp_garp_lower_prio_delay = self.uint(c),
                 "vrrp_lower_prio_no_advert" => g.vrrp_lower_prio_no_advert = self.flag_value(c),
                 "lvs_sync_daemon" => self.lvs_sync_daemon(c),
+                "lvs_timeouts" => self.lvs_timeouts(c, &mut g.lvs_timeouts),
+                "vrrp_startup_delay" => {
+                    if let Some(d) = self.startup_delay(c) {
+                        g.vrrp_startup_delay = Some(d);
+                    }
+                }
+                // Honoured by construction (see IGNORED's documentation): rvs-agent always
+                // checks a unicast advert's source, and its first ServiceReplace replaces
+                // every service rvsd had. Switches: a value draws a warning.
+                "vrrp_check_unicast_src" | "lvs_flush" => {
+                    self.flag(c);
+                }
+                "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
                 _ => self.other(c, "global_defs"),
             }
         }
+    }
+
+    /// keepalived's `lvs_timeouts [tcp N] [tcpfin N] [udp N]` (global_parser.c's
+    /// `lvs_timeouts`): at least one pair; each value 0 to keepalived's `LVS_MAX_TIMEOUT`
+    /// (31 days; 0: rvsd's own value); a later pair or line overrides an earlier one for
+    /// its timeout, as keepalived. A missing or bad value and an unknown word are errors
+    /// naming them (keepalived reports them and ignores the pair); a value above rvsd's
+    /// maximum is a warning (rvsd caps a timeout there).
+    fn lvs_timeouts(&mut self, c: &Node, t: &mut LvsTimeouts) {
+        const MAX: u32 = 86_400 * 31;
+        if c.args.len() < 2 {
+            self.err(&c.loc, "lvs_timeouts needs at least one of tcp N, tcpfin N, udp N");
+            return;
+        }
+        let mut i = 0;
+        while i < c.args.len() {
+            let word = c.args[i].as_str();
+            let slot = match word {
+                "tcp" => &mut t.tcp,
+                "tcpfin" => &mut t.tcpfin,
+                "udp" => &mut t.udp,
+                _ => {
+                    self.err(&c.loc, format!("lvs_timeouts: unknown option '{word}' (tcp, tcpfin or udp)"));
+                    i += 1;
+                    continue;
+                }
+            };
+            let Some(value) = c.args.get(i + 1) else {
+                self.err(&c.loc, format!("lvs_timeouts: {word} needs a value"));
+                break;
+            };
+            match value.parse::<u64>() {
+                Ok(v) if v <= u64::from(MAX) => {
+                    *slot = v as u32;
+                    if v > u64::from(fnat::tcp_state::MAX_TIMEOUT_S) {
+                        let max = fnat::tcp_state::MAX_TIMEOUT_S;
+                        self.warn(
+                            &c.loc,
+                            format!("lvs_timeouts: {word} {v} is above rvsd's maximum: rvsd times out after {max} s"),
+                        );
+                    }
+                }
+                Ok(v) => self.err(&c.loc, format!("lvs_timeouts: {word} {v} is out of range 0-{MAX}")),
+                Err(_) => {
+                    self.err(&c.loc, format!("lvs_timeouts: {word} '{value}' is not a number of seconds (0-{MAX})"))
+                }
+            }
+            i += 2;
+        }
+    }
+
+    /// keepalived's `vrrp_startup_delay SECS` (`vrrp_startup_delay_handler`: a decimal with
+    /// at most 6 places, 0.001 to 4294.967295 s, as keepalived's microsecond timer holds
+    /// it); anything else is an error naming the line.
+    fn startup_delay(&mut self, c: &Node) -> Option<f64> {
+        let a = self.arg(c)?;
+        let (whole, frac) = a.split_once('.').unwrap_or((a, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let us = (digits(whole) && digits(frac) && !(whole.is_empty() && frac.is_empty()) && frac.len() <= 6)
+            .then(|| format!("{whole}{frac:0<6}").parse::<u64>().ok())
+            .flatten();
+        match us {
+            Some(us) if (1000..=u64::from(u32::MAX)).contains(&us) => Some(us as f64 / 1e6),
+            _ => {
+                self.err(&c.loc, format!("vrrp_startup_delay '{a}' is not a delay of 0.001 to 4294.967295 seconds"));
+                None
+            }
+        }
+    }
+
+    /// keepalived's `lvs_flush_on_stop [VS]` (and `lvs_flush_onstop`, its name before
+    /// 2.1.6): read as keepalived does (another mode is an error), honoured for `omega`'s
+    /// notifiers, warned about for the rest: rvs-agent leaves its services in rvsd at stop.
+    fn lvs_flush_on_stop(&mut self, c: &Node, g: &mut GlobalDefs) {
+        let mode = match c.args.first().map(String::as_str) {
+            None => LvsFlushOnStop::Full,
+            Some("VS") => LvsFlushOnStop::Vs,
+            Some(other) => {
+                self.err(&c.loc, format!("{}: unknown type '{other}' (none, or VS)", c.key));
+                return;
+            }
+        };
+        if c.args.len() > 1 {
+            self.warn(&c.loc, format!("{} takes at most one value; '{}' ignored", c.key, c.args[1..].join(" ")));
+        }
+        g.lvs_flush_on_stop = Some(mode);
+        let what = match mode {
+            LvsFlushOnStop::Full => "flush the whole IPVS table",
+            LvsFlushOnStop::Vs => "remove its virtual servers whole",
+        };
+        self.ignore(
+            c,
+            &format!(
+                "rvs-agent leaves its services in rvsd at stop, with or without it (keepalived would {what}); \
+                 with it, omega runs only the quorum notifiers at shutdown, as keepalived"
+            ),
+        );
     }
 
     /// `lvs_sync_daemon INTERFACE [VRRP_INSTANCE] [inst NAME] [id SYNC_ID] [maxlen LEN]
@@ -966,6 +1082,11 @@ impl P<'_> {
                 "old_unicast_checksum" => {
                     self.flag(c);
                     i.checksum = ChecksumMode::MulticastPseudoHeader;
+                }
+                // Honoured by construction: rvs-agent always drops an advert whose source
+                // is not one of the unicast peers (keepalived checks only with this).
+                "check_unicast_src" => {
+                    self.flag(c);
                 }
                 "lvs_sync_daemon_interface" => {
                     if let Some(interface) = self.arg(c).map(str::to_string) {

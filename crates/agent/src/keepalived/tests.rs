@@ -1290,3 +1290,163 @@ fn ha_suspend_sorry_server_inhibit_and_warmup_are_honoured() {
         assert!(!crate::keepalived::parse::IGNORED.contains(&k), "{k}");
     }
 }
+
+/// keepalived's `lvs_timeouts [tcp N] [tcpfin N] [udp N]` (global_parser.c's
+/// `lvs_timeouts`) is honoured: read into GlobalDefs (0 or absent: rvsd's own value), a
+/// later pair or line overriding an earlier one for its timeout, no warning and not
+/// recorded as ignored. keepalived's refusals are errors naming the part: no pair, a
+/// missing or bad value (0 to 31 days), an unknown word; a value above rvsd's maximum is a
+/// warning (rvsd caps it).
+#[test]
+fn lvs_timeouts_are_honoured_with_keepalived_s_validation() {
+    use crate::dataplane::LvsTimeouts;
+    let with = |lines: &str| strict(&format!("global_defs {{\n{lines}}}\n"));
+    let t = |tcp, tcpfin, udp| LvsTimeouts { tcp, tcpfin, udp };
+    let l = with(" lvs_timeouts tcp 7200 tcpfin 60 udp 30\n");
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+    assert_eq!(l.config.global_defs.lvs_timeouts, t(7200, 60, 30));
+    assert_eq!(l.config.global_defs.lvs_timeouts.to_string(), "tcp 7200 tcpfin 60 udp 30");
+    // Any order, any subset; 0 is "not set"; the last pair or line wins, as keepalived.
+    let l = with(" lvs_timeouts udp 5 tcp 0\n lvs_timeouts tcp 100 tcp 900\n");
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.global_defs.lvs_timeouts, t(900, 0, 5));
+    assert_eq!(l.config.global_defs.lvs_timeouts.to_string(), "tcp 900 udp 5");
+    assert!(!with("").config.global_defs.lvs_timeouts.is_set(), "absent: rvsd's own");
+    assert_eq!(LvsTimeouts::default().to_string(), "none");
+    // keepalived's LVS_MAX_TIMEOUT (31 days) is the limit; above rvsd's maximum, a warning.
+    let max = fnat::tcp_state::MAX_TIMEOUT_S;
+    let l = with(" lvs_timeouts tcp 2678400\n");
+    assert_eq!(l.config.global_defs.lvs_timeouts, t(2_678_400, 0, 0));
+    assert_eq!(
+        messages(&l),
+        [format!("t.conf:2: warning: lvs_timeouts: tcp 2678400 is above rvsd's maximum: rvsd times out after {max} s")]
+    );
+    for (line, want, kept) in [
+        ("lvs_timeouts", "lvs_timeouts needs at least one of tcp N, tcpfin N, udp N", t(0, 0, 0)),
+        ("lvs_timeouts tcp", "lvs_timeouts needs at least one of tcp N, tcpfin N, udp N", t(0, 0, 0)),
+        ("lvs_timeouts udp 9 tcp", "lvs_timeouts: tcp needs a value", t(0, 0, 9)),
+        ("lvs_timeouts tcp 2678401 udp 9", "lvs_timeouts: tcp 2678401 is out of range 0-2678400", t(0, 0, 9)),
+        ("lvs_timeouts tcpfin -1", "lvs_timeouts: tcpfin '-1' is not a number of seconds (0-2678400)", t(0, 0, 0)),
+        ("lvs_timeouts udp 1m", "lvs_timeouts: udp '1m' is not a number of seconds (0-2678400)", t(0, 0, 0)),
+        ("lvs_timeouts sctp 5 tcp 60", "lvs_timeouts: unknown option 'sctp' (tcp, tcpfin or udp)", t(60, 0, 0)),
+    ] {
+        let l = with(&format!(" {line}\n"));
+        let said = messages(&l);
+        assert_eq!(said[0], format!("t.conf:2: error: {want}"), "{line}");
+        assert_eq!(l.config.global_defs.lvs_timeouts, kept, "{line}: the valid pairs are kept");
+    }
+    // keepalived reads the word after an unknown one as an option too.
+    let l = with(" lvs_timeouts sctp 5 tcp 60\n");
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:2: error: lvs_timeouts: unknown option 'sctp' (tcp, tcpfin or udp)",
+            "t.conf:2: error: lvs_timeouts: unknown option '5' (tcp, tcpfin or udp)"
+        ]
+    );
+    // Older JSON without it reads as none set.
+    let mut old = serde_json::to_value(&with(" lvs_timeouts tcp 60\n").config).unwrap();
+    old["global_defs"].as_object_mut().unwrap().remove("lvs_timeouts").unwrap();
+    let back: Config = serde_json::from_value(old).unwrap();
+    assert!(!back.global_defs.lvs_timeouts.is_set());
+    assert!(!crate::keepalived::parse::IGNORED.contains(&"lvs_timeouts"));
+}
+
+/// keepalived's `vrrp_startup_delay SECS` (`vrrp_startup_delay_handler`) is honoured:
+/// fractions allowed (up to 6 places, keepalived's microseconds), 0.001 to 4294.967295
+/// s; anything else (0 included, as keepalived) is an error naming the line.
+#[test]
+fn vrrp_startup_delay_is_honoured_with_keepalived_s_range() {
+    let with = |v: &str| strict(&format!("global_defs {{\n vrrp_startup_delay {v}\n}}\n{MINIMAL}"));
+    for (v, want) in
+        [("5", 5.0), ("5.5", 5.5), ("0.001", 0.001), (".25", 0.25), ("3.", 3.0), ("4294.967295", 4294.967295)]
+    {
+        let l = with(v);
+        assert!(l.diagnostics.is_empty(), "{v}: {:?}", messages(&l));
+        assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+        assert_eq!(l.config.global_defs.vrrp_startup_delay, Some(want), "{v}");
+    }
+    assert_eq!(strict(MINIMAL).config.global_defs.vrrp_startup_delay, None, "absent: no delay");
+    for v in ["0", "0.0009", "4294.967296", "-1", "1.0000001", "1e3", "inf", "five", "."] {
+        let l = with(v);
+        assert_eq!(
+            messages(&l),
+            [format!("t.conf:2: error: vrrp_startup_delay '{v}' is not a delay of 0.001 to 4294.967295 seconds")],
+            "{v}"
+        );
+        assert_eq!(l.config.global_defs.vrrp_startup_delay, None, "{v}");
+    }
+    let l = strict("global_defs {\n vrrp_startup_delay\n}\n");
+    assert_eq!(messages(&l), ["t.conf:2: error: vrrp_startup_delay needs a value"]);
+    assert!(!crate::keepalived::parse::IGNORED.contains(&"vrrp_startup_delay"));
+}
+
+/// keepalived's `vrrp_check_unicast_src` (global_defs) and `check_unicast_src`
+/// (vrrp_instance) are what rvs-agent always does (an advert from a source not among the
+/// unicast peers is dropped, counted `not_peer`), and `lvs_flush` what its first
+/// ServiceReplace does: accepted without a warning, not recorded as ignored. Like other
+/// switches, a value draws a warning naming what is dropped.
+#[test]
+fn unicast_source_checks_and_lvs_flush_are_honoured_by_construction() {
+    let unicast = MINIMAL.replace(
+        " interface eth0\n",
+        " interface eth0\n check_unicast_src\n unicast_src_ip 10.0.0.2\n unicast_peer {\n  10.0.0.3\n }\n",
+    );
+    let l = strict(&format!("global_defs {{\n vrrp_check_unicast_src\n lvs_flush\n}}\n{unicast}"));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert!(l.config.ignored.is_empty(), "{:?}", l.config.ignored);
+    assert_eq!(l.config.vrrp_instances[0].unicast_peers, ["10.0.0.3".parse::<std::net::IpAddr>().unwrap()]);
+    let l = strict(&format!(
+        "global_defs {{\n vrrp_check_unicast_src yes\n lvs_flush on\n}}\n{}",
+        unicast.replace(" check_unicast_src\n", " check_unicast_src true\n")
+    ));
+    assert!(!l.has_errors() && l.config.ignored.is_empty(), "{:?}", messages(&l));
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:2: warning: vrrp_check_unicast_src takes no value; 'yes' ignored",
+            "t.conf:3: warning: lvs_flush takes no value; 'on' ignored",
+            "t.conf:7: warning: check_unicast_src takes no value; 'true' ignored",
+        ]
+    );
+    for k in ["vrrp_check_unicast_src", "check_unicast_src", "lvs_flush"] {
+        assert!(!crate::keepalived::parse::IGNORED.contains(&k), "{k}");
+    }
+}
+
+/// keepalived's `lvs_flush_on_stop [VS]` (and its older name `lvs_flush_onstop`): rvs-agent
+/// leaves its services in rvsd at stop, so it is accepted with a warning saying so (and
+/// recorded: `--strict` refuses it); its effect on omega's notifiers is kept in
+/// GlobalDefs. Another mode is an error, as keepalived.
+#[test]
+fn lvs_flush_on_stop_is_warned_about_and_its_mode_read() {
+    use crate::keepalived::config::LvsFlushOnStop;
+    let with = |line: &str| strict(&format!("global_defs {{\n {line}\n}}\n"));
+    for (line, mode, would) in [
+        ("lvs_flush_on_stop", LvsFlushOnStop::Full, "flush the whole IPVS table"),
+        ("lvs_flush_on_stop VS", LvsFlushOnStop::Vs, "remove its virtual servers whole"),
+        ("lvs_flush_onstop", LvsFlushOnStop::Full, "flush the whole IPVS table"),
+    ] {
+        let l = with(line);
+        assert!(!l.has_errors(), "{:?}", messages(&l));
+        let key = line.split(' ').next().unwrap();
+        assert_eq!(
+            messages(&l),
+            [format!(
+                "t.conf:2: warning: '{key}' is accepted and not honoured by rvs: rvs-agent leaves its services in rvsd \
+                 at stop, with or without it (keepalived would {would}); with it, omega runs only the quorum notifiers \
+                 at shutdown, as keepalived"
+            )]
+        );
+        assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), [key]);
+        assert_eq!(l.config.global_defs.lvs_flush_on_stop, Some(mode));
+    }
+    let l = with("lvs_flush_on_stop ALL");
+    assert_eq!(messages(&l), ["t.conf:2: error: lvs_flush_on_stop: unknown type 'ALL' (none, or VS)"]);
+    assert_eq!(l.config.global_defs.lvs_flush_on_stop, None);
+    let l =
+        parse_str("global_defs {\n lvs_flush_on_stop\n}\n", "t.conf", Options { strict: true, ..Options::default() });
+    assert!(l.has_errors(), "--strict refuses what is not honoured: {:?}", messages(&l));
+    assert_eq!(strict("").config.global_defs.lvs_flush_on_stop, None);
+}

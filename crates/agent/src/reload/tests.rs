@@ -499,3 +499,95 @@ fn ha_suspend_warmup_and_sorry_server_inhibit_reloaded() {
     d.apply_services(&dp);
     assert_eq!(dp.calls()[1..], [Call::AddRs(k, sa("10.0.9.9:80"), 0)]);
 }
+
+/// keepalived's `lvs_timeouts` changed alone is a change (logged, applied with
+/// `set_timeouts`), and restarts no VRRP instance; `vrrp_startup_delay` (the agent's start
+/// only) and `lvs_flush_on_stop` (read at shutdown) changed alone change nothing here.
+#[test]
+fn lvs_timeouts_changed_alone_is_applied_and_restarts_no_instance() {
+    use crate::dataplane::LvsTimeouts;
+    let with = |globals: &str| BASE.replace(" router_id a\n", &format!(" router_id a\n{globals}"));
+    let old = cfg(&with(" lvs_timeouts tcp 900\n"));
+    let d = diff(&old, &cfg(&with(" lvs_timeouts tcp 600 udp 30\n")));
+    assert!(!d.is_empty());
+    assert!(d.instances.is_empty() && d.services.services.is_empty() && d.checkers.is_empty(), "{:?}", d.lines());
+    assert_eq!(d.lines(), ["lvs_timeouts tcp 900 -> tcp 600 udp 30"]);
+    let dp = FakeDataplane::new();
+    d.apply_timeouts(&dp);
+    assert_eq!(dp.calls(), [Call::Timeouts(LvsTimeouts { tcp: 600, tcpfin: 0, udp: 30 })]);
+    // Gone from the file: none set (the dataplane puts its own values back).
+    let d = diff(&old, &cfg(BASE));
+    assert_eq!(d.lines(), ["lvs_timeouts tcp 900 -> none"]);
+    let dp = FakeDataplane::new();
+    d.apply_timeouts(&dp);
+    assert_eq!(dp.calls(), [Call::Timeouts(LvsTimeouts::default())]);
+    // The same timeouts (written otherwise): nothing.
+    let d = diff(&old, &cfg(&with(" lvs_timeouts udp 0 tcp 900\n")));
+    assert!(d.is_empty(), "{:?}", d.lines());
+    let dp = FakeDataplane::new();
+    d.apply_timeouts(&dp);
+    assert_eq!(dp.calls(), []);
+    // Neither the startup delay nor lvs_flush_on_stop restarts an instance.
+    let d = diff(&old, &cfg(&with(" lvs_timeouts tcp 900\n vrrp_startup_delay 5\n lvs_flush_on_stop\n")));
+    assert!(d.is_empty(), "{:?}", d.lines());
+    // Another global_defs keyword still does (their behaviour depends on it).
+    let d = diff(&old, &cfg(&with(" lvs_timeouts tcp 900\n vrrp_garp_master_repeat 2\n")));
+    assert_eq!(d.instances.len(), 2, "{:?}", d.lines());
+}
+
+/// The agent sets keepalived's `lvs_timeouts` at start (before the services, as
+/// keepalived) and again on a reload that changes them, only them included; a reload
+/// without them asks for none (the dataplane's own values back); an agent whose file has
+/// none never asks.
+#[tokio::test]
+async fn the_agent_sets_lvs_timeouts_at_start_and_on_reload() {
+    use crate::dataplane::LvsTimeouts;
+    use std::sync::Arc;
+    let conf = |line: &str| format!("global_defs {{\n {line}\n}}\n{SNAT}");
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+    let d = dp.clone();
+    let start = cfg(&conf("lvs_timeouts tcp 7200 udp 60"));
+    let task = tokio::spawn(crate::agent::run_with_reload(start, d, stop_rx, reload_rx, |_| {}));
+    let timeouts = || {
+        dp.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Timeouts(t) => Some(t),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let t = |tcp, tcpfin, udp| LvsTimeouts { tcp, tcpfin, udp };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(100));
+    settle().await;
+    assert_eq!(timeouts(), [t(7200, 0, 60)]);
+    assert_eq!(dp.calls()[0], Call::Timeouts(t(7200, 0, 60)), "before the services and SNAT rules");
+    // A reload that changes them alone: applied.
+    let reload = |text: String| reload_tx.send(parse_str(&text, "k.conf", Options::default())).unwrap();
+    reload(conf("lvs_timeouts tcp 7200 tcpfin 30"));
+    settle().await;
+    assert_eq!(timeouts(), [t(7200, 0, 60), t(7200, 30, 0)]);
+    assert_eq!(dp.timeouts(), Some(t(7200, 30, 0)));
+    // Unchanged: nothing asked.
+    reload(format!("# moved\n{}", conf("lvs_timeouts tcpfin 30 tcp 7200")));
+    settle().await;
+    assert_eq!(timeouts().len(), 2);
+    // Gone: none set.
+    reload(SNAT.to_string());
+    settle().await;
+    assert_eq!(timeouts(), [t(7200, 0, 60), t(7200, 30, 0), t(0, 0, 0)]);
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(timeouts().len(), 3, "left as they are at stop");
+    // A file without lvs_timeouts: never asked.
+    let dp = Arc::new(FakeDataplane::new());
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let d = dp.clone();
+    let task = tokio::spawn(crate::agent::run(cfg(SNAT), d, stop_rx, |_| {}));
+    settle().await;
+    stop.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    assert_eq!(dp.timeouts(), None);
+}

@@ -188,6 +188,9 @@ pub struct Fsm {
     garp_lower_at: Option<Duration>,
     /// When a lower-priority advert was last answered (rate limit).
     lower_answered_at: Option<Duration>,
+    /// keepalived's `vrrp_startup_delay` (`vrrp_delayed_start_time`): no becoming master
+    /// before this; a backup's timers run from it while it is ahead ([`Fsm::hold_until`]).
+    not_before: Duration,
 }
 
 impl Fsm {
@@ -209,7 +212,30 @@ impl Fsm {
             garp_refresh_at: None,
             garp_lower_at: None,
             lower_answered_at: None,
+            not_before: Duration::ZERO,
         }
+    }
+
+    /// keepalived's `vrrp_startup_delay`: the machine does not become master before `t`
+    /// (on its clock), as keepalived's `vrrp_init_instance_sands` with a
+    /// `vrrp_delayed_start_time` ahead: while `t` is ahead, a backup's Master_Down_Timer
+    /// (and preemption) runs from `t` instead of now, and an address owner or `state
+    /// MASTER` starts as backup and takes over at `t` (keepalived: a 1 us Master_Down_Timer
+    /// from the delayed start). Adverts are heard meanwhile: a master heard keeps it backup
+    /// as usual. Call before [`Event::Startup`].
+    pub fn hold_until(&mut self, t: Duration) {
+        self.not_before = t;
+    }
+
+    /// Whether the machine is held back at `now` ([`Fsm::hold_until`]).
+    pub fn held(&self, now: Duration) -> bool {
+        now < self.not_before
+    }
+
+    /// Where a backup's timers start from: now, or the end of the startup delay while it is
+    /// ahead.
+    fn timers_from(&self, now: Duration) -> Duration {
+        now.max(self.not_before)
     }
 
     /// The current state.
@@ -316,6 +342,10 @@ impl Fsm {
         if self.fault {
             self.state = State::Fault;
             out.push(Action::Notify(State::Fault));
+        } else if (self.priority == 255 || self.cfg.start_as_master) && self.held(now) {
+            // Held by the startup delay: backup until it ends, then master at once.
+            self.become_backup(now, out);
+            self.master_down_at = Some(self.not_before);
         } else if self.priority == 255 || self.cfg.start_as_master {
             self.become_master(now, out);
         } else {
@@ -349,7 +379,7 @@ impl Fsm {
             out.push(Action::RemoveVips);
         }
         out.push(Action::Notify(State::Backup));
-        self.master_down_at = Some(now + self.master_down_interval());
+        self.master_down_at = Some(self.timers_from(now) + self.master_down_interval());
     }
 
     fn tick(&mut self, now: Duration, out: &mut Vec<Action>) {
@@ -388,7 +418,7 @@ impl Fsm {
             State::Backup => {
                 if priority == 0 {
                     // The master is leaving: take over after Skew_Time.
-                    self.master_down_at = Some(now + self.skew_time());
+                    self.master_down_at = Some(self.timers_from(now) + self.skew_time());
                     self.preempt_at = None;
                     return;
                 }
@@ -399,7 +429,7 @@ impl Fsm {
                     // A lower priority master: tolerate it for preempt_delay, then take over.
                     self.accept_master(now, src, interval_cs);
                     if self.preempt_at.is_none() {
-                        self.preempt_at = Some(now + self.cfg.preempt_delay);
+                        self.preempt_at = Some(self.timers_from(now) + self.cfg.preempt_delay);
                     }
                 }
                 // Otherwise discard: Master_Down_Timer runs out and we preempt.
@@ -454,7 +484,7 @@ impl Fsm {
             self.master_adver_interval = Duration::from_millis(u64::from(interval_cs) * 10);
         }
         self.master = Some(src);
-        self.master_down_at = Some(now + self.master_down_interval());
+        self.master_down_at = Some(self.timers_from(now) + self.master_down_interval());
     }
 }
 
@@ -853,5 +883,61 @@ mod tests {
         assert_eq!(effective_priority(5, &[(-10, false)]), (1, false));
         assert_eq!(effective_priority(100, &[(0, false)]), (100, true));
         assert_eq!(effective_priority(255, &[(-50, false)]), (255, false));
+    }
+
+    /// keepalived's `vrrp_startup_delay` (`vrrp_init_instance_sands` with
+    /// `vrrp_delayed_start_time` ahead): nobody becomes master before the delay ends. A
+    /// backup's Master_Down_Timer runs from the end of the delay (also when it hears a
+    /// master meanwhile); an address owner or `state MASTER` starts as backup (holding
+    /// nothing) and takes over when the delay ends; once it has passed, timers run from now
+    /// again.
+    #[test]
+    fn the_startup_delay_holds_every_instance_back() {
+        let hold = ms(5000);
+        let masters = |acts: Vec<(Duration, Action)>| -> Vec<Duration> {
+            acts.into_iter().filter(|(_, a)| *a == Action::Notify(State::Master)).map(|(t, _)| t).collect()
+        };
+        // A backup: master at the end of the delay + Master_Down_Interval, not before.
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.hold_until(hold);
+        assert!(f.held(ms(0)) && !f.held(hold));
+        assert_eq!(f.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
+        let mdi = f.master_down_interval();
+        assert_eq!(masters(run_until(&mut f, hold + mdi - ms(1))), []);
+        assert_eq!(masters(run_until(&mut f, hold + mdi)), [hold + mdi]);
+        // A master heard during the delay: its Master_Down_Timer too runs from the end.
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.hold_until(hold);
+        f.handle(ms(0), Event::Startup);
+        f.handle(ms(1000), adv(PEER_HIGH, 200, 100));
+        assert_eq!(f.master(), Some(ip(PEER_HIGH)));
+        assert_eq!(masters(run_until(&mut f, ms(20_000))), [hold + mdi]);
+        // An address owner, and a `state MASTER`: backup first, master when the delay ends.
+        let mut owner = Fsm::new(cfg(Version::V2, 255));
+        let mut c = cfg(Version::V2, 100);
+        c.start_as_master = true;
+        let mut hinted = Fsm::new(c);
+        for f in [&mut owner, &mut hinted] {
+            f.hold_until(hold);
+            let acts = f.handle(ms(0), Event::Startup);
+            assert_eq!(acts, [Action::Notify(State::Backup)], "no VIP, no advert during the delay");
+            assert_eq!(f.state(), State::Backup);
+            assert_eq!(masters(run_until(f, hold - ms(1))), []);
+            let at_end = run_until(f, hold);
+            assert!(became_master(&at_end.iter().map(|(_, a)| a.clone()).collect::<Vec<_>>()));
+            assert_eq!(masters(at_end), [hold]);
+        }
+        // Once the delay has passed, a backup's timers run from now: a fault cleared at 10 s
+        // takes over at 10 s + Master_Down_Interval.
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.hold_until(hold);
+        f.handle(ms(0), Event::Fault(true));
+        f.handle(ms(0), Event::Startup);
+        assert_eq!(f.state(), State::Fault);
+        f.handle(ms(10_000), Event::Fault(false));
+        assert_eq!(masters(run_until(&mut f, ms(20_000))), [ms(10_000) + mdi]);
+        // Without a delay, the owner is master at once (as before).
+        let mut f = Fsm::new(cfg(Version::V2, 255));
+        assert!(became_master(&f.handle(ms(0), Event::Startup)));
     }
 }

@@ -186,6 +186,9 @@ pub struct Instance {
     sync_id: Option<u8>,
     /// The connection-sync roles last asked for.
     sync_roles: Option<SyncRoles>,
+    /// keepalived's `vrrp_startup_delay`: when the agent's startup delay ends (no MASTER
+    /// before; see [`Instance::hold_until`]).
+    hold: Option<Instant>,
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -258,8 +261,27 @@ impl Instance {
             entered: State::Initialize,
             sync_id,
             sync_roles: None,
+            hold: None,
         };
         Ok((inst, rx))
+    }
+
+    /// keepalived's `vrrp_startup_delay`: the instance does not become MASTER before `t`
+    /// (the agent's start plus the delay), as keepalived's instances wait for
+    /// `vrrp_delayed_start_time`: it starts as BACKUP, listening (an address owner or
+    /// `state MASTER` too, holding nothing), and its Master_Down_Timer runs from `t` while
+    /// `t` is ahead (see [`Fsm::hold_until`]). A `t` already past changes nothing. Call
+    /// before [`Instance::run`].
+    pub fn hold_until(&mut self, t: Instant) {
+        self.hold = Some(t);
+        self.apply_hold();
+    }
+
+    /// Gives the state machine the startup delay's end on its clock.
+    fn apply_hold(&mut self) {
+        if let Some(t) = self.hold {
+            self.fsm.hold_until(t.saturating_duration_since(self.epoch));
+        }
     }
 
     fn now(&self) -> Duration {
@@ -320,9 +342,10 @@ impl Instance {
             .collect();
         drop(changed_tx);
         self.retrack();
-        if self.cfg.priority != 255 && self.cfg.state != InitialState::Master {
+        if (self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()) {
             // As keepalived: a node starting as backup holds nothing, whatever an earlier
-            // run (killed before it could leave) left in the dataplane.
+            // run (killed before it could leave) left in the dataplane. An owner or `state
+            // MASTER` held back by vrrp_startup_delay starts as backup too.
             self.exec(vec![Action::RemoveVips]).await;
         }
         // As keepalived's vrrp_init_state: the backup sync role first, whatever the state
@@ -401,6 +424,7 @@ impl Instance {
                     if src != self.status.borrow().address {
                         // A new primary address: start over with it.
                         self.fsm = Fsm::new(fsm_config(&self.cfg, &self.global, src));
+                        self.apply_hold();
                         self.status.send_modify(|s| s.address = src);
                         let acts = self.retrack();
                         self.exec(acts).await;

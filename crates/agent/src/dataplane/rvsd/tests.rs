@@ -3,8 +3,9 @@
 //! not an address, as older rvsd did; a local address no port has is accepted, the
 //! service keeping it in standby, one without sapool is refused), SNAT rules as rvsd's
 //! state does (by match, names unique), connection-sync roles as rvsd's `[sync]` does
-//! (refused without it, or for another syncid), and can "restart" (drop every connection
-//! and forget everything but its configuration).
+//! (refused without it, or for another syncid), global timeouts as rvsd's `TimeoutsGet` /
+//! `TimeoutsSet` (0 keeps a value), and can "restart" (drop every connection and forget
+//! everything but its configuration).
 
 use super::*;
 use crate::dataplane::LocalAddr;
@@ -31,6 +32,12 @@ struct FakeState {
     roles: (bool, bool),
     /// The sync role requests (`SyncDaemon`), in order.
     sync_log: Vec<Request>,
+    /// The global timeouts (rvsd.toml's at start).
+    timeouts: fnat::tcp_state::Timeouts,
+    /// The `TimeoutsSet` requests, in order.
+    timeouts_log: Vec<Request>,
+    /// Refuse `TimeoutsSet` (as an rvsd that would).
+    refuse_timeouts: bool,
 }
 
 /// The fake rvsd's `[sync]`: its syncid and the roles it starts with.
@@ -42,10 +49,37 @@ struct SyncConf {
 }
 
 impl FakeState {
-    /// A fresh rvsd: its configuration's addresses, SNAT rules and sync roles.
-    fn fresh(addrs: Vec<AddrView>, snat: Vec<ctl::SnatSpec>, sync_conf: Option<SyncConf>) -> FakeState {
+    /// A fresh rvsd: its configuration's addresses, SNAT rules, sync roles and timeouts.
+    fn fresh(
+        addrs: Vec<AddrView>,
+        snat: Vec<ctl::SnatSpec>,
+        sync_conf: Option<SyncConf>,
+        timeouts: fnat::tcp_state::Timeouts,
+    ) -> FakeState {
         let roles = sync_conf.map_or((false, false), |c| (c.master, c.backup));
-        FakeState { addrs, snat, sync_conf, roles, ..Default::default() }
+        FakeState { addrs, snat, sync_conf, roles, timeouts, ..Default::default() }
+    }
+
+    /// rvsd's `TimeoutsGet` / `TimeoutsSet` (crates/rvsd's `State::timeouts_set`: 0 keeps a
+    /// value).
+    fn handle_timeouts(&mut self, req: Request) -> Response {
+        match req {
+            Request::TimeoutsGet => Response::Timeouts { timeouts: self.timeouts },
+            Request::TimeoutsSet { tcp, tcpfin, udp } => {
+                self.timeouts_log.push(req);
+                if self.refuse_timeouts {
+                    return refuse(ErrorCode::Invalid, "timeouts are fixed here".into());
+                }
+                let t = &mut self.timeouts;
+                for (slot, v) in [(&mut t.established, tcp), (&mut t.fin_wait, tcpfin), (&mut t.udp, udp)] {
+                    if v > 0 {
+                        *slot = v;
+                    }
+                }
+                Response::Done { gen: 2 }
+            }
+            other => refuse(ErrorCode::BadRequest, format!("not timeouts: {other:?}")),
+        }
     }
 
     /// rvsd's `SyncDaemon` (crates/rvsd's `SyncShared::set`).
@@ -85,6 +119,8 @@ struct FakeRvsd {
     snat_config: Mutex<Vec<ctl::SnatSpec>>,
     /// `[sync]` (kept across restarts).
     sync_config: Mutex<Option<SyncConf>>,
+    /// `[timeouts]` (kept across restarts).
+    timeouts_config: Mutex<fnat::tcp_state::Timeouts>,
     state: Arc<Mutex<FakeState>>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     stop: Arc<AtomicBool>,
@@ -185,6 +221,9 @@ impl FakeState {
         }
         if matches!(req, Request::SyncDaemon { .. }) {
             return self.handle_sync(req);
+        }
+        if matches!(req, Request::TimeoutsGet | Request::TimeoutsSet { .. }) {
+            return self.handle_timeouts(req);
         }
         let before = (self.addrs.clone(), self.services.clone());
         let find =
@@ -328,6 +367,7 @@ impl FakeRvsd {
             config,
             snat_config: Mutex::default(),
             sync_config: Mutex::default(),
+            timeouts_config: Mutex::default(),
             state,
             conns: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -371,7 +411,30 @@ impl FakeRvsd {
         }
         let snat = self.snat_config.lock().unwrap().clone();
         let sync = *self.sync_config.lock().unwrap();
-        *self.state.lock().unwrap() = FakeState::fresh(self.config.clone(), snat, sync);
+        let timeouts = *self.timeouts_config.lock().unwrap();
+        *self.state.lock().unwrap() = FakeState::fresh(self.config.clone(), snat, sync, timeouts);
+    }
+
+    /// rvsd.toml's timeouts: held now (as after a start) and after every restart.
+    fn configure_timeouts(&self, t: fnat::tcp_state::Timeouts) {
+        *self.timeouts_config.lock().unwrap() = t;
+        self.with(|s| s.timeouts = t);
+    }
+
+    /// The timeouts rvsd holds: `(tcp, tcpfin, udp)`.
+    fn timeouts(&self) -> (u32, u32, u32) {
+        self.with(|s| (s.timeouts.established, s.timeouts.fin_wait, s.timeouts.udp))
+    }
+
+    /// The `TimeoutsSet` requests since the last call, as `(tcp, tcpfin, udp)`.
+    fn timeouts_log(&self) -> Vec<(u32, u32, u32)> {
+        self.with(|s| std::mem::take(&mut s.timeouts_log))
+            .into_iter()
+            .map(|r| match r {
+                Request::TimeoutsSet { tcp, tcpfin, udp } => (tcp, tcpfin, udp),
+                other => panic!("not TimeoutsSet: {other:?}"),
+            })
+            .collect()
     }
 
     /// rvsd.toml's `[sync]`: its roles run now (as after a start) and after every restart.
@@ -1059,4 +1122,81 @@ fn rvsds_addresses_are_reported_whoever_added_them() {
     assert!(t.elapsed() < Duration::from_secs(3), "learnt after {:?}", t.elapsed());
     fake.with(|s| s.addrs.retain(|a| a.addr.addr() != "192.0.2.77".parse::<IpAddr>().unwrap()));
     assert_eq!(next_differing(&set(&["192.0.2.254", "10.0.0.100", "192.0.2.77"])), first);
+}
+
+/// keepalived's `lvs_timeouts`: rvsd gets `TimeoutsSet` with the file's timeouts (0 for the
+/// others: rvsd keeps them) when they are set, and again after it restarts (back to
+/// rvsd.toml's); a timeout the file no longer sets goes back to rvsd's own value (read
+/// with `TimeoutsGet` before the agent changed it), as keepalived puts the kernel's back.
+#[test]
+fn lvs_timeouts_are_set_at_start_again_after_a_restart_and_put_back_when_dropped() {
+    let t = |tcp, tcpfin, udp| LvsTimeouts { tcp, tcpfin, udp };
+    let fake = FakeRvsd::start(config(), false);
+    // rvsd.toml: tcp 900 (rvsd's default), tcpfin 100, udp 300.
+    fake.configure_timeouts(fnat::tcp_state::Timeouts { fin_wait: 100, ..Default::default() });
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    dp.set_timeouts(t(7200, 0, 60)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), [(7200, 0, 60)]);
+    assert_eq!(fake.timeouts(), (7200, 100, 60));
+    assert!(fake.weights().is_some(), "the services are loaded too");
+    // rvsd restarts with rvsd.toml's timeouts: the file's are set again.
+    fake.restart();
+    assert_eq!(fake.timeouts(), (900, 100, 300));
+    wait_until("the timeouts to be set again", T, || fake.timeouts() == (7200, 100, 60));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(dp.status().reconnects, 1);
+    assert_eq!(fake.timeouts_log(), [(7200, 0, 60)]);
+    // A reload: tcpfin set, udp no longer: udp back to rvsd's own.
+    dp.set_timeouts(t(7200, 30, 0)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), [(7200, 30, 300)]);
+    assert_eq!(fake.timeouts(), (7200, 30, 300));
+    // None any more: each one the agent changed back to rvsd's own, the others untouched.
+    dp.set_timeouts(t(0, 0, 0)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), [(900, 100, 0)]);
+    assert_eq!(fake.timeouts(), (900, 100, 300));
+    // Still none: nothing to ask, not even after a restart.
+    dp.set_timeouts(t(0, 0, 0)).unwrap();
+    fake.restart();
+    wait_until("the reconnection", T, || dp.status().reconnects == 2);
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), []);
+    // Timeouts changed behind the agent (`rvsadm --set`) are rvsd's own from then on.
+    dp.set_timeouts(t(60, 0, 0)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    fake.with(|s| s.timeouts.established = 1800);
+    dp.set_timeouts(t(0, 0, 20)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), [(60, 0, 0), (0, 0, 20)], "1800 is rvsd's: left alone");
+    assert_eq!(fake.timeouts(), (1800, 100, 20));
+    dp.close(T);
+}
+
+/// rvsd refusing `TimeoutsSet` is logged with its message (once per change or connection):
+/// nothing is retried in a loop and the VIPs and services go on being applied.
+#[test]
+fn a_refused_lvs_timeouts_holds_up_nothing() {
+    let fake = FakeRvsd::start(config(), false);
+    fake.with(|s| s.refuse_timeouts = true);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_timeouts(LvsTimeouts { tcp: 60, tcpfin: 0, udp: 0 }).unwrap();
+    dp.set_services(&[service()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.weights().is_some(), "the services are loaded all the same");
+    assert_eq!(fake.timeouts_log(), [(60, 0, 0)]);
+    // A later reconciliation (new services, a VIP) does not ask again.
+    dp.set_services(&[service()]).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.has_addr(VIP));
+    assert_eq!(fake.timeouts_log(), [], "a refused change is not retried in a loop");
+    // The next change is asked; accepted once rvsd takes it.
+    fake.with(|s| s.refuse_timeouts = false);
+    dp.set_timeouts(LvsTimeouts { tcp: 90, tcpfin: 0, udp: 0 }).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.timeouts_log(), [(90, 0, 0)]);
+    assert_eq!(fake.timeouts(), (90, 120, 300));
 }
