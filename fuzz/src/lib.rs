@@ -179,7 +179,7 @@ fn services() -> &'static ServiceTable {
             &[
                 web,
                 web6,
-                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Rr, &[rs("10.2.0.9", 8080)]),
+                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Conhash, &[rs("10.2.0.9", 8080), rs("10.2.0.3", 8080)]),
                 dns,
                 svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
                 https,
