@@ -85,6 +85,13 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     t.cli_ok("rvsip", &["route", "del", "10.77.0.0/16"]);
     let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
     assert!(conns.lines().any(|l| l.starts_with("[0]tcp") && l.contains(CLIENT4) && l.contains(LIP4)), "{conns}");
+    // DPVS's --sockpair picks one of them by the client's socket pair, --cpu by worker.
+    let line = conns.lines().find(|l| l.contains(CLIENT4)).expect("a connection of the client");
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let one = t.cli_ok("rvsadm", &["-L", "-n", "-c", "--sockpair", &format!("tcp:{}:{}", f[3], f[4])]);
+    assert!(one.lines().count() == 1 && one.lines().any(|l| l == line), "{line} by --sockpair: {one}");
+    let none = t.cli_ok("rvsadm", &["-L", "-n", "-c", "--cpu", "7"]);
+    assert!(none.is_empty(), "no worker 7: {none}");
     let links = t.cli_ok("rvsip", &["link", "show", "-s"]);
     assert!(links.contains("dpdk0") && links.contains("dpdk1") && links.contains("ipackets"), "{links}");
 

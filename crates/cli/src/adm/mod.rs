@@ -28,7 +28,7 @@
 //!   clears them with the services, as DPVS's `ipvsadm -C` clears its match services.
 
 use std::io::{self, BufRead, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::{ArgAction, Parser};
@@ -53,16 +53,24 @@ pub const MAX_TIMEOUT: u64 = 86_400 * 31;
 /// The sampling interval of `--rate`.
 pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// ipvsadm 1.31 options rvs refuses by name, with why.
-const UNSUPPORTED: &[(&str, &str)] = &[
-    ("-o/--ops", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
-    ("--persistent-conn", "rvs lists no persistence templates; -L -c lists the connections"),
+/// ipvsadm 1.31's and DPVS's options rvs refuses by name: the option, whose it is, why.
+const UNSUPPORTED: &[(&str, &str, &str)] = &[
+    ("-o/--ops", "ipvsadm", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
+    ("--persistent-conn", "ipvsadm", "rvs lists no persistence templates; -L -c lists the connections"),
     (
         "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen",
+        "ipvsadm",
         "rvsd's [sync] section sets the group, port and key (docs/HA.md); --start-daemon takes --syncid and --mcast-interface",
     ),
-    ("--pe", "rvs has no persistence engines (persistence is by source address)"),
-    ("-T/--tun-type/--tun-port/--tun-*csum", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
+    ("--pe", "ipvsadm", "rvs has no persistence engines (persistence is by source address)"),
+    ("-T/--tun-type/--tun-port/--tun-*csum", "ipvsadm", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
+    (
+        "--expire-quiescent",
+        "DPVS's ipvsadm",
+        "a drained or removed real server's connections run to their end in rvs (as LVS's expire_nodest_conn=0)",
+    ),
+    ("--dest-check", "DPVS's ipvsadm", "rvs does not check real servers from the dataplane: rvs-agent runs keepalived's checkers"),
+    ("--quic", "DPVS's ipvsadm", "rvs does not schedule by QUIC connection id (UDP services hash the client with sh, mh or conhash)"),
 ];
 
 /// ipvsadm's arguments, as clap sees them (values are checked afterwards by [`parse`]).
@@ -267,6 +275,15 @@ pub struct AdmArgs {
     /// Refused by name (tunnel checksums).
     #[arg(long = "tun-nocsum", hide = true, alias = "tun-csum", alias = "tun-remcsum")]
     pub tun_csum: bool,
+    /// Refused by name (DPVS: expire a quiescent server's connections).
+    #[arg(long = "expire-quiescent", hide = true)]
+    pub expire_quiescent: bool,
+    /// Refused by name (DPVS: the dataplane's passive health check).
+    #[arg(long = "dest-check", hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub dest_check: Option<String>,
+    /// Refused by name (DPVS: QUIC connection-id scheduling).
+    #[arg(long = "quic", hide = true)]
+    pub quic: bool,
     /// Local address for -P/-Q.
     #[arg(short = 'z', long = "laddr", value_name = "ADDR")]
     pub laddr: Option<String>,
@@ -286,6 +303,13 @@ pub struct AdmArgs {
     /// List connections: [cpu] proto expire state CIP VIP LIP RIP.
     #[arg(short = 'c', long = "connection", help_heading = "Listing")]
     pub connection: bool,
+    /// With -c: only the connection of this client socket pair (DPVS):
+    /// PROTO:CIP:CPORT:VIP:VPORT (IPv6 in brackets).
+    #[arg(long = "sockpair", value_name = "PROTO:CIP:CPORT:VIP:VPORT", help_heading = "Listing")]
+    pub sockpair: Option<String>,
+    /// With -c: only the connections of this worker (DPVS's lcore index; rvs's `[N]`).
+    #[arg(long = "cpu", value_name = "N", help_heading = "Listing")]
+    pub cpu: Option<String>,
     /// Counters.
     #[arg(long = "stats", help_heading = "Listing")]
     pub stats: bool,
@@ -367,6 +391,8 @@ pub enum AdmCmd {
     Conns {
         /// As JSON.
         json: bool,
+        /// Only those that pass (DPVS's `--sockpair`, `--cpu`).
+        filter: ConnFilter,
     },
     /// Print the timeouts.
     Timeouts {
@@ -558,6 +584,8 @@ impl Cmd {
             "-t/-u",
             "-n",
             "-c",
+            "--sockpair",
+            "--cpu",
             "--stats",
             "--rate",
             "--thresholds",
@@ -590,7 +618,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 41] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 43] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -622,6 +650,8 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 41] {
         ("--whtlst-address", a.whtlst.is_some()),
         ("-n", a.numeric),
         ("-c", a.connection),
+        ("--sockpair", a.sockpair.is_some()),
+        ("--cpu", a.cpu.is_some()),
         ("--stats", a.stats),
         ("--rate", a.rate),
         ("--thresholds", a.thresholds),
@@ -855,11 +885,19 @@ fn fwd_mode(a: &AdmArgs) -> Result<Option<FwdMode>, CliError> {
 }
 
 fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
-    let refused =
-        [a.ops, a.persistent_conn, a.sync_option.is_some(), a.pe.is_some(), a.tun_option.is_some() || a.tun_csum];
+    let refused = [
+        a.ops,
+        a.persistent_conn,
+        a.sync_option.is_some(),
+        a.pe.is_some(),
+        a.tun_option.is_some() || a.tun_csum,
+        a.expire_quiescent,
+        a.dest_check.is_some(),
+        a.quic,
+    ];
     if let Some(i) = refused.iter().position(|r| *r) {
-        let (opt, why) = UNSUPPORTED[i];
-        return Err(usage(format!("{opt}: valid ipvsadm that rvs does not support: {why}")));
+        let (opt, whose, why) = UNSUPPORTED[i];
+        return Err(usage(format!("{opt}: valid {whose} that rvs does not support: {why}")));
     }
     let cmd = command(a)?;
     let allowed = cmd.allowed();
@@ -1035,6 +1073,9 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
     if views.len() > 1 {
         return Err(usage(format!("{} cannot be combined", views.join(" and "))));
     }
+    if !a.connection && !a.timeout && (a.sockpair.is_some() || a.cpu.is_some()) {
+        return Err(usage("--sockpair and --cpu choose connections: with -L -c"));
+    }
     if a.daemon {
         if a.connection || a.timeout || !views.is_empty() || key.is_some() {
             return Err(usage("--daemon lists the sync roles: it takes no service, -c, --timeout or view"));
@@ -1052,7 +1093,14 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
         if key.is_some() {
             return Err(usage(format!("{what} lists everything; it takes no service")));
         }
-        return Ok(if a.connection { AdmCmd::Conns { json: a.json } } else { AdmCmd::Timeouts { json: a.json } });
+        if !a.connection && (a.sockpair.is_some() || a.cpu.is_some()) {
+            return Err(usage("--sockpair and --cpu choose connections: with -L -c"));
+        }
+        return Ok(if a.connection {
+            AdmCmd::Conns { json: a.json, filter: ConnFilter::parse(a.sockpair.as_deref(), a.cpu.as_deref())? }
+        } else {
+            AdmCmd::Timeouts { json: a.json }
+        });
     }
     let view = if a.stats {
         View::Stats
@@ -1083,7 +1131,7 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
             format::write_snat_rules(out, &snat_rules(ctl)?)?;
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
-        AdmCmd::Conns { json } => conns(ctl, *json, out)?,
+        AdmCmd::Conns { json, filter } => conns(ctl, *json, filter, out)?,
         AdmCmd::Daemons { json } => match ctl.call(Request::SyncDaemons)? {
             r @ Response::SyncDaemons { .. } if *json => write_json(out, &r)?,
             Response::SyncDaemons { daemons } => format::write_daemons(out, &daemons)?,
@@ -1218,14 +1266,61 @@ fn snat_rules(ctl: &mut dyn Ctl) -> Result<Vec<ctl::SnatSpec>, CliError> {
     }
 }
 
-fn conns(ctl: &mut dyn Ctl, json: bool, out: &mut dyn Write) -> Result<(), CliError> {
+/// Which connections `-L -c` lists: DPVS's `--sockpair PROTO:CIP:CPORT:VIP:VPORT` (the
+/// client's socket pair) and `--cpu N` (one worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnFilter {
+    /// Protocol, client and virtual address of the one connection wanted.
+    pub sockpair: Option<(Proto, SocketAddr, SocketAddr)>,
+    /// The worker wanted.
+    pub worker: Option<u16>,
+}
+
+impl ConnFilter {
+    /// From `--sockpair` and `--cpu` as given.
+    fn parse(sockpair: Option<&str>, cpu: Option<&str>) -> Result<ConnFilter, CliError> {
+        let worker =
+            cpu.map(|c| parse_num(c, "--cpu (worker index)", 0, u64::from(u16::MAX))).transpose().map_err(usage)?;
+        let sockpair = sockpair.map(parse_sockpair).transpose().map_err(usage)?;
+        Ok(ConnFilter { sockpair, worker: worker.map(|w| w as u16) })
+    }
+
+    /// Whether `c` is listed.
+    fn passes(&self, c: &fnat::engine::listing::ConnInfo) -> bool {
+        self.worker.is_none_or(|w| w == c.worker)
+            && self.sockpair.is_none_or(|(p, cl, v)| p == c.proto && cl == c.client && v == c.virt)
+    }
+}
+
+/// DPVS's sockpair: `PROTO:SIP:SPORT:TIP:TPORT`, PROTO `tcp` or `udp`, an IPv6 address in
+/// brackets (`tcp:[2001:db8::9]:40000:[2001:db8::100]:80`).
+fn parse_sockpair(text: &str) -> Result<(Proto, SocketAddr, SocketAddr), String> {
+    let bad = || format!("bad sockpair '{text}' (expected PROTO:CIP:CPORT:VIP:VPORT, IPv6 in brackets)");
+    let (proto, rest) = text.split_once(':').ok_or_else(bad)?;
+    let proto = match proto {
+        "tcp" => Proto::Tcp,
+        "udp" => Proto::Udp,
+        _ => return Err(format!("sockpair '{text}': protocol '{proto}' is not tcp or udp")),
+    };
+    // The client's end is ADDR:PORT up to the colon that starts the virtual address.
+    let split = if rest.starts_with('[') {
+        rest.find("]:").and_then(|i| rest[i + 2..].find(':').map(|j| i + 2 + j))
+    } else {
+        rest.find(':').and_then(|i| rest[i + 1..].find(':').map(|j| i + 1 + j))
+    };
+    let (client, virt) = split.map(|i| (&rest[..i], &rest[i + 1..])).ok_or_else(bad)?;
+    let sock = |s: &str| s.parse::<SocketAddr>().map_err(|_| bad());
+    Ok((proto, sock(client)?, sock(virt)?))
+}
+
+fn conns(ctl: &mut dyn Ctl, json: bool, filter: &ConnFilter, out: &mut dyn Write) -> Result<(), CliError> {
     let mut err: Option<io::Error> = None;
     let mut first = true;
     if json {
         write!(out, "{{\"v\":{},\"result\":\"conns\",\"conns\":[", ctl::PROTOCOL_VERSION)?;
     }
     let mut f = |c: &fnat::engine::listing::ConnInfo| {
-        if err.is_some() {
+        if err.is_some() || !filter.passes(c) {
             return;
         }
         let r = if json {

@@ -304,9 +304,9 @@ fn listing_commands() {
     assert_eq!(list("-Ln -t 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
     assert_eq!(list("-Lnt 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
     for c in ["-Lnc", "-lnc", "-L -n -c", "-Lc", "--list --connection"] {
-        assert_eq!(list(c), AdmCmd::Conns { json: false }, "{c}");
+        assert_eq!(list(c), AdmCmd::Conns { json: false, filter: ConnFilter::default() }, "{c}");
     }
-    assert_eq!(list("-Lnc --json"), AdmCmd::Conns { json: true });
+    assert_eq!(list("-Lnc --json"), AdmCmd::Conns { json: true, filter: ConnFilter::default() });
     assert_eq!(list("-L --timeout"), AdmCmd::Timeouts { json: false });
     assert_eq!(list("-Ln --timeout --json"), AdmCmd::Timeouts { json: true });
     assert_eq!(list("-S"), AdmCmd::Save { sort: true });
@@ -769,6 +769,45 @@ fn conns_golden_paged() {
 ";
     assert_eq!(String::from_utf8(out).unwrap(), want);
     assert_eq!(ctl.requests, vec![Request::ConnList { cursor: ctl::ConnCursor::default(), max: crate::CONN_PAGE }]);
+}
+
+/// DPVS's `--sockpair PROTO:CIP:CPORT:VIP:VPORT` and `--cpu N` choose the connections
+/// `-L -c` lists; with anything but `-c`, or malformed, they are refused by name.
+#[test]
+fn conns_by_sockpair_and_worker() {
+    let listed = |args: &str| {
+        let mut ctl = FakeCtl::new(vec![]);
+        ctl.pages = conns().into();
+        let mut out = Vec::new();
+        run(&parse(&argv(args)).unwrap(), &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let one = listed("-Lnc --sockpair tcp:198.18.0.3:40001:198.18.0.100:80");
+    assert!(one.lines().count() == 1 && one.starts_with("[1]tcp 3s     TIME_WAIT   198.18.0.3:40001"), "{one}");
+    assert_eq!(listed("-Lnc --sockpair udp:198.18.0.3:40001:198.18.0.100:80"), "", "another protocol");
+    let w1 = listed("-Lnc --cpu 1");
+    assert!(w1.lines().count() == 2 && w1.lines().all(|l| l.starts_with("[1]")), "{w1}");
+    assert_eq!(listed("-Lnc --cpu 1 --sockpair tcp:198.18.0.2:40000:198.18.0.100:80"), "", "on worker 0");
+    let f = ConnFilter::parse(Some("tcp:[2001:db8::9]:40000:[2001:db8::100]:80"), None).unwrap();
+    assert_eq!(
+        f.sockpair,
+        Some((Proto::Tcp, "[2001:db8::9]:40000".parse().unwrap(), "[2001:db8::100]:80".parse().unwrap()))
+    );
+    for (args, says) in [
+        ("-Ln --cpu 1", "--sockpair and --cpu choose connections: with -L -c"),
+        ("-Lnc --sockpair tcp:198.18.0.3:40001", "bad sockpair"),
+        ("-Lnc --sockpair sctp:198.18.0.3:1:198.18.0.100:80", "protocol 'sctp' is not tcp or udp"),
+        ("-Lnc --cpu x", "--cpu"),
+        (
+            "-A -t 198.18.0.100:80 --expire-quiescent",
+            "--expire-quiescent: valid DPVS's ipvsadm that rvs does not support",
+        ),
+        ("-A -t 198.18.0.100:80 --dest-check 1,3s", "--dest-check: valid DPVS's ipvsadm that rvs does not support"),
+        ("-A -u 198.18.0.100:443 --quic", "--quic: valid DPVS's ipvsadm that rvs does not support"),
+    ] {
+        let e = err(args);
+        assert!(e.contains(says), "{args}: {e}");
+    }
 }
 
 #[test]
