@@ -11,6 +11,7 @@ use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
+use crate::vrrp::sync::{Membership, SyncGroup};
 use crate::vrrp::track;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -144,7 +145,9 @@ struct Agent {
 impl Agent {
     /// Starts the instances of `self.cfg` named in `names` (with their tracked scripts and
     /// interfaces). Members of a sync group are started together (a change to one changes
-    /// them all, see [`reload::instance_fingerprint`]).
+    /// them all, see [`reload::instance_fingerprint`]), each group with a new
+    /// [`SyncGroup`] of the members started (members not running, such as ones a config
+    /// id filtered out, do not count).
     fn start_instances(&mut self, names: &HashSet<String>) -> Result<Vec<Inst>, AgentError> {
         let cfg = self.cfg.clone();
         // Tracked scripts: one runner per vrrp_script that something tracks; an unchanged
@@ -201,15 +204,34 @@ impl Agent {
             side_by.insert(n, side);
         }
         // vrrp_sync_group: a fault of one member (a weight-0 tracked object failing) is a
-        // fault of every member.
+        // fault of every member; the members go MASTER and BACKUP together (their group,
+        // crate::vrrp::sync).
         let mut shared: HashMap<usize, Vec<Tracked>> = HashMap::new();
+        let mut memberships: HashMap<usize, Membership> = HashMap::new();
         for g in &cfg.vrrp_sync_groups {
             let members: Vec<usize> = g
                 .members
                 .iter()
                 .filter_map(|m| cfg.vrrp_instances.iter().position(|i| &i.name == m))
                 .filter(|n| chosen.contains(n))
+                .filter(|n| !memberships.contains_key(n))
                 .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let running: Vec<&str> = g
+                .members
+                .iter()
+                .filter(|m| !names.contains(*m) && self.insts.iter().any(|i| &i.name == *m))
+                .map(String::as_str)
+                .collect();
+            if !running.is_empty() {
+                // Not expected: members restart together (their fingerprints include the group).
+                tracing::warn!(group = %g.name, ?running, "vrrp_sync_group: members left running are not in the new group");
+            }
+            let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
+            let (_, ms) = SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names);
+            memberships.extend(members.iter().copied().zip(ms));
             for &a in &members {
                 for &b in members.iter().filter(|&&b| b != a) {
                     for t in tracked_by[&b].iter().filter(|t| t.weight == 0) {
@@ -238,6 +260,9 @@ impl Agent {
                         return Err(AgentError::Socket(i.name.clone(), e));
                     }
                 };
+            if let Some(m) = memberships.remove(&n) {
+                inst.join_group(m);
+            }
             if let Some(t) = self.vrrp_hold {
                 inst.hold_until(t);
             }

@@ -834,3 +834,115 @@ fn vrrp_startup_delay_holds_every_instance_back_from_the_agents_start() {
         task.await.unwrap();
     });
 }
+
+/// keepalived's `vrrp_sync_group` beyond shared faults (`vrrp_sync.c`), two groups in one
+/// agent (X: G1 = {A, B}, G2 = {C, D}, priority 100 each) against other rvs-agents on
+/// the same VRIDs (real VRRP speakers over unicast on `lo`):
+/// (a) while Y advertises B's VRID at a higher priority, A's Master_Down_Timer runs out
+///     again and again but A stays BACKUP (B does not want MASTER); G2, whose members
+///     both time out, goes MASTER together. Y stops (priority 0): B's timer runs out and
+///     A and B become MASTER together;
+/// (b) Y2 advertises A's VRID at a higher priority: A leaves MASTER, and B, which hears
+///     nobody on its VRID, leaves with it and stays BACKUP (A does not want MASTER);
+///     G2 is not touched;
+/// (c) the group's notify scripts run (`notify_master`/`_backup`/`_stop`, and `notify`
+///     with `GROUP NAME STATE 0`) and the FIFO gets `GROUP "NAME" STATE 0` lines: BACKUP
+///     once the members started, MASTER, BACKUP, STOP when the agent stops.
+#[test]
+fn sync_group_members_go_master_and_backup_together() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsm");
+    let dir = std::env::temp_dir().join(testnet::unique("rvssg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |n: &str| dir.join(n);
+    std::fs::write(p("gen.sh"), format!("echo \"$@\" >> {}\n", p("gen.log").display())).unwrap();
+    let inst = |name: &str, vrid: u8, prio: u8, src: &str, peer: &str| {
+        format!(
+            "vrrp_instance {name} {{\n interface lo\n version 3\n virtual_router_id {vrid}\n priority {prio}\n\
+             advert_int 0.1\n unicast_src_ip {src}\n unicast_peer {{\n  {peer}\n }}\n\
+             virtual_ipaddress {{\n  192.0.2.{vrid}/32\n }}\n}}\n"
+        )
+    };
+    let log = |what: &str| format!("\"echo {what} >> {}\"", p("g1.log").display());
+    let fifo = p("vrrp.fifo");
+    let x_conf = format!(
+        "global_defs {{\n vrrp_notify_fifo {}\n}}\n\
+         vrrp_sync_group G1 {{\n group {{\n  A\n  B\n }}\n notify_master {}\n notify_backup {}\n notify_stop {}\n\
+         notify \"/bin/sh {}\"\n}}\n\
+         vrrp_sync_group G2 {{\n group {{\n  C\n  D\n }}\n}}\n{}{}{}{}",
+        fifo.display(),
+        log("master"),
+        log("backup"),
+        log("stop"),
+        p("gen.sh").display(),
+        inst("A", 21, 100, "127.0.0.1", "127.0.0.2"),
+        inst("B", 22, 100, "127.0.0.1", "127.0.0.2"),
+        inst("C", 23, 100, "127.0.0.1", "127.0.0.2"),
+        inst("D", 24, 100, "127.0.0.1", "127.0.0.2"),
+    );
+    let y_conf = inst("B", 22, 200, "127.0.0.2", "127.0.0.1");
+    let y2_conf = inst("A", 21, 200, "127.0.0.2", "127.0.0.1");
+    let fifo_c = fifo.clone();
+    let reader = in_netns_ret(&ns, move || async move {
+        let held = |n: &Node, last: u8| {
+            let want: std::net::IpAddr = format!("192.0.2.{last}").parse().unwrap();
+            n.dp.vips().iter().any(|(v, _)| v.addr() == want)
+        };
+        let y = start(&y_conf);
+        wait_for("Y to be master of B's VRID", Duration::from_secs(3), || held(&y, 22)).await;
+        let x = start(&x_conf);
+        let reader = fifo_reader(fifo_c);
+        // G2: both members time out, MASTER together.
+        wait_for("G2 MASTER", Duration::from_secs(3), || held(&x, 23) && held(&x, 24)).await;
+        // (a) G1: A times out (several times over), B hears Y: nobody MASTER.
+        for _ in 0..24 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!held(&x, 21) && !held(&x, 22), "G1 stays BACKUP while B hears a master: {:?}", x.dp.vips());
+        }
+        // Y leaves (priority 0): B times out after Skew_Time and the group goes MASTER.
+        y.stop.send(true).unwrap();
+        y.task.await.unwrap();
+        wait_for("a G1 member MASTER", Duration::from_secs(3), || held(&x, 21) || held(&x, 22)).await;
+        wait_for("both G1 members MASTER", Duration::from_millis(100), || held(&x, 21) && held(&x, 22)).await;
+        // (b) Y2 preempts A's VRID: A leaves MASTER and B with it.
+        let y2 = start(&y2_conf);
+        wait_for("Y2 master of A's VRID", Duration::from_secs(3), || held(&y2, 21)).await;
+        wait_for("G1 out of MASTER", Duration::from_secs(1), || !held(&x, 21) && !held(&x, 22)).await;
+        // B hears nobody, its timer runs out, but A does not want MASTER: G1 stays BACKUP.
+        for _ in 0..24 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(!held(&x, 21) && !held(&x, 22), "G1 stays BACKUP while A hears a master: {:?}", x.dp.vips());
+            assert!(held(&x, 23) && held(&x, 24), "G2 untouched");
+        }
+        x.stop.send(true).unwrap();
+        x.task.await.unwrap();
+        y2.stop.send(true).unwrap();
+        y2.task.await.unwrap();
+        reader
+    });
+    let lines = reader.join().unwrap();
+    let of = |prefix: &str| -> Vec<String> { lines.iter().filter(|l| l.starts_with(prefix)).cloned().collect() };
+    assert_eq!(
+        of("GROUP \"G1\""),
+        ["GROUP \"G1\" BACKUP 0", "GROUP \"G1\" MASTER 0", "GROUP \"G1\" BACKUP 0", "GROUP \"G1\" STOP 0"],
+        "{lines:#?}"
+    );
+    assert_eq!(of("GROUP \"G2\""), ["GROUP \"G2\" BACKUP 0", "GROUP \"G2\" MASTER 0", "GROUP \"G2\" STOP 0"]);
+    for i in ["A", "B"] {
+        let want: Vec<String> =
+            ["BACKUP", "MASTER", "BACKUP", "STOP"].iter().map(|s| format!("INSTANCE \"{i}\" {s} 100")).collect();
+        assert_eq!(of(&format!("INSTANCE \"{i}\"")), want, "{lines:#?}");
+    }
+    // The scripts (started in the background: give the last ones a moment).
+    let read = |n: &str| std::fs::read_to_string(p(n)).unwrap_or_default();
+    let t = Instant::now();
+    while read("gen.log").lines().count() < 4 && t.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(read("g1.log"), "backup\nmaster\nbackup\nstop\n");
+    assert_eq!(read("gen.log"), "GROUP G1 BACKUP 0\nGROUP G1 MASTER 0\nGROUP G1 BACKUP 0\nGROUP G1 STOP 0\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,6 @@
 //! keepalived's notify FIFOs (`global_defs`): `notify_fifo` gets every line,
-//! `vrrp_notify_fifo` the VRRP ones (`INSTANCE "NAME" STATE PRIORITY`), `lvs_notify_fifo`
+//! `vrrp_notify_fifo` the VRRP ones (`INSTANCE "NAME" STATE PRIORITY`, and a sync group's
+//! `GROUP "NAME" STATE 0`), `lvs_notify_fifo`
 //! the health-check ones (`RS [ADDR]:PROTO:PORT VS UP|DOWN`, `VS [ADDR]:PROTO:PORT
 //! UP|DOWN`).
 //!
@@ -163,7 +164,8 @@ impl Notifier {
         reopen(lvs, &mut conf.2, &g.lvs_notify_fifo, "lvs_notify_fifo");
     }
 
-    /// A VRRP line (`INSTANCE "NAME" STATE PRIORITY\n`): to `notify_fifo` and
+    /// A VRRP line (`INSTANCE "NAME" STATE PRIORITY\n`, `GROUP "NAME" STATE 0\n`): to
+    /// `notify_fifo` and
     /// `vrrp_notify_fifo`.
     pub fn vrrp(&self, line: &str) {
         let o = self.open.lock().unwrap_or_else(|e| e.into_inner());

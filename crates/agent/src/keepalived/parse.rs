@@ -320,18 +320,6 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             client.clone_from(&cfg.ssl);
         }
     }
-    // keepalived writes `GROUP "NAME" STATE` lines for a sync group; rvs does not.
-    let fifo = cfg.global_defs.notify_fifo.path.is_some() || cfg.global_defs.vrrp_notify_fifo.path.is_some();
-    for g in cfg.vrrp_sync_groups.iter().filter(|_| fifo) {
-        p.warn(
-            &g.loc,
-            format!(
-                "vrrp_sync_group {}: the notify FIFO gets its members' INSTANCE lines, not keepalived's GROUP lines",
-                g.name
-            ),
-        );
-        p.ignored.push((g.loc.clone(), format!("vrrp_sync_group {} FIFO lines", g.name)));
-    }
     cfg.global_defs.lvs_sync_daemon = p.resolve_sync_daemons(&cfg);
     cfg.ignored = p.ignored;
     cfg

@@ -13,6 +13,13 @@
 //! `garp_lower_prio_delay`): an advert at once, forcing the other router back to backup,
 //! and gratuitous ARPs, so that hosts and switches that followed the other router (a
 //! healed split brain) learn this one again.
+//!
+//! A member of a `vrrp_sync_group` ([`FsmConfig::sync_group`]) never becomes master on
+//! its own, as keepalived 2.2.7's `vrrp_sync_can_goto_master`: when its Master_Down_Timer
+//! (or preemption) runs out it emits [`Action::WantMaster`], stays backup and re-arms its
+//! timer; the caller asks the group whether every other member wants master too and, if
+//! so, sends [`Event::GoMaster`] to every member. [`Event::GoBackup`] makes a master
+//! member leave MASTER because another member did (keepalived's `vrrp_sync_backup`).
 
 use super::packet::Version;
 use serde::{Deserialize, Serialize};
@@ -75,6 +82,11 @@ pub struct FsmConfig {
     /// `garp_lower_prio_delay`: a second such burst this long after (zero: none).
     #[serde(default = "five_s")]
     pub garp_lower_prio_delay: Duration,
+    /// A member of a `vrrp_sync_group`: the machine does not become master by itself but
+    /// asks ([`Action::WantMaster`]) and waits for [`Event::GoMaster`], so that the
+    /// group's members are masters together or not at all.
+    #[serde(default)]
+    pub sync_group: bool,
 }
 
 fn one() -> u32 {
@@ -113,6 +125,7 @@ impl FsmConfig {
             lower_prio_no_advert: false,
             garp_lower_prio_repeat: 5,
             garp_lower_prio_delay: Duration::from_secs(5),
+            sync_group: false,
         }
     }
 }
@@ -139,6 +152,14 @@ pub enum Event {
     Priority(u8),
     /// A tracked object with no weight failed (`true`) or every one recovered (`false`).
     Fault(bool),
+    /// The sync group goes MASTER (keepalived's `vrrp_sync_master`): a backup member
+    /// becomes master at once; any other state ignores it.
+    GoMaster,
+    /// Another member of the sync group left MASTER for BACKUP (keepalived's
+    /// `vrrp_sync_backup`): a master member leaves MASTER too, without a priority 0
+    /// advert (keepalived's `vrrp_state_leave_master(vrrp, false)`); any other state
+    /// ignores it.
+    GoBackup,
 }
 
 /// What the caller must do.
@@ -168,6 +189,11 @@ pub enum Action {
         /// Its priority.
         priority: u8,
     },
+    /// A sync group member's Master_Down_Timer (or preemption) ran out: it would become
+    /// master, and stays backup until the caller answers with [`Event::GoMaster`] (its
+    /// timer is re-armed meanwhile: keepalived's "prefer backup state to avoid
+    /// thrashing").
+    WantMaster,
 }
 
 /// One VRRP instance's state machine.
@@ -191,6 +217,12 @@ pub struct Fsm {
     /// keepalived's `vrrp_startup_delay` (`vrrp_delayed_start_time`): no becoming master
     /// before this; a backup's timers run from it while it is ahead ([`Fsm::hold_until`]).
     not_before: Duration,
+    /// keepalived's `wantstate == MASTER`: the Master_Down_Timer (or preemption) ran out
+    /// since a master's advert was last accepted, or the machine is master.
+    wants_master: bool,
+    /// A sync group member's preemption ran out: lower-priority adverts are discarded
+    /// from now on (keepalived's `preempt_time` passed) until a master is accepted.
+    preempt_due: bool,
 }
 
 impl Fsm {
@@ -213,7 +245,16 @@ impl Fsm {
             garp_lower_at: None,
             lower_answered_at: None,
             not_before: Duration::ZERO,
+            wants_master: false,
+            preempt_due: false,
         }
+    }
+
+    /// Whether the machine wants to be master (keepalived's `wantstate`): it is master, or
+    /// its Master_Down_Timer (or preemption) ran out since it last accepted a master's
+    /// advert. A sync group goes MASTER only when every running member wants it.
+    pub fn wants_master(&self) -> bool {
+        self.wants_master
     }
 
     /// keepalived's `vrrp_startup_delay`: the machine does not become master before `t`
@@ -297,6 +338,7 @@ impl Fsm {
                 }
                 self.clear_timers();
                 self.master = None;
+                self.wants_master = false;
                 self.state = State::Initialize;
             }
             Event::Tick => self.tick(now, &mut out),
@@ -312,6 +354,7 @@ impl Fsm {
                         out.push(Action::SendAdvert { priority: 0 });
                         out.push(Action::RemoveVips);
                     }
+                    self.wants_master = false;
                     if self.state != State::Initialize {
                         self.clear_timers();
                         self.master = None;
@@ -323,6 +366,18 @@ impl Fsm {
                     if self.state == State::Fault {
                         self.become_backup(now, &mut out);
                     }
+                }
+            }
+            Event::GoMaster => {
+                if self.state == State::Backup {
+                    self.become_master(now, &mut out);
+                }
+            }
+            Event::GoBackup => {
+                if self.state == State::Master {
+                    // keepalived's vrrp_state_leave_master(isync, false): no advert.
+                    self.master = None;
+                    self.become_backup(now, &mut out);
                 }
             }
         }
@@ -346,6 +401,16 @@ impl Fsm {
             // Held by the startup delay: backup until it ends, then master at once.
             self.become_backup(now, out);
             self.master_down_at = Some(self.not_before);
+        } else if self.cfg.sync_group && self.priority == 255 {
+            // An owner in a sync group wants master at once; the group decides (keepalived:
+            // the group starts MASTER when all its members are owners).
+            self.become_backup(now, out);
+            self.want_master(now, out);
+        } else if self.cfg.sync_group && self.cfg.start_as_master {
+            // keepalived's vrrp_init_state for a member wanting MASTER in a BACKUP group:
+            // "allow one adver_int to pass to ensure there is no other master".
+            self.become_backup(now, out);
+            self.master_down_at = Some(now + self.master_adver_interval + self.skew_time());
         } else if self.priority == 255 || self.cfg.start_as_master {
             self.become_master(now, out);
         } else {
@@ -356,6 +421,8 @@ impl Fsm {
     fn become_master(&mut self, now: Duration, out: &mut Vec<Action>) {
         self.clear_timers();
         self.state = State::Master;
+        self.wants_master = true;
+        self.preempt_due = false;
         self.master = Some(self.cfg.primary);
         self.master_adver_interval = self.cfg.advert_interval;
         out.push(Action::SendAdvert { priority: self.priority });
@@ -375,7 +442,9 @@ impl Fsm {
         let was_master = self.state == State::Master;
         self.clear_timers();
         self.state = State::Backup;
+        self.preempt_due = false;
         if was_master {
+            self.wants_master = false;
             out.push(Action::RemoveVips);
         }
         out.push(Action::Notify(State::Backup));
@@ -387,7 +456,11 @@ impl Fsm {
             State::Backup => {
                 let down = self.master_down_at.is_some_and(|t| now >= t);
                 let preempt = self.preempt_at.is_some_and(|t| now >= t);
-                if down || preempt {
+                if (down || preempt) && self.cfg.sync_group {
+                    self.preempt_due |= preempt;
+                    self.want_master(now, out);
+                } else if down || preempt {
+                    self.wants_master = true;
                     self.become_master(now, out);
                 }
             }
@@ -425,7 +498,8 @@ impl Fsm {
                 if !self.cfg.preempt || priority >= self.priority {
                     self.accept_master(now, src, interval_cs);
                     self.preempt_at = None;
-                } else if !self.cfg.preempt_delay.is_zero() {
+                    self.preempt_due = false;
+                } else if !self.cfg.preempt_delay.is_zero() && !self.preempt_due {
                     // A lower priority master: tolerate it for preempt_delay, then take over.
                     self.accept_master(now, src, interval_cs);
                     if self.preempt_at.is_none() {
@@ -479,7 +553,19 @@ impl Fsm {
         }
     }
 
+    /// A sync group member would become master: it asks the caller ([`Action::WantMaster`])
+    /// and stays backup, its timer re-armed (keepalived's `vrrp_sync_can_goto_master`).
+    fn want_master(&mut self, now: Duration, out: &mut Vec<Action>) {
+        self.wants_master = true;
+        self.preempt_at = None;
+        self.master_down_at = Some(self.timers_from(now) + self.master_down_interval());
+        out.push(Action::WantMaster);
+    }
+
     fn accept_master(&mut self, now: Duration, src: IpAddr, interval_cs: u16) {
+        // keepalived's vrrp_state_backup: "Now we have received a backup, we want to be in
+        // BACKUP state".
+        self.wants_master = false;
         if self.cfg.version == Version::V3 && interval_cs > 0 {
             self.master_adver_interval = Duration::from_millis(u64::from(interval_cs) * 10);
         }
@@ -939,5 +1025,137 @@ mod tests {
         // Without a delay, the owner is master at once (as before).
         let mut f = Fsm::new(cfg(Version::V2, 255));
         assert!(became_master(&f.handle(ms(0), Event::Startup)));
+    }
+
+    fn member(prio: u8) -> FsmConfig {
+        let mut c = cfg(Version::V2, prio);
+        c.sync_group = true;
+        c
+    }
+
+    /// A sync group member (keepalived's `vrrp_sync_can_goto_master`): its Master_Down_Timer
+    /// running out does not make it master; it asks (`WantMaster`), stays backup, re-arms
+    /// the timer (asking again each Master_Down_Interval) and wants master until a
+    /// master's advert is accepted; `GoMaster` makes it master at once.
+    #[test]
+    fn a_sync_group_member_asks_before_becoming_master() {
+        let mut f = Fsm::new(member(100));
+        assert_eq!(f.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
+        assert!(!f.wants_master());
+        assert!(run_until(&mut f, ms(3609)).is_empty());
+        assert_eq!(run_until(&mut f, ms(3610)), [(Duration::from_nanos(3_609_375_000), Action::WantMaster)]);
+        assert_eq!(f.state(), State::Backup);
+        assert!(f.wants_master());
+        // Asked again a Master_Down_Interval later.
+        assert_eq!(run_until(&mut f, ms(7219)), [(Duration::from_nanos(7_218_750_000), Action::WantMaster)]);
+        // A master's advert accepted: no longer wants master, the timer runs from it.
+        assert!(f.handle(ms(7300), adv(PEER_HIGH, 150, 100)).is_empty());
+        assert!(!f.wants_master());
+        assert_eq!(f.next_deadline(), Some(ms(7300) + f.master_down_interval()));
+        // A priority 0 advert does not end the wish (keepalived keeps wantstate).
+        run_until(&mut f, ms(20_000));
+        assert!(f.wants_master());
+        f.handle(ms(20_100), adv(PEER_HIGH, 0, 100));
+        assert!(f.wants_master());
+        // The group says MASTER.
+        let acts = f.handle(ms(20_200), Event::GoMaster);
+        assert!(became_master(&acts), "{acts:?}");
+        assert_eq!(f.state(), State::Master);
+        assert!(f.wants_master());
+        // GoMaster is ignored by a master, a faulted or a stopped machine.
+        assert!(f.handle(ms(20_300), Event::GoMaster).is_empty());
+        let mut g = Fsm::new(member(100));
+        g.handle(ms(0), Event::Fault(true));
+        g.handle(ms(0), Event::Startup);
+        assert!(g.handle(ms(1), Event::GoMaster).is_empty());
+        assert_eq!(g.state(), State::Fault);
+        assert!(Fsm::new(member(100)).handle(ms(0), Event::GoMaster).is_empty());
+    }
+
+    /// keepalived's `vrrp_sync_backup` -> `vrrp_state_leave_master(isync, false)`: a master
+    /// member told to leave goes backup without a priority 0 advert, removing its VIPs, and
+    /// stops wanting master; a backup ignores it.
+    #[test]
+    fn a_sync_group_member_leaves_master_with_its_group_without_an_advert() {
+        let mut f = Fsm::new(member(100));
+        f.handle(ms(0), Event::Startup);
+        assert!(f.handle(ms(1), Event::GoBackup).is_empty(), "a backup ignores it");
+        f.handle(ms(10), Event::GoMaster);
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(f.handle(ms(500), Event::GoBackup), [Action::RemoveVips, Action::Notify(State::Backup)]);
+        assert_eq!(f.state(), State::Backup);
+        assert!(!f.wants_master());
+        assert_eq!(f.master(), None);
+        assert_eq!(f.next_deadline(), Some(ms(500) + f.master_down_interval()));
+        // A master member that hears a higher priority leaves on its own (and the caller
+        // takes its group out of MASTER).
+        f.handle(ms(600), Event::GoMaster);
+        assert_eq!(f.handle(ms(700), adv(PEER_HIGH, 150, 100)), [Action::RemoveVips, Action::Notify(State::Backup)]);
+        assert!(!f.wants_master());
+    }
+
+    /// Preemption in a group: a lower-priority master's adverts are discarded, the member
+    /// asks when its timer runs out; with preempt_delay it tolerates the lower master for
+    /// the delay, then asks and from then on discards its adverts (keepalived's
+    /// `preempt_time` passed), asking again each Master_Down_Interval.
+    #[test]
+    fn a_sync_group_member_asks_to_preempt() {
+        let mut f = Fsm::new(member(150));
+        f.handle(ms(0), Event::Startup);
+        let mut asked = Vec::new();
+        for i in 0..8u64 {
+            let t = ms(i * 1000);
+            asked.extend(run_until(&mut f, t).into_iter().filter(|(_, a)| *a == Action::WantMaster).map(|(t, _)| t));
+            assert!(f.handle(t, adv(PEER_LOW, 100, 100)).is_empty());
+        }
+        assert_eq!(asked, [Duration::from_nanos(3_414_062_500), Duration::from_nanos(6_828_125_000)]);
+        assert!(f.wants_master() && f.state() == State::Backup);
+        let mut c = member(150);
+        c.preempt_delay = Duration::from_secs(10);
+        let mut f = Fsm::new(c);
+        f.handle(ms(0), Event::Startup);
+        let mut asked = Vec::new();
+        for i in 0..18u64 {
+            let t = ms(i * 1000 + 1);
+            asked.extend(run_until(&mut f, t).into_iter().filter(|(_, a)| *a == Action::WantMaster).map(|(t, _)| t));
+            f.handle(t, adv(PEER_LOW, 100, 100));
+            if t < ms(10_001) {
+                assert!(!f.wants_master(), "tolerating the lower master at {t:?}");
+            }
+        }
+        let mdi = f.master_down_interval();
+        assert_eq!(asked, [ms(10_001), ms(10_001) + mdi, ms(10_001) + mdi * 2]);
+        assert!(f.wants_master());
+        // A higher priority master accepted ends it.
+        f.handle(ms(18_000), adv(PEER_HIGH, 200, 100));
+        assert!(!f.wants_master());
+    }
+
+    /// At start: an address owner in a group wants master at once (the group decides:
+    /// keepalived starts a group of owners as MASTER); `state MASTER` in a group starts as
+    /// backup and asks after one advert interval plus Skew_Time (keepalived's
+    /// vrrp_init_state: "allow one adver_int to pass to ensure there is no other master").
+    #[test]
+    fn sync_group_members_start_as_backup_even_as_owner_or_state_master() {
+        let mut owner = Fsm::new(member(255));
+        assert_eq!(owner.handle(ms(0), Event::Startup), [Action::Notify(State::Backup), Action::WantMaster]);
+        assert!(owner.wants_master());
+        assert!(became_master(&owner.handle(ms(1), Event::GoMaster)));
+        let mut c = member(100);
+        c.start_as_master = true;
+        let mut hinted = Fsm::new(c);
+        assert_eq!(hinted.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
+        let at = ms(1000) + hinted.skew_time();
+        assert_eq!(run_until(&mut hinted, ms(2000)), [(at, Action::WantMaster)]);
+        // The startup delay holds a member too: it asks when the delay ends.
+        let mut held = Fsm::new(member(255));
+        held.hold_until(ms(5000));
+        assert_eq!(held.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
+        assert_eq!(run_until(&mut held, ms(5000)), [(ms(5000), Action::WantMaster)]);
+        // A fault ends the wish; recovery starts over as backup.
+        held.handle(ms(5100), Event::Fault(true));
+        assert!(!held.wants_master());
+        assert_eq!(held.handle(ms(5200), Event::Fault(false)), [Action::Notify(State::Backup)]);
+        assert!(!held.wants_master());
     }
 }

@@ -14,17 +14,22 @@
 //! started; on leaving MASTER (for BACKUP or FAULT) the master role stopped and the backup
 //! role started; BACKUP <-> FAULT changes nothing; on stopping, the role running is
 //! stopped. See [`Dataplane::set_sync_roles`].
+//!
+//! A member of a `vrrp_sync_group` ([`Instance::join_group`]) runs its state machine in
+//! group mode: it becomes MASTER only when its group says so, and follows the group's
+//! commands (see [`super::sync`]).
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, Advert, PacketError, Received, Version};
+use super::sync::Membership;
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
 use crate::dataplane::{port_of, Dataplane, SyncRoles};
 use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +194,8 @@ pub struct Instance {
     /// keepalived's `vrrp_startup_delay`: when the agent's startup delay ends (no MASTER
     /// before; see [`Instance::hold_until`]).
     hold: Option<Instant>,
+    /// Its `vrrp_sync_group`, when it is a member of one.
+    group: Option<Membership>,
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -262,8 +269,28 @@ impl Instance {
             sync_id,
             sync_roles: None,
             hold: None,
+            group: None,
         };
         Ok((inst, rx))
+    }
+
+    /// Makes the instance a member of a `vrrp_sync_group` (keepalived's `vrrp_sync_master`
+    /// and `vrrp_sync_backup`): its state machine runs in group mode (it asks the group
+    /// before becoming MASTER), it follows the group's commands, and it reports its states
+    /// to the group. Call before [`Instance::run`].
+    pub fn join_group(&mut self, m: Membership) {
+        self.group = Some(m);
+        let primary = self.status.borrow().address;
+        self.fsm = self.new_fsm(primary);
+        self.apply_hold();
+    }
+
+    /// A state machine for this instance with `primary` as its address (in group mode
+    /// when the instance is a sync group member).
+    fn new_fsm(&self, primary: IpAddr) -> Fsm {
+        let mut c = fsm_config(&self.cfg, &self.global, primary);
+        c.sync_group = self.group.is_some();
+        Fsm::new(c)
     }
 
     /// keepalived's `vrrp_startup_delay`: the instance does not become MASTER before `t`
@@ -388,6 +415,11 @@ impl Instance {
                     let acts = self.retrack();
                     self.exec(acts).await;
                 }
+                cmd = group_recv(&mut self.group) => {
+                    tracing::debug!(instance = %self.cfg.name, ?cmd, "sync group command");
+                    let acts = self.fsm.handle(self.now(), cmd.event());
+                    self.exec(acts).await;
+                }
             }
         }
         // As keepalived's vrrp_terminate_phase1: the sync role running stops first.
@@ -423,7 +455,7 @@ impl Instance {
                     self.open_error = None;
                     if src != self.status.borrow().address {
                         // A new primary address: start over with it.
-                        self.fsm = Fsm::new(fsm_config(&self.cfg, &self.global, src));
+                        self.fsm = self.new_fsm(src);
                         self.apply_hold();
                         self.status.send_modify(|s| s.address = src);
                         let acts = self.retrack();
@@ -507,12 +539,23 @@ impl Instance {
         }
     }
 
+    /// Tells the sync group (if any) whether the state machine wants MASTER now.
+    fn report_wants(&self) {
+        if let Some(g) = &self.group {
+            g.wants(self.fsm.wants_master());
+        }
+    }
+
     async fn exec(&mut self, acts: Vec<Action>) {
+        // The group first hears what the event changed (an accepted master's advert ends
+        // wanting MASTER), before anything here waits.
+        self.report_wants();
         let name = self.cfg.name.clone();
         let vips = self.cfg.virtual_ipaddress.iter().chain(&self.cfg.virtual_ipaddress_excluded);
         let vips: Vec<_> =
             vips.map(|v| (v.addr, v.dev.as_deref().map_or_else(|| self.cfg.vip_port(), port_of).to_string())).collect();
-        for a in acts {
+        let mut acts: VecDeque<Action> = acts.into();
+        while let Some(a) = acts.pop_front() {
             match a {
                 Action::SendAdvert { priority } => {
                     let Some((sock, _)) = &self.sock else { continue };
@@ -562,6 +605,15 @@ impl Instance {
                         "advert with a lower priority: forcing a new election (advert and gratuitous ARPs)"
                     );
                 }
+                Action::WantMaster => {
+                    // keepalived's vrrp_sync_can_goto_master: MASTER only with the group.
+                    if self.group.as_ref().is_some_and(Membership::want_master) {
+                        tracing::info!(instance = %name, "sync group: MASTER together");
+                        acts.extend(self.fsm.handle(self.now(), Event::GoMaster));
+                    } else {
+                        tracing::debug!(instance = %name, "sync group: not every member wants MASTER: staying BACKUP");
+                    }
+                }
                 Action::Notify(state) => {
                     let from = std::mem::replace(&mut self.entered, state);
                     self.count(|c| match c.transitions.iter_mut().find(|t| (t.from, t.to) == (from, state)) {
@@ -581,6 +633,7 @@ impl Instance {
                 }
             }
         }
+        self.report_wants();
         let (state, priority, master) = (self.fsm.state(), self.fsm.priority(), self.fsm.master());
         self.status.send_if_modified(|s| {
             let changed = (s.state, s.priority, s.master) != (state, priority, master);
@@ -608,12 +661,24 @@ impl Instance {
             spawn_script(cmd);
         }
         self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority()));
+        // Then the group's (keepalived: a member's notifies, then its group's).
+        if let Some(g) = &self.group {
+            g.entered(state);
+        }
     }
 }
 
 async fn recv(sock: &Option<(VrrpSocket, u32)>) -> Result<Result<Received, super::packet::PacketError>, IoError> {
     match sock {
         Some((s, _)) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The sync group's next command; never, for an instance in no group.
+async fn group_recv(group: &mut Option<Membership>) -> super::sync::Command {
+    match group {
+        Some(g) => g.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -1,0 +1,350 @@
+//! keepalived's `vrrp_sync_group`: the members of a group move between MASTER and BACKUP
+//! together, and the group has notify scripts and FIFO lines of its own.
+//!
+//! As keepalived 2.2.7 (`vrrp_sync.c`, `vrrp_scheduler.c`'s transition table,
+//! `vrrp_notify.c`'s `send_group_notifies`):
+//! * a member whose Master_Down_Timer (or preemption) runs out becomes MASTER only when
+//!   the group is MASTER already or every other running member wants MASTER too (its own
+//!   timer ran out, or it is MASTER); otherwise it stays BACKUP and re-arms its timer
+//!   ("prefer backup state to avoid thrashing", `vrrp_sync_can_goto_master`). When one
+//!   member goes MASTER the others go MASTER at once (`vrrp_sync_master`);
+//! * when a MASTER member leaves for BACKUP (it heard a higher priority) every other MASTER
+//!   member leaves MASTER too, without a priority 0 advert (`vrrp_sync_backup`, which
+//!   calls `vrrp_state_leave_master(isync, false)`);
+//! * a member in FAULT puts the group in FAULT; the group leaves FAULT (for BACKUP) once
+//!   no member is in FAULT. The members' faults themselves are shared by the agent (every
+//!   member tracks the others' weight-0 tracked objects, see `crate::agent`);
+//! * on each change of the group's state its `notify_master` / `notify_backup` /
+//!   `notify_fault` / `notify_stop` runs, its generic `notify` runs with `GROUP NAME
+//!   STATE 0` (keepalived gives a group priority 0), and the notify FIFO gets `GROUP
+//!   "NAME" STATE 0`. The first is BACKUP (or FAULT) once every member has started
+//!   (keepalived's `vrrp_init_state`), the last STOP once every member has stopped.
+//!
+//! Each member's task holds a [`Membership`]: it asks the group before becoming MASTER
+//! ([`Membership::want_master`]), reports the states it enters ([`Membership::entered`])
+//! and whether it wants MASTER ([`Membership::wants`]), and reads the group's
+//! [`Command`]s. The group is a [`SyncGroup`] behind a mutex, held only for those calls.
+
+use super::fsm::{Event, State};
+use super::instance::spawn_script;
+use crate::agent::fifo::Notifier;
+use crate::keepalived::config::Notify;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+/// What a group tells one of its members to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Become MASTER (another member did): [`Event::GoMaster`].
+    Master,
+    /// Leave MASTER for BACKUP (another member did): [`Event::GoBackup`].
+    Backup,
+}
+
+impl Command {
+    /// The state machine's event for the command.
+    pub fn event(self) -> Event {
+        match self {
+            Command::Master => Event::GoMaster,
+            Command::Backup => Event::GoBackup,
+        }
+    }
+}
+
+/// A member as the group sees it.
+#[derive(Debug)]
+struct Member {
+    name: String,
+    /// The state it last entered (Initialize: not started yet, or stopped).
+    state: State,
+    /// It has entered a state since it started.
+    ran: bool,
+    /// keepalived's `wantstate == MASTER` (see [`super::fsm::Fsm::wants_master`]).
+    wants: bool,
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The group's state (keepalived's `sgroup->state`); Initialize before every member
+    /// started, and again once every member stopped.
+    state: State,
+    /// The state last notified (none before the first notify).
+    notified: Option<State>,
+    members: Vec<Member>,
+}
+
+/// One running `vrrp_sync_group`: its members' states and what they want.
+#[derive(Debug)]
+pub struct SyncGroup {
+    name: String,
+    notify: Notify,
+    fifos: Arc<Notifier>,
+    inner: Mutex<Inner>,
+}
+
+/// A member's handle on its group (one per member's task).
+#[derive(Debug)]
+pub struct Membership {
+    group: Arc<SyncGroup>,
+    index: usize,
+    rx: mpsc::UnboundedReceiver<Command>,
+}
+
+impl SyncGroup {
+    /// A group of the running instances `members` (members that are not running, such as
+    /// ones a config id filtered out, are left out by the caller: they do not count).
+    /// Returns the group and each member's [`Membership`], in the order of `members`.
+    pub fn new(
+        name: &str,
+        notify: Notify,
+        fifos: Arc<Notifier>,
+        members: &[String],
+    ) -> (Arc<SyncGroup>, Vec<Membership>) {
+        let mut rxs = Vec::new();
+        let members = members
+            .iter()
+            .map(|m| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                rxs.push(rx);
+                Member { name: m.clone(), state: State::Initialize, ran: false, wants: false, tx }
+            })
+            .collect();
+        let group = Arc::new(SyncGroup {
+            name: name.to_string(),
+            notify,
+            fifos,
+            inner: Mutex::new(Inner { state: State::Initialize, notified: None, members }),
+        });
+        let ms =
+            rxs.into_iter().enumerate().map(|(index, rx)| Membership { group: group.clone(), index, rx }).collect();
+        (group, ms)
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The group's state (Initialize before every member started and after they stopped).
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// keepalived's `vrrp_sync_can_goto_master` and `vrrp_sync_master`.
+    fn want_master(&self, index: usize) -> bool {
+        let mut g = self.lock();
+        g.members[index].wants = true;
+        if g.state == State::Master {
+            return true;
+        }
+        let waiting: Vec<&str> = g
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| *i != index && !m.wants && m.state != State::Master)
+            .map(|(_, m)| m.name.as_str())
+            .collect();
+        if !waiting.is_empty() {
+            tracing::info!(
+                group = %self.name,
+                instance = %g.members[index].name,
+                waiting = ?waiting,
+                "VRRP_Group: not every member wants MASTER: staying BACKUP"
+            );
+            return false;
+        }
+        tracing::info!(group = %self.name, "VRRP_Group: syncing instances to MASTER state");
+        for (i, m) in g.members.iter_mut().enumerate() {
+            if i != index && m.state != State::Master {
+                m.wants = true;
+                let _ = m.tx.send(Command::Master);
+            }
+        }
+        // Notified when the member enters MASTER (after its own notifies, as keepalived).
+        g.state = State::Master;
+        true
+    }
+
+    /// The group leaves MASTER (or FAULT) for BACKUP: keepalived's `vrrp_sync_backup`.
+    fn sync_backup(&self, g: &mut Inner, index: usize) {
+        tracing::info!(group = %self.name, "VRRP_Group: syncing instances to BACKUP state");
+        for (i, m) in g.members.iter_mut().enumerate() {
+            if i != index && m.state == State::Master {
+                m.wants = false;
+                let _ = m.tx.send(Command::Backup);
+            }
+        }
+        g.state = State::Backup;
+    }
+
+    fn entered(&self, index: usize, state: State) {
+        let mut g = self.lock();
+        let prev = std::mem::replace(&mut g.members[index].state, state);
+        if state != State::Initialize {
+            g.members[index].ran = true;
+        }
+        let all_ran = g.members.iter().all(|m| m.ran);
+        let any_fault = g.members.iter().any(|m| m.state == State::Fault);
+        match state {
+            State::Master => {
+                g.members[index].wants = true;
+                if g.state != State::Master {
+                    // A command crossed a change of the group: it leaves again.
+                    tracing::info!(group = %self.name, instance = %g.members[index].name, "VRRP_Group: not MASTER: the member leaves MASTER");
+                    let _ = g.members[index].tx.send(Command::Backup);
+                }
+            }
+            State::Backup => match g.state {
+                State::Initialize if all_ran && prev != State::Master => {
+                    g.state = if any_fault { State::Fault } else { State::Backup };
+                }
+                State::Master => self.sync_backup(&mut g, index),
+                State::Fault if !any_fault => self.sync_backup(&mut g, index),
+                _ => {}
+            },
+            State::Fault => {
+                if g.state != State::Fault {
+                    tracing::info!(group = %self.name, "VRRP_Group: a member is in FAULT: the group is in FAULT");
+                    g.state = State::Fault;
+                }
+            }
+            State::Initialize => {
+                if g.members.iter().all(|m| m.ran && m.state == State::Initialize) {
+                    g.state = State::Initialize;
+                }
+            }
+        }
+        // Notified once every member has started (BACKUP or FAULT first), and STOP once
+        // every member has stopped.
+        let stopped = g.state == State::Initialize && g.notified.is_some() && g.members.iter().all(|m| m.ran);
+        if (g.state != State::Initialize || stopped) && g.notified != Some(g.state) {
+            let s = g.state;
+            g.notified = Some(s);
+            if stopped {
+                // Once only: a group is not started again (a reload makes a new one).
+                g.members.iter_mut().for_each(|m| m.ran = false);
+            }
+            self.notify(s);
+        }
+    }
+
+    /// keepalived's `send_group_notifies`: the state's script, the generic one (`GROUP
+    /// NAME STATE 0`) and the FIFO line (`GROUP "NAME" STATE 0`).
+    fn notify(&self, state: State) {
+        let n = &self.notify;
+        let (specific, word) = match state {
+            State::Master => (n.master.clone(), "MASTER"),
+            State::Backup => (n.backup.clone(), "BACKUP"),
+            State::Fault => (n.fault.clone(), "FAULT"),
+            State::Initialize => (n.stop.clone(), "STOP"),
+        };
+        tracing::info!(group = %self.name, "VRRP_Group: entering {word} state");
+        let generic = n.any.as_ref().map(|s| format!("{s} GROUP {} {word} 0", self.name));
+        for cmd in specific.into_iter().chain(generic) {
+            spawn_script(cmd);
+        }
+        self.fifos.vrrp(&format!("GROUP \"{}\" {word} 0\n", self.name));
+    }
+}
+
+impl Membership {
+    /// The group.
+    pub fn group(&self) -> &Arc<SyncGroup> {
+        &self.group
+    }
+
+    /// The member's Master_Down_Timer (or preemption) ran out: whether it may become
+    /// MASTER now (the group is MASTER, or every other member wants MASTER too). When it
+    /// may, the others are told to become MASTER too ([`Command::Master`]).
+    pub fn want_master(&self) -> bool {
+        self.group.want_master(self.index)
+    }
+
+    /// The member entered `state` (its notifies are sent): the group follows (a MASTER
+    /// member leaving for BACKUP takes the others out of MASTER, [`Command::Backup`]) and
+    /// sends its own notifies when its state changes. Initialize: the member stopped.
+    pub fn entered(&self, state: State) {
+        self.group.entered(self.index, state);
+    }
+
+    /// Whether the member wants MASTER now ([`super::fsm::Fsm::wants_master`]): reported
+    /// after every event, so that another member deciding for the group sees it.
+    pub fn wants(&self, wants: bool) {
+        let mut g = self.group.lock();
+        g.members[self.index].wants = wants;
+    }
+
+    /// The group's next command for this member.
+    pub async fn recv(&mut self) -> Command {
+        match self.rx.recv().await {
+            Some(c) => c,
+            // The group holds every sender while a membership exists.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(n: usize) -> (Arc<SyncGroup>, Vec<Membership>) {
+        let names: Vec<String> = (0..n).map(|i| format!("I{i}")).collect();
+        SyncGroup::new("G", Notify::default(), Arc::new(Notifier::default()), &names)
+    }
+
+    fn cmds(m: &mut Membership) -> Vec<Command> {
+        let mut v = Vec::new();
+        while let Ok(c) = m.rx.try_recv() {
+            v.push(c);
+        }
+        v
+    }
+
+    /// The group's decisions: MASTER only when every member wants it; a MASTER member
+    /// leaving for BACKUP takes the others with it; FAULT and back; STOP once all stopped.
+    #[tokio::test]
+    async fn members_move_together() {
+        let (g, mut ms) = group(2);
+        assert_eq!(g.state(), State::Initialize);
+        ms[0].entered(State::Backup);
+        assert_eq!(g.state(), State::Initialize, "not every member started");
+        ms[1].entered(State::Backup);
+        assert_eq!(g.state(), State::Backup);
+        // The first wants MASTER alone: refused.
+        assert!(!ms[0].want_master());
+        assert!(cmds(&mut ms[1]).is_empty());
+        // The second heard a master's advert, then its timer too ran out.
+        ms[1].wants(false);
+        assert!(!ms[0].want_master());
+        assert!(ms[1].want_master());
+        assert_eq!(cmds(&mut ms[0]), [Command::Master]);
+        assert_eq!(g.state(), State::Master);
+        ms[1].entered(State::Master);
+        ms[0].entered(State::Master);
+        // The first hears a higher priority: the second leaves MASTER.
+        ms[0].entered(State::Backup);
+        assert_eq!(cmds(&mut ms[1]), [Command::Backup]);
+        assert_eq!(g.state(), State::Backup);
+        ms[1].entered(State::Backup);
+        assert!(cmds(&mut ms[0]).is_empty());
+        // Faults.
+        ms[0].entered(State::Fault);
+        assert_eq!(g.state(), State::Fault);
+        ms[1].entered(State::Fault);
+        ms[0].entered(State::Backup);
+        assert_eq!(g.state(), State::Fault, "a member still in FAULT");
+        ms[1].entered(State::Backup);
+        assert_eq!(g.state(), State::Backup);
+        // Stop.
+        ms[0].entered(State::Initialize);
+        assert_eq!(g.state(), State::Backup);
+        ms[1].entered(State::Initialize);
+        assert_eq!(g.state(), State::Initialize);
+    }
+}
