@@ -203,10 +203,8 @@ impl Agent {
             tracked_by.insert(n, tracked);
             side_by.insert(n, side);
         }
-        // vrrp_sync_group: a fault of one member (a weight-0 tracked object failing) is a
-        // fault of every member; the members go MASTER and BACKUP together (their group,
-        // crate::vrrp::sync).
-        let mut shared: HashMap<usize, Vec<Tracked>> = HashMap::new();
+        // vrrp_sync_group: the members go MASTER, BACKUP and FAULT together (a fault of
+        // one, whatever its cause, is the group's: crate::vrrp::sync).
         let mut memberships: HashMap<usize, Membership> = HashMap::new();
         for g in &cfg.vrrp_sync_groups {
             let members: Vec<usize> = g
@@ -232,24 +230,11 @@ impl Agent {
             let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
             let (_, ms) = SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names);
             memberships.extend(members.iter().copied().zip(ms));
-            for &a in &members {
-                for &b in members.iter().filter(|&&b| b != a) {
-                    for t in tracked_by[&b].iter().filter(|t| t.weight == 0) {
-                        shared.entry(a).or_default().push(Tracked {
-                            name: format!("{}/{}", cfg.vrrp_instances[b].name, t.name),
-                            weight: 0,
-                            invert: t.invert,
-                            rx: t.rx.clone(),
-                        });
-                    }
-                }
-            }
         }
         let mut out = Vec::new();
         for n in chosen {
             let i = &cfg.vrrp_instances[n];
-            let mut tracked = tracked_by.remove(&n).unwrap_or_default();
-            tracked.extend(shared.remove(&n).unwrap_or_default());
+            let tracked = tracked_by.remove(&n).unwrap_or_default();
             let side = side_by.remove(&n).unwrap_or_default();
             let (mut inst, status) =
                 match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {

@@ -97,6 +97,53 @@ fn unicast_v3_election_priority_zero_and_preemption() {
     });
 }
 
+/// keepalived's `vrrp_garp_interval`: a master's burst of gratuitous ARPs (here 20,
+/// `garp_master_repeat`) is sent one at a time, 0.1 s apart, from a task of the instance,
+/// which stops when it leaves MASTER (a higher priority preempts it) or stops; without
+/// the interval the burst is one call with its count (the other node's).
+#[test]
+fn vrrp_garp_interval_spaces_the_burst_until_master_is_left() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvgi");
+    in_netns(&ns, || async {
+        let garps = |n: &Node| -> Vec<u32> {
+            n.dp.calls()
+                .into_iter()
+                .filter_map(|c| match c {
+                    Call::Garp(_, _, count) => Some(count),
+                    _ => None,
+                })
+                .collect()
+        };
+        let spaced = format!(
+            "global_defs {{\n vrrp_garp_interval 0.1\n vrrp_garp_master_repeat 20\n}}\n{}",
+            node_conf("127.0.0.1", "127.0.0.2", 100)
+        );
+        let a = start(&spaced);
+        wait_for("A master", Duration::from_secs(3), || has_vip(&a)).await;
+        assert!(garps(&a).len() <= 2, "spaced, not at once: {:?}", garps(&a));
+        wait_for("a few spaced ARPs", Duration::from_secs(2), || garps(&a).len() >= 4).await;
+        assert!(garps(&a).iter().all(|&c| c == 1), "{:?}", garps(&a));
+        assert!(garps(&a).len() < 10, "still spacing: {:?}", garps(&a));
+        // B preempts: A leaves MASTER and its burst stops.
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 200));
+        wait_for("B master", Duration::from_secs(3), || has_vip(&b)).await;
+        wait_for("A out of MASTER", Duration::from_secs(1), || !has_vip(&a)).await;
+        let sent = garps(&a).len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(garps(&a).len(), sent, "the burst stopped with MASTER: {:?}", garps(&a));
+        assert!(sent < 20, "{sent}");
+        // B (no interval): its burst is one call with the count.
+        assert_eq!(garps(&b), [5], "keepalived's default garp_master_repeat, at once");
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+}
+
 /// keepalived's virtual_routes follow the VRRP state as the VIPs do: in the master's
 /// dataplane only (added on MASTER, removed on BACKUP and on stop); static_routes stay
 /// on both nodes whatever the state.
@@ -233,6 +280,87 @@ fn sync_group_member_fault_holds_the_whole_group() {
     });
 }
 
+/// keepalived's `vrrp_sync_fault` for any cause: a group of two instances on two
+/// interfaces, both MASTER; one member's interface is deleted (its own FAULT, as rvsd's
+/// twin going away): the other leaves MASTER too and the group's FIFO line says FAULT;
+/// the interface back, both are MASTER again.
+#[test]
+fn sync_group_member_losing_its_interface_takes_the_group_to_fault() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsf");
+    let dir = std::env::temp_dir().join(testnet::unique("rvssf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("vrrp.fifo");
+    let ns_name = ns.name().to_string();
+    let make = move |n: u8| {
+        let ip = |args: &[&str]| testnet::sh(&[&["ip", "-n", &ns_name][..], args].concat());
+        // Two subnets: sf1 192.0.2.1/24, sf2 198.51.100.2/24.
+        let (dev, peer) = (format!("sf{n}"), format!("sf{n}p"));
+        let addr = if n == 1 { "192.0.2.1/24" } else { "198.51.100.2/24" };
+        ip(&["link", "add", &dev, "type", "veth", "peer", "name", &peer]);
+        ip(&["addr", "add", addr, "dev", &dev]);
+        ip(&["link", "set", &peer, "up"]);
+        ip(&["link", "set", &dev, "up"]);
+    };
+    make(1);
+    make(2);
+    let ns_name = ns.name().to_string();
+    let fifo_c = fifo.clone();
+    let reader = in_netns_ret(&ns, move || async move {
+        let inst = |name: &str, dev: &str, vrid: u8, peer: &str, vip: &str| {
+            format!(
+                "vrrp_instance {name} {{\n interface {dev}\n version 3\n virtual_router_id {vrid}\n priority 100\n\
+                 advert_int 0.1\n unicast_peer {{\n  {peer}\n }}\n virtual_ipaddress {{\n  {vip}/32\n }}\n}}\n"
+            )
+        };
+        let conf = format!(
+            "global_defs {{\n vrrp_notify_fifo {}\n}}\nvrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n}}\n{}{}",
+            fifo_c.display(),
+            inst("A", "sf1", 31, "192.0.2.99", "192.0.2.31"),
+            inst("B", "sf2", 32, "198.51.100.99", "198.51.100.32"),
+        );
+        let n = start(&conf);
+        let reader = fifo_reader(fifo_c);
+        wait_for("both MASTER", Duration::from_secs(3), || n.dp.vips().len() == 2).await;
+        testnet::sh(&["ip", "-n", &ns_name, "link", "del", "sf2"]);
+        wait_for("both out of MASTER", Duration::from_secs(2), || n.dp.vips().is_empty()).await;
+        // And they stay out while B's interface is missing (A's timer runs out meanwhile).
+        for _ in 0..16 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(n.dp.vips().is_empty(), "the group stays in FAULT: {:?}", n.dp.vips());
+        }
+        make(2);
+        wait_for("both MASTER again", Duration::from_secs(3), || n.dp.vips().len() == 2).await;
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
+        reader
+    });
+    let lines = reader.join().unwrap();
+    let of = |prefix: &str| -> Vec<String> { lines.iter().filter(|l| l.starts_with(prefix)).cloned().collect() };
+    assert_eq!(
+        of("GROUP \"G\""),
+        [
+            "GROUP \"G\" BACKUP 0",
+            "GROUP \"G\" MASTER 0",
+            "GROUP \"G\" FAULT 0",
+            "GROUP \"G\" BACKUP 0",
+            "GROUP \"G\" MASTER 0",
+            "GROUP \"G\" STOP 0"
+        ],
+        "{lines:#?}"
+    );
+    for i in ["A", "B"] {
+        let want: Vec<String> = ["BACKUP", "MASTER", "FAULT", "BACKUP", "MASTER", "STOP"]
+            .iter()
+            .map(|s| format!("INSTANCE \"{i}\" {s} 100"))
+            .collect();
+        assert_eq!(of(&format!("INSTANCE \"{i}\"")), want, "{lines:#?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     if !root() {
@@ -349,6 +477,12 @@ fn alpha_servers_join_once_their_tcp_check_passes() {
 fn fifo_reader(fifo: std::path::PathBuf) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         use std::io::BufRead;
+        // The agent makes the FIFO as it starts: wait for it.
+        let t = std::time::Instant::now();
+        while !fifo.exists() {
+            assert!(t.elapsed() < Duration::from_secs(5), "{} not made within 5 s", fifo.display());
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let f = std::fs::File::open(&fifo).unwrap();
         std::io::BufReader::new(f).lines().map(|l| l.unwrap()).collect()
     })

@@ -119,6 +119,16 @@ pub struct GlobalDefs {
     /// up at boot. Only the agent's start counts, not a reload. None: no delay.
     #[serde(default)]
     pub vrrp_startup_delay: Option<f64>,
+    /// keepalived's `vrrp_garp_interval SECS` (fractional, to the microsecond): the
+    /// spacing of an instance's gratuitous ARPs for its IPv4 VIPs, for switches and hosts
+    /// that drop a burst sent at once: a burst of N is sent as N single ARPs this far
+    /// apart (each VIP in turn). None: a burst is sent at once (rvsd spaces nothing).
+    #[serde(default)]
+    pub vrrp_garp_interval: Option<f64>,
+    /// keepalived's `vrrp_gna_interval SECS`: the same for the unsolicited neighbour
+    /// advertisements of IPv6 VIPs.
+    #[serde(default)]
+    pub vrrp_gna_interval: Option<f64>,
     /// keepalived's `lvs_flush_on_stop [VS]` (or its older name `lvs_flush_onstop`): the
     /// services are not removed at stop (rvs-agent leaves them in rvsd, a warning says so),
     /// but `omega` then runs only the quorum notifiers at shutdown, as keepalived's
@@ -190,6 +200,8 @@ impl Default for GlobalDefs {
             lvs_sync_daemon: None,
             lvs_timeouts: LvsTimeouts::default(),
             vrrp_startup_delay: None,
+            vrrp_garp_interval: None,
+            vrrp_gna_interval: None,
             lvs_flush_on_stop: None,
         }
     }

@@ -35,7 +35,7 @@ use std::net::{IpAddr, SocketAddr};
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
 ///   `vrrp_skip_check_adv_addr`, `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
-///   `garp_*_lower_prio*`, `vrrp_garp_interval`, `vrrp_gna_interval`);
+///   `garp_*_lower_prio*`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
 ///   go on the instance's DPDK port), `ops`), and
 ///   `est_timeout`, which neither keepalived nor DPVS's keepalived has (DPVS's is
@@ -48,7 +48,10 @@ use std::net::{IpAddr, SocketAddr};
 /// a SNAT rule's warned about where it is read.
 ///
 /// Nor are these global_defs keywords, honoured: `lvs_timeouts` ([`GlobalDefs::lvs_timeouts`],
-/// rvsd's global timeouts) and `vrrp_startup_delay` ([`GlobalDefs::vrrp_startup_delay`]);
+/// rvsd's global timeouts), `vrrp_startup_delay` ([`GlobalDefs::vrrp_startup_delay`]),
+/// `vrrp_garp_interval` and `vrrp_gna_interval` ([`GlobalDefs::vrrp_garp_interval`]: the
+/// spacing of gratuitous ARPs / NAs; keepalived's `garp_group` blocks, with their own
+/// `garp_interval` / `gna_interval`, stay refused as not supported yet);
 /// and, honoured by construction, so accepted without a warning: `vrrp_check_unicast_src`
 /// (global_defs) and `check_unicast_src` (vrrp_instance), since rvs-agent always drops an
 /// advert whose source is not among the instance's `unicast_peer`s (keepalived checks only
@@ -88,8 +91,6 @@ pub const IGNORED: &[&str] = &[
     "dont_track_primary",
     "native_ipv6",
     "lvs_id",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
     "max_auto_priority",
     "dynamic_interfaces",
     "debug",
@@ -520,6 +521,19 @@ impl P<'_> {
                         g.vrrp_startup_delay = Some(d);
                     }
                 }
+                "vrrp_garp_interval" | "vrrp_gna_interval" => {
+                    if let Some(d) = self.decimal_secs(c, 1, "an interval") {
+                        if d >= 1.0 {
+                            // keepalived logs it too ("is very large").
+                            self.warn(&c.loc, format!("{} {d} s is very large", c.key));
+                        }
+                        if c.key == "vrrp_garp_interval" {
+                            g.vrrp_garp_interval = Some(d);
+                        } else {
+                            g.vrrp_gna_interval = Some(d);
+                        }
+                    }
+                }
                 // Honoured by construction (see IGNORED's documentation): rvs-agent always
                 // checks a unicast advert's source, and its first ServiceReplace replaces
                 // every service rvsd had. Switches: a value draws a warning.
@@ -585,6 +599,14 @@ impl P<'_> {
     /// at most 6 places, 0.001 to 4294.967295 s, as keepalived's microsecond timer holds
     /// it); anything else is an error naming the line.
     fn startup_delay(&mut self, c: &Node) -> Option<f64> {
+        self.decimal_secs(c, 1000, "a delay")
+    }
+
+    /// keepalived's `read_decimal_unsigned_strvec` with microseconds (`TIMER_HZ_DIGITS`):
+    /// a decimal of seconds with at most 6 places, from `min_us` microseconds to
+    /// 4294.967295 s (`UINT_MAX` us); anything else is an error naming the line and
+    /// `what` it is ("a delay", "an interval").
+    fn decimal_secs(&mut self, c: &Node, min_us: u64, what: &str) -> Option<f64> {
         let a = self.arg(c)?;
         let (whole, frac) = a.split_once('.').unwrap_or((a, ""));
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -592,9 +614,10 @@ impl P<'_> {
             .then(|| format!("{whole}{frac:0<6}").parse::<u64>().ok())
             .flatten();
         match us {
-            Some(us) if (1000..=u64::from(u32::MAX)).contains(&us) => Some(us as f64 / 1e6),
+            Some(us) if (min_us..=u64::from(u32::MAX)).contains(&us) => Some(us as f64 / 1e6),
             _ => {
-                self.err(&c.loc, format!("vrrp_startup_delay '{a}' is not a delay of 0.001 to 4294.967295 seconds"));
+                let min = format!("{}", min_us as f64 / 1e6);
+                self.err(&c.loc, format!("{} '{a}' is not {what} of {min} to 4294.967295 seconds", c.key));
                 None
             }
         }

@@ -1450,3 +1450,43 @@ fn lvs_flush_on_stop_is_warned_about_and_its_mode_read() {
     assert!(l.has_errors(), "--strict refuses what is not honoured: {:?}", messages(&l));
     assert_eq!(strict("").config.global_defs.lvs_flush_on_stop, None);
 }
+
+/// keepalived's `vrrp_garp_interval` / `vrrp_gna_interval SECS` (global_parser.c's
+/// handlers: `read_decimal_unsigned_strvec`, 1 us to `UINT_MAX` us) are honoured: the
+/// spacing of gratuitous ARPs / NAs; 1 s or more draws keepalived's "very large"
+/// warning; anything else is an error naming the line. keepalived 2.2.7 has no
+/// per-instance form; its `garp_group` blocks stay refused as not supported.
+#[test]
+fn vrrp_garp_and_gna_intervals_are_honoured() {
+    for k in ["vrrp_garp_interval", "vrrp_gna_interval"] {
+        let with = |v: &str| strict(&format!("global_defs {{\n {k} {v}\n}}\n{MINIMAL}"));
+        for (v, want) in [("0.001", 0.001), ("0.000001", 0.000001), (".5", 0.5), ("0.25", 0.25)] {
+            let l = with(v);
+            assert!(l.diagnostics.is_empty(), "{k} {v}: {:?}", messages(&l));
+            assert!(l.config.ignored.is_empty(), "honoured, not ignored: {:?}", l.config.ignored);
+            let g = &l.config.global_defs;
+            let got = if k == "vrrp_garp_interval" { g.vrrp_garp_interval } else { g.vrrp_gna_interval };
+            assert_eq!(got, Some(want), "{k} {v}");
+        }
+        let l = with("2");
+        assert_eq!(messages(&l), [format!("t.conf:2: warning: {k} 2 s is very large")]);
+        for v in ["0", "0.0000001", "4294.967296", "-1", "five"] {
+            let l = with(v);
+            assert_eq!(
+                messages(&l),
+                [format!("t.conf:2: error: {k} '{v}' is not an interval of 0.000001 to 4294.967295 seconds")],
+                "{v}"
+            );
+        }
+        assert!(!crate::keepalived::parse::IGNORED.contains(&k), "{k}");
+    }
+    let g = strict(MINIMAL).config.global_defs;
+    assert_eq!((g.vrrp_garp_interval, g.vrrp_gna_interval), (None, None), "absent: bursts at once");
+    // garp_group (with its garp_interval / gna_interval) is not implemented: refused.
+    let l = strict(&format!("garp_group {{\n garp_interval 0.01\n interface eth0\n}}\n{MINIMAL}"));
+    let m = messages(&l);
+    assert!(m.iter().any(|m| m.contains("'garp_group'") && m.contains("does not support yet")), "{m:?}");
+    // Nor is a per-instance garp_interval (keepalived 2.2.7 has none) accepted.
+    let l = strict(&MINIMAL.replace("virtual_router_id 5", "virtual_router_id 5\n garp_interval 0.01"));
+    assert!(l.has_errors(), "{:?}", messages(&l));
+}

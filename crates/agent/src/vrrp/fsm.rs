@@ -20,6 +20,9 @@
 //! timer; the caller asks the group whether every other member wants master too and, if
 //! so, sends [`Event::GoMaster`] to every member. [`Event::GoBackup`] makes a master
 //! member leave MASTER because another member did (keepalived's `vrrp_sync_backup`).
+//! [`Event::GroupFault`] puts a member in FAULT because another member has a fault
+//! (keepalived's `vrrp_sync_fault`) and takes it out when none has any more; a member's
+//! own fault holds it in FAULT until its group leaves FAULT.
 
 use super::packet::Version;
 use serde::{Deserialize, Serialize};
@@ -160,6 +163,13 @@ pub enum Event {
     /// advert (keepalived's `vrrp_state_leave_master(vrrp, false)`); any other state
     /// ignores it.
     GoBackup,
+    /// The sync group enters FAULT (`true`, keepalived's `vrrp_sync_fault`: another member
+    /// has a fault) or leaves it (`false`, keepalived's `vrrp_sync_backup` from FAULT: no
+    /// member has one any more). Entering, the machine goes FAULT (a master leaving
+    /// without a priority 0 advert, keepalived's `vrrp_state_leave_master(isync, false)`;
+    /// one not started yet starts in FAULT); leaving, it goes BACKUP unless it has a fault
+    /// of its own ([`Event::Fault`]).
+    GroupFault(bool),
 }
 
 /// What the caller must do.
@@ -202,7 +212,11 @@ pub struct Fsm {
     cfg: FsmConfig,
     state: State,
     priority: u8,
+    /// A fault of its own ([`Event::Fault`]).
     fault: bool,
+    /// Held in FAULT by its sync group ([`Event::GroupFault`]); a member's own fault sets
+    /// it too, so that the member leaves FAULT only with its group.
+    group_fault: bool,
     master_adver_interval: Duration,
     master: Option<IpAddr>,
     adver_at: Option<Duration>,
@@ -235,6 +249,7 @@ impl Fsm {
             state: State::Initialize,
             priority,
             fault: false,
+            group_fault: false,
             master_adver_interval,
             master: None,
             adver_at: None,
@@ -255,6 +270,19 @@ impl Fsm {
     /// advert. A sync group goes MASTER only when every running member wants it.
     pub fn wants_master(&self) -> bool {
         self.wants_master
+    }
+
+    /// Whether the machine has a fault of its own (a weight-0 tracked object failing, its
+    /// interface unusable: [`Event::Fault`]), as opposed to being held in FAULT by its sync
+    /// group: the group leaves FAULT once no member has one.
+    pub fn own_fault(&self) -> bool {
+        self.fault
+    }
+
+    /// Whether the machine is held in FAULT by its sync group ([`Event::GroupFault`]),
+    /// for a caller replacing the machine (a new primary address) to carry it over.
+    pub fn group_fault(&self) -> bool {
+        self.group_fault
     }
 
     /// keepalived's `vrrp_startup_delay`: the machine does not become master before `t`
@@ -350,22 +378,25 @@ impl Fsm {
             Event::Fault(f) => {
                 if f && !self.fault {
                     self.fault = true;
-                    if self.state == State::Master {
-                        out.push(Action::SendAdvert { priority: 0 });
-                        out.push(Action::RemoveVips);
-                    }
-                    self.wants_master = false;
-                    if self.state != State::Initialize {
-                        self.clear_timers();
-                        self.master = None;
-                        self.state = State::Fault;
-                        out.push(Action::Notify(State::Fault));
-                    }
+                    // A sync group member leaves FAULT only with its group (keepalived's
+                    // try_up_instance: not while the group has a member in fault).
+                    self.group_fault |= self.cfg.sync_group;
+                    self.enter_fault(&mut out);
                 } else if !f && self.fault {
                     self.fault = false;
-                    if self.state == State::Fault {
-                        self.become_backup(now, &mut out);
-                    }
+                    self.leave_fault(now, &mut out);
+                }
+            }
+            Event::GroupFault(f) => {
+                if f && !self.group_fault {
+                    self.group_fault = true;
+                    // keepalived's vrrp_sync_fault: vrrp_state_leave_master(isync, false)
+                    // with wantstate FAULT, which sends a priority 0 advert (only a leave
+                    // for BACKUP sends none), so the peer's member takes over at once.
+                    self.enter_fault(&mut out);
+                } else if !f && self.group_fault {
+                    self.group_fault = false;
+                    self.leave_fault(now, &mut out);
                 }
             }
             Event::GoMaster => {
@@ -384,6 +415,30 @@ impl Fsm {
         out
     }
 
+    /// A fault (own, or its group's) begins: a master leaves with a priority 0 advert
+    /// (keepalived's vrrp_state_leave_master for FAULT), a running machine enters FAULT;
+    /// one not started starts in FAULT.
+    fn enter_fault(&mut self, out: &mut Vec<Action>) {
+        if self.state == State::Master {
+            out.push(Action::SendAdvert { priority: 0 });
+            out.push(Action::RemoveVips);
+        }
+        self.wants_master = false;
+        if matches!(self.state, State::Backup | State::Master) {
+            self.clear_timers();
+            self.master = None;
+            self.state = State::Fault;
+            out.push(Action::Notify(State::Fault));
+        }
+    }
+
+    /// A fault ended: BACKUP once neither its own nor its group's remains.
+    fn leave_fault(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if !self.fault && !self.group_fault && self.state == State::Fault {
+            self.become_backup(now, out);
+        }
+    }
+
     fn clear_timers(&mut self) {
         self.adver_at = None;
         self.master_down_at = None;
@@ -394,7 +449,7 @@ impl Fsm {
     }
 
     fn start(&mut self, now: Duration, out: &mut Vec<Action>) {
-        if self.fault {
+        if self.fault || self.group_fault {
             self.state = State::Fault;
             out.push(Action::Notify(State::Fault));
         } else if (self.priority == 255 || self.cfg.start_as_master) && self.held(now) {
@@ -1152,10 +1207,51 @@ mod tests {
         held.hold_until(ms(5000));
         assert_eq!(held.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
         assert_eq!(run_until(&mut held, ms(5000)), [(ms(5000), Action::WantMaster)]);
-        // A fault ends the wish; recovery starts over as backup.
+        // A fault ends the wish; recovery waits for the group to leave FAULT, then starts
+        // over as backup.
         held.handle(ms(5100), Event::Fault(true));
         assert!(!held.wants_master());
-        assert_eq!(held.handle(ms(5200), Event::Fault(false)), [Action::Notify(State::Backup)]);
+        assert!(held.own_fault() && held.group_fault());
+        assert!(held.handle(ms(5200), Event::Fault(false)).is_empty(), "held by its group");
+        assert_eq!(held.state(), State::Fault);
+        assert!(!held.own_fault());
+        assert_eq!(held.handle(ms(5300), Event::GroupFault(false)), [Action::Notify(State::Backup)]);
         assert!(!held.wants_master());
+    }
+
+    /// keepalived's `vrrp_sync_fault`: a member put in FAULT by its group leaves MASTER
+    /// with a priority 0 advert (as for its own fault), and returns to BACKUP when the group leaves FAULT,
+    /// unless it has a fault of its own; one not started yet starts in FAULT.
+    #[test]
+    fn a_sync_group_member_follows_its_group_into_and_out_of_fault() {
+        let mut f = Fsm::new(member(100));
+        f.handle(ms(0), Event::Startup);
+        f.handle(ms(10), Event::GoMaster);
+        assert_eq!(f.state(), State::Master);
+        assert_eq!(
+            f.handle(ms(100), Event::GroupFault(true)),
+            [Action::SendAdvert { priority: 0 }, Action::RemoveVips, Action::Notify(State::Fault)]
+        );
+        assert_eq!(f.state(), State::Fault);
+        assert!(!f.wants_master() && !f.own_fault());
+        assert_eq!(f.next_deadline(), None);
+        assert!(f.handle(ms(150), Event::GroupFault(true)).is_empty());
+        assert!(f.handle(ms(150), Event::GoMaster).is_empty());
+        assert_eq!(f.handle(ms(200), Event::GroupFault(false)), [Action::Notify(State::Backup)]);
+        assert_eq!(f.next_deadline(), Some(ms(200) + f.master_down_interval()));
+        // A fault of its own meanwhile keeps it in FAULT when the group leaves.
+        f.handle(ms(300), Event::GroupFault(true));
+        f.handle(ms(310), Event::Fault(true));
+        assert!(f.handle(ms(400), Event::GroupFault(false)).is_empty());
+        assert_eq!(f.state(), State::Fault);
+        // The group no longer holds it: its own recovery takes it to BACKUP.
+        assert_eq!(f.handle(ms(500), Event::Fault(false)), [Action::Notify(State::Backup)]);
+        // Not started yet: starts in FAULT; a backup enters it too.
+        let mut g = Fsm::new(member(100));
+        assert!(g.handle(ms(0), Event::GroupFault(true)).is_empty());
+        assert_eq!(g.handle(ms(0), Event::Startup), [Action::Notify(State::Fault)]);
+        let mut b = Fsm::new(member(100));
+        b.handle(ms(0), Event::Startup);
+        assert_eq!(b.handle(ms(1), Event::GroupFault(true)), [Action::Notify(State::Fault)]);
     }
 }

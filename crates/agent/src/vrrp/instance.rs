@@ -17,7 +17,8 @@
 //!
 //! A member of a `vrrp_sync_group` ([`Instance::join_group`]) runs its state machine in
 //! group mode: it becomes MASTER only when its group says so, and follows the group's
-//! commands (see [`super::sync`]).
+//! commands (see [`super::sync`]); a fault of its own, whatever the cause (a weight-0
+//! tracked object, its interface), puts the whole group in FAULT.
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
@@ -196,6 +197,94 @@ pub struct Instance {
     hold: Option<Instant>,
     /// Its `vrrp_sync_group`, when it is a member of one.
     group: Option<Membership>,
+    /// keepalived's `vrrp_garp_interval` / `vrrp_gna_interval`: the spacing of the
+    /// gratuitous ARPs (IPv4 VIPs) and NAs (IPv6 VIPs), none: a burst at once.
+    garp_spacing: GarpSpacing,
+    /// The spaced bursts under way: aborted when the instance leaves MASTER or stops.
+    garp_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// keepalived's `vrrp_garp_interval` and `vrrp_gna_interval`: how far apart an instance
+/// sends its gratuitous ARPs (IPv4) and unsolicited neighbour advertisements (IPv6), so
+/// that switches and hosts rate-limiting them see every one. None: a burst of N goes to
+/// the dataplane in one call (`send_garp(addr, port, N)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GarpSpacing {
+    /// Between two gratuitous ARPs (`vrrp_garp_interval`).
+    pub garp: Option<Duration>,
+    /// Between two unsolicited NAs (`vrrp_gna_interval`).
+    pub gna: Option<Duration>,
+}
+
+impl GarpSpacing {
+    /// The global_defs' intervals.
+    pub fn of(g: &GlobalDefs) -> GarpSpacing {
+        let d = |s: Option<f64>| s.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+        GarpSpacing { garp: d(g.vrrp_garp_interval), gna: d(g.vrrp_gna_interval) }
+    }
+
+    /// The spacing for `addr`'s family.
+    pub fn for_addr(&self, addr: IpAddr) -> Option<Duration> {
+        if addr.is_ipv4() {
+            self.garp
+        } else {
+            self.gna
+        }
+    }
+}
+
+/// Sends a burst of `repeat` gratuitous ARPs / NAs for `vips`: a VIP whose family has no
+/// spacing gets its `repeat` in one call, at once; the others get single ones, one VIP
+/// after the other, `repeat` rounds, each send the family's interval after the previous
+/// one of that family (keepalived spaces every gratuitous ARP it sends on an interface).
+/// The first of each spaced family goes at once; the rest are left to the returned tasks
+/// (one per spaced family), which the caller aborts when the VIPs go.
+pub fn send_garps(
+    dp: &Arc<dyn Dataplane>,
+    instance: &str,
+    vips: &[(IpAddr, String)],
+    repeat: u32,
+    spacing: GarpSpacing,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let send = |dp: &dyn Dataplane, addr: IpAddr, port: &str, n: u32| {
+        if let Err(e) = dp.send_garp(addr, port, n) {
+            tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
+        }
+    };
+    let mut tasks = Vec::new();
+    if repeat == 0 {
+        return tasks;
+    }
+    let mut spaced: Vec<(Duration, Vec<(IpAddr, String)>)> = Vec::new();
+    for (addr, port) in vips {
+        match spacing.for_addr(*addr) {
+            None => send(dp.as_ref(), *addr, port, repeat),
+            Some(i) => match spaced.iter_mut().find(|(d, v)| *d == i && v[0].0.is_ipv4() == addr.is_ipv4()) {
+                Some((_, v)) => v.push((*addr, port.clone())),
+                None => spaced.push((i, vec![(*addr, port.clone())])),
+            },
+        }
+    }
+    for (interval, family) in spaced {
+        let mut sends = (0..repeat).flat_map(|_| family.iter().cloned());
+        let Some((addr, port)) = sends.next() else { continue };
+        send(dp.as_ref(), addr, &port, 1);
+        let rest: Vec<_> = sends.collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let dp = dp.clone();
+        let instance = instance.to_string();
+        tasks.push(tokio::spawn(async move {
+            for (addr, port) in rest {
+                tokio::time::sleep(interval).await;
+                if let Err(e) = dp.send_garp(addr, &port, 1) {
+                    tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
+                }
+            }
+        }));
+    }
+    tasks
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -270,6 +359,8 @@ impl Instance {
             sync_roles: None,
             hold: None,
             group: None,
+            garp_spacing: GarpSpacing::of(global),
+            garp_tasks: Vec::new(),
         };
         Ok((inst, rx))
     }
@@ -429,6 +520,7 @@ impl Instance {
         // As keepalived's notify_shutdown: notify_stop, `notify ... STOP`, the FIFO line.
         tracing::info!(instance = %self.cfg.name, "stopping");
         self.notify(State::Initialize);
+        self.stop_garps();
         for f in forwarders {
             f.abort();
         }
@@ -454,9 +546,14 @@ impl Instance {
                     self.sock = Some(sock);
                     self.open_error = None;
                     if src != self.status.borrow().address {
-                        // A new primary address: start over with it.
+                        // A new primary address: start over with it (still held in FAULT
+                        // by its sync group if it was).
+                        let held = self.fsm.group_fault();
                         self.fsm = self.new_fsm(src);
                         self.apply_hold();
+                        if held {
+                            self.fsm.handle(self.now(), Event::GroupFault(true));
+                        }
                         self.status.send_modify(|s| s.address = src);
                         let acts = self.retrack();
                         self.exec(acts).await;
@@ -539,10 +636,11 @@ impl Instance {
         }
     }
 
-    /// Tells the sync group (if any) whether the state machine wants MASTER now.
+    /// Tells the sync group (if any) whether the state machine wants MASTER now and has a
+    /// fault of its own (which puts the whole group in FAULT).
     fn report_wants(&self) {
         if let Some(g) = &self.group {
-            g.wants(self.fsm.wants_master());
+            g.report(self.fsm.wants_master(), self.fsm.own_fault());
         }
     }
 
@@ -578,6 +676,8 @@ impl Instance {
                     }
                 }
                 Action::RemoveVips => {
+                    // Leaving MASTER (or stopping): no more gratuitous ARPs for them.
+                    self.stop_garps();
                     for r in &self.cfg.virtual_routes {
                         if let Err(e) = self.dp.del_route(&r.spec()) {
                             tracing::error!(instance = %name, prefix = %r.prefix, "remove virtual route: {e}");
@@ -590,11 +690,9 @@ impl Instance {
                     }
                 }
                 Action::SendGarp { repeat } => {
-                    for (addr, port) in &vips {
-                        if let Err(e) = self.dp.send_garp(addr.addr(), port, repeat) {
-                            tracing::warn!(instance = %name, %addr, "gratuitous ARP/NA: {e}");
-                        }
-                    }
+                    let vips: Vec<_> = vips.iter().map(|(a, p)| (a.addr(), p.clone())).collect();
+                    self.garp_tasks.retain(|t| !t.is_finished());
+                    self.garp_tasks.extend(send_garps(&self.dp, &name, &vips, repeat, self.garp_spacing));
                 }
                 Action::LowerPriorityHeard { src, priority } => {
                     tracing::info!(
@@ -640,6 +738,13 @@ impl Instance {
             (s.state, s.priority, s.master) = (state, priority, master);
             changed
         });
+    }
+
+    /// Aborts the spaced gratuitous ARP bursts under way (the instance left MASTER).
+    fn stop_garps(&mut self) {
+        for t in self.garp_tasks.drain(..) {
+            t.abort();
+        }
     }
 
     fn notify(&self, state: State) {
@@ -708,4 +813,65 @@ pub fn spawn_script(cmd: String) {
             Err(e) => tracing::warn!(%cmd, "script: {e}"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{Call, FakeDataplane};
+
+    fn garps(dp: &FakeDataplane) -> Vec<(IpAddr, u32)> {
+        dp.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Garp(a, _, n) => Some((a, n)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `vrrp_garp_interval` / `vrrp_gna_interval`: without a spacing a burst is one call
+    /// with its count; with one, single sends that far apart (IPv4 by the garp interval,
+    /// IPv6 by the gna one), the first at once; aborting the tasks stops the rest.
+    #[tokio::test]
+    async fn spaced_gratuitous_arps() {
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let v4b: IpAddr = "192.0.2.2".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let vips = vec![(v4, "p0".to_string()), (v4b, "p0".to_string()), (v6, "p0".to_string())];
+        let fake = Arc::new(FakeDataplane::new());
+        let dp: Arc<dyn Dataplane> = fake.clone();
+        // No spacing: one call per VIP with the count, no task.
+        assert!(send_garps(&dp, "VI", &vips, 5, GarpSpacing::default()).is_empty());
+        assert_eq!(garps(&fake), [(v4, 5), (v4b, 5), (v6, 5)]);
+        // IPv4 spaced by 40 ms, IPv6 at once.
+        let fake = Arc::new(FakeDataplane::new());
+        let dp: Arc<dyn Dataplane> = fake.clone();
+        let spacing = GarpSpacing { garp: Some(Duration::from_millis(40)), gna: None };
+        let t0 = std::time::Instant::now();
+        let tasks = send_garps(&dp, "VI", &vips, 3, spacing);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(garps(&fake), [(v6, 3), (v4, 1)], "IPv6 unspaced, the first IPv4 at once");
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(200), "5 intervals: {:?}", t0.elapsed());
+        assert_eq!(garps(&fake), [(v6, 3), (v4, 1), (v4b, 1), (v4, 1), (v4b, 1), (v4, 1), (v4b, 1)]);
+        // Both spaced; aborted early (the instance left MASTER): nothing more is sent.
+        let fake = Arc::new(FakeDataplane::new());
+        let dp: Arc<dyn Dataplane> = fake.clone();
+        let spacing = GarpSpacing { garp: Some(Duration::from_millis(30)), gna: Some(Duration::from_millis(30)) };
+        let tasks = send_garps(&dp, "VI", &vips, 5, spacing);
+        assert_eq!(tasks.len(), 2);
+        tokio::time::sleep(Duration::from_millis(75)).await;
+        tasks.iter().for_each(|t| t.abort());
+        let sent = garps(&fake).len();
+        assert!((4..=8).contains(&sent), "{:?}", garps(&fake));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(garps(&fake).len(), sent, "stopped");
+        assert!(garps(&fake).iter().all(|(_, n)| *n == 1));
+        // GarpSpacing::of: the global_defs' intervals.
+        let g = GlobalDefs { vrrp_garp_interval: Some(0.5), vrrp_gna_interval: None, ..GlobalDefs::default() };
+        assert_eq!(GarpSpacing::of(&g), GarpSpacing { garp: Some(Duration::from_millis(500)), gna: None });
+    }
 }

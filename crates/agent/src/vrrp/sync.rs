@@ -11,9 +11,14 @@
 //! * when a MASTER member leaves for BACKUP (it heard a higher priority) every other MASTER
 //!   member leaves MASTER too, without a priority 0 advert (`vrrp_sync_backup`, which
 //!   calls `vrrp_state_leave_master(isync, false)`);
-//! * a member in FAULT puts the group in FAULT; the group leaves FAULT (for BACKUP) once
-//!   no member is in FAULT. The members' faults themselves are shared by the agent (every
-//!   member tracks the others' weight-0 tracked objects, see `crate::agent`);
+//! * a member with a fault of its own (a weight-0 tracked object, its interface) puts the
+//!   group in FAULT and every other member with it, a MASTER one leaving MASTER with a
+//!   priority 0 advert (`vrrp_sync_fault`: `vrrp_state_leave_master` sends one for FAULT;
+//!   [`Command::Fault`]); the group leaves FAULT,
+//!   every member returning to BACKUP, once no member has a fault of its own any more
+//!   (`try_up_instance`'s `num_member_fault` back to 0, then `vrrp_sync_backup`:
+//!   [`Command::LeaveFault`]). A member whose own fault ends while another's remains
+//!   stays in FAULT, as keepalived;
 //! * on each change of the group's state its `notify_master` / `notify_backup` /
 //!   `notify_fault` / `notify_stop` runs, its generic `notify` runs with `GROUP NAME
 //!   STATE 0` (keepalived gives a group priority 0), and the notify FIFO gets `GROUP
@@ -22,7 +27,8 @@
 //!
 //! Each member's task holds a [`Membership`]: it asks the group before becoming MASTER
 //! ([`Membership::want_master`]), reports the states it enters ([`Membership::entered`])
-//! and whether it wants MASTER ([`Membership::wants`]), and reads the group's
+//! and whether it wants MASTER and has a fault of its own ([`Membership::report`]), and
+//! reads the group's
 //! [`Command`]s. The group is a [`SyncGroup`] behind a mutex, held only for those calls.
 
 use super::fsm::{Event, State};
@@ -39,6 +45,11 @@ pub enum Command {
     Master,
     /// Leave MASTER for BACKUP (another member did): [`Event::GoBackup`].
     Backup,
+    /// Enter FAULT (a member has a fault of its own): [`Event::GroupFault`] `(true)`.
+    Fault,
+    /// Leave FAULT for BACKUP, unless the member has a fault of its own (no member has one
+    /// any more): [`Event::GroupFault`] `(false)`.
+    LeaveFault,
 }
 
 impl Command {
@@ -47,6 +58,8 @@ impl Command {
         match self {
             Command::Master => Event::GoMaster,
             Command::Backup => Event::GoBackup,
+            Command::Fault => Event::GroupFault(true),
+            Command::LeaveFault => Event::GroupFault(false),
         }
     }
 }
@@ -61,6 +74,8 @@ struct Member {
     ran: bool,
     /// keepalived's `wantstate == MASTER` (see [`super::fsm::Fsm::wants_master`]).
     wants: bool,
+    /// It has a fault of its own (see [`super::fsm::Fsm::own_fault`]).
+    own_fault: bool,
     tx: mpsc::UnboundedSender<Command>,
 }
 
@@ -107,7 +122,7 @@ impl SyncGroup {
             .map(|m| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 rxs.push(rx);
-                Member { name: m.clone(), state: State::Initialize, ran: false, wants: false, tx }
+                Member { name: m.clone(), state: State::Initialize, ran: false, wants: false, own_fault: false, tx }
             })
             .collect();
         let group = Arc::new(SyncGroup {
@@ -142,6 +157,9 @@ impl SyncGroup {
         if g.state == State::Master {
             return true;
         }
+        if g.state == State::Fault {
+            return false;
+        }
         let waiting: Vec<&str> = g
             .members
             .iter()
@@ -170,7 +188,7 @@ impl SyncGroup {
         true
     }
 
-    /// The group leaves MASTER (or FAULT) for BACKUP: keepalived's `vrrp_sync_backup`.
+    /// The group leaves MASTER for BACKUP: keepalived's `vrrp_sync_backup`.
     fn sync_backup(&self, g: &mut Inner, index: usize) {
         tracing::info!(group = %self.name, "VRRP_Group: syncing instances to BACKUP state");
         for (i, m) in g.members.iter_mut().enumerate() {
@@ -182,6 +200,44 @@ impl SyncGroup {
         g.state = State::Backup;
     }
 
+    /// A member's wish for MASTER and own fault, after each of its events: a fault of
+    /// its own puts the group in FAULT, the last one ending takes it out.
+    fn report(&self, index: usize, wants: bool, own_fault: bool) {
+        let mut g = self.lock();
+        g.members[index].wants = wants;
+        let had = std::mem::replace(&mut g.members[index].own_fault, own_fault);
+        if own_fault && !had {
+            self.sync_fault(&mut g, index);
+        } else if had && !own_fault && g.state == State::Fault && !g.members.iter().any(|m| m.own_fault) {
+            self.leave_fault(&mut g);
+        }
+    }
+
+    /// keepalived's `vrrp_sync_fault`: every member (the one at fault too, so that its
+    /// recovery waits for the group's) is put in FAULT. The group's notifies follow when a
+    /// member enters FAULT (after the member's own, as keepalived).
+    fn sync_fault(&self, g: &mut Inner, index: usize) {
+        if g.state != State::Fault {
+            tracing::info!(group = %self.name, instance = %g.members[index].name, "VRRP_Group: a member is in FAULT: syncing instances to FAULT state");
+            g.state = State::Fault;
+        }
+        for m in g.members.iter_mut() {
+            m.wants = false;
+            let _ = m.tx.send(Command::Fault);
+        }
+    }
+
+    /// No member has a fault of its own any more: the group leaves FAULT for BACKUP and
+    /// every member with it (keepalived's `try_up_instance` then `vrrp_sync_backup`). The
+    /// group's notifies follow when a member enters BACKUP.
+    fn leave_fault(&self, g: &mut Inner) {
+        tracing::info!(group = %self.name, "VRRP_Group: no member in FAULT: syncing instances to BACKUP state");
+        for m in &g.members {
+            let _ = m.tx.send(Command::LeaveFault);
+        }
+        g.state = State::Backup;
+    }
+
     fn entered(&self, index: usize, state: State) {
         let mut g = self.lock();
         let prev = std::mem::replace(&mut g.members[index].state, state);
@@ -189,7 +245,7 @@ impl SyncGroup {
             g.members[index].ran = true;
         }
         let all_ran = g.members.iter().all(|m| m.ran);
-        let any_fault = g.members.iter().any(|m| m.state == State::Fault);
+        let any_fault = g.members.iter().any(|m| m.own_fault);
         match state {
             State::Master => {
                 g.members[index].wants = true;
@@ -204,16 +260,13 @@ impl SyncGroup {
                     g.state = if any_fault { State::Fault } else { State::Backup };
                 }
                 State::Master => self.sync_backup(&mut g, index),
-                State::Fault if !any_fault => self.sync_backup(&mut g, index),
                 _ => {}
             },
-            State::Fault => {
-                if g.state != State::Fault {
-                    tracing::info!(group = %self.name, "VRRP_Group: a member is in FAULT: the group is in FAULT");
-                    g.state = State::Fault;
-                }
-            }
+            // The group entered FAULT when the fault was reported (Membership::report).
+            State::Fault => {}
             State::Initialize => {
+                // A stopped member does not count.
+                g.members[index].own_fault = false;
                 if g.members.iter().all(|m| m.ran && m.state == State::Initialize) {
                     g.state = State::Initialize;
                 }
@@ -272,11 +325,13 @@ impl Membership {
         self.group.entered(self.index, state);
     }
 
-    /// Whether the member wants MASTER now ([`super::fsm::Fsm::wants_master`]): reported
-    /// after every event, so that another member deciding for the group sees it.
-    pub fn wants(&self, wants: bool) {
-        let mut g = self.group.lock();
-        g.members[self.index].wants = wants;
+    /// Whether the member wants MASTER now ([`super::fsm::Fsm::wants_master`]) and has a
+    /// fault of its own ([`super::fsm::Fsm::own_fault`]): reported after every event, so
+    /// that another member deciding for the group sees it. A fault of its own beginning
+    /// puts the group in FAULT ([`Command::Fault`] to every member); the last one ending
+    /// takes it out ([`Command::LeaveFault`]).
+    pub fn report(&self, wants: bool, own_fault: bool) {
+        self.group.report(self.index, wants, own_fault);
     }
 
     /// The group's next command for this member.
@@ -320,7 +375,7 @@ mod tests {
         assert!(!ms[0].want_master());
         assert!(cmds(&mut ms[1]).is_empty());
         // The second heard a master's advert, then its timer too ran out.
-        ms[1].wants(false);
+        ms[1].report(false, false);
         assert!(!ms[0].want_master());
         assert!(ms[1].want_master());
         assert_eq!(cmds(&mut ms[0]), [Command::Master]);
@@ -333,12 +388,27 @@ mod tests {
         assert_eq!(g.state(), State::Backup);
         ms[1].entered(State::Backup);
         assert!(cmds(&mut ms[0]).is_empty());
-        // Faults.
-        ms[0].entered(State::Fault);
+        // Faults: the first has one, every member is told to enter FAULT.
+        ms[0].report(false, true);
         assert_eq!(g.state(), State::Fault);
+        assert_eq!(cmds(&mut ms[0]), [Command::Fault]);
+        assert_eq!(cmds(&mut ms[1]), [Command::Fault]);
+        ms[0].entered(State::Fault);
         ms[1].entered(State::Fault);
+        assert!(!ms[1].want_master(), "no MASTER while in FAULT");
+        // The second gets one too; the first's ends: still FAULT, nothing sent.
+        ms[1].report(false, true);
+        assert_eq!(cmds(&mut ms[0]), [Command::Fault]);
+        cmds(&mut ms[1]);
+        ms[0].report(false, false);
+        assert_eq!(g.state(), State::Fault, "a member still has a fault");
+        assert!(cmds(&mut ms[0]).is_empty() && cmds(&mut ms[1]).is_empty());
+        // The last ends: every member leaves FAULT.
+        ms[1].report(false, false);
+        assert_eq!(g.state(), State::Backup);
+        assert_eq!(cmds(&mut ms[0]), [Command::LeaveFault]);
+        assert_eq!(cmds(&mut ms[1]), [Command::LeaveFault]);
         ms[0].entered(State::Backup);
-        assert_eq!(g.state(), State::Fault, "a member still in FAULT");
         ms[1].entered(State::Backup);
         assert_eq!(g.state(), State::Backup);
         // Stop.
