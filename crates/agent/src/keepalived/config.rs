@@ -77,6 +77,9 @@ pub struct GlobalDefs {
     pub vrrp_garp_master_refresh: Option<u32>,
     /// `vrrp_higher_prio_send_advert`: the default for instances.
     pub vrrp_higher_prio_send_advert: bool,
+    /// `vrrp_skip_check_adv_addr`: the default for instances.
+    #[serde(default)]
+    pub vrrp_skip_check_adv_addr: bool,
     /// `vrrp_garp_master_refresh_repeat`: the default for instances (1).
     #[serde(default)]
     pub vrrp_garp_master_refresh_repeat: Option<u32>,
@@ -190,6 +193,7 @@ impl Default for GlobalDefs {
             vrrp_garp_master_repeat: None,
             vrrp_garp_master_refresh: None,
             vrrp_higher_prio_send_advert: false,
+            vrrp_skip_check_adv_addr: false,
             vrrp_garp_master_refresh_repeat: None,
             vrrp_garp_lower_prio_repeat: None,
             vrrp_garp_lower_prio_delay: None,
@@ -397,6 +401,10 @@ pub struct VrrpInstance {
     /// IPv4 v3 send checksum (`old_unicast_checksum`: keepalived's pre-2.0 unicast form, with
     /// the multicast group in the pseudo-header).
     pub checksum: ChecksumMode,
+    /// `skip_check_adv_addr`: an advert's address list is compared with ours (and a
+    /// difference logged) only when it comes from a new master, not on every advert.
+    #[serde(default)]
+    pub skip_check_adv_addr: bool,
     /// `higher_prio_send_advert`: a master that yields to a higher priority sends one
     /// advert of its own first (so that a peer which did not hear it learns of it).
     pub higher_prio_send_advert: bool,

@@ -33,7 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `*_priority`, `script_user`, `enable_script_security`): rvs-agent sends no mail, has no
 ///   SNMP, and runs scripts as itself;
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
-///   `vrrp_skip_check_adv_addr`, `use_vmac`, `accept`, `no_accept`,
+///   `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
@@ -81,8 +81,6 @@ pub const IGNORED: &[&str] = &[
     "enable_script_security",
     "vrrp_strict",
     "vrrp_iptables",
-    "vrrp_skip_check_adv_addr",
-    "skip_check_adv_addr",
     "use_vmac",
     "vmac_xmit_base",
     "accept",
@@ -510,6 +508,7 @@ impl P<'_> {
                     self.fifo_owner(c);
                 }
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
+                "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = self.flag_value(c),
                 "vrrp_garp_master_refresh_repeat" => g.vrrp_garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
                 "vrrp_garp_lower_prio_repeat" => g.vrrp_garp_lower_prio_repeat = self.uint(c),
                 "vrrp_garp_lower_prio_delay" => g.vrrp_garp_lower_prio_delay = self.uint(c),
@@ -994,6 +993,7 @@ impl P<'_> {
             garp_master_refresh: g.vrrp_garp_master_refresh,
             checksum: ChecksumMode::PseudoHeader,
             higher_prio_send_advert: g.vrrp_higher_prio_send_advert,
+            skip_check_adv_addr: g.vrrp_skip_check_adv_addr,
             garp_master_refresh_repeat: None,
             garp_lower_prio_repeat: None,
             garp_lower_prio_delay: None,
@@ -1026,6 +1026,7 @@ impl P<'_> {
                     version_loc = Some(c.loc.clone());
                 }
                 "higher_prio_send_advert" => i.higher_prio_send_advert = self.flag_value(c),
+                "skip_check_adv_addr" => i.skip_check_adv_addr = self.flag_value(c),
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag_value(c),
                 "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
                 "garp_lower_prio_repeat" => i.garp_lower_prio_repeat = self.uint(c),

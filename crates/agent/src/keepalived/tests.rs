@@ -60,6 +60,24 @@ fn lower_priority_answer_and_refresh_repeat_are_honoured() {
     assert!(l.config.global_defs.vrrp_lower_prio_no_advert && l.diagnostics.is_empty(), "{:?}", messages(&l));
 }
 
+/// keepalived's `vrrp_skip_check_adv_addr` (global default) and `skip_check_adv_addr`
+/// (per instance, a value false turns it off again): honoured, without warnings.
+#[test]
+fn skip_check_adv_addr_is_read_per_instance_with_the_global_default() {
+    let text = format!(
+        "global_defs {{\n vrrp_skip_check_adv_addr\n}}\n{MINIMAL}{}",
+        MINIMAL
+            .replace("VI_1", "VI_2")
+            .replace("virtual_router_id 5", "virtual_router_id 6")
+            .replace(" interface eth0\n", " interface eth0\n skip_check_adv_addr false\n")
+    );
+    let l = strict(&text);
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let i = &l.config.vrrp_instances;
+    assert!(i[0].skip_check_adv_addr && !i[1].skip_check_adv_addr);
+    assert!(!strict(MINIMAL).config.vrrp_instances[0].skip_check_adv_addr);
+}
+
 #[test]
 fn vips_go_on_the_port_whose_twin_is_the_interface() {
     let l = strict(&MINIMAL.replace("interface eth0", "interface dpdk0.kni"));

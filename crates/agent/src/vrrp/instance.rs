@@ -168,6 +168,30 @@ pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfi
 /// How often the instance's own interface is looked at.
 const LINK_CHECK: Duration = Duration::from_millis(250);
 
+/// keepalived 2.2.7's advert address check (`vrrp_check_packet`): whether `theirs` (an
+/// advert's addresses from `src`) differs from `ours` and the difference is to be logged
+/// now, and the sender to remember. Logged once per sender until one of its adverts
+/// matches again (keepalived rate-limits the message); `skip` (keepalived's
+/// `skip_check_adv_addr` for an advert from the known master) compares nothing.
+pub fn address_mismatch(
+    last: Option<IpAddr>,
+    skip: bool,
+    src: IpAddr,
+    ours: &[IpAddr],
+    theirs: &[IpAddr],
+) -> (Option<IpAddr>, bool) {
+    if skip {
+        return (last, false);
+    }
+    let same = theirs.len() == ours.len() && ours.iter().all(|a| theirs.contains(a));
+    match (same, last == Some(src)) {
+        (true, true) => (None, false),
+        (true, false) => (last, false),
+        (false, true) => (last, false),
+        (false, false) => (Some(src), true),
+    }
+}
+
 /// A running instance.
 pub struct Instance {
     cfg: VrrpInstance,
@@ -179,6 +203,9 @@ pub struct Instance {
     sock: Option<(VrrpSocket, u32)>,
     /// Why the socket could not be opened, last time (logged when it changes).
     open_error: Option<String>,
+    /// The sender whose advert's address list differed from ours, logged once until one
+    /// of its adverts matches again (keepalived's rate-limited VIPS_MISMATCH).
+    addr_mismatch: std::cell::Cell<Option<IpAddr>>,
     dp: Arc<dyn Dataplane>,
     epoch: Instant,
     tracked: Vec<Tracked>,
@@ -349,6 +376,7 @@ impl Instance {
             sock_cfg,
             sock,
             open_error,
+            addr_mismatch: std::cell::Cell::new(None),
             dp,
             epoch: Instant::now(),
             tracked,
@@ -621,8 +649,35 @@ impl Instance {
             tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
             return None;
         }
+        self.check_addresses(rx);
         self.count(|c| c.adverts_received += 1);
         Some(Event::Advert { src: rx.src, priority: a.priority, interval_cs: a.interval_cs })
+    }
+
+    /// keepalived 2.2.7's `vrrp_check_packet`: an advert whose address count or list
+    /// differs from this instance's `virtual_ipaddress` is a configuration mismatch between
+    /// the routers: logged (see [`address_mismatch`]), not dropped.
+    fn check_addresses(&self, rx: &Received) {
+        let ours: Vec<IpAddr> = self.cfg.virtual_ipaddress.iter().map(|v| v.addr.addr()).collect();
+        let from_new_master = self.fsm.master() != Some(rx.src);
+        let (last, log) = address_mismatch(
+            self.addr_mismatch.get(),
+            self.cfg.skip_check_adv_addr && !from_new_master,
+            rx.src,
+            &ours,
+            &rx.advert.addresses,
+        );
+        self.addr_mismatch.set(last);
+        if log {
+            tracing::warn!(
+                instance = %self.cfg.name,
+                src = %rx.src,
+                ours = ?ours,
+                theirs = ?rx.advert.addresses,
+                "advert's addresses differ from this instance's virtual_ipaddress: the routers' configurations \
+                 differ (accepted, as keepalived; skip_check_adv_addr compares only a new master's)"
+            );
+        }
     }
 
     fn advert(&self, priority: u8) -> Advert {
@@ -819,6 +874,24 @@ pub fn spawn_script(cmd: String) {
 mod tests {
     use super::*;
     use crate::dataplane::{Call, FakeDataplane};
+
+    /// keepalived's advert address check: a differing list (count or members, in any
+    /// order) is logged once per sender until it matches again; `skip` compares nothing.
+    #[test]
+    fn an_adverts_differing_addresses_are_logged_once_per_sender() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let ours = [ip("192.0.2.1"), ip("192.0.2.2")];
+        let same = [ip("192.0.2.2"), ip("192.0.2.1")];
+        let other = [ip("192.0.2.1"), ip("192.0.2.9")];
+        assert_eq!(address_mismatch(None, false, a, &ours, &same), (None, false), "same set, other order");
+        assert_eq!(address_mismatch(None, false, a, &ours, &other), (Some(a), true), "logged");
+        assert_eq!(address_mismatch(Some(a), false, a, &ours, &other), (Some(a), false), "once");
+        assert_eq!(address_mismatch(Some(a), false, a, &ours, &ours[..1]), (Some(a), false), "a count differing");
+        assert_eq!(address_mismatch(Some(a), false, b, &ours, &other), (Some(b), true), "another sender");
+        assert_eq!(address_mismatch(Some(a), false, a, &ours, &same), (None, false), "matches again");
+        assert_eq!(address_mismatch(None, true, a, &ours, &other), (None, false), "skip_check_adv_addr");
+    }
 
     fn garps(dp: &FakeDataplane) -> Vec<(IpAddr, u32)> {
         dp.calls()

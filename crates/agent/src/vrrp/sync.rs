@@ -168,7 +168,8 @@ impl SyncGroup {
             .map(|(_, m)| m.name.as_str())
             .collect();
         if !waiting.is_empty() {
-            tracing::info!(
+            // Every Master_Down_Interval while another member hears its master: debug only.
+            tracing::debug!(
                 group = %self.name,
                 instance = %g.members[index].name,
                 waiting = ?waiting,
