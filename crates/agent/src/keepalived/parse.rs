@@ -520,6 +520,13 @@ impl P<'_> {
                         g.vrrp_startup_delay = Some(d);
                     }
                 }
+                // keepalived's own sample keepalived.conf says 0, which keepalived 2.2.7
+                // reports as invalid and runs with: no spacing. So does rvs-agent, warned.
+                "vrrp_garp_interval" | "vrrp_gna_interval"
+                    if c.args.first().is_some_and(|a| a.parse::<f64>().is_ok_and(|v| v == 0.0)) =>
+                {
+                    self.warn(&c.loc, format!("{} 0: no spacing (keepalived reports 0 as invalid and sends the gratuitous ARPs of a burst at once, as without the keyword)", c.key));
+                }
                 "vrrp_garp_interval" | "vrrp_gna_interval" => {
                     if let Some(d) = self.decimal_secs(c, 1, "an interval") {
                         if d >= 1.0 {

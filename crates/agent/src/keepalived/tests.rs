@@ -1472,7 +1472,8 @@ fn lvs_flush_on_stop_is_warned_about_and_its_mode_read() {
 /// keepalived's `vrrp_garp_interval` / `vrrp_gna_interval SECS` (global_parser.c's
 /// handlers: `read_decimal_unsigned_strvec`, 1 us to `UINT_MAX` us) are honoured: the
 /// spacing of gratuitous ARPs / NAs; 1 s or more draws keepalived's "very large"
-/// warning; anything else is an error naming the line. keepalived 2.2.7 has no
+/// warning; 0 (keepalived's sample file) a warning and no spacing; anything else is an
+/// error naming the line. keepalived 2.2.7 has no
 /// per-instance form; its `garp_group` blocks stay refused as not supported.
 #[test]
 fn vrrp_garp_and_gna_intervals_are_honoured() {
@@ -1488,7 +1489,16 @@ fn vrrp_garp_and_gna_intervals_are_honoured() {
         }
         let l = with("2");
         assert_eq!(messages(&l), [format!("t.conf:2: warning: {k} 2 s is very large")]);
-        for v in ["0", "0.0000001", "4294.967296", "-1", "five"] {
+        // keepalived's own sample keepalived.conf says 0: keepalived reports it invalid and
+        // runs without spacing; rvs-agent warns and does the same.
+        for v in ["0", "0.000"] {
+            let l = with(v);
+            let m = messages(&l);
+            assert!(m.len() == 1 && m[0].starts_with(&format!("t.conf:2: warning: {k} 0: no spacing")), "{v}: {m:?}");
+            let g = &l.config.global_defs;
+            assert_eq!((g.vrrp_garp_interval, g.vrrp_gna_interval), (None, None));
+        }
+        for v in ["0.0000001", "4294.967296", "-1", "five"] {
             let l = with(v);
             assert_eq!(
                 messages(&l),
