@@ -19,6 +19,8 @@ fn collect(sock: &UnixDatagram, wait: Duration) -> Vec<(Instant, String)> {
         sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).expect("timeout");
         match sock.recv(&mut buf) {
             Ok(n) => out.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned())),
+            // A signal interrupts a receive with a timeout (signal(7)): go on waiting.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
     }

@@ -3,6 +3,18 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// One sd_notify datagram. A signal to the test process (another test's child ending,
+/// with a handler installed) interrupts a receive with a timeout whatever SA_RESTART says
+/// (signal(7)): such a receive is tried again.
+fn recv_notify(sock: &std::os::unix::net::UnixDatagram, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match sock.recv(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 fn conf(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/configs").join(name).display().to_string()
 }
@@ -168,7 +180,7 @@ fn runs_as_keepalived_unit_writes_and_removes_the_pid_file() {
         .spawn()
         .unwrap();
     let mut buf = [0u8; 256];
-    let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
+    let n = recv_notify(&notify, &mut buf).expect("READY=1 within 20 s");
     assert_eq!(&buf[..n], b"READY=1");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::path::Path::new(&pid).exists() && Instant::now() < deadline {
@@ -183,7 +195,7 @@ fn runs_as_keepalived_unit_writes_and_removes_the_pid_file() {
     assert_eq!(std::fs::read_to_string(&pid).unwrap(), format!("{}\n", child.id()));
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    let n = recv_notify(&notify, &mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
     let st = child.wait().unwrap();
     assert!(st.success(), "{st:?}");
@@ -292,7 +304,7 @@ fn namespace_and_umask() {
             .unwrap(),
     );
     let mut buf = [0u8; 64];
-    let n = notify.recv(&mut buf).expect("READY=1 within 20 s");
+    let n = recv_notify(&notify, &mut buf).expect("READY=1 within 20 s");
     assert_eq!(&buf[..n], b"READY=1");
     let inside = std::fs::metadata(format!("/proc/{}/ns/net", child.pid())).unwrap();
     let want = std::fs::metadata(format!("/run/netns/{}", ns.name())).unwrap();
