@@ -79,18 +79,22 @@ fn flag_prefix(s: SchedKind) -> Option<String> {
     }
 }
 
+/// The flags set, named with `prefix` (`sh-fallback`, `sh-port`), comma-separated;
+/// empty when none is.
+fn flag_list(svc: &ServiceConfig, prefix: &str) -> String {
+    let f: Vec<String> = [(svc.hash_fallback, "fallback"), (svc.hash_port, "port")]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| format!("{prefix}{name}"))
+        .collect();
+    f.join(",")
+}
+
 /// The scheduler flags as ipvsadm lists them (`sh-fallback,sh-port`), for hash
 /// schedulers only.
 fn sched_flags(svc: &ServiceConfig) -> Option<String> {
-    let prefix = flag_prefix(svc.sched)?;
-    let mut f = Vec::new();
-    if svc.hash_fallback {
-        f.push(format!("{prefix}fallback"));
-    }
-    if svc.hash_port {
-        f.push(format!("{prefix}port"));
-    }
-    (!f.is_empty()).then(|| f.join(","))
+    let f = flag_list(svc, &flag_prefix(svc.sched)?);
+    (!f.is_empty()).then_some(f)
 }
 
 /// `--sched-flags` for `-S`, when the flags differ from the default (fallback on, port
@@ -99,15 +103,8 @@ fn sched_flags_rule(svc: &ServiceConfig) -> Option<String> {
     if !svc.hash_port && svc.hash_fallback {
         return None;
     }
-    let prefix = flag_prefix(svc.sched).unwrap_or_default();
-    let mut f = Vec::new();
-    if svc.hash_fallback {
-        f.push(format!("{prefix}fallback"));
-    }
-    if svc.hash_port {
-        f.push(format!("{prefix}port"));
-    }
-    Some(if f.is_empty() { "none".to_string() } else { f.join(",") })
+    let f = flag_list(svc, &flag_prefix(svc.sched).unwrap_or_default());
+    Some(if f.is_empty() { "none".to_string() } else { f })
 }
 
 /// DPVS lists conhash's hash target after it (` sip`: the client's address; rvs has no

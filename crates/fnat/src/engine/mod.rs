@@ -950,7 +950,7 @@ impl Engine {
             }
             return match self.open(table, svc, now, t, k) {
                 Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
-                Err(reason) => self.refuse(table.service(svc).id.0, reason),
+                Err(reason) => self.refuse(s.id.0, reason),
             };
         }
         if self.pools.is_lip(&k.dst) {
