@@ -301,3 +301,99 @@ fn a_change_script_gives_the_same_set_through_the_socket_and_through_restore() {
     let addrs = t.cli_ok("rvsip", &["addr", "show"]);
     assert!(!addrs.contains("198.18.0.200"), "the VIP is not an address yet:\n{addrs}");
 }
+
+/// DPVS's passive health check (`--dest-check`): a real server that refuses connections
+/// (nothing listens on its port: its kernel answers the SYN with an RST) is taken out
+/// at its first refusal for 2 s, then, failing again, for 4 s; `-L` shows it with weight
+/// 0 while it is out and `-S` keeps its weight; a spoofed-source SYN flood, which the
+/// servers answer and nobody completes, takes no server out; with the check off, the
+/// server is scheduled again at once.
+#[test]
+fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.config.remove("addr");
+    t.config.remove("service");
+    // The flood's half-open connections expire within the test.
+    let mut timeouts = toml::Table::new();
+    timeouts.insert("syn_recv".into(), 2.into());
+    t.config.insert("timeouts".into(), timeouts.into());
+    t.start_rvsd_bare().expect("rvsd starts without services");
+    configure_with_cli(&t);
+    let vip = format!("{VIP4}:80");
+    t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "rr", "--dest-check", "1,1,3s,2-4s"]);
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
+    assert!(list.contains(&format!("TCP  {vip} rr dest-check internal:1,1,3s,2-4s")), "{list}");
+    let events = |t: &Topology, name: &str| t.rvsd_stats().expect("stats")["events"][name].as_u64().unwrap_or(0);
+
+    // A flood from spoofed sources: every SYN answered by a server, none completed.
+    let fl = t.second_client().expect("flooder");
+    let out = fl.exec(&[
+        "timeout",
+        "20",
+        "hping3",
+        "-q",
+        "-S",
+        "--rand-source",
+        "-p",
+        "80",
+        "-c",
+        "1500",
+        "-i",
+        "u1000",
+        VIP4,
+    ]);
+    assert!(out.status.code().is_some(), "hping3 ran");
+    let json = t.cli_ok("rvsadm", &["-L", "-n", "--stats", "--json", "-t", &vip]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let opened = v.pointer("/services/0/stats/conns").and_then(|c| c.as_u64()).unwrap_or_else(|| panic!("{json}"));
+    assert!(opened >= 1000, "the flood opened connections: {opened}");
+    std::thread::sleep(Duration::from_secs(4));
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
+    assert_eq!(list.matches("FullNat 0 ").count(), 0, "the flood took no server out:\n{list}");
+    assert_eq!(events(&t, "dest_down"), 0, "and reported no failure");
+
+    // A server that refuses.
+    let dead = format!("{}:9090", rs4(1));
+    t.cli_ok("rvsadm", &["-a", "-t", &vip, "-r", &dead, "-b", "-w", "1"]);
+    let weight = |t: &Topology| -> String {
+        let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
+        let line = list.lines().find(|l| l.contains(&dead)).unwrap_or_else(|| panic!("{dead} listed:\n{list}"));
+        line.split_whitespace().nth(3).expect("weight column").to_string()
+    };
+    // Sequential requests, one connection each: how many failed.
+    let failed = |n: usize| -> usize {
+        let script =
+            format!("for i in $(seq {n}); do curl -s -o /dev/null -m 2 -w '%{{http_code}}\\n' http://{VIP4}/; done");
+        let out = t.client_exec(&["sh", "-c", &script]);
+        let codes = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(codes.lines().count(), n, "{codes}");
+        codes.lines().filter(|c| *c != "200").count()
+    };
+    assert_eq!(failed(8), 1, "the first connection to the refusing server fails, then it is out");
+    let out_at = Instant::now();
+    assert_eq!(weight(&t), "0", "listed with weight 0 while out");
+    let json = t.cli_ok("rvsadm", &["-L", "-n", "--json", "-t", &vip]);
+    assert!(json.contains("\"inhibited\":true") || json.contains("\"inhibited\": true"), "{json}");
+    let saved = t.cli_ok("rvsadm", &["-S", "-n"]);
+    assert!(saved.contains(&format!("-a -t {vip} -r {dead} -b -w 1")), "-S keeps the weight:\n{saved}");
+    assert!(saved.contains(&format!("-A -t {vip} -s rr --dest-check 1,1,3s,2-4s")), "{saved}");
+    assert!(t.rvsd_log().contains(&format!("real server {dead} taken out for 2 s")), "{}", t.rvsd_log());
+    assert_eq!(events(&t, "dest_down"), 1);
+
+    while weight(&t) == "0" {
+        assert!(out_at.elapsed() < Duration::from_secs(5), "back in scheduling after its 2 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(out_at.elapsed() >= Duration::from_millis(1500), "not before its 2 s: {:?}", out_at.elapsed());
+    assert_eq!(weight(&t), "1");
+    assert_eq!(failed(8), 1, "failing again");
+    assert_eq!(weight(&t), "0");
+    assert!(t.rvsd_log().contains(&format!("real server {dead} taken out for 4 s")), "twice as long");
+
+    // The check off: scheduled again at once (rr: 2 of 8 requests reach it).
+    t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "rr"]);
+    assert_eq!(weight(&t), "1");
+    assert_eq!(failed(8), 2, "no check, no taking out");
+}

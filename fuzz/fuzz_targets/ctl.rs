@@ -42,7 +42,9 @@ fn change(set: &mut Rules, line: &str) {
         return;
     }
     let mut copy = set.clone();
-    if verbs::apply(&mut copy, msg.req).is_ok() && verbs::validate(&copy.services, &owner, None).is_ok() {
+    if verbs::apply(&mut copy, msg.req).is_ok()
+        && verbs::validate(&copy.services, &owner, None, &Default::default()).is_ok()
+    {
         let _ = verbs::unowned_vips(&copy.services, &owner);
         *set = copy;
     }

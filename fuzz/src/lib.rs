@@ -173,13 +173,19 @@ fn services() -> &'static ServiceTable {
         let mut web6 = svc(Proto::Tcp, "2001:db8:f::1", 80, SchedKind::Rr, &[rs("fd00::2", 8080)]);
         web6.source_limit = 4;
         web6.allow = vec![net("2001:db8:c::/64")];
+        web6.dest_check = Some(Default::default());
+        let mut ch =
+            svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Conhash, &[rs("10.2.0.9", 8080), rs("10.2.0.3", 8080)]);
+        ch.dest_check = Some(fnat::destcheck::DestCheck { up_confirm: 3, ..Default::default() });
+        // The passive check let one server back in: its handshakes are reported (UP).
+        let marks = [((ch.key(), "10.2.0.3:8080".parse().unwrap()), fnat::destcheck::DestMark::Reopened)].into();
         let mut dns = svc(Proto::Udp, "192.0.2.1", 53, SchedKind::Rr, &[rs("10.2.0.2", 53)]);
         dns.rate_limit = Some(RateLimit { rate: 10, burst: 5 });
-        ServiceTable::build(
+        ServiceTable::build_marked(
             &[
                 web,
                 web6,
-                svc(Proto::Tcp, "192.0.2.1", 81, SchedKind::Conhash, &[rs("10.2.0.9", 8080), rs("10.2.0.3", 8080)]),
+                ch,
                 dns,
                 svc(Proto::Udp, "2001:db8:f::1", 53, SchedKind::Rr, &[rs("fd00:2::1", 53)]),
                 https,
@@ -187,6 +193,7 @@ fn services() -> &'static ServiceTable {
                 svc(Proto::Tcp, "2001:db8:f::1", 443, SchedKind::Sh, &[rs("fd00::2", 443), rs("fd00:2::1", 443)]),
             ],
             None,
+            &marks,
         )
         .unwrap()
     })
@@ -363,6 +370,8 @@ impl World {
         let v = self.engine.process(self.table, &mut b, ETH_LEN, self.now);
         self.node.after_core(&net, port, b, v, &mut self.engine, &mut self.io);
         self.node.tend_hops(&mut self.engine);
+        // The passive check's reports go to a control thread that takes them all.
+        self.engine.take_dest_reports(|_| true);
     }
 
     /// The clock moves; expiry and retries run as a worker's loop would.

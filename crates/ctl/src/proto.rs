@@ -499,6 +499,10 @@ pub struct RealServerView {
     /// Counters, when asked for.
     #[serde(default)]
     pub stats: Option<Counters>,
+    /// Taken out of scheduling by the service's passive check (`dest_check`): weight 0
+    /// until its time out ends, `config.weight` kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inhibited: bool,
 }
 
 /// A service as listed.

@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
+use fnat::service::{DestMarks, RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
 
 use crate::error::ErrorCode;
 use crate::proto::{RealServerEdit, Request, Response, ServiceSpec};
@@ -413,6 +413,7 @@ pub fn validate(
     set: &[ServiceSpec],
     owner: &dyn Fn(IpAddr) -> Option<Owned>,
     prev: Option<&ServiceTable>,
+    marks: &DestMarks,
 ) -> Result<ServiceTable, Vec<Problem>> {
     let mut problems = Vec::new();
     let vips: std::collections::HashSet<IpAddr> = set.iter().map(|s| s.service.vip).collect();
@@ -456,7 +457,7 @@ pub fn validate(
         }
     }
     let configs: Vec<ServiceConfig> = set.iter().map(|s| s.service.clone()).collect();
-    match ServiceTable::build(&configs, prev) {
+    match ServiceTable::build_marked(&configs, prev, marks) {
         Ok(table) if problems.is_empty() => Ok(table),
         Ok(_) => Err(problems),
         Err(e) => {
@@ -694,12 +695,12 @@ mod tests {
         s.laddrs = vec![ip("198.19.0.10")];
         s.service.real_servers = vec![rs("198.19.0.11", 80)];
         let set = vec![s.clone()];
-        assert!(validate(&set, &owner, None).is_ok());
+        assert!(validate(&set, &owner, None, &Default::default()).is_ok());
         assert_eq!(unowned_vips(&set, &owner), vec![(0, key(80))]);
 
         // Every LIP problem is reported, with its position.
         s.laddrs = vec![ip("198.19.0.10"), ip("198.19.0.99"), ip("198.19.0.1"), ip("2001:db8::10")];
-        let p = validate(&[s.clone()], &owner, None).unwrap_err();
+        let p = validate(&[s.clone()], &owner, None, &Default::default()).unwrap_err();
         let got: Vec<(Option<usize>, Option<usize>, &str)> =
             p.iter().map(|p| (p.service, p.laddr, p.refused.message.as_str())).collect();
         assert_eq!(
@@ -721,7 +722,7 @@ mod tests {
         let mut t = s.clone();
         t.laddrs = vec![ip("198.19.0.10"), ip("198.19.0.10")];
         t.service.real_servers = vec![rs("198.18.0.100", 8080), rs("198.19.0.1", 80), rs("198.19.0.11", 80)];
-        let p = validate(&[t], &owner, None).unwrap_err();
+        let p = validate(&[t], &owner, None, &Default::default()).unwrap_err();
         let got: Vec<&str> = p.iter().map(|p| p.refused.message.as_str()).collect();
         assert_eq!(
             got,
@@ -736,7 +737,7 @@ mod tests {
         // The core's checks (here the persistence netmask) come through once.
         s.laddrs = vec![ip("198.19.0.10")];
         s.service.persistence = Some(PersistConfig { netmask_v4: 33, ..PersistConfig::default() });
-        let p = validate(&[s], &owner, None).unwrap_err();
+        let p = validate(&[s], &owner, None, &Default::default()).unwrap_err();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].refused.message, "tcp 198.18.0.100:80: persistence netmask /33 is longer than an IPv4 address");
     }

@@ -18,6 +18,7 @@ fn dests(n: u32, weight: impl Fn(u32) -> u32) -> Vec<Dest> {
             addr: IpAddr::V4(Ipv4Addr::from(0x0a01_0001 + i)),
             port: 8080,
             weight: weight(i),
+            mark: Default::default(),
             upper: 0,
             lower: 0,
             fwd: Default::default(),

@@ -14,6 +14,7 @@ pub mod buf;
 pub mod conn;
 pub mod counter;
 pub mod denyset;
+pub mod destcheck;
 pub mod edge;
 pub mod engine;
 pub mod frag;

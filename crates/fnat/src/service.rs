@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use ipnet::IpNet;
 
+use crate::destcheck::{DestCheck, DestMark};
 use crate::edge::{RateLimit, ServicePolicy};
 use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
@@ -193,6 +194,11 @@ pub struct ServiceConfig {
     /// connections from their next packet.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub conn_timeout: u32,
+    /// DPVS's passive health check (`ipvsadm --dest-check`): real servers that refuse
+    /// or ignore the SYNs forwarded to them are taken out for a while; off when
+    /// absent. TCP, with the replies through rvs; see [`crate::destcheck`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_check: Option<DestCheck>,
 }
 
 /// Which PROXY protocol header a service's connections carry to the real servers
@@ -257,6 +263,7 @@ impl ServiceConfig {
             proxy_protocol: None,
             uoa: None,
             conn_timeout: 0,
+            dest_check: None,
         }
     }
 
@@ -295,8 +302,11 @@ pub struct Dest {
     /// Real server port, with "0 = the service's port" already resolved; 0 only on an
     /// all-ports service, where it means "the client's destination port".
     pub port: u16,
-    /// Weight (0 = drained).
+    /// Weight (0 = drained, or taken out by the passive check: see `mark`).
     pub weight: u32,
+    /// What the passive check made of it ([`DestMark::Inhibited`]: weight 0 here
+    /// whatever its configured weight).
+    pub mark: DestMark,
     /// Upper connection threshold (0 = none), for the whole balancer.
     pub upper: u32,
     /// Lower connection threshold (0 = 3/4 of `upper`).
@@ -530,6 +540,25 @@ pub enum ServiceError {
         /// Its mode.
         fwd: FwdMode,
     },
+    /// A passive check on a service that is not TCP.
+    #[error("{svc}: dest-check watches TCP handshakes: it is for TCP services")]
+    DestCheckNotTcp {
+        /// The service.
+        svc: ServiceKey,
+    },
+    /// A passive check on a service with a real server whose replies do not pass rvs.
+    #[error(
+        "{svc}: dest-check needs the replies through rvs (a server's silence is told from its SYN-ACK), but real \
+         server {rs} is {}", .fwd.described()
+    )]
+    DestCheckNeedsReplies {
+        /// The service.
+        svc: ServiceKey,
+        /// The real server.
+        rs: SocketAddr,
+        /// Its mode.
+        fwd: FwdMode,
+    },
     /// UOA on a service that is not UDP.
     #[error("{svc}: UOA ({mode}) is for UDP services (TCP has the TOA)")]
     UoaNotUdp {
@@ -564,6 +593,10 @@ pub enum ServiceError {
     #[error("no real-server or service identity left (ids are never reused); restart the dataplane")]
     IdsExhausted,
 }
+
+/// The passive check's marks, by service and real server (address and resolved port):
+/// what rvsd's control thread hands [`ServiceTable::build_marked`].
+pub type DestMarks = std::collections::BTreeMap<(ServiceKey, SocketAddr), DestMark>;
 
 /// Process-wide generation numbers, so two tables never share one.
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -604,6 +637,17 @@ impl ServiceTable {
     /// never used before. Nothing is built if anything is wrong; the error names the
     /// service and the problem.
     pub fn build(configs: &[ServiceConfig], prev: Option<&ServiceTable>) -> Result<ServiceTable, ServiceError> {
+        ServiceTable::build_marked(configs, prev, &DestMarks::new())
+    }
+
+    /// [`build`](Self::build), with the passive check's marks: a real server marked
+    /// [`DestMark::Inhibited`] gets weight 0 in this generation. Marks of servers not in
+    /// `configs`, or of services without `dest_check`, are ignored.
+    pub fn build_marked(
+        configs: &[ServiceConfig],
+        prev: Option<&ServiceTable>,
+        marks: &DestMarks,
+    ) -> Result<ServiceTable, ServiceError> {
         let mut next_svc_id = prev.map_or(0, |p| p.next_svc_id);
         let mut next_rs_id = prev.map_or(0, |p| p.next_rs_id);
         let mut prev_rs: HashMap<(ServiceKey, SocketAddr), RsId> = HashMap::new();
@@ -641,7 +685,12 @@ impl ServiceTable {
                     None => take_id(&mut next_rs_id).map(RsId)?,
                 };
                 by_rs.insert(id, (idx, dests.len() as u32));
-                dests.push(Dest { id, ..dest });
+                let mark = match cfg.dest_check {
+                    Some(_) => marks.get(&(key, sock)).copied().unwrap_or_default(),
+                    None => DestMark::Normal,
+                };
+                let weight = if mark == DestMark::Inhibited { 0 } else { dest.weight };
+                dests.push(Dest { id, weight, mark, ..dest });
             }
             let size = cfg.mh_table_size.unwrap_or(MH_DEFAULT_TABLE_SIZE);
             if cfg.sched == SchedKind::Mh {
@@ -750,6 +799,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     if cfg.synproxy.is_some() && cfg.proto != Proto::Tcp {
         return Err(ServiceError::SynProxyNotTcp { svc });
     }
+    if cfg.dest_check.is_some() && cfg.proto != Proto::Tcp {
+        return Err(ServiceError::DestCheckNotTcp { svc });
+    }
     if let Some(mode) = cfg.uoa.filter(|_| cfg.proto != Proto::Udp) {
         return Err(ServiceError::UoaNotUdp { svc, mode });
     }
@@ -819,6 +871,9 @@ fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, Ser
     if proxied && nat64 {
         return Err(ServiceError::SynProxyNat64 { svc, rs: sock });
     }
+    if cfg.dest_check.is_some() && !rs.fwd.replies_through() {
+        return Err(ServiceError::DestCheckNeedsReplies { svc, rs: sock, fwd: rs.fwd });
+    }
     if let Some(version) = cfg.proxy_protocol.filter(|_| !rs.fwd.replies_through()) {
         return Err(ServiceError::ProxyProtocolNeedsReplies { svc, version, rs: sock, fwd: rs.fwd });
     }
@@ -832,7 +887,16 @@ fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, Ser
             return Err(ServiceError::UoaServer { svc, mode, rs: sock, why });
         }
     }
-    Ok(Dest { id: RsId(0), addr: rs.addr, port, weight: rs.weight, upper: rs.upper, lower: rs.lower, fwd: rs.fwd })
+    Ok(Dest {
+        id: RsId(0),
+        addr: rs.addr,
+        port,
+        weight: rs.weight,
+        mark: DestMark::Normal,
+        upper: rs.upper,
+        lower: rs.lower,
+        fwd: rs.fwd,
+    })
 }
 
 fn validate_mh_size(svc: ServiceKey, size: u32, dests: usize) -> Result<(), ServiceError> {
@@ -913,6 +977,37 @@ mod tests {
         );
         proxied.real_servers[0].fwd = FwdMode::Nat;
         assert!(ServiceTable::build(&[proxied], None).is_ok(), "NAT replies pass rvs: the SYN proxy works");
+    }
+
+    #[test]
+    fn dest_check_is_for_tcp_with_replies_and_its_marks_hold_servers_out() {
+        let mut c = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 3), rs("10.1.0.2", 80, 2)]);
+        c.dest_check = Some(DestCheck::default());
+        let mut dr = c.clone();
+        dr.real_servers[1].fwd = FwdMode::Dr;
+        assert_eq!(
+            err(&[dr]),
+            "tcp 10.0.0.1:80: dest-check needs the replies through rvs (a server's silence is told from its SYN-ACK), \
+             but real server 10.1.0.2:80 is direct routing (-g, lb_kind DR)"
+        );
+        let mut udp = c.clone();
+        udp.proto = Proto::Udp;
+        assert_eq!(err(&[udp]), "udp 10.0.0.1:80: dest-check watches TCP handshakes: it is for TCP services");
+        let key = c.key();
+        let marks: DestMarks = [
+            ((key, "10.1.0.1:80".parse().unwrap()), DestMark::Inhibited),
+            ((key, "10.1.0.2:80".parse().unwrap()), DestMark::Reopened),
+        ]
+        .into();
+        let t = ServiceTable::build_marked(&[c.clone()], None, &marks).unwrap();
+        let d = &t.service(SvcIdx(0)).dests;
+        assert_eq!((d[0].weight, d[0].mark), (0, DestMark::Inhibited), "held out, whatever its weight");
+        assert_eq!((d[1].weight, d[1].mark), (2, DestMark::Reopened));
+        assert_eq!(t.service(SvcIdx(0)).config.real_servers[0].weight, 3, "the configuration keeps it");
+        // Without the check, marks mean nothing.
+        c.dest_check = None;
+        let t = ServiceTable::build_marked(&[c], None, &marks).unwrap();
+        assert!(t.service(SvcIdx(0)).dests.iter().all(|d| d.mark == DestMark::Normal && d.weight > 0));
     }
 
     #[test]

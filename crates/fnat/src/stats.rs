@@ -68,6 +68,9 @@ crate::counter_set! {
         SyncRefused = "sync_refused": "A peer's connection was not installed: no such service or real server here, a field rvs does not sync, or a connection of this box holds its addresses and ports.",
         SyncRefusedFull = "sync_refused_full": "A peer's connection was not installed: the worker holds its share of synced connections (rvsd.toml sync.max_synced) or its table is full.",
         ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port (or, under NAT, DR or TUN, a new connection met one on the server side): the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",
+        DestDown = "dest_down": "A connection of a service with dest-check failed on its real server's side (an RST answered the SYN, or it expired half open with no SYN-ACK seen): reported to the control thread, which takes the server out after down_retry of them (passive check).",
+        DestUp = "dest_up": "A real server the passive check let back in completed a handshake: reported to the control thread (each halves the server's next time out).",
+        DestReportLost = "dest_report_lost": "A passive-check report was lost: the worker's outbox or its queue to the control thread was full (a failing server's next connection reports again).",
         LocalPortKept = "local_port_kept": "A client that reused its port got, towards the real server picked, the local address and port its previous connection held (the server, likely still holding that connection in TIME_WAIT, sees the same ports and the same client's timestamps again and accepts the SYN).",
     }
 }

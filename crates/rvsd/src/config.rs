@@ -531,6 +531,11 @@ pub struct ServiceConf {
     /// UDP ones, instead of `[timeouts]` (DPVS's `--conn-timeout`); 0 = `[timeouts]`.
     #[serde(default)]
     pub conn_timeout: u32,
+    /// DPVS's passive health check, in its notation (`default`, `1,1,3s,5-3600s`,
+    /// `1,3s`): real servers that refuse or ignore SYNs are taken out for a while
+    /// (TCP; replies through rvs); absent = off.
+    #[serde(default)]
+    pub dest_check: Option<fnat::destcheck::DestCheck>,
 }
 
 /// A real server of a service.
@@ -1071,7 +1076,7 @@ impl Config {
                 err(format!("{k}.rate_burst"), "needs rate_limit".into());
             }
         }
-        if let Err(problems) = verbs::validate(&self.service_specs(), &|ip| self.owner(ip), None) {
+        if let Err(problems) = verbs::validate(&self.service_specs(), &|ip| self.owner(ip), None, &Default::default()) {
             for p in problems {
                 let key = match (p.service, p.laddr) {
                     (Some(i), Some(j)) => format!("service[{i}].laddrs[{j}]"),
@@ -1121,6 +1126,7 @@ impl ServiceConf {
         c.proxy_protocol = self.proxy_protocol;
         c.uoa = self.uoa;
         c.conn_timeout = self.conn_timeout;
+        c.dest_check = self.dest_check;
         c
     }
 }
@@ -1420,6 +1426,18 @@ addr = "192.0.2.1/24""#,
             p.iter().any(|e| e.contains("tcp 192.0.2.1:80: PROXY protocol v2 cannot be combined with the SYN proxy")),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn dest_check_is_read_and_checked() {
+        assert_eq!(Config::parse("t.toml", MINIMAL).unwrap().services[0].to_core().dest_check, None);
+        let text = MINIMAL.replace("laddrs = [", "dest_check = \"2,1,3s,10-60s\"\nladdrs = [");
+        let c = Config::parse("t.toml", &text).expect("dest_check");
+        assert_eq!(c.services[0].to_core().dest_check.map(|d| d.to_string()).as_deref(), Some("2,1,3s,10-60s"));
+        for (v, says) in [("tcp", "external checkers"), ("1,1,3s,9-5s", "inhibit_min is above inhibit_max")] {
+            let p = problems(&MINIMAL.replace("laddrs = [", &format!("dest_check = \"{v}\"\nladdrs = [")));
+            assert!(p.iter().any(|e| e.contains("dest_check") && e.contains(says)), "{v}: {p:?}");
+        }
     }
 
     #[test]

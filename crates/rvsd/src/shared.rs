@@ -264,7 +264,14 @@ pub struct WorkerSlot {
     pub sync_out: ArrayQueue<wire::sync::RecordRepr>,
     /// Connections peers announced, for it to install.
     pub sync_in: ArrayQueue<wire::sync::RecordRepr>,
+    /// What it saw of real servers of services with the passive check, for the
+    /// control thread ([`fnat::destcheck`]).
+    pub dest_reports: ArrayQueue<fnat::engine::destcheck::DestReport>,
 }
+
+/// Passive-check reports a worker's queue holds until the control thread takes them
+/// (it does every turn of its loop, within a millisecond when idle).
+pub const DEST_REPORTS: usize = 1024;
 
 /// Everything shared between the control thread and the workers.
 #[derive(Debug)]
@@ -303,6 +310,7 @@ impl Shared {
                     replies: ArrayQueue::new(64),
                     sync_out: ArrayQueue::new(sync_queue),
                     sync_in: ArrayQueue::new(sync_queue),
+                    dest_reports: ArrayQueue::new(DEST_REPORTS),
                 })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),

@@ -61,6 +61,9 @@ pub struct State {
     pub deny_set: Arc<PrefixSet>,
     /// SNAT rules, in the order they are tried, each named.
     pub snat: Vec<ctl::SnatSpec>,
+    /// What the passive check made of real servers (kept by the control thread's
+    /// [`crate::control::destcheck::DestChecker`]).
+    pub marks: fnat::service::DestMarks,
 }
 
 /// The core's rule for `spec` (the `i`th; ports by `port`, an unknown one as an index
@@ -151,6 +154,7 @@ impl State {
                     ..r.clone()
                 })
                 .collect(),
+            marks: Default::default(),
         }
     }
 
@@ -278,7 +282,7 @@ impl State {
         let routes = self.route_table(&addrs)?;
         let owner =
             |ip: IpAddr| addrs.owner(ip).map(|(_, e)| if e.flags.sapool { Owned::Sapool } else { Owned::Plain });
-        let services = verbs::validate(&self.services, &owner, prev.map(|p| &*p.services))
+        let services = verbs::validate(&self.services, &owner, prev.map(|p| &*p.services), &self.marks)
             .map_err(|mut problems| problems.swap_remove(0).refused)?;
         dr_servers_on_link(&services, &routes)?;
         let snat = self.snat_table(&addrs, &routes)?;
@@ -449,6 +453,7 @@ mod tests {
             deny: Arc::default(),
             deny_set: Arc::default(),
             snat: vec![],
+            marks: Default::default(),
         }
     }
 

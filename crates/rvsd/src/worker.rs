@@ -310,6 +310,8 @@ impl Worker {
             if self.shared.sync.is_some() {
                 self.sync(now);
             }
+            let reports = &self.shared.workers[self.id as usize].dest_reports;
+            self.engine.take_dest_reports(|r| reports.push(r).is_ok());
             if now >= self.persist_at {
                 self.engine.expire_persistence(now);
                 self.persist_at = now + 1000;

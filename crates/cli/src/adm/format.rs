@@ -140,6 +140,16 @@ fn conn_timeout(svc: &ServiceConfig, rule: bool) -> String {
     }
 }
 
+/// The passive health check as DPVS's ipvsadm lists it (` dest-check internal:default`),
+/// or as a `-S` rule (` --dest-check default`); nothing when off.
+fn dest_check(svc: &ServiceConfig, rule: bool) -> String {
+    match (svc.dest_check, rule) {
+        (None, _) => String::new(),
+        (Some(c), false) => format!(" dest-check internal:{c}"),
+        (Some(c), true) => format!(" --dest-check {c}"),
+    }
+}
+
 /// The client-address settings: the PROXY protocol as DPVS's ipvsadm lists it (` ppv1`,
 /// ` ppv2`), or as a `-S` rule (` --proxy-protocol v2`); nothing when off.
 /// The UOA setting likewise (` uoa-opp`, ` --uoa opp`).
@@ -249,13 +259,14 @@ pub fn write_services(
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{name} {}{}{flags}{}{}{}{}",
+                    "{name} {}{}{flags}{}{}{}{}{}",
                     cfg.sched,
                     hash_target(cfg.sched),
                     persistence(cfg, false),
                     synproxy(cfg, false),
                     conn_timeout(cfg, false),
-                    proxy_protocol(cfg, false)
+                    proxy_protocol(cfg, false),
+                    dest_check(cfg, false)
                 )?;
             }
         }
@@ -267,7 +278,8 @@ pub fn write_services(
                     out,
                     "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
                     d.config.fwd.listed(),
-                    d.config.weight,
+                    // What schedules: 0 while the passive check holds it out (as DPVS).
+                    if d.inhibited { 0 } else { d.config.weight },
                     d.active,
                     d.inactive
                 )?,
@@ -491,6 +503,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
             line += &format!(" --source-limit {}", cfg.source_limit);
         }
         line += &conn_timeout(cfg, true);
+        line += &dest_check(cfg, true);
         line += &proxy_protocol(cfg, true);
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {

@@ -17,7 +17,8 @@
 //! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
 //!   own `--conn-rate N[:BURST]` and `--source-limit N` on `-A`/`-E` (which `-E`, setting
-//!   the whole service, resets when omitted), DPVS's `--conn-timeout N`, `--proxy-protocol v1|v2`
+//!   the whole service, resets when omitted), DPVS's `--conn-timeout N`, `--dest-check CONF`,
+//!   `--proxy-protocol v1|v2`
 //!   (`disable` = none; DPVS's `v1-insecure`/`v2-insecure` are refused), and rvs's
 //!   `--uoa ipo|opp` for UDP services (DPVS sets UOA globally; here per service).
 //! - DPVS's SNAT rules: `-A|-D -H MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; a rule takes its
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 use ctl::{CtlError, RealServerEdit, Request, Response, ServiceSpec};
+use fnat::destcheck::DestCheck;
 use fnat::edge::RateLimit;
 use fnat::persist::PersistConfig;
 use fnat::sched::SchedKind;
@@ -69,7 +71,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "DPVS's ipvsadm",
         "a drained or removed real server's connections run to their end in rvs (as LVS's expire_nodest_conn=0)",
     ),
-    ("--dest-check", "DPVS's ipvsadm", "rvs does not check real servers from the dataplane: rvs-agent runs keepalived's checkers"),
     ("--quic", "DPVS's ipvsadm", "rvs does not schedule by QUIC connection id (UDP services hash the client with sh, mh or conhash)"),
 ];
 
@@ -278,12 +279,13 @@ pub struct AdmArgs {
     /// Refused by name (DPVS: expire a quiescent server's connections).
     #[arg(long = "expire-quiescent", hide = true)]
     pub expire_quiescent: bool,
-    /// Refused by name (DPVS: the dataplane's passive health check).
-    #[arg(long = "dest-check", hide = true, num_args = 0..=1, default_missing_value = "")]
-    pub dest_check: Option<String>,
     /// Refused by name (DPVS: QUIC connection-id scheduling).
     #[arg(long = "quic", hide = true)]
     pub quic: bool,
+    /// DPVS's passive health check: default, DOWN_RETRY,UP_CONFIRM,DOWN_WAITs,MIN-MAXs
+    /// (e.g. 1,1,3s,5-3600s), DOWN_RETRY,DOWN_WAITs (down only), or disable.
+    #[arg(long = "dest-check", value_name = "CHECK_CONF")]
+    pub dest_check: Option<String>,
     /// Local address for -P/-Q.
     #[arg(short = 'z', long = "laddr", value_name = "ADDR")]
     pub laddr: Option<String>,
@@ -574,6 +576,7 @@ impl Cmd {
             "--conn-rate",
             "--source-limit",
             "--conn-timeout",
+            "--dest-check",
             "--hash-target",
             "--proxy-protocol",
             "--uoa",
@@ -618,7 +621,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 43] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 44] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -634,6 +637,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 43] {
         ("--conn-rate", a.conn_rate.is_some()),
         ("--source-limit", a.source_limit.is_some()),
         ("--conn-timeout", a.conn_timeout.is_some()),
+        ("--dest-check", a.dest_check.is_some()),
         ("--proxy-protocol", a.proxy_protocol.is_some()),
         ("--uoa", a.uoa.is_some()),
         ("-r", a.real_server.is_some()),
@@ -816,6 +820,15 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     if let Some(n) = &a.source_limit {
         svc.source_limit = parse_num(n, "source limit", 0, u64::from(u32::MAX)).map_err(usage)? as u32;
     }
+    if let Some(c) = &a.dest_check {
+        svc.dest_check = match c.as_str() {
+            "disable" => None,
+            _ => Some(c.parse::<DestCheck>().map_err(|e| usage(e.to_string()))?),
+        };
+        if svc.dest_check.is_some() && key.proto != Proto::Tcp {
+            return Err(usage(format!("dest-check watches TCP handshakes: it is for TCP services: {key}")));
+        }
+    }
     if let Some(n) = &a.conn_timeout {
         svc.conn_timeout =
             parse_num(n, "connection timeout", 0, u64::from(fnat::tcp_state::MAX_TIMEOUT_S)).map_err(usage)? as u32;
@@ -892,7 +905,6 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
         a.pe.is_some(),
         a.tun_option.is_some() || a.tun_csum,
         a.expire_quiescent,
-        a.dest_check.is_some(),
         a.quic,
     ];
     if let Some(i) = refused.iter().position(|r| *r) {

@@ -124,6 +124,14 @@ fn persistence_and_flags() {
     // DPVS's per-service timeout
     assert_eq!(svc("-A -t 198.18.0.100:3306 --conn-timeout 7200").conn_timeout, 7200);
     assert_eq!(svc("-A -u 198.18.0.100:53 --conn-timeout 0").conn_timeout, 0);
+    // DPVS's passive health check
+    assert_eq!(svc("-A -t 198.18.0.100:80 --dest-check default").dest_check, Some(Default::default()));
+    assert_eq!(
+        svc("-A -t 198.18.0.100:80 --dest-check 3,3,3s,60-3600s").dest_check.unwrap().to_string(),
+        "3,3,3s,60-3600s"
+    );
+    assert!(svc("-A -t 198.18.0.100:80 --dest-check 1,3s").dest_check.unwrap().down_only());
+    assert_eq!(svc("-A -t 198.18.0.100:80 --dest-check disable").dest_check, None);
     // -p with a value followed by another option
     let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
     assert_eq!(p.persistence.unwrap().timeout_s, 100);
@@ -442,7 +450,7 @@ fn view(
         .real_servers
         .iter()
         .zip(dests)
-        .map(|(c, (active, inactive, stats))| RealServerView { config: *c, active, inactive, stats })
+        .map(|(c, (active, inactive, stats))| RealServerView { config: *c, active, inactive, stats, inhibited: false })
         .collect();
     ServiceView { laddrs: laddrs.iter().map(|a| ip(a)).collect(), service: svc, dests, stats }
 }
@@ -802,7 +810,11 @@ fn conns_by_sockpair_and_worker() {
             "-A -t 198.18.0.100:80 --expire-quiescent",
             "--expire-quiescent: valid DPVS's ipvsadm that rvs does not support",
         ),
-        ("-A -t 198.18.0.100:80 --dest-check 1,3s", "--dest-check: valid DPVS's ipvsadm that rvs does not support"),
+        ("-A -t 198.18.0.100:80 --dest-check tcp", "DPVS's external checkers run in its dpvs-agent"),
+        ("-A -t 198.18.0.100:80 --dest-check 0,3s", "down_retry must be at least 1"),
+        ("-A -t 198.18.0.100:80 --dest-check 1,1,3s,60-30s", "inhibit_min is above inhibit_max"),
+        ("-A -u 198.18.0.100:53 --dest-check default", "it is for TCP services"),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 --dest-check default", "option --dest-check is not allowed with -a"),
         ("-A -u 198.18.0.100:443 --quic", "--quic: valid DPVS's ipvsadm that rvs does not support"),
     ] {
         let e = err(args);
@@ -925,14 +937,25 @@ fn save_then_restore_round_trip() {
     let mut ch = ServiceConfig::new(Proto::Tcp, ip("198.18.0.102"), 443);
     ch.sched = SchedKind::Conhash;
     ch.hash_port = true;
-    views.push(view(ch, &[], vec![], None));
+    ch.dest_check = Some("2,1,3s,10-600s".parse().unwrap());
+    ch.real_servers = vec![rs("198.19.0.41", 443, 2), rs("198.19.0.42", 443, 3)];
+    let mut chv = view(ch, &[], vec![(0, 0, None), (0, 0, None)], None);
+    chv.dests[1].inhibited = true;
+    views.push(chv);
 
     // conhash is listed as DPVS lists it, with its hash target (and rvs's flags)
     let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
-    assert!(out.contains("TCP  198.18.0.102:443 conhash sip (fallback,port)\n"), "{out}");
+    assert!(
+        out.contains("TCP  198.18.0.102:443 conhash sip (fallback,port) dest-check internal:2,1,3s,10-600s\n"),
+        "{out}"
+    );
+    // A server the passive check holds out lists weight 0, as DPVS; -S keeps its weight.
+    assert!(out.contains("  -> 198.19.0.41:443              FullNat 2 "), "{out}");
+    assert!(out.contains("  -> 198.19.0.42:443              FullNat 0 "), "{out}");
     let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
     for line in [
-        "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port",
+        "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port --dest-check 2,1,3s,10-600s",
+        "-a -t 198.18.0.102:443 -r 198.19.0.42:443 -b -w 3",
         "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4 \
          --conn-timeout 30",
         "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",

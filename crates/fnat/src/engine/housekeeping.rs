@@ -76,6 +76,10 @@ impl Engine {
                     self.sync_note(r, now);
                 }
             } else {
+                if self.dest_watching {
+                    let c = Conn::clone(&c);
+                    self.dest_expired(&c);
+                }
                 self.free(r);
                 rep.freed += 1;
             }

@@ -45,6 +45,7 @@
 //!   [`Engine::list`]).
 
 pub mod config;
+pub mod destcheck;
 mod established;
 mod family;
 mod fragments;
@@ -216,6 +217,11 @@ pub struct Engine {
     sync: Option<sync::SyncSettings>,
     sync_out: Vec<wire::sync::RecordRepr>,
     synced_live: u32,
+    /// The passive check (see [`destcheck`]): whether any service of the bound
+    /// generation has it, what is watched per `RsId`, and the reports not yet taken.
+    dest_watching: bool,
+    rs_watch: Vec<destcheck::RsWatch>,
+    dest_out: Vec<destcheck::DestReport>,
 }
 
 /// The drop that counts a connection the table refused.
@@ -290,6 +296,9 @@ impl Engine {
             sync: None,
             sync_out: Vec::new(),
             synced_live: 0,
+            dest_watching: false,
+            rs_watch: Vec::new(),
+            dest_out: Vec::new(),
             pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
             uoa: vec![(0, crate::uoa::UoaMode::Opp); cfg.conn_capacity as usize],
             uoa_max_trail: cfg.uoa_max_trail,
@@ -363,6 +372,7 @@ impl Engine {
         }
         self.nat_rips.sort_unstable();
         self.nat_rips.dedup();
+        self.bind_dest_check(table);
         self.generation = Some(table.generation());
     }
 
@@ -769,6 +779,9 @@ impl Engine {
         self.move_to(r, old, state, exp, now);
         if state != old && self.sync.is_some() {
             self.sync_note(r, now);
+        }
+        if state != old && self.dest_watching {
+            self.dest_state_changed(r, dir, old, state);
         }
     }
 

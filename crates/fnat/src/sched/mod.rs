@@ -280,6 +280,7 @@ pub(crate) mod testutil {
                 addr: IpAddr::V4(Ipv4Addr::from(0x0a01_0001 + i as u32)),
                 port: 80,
                 weight: w,
+                mark: Default::default(),
                 upper: 0,
                 lower: 0,
                 fwd: Default::default(),

@@ -147,6 +147,13 @@ impl Control {
                     &labels,
                     f64::from(d.config.weight),
                 );
+                e.gauge(
+                    "rvs_real_server_inhibited",
+                    "1 while the service's passive check (dest_check) holds the real server out of scheduling \
+                     (its weight kept).",
+                    &labels,
+                    if d.inhibited { 1.0 } else { 0.0 },
+                );
             }
         }
     }

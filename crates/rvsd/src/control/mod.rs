@@ -13,6 +13,7 @@
 
 mod bonds;
 mod capture;
+pub mod destcheck;
 mod health;
 mod metrics;
 mod reload;
@@ -166,6 +167,8 @@ pub struct Control {
     pub scrapes: Option<Receiver<crate::metrics::Scrape>>,
     /// LACP bonds' slaves, by port id: whether each was aggregated at the last look.
     lacp_aggregated: std::collections::HashMap<u16, bool>,
+    /// The passive check's account of real servers (`dest_check`).
+    dest_check: destcheck::DestChecker,
 }
 
 impl Control {
@@ -211,6 +214,7 @@ impl Control {
             health: health::Health::default(),
             staged: Default::default(),
             lacp_aggregated: Default::default(),
+            dest_check: Default::default(),
         }
     }
 
@@ -255,6 +259,7 @@ impl Control {
                 self.refresh_neighs();
             }
             busy |= self.pump_capture();
+            busy |= self.check_dests();
             while let Ok((req, reply)) = self.jobs.try_recv() {
                 busy = true;
                 if let Request::Capture { .. } = req {
@@ -441,14 +446,16 @@ impl Control {
     }
 
     /// Validates `next` whole, adopts it, publishes it and waits for every worker.
-    pub(super) fn apply(&mut self, next: State) -> Response {
+    pub(super) fn apply(&mut self, mut next: State) -> Response {
         let cur = self.shared.current();
+        next.marks = self.dest_check.marks();
         match next.snapshot(cur.gen + 1, Some(&cur), Arc::clone(&cur.ports), Arc::clone(&cur.neighs)) {
             Err(r) => Response::error(r.code, r.message),
             Ok(snap) => {
                 let mut gen = snap.gen;
                 let addrs = Arc::clone(&snap.addrs);
-                self.state = next;
+                let old = std::mem::replace(&mut self.state, next);
+                self.dest_check.changed(&old.services, &self.state.services);
                 self.shared.publish(snap);
                 self.resteer();
                 // Learned neighbours an address change made inadmissible (their subnet

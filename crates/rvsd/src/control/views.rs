@@ -79,11 +79,16 @@ impl Control {
                 .real_servers
                 .iter()
                 .map(|rs| {
-                    let id = built
-                        .and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port))
-                        .map(|d| d.id);
-                    let c = id.map(|id| sum(&|r| r.core.real_servers.get(id.0 as usize).copied())).unwrap_or_default();
-                    RealServerView { config: *rs, active: c.active, inactive: c.inactive, stats: stats.then_some(c) }
+                    let dest = built.and_then(|b| b.dests.iter().find(|d| d.addr == rs.addr && d.port == rs.port));
+                    let c =
+                        dest.map(|d| sum(&|r| r.core.real_servers.get(d.id.0 as usize).copied())).unwrap_or_default();
+                    RealServerView {
+                        config: *rs,
+                        active: c.active,
+                        inactive: c.inactive,
+                        stats: stats.then_some(c),
+                        inhibited: dest.is_some_and(|d| d.mark == fnat::destcheck::DestMark::Inhibited),
+                    }
                 })
                 .collect();
             services.push(ServiceView {

@@ -253,7 +253,13 @@ impl FakeState {
                             .service
                             .real_servers
                             .iter()
-                            .map(|r| RealServerView { config: *r, active: 0, inactive: 0, stats: None })
+                            .map(|r| RealServerView {
+                                config: *r,
+                                active: 0,
+                                inactive: 0,
+                                stats: None,
+                                inhibited: false,
+                            })
                             .collect(),
                         stats: None,
                     })

@@ -1,0 +1,129 @@
+//! The passive check's eyes in the worker ([`crate::destcheck`]): which handshakes
+//! tell of a real server's health, and the reports the worker hands its control
+//! thread.
+//!
+//! Only connections of services with `dest_check` to servers in scheduling are
+//! watched. DOWN: an RST from the server to the SYN (`SYN_RECV` → `CLOSE` by a server
+//! packet), or a connection that expires half open (`SYN_RECV`, `SYN_SENT`) with no
+//! SYN-ACK seen; never an eviction (a SYN flood's victims), a client's RST, a client
+//! that goes silent after the SYN-ACK, or a connection a peer synced. UP: a connection
+//! to a server let back in ([`DestMark::Reopened`]) becoming ESTABLISHED after the
+//! server's SYN-ACK (a client's bare ACK proves nothing of the server), at most
+//! `up_confirm` per worker after each reopening (DPVS's warm-up count).
+//!
+//! Off the packet path: [`Engine::touch`] calls in only on a state change of a
+//! service that has the check, [`Engine::expire`] on an expiry.
+
+use super::Engine;
+use crate::conn::{Conn, ConnFlags, ConnRef};
+use crate::destcheck::DestMark;
+use crate::service::{RsId, ServiceTable};
+use crate::stats::ConnEvent;
+use crate::tcp_state::{Direction, TcpState};
+
+/// Reports a worker holds between two turns of its loop.
+const OUTBOX: usize = 64;
+
+/// What a worker saw of a real server (for rvsd's control thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestReport {
+    /// The real server.
+    pub rs: RsId,
+    /// UP (a handshake completed after it was let back in), else DOWN.
+    pub up: bool,
+}
+
+/// Per `RsId`: what this worker watches for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct RsWatch {
+    /// Its failures are reported (a checked service, the server in scheduling).
+    down: bool,
+    /// Let back in ([`DestMark::Reopened`]) in the bound generation.
+    reopened: bool,
+    /// UP reports still to send since it was let back in.
+    up_left: u8,
+}
+
+impl Engine {
+    /// What to watch, from generation `table` (where a generation is bound).
+    pub(super) fn bind_dest_check(&mut self, table: &ServiceTable) {
+        let (_, rs_ids) = table.id_bounds();
+        let prev = std::mem::take(&mut self.rs_watch);
+        let mut watch = vec![RsWatch::default(); rs_ids as usize];
+        let mut any = false;
+        for s in table.services() {
+            let Some(check) = s.config.dest_check else { continue };
+            any = true;
+            for d in &s.dests {
+                let was = prev.get(d.id.0 as usize).copied().unwrap_or_default();
+                let reopened = d.mark == DestMark::Reopened;
+                let up_left = match (reopened, was.reopened) {
+                    (true, false) => check.up_confirm,
+                    (true, true) => was.up_left,
+                    (false, _) => 0,
+                };
+                watch[d.id.0 as usize] = RsWatch { down: d.weight > 0, reopened, up_left };
+            }
+        }
+        self.rs_watch = watch;
+        self.dest_watching = any;
+        if any && self.dest_out.capacity() == 0 {
+            self.dest_out = Vec::with_capacity(OUTBOX);
+        }
+    }
+
+    /// Connection `r` went from `old` to `new` on a packet going `dir` (only called
+    /// when some service has the check).
+    #[cold]
+    pub(super) fn dest_state_changed(&mut self, r: ConnRef, dir: Direction, old: TcpState, new: TcpState) {
+        let c = self.conns.get(r);
+        let (rs, flags) = (c.rs, c.flags);
+        let Some(w) = self.rs_watch.get(rs as usize).copied() else { return };
+        if new == TcpState::Established && w.up_left > 0 && flags.has(ConnFlags::SYNACK_SEEN) {
+            self.rs_watch[rs as usize].up_left -= 1;
+            self.dest_report(rs, true);
+        } else if w.down
+            && dir == Direction::Output
+            && old == TcpState::SynRecv
+            && new == TcpState::Close
+            && !flags.has(ConnFlags::SYNACK_SEEN)
+        {
+            self.dest_report(rs, false);
+        }
+    }
+
+    /// Connection `c` expires (only called when some service has the check).
+    #[cold]
+    pub(super) fn dest_expired(&mut self, c: &Conn) {
+        let half_open = matches!(c.state, TcpState::SynRecv | TcpState::SynSent);
+        if half_open && !c.flags.has(ConnFlags::SYNACK_SEEN) && !c.synced() {
+            if let Some(w) = self.rs_watch.get(c.rs as usize).copied() {
+                if w.down {
+                    self.dest_report(c.rs, false);
+                }
+            }
+        }
+    }
+
+    fn dest_report(&mut self, rs: u32, up: bool) {
+        if self.dest_out.len() == self.dest_out.capacity() {
+            return self.stats.event(ConnEvent::DestReportLost);
+        }
+        self.dest_out.push(DestReport { rs: RsId(rs), up });
+        self.stats.event(if up { ConnEvent::DestUp } else { ConnEvent::DestDown });
+    }
+
+    /// Hands the passive check's reports to `send` (the worker's queue to its control
+    /// thread; `false`: full, the report is counted lost). Call it once per loop.
+    pub fn take_dest_reports(&mut self, mut send: impl FnMut(DestReport) -> bool) {
+        let mut lost = 0;
+        for r in self.dest_out.drain(..) {
+            if !send(r) {
+                lost += 1;
+            }
+        }
+        for _ in 0..lost {
+            self.stats.event(ConnEvent::DestReportLost);
+        }
+    }
+}

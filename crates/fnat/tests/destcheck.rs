@@ -1,0 +1,162 @@
+//! The passive check's reports (`dest_check`, DPVS's `--dest-check`): whole frames in,
+//! the worker's DOWN and UP reports out. Only the real server's refusal (an RST to the
+//! SYN) or silence (expiry half open, no SYN-ACK) is a failure; what a client does is
+//! never one.
+
+mod common;
+
+use common::*;
+use fnat::destcheck::DestMark;
+use fnat::engine::destcheck::DestReport;
+use fnat::service::{DestMarks, RsId, ServiceTable};
+use fnat::stats::ConnEvent;
+use fnat::types::Proto;
+use std::net::SocketAddr;
+
+const S: u64 = 1000;
+
+/// The standard services, TCP VIP4:80 (`RsId(0)`) with the check given.
+fn world(check: Option<&str>) -> World {
+    let mut svcs = services();
+    svcs[0].dest_check = check.map(|c| c.parse().unwrap());
+    World::with_services(&config(1024), &svcs)
+}
+
+fn reports(w: &mut World) -> Vec<DestReport> {
+    let mut out = Vec::new();
+    w.engine.take_dest_reports(|r| {
+        out.push(r);
+        true
+    });
+    out
+}
+
+const DOWN: DestReport = DestReport { rs: RsId(0), up: false };
+const UP: DestReport = DestReport { rs: RsId(0), up: true };
+
+fn syn(w: &mut World, cport: u16) {
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+}
+
+/// The local port the connection of client port `cport` took.
+fn lport(w: &World, cport: u16) -> u16 {
+    let (list, _) = w.engine.list(0, 1024, w.now);
+    list.iter().find(|c| c.client.port() == cport).expect("connection").local.port()
+}
+
+fn from_server(w: &mut World, cport: u16, flags: wire::TcpFlags) {
+    let lp = lport(w, cport);
+    let (v, _) = w.packet(&t4(RIP4, 8080, LIP4, lp).seq(5000).ack(1001).flags(flags).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+}
+
+fn handshake(w: &mut World, cport: u16) {
+    syn(w, cport);
+    from_server(w, cport, SYNACK);
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+}
+
+#[test]
+fn a_server_refusing_the_syn_is_reported_down_at_once() {
+    let mut w = world(Some("default"));
+    syn(&mut w, 40000);
+    assert!(reports(&mut w).is_empty(), "a SYN alone says nothing");
+    from_server(&mut w, 40000, RSTACK);
+    assert_eq!(reports(&mut w), [DOWN]);
+    assert_eq!(w.engine.stats().events(ConnEvent::DestDown), 1);
+    // The same on a service without the check: nothing.
+    let mut w = world(None);
+    syn(&mut w, 40000);
+    from_server(&mut w, 40000, RSTACK);
+    assert!(reports(&mut w).is_empty());
+}
+
+#[test]
+fn a_silent_server_is_reported_when_the_half_open_connection_expires() {
+    let mut w = world(Some("default"));
+    syn(&mut w, 40000);
+    w.now = 59 * S;
+    w.expire();
+    assert!(reports(&mut w).is_empty(), "not before SYN_RECV's timeout");
+    w.now = 61 * S;
+    assert_eq!(w.expire(), 1);
+    assert_eq!(reports(&mut w), [DOWN]);
+}
+
+#[test]
+fn what_a_client_does_is_never_the_servers_failure() {
+    let mut w = world(Some("default"));
+    // The server answered; the client went away (a spoofed SYN, a scanner).
+    syn(&mut w, 40001);
+    from_server(&mut w, 40001, SYNACK);
+    // The client gave up with an RST before the server answered.
+    syn(&mut w, 40002);
+    let (v, _) = w.packet(&t4(CIP4, 40002, VIP4, 80).seq(1001).flags(RST).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    from_server(&mut w, 40002, SYNACK);
+    // A whole connection, closed by the server with an RST after the handshake.
+    handshake(&mut w, 40003);
+    from_server(&mut w, 40003, RSTACK);
+    w.now = 600 * S;
+    w.expire();
+    assert!(reports(&mut w).is_empty(), "{:?}", reports(&mut w));
+    assert_eq!(w.engine.conns().len(), 0);
+}
+
+/// The table with real server RIP4:8080 of VIP4:80 marked `m`, built on `prev`.
+fn marked(m: DestMark, prev: &ServiceTable) -> ServiceTable {
+    let mut svcs = services();
+    svcs[0].dest_check = Some("1,2,3s,5-60s".parse().unwrap());
+    let mut marks = DestMarks::new();
+    marks.insert((svcs[0].key(), SocketAddr::new(RIP4.into(), 8080)), m);
+    ServiceTable::build_marked(&svcs, Some(prev), &marks).unwrap()
+}
+
+#[test]
+fn a_reopened_server_reports_up_confirm_handshakes_once_per_reopening() {
+    let mut w = world(Some("1,2,3s,5-60s"));
+    let t = marked(DestMark::Inhibited, &w.table);
+    assert_eq!(t.services()[0].dests[0].weight, 0);
+    w.table = t;
+    let (v, _) = w.packet(&t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Drop(_)), "taken out: no server to schedule ({v:?})");
+    w.table = marked(DestMark::Reopened, &w.table);
+    for cport in 40001..40004 {
+        handshake(&mut w, cport);
+    }
+    assert_eq!(reports(&mut w), [UP, UP], "up_confirm = 2");
+    // Another generation, still reopened: no new allowance.
+    w.table = marked(DestMark::Reopened, &w.table);
+    handshake(&mut w, 40004);
+    assert!(reports(&mut w).is_empty());
+    // Taken out and let back in again: two more.
+    w.table = marked(DestMark::Inhibited, &w.table);
+    w.engine.bind(&w.table);
+    w.table = marked(DestMark::Reopened, &w.table);
+    for cport in 40005..40008 {
+        handshake(&mut w, cport);
+    }
+    assert_eq!(reports(&mut w), [UP, UP]);
+    // Failures of a server in scheduling are reported; the UDP service has no check.
+    syn(&mut w, 40010);
+    from_server(&mut w, 40010, RSTACK);
+    assert_eq!(reports(&mut w), [DOWN]);
+    assert_eq!(w.table.services()[2].key.proto, Proto::Udp);
+}
+
+#[test]
+fn a_full_outbox_counts_what_it_loses() {
+    let mut w = world(Some("default"));
+    for cport in 0..80u16 {
+        syn(&mut w, 41000 + cport);
+        from_server(&mut w, 41000 + cport, RSTACK);
+    }
+    assert_eq!(reports(&mut w).len(), 64);
+    assert_eq!(w.engine.stats().events(ConnEvent::DestReportLost), 16);
+    syn(&mut w, 42000);
+    from_server(&mut w, 42000, RSTACK);
+    w.engine.take_dest_reports(|_| false);
+    assert_eq!(w.engine.stats().events(ConnEvent::DestReportLost), 17, "the queue to the control thread was full");
+}
