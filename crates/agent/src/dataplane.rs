@@ -168,6 +168,9 @@ pub struct Service {
     /// timeouts.
     #[serde(default)]
     pub conn_timeout: u32,
+    /// rvsd's passive health check (`dest_check`); unset = off.
+    #[serde(default)]
+    pub dest_check: Option<fnat::destcheck::DestCheck>,
 }
 
 /// What the agent needs from rvsd.
@@ -717,6 +720,7 @@ mod tests {
             deny: Vec::new(),
             allow: Vec::new(),
             conn_timeout: 0,
+            dest_check: None,
             local_addrs: vec![LocalAddr {
                 addr: "10.0.0.100".parse().unwrap(),
                 port_name: "dpdk1".into(),

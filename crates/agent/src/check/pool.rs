@@ -386,6 +386,7 @@ impl Pool {
                     deny: deny.clone(),
                     allow: allow.clone(),
                     conn_timeout: v.establish_timeout,
+                    dest_check: v.dest_check,
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })
@@ -680,6 +681,19 @@ mod tests {
         assert_eq!(pool.services(), services, "also what a reconnected rvsd would be given");
         let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
         assert!(plain.iter().all(|s| s.conn_timeout == 0));
+    }
+
+    /// rvs's `dest_check` becomes every service of its virtual server's passive check.
+    #[test]
+    fn dest_check_becomes_the_services() {
+        let conf = CONF.replace(" delay_loop 2\n", " delay_loop 2\n dest_check 2,1,3s,10-60s\n");
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (_, services, _) = Pool::from_config(&l.config);
+        let checks: Vec<String> = services.iter().filter_map(|s| s.dest_check.map(|d| d.to_string())).collect();
+        assert_eq!(checks, ["2,1,3s,10-60s", "2,1,3s,10-60s"]);
+        let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
+        assert!(plain.iter().all(|s| s.dest_check.is_none()));
     }
 
     /// keepalived's `omega` at shutdown (`clear_services`): for the virtual server with it,

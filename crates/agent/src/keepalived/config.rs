@@ -577,6 +577,11 @@ pub struct VirtualServer {
     /// written (DPVS clamps them to 1-3600).
     #[serde(default)]
     pub establish_timeout: u32,
+    /// rvs's `dest_check` (DPVS's `ipvsadm --dest-check`, in its notation): rvsd's
+    /// passive health check of the service's real servers, beside the checkers; unset =
+    /// off. See [`fnat::destcheck`].
+    #[serde(default)]
+    pub dest_check: Option<fnat::destcheck::DestCheck>,
     /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
     /// unset when none is given (rvsd's defaults).
     pub sched_flags: Option<crate::dataplane::SchedFlags>,

@@ -1361,6 +1361,7 @@ impl P<'_> {
             syn_proxy: None,
             proxy_protocol: None,
             establish_timeout: 0,
+            dest_check: None,
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
@@ -1488,6 +1489,15 @@ impl P<'_> {
                         v.establish_timeout = t as u32;
                     }
                 }
+                // rvs's own (DPVS has it in its ipvsadm only): rvsd's passive check.
+                "dest_check" => match c.args.as_slice() {
+                    [a] if a == "disable" => v.dest_check = None,
+                    [a] => match a.parse::<fnat::destcheck::DestCheck>() {
+                        Ok(d) => v.dest_check = Some(d),
+                        Err(e) => self.err(&c.loc, e.to_string()),
+                    },
+                    _ => self.err(&c.loc, "dest_check takes one value (default, R,U,Ws,MIN-MAXs, R,Ws or disable)"),
+                },
                 "virtualhost" => v.virtualhost = self.arg(c).map(str::to_string),
                 k @ ("sh-port" | "mh-port" | "sh-fallback" | "mh-fallback") => {
                     self.flag(c);
@@ -1714,6 +1724,7 @@ impl P<'_> {
                 | "waddr_group_name"
                 | "syn_proxy"
                 | "proxy_protocol"
+                | "dest_check"
                 | "sh-port"
                 | "mh-port"
                 | "sh-fallback"

@@ -457,6 +457,32 @@ fn alpha_is_honoured_per_virtual_server() {
     assert!(!back.virtual_servers[0].omega);
 }
 
+/// rvs's `dest_check` in a virtual_server (DPVS's `ipvsadm --dest-check` notation) is
+/// read without a warning; a value rvs cannot take is an error naming its line and why.
+#[test]
+fn dest_check_is_read_and_checked() {
+    let vs = |body: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n protocol TCP\n{body} real_server 10.0.1.1 80 {{\n }}\n}}\n"
+        )
+    };
+    let said = |l: &Loaded| messages(l).into_iter().filter(|m| !m.contains("no laddr_group_name")).collect::<Vec<_>>();
+    for (v, want) in [("default", Some("default")), ("1,3s", Some("1,3s")), ("disable", None)] {
+        let l = strict(&vs(&format!(" dest_check {v}\n")));
+        assert!(said(&l).is_empty(), "{v}: {:?}", messages(&l));
+        assert_eq!(l.config.virtual_servers[0].dest_check.map(|d| d.to_string()).as_deref(), want, "{v}");
+    }
+    assert_eq!(strict(&vs("")).config.virtual_servers[0].dest_check, None, "absent: off");
+    for (v, want) in [
+        ("tcp", "t.conf:4: error: dest-check tcp: DPVS's external checkers run in its dpvs-agent"),
+        ("5-3s", "t.conf:4: error: dest-check '5-3s': give default"),
+        ("", "t.conf:4: error: dest_check takes one value"),
+    ] {
+        let l = strict(&vs(&format!(" dest_check {v}\n")));
+        assert!(said(&l).len() == 1 && said(&l)[0].starts_with(want), "{v}: {:?}", said(&l));
+    }
+}
+
 /// DPVS's `establish_timeout` in a virtual_server is honoured: the value as written, from
 /// 1 to rvsd's maximum (above DPVS's 3600, which DPVS would clamp), no warning and not
 /// recorded as ignored; absent = 0 (rvsd's global timeouts). 0, a negative or non-numeric

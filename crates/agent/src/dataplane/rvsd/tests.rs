@@ -532,6 +532,7 @@ fn service() -> Service {
         deny: Vec::new(),
         allow: Vec::new(),
         conn_timeout: 0,
+        dest_check: None,
         local_addrs: vec![LocalAddr {
             addr: "10.0.0.100".parse().unwrap(),
             port_name: "dpdk1".into(),
@@ -689,6 +690,10 @@ fn services_convert_to_rvsd_form() {
     assert_eq!(spec.service.conn_timeout, 0);
     s.conn_timeout = 7200;
     assert_eq!(to_spec(&s).unwrap().service.conn_timeout, 7200);
+    // dest_check reaches rvsd as the service's passive check.
+    assert_eq!(spec.service.dest_check, None);
+    s.dest_check = Some(Default::default());
+    assert_eq!(to_spec(&s).unwrap().service.dest_check, Some(Default::default()));
     s.persistence_granularity = Some("255.0.255.0".parse().unwrap());
     assert!(to_spec(&s).unwrap_err().contains("not a netmask"));
     s.scheduler = "lblc".into();
