@@ -1,21 +1,20 @@
 //! DPVS's passive health check (`ipvsadm --dest-check`): what a service asks for, in
 //! DPVS's own notation, and what rvsd decided about each of its real servers.
 //!
-//! The dataplane watches the handshakes it forwards: a real server that answers a
-//! client's SYN with an RST, or never answers it (the connection expires half open
-//! with no SYN-ACK seen), is reported DOWN; one whose SYN-ACK passes after it was
-//! let back in is reported UP. rvsd's control thread counts the reports and takes a
+//! The dataplane watches the handshakes it forwards: a real server that answers a SYN
+//! with an RST, or leaves the SYN proxy's own SYN unanswered (the connection expires
+//! half open with no SYN-ACK seen), is reported DOWN; one that completes a handshake
+//! after it was let back in is reported UP. rvsd's control thread counts the reports and takes a
 //! server out of scheduling (its weight 0 in the running table, the configured
 //! weight kept) for a while that doubles at each new failure and halves at each UP,
 //! between `inhibit_min` and `inhibit_max` (DPVS's doc/dest-check.md). It needs no
 //! probe, so it sees a dead server on the first connection that fails rather than
 //! after a checker's interval.
 //!
-//! Only the real server's own silence or refusal counts: a connection the client
-//! abandons after the server's SYN-ACK, or one evicted under a SYN flood, is not a
-//! failure, so a client cannot take a healthy server out (DPVS counts any half-open
-//! expiry). For the same reason the check needs the replies through rvs (FullNAT,
-//! NAT, NAT64) and TCP.
+//! Only the real server's own silence or refusal counts, so that a client cannot take a
+//! healthy server out (DPVS counts any half-open expiry): see
+//! [`crate::engine::destcheck`]. For the same reason the check needs the replies
+//! through rvs (FullNAT, NAT, NAT64) and TCP.
 
 use std::fmt;
 use std::str::FromStr;

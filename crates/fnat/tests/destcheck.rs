@@ -1,6 +1,6 @@
 //! The passive check's reports (`dest_check`, DPVS's `--dest-check`): whole frames in,
 //! the worker's DOWN and UP reports out. Only the real server's refusal (an RST to the
-//! SYN) or silence (expiry half open, no SYN-ACK) is a failure; what a client does is
+//! SYN) or its silence to the SYN proxy's own SYN is a failure; what a client does is
 //! never one.
 
 mod common;
@@ -19,7 +19,15 @@ const S: u64 = 1000;
 fn world(check: Option<&str>) -> World {
     let mut svcs = services();
     svcs[0].dest_check = check.map(|c| c.parse().unwrap());
-    World::with_services(&config(1024), &svcs)
+    started(World::with_services(&config(1024), &svcs))
+}
+
+/// `w` as a worker runs it: the generation bound, then the first turn of its loop (the
+/// servers admitted to scheduling at 0).
+fn started(mut w: World) -> World {
+    w.engine.bind(&w.table);
+    w.expire();
+    w
 }
 
 fn reports(w: &mut World) -> Vec<DestReport> {
@@ -73,16 +81,95 @@ fn a_server_refusing_the_syn_is_reported_down_at_once() {
     assert!(reports(&mut w).is_empty());
 }
 
+/// A proxied connection to VIP4:80 from client port `cport` up to rvs's own SYN to the
+/// server (the client proved its address with the cookie).
+fn proxied_syn(w: &mut World, cport: u16) {
+    use fnat::synproxy::cookie::{CookieData, CookieKey};
+    let d = CookieData::from_syn(true, None, None, false);
+    let cookie = CookieKey::new(42, !42).make(CIP4.into(), cport, VIP4.into(), 80, 300, 0, d);
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(300).flags(SYN).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "cookie SYN-ACK: {v:?}");
+    let (v, _) = w.packet(&t4(CIP4, cport, VIP4, 80).seq(301).ack(cookie.wrapping_add(1)).flags(ACK).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "SYN to the server: {v:?}");
+}
+
+fn proxied_world(check: &str) -> World {
+    let mut svcs = services();
+    svcs[0].dest_check = Some(check.parse().unwrap());
+    svcs[0].synproxy = Some(fnat::synproxy::SynProxyMode::On);
+    started(World::with_services(&config(1024), &svcs))
+}
+
 #[test]
-fn a_silent_server_is_reported_when_the_half_open_connection_expires() {
+fn silence_counts_for_the_syn_proxys_own_syn_only() {
+    // A client's SYN the server leaves unanswered: the client may have written one it
+    // drops without a word (a TCP-MD5 option, say): not counted.
     let mut w = world(Some("default"));
     syn(&mut w, 40000);
+    w.now = 61 * S;
+    assert_eq!(w.expire(), 1);
+    assert!(reports(&mut w).is_empty());
+    // The SYN proxy's own SYN unanswered: the server's silence.
+    let mut w = proxied_world("default");
+    proxied_syn(&mut w, 40000);
     w.now = 59 * S;
     w.expire();
     assert!(reports(&mut w).is_empty(), "not before SYN_RECV's timeout");
     w.now = 61 * S;
     assert_eq!(w.expire(), 1);
     assert_eq!(reports(&mut w), [DOWN]);
+    // Refused: at once; answered: UP once let back in.
+    proxied_syn(&mut w, 40001);
+    from_server(&mut w, 40001, RSTACK);
+    assert_eq!(reports(&mut w), [DOWN]);
+    let mut svcs = services();
+    svcs[0].dest_check = Some("default".parse().unwrap());
+    svcs[0].synproxy = Some(fnat::synproxy::SynProxyMode::On);
+    let marks: DestMarks = [((svcs[0].key(), SocketAddr::new(RIP4.into(), 8080)), DestMark::Reopened)].into();
+    w.table = ServiceTable::build_marked(&svcs, Some(&w.table), &marks).unwrap();
+    proxied_syn(&mut w, 40002);
+    let lp = lport(&w, 40002);
+    let (v, _) = w.packet(&t4(RIP4, 8080, LIP4, lp).seq(5000).ack(301).flags(SYNACK).mss(1460).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    assert_eq!(reports(&mut w), [UP]);
+}
+
+#[test]
+fn a_connection_from_before_the_server_was_taken_out_does_not_count_after() {
+    let mut w = proxied_world("default");
+    proxied_syn(&mut w, 40000);
+    // Taken out (some other failure) and let back in 30 s later.
+    w.table = marked(DestMark::Inhibited, &w.table);
+    w.engine.bind(&w.table);
+    w.now = 30 * S;
+    w.expire();
+    w.table = marked(DestMark::Reopened, &w.table);
+    w.engine.bind(&w.table);
+    w.now = 31 * S;
+    w.expire();
+    // The old half-open connection expires after the reopening: not a new failure.
+    w.now = 61 * S;
+    assert_eq!(w.expire(), 1);
+    assert!(reports(&mut w).is_empty(), "{:?}", reports(&mut w));
+}
+
+#[test]
+fn nat_servers_are_watched_the_same() {
+    let mut svcs = services();
+    svcs[0].dest_check = Some("default".parse().unwrap());
+    svcs[0].real_servers[0].fwd = fnat::types::FwdMode::Nat;
+    let mut w = started(World::with_services(&config(1024), &svcs));
+    syn(&mut w, 40000);
+    // NAT: the server answers the client itself (through rvs).
+    let (v, _) = w.packet(&t4(RIP4, 8080, CIP4, 40000).seq(5000).ack(1001).flags(RSTACK).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    assert_eq!(reports(&mut w), [DOWN]);
+    syn(&mut w, 40001);
+    let (v, _) = w.packet(&t4(RIP4, 8080, CIP4, 40001).seq(5000).ack(1001).flags(SYNACK).build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    w.now = 600 * S;
+    w.expire();
+    assert!(reports(&mut w).is_empty(), "answered, then abandoned by the client");
 }
 
 #[test]
@@ -107,8 +194,7 @@ fn what_a_client_does_is_never_the_servers_failure() {
 
 /// The table with real server RIP4:8080 of VIP4:80 marked `m`, built on `prev`.
 fn marked(m: DestMark, prev: &ServiceTable) -> ServiceTable {
-    let mut svcs = services();
-    svcs[0].dest_check = Some("1,2,3s,5-60s".parse().unwrap());
+    let svcs: Vec<_> = prev.services().iter().map(|s| s.config.clone()).collect();
     let mut marks = DestMarks::new();
     marks.insert((svcs[0].key(), SocketAddr::new(RIP4.into(), 8080)), m);
     ServiceTable::build_marked(&svcs, Some(prev), &marks).unwrap()

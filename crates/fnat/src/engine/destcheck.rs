@@ -4,9 +4,14 @@
 //!
 //! Only connections of services with `dest_check` to servers in scheduling are
 //! watched. DOWN: an RST from the server to the SYN (`SYN_RECV` → `CLOSE` by a server
-//! packet), or a connection that expires half open (`SYN_RECV`, `SYN_SENT`) with no
-//! SYN-ACK seen; never an eviction (a SYN flood's victims), a client's RST, a client
-//! that goes silent after the SYN-ACK, or a connection a peer synced. UP: a connection
+//! packet, no SYN-ACK seen), or a connection of the SYN proxy that expires half open
+//! with no SYN-ACK seen: the SYN the server left unanswered was rvs's own, sent for a
+//! client that proved its address. A client's own SYN left unanswered is not counted:
+//! a client can write one a healthy server drops without a word (a TCP-MD5 option the
+//! server has no key for, say). Never counted either: an eviction (a SYN flood's
+//! victims), a client's RST, a client that goes silent after the SYN-ACK, a connection
+//! a peer synced, or one last active before the server was (re)admitted to scheduling
+//! (a half-open connection from before it was taken out). UP: a connection
 //! to a server let back in ([`DestMark::Reopened`]) becoming ESTABLISHED after the
 //! server's SYN-ACK (a client's bare ACK proves nothing of the server), at most
 //! `up_confirm` per worker after each reopening (DPVS's warm-up count).
@@ -20,6 +25,7 @@ use crate::destcheck::DestMark;
 use crate::service::{RsId, ServiceTable};
 use crate::stats::ConnEvent;
 use crate::tcp_state::{Direction, TcpState};
+use crate::types::Millis;
 
 /// Reports a worker holds between two turns of its loop.
 const OUTBOX: usize = 64;
@@ -42,33 +48,55 @@ pub(super) struct RsWatch {
     reopened: bool,
     /// UP reports still to send since it was let back in.
     up_left: u8,
+    /// Since when failures are reported (it was admitted to scheduling then; a
+    /// connection last active before is not its failure); [`UNSTAMPED`] until the next
+    /// [`Engine::expire`] stamps it.
+    since: Millis,
 }
+
+/// [`RsWatch::since`] not stamped yet.
+const UNSTAMPED: Millis = Millis::MAX;
 
 impl Engine {
     /// What to watch, from generation `table` (where a generation is bound).
     pub(super) fn bind_dest_check(&mut self, table: &ServiceTable) {
+        self.dest_watching = table.services().iter().any(|s| s.config.dest_check.is_some());
+        if !self.dest_watching {
+            self.rs_watch.clear();
+            return;
+        }
         let (_, rs_ids) = table.id_bounds();
         let prev = std::mem::take(&mut self.rs_watch);
         let mut watch = vec![RsWatch::default(); rs_ids as usize];
-        let mut any = false;
         for s in table.services() {
             let Some(check) = s.config.dest_check else { continue };
-            any = true;
             for d in &s.dests {
                 let was = prev.get(d.id.0 as usize).copied().unwrap_or_default();
-                let reopened = d.mark == DestMark::Reopened;
+                let (down, reopened) = (d.weight > 0, d.mark == DestMark::Reopened);
                 let up_left = match (reopened, was.reopened) {
                     (true, false) => check.up_confirm,
                     (true, true) => was.up_left,
                     (false, _) => 0,
                 };
-                watch[d.id.0 as usize] = RsWatch { down: d.weight > 0, reopened, up_left };
+                let since = if down && was.down { was.since } else { UNSTAMPED };
+                self.dest_stamp_due |= since == UNSTAMPED;
+                watch[d.id.0 as usize] = RsWatch { down, reopened, up_left, since };
             }
         }
         self.rs_watch = watch;
-        self.dest_watching = any;
-        if any && self.dest_out.capacity() == 0 {
+        if self.dest_out.capacity() == 0 {
             self.dest_out = Vec::with_capacity(OUTBOX);
+        }
+    }
+
+    /// Stamps the servers admitted since the last call with `now` (the worker's first
+    /// [`Engine::expire`] after a bind).
+    pub(super) fn stamp_dest_watch(&mut self, now: Millis) {
+        self.dest_stamp_due = false;
+        for w in &mut self.rs_watch {
+            if w.since == UNSTAMPED {
+                w.since = now;
+            }
         }
     }
 
@@ -92,16 +120,19 @@ impl Engine {
         }
     }
 
-    /// Connection `c` expires (only called when some service has the check).
+    /// Connection `c`, due at `due`, expires (only called when some service has the
+    /// check).
     #[cold]
-    pub(super) fn dest_expired(&mut self, c: &Conn) {
+    pub(super) fn dest_expired(&mut self, c: &Conn, due: Millis) {
         let half_open = matches!(c.state, TcpState::SynRecv | TcpState::SynSent);
-        if half_open && !c.flags.has(ConnFlags::SYNACK_SEEN) && !c.synced() {
-            if let Some(w) = self.rs_watch.get(c.rs as usize).copied() {
-                if w.down {
-                    self.dest_report(c.rs, false);
-                }
-            }
+        let f = c.flags;
+        if !half_open || f.has(ConnFlags::SYNACK_SEEN) || !f.has(ConnFlags::SYNPROXY) || c.synced() {
+            return;
+        }
+        let Some(w) = self.rs_watch.get(c.rs as usize).copied() else { return };
+        let last_active = due.saturating_sub(self.timeout_of(c.rs, c.proto(), c.state));
+        if w.down && w.since != UNSTAMPED && last_active >= w.since {
+            self.dest_report(c.rs, false);
         }
     }
 

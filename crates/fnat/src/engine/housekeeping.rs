@@ -60,6 +60,9 @@ impl Engine {
     /// stalls; call it every loop iteration.
     pub fn expire(&mut self, now: Millis, budget: u32) -> ExpireReport {
         let mut rep = ExpireReport::default();
+        if self.dest_stamp_due {
+            self.stamp_dest_watch(now);
+        }
         let mut b = budget;
         while let Some(i) = self.wheel.pop_due(now, &mut b) {
             let r = ConnRef::from_index(i);
@@ -78,7 +81,7 @@ impl Engine {
             } else {
                 if self.dest_watching {
                     let c = Conn::clone(&c);
-                    self.dest_expired(&c);
+                    self.dest_expired(&c, e);
                 }
                 self.free(r);
                 rep.freed += 1;

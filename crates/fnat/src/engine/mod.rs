@@ -220,6 +220,7 @@ pub struct Engine {
     /// The passive check (see [`destcheck`]): whether any service of the bound
     /// generation has it, what is watched per `RsId`, and the reports not yet taken.
     dest_watching: bool,
+    dest_stamp_due: bool,
     rs_watch: Vec<destcheck::RsWatch>,
     dest_out: Vec<destcheck::DestReport>,
 }
@@ -297,6 +298,7 @@ impl Engine {
             sync_out: Vec::new(),
             synced_live: 0,
             dest_watching: false,
+            dest_stamp_due: false,
             rs_watch: Vec::new(),
             dest_out: Vec::new(),
             pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],

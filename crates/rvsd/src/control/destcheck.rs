@@ -3,9 +3,11 @@
 //! server out of scheduling when `down_retry` failures come within `down_wait`, and
 //! lets it back in when its time out ends. The time out doubles at each new failure
 //! and halves at each UP report after a reopening, within `inhibit_min..inhibit_max`
-//! (DPVS's master lcore, `msg_cb_notify_master`). In the down-only form a server taken
-//! out stays out until its weight is set again (`rvsadm -e ... -w`, a health checker,
-//! or a reload that changes it).
+//! (DPVS's master lcore, `msg_cb_notify_master`); a server let back in that has not
+//! failed for `inhibit_max` seconds starts afresh (its time out back to `inhibit_min`).
+//! In the down-only form a server taken out stays out until its weight is set again
+//! (`rvsadm -e ... -w`, even to the same value; a health checker's change; a reload
+//! that changes it).
 //!
 //! The decision is a mark per real server ([`DestMark`]) that every generation built
 //! from then on carries ([`crate::state::State::marks`]): the configured weight is
@@ -15,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ctl::{Response, ServiceSpec};
+use ctl::{ErrorCode, Response, ServiceSpec};
 use fnat::destcheck::{DestCheck, DestMark};
 use fnat::engine::destcheck::DestReport;
 use fnat::service::{DestMarks, ServiceKey, ServiceTable};
@@ -29,12 +31,12 @@ type DestKey = (ServiceKey, SocketAddr);
 /// Where a server stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// In scheduling, never taken out.
+    /// In scheduling, never taken out (or not for `inhibit_max` seconds).
     Normal,
     /// Taken out until then (`None`: down only, until its weight is set).
     Inhibited(Option<Instant>),
-    /// Let back in after a time out.
-    Reopened,
+    /// Let back in after a time out, then.
+    Reopened(Instant),
 }
 
 /// One real server's account.
@@ -49,12 +51,17 @@ struct Entry {
 }
 
 /// The passive check's state: every real server it has heard of.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DestChecker {
     dests: HashMap<DestKey, Entry>,
-    /// The marks changed since the last [`DestChecker::take_dirty`].
+    /// The marks changed since the generation running was built.
     dirty: bool,
+    /// Not before then (a generation with the marks was refused: tried again later).
+    retry_at: Option<Instant>,
 }
+
+/// How long after a refused generation the marks are published again.
+const RETRY: Duration = Duration::from_secs(1);
 
 impl DestChecker {
     /// A worker's report about real server `rep.rs` of the running `table`. Reports of
@@ -73,13 +80,17 @@ impl DestChecker {
             inhibit_s: u32::from(check.inhibit_min),
         });
         if rep.up {
-            if e.phase == Phase::Reopened {
+            if matches!(e.phase, Phase::Reopened(_)) {
                 e.inhibit_s = (e.inhibit_s / 2).max(u32::from(check.inhibit_min));
             }
             return;
         }
         if matches!(e.phase, Phase::Inhibited(_)) || d.weight == 0 {
             return;
+        }
+        if e.window_end.is_some_and(|t| t <= now) {
+            e.downs = 0;
+            e.window_end = None;
         }
         e.downs = e.downs.saturating_add(1);
         if e.downs == 1 && check.down_retry > 1 {
@@ -114,16 +125,17 @@ impl DestChecker {
         );
     }
 
-    /// Closes the windows and ends the time outs due by `now`.
-    pub fn tick(&mut self, now: Instant) {
+    /// Closes the windows, ends the time outs due by `now`, and forgets the past of
+    /// servers that have not failed for `inhibit_max` since they were let back in.
+    pub fn tick(&mut self, table: &ServiceTable, now: Instant) {
         for (key, e) in &mut self.dests {
             if e.window_end.is_some_and(|t| t <= now) {
                 e.downs = 0;
                 e.window_end = None;
             }
-            if let Phase::Inhibited(Some(t)) = e.phase {
-                if t <= now {
-                    e.phase = Phase::Reopened;
+            match e.phase {
+                Phase::Inhibited(Some(t)) if t <= now => {
+                    e.phase = Phase::Reopened(now);
                     self.dirty = true;
                     tracing::info!(
                         "passive check: {}: real server {} back in scheduling (next time out {} s)",
@@ -132,7 +144,29 @@ impl DestChecker {
                         e.inhibit_s
                     );
                 }
+                Phase::Reopened(at) => {
+                    let check = table
+                        .lookup(key.0.proto, key.0.vip, key.0.vport)
+                        .and_then(|i| table.service(i).config.dest_check);
+                    let max = check.map_or(0, |c| u64::from(c.inhibit_max));
+                    if now.duration_since(at) >= Duration::from_secs(max) {
+                        e.phase = Phase::Normal;
+                        e.inhibit_s = check.map_or(0, |c| u32::from(c.inhibit_min));
+                        self.dirty = true;
+                    }
+                }
+                _ => {}
             }
+        }
+    }
+
+    /// Brings back a server taken out in the down-only form: its weight was set
+    /// (`RealServerEdit` with a weight, even the one it had).
+    pub fn weight_set(&mut self, key: &DestKey) {
+        if self.dests.get(key).is_some_and(|e| e.phase == Phase::Inhibited(None)) {
+            tracing::info!("passive check: {}: real server {} back in scheduling (weight set)", key.0, key.1);
+            self.dests.remove(key);
+            self.dirty = true;
         }
     }
 
@@ -177,14 +211,26 @@ impl DestChecker {
             .filter_map(|(k, e)| match e.phase {
                 Phase::Normal => None,
                 Phase::Inhibited(_) => Some((*k, DestMark::Inhibited)),
-                Phase::Reopened => Some((*k, DestMark::Reopened)),
+                Phase::Reopened(_) => Some((*k, DestMark::Reopened)),
             })
             .collect()
     }
 
-    /// Whether the marks changed since the last call.
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+    /// Whether the marks changed since the generation running was built, and may be
+    /// published now.
+    pub fn due(&self, now: Instant) -> bool {
+        self.dirty && self.retry_at.is_none_or(|t| t <= now)
+    }
+
+    /// The generation built with [`DestChecker::marks`] runs: nothing is due.
+    pub fn published(&mut self) {
+        self.dirty = false;
+        self.retry_at = None;
+    }
+
+    /// The generation with the marks was refused: publish again after [`RETRY`].
+    pub fn refused(&mut self, now: Instant) {
+        self.retry_at = Some(now + RETRY);
     }
 }
 
@@ -201,10 +247,16 @@ impl Control {
                 any = true;
             }
         }
-        self.dest_check.tick(now);
-        if self.dest_check.take_dirty() {
-            if let Response::Error { message, .. } = self.apply(self.state.clone()) {
-                tracing::error!("passive check: the new generation was refused: {message}");
+        self.dest_check.tick(&snap.services, now);
+        if self.dest_check.due(now) {
+            match self.apply(self.state.clone()) {
+                // Adopted; some worker was slow to confirm (apply logged nothing).
+                Response::Error { code: ErrorCode::Timeout, message } => tracing::warn!("passive check: {message}"),
+                Response::Error { message, .. } => {
+                    tracing::error!("passive check: the new generation was refused (tried again in 1 s): {message}");
+                    self.dest_check.refused(now);
+                }
+                _ => {}
             }
         }
         any
@@ -238,6 +290,13 @@ mod tests {
         ServiceTable::build_marked(&configs, None, marks).unwrap()
     }
 
+    /// Whether a publication was due, as the control loop would take it.
+    fn take(c: &mut DestChecker) -> bool {
+        let due = c.due(Instant::now());
+        c.published();
+        due
+    }
+
     fn down(c: &mut DestChecker, t: &ServiceTable, rs: u32, now: Instant) {
         c.report(t, DestReport { rs: RsId(rs), up: false }, now);
     }
@@ -254,7 +313,7 @@ mod tests {
         let t0 = Instant::now();
         let t = table(&set, &c.marks());
         down(&mut c, &t, 0, t0);
-        assert!(c.take_dirty());
+        assert!(take(&mut c));
         assert_eq!(mark(&c, 1), Some(DestMark::Inhibited));
         assert_eq!(mark(&c, 2), None, "the other server is untouched");
         let t = table(&set, &c.marks());
@@ -262,19 +321,19 @@ mod tests {
         assert_eq!(set[0].service.real_servers[0].weight, 1, "the configured weight is kept");
         // Reports from before the new generation change nothing.
         down(&mut c, &t, 0, t0);
-        c.tick(t0 + Duration::from_millis(4900));
-        assert!(!c.take_dirty());
-        c.tick(t0 + Duration::from_secs(5));
-        assert!(c.take_dirty());
+        c.tick(&t, t0 + Duration::from_millis(4900));
+        assert!(!take(&mut c));
+        c.tick(&t, t0 + Duration::from_secs(5));
+        assert!(take(&mut c));
         assert_eq!(mark(&c, 1), Some(DestMark::Reopened));
         let t = table(&set, &c.marks());
         assert_eq!(t.services()[0].dests[0].weight, 1);
         // Failing again: out for twice as long.
         let t1 = t0 + Duration::from_secs(6);
         down(&mut c, &t, 0, t1);
-        c.tick(t1 + Duration::from_millis(9900));
+        c.tick(&t, t1 + Duration::from_millis(9900));
         assert_eq!(mark(&c, 1), Some(DestMark::Inhibited));
-        c.tick(t1 + Duration::from_secs(10));
+        c.tick(&t, t1 + Duration::from_secs(10));
         assert_eq!(mark(&c, 1), Some(DestMark::Reopened));
         // Two UPs halve the next time out twice (20 -> 10 -> 5, not below the minimum).
         let t = table(&set, &c.marks());
@@ -283,7 +342,7 @@ mod tests {
         }
         let t2 = t1 + Duration::from_secs(20);
         down(&mut c, &t, 0, t2);
-        c.tick(t2 + Duration::from_secs(5));
+        c.tick(&t, t2 + Duration::from_secs(5));
         assert_eq!(mark(&c, 1), Some(DestMark::Reopened), "back after 5 s");
     }
 
@@ -295,7 +354,7 @@ mod tests {
         let t0 = Instant::now();
         down(&mut c, &t, 0, t0);
         down(&mut c, &t, 0, t0);
-        c.tick(t0 + Duration::from_secs(2));
+        c.tick(&t, t0 + Duration::from_secs(2));
         down(&mut c, &t, 0, t0 + Duration::from_secs(2));
         assert_eq!(mark(&c, 1), None, "the window closed after two");
         down(&mut c, &t, 0, t0 + Duration::from_secs(3));
@@ -318,7 +377,7 @@ mod tests {
         down(&mut c, &t, 2, now);
         down(&mut c, &t, 99, now);
         assert!(c.marks().is_empty());
-        assert!(!c.take_dirty());
+        assert!(!take(&mut c));
     }
 
     #[test]
@@ -329,23 +388,70 @@ mod tests {
         let now = Instant::now();
         down(&mut c, &t, 0, now);
         down(&mut c, &t, 1, now);
-        c.tick(now + Duration::from_secs(86_400));
+        c.tick(&t, now + Duration::from_secs(86_400));
         assert_eq!(mark(&c, 1), Some(DestMark::Inhibited), "no time out in the down-only form");
-        c.take_dirty();
-        // The same weight set again, then another: the second brings it back.
+        take(&mut c);
+        // A reload with the same weights keeps it out; the weight set (rvsadm -e -w, to
+        // the weight it had) brings it back.
         c.changed(&set, &set);
-        assert!(!c.take_dirty());
+        assert!(!take(&mut c));
+        let key = |i: u8| (set[0].service.key(), SocketAddr::new(format!("10.1.0.{i}").parse().unwrap(), 80));
+        c.weight_set(&key(1));
+        assert!(take(&mut c));
+        assert_eq!(mark(&c, 1), None);
+        down(&mut c, &t, 0, now);
+        assert!(take(&mut c), "out again");
+        c.weight_set(&key(3));
+        assert!(!take(&mut c), "another server: nothing");
+        // A reload that changes its weight brings it back too.
         let mut next = set.clone();
         next[0].service.real_servers[0].weight = 2;
         c.changed(&set, &next);
-        assert!(c.take_dirty());
+        assert!(take(&mut c));
         assert_eq!(mark(&c, 1), None);
         assert_eq!(mark(&c, 2), Some(DestMark::Inhibited));
         // Server 2 removed: forgotten (added back, it starts afresh).
         let mut gone = next.clone();
         gone[0].service.real_servers.pop();
         c.changed(&next, &gone);
-        assert!(c.take_dirty());
+        assert!(take(&mut c));
         assert!(c.marks().is_empty());
+    }
+
+    #[test]
+    fn a_server_quiet_for_inhibit_max_starts_afresh() {
+        let set = [spec("1,1,3s,2-8s", &[1])];
+        let mut c = DestChecker::default();
+        let t = table(&set, &c.marks());
+        let t0 = Instant::now();
+        down(&mut c, &t, 0, t0);
+        c.tick(&t, t0 + Duration::from_secs(2));
+        assert_eq!(mark(&c, 1), Some(DestMark::Reopened));
+        take(&mut c);
+        c.tick(&t, t0 + Duration::from_secs(9));
+        assert!(!take(&mut c));
+        c.tick(&t, t0 + Duration::from_secs(10));
+        assert!(take(&mut c), "8 s without a failure");
+        assert_eq!(mark(&c, 1), None);
+        // Its next time out is the shortest again.
+        let t1 = t0 + Duration::from_secs(11);
+        down(&mut c, &t, 0, t1);
+        c.tick(&t, t1 + Duration::from_secs(2));
+        assert_eq!(mark(&c, 1), Some(DestMark::Reopened), "2 s, not 4");
+    }
+
+    #[test]
+    fn a_refused_generation_is_tried_again_a_second_later() {
+        let set = [spec("default", &[1])];
+        let mut c = DestChecker::default();
+        let t = table(&set, &c.marks());
+        let now = Instant::now();
+        down(&mut c, &t, 0, now);
+        assert!(c.due(now));
+        c.refused(now);
+        assert!(!c.due(now + Duration::from_millis(900)));
+        assert!(c.due(now + RETRY));
+        c.published();
+        assert!(!c.due(now + RETRY));
     }
 }

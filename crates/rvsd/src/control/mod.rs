@@ -169,6 +169,9 @@ pub struct Control {
     lacp_aggregated: std::collections::HashMap<u16, bool>,
     /// The passive check's account of real servers (`dest_check`).
     dest_check: destcheck::DestChecker,
+    /// The real server whose weight the request being applied sets (the passive check
+    /// brings it back if it holds it out in the down-only form).
+    weight_set: Option<(fnat::service::ServiceKey, std::net::SocketAddr)>,
 }
 
 impl Control {
@@ -215,6 +218,7 @@ impl Control {
             staged: Default::default(),
             lacp_aggregated: Default::default(),
             dest_check: Default::default(),
+            weight_set: None,
         }
     }
 
@@ -448,14 +452,21 @@ impl Control {
     /// Validates `next` whole, adopts it, publishes it and waits for every worker.
     pub(super) fn apply(&mut self, mut next: State) -> Response {
         let cur = self.shared.current();
-        next.marks = self.dest_check.marks();
+        // The passive check's marks as they will be after the change, adopted with it.
+        let mut checker = self.dest_check.clone();
+        checker.changed(&self.state.services, &next.services);
+        if let Some(k) = self.weight_set.take() {
+            checker.weight_set(&k);
+        }
+        next.marks = checker.marks();
         match next.snapshot(cur.gen + 1, Some(&cur), Arc::clone(&cur.ports), Arc::clone(&cur.neighs)) {
             Err(r) => Response::error(r.code, r.message),
             Ok(snap) => {
                 let mut gen = snap.gen;
                 let addrs = Arc::clone(&snap.addrs);
-                let old = std::mem::replace(&mut self.state, next);
-                self.dest_check.changed(&old.services, &self.state.services);
+                self.state = next;
+                self.dest_check = checker;
+                self.dest_check.published();
                 self.shared.publish(snap);
                 self.resteer();
                 // Learned neighbours an address change made inadmissible (their subnet

@@ -87,7 +87,13 @@ impl Control {
             }
             Request::RealServerAdd { key, rs } => self.change(|s| verbs::real_server_add(&mut s.services, &key, rs))?,
             Request::RealServerEdit { key, addr, port, change } => {
-                self.change(|s| verbs::real_server_edit(&mut s.services, &key, addr, port, change))?
+                if change.weight.is_some() {
+                    let rs = std::net::SocketAddr::new(addr, verbs::effective_port(port, key.vport));
+                    self.weight_set = Some((key, rs));
+                }
+                let r = self.change(|s| verbs::real_server_edit(&mut s.services, &key, addr, port, change));
+                self.weight_set = None;
+                r?
             }
             Request::RealServerDel { key, addr, port } => {
                 self.change(|s| verbs::real_server_del(&mut s.services, &key, addr, port))?
