@@ -397,3 +397,51 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
     assert_eq!(weight(&t), "1");
     assert_eq!(failed(8), 2, "no check, no taking out");
 }
+
+/// DPVS's `--expire-quiescent`: an established connection whose real server is drained
+/// (weight 0) ends at the client's next segment, which gets an RST (the client sees
+/// "connection reset" and can reconnect at once); without the option the drained server
+/// still answers on it.
+#[test]
+fn expire_quiescent_resets_a_drained_servers_connection() {
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let t = bare();
+    configure_with_cli(&t);
+    let vip = format!("{VIP4}:80");
+    // One connection, idle for 3 s, then a request; the outcome written to a file.
+    let outcome = |t: &Topology, quiesce: bool| -> String {
+        let file = t.dir.join(format!("outcome-{quiesce}"));
+        let script = format!(
+            "import socket,time,sys\ns=socket.create_connection(('{VIP4}',80))\ntime.sleep(3)\ntry:\n    \
+             s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n    r='ok' if s.recv(100) else 'closed'\nexcept \
+             ConnectionResetError:\n    r='reset'\nopen(sys.argv[1],'w').write(r)\n"
+        );
+        let _client = t.client.spawn(&["python3", "-c", &script, &file.display().to_string()]);
+        let start = Instant::now();
+        let server = loop {
+            let conns = t.cli_ok("rvsadm", &["-L", "-n", "-c"]);
+            let line = conns.lines().find(|l| l.contains("ESTABLISHED") && l.contains(CLIENT4) && l.contains(&vip));
+            if let Some(l) = line {
+                break l.split_whitespace().last().expect("real server").to_string();
+            }
+            assert!(start.elapsed() < Duration::from_secs(2), "the connection is listed:\n{conns}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        t.cli_ok("rvsadm", &["-e", "-t", &vip, "-r", &server, "-w", "0"]);
+        while !file.exists() {
+            assert!(start.elapsed() < Duration::from_secs(10), "the client finished");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        t.cli_ok("rvsadm", &["-e", "-t", &vip, "-r", &server, "-w", "1"]);
+        std::fs::read_to_string(&file).expect("outcome")
+    };
+    t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "rr", "--expire-quiescent"]);
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
+    assert!(list.contains(&format!("TCP  {vip} rr expire-quiescent")), "{list}");
+    assert_eq!(outcome(&t, true), "reset", "drained: the client's next segment gets an RST");
+    let stats = t.rvsd_stats().expect("stats");
+    assert_eq!(stats["events"]["quiescent_expired"].as_u64(), Some(1), "{}", stats["events"]);
+    t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "rr"]);
+    assert_eq!(outcome(&t, false), "ok", "without the option the connection runs on");
+}

@@ -9,7 +9,9 @@
 //! `tx_full` (a NIC queue), `toa_no_room` (a full buffer), `persist_full` (the
 //! persistence table); the frame fixtures (crates/frame/tests) cover the first three
 //! paths' decisions. Nor `no_local_addr`: validation refuses a service without a local
-//! address of its family, so it happens only between `rvsadm -A` and `-P`.
+//! address of its family, so it happens only between `rvsadm -A` and `-P`. Nor
+//! `quiescent`: it needs a real server's weight set to 0 between two frames of a flow
+//! (the fixtures of `crates/fnat/tests/quiescent.rs`, and `tests/cli.rs` end to end).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

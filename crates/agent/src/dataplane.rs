@@ -171,6 +171,10 @@ pub struct Service {
     /// rvsd's passive health check (`dest_check`); unset = off.
     #[serde(default)]
     pub dest_check: Option<fnat::destcheck::DestCheck>,
+    /// A connection whose real server has weight 0 ends at its next packet
+    /// (`expire_quiescent_conn`, rvsd's `expire_quiescent`).
+    #[serde(default)]
+    pub expire_quiescent: bool,
 }
 
 /// What the agent needs from rvsd.
@@ -721,6 +725,7 @@ mod tests {
             allow: Vec::new(),
             conn_timeout: 0,
             dest_check: None,
+            expire_quiescent: false,
             local_addrs: vec![LocalAddr {
                 addr: "10.0.0.100".parse().unwrap(),
                 port_name: "dpdk1".into(),

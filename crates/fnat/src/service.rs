@@ -199,6 +199,11 @@ pub struct ServiceConfig {
     /// absent. TCP, with the replies through rvs; see [`crate::destcheck`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest_check: Option<DestCheck>,
+    /// DPVS's `--expire-quiescent` (keepalived `expire_quiescent_conn`): a connection
+    /// whose real server has weight 0 ends at its next packet (an RST to a TCP sender)
+    /// rather than running on; see [`crate::engine`]'s `quiescent`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expire_quiescent: bool,
 }
 
 /// Which PROXY protocol header a service's connections carry to the real servers
@@ -264,6 +269,7 @@ impl ServiceConfig {
             uoa: None,
             conn_timeout: 0,
             dest_check: None,
+            expire_quiescent: false,
         }
     }
 

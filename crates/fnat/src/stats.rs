@@ -49,6 +49,7 @@ crate::counter_set! {
         TunnelNoRoom = "tunnel_no_room": "A packet for a tunnelled (TUN) real server that could not take the outer header (no headroom in the buffer, or longer than 65535 bytes).",
         ProxyNoRoom = "proxy_no_room": "A client's first data segment that could not take the PROXY protocol header (no headroom or tailroom in the buffer, or it would pass 65535 bytes): dropped rather than sent without it; the client retransmits it and the retransmission is tried again. For UDP: a datagram that would pass the smallest port MTU with the header, or a fragment.",
         ClientToa = "client_toa": "A client's own TOA option (kind 254), overwritten with NOPs before rvs adds its own (the option was dropped, the segment forwarded).",
+        Quiescent = "quiescent": "A real server's UDP datagram on a connection that ended because its server is quiescent (weight 0, a service with expire_quiescent): dropped with the connection.",
     }
 }
 
@@ -71,6 +72,7 @@ crate::counter_set! {
         DestDown = "dest_down": "A connection of a service with dest-check failed on its real server's side (an RST answered the SYN, or it expired half open with no SYN-ACK seen): reported to the control thread, which takes the server out after down_retry of them (passive check).",
         DestUp = "dest_up": "A real server the passive check let back in completed a handshake: reported to the control thread (each halves the server's next time out).",
         DestReportLost = "dest_report_lost": "A passive-check report was lost: the worker's outbox or its queue to the control thread was full (a failing server's next connection reports again).",
+        QuiescentExpired = "quiescent_expired": "A connection of a service with expire_quiescent ended at its packet: its real server has weight 0 (drained, inhibited by a checker, or held out by the passive check). A TCP segment was answered with an RST to its sender, a new SYN or a client's datagram scheduled afresh.",
         LocalPortKept = "local_port_kept": "A client that reused its port got, towards the real server picked, the local address and port its previous connection held (the server, likely still holding that connection in TIME_WAIT, sees the same ports and the same client's timestamps again and accepts the SYN).",
     }
 }

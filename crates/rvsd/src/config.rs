@@ -536,6 +536,10 @@ pub struct ServiceConf {
     /// (TCP; replies through rvs); absent = off.
     #[serde(default)]
     pub dest_check: Option<fnat::destcheck::DestCheck>,
+    /// DPVS's `--expire-quiescent`: a connection whose real server has weight 0 ends at
+    /// its next packet (an RST to a TCP sender) instead of running on.
+    #[serde(default)]
+    pub expire_quiescent: bool,
 }
 
 /// A real server of a service.
@@ -1127,6 +1131,7 @@ impl ServiceConf {
         c.uoa = self.uoa;
         c.conn_timeout = self.conn_timeout;
         c.dest_check = self.dest_check;
+        c.expire_quiescent = self.expire_quiescent;
         c
     }
 }
@@ -1434,6 +1439,8 @@ addr = "192.0.2.1/24""#,
         let text = MINIMAL.replace("laddrs = [", "dest_check = \"2,1,3s,10-60s\"\nladdrs = [");
         let c = Config::parse("t.toml", &text).expect("dest_check");
         assert_eq!(c.services[0].to_core().dest_check.map(|d| d.to_string()).as_deref(), Some("2,1,3s,10-60s"));
+        let text = MINIMAL.replace("laddrs = [", "expire_quiescent = true\nladdrs = [");
+        assert!(Config::parse("t.toml", &text).expect("expire_quiescent").services[0].to_core().expire_quiescent);
         for (v, says) in [("tcp", "external checkers"), ("1,1,3s,9-5s", "inhibit_min is above inhibit_max")] {
             let p = problems(&MINIMAL.replace("laddrs = [", &format!("dest_check = \"{v}\"\nladdrs = [")));
             assert!(p.iter().any(|e| e.contains("dest_check") && e.contains(says)), "{v}: {p:?}");

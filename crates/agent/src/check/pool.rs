@@ -387,6 +387,7 @@ impl Pool {
                     allow: allow.clone(),
                     conn_timeout: v.establish_timeout,
                     dest_check: v.dest_check,
+                    expire_quiescent: v.expire_quiescent_conn,
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })
@@ -692,6 +693,10 @@ mod tests {
         let (_, services, _) = Pool::from_config(&l.config);
         let checks: Vec<String> = services.iter().filter_map(|s| s.dest_check.map(|d| d.to_string())).collect();
         assert_eq!(checks, ["2,1,3s,10-60s", "2,1,3s,10-60s"]);
+        assert!(services.iter().all(|s| !s.expire_quiescent));
+        let conf = CONF.replace(" delay_loop 2\n", " delay_loop 2\n expire_quiescent_conn\n");
+        let (_, services, _) = Pool::from_config(&parse_str(&conf, "t", Options::default()).config);
+        assert!(services.iter().all(|s| s.expire_quiescent), "DPVS's expire_quiescent_conn");
         let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
         assert!(plain.iter().all(|s| s.dest_check.is_none()));
     }

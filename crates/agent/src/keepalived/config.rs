@@ -582,6 +582,10 @@ pub struct VirtualServer {
     /// off. See [`fnat::destcheck`].
     #[serde(default)]
     pub dest_check: Option<fnat::destcheck::DestCheck>,
+    /// DPVS's `expire_quiescent_conn`: a connection whose real server has weight 0
+    /// (failed with `inhibit_on_failure`, or drained) ends at its next packet.
+    #[serde(default)]
+    pub expire_quiescent_conn: bool,
     /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
     /// unset when none is given (rvsd's defaults).
     pub sched_flags: Option<crate::dataplane::SchedFlags>,

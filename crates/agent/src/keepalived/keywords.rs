@@ -353,18 +353,8 @@ pub const KEEPALIVED_2_2: &[&str] = &[
 /// keepalived that rvs does not support yet" (rather than unknown). `src-range`,
 /// `dst-range`, `iif` and `oif` are read in a `virtual_server match` block (SNAT) only.
 /// Sorted.
-pub const DPVS_ONLY: &[&str] = &[
-    "bps",
-    "dst-range",
-    "expire_quiescent_conn",
-    "iif",
-    "limit_proportion",
-    "oif",
-    "quic",
-    "src-range",
-    "tunnel_entry",
-    "tunnel_group",
-];
+pub const DPVS_ONLY: &[&str] =
+    &["bps", "dst-range", "iif", "limit_proportion", "oif", "quic", "src-range", "tunnel_entry", "tunnel_group"];
 
 /// Whether `word` is one of [`DPVS_ONLY`].
 pub fn is_dpvs(word: &str) -> bool {

@@ -1362,6 +1362,7 @@ impl P<'_> {
             proxy_protocol: None,
             establish_timeout: 0,
             dest_check: None,
+            expire_quiescent_conn: false,
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
@@ -1489,6 +1490,8 @@ impl P<'_> {
                         v.establish_timeout = t as u32;
                     }
                 }
+                // DPVS's: a quiescent server's connections end at their next packet.
+                "expire_quiescent_conn" => v.expire_quiescent_conn = self.flag(c),
                 // rvs's own (DPVS has it in its ipvsadm only): rvsd's passive check.
                 "dest_check" => match c.args.as_slice() {
                     [a] if a == "disable" => v.dest_check = None,
@@ -1725,6 +1728,7 @@ impl P<'_> {
                 | "syn_proxy"
                 | "proxy_protocol"
                 | "dest_check"
+                | "expire_quiescent_conn"
                 | "sh-port"
                 | "mh-port"
                 | "sh-fallback"

@@ -140,14 +140,21 @@ fn conn_timeout(svc: &ServiceConfig, rule: bool) -> String {
     }
 }
 
-/// The passive health check as DPVS's ipvsadm lists it (` dest-check internal:default`),
-/// or as a `-S` rule (` --dest-check default`); nothing when off.
-fn dest_check(svc: &ServiceConfig, rule: bool) -> String {
-    match (svc.dest_check, rule) {
+/// What becomes of a failing or drained server's connections, as DPVS's ipvsadm lists it
+/// (` expire-quiescent dest-check internal:default`), or as a `-S` rule
+/// (` --expire-quiescent --dest-check default`); nothing when neither is on.
+fn quiescent_and_check(svc: &ServiceConfig, rule: bool) -> String {
+    let quiescent = match (svc.expire_quiescent, rule) {
+        (false, _) => "",
+        (true, false) => " expire-quiescent",
+        (true, true) => " --expire-quiescent",
+    };
+    let check = match (svc.dest_check, rule) {
         (None, _) => String::new(),
         (Some(c), false) => format!(" dest-check internal:{c}"),
         (Some(c), true) => format!(" --dest-check {c}"),
-    }
+    };
+    format!("{quiescent}{check}")
 }
 
 /// The client-address settings: the PROXY protocol as DPVS's ipvsadm lists it (` ppv1`,
@@ -266,7 +273,7 @@ pub fn write_services(
                     synproxy(cfg, false),
                     conn_timeout(cfg, false),
                     proxy_protocol(cfg, false),
-                    dest_check(cfg, false)
+                    quiescent_and_check(cfg, false)
                 )?;
             }
         }
@@ -503,7 +510,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
             line += &format!(" --source-limit {}", cfg.source_limit);
         }
         line += &conn_timeout(cfg, true);
-        line += &dest_check(cfg, true);
+        line += &quiescent_and_check(cfg, true);
         line += &proxy_protocol(cfg, true);
         writeln!(out, "{line}")?;
         let rss: Vec<RealServerConfig> = if cfg.real_servers.is_empty() {

@@ -18,6 +18,7 @@
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
 //!   own `--conn-rate N[:BURST]` and `--source-limit N` on `-A`/`-E` (which `-E`, setting
 //!   the whole service, resets when omitted), DPVS's `--conn-timeout N`, `--dest-check CONF`,
+//!   `--expire-quiescent`,
 //!   `--proxy-protocol v1|v2`
 //!   (`disable` = none; DPVS's `v1-insecure`/`v2-insecure` are refused), and rvs's
 //!   `--uoa ipo|opp` for UDP services (DPVS sets UOA globally; here per service).
@@ -66,11 +67,6 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     ),
     ("--pe", "ipvsadm", "rvs has no persistence engines (persistence is by source address)"),
     ("-T/--tun-type/--tun-port/--tun-*csum", "ipvsadm", "rvs tunnels with IPIP only (-i), no GUE or GRE"),
-    (
-        "--expire-quiescent",
-        "DPVS's ipvsadm",
-        "a drained or removed real server's connections run to their end in rvs (as LVS's expire_nodest_conn=0)",
-    ),
     ("--quic", "DPVS's ipvsadm", "rvs does not schedule by QUIC connection id (UDP services hash the client with sh, mh or conhash)"),
 ];
 
@@ -276,8 +272,9 @@ pub struct AdmArgs {
     /// Refused by name (tunnel checksums).
     #[arg(long = "tun-nocsum", hide = true, alias = "tun-csum", alias = "tun-remcsum")]
     pub tun_csum: bool,
-    /// Refused by name (DPVS: expire a quiescent server's connections).
-    #[arg(long = "expire-quiescent", hide = true)]
+    /// DPVS: a connection whose real server has weight 0 ends at its next packet (an
+    /// RST to a TCP sender) instead of running on.
+    #[arg(long = "expire-quiescent")]
     pub expire_quiescent: bool,
     /// Refused by name (DPVS: QUIC connection-id scheduling).
     #[arg(long = "quic", hide = true)]
@@ -577,6 +574,7 @@ impl Cmd {
             "--source-limit",
             "--conn-timeout",
             "--dest-check",
+            "--expire-quiescent",
             "--hash-target",
             "--proxy-protocol",
             "--uoa",
@@ -621,7 +619,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 44] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 45] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -638,6 +636,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 44] {
         ("--source-limit", a.source_limit.is_some()),
         ("--conn-timeout", a.conn_timeout.is_some()),
         ("--dest-check", a.dest_check.is_some()),
+        ("--expire-quiescent", a.expire_quiescent),
         ("--proxy-protocol", a.proxy_protocol.is_some()),
         ("--uoa", a.uoa.is_some()),
         ("-r", a.real_server.is_some()),
@@ -829,6 +828,7 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
             return Err(usage(format!("dest-check watches TCP handshakes: it is for TCP services: {key}")));
         }
     }
+    svc.expire_quiescent = a.expire_quiescent;
     if let Some(n) = &a.conn_timeout {
         svc.conn_timeout =
             parse_num(n, "connection timeout", 0, u64::from(fnat::tcp_state::MAX_TIMEOUT_S)).map_err(usage)? as u32;
@@ -904,7 +904,6 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
         a.sync_option.is_some(),
         a.pe.is_some(),
         a.tun_option.is_some() || a.tun_csum,
-        a.expire_quiescent,
         a.quic,
     ];
     if let Some(i) = refused.iter().position(|r| *r) {

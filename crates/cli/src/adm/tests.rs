@@ -132,6 +132,8 @@ fn persistence_and_flags() {
     );
     assert!(svc("-A -t 198.18.0.100:80 --dest-check 1,3s").dest_check.unwrap().down_only());
     assert_eq!(svc("-A -t 198.18.0.100:80 --dest-check disable").dest_check, None);
+    assert!(svc("-A -u 198.18.0.100:53 --expire-quiescent").expire_quiescent);
+    assert!(!svc("-A -u 198.18.0.100:53").expire_quiescent);
     // -p with a value followed by another option
     let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
     assert_eq!(p.persistence.unwrap().timeout_s, 100);
@@ -806,10 +808,7 @@ fn conns_by_sockpair_and_worker() {
         ("-Lnc --sockpair tcp:198.18.0.3:40001", "bad sockpair"),
         ("-Lnc --sockpair sctp:198.18.0.3:1:198.18.0.100:80", "protocol 'sctp' is not tcp or udp"),
         ("-Lnc --cpu x", "--cpu"),
-        (
-            "-A -t 198.18.0.100:80 --expire-quiescent",
-            "--expire-quiescent: valid DPVS's ipvsadm that rvs does not support",
-        ),
+        ("-a -t 198.18.0.100:80 -r 198.19.0.11 --expire-quiescent", "option --expire-quiescent is not allowed with -a"),
         ("-A -t 198.18.0.100:80 --dest-check tcp", "DPVS's external checkers run in its dpvs-agent"),
         ("-A -t 198.18.0.100:80 --dest-check 0,3s", "down_retry must be at least 1"),
         ("-A -t 198.18.0.100:80 --dest-check 1,1,3s,60-30s", "inhibit_min is above inhibit_max"),
@@ -938,6 +937,7 @@ fn save_then_restore_round_trip() {
     ch.sched = SchedKind::Conhash;
     ch.hash_port = true;
     ch.dest_check = Some("2,1,3s,10-600s".parse().unwrap());
+    ch.expire_quiescent = true;
     ch.real_servers = vec![rs("198.19.0.41", 443, 2), rs("198.19.0.42", 443, 3)];
     let mut chv = view(ch, &[], vec![(0, 0, None), (0, 0, None)], None);
     chv.dests[1].inhibited = true;
@@ -946,7 +946,9 @@ fn save_then_restore_round_trip() {
     // conhash is listed as DPVS lists it, with its hash target (and rvs's flags)
     let (out, _) = run_adm("-L -n", vec![status(), Response::Services { services: views.clone() }, no_snat()]);
     assert!(
-        out.contains("TCP  198.18.0.102:443 conhash sip (fallback,port) dest-check internal:2,1,3s,10-600s\n"),
+        out.contains(
+            "TCP  198.18.0.102:443 conhash sip (fallback,port) expire-quiescent dest-check internal:2,1,3s,10-600s\n"
+        ),
         "{out}"
     );
     // A server the passive check holds out lists weight 0, as DPVS; -S keeps its weight.
@@ -954,7 +956,7 @@ fn save_then_restore_round_trip() {
     assert!(out.contains("  -> 198.19.0.42:443              FullNat 0 "), "{out}");
     let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
     for line in [
-        "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port --dest-check 2,1,3s,10-600s",
+        "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port --expire-quiescent --dest-check 2,1,3s,10-600s",
         "-a -t 198.18.0.102:443 -r 198.19.0.42:443 -b -w 3",
         "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4 \
          --conn-timeout 30",

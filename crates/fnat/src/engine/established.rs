@@ -117,7 +117,8 @@ impl V4L4 {
 
 impl Engine {
     /// Whether connection `hit` needs nothing but the rewrite for a packet of `proto`
-    /// with `flags`: FullNAT, no SYN proxy or PROXY protocol; TCP: ESTABLISHED and
+    /// with `flags`: FullNAT, no SYN proxy or PROXY protocol, its server not quiescent
+    /// ([`quiescent`](super::quiescent)); TCP: ESTABLISHED and
     /// staying so (no SYN, FIN or RST), no TOA due (it goes on the handshake's last
     /// ACK); UDP: no UOA (it marks the first datagrams towards the server).
     #[inline]
@@ -140,7 +141,10 @@ impl Engine {
             // (Never parsed by the established path.)
             Proto::Icmp => false,
         };
-        ready && c.fwd() == FwdMode::FullNat && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
+        ready
+            && c.fwd() == FwdMode::FullNat
+            && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
+            && !self.quiescent(c.rs)
     }
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry

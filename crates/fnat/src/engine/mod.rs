@@ -53,6 +53,7 @@ pub mod housekeeping;
 pub mod listing;
 pub mod modes;
 mod proxy;
+mod quiescent;
 mod snat;
 pub mod sync;
 pub mod synproxy;
@@ -221,6 +222,10 @@ pub struct Engine {
     /// generation has it, what is watched per `RsId`, and the reports not yet taken.
     dest_watching: bool,
     dest_stamp_due: bool,
+    /// `expire_quiescent` (see [`quiescent`]): whether any service of the bound
+    /// generation has it, and per `RsId` whether its connections end.
+    quiesce_watching: bool,
+    rs_quiescent: Vec<bool>,
     rs_watch: Vec<destcheck::RsWatch>,
     dest_out: Vec<destcheck::DestReport>,
 }
@@ -299,6 +304,8 @@ impl Engine {
             synced_live: 0,
             dest_watching: false,
             dest_stamp_due: false,
+            quiesce_watching: false,
+            rs_quiescent: Vec::new(),
             rs_watch: Vec::new(),
             dest_out: Vec::new(),
             pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
@@ -375,6 +382,7 @@ impl Engine {
         self.nat_rips.sort_unstable();
         self.nat_rips.dedup();
         self.bind_dest_check(table);
+        self.bind_quiescent(table);
         self.generation = Some(table.generation());
     }
 
@@ -734,6 +742,11 @@ impl Engine {
         hit: Option<Hit>,
     ) -> Verdict {
         match hit {
+            Some(h) if self.quiescent(self.conns.get(h.conn).rs) => match self.expire_quiescent(buf, l3, t, h) {
+                quiescent::Quiesced::Done(v) => v,
+                quiescent::Quiesced::Reschedule => self.miss(table, buf, l3, now, t, k),
+                quiescent::Quiesced::AsUsual => self.forward(buf, l3, now, t, h),
+            },
             Some(h) if !self.reuse(t, h) => self.forward(buf, l3, now, t, h),
             _ => self.miss(table, buf, l3, now, t, k),
         }
