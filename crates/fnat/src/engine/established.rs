@@ -26,6 +26,12 @@ use crate::tcp_state::{Direction, TcpState};
 use crate::translate::{rewrite_parsed, rewrite_v4, Tuple, V4Ends};
 use crate::types::{FwdMode, Millis, Proto};
 
+/// [`Engine`]'s gate: the path is off (tests comparing it with the general path).
+pub(super) const GATE_OFF: u8 = 1;
+/// [`Engine`]'s gate: some service has `expire_quiescent` (its quiescent servers'
+/// packets go to the general path, which ends their connections).
+pub(super) const GATE_QUIESCE: u8 = 2;
+
 /// IPv4 header length without options: the only one this path takes.
 const IP_LEN: usize = wire::ipv4::HEADER_LEN;
 
@@ -124,7 +130,7 @@ impl Engine {
     #[inline]
     fn needs_only_the_rewrite(&self, proto: Proto, flags: TcpFlags, hit: Hit) -> bool {
         let changes = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
-        if flags.bits() & changes.bits() != 0 || self.in_fragment || !self.fast_path {
+        if flags.bits() & changes.bits() != 0 || self.in_fragment {
             return false;
         }
         let c = self.conns.get(hit.conn);
@@ -144,7 +150,14 @@ impl Engine {
         ready
             && c.fwd() == FwdMode::FullNat
             && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
-            && !self.quiescent(c.rs)
+            && (self.gate == 0 || !self.gated(c.rs))
+    }
+
+    /// Whether the gate keeps server `rs`'s packets off this path (off in tests, or the
+    /// server is quiescent).
+    #[inline(never)]
+    fn gated(&self, rs: u32) -> bool {
+        self.gate & GATE_OFF != 0 || self.quiescent(rs)
     }
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry

@@ -201,9 +201,11 @@ pub struct Engine {
     port_memo: crate::conn::reuse::PortMemo,
     /// The packet being processed is a first fragment (no TOA, no checksum check).
     in_fragment: bool,
-    /// Established IPv4 TCP and UDP packets take [`established`]'s path (off only to
-    /// compare it with the general path in tests).
-    fast_path: bool,
+    /// 0: established IPv4 TCP and UDP packets take [`established`]'s path; else why
+    /// not always: [`established::GATE_OFF`] (off, to compare it with the general path
+    /// in tests), [`established::GATE_QUIESCE`] (a service has `expire_quiescent`: the
+    /// packet's server is looked at first).
+    gate: u8,
     /// Per `SvcIdx` of the bound generation: which worker the service's connections
     /// live on, when the client decides it (NAT; persistence; see [`modes`]).
     svc_client_owned: Vec<modes::ClientOwner>,
@@ -294,7 +296,7 @@ impl Engine {
             frags: crate::frag::FragTable::new(hasher),
             port_memo: crate::conn::reuse::PortMemo::new(hasher),
             in_fragment: false,
-            fast_path: true,
+            gate: 0,
             svc_client_owned: Vec::with_capacity(cfg.max_services),
             nat_rips: Vec::new(),
             snat: Default::default(),
@@ -436,7 +438,10 @@ impl Engine {
     /// that compare the two.
     #[doc(hidden)]
     pub fn set_fast_path(&mut self, on: bool) {
-        self.fast_path = on;
+        self.gate = match on {
+            true => self.gate & !established::GATE_OFF,
+            false => self.gate | established::GATE_OFF,
+        };
     }
 
     /// The counters.

@@ -12,8 +12,8 @@
 //! DPVS expires the connection and drops the packet; the RST spares the client its
 //! retransmission timeouts.
 //!
-//! Off the packet path but for one flag: [`Engine::quiescent`], read by the established
-//! path only when some service has the option.
+//! Off the packet path: the established path looks at the server only when some service
+//! has the option (its gate, [`super::established::GATE_QUIESCE`]).
 
 use super::{Engine, Verdict};
 use crate::buf::PacketBuf;
@@ -41,6 +41,10 @@ impl Engine {
     /// `table` (where a generation is bound).
     pub(super) fn bind_quiescent(&mut self, table: &ServiceTable) {
         self.quiesce_watching = table.services().iter().any(|s| s.config.expire_quiescent);
+        self.gate = match self.quiesce_watching {
+            true => self.gate | super::established::GATE_QUIESCE,
+            false => self.gate & !super::established::GATE_QUIESCE,
+        };
         self.rs_quiescent.clear();
         if !self.quiesce_watching {
             return;
