@@ -747,11 +747,13 @@ impl Engine {
         hit: Option<Hit>,
     ) -> Verdict {
         match hit {
-            Some(h) if self.quiescent(self.conns.get(h.conn).rs) => match self.expire_quiescent(buf, l3, t, h) {
-                quiescent::Quiesced::Done(v) => v,
-                quiescent::Quiesced::Reschedule => self.miss(table, buf, l3, now, t, k),
-                quiescent::Quiesced::AsUsual => self.forward(buf, l3, now, t, h),
-            },
+            Some(h) if self.quiesce_watching && self.quiescent(self.conns.get(h.conn).rs) => {
+                match self.expire_quiescent(buf, l3, t, h) {
+                    quiescent::Quiesced::Done(v) => v,
+                    quiescent::Quiesced::Reschedule => self.miss(table, buf, l3, now, t, k),
+                    quiescent::Quiesced::AsUsual => self.forward(buf, l3, now, t, h),
+                }
+            }
             Some(h) if !self.reuse(t, h) => self.forward(buf, l3, now, t, h),
             _ => self.miss(table, buf, l3, now, t, k),
         }
