@@ -16,7 +16,7 @@
 //! server's SYN-ACK (a client's bare ACK proves nothing of the server), at most
 //! `up_confirm` per worker after each reopening (DPVS's warm-up count).
 //!
-//! Off the packet path: [`Engine::touch`] calls in only on a state change of a
+//! Off the packet path: the engine's `touch` calls in only on a state change of a
 //! service that has the check, [`Engine::expire`] on an expiry.
 
 use super::Engine;

@@ -228,7 +228,7 @@ impl DestChecker {
         self.retry_at = None;
     }
 
-    /// The generation with the marks was refused: publish again after [`RETRY`].
+    /// The generation with the marks was refused: publish again after a second.
     pub fn refused(&mut self, now: Instant) {
         self.retry_at = Some(now + RETRY);
     }
