@@ -58,6 +58,13 @@ pub fn render(s: &AgentStatus) -> String {
             &inst,
             c.adverts_received,
         );
+        e.counter(
+            "rvs_agent_vrrp_address_mismatch_total",
+            "VRRP adverts accepted whose addresses differ from the instance's virtual_ipaddress (keepalived's \
+             addr_list_err: the routers' configurations differ).",
+            &inst,
+            c.address_mismatch,
+        );
         for (reason, n) in &c.adverts_dropped {
             e.counter(
                 "rvs_agent_vrrp_adverts_dropped_total",
@@ -232,7 +239,8 @@ mod tests {
 
     #[test]
     fn families_follow_the_status() {
-        let mut counters = InstanceCounters { adverts_sent: 12, adverts_received: 3, ..Default::default() };
+        let mut counters =
+            InstanceCounters { adverts_sent: 12, adverts_received: 3, address_mismatch: 7, ..Default::default() };
         counters.adverts_dropped.insert("auth".into(), 2);
         counters.transitions.push(StateChange { from: State::Backup, to: State::Master, count: 1 });
         let s = AgentStatus {
@@ -283,6 +291,7 @@ mod tests {
             "rvs_agent_vrrp_adverts_sent_total{instance=\"VI_1\"} 12",
             "rvs_agent_vrrp_adverts_received_total{instance=\"VI_1\"} 3",
             "rvs_agent_vrrp_adverts_dropped_total{instance=\"VI_1\",reason=\"auth\"} 2",
+            "rvs_agent_vrrp_address_mismatch_total{instance=\"VI_1\"} 7",
             "rvs_agent_real_server_up{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\"} 0",
             "rvs_agent_checks_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 4",
             "rvs_agent_check_failures_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 1",

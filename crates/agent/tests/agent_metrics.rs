@@ -173,9 +173,11 @@ fn metrics_follow_election_health_failover_and_reloads() {
     let sent = "rvs_agent_vrrp_adverts_sent_total{instance=\"VI\"}";
     let first = value(&scrape(&ns, METRICS_A).unwrap(), sent).expect("adverts sent");
     let a_text = wait_for(&ns, METRICS_A, sent, secs(3), |v| v.is_some_and(|v| v >= first + 5.0));
-    wait_for(&ns, METRICS_B, "rvs_agent_vrrp_adverts_received_total{instance=\"VI\"}", secs(3), |v| {
+    let b_text = wait_for(&ns, METRICS_B, "rvs_agent_vrrp_adverts_received_total{instance=\"VI\"}", secs(3), |v| {
         v.is_some_and(|v| v >= 5.0)
     });
+    // The two configurations agree on the addresses.
+    assert_eq!(value(&b_text, "rvs_agent_vrrp_address_mismatch_total{instance=\"VI\"}"), Some(0.0), "{b_text}");
     assert_eq!(value(&a_text, "rvs_agent_dataplane_up{kind=\"linux\"}"), Some(1.0), "{a_text}");
 
     // The real server: up, then down once it stops answering, then up again.

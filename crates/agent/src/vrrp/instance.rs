@@ -73,6 +73,11 @@ pub struct InstanceCounters {
     /// other VRRP version), `auth` (wrong password), `interval` (v2 advert_int mismatch),
     /// `not_peer` (a source not among the unicast peers).
     pub adverts_dropped: BTreeMap<String, u64>,
+    /// Adverts accepted whose address list differs from the instance's
+    /// `virtual_ipaddress` (keepalived's `addr_list_err`: the routers' configurations
+    /// differ); not counted under `skip_check_adv_addr` but from a new master.
+    #[serde(default)]
+    pub address_mismatch: u64,
     /// State changes, each pair once.
     pub transitions: Vec<StateChange>,
 }
@@ -170,25 +175,26 @@ const LINK_CHECK: Duration = Duration::from_millis(250);
 
 /// keepalived 2.2.7's advert address check (`vrrp_check_packet`): whether `theirs` (an
 /// advert's addresses from `src`) differs from `ours` and the difference is to be logged
-/// now, and the sender to remember. Logged once per sender until one of its adverts
-/// matches again (keepalived rate-limits the message); `skip` (keepalived's
-/// `skip_check_adv_addr` for an advert from the known master) compares nothing.
+/// now, and the sender to remember, and whether the advert differs (counted). Logged
+/// once per sender until one of its adverts matches again (keepalived rate-limits the
+/// message); `skip` (keepalived's `skip_check_adv_addr` for an advert from the known
+/// master) compares nothing.
 pub fn address_mismatch(
     last: Option<IpAddr>,
     skip: bool,
     src: IpAddr,
     ours: &[IpAddr],
     theirs: &[IpAddr],
-) -> (Option<IpAddr>, bool) {
+) -> (Option<IpAddr>, bool, bool) {
     if skip {
-        return (last, false);
+        return (last, false, false);
     }
     let same = theirs.len() == ours.len() && ours.iter().all(|a| theirs.contains(a));
     match (same, last == Some(src)) {
-        (true, true) => (None, false),
-        (true, false) => (last, false),
-        (false, true) => (last, false),
-        (false, false) => (Some(src), true),
+        (true, true) => (None, false, false),
+        (true, false) => (last, false, false),
+        (false, true) => (last, false, true),
+        (false, false) => (Some(src), true, true),
     }
 }
 
@@ -660,7 +666,7 @@ impl Instance {
     fn check_addresses(&self, rx: &Received) {
         let ours: Vec<IpAddr> = self.cfg.virtual_ipaddress.iter().map(|v| v.addr.addr()).collect();
         let from_new_master = self.fsm.master() != Some(rx.src);
-        let (last, log) = address_mismatch(
+        let (last, log, differs) = address_mismatch(
             self.addr_mismatch.get(),
             self.cfg.skip_check_adv_addr && !from_new_master,
             rx.src,
@@ -668,6 +674,9 @@ impl Instance {
             &rx.advert.addresses,
         );
         self.addr_mismatch.set(last);
+        if differs {
+            self.count(|c| c.address_mismatch += 1);
+        }
         if log {
             tracing::warn!(
                 instance = %self.cfg.name,
@@ -884,13 +893,17 @@ mod tests {
         let ours = [ip("192.0.2.1"), ip("192.0.2.2")];
         let same = [ip("192.0.2.2"), ip("192.0.2.1")];
         let other = [ip("192.0.2.1"), ip("192.0.2.9")];
-        assert_eq!(address_mismatch(None, false, a, &ours, &same), (None, false), "same set, other order");
-        assert_eq!(address_mismatch(None, false, a, &ours, &other), (Some(a), true), "logged");
-        assert_eq!(address_mismatch(Some(a), false, a, &ours, &other), (Some(a), false), "once");
-        assert_eq!(address_mismatch(Some(a), false, a, &ours, &ours[..1]), (Some(a), false), "a count differing");
-        assert_eq!(address_mismatch(Some(a), false, b, &ours, &other), (Some(b), true), "another sender");
-        assert_eq!(address_mismatch(Some(a), false, a, &ours, &same), (None, false), "matches again");
-        assert_eq!(address_mismatch(None, true, a, &ours, &other), (None, false), "skip_check_adv_addr");
+        assert_eq!(address_mismatch(None, false, a, &ours, &same), (None, false, false), "same set, other order");
+        assert_eq!(address_mismatch(None, false, a, &ours, &other), (Some(a), true, true), "logged");
+        assert_eq!(
+            address_mismatch(Some(a), false, a, &ours, &other),
+            (Some(a), false, true),
+            "once, counted each time"
+        );
+        assert_eq!(address_mismatch(Some(a), false, a, &ours, &ours[..1]), (Some(a), false, true), "a count differing");
+        assert_eq!(address_mismatch(Some(a), false, b, &ours, &other), (Some(b), true, true), "another sender");
+        assert_eq!(address_mismatch(Some(a), false, a, &ours, &same), (None, false, false), "matches again");
+        assert_eq!(address_mismatch(None, true, a, &ours, &other), (None, false, false), "skip_check_adv_addr");
     }
 
     fn garps(dp: &FakeDataplane) -> Vec<(IpAddr, u32)> {
