@@ -419,3 +419,51 @@ fn a_healed_split_brain_takes_the_client_back_to_the_master() {
     assert!(log.lines().any(|l| l.contains("advert with a lower priority")), "a logged the lower priority:\n{log}");
     eprintln!("(since the heal: {:?})", t0.elapsed());
 }
+
+/// keepalived.conf's `dest_check` (rvs's keyword, DPVS's notation) and
+/// `expire_quiescent_conn` (DPVS's) reach rvsd through rvs-agent, and the passive check
+/// works beside the agent's checker: a real server whose HTTP server stopped is taken out
+/// by rvsd at the first refused connection, without waiting for a checker round
+/// (`delay_loop 60`), and the agent, whose configured weight it leaves alone, does not
+/// undo it.
+#[test]
+fn keepalived_dest_check_holds_a_refusing_server_out_beside_the_checker() {
+    let _g = serial();
+    let mut p = Pair::start(3).expect("two-node topology");
+    let extra = |c: String| {
+        c.replace("    lb_algo rr\n", "    lb_algo rr\n    dest_check 1,1,3s,30-60s\n    expire_quiescent_conn\n")
+    };
+    let a_conf = extra(conf(&p.a, PRIO_A, 2, "1", false, 60));
+    let b_conf = extra(conf(&p.b, PRIO_B, 2, "1", false, 60));
+    elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    let listing = String::from_utf8_lossy(
+        &std::process::Command::new(rvs_e2e::workspace_bin("rvsadm"))
+            .arg("--socket")
+            .arg(p.a.socket())
+            .args(["-L", "-n"])
+            .output()
+            .expect("rvsadm")
+            .stdout,
+    )
+    .into_owned();
+    assert!(listing.contains("rr expire-quiescent dest-check internal:1,1,3s,30-60s"), "{listing}");
+
+    let rs2 = rs4(2);
+    let inhibited = |n: &Node| {
+        let svcs = n.services().expect("services");
+        let s = svcs.iter().find(|s| s.service.vip.to_string() == VIP4).expect("the service");
+        s.dests.iter().find(|d| d.config.addr.to_string() == rs2).is_some_and(|d| d.inhibited)
+    };
+    assert!(!inhibited(&p.a));
+    p.stop_http(2);
+    // rr over three servers: the request that meets rs2 is refused, then rs2 is out.
+    let (bodies, _) = p.curl(9, 5);
+    let tally = p.tally(&bodies);
+    assert_eq!((tally[1], tally.iter().sum::<usize>()), (0, 8), "{tally:?}");
+    assert!(inhibited(&p.a), "rvsd holds rs2 out");
+    assert!(p.a.rvsd_log().contains(&format!("real server {rs2}:8080 taken out for 30 s")), "{}", p.a.rvsd_log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(inhibited(&p.a), "and the agent does not undo it");
+    let (bodies, ok) = p.curl(6, 5);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 6, "{bodies}");
+}
