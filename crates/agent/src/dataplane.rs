@@ -175,6 +175,9 @@ pub struct Service {
     /// (`expire_quiescent_conn`, rvsd's `expire_quiescent`).
     #[serde(default)]
     pub expire_quiescent: bool,
+    /// One-packet scheduling (`ops`, UDP).
+    #[serde(default)]
+    pub ops: bool,
 }
 
 /// What the agent needs from rvsd.
@@ -726,6 +729,7 @@ mod tests {
             conn_timeout: 0,
             dest_check: None,
             expire_quiescent: false,
+            ops: false,
             local_addrs: vec![LocalAddr {
                 addr: "10.0.0.100".parse().unwrap(),
                 port_name: "dpdk1".into(),

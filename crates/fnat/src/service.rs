@@ -204,6 +204,12 @@ pub struct ServiceConfig {
     /// rather than running on; see [`crate::engine`]'s `quiescent`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expire_quiescent: bool,
+    /// ipvsadm's one-packet scheduling (`-o/--ops`, keepalived `ops`), UDP only: each
+    /// datagram is scheduled on its own and no connection is kept, so a few heavy
+    /// senders of one-way traffic (syslog, metrics) spread over the servers; a server's
+    /// reply finds no connection (dropped, `reply_no_conn`), as under DPVS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ops: bool,
 }
 
 /// Which PROXY protocol header a service's connections carry to the real servers
@@ -270,6 +276,7 @@ impl ServiceConfig {
             conn_timeout: 0,
             dest_check: None,
             expire_quiescent: false,
+            ops: false,
         }
     }
 
@@ -546,6 +553,12 @@ pub enum ServiceError {
         /// Its mode.
         fwd: FwdMode,
     },
+    /// One-packet scheduling on a service that is not UDP.
+    #[error("{svc}: one-packet scheduling (ops) is for UDP services (a TCP connection needs its state)")]
+    OpsNotUdp {
+        /// The service.
+        svc: ServiceKey,
+    },
     /// A passive check on a service that is not TCP.
     #[error("{svc}: dest-check watches TCP handshakes: it is for TCP services")]
     DestCheckNotTcp {
@@ -807,6 +820,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     }
     if cfg.dest_check.is_some() && cfg.proto != Proto::Tcp {
         return Err(ServiceError::DestCheckNotTcp { svc });
+    }
+    if cfg.ops && cfg.proto != Proto::Udp {
+        return Err(ServiceError::OpsNotUdp { svc });
     }
     if let Some(mode) = cfg.uoa.filter(|_| cfg.proto != Proto::Udp) {
         return Err(ServiceError::UoaNotUdp { svc, mode });

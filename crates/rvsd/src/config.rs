@@ -540,6 +540,10 @@ pub struct ServiceConf {
     /// its next packet (an RST to a TCP sender) instead of running on.
     #[serde(default)]
     pub expire_quiescent: bool,
+    /// ipvsadm's one-packet scheduling (UDP): each datagram scheduled on its own, no
+    /// connection kept.
+    #[serde(default)]
+    pub ops: bool,
 }
 
 /// A real server of a service.
@@ -1132,6 +1136,7 @@ impl ServiceConf {
         c.conn_timeout = self.conn_timeout;
         c.dest_check = self.dest_check;
         c.expire_quiescent = self.expire_quiescent;
+        c.ops = self.ops;
         c
     }
 }

@@ -388,6 +388,7 @@ impl Pool {
                     conn_timeout: v.establish_timeout,
                     dest_check: v.dest_check,
                     expire_quiescent: v.expire_quiescent_conn,
+                    ops: v.ops,
                     local_addrs: local_addrs.clone(),
                     real_servers: Vec::new(),
                 })
@@ -697,6 +698,9 @@ mod tests {
         let conf = CONF.replace(" delay_loop 2\n", " delay_loop 2\n expire_quiescent_conn\n");
         let (_, services, _) = Pool::from_config(&parse_str(&conf, "t", Options::default()).config);
         assert!(services.iter().all(|s| s.expire_quiescent), "DPVS's expire_quiescent_conn");
+        let conf = CONF.replace(" delay_loop 2\n", " delay_loop 2\n ops\n");
+        let (_, services, _) = Pool::from_config(&parse_str(&conf, "t", Options::default()).config);
+        assert!(services.iter().all(|s| s.ops), "keepalived's ops");
         let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
         assert!(plain.iter().all(|s| s.dest_check.is_none()));
     }

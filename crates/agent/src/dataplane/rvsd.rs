@@ -491,6 +491,7 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
     cfg.conn_timeout = s.conn_timeout;
     cfg.dest_check = s.dest_check;
     cfg.expire_quiescent = s.expire_quiescent;
+    cfg.ops = s.ops;
     Ok(ServiceSpec { service: cfg, laddrs: s.local_addrs.iter().map(|l| l.addr).collect() })
 }
 

@@ -586,6 +586,10 @@ pub struct VirtualServer {
     /// (failed with `inhibit_on_failure`, or drained) ends at its next packet.
     #[serde(default)]
     pub expire_quiescent_conn: bool,
+    /// keepalived's `ops`: one-packet scheduling (UDP services), each datagram
+    /// scheduled on its own.
+    #[serde(default)]
+    pub ops: bool,
     /// keepalived's hash scheduler flags (`sh-port`/`mh-port`, `sh-fallback`/`mh-fallback`);
     /// unset when none is given (rvsd's defaults).
     pub sched_flags: Option<crate::dataplane::SchedFlags>,

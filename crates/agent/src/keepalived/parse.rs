@@ -37,7 +37,7 @@ use std::net::{IpAddr, SocketAddr};
 ///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
 ///   `garp_*_lower_prio*`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
-///   go on the instance's DPDK port), `ops`), and
+///   go on the instance's DPDK port)), and
 ///   `est_timeout`, which neither keepalived nor DPVS's keepalived has (DPVS's is
 ///   `establish_timeout`, honoured: [`VirtualServer::establish_timeout`]).
 ///
@@ -95,7 +95,6 @@ pub const IGNORED: &[&str] = &[
     "preempt",
     "est_timeout",
     "vip_bind_dev",
-    "ops",
     "bind_if",
     "bind_port",
 ];
@@ -1363,6 +1362,7 @@ impl P<'_> {
             establish_timeout: 0,
             dest_check: None,
             expire_quiescent_conn: false,
+            ops: false,
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
@@ -1492,6 +1492,8 @@ impl P<'_> {
                 }
                 // DPVS's: a quiescent server's connections end at their next packet.
                 "expire_quiescent_conn" => v.expire_quiescent_conn = self.flag(c),
+                // keepalived's one-packet scheduling (UDP; rvsd refuses it on TCP).
+                "ops" => v.ops = self.flag(c),
                 // rvs's own (DPVS has it in its ipvsadm only): rvsd's passive check.
                 "dest_check" => match c.args.as_slice() {
                     [a] if a == "disable" => v.dest_check = None,
@@ -1567,6 +1569,13 @@ impl P<'_> {
                 &n.loc,
                 "protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say protocol \
                  TCP or UDP)",
+            );
+        }
+        if v.ops && v.protocol != Proto::Udp {
+            // keepalived passes the flag and the kernel ignores it for TCP.
+            self.err(
+                &n.loc,
+                "ops (one-packet scheduling) is for UDP virtual servers; a TCP connection needs its state",
             );
         }
         self.vs_retry_set = vs_retry_set;
@@ -1729,6 +1738,7 @@ impl P<'_> {
                 | "proxy_protocol"
                 | "dest_check"
                 | "expire_quiescent_conn"
+                | "ops"
                 | "sh-port"
                 | "mh-port"
                 | "sh-fallback"

@@ -457,6 +457,25 @@ fn alpha_is_honoured_per_virtual_server() {
     assert!(!back.virtual_servers[0].omega);
 }
 
+/// keepalived's `ops` is honoured on a UDP virtual server and an error naming the block
+/// on a TCP one (whose connections need their state; the kernel ignores it there).
+#[test]
+fn ops_is_for_udp_virtual_servers() {
+    let vs = |proto: &str| {
+        format!(
+            "virtual_server 10.0.0.1 514 {{\n lb_kind FNAT\n protocol {proto}\n ops\n real_server 10.0.1.1 514 {{\n }}\n}}\n"
+        )
+    };
+    let l = strict(&vs("UDP"));
+    assert!(l.config.virtual_servers[0].ops, "{:?}", messages(&l));
+    let l = strict(&vs("TCP"));
+    assert!(
+        messages(&l).iter().any(|m| m.starts_with("t.conf:1: error: ops (one-packet scheduling) is for UDP")),
+        "{:?}",
+        messages(&l)
+    );
+}
+
 /// rvs's `dest_check` in a virtual_server (DPVS's `ipvsadm --dest-check` notation) is
 /// read without a warning; a value rvs cannot take is an error naming its line and why.
 #[test]

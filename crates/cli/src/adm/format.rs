@@ -187,6 +187,15 @@ fn persistence(svc: &ServiceConfig, rule: bool) -> String {
     s
 }
 
+/// One-packet scheduling as ipvsadm lists it (` ops`) or as a `-S` rule (` -o`).
+fn ops(svc: &ServiceConfig, rule: bool) -> &'static str {
+    match (svc.ops, rule) {
+        (false, _) => "",
+        (true, false) => " ops",
+        (true, true) => " -o",
+    }
+}
+
 fn sort_key(k: &ServiceKey) -> (bool, Proto, std::net::IpAddr, u16) {
     (k.vip.is_ipv6(), k.proto, k.vip, k.vport)
 }
@@ -266,10 +275,11 @@ pub fn write_services(
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
                 writeln!(
                     out,
-                    "{name} {}{}{flags}{}{}{}{}{}",
+                    "{name} {}{}{flags}{}{}{}{}{}{}",
                     cfg.sched,
                     hash_target(cfg.sched),
                     persistence(cfg, false),
+                    ops(cfg, false),
                     synproxy(cfg, false),
                     conn_timeout(cfg, false),
                     proxy_protocol(cfg, false),
@@ -492,7 +502,7 @@ pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io:
     for s in ordered(svcs, sort) {
         let cfg = &s.service;
         let svc = format!("{} {}", proto_switch(cfg.proto), addr_port(cfg.vip, cfg.vport));
-        let mut line = format!("-A {svc} -s {}{}", cfg.sched, persistence(cfg, true));
+        let mut line = format!("-A {svc} -s {}{}{}", cfg.sched, persistence(cfg, true), ops(cfg, true));
         if let Some(f) = sched_flags_rule(cfg) {
             line += &format!(" --sched-flags {f}");
         }

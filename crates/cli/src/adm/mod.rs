@@ -58,7 +58,6 @@ pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// ipvsadm 1.31's and DPVS's options rvs refuses by name: the option, whose it is, why.
 const UNSUPPORTED: &[(&str, &str, &str)] = &[
-    ("-o/--ops", "ipvsadm", "one-packet scheduling is not supported by rvs (UDP flows keep their connection)"),
     ("--persistent-conn", "ipvsadm", "rvs lists no persistence templates; -L -c lists the connections"),
     (
         "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen",
@@ -238,8 +237,9 @@ pub struct AdmArgs {
     /// SNAT (DPVS): the address given with -r is a WAN address of the rule -H names.
     #[arg(short = 'J', long = "snat")]
     pub snat: bool,
-    /// ipvsadm 1.31 flags rvs does not do (refused by name, see `UNSUPPORTED`).
-    #[arg(short = 'o', long = "ops", hide = true)]
+    /// One-packet scheduling (UDP services): each datagram scheduled on its own, no
+    /// connection kept.
+    #[arg(short = 'o', long = "ops")]
     pub ops: bool,
     /// ipvsadm's `--persistent-conn` listing (refused by name).
     #[arg(long = "persistent-conn", hide = true)]
@@ -575,6 +575,7 @@ impl Cmd {
             "--conn-timeout",
             "--dest-check",
             "--expire-quiescent",
+            "-o",
             "--hash-target",
             "--proxy-protocol",
             "--uoa",
@@ -619,7 +620,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 45] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 46] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -637,6 +638,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 45] {
         ("--conn-timeout", a.conn_timeout.is_some()),
         ("--dest-check", a.dest_check.is_some()),
         ("--expire-quiescent", a.expire_quiescent),
+        ("-o", a.ops),
         ("--proxy-protocol", a.proxy_protocol.is_some()),
         ("--uoa", a.uoa.is_some()),
         ("-r", a.real_server.is_some()),
@@ -829,6 +831,10 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
         }
     }
     svc.expire_quiescent = a.expire_quiescent;
+    if a.ops && key.proto != Proto::Udp {
+        return Err(usage(format!("one-packet scheduling (-o) is for UDP services: {key}")));
+    }
+    svc.ops = a.ops;
     if let Some(n) = &a.conn_timeout {
         svc.conn_timeout =
             parse_num(n, "connection timeout", 0, u64::from(fnat::tcp_state::MAX_TIMEOUT_S)).map_err(usage)? as u32;
@@ -898,14 +904,8 @@ fn fwd_mode(a: &AdmArgs) -> Result<Option<FwdMode>, CliError> {
 }
 
 fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
-    let refused = [
-        a.ops,
-        a.persistent_conn,
-        a.sync_option.is_some(),
-        a.pe.is_some(),
-        a.tun_option.is_some() || a.tun_csum,
-        a.quic,
-    ];
+    let refused =
+        [a.persistent_conn, a.sync_option.is_some(), a.pe.is_some(), a.tun_option.is_some() || a.tun_csum, a.quic];
     if let Some(i) = refused.iter().position(|r| *r) {
         let (opt, whose, why) = UNSUPPORTED[i];
         return Err(usage(format!("{opt}: valid {whose} that rvs does not support: {why}")));

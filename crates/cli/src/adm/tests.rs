@@ -134,6 +134,8 @@ fn persistence_and_flags() {
     assert_eq!(svc("-A -t 198.18.0.100:80 --dest-check disable").dest_check, None);
     assert!(svc("-A -u 198.18.0.100:53 --expire-quiescent").expire_quiescent);
     assert!(!svc("-A -u 198.18.0.100:53").expire_quiescent);
+    assert!(svc("-A -u 198.18.0.100:514 -s rr --ops").ops);
+    assert!(svc("-A -u 198.18.0.100:514 -o").ops);
     // -p with a value followed by another option
     let p = svc("-A -t 198.18.0.100:80 -p 100 -s rr");
     assert_eq!(p.persistence.unwrap().timeout_s, 100);
@@ -371,7 +373,7 @@ fn bad_input_is_one_line_naming_the_problem() {
             "-a -t 198.18.0.100:80 -r 198.19.0.11 -g -m",
             "give one forwarding method: -b (FullNAT), -m (NAT), -g (DR) or -i (TUN)",
         ),
-        ("-A -u 198.18.0.100:53 -o", "-o/--ops: valid ipvsadm that rvs does not support: one-packet scheduling"),
+        ("-A -t 198.18.0.100:80 -o", "one-packet scheduling (-o) is for UDP services"),
         ("-L -n --persistent-conn", "--persistent-conn: valid ipvsadm that rvs does not support"),
         (
             "--start-daemon master --mcast-group 224.0.0.81",
@@ -930,6 +932,7 @@ fn save_then_restore_round_trip() {
     lc.rate_limit = Some(fnat::edge::RateLimit { rate: 500, burst: 20 });
     lc.source_limit = 4;
     lc.conn_timeout = 30;
+    lc.ops = true;
     all.rate_limit = Some(fnat::edge::RateLimit { rate: 7, burst: 0 });
     views.push(view(all, &[], vec![(0, 0, None)], None));
     views.push(view(lc, &[], vec![], None));
@@ -951,6 +954,7 @@ fn save_then_restore_round_trip() {
         ),
         "{out}"
     );
+    assert!(out.contains(" ops conn-timeout 30\n"), "ipvsadm's ops flag:\n{out}");
     // A server the passive check holds out lists weight 0, as DPVS; -S keeps its weight.
     assert!(out.contains("  -> 198.19.0.41:443              FullNat 2 "), "{out}");
     assert!(out.contains("  -> 198.19.0.42:443              FullNat 0 "), "{out}");
@@ -958,8 +962,8 @@ fn save_then_restore_round_trip() {
     for line in [
         "-A -t 198.18.0.102:443 -s conhash --sched-flags fallback,port --expire-quiescent --dest-check 2,1,3s,10-600s",
         "-a -t 198.18.0.102:443 -r 198.19.0.42:443 -b -w 3",
-        "-A -u [2001:db8::53]:53 -s lc --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 --source-limit 4 \
-         --conn-timeout 30",
+        "-A -u [2001:db8::53]:53 -s lc -o --sched-flags fallback,port --mh-table-size 251 --conn-rate 500:20 \
+         --source-limit 4 --conn-timeout 30",
         "--add-blklst -u [2001:db8::53]:53 -k 2001:db8:bad::/48",
         "--add-whtlst -u [2001:db8::53]:53 --whtlst-address 2001:db9::/32",
     ] {

@@ -984,6 +984,7 @@ impl Engine {
                 }
             }
             return match self.open(table, svc, now, t, k) {
+                Ok(r) if s.config.ops => self.one_packet(buf, l3, now, t, r),
                 Ok(r) => self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input }),
                 Err(reason) => self.refuse(s.id.0, reason),
             };
@@ -1091,10 +1092,24 @@ impl Engine {
         }
         self.stats.gauge(svc_id, pick.id.0, Gauge::NewInactive);
         self.wheel.schedule(r.index(), expires);
-        if t.proto == Proto::Udp && self.sync.is_some() {
+        if t.proto == Proto::Udp && self.sync.is_some() && !table.service(svc).config.ops {
             self.sync_note(r, now);
         }
         Ok(r)
+    }
+
+    /// One-packet scheduling (`ops`): the datagram goes by connection `r`, just opened,
+    /// which is freed at once (its local port too); the verdict names no connection.
+    #[cold]
+    fn one_packet<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, t: &Tuple, r: ConnRef) -> Verdict {
+        let v = self.forward(buf, l3, now, t, Hit { conn: r, dir: Direction::Input });
+        self.free(r);
+        match v {
+            Verdict::Forward { dst, dir, .. } => {
+                Verdict::Forward { dst, dir, conn: ConnRef::from_index(synproxy::NO_CONN) }
+            }
+            other => other,
+        }
     }
 
     /// A translated datagram of connection `r` to its server, which still owes the UOA

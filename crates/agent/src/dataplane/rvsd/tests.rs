@@ -534,6 +534,7 @@ fn service() -> Service {
         conn_timeout: 0,
         dest_check: None,
         expire_quiescent: false,
+        ops: false,
         local_addrs: vec![LocalAddr {
             addr: "10.0.0.100".parse().unwrap(),
             port_name: "dpdk1".into(),
@@ -697,6 +698,8 @@ fn services_convert_to_rvsd_form() {
     assert_eq!(to_spec(&s).unwrap().service.dest_check, Some(Default::default()));
     s.expire_quiescent = true;
     assert!(to_spec(&s).unwrap().service.expire_quiescent);
+    s.ops = true;
+    assert!(to_spec(&s).unwrap().service.ops);
     s.persistence_granularity = Some("255.0.255.0".parse().unwrap());
     assert!(to_spec(&s).unwrap_err().contains("not a netmask"));
     s.scheduler = "lblc".into();
