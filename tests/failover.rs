@@ -221,16 +221,7 @@ fn stopped_real_server_gets_weight_zero_and_returns() {
         .and_then(|v| v.iter().find(|r| r["addr"] == format!("{rs2}:8080")).cloned())
         .expect("rs2 in status");
     assert_eq!((rs["up"].as_bool(), rs["dataplane_weight"].as_u64()), (Some(false), Some(0)), "{rs}");
-    let listing = String::from_utf8_lossy(
-        &std::process::Command::new(rvs_e2e::workspace_bin("rvsadm"))
-            .arg("--socket")
-            .arg(p.a.socket())
-            .args(["-L", "-n"])
-            .output()
-            .expect("rvsadm")
-            .stdout,
-    )
-    .into_owned();
+    let (listing, _, _) = p.a.rvsadm(&["-L", "-n"]);
     assert!(
         listing.lines().any(|l| l.contains(&format!("{rs2}:8080")) && l.split_whitespace().nth(3) == Some("0")),
         "{listing}"
@@ -436,16 +427,7 @@ fn keepalived_dest_check_holds_a_refusing_server_out_beside_the_checker() {
     let a_conf = extra(conf(&p.a, PRIO_A, 2, "1", false, 60));
     let b_conf = extra(conf(&p.b, PRIO_B, 2, "1", false, 60));
     elect_a(&mut p, &a_conf, &b_conf, 1.0);
-    let listing = String::from_utf8_lossy(
-        &std::process::Command::new(rvs_e2e::workspace_bin("rvsadm"))
-            .arg("--socket")
-            .arg(p.a.socket())
-            .args(["-L", "-n"])
-            .output()
-            .expect("rvsadm")
-            .stdout,
-    )
-    .into_owned();
+    let (listing, _, _) = p.a.rvsadm(&["-L", "-n"]);
     assert!(listing.contains("rr expire-quiescent dest-check internal:1,1,3s,30-60s"), "{listing}");
 
     let rs2 = rs4(2);

@@ -323,18 +323,6 @@ fn persistent_clients_keep_their_server_across_the_failover() {
     assert!(ok && after[server] == 50, "the client's next 50 connections meet rs{} through b: {after:?}", server + 1);
 }
 
-/// `rvsadm ARGS` against node `n`'s rvsd: (stdout, stderr, success).
-fn rvsadm(n: &Node, args: &[&str]) -> (String, String, bool) {
-    let out = Command::new(rvs_e2e::workspace_bin("rvsadm"))
-        .arg("--socket")
-        .arg(n.socket())
-        .args(args)
-        .output()
-        .expect("run rvsadm");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (text(&out.stdout), text(&out.stderr), out.status.success())
-}
-
 /// ipvsadm's sync daemon commands drive the roles at run time: b starts with its backup
 /// role stopped (a's announcements are not read, and counted); `--start-daemon backup`
 /// makes it a new sender whose hello has a walk its table, so b learns the connections
@@ -344,7 +332,7 @@ fn rvsadm(n: &Node, args: &[&str]) -> (String, String, bool) {
 fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
     let _g = serial();
     let p = two_nodes_with(0, false, "", false);
-    let (out, err, ok) = rvsadm(&p.b, &["-L", "--daemon"]);
+    let (out, err, ok) = p.b.rvsadm(&["-L", "--daemon"]);
     assert!(ok, "{err}");
     assert_eq!(out, "master sync daemon (peers=198.19.0.101:8848, syncid=7, maxlen=1432)\n", "b: only its master role");
 
@@ -358,17 +346,17 @@ fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
     );
     assert_eq!(counter(&stats(&p.b), "events", "sync_installed"), 0, "nothing installed");
 
-    let (_, err, ok) = rvsadm(&p.b, &["--start-daemon", "backup", "--syncid", "9"]);
+    let (_, err, ok) = p.b.rvsadm(&["--start-daemon", "backup", "--syncid", "9"]);
     assert!(!ok && err.contains("--syncid 9") && err.contains("syncid is 7"), "refused by name: {err}");
-    let (out, err, ok) = rvsadm(&p.b, &["--start-daemon", "backup", "--syncid", "7"]);
+    let (out, err, ok) = p.b.rvsadm(&["--start-daemon", "backup", "--syncid", "7"]);
     assert!(ok && out.is_empty(), "{out}{err}");
     let learned = wait_for(Duration::from_secs(6), || counter(&stats(&p.b), "events", "sync_installed") >= 20);
     assert!(learned.is_some(), "b learns a's 20 connections once its backup role starts: {}", stats(&p.b)["events"]);
     println!("b's backup role started: a's table installed after {:.2} s", learned.unwrap().as_secs_f64());
-    let (out, _, _) = rvsadm(&p.b, &["-L", "--daemon"]);
+    let (out, _, _) = p.b.rvsadm(&["-L", "--daemon"]);
     assert_eq!(out.lines().count(), 2, "both roles now: {out}");
 
-    let (_, err, ok) = rvsadm(&p.a, &["--stop-daemon", "master"]);
+    let (_, err, ok) = p.a.rvsadm(&["--stop-daemon", "master"]);
     assert!(ok, "{err}");
     let queued = counter(&stats(&p.a), "events", "sync_queued");
     let (_, ok) = p.curl(10, 10);

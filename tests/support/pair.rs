@@ -60,6 +60,18 @@ impl Node {
         self.dir.join(format!("rvsd-{}.sock", self.name))
     }
 
+    /// `rvsadm ARGS` against this node's rvsd: (stdout, stderr, success).
+    pub fn rvsadm(&self, args: &[&str]) -> (String, String, bool) {
+        let out = std::process::Command::new(crate::workspace_bin("rvsadm"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run rvsadm");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&out.stdout), text(&out.stderr), out.status.success())
+    }
+
     /// The agent's status socket.
     pub fn status_socket(&self) -> PathBuf {
         self.dir.join(format!("agent-{}.sock", self.name))
