@@ -148,6 +148,18 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     let (_, err, ok) = t.cli("rvsadm", &["-E", "-t", &format!("{VIP4}:80"), "-s", "wrr", "--hash-target", "sip"]);
     assert!(!ok && err.contains("hash target can only be set when the scheduler is conhash"), "{err}");
 
+    // Weighted failover: the heaviest server (weight 3) takes every connection; drained,
+    // the next-heaviest (2) takes over; back with its weight, it is the primary again.
+    t.cli_ok("rvsadm", &["-E", "-t", &format!("{VIP4}:80"), "-s", "fo"]);
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &format!("{VIP4}:80")]);
+    assert!(list.contains(&format!("TCP  {VIP4}:80 fo\n")), "{list}");
+    assert_eq!(one_server(), 1, "the heaviest");
+    let primary = format!("{}:8080", rs4(1));
+    t.cli_ok("rvsadm", &["-e", "-t", &format!("{VIP4}:80"), "-r", &primary, "-w", "0"]);
+    assert_eq!(one_server(), 2, "the primary drained: the next-heaviest");
+    t.cli_ok("rvsadm", &["-e", "-t", &format!("{VIP4}:80"), "-r", &primary, "-w", "3"]);
+    assert_eq!(one_server(), 1, "the primary back");
+
     // dpip's `link set DEV addr MAC`: the port, its twin and the neighbours (by a
     // gratuitous ARP) take the new MAC, and traffic goes on.
     t.cli_ok("rvsip", &["link", "set", "dpdk0", "addr", "02:00:00:00:aa:01"]);

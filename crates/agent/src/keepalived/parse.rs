@@ -1386,13 +1386,8 @@ impl P<'_> {
                         ];
                         if !ALGOS.contains(&a) {
                             self.err(&c.loc, format!("unknown lb_algo '{a}'"));
-                        } else if a.parse::<fnat::sched::SchedKind>().is_err() {
-                            self.err(
-                                &c.loc,
-                                format!(
-                                    "lb_algo {a} is not supported by rvs yet (rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)"
-                                ),
-                            );
+                        } else if let Err(e) = a.parse::<fnat::sched::SchedKind>() {
+                            self.err(&c.loc, format!("lb_algo {a}: {e}"));
                         }
                         v.lb_algo = a.to_string();
                     }

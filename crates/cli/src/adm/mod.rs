@@ -165,7 +165,7 @@ pub struct AdmArgs {
     /// their names; without one rvsd names it `snat<N>`).
     #[arg(long = "name", value_name = "NAME")]
     pub snat_name: Option<String>,
-    /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash (default wlc).
+    /// Scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash, fo, ovf (default wlc).
     #[arg(short = 's', long = "scheduler", value_name = "NAME")]
     pub scheduler: Option<String>,
     /// Persistent service, timeout in seconds (default 300).

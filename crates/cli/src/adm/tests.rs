@@ -345,7 +345,13 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-A -t 198.18.0.100:99999", "bad port '99999' in service address '198.18.0.100:99999' (expected 0..=65535)"),
         (
             "-A -t 198.18.0.100:80 -s wrrr",
-            "unknown scheduler \"wrrr\" (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)",
+            "unknown scheduler \"wrrr\" (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash, fo, ovf)",
+        ),
+        (
+            "-A -t 198.18.0.100:80 -s lblcr",
+            "scheduler \"lblcr\" is not supported: it groups connections by their destination address, which for \
+             an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use dh, sh, \
+             mh or conhash",
         ),
         (
             "-A -t 198.18.0.100:80 -s mh --hash-target sip",

@@ -23,9 +23,11 @@ mod state;
 
 pub mod conhash;
 pub mod dh;
+pub mod fo;
 pub mod lc;
 pub mod maglev;
 pub mod nq;
+pub mod ovf;
 pub mod rr;
 pub mod sed;
 pub mod sh;
@@ -68,11 +70,16 @@ pub enum SchedKind {
     Mh,
     /// DPVS's consistent hashing of the client on a ring (`conhash`).
     Conhash,
+    /// Weighted failover: the highest-weight available server takes every connection.
+    Fo,
+    /// Weighted overflow: the highest-weight server until its active connections
+    /// pass its weight, then the next.
+    Ovf,
 }
 
 impl SchedKind {
     /// Every scheduler, in ipvsadm's order.
-    pub const ALL: [SchedKind; 10] = [
+    pub const ALL: [SchedKind; 12] = [
         SchedKind::Rr,
         SchedKind::Wrr,
         SchedKind::Lc,
@@ -83,6 +90,8 @@ impl SchedKind {
         SchedKind::Dh,
         SchedKind::Mh,
         SchedKind::Conhash,
+        SchedKind::Fo,
+        SchedKind::Ovf,
     ];
 
     /// The ipvsadm name (`wlc`).
@@ -98,6 +107,8 @@ impl SchedKind {
             SchedKind::Dh => "dh",
             SchedKind::Mh => "mh",
             SchedKind::Conhash => "conhash",
+            SchedKind::Fo => "fo",
+            SchedKind::Ovf => "ovf",
         }
     }
 }
@@ -108,17 +119,32 @@ impl fmt::Display for SchedKind {
     }
 }
 
-/// A scheduler name that rvs does not know.
+/// A scheduler name that rvs does not know, or IPVS's locality-based ones, which rvs
+/// refuses by name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scheduler {0:?} (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash)")]
-pub struct UnknownSched(pub String);
+pub enum UnknownSched {
+    /// Not a scheduler name.
+    #[error("unknown scheduler {0:?} (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash, fo, ovf)")]
+    Unknown(String),
+    /// `lblc`, `lblcr`: they group clients by the packet's destination address, which
+    /// for an rvs service is always its VIP (LVS uses them with firewall-mark services
+    /// in front of transparent caches, which rvs does not have).
+    #[error("scheduler {0:?} is not supported: it groups connections by their destination address, which for an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use dh, sh, mh or conhash")]
+    Locality(String),
+}
 
 impl FromStr for SchedKind {
     type Err = UnknownSched;
 
     /// Parse an ipvsadm scheduler name, case-insensitively.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SchedKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s)).ok_or_else(|| UnknownSched(s.to_string()))
+        if let Some(k) = SchedKind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s)) {
+            return Ok(k);
+        }
+        if s.eq_ignore_ascii_case("lblc") || s.eq_ignore_ascii_case("lblcr") {
+            return Err(UnknownSched::Locality(s.to_string()));
+        }
+        Err(UnknownSched::Unknown(s.to_string()))
     }
 }
 
@@ -197,7 +223,7 @@ impl<'a> Candidates<'a> {
 /// The per-generation precomputed part of a service's scheduler.
 #[derive(Debug, Clone)]
 pub(crate) enum StaticTable {
-    /// rr, lc, wlc, sed, nq: nothing precomputed.
+    /// rr, lc, wlc, sed, nq, fo, ovf: nothing precomputed.
     None,
     /// wrr: gcd and max weight.
     Wrr(wrr::WrrParams),
@@ -215,7 +241,13 @@ impl StaticTable {
     /// The static table of `cfg`'s scheduler over `dests` (`mh_size` already validated).
     pub(crate) fn build(cfg: &ServiceConfig, dests: &[Dest], mh_size: u32) -> StaticTable {
         match cfg.sched {
-            SchedKind::Rr | SchedKind::Lc | SchedKind::Wlc | SchedKind::Sed | SchedKind::Nq => StaticTable::None,
+            SchedKind::Rr
+            | SchedKind::Lc
+            | SchedKind::Wlc
+            | SchedKind::Sed
+            | SchedKind::Nq
+            | SchedKind::Fo
+            | SchedKind::Ovf => StaticTable::None,
             SchedKind::Wrr => StaticTable::Wrr(wrr::WrrParams::new(dests)),
             SchedKind::Sh => StaticTable::Sh(Box::new(sh::ShTable::build(dests))),
             SchedKind::Dh => StaticTable::Dh(Box::new(dh::DhTable::build(dests))),
@@ -324,8 +356,10 @@ mod tests {
         }
         assert_eq!("WLC".parse::<SchedKind>().unwrap(), SchedKind::Wlc);
         assert_eq!(SchedKind::default(), SchedKind::Wlc);
-        let e = "lblc".parse::<SchedKind>().unwrap_err();
-        assert!(e.to_string().contains("unknown scheduler \"lblc\""));
+        let e = "lbl".parse::<SchedKind>().unwrap_err();
+        assert!(e.to_string().contains("unknown scheduler \"lbl\""));
+        let e = "LBLCR".parse::<SchedKind>().unwrap_err();
+        assert!(e.to_string().contains("\"LBLCR\" is not supported") && e.to_string().contains("VIP"), "{e}");
     }
 
     #[test]

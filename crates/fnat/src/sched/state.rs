@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use crate::hash::Fold;
 use std::net::IpAddr;
 
-use super::{conhash, dh, lc, maglev, nq, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable};
+use super::{
+    conhash, dh, fo, lc, maglev, nq, ovf, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable,
+};
 use crate::persist::{PersistKey, PersistTable};
 use crate::service::{RsId, ServiceTable, SvcId, SvcIdx};
 use crate::types::Millis;
@@ -116,7 +118,7 @@ pub struct SchedState {
 
 /// A worker's share of a box-wide threshold: `ceil(t / workers)`, at least 1 (0 stays
 /// "no threshold").
-fn share(t: u32, workers: u32) -> u32 {
+pub(super) fn share(t: u32, workers: u32) -> u32 {
     if t == 0 {
         0
     } else {
@@ -292,6 +294,8 @@ impl SchedState {
             (_, SchedKind::Wlc) => wlc::pick(&c),
             (_, SchedKind::Sed) => sed::pick(&c),
             (_, SchedKind::Nq) => nq::pick(&c),
+            (_, SchedKind::Fo) => fo::pick(&c),
+            (_, SchedKind::Ovf) => ovf::pick(&c, self.workers),
             (StaticTable::Sh(t), _) => sh::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
             // The destination of a VIP service's packets is its VIP (see `dh`).
             (StaticTable::Dh(t), _) => dh::pick(&c, t, service.key.vip, cfg.hash_fallback),
@@ -487,6 +491,37 @@ mod tests {
         st.conn_freed(id, false);
         assert!(!st.is_overloaded(id));
         assert_eq!(st.stats().no_dest, 1);
+    }
+
+    /// ovf through a worker's own counts: the heavier server takes connections until its
+    /// active ones pass this worker's share of its weight, then the lighter one, then
+    /// nobody; a closing connection makes room again. fo ignores the counts.
+    #[test]
+    fn overflow_follows_active_counts_and_failover_ignores_them() {
+        let servers = [rs("10.1.0.1", 1), rs("10.1.0.2", 3)];
+        let t = table(&[svc(80, SchedKind::Ovf, &servers)], None);
+        let (light, heavy) = (t.service(SvcIdx(0)).dests[0].id, t.service(SvcIdx(0)).dests[1].id);
+        let mut st = SchedState::with_workers(0, 2);
+        let mut picks = Vec::new();
+        for n in 0..5 {
+            let p = st.schedule(&t, SvcIdx(0), client(n), 1, 0).unwrap();
+            st.conn_new(p.id);
+            st.conn_activated(p.id);
+            picks.push(p.id);
+        }
+        // This worker's shares: ceil(3 / 2) = 2 and ceil(1 / 2) = 1, each taking one more
+        // at its share (the kernel's `activeconns > weight`).
+        assert_eq!(picks, [heavy, heavy, heavy, light, light]);
+        assert_eq!(st.schedule(&t, SvcIdx(0), client(9), 1, 0), Err(SchedError::NoDest));
+        st.conn_deactivated(heavy);
+        assert_eq!(st.schedule(&t, SvcIdx(0), client(9), 1, 0).unwrap().id, heavy);
+
+        let t = table(&[svc(80, SchedKind::Fo, &servers)], Some(&t));
+        for n in 0..3 {
+            assert_eq!(st.schedule(&t, SvcIdx(0), client(n), 1, 0).unwrap().id, heavy, "fo: load does not move it");
+        }
+        let t = table(&[svc(80, SchedKind::Fo, &[rs("10.1.0.1", 1), rs("10.1.0.2", 0)])], Some(&t));
+        assert_eq!(st.schedule(&t, SvcIdx(0), client(0), 1, 0).unwrap().id, light, "fo: the primary drained");
     }
 
     #[test]
