@@ -200,9 +200,28 @@ fn save_clear_restore_reproduces_the_listing() {
     assert!(ok, "restore: {err}");
     assert_eq!(t.cli_ok("rvsadm", &["-L", "-n"]), before, "save, clear, restore: identical listing");
     assert_eq!(t.cli_ok("rvsadm", &["-S", "-n"]), saved, "and identical save");
-    // The restored services forward.
+    // The restored services forward, the client's /24 to one server (its template).
     let (bodies, ok) = t.curl_many(&(0..30).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 20);
-    assert!(ok && t.tally(&bodies).iter().sum::<usize>() == 30);
+    let tally = t.tally(&bodies);
+    assert!(ok && tally.iter().sum::<usize>() == 30, "{tally:?}");
+    let server = rs4(tally.iter().position(|&n| n == 30).expect("one server for the persistent client") + 1);
+    // ipvsadm's --persistent-conn: the template counted on that server, and listed.
+    let counts = t.cli_ok("rvsadm", &["-L", "-n", "--persistent-conn", "-t", &vip]);
+    assert!(counts.contains("Weight    PersistConn ActiveConn InActConn"), "{counts}");
+    let with_one: Vec<&str> = counts.lines().filter(|l| l.starts_with("  -> 198.19")).collect();
+    assert_eq!(with_one.len(), 3, "{counts}");
+    for l in with_one {
+        let persist = l.split_whitespace().nth(3).expect("PersistConn");
+        assert_eq!(persist, if l.contains(&format!("{server}:8080")) { "1" } else { "0" }, "{counts}");
+    }
+    let templates = t.cli_ok("rvsadm", &["-L", "-n", "-c", "--persistent-conn"]);
+    let lines: Vec<&str> = templates.lines().collect();
+    assert_eq!(lines.len(), 1, "{templates}");
+    let f: Vec<&str> = lines[0].split_whitespace().collect();
+    let client24 = format!("{}.0:0", CLIENT4.rsplit_once('.').expect("IPv4").0);
+    assert_eq!(f[2..], ["NONE", &client24, &vip, "0.0.0.0:0", &format!("{server}:8080")], "{templates}");
+    let expires: u32 = f[1].trim_end_matches('s').parse().expect("seconds");
+    assert!((100..=120).contains(&expires), "-p 120: {templates}");
 
     // The service's own timeout: an idle established connection is gone after 3 s,
     // not the global 900 s.

@@ -71,7 +71,7 @@ fn thousand_concurrent_connections_on_two_workers() {
     let mut seen: HashMap<u16, u32> = HashMap::new();
     let mut per_worker = [0u32; 2];
     let mut c = t.ctl();
-    c.for_each_conn(500, |ci| {
+    c.for_each_conn(500, false, |ci| {
         if ci.client.ip().to_string() == CLIENT4 {
             *seen.entry(ci.client.port()).or_default() += 1;
             assert_eq!(ci.worker, own.owner(ci.local.port()), "listed on the owner of local port {}", ci.local.port());
@@ -117,7 +117,7 @@ fn persistence_holds_across_two_workers() {
     // All on one worker; some of their packets were handed over to it.
     let mut workers = std::collections::BTreeSet::new();
     let mut c = t.ctl();
-    c.for_each_conn(500, |ci| {
+    c.for_each_conn(500, false, |ci| {
         if ci.client.ip().to_string() == CLIENT4 {
             workers.insert(ci.worker);
         }

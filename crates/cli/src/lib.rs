@@ -104,7 +104,7 @@ pub trait Ctl {
     fn call(&mut self, req: Request) -> Result<Response, CtlError>;
 
     /// Hands every connection to `f`, page by page, as the pages arrive.
-    fn for_each_conn(&mut self, page: u32, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError>;
+    fn for_each_conn(&mut self, page: u32, templates: bool, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError>;
 
     /// Waits about `d` between two samples and returns the time that really passed.
     fn pause(&mut self, d: Duration) -> Duration {
@@ -119,8 +119,8 @@ impl Ctl for ctl::Client {
         ctl::Client::call(self, req)
     }
 
-    fn for_each_conn(&mut self, page: u32, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError> {
-        ctl::Client::for_each_conn(self, page, f)
+    fn for_each_conn(&mut self, page: u32, templates: bool, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError> {
+        ctl::Client::for_each_conn(self, page, templates, f)
     }
 }
 
@@ -176,8 +176,8 @@ pub(crate) mod fake {
             self.replies.pop_front().unwrap_or(Ok(Response::Done { gen: 1 }))
         }
 
-        fn for_each_conn(&mut self, page: u32, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError> {
-            self.requests.push(Request::ConnList { cursor: ctl::ConnCursor::default(), max: page });
+        fn for_each_conn(&mut self, page: u32, templates: bool, f: &mut dyn FnMut(&ConnInfo)) -> Result<(), CtlError> {
+            self.requests.push(Request::ConnList { cursor: ctl::ConnCursor::default(), max: page, templates });
             while let Some(p) = self.pages.pop_front() {
                 p.iter().for_each(&mut *f);
             }

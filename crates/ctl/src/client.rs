@@ -106,15 +106,17 @@ impl Client {
         }
     }
 
-    /// Every connection, page by page (`page` per request), handed to `f`.
+    /// Every connection (with `templates`, every persistence template instead), page by
+    /// page (`page` per request), handed to `f`.
     pub fn for_each_conn(
         &mut self,
         page: u32,
+        templates: bool,
         mut f: impl FnMut(&fnat::engine::listing::ConnInfo),
     ) -> Result<(), CtlError> {
         let mut cursor = ConnCursor::default();
         loop {
-            match self.call(Request::ConnList { cursor, max: page })? {
+            match self.call(Request::ConnList { cursor, max: page, templates })? {
                 Response::Conns { conns, next } => {
                     conns.iter().for_each(&mut f);
                     match next {

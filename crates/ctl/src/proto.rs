@@ -317,13 +317,17 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<ServiceKey>,
     },
-    /// One page of connections.
+    /// One page of connections, or of persistence templates.
     ConnList {
         /// Where to continue (start: default).
         #[serde(default)]
         cursor: ConnCursor,
         /// Most connections in the page.
         max: u32,
+        /// List the persistence templates instead (`rvsadm -lnc --persistent-conn`, as
+        /// DPVS's ipvsadm), each as a connection in state `NONE` marked `template`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        templates: bool,
     },
     /// The connection timeouts.
     TimeoutsGet,
@@ -496,6 +500,9 @@ pub struct RealServerView {
     pub active: u64,
     /// Inactive connections (other states), all workers.
     pub inactive: u64,
+    /// Persistence templates pointing to it, all workers (ipvsadm's `PersistConn`).
+    #[serde(default)]
+    pub persist: u64,
     /// Counters, when asked for.
     #[serde(default)]
     pub stats: Option<Counters>,

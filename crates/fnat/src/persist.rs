@@ -117,11 +117,26 @@ struct Template {
     expires: Millis,
 }
 
-/// A worker's persistence templates, with a fixed capacity.
+/// A worker's persistence templates, with a fixed capacity, and how many point to
+/// each real server (ipvsadm's `PersistConn`).
 #[derive(Debug)]
 pub struct PersistTable {
     map: HashMap<PersistKey, Template, SeededFold>,
     capacity: usize,
+    /// Templates held per real-server id (expired ones not yet reclaimed included);
+    /// covers the ids given out so far ([`PersistTable::cover`]).
+    per_rs: Vec<u32>,
+}
+
+/// One template as listed: the key, its server and the time it has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateInfo {
+    /// The service and the masked client.
+    pub key: PersistKey,
+    /// The real server the client goes to.
+    pub rs: RsId,
+    /// Milliseconds until it expires.
+    pub expires_ms: Millis,
 }
 
 impl PersistTable {
@@ -133,7 +148,49 @@ impl PersistTable {
         PersistTable {
             map: HashMap::with_capacity_and_hasher(capacity.saturating_mul(2), SeededFold::random()),
             capacity,
+            per_rs: Vec::new(),
         }
+    }
+
+    /// Makes the per-server counts cover ids below `rs_bound` (control path: called
+    /// when a new service generation is bound, so counting never allocates).
+    pub fn cover(&mut self, rs_bound: u32) {
+        if self.per_rs.len() < rs_bound as usize {
+            self.per_rs.resize(rs_bound as usize, 0);
+        }
+    }
+
+    /// How many templates point to `rs` (expired ones not yet reclaimed included).
+    pub fn count(&self, rs: RsId) -> u32 {
+        self.per_rs.get(rs.0 as usize).copied().unwrap_or(0)
+    }
+
+    /// The template counts by real-server id.
+    pub fn counts(&self) -> &[u32] {
+        &self.per_rs
+    }
+
+    fn counted(&mut self, rs: RsId, up: bool) {
+        if let Some(n) = self.per_rs.get_mut(rs.0 as usize) {
+            *n = if up { n.saturating_add(1) } else { n.saturating_sub(1) };
+        }
+    }
+
+    /// Up to `max` live templates from position `cursor` of the table's order, and the
+    /// position to continue from (`None` at the end). Control path: it walks the table
+    /// from its start to the page (a page of a large table costs the worker that walk),
+    /// and a table changed between pages may repeat or skip a template.
+    pub fn page(&self, cursor: u32, max: usize, now: Millis) -> (Vec<TemplateInfo>, Option<u32>) {
+        let mut out = Vec::new();
+        for (pos, (key, t)) in (cursor..).zip(self.map.iter().skip(cursor as usize)) {
+            if out.len() >= max {
+                return (out, Some(pos));
+            }
+            if now < t.expires {
+                out.push(TemplateInfo { key: *key, rs: t.rs, expires_ms: t.expires - now });
+            }
+        }
+        (out, None)
     }
 
     /// How many templates the table may hold.
@@ -171,19 +228,26 @@ impl PersistTable {
     /// key is new and the table is at capacity.
     pub fn insert(&mut self, key: PersistKey, rs: RsId, expires: Millis) -> Result<(), PersistFull> {
         if let Some(t) = self.map.get_mut(&key) {
-            *t = Template { rs, expires };
+            let old = std::mem::replace(t, Template { rs, expires }).rs;
+            if old != rs {
+                self.counted(old, false);
+                self.counted(rs, true);
+            }
             return Ok(());
         }
         if self.map.len() >= self.capacity {
             return Err(PersistFull);
         }
         self.map.insert(key, Template { rs, expires });
+        self.counted(rs, true);
         Ok(())
     }
 
     /// Drop the template for `key`, if any (its server is gone or drained).
     pub fn remove(&mut self, key: &PersistKey) {
-        self.map.remove(key);
+        if let Some(t) = self.map.remove(key) {
+            self.counted(t.rs, false);
+        }
     }
 
     /// Whether there is a template for `key`, live or expired but not yet reclaimed.
@@ -200,7 +264,16 @@ impl PersistTable {
     /// table, so call it periodically (e.g. once a second), not per packet.
     pub fn expire(&mut self, now: Millis) -> usize {
         let before = self.map.len();
-        self.map.retain(|_, t| now < t.expires);
+        let per_rs = &mut self.per_rs;
+        self.map.retain(|_, t| {
+            let live = now < t.expires;
+            if !live {
+                if let Some(n) = per_rs.get_mut(t.rs.0 as usize) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            live
+        });
         before - self.map.len()
     }
 }
@@ -240,6 +313,61 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.insert(k(3), RsId(9), 9000).unwrap();
         assert!(t.is_full());
+    }
+
+    /// Counts per server follow inserts, replacements, removals and reclaims; a page
+    /// lists the live templates only, and the pages together list each once.
+    #[test]
+    fn counts_per_server_and_pages() {
+        let mut t = PersistTable::with_capacity(16);
+        t.cover(3);
+        let k = |n: u32| PersistKey { svc: SvcId(1), client: IpAddr::V4(Ipv4Addr::from(n)) };
+        for n in 0..5 {
+            t.insert(k(n), RsId(n % 2), 1000 + Millis::from(n)).unwrap();
+        }
+        assert_eq!((t.count(RsId(0)), t.count(RsId(1)), t.count(RsId(2))), (3, 2, 0));
+        t.insert(k(0), RsId(2), 5000).unwrap();
+        t.insert(k(0), RsId(2), 6000).unwrap();
+        assert_eq!(t.counts(), [2, 2, 1], "replaced: moved once");
+        t.remove(&k(1));
+        t.remove(&k(1));
+        assert_eq!(t.counts(), [2, 1, 1]);
+        t.insert(k(9), RsId(7), 9000).unwrap();
+        assert_eq!(t.count(RsId(7)), 0, "an id not covered is not counted");
+        // At 1003: k(2) (until 1002) and k(3) (1003) have expired; k(4), k(0), k(9) have not.
+        let mut seen = Vec::new();
+        let mut cursor = Some(0);
+        while let Some(c) = cursor {
+            let (page, next) = t.page(c, 2, 1003);
+            assert!(page.len() <= 2);
+            seen.extend(page);
+            cursor = next;
+        }
+        seen.sort_by_key(|i| i.key.client);
+        let listed: Vec<(IpAddr, RsId, Millis)> = seen.iter().map(|i| (i.key.client, i.rs, i.expires_ms)).collect();
+        assert_eq!(listed, [(k(0).client, RsId(2), 4997), (k(4).client, RsId(0), 1), (k(9).client, RsId(7), 7997)]);
+        assert_eq!(t.expire(1003), 2);
+        assert_eq!(t.counts(), [1, 0, 1], "k(2) and k(3) reclaimed");
+        assert_eq!(t.expire(10_000), 3);
+        assert_eq!(t.counts(), [0, 0, 0]);
+    }
+
+    /// What the last page of a million templates costs the worker (run in release:
+    /// `cargo test -p fnat --release --lib page_walk_time -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn page_walk_time() {
+        const N: u32 = 1 << 20;
+        let mut t = PersistTable::with_capacity(N as usize);
+        t.cover(4);
+        for n in 0..N {
+            t.insert(PersistKey { svc: SvcId(0), client: IpAddr::V4(Ipv4Addr::from(n)) }, RsId(n % 4), 1000).unwrap();
+        }
+        let start = std::time::Instant::now();
+        let (page, next) = t.page(N - 1000, 1000, 0);
+        let took = start.elapsed();
+        assert_eq!((page.len(), next), (1000, None));
+        println!("last page of {N} templates: {took:?}");
     }
 
     #[test]

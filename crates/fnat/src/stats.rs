@@ -100,6 +100,10 @@ pub struct Counters {
     /// box, are the drop counters (`rvsip stats`).
     #[serde(default)]
     pub refused: u64,
+    /// Live persistence templates pointing here (real servers only: ipvsadm's
+    /// `PersistConn`; a gauge filled in by [`crate::engine::Engine::stats_snapshot`]).
+    #[serde(default)]
+    pub persist: u64,
 }
 
 impl Counters {
@@ -113,11 +117,12 @@ impl Counters {
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.refused += o.refused;
+        self.persist += o.persist;
     }
 
     /// Zeroes the rate counters, keeping the gauges (`ipvsadm -Z`).
     pub fn zero(&mut self) {
-        *self = Counters { active: self.active, inactive: self.inactive, ..Counters::default() };
+        *self = Counters { active: self.active, inactive: self.inactive, persist: self.persist, ..Counters::default() };
     }
 }
 

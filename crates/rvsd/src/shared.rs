@@ -111,6 +111,14 @@ pub enum Command {
         /// Which connections ([`ConnFilter::All`]: every one, as `rvsadm -lnc` lists).
         filter: ConnFilter,
     },
+    /// List persistence templates from position `cursor` of the worker's template
+    /// table, at most `max` (`rvsadm -lnc --persistent-conn`).
+    ListTemplates {
+        /// Where to start (0 = beginning).
+        cursor: u32,
+        /// Most templates in this page.
+        max: usize,
+    },
 }
 
 /// Which connections a [`Command::ListConns`] lists.

@@ -515,6 +515,11 @@ impl Worker {
                     let (conns, next) = filter.list(&self.engine, cursor, max, self.clock.now_ms());
                     Reply::Conns(conns, next)
                 }
+                Command::ListTemplates { cursor, max } => {
+                    let now = self.clock.now_ms();
+                    let (conns, next) = self.engine.list_templates(&self.snap.services, cursor, max, now);
+                    Reply::Conns(conns, next)
+                }
             };
             let _ = self.shared.workers[self.id as usize].replies.push(reply);
         }

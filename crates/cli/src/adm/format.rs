@@ -253,6 +253,10 @@ pub fn write_services(
             )?;
             writeln!(out, "  -> RemoteAddress:Port")?;
         }
+        View::PersistConn => {
+            writeln!(out, "{t:<33} {:<9} {:<11} {:<10} {:<10}", "Weight", "PersistConn", "ActiveConn", "InActConn")?;
+            writeln!(out, "  -> RemoteAddress:Port")?;
+        }
     }
     let n = |v: u64| largenum(v, opts.exact);
     for s in ordered(svcs, opts.sort) {
@@ -271,7 +275,7 @@ pub fn write_services(
                     n(st.bytes_out)
                 )?;
             }
-            View::Plain | View::Thresholds => {
+            View::Plain | View::Thresholds | View::PersistConn => {
                 let flags = sched_flags(cfg).map(|f| format!(" ({f})")).unwrap_or_default();
                 writeln!(
                     out,
@@ -323,6 +327,14 @@ pub fn write_services(
                     "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
                     d.config.upper, d.config.lower, d.active, d.inactive
                 )?,
+                View::PersistConn => writeln!(
+                    out,
+                    "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                    if d.inhibited { 0 } else { d.config.weight },
+                    d.persist,
+                    d.active,
+                    d.inactive
+                )?,
             }
         }
     }
@@ -339,6 +351,7 @@ fn per_second(a: &Counters, b: &Counters, dt: Duration) -> Counters {
         bytes_in: rate(a.bytes_in, b.bytes_in, dt),
         bytes_out: rate(a.bytes_out, b.bytes_out, dt),
         refused: rate(a.refused, b.refused, dt),
+        persist: b.persist,
     }
 }
 

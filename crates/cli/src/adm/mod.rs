@@ -58,7 +58,6 @@ pub const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// ipvsadm 1.31's and DPVS's options rvs refuses by name: the option, whose it is, why.
 const UNSUPPORTED: &[(&str, &str, &str)] = &[
-    ("--persistent-conn", "ipvsadm", "rvs lists no persistence templates; -L -c lists the connections"),
     (
         "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen",
         "ipvsadm",
@@ -241,9 +240,6 @@ pub struct AdmArgs {
     /// connection kept.
     #[arg(short = 'o', long = "ops")]
     pub ops: bool,
-    /// ipvsadm's `--persistent-conn` listing (refused by name).
-    #[arg(long = "persistent-conn", hide = true)]
-    pub persistent_conn: bool,
     /// Start a connection-sync role: master (announce) or backup (install); rvsd's
     /// `[sync]` holds the key and peers.
     #[arg(long = "start-daemon", value_name = "STATE", help_heading = "Commands")]
@@ -318,6 +314,10 @@ pub struct AdmArgs {
     /// Connection thresholds.
     #[arg(long = "thresholds", help_heading = "Listing")]
     pub thresholds: bool,
+    /// Persistence templates: per real server their count (PersistConn); with -c the
+    /// templates themselves.
+    #[arg(long = "persistent-conn", help_heading = "Listing")]
+    pub persistent_conn: bool,
     /// Connection timeouts.
     #[arg(long = "timeout", help_heading = "Listing")]
     pub timeout: bool,
@@ -355,6 +355,8 @@ pub enum View {
     Rate,
     /// Thresholds (`--thresholds`).
     Thresholds,
+    /// Persistence templates per real server (`--persistent-conn`).
+    PersistConn,
 }
 
 /// How to list services.
@@ -392,6 +394,8 @@ pub enum AdmCmd {
         json: bool,
         /// Only those that pass (DPVS's `--sockpair`, `--cpu`).
         filter: ConnFilter,
+        /// The persistence templates instead (`--persistent-conn`).
+        templates: bool,
     },
     /// Print the timeouts.
     Timeouts {
@@ -591,6 +595,7 @@ impl Cmd {
             "--stats",
             "--rate",
             "--thresholds",
+            "--persistent-conn",
             "--timeout",
             "--exact",
             "--sort",
@@ -620,7 +625,7 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 46] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 47] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
         ("-H", a.matcher.is_some()),
@@ -660,6 +665,7 @@ fn options(a: &AdmArgs) -> [(&'static str, bool); 46] {
         ("--stats", a.stats),
         ("--rate", a.rate),
         ("--thresholds", a.thresholds),
+        ("--persistent-conn", a.persistent_conn),
         ("--timeout", a.timeout),
         ("--exact", a.exact),
         ("--sort", a.sort),
@@ -904,8 +910,7 @@ fn fwd_mode(a: &AdmArgs) -> Result<Option<FwdMode>, CliError> {
 }
 
 fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
-    let refused =
-        [a.persistent_conn, a.sync_option.is_some(), a.pe.is_some(), a.tun_option.is_some() || a.tun_csum, a.quic];
+    let refused = [a.sync_option.is_some(), a.pe.is_some(), a.tun_option.is_some() || a.tun_csum, a.quic];
     if let Some(i) = refused.iter().position(|r| *r) {
         let (opt, whose, why) = UNSUPPORTED[i];
         return Err(usage(format!("{opt}: valid {whose} that rvs does not support: {why}")));
@@ -1077,10 +1082,13 @@ fn snat_cmd(a: &AdmArgs, cmd: Cmd, text: &str) -> Result<AdmCmd, CliError> {
 }
 
 fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, CliError> {
-    let views: Vec<&str> = [("--stats", a.stats), ("--rate", a.rate), ("--thresholds", a.thresholds)]
-        .into_iter()
-        .filter_map(|(n, on)| on.then_some(n))
-        .collect();
+    // With -c, --persistent-conn lists the templates instead of the connections.
+    let persist_view = a.persistent_conn && !a.connection;
+    let views: Vec<&str> =
+        [("--stats", a.stats), ("--rate", a.rate), ("--thresholds", a.thresholds), ("--persistent-conn", persist_view)]
+            .into_iter()
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect();
     if views.len() > 1 {
         return Err(usage(format!("{} cannot be combined", views.join(" and "))));
     }
@@ -1108,7 +1116,11 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
             return Err(usage("--sockpair and --cpu choose connections: with -L -c"));
         }
         return Ok(if a.connection {
-            AdmCmd::Conns { json: a.json, filter: ConnFilter::parse(a.sockpair.as_deref(), a.cpu.as_deref())? }
+            AdmCmd::Conns {
+                json: a.json,
+                filter: ConnFilter::parse(a.sockpair.as_deref(), a.cpu.as_deref())?,
+                templates: a.persistent_conn,
+            }
         } else {
             AdmCmd::Timeouts { json: a.json }
         });
@@ -1119,6 +1131,8 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
         View::Rate
     } else if a.thresholds {
         View::Thresholds
+    } else if a.persistent_conn {
+        View::PersistConn
     } else {
         View::Plain
     };
@@ -1142,7 +1156,7 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
             format::write_snat_rules(out, &snat_rules(ctl)?)?;
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
-        AdmCmd::Conns { json, filter } => conns(ctl, *json, filter, out)?,
+        AdmCmd::Conns { json, filter, templates } => conns(ctl, *json, filter, *templates, out)?,
         AdmCmd::Daemons { json } => match ctl.call(Request::SyncDaemons)? {
             r @ Response::SyncDaemons { .. } if *json => write_json(out, &r)?,
             Response::SyncDaemons { daemons } => format::write_daemons(out, &daemons)?,
@@ -1324,7 +1338,13 @@ fn parse_sockpair(text: &str) -> Result<(Proto, SocketAddr, SocketAddr), String>
     Ok((proto, sock(client)?, sock(virt)?))
 }
 
-fn conns(ctl: &mut dyn Ctl, json: bool, filter: &ConnFilter, out: &mut dyn Write) -> Result<(), CliError> {
+fn conns(
+    ctl: &mut dyn Ctl,
+    json: bool,
+    filter: &ConnFilter,
+    templates: bool,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut err: Option<io::Error> = None;
     let mut first = true;
     if json {
@@ -1345,7 +1365,7 @@ fn conns(ctl: &mut dyn Ctl, json: bool, filter: &ConnFilter, out: &mut dyn Write
             err = Some(e);
         }
     };
-    ctl.for_each_conn(CONN_PAGE, &mut f)?;
+    ctl.for_each_conn(CONN_PAGE, templates, &mut f)?;
     if let Some(e) = err {
         return Err(e.into());
     }

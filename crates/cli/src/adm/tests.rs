@@ -316,9 +316,14 @@ fn listing_commands() {
     assert_eq!(list("-Ln -t 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
     assert_eq!(list("-Lnt 198.18.0.100:80"), AdmCmd::List(ListOpts { key: Some(tcp80()), ..plain }));
     for c in ["-Lnc", "-lnc", "-L -n -c", "-Lc", "--list --connection"] {
-        assert_eq!(list(c), AdmCmd::Conns { json: false, filter: ConnFilter::default() }, "{c}");
+        assert_eq!(list(c), AdmCmd::Conns { json: false, filter: ConnFilter::default(), templates: false }, "{c}");
     }
-    assert_eq!(list("-Lnc --json"), AdmCmd::Conns { json: true, filter: ConnFilter::default() });
+    assert_eq!(list("-Lnc --json"), AdmCmd::Conns { json: true, filter: ConnFilter::default(), templates: false });
+    assert_eq!(list("-Ln --persistent-conn"), AdmCmd::List(ListOpts { view: View::PersistConn, ..plain }));
+    assert_eq!(
+        list("-Lnc --persistent-conn"),
+        AdmCmd::Conns { json: false, filter: ConnFilter::default(), templates: true }
+    );
     assert_eq!(list("-L --timeout"), AdmCmd::Timeouts { json: false });
     assert_eq!(list("-Ln --timeout --json"), AdmCmd::Timeouts { json: true });
     assert_eq!(list("-S"), AdmCmd::Save { sort: true });
@@ -380,7 +385,9 @@ fn bad_input_is_one_line_naming_the_problem() {
             "give one forwarding method: -b (FullNAT), -m (NAT), -g (DR) or -i (TUN)",
         ),
         ("-A -t 198.18.0.100:80 -o", "one-packet scheduling (-o) is for UDP services"),
-        ("-L -n --persistent-conn", "--persistent-conn: valid ipvsadm that rvs does not support"),
+        ("-L -n --persistent-conn --stats", "--stats and --persistent-conn cannot be combined"),
+        ("-L --timeout --persistent-conn", "--timeout and --persistent-conn cannot be combined"),
+        ("-A -t 198.18.0.100:80 --persistent-conn", "option --persistent-conn is not allowed with -A (--add-service)"),
         (
             "--start-daemon master --mcast-group 224.0.0.81",
             "--mcast-group/--mcast-port/--mcast-ttl/--sync-maxlen: valid ipvsadm that rvs does not support",
@@ -447,7 +454,7 @@ fn bad_input_is_one_line_naming_the_problem() {
 // ---- output --------------------------------------------------------------------
 
 fn counters(conns: u64, pkts_in: u64, pkts_out: u64, bytes_in: u64, bytes_out: u64) -> Counters {
-    Counters { conns, active: 0, inactive: 0, pkts_in, pkts_out, bytes_in, bytes_out, refused: 0 }
+    Counters { conns, active: 0, inactive: 0, pkts_in, pkts_out, bytes_in, bytes_out, refused: 0, persist: 0 }
 }
 
 fn view(
@@ -460,7 +467,15 @@ fn view(
         .real_servers
         .iter()
         .zip(dests)
-        .map(|(c, (active, inactive, stats))| RealServerView { config: *c, active, inactive, stats, inhibited: false })
+        .map(|(c, (active, inactive, stats))| RealServerView {
+            config: *c,
+            active,
+            inactive,
+            // A persistent service's servers: as many templates as inactive connections.
+            persist: if svc.persistence.is_some() { inactive } else { 0 },
+            stats,
+            inhibited: false,
+        })
         .collect();
     ServiceView { laddrs: laddrs.iter().map(|a| ip(a)).collect(), service: svc, dests, stats }
 }
@@ -668,6 +683,21 @@ UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0 conn-timeout 30
     assert_eq!(out, want);
 }
 
+/// ipvsadm's `--persistent-conn` view: weight, persistence templates, connections.
+#[test]
+fn list_persistent_conn_golden() {
+    let (out, _) =
+        run_adm("-Ln --persistent-conn -u 198.18.0.100:53", vec![status(), Response::Services { services: demo() }]);
+    let want = "\
+rvs 0.1.0 (conn pool size=1048576 per worker)
+Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn 
+  -> RemoteAddress:Port
+UDP  198.18.0.100:53 rr persistent 300 mask 255.255.255.0 conn-timeout 30
+  -> 198.19.0.21:53               2         7           0          7         
+";
+    assert_eq!(out, want);
+}
+
 /// `--json` gives the services' reply; listing everything, the SNAT rules beside them.
 #[test]
 fn list_json_is_the_reply() {
@@ -739,6 +769,7 @@ fn conn(worker: u16, proto: Proto, state: TcpState, expires_ms: u64, [c, v, l, r
         toa: false,
         fwd: Default::default(),
         synced: false,
+        template: false,
     }
 }
 
@@ -786,7 +817,34 @@ fn conns_golden_paged() {
 [1]udp 300s   UDP         198.18.0.2:5353    198.18.0.100:53    198.19.0.10:1027   198.19.0.21:53
 ";
     assert_eq!(String::from_utf8(out).unwrap(), want);
-    assert_eq!(ctl.requests, vec![Request::ConnList { cursor: ctl::ConnCursor::default(), max: crate::CONN_PAGE }]);
+    assert_eq!(
+        ctl.requests,
+        vec![Request::ConnList { cursor: ctl::ConnCursor::default(), max: crate::CONN_PAGE, templates: false }]
+    );
+
+    // DPVS's `-Lnc --persistent-conn`: the templates, in the same form.
+    let template = ConnInfo {
+        template: true,
+        ..conn(
+            1,
+            Proto::Udp,
+            TcpState::None,
+            299_000,
+            ["198.18.0.0:0", "198.18.0.100:53", "0.0.0.0:0", "198.19.0.21:53"],
+        )
+    };
+    let mut ctl = FakeCtl::new(vec![]);
+    ctl.pages = vec![vec![template]].into();
+    let mut out = Vec::new();
+    run(&parse(&argv("-Lnc --persistent-conn")).unwrap(), &mut ctl, &mut std::io::empty(), &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "[1]udp 299s   NONE        198.18.0.0:0       198.18.0.100:53    0.0.0.0:0          198.19.0.21:53\n"
+    );
+    assert_eq!(
+        ctl.requests,
+        vec![Request::ConnList { cursor: ctl::ConnCursor::default(), max: crate::CONN_PAGE, templates: true }]
+    );
 }
 
 /// DPVS's `--sockpair PROTO:CIP:CPORT:VIP:VPORT` and `--cpu N` choose the connections

@@ -1,15 +1,18 @@
 //! Listing connections for the control plane (`rvsadm -lnc`): the [`ConnInfo`] view of
-//! a connection and [`Engine::list`], which pages through one worker's table.
+//! a connection and [`Engine::list`], which pages through one worker's table; and its
+//! persistence templates in the same form ([`Engine::list_templates`],
+//! `rvsadm -lnc --persistent-conn`).
 //!
 //! This is control-path code (it allocates the page); it is kept out of the per-packet
 //! path, and [`ConnInfo`] is also the control protocol's wire form of a connection.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use super::Engine;
 use crate::conn::ConnFlags;
+use crate::service::ServiceTable;
 use crate::tcp_state::TcpState;
 use crate::types::{Millis, Proto};
 
@@ -44,11 +47,18 @@ pub struct ConnInfo {
     /// Installed from a peer's sync message (see [`super::sync`]).
     #[serde(default)]
     pub synced: bool,
+    /// A persistence template, not a connection: `client` is the masked client with
+    /// port 0, `local` unspecified, `expires_ms` the template's time left.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub template: bool,
 }
 
 impl ConnInfo {
     /// The state as ipvsadm prints it (`ESTABLISHED`, ..., `UDP`).
     pub fn state_name(&self) -> &'static str {
+        if self.template {
+            return "NONE";
+        }
         match self.proto {
             Proto::Udp => "UDP",
             Proto::Icmp => "ICMP",
@@ -91,9 +101,56 @@ impl Engine {
                 toa: c.flags.has(ConnFlags::TOA_DONE),
                 fwd: c.fwd(),
                 synced: c.synced(),
+                template: false,
             });
             i = r.index() + 1;
         }
         (out, self.conns.resume(i, end.saturating_sub(i)))
+    }
+
+    /// Up to `max` live persistence templates from position `cursor` of this worker's
+    /// template table, as connections of `table`'s services (state `NONE`, the masked
+    /// client with port 0, no local address), and the position to continue from
+    /// (`None` at the end). A template whose server `table` no longer has is left out
+    /// (it will not be used). Control path; see
+    /// [`PersistTable::page`](crate::persist::PersistTable::page) for its cost.
+    pub fn list_templates(
+        &self,
+        table: &ServiceTable,
+        cursor: u32,
+        max: usize,
+        now: Millis,
+    ) -> (Vec<ConnInfo>, Option<u32>) {
+        let (page, next) = self.sched.templates().page(cursor, max, now);
+        let out = page
+            .into_iter()
+            .filter_map(|t| {
+                let (svc, d) = table.locate(t.rs)?;
+                let service = table.get(svc).filter(|s| s.id == t.key.svc)?;
+                let dest = service.dests.get(d)?;
+                let k = service.key;
+                let local = match k.vip {
+                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                };
+                Some(ConnInfo {
+                    worker: self.worker,
+                    proto: k.proto,
+                    state: TcpState::None,
+                    expires_ms: t.expires_ms,
+                    client: SocketAddr::new(t.key.client, 0),
+                    virt: SocketAddr::new(k.vip, k.vport),
+                    local: SocketAddr::new(local, 0),
+                    real: SocketAddr::new(dest.addr, dest.port),
+                    svc: service.id.0,
+                    rs: t.rs.0,
+                    toa: false,
+                    fwd: dest.fwd,
+                    synced: false,
+                    template: true,
+                })
+            })
+            .collect();
+        (out, next)
     }
 }

@@ -452,6 +452,9 @@ impl Engine {
     /// A serialisable copy of the counters.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         let mut s = self.stats.snapshot();
+        for (c, &n) in s.real_servers.iter_mut().zip(self.sched.templates().counts()) {
+            c.persist = u64::from(n);
+        }
         s.synproxy = self.synproxy.counts().nonzero().map(|(e, n)| (e.name().to_string(), n)).collect();
         s.events
             .extend(crate::frag::FragEvent::ALL.iter().map(|e| (e.name().to_string(), self.frags.counts().get(*e))));

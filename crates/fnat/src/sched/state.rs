@@ -231,6 +231,7 @@ impl SchedState {
                 self.free.push(s as u32);
             }
         }
+        self.persist.cover(table.id_bounds().1);
         // `conn_freed` may push every slot on the free list: never reallocate there.
         self.free.reserve(self.counters.len().saturating_sub(self.free.len()));
         self.bound = Some(table.generation());
@@ -405,6 +406,11 @@ impl SchedState {
     /// Persistence templates held now.
     pub fn persist_len(&self) -> usize {
         self.persist.len()
+    }
+
+    /// This worker's persistence templates (counts per server, listing pages).
+    pub fn templates(&self) -> &PersistTable {
+        &self.persist
     }
 
     /// What this worker's scheduling did so far.

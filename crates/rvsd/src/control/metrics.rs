@@ -154,6 +154,12 @@ impl Control {
                     &labels,
                     if d.inhibited { 1.0 } else { 0.0 },
                 );
+                e.gauge(
+                    "rvs_real_server_persistent_connections",
+                    "Persistence templates pointing to the real server (ipvsadm's PersistConn).",
+                    &labels,
+                    d.persist as f64,
+                );
             }
         }
     }

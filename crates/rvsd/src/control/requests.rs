@@ -113,7 +113,7 @@ impl Control {
                 }
                 Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
             }
-            Request::ConnList { cursor, max } => self.conn_page(cursor, max)?,
+            Request::ConnList { cursor, max, templates } => self.conn_page(cursor, max, templates)?,
             Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
             Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },

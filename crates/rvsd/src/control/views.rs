@@ -86,6 +86,7 @@ impl Control {
                         config: *rs,
                         active: c.active,
                         inactive: c.inactive,
+                        persist: c.persist,
                         stats: stats.then_some(c),
                         inhibited: dest.is_some_and(|d| d.mark == fnat::destcheck::DestMark::Inhibited),
                     }
@@ -101,7 +102,8 @@ impl Control {
         services
     }
 
-    pub(super) fn conn_page(&self, cursor: ConnCursor, max: u32) -> Result<Response, Refused> {
+    /// One worker's page of connections (`templates`: of persistence templates).
+    pub(super) fn conn_page(&self, cursor: ConnCursor, max: u32, templates: bool) -> Result<Response, Refused> {
         let n = self.shared.workers.len();
         let w = cursor.worker as usize;
         if w >= n {
@@ -110,7 +112,11 @@ impl Control {
         let slot = &self.shared.workers[w];
         while slot.replies.pop().is_some() {}
         let max = max.clamp(1, MAX_CONN_PAGE) as usize;
-        let _ = slot.commands.push(Command::ListConns { cursor: cursor.pos, max, filter: ConnFilter::All });
+        let command = match templates {
+            true => Command::ListTemplates { cursor: cursor.pos, max },
+            false => Command::ListConns { cursor: cursor.pos, max, filter: ConnFilter::All },
+        };
+        let _ = slot.commands.push(command);
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
             if let Some(Reply::Conns(conns, next)) = slot.replies.pop() {

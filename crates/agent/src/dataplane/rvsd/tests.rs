@@ -257,6 +257,7 @@ impl FakeState {
                                 config: *r,
                                 active: 0,
                                 inactive: 0,
+                                persist: 0,
                                 stats: None,
                                 inhibited: false,
                             })
