@@ -596,6 +596,9 @@ impl Dataplane for LinuxDataplane {
         if let Some(s) = r.src {
             args.extend(["src".into(), s.to_string()]);
         }
+        if r.scope == ctl::RouteScope::Link {
+            args.extend(["scope".into(), "link".into()]);
+        }
         args.extend(["metric".into(), r.metric.to_string()]);
         Self::ip(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }

@@ -295,6 +295,9 @@ pub struct StaticRoute {
     pub src: Option<IpAddr>,
     /// Metric.
     pub metric: u32,
+    /// `scope link` (directly connected, no gateway) or global (keepalived's default).
+    #[serde(default)]
+    pub scope: ctl::RouteScope,
     /// Where the line is.
     pub loc: Loc,
 }
@@ -307,7 +310,7 @@ impl StaticRoute {
             prefix: self.prefix,
             via: self.via,
             dev: self.dev.as_deref().map(port_of_dev).unwrap_or_default().to_string(),
-            scope: ctl::RouteScope::Global,
+            scope: self.scope,
             src: self.src,
             metric: self.metric,
             connected: false,

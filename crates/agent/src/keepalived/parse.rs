@@ -1222,8 +1222,15 @@ impl P<'_> {
     /// samples put `src` first).
     fn static_route(&mut self, n: &Node, what: &str) -> Option<StaticRoute> {
         let tokens: Vec<&String> = std::iter::once(&n.key).chain(&n.args).collect();
-        let mut r =
-            StaticRoute { prefix: IpNet::default(), via: None, dev: None, src: None, metric: 0, loc: n.loc.clone() };
+        let mut r = StaticRoute {
+            prefix: IpNet::default(),
+            via: None,
+            dev: None,
+            src: None,
+            metric: 0,
+            scope: ctl::RouteScope::Global,
+            loc: n.loc.clone(),
+        };
         let mut dest: Option<&str> = None;
         let mut it = tokens.into_iter();
         while let Some(k) = it.next() {
@@ -1246,6 +1253,20 @@ impl P<'_> {
                     Some(m) => r.metric = m,
                     None => bad(self, "a number"),
                 },
+                // rvsd's routes are global (through a gateway, or any) or link (connected).
+                "scope" => match it.next().map(|s| s.as_str()) {
+                    Some("link" | "253") => r.scope = ctl::RouteScope::Link,
+                    Some("global" | "universe" | "0") => r.scope = ctl::RouteScope::Global,
+                    Some(s) => {
+                        let msg = format!(
+                            "{what} {name}: scope {s} is valid keepalived that rvs does not support (rvsd's routes \
+                             are global or link)"
+                        );
+                        self.err(&n.loc, msg);
+                        return None;
+                    }
+                    None => bad(self, "link or global"),
+                },
                 "to" if dest.is_none() => match it.next() {
                     Some(d) => dest = Some(d),
                     None => bad(self, "a prefix"),
@@ -1263,7 +1284,7 @@ impl P<'_> {
                 }
                 d if dest.is_none() => dest = Some(d),
                 other => {
-                    self.err(&n.loc, format!("{what} {name}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric)"));
+                    self.err(&n.loc, format!("{what} {name}: '{other}' is valid keepalived that rvs does not support yet (via, dev, src, metric, scope)"));
                     return None;
                 }
             }
@@ -1288,6 +1309,10 @@ impl P<'_> {
         }
         if r.via.is_none() && r.dev.is_none() {
             self.err(&n.loc, format!("{what} {dest}: needs via GW or dev DPDK_PORT"));
+            return None;
+        }
+        if r.scope == ctl::RouteScope::Link && r.via.is_some() {
+            self.err(&n.loc, format!("{what} {dest}: scope link is a connected route: no via"));
             return None;
         }
         Some(r)

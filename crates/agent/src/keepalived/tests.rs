@@ -747,6 +747,28 @@ fn static_addresses_and_routes_parse() {
     );
 }
 
+/// keepalived's `scope`: link (a connected route) and global are rvsd's two scopes; the
+/// others, and link with a gateway, are refused by name.
+#[test]
+fn route_scopes() {
+    let l = strict("static_routes {\n 10.5.0.0/24 dev dpdk1 scope link\n 10.6.0.0/16 via 192.0.2.1 scope global\n}\n");
+    let r = &l.config.static_routes;
+    assert_eq!((r[0].spec().scope, r[1].spec().scope), (ctl::RouteScope::Link, ctl::RouteScope::Global));
+    let l = strict(
+        "static_routes {\n 10.5.0.0/24 dev dpdk1 scope site\n 10.6.0.0/16 via 192.0.2.1 scope link\n \
+         10.7.0.0/16 dev dpdk1 scope\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:2: error: static_routes 10.5.0.0/24: scope site is valid keepalived that rvs does not support \
+             (rvsd's routes are global or link)",
+            "t.conf:3: error: static_routes 10.6.0.0/16: scope link is a connected route: no via",
+            "t.conf:4: error: static_routes 10.7.0.0/16: scope needs link or global",
+        ]
+    );
+}
+
 /// DPVS's tutorial (doc/tutorial.md, "SNAT Mode"), as written there.
 const DPVS_SNAT: &str = "virtual_server match SNAT1 {
     protocol UDP
