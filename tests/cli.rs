@@ -222,6 +222,13 @@ fn save_clear_restore_reproduces_the_listing() {
     assert_eq!(f[2..], ["NONE", &client24, &vip, "0.0.0.0:0", &format!("{server}:8080")], "{templates}");
     let expires: u32 = f[1].trim_end_matches('s').parse().expect("seconds");
     assert!((100..=120).contains(&expires), "-p 120: {templates}");
+    // Drained, the server keeps its persistent client until the template expires (LVS's
+    // default: `expire_quiescent_template` off), then takes it back with its weight.
+    let weight = ["3", "2", "1"][tally.iter().position(|&n| n == 30).unwrap_or(0)];
+    t.cli_ok("rvsadm", &["-e", "-t", &vip, "-r", &format!("{server}:8080"), "-w", "0"]);
+    let (bodies, ok) = t.curl_many(&(0..6).map(|_| format!("http://{VIP4}/")).collect::<Vec<_>>(), 6);
+    assert!(ok && t.tally(&bodies) == tally.iter().map(|&n| n / 5).collect::<Vec<_>>(), "{bodies}");
+    t.cli_ok("rvsadm", &["-e", "-t", &vip, "-r", &format!("{server}:8080"), "-w", weight]);
 
     // The service's own timeout: an idle established connection is gone after 3 s,
     // not the global 900 s.

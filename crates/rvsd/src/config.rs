@@ -405,6 +405,10 @@ pub struct ConnConf {
     /// Expire a connection at once when its real server is removed (LVS's
     /// `expire_nodest_conn`); otherwise it drains.
     pub expire_nodest: bool,
+    /// Drop a persistence template whose real server has weight 0, so that its client is
+    /// scheduled afresh (LVS's `expire_quiescent_template`); otherwise a drained server
+    /// keeps its persistent clients until their templates expire, as in LVS and DPVS.
+    pub expire_quiescent_template: bool,
     /// Half-open (SYN_RECV) connections each worker keeps at most; a new SYN beyond it
     /// evicts the oldest. 0 = a quarter of `pool_size`, at least 1024.
     pub syn_recv_max: u32,
@@ -421,6 +425,7 @@ impl Default for ConnConf {
             lport_max: 65535,
             toa: true,
             expire_nodest: false,
+            expire_quiescent_template: false,
             syn_recv_max: 0,
             uoa_max_trail: 3,
         }

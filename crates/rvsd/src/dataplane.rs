@@ -119,6 +119,7 @@ pub fn engine_config(cfg: &Config, id: u16, n: u32) -> EngineConfig {
         grown_max_len: cfg.ports.iter().map(|p| p.mtu).min().unwrap_or(1500),
         port_range: PortRange { lo: cfg.conn.lport_min, hi: cfg.conn.lport_max },
         syn_recv_max: cfg.conn.syn_recv_max,
+        expire_quiescent_template: cfg.conn.expire_quiescent_template,
         local_addrs: State::from_config(cfg).local_addr_sets(),
         synproxy: cfg.synproxy.clone(),
         mem_advice: Some(fnat::engine::config::MemAdvice(dpdk::mem::advise_huge_pages)),

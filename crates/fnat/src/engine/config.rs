@@ -109,6 +109,12 @@ pub struct EngineConfig {
     /// Persistence templates this worker can hold.
     #[serde(default = "default_persist")]
     pub persist_capacity: usize,
+    /// A persistence template whose real server has weight 0 is dropped and its client
+    /// scheduled afresh (LVS's `expire_quiescent_template`, DPVS's conf item of that name).
+    /// Off, as there: a drained server keeps its persistent clients until their templates
+    /// expire. A server the passive check holds out loses them either way.
+    #[serde(default)]
+    pub expire_quiescent_template: bool,
     /// Seed of the connection hash; random when absent (set it only for tests). It
     /// also fixes the SYN cookie secret, which is otherwise random per process.
     #[serde(default)]
@@ -192,6 +198,7 @@ impl Default for EngineConfig {
             max_services: default_max_services(),
             max_real_servers: default_max_rs(),
             persist_capacity: default_persist(),
+            expire_quiescent_template: false,
             hash_seed: None,
             owner_seed: 0,
             port_seed: 0,

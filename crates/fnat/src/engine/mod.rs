@@ -279,7 +279,8 @@ impl Engine {
             toa: cfg.toa,
             wheel: TimerWheel::new(cfg.conn_capacity, cfg.wheel, now),
             conns,
-            sched: SchedState::with_workers(cfg.persist_capacity, cfg.workers),
+            sched: SchedState::with_workers(cfg.persist_capacity, cfg.workers)
+                .expiring_quiescent_templates(cfg.expire_quiescent_template),
             pools,
             stats: Stats::new(cfg.max_services, cfg.max_real_servers),
             set_keys,

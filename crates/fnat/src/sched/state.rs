@@ -10,8 +10,9 @@ use std::net::IpAddr;
 use super::{
     conhash, dh, fo, lc, maglev, nq, ovf, rr, sed, sh, wlc, wrr, Candidates, Pick, SchedError, SchedKind, StaticTable,
 };
+use crate::destcheck::DestMark;
 use crate::persist::{PersistKey, PersistTable};
-use crate::service::{RsId, ServiceTable, SvcId, SvcIdx};
+use crate::service::{Dest, RsId, ServiceTable, SvcId, SvcIdx};
 use crate::types::Millis;
 
 /// A real server's counters on one worker.
@@ -113,6 +114,8 @@ pub struct SchedState {
     by_id: HashMap<RsId, u32, Fold>,
     svcs: Vec<SvcCursor>,
     persist: PersistTable,
+    /// Drop a template whose server has weight 0 ([`SchedState::expiring_quiescent_templates`]).
+    expire_quiescent_template: bool,
     stats: SchedStats,
 }
 
@@ -146,8 +149,20 @@ impl SchedState {
             by_id: HashMap::default(),
             svcs: Vec::new(),
             persist: PersistTable::with_capacity(persist_capacity),
+            expire_quiescent_template: false,
             stats: SchedStats::default(),
         }
+    }
+
+    /// With `on`, a persistence template whose real server has weight 0 is dropped and
+    /// its client scheduled afresh (LVS's `expire_quiescent_template`). Without, as in LVS
+    /// and DPVS by default, a drained server keeps its persistent clients until their
+    /// templates expire: a graceful drain lets their sessions finish. A server the passive
+    /// check holds out ([`DestMark::Inhibited`]) loses them either way: it is failing, and
+    /// sending clients to it is never what an operator wants (DPVS would).
+    pub fn expiring_quiescent_templates(mut self, on: bool) -> Self {
+        self.expire_quiescent_template = on;
+        self
     }
 
     /// Adopt a new generation. Counters and overload flags follow the servers by
@@ -239,8 +254,9 @@ impl SchedState {
 
     /// Pick the real server for a new connection from `client:cport` to service `svc`
     /// of `table`, at `now`. With persistence, a live template for the (masked)
-    /// client sends it to the same server if that server is still configured with a
-    /// weight above 0, overloaded or not as in IPVS (then the template's timeout
+    /// client sends it to the same server if that server is still configured, overloaded
+    /// or not as in IPVS, drained (weight 0) or not unless
+    /// [`SchedState::expiring_quiescent_templates`] (then the template's timeout
     /// restarts); otherwise the scheduler
     /// picks and a template is recorded. Does not count the connection: call
     /// [`SchedState::conn_new`] once it exists.
@@ -268,8 +284,10 @@ impl SchedState {
             .map(|p| (PersistKey { svc: service.id, client: p.mask(client) }, now.saturating_add(p.timeout_ms())));
         if let Some((key, expires)) = &persist {
             if let Some(rs) = self.persist.lookup(key, now) {
+                let eqt = self.expire_quiescent_template;
+                let usable = |d: &&Dest| d.weight > 0 || (!eqt && d.mark != DestMark::Inhibited);
                 let dest = match table.locate(rs) {
-                    Some((s, i)) if s == svc => service.dests.get(i).filter(|d| d.weight > 0),
+                    Some((s, i)) if s == svc => service.dests.get(i).filter(usable),
                     _ => None,
                 };
                 if let Some(d) = dest {
@@ -278,7 +296,7 @@ impl SchedState {
                     self.stats.persist_reused += 1;
                     return Ok(Pick { id: d.id, addr: d.addr, port: d.port, fwd: d.fwd });
                 }
-                // IPVS: the template's server is gone or drained: reschedule.
+                // IPVS: the template's server is gone (or quiescent, as asked): reschedule.
                 self.persist.remove(key);
             } else if self.persist.is_full() && !self.persist.contains(key) {
                 // A brand-new key with no room: refuse before moving any cursor.
@@ -639,7 +657,9 @@ mod tests {
         assert_ne!(later, first);
         assert_eq!(st.expire(40_000), 1, "only 192.0.3.0/24's template was expired then");
 
-        // The template's server drained: rescheduled (and the template replaced).
+        // The template's server drained: as LVS by default, its client stays with it
+        // (a graceful drain); asked to (`expire_quiescent_template`), rescheduled and the
+        // template replaced.
         let now = 40_000;
         let p = st.schedule(&t, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
         let mut drained = c.clone();
@@ -648,10 +668,23 @@ mod tests {
                 r.weight = 0;
             }
         }
-        let t2 = table(&[drained], Some(&t));
+        let t2 = table(&[drained.clone()], Some(&t));
+        assert_eq!(st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap(), p, "kept by default");
+        let mut st = std::mem::replace(&mut st, SchedState::new(0)).expiring_quiescent_templates(true);
         let q = st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
         assert_ne!(q.addr, p.addr);
         assert_eq!(st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap(), q);
+
+        // Held out by the passive check: rescheduled even without the option.
+        let mut st = SchedState::new(16);
+        let mut checked = c.clone();
+        checked.dest_check = Some(Default::default());
+        let t3 = table(&[checked.clone()], None);
+        let p = st.schedule(&t3, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        let mut marks = crate::service::DestMarks::default();
+        marks.insert((checked.key(), std::net::SocketAddr::new(p.addr, p.port)), DestMark::Inhibited);
+        let t4 = ServiceTable::build_marked(&[checked], Some(&t3), &marks).unwrap();
+        assert_ne!(st.schedule(&t4, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap().addr, p.addr);
     }
 
     #[test]
