@@ -446,6 +446,19 @@ fn keepalived_dest_check_holds_a_refusing_server_out_beside_the_checker() {
     assert!(p.a.rvsd_log().contains(&format!("real server {rs2}:8080 taken out for 30 s")), "{}", p.a.rvsd_log());
     std::thread::sleep(Duration::from_secs(2));
     assert!(inhibited(&p.a), "and the agent does not undo it");
+    // `rvs-agent status` says so (the agent looks every 2 s), beside the weight it set.
+    let held_out = |n: &Node| -> Vec<String> {
+        let st = n.agent_status().expect("status");
+        let rs = st["virtual_servers"][0]["real_servers"].as_array().cloned().unwrap_or_default();
+        rs.iter().filter(|r| r["held_out"] == true).map(|r| r["addr"].as_str().unwrap_or("").to_string()).collect()
+    };
+    let start = std::time::Instant::now();
+    while held_out(&p.a).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(held_out(&p.a), [format!("{rs2}:8080")]);
+    let text = p.a.agent_cmd(&["status"]).expect("rvs-agent status");
+    assert!(text.contains("held out by rvsd's passive check (dest_check)"), "{text}");
     let (bodies, ok) = p.curl(6, 5);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 6, "{bodies}");
 }

@@ -51,6 +51,20 @@ pub struct DataplaneStatus {
     /// `lvs_sync_daemon`), until one is accepted.
     #[serde(default)]
     pub sync_error: Option<String>,
+    /// The real servers rvsd's passive check (`dest_check`) holds out of scheduling now,
+    /// as rvsd last listed them (every couple of seconds while a service has the check):
+    /// weight 0 in rvsd whatever weight the agent gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out: Vec<HeldOut>,
+}
+
+/// A real server held out of scheduling by rvsd's passive check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// The service.
+    pub service: ServiceKey,
+    /// The real server, as keepalived.conf names it.
+    pub rs: SocketAddr,
 }
 
 /// A failed dataplane call.

@@ -276,6 +276,7 @@ mod tests {
                         last_duration_us: Some(2500),
                         suspended: false,
                     }],
+                    held_out: false,
                 }],
             }],
             dataplane: DataplaneStatus { kind: "rvsd".into(), connected: true, reconnects: 2, ..Default::default() },

@@ -11,7 +11,7 @@
 use crate::agent::Running;
 use crate::check::pool::VsState;
 use crate::check::{CheckStats, CheckerStats};
-use crate::dataplane::{Dataplane, DataplaneStatus, Proto, ServiceKey};
+use crate::dataplane::{Dataplane, DataplaneStatus, HeldOut, Proto, ServiceKey};
 use crate::vrrp::fsm::State;
 use crate::vrrp::instance::InstanceStatus;
 use serde::{Deserialize, Serialize};
@@ -93,9 +93,13 @@ pub struct RsStatus {
     /// Its checkers' counters, in configuration order.
     #[serde(default)]
     pub checkers: Vec<CheckerStats>,
+    /// rvsd's passive check (`dest_check`) holds it out of scheduling: weight 0 in rvsd
+    /// whatever `dataplane_weight` says, until rvsd lets it back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held_out: bool,
 }
 
-fn vs_status(v: &VsState, stats: &CheckStats) -> VsStatus {
+fn vs_status(v: &VsState, stats: &CheckStats, held_out: &[HeldOut]) -> VsStatus {
     VsStatus {
         name: v.name.clone(),
         services: v.keys.clone(),
@@ -115,6 +119,7 @@ fn vs_status(v: &VsState, stats: &CheckStats) -> VsStatus {
                 },
                 reason: r.reason.clone(),
                 checkers: stats.of(r.id),
+                held_out: held_out.iter().any(|h| h.rs == r.addr && v.keys.contains(&h.service)),
             })
             .collect(),
     }
@@ -136,6 +141,7 @@ pub struct Reporter {
 impl Reporter {
     /// The status now.
     pub fn snapshot(&self) -> AgentStatus {
+        let dataplane = self.dataplane.status();
         AgentStatus {
             pid: std::process::id(),
             config: self.config.display().to_string(),
@@ -145,9 +151,9 @@ impl Reporter {
                 .running
                 .virtual_servers()
                 .iter()
-                .map(|v| vs_status(v, &self.running.check_stats))
+                .map(|v| vs_status(v, &self.running.check_stats, &dataplane.held_out))
                 .collect(),
-            dataplane: self.dataplane.status(),
+            dataplane,
             reloads: ReloadStatus {
                 applied: self.running.reloads.applied.load(Ordering::Relaxed),
                 refused: self.running.reloads.refused.load(Ordering::Relaxed),
@@ -322,6 +328,9 @@ pub fn render(s: &AgentStatus) -> String {
             if r.checkers.iter().any(|c| c.suspended) {
                 let _ = write!(o, " checks suspended (ha_suspend: no address of the virtual server held)");
             }
+            if r.held_out {
+                let _ = write!(o, " held out by rvsd's passive check (dest_check): weight 0 there");
+            }
             o.push('\n');
         }
     }
@@ -366,6 +375,7 @@ mod tests {
                             suspended: true,
                             ..CheckerStats::default()
                         }],
+                        held_out: false,
                     },
                     RsStatus {
                         addr: "198.19.0.12:8080".parse().unwrap(),
@@ -374,6 +384,16 @@ mod tests {
                         dataplane_weight: Some(0),
                         reason: Some("connection refused".into()),
                         checkers: Vec::new(),
+                        held_out: false,
+                    },
+                    RsStatus {
+                        addr: "198.19.0.13:8080".parse().unwrap(),
+                        up: true,
+                        weight: 2,
+                        dataplane_weight: Some(2),
+                        reason: None,
+                        checkers: Vec::new(),
+                        held_out: true,
                     },
                 ],
             }],
@@ -389,6 +409,12 @@ mod tests {
         assert!(text.contains("virtual_server TCP 198.18.0.100:80\n"), "{text}");
         assert!(text.contains("198.19.0.12:8080         DOWN weight 0 (connection refused)"), "{text}");
         assert!(text.contains("dataplane rvsd: connected"), "{text}");
+        assert!(
+            text.contains(
+                "198.19.0.13:8080         up   weight 2 held out by rvsd's passive check (dest_check): weight 0 there\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("198.19.0.11:8080         up   weight 1 checks suspended (ha_suspend: no address"),
             "{text}"

@@ -93,8 +93,8 @@
 //! its services, puts the kernel's back).
 
 use super::{
-    AddressListener, AddressReports, Dataplane, DataplaneError, DataplaneStatus, LvsTimeouts, Proto, RealServer,
-    Service, ServiceKey, SyncRoles,
+    AddressListener, AddressReports, Dataplane, DataplaneError, DataplaneStatus, HeldOut, LvsTimeouts, Proto,
+    RealServer, Service, ServiceKey, SyncRoles,
 };
 use ctl::{
     AddrView, Client, CtlError, ErrorCode, RealServerEdit, Request, Response, RouteSpec, ServiceSpec, ServiceView,
@@ -587,7 +587,14 @@ struct Worker {
     /// Per timeout, rvsd's own value (read before the agent changed it): what a timeout
     /// the file no longer sets is put back to.
     timeouts_own: [Option<u32>; 3],
+    /// The servers rvsd's passive check held out at the last look, and when to look again.
+    held_out: Vec<HeldOut>,
+    held_out_at: Instant,
 }
+
+/// How often rvsd's services are listed, while one has `dest_check`, for the servers its
+/// passive check holds out (`rvs-agent status`).
+const HELD_OUT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The names of `lvs_timeouts`' timeouts, in [`LvsTimeouts::to_array`]'s order.
 const TIMEOUT_NAMES: [&str; 3] = ["tcp", "tcpfin", "udp"];
@@ -614,6 +621,8 @@ impl Worker {
             timeouts_applied: None,
             timeouts_sent: [0; 3],
             timeouts_own: [None; 3],
+            held_out: Vec::new(),
+            held_out_at: now,
         }
     }
 
@@ -656,6 +665,44 @@ impl Worker {
         w.status.services_follow_vips = self.follow_vips;
         w.status.reconnects = self.connections.saturating_sub(1);
         w.status.sync_error = self.sync_error.clone();
+        w.status.held_out = self.held_out.clone();
+    }
+
+    /// Lists rvsd's services for the real servers its passive check holds out, when a
+    /// service has the check and the last look is [`HELD_OUT_INTERVAL`] old.
+    fn look_for_held_out(&mut self) -> Result<(), Fail> {
+        let checked: Vec<Service> =
+            self.shared.lock().services.iter().filter(|s| s.dest_check.is_some()).cloned().collect();
+        if checked.is_empty() {
+            self.held_out.clear();
+            return Ok(());
+        }
+        if Instant::now() < self.held_out_at {
+            return Ok(());
+        }
+        self.held_out_at = Instant::now() + HELD_OUT_INTERVAL;
+        let Some(views) = self.list_services()? else { return Ok(()) };
+        self.held_out = checked
+            .iter()
+            .flat_map(|s| {
+                let key = core_key(&s.key);
+                let view = views.iter().find(|v| v.service.key() == key);
+                s.real_servers
+                    .iter()
+                    .filter(move |r| {
+                        view.is_some_and(|v| {
+                            v.dests.iter().any(|d| {
+                                d.inhibited
+                                    && d.config.addr == r.addr.ip()
+                                    && (d.config.port == r.addr.port() || r.addr.port() == 0)
+                            })
+                        })
+                    })
+                    .map(|r| HeldOut { service: s.key, rs: r.addr })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(())
     }
 
     fn step(&mut self, ops: Vec<Op>) {
@@ -680,8 +727,11 @@ impl Worker {
             return;
         }
         if ops.is_empty() {
-            // The idle check lists the addresses: `ha_suspend` follows them.
-            let _ = self.list_addresses();
+            // The idle check lists the addresses: `ha_suspend` follows them; and the
+            // services now and then, for what the passive check holds out.
+            if self.list_addresses().is_ok() {
+                let _ = self.look_for_held_out();
+            }
             return;
         }
         for op in ops {
