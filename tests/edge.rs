@@ -250,3 +250,45 @@ fn source_limit_refuses_a_fourth_connection() {
     drop(holder);
     assert!(get_within(&t, 10), "the held connections closed and freed: admitted again");
 }
+
+/// A blind attacker who knows a live connection's addresses and ports but not its
+/// sequence numbers floods it with forged RSTs while it idles: rvsd forwards them (the
+/// server, Linux, drops or challenges each: RFC 5961) and keeps the connection, which
+/// answers its next request well after CLOSE's 10 s would have ended it here.
+#[test]
+fn forged_rsts_do_not_end_an_idle_connection() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let (port_file, outcome) = (t.dir.join("port"), t.dir.join("outcome"));
+    let script = format!(
+        "import socket,time,sys\ns=socket.create_connection(('{VIP4}',80))\n\
+         open(sys.argv[1],'w').write(str(s.getsockname()[1]))\ntime.sleep(14)\ns.settimeout(5)\ntry:\n    \
+         s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n    r='ok' if s.recv(100).startswith(b'HTTP') else 'closed'\n\
+         except ConnectionResetError:\n    r='reset'\nexcept socket.timeout:\n    r='timeout'\n\
+         open(sys.argv[2],'w').write(r)\n"
+    );
+    let _client =
+        t.client.spawn(&["python3", "-c", &script, &port_file.display().to_string(), &outcome.display().to_string()]);
+    let start = Instant::now();
+    let port = loop {
+        if let Some(p) = std::fs::read_to_string(&port_file).ok().filter(|p| !p.is_empty()) {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "the client connected");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let flooder = t.second_client().expect("flooder");
+    let out = flooder.exec(&[
+        "timeout", "10", "hping3", "-q", "-R", "-a", CLIENT4, "-s", &port, "-k", "-p", "80", "-c", "300", "-i",
+        "u2000", VIP4,
+    ]);
+    assert!(out.status.code().is_some(), "hping3 ran");
+    let unmatched = t.rvsd_stats().expect("stats")["events"]["rst_unmatched"].as_u64().unwrap_or(0);
+    assert!(unmatched >= 250, "the forged RSTs reached rvsd and were not taken: {unmatched}");
+    while !outcome.exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the client finished");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_to_string(&outcome).expect("outcome"), "ok", "the connection outlived the flood");
+}

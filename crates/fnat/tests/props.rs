@@ -275,7 +275,9 @@ proptest! {
             w.engine
                 .conns()
                 .iter()
-                .map(|(r, c)| (r, c.inbound_key(), c.outbound_key(), c.state(), c.flags(), c.expires(w.now), c.rs()))
+                .map(|(r, c)| {
+                    (r, c.inbound_key(), c.outbound_key(), c.state(), c.flags(), c.expires(w.now), c.rs(), c.server_ack())
+                })
                 .collect::<Vec<_>>()
         };
         prop_assert_eq!(conns(&fast), conns(&general));

@@ -100,6 +100,10 @@ pub struct Conn {
     expires: u32,
     /// The real server's stable id (`RsId`).
     pub(crate) rs: u32,
+    /// The acknowledgment number the real server last sent the client, in the client's
+    /// sequence space (0: none seen yet): the sequence number a client's RST must carry
+    /// to end the connection here (see [`Conn::rst_matches`]).
+    server_ack: u32,
     proto: Proto,
     /// TCP state (stays `None` for UDP).
     pub(crate) state: TcpState,
@@ -133,6 +137,7 @@ impl Conn {
         next: [table::NIL; 2],
         expires: 0,
         rs: 0,
+        server_ack: 0,
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
@@ -172,6 +177,30 @@ impl Conn {
     #[inline]
     pub fn rs(&self) -> u32 {
         self.rs
+    }
+    /// The acknowledgment number the real server last sent the client, as the client
+    /// saw it (0: none seen yet).
+    #[inline]
+    pub fn server_ack(&self) -> u32 {
+        self.server_ack
+    }
+    /// Records the acknowledgment number of a segment the real server sent the client
+    /// (after its translation to the client's sequence space).
+    #[inline]
+    pub(crate) fn saw_server_ack(&mut self, ack: u32) {
+        self.server_ack = ack;
+    }
+    /// Whether a client's RST with sequence number `seq` ends the connection here: it
+    /// carries exactly the number the server acknowledged last, the only one a server
+    /// following RFC 5961 resets on (another one in its window earns a challenge ACK,
+    /// whose answer does match; one outside, silence). So a forged RST, which must guess
+    /// that number among 2^32, is forwarded for the server to judge but leaves the
+    /// connection alone, where it used to close it here and let it expire in seconds.
+    /// Before the server has acknowledged anything seen here (a synced connection, DR
+    /// and TUN, whose replies do not pass), any RST matches, as before.
+    #[inline]
+    pub fn rst_matches(&self, seq: u32) -> bool {
+        self.server_ack == 0 || seq == self.server_ack
     }
     /// TCP state (`None` for UDP).
     #[inline]

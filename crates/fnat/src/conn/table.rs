@@ -410,6 +410,7 @@ impl ConnTable {
             next: [self.buckets[bin], NIL],
             expires: 0,
             rs: n.rs,
+            server_ack: 0,
             proto: n.proto,
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),

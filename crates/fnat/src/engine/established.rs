@@ -211,6 +211,9 @@ impl Engine {
         }
         *out = match rewrite_v4(buf.data_mut(), l3, l4, p.proto, &to) {
             Ok(()) => {
+                if hit.dir == Direction::Output {
+                    self.saw_server_ack(buf.data(), p.proto, p.flags, l4, hit.conn);
+                }
                 self.count_and_refresh(hit, p.proto, p.total as u64, now);
                 Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn }
             }
@@ -248,6 +251,9 @@ impl Engine {
         }
         *out = match rewrite_parsed(buf.data_mut(), l3, t, &rw) {
             Ok(()) => {
+                if hit.dir == Direction::Output {
+                    self.saw_server_ack(buf.data(), t.proto, t.tcp_flags, t.l4, hit.conn);
+                }
                 self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now);
                 Verdict::Forward { dst: rw.dst, dir: hit.dir, conn: hit.conn }
             }

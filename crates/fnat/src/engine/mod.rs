@@ -240,6 +240,13 @@ fn refused(e: ConnError) -> DropReason {
     }
 }
 
+/// The 32-bit word at `at` in `data` (a TCP sequence or acknowledgment number), if the
+/// buffer holds it.
+#[inline]
+fn tcp_word(data: &[u8], at: usize) -> Option<u32> {
+    data.get(at..at + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+}
+
 /// The rewrite of a packet of connection `c` going `dir`: to LIP:lport → RIP:rport
 /// inbound, VIP:vport → CIP:cport outbound.
 #[inline]
@@ -863,10 +870,20 @@ impl Engine {
                 return v;
             }
         }
+        // A client's RST moves the state only if it carries the number the server
+        // acknowledged last (see `Conn::rst_matches`); it is forwarded either way.
+        let mut state_flags = t.tcp_flags;
+        if h.dir == Direction::Input && t.proto == Proto::Tcp && t.tcp_flags.contains(TcpFlags::RST) {
+            let seq = tcp_word(buf.data(), t.l4 + 4);
+            if !seq.is_some_and(|s| self.conns.get(h.conn).rst_matches(s)) {
+                state_flags = TcpFlags(state_flags.bits() & !TcpFlags::RST.bits());
+                self.stats.event(ConnEvent::RstUnmatched);
+            }
+        }
         let c = self.conns.get(h.conn);
         let fwd = c.fwd();
         if fwd.keeps_packet() {
-            return self.forward_unchanged(buf, l3, now, t, h);
+            return self.forward_unchanged(buf, l3, now, t, h, state_flags);
         }
         let c_nat64 = c.cip().is_v4() != c.rip().is_v4();
         let rw = rewrite_of(c, h.dir);
@@ -921,9 +938,24 @@ impl Engine {
                 }
             }
         }
+        if h.dir == Direction::Output {
+            self.saw_server_ack(buf.data(), t.proto, t.tcp_flags, t.l4, h.conn);
+        }
         self.count_packet(rs, h.dir, bytes);
-        self.touch(h.conn, h.dir, f, now);
+        self.touch(h.conn, h.dir, state_flags, now);
         Verdict::Forward { dst: rw.dst, dir: h.dir, conn: h.conn }
+    }
+
+    /// A real server's segment to the client (transport header at `l4` of `data`),
+    /// translated: its acknowledgment number recorded on connection `r` (what a client's
+    /// RST must match, `Conn::rst_matches`).
+    #[inline]
+    fn saw_server_ack(&mut self, data: &[u8], proto: Proto, flags: TcpFlags, l4: usize, r: ConnRef) {
+        if proto == Proto::Tcp && flags.contains(TcpFlags::ACK) {
+            if let Some(ack) = tcp_word(data, l4 + 8) {
+                self.conns.get_mut(r).saw_server_ack(ack);
+            }
+        }
     }
 
     /// A forwarded packet of `bytes` bytes going `dir`, of real server `rs`, counted.

@@ -34,6 +34,7 @@ use crate::stats::{ConnEvent, DropReason};
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
 use crate::types::{FwdMode, Millis, Proto};
+use wire::TcpFlags;
 
 /// The worker a NAT connection of client `cip:cport` lives on, among `workers`: the
 /// same from the client's packets and from the server's replies. The hash is seeded
@@ -190,7 +191,8 @@ impl Engine {
         (owner != self.worker).then_some(owner)
     }
 
-    /// A client packet of a DR or TUN connection: counted, its state moved, sent to the
+    /// A client packet of a DR or TUN connection: counted, its state moved by
+    /// `state_flags` (its flags, less an RST the connection does not take), sent to the
     /// real server unchanged (the dataplane puts the server's MAC on it) or in the
     /// tunnel.
     pub(super) fn forward_unchanged<B: PacketBuf>(
@@ -200,6 +202,7 @@ impl Engine {
         now: Millis,
         t: &Tuple,
         h: Hit,
+        state_flags: TcpFlags,
     ) -> Verdict {
         if h.dir == Direction::Output {
             // A DR/TUN server answers the client directly; a packet from it to the
@@ -209,7 +212,7 @@ impl Engine {
         let rs = self.conns.get(h.conn).rs;
         let svc = self.svc_of(rs);
         self.stats.packet_in(svc, rs, (t.l4 - l3 + t.l4_len) as u64);
-        self.touch(h.conn, h.dir, t.tcp_flags, now);
+        self.touch(h.conn, h.dir, state_flags, now);
         self.deliver_unchanged(buf, l3, h.conn)
     }
 

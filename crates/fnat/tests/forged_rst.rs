@@ -1,0 +1,115 @@
+//! A client's RST ends a connection here only with the sequence number the real server
+//! acknowledged last (RFC 5961's exact match): a blind attacker who knows a connection's
+//! addresses and ports but not its sequence numbers used to close it here with one RST
+//! of any number (CLOSE, then gone in seconds). Whole frames in and out.
+
+mod common;
+
+use common::*;
+use fnat::conn::ConnKey;
+use fnat::stats::ConnEvent;
+use fnat::tcp_state::TcpState;
+use fnat::types::{FwdMode, Proto};
+
+/// A connection CIP4:40000 → VIP4:80 → RIP4:8080 that exchanged a request and its
+/// acknowledgment: the server acknowledged up to client sequence 1006.
+fn talking() -> Vec<Step> {
+    vec![
+        fwd(
+            "SYN",
+            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(1000).flags(SYN).build(),
+        ),
+        fwd(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(5000).ack(1001).flags(SYNACK).build(),
+        ),
+        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        pkt(
+            "request",
+            t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"GET /").build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        fwd(
+            "the server's ACK of it (the established path)",
+            t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1006).flags(ACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1006).flags(ACK).build(),
+        ),
+        check("the server's acknowledgment is recorded", |w| assert_eq!(server_ack(w), Some(1006))),
+        state4("established", 40000, TcpState::Established),
+    ]
+}
+
+fn server_ack(w: &World) -> Option<u32> {
+    let k = ConnKey::new(Proto::Tcp, CIP4.into(), 40000, VIP4.into(), 80);
+    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).server_ack())
+}
+
+#[test]
+fn a_forged_rst_is_forwarded_and_the_connection_kept() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    for (desc, seq, flags) in [("a forged RST", 0x9e37_79b9, RST), ("a forged RST|ACK near the window", 1005, RSTACK)] {
+        steps.push(fwd(
+            desc,
+            t4(CIP4, 40000, VIP4, 80).seq(seq).ack(5001).flags(flags).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(seq).ack(5001).flags(flags).build(),
+        ));
+        steps.push(state4("still established: the server judges it", 40000, TcpState::Established));
+    }
+    steps.push(check("counted", |w| assert_eq!(w.engine.stats().events(ConnEvent::RstUnmatched), 2)));
+    // An idle minute later (CLOSE's 10 s would have ended it), the connection is there.
+    steps.push(at("idle for a minute", 60_000, 0));
+    steps.push(fwd(
+        "the client's next request goes through",
+        t4(CIP4, 40000, VIP4, 80).seq(1006).ack(5001).flags(PSHACK).payload(b"GET /2").build(),
+        RIP4,
+        t4(LIP4, 1025, RIP4, 8080).seq(1006).ack(5001).flags(PSHACK).payload(b"GET /2").build(),
+    ));
+    run(&mut w, steps);
+}
+
+#[test]
+fn the_clients_own_rst_ends_it() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    steps.push(fwd(
+        "the client's RST, at the number the server acknowledged",
+        t4(CIP4, 40000, VIP4, 80).seq(1006).flags(RST).build(),
+        RIP4,
+        t4(LIP4, 1025, RIP4, 8080).seq(1006).flags(RST).build(),
+    ));
+    steps.push(state4("closed", 40000, TcpState::Close));
+    steps.push(check("nothing unmatched", |w| assert_eq!(w.engine.stats().events(ConnEvent::RstUnmatched), 0)));
+    steps.push(at("gone after CLOSE's timeout", 11_000, 1));
+    run(&mut w, steps);
+}
+
+/// Where the server's replies do not pass (DR), nothing is acknowledged here: any client
+/// RST counts, as before (and as IPVS's input-only table has it).
+#[test]
+fn without_the_servers_replies_any_rst_counts() {
+    let mut dr = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 80)]);
+    dr.real_servers[0].fwd = FwdMode::Dr;
+    let mut w = World::with_services(&config(1024), &[dr]);
+    let steps = vec![
+        pkt("SYN", t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(), Expect::Fwd(RIP4.into()), None),
+        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        state4("established", 40000, TcpState::Established),
+        check("nothing acknowledged here", |w| assert_eq!(server_ack(w), Some(0))),
+        pkt(
+            "an RST of any number",
+            t4(CIP4, 40000, VIP4, 80).seq(7).flags(RST).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        state4("closed", 40000, TcpState::Close),
+    ];
+    run(&mut w, steps);
+}
