@@ -36,6 +36,15 @@ pub struct Args {
     #[arg(long = "check-host", conflicts_with = "check_config")]
     pub check_host: bool,
 
+    /// Convert a DPVS configuration file (dpvs.conf) to an rvsd configuration, print it
+    /// on stdout, and exit. Every DPVS item rvsd has no equivalent for is a warning on
+    /// stderr (`FILE:LINE: warning: ...`) and a `#` comment in the output; ports get a
+    /// PCI address placeholder to fill in (`dpdk-devbind.py --status`). Unknown keywords
+    /// and malformed blocks are errors (exit status 2, nothing printed on stdout). See
+    /// docs/DEPLOY.md, "From dpvs.conf".
+    #[arg(long = "from-dpvs", value_name = "FILE", conflicts_with_all = ["check_config", "check_host"])]
+    pub from_dpvs: Option<PathBuf>,
+
     /// With --check-host: print the findings as one JSON document.
     #[arg(long = "json", requires = "check_host")]
     pub json: bool,

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod dpvs_conf;
 pub mod hostcheck;
 pub mod metrics;
 pub mod pktbuf;

@@ -10,6 +10,9 @@ use rvsd::preflight::{self, Purpose};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = args.from_dpvs {
+        return from_dpvs(&path);
+    }
     if let Some(path) = args.check_config {
         return check_config(&path, !args.other_host);
     }
@@ -86,6 +89,30 @@ fn check_config(path: &Path, host: bool) -> ExitCode {
         cfg.services.len(),
         if host { "" } else { "; this host not checked (--other-host)" }
     );
+    ExitCode::SUCCESS
+}
+
+/// `--from-dpvs FILE`: the rvsd configuration on stdout, warnings and errors on stderr;
+/// exit 2 (and no configuration) on any error, as `--check-config`.
+fn from_dpvs(path: &Path) -> ExitCode {
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{file}: error: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let conv = rvsd::dpvs_conf::convert(&file, &text);
+    for d in &conv.diagnostics {
+        eprintln!("{}", d.render(&file));
+    }
+    if conv.has_errors() {
+        let n = conv.diagnostics.iter().filter(|d| d.level == rvsd::dpvs_conf::Level::Error).count();
+        eprintln!("{file}: {n} error(s); no configuration written");
+        return ExitCode::from(2);
+    }
+    print!("{}", conv.toml);
     ExitCode::SUCCESS
 }
 
