@@ -161,15 +161,22 @@ impl Engine {
     }
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry
-    /// pushed (its state stays).
+    /// pushed (its state stays), the server's acknowledgment `ack` recorded (a segment
+    /// of an established connection carries one; see `Conn::rst_matches`).
     #[inline(always)]
-    fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis) {
+    fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis, ack: Option<u32>) {
         let c = self.conns.get(hit.conn);
-        let (rs, old_exp) = (c.rs, c.expires(now));
+        let (rs, old_exp, ack) = (c.rs, c.expires(now), ack.unwrap_or(c.server_ack()));
         self.count_packet(rs, hit.dir, bytes);
         // `move_to` without its state change: the state stays ESTABLISHED (TCP; see
         // `needs_only_the_rewrite`).
-        self.set_expiry(hit.conn, old_exp, now + self.timeout_of(rs, proto, TcpState::Established));
+        let exp = now + self.timeout_of(rs, proto, TcpState::Established);
+        if exp < old_exp {
+            self.wheel.reschedule(hit.conn.index(), exp);
+        }
+        let c = self.conns.get_mut(hit.conn);
+        c.set_expires(exp);
+        c.saw_server_ack(ack);
     }
 
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the
@@ -209,12 +216,14 @@ impl Engine {
                 return true;
             }
         }
+        // The server's acknowledgment (see `Conn::rst_matches`): the rewrite leaves it.
+        let ack = match (hit.dir, p.proto) {
+            (Direction::Output, Proto::Tcp) => super::tcp_word(buf.data(), l4 + 8),
+            _ => None,
+        };
         *out = match rewrite_v4(buf.data_mut(), l3, l4, p.proto, &to) {
             Ok(()) => {
-                if hit.dir == Direction::Output {
-                    self.saw_server_ack(buf.data(), p.proto, p.flags, l4, hit.conn);
-                }
-                self.count_and_refresh(hit, p.proto, p.total as u64, now);
+                self.count_and_refresh(hit, p.proto, p.total as u64, now, ack);
                 Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn }
             }
             Err(_) => self.drop(DropReason::BadHeader),
@@ -251,10 +260,11 @@ impl Engine {
         }
         *out = match rewrite_parsed(buf.data_mut(), l3, t, &rw) {
             Ok(()) => {
-                if hit.dir == Direction::Output {
-                    self.saw_server_ack(buf.data(), t.proto, t.tcp_flags, t.l4, hit.conn);
-                }
-                self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now);
+                let ack = match (hit.dir, t.proto) {
+                    (Direction::Output, Proto::Tcp) => super::tcp_word(buf.data(), t.l4 + 8),
+                    _ => None,
+                };
+                self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now, ack);
                 Verdict::Forward { dst: rw.dst, dir: hit.dir, conn: hit.conn }
             }
             Err(_) => self.drop(DropReason::BadHeader),
