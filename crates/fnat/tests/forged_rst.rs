@@ -1,7 +1,8 @@
-//! A client's RST ends a connection here only with the sequence number the real server
-//! acknowledged last (RFC 5961's exact match): a blind attacker who knows a connection's
-//! addresses and ports but not its sequence numbers used to close it here with one RST
-//! of any number (CLOSE, then gone in seconds). Whole frames in and out.
+//! A client's RST (or FIN) moves a connection's state here only with the sequence number
+//! the real server acknowledged last (RFC 5961's exact match): a blind attacker who knows
+//! a connection's addresses and ports but not its sequence numbers used to close it here
+//! with one RST of any number (CLOSE, then gone in seconds) or one FIN (CLOSE_WAIT, gone
+//! in a minute). Whole frames in and out.
 
 mod common;
 
@@ -72,6 +73,28 @@ fn a_forged_rst_is_forwarded_and_the_connection_kept() {
         RIP4,
         t4(LIP4, 1025, RIP4, 8080).seq(1006).ack(5001).flags(PSHACK).payload(b"GET /2").build(),
     ));
+    run(&mut w, steps);
+}
+
+#[test]
+fn a_forged_fin_is_forwarded_and_the_clients_own_fin_counts() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    steps.push(fwd(
+        "a forged FIN",
+        t4(CIP4, 40000, VIP4, 80).seq(0x0bad_f1a0).ack(5001).flags(FINACK).build(),
+        RIP4,
+        t4(LIP4, 1025, RIP4, 8080).seq(0x0bad_f1a0).ack(5001).flags(FINACK).build(),
+    ));
+    steps.push(state4("still established", 40000, TcpState::Established));
+    steps.push(check("counted", |w| assert_eq!(w.engine.stats().events(ConnEvent::FinUnmatched), 1)));
+    steps.push(fwd(
+        "the client's FIN, at the number the server acknowledged",
+        t4(CIP4, 40000, VIP4, 80).seq(1006).ack(5001).flags(FINACK).build(),
+        RIP4,
+        t4(LIP4, 1025, RIP4, 8080).seq(1006).ack(5001).flags(FINACK).build(),
+    ));
+    steps.push(state4("closing", 40000, TcpState::CloseWait));
     run(&mut w, steps);
 }
 

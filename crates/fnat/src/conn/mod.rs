@@ -102,7 +102,7 @@ pub struct Conn {
     pub(crate) rs: u32,
     /// The acknowledgment number the real server last sent the client, in the client's
     /// sequence space (0: none seen yet): the sequence number a client's RST must carry
-    /// to end the connection here (see [`Conn::rst_matches`]).
+    /// to end the connection here (see [`Conn::closing_matches`]).
     server_ack: u32,
     proto: Proto,
     /// TCP state (stays `None` for UDP).
@@ -190,16 +190,20 @@ impl Conn {
     pub(crate) fn saw_server_ack(&mut self, ack: u32) {
         self.server_ack = ack;
     }
-    /// Whether a client's RST with sequence number `seq` ends the connection here: it
-    /// carries exactly the number the server acknowledged last, the only one a server
-    /// following RFC 5961 resets on (another one in its window earns a challenge ACK,
-    /// whose answer does match; one outside, silence). So a forged RST, which must guess
-    /// that number among 2^32, is forwarded for the server to judge but leaves the
-    /// connection alone, where it used to close it here and let it expire in seconds.
-    /// Before the server has acknowledged anything seen here (a synced connection, DR
-    /// and TUN, whose replies do not pass), any RST matches, as before.
+    /// Whether a client's RST or FIN with sequence number `seq` moves the connection's
+    /// state here: it carries exactly the number the server acknowledged last, the only
+    /// one a server following RFC 5961 resets on (another one in its window earns a
+    /// challenge ACK, whose answer does match; one outside, silence), and the one a FIN
+    /// carries once the server has acknowledged what came before it. So a forged RST or
+    /// FIN, which must guess that number among 2^32, is forwarded for the server to
+    /// judge but leaves the connection alone, where it used to move it to CLOSE (gone
+    /// 10 s later) or CLOSE_WAIT (60 s). A client's FIN sent before the server
+    /// acknowledged its data moves nothing here: the connection then ends by the
+    /// server's FIN, or its timeout. Before the server has acknowledged anything seen
+    /// here (a synced connection, DR and TUN, whose replies do not pass), any RST or FIN
+    /// matches, as before.
     #[inline]
-    pub fn rst_matches(&self, seq: u32) -> bool {
+    pub fn closing_matches(&self, seq: u32) -> bool {
         self.server_ack == 0 || seq == self.server_ack
     }
     /// TCP state (`None` for UDP).

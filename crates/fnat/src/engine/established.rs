@@ -162,7 +162,7 @@ impl Engine {
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry
     /// pushed (its state stays), the server's acknowledgment `ack` recorded (a segment
-    /// of an established connection carries one; see `Conn::rst_matches`).
+    /// of an established connection carries one; see `Conn::closing_matches`).
     #[inline(always)]
     fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis, ack: Option<u32>) {
         let c = self.conns.get(hit.conn);
@@ -216,7 +216,7 @@ impl Engine {
                 return true;
             }
         }
-        // The server's acknowledgment (see `Conn::rst_matches`): the rewrite leaves it.
+        // The server's acknowledgment (see `Conn::closing_matches`): the rewrite leaves it.
         let ack = match (hit.dir, p.proto) {
             (Direction::Output, Proto::Tcp) => super::tcp_word(buf.data(), l4 + 8),
             _ => None,

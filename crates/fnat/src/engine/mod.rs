@@ -870,14 +870,18 @@ impl Engine {
                 return v;
             }
         }
-        // A client's RST moves the state only if it carries the number the server
-        // acknowledged last (see `Conn::rst_matches`); it is forwarded either way.
+        // A client's RST or FIN moves the state only if it carries the number the server
+        // acknowledged last (see `Conn::closing_matches`); it is forwarded either way.
         let mut state_flags = t.tcp_flags;
-        if h.dir == Direction::Input && t.proto == Proto::Tcp && t.tcp_flags.contains(TcpFlags::RST) {
+        let closing = TcpFlags::RST.bits() | TcpFlags::FIN.bits();
+        if h.dir == Direction::Input && t.proto == Proto::Tcp && t.tcp_flags.bits() & closing != 0 {
             let seq = tcp_word(buf.data(), t.l4 + 4);
-            if !seq.is_some_and(|s| self.conns.get(h.conn).rst_matches(s)) {
-                state_flags = TcpFlags(state_flags.bits() & !TcpFlags::RST.bits());
-                self.stats.event(ConnEvent::RstUnmatched);
+            if !seq.is_some_and(|s| self.conns.get(h.conn).closing_matches(s)) {
+                state_flags = TcpFlags(state_flags.bits() & !closing);
+                self.stats.event(match t.tcp_flags.contains(TcpFlags::RST) {
+                    true => ConnEvent::RstUnmatched,
+                    false => ConnEvent::FinUnmatched,
+                });
             }
         }
         let c = self.conns.get(h.conn);
@@ -948,7 +952,7 @@ impl Engine {
 
     /// A real server's segment to the client (transport header at `l4` of `data`),
     /// translated: its acknowledgment number recorded on connection `r` (what a client's
-    /// RST must match, `Conn::rst_matches`).
+    /// RST or FIN must match, `Conn::closing_matches`).
     #[inline]
     fn saw_server_ack(&mut self, data: &[u8], proto: Proto, flags: TcpFlags, l4: usize, r: ConnRef) {
         if proto == Proto::Tcp && flags.contains(TcpFlags::ACK) {
