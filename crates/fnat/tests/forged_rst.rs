@@ -114,6 +114,52 @@ fn the_clients_own_rst_ends_it() {
     run(&mut w, steps);
 }
 
+/// A client that aborts before the server acknowledged its last data sends its RST at
+/// the end of that data: it ends the connection here too. A forged segment cannot set up
+/// that number: it does not continue the client's stream.
+#[test]
+fn an_rst_after_unacknowledged_data_counts_and_a_forged_segment_sets_up_nothing() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    steps.push(fwd(
+        "an older acknowledgment, overtaken on the way, does not move the record back",
+        t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1001).flags(ACK).build(),
+        CIP4,
+        t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1001).flags(ACK).build(),
+    ));
+    steps.push(check("still 1006", |w| assert_eq!(server_ack(w), Some(1006))));
+    steps.push(pkt(
+        "a forged segment somewhere in the window",
+        t4(CIP4, 40000, VIP4, 80).seq(1_234_567).ack(5001).flags(PSHACK).payload(b"evil").build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(pkt(
+        "and an RST right after it",
+        t4(CIP4, 40000, VIP4, 80).seq(1_234_571).flags(RST).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(state4("not taken", 40000, TcpState::Established));
+    steps.push(pkt(
+        "the client's next request, not yet acknowledged",
+        t4(CIP4, 40000, VIP4, 80).seq(1006).ack(5001).flags(PSHACK).payload(b"GET /2").build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(pkt(
+        "the client aborts: its RST at the end of that request",
+        t4(CIP4, 40000, VIP4, 80).seq(1012).flags(RST).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(state4("closed", 40000, TcpState::Close));
+    steps.push(check("one unmatched (the forged one)", |w| {
+        assert_eq!(w.engine.stats().events(ConnEvent::RstUnmatched), 1)
+    }));
+    run(&mut w, steps);
+}
+
 /// Where the server's replies do not pass (DR), nothing is acknowledged here: any client
 /// RST counts, as before (and as IPVS's input-only table has it).
 #[test]

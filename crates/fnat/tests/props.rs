@@ -170,13 +170,18 @@ struct Segment {
     /// IPv4 only: 0: none, 1: four NOPs, 2: a loose source route (refused).
     ip_opts: u8,
     payload: usize,
+    /// Sequence and acknowledgment numbers, from a few values so that they meet (what
+    /// a connection records of them: `Conn::closing_matches`).
+    seq: u32,
+    ack: u32,
 }
 
 fn segment() -> impl Strategy<Value = Segment> {
     let flags = prop::sample::select(vec![0x12u8, 0x10, 0x10, 0x18, 0x18, 0x30, 0x11, 0x04, 0x14, 0x02, 0x00]);
     let ip_opts = prop::sample::select(vec![0u8, 0, 0, 0, 1, 2]);
-    (0..12u16, 0..5u8, any::<bool>(), flags, 0..4u8, ip_opts, 0..40usize).prop_map(
-        |(client, svc, server, flags, opts, ip_opts, payload)| Segment {
+    let numbers = || prop::sample::select(vec![1000u32, 1000, 1001, 1020, 2000, 0x8000_0000]);
+    (0..12u16, 0..5u8, any::<bool>(), flags, 0..4u8, ip_opts, 0..40usize, numbers(), numbers()).prop_map(
+        |(client, svc, server, flags, opts, ip_opts, payload, seq, ack)| Segment {
             client,
             svc,
             server,
@@ -184,6 +189,8 @@ fn segment() -> impl Strategy<Value = Segment> {
             opts,
             ip_opts,
             payload,
+            seq,
+            ack,
         },
     )
 }
@@ -229,7 +236,7 @@ fn build(w: &World, s: &Segment) -> Vec<u8> {
         3 => t.option(&[8, 1, 0, 0]),
         _ => t,
     };
-    t.seq(1000).ack(2000).flags(TcpFlags(s.flags)).payload(&payload).build()
+    t.seq(s.seq).ack(s.ack).flags(TcpFlags(s.flags)).payload(&payload).build()
 }
 
 proptest! {

@@ -389,6 +389,9 @@ fn v2_ipv6_and_a_first_segment_overtaken() {
             r,
             t6(l, 1025, r, 8080).seq(73).flags(RST).build(),
         ),
+        check("the reset, at the acknowledgment as the client saw it (21), closes it here", move |w| {
+            assert_eq!(state_of(w, Proto::Tcp, c.into(), 50000, v.into(), 80), Some(TcpState::Close));
+        }),
     ];
     run(&mut w, steps);
 }

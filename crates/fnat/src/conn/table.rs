@@ -411,6 +411,7 @@ impl ConnTable {
             expires: 0,
             rs: n.rs,
             server_ack: 0,
+            client_next: 0,
             proto: n.proto,
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),

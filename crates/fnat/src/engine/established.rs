@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use wire::TcpFlags;
 
-use super::{rewrite_of, Engine, Verdict};
+use super::{rewrite_of, Engine, SeqNote, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::{Addr, ConnFlags, ConnKey, Hit};
 use crate::sanity;
@@ -161,12 +161,12 @@ impl Engine {
     }
 
     /// After the rewrite: the packet (`bytes` long) counted, the connection's expiry
-    /// pushed (its state stays), the server's acknowledgment `ack` recorded (a segment
-    /// of an established connection carries one; see `Conn::closing_matches`).
+    /// pushed (its state stays), what the segment tells of its sequence numbers
+    /// recorded (`note`; see `Conn::closing_matches`).
     #[inline(always)]
-    fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis, ack: Option<u32>) {
+    fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis, note: SeqNote) {
         let c = self.conns.get(hit.conn);
-        let (rs, old_exp, ack) = (c.rs, c.expires(now), ack.unwrap_or(c.server_ack()));
+        let (rs, old_exp) = (c.rs, c.expires(now));
         self.count_packet(rs, hit.dir, bytes);
         // `move_to` without its state change: the state stays ESTABLISHED (TCP; see
         // `needs_only_the_rewrite`).
@@ -176,7 +176,7 @@ impl Engine {
         }
         let c = self.conns.get_mut(hit.conn);
         c.set_expires(exp);
-        c.saw_server_ack(ack);
+        note.apply(c);
     }
 
     /// The packet `p` at `l3` in `buf`, whose connection `hit` found, forwarded by the
@@ -216,14 +216,11 @@ impl Engine {
                 return true;
             }
         }
-        // The server's acknowledgment (see `Conn::closing_matches`): the rewrite leaves it.
-        let ack = match (hit.dir, p.proto) {
-            (Direction::Output, Proto::Tcp) => super::tcp_word(buf.data(), l4 + 8),
-            _ => None,
-        };
+        // The rewrite leaves sequence and acknowledgment numbers alone.
+        let note = SeqNote::of(buf.data(), hit.dir, p.proto, p.flags, l4, p.total as usize - IP_LEN);
         *out = match rewrite_v4(buf.data_mut(), l3, l4, p.proto, &to) {
             Ok(()) => {
-                self.count_and_refresh(hit, p.proto, p.total as u64, now, ack);
+                self.count_and_refresh(hit, p.proto, p.total as u64, now, note);
                 Verdict::Forward { dst: IpAddr::V4(Ipv4Addr::from(to.dst)), dir: hit.dir, conn: hit.conn }
             }
             Err(_) => self.drop(DropReason::BadHeader),
@@ -258,13 +255,10 @@ impl Engine {
                 return true;
             }
         }
+        let note = SeqNote::of(buf.data(), hit.dir, t.proto, t.tcp_flags, t.l4, t.l4_len);
         *out = match rewrite_parsed(buf.data_mut(), l3, t, &rw) {
             Ok(()) => {
-                let ack = match (hit.dir, t.proto) {
-                    (Direction::Output, Proto::Tcp) => super::tcp_word(buf.data(), t.l4 + 8),
-                    _ => None,
-                };
-                self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now, ack);
+                self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now, note);
                 Verdict::Forward { dst: rw.dst, dir: hit.dir, conn: hit.conn }
             }
             Err(_) => self.drop(DropReason::BadHeader),

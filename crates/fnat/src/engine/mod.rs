@@ -247,6 +247,54 @@ fn tcp_word(data: &[u8], at: usize) -> Option<u32> {
     data.get(at..at + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
 }
 
+/// What a forwarded TCP segment tells its connection about the sequence numbers a
+/// client's RST or FIN must carry (`Conn::closing_matches`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqNote {
+    /// Nothing (UDP, a server's segment without ACK, a header cut short).
+    Nothing,
+    /// A server's segment: its acknowledgment number, in the client's space.
+    ServerAck(u32),
+    /// A client's segment, before any translation: its sequence number and how many it
+    /// takes (payload, SYN, FIN).
+    ClientSegment(u32, u32),
+}
+
+impl SeqNote {
+    /// The note of the segment going `dir` whose transport header is at `l4` of
+    /// `data`, `l4_len` long with it.
+    #[inline]
+    fn of(data: &[u8], dir: Direction, proto: Proto, flags: TcpFlags, l4: usize, l4_len: usize) -> SeqNote {
+        if proto != Proto::Tcp {
+            return SeqNote::Nothing;
+        }
+        match dir {
+            Direction::Output if flags.contains(TcpFlags::ACK) => {
+                tcp_word(data, l4 + 8).map_or(SeqNote::Nothing, SeqNote::ServerAck)
+            }
+            Direction::Output => SeqNote::Nothing,
+            Direction::Input => match (tcp_word(data, l4 + 4), data.get(l4 + 12)) {
+                (Some(seq), Some(off)) => {
+                    let payload = l4_len.saturating_sub(usize::from(off >> 4) * 4) as u32;
+                    let ctl = u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+                    SeqNote::ClientSegment(seq, payload.wrapping_add(ctl))
+                }
+                _ => SeqNote::Nothing,
+            },
+        }
+    }
+
+    /// Records it on `c`.
+    #[inline]
+    fn apply(self, c: &mut crate::conn::Conn) {
+        match self {
+            SeqNote::Nothing => {}
+            SeqNote::ServerAck(ack) => c.saw_server_ack(ack),
+            SeqNote::ClientSegment(seq, len) => c.saw_client_segment(seq, len),
+        }
+    }
+}
+
 /// The rewrite of a packet of connection `c` going `dir`: to LIP:lport → RIP:rport
 /// inbound, VIP:vport → CIP:cport outbound.
 #[inline]
@@ -870,13 +918,17 @@ impl Engine {
                 return v;
             }
         }
-        // A client's RST or FIN moves the state only if it carries the number the server
-        // acknowledged last (see `Conn::closing_matches`); it is forwarded either way.
+        // A client's RST or FIN moves the state only if it carries a number the
+        // connection expects (see `Conn::closing_matches`); it is forwarded either way.
+        // The client's segment is noted before any translation.
         let mut state_flags = t.tcp_flags;
         let closing = TcpFlags::RST.bits() | TcpFlags::FIN.bits();
-        if h.dir == Direction::Input && t.proto == Proto::Tcp && t.tcp_flags.bits() & closing != 0 {
-            let seq = tcp_word(buf.data(), t.l4 + 4);
-            if !seq.is_some_and(|s| self.conns.get(h.conn).closing_matches(s)) {
+        let client_note = match h.dir {
+            Direction::Input => SeqNote::of(buf.data(), h.dir, t.proto, t.tcp_flags, t.l4, t.l4_len),
+            Direction::Output => SeqNote::Nothing,
+        };
+        if let (SeqNote::ClientSegment(seq, _), true) = (client_note, t.tcp_flags.bits() & closing != 0) {
+            if !self.conns.get(h.conn).closing_matches(seq) {
                 state_flags = TcpFlags(state_flags.bits() & !closing);
                 self.stats.event(match t.tcp_flags.contains(TcpFlags::RST) {
                     true => ConnEvent::RstUnmatched,
@@ -942,24 +994,14 @@ impl Engine {
                 }
             }
         }
-        if h.dir == Direction::Output {
-            self.saw_server_ack(buf.data(), t.proto, t.tcp_flags, t.l4, h.conn);
-        }
+        let note = match h.dir {
+            Direction::Output => SeqNote::of(buf.data(), h.dir, t.proto, t.tcp_flags, t.l4, t.l4_len),
+            Direction::Input => client_note,
+        };
+        note.apply(self.conns.get_mut(h.conn));
         self.count_packet(rs, h.dir, bytes);
         self.touch(h.conn, h.dir, state_flags, now);
         Verdict::Forward { dst: rw.dst, dir: h.dir, conn: h.conn }
-    }
-
-    /// A real server's segment to the client (transport header at `l4` of `data`),
-    /// translated: its acknowledgment number recorded on connection `r` (what a client's
-    /// RST or FIN must match, `Conn::closing_matches`).
-    #[inline]
-    fn saw_server_ack(&mut self, data: &[u8], proto: Proto, flags: TcpFlags, l4: usize, r: ConnRef) {
-        if proto == Proto::Tcp && flags.contains(TcpFlags::ACK) {
-            if let Some(ack) = tcp_word(data, l4 + 8) {
-                self.conns.get_mut(r).saw_server_ack(ack);
-            }
-        }
     }
 
     /// A forwarded packet of `bytes` bytes going `dir`, of real server `rs`, counted.
