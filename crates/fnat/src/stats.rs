@@ -74,8 +74,8 @@ crate::counter_set! {
         DestReportLost = "dest_report_lost": "A passive-check report was lost: the worker's outbox or its queue to the control thread was full (a failing server's next connection reports again).",
         QuiescentExpired = "quiescent_expired": "A connection of a service with expire_quiescent ended at its packet: its real server has weight 0 (drained, inhibited by a checker, or held out by the passive check). A TCP segment was answered with an RST to its sender, a new SYN or a client's datagram scheduled afresh.",
         LocalPortKept = "local_port_kept": "A client that reused its port got, towards the real server picked, the local address and port its previous connection held (the server, likely still holding that connection in TIME_WAIT, sees the same ports and the same client's timestamps again and accepts the SYN).",
-        RstUnmatched = "rst_unmatched": "A client's RST did not carry the sequence number the real server acknowledged last (a forged or stale one): forwarded for the server to judge (RFC 5961), the connection kept here.",
-        FinUnmatched = "fin_unmatched": "A client's FIN did not carry the sequence number the real server acknowledged last (forged, or sent before the server acknowledged the data before it): forwarded, the connection's state kept here.",
+        RstUnmatched = "rst_unmatched": "A client's RST (on a SNAT connection, the outside host's) carried neither the sequence number the other side acknowledged last nor the end of the sender's last in-stream segment (a forged or stale one): forwarded for the other side to judge (RFC 5961), the connection kept here.",
+        FinUnmatched = "fin_unmatched": "A client's FIN (on a SNAT connection, the outside host's) carried neither number a closing segment must (forged): forwarded, the connection's state kept here.",
     }
 }
 

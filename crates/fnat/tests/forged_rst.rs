@@ -41,14 +41,14 @@ fn talking() -> Vec<Step> {
             CIP4,
             t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1006).flags(ACK).build(),
         ),
-        check("the server's acknowledgment is recorded", |w| assert_eq!(server_ack(w), Some(1006))),
+        check("the server's acknowledgment is recorded", |w| assert_eq!(inner_ack(w), Some(1006))),
         state4("established", 40000, TcpState::Established),
     ]
 }
 
-fn server_ack(w: &World) -> Option<u32> {
+fn inner_ack(w: &World) -> Option<u32> {
     let k = ConnKey::new(Proto::Tcp, CIP4.into(), 40000, VIP4.into(), 80);
-    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).server_ack())
+    w.engine.conns().lookup(&k).map(|h| w.engine.conns().get(h.conn).inner_ack())
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn an_rst_after_unacknowledged_data_counts_and_a_forged_segment_sets_up_nothing(
         CIP4,
         t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1001).flags(ACK).build(),
     ));
-    steps.push(check("still 1006", |w| assert_eq!(server_ack(w), Some(1006))));
+    steps.push(check("still 1006", |w| assert_eq!(inner_ack(w), Some(1006))));
     steps.push(pkt(
         "a forged segment somewhere in the window",
         t4(CIP4, 40000, VIP4, 80).seq(1_234_567).ack(5001).flags(PSHACK).payload(b"evil").build(),
@@ -171,7 +171,7 @@ fn without_the_servers_replies_any_rst_counts() {
         pkt("SYN", t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(), Expect::Fwd(RIP4.into()), None),
         pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
         state4("established", 40000, TcpState::Established),
-        check("nothing acknowledged here", |w| assert_eq!(server_ack(w), Some(0))),
+        check("nothing acknowledged here", |w| assert_eq!(inner_ack(w), Some(0))),
         pkt(
             "an RST of any number",
             t4(CIP4, 40000, VIP4, 80).seq(7).flags(RST).build(),

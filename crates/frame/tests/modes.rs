@@ -11,6 +11,7 @@ const SYN: TcpFlags = TcpFlags::SYN;
 const ACK: TcpFlags = TcpFlags::ACK;
 const FIN_ACK: TcpFlags = TcpFlags(0x11);
 const SYNACK: TcpFlags = TcpFlags(0x12);
+const RST: TcpFlags = TcpFlags::RST;
 
 /// A TCP/IPv4 frame.
 #[allow(clippy::too_many_arguments)]
@@ -845,6 +846,67 @@ fn snat_echo_both_ways_and_what_it_leaves_alone() {
 /// local port (no TOA: the outside learns nothing of the inside), the replies come back
 /// to it; UDP likewise; IPv6 from its own WAN address; an error from a router on the way reaches the inside host as
 /// from that router. What no rule takes stays the kernel's.
+/// On a SNAT connection the host outside is the one a forged segment comes from: its RST
+/// moves the state only at the number the host inside acknowledged (the client's rule of
+/// `fnat/tests/forged_rst.rs`, sides swapped); the inside host's own RST always does.
+#[test]
+fn snat_a_forged_rst_from_outside_keeps_the_connection() {
+    let mut w = snat_world();
+    let state = |w: &World| {
+        let c = w.engine.list(0, 16, w.now).0;
+        c.iter().find(|c| c.fwd == FwdMode::Snat && c.proto == Proto::Tcp).map(|c| c.state_name())
+    };
+    run(
+        &mut w,
+        vec![
+            step(
+                "inside SYN",
+                1,
+                tcp4(FROM_INSIDE, RIP, CIP, 64, (40000, 80), 100, 0, SYN).build(),
+                Expect::Out(vec![judged(Sink::Tx(0), tcp4(TO_OUTSIDE, WAN, CIP, 63, (1025, 80), 100, 0, SYN).build())]),
+            ),
+            step(
+                "the outside's SYN-ACK",
+                0,
+                tcp4(FROM_OUTSIDE, CIP, WAN, 64, (80, 1025), 900, 101, SYNACK).build(),
+                Expect::Out(vec![judged(
+                    Sink::Tx(1),
+                    tcp4(TO_INSIDE, CIP, RIP, 63, (80, 40000), 900, 101, SYNACK).build(),
+                )]),
+            ),
+            step(
+                "the inside host's ACK: it acknowledged 901",
+                1,
+                tcp4(FROM_INSIDE, RIP, CIP, 64, (40000, 80), 101, 901, ACK).build(),
+                Expect::Out(vec![judged(
+                    Sink::Tx(0),
+                    tcp4(TO_OUTSIDE, WAN, CIP, 63, (1025, 80), 101, 901, ACK).build(),
+                )]),
+            ),
+            step(
+                "a forged RST from outside: passed on to the inside host, which judges it",
+                0,
+                tcp4(FROM_OUTSIDE, CIP, WAN, 64, (80, 1025), 777_777, 0, RST).build(),
+                Expect::Out(vec![judged(
+                    Sink::Tx(1),
+                    tcp4(TO_INSIDE, CIP, RIP, 63, (80, 40000), 777_777, 0, RST).build(),
+                )]),
+            ),
+        ],
+    );
+    assert_eq!(state(&w), Some("ESTABLISHED"), "kept");
+    run(
+        &mut w,
+        vec![step(
+            "the outside host's own RST, at 901",
+            0,
+            tcp4(FROM_OUTSIDE, CIP, WAN, 64, (80, 1025), 901, 0, RST).build(),
+            Expect::Out(vec![judged(Sink::Tx(1), tcp4(TO_INSIDE, CIP, RIP, 63, (80, 40000), 901, 0, RST).build())]),
+        )],
+    );
+    assert_eq!(state(&w), Some("CLOSE"));
+}
+
 #[test]
 fn snat_both_directions_tcp_udp_and_what_it_leaves_alone() {
     let mut w = snat_world();

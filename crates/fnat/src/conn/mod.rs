@@ -77,7 +77,7 @@ impl ConnFlags {
 ///
 /// Layout (`repr(C)`, offsets in bytes): CIP 0, cport 16, vport 18, lport 20, rport 22,
 /// VIP, LIP and RIP slots 24, 26, 28, next hop 30, chain links 36, expiry 44, RsId 48,
-/// server's acknowledgment 52, client's next sequence number 56, proto 60, state 61,
+/// inner host's acknowledgment 52, outer host's next sequence number 56, proto 60, state 61,
 /// flags 62, mode 63.
 #[derive(Debug, Clone)]
 #[repr(C, align(64))]
@@ -101,13 +101,12 @@ pub struct Conn {
     expires: u32,
     /// The real server's stable id (`RsId`).
     pub(crate) rs: u32,
-    /// The acknowledgment number the real server last sent the client, in the client's
-    /// sequence space (0: none seen yet): the sequence number a client's RST must carry
-    /// to end the connection here (see [`Conn::closing_matches`]).
-    server_ack: u32,
-    /// The sequence number after the client's last segment that continued its stream
-    /// as seen here (0: none yet; see [`Conn::saw_client_segment`]).
-    client_next: u32,
+    /// The inner host's highest acknowledgment number, in the outer host's sequence
+    /// space (0: none seen yet; see [`Conn::closing_matches`]).
+    inner_ack: u32,
+    /// The sequence number after the outer host's last in-stream segment (0: none yet;
+    /// see [`Conn::saw_outer_segment`]).
+    outer_next: u32,
     proto: Proto,
     /// TCP state (stays `None` for UDP).
     pub(crate) state: TcpState,
@@ -141,8 +140,8 @@ impl Conn {
         next: [table::NIL; 2],
         expires: 0,
         rs: 0,
-        server_ack: 0,
-        client_next: 0,
+        inner_ack: 0,
+        outer_next: 0,
         proto: Proto::Tcp,
         state: TcpState::None,
         flags: ConnFlags(0),
@@ -183,52 +182,54 @@ impl Conn {
     pub fn rs(&self) -> u32 {
         self.rs
     }
-    /// The acknowledgment number the real server last sent the client, as the client
-    /// saw it (0: none seen yet).
+    /// The highest acknowledgment number the inner host sent (the real server; on a
+    /// SNAT connection, the host behind rvs), in the outer host's sequence space (0:
+    /// none seen yet).
     #[inline]
-    pub fn server_ack(&self) -> u32 {
-        self.server_ack
+    pub fn inner_ack(&self) -> u32 {
+        self.inner_ack
     }
-    /// The sequence number after the client's last in-stream segment seen here (0:
-    /// none yet).
+    /// The sequence number after the outer host's last in-stream segment seen here (the
+    /// client's; on a SNAT connection, the host outside's; 0: none yet).
     #[inline]
-    pub fn client_next(&self) -> u32 {
-        self.client_next
+    pub fn outer_next(&self) -> u32 {
+        self.outer_next
     }
-    /// Records the acknowledgment number of a segment the real server sent the client
-    /// (after its translation to the client's sequence space): the highest one seen,
-    /// so a segment overtaken on the way does not move it back.
+    /// Records the acknowledgment number of an inner host's segment (after its
+    /// translation to the outer host's sequence space): the highest one seen, so a
+    /// segment overtaken on the way does not move it back.
     #[inline]
-    pub(crate) fn saw_server_ack(&mut self, ack: u32) {
-        if self.server_ack == 0 || ack.wrapping_sub(self.server_ack) as i32 > 0 {
-            self.server_ack = ack;
+    pub(crate) fn saw_inner_ack(&mut self, ack: u32) {
+        if self.inner_ack == 0 || ack.wrapping_sub(self.inner_ack) as i32 > 0 {
+            self.inner_ack = ack;
         }
     }
-    /// Records a client's segment starting at `seq` and taking `len` sequence numbers
-    /// (its payload, plus one for a SYN or a FIN), before any translation. It moves
-    /// [`Conn::client_next`] only if it continues the client's stream: it starts where
-    /// the last in-stream one ended, or where the server's acknowledgment stands (or
-    /// it is the first). A forged segment, which must guess one of those numbers, moves
-    /// nothing, so it cannot set up the number a forged RST would then carry.
+    /// Records an outer host's segment starting at `seq` and taking `len` sequence
+    /// numbers (its payload, plus one for a SYN or a FIN), before any translation. It
+    /// moves [`Conn::outer_next`] only if it continues that host's stream: it starts
+    /// where the last in-stream one ended, or where the inner host's acknowledgment
+    /// stands (or it is the first). A forged segment, which must guess one of those
+    /// numbers, moves nothing, so it cannot set up the number a forged RST would carry.
     #[inline]
-    pub(crate) fn saw_client_segment(&mut self, seq: u32, len: u32) {
-        if self.client_next == 0 || seq == self.client_next || seq == self.server_ack {
-            self.client_next = seq.wrapping_add(len);
+    pub(crate) fn saw_outer_segment(&mut self, seq: u32, len: u32) {
+        if self.outer_next == 0 || seq == self.outer_next || seq == self.inner_ack {
+            self.outer_next = seq.wrapping_add(len);
         }
     }
-    /// Whether a client's RST or FIN with sequence number `seq` moves the connection's
-    /// state here: it carries exactly the number the server acknowledged last (the one
-    /// a server following RFC 5961 resets on; another one in its window earns a
-    /// challenge ACK, whose answer does match) or the one right after the client's last
-    /// in-stream segment (an RST or FIN sent before the server acknowledged the data
-    /// before it). So a forged RST or FIN, which must guess one of two numbers among
-    /// 2^32, is forwarded for the server to judge but leaves the connection alone, where
-    /// it used to move it to CLOSE (gone 10 s later) or CLOSE_WAIT (60 s). Before the
-    /// server has acknowledged anything seen here (a synced connection, DR and TUN,
-    /// whose replies do not pass), any RST or FIN matches, as before.
+    /// Whether an outer host's RST or FIN (a client's; on a SNAT connection, the host
+    /// outside's) with sequence number `seq` moves the connection's state here: it
+    /// carries exactly the number the inner host acknowledged last (the one a host
+    /// following RFC 5961 resets on; another one in its window earns a challenge ACK,
+    /// whose answer does match) or the one right after the outer host's last in-stream
+    /// segment (an RST or FIN sent before its data was acknowledged). So a forged RST or
+    /// FIN, which must guess one of two numbers among 2^32, is forwarded for the inner
+    /// host to judge but leaves the connection alone, where it used to move it to CLOSE
+    /// (gone 10 s later) or CLOSE_WAIT (60 s). Before the inner host has acknowledged
+    /// anything seen here (a synced connection; DR and TUN, whose replies do not pass),
+    /// any RST or FIN matches, as before.
     #[inline]
     pub fn closing_matches(&self, seq: u32) -> bool {
-        self.server_ack == 0 || seq == self.server_ack || seq == self.client_next
+        self.inner_ack == 0 || seq == self.inner_ack || seq == self.outer_next
     }
     /// TCP state (`None` for UDP).
     #[inline]

@@ -217,7 +217,9 @@ impl Engine {
             }
         }
         // The rewrite leaves sequence and acknowledgment numbers alone.
-        let note = SeqNote::of(buf.data(), hit.dir, p.proto, p.flags, l4, p.total as usize - IP_LEN);
+        // (FullNAT only: the client is the outer side.)
+        let outer = hit.dir == Direction::Input;
+        let note = SeqNote::of(buf.data(), outer, p.proto, p.flags, l4, p.total as usize - IP_LEN);
         *out = match rewrite_v4(buf.data_mut(), l3, l4, p.proto, &to) {
             Ok(()) => {
                 self.count_and_refresh(hit, p.proto, p.total as u64, now, note);
@@ -255,7 +257,7 @@ impl Engine {
                 return true;
             }
         }
-        let note = SeqNote::of(buf.data(), hit.dir, t.proto, t.tcp_flags, t.l4, t.l4_len);
+        let note = SeqNote::of(buf.data(), hit.dir == Direction::Input, t.proto, t.tcp_flags, t.l4, t.l4_len);
         *out = match rewrite_parsed(buf.data_mut(), l3, t, &rw) {
             Ok(()) => {
                 self.count_and_refresh(hit, t.proto, (t.l4 - l3 + t.l4_len) as u64, now, note);

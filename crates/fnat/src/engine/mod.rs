@@ -247,37 +247,48 @@ fn tcp_word(data: &[u8], at: usize) -> Option<u32> {
     data.get(at..at + 4).map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
 }
 
-/// What a forwarded TCP segment tells its connection about the sequence numbers a
-/// client's RST or FIN must carry (`Conn::closing_matches`).
+/// What a forwarded TCP segment tells its connection about the sequence numbers an
+/// outer host's RST or FIN must carry (`Conn::closing_matches`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SeqNote {
-    /// Nothing (UDP, a server's segment without ACK, a header cut short).
+    /// Nothing (UDP, an inner host's segment without ACK, a header cut short).
     Nothing,
-    /// A server's segment: its acknowledgment number, in the client's space.
-    ServerAck(u32),
-    /// A client's segment, before any translation: its sequence number and how many it
-    /// takes (payload, SYN, FIN).
-    ClientSegment(u32, u32),
+    /// An inner host's segment (a real server's; a SNAT connection's host behind rvs):
+    /// its acknowledgment number, in the outer host's space.
+    InnerAck(u32),
+    /// An outer host's segment (a client's; a SNAT connection's host outside), before
+    /// any translation: its sequence number and how many it takes (payload, SYN, FIN).
+    OuterSegment(u32, u32),
+}
+
+/// The side of connection `c` a forged segment can come from: the client (Input), or,
+/// on a SNAT connection, the host outside (Output).
+#[inline]
+fn outer_side(c: &crate::conn::Conn) -> Direction {
+    match c.fwd() {
+        FwdMode::Snat => Direction::Output,
+        _ => Direction::Input,
+    }
 }
 
 impl SeqNote {
-    /// The note of the segment going `dir` whose transport header is at `l4` of
-    /// `data`, `l4_len` long with it.
+    /// The note of the segment from the `outer` side or the inner one whose transport
+    /// header is at `l4` of `data`, `l4_len` long with it.
     #[inline]
-    fn of(data: &[u8], dir: Direction, proto: Proto, flags: TcpFlags, l4: usize, l4_len: usize) -> SeqNote {
+    fn of(data: &[u8], outer: bool, proto: Proto, flags: TcpFlags, l4: usize, l4_len: usize) -> SeqNote {
         if proto != Proto::Tcp {
             return SeqNote::Nothing;
         }
-        match dir {
-            Direction::Output if flags.contains(TcpFlags::ACK) => {
-                tcp_word(data, l4 + 8).map_or(SeqNote::Nothing, SeqNote::ServerAck)
+        match outer {
+            false if flags.contains(TcpFlags::ACK) => {
+                tcp_word(data, l4 + 8).map_or(SeqNote::Nothing, SeqNote::InnerAck)
             }
-            Direction::Output => SeqNote::Nothing,
-            Direction::Input => match (tcp_word(data, l4 + 4), data.get(l4 + 12)) {
+            false => SeqNote::Nothing,
+            true => match (tcp_word(data, l4 + 4), data.get(l4 + 12)) {
                 (Some(seq), Some(off)) => {
                     let payload = l4_len.saturating_sub(usize::from(off >> 4) * 4) as u32;
                     let ctl = u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
-                    SeqNote::ClientSegment(seq, payload.wrapping_add(ctl))
+                    SeqNote::OuterSegment(seq, payload.wrapping_add(ctl))
                 }
                 _ => SeqNote::Nothing,
             },
@@ -289,8 +300,8 @@ impl SeqNote {
     fn apply(self, c: &mut crate::conn::Conn) {
         match self {
             SeqNote::Nothing => {}
-            SeqNote::ServerAck(ack) => c.saw_server_ack(ack),
-            SeqNote::ClientSegment(seq, len) => c.saw_client_segment(seq, len),
+            SeqNote::InnerAck(ack) => c.saw_inner_ack(ack),
+            SeqNote::OuterSegment(seq, len) => c.saw_outer_segment(seq, len),
         }
     }
 }
@@ -918,16 +929,17 @@ impl Engine {
                 return v;
             }
         }
-        // A client's RST or FIN moves the state only if it carries a number the
+        // An outer host's RST or FIN moves the state only if it carries a number the
         // connection expects (see `Conn::closing_matches`); it is forwarded either way.
-        // The client's segment is noted before any translation.
+        // The outer host's segment is noted before any translation.
         let mut state_flags = t.tcp_flags;
         let closing = TcpFlags::RST.bits() | TcpFlags::FIN.bits();
-        let client_note = match h.dir {
-            Direction::Input => SeqNote::of(buf.data(), h.dir, t.proto, t.tcp_flags, t.l4, t.l4_len),
-            Direction::Output => SeqNote::Nothing,
+        let outer = h.dir == outer_side(&self.conns.get(h.conn));
+        let outer_note = match outer {
+            true => SeqNote::of(buf.data(), true, t.proto, t.tcp_flags, t.l4, t.l4_len),
+            false => SeqNote::Nothing,
         };
-        if let (SeqNote::ClientSegment(seq, _), true) = (client_note, t.tcp_flags.bits() & closing != 0) {
+        if let (SeqNote::OuterSegment(seq, _), true) = (outer_note, t.tcp_flags.bits() & closing != 0) {
             if !self.conns.get(h.conn).closing_matches(seq) {
                 state_flags = TcpFlags(state_flags.bits() & !closing);
                 self.stats.event(match t.tcp_flags.contains(TcpFlags::RST) {
@@ -994,9 +1006,9 @@ impl Engine {
                 }
             }
         }
-        let note = match h.dir {
-            Direction::Output => SeqNote::of(buf.data(), h.dir, t.proto, t.tcp_flags, t.l4, t.l4_len),
-            Direction::Input => client_note,
+        let note = match outer {
+            false => SeqNote::of(buf.data(), false, t.proto, t.tcp_flags, t.l4, t.l4_len),
+            true => outer_note,
         };
         note.apply(self.conns.get_mut(h.conn));
         self.count_packet(rs, h.dir, bytes);
