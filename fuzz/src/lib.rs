@@ -7,8 +7,10 @@
 //! A sequence of records, each `h, len_hi, len_lo, frame[len]` (a record whose length
 //! runs past the end takes what is left). The header byte `h`:
 //!
-//! - bits 0-1: the receiving port (`% 3`: 0 `dpdk0` client side, 1 `dpdk1` server side,
-//!   2 `dpdk2` with forward2kni);
+//! - bits 0-1: the receiving port (0 `dpdk0` client side, 1 `dpdk1` server side, 2
+//!   `dpdk2` with forward2kni); 3: `dpdk0`, after the services switch between their two
+//!   generations (10.2.0.3:8443 of VIP:443, whose service has `expire_quiescent`, drained
+//!   or not), so that live connections meet a server drained under them;
 //! - bit 2: the mbuf pool is empty while this frame is handled;
 //! - bit 3: before the frame, the neighbours the node reported so far are learned into
 //!   the table (as the control thread does) and what waited for them is released;
@@ -157,7 +159,18 @@ fn svc(proto: Proto, vip: &str, vport: u16, sched: SchedKind, servers: &[RealSer
 /// schedulers' tables per input would dominate the run.
 fn services() -> &'static ServiceTable {
     static TABLE: OnceLock<ServiceTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
+    TABLE.get_or_init(|| build_services(false, None))
+}
+
+/// The services' other generation: 10.2.0.3:8443 of VIP:443 drained (weight 0), the
+/// ids those of [`services`].
+fn drained() -> &'static ServiceTable {
+    static TABLE: OnceLock<ServiceTable> = OnceLock::new();
+    TABLE.get_or_init(|| build_services(true, Some(services())))
+}
+
+fn build_services(drain: bool, prev: Option<&ServiceTable>) -> ServiceTable {
+    {
         let mut https = svc(
             Proto::Tcp,
             "192.0.2.1",
@@ -166,6 +179,10 @@ fn services() -> &'static ServiceTable {
             &[rs("10.2.0.1", 8443), rs("10.2.0.3", 8443), rs("10.2.0.9", 8443)],
         );
         https.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 64 });
+        https.expire_quiescent = true;
+        if drain {
+            https.real_servers[1].weight = 0;
+        }
         https.mh_table_size = Some(MH_MIN_TABLE_SIZE);
         https.deny = vec![net("198.51.100.128/25")];
         let mut web = svc(Proto::Tcp, "192.0.2.1", 80, SchedKind::Rr, &[rs("10.2.0.1", 8080)]);
@@ -192,11 +209,11 @@ fn services() -> &'static ServiceTable {
                 svc(Proto::Udp, "192.0.2.1", 0, SchedKind::Wlc, &[rs("10.2.0.1", 0), rs("10.2.0.2", 0)]),
                 svc(Proto::Tcp, "2001:db8:f::1", 443, SchedKind::Sh, &[rs("fd00::2", 443), rs("fd00:2::1", 443)]),
             ],
-            None,
+            prev,
             &marks,
         )
         .unwrap()
-    })
+    }
 }
 
 /// SNAT rules: the servers' side (10.2/16, fd00:2::/64) leaves by dpdk0 from WAN
@@ -253,7 +270,7 @@ impl World {
     /// - services: TCP VIP:80 rr -> 10.2.0.1:8080 with the SYN proxy on (and v6 ->
     ///   [fd00::2]:8080, 4 connections per source, clients of 2001:db8:c::/64 only); TCP VIP:81
     ///   -> 10.2.0.9:8080; UDP VIP:53 -> 10.2.0.2:53 rate-limited (and v6 ->
-    ///   [fd00:2::1]:53); TCP VIP:443 mh with persistence over three servers, denying
+    ///   [fd00:2::1]:53); TCP VIP:443 mh with persistence and expire_quiescent over three servers, denying
     ///   198.51.100.128/25; UDP VIP:0 wlc; TCP [VIP6]:443 sh; every other service with the
     ///   SYN proxy in its default (automatic) mode.
     /// - the global deny set: 203.0.113.128/25 and 2001:db8:c::dead.
@@ -348,9 +365,18 @@ impl World {
         if r.h & 0x08 != 0 {
             self.learn();
         }
+        let mut port = usize::from(r.h & 0x03);
+        if port == 3 {
+            port = 0;
+            self.table = match std::ptr::eq(self.table, services()) {
+                true => drained(),
+                false => services(),
+            };
+            self.engine.bind(self.table);
+        }
         if !r.frame.is_empty() {
             self.io.pool_empty = r.h & 0x04 != 0;
-            self.frame(usize::from(r.h & 0x03) % 3, r.frame);
+            self.frame(port, r.frame);
             self.io.pool_empty = false;
         }
     }
@@ -412,5 +438,33 @@ mod tests {
     #[test]
     fn world_runs() {
         World::new().run(&[0, 0, 3, 1, 2, 3]);
+    }
+
+    /// Port 3 switches the services' generation: a connection whose server the switch
+    /// drains ends at its next segment (`expire_quiescent`), which the fuzzer can reach.
+    #[test]
+    fn the_switch_drains_a_live_connections_server() {
+        use std::net::Ipv4Addr;
+        use wire::builder::PacketBuilder;
+        let seg = |c: Ipv4Addr, flags: u8| {
+            let ip = PacketBuilder::eth(CLIENT, US0).ipv4(c, Ipv4Addr::new(192, 0, 2, 1));
+            ip.tcp(40000, 443).seq(1000).ack(1).flags(wire::TcpFlags(flags)).build()
+        };
+        // A client whose connection goes to 10.2.0.3 (mh: fixed per client).
+        let on_3 = (1..120u8).map(|n| Ipv4Addr::new(203, 0, 113, n)).find(|&c| {
+            let mut w = World::new();
+            w.record(Record { h: 0, frame: &seg(c, 0x02) });
+            w.engine.list(0, 4, w.now).0.first().is_some_and(|i| i.real.ip() == ip("10.2.0.3"))
+        });
+        let c = on_3.expect("a client of 10.2.0.3");
+        let mut w = World::new();
+        w.record(Record { h: 0, frame: &seg(c, 0x02) });
+        assert_eq!(w.engine.conns().len(), 1);
+        w.record(Record { h: 3, frame: &seg(c, 0x10) });
+        assert!(std::ptr::eq(w.table, drained()));
+        assert_eq!(w.engine.stats().events(fnat::stats::ConnEvent::QuiescentExpired), 1);
+        assert_eq!(w.engine.conns().len(), 0, "ended at its next segment");
+        w.record(Record { h: 3, frame: &[] });
+        assert!(std::ptr::eq(w.table, services()), "and back");
     }
 }
