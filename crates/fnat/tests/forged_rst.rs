@@ -15,20 +15,8 @@ use fnat::types::{FwdMode, Proto};
 /// A connection CIP4:40000 → VIP4:80 → RIP4:8080 that exchanged a request and its
 /// acknowledgment: the server acknowledged up to client sequence 1006.
 fn talking() -> Vec<Step> {
-    vec![
-        fwd(
-            "SYN",
-            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(),
-            RIP4,
-            t4(LIP4, 1025, RIP4, 8080).seq(1000).flags(SYN).build(),
-        ),
-        fwd(
-            "SYN-ACK",
-            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
-            CIP4,
-            t4(VIP4, 80, CIP4, 40000).seq(5000).ack(1001).flags(SYNACK).build(),
-        ),
-        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+    let mut steps = handshake4();
+    steps.extend([
         pkt(
             "request",
             t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"GET /").build(),
@@ -42,8 +30,8 @@ fn talking() -> Vec<Step> {
             t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1006).flags(ACK).build(),
         ),
         check("the server's acknowledgment is recorded", |w| assert_eq!(inner_ack(w), Some(1006))),
-        state4("established", 40000, TcpState::Established),
-    ]
+    ]);
+    steps
 }
 
 fn inner_ack(w: &World) -> Option<u32> {

@@ -10,7 +10,6 @@ use common::*;
 use fnat::engine::Verdict;
 use fnat::service::{ServiceConfig, ServiceTable};
 use fnat::stats::{ConnEvent, DropReason};
-use fnat::tcp_state::TcpState;
 use fnat::types::Proto;
 use wire::builder::PacketBuilder;
 
@@ -33,23 +32,7 @@ fn drain(w: &mut World, quiesce: bool) {
 }
 
 fn open(w: &mut World) -> u16 {
-    let steps = vec![
-        fwd(
-            "SYN to RIP4",
-            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(),
-            RIP4,
-            t4(LIP4, 1025, RIP4, 8080).seq(1000).flags(SYN).build(),
-        ),
-        fwd(
-            "SYN-ACK",
-            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
-            CIP4,
-            t4(VIP4, 80, CIP4, 40000).seq(5000).ack(1001).flags(SYNACK).build(),
-        ),
-        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
-        state4("established", 40000, TcpState::Established),
-    ];
-    run(w, steps);
+    run(w, handshake4());
     1025
 }
 

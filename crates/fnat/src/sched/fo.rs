@@ -7,9 +7,15 @@ use super::Candidates;
 
 /// The available server with the highest weight.
 pub(crate) fn pick(c: &Candidates<'_>) -> Option<usize> {
+    heaviest(c, |_| true)
+}
+
+/// The available server with the highest weight among those `ok` keeps; the first of a
+/// tie (fo's and ovf's walk).
+pub(crate) fn heaviest(c: &Candidates<'_>, ok: impl Fn(usize) -> bool) -> Option<usize> {
     let mut best: Option<(usize, u32)> = None;
     for i in 0..c.len() {
-        if !c.available(i) {
+        if !c.available(i) || !ok(i) {
             continue;
         }
         let w = c.weight(i);

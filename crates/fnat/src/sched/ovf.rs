@@ -11,18 +11,7 @@ use super::Candidates;
 
 /// The highest-weight available server still within its budget on this worker.
 pub(crate) fn pick(c: &Candidates<'_>, workers: u32) -> Option<usize> {
-    let mut best: Option<(usize, u32)> = None;
-    for i in 0..c.len() {
-        let w = c.weight(i);
-        if !c.available(i) || c.active(i) > super::state::share(w, workers) {
-            continue;
-        }
-        match best {
-            Some((_, bw)) if bw >= w => {}
-            _ => best = Some((i, w)),
-        }
-    }
-    best.map(|(i, _)| i)
+    super::fo::heaviest(c, |i| c.active(i) <= super::state::share(c.weight(i), workers))
 }
 
 #[cfg(test)]

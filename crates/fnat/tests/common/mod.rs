@@ -279,3 +279,24 @@ fn hex(b: &[u8]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A handshake CIP4:40000 → VIP4:80 → RIP4:8080 (from LIP4:1025, the first local port):
+/// the client's first sequence number 1000, the server's 5000; it ends ESTABLISHED.
+pub fn handshake4() -> Vec<Step> {
+    vec![
+        fwd(
+            "SYN",
+            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).seq(1000).flags(SYN).build(),
+        ),
+        fwd(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
+            CIP4,
+            t4(VIP4, 80, CIP4, 40000).seq(5000).ack(1001).flags(SYNACK).build(),
+        ),
+        pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        state4("established", 40000, TcpState::Established),
+    ]
+}
