@@ -89,6 +89,12 @@ pub fn render(s: &AgentStatus) -> String {
                 &[("vs", &v.name), ("rs", &rs)],
                 f64::from(u8::from(r.up)),
             );
+            e.gauge(
+                "rvs_agent_real_server_held_out",
+                "1 while rvsd's passive check (dest_check) holds the real server out of scheduling (weight 0 in rvsd), else 0.",
+                &[("vs", &v.name), ("rs", &rs)],
+                f64::from(u8::from(r.held_out)),
+            );
             for c in &r.checkers {
                 let labels = [("vs", v.name.as_str()), ("rs", rs.as_str()), ("checker", c.name.as_str())];
                 e.counter("rvs_agent_checks_total", "Health check attempts.", &labels, c.attempts);
@@ -276,7 +282,7 @@ mod tests {
                         last_duration_us: Some(2500),
                         suspended: false,
                     }],
-                    held_out: false,
+                    held_out: true,
                 }],
             }],
             dataplane: DataplaneStatus { kind: "rvsd".into(), connected: true, reconnects: 2, ..Default::default() },
@@ -294,6 +300,7 @@ mod tests {
             "rvs_agent_vrrp_adverts_dropped_total{instance=\"VI_1\",reason=\"auth\"} 2",
             "rvs_agent_vrrp_address_mismatch_total{instance=\"VI_1\"} 7",
             "rvs_agent_real_server_up{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\"} 0",
+            "rvs_agent_real_server_held_out{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\"} 1",
             "rvs_agent_checks_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 4",
             "rvs_agent_check_failures_total{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 1",
             "rvs_agent_check_duration_seconds{vs=\"tcp 192.0.2.1:80\",rs=\"10.0.0.1:80\",checker=\"TCP_CHECK\"} 0.0025",
