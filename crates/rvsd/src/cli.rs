@@ -40,9 +40,9 @@ pub struct Args {
     /// on stdout, and exit. Every DPVS item rvsd has no equivalent for is a warning on
     /// stderr (`FILE:LINE: warning: ...`) and a `#` comment in the output; ports get a
     /// PCI address placeholder to fill in (`dpdk-devbind.py --status`). Unknown keywords
-    /// and malformed blocks are errors (exit status 2, nothing printed on stdout). See
-    /// docs/DEPLOY.md, "From dpvs.conf".
-    #[arg(long = "from-dpvs", value_name = "FILE", conflicts_with_all = ["check_config", "check_host"])]
+    /// and malformed blocks are errors (exit status 2, nothing printed on stdout); -c
+    /// cannot be given with it. See docs/DEPLOY.md, "From dpvs.conf".
+    #[arg(long = "from-dpvs", value_name = "FILE", conflicts_with_all = ["check_config", "check_host", "config"])]
     pub from_dpvs: Option<PathBuf>,
 
     /// With --check-host: print the findings as one JSON document.

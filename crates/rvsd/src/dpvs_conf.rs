@@ -10,6 +10,10 @@
 //! the rvsd section it concerns. Keywords DPVS does not have and malformed blocks are
 //! errors.
 //!
+//! The values are the ones DPVS ran: rounded down as DPVS rounds them, DPVS's default
+//! where DPVS refuses the value (with a warning naming both), and DPVS's default, with a
+//! comment, for what the file does not set.
+//!
 //! What the file does not say stays visibly undone: DPVS numbers its ports `dpdk0`,
 //! `dpdk1`... in PCI order and never names a PCI address, so every port's device is the
 //! placeholder [`pci_placeholder`], which `rvsd --check-config` refuses until the
@@ -83,13 +87,43 @@ pub fn pci_placeholder(dpvs_port: &str) -> String {
 /// Converts the text of a DPVS configuration file (`file` is its name, for the output's
 /// header) into an rvsd configuration and the findings about it.
 pub fn convert(file: &str, text: &str) -> Conversion {
+    run(file, text, None)
+}
+
+/// Converts a DPVS configuration file as read from disk. A file that is not UTF-8 (a
+/// comment in GBK or Latin-1) is decoded anyway, each undecodable sequence becoming
+/// U+FFFD, with a warning naming the first line that has one; a keyword or value hit is
+/// then reported as such.
+pub fn convert_bytes(file: &str, bytes: &[u8]) -> Conversion {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => run(file, text, None),
+        Err(e) => {
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]);
+            let line = lines(&valid).count();
+            run(file, &String::from_utf8_lossy(bytes), Some(line))
+        }
+    }
+}
+
+/// The conversion; `bad_line`: the first line that was not UTF-8.
+fn run(file: &str, text: &str, bad_line: Option<usize>) -> Conversion {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut diags = Vec::new();
     let toks = lex(text, &mut diags);
     let items = Parser { toks: &toks, pos: 0, diags: &mut diags }.items(None, 0);
     let nodes = validate(items, "", "", None, &mut diags);
-    let mut c = Conv { diags, ..Conv::default() };
+    let mut c = Conv { file: file.to_string(), diags, ..Conv::default() };
+    if let Some(line) = bad_line {
+        c.warn(
+            Bucket::Top,
+            line,
+            "encoding",
+            "the file is not UTF-8; this is its first line that is not (a GBK or Latin-1 comment?): every \
+             undecodable byte sequence was read as U+FFFD (a keyword or value with one is reported as such)",
+        );
+    }
     c.visit(&nodes, &mut |c, n| c.item(n));
-    c.finish(&nodes);
+    c.finish();
     let toml = c.render(file);
     let mut diagnostics = c.diags;
     diagnostics.sort_by_key(|d| d.line);
@@ -107,12 +141,34 @@ enum Tok {
     Eol,
 }
 
+/// An error; control characters of the file's words in it are escaped.
 fn error(line: usize, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { line, level: Level::Error, message: message.into() }
+    Diagnostic { line, level: Level::Error, message: printable(&message.into()) }
 }
 
+/// A warning; control characters of the file's words in it are escaped.
 fn warning(line: usize, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { line, level: Level::Warning, message: message.into() }
+    Diagnostic { line, level: Level::Warning, message: printable(&message.into()) }
+}
+
+/// The lines of `text`: each ends at `\n`, `\r\n` or a lone `\r` (DPVS ends a line at
+/// either character).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.find(['\n', '\r']) {
+            Some(i) => {
+                let next = if s[i..].starts_with("\r\n") { i + 2 } else { i + 1 };
+                rest = Some(&s[next..]);
+                Some(&s[..i])
+            }
+            None => {
+                rest = None;
+                Some(s)
+            }
+        }
+    })
 }
 
 /// Splits the file into words, braces and line ends. `!` or `#` at the start of a word
@@ -120,9 +176,9 @@ fn warning(line: usize, message: impl Into<String>) -> Diagnostic {
 /// notes); `"..."` is one word (possibly empty); `{` and `}` are tokens of their own.
 fn lex(text: &str, diags: &mut Vec<Diagnostic>) -> Vec<(Tok, usize)> {
     let mut out = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
+    for (i, raw) in lines(text).enumerate() {
         let line = i + 1;
-        let s: Vec<char> = raw.strip_suffix('\r').unwrap_or(raw).chars().collect();
+        let s: Vec<char> = raw.chars().collect();
         let mut p = 0;
         while p < s.len() {
             match s[p] {
@@ -460,12 +516,12 @@ const SPECS: &[(&str, Shape, &str)] = &[
         Shape::Value,
         "rvsd holds one early client segment per connection (`[synproxy] stash_slots` per worker); not settable",
     ),
-    ("ipvs_defs.tcp.synproxy.conn_reuse_state", Shape::Block, "no equivalent in rvsd; not set"),
+    ("ipvs_defs.tcp.synproxy.conn_reuse_state", Shape::Block, ""),
     ("ipvs_defs.tcp.synproxy.conn_reuse_state.close", Shape::Flag, ""),
     ("ipvs_defs.tcp.synproxy.conn_reuse_state.time_wait", Shape::Flag, ""),
-    ("ipvs_defs.tcp.synproxy.conn_reuse_state.fin_wait", Shape::Flag, ""),
-    ("ipvs_defs.tcp.synproxy.conn_reuse_state.close_wait", Shape::Flag, ""),
-    ("ipvs_defs.tcp.synproxy.conn_reuse_state.last_ack", Shape::Flag, ""),
+    ("ipvs_defs.tcp.synproxy.conn_reuse_state.fin_wait", Shape::Flag, REUSE_NOTE),
+    ("ipvs_defs.tcp.synproxy.conn_reuse_state.close_wait", Shape::Flag, REUSE_NOTE),
+    ("ipvs_defs.tcp.synproxy.conn_reuse_state.last_ack", Shape::Flag, REUSE_NOTE),
     ("sa_pool", Shape::Block, ""),
     (
         "sa_pool.pool_hash_size",
@@ -474,6 +530,10 @@ const SPECS: &[(&str, Shape, &str)] = &[
     ),
     ("sa_pool.flow_enable", Shape::Value, ""),
 ];
+
+/// The note of a `conn_reuse_state` other than `close` and `time_wait`.
+const REUSE_NOTE: &str = "rvsd reuses only CLOSE and TIME_WAIT connections for a client's new SYN (`conn_reused`, \
+                          as DPVS by default); a connection in this state is not reused; not settable";
 
 /// The note of `include FILE`, which DPVS takes anywhere.
 const INCLUDE_NOTE: &str = "the included file is not read: put its items in this file and convert again";
@@ -606,26 +666,124 @@ enum Bucket {
     Other,
 }
 
+/// One `key = value` line, with the comment that ends it (where the value comes from,
+/// when not from the file).
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    value: String,
+    comment: Option<String>,
+}
+
 /// An ordered set of `key = value` lines (values already in TOML).
 #[derive(Debug, Default)]
-struct Table(Vec<(String, String)>);
+struct Table(Vec<Entry>);
 
 impl Table {
     fn set(&mut self, key: &str, value: impl Into<String>) {
         let value = value.into();
-        match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key.to_string(), value)),
+        match self.0.iter_mut().find(|e| e.key == key) {
+            Some(e) => {
+                e.value = value;
+                e.comment = None;
+            }
+            None => self.0.push(Entry { key: key.to_string(), value, comment: None }),
         }
     }
+
+    /// Sets `key` unless something set it already, ending the line with `comment`.
+    fn or_else(&mut self, key: &str, value: impl Into<String>, comment: &str) {
+        if self.get(key).is_none() {
+            self.0.push(Entry { key: key.to_string(), value: value.into(), comment: Some(comment.to_string()) });
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0.iter().find(|e| e.key == key).map(|e| e.value.as_str())
     }
 }
 
 /// A TOML string.
 fn q(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
+}
+
+/// `s` fit for a `#` comment (and a terminal): control characters other than tab, which
+/// TOML forbids in comments, escaped (`\u{1}`).
+fn printable(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
+// DPVS's ranges and defaults, as its keyword handlers apply them (a value outside the
+// range is logged as "invalid ..., using default" and the default runs).
+
+/// A number DPVS takes within `lo..=hi`, running `default` for any other.
+#[derive(Debug, Clone, Copy)]
+struct Range {
+    lo: i64,
+    hi: i64,
+    default: u64,
+}
+
+/// `pktpool_size` (netif.c), rounded down to 2^n - 1.
+const PKTPOOL_SIZE: Range = Range { lo: 1023, hi: 134_217_727, default: 65_535 };
+/// `pktpool_cache` (netif.c), rounded down to 2^n.
+const PKTPOOL_CACHE: Range = Range { lo: 32, hi: 8192, default: 256 };
+/// `rx { descriptor_number }` (netif.c), rounded down to 2^n.
+const RX_DESC: Range = Range { lo: 16, hi: 8192, default: 256 };
+/// `tx { descriptor_number }` (netif.c), rounded down to 2^n.
+const TX_DESC: Range = Range { lo: 16, hi: 8192, default: 512 };
+/// A device's `mtu` (netif.c).
+const MTU: Range = Range { lo: 1, hi: 9000, default: 1500 };
+/// `conn_pool_size` (ip_vs_conn.c; read as a C int), rounded down to 2^n - 1.
+const CONN_POOL_SIZE: Range = Range { lo: 65_536, hi: i32::MAX as i64, default: 2_097_151 };
+/// `neigh_defs timeout` (neigh.c), seconds.
+const NEIGH_TIMEOUT: Range = Range { lo: 1, hi: 3600, default: 60 };
+/// `synack_options mss` (ip_vs_synproxy.c).
+const SYNACK_MSS: Range = Range { lo: 1, hi: 65_535, default: 1452 };
+/// `ack_storm_thresh` (ip_vs_synproxy.c).
+const ACK_STORM_THRESH: Range = Range { lo: 1, hi: 999, default: 10 };
+/// A TCP or UDP timeout: more than 0 and less than a year (ipvs.h); the default is the state's.
+const fn timeout(default: u64) -> Range {
+    Range { lo: 1, hi: 31_535_999, default }
+}
+/// DPVS's TCP timeouts (ip_vs_proto_tcp.c) of the states rvsd has a `[timeouts]` key for.
+const TCP_TIMEOUTS: &[(&str, u64)] = &[
+    ("none", 2),
+    ("established", 90),
+    ("syn_sent", 3),
+    ("syn_recv", 30),
+    ("fin_wait", 7),
+    ("time_wait", 7),
+    ("close", 3),
+    ("close_wait", 7),
+    ("last_ack", 7),
+    ("listen", 120),
+    ("synack", 30),
+];
+/// DPVS's UDP timeouts, `oneway` and `normal` alike (ip_vs_proto_udp.c).
+const UDP_TIMEOUT: u64 = 300;
+/// The largest `synack_options wscale` DPVS takes; above it, its wscale stays off.
+const SYNACK_WSCALE_MAX: i64 = 14;
+
+/// The largest power of two not above `v` (0 for 0): DPVS's rounding of descriptor
+/// counts and caches.
+fn pow2_floor(v: u64) -> u64 {
+    if v == 0 {
+        0
+    } else {
+        1 << v.ilog2()
+    }
+}
+
+/// The largest 2^n - 1 not above `v`: DPVS's rounding of pool sizes.
+fn pow2_minus1_floor(v: u64) -> u64 {
+    pow2_floor(v.saturating_add(1)) - 1
 }
 
 #[derive(Debug, Default)]
@@ -641,10 +799,16 @@ struct Device {
 #[derive(Debug, Default)]
 struct Bond {
     name: String,
-    mode: Option<(String, usize)>,
+    mode: Option<String>,
     slaves: Vec<(String, usize)>,
-    primary: Option<(String, usize, String)>,
+    /// The primary slave, with the line naming it.
+    primary: Option<(String, usize)>,
     kni_name: Option<(String, usize, String)>,
+}
+
+/// The bond `dev` is a slave of.
+fn bond_of<'a>(bonds: &'a [Bond], dev: &str) -> Option<&'a Bond> {
+    bonds.iter().find(|b| b.slaves.iter().any(|(s, _)| s == dev))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -676,6 +840,8 @@ struct WorkerPort {
 /// The conversion's state: what the items set, and the notes.
 #[derive(Debug, Default)]
 struct Conv {
+    /// The DPVS file's name, for the comments on DPVS's defaults.
+    file: String,
     diags: Vec<Diagnostic>,
     notes: Vec<(Bucket, usize, String)>,
     top: Table,
@@ -691,13 +857,14 @@ struct Conv {
     bonds: Vec<Bond>,
     workers: Vec<Worker>,
     kni: Option<bool>,
-    fdir: Option<(String, usize)>,
-    flow: Option<(bool, usize)>,
+    fdir: Option<String>,
+    flow: Option<bool>,
     redirect: Option<(bool, usize, String)>,
+    /// The connection pool DPVS ran (per NUMA socket), with its item.
     conn_pool: Option<(u64, usize, String)>,
-    udp_normal: bool,
+    /// The UDP timeouts DPVS ran, when the file sets them.
+    udp_normal: Option<u64>,
     udp_oneway: Option<(u64, usize, String)>,
-    timestamp: bool,
     lcores: Vec<u32>,
 }
 
@@ -712,13 +879,18 @@ fn on_off(v: &str) -> Option<bool> {
 impl Conv {
     /// A warning, and the same note as a comment in `bucket`.
     fn warn(&mut self, bucket: Bucket, line: usize, shown: &str, why: impl fmt::Display) {
-        let msg = format!("{shown}: {why}");
-        self.diags.push(warning(line, msg.clone()));
-        self.notes.push((bucket, line, msg));
+        let w = warning(line, format!("{shown}: {why}"));
+        self.notes.push((bucket, line, w.message.clone()));
+        self.diags.push(w);
     }
 
     fn fail(&mut self, line: usize, msg: impl Into<String>) {
         self.diags.push(error(line, msg));
+    }
+
+    /// The comment on a value written because the file does not set it.
+    fn absent(&self) -> String {
+        format!("DPVS's default (absent from {})", self.file)
     }
 
     /// The bucket of a node's notes: its port's, or by its section.
@@ -745,6 +917,12 @@ impl Conv {
         self.warn(Self::bucket(n), n.line, &n.shown, why);
     }
 
+    /// The note of an item [`SPECS`] has but the mapping does not: the test walking
+    /// [`SPECS`] through the mapping keeps it unreachable.
+    fn gap(&mut self, n: &Node) {
+        self.note(n, "not converted by this rvsd (a gap in --from-dpvs)");
+    }
+
     /// A number, or an error naming the item.
     fn num(&mut self, n: &Node) -> Option<u64> {
         match n.value().parse::<u64>() {
@@ -765,6 +943,38 @@ impl Conv {
             self.fail(n.line, format!("{}: {v} is outside {lo}..={hi}", n.shown));
             None
         }
+    }
+
+    /// The number DPVS ran for `n`: its value within DPVS's range, otherwise DPVS's
+    /// default, with a warning naming both (DPVS logs "invalid ..., using default" and
+    /// goes on). Not a number: an error naming the item.
+    fn dpvs_num(&mut self, n: &Node, r: Range) -> Option<u64> {
+        let Ok(v) = n.value().parse::<i64>() else {
+            self.fail(n.line, format!("{}: {:?} is not a number", n.shown, n.value()));
+            return None;
+        };
+        if let Some(v) = u64::try_from(v).ok().filter(|_| (r.lo..=r.hi).contains(&v)) {
+            return Some(v);
+        }
+        self.note(
+            n,
+            format!(
+                "DPVS refuses {v} (it takes {}..={}) and runs its default, {}: {} converted",
+                r.lo, r.hi, r.default, r.default
+            ),
+        );
+        Some(r.default)
+    }
+
+    /// The number DPVS ran for a size it rounds down (to 2^n, or to 2^n - 1 with
+    /// `minus_one`), with a warning when the rounding changed it.
+    fn dpvs_rounded(&mut self, n: &Node, r: Range, minus_one: bool) -> Option<u64> {
+        let v = self.dpvs_num(n, r)?;
+        let (ran, form) = if minus_one { (pow2_minus1_floor(v), "2^n - 1") } else { (pow2_floor(v), "a power of two") };
+        if ran != v {
+            self.note(n, format!("DPVS rounds it down to {form}: it ran {ran}, not {v}; {ran} converted"));
+        }
+        Some(ran)
     }
 
     fn flag(&mut self, n: &Node) -> Option<bool> {
@@ -793,51 +1003,32 @@ impl Conv {
     fn item(&mut self, n: &Node) {
         let p = n.path.as_str();
         match p {
-            "global_defs.log_level" => {
-                let level = match n.value().to_ascii_uppercase().as_str() {
-                    "EMERG" | "ALERT" | "CRIT" | "ERR" | "ERROR" => Some("error"),
-                    "WARNING" | "WARN" => Some("warn"),
-                    "NOTICE" | "INFO" => Some("info"),
-                    "DEBUG" => Some("debug"),
-                    _ => None,
-                };
-                match level {
-                    Some(l) => self.note(
-                        n,
-                        format!("rvsd takes its log level from the environment: RVS_LOG={l} (the unit's Environment=)"),
-                    ),
-                    None => self.note(n, format!("{:?} is no DPVS log level; rvsd's level is $RVS_LOG", n.value())),
-                }
-            }
+            "global_defs.log_level" => self.log_level(n),
             "global_defs.kni" => self.kni = self.flag(n),
             "netif_defs.pktpool_size" => {
-                if let Some(v) = self.num_in(n, 1023, u64::from(u32::MAX)) {
+                if let Some(v) = self.dpvs_rounded(n, PKTPOOL_SIZE, true) {
                     self.mempool.set("mbufs", v.to_string());
                 }
             }
             "netif_defs.pktpool_cache" => {
-                if let Some(v) = self.num_in(n, 0, u64::from(u32::MAX)) {
+                if let Some(v) = self.dpvs_rounded(n, PKTPOOL_CACHE, false) {
                     self.mempool.set("cache", v.to_string());
                 }
             }
             "netif_defs.fdir_mode" => match n.value() {
-                "perfect" | "signature" => self.fdir = Some((n.value().to_string(), n.line)),
+                "perfect" | "signature" => self.fdir = Some(n.value().to_string()),
                 v => self.fail(n.line, format!("{}: {v:?} is neither perfect nor signature", n.shown)),
             },
             "netif_defs.device" => self.device(n),
             "netif_defs.bonding" => self.bonding(n),
             "worker_defs.worker" => self.worker(n),
             "neigh_defs.timeout" => {
-                if let Some(s) = self.num(n) {
-                    if (1..=3600).contains(&s) {
-                        self.neigh.set("reachable_ms", (s * 1000).to_string());
-                    } else {
-                        self.note(n, format!("{s} s is outside rvsd's 1..=3600 s (reachable_ms); rvsd's default kept"));
-                    }
+                if let Some(s) = self.dpvs_num(n, NEIGH_TIMEOUT) {
+                    self.neigh.set("reachable_ms", (s * 1000).to_string());
                 }
             }
             "ipvs_defs.conn.conn_pool_size" => {
-                if let Some(v) = self.num(n) {
+                if let Some(v) = self.dpvs_rounded(n, CONN_POOL_SIZE, true) {
                     self.conn_pool = Some((v, n.line, n.shown.clone()));
                 }
             }
@@ -846,157 +1037,204 @@ impl Conv {
                     self.redirect = Some((v, n.line, n.shown.clone()));
                 }
             }
-            "ipvs_defs.udp.uoa_mode" => match n.value() {
-                m @ ("opp" | "ipo") => self.note(
-                    n,
-                    format!("rvsd sets UOA per service: `uoa = \"{m}\"` on each UDP `[[service]]` (rvsadm --uoa {m})"),
-                ),
-                v => self.fail(n.line, format!("{}: {v:?} is neither opp nor ipo", n.shown)),
-            },
             "ipvs_defs.conn.expire_quiescent_template" => self.conn.set("expire_quiescent_template", "true"),
+            "ipvs_defs.udp.uoa_mode" => self.uoa_mode(n),
             "ipvs_defs.udp.uoa_max_trail" => {
                 if let Some(v) = self.num_in(n, 0, 255) {
                     self.conn.set("uoa_max_trail", v.to_string());
                 }
             }
-            "ipvs_defs.udp.timeout.normal" => {
-                if let Some(v) = self.num_in(n, 0, u64::from(u32::MAX)) {
-                    self.timeouts.set("udp", v.to_string());
-                    self.udp_normal = true;
-                }
-            }
+            "ipvs_defs.udp.timeout.normal" => self.udp_normal = self.dpvs_num(n, timeout(UDP_TIMEOUT)),
             "ipvs_defs.udp.timeout.oneway" => {
-                if let Some(v) = self.num_in(n, 0, u64::from(u32::MAX)) {
+                if let Some(v) = self.dpvs_num(n, timeout(UDP_TIMEOUT)) {
                     self.udp_oneway = Some((v, n.line, n.shown.clone()));
                 }
             }
             "ipvs_defs.udp.timeout.last" | "ipvs_defs.tcp.timeout.last" => {
                 self.note(n, "DPVS's end-of-table entry, not a state; nothing to set")
             }
-            _ if p.starts_with("ipvs_defs.tcp.timeout.") => {
-                if let Some(v) = self.num_in(n, 0, u64::from(u32::MAX)) {
-                    self.timeouts.set(&n.path["ipvs_defs.tcp.timeout.".len()..], v.to_string());
-                }
-            }
+            _ if p.starts_with("ipvs_defs.tcp.timeout.") => self.tcp_timeout(n),
             "ipvs_defs.tcp.synproxy.synack_options.mss" => {
-                if let Some(v) = self.num_in(n, 0, 65535) {
-                    if v < 536 {
-                        self.note(n, format!("{v} is below rvsd's least MSS (536); rvsd's defaults kept"));
-                        return;
-                    }
-                    self.synproxy.set("mss_v4", v.to_string());
-                    if v >= 1240 {
-                        self.synproxy.set("mss_v6", (v - 20).to_string());
-                        self.explain.push((
-                            Bucket::Synproxy,
-                            "mss_v6: DPVS's one mss less 20 bytes (the larger IPv6 header)".into(),
-                        ));
-                    } else {
-                        self.explain.push((
-                            Bucket::Synproxy,
-                            "mss_v6: DPVS's mss less 20 is below rvsd's least (1220); rvsd's default kept".into(),
-                        ));
-                    }
+                if let Some(v) = self.dpvs_num(n, SYNACK_MSS) {
+                    self.synack_mss(Some(n), v);
                 }
             }
-            "ipvs_defs.tcp.synproxy.synack_options.wscale" => {
-                if let Some(v) = self.num_in(n, 0, 14) {
-                    self.synproxy.set("wscale", v.to_string());
-                }
-            }
-            "ipvs_defs.tcp.synproxy.synack_options.timestamp" => {
-                self.timestamp = true;
-                self.synproxy.set("timestamps", "true");
-            }
+            "ipvs_defs.tcp.synproxy.synack_options.wscale" => self.synack_wscale(n),
+            "ipvs_defs.tcp.synproxy.synack_options.timestamp" => self.synproxy.set("timestamps", "true"),
             "ipvs_defs.tcp.synproxy.ack_storm_thresh" => {
-                if let Some(v) = self.num(n) {
+                if let Some(v) = self.dpvs_num(n, ACK_STORM_THRESH) {
                     if v > 255 {
                         self.note(n, format!("{v} is above rvsd's most (255); 255 set"));
                     }
                     self.synproxy.set("ack_storm_thresh", v.min(255).to_string());
                 }
             }
-            "sa_pool.flow_enable" => {
-                if let Some(v) = self.flag(n) {
-                    self.flow = Some((v, n.line));
-                }
-            }
-            _ => self.note(n, "not converted by this rvsd (a gap in --from-dpvs)"),
+            // DPVS's default reuse, and rvsd's: a SYN meeting a CLOSE or TIME_WAIT
+            // connection expires it and is scheduled afresh (`conn_reused`).
+            "ipvs_defs.tcp.synproxy.conn_reuse_state.close" | "ipvs_defs.tcp.synproxy.conn_reuse_state.time_wait" => {}
+            "sa_pool.flow_enable" => self.flow = self.flag(n),
+            _ => self.gap(n),
         }
     }
 
-    fn device(&mut self, n: &Node) {
+    fn log_level(&mut self, n: &Node) {
+        let level = match n.value().to_ascii_uppercase().as_str() {
+            "EMERG" | "ALERT" | "CRIT" | "ERR" | "ERROR" => Some("error"),
+            "WARNING" | "WARN" => Some("warn"),
+            "NOTICE" | "INFO" => Some("info"),
+            "DEBUG" => Some("debug"),
+            _ => None,
+        };
+        match level {
+            Some(l) => self.note(
+                n,
+                format!("rvsd takes its log level from the environment: RVS_LOG={l} (the unit's Environment=)"),
+            ),
+            None => self.note(n, format!("{:?} is no DPVS log level; rvsd's level is $RVS_LOG", n.value())),
+        }
+    }
+
+    fn uoa_mode(&mut self, n: &Node) {
+        match n.value() {
+            m @ ("opp" | "ipo") => self.note(
+                n,
+                format!("rvsd sets UOA per service: `uoa = \"{m}\"` on each UDP `[[service]]` (rvsadm --uoa {m})"),
+            ),
+            v => self.fail(n.line, format!("{}: {v:?} is neither opp nor ipo", n.shown)),
+        }
+    }
+
+    fn tcp_timeout(&mut self, n: &Node) {
+        let state = &n.path["ipvs_defs.tcp.timeout.".len()..];
+        let Some(&(key, default)) = TCP_TIMEOUTS.iter().find(|(k, _)| *k == state) else {
+            return self.gap(n);
+        };
+        if let Some(v) = self.dpvs_num(n, timeout(default)) {
+            self.timeouts.set(key, v.to_string());
+        }
+    }
+
+    /// `mss_v4` and `mss_v6` from DPVS's one MSS `v` (from the item `n`, or DPVS's
+    /// default when `None`), within rvsd's least values.
+    fn synack_mss(&mut self, n: Option<&Node>, v: u64) {
+        let v4 = v.max(536);
+        let v6 = v.saturating_sub(20).max(1220);
+        if v4 != v {
+            if let Some(n) = n {
+                self.note(n, format!("{v} is below rvsd's least MSS (536); 536 set"));
+            }
+        }
+        let absent = self.absent();
+        let v6_why = if v6 == v.saturating_sub(20) {
+            "mss_v6: DPVS's one mss less 20 bytes (the larger IPv6 header)"
+        } else {
+            "mss_v6: DPVS's one mss less 20 bytes is below rvsd's least (1220); 1220 set"
+        };
+        self.explain.push((Bucket::Synproxy, v6_why.into()));
+        if n.is_some() {
+            self.synproxy.set("mss_v4", v4.to_string());
+            self.synproxy.set("mss_v6", v6.to_string());
+        } else {
+            self.synproxy.or_else("mss_v4", v4.to_string(), &absent);
+            self.synproxy.or_else("mss_v6", v6.to_string(), &absent);
+        }
+    }
+
+    /// DPVS's wscale 0 (its default) strips the option from the SYN-ACK; rvsd always
+    /// answers a client's window scale, so 0 (its own windows unscaled) is the nearest.
+    fn synack_wscale(&mut self, n: &Node) {
+        let Ok(v) = n.value().parse::<i64>() else {
+            return self.fail(n.line, format!("{}: {:?} is not a number", n.shown, n.value()));
+        };
+        if (1..=SYNACK_WSCALE_MAX).contains(&v) {
+            return self.synproxy.set("wscale", v.to_string());
+        }
+        let what = if v == 0 {
+            "DPVS's wscale 0 strips the window scale option from the SYN-ACK (no window scaling)".to_string()
+        } else {
+            format!(
+                "DPVS refuses {v} (it takes 0..={SYNACK_WSCALE_MAX}) and keeps its default, 0: the window scale \
+                 option stripped from the SYN-ACK (no window scaling)"
+            )
+        };
+        self.note(
+            n,
+            format!(
+                "{what}; rvsd cannot strip it (it answers every client that offers one): wscale = 0 set, the \
+                 nearest (rvsd's windows unscaled, the client's scaled as it asks)"
+            ),
+        );
+        self.synproxy.set("wscale", "0");
+    }
+
+    /// A port's name, or an error when a device or bonding has it already.
+    fn new_port_name(&mut self, n: &Node) -> Option<String> {
         let name = n.name.clone();
         if self.devices.iter().any(|d| d.name == name) || self.bonds.iter().any(|b| b.name == name) {
             self.fail(n.line, format!("{}: a second port named {name}", n.shown));
-            return;
+            return None;
         }
+        Some(name)
+    }
+
+    fn device(&mut self, n: &Node) {
+        let Some(name) = self.new_port_name(n) else { return };
         self.devices.push(Device { name, line: n.line, ..Device::default() });
         let i = self.devices.len() - 1;
         self.visit(&n.children, &mut |c, m| c.device_item(i, m));
     }
 
     fn device_item(&mut self, i: usize, n: &Node) {
-        let key = match n.path.as_str() {
-            "netif_defs.device.rx.descriptor_number" => "rx_desc",
-            "netif_defs.device.tx.descriptor_number" => "tx_desc",
+        let set = |c: &mut Conv, key: &str, v: String| c.devices[i].set.push((key.into(), v, n.line, n.shown.clone()));
+        match n.path.as_str() {
+            "netif_defs.device.rx.descriptor_number" => {
+                if let Some(v) = self.dpvs_rounded(n, RX_DESC, false) {
+                    set(self, "rx_desc", v.to_string());
+                }
+            }
+            "netif_defs.device.tx.descriptor_number" => {
+                if let Some(v) = self.dpvs_rounded(n, TX_DESC, false) {
+                    set(self, "tx_desc", v.to_string());
+                }
+            }
             "netif_defs.device.rx.queue_number" | "netif_defs.device.tx.queue_number" => {
                 if let Some(v) = self.num(n) {
                     self.devices[i].queues.push((v, n.line, n.shown.clone()));
                 }
-                return;
             }
-            "netif_defs.device.rx.rss" => {
-                match n.value() {
-                    "all" => {}
-                    "ip" | "tcp" | "udp" | "sctp" | "ether" | "port" | "tunnel" => self.note(
+            "netif_defs.device.rx.rss" => match n.value() {
+                "all" => set(self, "rss", "true".into()),
+                "ip" | "tcp" | "udp" | "sctp" | "ether" | "port" | "tunnel" => {
+                    self.note(
                         n,
                         format!(
                             "rvsd's RSS hashes IP addresses and TCP/UDP ports (as far as the NIC can); \
                              `{}` cannot be chosen, rss = true set",
                             n.value()
                         ),
-                    ),
-                    v => {
-                        self.fail(n.line, format!("{}: {v:?} is no DPVS RSS type", n.shown));
-                        return;
-                    }
+                    );
+                    set(self, "rss", "true".into());
                 }
-                self.devices[i].set.push(("rss".into(), "true".into(), n.line, n.shown.clone()));
-                return;
-            }
+                v => self.fail(n.line, format!("{}: {v:?} is no DPVS RSS type", n.shown)),
+            },
             "netif_defs.device.mtu" => {
-                if let Some(v) = self.num_in(n, 0, 65535) {
-                    self.devices[i].set.push(("mtu".into(), v.to_string(), n.line, n.shown.clone()));
+                if let Some(v) = self.dpvs_num(n, MTU) {
+                    if v < 68 {
+                        self.note(n, format!("{v} is below rvsd's least MTU (68); 68 set"));
+                    }
+                    set(self, "mtu", v.max(68).to_string());
                 }
-                return;
             }
-            "netif_defs.device.promisc_mode" => {
-                self.devices[i].set.push(("promiscuous".into(), "true".into(), n.line, n.shown.clone()));
-                return;
-            }
+            "netif_defs.device.promisc_mode" => set(self, "promiscuous", "true".into()),
             "netif_defs.device.kni_name" => {
                 self.devices[i].kni_name = Some((n.value().to_string(), n.line, n.shown.clone()));
-                return;
             }
-            _ => return self.note(n, "not converted by this rvsd (a gap in --from-dpvs)"),
-        };
-        // Descriptors: rvsd wants powers of two.
-        if let Some(v) = self.num_in(n, 1, 32768) {
-            let p = v.next_power_of_two();
-            if p != v {
-                self.note(n, format!("rvsd takes powers of two: {p} set for {v}"));
-            }
-            self.devices[i].set.push((key.into(), p.to_string(), n.line, n.shown.clone()));
+            _ => self.gap(n),
         }
     }
 
     fn bonding(&mut self, n: &Node) {
-        let name = n.name.clone();
-        if self.devices.iter().any(|d| d.name == name) || self.bonds.iter().any(|b| b.name == name) {
-            self.fail(n.line, format!("{}: a second port named {name}", n.shown));
-            return;
-        }
+        let Some(name) = self.new_port_name(n) else { return };
         self.bonds.push(Bond { name, ..Bond::default() });
         let i = self.bonds.len() - 1;
         self.visit(&n.children, &mut |c, m| c.bonding_item(i, m));
@@ -1011,53 +1249,56 @@ impl Conv {
     fn bonding_item(&mut self, i: usize, n: &Node) {
         match n.path.as_str() {
             "netif_defs.bonding.mode" => {
-                let mode = match n.value() {
-                    "0" => "round-robin",
-                    "1" => "active-backup",
-                    "2" => "balance-xor",
-                    "4" => "lacp",
-                    m @ ("3" | "5" | "6") => {
-                        let what = match m {
-                            "3" => "broadcast",
-                            "5" => "balance-tlb",
-                            _ => "balance-alb",
-                        };
-                        self.note(
-                            n,
-                            format!(
-                                "rvsd has no mode {m} ({what}): choose round-robin, active-backup, balance-xor \
-                                 or lacp in place of CHOOSE-A-MODE"
-                            ),
-                        );
-                        "CHOOSE-A-MODE"
-                    }
-                    v => return self.fail(n.line, format!("{}: {v:?} is no bonding mode (0-6)", n.shown)),
-                };
-                self.bonds[i].mode = Some((mode.to_string(), n.line));
+                if let Some(mode) = self.bond_mode(n) {
+                    self.bonds[i].mode = Some(mode.to_string());
+                }
             }
             "netif_defs.bonding.slave" => self.bonds[i].slaves.push((n.value().to_string(), n.line)),
-            "netif_defs.bonding.primary" => {
-                self.bonds[i].primary = Some((n.value().to_string(), n.line, n.shown.clone()));
-            }
+            "netif_defs.bonding.primary" => self.bonds[i].primary = Some((n.value().to_string(), n.line)),
             "netif_defs.bonding.kni_name" => {
                 self.bonds[i].kni_name = Some((n.value().to_string(), n.line, n.shown.clone()));
             }
-            "netif_defs.bonding.options" => {
-                for opt in n.value().split(';').filter(|o| !o.trim().is_empty()) {
-                    let (k, _) = opt.split_once('=').unwrap_or((opt, ""));
-                    match k.trim() {
-                        "dedicated_queues" => self.note(
-                            n,
-                            format!(
-                                "{opt}: rvsd uses no dedicated LACP queues (LACPDUs go through the data queues); \
-                                 not set"
-                            ),
-                        ),
-                        _ => self.note(n, format!("{opt}: not a DPVS bonding option (dedicated_queues is); not set")),
-                    }
-                }
+            "netif_defs.bonding.options" => self.bond_options(n),
+            _ => self.gap(n),
+        }
+    }
+
+    /// rvsd's bond mode for DPVS's number; `CHOOSE-A-MODE` (with a warning) for the
+    /// modes rvsd does not have.
+    fn bond_mode(&mut self, n: &Node) -> Option<&'static str> {
+        let (mode, what) = match n.value() {
+            "0" => return Some("round-robin"),
+            "1" => return Some("active-backup"),
+            "2" => return Some("balance-xor"),
+            "4" => return Some("lacp"),
+            "3" => ("3", "broadcast"),
+            "5" => ("5", "balance-tlb"),
+            "6" => ("6", "balance-alb"),
+            v => {
+                self.fail(n.line, format!("{}: {v:?} is no bonding mode (0-6)", n.shown));
+                return None;
             }
-            _ => self.note(n, "not converted by this rvsd (a gap in --from-dpvs)"),
+        };
+        self.note(
+            n,
+            format!(
+                "rvsd has no mode {mode} ({what}): choose round-robin, active-backup, balance-xor or lacp in place \
+                 of CHOOSE-A-MODE"
+            ),
+        );
+        Some("CHOOSE-A-MODE")
+    }
+
+    fn bond_options(&mut self, n: &Node) {
+        for opt in n.value().split(';').filter(|o| !o.trim().is_empty()) {
+            let (k, _) = opt.split_once('=').unwrap_or((opt, ""));
+            match k.trim() {
+                "dedicated_queues" => self.note(
+                    n,
+                    format!("{opt}: rvsd uses no dedicated LACP queues (LACPDUs go through the data queues); not set"),
+                ),
+                _ => self.note(n, format!("{opt}: not a DPVS bonding option (dedicated_queues is); not set")),
+            }
         }
     }
 
@@ -1082,7 +1323,7 @@ impl Conv {
             }
             "worker_defs.worker.cpu_id" => {
                 if let Some(v) = self.num_in(n, 0, u64::from(u32::MAX)) {
-                    self.workers[i].cpu = Some(v as u32);
+                    self.workers[i].cpu = u32::try_from(v).ok();
                 }
             }
             "worker_defs.worker.port" => {
@@ -1094,7 +1335,7 @@ impl Conv {
                 });
                 self.visit(&n.children, &mut |c, m| c.worker_port_item(i, m));
             }
-            _ => self.note(n, "not converted by this rvsd (a gap in --from-dpvs)"),
+            _ => self.gap(n),
         }
     }
 
@@ -1102,7 +1343,7 @@ impl Conv {
         let dir = match n.path.as_str() {
             "worker_defs.worker.port.rx_queue_ids" => "receive",
             "worker_defs.worker.port.tx_queue_ids" => "transmit",
-            _ => return self.note(n, "not converted by this rvsd (a gap in --from-dpvs)"),
+            _ => return self.gap(n),
         };
         let mut ids = Vec::new();
         for a in &n.args {
@@ -1116,44 +1357,106 @@ impl Conv {
         }
     }
 
-    /// What needs the whole file: workers and queues, ports from devices and bonds,
-    /// steering, the connection pool per worker, the UDP timeout.
-    fn finish(&mut self, nodes: &[Node]) {
+    /// What needs the whole file: workers and queues, steering, the pools, the UDP
+    /// timeout, and DPVS's defaults for what the file does not set.
+    fn finish(&mut self) {
         self.finish_workers();
         self.finish_steering();
+        self.finish_pools();
+        self.finish_timeouts();
+        self.finish_synproxy();
+    }
+
+    /// DPVS makes its packet pool and its connection pool once per NUMA socket; rvsd
+    /// has one packet pool, and a connection pool per worker.
+    fn finish_pools(&mut self) {
+        let absent = self.absent();
+        self.mempool.or_else("mbufs", PKTPOOL_SIZE.default.to_string(), &absent);
+        self.mempool.or_else("cache", PKTPOOL_CACHE.default.to_string(), &absent);
+        self.explain.push((
+            Bucket::Mempool,
+            "mbufs: DPVS made a packet pool of this size on each NUMA socket; rvsd has one pool for all ports and \
+             workers: where DPVS ran on S sockets, S times this keeps its total"
+                .into(),
+        ));
         let workers = self.lcores.len().max(1) as u64;
-        if let Some((v, line, shown)) = self.conn_pool.take() {
-            let per = v.div_ceil(workers).min(u64::from(u32::MAX)).max(1);
-            self.conn.set("pool_size", per.to_string());
-            self.explain.push((
-                Bucket::Conn,
-                format!(
-                    "pool_size: per worker; DPVS's conn_pool_size (line {line}, {shown} {v}) is shared by \
-                     all {workers} workers"
-                ),
-            ));
+        let (ran, item) = match self.conn_pool.take() {
+            Some((v, line, shown)) => (v, Some((line, shown))),
+            None => (CONN_POOL_SIZE.default, None),
+        };
+        let per = ran.div_ceil(workers).clamp(1, u64::from(u32::MAX));
+        let why = if workers == 1 {
+            format!("DPVS made a pool of {ran} connections on each NUMA socket; its one worker used its socket's")
+        } else {
+            format!(
+                "DPVS made a pool of {ran} connections on each NUMA socket, shared by the workers on that socket; \
+                 rvsd's pool_size is per worker: {per} is {ran} / {workers}, which assumes DPVS's {workers} workers \
+                 all on one socket (spread over S sockets as DPVS had them, each had about S times this: \
+                 raise pool_size to match)"
+            )
+        };
+        match item {
+            Some((line, shown)) => {
+                self.conn.set("pool_size", per.to_string());
+                if workers == 1 {
+                    self.explain.push((Bucket::Conn, format!("pool_size: {why}")));
+                } else {
+                    self.warn(Bucket::Conn, line, &shown, why);
+                }
+            }
+            None => {
+                self.conn.or_else("pool_size", per.to_string(), &absent);
+                self.explain.push((Bucket::Conn, format!("pool_size: {why}")));
+            }
         }
+    }
+
+    /// DPVS's TCP timeouts where the file sets none; rvsd's one UDP timeout from DPVS's
+    /// `normal`, and a warning when `oneway` differed.
+    fn finish_timeouts(&mut self) {
+        let absent = self.absent();
+        for (key, default) in TCP_TIMEOUTS {
+            self.timeouts.or_else(key, default.to_string(), &absent);
+        }
+        let normal = match self.udp_normal {
+            Some(v) => {
+                self.timeouts.set("udp", v.to_string());
+                v
+            }
+            None => {
+                self.timeouts.or_else("udp", UDP_TIMEOUT.to_string(), &absent);
+                UDP_TIMEOUT
+            }
+        };
         if let Some((v, line, shown)) = self.udp_oneway.take() {
-            if self.udp_normal {
+            if v != normal {
                 self.warn(
                     Bucket::Timeouts,
                     line,
                     &shown,
-                    "rvsd has one UDP timeout, `udp`, set from `normal`; not used",
+                    format!(
+                        "DPVS timed a UDP flow that never had a reply at {v} s (oneway), one that had at {normal} s \
+                         (normal); rvsd has one UDP timeout, `udp`, set from normal: {v} s is not used"
+                    ),
                 );
-            } else {
-                self.timeouts.set("udp", v.to_string());
-                self.explain.push((Bucket::Timeouts, "udp: from DPVS's oneway (rvsd has one UDP timeout)".into()));
             }
         }
-        let synack = find(nodes, "ipvs_defs.tcp.synproxy.synack_options").is_some();
-        if synack && !self.timestamp {
-            self.synproxy.set("timestamps", "false");
-            self.explain.push((
-                Bucket::Synproxy,
-                "timestamps = false: DPVS's synack_options has no `timestamp`, so its SYN-ACK carried none".into(),
-            ));
+    }
+
+    /// DPVS's SYN-ACK options where the file sets none: MSS 1452, no window scaling,
+    /// no timestamps; its ACK storm threshold.
+    fn finish_synproxy(&mut self) {
+        let absent = self.absent();
+        if self.synproxy.get("mss_v4").is_none() {
+            self.synack_mss(None, SYNACK_MSS.default);
         }
+        self.synproxy.or_else(
+            "wscale",
+            "0",
+            &format!("{absent}: no window scaling; rvsd cannot strip the option, scale 0 is the nearest"),
+        );
+        self.synproxy.or_else("timestamps", "false", &format!("{absent}: no `timestamp` in synack_options"));
+        self.synproxy.or_else("ack_storm_thresh", ACK_STORM_THRESH.default.to_string(), &absent);
     }
 
     fn finish_workers(&mut self) {
@@ -1186,33 +1489,7 @@ impl Conv {
                 WorkerKind::Slave => {
                     let Some(cpu) = w.cpu else { continue };
                     self.lcores.push(cpu);
-                    for p in &w.ports {
-                        if !self.devices.iter().any(|d| d.name == p.name)
-                            && !self.bonds.iter().any(|b| b.name == p.name)
-                        {
-                            self.warn(
-                                Bucket::Workers,
-                                p.line,
-                                &p.shown,
-                                format!("no device or bonding named {}; rvsd's workers poll every port", p.name),
-                            );
-                            continue;
-                        }
-                        for (dir, ids, line, shown) in &p.queues {
-                            if ids.as_slice() != [index as u64] {
-                                let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
-                                self.warn(
-                                    Bucket::Workers,
-                                    *line,
-                                    shown,
-                                    format!(
-                                        "rvsd assigns the queues itself: worker {index} (lcore {cpu}) uses {dir} \
-                                         queue {index} of every port; queues {list} are not kept"
-                                    ),
-                                );
-                            }
-                        }
-                    }
+                    self.worker_queues(w, index, cpu);
                     index += 1;
                 }
             }
@@ -1229,14 +1506,43 @@ impl Conv {
         }
     }
 
+    /// Warnings for a slave worker's queues that are not rvsd's (worker `index` polls
+    /// queue `index` of every port).
+    fn worker_queues(&mut self, w: &Worker, index: usize, cpu: u32) {
+        for p in &w.ports {
+            if !self.devices.iter().any(|d| d.name == p.name) && !self.bonds.iter().any(|b| b.name == p.name) {
+                self.warn(
+                    Bucket::Workers,
+                    p.line,
+                    &p.shown,
+                    format!("no device or bonding named {}; rvsd's workers poll every port", p.name),
+                );
+                continue;
+            }
+            for (dir, ids, line, shown) in &p.queues {
+                if ids.as_slice() != [index as u64] {
+                    let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+                    self.warn(
+                        Bucket::Workers,
+                        *line,
+                        shown,
+                        format!(
+                            "rvsd assigns the queues itself: worker {index} (lcore {cpu}) uses {dir} queue {index} \
+                             of every port; queues {list} are not kept"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn finish_steering(&mut self) {
-        let flow = self.flow.map(|(v, _)| v);
-        let steering = match (flow, &self.fdir) {
+        let steering = match (self.flow, self.fdir.as_deref()) {
             (Some(false), _) => {
                 self.explain.push((Bucket::Top, "steering: sa_pool's flow_enable is off: software redirect".into()));
                 Some("redirect")
             }
-            (_, Some((mode, _))) if mode == "signature" => Some("signature"),
+            (_, Some("signature")) => Some("signature"),
             (Some(true), _) | (_, Some(_)) => {
                 self.explain.push((
                     Bucket::Top,
@@ -1252,7 +1558,7 @@ impl Conv {
             self.top.set("steering", q(s));
         }
         if let Some((on, line, shown)) = self.redirect.take() {
-            match (on, flow) {
+            match (on, self.flow) {
                 (true, Some(false)) => {} // steering = "redirect"
                 (true, _) => self.warn(
                     Bucket::Top,
@@ -1271,163 +1577,156 @@ impl Conv {
         }
     }
 
-    /// The DPVS port a device's notes belong to in rvsd: its bond when it is a slave.
-    fn port_of(&self, dev: &str) -> String {
-        self.bonds
-            .iter()
-            .find(|b| b.slaves.iter().any(|(s, _)| s == dev))
-            .map_or_else(|| dev.to_string(), |b| b.name.clone())
-    }
-
-    /// The `[[port]]` tables, each with its notes, and the placeholder warnings.
+    /// The `[[port]]` tables (a device that is no bond slave, and each bond), with the
+    /// devices' notes.
     fn ports(&mut self) -> Vec<(String, Table)> {
-        let mut out = Vec::new();
-        let workers = self.lcores.len() as u64;
-        let twin = self.kni.map(|on| q(if on { "tap" } else { "none" }));
         let devices = std::mem::take(&mut self.devices);
         let bonds = std::mem::take(&mut self.bonds);
-        let slave_of = |d: &str| bonds.iter().find(|b| b.slaves.iter().any(|(s, _)| s == d)).map(|b| b.name.as_str());
+        let mut out = Vec::new();
         for d in &devices {
-            let port = slave_of(&d.name).map_or_else(|| d.name.clone(), str::to_string);
-            let shown = format!("netif_defs.device {}", d.name);
-            for (v, line, s) in &d.queues {
-                if workers > 0 && *v != workers {
-                    self.warn(
-                        Bucket::Port(port.clone()),
-                        *line,
-                        s,
-                        format!("rvsd gives every port one queue per worker ({workers}); {v} not used"),
-                    );
-                }
+            let bond = bond_of(&bonds, &d.name).map(|b| b.name.as_str());
+            self.device_notes(d, bond);
+            if bond.is_none() {
+                out.push((d.name.clone(), self.device_table(d)));
             }
-            let ph = pci_placeholder(&d.name);
-            let how = "dpdk-devbind.py --status lists the NICs; DPVS's dpdkN is the Nth DPDK port in PCI order";
-            match slave_of(&d.name) {
-                Some(b) => self.warn(
-                    Bucket::Port(port.clone()),
-                    d.line,
-                    &shown,
-                    format!("its PCI address is not in dpvs.conf: replace {ph} in port {b}'s bond slaves ({how})"),
-                ),
-                None => self.warn(
-                    Bucket::Port(port.clone()),
-                    d.line,
-                    &shown,
-                    format!("its PCI address is not in dpvs.conf: replace {ph} in port {} ({how})", d.name),
-                ),
-            }
-            if let Some((k, line, s)) = &d.kni_name {
-                if self.kni == Some(false) {
-                    self.warn(
-                        Bucket::Port(port.clone()),
-                        *line,
-                        s,
-                        "global_defs kni is off: no twin (twin = \"none\")",
-                    );
-                } else if let Some(b) = slave_of(&d.name) {
-                    self.warn(
-                        Bucket::Port(port.clone()),
-                        *line,
-                        s,
-                        format!("a bond slave has no twin in rvsd; the bond's is {b}.kni"),
-                    );
-                } else if *k != format!("{}.kni", d.name) {
-                    self.warn(
-                        Bucket::Port(port.clone()),
-                        *line,
-                        s,
-                        format!("rvsd names the twin {}.kni, not {k}", d.name),
-                    );
-                }
-            }
-            if slave_of(&d.name).is_some() {
-                continue;
-            }
-            let mut t = Table::default();
-            t.set("name", q(&d.name));
-            t.set("pci", q(&ph));
-            for (k, v, ..) in &d.set {
-                t.set(k, v.clone());
-            }
-            if let Some(tw) = &twin {
-                t.set("twin", tw.clone());
-            }
-            out.push((d.name.clone(), t));
         }
         for b in &bonds {
-            let shown = format!("netif_defs.bonding {}", b.name);
-            let mut slaves = Vec::new();
-            for (s, line) in &b.slaves {
-                if !devices.iter().any(|d| &d.name == s) {
-                    self.fail(*line, format!("{shown}.slave: no device named {s} in netif_defs"));
-                }
-                if bonds.iter().filter(|o| o.slaves.iter().any(|(x, _)| x == s)).count() > 1 {
-                    self.fail(*line, format!("{shown}.slave: {s} is a slave of two bonds"));
-                }
-                slaves.push(q(&pci_placeholder(s)));
-            }
-            let primary = match &b.primary {
-                Some((p, line, _)) => match b.slaves.iter().position(|(s, _)| s == p) {
-                    Some(i) => i,
-                    None => {
-                        self.fail(*line, format!("{shown}.primary: {p} is not a slave of {}", b.name));
-                        0
-                    }
-                },
-                None => 0,
-            };
-            let mode = b.mode.as_ref().map_or("CHOOSE-A-MODE", |(m, _)| m.as_str());
-            let mut t = Table::default();
-            t.set("name", q(&b.name));
-            t.set("bond", format!("{{ mode = {}, slaves = [{}], primary = {primary} }}", q(mode), slaves.join(", ")));
-            // A bond is configured from its primary slave, as DPVS's queue configuration.
-            let prim = b.slaves.get(primary).and_then(|(p, _)| devices.iter().find(|d| &d.name == p));
-            if let Some(pd) = prim {
-                for (k, v, ..) in &pd.set {
-                    t.set(k, v.clone());
-                }
-                for (s, _) in &b.slaves {
-                    let Some(d) = devices.iter().find(|d| &d.name == s && d.name != pd.name) else { continue };
-                    for (k, v, line, sh) in &d.set {
-                        if t.get(k) != Some(v.as_str()) {
-                            self.warn(
-                                Bucket::Port(b.name.clone()),
-                                *line,
-                                sh,
-                                format!(
-                                    "rvsd configures bond {} from its primary slave {}: this slave's value is not used",
-                                    b.name, pd.name
-                                ),
-                            );
-                        }
-                    }
-                }
-            }
-            if let Some(tw) = &twin {
-                t.set("twin", tw.clone());
-            }
-            if let Some((k, line, s)) = &b.kni_name {
-                if self.kni == Some(false) {
-                    self.warn(
-                        Bucket::Port(b.name.clone()),
-                        *line,
-                        s,
-                        "global_defs kni is off: no twin (twin = \"none\")",
-                    );
-                } else if *k != format!("{}.kni", b.name) {
-                    self.warn(
-                        Bucket::Port(b.name.clone()),
-                        *line,
-                        s,
-                        format!("rvsd names the twin {}.kni, not {k}", b.name),
-                    );
-                }
-            }
-            out.push((b.name.clone(), t));
+            out.push((b.name.clone(), self.bond_table(b, &devices, &bonds)));
         }
         self.devices = devices;
         self.bonds = bonds;
         out
+    }
+
+    /// A device's queue counts that are not rvsd's, its PCI placeholder, and its
+    /// `kni_name` (`bond`: the bond it is a slave of).
+    fn device_notes(&mut self, d: &Device, bond: Option<&str>) {
+        let port = bond.unwrap_or(&d.name).to_string();
+        let workers = self.lcores.len() as u64;
+        for (v, line, s) in &d.queues {
+            if workers > 0 && *v != workers {
+                self.warn(
+                    Bucket::Port(port.clone()),
+                    *line,
+                    s,
+                    format!("rvsd gives every port one queue per worker ({workers}); {v} not used"),
+                );
+            }
+        }
+        let ph = pci_placeholder(&d.name);
+        let place = match bond {
+            Some(b) => format!("port {b}'s bond slaves"),
+            None => format!("port {}", d.name),
+        };
+        self.warn(
+            Bucket::Port(port.clone()),
+            d.line,
+            &format!("netif_defs.device {}", d.name),
+            format!(
+                "its PCI address is not in dpvs.conf: replace {ph} in {place} (dpdk-devbind.py --status lists the \
+                 NICs; DPVS's dpdkN is the Nth DPDK port in PCI order)"
+            ),
+        );
+        if let Some(kni) = &d.kni_name {
+            self.kni_name_note(&d.name, kni, bond);
+        }
+    }
+
+    /// A `kni_name` rvsd cannot honour: kni off (no twin), a bond slave's (no twin of
+    /// its own), or a name other than rvsd's `PORT.kni`.
+    fn kni_name_note(&mut self, dpvs_port: &str, (name, line, shown): &(String, usize, String), bond: Option<&str>) {
+        let bucket = Bucket::Port(bond.unwrap_or(dpvs_port).to_string());
+        let why = if self.kni == Some(false) {
+            "global_defs kni is off: no twin (twin = \"none\")".to_string()
+        } else if let Some(b) = bond {
+            format!("a bond slave has no twin in rvsd; the bond's is {b}.kni")
+        } else if *name != format!("{dpvs_port}.kni") {
+            format!("rvsd names the twin {dpvs_port}.kni, not {name}")
+        } else {
+            return;
+        };
+        self.warn(bucket, *line, shown, why);
+    }
+
+    /// The twin of every port, from `global_defs kni`.
+    fn twin(&self) -> Option<String> {
+        self.kni.map(|on| q(if on { "tap" } else { "none" }))
+    }
+
+    /// DPVS's descriptor counts where the port's device block sets none.
+    fn desc_defaults(&self, t: &mut Table) {
+        let absent = self.absent();
+        t.or_else("rx_desc", RX_DESC.default.to_string(), &absent);
+        t.or_else("tx_desc", TX_DESC.default.to_string(), &absent);
+    }
+
+    fn device_table(&self, d: &Device) -> Table {
+        let mut t = Table::default();
+        t.set("name", q(&d.name));
+        t.set("pci", q(&pci_placeholder(&d.name)));
+        for (k, v, ..) in &d.set {
+            t.set(k, v.clone());
+        }
+        self.desc_defaults(&mut t);
+        if let Some(tw) = self.twin() {
+            t.set("twin", tw);
+        }
+        t
+    }
+
+    fn bond_table(&mut self, b: &Bond, devices: &[Device], bonds: &[Bond]) -> Table {
+        let shown = format!("netif_defs.bonding {}", b.name);
+        for (s, line) in &b.slaves {
+            if !devices.iter().any(|d| &d.name == s) {
+                self.fail(*line, format!("{shown}.slave: no device named {s} in netif_defs"));
+            }
+            if bonds.iter().filter(|o| o.slaves.iter().any(|(x, _)| x == s)).count() > 1 {
+                self.fail(*line, format!("{shown}.slave: {s} is a slave of two bonds"));
+            }
+        }
+        let primary = match &b.primary {
+            Some((p, line)) => b.slaves.iter().position(|(s, _)| s == p).unwrap_or_else(|| {
+                self.fail(*line, format!("{shown}.primary: {p} is not a slave of {}", b.name));
+                0
+            }),
+            None => 0,
+        };
+        let slaves: Vec<String> = b.slaves.iter().map(|(s, _)| q(&pci_placeholder(s))).collect();
+        let mode = b.mode.as_deref().unwrap_or("CHOOSE-A-MODE");
+        let mut t = Table::default();
+        t.set("name", q(&b.name));
+        t.set("bond", format!("{{ mode = {}, slaves = [{}], primary = {primary} }}", q(mode), slaves.join(", ")));
+        // A bond is configured from its primary slave, as DPVS's queue configuration.
+        let prim = b.slaves.get(primary).and_then(|(p, _)| devices.iter().find(|d| &d.name == p));
+        if let Some(pd) = prim {
+            for (k, v, ..) in &pd.set {
+                t.set(k, v.clone());
+            }
+            for (s, _) in &b.slaves {
+                let Some(d) = devices.iter().find(|d| &d.name == s && d.name != pd.name) else { continue };
+                for (k, v, line, sh) in &d.set {
+                    if t.get(k) != Some(v.as_str()) {
+                        self.warn(
+                            Bucket::Port(b.name.clone()),
+                            *line,
+                            sh,
+                            format!(
+                                "rvsd configures bond {} from its primary slave {}: this slave's value is not used",
+                                b.name, pd.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        self.desc_defaults(&mut t);
+        if let Some(tw) = self.twin() {
+            t.set("twin", tw);
+        }
+        if let Some(kni) = &b.kni_name {
+            self.kni_name_note(&b.name, kni, None);
+        }
+        t
     }
 
     fn render(&mut self, file: &str) -> String {
@@ -1436,7 +1735,7 @@ impl Conv {
         let notes: Vec<(Bucket, usize, String)> = std::mem::take(&mut self.notes)
             .into_iter()
             .map(|(b, l, m)| match b {
-                Bucket::Port(p) => (Bucket::Port(self.port_of(&p)), l, m),
+                Bucket::Port(p) => (Bucket::Port(bond_of(&self.bonds, &p).map_or(p, |b| b.name.clone())), l, m),
                 b => (b, l, m),
             })
             .collect();
@@ -1445,7 +1744,7 @@ impl Conv {
         let mut comments = |s: &mut String, bucket: &Bucket, explain: &[(Bucket, String)]| {
             for (b, e) in explain {
                 if b == bucket {
-                    s.push_str(&format!("# {e}\n"));
+                    s.push_str(&format!("# {}\n", printable(e)));
                 }
             }
             let mut mine: Vec<(usize, &str)> = Vec::new();
@@ -1457,20 +1756,24 @@ impl Conv {
             }
             mine.sort_by_key(|(l, _)| *l);
             for (line, m) in mine {
-                s.push_str(&format!("# line {line}: {m}\n"));
+                s.push_str(&format!("# line {line}: {}\n", printable(m)));
             }
         };
         let keys = |s: &mut String, t: &Table| {
-            for (k, v) in &t.0 {
-                s.push_str(&format!("{k} = {v}\n"));
+            for e in &t.0 {
+                match &e.comment {
+                    Some(c) => s.push_str(&format!("{} = {}  # {}\n", e.key, e.value, printable(c))),
+                    None => s.push_str(&format!("{} = {}\n", e.key, e.value)),
+                }
             }
         };
         s.push_str(&format!(
-            "# rvsd configuration converted from {file} by `rvsd --from-dpvs` (rvsd {}).\n\
+            "# rvsd configuration converted from {} by `rvsd --from-dpvs` (rvsd {}).\n\
              # Replace every PCI-ADDRESS-OF-<port> with the NIC's address (dpdk-devbind.py --status), then:\n\
              #   rvsd --check-config THIS-FILE --other-host\n\
              # \"# line N:\" comments are dpvs.conf items rvsd does not carry over, and why\n\
              # (docs/DEPLOY.md, \"From dpvs.conf\"; every key: docs/CONFIG.md).\n\n",
+            printable(file),
             env!("CARGO_PKG_VERSION")
         ));
         let explain = std::mem::take(&mut self.explain);
@@ -1518,16 +1821,11 @@ impl Conv {
             rest.sort_by_key(|(l, _)| *l);
             s.push_str("\n# Not carried over (no rvsd equivalent):\n");
             for (line, m) in rest {
-                s.push_str(&format!("# line {line}: {m}\n"));
+                s.push_str(&format!("# line {line}: {}\n", printable(m)));
             }
         }
         s
     }
-}
-
-/// The first node at `path`, anywhere under `nodes`.
-fn find<'a>(nodes: &'a [Node], path: &str) -> Option<&'a Node> {
-    nodes.iter().find_map(|n| if n.path == path { Some(n) } else { find(&n.children, path) })
 }
 
 #[cfg(test)]
@@ -1775,7 +2073,7 @@ sa_pool {
             "cache = 256",
             "name = \"dpdk0\"",
             "pci = \"PCI-ADDRESS-OF-dpdk0\"",
-            "rx_desc = 1024",
+            "rx_desc = 512",
             "tx_desc = 1024",
             "rss = true",
             "mtu = 1500",
@@ -1803,7 +2101,7 @@ sa_pool {
         let cfg = Config::parse("out.toml", &filled).unwrap_or_else(|e| panic!("{e}\n{filled}"));
         assert_eq!(cfg.ports[0].pci.as_deref(), Some("0000:3b:00.0"));
         assert_eq!(cfg.workers.lcores, vec![1, 2]);
-        assert_eq!(cfg.ports[0].rx_desc, 1024);
+        assert_eq!(cfg.ports[0].rx_desc, 512, "DPVS rounds 1000 down");
         assert!(!cfg.synproxy.timestamps);
         assert_eq!(cfg.timeouts.established, 90);
         assert!(cfg.warnings("out.toml").is_empty());
@@ -1821,26 +2119,45 @@ sa_pool {
                 "netif_defs.device dpdk0: its PCI address is not in dpvs.conf: replace PCI-ADDRESS-OF-dpdk0 in \
                  port dpdk0 (dpdk-devbind.py --status",
             ),
-            ("1000", "netif_defs.device dpdk0.rx.descriptor_number: rvsd takes powers of two: 1024 set for 1000"),
+            (
+                "1000",
+                "netif_defs.device dpdk0.rx.descriptor_number: DPVS rounds it down to a power of two: it ran 512, \
+                 not 1000; 512 converted",
+            ),
             ("mbuf_fast_free", "netif_defs.device dpdk0.tx.mbuf_fast_free: "),
             ("unres_queue_length", "neigh_defs.unres_queue_length: "),
             ("conn_pool_cache", "ipvs_defs.conn.conn_pool_cache: "),
             ("conn_init_timeout", "ipvs_defs.conn.conn_init_timeout: "),
             ("uoa_mode", "ipvs_defs.udp.uoa_mode: rvsd sets UOA per service: `uoa = \"opp\"`"),
-            ("oneway", "ipvs_defs.udp.timeout.oneway: rvsd has one UDP timeout"),
+            (
+                "oneway",
+                "ipvs_defs.udp.timeout.oneway: DPVS timed a UDP flow that never had a reply at 60 s (oneway), one \
+                 that had at 300 s (normal); rvsd has one UDP timeout, `udp`, set from normal: 60 s is not used",
+            ),
+            (
+                "conn_pool_size",
+                "ipvs_defs.conn.conn_pool_size: DPVS rounds it down to 2^n - 1: it ran 2097151, not 2097152",
+            ),
+            (
+                "conn_pool_size",
+                "ipvs_defs.conn.conn_pool_size: DPVS made a pool of 2097151 connections on each NUMA socket, \
+                 shared by the workers on that socket; rvsd's pool_size is per worker: 1048576 is 2097151 / 2, \
+                 which assumes DPVS's 2 workers all on one socket",
+            ),
             ("last        3", "ipvs_defs.udp.timeout.last: "),
             ("last        2", "ipvs_defs.tcp.timeout.last: "),
             ("ttl             63", "ipvs_defs.tcp.synproxy.synack_options.ttl: "),
             ("sack", "ipvs_defs.tcp.synproxy.synack_options.sack: "),
             ("rs_syn_max_retry", "ipvs_defs.tcp.synproxy.rs_syn_max_retry: "),
             ("max_ack_saved", "ipvs_defs.tcp.synproxy.max_ack_saved: "),
-            ("conn_reuse_state", "ipvs_defs.tcp.synproxy.conn_reuse_state: "),
             ("pool_hash_size", "sa_pool.pool_hash_size: "),
         ] {
             assert!(has(&w, SINGLE, needle, want), "no warning {want:?} in\n{}", w.join("\n"));
         }
         // Mapped items are not warned about; matching queue ids and counts are mapped.
-        for quiet in ["queue_number", "rx_queue_ids", "tx_queue_ids", "pktpool_size", "mss:", "kni_name", ".mtu"] {
+        for quiet in
+            ["queue_number", "rx_queue_ids", "tx_queue_ids", "pktpool_size", "mss:", "kni_name", ".mtu", "conn_reuse"]
+        {
             assert!(!w.iter().any(|l| l.contains(quiet)), "{quiet} warned: {w:?}");
         }
         // Every warning is a comment in the output too.
@@ -1944,11 +2261,8 @@ worker_defs {
         Config::parse("out.toml", &chosen).unwrap_or_else(|e| panic!("{e}\n{chosen}"));
     }
 
-    /// Every item of DPVS's item list (conf/dpvs.conf.items) is known: mapped or warned,
-    /// none an error, none falling through the mapping.
-    #[test]
-    fn every_dpvs_item_is_recognised() {
-        let text = r#"
+    /// One of every item DPVS reads (conf/dpvs.conf.items and its keyword tree).
+    const ALL_ITEMS: &str = r#"
 global_defs {
     daemon
     log_level DEBUG
@@ -2062,6 +2376,7 @@ ipvs_defs {
         uoa_max_trail 3
         timeout {
             oneway 300
+            normal 300
             last 3
         }
     }
@@ -2110,6 +2425,12 @@ sa_pool {
 }
 include /etc/dpvs.d/*.conf
 "#;
+
+    /// Every item of DPVS's item list (conf/dpvs.conf.items) is known: mapped or warned,
+    /// none an error, none falling through the mapping.
+    #[test]
+    fn every_dpvs_item_is_recognised() {
+        let text = ALL_ITEMS;
         let c = convert("d.conf", text);
         assert!(!c.has_errors(), "{:?}", errors(&c));
         let w = warnings(&c);
@@ -2209,5 +2530,277 @@ include /etc/dpvs.d/*.conf
             ]
         );
         assert!(d.is_empty());
+    }
+
+    /// Every path of [`SPECS`] is in [`ALL_ITEMS`], so the test above walks the whole
+    /// table through the mapping: no item DPVS knows reaches a "gap" arm.
+    #[test]
+    fn all_items_walks_every_spec() {
+        fn paths(nodes: &[Node], out: &mut Vec<String>) {
+            for n in nodes {
+                out.push(n.path.clone());
+                paths(&n.children, out);
+            }
+        }
+        let mut d = Vec::new();
+        let toks = lex(ALL_ITEMS, &mut d);
+        let items = Parser { toks: &toks, pos: 0, diags: &mut d }.items(None, 0);
+        let nodes = validate(items, "", "", None, &mut d);
+        assert!(d.is_empty(), "{d:?}");
+        let mut seen = Vec::new();
+        paths(&nodes, &mut seen);
+        for (path, ..) in SPECS {
+            assert!(seen.iter().any(|p| p == path), "{path} is not in ALL_ITEMS");
+        }
+    }
+
+    /// A small file, in `text` with a device `dpdk0` and one slave worker, converted
+    /// without errors.
+    fn small(inner: &str) -> (String, Conversion) {
+        let text = format!(
+            "netif_defs {{\n    device dpdk0 {{\n    }}\n}}\nworker_defs {{\n    worker cpu1 {{\n        cpu_id 1\n    \
+             }}\n}}\n{inner}"
+        );
+        let c = convert("d.conf", &text);
+        assert!(!c.has_errors(), "{:?}", errors(&c));
+        (text, c)
+    }
+
+    fn filled(c: &Conversion) -> Config {
+        let t = fill_placeholders(&c.toml, &pci(&[("dpdk0", "0000:3b:00.0")]));
+        Config::parse("out.toml", &t).unwrap_or_else(|e| panic!("{e}\n{t}"))
+    }
+
+    #[test]
+    fn dpvs_rounds_sizes_down() {
+        assert_eq!([pow2_floor(1000), pow2_floor(1024), pow2_floor(1), pow2_floor(0)], [512, 1024, 1, 0]);
+        assert_eq!(
+            [pow2_minus1_floor(262_143), pow2_minus1_floor(262_144), pow2_minus1_floor(300_000)],
+            [262_143, 262_143, 262_143]
+        );
+        let text = "netif_defs {\n    pktpool_size 300000\n    pktpool_cache 300\n    device dpdk0 {\n        rx { \
+                    descriptor_number 1000 }\n        tx { descriptor_number 2048 }\n    }\n}\nworker_defs {\n    \
+                    worker cpu1 {\n        cpu_id 1\n    }\n}\nipvs_defs {\n    conn {\n        conn_pool_size \
+                    100000\n    }\n}\n";
+        let c = convert("d.conf", text);
+        assert!(!c.has_errors(), "{:?}", errors(&c));
+        let w = warnings(&c);
+        for (needle, want) in [
+            ("pktpool_size", "netif_defs.pktpool_size: DPVS rounds it down to 2^n - 1: it ran 262143, not 300000"),
+            ("pktpool_cache", "netif_defs.pktpool_cache: DPVS rounds it down to a power of two: it ran 256, not 300"),
+            ("1000", "netif_defs.device dpdk0.rx.descriptor_number: DPVS rounds it down to a power of two: it ran 512"),
+            (
+                "conn_pool_size",
+                "ipvs_defs.conn.conn_pool_size: DPVS rounds it down to 2^n - 1: it ran 65535, not 100000",
+            ),
+        ] {
+            assert!(has(&w, text, needle, want), "no warning {want:?} in\n{}", w.join("\n"));
+        }
+        assert!(!w.iter().any(|l| l.contains("tx.descriptor_number")), "2048 is a power of two: {w:?}");
+        let cfg = filled(&c);
+        assert_eq!((cfg.mempool.mbufs, cfg.mempool.cache), (262_143, 256));
+        assert_eq!((cfg.ports[0].rx_desc, cfg.ports[0].tx_desc), (512, 2048));
+        // One worker: DPVS's whole pool, with a comment rather than a warning.
+        assert_eq!(cfg.conn.pool_size, 65_535);
+    }
+
+    #[test]
+    fn values_dpvs_refuses_become_its_defaults() {
+        let inner = "neigh_defs {\n    timeout 0\n}\nipvs_defs {\n    conn {\n        conn_pool_size 0\n    }\n    \
+                     udp {\n        timeout {\n            normal 0\n            oneway -1\n        }\n    }\n    tcp \
+                     {\n        timeout {\n            established 0\n            syn_recv 31536000\n        }\n        \
+                     synproxy {\n            synack_options {\n                mss 0\n            }\n            \
+                     ack_storm_thresh 0\n        }\n    }\n}\n";
+        let text = format!(
+            "netif_defs {{\n    device dpdk0 {{\n        rx {{ descriptor_number 8 }}\n        tx {{ \
+             descriptor_number 9000 }}\n        mtu 0\n    }}\n}}\nworker_defs {{\n    worker cpu1 {{\n        cpu_id \
+             1\n    }}\n}}\n{inner}"
+        );
+        let c = convert("d.conf", &text);
+        assert!(!c.has_errors(), "{:?}", errors(&c));
+        let w = warnings(&c);
+        for (needle, want) in [
+            ("descriptor_number 8", "netif_defs.device dpdk0.rx.descriptor_number: DPVS refuses 8 (it takes 16..=8192) and runs its default, 256"),
+            ("descriptor_number 9000", "netif_defs.device dpdk0.tx.descriptor_number: DPVS refuses 9000 (it takes 16..=8192) and runs its default, 512"),
+            ("mtu 0", "netif_defs.device dpdk0.mtu: DPVS refuses 0 (it takes 1..=9000) and runs its default, 1500"),
+            ("timeout 0", "neigh_defs.timeout: DPVS refuses 0 (it takes 1..=3600) and runs its default, 60"),
+            ("conn_pool_size 0", "ipvs_defs.conn.conn_pool_size: DPVS refuses 0 (it takes 65536..=2147483647) and runs its default, 2097151"),
+            ("normal 0", "ipvs_defs.udp.timeout.normal: DPVS refuses 0 (it takes 1..=31535999) and runs its default, 300"),
+            ("oneway -1", "ipvs_defs.udp.timeout.oneway: DPVS refuses -1 (it takes 1..=31535999) and runs its default, 300"),
+            ("established 0", "ipvs_defs.tcp.timeout.established: DPVS refuses 0 (it takes 1..=31535999) and runs its default, 90"),
+            ("syn_recv 31536000", "ipvs_defs.tcp.timeout.syn_recv: DPVS refuses 31536000 (it takes 1..=31535999) and runs its default, 30"),
+            ("mss 0", "ipvs_defs.tcp.synproxy.synack_options.mss: DPVS refuses 0 (it takes 1..=65535) and runs its default, 1452"),
+            ("ack_storm_thresh 0", "ipvs_defs.tcp.synproxy.ack_storm_thresh: DPVS refuses 0 (it takes 1..=999) and runs its default, 10"),
+        ] {
+            assert!(has(&w, &text, needle, want), "no warning {want:?} in\n{}", w.join("\n"));
+        }
+        // oneway's default equals normal's: nothing lost, no warning.
+        assert!(!w.iter().any(|l| l.contains("is not used")), "{w:?}");
+        let cfg = filled(&c);
+        assert_eq!((cfg.ports[0].rx_desc, cfg.ports[0].tx_desc, cfg.ports[0].mtu), (256, 512, 1500));
+        assert_eq!(cfg.neigh_defs.reachable_ms, 60_000);
+        assert_eq!(cfg.conn.pool_size, 2_097_151);
+        assert_eq!((cfg.timeouts.udp, cfg.timeouts.established, cfg.timeouts.syn_recv), (300, 90, 30));
+        assert_eq!((cfg.synproxy.mss_v4, cfg.synproxy.mss_v6, cfg.synproxy.ack_storm_thresh), (1452, 1432, 10));
+    }
+
+    #[test]
+    fn absent_items_get_dpvs_defaults() {
+        let (_, c) = small("");
+        let t = &c.toml;
+        for key in [
+            "none = 2",
+            "established = 90",
+            "syn_sent = 3",
+            "syn_recv = 30",
+            "fin_wait = 7",
+            "time_wait = 7",
+            "close = 3",
+            "close_wait = 7",
+            "last_ack = 7",
+            "listen = 120",
+            "synack = 30",
+            "udp = 300",
+            "mss_v4 = 1452",
+            "mss_v6 = 1432",
+            "ack_storm_thresh = 10",
+            "rx_desc = 256",
+            "tx_desc = 512",
+            "mbufs = 65535",
+            "cache = 256",
+            "pool_size = 2097151",
+        ] {
+            let want = format!("{key}  # DPVS's default (absent from d.conf)\n");
+            assert!(t.contains(&want), "{want:?} missing from\n{t}");
+        }
+        assert!(t.contains("wscale = 0  # DPVS's default (absent from d.conf): no window scaling"), "{t}");
+        assert!(t.contains("timestamps = false  # DPVS's default (absent from d.conf)"), "{t}");
+        let cfg = filled(&c);
+        assert_eq!((cfg.timeouts.established, cfg.timeouts.fin_wait, cfg.timeouts.close), (90, 7, 3));
+        assert_eq!((cfg.synproxy.mss_v4, cfg.synproxy.wscale), (1452, 0));
+        assert!(!cfg.synproxy.timestamps);
+        // What the file sets carries no such comment.
+        let (_, c) =
+            small("ipvs_defs {\n    tcp {\n        timeout {\n            established 600\n        }\n    }\n}\n");
+        assert!(c.toml.contains("established = 600\n"), "{}", c.toml);
+    }
+
+    #[test]
+    fn wscale_zero_is_the_nearest_to_no_window_scaling() {
+        let syn = |v: &str| {
+            format!("ipvs_defs {{\n    tcp {{\n        synproxy {{\n            synack_options {{\n                wscale {v}\n            }}\n        }}\n    }}\n}}\n")
+        };
+        for (v, want) in [
+            ("0", "DPVS's wscale 0 strips the window scale option from the SYN-ACK (no window scaling); rvsd cannot strip it"),
+            ("15", "DPVS refuses 15 (it takes 0..=14) and keeps its default, 0"),
+        ] {
+            let (text, c) = small(&syn(v));
+            let w = warnings(&c);
+            let msg = format!("ipvs_defs.tcp.synproxy.synack_options.wscale: {want}");
+            assert!(has(&w, &text, "wscale", &msg), "no warning {msg:?} in\n{}", w.join("\n"));
+            assert!(c.toml.contains("wscale = 0\n"), "{}", c.toml);
+        }
+        let (_, c) = small(&syn("9"));
+        assert!(!warnings(&c).iter().any(|l| l.contains("wscale")));
+        assert_eq!(filled(&c).synproxy.wscale, 9);
+    }
+
+    #[test]
+    fn udp_oneway_is_warned_about_and_normal_kept() {
+        let udp =
+            |inner: &str| format!("ipvs_defs {{\n    udp {{\n        timeout {{\n{inner}        }}\n    }}\n}}\n");
+        // oneway alone: DPVS's normal (300) is rvsd's udp.
+        let (text, c) = small(&udp("            oneway 60\n"));
+        assert_eq!(filled(&c).timeouts.udp, 300);
+        let w = warnings(&c);
+        let want = "ipvs_defs.udp.timeout.oneway: DPVS timed a UDP flow that never had a reply at 60 s (oneway), one \
+                    that had at 300 s (normal)";
+        assert!(has(&w, &text, "oneway", want), "{w:?}");
+        // Equal to normal: nothing differs, nothing said.
+        let (_, c) = small(&udp("            oneway 120\n            normal 120\n"));
+        assert_eq!(filled(&c).timeouts.udp, 120);
+        assert!(!warnings(&c).iter().any(|l| l.contains("oneway")));
+    }
+
+    #[test]
+    fn conn_reuse_state_warns_only_about_states_rvsd_does_not_reuse() {
+        let reuse = |inner: &str| {
+            format!("ipvs_defs {{\n    tcp {{\n        synproxy {{\n            conn_reuse_state {{\n{inner}            }}\n        }}\n    }}\n}}\n")
+        };
+        let (_, c) = small(&reuse("                close\n                time_wait\n"));
+        assert!(!warnings(&c).iter().any(|l| l.contains("conn_reuse")), "{:?}", warnings(&c));
+        let (text, c) = small(&reuse("                close\n                fin_wait\n"));
+        let w = warnings(&c);
+        let want = "ipvs_defs.tcp.synproxy.conn_reuse_state.fin_wait: rvsd reuses only CLOSE and TIME_WAIT";
+        assert!(has(&w, &text, "fin_wait", want), "{w:?}");
+        assert_eq!(w.iter().filter(|l| l.contains("conn_reuse")).count(), 1, "{w:?}");
+    }
+
+    #[test]
+    fn non_utf8_is_decoded_with_a_warning_naming_the_line() {
+        let mut bytes = b"global_defs {\n    kni off\n    ! \xd6\xd0\xce\xc4 comment\n}\n".to_vec();
+        bytes.extend_from_slice(b"netif_defs {\n    device dpdk0 {\n    }\n}\n");
+        let c = convert_bytes("d.conf", &bytes);
+        assert!(!c.has_errors(), "{:?}", errors(&c));
+        let w = warnings(&c);
+        assert!(w.iter().any(|l| l.starts_with("d.conf:3: warning: encoding: the file is not UTF-8")), "{w:?}");
+        assert!(c.toml.contains("twin = \"none\""), "{}", c.toml);
+        // In a keyword: the keyword is reported as unknown, on its line.
+        let c = convert_bytes("d.conf", b"global_defs {\n    k\xffni off\n}\n");
+        assert!(errors(&c).iter().any(|e| e.starts_with("d.conf:2: error: unknown keyword")), "{:?}", errors(&c));
+        // A byte-order mark is no keyword.
+        assert!(!convert_bytes("d.conf", b"\xef\xbb\xbfglobal_defs {\n}\n").has_errors());
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_lone_cr_ends_a_line() {
+        // A word copied as it is into a note (kni_name's): escaped in the comment and
+        // on stderr.
+        let text = "netif_defs {\n    device dpdk0 {\n        kni_name \"x\u{1}y\u{7f}\"\n    }\n}\nworker_defs \
+                    {\n    worker cpu1 {\n        cpu_id 1\n    }\n}\n";
+        let c = convert("d.conf", text);
+        assert!(c.toml.contains("rvsd names the twin dpdk0.kni, not x\\u{1}y\\u{7f}"), "{}", c.toml);
+        assert!(!c.toml.chars().any(|ch| ch.is_control() && ch != '\n' && ch != '\t'), "{:?}", c.toml);
+        assert!(warnings(&c).iter().all(|l| !l.chars().any(char::is_control)));
+        filled(&c); // parses: no control character in a comment
+                    // An error quoting a word: escaped too (no terminal escape reaches stderr).
+        let c = convert("d.conf", "global_defs {\n    kni \"o\u{1b}[31mn\"\n}\n");
+        let e = errors(&c);
+        assert!(
+            e.iter().any(|l| l.contains("\\u{1b}[31mn")) && e.iter().all(|l| !l.chars().any(char::is_control)),
+            "{e:?}"
+        );
+        // A lone carriage return ends a line, as in DPVS: `kni maybe` is line 2.
+        let c = convert("d.conf", "global_defs {\r    kni maybe\r}\r");
+        assert!(errors(&c).iter().any(|e| e.starts_with("d.conf:2: error: global_defs.kni")), "{:?}", errors(&c));
+        let c = convert("d.conf", "global_defs {\r\n    kni maybe\r\n}\r\n");
+        assert!(errors(&c).iter().any(|e| e.starts_with("d.conf:2: error: global_defs.kni")), "{:?}", errors(&c));
+    }
+
+    #[test]
+    fn from_dpvs_refuses_a_config_file() {
+        use clap::Parser as _;
+        let args = crate::cli::Args::try_parse_from(["rvsd", "--from-dpvs", "dpvs.conf"]).expect("alone");
+        assert!(args.from_dpvs.is_some());
+        assert!(crate::cli::Args::try_parse_from(["rvsd", "--from-dpvs", "dpvs.conf", "-c", "x.toml"]).is_err());
+    }
+
+    #[test]
+    fn pools_are_per_socket_in_dpvs() {
+        let (_, c) = small("");
+        assert!(c.toml.contains("# mbufs: DPVS made a packet pool of this size on each NUMA socket"), "{}", c.toml);
+        let c = convert("d.conf", BONDED);
+        let w = warnings(&c);
+        assert!(
+            has(
+                &w,
+                BONDED,
+                "conn_pool_size",
+                "ipvs_defs.conn.conn_pool_size: DPVS made a pool of 1048575 connections on each NUMA socket, shared \
+                 by the workers on that socket; rvsd's pool_size is per worker: 524288 is 1048575 / 2, which assumes \
+                 DPVS's 2 workers all on one socket (spread over S sockets as DPVS had them"
+            ),
+            "{w:?}"
+        );
     }
 }
