@@ -102,8 +102,9 @@ pub struct Counters {
     /// box, are the drop counters (`rvsip stats`).
     #[serde(default)]
     pub refused: u64,
-    /// Live persistence templates pointing here (real servers only: ipvsadm's
-    /// `PersistConn`; a gauge filled in by [`crate::engine::Engine::stats_snapshot`]).
+    /// Persistence templates pointing here, expired ones not yet reclaimed included (a
+    /// second at most; real servers only: ipvsadm's `PersistConn`; a gauge filled in by
+    /// [`crate::engine::Engine::stats_snapshot`]).
     #[serde(default)]
     pub persist: u64,
 }

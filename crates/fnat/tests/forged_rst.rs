@@ -148,6 +148,33 @@ fn an_rst_after_unacknowledged_data_counts_and_a_forged_segment_sets_up_nothing(
     run(&mut w, steps);
 }
 
+/// A forged SYN on an established connection sets up nothing either (a SYN starts the
+/// client's numbers afresh only on a connection that is not established).
+#[test]
+fn a_forged_syn_then_rst_leaves_an_established_connection() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    steps.push(pkt(
+        "a forged SYN",
+        t4(CIP4, 40000, VIP4, 80).seq(0x5eed_0000).flags(SYN).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(pkt(
+        "and an RST right after it",
+        t4(CIP4, 40000, VIP4, 80).seq(0x5eed_0001).flags(RSTACK).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(state4("still established", 40000, TcpState::Established));
+    steps.push(check("outer numbers unmoved", |w| {
+        let k = ConnKey::new(Proto::Tcp, CIP4.into(), 40000, VIP4.into(), 80);
+        let h = w.engine.conns().lookup(&k).expect("the connection");
+        assert_eq!(w.engine.conns().get(h.conn).outer_next(), 1006);
+    }));
+    run(&mut w, steps);
+}
+
 /// Where the server's replies do not pass (DR), nothing is acknowledged here: any client
 /// RST counts, as before (and as IPVS's input-only table has it).
 #[test]

@@ -283,7 +283,7 @@ proptest! {
                 .conns()
                 .iter()
                 .map(|(r, c)| {
-                    (r, c.inbound_key(), c.outbound_key(), c.state(), c.flags(), c.expires(w.now), c.rs(), c.inner_ack())
+                    (r, c.inbound_key(), c.outbound_key(), c.state(), c.flags(), c.expires(w.now), c.rs(), c.inner_ack(), c.outer_next())
                 })
                 .collect::<Vec<_>>()
         };

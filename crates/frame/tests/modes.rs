@@ -842,13 +842,9 @@ fn snat_echo_both_ways_and_what_it_leaves_alone() {
     );
 }
 
-/// SNAT: a real server's connection to the outside leaves from the WAN address and a
-/// local port (no TOA: the outside learns nothing of the inside), the replies come back
-/// to it; UDP likewise; IPv6 from its own WAN address; an error from a router on the way reaches the inside host as
-/// from that router. What no rule takes stays the kernel's.
 /// On a SNAT connection the host outside is the one a forged segment comes from: its RST
 /// moves the state only at the number the host inside acknowledged (the client's rule of
-/// `fnat/tests/forged_rst.rs`, sides swapped); the inside host's own RST always does.
+/// `fnat/tests/forged_rst.rs`, sides swapped).
 #[test]
 fn snat_a_forged_rst_from_outside_keeps_the_connection() {
     let mut w = snat_world();
@@ -907,6 +903,10 @@ fn snat_a_forged_rst_from_outside_keeps_the_connection() {
     assert_eq!(state(&w), Some("CLOSE"));
 }
 
+/// SNAT: a real server's connection to the outside leaves from the WAN address and a
+/// local port (no TOA: the outside learns nothing of the inside), the replies come back
+/// to it; UDP likewise; IPv6 from its own WAN address; an error from a router on the way reaches the inside host as
+/// from that router. What no rule takes stays the kernel's.
 #[test]
 fn snat_both_directions_tcp_udp_and_what_it_leaves_alone() {
     let mut w = snat_world();

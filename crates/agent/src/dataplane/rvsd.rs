@@ -694,7 +694,8 @@ impl Worker {
                             v.dests.iter().any(|d| {
                                 d.inhibited
                                     && d.config.addr == r.addr.ip()
-                                    && (d.config.port == r.addr.port() || r.addr.port() == 0)
+                                    && ctl::verbs::effective_port(d.config.port, s.key.vport)
+                                        == ctl::verbs::effective_port(r.addr.port(), s.key.vport)
                             })
                         })
                     })

@@ -1115,6 +1115,12 @@ fn list_cmd(a: &AdmArgs, key: Option<ServiceKey>, sort: bool) -> Result<AdmCmd, 
         if !a.connection && (a.sockpair.is_some() || a.cpu.is_some()) {
             return Err(usage("--sockpair and --cpu choose connections: with -L -c"));
         }
+        if a.persistent_conn && a.sockpair.is_some() {
+            return Err(usage(
+                "--sockpair names one connection by its client port; a persistence template has none \
+                 (list them with -L -c --persistent-conn, --cpu N for one worker's)",
+            ));
+        }
         return Ok(if a.connection {
             AdmCmd::Conns {
                 json: a.json,

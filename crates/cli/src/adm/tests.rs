@@ -355,8 +355,8 @@ fn bad_input_is_one_line_naming_the_problem() {
         (
             "-A -t 198.18.0.100:80 -s lblcr",
             "scheduler \"lblcr\" is not supported: it groups connections by their destination address, which for \
-             an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use dh, sh, \
-             mh or conhash",
+             an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use sh, mh \
+             or conhash",
         ),
         (
             "-A -t 198.18.0.100:80 -s mh --hash-target sip",
@@ -387,6 +387,11 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-A -t 198.18.0.100:80 -o", "one-packet scheduling (-o) is for UDP services"),
         ("-L -n --persistent-conn --stats", "--stats and --persistent-conn cannot be combined"),
         ("-L --timeout --persistent-conn", "--timeout and --persistent-conn cannot be combined"),
+        (
+            "-Lnc --persistent-conn --sockpair tcp:198.18.0.2:40000:198.18.0.100:80",
+            "--sockpair names one connection by its client port; a persistence template has none (list them with -L \
+             -c --persistent-conn, --cpu N for one worker's)",
+        ),
         ("-A -t 198.18.0.100:80 --persistent-conn", "option --persistent-conn is not allowed with -A (--add-service)"),
         (
             "--start-daemon master --mcast-group 224.0.0.81",

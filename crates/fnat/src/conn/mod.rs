@@ -197,10 +197,11 @@ impl Conn {
     }
     /// Records the acknowledgment number of an inner host's segment (after its
     /// translation to the outer host's sequence space): the highest one seen, so a
-    /// segment overtaken on the way does not move it back.
+    /// segment overtaken on the way does not move it back; a SYN-ACK's (`syn`), which
+    /// starts a stream, whatever it is.
     #[inline]
-    pub(crate) fn saw_inner_ack(&mut self, ack: u32) {
-        if self.inner_ack == 0 || ack.wrapping_sub(self.inner_ack) as i32 > 0 {
+    pub(crate) fn saw_inner_ack(&mut self, ack: u32, syn: bool) {
+        if syn || self.inner_ack == 0 || ack.wrapping_sub(self.inner_ack) as i32 > 0 {
             self.inner_ack = ack;
         }
     }
@@ -210,10 +211,21 @@ impl Conn {
     /// where the last in-stream one ended, or where the inner host's acknowledgment
     /// stands (or it is the first). A forged segment, which must guess one of those
     /// numbers, moves nothing, so it cannot set up the number a forged RST would carry.
+    /// Never backwards (a retransmission from the inner host's acknowledgment leaves
+    /// it). A SYN (`syn`) on a connection not ESTABLISHED starts a new stream (a new
+    /// connection, or a client that reuses its port while the old one closes): it sets
+    /// it afresh, and the inner host's SYN-ACK the acknowledgment. On an ESTABLISHED
+    /// connection a SYN changes nothing (as its state), so a forged one sets nothing up.
     #[inline]
-    pub(crate) fn saw_outer_segment(&mut self, seq: u32, len: u32) {
-        if self.outer_next == 0 || seq == self.outer_next || seq == self.inner_ack {
-            self.outer_next = seq.wrapping_add(len);
+    pub(crate) fn saw_outer_segment(&mut self, seq: u32, len: u32, syn: bool) {
+        let next = seq.wrapping_add(len);
+        let restarts = syn && self.state != TcpState::Established;
+        if restarts
+            || self.outer_next == 0
+            || seq == self.outer_next
+            || (seq == self.inner_ack && next.wrapping_sub(self.outer_next) as i32 > 0)
+        {
+            self.outer_next = next;
         }
     }
     /// Whether an outer host's RST or FIN (a client's; on a SNAT connection, the host

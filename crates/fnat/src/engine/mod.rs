@@ -254,11 +254,12 @@ enum SeqNote {
     /// Nothing (UDP, an inner host's segment without ACK, a header cut short).
     Nothing,
     /// An inner host's segment (a real server's; a SNAT connection's host behind rvs):
-    /// its acknowledgment number, in the outer host's space.
-    InnerAck(u32),
+    /// its acknowledgment number, in the outer host's space, and whether it is a SYN.
+    InnerAck(u32, bool),
     /// An outer host's segment (a client's; a SNAT connection's host outside), before
-    /// any translation: its sequence number and how many it takes (payload, SYN, FIN).
-    OuterSegment(u32, u32),
+    /// any translation: its sequence number, how many it takes (payload, SYN, FIN) and
+    /// whether it opens (a SYN without ACK).
+    OuterSegment(u32, u32, bool),
 }
 
 /// The side of connection `c` a forged segment can come from: the client (Input), or,
@@ -281,14 +282,16 @@ impl SeqNote {
         }
         match outer {
             false if flags.contains(TcpFlags::ACK) => {
-                tcp_word(data, l4 + 8).map_or(SeqNote::Nothing, SeqNote::InnerAck)
+                let syn = flags.contains(TcpFlags::SYN);
+                tcp_word(data, l4 + 8).map_or(SeqNote::Nothing, |a| SeqNote::InnerAck(a, syn))
             }
             false => SeqNote::Nothing,
             true => match (tcp_word(data, l4 + 4), data.get(l4 + 12)) {
                 (Some(seq), Some(off)) => {
                     let payload = l4_len.saturating_sub(usize::from(off >> 4) * 4) as u32;
                     let ctl = u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
-                    SeqNote::OuterSegment(seq, payload.wrapping_add(ctl))
+                    let opens = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
+                    SeqNote::OuterSegment(seq, payload.wrapping_add(ctl), opens)
                 }
                 _ => SeqNote::Nothing,
             },
@@ -300,8 +303,8 @@ impl SeqNote {
     fn apply(self, c: &mut crate::conn::Conn) {
         match self {
             SeqNote::Nothing => {}
-            SeqNote::InnerAck(ack) => c.saw_inner_ack(ack),
-            SeqNote::OuterSegment(seq, len) => c.saw_outer_segment(seq, len),
+            SeqNote::InnerAck(ack, syn) => c.saw_inner_ack(ack, syn),
+            SeqNote::OuterSegment(seq, len, opens) => c.saw_outer_segment(seq, len, opens),
         }
     }
 }
@@ -939,9 +942,11 @@ impl Engine {
             true => SeqNote::of(buf.data(), true, t.proto, t.tcp_flags, t.l4, t.l4_len),
             false => SeqNote::Nothing,
         };
-        if let (SeqNote::OuterSegment(seq, _), true) = (outer_note, t.tcp_flags.bits() & closing != 0) {
+        if let (SeqNote::OuterSegment(seq, ..), true) = (outer_note, t.tcp_flags.bits() & closing != 0) {
             if !self.conns.get(h.conn).closing_matches(seq) {
-                state_flags = TcpFlags(state_flags.bits() & !closing);
+                // Nothing of it moves the state (its ACK would take SYN_RECV to
+                // ESTABLISHED).
+                state_flags = TcpFlags(state_flags.bits() & !(closing | TcpFlags::ACK.bits()));
                 self.stats.event(match t.tcp_flags.contains(TcpFlags::RST) {
                     true => ConnEvent::RstUnmatched,
                     false => ConnEvent::FinUnmatched,
@@ -1008,6 +1013,8 @@ impl Engine {
         }
         let note = match outer {
             false => SeqNote::of(buf.data(), false, t.proto, t.tcp_flags, t.l4, t.l4_len),
+            // A first fragment's length is not its segment's: its end is not known.
+            true if self.in_fragment => SeqNote::Nothing,
             true => outer_note,
         };
         note.apply(self.conns.get_mut(h.conn));

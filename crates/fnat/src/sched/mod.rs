@@ -129,7 +129,7 @@ pub enum UnknownSched {
     /// `lblc`, `lblcr`: they group clients by the packet's destination address, which
     /// for an rvs service is always its VIP (LVS uses them with firewall-mark services
     /// in front of transparent caches, which rvs does not have).
-    #[error("scheduler {0:?} is not supported: it groups connections by their destination address, which for an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use dh, sh, mh or conhash")]
+    #[error("scheduler {0:?} is not supported: it groups connections by their destination address, which for an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use sh, mh or conhash")]
     Locality(String),
 }
 

@@ -159,7 +159,9 @@ impl SchedState {
     /// and DPVS by default, a drained server keeps its persistent clients until their
     /// templates expire: a graceful drain lets their sessions finish. A server the passive
     /// check holds out ([`DestMark::Inhibited`]) loses them either way: it is failing, and
-    /// sending clients to it is never what an operator wants (DPVS would).
+    /// sending clients to it is never what an operator wants (DPVS would); so does a
+    /// drained server of a service with `expire_quiescent`, which ends its connections so
+    /// that their clients go elsewhere (the template would bring them back to it).
     pub fn expiring_quiescent_templates(mut self, on: bool) -> Self {
         self.expire_quiescent_template = on;
         self
@@ -284,8 +286,11 @@ impl SchedState {
             .map(|p| (PersistKey { svc: service.id, client: p.mask(client) }, now.saturating_add(p.timeout_ms())));
         if let Some((key, expires)) = &persist {
             if let Some(rs) = self.persist.lookup(key, now) {
-                let eqt = self.expire_quiescent_template;
-                let usable = |d: &&Dest| d.weight > 0 || (!eqt && d.mark != DestMark::Inhibited);
+                // A drained server keeps its persistent clients unless asked otherwise,
+                // the passive check holds it out, or its service ends a drained server's
+                // connections (`expire_quiescent`: their clients are to go elsewhere).
+                let keep = !self.expire_quiescent_template && !service.config.expire_quiescent;
+                let usable = |d: &&Dest| d.weight > 0 || (keep && d.mark != DestMark::Inhibited);
                 let dest = match table.locate(rs) {
                     Some((s, i)) if s == svc => service.dests.get(i).filter(usable),
                     _ => None,
@@ -674,6 +679,21 @@ mod tests {
         let q = st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
         assert_ne!(q.addr, p.addr);
         assert_eq!(st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap(), q);
+
+        // With the service's `expire_quiescent`, whose connections to it end so that
+        // their clients go elsewhere: rescheduled even without the option.
+        let mut st = SchedState::new(16);
+        let mut quiesce = c.clone();
+        quiesce.expire_quiescent = true;
+        let t5 = table(&[quiesce.clone()], None);
+        let p = st.schedule(&t5, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        for r in &mut quiesce.real_servers {
+            if r.addr == p.addr {
+                r.weight = 0;
+            }
+        }
+        let t6 = table(&[quiesce], Some(&t5));
+        assert_ne!(st.schedule(&t6, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap().addr, p.addr);
 
         // Held out by the passive check: rescheduled even without the option.
         let mut st = SchedState::new(16);
