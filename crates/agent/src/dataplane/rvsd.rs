@@ -671,16 +671,16 @@ impl Worker {
     /// Lists rvsd's services for the real servers its passive check holds out, when a
     /// service has the check and the last look is [`HELD_OUT_INTERVAL`] old.
     fn look_for_held_out(&mut self) -> Result<(), Fail> {
+        if Instant::now() < self.held_out_at {
+            return Ok(());
+        }
+        self.held_out_at = Instant::now() + HELD_OUT_INTERVAL;
         let checked: Vec<Service> =
             self.shared.lock().services.iter().filter(|s| s.dest_check.is_some()).cloned().collect();
         if checked.is_empty() {
             self.held_out.clear();
             return Ok(());
         }
-        if Instant::now() < self.held_out_at {
-            return Ok(());
-        }
-        self.held_out_at = Instant::now() + HELD_OUT_INTERVAL;
         let Some(views) = self.list_services()? else { return Ok(()) };
         self.held_out = checked
             .iter()
