@@ -3,6 +3,7 @@
 
 pub mod fifo;
 pub mod held;
+pub mod mail;
 
 use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
@@ -228,7 +229,9 @@ impl Agent {
                 tracing::warn!(group = %g.name, ?running, "vrrp_sync_group: members left running are not in the new group");
             }
             let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
-            let (_, ms) = SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names);
+            let smtp_alert = Some(cfg.global_defs.smtp.vrrp_alert(g.notify.smtp_alert));
+            let notify = crate::keepalived::config::Notify { smtp_alert, ..g.notify.clone() };
+            let (_, ms) = SyncGroup::new(&g.name, notify, self.fifos.clone(), &member_names);
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();
@@ -273,10 +276,12 @@ impl Agent {
         *self.statuses.lock().unwrap_or_else(|e| e.into_inner()) = v.iter().map(|i| i.status.clone()).collect();
     }
 
-    /// Writes `n`'s FIFO lines and starts its scripts (not waited for).
+    /// Writes `n`'s FIFO lines, starts its scripts and sends its mails (neither waited
+    /// for).
     fn notify(&self, n: Notices) {
         n.fifo.iter().for_each(|l| self.fifos.lvs(l));
         n.scripts.into_iter().for_each(spawn_script);
+        n.mail.into_iter().for_each(|m| self.fifos.mail.send(m));
     }
 
     fn spawn_checkers(&mut self, start: Vec<(RsChecks, bool)>) {
@@ -352,7 +357,9 @@ impl Agent {
         let (diff, next, plan, quorum) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             let (diff, next, plan) = reload::plan(&self.cfg, &pool, &new);
-            let quorum = next.quorum_notices(Some(&pool));
+            // Removed servers' down notifiers first, then the quorums they moved.
+            let mut quorum = next.removed_notices(&pool);
+            quorum.append(next.quorum_notices(Some(&pool)));
             (diff, next, plan, quorum)
         };
         let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
@@ -545,10 +552,7 @@ pub async fn run_with_reload(
                     None => {}
                 }
                 match pool.apply(&t, dp.as_ref()) {
-                    Ok(n) => {
-                        n.fifo.iter().for_each(|l| agent.fifos.lvs(l));
-                        n.scripts.into_iter().for_each(spawn_script);
-                    }
+                    Ok(n) => agent.notify(n),
                     Err(e) => tracing::error!("applying health change: {e}"),
                 }
             }
@@ -578,6 +582,7 @@ pub async fn run_with_reload(
         tracing::info!(scripts = omega.scripts.len(), "omega: running the down notifiers at shutdown");
     }
     omega.fifo.iter().for_each(|l| agent.fifos.lvs(l));
+    omega.mail.into_iter().for_each(|m| agent.fifos.mail.send(m));
     let omega_scripts = start_shutdown_scripts(omega.scripts, SHUTDOWN_SCRIPT_LIMIT);
     // Every instance leaves at once, then each is waited for.
     let insts = std::mem::take(&mut agent.insts);
@@ -592,6 +597,8 @@ pub async fn run_with_reload(
         unbound_sync_roles(dp.as_ref(), id, false);
     }
     wait_scripts(omega_scripts).await;
+    // The instances' `Stopping` mails and omega's.
+    agent.fifos.mail.flush(mail::SHUTDOWN_WAIT).await;
     // After the instances' last lines; the scripts reading them are stopped.
     agent.fifos.close();
     Ok(())

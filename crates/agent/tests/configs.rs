@@ -39,8 +39,9 @@ fn dpvs_tutorial_pair_parses_and_fails_over() {
     assert_eq!(b.config.vrrp_instances[0].priority, 80);
     // No tracked weights: nothing to report for the pair.
     assert!(validate::validate_pair(&m.config, &b.config).is_empty());
-    // Mail settings are accepted and ignored.
-    assert!(m.config.ignored.iter().any(|(_, k)| k == "notification_email"));
+    // DPVS's tutorial mail settings are read (keepalived's mail alerts).
+    assert_eq!(m.config.global_defs.smtp.to, ["ops@example.com"]);
+    assert!(m.config.global_defs.smtp.enabled());
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn kill_all_in(ns: &NetNs) {
     }
 }
 
-fn spawn_logged(ns: &NetNs, args: &[&str], log: &Path) -> ChildGuard {
+fn spawn_logged(ns: &NetNs, args: &[String], log: &Path) -> ChildGuard {
     let f = std::fs::File::create(log).unwrap();
     let child = Command::new("ip")
         .args(["netns", "exec", ns.name()])
@@ -121,11 +121,10 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs one scenario; on failure, prints both logs.
-fn scenario(s: Setup) {
-    if !can_run() {
-        return;
-    }
+/// The two sides: keepalived's namespace and node, rvs-agent's, on one veth pair
+/// (10.77.0.1 and fd00:77::1 keepalived's, .2 and ::2 the agent's), and a scratch
+/// directory.
+fn pair() -> (TempDir, Veth, Node, Node) {
     let dir = TempDir(std::env::temp_dir().join(testnet::unique("rvsiop")));
     std::fs::create_dir_all(&dir.0).unwrap();
     let veth = Veth::new("rvi");
@@ -143,6 +142,32 @@ fn scenario(s: Setup) {
         n.ns.ip(&["addr", "add", addr6, "dev", &n.dev, "nodad"]);
         n.ns.ip(&["link", "set", &n.dev, "up"]);
     }
+    (dir, veth, ka, ag)
+}
+
+/// keepalived's command line, logging to the terminal, with its files in `dir`.
+fn keepalived_args(dir: &Path) -> Vec<String> {
+    let p = |n: &str| dir.join(n).display().to_string();
+    [KEEPALIVED, "-n", "-l", "-D", "-G", "-P", "-f", &p("keepalived.conf"), "-p", &p("k.pid"), "-r", &p("kv.pid")]
+        .map(String::from)
+        .to_vec()
+}
+
+/// rvs-agent's command line (`--dataplane linux`), with its files in `dir`.
+fn agent_args(dir: &Path) -> Vec<String> {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let bin = env!("CARGO_BIN_EXE_rvs-agent");
+    [bin, "--dataplane", "linux", "--status-socket", &p("agent.sock"), "-f", &p("agent.conf")]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Runs one scenario; on failure, prints both logs.
+fn scenario(s: Setup) {
+    if !can_run() {
+        return;
+    }
+    let (dir, _veth, ka, ag) = pair();
     let ka_conf = dir.0.join("keepalived.conf");
     let (ka_ip, ag_ip) = match s.family {
         Family::V4 => ("10.77.0.1", "10.77.0.2"),
@@ -154,32 +179,8 @@ fn scenario(s: Setup) {
     let ka_log = dir.0.join("keepalived.log");
     let ag_log = dir.0.join("agent.log");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let p = |n: &str| dir.0.join(n).display().to_string();
-        let ka_args = [
-            KEEPALIVED,
-            "-n",
-            "-l",
-            "-D",
-            "-G",
-            "-P",
-            "-f",
-            &p("keepalived.conf"),
-            "-p",
-            &p("k.pid"),
-            "-r",
-            &p("kv.pid"),
-        ];
-        let _ka_proc = spawn_logged(&ka.ns, &ka_args, &ka_log);
-        let ag_args = [
-            env!("CARGO_BIN_EXE_rvs-agent"),
-            "--dataplane",
-            "linux",
-            "--status-socket",
-            &p("agent.sock"),
-            "-f",
-            &ag_conf.display().to_string(),
-        ];
-        let _ag_proc = spawn_logged(&ag.ns, &ag_args, &ag_log);
+        let _ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let _ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
         let vip = s.vip();
         let (hi, lo, lo_name) =
             if s.agent_prio > s.ka_prio { (&ag, &ka, "keepalived") } else { (&ka, &ag, "rvs-agent") };
@@ -329,4 +330,160 @@ fn v3_unicast_old_checksum_agent_higher_priority_wins_and_keepalived_takes_over(
         unicast: true,
         old_checksum: true,
     });
+}
+
+/// A real SMTP server (Python 3.11's `smtpd`, Debian's python3) writing each mail it
+/// accepts as a JSON line: the envelope and the whole message.
+const SMTP_SINK: &str = r#"
+import asyncore, json, smtpd, sys
+class Sink(smtpd.SMTPServer):
+    def process_message(self, peer, mailfrom, rcpttos, data, **kw):
+        with open(sys.argv[2], "a") as f:
+            f.write(json.dumps({"from": mailfrom, "to": rcpttos, "data": data}) + "\n")
+host, port = sys.argv[1].rsplit(":", 1)
+Sink((host, int(port)), None, decode_data=True)
+asyncore.loop()
+"#;
+
+/// One mail as the sink got it: the envelope, the headers by name, the body.
+#[derive(Debug)]
+struct Mail {
+    from: String,
+    to: Vec<String>,
+    headers: std::collections::BTreeMap<String, String>,
+    body: String,
+}
+
+fn mails(path: &Path) -> Vec<Mail> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let data = v["data"].as_str().unwrap().replace("\r\n", "\n");
+            let (head, body) = data.split_once("\n\n").unwrap_or((&data, ""));
+            // Folded header lines (To's continuation) join their header.
+            let unfolded = head.replace("\n ", " ");
+            let headers = unfolded
+                .lines()
+                .filter_map(|h| h.split_once(": "))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Mail {
+                from: v["from"].as_str().unwrap().to_string(),
+                to: v["to"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect(),
+                headers,
+                body: body.trim().to_string(),
+            }
+        })
+        .collect()
+}
+
+/// keepalived's mail alerts, side by side with keepalived's own: the same global_defs
+/// (`notification_email`, `smtp_server`, `smtp_alert`) in both, one SMTP server. Each
+/// side mails its VRRP states; rvs-agent's mails must read as keepalived's (subject after
+/// the router id, body, sender, recipients, headers), and the agent leaving (SIGTERM)
+/// mails `Stopping`.
+#[test]
+fn mail_alerts_read_as_keepalived_s() {
+    if !can_run() {
+        return;
+    }
+    let python = "/usr/bin/python3";
+    assert!(Path::new(python).exists(), "{python} missing: run scripts/setup.sh");
+    let (dir, _veth, ka, ag) = pair();
+    let sink_file = dir.0.join("mail.jsonl");
+    let sink_log = dir.0.join("sink.log");
+    let sink_args =
+        [python, "-W", "ignore", "-c", SMTP_SINK, "10.77.0.2:2525", &sink_file.display().to_string()].map(String::from);
+    let _sink = spawn_logged(&ag.ns, &sink_args, &sink_log);
+    let s = Setup {
+        version: 3,
+        family: Family::V4,
+        advert_int: "1",
+        agent_prio: 150,
+        ka_prio: 100,
+        vrid: 77,
+        unicast: false,
+        old_checksum: false,
+    };
+    let mail =
+        "notification_email {\n  ops@example.com\n  noc@example.com\n }\n smtp_server 10.77.0.2 2525\n smtp_alert\n";
+    let with_mail = |c: String| c.replace(" router_id ", &format!(" {mail} router_id "));
+    std::fs::write(dir.0.join("keepalived.conf"), with_mail(s.conf(&ka.dev, s.ka_prio, "10.77.0.1", "10.77.0.2")))
+        .unwrap();
+    std::fs::write(dir.0.join("agent.conf"), with_mail(s.conf(&ag.dev, s.agent_prio, "10.77.0.2", "10.77.0.1")))
+        .unwrap();
+    let (ka_log, ag_log) = (dir.0.join("keepalived.log"), dir.0.join("agent.log"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // The sink listens before anyone mails.
+        wait_for("the SMTP sink to listen", Duration::from_secs(10), || {
+            ag.ns.exec(&["ss", "-Hltn", "sport = :2525"]).stdout.len() > 1
+        });
+        let _ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        let subjects = |who: &str| -> Vec<String> {
+            let tag = format!("[{who}] ");
+            mails(&sink_file)
+                .iter()
+                .filter_map(|m| m.headers.get("Subject")?.strip_prefix(&tag).map(String::from))
+                .collect()
+        };
+        wait_for("both sides to mail their states", Duration::from_secs(20), || {
+            subjects(&ag.dev).contains(&"VRRP Instance VI_T - Entering MASTER state".to_string())
+                && subjects(&ka.dev).contains(&"VRRP Instance VI_T - Entering BACKUP state".to_string())
+        });
+        // The agent leaves: its Stopping mail, and keepalived takes over.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(ag_proc.pid() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        wait_for("keepalived's MASTER and the agent's Stopping mails", Duration::from_secs(20), || {
+            subjects(&ag.dev).contains(&"VRRP Instance VI_T - Stopping".to_string())
+                && subjects(&ka.dev).contains(&"VRRP Instance VI_T - Entering MASTER state".to_string())
+        });
+        let all = mails(&sink_file);
+        let of = |who: &str| -> Vec<&Mail> {
+            let tag = format!("[{who}] ");
+            all.iter().filter(|m| m.headers.get("Subject").is_some_and(|s| s.starts_with(&tag))).collect()
+        };
+        let (ours, theirs) = (of(&ag.dev), of(&ka.dev));
+        let read = |m: &Mail, who: &str| {
+            let subject = m.headers["Subject"].strip_prefix(&format!("[{who}] ")).unwrap().to_string();
+            (subject, m.body.clone())
+        };
+        let ours_read: Vec<_> = ours.iter().map(|m| read(m, &ag.dev)).collect();
+        let theirs_read: Vec<_> = theirs.iter().map(|m| read(m, &ka.dev)).collect();
+        eprintln!("rvs-agent's mails: {ours_read:#?}\nkeepalived's: {theirs_read:#?}");
+        // The same transitions read the same on both sides.
+        for (subject, body) in &ours_read {
+            if let Some((_, theirs)) = theirs_read.iter().find(|(s, _)| s == subject) {
+                assert_eq!(body, theirs, "{subject}: rvs-agent's body is not keepalived's");
+            }
+        }
+        assert_eq!(
+            ours_read.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+            [
+                "VRRP Instance VI_T - Entering BACKUP state",
+                "VRRP Instance VI_T - Entering MASTER state",
+                "VRRP Instance VI_T - Stopping"
+            ]
+        );
+        assert!(theirs_read.iter().any(|(s, _)| s == "VRRP Instance VI_T - Entering BACKUP state"));
+        assert!(theirs_read.iter().any(|(s, _)| s == "VRRP Instance VI_T - Entering MASTER state"));
+        // Envelope and headers as keepalived's: default sender, every recipient, the
+        // same header names, the To list in keepalived's layout.
+        let (o, t) = (ours[0], theirs[0]);
+        assert_eq!(o.from, t.from, "the default sender (USER@HOSTNAME)");
+        assert_eq!(o.to, t.to);
+        assert_eq!(o.to, ["ops@example.com", "noc@example.com"]);
+        assert_eq!(o.headers.keys().collect::<Vec<_>>(), t.headers.keys().collect::<Vec<_>>());
+        assert_eq!((&o.headers["From"], &o.headers["To"]), (&t.headers["From"], &t.headers["To"]));
+        assert!(t.headers["X-Mailer"].starts_with("Keepalived") && o.headers["X-Mailer"].starts_with("Keepalived"));
+    }));
+    if let Err(e) = result {
+        for l in [&ka_log, &ag_log, &sink_log] {
+            eprintln!("==== {}\n{}", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        std::panic::resume_unwind(e);
+    }
+    kill_all_in(&ka.ns);
+    kill_all_in(&ag.ns);
 }

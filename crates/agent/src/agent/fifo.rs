@@ -128,10 +128,13 @@ struct Open {
     lvs: Option<Fifo>,
 }
 
-/// The agent's notify FIFOs, shared by its instances and its health-check loop.
+/// The agent's notify FIFOs and mail alerts, shared by its instances and its
+/// health-check loop.
 #[derive(Debug, Default)]
 pub struct Notifier {
     open: Mutex<Open>,
+    /// keepalived's mail alerts ([`crate::agent::mail`]).
+    pub mail: super::mail::Mailer,
 }
 
 impl Notifier {
@@ -144,8 +147,10 @@ impl Notifier {
     }
 
     /// After a reload: FIFOs whose path or script changed are closed (their scripts
-    /// stopped) and opened again from `g`; unchanged ones stay open.
+    /// stopped) and opened again from `g`; unchanged ones stay open. The mail settings
+    /// are `g`'s from now on.
     pub fn reconfigure(&self, g: &GlobalDefs) {
+        self.mail.reconfigure(g);
         let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let reopen = |slot: &mut Option<Fifo>, old: &mut NotifyFifoConf, new: &NotifyFifoConf, what| {
             if *old == *new && (slot.is_some() || new.path.is_none()) {

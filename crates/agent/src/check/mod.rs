@@ -228,6 +228,10 @@ pub struct Transition {
     /// While up: the change of the configured weight FILE_CHECKs ask for (0 without
     /// them). A transition may change only this.
     pub weight_delta: i64,
+    /// keepalived's mail body for it, from the checker that decided (the failing one;
+    /// up: the first that has one), see [`Probe::alert_body`]; none: no mail (FILE_CHECK
+    /// alone).
+    pub alert: Option<&'static str>,
 }
 
 /// Counters shared by all checker tasks.
@@ -320,6 +324,30 @@ impl Probe {
             Probe::File { .. } => "FILE_CHECK",
             Probe::Misc { .. } => "MISC_CHECK",
         }
+    }
+
+    /// keepalived's mail body when this checker brings its server up or down (each
+    /// checker's own, from 2.2.7's `check_*.c`); FILE_CHECK sends none, as keepalived. A
+    /// MISC_CHECK that timed out says `failed` (keepalived: `timed out`).
+    pub fn alert_body(&self, up: bool) -> Option<&'static str> {
+        Some(match (self, up) {
+            (Probe::Tcp { .. }, true) => "=> TCP CHECK succeed on service <=",
+            (Probe::Tcp { .. }, false) => "=> TCP CHECK failed on service <=",
+            (Probe::Http { .. } | Probe::Ssl { .. } | Probe::Smtp { .. }, true) => "=> CHECK succeed on service <=",
+            (Probe::Http { .. } | Probe::Ssl { .. }, false) => {
+                "=> CHECK failed on service : HTTP/SSL request failed <="
+            }
+            (Probe::Smtp { .. }, false) => "=> CHECK failed on service <=",
+            (Probe::Udp { .. }, true) => "=> UDP CHECK succeed on service <=",
+            (Probe::Udp { .. }, false) => "=> UDP CHECK failed on service <=",
+            (Probe::Ping { .. }, true) => "=> ICMP CHECK succeed on service <=",
+            (Probe::Ping { .. }, false) => "=> ICMP CHECK failed on service <=",
+            (Probe::Dns { .. }, true) => "=> DNS_CHECK: succeed on service <=",
+            (Probe::Dns { .. }, false) => "=> DNS_CHECK: failed on service <=",
+            (Probe::Misc { .. }, true) => "=> MISC CHECK succeeded on service <=",
+            (Probe::Misc { .. }, false) => "=> MISC CHECK failed on service <=",
+            (Probe::File { .. }, _) => return None,
+        })
     }
 }
 
@@ -481,7 +509,7 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
 /// already down is not retried: one success brings it back).
 /// Ok: the sum of the weight changes FILE_CHECKs ask for.
 /// Each attempt is counted in `stats` for real server `id`.
-pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, String> {
+pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, (usize, String)> {
     let mut delta = 0i64;
     for (i, c) in checks.iter().enumerate() {
         let tries = if up { c.retry + 1 } else { 1 };
@@ -505,7 +533,7 @@ pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats)
             }
         }
         if let Some(e) = last {
-            return Err(format!("{:?}: {e}", c.probe));
+            return Err((i, format!("{:?}: {e}", c.probe)));
         }
     }
     Ok(delta)
@@ -594,12 +622,14 @@ pub fn spawn_checkers_from(
                     if report {
                         up = r.is_ok();
                         delta = new_delta;
-                        let reason = match r {
-                            Err(e) => e,
-                            Ok(0) => "checks pass".into(),
-                            Ok(d) => format!("checks pass, weight change {d:+} (FILE_CHECK)"),
+                        let first_body = || s.checks.iter().find_map(|c| c.probe.alert_body(true));
+                        let (reason, alert) = match r {
+                            Err((i, e)) => (e, s.checks.get(i).and_then(|c| c.probe.alert_body(false))),
+                            Ok(0) => ("checks pass".into(), first_body()),
+                            Ok(d) => (format!("checks pass, weight change {d:+} (FILE_CHECK)"), first_body()),
                         };
-                        if tx.send(Transition { id: s.id, up, reason, weight_delta: delta }).await.is_err() {
+                        let t = Transition { id: s.id, up, reason, weight_delta: delta, alert };
+                        if tx.send(t).await.is_err() {
                             return;
                         }
                     }
@@ -898,6 +928,7 @@ mod tests {
                 delay_loop: None,
                 warmup: None,
                 checks: Vec::new(),
+                smtp_alert: None,
                 loc: crate::keepalived::Loc { file: std::sync::Arc::from("t"), line: 1 },
             };
             probe_once(&spec(&rs, &cfg(checker, url), 60.0, None)).await.unwrap();

@@ -21,6 +21,7 @@
 //! ([`Pool::omega_notices`]), as keepalived's on stopping.
 
 use super::{rs_checks, RsChecks, RsId, Transition};
+use crate::agent::mail::Alert;
 use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
 use crate::keepalived::config::{AddressGroupKind, CheckKind, Config, RealServerConf, VirtualServer, VsTarget};
 use crate::reload::Change;
@@ -58,6 +59,9 @@ pub struct RsState {
     /// its `notify_down` (keepalived's `!has_run` in `update_svr_checker_state`).
     #[serde(skip)]
     pub alpha_pending: bool,
+    /// Its health changes are mailed (`smtp_alert`, resolved).
+    #[serde(skip)]
+    pub smtp_alert: bool,
 }
 
 impl RsState {
@@ -104,6 +108,9 @@ pub struct VsState {
     pub quorum_down: Option<String>,
     /// Whether the quorum is currently met.
     pub quorum_ok: bool,
+    /// Its quorum changes are mailed (`smtp_alert`, resolved).
+    #[serde(skip)]
+    pub smtp_alert: bool,
 }
 
 impl VsState {
@@ -158,7 +165,51 @@ pub struct Notices {
     /// Lines for keepalived's `lvs_notify_fifo` / `notify_fifo` (see
     /// [`crate::agent::fifo`]), in order.
     pub fifo: Vec<String>,
+    /// Mail alerts (see [`crate::agent::mail`]), in order.
+    pub mail: Vec<Alert>,
 }
+
+impl Notices {
+    /// `other`'s scripts, lines and mails after these.
+    pub fn append(&mut self, other: Notices) {
+        self.scripts.extend(other.scripts);
+        self.fifo.extend(other.fifo);
+        self.mail.extend(other.mail);
+    }
+
+    /// A real server's change: its script, its FIFO line, its mail (when it has
+    /// `smtp_alert` and `body`).
+    fn rs(&mut self, ident: &VsIdent, rs: &RsState, up: bool, body: Option<&str>) {
+        self.scripts.extend(if up { rs.notify_up.clone() } else { rs.notify_down.clone() });
+        self.fifo.push(format!("RS {} {}\n", fifo_rs(ident, rs.addr), if up { "UP" } else { "DOWN" }));
+        if let Some(body) = body.filter(|_| rs.smtp_alert) {
+            let trio = trio(ident.0, &rs.addr.ip().to_string(), rs.addr.port());
+            self.mail.push(Alert::real_server(&trio, &fifo_vs(ident), up, body));
+        }
+    }
+
+    /// A virtual server's quorum: its script, its FIFO line, its mail (with `smtp_alert`;
+    /// `body` is keepalived's, see [`quorum_body`]).
+    fn vs(&mut self, ident: &VsIdent, vs: &VsState, up: bool, body: impl FnOnce() -> String) {
+        self.scripts.extend(if up { vs.quorum_up.clone() } else { vs.quorum_down.clone() });
+        self.fifo.push(format!("VS {} {}\n", fifo_vs(ident), if up { "UP" } else { "DOWN" }));
+        if vs.smtp_alert {
+            self.mail.push(Alert::virtual_server(&fifo_vs(ident), up, body()));
+        }
+    }
+}
+
+/// keepalived's quorum mail body (`do_vs_notifies`): `=> WHAT Q+H=THRESHOLD <= LIVE <=`,
+/// the threshold being quorum + hysteresis when gaining (and at start), quorum -
+/// hysteresis when losing; keepalived prints `+` both ways.
+fn quorum_body(what: &str, vs: &VsState, losing: bool) -> String {
+    let (q, h) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
+    let threshold = if losing { q - h } else { q + h };
+    format!("=> {what} {q}+{h}={threshold} <= {} <=", vs.live_weight())
+}
+
+/// keepalived's body of the mails sent at shutdown under `omega`.
+const SHUTTING_DOWN: &str = "=> Shutting down <=";
 
 /// keepalived's `[ADDR]:PROTO:PORT` (`inet_sockaddrtotrio`).
 fn trio(proto: Proto, addr: &str, port: u16) -> String {
@@ -268,6 +319,8 @@ impl Pool {
             }
         }
         let mut kept: HashSet<RsId> = HashSet::new();
+        // Mail alerts only where mail can be sent (a real server's default is on).
+        let mails = cfg.global_defs.smtp.enabled();
         // Addresses VRRP moves: a local address among them moves with the VIPs.
         let vrrp: HashSet<IpAddr> = cfg
             .vrrp_instances
@@ -371,6 +424,7 @@ impl Pool {
                     reason,
                     weight_delta,
                     alpha_pending,
+                    smtp_alert: mails && cfg.global_defs.smtp.checker_alert(r.smtp_alert, true),
                 });
             }
             let templates = keys
@@ -405,6 +459,7 @@ impl Pool {
                 quorum_up: v.quorum_up.clone(),
                 quorum_down: v.quorum_down.clone(),
                 quorum_ok: true,
+                smtp_alert: mails && cfg.global_defs.smtp.checker_alert(v.smtp_alert, false),
             };
             let live = state.live_weight();
             let (q, h) = (u64::from(state.quorum), u64::from(state.hysteresis));
@@ -485,7 +540,12 @@ impl Pool {
                 Some(_) => None,
             };
             let Some(up) = up else { continue };
-            let (script, state) = if up { (&vs.quorum_up, "UP") } else { (&vs.quorum_down, "DOWN") };
+            let what = match (before.is_some(), up) {
+                (false, true) => "Starting with quorum up",
+                (false, false) => "Starting with quorum down",
+                (true, true) => "Gained quorum",
+                (true, false) => "Lost quorum",
+            };
             tracing::info!(
                 vs = %fifo_vs(&m.ident),
                 live = vs.live_weight(),
@@ -495,8 +555,8 @@ impl Pool {
                 if before.is_some() { "reloaded" } else { "starting" },
                 if up { "up" } else { "down" }
             );
-            out.scripts.extend(script.clone());
-            out.fifo.push(format!("VS {} {state}\n", fifo_vs(&m.ident)));
+            let losing = before.is_some_and(|b| b.quorum_ok) && !up;
+            out.vs(&m.ident, vs, up, || quorum_body(what, vs, losing));
         }
         out
     }
@@ -517,11 +577,24 @@ impl Pool {
         let mut out = Notices::default();
         for (vs, m) in self.vs.iter().zip(&self.meta).filter(|(_, m)| m.omega) {
             for rs in vs.rs.iter().filter(|r| r.up && !quorum_only) {
-                out.scripts.extend(rs.notify_down.clone());
-                out.fifo.push(format!("RS {} DOWN\n", fifo_rs(&m.ident, rs.addr)));
+                out.rs(&m.ident, rs, false, Some(SHUTTING_DOWN));
             }
-            out.scripts.extend(vs.quorum_down.clone());
-            out.fifo.push(format!("VS {} DOWN\n", fifo_vs(&m.ident)));
+            out.vs(&m.ident, vs, false, || SHUTTING_DOWN.to_string());
+        }
+        out
+    }
+
+    /// What a reload that removed real servers runs, as keepalived's `clear_diff_rs` /
+    /// `clear_service_vs` (`clear_service_rs`, not stopping): each removed server that was
+    /// up (in `old`, this pool's predecessor) runs its `notify_down`, writes `RS ... DOWN`
+    /// and, with `smtp_alert`, mails `=> Removing <=`. A server down, inhibited or not,
+    /// gets nothing.
+    pub fn removed_notices(&self, old: &Pool) -> Notices {
+        let mut out = Notices::default();
+        for (vs, m) in old.vs.iter().zip(&old.meta) {
+            for rs in vs.rs.iter().filter(|r| r.up && !self.ids.contains_key(&r.id)) {
+                out.rs(&m.ident, rs, false, Some("=> Removing <="));
+            }
         }
         out
     }
@@ -549,8 +622,8 @@ impl Pool {
             // (`update_svr_checker_state`, `!has_run`): its down notifiers, nothing else
             // (it is out of the service, or at weight 0, already; the quorum is as it was).
             rs.reason = Some(t.reason.clone());
-            out.scripts.extend(rs.notify_down.clone());
-            out.fifo.push(format!("RS {} DOWN\n", fifo_rs(ident, rs.addr)));
+            // No mail: keepalived mails a checker going down only when it was up.
+            out.rs(ident, rs, false, None);
             return Ok(out);
         }
         if rs.up == t.up && (!t.up || rs.weight_delta == t.weight_delta) {
@@ -571,10 +644,8 @@ impl Pool {
                 (false, false, _) => dp.del_real_server(key, rs.addr)?,
             }
         }
-        let state = |up: bool| if up { "UP" } else { "DOWN" };
         if health_changed {
-            out.scripts.extend(if t.up { rs.notify_up } else { rs.notify_down });
-            out.fifo.push(format!("RS {} {}\n", fifo_rs(ident, rs.addr), state(t.up)));
+            out.rs(ident, &rs, t.up, t.alert);
         }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
@@ -587,8 +658,7 @@ impl Pool {
                     dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, SORRY_WEIGHT) })?;
                 }
             }
-            out.scripts.extend(vs.quorum_down.clone());
-            out.fifo.push(format!("VS {} DOWN\n", fifo_vs(ident)));
+            out.vs(ident, vs, false, || quorum_body("Lost quorum", vs, true));
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
             tracing::info!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
@@ -603,8 +673,7 @@ impl Pool {
                     }
                 }
             }
-            out.scripts.extend(vs.quorum_up.clone());
-            out.fifo.push(format!("VS {} UP\n", fifo_vs(ident)));
+            out.vs(ident, vs, true, || quorum_body("Gained quorum", vs, false));
         }
         Ok(out)
     }
@@ -628,11 +697,23 @@ mod tests {
     }
 
     fn down(id: RsId) -> Transition {
-        Transition { id, up: false, reason: "test".into(), weight_delta: 0 }
+        Transition {
+            id,
+            up: false,
+            reason: "test".into(),
+            weight_delta: 0,
+            alert: Some("=> TCP CHECK failed on service <="),
+        }
     }
 
     fn up(id: RsId) -> Transition {
-        Transition { id, up: true, reason: "test".into(), weight_delta: 0 }
+        Transition {
+            id,
+            up: true,
+            reason: "test".into(),
+            weight_delta: 0,
+            alert: Some("=> TCP CHECK succeed on service <="),
+        }
     }
 
     #[test]
@@ -683,6 +764,88 @@ mod tests {
         assert_eq!(pool.services(), services, "also what a reconnected rvsd would be given");
         let (_, plain, _) = Pool::from_config(&parse_str(CONF, "t", Options::default()).config);
         assert!(plain.iter().all(|s| s.conn_timeout == 0));
+    }
+
+    /// keepalived's mail alerts from the health checks: a real server's health change
+    /// (its checker's body), a quorum lost and gained (keepalived's `Q+H=THRESHOLD <=
+    /// LIVE` body), omega's `Shutting down`, a reload's `Removing`; a real server mails by
+    /// default, a virtual server only with `smtp_alert`, nothing without a mail server.
+    #[test]
+    fn health_changes_mail_as_keepalived_where_mail_is_set_up() {
+        let mail = "global_defs {\n notification_email {\n  ops@example.com\n }\n smtp_server 127.0.0.1\n}\n";
+        let with_vs = CONF.replace(" quorum_up \"/bin/qup\"\n", " quorum_up \"/bin/qup\"\n smtp_alert\n omega\n");
+        let conf = |text: &str| {
+            let l = parse_str(text, "t", Options::default());
+            assert!(!l.has_errors(), "{:?}", l.diagnostics);
+            l.config
+        };
+        let subjects = |n: &Notices| n.mail.iter().map(|m| format!("{} | {}", m.subject, m.body)).collect::<Vec<_>>();
+        let load = |text: &str| {
+            let (pool, services, _) = Pool::from_config(&conf(text));
+            let dp = FakeDataplane::new();
+            dp.set_services(&services).unwrap();
+            (pool, dp)
+        };
+        // No smtp_server: nothing, even with smtp_alert.
+        let (mut pool, dp) = load(&with_vs);
+        assert!(pool.apply(&down(0), &dp).unwrap().mail.is_empty());
+        let (mut pool, dp) = load(&format!("{mail}{with_vs}"));
+        assert_eq!(
+            subjects(&pool.quorum_notices(None)),
+            ["Virtualserver [g]:0 - UP | => Starting with quorum up 150+10=160 <= 200 <="]
+        );
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(
+            subjects(&n),
+            [
+                "Realserver [10.0.1.1]:tcp:80 of virtual server [g]:0 - DOWN | => TCP CHECK failed on service <=",
+                "Virtualserver [g]:0 - DOWN | => Lost quorum 150+10=140 <= 100 <=",
+            ]
+        );
+        let n = pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(
+            subjects(&n),
+            [
+                "Realserver [10.0.1.1]:tcp:80 of virtual server [g]:0 - UP | => TCP CHECK succeed on service <=",
+                "Virtualserver [g]:0 - UP | => Gained quorum 150+10=160 <= 200 <=",
+            ]
+        );
+        assert_eq!(
+            subjects(&pool.omega_notices(false)),
+            [
+                "Realserver [10.0.1.1]:tcp:80 of virtual server [g]:0 - DOWN | => Shutting down <=",
+                "Realserver [10.0.1.2]:tcp:80 of virtual server [g]:0 - DOWN | => Shutting down <=",
+                "Virtualserver [g]:0 - DOWN | => Shutting down <=",
+            ]
+        );
+        // A FILE_CHECK alone mails nothing (keepalived's does not).
+        let mut silent = down(1);
+        silent.alert = None;
+        let n = pool.apply(&silent, &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
+        assert_eq!(subjects(&n), ["Virtualserver [g]:0 - DOWN | => Lost quorum 150+10=140 <= 100 <="]);
+        // The virtual server's default is off, the real servers' on; smtp_alert off wins.
+        let plain =
+            format!("{mail}{}", CONF.replace("weight 100\n TCP_CHECK", "weight 100\n smtp_alert off\n TCP_CHECK"));
+        let (mut pool, dp) = load(&plain);
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(
+            subjects(&n),
+            ["Realserver [10.0.1.1]:tcp:80 of virtual server [g]:0 - DOWN | => TCP CHECK failed on service <="]
+        );
+        assert!(pool.apply(&down(1), &dp).unwrap().mail.is_empty(), "10.0.1.2 has smtp_alert off");
+        // A reload removing a server up runs its down notifiers, `=> Removing <=`; one
+        // down gets nothing.
+        let (mut old, dp) = load(&format!("{mail}{CONF}"));
+        old.apply(&down(0), &dp).unwrap();
+        let fewer = format!("{mail}{}", CONF.replace("real_server 10.0.1.1 80", "real_server 10.0.1.3 80"));
+        let fewer =
+            fewer.replace("real_server 10.0.1.2 80 {\n weight 100\n TCP_CHECK {\n connect_timeout 1\n }\n }\n", "");
+        let (next, _) = old.reload(&conf(&fewer));
+        assert_eq!(next.vs[0].rs.len(), 1);
+        let n = next.removed_notices(&old);
+        assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n"], "10.0.1.1 was down: nothing");
+        assert_eq!(subjects(&n), ["Realserver [10.0.1.2]:tcp:80 of virtual server [g]:0 - DOWN | => Removing <="]);
     }
 
     /// rvs's `dest_check` becomes every service of its virtual server's passive check.
@@ -874,6 +1037,7 @@ mod tests {
         let up = |scripts: &[&str], line: &str| Notices {
             scripts: scripts.iter().map(|s| s.to_string()).collect(),
             fifo: if line.is_empty() { vec![] } else { vec![format!("VS [192.0.2.1]:tcp:80 {line}\n")] },
+            mail: vec![],
         };
         // 120 >= 100 + 20: up.
         let (pool, _, _) = Pool::from_config(&quorum_conf(60, ""));

@@ -138,6 +138,62 @@ pub struct GlobalDefs {
     /// `clear_services` does with it.
     #[serde(default)]
     pub lvs_flush_on_stop: Option<LvsFlushOnStop>,
+    /// keepalived's mail alerts: `notification_email`, `smtp_server`, `smtp_alert*`
+    /// (see [`crate::agent::mail`]).
+    #[serde(default)]
+    pub smtp: SmtpConf,
+}
+
+/// keepalived's mail alerts (`global_defs`): who gets them, through which server, and
+/// which objects send them by default. Each VRRP instance, sync group, virtual server and
+/// real server may say `smtp_alert [BOOL]` itself; see [`SmtpConf::vrrp_alert`] and
+/// [`SmtpConf::checker_alert`] for what applies when it does not.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SmtpConf {
+    /// `smtp_server HOST [PORT]`: an address or a name (resolved when a mail is sent),
+    /// port 25 by default. None: no mail is sent.
+    pub server: Option<(String, u16)>,
+    /// `smtp_helo_name` (this host's name by default).
+    pub helo_name: Option<String>,
+    /// `smtp_connect_timeout` seconds, for the connection and each reply (30 by default,
+    /// at least 1).
+    pub connect_timeout: Option<u32>,
+    /// `notification_email_from` (`USER@HOSTNAME` by default, the agent's user).
+    pub from: Option<String>,
+    /// `notification_email { ... }`: the recipients. Empty: no mail is sent.
+    pub to: Vec<String>,
+    /// `smtp_alert [BOOL]`: the default of every object.
+    pub alert: Option<bool>,
+    /// `smtp_alert_vrrp [BOOL]`: the default of VRRP instances and sync groups.
+    pub alert_vrrp: Option<bool>,
+    /// `smtp_alert_checker [BOOL]`: the default of virtual and real servers.
+    pub alert_checker: Option<bool>,
+    /// `no_email_faults`: no mail for entering FAULT.
+    pub no_email_faults: bool,
+    /// `no_checker_emails [BOOL]`: keepalived then mails a real server's change only when
+    /// the server's own state changes, not each checker's; rvs-agent always does (one
+    /// mail per server transition), so this changes nothing.
+    pub no_checker_emails: bool,
+}
+
+impl SmtpConf {
+    /// Whether mail can be sent at all: a server and at least one recipient.
+    pub fn enabled(&self) -> bool {
+        self.server.is_some() && !self.to.is_empty()
+    }
+
+    /// A VRRP instance's or sync group's `smtp_alert`, else `smtp_alert_vrrp`, else
+    /// `smtp_alert`, else off (keepalived's `vrrp_complete_instance`).
+    pub fn vrrp_alert(&self, own: Option<bool>) -> bool {
+        own.or(self.alert_vrrp).or(self.alert).unwrap_or(false)
+    }
+
+    /// A virtual or real server's `smtp_alert`, else `smtp_alert_checker`, else
+    /// `smtp_alert`, else off for a virtual server and ON for a real server (keepalived's
+    /// `validate_check_config`: kept so for compatibility with keepalived 1).
+    pub fn checker_alert(&self, own: Option<bool>, real_server: bool) -> bool {
+        own.or(self.alert_checker).or(self.alert).unwrap_or(real_server)
+    }
 }
 
 /// keepalived's `lvs_flush_on_stop` modes (`lvs_flush_t`).
@@ -198,6 +254,7 @@ impl Default for GlobalDefs {
             vrrp_garp_lower_prio_repeat: None,
             vrrp_garp_lower_prio_delay: None,
             vrrp_lower_prio_no_advert: false,
+            smtp: SmtpConf::default(),
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),
@@ -260,6 +317,9 @@ pub struct Notify {
     pub stop: Option<String>,
     /// `notify`: called with `INSTANCE|GROUP name state priority`.
     pub any: Option<String>,
+    /// `smtp_alert [BOOL]`: mail its state changes; unset: see [`SmtpConf::vrrp_alert`].
+    #[serde(default)]
+    pub smtp_alert: Option<bool>,
 }
 
 /// `state` in a vrrp_instance: where it starts.
@@ -524,6 +584,10 @@ pub struct VirtualServer {
     pub quorum_up: Option<String>,
     /// `quorum_down` script.
     pub quorum_down: Option<String>,
+    /// `smtp_alert [BOOL]`: mail its quorum changes; unset: see
+    /// [`SmtpConf::checker_alert`].
+    #[serde(default)]
+    pub smtp_alert: Option<bool>,
     /// `sorry_server IP PORT`.
     pub sorry_server: Option<SocketAddr>,
     /// `inhibit_on_failure` as the default for real servers.
@@ -645,6 +709,10 @@ pub struct RealServerConf {
     pub warmup: Option<f64>,
     /// The checkers (all must pass).
     pub checks: Vec<CheckConf>,
+    /// `smtp_alert [BOOL]`: mail its health changes; unset: see
+    /// [`SmtpConf::checker_alert`].
+    #[serde(default)]
+    pub smtp_alert: Option<bool>,
     /// Where the block starts.
     pub loc: Loc,
 }

@@ -29,12 +29,11 @@ use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
-/// * mail/SNMP/process options (`notification_email`, `smtp_*`, `enable_snmp_*`, `*_no_swap`,
-///   `*_priority`, `script_user`, `enable_script_security`): rvs-agent sends no mail, has no
-///   SNMP, and runs scripts as itself;
+/// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`, `script_user`,
+///   `enable_script_security`): rvs-agent has no SNMP, and runs scripts as itself;
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
 ///   `use_vmac`, `accept`, `no_accept`,
-///   `dont_track_primary`, `native_ipv6`, `smtp_alert`,
+///   `dont_track_primary`, `native_ipv6`,
 ///   `garp_*_lower_prio*`);
 /// * DPVS keepalived knobs rvsd does not implement yet (`vip_bind_dev` (VIPs
 ///   go on the instance's DPDK port)), and
@@ -61,12 +60,6 @@ use std::net::{IpAddr, SocketAddr};
 /// leaves its services in rvsd at stop; its effect on `omega`'s notifiers is honoured
 /// ([`GlobalDefs::lvs_flush_on_stop`]).
 pub const IGNORED: &[&str] = &[
-    "notification_email",
-    "notification_email_from",
-    "smtp_server",
-    "smtp_connect_timeout",
-    "smtp_helo_name",
-    "smtp_alert",
     "enable_snmp_vrrp",
     "enable_snmp_checker",
     "enable_snmp_rfc",
@@ -127,6 +120,9 @@ struct P<'a> {
     vs_retry_set: (bool, bool),
     /// The last checker read waits `delay_loop` between retries (DNS_CHECK's default).
     dbr_follows_delay_loop: bool,
+    /// The first `global_defs` `smtp_alert*` line turning alerts on (for
+    /// [`P::check_smtp`]).
+    global_alert: Option<(Loc, String)>,
     /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, resolved once the
     /// instances (whose VRID is keepalived's default sync id) are read.
     sync_daemons: Vec<SyncDaemon>,
@@ -230,6 +226,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         vs_retry_set: (false, false),
         dbr_follows_delay_loop: false,
         sync_daemons: Vec::new(),
+        global_alert: None,
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -319,6 +316,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         }
     }
     cfg.global_defs.lvs_sync_daemon = p.resolve_sync_daemons(&cfg);
+    p.check_smtp(&cfg);
     cfg.ignored = p.ignored;
     cfg
 }
@@ -546,6 +544,33 @@ impl P<'_> {
                     self.flag(c);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
+                "notification_email" => {
+                    g.smtp.to.extend(self.block(c).iter().flat_map(|e| std::iter::once(&e.key).chain(&e.args)).cloned())
+                }
+                "notification_email_from" => g.smtp.from = self.arg(c).map(str::to_string),
+                "smtp_server" => g.smtp.server = self.smtp_server(c),
+                "smtp_helo_name" => g.smtp.helo_name = self.arg(c).map(str::to_string),
+                "smtp_connect_timeout" => {
+                    g.smtp.connect_timeout = self.int(c, 0, 86_400).map(|t| {
+                        if t == 0 {
+                            self.warn(&c.loc, "smtp_connect_timeout 0: 1 second (as keepalived)");
+                        }
+                        t.max(1) as u32
+                    })
+                }
+                k @ ("smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker") => {
+                    let on = self.flag_value(c);
+                    if on && self.global_alert.is_none() {
+                        self.global_alert = Some((c.loc.clone(), format!("global_defs {k}")));
+                    }
+                    *match k {
+                        "smtp_alert" => &mut g.smtp.alert,
+                        "smtp_alert_vrrp" => &mut g.smtp.alert_vrrp,
+                        _ => &mut g.smtp.alert_checker,
+                    } = Some(on);
+                }
+                "no_email_faults" => g.smtp.no_email_faults = self.flag(c),
+                "no_checker_emails" => g.smtp.no_checker_emails = self.flag_value(c),
                 _ => self.other(c, "global_defs"),
             }
         }
@@ -865,6 +890,57 @@ impl P<'_> {
         Some(s)
     }
 
+    /// Mail alerts asked for where no mail can be sent (no `smtp_server` or no
+    /// `notification_email`): keepalived sends nothing then, silently; rvs-agent warns
+    /// once, naming the first that asks, and `-t` lists `smtp_alert` as not honoured.
+    fn check_smtp(&mut self, cfg: &Config) {
+        let smtp = &cfg.global_defs.smtp;
+        if smtp.enabled() {
+            return;
+        }
+        let missing = match (&smtp.server, smtp.to.is_empty()) {
+            (None, true) => "no smtp_server and no notification_email",
+            (None, false) => "no smtp_server",
+            _ => "no notification_email",
+        };
+        let on = |a: Option<bool>| a == Some(true);
+        let instances = cfg.vrrp_instances.iter().filter(|i| on(i.notify.smtp_alert));
+        let groups = cfg.vrrp_sync_groups.iter().filter(|g| on(g.notify.smtp_alert));
+        let vss = cfg.virtual_servers.iter().filter(|v| on(v.smtp_alert));
+        let rss = cfg.virtual_servers.iter().flat_map(|v| &v.real_servers).filter(|r| on(r.smtp_alert));
+        let asked: Vec<(Loc, String)> = self
+            .global_alert
+            .clone()
+            .into_iter()
+            .chain(instances.map(|i| (i.loc.clone(), format!("vrrp_instance {} smtp_alert", i.name))))
+            .chain(groups.map(|g| (g.loc.clone(), format!("vrrp_sync_group {} smtp_alert", g.name))))
+            .chain(vss.map(|v| (v.loc.clone(), "virtual_server smtp_alert".to_string())))
+            .chain(rss.map(|r| (r.loc.clone(), format!("real_server {} smtp_alert", r.addr))))
+            .collect();
+        if let Some((loc, first)) = asked.first() {
+            let more = match asked.len() - 1 {
+                0 => String::new(),
+                n => format!(" (and {n} more)"),
+            };
+            self.warn(loc, format!("{first}{more}: no mail will be sent: global_defs has {missing}"));
+            self.ignored.push((loc.clone(), "smtp_alert".into()));
+        }
+    }
+
+    /// keepalived's `smtp_server HOST [PORT]` (port 25 by default).
+    fn smtp_server(&mut self, c: &Node) -> Option<(String, u16)> {
+        let host = self.arg(c)?;
+        let port = match c.args.get(1) {
+            Some(p) => self.port(&c.loc, "smtp_server", Some(p))?,
+            None => 25,
+        };
+        if host.parse::<IpAddr>().is_err() && !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)) {
+            self.err(&c.loc, format!("smtp_server: '{host}' is neither an IP address nor a host name"));
+            return None;
+        }
+        Some((host.to_string(), port))
+    }
+
     fn notify(&mut self, c: &Node, nt: &mut Notify) -> bool {
         let slot = match c.key.as_str() {
             "notify_master" => &mut nt.master,
@@ -872,6 +948,10 @@ impl P<'_> {
             "notify_fault" => &mut nt.fault,
             "notify_stop" => &mut nt.stop,
             "notify" => &mut nt.any,
+            "smtp_alert" => {
+                nt.smtp_alert = Some(self.flag_value(c));
+                return true;
+            }
             _ => return false,
         };
         *slot = self.script(c);
@@ -1372,6 +1452,7 @@ impl P<'_> {
             hysteresis: 0,
             quorum_up: None,
             quorum_down: None,
+            smtp_alert: None,
             sorry_server: None,
             inhibit_on_failure: false,
             alpha: false,
@@ -1443,6 +1524,7 @@ impl P<'_> {
                 "hysteresis" => v.hysteresis = self.uint(c).unwrap_or(0),
                 "quorum_up" => v.quorum_up = self.script(c),
                 "quorum_down" => v.quorum_down = self.script(c),
+                "smtp_alert" => v.smtp_alert = Some(self.flag_value(c)),
                 "sorry_server" => {
                     if let [ip, port, ..] = c.args.as_slice() {
                         let ip = self.ip(&c.loc, "sorry_server", ip);
@@ -1726,7 +1808,7 @@ impl P<'_> {
                 }
                 // Accepted as before alpha and omega were honoured (DPVS files carry
                 // them): nothing to start down in a rule, no notifier to run at shutdown.
-                "alpha" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
+                "alpha" | "smtp_alert" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
                 "omega" => self.ignore(c, "a SNAT rule has no notify scripts to run at shutdown"),
                 "establish_timeout" => self.snat_refuse(
                     c,
@@ -1906,7 +1988,9 @@ impl P<'_> {
                 k @ ("uthreshold" | "lthreshold" | "lvs_method") => {
                     self.err(&c.loc, format!("{what}: real_server {ip}: {k} means nothing to a SNAT WAN address"))
                 }
-                "alpha" | "warmup" => self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses"),
+                "alpha" | "warmup" | "smtp_alert" => {
+                    self.ignore(c, "rvs-agent does not health-check a SNAT rule's WAN addresses")
+                }
                 _ => self.other(c, "a virtual_server match's real_server"),
             }
         }
@@ -1943,6 +2027,7 @@ impl P<'_> {
             delay_loop: None,
             warmup: vs.warmup,
             checks: Vec::new(),
+            smtp_alert: None,
             loc: n.loc.clone(),
         };
         // DNS_CHECKs waiting delay_loop between retries (known once the block is read).
@@ -1961,6 +2046,7 @@ impl P<'_> {
                 }
                 "notify_up" => rs.notify_up = self.script(c),
                 "notify_down" => rs.notify_down = self.script(c),
+                "smtp_alert" => rs.smtp_alert = Some(self.flag_value(c)),
                 "delay_loop" => rs.delay_loop = self.secs(c),
                 // keepalived's rs_warmup_handler: seconds, as the virtual server's.
                 "warmup" => rs.warmup = self.secs(c).or(rs.warmup),

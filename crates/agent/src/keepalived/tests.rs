@@ -99,6 +99,59 @@ fn unknown_keywords_are_errors_unless_lenient() {
     assert_eq!(messages(&l), ["t.conf:1: error: unknown keyword 'what_is_this' in the top level"]);
 }
 
+/// keepalived's mail settings: read, with keepalived's defaults and precedence (an
+/// object's own `smtp_alert`, then `smtp_alert_vrrp` / `smtp_alert_checker`, then
+/// `smtp_alert`; a real server's default on, every other off); alerts asked for where no
+/// mail can go are warned about, a bad server refused.
+#[test]
+fn mail_settings_are_read_with_keepalived_s_precedence() {
+    let l = strict(
+        "global_defs {\n notification_email {\n  ops@example.com\n  noc@example.com\n }\n\
+         notification_email_from lb@example.com\n smtp_server 192.0.2.25 2525\n smtp_helo_name lb1\n\
+         smtp_connect_timeout 0\n smtp_alert_vrrp\n no_email_faults\n no_checker_emails\n}\n\
+         vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n smtp_alert off\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n",
+    );
+    assert_eq!(messages(&l), ["t.conf:9: warning: smtp_connect_timeout 0: 1 second (as keepalived)"]);
+    let m = &l.config.global_defs.smtp;
+    assert!(m.enabled());
+    assert_eq!(m.server, Some(("192.0.2.25".to_string(), 2525)));
+    assert_eq!(m.to, ["ops@example.com", "noc@example.com"]);
+    assert_eq!(
+        (m.from.as_deref(), m.helo_name.as_deref(), m.connect_timeout),
+        (Some("lb@example.com"), Some("lb1"), Some(1))
+    );
+    assert!(m.no_email_faults && m.no_checker_emails);
+    assert_eq!(l.config.vrrp_instances[0].notify.smtp_alert, Some(false));
+    // Precedence: own, then the kind's, then the global's, then the default.
+    assert!(!m.vrrp_alert(Some(false)) && m.vrrp_alert(None));
+    assert!(!m.checker_alert(None, false) && m.checker_alert(None, true), "a real server's default is on");
+    let off = SmtpConf { alert: Some(false), ..SmtpConf::default() };
+    assert!(!off.checker_alert(None, true) && off.checker_alert(Some(true), true));
+    let checker = SmtpConf { alert: Some(false), alert_checker: Some(true), ..SmtpConf::default() };
+    assert!(checker.checker_alert(None, false) && !checker.vrrp_alert(None));
+    // The port is optional (25), the server may be a name; an unparsable one is refused.
+    let l = strict("global_defs {\n smtp_server mail.example.com\n}\n");
+    assert_eq!(l.config.global_defs.smtp.server, Some(("mail.example.com".to_string(), 25)));
+    let l = strict("global_defs {\n smtp_server mail/example 25\n}\n");
+    assert_eq!(messages(&l), ["t.conf:2: error: smtp_server: 'mail/example' is neither an IP address nor a host name"]);
+    // Alerts asked for where no mail can go: one warning naming the first and the count.
+    let l = strict(&format!(
+        "global_defs {{\n notification_email {{\n  ops@example.com\n }}\n}}\n{}",
+        MINIMAL.replace(" interface eth0\n", " interface eth0\n smtp_alert\n")
+    ));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:6: warning: vrrp_instance VI_1 smtp_alert: no mail will be sent: global_defs has no smtp_server"]
+    );
+    let l = strict("global_defs {\n smtp_alert\n smtp_alert_checker true\n}\n");
+    assert_eq!(
+        messages(&l),
+        ["t.conf:2: warning: global_defs smtp_alert: no mail will be sent: global_defs has no smtp_server and no notification_email"]
+    );
+    // Without any smtp_alert, no warning (keepalived's samples set an address and a server).
+    assert!(strict("global_defs {\n smtp_server 127.0.0.1\n}\n").diagnostics.is_empty());
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_strict\n enable_script_security\n}\n");

@@ -182,7 +182,7 @@ fn live_health_is_kept_across_a_reload() {
     let dp = FakeDataplane::new();
     dp.set_services(&services).unwrap();
     // 10.0.0.1 (inhibit) is down: weight 0 in the dataplane.
-    pool.apply(&Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0 }, &dp).unwrap();
+    pool.apply(&Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0, alert: None }, &dp).unwrap();
     let new = BASE.replace("weight 20", "weight 25");
     let (d, next, plan) = plan(&old, &pool, &cfg(&new));
     // Only the weight that changed; the down server stays at 0 (no checker restarted).
@@ -196,7 +196,7 @@ fn live_health_is_kept_across_a_reload() {
     let (d, mut next, _) = super::plan(&old, &pool, &cfg(&new2));
     assert!(d.services.real_servers.is_empty(), "{:?}", d.services);
     let before = dp.calls().len();
-    next.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 0 }, &dp).unwrap();
+    next.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 0, alert: None }, &dp).unwrap();
     assert_eq!(dp.calls()[before..], [Call::SetWeight(key("192.0.2.1", 80), sa("10.0.0.1:80"), 11)]);
 }
 
@@ -226,7 +226,7 @@ fn a_reload_keeps_the_file_check_weight_change_of_a_kept_checker() {
     dp.set_services(&services).unwrap();
     let k = key("192.0.2.1", 80);
     // The file says 5: 10 -> 15.
-    pool.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 5 }, &dp).unwrap();
+    pool.apply(&Transition { id: 0, up: true, reason: "test".into(), weight_delta: 5, alert: None }, &dp).unwrap();
     assert_eq!(dp.calls().last(), Some(&Call::SetWeight(k, sa("10.0.0.1:80"), 15)));
     let weight_of = |d: &Diff, rs: &str| {
         let svc = d.new_services.iter().find(|s| s.key == k).unwrap();

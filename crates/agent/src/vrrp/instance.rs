@@ -220,6 +220,8 @@ pub struct Instance {
     fifos: Arc<Notifier>,
     /// The state last entered (notified), for the transitions counted.
     entered: State,
+    /// The state last mailed (keepalived's `last_email_state`).
+    mailed: Option<State>,
     /// The sync id when `lvs_sync_daemon` names this instance: its state then selects
     /// rvsd's connection-sync roles.
     sync_id: Option<u8>,
@@ -389,6 +391,7 @@ impl Instance {
             status,
             fifos,
             entered: State::Initialize,
+            mailed: None,
             sync_id,
             sync_roles: None,
             hold: None,
@@ -811,7 +814,7 @@ impl Instance {
         }
     }
 
-    fn notify(&self, state: State) {
+    fn notify(&mut self, state: State) {
         let n = &self.cfg.notify;
         let specific = match state {
             State::Master => n.master.clone(),
@@ -830,6 +833,9 @@ impl Instance {
             spawn_script(cmd);
         }
         self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority()));
+        if self.global.smtp.vrrp_alert(n.smtp_alert) {
+            self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
+        }
         // Then the group's (keepalived: a member's notifies, then its group's).
         if let Some(g) = &self.group {
             g.entered(state);

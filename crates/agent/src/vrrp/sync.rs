@@ -86,6 +86,8 @@ struct Inner {
     state: State,
     /// The state last notified (none before the first notify).
     notified: Option<State>,
+    /// The state last mailed (keepalived's `last_email_state`).
+    mailed: Option<State>,
     members: Vec<Member>,
 }
 
@@ -110,6 +112,8 @@ impl SyncGroup {
     /// A group of the running instances `members` (members that are not running, such as
     /// ones a config id filtered out, are left out by the caller: they do not count).
     /// Returns the group and each member's [`Membership`], in the order of `members`.
+    /// `notify.smtp_alert` is the resolved setting (`Some(true)`: mail the group's
+    /// states; see [`crate::keepalived::config::SmtpConf::vrrp_alert`]).
     pub fn new(
         name: &str,
         notify: Notify,
@@ -129,7 +133,7 @@ impl SyncGroup {
             name: name.to_string(),
             notify,
             fifos,
-            inner: Mutex::new(Inner { state: State::Initialize, notified: None, members }),
+            inner: Mutex::new(Inner { state: State::Initialize, notified: None, mailed: None, members }),
         });
         let ms =
             rxs.into_iter().enumerate().map(|(index, rx)| Membership { group: group.clone(), index, rx }).collect();
@@ -283,13 +287,14 @@ impl SyncGroup {
                 // Once only: a group is not started again (a reload makes a new one).
                 g.members.iter_mut().for_each(|m| m.ran = false);
             }
-            self.notify(s);
+            self.notify(s, &mut g.mailed);
         }
     }
 
     /// keepalived's `send_group_notifies`: the state's script, the generic one (`GROUP
     /// NAME STATE 0`) and the FIFO line (`GROUP "NAME" STATE 0`).
-    fn notify(&self, state: State) {
+    /// Then, with `smtp_alert` (the caller resolved it, [`SyncGroup::new`]), the mail.
+    fn notify(&self, state: State, mailed: &mut Option<State>) {
         let n = &self.notify;
         let (specific, word) = match state {
             State::Master => (n.master.clone(), "MASTER"),
@@ -303,6 +308,9 @@ impl SyncGroup {
             spawn_script(cmd);
         }
         self.fifos.vrrp(&format!("GROUP \"{}\" {word} 0\n", self.name));
+        if n.smtp_alert == Some(true) {
+            self.fifos.mail.send_vrrp(true, &self.name, state, mailed);
+        }
     }
 }
 
