@@ -364,6 +364,14 @@ impl Agent {
         };
         let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
         let (delay_was, delay) = (self.cfg.global_defs.vrrp_startup_delay, new.global_defs.vrrp_startup_delay);
+        let (ns_was, ns) = (&self.cfg.global_defs.net_namespace, &new.global_defs.net_namespace);
+        if ns_was != ns {
+            tracing::warn!(
+                "reload: net_namespace {} -> {}: the namespace cannot change at a reload (as keepalived): restart rvs-agent",
+                ns_was.as_deref().unwrap_or("none"),
+                ns.as_deref().unwrap_or("none"),
+            );
+        }
         if delay_was != delay {
             tracing::info!(
                 "reload: vrrp_startup_delay {} -> {}: applies from rvs-agent's next start (as keepalived, not on reload)",

@@ -124,8 +124,16 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let _core = core_dumps(&cli);
-    if let Some(ns) = &cli.namespace {
-        enter_namespace(ns)?;
+    // -s wins over the file's net_namespace, as keepalived's command line.
+    let conf_ns = loaded.config.global_defs.net_namespace.as_ref();
+    if let (Some(ns), Some(c)) = (&cli.namespace, conf_ns) {
+        if ns != c {
+            tracing::info!(namespace = %ns, "-s {ns} overrides the configuration's net_namespace {c}");
+        }
+    }
+    if let Some(ns) = cli.namespace.as_ref().or(conf_ns) {
+        let how = if cli.namespace.is_some() { "-s/--namespace" } else { "net_namespace" };
+        enter_namespace(ns, how)?;
         tracing::info!(namespace = %ns, "running in network namespace");
     }
     let pids = PidFiles::create(&cli.pid_files())?;
@@ -221,14 +229,15 @@ fn notify(state: &str) {
     }
 }
 
-/// `-s NAME`: the network namespace `ip netns` made, entered before any thread starts (the
-/// threads, sockets and scripts started later are all in it).
-fn enter_namespace(name: &str) -> anyhow::Result<()> {
+/// `-s NAME` (or the file's `net_namespace NAME`, named by `how` in errors): the network
+/// namespace `ip netns` made, entered before any thread starts (the threads, sockets and
+/// scripts started later are all in it).
+fn enter_namespace(name: &str, how: &str) -> anyhow::Result<()> {
     let path = Path::new("/run/netns").join(name);
     let f = std::fs::File::open(&path)
-        .with_context(|| format!("-s/--namespace {name}: {} (made by `ip netns add {name}`)", path.display()))?;
+        .with_context(|| format!("{how} {name}: {} (made by `ip netns add {name}`)", path.display()))?;
     nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("-s/--namespace {name}: entering {}", path.display()))?;
+        .with_context(|| format!("{how} {name}: entering {}", path.display()))?;
     Ok(())
 }
 

@@ -316,4 +316,23 @@ fn namespace_and_umask() {
         agent(&["-n", "-s", "rvs-no-such-ns", "-f", &conf, "--dataplane", "linux", "--status-socket", &dir.path("s2")]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("-s/--namespace rvs-no-such-ns"));
+    drop(child);
+
+    // keepalived's net_namespace in the file does the same; -s overrides it.
+    std::fs::write(dir.path("k.conf"), format!("net_namespace {}\n", ns.name())).unwrap();
+    let args = ["-n", "-f", &conf, "--dataplane", "linux", "--status-socket", &status];
+    let env = [("RVS_LOG", "off".to_string()), ("NOTIFY_SOCKET", dir.path("notify"))];
+    let child =
+        testnet::ChildGuard::new(Command::new(env!("CARGO_BIN_EXE_rvs-agent")).args(args).envs(env).spawn().unwrap());
+    let n = recv_notify(&notify, &mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    let inside = std::fs::metadata(format!("/proc/{}/ns/net", child.pid())).unwrap();
+    assert_eq!((inside.dev(), inside.ino()), (want.dev(), want.ino()), "net_namespace");
+    drop(child);
+    std::fs::write(dir.path("k.conf"), "net_namespace rvs-no-such-ns\n").unwrap();
+    let missing = agent(&["-n", "-f", &conf, "--dataplane", "linux", "--status-socket", &dir.path("s3")]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("net_namespace rvs-no-such-ns"), "{missing:?}");
+    let overridden =
+        agent(&["-n", "-s", "rvs-other-ns", "-f", &conf, "--dataplane", "linux", "--status-socket", &dir.path("s4")]);
+    assert!(String::from_utf8_lossy(&overridden.stderr).contains("-s/--namespace rvs-other-ns"), "{overridden:?}");
 }

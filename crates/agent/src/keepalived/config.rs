@@ -142,6 +142,12 @@ pub struct GlobalDefs {
     /// (see [`crate::agent::mail`]).
     #[serde(default)]
     pub smtp: SmtpConf,
+    /// keepalived's `net_namespace NAME` (a top-level keyword, read into the global
+    /// definitions as keepalived does): the agent runs in the network namespace
+    /// `/run/netns/NAME` (as `-s NAME`, which overrides it); taken at start only, as
+    /// keepalived (a reload that changes it is logged and waits for a restart).
+    #[serde(default)]
+    pub net_namespace: Option<String>,
 }
 
 /// keepalived's mail alerts (`global_defs`): who gets them, through which server, and
@@ -255,6 +261,7 @@ impl Default for GlobalDefs {
             vrrp_garp_lower_prio_delay: None,
             vrrp_lower_prio_no_advert: false,
             smtp: SmtpConf::default(),
+            net_namespace: None,
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),

@@ -289,6 +289,17 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
                     }
                 }
             }
+            "net_namespace" => match p.arg(n) {
+                Some(name) if name.contains('/') || name == "." || name == ".." => {
+                    p.err(&n.loc, format!("net_namespace '{name}' is not a name in /run/netns"))
+                }
+                name => cfg.global_defs.net_namespace = name.map(str::to_string),
+            },
+            "net_namespace_ipvs" => p.ignore(
+                n,
+                "rvsd's services are reached over its control socket, whatever the agent's network namespace",
+            ),
+            "namespace_with_ipsets" => p.ignore(n, "rvs-agent uses no ipsets"),
             "static_routes" => {
                 for r in p.block(n) {
                     if let Some(r) = p.static_route(r, "static_routes") {
@@ -544,6 +555,8 @@ impl P<'_> {
                     self.flag(c);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
+                k @ ("net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets") => self
+                    .err(&c.loc, format!("{k} goes at the top level of the file, not in global_defs (as keepalived)")),
                 "notification_email" => {
                     g.smtp.to.extend(self.block(c).iter().flat_map(|e| std::iter::once(&e.key).chain(&e.args)).cloned())
                 }

@@ -152,6 +152,25 @@ fn mail_settings_are_read_with_keepalived_s_precedence() {
     assert!(strict("global_defs {\n smtp_server 127.0.0.1\n}\n").diagnostics.is_empty());
 }
 
+/// keepalived's `net_namespace`: a name in /run/netns (entered at start, see main.rs and
+/// tests/cli.rs); its IPVS and ipset companions are warned about.
+#[test]
+fn net_namespace_is_a_name_and_its_companions_are_warned_about() {
+    let l = strict("net_namespace blue\nnet_namespace_ipvs red\nnamespace_with_ipsets\n");
+    assert_eq!(l.config.global_defs.net_namespace.as_deref(), Some("blue"));
+    let m = messages(&l);
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(m[0].starts_with("t.conf:2: warning: 'net_namespace_ipvs' is accepted and not honoured by rvs"), "{m:?}");
+    assert!(m[1].starts_with("t.conf:3: warning: 'namespace_with_ipsets' is accepted and not honoured"), "{m:?}");
+    let l = strict("net_namespace ../etc\n");
+    assert_eq!(messages(&l), ["t.conf:1: error: net_namespace '../etc' is not a name in /run/netns"]);
+    let l = strict("global_defs {\n net_namespace blue\n}\n");
+    assert_eq!(
+        messages(&l),
+        ["t.conf:2: error: net_namespace goes at the top level of the file, not in global_defs (as keepalived)"]
+    );
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_strict\n enable_script_security\n}\n");
