@@ -229,9 +229,7 @@ impl Agent {
                 tracing::warn!(group = %g.name, ?running, "vrrp_sync_group: members left running are not in the new group");
             }
             let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
-            let smtp_alert = Some(cfg.global_defs.smtp.vrrp_alert(g.notify.smtp_alert));
-            let notify = crate::keepalived::config::Notify { smtp_alert, ..g.notify.clone() };
-            let (_, ms) = SyncGroup::new(&g.name, notify, self.fifos.clone(), &member_names);
+            let (_, ms) = SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names);
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();
@@ -354,11 +352,13 @@ impl Agent {
         let new = loaded.config;
         self.reload_statics(&new);
         self.fifos.reconfigure(&new.global_defs);
+        self.fifos.mail.reconfigure(&new);
         let (diff, next, plan, quorum) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             let (diff, next, plan) = reload::plan(&self.cfg, &pool, &new);
             // Removed servers' down notifiers first, then the quorums they moved.
-            let mut quorum = next.removed_notices(&pool);
+            let flush = new.global_defs.lvs_flush_on_stop.is_some();
+            let mut quorum = next.removed_notices(&pool, flush);
             quorum.append(next.quorum_notices(Some(&pool)));
             (diff, next, plan, quorum)
         };
@@ -527,6 +527,7 @@ pub async fn run_with_reload(
         reloads: Arc::new(ReloadStats::default()),
         vrrp_hold,
     };
+    agent.fifos.mail.reconfigure(&cfg);
     // keepalived's init_services: each virtual server starts with its quorum up (its
     // quorum_up runs) or, below it with a sorry server, down (its quorum_down runs).
     let start = pool.lock().unwrap_or_else(|e| e.into_inner()).quorum_notices(None);

@@ -142,18 +142,31 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     let insts: Vec<_> = cfg.vrrp_instances.iter().filter(|i| members.contains(i.name.as_str())).collect();
     let tracked: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
     let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
-    // What in global_defs is not the instances' business.
+    // What in global_defs is not the instances' business (mail: read at each reload,
+    // crate::agent::mail; vrrp_strict: its effects are in the instances' own fields).
     let mut global = comparable(&cfg.global_defs);
     if let Value::Object(m) = &mut global {
-        for k in ["lvs_timeouts", "vrrp_startup_delay", "lvs_flush_on_stop"] {
+        for k in ["lvs_timeouts", "vrrp_startup_delay", "lvs_flush_on_stop", "smtp", "net_namespace", "vrrp_strict"] {
             m.remove(k);
         }
     }
+    // Nor an instance's or group's own smtp_alert.
+    let quiet = |v: Value| {
+        let mut v = v;
+        if let Value::Array(items) = &mut v {
+            for i in items {
+                if let Some(Value::Object(n)) = i.get_mut("notify") {
+                    n.remove("smtp_alert");
+                }
+            }
+        }
+        v
+    };
     Some(comparable(&serde_json::json!({
         "global": global,
-        "instances": comparable(&insts),
+        "instances": quiet(comparable(&insts)),
         "scripts": comparable(&scripts),
-        "groups": comparable(&groups),
+        "groups": quiet(comparable(&groups)),
     })))
 }
 

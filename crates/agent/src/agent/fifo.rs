@@ -147,10 +147,9 @@ impl Notifier {
     }
 
     /// After a reload: FIFOs whose path or script changed are closed (their scripts
-    /// stopped) and opened again from `g`; unchanged ones stay open. The mail settings
-    /// are `g`'s from now on.
+    /// stopped) and opened again from `g`; unchanged ones stay open. (The mail settings
+    /// are the caller's to give: [`super::mail::Mailer::reconfigure`].)
     pub fn reconfigure(&self, g: &GlobalDefs) {
-        self.mail.reconfigure(g);
         let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let reopen = |slot: &mut Option<Fifo>, old: &mut NotifyFifoConf, new: &NotifyFifoConf, what| {
             if *old == *new && (slot.is_some() || new.path.is_none()) {

@@ -10,16 +10,24 @@
 //! ```
 //!
 //! As keepalived: plain SMTP (HELO, MAIL FROM, RCPT TO for each recipient, DATA, QUIT; no
-//! TLS, no AUTH: a relay on the management network), every step bounded by
-//! `smtp_connect_timeout` (30 s), each mail sent on its own, in the background, never
-//! waited for by the VRRP or health-check work; a failure is logged (the alert is lost, as
-//! keepalived's). Differences: the `Date` header is in UTC; `X-Mailer` says
-//! `Keepalived (rvs-agent)`; at most [`MAX_IN_FLIGHT`] mails are under way at once (more
-//! are dropped with a warning: a dead relay must not pile up connections); at shutdown the
-//! agent waits up to 5 s for the mails under way (its instances' `Stopping`).
+//! TLS, no AUTH: a relay on the management network), the connection and each reply
+//! bounded by `smtp_connect_timeout` (30 s), each mail sent on its own, in the background,
+//! never waited for by the VRRP or health-check work; a failure is logged (the alert is
+//! lost, as keepalived's). A server's reply may span at most [`MAX_REPLY_LINES`] lines
+//! and the whole conversation at most [`MAX_CONVERSATION`] timeouts, so a hostile or
+//! broken relay cannot hold a mail forever. Differences: the `Date` header is in UTC;
+//! `X-Mailer` says `Keepalived (rvs-agent)`; at most [`MAX_IN_FLIGHT`] mails are under
+//! way at once (more are dropped with a warning: a dead relay must not pile up
+//! connections); at shutdown the agent waits up to 5 s for the mails under way (its
+//! instances' `Stopping`).
+//!
+//! Which VRRP instances and sync groups mail is read from the configuration at each
+//! reload ([`Mailer::reconfigure`]), so that changing the mail settings never restarts an
+//! instance.
 
-use crate::keepalived::config::{GlobalDefs, SmtpConf};
+use crate::keepalived::config::{Config, SmtpConf};
 use crate::vrrp::fsm::State;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -32,6 +40,12 @@ pub const MAX_IN_FLIGHT: usize = 64;
 
 /// How long the agent waits at shutdown for the mails under way, at most.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Lines one reply may have (`250-...` continuations included), at most.
+pub const MAX_REPLY_LINES: usize = 64;
+
+/// The whole conversation of one mail takes at most this many `smtp_connect_timeout`s.
+pub const MAX_CONVERSATION: u32 = 4;
 
 /// One alert: keepalived's subject after its `[ROUTER_ID] ` prefix, and its one-line
 /// body.
@@ -78,7 +92,8 @@ impl Alert {
     }
 }
 
-/// Where the mails go and what they say about this host, from `global_defs`.
+/// Where the mails go and what they say about this host, from `global_defs`, with which
+/// VRRP instances and sync groups mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Envelope {
     server: (String, u16),
@@ -88,24 +103,32 @@ struct Envelope {
     timeout: Duration,
     router_id: String,
     no_email_faults: bool,
+    /// Instances (`false`) and sync groups (`true`) by name: whether they mail
+    /// ([`SmtpConf::vrrp_alert`]).
+    vrrp: HashMap<(bool, String), bool>,
 }
 
 impl Envelope {
-    /// None when `global_defs` sends no mail (no server or no recipient).
-    fn from_conf(g: &GlobalDefs) -> Option<Envelope> {
-        let SmtpConf { server, helo_name, connect_timeout, from, to, no_email_faults, .. } = &g.smtp;
-        if !g.smtp.enabled() {
+    /// None when the configuration sends no mail (no server or no recipient).
+    fn from_conf(cfg: &Config) -> Option<Envelope> {
+        let smtp = &cfg.global_defs.smtp;
+        let SmtpConf { server, helo_name, connect_timeout, from, to, no_email_faults, .. } = smtp;
+        if !smtp.enabled() {
             return None;
         }
-        let host = local_name();
+        let (host, user) = this_host();
+        let alert = |own| smtp.vrrp_alert(own);
+        let instances = cfg.vrrp_instances.iter().map(|i| ((false, i.name.clone()), alert(i.notify.smtp_alert)));
+        let groups = cfg.vrrp_sync_groups.iter().map(|g| ((true, g.name.clone()), alert(g.notify.smtp_alert)));
         Some(Envelope {
             server: server.clone()?,
             helo: helo_name.clone().unwrap_or_else(|| host.clone()),
-            from: from.clone().unwrap_or_else(|| format!("{}@{host}", user_name())),
+            from: from.clone().unwrap_or_else(|| format!("{user}@{host}")),
             to: to.clone(),
             timeout: Duration::from_secs(u64::from(connect_timeout.unwrap_or(30).max(1))),
-            router_id: g.router_id.clone().unwrap_or(host),
+            router_id: cfg.global_defs.router_id.clone().unwrap_or_else(|| host.clone()),
             no_email_faults: *no_email_faults,
+            vrrp: instances.chain(groups).collect(),
         })
     }
 
@@ -128,29 +151,35 @@ impl Envelope {
     }
 }
 
-/// An address for the SMTP envelope: as written when it has its angle brackets, else in
-/// them (keepalived's `mail_cmd` / `rcpt_cmd`).
+/// An address for the SMTP envelope: `Name <addr>` gives its `<addr>` (keepalived's
+/// `mail_cmd` / `rcpt_cmd` after 2.2.7; a relay refuses a display name there), any other
+/// goes in angle brackets.
 fn bracketed(addr: &str) -> String {
-    if addr.contains('<') {
-        addr.to_string()
-    } else {
-        format!("<{addr}>")
+    match addr.rfind('<') {
+        Some(i) if addr.ends_with('>') => addr[i..].to_string(),
+        _ => format!("<{addr}>"),
     }
 }
 
-/// This host's name (the kernel's node name), keepalived's default router id, HELO name
-/// and sender domain.
-fn local_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// The name of the user the agent runs as (keepalived's default sender is `USER@HOST`).
-fn user_name() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| "root".into())
+/// This host's name and the agent's user, looked up once: keepalived's default router id,
+/// HELO name and sender (`USER@HOST`). The name is the canonical one (`hostname -f`, as
+/// keepalived's `getaddrinfo(AI_CANONNAME)`), else the kernel's node name.
+fn this_host() -> (String, String) {
+    static HOST: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let node = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string());
+        let fqdn = std::process::Command::new("hostname")
+            .arg("-f")
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let host = fqdn.into_iter().chain(node).find(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into());
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name);
+        (host, user.unwrap_or_else(|| "root".into()))
+    })
+    .clone()
 }
 
 /// RFC 5322's date, in UTC (`Sun, 06 Dec 2026 12:30:40 +0000`).
@@ -216,29 +245,34 @@ struct Session {
 }
 
 impl Session {
-    /// Reads one reply (its continuation lines `NNN-...` too) and checks its code.
+    /// Reads one reply (its continuation lines `NNN-...` too, at most
+    /// [`MAX_REPLY_LINES`], all within the timeout) and checks its code.
     async fn expect(&mut self, stage: &'static str, want: u16) -> Result<(), MailError> {
-        let timeout = self.timeout;
-        loop {
-            let mut line = String::new();
-            let mut limited = (&mut self.reader).take(4096);
-            let n = match tokio::time::timeout(timeout, limited.read_line(&mut line)).await {
-                Ok(r) => r.map_err(|source| MailError::Io { stage, source })?,
-                Err(_) => return Err(MailError::Timeout(stage)),
-            };
-            let line = line.trim_end();
-            if n == 0 {
-                let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed");
-                return Err(MailError::Io { stage, source });
-            }
-            if line.as_bytes().get(3) == Some(&b'-') {
-                continue;
-            }
-            return match line.get(..3).and_then(|c| c.parse::<u16>().ok()) {
+        match tokio::time::timeout(self.timeout, self.reply(stage)).await {
+            Ok(Ok(line)) => match line.get(..3).and_then(|c| c.parse::<u16>().ok()) {
                 Some(code) if code == want => Ok(()),
                 _ => Err(MailError::Refused { stage, reply: line.chars().take(200).collect(), want }),
-            };
+            },
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(MailError::Timeout(stage)),
         }
+    }
+
+    /// A reply's last line (bytes of any encoding, lines of at most 4 KiB).
+    async fn reply(&mut self, stage: &'static str) -> Result<String, MailError> {
+        let io = |source| MailError::Io { stage, source };
+        for _ in 0..MAX_REPLY_LINES {
+            let mut line = Vec::new();
+            let n = (&mut self.reader).take(4096).read_until(b'\n', &mut line).await.map_err(io)?;
+            if n == 0 {
+                return Err(io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed")));
+            }
+            if line.get(3) != Some(&b'-') {
+                return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+        }
+        let why = format!("a reply of over {MAX_REPLY_LINES} lines");
+        Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, why)))
     }
 
     /// Sends `text`, then reads the reply to it.
@@ -252,8 +286,16 @@ impl Session {
     }
 }
 
-/// Sends one alert through `env`'s server.
+/// Sends one alert through `env`'s server, within [`MAX_CONVERSATION`] timeouts.
 async fn deliver(env: &Envelope, alert: &Alert, date: &str) -> Result<(), MailError> {
+    match tokio::time::timeout(env.timeout * MAX_CONVERSATION, converse(env, alert, date)).await {
+        Ok(r) => r,
+        Err(_) => Err(MailError::Timeout("the conversation")),
+    }
+}
+
+/// The SMTP conversation of one mail.
+async fn converse(env: &Envelope, alert: &Alert, date: &str) -> Result<(), MailError> {
     let (host, port) = &env.server;
     let target = format!("{host}:{port}");
     let resolve = tokio::time::timeout(env.timeout, tokio::net::lookup_host(target.clone()));
@@ -292,9 +334,9 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    /// Takes `g`'s mail settings (at start and after a reload).
-    pub fn reconfigure(&self, g: &GlobalDefs) {
-        *self.env.lock().unwrap_or_else(|e| e.into_inner()) = Envelope::from_conf(g).map(Arc::new);
+    /// Takes `cfg`'s mail settings (at start and after a reload).
+    pub fn reconfigure(&self, cfg: &Config) {
+        *self.env.lock().unwrap_or_else(|e| e.into_inner()) = Envelope::from_conf(cfg).map(Arc::new);
     }
 
     /// Sends `alert` in the background (nothing when `global_defs` sends no mail).
@@ -324,12 +366,15 @@ impl Mailer {
         );
     }
 
-    /// A VRRP instance's or group's state `state` entered: mailed unless it is the state
-    /// mailed last (`mailed`), or FAULT under `no_email_faults` (keepalived's
-    /// `last_email_state`).
+    /// A VRRP instance's or group's state `state` entered: mailed when it mails
+    /// (`smtp_alert`, resolved), unless it is the state mailed last (`mailed`), or FAULT
+    /// under `no_email_faults` (keepalived's `last_email_state`).
     pub fn send_vrrp(&self, group: bool, name: &str, state: State, mailed: &mut Option<State>) {
-        let no_faults = self.env.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| e.no_email_faults);
-        if no_faults.is_none() || (no_faults == Some(true) && state == State::Fault) || *mailed == Some(state) {
+        let wanted = self.env.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| {
+            let on = e.vrrp.get(&(group, name.to_string())).copied().unwrap_or(false);
+            on && !(e.no_email_faults && state == State::Fault)
+        });
+        if wanted != Some(true) || *mailed == Some(state) {
             return;
         }
         *mailed = Some(state);
@@ -363,6 +408,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             router_id: "LVS_A".into(),
             no_email_faults: false,
+            vrrp: HashMap::new(),
         }
     }
 
@@ -404,7 +450,7 @@ mod tests {
     }
 
     /// A scripted server: answers each command with the next reply, records what it got.
-    async fn server(replies: &'static [&'static str]) -> (u16, tokio::task::JoinHandle<String>) {
+    async fn server(replies: &'static [&'static [u8]]) -> (u16, tokio::task::JoinHandle<String>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         let task = tokio::spawn(async move {
@@ -412,7 +458,7 @@ mod tests {
             let (r, mut w) = s.into_split();
             let mut r = BufReader::new(r);
             let mut got = String::new();
-            w.write_all(replies[0].as_bytes()).await.unwrap();
+            w.write_all(replies[0]).await.unwrap();
             let mut data = false;
             for reply in &replies[1..] {
                 loop {
@@ -426,7 +472,7 @@ mod tests {
                         break;
                     }
                 }
-                if w.write_all(reply.as_bytes()).await.is_err() {
+                if w.write_all(reply).await.is_err() {
                     break;
                 }
             }
@@ -438,14 +484,14 @@ mod tests {
     #[tokio::test]
     async fn a_mail_goes_through_the_whole_conversation() {
         let (port, task) = server(&[
-            "220 mx ESMTP\r\n",
-            "250 mx\r\n",
-            "250 ok\r\n",
-            "250-first\r\n250 ok\r\n",
-            "250 ok\r\n",
-            "354 go\r\n",
-            "250 queued\r\n",
-            "221 bye\r\n",
+            b"220 mx ESMTP\r\n",
+            b"250 mx\r\n",
+            b"250 ok\r\n",
+            b"250-first\r\n250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+            b"250 queued\r\n",
+            b"221 bye\r\n",
         ])
         .await;
         let a = Alert::vrrp(false, "VI_1", State::Master);
@@ -461,7 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_recipient_or_a_silent_server_is_an_error_naming_the_step() {
-        let (port, _task) = server(&["220 mx\r\n", "250 mx\r\n", "250 ok\r\n", "550 no such user\r\n"]).await;
+        let (port, _task) = server(&[b"220 mx\r\n", b"250 mx\r\n", b"250 ok\r\n", b"550 no such user\r\n"]).await;
         let e = deliver(&env(port), &Alert::vrrp(false, "VI_1", State::Backup), "D").await.unwrap_err();
         assert_eq!(e.to_string(), "RCPT TO: the server answered '550 no such user' (expected 250)");
         // Accepts and never speaks: the greeting times out.
@@ -472,6 +518,43 @@ mod tests {
         assert!(matches!(e, MailError::Timeout("greeting")), "{e}");
     }
 
+    /// A hostile relay cannot hold a mail: endless continuation lines end it; a reply in
+    /// another encoding is read; a display name never reaches the envelope.
+    #[tokio::test]
+    async fn a_hostile_relay_cannot_hold_a_mail_and_odd_replies_are_read() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let flood = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            for _ in 0..10_000 {
+                if s.write_all(b"220-still talking\r\n").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let e = deliver(&env(port), &Alert::vrrp(false, "VI_1", State::Backup), "D").await.unwrap_err();
+        assert!(e.to_string().starts_with("greeting: a reply of over 64 lines"), "{e}");
+        flood.abort();
+        // A Latin-1 greeting (not UTF-8) is a greeting.
+        let (port, task) = server(&[
+            b"220 caf\xe9\r\n",
+            b"250 mx\r\n",
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"250 ok\r\n",
+            b"354 go\r\n",
+            b"250 queued\r\n",
+            b"221 bye\r\n",
+        ])
+        .await;
+        let mut e = env(port);
+        e.from = "Load Balancer <lb@example.com>".into();
+        deliver(&e, &Alert::vrrp(false, "VI_1", State::Backup), "D").await.unwrap();
+        let got = task.await.unwrap();
+        assert!(got.contains("MAIL FROM:<lb@example.com>\r\n"), "{got}");
+        assert_eq!(bracketed("ops@example.com"), "<ops@example.com>");
+    }
+
     #[tokio::test]
     async fn vrrp_mails_skip_the_state_mailed_last_and_faults_under_no_email_faults() {
         let m = Mailer::default();
@@ -479,11 +562,22 @@ mod tests {
         // No envelope: nothing, and nothing recorded.
         m.send_vrrp(false, "VI_1", State::Backup, &mut mailed);
         assert_eq!(mailed, None);
-        let mut g = GlobalDefs::default();
-        g.smtp.server = Some(("127.0.0.1".into(), 9));
-        g.smtp.to = vec!["ops@example.com".into()];
-        g.smtp.no_email_faults = true;
-        m.reconfigure(&g);
+        // VI_1 mails (smtp_alert_vrrp), VI_2 does not (its own smtp_alert off).
+        let inst = |name: &str, id: u8, own: &str| {
+            format!("vrrp_instance {name} {{\n interface eth0\n virtual_router_id {id}\n{own} virtual_ipaddress {{\n  10.0.0.{id}\n }}\n}}\n")
+        };
+        let text = format!(
+            "global_defs {{\n notification_email {{\n  ops@example.com\n }}\n smtp_server 127.0.0.1 9\n smtp_alert_vrrp\n no_email_faults\n}}\n{}{}",
+            inst("VI_1", 1, ""),
+            inst("VI_2", 2, " smtp_alert off\n")
+        );
+        let l = crate::keepalived::parse_str(&text, "t", crate::keepalived::Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        m.reconfigure(&l.config);
+        let mut other = None;
+        m.send_vrrp(false, "VI_2", State::Master, &mut other);
+        m.send_vrrp(true, "VI_1", State::Master, &mut other);
+        assert_eq!(other, None, "VI_2 mails nothing, nor does a group of that name that is not there");
         m.send_vrrp(false, "VI_1", State::Master, &mut mailed);
         assert_eq!(mailed, Some(State::Master));
         m.send_vrrp(false, "VI_1", State::Fault, &mut mailed);

@@ -334,9 +334,7 @@ impl Probe {
             (Probe::Tcp { .. }, true) => "=> TCP CHECK succeed on service <=",
             (Probe::Tcp { .. }, false) => "=> TCP CHECK failed on service <=",
             (Probe::Http { .. } | Probe::Ssl { .. } | Probe::Smtp { .. }, true) => "=> CHECK succeed on service <=",
-            (Probe::Http { .. } | Probe::Ssl { .. }, false) => {
-                "=> CHECK failed on service : HTTP/SSL request failed <="
-            }
+            (Probe::Http { .. } | Probe::Ssl { .. }, false) => "=> CHECK failed on service : HTTP request failed <=",
             (Probe::Smtp { .. }, false) => "=> CHECK failed on service <=",
             (Probe::Udp { .. }, true) => "=> UDP CHECK succeed on service <=",
             (Probe::Udp { .. }, false) => "=> UDP CHECK failed on service <=",

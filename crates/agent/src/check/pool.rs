@@ -62,6 +62,9 @@ pub struct RsState {
     /// Its health changes are mailed (`smtp_alert`, resolved).
     #[serde(skip)]
     pub smtp_alert: bool,
+    /// Down by a check that mails nothing (FILE_CHECK): its coming back is not mailed.
+    #[serde(skip)]
+    pub silent_down: bool,
 }
 
 impl RsState {
@@ -200,12 +203,12 @@ impl Notices {
 }
 
 /// keepalived's quorum mail body (`do_vs_notifies`): `=> WHAT Q+H=THRESHOLD <= LIVE <=`,
-/// the threshold being quorum + hysteresis when gaining (and at start), quorum -
-/// hysteresis when losing; keepalived prints `+` both ways.
-fn quorum_body(what: &str, vs: &VsState, losing: bool) -> String {
+/// the threshold being quorum + hysteresis from a quorum down (and at start), quorum -
+/// hysteresis from one up; keepalived prints `+` both ways.
+fn quorum_body(what: &str, vs: &VsState, was_up: bool, live: u64) -> String {
     let (q, h) = (i64::from(vs.quorum), i64::from(vs.hysteresis));
-    let threshold = if losing { q - h } else { q + h };
-    format!("=> {what} {q}+{h}={threshold} <= {} <=", vs.live_weight())
+    let threshold = if was_up { q - h } else { q + h };
+    format!("=> {what} {q}+{h}={threshold} <= {live} <=")
 }
 
 /// keepalived's body of the mails sent at shutdown under `omega`.
@@ -425,6 +428,7 @@ impl Pool {
                     weight_delta,
                     alpha_pending,
                     smtp_alert: mails && cfg.global_defs.smtp.checker_alert(r.smtp_alert, true),
+                    silent_down: false,
                 });
             }
             let templates = keys
@@ -540,12 +544,8 @@ impl Pool {
                 Some(_) => None,
             };
             let Some(up) = up else { continue };
-            let what = match (before.is_some(), up) {
-                (false, true) => "Starting with quorum up",
-                (false, false) => "Starting with quorum down",
-                (true, true) => "Gained quorum",
-                (true, false) => "Lost quorum",
-            };
+            // A reload runs keepalived's init_services again: "Starting" either way.
+            let what = if up { "Starting with quorum up" } else { "Starting with quorum down" };
             tracing::info!(
                 vs = %fifo_vs(&m.ident),
                 live = vs.live_weight(),
@@ -555,8 +555,8 @@ impl Pool {
                 if before.is_some() { "reloaded" } else { "starting" },
                 if up { "up" } else { "down" }
             );
-            let losing = before.is_some_and(|b| b.quorum_ok) && !up;
-            out.vs(&m.ident, vs, up, || quorum_body(what, vs, losing));
+            let was_up = before.is_some_and(|b| b.quorum_ok);
+            out.vs(&m.ident, vs, up, || quorum_body(what, vs, was_up, vs.live_weight()));
         }
         out
     }
@@ -584,16 +584,26 @@ impl Pool {
         out
     }
 
-    /// What a reload that removed real servers runs, as keepalived's `clear_diff_rs` /
-    /// `clear_service_vs` (`clear_service_rs`, not stopping): each removed server that was
-    /// up (in `old`, this pool's predecessor) runs its `notify_down`, writes `RS ... DOWN`
-    /// and, with `smtp_alert`, mails `=> Removing <=`. A server down, inhibited or not,
-    /// gets nothing.
-    pub fn removed_notices(&self, old: &Pool) -> Notices {
+    /// What a reload that removed real or virtual servers runs, as keepalived's
+    /// `clear_diff_rs` / `clear_diff_services` (`clear_service_rs`, not stopping): each
+    /// removed server that was up (in `old`, this pool's predecessor) runs its
+    /// `notify_down`, writes `RS ... DOWN` and, with `smtp_alert`, mails `=> Removing <=`
+    /// (a server down, inhibited or not, gets nothing); a removed virtual server whose
+    /// quorum was up then loses it (`quorum_down`, `VS ... DOWN`, `Lost quorum ... <= 0`).
+    /// With `flush` (keepalived's `lvs_flush_on_stop`) a removed virtual server runs
+    /// nothing (keepalived's `clear_service_vs` then weighs servers still alive).
+    pub fn removed_notices(&self, old: &Pool, flush: bool) -> Notices {
         let mut out = Notices::default();
         for (vs, m) in old.vs.iter().zip(&old.meta) {
+            let gone = !self.meta.iter().any(|n| n.ident == m.ident);
+            if gone && flush {
+                continue;
+            }
             for rs in vs.rs.iter().filter(|r| r.up && !self.ids.contains_key(&r.id)) {
                 out.rs(&m.ident, rs, false, Some("=> Removing <="));
+            }
+            if gone && vs.quorum_ok {
+                out.vs(&m.ident, vs, false, || quorum_body("Lost quorum", vs, true, 0));
             }
         }
         out
@@ -635,6 +645,12 @@ impl Pool {
             rs.weight_delta = t.weight_delta;
         }
         rs.reason = Some(t.reason.clone());
+        // Up again after a down nobody was mailed about (FILE_CHECK's): not mailed either,
+        // as keepalived's other checkers never went down.
+        let body = t.alert.filter(|_| !(t.up && rs.silent_down));
+        if health_changed && !t.up {
+            rs.silent_down = t.alert.is_none();
+        }
         let rs = rs.clone();
         for key in &vs.keys {
             match (t.up, rs.inhibit, health_changed) {
@@ -645,7 +661,7 @@ impl Pool {
             }
         }
         if health_changed {
-            out.rs(ident, &rs, t.up, t.alert);
+            out.rs(ident, &rs, t.up, body);
         }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
@@ -658,7 +674,7 @@ impl Pool {
                     dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, SORRY_WEIGHT) })?;
                 }
             }
-            out.vs(ident, vs, false, || quorum_body("Lost quorum", vs, true));
+            out.vs(ident, vs, false, || quorum_body("Lost quorum", vs, true, vs.live_weight()));
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
             tracing::info!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
@@ -673,7 +689,7 @@ impl Pool {
                     }
                 }
             }
-            out.vs(ident, vs, true, || quorum_body("Gained quorum", vs, false));
+            out.vs(ident, vs, true, || quorum_body("Gained quorum", vs, false, vs.live_weight()));
         }
         Ok(out)
     }
@@ -824,6 +840,9 @@ mod tests {
         let n = pool.apply(&silent, &dp).unwrap();
         assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
         assert_eq!(subjects(&n), ["Virtualserver [g]:0 - DOWN | => Lost quorum 150+10=140 <= 100 <="]);
+        // ... nor its coming back (keepalived's TCP checker never went down).
+        let n = pool.apply(&up(1), &dp).unwrap();
+        assert_eq!(subjects(&n), ["Virtualserver [g]:0 - UP | => Gained quorum 150+10=160 <= 200 <="]);
         // The virtual server's default is off, the real servers' on; smtp_alert off wins.
         let plain =
             format!("{mail}{}", CONF.replace("weight 100\n TCP_CHECK", "weight 100\n smtp_alert off\n TCP_CHECK"));
@@ -843,9 +862,23 @@ mod tests {
             fewer.replace("real_server 10.0.1.2 80 {\n weight 100\n TCP_CHECK {\n connect_timeout 1\n }\n }\n", "");
         let (next, _) = old.reload(&conf(&fewer));
         assert_eq!(next.vs[0].rs.len(), 1);
-        let n = next.removed_notices(&old);
+        let n = next.removed_notices(&old, false);
         assert_eq!(n.fifo, ["RS [10.0.1.2]:tcp:80 [g]:0 DOWN\n"], "10.0.1.1 was down: nothing");
         assert_eq!(subjects(&n), ["Realserver [10.0.1.2]:tcp:80 of virtual server [g]:0 - DOWN | => Removing <="]);
+        // A reload removing the whole virtual server: its servers up, then its quorum
+        // (up before) lost; under lvs_flush_on_stop nothing (keepalived's clear_service_vs).
+        let (old, _) = load(&format!("{mail}{with_vs}"));
+        let (none, _) = old.reload(&conf(mail));
+        assert_eq!(
+            subjects(&none.removed_notices(&old, false)),
+            [
+                "Realserver [10.0.1.1]:tcp:80 of virtual server [g]:0 - DOWN | => Removing <=",
+                "Realserver [10.0.1.2]:tcp:80 of virtual server [g]:0 - DOWN | => Removing <=",
+                "Virtualserver [g]:0 - DOWN | => Lost quorum 150+10=140 <= 0 <=",
+            ]
+        );
+        assert_eq!(none.removed_notices(&old, false).scripts, ["/bin/down1", "/bin/qdown"]);
+        assert_eq!(none.removed_notices(&old, true), Notices::default());
     }
 
     /// rvs's `dest_check` becomes every service of its virtual server's passive check.

@@ -148,6 +148,10 @@ pub struct GlobalDefs {
     /// keepalived (a reload that changes it is logged and waits for a restart).
     #[serde(default)]
     pub net_namespace: Option<String>,
+    /// keepalived's `vrrp_strict`: the default of every instance's `strict_mode` (see
+    /// [`VrrpInstance::strict_mode`]).
+    #[serde(default)]
+    pub vrrp_strict: bool,
 }
 
 /// keepalived's mail alerts (`global_defs`): who gets them, through which server, and
@@ -262,6 +266,7 @@ impl Default for GlobalDefs {
             vrrp_lower_prio_no_advert: false,
             smtp: SmtpConf::default(),
             net_namespace: None,
+            vrrp_strict: false,
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),
@@ -491,6 +496,15 @@ pub struct VrrpInstance {
     /// `lower_prio_no_advert`: a master does not answer a lower priority with an advert.
     #[serde(default)]
     pub lower_prio_no_advert: bool,
+    /// keepalived's strict RFC compliance (`strict_mode`, else global `vrrp_strict`),
+    /// applied when the file is read as keepalived applies it: no unicast peers (refused),
+    /// no authentication, no `preempt_delay`, no `higher_prio_send_advert`, no repeated
+    /// gratuitous ARPs at lower priority, `lower_prio_no_advert` on, and a MASTER start only
+    /// for the address owner (priority 255); each override warned about. keepalived's
+    /// no-accept firewall (dropping traffic to the VIPs of a master that is not their
+    /// owner) is not applied: rvsd's VIPs carry the services.
+    #[serde(default)]
+    pub strict_mode: bool,
     /// Where the block starts.
     pub loc: Loc,
 }

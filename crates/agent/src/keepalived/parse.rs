@@ -26,12 +26,13 @@ use crate::dataplane::{LvsTimeouts, Proto};
 use crate::vrrp::packet::{ChecksumMode, Version};
 use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
 /// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`, `script_user`,
 ///   `enable_script_security`): rvs-agent has no SNMP, and runs scripts as itself;
-/// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_strict`, `vrrp_iptables`,
+/// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_iptables`,
 ///   `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`,
 ///   `garp_*_lower_prio*`);
@@ -72,13 +73,11 @@ pub const IGNORED: &[&str] = &[
     "bfd_priority",
     "script_user",
     "enable_script_security",
-    "vrrp_strict",
     "vrrp_iptables",
     "use_vmac",
     "vmac_xmit_base",
     "accept",
     "no_accept",
-    "strict_mode",
     "dont_track_primary",
     "native_ipv6",
     "lvs_id",
@@ -120,9 +119,11 @@ struct P<'a> {
     vs_retry_set: (bool, bool),
     /// The last checker read waits `delay_loop` between retries (DNS_CHECK's default).
     dbr_follows_delay_loop: bool,
+    /// strict mode's note about the no-accept firewall was given (once per file).
+    strict_noted: bool,
     /// The first `global_defs` `smtp_alert*` line turning alerts on (for
     /// [`P::check_smtp`]).
-    global_alert: Option<(Loc, String)>,
+    global_alerts: Vec<(Loc, &'static str)>,
     /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, resolved once the
     /// instances (whose VRID is keepalived's default sync id) are read.
     sync_daemons: Vec<SyncDaemon>,
@@ -226,7 +227,8 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         vs_retry_set: (false, false),
         dbr_follows_delay_loop: false,
         sync_daemons: Vec::new(),
-        global_alert: None,
+        global_alerts: Vec::new(),
+        strict_noted: false,
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -555,6 +557,7 @@ impl P<'_> {
                     self.flag(c);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
+                "vrrp_strict" => g.vrrp_strict = self.flag_value(c),
                 k @ ("net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets") => self
                     .err(&c.loc, format!("{k} goes at the top level of the file, not in global_defs (as keepalived)")),
                 "notification_email" => {
@@ -572,15 +575,15 @@ impl P<'_> {
                     })
                 }
                 k @ ("smtp_alert" | "smtp_alert_vrrp" | "smtp_alert_checker") => {
-                    let on = self.flag_value(c);
-                    if on && self.global_alert.is_none() {
-                        self.global_alert = Some((c.loc.clone(), format!("global_defs {k}")));
+                    let (slot, k) = match k {
+                        "smtp_alert" => (&mut g.smtp.alert, "smtp_alert"),
+                        "smtp_alert_vrrp" => (&mut g.smtp.alert_vrrp, "smtp_alert_vrrp"),
+                        _ => (&mut g.smtp.alert_checker, "smtp_alert_checker"),
+                    };
+                    let on = self.smtp_switch(c, slot);
+                    if on == Some(true) {
+                        self.global_alerts.push((c.loc.clone(), k));
                     }
-                    *match k {
-                        "smtp_alert" => &mut g.smtp.alert,
-                        "smtp_alert_vrrp" => &mut g.smtp.alert_vrrp,
-                        _ => &mut g.smtp.alert_checker,
-                    } = Some(on);
                 }
                 "no_email_faults" => g.smtp.no_email_faults = self.flag(c),
                 "no_checker_emails" => g.smtp.no_checker_emails = self.flag_value(c),
@@ -921,10 +924,14 @@ impl P<'_> {
         let groups = cfg.vrrp_sync_groups.iter().filter(|g| on(g.notify.smtp_alert));
         let vss = cfg.virtual_servers.iter().filter(|v| on(v.smtp_alert));
         let rss = cfg.virtual_servers.iter().flat_map(|v| &v.real_servers).filter(|r| on(r.smtp_alert));
-        let asked: Vec<(Loc, String)> = self
-            .global_alert
-            .clone()
-            .into_iter()
+        let final_value = |k: &str| match k {
+            "smtp_alert" => smtp.alert,
+            "smtp_alert_vrrp" => smtp.alert_vrrp,
+            _ => smtp.alert_checker,
+        };
+        let global = self.global_alerts.iter().filter(|(_, k)| on(final_value(k)));
+        let asked: Vec<(Loc, String)> = global
+            .map(|(l, k)| (l.clone(), format!("global_defs {k}")))
             .chain(instances.map(|i| (i.loc.clone(), format!("vrrp_instance {} smtp_alert", i.name))))
             .chain(groups.map(|g| (g.loc.clone(), format!("vrrp_sync_group {} smtp_alert", g.name))))
             .chain(vss.map(|v| (v.loc.clone(), "virtual_server smtp_alert".to_string())))
@@ -938,6 +945,22 @@ impl P<'_> {
             self.warn(loc, format!("{first}{more}: no mail will be sent: global_defs has {missing}"));
             self.ignored.push((loc.clone(), "smtp_alert".into()));
         }
+    }
+
+    /// An `smtp_alert*` switch (bare: on) into `slot`; a value that is not a boolean is
+    /// warned about and leaves `slot` as it was, as keepalived (it reports and ignores
+    /// the line). Returns what was set.
+    fn smtp_switch(&mut self, c: &Node, slot: &mut Option<bool>) -> Option<bool> {
+        let v = match c.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+            None | Some("true" | "on" | "yes") => true,
+            Some("false" | "off" | "no") => false,
+            Some(a) => {
+                self.warn(&c.loc, format!("{} takes true or false, not '{a}': line ignored (as keepalived)", c.key));
+                return None;
+            }
+        };
+        *slot = Some(v);
+        Some(v)
     }
 
     /// keepalived's `smtp_server HOST [PORT]` (port 25 by default).
@@ -962,7 +985,7 @@ impl P<'_> {
             "notify_stop" => &mut nt.stop,
             "notify" => &mut nt.any,
             "smtp_alert" => {
-                nt.smtp_alert = Some(self.flag_value(c));
+                self.smtp_switch(c, &mut nt.smtp_alert);
                 return true;
             }
             _ => return false,
@@ -1097,11 +1120,15 @@ impl P<'_> {
             garp_lower_prio_repeat: None,
             garp_lower_prio_delay: None,
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert,
+            strict_mode: g.vrrp_strict,
             loc: n.loc.clone(),
         };
         let mut advert_loc = None;
         let mut version_loc: Option<Loc> = None;
+        // Where each keyword was set, for strict mode's warnings.
+        let mut set: HashMap<&str, Loc> = HashMap::new();
         for c in self.block(n) {
+            set.insert(c.key.as_str(), c.loc.clone());
             if self.notify(c, &mut i.notify) {
                 continue;
             }
@@ -1125,6 +1152,7 @@ impl P<'_> {
                     version_loc = Some(c.loc.clone());
                 }
                 "higher_prio_send_advert" => i.higher_prio_send_advert = self.flag_value(c),
+                "strict_mode" => i.strict_mode = self.flag_value(c),
                 "skip_check_adv_addr" => i.skip_check_adv_addr = self.flag_value(c),
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag_value(c),
                 "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
@@ -1235,11 +1263,91 @@ impl P<'_> {
             }
             _ => {}
         }
+        if i.strict_mode {
+            self.strict_mode(&mut i, &set);
+        }
         if i.version == Version::V3 && i.auth_pass.is_some() {
             self.warn(&n.loc, format!("vrrp_instance {}: VRRPv3 has no authentication; auth_pass ignored", i.name));
             i.auth_pass = None;
         }
         Some(i)
+    }
+
+    /// keepalived's strict mode (`vrrp_strict` / `strict_mode`) on an instance read, as
+    /// 2.2.7's `vrrp_complete_instance` applies it: what strict VRRP forbids is refused
+    /// (unicast peers) or reset with a warning naming it (keepalived reports each as a
+    /// configuration error and runs with the reset); the defaults strict mode changes are
+    /// changed. `set` holds where each keyword of the instance was.
+    fn strict_mode(&mut self, i: &mut VrrpInstance, set: &HashMap<&str, Loc>) {
+        let name = i.name.clone();
+        let at = |k: &str| set.get(k).cloned().unwrap_or_else(|| i.loc.clone());
+        if !i.unicast_peers.is_empty() {
+            self.err(
+                &at("unicast_peer"),
+                format!(
+                    "vrrp_instance {name}: unicast peers are not allowed in strict mode (vrrp_strict / strict_mode)"
+                ),
+            );
+        }
+        let reset = |p: &mut Self, k: &str, what: &str| {
+            p.warn(&at(k), format!("vrrp_instance {name}: strict mode (vrrp_strict): {k} {what} (as keepalived)"));
+        };
+        if i.auth_pass.take().is_some() {
+            reset(self, "authentication", "is not allowed: ignored");
+        }
+        let owner = i.priority == 255;
+        if set.contains_key("state") && (i.state == InitialState::Master) != owner {
+            let (state, now) = if owner { ("BACKUP", InitialState::Master) } else { ("MASTER", InitialState::Backup) };
+            let starts = if owner { "MASTER" } else { "BACKUP" };
+            reset(
+                self,
+                "state",
+                &format!("{state} must match being the address owner (priority 255): starting as {starts}"),
+            );
+            i.state = now;
+        }
+        if i.preempt_delay > 0.0 {
+            reset(self, "preempt_delay", "is not allowed: no delay");
+            i.preempt_delay = 0.0;
+        }
+        if i.higher_prio_send_advert {
+            if set.contains_key("higher_prio_send_advert") {
+                reset(self, "higher_prio_send_advert", "is not allowed: off");
+            }
+            i.higher_prio_send_advert = false;
+        }
+        if !i.lower_prio_no_advert {
+            if set.contains_key("lower_prio_no_advert") {
+                reset(self, "lower_prio_no_advert", "off is not allowed: on");
+            }
+            i.lower_prio_no_advert = true;
+        }
+        for (k, v) in [
+            ("garp_lower_prio_repeat", &mut i.garp_lower_prio_repeat),
+            ("garp_lower_prio_delay", &mut i.garp_lower_prio_delay),
+        ] {
+            if v.is_some_and(|n| n > 0) {
+                let loc = at(k);
+                self.warn(
+                    &loc,
+                    format!("vrrp_instance {name}: strict mode (vrrp_strict): {k} is not allowed: 0 (as keepalived)"),
+                );
+            }
+            *v = Some(0);
+        }
+        let first_v6 = i.virtual_ipaddress.first().map(|v| v.addr.addr()).filter(IpAddr::is_ipv6);
+        if i.unicast_peers.is_empty()
+            && first_v6.is_some_and(|a| !matches!(a, IpAddr::V6(a) if a.is_unicast_link_local()))
+        {
+            let loc = at("virtual_ipaddress");
+            self.warn(&loc, format!("vrrp_instance {name}: strict mode (vrrp_strict): the first IPv6 VIP must be link-local (keepalived reports it)"));
+        }
+        if !self.strict_noted {
+            self.strict_noted = true;
+            let loc = at("strict_mode");
+            self.warn(&loc, "strict mode (vrrp_strict): keepalived's no-accept firewall (traffic to the VIPs of a master that is not their owner dropped) is not applied: rvsd's VIPs carry the services".to_string());
+            self.ignored.push((loc, "vrrp_strict no-accept firewall".into()));
+        }
     }
 
     /// `IP PORT` or `IP-LAST PORT` (last octet / group range, as keepalived).
@@ -1537,7 +1645,9 @@ impl P<'_> {
                 "hysteresis" => v.hysteresis = self.uint(c).unwrap_or(0),
                 "quorum_up" => v.quorum_up = self.script(c),
                 "quorum_down" => v.quorum_down = self.script(c),
-                "smtp_alert" => v.smtp_alert = Some(self.flag_value(c)),
+                "smtp_alert" => {
+                    self.smtp_switch(c, &mut v.smtp_alert);
+                }
                 "sorry_server" => {
                     if let [ip, port, ..] = c.args.as_slice() {
                         let ip = self.ip(&c.loc, "sorry_server", ip);
@@ -2059,7 +2169,9 @@ impl P<'_> {
                 }
                 "notify_up" => rs.notify_up = self.script(c),
                 "notify_down" => rs.notify_down = self.script(c),
-                "smtp_alert" => rs.smtp_alert = Some(self.flag_value(c)),
+                "smtp_alert" => {
+                    self.smtp_switch(c, &mut rs.smtp_alert);
+                }
                 "delay_loop" => rs.delay_loop = self.secs(c),
                 // keepalived's rs_warmup_handler: seconds, as the virtual server's.
                 "warmup" => rs.warmup = self.secs(c).or(rs.warmup),

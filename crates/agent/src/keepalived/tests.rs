@@ -146,8 +146,16 @@ fn mail_settings_are_read_with_keepalived_s_precedence() {
     let l = strict("global_defs {\n smtp_alert\n smtp_alert_checker true\n}\n");
     assert_eq!(
         messages(&l),
-        ["t.conf:2: warning: global_defs smtp_alert: no mail will be sent: global_defs has no smtp_server and no notification_email"]
+        ["t.conf:2: warning: global_defs smtp_alert (and 1 more): no mail will be sent: global_defs has no smtp_server and no notification_email"]
     );
+    // Turned on, then off: nothing asks. A value that is not a boolean: warned, line ignored.
+    assert!(strict("global_defs {\n smtp_alert\n smtp_alert off\n}\n").diagnostics.is_empty());
+    let l = strict("global_defs {\n smtp_alert_vrrp maybe\n}\n");
+    assert_eq!(
+        messages(&l),
+        ["t.conf:2: warning: smtp_alert_vrrp takes true or false, not 'maybe': line ignored (as keepalived)"]
+    );
+    assert_eq!(l.config.global_defs.smtp.alert_vrrp, None);
     // Without any smtp_alert, no warning (keepalived's samples set an address and a server).
     assert!(strict("global_defs {\n smtp_server 127.0.0.1\n}\n").diagnostics.is_empty());
 }
@@ -171,19 +179,63 @@ fn net_namespace_is_a_name_and_its_companions_are_warned_about() {
     );
 }
 
+/// keepalived's strict mode (`vrrp_strict`, or an instance's `strict_mode`), as 2.2.7's
+/// `vrrp_complete_instance`: unicast refused; authentication, preempt_delay,
+/// higher_prio_send_advert, lower-priority gratuitous ARP repeats and a MASTER start of a
+/// non-owner reset with a warning each; its defaults changed silently; the no-accept
+/// firewall named once as not applied. Without it nothing changes.
+#[test]
+fn strict_mode_resets_and_refuses_as_keepalived() {
+    let inst = " interface eth0\n virtual_router_id 5\n state MASTER\n priority 200\n preempt_delay 5\n\
+                higher_prio_send_advert\n garp_lower_prio_repeat 3\n\
+                authentication {\n  auth_type PASS\n  auth_pass secret\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n";
+    let l = strict(&format!(
+        "global_defs {{\n vrrp_strict\n vrrp_higher_prio_send_advert\n}}\nvrrp_instance VI_1 {{\n{inst}}}\n"
+    ));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    let i = &l.config.vrrp_instances[0];
+    assert!(i.strict_mode);
+    assert_eq!((i.state, i.preempt_delay, i.auth_pass.as_deref()), (InitialState::Backup, 0.0, None));
+    assert!(!i.higher_prio_send_advert && i.lower_prio_no_advert);
+    assert_eq!((i.garp_lower_prio_repeat, i.garp_lower_prio_delay), (Some(0), Some(0)));
+    let m = messages(&l);
+    let want = [
+        "t.conf:13: warning: vrrp_instance VI_1: strict mode (vrrp_strict): authentication is not allowed: ignored (as keepalived)",
+        "t.conf:8: warning: vrrp_instance VI_1: strict mode (vrrp_strict): state MASTER must match being the address owner (priority 255): starting as BACKUP (as keepalived)",
+        "t.conf:10: warning: vrrp_instance VI_1: strict mode (vrrp_strict): preempt_delay is not allowed: no delay (as keepalived)",
+        "t.conf:11: warning: vrrp_instance VI_1: strict mode (vrrp_strict): higher_prio_send_advert is not allowed: off (as keepalived)",
+        "t.conf:12: warning: vrrp_instance VI_1: strict mode (vrrp_strict): garp_lower_prio_repeat is not allowed: 0 (as keepalived)",
+    ];
+    assert_eq!(&m[..want.len()], want, "{m:#?}");
+    assert!(m[want.len()].contains("keepalived's no-accept firewall") && m.len() == want.len() + 1, "{m:#?}");
+    // Unicast peers: refused. An owner (255) starts MASTER even when it said BACKUP.
+    let l = strict(
+        "vrrp_instance VI_1 {\n interface eth0\n strict_mode\n virtual_router_id 5\n priority 255\n state BACKUP\n\
+         unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n",
+    );
+    assert!(messages(&l).iter().any(|m| m
+        == "t.conf:7: error: vrrp_instance VI_1: unicast peers are not allowed in strict mode (vrrp_strict / strict_mode)"));
+    assert_eq!(l.config.vrrp_instances[0].state, InitialState::Master);
+    // Off (the default, or strict_mode off under vrrp_strict): the file as written.
+    let l = strict(&format!("global_defs {{\n vrrp_strict\n}}\nvrrp_instance VI_1 {{\n strict_mode off\n{inst}}}\n"));
+    let i = &l.config.vrrp_instances[0];
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!((i.state, i.preempt_delay, i.auth_pass.as_deref()), (InitialState::Master, 5.0, Some("secret")));
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
-    let l = strict("global_defs {\n vrrp_strict\n enable_script_security\n}\n");
+    let l = strict("global_defs {\n vrrp_iptables\n enable_script_security\n}\n");
     assert!(!l.has_errors());
     assert_eq!(
         messages(&l),
         [
-            "t.conf:2: warning: 'vrrp_strict' is accepted and not honoured by rvs-agent/rvsd (ignored)",
+            "t.conf:2: warning: 'vrrp_iptables' is accepted and not honoured by rvs-agent/rvsd (ignored)",
             "t.conf:3: warning: 'enable_script_security' is accepted and not honoured by rvs-agent/rvsd (ignored)"
         ]
     );
     let keys: Vec<&str> = l.config.ignored.iter().map(|(_, k)| k.as_str()).collect();
-    assert_eq!(keys, ["vrrp_strict", "enable_script_security"]);
+    assert_eq!(keys, ["vrrp_iptables", "enable_script_security"]);
 }
 
 #[test]

@@ -530,6 +530,14 @@ fn lvs_timeouts_changed_alone_is_applied_and_restarts_no_instance() {
     // Neither the startup delay nor lvs_flush_on_stop restarts an instance.
     let d = diff(&old, &cfg(&with(" lvs_timeouts tcp 900\n vrrp_startup_delay 5\n lvs_flush_on_stop\n")));
     assert!(d.is_empty(), "{:?}", d.lines());
+    // Nor do the mail settings (read at each reload), an instance's own smtp_alert, or
+    // net_namespace (taken at start only).
+    let mail =
+        " lvs_timeouts tcp 900\n notification_email {\n  ops@example.com\n }\n smtp_server 127.0.0.1\n smtp_alert\n";
+    let d = diff(&old, &cfg(&with(mail).replace("vrrp_instance VI_1 {\n", "vrrp_instance VI_1 {\n smtp_alert off\n")));
+    assert!(d.is_empty(), "{:?}", d.lines());
+    let d = diff(&old, &cfg(&format!("net_namespace blue\n{}", with(" lvs_timeouts tcp 900\n"))));
+    assert!(d.is_empty(), "{:?}", d.lines());
     // Another global_defs keyword still does (their behaviour depends on it).
     let d = diff(&old, &cfg(&with(" lvs_timeouts tcp 900\n vrrp_garp_master_repeat 2\n")));
     assert_eq!(d.instances.len(), 2, "{:?}", d.lines());

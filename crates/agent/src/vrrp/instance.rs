@@ -833,9 +833,7 @@ impl Instance {
             spawn_script(cmd);
         }
         self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority()));
-        if self.global.smtp.vrrp_alert(n.smtp_alert) {
-            self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
-        }
+        self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
         // Then the group's (keepalived: a member's notifies, then its group's).
         if let Some(g) = &self.group {
             g.entered(state);

@@ -112,8 +112,6 @@ impl SyncGroup {
     /// A group of the running instances `members` (members that are not running, such as
     /// ones a config id filtered out, are left out by the caller: they do not count).
     /// Returns the group and each member's [`Membership`], in the order of `members`.
-    /// `notify.smtp_alert` is the resolved setting (`Some(true)`: mail the group's
-    /// states; see [`crate::keepalived::config::SmtpConf::vrrp_alert`]).
     pub fn new(
         name: &str,
         notify: Notify,
@@ -293,7 +291,7 @@ impl SyncGroup {
 
     /// keepalived's `send_group_notifies`: the state's script, the generic one (`GROUP
     /// NAME STATE 0`) and the FIFO line (`GROUP "NAME" STATE 0`).
-    /// Then, with `smtp_alert` (the caller resolved it, [`SyncGroup::new`]), the mail.
+    /// Then the mail ([`crate::agent::mail::Mailer::send_vrrp`]).
     fn notify(&self, state: State, mailed: &mut Option<State>) {
         let n = &self.notify;
         let (specific, word) = match state {
@@ -308,9 +306,7 @@ impl SyncGroup {
             spawn_script(cmd);
         }
         self.fifos.vrrp(&format!("GROUP \"{}\" {word} 0\n", self.name));
-        if n.smtp_alert == Some(true) {
-            self.fifos.mail.send_vrrp(true, &self.name, state, mailed);
-        }
+        self.fifos.mail.send_vrrp(true, &self.name, state, mailed);
     }
 }
 
