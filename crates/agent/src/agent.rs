@@ -141,6 +141,8 @@ struct Agent {
     /// Every instance started before then, at start or by a reload, waits for it (as
     /// keepalived's `vrrp_delayed_start_time`, set at start only).
     vrrp_hold: Option<tokio::time::Instant>,
+    /// keepalived's `shutdown_script` of the file the agent started with.
+    shutdown_script: Option<crate::keepalived::config::LifecycleScript>,
 }
 
 impl Agent {
@@ -372,6 +374,10 @@ impl Agent {
                 ns.as_deref().unwrap_or("none"),
             );
         }
+        let (g_was, g) = (&self.cfg.global_defs, &new.global_defs);
+        if (&g_was.startup_script, &g_was.shutdown_script) != (&g.startup_script, &g.shutdown_script) {
+            tracing::warn!("reload: startup_script / shutdown_script changed: taken at rvs-agent's next start");
+        }
         if delay_was != delay {
             tracing::info!(
                 "reload: vrrp_startup_delay {} -> {}: applies from rvs-agent's next start (as keepalived, not on reload)",
@@ -476,6 +482,12 @@ pub async fn run_with_reload(
     // Every address the agent adds to rvsd or removes goes through `held`, which also
     // hears rvsd's listings of its addresses, and tells the checkers of `ha_suspend`
     // virtual servers whether their VIP is here.
+    // keepalived's startup_script: before anything, waited for (killed at its timeout).
+    if let Some(s) = &cfg.global_defs.startup_script {
+        tracing::info!(script = %s.cmd, "running the startup script");
+        let limit = Duration::from_secs(u64::from(s.timeout));
+        wait_scripts(start_shutdown_scripts(vec![s.cmd.clone()], limit)).await;
+    }
     // keepalived's vrrp_startup_delay counts from the start.
     let vrrp_hold = vrrp_startup_hold(&cfg);
     let held = held::HeldVips::new(dp);
@@ -526,6 +538,7 @@ pub async fn run_with_reload(
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
         vrrp_hold,
+        shutdown_script: cfg.global_defs.shutdown_script.clone(),
     };
     agent.fifos.mail.reconfigure(&cfg);
     // keepalived's init_services: each virtual server starts with its quorum up (its
@@ -610,6 +623,13 @@ pub async fn run_with_reload(
     agent.fifos.mail.flush(mail::SHUTDOWN_WAIT).await;
     // After the instances' last lines; the scripts reading them are stopped.
     agent.fifos.close();
+    // keepalived's shutdown_script: once everything has stopped (the file the agent
+    // started with: a reload does not change it, as keepalived).
+    if let Some(s) = &agent.shutdown_script {
+        tracing::info!(script = %s.cmd, "running the shutdown script");
+        let limit = Duration::from_secs(u64::from(s.timeout));
+        wait_scripts(start_shutdown_scripts(vec![s.cmd.clone()], limit)).await;
+    }
     Ok(())
 }
 
@@ -620,9 +640,10 @@ const SHUTDOWN_SCRIPT_LIMIT: Duration = Duration::from_secs(1);
 
 /// Starts `cmds` at once, in order (each `/bin/sh -c`, in a process group of its own),
 /// and returns the tasks waiting for them: a script still running `limit` after it
-/// started has its process group killed (SIGKILL), as keepalived's scripts at shutdown,
-/// so that the agent neither exits before its notifiers are done (a service manager
-/// would kill them with it) nor waits on a hung one.
+/// started has its process group killed (SIGKILL), as keepalived's scripts at shutdown
+/// (and its startup and shutdown scripts), so that the agent neither exits before its
+/// notifiers are done (a service manager would kill them with it) nor waits on a hung
+/// one.
 fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for cmd in cmds {
@@ -641,7 +662,7 @@ fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::Jo
                 Ok(Ok(s)) => tracing::warn!(%cmd, "script exited with {s}"),
                 Ok(Err(e)) => tracing::warn!(%cmd, "script: {e}"),
                 Err(_) => {
-                    tracing::warn!(%cmd, "script still running {limit:?} after the shutdown started it: killed");
+                    tracing::warn!(%cmd, "script still running {limit:?} after it started: killed");
                     if let Some(pid) = child.id() {
                         let pgid = nix::unistd::Pid::from_raw(pid as i32);
                         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
@@ -726,6 +747,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// keepalived's `startup_script` runs before anything (the services are loaded after
+    /// it ends), `shutdown_script` after everything (after omega's notifiers); a hung one
+    /// is killed at its timeout and the agent goes on.
+    #[tokio::test]
+    async fn startup_and_shutdown_scripts_bracket_the_agent() {
+        let dir = scratch("lifecycle");
+        let log = dir.join("log");
+        let line = |what: &str| format!("\"/bin/sh -c 'echo {what} >> {}'\"", log.display());
+        let text = format!(
+            "global_defs {{\n startup_script {}\n shutdown_script {}\n shutdown_script_timeout 2\n}}\n{}",
+            line("start"),
+            line("stop"),
+            conf(&dir, true, false).replace("/bin/touch ", &format!("/bin/sh -c 'echo $0 >> {}' ", log.display()))
+        );
+        run_and_stop(&text, &[]).await;
+        let got = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.first(), Some(&"start"), "{got}");
+        assert_eq!(lines.last(), Some(&"stop"), "{got}");
+        assert!(lines.len() > 2, "the notifiers ran between them: {got}");
+        // A hung startup script: killed at its timeout, then the agent starts.
+        let t = Instant::now();
+        run_and_stop("global_defs {\n startup_script \"/bin/sleep 30\"\n startup_script_timeout 1\n}\n", &[]).await;
+        let took = t.elapsed();
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(10), "{took:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// keepalived's `omega`: at shutdown the virtual server with it runs its real servers'

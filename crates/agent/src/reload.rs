@@ -146,7 +146,16 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     // crate::agent::mail; vrrp_strict: its effects are in the instances' own fields).
     let mut global = comparable(&cfg.global_defs);
     if let Value::Object(m) = &mut global {
-        for k in ["lvs_timeouts", "vrrp_startup_delay", "lvs_flush_on_stop", "smtp", "net_namespace", "vrrp_strict"] {
+        for k in [
+            "lvs_timeouts",
+            "vrrp_startup_delay",
+            "lvs_flush_on_stop",
+            "smtp",
+            "net_namespace",
+            "vrrp_strict",
+            "startup_script",
+            "shutdown_script",
+        ] {
             m.remove(k);
         }
     }

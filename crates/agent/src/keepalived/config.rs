@@ -152,6 +152,24 @@ pub struct GlobalDefs {
     /// [`VrrpInstance::strict_mode`]).
     #[serde(default)]
     pub vrrp_strict: bool,
+    /// keepalived's `startup_script` (with `startup_script_timeout`, 10 s by default): run
+    /// before anything starts (services, VRRP, checks), waited for, killed at its timeout.
+    /// Taken at start only.
+    #[serde(default)]
+    pub startup_script: Option<LifecycleScript>,
+    /// keepalived's `shutdown_script` (with `shutdown_script_timeout`): run once
+    /// everything has stopped, waited for, killed at its timeout. Taken at start only.
+    #[serde(default)]
+    pub shutdown_script: Option<LifecycleScript>,
+}
+
+/// A script keepalived runs at start or at stop, and how long it may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleScript {
+    /// The command line (run by `/bin/sh -c`).
+    pub cmd: String,
+    /// Seconds before it is killed (1-1000, 10 by default).
+    pub timeout: u32,
 }
 
 /// keepalived's mail alerts (`global_defs`): who gets them, through which server, and
@@ -267,6 +285,8 @@ impl Default for GlobalDefs {
             smtp: SmtpConf::default(),
             net_namespace: None,
             vrrp_strict: false,
+            startup_script: None,
+            shutdown_script: None,
             notify_fifo: NotifyFifoConf::default(),
             vrrp_notify_fifo: NotifyFifoConf::default(),
             lvs_notify_fifo: NotifyFifoConf::default(),

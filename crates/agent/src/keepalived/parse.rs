@@ -91,6 +91,76 @@ pub const IGNORED: &[&str] = &[
     "bind_port",
 ];
 
+/// keepalived's tuning of its own processes and their logging, accepted with a warning
+/// saying what to do instead (a tuned production file loads): each keyword with the
+/// reason. None changes what VRRP or the health checks do.
+const PROCESS_TUNING: &[(&[&str], &str)] = &[
+    (
+        &[
+            "bfd_cpu_affinity",
+            "bfd_no_swap",
+            "bfd_process_name",
+            "bfd_rlimit_rtime",
+            "bfd_rlimit_rttime",
+            "bfd_rt_priority",
+            "checker_cpu_affinity",
+            "checker_process_name",
+            "checker_rlimit_rtime",
+            "checker_rlimit_rttime",
+            "checker_rt_priority",
+            "child_wait_time",
+            "lvs_process_name",
+            "process_name",
+            "process_names",
+            "vrrp_cpu_affinity",
+            "vrrp_process_name",
+            "vrrp_rlimit_rtime",
+            "vrrp_rlimit_rttime",
+            "vrrp_rt_priority",
+        ],
+        "rvs-agent is one process: set its CPUs and scheduling in its systemd unit \
+         (CPUAffinity=, CPUSchedulingPolicy=, CPUSchedulingPriority=, LimitRTTIME=)",
+    ),
+    (
+        &[
+            "kernel_rx_buf_size",
+            "lvs_netlink_cmd_rcv_bufs",
+            "lvs_netlink_cmd_rcv_bufs_force",
+            "lvs_netlink_monitor_rcv_bufs",
+            "lvs_netlink_monitor_rcv_bufs_force",
+            "process_monitor_rcv_bufs",
+            "process_monitor_rcv_bufs_force",
+            "vrrp_netlink_cmd_rcv_bufs",
+            "vrrp_netlink_cmd_rcv_bufs_force",
+            "vrrp_netlink_monitor_rcv_bufs",
+            "vrrp_netlink_monitor_rcv_bufs_force",
+            "vrrp_rx_bufs_multiplier",
+            "vrrp_rx_bufs_policy",
+        ],
+        "rvs-agent keeps the kernel's socket buffer sizes (it watches no netlink: rvsd holds the addresses)",
+    ),
+    (
+        &[
+            "enable_snmp_keepalived",
+            "enable_snmp_rfcv2",
+            "enable_snmp_rfcv3",
+            "snmp_name",
+            "enable_dbus",
+            "dbus_service_name",
+        ],
+        "rvs-agent has no SNMP or D-Bus interface: `rvs-agent status --json` and --metrics-listen say the same",
+    ),
+    (
+        &["checker_log_all_failures", "log_all_failures"],
+        "rvs-agent logs each health change and counts every failed check (rvs_agent_check_failures_total)",
+    ),
+    (&["log_unknown_vrids"], "adverts for virtual routers this box does not run are not logged"),
+    (
+        &["config_save_dir", "tmp_config_directory", "random_seed", "use_pid_dir", "instance", "data_use_instance"],
+        "rvs-agent's files are the ones its command line names (-p, -r, -c, --status-socket)",
+    ),
+];
+
 /// What the warning about a `real_server`'s or a checker's `alpha [BOOL]` (keepalived
 /// 2.2.7's per-server and per-checker overrides) says rvs does instead.
 const ALPHA_PER_VS: &str =
@@ -330,6 +400,13 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
     }
     cfg.global_defs.lvs_sync_daemon = p.resolve_sync_daemons(&cfg);
     p.check_smtp(&cfg);
+    // A *_script_timeout without its script: nothing to run.
+    let g = &mut cfg.global_defs;
+    for s in [&mut g.startup_script, &mut g.shutdown_script] {
+        if s.as_ref().is_some_and(|s| s.cmd.is_empty()) {
+            *s = None;
+        }
+    }
     cfg.ignored = p.ignored;
     cfg
 }
@@ -345,6 +422,10 @@ impl P<'_> {
 
     /// A keyword not handled by the block: ignored if listed, else unknown.
     fn other(&mut self, n: &Node, ctx: &str) {
+        if let Some((_, why)) = PROCESS_TUNING.iter().find(|(ks, _)| ks.contains(&n.key.as_str())) {
+            self.ignore(n, why);
+            return;
+        }
         if IGNORED.contains(&n.key.as_str()) {
             // Accepted (keepalived and DPVS files carry them), never silently: the
             // operator sees which keyword rvs does not honour.
@@ -558,6 +639,23 @@ impl P<'_> {
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
                 "vrrp_strict" => g.vrrp_strict = self.flag_value(c),
+                k @ ("startup_script" | "shutdown_script") => {
+                    let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
+                    if slot.as_ref().is_some_and(|s| !s.cmd.is_empty()) {
+                        self.err(&c.loc, format!("{k} is already given (keepalived takes one)"));
+                    } else if let Some(cmd) = self.script(c) {
+                        let timeout = slot.as_ref().map_or(10, |s| s.timeout);
+                        *slot = Some(LifecycleScript { cmd, timeout });
+                    }
+                }
+                k @ ("startup_script_timeout" | "shutdown_script_timeout") => {
+                    let slot =
+                        if k == "startup_script_timeout" { &mut g.startup_script } else { &mut g.shutdown_script };
+                    // Before its script, it waits in a script-less entry the script fills.
+                    if let Some(t) = self.int(c, 1, 1000) {
+                        slot.get_or_insert(LifecycleScript { cmd: String::new(), timeout: 10 }).timeout = t as u32;
+                    }
+                }
                 k @ ("net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets") => self
                     .err(&c.loc, format!("{k} goes at the top level of the file, not in global_defs (as keepalived)")),
                 "notification_email" => {

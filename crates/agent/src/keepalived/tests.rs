@@ -223,6 +223,28 @@ fn strict_mode_resets_and_refuses_as_keepalived() {
     assert_eq!((i.state, i.preempt_delay, i.auth_pass.as_deref()), (InitialState::Master, 5.0, Some("secret")));
 }
 
+/// keepalived's startup and shutdown scripts: one each, a timeout of 1-1000 s (10 by
+/// default), before or after its script; a timeout alone runs nothing.
+#[test]
+fn startup_and_shutdown_scripts_are_read_with_their_timeouts() {
+    let l = strict(
+        "global_defs {\n shutdown_script_timeout 30\n startup_script \"/usr/local/bin/up x\"\n shutdown_script /bin/down\n}\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let g = &l.config.global_defs;
+    assert_eq!(g.startup_script, Some(LifecycleScript { cmd: "/usr/local/bin/up x".into(), timeout: 10 }));
+    assert_eq!(g.shutdown_script, Some(LifecycleScript { cmd: "/bin/down".into(), timeout: 30 }));
+    assert_eq!(strict("global_defs {\n startup_script_timeout 5\n}\n").config.global_defs.startup_script, None);
+    let l = strict("global_defs {\n startup_script /a\n startup_script /b\n startup_script_timeout 0\n}\n");
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:3: error: startup_script is already given (keepalived takes one)",
+            "t.conf:4: error: startup_script_timeout 0 is out of range 1-1000"
+        ]
+    );
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_iptables\n enable_script_security\n}\n");
