@@ -284,6 +284,10 @@ pub struct Pool {
     meta: Vec<VsMeta>,
     #[serde(skip)]
     next_id: RsId,
+    /// keepalived's `rs_init_notifies`: a real server that starts up (at start, or added
+    /// by a reload) runs its `notify_up` and writes `RS ... UP` ([`Pool::quorum_notices`]).
+    #[serde(skip)]
+    rs_init_notifies: bool,
 }
 
 impl Pool {
@@ -313,7 +317,11 @@ impl Pool {
     }
 
     fn build(cfg: &Config, old: Option<&Pool>) -> (Pool, CheckerPlan) {
-        let mut pool = Pool { next_id: old.map_or(0, |o| o.next_id), ..Pool::default() };
+        let mut pool = Pool {
+            next_id: old.map_or(0, |o| o.next_id),
+            rs_init_notifies: cfg.global_defs.rs_init_notifies,
+            ..Pool::default()
+        };
         let mut plan = CheckerPlan::default();
         let mut old_vs: HashMap<&VsIdent, usize> = HashMap::new();
         if let Some(o) = old {
@@ -532,10 +540,16 @@ impl Pool {
     /// `VS ... DOWN` ("Starting with quorum down", the sorry server added); not met
     /// without one, nothing. A virtual server a reload keeps runs the notifier of a
     /// quorum the new configuration gains or loses, and `quorum_down` again when it stays
-    /// down and gets another sorry server.
+    /// down and gets another sorry server. With `rs_init_notifies`, each virtual server's
+    /// real servers that start up (up and new: at start, or added by the reload) run
+    /// their `notify_up` and write `RS ... UP` first (keepalived's `init_service_rs`).
     pub fn quorum_notices(&self, old: Option<&Pool>) -> Notices {
         let mut out = Notices::default();
         for (vs, m) in self.vs.iter().zip(&self.meta) {
+            let new = |rs: &&RsState| old.is_none_or(|o| !o.ids.contains_key(&rs.id));
+            for rs in vs.rs.iter().filter(|r| self.rs_init_notifies && r.up).filter(new) {
+                out.rs(&m.ident, rs, true, None);
+            }
             let before = old.and_then(|o| o.meta.iter().position(|x| x.ident == m.ident).map(|i| &o.vs[i]));
             let up = match before {
                 None => Some(vs.quorum_ok).filter(|&ok| ok || vs.sorry.is_some()),
@@ -879,6 +893,32 @@ mod tests {
         );
         assert_eq!(none.removed_notices(&old, false).scripts, ["/bin/down1", "/bin/qdown"]);
         assert_eq!(none.removed_notices(&old, true), Notices::default());
+    }
+
+    /// keepalived's `rs_init_notifies`: at start each real server up runs its notify_up
+    /// and writes `RS ... UP` before its virtual server's quorum line; a reload, only the
+    /// servers it adds; without it, none.
+    #[test]
+    fn rs_init_notifies_announces_the_servers_that_start_up() {
+        let with = |extra: &str| {
+            let c = CONF.replace("weight 100\n TCP_CHECK", "weight 100\n notify_up \"/bin/up\"\n TCP_CHECK");
+            let l = parse_str(&format!("{extra}{c}"), "t", Options::default());
+            assert!(!l.has_errors(), "{:?}", l.diagnostics);
+            l.config
+        };
+        let (pool, _, _) = Pool::from_config(&with("global_defs {\n rs_init_notifies\n}\n"));
+        let n = pool.quorum_notices(None);
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 UP\n", "RS [10.0.1.2]:tcp:80 [g]:0 UP\n", "VS [g]:0 UP\n"]);
+        assert_eq!(n.scripts, ["/bin/up", "/bin/qup"], "10.0.1.2 has a notify_up, 10.0.1.1 none");
+        // A reload adding 10.0.1.3: it alone.
+        let mut added = with("global_defs {\n rs_init_notifies\n}\n");
+        let mut third = added.virtual_servers[0].real_servers[1].clone();
+        third.addr = "10.0.1.3:80".parse().unwrap();
+        added.virtual_servers[0].real_servers.push(third);
+        let (next, _) = pool.reload(&added);
+        assert_eq!(next.quorum_notices(Some(&pool)).fifo, ["RS [10.0.1.3]:tcp:80 [g]:0 UP\n"]);
+        let (plain, _, _) = Pool::from_config(&with(""));
+        assert_eq!(plain.quorum_notices(None).fifo, ["VS [g]:0 UP\n"]);
     }
 
     /// rvs's `dest_check` becomes every service of its virtual server's passive check.

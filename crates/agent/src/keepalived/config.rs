@@ -152,6 +152,14 @@ pub struct GlobalDefs {
     /// [`VrrpInstance::strict_mode`]).
     #[serde(default)]
     pub vrrp_strict: bool,
+    /// keepalived's `vrrp_down_timer_adverts`: the default of every instance's
+    /// `down_timer_adverts`.
+    #[serde(default)]
+    pub vrrp_down_timer_adverts: Option<u32>,
+    /// keepalived's `rs_init_notifies`: real servers that start up run their `notify_up`
+    /// (and write their `RS ... UP` line), at start and when a reload adds them.
+    #[serde(default)]
+    pub rs_init_notifies: bool,
     /// keepalived's `startup_script` (with `startup_script_timeout`, 10 s by default): run
     /// before anything starts (services, VRRP, checks), waited for, killed at its timeout.
     /// Taken at start only.
@@ -161,6 +169,10 @@ pub struct GlobalDefs {
     /// everything has stopped, waited for, killed at its timeout. Taken at start only.
     #[serde(default)]
     pub shutdown_script: Option<LifecycleScript>,
+}
+
+fn three() -> u32 {
+    3
 }
 
 /// A script keepalived runs at start or at stop, and how long it may take.
@@ -285,6 +297,8 @@ impl Default for GlobalDefs {
             smtp: SmtpConf::default(),
             net_namespace: None,
             vrrp_strict: false,
+            vrrp_down_timer_adverts: None,
+            rs_init_notifies: false,
             startup_script: None,
             shutdown_script: None,
             notify_fifo: NotifyFifoConf::default(),
@@ -525,6 +539,11 @@ pub struct VrrpInstance {
     /// owner) is not applied: rvsd's VIPs carry the services.
     #[serde(default)]
     pub strict_mode: bool,
+    /// keepalived's `down_timer_adverts` (1-100; else `vrrp_down_timer_adverts`, else 3):
+    /// the master is taken for down after this many of its advert intervals (plus the
+    /// skew). Every router of the instance must use the same value.
+    #[serde(default = "three")]
+    pub down_timer_adverts: u32,
     /// Where the block starts.
     pub loc: Loc,
 }

@@ -156,6 +156,19 @@ const PROCESS_TUNING: &[(&[&str], &str)] = &[
     ),
     (&["log_unknown_vrids"], "adverts for virtual routers this box does not run are not logged"),
     (
+        &[
+            "nftables",
+            "nftables_counters",
+            "nftables_ifindex",
+            "nftables_priority",
+            "nftables_ipvs",
+            "nftables_ipvs_priority",
+            "nftables_ipvs_start_fwmark",
+            "vrrp_ipsets",
+        ],
+        "rvs-agent installs no firewall rules (keepalived's no-accept and use_vmac rules; rvsd's VIPs carry the services)",
+    ),
+    (
         &["config_save_dir", "tmp_config_directory", "random_seed", "use_pid_dir", "instance", "data_use_instance"],
         "rvs-agent's files are the ones its command line names (-p, -r, -c, --status-socket)",
     ),
@@ -639,6 +652,8 @@ impl P<'_> {
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
                 "vrrp_strict" => g.vrrp_strict = self.flag_value(c),
+                "rs_init_notifies" => g.rs_init_notifies = self.flag(c),
+                "vrrp_down_timer_adverts" => g.vrrp_down_timer_adverts = self.int(c, 1, 100).map(|n| n as u32),
                 k @ ("startup_script" | "shutdown_script") => {
                     let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
                     if slot.as_ref().is_some_and(|s| !s.cmd.is_empty()) {
@@ -1219,6 +1234,7 @@ impl P<'_> {
             garp_lower_prio_delay: None,
             lower_prio_no_advert: g.vrrp_lower_prio_no_advert,
             strict_mode: g.vrrp_strict,
+            down_timer_adverts: g.vrrp_down_timer_adverts.unwrap_or(3),
             loc: n.loc.clone(),
         };
         let mut advert_loc = None;
@@ -1251,6 +1267,9 @@ impl P<'_> {
                 }
                 "higher_prio_send_advert" => i.higher_prio_send_advert = self.flag_value(c),
                 "strict_mode" => i.strict_mode = self.flag_value(c),
+                "down_timer_adverts" => {
+                    i.down_timer_adverts = self.int(c, 1, 100).map_or(i.down_timer_adverts, |n| n as u32)
+                }
                 "skip_check_adv_addr" => i.skip_check_adv_addr = self.flag_value(c),
                 "lower_prio_no_advert" => i.lower_prio_no_advert = self.flag_value(c),
                 "garp_master_refresh_repeat" => i.garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
@@ -1407,6 +1426,10 @@ impl P<'_> {
         if i.preempt_delay > 0.0 {
             reset(self, "preempt_delay", "is not allowed: no delay");
             i.preempt_delay = 0.0;
+        }
+        if i.down_timer_adverts != 3 {
+            reset(self, "down_timer_adverts", "is not allowed: 3");
+            i.down_timer_adverts = 3;
         }
         if i.higher_prio_send_advert {
             if set.contains_key("higher_prio_send_advert") {

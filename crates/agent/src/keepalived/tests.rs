@@ -190,7 +190,7 @@ fn strict_mode_resets_and_refuses_as_keepalived() {
                 higher_prio_send_advert\n garp_lower_prio_repeat 3\n\
                 authentication {\n  auth_type PASS\n  auth_pass secret\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n";
     let l = strict(&format!(
-        "global_defs {{\n vrrp_strict\n vrrp_higher_prio_send_advert\n}}\nvrrp_instance VI_1 {{\n{inst}}}\n"
+        "global_defs {{\n vrrp_strict\n vrrp_higher_prio_send_advert\n vrrp_down_timer_adverts 2\n}}\nvrrp_instance VI_1 {{\n{inst}}}\n"
     ));
     assert!(!l.has_errors(), "{:?}", messages(&l));
     let i = &l.config.vrrp_instances[0];
@@ -198,13 +198,15 @@ fn strict_mode_resets_and_refuses_as_keepalived() {
     assert_eq!((i.state, i.preempt_delay, i.auth_pass.as_deref()), (InitialState::Backup, 0.0, None));
     assert!(!i.higher_prio_send_advert && i.lower_prio_no_advert);
     assert_eq!((i.garp_lower_prio_repeat, i.garp_lower_prio_delay), (Some(0), Some(0)));
+    assert_eq!(i.down_timer_adverts, 3, "vrrp_down_timer_adverts 2 reset by strict mode");
     let m = messages(&l);
     let want = [
-        "t.conf:13: warning: vrrp_instance VI_1: strict mode (vrrp_strict): authentication is not allowed: ignored (as keepalived)",
-        "t.conf:8: warning: vrrp_instance VI_1: strict mode (vrrp_strict): state MASTER must match being the address owner (priority 255): starting as BACKUP (as keepalived)",
-        "t.conf:10: warning: vrrp_instance VI_1: strict mode (vrrp_strict): preempt_delay is not allowed: no delay (as keepalived)",
-        "t.conf:11: warning: vrrp_instance VI_1: strict mode (vrrp_strict): higher_prio_send_advert is not allowed: off (as keepalived)",
-        "t.conf:12: warning: vrrp_instance VI_1: strict mode (vrrp_strict): garp_lower_prio_repeat is not allowed: 0 (as keepalived)",
+        "t.conf:14: warning: vrrp_instance VI_1: strict mode (vrrp_strict): authentication is not allowed: ignored (as keepalived)",
+        "t.conf:9: warning: vrrp_instance VI_1: strict mode (vrrp_strict): state MASTER must match being the address owner (priority 255): starting as BACKUP (as keepalived)",
+        "t.conf:11: warning: vrrp_instance VI_1: strict mode (vrrp_strict): preempt_delay is not allowed: no delay (as keepalived)",
+        "t.conf:6: warning: vrrp_instance VI_1: strict mode (vrrp_strict): down_timer_adverts is not allowed: 3 (as keepalived)",
+        "t.conf:12: warning: vrrp_instance VI_1: strict mode (vrrp_strict): higher_prio_send_advert is not allowed: off (as keepalived)",
+        "t.conf:13: warning: vrrp_instance VI_1: strict mode (vrrp_strict): garp_lower_prio_repeat is not allowed: 0 (as keepalived)",
     ];
     assert_eq!(&m[..want.len()], want, "{m:#?}");
     assert!(m[want.len()].contains("keepalived's no-accept firewall") && m.len() == want.len() + 1, "{m:#?}");

@@ -90,6 +90,14 @@ pub struct FsmConfig {
     /// group's members are masters together or not at all.
     #[serde(default)]
     pub sync_group: bool,
+    /// keepalived's `down_timer_adverts`: how many of the master's advert intervals a
+    /// backup waits (plus the skew) before taking over; the RFCs' 3 by default.
+    #[serde(default = "three")]
+    pub down_timer_adverts: u32,
+}
+
+fn three() -> u32 {
+    3
 }
 
 fn one() -> u32 {
@@ -129,6 +137,7 @@ impl FsmConfig {
             garp_lower_prio_repeat: 5,
             garp_lower_prio_delay: Duration::from_secs(5),
             sync_group: false,
+            down_timer_adverts: 3,
         }
     }
 }
@@ -337,9 +346,10 @@ impl Fsm {
         }
     }
 
-    /// Master_Down_Interval: `3 * Master_Adver_Interval + Skew_Time`.
+    /// Master_Down_Interval: `3 * Master_Adver_Interval + Skew_Time` (keepalived's
+    /// `down_timer_adverts` instead of 3).
     pub fn master_down_interval(&self) -> Duration {
-        self.master_adver_interval * 3 + self.skew_time()
+        self.master_adver_interval * self.cfg.down_timer_adverts.max(1) + self.skew_time()
     }
 
     /// When to call [`Fsm::handle`] with [`Event::Tick`] next.
@@ -710,6 +720,15 @@ mod tests {
         let f = Fsm::new(c);
         assert_eq!(f.skew_time(), Duration::from_nanos(60_937_500));
         assert_eq!(f.master_down_interval(), Duration::from_nanos(360_937_500));
+        // keepalived's down_timer_adverts: that many advert intervals, plus the skew.
+        let mut c = cfg(Version::V2, 100);
+        c.down_timer_adverts = 1;
+        let mut f = Fsm::new(c);
+        assert_eq!(f.master_down_interval(), Duration::from_nanos(1_609_375_000));
+        f.handle(ms(0), Event::Startup);
+        assert!(run_until(&mut f, ms(1609)).is_empty());
+        assert!(!run_until(&mut f, ms(1610)).is_empty(), "MASTER after one advert interval and the skew");
+        assert_eq!(f.state(), State::Master);
     }
 
     #[test]

@@ -167,6 +167,7 @@ pub fn fsm_config(i: &VrrpInstance, g: &GlobalDefs, primary: IpAddr) -> FsmConfi
         c.garp_lower_prio_delay = Duration::from_secs(u64::from(d));
     }
     c.lower_prio_no_advert = i.lower_prio_no_advert;
+    c.down_timer_adverts = i.down_timer_adverts;
     c
 }
 
