@@ -8,6 +8,7 @@ pub mod mail;
 use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
+use crate::keepalived::config::LifecycleScript;
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tracked};
@@ -141,8 +142,6 @@ struct Agent {
     /// Every instance started before then, at start or by a reload, waits for it (as
     /// keepalived's `vrrp_delayed_start_time`, set at start only).
     vrrp_hold: Option<tokio::time::Instant>,
-    /// keepalived's `shutdown_script` of the file the agent started with.
-    shutdown_script: Option<crate::keepalived::config::LifecycleScript>,
 }
 
 impl Agent {
@@ -343,7 +342,19 @@ impl Agent {
             }
         }
         let errors = loaded.errors().count();
-        let refused = errors > 0;
+        // keepalived refuses a reload that moves it to another network namespace
+        // (`unsupported_change`): the namespace is entered once, at start.
+        let (ns_was, ns) = (&self.cfg.global_defs.net_namespace, &loaded.config.global_defs.net_namespace);
+        let moved = ns_was != ns;
+        if moved {
+            tracing::error!(
+                "reload: net_namespace {} -> {}: the namespace cannot change at a reload (keepalived refuses it too): \
+                 restart rvs-agent",
+                ns_was.as_deref().unwrap_or("none"),
+                ns.as_deref().unwrap_or("none"),
+            );
+        }
+        let refused = errors > 0 || moved;
         self.reloads.last_refused.store(refused, Ordering::Relaxed);
         if refused {
             self.reloads.refused.fetch_add(1, Ordering::Relaxed);
@@ -366,17 +377,8 @@ impl Agent {
         };
         let unbound = (unbound_sync_daemon(&self.cfg), unbound_sync_daemon(&new));
         let (delay_was, delay) = (self.cfg.global_defs.vrrp_startup_delay, new.global_defs.vrrp_startup_delay);
-        let (ns_was, ns) = (&self.cfg.global_defs.net_namespace, &new.global_defs.net_namespace);
-        if ns_was != ns {
-            tracing::warn!(
-                "reload: net_namespace {} -> {}: the namespace cannot change at a reload (as keepalived): restart rvs-agent",
-                ns_was.as_deref().unwrap_or("none"),
-                ns.as_deref().unwrap_or("none"),
-            );
-        }
-        let (g_was, g) = (&self.cfg.global_defs, &new.global_defs);
-        if (&g_was.startup_script, &g_was.shutdown_script) != (&g.startup_script, &g.shutdown_script) {
-            tracing::warn!("reload: startup_script / shutdown_script changed: taken at rvs-agent's next start");
+        if self.cfg.global_defs.startup_script != new.global_defs.startup_script {
+            tracing::info!("reload: startup_script changed: it runs at rvs-agent's next start (as keepalived)");
         }
         if delay_was != delay {
             tracing::info!(
@@ -479,15 +481,22 @@ pub async fn run_with_reload(
     mut reload: mpsc::UnboundedReceiver<Loaded>,
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
+    // This host's name for the mails, looked up once, off the runtime (it may ask DNS).
+    let _ = tokio::task::spawn_blocking(mail::this_host).await;
+    // keepalived's startup_script: before anything, waited for (stopped at its timeout).
+    // Asked to stop meanwhile: nothing starts, the shutdown script runs (keepalived's
+    // sigend before its children start).
+    if let Some(s) = &cfg.global_defs.startup_script {
+        if !lifecycle_script("startup", s, Some(shutdown.clone())).await {
+            if let Some(s) = &cfg.global_defs.shutdown_script {
+                lifecycle_script("shutdown", s, None).await;
+            }
+            return Ok(());
+        }
+    }
     // Every address the agent adds to rvsd or removes goes through `held`, which also
     // hears rvsd's listings of its addresses, and tells the checkers of `ha_suspend`
     // virtual servers whether their VIP is here.
-    // keepalived's startup_script: before anything, waited for (killed at its timeout).
-    if let Some(s) = &cfg.global_defs.startup_script {
-        tracing::info!(script = %s.cmd, "running the startup script");
-        let limit = Duration::from_secs(u64::from(s.timeout));
-        wait_scripts(start_shutdown_scripts(vec![s.cmd.clone()], limit)).await;
-    }
     // keepalived's vrrp_startup_delay counts from the start.
     let vrrp_hold = vrrp_startup_hold(&cfg);
     let held = held::HeldVips::new(dp);
@@ -538,7 +547,6 @@ pub async fn run_with_reload(
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
         vrrp_hold,
-        shutdown_script: cfg.global_defs.shutdown_script.clone(),
     };
     agent.fifos.mail.reconfigure(&cfg);
     // keepalived's init_services: each virtual server starts with its quorum up (its
@@ -623,14 +631,62 @@ pub async fn run_with_reload(
     agent.fifos.mail.flush(mail::SHUTDOWN_WAIT).await;
     // After the instances' last lines; the scripts reading them are stopped.
     agent.fifos.close();
-    // keepalived's shutdown_script: once everything has stopped (the file the agent
-    // started with: a reload does not change it, as keepalived).
-    if let Some(s) = &agent.shutdown_script {
-        tracing::info!(script = %s.cmd, "running the shutdown script");
-        let limit = Duration::from_secs(u64::from(s.timeout));
-        wait_scripts(start_shutdown_scripts(vec![s.cmd.clone()], limit)).await;
+    // keepalived's shutdown_script: once everything has stopped (the running file's: a
+    // reload may change it, as keepalived's).
+    if let Some(s) = &agent.cfg.global_defs.shutdown_script {
+        lifecycle_script("shutdown", s, None).await;
     }
     Ok(())
+}
+
+/// Runs keepalived's startup or shutdown script `s` and waits for it: at its timeout, or
+/// when `stop` says so, its process group gets SIGTERM, then SIGKILL 2 s later
+/// (keepalived's `handle_child_timeout`). Returns false when `stop` ended it.
+async fn lifecycle_script(what: &str, s: &LifecycleScript, stop: Option<watch::Receiver<bool>>) -> bool {
+    tracing::info!(script = %s.cmd, "running the {what} script");
+    let mut c = tokio::process::Command::new("/bin/sh");
+    c.arg("-c").arg(&s.cmd).process_group(0);
+    let mut child = match c.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(script = %s.cmd, "{what} script failed to start: {e}");
+            return true;
+        }
+    };
+    let stopped = async move {
+        match stop {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let limit = Duration::from_secs(u64::from(s.timeout));
+    let why = tokio::select! {
+        r = tokio::time::timeout(limit, child.wait()) => match r {
+            Ok(Ok(st)) if st.success() => return true,
+            Ok(Ok(st)) => {
+                tracing::warn!(script = %s.cmd, "{what} script exited with {st}");
+                return true;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(script = %s.cmd, "{what} script: {e}");
+                return true;
+            }
+            Err(_) => format!("still running after its {limit:?}"),
+        },
+        _ = stopped => "asked to stop meanwhile".to_string(),
+    };
+    tracing::warn!(script = %s.cmd, "{what} script {why}: stopped (SIGTERM, then SIGKILL after 2 s)");
+    if let Some(pid) = child.id() {
+        let pgid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _ = child.wait().await;
+    why.starts_with("still")
 }
 
 /// How long a script run at shutdown (`omega`'s notifiers) may take before it is killed:
@@ -756,24 +812,90 @@ mod tests {
     async fn startup_and_shutdown_scripts_bracket_the_agent() {
         let dir = scratch("lifecycle");
         let log = dir.join("log");
-        let line = |what: &str| format!("\"/bin/sh -c 'echo {what} >> {}'\"", log.display());
+        // The startup script takes a while: nothing may start before it ends.
+        let line = |what: &str, wait: &str| format!("\"/bin/sh -c 'sleep {wait}; echo {what} >> {}'\"", log.display());
         let text = format!(
             "global_defs {{\n startup_script {}\n shutdown_script {}\n shutdown_script_timeout 2\n}}\n{}",
-            line("start"),
-            line("stop"),
+            line("start", "0.5"),
+            line("stop", "0"),
             conf(&dir, true, false).replace("/bin/touch ", &format!("/bin/sh -c 'echo $0 >> {}' ", log.display()))
         );
-        run_and_stop(&text, &[]).await;
-        let got = std::fs::read_to_string(&log).unwrap();
-        let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.first(), Some(&"start"), "{got}");
-        assert_eq!(lines.last(), Some(&"stop"), "{got}");
-        assert!(lines.len() > 2, "the notifiers ran between them: {got}");
-        // A hung startup script: killed at its timeout, then the agent starts.
+        let lines =
+            |log: &Path| std::fs::read_to_string(log).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>();
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (_reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_with_reload(load(&text).config, dp.clone(), stop_rx, reload_rx, |_| {}));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(dp.calls().is_empty() && lines(&log).is_empty(), "nothing before the startup script ends");
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(!dp.calls().is_empty(), "the services after it");
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        let got = lines(&log);
+        assert_eq!(got.first().map(String::as_str), Some("start"), "{got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("stop"), "{got:?}");
+        assert!(got.len() > 2, "the notifiers ran between them: {got:?}");
+        // A hung startup script: stopped at its timeout, then the agent starts.
+        let hung = "global_defs {\n startup_script \"/bin/sleep 30\"\n startup_script_timeout 1\n}\n";
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (_reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let text = format!("{hung}{}", conf(&dir, false, false));
+        let task = tokio::spawn(run_with_reload(load(&text).config, dp.clone(), stop_rx, reload_rx, |_| {}));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!dp.calls().is_empty(), "started once the startup script's timeout passed");
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        // Asked to stop during the startup script: nothing starts, the shutdown script runs.
+        std::fs::remove_file(&log).unwrap();
+        let text = format!(
+            "{}{}",
+            hung.replace("}\n", &format!(" shutdown_script {}\n}}\n", line("stop", "0"))),
+            conf(&dir, false, false)
+        );
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (_reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run_with_reload(load(&text).config, dp.clone(), stop_rx, reload_rx, |_| {}));
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let t = Instant::now();
-        run_and_stop("global_defs {\n startup_script \"/bin/sleep 30\"\n startup_script_timeout 1\n}\n", &[]).await;
-        let took = t.elapsed();
-        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(10), "{took:?}");
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        assert!(dp.calls().is_empty(), "nothing started: {:?}", dp.calls());
+        assert_eq!(lines(&log), ["stop"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A reload that moves the agent to another network namespace is refused whole, as
+    /// keepalived's `unsupported_change`; the shutdown script is the running file's (a
+    /// reload may change it, as keepalived's).
+    #[tokio::test]
+    async fn a_reload_cannot_move_the_namespace_and_may_change_the_shutdown_script() {
+        let dir = scratch("reload-ns");
+        let log = dir.join("log");
+        let stop_line = |w: &str| format!(" shutdown_script \"/bin/sh -c 'echo {w} >> {}'\"\n", log.display());
+        let base = |ns: &str, w: &str| format!("{ns}global_defs {{\n{}}}\n{}", stop_line(w), conf(&dir, false, false));
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, stop_rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = load(&base("", "first")).config;
+        let task = tokio::spawn(run_with_reload(start, dp, stop_rx, reload_rx, move |r| {
+            let _ = tx.send(r.reloads);
+        }));
+        let reloads = rx.await.unwrap();
+        let settle = || tokio::time::sleep(Duration::from_millis(100));
+        reload_tx.send(load(&base("net_namespace blue\n", "moved"))).unwrap();
+        settle().await;
+        assert_eq!(reloads.refused.load(Ordering::Relaxed), 1, "a namespace change is refused");
+        reload_tx.send(load(&base("", "second"))).unwrap();
+        settle().await;
+        assert_eq!(reloads.applied.load(Ordering::Relaxed), 1);
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "second\n", "the reloaded file's shutdown script");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

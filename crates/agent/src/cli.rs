@@ -250,7 +250,7 @@ pub struct Parts {
 
 /// How a loaded configuration is adjusted by the command line, at start and on every
 /// reload.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Adjust {
     /// What runs.
     pub parts: Parts,
@@ -260,6 +260,8 @@ pub struct Adjust {
     /// follows the VIPs another agent adds, as keepalived's checker process follows the
     /// VRRP process's through netlink).
     pub sees_addresses: bool,
+    /// `-s NAME`: overrides the file's `net_namespace`, as keepalived's command line.
+    pub namespace: Option<String>,
 }
 
 impl Adjust {
@@ -285,6 +287,9 @@ impl Adjust {
                      checks run always (with rvsd they follow the addresses rvsd holds)",
                 ));
             }
+        }
+        if let Some(ns) = &self.namespace {
+            loaded.config.global_defs.net_namespace = Some(ns.clone());
         }
         restrict(&mut loaded.config, self.parts);
     }
@@ -328,6 +333,7 @@ impl Cli {
             parts: self.parts(),
             all_config: self.all_config,
             sees_addresses: matches!(self.dataplane, DataplaneKind::Rvsd),
+            namespace: self.namespace.clone(),
         }
     }
 

@@ -78,6 +78,11 @@ fn main() -> anyhow::Result<()> {
     let opts = Options { lenient: cli.lenient, strict: cli.strict, config_id: cli.config_id.clone() };
     let adjust = cli.adjust();
     let mut loaded = keepalived::load(&cli.file, opts.clone());
+    if let (Some(ns), Some(c)) = (&cli.namespace, &loaded.config.global_defs.net_namespace) {
+        if ns != c {
+            tracing::info!(namespace = %ns, "-s {ns} overrides the configuration's net_namespace {c}");
+        }
+    }
     adjust.apply(&mut loaded);
     let mut diags = loaded.diagnostics.clone();
     if let Some(peer) = &cli.peer_config {
@@ -124,14 +129,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let _core = core_dumps(&cli);
-    // -s wins over the file's net_namespace, as keepalived's command line.
-    let conf_ns = loaded.config.global_defs.net_namespace.as_ref();
-    if let (Some(ns), Some(c)) = (&cli.namespace, conf_ns) {
-        if ns != c {
-            tracing::info!(namespace = %ns, "-s {ns} overrides the configuration's net_namespace {c}");
-        }
-    }
-    if let Some(ns) = cli.namespace.as_ref().or(conf_ns) {
+    // -s wins over the file's net_namespace, as keepalived's command line (Adjust puts it
+    // in every configuration read).
+    if let Some(ns) = &loaded.config.global_defs.net_namespace {
         let how = if cli.namespace.is_some() { "-s/--namespace" } else { "net_namespace" };
         enter_namespace(ns, how)?;
         tracing::info!(namespace = %ns, "running in network namespace");

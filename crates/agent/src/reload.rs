@@ -162,13 +162,17 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
             m.remove(k);
         }
     }
-    // Nor an instance's or group's own smtp_alert.
+    // Nor an instance's or group's own smtp_alert, nor an instance's strict_mode (its
+    // effects are in the instance's other fields).
     let quiet = |v: Value| {
         let mut v = v;
         if let Value::Array(items) = &mut v {
             for i in items {
                 if let Some(Value::Object(n)) = i.get_mut("notify") {
                     n.remove("smtp_alert");
+                }
+                if let Value::Object(i) = i {
+                    i.remove("strict_mode");
                 }
             }
         }

@@ -164,7 +164,7 @@ fn bracketed(addr: &str) -> String {
 /// This host's name and the agent's user, looked up once: keepalived's default router id,
 /// HELO name and sender (`USER@HOST`). The name is the canonical one (`hostname -f`, as
 /// keepalived's `getaddrinfo(AI_CANONNAME)`), else the kernel's node name.
-fn this_host() -> (String, String) {
+pub fn this_host() -> (String, String) {
     static HOST: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
     HOST.get_or_init(|| {
         let node = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string());

@@ -393,6 +393,7 @@ impl Pool {
                         .find(|(st, c)| st.addr == r.addr && !kept.contains(&c.id))
                         .map(|(st, c)| (st.clone(), c.clone()))
                 });
+                let silent_down = found.as_ref().is_some_and(|(st, _)| st.silent_down);
                 let (id, up, reason, weight_delta, alpha_pending) = match found {
                     Some((st, c)) => {
                         kept.insert(c.id);
@@ -436,7 +437,7 @@ impl Pool {
                     weight_delta,
                     alpha_pending,
                     smtp_alert: mails && cfg.global_defs.smtp.checker_alert(r.smtp_alert, true),
-                    silent_down: false,
+                    silent_down,
                 });
             }
             let templates = keys

@@ -435,9 +435,12 @@ impl P<'_> {
 
     /// A keyword not handled by the block: ignored if listed, else unknown.
     fn other(&mut self, n: &Node, ctx: &str) {
+        let root_only = ["instance", "use_pid_dir", "child_wait_time"].contains(&n.key.as_str());
         if let Some((_, why)) = PROCESS_TUNING.iter().find(|(ks, _)| ks.contains(&n.key.as_str())) {
-            self.ignore(n, why);
-            return;
+            if !root_only || ctx == "the top level" {
+                self.ignore(n, why);
+                return;
+            }
         }
         if IGNORED.contains(&n.key.as_str()) {
             // Accepted (keepalived and DPVS files carry them), never silently: the
@@ -651,13 +654,14 @@ impl P<'_> {
                     self.flag(c);
                 }
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
-                "vrrp_strict" => g.vrrp_strict = self.flag_value(c),
+                // keepalived 2.2.7's handler turns it on whatever follows (a value is warned).
+                "vrrp_strict" => g.vrrp_strict = self.flag(c),
                 "rs_init_notifies" => g.rs_init_notifies = self.flag(c),
                 "vrrp_down_timer_adverts" => g.vrrp_down_timer_adverts = self.int(c, 1, 100).map(|n| n as u32),
                 k @ ("startup_script" | "shutdown_script") => {
                     let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
                     if slot.as_ref().is_some_and(|s| !s.cmd.is_empty()) {
-                        self.err(&c.loc, format!("{k} is already given (keepalived takes one)"));
+                        self.warn(&c.loc, format!("{k} is already given: this one ignored (as keepalived)"));
                     } else if let Some(cmd) = self.script(c) {
                         let timeout = slot.as_ref().map_or(10, |s| s.timeout);
                         *slot = Some(LifecycleScript { cmd, timeout });
@@ -667,8 +671,9 @@ impl P<'_> {
                     let slot =
                         if k == "startup_script_timeout" { &mut g.startup_script } else { &mut g.shutdown_script };
                     // Before its script, it waits in a script-less entry the script fills.
-                    if let Some(t) = self.int(c, 1, 1000) {
-                        slot.get_or_insert(LifecycleScript { cmd: String::new(), timeout: 10 }).timeout = t as u32;
+                    match c.args.first().and_then(|a| a.parse::<u32>().ok()).filter(|t| (1..=1000).contains(t)) {
+                        Some(t) => slot.get_or_insert(LifecycleScript { cmd: String::new(), timeout: 10 }).timeout = t,
+                        None => self.warn(&c.loc, format!("{k} must be 1-1000 seconds: line ignored (as keepalived)")),
                     }
                 }
                 k @ ("net_namespace" | "net_namespace_ipvs" | "namespace_with_ipsets") => self
@@ -1380,6 +1385,11 @@ impl P<'_> {
             }
             _ => {}
         }
+        // keepalived's vrrp_complete_instance: without a priority, `state MASTER` makes the
+        // instance the address owner (255).
+        if !set.contains_key("priority") && i.state == InitialState::Master {
+            i.priority = 255;
+        }
         if i.strict_mode {
             self.strict_mode(&mut i, &set);
         }
@@ -1399,12 +1409,10 @@ impl P<'_> {
         let name = i.name.clone();
         let at = |k: &str| set.get(k).cloned().unwrap_or_else(|| i.loc.clone());
         if !i.unicast_peers.is_empty() {
-            self.err(
-                &at("unicast_peer"),
-                format!(
-                    "vrrp_instance {name}: unicast peers are not allowed in strict mode (vrrp_strict / strict_mode)"
-                ),
-            );
+            // keepalived 2.2.7 means to refuse it but tests its unicast flag before setting
+            // it, so it runs; later versions refuse it on a multicast-capable interface.
+            let loc = at("unicast_peer");
+            self.warn(&loc, format!("vrrp_instance {name}: strict mode (vrrp_strict): unicast peers are not strict VRRP (keepalived 2.2.7 runs them; later versions refuse them)"));
         }
         let reset = |p: &mut Self, k: &str, what: &str| {
             p.warn(&at(k), format!("vrrp_instance {name}: strict mode (vrrp_strict): {k} {what} (as keepalived)"));

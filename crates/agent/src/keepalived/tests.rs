@@ -180,12 +180,12 @@ fn net_namespace_is_a_name_and_its_companions_are_warned_about() {
 }
 
 /// keepalived's strict mode (`vrrp_strict`, or an instance's `strict_mode`), as 2.2.7's
-/// `vrrp_complete_instance`: unicast refused; authentication, preempt_delay,
+/// `vrrp_complete_instance`: unicast warned (2.2.7 runs it); authentication, preempt_delay,
 /// higher_prio_send_advert, lower-priority gratuitous ARP repeats and a MASTER start of a
 /// non-owner reset with a warning each; its defaults changed silently; the no-accept
 /// firewall named once as not applied. Without it nothing changes.
 #[test]
-fn strict_mode_resets_and_refuses_as_keepalived() {
+fn strict_mode_resets_and_warns_as_keepalived() {
     let inst = " interface eth0\n virtual_router_id 5\n state MASTER\n priority 200\n preempt_delay 5\n\
                 higher_prio_send_advert\n garp_lower_prio_repeat 3\n\
                 authentication {\n  auth_type PASS\n  auth_pass secret\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n";
@@ -210,14 +210,20 @@ fn strict_mode_resets_and_refuses_as_keepalived() {
     ];
     assert_eq!(&m[..want.len()], want, "{m:#?}");
     assert!(m[want.len()].contains("keepalived's no-accept firewall") && m.len() == want.len() + 1, "{m:#?}");
-    // Unicast peers: refused. An owner (255) starts MASTER even when it said BACKUP.
+    // Unicast peers: warned (keepalived 2.2.7 runs them). An owner (255) starts MASTER even when it said BACKUP.
     let l = strict(
         "vrrp_instance VI_1 {\n interface eth0\n strict_mode\n virtual_router_id 5\n priority 255\n state BACKUP\n\
          unicast_peer {\n  10.0.0.2\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n",
     );
+    assert!(!l.has_errors(), "keepalived 2.2.7 runs it: {:?}", messages(&l));
     assert!(messages(&l).iter().any(|m| m
-        == "t.conf:7: error: vrrp_instance VI_1: unicast peers are not allowed in strict mode (vrrp_strict / strict_mode)"));
+        == "t.conf:7: warning: vrrp_instance VI_1: strict mode (vrrp_strict): unicast peers are not strict VRRP (keepalived 2.2.7 runs them; later versions refuse them)"));
     assert_eq!(l.config.vrrp_instances[0].state, InitialState::Master);
+    // keepalived: `state MASTER` without a priority is the address owner (255), strict or
+    // not; with one, its priority.
+    let owner = strict("vrrp_instance VI_1 {\n interface eth0\n state MASTER\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n");
+    assert_eq!(owner.config.vrrp_instances[0].priority, 255);
+    assert!(owner.diagnostics.is_empty(), "{:?}", messages(&owner));
     // Off (the default, or strict_mode off under vrrp_strict): the file as written.
     let l = strict(&format!("global_defs {{\n vrrp_strict\n}}\nvrrp_instance VI_1 {{\n strict_mode off\n{inst}}}\n"));
     let i = &l.config.vrrp_instances[0];
@@ -241,8 +247,8 @@ fn startup_and_shutdown_scripts_are_read_with_their_timeouts() {
     assert_eq!(
         messages(&l),
         [
-            "t.conf:3: error: startup_script is already given (keepalived takes one)",
-            "t.conf:4: error: startup_script_timeout 0 is out of range 1-1000"
+            "t.conf:3: warning: startup_script is already given: this one ignored (as keepalived)",
+            "t.conf:4: warning: startup_script_timeout must be 1-1000 seconds: line ignored (as keepalived)"
         ]
     );
 }
