@@ -381,7 +381,7 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     let fifo_s = fifo.display().to_string();
     in_netns(&ns, move || async move {
         let a_conf = format!(
-            "global_defs {{\n notify_fifo {fifo_s}\n}}\n\
+            "global_defs {{\n notify_fifo {fifo_s}\n vrrp_notify_priority_changes\n}}\n\
              vrrp_script chk {{\n script \"test -e {flag_s}\"\n interval 0.05\n fall 2\n rise 2\n weight -150\n}}\n{}",
             node_conf("127.0.0.1", "127.0.0.2", 200)
                 .replace(" virtual_ipaddress", " track_script {\n  chk\n }\n virtual_ipaddress")
@@ -405,10 +405,58 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     let mut lines = String::new();
     let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
     let _ = std::fs::remove_file(&fifo);
-    let masters: Vec<&str> = lines.lines().filter(|l| l.contains("MASTER")).collect();
+    let masters: Vec<&str> = lines.lines().filter(|l| l.split(' ').nth(2) == Some("MASTER")).collect();
     assert!(lines.starts_with("INSTANCE \"VI\" BACKUP 200\n"), "{lines}");
     assert_eq!(masters, ["INSTANCE \"VI\" MASTER 200", "INSTANCE \"VI\" MASTER 200"], "{lines}");
     assert!(lines.contains("INSTANCE \"VI\" BACKUP 50\n"), "stepped down at its lowered priority: {lines}");
+    // keepalived's vrrp_notify_priority_changes: each change, in the state it found.
+    let changes: Vec<&str> = lines.lines().filter(|l| l.contains("_PRIORITY")).collect();
+    assert_eq!(changes, ["INSTANCE \"VI\" MASTER_PRIORITY 50", "INSTANCE \"VI\" BACKUP_PRIORITY 200"], "{lines}");
+}
+
+/// keepalived's `notify_master_rx_lower_pri`: a master that hears a lower priority (B
+/// starts with `state MASTER`, priority 100, and advertises before it hears A) runs the
+/// script and writes `INSTANCE "VI" MASTER_RX_LOWER_PRI 200` to its notify FIFO; B steps
+/// down.
+#[test]
+fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvlp");
+    let mark = std::env::temp_dir().join(testnet::unique("rvslower"));
+    let fifo = std::env::temp_dir().join(testnet::unique("rvsfifo"));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo).unwrap()
+    };
+    let (mark_s, fifo_s) = (mark.display().to_string(), fifo.display().to_string());
+    let mark_c = mark.clone();
+    in_netns(&ns, move || async move {
+        let a_conf = format!(
+            "global_defs {{\n vrrp_notify_fifo {fifo_s}\n}}\n{}",
+            node_conf("127.0.0.1", "127.0.0.2", 200).replace(
+                " virtual_ipaddress",
+                &format!(" notify_master_rx_lower_pri \"/bin/touch {mark_s}\"\n virtual_ipaddress")
+            )
+        );
+        let a = start(&a_conf);
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 100).replace(" priority", " state MASTER\n priority"));
+        wait_for("A's notify_master_rx_lower_pri", Duration::from_secs(3), || mark_c.exists()).await;
+        wait_for("B to step down", Duration::from_secs(3), || !has_vip(&b)).await;
+        assert!(has_vip(&a));
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+    let mut lines = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
+    let _ = std::fs::remove_file(&fifo);
+    let _ = std::fs::remove_file(&mark);
+    assert!(lines.contains("INSTANCE \"VI\" MASTER_RX_LOWER_PRI 200\n"), "{lines}");
 }
 
 /// A TCP server on 127.0.0.1:`port` that accepts (a TCP_CHECK's target).

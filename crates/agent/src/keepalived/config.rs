@@ -160,6 +160,9 @@ pub struct GlobalDefs {
     /// (and write their `RS ... UP` line), at start and when a reload adds them.
     #[serde(default)]
     pub rs_init_notifies: bool,
+    /// keepalived's `vrrp_notify_priority_changes`: the default of `notify_priority_changes`.
+    #[serde(default)]
+    pub vrrp_notify_priority_changes: bool,
     /// keepalived's `startup_script` (with `startup_script_timeout`, 10 s by default): run
     /// before anything starts (services, VRRP, checks), waited for, killed at its timeout.
     /// Taken at start only.
@@ -299,6 +302,7 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             vrrp_down_timer_adverts: None,
             rs_init_notifies: false,
+            vrrp_notify_priority_changes: false,
             startup_script: None,
             shutdown_script: None,
             notify_fifo: NotifyFifoConf::default(),
@@ -366,6 +370,17 @@ pub struct Notify {
     /// `smtp_alert [BOOL]`: mail its state changes; unset: see [`SmtpConf::vrrp_alert`].
     #[serde(default)]
     pub smtp_alert: Option<bool>,
+    /// `notify_master_rx_lower_pri` (instances): run when, master, it hears a lower
+    /// priority (the other router took over during a break: its own notify_master may
+    /// have taken something this one must take back).
+    #[serde(default)]
+    pub master_rx_lower_pri: Option<String>,
+    /// `notify_priority_changes [BOOL]`: its effective priority changes are written to
+    /// the notify FIFOs (`INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIO`); an
+    /// instance's unset: its sync group's, else `global_defs`' `vrrp_notify_priority_changes`
+    /// (resolved when the file is read).
+    #[serde(default)]
+    pub priority_changes: Option<bool>,
 }
 
 /// `state` in a vrrp_instance: where it starts.

@@ -413,6 +413,13 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
     }
     cfg.global_defs.lvs_sync_daemon = p.resolve_sync_daemons(&cfg);
     p.check_smtp(&cfg);
+    // notify_priority_changes: an instance's own, else its sync group's, else the global.
+    for i in &mut cfg.vrrp_instances {
+        let group = cfg.vrrp_sync_groups.iter().find(|g| g.members.contains(&i.name));
+        let inherited = group.and_then(|g| g.notify.priority_changes);
+        let global = cfg.global_defs.vrrp_notify_priority_changes;
+        i.notify.priority_changes = Some(i.notify.priority_changes.or(inherited).unwrap_or(global));
+    }
     // A *_script_timeout without its script: nothing to run.
     let g = &mut cfg.global_defs;
     for s in [&mut g.startup_script, &mut g.shutdown_script] {
@@ -657,6 +664,7 @@ impl P<'_> {
                 // keepalived 2.2.7's handler turns it on whatever follows (a value is warned).
                 "vrrp_strict" => g.vrrp_strict = self.flag(c),
                 "rs_init_notifies" => g.rs_init_notifies = self.flag(c),
+                "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = self.flag_value(c),
                 "vrrp_down_timer_adverts" => g.vrrp_down_timer_adverts = self.int(c, 1, 100).map(|n| n as u32),
                 k @ ("startup_script" | "shutdown_script") => {
                     let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
@@ -1106,6 +1114,11 @@ impl P<'_> {
                 self.smtp_switch(c, &mut nt.smtp_alert);
                 return true;
             }
+            "notify_priority_changes" => {
+                nt.priority_changes = Some(self.flag_value(c));
+                return true;
+            }
+            "notify_master_rx_lower_pri" => &mut nt.master_rx_lower_pri,
             _ => return false,
         };
         *slot = self.script(c);
@@ -1116,6 +1129,13 @@ impl P<'_> {
         let name = self.name(n)?.to_string();
         let mut g = SyncGroup { name, members: Vec::new(), notify: Notify::default(), loc: n.loc.clone() };
         for c in self.block(n) {
+            if c.key == "notify_master_rx_lower_pri" {
+                self.err(
+                    &c.loc,
+                    "notify_master_rx_lower_pri is a vrrp_instance's, not a vrrp_sync_group's (as keepalived)",
+                );
+                continue;
+            }
             if self.notify(c, &mut g.notify) {
                 continue;
             }

@@ -253,6 +253,31 @@ fn startup_and_shutdown_scripts_are_read_with_their_timeouts() {
     );
 }
 
+/// keepalived's notify_priority_changes: an instance's own, else its sync group's, else
+/// the global vrrp_notify_priority_changes; notify_master_rx_lower_pri is an instance's.
+#[test]
+fn priority_change_notifies_resolve_as_keepalived() {
+    let inst = |name: &str, id: u8, own: &str| {
+        format!("vrrp_instance {name} {{\n interface eth0\n virtual_router_id {id}\n{own} virtual_ipaddress {{\n  10.0.0.{id}\n }}\n}}\n")
+    };
+    let l = strict(&format!(
+        "global_defs {{\n vrrp_notify_priority_changes\n}}\nvrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n notify_priority_changes false\n}}\n{}{}{}",
+        inst("A", 1, ""),
+        inst("B", 2, " notify_priority_changes\n notify_master_rx_lower_pri /bin/lower\n"),
+        inst("C", 3, "")
+    ));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let got: Vec<_> = l.config.vrrp_instances.iter().map(|i| i.notify.priority_changes).collect();
+    assert_eq!(got, [Some(false), Some(true), Some(true)], "A: its group's; B: its own; C: the global");
+    assert_eq!(l.config.vrrp_instances[1].notify.master_rx_lower_pri.as_deref(), Some("/bin/lower"));
+    let l = strict("vrrp_sync_group G {\n group {\n  A\n }\n notify_master_rx_lower_pri /bin/x\n}\n");
+    assert!(
+        messages(&l).iter().any(|m| m.contains("notify_master_rx_lower_pri is a vrrp_instance's")),
+        "{:?}",
+        messages(&l)
+    );
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_iptables\n enable_script_security\n}\n");

@@ -623,7 +623,14 @@ impl Instance {
         let mut acts = Vec::new();
         if prio != self.fsm.priority() {
             tracing::info!(instance = %self.cfg.name, prio, "effective priority changed");
+            let master = self.fsm.state() == State::Master;
             acts.extend(self.fsm.handle(now, Event::Priority(prio)));
+            // keepalived's notify_priority_changes (send_instance_priority_notifies, in the
+            // state the change found).
+            if self.cfg.notify.priority_changes == Some(true) {
+                let word = if master { "MASTER_PRIORITY" } else { "BACKUP_PRIORITY" };
+                self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {prio}\n", self.cfg.name));
+            }
         }
         acts.extend(self.fsm.handle(now, Event::Fault(fault)));
         acts
@@ -770,6 +777,13 @@ impl Instance {
                         ours = self.fsm.priority(),
                         "advert with a lower priority: forcing a new election (advert and gratuitous ARPs)"
                     );
+                    // keepalived's send_event_notify (VRRP_EVENT_MASTER_RX_LOWER_PRI):
+                    // the script, and the FIFO line whether or not there is one.
+                    if let Some(cmd) = self.cfg.notify.master_rx_lower_pri.clone() {
+                        spawn_script(cmd);
+                    }
+                    let prio = self.fsm.priority();
+                    self.fifos.vrrp(&format!("INSTANCE \"{name}\" MASTER_RX_LOWER_PRI {prio}\n"));
                 }
                 Action::WantMaster => {
                     // keepalived's vrrp_sync_can_goto_master: MASTER only with the group.
