@@ -97,6 +97,37 @@ fn unicast_v3_election_priority_zero_and_preemption() {
     });
 }
 
+/// keepalived's `unicast_ttl` and a peer's `min_ttl`/`max_ttl`: unicast adverts may
+/// arrive routed, so no 255 rule applies to them (A sends with TTL 64 and B, with no
+/// range, follows A); a range the TTL misses drops them (B, wanting at least 100, hears
+/// nothing and becomes master too).
+#[test]
+fn unicast_adverts_take_their_ttl_range_not_the_multicast_255() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvtl");
+    in_netns(&ns, || async {
+        let a_conf =
+            node_conf("127.0.0.1", "127.0.0.2", 200).replace(" unicast_peer", " unicast_ttl 64\n unicast_peer");
+        let a = start(&a_conf);
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 100));
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(has_vip(&a) && !has_vip(&b), "B follows A's TTL-64 adverts");
+        let Node { stop, task, .. } = b;
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        let strict_b = node_conf("127.0.0.2", "127.0.0.1", 100).replace("  127.0.0.1\n", "  127.0.0.1 min_ttl 100\n");
+        let b = start(&strict_b);
+        wait_for("B, deaf to A's TTL 64, to become master too", Duration::from_secs(3), || has_vip(&b)).await;
+        for n in [a, b] {
+            n.stop.send(true).unwrap();
+            n.task.await.unwrap();
+        }
+    });
+}
+
 /// keepalived's `vrrp_garp_interval`: a master's burst of gratuitous ARPs (here 20,
 /// `garp_master_repeat`) is sent one at a time, 0.1 s apart, from a task of the instance,
 /// which stops when it leaves MASTER (a higher priority preempts it) or stops; without

@@ -514,6 +514,15 @@ pub struct VrrpInstance {
     pub unicast_peers: Vec<IpAddr>,
     /// Whether a `unicast_peer` block was given (even empty).
     pub unicast_block: bool,
+    /// keepalived's per-peer `min_ttl N` / `max_ttl N` (`unicast_peer { ADDR min_ttl 250
+    /// }`): the TTL / hop limit range a peer's adverts must arrive with (unicast adverts
+    /// may be routed: no 255 rule; 0-255 when unset).
+    #[serde(default)]
+    pub unicast_peer_ttl: Vec<(IpAddr, u8, u8)>,
+    /// keepalived's `unicast_ttl N`: the TTL / hop limit of the unicast adverts sent (255
+    /// when unset).
+    #[serde(default)]
+    pub unicast_ttl: Option<u8>,
     /// Notify scripts.
     pub notify: Notify,
     /// `garp_master_delay` seconds.

@@ -1089,6 +1089,34 @@ impl P<'_> {
         Some(v)
     }
 
+    /// A unicast peer's `min_ttl N` / `max_ttl N` (keepalived 2.2.7's `unicast_peer`
+    /// options); none given: none. Anything else after the address is an error.
+    fn peer_ttl(&mut self, p: &Node) -> Option<(u8, u8)> {
+        let (mut min, mut max, mut given) = (0u8, 255u8, false);
+        let mut args = p.args.iter();
+        while let Some(k) = args.next() {
+            let v = args.next().and_then(|v| v.parse::<u8>().ok());
+            match (k.as_str(), v) {
+                ("min_ttl", Some(v)) => min = v,
+                ("max_ttl", Some(v)) => max = v,
+                (k @ ("min_ttl" | "max_ttl"), None) => {
+                    self.err(&p.loc, format!("unicast_peer {}: {k} needs a TTL 0-255", p.key));
+                    return None;
+                }
+                (k, _) => {
+                    self.err(&p.loc, format!("unicast_peer {}: unknown option '{k}' (min_ttl, max_ttl)", p.key));
+                    return None;
+                }
+            }
+            given = true;
+        }
+        if min > max {
+            self.err(&p.loc, format!("unicast_peer {}: min_ttl {min} is above max_ttl {max}", p.key));
+            return None;
+        }
+        given.then_some((min, max))
+    }
+
     /// keepalived's `smtp_server HOST [PORT]` (port 25 by default).
     fn smtp_server(&mut self, c: &Node) -> Option<(String, u16)> {
         let host = self.arg(c)?;
@@ -1247,6 +1275,8 @@ impl P<'_> {
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
             unicast_block: false,
+            unicast_peer_ttl: Vec::new(),
+            unicast_ttl: None,
             notify: Notify::default(),
             garp_master_delay: g.vrrp_garp_master_delay,
             garp_master_repeat: g.vrrp_garp_master_repeat,
@@ -1354,9 +1384,13 @@ impl P<'_> {
                     for p in self.block(c) {
                         if let Some(ip) = self.ip(&p.loc, "unicast_peer", &p.key) {
                             i.unicast_peers.push(ip);
+                            if let Some(range) = self.peer_ttl(p) {
+                                i.unicast_peer_ttl.push((ip, range.0, range.1));
+                            }
                         }
                     }
                 }
+                "unicast_ttl" => i.unicast_ttl = self.int(c, 0, 255).map(|t| t as u8),
                 "garp_master_delay" => i.garp_master_delay = self.uint(c),
                 "garp_master_repeat" => i.garp_master_repeat = self.uint(c),
                 "garp_master_refresh" => i.garp_master_refresh = self.uint(c),

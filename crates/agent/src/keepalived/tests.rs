@@ -278,6 +278,30 @@ fn priority_change_notifies_resolve_as_keepalived() {
     );
 }
 
+/// keepalived's `unicast_ttl` and a unicast peer's `min_ttl` / `max_ttl`.
+#[test]
+fn unicast_ttl_and_peer_ttl_ranges_are_read() {
+    let l = strict(
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n unicast_ttl 64\n\
+         unicast_peer {\n  10.0.0.2 min_ttl 250 max_ttl 255\n  10.0.0.3\n }\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let i = &l.config.vrrp_instances[0];
+    assert_eq!(i.unicast_ttl, Some(64));
+    assert_eq!(i.unicast_peer_ttl, [("10.0.0.2".parse().unwrap(), 250, 255)]);
+    assert_eq!(i.unicast_peers.len(), 2);
+    for (peer, want) in [
+        ("10.0.0.2 min_ttl 300", "unicast_peer 10.0.0.2: min_ttl needs a TTL 0-255"),
+        ("10.0.0.2 ttl 3", "unicast_peer 10.0.0.2: unknown option 'ttl' (min_ttl, max_ttl)"),
+        ("10.0.0.2 min_ttl 200 max_ttl 100", "unicast_peer 10.0.0.2: min_ttl 200 is above max_ttl 100"),
+    ] {
+        let l = strict(&format!(
+            "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 5\n unicast_peer {{\n  {peer}\n }}\n virtual_ipaddress {{\n  10.0.0.5\n }}\n}}\n"
+        ));
+        assert!(messages(&l).iter().any(|m| m.ends_with(want)), "{peer}: {:?}", messages(&l));
+    }
+}
+
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
     let l = strict("global_defs {\n vrrp_iptables\n enable_script_security\n}\n");

@@ -22,7 +22,7 @@
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
-use super::packet::{auth_pass, Advert, PacketError, Received, Version};
+use super::packet::{auth_pass, check_hop_limit, Advert, PacketError, Received, Version};
 use super::sync::Membership;
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
@@ -347,6 +347,7 @@ impl Instance {
             unicast_peers: cfg.unicast_peers.clone(),
             mcast4: global.vrrp_mcast_group4,
             mcast6: global.vrrp_mcast_group6,
+            unicast_ttl: cfg.unicast_ttl,
         };
         let mut open_error = None;
         let sock = match open(&sock_cfg) {
@@ -664,6 +665,20 @@ impl Instance {
         if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&rx.src) {
             self.dropped("not_peer");
             tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
+            return None;
+        }
+        // TTL / hop limit: 255 for multicast (RFC 3768 / 5798 7.1); a unicast peer's
+        // adverts may have been routed: its min_ttl/max_ttl, if any (keepalived's
+        // vrrp_check_packet).
+        let ttl_ok = if self.cfg.unicast_peers.is_empty() {
+            check_hop_limit(rx.ttl).is_ok()
+        } else {
+            let range = self.cfg.unicast_peer_ttl.iter().find(|(p, _, _)| *p == rx.src);
+            range.is_none_or(|&(_, min, max)| (min..=max).contains(&rx.ttl))
+        };
+        if !ttl_ok {
+            self.dropped("ttl");
+            tracing::debug!(instance = %name, src = %rx.src, ttl = rx.ttl, "advert with a TTL out of range dropped");
             return None;
         }
         self.check_addresses(rx);

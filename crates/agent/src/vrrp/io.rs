@@ -65,6 +65,8 @@ pub struct SocketConfig {
     pub mcast4: Ipv4Addr,
     /// IPv6 multicast group.
     pub mcast6: Ipv6Addr,
+    /// keepalived's `unicast_ttl`: the TTL / hop limit of unicast adverts (255 when none).
+    pub unicast_ttl: Option<u8>,
 }
 
 /// A raw VRRP socket on one interface.
@@ -73,6 +75,8 @@ pub struct VrrpSocket {
     src: IpAddr,
     dsts: Vec<IpAddr>,
     ip_id: AtomicU16,
+    /// The IPv4 TTL its adverts carry.
+    ttl: u8,
 }
 
 /// The first address of a family on an interface (IPv6: link-local only).
@@ -130,7 +134,8 @@ impl VrrpSocket {
         };
         if cfg.ipv6 {
             s.set_multicast_hops_v6(u32::from(packet::VRRP_TTL)).map_err(sys("IPV6_MULTICAST_HOPS"))?;
-            s.set_unicast_hops_v6(u32::from(packet::VRRP_TTL)).map_err(sys("IPV6_UNICAST_HOPS"))?;
+            let hops = cfg.unicast_ttl.unwrap_or(packet::VRRP_TTL);
+            s.set_unicast_hops_v6(u32::from(hops)).map_err(sys("IPV6_UNICAST_HOPS"))?;
             let IpAddr::V6(src6) = src else { return Err(IoError::NoAddress(cfg.interface.clone(), "IPv6")) };
             let scope = if src6.segments()[0] & 0xffc0 == 0xfe80 { ifindex } else { 0 };
             s.bind(&SockAddr::from(SocketAddrV6::new(src6, 0, 0, scope))).map_err(sys(format!("bind {src6}")))?;
@@ -147,7 +152,9 @@ impl VrrpSocket {
         // contract of `AsyncFd::register` holds here without `unsafe`.
         #[allow(deprecated)]
         let fd = AsyncFd::new(s).map_err(sys("register with tokio"))?;
-        Ok(VrrpSocket { fd, src, dsts, ip_id: AtomicU16::new(1) })
+        let ttl =
+            if cfg.unicast_peers.is_empty() { packet::VRRP_TTL } else { cfg.unicast_ttl.unwrap_or(packet::VRRP_TTL) };
+        Ok(VrrpSocket { fd, src, dsts, ip_id: AtomicU16::new(1), ttl })
     }
 
     /// Our source address (used in the checksum and to ignore our own adverts).
@@ -162,7 +169,7 @@ impl VrrpSocket {
             let (bytes, to) = match (self.src, dst) {
                 (IpAddr::V4(s), IpAddr::V4(d)) => {
                     let id = self.ip_id.fetch_add(1, Ordering::Relaxed);
-                    (packet::encode_ipv4(&msg, s, d, id), SocketAddr::V4(SocketAddrV4::new(d, 0)))
+                    (packet::encode_ipv4(&msg, s, d, id, self.ttl), SocketAddr::V4(SocketAddrV4::new(d, 0)))
                 }
                 (_, IpAddr::V6(d)) => (msg, SocketAddr::V6(SocketAddrV6::new(d, 0, 0, 0))),
                 _ => return Err(IoError::Packet(PacketError::FamilyMismatch)),

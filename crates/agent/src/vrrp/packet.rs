@@ -341,15 +341,16 @@ impl Advert {
     }
 }
 
-/// Wraps a VRRP message in an IPv4 header (TOS 0xc0 like keepalived, TTL 255, protocol 112,
-/// header checksum filled) for a raw socket with `IP_HDRINCL`.
-pub fn encode_ipv4(msg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, id: u16) -> Vec<u8> {
+/// Wraps a VRRP message in an IPv4 header (TOS 0xc0 like keepalived, TTL `ttl`: 255 but
+/// for keepalived's `unicast_ttl`, protocol 112, header checksum filled) for a raw socket
+/// with `IP_HDRINCL`.
+pub fn encode_ipv4(msg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, id: u16, ttl: u8) -> Vec<u8> {
     let total = 20 + msg.len();
     let mut p = Vec::with_capacity(total);
     p.extend_from_slice(&[0x45, 0xc0]);
     p.extend_from_slice(&(total as u16).to_be_bytes());
     p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&[0, 0, VRRP_TTL, IPPROTO_VRRP, 0, 0]);
+    p.extend_from_slice(&[0, 0, ttl, IPPROTO_VRRP, 0, 0]);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     let ck = inet_checksum(&[&p[..20]]);
@@ -369,10 +370,14 @@ pub struct Received {
     pub advert: Advert,
     /// The checksum form it verified with.
     pub checksum: ChecksumForm,
+    /// Its TTL / hop limit: 255 for multicast ([`check_hop_limit`]); a unicast advert
+    /// may have been routed (keepalived's per-peer `min_ttl`/`max_ttl` then apply).
+    pub ttl: u8,
 }
 
 /// Parses an IPv4 packet as a raw IPv4 socket delivers it (header included): enforces
-/// protocol 112 and TTL 255, then decodes the VRRP message.
+/// protocol 112, then decodes the VRRP message (the TTL is the receiver's to judge:
+/// [`Received::ttl`]).
 pub fn decode_ipv4(pkt: &[u8]) -> Result<Received, PacketError> {
     if pkt.len() < 20 {
         return Err(PacketError::Truncated(pkt.len()));
@@ -388,15 +393,14 @@ pub fn decode_ipv4(pkt: &[u8]) -> Result<Received, PacketError> {
     if pkt[9] != IPPROTO_VRRP {
         return Err(PacketError::NotVrrp(pkt[9]));
     }
-    check_hop_limit(pkt[8])?;
     let src = IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]));
     let (advert, checksum) = Advert::decode(&pkt[ihl..total], src, dst)?;
-    Ok(Received { src, dst, advert, checksum })
+    Ok(Received { src, dst, advert, checksum, ttl: pkt[8] })
 }
 
 /// The receiver's rule (RFC 3768 7.1, RFC 5798 7.1): an advert whose TTL / hop limit is not
-/// 255 has been routed and is dropped.
+/// 255 has been routed and is dropped (multicast; keepalived does not apply it to unicast).
 pub fn check_hop_limit(ttl: u8) -> Result<(), PacketError> {
     if ttl == VRRP_TTL {
         Ok(())
@@ -406,12 +410,11 @@ pub fn check_hop_limit(ttl: u8) -> Result<(), PacketError> {
 }
 
 /// Decodes an IPv6 VRRP payload (raw IPv6 sockets deliver no header) given the addresses
-/// and hop limit from the ancillary data.
+/// and hop limit from the ancillary data (judged by the receiver: [`Received::ttl`]).
 pub fn decode_ipv6(msg: &[u8], src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8) -> Result<Received, PacketError> {
-    check_hop_limit(hop_limit)?;
     let (src, dst) = (IpAddr::V6(src), IpAddr::V6(dst));
     let (advert, checksum) = Advert::decode(msg, src, dst)?;
-    Ok(Received { src, dst, advert, checksum })
+    Ok(Received { src, dst, advert, checksum, ttl: hop_limit })
 }
 
 #[cfg(test)]
@@ -458,7 +461,7 @@ mod tests {
         assert_eq!(a.addresses, vec!["10.99.0.100".parse::<IpAddr>().unwrap(), "10.99.0.101".parse().unwrap()]);
         assert_eq!(a.auth, Some(auth_pass("secret12")));
         let msg = a.encode(r.src, r.dst, ChecksumMode::PseudoHeader).unwrap();
-        let ip = encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), MCAST_V4, 1);
+        let ip = encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), MCAST_V4, 1, VRRP_TTL);
         assert_eq!(ip, pkt);
     }
 
@@ -471,7 +474,7 @@ mod tests {
         assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V3, 52, 120, 100));
         assert_eq!(a.addresses, vec!["10.99.0.102".parse::<IpAddr>().unwrap()]);
         let msg = a.encode(r.src, r.dst, ChecksumMode::PseudoHeader).unwrap();
-        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), MCAST_V4, 1), pkt);
+        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), MCAST_V4, 1, VRRP_TTL), pkt);
     }
 
     #[test]
@@ -500,12 +503,12 @@ mod tests {
         assert_eq!(r.checksum, ChecksumForm::MulticastPseudoHeader);
         assert_eq!((r.advert.vrid, r.advert.priority), (54, 120));
         let msg = r.advert.encode(r.src, r.dst, ChecksumMode::MulticastPseudoHeader).unwrap();
-        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), "10.99.0.2".parse().unwrap(), 1), old);
+        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), "10.99.0.2".parse().unwrap(), 1, VRRP_TTL), old);
         let rfc = hex(KA_V3_UNICAST_RFC);
         let r = decode_ipv4(&rfc).unwrap();
         assert_eq!(r.checksum, ChecksumForm::PseudoHeader);
         let msg = r.advert.encode(r.src, r.dst, ChecksumMode::PseudoHeader).unwrap();
-        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), "10.99.0.2".parse().unwrap(), 1), rfc);
+        assert_eq!(encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), "10.99.0.2".parse().unwrap(), 1, VRRP_TTL), rfc);
     }
 
     #[test]
@@ -531,11 +534,14 @@ mod tests {
     }
 
     #[test]
-    fn ttl_other_than_255_is_dropped() {
+    fn ttl_other_than_255_is_recorded_for_the_receiver_to_refuse() {
         let mut pkt = hex(KA_V2);
         pkt[8] = 254;
-        assert_eq!(decode_ipv4(&pkt), Err(PacketError::BadTtl(254)));
-        assert_eq!(decode_ipv6(&hex(KA_V3_V6), ka_v6_src(), MCAST_V6, 64), Err(PacketError::BadTtl(64)));
+        assert_eq!(decode_ipv4(&pkt).unwrap().ttl, 254);
+        assert_eq!(check_hop_limit(254), Err(PacketError::BadTtl(254)));
+        assert_eq!(decode_ipv6(&hex(KA_V3_V6), ka_v6_src(), MCAST_V6, 64).unwrap().ttl, 64);
+        assert_eq!(check_hop_limit(64), Err(PacketError::BadTtl(64)));
+        assert_eq!(check_hop_limit(255), Ok(()));
     }
 
     #[test]
