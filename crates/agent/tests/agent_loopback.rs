@@ -64,6 +64,30 @@ fn has_vip(n: &Node) -> bool {
     !n.dp.vips().is_empty()
 }
 
+/// Stops the nodes and waits for each.
+async fn stop_nodes(nodes: impl IntoIterator<Item = Node>) {
+    for n in nodes {
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
+    }
+}
+
+/// Makes a FIFO at `path` and holds it open for reading (as a notify_fifo consumer does),
+/// so the agent's lines wait in it.
+fn open_fifo(path: &std::path::Path) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(path).unwrap()
+}
+
+/// What the FIFO holds; removes it.
+fn drain_fifo(mut reader: std::fs::File, path: &std::path::Path) -> String {
+    let mut lines = String::new();
+    let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
+    let _ = std::fs::remove_file(path);
+    lines
+}
+
 #[test]
 fn unicast_v3_election_priority_zero_and_preemption() {
     if !root() {
@@ -90,10 +114,7 @@ fn unicast_v3_election_priority_zero_and_preemption() {
         let a = start(&a_conf);
         wait_for("A to preempt", Duration::from_secs(3), || has_vip(&a)).await;
         wait_for("B to step down", Duration::from_secs(1), || !has_vip(&b)).await;
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
 }
 
@@ -121,10 +142,7 @@ fn unicast_adverts_take_their_ttl_range_not_the_multicast_255() {
         let strict_b = node_conf("127.0.0.2", "127.0.0.1", 100).replace("  127.0.0.1\n", "  127.0.0.1 min_ttl 100\n");
         let b = start(&strict_b);
         wait_for("B, deaf to A's TTL 64, to become master too", Duration::from_secs(3), || has_vip(&b)).await;
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
 }
 
@@ -168,10 +186,7 @@ fn vrrp_garp_interval_spaces_the_burst_until_master_is_left() {
         assert!(sent < 20, "{sent}");
         // B (no interval): its burst is one call with the count.
         assert_eq!(garps(&b), [5], "keepalived's default garp_master_repeat, at once");
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
 }
 
@@ -222,10 +237,7 @@ fn virtual_routes_are_held_only_while_master() {
         wait_for("A to preempt", Duration::from_secs(3), || has_vip(&a) && prefixes(&a) == master).await;
         wait_for("B to drop them", Duration::from_secs(1), || prefixes(&b) == ["10.77.0.0/16"]).await;
         assert!(!has_vip(&b));
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
 }
 
@@ -404,11 +416,7 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     // keepalived's notify_fifo: A's state changes as lines, read by a reader that holds
     // the FIFO open (as a notify_fifo consumer does).
     let fifo = std::env::temp_dir().join(testnet::unique("rvsfifo"));
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let mut reader = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo).unwrap()
-    };
+    let reader = open_fifo(&fifo);
     let fifo_s = fifo.display().to_string();
     in_netns(&ns, move || async move {
         let a_conf = format!(
@@ -428,14 +436,9 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
         std::fs::write(&flag_s, b"").unwrap();
         wait_for("A to preempt back", Duration::from_secs(3), || has_vip(&a) && !has_vip(&b)).await;
         let _ = std::fs::remove_file(&flag_s);
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
-    let mut lines = String::new();
-    let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
-    let _ = std::fs::remove_file(&fifo);
+    let lines = drain_fifo(reader, &fifo);
     let masters: Vec<&str> = lines.lines().filter(|l| l.split(' ').nth(2) == Some("MASTER")).collect();
     assert!(lines.starts_with("INSTANCE \"VI\" BACKUP 200\n"), "{lines}");
     assert_eq!(masters, ["INSTANCE \"VI\" MASTER 200", "INSTANCE \"VI\" MASTER 200"], "{lines}");
@@ -457,11 +460,7 @@ fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
     let ns = NetNs::new("rvlp");
     let mark = std::env::temp_dir().join(testnet::unique("rvslower"));
     let fifo = std::env::temp_dir().join(testnet::unique("rvsfifo"));
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let mut reader = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().read(true).custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits()).open(&fifo).unwrap()
-    };
+    let reader = open_fifo(&fifo);
     let (mark_s, fifo_s) = (mark.display().to_string(), fifo.display().to_string());
     let mark_c = mark.clone();
     in_netns(&ns, move || async move {
@@ -478,14 +477,9 @@ fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
         wait_for("A's notify_master_rx_lower_pri", Duration::from_secs(3), || mark_c.exists()).await;
         wait_for("B to step down", Duration::from_secs(3), || !has_vip(&b)).await;
         assert!(has_vip(&a));
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
     });
-    let mut lines = String::new();
-    let _ = std::io::Read::read_to_string(&mut reader, &mut lines);
-    let _ = std::fs::remove_file(&fifo);
+    let lines = drain_fifo(reader, &fifo);
     let _ = std::fs::remove_file(&mark);
     assert!(lines.contains("INSTANCE \"VI\" MASTER_RX_LOWER_PRI 200\n"), "{lines}");
 }
@@ -935,10 +929,7 @@ fn lvs_sync_daemon_roles_follow_the_vrrp_state() {
         assert_eq!(roles(&b), [b_id(false), b_id(true)], "B's id 7");
         // Stopping: the role running stops.
         let (a_dp, b_dp) = (a.dp.clone(), b.dp.clone());
-        for n in [a, b] {
-            n.stop.send(true).unwrap();
-            n.task.await.unwrap();
-        }
+        stop_nodes([a, b]).await;
         assert_eq!(roles_of(&a_dp), [backup, master, backup, master, backup, stopped]);
         assert_eq!(roles_of(&b_dp), [b_id(false), b_id(true), SyncRoles::stopped(7)]);
     });
