@@ -481,8 +481,9 @@ pub async fn run_with_reload(
     mut reload: mpsc::UnboundedReceiver<Loaded>,
     on_start: impl FnOnce(Running),
 ) -> Result<(), AgentError> {
-    // This host's name for the mails, looked up once, off the runtime (it may ask DNS).
-    let _ = tokio::task::spawn_blocking(mail::this_host).await;
+    // This host's name for the mails, looked up once, off the runtime and not waited for
+    // (it may ask DNS; a mail sent before it is known waits for it).
+    drop(tokio::task::spawn_blocking(mail::this_host));
     // keepalived's startup_script: before anything, waited for (stopped at its timeout).
     // Asked to stop meanwhile: nothing starts, the shutdown script runs (keepalived's
     // sigend before its children start).
@@ -673,20 +674,20 @@ async fn lifecycle_script(what: &str, s: &LifecycleScript, stop: Option<watch::R
                 tracing::warn!(script = %s.cmd, "{what} script: {e}");
                 return true;
             }
-            Err(_) => format!("still running after its {limit:?}"),
+            Err(_) => (format!("still running after its {limit:?}"), true),
         },
-        _ = stopped => "asked to stop meanwhile".to_string(),
+        _ = stopped => ("asked to stop meanwhile".to_string(), false),
     };
-    tracing::warn!(script = %s.cmd, "{what} script {why}: stopped (SIGTERM, then SIGKILL after 2 s)");
+    tracing::warn!(script = %s.cmd, "{what} script {}: stopped (SIGTERM, then SIGKILL after 2 s)", why.0);
     if let Some(pid) = child.id() {
         let pgid = nix::unistd::Pid::from_raw(pid as i32);
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+        // The whole group, whether or not its leader is gone (a child may ignore SIGTERM).
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = child.wait().await;
-    why.starts_with("still")
+    why.1
 }
 
 /// How long a script run at shutdown (`omega`'s notifiers) may take before it is killed:

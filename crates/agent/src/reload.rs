@@ -143,8 +143,8 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     let tracked: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
     let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
     // What in global_defs is not the instances' business (mail: read at each reload,
-    // crate::agent::mail; vrrp_strict and vrrp_down_timer_adverts: their effects are in
-    // the instances' own fields).
+    // crate::agent::mail; vrrp_strict, vrrp_down_timer_adverts and
+    // vrrp_notify_priority_changes: their effects are in the instances' own fields).
     let mut global = comparable(&cfg.global_defs);
     if let Value::Object(m) = &mut global {
         for k in [
@@ -157,6 +157,7 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
             "startup_script",
             "shutdown_script",
             "vrrp_down_timer_adverts",
+            "vrrp_notify_priority_changes",
             "rs_init_notifies",
         ] {
             m.remove(k);

@@ -665,7 +665,9 @@ impl P<'_> {
                 "vrrp_strict" => g.vrrp_strict = self.flag(c),
                 "rs_init_notifies" => g.rs_init_notifies = self.flag(c),
                 "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = self.flag_value(c),
-                "vrrp_down_timer_adverts" => g.vrrp_down_timer_adverts = self.int(c, 1, 100).map(|n| n as u32),
+                "vrrp_down_timer_adverts" => {
+                    g.vrrp_down_timer_adverts = self.int(c, 1, 100).map(|n| n as u32).or(g.vrrp_down_timer_adverts)
+                }
                 k @ ("startup_script" | "shutdown_script") => {
                     let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
                     if slot.as_ref().is_some_and(|s| !s.cmd.is_empty()) {
@@ -1090,29 +1092,28 @@ impl P<'_> {
     }
 
     /// A unicast peer's `min_ttl N` / `max_ttl N` (keepalived 2.2.7's `unicast_peer`
-    /// options); none given: none. Anything else after the address is an error.
+    /// options); none given: none. As keepalived, anything else is warned about and
+    /// ignored, the peer kept; a minimum above the maximum (warned) drops every advert of
+    /// the peer, as keepalived's range check does.
     fn peer_ttl(&mut self, p: &Node) -> Option<(u8, u8)> {
         let (mut min, mut max, mut given) = (0u8, 255u8, false);
         let mut args = p.args.iter();
         while let Some(k) = args.next() {
-            let v = args.next().and_then(|v| v.parse::<u8>().ok());
-            match (k.as_str(), v) {
-                ("min_ttl", Some(v)) => min = v,
-                ("max_ttl", Some(v)) => max = v,
-                (k @ ("min_ttl" | "max_ttl"), None) => {
-                    self.err(&p.loc, format!("unicast_peer {}: {k} needs a TTL 0-255", p.key));
-                    return None;
-                }
-                (k, _) => {
-                    self.err(&p.loc, format!("unicast_peer {}: unknown option '{k}' (min_ttl, max_ttl)", p.key));
-                    return None;
-                }
+            match k.as_str() {
+                k @ ("min_ttl" | "max_ttl") => match args.next().and_then(|v| v.parse::<u8>().ok()) {
+                    Some(v) if k == "min_ttl" => (min, given) = (v, true),
+                    Some(v) => (max, given) = (v, true),
+                    None => self.warn(&p.loc, format!("unicast_peer {}: {k} needs a TTL 0-255: ignored", p.key)),
+                },
+                k => self
+                    .warn(&p.loc, format!("unicast_peer {}: unknown option '{k}' ignored (min_ttl, max_ttl)", p.key)),
             }
-            given = true;
         }
         if min > max {
-            self.err(&p.loc, format!("unicast_peer {}: min_ttl {min} is above max_ttl {max}", p.key));
-            return None;
+            self.warn(
+                &p.loc,
+                format!("unicast_peer {}: min_ttl {min} is above max_ttl {max}: its adverts are all dropped", p.key),
+            );
         }
         given.then_some((min, max))
     }
@@ -1443,6 +1444,14 @@ impl P<'_> {
         // instance the address owner (255).
         if !set.contains_key("priority") && i.state == InitialState::Master {
             i.priority = 255;
+        }
+        if i.unicast_ttl.is_some() && i.unicast_peers.is_empty() {
+            let loc = set.get("unicast_ttl").cloned().unwrap_or_else(|| i.loc.clone());
+            self.warn(
+                &loc,
+                format!("vrrp_instance {}: unicast_ttl without unicast peers: ignored (as keepalived)", i.name),
+            );
+            i.unicast_ttl = None;
         }
         if i.strict_mode {
             self.strict_mode(&mut i, &set);

@@ -290,16 +290,29 @@ fn unicast_ttl_and_peer_ttl_ranges_are_read() {
     assert_eq!(i.unicast_ttl, Some(64));
     assert_eq!(i.unicast_peer_ttl, [("10.0.0.2".parse().unwrap(), 250, 255)]);
     assert_eq!(i.unicast_peers.len(), 2);
+    // As keepalived: a bad option is warned about and ignored, the peer kept.
     for (peer, want) in [
-        ("10.0.0.2 min_ttl 300", "unicast_peer 10.0.0.2: min_ttl needs a TTL 0-255"),
-        ("10.0.0.2 ttl 3", "unicast_peer 10.0.0.2: unknown option 'ttl' (min_ttl, max_ttl)"),
-        ("10.0.0.2 min_ttl 200 max_ttl 100", "unicast_peer 10.0.0.2: min_ttl 200 is above max_ttl 100"),
+        ("10.0.0.2 min_ttl 300", "warning: unicast_peer 10.0.0.2: min_ttl needs a TTL 0-255: ignored"),
+        ("10.0.0.2 ttl 3", "warning: unicast_peer 10.0.0.2: unknown option 'ttl' ignored (min_ttl, max_ttl)"),
+        (
+            "10.0.0.2 min_ttl 200 max_ttl 100",
+            "warning: unicast_peer 10.0.0.2: min_ttl 200 is above max_ttl 100: its adverts are all dropped",
+        ),
     ] {
         let l = strict(&format!(
             "vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 5\n unicast_peer {{\n  {peer}\n }}\n virtual_ipaddress {{\n  10.0.0.5\n }}\n}}\n"
         ));
         assert!(messages(&l).iter().any(|m| m.ends_with(want)), "{peer}: {:?}", messages(&l));
+        assert!(!l.has_errors() && l.config.vrrp_instances[0].unicast_peers.len() == 1);
     }
+    // unicast_ttl without unicast peers: warned and dropped, as keepalived.
+    let l = strict("vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n unicast_ttl 9\n virtual_ipaddress {\n  10.0.0.5\n }\n}\n");
+    assert_eq!(l.config.vrrp_instances[0].unicast_ttl, None);
+    assert!(
+        messages(&l)[0].ends_with("unicast_ttl without unicast peers: ignored (as keepalived)"),
+        "{:?}",
+        messages(&l)
+    );
 }
 
 #[test]

@@ -213,6 +213,8 @@ pub struct Instance {
     /// The sender whose advert's address list differed from ours, logged once until one
     /// of its adverts matches again (keepalived's rate-limited VIPS_MISMATCH).
     addr_mismatch: std::cell::Cell<Option<IpAddr>>,
+    /// Unicast peers whose adverts were seen with a TTL below 255 (warned once each).
+    routed_peers: std::cell::RefCell<Vec<IpAddr>>,
     dp: Arc<dyn Dataplane>,
     epoch: Instant,
     tracked: Vec<Tracked>,
@@ -387,6 +389,7 @@ impl Instance {
             sock,
             open_error,
             addr_mismatch: std::cell::Cell::new(None),
+            routed_peers: std::cell::RefCell::new(Vec::new()),
             dp,
             epoch: Instant::now(),
             tracked,
@@ -674,6 +677,16 @@ impl Instance {
             check_hop_limit(rx.ttl).is_ok()
         } else {
             let range = self.cfg.unicast_peer_ttl.iter().find(|(p, _, _)| *p == rx.src);
+            if range.is_none() && rx.ttl != 255 && !self.routed_peers.borrow().contains(&rx.src) {
+                self.routed_peers.borrow_mut().push(rx.src);
+                tracing::warn!(
+                    instance = %name,
+                    src = %rx.src,
+                    ttl = rx.ttl,
+                    "unicast advert with a TTL below 255 (routed, or the peer's unicast_ttl) accepted, as keepalived; \
+                     give the peer `min_ttl 255` to refuse adverts from off the link"
+                );
+            }
             range.is_none_or(|&(_, min, max)| (min..=max).contains(&rx.ttl))
         };
         if !ttl_ok {
