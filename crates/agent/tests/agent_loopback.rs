@@ -146,6 +146,49 @@ fn unicast_adverts_take_their_ttl_range_not_the_multicast_255() {
     });
 }
 
+/// keepalived's `unicast_fault_no_peer`: an instance whose `unicast_peer` block is empty
+/// stays in FAULT (no multicast fallback), holding nothing; without the block the keyword
+/// changes nothing.
+#[test]
+fn unicast_fault_no_peer_holds_an_instance_without_peers_in_fault() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvnp");
+    in_netns(&ns, || async {
+        let conf = |block: &str| {
+            format!(
+                "vrrp_instance VI {{\n interface lo\n version 3\n virtual_router_id 42\n priority 200\n advert_int 0.1\n\
+                 unicast_fault_no_peer\n{block} virtual_ipaddress {{\n  192.0.2.42/32\n }}\n}}\n"
+            )
+        };
+        let state = |text: &str| {
+            let l = parse_str(text, "node.conf", Options::default());
+            assert!(!l.has_errors(), "{:?}", l.diagnostics);
+            let dp = Arc::new(FakeDataplane::new());
+            let (stop, rx) = watch::channel(false);
+            let (tx, ready) = tokio::sync::oneshot::channel();
+            let d = dp.clone();
+            let task = tokio::spawn(async move {
+                rvs_agent::agent::run(l.config, d, rx, move |r| {
+                    let _ = tx.send(r.instances.lock().unwrap().clone());
+                })
+                .await
+                .unwrap();
+            });
+            (Node { dp, stop, task }, ready)
+        };
+        let (n, ready) = state(&conf(" unicast_peer {\n }\n"));
+        let insts = ready.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(insts[0].borrow().state, State::Fault, "no peers: FAULT");
+        assert!(!has_vip(&n));
+        let (m, _) = state(&conf(""));
+        wait_for("the instance without the block to become master", Duration::from_secs(3), || has_vip(&m)).await;
+        stop_nodes([n, m]).await;
+    });
+}
+
 /// keepalived's `vrrp_garp_interval`: a master's burst of gratuitous ARPs (here 20,
 /// `garp_master_repeat`) is sent one at a time, 0.1 s apart, from a task of the instance,
 /// which stops when it leaves MASTER (a higher priority preempts it) or stops; without

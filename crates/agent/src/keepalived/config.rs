@@ -523,6 +523,11 @@ pub struct VrrpInstance {
     /// when unset).
     #[serde(default)]
     pub unicast_ttl: Option<u8>,
+    /// keepalived's `unicast_fault_no_peer`: a `unicast_peer` block left empty keeps the
+    /// instance in FAULT (keepalived would otherwise fall back to multicast; rvs-agent
+    /// refuses an empty block without it).
+    #[serde(default)]
+    pub unicast_fault_no_peer: bool,
     /// Notify scripts.
     pub notify: Notify,
     /// `garp_master_delay` seconds.

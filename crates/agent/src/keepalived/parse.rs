@@ -1278,6 +1278,7 @@ impl P<'_> {
             unicast_block: false,
             unicast_peer_ttl: Vec::new(),
             unicast_ttl: None,
+            unicast_fault_no_peer: false,
             notify: Notify::default(),
             garp_master_delay: g.vrrp_garp_master_delay,
             garp_master_repeat: g.vrrp_garp_master_repeat,
@@ -1391,6 +1392,7 @@ impl P<'_> {
                         }
                     }
                 }
+                "unicast_fault_no_peer" => i.unicast_fault_no_peer = self.flag(c),
                 "unicast_ttl" => i.unicast_ttl = self.int(c, 0, 255).map(|t| t as u8),
                 "garp_master_delay" => i.garp_master_delay = self.uint(c),
                 "garp_master_repeat" => i.garp_master_repeat = self.uint(c),

@@ -368,6 +368,15 @@ fn unicast_block_without_peers_is_an_error() {
         strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n unicast_peer {\n  10.0.0.2\n  10.0.0.3\n }\n"));
     assert!(l.diagnostics.is_empty());
     assert_eq!(l.config.vrrp_instances[0].unicast_peers.len(), 2);
+    // keepalived's unicast_fault_no_peer: the empty block is meant, the instance stays in
+    // FAULT (see agent_loopback.rs).
+    let l =
+        strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n unicast_fault_no_peer\n unicast_peer {\n }\n"));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:1: warning: vrrp_instance VI_1: unicast_peer block has no peers: the instance stays in FAULT (unicast_fault_no_peer)"]
+    );
+    assert!(l.config.vrrp_instances[0].unicast_fault_no_peer);
 }
 
 #[test]

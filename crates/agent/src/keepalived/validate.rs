@@ -43,7 +43,13 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
             }
         }
         if i.unicast_block && i.unicast_peers.is_empty() {
-            d.push(e("unicast_peer block has no peers: adverts would go nowhere".into()));
+            if i.unicast_fault_no_peer {
+                d.push(
+                    w("unicast_peer block has no peers: the instance stays in FAULT (unicast_fault_no_peer)".into()),
+                );
+            } else {
+                d.push(e("unicast_peer block has no peers: adverts would go nowhere".into()));
+            }
         }
         if let (Some(src), Some(peer)) = (i.unicast_src_ip, i.unicast_peers.first()) {
             if src.is_ipv6() != peer.is_ipv6() {

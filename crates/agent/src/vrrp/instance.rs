@@ -350,6 +350,7 @@ impl Instance {
             mcast4: global.vrrp_mcast_group4,
             mcast6: global.vrrp_mcast_group6,
             unicast_ttl: cfg.unicast_ttl,
+            unicast_only: cfg.unicast_fault_no_peer && cfg.unicast_block,
         };
         let mut open_error = None;
         let sock = match open(&sock_cfg) {

@@ -34,6 +34,10 @@ pub enum IoError {
     /// A packet could not be encoded.
     #[error("encode: {0}")]
     Packet(#[from] PacketError),
+    /// keepalived's `unicast_fault_no_peer` with no peer: no socket, the instance stays in
+    /// FAULT (instead of falling back to multicast).
+    #[error("unicast_fault_no_peer: no unicast peer to talk to")]
+    NoUnicastPeer,
 }
 
 impl IoError {
@@ -67,6 +71,9 @@ pub struct SocketConfig {
     pub mcast6: Ipv6Addr,
     /// keepalived's `unicast_ttl`: the TTL / hop limit of unicast adverts (255 when none).
     pub unicast_ttl: Option<u8>,
+    /// keepalived's `unicast_fault_no_peer`: without peers, no socket (FAULT) rather than
+    /// multicast.
+    pub unicast_only: bool,
 }
 
 /// A raw VRRP socket on one interface.
@@ -106,6 +113,9 @@ pub fn interface_index(interface: &str) -> Result<u32, IoError> {
 impl VrrpSocket {
     /// Opens, binds and joins. Must be called inside a tokio runtime.
     pub fn open(cfg: &SocketConfig) -> Result<VrrpSocket, IoError> {
+        if cfg.unicast_only && cfg.unicast_peers.is_empty() {
+            return Err(IoError::NoUnicastPeer);
+        }
         let ifindex = interface_index(&cfg.interface)?;
         let src = match cfg.src {
             Some(s) => s,
