@@ -164,18 +164,24 @@ fn agent_args(dir: &Path) -> Vec<String> {
 
 /// Runs one scenario; on failure, prints both logs.
 fn scenario(s: Setup) {
+    scenario_with(s, "");
+}
+
+/// [`scenario`] with `extra` (instance keywords) in both sides' vrrp_instance.
+fn scenario_with(s: Setup, extra: &str) {
     if !can_run() {
         return;
     }
+    let with = |c: String| c.replace(" virtual_ipaddress {", &format!("{extra} virtual_ipaddress {{"));
     let (dir, _veth, ka, ag) = pair();
     let ka_conf = dir.0.join("keepalived.conf");
     let (ka_ip, ag_ip) = match s.family {
         Family::V4 => ("10.77.0.1", "10.77.0.2"),
         Family::V6 => ("fd00:77::1", "fd00:77::2"),
     };
-    std::fs::write(&ka_conf, s.conf(&ka.dev, s.ka_prio, ka_ip, ag_ip)).unwrap();
+    std::fs::write(&ka_conf, with(s.conf(&ka.dev, s.ka_prio, ka_ip, ag_ip))).unwrap();
     let ag_conf = dir.0.join("agent.conf");
-    std::fs::write(&ag_conf, s.conf(&ag.dev, s.agent_prio, ag_ip, ka_ip)).unwrap();
+    std::fs::write(&ag_conf, with(s.conf(&ag.dev, s.agent_prio, ag_ip, ka_ip))).unwrap();
     let ka_log = dir.0.join("keepalived.log");
     let ag_log = dir.0.join("agent.log");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -330,6 +336,25 @@ fn v3_unicast_old_checksum_agent_higher_priority_wins_and_keepalived_takes_over(
         unicast: true,
         old_checksum: true,
     });
+}
+
+/// keepalived's per-instance `mcast_dst_ip`: both sides on another group (224.0.0.19);
+/// an agent still sending to 224.0.0.18 would not be heard and both would hold the VIP.
+#[test]
+fn v3_ipv4_mcast_dst_ip_agent_higher_priority_wins_and_keepalived_takes_over() {
+    scenario_with(
+        Setup {
+            version: 3,
+            family: Family::V4,
+            advert_int: "0.5",
+            agent_prio: 150,
+            ka_prio: 100,
+            vrid: 62,
+            unicast: false,
+            old_checksum: false,
+        },
+        " mcast_dst_ip 224.0.0.19\n",
+    );
 }
 
 /// A real SMTP server (Python 3.11's `smtpd`, Debian's python3) writing each mail it

@@ -528,6 +528,11 @@ pub struct VrrpInstance {
     /// refuses an empty block without it).
     #[serde(default)]
     pub unicast_fault_no_peer: bool,
+    /// keepalived's `mcast_dst_ip`: this instance's multicast group (IPv4 multicast, or
+    /// IPv6 link-local multicast) instead of `vrrp_mcast_group4` / `6`; ignored (warned)
+    /// with unicast peers.
+    #[serde(default)]
+    pub mcast_dst_ip: Option<IpAddr>,
     /// Notify scripts.
     pub notify: Notify,
     /// `garp_master_delay` seconds.

@@ -1279,6 +1279,7 @@ impl P<'_> {
             unicast_peer_ttl: Vec::new(),
             unicast_ttl: None,
             unicast_fault_no_peer: false,
+            mcast_dst_ip: None,
             notify: Notify::default(),
             garp_master_delay: g.vrrp_garp_master_delay,
             garp_master_repeat: g.vrrp_garp_master_repeat,
@@ -1393,6 +1394,20 @@ impl P<'_> {
                     }
                 }
                 "unicast_fault_no_peer" => i.unicast_fault_no_peer = self.flag(c),
+                "mcast_dst_ip" => {
+                    if let Some(a) = self.arg(c).and_then(|a| self.ip(&c.loc, "mcast_dst_ip", a)) {
+                        let ok = match a {
+                            IpAddr::V4(v4) => v4.is_multicast(),
+                            IpAddr::V6(v6) => v6.is_multicast() && v6.segments()[0] & 0x000f == 2,
+                        };
+                        if ok {
+                            i.mcast_dst_ip = Some(a);
+                        } else {
+                            let what = if a.is_ipv6() { "link-local multicast" } else { "multicast" };
+                            self.warn(&c.loc, format!("mcast_dst_ip {a} is not {what}: ignored (as keepalived)"));
+                        }
+                    }
+                }
                 "unicast_ttl" => i.unicast_ttl = self.int(c, 0, 255).map(|t| t as u8),
                 "garp_master_delay" => i.garp_master_delay = self.uint(c),
                 "garp_master_repeat" => i.garp_master_repeat = self.uint(c),
@@ -1446,6 +1461,18 @@ impl P<'_> {
         // instance the address owner (255).
         if !set.contains_key("priority") && i.state == InitialState::Master {
             i.priority = 255;
+        }
+        if let Some(g) = i.mcast_dst_ip {
+            let loc = set.get("mcast_dst_ip").cloned().unwrap_or_else(|| i.loc.clone());
+            if !i.unicast_peers.is_empty() {
+                self.warn(
+                    &loc,
+                    format!("vrrp_instance {}: mcast_dst_ip with unicast peers: ignored (as keepalived)", i.name),
+                );
+                i.mcast_dst_ip = None;
+            } else if g.is_ipv6() != i.is_ipv6() {
+                self.err(&loc, format!("vrrp_instance {}: mcast_dst_ip {g} is not of the instance's family", i.name));
+            }
         }
         if i.unicast_ttl.is_some() && i.unicast_peers.is_empty() {
             let loc = set.get("unicast_ttl").cloned().unwrap_or_else(|| i.loc.clone());

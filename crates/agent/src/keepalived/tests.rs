@@ -278,6 +278,29 @@ fn priority_change_notifies_resolve_as_keepalived() {
     );
 }
 
+/// keepalived's `mcast_dst_ip`: a multicast group of the instance's family (IPv6:
+/// link-local scope); otherwise warned and ignored, as with unicast peers.
+#[test]
+fn mcast_dst_ip_is_a_multicast_group_of_the_instance() {
+    let with = |extra: &str| strict(&MINIMAL.replace(" interface eth0\n", &format!(" interface eth0\n{extra}")));
+    let l = with(" mcast_dst_ip 224.0.0.19\n");
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.vrrp_instances[0].mcast_dst_ip, Some("224.0.0.19".parse().unwrap()));
+    let l = with(" mcast_dst_ip 10.0.0.9\n");
+    assert_eq!(messages(&l), ["t.conf:3: warning: mcast_dst_ip 10.0.0.9 is not multicast: ignored (as keepalived)"]);
+    let l = with(" mcast_dst_ip ff05::12\n");
+    assert!(messages(&l)[0].ends_with("is not link-local multicast: ignored (as keepalived)"), "{:?}", messages(&l));
+    let l = with(" mcast_dst_ip ff02::12\n");
+    assert!(l.has_errors(), "an IPv6 group for an IPv4 instance: {:?}", messages(&l));
+    let l = with(" mcast_dst_ip 224.0.0.19\n unicast_peer {\n  10.0.0.2\n }\n");
+    assert_eq!(l.config.vrrp_instances[0].mcast_dst_ip, None);
+    assert!(
+        messages(&l)[0].ends_with("mcast_dst_ip with unicast peers: ignored (as keepalived)"),
+        "{:?}",
+        messages(&l)
+    );
+}
+
 /// keepalived's `unicast_ttl` and a unicast peer's `min_ttl` / `max_ttl`.
 #[test]
 fn unicast_ttl_and_peer_ttl_ranges_are_read() {

@@ -347,8 +347,14 @@ impl Instance {
             ipv6: cfg.is_ipv6(),
             src: cfg.unicast_src_ip,
             unicast_peers: cfg.unicast_peers.clone(),
-            mcast4: global.vrrp_mcast_group4,
-            mcast6: global.vrrp_mcast_group6,
+            mcast4: match cfg.mcast_dst_ip {
+                Some(IpAddr::V4(g)) => g,
+                _ => global.vrrp_mcast_group4,
+            },
+            mcast6: match cfg.mcast_dst_ip {
+                Some(IpAddr::V6(g)) => g,
+                _ => global.vrrp_mcast_group6,
+            },
             unicast_ttl: cfg.unicast_ttl,
             unicast_only: cfg.unicast_fault_no_peer && cfg.unicast_block,
         };

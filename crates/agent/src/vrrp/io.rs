@@ -127,14 +127,14 @@ impl VrrpSocket {
         s.bind_device(Some(cfg.interface.as_bytes())).map_err(sys(format!("SO_BINDTODEVICE {}", cfg.interface)))?;
         let dsts = if cfg.unicast_peers.is_empty() {
             if cfg.ipv6 {
-                s.join_multicast_v6(&cfg.mcast6, ifindex).map_err(sys("join ff02::12"))?;
+                s.join_multicast_v6(&cfg.mcast6, ifindex).map_err(sys(format!("join {}", cfg.mcast6)))?;
                 s.set_multicast_if_v6(ifindex).map_err(sys("IPV6_MULTICAST_IF"))?;
                 s.set_multicast_loop_v6(false).map_err(sys("IPV6_MULTICAST_LOOP"))?;
                 vec![IpAddr::V6(cfg.mcast6)]
             } else {
                 let IpAddr::V4(src4) = src else { return Err(IoError::NoAddress(cfg.interface.clone(), "IPv4")) };
                 s.join_multicast_v4_n(&cfg.mcast4, &InterfaceIndexOrAddress::Index(ifindex))
-                    .map_err(sys("join 224.0.0.18"))?;
+                    .map_err(sys(format!("join {}", cfg.mcast4)))?;
                 s.set_multicast_if_v4(&src4).map_err(sys("IP_MULTICAST_IF"))?;
                 s.set_multicast_loop_v4(false).map_err(sys("IP_MULTICAST_LOOP"))?;
                 vec![IpAddr::V4(cfg.mcast4)]
