@@ -645,15 +645,7 @@ pub async fn run_with_reload(
 /// (keepalived's `handle_child_timeout`). Returns false when `stop` ended it.
 async fn lifecycle_script(what: &str, s: &LifecycleScript, stop: Option<watch::Receiver<bool>>) -> bool {
     tracing::info!(script = %s.cmd, "running the {what} script");
-    let mut c = tokio::process::Command::new("/bin/sh");
-    c.arg("-c").arg(&s.cmd).process_group(0);
-    let mut child = match c.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(script = %s.cmd, "{what} script failed to start: {e}");
-            return true;
-        }
-    };
+    let Some(mut child) = spawn_in_group(&s.cmd) else { return true };
     let stopped = async move {
         match stop {
             Some(mut rx) => {
@@ -663,31 +655,49 @@ async fn lifecycle_script(what: &str, s: &LifecycleScript, stop: Option<watch::R
         }
     };
     let limit = Duration::from_secs(u64::from(s.timeout));
-    let why = tokio::select! {
+    let (why, timed_out) = tokio::select! {
         r = tokio::time::timeout(limit, child.wait()) => match r {
-            Ok(Ok(st)) if st.success() => return true,
-            Ok(Ok(st)) => {
-                tracing::warn!(script = %s.cmd, "{what} script exited with {st}");
-                return true;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(script = %s.cmd, "{what} script: {e}");
+            Ok(r) => {
+                log_exit(&s.cmd, r);
                 return true;
             }
             Err(_) => (format!("still running after its {limit:?}"), true),
         },
         _ = stopped => ("asked to stop meanwhile".to_string(), false),
     };
-    tracing::warn!(script = %s.cmd, "{what} script {}: stopped (SIGTERM, then SIGKILL after 2 s)", why.0);
+    tracing::warn!(script = %s.cmd, "{what} script {why}: stopped (SIGTERM, then SIGKILL after 2 s)");
+    kill_group(&mut child, Duration::from_secs(2)).await;
+    timed_out
+}
+
+/// Starts `cmd` (`/bin/sh -c`) in a process group of its own; a failure is logged.
+fn spawn_in_group(cmd: &str) -> Option<tokio::process::Child> {
+    let mut c = tokio::process::Command::new("/bin/sh");
+    c.arg("-c").arg(cmd).process_group(0);
+    c.spawn().inspect_err(|e| tracing::warn!(%cmd, "script failed to start: {e}")).ok()
+}
+
+/// Logs how a script ended, unless it succeeded.
+fn log_exit(cmd: &str, r: std::io::Result<std::process::ExitStatus>) {
+    match r {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!(%cmd, "script exited with {s}"),
+        Err(e) => tracing::warn!(%cmd, "script: {e}"),
+    }
+}
+
+/// Ends a script's process group: SIGTERM and up to `grace` for it to go (none: at once),
+/// then SIGKILL to the whole group (a child may have ignored SIGTERM), and reaps it.
+async fn kill_group(child: &mut tokio::process::Child, grace: Duration) {
     if let Some(pid) = child.id() {
         let pgid = nix::unistd::Pid::from_raw(pid as i32);
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-        let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-        // The whole group, whether or not its leader is gone (a child may ignore SIGTERM).
+        if !grace.is_zero() {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+            let _ = tokio::time::timeout(grace, child.wait()).await;
+        }
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = child.wait().await;
-    why.1
 }
 
 /// How long a script run at shutdown (`omega`'s notifiers) may take before it is killed:
@@ -704,27 +714,13 @@ const SHUTDOWN_SCRIPT_LIMIT: Duration = Duration::from_secs(1);
 fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for cmd in cmds {
-        let mut c = tokio::process::Command::new("/bin/sh");
-        c.arg("-c").arg(&cmd).process_group(0);
-        let mut child = match c.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(%cmd, "script failed to start: {e}");
-                continue;
-            }
-        };
+        let Some(mut child) = spawn_in_group(&cmd) else { continue };
         set.spawn(async move {
             match tokio::time::timeout(limit, child.wait()).await {
-                Ok(Ok(s)) if s.success() => {}
-                Ok(Ok(s)) => tracing::warn!(%cmd, "script exited with {s}"),
-                Ok(Err(e)) => tracing::warn!(%cmd, "script: {e}"),
+                Ok(r) => log_exit(&cmd, r),
                 Err(_) => {
                     tracing::warn!(%cmd, "script still running {limit:?} after it started: killed");
-                    if let Some(pid) = child.id() {
-                        let pgid = nix::unistd::Pid::from_raw(pid as i32);
-                        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-                    }
-                    let _ = child.wait().await;
+                    kill_group(&mut child, Duration::ZERO).await;
                 }
             }
         });

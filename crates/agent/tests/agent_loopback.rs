@@ -14,6 +14,7 @@ use common::{in_netns, in_netns_ret};
 use rvs_agent::dataplane::{Call, FakeDataplane, Proto, ServiceKey};
 use rvs_agent::keepalived::{parse_str, Options};
 use rvs_agent::vrrp::fsm::State;
+use rvs_agent::vrrp::instance::InstanceStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testnet::NetNs;
@@ -49,15 +50,25 @@ struct Node {
 }
 
 fn start(conf: &str) -> Node {
+    start_watched(conf).0
+}
+
+/// [`start`], with the instances' statuses once the agent runs.
+fn start_watched(conf: &str) -> (Node, tokio::sync::oneshot::Receiver<Vec<watch::Receiver<InstanceStatus>>>) {
     let l = parse_str(conf, "node.conf", Options::default());
     assert!(!l.has_errors(), "{:?}", l.diagnostics);
     let dp = Arc::new(FakeDataplane::new());
     let (stop, rx) = watch::channel(false);
+    let (tx, running) = tokio::sync::oneshot::channel();
     let d = dp.clone();
     let task = tokio::spawn(async move {
-        rvs_agent::agent::run(l.config, d, rx, |_| {}).await.unwrap();
+        rvs_agent::agent::run(l.config, d, rx, move |r| {
+            let _ = tx.send(r.instances.lock().unwrap().clone());
+        })
+        .await
+        .unwrap();
     });
-    Node { dp, stop, task }
+    (Node { dp, stop, task }, running)
 }
 
 fn has_vip(n: &Node) -> bool {
@@ -136,9 +147,7 @@ fn unicast_adverts_take_their_ttl_range_not_the_multicast_255() {
         wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(has_vip(&a) && !has_vip(&b), "B follows A's TTL-64 adverts");
-        let Node { stop, task, .. } = b;
-        stop.send(true).unwrap();
-        task.await.unwrap();
+        stop_nodes([b]).await;
         let strict_b = node_conf("127.0.0.2", "127.0.0.1", 100).replace("  127.0.0.1\n", "  127.0.0.1 min_ttl 100\n");
         let b = start(&strict_b);
         wait_for("B, deaf to A's TTL 64, to become master too", Duration::from_secs(3), || has_vip(&b)).await;
@@ -162,28 +171,12 @@ fn unicast_fault_no_peer_holds_an_instance_without_peers_in_fault() {
                  unicast_fault_no_peer\n{block} virtual_ipaddress {{\n  192.0.2.42/32\n }}\n}}\n"
             )
         };
-        let state = |text: &str| {
-            let l = parse_str(text, "node.conf", Options::default());
-            assert!(!l.has_errors(), "{:?}", l.diagnostics);
-            let dp = Arc::new(FakeDataplane::new());
-            let (stop, rx) = watch::channel(false);
-            let (tx, ready) = tokio::sync::oneshot::channel();
-            let d = dp.clone();
-            let task = tokio::spawn(async move {
-                rvs_agent::agent::run(l.config, d, rx, move |r| {
-                    let _ = tx.send(r.instances.lock().unwrap().clone());
-                })
-                .await
-                .unwrap();
-            });
-            (Node { dp, stop, task }, ready)
-        };
-        let (n, ready) = state(&conf(" unicast_peer {\n }\n"));
-        let insts = ready.await.unwrap();
+        let (n, running) = start_watched(&conf(" unicast_peer {\n }\n"));
+        let insts = running.await.unwrap();
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(insts[0].borrow().state, State::Fault, "no peers: FAULT");
         assert!(!has_vip(&n));
-        let (m, _) = state(&conf(""));
+        let m = start(&conf(""));
         wait_for("the instance without the block to become master", Duration::from_secs(3), || has_vip(&m)).await;
         stop_nodes([n, m]).await;
     });

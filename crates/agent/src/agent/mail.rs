@@ -277,12 +277,20 @@ impl Session {
 
     /// Sends `text`, then reads the reply to it.
     async fn step(&mut self, stage: &'static str, text: &str, want: u16) -> Result<(), MailError> {
-        let w = self.writer.write_all(text.as_bytes());
-        match tokio::time::timeout(self.timeout, w).await {
-            Ok(r) => r.map_err(|source| MailError::Io { stage, source })?,
-            Err(_) => return Err(MailError::Timeout(stage)),
-        }
+        within(self.timeout, stage, self.writer.write_all(text.as_bytes())).await?;
         self.expect(stage, want).await
+    }
+}
+
+/// `f`, an I/O step, within `limit`: its error or the timeout named by `stage`.
+async fn within<T>(
+    limit: Duration,
+    stage: &'static str,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, MailError> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r.map_err(|source| MailError::Io { stage, source }),
+        Err(_) => Err(MailError::Timeout(stage)),
     }
 }
 
@@ -306,11 +314,7 @@ async fn converse(env: &Envelope, alert: &Alert, date: &str) -> Result<(), MailE
         Ok(Err(e)) => return Err(MailError::Resolve(target, e)),
         Err(_) => return Err(MailError::Timeout("resolving smtp_server")),
     };
-    let connect = tokio::time::timeout(env.timeout, TcpStream::connect(addr));
-    let stream = match connect.await {
-        Ok(r) => r.map_err(|source| MailError::Io { stage: "connecting", source })?,
-        Err(_) => return Err(MailError::Timeout("connecting")),
-    };
+    let stream = within(env.timeout, "connecting", TcpStream::connect(addr)).await?;
     let (r, w) = stream.into_split();
     let mut s = Session { reader: BufReader::new(r), writer: w, timeout: env.timeout };
     s.expect("greeting", 220).await?;

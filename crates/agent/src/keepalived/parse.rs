@@ -174,6 +174,16 @@ const PROCESS_TUNING: &[(&[&str], &str)] = &[
     ),
 ];
 
+/// A switch's value (`true`/`false`, `on`/`off`, `yes`/`no`, any case; bare: on), or the
+/// word that is none of them.
+fn truth(n: &Node) -> Result<bool, String> {
+    match n.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
+        None | Some("true" | "on" | "yes") => Ok(true),
+        Some("false" | "off" | "no") => Ok(false),
+        Some(a) => Err(a.to_string()),
+    }
+}
+
 /// What the warning about a `real_server`'s or a checker's `alpha [BOOL]` (keepalived
 /// 2.2.7's per-server and per-checker overrides) says rvs does instead.
 const ALPHA_PER_VS: &str =
@@ -479,14 +489,10 @@ impl P<'_> {
 
     /// A switch that may carry a value (`true`/`false`, `on`/`off`, `yes`/`no`); bare: on.
     fn flag_value(&mut self, n: &Node) -> bool {
-        match n.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
-            None | Some("true" | "on" | "yes") => true,
-            Some("false" | "off" | "no") => false,
-            Some(a) => {
-                self.err(&n.loc, format!("{} takes true or false, not '{a}'", n.key));
-                false
-            }
-        }
+        truth(n).unwrap_or_else(|a| {
+            self.err(&n.loc, format!("{} takes true or false, not '{a}'", n.key));
+            false
+        })
     }
 
     fn arg<'n>(&mut self, n: &'n Node) -> Option<&'n str> {
@@ -1079,16 +1085,16 @@ impl P<'_> {
     /// warned about and leaves `slot` as it was, as keepalived (it reports and ignores
     /// the line). Returns what was set.
     fn smtp_switch(&mut self, c: &Node, slot: &mut Option<bool>) -> Option<bool> {
-        let v = match c.args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
-            None | Some("true" | "on" | "yes") => true,
-            Some("false" | "off" | "no") => false,
-            Some(a) => {
-                self.warn(&c.loc, format!("{} takes true or false, not '{a}': line ignored (as keepalived)", c.key));
-                return None;
+        match truth(c) {
+            Ok(v) => {
+                *slot = Some(v);
+                Some(v)
             }
-        };
-        *slot = Some(v);
-        Some(v)
+            Err(a) => {
+                self.warn(&c.loc, format!("{} takes true or false, not '{a}': line ignored (as keepalived)", c.key));
+                None
+            }
+        }
     }
 
     /// A unicast peer's `min_ttl N` / `max_ttl N` (keepalived 2.2.7's `unicast_peer`

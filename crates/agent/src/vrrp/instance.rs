@@ -640,7 +640,7 @@ impl Instance {
             // state the change found).
             if self.cfg.notify.priority_changes == Some(true) {
                 let word = if master { "MASTER_PRIORITY" } else { "BACKUP_PRIORITY" };
-                self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {prio}\n", self.cfg.name));
+                self.fifo_line(word, prio);
             }
         }
         acts.extend(self.fsm.handle(now, Event::Fault(fault)));
@@ -817,8 +817,7 @@ impl Instance {
                     if let Some(cmd) = self.cfg.notify.master_rx_lower_pri.clone() {
                         spawn_script(cmd);
                     }
-                    let prio = self.fsm.priority();
-                    self.fifos.vrrp(&format!("INSTANCE \"{name}\" MASTER_RX_LOWER_PRI {prio}\n"));
+                    self.fifo_line("MASTER_RX_LOWER_PRI", self.fsm.priority());
                 }
                 Action::WantMaster => {
                     // keepalived's vrrp_sync_can_goto_master: MASTER only with the group.
@@ -864,6 +863,11 @@ impl Instance {
         }
     }
 
+    /// keepalived's notify FIFO line for this instance: `INSTANCE "NAME" WORD PRIORITY`.
+    fn fifo_line(&self, word: &str, priority: u8) {
+        self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {priority}\n", self.cfg.name));
+    }
+
     fn notify(&mut self, state: State) {
         let n = &self.cfg.notify;
         let specific = match state {
@@ -882,7 +886,7 @@ impl Instance {
         for cmd in specific.into_iter().chain(generic) {
             spawn_script(cmd);
         }
-        self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {}\n", self.cfg.name, self.fsm.priority()));
+        self.fifo_line(word, self.fsm.priority());
         self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
         // Then the group's (keepalived: a member's notifies, then its group's).
         if let Some(g) = &self.group {
