@@ -11,7 +11,8 @@ use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
 use crate::keepalived::config::LifecycleScript;
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
-use crate::vrrp::instance::{spawn_script, Instance, InstanceStatus, TrackRx, Tracked};
+use crate::script::{self, kill_group, log_exit, spawn_in_group};
+use crate::vrrp::instance::{Instance, InstanceStatus, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::sync::{Membership, SyncGroup};
 use crate::vrrp::track;
@@ -279,7 +280,7 @@ impl Agent {
     /// for).
     fn notify(&self, n: Notices) {
         n.fifo.iter().for_each(|l| self.fifos.lvs(l));
-        n.scripts.into_iter().for_each(spawn_script);
+        n.scripts.into_iter().for_each(script::spawn);
         n.mail.into_iter().for_each(|m| self.fifos.mail.send(m));
     }
 
@@ -670,36 +671,6 @@ async fn lifecycle_script(what: &str, s: &LifecycleScript, stop: Option<watch::R
     timed_out
 }
 
-/// Starts `cmd` (`/bin/sh -c`) in a process group of its own; a failure is logged.
-fn spawn_in_group(cmd: &str) -> Option<tokio::process::Child> {
-    let mut c = tokio::process::Command::new("/bin/sh");
-    c.arg("-c").arg(cmd).process_group(0);
-    c.spawn().inspect_err(|e| tracing::warn!(%cmd, "script failed to start: {e}")).ok()
-}
-
-/// Logs how a script ended, unless it succeeded.
-fn log_exit(cmd: &str, r: std::io::Result<std::process::ExitStatus>) {
-    match r {
-        Ok(s) if s.success() => {}
-        Ok(s) => tracing::warn!(%cmd, "script exited with {s}"),
-        Err(e) => tracing::warn!(%cmd, "script: {e}"),
-    }
-}
-
-/// Ends a script's process group: SIGTERM and up to `grace` for it to go (none: at once),
-/// then SIGKILL to the whole group (a child may have ignored SIGTERM), and reaps it.
-async fn kill_group(child: &mut tokio::process::Child, grace: Duration) {
-    if let Some(pid) = child.id() {
-        let pgid = nix::unistd::Pid::from_raw(pid as i32);
-        if !grace.is_zero() {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
-            let _ = tokio::time::timeout(grace, child.wait()).await;
-        }
-        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-    }
-    let _ = child.wait().await;
-}
-
 /// How long a script run at shutdown (`omega`'s notifiers) may take before it is killed:
 /// keepalived's `TIMER_HZ` given to `system_call_script` by `do_rs_notifies` and
 /// `do_vs_notifies` when stopping (then `child_killed_thread` kills its process group).
@@ -711,7 +682,7 @@ const SHUTDOWN_SCRIPT_LIMIT: Duration = Duration::from_secs(1);
 /// (and its startup and shutdown scripts), so that the agent neither exits before its
 /// notifiers are done (a service manager would kill them with it) nor waits on a hung
 /// one.
-fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::JoinSet<()> {
+fn start_shutdown_scripts(cmds: Vec<crate::keepalived::config::Script>, limit: Duration) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     for cmd in cmds {
         let Some(mut child) = spawn_in_group(&cmd) else { continue };
@@ -719,7 +690,7 @@ fn start_shutdown_scripts(cmds: Vec<String>, limit: Duration) -> tokio::task::Jo
             match tokio::time::timeout(limit, child.wait()).await {
                 Ok(r) => log_exit(&cmd, r),
                 Err(_) => {
-                    tracing::warn!(%cmd, "script still running {limit:?} after it started: killed");
+                    tracing::warn!(script = %cmd, "script still running {limit:?} after it started: killed");
                     kill_group(&mut child, Duration::ZERO).await;
                 }
             }

@@ -11,6 +11,7 @@
 //!   in-memory fake for tests, `ip addr` for VRRP without rvsd;
 //! * [`agent`] runs it all on one tokio runtime; [`reload`] finds what a re-read
 //!   configuration changes (SIGHUP), so that only that is applied;
+//! * [`script`] runs the scripts keepalived.conf names, each as its user;
 //! * [`status`] answers `rvs-agent status` on a socket of the agent's own;
 //! * [`metrics`] serves Prometheus metrics over HTTP (`--metrics-listen`);
 //! * [`cli`] is the command line (rvs's options and keepalived's).
@@ -52,5 +53,6 @@ pub mod dataplane;
 pub mod keepalived;
 pub mod metrics;
 pub mod reload;
+pub mod script;
 pub mod status;
 pub mod vrrp;

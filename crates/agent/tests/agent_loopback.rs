@@ -486,8 +486,8 @@ fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
 
 /// keepalived's `notify_master_rx_lower_pri`: a master that hears a lower priority (B
 /// starts with `state MASTER`, priority 100, and advertises before it hears A) runs the
-/// script and writes `INSTANCE "VI" MASTER_RX_LOWER_PRI 200` to its notify FIFO; B steps
-/// down.
+/// script (as the user named after it) and writes `INSTANCE "VI" MASTER_RX_LOWER_PRI 200`
+/// to its notify FIFO; B steps down.
 #[test]
 fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
     if !root() {
@@ -504,7 +504,7 @@ fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
             "global_defs {{\n vrrp_notify_fifo {fifo_s}\n}}\n{}",
             node_conf("127.0.0.1", "127.0.0.2", 200).replace(
                 " virtual_ipaddress",
-                &format!(" notify_master_rx_lower_pri \"/bin/touch {mark_s}\"\n virtual_ipaddress")
+                &format!(" notify_master_rx_lower_pri \"/bin/touch {mark_s}\" nobody\n virtual_ipaddress")
             )
         );
         let a = start(&a_conf);
@@ -516,8 +516,11 @@ fn a_master_hearing_a_lower_priority_runs_notify_master_rx_lower_pri() {
         stop_nodes([a, b]).await;
     });
     let lines = drain_fifo(reader, &fifo);
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&mark).unwrap());
     let _ = std::fs::remove_file(&mark);
     assert!(lines.contains("INSTANCE \"VI\" MASTER_RX_LOWER_PRI 200\n"), "{lines}");
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(owner, nobody.uid.as_raw(), "the script ran as the user after it");
 }
 
 /// A TCP server on 127.0.0.1:`port` that accepts (a TCP_CHECK's target).

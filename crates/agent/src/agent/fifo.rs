@@ -4,19 +4,19 @@
 //! the health-check ones (`RS [ADDR]:PROTO:PORT VS UP|DOWN`, `VS [ADDR]:PROTO:PORT
 //! UP|DOWN`).
 //!
-//! As keepalived 2.2.7 (`lib/notify.c`): the FIFO is made when missing (mode 0644; then
-//! removed again at exit), its `*_script` is started with the FIFO's path as its last
+//! As keepalived 2.2.7 (`lib/notify.c`): the FIFO is made when missing (mode 0644, owned
+//! by the user named after it; then removed again at exit), its `*_script` is started with the FIFO's path as its last
 //! argument, and the FIFO is opened read-write and non-blocking and held open for the
 //! agent's life. Holding it open is what keeps lines written before a reader attaches
 //! (they wait in the pipe); read-write means opening never waits for a reader and writing
 //! never fails for want of one. A line that does not fit (the pipe is full: nobody reads)
 //! is dropped with a warning, never waited for. At exit the script gets SIGTERM.
 
-use crate::keepalived::config::{GlobalDefs, NotifyFifoConf};
+use crate::keepalived::config::{GlobalDefs, NotifyFifoConf, Script};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Child;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -43,11 +43,17 @@ impl Fifo {
             Err(_) => {
                 let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
                 nix::unistd::mkfifo(&path, mode).map_err(std::io::Error::from)?;
+                if let Some(o) = &conf.owner {
+                    let (uid, gid) = (nix::unistd::Uid::from_raw(o.uid), nix::unistd::Gid::from_raw(o.gid));
+                    if let Err(e) = nix::unistd::chown(&path, Some(uid), Some(gid)) {
+                        tracing::warn!(fifo = %path.display(), "{what}: could not give it to {}: {e}", o.user);
+                    }
+                }
                 true
             }
         };
         // The script first, as keepalived: it may open the FIFO for reading right away.
-        let script = conf.script.as_deref().and_then(|s| start_script(s, &path, what));
+        let script = conf.script.as_ref().and_then(|s| start_script(s, &path, what));
         let flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOFOLLOW;
         match std::fs::OpenOptions::new().read(true).write(true).custom_flags(flags.bits()).open(&path) {
             Ok(file) => Ok(Some(Fifo { path, what, file, created, script })),
@@ -85,11 +91,10 @@ impl Drop for Fifo {
     }
 }
 
-/// Starts `script` (a command line, run by `/bin/sh`) with the FIFO's path as its last
-/// argument.
-fn start_script(script: &str, path: &Path, what: &str) -> Option<Child> {
-    let cmd = format!("exec {script} \"$1\"");
-    match Command::new("/bin/sh").arg("-c").arg(&cmd).arg("rvs-agent").arg(path).spawn() {
+/// Starts `script` with the FIFO's path as its last argument.
+fn start_script(script: &Script, path: &Path, what: &str) -> Option<Child> {
+    let run = Script { cmd: format!("exec {} \"$1\"", script.cmd), run_as: script.run_as.clone() };
+    match run.std_command().arg("rvs-agent").arg(path).spawn() {
         Ok(c) => {
             tracing::info!(%script, pid = c.id(), "{what}_script started");
             Some(c)
@@ -200,7 +205,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rvs-agent-fifo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("notify");
-        let conf = NotifyFifoConf { path: Some(fifo.clone()), script: None };
+        let conf = NotifyFifoConf { path: Some(fifo.clone()), ..NotifyFifoConf::default() };
         let g = GlobalDefs { notify_fifo: conf, ..GlobalDefs::default() };
         let n = Notifier::new(&g);
         assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "made when missing");
@@ -229,11 +234,37 @@ mod tests {
         let plain = dir.join("plain");
         std::fs::write(&plain, b"").unwrap();
         let g = GlobalDefs {
-            lvs_notify_fifo: NotifyFifoConf { path: Some(plain.clone()), script: None },
+            lvs_notify_fifo: NotifyFifoConf { path: Some(plain.clone()), ..NotifyFifoConf::default() },
             ..GlobalDefs::default()
         };
         Notifier::new(&g).lvs("VS [192.0.2.1]:tcp:80 UP\n");
         assert_eq!(std::fs::read(&plain).unwrap(), b"");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// keepalived's `notify_fifo PATH USER [GROUP]` and `notify_fifo_script CMD USER`: the
+    /// FIFO made is the user's, the script runs as its user with the path as argument.
+    #[test]
+    fn the_fifo_and_its_script_belong_to_their_users() {
+        use crate::keepalived::config::RunAs;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("Debian has nobody");
+        let as_nobody = RunAs { user: "nobody".into(), uid: nobody.uid.as_raw(), gid: nobody.gid.as_raw() };
+        let dir = std::env::temp_dir().join(format!("rvs-agent-fifo-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let (fifo, who) = (dir.join("notify"), dir.join("who"));
+        let script = Script { cmd: format!("echo $(id -u) >{} && :", who.display()), run_as: Some(as_nobody.clone()) };
+        let conf = NotifyFifoConf { path: Some(fifo.clone()), script: Some(script), owner: Some(as_nobody) };
+        let n = Notifier::new(&GlobalDefs { notify_fifo: conf, ..GlobalDefs::default() });
+        let m = std::fs::metadata(&fifo).unwrap();
+        assert_eq!((m.uid(), m.gid()), (nobody.uid.as_raw(), nobody.gid.as_raw()));
+        let t = Instant::now();
+        while std::fs::read_to_string(&who).map_or(true, |s| s.is_empty()) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read_to_string(&who).unwrap().trim(), nobody.uid.to_string());
+        n.close();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

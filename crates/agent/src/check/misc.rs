@@ -1,16 +1,15 @@
-//! MISC_CHECK: a command (run with `/bin/sh -c`) exits 0 within its timeout; killed when
-//! it does not.
+//! MISC_CHECK (and vrrp_script): a command exits 0 within its timeout; killed when it
+//! does not.
 
 use super::CheckError;
+use crate::keepalived::config::Script;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::Command;
 
 /// Runs `cmd` and waits up to `timeout`.
-pub async fn check(cmd: &str, timeout: Duration) -> Result<(), CheckError> {
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
+pub async fn check(cmd: &Script, timeout: Duration) -> Result<(), CheckError> {
+    let mut child = cmd
+        .command()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -34,6 +33,10 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_and_timeout() {
+        let check = |cmd: &str, t| {
+            let s = Script::new(cmd);
+            async move { super::check(&s, t).await }
+        };
         check("exit 0", Duration::from_secs(2)).await.unwrap();
         assert!(matches!(check("exit 3", Duration::from_secs(2)).await, Err(CheckError::Exit(Some(3)))));
         let t = std::time::Instant::now();

@@ -23,7 +23,9 @@ pub mod ssl;
 pub mod tcp;
 pub mod udp;
 
-use crate::keepalived::config::{CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, SslConf, UrlConf};
+use crate::keepalived::config::{
+    CheckConf, CheckKind, HexPattern, HttpProtocol, RealServerConf, Script, SslConf, UrlConf,
+};
 use fnat::service::ProxyProtocol;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
@@ -158,8 +160,8 @@ pub enum Probe {
     },
     /// A command.
     Misc {
-        /// Command line, run with `/bin/sh -c`.
-        cmd: String,
+        /// The script.
+        cmd: Script,
         /// Time allowed.
         timeout: Duration,
     },

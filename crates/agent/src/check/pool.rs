@@ -23,7 +23,7 @@
 use super::{rs_checks, RsChecks, RsId, Transition};
 use crate::agent::mail::Alert;
 use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
-use crate::keepalived::config::{AddressGroupKind, CheckKind, Config, RealServerConf, VirtualServer, VsTarget};
+use crate::keepalived::config::{AddressGroupKind, CheckKind, Config, RealServerConf, Script, VirtualServer, VsTarget};
 use crate::reload::Change;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,9 +47,9 @@ pub struct RsState {
     /// Current health.
     pub up: bool,
     /// Script run on up.
-    pub notify_up: Option<String>,
+    pub notify_up: Option<Script>,
     /// Script run on down.
-    pub notify_down: Option<String>,
+    pub notify_down: Option<Script>,
     /// Why the last health change happened (none yet: up since start; [`ALPHA_REASON`]:
     /// down since it was added under `alpha`, its checks not passed yet).
     pub reason: Option<String>,
@@ -106,9 +106,9 @@ pub struct VsState {
     /// the quorum holds ([`VsState::sorry_inhibited`]).
     pub sorry_inhibit: bool,
     /// `quorum_up` script.
-    pub quorum_up: Option<String>,
+    pub quorum_up: Option<Script>,
     /// `quorum_down` script.
-    pub quorum_down: Option<String>,
+    pub quorum_down: Option<Script>,
     /// Whether the quorum is currently met.
     pub quorum_ok: bool,
     /// Its quorum changes are mailed (`smtp_alert`, resolved).
@@ -164,7 +164,7 @@ pub fn vs_label(id: &VsIdent) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Notices {
     /// Scripts to run (notify_up/down, quorum_up/down), in order.
-    pub scripts: Vec<String>,
+    pub scripts: Vec<Script>,
     /// Lines for keepalived's `lvs_notify_fifo` / `notify_fifo` (see
     /// [`crate::agent::fifo`]), in order.
     pub fifo: Vec<String>,
@@ -969,7 +969,7 @@ mod tests {
         );
         // With keepalived's lvs_flush_on_stop: the quorum notifiers only.
         let n = pool.omega_notices(true);
-        assert_eq!((n.scripts, n.fifo), (vec!["/bin/qdown".to_string()], vec!["VS [g]:0 DOWN\n".to_string()]));
+        assert_eq!((n.scripts, n.fifo), (vec![Script::new("/bin/qdown")], vec!["VS [g]:0 DOWN\n".to_string()]));
         // 10.0.1.1 fails (weight 0: inhibit_on_failure) and the quorum (150 - 10) is lost.
         let dp = FakeDataplane::new();
         dp.set_services(&services).unwrap();
@@ -1109,7 +1109,7 @@ mod tests {
     #[test]
     fn a_start_runs_quorum_up_or_with_a_sorry_server_quorum_down() {
         let up = |scripts: &[&str], line: &str| Notices {
-            scripts: scripts.iter().map(|s| s.to_string()).collect(),
+            scripts: scripts.iter().map(|&s| s.into()).collect(),
             fifo: if line.is_empty() { vec![] } else { vec![format!("VS [192.0.2.1]:tcp:80 {line}\n")] },
             mail: vec![],
         };

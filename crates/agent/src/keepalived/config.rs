@@ -178,11 +178,72 @@ fn three() -> u32 {
     3
 }
 
+/// A command keepalived.conf names (a notify, check or lifecycle script): its command
+/// line, run by `/bin/sh -c`, and the user it runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Script {
+    /// The command line.
+    pub cmd: String,
+    /// keepalived's `[username [groupname]]`, `user` or `script_user`, else its default
+    /// user `keepalived_script` when that exists; none: rvs-agent's own user.
+    #[serde(default)]
+    pub run_as: Option<RunAs>,
+}
+
+/// A user and group a script runs as, resolved when the configuration is read (as
+/// keepalived: a name that does not resolve is an error then, not at the first run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// The user's name, as written.
+    pub user: String,
+    /// Its uid.
+    pub uid: u32,
+    /// The group's gid: the group named, else the user's primary group.
+    pub gid: u32,
+}
+
+impl Script {
+    /// A script run as rvs-agent's own user.
+    pub fn new(cmd: impl Into<String>) -> Script {
+        Script { cmd: cmd.into(), run_as: None }
+    }
+
+    /// The same script with `args` after its command line (keepalived's generic
+    /// `notify` gets `INSTANCE NAME STATE PRIORITY`).
+    pub fn with_args(&self, args: &str) -> Script {
+        Script { cmd: format!("{} {args}", self.cmd), run_as: self.run_as.clone() }
+    }
+}
+
+impl std::fmt::Display for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.cmd)?;
+        match &self.run_as {
+            Some(r) => write!(f, " (as {})", r.user),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A script run as rvs-agent's own user.
+impl From<&str> for Script {
+    fn from(cmd: &str) -> Script {
+        Script::new(cmd)
+    }
+}
+
+/// Tests compare scripts with their command lines.
+impl PartialEq<&str> for Script {
+    fn eq(&self, other: &&str) -> bool {
+        self.cmd == *other
+    }
+}
+
 /// A script keepalived runs at start or at stop, and how long it may take.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleScript {
-    /// The command line (run by `/bin/sh -c`).
-    pub cmd: String,
+    /// The command.
+    pub cmd: Script,
     /// Seconds before it is killed (1-1000, 10 by default).
     pub timeout: u32,
 }
@@ -278,7 +339,11 @@ pub struct NotifyFifoConf {
     pub path: Option<std::path::PathBuf>,
     /// `*_script`: a command started with the FIFO's path as its last argument when the
     /// FIFO is opened, stopped (SIGTERM) when it is closed.
-    pub script: Option<String>,
+    pub script: Option<Script>,
+    /// keepalived's `[username [groupname]]` after the FIFO: who owns it when rvs-agent
+    /// makes it (none: rvs-agent's user).
+    #[serde(default)]
+    pub owner: Option<RunAs>,
 }
 
 impl Default for GlobalDefs {
@@ -323,8 +388,8 @@ impl Default for GlobalDefs {
 pub struct VrrpScript {
     /// Name referenced by `track_script`.
     pub name: String,
-    /// The command line.
-    pub script: String,
+    /// The command.
+    pub script: Script,
     /// Seconds between runs (1).
     pub interval: f64,
     /// Seconds before a run counts as failed (the interval when unset).
@@ -358,15 +423,15 @@ pub struct SyncGroup {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Notify {
     /// `notify_master`.
-    pub master: Option<String>,
+    pub master: Option<Script>,
     /// `notify_backup`.
-    pub backup: Option<String>,
+    pub backup: Option<Script>,
     /// `notify_fault`.
-    pub fault: Option<String>,
+    pub fault: Option<Script>,
     /// `notify_stop`.
-    pub stop: Option<String>,
+    pub stop: Option<Script>,
     /// `notify`: called with `INSTANCE|GROUP name state priority`.
-    pub any: Option<String>,
+    pub any: Option<Script>,
     /// `smtp_alert [BOOL]`: mail its state changes; unset: see [`SmtpConf::vrrp_alert`].
     #[serde(default)]
     pub smtp_alert: Option<bool>,
@@ -374,7 +439,7 @@ pub struct Notify {
     /// priority (the other router took over during a break: its own notify_master may
     /// have taken something this one must take back).
     #[serde(default)]
-    pub master_rx_lower_pri: Option<String>,
+    pub master_rx_lower_pri: Option<Script>,
     /// `notify_priority_changes [BOOL]`: its effective priority changes are written to
     /// the notify FIFOs (`INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIO`); an
     /// instance's unset: its sync group's, else `global_defs`' `vrrp_notify_priority_changes`
@@ -675,9 +740,9 @@ pub struct VirtualServer {
     /// `hysteresis` around the quorum (0).
     pub hysteresis: u32,
     /// `quorum_up` script.
-    pub quorum_up: Option<String>,
+    pub quorum_up: Option<Script>,
     /// `quorum_down` script.
-    pub quorum_down: Option<String>,
+    pub quorum_down: Option<Script>,
     /// `smtp_alert [BOOL]`: mail its quorum changes; unset: see
     /// [`SmtpConf::checker_alert`].
     #[serde(default)]
@@ -792,9 +857,9 @@ pub struct RealServerConf {
     /// Its forwarding method: its own `lvs_method`, else the virtual server's `lb_kind`.
     pub lb_kind: LbKind,
     /// `notify_up` script.
-    pub notify_up: Option<String>,
+    pub notify_up: Option<Script>,
     /// `notify_down` script.
-    pub notify_down: Option<String>,
+    pub notify_down: Option<Script>,
     /// `delay_loop` override.
     pub delay_loop: Option<f64>,
     /// `warmup` seconds, else the virtual server's: the default of its checkers' (see
@@ -913,8 +978,8 @@ pub enum CheckKind {
     },
     /// `MISC_CHECK`: a script exits 0.
     Misc {
-        /// `misc_path`: the command line.
-        path: String,
+        /// `misc_path` (with `user`).
+        path: Script,
         /// `misc_timeout` seconds (delay_loop when unset).
         timeout: Option<f64>,
     },

@@ -30,8 +30,9 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
-/// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`, `script_user`,
-///   `enable_script_security`): rvs-agent has no SNMP, and runs scripts as itself;
+/// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`,
+///   `enable_script_security`): rvs-agent has no SNMP, and does not check who may write
+///   a script (`script_user` is honoured: [`Script::run_as`]);
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_iptables`,
 ///   `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`,
@@ -71,7 +72,6 @@ pub const IGNORED: &[&str] = &[
     "vrrp_priority",
     "checker_priority",
     "bfd_priority",
-    "script_user",
     "enable_script_security",
     "vrrp_iptables",
     "use_vmac",
@@ -220,6 +220,10 @@ struct P<'a> {
     /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, resolved once the
     /// instances (whose VRID is keepalived's default sync id) are read.
     sync_daemons: Vec<SyncDaemon>,
+    /// Who scripts without a user of their own run as: `script_user`, else keepalived's
+    /// `keepalived_script` when it exists (looked up at the first such script); inner
+    /// none: rvs-agent's own user.
+    script_user: Option<Option<RunAs>>,
 }
 
 /// keepalived's IPVS sync daemon line: `lvs_sync_daemon INTERFACE [VRRP_INSTANCE | inst
@@ -322,6 +326,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         sync_daemons: Vec::new(),
         global_alerts: Vec::new(),
         strict_noted: false,
+        script_user: None,
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -433,7 +438,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
     // A *_script_timeout without its script: nothing to run.
     let g = &mut cfg.global_defs;
     for s in [&mut g.startup_script, &mut g.shutdown_script] {
-        if s.as_ref().is_some_and(|s| s.cmd.is_empty()) {
+        if s.as_ref().is_some_and(|s| s.cmd.cmd.is_empty()) {
             *s = None;
         }
     }
@@ -583,12 +588,103 @@ impl P<'_> {
         true
     }
 
-    fn script(&mut self, n: &Node) -> Option<String> {
-        if n.args.is_empty() {
+    /// keepalived's `KEY COMMAND [USERNAME [GROUPNAME]]` (notify, quorum, FIFO and
+    /// lifecycle scripts): a command with arguments is quoted, since the words after it
+    /// name the user and group it runs as.
+    fn script(&mut self, n: &Node) -> Option<Script> {
+        let Some(cmd) = n.args.first() else {
             self.err(&n.loc, format!("{} needs a script", n.key));
             return None;
+        };
+        let run_as = match n.args.len() {
+            1 => self.default_run_as(n),
+            2 | 3 => Some(self.run_as(n, &n.args[1..])?),
+            _ => {
+                self.err(
+                    &n.loc,
+                    format!(
+                        "{}: after the script come at most a user and a group, not '{}': \
+                         quote a command with arguments (\"{}\")",
+                        n.key,
+                        n.args[1..].join(" "),
+                        n.args.join(" ")
+                    ),
+                );
+                return None;
+            }
+        };
+        Some(Script { cmd: cmd.clone(), run_as })
+    }
+
+    /// vrrp_script's `script` and MISC_CHECK's `misc_path`: the first word is the command
+    /// (its user comes from a `user` line, see [`P::run_as`]); keepalived ignores any word
+    /// after it, and so does rvs-agent, with a warning.
+    fn command(&mut self, n: &Node) -> Option<Script> {
+        let Some(cmd) = n.args.first() else {
+            self.err(&n.loc, format!("{} needs a script", n.key));
+            return None;
+        };
+        if n.args.len() > 1 {
+            self.warn(
+                &n.loc,
+                format!(
+                    "{}: only '{cmd}' runs (as keepalived): '{}' after it is ignored; \
+                     quote a command with arguments (\"{}\")",
+                    n.key,
+                    n.args[1..].join(" "),
+                    n.args.join(" ")
+                ),
+            );
         }
-        Some(n.args.join(" "))
+        Some(Script::new(cmd.clone()))
+    }
+
+    /// `USERNAME [GROUPNAME]` (`words`) resolved on this host, as keepalived does when it
+    /// reads the file; a name that does not resolve is an error (keepalived drops the
+    /// script with a log line: a notify that never runs).
+    fn run_as(&mut self, n: &Node, words: &[String]) -> Option<RunAs> {
+        use nix::unistd::{Group, User};
+        let user = &words[0];
+        let Ok(Some(u)) = User::from_name(user) else {
+            self.err(
+                &n.loc,
+                format!(
+                    "{}: user '{user}' does not exist (the words after a script name the user \
+                     and group it runs as: quote a command with arguments)",
+                    n.key
+                ),
+            );
+            return None;
+        };
+        let gid = match words.get(1) {
+            None => u.gid.as_raw(),
+            Some(g) => match Group::from_name(g) {
+                Ok(Some(g)) => g.gid.as_raw(),
+                _ => {
+                    self.err(&n.loc, format!("{}: group '{g}' does not exist", n.key));
+                    return None;
+                }
+            },
+        };
+        Some(RunAs { user: user.clone(), uid: u.uid.as_raw(), gid })
+    }
+
+    /// Who a script without a user of its own runs as (see [`P::script_user`]).
+    fn default_run_as(&mut self, n: &Node) -> Option<RunAs> {
+        if self.script_user.is_none() {
+            let exists = nix::unistd::User::from_name("keepalived_script").is_ok_and(|u| u.is_some());
+            self.script_user = Some(if exists { self.run_as(n, &["keepalived_script".to_string()]) } else { None });
+        }
+        self.script_user.clone().flatten()
+    }
+
+    /// A block's `user USERNAME [GROUPNAME]` (vrrp_script, MISC_CHECK).
+    fn user_line(&mut self, c: &Node, script: &mut Script) {
+        if c.args.is_empty() || c.args.len() > 2 {
+            self.err(&c.loc, "user takes a user name and optionally a group name");
+        } else if let Some(r) = self.run_as(c, &c.args) {
+            script.run_as = Some(r);
+        }
     }
 
     fn global_defs(&mut self, n: &Node, g: &mut GlobalDefs) {
@@ -616,17 +712,28 @@ impl P<'_> {
                 "vrrp_garp_master_repeat" => g.vrrp_garp_master_repeat = self.uint(c),
                 "vrrp_garp_master_refresh" => g.vrrp_garp_master_refresh = self.uint(c),
                 k @ ("notify_fifo" | "vrrp_notify_fifo" | "lvs_notify_fifo") => {
+                    let owner = match c.args.len() {
+                        0..=1 => self.default_run_as(c),
+                        2 | 3 => self.run_as(c, &c.args[1..]),
+                        _ => {
+                            self.err(&c.loc, format!("{k}: after the FIFO come at most a user and a group"));
+                            None
+                        }
+                    };
                     if let Some(path) = self.arg(c) {
-                        fifo_slot(g, k).path = Some(path.into());
+                        let f = fifo_slot(g, k);
+                        (f.path, f.owner) = (Some(path.into()), owner);
                     }
-                    self.fifo_owner(c);
                 }
                 k @ ("notify_fifo_script" | "vrrp_notify_fifo_script" | "lvs_notify_fifo_script") => {
-                    if let Some(script) = self.arg(c) {
-                        fifo_slot(g, k).script = Some(script.to_string());
+                    if let Some(script) = self.script(c) {
+                        fifo_slot(g, k).script = Some(script);
                     }
-                    self.fifo_owner(c);
                 }
+                "script_user" => match c.args.len() {
+                    1 | 2 => self.script_user = Some(self.run_as(c, &c.args)),
+                    _ => self.err(&c.loc, "script_user takes a user name and optionally a group name"),
+                },
                 "vrrp_higher_prio_send_advert" => g.vrrp_higher_prio_send_advert = self.flag_value(c),
                 "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = self.flag_value(c),
                 "vrrp_garp_master_refresh_repeat" => g.vrrp_garp_master_refresh_repeat = self.uint(c).map(|r| r.max(1)),
@@ -676,7 +783,7 @@ impl P<'_> {
                 }
                 k @ ("startup_script" | "shutdown_script") => {
                     let slot = if k == "startup_script" { &mut g.startup_script } else { &mut g.shutdown_script };
-                    if slot.as_ref().is_some_and(|s| !s.cmd.is_empty()) {
+                    if slot.as_ref().is_some_and(|s| !s.cmd.cmd.is_empty()) {
                         self.warn(&c.loc, format!("{k} is already given: this one ignored (as keepalived)"));
                     } else if let Some(cmd) = self.script(c) {
                         let timeout = slot.as_ref().map_or(10, |s| s.timeout);
@@ -688,7 +795,9 @@ impl P<'_> {
                         if k == "startup_script_timeout" { &mut g.startup_script } else { &mut g.shutdown_script };
                     // Before its script, it waits in a script-less entry the script fills.
                     match c.args.first().and_then(|a| a.parse::<u32>().ok()).filter(|t| (1..=1000).contains(t)) {
-                        Some(t) => slot.get_or_insert(LifecycleScript { cmd: String::new(), timeout: 10 }).timeout = t,
+                        Some(t) => {
+                            slot.get_or_insert(LifecycleScript { cmd: Script::new(""), timeout: 10 }).timeout = t
+                        }
                         None => self.warn(&c.loc, format!("{k} must be 1-1000 seconds: line ignored (as keepalived)")),
                     }
                 }
@@ -971,14 +1080,6 @@ impl P<'_> {
         Some(LvsSyncDaemon { keyword: d.key, interface: d.interface, instance: d.instance, syncid, loc: d.loc })
     }
 
-    /// keepalived's `[username [groupname]]` after a FIFO or its script: not honoured.
-    fn fifo_owner(&mut self, c: &Node) {
-        if c.args.len() > 1 {
-            let owner = c.args[1..].join(" ");
-            self.warn(&c.loc, format!("{}: the owner ('{owner}') is not honoured: rvs-agent's user", c.key));
-        }
-    }
-
     /// FIFO names that clash, and scripts without their FIFO.
     fn check_fifos(&mut self, n: &Node, g: &GlobalDefs) {
         let fifos = [
@@ -1009,7 +1110,7 @@ impl P<'_> {
         let name = self.name(n)?.to_string();
         let mut s = VrrpScript {
             name,
-            script: String::new(),
+            script: Script::new(""),
             interval: 1.0,
             timeout: None,
             weight: 0,
@@ -1020,7 +1121,11 @@ impl P<'_> {
         };
         for c in self.block(n) {
             match c.key.as_str() {
-                "script" => s.script = self.script(c).unwrap_or_default(),
+                "script" => {
+                    if let Some(cmd) = self.command(c) {
+                        s.script.cmd = cmd.cmd;
+                    }
+                }
                 "interval" => s.interval = self.secs(c).unwrap_or(1.0),
                 "timeout" => s.timeout = self.secs(c),
                 "weight" => {
@@ -1029,13 +1134,15 @@ impl P<'_> {
                 }
                 "rise" => s.rise = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
                 "fall" => s.fall = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
-                "user" => self.ignore(c, "scripts run as rvs-agent's user"),
+                "user" => self.user_line(c, &mut s.script),
                 "init_fail" => self.ignore(c, "a script starts as succeeding until its first result"),
                 _ => self.other(c, "vrrp_script"),
             }
         }
-        if s.script.is_empty() {
+        if s.script.cmd.is_empty() {
             self.err(&n.loc, format!("vrrp_script {} has no script", s.name));
+        } else if s.script.run_as.is_none() {
+            s.script.run_as = self.default_run_as(n);
         }
         Some(s)
     }
@@ -2412,7 +2519,7 @@ impl P<'_> {
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "MISC_CHECK" => {
-                    let k = CheckKind::Misc { path: String::new(), timeout: None };
+                    let k = CheckKind::Misc { path: Script::new(""), timeout: None };
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "SSL_GET" => {
@@ -2506,10 +2613,14 @@ impl P<'_> {
                     self.http_option(c, urls, virtualhost, protocol, Some(enable_sni), &ctx)
                 }
                 CheckKind::Misc { path, timeout } => match c.key.as_str() {
-                    "misc_path" => *path = self.script(c).unwrap_or_default(),
+                    "misc_path" => {
+                        if let Some(cmd) = self.command(c) {
+                            path.cmd = cmd.cmd;
+                        }
+                    }
                     "misc_timeout" => *timeout = self.secs(c),
                     "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
-                    "user" => self.ignore(c, "scripts run as rvs-agent's user"),
+                    "user" => self.user_line(c, path),
                     _ => self.other(c, &ctx),
                 },
                 CheckKind::Udp { payload, require_reply, reply, min_reply_length, max_reply_length } => {
@@ -2567,11 +2678,16 @@ impl P<'_> {
                 CheckKind::Tcp | CheckKind::Ping | CheckKind::File { .. } => self.other(c, &ctx),
             }
         }
+        if let CheckKind::Misc { path, .. } = &mut kind {
+            if path.run_as.is_none() {
+                path.run_as = self.default_run_as(n);
+            }
+        }
         match &kind {
             CheckKind::Http { urls, .. } | CheckKind::Ssl { urls, .. } if urls.is_empty() => {
                 self.err(&n.loc, format!("{ctx} needs at least one url {{ path ... }}"))
             }
-            CheckKind::Misc { path, .. } if path.is_empty() => self.err(&n.loc, "MISC_CHECK needs misc_path"),
+            CheckKind::Misc { path, .. } if path.cmd.is_empty() => self.err(&n.loc, "MISC_CHECK needs misc_path"),
             CheckKind::Udp { require_reply: true, min_reply_length, max_reply_length, .. }
                 if min_reply_length > max_reply_length =>
             {

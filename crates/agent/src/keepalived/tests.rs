@@ -269,7 +269,7 @@ fn priority_change_notifies_resolve_as_keepalived() {
     assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
     let got: Vec<_> = l.config.vrrp_instances.iter().map(|i| i.notify.priority_changes).collect();
     assert_eq!(got, [Some(false), Some(true), Some(true)], "A: its group's; B: its own; C: the global");
-    assert_eq!(l.config.vrrp_instances[1].notify.master_rx_lower_pri.as_deref(), Some("/bin/lower"));
+    assert_eq!(l.config.vrrp_instances[1].notify.master_rx_lower_pri, Some("/bin/lower".into()));
     let l = strict("vrrp_sync_group G {\n group {\n  A\n }\n notify_master_rx_lower_pri /bin/x\n}\n");
     assert!(
         messages(&l).iter().any(|m| m.contains("notify_master_rx_lower_pri is a vrrp_instance's")),
@@ -1835,4 +1835,81 @@ fn vrrp_garp_and_gna_intervals_are_honoured() {
     // Nor is a per-instance garp_interval (keepalived 2.2.7 has none) accepted.
     let l = strict(&MINIMAL.replace("virtual_router_id 5", "virtual_router_id 5\n garp_interval 0.01"));
     assert!(l.has_errors(), "{:?}", messages(&l));
+}
+
+/// keepalived's `SCRIPT [USERNAME [GROUPNAME]]`: a quoted command keeps its arguments,
+/// the words after it are the user and group (resolved now: one that does not exist is an
+/// error naming the fix, where keepalived drops the script with a log line); `script_user`
+/// is the default; vrrp_script and MISC_CHECK take a `user` line and, as keepalived, run
+/// only the first word of an unquoted command (warned).
+#[test]
+fn scripts_run_as_the_user_after_them_and_keep_quoted_arguments() {
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().expect("Debian has nobody");
+    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().expect("Debian has nogroup");
+    let (uid, gid) = (nobody.uid.as_raw(), nobody.gid.as_raw());
+    let with = |global: &str, own: &str| {
+        strict(&format!(
+            "global_defs {{\n{global}}}\n{}",
+            MINIMAL.replace(" interface eth0\n", &format!(" interface eth0\n{own}"))
+        ))
+    };
+    let l = with(
+        "",
+        " notify_master \"/bin/to-master arg\"\n notify_backup /bin/to-backup nobody\n notify_fault /bin/f nobody nogroup\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let n = &l.config.vrrp_instances[0].notify;
+    assert_eq!(n.master, Some(Script::new("/bin/to-master arg")));
+    let run_as = |user: &str, gid| Some(RunAs { user: user.into(), uid, gid });
+    assert_eq!(n.backup, Some(Script { cmd: "/bin/to-backup".into(), run_as: run_as("nobody", gid) }));
+    assert_eq!(n.fault.as_ref().unwrap().run_as, run_as("nobody", nogroup.gid.as_raw()));
+
+    // An unquoted argument reads as a user: refused, with the fix.
+    let l = with("", " notify_master /bin/notify.sh master\n");
+    assert_eq!(
+        messages(&l),
+        ["t.conf:5: error: notify_master: user 'master' does not exist (the words after a script name the user and \
+          group it runs as: quote a command with arguments)"]
+    );
+    let l = with("", " notify /bin/n nobody nogroup x\n");
+    assert_eq!(
+        messages(&l),
+        ["t.conf:5: error: notify: after the script come at most a user and a group, not 'nobody nogroup x': quote a \
+          command with arguments (\"/bin/n nobody nogroup x\")"]
+    );
+    let l = with("", " notify_stop /bin/s nobody nosuchgroup\n");
+    assert_eq!(messages(&l), ["t.conf:5: error: notify_stop: group 'nosuchgroup' does not exist"]);
+
+    // script_user: every script without its own user, FIFO readers and FIFOs too.
+    let l = with(
+        " script_user nobody\n notify_fifo /run/n.fifo\n notify_fifo_script /bin/reader\n startup_script /bin/up root\n",
+        " notify_master /bin/m\n",
+    );
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let g = &l.config.global_defs;
+    assert_eq!(l.config.vrrp_instances[0].notify.master.as_ref().unwrap().run_as, run_as("nobody", gid));
+    assert_eq!(g.notify_fifo.owner, run_as("nobody", gid));
+    assert_eq!(g.notify_fifo.script.as_ref().unwrap().run_as, run_as("nobody", gid));
+    assert_eq!(g.startup_script.as_ref().unwrap().cmd.run_as.as_ref().map(|r| r.uid), Some(0));
+    let l = with(" script_user nosuchuser\n", "");
+    assert!(messages(&l)[0].contains("script_user: user 'nosuchuser' does not exist"), "{:?}", messages(&l));
+
+    // vrrp_script and MISC_CHECK: `user`, and keepalived's first word only.
+    let l = strict(&format!(
+        "vrrp_script chk {{\n script /bin/chk --fast\n user nobody nogroup\n}}\n{}\
+         virtual_server 10.0.0.1 80 {{\n protocol TCP\n lb_kind NAT\n real_server 10.0.1.1 80 {{\n  MISC_CHECK {{\n   \
+         misc_path \"/bin/probe -q\"\n   user nobody\n  }}\n }}\n}}\n",
+        MINIMAL.replace(" interface eth0\n", " interface eth0\n track_script {\n  chk\n }\n")
+    ));
+    assert_eq!(
+        messages(&l)[..1],
+        ["t.conf:2: warning: script: only '/bin/chk' runs (as keepalived): '--fast' after it is ignored; quote a \
+          command with arguments (\"/bin/chk --fast\")"]
+    );
+    let s = &l.config.vrrp_scripts[0].script;
+    assert_eq!((s.cmd.as_str(), &s.run_as), ("/bin/chk", &run_as("nobody", nogroup.gid.as_raw())));
+    let CheckKind::Misc { path, .. } = &l.config.virtual_servers[0].real_servers[0].checks[0].kind else {
+        panic!("a MISC_CHECK")
+    };
+    assert_eq!(path, &Script { cmd: "/bin/probe -q".into(), run_as: run_as("nobody", gid) });
 }

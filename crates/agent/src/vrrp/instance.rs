@@ -815,7 +815,7 @@ impl Instance {
                     // keepalived's send_event_notify (VRRP_EVENT_MASTER_RX_LOWER_PRI):
                     // the script, and the FIFO line whether or not there is one.
                     if let Some(cmd) = self.cfg.notify.master_rx_lower_pri.clone() {
-                        spawn_script(cmd);
+                        crate::script::spawn(cmd);
                     }
                     self.fifo_line("MASTER_RX_LOWER_PRI", self.fsm.priority());
                 }
@@ -882,9 +882,10 @@ impl Instance {
             State::Fault => "FAULT",
             State::Initialize => "STOP",
         };
-        let generic = n.any.as_ref().map(|s| format!("{s} INSTANCE {} {word} {}", self.cfg.name, self.fsm.priority()));
+        let generic =
+            n.any.as_ref().map(|s| s.with_args(&format!("INSTANCE {} {word} {}", self.cfg.name, self.fsm.priority())));
         for cmd in specific.into_iter().chain(generic) {
-            spawn_script(cmd);
+            crate::script::spawn(cmd);
         }
         self.fifo_line(word, self.fsm.priority());
         self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
@@ -915,26 +916,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// Runs a notify script in the background (`/bin/sh -c`), logging failures.
-/// The script starts at once (a notify_stop script runs even when the agent exits right
-/// after); it is waited for in the background.
-pub fn spawn_script(cmd: String) {
-    let mut child = match tokio::process::Command::new("/bin/sh").arg("-c").arg(&cmd).spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(%cmd, "script failed to start: {e}");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        match child.wait().await {
-            Ok(s) if s.success() => {}
-            Ok(s) => tracing::warn!(%cmd, "script exited with {s}"),
-            Err(e) => tracing::warn!(%cmd, "script: {e}"),
-        }
-    });
 }
 
 #[cfg(test)]

@@ -32,7 +32,6 @@
 //! [`Command`]s. The group is a [`SyncGroup`] behind a mutex, held only for those calls.
 
 use super::fsm::{Event, State};
-use super::instance::spawn_script;
 use crate::agent::fifo::Notifier;
 use crate::keepalived::config::Notify;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -301,9 +300,9 @@ impl SyncGroup {
             State::Initialize => (n.stop.clone(), "STOP"),
         };
         tracing::info!(group = %self.name, "VRRP_Group: entering {word} state");
-        let generic = n.any.as_ref().map(|s| format!("{s} GROUP {} {word} 0", self.name));
+        let generic = n.any.as_ref().map(|s| s.with_args(&format!("GROUP {} {word} 0", self.name)));
         for cmd in specific.into_iter().chain(generic) {
-            spawn_script(cmd);
+            crate::script::spawn(cmd);
         }
         self.fifos.vrrp(&format!("GROUP \"{}\" {word} 0\n", self.name));
         self.fifos.mail.send_vrrp(true, &self.name, state, mailed);

@@ -119,7 +119,7 @@ mod tests {
         let flag = std::env::temp_dir().join(format!("rvs-agent-track-{}", std::process::id()));
         let s = VrrpScript {
             name: "chk".into(),
-            script: format!("test -e {}", flag.display()),
+            script: format!("test -e {}", flag.display()).as_str().into(),
             interval: 0.02,
             timeout: Some(1.0),
             weight: -10,
