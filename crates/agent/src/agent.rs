@@ -12,7 +12,8 @@ use crate::keepalived::config::LifecycleScript;
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::script::{self, kill_group, log_exit, spawn_in_group};
-use crate::vrrp::instance::{Instance, InstanceStatus, TrackRx, Tracked};
+use crate::vrrp::fsm::State;
+use crate::vrrp::instance::{Instance, InstanceStatus, Leave, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::sync::{Membership, SyncGroup};
 use crate::vrrp::track;
@@ -109,7 +110,8 @@ impl Running {
 /// A running VRRP instance.
 struct Inst {
     name: String,
-    stop: watch::Sender<bool>,
+    /// How it is to leave (none: running).
+    stop: watch::Sender<Option<Leave>>,
     task: JoinHandle<()>,
     /// Its interface watchers.
     side: Vec<JoinHandle<()>>,
@@ -151,7 +153,13 @@ impl Agent {
     /// them all, see [`reload::instance_fingerprint`]), each group with a new
     /// [`SyncGroup`] of the members started (members not running, such as ones a config
     /// id filtered out, do not count).
-    fn start_instances(&mut self, names: &HashSet<String>) -> Result<Vec<Inst>, AgentError> {
+    /// Starts the instances `names`; those in `resume` carry on in the state of the one
+    /// they replace ([`Instance::resume`]).
+    fn start_instances(
+        &mut self,
+        names: &HashSet<String>,
+        resume: &HashMap<String, InstanceStatus>,
+    ) -> Result<Vec<Inst>, AgentError> {
         let cfg = self.cfg.clone();
         // Tracked scripts: one runner per vrrp_script that something tracks; an unchanged
         // one keeps running.
@@ -254,18 +262,24 @@ impl Agent {
             if let Some(t) = self.vrrp_hold {
                 inst.hold_until(t);
             }
-            let (stop, stop_rx) = watch::channel(false);
+            if let Some(was) = resume.get(&i.name) {
+                inst.resume(was);
+            }
+            let (stop, stop_rx) = watch::channel(None);
             let task = tokio::spawn(inst.run(stop_rx));
             out.push(Inst { name: i.name.clone(), stop, task, side, status });
         }
         Ok(out)
     }
 
-    /// Stops an instance as on shutdown (priority 0, VIPs removed) and waits for it.
-    async fn stop_instance(inst: Inst) {
-        let _ = inst.stop.send(true);
+    /// Stops an instance (see [`Leave`]) and waits for it; returns its last status
+    /// (handing over: the state it was in).
+    async fn stop_instance(inst: Inst, how: Leave) -> InstanceStatus {
+        let _ = inst.stop.send(Some(how));
         let _ = inst.task.await;
         inst.side.iter().for_each(JoinHandle::abort);
+        let last = inst.status.borrow().clone();
+        last
     }
 
     fn publish_statuses(&self) {
@@ -274,6 +288,25 @@ impl Agent {
         let mut v: Vec<&Inst> = self.insts.iter().collect();
         v.sort_by_key(|i| order.get(i.name.as_str()).copied().unwrap_or(usize::MAX));
         *self.statuses.lock().unwrap_or_else(|e| e.into_inner()) = v.iter().map(|i| i.status.clone()).collect();
+    }
+
+    /// A master handed over at a reload ([`Leave::Handover`]): the addresses and virtual
+    /// routes its old block had and `new`'s has not are released now (keepalived's
+    /// `clear_diff_vrrp_vip` / `_vroutes`); its successor adds the rest.
+    fn release_dropped(&self, name: &str, new: &Config) {
+        let find = |c: &Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
+        let (Some(old), Some(new)) = (find(&self.cfg), find(new)) else { return };
+        let (vips, routes) = (new.vips(), new.virtual_routes.iter().map(|r| r.spec()).collect::<Vec<_>>());
+        for r in old.virtual_routes.iter().map(|r| r.spec()).filter(|r| !routes.contains(r)) {
+            if let Err(e) = self.dp.del_route(&r) {
+                tracing::error!(instance = %name, prefix = %r.prefix, "remove virtual route: {e}");
+            }
+        }
+        for (addr, port) in old.vips().into_iter().filter(|v| !vips.contains(v)) {
+            if let Err(e) = self.dp.del_vip(addr, &port) {
+                tracing::error!(instance = %name, %addr, "remove VIP: {e}");
+            }
+        }
     }
 
     /// Writes `n`'s FIFO lines, starts its scripts and sends its mails (neither waited
@@ -365,8 +398,6 @@ impl Agent {
         self.reloads.applied.fetch_add(1, Ordering::Relaxed);
         let new = loaded.config;
         self.reload_statics(&new);
-        self.fifos.reconfigure(&new.global_defs);
-        self.fifos.mail.reconfigure(&new);
         let (diff, next, plan, quorum) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             let (diff, next, plan) = reload::plan(&self.cfg, &pool, &new);
@@ -394,6 +425,8 @@ impl Agent {
             // Nothing for the dataplane or the checkers, but the pool follows the file:
             // what only the agent acts on (notify scripts, `omega`) is the new file's.
             *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = next;
+            self.fifos.reconfigure(&new.global_defs);
+            self.fifos.mail.reconfigure(&new);
             // A quorum or hysteresis changed alone still moves a quorum.
             self.notify(quorum);
             self.cfg = new;
@@ -402,15 +435,31 @@ impl Agent {
         for line in diff.lines() {
             tracing::info!("reload: {line}");
         }
-        // 1. Instances removed or changed leave first (their VRIDs may be reused).
-        let going: HashSet<&str> =
-            diff.instances.iter().filter(|(_, c)| *c != Change::Added).map(|(n, _)| n.as_str()).collect();
+        // 1. Instances removed or changed leave first (their VRIDs may be reused), with
+        //    the notify FIFOs and mail settings they ran with; a changed one handing over
+        //    to its successor leaves its state to it.
+        let going: HashMap<&str, Change> =
+            diff.instances.iter().filter(|(_, c)| *c != Change::Added).map(|(n, c)| (n.as_str(), *c)).collect();
         let (stopping, kept): (Vec<Inst>, Vec<Inst>) =
-            std::mem::take(&mut self.insts).into_iter().partition(|i| going.contains(i.name.as_str()));
+            std::mem::take(&mut self.insts).into_iter().partition(|i| going.contains_key(i.name.as_str()));
         self.insts = kept;
+        let mut resume = HashMap::new();
         for i in stopping {
-            Agent::stop_instance(i).await;
+            let how = match going[i.name.as_str()] {
+                Change::Changed => reload::changed_leaves(&self.cfg, &new, &i.name),
+                _ => Leave::Removed,
+            };
+            let name = i.name.clone();
+            let last = Agent::stop_instance(i, how).await;
+            if how == Leave::Handover {
+                if last.state == State::Master {
+                    self.release_dropped(&name, &new);
+                }
+                resume.insert(name, last);
+            }
         }
+        self.fifos.reconfigure(&new.global_defs);
+        self.fifos.mail.reconfigure(&new);
         // 1b. An lvs_sync_daemon without an instance (instances with one have just
         //     stopped, or start below, with their roles).
         self.reload_unbound_sync(unbound);
@@ -438,7 +487,7 @@ impl Agent {
         let starting: HashSet<String> =
             diff.instances.iter().filter(|(_, c)| *c != Change::Removed).map(|(n, _)| n.clone()).collect();
         if !starting.is_empty() {
-            match self.start_instances(&starting) {
+            match self.start_instances(&starting, &resume) {
                 Ok(started) => self.insts.extend(started),
                 Err(e) => tracing::error!("reload: {e}"),
             }
@@ -556,7 +605,7 @@ pub async fn run_with_reload(
     let start = pool.lock().unwrap_or_else(|e| e.into_inner()).quorum_notices(None);
     agent.notify(start);
     let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
-    agent.insts = agent.start_instances(&all)?;
+    agent.insts = agent.start_instances(&all, &HashMap::new())?;
     agent.publish_statuses();
     // Checkers, each from its server's health at start (down under `alpha`).
     agent.spawn_checkers(checks);
@@ -619,10 +668,10 @@ pub async fn run_with_reload(
     // Every instance leaves at once, then each is waited for.
     let insts = std::mem::take(&mut agent.insts);
     for i in &insts {
-        let _ = i.stop.send(true);
+        let _ = i.stop.send(Some(Leave::Stop));
     }
     for i in insts {
-        Agent::stop_instance(i).await;
+        Agent::stop_instance(i, Leave::Stop).await;
     }
     // As keepalived's checker_terminate_phase2: both sync roles stop.
     if let Some(id) = unbound_sync_daemon(&agent.cfg) {

@@ -4,8 +4,10 @@
 //! * VRRP instances: an instance is unchanged when its own block, the `global_defs`, the
 //!   `vrrp_script`s it tracks and its sync groups (with every member's block) are; an
 //!   unchanged instance keeps running in its state (a master stays master, no election);
-//!   a changed one is stopped (as on shutdown: priority 0, VIPs removed) and started anew;
-//!   removed ones are stopped, added ones started.
+//!   a changed one hands over to its successor in its state, as keepalived's
+//!   `restore_vrrp_state` ([`changed_leaves`]: a master keeps its VIPs, gains the new
+//!   ones, drops the ones gone, and no script runs); removed ones are stopped (keepalived's
+//!   `FAULT` or, with `notify_deleted`, `DELETED` notifies), added ones started.
 //! * Services ([`diff_services`]): added, removed, changed (scheduler, persistence, local
 //!   addresses); within the services kept, real servers added, removed, weights changed.
 //!   Services are compared as the dataplane holds them (live weights: a server that is
@@ -26,7 +28,9 @@
 
 use crate::check::pool::{CheckerChange, CheckerPlan, Pool};
 use crate::dataplane::{Dataplane, LvsTimeouts, RealServer, Service, ServiceKey};
+use crate::keepalived::config::VrrpInstance;
 use crate::keepalived::Config;
+use crate::vrrp::instance::Leave;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -207,6 +211,27 @@ pub fn diff_instances(old: &Config, new: &Config) -> Vec<(String, Change)> {
     out
 }
 
+/// How an instance a reload changed leaves, as keepalived's `vrrp_exist`: the same
+/// router (same VRID, interface, port, family, multicast group, or unicast with the same
+/// source) hands over to its successor in its state ([`Leave::Handover`]: a master stays
+/// master, nothing is notified); another router is the old one removed
+/// ([`Leave::Removed`]) and a new one started. A member of a sync group, before or after,
+/// restarts as before ([`Leave::Stop`]): its group starts over with it.
+pub fn changed_leaves(old: &Config, new: &Config, name: &str) -> Leave {
+    let in_group = |c: &Config| c.vrrp_sync_groups.iter().any(|g| g.members.iter().any(|m| m == name));
+    let find = |c: &'_ Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
+    let (Some(a), Some(b)) = (find(old), find(new)) else { return Leave::Removed };
+    let unicast = |i: &VrrpInstance| !i.unicast_peers.is_empty() || i.unicast_fault_no_peer;
+    let same = (a.vrid, &a.interface, a.vip_port(), a.is_ipv6(), unicast(&a))
+        == (b.vrid, &b.interface, b.vip_port(), b.is_ipv6(), unicast(&b))
+        && if unicast(&a) { a.unicast_src_ip == b.unicast_src_ip } else { a.mcast_dst_ip == b.mcast_dst_ip };
+    match (same, in_group(old) || in_group(new)) {
+        (false, _) => Leave::Removed,
+        (true, true) => Leave::Stop,
+        (true, false) => Leave::Handover,
+    }
+}
+
 /// SNAT rules (`virtual_server match`) added, removed, or whose WAN addresses changed (as a
 /// set: rvsd takes them in turn), by match; each with its name in the new configuration
 /// (the old one for a removed rule). A rule renamed with the same match is not a change:
@@ -267,7 +292,7 @@ impl Diff {
             let what = match c {
                 Change::Added => "added: started",
                 Change::Removed => "removed: stopped",
-                Change::Changed => "changed: restarted",
+                Change::Changed => "changed",
             };
             out.push(format!("vrrp_instance {name} {what}"));
         }

@@ -9,6 +9,7 @@
 //! * SMTP_CHECK: Python's `smtpd` (Debian 12's python3.11);
 //! * DNS_CHECK: dnsmasq (scripts/setup.sh installs dnsmasq-base);
 //! * FILE_CHECK: track files setting the server down and changing its weight;
+//! * MISC_CHECK with misc_dynamic: exit codes setting the weight;
 //! * HTTP_GET's `http_protocol`: a Python HTTP/1.1 server logs the request lines and
 //!   headers keepalived's three forms send; Content-Length and chunked bodies digested.
 //!
@@ -329,6 +330,30 @@ fn file_check_sets_down_and_changes_the_weight() {
         wait_for("weight 3 again", WITHIN, || w() == Some(3)).await;
         std::fs::remove_file(&adjust).unwrap();
         wait_for("weight 7 (a missing file reads 0)", WITHIN, || w() == Some(7)).await;
+        a.stop().await;
+    });
+    drop(dir);
+}
+
+/// keepalived's `misc_dynamic`: the script's exit code sets the weight (0: the
+/// configured 7, 2-255: CODE - 2), 1 sets the server down (inhibit: weight 0).
+#[test]
+fn misc_dynamic_exit_codes_set_the_weight() {
+    root();
+    let ns = NetNs::new("rvcmisc");
+    let dir = TempDir::new("rvcmisc");
+    let code = dir.file("code");
+    std::fs::write(&code, "0").unwrap();
+    let checker = format!("  MISC_CHECK {{\n   misc_path \"/bin/sh -c 'exit $(cat {code})'\"\n   misc_dynamic\n  }}");
+    let conf = conf("TCP", "127.0.0.1 80", &checker);
+    in_netns(&ns, move || async move {
+        let a = Agent::start(&conf);
+        let w = || a.weight(Proto::Tcp, "192.0.2.1", 80, 0);
+        wait_for("the service to load", Duration::from_secs(2), || w() == Some(7)).await;
+        for (exit, weight) in [("12", 10), ("2", 0), ("1", 0), ("255", 253), ("0", 7)] {
+            std::fs::write(&code, exit).unwrap();
+            wait_for(&format!("exit {exit}: weight {weight}"), WITHIN, || w() == Some(weight)).await;
+        }
         a.stop().await;
     });
     drop(dir);

@@ -810,7 +810,11 @@ fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
 /// SIGHUP's path (the file re-read with `keepalived::load`, handed to the running agent):
 /// one real server's weight changed in the file changes only that weight (one
 /// `RealServerEdit`), the master stays master (no election, its VIP never removed), its
-/// checkers keep running; an invalid file changes nothing.
+/// checkers keep running; an invalid file changes nothing. An instance whose block changes
+/// (priority, an address added, then taken away) stays master as keepalived's does: its
+/// VIP is never released, the new address is added and the dropped one removed, and no
+/// notify runs; removed, it says `DELETED` with `notify_deleted`, else `FAULT`
+/// (keepalived's older word), and releases its VIPs.
 #[test]
 fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
     if !root() {
@@ -824,16 +828,24 @@ fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
                 let _ = l.accept().await;
             }
         });
-        let conf = |w: u32| {
-            format!(
-                "{}virtual_server 192.0.2.42 80 {{\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.2\n\
-                 real_server 127.0.0.1 18090 {{\n  weight 5\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n\
-                 real_server 127.0.0.2 18090 {{\n  weight {w}\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n}}\n",
-                node_conf("127.0.0.1", "127.0.0.2", 200)
-            )
-        };
         let dir = std::env::temp_dir().join(format!("rvs-agent-reload-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("vrrp.fifo");
+        let reader = open_fifo(&fifo);
+        let second = node_conf("127.0.0.1", "127.0.0.2", 100)
+            .replace("VI {", "VI2 {")
+            .replace("router_id 42", "router_id 43")
+            .replace("192.0.2.42/32", "192.0.2.43/32");
+        let with = |w: u32, vrrp: &str| {
+            format!(
+                "global_defs {{\n vrrp_notify_fifo {}\n}}\n{vrrp}\
+                 virtual_server 192.0.2.42 80 {{\n lb_kind FNAT\n lb_algo wrr\n delay_loop 0.2\n\
+                 real_server 127.0.0.1 18090 {{\n  weight 5\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n\
+                 real_server 127.0.0.2 18090 {{\n  weight {w}\n  TCP_CHECK {{\n   connect_timeout 0.2\n  }}\n }}\n}}\n",
+                fifo.display()
+            )
+        };
+        let conf = |w: u32| with(w, &format!("{}{second}", node_conf("127.0.0.1", "127.0.0.2", 200)));
         let file = dir.join("keepalived.conf");
         std::fs::write(&file, conf(7)).unwrap();
         let load = || rvs_agent::keepalived::load(&file, Options::default());
@@ -874,7 +886,7 @@ fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
         let weights: Vec<u32> = svc.real_servers.iter().map(|r| r.weight).collect();
         assert_eq!(weights, [5, 9]);
         assert!(running.virtual_servers()[0].rs.iter().all(|r| r.up && r.reason.is_none()), "no health change");
-        assert_eq!(running.instances().len(), 1);
+        assert_eq!(running.instances().len(), 2);
         // An invalid file: nothing changes.
         std::fs::write(&file, conf(11).replace("lb_algo wrr", "lb_algo wrr\n no_such_keyword 1")).unwrap();
         let bad = load();
@@ -887,23 +899,48 @@ fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
         assert_eq!(dp.service(&key).unwrap().real_servers[1].weight, 9);
         assert_eq!(st.borrow().state, State::Master);
         assert!(!watch_st.has_changed().unwrap());
-        // A valid file again, with the instance's priority changed: that instance restarts
-        // (leaves and starts over), the services are untouched.
-        std::fs::write(&file, conf(9).replace("priority 200", "priority 201")).unwrap();
+        // A valid file again, with the instance's priority changed and an address added:
+        // it hands over to its successor, which stays master (keepalived's
+        // restore_vrrp_state): nothing released, the new address added, nothing notified.
+        let vip = |a: &str| (format!("{a}/32").parse().unwrap(), "lo".to_string());
+        let (v42, v44) = (vip("192.0.2.42"), vip("192.0.2.44"));
+        let changed = |vips: &str| {
+            conf(9)
+                .replace("priority 200", "priority 201\n notify_deleted")
+                .replace("  192.0.2.42/32\n", &format!("  192.0.2.42/32\n{vips}"))
+        };
+        std::fs::write(&file, changed("  192.0.2.44/32\n")).unwrap();
+        let sent = running.instances()[0].borrow().counters.adverts_sent;
+        assert!(sent > 0);
         let before = dp.calls().len();
         reload_tx.send(load()).unwrap();
-        wait_for("master again", Duration::from_secs(3), || {
-            let s = running.instances()[0].borrow().clone();
-            s.priority == 201 && s.state == State::Master && has_vip_dp(&dp)
-        })
-        .await;
+        wait_for("the successor", Duration::from_secs(3), || running.instances()[0].borrow().priority == 201).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| not_garp(c)).cloned().collect();
-        assert!(after.contains(&Call::DelVip("192.0.2.42/32".parse().unwrap(), "lo".into())), "{after:?}");
-        assert!(after.iter().all(|c| matches!(c, Call::DelVip(..) | Call::AddVip(..))), "{after:?}");
-        assert_eq!(running.instances()[0].borrow().priority, 201);
+        assert!(after.iter().all(|c| matches!(c, Call::AddVip(..))), "nothing released: {after:?}");
+        assert!(after.contains(&Call::AddVip(v44.0, v44.1.clone())), "{after:?}");
+        assert_eq!(running.instances()[0].borrow().state, State::Master);
+        assert!(running.instances()[0].borrow().counters.adverts_sent > sent, "the counters carry on");
+        // The address taken away again: only it goes.
+        std::fs::write(&file, changed("")).unwrap();
+        let before = dp.calls().len();
+        reload_tx.send(load()).unwrap();
+        wait_for("192.0.2.44 released", Duration::from_secs(3), || !dp.vips().contains(&v44)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| not_garp(c)).cloned().collect();
+        assert!(!after.contains(&Call::DelVip(v42.0, v42.1.clone())), "{after:?}");
+        assert_eq!(running.instances()[0].borrow().state, State::Master);
+        // Both instances removed: VI (notify_deleted) says DELETED, VI2 FAULT; both release.
+        std::fs::write(&file, with(9, "")).unwrap();
+        reload_tx.send(load()).unwrap();
+        wait_for("the VIPs released", Duration::from_secs(3), || dp.vips().is_empty()).await;
         stop.send(true).unwrap();
         task.await.unwrap();
         server.abort();
+        let lines = drain_fifo(reader, &fifo);
+        let vi: Vec<&str> = lines.lines().filter(|l| l.starts_with("INSTANCE \"VI\"")).collect();
+        assert_eq!(vi, ["INSTANCE \"VI\" BACKUP 200", "INSTANCE \"VI\" MASTER 200", "INSTANCE \"VI\" DELETED 201"]);
+        assert!(lines.contains("INSTANCE \"VI2\" FAULT 100\n"), "{lines}");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -357,6 +357,64 @@ fn v3_ipv4_mcast_dst_ip_agent_higher_priority_wins_and_keepalived_takes_over() {
     );
 }
 
+/// A reload (SIGHUP) that changes the master's block (its priority, an excluded address
+/// more: one more in the adverts would make keepalived drop them)
+/// leaves it master, as keepalived's reload does: no priority-0 advert, so keepalived, the
+/// backup, never takes the VIP meanwhile; the new address is added, the old one never
+/// dropped. Before, the agent restarted a changed instance and keepalived held the VIP
+/// until the agent preempted it back.
+#[test]
+fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
+    if !can_run() {
+        return;
+    }
+    let s = Setup {
+        version: 3,
+        family: Family::V4,
+        advert_int: "0.1",
+        agent_prio: 200,
+        ka_prio: 100,
+        vrid: 61,
+        unicast: false,
+        old_checksum: false,
+    };
+    let (dir, _veth, ka, ag) = pair();
+    std::fs::write(dir.0.join("keepalived.conf"), s.conf(&ka.dev, s.ka_prio, "", "")).unwrap();
+    let ag_conf = dir.0.join("agent.conf");
+    std::fs::write(&ag_conf, s.conf(&ag.dev, s.agent_prio, "", "")).unwrap();
+    let (ka_log, ag_log) = (dir.0.join("keepalived.log"), dir.0.join("agent.log"));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let agent = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        wait_for("rvs-agent to take the VIP", Duration::from_secs(10), || has_vip(&ag, s.vip()));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!has_vip(&ka, s.vip()));
+        let changed = s.conf(&ag.dev, 201, "", "").replace(
+            " virtual_ipaddress {",
+            " virtual_ipaddress_excluded {\n  10.77.0.101/24\n }\n virtual_ipaddress {",
+        );
+        std::fs::write(&ag_conf, changed).unwrap();
+        let pid = nix::unistd::Pid::from_raw(agent.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+        // Twenty advert intervals: the backup must not take over, the master keep its VIP.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(2) {
+            assert!(!has_vip(&ka, s.vip()), "keepalived took the VIP during the reload");
+            assert!(has_vip(&ag, s.vip()), "rvs-agent released the VIP during the reload");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(has_vip(&ag, "10.77.0.101"), "the address added by the reload");
+        let log = std::fs::read_to_string(&ag_log).unwrap();
+        assert!(log.contains("kept its state across the reload"), "{log}");
+    }));
+    if let Err(e) = result {
+        for l in [&ka_log, &ag_log] {
+            eprintln!("==== {}\n{}", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// A real SMTP server (Python 3.11's `smtpd`, Debian's python3) writing each mail it
 /// accepts as a JSON line: the envelope and the whole message.
 const SMTP_SINK: &str = r#"

@@ -374,15 +374,29 @@ impl Mailer {
     /// (`smtp_alert`, resolved), unless it is the state mailed last (`mailed`), or FAULT
     /// under `no_email_faults` (keepalived's `last_email_state`).
     pub fn send_vrrp(&self, group: bool, name: &str, state: State, mailed: &mut Option<State>) {
-        let wanted = self.env.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|e| {
-            let on = e.vrrp.get(&(group, name.to_string())).copied().unwrap_or(false);
-            on && !(e.no_email_faults && state == State::Fault)
-        });
-        if wanted != Some(true) || *mailed == Some(state) {
+        if !self.vrrp_mails(group, name, Some(state)) || *mailed == Some(state) {
             return;
         }
         *mailed = Some(state);
         self.send(Alert::vrrp(group, name, state));
+    }
+
+    /// A VRRP instance a reload removed, with `notify_deleted`: keepalived's `Deleted`
+    /// mail, when the instance mails.
+    pub fn send_deleted(&self, name: &str) {
+        if self.vrrp_mails(false, name, None) {
+            let subject = format!("VRRP Instance {name} - Deleted");
+            self.send(Alert { subject, body: "=> VRRP Deleted at reload <=".into() });
+        }
+    }
+
+    /// Whether a VRRP instance's or group's change to `state` is mailed.
+    fn vrrp_mails(&self, group: bool, name: &str, state: Option<State>) -> bool {
+        let env = self.env.lock().unwrap_or_else(|e| e.into_inner());
+        env.as_ref().is_some_and(|e| {
+            let on = e.vrrp.get(&(group, name.to_string())).copied().unwrap_or(false);
+            on && !(e.no_email_faults && state == Some(State::Fault))
+        })
     }
 
     /// Waits for the mails under way, at most `limit`.

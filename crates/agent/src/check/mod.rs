@@ -164,6 +164,9 @@ pub enum Probe {
         cmd: Script,
         /// Time allowed.
         timeout: Duration,
+        /// `misc_dynamic`: the real server's configured weight, from which the exit
+        /// code moves it.
+        dynamic: Option<u32>,
     },
 }
 
@@ -227,8 +230,8 @@ pub struct Transition {
     pub up: bool,
     /// Why, for the log.
     pub reason: String,
-    /// While up: the change of the configured weight FILE_CHECKs ask for (0 without
-    /// them). A transition may change only this.
+    /// While up: the change of the configured weight FILE_CHECKs and `misc_dynamic`
+    /// MISC_CHECKs ask for (0 without them). A transition may change only this.
     pub weight_delta: i64,
     /// keepalived's mail body for it, from the checker that decided (the failing one;
     /// up: the first that has one), see [`Probe::alert_body`]; none: no mail (FILE_CHECK
@@ -424,9 +427,10 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64, proxy: Option<Pr
         CheckKind::File { path, weight, reverse, .. } => {
             Probe::File { path: path.clone(), weight: *weight, reverse: *reverse }
         }
-        CheckKind::Misc { path, timeout } => Probe::Misc {
+        CheckKind::Misc { path, timeout, dynamic } => Probe::Misc {
             cmd: path.clone(),
             timeout: secs(timeout.unwrap_or(c.common.delay_loop.unwrap_or(vs_delay_loop))),
+            dynamic: dynamic.then_some(rs.weight),
         },
     };
     CheckSpec {
@@ -499,7 +503,8 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
         Probe::Smtp { target, bindto, helo_name } => smtp::check(*target, *bindto, helo_name, t).await,
         Probe::Dns { target, bindto, name, qtype } => dns::check(*target, *bindto, name, *qtype, t).await,
         Probe::File { path, weight, reverse } => return file::check(path, *weight, *reverse).await,
-        Probe::Misc { cmd, timeout } => misc::check(cmd, *timeout).await,
+        Probe::Misc { cmd, timeout, dynamic: Some(weight) } => return misc::dynamic(cmd, *timeout, *weight).await,
+        Probe::Misc { cmd, timeout, dynamic: None } => misc::check(cmd, *timeout).await,
     }
     .map(|()| 0)
 }
@@ -507,7 +512,7 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
 /// One round for a server currently `up`: every checker must pass; a failing checker is
 /// retried `retry` times `delay_before_retry` apart while the server is up (a server
 /// already down is not retried: one success brings it back).
-/// Ok: the sum of the weight changes FILE_CHECKs ask for.
+/// Ok: the sum of the weight changes FILE_CHECKs and `misc_dynamic` ask for.
 /// Each attempt is counted in `stats` for real server `id`.
 pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, (usize, String)> {
     let mut delta = 0i64;
@@ -626,7 +631,9 @@ pub fn spawn_checkers_from(
                         let (reason, alert) = match r {
                             Err((i, e)) => (e, s.checks.get(i).and_then(|c| c.probe.alert_body(false))),
                             Ok(0) => ("checks pass".into(), first_body()),
-                            Ok(d) => (format!("checks pass, weight change {d:+} (FILE_CHECK)"), first_body()),
+                            Ok(d) => {
+                                (format!("checks pass, weight change {d:+} (FILE_CHECK, misc_dynamic)"), first_body())
+                            }
                         };
                         let t = Transition { id: s.id, up, reason, weight_delta: delta, alert };
                         if tx.send(t).await.is_err() {

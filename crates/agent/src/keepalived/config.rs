@@ -440,6 +440,11 @@ pub struct Notify {
     /// have taken something this one must take back).
     #[serde(default)]
     pub master_rx_lower_pri: Option<Script>,
+    /// `notify_deleted [SCRIPT]` (instances): a reload that removes the instance says
+    /// `DELETED` (and runs SCRIPT); without it, keepalived's older word for that, `FAULT`
+    /// (its notify_fault), unless the instance was in FAULT already.
+    #[serde(default)]
+    pub deleted: Option<Option<Script>>,
     /// `notify_priority_changes [BOOL]`: its effective priority changes are written to
     /// the notify FIFOs (`INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIO`); an
     /// instance's unset: its sync group's, else `global_defs`' `vrrp_notify_priority_changes`
@@ -651,6 +656,14 @@ impl VrrpInstance {
     /// Whether the instance's addresses are IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.virtual_ipaddress.first().is_some_and(|v| v.addr.addr().is_ipv6())
+    }
+
+    /// Every address it holds as master (`virtual_ipaddress` and `_excluded`), each with
+    /// the DPDK port it goes on (its `dev`, else [`VrrpInstance::vip_port`]).
+    pub fn vips(&self) -> Vec<(IpNet, String)> {
+        let all = self.virtual_ipaddress.iter().chain(&self.virtual_ipaddress_excluded);
+        all.map(|v| (v.addr, v.dev.as_deref().map_or_else(|| self.vip_port(), crate::dataplane::port_of).to_string()))
+            .collect()
     }
 
     /// The DPDK port holding the VIPs: `dpdk_interface`, else the port whose kernel twin
@@ -982,6 +995,10 @@ pub enum CheckKind {
         path: Script,
         /// `misc_timeout` seconds (delay_loop when unset).
         timeout: Option<f64>,
+        /// `misc_dynamic`: the exit code sets the weight (0: the configured one, 2-255:
+        /// CODE - 2; 1 or any other: down).
+        #[serde(default)]
+        dynamic: bool,
     },
     /// `SSL_GET`: HTTP_GET over TLS (the certificate is not verified, as keepalived 2.2.7).
     Ssl {

@@ -1261,6 +1261,10 @@ impl P<'_> {
                 return true;
             }
             "notify_master_rx_lower_pri" => &mut nt.master_rx_lower_pri,
+            "notify_deleted" => {
+                nt.deleted = Some(if c.args.is_empty() { None } else { self.script(c) });
+                return true;
+            }
             _ => return false,
         };
         *slot = self.script(c);
@@ -1271,11 +1275,8 @@ impl P<'_> {
         let name = self.name(n)?.to_string();
         let mut g = SyncGroup { name, members: Vec::new(), notify: Notify::default(), loc: n.loc.clone() };
         for c in self.block(n) {
-            if c.key == "notify_master_rx_lower_pri" {
-                self.err(
-                    &c.loc,
-                    "notify_master_rx_lower_pri is a vrrp_instance's, not a vrrp_sync_group's (as keepalived)",
-                );
+            if c.key == "notify_master_rx_lower_pri" || c.key == "notify_deleted" {
+                self.err(&c.loc, format!("{} is a vrrp_instance's, not a vrrp_sync_group's (as keepalived)", c.key));
                 continue;
             }
             if self.notify(c, &mut g.notify) {
@@ -2519,7 +2520,7 @@ impl P<'_> {
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "MISC_CHECK" => {
-                    let k = CheckKind::Misc { path: Script::new(""), timeout: None };
+                    let k = CheckKind::Misc { path: Script::new(""), timeout: None, dynamic: false };
                     rs.checks.push(self.check(c, k, defaults));
                 }
                 "SSL_GET" => {
@@ -2612,14 +2613,14 @@ impl P<'_> {
                 CheckKind::Ssl { urls, virtualhost, enable_sni, protocol, .. } => {
                     self.http_option(c, urls, virtualhost, protocol, Some(enable_sni), &ctx)
                 }
-                CheckKind::Misc { path, timeout } => match c.key.as_str() {
+                CheckKind::Misc { path, timeout, dynamic } => match c.key.as_str() {
                     "misc_path" => {
                         if let Some(cmd) = self.command(c) {
                             path.cmd = cmd.cmd;
                         }
                     }
                     "misc_timeout" => *timeout = self.secs(c),
-                    "misc_dynamic" => self.err(&c.loc, "misc_dynamic (weight from exit code) is not supported yet"),
+                    "misc_dynamic" => *dynamic = self.flag(c),
                     "user" => self.user_line(c, path),
                     _ => self.other(c, &ctx),
                 },

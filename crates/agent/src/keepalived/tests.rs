@@ -501,7 +501,10 @@ fn real_server_checks_parse_with_defaults_from_the_virtual_server() {
         k => panic!("{k:?}"),
     }
     assert_eq!(rs.checks[1].common.delay_before_retry, 0.5);
-    assert_eq!(rs.checks[2].kind, CheckKind::Misc { path: "/bin/sh -c 'exit 0'".into(), timeout: Some(2.0) });
+    assert_eq!(
+        rs.checks[2].kind,
+        CheckKind::Misc { path: "/bin/sh -c 'exit 0'".into(), timeout: Some(2.0), dynamic: false }
+    );
     assert_eq!(l.config.local_address_groups[0].addrs.len(), 2);
 }
 
@@ -1912,4 +1915,19 @@ fn scripts_run_as_the_user_after_them_and_keep_quoted_arguments() {
         panic!("a MISC_CHECK")
     };
     assert_eq!(path, &Script { cmd: "/bin/probe -q".into(), run_as: run_as("nobody", gid) });
+}
+
+/// keepalived's `notify_deleted [SCRIPT]`: an instance's (with or without a script), not a
+/// sync group's.
+#[test]
+fn notify_deleted_is_an_instances_with_an_optional_script() {
+    let with = |own: &str| strict(&MINIMAL.replace(" interface eth0\n", &format!(" interface eth0\n{own}")));
+    let l = with(" notify_deleted\n");
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!(l.config.vrrp_instances[0].notify.deleted, Some(None));
+    let l = with(" notify_deleted \"/bin/gone VI_1\"\n");
+    assert_eq!(l.config.vrrp_instances[0].notify.deleted, Some(Some("/bin/gone VI_1".into())));
+    assert_eq!(strict(MINIMAL).config.vrrp_instances[0].notify.deleted, None);
+    let l = strict("vrrp_sync_group G {\n group {\n  A\n }\n notify_deleted\n}\n");
+    assert!(messages(&l).iter().any(|m| m.contains("notify_deleted is a vrrp_instance's")), "{:?}", messages(&l));
 }

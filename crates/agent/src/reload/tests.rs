@@ -599,3 +599,23 @@ async fn the_agent_sets_lvs_timeouts_at_start_and_on_reload() {
     task.await.unwrap().unwrap();
     assert_eq!(dp.timeouts(), None);
 }
+
+/// keepalived's vrrp_exist: a changed instance that is the same router (VRID, interface,
+/// family, multicast or unicast source) hands over in its state; another router is the
+/// old one removed; a sync group member restarts with its group.
+#[test]
+fn a_changed_instance_hands_over_when_it_is_the_same_router() {
+    let old = cfg(BASE);
+    let leaves = |from: &str, to: &str| changed_leaves(&old, &cfg(&BASE.replacen(from, to, 1)), "VI_1");
+    assert_eq!(leaves("priority 100", "priority 150"), Leave::Handover);
+    assert_eq!(leaves("  192.0.2.1/32\n", "  192.0.2.1/32\n  192.0.2.9/32\n"), Leave::Handover);
+    assert_eq!(leaves("virtual_router_id 1\n", "virtual_router_id 9\n"), Leave::Removed);
+    assert_eq!(leaves("  192.0.2.1/32\n", "  2001:db8::1/128\n"), Leave::Removed);
+    assert_eq!(
+        leaves("virtual_router_id 1\n", "virtual_router_id 1\n unicast_peer {\n  10.0.0.9\n }\n"),
+        Leave::Removed
+    );
+    let grouped = format!("{BASE}vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n}}\n");
+    assert_eq!(changed_leaves(&old, &cfg(&grouped.replacen("priority 100", "priority 150", 1)), "VI_1"), Leave::Stop);
+    assert_eq!(changed_leaves(&old, &cfg(&BASE.replacen("VI_1", "VI_9", 1)), "VI_1"), Leave::Removed);
+}

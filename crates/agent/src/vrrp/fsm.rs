@@ -240,6 +240,8 @@ pub struct Fsm {
     /// keepalived's `vrrp_startup_delay` (`vrrp_delayed_start_time`): no becoming master
     /// before this; a backup's timers run from it while it is ahead ([`Fsm::hold_until`]).
     not_before: Duration,
+    /// [`Fsm::resume_master`].
+    resume_master: bool,
     /// keepalived's `wantstate == MASTER`: the Master_Down_Timer (or preemption) ran out
     /// since a master's advert was last accepted, or the machine is master.
     wants_master: bool,
@@ -269,6 +271,7 @@ impl Fsm {
             garp_lower_at: None,
             lower_answered_at: None,
             not_before: Duration::ZERO,
+            resume_master: false,
             wants_master: false,
             preempt_due: false,
         }
@@ -303,6 +306,13 @@ impl Fsm {
     /// as usual. Call before [`Event::Startup`].
     pub fn hold_until(&mut self, t: Duration) {
         self.not_before = t;
+    }
+
+    /// keepalived's `reload_master`: the machine replaces one a reload changed, which was
+    /// master: it starts as master (advert at once) unless it has a fault. Call before
+    /// [`Event::Startup`].
+    pub fn resume_master(&mut self) {
+        self.resume_master = true;
     }
 
     /// Whether the machine is held back at `now` ([`Fsm::hold_until`]).
@@ -462,6 +472,8 @@ impl Fsm {
         if self.fault || self.group_fault {
             self.state = State::Fault;
             out.push(Action::Notify(State::Fault));
+        } else if self.resume_master {
+            self.become_master(now, out);
         } else if (self.priority == 255 || self.cfg.start_as_master) && self.held(now) {
             // Held by the startup delay: backup until it ends, then master at once.
             self.become_backup(now, out);
@@ -764,6 +776,20 @@ mod tests {
         assert_eq!(adverts, (1..=5).map(Duration::from_secs).collect::<Vec<_>>());
         assert!(acts.contains(&(ms(4000), Action::SendGarp { repeat: 1 })), "refresh at 4 s");
         assert!(acts.contains(&(ms(5000), Action::SendGarp { repeat: 5 })), "garp_master_delay burst at 5 s");
+    }
+
+    /// keepalived's reload_master: a successor of a master starts as master at once, with
+    /// its advert; with a fault, in FAULT.
+    #[test]
+    fn a_resumed_master_is_master_at_once_unless_faulted() {
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.resume_master();
+        let acts = f.handle(ms(0), Event::Startup);
+        assert!(became_master(&acts) && acts[0] == Action::SendAdvert { priority: 100 }, "{acts:?}");
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.resume_master();
+        f.handle(ms(0), Event::Fault(true));
+        assert_eq!(f.handle(ms(0), Event::Startup), [Action::Notify(State::Fault)]);
     }
 
     #[test]

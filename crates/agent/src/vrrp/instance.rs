@@ -26,8 +26,8 @@ use super::packet::{auth_pass, check_hop_limit, Advert, PacketError, Received, V
 use super::sync::Membership;
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
-use crate::dataplane::{port_of, Dataplane, SyncRoles};
-use crate::keepalived::config::{GlobalDefs, InitialState, VrrpInstance};
+use crate::dataplane::{Dataplane, SyncRoles};
+use crate::keepalived::config::{GlobalDefs, InitialState, Script, VrrpInstance};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -62,7 +62,8 @@ pub struct InstanceStatus {
     pub counters: InstanceCounters,
 }
 
-/// What an instance counts since it started (a reload that restarts it starts over).
+/// What an instance counts since it started (carried across a reload that changes it,
+/// as keepalived's; an instance removed and added again starts over).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceCounters {
     /// Adverts sent (one per advertisement, whatever the number of unicast peers).
@@ -199,6 +200,21 @@ pub fn address_mismatch(
     }
 }
 
+/// How an instance leaves ([`Instance::run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// rvs-agent stops (keepalived's `notify_shutdown`): a master sends priority 0 and
+    /// releases its VIPs; `notify_stop`, `STOP` lines.
+    Stop,
+    /// A reload removed it (keepalived's `clear_diff_vrrp`): released as on stop, then
+    /// `DELETED` with `notify_deleted`, else `FAULT` (keepalived's older word) unless it
+    /// was in FAULT.
+    Removed,
+    /// A reload changed it and its successor takes over in its state
+    /// ([`Instance::resume`]): nothing is released, nothing notified.
+    Handover,
+}
+
 /// A running instance.
 pub struct Instance {
     cfg: VrrpInstance,
@@ -225,6 +241,9 @@ pub struct Instance {
     entered: State,
     /// The state last mailed (keepalived's `last_email_state`).
     mailed: Option<State>,
+    /// The state of the instance this one replaces at a reload ([`Instance::resume`]),
+    /// until its first state is entered.
+    resumed: Option<State>,
     /// The sync id when `lvs_sync_daemon` names this instance: its state then selects
     /// rvsd's connection-sync roles.
     sync_id: Option<u8>,
@@ -404,6 +423,7 @@ impl Instance {
             fifos,
             entered: State::Initialize,
             mailed: None,
+            resumed: None,
             sync_id,
             sync_roles: None,
             hold: None,
@@ -431,6 +451,17 @@ impl Instance {
         let mut c = fsm_config(&self.cfg, &self.global, primary);
         c.sync_group = self.group.is_some();
         Fsm::new(c)
+    }
+
+    /// keepalived's `restore_vrrp_state`: this instance replaces one a reload changed
+    /// (same VRID, interface and family), whose last status was `was`. A master stays
+    /// master (its VIPs stay in the dataplane, its advert goes out at once), entering the
+    /// state it was in notifies nothing (no failover, no scripts, for a reload), and the
+    /// counters carry on.
+    pub fn resume(&mut self, was: &InstanceStatus) {
+        self.resumed = Some(was.state);
+        self.mailed = Some(was.state);
+        self.status.send_modify(|s| s.counters = was.counters.clone());
     }
 
     /// keepalived's `vrrp_startup_delay`: the instance does not become MASTER before `t`
@@ -488,9 +519,8 @@ impl Instance {
         self.count(|c| *c.adverts_dropped.entry(reason.to_string()).or_default() += 1);
     }
 
-    /// Runs until `shutdown` becomes true (or its sender is dropped); then leaves as a
-    /// master should (priority 0 advert, VIPs removed).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `leave` says how to leave (a dropped sender: [`Leave::Stop`]).
+    pub async fn run(mut self, mut leave: watch::Receiver<Option<Leave>>) {
         let (changed_tx, mut changed_rx) = mpsc::channel::<()>(16);
         let forwarders: Vec<_> = self
             .tracked
@@ -509,7 +539,10 @@ impl Instance {
             .collect();
         drop(changed_tx);
         self.retrack();
-        if (self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()) {
+        let resumed_master = self.resumed == Some(State::Master);
+        if resumed_master {
+            self.fsm.resume_master();
+        } else if (self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()) {
             // As keepalived: a node starting as backup holds nothing, whatever an earlier
             // run (killed before it could leave) left in the dataplane. An owner or `state
             // MASTER` held back by vrrp_startup_delay starts as backup too.
@@ -517,16 +550,21 @@ impl Instance {
         }
         // As keepalived's vrrp_init_state: the backup sync role first, whatever the state
         // (one becoming MASTER at once switches to the master role as it enters it).
-        self.sync_roles(Some(false), "starting");
+        // (A master resumed at a reload keeps the master role.)
+        self.sync_roles(Some(resumed_master), "starting");
         let acts = self.fsm.handle(self.now(), Event::Startup);
         self.exec(acts).await;
+        if resumed_master && self.fsm.state() != State::Master {
+            // Resumed in FAULT: the VIPs its predecessor held go.
+            self.exec(vec![Action::RemoveVips]).await;
+        }
         let mut link = tokio::time::interval(LINK_CHECK);
         link.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.fsm.next_deadline().map(|d| self.epoch + d);
             tokio::select! {
-                r = shutdown.changed() => {
-                    if r.is_err() || *shutdown.borrow() {
+                r = leave.changed() => {
+                    if r.is_err() || leave.borrow().is_some() {
                         break;
                     }
                 }
@@ -562,13 +600,28 @@ impl Instance {
                 }
             }
         }
-        // As keepalived's vrrp_terminate_phase1: the sync role running stops first.
-        self.sync_roles(None, "stopping");
-        let acts = self.fsm.handle(self.now(), Event::Shutdown);
-        self.exec(acts).await;
-        // As keepalived's notify_shutdown: notify_stop, `notify ... STOP`, the FIFO line.
-        tracing::info!(instance = %self.cfg.name, "stopping");
-        self.notify(State::Initialize);
+        let how = leave.borrow().unwrap_or(Leave::Stop);
+        let was = self.fsm.state();
+        if how != Leave::Handover {
+            // As keepalived's vrrp_terminate_phase1: the sync role running stops first.
+            self.sync_roles(None, "stopping");
+            let acts = self.fsm.handle(self.now(), Event::Shutdown);
+            self.exec(acts).await;
+        }
+        match how {
+            Leave::Stop => {
+                // As keepalived's notify_shutdown: notify_stop, `notify ... STOP`, the FIFO line.
+                tracing::info!(instance = %self.cfg.name, "stopping");
+                self.notify(State::Initialize);
+            }
+            Leave::Removed => {
+                tracing::info!(instance = %self.cfg.name, "removed by the reload (or made another router)");
+                self.removed(was);
+            }
+            Leave::Handover => {
+                tracing::info!(instance = %self.cfg.name, state = ?was, "changed by the reload: handing over")
+            }
+        }
         self.stop_garps();
         for f in forwarders {
             f.abort();
@@ -759,9 +812,7 @@ impl Instance {
         // wanting MASTER), before anything here waits.
         self.report_wants();
         let name = self.cfg.name.clone();
-        let vips = self.cfg.virtual_ipaddress.iter().chain(&self.cfg.virtual_ipaddress_excluded);
-        let vips: Vec<_> =
-            vips.map(|v| (v.addr, v.dev.as_deref().map_or_else(|| self.cfg.vip_port(), port_of).to_string())).collect();
+        let vips = self.cfg.vips();
         let mut acts: VecDeque<Action> = acts.into();
         while let Some(a) = acts.pop_front() {
             match a {
@@ -828,6 +879,10 @@ impl Instance {
                         tracing::debug!(instance = %name, "sync group: not every member wants MASTER: staying BACKUP");
                     }
                 }
+                Action::Notify(state) if self.resumed.take() == Some(state) => {
+                    self.entered = state;
+                    tracing::info!(instance = %name, ?state, "kept its state across the reload");
+                }
                 Action::Notify(state) => {
                     let from = std::mem::replace(&mut self.entered, state);
                     self.count(|c| match c.transitions.iter_mut().find(|t| (t.from, t.to) == (from, state)) {
@@ -863,6 +918,33 @@ impl Instance {
         }
     }
 
+    /// The state's script, the generic `notify` (`INSTANCE NAME WORD PRIORITY`) and the
+    /// FIFO line (keepalived's `send_instance_notifies` but the mail).
+    fn run_notifies(&self, specific: Option<Script>, word: &str) {
+        let args = format!("INSTANCE {} {word} {}", self.cfg.name, self.fsm.priority());
+        let generic = self.cfg.notify.any.as_ref().map(|s| s.with_args(&args));
+        specific.into_iter().chain(generic).for_each(crate::script::spawn);
+        self.fifo_line(word, self.fsm.priority());
+    }
+
+    /// keepalived's `clear_diff_vrrp` for an instance a reload removed, which was in
+    /// `was`: `DELETED` with `notify_deleted` (its script, the generic one, the FIFO line,
+    /// the `Deleted` mail), else keepalived's older `FAULT` (`notify_fault`, ...) unless it
+    /// was in FAULT already. Not its sync group's business (the group is going too).
+    fn removed(&mut self, was: State) {
+        match self.cfg.notify.deleted.clone() {
+            Some(script) => {
+                self.run_notifies(script, "DELETED");
+                self.fifos.mail.send_deleted(&self.cfg.name);
+            }
+            None if was != State::Fault => {
+                self.run_notifies(self.cfg.notify.fault.clone(), "FAULT");
+                self.fifos.mail.send_vrrp(false, &self.cfg.name, State::Fault, &mut self.mailed);
+            }
+            None => {}
+        }
+    }
+
     /// keepalived's notify FIFO line for this instance: `INSTANCE "NAME" WORD PRIORITY`.
     fn fifo_line(&self, word: &str, priority: u8) {
         self.fifos.vrrp(&format!("INSTANCE \"{}\" {word} {priority}\n", self.cfg.name));
@@ -870,24 +952,13 @@ impl Instance {
 
     fn notify(&mut self, state: State) {
         let n = &self.cfg.notify;
-        let specific = match state {
-            State::Master => n.master.clone(),
-            State::Backup => n.backup.clone(),
-            State::Fault => n.fault.clone(),
-            State::Initialize => n.stop.clone(),
+        let (specific, word) = match state {
+            State::Master => (n.master.clone(), "MASTER"),
+            State::Backup => (n.backup.clone(), "BACKUP"),
+            State::Fault => (n.fault.clone(), "FAULT"),
+            State::Initialize => (n.stop.clone(), "STOP"),
         };
-        let word = match state {
-            State::Master => "MASTER",
-            State::Backup => "BACKUP",
-            State::Fault => "FAULT",
-            State::Initialize => "STOP",
-        };
-        let generic =
-            n.any.as_ref().map(|s| s.with_args(&format!("INSTANCE {} {word} {}", self.cfg.name, self.fsm.priority())));
-        for cmd in specific.into_iter().chain(generic) {
-            crate::script::spawn(cmd);
-        }
-        self.fifo_line(word, self.fsm.priority());
+        self.run_notifies(specific, word);
         self.fifos.mail.send_vrrp(false, &self.cfg.name, state, &mut self.mailed);
         // Then the group's (keepalived: a member's notifies, then its group's).
         if let Some(g) = &self.group {
