@@ -8,7 +8,7 @@ pub mod mail;
 use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
-use crate::keepalived::config::LifecycleScript;
+use crate::keepalived::config::{LifecycleScript, Track};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::script::{self, kill_group, log_exit, spawn_in_group};
@@ -16,7 +16,7 @@ use crate::vrrp::fsm::State;
 use crate::vrrp::instance::{Instance, InstanceStatus, Leave, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::sync::{Membership, SyncGroup};
-use crate::vrrp::track;
+use crate::vrrp::{process, track};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -107,6 +107,23 @@ impl Running {
     }
 }
 
+/// Starts `start`'s tracker for `name` in `map` unless one runs for the same `conf`
+/// (an unchanged tracker keeps its state across a reload).
+fn ensure_tracker(
+    map: &mut HashMap<String, Tracker>,
+    name: &str,
+    conf: serde_json::Value,
+    start: impl FnOnce() -> (watch::Receiver<bool>, JoinHandle<()>),
+) {
+    if map.get(name).is_some_and(|x| x.conf == conf) {
+        return;
+    }
+    let (rx, task) = start();
+    if let Some(old) = map.insert(name.to_string(), Tracker { conf, rx, task }) {
+        old.task.abort();
+    }
+}
+
 /// A running VRRP instance.
 struct Inst {
     name: String,
@@ -118,8 +135,8 @@ struct Inst {
     status: watch::Receiver<InstanceStatus>,
 }
 
-/// A running tracked script.
-struct Script {
+/// A running tracked script or process: whether it counts as up.
+struct Tracker {
     conf: serde_json::Value,
     rx: watch::Receiver<bool>,
     task: JoinHandle<()>,
@@ -130,7 +147,9 @@ struct Agent {
     cfg: Config,
     dp: Arc<dyn Dataplane>,
     insts: Vec<Inst>,
-    scripts: HashMap<String, Script>,
+    scripts: HashMap<String, Tracker>,
+    /// The `vrrp_track_process` runners, by name.
+    processes: HashMap<String, Tracker>,
     checkers: HashMap<RsId, JoinHandle<()>>,
     pool: Arc<Mutex<Pool>>,
     statuses: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
@@ -148,38 +167,37 @@ struct Agent {
 }
 
 impl Agent {
-    /// Starts the instances of `self.cfg` named in `names` (with their tracked scripts and
-    /// interfaces). Members of a sync group are started together (a change to one changes
-    /// them all, see [`reload::instance_fingerprint`]), each group with a new
+    /// Starts the instances of `self.cfg` named in `names` (with their tracked scripts,
+    /// processes and interfaces). Members of a sync group are started together (a change to
+    /// one changes them all, see [`reload::instance_fingerprint`]), each group with a new
     /// [`SyncGroup`] of the members started (members not running, such as ones a config
-    /// id filtered out, do not count).
-    /// Starts the instances `names`; those in `resume` carry on in the state of the one
-    /// they replace ([`Instance::resume`]).
+    /// id filtered out, do not count). Those in `resume` carry on in the state of the one
+    /// they replace, announcing their addresses when the flag says some were added
+    /// ([`Instance::resume`]).
     fn start_instances(
         &mut self,
         names: &HashSet<String>,
-        resume: &HashMap<String, InstanceStatus>,
+        resume: &HashMap<String, (InstanceStatus, bool)>,
     ) -> Result<Vec<Inst>, AgentError> {
         let cfg = self.cfg.clone();
-        // Tracked scripts: one runner per vrrp_script that something tracks; an unchanged
-        // one keeps running.
+        // Tracked scripts and processes: one runner per vrrp_script or vrrp_track_process
+        // that something tracks; an unchanged one keeps running.
+        let chosen_insts = || cfg.vrrp_instances.iter().filter(|i| names.contains(&i.name));
         for s in &cfg.vrrp_scripts {
-            let used = cfg
-                .vrrp_instances
-                .iter()
-                .filter(|i| names.contains(&i.name))
-                .any(|i| i.track_script.iter().any(|t| t.name == s.name));
-            if !used {
-                continue;
+            if chosen_insts().any(|i| i.track_script.iter().any(|t| t.name == s.name)) {
+                ensure_tracker(&mut self.scripts, &s.name, reload::comparable(s), || {
+                    let (tx, rx) = watch::channel(true);
+                    (rx, tokio::spawn(track::run_script(s.clone(), tx)))
+                });
             }
-            let conf = reload::comparable(s);
-            if self.scripts.get(&s.name).is_some_and(|x| x.conf == conf) {
-                continue;
-            }
-            let (tx, rx) = watch::channel(true);
-            let task = tokio::spawn(track::run_script(s.clone(), tx));
-            if let Some(old) = self.scripts.insert(s.name.clone(), Script { conf, rx, task }) {
-                old.task.abort();
+        }
+        for p in &cfg.vrrp_track_processes {
+            if chosen_insts().any(|i| i.track_process.iter().any(|t| t.name == p.name)) {
+                ensure_tracker(&mut self.processes, &p.name, reload::comparable(p), || {
+                    // As keepalived, the processes running at start count at once.
+                    let (tx, rx) = watch::channel(process::quorum_met(p));
+                    (rx, tokio::spawn(process::run(p.clone(), tx)))
+                });
             }
         }
         let chosen: Vec<usize> =
@@ -191,19 +209,29 @@ impl Agent {
             let i = &cfg.vrrp_instances[n];
             let mut tracked = Vec::new();
             let mut side = Vec::new();
+            // An entry's `weight N [reverse]`, else its object's: reversed, the weight
+            // applies the other way round (keepalived's `weight_reverse`).
+            let up_down = |t: &Track, own: Option<(i32, bool)>, rx: watch::Receiver<bool>| {
+                let (w, r) = own.unwrap_or((0, false));
+                let (w, reverse) = (t.weight.unwrap_or(w), t.reverse.unwrap_or(r));
+                let (weight, invert) = if reverse { (-w, true) } else { (w, false) };
+                Tracked { name: t.name.clone(), weight, invert, rx: TrackRx::UpDown(rx) }
+            };
             for t in &i.track_script {
                 let Some(rx) = self.scripts.get(&t.name).map(|s| s.rx.clone()) else { continue };
-                let s = cfg.vrrp_scripts.iter().find(|s| s.name == t.name);
-                let w = t.weight.unwrap_or_else(|| s.map_or(0, |s| s.weight));
-                let reverse = s.is_some_and(|s| s.weight_reverse);
-                let (weight, invert) = if reverse { (-w, true) } else { (w, false) };
-                tracked.push(Tracked { name: t.name.clone(), weight, invert, rx: TrackRx::UpDown(rx) });
+                let own = cfg.vrrp_scripts.iter().find(|s| s.name == t.name).map(|s| (s.weight, s.weight_reverse));
+                tracked.push(up_down(t, own, rx));
+            }
+            for t in &i.track_process {
+                let Some(rx) = self.processes.get(&t.name).map(|s| s.rx.clone()) else { continue };
+                let own =
+                    cfg.vrrp_track_processes.iter().find(|p| p.name == t.name).map(|p| (p.weight, p.weight_reverse));
+                tracked.push(up_down(t, own, rx));
             }
             for t in &i.track_interface {
                 let (tx, rx) = watch::channel(track::interface_up(&t.name));
                 side.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
-                let (name, weight) = (t.name.clone(), t.weight.unwrap_or(0));
-                tracked.push(Tracked { name, weight, invert: false, rx: TrackRx::UpDown(rx) });
+                tracked.push(up_down(t, None, rx));
             }
             for t in &i.track_file {
                 let now = track::file_effect(crate::check::file::read_now(&t.path, t.weight, t.reverse));
@@ -262,8 +290,8 @@ impl Agent {
             if let Some(t) = self.vrrp_hold {
                 inst.hold_until(t);
             }
-            if let Some(was) = resume.get(&i.name) {
-                inst.resume(was);
+            if let Some((was, announce)) = resume.get(&i.name) {
+                inst.resume(was, *announce);
             }
             let (stop, stop_rx) = watch::channel(None);
             let task = tokio::spawn(inst.run(stop_rx));
@@ -292,21 +320,24 @@ impl Agent {
 
     /// A master handed over at a reload ([`Leave::Handover`]): the addresses and virtual
     /// routes its old block had and `new`'s has not are released now (keepalived's
-    /// `clear_diff_vrrp_vip` / `_vroutes`); its successor adds the rest.
-    fn release_dropped(&self, name: &str, new: &Config) {
+    /// `clear_diff_vrrp_vip` / `_vroutes`); its successor adds the rest. Returns whether
+    /// `new` adds addresses (then the successor announces them).
+    fn release_dropped(&self, name: &str, new: &Config) -> bool {
         let find = |c: &Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
-        let (Some(old), Some(new)) = (find(&self.cfg), find(new)) else { return };
+        let (Some(old), Some(new)) = (find(&self.cfg), find(new)) else { return false };
         let (vips, routes) = (new.vips(), new.virtual_routes.iter().map(|r| r.spec()).collect::<Vec<_>>());
         for r in old.virtual_routes.iter().map(|r| r.spec()).filter(|r| !routes.contains(r)) {
             if let Err(e) = self.dp.del_route(&r) {
                 tracing::error!(instance = %name, prefix = %r.prefix, "remove virtual route: {e}");
             }
         }
-        for (addr, port) in old.vips().into_iter().filter(|v| !vips.contains(v)) {
-            if let Err(e) = self.dp.del_vip(addr, &port) {
+        let had = old.vips();
+        for (addr, port) in had.iter().filter(|v| !vips.contains(v)) {
+            if let Err(e) = self.dp.del_vip(*addr, port) {
                 tracing::error!(instance = %name, %addr, "remove VIP: {e}");
             }
         }
+        vips.iter().any(|v| !had.contains(v))
     }
 
     /// Writes `n`'s FIFO lines, starts its scripts and sends its mails (neither waited
@@ -398,6 +429,8 @@ impl Agent {
         self.reloads.applied.fetch_add(1, Ordering::Relaxed);
         let new = loaded.config;
         self.reload_statics(&new);
+        self.fifos.reconfigure(&new.global_defs);
+        self.fifos.mail.reconfigure(&new);
         let (diff, next, plan, quorum) = {
             let pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
             let (diff, next, plan) = reload::plan(&self.cfg, &pool, &new);
@@ -425,8 +458,6 @@ impl Agent {
             // Nothing for the dataplane or the checkers, but the pool follows the file:
             // what only the agent acts on (notify scripts, `omega`) is the new file's.
             *self.pool.lock().unwrap_or_else(|e| e.into_inner()) = next;
-            self.fifos.reconfigure(&new.global_defs);
-            self.fifos.mail.reconfigure(&new);
             // A quorum or hysteresis changed alone still moves a quorum.
             self.notify(quorum);
             self.cfg = new;
@@ -435,9 +466,10 @@ impl Agent {
         for line in diff.lines() {
             tracing::info!("reload: {line}");
         }
-        // 1. Instances removed or changed leave first (their VRIDs may be reused), with
-        //    the notify FIFOs and mail settings they ran with; a changed one handing over
-        //    to its successor leaves its state to it.
+        // 1. Instances removed or changed leave first (their VRIDs may be reused); a
+        //    changed one handing over to its successor leaves its state to it. The notify
+        //    FIFOs and mail settings are the new file's already (keepalived opens the new
+        //    FIFOs before its clear_diff_vrrp).
         let going: HashMap<&str, Change> =
             diff.instances.iter().filter(|(_, c)| *c != Change::Added).map(|(n, c)| (n.as_str(), *c)).collect();
         let (stopping, kept): (Vec<Inst>, Vec<Inst>) =
@@ -452,14 +484,10 @@ impl Agent {
             let name = i.name.clone();
             let last = Agent::stop_instance(i, how).await;
             if how == Leave::Handover {
-                if last.state == State::Master {
-                    self.release_dropped(&name, &new);
-                }
-                resume.insert(name, last);
+                let added = last.state == State::Master && self.release_dropped(&name, &new);
+                resume.insert(name, (last, added));
             }
         }
-        self.fifos.reconfigure(&new.global_defs);
-        self.fifos.mail.reconfigure(&new);
         // 1b. An lvs_sync_daemon without an instance (instances with one have just
         //     stopped, or start below, with their roles).
         self.reload_unbound_sync(unbound);
@@ -489,19 +517,34 @@ impl Agent {
         if !starting.is_empty() {
             match self.start_instances(&starting, &resume) {
                 Ok(started) => self.insts.extend(started),
-                Err(e) => tracing::error!("reload: {e}"),
+                Err(e) => {
+                    tracing::error!("reload: {e}");
+                    // The masters handed over whose successors did not start must not
+                    // leave their VIPs behind (the peer takes over).
+                    for (name, (was, _)) in resume.iter().filter(|(_, (was, _))| was.state == State::Master) {
+                        let Some(i) = self.cfg.vrrp_instances.iter().find(|i| &i.name == name) else { continue };
+                        for (addr, port) in i.vips() {
+                            let _ = self.dp.del_vip(addr, &port);
+                        }
+                        tracing::warn!(instance = %name, priority = was.priority, "not restarted: its VIPs released");
+                    }
+                }
             }
         }
-        // Scripts nothing tracks any more.
-        let tracked: HashSet<&str> =
-            self.cfg.vrrp_instances.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
-        self.scripts.retain(|name, s| {
-            let keep = tracked.contains(name.as_str());
-            if !keep {
-                s.task.abort();
-            }
-            keep
-        });
+        // Scripts and processes nothing tracks any more.
+        let insts = &self.cfg.vrrp_instances;
+        let scripts: HashSet<&str> =
+            insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
+        let procs: HashSet<&str> = insts.iter().flat_map(|i| i.track_process.iter().map(|t| t.name.as_str())).collect();
+        for (map, tracked) in [(&mut self.scripts, scripts), (&mut self.processes, procs)] {
+            map.retain(|name, s| {
+                let keep = tracked.contains(name.as_str());
+                if !keep {
+                    s.task.abort();
+                }
+                keep
+            });
+        }
         self.publish_statuses();
         tracing::info!("reload done");
     }
@@ -589,6 +632,7 @@ pub async fn run_with_reload(
         dp: dp.clone(),
         insts: Vec::new(),
         scripts: HashMap::new(),
+        processes: HashMap::new(),
         checkers: HashMap::new(),
         pool: pool.clone(),
         statuses: Arc::new(Mutex::new(Vec::new())),

@@ -75,7 +75,8 @@ fn main() -> anyhow::Result<()> {
         eprintln!("rvs-agent: cannot read configuration {}", cli.file.display());
         std::process::exit(EXIT_CONFIG);
     }
-    let opts = Options { lenient: cli.lenient, strict: cli.strict, config_id: cli.config_id.clone() };
+    let opts =
+        Options { lenient: cli.lenient, strict: cli.strict, config_id: cli.config_id.clone(), other_host: false };
     let adjust = cli.adjust();
     let mut loaded = keepalived::load(&cli.file, opts.clone());
     if let (Some(ns), Some(c)) = (&cli.namespace, &loaded.config.global_defs.net_namespace) {
@@ -86,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     adjust.apply(&mut loaded);
     let mut diags = loaded.diagnostics.clone();
     if let Some(peer) = &cli.peer_config {
-        let mut p = keepalived::load(peer, opts.clone());
+        let mut p = keepalived::load(peer, Options { other_host: true, ..opts.clone() });
         adjust.apply(&mut p);
         diags.extend(p.diagnostics.iter().cloned());
         diags.extend(validate::validate_pair(&loaded.config, &p.config));

@@ -146,6 +146,8 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     let insts: Vec<_> = cfg.vrrp_instances.iter().filter(|i| members.contains(i.name.as_str())).collect();
     let tracked: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_script.iter().map(|t| t.name.as_str())).collect();
     let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
+    let procs: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_process.iter().map(|t| t.name.as_str())).collect();
+    let processes: Vec<_> = cfg.vrrp_track_processes.iter().filter(|p| procs.contains(p.name.as_str())).collect();
     // What in global_defs is not the instances' business (mail: read at each reload,
     // crate::agent::mail; vrrp_strict, vrrp_down_timer_adverts and
     // vrrp_notify_priority_changes: their effects are in the instances' own fields).
@@ -187,6 +189,7 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
         "global": global,
         "instances": quiet(comparable(&insts)),
         "scripts": comparable(&scripts),
+        "processes": comparable(&processes),
         "groups": quiet(comparable(&groups)),
     })))
 }
@@ -216,16 +219,21 @@ pub fn diff_instances(old: &Config, new: &Config) -> Vec<(String, Change)> {
 /// source) hands over to its successor in its state ([`Leave::Handover`]: a master stays
 /// master, nothing is notified); another router is the old one removed
 /// ([`Leave::Removed`]) and a new one started. A member of a sync group, before or after,
-/// restarts as before ([`Leave::Stop`]): its group starts over with it.
+/// and an instance whose `lvs_sync_daemon` binding changes restart as before
+/// ([`Leave::Stop`]): its group, or its connection-sync roles, start over with it.
 pub fn changed_leaves(old: &Config, new: &Config, name: &str) -> Leave {
     let in_group = |c: &Config| c.vrrp_sync_groups.iter().any(|g| g.members.iter().any(|m| m == name));
+    let sync_id = |c: &Config| {
+        c.global_defs.lvs_sync_daemon.as_ref().filter(|d| d.instance.as_deref() == Some(name)).map(|d| d.syncid)
+    };
     let find = |c: &'_ Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
     let (Some(a), Some(b)) = (find(old), find(new)) else { return Leave::Removed };
-    let unicast = |i: &VrrpInstance| !i.unicast_peers.is_empty() || i.unicast_fault_no_peer;
-    let same = (a.vrid, &a.interface, a.vip_port(), a.is_ipv6(), unicast(&a))
-        == (b.vrid, &b.interface, b.vip_port(), b.is_ipv6(), unicast(&b))
-        && if unicast(&a) { a.unicast_src_ip == b.unicast_src_ip } else { a.mcast_dst_ip == b.mcast_dst_ip };
-    match (same, in_group(old) || in_group(new)) {
+    let key = |i: &VrrpInstance, c: &Config| {
+        let to = if i.unicast() { i.unicast_src_ip } else { Some(i.mcast_group(&c.global_defs)) };
+        (i.vrid, i.interface.clone(), i.vip_port().to_string(), i.is_ipv6(), i.unicast(), to)
+    };
+    let restarts = in_group(old) || in_group(new) || sync_id(old) != sync_id(new);
+    match (key(&a, old) == key(&b, new), restarts) {
         (false, _) => Leave::Removed,
         (true, true) => Leave::Stop,
         (true, false) => Leave::Handover,

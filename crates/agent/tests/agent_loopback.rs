@@ -440,6 +440,43 @@ fn sync_group_member_losing_its_interface_takes_the_group_to_fault() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// keepalived's `vrrp_track_process`: A tracks a process (a `sleep` with a parameter of
+/// its own, matched on its command line, `weight -150 reverse` on the entry turned back
+/// by `noreverse`); the process ends: A drops to 50 and B preempts; it runs again: A
+/// preempts back.
+#[test]
+fn a_tracked_process_ending_lowers_priority_and_the_backup_preempts() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvtp");
+    let arg = format!("{}.{}", 4000 + std::process::id() % 1000, std::process::id() % 997);
+    let run = |arg: &str| {
+        let c = std::process::Command::new("sleep").arg(arg).stdout(std::process::Stdio::null()).spawn();
+        testnet::ChildGuard::new(c.unwrap())
+    };
+    let sleeper = run(&arg);
+    in_netns(&ns, move || async move {
+        let a_conf = format!(
+            "vrrp_track_process sleeper {{\n process sleep {arg}\n weight -150 reverse\n}}\n{}",
+            node_conf("127.0.0.1", "127.0.0.2", 200).replace(
+                " virtual_ipaddress",
+                " track_process {\n  sleeper weight -150 noreverse\n }\n virtual_ipaddress"
+            )
+        );
+        let a = start(&a_conf);
+        let b = start(&node_conf("127.0.0.2", "127.0.0.1", 100));
+        wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
+        drop(sleeper);
+        wait_for("B to preempt", Duration::from_secs(3), || has_vip(&b)).await;
+        wait_for("A to step down", Duration::from_secs(1), || !has_vip(&a)).await;
+        let again = run(&arg);
+        wait_for("A to preempt back", Duration::from_secs(3), || has_vip(&a) && !has_vip(&b)).await;
+        drop(again);
+        stop_nodes([a, b]).await;
+    });
+}
+
 #[test]
 fn failing_tracked_script_lowers_priority_and_the_backup_preempts() {
     if !root() {

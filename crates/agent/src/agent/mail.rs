@@ -340,7 +340,16 @@ pub struct Mailer {
 impl Mailer {
     /// Takes `cfg`'s mail settings (at start and after a reload).
     pub fn reconfigure(&self, cfg: &Config) {
-        *self.env.lock().unwrap_or_else(|e| e.into_inner()) = Envelope::from_conf(cfg).map(Arc::new);
+        let mut env = self.env.lock().unwrap_or_else(|e| e.into_inner());
+        let mut new = Envelope::from_conf(cfg);
+        // An instance or group the new file removes still mails its last state as it was
+        // configured to (keepalived's removed vrrp keeps its smtp_alert).
+        if let (Some(n), Some(old)) = (&mut new, env.as_ref()) {
+            for (k, on) in &old.vrrp {
+                n.vrrp.entry(k.clone()).or_insert(*on);
+            }
+        }
+        *env = new.map(Arc::new);
     }
 
     /// Sends `alert` in the background (nothing when `global_defs` sends no mail).

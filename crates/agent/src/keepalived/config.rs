@@ -14,6 +14,9 @@ pub struct Config {
     pub global_defs: GlobalDefs,
     /// `vrrp_script` blocks.
     pub vrrp_scripts: Vec<VrrpScript>,
+    /// `vrrp_track_process` blocks.
+    #[serde(default)]
+    pub vrrp_track_processes: Vec<TrackProcess>,
     /// `vrrp_sync_group` blocks.
     pub vrrp_sync_groups: Vec<SyncGroup>,
     /// `vrrp_instance` blocks.
@@ -225,7 +228,8 @@ impl std::fmt::Display for Script {
     }
 }
 
-/// A script run as rvs-agent's own user.
+/// A script run as rvs-agent's own user (tests).
+#[cfg(test)]
 impl From<&str> for Script {
     fn from(cmd: &str) -> Script {
         Script::new(cmd)
@@ -233,6 +237,7 @@ impl From<&str> for Script {
 }
 
 /// Tests compare scripts with their command lines.
+#[cfg(test)]
 impl PartialEq<&str> for Script {
     fn eq(&self, other: &&str) -> bool {
         self.cmd == *other
@@ -383,6 +388,51 @@ impl Default for GlobalDefs {
     }
 }
 
+/// `vrrp_track_process NAME { ... }`: how many processes that match must run (keepalived's
+/// `track_process`, what operators otherwise do with `pgrep` in a vrrp_script).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackProcess {
+    /// Name referenced by `track_process`.
+    pub name: String,
+    /// `process`: the process's name (`/proc/PID/stat`'s, at most 15 bytes), or with
+    /// `full_command` or parameters its command (`argv[0]` exactly, as `pgrep -f` sees it).
+    pub process: String,
+    /// The parameters after `process` (matched per [`ParamMatch`]).
+    pub params: Vec<String>,
+    /// How the parameters match.
+    pub param_match: ParamMatch,
+    /// `full_command` (or parameters, or `param_match`): the command line is matched.
+    pub full_command: bool,
+    /// Priority change (0: fault when the quorum is not met).
+    pub weight: i32,
+    /// `weight N reverse`.
+    pub weight_reverse: bool,
+    /// `quorum`: at least this many (1).
+    pub quorum: u32,
+    /// `quorum_max`: at most this many (unbounded; 0: the process must not run).
+    pub quorum_max: u32,
+    /// `fork_delay` (or `delay`) seconds the quorum must hold before it counts as gained.
+    pub fork_delay: f64,
+    /// `terminate_delay` (or `delay`) seconds before a lost quorum counts.
+    pub terminate_delay: f64,
+    /// Where the block starts.
+    pub loc: Loc,
+}
+
+/// keepalived's `param_match`: how a process's parameters are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ParamMatch {
+    /// Not compared (no parameters given, no `param_match`).
+    #[default]
+    None,
+    /// Exactly these parameters (none given: no parameters at all).
+    Exact,
+    /// These first, any after them.
+    Partial,
+    /// As `Partial`, the last one a prefix of the process's.
+    Initial,
+}
+
 /// `vrrp_script NAME { ... }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VrrpScript {
@@ -442,9 +492,12 @@ pub struct Notify {
     pub master_rx_lower_pri: Option<Script>,
     /// `notify_deleted [SCRIPT]` (instances): a reload that removes the instance says
     /// `DELETED` (and runs SCRIPT); without it, keepalived's older word for that, `FAULT`
-    /// (its notify_fault), unless the instance was in FAULT already.
+    /// (no script but the generic `notify`), unless the instance was in FAULT already.
     #[serde(default)]
-    pub deleted: Option<Option<Script>>,
+    pub notify_deleted: bool,
+    /// `notify_deleted SCRIPT`.
+    #[serde(default)]
+    pub deleted: Option<Script>,
     /// `notify_priority_changes [BOOL]`: its effective priority changes are written to
     /// the notify FIFOs (`INSTANCE "NAME" MASTER_PRIORITY|BACKUP_PRIORITY PRIO`); an
     /// instance's unset: its sync group's, else `global_defs`' `vrrp_notify_priority_changes`
@@ -514,13 +567,16 @@ pub fn port_of_dev(dev: &str) -> &str {
     dev.strip_suffix(".kni").unwrap_or(dev)
 }
 
-/// A `track_interface` or `track_script` entry.
+/// A `track_interface`, `track_script` or `track_process` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Track {
-    /// Interface or script name.
+    /// Interface, script or process name.
     pub name: String,
     /// Weight override (`weight N`).
     pub weight: Option<i32>,
+    /// `weight N reverse` / `noreverse` (unset: the tracked object's own).
+    #[serde(default)]
+    pub reverse: Option<bool>,
 }
 
 /// A vrrp_instance's `track_file` entry (`NAME [weight W [reverse]]`), resolved against
@@ -571,6 +627,9 @@ pub struct VrrpInstance {
     pub track_interface: Vec<Track>,
     /// `track_script`.
     pub track_script: Vec<Track>,
+    /// `track_process`.
+    #[serde(default)]
+    pub track_process: Vec<Track>,
     /// `track_file`.
     #[serde(default)]
     pub track_file: Vec<TrackedFile>,
@@ -656,6 +715,22 @@ impl VrrpInstance {
     /// Whether the instance's addresses are IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.virtual_ipaddress.first().is_some_and(|v| v.addr.addr().is_ipv6())
+    }
+
+    /// Whether it speaks unicast (its `unicast_peer`s; or none, held in FAULT by
+    /// `unicast_fault_no_peer`).
+    pub fn unicast(&self) -> bool {
+        !self.unicast_peers.is_empty() || (self.unicast_fault_no_peer && self.unicast_block)
+    }
+
+    /// The multicast group its adverts go to: its `mcast_dst_ip`, else `global`'s
+    /// `vrrp_mcast_group4|6`.
+    pub fn mcast_group(&self, global: &GlobalDefs) -> IpAddr {
+        match (self.mcast_dst_ip, self.is_ipv6()) {
+            (Some(g), _) => g,
+            (None, false) => IpAddr::V4(global.vrrp_mcast_group4),
+            (None, true) => IpAddr::V6(global.vrrp_mcast_group6),
+        }
     }
 
     /// Every address it holds as master (`virtual_ipaddress` and `_excluded`), each with

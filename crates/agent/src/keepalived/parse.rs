@@ -199,6 +199,9 @@ pub struct Options {
     /// keepalived's `--config-id`: which `@ID` lines apply (unset: this host's short
     /// name, as keepalived).
     pub config_id: Option<String>,
+    /// The file is another host's (`--peer-config`): a script's user or group this host
+    /// does not know is a warning, not an error.
+    pub other_host: bool,
 }
 
 struct P<'a> {
@@ -347,6 +350,14 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             "vrrp_script" => {
                 if let Some(s) = p.vrrp_script(n) {
                     cfg.vrrp_scripts.push(s);
+                }
+            }
+            "vrrp_track_process" => {
+                if let Some(t) = p.track_process(n) {
+                    if cfg.vrrp_track_processes.iter().any(|x| x.name == t.name) {
+                        p.err(&n.loc, format!("vrrp_track_process {} is defined twice", t.name));
+                    }
+                    cfg.vrrp_track_processes.push(t);
                 }
             }
             "vrrp_sync_group" => {
@@ -598,7 +609,23 @@ impl P<'_> {
         };
         let run_as = match n.args.len() {
             1 => self.default_run_as(n),
-            2 | 3 => Some(self.run_as(n, &n.args[1..])?),
+            2 | 3 => match self.run_as(n, &n.args[1..]) {
+                Some(r) => Some(r),
+                None if self.opts.other_host => None,
+                None => {
+                    // The usual cause: an argument left outside the quotes.
+                    self.err(
+                        &n.loc,
+                        format!(
+                            "{}: the words after a script name the user and group it runs as: quote a \
+                             command with arguments (\"{}\")",
+                            n.key,
+                            n.args.join(" ")
+                        ),
+                    );
+                    return None;
+                }
+            },
             _ => {
                 self.err(
                     &n.loc,
@@ -641,27 +668,35 @@ impl P<'_> {
 
     /// `USERNAME [GROUPNAME]` (`words`) resolved on this host, as keepalived does when it
     /// reads the file; a name that does not resolve is an error (keepalived drops the
-    /// script with a log line: a notify that never runs).
+    /// script with a log line: a notify that never runs), a warning in another host's file.
     fn run_as(&mut self, n: &Node, words: &[String]) -> Option<RunAs> {
         use nix::unistd::{Group, User};
+        let unknown = |p: &mut Self, what: &str, name: &str, r: nix::Result<()>| {
+            let why = match r {
+                Ok(()) => "does not exist".to_string(),
+                Err(e) => format!("could not be looked up ({e})"),
+            };
+            let msg = format!("{}: {what} '{name}' {why}", n.key);
+            if p.opts.other_host {
+                p.warn(&n.loc, format!("{msg} here (another host's file)"));
+            } else {
+                p.err(&n.loc, msg);
+            }
+        };
         let user = &words[0];
-        let Ok(Some(u)) = User::from_name(user) else {
-            self.err(
-                &n.loc,
-                format!(
-                    "{}: user '{user}' does not exist (the words after a script name the user \
-                     and group it runs as: quote a command with arguments)",
-                    n.key
-                ),
-            );
-            return None;
+        let u = match User::from_name(user) {
+            Ok(Some(u)) => u,
+            r => {
+                unknown(self, "user", user, r.map(drop));
+                return None;
+            }
         };
         let gid = match words.get(1) {
             None => u.gid.as_raw(),
             Some(g) => match Group::from_name(g) {
                 Ok(Some(g)) => g.gid.as_raw(),
-                _ => {
-                    self.err(&n.loc, format!("{}: group '{g}' does not exist", n.key));
+                r => {
+                    unknown(self, "group", g, r.map(drop));
                     return None;
                 }
             },
@@ -1262,12 +1297,21 @@ impl P<'_> {
             }
             "notify_master_rx_lower_pri" => &mut nt.master_rx_lower_pri,
             "notify_deleted" => {
-                nt.deleted = Some(if c.args.is_empty() { None } else { self.script(c) });
+                if nt.notify_deleted {
+                    self.warn(&c.loc, "notify_deleted is already given: this one ignored (as keepalived)");
+                } else {
+                    nt.notify_deleted = true;
+                    nt.deleted = if c.args.is_empty() { None } else { self.script(c) };
+                }
                 return true;
             }
             _ => return false,
         };
-        *slot = self.script(c);
+        if slot.is_some() {
+            self.warn(&c.loc, format!("{} is already given: this one ignored (as keepalived)", c.key));
+        } else {
+            *slot = self.script(c);
+        }
         true
     }
 
@@ -1345,26 +1389,118 @@ impl P<'_> {
         Some(v)
     }
 
+    /// `track_interface` / `track_script` / `track_process` entries: `NAME [weight N
+    /// [reverse|noreverse]]`.
     fn tracks(&mut self, n: &Node) -> Vec<Track> {
         let mut out = Vec::new();
         for c in self.block(n) {
-            let mut t = Track { name: c.key.clone(), weight: None };
-            match c.args.as_slice() {
-                [] => {}
-                [w, v, rest @ ..] if w == "weight" => match v.parse::<i32>() {
-                    Ok(x) if (-254..=254).contains(&x) => {
-                        t.weight = Some(x);
-                        if !(rest.is_empty() || rest == ["reverse"]) {
-                            self.err(&c.loc, format!("{}: unexpected '{}'", c.key, rest.join(" ")));
-                        }
+            let mut t = Track { name: c.key.clone(), weight: None, reverse: None };
+            match c.args.split_first() {
+                None => {}
+                Some((w, rest)) if w == "weight" => {
+                    if let Some((w, r)) = self.weight_reverse(c, &format!("{} {}", n.key, c.key), rest, (-254, 254)) {
+                        (t.weight, t.reverse) = (Some(w), r);
                     }
-                    _ => self.err(&c.loc, format!("{}: weight '{v}' is not an integer in -254..254", c.key)),
-                },
-                other => self.err(&c.loc, format!("{}: expected 'weight N', got '{}'", c.key, other.join(" "))),
+                }
+                Some(_) => {
+                    self.err(&c.loc, format!("{}: expected 'weight N [reverse]', got '{}'", c.key, c.args.join(" ")))
+                }
             }
             out.push(t);
         }
         out
+    }
+
+    /// `vrrp_track_process NAME { process ...; param_match; weight; quorum; quorum_max;
+    /// fork_delay; terminate_delay; delay; full_command }`, as keepalived reads it.
+    fn track_process(&mut self, n: &Node) -> Option<TrackProcess> {
+        let name = self.name(n)?.to_string();
+        let mut p = TrackProcess {
+            name,
+            process: String::new(),
+            params: Vec::new(),
+            param_match: ParamMatch::None,
+            full_command: false,
+            weight: 0,
+            weight_reverse: false,
+            quorum: 1,
+            quorum_max: u32::MAX,
+            fork_delay: 0.0,
+            terminate_delay: 0.0,
+            loc: n.loc.clone(),
+        };
+        let ctx = format!("vrrp_track_process {}", p.name);
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "process" => match c.args.split_first() {
+                    Some((cmd, params)) => {
+                        p.process = cmd.clone();
+                        if !params.is_empty() {
+                            p.params = params.to_vec();
+                            p.full_command = true;
+                            if p.param_match == ParamMatch::None {
+                                p.param_match = ParamMatch::Exact;
+                            }
+                        }
+                    }
+                    None => self.err(&c.loc, format!("{ctx}: process needs a name")),
+                },
+                "param_match" => {
+                    p.param_match = match c.args.first().map(String::as_str) {
+                        None => ParamMatch::Exact,
+                        Some("initial") => ParamMatch::Initial,
+                        Some("partial") => ParamMatch::Partial,
+                        Some(o) => {
+                            self.err(&c.loc, format!("{ctx}: param_match '{o}' is not initial or partial"));
+                            continue;
+                        }
+                    };
+                    p.full_command = true;
+                }
+                "full_command" => p.full_command = self.flag(c),
+                "weight" => {
+                    if let Some((w, r)) = self.weight_reverse(c, &ctx, &c.args, (-254, 254)) {
+                        (p.weight, p.weight_reverse) = (w, r.unwrap_or(false));
+                    }
+                }
+                "quorum" => p.quorum = self.int(c, 1, 65535).map_or(p.quorum, |q| q as u32),
+                "quorum_max" => p.quorum_max = self.int(c, 0, 65535).map_or(p.quorum_max, |q| q as u32),
+                k @ ("fork_delay" | "terminate_delay" | "delay") => match self.secs(c) {
+                    Some(d) if (0.000_001..=3600.0).contains(&d) => {
+                        if k != "terminate_delay" {
+                            p.fork_delay = d;
+                        }
+                        if k != "fork_delay" {
+                            p.terminate_delay = d;
+                        }
+                    }
+                    Some(_) => self.err(&c.loc, format!("{ctx}: {k} must be 0.000001..3600 seconds")),
+                    None => {}
+                },
+                _ => self.other(c, &ctx),
+            }
+        }
+        if p.process.is_empty() {
+            self.err(&n.loc, format!("{ctx} has no process"));
+            return None;
+        }
+        if p.quorum_max == 0 {
+            // keepalived: quorum_max 0 means the process must not run at all.
+            p.quorum = 0;
+        } else if p.quorum > p.quorum_max {
+            self.err(&n.loc, format!("{ctx}: quorum {} is above quorum_max {}", p.quorum, p.quorum_max));
+        }
+        if !p.full_command && p.process.len() > 15 {
+            self.warn(
+                &n.loc,
+                format!(
+                    "{ctx}: '{}' is longer than a process name can be (15 bytes: /proc/PID/stat): it \
+                     matches nothing (as keepalived); say full_command to match the command",
+                    p.process
+                ),
+            );
+        }
+        Some(p)
     }
 
     fn vrrp_instance(&mut self, n: &Node, g: &GlobalDefs) -> Option<VrrpInstance> {
@@ -1384,6 +1520,7 @@ impl P<'_> {
             virtual_routes: Vec::new(),
             track_interface: Vec::new(),
             track_script: Vec::new(),
+            track_process: Vec::new(),
             track_file: Vec::new(),
             nopreempt: false,
             preempt_delay: 0.0,
@@ -1488,6 +1625,7 @@ impl P<'_> {
                 }
                 "track_interface" => i.track_interface = self.tracks(c),
                 "track_script" => i.track_script = self.tracks(c),
+                "track_process" => i.track_process = self.tracks(c),
                 "track_file" => i.track_file = self.tracked_files(c, &i.name),
                 "nopreempt" => i.nopreempt = self.flag(c),
                 "preempt_delay" => i.preempt_delay = self.secs(c).unwrap_or(0.0),

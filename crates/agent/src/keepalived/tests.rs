@@ -1871,8 +1871,21 @@ fn scripts_run_as_the_user_after_them_and_keep_quoted_arguments() {
     let l = with("", " notify_master /bin/notify.sh master\n");
     assert_eq!(
         messages(&l),
-        ["t.conf:5: error: notify_master: user 'master' does not exist (the words after a script name the user and \
-          group it runs as: quote a command with arguments)"]
+        [
+            "t.conf:5: error: notify_master: user 'master' does not exist",
+            "t.conf:5: error: notify_master: the words after a script name the user and group it runs as: quote a \
+             command with arguments (\"/bin/notify.sh master\")"
+        ]
+    );
+    // Another host's file (--peer-config): its users may not exist here.
+    let peer = parse_str(
+        &MINIMAL.replace(" interface eth0\n", " interface eth0\n notify_master /bin/m peeruser\n"),
+        "t.conf",
+        Options { other_host: true, ..Options::default() },
+    );
+    assert_eq!(
+        messages(&peer),
+        ["t.conf:3: warning: notify_master: user 'peeruser' does not exist here (another host's file)"]
     );
     let l = with("", " notify /bin/n nobody nogroup x\n");
     assert_eq!(
@@ -1881,7 +1894,7 @@ fn scripts_run_as_the_user_after_them_and_keep_quoted_arguments() {
           command with arguments (\"/bin/n nobody nogroup x\")"]
     );
     let l = with("", " notify_stop /bin/s nobody nosuchgroup\n");
-    assert_eq!(messages(&l), ["t.conf:5: error: notify_stop: group 'nosuchgroup' does not exist"]);
+    assert_eq!(messages(&l)[0], "t.conf:5: error: notify_stop: group 'nosuchgroup' does not exist");
 
     // script_user: every script without its own user, FIFO readers and FIFOs too.
     let l = with(
@@ -1924,10 +1937,55 @@ fn notify_deleted_is_an_instances_with_an_optional_script() {
     let with = |own: &str| strict(&MINIMAL.replace(" interface eth0\n", &format!(" interface eth0\n{own}")));
     let l = with(" notify_deleted\n");
     assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
-    assert_eq!(l.config.vrrp_instances[0].notify.deleted, Some(None));
-    let l = with(" notify_deleted \"/bin/gone VI_1\"\n");
-    assert_eq!(l.config.vrrp_instances[0].notify.deleted, Some(Some("/bin/gone VI_1".into())));
-    assert_eq!(strict(MINIMAL).config.vrrp_instances[0].notify.deleted, None);
+    let n = &l.config.vrrp_instances[0].notify;
+    assert_eq!((n.notify_deleted, &n.deleted), (true, &None));
+    let l = with(" notify_deleted \"/bin/gone VI_1\"\n notify_deleted /bin/other\n");
+    assert_eq!(messages(&l), ["t.conf:4: warning: notify_deleted is already given: this one ignored (as keepalived)"]);
+    let n = &l.config.vrrp_instances[0].notify;
+    assert_eq!((n.notify_deleted, &n.deleted), (true, &Some("/bin/gone VI_1".into())));
+    let n = &strict(MINIMAL).config.vrrp_instances[0].notify;
+    assert_eq!((n.notify_deleted, &n.deleted), (false, &None));
+    // A bare notify_deleted is a change a reload sees (it decides what a removal says).
+    let with_it = crate::reload::instance_fingerprint(&with(" notify_deleted\n").config, "VI_1");
+    assert_ne!(with_it, crate::reload::instance_fingerprint(&strict(MINIMAL).config, "VI_1"));
     let l = strict("vrrp_sync_group G {\n group {\n  A\n }\n notify_deleted\n}\n");
     assert!(messages(&l).iter().any(|m| m.contains("notify_deleted is a vrrp_instance's")), "{:?}", messages(&l));
+}
+
+/// keepalived's `vrrp_track_process` and an instance's `track_process` entries (weights
+/// with `reverse` / `noreverse`, as `track_script`'s).
+#[test]
+fn track_process_blocks_read_as_keepalived_s() {
+    let l = strict(&format!(
+        "vrrp_track_process haproxy {{\n process /usr/sbin/haproxy -f\n param_match partial\n weight -20 reverse\n \
+         quorum 2\n quorum_max 4\n delay 0.5\n fork_delay 1\n}}\nvrrp_track_process nginx {{\n process nginx\n}}\n\
+         vrrp_script chk {{\n script /bin/true\n weight 5\n}}\n{}",
+        MINIMAL.replace(
+            " interface eth0\n",
+            " interface eth0\n track_process {\n  haproxy weight 10 noreverse\n  nginx\n }\n track_script {\n  chk weight 3 reverse\n }\n"
+        )
+    ));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let p = &l.config.vrrp_track_processes[0];
+    assert_eq!((p.process.as_str(), p.params.as_slice()), ("/usr/sbin/haproxy", &["-f".to_string()][..]));
+    assert_eq!((p.param_match, p.full_command, p.weight, p.weight_reverse), (ParamMatch::Partial, true, -20, true));
+    assert_eq!((p.quorum, p.quorum_max, p.fork_delay, p.terminate_delay), (2, 4, 1.0, 0.5));
+    let n = &l.config.vrrp_track_processes[1];
+    assert_eq!(
+        (n.param_match, n.full_command, n.weight, n.quorum, n.quorum_max),
+        (ParamMatch::None, false, 0, 1, u32::MAX)
+    );
+    let i = &l.config.vrrp_instances[0];
+    assert_eq!(i.track_process[0], Track { name: "haproxy".into(), weight: Some(10), reverse: Some(false) });
+    assert_eq!(i.track_script[0].reverse, Some(true), "track_script's reverse is honoured too");
+    let bad = strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n track_process {\n  nope\n }\n"));
+    assert!(
+        messages(&bad).iter().any(|m| m.contains("track_process nope names no vrrp_track_process")),
+        "{:?}",
+        messages(&bad)
+    );
+    let long = strict("vrrp_track_process j {\n process a-very-long-process-name\n}\n");
+    assert!(messages(&long)[0].contains("longer than a process name can be"), "{:?}", messages(&long));
+    let q = strict("vrrp_track_process j {\n process x\n quorum 3\n quorum_max 2\n}\n");
+    assert!(messages(&q)[0].contains("quorum 3 is above quorum_max 2"), "{:?}", messages(&q));
 }

@@ -66,6 +66,12 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
                 Some(s) => weighted |= t.weight.unwrap_or(s.weight) != 0,
             }
         }
+        for t in &i.track_process {
+            match cfg.vrrp_track_processes.iter().find(|p| p.name == t.name) {
+                None => d.push(e(format!("track_process {} names no vrrp_track_process", t.name))),
+                Some(p) => weighted |= t.weight.unwrap_or(p.weight) != 0,
+            }
+        }
         weighted |= i.track_interface.iter().any(|t| t.weight.unwrap_or(0) != 0);
         if i.priority == 255 && weighted {
             d.push(e(
@@ -195,6 +201,10 @@ pub fn validate_pair(a: &Config, b: &Config) -> Vec<Diagnostic> {
                             t.weight.or_else(|| cfg.vrrp_scripts.iter().find(|s| s.name == t.name).map(|s| s.weight));
                         ("track_script", t.name.as_str(), w.unwrap_or(0))
                     })
+                    .chain(inst.track_process.iter().map(|t| {
+                        let own = cfg.vrrp_track_processes.iter().find(|p| p.name == t.name).map(|p| p.weight);
+                        ("track_process", t.name.as_str(), t.weight.or(own).unwrap_or(0))
+                    }))
                     .chain(
                         inst.track_interface
                             .iter()

@@ -240,8 +240,8 @@ pub struct Fsm {
     /// keepalived's `vrrp_startup_delay` (`vrrp_delayed_start_time`): no becoming master
     /// before this; a backup's timers run from it while it is ahead ([`Fsm::hold_until`]).
     not_before: Duration,
-    /// [`Fsm::resume_master`].
-    resume_master: bool,
+    /// [`Fsm::resume`].
+    resume: Option<(State, bool)>,
     /// keepalived's `wantstate == MASTER`: the Master_Down_Timer (or preemption) ran out
     /// since a master's advert was last accepted, or the machine is master.
     wants_master: bool,
@@ -271,7 +271,7 @@ impl Fsm {
             garp_lower_at: None,
             lower_answered_at: None,
             not_before: Duration::ZERO,
-            resume_master: false,
+            resume: None,
             wants_master: false,
             preempt_due: false,
         }
@@ -308,11 +308,14 @@ impl Fsm {
         self.not_before = t;
     }
 
-    /// keepalived's `reload_master`: the machine replaces one a reload changed, which was
-    /// master: it starts as master (advert at once) unless it has a fault. Call before
-    /// [`Event::Startup`].
-    pub fn resume_master(&mut self) {
-        self.resume_master = true;
+    /// keepalived's `restore_vrrp_state`: the machine replaces one a reload changed,
+    /// which was in `state`. Unless it has a fault, a master starts as master (advert at
+    /// once; `announce`: with its gratuitous ARPs, none otherwise, and no
+    /// garp_master_delay burst), a backup as backup whatever its `state MASTER` or
+    /// priority 255 (no election, as keepalived's `vrrp_init_state` with the restored
+    /// state). Call before [`Event::Startup`].
+    pub fn resume(&mut self, state: State, announce: bool) {
+        self.resume = Some((state, announce));
     }
 
     /// Whether the machine is held back at `now` ([`Fsm::hold_until`]).
@@ -472,8 +475,14 @@ impl Fsm {
         if self.fault || self.group_fault {
             self.state = State::Fault;
             out.push(Action::Notify(State::Fault));
-        } else if self.resume_master {
+        } else if let Some((State::Master, announce)) = self.resume {
             self.become_master(now, out);
+            if !announce {
+                out.retain(|a| !matches!(a, Action::SendGarp { .. }));
+            }
+            self.garp_at = None;
+        } else if matches!(self.resume, Some((State::Backup | State::Fault, _))) {
+            self.become_backup(now, out);
         } else if (self.priority == 255 || self.cfg.start_as_master) && self.held(now) {
             // Held by the startup delay: backup until it ends, then master at once.
             self.become_backup(now, out);
@@ -779,17 +788,27 @@ mod tests {
     }
 
     /// keepalived's reload_master: a successor of a master starts as master at once, with
-    /// its advert; with a fault, in FAULT.
+    /// its advert (gratuitous ARPs only when addresses were added); with a fault, in
+    /// FAULT; a successor of a backup stays backup.
     #[test]
     fn a_resumed_master_is_master_at_once_unless_faulted() {
         let mut f = Fsm::new(cfg(Version::V2, 100));
-        f.resume_master();
+        f.resume(State::Master, false);
         let acts = f.handle(ms(0), Event::Startup);
         assert!(became_master(&acts) && acts[0] == Action::SendAdvert { priority: 100 }, "{acts:?}");
+        assert!(!acts.iter().any(|a| matches!(a, Action::SendGarp { .. })), "nothing added: no GARP");
         let mut f = Fsm::new(cfg(Version::V2, 100));
-        f.resume_master();
+        f.resume(State::Master, true);
+        assert!(f.handle(ms(0), Event::Startup).contains(&Action::SendGarp { repeat: 5 }));
+        let mut f = Fsm::new(cfg(Version::V2, 100));
+        f.resume(State::Master, false);
         f.handle(ms(0), Event::Fault(true));
         assert_eq!(f.handle(ms(0), Event::Startup), [Action::Notify(State::Fault)]);
+        // A backup resumed stays backup, even an owner (keepalived's restored state).
+        let mut f = Fsm::new(cfg(Version::V2, 255));
+        f.resume(State::Backup, false);
+        assert_eq!(f.handle(ms(0), Event::Startup), [Action::Notify(State::Backup)]);
+        assert_eq!(f.state(), State::Backup);
     }
 
     #[test]

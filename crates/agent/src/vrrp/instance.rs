@@ -244,6 +244,8 @@ pub struct Instance {
     /// The state of the instance this one replaces at a reload ([`Instance::resume`]),
     /// until its first state is entered.
     resumed: Option<State>,
+    /// A resumed master announces its addresses ([`Instance::resume`]).
+    announce: bool,
     /// The sync id when `lvs_sync_daemon` names this instance: its state then selects
     /// rvsd's connection-sync roles.
     sync_id: Option<u8>,
@@ -366,13 +368,13 @@ impl Instance {
             ipv6: cfg.is_ipv6(),
             src: cfg.unicast_src_ip,
             unicast_peers: cfg.unicast_peers.clone(),
-            mcast4: match cfg.mcast_dst_ip {
-                Some(IpAddr::V4(g)) => g,
-                _ => global.vrrp_mcast_group4,
+            mcast4: match cfg.mcast_group(global) {
+                IpAddr::V4(g) => g,
+                IpAddr::V6(_) => global.vrrp_mcast_group4,
             },
-            mcast6: match cfg.mcast_dst_ip {
-                Some(IpAddr::V6(g)) => g,
-                _ => global.vrrp_mcast_group6,
+            mcast6: match cfg.mcast_group(global) {
+                IpAddr::V6(g) => g,
+                IpAddr::V4(_) => global.vrrp_mcast_group6,
             },
             unicast_ttl: cfg.unicast_ttl,
             unicast_only: cfg.unicast_fault_no_peer && cfg.unicast_block,
@@ -424,6 +426,7 @@ impl Instance {
             entered: State::Initialize,
             mailed: None,
             resumed: None,
+            announce: false,
             sync_id,
             sync_roles: None,
             hold: None,
@@ -458,9 +461,11 @@ impl Instance {
     /// master (its VIPs stay in the dataplane, its advert goes out at once), entering the
     /// state it was in notifies nothing (no failover, no scripts, for a reload), and the
     /// counters carry on.
-    pub fn resume(&mut self, was: &InstanceStatus) {
+    /// `announce`: addresses were added, so a master sends its gratuitous ARPs (for all,
+    /// as keepalived); otherwise it sends none.
+    pub fn resume(&mut self, was: &InstanceStatus, announce: bool) {
         self.resumed = Some(was.state);
-        self.mailed = Some(was.state);
+        self.announce = announce;
         self.status.send_modify(|s| s.counters = was.counters.clone());
     }
 
@@ -540,9 +545,12 @@ impl Instance {
         drop(changed_tx);
         self.retrack();
         let resumed_master = self.resumed == Some(State::Master);
-        if resumed_master {
-            self.fsm.resume_master();
-        } else if (self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()) {
+        if let Some(s) = self.resumed {
+            self.fsm.resume(s, self.announce);
+        }
+        if !resumed_master
+            && ((self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()))
+        {
             // As keepalived: a node starting as backup holds nothing, whatever an earlier
             // run (killed before it could leave) left in the dataplane. An owner or `state
             // MASTER` held back by vrrp_startup_delay starts as backup too.
@@ -619,7 +627,12 @@ impl Instance {
                 self.removed(was);
             }
             Leave::Handover => {
-                tracing::info!(instance = %self.cfg.name, state = ?was, "changed by the reload: handing over")
+                tracing::info!(instance = %self.cfg.name, state = ?was, "changed by the reload: handing over");
+                if was == State::Master {
+                    // keepalived's send_reload_advert: the backups hear the master just
+                    // before the reload, so its successor has a whole Master_Down_Interval.
+                    self.exec(vec![Action::SendAdvert { priority: self.fsm.priority() }]).await;
+                }
             }
         }
         self.stop_garps();
@@ -929,19 +942,18 @@ impl Instance {
 
     /// keepalived's `clear_diff_vrrp` for an instance a reload removed, which was in
     /// `was`: `DELETED` with `notify_deleted` (its script, the generic one, the FIFO line,
-    /// the `Deleted` mail), else keepalived's older `FAULT` (`notify_fault`, ...) unless it
-    /// was in FAULT already. Not its sync group's business (the group is going too).
+    /// the `Deleted` mail), else keepalived's older `FAULT` (the generic script, the FIFO
+    /// line, the mail; not `notify_fault`) unless it was in FAULT already. Not its sync
+    /// group's business (the group is going too).
     fn removed(&mut self, was: State) {
-        match self.cfg.notify.deleted.clone() {
-            Some(script) => {
-                self.run_notifies(script, "DELETED");
-                self.fifos.mail.send_deleted(&self.cfg.name);
-            }
-            None if was != State::Fault => {
-                self.run_notifies(self.cfg.notify.fault.clone(), "FAULT");
-                self.fifos.mail.send_vrrp(false, &self.cfg.name, State::Fault, &mut self.mailed);
-            }
-            None => {}
+        if self.cfg.notify.notify_deleted {
+            self.run_notifies(self.cfg.notify.deleted.clone(), "DELETED");
+            self.fifos.mail.send_deleted(&self.cfg.name);
+        } else if was != State::Fault {
+            // keepalived picks the script while the state still says DELETED (none), then
+            // reports FAULT.
+            self.run_notifies(None, "FAULT");
+            self.fifos.mail.send_vrrp(false, &self.cfg.name, State::Fault, &mut self.mailed);
         }
     }
 
