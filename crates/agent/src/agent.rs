@@ -267,7 +267,10 @@ impl Agent {
                 tracing::warn!(group = %g.name, ?running, "vrrp_sync_group: members left running are not in the new group");
             }
             let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
-            let (_, ms) = SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names);
+            // Every member handed over at a reload: the group carries on in their states.
+            let states: Option<Vec<State>> = member_names.iter().map(|m| resume.get(m).map(|(s, _)| s.state)).collect();
+            let (_, ms) =
+                SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names, states.as_deref());
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();

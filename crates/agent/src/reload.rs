@@ -218,25 +218,37 @@ pub fn diff_instances(old: &Config, new: &Config) -> Vec<(String, Change)> {
 /// router (same VRID, interface, port, family, multicast group, or unicast with the same
 /// source) hands over to its successor in its state ([`Leave::Handover`]: a master stays
 /// master, nothing is notified); another router is the old one removed
-/// ([`Leave::Removed`]) and a new one started. A member of a sync group, before or after,
-/// and an instance whose `lvs_sync_daemon` binding changes restart as before
-/// ([`Leave::Stop`]): its group, or its connection-sync roles, start over with it.
+/// ([`Leave::Removed`]) and a new one started. A sync group hands over when its members
+/// (the same in both files) all do, and restarts with them otherwise ([`Leave::Stop`]);
+/// an instance whose `lvs_sync_daemon` binding changes restarts too (its
+/// connection-sync roles start over with it).
 pub fn changed_leaves(old: &Config, new: &Config, name: &str) -> Leave {
-    let in_group = |c: &Config| c.vrrp_sync_groups.iter().any(|g| g.members.iter().any(|m| m == name));
-    let sync_id = |c: &Config| {
+    let group = |c: &'_ Config| c.vrrp_sync_groups.iter().find(|g| g.members.iter().any(|m| m == name)).cloned();
+    let sync_id = |c: &Config, name: &str| {
         c.global_defs.lvs_sync_daemon.as_ref().filter(|d| d.instance.as_deref() == Some(name)).map(|d| d.syncid)
     };
-    let find = |c: &'_ Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
-    let (Some(a), Some(b)) = (find(old), find(new)) else { return Leave::Removed };
+    let find = |c: &'_ Config, name: &str| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
     let key = |i: &VrrpInstance, c: &Config| {
         let to = if i.unicast() { i.unicast_src_ip } else { Some(i.mcast_group(&c.global_defs)) };
         (i.vrid, i.interface.clone(), i.vip_port().to_string(), i.is_ipv6(), i.unicast(), to)
     };
-    let restarts = in_group(old) || in_group(new) || sync_id(old) != sync_id(new);
-    match (key(&a, old) == key(&b, new), restarts) {
-        (false, _) => Leave::Removed,
-        (true, true) => Leave::Stop,
-        (true, false) => Leave::Handover,
+    let same = |name: &str| match (find(old, name), find(new, name)) {
+        (Some(a), Some(b)) => key(&a, old) == key(&b, new),
+        _ => false,
+    };
+    let handover = |name: &str| same(name) && sync_id(old, name) == sync_id(new, name);
+    if !same(name) {
+        return Leave::Removed;
+    }
+    let all = match (group(old), group(new)) {
+        (None, None) => handover(name),
+        (Some(a), Some(b)) if (&a.name, &a.members) == (&b.name, &b.members) => a.members.iter().all(|m| handover(m)),
+        _ => false,
+    };
+    if all {
+        Leave::Handover
+    } else {
+        Leave::Stop
     }
 }
 

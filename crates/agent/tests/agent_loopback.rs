@@ -844,6 +844,73 @@ fn own_interface_missing_or_gone_means_fault_and_its_return_backup() {
     });
 }
 
+/// A reload that changes a `vrrp_sync_group`'s member hands the whole group over, as
+/// keepalived's: both members stay master, no VIP is released, and neither the members nor
+/// the group notify anything (no FIFO line after the reload but the final STOPs).
+#[test]
+fn a_reload_hands_a_sync_group_over_in_its_state() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvsgr");
+    let dir = std::env::temp_dir().join(testnet::unique("rvsgr"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("vrrp.fifo");
+    let reader = open_fifo(&fifo);
+    let fifo_s = fifo.display().to_string();
+    in_netns(&ns, move || async move {
+        let member = |name: &str, vrid: u8, prio: u8| {
+            node_conf("127.0.0.1", "127.0.0.2", prio)
+                .replace("VI {", &format!("{name} {{"))
+                .replace("router_id 42", &format!("router_id {vrid}"))
+                .replace("192.0.2.42/32", &format!("192.0.2.{vrid}/32"))
+        };
+        let conf = |prio: u8| {
+            format!(
+                "global_defs {{\n vrrp_notify_fifo {fifo_s}\n}}\nvrrp_sync_group G {{\n group {{\n  A\n  B\n }}\n}}\n{}{}",
+                member("A", 51, prio),
+                member("B", 52, 100)
+            )
+        };
+        let load = |text: &str| parse_str(text, "g.conf", Options::default());
+        let l = load(&conf(150));
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let dp = Arc::new(FakeDataplane::new());
+        let (stop, rx) = watch::channel(false);
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (st_tx, st_rx) = tokio::sync::oneshot::channel();
+        let d = dp.clone();
+        let task = tokio::spawn(async move {
+            let mut st_tx = Some(st_tx);
+            rvs_agent::agent::run_with_reload(l.config, d, rx, reload_rx, move |r| {
+                if let Some(tx) = st_tx.take() {
+                    let _ = tx.send(r);
+                }
+            })
+            .await
+            .unwrap();
+        });
+        let running = st_rx.await.unwrap();
+        let masters = || running.instances().iter().filter(|i| i.borrow().state == State::Master).count();
+        wait_for("both members master", Duration::from_secs(3), || masters() == 2 && dp.vips().len() == 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = dp.calls().len();
+        reload_tx.send(load(&conf(160))).unwrap();
+        wait_for("the successor", Duration::from_secs(3), || running.instances()[0].borrow().priority == 160).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let after: Vec<Call> = dp.calls()[before..].iter().filter(|c| !matches!(c, Call::Garp(..))).cloned().collect();
+        assert!(after.iter().all(|c| matches!(c, Call::AddVip(..))), "nothing released: {after:?}");
+        assert_eq!(masters(), 2, "both still master");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    });
+    let lines = drain_fifo(reader, &fifo);
+    let masters: Vec<&str> = lines.lines().filter(|l| l.contains(" MASTER ")).collect();
+    assert_eq!(masters.len(), 3, "A, B and G entered MASTER once each, not again at the reload: {lines}");
+    assert!(lines.ends_with("STOP 0\n"), "{lines}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// SIGHUP's path (the file re-read with `keepalived::load`, handed to the running agent):
 /// one real server's weight changed in the file changes only that weight (one
 /// `RealServerEdit`), the master stays master (no election, its VIP never removed), its

@@ -602,7 +602,7 @@ async fn the_agent_sets_lvs_timeouts_at_start_and_on_reload() {
 
 /// keepalived's vrrp_exist: a changed instance that is the same router (VRID, interface,
 /// family, multicast or unicast source) hands over in its state; another router is the
-/// old one removed; a sync group member restarts with its group.
+/// old one removed; a sync group hands over whole or restarts whole.
 #[test]
 fn a_changed_instance_hands_over_when_it_is_the_same_router() {
     let old = cfg(BASE);
@@ -615,7 +615,14 @@ fn a_changed_instance_hands_over_when_it_is_the_same_router() {
         leaves("virtual_router_id 1\n", "virtual_router_id 1\n unicast_peer {\n  10.0.0.9\n }\n"),
         Leave::Removed
     );
-    let grouped = format!("{BASE}vrrp_sync_group G {{\n group {{\n  VI_1\n }}\n}}\n");
+    let grouped = format!("{BASE}vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n}}\n");
     assert_eq!(changed_leaves(&old, &cfg(&grouped.replacen("priority 100", "priority 150", 1)), "VI_1"), Leave::Stop);
+    // A group whose members all stay the same routers hands over whole; one member made
+    // another router: the others restart.
+    let (g_old, g_new) = (cfg(&grouped), cfg(&grouped.replacen("priority 100", "priority 150", 1)));
+    assert_eq!(changed_leaves(&g_old, &g_new, "VI_2"), Leave::Handover);
+    let moved = cfg(&grouped.replacen("virtual_router_id 2\n", "virtual_router_id 9\n", 1));
+    assert_eq!(changed_leaves(&g_old, &moved, "VI_1"), Leave::Stop);
+    assert_eq!(changed_leaves(&g_old, &moved, "VI_2"), Leave::Removed);
     assert_eq!(changed_leaves(&old, &cfg(&BASE.replacen("VI_1", "VI_9", 1)), "VI_1"), Leave::Removed);
 }

@@ -110,27 +110,44 @@ pub struct Membership {
 impl SyncGroup {
     /// A group of the running instances `members` (members that are not running, such as
     /// ones a config id filtered out, are left out by the caller: they do not count).
-    /// Returns the group and each member's [`Membership`], in the order of `members`.
+    /// `resumed`: the members carry on in these states across a reload (see
+    /// [`crate::vrrp::instance::Instance::resume`]), and so does the group, as keepalived's
+    /// `vrrp_complete_init`: MASTER when every member is, FAULT when one is, else BACKUP;
+    /// nothing is notified for it. Returns the group and each member's [`Membership`], in
+    /// the order of `members`.
     pub fn new(
         name: &str,
         notify: Notify,
         fifos: Arc<Notifier>,
         members: &[String],
+        resumed: Option<&[State]>,
     ) -> (Arc<SyncGroup>, Vec<Membership>) {
         let mut rxs = Vec::new();
-        let members = members
+        let members: Vec<Member> = members
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(i, m)| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 rxs.push(rx);
-                Member { name: m.clone(), state: State::Initialize, ran: false, wants: false, own_fault: false, tx }
+                let state = resumed.and_then(|r| r.get(i).copied()).unwrap_or(State::Initialize);
+                let ran = state != State::Initialize;
+                // A member resumed in FAULT counts as faulty until it reports otherwise, so
+                // that the group leaves FAULT once none is.
+                let own_fault = state == State::Fault;
+                Member { name: m.clone(), state, ran, wants: state == State::Master, own_fault, tx }
             })
             .collect();
+        let (state, notified) = match resumed {
+            Some(r) if !r.is_empty() && r.iter().all(|s| *s == State::Master) => (State::Master, Some(State::Master)),
+            Some(r) if r.contains(&State::Fault) => (State::Fault, Some(State::Fault)),
+            Some(_) => (State::Backup, Some(State::Backup)),
+            None => (State::Initialize, None),
+        };
         let group = Arc::new(SyncGroup {
             name: name.to_string(),
             notify,
             fifos,
-            inner: Mutex::new(Inner { state: State::Initialize, notified: None, mailed: None, members }),
+            inner: Mutex::new(Inner { state, notified, mailed: None, members }),
         });
         let ms =
             rxs.into_iter().enumerate().map(|(index, rx)| Membership { group: group.clone(), index, rx }).collect();
@@ -354,7 +371,7 @@ mod tests {
 
     fn group(n: usize) -> (Arc<SyncGroup>, Vec<Membership>) {
         let names: Vec<String> = (0..n).map(|i| format!("I{i}")).collect();
-        SyncGroup::new("G", Notify::default(), Arc::new(Notifier::default()), &names)
+        SyncGroup::new("G", Notify::default(), Arc::new(Notifier::default()), &names, None)
     }
 
     fn cmds(m: &mut Membership) -> Vec<Command> {
