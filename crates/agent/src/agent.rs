@@ -245,6 +245,8 @@ impl Agent {
         // vrrp_sync_group: the members go MASTER, BACKUP and FAULT together (a fault of
         // one, whatever its cause, is the group's: crate::vrrp::sync).
         let mut memberships: HashMap<usize, Membership> = HashMap::new();
+        // The resumed state of the groups whose members all hand over, by member.
+        let mut group_states: HashMap<usize, State> = HashMap::new();
         for g in &cfg.vrrp_sync_groups {
             let members: Vec<usize> = g
                 .members
@@ -269,8 +271,11 @@ impl Agent {
             let member_names: Vec<String> = members.iter().map(|&n| cfg.vrrp_instances[n].name.clone()).collect();
             // Every member handed over at a reload: the group carries on in their states.
             let states: Option<Vec<State>> = member_names.iter().map(|m| resume.get(m).map(|(s, _)| s.state)).collect();
-            let (_, ms) =
+            let (group, ms) =
                 SyncGroup::new(&g.name, g.notify.clone(), self.fifos.clone(), &member_names, states.as_deref());
+            if states.is_some() {
+                group_states.extend(members.iter().map(|&n| (n, group.state())));
+            }
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();
@@ -294,7 +299,7 @@ impl Agent {
                 inst.hold_until(t);
             }
             if let Some((was, announce)) = resume.get(&i.name) {
-                inst.resume(was, *announce);
+                inst.resume(was, *announce, group_states.get(&n).copied());
             }
             let (stop, stop_rx) = watch::channel(None);
             let task = tokio::spawn(inst.run(stop_rx));
@@ -526,8 +531,15 @@ impl Agent {
                     // leave their VIPs behind (the peer takes over).
                     for (name, (was, _)) in resume.iter().filter(|(_, (was, _))| was.state == State::Master) {
                         let Some(i) = self.cfg.vrrp_instances.iter().find(|i| &i.name == name) else { continue };
+                        for r in &i.virtual_routes {
+                            let _ = self.dp.del_route(&r.spec());
+                        }
                         for (addr, port) in i.vips() {
                             let _ = self.dp.del_vip(addr, &port);
+                        }
+                        let daemon = self.cfg.global_defs.lvs_sync_daemon.as_ref();
+                        if let Some(d) = daemon.filter(|d| d.instance.as_deref() == Some(name.as_str())) {
+                            let _ = self.dp.set_sync_roles(SyncRoles::stopped(d.syncid), "instance not restarted");
                         }
                         tracing::warn!(instance = %name, priority = was.priority, "not restarted: its VIPs released");
                     }

@@ -419,6 +419,27 @@ pub struct TrackProcess {
     pub loc: Loc,
 }
 
+impl TrackProcess {
+    /// A block with keepalived's defaults (no process yet, quorum 1, no maximum, weight 0,
+    /// no delays).
+    pub fn new(name: String, loc: Loc) -> TrackProcess {
+        TrackProcess {
+            name,
+            process: String::new(),
+            params: Vec::new(),
+            param_match: ParamMatch::None,
+            full_command: false,
+            weight: 0,
+            weight_reverse: false,
+            quorum: 1,
+            quorum_max: u32::MAX,
+            fork_delay: 0.0,
+            terminate_delay: 0.0,
+            loc,
+        }
+    }
+}
+
 /// keepalived's `param_match`: how a process's parameters are compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ParamMatch {

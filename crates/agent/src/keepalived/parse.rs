@@ -1394,6 +1394,10 @@ impl P<'_> {
     fn tracks(&mut self, n: &Node) -> Vec<Track> {
         let mut out = Vec::new();
         for c in self.block(n) {
+            if out.iter().any(|t: &Track| t.name == c.key) {
+                self.warn(&c.loc, format!("{} {}: tracked twice: this one ignored (as keepalived)", n.key, c.key));
+                continue;
+            }
             let mut t = Track { name: c.key.clone(), weight: None, reverse: None };
             match c.args.split_first() {
                 None => {}
@@ -1415,23 +1419,13 @@ impl P<'_> {
     /// fork_delay; terminate_delay; delay; full_command }`, as keepalived reads it.
     fn track_process(&mut self, n: &Node) -> Option<TrackProcess> {
         let name = self.name(n)?.to_string();
-        let mut p = TrackProcess {
-            name,
-            process: String::new(),
-            params: Vec::new(),
-            param_match: ParamMatch::None,
-            full_command: false,
-            weight: 0,
-            weight_reverse: false,
-            quorum: 1,
-            quorum_max: u32::MAX,
-            fork_delay: 0.0,
-            terminate_delay: 0.0,
-            loc: n.loc.clone(),
-        };
+        let mut p = TrackProcess::new(name, n.loc.clone());
         let ctx = format!("vrrp_track_process {}", p.name);
         for c in self.block(n) {
             match c.key.as_str() {
+                "process" if !p.process.is_empty() => {
+                    self.warn(&c.loc, format!("{ctx}: process is already given: this one ignored (as keepalived)"))
+                }
                 "process" => match c.args.split_first() {
                     Some((cmd, params)) => {
                         p.process = cmd.clone();
@@ -1484,7 +1478,7 @@ impl P<'_> {
             self.err(&n.loc, format!("{ctx} has no process"));
             return None;
         }
-        if p.quorum_max == 0 {
+        if p.quorum_max == 0 && p.quorum <= 1 {
             // keepalived: quorum_max 0 means the process must not run at all.
             p.quorum = 0;
         } else if p.quorum > p.quorum_max {

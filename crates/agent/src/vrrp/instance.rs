@@ -246,6 +246,10 @@ pub struct Instance {
     resumed: Option<State>,
     /// A resumed master announces its addresses ([`Instance::resume`]).
     announce: bool,
+    /// The state a resumed instance starts in (its own, or its group's decision).
+    start_as: Option<State>,
+    /// Resumed in a sync group in FAULT: it starts held in FAULT by the group.
+    group_fault_at_start: bool,
     /// The sync id when `lvs_sync_daemon` names this instance: its state then selects
     /// rvsd's connection-sync roles.
     sync_id: Option<u8>,
@@ -427,6 +431,8 @@ impl Instance {
             mailed: None,
             resumed: None,
             announce: false,
+            start_as: None,
+            group_fault_at_start: false,
             sync_id,
             sync_roles: None,
             hold: None,
@@ -462,10 +468,18 @@ impl Instance {
     /// state it was in notifies nothing (no failover, no scripts, for a reload), and the
     /// counters carry on.
     /// `announce`: addresses were added, so a master sends its gratuitous ARPs (for all,
-    /// as keepalived); otherwise it sends none.
-    pub fn resume(&mut self, was: &InstanceStatus, announce: bool) {
+    /// as keepalived); otherwise it sends none. `group`: its sync group's resumed state,
+    /// which decides, as keepalived's `vrrp_init_state` takes the group's: a master whose
+    /// group is not MASTER goes BACKUP (its VIPs released, BACKUP notified), and every
+    /// member of a FAULT group starts in FAULT.
+    pub fn resume(&mut self, was: &InstanceStatus, announce: bool, group: Option<State>) {
         self.resumed = Some(was.state);
         self.announce = announce;
+        self.start_as = Some(match (was.state, group) {
+            (State::Master, Some(g)) if g != State::Master => State::Backup,
+            (s, _) => s,
+        });
+        self.group_fault_at_start = group == Some(State::Fault);
         self.status.send_modify(|s| s.counters = was.counters.clone());
     }
 
@@ -544,16 +558,19 @@ impl Instance {
             .collect();
         drop(changed_tx);
         self.retrack();
-        let resumed_master = self.resumed == Some(State::Master);
-        if let Some(s) = self.resumed {
+        let resumed_master = self.start_as == Some(State::Master);
+        if self.group_fault_at_start {
+            self.fsm.handle(self.now(), Event::GroupFault(true));
+        }
+        if let Some(s) = self.start_as {
             self.fsm.resume(s, self.announce);
         }
-        if !resumed_master
-            && ((self.cfg.priority != 255 && self.cfg.state != InitialState::Master) || self.fsm.held(self.now()))
-        {
+        let backup = self.cfg.priority != 255 && self.cfg.state != InitialState::Master;
+        if !resumed_master && (self.resumed.is_some() || backup || self.fsm.held(self.now())) {
             // As keepalived: a node starting as backup holds nothing, whatever an earlier
             // run (killed before it could leave) left in the dataplane. An owner or `state
-            // MASTER` held back by vrrp_startup_delay starts as backup too.
+            // MASTER` held back by vrrp_startup_delay starts as backup too, and so does a
+            // master resumed as BACKUP by its group.
             self.exec(vec![Action::RemoveVips]).await;
         }
         // As keepalived's vrrp_init_state: the backup sync role first, whatever the state

@@ -17,31 +17,41 @@ use tokio::sync::watch;
 /// How often `/proc` is read.
 pub const POLL: Duration = Duration::from_millis(500);
 
-/// Whether `p`'s quorum is met now (read at start and on each poll).
+/// Whether `p`'s quorum is met now (read at start).
 pub fn quorum_met(p: &TrackProcess) -> bool {
-    let n = count(p, Path::new("/proc"));
+    met(p, count(p, Path::new("/proc")))
+}
+
+fn met(p: &TrackProcess, n: u32) -> bool {
     n >= p.quorum && n <= p.quorum_max
 }
 
 /// Follows `p`, publishing whether its quorum is met; a change counts once it has held
-/// for the block's `fork_delay` (met) or `terminate_delay` (lost), so that a process
-/// restarted in place does not move the priority. Ends when every receiver is gone.
+/// for the block's `fork_delay` when more processes run than before (keepalived's fork
+/// delay, also when too many run for `quorum_max`) or its `terminate_delay` when fewer
+/// do, so that a process restarted in place does not move the priority. (keepalived
+/// counts a process freshly started, not forked from a tracked one, at once; here it
+/// waits `fork_delay` too.) Ends when every receiver is gone.
 pub async fn run(p: TrackProcess, tx: watch::Sender<bool>) {
-    let mut since: Option<Instant> = None;
+    let mut since: Option<(Instant, Duration)> = None;
+    let mut last = count(&p, Path::new("/proc"));
     loop {
         tokio::time::sleep(POLL).await;
         if tx.is_closed() {
             return;
         }
         let q = p.clone();
-        let Ok(met) = tokio::task::spawn_blocking(move || quorum_met(&q)).await else { return };
-        let was = *tx.borrow();
-        if met == was {
+        let Ok(n) = tokio::task::spawn_blocking(move || count(&q, Path::new("/proc"))).await else { return };
+        let (now_met, grew) = (met(&p, n), n > last);
+        last = n;
+        if now_met == *tx.borrow() {
             since = None;
             continue;
         }
-        let delay = Duration::from_secs_f64(if met { p.fork_delay } else { p.terminate_delay });
-        if since.get_or_insert_with(Instant::now).elapsed() >= delay {
+        let delay = Duration::from_secs_f64(if grew { p.fork_delay } else { p.terminate_delay });
+        let (t0, delay) = *since.get_or_insert((Instant::now(), delay));
+        if t0.elapsed() >= delay {
+            let met = now_met;
             since = None;
             if met {
                 tracing::info!(track_process = %p.name, "tracked process: quorum met");
@@ -65,10 +75,15 @@ fn is_pid(name: &str) -> bool {
 }
 
 /// Whether the process whose `/proc` directory is `dir` matches `p` (one that ended
-/// meanwhile does not).
+/// meanwhile does not). Of a command line, only what can match is read (as keepalived:
+/// a long one is neither copied nor waited for).
 fn matches(p: &TrackProcess, dir: &Path) -> bool {
     if p.full_command {
-        std::fs::read(dir.join("cmdline")).is_ok_and(|c| cmdline_matches(p, &c))
+        use std::io::Read;
+        let want = p.process.len() + p.params.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
+        let mut c = Vec::with_capacity(want);
+        let read = std::fs::File::open(dir.join("cmdline")).and_then(|f| f.take(want as u64).read_to_end(&mut c));
+        read.is_ok() && cmdline_matches(p, &c)
     } else {
         std::fs::read(dir.join("stat")).is_ok_and(|s| stat_matches(p, &s))
     }
@@ -110,18 +125,11 @@ mod tests {
 
     fn tracked(process: &str, params: &[&str], param_match: ParamMatch) -> TrackProcess {
         TrackProcess {
-            name: "p".into(),
             process: process.into(),
             params: params.iter().map(|s| s.to_string()).collect(),
             param_match,
             full_command: !params.is_empty() || param_match != ParamMatch::None,
-            weight: 0,
-            weight_reverse: false,
-            quorum: 1,
-            quorum_max: u32::MAX,
-            fork_delay: 0.0,
-            terminate_delay: 0.0,
-            loc: Loc { file: "t".into(), line: 1 },
+            ..TrackProcess::new("p".into(), Loc { file: "t".into(), line: 1 })
         }
     }
 
@@ -132,7 +140,9 @@ mod tests {
         assert!(stat_matches(&name, b"812 (haproxy) S 1 812 812 0 -1"));
         assert!(!stat_matches(&name, b"812 (haproxy) Z 1 812 812 0 -1"), "a zombie is not running");
         assert!(!stat_matches(&name, b"813 (haproxy-wrap) S 1"), "exact, not a prefix (not pgrep)");
-        assert!(stat_matches(&tracked("a) (b", &[], ParamMatch::None), b"9 (a) (b) R 1"), "names holding parens");
+        // A name holding parentheses: the last ')' ends it (keepalived's start-up scan
+        // stops at the first; its event path reads /proc/PID/comm, as here).
+        assert!(stat_matches(&tracked("a) (b", &[], ParamMatch::None), b"9 (a) (b) R 1"));
         assert!(!stat_matches(&name, b"garbage"));
         let argv = b"/usr/sbin/haproxy\0-f\0/etc/haproxy/haproxy.cfg\0-p\0/run/haproxy.pid\0";
         let cmd = |params: &[&str], m| cmdline_matches(&tracked("/usr/sbin/haproxy", params, m), argv);

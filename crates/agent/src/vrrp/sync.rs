@@ -140,6 +140,8 @@ impl SyncGroup {
         let (state, notified) = match resumed {
             Some(r) if !r.is_empty() && r.iter().all(|s| *s == State::Master) => (State::Master, Some(State::Master)),
             Some(r) if r.contains(&State::Fault) => (State::Fault, Some(State::Fault)),
+            // Mixed MASTER and BACKUP (a member changed while another stopped): BACKUP,
+            // its MASTER members going BACKUP (see Instance::resume).
             Some(_) => (State::Backup, Some(State::Backup)),
             None => (State::Initialize, None),
         };
@@ -380,6 +382,31 @@ mod tests {
             v.push(c);
         }
         v
+    }
+
+    /// A group carried over a reload: MASTER when every member was, FAULT when one was
+    /// (left once no member reports a fault of its own), else BACKUP; nothing notified.
+    #[tokio::test]
+    async fn a_resumed_group_takes_its_members_states() {
+        let resumed = |states: &[State]| {
+            let names: Vec<String> = (0..states.len()).map(|i| format!("I{i}")).collect();
+            SyncGroup::new("G", Notify::default(), Arc::new(Notifier::default()), &names, Some(states))
+        };
+        use State::{Backup, Fault, Master};
+        assert_eq!(resumed(&[Master, Master]).0.state(), Master);
+        assert_eq!(resumed(&[Master, Backup]).0.state(), Backup);
+        let (g, mut ms) = resumed(&[Fault, Master]);
+        assert_eq!(g.state(), Fault);
+        // The member that was in FAULT reports no fault of its own any more: the group
+        // leaves FAULT (no member has one).
+        ms[1].report(false, false);
+        assert_eq!(g.state(), Fault);
+        ms[0].report(false, false);
+        assert_eq!(g.state(), Backup);
+        assert_eq!(cmds(&mut ms[1]), [Command::LeaveFault]);
+        // Already master: a member asking again is granted at once.
+        let (_, ms) = resumed(&[Master, Master]);
+        assert!(ms[0].want_master());
     }
 
     /// The group's decisions: MASTER only when every member wants it; a MASTER member
