@@ -160,6 +160,7 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
             "smtp",
             "net_namespace",
             "vrrp_strict",
+            "script_security",
             "startup_script",
             "shutdown_script",
             "vrrp_down_timer_adverts",

@@ -52,7 +52,7 @@ fn ignored_keywords_are_listed_and_strict_refuses_them() {
     let f = dir.join("k.conf");
     std::fs::write(
         &f,
-        "global_defs {\n enable_script_security\n}\n\
+        "global_defs {\n enable_traps\n}\n\
          vrrp_instance V {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n  10.0.0.9\n }\n}\n",
     )
     .unwrap();
@@ -60,11 +60,11 @@ fn ignored_keywords_are_listed_and_strict_refuses_them() {
     let t = agent(&["-t", "-f", &f]);
     let err = String::from_utf8_lossy(&t.stderr);
     assert!(t.status.success(), "{err}");
-    assert!(err.contains("k.conf:2: warning: 'enable_script_security' is accepted and not honoured"), "{err}");
+    assert!(err.contains("k.conf:2: warning: 'enable_traps' is accepted and not honoured"), "{err}");
     let strict = agent(&["-t", "--strict", "-f", &f]);
     assert_eq!(strict.status.code(), Some(5));
     let err = String::from_utf8_lossy(&strict.stderr);
-    assert!(err.contains("k.conf:2: error: 'enable_script_security'"), "{err}");
+    assert!(err.contains("k.conf:2: error: 'enable_traps'"), "{err}");
     assert!(err.contains("--strict: warnings are errors"), "{err}");
 
     std::fs::write(

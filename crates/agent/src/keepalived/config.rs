@@ -155,6 +155,11 @@ pub struct GlobalDefs {
     /// [`VrrpInstance::strict_mode`]).
     #[serde(default)]
     pub vrrp_strict: bool,
+    /// keepalived's `enable_script_security`: a script run with root's rights that other
+    /// users could change is refused (without it: warned); see
+    /// [`crate::script::unsafe_reason`].
+    #[serde(default)]
+    pub script_security: bool,
     /// keepalived's `vrrp_down_timer_adverts`: the default of every instance's
     /// `down_timer_adverts`.
     #[serde(default)]
@@ -370,6 +375,7 @@ impl Default for GlobalDefs {
             smtp: SmtpConf::default(),
             net_namespace: None,
             vrrp_strict: false,
+            script_security: false,
             vrrp_down_timer_adverts: None,
             rs_init_notifies: false,
             vrrp_notify_priority_changes: false,

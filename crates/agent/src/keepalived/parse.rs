@@ -31,8 +31,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
 /// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`,
-///   `enable_script_security`): rvs-agent has no SNMP, and does not check who may write
-///   a script (`script_user` is honoured: [`Script::run_as`]);
+///   ...): rvs-agent has no SNMP (`script_user` and `enable_script_security` are honoured:
+///   [`Script::run_as`], [`GlobalDefs::script_security`]);
 /// * keepalived kernel/VRRP tuning with no rvs counterpart (`vrrp_iptables`,
 ///   `use_vmac`, `accept`, `no_accept`,
 ///   `dont_track_primary`, `native_ipv6`,
@@ -72,7 +72,6 @@ pub const IGNORED: &[&str] = &[
     "vrrp_priority",
     "checker_priority",
     "bfd_priority",
-    "enable_script_security",
     "vrrp_iptables",
     "use_vmac",
     "vmac_xmit_base",
@@ -223,6 +222,8 @@ struct P<'a> {
     /// `lvs_sync_daemon` / `lvs_sync_daemon_interface` lines, resolved once the
     /// instances (whose VRID is keepalived's default sync id) are read.
     sync_daemons: Vec<SyncDaemon>,
+    /// Every script read, with where and what named it, for [`P::check_scripts`].
+    scripts: Vec<(Loc, String, Script)>,
     /// Who scripts without a user of their own run as: `script_user`, else keepalived's
     /// `keepalived_script` when it exists (looked up at the first such script); inner
     /// none: rvs-agent's own user.
@@ -330,6 +331,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         global_alerts: Vec::new(),
         strict_noted: false,
         script_user: None,
+        scripts: Vec::new(),
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -452,6 +454,9 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         if s.as_ref().is_some_and(|s| s.cmd.cmd.is_empty()) {
             *s = None;
         }
+    }
+    if !p.opts.other_host {
+        p.check_scripts(cfg.global_defs.script_security);
     }
     cfg.ignored = p.ignored;
     cfg
@@ -640,7 +645,9 @@ impl P<'_> {
                 return None;
             }
         };
-        Some(Script { cmd: cmd.clone(), run_as })
+        let s = Script { cmd: cmd.clone(), run_as };
+        self.scripts.push((n.loc.clone(), n.key.clone(), s.clone()));
+        Some(s)
     }
 
     /// vrrp_script's `script` and MISC_CHECK's `misc_path`: the first word is the command
@@ -711,6 +718,33 @@ impl P<'_> {
             self.script_user = Some(if exists { self.run_as(n, &["keepalived_script".to_string()]) } else { None });
         }
         self.script_user.clone().flatten()
+    }
+
+    /// keepalived's script security: every script run with root's rights that another
+    /// user could change is named (an error under `enable_script_security`, which
+    /// keepalived answers by disabling the script; else a warning, with keepalived's
+    /// "SECURITY VIOLATION" once).
+    fn check_scripts(&mut self, strict: bool) {
+        let mut unsafe_seen = None;
+        for (loc, what, s) in std::mem::take(&mut self.scripts) {
+            if let Some(why) = crate::script::unsafe_reason(&s) {
+                {
+                    let msg = format!("{what}: '{}' runs as root and is unsafe: {why}", s.cmd);
+                    if strict {
+                        self.err(&loc, format!("{msg} (enable_script_security)"));
+                    } else {
+                        self.warn(&loc, msg);
+                    }
+                    unsafe_seen.get_or_insert(loc);
+                }
+            }
+        }
+        if let Some(loc) = unsafe_seen.filter(|_| !strict) {
+            self.warn(
+                &loc,
+                "SECURITY VIOLATION - scripts are being executed but script_security not enabled (as keepalived says): say enable_script_security in global_defs to refuse unsafe ones",
+            );
+        }
     }
 
     /// A block's `user USERNAME [GROUPNAME]` (vrrp_script, MISC_CHECK).
@@ -811,6 +845,7 @@ impl P<'_> {
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => self.lvs_flush_on_stop(c, g),
                 // keepalived 2.2.7's handler turns it on whatever follows (a value is warned).
                 "vrrp_strict" => g.vrrp_strict = self.flag(c),
+                "enable_script_security" => g.script_security = self.flag(c),
                 "rs_init_notifies" => g.rs_init_notifies = self.flag(c),
                 "vrrp_notify_priority_changes" => g.vrrp_notify_priority_changes = self.flag_value(c),
                 "vrrp_down_timer_adverts" => {
@@ -1176,8 +1211,11 @@ impl P<'_> {
         }
         if s.script.cmd.is_empty() {
             self.err(&n.loc, format!("vrrp_script {} has no script", s.name));
-        } else if s.script.run_as.is_none() {
-            s.script.run_as = self.default_run_as(n);
+        } else {
+            if s.script.run_as.is_none() {
+                s.script.run_as = self.default_run_as(n);
+            }
+            self.scripts.push((n.loc.clone(), format!("vrrp_script {}", s.name), s.script.clone()));
         }
         Some(s)
     }
@@ -2814,6 +2852,9 @@ impl P<'_> {
         if let CheckKind::Misc { path, .. } = &mut kind {
             if path.run_as.is_none() {
                 path.run_as = self.default_run_as(n);
+            }
+            if !path.cmd.is_empty() {
+                self.scripts.push((n.loc.clone(), "MISC_CHECK misc_path".into(), path.clone()));
             }
         }
         match &kind {

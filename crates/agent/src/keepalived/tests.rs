@@ -340,17 +340,17 @@ fn unicast_ttl_and_peer_ttl_ranges_are_read() {
 
 #[test]
 fn ignored_keywords_are_recorded_and_named_in_warnings() {
-    let l = strict("global_defs {\n vrrp_iptables\n enable_script_security\n}\n");
+    let l = strict("global_defs {\n vrrp_iptables\n enable_traps\n}\n");
     assert!(!l.has_errors());
     assert_eq!(
         messages(&l),
         [
             "t.conf:2: warning: 'vrrp_iptables' is accepted and not honoured by rvs-agent/rvsd (ignored)",
-            "t.conf:3: warning: 'enable_script_security' is accepted and not honoured by rvs-agent/rvsd (ignored)"
+            "t.conf:3: warning: 'enable_traps' is accepted and not honoured by rvs-agent/rvsd (ignored)"
         ]
     );
     let keys: Vec<&str> = l.config.ignored.iter().map(|(_, k)| k.as_str()).collect();
-    assert_eq!(keys, ["vrrp_iptables", "enable_script_security"]);
+    assert_eq!(keys, ["vrrp_iptables", "enable_traps"]);
 }
 
 #[test]
@@ -1988,4 +1988,38 @@ fn track_process_blocks_read_as_keepalived_s() {
     assert!(messages(&long)[0].contains("longer than a process name can be"), "{:?}", messages(&long));
     let q = strict("vrrp_track_process j {\n process x\n quorum 3\n quorum_max 2\n}\n");
     assert!(messages(&q)[0].contains("quorum 3 is above quorum_max 2"), "{:?}", messages(&q));
+}
+
+/// keepalived's script security: a script run as root from a directory anyone may write
+/// is named (a warning, and keepalived's SECURITY VIOLATION once); under
+/// `enable_script_security` it is refused. Run as another user, it is not root's problem.
+#[test]
+fn scripts_root_runs_must_be_out_of_other_users_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rvs-agent-scriptsec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = dir.join("to-master.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let conf = |global: &str, user: &str| {
+        format!(
+            "global_defs {{\n{global}}}\n{}",
+            MINIMAL
+                .replace(" interface eth0\n", &format!(" interface eth0\n notify_master {}{user}\n", script.display()))
+        )
+    };
+    let m = messages(&strict(&conf("", "")));
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(
+        m[0].starts_with("t.conf:5: warning: notify_master: '") && m[0].contains("can be written by others (mode 777)"),
+        "{m:?}"
+    );
+    assert!(m[1].contains("SECURITY VIOLATION"), "{m:?}");
+    let l = strict(&conf(" enable_script_security\n", ""));
+    assert!(l.has_errors() && messages(&l)[0].contains("(enable_script_security)"), "{:?}", messages(&l));
+    assert!(strict(&conf(" enable_script_security\n", " nobody")).diagnostics.is_empty(), "run as nobody");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
