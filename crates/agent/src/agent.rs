@@ -186,7 +186,7 @@ impl Agent {
         for s in &cfg.vrrp_scripts {
             if chosen_insts().any(|i| i.track_script.iter().any(|t| t.name == s.name)) {
                 ensure_tracker(&mut self.scripts, &s.name, reload::comparable(s), || {
-                    let (tx, rx) = watch::channel(true);
+                    let (tx, rx) = watch::channel(!s.init_fail);
                     (rx, tokio::spawn(track::run_script(s.clone(), tx)))
                 });
             }

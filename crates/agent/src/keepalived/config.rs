@@ -479,6 +479,9 @@ pub struct VrrpScript {
     pub rise: u32,
     /// Failures needed to count as down (1).
     pub fall: u32,
+    /// `init_fail`: it starts as failing (until `rise` successes), not as succeeding.
+    #[serde(default)]
+    pub init_fail: bool,
     /// Where the block starts.
     pub loc: Loc,
 }

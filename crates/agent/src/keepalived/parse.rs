@@ -1187,6 +1187,7 @@ impl P<'_> {
             weight_reverse: false,
             rise: 1,
             fall: 1,
+            init_fail: false,
             loc: n.loc.clone(),
         };
         for c in self.block(n) {
@@ -1205,7 +1206,7 @@ impl P<'_> {
                 "rise" => s.rise = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
                 "fall" => s.fall = self.int(c, 1, 1_000_000).unwrap_or(1) as u32,
                 "user" => self.user_line(c, &mut s.script),
-                "init_fail" => self.ignore(c, "a script starts as succeeding until its first result"),
+                "init_fail" => s.init_fail = self.flag(c),
                 _ => self.other(c, "vrrp_script"),
             }
         }

@@ -1959,7 +1959,7 @@ fn track_process_blocks_read_as_keepalived_s() {
     let l = strict(&format!(
         "vrrp_track_process haproxy {{\n process /usr/sbin/haproxy -f\n param_match partial\n weight -20 reverse\n \
          quorum 2\n quorum_max 4\n delay 0.5\n fork_delay 1\n}}\nvrrp_track_process nginx {{\n process nginx\n}}\n\
-         vrrp_script chk {{\n script /bin/true\n weight 5\n}}\n{}",
+         vrrp_script chk {{\n script /bin/true\n weight 5\n init_fail\n}}\n{}",
         MINIMAL.replace(
             " interface eth0\n",
             " interface eth0\n track_process {\n  haproxy weight 10 noreverse\n  nginx\n }\n track_script {\n  chk weight 3 reverse\n }\n"
@@ -1978,6 +1978,7 @@ fn track_process_blocks_read_as_keepalived_s() {
     let i = &l.config.vrrp_instances[0];
     assert_eq!(i.track_process[0], Track { name: "haproxy".into(), weight: Some(10), reverse: Some(false) });
     assert_eq!(i.track_script[0].reverse, Some(true), "track_script's reverse is honoured too");
+    assert!(l.config.vrrp_scripts[0].init_fail, "init_fail is honoured");
     let bad = strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n track_process {\n  nope\n }\n"));
     assert!(
         messages(&bad).iter().any(|m| m.contains("track_process nope names no vrrp_track_process")),

@@ -7,8 +7,9 @@ use crate::keepalived::config::{TrackedFile, VrrpScript};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Runs a vrrp_script forever, publishing whether it counts as up (it starts up, as in
-/// keepalived without `init_fail`). Ends when every receiver is gone.
+/// Runs a vrrp_script forever, publishing whether it counts as up, from what `tx` starts
+/// with (up, as keepalived; down with `init_fail`, until `rise` successes). Ends when
+/// every receiver is gone.
 pub async fn run_script(s: VrrpScript, tx: watch::Sender<bool>) {
     let interval = Duration::from_secs_f64(s.interval.max(0.01));
     let timeout = s.timeout.map(Duration::from_secs_f64).unwrap_or(interval);
@@ -126,6 +127,7 @@ mod tests {
             weight_reverse: false,
             rise: 2,
             fall: 3,
+            init_fail: false,
             loc: Loc { file: "t".into(), line: 1 },
         };
         let (tx, mut rx) = watch::channel(true);
@@ -139,5 +141,30 @@ mod tests {
         task.abort();
         assert!(interface_up("lo"));
         assert!(!interface_up("no-such-if0"));
+    }
+
+    /// keepalived's `init_fail`: a script starting as failed counts as up only after
+    /// `rise` successes.
+    #[tokio::test]
+    async fn an_init_fail_script_rises_after_rise_successes() {
+        let s = VrrpScript {
+            name: "chk".into(),
+            script: "true".into(),
+            interval: 0.05,
+            timeout: Some(1.0),
+            weight: 0,
+            weight_reverse: false,
+            rise: 3,
+            fall: 1,
+            init_fail: true,
+            loc: Loc { file: "t".into(), line: 1 },
+        };
+        let (tx, mut rx) = watch::channel(!s.init_fail);
+        let t = std::time::Instant::now();
+        let task = tokio::spawn(run_script(s, tx));
+        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+        assert!(*rx.borrow());
+        assert!(t.elapsed() >= Duration::from_millis(100), "three runs, 50 ms apart: {:?}", t.elapsed());
+        task.abort();
     }
 }
