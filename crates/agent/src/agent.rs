@@ -8,7 +8,7 @@ pub mod mail;
 use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
-use crate::keepalived::config::{LifecycleScript, Track};
+use crate::keepalived::config::{LifecycleScript, Track, VrrpInstance};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::script::{self, kill_group, log_exit, spawn_in_group};
@@ -327,13 +327,14 @@ impl Agent {
     }
 
     /// A master handed over at a reload ([`Leave::Handover`]): the addresses and virtual
-    /// routes its old block had and `new`'s has not are released now (keepalived's
-    /// `clear_diff_vrrp_vip` / `_vroutes`); its successor adds the rest. Returns whether
-    /// `new` adds addresses (then the successor announces them).
-    fn release_dropped(&self, name: &str, new: &Config) -> bool {
-        let find = |c: &Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
-        let (Some(old), Some(new)) = (find(&self.cfg), find(new)) else { return false };
-        let (vips, routes) = (new.vips(), new.virtual_routes.iter().map(|r| r.spec()).collect::<Vec<_>>());
+    /// routes its block `old` holds and its successor's `new` has not (none: nothing is
+    /// kept) are released now (keepalived's `clear_diff_vrrp_vip` / `_vroutes`); its
+    /// successor adds the rest. Returns whether `new` adds addresses (then the successor
+    /// announces them).
+    fn release_dropped(&self, old: &VrrpInstance, new: Option<&VrrpInstance>) -> bool {
+        let name = &old.name;
+        let vips = new.map(VrrpInstance::vips).unwrap_or_default();
+        let routes: Vec<_> = new.iter().flat_map(|n| &n.virtual_routes).map(|r| r.spec()).collect();
         for r in old.virtual_routes.iter().map(|r| r.spec()).filter(|r| !routes.contains(r)) {
             if let Err(e) = self.dp.del_route(&r) {
                 tracing::error!(instance = %name, prefix = %r.prefix, "remove virtual route: {e}");
@@ -492,7 +493,13 @@ impl Agent {
             let name = i.name.clone();
             let last = Agent::stop_instance(i, how).await;
             if how == Leave::Handover {
-                let added = last.state == State::Master && self.release_dropped(&name, &new);
+                let find = |c: &Config| c.vrrp_instances.iter().find(|i| i.name == name).cloned();
+                let added = match (find(&self.cfg), find(&new)) {
+                    (Some(old), new_block) if last.state == State::Master => {
+                        self.release_dropped(&old, new_block.as_ref())
+                    }
+                    _ => false,
+                };
                 resume.insert(name, (last, added));
             }
         }
@@ -531,12 +538,7 @@ impl Agent {
                     // leave their VIPs behind (the peer takes over).
                     for (name, (was, _)) in resume.iter().filter(|(_, (was, _))| was.state == State::Master) {
                         let Some(i) = self.cfg.vrrp_instances.iter().find(|i| &i.name == name) else { continue };
-                        for r in &i.virtual_routes {
-                            let _ = self.dp.del_route(&r.spec());
-                        }
-                        for (addr, port) in i.vips() {
-                            let _ = self.dp.del_vip(addr, &port);
-                        }
+                        self.release_dropped(i, None);
                         let daemon = self.cfg.global_defs.lvs_sync_daemon.as_ref();
                         if let Some(d) = daemon.filter(|d| d.instance.as_deref() == Some(name.as_str())) {
                             let _ = self.dp.set_sync_roles(SyncRoles::stopped(d.syncid), "instance not restarted");
