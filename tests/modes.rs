@@ -185,6 +185,59 @@ fn dr_mode_end_to_end() {
     assert_eq!(syn_proxy_counts(&stats), (0, 0), "DR never takes the SYN proxy: {}", stats["synproxy"]);
 }
 
+/// A blind forger who knows an idle DR connection's addresses and ports, not its
+/// sequence numbers, floods it with RSTs: rvsd passes them to the server (Linux drops or
+/// challenges each: RFC 5961) and keeps the connection, which answers its next request
+/// well after CLOSE's 10 s would have ended it here. Any client RST used to close a DR
+/// connection (IPVS's input-only table); now it must stand within `BLIND_WINDOW` of the
+/// client's stream seen here. The client reads its own next sequence number
+/// (`TCP_REPAIR`, as CRIU does) so that the forged one is as far from it as can be and
+/// the test cannot pass by luck or fail by it.
+#[test]
+fn dr_forged_rsts_do_not_end_an_idle_connection() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    set_mode(&mut t, "dr", 8080);
+    real_servers_hold_the_vip(&t);
+    t.start_rvsd().expect("rvsd starts");
+    let (ends_file, outcome) = (t.dir.join("ends"), t.dir.join("outcome"));
+    // TCP_REPAIR 19, TCP_REPAIR_QUEUE 20 (TCP_SEND_QUEUE 2), TCP_QUEUE_SEQ 21.
+    let script = format!(
+        "import socket,struct,time,sys\ns=socket.create_connection(('{VIP4}',8080))\n\
+         s.setsockopt(6,19,1)\ns.setsockopt(6,20,2)\nseq=struct.unpack('I',s.getsockopt(6,21,4))[0]\n\
+         s.setsockopt(6,19,0)\nopen(sys.argv[1],'w').write('%d %d'%(s.getsockname()[1],seq))\n\
+         time.sleep(14)\ns.settimeout(5)\ntry:\n    s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n    \
+         r='ok' if s.recv(100).startswith(b'HTTP') else 'closed'\nexcept ConnectionResetError:\n    \
+         r='reset'\nexcept socket.timeout:\n    r='timeout'\nopen(sys.argv[2],'w').write(r)\n"
+    );
+    let _client =
+        t.client.spawn(&["python3", "-c", &script, &ends_file.display().to_string(), &outcome.display().to_string()]);
+    let start = std::time::Instant::now();
+    let (port, seq) = loop {
+        let ends = std::fs::read_to_string(&ends_file).unwrap_or_default();
+        if let Some((p, s)) = ends.split_once(' ') {
+            break (p.to_string(), s.parse::<u32>().expect("the client's sequence number"));
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "the client connected");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let far = seq.wrapping_add(1 << 31).to_string();
+    let flooder = t.second_client().expect("flooder");
+    let out = flooder.exec(&[
+        "timeout", "10", "hping3", "-q", "-R", "-a", CLIENT4, "-s", &port, "-k", "-p", "8080", "-M", &far, "-c", "300",
+        "-i", "u2000", VIP4,
+    ]);
+    assert!(out.status.code().is_some(), "hping3 ran");
+    while !outcome.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "the client finished");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(std::fs::read_to_string(&outcome).expect("outcome"), "ok", "the connection outlived the flood");
+    let stats = t.rvsd_stats().expect("stats");
+    let unmatched = stats["events"]["rst_unmatched"].as_u64().unwrap_or(0);
+    assert!(unmatched >= 250, "the forged RSTs reached rvsd and were not taken: {unmatched}\n{stats}");
+}
+
 /// Two workers: a NAT connection lives on the worker its client's address and port hash
 /// to, so client packets and replies the NIC's queue choice gave the other worker are
 /// handed over, and the connections spread over both (Linux clients use even ports

@@ -7,10 +7,11 @@
 mod common;
 
 use common::*;
-use fnat::conn::ConnKey;
+use fnat::conn::{ConnKey, BLIND_WINDOW};
 use fnat::stats::ConnEvent;
 use fnat::tcp_state::TcpState;
 use fnat::types::{FwdMode, Proto};
+use wire::TcpFlags;
 
 /// A connection CIP4:40000 → VIP4:80 → RIP4:8080 that exchanged a request and its
 /// acknowledgment: the server acknowledged up to client sequence 1006.
@@ -175,25 +176,100 @@ fn a_forged_syn_then_rst_leaves_an_established_connection() {
     run(&mut w, steps);
 }
 
-/// Where the server's replies do not pass (DR), nothing is acknowledged here: any client
-/// RST counts, as before (and as IPVS's input-only table has it).
-#[test]
-fn without_the_servers_replies_any_rst_counts() {
+/// A DR connection (the server answers the client directly): SYN, ACK and a request
+/// from CIP4:40000, the client's stream seen here ending at 1006.
+fn dr_talking() -> (World, Vec<Step>) {
     let mut dr = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 80)]);
     dr.real_servers[0].fwd = FwdMode::Dr;
-    let mut w = World::with_services(&config(1024), &[dr]);
+    let w = World::with_services(&config(1024), &[dr]);
     let steps = vec![
         pkt("SYN", t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(), Expect::Fwd(RIP4.into()), None),
         pkt("ACK", t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
         state4("established", 40000, TcpState::Established),
-        check("nothing acknowledged here", |w| assert_eq!(inner_ack(w), Some(0))),
-        pkt(
-            "an RST of any number",
-            t4(CIP4, 40000, VIP4, 80).seq(7).flags(RST).build(),
-            Expect::Fwd(RIP4.into()),
-            None,
-        ),
-        state4("closed", 40000, TcpState::Close),
+        client_sends("request", 1001, b"GET /"),
+        check("nothing acknowledged here, the client's stream followed", |w| {
+            assert_eq!(inner_ack(w), Some(0));
+            assert_eq!(outer_next(w), 1006);
+        }),
     ];
+    (w, steps)
+}
+
+/// The client's segment of `payload` at `seq`, passed to the DR server unchanged.
+fn client_sends(desc: &'static str, seq: u32, payload: &[u8]) -> Step {
+    let f = t4(CIP4, 40000, VIP4, 80).seq(seq).ack(5001).flags(PSHACK).payload(payload).build();
+    fwd(desc, f.clone(), RIP4, f)
+}
+
+/// The client's packet with `flags` at `seq` (no payload), passed to the DR server
+/// unchanged.
+fn client_flags(desc: &'static str, seq: u32, flags: TcpFlags) -> Step {
+    let f = t4(CIP4, 40000, VIP4, 80).seq(seq).ack(5001).flags(flags).build();
+    fwd(desc, f.clone(), RIP4, f)
+}
+
+fn outer_next(w: &World) -> u32 {
+    let k = ConnKey::new(Proto::Tcp, CIP4.into(), 40000, VIP4.into(), 80);
+    w.engine.conns().lookup(&k).map_or(0, |h| w.engine.conns().get(h.conn).outer_next())
+}
+
+/// Where the server's replies do not pass (DR, TUN) nothing is acknowledged here, and
+/// any client RST used to close the connection (IPVS's input-only table): a blind
+/// forger who knew the addresses and ports ended it with one packet. Now the RST or FIN
+/// must stand within `BLIND_WINDOW` of the end of the client's stream seen here.
+#[test]
+fn dr_a_forged_rst_or_fin_far_from_the_clients_stream_keeps_the_connection() {
+    let (mut w, mut steps) = dr_talking();
+    let far = 1006u32.wrapping_add(1 << 31);
+    steps.extend([
+        client_flags("a forged RST", far, RST),
+        client_flags("a forged RST|ACK just outside the window", 1006 + BLIND_WINDOW + 1, RSTACK),
+        client_flags("a forged FIN", far, FINACK),
+        state4("still established: the server judges them", 40000, TcpState::Established),
+        check("counted", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::RstUnmatched), 2);
+            assert_eq!(w.engine.stats().events(ConnEvent::FinUnmatched), 1);
+        }),
+        client_sends("a forged segment outside the window", far, b"evil"),
+        check("sets up nothing", |w| assert_eq!(outer_next(w), 1006)),
+        // An idle minute later (CLOSE's 10 s would have ended it), the connection is there.
+        at("idle for a minute", 60_000, 0),
+        client_sends("the client's next request goes through", 1006, b"GET /2"),
+        client_flags("the client's own FIN, after it", 1012, FINACK),
+        state4("closing", 40000, TcpState::FinWait),
+    ]);
+    run(&mut w, steps);
+}
+
+/// A client segment lost before rvs (the client retransmits it; the server has the rest)
+/// leaves no gap in what is followed here: the client's FIN after it still counts.
+#[test]
+fn dr_a_segment_lost_before_rvs_strands_nothing() {
+    let (mut w, mut steps) = dr_talking();
+    steps.extend([
+        client_sends("1006..1012 was lost on the way; 1012..1018 arrives", 1012, b"GET /3"),
+        check("followed past the gap", |w| assert_eq!(outer_next(w), 1018)),
+        client_sends("the lost one, retransmitted", 1006, b"GET /2"),
+        check("never backwards", |w| assert_eq!(outer_next(w), 1018)),
+        client_flags("the client's FIN", 1018, FINACK),
+        state4("closing", 40000, TcpState::FinWait),
+        check("nothing unmatched", |w| assert_eq!(w.engine.stats().events(ConnEvent::FinUnmatched), 0)),
+    ]);
+    run(&mut w, steps);
+}
+
+/// A client whose socket is gone answers a server segment with an RST at the number that
+/// segment acknowledged, behind what passed here when the server had not yet received
+/// it all: it still ends the connection.
+#[test]
+fn dr_the_clients_rst_behind_its_stream_ends_it() {
+    let (mut w, mut steps) = dr_talking();
+    steps.extend([
+        client_sends("more data", 1006, b"GET /2"),
+        client_flags("the client's RST, at the server's older acknowledgment", 1006, RST),
+        state4("closed", 40000, TcpState::Close),
+        check("nothing unmatched", |w| assert_eq!(w.engine.stats().events(ConnEvent::RstUnmatched), 0)),
+        at("gone after CLOSE's timeout", 11_000, 1),
+    ]);
     run(&mut w, steps);
 }

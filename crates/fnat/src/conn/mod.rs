@@ -116,6 +116,13 @@ pub struct Conn {
     fwd: u8,
 }
 
+/// How far from the end of the client's stream seen here (either side, in sequence
+/// numbers) a client segment still moves that end, and its RST or FIN still moves the
+/// connection's state, while no acknowledgment passes (DR, TUN; see
+/// [`Conn::closing_matches`]): 1 MiB, a receive window's worth of data lost before rvs
+/// or in flight to the server.
+pub const BLIND_WINDOW: u32 = 1 << 20;
+
 /// A [`Conn::hop`] slot the dataplane has not filled (or has forgotten).
 pub const NO_HOP: u16 = u16::MAX;
 
@@ -216,17 +223,28 @@ impl Conn {
     /// connection, or a client that reuses its port while the old one closes): it sets
     /// it afresh, and the inner host's SYN-ACK the acknowledgment. On an ESTABLISHED
     /// connection a SYN changes nothing (as its state), so a forged one sets nothing up.
+    /// While no acknowledgment has passed (DR and TUN always: their servers answer the
+    /// clients directly), a segment starting within [`BLIND_WINDOW`] of it moves it
+    /// forward too, so a segment lost before rvs (and retransmitted to the server only)
+    /// leaves no gap the rest of the stream cannot pass.
     #[inline]
     pub(crate) fn saw_outer_segment(&mut self, seq: u32, len: u32, syn: bool) {
         let next = seq.wrapping_add(len);
         let restarts = syn && self.state != TcpState::Established;
+        let ahead = next.wrapping_sub(self.outer_next) as i32 > 0;
         if restarts
             || self.outer_next == 0
             || seq == self.outer_next
-            || (seq == self.inner_ack && next.wrapping_sub(self.outer_next) as i32 > 0)
+            || (seq == self.inner_ack && ahead)
+            || (ahead && self.inner_ack == 0 && self.near_outer_next(seq))
         {
             self.outer_next = next;
         }
+    }
+    /// Whether `seq` stands within [`BLIND_WINDOW`] of [`Conn::outer_next`], either side.
+    #[inline]
+    fn near_outer_next(&self, seq: u32) -> bool {
+        seq.wrapping_sub(self.outer_next).wrapping_add(BLIND_WINDOW) <= 2 * BLIND_WINDOW
     }
     /// Whether an outer host's RST or FIN (a client's; on a SNAT connection, the host
     /// outside's) with sequence number `seq` moves the connection's state here: it
@@ -236,12 +254,23 @@ impl Conn {
     /// segment (an RST or FIN sent before its data was acknowledged). So a forged RST or
     /// FIN, which must guess one of two numbers among 2^32, is forwarded for the inner
     /// host to judge but leaves the connection alone, where it used to move it to CLOSE
-    /// (gone 10 s later) or CLOSE_WAIT (60 s). Before the inner host has acknowledged
-    /// anything seen here (a synced connection; DR and TUN, whose replies do not pass),
-    /// any RST or FIN matches, as before.
+    /// (gone 10 s later) or CLOSE_WAIT (60 s).
+    ///
+    /// Before any acknowledgment has passed (DR and TUN connections always, their
+    /// servers answering the clients directly; a synced connection until its server's
+    /// first segment), the RST or FIN must stand within [`BLIND_WINDOW`] of
+    /// [`Conn::outer_next`] (a client's RST answering a server segment carries the
+    /// number the server acknowledged, which may be behind what passed here): a blind
+    /// forger hits that once in 2^32 / (2 × `BLIND_WINDOW`) = 2,048 tries (the odds of
+    /// data injected into the server's own receive window), where any RST used to
+    /// match. Before even a segment of the outer host's has passed (a synced connection
+    /// just taken over), any RST or FIN matches, as before.
     #[inline]
     pub fn closing_matches(&self, seq: u32) -> bool {
-        self.inner_ack == 0 || seq == self.inner_ack || seq == self.outer_next
+        match self.inner_ack {
+            0 => self.outer_next == 0 || self.near_outer_next(seq),
+            ack => seq == ack || seq == self.outer_next,
+        }
     }
     /// TCP state (`None` for UDP).
     #[inline]

@@ -956,6 +956,11 @@ impl Engine {
         let c = self.conns.get(h.conn);
         let fwd = c.fwd();
         if fwd.keeps_packet() {
+            // The client's segment noted (a first fragment's length is not its
+            // segment's: its end is not known).
+            if !self.in_fragment {
+                outer_note.apply(self.conns.get_mut(h.conn));
+            }
             return self.forward_unchanged(buf, l3, now, t, h, state_flags);
         }
         let c_nat64 = c.cip().is_v4() != c.rip().is_v4();

@@ -192,7 +192,7 @@ impl Engine {
     }
 
     /// A client packet of a DR or TUN connection: counted, its state moved by
-    /// `state_flags` (its flags, less an RST the connection does not take), sent to the
+    /// `state_flags` (its flags, less an RST or FIN the connection does not take), sent to the
     /// real server unchanged (the dataplane puts the server's MAC on it) or in the
     /// tunnel.
     pub(super) fn forward_unchanged<B: PacketBuf>(
