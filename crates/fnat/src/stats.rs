@@ -75,7 +75,7 @@ crate::counter_set! {
         QuiescentExpired = "quiescent_expired": "A connection of a service with expire_quiescent ended at its packet: its real server has weight 0 (drained, inhibited by a checker, or held out by the passive check). A TCP segment was answered with an RST to its sender, a new SYN or a client's datagram scheduled afresh.",
         LocalPortKept = "local_port_kept": "A client that reused its port got, towards the real server picked, the local address and port its previous connection held (the server, likely still holding that connection in TIME_WAIT, sees the same ports and the same client's timestamps again and accepts the SYN).",
         RstUnmatched = "rst_unmatched": "A client's RST (on a SNAT connection, the outside host's) carried neither the sequence number the other side acknowledged last nor the end of the sender's last in-stream segment (a forged or stale one; on a DR or TUN connection, whose acknowledgments do not pass: it stood farther than 1 MiB from that end): forwarded for the other side to judge (RFC 5961), the connection kept here.",
-        FinUnmatched = "fin_unmatched": "A client's FIN (on a SNAT connection, the outside host's) carried neither number a closing segment must (forged): forwarded, the connection's state kept here.",
+        FinUnmatched = "fin_unmatched": "A client's FIN (on a SNAT connection, the outside host's) carried neither number a closing segment must (forged; on a DR or TUN connection: it stood farther than 1 MiB from the end of the client's stream): forwarded, the connection's state kept here.",
     }
 }
 

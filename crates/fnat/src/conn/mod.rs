@@ -261,9 +261,9 @@ impl Conn {
     /// first segment), the RST or FIN must stand within [`BLIND_WINDOW`] of
     /// [`Conn::outer_next`] (a client's RST answering a server segment carries the
     /// number the server acknowledged, which may be behind what passed here): a blind
-    /// forger hits that once in 2^32 / (2 × `BLIND_WINDOW`) = 2,048 tries (the odds of
-    /// data injected into the server's own receive window), where any RST used to
-    /// match. Before even a segment of the outer host's has passed (a synced connection
+    /// forger stepping through the sequence space needs up to 2^32 / (2 ×
+    /// `BLIND_WINDOW`) = 2,048 packets (the odds of data injected into the server's own
+    /// receive window), where one RST used to do. Before even a segment of the outer host's has passed (a synced connection
     /// just taken over), any RST or FIN matches, as before.
     #[inline]
     pub fn closing_matches(&self, seq: u32) -> bool {
