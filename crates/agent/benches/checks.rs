@@ -80,6 +80,7 @@ fn main() {
                         status_codes: vec![(200, 299)],
                         digest: None,
                         virtualhost: None,
+                        regex: None,
                     }],
                     protocol: rvs_agent::keepalived::config::HttpProtocol::V1_0,
                     proxy: None,

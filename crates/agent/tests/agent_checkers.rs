@@ -434,6 +434,66 @@ fn http_protocol_requests_as_keepalived_and_their_digests() {
     });
 }
 
+/// HTTP_GET's `regex` against a real server whose page says how it is: `regex` must
+/// match (the page turning to `status: degraded` sets the server down, `ok` again brings
+/// it back), and on a second virtual server `regex_no_match` must not (a page naming an
+/// `error` sets it down). Both searched as keepalived searches: the answer with its
+/// headers, the pattern unescaped as keepalived reads a `regex` line (`\\d`).
+#[test]
+fn http_get_regex_follows_the_page() {
+    root();
+    let ns = NetNs::new("rvcregex");
+    let dir = TempDir::new("rvcregex");
+    let (page, script) = (dir.file("page"), dir.file("server.py"));
+    std::fs::write(&page, "status: ok 42\n").unwrap();
+    std::fs::write(
+        &script,
+        "import sys, http.server\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       body = open(sys.argv[2], 'rb').read()\n\
+         \x20       self.send_response(200)\n\
+         \x20       self.send_header('Content-Length', str(len(body)))\n\
+         \x20       self.end_headers()\n\
+         \x20       self.wfile.write(body)\n\
+         \x20   def log_message(self, *a):\n\
+         \x20       pass\n\
+         http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n",
+    )
+    .unwrap();
+    let _server = spawn_in(ns.name(), &["python3", &script, "8089", &page]);
+    let vs = |vip: &str, url: &str| {
+        format!(
+            "virtual_server {vip} 80 {{\n lb_kind FNAT\n delay_loop 0.2\n real_server 127.0.0.1 8089 {{\n  weight 7\n  inhibit_on_failure\n\
+             HTTP_GET {{\n   url {{\n    path /health\n{url}   }}\n {TIMING} }}\n }}\n}}\n"
+        )
+    };
+    let conf = [
+        vs("192.0.2.1", "    regex \"^status: ok \\\\d+$\"\n    regex_options multiline\n"),
+        vs("192.0.2.2", "    regex \"error|Content-Type: text/html\"\n    regex_no_match\n"),
+    ]
+    .concat();
+    in_netns(&ns, move || async move {
+        tcp_ready(8089).await;
+        let a = Agent::start(&conf);
+        let w = |vip: &str| a.weight(Proto::Tcp, vip, 80, 0);
+        wait_for("both to load", Duration::from_secs(2), || w("192.0.2.1") == Some(7) && w("192.0.2.2") == Some(7))
+            .await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!((w("192.0.2.1"), w("192.0.2.2")), (Some(7), Some(7)), "a healthy page keeps both up");
+        std::fs::write(&page, "status: degraded 42\n").unwrap();
+        wait_for("the regex to stop matching", WITHIN, || w("192.0.2.1") == Some(0)).await;
+        assert_eq!(w("192.0.2.2"), Some(7));
+        std::fs::write(&page, "status: ok 7\nerror: disk\n").unwrap();
+        wait_for("the first back", WITHIN, || w("192.0.2.1") == Some(7)).await;
+        wait_for("regex_no_match to see the error", WITHIN, || w("192.0.2.2") == Some(0)).await;
+        std::fs::write(&page, "status: ok 7\n").unwrap();
+        wait_for("the second back", WITHIN, || w("192.0.2.2") == Some(7)).await;
+        a.stop().await;
+    });
+    drop(dir);
+}
+
 /// MD5 of `data` in hex (the digest keepalived's `genhash` prints).
 fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;

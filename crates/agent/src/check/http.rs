@@ -8,11 +8,24 @@
 //! as received (chunk sizes included: what keepalived's `genhash` prints). The answer is
 //! read until the server closes, or until `Content-Length` bytes of body are in (a server
 //! that ignores `Connection: close` then still gets its verdict).
+//!
+//! A url's `regex` is searched, as keepalived 2.2.7 searches it, in the answer as
+//! received: status line and headers included, offsets (`regex_min_offset`,
+//! `regex_max_offset`) counted from its first byte; the answer passes when a match
+//! starts within them (fails, with `regex_no_match`). keepalived runs PCRE2; rvs-agent
+//! runs a DFA ([`compile_regex`]): the same syntax for what health checks ask (literals,
+//! classes, alternations, repetitions, anchors, `\b`), matched byte by byte as PCRE2
+//! without `utf`; what a DFA cannot do (look-around, backreferences, atomic groups,
+//! possessive repetitions, Unicode properties) is refused when the file is read.
 
 use super::CheckError;
-use crate::keepalived::config::HttpProtocol;
+use crate::keepalived::config::{HttpProtocol, RegexConf, UrlRegex};
 use fnat::service::ProxyProtocol;
 use md5::{Digest, Md5};
+use regex_automata::dfa::{dense, regex::Regex};
+use regex_automata::nfa::thompson;
+use regex_automata::util::syntax;
+use regex_automata::Input;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +38,15 @@ pub type Tls<'a> = (&'a Arc<rustls::ClientConfig>, Option<&'a str>);
 /// Largest header block accepted.
 const MAX_HEADER: usize = 16 * 1024;
 
+/// The most of an answer a `regex` is searched in: keepalived streams the whole answer
+/// through PCRE2 (keeping 4 KiB for a match across reads); rvs-agent keeps the first
+/// MiB and searches it once the answer is in.
+pub const REGEX_SUBJECT_MAX: usize = 1 << 20;
+
+/// The size a regex's DFA may take (a pattern such as `(a|b)*a(a|b){20}` would need
+/// millions of states: refused at load rather than built per check).
+const REGEX_DFA_MAX: usize = 4 << 20;
+
 /// What the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpAnswer {
@@ -32,6 +54,93 @@ pub struct HttpAnswer {
     pub status: u16,
     /// MD5 of the body, lowercase hex.
     pub digest: String,
+    /// Whether the url's regex matched (`None`: the url has none).
+    pub regex_matched: Option<bool>,
+}
+
+/// A compiled url regex (see [`compile_regex`]).
+#[derive(Debug, Clone)]
+pub struct RegexMatcher {
+    re: Regex,
+    /// `regex_options firstline`: a match must start on the first line (from the
+    /// minimum offset on).
+    first_line: bool,
+}
+
+/// How each of keepalived's `regex_options` (PCRE2 compile options) applies here:
+/// `Ok(true)` sets the syntax option, `Ok(false)` changes nothing rvs-agent's matcher
+/// does (PCRE2 tuning, or already its behaviour), `Err` is refused, with why.
+fn regex_option(name: &str, cfg: &mut syntax::Config, first_line: &mut bool) -> Result<bool, String> {
+    let c = *cfg;
+    *cfg = match name {
+        "caseless" => c.case_insensitive(true),
+        "multiline" => c.multi_line(true),
+        "dotall" => c.dot_matches_new_line(true),
+        "extended" => c.ignore_whitespace(true),
+        "ungreedy" => c.swap_greed(true),
+        "firstline" => {
+            *first_line = true;
+            return Ok(true);
+        }
+        // `$` matches at the very end only (PCRE2 also before a final newline).
+        "dollar_endonly" => return Ok(false),
+        "no_auto_capture" | "no_auto_possess" | "no_dotstar_anchor" | "no_start_optimize" | "auto_callout"
+        | "never_utf" | "never_ucp" | "never_backslash_c" | "use_offset_limit" | "dupnames" => return Ok(false),
+        "utf" | "ucp" => return Err("Unicode matching is not built into rvs-agent (bytes and ASCII classes)".into()),
+        "allow_empty_class" | "alt_bsux" | "alt_circumflex" | "alt_verbnames" | "match_unset_backref" => {
+            return Err("this PCRE2 syntax variant is not supported".into())
+        }
+        _ => return Err("not a PCRE2 option keepalived knows".into()),
+    };
+    Ok(true)
+}
+
+/// Compiles a url's regex as keepalived's options ask: bytes, not UTF-8 (PCRE2 without
+/// `utf`: `.` is any byte but newline, `\w` `\d` `\s` `\b` are ASCII), then into a DFA
+/// of bounded size. The error names what rvs-agent cannot run.
+pub fn compile_regex(conf: &RegexConf) -> Result<RegexMatcher, String> {
+    let mut cfg = syntax::Config::new().unicode(false).utf8(false);
+    let mut first_line = false;
+    for o in &conf.options {
+        regex_option(o, &mut cfg, &mut first_line).map_err(|why| format!("regex_options {o}: {why}"))?;
+    }
+    let dense = dense::Config::new().dfa_size_limit(Some(REGEX_DFA_MAX)).determinize_size_limit(Some(REGEX_DFA_MAX));
+    let re = Regex::builder()
+        .syntax(cfg)
+        .thompson(thompson::Config::new().utf8(false))
+        .dense(dense)
+        .build(&conf.pattern)
+        .map_err(|e| format!("regex '{}' cannot be run by rvs-agent: {}", conf.pattern, innermost(&e)))?;
+    Ok(RegexMatcher { re, first_line })
+}
+
+/// The innermost cause of `e`, on one line: regex-syntax's parse errors draw the pattern
+/// over several lines and end with `error: WHAT`.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(inner) = e.source() {
+        e = inner;
+    }
+    let text = e.to_string();
+    let what = text.lines().find_map(|l| l.strip_prefix("error: ")).map(str::to_string);
+    what.unwrap_or_else(|| text.lines().collect::<Vec<_>>().join(" "))
+}
+
+impl UrlRegex {
+    /// Whether `answer` (status line, headers and body as received) holds a match
+    /// starting between the minimum and maximum offsets (`regex_no_match` is the
+    /// caller's).
+    pub fn matches(&self, answer: &[u8]) -> bool {
+        let (c, m) = (&self.conf, &self.matcher);
+        let from = c.min_offset.min(answer.len());
+        let found = match m.re.try_search(&Input::new(answer).range(from..)) {
+            Ok(Some(found)) => found.start(),
+            // (No quit bytes are configured: a search cannot give up.)
+            Ok(None) | Err(_) => return false,
+        };
+        let line_end = answer[from..].iter().position(|&b| b == b'\n').map_or(answer.len(), |i| from + i);
+        c.max_offset.is_none_or(|max| found <= max) && (!m.first_line || found <= line_end)
+    }
 }
 
 /// keepalived 2.2.7's request (`request_template`): `1.0` sends no `Connection` header,
@@ -67,17 +176,17 @@ pub async fn get(
     path: &str,
     timeout: Duration,
 ) -> Result<HttpAnswer, CheckError> {
-    get_over(target, bindto, (&[], &request_text(path, host, HttpProtocol::V1_0)), timeout, None).await
+    get_over(target, bindto, (&[], &request_text(path, host, HttpProtocol::V1_0), None), timeout, None).await
 }
 
 /// Sends `first` (a PROXY protocol header, [`proxy_check_header`], or nothing) on the
 /// connection to `target`, then `request` ([`request_text`]), over TLS when `tls` is
 /// given (SSL_GET; `first` goes before the TLS handshake), and reads the answer, all
-/// within `timeout`.
+/// within `timeout`; with `regex`, searches the answer for it.
 pub async fn get_over(
     target: SocketAddr,
     bindto: Option<IpAddr>,
-    (first, request): (&[u8], &str),
+    (first, request, regex): (&[u8], &str, Option<&UrlRegex>),
     timeout: Duration,
     tls: Option<Tls<'_>>,
 ) -> Result<HttpAnswer, CheckError> {
@@ -87,8 +196,8 @@ pub async fn get_over(
             s.write_all(first).await.map_err(CheckError::Io)?;
         }
         match tls {
-            None => exchange(s, request).await,
-            Some((config, sni)) => exchange(super::ssl::handshake(s, target, config, sni).await?, request).await,
+            None => exchange(s, request, regex).await,
+            Some((config, sni)) => exchange(super::ssl::handshake(s, target, config, sni).await?, request, regex).await,
         }
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -109,9 +218,15 @@ fn content_length(head: &[u8]) -> Option<u64> {
     })
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) -> Result<HttpAnswer, CheckError> {
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    request: &str,
+    regex: Option<&UrlRegex>,
+) -> Result<HttpAnswer, CheckError> {
     s.write_all(request.as_bytes()).await.map_err(CheckError::Io)?;
     let mut head = Vec::with_capacity(1024);
+    // The answer as received, for the regex (up to REGEX_SUBJECT_MAX).
+    let mut answer = Vec::new();
     let mut buf = [0u8; 8192];
     let mut md5 = Md5::new();
     // Once the headers are in: the body bytes still to digest (none: to the end).
@@ -136,6 +251,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) ->
         };
         if n == 0 {
             break;
+        }
+        if regex.is_some() {
+            answer.extend_from_slice(&buf[..n.min(REGEX_SUBJECT_MAX - answer.len())]);
         }
         if let Some(left) = &mut body {
             digest(&mut md5, left, &buf[..n]);
@@ -164,7 +282,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) ->
         _ => return Err(CheckError::Http(format!("bad status line {line:?}"))),
     };
     let digest = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(HttpAnswer { status, digest })
+    Ok(HttpAnswer { status, digest, regex_matched: regex.map(|r| r.matches(&answer)) })
 }
 
 #[cfg(test)]
@@ -190,7 +308,10 @@ mod tests {
         let addr = serve_once(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello\n").await;
         let a = get(addr, None, "example", "/health", Duration::from_secs(1)).await.unwrap();
         // md5("hello\n") = b1946ac92492d2347c6235b4d2611184
-        assert_eq!(a, HttpAnswer { status: 200, digest: "b1946ac92492d2347c6235b4d2611184".into() });
+        assert_eq!(
+            a,
+            HttpAnswer { status: 200, digest: "b1946ac92492d2347c6235b4d2611184".into(), regex_matched: None }
+        );
         let addr = serve_once(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
         assert_eq!(get(addr, None, "example", "/health", Duration::from_secs(1)).await.unwrap().status, 503);
         let addr = serve_once(b"garbage\r\n\r\n").await;
@@ -226,7 +347,7 @@ mod tests {
                 got
             });
             let req = request_text("/", "h", HttpProtocol::V1_0);
-            let a = get_over(addr, None, (h, &req), Duration::from_secs(1), None).await.unwrap();
+            let a = get_over(addr, None, (h, &req, None), Duration::from_secs(1), None).await.unwrap();
             assert_eq!(a.status, 200);
             assert_eq!(server.await.unwrap(), [h, req.as_bytes()].concat());
         }
@@ -257,7 +378,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
         let a = get(addr, None, "example", "/health", Duration::from_secs(2)).await.unwrap();
-        assert_eq!(a, HttpAnswer { status: 200, digest: "b1946ac92492d2347c6235b4d2611184".into() });
+        assert_eq!(
+            a,
+            HttpAnswer { status: 200, digest: "b1946ac92492d2347c6235b4d2611184".into(), regex_matched: None }
+        );
         hold.abort();
         // A chunked body is digested as received (keepalived's genhash digests the same).
         let chunked = b"5\r\nhello\r\n0\r\n\r\n";
@@ -265,6 +389,91 @@ mod tests {
         let a = get(addr, None, "example", "/health", Duration::from_secs(1)).await.unwrap();
         let want: String = Md5::digest(chunked).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(a.digest, want);
+    }
+
+    fn regex(pattern: &str, options: &[&str], offsets: (usize, Option<usize>)) -> UrlRegex {
+        let conf = RegexConf {
+            pattern: pattern.into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+            no_match: false,
+            min_offset: offsets.0,
+            max_offset: offsets.1,
+        };
+        UrlRegex::try_from(conf).unwrap_or_else(|e| panic!("{pattern}: {e}"))
+    }
+
+    /// The answer as keepalived searches it: status line and headers included, bytes (not
+    /// UTF-8), offsets from the first byte, `^` at the answer's start unless `multiline`.
+    #[test]
+    fn a_regex_is_searched_in_the_answer_as_keepalived_searches_it() {
+        let answer: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstatus: healthy\nload 0.50\n\xff\xfe";
+        let m = |p: &str, o: &[&str]| regex(p, o, (0, None)).matches(answer);
+        assert!(m("healthy", &[]));
+        assert!(m("Content-Type: text/plain", &[]), "the headers are searched too");
+        assert!(!m("unhealthy", &[]));
+        assert!(m(r"load [0-9]+\.[0-9]{2}$", &["multiline"]));
+        assert!(!m("^status", &[]), "^ is the answer's start");
+        assert!(m("^status", &["multiline"]));
+        assert!(!m("HEALTHY", &[]));
+        assert!(m("HEALTHY", &["caseless"]));
+        assert!(!m("healthy.load", &[]));
+        assert!(m("healthy.load", &["dotall"]));
+        assert!(m("heal thy  # a comment", &["extended"]));
+        assert!(m(r"\bhealthy\b", &[]));
+        assert!(m(r"\n\xff\xfe", &[]), "bytes that are not UTF-8");
+        assert!(m(r"0\.50\n..$", &[]), "`.` is any byte");
+        assert!(m("^HTTP/1.0", &["firstline"]));
+        assert!(!m("healthy", &["firstline"]), "firstline: the match starts on the first line");
+        // Offsets: the first byte a match may start at, and the last.
+        let at = answer.windows(7).position(|w| w == b"healthy").unwrap();
+        for ((min, max), want) in [
+            ((at, None), true),
+            ((at + 1, None), false),
+            ((0, Some(at)), true),
+            ((0, Some(at - 1)), false),
+            ((at, Some(at)), true),
+        ] {
+            assert_eq!(regex("healthy", &[], (min, max)).matches(answer), want, "{min} {max:?}");
+        }
+        assert!(!regex("healthy", &[], (answer.len() + 9, None)).matches(answer), "a minimum past the end");
+    }
+
+    /// What a DFA cannot run is refused with what it is, when the file is read.
+    #[test]
+    fn a_regex_rvs_agent_cannot_run_is_refused_naming_why() {
+        let conf = |p: &str, o: &[&str]| RegexConf {
+            pattern: p.into(),
+            options: o.iter().map(|o| o.to_string()).collect(),
+            no_match: false,
+            min_offset: 0,
+            max_offset: None,
+        };
+        for (p, o, why) in [
+            ("a(?=b)", &[][..], "look-around"),
+            ("(a)\\1", &[], "backreference"),
+            ("\\p{Greek}", &[], "Unicode"),
+            ("(?>a)", &[], "cannot be run"),
+            ("(a|b)*a(a|b){40}", &[], "cannot be run"),
+            ("a", &["utf"], "regex_options utf: Unicode"),
+            ("a", &["alt_bsux"], "regex_options alt_bsux"),
+            ("a", &["sloppy"], "not a PCRE2 option"),
+        ] {
+            let e = UrlRegex::try_from(conf(p, o)).expect_err(p);
+            assert!(e.contains(why), "{p} {o:?}: {e}");
+        }
+        assert!(!UrlRegex::try_from(conf("a", &["ungreedy", "no_auto_capture", "dollar_endonly"]))
+            .unwrap()
+            .matches(b"b"));
+    }
+
+    /// The regex is searched in what a real exchange received, headers included.
+    #[tokio::test]
+    async fn the_exchange_searches_what_it_received() {
+        let r = regex("Server: probe.*\r\n\r\nok", &["dotall"], (0, None));
+        let addr = serve_once(b"HTTP/1.0 200 OK\r\nServer: probe\r\n\r\nok\n").await;
+        let req = request_text("/health", "example", HttpProtocol::V1_0);
+        let a = get_over(addr, None, (&[], &req, Some(&r)), Duration::from_secs(1), None).await.unwrap();
+        assert_eq!(a.regex_matched, Some(true));
     }
 
     #[tokio::test]

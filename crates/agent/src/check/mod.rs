@@ -442,7 +442,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64, proxy: Option<Pr
 }
 
 /// HTTP_GET's and SSL_GET's URLs in turn: each must answer an accepted status (and
-/// digest). `tls`: the TLS configuration, the SNI default and whether SNI is on;
+/// digest, and regex). `tls`: the TLS configuration, the SNI default and whether SNI is on;
 /// `proxy`: the PROXY protocol header each connection starts with.
 async fn get_urls(
     target: SocketAddr,
@@ -457,13 +457,19 @@ async fn get_urls(
         let tls = tls.map(|(c, sni, on)| (c, if on { u.virtualhost.as_deref().or(sni) } else { None }));
         let request = http::request_text(&u.path, host, protocol);
         let first = proxy.map_or(&[][..], http::proxy_check_header);
-        let a = http::get_over(target, bindto, (first, &request), timeout, tls).await?;
+        let a = http::get_over(target, bindto, (first, &request, u.regex.as_ref()), timeout, tls).await?;
         if !u.status_codes.iter().any(|&(lo, hi)| (lo..=hi).contains(&a.status)) {
             return Err(CheckError::Unexpected(format!("{} answered {}", u.path, a.status)));
         }
         if let Some(d) = &u.digest {
             if *d != a.digest {
                 return Err(CheckError::Unexpected(format!("{} digest {} != {d}", u.path, a.digest)));
+            }
+        }
+        if let (Some(r), Some(matched)) = (&u.regex, a.regex_matched) {
+            if matched == r.conf.no_match {
+                let (how, p) = (if matched { "matched" } else { "did not match" }, &r.conf.pattern);
+                return Err(CheckError::Unexpected(format!("{}: regex '{p}' {how}", u.path)));
             }
         }
     }
@@ -864,6 +870,7 @@ mod tests {
             status_codes: codes,
             digest: digest.map(str::to_string),
             virtualhost: None,
+            regex: None,
         };
         let spec = |u: UrlConf| CheckSpec {
             probe: Probe::Http {
@@ -911,6 +918,7 @@ mod tests {
                     status_codes: vec![(200, 299)],
                     digest: None,
                     virtualhost: url.map(str::to_string),
+                    regex: None,
                 }],
                 virtualhost: checker.map(str::to_string),
                 protocol: HttpProtocol::V1_0,

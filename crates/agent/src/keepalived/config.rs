@@ -1048,7 +1048,65 @@ pub struct UrlConf {
     /// server's, else `IP:PORT`).
     #[serde(default)]
     pub virtualhost: Option<String>,
+    /// `regex` and the keywords that qualify it: what the answer must (or must not)
+    /// contain.
+    #[serde(default)]
+    pub regex: Option<UrlRegex>,
 }
+
+/// A url's `regex` as written, with `regex_no_match`, `regex_options`,
+/// `regex_min_offset` and `regex_max_offset` (keepalived 2.2.7, PCRE2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegexConf {
+    /// `regex`: the pattern.
+    pub pattern: String,
+    /// `regex_options`: PCRE2 option names, as written.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// `regex_no_match`: a match fails the check instead.
+    #[serde(default)]
+    pub no_match: bool,
+    /// `regex_min_offset`: the first byte of the answer a match may start at.
+    #[serde(default)]
+    pub min_offset: usize,
+    /// `regex_max_offset`: the last byte of the answer a match may start at.
+    #[serde(default)]
+    pub max_offset: Option<usize>,
+}
+
+/// A url's regex, checked and compiled when the configuration is read (so a pattern
+/// rvs-agent cannot run is an error at load, not a checker that always fails); see
+/// [`crate::check::http::compile_regex`]. Written and read as its [`RegexConf`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "RegexConf", into = "RegexConf")]
+pub struct UrlRegex {
+    /// As written.
+    pub conf: RegexConf,
+    /// The compiled matcher.
+    pub(crate) matcher: crate::check::http::RegexMatcher,
+}
+
+impl TryFrom<RegexConf> for UrlRegex {
+    type Error = String;
+    fn try_from(conf: RegexConf) -> Result<UrlRegex, String> {
+        let matcher = crate::check::http::compile_regex(&conf)?;
+        Ok(UrlRegex { conf, matcher })
+    }
+}
+
+impl From<UrlRegex> for RegexConf {
+    fn from(r: UrlRegex) -> RegexConf {
+        r.conf
+    }
+}
+
+impl PartialEq for UrlRegex {
+    fn eq(&self, other: &UrlRegex) -> bool {
+        self.conf == other.conf
+    }
+}
+
+impl Eq for UrlRegex {}
 
 /// A byte string to compare a UDP_CHECK reply with (`require_reply` in hex); `x`
 /// nibbles are wildcards.

@@ -151,6 +151,16 @@ pub fn lex_with(text: &str, file: &Arc<str>, env: &mut Env, diags: &mut Vec<Diag
         let loc = Loc { file: file.clone(), line: i as u32 + 1 };
         let Some(line) = env.line(raw, &loc, diags) else { continue };
         let line = line.as_ref();
+        if line.split_whitespace().next() == Some("regex") {
+            match quoted_escaped(line) {
+                Ok(words) => {
+                    out.extend(words.into_iter().map(|w| Token { tok: Tok::Word(w), loc: loc.clone() }));
+                    out.push(Token { tok: Tok::Eol, loc });
+                }
+                Err(e) => diags.push(Diagnostic::error(loc, e)),
+            }
+            continue;
+        }
         let mut chars = line.char_indices().peekable();
         let mut any = false;
         while let Some(&(start, c)) = chars.peek() {
@@ -195,6 +205,76 @@ pub fn lex_with(text: &str, file: &Arc<str>, env: &mut Env, diags: &mut Vec<Diag
         }
     }
     out
+}
+
+/// A line split as keepalived splits a `regex` line (`alloc_strvec_quoted_escaped`): words
+/// at whitespace, `"` and `'` quoting any part of a word (braces are text), and
+/// backslash escapes replaced: `\xHH`, `\cX`, octal `\NNN`, `\a \b \E \f \n \r \t \v`,
+/// any other character itself (so a PCRE `\d` is written `\\d`, as for keepalived). A
+/// byte an escape makes that is not printable ASCII is written back as the regex escape
+/// `\xHH`, so the pattern stays text and matches that byte.
+fn quoted_escaped(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            return Ok(words);
+        }
+        let (mut w, mut quote) = (String::new(), None);
+        while let Some(c) = chars.next() {
+            match (c, quote) {
+                ('\\', _) => {
+                    let Some(e) = chars.next() else { return Err(format!("a lone '\\' ends the line: {line}")) };
+                    let byte = match e {
+                        'x' if chars.peek().is_some_and(char::is_ascii_hexdigit) => {
+                            let mut v = 0u8;
+                            while let Some(d) = chars.next_if(char::is_ascii_hexdigit) {
+                                v = (v << 4) | d.to_digit(16).unwrap_or(0) as u8;
+                            }
+                            v
+                        }
+                        'c' if chars.peek().is_some() => chars.next().map_or(0, |x| x as u8 & 0x1f),
+                        '0'..='7' => {
+                            let mut v = e as u8 - b'0';
+                            for _ in 0..2 {
+                                match chars.next_if(|d| ('0'..='7').contains(d)) {
+                                    Some(d) => v = (v << 3) | (d as u8 - b'0'),
+                                    None => break,
+                                }
+                            }
+                            v
+                        }
+                        'a' => 0x07,
+                        'b' => 0x08,
+                        'E' => 0x1b,
+                        'f' => 0x0c,
+                        'n' => b'\n',
+                        'r' => b'\r',
+                        't' => b'\t',
+                        'v' => 0x0b,
+                        other => {
+                            w.push(other);
+                            continue;
+                        }
+                    };
+                    match byte {
+                        0x20..=0x7e => w.push(byte as char),
+                        _ => w.push_str(&format!("\\x{byte:02x}")),
+                    }
+                }
+                (q, Some(open)) if q == open => quote = None,
+                (c, Some(_)) => w.push(c),
+                ('"' | '\'', None) => quote = Some(c),
+                (c, None) if c.is_whitespace() => break,
+                (c, None) => w.push(c),
+            }
+        }
+        if let Some(q) = quote {
+            return Err(format!("missing terminating {q}: {line}"));
+        }
+        words.push(w);
+    }
 }
 
 /// Reads `path` and every file it includes into one token stream. Unreadable files and
@@ -291,6 +371,26 @@ mod tests {
                 Tok::Eol => ";".into(),
             })
             .collect()
+    }
+
+    /// A `regex` line as keepalived reads it: quotes of either kind anywhere in a word,
+    /// escapes replaced (a PCRE escape is written with two backslashes), braces kept.
+    #[test]
+    fn a_regex_line_is_split_and_unescaped_as_keepalived() {
+        let f: Arc<str> = Arc::from("t.conf");
+        for (line, want) in [
+            (r#"regex "status: (ok|fine)""#, "status: (ok|fine)"),
+            (r#"regex a{3}"#, "a{3}"),
+            (r#"regex "it's"\ here"#, "it's here"),
+            (r#"regex "\\d+\.\\d""#, r"\d+.\d"),
+            (r#"regex "\"quoted\"""#, r#""quoted""#),
+            (r#"regex "a\tb\x41\101\cA\xff""#, r"a\x09bAA\x01\xff"),
+        ] {
+            assert_eq!(words(&lex_str(line, &f)), ["regex", want, ";"], "{line}");
+        }
+        let mut diags = Vec::new();
+        lex_with("regex \"open\n", &f, &mut Env::default(), &mut diags);
+        assert!(diags.iter().any(|d| d.message.contains("missing terminating")), "{diags:?}");
     }
 
     #[test]

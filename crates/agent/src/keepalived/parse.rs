@@ -3108,9 +3108,35 @@ impl P<'_> {
     }
 
     fn url(&mut self, n: &Node) -> Option<UrlConf> {
-        let mut u = UrlConf { path: String::new(), status_codes: Vec::new(), digest: None, virtualhost: None };
+        let mut u =
+            UrlConf { path: String::new(), status_codes: Vec::new(), digest: None, virtualhost: None, regex: None };
+        let mut re =
+            RegexConf { pattern: String::new(), options: Vec::new(), no_match: false, min_offset: 0, max_offset: None };
+        let mut regex_loc: Option<&Loc> = None;
+        let mut qualifiers: Vec<&Node> = Vec::new();
         for c in self.block(n) {
             match c.key.as_str() {
+                "regex" => match c.args.as_slice() {
+                    [p] => (re.pattern, regex_loc) = (p.clone(), Some(&c.loc)),
+                    _ => self.err(&c.loc, "regex takes one pattern (quote it when it holds spaces)"),
+                },
+                "regex_no_match" => {
+                    re.no_match = self.flag(c);
+                    qualifiers.push(c);
+                }
+                "regex_options" => {
+                    re.options.extend(c.args.iter().cloned());
+                    qualifiers.push(c);
+                }
+                "regex_min_offset" | "regex_max_offset" => {
+                    let v = self.int(c, 0, i64::from(u32::MAX)).map(|v| v as usize);
+                    match c.key.as_str() {
+                        "regex_min_offset" => re.min_offset = v.unwrap_or(0),
+                        _ => re.max_offset = v,
+                    }
+                    qualifiers.push(c);
+                }
+                "regex_stack" => self.ignore(c, "rvs-agent's regex matcher is a DFA and needs no stack"),
                 "path" => u.path = self.arg(c).unwrap_or_default().to_string(),
                 "digest" => {
                     if let Some(d) = self.arg(c) {
@@ -3147,6 +3173,31 @@ impl P<'_> {
             // keepalived's default: any 2xx.
             u.status_codes.push((200, 299));
         }
+        u.regex = self.url_regex(re, regex_loc, &qualifiers);
         Some(u)
+    }
+
+    /// A url's regex, compiled (an error names what rvs-agent cannot run). As
+    /// keepalived: qualifiers without a `regex`, and a minimum offset past the maximum,
+    /// are ignored, here with a warning naming them.
+    fn url_regex(&mut self, mut re: RegexConf, at: Option<&Loc>, qualifiers: &[&Node]) -> Option<UrlRegex> {
+        let Some(at) = at else {
+            for q in qualifiers {
+                self.warn(&q.loc, format!("{} without a regex in this url: ignored (as keepalived)", q.key));
+            }
+            return None;
+        };
+        if re.max_offset.is_some_and(|max| re.min_offset > max) {
+            let max = re.max_offset.take().unwrap_or_default();
+            self.warn(
+                at,
+                format!(
+                    "regex_min_offset {} is past regex_max_offset {max}: both ignored (as keepalived)",
+                    re.min_offset
+                ),
+            );
+            re.min_offset = 0;
+        }
+        UrlRegex::try_from(re).map_err(|e| self.err(at, e)).ok()
     }
 }

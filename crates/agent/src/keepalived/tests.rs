@@ -2024,3 +2024,59 @@ fn scripts_root_runs_must_be_out_of_other_users_reach() {
     assert!(strict(&conf(" enable_script_security\n", " nobody")).diagnostics.is_empty(), "run as nobody");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An HTTP_GET url's `regex` and its qualifiers (refused before): read and compiled when
+/// the file is; qualifiers without a regex and crossed offsets warned and ignored, as
+/// keepalived ignores them; a pattern rvs-agent cannot run an error naming why;
+/// `regex_stack` accepted and not honoured.
+#[test]
+fn http_get_regexes_are_read_compiled_and_checked() {
+    let vs = |url: &str| {
+        format!(
+            "local_address_group l {{\n 10.0.0.100 dpdk1\n}}\nvirtual_server 10.0.0.1 80 {{\n lb_kind FNAT\n protocol TCP\n laddr_group_name l\n real_server 10.0.1.1 80 {{\n  HTTP_GET {{\n   url {{\n    path /x\n{url}   }}\n  }}\n }}\n}}\n"
+        )
+    };
+    let url_of = |l: &Loaded| match &l.config.virtual_servers[0].real_servers[0].checks[0].kind {
+        CheckKind::Http { urls, .. } => urls[0].clone(),
+        k => panic!("{k:?}"),
+    };
+    let l = strict(&vs(
+        "    regex \"status: (ok|fine) \\\\d+\"\n    regex_no_match\n    regex_options caseless multiline\n    regex_min_offset 10\n    regex_max_offset 200\n",
+    ));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let r = url_of(&l).regex.expect("the regex");
+    assert_eq!(
+        r.conf,
+        RegexConf {
+            pattern: r"status: (ok|fine) \d+".into(),
+            options: vec!["caseless".into(), "multiline".into()],
+            no_match: true,
+            min_offset: 10,
+            max_offset: Some(200),
+        }
+    );
+    assert!(r.matches(b"HTTP/1.0 200 OK\r\n\r\nSTATUS: OK 3"));
+
+    let l = strict(&vs("    regex_no_match\n    regex_min_offset 4\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert!(url_of(&l).regex.is_none());
+    let m = messages(&l).join("\n");
+    assert!(m.contains("regex_no_match without a regex") && m.contains("regex_min_offset without a regex"), "{m}");
+
+    let l = strict(&vs("    regex ok\n    regex_min_offset 9\n    regex_max_offset 8\n    regex_stack 1024 65536\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    let r = url_of(&l).regex.expect("the regex");
+    assert_eq!((r.conf.min_offset, r.conf.max_offset), (0, None), "crossed offsets: both ignored");
+    let m = messages(&l).join("\n");
+    assert!(m.contains("past regex_max_offset 8") && m.contains("'regex_stack' is accepted and not honoured"), "{m}");
+
+    for (url, why) in [
+        ("    regex \"(?<=a)b\"\n", "look-around"),
+        ("    regex a\n    regex_options ucp\n", "regex_options ucp"),
+        ("    regex a b\n", "regex takes one pattern"),
+    ] {
+        let l = strict(&vs(url));
+        assert!(l.has_errors(), "{url}");
+        assert!(messages(&l).iter().any(|m| m.contains(why)), "{url}: {:?}", messages(&l));
+    }
+}
