@@ -65,6 +65,61 @@ pub struct RegexMatcher {
     /// `regex_options firstline`: a match must start on the first line (from the
     /// minimum offset on).
     first_line: bool,
+    /// The pattern has a `$` that PCRE2 matches before a final newline too (no
+    /// `multiline`, no `dollar_endonly`).
+    dollar_before_newline: bool,
+}
+
+/// The options keepalived 2.2.7 knows (`regex_options`); others it skips.
+pub const REGEX_OPTIONS: [&str; 24] = [
+    "allow_empty_class",
+    "alt_bsux",
+    "auto_callout",
+    "caseless",
+    "dollar_endonly",
+    "dotall",
+    "dupnames",
+    "extended",
+    "firstline",
+    "match_unset_backref",
+    "multiline",
+    "never_ucp",
+    "never_utf",
+    "no_auto_capture",
+    "no_auto_possess",
+    "no_dotstar_anchor",
+    "no_start_optimize",
+    "ucp",
+    "ungreedy",
+    "utf",
+    "never_backslash_c",
+    "alt_circumflex",
+    "alt_verbnames",
+    "use_offset_limit",
+];
+
+/// An escape PCRE2 reads otherwise than rvs-agent's matcher would, in `pattern`:
+/// refused rather than matched differently.
+fn pcre_escape_difference(pattern: &str) -> Option<&'static str> {
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            continue;
+        }
+        match chars.next() {
+            Some('<' | '>') => {
+                return Some("`\\<` and `\\>` are literal `<` `>` in PCRE2 and word boundaries here: write `<` or `>`")
+            }
+            Some('v') => {
+                return Some(
+                    "`\\v` is any vertical space in PCRE2 and one byte (0x0b) here: write `[\\n\\x0b\\x0c\\r]`",
+                )
+            }
+            Some('z') => return Some("`\\z` cannot be told from PCRE2's `$` here: write `$` (with `dollar_endonly`)"),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// How each of keepalived's `regex_options` (PCRE2 compile options) applies here:
@@ -82,7 +137,7 @@ fn regex_option(name: &str, cfg: &mut syntax::Config, first_line: &mut bool) -> 
             *first_line = true;
             return Ok(true);
         }
-        // `$` matches at the very end only (PCRE2 also before a final newline).
+        // (Turns `RegexMatcher::dollar_before_newline` off.)
         "dollar_endonly" => return Ok(false),
         "no_auto_capture" | "no_auto_possess" | "no_dotstar_anchor" | "no_start_optimize" | "auto_callout"
         | "never_utf" | "never_ucp" | "never_backslash_c" | "use_offset_limit" | "dupnames" => return Ok(false),
@@ -104,6 +159,11 @@ pub fn compile_regex(conf: &RegexConf) -> Result<RegexMatcher, String> {
     for o in &conf.options {
         regex_option(o, &mut cfg, &mut first_line).map_err(|why| format!("regex_options {o}: {why}"))?;
     }
+    if let Some(why) = pcre_escape_difference(&conf.pattern) {
+        return Err(format!("regex '{}': {why}", conf.pattern));
+    }
+    let endonly = ["dollar_endonly", "multiline"].iter().any(|o| conf.options.iter().any(|x| x == o));
+    let dollar_before_newline = !endonly && conf.pattern.contains('$');
     let dense = dense::Config::new().dfa_size_limit(Some(REGEX_DFA_MAX)).determinize_size_limit(Some(REGEX_DFA_MAX));
     let re = Regex::builder()
         .syntax(cfg)
@@ -111,7 +171,7 @@ pub fn compile_regex(conf: &RegexConf) -> Result<RegexMatcher, String> {
         .dense(dense)
         .build(&conf.pattern)
         .map_err(|e| format!("regex '{}' cannot be run by rvs-agent: {}", conf.pattern, innermost(&e)))?;
-    Ok(RegexMatcher { re, first_line })
+    Ok(RegexMatcher { re, first_line, dollar_before_newline })
 }
 
 /// The innermost cause of `e`, on one line: regex-syntax's parse errors draw the pattern
@@ -132,12 +192,27 @@ impl UrlRegex {
     /// caller's).
     pub fn matches(&self, answer: &[u8]) -> bool {
         let (c, m) = (&self.conf, &self.matcher);
-        let from = c.min_offset.min(answer.len());
-        let found = match m.re.try_search(&Input::new(answer).range(from..)) {
-            Ok(Some(found)) => found.start(),
-            // (No quit bytes are configured: a search cannot give up.)
-            Ok(None) | Err(_) => return false,
+        if c.min_offset > answer.len() {
+            // (keepalived does not search an answer that ends before the minimum.)
+            return false;
+        }
+        let from = c.min_offset;
+        // PCRE2's `$` also matches before a final newline: where the pattern has one, an
+        // answer ending in a newline is searched without it too.
+        let trimmed = match (m.dollar_before_newline, answer.split_last()) {
+            (true, Some((b'\n', rest))) if rest.len() >= from => Some(rest),
+            _ => None,
         };
+        let Some(found) = [Some(answer), trimmed].into_iter().flatten().find_map(|hay| {
+            // (No quit bytes are configured: a search cannot give up.)
+            m.re.try_search(&Input::new(hay).range(from..))
+                .inspect_err(|e| tracing::warn!(pattern = %c.pattern, error = %e, "regex search failed"))
+                .ok()
+                .flatten()
+        }) else {
+            return false;
+        };
+        let found = found.start();
         let line_end = answer[from..].iter().position(|&b| b == b'\n').map_or(answer.len(), |i| from + i);
         c.max_offset.is_none_or(|max| found <= max) && (!m.first_line || found <= line_end)
     }
@@ -282,7 +357,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         _ => return Err(CheckError::Http(format!("bad status line {line:?}"))),
     };
     let digest = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(HttpAnswer { status, digest, regex_matched: regex.map(|r| r.matches(&answer)) })
+    // keepalived never searches an answer without a body.
+    let has_body = answer.len() > head.len() + 4;
+    Ok(HttpAnswer { status, digest, regex_matched: regex.map(|r| has_body && r.matches(&answer)) })
 }
 
 #[cfg(test)]
@@ -435,7 +512,13 @@ mod tests {
         ] {
             assert_eq!(regex("healthy", &[], (min, max)).matches(answer), want, "{min} {max:?}");
         }
-        assert!(!regex("healthy", &[], (answer.len() + 9, None)).matches(answer), "a minimum past the end");
+        assert!(!regex("x*", &[], (answer.len() + 9, None)).matches(answer), "a minimum past the end");
+        // PCRE2's `$` before a final newline, unless dollar_endonly.
+        let page: &[u8] = b"HTTP/1.0 200 OK\r\n\r\nok\n";
+        assert!(regex("ok$", &[], (0, None)).matches(page));
+        assert!(!regex("ok$", &["dollar_endonly"], (0, None)).matches(page));
+        assert!(regex("ok$", &["multiline"], (0, None)).matches(page));
+        assert!(!regex("ok$", &[], (0, None)).matches(b"ok\n\n"), "before the final newline only");
     }
 
     /// What a DFA cannot run is refused with what it is, when the file is read.
@@ -452,8 +535,11 @@ mod tests {
             ("a(?=b)", &[][..], "look-around"),
             ("(a)\\1", &[], "backreference"),
             ("\\p{Greek}", &[], "Unicode"),
-            ("(?>a)", &[], "cannot be run"),
-            ("(a|b)*a(a|b){40}", &[], "cannot be run"),
+            ("(?>a)", &[], "unrecognized flag"),
+            ("(a|b)*a(a|b){40}", &[], "size limit"),
+            (r"\<word\>", &[], "literal `<` `>` in PCRE2"),
+            (r"a\v", &[], "vertical space"),
+            (r"ok\z", &[], "`\\z`"),
             ("a", &["utf"], "regex_options utf: Unicode"),
             ("a", &["alt_bsux"], "regex_options alt_bsux"),
             ("a", &["sloppy"], "not a PCRE2 option"),
@@ -474,6 +560,11 @@ mod tests {
         let req = request_text("/health", "example", HttpProtocol::V1_0);
         let a = get_over(addr, None, (&[], &req, Some(&r)), Duration::from_secs(1), None).await.unwrap();
         assert_eq!(a.regex_matched, Some(true));
+        // An answer without a body is not searched (keepalived's): no match.
+        let r = regex("200 OK", &[], (0, None));
+        let addr = serve_once(b"HTTP/1.0 200 OK\r\nServer: probe\r\n\r\n").await;
+        let a = get_over(addr, None, (&[], &req, Some(&r)), Duration::from_secs(1), None).await.unwrap();
+        assert_eq!(a.regex_matched, Some(false));
     }
 
     #[tokio::test]

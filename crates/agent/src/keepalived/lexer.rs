@@ -209,6 +209,7 @@ pub fn lex_with(text: &str, file: &Arc<str>, env: &mut Env, diags: &mut Vec<Diag
 
 /// A line split as keepalived splits a `regex` line (`alloc_strvec_quoted_escaped`): words
 /// at whitespace, `"` and `'` quoting any part of a word (braces are text), and
+/// a `#` or `!` outside double quotes starting a comment, anywhere in a word, and
 /// backslash escapes replaced: `\xHH`, `\cX`, octal `\NNN`, `\a \b \E \f \n \r \t \v`,
 /// any other character itself (so a PCRE `\d` is written `\\d`, as for keepalived). A
 /// byte an escape makes that is not printable ASCII is written back as the regex escape
@@ -221,9 +222,14 @@ fn quoted_escaped(line: &str) -> Result<Vec<String>, String> {
         if chars.peek().is_none() {
             return Ok(words);
         }
-        let (mut w, mut quote) = (String::new(), None);
+        let (mut w, mut quote, mut comment) = (String::new(), None, false);
         while let Some(c) = chars.next() {
             match (c, quote) {
+                // keepalived's `decomment`: `#` or `!` outside double quotes ends the line.
+                ('#' | '!', q) if q != Some('"') => {
+                    comment = true;
+                    break;
+                }
                 ('\\', _) => {
                     let Some(e) = chars.next() else { return Err(format!("a lone '\\' ends the line: {line}")) };
                     let byte = match e {
@@ -273,7 +279,12 @@ fn quoted_escaped(line: &str) -> Result<Vec<String>, String> {
         if let Some(q) = quote {
             return Err(format!("missing terminating {q}: {line}"));
         }
-        words.push(w);
+        if !w.is_empty() || !comment {
+            words.push(w);
+        }
+        if comment {
+            return Ok(words);
+        }
     }
 }
 
@@ -385,6 +396,8 @@ mod tests {
             (r#"regex "\\d+\.\\d""#, r"\d+.\d"),
             (r#"regex "\"quoted\"""#, r#""quoted""#),
             (r#"regex "a\tb\x41\101\cA\xff""#, r"a\x09bAA\x01\xff"),
+            (r#"regex ok!comment"#, "ok"),
+            (r#"regex "<!-- ok -->""#, "<!-- ok -->"),
         ] {
             assert_eq!(words(&lex_str(line, &f)), ["regex", want, ";"], "{line}");
         }

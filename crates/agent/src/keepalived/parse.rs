@@ -3125,7 +3125,17 @@ impl P<'_> {
                     qualifiers.push(c);
                 }
                 "regex_options" => {
-                    re.options.extend(c.args.iter().cloned());
+                    for o in &c.args {
+                        match crate::check::http::REGEX_OPTIONS.contains(&o.as_str()) {
+                            true => re.options.push(o.clone()),
+                            false => self.warn(
+                                &c.loc,
+                                format!(
+                                    "regex_options: '{o}' is no PCRE2 option keepalived knows: ignored (as keepalived)"
+                                ),
+                            ),
+                        }
+                    }
                     qualifiers.push(c);
                 }
                 "regex_min_offset" | "regex_max_offset" => {

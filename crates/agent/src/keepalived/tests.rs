@@ -2067,8 +2067,14 @@ fn http_get_regexes_are_read_compiled_and_checked() {
     assert!(!l.has_errors(), "{:?}", messages(&l));
     let r = url_of(&l).regex.expect("the regex");
     assert_eq!((r.conf.min_offset, r.conf.max_offset), (0, None), "crossed offsets: both ignored");
+
     let m = messages(&l).join("\n");
     assert!(m.contains("past regex_max_offset 8") && m.contains("'regex_stack' is accepted and not honoured"), "{m}");
+
+    let l = strict(&vs("    regex ok\n    regex_options caseless sloppy\n"));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    assert_eq!(url_of(&l).regex.expect("the regex").conf.options, ["caseless"]);
+    assert!(messages(&l).iter().any(|m| m.contains("'sloppy' is no PCRE2 option")), "{:?}", messages(&l));
 
     for (url, why) in [
         ("    regex \"(?<=a)b\"\n", "look-around"),
