@@ -436,6 +436,104 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
     assert_eq!(failed(8), 2, "no check, no taking out");
 }
 
+/// DPVS's `--dest-check` on a UDP service: a real server whose port is closed (its kernel
+/// answers a datagram with ICMP port unreachable) is taken out at its first refusal and
+/// let back in after its 2 s; once something answers there, its answers confirm it and it
+/// serves; datagrams a healthy server leaves unanswered (a client can send those) take no
+/// server out when their connections expire, where DPVS counts every one-way expiry.
+#[test]
+fn dest_check_takes_a_udp_server_whose_port_is_closed_out() {
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.config.remove("addr");
+    t.config.remove("service");
+    // The unanswered datagrams' connections expire within the test.
+    let mut timeouts = toml::Table::new();
+    timeouts.insert("udp".into(), 2.into());
+    t.config.insert("timeouts".into(), timeouts.into());
+    t.start_rvsd_bare().expect("rvsd starts without services");
+    configure_with_cli(&t);
+    let _dns = rvs_e2e::dns::start_dnsmasq(&t, None);
+    let vip = format!("{VIP4}:53");
+    t.cli_ok("rvsadm", &["-A", "-u", &vip, "-s", "rr", "--dest-check", "1,1,3s,2-4s"]);
+    t.cli_ok("rvsadm", &["-P", "-u", &vip, "-z", LIP4, "-F", "dpdk1"]);
+    for r in [format!("{}:53", rs4(1)), format!("{}:53", rs4(2))] {
+        t.cli_ok("rvsadm", &["-a", "-u", &vip, "-r", &r, "-b", "-w", "1"]);
+    }
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
+    assert!(list.contains(&format!("UDP  {vip} rr dest-check internal:1,1,3s,2-4s")), "{list}");
+    let events = |t: &Topology, name: &str| t.rvsd_stats().expect("stats")["events"][name].as_u64().unwrap_or(0);
+
+    // Datagrams dnsmasq drops without a word (too short for a DNS header), from spoofed
+    // sources, to both servers: their connections expire one-way.
+    let fl = t.second_client().expect("flooder");
+    let out = fl.exec(&[
+        "timeout",
+        "20",
+        "hping3",
+        "-q",
+        "-2",
+        "--rand-source",
+        "-p",
+        "53",
+        "-d",
+        "2",
+        "-c",
+        "300",
+        "-i",
+        "u2000",
+        VIP4,
+    ]);
+    assert!(out.status.code().is_some(), "hping3 ran");
+    let json = t.cli_ok("rvsadm", &["-L", "-n", "--stats", "--json", "-u", &vip]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let opened = v.pointer("/services/0/stats/conns").and_then(|c| c.as_u64()).unwrap_or_else(|| panic!("{json}"));
+    assert!(opened >= 200, "the datagrams opened connections (some random sources are martians): {opened}");
+    std::thread::sleep(Duration::from_secs(4));
+    let live: u64 = t.rvsd_stats().expect("stats")["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .map(|w| w["conns"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(live, 0, "they expired");
+    let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
+    assert_eq!(list.matches("FullNat 1 ").count(), 2, "unanswered datagrams took no server out:\n{list}");
+    assert_eq!(events(&t, "dest_down"), 0);
+
+    // A server whose port is closed; queries, one flow each: it refuses the first that
+    // reaches it.
+    let dead = format!("{}:5353", rs4(3));
+    t.cli_ok("rvsadm", &["-a", "-u", &vip, "-r", &dead, "-b", "-w", "1"]);
+    let weight = |t: &Topology| -> String {
+        let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
+        let line = list.lines().find(|l| l.contains(&dead)).unwrap_or_else(|| panic!("{dead} listed:\n{list}"));
+        line.split_whitespace().nth(3).expect("weight column").to_string()
+    };
+    let (counts, fails) = rvs_e2e::dns::dns_spread(&t, VIP4, 6);
+    assert_eq!(fails, 1, "one query reached the closed port, then it was out: {counts:?}");
+    let out_at = Instant::now();
+    assert_eq!(weight(&t), "0", "listed with weight 0 while out");
+    assert!(events(&t, "dest_down") >= 1);
+    assert!(t.rvsd_log().contains(&format!("real server {dead} taken out for 2 s")), "{}", t.rvsd_log());
+    assert_eq!(counts.values().sum::<usize>(), 5, "{counts:?}");
+
+    // Something answers there now: let back in after its 2 s, its answers confirm it.
+    let args = testnet::dnsmasq_args(&[rs4(3)], 5353, &format!("/rs.test/{}", rs4(3)));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _back = t.rs[2].spawn(&args);
+    while weight(&t) == "0" {
+        assert!(out_at.elapsed() < Duration::from_secs(5), "back in scheduling after its 2 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (counts, fails) = rvs_e2e::dns::dns_spread(&t, VIP4, 6);
+    assert_eq!(fails, 0, "{counts:?}");
+    assert_eq!(counts.get(&rs4(3)), Some(&2), "the server serves its share again: {counts:?}");
+    assert!(events(&t, "dest_up") >= 1, "its answers confirmed it");
+    assert_eq!(weight(&t), "1");
+}
+
 /// DPVS's `--expire-quiescent`: an established connection whose real server is drained
 /// (weight 0) ends at the client's next segment, which gets an RST (the client sees
 /// "connection reset" and can reconnect at once); without the option the drained server

@@ -559,12 +559,6 @@ pub enum ServiceError {
         /// The service.
         svc: ServiceKey,
     },
-    /// A passive check on a service that is not TCP.
-    #[error("{svc}: dest-check watches TCP handshakes: it is for TCP services")]
-    DestCheckNotTcp {
-        /// The service.
-        svc: ServiceKey,
-    },
     /// A passive check on a service with a real server whose replies do not pass rvs.
     #[error(
         "{svc}: dest-check needs the replies through rvs (a server's silence is told from its SYN-ACK), but real \
@@ -818,9 +812,6 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     if cfg.synproxy.is_some() && cfg.proto != Proto::Tcp {
         return Err(ServiceError::SynProxyNotTcp { svc });
     }
-    if cfg.dest_check.is_some() && cfg.proto != Proto::Tcp {
-        return Err(ServiceError::DestCheckNotTcp { svc });
-    }
     if cfg.ops && cfg.proto != Proto::Udp {
         return Err(ServiceError::OpsNotUdp { svc });
     }
@@ -1014,7 +1005,7 @@ mod tests {
         );
         let mut udp = c.clone();
         udp.proto = Proto::Udp;
-        assert_eq!(err(&[udp]), "udp 10.0.0.1:80: dest-check watches TCP handshakes: it is for TCP services");
+        assert!(ServiceTable::build(&[udp], None).is_ok(), "UDP services take it too");
         let key = c.key();
         let marks: DestMarks = [
             ((key, "10.1.0.1:80".parse().unwrap()), DestMark::Inhibited),

@@ -11,7 +11,8 @@ use fnat::engine::destcheck::DestReport;
 use fnat::service::{DestMarks, RsId, ServiceTable};
 use fnat::stats::ConnEvent;
 use fnat::types::Proto;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use wire::builder::PacketBuilder;
 
 const S: u64 = 1000;
 
@@ -245,4 +246,86 @@ fn a_full_outbox_counts_what_it_loses() {
     from_server(&mut w, 42000, RSTACK);
     w.engine.take_dest_reports(|_| false);
     assert_eq!(w.engine.stats().events(ConnEvent::DestReportLost), 17, "the queue to the control thread was full");
+}
+
+/// The standard services with the check on UDP VIP4:53 (→ RIP4_UDP:53) instead, and
+/// that server's id.
+fn udp_world(check: &str) -> (World, RsId) {
+    let mut svcs = services();
+    svcs[2].dest_check = Some(check.parse().unwrap());
+    let w = started(World::with_services(&config(1024), &svcs));
+    let rs = w.table.services()[2].dests[0].id;
+    (w, rs)
+}
+
+/// A client datagram to VIP4:53 from `cport`, forwarded; the local port it went from.
+fn query(w: &mut World, cport: u16) -> u16 {
+    let (v, out) = w.packet(&PacketBuilder::ipv4(CIP4, VIP4).udp(cport, 53).payload(b"q").build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+    u16::from_be_bytes([out[20], out[21]])
+}
+
+/// The server's answer to the datagram that left from `lport`.
+fn answer(w: &mut World, lport: u16) {
+    let (v, _) = w.packet(&PacketBuilder::ipv4(RIP4_UDP, LIP4).udp(53, lport).payload(b"a").build(), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "{v:?}");
+}
+
+/// An ICMP error `(type, code)` from `src` about the datagram rvs sent from `lport`.
+fn icmp_about(w: &mut World, src: Ipv4Addr, (ty, code): (u8, u8), lport: u16) -> fnat::engine::Verdict {
+    let quoted = PacketBuilder::ipv4(LIP4, RIP4_UDP).udp(lport, 53).payload(b"q").build();
+    w.packet(&PacketBuilder::ipv4(src, LIP4).icmpv4_error(ty, code, &quoted).build(), 0).0
+}
+
+/// UDP (DPVS's dest-check on UDP services): the server's own "port unreachable" is a
+/// refusal, reported DOWN (and the error still goes on to the client); a router's, or
+/// another kind of error, is not the server's word; a datagram left unanswered (which a
+/// client can make a healthy server do) never counts.
+#[test]
+fn udp_a_server_answering_port_unreachable_is_reported_down() {
+    let (mut w, rs) = udp_world("default");
+    let lp = query(&mut w, 40000);
+    let router = Ipv4Addr::new(10, 9, 9, 9);
+    for (src, kind) in [(router, (3, 3)), (RIP4_UDP, (3, 1)), (RIP4_UDP, (11, 0))] {
+        icmp_about(&mut w, src, kind, lp);
+        assert!(reports(&mut w).is_empty(), "{src} {kind:?}");
+    }
+    let v = icmp_about(&mut w, RIP4_UDP, (3, 3), lp);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "passed on to the client: {v:?}");
+    assert_eq!(reports(&mut w), [DestReport { rs, up: false }]);
+    // Unanswered datagrams expiring: nothing.
+    query(&mut w, 40001);
+    w.now = 3600 * S;
+    assert!(w.expire() >= 1);
+    assert!(reports(&mut w).is_empty());
+    // Without the check: nothing.
+    let mut w = world(None);
+    let lp = query(&mut w, 40000);
+    icmp_about(&mut w, RIP4_UDP, (3, 3), lp);
+    assert!(reports(&mut w).is_empty());
+}
+
+/// A UDP server let back in reports UP on its first answers, one per connection, at
+/// most `up_confirm` (DPVS's one-way → normal).
+#[test]
+fn udp_a_reopened_server_reports_up_on_its_first_answers() {
+    let (mut w, rs) = udp_world("1,2,3s,5-60s");
+    let svcs: Vec<_> = w.table.services().iter().map(|s| s.config.clone()).collect();
+    let mark = |m: DestMark, prev: &ServiceTable| {
+        let mut marks = DestMarks::new();
+        marks.insert((svcs[2].key(), SocketAddr::new(RIP4_UDP.into(), 53)), m);
+        ServiceTable::build_marked(&svcs, Some(prev), &marks).unwrap()
+    };
+    w.table = mark(DestMark::Inhibited, &w.table);
+    w.engine.bind(&w.table);
+    w.table = mark(DestMark::Reopened, &w.table);
+    let lp = query(&mut w, 40000);
+    answer(&mut w, lp);
+    answer(&mut w, lp);
+    assert_eq!(reports(&mut w), [DestReport { rs, up: true }], "one per connection");
+    for cport in 40001..40004 {
+        let lp = query(&mut w, cport);
+        answer(&mut w, lp);
+    }
+    assert_eq!(reports(&mut w), [DestReport { rs, up: true }], "up_confirm = 2");
 }

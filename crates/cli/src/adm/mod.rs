@@ -832,9 +832,6 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
             "disable" => None,
             _ => Some(c.parse::<DestCheck>().map_err(|e| usage(e.to_string()))?),
         };
-        if svc.dest_check.is_some() && key.proto != Proto::Tcp {
-            return Err(usage(format!("dest-check watches TCP handshakes: it is for TCP services: {key}")));
-        }
     }
     svc.expire_quiescent = a.expire_quiescent;
     if a.ops && key.proto != Proto::Udp {

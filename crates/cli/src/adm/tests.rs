@@ -883,7 +883,6 @@ fn conns_by_sockpair_and_worker() {
         ("-A -t 198.18.0.100:80 --dest-check tcp", "DPVS's external checkers run in its dpvs-agent"),
         ("-A -t 198.18.0.100:80 --dest-check 0,3s", "down_retry must be at least 1"),
         ("-A -t 198.18.0.100:80 --dest-check 1,1,3s,60-30s", "inhibit_min is above inhibit_max"),
-        ("-A -u 198.18.0.100:53 --dest-check default", "it is for TCP services"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 --dest-check default", "option --dest-check is not allowed with -a"),
         ("-A -u 198.18.0.100:443 --quic", "--quic: valid DPVS's ipvsadm that rvs does not support"),
     ] {

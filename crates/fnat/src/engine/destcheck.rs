@@ -3,7 +3,10 @@
 //! thread.
 //!
 //! Only connections of services with `dest_check` to servers in scheduling are
-//! watched. DOWN: an RST from the server to the SYN (`SYN_RECV` → `CLOSE` by a server
+//! watched. UDP: DOWN, an ICMP "port unreachable" from the server itself about a
+//! datagram rvs sent it; UP, a server's first answer on a connection, after it was let
+//! back in ([`Engine::udp_refused`], [`Engine::udp_answered`]). TCP: DOWN, an RST from
+//! the server to the SYN (`SYN_RECV` → `CLOSE` by a server
 //! packet, no SYN-ACK seen), or a connection of the SYN proxy that expires half open
 //! with no SYN-ACK seen: the SYN the server left unanswered was rvs's own, sent for a
 //! client that proved its address. A client's own SYN left unanswered is not counted:
@@ -19,9 +22,12 @@
 //! Off the packet path: the engine's `touch` calls in only on a state change of a
 //! service that has the check, [`Engine::expire`] on an expiry.
 
+use std::net::IpAddr;
+
 use super::Engine;
 use crate::conn::{Conn, ConnFlags, ConnRef};
 use crate::destcheck::DestMark;
+use crate::icmp_err::IcmpError;
 use crate::service::{RsId, ServiceTable};
 use crate::stats::ConnEvent;
 use crate::tcp_state::{Direction, TcpState};
@@ -133,6 +139,40 @@ impl Engine {
         let last_active = due.saturating_sub(self.timeout_of(c.rs, c.proto(), c.state));
         if w.down && w.since != UNSTAMPED && last_active >= w.since {
             self.dest_report(c.rs, false);
+        }
+    }
+
+    /// UDP connection `r`'s server answered for the first time: marked (its replies then
+    /// take the established path), and, for a server let back in, an UP (DPVS's
+    /// one-way → normal; at most `up_confirm` per worker, as for TCP).
+    #[cold]
+    pub(super) fn udp_answered(&mut self, r: ConnRef) {
+        let c = self.conns.get_mut(r);
+        c.flags.set(ConnFlags::SYNACK_SEEN);
+        let rs = c.rs;
+        if !self.dest_watching {
+            return;
+        }
+        if let Some(w) = self.rs_watch.get_mut(rs as usize).filter(|w| w.up_left > 0) {
+            w.up_left -= 1;
+            self.dest_report(rs, true);
+        }
+    }
+
+    /// An ICMP error `e` from UDP connection `r`'s server itself, about a datagram rvs
+    /// sent it: "port unreachable" (nothing listens: the server's process is down) is a
+    /// DOWN. (Only called when some service has the check.) A datagram the server
+    /// leaves unanswered is not one (DPVS counts a connection that expires one-way): a
+    /// client can send what a healthy server ignores, and so take it out.
+    #[cold]
+    pub(super) fn udp_refused(&mut self, e: &IcmpError, r: ConnRef) {
+        let unreachable = match e.src {
+            IpAddr::V4(_) => (e.icmp_type, e.icmp_code) == (3, 3),
+            IpAddr::V6(_) => (e.icmp_type, e.icmp_code) == (1, 4),
+        };
+        let rs = self.conns.get(r).rs;
+        if unreachable && self.rs_watch.get(rs as usize).is_some_and(|w| w.down) {
+            self.dest_report(rs, false);
         }
     }
 

@@ -143,7 +143,8 @@ impl Engine {
                         || !f.has(ConnFlags::SYNACK_SEEN)
                         || f.has(ConnFlags::TOA_DONE))
             }
-            Proto::Udp => !f.has(ConnFlags::UOA),
+            // The server's first answer takes the general path (`udp_answered`).
+            Proto::Udp => !f.has(ConnFlags::UOA) && (hit.dir == Direction::Input || f.has(ConnFlags::SYNACK_SEEN)),
             // (Never parsed by the established path.)
             Proto::Icmp => false,
         };

@@ -1023,6 +1023,12 @@ impl Engine {
             true => outer_note,
         };
         note.apply(self.conns.get_mut(h.conn));
+        if t.proto == Proto::Udp
+            && h.dir == Direction::Output
+            && !self.conns.get(h.conn).flags().has(ConnFlags::SYNACK_SEEN)
+        {
+            self.udp_answered(h.conn);
+        }
         self.count_packet(rs, h.dir, bytes);
         self.touch(h.conn, h.dir, state_flags, now);
         Verdict::Forward { dst: rw.dst, dir: h.dir, conn: h.conn }
@@ -1259,6 +1265,13 @@ impl Engine {
             }
             return Verdict::NotMine;
         };
+        if self.dest_watching
+            && h.dir == Direction::Output
+            && q.proto == Proto::Udp
+            && e.src == self.conns.get(h.conn).rip().ip()
+        {
+            self.udp_refused(&e, h.conn);
+        }
         let c = self.conns.get(h.conn);
         let fwd = c.fwd();
         if c.cip().is_v4() != c.rip().is_v4() {
