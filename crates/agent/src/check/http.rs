@@ -61,7 +61,8 @@ pub struct HttpAnswer {
 /// A compiled url regex (see [`compile_regex`]).
 #[derive(Debug, Clone)]
 pub struct RegexMatcher {
-    re: Regex,
+    /// Shared by the urls with the same pattern and options.
+    re: Arc<Regex>,
     /// `regex_options firstline`: a match must start on the first line (from the
     /// minimum offset on).
     first_line: bool,
@@ -171,7 +172,7 @@ pub fn compile_regex(conf: &RegexConf) -> Result<RegexMatcher, String> {
         .dense(dense)
         .build(&conf.pattern)
         .map_err(|e| format!("regex '{}' cannot be run by rvs-agent: {}", conf.pattern, innermost(&e)))?;
-    Ok(RegexMatcher { re, first_line, dollar_before_newline })
+    Ok(RegexMatcher { re: Arc::new(re), first_line, dollar_before_newline })
 }
 
 /// The innermost cause of `e`, on one line: regex-syntax's parse errors draw the pattern

@@ -228,6 +228,9 @@ struct P<'a> {
     /// `keepalived_script` when it exists (looked up at the first such script); inner
     /// none: rvs-agent's own user.
     script_user: Option<Option<RunAs>>,
+    /// Regexes compiled so far, by pattern and options: a file checking hundreds of real
+    /// servers with one regex compiles it once (as keepalived's `prepare_regex`).
+    regexes: std::collections::HashMap<(String, Vec<String>), crate::check::http::RegexMatcher>,
 }
 
 /// keepalived's IPVS sync daemon line: `lvs_sync_daemon INTERFACE [VRRP_INSTANCE | inst
@@ -332,6 +335,7 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         strict_noted: false,
         script_user: None,
         scripts: Vec::new(),
+        regexes: Default::default(),
     };
     let mut cfg = Config::default();
     // global_defs first: vrrp_version is the default for instances wherever they appear;
@@ -3208,6 +3212,17 @@ impl P<'_> {
             );
             re.min_offset = 0;
         }
-        UrlRegex::try_from(re).map_err(|e| self.err(at, e)).ok()
+        let key = (re.pattern.clone(), re.options.clone());
+        let matcher = match self.regexes.get(&key) {
+            Some(m) => m.clone(),
+            None => match crate::check::http::compile_regex(&re) {
+                Ok(m) => self.regexes.entry(key).or_insert(m).clone(),
+                Err(e) => {
+                    self.err(at, e);
+                    return None;
+                }
+            },
+        };
+        Some(UrlRegex { conf: re, matcher })
     }
 }
