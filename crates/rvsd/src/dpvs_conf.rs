@@ -46,6 +46,8 @@ impl fmt::Display for Level {
 pub struct Diagnostic {
     /// The line (1-based) of the DPVS file.
     pub line: usize,
+    /// The file the line is in, when it is not the one converted (an `include`d one).
+    pub file: Option<String>,
     /// Warning or error.
     pub level: Level,
     /// `<dpvs path>: <why>`.
@@ -56,7 +58,7 @@ impl Diagnostic {
     /// The diagnostic as printed: `FILE:LINE: warning: message`, the form compilers use,
     /// which editors can jump to.
     pub fn render(&self, file: &str) -> String {
-        format!("{file}:{}: {}: {}", self.line, self.level, self.message)
+        format!("{}:{}: {}: {}", self.file.as_deref().unwrap_or(file), self.line, self.level, self.message)
     }
 }
 
@@ -105,6 +107,120 @@ pub fn convert_bytes(file: &str, bytes: &[u8]) -> Conversion {
     }
 }
 
+/// How deep `include`s may nest (DPVS has no limit: a file including itself recurses
+/// until it crashes).
+const INCLUDE_DEPTH: usize = 8;
+
+/// Converts the DPVS configuration file at `path` with the files its `include` lines
+/// name read in their place, as DPVS reads them: anywhere in the file (inside blocks
+/// too), a line of exactly `include PATTERN`, the pattern a glob relative to the
+/// including file's directory, its matches in order. A pattern matching nothing is a
+/// warning (DPVS reads nothing, silently); a file that cannot be read is an error, and so
+/// is nesting deeper than [`INCLUDE_DEPTH`]. Findings name the file their line is in.
+pub fn convert_path(path: &std::path::Path) -> Conversion {
+    let mut text = String::new();
+    let mut origins = Vec::new();
+    let mut diags = Vec::new();
+    let mut bad_line = None;
+    let top = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => expand(
+            path,
+            &bytes,
+            None,
+            0,
+            &mut Expansion { text: &mut text, origins: &mut origins, diags: &mut diags, bad_line: &mut bad_line },
+        ),
+        Err(e) => diags.push(error(0, format!("cannot read {top}: {e}"))),
+    }
+    // (The comments on DPVS's defaults say what they were absent from.)
+    let read = if origins.iter().any(|(f, _)| f.is_some()) { format!("{top} and its includes") } else { top };
+    let mut c = run(&read, &text, bad_line);
+    // Back from the lines of the expanded text to the files they were read from.
+    let place = |line: usize| origins.get(line.wrapping_sub(1)).cloned().unwrap_or((None, line));
+    for d in &mut c.diagnostics {
+        (d.file, d.line) = place(d.line);
+    }
+    c.diagnostics.extend(diags);
+    c.toml = c
+        .toml
+        .lines()
+        .map(|l| match l.strip_prefix("# line ").and_then(|r| r.split_once(": ")) {
+            Some((n, rest)) => match n.parse::<usize>().ok().map(place) {
+                Some((Some(f), n)) => format!("# {f} line {n}: {rest}\n"),
+                Some((None, n)) => format!("# line {n}: {rest}\n"),
+                None => format!("{l}\n"),
+            },
+            None => format!("{l}\n"),
+        })
+        .collect();
+    c
+}
+
+/// Where [`expand`] writes: the expanded text, per line of it the file it came from
+/// (`None`: the top one) and its line there, findings about includes, and the first line
+/// that was not UTF-8.
+struct Expansion<'a> {
+    text: &'a mut String,
+    origins: &'a mut Vec<(Option<String>, usize)>,
+    diags: &'a mut Vec<Diagnostic>,
+    bad_line: &'a mut Option<usize>,
+}
+
+/// Appends file `path` (read as `bytes`; `name`: how findings name it, `None` for the
+/// top file) to the expansion, its `include` lines replaced by what they name.
+fn expand(path: &std::path::Path, bytes: &[u8], name: Option<String>, depth: usize, out: &mut Expansion) {
+    let text = String::from_utf8_lossy(bytes);
+    let invalid =
+        std::str::from_utf8(bytes).err().map(|e| lines(&String::from_utf8_lossy(&bytes[..e.valid_up_to()])).count());
+    let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    for (i, line) in lines(text).enumerate() {
+        let at = |d: Diagnostic| Diagnostic { file: name.clone(), line: i + 1, ..d };
+        if invalid == Some(i + 1) && out.bad_line.is_none() {
+            *out.bad_line = Some(out.origins.len() + 1);
+        }
+        let mut scratch = Vec::new();
+        let words: Vec<Tok> = lex(line, &mut scratch).into_iter().map(|(t, _)| t).filter(|t| *t != Tok::Eol).collect();
+        let pattern = match words.as_slice() {
+            [Tok::Word(k), Tok::Word(p)] if k == "include" => p.clone(),
+            _ => {
+                out.text.push_str(line);
+                out.text.push('\n');
+                out.origins.push((name.clone(), i + 1));
+                continue;
+            }
+        };
+        if depth >= INCLUDE_DEPTH {
+            out.diags.push(at(error(
+                0,
+                format!("include {pattern}: includes nest deeper than {INCLUDE_DEPTH} (a file including itself?)"),
+            )));
+            continue;
+        }
+        let full = dir.join(&pattern);
+        let matches: Vec<std::path::PathBuf> = match glob::glob(&full.to_string_lossy()) {
+            Ok(paths) => paths.filter_map(Result::ok).collect(),
+            Err(e) => {
+                out.diags.push(at(error(0, format!("include {pattern}: not a pattern DPVS's glob takes: {e}"))));
+                continue;
+            }
+        };
+        if matches.is_empty() {
+            out.diags.push(at(warning(
+                0,
+                format!("include {pattern}: no file matches {} (DPVS reads nothing)", full.display()),
+            )));
+        }
+        for m in matches {
+            match std::fs::read(&m) {
+                Ok(b) => expand(&m, &b, Some(m.display().to_string()), depth + 1, out),
+                Err(e) => out.diags.push(at(error(0, format!("include {pattern}: cannot read {}: {e}", m.display())))),
+            }
+        }
+    }
+}
+
 /// The conversion; `bad_line`: the first line that was not UTF-8.
 fn run(file: &str, text: &str, bad_line: Option<usize>) -> Conversion {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -143,12 +259,12 @@ enum Tok {
 
 /// An error; control characters of the file's words in it are escaped.
 fn error(line: usize, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { line, level: Level::Error, message: printable(&message.into()) }
+    Diagnostic { line, file: None, level: Level::Error, message: printable(&message.into()) }
 }
 
 /// A warning; control characters of the file's words in it are escaped.
 fn warning(line: usize, message: impl Into<String>) -> Diagnostic {
-    Diagnostic { line, level: Level::Warning, message: printable(&message.into()) }
+    Diagnostic { line, file: None, level: Level::Warning, message: printable(&message.into()) }
 }
 
 /// The lines of `text`: each ends at `\n`, `\r\n` or a lone `\r` (DPVS ends a line at
@@ -535,8 +651,9 @@ const SPECS: &[(&str, Shape, &str)] = &[
 const REUSE_NOTE: &str = "rvsd reuses only CLOSE and TIME_WAIT connections for a client's new SYN (`conn_reused`, \
                           as DPVS by default); a connection in this state is not reused; not settable";
 
-/// The note of `include FILE`, which DPVS takes anywhere.
-const INCLUDE_NOTE: &str = "the included file is not read: put its items in this file and convert again";
+/// The note of `include FILE` in a text converted without its files (`rvsd --from-dpvs
+/// FILE` reads them, [`convert_path`]).
+const INCLUDE_NOTE: &str = "the included file is not read here: convert the file by its path (rvsd --from-dpvs FILE)";
 
 /// A checked item: known to DPVS and of the right shape.
 #[derive(Debug, Clone)]
@@ -2460,7 +2577,7 @@ include /etc/dpvs.d/*.conf
         ] {
             assert!(w.iter().any(|l| l.contains(want)), "no warning {want:?} in\n{}", w.join("\n"));
         }
-        assert!(has(&w, text, "include /etc", "include: the included file is not read"), "{w:?}");
+        assert!(has(&w, text, "include /etc", "include: the included file is not read here"), "{w:?}");
         assert!(c.toml.contains("expire_quiescent_template = true"), "{}", c.toml);
         let filled = fill_placeholders(
             &c.toml,
@@ -2783,6 +2900,58 @@ include /etc/dpvs.d/*.conf
         let args = crate::cli::Args::try_parse_from(["rvsd", "--from-dpvs", "dpvs.conf"]).expect("alone");
         assert!(args.from_dpvs.is_some());
         assert!(crate::cli::Args::try_parse_from(["rvsd", "--from-dpvs", "dpvs.conf", "-c", "x.toml"]).is_err());
+    }
+
+    /// `include` as DPVS reads it (`rvsd --from-dpvs FILE`): at the top level and inside
+    /// a block, a glob relative to the including file; the result is the one-file
+    /// conversion's, and every finding names the file its line is in.
+    #[test]
+    fn includes_are_read_where_they_stand_as_dpvs_reads_them() {
+        let dir = std::env::temp_dir().join(format!("rvs-from-dpvs-include-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        let cut = |text: &str, from: &str, to: &str| {
+            let a = text.find(from).unwrap();
+            let b = a + text[a..].find(to).unwrap() + to.len();
+            (text[a..b].to_string(), format!("{}{{}}{}", &text[..a], &text[b..]))
+        };
+        let (global, rest) = cut(SINGLE, "global_defs {", "}\n");
+        let (tx, rest) = cut(&rest.replace("{}", "\u{1}"), "        tx {", "        }\n");
+        let top = rest.replace("{}", "        include tx.inc\n").replace('\u{1}', "include conf.d/*.conf\n");
+        std::fs::write(dir.join("dpvs.conf"), &top).unwrap();
+        std::fs::write(dir.join("conf.d/10-global.conf"), &global).unwrap();
+        std::fs::write(dir.join("tx.inc"), &tx).unwrap();
+        let name = dir.join("dpvs.conf").display().to_string();
+        let render = |c: &Conversion| c.diagnostics.iter().map(|d| d.render(&name)).collect::<Vec<_>>();
+        let c = convert_path(&dir.join("dpvs.conf"));
+        assert!(!c.has_errors(), "{:?}", render(&c));
+        let body = |t: &str| t.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(body(&c.toml), body(&convert(&format!("{name} and its includes"), SINGLE).toml));
+        let g = dir.join("conf.d/10-global.conf").display().to_string();
+        assert!(
+            render(&c).iter().any(|d| d.starts_with(&format!("{g}:3: warning: global_defs.lldp"))),
+            "{:?}",
+            render(&c)
+        );
+        assert!(c.toml.contains(&format!("# {g} line 3: global_defs.lldp")), "{}", c.toml);
+
+        std::fs::write(dir.join("conf.d/20-bad.conf"), "global_defs {\n    bogus on\n}\n").unwrap();
+        std::fs::write(dir.join("loop.conf"), "include loop.conf\n").unwrap();
+        std::fs::write(dir.join("none.conf"), "include nothing/*.conf\n").unwrap();
+        let c = convert_path(&dir.join("dpvs.conf"));
+        let bad = dir.join("conf.d/20-bad.conf").display().to_string();
+        assert!(
+            render(&c).iter().any(|d| d.starts_with(&format!("{bad}:2: error: unknown keyword `bogus`"))),
+            "{:?}",
+            render(&c)
+        );
+        let c = convert_path(&dir.join("loop.conf"));
+        assert!(c.diagnostics.iter().any(|d| d.message.contains("nest deeper than 8")), "{:?}", render(&c));
+        let c = convert_path(&dir.join("none.conf"));
+        assert!(c.diagnostics.iter().any(|d| d.message.contains("no file matches")), "{:?}", render(&c));
+        let c = convert_path(&dir.join("absent.conf"));
+        assert!(c.has_errors());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

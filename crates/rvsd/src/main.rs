@@ -96,16 +96,9 @@ fn check_config(path: &Path, host: bool) -> ExitCode {
 /// exit 2 (and no configuration) on any error, as `--check-config`.
 fn from_dpvs(path: &Path) -> ExitCode {
     let file = path.display().to_string();
-    // Bytes, not a string: a file that is not UTF-8 is converted with a warning naming
-    // its first such line.
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("{file}: error: cannot read: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let conv = rvsd::dpvs_conf::convert_bytes(&file, &bytes);
+    // Read as bytes: a file that is not UTF-8 is converted with a warning naming its first
+    // such line; `include`d files are read in their place.
+    let conv = rvsd::dpvs_conf::convert_path(path);
     for d in &conv.diagnostics {
         eprintln!("{}", d.render(&file));
     }
