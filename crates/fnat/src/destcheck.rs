@@ -3,8 +3,9 @@
 //!
 //! The dataplane watches the handshakes it forwards: a real server that answers a SYN
 //! with an RST, or leaves the SYN proxy's own SYN unanswered (the connection expires
-//! half open with no SYN-ACK seen), is reported DOWN; one that completes a handshake
-//! after it was let back in is reported UP. rvsd's control thread counts the reports and takes a
+//! half open with no SYN-ACK seen), or answers a UDP connection's first datagram with
+//! ICMP "port unreachable", is reported DOWN; one that completes a handshake (on UDP:
+//! answers a connection) after it was let back in is reported UP. rvsd's control thread counts the reports and takes a
 //! server out of scheduling (its weight 0 in the running table, the configured
 //! weight kept) for a while that doubles at each new failure and halves at each UP,
 //! between `inhibit_min` and `inhibit_max` (DPVS's doc/dest-check.md). It needs no
@@ -14,7 +15,7 @@
 //! Only the real server's own silence or refusal counts, so that a client cannot take a
 //! healthy server out (DPVS counts any half-open expiry): see
 //! [`crate::engine::destcheck`]. For the same reason the check needs the replies
-//! through rvs (FullNAT, NAT, NAT64) and TCP.
+//! through rvs (FullNAT, NAT, NAT64), and connections (not one-packet scheduling).
 
 use std::fmt;
 use std::str::FromStr;

@@ -559,10 +559,16 @@ pub enum ServiceError {
         /// The service.
         svc: ServiceKey,
     },
+    /// A passive check on a one-packet-scheduling service.
+    #[error("{svc}: dest-check watches connections, and one-packet scheduling (-o) frees each after its datagram")]
+    DestCheckOps {
+        /// The service.
+        svc: ServiceKey,
+    },
     /// A passive check on a service with a real server whose replies do not pass rvs.
     #[error(
-        "{svc}: dest-check needs the replies through rvs (a server's silence is told from its SYN-ACK), but real \
-         server {rs} is {}", .fwd.described()
+        "{svc}: dest-check needs the replies through rvs (a server's answers tell it from one that is down), but \
+         real server {rs} is {}", .fwd.described()
     )]
     DestCheckNeedsReplies {
         /// The service.
@@ -815,6 +821,9 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     if cfg.ops && cfg.proto != Proto::Udp {
         return Err(ServiceError::OpsNotUdp { svc });
     }
+    if cfg.ops && cfg.dest_check.is_some() {
+        return Err(ServiceError::DestCheckOps { svc });
+    }
     if let Some(mode) = cfg.uoa.filter(|_| cfg.proto != Proto::Udp) {
         return Err(ServiceError::UoaNotUdp { svc, mode });
     }
@@ -993,19 +1002,24 @@ mod tests {
     }
 
     #[test]
-    fn dest_check_is_for_tcp_with_replies_and_its_marks_hold_servers_out() {
+    fn dest_check_needs_replies_and_connections_and_its_marks_hold_servers_out() {
         let mut c = svc("10.0.0.1", 80, &[rs("10.1.0.1", 80, 3), rs("10.1.0.2", 80, 2)]);
         c.dest_check = Some(DestCheck::default());
         let mut dr = c.clone();
         dr.real_servers[1].fwd = FwdMode::Dr;
         assert_eq!(
             err(&[dr]),
-            "tcp 10.0.0.1:80: dest-check needs the replies through rvs (a server's silence is told from its SYN-ACK), \
+            "tcp 10.0.0.1:80: dest-check needs the replies through rvs (a server's answers tell it from one that is down), \
              but real server 10.1.0.2:80 is direct routing (-g, lb_kind DR)"
         );
         let mut udp = c.clone();
         udp.proto = Proto::Udp;
-        assert!(ServiceTable::build(&[udp], None).is_ok(), "UDP services take it too");
+        assert!(ServiceTable::build(&[udp.clone()], None).is_ok(), "UDP services take it too");
+        udp.ops = true;
+        assert_eq!(
+            err(&[udp]),
+            "udp 10.0.0.1:80: dest-check watches connections, and one-packet scheduling (-o) frees each after its datagram"
+        );
         let key = c.key();
         let marks: DestMarks = [
             ((key, "10.1.0.1:80".parse().unwrap()), DestMark::Inhibited),

@@ -290,9 +290,18 @@ fn udp_a_server_answering_port_unreachable_is_reported_down() {
         icmp_about(&mut w, src, kind, lp);
         assert!(reports(&mut w).is_empty(), "{src} {kind:?}");
     }
+    // To another address than the datagram's source: not about what rvs sent.
+    let quoted = PacketBuilder::ipv4(LIP4, RIP4_UDP).udp(lp, 53).payload(b"q").build();
+    w.packet(&PacketBuilder::ipv4(RIP4_UDP, VIP4).icmpv4_error(3, 3, &quoted).build(), 0);
+    assert!(reports(&mut w).is_empty(), "to another destination");
     let v = icmp_about(&mut w, RIP4_UDP, (3, 3), lp);
     assert!(matches!(v, fnat::engine::Verdict::Forward { .. }), "passed on to the client: {v:?}");
     assert_eq!(reports(&mut w), [DestReport { rs, up: false }]);
+    // On a connection the server answered: not taken as proof (a forger's best target).
+    let lp = query(&mut w, 40002);
+    answer(&mut w, lp);
+    icmp_about(&mut w, RIP4_UDP, (3, 3), lp);
+    assert!(reports(&mut w).is_empty(), "after an answer");
     // Unanswered datagrams expiring: nothing.
     query(&mut w, 40001);
     w.now = 3600 * S;

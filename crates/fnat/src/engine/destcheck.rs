@@ -19,8 +19,9 @@
 //! server's SYN-ACK (a client's bare ACK proves nothing of the server), at most
 //! `up_confirm` per worker after each reopening (DPVS's warm-up count).
 //!
-//! Off the packet path: the engine's `touch` calls in only on a state change of a
-//! service that has the check, [`Engine::expire`] on an expiry.
+//! Off the fast path: the engine's `touch` calls in only on a state change of a service
+//! that has the check, [`Engine::expire`] on an expiry, the general path on a UDP
+//! connection's first answer and on an ICMP error (while some service has the check).
 
 use std::net::IpAddr;
 
@@ -142,36 +143,44 @@ impl Engine {
         }
     }
 
-    /// UDP connection `r`'s server answered for the first time: marked (its replies then
-    /// take the established path), and, for a server let back in, an UP (DPVS's
-    /// one-way → normal; at most `up_confirm` per worker, as for TCP).
+    /// UDP connection `r`'s server answered for the first time (only called when some
+    /// service has the check): marked (its replies then take the established path), and,
+    /// for a server let back in, an UP (DPVS's one-way → normal; at most `up_confirm`
+    /// per worker, as for TCP).
     #[cold]
     pub(super) fn udp_answered(&mut self, r: ConnRef) {
         let c = self.conns.get_mut(r);
         c.flags.set(ConnFlags::SYNACK_SEEN);
         let rs = c.rs;
-        if !self.dest_watching {
-            return;
-        }
         if let Some(w) = self.rs_watch.get_mut(rs as usize).filter(|w| w.up_left > 0) {
             w.up_left -= 1;
             self.dest_report(rs, true);
         }
     }
 
-    /// An ICMP error `e` from UDP connection `r`'s server itself, about a datagram rvs
-    /// sent it: "port unreachable" (nothing listens: the server's process is down) is a
-    /// DOWN. (Only called when some service has the check.) A datagram the server
-    /// leaves unanswered is not one (DPVS counts a connection that expires one-way): a
-    /// client can send what a healthy server ignores, and so take it out.
+    /// An ICMP error `e` from UDP connection `r`'s server itself (its source the
+    /// server's address, its destination the quoted datagram's source), about a
+    /// datagram rvs sent it before the server answered anything on that connection:
+    /// "port unreachable" (nothing listens: the server's process is down) is a DOWN, as
+    /// an RST to the SYN is for TCP. (Only called when some service has the check.) A
+    /// forger must therefore hit a fresh connection's ports; an answered connection is
+    /// never taken as proof. A datagram the server leaves unanswered is not a failure
+    /// (DPVS counts a connection that expires one-way): a client can send what a healthy
+    /// server ignores, and so take it out.
     #[cold]
     pub(super) fn udp_refused(&mut self, e: &IcmpError, r: ConnRef) {
         let unreachable = match e.src {
             IpAddr::V4(_) => (e.icmp_type, e.icmp_code) == (3, 3),
             IpAddr::V6(_) => (e.icmp_type, e.icmp_code) == (1, 4),
         };
-        let rs = self.conns.get(r).rs;
-        if unreachable && self.rs_watch.get(rs as usize).is_some_and(|w| w.down) {
+        let c = self.conns.get(r);
+        let (rs, answered) = (c.rs, c.flags.has(ConnFlags::SYNACK_SEEN));
+        if unreachable
+            && !answered
+            && e.src == c.rip().ip()
+            && e.dst == e.inner.src
+            && self.rs_watch.get(rs as usize).is_some_and(|w| w.down)
+        {
             self.dest_report(rs, false);
         }
     }

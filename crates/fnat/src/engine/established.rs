@@ -143,8 +143,12 @@ impl Engine {
                         || !f.has(ConnFlags::SYNACK_SEEN)
                         || f.has(ConnFlags::TOA_DONE))
             }
-            // The server's first answer takes the general path (`udp_answered`).
-            Proto::Udp => !f.has(ConnFlags::UOA) && (hit.dir == Direction::Input || f.has(ConnFlags::SYNACK_SEEN)),
+            // While some service has the passive check, a server's first answer takes the
+            // general path (`udp_answered`).
+            Proto::Udp => {
+                !f.has(ConnFlags::UOA)
+                    && (hit.dir == Direction::Input || f.has(ConnFlags::SYNACK_SEEN) || !self.dest_watching)
+            }
             // (Never parsed by the established path.)
             Proto::Icmp => false,
         };

@@ -1023,7 +1023,8 @@ impl Engine {
             true => outer_note,
         };
         note.apply(self.conns.get_mut(h.conn));
-        if t.proto == Proto::Udp
+        if self.dest_watching
+            && t.proto == Proto::Udp
             && h.dir == Direction::Output
             && !self.conns.get(h.conn).flags().has(ConnFlags::SYNACK_SEEN)
         {
@@ -1265,11 +1266,7 @@ impl Engine {
             }
             return Verdict::NotMine;
         };
-        if self.dest_watching
-            && h.dir == Direction::Output
-            && q.proto == Proto::Udp
-            && e.src == self.conns.get(h.conn).rip().ip()
-        {
+        if self.dest_watching && h.dir == Direction::Output && q.proto == Proto::Udp {
             self.udp_refused(&e, h.conn);
         }
         let c = self.conns.get(h.conn);
