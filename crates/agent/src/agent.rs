@@ -279,19 +279,26 @@ impl Agent {
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();
+        let pacer = Arc::new(crate::vrrp::garp::GarpPacer::new(&cfg));
         for n in chosen {
             let i = &cfg.vrrp_instances[n];
             let tracked = tracked_by.remove(&n).unwrap_or_default();
             let side = side_by.remove(&n).unwrap_or_default();
-            let (mut inst, status) =
-                match Instance::new(i.clone(), &cfg.global_defs, self.dp.clone(), tracked, self.fifos.clone()) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        side.iter().for_each(JoinHandle::abort);
-                        out.iter().for_each(|x: &Inst| x.side.iter().for_each(JoinHandle::abort));
-                        return Err(AgentError::Socket(i.name.clone(), e));
-                    }
-                };
+            let (mut inst, status) = match Instance::new(
+                i.clone(),
+                &cfg.global_defs,
+                self.dp.clone(),
+                tracked,
+                self.fifos.clone(),
+                pacer.clone(),
+            ) {
+                Ok(x) => x,
+                Err(e) => {
+                    side.iter().for_each(JoinHandle::abort);
+                    out.iter().for_each(|x: &Inst| x.side.iter().for_each(JoinHandle::abort));
+                    return Err(AgentError::Socket(i.name.clone(), e));
+                }
+            };
             if let Some(m) = memberships.remove(&n) {
                 inst.join_group(m);
             }

@@ -47,6 +47,24 @@ pub struct Config {
     /// The global `SSL { ... }` block: the client certificate SSL_GET checkers present.
     #[serde(default)]
     pub ssl: Option<SslConf>,
+    /// `garp_group` blocks: the pacing of gratuitous ARPs / NAs on named interfaces.
+    #[serde(default)]
+    pub garp_groups: Vec<GarpGroup>,
+}
+
+/// keepalived's `garp_group { garp_interval SECS ; gna_interval SECS ; interface IF ;
+/// interfaces { IF ... } }`: gratuitous ARPs (NAs) sent on the group's interfaces, by
+/// every instance, go at least this far apart, the interfaces paced together (one
+/// timer per group, as keepalived's `garp_delay`). Interfaces in no group are paced each
+/// on its own by `vrrp_garp_interval` / `vrrp_gna_interval`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GarpGroup {
+    /// `garp_interval`: between two gratuitous ARPs.
+    pub garp_interval: Option<f64>,
+    /// `gna_interval`: between two unsolicited neighbour advertisements.
+    pub gna_interval: Option<f64>,
+    /// The interfaces (rvsd's twins or ports, as `interface` in an instance).
+    pub interfaces: Vec<String>,
 }
 
 /// The global `SSL { certificate ...; key ...; ca ...; password ... }` block of SSL_GET.

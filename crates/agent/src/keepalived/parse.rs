@@ -51,8 +51,8 @@ use std::net::{IpAddr, SocketAddr};
 /// Nor are these global_defs keywords, honoured: `lvs_timeouts` ([`GlobalDefs::lvs_timeouts`],
 /// rvsd's global timeouts), `vrrp_startup_delay` ([`GlobalDefs::vrrp_startup_delay`]),
 /// `vrrp_garp_interval` and `vrrp_gna_interval` ([`GlobalDefs::vrrp_garp_interval`]: the
-/// spacing of gratuitous ARPs / NAs; keepalived's `garp_group` blocks, with their own
-/// `garp_interval` / `gna_interval`, stay refused as not supported yet);
+/// spacing of gratuitous ARPs / NAs on each interface; keepalived's `garp_group` blocks,
+/// with their own `garp_interval` / `gna_interval`, are [`Config::garp_groups`]);
 /// and, honoured by construction, so accepted without a warning: `vrrp_check_unicast_src`
 /// (global_defs) and `check_unicast_src` (vrrp_instance), since rvs-agent always drops an
 /// advert whose source is not among the instance's `unicast_peer`s (keepalived checks only
@@ -369,6 +369,11 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             "vrrp_sync_group" => {
                 if let Some(g) = p.sync_group(n) {
                     cfg.vrrp_sync_groups.push(g);
+                }
+            }
+            "garp_group" => {
+                if let Some(g) = p.garp_group(n, &cfg.garp_groups) {
+                    cfg.garp_groups.push(g);
                 }
             }
             "vrrp_instance" => {
@@ -3109,6 +3114,54 @@ impl P<'_> {
             self.err(&n.loc, "SSL: certificate and key go together");
         }
         s
+    }
+
+    /// A `garp_group` block, as keepalived reads it: an interface already in an earlier
+    /// group (`before`) is warned about and left there; a group without an interval is
+    /// warned about and dropped.
+    fn garp_group(&mut self, n: &Node, before: &[GarpGroup]) -> Option<GarpGroup> {
+        let mut g = GarpGroup::default();
+        let add = |p: &mut Self, g: &mut GarpGroup, loc: &Loc, name: &str| {
+            let taken = before.iter().chain(std::iter::once(&*g)).any(|x| x.interfaces.iter().any(|i| i == name));
+            match taken {
+                true => p.warn(loc, format!("garp_group already specified for {name} - ignoring (as keepalived)")),
+                false => g.interfaces.push(name.to_string()),
+            }
+        };
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "garp_interval" | "gna_interval" => {
+                    let Some(s) = self.secs(c) else { continue };
+                    if s >= 1.0 {
+                        self.warn(&c.loc, format!("The {} is very large - {s} seconds (as keepalived says)", c.key));
+                    }
+                    match c.key.as_str() {
+                        "garp_interval" => g.garp_interval = Some(s),
+                        _ => g.gna_interval = Some(s),
+                    }
+                }
+                "interface" => {
+                    if let Some(name) = self.arg(c) {
+                        add(self, &mut g, &c.loc, name);
+                    }
+                }
+                "interfaces" => {
+                    let names: Vec<&Node> = self.block(c).iter().collect();
+                    if names.is_empty() {
+                        self.warn(&c.loc, "empty garp_group interfaces block");
+                    }
+                    for i in names {
+                        add(self, &mut g, &i.loc, &i.key);
+                    }
+                }
+                _ => self.other(c, "garp_group"),
+            }
+        }
+        if g.garp_interval.is_none() && g.gna_interval.is_none() {
+            self.warn(&n.loc, "garp_group has no garp_interval or gna_interval - removing (as keepalived)");
+            return None;
+        }
+        Some(g)
     }
 
     fn url(&mut self, n: &Node) -> Option<UrlConf> {

@@ -1831,10 +1831,28 @@ fn vrrp_garp_and_gna_intervals_are_honoured() {
     }
     let g = strict(MINIMAL).config.global_defs;
     assert_eq!((g.vrrp_garp_interval, g.vrrp_gna_interval), (None, None), "absent: bursts at once");
-    // garp_group (with its garp_interval / gna_interval) is not implemented: refused.
-    let l = strict(&format!("garp_group {{\n garp_interval 0.01\n interface eth0\n}}\n{MINIMAL}"));
-    let m = messages(&l);
-    assert!(m.iter().any(|m| m.contains("'garp_group'") && m.contains("does not support yet")), "{m:?}");
+    // garp_group: its intervals and interfaces (an `interface` line and an `interfaces`
+    // block alike); as keepalived, an interface already in a group, and a group without
+    // an interval, warned about and left out.
+    let l = strict(&format!(
+        "garp_group {{\n garp_interval 0.01\n interface dpdk0.kni\n interfaces {{\n  dpdk1.kni\n  dpdk2\n }}\n}}\n\
+         garp_group {{\n gna_interval 0.5\n interface dpdk1.kni\n interface dpdk3\n}}\ngarp_group {{\n interface dpdk4\n}}\n{MINIMAL}"
+    ));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    let groups: Vec<_> =
+        l.config.garp_groups.iter().map(|g| (g.garp_interval, g.gna_interval, g.interfaces.clone())).collect();
+    assert_eq!(
+        groups,
+        [
+            (Some(0.01), None, vec!["dpdk0.kni".to_string(), "dpdk1.kni".into(), "dpdk2".into()]),
+            (None, Some(0.5), vec!["dpdk3".to_string()])
+        ]
+    );
+    let m = messages(&l).join("\n");
+    assert!(
+        m.contains("garp_group already specified for dpdk1.kni") && m.contains("has no garp_interval or gna_interval"),
+        "{m}"
+    );
     // Nor is a per-instance garp_interval (keepalived 2.2.7 has none) accepted.
     let l = strict(&MINIMAL.replace("virtual_router_id 5", "virtual_router_id 5\n garp_interval 0.01"));
     assert!(l.has_errors(), "{:?}", messages(&l));

@@ -21,6 +21,7 @@
 //! tracked object, its interface), puts the whole group in FAULT.
 
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
+use super::garp::{send_garps, GarpPacer};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
 use super::packet::{auth_pass, check_hop_limit, Advert, PacketError, Received, Version};
 use super::sync::Membership;
@@ -260,94 +261,10 @@ pub struct Instance {
     hold: Option<Instant>,
     /// Its `vrrp_sync_group`, when it is a member of one.
     group: Option<Membership>,
-    /// keepalived's `vrrp_garp_interval` / `vrrp_gna_interval`: the spacing of the
-    /// gratuitous ARPs (IPv4 VIPs) and NAs (IPv6 VIPs), none: a burst at once.
-    garp_spacing: GarpSpacing,
+    /// The pacing of gratuitous ARPs and NAs, shared with the instances started with it.
+    garp_pacer: Arc<GarpPacer>,
     /// The spaced bursts under way: aborted when the instance leaves MASTER or stops.
     garp_tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// keepalived's `vrrp_garp_interval` and `vrrp_gna_interval`: how far apart an instance
-/// sends its gratuitous ARPs (IPv4) and unsolicited neighbour advertisements (IPv6), so
-/// that switches and hosts rate-limiting them see every one. None: a burst of N goes to
-/// the dataplane in one call (`send_garp(addr, port, N)`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GarpSpacing {
-    /// Between two gratuitous ARPs (`vrrp_garp_interval`).
-    pub garp: Option<Duration>,
-    /// Between two unsolicited NAs (`vrrp_gna_interval`).
-    pub gna: Option<Duration>,
-}
-
-impl GarpSpacing {
-    /// The global_defs' intervals.
-    pub fn of(g: &GlobalDefs) -> GarpSpacing {
-        let d = |s: Option<f64>| s.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
-        GarpSpacing { garp: d(g.vrrp_garp_interval), gna: d(g.vrrp_gna_interval) }
-    }
-
-    /// The spacing for `addr`'s family.
-    pub fn for_addr(&self, addr: IpAddr) -> Option<Duration> {
-        if addr.is_ipv4() {
-            self.garp
-        } else {
-            self.gna
-        }
-    }
-}
-
-/// Sends a burst of `repeat` gratuitous ARPs / NAs for `vips`: a VIP whose family has no
-/// spacing gets its `repeat` in one call, at once; the others get single ones, one VIP
-/// after the other, `repeat` rounds, each send the family's interval after the previous
-/// one of that family (keepalived spaces every gratuitous ARP it sends on an interface).
-/// The first of each spaced family goes at once; the rest are left to the returned tasks
-/// (one per spaced family), which the caller aborts when the VIPs go.
-pub fn send_garps(
-    dp: &Arc<dyn Dataplane>,
-    instance: &str,
-    vips: &[(IpAddr, String)],
-    repeat: u32,
-    spacing: GarpSpacing,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let send = |dp: &dyn Dataplane, addr: IpAddr, port: &str, n: u32| {
-        if let Err(e) = dp.send_garp(addr, port, n) {
-            tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
-        }
-    };
-    let mut tasks = Vec::new();
-    if repeat == 0 {
-        return tasks;
-    }
-    let mut spaced: Vec<(Duration, Vec<(IpAddr, String)>)> = Vec::new();
-    for (addr, port) in vips {
-        match spacing.for_addr(*addr) {
-            None => send(dp.as_ref(), *addr, port, repeat),
-            Some(i) => match spaced.iter_mut().find(|(d, v)| *d == i && v[0].0.is_ipv4() == addr.is_ipv4()) {
-                Some((_, v)) => v.push((*addr, port.clone())),
-                None => spaced.push((i, vec![(*addr, port.clone())])),
-            },
-        }
-    }
-    for (interval, family) in spaced {
-        let mut sends = (0..repeat).flat_map(|_| family.iter().cloned());
-        let Some((addr, port)) = sends.next() else { continue };
-        send(dp.as_ref(), addr, &port, 1);
-        let rest: Vec<_> = sends.collect();
-        if rest.is_empty() {
-            continue;
-        }
-        let dp = dp.clone();
-        let instance = instance.to_string();
-        tasks.push(tokio::spawn(async move {
-            for (addr, port) in rest {
-                tokio::time::sleep(interval).await;
-                if let Err(e) = dp.send_garp(addr, &port, 1) {
-                    tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
-                }
-            }
-        }));
-    }
-    tasks
 }
 
 fn open(c: &SocketConfig) -> Result<(VrrpSocket, u32), IoError> {
@@ -366,6 +283,7 @@ impl Instance {
         dp: Arc<dyn Dataplane>,
         tracked: Vec<Tracked>,
         fifos: Arc<Notifier>,
+        garp_pacer: Arc<GarpPacer>,
     ) -> Result<(Instance, watch::Receiver<InstanceStatus>), IoError> {
         let sock_cfg = SocketConfig {
             interface: cfg.interface.clone(),
@@ -437,7 +355,7 @@ impl Instance {
             sync_roles: None,
             hold: None,
             group: None,
-            garp_spacing: GarpSpacing::of(global),
+            garp_pacer,
             garp_tasks: Vec::new(),
         };
         Ok((inst, rx))
@@ -883,7 +801,7 @@ impl Instance {
                 Action::SendGarp { repeat } => {
                     let vips: Vec<_> = vips.iter().map(|(a, p)| (a.addr(), p.clone())).collect();
                     self.garp_tasks.retain(|t| !t.is_finished());
-                    self.garp_tasks.extend(send_garps(&self.dp, &name, &vips, repeat, self.garp_spacing));
+                    self.garp_tasks.extend(send_garps(&self.dp, &name, &vips, repeat, &self.garp_pacer));
                 }
                 Action::LowerPriorityHeard { src, priority } => {
                     tracing::info!(
@@ -1021,7 +939,6 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataplane::{Call, FakeDataplane};
 
     /// keepalived's advert address check: a differing list (count or members, in any
     /// order) is logged once per sender until it matches again; `skip` compares nothing.
@@ -1043,60 +960,5 @@ mod tests {
         assert_eq!(address_mismatch(Some(a), false, b, &ours, &other), (Some(b), true, true), "another sender");
         assert_eq!(address_mismatch(Some(a), false, a, &ours, &same), (None, false, false), "matches again");
         assert_eq!(address_mismatch(None, true, a, &ours, &other), (None, false, false), "skip_check_adv_addr");
-    }
-
-    fn garps(dp: &FakeDataplane) -> Vec<(IpAddr, u32)> {
-        dp.calls()
-            .into_iter()
-            .filter_map(|c| match c {
-                Call::Garp(a, _, n) => Some((a, n)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// `vrrp_garp_interval` / `vrrp_gna_interval`: without a spacing a burst is one call
-    /// with its count; with one, single sends that far apart (IPv4 by the garp interval,
-    /// IPv6 by the gna one), the first at once; aborting the tasks stops the rest.
-    #[tokio::test]
-    async fn spaced_gratuitous_arps() {
-        let v4: IpAddr = "192.0.2.1".parse().unwrap();
-        let v4b: IpAddr = "192.0.2.2".parse().unwrap();
-        let v6: IpAddr = "2001:db8::1".parse().unwrap();
-        let vips = vec![(v4, "p0".to_string()), (v4b, "p0".to_string()), (v6, "p0".to_string())];
-        let fake = Arc::new(FakeDataplane::new());
-        let dp: Arc<dyn Dataplane> = fake.clone();
-        // No spacing: one call per VIP with the count, no task.
-        assert!(send_garps(&dp, "VI", &vips, 5, GarpSpacing::default()).is_empty());
-        assert_eq!(garps(&fake), [(v4, 5), (v4b, 5), (v6, 5)]);
-        // IPv4 spaced by 40 ms, IPv6 at once.
-        let fake = Arc::new(FakeDataplane::new());
-        let dp: Arc<dyn Dataplane> = fake.clone();
-        let spacing = GarpSpacing { garp: Some(Duration::from_millis(40)), gna: None };
-        let t0 = std::time::Instant::now();
-        let tasks = send_garps(&dp, "VI", &vips, 3, spacing);
-        assert_eq!(tasks.len(), 1);
-        assert_eq!(garps(&fake), [(v6, 3), (v4, 1)], "IPv6 unspaced, the first IPv4 at once");
-        for t in tasks {
-            t.await.unwrap();
-        }
-        assert!(t0.elapsed() >= Duration::from_millis(200), "5 intervals: {:?}", t0.elapsed());
-        assert_eq!(garps(&fake), [(v6, 3), (v4, 1), (v4b, 1), (v4, 1), (v4b, 1), (v4, 1), (v4b, 1)]);
-        // Both spaced; aborted early (the instance left MASTER): nothing more is sent.
-        let fake = Arc::new(FakeDataplane::new());
-        let dp: Arc<dyn Dataplane> = fake.clone();
-        let spacing = GarpSpacing { garp: Some(Duration::from_millis(30)), gna: Some(Duration::from_millis(30)) };
-        let tasks = send_garps(&dp, "VI", &vips, 5, spacing);
-        assert_eq!(tasks.len(), 2);
-        tokio::time::sleep(Duration::from_millis(75)).await;
-        tasks.iter().for_each(|t| t.abort());
-        let sent = garps(&fake).len();
-        assert!((4..=8).contains(&sent), "{:?}", garps(&fake));
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert_eq!(garps(&fake).len(), sent, "stopped");
-        assert!(garps(&fake).iter().all(|(_, n)| *n == 1));
-        // GarpSpacing::of: the global_defs' intervals.
-        let g = GlobalDefs { vrrp_garp_interval: Some(0.5), vrrp_gna_interval: None, ..GlobalDefs::default() };
-        assert_eq!(GarpSpacing::of(&g), GarpSpacing { garp: Some(Duration::from_millis(500)), gna: None });
     }
 }

@@ -3,6 +3,7 @@
 //! [`sync`]: keepalived's `vrrp_sync_group` (members MASTER or BACKUP together).
 
 pub mod fsm;
+pub mod garp;
 pub mod instance;
 pub mod io;
 pub mod packet;
