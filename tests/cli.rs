@@ -7,11 +7,33 @@ use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, CLIENT6, LIP4, LIP6, VI
 
 /// The demo configuration without addresses and services: rvsd starts bare.
 fn bare() -> Topology {
+    bare_with(toml::Table::new())
+}
+
+/// [`bare`], with `timeouts` as rvsd's `[timeouts]` (so that the connections a test
+/// floods expire within it).
+fn bare_with(timeouts: toml::Table) -> Topology {
     let mut t = Topology::build(Spec::default()).expect("topology");
     t.config.remove("addr");
     t.config.remove("service");
+    if !timeouts.is_empty() {
+        t.config.insert("timeouts".into(), timeouts.into());
+    }
     t.start_rvsd_bare().expect("rvsd starts without services");
     t
+}
+
+/// rvsd's count of event `name`.
+fn events(t: &Topology, name: &str) -> u64 {
+    t.rvsd_stats().expect("stats")["events"][name].as_u64().unwrap_or(0)
+}
+
+/// The weight `rvsadm -L -n` lists for real server `rs` of service `svc` (`-t VIP:PORT`
+/// or `-u VIP:PORT`).
+fn listed_weight(t: &Topology, svc: [&str; 2], rs: &str) -> String {
+    let list = t.cli_ok("rvsadm", &["-L", "-n", svc[0], svc[1]]);
+    let line = list.lines().find(|l| l.contains(rs)).unwrap_or_else(|| panic!("{rs} listed:\n{list}"));
+    line.split_whitespace().nth(3).expect("weight column").to_string()
 }
 
 fn configure_with_cli(t: &Topology) {
@@ -350,20 +372,13 @@ fn a_change_script_gives_the_same_set_through_the_socket_and_through_restore() {
 fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
     use std::time::{Duration, Instant};
     let _g = serial();
-    let mut t = Topology::build(Spec::default()).expect("topology");
-    t.config.remove("addr");
-    t.config.remove("service");
     // The flood's half-open connections expire within the test.
-    let mut timeouts = toml::Table::new();
-    timeouts.insert("syn_recv".into(), 2.into());
-    t.config.insert("timeouts".into(), timeouts.into());
-    t.start_rvsd_bare().expect("rvsd starts without services");
+    let t = bare_with(toml::toml! { syn_recv = 2 });
     configure_with_cli(&t);
     let vip = format!("{VIP4}:80");
     t.cli_ok("rvsadm", &["-E", "-t", &vip, "-s", "rr", "--dest-check", "1,1,3s,2-4s"]);
     let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
     assert!(list.contains(&format!("TCP  {vip} rr dest-check internal:1,1,3s,2-4s")), "{list}");
-    let events = |t: &Topology, name: &str| t.rvsd_stats().expect("stats")["events"][name].as_u64().unwrap_or(0);
 
     // A flood from spoofed sources: every SYN answered by a server, none completed.
     let fl = t.second_client().expect("flooder");
@@ -395,11 +410,7 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
     // A server that refuses.
     let dead = format!("{}:9090", rs4(1));
     t.cli_ok("rvsadm", &["-a", "-t", &vip, "-r", &dead, "-b", "-w", "1"]);
-    let weight = |t: &Topology| -> String {
-        let list = t.cli_ok("rvsadm", &["-L", "-n", "-t", &vip]);
-        let line = list.lines().find(|l| l.contains(&dead)).unwrap_or_else(|| panic!("{dead} listed:\n{list}"));
-        line.split_whitespace().nth(3).expect("weight column").to_string()
-    };
+    let weight = |t: &Topology| listed_weight(t, ["-t", &vip], &dead);
     // Sequential requests, one connection each: how many failed.
     let failed = |n: usize| -> usize {
         let script =
@@ -445,14 +456,8 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
 fn dest_check_takes_a_udp_server_whose_port_is_closed_out() {
     use std::time::{Duration, Instant};
     let _g = serial();
-    let mut t = Topology::build(Spec::default()).expect("topology");
-    t.config.remove("addr");
-    t.config.remove("service");
     // The unanswered datagrams' connections expire within the test.
-    let mut timeouts = toml::Table::new();
-    timeouts.insert("udp".into(), 2.into());
-    t.config.insert("timeouts".into(), timeouts.into());
-    t.start_rvsd_bare().expect("rvsd starts without services");
+    let t = bare_with(toml::toml! { udp = 2 });
     configure_with_cli(&t);
     let _dns = rvs_e2e::dns::start_dnsmasq(&t, None);
     let vip = format!("{VIP4}:53");
@@ -463,7 +468,6 @@ fn dest_check_takes_a_udp_server_whose_port_is_closed_out() {
     }
     let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
     assert!(list.contains(&format!("UDP  {vip} rr dest-check internal:1,1,3s,2-4s")), "{list}");
-    let events = |t: &Topology, name: &str| t.rvsd_stats().expect("stats")["events"][name].as_u64().unwrap_or(0);
 
     // Datagrams dnsmasq drops without a word (too short for a DNS header), from spoofed
     // sources, to both servers: their connections expire one-way.
@@ -506,11 +510,7 @@ fn dest_check_takes_a_udp_server_whose_port_is_closed_out() {
     // reaches it.
     let dead = format!("{}:5353", rs4(3));
     t.cli_ok("rvsadm", &["-a", "-u", &vip, "-r", &dead, "-b", "-w", "1"]);
-    let weight = |t: &Topology| -> String {
-        let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
-        let line = list.lines().find(|l| l.contains(&dead)).unwrap_or_else(|| panic!("{dead} listed:\n{list}"));
-        line.split_whitespace().nth(3).expect("weight column").to_string()
-    };
+    let weight = |t: &Topology| listed_weight(t, ["-u", &vip], &dead);
     let (counts, refused) = queries(&t, 6);
     assert_eq!(refused, 1, "one query reached the closed port, then it was out: {counts:?}");
     assert_eq!(weight(&t), "0", "listed with weight 0 while out");
