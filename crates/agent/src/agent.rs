@@ -13,6 +13,7 @@ use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::script::{self, kill_group, log_exit, spawn_in_group};
 use crate::vrrp::fsm::State;
+use crate::vrrp::garp::GarpPacer;
 use crate::vrrp::instance::{Instance, InstanceStatus, Leave, TrackRx, Tracked};
 use crate::vrrp::io::IoError;
 use crate::vrrp::sync::{Membership, SyncGroup};
@@ -164,6 +165,9 @@ struct Agent {
     /// Every instance started before then, at start or by a reload, waits for it (as
     /// keepalived's `vrrp_delayed_start_time`, set at start only).
     vrrp_hold: Option<tokio::time::Instant>,
+    /// The pacing of gratuitous ARPs and NAs, shared by every instance, its intervals the
+    /// configuration's (set again at each reload).
+    garp_pacer: Arc<GarpPacer>,
 }
 
 impl Agent {
@@ -279,7 +283,6 @@ impl Agent {
             memberships.extend(members.iter().copied().zip(ms));
         }
         let mut out = Vec::new();
-        let pacer = Arc::new(crate::vrrp::garp::GarpPacer::new(&cfg));
         for n in chosen {
             let i = &cfg.vrrp_instances[n];
             let tracked = tracked_by.remove(&n).unwrap_or_default();
@@ -290,7 +293,7 @@ impl Agent {
                 self.dp.clone(),
                 tracked,
                 self.fifos.clone(),
-                pacer.clone(),
+                self.garp_pacer.clone(),
             ) {
                 Ok(x) => x,
                 Err(e) => {
@@ -468,6 +471,9 @@ impl Agent {
                 delay.map_or("none".to_string(), |d| format!("{d} s")),
             );
         }
+        // Pacing applies to the instances carried on as to those started (a garp_group
+        // alone changed is no instance's change).
+        self.garp_pacer.set(&new);
         if diff.is_empty() {
             tracing::info!("reload: no changes");
             self.reload_unbound_sync(unbound);
@@ -666,6 +672,7 @@ pub async fn run_with_reload(
         fifos: Arc::new(fifo::Notifier::new(&cfg.global_defs)),
         reloads: Arc::new(ReloadStats::default()),
         vrrp_hold,
+        garp_pacer: Arc::new(GarpPacer::new(&cfg)),
     };
     agent.fifos.mail.reconfigure(&cfg);
     // keepalived's init_services: each virtual server starts with its quorum up (its

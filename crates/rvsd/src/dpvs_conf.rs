@@ -124,13 +124,11 @@ pub fn convert_path(path: &std::path::Path) -> Conversion {
     let mut bad_line = None;
     let top = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) => expand(
-            path,
-            &bytes,
-            None,
-            0,
-            &mut Expansion { text: &mut text, origins: &mut origins, diags: &mut diags, bad_line: &mut bad_line },
-        ),
+        Ok(bytes) => {
+            let mut out =
+                Expansion { text: &mut text, origins: &mut origins, diags: &mut diags, bad_line: &mut bad_line };
+            expand(path, &bytes, None, &mut vec![path.to_path_buf()], &mut out);
+        }
         Err(e) => diags.push(error(0, format!("cannot read {top}: {e}"))),
     }
     // (The comments on DPVS's defaults say what they were absent from.)
@@ -142,6 +140,8 @@ pub fn convert_path(path: &std::path::Path) -> Conversion {
         (d.file, d.line) = place(d.line);
     }
     c.diagnostics.extend(diags);
+    // The top file's findings first, then each included file's, each by line.
+    c.diagnostics.sort_by(|x, y| (&x.file, x.line).cmp(&(&y.file, y.line)));
     c.toml = c
         .toml
         .lines()
@@ -157,9 +157,14 @@ pub fn convert_path(path: &std::path::Path) -> Conversion {
     c
 }
 
+/// The warning on a file that is not UTF-8, at its first such line.
+const NOT_UTF8: &str = "the file is not UTF-8; this is its first line that is not (a GBK or Latin-1 comment?): \
+                        every undecodable byte sequence was read as U+FFFD (a keyword or value with one is \
+                        reported as such)";
+
 /// Where [`expand`] writes: the expanded text, per line of it the file it came from
-/// (`None`: the top one) and its line there, findings about includes, and the first line
-/// that was not UTF-8.
+/// (`None`: the top one) and its line there, findings about includes, and the top file's
+/// first line that was not UTF-8.
 struct Expansion<'a> {
     text: &'a mut String,
     origins: &'a mut Vec<(Option<String>, usize)>,
@@ -167,55 +172,102 @@ struct Expansion<'a> {
     bad_line: &'a mut Option<usize>,
 }
 
+/// The pattern of `line` if it is an `include` line as DPVS's tokenizer sees one: the
+/// word `include` and one more, comments aside (DPVS makes each `"` and brace a token of
+/// its own, so `include "x.conf"` is no include for it).
+fn include_pattern(line: &str) -> Option<&str> {
+    let code = line.split(['!', '#']).next().unwrap_or_default();
+    match code.split_whitespace().collect::<Vec<_>>().as_slice() {
+        ["include", p] if !p.contains(['"', '{', '}']) => Some(p),
+        _ => None,
+    }
+}
+
 /// Appends file `path` (read as `bytes`; `name`: how findings name it, `None` for the
-/// top file) to the expansion, its `include` lines replaced by what they name.
-fn expand(path: &std::path::Path, bytes: &[u8], name: Option<String>, depth: usize, out: &mut Expansion) {
+/// top file) to the expansion, its `include` lines replaced by what they name; `chain`:
+/// the files being read, outermost first (a file including one of them is refused).
+fn expand(
+    path: &std::path::Path,
+    bytes: &[u8],
+    name: Option<String>,
+    chain: &mut Vec<std::path::PathBuf>,
+    out: &mut Expansion,
+) {
     let text = String::from_utf8_lossy(bytes);
     let invalid =
         std::str::from_utf8(bytes).err().map(|e| lines(&String::from_utf8_lossy(&bytes[..e.valid_up_to()])).count());
     let dir = path.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let at = |i: usize, d: Diagnostic| Diagnostic { file: name.clone(), line: i, ..d };
+    if let (Some(line), Some(_)) = (invalid, &name) {
+        out.diags.push(at(line, warning(0, format!("encoding: {NOT_UTF8}"))));
+    }
+    // DPVS reads an included file as a whole: its braces must balance within it.
+    if name.is_some() {
+        let toks = lex(text, &mut Vec::new());
+        let depth = toks.iter().try_fold(0i64, |d, (t, _)| match t {
+            Tok::Open => Some(d + 1),
+            Tok::Close => (d > 0).then(|| d - 1),
+            _ => Some(d),
+        });
+        if depth != Some(0) {
+            out.diags.push(at(0, error(0, "its braces do not balance: DPVS reads an included file on its own")));
+        }
+    }
     for (i, line) in lines(text).enumerate() {
-        let at = |d: Diagnostic| Diagnostic { file: name.clone(), line: i + 1, ..d };
-        if invalid == Some(i + 1) && out.bad_line.is_none() {
+        if invalid == Some(i + 1) && name.is_none() {
             *out.bad_line = Some(out.origins.len() + 1);
         }
-        let mut scratch = Vec::new();
-        let words: Vec<Tok> = lex(line, &mut scratch).into_iter().map(|(t, _)| t).filter(|t| *t != Tok::Eol).collect();
-        let pattern = match words.as_slice() {
-            [Tok::Word(k), Tok::Word(p)] if k == "include" => p.clone(),
-            _ => {
-                out.text.push_str(line);
-                out.text.push('\n');
-                out.origins.push((name.clone(), i + 1));
-                continue;
-            }
+        let Some(pattern) = include_pattern(line) else {
+            out.text.push_str(line);
+            out.text.push('\n');
+            out.origins.push((name.clone(), i + 1));
+            continue;
         };
-        if depth >= INCLUDE_DEPTH {
-            out.diags.push(at(error(
-                0,
-                format!("include {pattern}: includes nest deeper than {INCLUDE_DEPTH} (a file including itself?)"),
-            )));
+        if chain.len() > INCLUDE_DEPTH {
+            out.diags
+                .push(at(i + 1, error(0, format!("include {pattern}: includes nest deeper than {INCLUDE_DEPTH}"))));
             continue;
         }
-        let full = dir.join(&pattern);
-        let matches: Vec<std::path::PathBuf> = match glob::glob(&full.to_string_lossy()) {
+        // A relative pattern is DPVS's from the including file's directory (it changes
+        // into it), whose name is no pattern; dotfiles (editors' backups) match only
+        // when named, as with glibc's glob.
+        let full = match std::path::Path::new(pattern).is_absolute() {
+            true => pattern.to_string(),
+            false => format!("{}/{pattern}", glob::Pattern::escape(&dir.to_string_lossy())),
+        };
+        let opts = glob::MatchOptions { require_literal_leading_dot: true, ..glob::MatchOptions::new() };
+        let matches: Vec<std::path::PathBuf> = match glob::glob_with(&full, opts) {
             Ok(paths) => paths.filter_map(Result::ok).collect(),
             Err(e) => {
-                out.diags.push(at(error(0, format!("include {pattern}: not a pattern DPVS's glob takes: {e}"))));
+                out.diags.push(at(i + 1, error(0, format!("include {pattern}: not a pattern DPVS's glob takes: {e}"))));
                 continue;
             }
         };
         if matches.is_empty() {
-            out.diags.push(at(warning(
-                0,
-                format!("include {pattern}: no file matches {} (DPVS reads nothing)", full.display()),
-            )));
+            out.diags.push(at(i + 1, warning(0, format!("include {pattern}: no file matches (DPVS reads nothing)"))));
         }
         for m in matches {
+            let shown = printable(&m.display().to_string());
+            let same = |c: &std::path::PathBuf| std::fs::canonicalize(c).ok() == std::fs::canonicalize(&m).ok();
+            if chain.iter().any(same) {
+                out.diags.push(at(i + 1, error(0, format!("include {pattern}: {shown} includes itself"))));
+                continue;
+            }
+            if m.is_dir() {
+                out.diags.push(at(
+                    i + 1,
+                    warning(0, format!("include {pattern}: {shown} is a directory (DPVS reads nothing from it)")),
+                ));
+                continue;
+            }
             match std::fs::read(&m) {
-                Ok(b) => expand(&m, &b, Some(m.display().to_string()), depth + 1, out),
-                Err(e) => out.diags.push(at(error(0, format!("include {pattern}: cannot read {}: {e}", m.display())))),
+                Ok(b) => {
+                    chain.push(m.clone());
+                    expand(&m, &b, Some(shown), chain, out);
+                    chain.pop();
+                }
+                Err(e) => out.diags.push(at(i + 1, error(0, format!("include {pattern}: cannot read {shown}: {e}")))),
             }
         }
     }
@@ -230,13 +282,7 @@ fn run(file: &str, text: &str, bad_line: Option<usize>) -> Conversion {
     let nodes = validate(items, "", "", None, &mut diags);
     let mut c = Conv { file: file.to_string(), diags, ..Conv::default() };
     if let Some(line) = bad_line {
-        c.warn(
-            Bucket::Top,
-            line,
-            "encoding",
-            "the file is not UTF-8; this is its first line that is not (a GBK or Latin-1 comment?): every \
-             undecodable byte sequence was read as U+FFFD (a keyword or value with one is reported as such)",
-        );
+        c.warn(Bucket::Top, line, "encoding", NOT_UTF8);
     }
     c.visit(&nodes, &mut |c, n| c.item(n));
     c.finish();
@@ -651,9 +697,12 @@ const SPECS: &[(&str, Shape, &str)] = &[
 const REUSE_NOTE: &str = "rvsd reuses only CLOSE and TIME_WAIT connections for a client's new SYN (`conn_reused`, \
                           as DPVS by default); a connection in this state is not reused; not settable";
 
-/// The note of `include FILE` in a text converted without its files (`rvsd --from-dpvs
-/// FILE` reads them, [`convert_path`]).
-const INCLUDE_NOTE: &str = "the included file is not read here: convert the file by its path (rvsd --from-dpvs FILE)";
+/// The note of an `include` item left in the text: converted without its files
+/// ([`convert`]; `rvsd --from-dpvs FILE` reads them, [`convert_path`]), or a line DPVS
+/// does not take as an include.
+const INCLUDE_NOTE: &str =
+    "the included file is not read here: `rvsd --from-dpvs FILE` reads a line of two plain words \
+                            `include PATTERN`, as DPVS does (not a quoted name, nor one beside a brace)";
 
 /// A checked item: known to DPVS and of the right shape.
 #[derive(Debug, Clone)]
@@ -2907,9 +2956,18 @@ include /etc/dpvs.d/*.conf
     /// conversion's, and every finding names the file its line is in.
     #[test]
     fn includes_are_read_where_they_stand_as_dpvs_reads_them() {
-        let dir = std::env::temp_dir().join(format!("rvs-from-dpvs-include-{}", std::process::id()));
+        /// Removed when the test ends, failed or not.
+        struct Dir(std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        // (A glob character in the directory's name is no pattern.)
+        let guard = Dir(std::env::temp_dir().join(format!("rvs-from-dpvs [include]-{}", std::process::id())));
+        let dir = guard.0.clone();
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+        std::fs::create_dir_all(dir.join("conf.d/more")).unwrap();
         let cut = |text: &str, from: &str, to: &str| {
             let a = text.find(from).unwrap();
             let b = a + text[a..].find(to).unwrap() + to.len();
@@ -2920,7 +2978,11 @@ include /etc/dpvs.d/*.conf
         let top = rest.replace("{}", "        include tx.inc\n").replace('\u{1}', "include conf.d/*.conf\n");
         std::fs::write(dir.join("dpvs.conf"), &top).unwrap();
         std::fs::write(dir.join("conf.d/10-global.conf"), &global).unwrap();
-        std::fs::write(dir.join("tx.inc"), &tx).unwrap();
+        // An editor's backup beside it is not read (glob's leading dot, as glibc's).
+        std::fs::write(dir.join("conf.d/.10-global.conf.swp"), "garbage {\n").unwrap();
+        // The tx block from a file tx.inc includes, relative to tx.inc's directory.
+        std::fs::write(dir.join("tx.inc"), "        include conf.d/more/tx.conf\n").unwrap();
+        std::fs::write(dir.join("conf.d/more/tx.conf"), &tx).unwrap();
         let name = dir.join("dpvs.conf").display().to_string();
         let render = |c: &Conversion| c.diagnostics.iter().map(|d| d.render(&name)).collect::<Vec<_>>();
         let c = convert_path(&dir.join("dpvs.conf"));
@@ -2928,30 +2990,35 @@ include /etc/dpvs.d/*.conf
         let body = |t: &str| t.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>();
         assert_eq!(body(&c.toml), body(&convert(&format!("{name} and its includes"), SINGLE).toml));
         let g = dir.join("conf.d/10-global.conf").display().to_string();
-        assert!(
-            render(&c).iter().any(|d| d.starts_with(&format!("{g}:3: warning: global_defs.lldp"))),
-            "{:?}",
-            render(&c)
-        );
+        let r = render(&c);
+        assert!(r.iter().any(|d| d.starts_with(&format!("{g}:3: warning: global_defs.lldp"))), "{r:?}");
         assert!(c.toml.contains(&format!("# {g} line 3: global_defs.lldp")), "{}", c.toml);
 
         std::fs::write(dir.join("conf.d/20-bad.conf"), "global_defs {\n    bogus on\n}\n").unwrap();
+        std::fs::write(dir.join("conf.d/30-open.conf"), "global_defs {\n").unwrap();
         std::fs::write(dir.join("loop.conf"), "include loop.conf\n").unwrap();
-        std::fs::write(dir.join("none.conf"), "include nothing/*.conf\n").unwrap();
+        std::fs::write(dir.join("none.conf"), "include nothing/*.conf\ninclude \"quoted.conf\"\n").unwrap();
         let c = convert_path(&dir.join("dpvs.conf"));
-        let bad = dir.join("conf.d/20-bad.conf").display().to_string();
+        let (bad, open) = (dir.join("conf.d/20-bad.conf"), dir.join("conf.d/30-open.conf"));
+        let r = render(&c);
         assert!(
-            render(&c).iter().any(|d| d.starts_with(&format!("{bad}:2: error: unknown keyword `bogus`"))),
-            "{:?}",
-            render(&c)
+            r.iter().any(|d| d.starts_with(&format!("{}:2: error: unknown keyword `bogus`", bad.display()))),
+            "{r:?}"
+        );
+        assert!(
+            r.iter().any(|d| d.starts_with(&format!("{}:0: error: its braces do not balance", open.display()))),
+            "{r:?}"
         );
         let c = convert_path(&dir.join("loop.conf"));
-        assert!(c.diagnostics.iter().any(|d| d.message.contains("nest deeper than 8")), "{:?}", render(&c));
+        assert!(c.diagnostics.iter().any(|d| d.message.contains("includes itself")), "{:?}", render(&c));
         let c = convert_path(&dir.join("none.conf"));
-        assert!(c.diagnostics.iter().any(|d| d.message.contains("no file matches")), "{:?}", render(&c));
-        let c = convert_path(&dir.join("absent.conf"));
-        assert!(c.has_errors());
-        std::fs::remove_dir_all(&dir).unwrap();
+        let r = render(&c);
+        assert!(r.iter().any(|d| d.contains(":1: warning: include nothing/*.conf: no file matches")), "{r:?}");
+        assert!(
+            r.iter().any(|d| d.contains(":2: warning: include: the included file is not read here")),
+            "a quoted name is no include for DPVS: {r:?}"
+        );
+        assert!(convert_path(&dir.join("absent.conf")).has_errors());
     }
 
     #[test]

@@ -3122,7 +3122,11 @@ impl P<'_> {
     fn garp_group(&mut self, n: &Node, before: &[GarpGroup]) -> Option<GarpGroup> {
         let mut g = GarpGroup::default();
         let add = |p: &mut Self, g: &mut GarpGroup, loc: &Loc, name: &str| {
-            let taken = before.iter().chain(std::iter::once(&*g)).any(|x| x.interfaces.iter().any(|i| i == name));
+            let port = crate::dataplane::port_of(name);
+            let taken = before
+                .iter()
+                .chain(std::iter::once(&*g))
+                .any(|x| x.interfaces.iter().any(|i| crate::dataplane::port_of(i) == port));
             match taken {
                 true => p.warn(loc, format!("garp_group already specified for {name} - ignoring (as keepalived)")),
                 false => g.interfaces.push(name.to_string()),
@@ -3131,7 +3135,8 @@ impl P<'_> {
         for c in self.block(n) {
             match c.key.as_str() {
                 "garp_interval" | "gna_interval" => {
-                    let Some(s) = self.secs(c) else { continue };
+                    // keepalived's: 0 to INT_MAX microseconds, to the microsecond.
+                    let Some(s) = self.decimal_secs(c, 0, "an interval") else { continue };
                     if s >= 1.0 {
                         self.warn(&c.loc, format!("The {} is very large - {s} seconds (as keepalived says)", c.key));
                     }

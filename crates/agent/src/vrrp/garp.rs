@@ -29,24 +29,43 @@ type Intervals = (Option<Duration>, Option<Duration>);
 /// VIPs and the ports they are on.
 type Vips = Vec<(IpAddr, String)>;
 
-/// The agent's pacing of gratuitous ARPs and NAs: built from one configuration and
-/// shared by the instances started from it.
+/// The agent's pacing of gratuitous ARPs and NAs: one for the agent's life, shared by
+/// every instance, its intervals those of the configuration last applied ([`Self::set`]),
+/// its timers kept across reloads.
 #[derive(Debug, Default)]
 pub struct GarpPacer {
-    /// `vrrp_garp_interval`, `vrrp_gna_interval`: each port in no group, on its own.
-    default: Intervals,
-    /// `garp_group`s: their intervals and the ports their interfaces name.
-    groups: Vec<(Intervals, Vec<String>)>,
+    /// What the configuration asks for.
+    rules: Mutex<Rules>,
     /// When each timer lets the next send go.
     next: Mutex<HashMap<Timer, Instant>>,
 }
 
+/// A configuration's pacing.
+#[derive(Debug, Default)]
+struct Rules {
+    /// `vrrp_garp_interval`, `vrrp_gna_interval`: each port in no group, on its own.
+    default: Intervals,
+    /// `garp_group`s: their intervals and the ports their interfaces name.
+    groups: Vec<(Intervals, Vec<String>)>,
+}
+
+/// The longest interval taken (what the parser takes: 2^32 − 1 microseconds); a longer
+/// one (a configuration deserialized from elsewhere) is cut to it.
+const MAX_INTERVAL: f64 = u32::MAX as f64 / 1e6;
+
 impl GarpPacer {
     /// The pacing `cfg` asks for (`global_defs` and `garp_group` blocks).
     pub fn new(cfg: &Config) -> GarpPacer {
-        let d = |s: Option<f64>| s.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+        let p = GarpPacer::default();
+        p.set(cfg);
+        p
+    }
+
+    /// Takes `cfg`'s intervals (a reload), keeping the timers.
+    pub fn set(&self, cfg: &Config) {
+        let d = |s: Option<f64>| s.filter(|s| *s > 0.0).map(|s| Duration::from_secs_f64(s.min(MAX_INTERVAL)));
         let g = &cfg.global_defs;
-        GarpPacer {
+        let rules = Rules {
             default: (d(g.vrrp_garp_interval), d(g.vrrp_gna_interval)),
             groups: cfg
                 .garp_groups
@@ -56,30 +75,35 @@ impl GarpPacer {
                     ((d(x.garp_interval), d(x.gna_interval)), ports)
                 })
                 .collect(),
-            next: Mutex::default(),
-        }
+        };
+        *self.rules.lock().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
     /// The interval and timer of a send for `addr` on `port`: its group's (a group that
     /// sets no interval for the family does not pace it, as keepalived), else the port's
     /// own from the defaults.
     fn pacing(&self, port: &str, addr: IpAddr) -> Option<(Duration, Timer)> {
+        let rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
         let v6 = addr.is_ipv6();
         let pick = |i: &Intervals| if v6 { i.1 } else { i.0 };
-        match self.groups.iter().position(|(_, ports)| ports.iter().any(|p| p == port)) {
-            Some(g) => pick(&self.groups[g].0).map(|i| (i, Timer::Group(g, v6))),
-            None => pick(&self.default).map(|i| (i, Timer::Port(port.to_string(), v6))),
+        match rules.groups.iter().position(|(_, ports)| ports.iter().any(|p| p == port)) {
+            Some(g) => pick(&rules.groups[g].0).map(|i| (i, Timer::Group(g, v6))),
+            None => pick(&rules.default).map(|i| (i, Timer::Port(port.to_string(), v6))),
         }
     }
 
-    /// Reserves the next send on `timer`: when it may go (now, or after the send before
-    /// it plus `interval`).
-    fn reserve(&self, timer: &Timer, interval: Duration) -> Instant {
+    /// Whether a send on `timer` may go now: if so, the timer is set `interval` from now
+    /// (from the send itself, as keepalived sets it); if not, when to ask again.
+    fn try_send(&self, timer: &Timer, interval: Duration) -> Result<(), Instant> {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        let at = next.get(timer).copied().filter(|t| *t > now).unwrap_or(now);
-        next.insert(timer.clone(), at + interval);
-        at
+        match next.get(timer) {
+            Some(&at) if at > now => Err(at),
+            _ => {
+                next.insert(timer.clone(), now + interval);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -116,29 +140,25 @@ pub fn send_garps(
         }
     }
     for (timer, interval, family) in paced {
-        let mut sends = (0..repeat).flat_map(|_| family.clone());
-        while let Some((addr, port)) = sends.next() {
-            let at = pacer.reserve(&timer, interval);
-            if at <= Instant::now() {
-                send(dp.as_ref(), addr, &port, 1);
-                continue;
-            }
-            let rest: Vec<_> = sends.collect();
-            let (dp, pacer, instance) = (dp.clone(), pacer.clone(), instance.to_string());
-            tasks.push(tokio::spawn(async move {
-                let mut at = at;
-                for (addr, port) in std::iter::once((addr, port)).chain(rest) {
-                    if at > Instant::now() {
-                        tokio::time::sleep_until(at).await;
-                    }
-                    if let Err(e) = dp.send_garp(addr, &port, 1) {
-                        tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
-                    }
-                    at = pacer.reserve(&timer, interval);
-                }
-            }));
-            break;
+        let mut sends = (0..repeat).flat_map(|_| family.clone()).peekable();
+        while let Some((addr, port)) = sends.next_if(|_| pacer.try_send(&timer, interval).is_ok()) {
+            send(dp.as_ref(), addr, &port, 1);
         }
+        let rest: Vec<_> = sends.collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let (dp, pacer, instance) = (dp.clone(), pacer.clone(), instance.to_string());
+        tasks.push(tokio::spawn(async move {
+            for (addr, port) in rest {
+                while let Err(at) = pacer.try_send(&timer, interval) {
+                    tokio::time::sleep_until(at).await;
+                }
+                if let Err(e) = dp.send_garp(addr, &port, 1) {
+                    tracing::warn!(instance = %instance, %addr, "gratuitous ARP/NA: {e}");
+                }
+            }
+        }));
     }
     tasks
 }
@@ -216,9 +236,11 @@ mod tests {
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         let group =
-            GarpGroup { garp_interval: Some(0.05), gna_interval: None, interfaces: vec!["g0.kni".into(), "g1".into()] };
-        let p = pacer(Some(0.05), None, vec![group]);
-        for (ports, name) in [(["p0", "p0"], "one port"), (["g0", "g1"], "one group")] {
+            GarpGroup { garp_interval: Some(0.06), gna_interval: None, interfaces: vec!["g0.kni".into(), "g1".into()] };
+        let p = pacer(Some(0.02), None, vec![group.clone()]);
+        for (ports, min, name) in
+            [(["p0", "p0"], 60, "one port, the default"), (["g0", "g1"], 180, "one group, its own")]
+        {
             let fake = Arc::new(FakeDataplane::new());
             let dp: Arc<dyn Dataplane> = fake.clone();
             let t0 = std::time::Instant::now();
@@ -229,8 +251,15 @@ mod tests {
                 t.await.unwrap();
             }
             assert_eq!(garps(&fake).len(), 4, "{name}");
-            assert!(t0.elapsed() >= Duration::from_millis(150), "{name}: three intervals: {:?}", t0.elapsed());
+            assert!(t0.elapsed() >= Duration::from_millis(min), "{name}: three intervals: {:?}", t0.elapsed());
         }
+        // A reload's intervals apply to what already runs (the timers kept).
+        let mut cfg = Config::default();
+        cfg.global_defs.vrrp_garp_interval = Some(0.5);
+        p.set(&cfg);
+        assert_eq!(p.pacing("p0", a).map(|(i, _)| i), Some(Duration::from_millis(500)));
+        assert_eq!(p.pacing("g0", a).map(|(i, _)| i), Some(Duration::from_millis(500)), "no group any more");
+        let p = pacer(Some(0.02), None, vec![group]);
         // Ports each on their own: both first sends at once.
         let fake = Arc::new(FakeDataplane::new());
         let dp: Arc<dyn Dataplane> = fake.clone();

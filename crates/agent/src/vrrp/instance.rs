@@ -800,7 +800,9 @@ impl Instance {
                 }
                 Action::SendGarp { repeat } => {
                     let vips: Vec<_> = vips.iter().map(|(a, p)| (a.addr(), p.clone())).collect();
-                    self.garp_tasks.retain(|t| !t.is_finished());
+                    // A new burst supersedes what is left of the last (a refresh that comes
+                    // round faster than a paced burst takes does not pile them up).
+                    self.garp_tasks.drain(..).for_each(|t| t.abort());
                     self.garp_tasks.extend(send_garps(&self.dp, &name, &vips, repeat, &self.garp_pacer));
                 }
                 Action::LowerPriorityHeard { src, priority } => {
