@@ -116,7 +116,7 @@ const INCLUDE_DEPTH: usize = 8;
 /// too), a line of exactly `include PATTERN`, the pattern a glob relative to the
 /// including file's directory, its matches in order. A pattern matching nothing is a
 /// warning (DPVS reads nothing, silently); a file that cannot be read is an error, and so
-/// is nesting deeper than [`INCLUDE_DEPTH`]. Findings name the file their line is in.
+/// is nesting deeper than 8 (`INCLUDE_DEPTH`). Findings name the file their line is in.
 pub fn convert_path(path: &std::path::Path) -> Conversion {
     let mut text = String::new();
     let mut origins = Vec::new();

@@ -5,7 +5,7 @@
 //! Only connections of services with `dest_check` to servers in scheduling are
 //! watched. UDP: DOWN, an ICMP "port unreachable" from the server itself about a
 //! datagram rvs sent it; UP, a server's first answer on a connection, after it was let
-//! back in ([`Engine::udp_refused`], [`Engine::udp_answered`]). TCP: DOWN, an RST from
+//! back in (`Engine::udp_refused`, `Engine::udp_answered`). TCP: DOWN, an RST from
 //! the server to the SYN (`SYN_RECV` → `CLOSE` by a server
 //! packet, no SYN-ACK seen), or a connection of the SYN proxy that expires half open
 //! with no SYN-ACK seen: the SYN the server left unanswered was rvs's own, sent for a
