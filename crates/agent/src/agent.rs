@@ -5,10 +5,11 @@ pub mod fifo;
 pub mod held;
 pub mod mail;
 
+use crate::bfd::{self, BfdStatus, Demux};
 use crate::check::pool::{Notices, Pool, VsState};
 use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
-use crate::keepalived::config::{LifecycleScript, Track, VrrpInstance};
+use crate::keepalived::config::{BfdInstance, LifecycleScript, Track, VrrpInstance};
 use crate::keepalived::{Config, Loaded};
 use crate::reload::{self, Change};
 use crate::script::{self, kill_group, log_exit, spawn_in_group};
@@ -83,6 +84,10 @@ pub struct Running {
     pub pool: Arc<Mutex<Pool>>,
     /// What reloads did.
     pub reloads: Arc<ReloadStats>,
+    /// Each BFD session's status, in configuration order (replaced by a reload).
+    pub bfd: Arc<Mutex<Vec<watch::Receiver<BfdStatus>>>>,
+    /// BFD packets that reached no session.
+    pub bfd_demux: Arc<Demux>,
 }
 
 /// What configuration reloads (SIGHUP) did since the agent started.
@@ -105,6 +110,11 @@ impl Running {
     /// The instances' status receivers, in configuration order.
     pub fn instances(&self) -> Vec<watch::Receiver<InstanceStatus>> {
         self.instances.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The BFD sessions' status, in configuration order.
+    pub fn bfd_sessions(&self) -> Vec<BfdStatus> {
+        self.bfd.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.borrow().clone()).collect()
     }
 }
 
@@ -136,6 +146,15 @@ struct Inst {
     status: watch::Receiver<InstanceStatus>,
 }
 
+/// A running BFD session: whether it is Up (the same channel across restarts of the
+/// session, so that the instances tracking it keep following it), and its status.
+struct BfdRun {
+    conf: serde_json::Value,
+    up: Arc<watch::Sender<bool>>,
+    status: watch::Receiver<BfdStatus>,
+    task: JoinHandle<()>,
+}
+
 /// A running tracked script or process: whether it counts as up.
 struct Tracker {
     conf: serde_json::Value,
@@ -151,6 +170,12 @@ struct Agent {
     scripts: HashMap<String, Tracker>,
     /// The `vrrp_track_process` runners, by name.
     processes: HashMap<String, Tracker>,
+    /// The `bfd_instance` sessions, by name.
+    bfd: HashMap<String, BfdRun>,
+    /// Their receiving sockets.
+    bfd_demux: Arc<Demux>,
+    /// Their status, in configuration order (for status reporting).
+    bfd_statuses: Arc<Mutex<Vec<watch::Receiver<BfdStatus>>>>,
     checkers: HashMap<RsId, JoinHandle<()>>,
     pool: Arc<Mutex<Pool>>,
     statuses: Arc<Mutex<Vec<watch::Receiver<InstanceStatus>>>>,
@@ -171,6 +196,39 @@ struct Agent {
 }
 
 impl Agent {
+    /// Runs a session for each of `bfds` (keepalived runs every `bfd_instance`, tracked or
+    /// not: the neighbour may track it): an unchanged one keeps running, a changed one
+    /// restarts (Down until the neighbour answers again), one no longer there stops.
+    fn ensure_bfd(&mut self, bfds: &[BfdInstance]) {
+        self.bfd.retain(|name, r| {
+            let keep = bfds.iter().any(|b| &b.name == name);
+            if !keep {
+                r.task.abort();
+            }
+            keep
+        });
+        for b in bfds {
+            let conf = reload::comparable(b);
+            if self.bfd.get(&b.name).is_some_and(|r| r.conf == conf) {
+                continue;
+            }
+            let up = match self.bfd.remove(&b.name) {
+                Some(old) => {
+                    old.task.abort();
+                    tracing::info!(bfd_instance = %b.name, "BFD session restarts (its block changed)");
+                    old.up
+                }
+                None => Arc::new(watch::channel(false).0),
+            };
+            up.send_replace(false);
+            let (tx, status) = watch::channel(bfd::initial_status(b));
+            let task = tokio::spawn(bfd::run_session(b.clone(), self.bfd_demux.clone(), up.clone(), tx));
+            self.bfd.insert(b.name.clone(), BfdRun { conf, up, status, task });
+        }
+        *self.bfd_statuses.lock().unwrap_or_else(|e| e.into_inner()) =
+            bfds.iter().filter_map(|b| self.bfd.get(&b.name)).map(|r| r.status.clone()).collect();
+    }
+
     /// Starts the instances of `self.cfg` named in `names` (with their tracked scripts,
     /// processes and interfaces). Members of a sync group are started together (a change to
     /// one changes them all, see [`reload::instance_fingerprint`]), each group with a new
@@ -236,6 +294,12 @@ impl Agent {
                 let (tx, rx) = watch::channel(track::interface_up(&t.name));
                 side.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
                 tracked.push(up_down(t, None, rx));
+            }
+            for t in &i.track_bfd {
+                // No session (-B/--no_bfd): down for ever, as keepalived's.
+                let rx = self.bfd.get(&t.name).map_or_else(|| watch::channel(false).1, |r| r.up.subscribe());
+                let own = cfg.bfd_instances.iter().find(|b| b.name == t.name).map(|b| (b.weight, b.weight_reverse));
+                tracked.push(up_down(t, own, rx));
             }
             for t in &i.track_file {
                 let now = track::file_effect(crate::check::file::read_now(&t.path, t.weight, t.reverse));
@@ -474,6 +538,8 @@ impl Agent {
         // Pacing applies to the instances carried on as to those started (a garp_group
         // alone changed is no instance's change).
         self.garp_pacer.set(&new);
+        // BFD sessions before the instances that track them.
+        self.ensure_bfd(&new.bfd_instances);
         if diff.is_empty() {
             tracing::info!("reload: no changes");
             self.reload_unbound_sync(unbound);
@@ -663,6 +729,9 @@ pub async fn run_with_reload(
         insts: Vec::new(),
         scripts: HashMap::new(),
         processes: HashMap::new(),
+        bfd: HashMap::new(),
+        bfd_demux: Demux::new(),
+        bfd_statuses: Arc::new(Mutex::new(Vec::new())),
         checkers: HashMap::new(),
         pool: pool.clone(),
         statuses: Arc::new(Mutex::new(Vec::new())),
@@ -679,6 +748,7 @@ pub async fn run_with_reload(
     // quorum_up runs) or, below it with a sorry server, down (its quorum_down runs).
     let start = pool.lock().unwrap_or_else(|e| e.into_inner()).quorum_notices(None);
     agent.notify(start);
+    agent.ensure_bfd(&cfg.bfd_instances);
     let all: HashSet<String> = cfg.vrrp_instances.iter().map(|i| i.name.clone()).collect();
     agent.insts = agent.start_instances(&all, &HashMap::new())?;
     agent.publish_statuses();
@@ -689,6 +759,8 @@ pub async fn run_with_reload(
         check_stats: stats,
         pool: pool.clone(),
         reloads: agent.reloads.clone(),
+        bfd: agent.bfd_statuses.clone(),
+        bfd_demux: agent.bfd_demux.clone(),
     });
     let mut shutdown_c = shutdown.clone();
     let mut reload_open = true;
@@ -728,6 +800,9 @@ pub async fn run_with_reload(
     }
     for (_, s) in agent.scripts.drain() {
         s.task.abort();
+    }
+    for (_, b) in agent.bfd.drain() {
+        b.task.abort();
     }
     // keepalived's omega: the down notifiers of the servers up, then quorum_down, for
     // each virtual server with omega (none without); run while the instances leave.

@@ -109,7 +109,8 @@ pub struct Cli {
     /// Only run the services and their health checkers (with -P too: everything).
     #[arg(short = 'C', long = "check", help_heading = KEEPALIVED)]
     pub check: bool,
-    /// Don't run BFD (rvs-agent has no BFD: always true).
+    /// Don't run BFD: no `bfd_instance` session runs, and a `track_bfd` counts as down
+    /// (as keepalived).
     #[arg(short = 'B', long = "no_bfd", help_heading = KEEPALIVED)]
     pub no_bfd: bool,
     /// Run every part even without configuration (rvs-agent always does: one process).
@@ -246,6 +247,8 @@ pub struct Parts {
     pub vrrp: bool,
     /// Services, their groups, local and deny/allow address groups, checkers.
     pub checkers: bool,
+    /// `bfd_instance` sessions (not with `-B`; only the VRRP side follows them).
+    pub bfd: bool,
 }
 
 /// How a loaded configuration is adjusted by the command line, at start and on every
@@ -291,6 +294,19 @@ impl Adjust {
         if let Some(ns) = &self.namespace {
             loaded.config.global_defs.net_namespace = Some(ns.clone());
         }
+        if !self.parts.bfd && self.parts.vrrp {
+            for i in &loaded.config.vrrp_instances {
+                for t in &i.track_bfd {
+                    loaded.diagnostics.push(Diagnostic::warning(
+                        i.loc.clone(),
+                        format!(
+                            "vrrp_instance {}: -B/--no_bfd: track_bfd {} never comes up (no BFD session runs), as keepalived",
+                            i.name, t.name
+                        ),
+                    ));
+                }
+            }
+        }
         restrict(&mut loaded.config, self.parts);
     }
 }
@@ -303,6 +319,17 @@ pub fn restrict(cfg: &mut Config, parts: Parts) {
         cfg.vrrp_scripts.clear();
         cfg.static_ipaddress.clear();
         cfg.static_routes.clear();
+    }
+    if !parts.bfd {
+        // No session: each track_bfd entry keeps its bfd_instance's weight and counts as
+        // down (crate::agent).
+        for t in cfg.vrrp_instances.iter_mut().flat_map(|i| &mut i.track_bfd) {
+            if let Some(b) = cfg.bfd_instances.iter().find(|b| b.name == t.name) {
+                t.weight = t.weight.or(Some(b.weight));
+                t.reverse = t.reverse.or(Some(b.weight_reverse));
+            }
+        }
+        cfg.bfd_instances.clear();
     }
     if !parts.checkers {
         // keepalived's checker process sets IPVS's timeouts and flushes at stop: an agent
@@ -320,11 +347,8 @@ pub fn restrict(cfg: &mut Config, parts: Parts) {
 impl Cli {
     /// What runs: `-P` the VRRP side, `-C` the checkers, both or neither everything.
     pub fn parts(&self) -> Parts {
-        if self.vrrp || self.check {
-            Parts { vrrp: self.vrrp, checkers: self.check }
-        } else {
-            Parts { vrrp: true, checkers: true }
-        }
+        let (vrrp, checkers) = if self.vrrp || self.check { (self.vrrp, self.check) } else { (true, true) };
+        Parts { vrrp, checkers, bfd: vrrp && !self.no_bfd }
     }
 
     /// How configurations are adjusted (see [`Adjust`]).
@@ -502,15 +526,36 @@ mod tests {
 
     #[test]
     fn parts_and_refusals() {
-        assert_eq!(cli(&[]).parts(), Parts { vrrp: true, checkers: true });
-        assert_eq!(cli(&["-P"]).parts(), Parts { vrrp: true, checkers: false });
-        assert_eq!(cli(&["-C"]).parts(), Parts { vrrp: false, checkers: true });
-        assert_eq!(cli(&["-P", "-C"]).parts(), Parts { vrrp: true, checkers: true });
+        assert_eq!(cli(&[]).parts(), Parts { vrrp: true, checkers: true, bfd: true });
+        assert_eq!(cli(&["-P"]).parts(), Parts { vrrp: true, checkers: false, bfd: true });
+        assert_eq!(cli(&["-C"]).parts(), Parts { vrrp: false, checkers: true, bfd: false });
+        assert_eq!(cli(&["-P", "-C"]).parts(), Parts { vrrp: true, checkers: true, bfd: true });
+        assert_eq!(cli(&["-B"]).parts(), Parts { vrrp: true, checkers: true, bfd: false });
         let r = cli(&["-V", "-X", "-T"]).refused();
         assert_eq!(r.len(), 3);
         assert!(r[0].starts_with("-T/--genhash") && r[1].starts_with("-V/") && r[2].starts_with("-X/"));
         assert_eq!(cli(&["-a", "-x", "-A", "/s", "-b", "/b"]).unhonoured().len(), 4);
         assert_eq!(cli(&["-p", "/a", "-r", "/a", "-c", "/c"]).pid_files(), vec![PathBuf::from("/a"), "/c".into()]);
+    }
+
+    /// `-B`: no session runs; each track_bfd keeps its bfd_instance's weight and counts as
+    /// down, said per entry.
+    #[test]
+    fn no_bfd_leaves_track_bfd_down_with_its_weight() {
+        let text = "bfd_instance b {\n neighbor_ip 10.0.0.2\n weight -20 reverse\n}\n\
+                    vrrp_instance V {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n  10.0.0.5\n }\n \
+                    track_bfd {\n  b\n }\n}\n";
+        let mut l = crate::keepalived::parse_str(text, "t.conf", crate::keepalived::Options::default());
+        assert!(l.diagnostics.is_empty(), "{:?}", l.diagnostics);
+        cli(&["-B"]).adjust().apply(&mut l);
+        assert!(l.config.bfd_instances.is_empty());
+        let t = &l.config.vrrp_instances[0].track_bfd[0];
+        assert_eq!((t.weight, t.reverse), (Some(-20), Some(true)));
+        let said: Vec<String> = l.diagnostics.iter().map(ToString::to_string).collect();
+        assert_eq!(said, ["t.conf:5: warning: vrrp_instance V: -B/--no_bfd: track_bfd b never comes up (no BFD session runs), as keepalived"]);
+        let mut l = crate::keepalived::parse_str(text, "t.conf", crate::keepalived::Options::default());
+        cli(&[]).adjust().apply(&mut l);
+        assert_eq!((l.config.bfd_instances.len(), l.config.vrrp_instances[0].track_bfd[0].weight), (1, None));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!   configuration;
 //! * [`vrrp`] speaks VRRP v2 (RFC 3768) and v3 (RFC 5798 / RFC 9568): packets, the state
 //!   machine as a pure function of events and time, and Linux socket I/O;
+//! * [`bfd`] runs keepalived's `bfd_instance` sessions (RFC 5880 / 5881) that VRRP
+//!   instances track;
 //! * [`check`] runs real-server health checks (TCP, HTTP GET, misc scripts) on one async
 //!   runtime and reports up/down transitions;
 //! * [`dataplane`] is the trait through which the agent drives rvsd (VIPs, gratuitous ARP,
@@ -47,6 +49,7 @@
 //!   has been seen.
 
 pub mod agent;
+pub mod bfd;
 pub mod check;
 pub mod cli;
 pub mod dataplane;

@@ -7,6 +7,7 @@
 //! and as long to read the reply. The request line is read by [`ctl::metrics::ask`] and the
 //! families written by [`ctl::metrics::Exposition`], as rvsd's endpoint does.
 
+use crate::bfd::packet::State::Up;
 use crate::status::{state_name, AgentStatus, Reporter};
 use crate::vrrp::fsm::State;
 use ctl::metrics::{self, Ask, Exposition};
@@ -73,6 +74,25 @@ pub fn render(s: &AgentStatus) -> String {
                 *n,
             );
         }
+    }
+    for b in &s.bfd {
+        let l = [("bfd_instance", b.name.as_str())];
+        e.gauge("rvs_agent_bfd_up", "1 while the BFD session is Up, else 0.", &l, f64::from(u8::from(b.state == Up)));
+        e.counter("rvs_agent_bfd_ups_total", "Times the BFD session came Up.", &l, b.ups);
+        e.counter("rvs_agent_bfd_packets_received_total", "BFD packets the session accepted.", &l, b.packets_in);
+        e.counter("rvs_agent_bfd_packets_sent_total", "BFD packets the session sent.", &l, b.packets_out);
+    }
+    let d = &s.bfd_drops;
+    for (reason, n) in [("invalid", d.invalid), ("no_session", d.no_session), ("ttl", d.ttl), ("overflow", d.overflow)]
+    {
+        e.counter(
+            "rvs_agent_bfd_dropped_total",
+            "BFD packets received on port 3784 that reached no session, by reason: invalid (RFC 5880 checks), \
+             no_session (unknown discriminator, or not from the session's neighbor), ttl (below ttl - max_hops), \
+             overflow (the session's queue was full).",
+            &[("reason", reason)],
+            n,
+        );
     }
     for v in &s.virtual_servers {
         e.gauge(
@@ -238,6 +258,7 @@ async fn reply(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], h
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bfd::{bfd_instance, BfdStatus, Drops};
     use crate::check::CheckerStats;
     use crate::dataplane::DataplaneStatus;
     use crate::status::{ReloadStatus, RsStatus, VsStatus};
@@ -287,6 +308,14 @@ mod tests {
             }],
             dataplane: DataplaneStatus { kind: "rvsd".into(), connected: true, reconnects: 2, ..Default::default() },
             reloads: ReloadStatus { applied: 1, refused: 1, last_refused: true },
+            bfd: vec![BfdStatus {
+                state: crate::bfd::packet::State::Up,
+                ups: 2,
+                packets_in: 40,
+                packets_out: 41,
+                ..crate::bfd::initial_status(&bfd_instance())
+            }],
+            bfd_drops: Drops { ttl: 3, ..Drops::default() },
         };
         let text = render(&s);
         for line in [
@@ -309,6 +338,12 @@ mod tests {
             "rvs_agent_dataplane_reconnects_total{kind=\"rvsd\"} 2",
             "rvs_agent_config_reloads_total{result=\"refused\"} 1",
             "rvs_agent_config_last_reload_successful 0",
+            "rvs_agent_bfd_up{bfd_instance=\"to_peer\"} 1",
+            "rvs_agent_bfd_ups_total{bfd_instance=\"to_peer\"} 2",
+            "rvs_agent_bfd_packets_received_total{bfd_instance=\"to_peer\"} 40",
+            "rvs_agent_bfd_packets_sent_total{bfd_instance=\"to_peer\"} 41",
+            "rvs_agent_bfd_dropped_total{reason=\"ttl\"} 3",
+            "rvs_agent_bfd_dropped_total{reason=\"invalid\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }

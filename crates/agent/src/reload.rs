@@ -148,6 +148,14 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
     let scripts: Vec<_> = cfg.vrrp_scripts.iter().filter(|s| tracked.contains(s.name.as_str())).collect();
     let procs: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_process.iter().map(|t| t.name.as_str())).collect();
     let processes: Vec<_> = cfg.vrrp_track_processes.iter().filter(|p| procs.contains(p.name.as_str())).collect();
+    // A tracked bfd_instance's weight (its session runs apart: crate::agent::Agent::ensure_bfd).
+    let bfds: BTreeSet<&str> = insts.iter().flat_map(|i| i.track_bfd.iter().map(|t| t.name.as_str())).collect();
+    let bfd_weights: Vec<_> = cfg
+        .bfd_instances
+        .iter()
+        .filter(|b| bfds.contains(b.name.as_str()))
+        .map(|b| (&b.name, b.weight, b.weight_reverse, b.vrrp))
+        .collect();
     // What in global_defs is not the instances' business (mail: read at each reload,
     // crate::agent::mail; vrrp_strict, vrrp_down_timer_adverts and
     // vrrp_notify_priority_changes: their effects are in the instances' own fields).
@@ -191,6 +199,7 @@ pub fn instance_fingerprint(cfg: &Config, name: &str) -> Option<Value> {
         "instances": quiet(comparable(&insts)),
         "scripts": comparable(&scripts),
         "processes": comparable(&processes),
+        "bfd": comparable(&bfd_weights),
         "groups": quiet(comparable(&groups)),
     })))
 }

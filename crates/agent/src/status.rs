@@ -9,6 +9,7 @@
 //! agent is replaced.
 
 use crate::agent::Running;
+use crate::bfd::{BfdStatus, Drops};
 use crate::check::pool::VsState;
 use crate::check::{CheckStats, CheckerStats};
 use crate::dataplane::{Dataplane, DataplaneStatus, HeldOut, Proto, ServiceKey};
@@ -47,6 +48,12 @@ pub struct AgentStatus {
     /// Configuration reloads (SIGHUP).
     #[serde(default)]
     pub reloads: ReloadStatus,
+    /// BFD sessions (`bfd_instance`).
+    #[serde(default)]
+    pub bfd: Vec<BfdStatus>,
+    /// BFD packets that reached no session, by reason.
+    #[serde(default)]
+    pub bfd_drops: Drops,
 }
 
 /// What configuration reloads did since the agent started.
@@ -159,6 +166,8 @@ impl Reporter {
                 refused: self.running.reloads.refused.load(Ordering::Relaxed),
                 last_refused: self.running.reloads.last_refused.load(Ordering::Relaxed),
             },
+            bfd: self.running.bfd_sessions(),
+            bfd_drops: self.running.bfd_demux.drops.read(),
         }
     }
 }
@@ -306,6 +315,36 @@ pub fn render(s: &AgentStatus) -> String {
             vips.join(" ")
         );
     }
+    for b in &s.bfd {
+        let _ = write!(
+            o,
+            "bfd_instance {}: {} neighbor {} ({}) tx {} ms detect {} ms, {} up, in {} out {}",
+            b.name,
+            b.state.name(),
+            b.neighbor,
+            b.remote_state.name(),
+            b.tx_interval_ms,
+            b.detection_time_ms,
+            b.ups,
+            b.packets_in,
+            b.packets_out
+        );
+        if b.diag != "No Diagnostic" {
+            let _ = write!(o, " (last down: {})", b.diag);
+        }
+        if let Some(e) = &b.error {
+            let _ = write!(o, " SOCKET: {e}");
+        }
+        o.push('\n');
+    }
+    let bd = &s.bfd_drops;
+    if bd.invalid + bd.no_session + bd.ttl + bd.overflow > 0 {
+        let _ = writeln!(
+            o,
+            "bfd dropped: {} invalid, {} for no session, {} with a low TTL, {} queue full",
+            bd.invalid, bd.no_session, bd.ttl, bd.overflow
+        );
+    }
     for v in &s.virtual_servers {
         let names: Vec<String> = v.services.iter().map(service_name).collect();
         let _ = write!(o, "virtual_server {}", names.join(", "));
@@ -399,6 +438,8 @@ mod tests {
             }],
             dataplane: DataplaneStatus { kind: "rvsd".into(), connected: true, ..Default::default() },
             reloads: ReloadStatus::default(),
+            bfd: Vec::new(),
+            bfd_drops: Drops::default(),
         }
     }
 

@@ -570,3 +570,117 @@ fn mail_alerts_read_as_keepalived_s() {
     kill_all_in(&ka.ns);
     kill_all_in(&ag.ns);
 }
+
+/// Sends `n` copies of `payload` from `src` (an address in `ns`, any port) to
+/// `dst`:3784 with IP TTL `ttl`, `gap` apart, from inside `ns` (a thread that enters it).
+fn send_bfd_from(ns: &NetNs, src: &str, dst: &str, ttl: u32, payload: &[u8], n: usize, gap: Duration) {
+    let (ns, src, dst, payload) = (ns.name().to_string(), src.to_string(), dst.to_string(), payload.to_vec());
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        s.set_ttl_v4(ttl).unwrap();
+        let src: std::net::SocketAddr = format!("{src}:0").parse().unwrap();
+        s.bind(&src.into()).unwrap();
+        let dst: std::net::SocketAddr = format!("{dst}:3784").parse().unwrap();
+        for _ in 0..n {
+            // A full socket buffer loses the datagram, as a flood does.
+            let _ = s.send_to(&payload, &dst.into());
+            std::thread::sleep(gap);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// BFD with a real keepalived (its bfd process, Debian's build has BFD): each side runs a
+/// `bfd_instance` to the other and a VRRP instance (its own VRID) that tracks it with
+/// weight 0, so each instance is in FAULT until the session is Up: both VIPs appearing
+/// proves the sessions came Up on both sides. Forged BFD packets that would take the
+/// session down (state Down, the right discriminators) are dropped and counted when they
+/// arrive with TTL 254 (sent from beyond the link), from an address that is not the
+/// neighbour, or malformed; the session stays Up. Then keepalived is killed: rvs-agent's
+/// session expires after its detection time (3 x 50 ms) and its instance leaves MASTER,
+/// long before VRRP alone would notice anything.
+#[test]
+fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_the_peer_dies() {
+    if !can_run() {
+        return;
+    }
+    let (dir, _veth, ka, ag) = pair();
+    let conf = |me: &str, peer: &str, dev: &str, vrid: u8, vip: &str| {
+        format!(
+            "global_defs {{\n router_id {dev}\n}}\n\
+             bfd_instance to_peer {{\n neighbor_ip {peer}\n source_ip {me}\n min_rx 50\n min_tx 50\n multiplier 3\n}}\n\
+             vrrp_instance VI_{vrid} {{\n state MASTER\n interface {dev}\n virtual_router_id {vrid}\n priority 100\n\
+             advert_int 1\n virtual_ipaddress {{\n  {vip}/24\n }}\n track_bfd {{\n  to_peer\n }}\n}}\n"
+        )
+    };
+    std::fs::write(dir.0.join("keepalived.conf"), conf("10.77.0.1", "10.77.0.2", &ka.dev, 71, "10.77.0.101")).unwrap();
+    std::fs::write(dir.0.join("agent.conf"), conf("10.77.0.2", "10.77.0.1", &ag.dev, 72, "10.77.0.102")).unwrap();
+    let (ka_log, ag_log) = (dir.0.join("keepalived.log"), dir.0.join("agent.log"));
+    let sock = dir.0.join("agent.sock");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let _ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        let t = wait_for("both BFD sessions Up (both VIPs held)", Duration::from_secs(20), || {
+            has_vip(&ag, "10.77.0.102") && has_vip(&ka, "10.77.0.101")
+        });
+        eprintln!("both instances MASTER {t:?} after start");
+        let st = rvs_agent::status::query(&sock).unwrap();
+        let b = &st.bfd[0];
+        assert_eq!((b.state.name(), b.remote_state.name(), b.ups), ("Up", "Up", 1), "{b:?}");
+        assert_eq!(b.detection_time_ms, 150.0, "keepalived's multiplier 3 x 50 ms");
+        // The session's own packet with state Down: what a forger must send to end it.
+        let mut down = [0u8; 24];
+        down[0] = 0x20; // version 1, no diagnostic
+        down[1] = 0x40; // Down
+        down[2] = 3;
+        down[3] = 24;
+        down[4..8].copy_from_slice(&b.remote_discr.to_be_bytes());
+        down[8..12].copy_from_slice(&b.local_discr.to_be_bytes());
+        down[12..16].copy_from_slice(&1_000_000u32.to_be_bytes());
+        down[16..20].copy_from_slice(&50_000u32.to_be_bytes());
+        // From the neighbour's address but one hop further away.
+        let gap = Duration::from_millis(2);
+        send_bfd_from(&ka.ns, "10.77.0.1", "10.77.0.2", 254, &down, 20, gap);
+        // From another host of the link.
+        ka.ns.ip(&["addr", "add", "10.77.0.9/24", "dev", &ka.dev]);
+        send_bfd_from(&ka.ns, "10.77.0.9", "10.77.0.2", 255, &down, 20, gap);
+        // Malformed: version 0, and a length field that is not the datagram's.
+        let mut bad = down;
+        bad[0] = 0;
+        send_bfd_from(&ka.ns, "10.77.0.1", "10.77.0.2", 255, &bad, 10, gap);
+        let mut bad = down;
+        bad[3] = 48;
+        send_bfd_from(&ka.ns, "10.77.0.1", "10.77.0.2", 255, &bad, 10, gap);
+        wait_for("the forgeries counted", Duration::from_secs(5), || {
+            let d = rvs_agent::status::query(&sock).unwrap().bfd_drops;
+            d.ttl == 20 && d.no_session == 20 && d.invalid == 20
+        });
+        // A flood from another host of the link (bounded: 20,000 packets, back to back).
+        send_bfd_from(&ka.ns, "10.77.0.9", "10.77.0.2", 255, &down, 20_000, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(300));
+        let d = rvs_agent::status::query(&sock).unwrap().bfd_drops;
+        eprintln!("after the flood: {d:?}");
+        assert!(d.no_session > 20, "the flood reached no session: {d:?}");
+        let st = rvs_agent::status::query(&sock).unwrap();
+        assert_eq!((st.bfd[0].state.name(), st.bfd[0].ups), ("Up", 1), "a forgery moved the session: {:?}", st.bfd[0]);
+        assert!(has_vip(&ag, "10.77.0.102"), "a forgery took the instance out of MASTER");
+        // The neighbour dies without a word.
+        drop(ka_proc);
+        kill_all_in(&ka.ns);
+        let t =
+            wait_for("rvs-agent's instance to leave MASTER", Duration::from_secs(2), || !has_vip(&ag, "10.77.0.102"));
+        eprintln!("VIP released {t:?} after keepalived was killed (BFD detection time 150 ms)");
+        let st = rvs_agent::status::query(&sock).unwrap();
+        assert_eq!((st.bfd[0].state.name(), st.bfd[0].diag.as_str()), ("Down", "Control Detection Time Expired"));
+        assert_eq!(rvs_agent::status::state_name(st.instances[0].state), "FAULT");
+    }));
+    if let Err(e) = result {
+        for l in [&ka_log, &ag_log] {
+            eprintln!("==== {}\n{}", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        std::panic::resume_unwind(e);
+    }
+}

@@ -50,6 +50,48 @@ pub struct Config {
     /// `garp_group` blocks: the pacing of gratuitous ARPs / NAs on named interfaces.
     #[serde(default)]
     pub garp_groups: Vec<GarpGroup>,
+    /// `bfd_instance` blocks: BFD sessions with neighbours (see [`crate::bfd`]).
+    #[serde(default)]
+    pub bfd_instances: Vec<BfdInstance>,
+}
+
+/// keepalived's `bfd_instance NAME { neighbor_ip ADDR ; source_ip ADDR ; min_rx MS ;
+/// min_tx MS ; idle_tx MS ; multiplier N ; passive ; ttl N ; max_hops N ; weight N
+/// [reverse] ; vrrp ; checker }`: a BFD session with a neighbour (RFC 5880 / 5881), which
+/// vrrp_instances follow with `track_bfd`. Defaults are keepalived 2.2.7's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdInstance {
+    /// The block's name.
+    pub name: String,
+    /// `neighbor_ip` (or `neighbour_ip`): the peer.
+    pub neighbor: IpAddr,
+    /// `source_ip`: our address (the kernel's choice when unset).
+    pub source: Option<IpAddr>,
+    /// `min_rx`, microseconds (10 ms).
+    pub min_rx_us: u32,
+    /// `min_tx`, microseconds (10 ms).
+    pub min_tx_us: u32,
+    /// `idle_tx`, microseconds (1 s; at least 1 s).
+    pub idle_tx_us: u32,
+    /// `multiplier` (5).
+    pub multiplier: u8,
+    /// `passive`: silent until the neighbour speaks.
+    pub passive: bool,
+    /// `ttl` / `hoplimit`: sent with, and the base of the check on arrival (255 for IPv4,
+    /// 64 for IPv6, as keepalived).
+    pub ttl: u8,
+    /// `max_hops`: how far below `ttl` an arriving packet's may be (0: none; `-1`,
+    /// `None`: no check).
+    pub max_hops: Option<u8>,
+    /// `weight N [reverse]`: the default weight of `track_bfd` entries (0: FAULT while
+    /// the session is down).
+    pub weight: i32,
+    /// `weight N reverse`.
+    pub weight_reverse: bool,
+    /// Whether VRRP instances may track it (`vrrp`, or neither `vrrp` nor `checker`).
+    pub vrrp: bool,
+    /// Where it is defined.
+    pub loc: Loc,
 }
 
 /// keepalived's `garp_group { garp_interval SECS ; gna_interval SECS ; interface IF ;
@@ -681,6 +723,9 @@ pub struct VrrpInstance {
     /// `track_file`.
     #[serde(default)]
     pub track_file: Vec<TrackedFile>,
+    /// `track_bfd`: `bfd_instance`s followed (weight from the entry, else the instance's).
+    #[serde(default)]
+    pub track_bfd: Vec<Track>,
     /// `nopreempt`.
     pub nopreempt: bool,
     /// `preempt_delay` seconds.

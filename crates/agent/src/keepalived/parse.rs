@@ -27,7 +27,7 @@ use crate::vrrp::packet::{ChecksumMode, Version};
 use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
 /// * SNMP/process options (`enable_snmp_*`, `*_no_swap`, `*_priority`,
@@ -369,6 +369,11 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             "vrrp_sync_group" => {
                 if let Some(g) = p.sync_group(n) {
                     cfg.vrrp_sync_groups.push(g);
+                }
+            }
+            "bfd_instance" => {
+                if let Some(b) = p.bfd_instance(n, &cfg.bfd_instances) {
+                    cfg.bfd_instances.push(b);
                 }
             }
             "garp_group" => {
@@ -1564,6 +1569,7 @@ impl P<'_> {
             track_script: Vec::new(),
             track_process: Vec::new(),
             track_file: Vec::new(),
+            track_bfd: Vec::new(),
             nopreempt: false,
             preempt_delay: 0.0,
             unicast_src_ip: None,
@@ -1668,6 +1674,7 @@ impl P<'_> {
                 "track_interface" => i.track_interface = self.tracks(c),
                 "track_script" => i.track_script = self.tracks(c),
                 "track_process" => i.track_process = self.tracks(c),
+                "track_bfd" => i.track_bfd = self.tracks(c),
                 "track_file" => i.track_file = self.tracked_files(c, &i.name),
                 "nopreempt" => i.nopreempt = self.flag(c),
                 "preempt_delay" => i.preempt_delay = self.secs(c).unwrap_or(0.0),
@@ -2986,6 +2993,140 @@ impl P<'_> {
             ["noreverse"] => Some((w, Some(false))),
             o => {
                 self.err(&c.loc, format!("{what}: unknown weight option '{}' (reverse)", o.join(" ")));
+                None
+            }
+        }
+    }
+
+    /// `bfd_instance NAME { ... }` as keepalived 2.2.7's `bfd_parser.c` reads it; what
+    /// keepalived ignores with an error (no neighbour, families that differ, a neighbour
+    /// and source already used) is an error here.
+    fn bfd_instance(&mut self, n: &Node, defined: &[BfdInstance]) -> Option<BfdInstance> {
+        let name = self.name(n)?.to_string();
+        let ctx = format!("bfd_instance {name}");
+        if name.len() >= 32 {
+            self.err(&n.loc, format!("{ctx}: the name is longer than keepalived's 31 characters"));
+        }
+        if defined.iter().any(|b| b.name == name) {
+            self.err(&n.loc, format!("{ctx} is defined twice"));
+        }
+        let mut neighbor = None;
+        let mut b = BfdInstance {
+            name,
+            neighbor: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            source: None,
+            min_rx_us: 10_000,
+            min_tx_us: 10_000,
+            idle_tx_us: 1_000_000,
+            multiplier: 5,
+            passive: false,
+            ttl: 0,
+            max_hops: Some(0),
+            weight: 0,
+            weight_reverse: false,
+            vrrp: true,
+            loc: n.loc.clone(),
+        };
+        let (mut vrrp, mut checker) = (false, false);
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "neighbor_ip" | "neighbour_ip" => {
+                    if let Some(a) = self.arg(c) {
+                        neighbor = self.ip(&c.loc, &format!("{ctx} {}", c.key), a);
+                    }
+                }
+                "source_ip" => {
+                    if let Some(a) = self.arg(c) {
+                        b.source = self.ip(&c.loc, &format!("{ctx} source_ip"), a);
+                    }
+                }
+                "min_rx" => b.min_rx_us = self.bfd_ms(c, &ctx, 1).unwrap_or(b.min_rx_us),
+                "min_tx" => b.min_tx_us = self.bfd_ms(c, &ctx, 1).unwrap_or(b.min_tx_us),
+                "idle_tx" => b.idle_tx_us = self.bfd_ms(c, &ctx, 1000).unwrap_or(b.idle_tx_us),
+                "multiplier" => {
+                    if let Some(m) = self.int(c, 1, 255) {
+                        b.multiplier = m as u8;
+                        if m > 10 {
+                            self.warn(&c.loc, format!("{ctx}: multiplier {m} is more than a sensible 10"));
+                        }
+                    }
+                }
+                "passive" => b.passive = self.flag(c),
+                "ttl" | "hoplimit" => b.ttl = self.int(c, 1, 255).map_or(b.ttl, |t| t as u8),
+                "max_hops" => {
+                    if let Some(h) = self.int(c, -1, 255) {
+                        b.max_hops = u8::try_from(h).ok();
+                    }
+                }
+                "weight" => {
+                    if let Some((w, r)) = self.weight_reverse(c, &ctx, &c.args, (-253, 253)) {
+                        (b.weight, b.weight_reverse) = (w, r.unwrap_or(false));
+                    }
+                }
+                "vrrp" => vrrp = self.flag(c),
+                "checker" => checker = self.flag(c),
+                _ => self.other(c, &ctx),
+            }
+        }
+        let Some(neighbor) = neighbor else {
+            self.err(&n.loc, format!("{ctx} has no neighbor_ip"));
+            return None;
+        };
+        b.neighbor = neighbor;
+        if b.source.is_some_and(|s| s.is_ipv6() != neighbor.is_ipv6()) {
+            self.err(&n.loc, format!("{ctx}: source_ip and neighbor_ip are of different families"));
+            return None;
+        }
+        if let Some(o) = defined.iter().find(|o| o.neighbor == b.neighbor && o.source == b.source) {
+            self.err(
+                &n.loc,
+                format!("{ctx}: bfd_instance {} already has neighbor {neighbor} from this source", o.name),
+            );
+            return None;
+        }
+        if b.ttl == 0 {
+            b.ttl = if neighbor.is_ipv6() { 64 } else { 255 };
+        }
+        if let Some(h) = b.max_hops.filter(|h| *h > b.ttl) {
+            self.warn(&n.loc, format!("{ctx}: max_hops {h} exceeds ttl/hoplimit {}: set to {}", b.ttl, b.ttl));
+            b.max_hops = Some(b.ttl);
+        }
+        if checker && !vrrp {
+            // keepalived: the instance is the checker process's only; rvs has no BFD_CHECK.
+            b.vrrp = false;
+            self.warn(
+                &n.loc,
+                format!("{ctx}: 'checker' only: no vrrp_instance may track it, and rvs has no BFD_CHECK"),
+            );
+        }
+        Some(b)
+    }
+
+    /// A `bfd_instance` interval: milliseconds with up to 3 decimals (keepalived's
+    /// `read_decimal_unsigned_strvec`), at least `lo_ms`, as microseconds; more than 10 s
+    /// is warned about, as keepalived does.
+    fn bfd_ms(&mut self, c: &Node, ctx: &str, lo_ms: u32) -> Option<u32> {
+        let a = self.arg(c)?;
+        let (int, frac) = a.split_once('.').unwrap_or((a, ""));
+        let us = (|| {
+            if int.is_empty() || frac.len() > 3 || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let frac_us: u64 = format!("{frac:0<3}").parse().ok()?;
+            int.parse::<u64>().ok()?.checked_mul(1000)?.checked_add(frac_us)
+        })();
+        match us {
+            Some(us) if us >= u64::from(lo_ms) * 1000 && us <= u64::from(u32::MAX / 1000) * 1000 => {
+                if us > 10_000_000 {
+                    self.warn(&c.loc, format!("{ctx}: {} {a} ms is more than a sensible 10000", c.key));
+                }
+                Some(us as u32)
+            }
+            _ => {
+                self.err(
+                    &c.loc,
+                    format!("{ctx}: {} '{a}' is not milliseconds (up to 3 decimals) of at least {lo_ms}", c.key),
+                );
                 None
             }
         }

@@ -2105,3 +2105,76 @@ fn http_get_regexes_are_read_compiled_and_checked() {
         assert!(messages(&l).iter().any(|m| m.contains(why)), "{url}: {:?}", messages(&l));
     }
 }
+
+/// keepalived 2.2.7's `bfd_instance` (bfd_parser.c): every keyword, its defaults (TTL 255
+/// for IPv4 and 64 for IPv6), intervals in milliseconds with up to 3 decimals, and what
+/// keepalived refuses with an error (no neighbour, families that differ, a neighbour and
+/// source used twice) refused; `track_bfd` must name a bfd_instance VRRP may track.
+#[test]
+fn bfd_instances_and_track_bfd_read_as_keepalived() {
+    let text = "bfd_instance to_b {\n neighbor_ip 10.0.0.2\n source_ip 10.0.0.1\n min_rx 50\n min_tx 20.5\n \
+                idle_tx 2000\n multiplier 3\n passive\n ttl 254\n max_hops 2\n weight -20 reverse\n}\n\
+                bfd_instance v6 {\n neighbour_ip fd00::2\n max_hops -1\n}\n";
+    let inst = MINIMAL.replace(" interface eth0\n", " interface eth0\n track_bfd {\n  to_b\n  v6 weight 10\n }\n");
+    let l = strict(&format!("{text}{inst}"));
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    let b = &l.config.bfd_instances;
+    assert_eq!(
+        (b[0].neighbor.to_string(), b[0].source.map(|s| s.to_string())),
+        ("10.0.0.2".into(), Some("10.0.0.1".into()))
+    );
+    assert_eq!((b[0].min_rx_us, b[0].min_tx_us, b[0].idle_tx_us, b[0].multiplier), (50_000, 20_500, 2_000_000, 3));
+    assert_eq!(
+        (b[0].passive, b[0].ttl, b[0].max_hops, b[0].weight, b[0].weight_reverse),
+        (true, 254, Some(2), -20, true)
+    );
+    assert_eq!((b[1].min_rx_us, b[1].min_tx_us, b[1].idle_tx_us, b[1].multiplier), (10_000, 10_000, 1_000_000, 5));
+    assert_eq!((b[1].ttl, b[1].max_hops, b[1].passive, b[1].vrrp), (64, None, false, true));
+    let t = &l.config.vrrp_instances[0].track_bfd;
+    assert_eq!((t[0].name.as_str(), t[0].weight, t[1].name.as_str(), t[1].weight), ("to_b", None, "v6", Some(10)));
+
+    for (conf, want) in [
+        ("bfd_instance b {\n min_rx 10\n}\n", "t.conf:1: error: bfd_instance b has no neighbor_ip"),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n source_ip fd00::1\n}\n",
+            "t.conf:1: error: bfd_instance b: source_ip and neighbor_ip are of different families",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n idle_tx 500\n}\n",
+            "t.conf:3: error: bfd_instance b: idle_tx '500' is not milliseconds (up to 3 decimals) of at least 1000",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n min_rx 1.2345\n}\n",
+            "t.conf:3: error: bfd_instance b: min_rx '1.2345' is not milliseconds (up to 3 decimals) of at least 1",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n}\nbfd_instance c {\n neighbor_ip 10.0.0.2\n}\n",
+            "t.conf:4: error: bfd_instance c: bfd_instance b already has neighbor 10.0.0.2 from this source",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n ttl 10\n max_hops 20\n}\n",
+            "t.conf:1: warning: bfd_instance b: max_hops 20 exceeds ttl/hoplimit 10: set to 10",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n echo\n}\n",
+            "t.conf:3: error: unknown keyword 'echo' in bfd_instance b",
+        ),
+    ] {
+        let l = strict(conf);
+        assert!(messages(&l).contains(&want.to_string()), "{conf}: {:?}", messages(&l));
+    }
+    let none = MINIMAL.replace(" interface eth0\n", " interface eth0\n track_bfd {\n  nope\n }\n");
+    assert!(
+        messages(&strict(&none)).iter().any(|m| m.ends_with("track_bfd nope names no bfd_instance")),
+        "{:?}",
+        messages(&strict(&none))
+    );
+    let checker = format!("bfd_instance c {{\n neighbor_ip 10.0.0.2\n checker\n}}\n{}", none.replace("nope", "c"));
+    assert!(
+        messages(&strict(&checker))
+            .iter()
+            .any(|m| m.ends_with("track_bfd c: that bfd_instance is for the checker only ('checker')")),
+        "{:?}",
+        messages(&strict(&checker))
+    );
+}

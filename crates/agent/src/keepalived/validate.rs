@@ -72,6 +72,18 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
                 Some(p) => weighted |= t.weight.unwrap_or(p.weight) != 0,
             }
         }
+        for t in &i.track_bfd {
+            match cfg.bfd_instances.iter().find(|b| b.name == t.name) {
+                None => d.push(e(format!("track_bfd {} names no bfd_instance", t.name))),
+                Some(b) if !b.vrrp => {
+                    d.push(e(format!("track_bfd {}: that bfd_instance is for the checker only ('checker')", t.name)))
+                }
+                Some(b) => weighted |= t.weight.unwrap_or(b.weight) != 0,
+            }
+            if let Some(w) = t.weight.filter(|w| !(-253..=253).contains(w)) {
+                d.push(e(format!("track_bfd {}: weight {w} is outside keepalived's -253..253", t.name)));
+            }
+        }
         weighted |= i.track_interface.iter().any(|t| t.weight.unwrap_or(0) != 0);
         if i.priority == 255 && weighted {
             d.push(e(
@@ -204,6 +216,10 @@ pub fn validate_pair(a: &Config, b: &Config) -> Vec<Diagnostic> {
                     .chain(inst.track_process.iter().map(|t| {
                         let own = cfg.vrrp_track_processes.iter().find(|p| p.name == t.name).map(|p| p.weight);
                         ("track_process", t.name.as_str(), t.weight.or(own).unwrap_or(0))
+                    }))
+                    .chain(inst.track_bfd.iter().map(|t| {
+                        let own = cfg.bfd_instances.iter().find(|b| b.name == t.name).map(|b| b.weight);
+                        ("track_bfd", t.name.as_str(), t.weight.or(own).unwrap_or(0))
                     }))
                     .chain(
                         inst.track_interface
