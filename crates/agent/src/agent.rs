@@ -295,6 +295,15 @@ impl Agent {
                 side.push(tokio::spawn(track::watch_interface(t.name.clone(), Duration::from_millis(500), tx)));
                 tracked.push(up_down(t, None, rx));
             }
+            // keepalived's track_src_ip: FAULT while the configured source is not on the
+            // instance's interface.
+            if let Some(src) = i.unicast_src_ip.filter(|_| i.track_src_ip) {
+                let (tx, rx) = watch::channel(track::interface_has_address(&i.interface, src));
+                let period = Duration::from_millis(500);
+                side.push(tokio::spawn(track::watch_address(i.interface.clone(), src, period, tx)));
+                let t = Track { name: format!("track_src_ip {src}"), weight: Some(0), reverse: None };
+                tracked.push(up_down(&t, None, rx));
+            }
             for t in &i.track_bfd {
                 // No session (-B/--no_bfd): down for ever, as keepalived's.
                 let rx = self.bfd.get(&t.name).map_or_else(|| watch::channel(false).1, |r| r.up.subscribe());

@@ -444,6 +444,38 @@ fn sync_group_member_losing_its_interface_takes_the_group_to_fault() {
 /// its own, matched on its command line, `weight -150 reverse` on the entry turned back
 /// by `noreverse`); the process ends: A drops to 50 and B preempts; it runs again: A
 /// preempts back.
+/// keepalived's `track_src_ip`: an instance whose `unicast_src_ip` is not on its interface
+/// is in FAULT (from the start), and follows the address being added, removed and added
+/// back.
+#[test]
+fn track_src_ip_holds_the_instance_in_fault_while_its_source_is_gone() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvts");
+    in_netns(&ns, || async {
+        let ip = |verb: &str| {
+            let ok = std::process::Command::new("ip").args(["addr", verb, "10.9.9.1/32", "dev", "lo"]).status();
+            assert!(ok.unwrap().success(), "ip addr {verb}");
+        };
+        let conf = node_conf("10.9.9.1", "10.9.9.2", 200).replace("unicast_src_ip", "track_src_ip\n unicast_src_ip");
+        assert!(conf.contains("track_src_ip"));
+        let (n, running) = start_watched(&conf);
+        let insts = running.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(insts[0].borrow().state, State::Fault, "the source address is not on lo");
+        assert!(!has_vip(&n));
+        ip("add");
+        wait_for("master once the address is there", Duration::from_secs(3), || has_vip(&n)).await;
+        ip("del");
+        wait_for("FAULT once it is gone", Duration::from_secs(2), || !has_vip(&n)).await;
+        assert_eq!(insts[0].borrow().state, State::Fault);
+        ip("add");
+        wait_for("master again", Duration::from_secs(3), || has_vip(&n)).await;
+        stop_nodes([n]).await;
+    });
+}
+
 #[test]
 fn a_tracked_process_ending_lowers_priority_and_the_backup_preempts() {
     if !root() {

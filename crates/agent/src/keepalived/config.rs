@@ -732,6 +732,10 @@ pub struct VrrpInstance {
     pub preempt_delay: f64,
     /// `unicast_src_ip` (or `mcast_src_ip`): the source address of adverts.
     pub unicast_src_ip: Option<IpAddr>,
+    /// keepalived's `track_src_ip`: FAULT while `unicast_src_ip` (or `mcast_src_ip`) is
+    /// not an address of the instance's interface.
+    #[serde(default)]
+    pub track_src_ip: bool,
     /// `unicast_peer { ... }` addresses.
     pub unicast_peers: Vec<IpAddr>,
     /// Whether a `unicast_peer` block was given (even empty).

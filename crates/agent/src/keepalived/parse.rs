@@ -1573,6 +1573,7 @@ impl P<'_> {
             nopreempt: false,
             preempt_delay: 0.0,
             unicast_src_ip: None,
+            track_src_ip: false,
             unicast_peers: Vec::new(),
             unicast_block: false,
             unicast_peer_ttl: Vec::new(),
@@ -1678,6 +1679,7 @@ impl P<'_> {
                 "track_file" => i.track_file = self.tracked_files(c, &i.name),
                 "nopreempt" => i.nopreempt = self.flag(c),
                 "preempt_delay" => i.preempt_delay = self.secs(c).unwrap_or(0.0),
+                "track_src_ip" => i.track_src_ip = self.flag(c),
                 "unicast_src_ip" | "mcast_src_ip" => {
                     if let Some(a) = self.arg(c) {
                         i.unicast_src_ip = self.ip(&c.loc, &c.key, a);

@@ -2178,3 +2178,17 @@ fn bfd_instances_and_track_bfd_read_as_keepalived() {
         messages(&strict(&checker))
     );
 }
+
+/// keepalived's `track_src_ip` is read; without a configured source it tracks nothing,
+/// said.
+#[test]
+fn track_src_ip_is_read_and_needs_a_source() {
+    let with = MINIMAL.replace(" interface eth0\n", " interface eth0\n track_src_ip\n unicast_src_ip 10.0.0.1\n");
+    let l = strict(&with);
+    assert!(l.diagnostics.is_empty() && l.config.vrrp_instances[0].track_src_ip, "{:?}", messages(&l));
+    let l = strict(&MINIMAL.replace(" interface eth0\n", " interface eth0\n track_src_ip\n"));
+    assert_eq!(
+        messages(&l),
+        ["t.conf:1: warning: vrrp_instance VI_1: track_src_ip without unicast_src_ip or mcast_src_ip: nothing to track (as keepalived)"]
+    );
+}

@@ -56,6 +56,9 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
                 d.push(e("unicast_src_ip and unicast_peer are of different families".into()));
             }
         }
+        if i.track_src_ip && i.unicast_src_ip.is_none() {
+            d.push(w("track_src_ip without unicast_src_ip or mcast_src_ip: nothing to track (as keepalived)".into()));
+        }
         if i.nopreempt && i.state == InitialState::Master {
             d.push(w("nopreempt only works with state BACKUP (keepalived ignores it with MASTER)".into()));
         }

@@ -48,6 +48,35 @@ pub fn interface_up(name: &str) -> bool {
     addrs.filter(|a| a.interface_name == name).any(|a| a.flags.contains(want))
 }
 
+/// Whether `addr` is an address of the Linux interface `name` (asked through
+/// `getifaddrs`, so for the calling thread's network namespace).
+pub fn interface_has_address(name: &str, addr: std::net::IpAddr) -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else { return false };
+    addrs.filter(|a| a.interface_name == name).filter_map(|a| a.address).any(|s| {
+        s.as_sockaddr_in().map(|v4| std::net::IpAddr::V4(v4.ip())) == Some(addr)
+            || s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())) == Some(addr)
+    })
+}
+
+/// keepalived's `track_src_ip`: polls whether `addr` is on interface `name` every
+/// `period`, publishing changes. Ends when every receiver is gone.
+pub async fn watch_address(name: String, addr: std::net::IpAddr, period: Duration, tx: watch::Sender<bool>) {
+    loop {
+        let there = interface_has_address(&name, addr);
+        if there != *tx.borrow() {
+            match there {
+                true => tracing::info!(interface = %name, %addr, "track_src_ip: the source address is back"),
+                false => tracing::warn!(interface = %name, %addr, "track_src_ip: the source address is gone: FAULT"),
+            }
+            let _ = tx.send(there);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(period).await;
+    }
+}
+
 /// A track_file's effect on a VRRP priority, from what the file says with its weight
 /// (keepalived 2.2.7's `process_update_vrrp_track_file_status`): the change, kept within
 /// -254..=253, where -254 (or below) is FAULT (`None`), as weight 0's FAULT is.
@@ -141,6 +170,9 @@ mod tests {
         task.abort();
         assert!(interface_up("lo"));
         assert!(!interface_up("no-such-if0"));
+        assert!(interface_has_address("lo", "127.0.0.1".parse().unwrap()));
+        assert!(!interface_has_address("lo", "127.0.0.2".parse().unwrap()), "in 127/8, not an address of lo");
+        assert!(!interface_has_address("no-such-if0", "127.0.0.1".parse().unwrap()));
     }
 
     /// keepalived's `init_fail`: a script starting as failed counts as up only after
