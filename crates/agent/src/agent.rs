@@ -208,7 +208,14 @@ impl Agent {
             keep
         });
         for b in bfds {
-            let conf = reload::comparable(b);
+            // What the session runs on: its weights are its trackers' business (the
+            // instances' fingerprints hold them), so a weight changed alone restarts nothing.
+            let mut conf = reload::comparable(b);
+            if let serde_json::Value::Object(m) = &mut conf {
+                for k in ["weight", "weight_reverse", "vrrp"] {
+                    m.remove(k);
+                }
+            }
             if self.bfd.get(&b.name).is_some_and(|r| r.conf == conf) {
                 continue;
             }

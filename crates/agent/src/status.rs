@@ -329,6 +329,9 @@ pub fn render(s: &AgentStatus) -> String {
             b.packets_in,
             b.packets_out
         );
+        if b.ignored > 0 {
+            let _ = write!(o, ", {} ignored (not the known peer's discriminator)", b.ignored);
+        }
         if b.diag != "No Diagnostic" {
             let _ = write!(o, " (last down: {})", b.diag);
         }

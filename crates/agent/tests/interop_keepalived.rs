@@ -599,9 +599,12 @@ fn send_bfd_from(ns: &NetNs, src: &str, dst: &str, ttl: u32, payload: &[u8], n: 
 /// proves the sessions came Up on both sides. Forged BFD packets that would take the
 /// session down (state Down, the right discriminators) are dropped and counted when they
 /// arrive with TTL 254 (sent from beyond the link), from an address that is not the
-/// neighbour, or malformed; the session stays Up. Then keepalived is killed: rvs-agent's
-/// session expires after its detection time (3 x 50 ms) and its instance leaves MASTER,
-/// long before VRRP alone would notice anything.
+/// neighbour, or malformed; the session stays Up. A reload that changes the
+/// bfd_instance's weight alone keeps the session (same discriminator, still Up once); one
+/// that changes its timers restarts it, and it comes Up again (the listening socket
+/// carries over). Then keepalived is killed: rvs-agent's session expires after its
+/// detection time (3 x 50 ms) and its instance leaves MASTER, long before VRRP alone
+/// would notice anything.
 #[test]
 fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_the_peer_dies() {
     if !can_run() {
@@ -622,7 +625,7 @@ fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_t
     let sock = dir.0.join("agent.sock");
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
-        let _ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        let ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
         let t = wait_for("both BFD sessions Up (both VIPs held)", Duration::from_secs(20), || {
             has_vip(&ag, "10.77.0.102") && has_vip(&ka, "10.77.0.101")
         });
@@ -667,6 +670,41 @@ fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_t
         let st = rvs_agent::status::query(&sock).unwrap();
         assert_eq!((st.bfd[0].state.name(), st.bfd[0].ups), ("Up", 1), "a forgery moved the session: {:?}", st.bfd[0]);
         assert!(has_vip(&ag, "10.77.0.102"), "a forgery took the instance out of MASTER");
+        // Reloads: the weight alone, then the timers.
+        let agent_conf = conf("10.77.0.2", "10.77.0.1", &ag.dev, 72, "10.77.0.102");
+        let reload = |text: String| {
+            std::fs::write(dir.0.join("agent.conf"), text).unwrap();
+            let pid = nix::unistd::Pid::from_raw(ag_proc.pid() as i32);
+            let applied = rvs_agent::status::query(&sock).unwrap().reloads.applied;
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+            wait_for("the reload", Duration::from_secs(5), || {
+                rvs_agent::status::query(&sock).unwrap().reloads.applied > applied
+            });
+        };
+        let weighted = agent_conf
+            .replace(" multiplier 3\n", " multiplier 3\n weight -50\n")
+            .replace("  to_peer\n", "  to_peer weight 0\n");
+        assert_ne!(weighted, agent_conf);
+        reload(weighted.clone());
+        std::thread::sleep(Duration::from_millis(500));
+        let st = rvs_agent::status::query(&sock).unwrap();
+        assert_eq!(
+            (st.bfd[0].state.name(), st.bfd[0].ups, st.bfd[0].local_discr),
+            ("Up", 1, b.local_discr),
+            "a weight changed alone restarted the session: {:?}",
+            st.bfd[0]
+        );
+        reload(weighted.replace(" min_tx 50\n", " min_tx 60\n"));
+        wait_for("the restarted session Up", Duration::from_secs(10), || {
+            let b2 = &rvs_agent::status::query(&sock).unwrap().bfd[0];
+            b2.state.name() == "Up" && b2.local_discr != b.local_discr
+        });
+        let st = rvs_agent::status::query(&sock).unwrap();
+        assert_eq!(st.bfd[0].error, None);
+        let log = std::fs::read_to_string(&ag_log).unwrap();
+        assert!(!log.contains("BFD socket"), "the restarted session could not open its sockets at once:\n{log}");
+        assert!(log.contains("BFD session restarts"), "{log}");
+        wait_for("the instance MASTER again", Duration::from_secs(10), || has_vip(&ag, "10.77.0.102"));
         // The neighbour dies without a word.
         drop(ka_proc);
         kill_all_in(&ka.ns);

@@ -14,9 +14,14 @@
 //! while the session knows none, the neighbour and our address), comes **from the
 //! session's neighbour** (stricter than keepalived, which takes any source once the
 //! discriminator matches), and arrives with a TTL / hop limit of at least the session's
-//! `ttl` less `max_hops` (RFC 5881's GTSM: 255 from a neighbour on the link, which a host
-//! further away cannot forge). Everything else is counted in [`DropStats`] and goes no
-//! further; a session's queue that is full drops (counted) rather than block the others.
+//! `ttl` less `max_hops` (RFC 5881's GTSM: with IPv4's default `ttl` 255 and `max_hops` 0,
+//! only a host on the link can send it; keepalived's IPv6 default hop limit is 64, which a
+//! host further away can forge: write `ttl 255` on both sides for IPv6). Everything else
+//! is counted in [`DropStats`] and goes no further; a session's queue that is full drops
+//! (counted) rather than block the others. While Init or Up, a session also refuses a
+//! packet without its discriminator from another than the peer it knows
+//! ([`session::Session::accepts`]), so a forger of the neighbour's address must know the
+//! discriminators too.
 
 pub mod io;
 pub mod packet;
@@ -112,6 +117,10 @@ pub struct BfdStatus {
     pub packets_in: u64,
     /// Packets sent.
     pub packets_out: u64,
+    /// Packets refused by the session: without our discriminator, from another than the
+    /// peer it knows, while Init or Up (see [`Session::accepts`]).
+    #[serde(default)]
+    pub ignored: u64,
     /// Why the session cannot send (its socket), if so.
     pub error: Option<String>,
 }
@@ -129,12 +138,14 @@ struct Route {
 #[derive(Default)]
 struct Routes {
     routes: Vec<Route>,
-    /// The listening tasks, IPv4 and IPv6.
+    /// The listening tasks, IPv4 and IPv6 (ended with the demux).
     listeners: [Option<JoinHandle<()>>; 2],
 }
 
 /// Receives on port 3784 for every session of the agent and hands each packet to its
-/// session; a family's socket is open while a session of that family is registered.
+/// session; a family's socket is opened with its first session and stays open with the
+/// demux (a session restarted by a reload finds it there: closing it with the last
+/// session would race the new session's bind).
 #[derive(Default)]
 pub struct Demux {
     routes: Mutex<Routes>,
@@ -151,13 +162,14 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut r = self.demux.routes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(at) = r.routes.iter().position(|x| x.discr == self.discr) else { return };
-        let v6 = r.routes.remove(at).neighbor.is_ipv6();
-        if !r.routes.iter().any(|x| x.neighbor.is_ipv6() == v6) {
-            if let Some(t) = r.listeners[usize::from(v6)].take() {
-                t.abort();
-            }
-        }
+        r.routes.retain(|x| x.discr != self.discr);
+    }
+}
+
+impl Drop for Demux {
+    fn drop(&mut self) {
+        let r = self.routes.get_mut().unwrap_or_else(|e| e.into_inner());
+        r.listeners.iter_mut().filter_map(Option::take).for_each(|t| t.abort());
     }
 }
 
@@ -297,7 +309,26 @@ pub async fn run_session(
         tracing::info!(bfd_instance = %name, "BFD socket open");
     }
     let mut s = Session::new(timers(&inst), discr, std::time::Instant::now());
-    let (mut ins, mut outs, mut ups) = (0u64, 0u64, 0u64);
+    let (mut ins, mut outs, mut ups, mut ignored) = (0u64, 0u64, 0u64, 0u64);
+    let publish = |s: &Session, (ups, ins, outs, ignored): (u64, u64, u64, u64)| {
+        status.send_replace(BfdStatus {
+            name: name.clone(),
+            neighbor: inst.neighbor,
+            state: s.state(),
+            remote_state: s.remote_state(),
+            diag: s.diag().name().to_string(),
+            local_discr: s.local_discr(),
+            remote_discr: s.remote_discr(),
+            tx_interval_ms: s.tx_interval().as_secs_f64() * 1e3,
+            detection_time_ms: s.detection_time().as_secs_f64() * 1e3,
+            ups,
+            packets_in: ins,
+            packets_out: outs,
+            ignored,
+            error: None,
+        });
+    };
+    publish(&s, (ups, ins, outs, ignored));
     let mut send_error_logged = false;
     loop {
         // A packet, or the next deadline.
@@ -319,6 +350,10 @@ pub async fn run_session(
         let mut answer = false;
         // Everything queued, then the timers, then what is to be sent.
         for r in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            if !s.accepts(&r) {
+                ignored += 1;
+                continue;
+            }
             ins += 1;
             let (c, a) = s.receive(&r, now);
             changes.extend(c);
@@ -353,21 +388,7 @@ pub async fn run_session(
                 }
             }
         }
-        status.send_replace(BfdStatus {
-            name: name.clone(),
-            neighbor: inst.neighbor,
-            state: s.state(),
-            remote_state: s.remote_state(),
-            diag: s.diag().name().to_string(),
-            local_discr: s.local_discr(),
-            remote_discr: s.remote_discr(),
-            tx_interval_ms: s.tx_interval().as_secs_f64() * 1e3,
-            detection_time_ms: s.detection_time().as_secs_f64() * 1e3,
-            ups,
-            packets_in: ins,
-            packets_out: outs,
-            error: None,
-        });
+        publish(&s, (ups, ins, outs, ignored));
     }
 }
 
@@ -386,6 +407,7 @@ pub fn initial_status(inst: &BfdInstance) -> BfdStatus {
         ups: 0,
         packets_in: 0,
         packets_out: 0,
+        ignored: 0,
         error: None,
     }
 }

@@ -172,9 +172,9 @@ impl Session {
             }
         } else {
             match (self.state, r.state) {
-                (State::Down, State::Down) => self.rise(State::Init, now),
+                (State::Down, State::Down) => self.rise(State::Init),
                 (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
-                    self.rise(State::Up, now);
+                    self.rise(State::Up);
                     change = Some(Change::Up);
                 }
                 (State::Up, State::Down) => {
@@ -187,11 +187,10 @@ impl Session {
         self.last_rx = Some(now);
         if matches!(self.state, State::Init | State::Up) {
             self.deadline = Some(now + self.detection_time());
-        } else {
+        } else if self.deadline.is_none() {
             self.deadline = Some(now + self.detection_time().max(self.tx_interval()));
         }
-        // Demand mode: both Up and the peer asks for it, nothing periodic.
-        if self.remote_demand && self.state == State::Up && self.remote_state == State::Up {
+        if !self.periodic() {
             self.next_tx = None;
         } else if self.next_tx.is_none() || self.local_tx_us < old_tx {
             // Not sending yet (passive, demand), or sending faster now: from now.
@@ -201,6 +200,24 @@ impl Session {
             self.final_ = true;
         }
         (change, r.poll)
+    }
+
+    /// Whether packets go periodically (RFC 5880 section 6.8.7): not while the peer asks
+    /// for none (a required min RX of 0, or demand mode with both Up), nor from a passive
+    /// session that knows no peer.
+    fn periodic(&self) -> bool {
+        let demand = self.remote_demand && self.state == State::Up && self.remote_state == State::Up;
+        !demand && self.remote_min_rx_us != 0 && !(self.timers.passive && self.remote_discr == 0)
+    }
+
+    /// Whether a packet the demux handed over may move the session: one without our
+    /// discriminator, while the session is Init or Up, must come from the peer it knows
+    /// (the same discriminator). Else a packet forging the neighbour's address (possible
+    /// from off the link where the TTL rule is relaxed, as keepalived's default IPv6 hop
+    /// limit of 64 does) could take the session down; a restarted peer, whose new
+    /// discriminator this refuses, is Down here after a detection time anyway.
+    pub fn accepts(&self, r: &Repr) -> bool {
+        r.your_discr != 0 || !matches!(self.state, State::Init | State::Up) || r.my_discr == self.remote_discr
     }
 
     /// Takes the intervals from what each side wants (keepalived's
@@ -215,14 +232,11 @@ impl Session {
         self.remote_tx_us = self.timers.min_rx_us.max(self.remote_min_tx_us);
     }
 
-    fn rise(&mut self, to: State, now: Instant) {
+    fn rise(&mut self, to: State) {
         self.state = to;
         self.diag = Diag::NONE;
         if to == State::Up && self.timers.idle_tx_us != self.timers.min_tx_us && !self.final_ {
             self.poll = true;
-        }
-        if self.next_tx.is_none() && !(self.remote_demand && to == State::Up) {
-            self.next_tx = Some(now);
         }
     }
 
@@ -230,7 +244,7 @@ impl Session {
         self.state = State::Down;
         self.diag = diag;
         self.local_tx_us = self.timers.idle_tx_us.max(self.remote_min_rx_us);
-        if self.timers.passive {
+        if !self.periodic() {
             self.next_tx = None;
         }
         self.deadline = Some(now + self.detection_time().max(self.tx_interval()));
@@ -260,6 +274,10 @@ impl Session {
                 self.poll = false;
                 self.final_ = false;
                 self.local_tx_us = self.timers.idle_tx_us;
+                if !self.periodic() {
+                    // A passive session falls silent again (RFC 5880 section 6.8.7).
+                    self.next_tx = None;
+                }
                 None
             }
         }
@@ -295,9 +313,7 @@ impl Session {
         // RFC 5880 section 6.8.7: 0-25 % shorter; with a multiplier of 1, 10-25 %.
         let (lo, hi) = if self.timers.multiplier == 1 { (0.10, 0.25) } else { (0.0, 0.25) };
         let cut = lo + (hi - lo) * jitter.clamp(0.0, 1.0);
-        if !(self.remote_demand && self.state == State::Up && self.remote_state == State::Up) {
-            self.next_tx = Some(now + self.tx_interval().mul_f64(1.0 - cut));
-        }
+        self.next_tx = self.periodic().then(|| now + self.tx_interval().mul_f64(1.0 - cut));
         r
     }
 }
@@ -427,6 +443,61 @@ mod tests {
         p.receive(&b.send(t0, 0.0), t0);
         assert!(p.tx_due(t0), "heard: answers at once");
         assert_eq!(p.state(), State::Init);
+    }
+
+    /// After a detection time in Down the peer is forgotten (its discriminator, its
+    /// intervals), and a passive session falls silent again; the peer taking a session
+    /// down by saying Down re-arms nothing on its later packets.
+    #[test]
+    fn down_forgets_the_peer_after_a_detection_time_and_a_passive_session_falls_silent() {
+        let t0 = Instant::now();
+        let mut p = Session::new(Timers { passive: true, ..timers(50, 3) }, 1, t0);
+        let mut b = Session::new(timers(50, 3), 2, t0);
+        run(&mut p, &mut b, t0, Duration::from_secs(3), None);
+        assert_eq!(p.state(), State::Up);
+        let t = t0 + Duration::from_secs(3);
+        let down = Repr { state: State::Down, ..b.send(t, 0.0) };
+        assert_eq!(p.receive(&down, t).0, Some(Change::Down(Diag::NEIGHBOR_DOWN)));
+        assert_eq!(p.remote_discr(), 2, "known until forgotten");
+        let forget = p.next_deadline().expect("the forget deadline");
+        // The peer's later Down packets leave the deadline where it is.
+        let later = t + Duration::from_millis(100);
+        let mut again = Repr { state: State::AdminDown, ..down };
+        again.diag = Diag::ADMIN_DOWN;
+        p.receive(&again, later);
+        assert!(p.next_deadline().is_some_and(|d| d <= forget.max(later)));
+        let t2 = forget.max(later) + Duration::from_secs(2);
+        assert_eq!(p.poll_timers(t2), None);
+        assert_eq!((p.remote_discr(), p.remote_state()), (0, State::Down));
+        assert_eq!(p.tx_interval(), Duration::from_secs(1));
+        let after = t2 + Duration::from_secs(60);
+        while p.tx_due(after) {
+            p.send(after, 0.0);
+        }
+        assert!(!p.tx_due(after) && p.next_deadline().is_none(), "passive and no peer: silent (RFC 5880 6.8.7)");
+    }
+
+    /// A peer asking for no packets (required min RX 0) gets none periodically; a packet
+    /// without our discriminator from another discriminator than the peer's is refused
+    /// while Init or Up.
+    #[test]
+    fn zero_min_rx_stops_periodic_packets_and_an_unknown_discriminator_is_refused_while_up() {
+        let t0 = Instant::now();
+        let mut a = Session::new(timers(50, 3), 1, t0);
+        let mut b = Session::new(timers(50, 3), 2, t0);
+        run(&mut a, &mut b, t0, Duration::from_secs(3), None);
+        let t = t0 + Duration::from_secs(3);
+        let quiet = Repr { min_rx_us: 0, ..b.send(t, 0.0) };
+        a.receive(&quiet, t);
+        assert!(!a.tx_due(t + Duration::from_secs(10)), "no periodic packet while the peer wants none");
+        let forged = Repr { state: State::Down, your_discr: 0, my_discr: 99, ..quiet };
+        assert!(!a.accepts(&forged), "not the peer's discriminator, not ours");
+        assert!(a.accepts(&Repr { my_discr: 2, ..forged }), "the peer itself, without our discriminator");
+        assert!(a.accepts(&Repr { your_discr: 1, ..forged }), "ours named: the demux chose the session by it");
+        let mut fresh = Session::new(timers(50, 3), 3, t0);
+        assert!(fresh.accepts(&forged), "Down: any peer may start the session");
+        fresh.receive(&forged, t);
+        assert_eq!(fresh.state(), State::Init);
     }
 
     #[test]

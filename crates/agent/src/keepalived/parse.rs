@@ -3079,10 +3079,19 @@ impl P<'_> {
             self.err(&n.loc, format!("{ctx}: source_ip and neighbor_ip are of different families"));
             return None;
         }
-        if let Some(o) = defined.iter().find(|o| o.neighbor == b.neighbor && o.source == b.source) {
+        // keepalived's find_bfd_by_addr: the same neighbour from the same source, or with
+        // either source unset (both would take the neighbour's packets that name no
+        // session).
+        let clash = |o: &&BfdInstance| {
+            o.neighbor == b.neighbor && (o.source == b.source || o.source.is_none() || b.source.is_none())
+        };
+        if let Some(o) = defined.iter().find(clash) {
             self.err(
                 &n.loc,
-                format!("{ctx}: bfd_instance {} already has neighbor {neighbor} from this source", o.name),
+                format!(
+                    "{ctx}: bfd_instance {} already has neighbor {neighbor} (from this source, or from any)",
+                    o.name
+                ),
             );
             return None;
         }

@@ -2149,7 +2149,11 @@ fn bfd_instances_and_track_bfd_read_as_keepalived() {
         ),
         (
             "bfd_instance b {\n neighbor_ip 10.0.0.2\n}\nbfd_instance c {\n neighbor_ip 10.0.0.2\n}\n",
-            "t.conf:4: error: bfd_instance c: bfd_instance b already has neighbor 10.0.0.2 from this source",
+            "t.conf:4: error: bfd_instance c: bfd_instance b already has neighbor 10.0.0.2 (from this source, or from any)",
+        ),
+        (
+            "bfd_instance b {\n neighbor_ip 10.0.0.2\n}\nbfd_instance c {\n neighbor_ip 10.0.0.2\n source_ip 10.0.0.1\n}\n",
+            "t.conf:4: error: bfd_instance c: bfd_instance b already has neighbor 10.0.0.2 (from this source, or from any)",
         ),
         (
             "bfd_instance b {\n neighbor_ip 10.0.0.2\n ttl 10\n max_hops 20\n}\n",
