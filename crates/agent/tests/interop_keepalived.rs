@@ -148,9 +148,26 @@ fn pair() -> (TempDir, Veth, Node, Node) {
 /// keepalived's command line, logging to the terminal, with its files in `dir`.
 fn keepalived_args(dir: &Path) -> Vec<String> {
     let p = |n: &str| dir.join(n).display().to_string();
-    [KEEPALIVED, "-n", "-l", "-D", "-G", "-P", "-f", &p("keepalived.conf"), "-p", &p("k.pid"), "-r", &p("kv.pid")]
-        .map(String::from)
-        .to_vec()
+    // Every pid file in `dir`: a keepalived finding another's (the BFD child's default
+    // /run/keepalived/bfd.pid included) alive refuses to start.
+    [
+        KEEPALIVED,
+        "-n",
+        "-l",
+        "-D",
+        "-G",
+        "-P",
+        "-f",
+        &p("keepalived.conf"),
+        "-p",
+        &p("k.pid"),
+        "-r",
+        &p("kv.pid"),
+        "-b",
+        &p("kb.pid"),
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// rvs-agent's command line (`--dataplane linux`), with its files in `dir`.
