@@ -7,7 +7,7 @@ pub mod mail;
 
 use crate::bfd::{self, BfdStatus, Demux};
 use crate::check::pool::{Notices, Pool, VsState};
-use crate::check::{spawn_checkers_from, CheckStats, HeldAddrs, RsChecks, RsId, Transition};
+use crate::check::{spawn_checkers_from, BfdEvent, CheckStats, HeldAddrs, Probe, RsChecks, RsId, Transition};
 use crate::dataplane::{Dataplane, DataplaneError, SyncRoles};
 use crate::keepalived::config::{BfdInstance, LifecycleScript, Track, VrrpInstance};
 use crate::keepalived::{Config, Loaded};
@@ -151,6 +151,8 @@ struct Inst {
 struct BfdRun {
     conf: serde_json::Value,
     up: Arc<watch::Sender<bool>>,
+    /// The last change, for BFD_CHECK (kept across restarts too).
+    event: Arc<watch::Sender<Option<bool>>>,
     status: watch::Receiver<BfdStatus>,
     task: JoinHandle<()>,
 }
@@ -219,18 +221,19 @@ impl Agent {
             if self.bfd.get(&b.name).is_some_and(|r| r.conf == conf) {
                 continue;
             }
-            let up = match self.bfd.remove(&b.name) {
+            let (up, event) = match self.bfd.remove(&b.name) {
                 Some(old) => {
                     old.task.abort();
                     tracing::info!(bfd_instance = %b.name, "BFD session restarts (its block changed)");
-                    old.up
+                    (old.up, old.event)
                 }
-                None => Arc::new(watch::channel(false).0),
+                None => (Arc::new(watch::channel(false).0), Arc::new(watch::channel(None).0)),
             };
             up.send_replace(false);
             let (tx, status) = watch::channel(bfd::initial_status(b));
-            let task = tokio::spawn(bfd::run_session(b.clone(), self.bfd_demux.clone(), up.clone(), tx));
-            self.bfd.insert(b.name.clone(), BfdRun { conf, up, status, task });
+            let out = bfd::Outputs { up: up.clone(), event: event.clone(), status: tx };
+            let task = tokio::spawn(bfd::run_session(b.clone(), self.bfd_demux.clone(), out));
+            self.bfd.insert(b.name.clone(), BfdRun { conf, up, event, status, task });
         }
         *self.bfd_statuses.lock().unwrap_or_else(|e| e.into_inner()) =
             bfds.iter().filter_map(|b| self.bfd.get(&b.name)).map(|r| r.status.clone()).collect();
@@ -447,7 +450,13 @@ impl Agent {
         n.mail.into_iter().for_each(|m| self.fifos.mail.send(m));
     }
 
-    fn spawn_checkers(&mut self, start: Vec<(RsChecks, bool)>) {
+    fn spawn_checkers(&mut self, mut start: Vec<(RsChecks, bool)>) {
+        // BFD_CHECKs follow their sessions' changes (none without a session: -B).
+        for c in start.iter_mut().flat_map(|(s, _)| &mut s.checks) {
+            if let Probe::Bfd { name, event } = &mut c.probe {
+                *event = BfdEvent(self.bfd.get(name.as_str()).map(|r| r.event.subscribe()));
+            }
+        }
         for (id, task) in spawn_checkers_from(start, self.tx.clone(), self.stats.clone(), &self.held) {
             if let Some(old) = self.checkers.insert(id, task) {
                 old.abort();

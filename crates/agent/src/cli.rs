@@ -247,7 +247,7 @@ pub struct Parts {
     pub vrrp: bool,
     /// Services, their groups, local and deny/allow address groups, checkers.
     pub checkers: bool,
-    /// `bfd_instance` sessions (not with `-B`; only the VRRP side follows them).
+    /// `bfd_instance` sessions (not with `-B`), which `track_bfd` and `BFD_CHECK` follow.
     pub bfd: bool,
 }
 
@@ -293,6 +293,22 @@ impl Adjust {
         }
         if let Some(ns) = &self.namespace {
             loaded.config.global_defs.net_namespace = Some(ns.clone());
+        }
+        if !self.parts.bfd && self.parts.checkers {
+            for rs in loaded.config.virtual_servers.iter().flat_map(|v| &v.real_servers) {
+                for c in &rs.checks {
+                    if let crate::keepalived::config::CheckKind::Bfd { name } = &c.kind {
+                        loaded.diagnostics.push(Diagnostic::warning(
+                            c.loc.clone(),
+                            format!(
+                                "real_server {}: -B/--no_bfd: BFD_CHECK {name} never changes the server (no BFD \
+                                 session runs), as keepalived",
+                                rs.addr
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         if !self.parts.bfd && self.parts.vrrp {
             for i in &loaded.config.vrrp_instances {
@@ -348,7 +364,8 @@ impl Cli {
     /// What runs: `-P` the VRRP side, `-C` the checkers, both or neither everything.
     pub fn parts(&self) -> Parts {
         let (vrrp, checkers) = if self.vrrp || self.check { (self.vrrp, self.check) } else { (true, true) };
-        Parts { vrrp, checkers, bfd: vrrp && !self.no_bfd }
+        // keepalived: -P and -C leave the BFD process running; -B stops it.
+        Parts { vrrp, checkers, bfd: !self.no_bfd }
     }
 
     /// How configurations are adjusted (see [`Adjust`]).
@@ -528,7 +545,7 @@ mod tests {
     fn parts_and_refusals() {
         assert_eq!(cli(&[]).parts(), Parts { vrrp: true, checkers: true, bfd: true });
         assert_eq!(cli(&["-P"]).parts(), Parts { vrrp: true, checkers: false, bfd: true });
-        assert_eq!(cli(&["-C"]).parts(), Parts { vrrp: false, checkers: true, bfd: false });
+        assert_eq!(cli(&["-C"]).parts(), Parts { vrrp: false, checkers: true, bfd: true });
         assert_eq!(cli(&["-P", "-C"]).parts(), Parts { vrrp: true, checkers: true, bfd: true });
         assert_eq!(cli(&["-B"]).parts(), Parts { vrrp: true, checkers: true, bfd: false });
         let r = cli(&["-V", "-X", "-T"]).refused();

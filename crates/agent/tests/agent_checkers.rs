@@ -9,6 +9,7 @@
 //! * SMTP_CHECK: Python's `smtpd` (Debian 12's python3.11);
 //! * DNS_CHECK: dnsmasq (scripts/setup.sh installs dnsmasq-base);
 //! * FILE_CHECK: track files setting the server down and changing its weight;
+//! * BFD_CHECK: keepalived's BFD on the real server, killed and started again;
 //! * MISC_CHECK with misc_dynamic: exit codes setting the weight;
 //! * HTTP_GET's `http_protocol`: a Python HTTP/1.1 server logs the request lines and
 //!   headers keepalived's three forms send; Content-Length and chunked bodies digested.
@@ -61,6 +62,8 @@ struct Agent {
     dp: Arc<FakeDataplane>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// Its running parts, once started.
+    running: Arc<std::sync::Mutex<Option<rvs_agent::agent::Running>>>,
 }
 
 impl Agent {
@@ -70,10 +73,17 @@ impl Agent {
         let dp = Arc::new(FakeDataplane::new());
         let (stop, rx) = watch::channel(false);
         let d = dp.clone();
+        let running = Arc::new(std::sync::Mutex::new(None));
+        let r = running.clone();
         let task = tokio::spawn(async move {
-            rvs_agent::agent::run(l.config, d, rx, |_| {}).await.unwrap();
+            rvs_agent::agent::run(l.config, d, rx, move |x| *r.lock().unwrap() = Some(x)).await.unwrap();
         });
-        Agent { dp, stop, task }
+        Agent { dp, stop, task, running }
+    }
+
+    /// Its BFD sessions now.
+    fn bfd(&self) -> Vec<rvs_agent::bfd::BfdStatus> {
+        self.running.lock().unwrap().as_ref().map(|r| r.bfd_sessions()).unwrap_or_default()
     }
 
     /// The weight of the real server `i` of the service `proto vip:vport`.
@@ -330,6 +340,90 @@ fn file_check_sets_down_and_changes_the_weight() {
         wait_for("weight 3 again", WITHIN, || w() == Some(3)).await;
         std::fs::remove_file(&adjust).unwrap();
         wait_for("weight 7 (a missing file reads 0)", WITHIN, || w() == Some(7)).await;
+        a.stop().await;
+    });
+    drop(dir);
+}
+
+/// BFD_CHECK against a real keepalived's BFD (the real server runs keepalived with a
+/// `bfd_instance` to the balancer): the server keeps its weight while the session is Up,
+/// goes to weight 0 when keepalived is killed (the session expires after 3 x 50 ms;
+/// delay_loop 0.2 s plays no part: the change starts a round at once), and gets its weight
+/// back when keepalived runs again. The agent (library) and keepalived are in two
+/// namespaces joined by a veth.
+#[test]
+fn bfd_check_follows_the_real_server_s_keepalived() {
+    root();
+    let (lb, srv) = (NetNs::new("rvcbfl"), NetNs::new("rvcbfs"));
+    let veth = testnet::Veth::new("rvcb");
+    testnet::sh(&["ip", "link", "set", &veth.host, "netns", lb.name()]);
+    veth.move_peer(&srv);
+    for (ns, dev, addr) in [(&lb, &veth.host, "10.98.0.1/24"), (&srv, &veth.peer, "10.98.0.2/24")] {
+        ns.ip(&["addr", "add", addr, "dev", dev]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    let dir = TempDir::new("rvcbfd");
+    let timers = " min_rx 50\n min_tx 50\n multiplier 3\n";
+    std::fs::write(
+        dir.file("keepalived.conf"),
+        format!("bfd_instance to_lb {{\n neighbor_ip 10.98.0.1\n source_ip 10.98.0.2\n{timers}}}\n"),
+    )
+    .unwrap();
+    let log = dir.file("keepalived.log");
+    let (conf_path, srv_name) = (dir.file("keepalived.conf"), srv.name().to_string());
+    let dir_path = dir.path().to_path_buf();
+    // Each start with its own pid files: the killed one's BFD child may linger as a zombie
+    // (not in the namespace's listing, yet alive to kill(0)) and keepalived would refuse
+    // to start ("daemon is already running").
+    let start_keepalived = move |generation: u8| {
+        let pid = |n: &str| dir_path.join(format!("{n}{generation}.pid")).display().to_string();
+        let f = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &srv_name, "/usr/sbin/keepalived", "-n", "-l", "-D", "-f", &conf_path])
+            .args(["-p", &pid("k"), "-r", &pid("kv"), "-c", &pid("kc"), "-b", &pid("kb")])
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        (ChildGuard::new(child), log.clone())
+    };
+    let conf = format!(
+        "bfd_instance to_rs {{\n neighbor_ip 10.98.0.2\n source_ip 10.98.0.1\n{timers}}}\n{}",
+        conf("TCP", "10.98.0.2 80", "  BFD_CHECK {\n   name to_rs\n  }")
+    );
+    let srv_name = srv.name().to_string();
+    in_netns(&lb, move || async move {
+        let pids = || {
+            let out = std::process::Command::new("ip").args(["netns", "pids", &srv_name]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect::<Vec<_>>()
+        };
+        let kill_all = || {
+            for p in pids() {
+                let p = nix::unistd::Pid::from_raw(p.parse().unwrap());
+                let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            }
+        };
+        let first = start_keepalived(1);
+        let a = Agent::start(&conf);
+        let w = || a.weight(Proto::Tcp, "192.0.2.1", 80, 0);
+        // Up, its Poll sequence over: the 50 ms intervals agreed.
+        let fast = |a: &Agent| a.bfd().first().is_some_and(|b| b.state.name() == "Up" && b.detection_time_ms == 150.0);
+        wait_for("the BFD session Up at 3 x 50 ms", Duration::from_secs(10), || fast(&a)).await;
+        assert_eq!(w(), Some(7), "a server whose session is Up keeps its weight");
+        // Killed without a word (its BFD child too).
+        kill_all();
+        drop(first);
+        wait_for("weight 0", Duration::from_secs(2), || w() == Some(0)).await;
+        // Its processes gone, then started again.
+        wait_for("keepalived's processes gone", Duration::from_secs(5), || pids().is_empty()).await;
+        let again = start_keepalived(2);
+        let t = Instant::now();
+        while w() != Some(7) {
+            let log = std::fs::read_to_string(&again.1).unwrap_or_default();
+            assert!(t.elapsed() < Duration::from_secs(10), "weight back: {:?}\n{log}", a.bfd());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        kill_all();
         a.stop().await;
     });
     drop(dir);

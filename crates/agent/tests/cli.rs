@@ -33,7 +33,7 @@ fn valid_files_pass_and_broken_ones_fail_with_file_and_line() {
     assert_eq!(bad.status.code(), Some(5), "keepalived's KEEPALIVED_EXIT_CONFIG_TEST");
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("broken.conf:41: error: unknown lb_kind 'TUNNEL' (FNAT, NAT, DR, TUN)"), "{err}");
-    assert!(err.contains("14 error(s); refusing the configuration"), "{err}");
+    assert!(err.contains("15 error(s); refusing the configuration"), "{err}");
 
     // Refuses to start, not only to validate.
     let run = agent(&["-f", &conf("broken.conf")]);

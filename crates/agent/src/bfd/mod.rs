@@ -276,14 +276,19 @@ fn timers(inst: &BfdInstance) -> Timers {
     }
 }
 
-/// Runs `inst`'s session until aborted: publishes on `up` whether it is Up (what
-/// `track_bfd` follows) and its state on `status`.
-pub async fn run_session(
-    inst: BfdInstance,
-    demux: Arc<Demux>,
-    up: Arc<watch::Sender<bool>>,
-    status: watch::Sender<BfdStatus>,
-) {
+/// Where a session tells what it does.
+pub struct Outputs {
+    /// Whether it is Up: what `track_bfd` follows (false until it first comes Up).
+    pub up: Arc<watch::Sender<bool>>,
+    /// Its last change, what `BFD_CHECK` follows (none before the first).
+    pub event: Arc<watch::Sender<Option<bool>>>,
+    /// Its state, for `rvs-agent status`.
+    pub status: watch::Sender<BfdStatus>,
+}
+
+/// Runs `inst`'s session until aborted, telling `out` what it does.
+pub async fn run_session(inst: BfdInstance, demux: Arc<Demux>, out: Outputs) {
+    let Outputs { up, event, status } = out;
     let name = inst.name.clone();
     let (tx, mut rx) = mpsc::channel(64);
     let mut error_logged = false;
@@ -381,10 +386,12 @@ pub async fn run_session(
                     send_error_logged = false;
                     tracing::info!(bfd_instance = %name, "BFD session Up");
                     up.send_replace(true);
+                    event.send_replace(Some(true));
                 }
                 Change::Down(d) => {
                     tracing::warn!(bfd_instance = %name, diag = d.name(), "BFD session Down");
                     up.send_replace(false);
+                    event.send_replace(Some(false));
                 }
             }
         }
@@ -430,6 +437,7 @@ pub(crate) fn bfd_instance() -> BfdInstance {
         weight: 0,
         weight_reverse: false,
         vrrp: true,
+        checker: true,
         loc: crate::keepalived::diag::Loc { file: "t.conf".into(), line: 1 },
     }
 }

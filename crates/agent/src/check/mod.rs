@@ -1,7 +1,8 @@
 //! Real-server health checks on one tokio runtime: one lightweight task per real server
 //! (no thread per check, no select() limit), TCP_CHECK ([`tcp`]), HTTP_GET ([`http`]),
 //! SSL_GET ([`ssl`]), UDP_CHECK ([`udp`]), PING_CHECK ([`ping`]), SMTP_CHECK ([`smtp`]),
-//! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`](mod@file)) and MISC_CHECK ([`misc`]) with
+//! DNS_CHECK ([`dns`]), FILE_CHECK ([`file`](mod@file)), MISC_CHECK ([`misc`]) and
+//! BFD_CHECK (a [`crate::bfd`] session's changes, which start a round at once) with
 //! connect_timeout, retry, delay_before_retry, delay_loop, warmup (a random wait before
 //! the first round) and the virtual server's ha_suspend (rounds only while its address is
 //! held, [`HeldAddrs`]).
@@ -28,6 +29,7 @@ use crate::keepalived::config::{
 };
 use fnat::service::ProxyProtocol;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,6 +170,40 @@ pub enum Probe {
         /// code moves it.
         dynamic: Option<u32>,
     },
+    /// BFD_CHECK: a `bfd_instance`'s session, as it last changed.
+    Bfd {
+        /// The `bfd_instance`.
+        name: String,
+        /// What the session last said (set when the checker starts).
+        event: BfdEvent,
+    },
+}
+
+/// A BFD session's last change as BFD_CHECK sees it: `Some(true)` came Up, `Some(false)`
+/// went Down, `None` no change yet (keepalived's checker hears only events: the server
+/// keeps its state until the first). No receiver: no session runs (`-B`), never a change.
+/// Equal whatever it holds (checkers compare by the bfd_instance's name).
+#[derive(Clone, Default)]
+pub struct BfdEvent(pub Option<watch::Receiver<Option<bool>>>);
+
+impl PartialEq for BfdEvent {
+    fn eq(&self, _: &BfdEvent) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for BfdEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let now = self.0.as_ref().map(|rx| *rx.borrow());
+        write!(f, "BfdEvent({now:?})")
+    }
+}
+
+impl BfdEvent {
+    /// The last change, if any.
+    pub fn last(&self) -> Option<bool> {
+        self.0.as_ref().and_then(|rx| *rx.borrow())
+    }
 }
 
 /// One checker with its timing.
@@ -236,7 +272,7 @@ pub struct Transition {
     /// keepalived's mail body for it, from the checker that decided (the failing one;
     /// up: the first that has one), see [`Probe::alert_body`]; none: no mail (FILE_CHECK
     /// alone).
-    pub alert: Option<&'static str>,
+    pub alert: Option<Cow<'static, str>>,
 }
 
 /// Counters shared by all checker tasks.
@@ -328,14 +364,15 @@ impl Probe {
             Probe::Dns { .. } => "DNS_CHECK",
             Probe::File { .. } => "FILE_CHECK",
             Probe::Misc { .. } => "MISC_CHECK",
+            Probe::Bfd { .. } => "BFD_CHECK",
         }
     }
 
     /// keepalived's mail body when this checker brings its server up or down (each
     /// checker's own, from 2.2.7's `check_*.c`); FILE_CHECK sends none, as keepalived. A
     /// MISC_CHECK that timed out says `failed` (keepalived: `timed out`).
-    pub fn alert_body(&self, up: bool) -> Option<&'static str> {
-        Some(match (self, up) {
+    pub fn alert_body(&self, up: bool) -> Option<Cow<'static, str>> {
+        Some(Cow::Borrowed(match (self, up) {
             (Probe::Tcp { .. }, true) => "=> TCP CHECK succeed on service <=",
             (Probe::Tcp { .. }, false) => "=> TCP CHECK failed on service <=",
             (Probe::Http { .. } | Probe::Ssl { .. } | Probe::Smtp { .. }, true) => "=> CHECK succeed on service <=",
@@ -350,7 +387,11 @@ impl Probe {
             (Probe::Misc { .. }, true) => "=> MISC CHECK succeeded on service <=",
             (Probe::Misc { .. }, false) => "=> MISC CHECK failed on service <=",
             (Probe::File { .. }, _) => return None,
-        })
+            (Probe::Bfd { name, .. }, up) => {
+                let how = if up { "succeeded" } else { "failed" };
+                return Some(Cow::Owned(format!("=> BFD CHECK {name} {how} on service <=")));
+            }
+        }))
     }
 }
 
@@ -371,7 +412,7 @@ fn secs(s: f64) -> Duration {
 pub fn rs_checks(id: RsId, rs: &RealServerConf, vs_delay_loop: f64, proxy: Option<ProxyProtocol>) -> RsChecks {
     let checks = rs.checks.iter().map(|c| spec(rs, c, vs_delay_loop, proxy)).collect();
     let delay = rs.delay_loop.or_else(|| rs.checks.iter().find_map(|c| c.common.delay_loop)).unwrap_or(vs_delay_loop);
-    let launched = || rs.checks.iter().filter(|c| !matches!(c.kind, CheckKind::File { .. }));
+    let launched = || rs.checks.iter().filter(|c| !matches!(c.kind, CheckKind::File { .. } | CheckKind::Bfd { .. }));
     let warmup = if launched().next().is_none() {
         // FILE_CHECKs only: keepalived reads the files at once (no checker thread to warm up).
         0.0
@@ -427,6 +468,7 @@ fn spec(rs: &RealServerConf, c: &CheckConf, vs_delay_loop: f64, proxy: Option<Pr
         CheckKind::File { path, weight, reverse, .. } => {
             Probe::File { path: path.clone(), weight: *weight, reverse: *reverse }
         }
+        CheckKind::Bfd { name } => Probe::Bfd { name: name.clone(), event: BfdEvent::default() },
         CheckKind::Misc { path, timeout, dynamic } => Probe::Misc {
             cmd: path.clone(),
             timeout: secs(timeout.unwrap_or(c.common.delay_loop.unwrap_or(vs_delay_loop))),
@@ -511,6 +553,12 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
         Probe::File { path, weight, reverse } => return file::check(path, *weight, *reverse).await,
         Probe::Misc { cmd, timeout, dynamic: Some(weight) } => return misc::dynamic(cmd, *timeout, *weight).await,
         Probe::Misc { cmd, timeout, dynamic: None } => misc::check(cmd, *timeout).await,
+        Probe::Bfd { name, event } => match event.last() {
+            Some(true) => Ok(()),
+            Some(false) => Err(CheckError::Unexpected(format!("BFD session {name} went Down"))),
+            // Not reached from `round`, which keeps the server's state.
+            None => Err(CheckError::Unexpected(format!("BFD session {name} has not changed yet"))),
+        },
     }
     .map(|()| 0)
 }
@@ -523,6 +571,15 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
 pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, (usize, String)> {
     let mut delta = 0i64;
     for (i, c) in checks.iter().enumerate() {
+        if let Probe::Bfd { name, event } = &c.probe {
+            // Before the session's first change the server keeps its state.
+            if event.last().is_none() {
+                if up {
+                    continue;
+                }
+                return Err((i, format!("BFD_CHECK {name}: no change of the session yet")));
+            }
+        }
         let tries = if up { c.retry + 1 } else { 1 };
         let mut last = None;
         for attempt in 0..tries {
@@ -548,6 +605,15 @@ pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats)
         }
     }
     Ok(delta)
+}
+
+/// Tasks aborted when this is dropped (with the task holding it).
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.iter().for_each(JoinHandle::abort);
+    }
 }
 
 /// Starts one task per real server, all assumed up at start (as keepalived without
@@ -596,6 +662,27 @@ pub fn spawn_checkers_from(
             let id = s.id;
             stats.register(id, &s.checks);
             let task = tokio::spawn(async move {
+                // BFD_CHECKs: a round as soon as a session changes (keepalived acts on the
+                // event), through forwarders that end with this task.
+                let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+                let _forwarders = AbortOnDrop(
+                    s.checks
+                        .iter()
+                        .filter_map(|c| match &c.probe {
+                            Probe::Bfd { event: BfdEvent(Some(rx)), .. } => Some(rx.clone()),
+                            _ => None,
+                        })
+                        .map(|mut rx| {
+                            let tx = wake_tx.clone();
+                            tokio::spawn(async move {
+                                while rx.changed().await.is_ok() {
+                                    let _ = tx.try_send(());
+                                }
+                            })
+                        })
+                        .collect(),
+                );
+                drop(wake_tx);
                 let start = tokio::time::Instant::now() + offset;
                 let mut tick = tokio::time::interval_at(start, s.delay_loop.max(Duration::from_millis(1)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -608,7 +695,10 @@ pub fn spawn_checkers_from(
                 // Under ha_suspend, whether rounds run (logged when it changes).
                 let mut active = None;
                 loop {
-                    tick.tick().await;
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        Some(()) = wake.recv() => {}
+                    }
                     if let Some(addrs) = &s.ha_suspend {
                         let on = held.borrow().iter().any(|a| addrs.contains(a));
                         if active != Some(on) {

@@ -662,7 +662,7 @@ impl Pool {
         rs.reason = Some(t.reason.clone());
         // Up again after a down nobody was mailed about (FILE_CHECK's): not mailed either,
         // as keepalived's other checkers never went down.
-        let body = t.alert.filter(|_| !(t.up && rs.silent_down));
+        let body = t.alert.as_deref().filter(|_| !(t.up && rs.silent_down));
         if health_changed && !t.up {
             rs.silent_down = t.alert.is_none();
         }
@@ -733,7 +733,7 @@ mod tests {
             up: false,
             reason: "test".into(),
             weight_delta: 0,
-            alert: Some("=> TCP CHECK failed on service <="),
+            alert: Some("=> TCP CHECK failed on service <=".into()),
         }
     }
 
@@ -743,7 +743,7 @@ mod tests {
             up: true,
             reason: "test".into(),
             weight_delta: 0,
-            alert: Some("=> TCP CHECK succeed on service <="),
+            alert: Some("=> TCP CHECK succeed on service <=".into()),
         }
     }
 

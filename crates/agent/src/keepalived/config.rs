@@ -90,6 +90,9 @@ pub struct BfdInstance {
     pub weight_reverse: bool,
     /// Whether VRRP instances may track it (`vrrp`, or neither `vrrp` nor `checker`).
     pub vrrp: bool,
+    /// Whether `BFD_CHECK`s may follow it (`checker`, or neither).
+    #[serde(default = "yes")]
+    pub checker: bool,
     /// Where it is defined.
     pub loc: Loc,
 }
@@ -1274,6 +1277,13 @@ pub enum CheckKind {
         /// `name` (the root when unset).
         name: String,
     },
+    /// `BFD_CHECK { name NAME }`: the server follows a `bfd_instance`'s session: down
+    /// when it goes Down, up when it comes Up (keepalived's BFD events; before the first
+    /// one the server keeps its state).
+    Bfd {
+        /// The `bfd_instance`.
+        name: String,
+    },
     /// `FILE_CHECK`: a `track_file`'s number, times the weight, sets the server down or
     /// changes its weight.
     File {
@@ -1297,4 +1307,8 @@ pub struct CheckConf {
     pub common: CheckCommon,
     /// Where the block starts.
     pub loc: Loc,
+}
+
+fn yes() -> bool {
+    true
 }

@@ -2751,7 +2751,9 @@ impl P<'_> {
                     }
                 }
                 "BFD_CHECK" => {
-                    self.err(&c.loc, "BFD_CHECK is not supported by rvs-agent yet (rvs-agent speaks no BFD)");
+                    if let Some(b) = self.bfd_check(c) {
+                        rs.checks.push(b);
+                    }
                 }
                 _ => self.other(c, "real_server"),
             }
@@ -2865,7 +2867,9 @@ impl P<'_> {
                     }
                     _ => self.other(c, &ctx),
                 },
-                CheckKind::Tcp | CheckKind::Ping | CheckKind::File { .. } => self.other(c, &ctx),
+                CheckKind::Tcp | CheckKind::Ping | CheckKind::File { .. } | CheckKind::Bfd { .. } => {
+                    self.other(c, &ctx)
+                }
             }
         }
         if let CheckKind::Misc { path, .. } = &mut kind {
@@ -3027,6 +3031,7 @@ impl P<'_> {
             weight: 0,
             weight_reverse: false,
             vrrp: true,
+            checker: true,
             loc: n.loc.clone(),
         };
         let (mut vrrp, mut checker) = (false, false);
@@ -3102,13 +3107,9 @@ impl P<'_> {
             self.warn(&n.loc, format!("{ctx}: max_hops {h} exceeds ttl/hoplimit {}: set to {}", b.ttl, b.ttl));
             b.max_hops = Some(b.ttl);
         }
-        if checker && !vrrp {
-            // keepalived: the instance is the checker process's only; rvs has no BFD_CHECK.
-            b.vrrp = false;
-            self.warn(
-                &n.loc,
-                format!("{ctx}: 'checker' only: no vrrp_instance may track it, and rvs has no BFD_CHECK"),
-            );
+        // keepalived: `vrrp` and `checker` name who follows it; neither: both.
+        if vrrp || checker {
+            (b.vrrp, b.checker) = (vrrp, checker);
         }
         Some(b)
     }
@@ -3178,6 +3179,38 @@ impl P<'_> {
             out.push(TrackedFile { name: c.key.clone(), path: t.path, weight, reverse });
         }
         out
+    }
+
+    /// `BFD_CHECK { name NAME ; alpha }` (keepalived's check_bfd.c): the bfd_instance is
+    /// resolved by the validation (it may come later in the file).
+    fn bfd_check(&mut self, n: &Node) -> Option<CheckConf> {
+        let mut name = None;
+        for c in self.block(n) {
+            match c.key.as_str() {
+                "name" if c.args.len() != 1 => self.err(&c.loc, "BFD_CHECK: name takes exactly one bfd_instance name"),
+                "name" if name.is_some() => self.err(&c.loc, "BFD_CHECK: name is already given"),
+                "name" => name = c.args.first().cloned(),
+                "alpha" => self.ignore(c, ALPHA_PER_VS),
+                _ => {
+                    let msg = format!("unknown keyword '{}' in BFD_CHECK (it takes name and alpha)", c.key);
+                    if self.opts.lenient {
+                        self.warn(&c.loc, msg);
+                    } else {
+                        self.err(&c.loc, msg);
+                    }
+                }
+            }
+        }
+        let Some(name) = name else {
+            self.err(&n.loc, "BFD_CHECK needs a name (a bfd_instance)");
+            return None;
+        };
+        Some(CheckConf {
+            kind: CheckKind::Bfd { name },
+            // The session says at once: no retries.
+            common: CheckCommon { retry: 0, ..CheckCommon::default() },
+            loc: n.loc.clone(),
+        })
     }
 
     /// FILE_CHECK { track_file NAME; weight N [reverse] }.

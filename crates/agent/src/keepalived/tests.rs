@@ -921,7 +921,35 @@ fn file_check_takes_its_track_file_and_weight() {
     let l = strict("track_file t {\n weight 1\n}\n");
     assert!(has(&l, "needs a file"), "{:?}", messages(&l));
     let l = strict(&vs_with("BFD_CHECK {\n}"));
-    assert!(has(&l, "BFD_CHECK is not supported by rvs-agent yet"), "{:?}", messages(&l));
+    assert!(has(&l, "BFD_CHECK needs a name (a bfd_instance)"), "{:?}", messages(&l));
+}
+
+/// keepalived's BFD_CHECK: `name` a bfd_instance the checker may follow (`checker`, or
+/// neither `vrrp` nor `checker`), once per real server; no retries; `alpha` as the
+/// other checkers' (the virtual server's).
+#[test]
+fn bfd_check_names_a_bfd_instance_for_the_checker() {
+    let bfd = "bfd_instance b {\n neighbor_ip 10.0.0.2\n}\nbfd_instance v {\n neighbor_ip 10.0.0.3\n vrrp\n}\n\
+               bfd_instance c {\n neighbor_ip 10.0.0.4\n checker\n}\n";
+    let l = strict(&format!("{bfd}{}", vs_with("BFD_CHECK {\n name b\n}\n BFD_CHECK {\n name c\n}")));
+    assert!(!l.has_errors(), "{:?}", messages(&l));
+    let c = only_checks(&l);
+    assert_eq!((&c[0].kind, c[0].common.retry), (&CheckKind::Bfd { name: "b".into() }, 0));
+    assert_eq!(c[1].kind, CheckKind::Bfd { name: "c".into() });
+    let b = &l.config.bfd_instances;
+    assert_eq!(
+        [(b[0].vrrp, b[0].checker), (b[1].vrrp, b[1].checker), (b[2].vrrp, b[2].checker)],
+        [(true, true), (true, false), (false, true)]
+    );
+    for (checks, want) in [
+        ("BFD_CHECK {\n name nope\n}", "BFD_CHECK nope: no bfd_instance of that name"),
+        ("BFD_CHECK {\n name v\n}", "BFD_CHECK v: that bfd_instance is for VRRP only ('vrrp')"),
+        ("BFD_CHECK {\n name b\n}\n BFD_CHECK {\n name b\n}", "BFD_CHECK b: the real server already follows it"),
+        ("BFD_CHECK {\n name b c\n}", "BFD_CHECK: name takes exactly one bfd_instance name"),
+    ] {
+        let l = strict(&format!("{bfd}{}", vs_with(checks)));
+        assert!(has(&l, want), "{checks}: {:?}", messages(&l));
+    }
 }
 
 #[test]

@@ -150,6 +150,21 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
             if !rs_seen.insert(rs.addr) {
                 d.push(Diagnostic::error(rs.loc.clone(), format!("{what}: real_server {} defined twice", rs.addr)));
             }
+            let mut followed = HashSet::new();
+            for c in &rs.checks {
+                let CheckKind::Bfd { name } = &c.kind else { continue };
+                let e = |m: String| {
+                    Diagnostic::error(c.loc.clone(), format!("real_server {}: BFD_CHECK {name}: {m}", rs.addr))
+                };
+                match cfg.bfd_instances.iter().find(|b| &b.name == name) {
+                    None => d.push(e("no bfd_instance of that name".into())),
+                    Some(b) if !b.checker => d.push(e("that bfd_instance is for VRRP only ('vrrp')".into())),
+                    Some(_) => {}
+                }
+                if !followed.insert(name) {
+                    d.push(e("the real server already follows it".into()));
+                }
+            }
         }
         let total: u64 = v.real_servers.iter().map(|r| u64::from(r.weight)).sum();
         if u64::from(v.quorum) > total && !v.real_servers.is_empty() {
