@@ -39,6 +39,8 @@ struct Setup {
     unicast: bool,
     /// Both sides use `old_unicast_checksum` (v3 IPv4 checksum without pseudo-header).
     old_checksum: bool,
+    /// v2 `auth_type AH` (IPsec AH, HMAC-MD5-96) instead of PASS.
+    ah: bool,
 }
 
 impl Setup {
@@ -53,7 +55,11 @@ impl Setup {
         let (vip, auth) = match self.family {
             Family::V4 => (
                 "10.77.0.100/24",
-                if self.version == 2 { "authentication {\n auth_type PASS\n auth_pass rvs-test\n }" } else { "" },
+                match (self.version, self.ah) {
+                    (2, false) => "authentication {\n auth_type PASS\n auth_pass rvs-test\n }",
+                    (2, true) => "authentication {\n auth_type AH\n auth_pass rvs-test\n }",
+                    _ => "",
+                },
             ),
             Family::V6 => ("fd00:77::100/64", ""),
         };
@@ -240,6 +246,7 @@ fn v2_agent_higher_priority_wins_and_keepalived_takes_over() {
         vrid: 71,
         unicast: false,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -254,6 +261,40 @@ fn v2_keepalived_higher_priority_wins_and_agent_takes_over() {
         vrid: 72,
         unicast: false,
         old_checksum: false,
+        ah: false,
+    });
+}
+
+/// keepalived's `auth_type AH` (IPsec AH around the advert, HMAC-MD5-96 keyed by the
+/// password, a sequence number shared by what is sent and received): each side accepts
+/// the other's adverts (or both would be master), multicast and unicast.
+#[test]
+fn v2_ah_agent_higher_priority_wins_and_keepalived_takes_over() {
+    scenario(Setup {
+        version: 2,
+        family: Family::V4,
+        advert_int: "1",
+        agent_prio: 150,
+        ka_prio: 100,
+        vrid: 74,
+        unicast: false,
+        old_checksum: false,
+        ah: true,
+    });
+}
+
+#[test]
+fn v2_ah_unicast_keepalived_higher_priority_wins_and_agent_takes_over() {
+    scenario(Setup {
+        version: 2,
+        family: Family::V4,
+        advert_int: "1",
+        agent_prio: 100,
+        ka_prio: 150,
+        vrid: 75,
+        unicast: true,
+        old_checksum: false,
+        ah: true,
     });
 }
 
@@ -268,6 +309,7 @@ fn v3_ipv4_agent_higher_priority_wins_and_keepalived_takes_over() {
         vrid: 73,
         unicast: false,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -282,6 +324,7 @@ fn v3_ipv4_keepalived_higher_priority_wins_and_agent_takes_over() {
         vrid: 74,
         unicast: false,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -296,6 +339,7 @@ fn v3_ipv6_agent_higher_priority_wins_and_keepalived_takes_over() {
         vrid: 75,
         unicast: false,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -310,6 +354,7 @@ fn v3_ipv6_keepalived_higher_priority_wins_and_agent_takes_over() {
         vrid: 76,
         unicast: false,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -324,6 +369,7 @@ fn v2_unicast_agent_higher_priority_wins_and_keepalived_takes_over() {
         vrid: 77,
         unicast: true,
         old_checksum: false,
+        ah: false,
     });
 }
 
@@ -338,6 +384,7 @@ fn v3_unicast_old_checksum_keepalived_higher_priority_wins_and_agent_takes_over(
         vrid: 78,
         unicast: true,
         old_checksum: true,
+        ah: false,
     });
 }
 
@@ -352,6 +399,7 @@ fn v3_unicast_old_checksum_agent_higher_priority_wins_and_keepalived_takes_over(
         vrid: 79,
         unicast: true,
         old_checksum: true,
+        ah: false,
     });
 }
 
@@ -369,6 +417,7 @@ fn v3_ipv4_mcast_dst_ip_agent_higher_priority_wins_and_keepalived_takes_over() {
             vrid: 62,
             unicast: false,
             old_checksum: false,
+            ah: false,
         },
         " mcast_dst_ip 224.0.0.19\n",
     );
@@ -394,6 +443,7 @@ fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
         vrid: 61,
         unicast: false,
         old_checksum: false,
+        ah: false,
     };
     let (dir, _veth, ka, ag) = pair();
     std::fs::write(dir.0.join("keepalived.conf"), s.conf(&ka.dev, s.ka_prio, "", "")).unwrap();
@@ -505,6 +555,7 @@ fn mail_alerts_read_as_keepalived_s() {
         vrid: 77,
         unicast: false,
         old_checksum: false,
+        ah: false,
     };
     let mail =
         "notification_email {\n  ops@example.com\n  noc@example.com\n }\n smtp_server 10.77.0.2 2525\n smtp_alert\n";

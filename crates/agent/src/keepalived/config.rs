@@ -2,7 +2,7 @@
 
 use super::diag::Loc;
 use crate::dataplane::{LvsTimeouts, Proto};
-use crate::vrrp::packet::{ChecksumMode, Version};
+use crate::vrrp::packet::{auth_pass, Auth, ChecksumMode, Version};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -707,8 +707,12 @@ pub struct VrrpInstance {
     pub advert_int: f64,
     /// `version` / `vrrp_version` (global default, else 2).
     pub version: Version,
-    /// `authentication { auth_type PASS auth_pass X }`: the password.
+    /// `authentication { auth_type PASS|AH auth_pass X }`: the password.
     pub auth_pass: Option<String>,
+    /// `auth_type AH`: the password keys an IPsec AH header (HMAC-MD5-96) instead of
+    /// riding in the advert.
+    #[serde(default)]
+    pub auth_ah: bool,
     /// `virtual_ipaddress`.
     pub virtual_ipaddress: Vec<VirtualIp>,
     /// `virtual_ipaddress_excluded` (held, not advertised).
@@ -812,6 +816,15 @@ pub struct VrrpInstance {
 }
 
 impl VrrpInstance {
+    /// The VRRPv2 authentication its adverts carry and must carry (none under v3).
+    pub fn auth(&self) -> Auth {
+        match (&self.auth_pass, self.version) {
+            (Some(_), Version::V2) if self.auth_ah => Auth::Ah,
+            (Some(p), Version::V2) => Auth::Pass(auth_pass(p)),
+            _ => Auth::None,
+        }
+    }
+
     /// Whether the instance's addresses are IPv6.
     pub fn is_ipv6(&self) -> bool {
         self.virtual_ipaddress.first().is_some_and(|v| v.addr.addr().is_ipv6())

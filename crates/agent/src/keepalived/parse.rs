@@ -1562,6 +1562,7 @@ impl P<'_> {
             advert_int: 1.0,
             version: g.vrrp_version.unwrap_or_default(),
             auth_pass: None,
+            auth_ah: false,
             virtual_ipaddress: Vec::new(),
             virtual_ipaddress_excluded: Vec::new(),
             virtual_routes: Vec::new(),
@@ -1644,7 +1645,7 @@ impl P<'_> {
                     }
                     match kind.as_deref() {
                         Some("PASS") | None => {}
-                        Some("AH") => self.err(&c.loc, "auth_type AH is not supported (RFC 3768 removed it); use PASS"),
+                        Some("AH") => i.auth_ah = true,
                         Some(o) => self.err(&c.loc, format!("unknown auth_type '{o}' (PASS or AH)")),
                     }
                     if i.auth_pass.as_ref().is_some_and(|p| p.len() > 8) {

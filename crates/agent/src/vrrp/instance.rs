@@ -23,7 +23,7 @@
 use super::fsm::{effective_priority, Action, Event, Fsm, FsmConfig, State};
 use super::garp::{send_garps, GarpPacer};
 use super::io::{interface_index, IoError, SocketConfig, VrrpSocket};
-use super::packet::{auth_pass, check_hop_limit, Advert, PacketError, Received, Version};
+use super::packet::{auth_pass, check_hop_limit, Advert, AhSend, Auth, PacketError, Received, Version};
 use super::sync::Membership;
 use super::track::interface_up;
 use crate::agent::fifo::Notifier;
@@ -232,6 +232,10 @@ pub struct Instance {
     addr_mismatch: std::cell::Cell<Option<IpAddr>>,
     /// Unicast peers whose adverts were seen with a TTL below 255 (warned once each).
     routed_peers: std::cell::RefCell<Vec<IpAddr>>,
+    /// `auth_type AH`: the sequence number, one for what is sent and what is received
+    /// (keepalived's `ipsecah_counter`: an advert must carry a higher one; one sent
+    /// carries the next).
+    ah_seq: std::cell::Cell<u32>,
     dp: Arc<dyn Dataplane>,
     epoch: Instant,
     tracked: Vec<Tracked>,
@@ -300,6 +304,7 @@ impl Instance {
             },
             unicast_ttl: cfg.unicast_ttl,
             unicast_only: cfg.unicast_fault_no_peer && cfg.unicast_block,
+            ah: cfg.auth() == Auth::Ah,
         };
         let mut open_error = None;
         let sock = match open(&sock_cfg) {
@@ -340,6 +345,7 @@ impl Instance {
             open_error,
             addr_mismatch: std::cell::Cell::new(None),
             routed_peers: std::cell::RefCell::new(Vec::new()),
+            ah_seq: std::cell::Cell::new(0),
             dp,
             epoch: Instant::now(),
             tracked,
@@ -661,11 +667,30 @@ impl Instance {
             return None;
         }
         if a.version == Version::V2 {
-            let ours = self.cfg.auth_pass.as_deref().map(auth_pass);
-            if a.auth != ours {
+            if a.auth != self.cfg.auth() {
                 self.dropped("auth");
                 tracing::warn!(instance = %name, src = %rx.src, "advert with wrong authentication dropped");
                 return None;
+            }
+            if let (Auth::Ah, Some(ah)) = (a.auth, &rx.ah) {
+                // keepalived's vrrp_in_chk_ipsecah: the ICV, the SPI (the sender's address),
+                // then a sequence number above the last one (no replays).
+                let key = auth_pass(self.cfg.auth_pass.as_deref().unwrap_or_default());
+                let why = if !ah.verify(&key, !self.cfg.unicast_peers.is_empty()) {
+                    Some("AH: invalid HMAC-MD5 (wrong password, or fields changed on the way)")
+                } else if IpAddr::from(ah.spi) != rx.src {
+                    Some("AH: the SPI is not the sender's address")
+                } else if ah.seq <= self.ah_seq.get() {
+                    Some("AH: sequence number already seen (a replay)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    self.dropped("auth");
+                    tracing::warn!(instance = %name, src = %rx.src, seq = ah.seq, "advert dropped: {why}");
+                    return None;
+                }
+                self.ah_seq.set(ah.seq);
             }
             if u64::from(a.interval_cs) * 10 != (self.cfg.advert_int * 1000.0).round() as u64 {
                 self.dropped("interval");
@@ -743,7 +768,7 @@ impl Instance {
             priority,
             interval_cs: (self.cfg.advert_int * 100.0).round() as u16,
             addresses: self.cfg.virtual_ipaddress.iter().map(|v| v.addr.addr()).collect(),
-            auth: if self.cfg.version == Version::V2 { self.cfg.auth_pass.as_deref().map(auth_pass) } else { None },
+            auth: self.cfg.auth(),
         }
     }
 
@@ -766,7 +791,16 @@ impl Instance {
             match a {
                 Action::SendAdvert { priority } => {
                     let Some((sock, _)) = &self.sock else { continue };
-                    match sock.send(&self.advert(priority), self.cfg.checksum).await {
+                    let advert = self.advert(priority);
+                    let ah = (advert.auth == Auth::Ah).then(|| {
+                        self.ah_seq.set(self.ah_seq.get().saturating_add(1));
+                        AhSend {
+                            key: auth_pass(self.cfg.auth_pass.as_deref().unwrap_or_default()),
+                            seq: self.ah_seq.get(),
+                            unicast: !self.cfg.unicast_peers.is_empty(),
+                        }
+                    });
+                    match sock.send(&advert, self.cfg.checksum, ah).await {
                         Ok(()) => self.count(|c| c.adverts_sent += 1),
                         Err(e) => tracing::warn!(instance = %name, "send advert: {e}"),
                     }

@@ -7,7 +7,7 @@
 //! from the interface's link-local address (RFC 5798 5.1.2.1) and reads the destination
 //! and hop limit from ancillary data, because raw IPv6 sockets deliver no header.
 
-use super::packet::{self, Advert, ChecksumMode, PacketError, Received};
+use super::packet::{self, Advert, AhSend, ChecksumMode, PacketError, Received};
 use nix::sys::socket::{self as nixsock, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use std::io::{self, IoSliceMut, Read};
@@ -74,6 +74,8 @@ pub struct SocketConfig {
     /// keepalived's `unicast_fault_no_peer`: without peers, no socket (FAULT) rather than
     /// multicast.
     pub unicast_only: bool,
+    /// `auth_type AH`: adverts travel in IPsec AH (IP protocol 51), sent and received.
+    pub ah: bool,
 }
 
 /// A raw VRRP socket on one interface.
@@ -122,8 +124,9 @@ impl VrrpSocket {
             None => interface_address(&cfg.interface, cfg.ipv6)?,
         };
         let domain = if cfg.ipv6 { Domain::IPV6 } else { Domain::IPV4 };
-        let s = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(packet::IPPROTO_VRRP))))
-            .map_err(sys("socket(raw, 112)"))?;
+        let proto = if cfg.ah { packet::IPPROTO_AH } else { packet::IPPROTO_VRRP };
+        let s = Socket::new(domain, Type::RAW, Some(Protocol::from(i32::from(proto))))
+            .map_err(sys(format!("socket(raw, {proto})")))?;
         s.bind_device(Some(cfg.interface.as_bytes())).map_err(sys(format!("SO_BINDTODEVICE {}", cfg.interface)))?;
         let dsts = if cfg.unicast_peers.is_empty() {
             if cfg.ipv6 {
@@ -172,14 +175,23 @@ impl VrrpSocket {
         self.src
     }
 
-    /// Sends an advert to the group or to every unicast peer.
-    pub async fn send(&self, advert: &Advert, mode: ChecksumMode) -> Result<(), IoError> {
+    /// Sends an advert to the group or to every unicast peer (in AH with `ah`, the same
+    /// sequence number to each, as keepalived).
+    pub async fn send(&self, advert: &Advert, mode: ChecksumMode, ah: Option<AhSend>) -> Result<(), IoError> {
         for &dst in &self.dsts {
             let msg = advert.encode(self.src, dst, mode)?;
             let (bytes, to) = match (self.src, dst) {
                 (IpAddr::V4(s), IpAddr::V4(d)) => {
-                    let id = self.ip_id.fetch_add(1, Ordering::Relaxed);
-                    (packet::encode_ipv4(&msg, s, d, id, self.ttl), SocketAddr::V4(SocketAddrV4::new(d, 0)))
+                    // Never 0: the kernel would choose the id then, after the AH ICV took it.
+                    let id = match self.ip_id.fetch_add(1, Ordering::Relaxed) {
+                        0 => self.ip_id.fetch_add(1, Ordering::Relaxed),
+                        id => id,
+                    };
+                    let p = match &ah {
+                        Some(ah) => packet::encode_ipv4_ah(&msg, s, d, id, self.ttl, ah),
+                        None => packet::encode_ipv4(&msg, s, d, id, self.ttl),
+                    };
+                    (p, SocketAddr::V4(SocketAddrV4::new(d, 0)))
                 }
                 (_, IpAddr::V6(d)) => (msg, SocketAddr::V6(SocketAddrV6::new(d, 0, 0, 0))),
                 _ => return Err(IoError::Packet(PacketError::FamilyMismatch)),

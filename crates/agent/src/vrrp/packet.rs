@@ -13,11 +13,19 @@
 //! ([`ChecksumForm`]); on send the form is chosen by [`ChecksumMode`]. IPv6 always uses the
 //! RFC pseudo-header.
 
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The IP protocol number of VRRP.
 pub const IPPROTO_VRRP: u8 = 112;
+/// The IP protocol number of IPsec AH, which carries VRRPv2 adverts of `auth_type AH`.
+pub const IPPROTO_AH: u8 = 51;
+/// Length of the AH header keepalived puts before a VRRP message: next header, payload
+/// length, reserved, SPI, sequence number and a 96-bit HMAC-MD5 ICV.
+pub const AH_LEN: usize = 24;
+/// Length of the AH integrity check value (HMAC-MD5 cut to 96 bits).
+const AH_ICV_LEN: usize = 12;
 /// The IPv4 multicast group adverts go to.
 pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// The IPv6 multicast group adverts go to.
@@ -103,7 +111,7 @@ pub enum PacketError {
     /// More addresses than the 8-bit count field.
     #[error("too many addresses: {0}")]
     TooManyAddresses(usize),
-    /// v2 authentication type other than 0 (none) or 1 (simple password).
+    /// v2 authentication type other than 0 (none), 1 (simple password) or 2 (AH).
     #[error("unsupported v2 authentication type {0}")]
     BadAuthType(u8),
 }
@@ -137,8 +145,21 @@ pub struct Advert {
     pub interval_cs: u16,
     /// The virtual addresses, all of one family.
     pub addresses: Vec<IpAddr>,
-    /// v2 simple password (auth type 1), padded with zeros; `None` is auth type 0.
-    pub auth: Option<[u8; AUTH_LEN]>,
+    /// v2 authentication.
+    pub auth: Auth,
+}
+
+/// A VRRPv2 advert's authentication (RFC 2338's types; RFC 3768 kept none of them,
+/// keepalived keeps both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Auth {
+    /// Type 0.
+    #[default]
+    None,
+    /// Type 1: the password in the message, padded with zeros.
+    Pass([u8; AUTH_LEN]),
+    /// Type 2: an IPsec AH header before the message (see [`encode_ipv4_ah`]).
+    Ah,
 }
 
 /// Pads or truncates a password to the 8 bytes v2 carries (keepalived uses the first 8).
@@ -218,7 +239,11 @@ impl Advert {
                 if !self.interval_cs.is_multiple_of(100) || self.interval_cs / 100 > 255 || self.interval_cs == 0 {
                     return Err(PacketError::BadInterval(self.interval_cs));
                 }
-                let auth_type = u8::from(self.auth.is_some());
+                let auth_type = match self.auth {
+                    Auth::None => 0,
+                    Auth::Pass(_) => 1,
+                    Auth::Ah => 2,
+                };
                 m.extend_from_slice(&[
                     0x21,
                     self.vrid,
@@ -246,7 +271,10 @@ impl Advert {
             }
         }
         if self.version == Version::V2 {
-            m.extend_from_slice(&self.auth.unwrap_or([0; AUTH_LEN]));
+            m.extend_from_slice(&match self.auth {
+                Auth::Pass(p) => p,
+                Auth::None | Auth::Ah => [0; AUTH_LEN],
+            });
         }
         let ck = match (self.version, v6, mode) {
             (Version::V2, _, _) | (Version::V3, false, ChecksumMode::NoPseudoHeader) => inet_checksum(&[&m]),
@@ -324,18 +352,19 @@ impl Advert {
         let (interval_cs, auth) = match version {
             Version::V2 => {
                 let auth = match msg[4] {
-                    0 => None,
+                    0 => Auth::None,
                     1 => {
                         let o = 8 + usize::from(count) * 4;
                         let mut a = [0u8; AUTH_LEN];
                         a.copy_from_slice(&msg[o..o + AUTH_LEN]);
-                        Some(a)
+                        Auth::Pass(a)
                     }
+                    2 => Auth::Ah,
                     t => return Err(PacketError::BadAuthType(t)),
                 };
                 (u16::from(msg[5]) * 100, auth)
             }
-            Version::V3 => (u16::from_be_bytes([msg[4], msg[5]]) & 0x0fff, None),
+            Version::V3 => (u16::from_be_bytes([msg[4], msg[5]]) & 0x0fff, Auth::None),
         };
         Ok((Advert { version, vrid: msg[1], priority: msg[2], interval_cs, addresses, auth }, form))
     }
@@ -359,6 +388,94 @@ pub fn encode_ipv4(msg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, id: u16, ttl: u8) -
     p
 }
 
+/// HMAC-MD5 (RFC 2104) of `parts` concatenated, with a key of at most 64 bytes (the
+/// 8-byte VRRP password here).
+pub fn hmac_md5(key: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    let mut k = [0u8; 64];
+    k[..key.len().min(64)].copy_from_slice(&key[..key.len().min(64)]);
+    let pad = |b: u8| k.map(|x| x ^ b);
+    let mut inner = Md5::new();
+    inner.update(pad(0x36));
+    parts.iter().for_each(|p| inner.update(p));
+    let mut outer = Md5::new();
+    outer.update(pad(0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// What an AH-authenticated advert is sent with (keepalived's `auth_type AH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AhSend {
+    /// The password, padded to 8 bytes: the HMAC key.
+    pub key: [u8; AUTH_LEN],
+    /// The sequence number of this advert.
+    pub seq: u32,
+    /// Sent to unicast peers: the TTL is left out of the ICV too (keepalived's rule).
+    pub unicast: bool,
+}
+
+/// The bytes the AH ICV covers: the IP header with its mutable fields zeroed (TOS,
+/// flags and fragment offset, checksum, and for unicast the TTL, as keepalived 2.2.7's
+/// `vrrp_in_chk_ipsecah`), then the AH header with a zero ICV and the VRRP message.
+fn ah_icv(key: &[u8; AUTH_LEN], ip: &[u8], ah_and_msg: &[u8], unicast: bool) -> [u8; AH_ICV_LEN] {
+    let mut iph = ip.to_vec();
+    iph[1] = 0;
+    iph[6..8].fill(0);
+    iph[10..12].fill(0);
+    if unicast {
+        iph[8] = 0;
+    }
+    let mut rest = ah_and_msg.to_vec();
+    rest[12..AH_LEN].fill(0);
+    let d = hmac_md5(key, &[&iph, &rest]);
+    let mut icv = [0u8; AH_ICV_LEN];
+    icv.copy_from_slice(&d[..AH_ICV_LEN]);
+    icv
+}
+
+/// [`encode_ipv4`] for `auth_type AH`: protocol 51, and between the IP header and the
+/// VRRP message (whose auth type is 2) keepalived's AH header: next header 112, payload
+/// length 4, SPI the source address, the sequence number, and the HMAC-MD5-96 ICV keyed
+/// by the password. `id` must not be 0 (the kernel would choose one after the ICV).
+pub fn encode_ipv4_ah(msg: &[u8], src: Ipv4Addr, dst: Ipv4Addr, id: u16, ttl: u8, ah: &AhSend) -> Vec<u8> {
+    let mut header = [0u8; AH_LEN];
+    header[0] = IPPROTO_VRRP;
+    header[1] = (AH_LEN / 4 - 2) as u8;
+    header[4..8].copy_from_slice(&src.octets());
+    header[8..12].copy_from_slice(&ah.seq.to_be_bytes());
+    let mut body = header.to_vec();
+    body.extend_from_slice(msg);
+    let mut p = encode_ipv4(&body, src, dst, id, ttl);
+    p[9] = IPPROTO_AH;
+    p[10..12].fill(0);
+    let ck = inet_checksum(&[&p[..20]]);
+    p[10..12].copy_from_slice(&ck.to_be_bytes());
+    let icv = ah_icv(&ah.key, &p[..20], &p[20..], ah.unicast);
+    p[20 + 12..20 + AH_LEN].copy_from_slice(&icv);
+    p
+}
+
+/// The AH header of a received advert, with what its ICV covers, for the instance to
+/// verify with its password ([`AhReceived::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AhReceived {
+    /// The SPI: keepalived's is the sender's address.
+    pub spi: [u8; 4],
+    /// The sequence number (replays are refused by the instance).
+    pub seq: u32,
+    icv: [u8; AH_ICV_LEN],
+    ip: Vec<u8>,
+    ah_and_msg: Vec<u8>,
+}
+
+impl AhReceived {
+    /// Whether the ICV is the one `key` gives (compared in constant time).
+    pub fn verify(&self, key: &[u8; AUTH_LEN], unicast: bool) -> bool {
+        let want = ah_icv(key, &self.ip, &self.ah_and_msg, unicast);
+        want.iter().zip(self.icv).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
+}
+
 /// A received advert with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -373,6 +490,8 @@ pub struct Received {
     /// Its TTL / hop limit: 255 for multicast ([`check_hop_limit`]); a unicast advert
     /// may have been routed (keepalived's per-peer `min_ttl`/`max_ttl` then apply).
     pub ttl: u8,
+    /// The AH header it came in (`auth_type AH`), not yet verified.
+    pub ah: Option<AhReceived>,
 }
 
 /// Parses an IPv4 packet as a raw IPv4 socket delivers it (header included): enforces
@@ -390,13 +509,38 @@ pub fn decode_ipv4(pkt: &[u8]) -> Result<Received, PacketError> {
     if ihl < 20 || pkt.len() < ihl || total < ihl || pkt.len() < total {
         return Err(PacketError::Truncated(pkt.len()));
     }
-    if pkt[9] != IPPROTO_VRRP {
-        return Err(PacketError::NotVrrp(pkt[9]));
-    }
     let src = IpAddr::V4(Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]));
     let dst = IpAddr::V4(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]));
-    let (advert, checksum) = Advert::decode(&pkt[ihl..total], src, dst)?;
-    Ok(Received { src, dst, advert, checksum, ttl: pkt[8] })
+    let (msg, ah) = match pkt[9] {
+        IPPROTO_VRRP => (&pkt[ihl..total], None),
+        IPPROTO_AH => {
+            // keepalived's AH header: next header VRRP, payload length 4 (24 bytes).
+            let body = &pkt[ihl..total];
+            if body.len() < AH_LEN {
+                return Err(PacketError::Truncated(pkt.len()));
+            }
+            if body[0] != IPPROTO_VRRP || body[1] != (AH_LEN / 4 - 2) as u8 {
+                return Err(PacketError::NotVrrp(body[0]));
+            }
+            let mut icv = [0u8; AH_ICV_LEN];
+            icv.copy_from_slice(&body[12..AH_LEN]);
+            let ah = AhReceived {
+                spi: [body[4], body[5], body[6], body[7]],
+                seq: u32::from_be_bytes([body[8], body[9], body[10], body[11]]),
+                icv,
+                ip: pkt[..ihl].to_vec(),
+                ah_and_msg: body.to_vec(),
+            };
+            (&body[AH_LEN..], Some(ah))
+        }
+        p => return Err(PacketError::NotVrrp(p)),
+    };
+    let (advert, checksum) = Advert::decode(msg, src, dst)?;
+    if (advert.auth == Auth::Ah) != ah.is_some() {
+        // An AH header around another auth type, or auth type AH without one.
+        return Err(PacketError::BadAuthType(msg[4]));
+    }
+    Ok(Received { src, dst, advert, checksum, ttl: pkt[8], ah })
 }
 
 /// The receiver's rule (RFC 3768 7.1, RFC 5798 7.1): an advert whose TTL / hop limit is not
@@ -414,7 +558,10 @@ pub fn check_hop_limit(ttl: u8) -> Result<(), PacketError> {
 pub fn decode_ipv6(msg: &[u8], src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8) -> Result<Received, PacketError> {
     let (src, dst) = (IpAddr::V6(src), IpAddr::V6(dst));
     let (advert, checksum) = Advert::decode(msg, src, dst)?;
-    Ok(Received { src, dst, advert, checksum, ttl: hop_limit })
+    if advert.auth != Auth::None {
+        return Err(PacketError::BadAuthType(msg[4]));
+    }
+    Ok(Received { src, dst, advert, checksum, ttl: hop_limit, ah: None })
 }
 
 #[cfg(test)]
@@ -459,7 +606,7 @@ mod tests {
         let a = &r.advert;
         assert_eq!((a.version, a.vrid, a.priority, a.interval_cs), (Version::V2, 51, 150, 100));
         assert_eq!(a.addresses, vec!["10.99.0.100".parse::<IpAddr>().unwrap(), "10.99.0.101".parse().unwrap()]);
-        assert_eq!(a.auth, Some(auth_pass("secret12")));
+        assert_eq!(a.auth, Auth::Pass(auth_pass("secret12")));
         let msg = a.encode(r.src, r.dst, ChecksumMode::PseudoHeader).unwrap();
         let ip = encode_ipv4(&msg, "10.99.0.1".parse().unwrap(), MCAST_V4, 1, VRRP_TTL);
         assert_eq!(ip, pkt);
@@ -571,7 +718,7 @@ mod tests {
             priority: 100,
             interval_cs: 300,
             addresses: vec!["192.0.2.10".parse().unwrap()],
-            auth: None,
+            auth: Auth::None,
         };
         let src: IpAddr = "192.0.2.1".parse().unwrap();
         let m = a.encode(src, IpAddr::V4(MCAST_V4), ChecksumMode::PseudoHeader).unwrap();
@@ -597,12 +744,82 @@ mod tests {
             priority: 200,
             interval_cs: 10,
             addresses: vec!["fd00::a".parse().unwrap()],
-            auth: None,
+            auth: Auth::None,
         };
         let (s, d) = ("fe80::2".parse().unwrap(), IpAddr::V6(MCAST_V6));
         let m = a.encode(s, d, ChecksumMode::PseudoHeader).unwrap();
         assert_eq!(&m[4..6], &[0, 10]);
         assert_eq!(Advert::decode(&m, s, d).unwrap().0, a);
         assert_eq!(auth_pass("a-much-longer-password"), *b"a-much-l");
+    }
+
+    /// RFC 2202's HMAC-MD5 test cases 1 and 2.
+    #[test]
+    fn hmac_md5_matches_rfc_2202() {
+        let hexs = |d: [u8; 16]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hexs(hmac_md5(&[0x0b; 16], &[b"Hi There"])), "9294727a3638bb1c13f48ef8158bfc9d");
+        assert_eq!(
+            hexs(hmac_md5(b"Jefe", &[b"what do ya ", b"want for nothing?"])),
+            "750c783e6ab0b503eaa86e310a5db738"
+        );
+    }
+
+    /// keepalived's `auth_type AH`: protocol 51, AH header (next header 112, length 4,
+    /// SPI = source, sequence), VRRP auth type 2; the ICV holds whatever the mutable
+    /// fields become on the way (TOS, fragment field, checksum; the TTL for unicast only)
+    /// and fails with another password or any other change.
+    #[test]
+    fn ah_adverts_carry_keepalived_s_header_and_verify() {
+        let advert = Advert {
+            version: Version::V2,
+            vrid: 51,
+            priority: 150,
+            interval_cs: 100,
+            addresses: vec!["10.0.0.100".parse().unwrap()],
+            auth: Auth::Ah,
+        };
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(224, 0, 0, 18));
+        let msg = advert.encode(IpAddr::V4(src), IpAddr::V4(dst), ChecksumMode::PseudoHeader).unwrap();
+        assert_eq!(msg[4], 2, "VRRP auth type AH");
+        assert_eq!(&msg[12..20], &[0; 8], "no password in the message");
+        let key = auth_pass("secret");
+        let ah = AhSend { key, seq: 7, unicast: false };
+        let p = encode_ipv4_ah(&msg, src, dst, 9, 255, &ah);
+        assert_eq!((p[9], usize::from(u16::from_be_bytes([p[2], p[3]]))), (IPPROTO_AH, 20 + AH_LEN + msg.len()));
+        assert_eq!(&p[20..32], &[112, 4, 0, 0, 10, 0, 0, 1, 0, 0, 0, 7]);
+        assert_eq!(inet_checksum(&[&p[..20]]), 0, "the IP header checksum");
+        let r = decode_ipv4(&p).unwrap();
+        assert_eq!(r.advert, advert);
+        let got = r.ah.as_ref().unwrap();
+        assert_eq!((got.spi, got.seq), ([10, 0, 0, 1], 7));
+        assert!(got.verify(&key, false));
+        assert!(!got.verify(&auth_pass("other"), false), "another password");
+        // Mutable fields changed on the way: still valid.
+        let mut moved = p.clone();
+        moved[1] = 0;
+        moved[6] = 0x40;
+        moved[10] ^= 0xff;
+        assert!(decode_ipv4(&moved).unwrap().ah.unwrap().verify(&key, false));
+        // The TTL counts for multicast, not for unicast.
+        let mut routed = p.clone();
+        routed[8] = 254;
+        assert!(!decode_ipv4(&routed).unwrap().ah.unwrap().verify(&key, false));
+        let uni = encode_ipv4_ah(&msg, src, dst, 9, 255, &AhSend { unicast: true, ..ah });
+        let mut routed = uni.clone();
+        routed[8] = 254;
+        assert!(decode_ipv4(&routed).unwrap().ah.unwrap().verify(&key, true));
+        // Anything else changed: invalid.
+        for at in [4, 12, 16, 24, 28, 44, 50] {
+            let mut bad = p.clone();
+            bad[at] ^= 1;
+            if let Ok(r) = decode_ipv4(&bad) {
+                assert!(!r.ah.unwrap().verify(&key, false), "byte {at} changed");
+            }
+        }
+        // AH around a message that is not of auth type AH, or type AH without AH: refused.
+        let plain = Advert { auth: Auth::None, ..advert.clone() };
+        let m = plain.encode(IpAddr::V4(src), IpAddr::V4(dst), ChecksumMode::PseudoHeader).unwrap();
+        assert_eq!(decode_ipv4(&encode_ipv4_ah(&m, src, dst, 9, 255, &ah)), Err(PacketError::BadAuthType(0)));
+        assert_eq!(decode_ipv4(&encode_ipv4(&msg, src, dst, 9, 255)), Err(PacketError::BadAuthType(2)));
     }
 }
