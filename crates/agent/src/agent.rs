@@ -214,7 +214,7 @@ impl Agent {
             // instances' fingerprints hold them), so a weight changed alone restarts nothing.
             let mut conf = reload::comparable(b);
             if let serde_json::Value::Object(m) = &mut conf {
-                for k in ["weight", "weight_reverse", "vrrp"] {
+                for k in ["weight", "weight_reverse", "vrrp", "checker"] {
                     m.remove(k);
                 }
             }
@@ -229,7 +229,10 @@ impl Agent {
                 }
                 None => (Arc::new(watch::channel(false).0), Arc::new(watch::channel(None).0)),
             };
+            // A new session is Down: its trackers and checkers hear so (keepalived's BFD
+            // process tells them every session's state at start and reload).
             up.send_replace(false);
+            event.send_replace(Some(false));
             let (tx, status) = watch::channel(bfd::initial_status(b));
             let out = bfd::Outputs { up: up.clone(), event: event.clone(), status: tx };
             let task = tokio::spawn(bfd::run_session(b.clone(), self.bfd_demux.clone(), out));

@@ -301,8 +301,8 @@ impl Adjust {
                         loaded.diagnostics.push(Diagnostic::warning(
                             c.loc.clone(),
                             format!(
-                                "real_server {}: -B/--no_bfd: BFD_CHECK {name} never changes the server (no BFD \
-                                 session runs), as keepalived",
+                                "real_server {}: -B/--no_bfd: BFD_CHECK {name} counts as passing (no BFD session \
+                                 runs; keepalived holds the server in its start state)",
                                 rs.addr
                             ),
                         ));

@@ -346,10 +346,10 @@ fn file_check_sets_down_and_changes_the_weight() {
 }
 
 /// BFD_CHECK against a real keepalived's BFD (the real server runs keepalived with a
-/// `bfd_instance` to the balancer): the server keeps its weight while the session is Up,
+/// `bfd_instance` to the balancer): the server has its weight while the session is Up,
 /// goes to weight 0 when keepalived is killed (the session expires after 3 x 50 ms;
-/// delay_loop 0.2 s plays no part: the change starts a round at once), and gets its weight
-/// back when keepalived runs again. The agent (library) and keepalived are in two
+/// delay_loop 0.2 s plays no part: the change starts a round at once, BFD first), and
+/// gets its weight back when keepalived runs again. The agent (library) and keepalived are in two
 /// namespaces joined by a veth.
 #[test]
 fn bfd_check_follows_the_real_server_s_keepalived() {
@@ -409,7 +409,7 @@ fn bfd_check_follows_the_real_server_s_keepalived() {
         // Up, its Poll sequence over: the 50 ms intervals agreed.
         let fast = |a: &Agent| a.bfd().first().is_some_and(|b| b.state.name() == "Up" && b.detection_time_ms == 150.0);
         wait_for("the BFD session Up at 3 x 50 ms", Duration::from_secs(10), || fast(&a)).await;
-        assert_eq!(w(), Some(7), "a server whose session is Up keeps its weight");
+        wait_for("the weight of a server whose session is Up", Duration::from_secs(2), || w() == Some(7)).await;
         // Killed without a word (its BFD child too).
         kill_all();
         drop(first);

@@ -440,10 +440,6 @@ fn sync_group_member_losing_its_interface_takes_the_group_to_fault() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// keepalived's `vrrp_track_process`: A tracks a process (a `sleep` with a parameter of
-/// its own, matched on its command line, `weight -150 reverse` on the entry turned back
-/// by `noreverse`); the process ends: A drops to 50 and B preempts; it runs again: A
-/// preempts back.
 /// keepalived's `track_src_ip`: an instance whose `unicast_src_ip` is not on its interface
 /// is in FAULT (from the start), and follows the address being added, removed and added
 /// back.
@@ -476,6 +472,10 @@ fn track_src_ip_holds_the_instance_in_fault_while_its_source_is_gone() {
     });
 }
 
+/// keepalived's `vrrp_track_process`: A tracks a process (a `sleep` with a parameter of
+/// its own, matched on its command line, `weight -150 reverse` on the entry turned back
+/// by `noreverse`); the process ends: A drops to 50 and B preempts; it runs again: A
+/// preempts back.
 #[test]
 fn a_tracked_process_ending_lowers_priority_and_the_backup_preempts() {
     if !root() {

@@ -210,6 +210,16 @@ impl Session {
         !demand && self.remote_min_rx_us != 0 && !(self.timers.passive && self.remote_discr == 0)
     }
 
+    /// Stops the periodic packets when they must not go, starts them (at `now`) when they
+    /// must and are not going.
+    fn rearm(&mut self, now: Instant) {
+        match (self.periodic(), self.next_tx) {
+            (false, _) => self.next_tx = None,
+            (true, None) => self.next_tx = Some(now),
+            (true, Some(_)) => {}
+        }
+    }
+
     /// Whether a packet the demux handed over may move the session: one without our
     /// discriminator, while the session is Init or Up, must come from the peer it knows
     /// (the same discriminator). Else a packet forging the neighbour's address (possible
@@ -244,9 +254,7 @@ impl Session {
         self.state = State::Down;
         self.diag = diag;
         self.local_tx_us = self.timers.idle_tx_us.max(self.remote_min_rx_us);
-        if !self.periodic() {
-            self.next_tx = None;
-        }
+        self.rearm(now);
         self.deadline = Some(now + self.detection_time().max(self.tx_interval()));
     }
 
@@ -274,10 +282,9 @@ impl Session {
                 self.poll = false;
                 self.final_ = false;
                 self.local_tx_us = self.timers.idle_tx_us;
-                if !self.periodic() {
-                    // A passive session falls silent again (RFC 5880 section 6.8.7).
-                    self.next_tx = None;
-                }
+                // A passive session falls silent again (RFC 5880 section 6.8.7); an
+                // active one silenced by its peer (min RX 0, demand) speaks again.
+                self.rearm(now);
                 None
             }
         }
@@ -494,6 +501,13 @@ mod tests {
         assert!(!a.accepts(&forged), "not the peer's discriminator, not ours");
         assert!(a.accepts(&Repr { my_discr: 2, ..forged }), "the peer itself, without our discriminator");
         assert!(a.accepts(&Repr { your_discr: 1, ..forged }), "ours named: the demux chose the session by it");
+        // The peer gone quiet for good: Down at expiry, and once forgotten an active session
+        // speaks again.
+        let t2 = t + Duration::from_secs(10);
+        assert_eq!(a.poll_timers(t2), Some(Change::Down(Diag::EXPIRED)));
+        let t3 = t2 + Duration::from_secs(5);
+        assert_eq!(a.poll_timers(t3), None);
+        assert!(a.tx_due(t3), "an active session without a peer sends its Down packets again");
         let mut fresh = Session::new(timers(50, 3), 3, t0);
         assert!(fresh.accepts(&forged), "Down: any peer may start the session");
         fresh.receive(&forged, t);

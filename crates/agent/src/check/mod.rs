@@ -179,10 +179,10 @@ pub enum Probe {
     },
 }
 
-/// A BFD session's last change as BFD_CHECK sees it: `Some(true)` came Up, `Some(false)`
-/// went Down, `None` no change yet (keepalived's checker hears only events: the server
-/// keeps its state until the first). No receiver: no session runs (`-B`), never a change.
-/// Equal whatever it holds (checkers compare by the bfd_instance's name).
+/// A BFD session's state as BFD_CHECK sees it: `Some(true)` Up, `Some(false)` not Up (a
+/// session starts so: keepalived tells its checker the state of every session at start
+/// and at each reload). No receiver (no session runs: `-B`): `None`, which counts as
+/// passing. Equal whatever it holds (checkers compare by the bfd_instance's name).
 #[derive(Clone, Default)]
 pub struct BfdEvent(pub Option<watch::Receiver<Option<bool>>>);
 
@@ -553,11 +553,10 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
         Probe::File { path, weight, reverse } => return file::check(path, *weight, *reverse).await,
         Probe::Misc { cmd, timeout, dynamic: Some(weight) } => return misc::dynamic(cmd, *timeout, *weight).await,
         Probe::Misc { cmd, timeout, dynamic: None } => misc::check(cmd, *timeout).await,
+        // Judged without I/O by `round`, first.
         Probe::Bfd { name, event } => match event.last() {
-            Some(true) => Ok(()),
-            Some(false) => Err(CheckError::Unexpected(format!("BFD session {name} went Down"))),
-            // Not reached from `round`, which keeps the server's state.
-            None => Err(CheckError::Unexpected(format!("BFD session {name} has not changed yet"))),
+            Some(false) => Err(CheckError::Unexpected(format!("BFD session {name} is Down"))),
+            Some(true) | None => Ok(()),
         },
     }
     .map(|()| 0)
@@ -570,15 +569,20 @@ pub async fn probe_weight(spec: &CheckSpec) -> Result<i64, CheckError> {
 /// Each attempt is counted in `stats` for real server `id`.
 pub async fn round(id: RsId, checks: &[CheckSpec], up: bool, stats: &CheckStats) -> Result<i64, (usize, String)> {
     let mut delta = 0i64;
+    // BFD_CHECKs first (they do no I/O: a session Down is known at once, before any other
+    // checker's timeouts); one that has heard nothing (no session: -B) counts as passing.
     for (i, c) in checks.iter().enumerate() {
         if let Probe::Bfd { name, event } = &c.probe {
-            // Before the session's first change the server keeps its state.
-            if event.last().is_none() {
-                if up {
-                    continue;
-                }
-                return Err((i, format!("BFD_CHECK {name}: no change of the session yet")));
+            if event.last() == Some(false) {
+                stats.record(id, i, false, Duration::ZERO);
+                return Err((i, format!("BFD_CHECK {name}: the session is Down")));
             }
+        }
+    }
+    for (i, c) in checks.iter().enumerate() {
+        if let Probe::Bfd { .. } = &c.probe {
+            stats.record(id, i, true, Duration::ZERO);
+            continue;
         }
         let tries = if up { c.retry + 1 } else { 1 };
         let mut last = None;
@@ -716,7 +720,13 @@ pub fn spawn_checkers_from(
                             continue;
                         }
                     }
-                    let r = round(s.id, &s.checks, up, &stats).await;
+                    // A session's change during a round starts it over (BFD_CHECKs first).
+                    let r = loop {
+                        tokio::select! {
+                            r = round(s.id, &s.checks, up, &stats) => break r,
+                            Some(()) = wake.recv() => {}
+                        }
+                    };
                     let new_delta = *r.as_ref().unwrap_or(&delta);
                     let report = r.is_ok() != up || new_delta != delta || first;
                     first = false;
