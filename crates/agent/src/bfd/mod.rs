@@ -423,21 +423,6 @@ pub fn initial_status(inst: &BfdInstance) -> BfdStatus {
 /// tests.
 #[cfg(test)]
 pub(crate) fn bfd_instance() -> BfdInstance {
-    BfdInstance {
-        name: "to_peer".into(),
-        neighbor: "192.0.2.2".parse().unwrap(),
-        source: None,
-        min_rx_us: 10_000,
-        min_tx_us: 10_000,
-        idle_tx_us: 1_000_000,
-        multiplier: 5,
-        passive: false,
-        ttl: 255,
-        max_hops: Some(0),
-        weight: 0,
-        weight_reverse: false,
-        vrrp: true,
-        checker: true,
-        loc: crate::keepalived::diag::Loc { file: "t.conf".into(), line: 1 },
-    }
+    let loc = crate::keepalived::diag::Loc { file: "t.conf".into(), line: 1 };
+    BfdInstance::new("to_peer".into(), "192.0.2.2".parse().unwrap(), loc)
 }

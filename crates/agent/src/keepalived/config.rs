@@ -1322,6 +1322,40 @@ pub struct CheckConf {
     pub loc: Loc,
 }
 
+impl BfdInstance {
+    /// keepalived's TTL / hop limit for a neighbour: 255 for IPv4, 64 for IPv6.
+    pub fn default_ttl(neighbor: IpAddr) -> u8 {
+        if neighbor.is_ipv6() {
+            64
+        } else {
+            255
+        }
+    }
+
+    /// A session with `neighbor` with keepalived 2.2.7's defaults (`bfd_data.c`: 10 ms
+    /// min_rx and min_tx, 1 s idle_tx, multiplier 5, TTL 255 for IPv4 and hop limit 64
+    /// for IPv6, max_hops 0, weight 0, followed by VRRP and the checker).
+    pub fn new(name: String, neighbor: IpAddr, loc: Loc) -> BfdInstance {
+        BfdInstance {
+            name,
+            neighbor,
+            source: None,
+            min_rx_us: 10_000,
+            min_tx_us: 10_000,
+            idle_tx_us: 1_000_000,
+            multiplier: 5,
+            passive: false,
+            ttl: BfdInstance::default_ttl(neighbor),
+            max_hops: Some(0),
+            weight: 0,
+            weight_reverse: false,
+            vrrp: true,
+            checker: true,
+            loc,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

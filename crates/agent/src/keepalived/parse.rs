@@ -3018,23 +3018,9 @@ impl P<'_> {
             self.err(&n.loc, format!("{ctx} is defined twice"));
         }
         let mut neighbor = None;
-        let mut b = BfdInstance {
-            name,
-            neighbor: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            source: None,
-            min_rx_us: 10_000,
-            min_tx_us: 10_000,
-            idle_tx_us: 1_000_000,
-            multiplier: 5,
-            passive: false,
-            ttl: 0,
-            max_hops: Some(0),
-            weight: 0,
-            weight_reverse: false,
-            vrrp: true,
-            checker: true,
-            loc: n.loc.clone(),
-        };
+        // The neighbour's family decides the TTL's default: set at the end.
+        let mut b = BfdInstance::new(name, IpAddr::V4(Ipv4Addr::UNSPECIFIED), n.loc.clone());
+        let mut ttl = None;
         let (mut vrrp, mut checker) = (false, false);
         for c in self.block(n) {
             match c.key.as_str() {
@@ -3060,7 +3046,7 @@ impl P<'_> {
                     }
                 }
                 "passive" => b.passive = self.flag(c),
-                "ttl" | "hoplimit" => b.ttl = self.int(c, 1, 255).map_or(b.ttl, |t| t as u8),
+                "ttl" | "hoplimit" => ttl = self.int(c, 1, 255).map(|t| t as u8).or(ttl),
                 "max_hops" => {
                     if let Some(h) = self.int(c, -1, 255) {
                         b.max_hops = u8::try_from(h).ok();
@@ -3101,9 +3087,7 @@ impl P<'_> {
             );
             return None;
         }
-        if b.ttl == 0 {
-            b.ttl = if neighbor.is_ipv6() { 64 } else { 255 };
-        }
+        b.ttl = ttl.unwrap_or(BfdInstance::default_ttl(neighbor));
         if let Some(h) = b.max_hops.filter(|h| *h > b.ttl) {
             self.warn(&n.loc, format!("{ctx}: max_hops {h} exceeds ttl/hoplimit {}: set to {}", b.ttl, b.ttl));
             b.max_hops = Some(b.ttl);
