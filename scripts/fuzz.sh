@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(frame wire ctl config keepalived)
+TARGETS=(frame wire ctl config keepalived agent_wire)
 build_only=false
 secs=30
 if [ "${1:-}" = "--build" ]; then
