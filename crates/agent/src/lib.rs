@@ -44,9 +44,9 @@
 //!   `net.ipv4.conf.all.arp_ignore=1` in the agent's namespace: rvsd hands ARP requests for
 //!   addresses it does not own up to the twins, and the kernel must not answer those for
 //!   the management address on a twin.
-//! * Connections already open on the old master do not survive a failover (no
-//!   connection synchronisation); new ones go to the new master once its gratuitous ARP
-//!   has been seen.
+//! * Connections already open on the old master survive a failover only with rvsd's
+//!   connection sync (`[sync]`, roles from `lvs_sync_daemon`: docs/HA.md); new ones go to
+//!   the new master once its gratuitous ARP has been seen.
 
 pub mod agent;
 pub mod bfd;
