@@ -431,10 +431,7 @@ fn v3_ipv4_mcast_dst_ip_agent_higher_priority_wins_and_keepalived_takes_over() {
 /// until the agent preempted it back.
 #[test]
 fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
-    if !can_run() {
-        return;
-    }
-    let s = Setup {
+    reload_master(Setup {
         version: 3,
         family: Family::V4,
         advert_int: "0.1",
@@ -444,7 +441,33 @@ fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
         unicast: false,
         old_checksum: false,
         ah: false,
-    };
+    });
+}
+
+/// The same with `auth_type AH`: the master's successor carries on the AH sequence number
+/// (keepalived's restore_vrrp_state); restarting it from 1 would have keepalived drop its
+/// adverts as replays and take the VIP after 3 intervals.
+#[test]
+fn a_reload_of_an_ah_master_keeps_its_sequence_and_keepalived_backup() {
+    reload_master(Setup {
+        version: 2,
+        family: Family::V4,
+        advert_int: "1",
+        agent_prio: 200,
+        ka_prio: 100,
+        vrid: 76,
+        unicast: false,
+        old_checksum: false,
+        ah: true,
+    });
+}
+
+/// The agent master of `s` reloads with a changed block; keepalived, backup, must not take
+/// the VIP during 20 advert intervals.
+fn reload_master(s: Setup) {
+    if !can_run() {
+        return;
+    }
     let (dir, _veth, ka, ag) = pair();
     std::fs::write(dir.0.join("keepalived.conf"), s.conf(&ka.dev, s.ka_prio, "", "")).unwrap();
     let ag_conf = dir.0.join("agent.conf");
@@ -454,7 +477,10 @@ fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
         let _ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
         let agent = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
         wait_for("rvs-agent to take the VIP", Duration::from_secs(10), || has_vip(&ag, s.vip()));
-        std::thread::sleep(Duration::from_millis(500));
+        // Six adverts as master (an AH sequence number a restarted successor would have
+        // to catch up with, longer than the backup waits).
+        let adv: f64 = s.advert_int.parse().unwrap();
+        std::thread::sleep(Duration::from_secs_f64(6.0 * adv).max(Duration::from_millis(500)));
         assert!(!has_vip(&ka, s.vip()));
         let changed = s.conf(&ag.dev, 201, "", "").replace(
             " virtual_ipaddress {",
@@ -462,10 +488,11 @@ fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
         );
         std::fs::write(&ag_conf, changed).unwrap();
         let pid = nix::unistd::Pid::from_raw(agent.pid() as i32);
+        let ka_before = std::fs::read_to_string(&ka_log).unwrap().len();
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
         // Twenty advert intervals: the backup must not take over, the master keep its VIP.
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(2) {
+        while t.elapsed() < Duration::from_secs_f64(20.0 * adv).min(Duration::from_secs(6)) {
             assert!(!has_vip(&ka, s.vip()), "keepalived took the VIP during the reload");
             assert!(has_vip(&ag, s.vip()), "rvs-agent released the VIP during the reload");
             std::thread::sleep(Duration::from_millis(10));
@@ -473,6 +500,11 @@ fn a_reload_changing_the_master_s_block_leaves_keepalived_backup() {
         assert!(has_vip(&ag, "10.77.0.101"), "the address added by the reload");
         let log = std::fs::read_to_string(&ag_log).unwrap();
         assert!(log.contains("kept its state across the reload"), "{log}");
+        // Not even for a moment (a VIP held a few milliseconds escapes the polling).
+        let ka = std::fs::read_to_string(&ka_log).unwrap();
+        let since = &ka[ka_before.min(ka.len())..];
+        assert!(!since.contains("Entering MASTER STATE"), "keepalived became master after the reload:\n{since}");
+        assert!(!since.contains("already processed"), "keepalived dropped adverts as replays:\n{since}");
     }));
     if let Err(e) = result {
         for l in [&ka_log, &ag_log] {

@@ -1644,9 +1644,19 @@ impl P<'_> {
                         }
                     }
                     match kind.as_deref() {
-                        Some("PASS") | None => {}
+                        Some("PASS") => {}
                         Some("AH") => i.auth_ah = true,
+                        // keepalived's auth_type defaults to none: a password alone is unused.
+                        None if i.auth_pass.take().is_some() => self.warn(
+                            &c.loc,
+                            "auth_pass without auth_type: no authentication, as keepalived (say auth_type PASS)",
+                        ),
+                        None => {}
                         Some(o) => self.err(&c.loc, format!("unknown auth_type '{o}' (PASS or AH)")),
+                    }
+                    if kind.is_some() && i.auth_pass.as_deref().is_none_or(str::is_empty) {
+                        self.warn(&c.loc, "authentication without auth_pass: ignored (as keepalived)");
+                        (i.auth_pass, i.auth_ah) = (None, false);
                     }
                     if i.auth_pass.as_ref().is_some_and(|p| p.len() > 8) {
                         self.warn(&c.loc, "auth_pass is longer than 8 characters: only the first 8 are used");
@@ -1791,7 +1801,18 @@ impl P<'_> {
         }
         if i.version == Version::V3 && i.auth_pass.is_some() {
             self.warn(&n.loc, format!("vrrp_instance {}: VRRPv3 has no authentication; auth_pass ignored", i.name));
-            i.auth_pass = None;
+            (i.auth_pass, i.auth_ah) = (None, false);
+        }
+        if i.auth_ah && i.auth_pass.is_some() && i.state == InitialState::Master && i.priority != 255 {
+            // keepalived: it must hear an advert (the sequence number in use) first.
+            self.warn(
+                &n.loc,
+                format!(
+                    "vrrp_instance {}: initial state MASTER is incompatible with AH authentication: starts as BACKUP (as keepalived)",
+                    i.name
+                ),
+            );
+            i.state = InitialState::Backup;
         }
         Some(i)
     }

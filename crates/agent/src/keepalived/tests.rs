@@ -2224,3 +2224,37 @@ fn track_src_ip_is_read_and_needs_a_source() {
         ["t.conf:1: warning: vrrp_instance VI_1: track_src_ip without unicast_src_ip or mcast_src_ip: nothing to track (as keepalived)"]
     );
 }
+
+/// keepalived 2.2.7's authentication rules: `auth_type AH` read; a password without
+/// `auth_type` is no authentication (keepalived's type defaults to none), a type without
+/// a password is ignored, and an AH instance that is not the address owner does not start
+/// as MASTER (it must hear the sequence number in use first).
+#[test]
+fn authentication_reads_as_keepalived() {
+    let with = |auth: &str, extra: &str| {
+        MINIMAL.replace(" interface eth0\n", &format!(" interface eth0\n{extra} authentication {{\n{auth} }}\n"))
+    };
+    let l = strict(&with("  auth_type AH\n  auth_pass secret\n", ""));
+    let i = &l.config.vrrp_instances[0];
+    assert!(l.diagnostics.is_empty(), "{:?}", messages(&l));
+    assert_eq!((i.auth_ah, i.auth(), i.state), (true, crate::vrrp::packet::Auth::Ah, InitialState::Backup));
+    let l = strict(&with("  auth_pass secret\n", ""));
+    assert_eq!(l.config.vrrp_instances[0].auth(), crate::vrrp::packet::Auth::None);
+    assert!(
+        has(&l, "auth_pass without auth_type: no authentication, as keepalived (say auth_type PASS)"),
+        "{:?}",
+        messages(&l)
+    );
+    let l = strict(&with("  auth_type PASS\n", ""));
+    assert_eq!(l.config.vrrp_instances[0].auth(), crate::vrrp::packet::Auth::None);
+    assert!(has(&l, "authentication without auth_pass: ignored (as keepalived)"), "{:?}", messages(&l));
+    let l = strict(&with("  auth_type AH\n  auth_pass secret\n", " state MASTER\n priority 150\n"));
+    assert_eq!(l.config.vrrp_instances[0].state, InitialState::Backup);
+    assert!(
+        has(&l, "initial state MASTER is incompatible with AH authentication: starts as BACKUP"),
+        "{:?}",
+        messages(&l)
+    );
+    let l = strict(&with("  auth_type AH\n  auth_pass secret\n", " state MASTER\n priority 255\n"));
+    assert_eq!(l.config.vrrp_instances[0].state, InitialState::Master, "the owner starts as MASTER");
+}

@@ -82,6 +82,12 @@ pub struct InstanceCounters {
     pub address_mismatch: u64,
     /// State changes, each pair once.
     pub transitions: Vec<StateChange>,
+    /// `auth_type AH`: the sequence number last sent or accepted (keepalived's
+    /// `ipsecah_counter`, one for both: an advert must carry a higher one, one sent carries
+    /// the next); carried across a reload with the counters, as keepalived's
+    /// `restore_vrrp_state` carries it.
+    #[serde(default)]
+    pub ah_seq: u32,
 }
 
 /// How many times an instance went from one state to another.
@@ -232,10 +238,6 @@ pub struct Instance {
     addr_mismatch: std::cell::Cell<Option<IpAddr>>,
     /// Unicast peers whose adverts were seen with a TTL below 255 (warned once each).
     routed_peers: std::cell::RefCell<Vec<IpAddr>>,
-    /// `auth_type AH`: the sequence number, one for what is sent and what is received
-    /// (keepalived's `ipsecah_counter`: an advert must carry a higher one; one sent
-    /// carries the next).
-    ah_seq: std::cell::Cell<u32>,
     dp: Arc<dyn Dataplane>,
     epoch: Instant,
     tracked: Vec<Tracked>,
@@ -345,7 +347,6 @@ impl Instance {
             open_error,
             addr_mismatch: std::cell::Cell::new(None),
             routed_peers: std::cell::RefCell::new(Vec::new()),
-            ah_seq: std::cell::Cell::new(0),
             dp,
             epoch: Instant::now(),
             tracked,
@@ -666,44 +667,8 @@ impl Instance {
             tracing::debug!(instance = %name, src = %rx.src, "advert of another VRRP version dropped");
             return None;
         }
-        if a.version == Version::V2 {
-            if a.auth != self.cfg.auth() {
-                self.dropped("auth");
-                tracing::warn!(instance = %name, src = %rx.src, "advert with wrong authentication dropped");
-                return None;
-            }
-            if let (Auth::Ah, Some(ah)) = (a.auth, &rx.ah) {
-                // keepalived's vrrp_in_chk_ipsecah: the ICV, the SPI (the sender's address),
-                // then a sequence number above the last one (no replays).
-                let key = auth_pass(self.cfg.auth_pass.as_deref().unwrap_or_default());
-                let why = if !ah.verify(&key, !self.cfg.unicast_peers.is_empty()) {
-                    Some("AH: invalid HMAC-MD5 (wrong password, or fields changed on the way)")
-                } else if IpAddr::from(ah.spi) != rx.src {
-                    Some("AH: the SPI is not the sender's address")
-                } else if ah.seq <= self.ah_seq.get() {
-                    Some("AH: sequence number already seen (a replay)")
-                } else {
-                    None
-                };
-                if let Some(why) = why {
-                    self.dropped("auth");
-                    tracing::warn!(instance = %name, src = %rx.src, seq = ah.seq, "advert dropped: {why}");
-                    return None;
-                }
-                self.ah_seq.set(ah.seq);
-            }
-            if u64::from(a.interval_cs) * 10 != (self.cfg.advert_int * 1000.0).round() as u64 {
-                self.dropped("interval");
-                tracing::warn!(instance = %name, src = %rx.src, interval_cs = a.interval_cs, "advert interval mismatch: dropped");
-                return None;
-            }
-        }
-        if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&rx.src) {
-            self.dropped("not_peer");
-            tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
-            return None;
-        }
-        // TTL / hop limit: 255 for multicast (RFC 3768 / 5798 7.1); a unicast peer's
+        // TTL / hop limit first, as keepalived's vrrp_check_packet (an advert from off
+        // the link moves no AH sequence number). TTL / hop limit: 255 for multicast (RFC 3768 / 5798 7.1); a unicast peer's
         // adverts may have been routed: its min_ttl/max_ttl, if any (keepalived's
         // vrrp_check_packet).
         let ttl_ok = if self.cfg.unicast_peers.is_empty() {
@@ -725,6 +690,47 @@ impl Instance {
         if !ttl_ok {
             self.dropped("ttl");
             tracing::debug!(instance = %name, src = %rx.src, ttl = rx.ttl, "advert with a TTL out of range dropped");
+            return None;
+        }
+        if a.version == Version::V2 {
+            if a.auth != self.cfg.auth() {
+                self.dropped("auth");
+                tracing::warn!(instance = %name, src = %rx.src, "advert with wrong authentication dropped");
+                return None;
+            }
+            if a.auth == Auth::Ah {
+                // keepalived's vrrp_in_chk_ipsecah: the ICV, the SPI (the sender's address),
+                // then a sequence number above the last one (no replays).
+                let key = auth_pass(self.cfg.auth_pass.as_deref().unwrap_or_default());
+                let unicast = !self.cfg.unicast_peers.is_empty();
+                let seen = self.status.borrow().counters.ah_seq;
+                let verdict = match &rx.ah {
+                    None => Err("AH: no AH header"),
+                    Some(ah) if !ah.verify(&key, unicast) => {
+                        Err("AH: invalid HMAC-MD5 (wrong password, or fields changed on the way)")
+                    }
+                    Some(ah) if IpAddr::from(ah.spi) != rx.src => Err("AH: the SPI is not the sender's address"),
+                    Some(ah) if ah.seq <= seen => Err("AH: sequence number already seen (a replay)"),
+                    Some(ah) => Ok(ah.seq),
+                };
+                match verdict {
+                    Ok(seq) => self.count(|c| c.ah_seq = seq),
+                    Err(why) => {
+                        self.dropped("auth");
+                        tracing::warn!(instance = %name, src = %rx.src, "advert dropped: {why}");
+                        return None;
+                    }
+                }
+            }
+            if u64::from(a.interval_cs) * 10 != (self.cfg.advert_int * 1000.0).round() as u64 {
+                self.dropped("interval");
+                tracing::warn!(instance = %name, src = %rx.src, interval_cs = a.interval_cs, "advert interval mismatch: dropped");
+                return None;
+            }
+        }
+        if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&rx.src) {
+            self.dropped("not_peer");
+            tracing::debug!(instance = %name, src = %rx.src, "advert from a non-peer dropped");
             return None;
         }
         self.check_addresses(rx);
@@ -793,10 +799,11 @@ impl Instance {
                     let Some((sock, _)) = &self.sock else { continue };
                     let advert = self.advert(priority);
                     let ah = (advert.auth == Auth::Ah).then(|| {
-                        self.ah_seq.set(self.ah_seq.get().saturating_add(1));
+                        let seq = self.status.borrow().counters.ah_seq.saturating_add(1);
+                        self.count(|c| c.ah_seq = seq);
                         AhSend {
                             key: auth_pass(self.cfg.auth_pass.as_deref().unwrap_or_default()),
-                            seq: self.ah_seq.get(),
+                            seq,
                             unicast: !self.cfg.unicast_peers.is_empty(),
                         }
                     });
