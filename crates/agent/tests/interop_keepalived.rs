@@ -822,3 +822,47 @@ fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_t
         std::panic::resume_unwind(e);
     }
 }
+
+/// BFD over IPv6 with keepalived (its default hop limit 64, RFC 5881's port 3784): both
+/// sessions come Up (each side's instance leaves FAULT), and keepalived killed takes
+/// rvs-agent's instance out of MASTER within its detection time.
+#[test]
+fn bfd_over_ipv6_with_keepalived() {
+    if !can_run() {
+        return;
+    }
+    let (dir, _veth, ka, ag) = pair();
+    let conf = |me: &str, peer: &str, dev: &str, vrid: u8, vip: &str| {
+        format!(
+            "global_defs {{\n router_id {dev}\n}}\n\
+             bfd_instance to_peer {{\n neighbor_ip {peer}\n source_ip {me}\n min_rx 50\n min_tx 50\n multiplier 3\n}}\n\
+             vrrp_instance VI_{vrid} {{\n state MASTER\n interface {dev}\n virtual_router_id {vrid}\n priority 100\n\
+             advert_int 1\n virtual_ipaddress {{\n  {vip}/24\n }}\n track_bfd {{\n  to_peer\n }}\n}}\n"
+        )
+    };
+    std::fs::write(dir.0.join("keepalived.conf"), conf("fd00:77::1", "fd00:77::2", &ka.dev, 81, "10.77.0.111"))
+        .unwrap();
+    std::fs::write(dir.0.join("agent.conf"), conf("fd00:77::2", "fd00:77::1", &ag.dev, 82, "10.77.0.112")).unwrap();
+    let (ka_log, ag_log) = (dir.0.join("keepalived.log"), dir.0.join("agent.log"));
+    let sock = dir.0.join("agent.sock");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let _ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        wait_for("both BFD sessions Up over IPv6 (both VIPs held)", Duration::from_secs(20), || {
+            has_vip(&ag, "10.77.0.112") && has_vip(&ka, "10.77.0.111")
+        });
+        let st = rvs_agent::status::query(&sock).unwrap();
+        assert_eq!((st.bfd[0].state.name(), st.bfd[0].neighbor.to_string()), ("Up", "fd00:77::1".to_string()));
+        drop(ka_proc);
+        kill_all_in(&ka.ns);
+        let t =
+            wait_for("rvs-agent's instance to leave MASTER", Duration::from_secs(2), || !has_vip(&ag, "10.77.0.112"));
+        eprintln!("VIP released {t:?} after keepalived was killed");
+    }));
+    if let Err(e) = result {
+        for l in [&ka_log, &ag_log] {
+            eprintln!("==== {}\n{}", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        std::panic::resume_unwind(e);
+    }
+}
