@@ -15,6 +15,11 @@ use tokio::net::UdpSocket;
 /// The source ports of BFD control packets (RFC 5881 section 4).
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
+/// The listening sockets' receive buffer: about 5,000 datagrams queued, so that a burst
+/// of packets that reach no session (forged, flooded) does not overflow it and crowd out
+/// a neighbour's packet for a detection time.
+const RECV_BUFFER: usize = 4 << 20;
+
 /// A datagram received on port 3784.
 #[derive(Debug, Clone, Copy)]
 pub struct Datagram {
@@ -55,6 +60,11 @@ impl Listener {
         } else {
             nixsock::setsockopt(&s, sockopt::Ipv4RecvTtl, &true).map_err(nix_err)?;
             nixsock::setsockopt(&s, sockopt::Ipv4PacketInfo, &true).map_err(nix_err)?;
+        }
+        // Past net.core.rmem_max when allowed (root: SO_RCVBUFFORCE), else as large as
+        // the kernel grants.
+        if nixsock::setsockopt(&s, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+            let _ = s.set_recv_buffer_size(RECV_BUFFER);
         }
         s.bind(&SockAddr::from(any))?;
         s.set_nonblocking(true)?;
