@@ -869,3 +869,113 @@ fn bfd_over_ipv6_with_keepalived() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// Starts sending `n` copies of the VRRP message `msg` from inside namespace `ns` (a
+/// thread that enters it) to 224.0.0.18 out of `src`'s interface, with multicast TTL
+/// `ttl`, `gap` apart; join the thread to wait for the last.
+fn send_vrrp_from(ns: &NetNs, src: &str, ttl: u32, msg: &[u8], n: usize, gap: Duration) -> std::thread::JoinHandle<()> {
+    let (ns, src, msg) = (ns.name().to_string(), src.to_string(), msg.to_vec());
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::RAW, Some(socket2::Protocol::from(112)))
+            .unwrap();
+        let src: std::net::Ipv4Addr = src.parse().unwrap();
+        s.set_multicast_if_v4(&src).unwrap();
+        s.set_multicast_ttl_v4(ttl).unwrap();
+        s.bind(&std::net::SocketAddr::from((src, 0)).into()).unwrap();
+        let dst: std::net::SocketAddr = "224.0.0.18:0".parse().unwrap();
+        for _ in 0..n {
+            let _ = s.send_to(&msg, &dst.into());
+            std::thread::sleep(gap);
+        }
+    })
+}
+
+/// Forged adverts neither silence rvs-agent's master nor move keepalived's backup
+/// (VRRPv3, 0.1 s): from the link, priority-0 adverts ("the master is leaving", which a
+/// backup answers within its skew time) sent with TTL 254 (from beyond the link) are
+/// dropped (counted `ttl`), and a flood of 10,000 adverts of the group with a bad
+/// checksum is counted too; through both the agent keeps advertising every 0.1 s (its
+/// counter says so) and keepalived never leaves BACKUP. (keepalived 2.2.7's own master restarts its advert
+/// timer on every packet of its VRID it reads, valid or not: the same stream silences
+/// it, and its backup takes over; rvs-agent's timers move only on accepted adverts.)
+#[test]
+fn forged_adverts_and_a_flood_neither_silence_the_master_nor_move_the_backup() {
+    if !can_run() {
+        return;
+    }
+    use rvs_agent::vrrp::packet::{Advert, Auth, ChecksumMode, Version};
+    let s = Setup {
+        version: 3,
+        family: Family::V4,
+        advert_int: "0.1",
+        agent_prio: 150,
+        ka_prio: 100,
+        vrid: 77,
+        unicast: false,
+        old_checksum: false,
+        ah: false,
+    };
+    let (dir, _veth, ka, ag) = pair();
+    std::fs::write(dir.0.join("keepalived.conf"), s.conf(&ka.dev, s.ka_prio, "", "")).unwrap();
+    std::fs::write(dir.0.join("agent.conf"), s.conf(&ag.dev, s.agent_prio, "", "")).unwrap();
+    let (ka_log, ag_log) = (dir.0.join("keepalived.log"), dir.0.join("agent.log"));
+    let sock = dir.0.join("agent.sock");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ka_proc = spawn_logged(&ka.ns, &keepalived_args(&dir.0), &ka_log);
+        let _ag_proc = spawn_logged(&ag.ns, &agent_args(&dir.0), &ag_log);
+        wait_for("rvs-agent master", Duration::from_secs(10), || has_vip(&ag, s.vip()));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(!has_vip(&ka, s.vip()));
+        let ka_before = std::fs::read_to_string(&ka_log).unwrap().len();
+        // The forger: a third host of the link (an address of its own on keepalived's side).
+        ka.ns.ip(&["addr", "add", "10.77.0.9/24", "dev", &ka.dev]);
+        let leaving = Advert {
+            version: Version::V3,
+            vrid: 77,
+            priority: 0,
+            interval_cs: 10,
+            addresses: vec![s.vip().parse().unwrap()],
+            auth: Auth::None,
+        };
+        let (src, group) = ("10.77.0.9".parse().unwrap(), "224.0.0.18".parse().unwrap());
+        let msg = leaving.encode(src, group, ChecksumMode::PseudoHeader).unwrap();
+        let dropped = |reason: &str| {
+            let st = rvs_agent::status::query(&sock).unwrap();
+            st.instances[0].counters.adverts_dropped.get(reason).copied().unwrap_or(0)
+        };
+        let sent = || rvs_agent::status::query(&sock).unwrap().instances[0].counters.adverts_sent;
+        // One second: the VIP stays, and the master's adverts go on (about 10; keepalived's
+        // backup restarts its own timer on junk too, so its staying BACKUP alone would not
+        // show it).
+        let steady = |what: &str| {
+            let (t, before) = (Instant::now(), sent());
+            while t.elapsed() < Duration::from_secs(1) {
+                assert!(has_vip(&ag, s.vip()) && !has_vip(&ka, s.vip()), "{what} moved the VIP");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let n = sent() - before;
+            assert!(n >= 5, "{what}: the master sent {n} adverts in a second (10 due)");
+        };
+        send_vrrp_from(&ka.ns, "10.77.0.9", 254, &msg, 50, Duration::from_millis(5)).join().unwrap();
+        steady("priority-0 adverts at TTL 254");
+        assert!(dropped("ttl") >= 50, "{}", dropped("ttl"));
+        let mut junk = msg.clone();
+        junk[7] ^= 0xff;
+        let flood = send_vrrp_from(&ka.ns, "10.77.0.9", 255, &junk, 10_000, Duration::ZERO);
+        steady("a flood of adverts with a bad checksum");
+        flood.join().unwrap();
+        eprintln!("dropped: ttl {}, checksum {}", dropped("ttl"), dropped("checksum"));
+        assert!(dropped("checksum") > 1000, "{}", dropped("checksum"));
+        let ka_text = std::fs::read_to_string(&ka_log).unwrap();
+        let since = &ka_text[ka_before.min(ka_text.len())..];
+        assert!(!since.contains("Entering MASTER STATE"), "keepalived left BACKUP:\n{since}");
+    }));
+    if let Err(e) = result {
+        for l in [&ka_log, &ag_log] {
+            eprintln!("==== {}\n{}", l.display(), std::fs::read_to_string(l).unwrap_or_default());
+        }
+        std::panic::resume_unwind(e);
+    }
+}
