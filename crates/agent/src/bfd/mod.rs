@@ -389,7 +389,8 @@ pub async fn run_session(inst: BfdInstance, demux: Arc<Demux>, out: Outputs) {
                     event.send_replace(Some(true));
                 }
                 Change::Down(d) => {
-                    tracing::warn!(bfd_instance = %name, diag = d.name(), "BFD session Down");
+                    let remote = s.remote_diag().name();
+                    tracing::warn!(bfd_instance = %name, diag = d.name(), remote_diag = remote, "BFD session Down");
                     up.send_replace(false);
                     event.send_replace(Some(false));
                 }

@@ -69,8 +69,6 @@ pub struct Session {
     local_tx_us: u32,
     /// The interval the peer sends at, as agreed.
     remote_tx_us: u32,
-    /// When the peer's last valid packet came.
-    last_rx: Option<Instant>,
     next_tx: Option<Instant>,
     /// Init or Up: when the peer counts as gone. Down: when to forget it.
     deadline: Option<Instant>,
@@ -97,7 +95,6 @@ impl Session {
             final_: false,
             local_tx_us: timers.idle_tx_us,
             remote_tx_us: 0,
-            last_rx: None,
             next_tx: (!timers.passive).then_some(now),
             deadline: None,
         }
@@ -121,6 +118,11 @@ impl Session {
     /// The peer's state as it last said.
     pub fn remote_state(&self) -> State {
         self.remote_state
+    }
+
+    /// The peer's diagnostic as it last said (why it went down, if it did).
+    pub fn remote_diag(&self) -> Diag {
+        self.remote_diag
     }
 
     /// The peer's discriminator (0: not known).
@@ -184,7 +186,6 @@ impl Session {
                 _ => {}
             }
         }
-        self.last_rx = Some(now);
         if matches!(self.state, State::Init | State::Up) {
             self.deadline = Some(now + self.detection_time());
         } else if self.deadline.is_none() {
