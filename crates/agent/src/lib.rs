@@ -55,6 +55,7 @@ pub mod cli;
 pub mod dataplane;
 pub mod keepalived;
 pub mod metrics;
+pub mod random;
 pub mod reload;
 pub mod script;
 pub mod status;

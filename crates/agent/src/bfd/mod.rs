@@ -31,23 +31,12 @@ use crate::keepalived::config::BfdInstance;
 use packet::{Diag, Repr, State};
 use serde::{Deserialize, Serialize};
 use session::{Change, Session, Timers};
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-
-/// A random number (no `rand` dependency: the std hasher's per-process random keys, and a
-/// counter so that two calls differ).
-pub fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.finish()
-}
 
 /// Packets received on port 3784 that reached no session, by reason.
 #[derive(Debug, Default)]
@@ -195,7 +184,7 @@ impl Demux {
             *slot = Some(tokio::spawn(listen(l, Arc::downgrade(self))));
         }
         let discr = loop {
-            let d = random_u64() as u32;
+            let d = crate::random::u64() as u32;
             if d != 0 && !r.routes.iter().any(|x| x.discr == d) {
                 break d;
             }
@@ -295,7 +284,7 @@ pub async fn run_session(inst: BfdInstance, demux: Arc<Demux>, out: Outputs) {
     // The sockets: retried every RETRY (an address may appear later).
     let (discr, _registration, sock) = loop {
         let opened = demux.register(&inst, tx.clone()).and_then(|(discr, reg)| {
-            let seed = random_u64();
+            let seed = crate::random::u64();
             io::sender(inst.neighbor, inst.source, inst.ttl, seed).map(|s| (discr, reg, s))
         });
         match opened {
@@ -367,7 +356,7 @@ pub async fn run_session(inst: BfdInstance, demux: Arc<Demux>, out: Outputs) {
         changes.extend(s.poll_timers(now));
         while answer || s.tx_due(now) {
             answer = false;
-            let p = s.send(now, (random_u64() >> 11) as f64 / (1u64 << 53) as f64);
+            let p = s.send(now, crate::random::fraction());
             match sock.send(&p.emit()).await {
                 Ok(_) => outs += 1,
                 // The neighbour unreachable for now (ICMP errors come back on a connected

@@ -4,15 +4,12 @@
 //! answers, are skipped; an ICMP port unreachable means down.
 
 use super::CheckError;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// A random query id (no `rand` dependency: the std hasher's per-process random keys).
+/// A random query id.
 fn random_id() -> u16 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish() as u16
+    crate::random::u64() as u16
 }
 
 /// The query message for `name` (dotted; `.` or empty: the root) and `qtype`, class IN.

@@ -247,13 +247,10 @@ pub type HeldAddrs = watch::Receiver<BTreeSet<IpAddr>>;
 
 /// A random time between 0 and `max` (keepalived's `warmup * random() / RAND_MAX`).
 pub fn warmup_delay(max: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
     if max.is_zero() {
         return Duration::ZERO;
     }
-    // A fresh `RandomState` is randomly keyed: its hash of nothing is a random number.
-    let r = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    max.mul_f64(r as f64 / u64::MAX as f64)
+    max.mul_f64(crate::random::fraction())
 }
 
 /// A real server changed health (or, for one that started down, its first round's

@@ -6,7 +6,6 @@
 
 use super::CheckError;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -69,12 +68,9 @@ pub async fn check(target: IpAddr, bindto: Option<IpAddr>, timeout: Duration) ->
     sock.connect(&SockAddr::from(SocketAddr::new(target, 0))).map_err(CheckError::Io)?;
     // An ICMP socket is a datagram socket to tokio: send and recv are all it needs.
     let sock = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(CheckError::Io)?;
-    let r = std::collections::hash_map::RandomState::new();
     let mut token = [0u8; 16];
-    for (i, c) in token.chunks_mut(8).enumerate() {
-        let mut h = r.build_hasher();
-        h.write_usize(i);
-        c.copy_from_slice(&h.finish().to_be_bytes());
+    for c in token.chunks_mut(8) {
+        c.copy_from_slice(&crate::random::u64().to_be_bytes());
     }
     let (id, seq) = (u16::from_be_bytes([token[0], token[1]]), u16::from_be_bytes([token[2], token[3]]));
     sock.send(&echo_request(v6, id, seq, &token)).await.map_err(CheckError::Io)?;

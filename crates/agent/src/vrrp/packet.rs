@@ -418,16 +418,17 @@ pub struct AhSend {
 /// flags and fragment offset, checksum, and for unicast the TTL, as keepalived 2.2.7's
 /// `vrrp_in_chk_ipsecah`), then the AH header with a zero ICV and the VRRP message.
 fn ah_icv(key: &[u8; AUTH_LEN], ip: &[u8], ah_and_msg: &[u8], unicast: bool) -> [u8; AH_ICV_LEN] {
-    let mut iph = ip.to_vec();
+    // An IPv4 header is 20 to 60 bytes.
+    let mut buf = [0u8; 60];
+    let iph = &mut buf[..ip.len()];
+    iph.copy_from_slice(ip);
     iph[1] = 0;
     iph[6..8].fill(0);
     iph[10..12].fill(0);
     if unicast {
         iph[8] = 0;
     }
-    let mut rest = ah_and_msg.to_vec();
-    rest[12..AH_LEN].fill(0);
-    let d = hmac_md5(key, &[&iph, &rest]);
+    let d = hmac_md5(key, &[iph, &ah_and_msg[..12], &[0; AH_ICV_LEN], &ah_and_msg[AH_LEN..]]);
     let mut icv = [0u8; AH_ICV_LEN];
     icv.copy_from_slice(&d[..AH_ICV_LEN]);
     icv

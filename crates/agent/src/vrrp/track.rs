@@ -61,14 +61,26 @@ pub fn interface_has_address(name: &str, addr: std::net::IpAddr) -> bool {
 /// keepalived's `track_src_ip`: polls whether `addr` is on interface `name` every
 /// `period`, publishing changes. Ends when every receiver is gone.
 pub async fn watch_address(name: String, addr: std::net::IpAddr, period: Duration, tx: watch::Sender<bool>) {
+    poll_flag(
+        period,
+        tx,
+        || interface_has_address(&name, addr),
+        |there| match there {
+            true => tracing::info!(interface = %name, %addr, "track_src_ip: the source address is back"),
+            false => tracing::warn!(interface = %name, %addr, "track_src_ip: the source address is gone: FAULT"),
+        },
+    )
+    .await
+}
+
+/// Asks `probe` every `period`, publishing (and telling `changed`) each change of its
+/// answer. Ends when every receiver is gone.
+async fn poll_flag(period: Duration, tx: watch::Sender<bool>, probe: impl Fn() -> bool, changed: impl Fn(bool)) {
     loop {
-        let there = interface_has_address(&name, addr);
-        if there != *tx.borrow() {
-            match there {
-                true => tracing::info!(interface = %name, %addr, "track_src_ip: the source address is back"),
-                false => tracing::warn!(interface = %name, %addr, "track_src_ip: the source address is gone: FAULT"),
-            }
-            let _ = tx.send(there);
+        let now = probe();
+        if now != *tx.borrow() {
+            changed(now);
+            let _ = tx.send(now);
         }
         if tx.is_closed() {
             return;
@@ -111,18 +123,12 @@ pub async fn watch_file(t: TrackedFile, period: Duration, tx: watch::Sender<Opti
 
 /// Polls an interface's state every `period`, publishing changes.
 pub async fn watch_interface(name: String, period: Duration, tx: watch::Sender<bool>) {
-    loop {
+    let probe = || {
         let up = interface_up(&name);
         tracing::trace!(interface = %name, up, "tracked interface polled");
-        if up != *tx.borrow() {
-            tracing::info!(interface = %name, up, "tracked interface changed");
-            let _ = tx.send(up);
-        }
-        if tx.is_closed() {
-            return;
-        }
-        tokio::time::sleep(period).await;
-    }
+        up
+    };
+    poll_flag(period, tx, probe, |up| tracing::info!(interface = %name, up, "tracked interface changed")).await
 }
 
 #[cfg(test)]
