@@ -15,7 +15,7 @@ use fnat::types::Proto;
 use rvs_e2e::{rs4, serial, Spec, Topology, VIP4};
 
 fn vip_key() -> ServiceKey {
-    ServiceKey { proto: Proto::Tcp, vip: VIP4.parse().unwrap(), vport: 80 }
+    ServiceKey::new(Proto::Tcp, VIP4.parse().unwrap(), 80)
 }
 
 fn status_gens(c: &mut ctl::Client) -> (u64, Vec<u64>) {

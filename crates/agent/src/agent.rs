@@ -1178,11 +1178,7 @@ mod tests {
         let task = tokio::spawn(run(load(&text).config, dp.clone(), stop_rx, |_| {}));
         // Several rounds (50 ms apart) after the first.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let key = |vip: &str| crate::dataplane::ServiceKey {
-            proto: crate::dataplane::Proto::Tcp,
-            vip: vip.parse().unwrap(),
-            vport: 80,
-        };
+        let key = |vip: &str| crate::dataplane::ServiceKey::new(crate::dataplane::Proto::Tcp, vip.parse().unwrap(), 80);
         let rs_of = |vip: &str| {
             dp.service(&key(vip)).unwrap().real_servers.iter().map(|r| r.addr.to_string()).collect::<Vec<_>>()
         };
@@ -1243,11 +1239,7 @@ mod tests {
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         let task =
             tokio::spawn(run_with_reload(load(&conf(&["192.0.2.1"])).config, dp.clone(), stop_rx, reload_rx, |_| {}));
-        let key = |vip: &str| crate::dataplane::ServiceKey {
-            proto: crate::dataplane::Proto::Tcp,
-            vip: vip.parse().unwrap(),
-            vport: 80,
-        };
+        let key = |vip: &str| crate::dataplane::ServiceKey::new(crate::dataplane::Proto::Tcp, vip.parse().unwrap(), 80);
         let serving = |vip: &str| !dp.service(&key(vip)).unwrap().real_servers.is_empty();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let now = |vips: [&str; 4]| vips.map(serving);

@@ -6,9 +6,9 @@
 //!
 //! The trait maps one to one onto rvsd's control socket: VIPs are addresses on a named DPDK
 //! port (`dpip addr add VIP dev dpdk0`), gratuitous ARP / unsolicited NA is sent by rvsd from
-//! that port, services are `(proto, vip, vport)` with a scheduler, persistence, FullNAT local
-//! addresses and real servers `(addr, port, weight)` (`ipvsadm -A/-a`, DPVS `-P`), and a
-//! weight change is `ipvsadm -e`. SNAT rules (DPVS's `virtual_server match`) are kept as
+//! that port, services are `(proto, vip, vport)` or a firewall mark (`ipvsadm -f`) with a
+//! scheduler, persistence, FullNAT local addresses and real servers `(addr, port, weight)`
+//! (`ipvsadm -A/-a`, DPVS `-P`), and a weight change is `ipvsadm -e`. SNAT rules (DPVS's `virtual_server match`) are kept as
 //! rvsd's control protocol names them (`ipvsadm -A -H MATCH`, `-a -H MATCH -r WAN:0 -J`).
 
 use ipnet::IpNet;
@@ -87,15 +87,63 @@ pub enum Proto {
     Udp,
 }
 
-/// What identifies a service: `(proto, vip, vport)`.
+/// What identifies a service: `(proto, vip, vport)`, or a firewall mark and a family
+/// (keepalived's `virtual_server fwmark`; rvsd's fwmark services, see
+/// [`fnat::service`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
-    /// Protocol.
+    /// Protocol (TCP on a fwmark service, which takes TCP and UDP: ipvsadm's form).
     pub proto: Proto,
-    /// Virtual address.
+    /// Virtual address (on a fwmark service, the unspecified address of its family).
     pub vip: IpAddr,
-    /// Virtual port.
+    /// Virtual port (0 on a fwmark service).
     pub vport: u16,
+    /// The firewall mark of a fwmark service; 0 on a VIP:port service (and absent from
+    /// the serialized form, which is then what it was before fwmark services).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl ServiceKey {
+    /// The VIP:port service `proto vip:vport`.
+    pub const fn new(proto: Proto, vip: IpAddr, vport: u16) -> ServiceKey {
+        ServiceKey { proto, vip, vport, fwmark: 0 }
+    }
+
+    /// The fwmark service `mark` of the family of `v6`, as rvsd keys it
+    /// ([`fnat::service::ServiceKey::of_fwmark`]): TCP, the unspecified address, port 0.
+    pub const fn of_fwmark(mark: u32, v6: bool) -> ServiceKey {
+        let vip = match v6 {
+            true => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            false => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        };
+        ServiceKey { proto: Proto::Tcp, vip, vport: 0, fwmark: mark }
+    }
+
+    /// Whether this is a fwmark service.
+    pub const fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    /// `tcp 192.0.2.1:80`, `udp [2001:db8::1]:53`, `fwmark 1`, `fwmark 1 IPv6` (as rvsd
+    /// names services).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.proto {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        };
+        match (self.fwmark, self.vip) {
+            (0, vip) => write!(f, "{proto} {}", SocketAddr::new(vip, self.vport)),
+            (m, IpAddr::V4(_)) => write!(f, "fwmark {m}"),
+            (m, IpAddr::V6(_)) => write!(f, "fwmark {m} IPv6"),
+        }
+    }
 }
 
 /// A real server behind a service.
@@ -651,17 +699,17 @@ impl Dataplane for LinuxDataplane {
     }
 
     fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError> {
-        tracing::info!(?service, %rs, weight, "weight");
+        tracing::info!(%service, %rs, weight, "weight");
         self.fake.set_weight(service, rs, weight)
     }
 
     fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
-        tracing::info!(?service, rs = %rs.addr, weight = rs.weight, "add real server");
+        tracing::info!(%service, rs = %rs.addr, weight = rs.weight, "add real server");
         self.fake.add_real_server(service, rs)
     }
 
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
-        tracing::info!(?service, %rs, "remove real server");
+        tracing::info!(%service, %rs, "remove real server");
         self.fake.del_real_server(service, rs)
     }
 
@@ -701,7 +749,7 @@ mod tests {
     use super::*;
 
     fn key() -> ServiceKey {
-        ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 }
+        ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80)
     }
 
     /// The requests of a sync role change: keepalived's order (stops, then starts), only

@@ -405,12 +405,9 @@ impl Diff {
     }
 }
 
+/// `tcp 192.0.2.1:80`, `fwmark 1`.
 fn svc(k: &ServiceKey) -> String {
-    let proto = match k.proto {
-        crate::dataplane::Proto::Tcp => "tcp",
-        crate::dataplane::Proto::Udp => "udp",
-    };
-    format!("{proto} {}", SocketAddr::new(k.vip, k.vport))
+    k.to_string()
 }
 
 /// The differences from `old` (running, with `pool`'s live health) to `new`, the pool for

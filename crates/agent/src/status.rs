@@ -18,7 +18,7 @@ use crate::vrrp::instance::InstanceStatus;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -264,13 +264,17 @@ pub fn state_name(s: State) -> &'static str {
     }
 }
 
-/// A service key as ipvsadm shows it: `TCP 198.18.0.100:80`.
+/// A service key as ipvsadm shows it: `TCP 198.18.0.100:80`, `FWM 1`, `FWM 1 IPv6`.
 pub fn service_name(k: &ServiceKey) -> String {
     let p = match k.proto {
         Proto::Tcp => "TCP",
         Proto::Udp => "UDP",
     };
-    format!("{p} {}", SocketAddr::new(k.vip, k.vport))
+    match (k.fwmark, k.vip) {
+        (0, _) => format!("{p} {}", SocketAddr::new(k.vip, k.vport)),
+        (m, IpAddr::V4(_)) => format!("FWM {m}"),
+        (m, IpAddr::V6(_)) => format!("FWM {m} IPv6"),
+    }
 }
 
 /// The status for people.
@@ -384,7 +388,7 @@ mod tests {
     use super::*;
 
     fn sample() -> AgentStatus {
-        let key = ServiceKey { proto: Proto::Tcp, vip: "198.18.0.100".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "198.18.0.100".parse().unwrap(), 80);
         AgentStatus {
             pid: 7,
             config: "/etc/keepalived/keepalived.conf".into(),

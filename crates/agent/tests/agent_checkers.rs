@@ -88,7 +88,7 @@ impl Agent {
 
     /// The weight of the real server `i` of the service `proto vip:vport`.
     fn weight(&self, proto: Proto, vip: &str, vport: u16, i: usize) -> Option<u32> {
-        let key = ServiceKey { proto, vip: vip.parse().unwrap(), vport };
+        let key = ServiceKey::new(proto, vip.parse().unwrap(), vport);
         self.dp.service(&key).and_then(|s| s.real_servers.get(i).map(|r| r.weight))
     }
 

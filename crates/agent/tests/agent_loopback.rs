@@ -7,7 +7,8 @@
 //!   (+ timeouts), and gets its weight back when it returns;
 //! * an instance whose interface is missing waits in FAULT, and follows it going and
 //!   coming back (rvsd's twins do);
-//! * `ha_suspend`: only the node holding the VIP checks its real servers.
+//! * `ha_suspend`: only the node holding the VIP checks its real servers;
+//! * a fwmark virtual server's DR real server: port 0 in the service, checked on its port.
 
 mod common;
 use common::{in_netns, in_netns_ret};
@@ -307,7 +308,7 @@ fn stopped_http_server_gets_weight_zero_and_returns() {
              connect_timeout 0.2\n   retry 1\n   delay_before_retry 0.1\n  }}\n }}\n}}\n"
         );
         let n = start(&conf);
-        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80);
         let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
         wait_for("the service to load", Duration::from_secs(1), || weight(&n) == Some(7)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -619,7 +620,7 @@ fn alpha_servers_join_once_their_tcp_check_passes() {
              TCP_CHECK {\n   connect_timeout 0.2\n  }\n }\n\
              real_server 127.0.0.2 18103 {\n  weight 2\n }\n}\n";
         let n = start(conf);
-        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.1".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80);
         let weights = |n: &Node| -> Vec<(u16, u32)> {
             let mut v: Vec<(u16, u32)> =
                 n.dp.service(&key)
@@ -650,6 +651,45 @@ fn alpha_servers_join_once_their_tcp_check_passes() {
         n.task.await.unwrap();
         a.abort();
         b.abort();
+    });
+}
+
+/// keepalived's `virtual_server fwmark`: a DR real server written with a port is in the
+/// fwmark service with port 0 (each flow keeps its destination port: rvsd refuses another
+/// for DR) while its TCP_CHECK connects to the port written; the server stopping takes it
+/// to weight 0 (`inhibit_on_failure`) by the fwmark service's key, and back.
+#[test]
+fn a_fwmark_dr_server_is_checked_on_its_port_and_served_on_port_zero() {
+    if !root() {
+        return;
+    }
+    let ns = NetNs::new("rvfw");
+    in_netns(&ns, || async {
+        let conf = "virtual_server fwmark 7 {\n lb_kind DR\n lb_algo wrr\n delay_loop 0.2\n\
+             real_server 127.0.0.1 18121 {\n  weight 4\n  inhibit_on_failure\n\
+             TCP_CHECK {\n   connect_timeout 0.2\n   retry 1\n   delay_before_retry 0.1\n  }\n }\n}\n";
+        let server = accept_all(18121).await;
+        let n = start(conf);
+        let key = ServiceKey::of_fwmark(7, false);
+        let rs = |n: &Node| -> Option<Vec<(String, u32)>> {
+            n.dp.service(&key).map(|s| s.real_servers.iter().map(|r| (r.addr.to_string(), r.weight)).collect())
+        };
+        let at = |w: u32| Some(vec![("127.0.0.1:0".to_string(), w)]);
+        wait_for("the service to load", Duration::from_secs(1), || rs(&n).is_some()).await;
+        assert_eq!(rs(&n), at(4), "port 0 in the dataplane");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(rs(&n), at(4), "checked healthy on port 18121");
+        server.abort();
+        let _ = server.await;
+        let t = wait_for("weight 0", Duration::from_secs(2), || rs(&n) == at(0)).await;
+        eprintln!("weight 0 after {t:?}");
+        let server = accept_all(18121).await;
+        wait_for("weight back", Duration::from_secs(2), || rs(&n) == at(4)).await;
+        let zero = Call::SetWeight(key, "127.0.0.1:0".parse().unwrap(), 0);
+        assert!(n.dp.calls().contains(&zero), "{:?}", n.dp.calls());
+        server.abort();
+        n.stop.send(true).unwrap();
+        n.task.await.unwrap();
     });
 }
 
@@ -704,7 +744,7 @@ fn notify_fifos_keep_lines_for_a_late_reader_through_a_checker_failure() {
     let readers = in_netns_ret(&ns, move || async move {
         let server = accept_all(18095).await;
         let n = start(&conf);
-        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "192.0.2.42".parse().unwrap(), 80);
         let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
         wait_for("master", Duration::from_secs(3), || has_vip(&n)).await;
         wait_for("the service", Duration::from_secs(1), || weight(&n) == Some(7)).await;
@@ -1003,7 +1043,7 @@ fn reload_applies_only_the_differences_and_refuses_an_invalid_file() {
         // Let the checkers run a round or two (both servers answer: no transition).
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(st.borrow().state, State::Master);
-        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "192.0.2.42".parse().unwrap(), 80);
         let not_garp = |c: &Call| !matches!(c, Call::Garp(..));
         let before = dp.calls().len();
         // Watch for any state change of the instance from here on.
@@ -1166,7 +1206,7 @@ fn ha_suspend_checks_only_on_the_node_holding_the_vip() {
                   TCP_CHECK {\n   connect_timeout 0.2\n   retry 0\n  }\n }\n}\n";
         let a = start(&format!("{}{vs}", node_conf("127.0.0.1", "127.0.0.2", 200)));
         let b = start(&format!("{}{vs}", node_conf("127.0.0.2", "127.0.0.1", 100)));
-        let key = ServiceKey { proto: Proto::Tcp, vip: "192.0.2.42".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "192.0.2.42".parse().unwrap(), 80);
         let weight = |n: &Node| n.dp.service(&key).map(|s| s.real_servers[0].weight);
         wait_for("A to become master", Duration::from_secs(3), || has_vip(&a)).await;
         wait_for("A's checker to fail the server", Duration::from_secs(2), || weight(&a) == Some(0)).await;

@@ -117,7 +117,7 @@ fn broken_file_reports_every_error_with_its_line() {
         "42: unknown lb_algo 'fastest'",
         "46: unknown keyword 'url' in BFD_CHECK (it takes name and alpha)",
         "45: BFD_CHECK needs a name (a bfd_instance)",
-        "53: fwmark virtual servers are not supported by rvs yet; use VIP PORT or group",
+        "55: virtual_server fwmark 7: ops is for one protocol, and a fwmark service takes TCP and UDP",
         "13: vrrp_instance A: unicast_peer block has no peers: adverts would go nowhere",
         "27: vrrp_instance B: virtual_router_id 7 is already used on eth0 by vrrp_instance A (",
         "27: vrrp_instance B: track_script missing_script names no vrrp_script",

@@ -92,6 +92,27 @@ pub fn parse_num(s: &str, what: &str, min: u64, max: u64) -> Result<u64, String>
     }
 }
 
+/// Parses a firewall mark (`rvsadm -f MARK`, `rvsip fwmark add MARK`): an integer
+/// 1..=4294967295, decimal as ipvsadm's `parse_fwmark` reads it (a leading 0 is not
+/// octal), or hexadecimal after `0x` as iptables' `--set-mark` is often written. The
+/// error names the value.
+pub fn parse_fwmark(s: &str) -> Result<u32, String> {
+    const RANGE: &str = "1..=4294967295";
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None => (s, 10),
+    };
+    let valid = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+    if !valid {
+        return Err(format!("invalid fwmark value '{s}' (expected an integer {RANGE}, decimal or 0x hex)"));
+    }
+    match u32::from_str_radix(digits, radix) {
+        Ok(0) => Err(format!("fwmark {s} is no mark (expected {RANGE})")),
+        Ok(m) => Ok(m),
+        Err(_) => Err(format!("fwmark {s} out of range ({RANGE})")),
+    }
+}
+
 /// Parses a persistence netmask: for IPv4 a dotted mask (`255.255.255.0`) or a prefix
 /// length (`24`), for IPv6 a prefix length (`64`). Returns the prefix length.
 pub fn parse_netmask(s: &str, v6: bool) -> Result<u8, String> {
@@ -210,6 +231,27 @@ mod tests {
             "prefix 10.0.0.1/8 has host bits set (did you mean 10.0.0.0/8?)"
         );
         assert_eq!(parse_prefix("10.0.0.1/8", "address", false).unwrap().to_string(), "10.0.0.1/8");
+    }
+
+    #[test]
+    fn fwmarks_decimal_or_hex() {
+        assert_eq!(parse_fwmark("1"), Ok(1));
+        assert_eq!(parse_fwmark("010"), Ok(10), "decimal, as ipvsadm's strtol(.., 10)");
+        assert_eq!(parse_fwmark("0x10"), Ok(16));
+        assert_eq!(parse_fwmark("0XfF"), Ok(255));
+        assert_eq!(parse_fwmark("4294967295"), Ok(u32::MAX));
+        assert_eq!(parse_fwmark("0xffffffff"), Ok(u32::MAX));
+        assert_eq!(parse_fwmark("0").unwrap_err(), "fwmark 0 is no mark (expected 1..=4294967295)");
+        assert_eq!(parse_fwmark("0x0").unwrap_err(), "fwmark 0x0 is no mark (expected 1..=4294967295)");
+        assert_eq!(parse_fwmark("4294967296").unwrap_err(), "fwmark 4294967296 out of range (1..=4294967295)");
+        assert_eq!(parse_fwmark("0x100000000").unwrap_err(), "fwmark 0x100000000 out of range (1..=4294967295)");
+        for bad in ["", "x", "-1", "+1", "1.5", "0x", "0xg", " 1", "1k", "0b1"] {
+            assert_eq!(
+                parse_fwmark(bad).unwrap_err(),
+                format!("invalid fwmark value '{bad}' (expected an integer 1..=4294967295, decimal or 0x hex)"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! - [`adm`]: `rvsadm`, ipvsadm's syntax and output with DPVS's FullNAT additions
 //!   (`-P/-Q/-G` local addresses).
-//! - [`ip`]: `rvsip`, dpip's syntax (`link`, `addr`, `route`, `neigh`, `stats`).
+//! - [`ip`]: `rvsip`, dpip's syntax (`link`, `addr`, `route`, `neigh`, `vlan`, `stats`),
+//!   and rvs's own `fwmark` rules for rvsadm's firewall-mark services.
 //!
 //! Both parse their arguments into a command (pure, no I/O), then run it against a [`Ctl`]
 //! (the control socket in the binaries, a scripted fake in the tests) and print to a

@@ -269,6 +269,20 @@ pub enum Request {
     },
     /// The global deny list.
     EdgeDenyList,
+    /// The rules that mark new flows for fwmark services (`rvsip fwmark show`).
+    FwmarkList,
+    /// Adds a fwmark rule at the end of the list (`rvsip fwmark add MARK MATCH`).
+    /// Refused if the same rule is there already.
+    FwmarkAdd {
+        /// The rule.
+        rule: fnat::fwmark::FwmarkRule,
+    },
+    /// Deletes a fwmark rule (`rvsip fwmark del MARK MATCH`); connections it opened
+    /// keep their service until they end.
+    FwmarkDel {
+        /// The rule.
+        rule: fnat::fwmark::FwmarkRule,
+    },
     /// The SNAT rules (`rvsadm -L` lists them after the services).
     SnatList,
     /// Adds a SNAT rule (`rvsadm -A -H MATCH`), with the WAN addresses given (none yet
@@ -798,6 +812,11 @@ pub enum Response {
         /// Its prefixes, as given.
         prefixes: Vec<IpNet>,
     },
+    /// The fwmark rules, in the order they are tried.
+    Fwmark {
+        /// The rules.
+        rules: Vec<fnat::fwmark::FwmarkRule>,
+    },
     /// The SNAT rules, in the order they are tried, each with its name.
     Snat {
         /// The rules.
@@ -866,7 +885,7 @@ mod tests {
 
     #[test]
     fn wire_form_is_tagged_and_versioned() {
-        let key = ServiceKey { proto: Proto::Tcp, vip: "198.18.0.100".parse().unwrap(), vport: 80 };
+        let key = ServiceKey::new(Proto::Tcp, "198.18.0.100".parse().unwrap(), 80);
         let msg = RequestMsg::from(Request::ServiceDel { key });
         let json = serde_json::to_value(&msg).unwrap();
         assert_eq!(json["v"], 1);

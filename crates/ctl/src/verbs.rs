@@ -24,6 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
+use fnat::fwmark::FwmarkRule;
 use fnat::service::{DestMarks, RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
 
 use crate::error::ErrorCode;
@@ -311,6 +312,31 @@ pub fn snat_replace(rules: &mut Vec<SnatSpec>, new: Vec<SnatSpec>) -> Result<(),
     Ok(())
 }
 
+/// Adds a fwmark rule at the end of the list (`rvsip fwmark add`): refused when it is
+/// there already or wrong alone ([`fnat::fwmark::FwmarkRule::check`]).
+pub fn fwmark_add(rules: &mut Vec<FwmarkRule>, rule: FwmarkRule) -> Result<(), Refused> {
+    rule.check().map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
+    if rules.contains(&rule) {
+        return Err(Refused::new(ErrorCode::Exists, format!("fwmark rule {rule} is there already")));
+    }
+    if rules.len() >= fnat::fwmark::MAX_FWMARK_RULES {
+        let n = fnat::fwmark::MAX_FWMARK_RULES;
+        return Err(Refused::new(ErrorCode::Invalid, format!("{n} fwmark rules already: at most {n}")));
+    }
+    rules.push(rule);
+    Ok(())
+}
+
+/// Deletes a fwmark rule (`rvsip fwmark del`).
+pub fn fwmark_del(rules: &mut Vec<FwmarkRule>, rule: &FwmarkRule) -> Result<(), Refused> {
+    let i = rules
+        .iter()
+        .position(|r| r == rule)
+        .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no fwmark rule {rule}")))?;
+    rules.remove(i);
+    Ok(())
+}
+
 /// Replaces every service (`rvsadm -R`, `-C`, the agent's services), and with
 /// `new_snat` every SNAT rule too (`rvsadm -R`, `-C`), as one change: nothing changes
 /// when the SNAT rules are refused.
@@ -471,10 +497,14 @@ pub fn validate(
     }
 }
 
-/// The services (position and key) whose VIP no port owns yet. They are valid (a VRRP
+/// The VIP:port services (position and key) whose VIP no port owns yet. They are valid (a VRRP
 /// backup's services); `rvsd --check-config` names them in a warning.
 pub fn unowned_vips(set: &[ServiceSpec], owner: &dyn Fn(IpAddr) -> Option<Owned>) -> Vec<(usize, ServiceKey)> {
-    set.iter().enumerate().filter(|(_, s)| owner(s.service.vip).is_none()).map(|(i, s)| (i, s.service.key())).collect()
+    set.iter()
+        .enumerate()
+        .filter(|(_, s)| s.service.fwmark == 0 && owner(s.service.vip).is_none())
+        .map(|(i, s)| (i, s.service.key()))
+        .collect()
 }
 
 /// The local addresses (service position and key, address) no port owns yet: valid
@@ -501,7 +531,7 @@ mod tests {
     }
 
     fn key(vport: u16) -> ServiceKey {
-        ServiceKey { proto: Proto::Tcp, vip: ip("198.18.0.100"), vport }
+        ServiceKey::new(Proto::Tcp, ip("198.18.0.100"), vport)
     }
 
     fn spec(vport: u16) -> ServiceSpec {
@@ -681,6 +711,27 @@ mod tests {
         assert_eq!(rules, before);
         snat_replace(&mut rules, vec![m("proto=tcp")]).unwrap();
         assert_eq!(rules.len(), 1);
+    }
+
+    #[test]
+    fn fwmark_verbs_append_refuse_duplicates_and_bad_rules() {
+        let r = |mark, t: &str| FwmarkRule::from_match(mark, t).unwrap();
+        let mut rules = Vec::new();
+        fwmark_add(&mut rules, r(1, "dst-range=192.0.2.1:80")).unwrap();
+        fwmark_add(&mut rules, r(2, "dst-range=192.0.2.1:80")).unwrap();
+        assert_eq!(rules.iter().map(|x| x.mark).collect::<Vec<_>>(), [1, 2], "appended in order");
+        assert_eq!(
+            refusal(fwmark_add(&mut rules, r(1, "dst-range=192.0.2.1:80"))),
+            (ErrorCode::Exists, "fwmark rule mark 1 dst-range=192.0.2.1:80 is there already".into())
+        );
+        let bad = FwmarkRule { mark: 0, ..r(1, "dst-range=192.0.2.1") };
+        assert_eq!(refusal(fwmark_add(&mut rules, bad)).0, ErrorCode::Invalid);
+        assert_eq!(
+            refusal(fwmark_del(&mut rules, &r(3, "dst-range=192.0.2.1:80"))),
+            (ErrorCode::NotFound, "no fwmark rule mark 3 dst-range=192.0.2.1:80".into())
+        );
+        fwmark_del(&mut rules, &r(1, "dst-range=192.0.2.1:80")).unwrap();
+        assert_eq!(rules, vec![r(2, "dst-range=192.0.2.1:80")]);
     }
 
     #[test]

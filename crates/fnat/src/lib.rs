@@ -18,6 +18,7 @@ pub mod destcheck;
 pub mod edge;
 pub mod engine;
 pub mod frag;
+pub mod fwmark;
 pub mod hash;
 pub mod icmp_err;
 #[cfg(feature = "judge")]

@@ -28,11 +28,14 @@
 //! VIP" (ipvsadm's persistent port-0 service). [`ServiceTable::lookup`] tries the exact
 //! port first, then port 0.
 //!
-//! Firewall-mark services (ipvsadm `-f mark`, grouping several ports or VIPs under one
-//! service) are not implemented yet. Their place: a `ServiceKey` variant for the mark,
-//! a second map `mark -> SvcIdx` beside `by_key`, and a `lookup_fwmark(mark)` that the
-//! classifier calls when the packet carries a mark; everything past the `SvcIdx`
-//! (schedulers, persistence, identities) already works per service and needs no change.
+//! A firewall-mark service (ipvsadm `-f MARK`, keepalived `virtual_server fwmark`)
+//! has no address of its own: its key is the mark and a family (`vip` the unspecified
+//! address of that family, `vport` 0, `proto` TCP as ipvsadm sets it, unused), and it
+//! takes the TCP and UDP flows the table's [`crate::fwmark`] rules mark, before any
+//! VIP:port service ([`ServiceTable::classify`]). Its real servers' port 0 keeps the
+//! client's destination port, as on an all-ports service; another port sends every
+//! flow there (NAT, FullNAT). Past the [`SvcIdx`] (schedulers, persistence over all its
+//! ports and addresses, identities) it is a service like any other.
 
 use std::collections::HashMap;
 
@@ -47,6 +50,7 @@ use ipnet::IpNet;
 
 use crate::destcheck::{DestCheck, DestMark};
 use crate::edge::{RateLimit, ServicePolicy};
+use crate::fwmark::{FwmarkRule, FwmarkTable};
 use crate::persist::PersistConfig;
 use crate::sched::maglev::{self, MH_DEFAULT_TABLE_SIZE, MH_MAX_TABLE_SIZE, MH_MIN_TABLE_SIZE};
 use crate::sched::{SchedKind, StaticTable};
@@ -63,21 +67,52 @@ pub const MAX_WEIGHT: u32 = 65_535;
 /// ipvsadm's default weight for a real server added without `-w`.
 pub const DEFAULT_WEIGHT: u32 = 1;
 
-/// What identifies a virtual service: protocol, virtual address and port (0 = all ports).
+/// What identifies a virtual service: protocol, virtual address and port (0 = all
+/// ports), or a firewall mark and a family (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ServiceKey {
-    /// TCP or UDP.
+    /// TCP or UDP (TCP on a fwmark service, which takes both).
     pub proto: Proto,
-    /// The virtual address clients connect to.
+    /// The virtual address clients connect to (on a fwmark service, the unspecified
+    /// address of its family).
     pub vip: IpAddr,
-    /// The virtual port; 0 = every port of the VIP.
+    /// The virtual port; 0 = every port of the VIP (and on a fwmark service).
     pub vport: u16,
+    /// The firewall mark of a fwmark service; 0 on a VIP:port service.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
+}
+
+impl ServiceKey {
+    /// The key of the VIP:port service `proto vip:vport`.
+    pub const fn new(proto: Proto, vip: IpAddr, vport: u16) -> ServiceKey {
+        ServiceKey { proto, vip, vport, fwmark: 0 }
+    }
+
+    /// The key of the firewall-mark service `mark` of the family of `v6`.
+    pub const fn of_fwmark(mark: u32, v6: bool) -> ServiceKey {
+        let vip = match v6 {
+            true => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            false => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        };
+        ServiceKey { proto: Proto::Tcp, vip, vport: 0, fwmark: mark }
+    }
+
+    /// Whether this is a firewall-mark service.
+    pub const fn is_fwmark(&self) -> bool {
+        self.fwmark != 0
+    }
 }
 
 impl fmt::Display for ServiceKey {
-    /// `tcp 10.0.0.1:80`, `udp [2001:db8::1]:53`: how errors name a service.
+    /// `tcp 10.0.0.1:80`, `udp [2001:db8::1]:53`, `fwmark 1`, `fwmark 1 IPv6`: how
+    /// errors name a service.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.proto.name(), SocketAddr::new(self.vip, self.vport))
+        match (self.fwmark, self.vip) {
+            (0, _) => write!(f, "{} {}", self.proto.name(), SocketAddr::new(self.vip, self.vport)),
+            (m, IpAddr::V4(_)) => write!(f, "fwmark {m}"),
+            (m, IpAddr::V6(_)) => write!(f, "fwmark {m} IPv6"),
+        }
     }
 }
 
@@ -131,12 +166,16 @@ fn yes() -> bool {
 /// One virtual service, as configured (ipvsadm `-A -t|-u vip:port -s sched -p`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceConfig {
-    /// TCP or UDP.
+    /// TCP or UDP (TCP on a fwmark service).
     pub proto: Proto,
-    /// The virtual address.
+    /// The virtual address (on a fwmark service, the unspecified address of its family).
     pub vip: IpAddr,
-    /// The virtual port; 0 = every port of the VIP.
+    /// The virtual port; 0 = every port of the VIP (and on a fwmark service).
     pub vport: u16,
+    /// The firewall mark of a fwmark service (ipvsadm `-f`), 0 otherwise; see the
+    /// module documentation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fwmark: u32,
     /// The scheduler for new connections (default wlc, as ipvsadm).
     #[serde(default)]
     pub sched: SchedKind,
@@ -260,6 +299,7 @@ impl ServiceConfig {
             proto,
             vip,
             vport,
+            fwmark: 0,
             sched: SchedKind::default(),
             persistence: None,
             real_servers: Vec::new(),
@@ -280,6 +320,11 @@ impl ServiceConfig {
         }
     }
 
+    /// A service with the key `key` (VIP:port or fwmark), otherwise as [`new`](Self::new).
+    pub fn with_key(key: ServiceKey) -> Self {
+        ServiceConfig { fwmark: key.fwmark, ..ServiceConfig::new(key.proto, key.vip, key.vport) }
+    }
+
     /// [`conn_timeout`](Self::conn_timeout) in milliseconds (0 = the global timeouts).
     pub fn conn_timeout_ms(&self) -> u32 {
         self.conn_timeout.min(MAX_TIMEOUT_S) * 1000
@@ -287,7 +332,7 @@ impl ServiceConfig {
 
     /// The key the service is found by.
     pub fn key(&self) -> ServiceKey {
-        ServiceKey { proto: self.proto, vip: self.vip, vport: self.vport }
+        ServiceKey { proto: self.proto, vip: self.vip, vport: self.vport, fwmark: self.fwmark }
     }
 
     /// The SYN proxy setting the engine goes by: the service's own, except that the
@@ -384,6 +429,23 @@ pub enum ServiceError {
         /// The service.
         svc: ServiceKey,
     },
+    /// A fwmark service with an address, a port or a protocol of its own.
+    #[error("{svc}: a fwmark service has no address or port of its own and takes TCP and UDP (give the unspecified address of its family, port 0 and tcp)")]
+    FwmarkShape {
+        /// The service.
+        svc: ServiceKey,
+    },
+    /// A per-protocol option on a fwmark service, whose flows may be TCP or UDP.
+    #[error("{svc}: {what} is for one protocol, and a fwmark service takes TCP and UDP; use a VIP:port service")]
+    FwmarkPerProtocol {
+        /// The service.
+        svc: ServiceKey,
+        /// The option.
+        what: &'static str,
+    },
+    /// A fwmark rule that is wrong alone or in its list.
+    #[error(transparent)]
+    Fwmark(#[from] crate::fwmark::FwmarkError),
     /// A SYN proxy setting on a service that is not TCP.
     #[error("{svc}: the SYN proxy (synproxy) is for TCP services")]
     SynProxyNotTcp {
@@ -628,6 +690,8 @@ pub struct ServiceTable {
     services: Vec<Service>,
     by_key: HashMap<ServiceKey, SvcIdx, Fold>,
     by_rs: HashMap<RsId, (SvcIdx, u32), Fold>,
+    /// The rules that mark new flows for fwmark services, in order.
+    fwmark: FwmarkTable,
     next_svc_id: u32,
     next_rs_id: u32,
 }
@@ -646,6 +710,7 @@ impl ServiceTable {
             services: Vec::new(),
             by_key: HashMap::default(),
             by_rs: HashMap::default(),
+            fwmark: FwmarkTable::default(),
             next_svc_id: 0,
             next_rs_id: 0,
         }
@@ -725,6 +790,7 @@ impl ServiceTable {
             services,
             by_key,
             by_rs,
+            fwmark: FwmarkTable::default(),
             next_svc_id,
             next_rs_id,
         })
@@ -742,17 +808,60 @@ impl ServiceTable {
         self.generation
     }
 
-    /// The service a new flow to `vip:vport` belongs to: the exact port first, then
-    /// the all-ports service (vport 0). No allocation.
+    /// This generation with the rules that mark new flows for fwmark services (see
+    /// [`crate::fwmark`]), checked as a whole. Rules whose mark has no service are
+    /// kept: they mark nothing until the service is added.
+    pub fn with_fwmark_rules(mut self, rules: &[FwmarkRule]) -> Result<ServiceTable, ServiceError> {
+        self.fwmark = FwmarkTable::new(rules)?;
+        Ok(self)
+    }
+
+    /// The rules that mark new flows, in order.
+    pub fn fwmark_rules(&self) -> &[FwmarkRule] {
+        self.fwmark.rules()
+    }
+
+    /// The service a new flow `proto src:sport -> dst:dport` belongs to: the fwmark
+    /// service of the first rule that marks it, if that mark has a service of the
+    /// flow's family and `markable` (the engine says no for its own local addresses,
+    /// whose stray replies no rule may turn into connections); otherwise
+    /// [`lookup`](Self::lookup). No allocation.
+    #[inline]
+    pub fn classify(
+        &self,
+        proto: Proto,
+        (src, sport): (IpAddr, u16),
+        (dst, dport): (IpAddr, u16),
+        markable: impl FnOnce() -> bool,
+    ) -> Option<SvcIdx> {
+        if !self.fwmark.is_empty() {
+            if let Some(mark) = self.fwmark.mark_of(proto, (src, sport), (dst, dport)) {
+                let svc = self.by_key.get(&ServiceKey::of_fwmark(mark, dst.is_ipv6()));
+                if let Some(&i) = svc.filter(|_| markable()) {
+                    return Some(i);
+                }
+            }
+        }
+        self.lookup(proto, dst, dport)
+    }
+
+    /// The service with key `key` (VIP:port or fwmark), exactly.
+    pub fn find(&self, key: &ServiceKey) -> Option<SvcIdx> {
+        self.by_key.get(key).copied()
+    }
+
+    /// The VIP:port service a new flow to `vip:vport` belongs to: the exact port
+    /// first, then the all-ports service (vport 0); fwmark services are
+    /// [`classify`](Self::classify)'s. No allocation.
     pub fn lookup(&self, proto: Proto, vip: IpAddr, vport: u16) -> Option<SvcIdx> {
-        let exact = ServiceKey { proto, vip, vport };
+        let exact = ServiceKey::new(proto, vip, vport);
         if let Some(&i) = self.by_key.get(&exact) {
             return Some(i);
         }
         if vport == 0 {
             return None;
         }
-        self.by_key.get(&ServiceKey { proto, vip, vport: 0 }).copied()
+        self.by_key.get(&ServiceKey::new(proto, vip, 0)).copied()
     }
 
     /// The service at `idx`. Panics if `idx` did not come from this table; use
@@ -812,7 +921,20 @@ fn validate_service(cfg: &ServiceConfig) -> Result<(), ServiceError> {
     if cfg.proto == Proto::Icmp {
         return Err(ServiceError::NotTcpOrUdp { svc });
     }
-    if !is_unicast(cfg.vip) {
+    if cfg.fwmark != 0 {
+        if !cfg.vip.is_unspecified() || cfg.vport != 0 || cfg.proto != Proto::Tcp {
+            return Err(ServiceError::FwmarkShape { svc });
+        }
+        let what = match () {
+            _ if cfg.ops => Some("one-packet scheduling (ops)"),
+            _ if cfg.uoa.is_some() => Some("UOA"),
+            _ if cfg.proxy_protocol.is_some() => Some("the PROXY protocol"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            return Err(ServiceError::FwmarkPerProtocol { svc, what });
+        }
+    } else if !is_unicast(cfg.vip) {
         return Err(ServiceError::BadVip { svc });
     }
     if cfg.synproxy.is_some() && cfg.proto != Proto::Tcp {
@@ -863,7 +985,7 @@ fn validate_dest(cfg: &ServiceConfig, rs: &RealServerConfig) -> Result<Dest, Ser
     let svc = cfg.key();
     let port = if rs.port == 0 { cfg.vport } else { rs.port };
     let sock = SocketAddr::new(rs.addr, port);
-    if cfg.vport == 0 && rs.port != 0 {
+    if cfg.vport == 0 && rs.port != 0 && cfg.fwmark == 0 {
         return Err(ServiceError::PortOnAllPortsService { svc, rs: sock });
     }
     if rs.fwd == FwdMode::Snat {

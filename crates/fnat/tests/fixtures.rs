@@ -605,7 +605,7 @@ fn per_service_local_addresses_and_toa_off() {
     let mut cfg = config(64);
     cfg.toa = false;
     cfg.local_addrs.push(LocalAddrSet {
-        service: Some(fnat::service::ServiceKey { proto: Proto::Tcp, vip: VIP4.into(), vport: 81 }),
+        service: Some(fnat::service::ServiceKey::new(Proto::Tcp, VIP4.into(), 81)),
         lips: vec![own.into()],
     });
     let mut w = World::new(&cfg);
@@ -835,7 +835,7 @@ fn syn_recv_limit_evicts_the_oldest() {
 fn lip_cursor_survives_service_delete_and_readd() {
     use fnat::service::{ServiceKey, ServiceTable};
     let lip = Ipv4Addr::new(10, 1, 0, 9);
-    let key = ServiceKey { proto: Proto::Tcp, vip: VIP4.into(), vport: 80 };
+    let key = ServiceKey::new(Proto::Tcp, VIP4.into(), 80);
     let mut cfg = config(64);
     cfg.port_range = PortRange { lo: 2000, hi: 2007 };
     cfg.local_addrs.push(LocalAddrSet { service: Some(key), lips: vec![lip.into()] });

@@ -303,3 +303,36 @@ fn a_peer_inventing_local_addresses_cannot_take_the_tables_address_slots() {
     assert_eq!(b.engine.stats().drops(DropReason::AddrsFull), 0);
     assert_eq!(b.engine.conns().len() as usize, installed + 2);
 }
+
+/// A connection of a fwmark service is installed on the peer only where the same rule
+/// marks it: the record carries the client and virtual address, not the mark.
+#[test]
+fn a_fwmark_connection_installs_where_the_same_rule_marks_it() {
+    use fnat::fwmark::FwmarkRule;
+    use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
+    let marked = |rules: bool| {
+        let mut w = synced_world(1000);
+        let mut c = ServiceConfig::with_key(ServiceKey::of_fwmark(7, false));
+        c.real_servers = vec![RealServerConfig {
+            addr: RIP4.into(),
+            port: 8080,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+            fwd: Default::default(),
+        }];
+        let rule = FwmarkRule::from_match(7, &format!("proto=tcp,dst-range={VIP4}:80")).unwrap();
+        let table = ServiceTable::build(&[c], None).unwrap();
+        w.table = match rules {
+            true => table.with_fwmark_rules(&[rule]).unwrap(),
+            false => table,
+        };
+        w
+    };
+    let (mut a, mut b, mut c) = (marked(true), marked(true), marked(false));
+    handshake(&mut a, 40000);
+    let recs = announced(&mut a);
+    assert_eq!(recs.len(), 1, "the fwmark service's connection is announced: {recs:?}");
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::New));
+    assert_eq!(install(&mut c, &recs[0]), Err(SyncRefusal::NoService), "no rule, no mark, no service");
+}

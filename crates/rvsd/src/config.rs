@@ -64,6 +64,10 @@ pub struct Config {
     /// `proto`, `src_range`, `dst_range`, `iif`, `oif`, `wan`; see [`ctl::SnatSpec`]).
     #[serde(default, rename = "snat")]
     pub snat: Vec<ctl::SnatSpec>,
+    /// Rules that mark new flows for fwmark services (`[[fwmark]]`: `mark`, `proto`,
+    /// `src_range`, `dst_range`; see [`fnat::fwmark`]), tried in file order.
+    #[serde(default)]
+    pub fwmark: Vec<fnat::fwmark::FwmarkRule>,
     /// Control socket.
     #[serde(default)]
     pub control: ControlConf,
@@ -483,12 +487,20 @@ pub struct NeighConf {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConf {
-    /// `tcp` or `udp`.
-    pub proto: Proto,
-    /// The virtual IP.
-    pub vip: IpAddr,
-    /// The virtual port; 0 serves every port of the VIP.
-    pub port: u16,
+    /// `tcp` or `udp` (a fwmark service takes both and gives none).
+    #[serde(default)]
+    pub proto: Option<Proto>,
+    /// The virtual IP. A fwmark service has none: absent is an IPv4 one, `"::"` an
+    /// IPv6 one.
+    #[serde(default)]
+    pub vip: Option<IpAddr>,
+    /// The virtual port; 0 serves every port of the VIP (a fwmark service gives none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A firewall-mark service (ipvsadm `-f`): the flows the `[[fwmark]]` rules give
+    /// this mark, instead of a VIP and port.
+    #[serde(default)]
+    pub fwmark: u32,
     /// Scheduler (ipvsadm's names).
     #[serde(default)]
     pub scheduler: SchedKind,
@@ -1069,6 +1081,17 @@ impl Config {
                 err(k.clone(), e.to_string());
             }
         }
+        // Fwmark rules.
+        for (i, r) in self.fwmark.iter().enumerate() {
+            if let Err(e) = r.check() {
+                err(format!("fwmark[{i}]"), e.to_string());
+            } else if self.fwmark[..i].contains(r) {
+                err(format!("fwmark[{i}]"), format!("{r} is given twice"));
+            }
+        }
+        if self.fwmark.len() > fnat::fwmark::MAX_FWMARK_RULES {
+            err("fwmark".into(), format!("{} rules: at most {}", self.fwmark.len(), fnat::fwmark::MAX_FWMARK_RULES));
+        }
         for (i, n) in self.neighs.iter().enumerate() {
             if self.port_index(&n.dev).is_none() {
                 err(format!("neigh[{i}].dev"), format!("no port named {:?}", n.dev));
@@ -1079,6 +1102,10 @@ impl Config {
         // A VIP need not be owned (see `warnings`).
         for (i, s) in self.services.iter().enumerate() {
             let k = format!("service[{i}]");
+            let missing = [("proto", s.proto.is_none()), ("vip", s.vip.is_none()), ("port", s.port.is_none())];
+            for (key, _) in missing.iter().filter(|(_, m)| *m && s.fwmark == 0) {
+                err(format!("{k}.{key}"), "required (or fwmark, for a firewall-mark service)".into());
+            }
             if s.laddrs.is_empty() && s.real_servers.iter().any(|r| r.fwd.needs_local_addrs()) {
                 err(format!("{k}.laddrs"), "FullNAT and TUN need at least one local address (LIP)".into());
             }
@@ -1106,12 +1133,15 @@ impl Config {
 impl ServiceConf {
     /// The core's view of this service.
     pub fn to_core(&self) -> ServiceConfig {
-        let mut c = ServiceConfig::new(self.proto, self.vip, self.port);
+        let unspecified = IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED);
+        let proto = self.proto.unwrap_or(Proto::Tcp);
+        let mut c = ServiceConfig::new(proto, self.vip.unwrap_or(unspecified), self.port.unwrap_or(0));
+        c.fwmark = self.fwmark;
         c.sched = self.scheduler;
         c.persistence = self.persistence.map(|t| {
             let mut p = PersistConfig { timeout_s: t, ..PersistConfig::default() };
             if let Some(m) = self.persistence_netmask {
-                if self.vip.is_ipv4() {
+                if c.vip.is_ipv4() {
                     p.netmask_v4 = m;
                 } else {
                     p.netmask_v6 = m;
@@ -1317,6 +1347,38 @@ addr = "192.0.2.1/24""#,
         let twice =
             format!("{}[[vlan]]\nname = \"other\"\nlink = \"dpdk0\"\nid = 100\n", vlan("link = \"dpdk0\"\nid = 100"));
         assert!(problems(&twice).iter().any(|e| e.contains("vlan[1].id: VLAN 100 on dpdk0 is defined twice")));
+    }
+
+    /// Fwmark rules and services: a service with `fwmark` needs no VIP; rules are
+    /// checked with the file, each problem named.
+    #[test]
+    fn fwmark_rules_and_services_in_the_file() {
+        let file = |rules: &str, service: &str| format!("{MINIMAL}{rules}\n[[service]]\n{service}\n");
+        let rule = "\n[[fwmark]]\nmark = 1\nproto = \"tcp\"\ndst_range = \"192.0.2.1:80-443\"\n";
+        let svc = "fwmark = 1\nscheduler = \"rr\"\nreal_server = [{ addr = \"192.0.2.50\", port = 0, fwd = \"nat\" }]";
+        let ok = Config::parse("t.toml", &file(rule, svc)).expect("a fwmark service and its rule");
+        let marked = |c: &Config| c.service_specs().iter().map(|s| s.service.key()).find(|k| k.is_fwmark());
+        assert_eq!(marked(&ok), Some(fnat::service::ServiceKey::of_fwmark(1, false)));
+        assert_eq!(ok.fwmark[0].match_text(), "proto=tcp,dst-range=192.0.2.1:80-443");
+        let warned = ok.warnings("t.toml");
+        assert!(warned.iter().all(|w| !w.to_string().contains("0.0.0.0")), "no VIP to warn about: {warned:?}");
+        let v6 = file("", &format!("{svc}\nvip = \"::\"").replace("192.0.2.50", "2001:db8::50"));
+        let ok6 = Config::parse("t.toml", &v6).expect("an IPv6 fwmark service");
+        assert_eq!(marked(&ok6), Some(fnat::service::ServiceKey::of_fwmark(1, true)));
+        for (rules, service, want) in [
+            ("", "scheduler = \"rr\"", "service[1].vip: required (or fwmark"),
+            ("", "proto = \"tcp\"\nvip = \"192.0.2.1\"", "service[1].port: required (or fwmark"),
+            ("", "fwmark = 1\nport = 80", "fwmark 1: a fwmark service has no address or port of its own"),
+            ("", "fwmark = 1\nops = true", "fwmark 1: one-packet scheduling (ops) is for one protocol"),
+            (&rule.replace("mark = 1", "mark = 0"), svc, "fwmark[0]: fwmark rule mark 0"),
+            (&rule.replace("192.0.2.1:80-443", "0.0.0.0:80"), svc, "fwmark[0]: fwmark rule mark 1 proto=tcp,dst-range=0.0.0.0-255.255.255.255:80: dst-range must name the virtual addresses"),
+            (&format!("{rule}{rule}"), svc, "fwmark[1]: mark 1 proto=tcp,dst-range=192.0.2.1:80-443 is given twice"),
+            (&rule.replace("proto = \"tcp\"", "proto = \"icmp\""), svc, "fwmark[0]: fwmark rule mark 1 proto=icmp"),
+            (&rule.replace("dst_range", "dst"), svc, "unknown field `dst`"),
+        ] {
+            let p = problems(&file(rules, service));
+            assert!(p.iter().any(|e| e.contains(want)), "expected {want:?}, got {p:?}");
+        }
     }
 
     /// A SNAT rule's name is one word and unique (`rvsadm -S` writes it as `--name`).

@@ -61,6 +61,8 @@ pub struct State {
     pub deny_set: Arc<PrefixSet>,
     /// SNAT rules, in the order they are tried, each named.
     pub snat: Vec<ctl::SnatSpec>,
+    /// The rules that mark new flows for fwmark services, in the order they are tried.
+    pub fwmark: Vec<fnat::fwmark::FwmarkRule>,
     /// What the passive check made of real servers (kept by the control thread's
     /// [`crate::control::destcheck::DestChecker`]).
     pub marks: fnat::service::DestMarks,
@@ -154,6 +156,7 @@ impl State {
                     ..r.clone()
                 })
                 .collect(),
+            fwmark: cfg.fwmark.clone(),
             marks: Default::default(),
         }
     }
@@ -221,11 +224,21 @@ impl State {
             .ok_or_else(|| Refused::new(ErrorCode::NotFound, format!("no port named {dev:?}")))
     }
 
-    /// The address table (VIP flags from the services).
+    /// The address table (VIP flags from the services, and from the fwmark rules whose
+    /// mark has a service).
     pub fn addr_table(&self) -> Result<AddrTable, Refused> {
         let mut t = AddrTable::new();
+        let marked = |ip: IpAddr| {
+            self.fwmark.iter().any(|r| {
+                r.covers(IpNet::from(ip))
+                    && self
+                        .services
+                        .iter()
+                        .any(|s| s.service.fwmark == r.mark && s.service.vip.is_ipv4() == ip.is_ipv4())
+            })
+        };
         for a in &self.addrs {
-            let vip = self.services.iter().any(|s| s.service.vip == a.net.addr());
+            let vip = self.services.iter().any(|s| s.service.vip == a.net.addr()) || marked(a.net.addr());
             let flags = AddrFlags { sapool: a.sapool, vip };
             t.add(PortId(a.port as u16), a.net, flags)
                 .map_err(|e| Refused::new(ErrorCode::Invalid, format!("address {}: {e}", a.net)))?;
@@ -283,8 +296,11 @@ impl State {
         let owner =
             |ip: IpAddr| addrs.owner(ip).map(|(_, e)| if e.flags.sapool { Owned::Sapool } else { Owned::Plain });
         let services = verbs::validate(&self.services, &owner, prev.map(|p| &*p.services), &self.marks)
-            .map_err(|mut problems| problems.swap_remove(0).refused)?;
+            .map_err(|mut problems| problems.swap_remove(0).refused)?
+            .with_fwmark_rules(&self.fwmark)
+            .map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
         dr_servers_on_link(&services, &routes)?;
+        self.fwmark_beside_kni_host()?;
         let snat = self.snat_table(&addrs, &routes)?;
         let laddrs = self.local_addr_sets();
         // Reuse unchanged parts so workers can tell what changed by pointer.
@@ -301,6 +317,23 @@ impl State {
             deny: Arc::clone(&self.deny_set),
             snat: Arc::new(snat),
         })
+    }
+
+    /// Refuses a fwmark rule over an address a kni_host route gives the kernel: the rule
+    /// would take the kernel's own connections.
+    fn fwmark_beside_kni_host(&self) -> Result<(), Refused> {
+        for route in self.routes.iter().filter(|r| r.scope == RouteScope::KniHost) {
+            if let Some(rule) = self.fwmark.iter().find(|f| f.covers(route.prefix)) {
+                return Err(Refused::new(
+                    ErrorCode::Invalid,
+                    format!(
+                        "fwmark rule {rule} covers {}, which a kni_host route gives the kernel; narrow its dst-range",
+                        route.prefix
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The routes for listing: connected (derived) then static.
@@ -453,6 +486,7 @@ mod tests {
             deny: Arc::default(),
             deny_set: Arc::default(),
             snat: vec![],
+            fwmark: vec![],
             marks: Default::default(),
         }
     }
@@ -506,6 +540,41 @@ mod tests {
         s.neigh_add(&mut neighs, ip("198.18.0.9"), mac, "dpdk1", 0).unwrap();
         State::neigh_del(&mut neighs, ip("198.18.0.9")).unwrap();
         assert_eq!(code(State::neigh_del(&mut neighs, ip("198.18.0.9"))), ErrorCode::NotFound);
+    }
+
+    /// An address a fwmark rule covers is a VIP once the rule's mark has a service
+    /// (not the port's primary address); a rule over a kni_host address is refused.
+    #[test]
+    fn fwmark_rules_flag_their_vips_and_keep_off_the_kernel_s_addresses() {
+        let mut s = bare();
+        s.addr_add("dpdk0", net("198.18.0.1/24"), false).unwrap();
+        s.addr_add("dpdk0", net("198.18.0.100/32"), false).unwrap();
+        let rule = fnat::fwmark::FwmarkRule::from_match(1, "proto=tcp,dst-range=198.18.0.100:80-443").unwrap();
+        verbs::fwmark_add(&mut s.fwmark, rule).unwrap();
+        let flags = |s: &State| -> Vec<(IpAddr, bool)> {
+            s.addr_table().unwrap().iter().map(|e| (e.ip(), e.flags.vip)).collect()
+        };
+        assert!(flags(&s).iter().all(|(_, vip)| !vip), "no service for the mark yet: {:?}", flags(&s));
+        let svc = ServiceConfig::with_key(fnat::service::ServiceKey::of_fwmark(1, false));
+        verbs::service_add(&mut s.services, ServiceSpec { service: svc, laddrs: vec![] }).unwrap();
+        assert_eq!(flags(&s), vec![(ip("198.18.0.1"), false), (ip("198.18.0.100"), true)]);
+        s.snapshot(1, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).expect("a fwmark service and its rule");
+        s.route_add(RouteSpec {
+            prefix: net("198.18.0.100/32"),
+            via: None,
+            dev: "dpdk0".into(),
+            scope: RouteScope::KniHost,
+            src: None,
+            metric: 0,
+            connected: false,
+        })
+        .unwrap();
+        let e = s.snapshot(2, None, Arc::new(vec![]), Arc::new(NeighTable::new(16))).unwrap_err();
+        assert_eq!(
+            e.message,
+            "fwmark rule mark 1 proto=tcp,dst-range=198.18.0.100:80-443 covers 198.18.0.100/32, which a kni_host \
+             route gives the kernel; narrow its dst-range"
+        );
     }
 
     #[test]

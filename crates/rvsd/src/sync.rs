@@ -591,7 +591,7 @@ impl Syncer {
     fn owner(&self, rec: &RecordRepr) -> u16 {
         let snap = self.shared.current();
         let rule = fnat::types::Proto::from_number(rec.proto)
-            .and_then(|p| snap.services.lookup(p, rec.virt.0, rec.virt.1))
+            .and_then(|p| snap.services.classify(p, rec.client, rec.virt, || true))
             .map_or(ClientOwner::Any, |i| ClientOwner::of(snap.services.service(i)));
         let (cip, cport) = (Addr::from(rec.client.0), rec.client.1);
         match rule {

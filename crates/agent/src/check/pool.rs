@@ -145,10 +145,12 @@ pub fn alpha_starts_down(v: &VirtualServer, r: &RealServerConf) -> bool {
     v.alpha && r.checks.iter().any(|c| !matches!(c.kind, CheckKind::File { .. }))
 }
 
-/// What identifies a virtual server across reloads: protocol and `IP PORT` or group name.
+/// What identifies a virtual server across reloads: protocol and `IP PORT`, group name
+/// or fwmark (whose protocol is always TCP, the key's).
 pub type VsIdent = (Proto, VsTarget);
 
-/// A virtual server's identity for the log: `tcp 192.0.2.1:80` or `tcp group NAME`.
+/// A virtual server's identity for the log: `tcp 192.0.2.1:80`, `tcp group NAME`,
+/// `fwmark 1` (`fwmark 1 IPv6`: a fwmark service takes TCP and UDP).
 pub fn vs_label(id: &VsIdent) -> String {
     let proto = match id.0 {
         Proto::Tcp => "tcp",
@@ -157,6 +159,27 @@ pub fn vs_label(id: &VsIdent) -> String {
     match &id.1 {
         VsTarget::Addr(a) => format!("{proto} {a}"),
         VsTarget::Group(g) => format!("{proto} group {g}"),
+        VsTarget::Fwmark { mark, v6: false } => format!("fwmark {mark}"),
+        VsTarget::Fwmark { mark, v6: true } => format!("fwmark {mark} IPv6"),
+    }
+}
+
+/// The dataplane services a virtual server stands for: its `IP PORT`; each member of its
+/// group, then each fwmark entry of the group (of the entry's family, else the virtual
+/// server's, else IPv4: keepalived's `ipvs_group_cmd`); or its fwmark.
+pub fn vs_keys(cfg: &Config, v: &VirtualServer) -> Vec<ServiceKey> {
+    match &v.target {
+        VsTarget::Addr(a) => vec![ServiceKey::new(v.protocol, a.ip(), a.port())],
+        VsTarget::Group(g) => {
+            let groups = cfg.virtual_server_groups.iter().filter(|x| &x.name == g);
+            let members =
+                groups.clone().flat_map(|x| &x.members).map(|a| ServiceKey::new(v.protocol, a.ip(), a.port()));
+            let fwmarks = groups
+                .flat_map(|x| &x.fwmarks)
+                .map(|f| ServiceKey::of_fwmark(f.mark, f.v6.or(v.ipv6).unwrap_or(false)));
+            members.chain(fwmarks).collect()
+        }
+        VsTarget::Fwmark { mark, v6 } => vec![ServiceKey::of_fwmark(*mark, *v6)],
     }
 }
 
@@ -186,7 +209,7 @@ impl Notices {
         self.scripts.extend(if up { rs.notify_up.clone() } else { rs.notify_down.clone() });
         self.fifo.push(format!("RS {} {}\n", fifo_rs(ident, rs.addr), if up { "UP" } else { "DOWN" }));
         if let Some(body) = body.filter(|_| rs.smtp_alert) {
-            let trio = trio(ident.0, &rs.addr.ip().to_string(), rs.addr.port());
+            let trio = trio(proto_word(ident), &rs.addr.ip().to_string(), rs.addr.port());
             self.mail.push(Alert::real_server(&trio, &fifo_vs(ident), up, body));
         }
     }
@@ -215,27 +238,35 @@ fn quorum_body(what: &str, vs: &VsState, was_up: bool, live: u64) -> String {
 const SHUTTING_DOWN: &str = "=> Shutting down <=";
 
 /// keepalived's `[ADDR]:PROTO:PORT` (`inet_sockaddrtotrio`).
-fn trio(proto: Proto, addr: &str, port: u16) -> String {
-    let proto = match proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
+fn trio(proto: &str, addr: &str, port: u16) -> String {
     format!("[{addr}]:{proto}:{port}")
 }
 
-/// A virtual server in keepalived's FIFO lines (`format_vs`): `[VIP]:PROTO:PORT`, or
-/// `[GROUP]:0` for `virtual_server group GROUP` (keepalived prints its unset port).
+/// The protocol in keepalived's `[ADDR]:PROTO:PORT` of a virtual server's servers:
+/// `none` for a fwmark (keepalived drops its protocol, `validate_check_config`).
+fn proto_word(id: &VsIdent) -> &'static str {
+    match (&id.1, id.0) {
+        (VsTarget::Fwmark { .. }, _) => "none",
+        (_, Proto::Tcp) => "tcp",
+        (_, Proto::Udp) => "udp",
+    }
+}
+
+/// A virtual server in keepalived's FIFO lines (`format_vs`): `[VIP]:PROTO:PORT`,
+/// `[GROUP]:0` for `virtual_server group GROUP` (keepalived prints its unset port), or
+/// `FWM MARK`.
 fn fifo_vs(id: &VsIdent) -> String {
     match &id.1 {
-        VsTarget::Addr(a) => trio(id.0, &a.ip().to_string(), a.port()),
+        VsTarget::Addr(a) => trio(proto_word(id), &a.ip().to_string(), a.port()),
         VsTarget::Group(g) => format!("[{g}]:0"),
+        VsTarget::Fwmark { mark, .. } => format!("FWM {mark}"),
     }
 }
 
 /// A real server and its virtual server in keepalived's FIFO lines (`RS` lines:
-/// `[RIP]:PROTO:PORT [VIP]:PROTO:PORT`).
+/// `[RIP]:PROTO:PORT [VIP]:PROTO:PORT`; a fwmark's: `[RIP]:none:PORT FWM MARK`).
 fn fifo_rs(id: &VsIdent, rs: SocketAddr) -> String {
-    format!("{} {}", trio(id.0, &rs.ip().to_string(), rs.port()), fifo_vs(id))
+    format!("{} {}", trio(proto_word(id), &rs.ip().to_string(), rs.port()), fifo_vs(id))
 }
 
 /// What the pool keeps of a virtual server's configuration besides its live state.
@@ -340,17 +371,9 @@ impl Pool {
             .map(|v| v.addr.addr())
             .collect();
         for v in &cfg.virtual_servers {
-            let addrs: Vec<SocketAddr> = match &v.target {
-                VsTarget::Addr(a) => vec![*a],
-                VsTarget::Group(g) => cfg
-                    .virtual_server_groups
-                    .iter()
-                    .filter(|x| &x.name == g)
-                    .flat_map(|x| x.members.iter().copied())
-                    .collect(),
-            };
-            let keys: Vec<ServiceKey> =
-                addrs.iter().map(|a| ServiceKey { proto: v.protocol, vip: a.ip(), vport: a.port() }).collect();
+            let keys = vs_keys(cfg, v);
+            // Its addresses, for ha_suspend (a fwmark has none; the parser clears it).
+            let addrs: Vec<IpAddr> = keys.iter().filter(|k| !k.is_fwmark()).map(|k| k.vip).collect();
             let local_addrs: Vec<LocalAddr> = v
                 .laddr_group_name
                 .as_ref()
@@ -384,7 +407,7 @@ impl Pool {
                 let mut fresh = rs_checks(0, r, v.delay_loop, v.proxy_protocol);
                 // ha_suspend: the checker runs while one of the virtual server's
                 // addresses is held (keepalived's `addr_matches`: the VIP or a group member).
-                fresh.ha_suspend = v.ha_suspend.then(|| addrs.iter().map(SocketAddr::ip).collect());
+                fresh.ha_suspend = v.ha_suspend.then(|| addrs.clone());
                 let found = prev.and_then(|(o, i)| {
                     o.vs[i]
                         .rs
@@ -724,7 +747,7 @@ mod tests {
         real_server 10.0.1.2 80 {\n weight 100\n TCP_CHECK {\n connect_timeout 1\n }\n }\n}\n";
 
     fn key(vip: &str) -> ServiceKey {
-        ServiceKey { proto: Proto::Tcp, vip: vip.parse().unwrap(), vport: 80 }
+        ServiceKey::new(Proto::Tcp, vip.parse().unwrap(), 80)
     }
 
     fn down(id: RsId) -> Transition {

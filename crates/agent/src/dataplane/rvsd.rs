@@ -53,7 +53,9 @@
 //! agent switches to loading a VIP's services together with the VIP (`AddrAdd` then
 //! `ServiceAdd`) and removing them before it (`ServiceDel` then `AddrDel`); status shows
 //! `services_follow_vips`. The probe is repeated on every connection, so an rvsd that
-//! accepts such services gets keepalived's behaviour with no change here.
+//! accepts such services gets keepalived's behaviour with no change here. A fwmark
+//! service (`virtual_server fwmark`) has no VIP: it is loaded on both nodes in either
+//! case, as keepalived loads it (the marks, rvsd's own rules, name the VIPs).
 //!
 //! # SNAT rules
 //! keepalived.conf's `virtual_server match` blocks are reconciled with rvsd's rules by
@@ -427,7 +429,8 @@ fn no_rs(key: &ServiceKey, rs: SocketAddr) -> DataplaneError {
     DataplaneError::Failed(format!("service {}: no real server {rs}", core_key(key)))
 }
 
-/// rvsd's key for a service.
+/// rvsd's key for a service (a fwmark service's too: [`ServiceKey::of_fwmark`] is
+/// rvsd's [`fnat::service::ServiceKey::of_fwmark`]).
 pub fn core_key(k: &ServiceKey) -> fnat::service::ServiceKey {
     fnat::service::ServiceKey {
         proto: match k.proto {
@@ -436,6 +439,7 @@ pub fn core_key(k: &ServiceKey) -> fnat::service::ServiceKey {
         },
         vip: k.vip,
         vport: k.vport,
+        fwmark: k.fwmark,
     }
 }
 
@@ -460,7 +464,7 @@ pub fn to_spec(s: &Service) -> Result<ServiceSpec, String> {
         .scheduler
         .parse()
         .map_err(|e| format!("virtual_server {key}: lb_algo {}: rvsd does not support it: {e}", s.scheduler))?;
-    let mut cfg = ServiceConfig::new(key.proto, key.vip, key.vport);
+    let mut cfg = ServiceConfig::with_key(key);
     cfg.sched = sched;
     if let Some(t) = s.persistence_timeout.filter(|t| *t > 0) {
         let mut p = PersistConfig { timeout_s: t, ..PersistConfig::default() };
@@ -894,14 +898,16 @@ impl Worker {
         }
     }
 
+    /// The services of the VIP `vip` (a fwmark service has no VIP: it is nobody's).
     fn services_of(&self, vip: IpAddr) -> Vec<Service> {
-        self.shared.lock().services.iter().filter(|s| s.key.vip == vip).cloned().collect()
+        self.shared.lock().services.iter().filter(|s| !s.key.is_fwmark() && s.key.vip == vip).cloned().collect()
     }
 
     /// A real-server change may find no service: fine when it is not loaded because its
-    /// VIP is not held (the wanted state has the change for when it is).
-    fn absent_ok(&self, vip: IpAddr) -> &'static [ErrorCode] {
-        if self.follow_vips && !self.loaded.contains(&vip) {
+    /// VIP is not held (the wanted state has the change for when it is). A fwmark service,
+    /// which has no VIP to follow, is always loaded.
+    fn absent_ok(&self, key: &ServiceKey) -> &'static [ErrorCode] {
+        if self.follow_vips && !key.is_fwmark() && !self.loaded.contains(&key.vip) {
             &[ErrorCode::NotFound]
         } else {
             &[]
@@ -949,14 +955,14 @@ impl Worker {
                 return self.reconcile().map(|()| self.resync = false);
             }
             Op::Weight(key, rs, weight) => {
-                let absent = self.absent_ok(key.vip);
+                let absent = self.absent_ok(&key);
                 let key = core_key(&key);
                 let change = RealServerEdit { weight: Some(weight), ..Default::default() };
                 let req = Request::RealServerEdit { key, addr: rs.ip(), port: rs.port(), change };
                 self.call(&format!("service {key}: set {rs} weight {weight}"), req, absent)?;
             }
             Op::AddRs(key, rs) => {
-                let absent = self.absent_ok(key.vip);
+                let absent = self.absent_ok(&key);
                 let ck = core_key(&key);
                 let what = format!("service {ck}: add real server {}", rs.addr);
                 let fine = [absent, &[ErrorCode::Exists]].concat();
@@ -1378,10 +1384,13 @@ impl Worker {
         let have: BTreeMap<_, _> = current.iter().map(|v| (v.service.key(), canonical(&view_spec(v)))).collect();
         loop {
             let follow = self.follow_vips;
-            let with_vip =
-                |vip: &IpAddr| (present.contains_key(vip) || held.contains_key(vip)) && !released.contains_key(vip);
+            // A fwmark service has no VIP: it is loaded whatever the VIPs do.
+            let with_vip = |s: &ServiceConfig| {
+                let vip = &s.vip;
+                s.fwmark != 0 || (present.contains_key(vip) || held.contains_key(vip)) && !released.contains_key(vip)
+            };
             let mut want: Vec<ServiceSpec> =
-                specs.iter().filter(|s| !follow || with_vip(&s.service.vip)).cloned().collect();
+                specs.iter().filter(|s| !follow || with_vip(&s.service)).cloned().collect();
             want.extend(others.iter().cloned());
             let want_map: BTreeMap<_, _> = want.iter().map(|s| (s.service.key(), canonical(s))).collect();
             if want_map == have {

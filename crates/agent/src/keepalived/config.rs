@@ -872,17 +872,56 @@ pub enum VsTarget {
     Addr(SocketAddr),
     /// `virtual_server group NAME`.
     Group(String),
+    /// `virtual_server fwmark MARK`: rvsd's fwmark service `mark` of a family (`v6`: IPv6),
+    /// which takes the TCP and UDP flows rvsd's own fwmark rules give that mark (as
+    /// keepalived's takes what iptables marks; neither sets the marks). The family is
+    /// keepalived's: `ip_family`, else its real servers' (see
+    /// [`VirtualServer::ipv6`]).
+    Fwmark {
+        /// The mark (1 to 4294967295).
+        mark: u32,
+        /// IPv6 (`ip_family inet6`, or IPv6 real servers), else IPv4.
+        v6: bool,
+    },
 }
 
-/// `virtual_server_group NAME { IP PORT | IP-RANGE PORT ... }`.
+impl VsTarget {
+    /// How messages name it: `virtual_server 192.0.2.1:80`, `virtual_server group NAME`,
+    /// `virtual_server fwmark 1` (`fwmark 1 IPv6`).
+    pub fn describe(&self) -> String {
+        match self {
+            VsTarget::Addr(a) => format!("virtual_server {a}"),
+            VsTarget::Group(g) => format!("virtual_server group {g}"),
+            VsTarget::Fwmark { mark, v6: false } => format!("virtual_server fwmark {mark}"),
+            VsTarget::Fwmark { mark, v6: true } => format!("virtual_server fwmark {mark} IPv6"),
+        }
+    }
+}
+
+/// `virtual_server_group NAME { IP PORT | IP-RANGE PORT | fwmark MARK [inet|inet6] ... }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VirtualServerGroup {
     /// Name.
     pub name: String,
     /// Expanded members.
     pub members: Vec<SocketAddr>,
+    /// `fwmark MARK [inet|inet6]` entries: one fwmark service each (as
+    /// [`VsTarget::Fwmark`]) beside the members' services.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fwmarks: Vec<GroupFwmark>,
     /// Where the block starts.
     pub loc: Loc,
+}
+
+/// A `fwmark MARK [inet|inet6]` entry of a `virtual_server_group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupFwmark {
+    /// The mark (1 to 4294967295).
+    pub mark: u32,
+    /// Its family as written (`inet6`: true); unset: the family of the virtual server
+    /// using the group ([`VirtualServer::ipv6`]), IPv4 when it has none (keepalived's
+    /// `ipvs_group_cmd`).
+    pub v6: Option<bool>,
 }
 
 /// DPVS's `local_address_group NAME { IP[-LAST] [DEV] ... }`.
@@ -1025,6 +1064,15 @@ pub struct VirtualServer {
     pub virtualhost: Option<String>,
     /// `real_server` blocks.
     pub real_servers: Vec<RealServerConf>,
+    /// Its address family (true: IPv6) as keepalived settles it (2.2.7's
+    /// `check_parser.c`: `ip_family_handler`, `rs_end_handler`, `pgr_handler`,
+    /// `vs_end_handler`): its VIP's; else `ip_family`, else that of its real servers that
+    /// are not TUN, else of `persistence_granularity`; for a fwmark, else of its sorry
+    /// server, else of its TUN real servers when they agree, else IPv4 (so always set);
+    /// for a group, none when nothing says, and its fwmark entries without a family then
+    /// take IPv4.
+    #[serde(default)]
+    pub ipv6: Option<bool>,
     /// Where the block starts.
     pub loc: Loc,
 }

@@ -203,6 +203,29 @@ pub struct Options {
     pub other_host: bool,
 }
 
+/// Where a `virtual_server`'s keywords that a fwmark service changes were written
+/// ([`P::fwmark_vs`], [`P::vs_family`]).
+#[derive(Debug, Default, Clone)]
+struct VsLines {
+    protocol: Option<Loc>,
+    ha_suspend: Option<Loc>,
+    ops: Option<Loc>,
+    proxy_protocol: Option<Loc>,
+    sorry_server: Option<Loc>,
+    granularity: Option<Loc>,
+}
+
+/// A forwarding method as keepalived.conf writes it (`lb_kind`).
+fn kind_name(k: LbKind) -> &'static str {
+    match k {
+        LbKind::FullNat => "FNAT",
+        LbKind::Nat => "NAT",
+        LbKind::Dr => "DR",
+        LbKind::Tunnel => "TUN",
+        LbKind::Snat => "SNAT",
+    }
+}
+
 struct P<'a> {
     diags: &'a mut Vec<Diagnostic>,
     opts: Options,
@@ -349,6 +372,8 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
     for n in nodes.iter().filter(|n| n.key == "track_file" || n.key == "vrrp_track_file") {
         p.track_file(n);
     }
+    // Per virtual server, where its keywords are (for a group's fwmarks, below).
+    let mut vs_lines = Vec::new();
     for n in nodes {
         match n.key.as_str() {
             "global_defs" | "track_file" | "vrrp_track_file" => {}
@@ -397,8 +422,9 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
                 }
             }
             "virtual_server" => {
-                if let Some(v) = p.virtual_server(n) {
+                if let Some((v, lines)) = p.virtual_server(n) {
                     cfg.virtual_servers.push(v);
+                    vs_lines.push(lines);
                 }
             }
             "local_address_group" => {
@@ -445,6 +471,16 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
                 }
             }
             _ => p.other(n, "the top level"),
+        }
+    }
+    // A group's fwmark entries change its virtual servers as a fwmark virtual server's
+    // (the group may come after them).
+    for (v, lines) in cfg.virtual_servers.iter_mut().zip(&vs_lines) {
+        let VsTarget::Group(name) = &v.target else { continue };
+        let Some(g) = cfg.virtual_server_groups.iter().find(|g| &g.name == name) else { continue };
+        if !g.fwmarks.is_empty() {
+            let fwmark_only = g.members.is_empty();
+            p.fwmark_vs(v, lines, fwmark_only);
         }
     }
     // SSL_GET checkers present the global SSL block's certificate, wherever it is.
@@ -518,8 +554,13 @@ impl P<'_> {
     /// A keyword accepted and not honoured: a warning saying what rvs does instead, and
     /// the record `-t` lists.
     fn ignore(&mut self, n: &Node, instead: &str) {
-        self.warn(&n.loc, format!("'{}' is accepted and not honoured by rvs: {instead}", n.key));
-        self.ignored.push((n.loc.clone(), n.key.clone()));
+        self.ignore_at(&n.loc, &n.key, instead);
+    }
+
+    /// [`ignore`](Self::ignore) of the keyword `key` written at `loc`.
+    fn ignore_at(&mut self, loc: &Loc, key: &str, instead: &str) {
+        self.warn(loc, format!("'{key}' is accepted and not honoured by rvs: {instead}"));
+        self.ignored.push((loc.clone(), key.to_string()));
     }
 
     /// A switch that may carry a value (`true`/`false`, `on`/`off`, `yes`/`no`); bare: on.
@@ -1934,17 +1975,72 @@ impl P<'_> {
         }
     }
 
+    /// A firewall mark as keepalived reads it (`alloc_vs`, `alloc_vsg_entry`: decimal,
+    /// up to 4294967295); 0, which keepalived takes and then treats as no mark, is an
+    /// error, as rvsd's.
+    fn fwmark(&mut self, loc: &Loc, what: &str, s: &str) -> Option<u32> {
+        match s.parse::<u32>() {
+            Ok(0) => {
+                self.err(loc, format!("{what} 0: mark 0 is no mark (1 to 4294967295)"));
+                None
+            }
+            Ok(m) => Some(m),
+            Err(_) => {
+                self.err(loc, format!("{what} '{s}' is not a mark (1 to 4294967295)"));
+                None
+            }
+        }
+    }
+
     fn vs_group(&mut self, n: &Node) -> Option<VirtualServerGroup> {
         let name = self.name(n)?.to_string();
-        let mut g = VirtualServerGroup { name, members: Vec::new(), loc: n.loc.clone() };
+        let mut g = VirtualServerGroup { name, members: Vec::new(), fwmarks: Vec::new(), loc: n.loc.clone() };
         for c in self.block(n) {
             if c.key == "fwmark" {
-                self.err(&c.loc, "fwmark virtual servers are not supported by rvs yet; use IP PORT entries");
+                // keepalived's alloc_vsg_entry: `fwmark MARK [inet|inet6]`.
+                let what = format!("virtual_server_group {}: fwmark", g.name);
+                let (mark, family) = match c.args.as_slice() {
+                    [m] => (m, None),
+                    [m, f] => (m, Some(f.as_str())),
+                    _ => {
+                        self.err(&c.loc, format!("{what} expects MARK [inet|inet6]"));
+                        continue;
+                    }
+                };
+                let Some(mark) = self.fwmark(&c.loc, &what, mark) else { continue };
+                let v6 = match family {
+                    None => None,
+                    Some("inet") => Some(false),
+                    Some("inet6") => Some(true),
+                    Some(f) => {
+                        self.err(&c.loc, format!("{what} {mark}: family '{f}' is unknown (inet or inet6)"));
+                        continue;
+                    }
+                };
+                let e = GroupFwmark { mark, v6 };
+                if g.fwmarks.contains(&e) {
+                    self.err(&c.loc, format!("{what} {mark} is listed twice"));
+                    continue;
+                }
+                g.fwmarks.push(e);
                 continue;
             }
             let addrs = self.addr_range(c, "virtual_server_group");
             if let Some(port) = self.port(&c.loc, "virtual_server_group entry", c.args.first()) {
                 g.members.extend(addrs.into_iter().map(|a| SocketAddr::new(a, port)));
+            }
+        }
+        // keepalived's vsg_handler refuses (and drops) such a group: the fwmark without a
+        // family would take the virtual server's, which one of the others contradicts.
+        let has = |v6: bool| g.members.iter().any(|m| m.is_ipv6() == v6) || g.fwmarks.iter().any(|f| f.v6 == Some(v6));
+        if has(false) && has(true) {
+            if let Some(f) = g.fwmarks.iter().find(|f| f.v6.is_none()) {
+                let msg = format!(
+                    "virtual_server_group {}: IPv4 and IPv6 entries and fwmark {} without a family: write its \
+                     family (fwmark {} inet|inet6)",
+                    g.name, f.mark, f.mark
+                );
+                self.err(&n.loc, msg);
             }
         }
         Some(g)
@@ -2090,11 +2186,15 @@ impl P<'_> {
         Some(g)
     }
 
-    fn virtual_server(&mut self, n: &Node) -> Option<VirtualServer> {
+    fn virtual_server(&mut self, n: &Node) -> Option<(VirtualServer, VsLines)> {
         let target = match n.args.as_slice() {
             [g, name] if g == "group" => VsTarget::Group(name.clone()),
+            // The family is settled once the block is read (vs_family).
+            [f, mark] if f == "fwmark" => {
+                VsTarget::Fwmark { mark: self.fwmark(&n.loc, "virtual_server fwmark", mark)?, v6: false }
+            }
             [f, ..] if f == "fwmark" => {
-                self.err(&n.loc, "fwmark virtual servers are not supported by rvs yet; use VIP PORT or group");
+                self.err(&n.loc, "virtual_server fwmark expects one MARK (1 to 4294967295)");
                 return None;
             }
             [ip, port] => {
@@ -2103,10 +2203,11 @@ impl P<'_> {
                 VsTarget::Addr(SocketAddr::new(ip, port))
             }
             _ => {
-                self.err(&n.loc, "virtual_server expects 'IP PORT' or 'group NAME'");
+                self.err(&n.loc, "virtual_server expects 'IP PORT', 'group NAME' or 'fwmark MARK'");
                 return None;
             }
         };
+        let fwmark = matches!(target, VsTarget::Fwmark { .. });
         let mut v = VirtualServer {
             target,
             delay_loop: 60.0,
@@ -2139,16 +2240,28 @@ impl P<'_> {
             sched_flags: None,
             virtualhost: None,
             real_servers: Vec::new(),
+            ipv6: None,
             loc: n.loc.clone(),
         };
         let mut kind_seen = false;
         let mut protocol_seen = false;
+        let mut lines = VsLines::default();
+        // `ip_family`: IPv6, and where.
+        let mut family: Option<(bool, Loc)> = None;
         // Checker defaults set at virtual_server level (keepalived 2.x).
         let mut defaults = CheckCommon::default();
         let mut vs_retry_set = (false, false);
         let mut rs_nodes = Vec::new();
         let mut hash_target = None;
         for c in self.block(n) {
+            // Where the keywords a fwmark service changes are (fwmark_vs, vs_family).
+            let line = Some(c.loc.clone());
+            match c.key.as_str() {
+                "proxy_protocol" => lines.proxy_protocol = line,
+                "sorry_server" => lines.sorry_server = line,
+                "persistence_granularity" => lines.granularity = line,
+                _ => {}
+            }
             match c.key.as_str() {
                 "delay_loop" => v.delay_loop = self.secs(c).unwrap_or(60.0),
                 "lb_algo" | "lvs_sched" => {
@@ -2173,6 +2286,7 @@ impl P<'_> {
                 }
                 "protocol" => {
                     protocol_seen = true;
+                    lines.protocol = Some(c.loc.clone());
                     match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
                         Some("TCP") => v.protocol = Proto::Tcp,
                         Some("UDP") => v.protocol = Proto::Udp,
@@ -2195,16 +2309,23 @@ impl P<'_> {
                     self.smtp_switch(c, &mut v.smtp_alert);
                 }
                 "sorry_server" => {
-                    if let [ip, port, ..] = c.args.as_slice() {
-                        let ip = self.ip(&c.loc, "sorry_server", ip);
-                        let port = self.port(&c.loc, "sorry_server", Some(port));
-                        if let (Some(ip), Some(port)) = (ip, port) {
-                            v.sorry_server = Some(SocketAddr::new(ip, port));
-                            // keepalived's alloc_ssvr: a new sorry server, not inhibited.
-                            v.sorry_server_inhibit = false;
+                    // keepalived's alloc_ssvr takes IP [PORT]; rvs wants the port but on
+                    // a fwmark (where 0, no port, is the usual).
+                    let (ip, port) = match c.args.as_slice() {
+                        [ip, port, ..] => (Some(ip), self.port(&c.loc, "sorry_server", Some(port))),
+                        [ip] if fwmark => (Some(ip), Some(0)),
+                        _ => (None, None),
+                    };
+                    match ip {
+                        Some(ip) => {
+                            if let (Some(ip), Some(port)) = (self.ip(&c.loc, "sorry_server", ip), port) {
+                                v.sorry_server = Some(SocketAddr::new(ip, port));
+                                // keepalived's alloc_ssvr: a new sorry server, not inhibited.
+                                v.sorry_server_inhibit = false;
+                            }
                         }
-                    } else {
-                        self.err(&c.loc, "sorry_server expects IP PORT");
+                        None if fwmark => self.err(&c.loc, "sorry_server expects IP [PORT]"),
+                        None => self.err(&c.loc, "sorry_server expects IP PORT"),
                     }
                 }
                 "sorry_server_lvs_method" => {
@@ -2220,7 +2341,18 @@ impl P<'_> {
                     }
                 }
                 // keepalived's hasuspend_handler: no value, ha_suspend on.
-                "ha_suspend" => v.ha_suspend = self.flag(c),
+                "ha_suspend" => {
+                    lines.ha_suspend = Some(c.loc.clone());
+                    v.ha_suspend = self.flag(c);
+                }
+                // keepalived's ip_family_handler: the family of a fwmark virtual server
+                // (checked against the others' once the block is read, vs_family).
+                "ip_family" => match self.arg(c) {
+                    Some("inet") => family = Some((false, c.loc.clone())),
+                    Some("inet6") => family = Some((true, c.loc.clone())),
+                    Some(a) => self.err(&c.loc, format!("ip_family '{a}' is unknown (inet or inet6)")),
+                    None => {}
+                },
                 // keepalived's vs_warmup_handler: seconds (read_timer: fractions allowed).
                 "warmup" => v.warmup = self.secs(c).or(v.warmup),
                 // keepalived's vs_alpha_handler: no value, alpha on.
@@ -2264,7 +2396,10 @@ impl P<'_> {
                 // DPVS's: a quiescent server's connections end at their next packet.
                 "expire_quiescent_conn" => v.expire_quiescent_conn = self.flag(c),
                 // keepalived's one-packet scheduling (UDP; rvsd refuses it on TCP).
-                "ops" => v.ops = self.flag(c),
+                "ops" => {
+                    lines.ops = Some(c.loc.clone());
+                    v.ops = self.flag(c);
+                }
                 // rvs's own (DPVS has it in its ipvsadm only): rvsd's passive check.
                 "dest_check" => match c.args.as_slice() {
                     [a] if a == "disable" => v.dest_check = None,
@@ -2334,15 +2469,16 @@ impl P<'_> {
                 "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT (say lb_kind NAT for keepalived's)",
             );
         }
-        if !protocol_seen {
-            // keepalived's `validate_check_config`: "no protocol set - defaulting to UDP".
+        if !protocol_seen && !fwmark {
+            // keepalived's `validate_check_config`: "no protocol set - defaulting to UDP"
+            // (not for a fwmark, whose protocol IPVS ignores).
             self.warn(
                 &n.loc,
                 "protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say protocol \
                  TCP or UDP)",
             );
         }
-        if v.ops && v.protocol != Proto::Udp {
+        if v.ops && v.protocol != Proto::Udp && !fwmark {
             // keepalived passes the flag and the kernel ignores it for TCP.
             self.err(
                 &n.loc,
@@ -2355,7 +2491,178 @@ impl P<'_> {
                 v.real_servers.push(rs);
             }
         }
-        Some(v)
+        v.ipv6 = self.vs_family(&v, &lines, family);
+        if let VsTarget::Fwmark { v6, .. } = &mut v.target {
+            *v6 = v.ipv6 == Some(true);
+            self.fwmark_vs(&mut v, &lines, true);
+        }
+        Some((v, lines))
+    }
+
+    /// keepalived's address family of a virtual server ([`VirtualServer::ipv6`]); on a
+    /// fwmark, settled (IPv4 when nothing says) and checked: a real server, sorry server
+    /// or `persistence_granularity` of the other family is an error naming it (keepalived
+    /// skips such a server with an error), but for IPv4 real servers of an IPv6 service
+    /// under FullNAT (rvsd's NAT64). A group's members are checked by rvsd.
+    fn vs_family(&mut self, v: &VirtualServer, lines: &VsLines, family: Option<(bool, Loc)>) -> Option<bool> {
+        let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        let mark = match &v.target {
+            VsTarget::Addr(a) => {
+                // keepalived's ip_family_handler: "conflicts with server family", ignored.
+                if let Some((f, loc)) = family.filter(|(f, _)| *f != a.is_ipv6()) {
+                    let kw = if f { "inet6" } else { "inet" };
+                    let msg = format!("ip_family {kw}: virtual_server {a} is {}", fam(a.is_ipv6()));
+                    self.err(&loc, msg);
+                }
+                return Some(a.is_ipv6());
+            }
+            VsTarget::Group(_) => None,
+            VsTarget::Fwmark { mark, .. } => Some(*mark),
+        };
+        let rs = &v.real_servers;
+        let settled = family
+            .as_ref()
+            .map(|(f, _)| *f)
+            .or_else(|| rs.iter().find(|r| r.lb_kind != LbKind::Tunnel).map(|r| r.addr.is_ipv6()))
+            .or(v.persistence_granularity.map(|g| g.is_ipv6()));
+        let Some(mark) = mark else { return settled };
+        // keepalived's vs_end_handler for a fwmark: the sorry server's, else the TUN
+        // real servers' when they agree, else IPv4.
+        let v6 = settled.or(v.sorry_server.map(|s| s.is_ipv6())).unwrap_or_else(|| {
+            let mut tun = rs.iter().map(|r| r.addr.is_ipv6());
+            let first = tun.next().unwrap_or(false);
+            first && tun.all(|x| x == first)
+        });
+        let why = match &family {
+            Some(_) => "ip_family",
+            None => "no ip_family: as keepalived settles it",
+        };
+        // rvsd's NAT64: IPv4 real servers of an IPv6 service, under FullNAT.
+        let fits = |a: IpAddr, kind: LbKind| a.is_ipv6() == v6 || (v6 && kind == LbKind::FullNat);
+        for r in rs.iter().filter(|r| !fits(r.addr.ip(), r.lb_kind)) {
+            let msg = format!(
+                "virtual_server fwmark {mark} is {} ({why}); real_server {} is {}: one family (IPv4 real servers \
+                 of an IPv6 service under FullNAT only, NAT64)",
+                fam(v6),
+                r.addr.ip(),
+                fam(!v6)
+            );
+            self.err(&r.loc, msg);
+        }
+        if let Some(s) = v.sorry_server.filter(|s| !fits(s.ip(), v.lb_kind)) {
+            let msg =
+                format!("virtual_server fwmark {mark} is {} ({why}); sorry_server {} is {}", fam(v6), s.ip(), fam(!v6));
+            self.err(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
+        if let Some(g) = v.persistence_granularity.filter(|g| g.is_ipv6() != v6) {
+            let msg = format!(
+                "virtual_server fwmark {mark} is {} ({why}); persistence_granularity {g} is an {} netmask",
+                fam(v6),
+                fam(!v6)
+            );
+            self.err(lines.granularity.as_ref().unwrap_or(&v.loc), msg);
+        }
+        Some(v6)
+    }
+
+    /// What a fwmark service changes in a virtual server (a `virtual_server fwmark`, or
+    /// one whose group has fwmark entries), as keepalived 2.2.7's `validate_check_config`
+    /// (`check_data.c`) and `ipvs_cmd` / `ipvs_group_cmd` (`ipvswrapper.c`) do:
+    /// * `ha_suspend` is cleared, with a warning: there is no address to follow;
+    /// * `protocol UDP` (the fwmark's own virtual server, or a group of fwmarks only)
+    ///   changes nothing, warned about: a fwmark service takes the TCP and UDP flows
+    ///   marked (keepalived warns of any protocol and drops it; IPVS ignores it);
+    /// * a DR or TUN real server's (and the sorry server's) port is cleared, with a
+    ///   warning: rvsd gets port 0 (each flow keeps its destination port), while its
+    ///   checkers keep connecting to the port written (keepalived copies the address into
+    ///   the checker before clearing it). A NAT or FullNAT real server keeps its port (0:
+    ///   the flow's destination port; another: every flow goes there);
+    /// * a real server left with port 0 has no port to check: a TCP_CHECK, HTTP_GET,
+    ///   SSL_GET, UDP_CHECK, SMTP_CHECK or DNS_CHECK without `connect_port` is an error
+    ///   (keepalived would connect to port 0, failing for ever);
+    /// * `ops` and `proxy_protocol`, each for one protocol, are errors: rvsd refuses them
+    ///   on a fwmark service.
+    fn fwmark_vs(&mut self, v: &mut VirtualServer, lines: &VsLines, fwmark_only: bool) {
+        let what = v.target.describe();
+        if let Some(loc) = lines.protocol.as_ref().filter(|_| fwmark_only && v.protocol == Proto::Udp) {
+            self.ignore_at(
+                loc,
+                "protocol",
+                &format!(
+                    "{what} is a fwmark service, which takes the TCP and UDP flows given its mark (keepalived \
+                     ignores the protocol of a fwmark too); mark the UDP flows only to serve UDP alone"
+                ),
+            );
+        }
+        if v.ha_suspend {
+            let loc = lines.ha_suspend.clone().unwrap_or_else(|| v.loc.clone());
+            self.ignore_at(
+                &loc,
+                "ha_suspend",
+                &format!("{what} has fwmarks, with no address to follow (keepalived clears it too)"),
+            );
+            v.ha_suspend = false;
+        }
+        if matches!(v.target, VsTarget::Fwmark { .. }) {
+            // ipvsadm's and rvsd's key of a fwmark service.
+            v.protocol = Proto::Tcp;
+        }
+        for (on, loc, key) in
+            [(v.ops, &lines.ops, "ops"), (v.proxy_protocol.is_some(), &lines.proxy_protocol, "proxy_protocol")]
+        {
+            if on {
+                let msg = format!(
+                    "{what}: {key} is for one protocol, and a fwmark service takes TCP and UDP (rvsd refuses it): use \
+                     a VIP PORT virtual server"
+                );
+                self.err(loc.as_ref().unwrap_or(&v.loc), msg);
+            }
+        }
+        for r in &mut v.real_servers {
+            let port = r.addr.port();
+            if r.lb_kind.keeps_packet() && port != 0 {
+                let msg = format!(
+                    "{what}: real_server {} {port} is {}: its port is cleared (rvsd sends each flow to its own \
+                     destination port, as keepalived clears it); its checkers still connect to port {port}",
+                    r.addr.ip(),
+                    kind_name(r.lb_kind)
+                );
+                self.warn(&r.loc, msg);
+                for c in &mut r.checks {
+                    c.common.connect_port.get_or_insert(port);
+                }
+                r.addr.set_port(0);
+            }
+            if r.addr.port() != 0 {
+                continue;
+            }
+            for c in r.checks.iter().filter(|c| c.common.connect_port.is_none()) {
+                let name = match c.kind {
+                    CheckKind::Tcp => "TCP_CHECK",
+                    CheckKind::Http { .. } => "HTTP_GET",
+                    CheckKind::Ssl { .. } => "SSL_GET",
+                    CheckKind::Udp { .. } => "UDP_CHECK",
+                    CheckKind::Smtp { .. } => "SMTP_CHECK",
+                    CheckKind::Dns { .. } => "DNS_CHECK",
+                    _ => continue,
+                };
+                let msg = format!(
+                    "{what}: real_server {} has no port (port 0: each flow's own): its {name} needs connect_port",
+                    r.addr.ip()
+                );
+                self.err(&c.loc, msg);
+            }
+        }
+        if let Some(s) = v.sorry_server.as_mut().filter(|s| v.lb_kind.keeps_packet() && s.port() != 0) {
+            let msg = format!(
+                "{what}: sorry_server {} {} is reached by {}: its port is cleared (as keepalived clears it)",
+                s.ip(),
+                s.port(),
+                kind_name(v.lb_kind)
+            );
+            s.set_port(0);
+            self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
     }
 
     /// The value of `lb_kind` / `lvs_method` (an error names what rvs does not do).
@@ -2678,12 +2985,22 @@ impl P<'_> {
     }
 
     fn real_server(&mut self, n: &Node, vs: &VirtualServer, defaults: &CheckCommon) -> Option<RealServerConf> {
-        let [ip, port, ..] = n.args.as_slice() else {
-            self.err(&n.loc, "real_server expects IP PORT");
-            return None;
+        // keepalived's alloc_rs takes IP [PORT]; rvs wants the port but on a fwmark (where
+        // 0, no port, is the usual: each flow keeps its destination port).
+        let fwmark = matches!(vs.target, VsTarget::Fwmark { .. });
+        let (ip, port) = match n.args.as_slice() {
+            [ip, port, ..] => (ip, Some(port)),
+            [ip] if fwmark => (ip, None),
+            _ => {
+                self.err(&n.loc, if fwmark { "real_server expects IP [PORT]" } else { "real_server expects IP PORT" });
+                return None;
+            }
         };
         let ip = self.ip(&n.loc, "real_server", ip)?;
-        let port = self.port(&n.loc, "real_server", Some(port))?;
+        let port = match port {
+            Some(p) => self.port(&n.loc, "real_server", Some(p))?,
+            None => 0,
+        };
         let mut rs = RealServerConf {
             addr: SocketAddr::new(ip, port),
             weight: 1,

@@ -2,6 +2,7 @@
 
 use super::config::*;
 use super::*;
+use crate::dataplane::Proto;
 use crate::vrrp::packet::{ChecksumMode, Version};
 use std::time::Duration;
 
@@ -450,7 +451,7 @@ fn lb_kinds_nat_dr_and_per_server_lvs_method() {
 }
 
 #[test]
-fn lb_kind_tun_and_unknown_kinds_and_fwmark() {
+fn lb_kind_tun_and_unknown_kinds() {
     let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind TUN\n}\n");
     assert_eq!(l.config.virtual_servers[0].lb_kind, LbKind::Tunnel);
     let l = strict("virtual_server 10.0.0.1 80 {\n lb_kind GRE\n}\n");
@@ -469,10 +470,239 @@ fn lb_kind_tun_and_unknown_kinds_and_fwmark() {
         "{:?}",
         messages(&l)
     );
-    let l = strict("virtual_server fwmark 1 {\n lb_kind FNAT\n}\n");
+}
+
+/// keepalived's `virtual_server fwmark N` (2.2.7's `check_data.c`): the protocol is no
+/// part of the service (TCP in its key, as ipvsadm's), a real server may have no port, a
+/// DR or TUN real server's port is cleared (rvsd gets 0: each flow's own port) while its
+/// checkers keep connecting to the port written, a NAT or FullNAT one keeps its port (0:
+/// the flow's; another: every flow goes there); the services, the checkers' targets and
+/// keepalived's FIFO lines follow.
+#[test]
+fn fwmark_virtual_server_with_dr_and_fullnat_servers() {
+    use crate::check::{pool::Pool, Probe};
+    use crate::dataplane::ServiceKey;
+    let l = strict(
+        "local_address_group l {\n 10.0.0.100 dpdk1\n}\n\
+         virtual_server fwmark 7 {\n lb_kind DR\n lb_algo wrr\n persistence_timeout 300\n protocol TCP\n\
+         laddr_group_name l\n delay_loop 2\n\
+         real_server 10.0.1.1 80 {\n  weight 3\n  TCP_CHECK {\n   connect_timeout 1\n  }\n }\n\
+         real_server 10.0.1.2 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   connect_port 8080\n  }\n }\n\
+         real_server 10.0.1.3 443 {\n  lvs_method FNAT\n  TCP_CHECK {\n  }\n }\n\
+         real_server 10.0.1.4 0 {\n  lvs_method FNAT\n  TCP_CHECK {\n   connect_port 22\n  }\n }\n}\n",
+    );
     assert_eq!(
         messages(&l),
-        ["t.conf:1: error: fwmark virtual servers are not supported by rvs yet; use VIP PORT or group"]
+        ["t.conf:11: warning: virtual_server fwmark 7: real_server 10.0.1.1 80 is DR: its port is cleared (rvsd \
+          sends each flow to its own destination port, as keepalived clears it); its checkers still connect to port \
+          80"]
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.target, VsTarget::Fwmark { mark: 7, v6: false });
+    assert_eq!((v.protocol, v.ipv6), (Proto::Tcp, Some(false)));
+    let addrs: Vec<String> = v.real_servers.iter().map(|r| r.addr.to_string()).collect();
+    assert_eq!(addrs, ["10.0.1.1:0", "10.0.1.2:0", "10.0.1.3:443", "10.0.1.4:0"]);
+    assert_eq!(v.real_servers[0].checks[0].common.connect_port, Some(80), "the checker keeps the port written");
+    let (pool, services, checks) = Pool::from_config(&l.config);
+    assert_eq!(services.len(), 1);
+    let s = &services[0];
+    assert_eq!(s.key, ServiceKey::of_fwmark(7, false));
+    assert_eq!((s.key.to_string(), crate::status::service_name(&s.key)), ("fwmark 7".into(), "FWM 7".into()));
+    assert_eq!((s.scheduler.as_str(), s.persistence_timeout), ("wrr", Some(300)));
+    let rs: Vec<(String, u32, LbKind)> = s.real_servers.iter().map(|r| (r.addr.to_string(), r.weight, r.fwd)).collect();
+    assert_eq!(
+        rs,
+        [
+            ("10.0.1.1:0".into(), 3, LbKind::Dr),
+            ("10.0.1.2:0".into(), 1, LbKind::Dr),
+            ("10.0.1.3:443".into(), 1, LbKind::FullNat),
+            ("10.0.1.4:0".into(), 1, LbKind::FullNat)
+        ]
+    );
+    let targets: Vec<String> = checks
+        .iter()
+        .map(|(c, _)| match &c.checks[0].probe {
+            Probe::Tcp { target, .. } | Probe::Http { target, .. } => target.to_string(),
+            p => panic!("{p:?}"),
+        })
+        .collect();
+    assert_eq!(targets, ["10.0.1.1:80", "10.0.1.2:8080", "10.0.1.3:443", "10.0.1.4:22"]);
+    assert_eq!(pool.vs[0].name, "fwmark 7");
+    // keepalived's FIFO lines (`format_vs`: `FWM 7`; the protocol dropped: `none`).
+    let dp = crate::dataplane::FakeDataplane::new();
+    let mut pool = pool;
+    crate::dataplane::Dataplane::set_services(&dp, &services).unwrap();
+    let t = crate::check::Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0, alert: None };
+    let n = pool.apply(&t, &dp).unwrap();
+    assert_eq!(n.fifo, ["RS [10.0.1.1]:none:0 FWM 7 DOWN\n"]);
+    let left: Vec<String> = dp.service(&s.key).unwrap().real_servers.iter().map(|r| r.addr.to_string()).collect();
+    assert_eq!(left, ["10.0.1.2:0", "10.0.1.3:443", "10.0.1.4:0"], "10.0.1.1:0 left the service");
+}
+
+/// The family of a fwmark virtual server, as keepalived settles it: `ip_family`, else
+/// its real servers' (not TUN), else IPv4; IPv4 FullNAT real servers of an IPv6 one are
+/// rvsd's NAT64; a server of the other family otherwise is an error naming it.
+#[test]
+fn fwmark_family_from_ip_family_or_the_real_servers() {
+    use crate::dataplane::ServiceKey;
+    let l = strict(
+        "virtual_server fwmark 8 {\n ip_family inet6\n lb_kind FNAT\n protocol TCP\n\
+         real_server 2001:db8::1 443 {\n }\n real_server 10.0.1.9 443 {\n }\n}\n\
+         virtual_server fwmark 9 {\n lb_kind DR\n real_server 2001:db8::2 {\n }\n}\n\
+         virtual_server fwmark 10 {\n lb_kind NAT\n real_server 10.0.0.3 {\n }\n}\n",
+    );
+    let errors: Vec<String> = l.errors().map(ToString::to_string).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let targets: Vec<&VsTarget> = l.config.virtual_servers.iter().map(|v| &v.target).collect();
+    assert_eq!(
+        targets,
+        [
+            &VsTarget::Fwmark { mark: 8, v6: true },
+            &VsTarget::Fwmark { mark: 9, v6: true },
+            &VsTarget::Fwmark { mark: 10, v6: false }
+        ]
+    );
+    let keys = crate::check::pool::vs_keys(&l.config, &l.config.virtual_servers[0]);
+    assert_eq!(keys, [ServiceKey::of_fwmark(8, true)]);
+    assert_eq!((keys[0].to_string(), keys[0].vip.to_string()), ("fwmark 8 IPv6".into(), "::".into()));
+    // Wrong families: a DR server of the other family, an unknown or conflicting ip_family.
+    let l = strict(
+        "virtual_server fwmark 11 {\n ip_family inet\n lb_kind DR\n protocol TCP\n\
+         real_server 2001:db8::5 {\n }\n}\n\
+         virtual_server fwmark 12 {\n ip_family ipx\n lb_kind DR\n real_server 10.0.0.5 {\n }\n}\n\
+         virtual_server 10.0.0.1 80 {\n ip_family inet6\n lb_kind NAT\n protocol TCP\n\
+         real_server 10.0.1.1 80 {\n }\n}\n",
+    );
+    assert_eq!(
+        l.errors().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "t.conf:5: error: virtual_server fwmark 11 is IPv4 (ip_family); real_server 2001:db8::5 is IPv6: one \
+             family (IPv4 real servers of an IPv6 service under FullNAT only, NAT64)",
+            "t.conf:9: error: ip_family 'ipx' is unknown (inet or inet6)",
+            "t.conf:15: error: ip_family inet6: virtual_server 10.0.0.1:80 is IPv4",
+        ]
+    );
+}
+
+/// What keepalived refuses or drops on a fwmark virtual server, and what rvsd refuses on
+/// a fwmark service: each named with its line, never dropped silently.
+#[test]
+fn fwmark_refusals_and_warnings_name_their_keyword() {
+    let errors = |text: &str| strict(text).errors().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        errors("virtual_server fwmark 0 {\n}\n"),
+        ["t.conf:1: error: virtual_server fwmark 0: mark 0 is no mark (1 to 4294967295)"]
+    );
+    assert_eq!(
+        errors("virtual_server fwmark 4294967296 {\n}\n"),
+        ["t.conf:1: error: virtual_server fwmark '4294967296' is not a mark (1 to 4294967295)"]
+    );
+    assert_eq!(
+        errors("virtual_server fwmark 1 2 {\n}\n"),
+        ["t.conf:1: error: virtual_server fwmark expects one MARK (1 to 4294967295)"]
+    );
+    // Per-protocol options, and a checker with no port to connect to.
+    let text = "virtual_server fwmark 3 {\n lb_kind FNAT\n ops\n proxy_protocol v2\n\
+                real_server 10.0.1.1 {\n  TCP_CHECK {\n  }\n  PING_CHECK {\n  }\n }\n}\n";
+    assert_eq!(
+        errors(text),
+        [
+            "t.conf:3: error: virtual_server fwmark 3: ops is for one protocol, and a fwmark service takes TCP and \
+             UDP (rvsd refuses it): use a VIP PORT virtual server",
+            "t.conf:4: error: virtual_server fwmark 3: proxy_protocol is for one protocol, and a fwmark service takes \
+             TCP and UDP (rvsd refuses it): use a VIP PORT virtual server",
+            "t.conf:6: error: virtual_server fwmark 3: real_server 10.0.1.1 has no port (port 0: each flow's own): \
+             its TCP_CHECK needs connect_port",
+        ]
+    );
+    // protocol UDP changes nothing (TCP: ipvsadm's key, said by nobody); ha_suspend has
+    // no address to follow; a DR sorry server's port is cleared. Warnings, as keepalived's.
+    let l = strict(
+        "virtual_server fwmark 4 {\n lb_kind DR\n protocol UDP\n ha_suspend\n sorry_server 10.0.9.9 80\n\
+         real_server 10.0.1.1 {\n }\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:3: warning: 'protocol' is accepted and not honoured by rvs: virtual_server fwmark 4 is a fwmark \
+             service, which takes the TCP and UDP flows given its mark (keepalived ignores the protocol of a fwmark \
+             too); mark the UDP flows only to serve UDP alone",
+            "t.conf:4: warning: 'ha_suspend' is accepted and not honoured by rvs: virtual_server fwmark 4 has \
+             fwmarks, with no address to follow (keepalived clears it too)",
+            "t.conf:5: warning: virtual_server fwmark 4: sorry_server 10.0.9.9 80 is reached by DR: its port is \
+             cleared (as keepalived clears it)",
+        ]
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!((v.protocol, v.ha_suspend, v.sorry_server), (Proto::Tcp, false, Some("10.0.9.9:0".parse().unwrap())));
+    assert_eq!(l.config.ignored.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["protocol", "ha_suspend"]);
+    // Written twice (the protocol is no part of a fwmark service).
+    let twice = "virtual_server fwmark 5 {\n lb_kind NAT\n protocol TCP\n real_server 10.0.1.1 {\n }\n}\n";
+    assert_eq!(
+        errors(&format!("{twice}{}", twice.replace("TCP", "UDP"))),
+        ["t.conf:7: error: virtual_server fwmark 5: defined twice"]
+    );
+}
+
+/// keepalived's `virtual_server_group` `fwmark MARK [inet|inet6]` entries: a fwmark
+/// service each beside the members' (the family written, else the virtual server's, else
+/// IPv4), the fwmark rules of a fwmark virtual server applying to its real servers;
+/// keepalived's refusal of a group mixing families with a fwmark of no family; a TCP and
+/// a UDP virtual server on one group with fwmarks would make each fwmark service twice.
+#[test]
+fn virtual_server_group_fwmark_entries() {
+    use crate::dataplane::ServiceKey;
+    let l = strict(
+        "virtual_server group g {\n lb_kind DR\n protocol TCP\n\
+         real_server 10.0.1.1 80 {\n  TCP_CHECK {\n  }\n }\n}\n\
+         virtual_server_group g {\n 192.0.2.1 80\n fwmark 5\n fwmark 6 inet\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        ["t.conf:4: warning: virtual_server group g: real_server 10.0.1.1 80 is DR: its port is cleared (rvsd sends \
+          each flow to its own destination port, as keepalived clears it); its checkers still connect to port 80"]
+    );
+    let g = &l.config.virtual_server_groups[0];
+    assert_eq!(g.fwmarks, [GroupFwmark { mark: 5, v6: None }, GroupFwmark { mark: 6, v6: Some(false) }]);
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(
+        crate::check::pool::vs_keys(&l.config, v),
+        [
+            ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80),
+            ServiceKey::of_fwmark(5, false),
+            ServiceKey::of_fwmark(6, false)
+        ]
+    );
+    assert_eq!(v.real_servers[0].addr, "10.0.1.1:0".parse().unwrap(), "port 0: the VIP's port, or the flow's");
+    assert_eq!(v.real_servers[0].checks[0].common.connect_port, Some(80));
+    // A group of fwmarks only: a fwmark without a family takes the virtual server's
+    // (ip_family here); protocol UDP changes nothing, warned about.
+    let l = strict(
+        "virtual_server_group f {\n fwmark 1\n fwmark 2 inet6\n}\nvirtual_server group f {\n lb_kind NAT\n\
+         ip_family inet6\n protocol UDP\n real_server 2001:db8::1 53 {\n }\n}\n",
+    );
+    let w = messages(&l);
+    assert!(w.len() == 1 && w[0].starts_with("t.conf:8: warning: 'protocol' is accepted and not honoured"), "{w:?}");
+    let keys = crate::check::pool::vs_keys(&l.config, &l.config.virtual_servers[0]);
+    assert_eq!(keys, [ServiceKey::of_fwmark(1, true), ServiceKey::of_fwmark(2, true)]);
+    let errors = |text: &str| strict(text).errors().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        errors("virtual_server_group m {\n 192.0.2.1 80\n fwmark 2 inet6\n fwmark 3\n fwmark 2 inet6\n fwmark 0\n fwmark 4 ipx\n}\n"),
+        [
+            "t.conf:5: error: virtual_server_group m: fwmark 2 is listed twice",
+            "t.conf:6: error: virtual_server_group m: fwmark 0: mark 0 is no mark (1 to 4294967295)",
+            "t.conf:7: error: virtual_server_group m: fwmark 4: family 'ipx' is unknown (inet or inet6)",
+            "t.conf:1: error: virtual_server_group m: IPv4 and IPv6 entries and fwmark 3 without a family: write its \
+             family (fwmark 3 inet|inet6)",
+        ]
+    );
+    let both = "virtual_server_group g {\n 192.0.2.1 80\n fwmark 5\n}\n\
+                virtual_server group g {\n lb_kind NAT\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n\
+                virtual_server group g {\n lb_kind NAT\n protocol UDP\n real_server 10.0.1.1 80 {\n }\n}\n";
+    assert_eq!(
+        errors(both),
+        ["t.conf:11: error: virtual_server group g: service fwmark 5 is also virtual_server group g's (t.conf:5): a \
+          fwmark service takes TCP and UDP, one virtual server per mark and family"]
     );
 }
 

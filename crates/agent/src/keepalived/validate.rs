@@ -113,10 +113,7 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
     let laddrs: HashSet<&str> = cfg.local_address_groups.iter().map(|g| g.name.as_str()).collect();
     let mut services = HashSet::new();
     for v in &cfg.virtual_servers {
-        let what = match &v.target {
-            VsTarget::Addr(a) => format!("virtual_server {a}"),
-            VsTarget::Group(g) => format!("virtual_server group {g}"),
-        };
+        let what = v.target.describe();
         let e = |m: String| Diagnostic::error(v.loc.clone(), format!("{what}: {m}"));
         let w = |m: String| Diagnostic::warning(v.loc.clone(), format!("{what}: {m}"));
         if let VsTarget::Group(g) = &v.target {
@@ -177,8 +174,38 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
             d.push(w("no real_server and no sorry_server".into()));
         }
     }
+    same_service_twice(cfg, &mut d);
     lips_that_move(cfg, &mut d);
     d
+}
+
+/// One dataplane service from two virtual servers, or twice from one (a group): rvsd
+/// would refuse the whole set. A fwmark service takes TCP and UDP, so a TCP and a UDP
+/// virtual server on a group with fwmark entries (keepalived's habit for addresses) make
+/// one service twice. Two virtual servers written alike are "defined twice" already.
+fn same_service_twice(cfg: &Config, d: &mut Vec<Diagnostic>) {
+    let mut seen: HashMap<crate::dataplane::ServiceKey, usize> = HashMap::new();
+    for (i, v) in cfg.virtual_servers.iter().enumerate() {
+        for k in crate::check::pool::vs_keys(cfg, v) {
+            let Some(&j) = seen.get(&k) else {
+                seen.insert(k, i);
+                continue;
+            };
+            let other = &cfg.virtual_servers[j];
+            if j != i && (&other.target, other.protocol) == (&v.target, v.protocol) {
+                continue;
+            }
+            let whose = match j == i {
+                true => "twice in its group".to_string(),
+                false => format!("also {}'s ({})", other.target.describe(), other.loc),
+            };
+            let hint = match k.is_fwmark() {
+                true => ": a fwmark service takes TCP and UDP, one virtual server per mark and family",
+                false => "",
+            };
+            d.push(Diagnostic::error(v.loc.clone(), format!("{}: service {k} is {whose}{hint}", v.target.describe())));
+        }
+    }
 }
 
 /// A local address that is also a `virtual_ipaddress` moves with the VIPs (the agent adds

@@ -22,7 +22,7 @@ fn cfg(text: &str) -> Config {
 }
 
 fn key(vip: &str, port: u16) -> ServiceKey {
-    ServiceKey { proto: Proto::Tcp, vip: vip.parse().unwrap(), vport: port }
+    ServiceKey::new(Proto::Tcp, vip.parse().unwrap(), port)
 }
 
 fn sa(s: &str) -> SocketAddr {
@@ -625,4 +625,35 @@ fn a_changed_instance_hands_over_when_it_is_the_same_router() {
     assert_eq!(changed_leaves(&g_old, &moved, "VI_1"), Leave::Stop);
     assert_eq!(changed_leaves(&g_old, &moved, "VI_2"), Leave::Removed);
     assert_eq!(changed_leaves(&old, &cfg(&BASE.replacen("VI_1", "VI_9", 1)), "VI_1"), Leave::Removed);
+}
+
+/// A fwmark virtual server added, its weight changed, its family changed: the services
+/// are keyed by mark and family and named `fwmark 7` / `fwmark 7 IPv6` in the reload's
+/// lines; another family is another service (and its checker restarts).
+#[test]
+fn fwmark_virtual_servers_are_diffed_by_mark_and_family() {
+    let fw = "virtual_server fwmark 7 {\n lb_kind NAT\n delay_loop 1\n\
+              real_server 10.0.0.5 {\n  weight 4\n  TCP_CHECK {\n   connect_port 80\n  }\n }\n}\n";
+    let one = format!("{BASE}{fw}");
+    let d = diff(&cfg(BASE), &cfg(&one));
+    assert_eq!(
+        d.lines(),
+        ["virtual server fwmark 7 added", "virtual server fwmark 7: real server 10.0.0.5:0 checker started"]
+    );
+    let fw7 = ServiceKey::of_fwmark(7, false);
+    let two = one.replace("weight 4", "weight 5");
+    let d = diff(&cfg(&one), &cfg(&two));
+    assert_eq!(d.services.real_servers, [RsChange::Weight(fw7, sa("10.0.0.5:0"), 4, 5)]);
+    assert_eq!(d.lines(), ["virtual server fwmark 7: real server 10.0.0.5:0 weight 4 -> 5"]);
+    let v6 = two.replace("real_server 10.0.0.5 {", "real_server 2001:db8::5 {");
+    let d = diff(&cfg(&two), &cfg(&v6));
+    assert_eq!(
+        d.lines(),
+        [
+            "virtual server fwmark 7 removed",
+            "virtual server fwmark 7 IPv6 added",
+            "virtual server fwmark 7 IPv6: real server [2001:db8::5]:0 checker started",
+            "virtual server fwmark 7: real server 10.0.0.5:0 checker stopped",
+        ]
+    );
 }

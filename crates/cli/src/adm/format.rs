@@ -55,9 +55,41 @@ fn proto_switch(p: Proto) -> &'static str {
     }
 }
 
-/// `TCP  198.18.0.100:80` (two blanks, as ipvsadm).
+/// `TCP  198.18.0.100:80` (two blanks, as ipvsadm); a firewall-mark service `FWM  1`,
+/// an IPv6 one `FWM  1 IPv6`, as ipvsadm.
 pub fn service_name(key: &ServiceKey) -> String {
-    format!("{}  {}", proto_upper(key.proto), addr_port(key.vip, key.vport))
+    match fwmark_name(key) {
+        Some(m) => format!("FWM  {m}"),
+        None => format!("{}  {}", proto_upper(key.proto), addr_port(key.vip, key.vport)),
+    }
+}
+
+/// A firewall-mark service's mark as listings show it (`1`, `1 IPv6`); None for a
+/// VIP:port service.
+fn fwmark_name(key: &ServiceKey) -> Option<String> {
+    match (key.fwmark, key.vip.is_ipv6()) {
+        (0, _) => None,
+        (m, false) => Some(m.to_string()),
+        (m, true) => Some(format!("{m} IPv6")),
+    }
+}
+
+/// The service in a `-S` rule: `-t 198.18.0.100:80`, `-u [2001:db8::1]:53`, `-f 1`,
+/// `-f 1 -6` (ipvsadm's forms).
+pub fn service_rule(key: &ServiceKey) -> String {
+    match (key.fwmark, key.vip.is_ipv6()) {
+        (0, _) => format!("{} {}", proto_switch(key.proto), addr_port(key.vip, key.vport)),
+        (m, false) => format!("-f {m}"),
+        (m, true) => format!("-f {m} -6"),
+    }
+}
+
+/// The service in DPVS's `-G` listing's `VIP:VPORT` column (`FWM  1` for a fwmark one).
+fn vip_vport(key: &ServiceKey) -> String {
+    match fwmark_name(key) {
+        Some(m) => format!("FWM  {m}"),
+        None => addr_port(key.vip, key.vport),
+    }
 }
 
 /// The port a real server really uses: its own, or the service's when 0.
@@ -196,8 +228,10 @@ fn ops(svc: &ServiceConfig, rule: bool) -> &'static str {
     }
 }
 
-fn sort_key(k: &ServiceKey) -> (bool, Proto, std::net::IpAddr, u16) {
-    (k.vip.is_ipv6(), k.proto, k.vip, k.vport)
+/// Services sort by family, protocol, address and port; firewall-mark services after
+/// them by mark, then family (libipvs's order puts the mark first).
+fn sort_key(k: &ServiceKey) -> (u32, bool, Proto, std::net::IpAddr, u16) {
+    (k.fwmark, k.vip.is_ipv6(), k.proto, k.vip, k.vport)
 }
 
 fn ordered(svcs: &[ServiceView], sort: bool) -> Vec<&ServiceView> {
@@ -463,8 +497,7 @@ pub fn write_laddrs(out: &mut dyn Write, svcs: &[ServiceView]) -> io::Result<()>
         if i == 0 {
             writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "VIP:VPORT", "TOTAL", "SNAT_IP", "CONFLICTS", "CONNS")?;
         }
-        let k = s.service.key();
-        writeln!(out, "{:<20} {:<8} ", addr_port(k.vip, k.vport), s.laddrs.len())?;
+        writeln!(out, "{:<20} {:<8} ", vip_vport(&s.service.key()), s.laddrs.len())?;
         for l in &s.laddrs {
             writeln!(out, "{:<20} {:<8} {:<20} {:<10} {:<10}", "", "", l.to_string(), "-", "-")?;
         }
@@ -475,9 +508,9 @@ pub fn write_laddrs(out: &mut dyn Write, svcs: &[ServiceView]) -> io::Result<()>
 /// One service's deny or allow list, as `--get-blklst` / `--get-whtlst` print it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AclList {
-    /// The protocol.
-    pub proto: Proto,
-    /// The service, `VIP:PORT`.
+    /// The protocol column: `TCP`, `UDP`, or `FWM` for a firewall-mark service.
+    pub proto: &'static str,
+    /// The service, `VIP:PORT` (a firewall-mark service's mark: `1`, `1 IPv6`).
     pub service: String,
     /// The source prefixes.
     pub prefixes: Vec<ipnet::IpNet>,
@@ -491,7 +524,11 @@ pub fn acl_lists(svcs: &[ServiceView], allow: bool) -> Vec<AclList> {
         .map(|s| {
             let c = &s.service;
             let prefixes = if allow { c.allow.clone() } else { c.deny.clone() };
-            AclList { proto: c.proto, service: addr_port(c.vip, c.vport), prefixes }
+            let (proto, service) = match fwmark_name(&c.key()) {
+                Some(m) => ("FWM", m),
+                None => (proto_upper(c.proto), addr_port(c.vip, c.vport)),
+            };
+            AclList { proto, service, prefixes }
         })
         .filter(|l| !l.prefixes.is_empty())
         .collect()
@@ -503,7 +540,7 @@ pub fn write_acls(out: &mut dyn Write, lists: &[AclList], allow: bool) -> io::Re
     writeln!(out, "{:<8} {:<30} {:<30}", "PROTO", "VIP:VPORT", title)?;
     for l in lists {
         for p in &l.prefixes {
-            writeln!(out, "{:<8} {:<30} {:<30}", proto_upper(l.proto), l.service, p.to_string())?;
+            writeln!(out, "{:<8} {:<30} {:<30}", l.proto, l.service, p.to_string())?;
         }
     }
     Ok(())
@@ -514,7 +551,7 @@ pub fn write_acls(out: &mut dyn Write, lists: &[AclList], allow: bool) -> io::Re
 pub fn write_rules(out: &mut dyn Write, svcs: &[ServiceView], sort: bool) -> io::Result<()> {
     for s in ordered(svcs, sort) {
         let cfg = &s.service;
-        let svc = format!("{} {}", proto_switch(cfg.proto), addr_port(cfg.vip, cfg.vport));
+        let svc = service_rule(&cfg.key());
         let mut line = format!("-A {svc} -s {}{}{}", cfg.sched, persistence(cfg, true), ops(cfg, true));
         if let Some(f) = sched_flags_rule(cfg) {
             line += &format!(" --sched-flags {f}");

@@ -11,8 +11,8 @@
 //!   persistence off unless `-p`).
 //! - `-R` replaces every service at once (one atomic `ServiceReplace`): the result is
 //!   exactly the file, whatever was there before.
-//! - `-Z` zeroes every counter, `-Z -t|-u VIP:PORT` one service's and its real
-//!   servers' (the totals and drop counters only with every counter).
+//! - `-Z` zeroes every counter, `-Z -t|-u VIP:PORT` (or `-f MARK`) one service's and
+//!   its real servers' (the totals and drop counters only with every counter).
 //! - Output is always numeric (`-n` is accepted).
 //! - DPVS's deny and allow lists (`--add-blklst -k`, `--add-whtlst --whtlst-address`,
 //!   `--get-blklst`, `--get-whtlst`) are saved by `-S` and restored by `-R`, as are rvs's
@@ -28,6 +28,12 @@
 //!   `-a -H -J` lines, without the rules' names: a restored rule without one is named
 //!   `snat<N>` again), `-R` restores them with the services in one change, and `-C`
 //!   clears them with the services, as DPVS's `ipvsadm -C` clears its match services.
+//! - Firewall-mark services (`-f MARK`, `-6` for an IPv6 one) are ipvsadm's, but the
+//!   marks come from rvs's own rules (`rvsip fwmark add MARK MATCH`), not from
+//!   netfilter. MARK may also be written in hexadecimal (`0x10`); `-6` may come before
+//!   or after `-f` (ipvsadm takes it after only). One-packet scheduling (`-o`), UOA and
+//!   the PROXY protocol, each for one protocol, are refused on a fwmark service, which
+//!   takes TCP and UDP.
 
 use std::io::{self, BufRead, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -44,7 +50,7 @@ use fnat::synproxy::SynProxyMode;
 use fnat::types::{FwdMode, Proto};
 use fnat::uoa::UoaMode;
 
-use crate::addr::{parse_addr_port_named, parse_ip, parse_netmask, parse_num};
+use crate::addr::{parse_addr_port_named, parse_fwmark, parse_ip, parse_netmask, parse_num};
 use crate::{unexpected, usage, write_json, CliError, Ctl, CONN_PAGE};
 
 pub mod format;
@@ -76,7 +82,7 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
     disable_version_flag = true,
     args_override_self = true,
     about = "Administer rvs's virtual services and SNAT rules (ipvsadm's syntax, DPVS's additions)",
-    after_help = "Examples:\n  rvsadm -A -t 198.18.0.100:80 -s wrr\n  rvsadm -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3\n  rvsadm -P -t 198.18.0.100:80 -z 198.19.0.10 -F dpdk1\n  rvsadm -Ln --stats\n  rvsadm -S > rules && rvsadm -R < rules"
+    after_help = "Examples:\n  rvsadm -A -t 198.18.0.100:80 -s wrr\n  rvsadm -a -t 198.18.0.100:80 -r 198.19.0.11:8080 -b -w 3\n  rvsadm -P -t 198.18.0.100:80 -z 198.19.0.10 -F dpdk1\n  rvsadm -A -f 1 -s sh -p 300    (marks: rvsip fwmark add 1 proto=tcp,dst-range=198.18.0.100:80-443)\n  rvsadm -a -f 1 -r 198.19.0.11 -b\n  rvsadm -Ln --stats\n  rvsadm -S > rules && rvsadm -R < rules"
 )]
 // The doc comments are clap's help text, where `[IPV6]:PORT` and `[cpu]` are literal.
 #[allow(rustdoc::broken_intra_doc_links)]
@@ -111,7 +117,7 @@ pub struct AdmArgs {
     /// List services (or connections with -c, timeouts with --timeout).
     #[arg(short = 'L', long = "list", short_alias = 'l', help_heading = "Commands")]
     pub list: bool,
-    /// Zero every counter, or one service's (with -t/-u).
+    /// Zero every counter, or one service's (with -t/-u/-f).
     #[arg(short = 'Z', long = "zero", help_heading = "Commands")]
     pub zero: bool,
     /// Set connection timeouts in seconds (0 keeps a value).
@@ -139,10 +145,10 @@ pub struct AdmArgs {
     /// Remove a source prefix from a service's allow list (--whtlst-address ADDR[/LEN]).
     #[arg(long = "del-whtlst", help_heading = "Commands")]
     pub del_whtlst: bool,
-    /// List the deny lists (of one service with -t/-u).
+    /// List the deny lists (of one service with -t/-u/-f).
     #[arg(long = "get-blklst", help_heading = "Commands")]
     pub get_blklst: bool,
-    /// List the allow lists (of one service with -t/-u).
+    /// List the allow lists (of one service with -t/-u/-f).
     #[arg(long = "get-whtlst", help_heading = "Commands")]
     pub get_whtlst: bool,
 
@@ -152,9 +158,14 @@ pub struct AdmArgs {
     /// UDP service ADDR:PORT ([IPV6]:PORT).
     #[arg(short = 'u', long = "udp-service", value_name = "ADDR:PORT")]
     pub udp_service: Option<String>,
-    /// Firewall-mark service (not supported by rvs).
-    #[arg(short = 'f', long = "fwmark-service", value_name = "MARK", hide = true)]
+    /// Firewall-mark service MARK (1..=4294967295, decimal or 0x hex): the flows rvsd's
+    /// fwmark rules (`rvsip fwmark add MARK MATCH`) give that mark, TCP and UDP, whatever
+    /// their VIP and port. A real server without a port keeps each flow's destination port.
+    #[arg(short = 'f', long = "fwmark-service", value_name = "MARK")]
     pub fwmark_service: Option<String>,
+    /// With -f: an IPv6 firewall-mark service (its flows and real servers are IPv6).
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
     /// A SNAT rule, named by its match instead of -t/-u (DPVS): `-A -H MATCH`, `-D -H
     /// MATCH`, `-a|-d -H MATCH -r WAN:0 -J`; MATCH is proto=tcp|udp|any, src-range=,
     /// dst-range=, iif=, oif=, comma-separated.
@@ -564,7 +575,16 @@ impl Cmd {
         }
     }
 
-    /// The options this command accepts (by their display name in [`options`]).
+    /// Whether this command accepts option `name` (its display name in [`options`]):
+    /// those of [`allowed`](Self::allowed), and `-f MARK [-6]` wherever `-t/-u` names a
+    /// service.
+    fn accepts(self, name: &str) -> bool {
+        let allowed = self.allowed();
+        allowed.contains(&name) || (matches!(name, "-f" | "-6") && allowed.contains(&"-t/-u"))
+    }
+
+    /// The options this command accepts (by their display name in [`options`]), `-f`
+    /// and `-6` aside (see [`accepts`](Self::accepts)).
     fn allowed(self) -> &'static [&'static str] {
         const SVC: &[&str] = &[
             "-t/-u",
@@ -625,9 +645,11 @@ impl Cmd {
 }
 
 /// Every option with whether it was given.
-fn options(a: &AdmArgs) -> [(&'static str, bool); 47] {
+fn options(a: &AdmArgs) -> [(&'static str, bool); 49] {
     [
         ("-t/-u", a.tcp_service.is_some() || a.udp_service.is_some()),
+        ("-f", a.fwmark_service.is_some()),
+        ("-6", a.ipv6),
         ("-H", a.matcher.is_some()),
         ("--name", a.snat_name.is_some()),
         ("-J", a.snat),
@@ -716,10 +738,21 @@ fn command(a: &AdmArgs) -> Result<Cmd, CliError> {
     }
 }
 
-/// The service named by `-t`/`-u`, if any.
+/// The service named by `-t`/`-u`, or by `-f MARK` (with `-6`, IPv6's), if any.
 fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
-    if a.fwmark_service.is_some() {
-        return Err(usage("firewall-mark services (-f) are not supported by rvs; use -t or -u"));
+    if let Some(m) = &a.fwmark_service {
+        if a.tcp_service.is_some() || a.udp_service.is_some() {
+            return Err(usage(format!(
+                "give -f {m} or -t/-u, not both: a firewall-mark service has no address, port or protocol of its own"
+            )));
+        }
+        let mark = parse_fwmark(m).map_err(usage)?;
+        return Ok(Some(ServiceKey::of_fwmark(mark, a.ipv6)));
+    }
+    if a.ipv6 {
+        return Err(usage(
+            "-6 (--ipv6) makes a firewall-mark service IPv6: give it with -f MARK (-t and -u take an IPv6 address as it is)",
+        ));
     }
     let (proto, s) = match (&a.tcp_service, &a.udp_service) {
         (Some(_), Some(_)) => return Err(usage("give one of -t and -u, not both")),
@@ -728,20 +761,27 @@ fn service_key(a: &AdmArgs) -> Result<Option<ServiceKey>, CliError> {
         (None, None) => return Ok(None),
     };
     let (vip, port) = parse_addr_port_named(s, "service address", proto.name()).map_err(usage)?;
-    Ok(Some(ServiceKey { proto, vip, vport: port.unwrap_or(0) }))
+    Ok(Some(ServiceKey::new(proto, vip, port.unwrap_or(0))))
 }
 
 fn need_key(key: Option<ServiceKey>, cmd: Cmd) -> Result<ServiceKey, CliError> {
-    key.ok_or_else(|| usage(format!("{} ({}) needs a service: -t ADDR:PORT or -u ADDR:PORT", cmd.flag(), cmd.long())))
+    key.ok_or_else(|| {
+        usage(format!("{} ({}) needs a service: -t ADDR:PORT, -u ADDR:PORT or -f MARK", cmd.flag(), cmd.long()))
+    })
 }
 
 fn num_opt(v: &Option<String>, what: &str, min: u64, max: u64) -> Result<Option<u64>, CliError> {
     v.as_deref().map(|s| parse_num(s, what, min, max)).transpose().map_err(usage)
 }
 
-/// A real server or local address must be of the VIP's family, except IPv4 ones for an
-/// IPv6 VIP (NAT64; rvsd checks that the server is FullNAT).
+/// A real server or local address must be of the VIP's family (a fwmark service's, `-6`
+/// or not), except IPv4 ones for an IPv6 VIP (NAT64; rvsd checks that the server is
+/// FullNAT).
 fn family_check(key: &ServiceKey, addr: IpAddr, what: &str) -> Result<(), CliError> {
+    if key.is_fwmark() && key.vip.is_ipv4() && addr.is_ipv6() {
+        let m = key.fwmark;
+        return Err(usage(format!("{what} {addr} is IPv6 and {key} is an IPv4 service (an IPv6 one is -f {m} -6)")));
+    }
     if key.vip.is_ipv4() && addr.is_ipv6() {
         return Err(usage(format!("{what} {addr} is not of the VIP's address family ({})", key.vip)));
     }
@@ -767,7 +807,7 @@ pub fn parse_sched_flags(s: &str) -> Result<(bool, bool), String> {
 }
 
 fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliError> {
-    let mut svc = ServiceConfig::new(key.proto, key.vip, key.vport);
+    let mut svc = ServiceConfig::with_key(key);
     if let Some(s) = &a.scheduler {
         svc.sched = s.parse::<SchedKind>().map_err(|e| usage(e.to_string()))?;
     }
@@ -786,7 +826,7 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     } else if a.netmask.is_some() {
         return Err(usage("-M (netmask) needs -p (persistent)"));
     }
-    if key.vport == 0 && svc.persistence.is_none() {
+    if key.vport == 0 && !key.is_fwmark() && svc.persistence.is_none() {
         return Err(usage(format!("port 0 (every port) needs a persistent service (-p): {key}")));
     }
     if let Some(f) = &a.sched_flags {
@@ -834,6 +874,9 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
         };
     }
     svc.expire_quiescent = a.expire_quiescent;
+    if a.ops && key.is_fwmark() {
+        return Err(per_protocol(&key, "one-packet scheduling (-o)"));
+    }
     if a.ops && key.proto != Proto::Udp {
         return Err(usage(format!("one-packet scheduling (-o) is for UDP services: {key}")));
     }
@@ -856,6 +899,9 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
                     .ok_or_else(|| usage(format!("proxy protocol must be v1, v2 or disable, not '{v}'")))?,
             ),
         };
+        if svc.proxy_protocol.is_some() && key.is_fwmark() {
+            return Err(per_protocol(&key, "the PROXY protocol (--proxy-protocol)"));
+        }
         if svc.proxy_protocol == Some(ProxyProtocol::V1) && key.proto != Proto::Tcp {
             return Err(usage(format!(
                 "PROXY protocol v1 (--proxy-protocol) speaks of TCP only: UDP services take v2: {key}"
@@ -869,6 +915,9 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
                 UoaMode::from_name(v).ok_or_else(|| usage(format!("uoa must be ipo, opp or disable, not '{v}'")))?,
             ),
         };
+        if svc.uoa.is_some() && key.is_fwmark() {
+            return Err(per_protocol(&key, "UOA (--uoa)"));
+        }
         if svc.uoa.is_some() && key.proto != Proto::Udp {
             return Err(usage(format!("UOA (--uoa) is for UDP services (TCP has the TOA): {key}")));
         }
@@ -876,7 +925,16 @@ fn service_config(a: &AdmArgs, key: ServiceKey) -> Result<ServiceConfig, CliErro
     Ok(svc)
 }
 
-/// The real server of `-r` with its port (the service's when omitted).
+/// A per-protocol option given for a firewall-mark service, whose flows are TCP and UDP
+/// (rvsd refuses it too).
+fn per_protocol(key: &ServiceKey, what: &str) -> CliError {
+    usage(format!(
+        "{what} is for one protocol, and a firewall-mark service takes TCP and UDP: {key} (use a -t or -u service)"
+    ))
+}
+
+/// The real server of `-r` with its port (the service's when omitted; 0 on a fwmark
+/// service: each flow's own destination port).
 fn real_server(a: &AdmArgs, key: &ServiceKey, cmd: Cmd) -> Result<(IpAddr, u16), CliError> {
     let r = a
         .real_server
@@ -913,8 +971,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
         return Err(usage(format!("{opt}: valid {whose} that rvs does not support: {why}")));
     }
     let cmd = command(a)?;
-    let allowed = cmd.allowed();
-    if let Some((name, _)) = options(a).into_iter().find(|(name, given)| *given && !allowed.contains(name)) {
+    if let Some((name, _)) = options(a).into_iter().find(|(name, given)| *given && !cmd.accepts(name)) {
         return Err(usage(format!("option {name} is not allowed with {} ({})", cmd.flag(), cmd.long())));
     }
     if let Some(m) = &a.matcher {
@@ -1035,7 +1092,7 @@ fn build(a: &AdmArgs) -> Result<AdmCmd, CliError> {
 /// addresses in turn: only `-s rr` is accepted, and no weight or threshold.
 fn snat_cmd(a: &AdmArgs, cmd: Cmd, text: &str) -> Result<AdmCmd, CliError> {
     if a.tcp_service.is_some() || a.udp_service.is_some() || a.fwmark_service.is_some() {
-        return Err(usage("give -t/-u or -H (a SNAT rule's match), not both"));
+        return Err(usage("give -t/-u/-f or -H (a SNAT rule's match), not both"));
     }
     let mut rule = ctl::SnatSpec::from_match(text).map_err(usage)?;
     // What a SNAT rule takes (`-s` and `-w` are looked at below, to say why).

@@ -24,7 +24,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn key(proto: Proto, vip: &str, vport: u16) -> ServiceKey {
-    ServiceKey { proto, vip: ip(vip), vport }
+    ServiceKey::new(proto, ip(vip), vport)
 }
 
 fn tcp80() -> ServiceKey {
@@ -354,9 +354,9 @@ fn bad_input_is_one_line_naming_the_problem() {
         ),
         (
             "-A -t 198.18.0.100:80 -s lblcr",
-            "scheduler \"lblcr\" is not supported: it groups connections by their destination address, which for \
-             an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use sh, mh \
-             or conhash",
+            "scheduler \"lblcr\" is not supported: it keeps a least-loaded server per destination address (LVS's \
+             transparent caches behind a fwmark service); use dh on a fwmark service (one server per destination), \
+             or sh, mh or conhash",
         ),
         (
             "-A -t 198.18.0.100:80 -s mh --hash-target sip",
@@ -371,8 +371,8 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w 65536", "weight 65536 out of range (0..=65535)"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w -1", "unexpected argument '-1' found"),
         ("-a -t 198.18.0.100:80 -r 198.19.0.11 -w heavy", "bad weight 'heavy' (expected a number 0..=65535)"),
-        ("-A -s wrr", "-A (--add-service) needs a service: -t ADDR:PORT or -u ADDR:PORT"),
-        ("-a -r 198.19.0.11", "-a (--add-server) needs a service: -t ADDR:PORT or -u ADDR:PORT"),
+        ("-A -s wrr", "-A (--add-service) needs a service: -t ADDR:PORT, -u ADDR:PORT or -f MARK"),
+        ("-a -r 198.19.0.11", "-a (--add-server) needs a service: -t ADDR:PORT, -u ADDR:PORT or -f MARK"),
         ("-a -t 198.18.0.100:80", "-a (--add-server) needs a real server: -r ADDR[:PORT]"),
         ("-A -t 198.18.0.100:80 -L", "give one command only, not -A and -L"),
         ("-A -D -t 198.18.0.100:80", "give one command only, not -A and -D"),
@@ -410,7 +410,6 @@ fn bad_input_is_one_line_naming_the_problem() {
         ),
         ("-A -t 198.18.0.100:80 -g", "option -g is not allowed with -A (--add-service)"),
         ("-A -t 198.18.0.100:80 -u 198.18.0.100:53", "give one of -t and -u, not both"),
-        ("-A -f 1", "firewall-mark services (-f) are not supported by rvs; use -t or -u"),
         ("-A -t 198.18.0.100:80 -w 3", "option -w is not allowed with -A (--add-service)"),
         ("-D -t 198.18.0.100:80 -s rr", "option -s is not allowed with -D (--delete-service)"),
         ("-C -t 198.18.0.100:80", "option -t/-u is not allowed with -C (--clear)"),
@@ -1388,4 +1387,353 @@ fn sync_daemon_commands() {
     let (out, _) = run_adm("-L --daemon --json", vec![both.clone()]);
     let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
     assert_eq!(back.resp, both);
+}
+
+// ---- firewall-mark services (-f MARK, -6) ----------------------------------------
+
+fn fw(mark: u32) -> ServiceKey {
+    ServiceKey::of_fwmark(mark, false)
+}
+
+fn fw6(mark: u32) -> ServiceKey {
+    ServiceKey::of_fwmark(mark, true)
+}
+
+/// Every command ipvsadm takes `-f MARK` with, in short and long forms, with and without
+/// `-6` (before or after `-f`), and MARK in decimal and hex.
+#[test]
+fn fwmark_service_commands() {
+    let add = |key: ServiceKey, f: &dyn Fn(&mut ServiceConfig)| {
+        let mut svc = ServiceConfig::with_key(key);
+        f(&mut svc);
+        Request::ServiceAdd(ServiceSpec { service: svc, laddrs: vec![] })
+    };
+    let sched = |s: SchedKind| move |c: &mut ServiceConfig| c.sched = s;
+    let fwd = |addr: &str, port: u16, weight: u32, fwd: FwdMode| RealServerConfig { fwd, ..rs(addr, port, weight) };
+    let mut edited = ServiceConfig::with_key(fw(1));
+    edited.sched = SchedKind::Rr;
+    let table: Vec<(&str, Request)> = vec![
+        // A fwmark service is port 0 without being persistent (ipvsadm's zero-port check skips it).
+        ("-A -f 1", add(fw(1), &|_| {})),
+        ("-A -f 1 -s wlc", add(fw(1), &sched(SchedKind::Wlc))),
+        ("--add-service --fwmark-service 1 --scheduler sh", add(fw(1), &sched(SchedKind::Sh))),
+        ("--add-service --fwmark-service=1 --ipv6", add(fw6(1), &|_| {})),
+        ("-A -f 0x10 -s rr", add(fw(16), &sched(SchedKind::Rr))),
+        ("-A -f 010", add(fw(10), &|_| {})),
+        ("-A -f 4294967295", add(fw(u32::MAX), &|_| {})),
+        ("-A -f 1 -6 -s rr", add(fw6(1), &sched(SchedKind::Rr))),
+        ("-A -6 -f 1 -s rr", add(fw6(1), &sched(SchedKind::Rr))),
+        ("-Af 1", add(fw(1), &|_| {})),
+        (
+            "-A -f 1 -p 600 -M 255.255.255.0",
+            add(fw(1), &|c| c.persistence = Some(PersistConfig { timeout_s: 600, netmask_v4: 24, netmask_v6: 128 })),
+        ),
+        (
+            "-A -f 2 -6 -p -M 64",
+            add(fw6(2), &|c| c.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 32, netmask_v6: 64 })),
+        ),
+        ("-A -f 1 --proxy-protocol disable --uoa disable", add(fw(1), &|_| {})),
+        ("-A -f 1 -j enable", add(fw(1), &|c| c.synproxy = Some(fnat::synproxy::SynProxyMode::On))),
+        ("-E -f 1 -s rr", Request::ServiceEdit { service: edited }),
+        ("--edit-service --fwmark-service 1", Request::ServiceEdit { service: ServiceConfig::with_key(fw(1)) }),
+        ("-D -f 1", Request::ServiceDel { key: fw(1) }),
+        ("-D -f 1 -6", Request::ServiceDel { key: fw6(1) }),
+        ("--delete-service --fwmark-service 0x1 --ipv6", Request::ServiceDel { key: fw6(1) }),
+        // Real servers: no port = port 0, each flow's own destination port.
+        ("-a -f 1 -r 10.0.0.2", Request::RealServerAdd { key: fw(1), rs: rs("10.0.0.2", 0, 1) }),
+        ("-a -f 1 -r 10.0.0.2:0 -b -w 1", Request::RealServerAdd { key: fw(1), rs: rs("10.0.0.2", 0, 1) }),
+        (
+            "-a -f 1 -r 10.0.0.3:8080 -m -w 3",
+            Request::RealServerAdd { key: fw(1), rs: fwd("10.0.0.3", 8080, 3, FwdMode::Nat) },
+        ),
+        ("-a -f 1 -r 10.0.0.4 -g", Request::RealServerAdd { key: fw(1), rs: fwd("10.0.0.4", 0, 1, FwdMode::Dr) }),
+        ("-a -f 1 -6 -r 2001:db8::2", Request::RealServerAdd { key: fw6(1), rs: rs("2001:db8::2", 0, 1) }),
+        ("-a -f 1 -6 -r [2001:db8::2]:443", Request::RealServerAdd { key: fw6(1), rs: rs("2001:db8::2", 443, 1) }),
+        // NAT64 (an IPv4 server of an IPv6 service) is rvsd's to judge, as for -t/-u.
+        ("-a -f 1 -6 -r 10.0.0.2 -b", Request::RealServerAdd { key: fw6(1), rs: rs("10.0.0.2", 0, 1) }),
+        (
+            "--add-server --fwmark-service 1 --real-server 10.0.0.2 --weight 0",
+            Request::RealServerAdd { key: fw(1), rs: rs("10.0.0.2", 0, 0) },
+        ),
+        (
+            "-e -f 1 -r 10.0.0.2 -w 5",
+            Request::RealServerEdit {
+                key: fw(1),
+                addr: ip("10.0.0.2"),
+                port: 0,
+                change: RealServerEdit { weight: Some(5), ..Default::default() },
+            },
+        ),
+        ("-d -f 1 -r 10.0.0.2", Request::RealServerDel { key: fw(1), addr: ip("10.0.0.2"), port: 0 }),
+        ("-d -f 1 -6 -r [2001:db8::2]:0", Request::RealServerDel { key: fw6(1), addr: ip("2001:db8::2"), port: 0 }),
+        ("-Z -f 1", Request::ZeroCounters { key: Some(fw(1)) }),
+        ("--zero --fwmark-service 7 -6", Request::ZeroCounters { key: Some(fw6(7)) }),
+        // DPVS's per-service commands take it too (-S writes them for a fwmark service).
+        ("-P -f 1 -z 198.19.0.10", Request::LaddrAdd { key: fw(1), addr: ip("198.19.0.10") }),
+        ("-Q -f 1 -6 -z 2001:db8:1::10", Request::LaddrDel { key: fw6(1), addr: ip("2001:db8:1::10") }),
+        (
+            "--add-blklst -f 1 -k 192.0.2.7/24",
+            Request::ServiceAcl {
+                key: fw(1),
+                allow: false,
+                add: true,
+                prefixes: vec!["192.0.2.0/24".parse().unwrap()],
+            },
+        ),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(args), want, "{args}");
+    }
+    // The key is the ctl types' fwmark key: mark, family, TCP, port 0.
+    let Request::ServiceDel { key } = change("-D -f 3 -6") else { unreachable!() };
+    assert_eq!((key.fwmark, key.vip, key.vport, key.proto), (3, ip("::"), 0, Proto::Tcp));
+    assert!(key.is_fwmark());
+}
+
+#[test]
+fn fwmark_listing_commands() {
+    let list = |s: &str| parse(&argv(s)).unwrap();
+    let plain = ListOpts { key: Some(fw(1)), view: View::Plain, exact: false, sort: true, json: false };
+    assert_eq!(list("-L -f 1"), AdmCmd::List(plain));
+    assert_eq!(list("-l -n -f 1"), AdmCmd::List(plain));
+    assert_eq!(list("--list --fwmark-service 1"), AdmCmd::List(plain));
+    assert_eq!(list("-Ln -f 1 -6"), AdmCmd::List(ListOpts { key: Some(fw6(1)), ..plain }));
+    assert_eq!(list("-Ln -f 1 --stats"), AdmCmd::List(ListOpts { view: View::Stats, ..plain }));
+    assert_eq!(list("-Ln -f 1 --rate"), AdmCmd::List(ListOpts { view: View::Rate, ..plain }));
+    assert_eq!(list("-Ln -f 1 --thresholds"), AdmCmd::List(ListOpts { view: View::Thresholds, ..plain }));
+    assert_eq!(list("-Ln -f 1 --persistent-conn"), AdmCmd::List(ListOpts { view: View::PersistConn, ..plain }));
+    assert_eq!(list("-Ln -f 1 --stats --exact"), AdmCmd::List(ListOpts { view: View::Stats, exact: true, ..plain }));
+    assert_eq!(list("-Ln -f 1 --json"), AdmCmd::List(ListOpts { json: true, ..plain }));
+    assert_eq!(list("-G -f 1"), AdmCmd::Laddrs { key: Some(fw(1)), json: false });
+    assert_eq!(list("--get-blklst -f 2 -6"), AdmCmd::Acls { key: Some(fw6(2)), allow: false, json: false });
+    assert!(matches!(list("-h"), AdmCmd::Print(t) if t.contains("--fwmark-service <MARK>") && t.contains("--ipv6")));
+}
+
+#[test]
+fn fwmark_errors_name_the_problem() {
+    let range = "(expected an integer 1..=4294967295, decimal or 0x hex)";
+    let table: Vec<(&str, String)> = vec![
+        ("-A -f 0", "fwmark 0 is no mark (expected 1..=4294967295)".into()),
+        ("-D -f 0x0", "fwmark 0x0 is no mark (expected 1..=4294967295)".into()),
+        ("-A -f web", format!("invalid fwmark value 'web' {range}")),
+        ("-a -f 1.5 -r 10.0.0.2", format!("invalid fwmark value '1.5' {range}")),
+        ("-L -f 0xzz", format!("invalid fwmark value '0xzz' {range}")),
+        ("-A -f 4294967296", "fwmark 4294967296 out of range (1..=4294967295)".into()),
+        ("-A -f", "a value is required for '--fwmark-service <MARK>' but none was supplied".into()),
+        (
+            "-A -f 1 -t 198.18.0.100:80",
+            "give -f 1 or -t/-u, not both: a firewall-mark service has no address, port or protocol of its own".into(),
+        ),
+        ("-a -u 198.18.0.100:53 -f 1 -r 10.0.0.2", "give -f 1 or -t/-u, not both".into()),
+        (
+            "-A -6 -t [2001:db8::1]:80",
+            "-6 (--ipv6) makes a firewall-mark service IPv6: give it with -f MARK (-t and -u take an IPv6 address as \
+             it is)"
+                .into(),
+        ),
+        ("-L -6", "-6 (--ipv6) makes a firewall-mark service IPv6: give it with -f MARK".into()),
+        ("-a -6 -r 2001:db8::2", "-6 (--ipv6) makes a firewall-mark service IPv6".into()),
+        ("-C -f 1", "option -f is not allowed with -C (--clear)".into()),
+        ("-C -6", "option -6 is not allowed with -C (--clear)".into()),
+        ("-S -f 1", "option -f is not allowed with -S (--save)".into()),
+        ("--set 1 2 3 -f 1", "option -f is not allowed with --set (--set)".into()),
+        ("--start-daemon master -f 1", "option -f is not allowed with --start-daemon".into()),
+        ("-Lnc -f 1", "-c lists everything; it takes no service".into()),
+        ("-L --timeout -f 1", "--timeout lists everything; it takes no service".into()),
+        ("-L --daemon -f 1", "--daemon lists the sync roles: it takes no service".into()),
+        (
+            "-A -f 1 -o",
+            "one-packet scheduling (-o) is for one protocol, and a firewall-mark service takes TCP and UDP: fwmark 1 \
+             (use a -t or -u service)"
+                .into(),
+        ),
+        (
+            "-E -f 1 -6 --uoa opp",
+            "UOA (--uoa) is for one protocol, and a firewall-mark service takes TCP and UDP: fwmark 1 IPv6".into(),
+        ),
+        (
+            "-A -f 1 --proxy-protocol v2",
+            "the PROXY protocol (--proxy-protocol) is for one protocol, and a firewall-mark service takes TCP and UDP"
+                .into(),
+        ),
+        (
+            "-a -f 1 -r 2001:db8::2",
+            "real server 2001:db8::2 is IPv6 and fwmark 1 is an IPv4 service (an IPv6 one is -f 1 -6)".into(),
+        ),
+        (
+            "-P -f 7 -z 2001:db8:1::10",
+            "local address 2001:db8:1::10 is IPv6 and fwmark 7 is an IPv4 service (an IPv6 one is -f 7 -6)".into(),
+        ),
+        ("-a -f 1 -r 10.0.0.2 -s rr", "option -s is not allowed with -a (--add-server)".into()),
+        (
+            "-A -f 1 -6 -p -M 255.255.255.0",
+            "bad netmask '255.255.255.0' (an IPv6 service takes a prefix length 1..=128)".into(),
+        ),
+        ("-A -f 1 -H proto=tcp", "give -t/-u/-f or -H (a SNAT rule's match), not both".into()),
+        ("-A -H proto=tcp -6", "-6 is not for a SNAT rule (-H)".into()),
+    ];
+    for (args, want) in table {
+        let got = err(args);
+        assert!(got.starts_with(&want), "{args}: got {got:?}, want {want:?}");
+        assert!(!got.contains('\n'), "{args}: {got:?} is not one line");
+    }
+}
+
+/// Two firewall-mark services of mark 1 (IPv4, persistent, one server on port 0 and one
+/// on 8080; IPv6) and one of mark 2, given out of order.
+fn fw_views() -> Vec<ServiceView> {
+    let mut one = ServiceConfig::with_key(fw(1));
+    one.persistence = Some(PersistConfig { timeout_s: 300, netmask_v4: 24, netmask_v6: 128 });
+    one.real_servers = vec![rs("10.0.0.2", 0, 1), RealServerConfig { fwd: FwdMode::Nat, ..rs("10.0.0.3", 8080, 2) }];
+    one.deny = vec!["192.0.2.0/24".parse().unwrap()];
+    let mut one6 = ServiceConfig::with_key(fw6(1));
+    one6.sched = SchedKind::Rr;
+    one6.real_servers = vec![rs("2001:db8::2", 0, 1)];
+    let mut two = ServiceConfig::with_key(fw(2));
+    two.sched = SchedKind::Sh;
+    two.conn_timeout = 30;
+    two.real_servers = vec![RealServerConfig { fwd: FwdMode::Dr, ..rs("10.0.0.4", 0, 1) }];
+    vec![
+        view(two, &[], vec![(0, 1, Some(counters(1, 2, 3, 4, 5)))], Some(counters(1, 2, 3, 4, 5))),
+        view(one6, &["2001:db8:1::10"], vec![(0, 0, None)], None),
+        view(
+            one,
+            &["198.19.0.10"],
+            vec![(3, 4, Some(counters(7, 70, 60, 7000, 6000))), (0, 0, None)],
+            Some(counters(7, 70, 60, 7000, 6000)),
+        ),
+    ]
+}
+
+/// ipvsadm's `FWM  1` lines, after the VIP:port services, by mark then family; real
+/// servers with the port they have (`:0` for the client's own).
+#[test]
+fn fwmark_list_golden() {
+    let mut all = demo();
+    all.extend(fw_views());
+    let (out, _) = run_adm("-Ln", vec![status(), Response::Services { services: all }, no_snat()]);
+    let want = "\
+TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
+  -> [2001:db8:1::11]:8443        FullNat 1      1          0         
+FWM  1 wlc persistent 300 mask 255.255.255.0
+  -> 10.0.0.2:0                   FullNat 1      3          4         
+  -> 10.0.0.3:8080                Masq    2      0          0         
+FWM  1 IPv6 rr
+  -> [2001:db8::2]:0              FullNat 1      0          0         
+FWM  2 sh (sh-fallback) conn-timeout 30
+  -> 10.0.0.4:0                   Route   1      0          1         
+";
+    assert!(out.ends_with(want), "{out}");
+    assert!(out.starts_with("rvs 0.1.0 (conn pool size=1048576 per worker)\nProt LocalAddress:Port Scheduler Flags\n"));
+
+    // One service: `-L -f 1` is the IPv4 one only; `-6` the IPv6 one.
+    let (out, _) = run_adm("-Ln -f 1", vec![status(), Response::Services { services: fw_views() }]);
+    let services: Vec<&str> = out.lines().filter(|l| l.starts_with("FWM")).collect();
+    assert_eq!(services, ["FWM  1 wlc persistent 300 mask 255.255.255.0"], "{out}");
+    let (out, _) = run_adm("-Ln -f 1 -6", vec![status(), Response::Services { services: fw_views() }]);
+    assert!(out.ends_with("FWM  1 IPv6 rr\n  -> [2001:db8::2]:0              FullNat 1      0          0         \n"));
+    let mut ctl = FakeCtl::new(vec![status(), Response::Services { services: fw_views() }]);
+    let e = run(&parse(&argv("-Ln -f 2 -6")).unwrap(), &mut ctl, &mut std::io::empty(), &mut Vec::new()).unwrap_err();
+    assert_eq!((e.to_string(), e.exit_code()), ("no service fwmark 2 IPv6".to_string(), 1));
+
+    // The counter views name it the same way, in the same columns.
+    let (out, _) = run_adm("-Ln --stats -f 1", vec![status(), Response::Services { services: fw_views() }]);
+    assert!(
+        out.ends_with(
+            "FWM  1                                   7       70       60     7000     6000\n\
+             \x20 -> 10.0.0.2:0                          7       70       60     7000     6000\n\
+             \x20 -> 10.0.0.3:8080                       0        0        0        0        0\n"
+        ),
+        "{out}"
+    );
+    let (out, _) = run_adm("-Ln --thresholds -f 2", vec![status(), Response::Services { services: fw_views() }]);
+    assert!(out.ends_with("FWM  2 sh (sh-fallback) conn-timeout 30\n  -> 10.0.0.4:0                   0          0          0          1         \n"), "{out}");
+    let (first, mut second) = (fw_views(), fw_views());
+    second[2].stats.as_mut().unwrap().conns += 50;
+    second[2].dests[0].stats.as_mut().unwrap().conns += 50;
+    let (out, _) = run_adm(
+        "-Ln --rate -f 1",
+        vec![status(), Response::Services { services: first }, Response::Services { services: second }],
+    );
+    assert!(out.contains("FWM  1                                  50        0        0        0        0\n"), "{out}");
+    assert!(out.contains("  -> 10.0.0.2:0                         50        0        0        0        0\n"), "{out}");
+
+    // DPVS's -G and --get-blklst name it too.
+    let (out, _) = run_adm("-G", vec![Response::Services { services: fw_views() }]);
+    assert!(out.contains("\nFWM  1               1        \n                              198.19.0.10 "), "{out}");
+    assert!(out.contains("\nFWM  1 IPv6          1        \n"), "{out}");
+    let (out, _) = run_adm("--get-blklst", vec![Response::Services { services: fw_views() }]);
+    assert_eq!(
+        out.lines().skip(1).map(|l| l.split_whitespace().collect::<Vec<_>>()).collect::<Vec<_>>(),
+        vec![vec!["FWM", "1", "192.0.2.0/24"]]
+    );
+}
+
+/// `--json` carries the key as the ctl types serialize it: `fwmark` beside the unspecified
+/// VIP, port 0 and tcp; absent on a VIP:port service.
+#[test]
+fn fwmark_json_carries_the_key() {
+    let mut all = demo();
+    all.extend(fw_views());
+    let (out, _) = run_adm("-Ln --json -f 1 -6", vec![Response::Services { services: all.clone() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    let Response::Services { services } = back.resp else { panic!("{out}") };
+    assert_eq!(services.iter().map(|s| s.service.key()).collect::<Vec<_>>(), vec![fw6(1)]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let svc = &doc["services"][0]["service"];
+    assert_eq!((svc["fwmark"].as_u64(), svc["vip"].as_str(), svc["vport"].as_u64()), (Some(1), Some("::"), Some(0)));
+    let (out, _) = run_adm("-Ln --json", vec![Response::Services { services: all }, no_snat()]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let marks: Vec<Option<u64>> =
+        doc["services"].as_array().unwrap().iter().map(|s| s["service"]["fwmark"].as_u64()).collect();
+    assert_eq!(marks, [None, None, None, Some(2), Some(1), Some(1)], "in rvsd's order: {out}");
+}
+
+/// `-S` writes ipvsadm's `-A -f 1` / `-a -f 1 -r ADDR:0` lines (`-f 1 -6` for IPv6), `-R`
+/// reads them back to the same services, which save to the same lines.
+#[test]
+fn fwmark_save_then_restore_round_trip() {
+    let mut views = demo();
+    views.extend(fw_views());
+    let (saved, _) = run_adm("-S", vec![Response::Services { services: views.clone() }, no_snat()]);
+    let want = "\
+-A -f 1 -s wlc -p 300 -M 255.255.255.0
+-a -f 1 -r 10.0.0.2:0 -b -w 1
+-a -f 1 -r 10.0.0.3:8080 -m -w 2
+-P -f 1 -z 198.19.0.10
+--add-blklst -f 1 -k 192.0.2.0/24
+-A -f 1 -6 -s rr
+-a -f 1 -6 -r [2001:db8::2]:0 -b -w 1
+-P -f 1 -6 -z 2001:db8:1::10
+-A -f 2 -s sh --conn-timeout 30
+-a -f 2 -r 10.0.0.4:0 -g -w 1
+";
+    assert!(saved.ends_with(want), "{saved}");
+    assert!(saved.starts_with("-A -t 198.18.0.100:80 -s wrr\n"), "VIP:port services first: {saved}");
+
+    let mut ctl = FakeCtl::new(vec![]);
+    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    assert_eq!(ctl.requests.len(), 1, "one atomic request");
+    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
+    let mut got = services.clone();
+    let mut want = specs(&views);
+    got.sort_by_key(|s| s.service.key());
+    want.sort_by_key(|s| s.service.key());
+    assert_eq!(got, want);
+    let restored: Vec<ServiceView> = services
+        .iter()
+        .map(|s| ServiceView { laddrs: s.laddrs.clone(), ..view(s.service.clone(), &[], vec![], None) })
+        .collect();
+    let (again, _) = run_adm("-S", vec![Response::Services { services: restored }, no_snat()]);
+    assert_eq!(again, saved);
+
+    // ipvsadm's own -S lines for a fwmark service restore too (-6 after -f; no port).
+    let set = restore::plan("-A -f 1\n-A -f 5 -6 -s wrr\n-a -f 5 -6 -r 2001:db8::9 -i -w 4\n-D -f 1\n").unwrap();
+    let mut five = ServiceConfig::with_key(fw6(5));
+    five.sched = SchedKind::Wrr;
+    five.real_servers = vec![RealServerConfig { fwd: FwdMode::Tunnel, ..rs("2001:db8::9", 0, 4) }];
+    assert_eq!(set.services, vec![ServiceSpec { service: five, laddrs: vec![] }]);
+    // A line for a fwmark service the file has not defined names the line and the mark.
+    let e = restore::plan("-A -f 1\n-a -f 1 -6 -r 2001:db8::9\n").unwrap_err();
+    assert!(e.to_string().starts_with("line 2: no service fwmark 1 IPv6"), "{e}");
 }

@@ -1,4 +1,5 @@
-//! `rvsip`: configure rvs's ports, addresses, routes and neighbours with dpip's syntax.
+//! `rvsip`: configure rvs's ports, addresses, routes, neighbours and firewall marks with
+//! dpip's syntax.
 //!
 //! Parsing and output live in [`rvs_cli::ip`]; this is the edge: arguments in, the
 //! control socket, stdout, one line on stderr and the exit status on failure.

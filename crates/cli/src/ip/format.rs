@@ -4,6 +4,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use ctl::{AddrView, LinkView, NeighView, RouteScope, RouteSpec, VlanView, WorkerView};
+use fnat::fwmark::FwmarkRule;
 
 use crate::rate;
 
@@ -154,6 +155,15 @@ pub fn write_neighs(out: &mut dyn Write, neighs: &[NeighView]) -> io::Result<()>
 pub fn write_vlans(out: &mut dyn Write, vlans: &[VlanView]) -> io::Result<()> {
     for v in vlans {
         writeln!(out, "{} link {} proto 802.1q id {}", v.name, v.link, v.id)?;
+    }
+    Ok(())
+}
+
+/// The fwmark rules, one per line in the order they are tried: `mark 1
+/// proto=tcp,dst-range=192.0.2.1:80-443` (nothing when there is none).
+pub fn write_fwmarks(out: &mut dyn Write, rules: &[FwmarkRule]) -> io::Result<()> {
+    for r in rules {
+        writeln!(out, "{r}")?;
     }
     Ok(())
 }

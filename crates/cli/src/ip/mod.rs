@@ -9,8 +9,13 @@
 //!   neigh show [dev DEV]          neigh add ADDR lladdr MAC dev DEV   neigh del ADDR
 //!   vlan show [NAME|link DEV [id N]]  vlan add [NAME] link DEV [proto 802.1q] id N
 //!   vlan del NAME|link DEV id N
+//!   fwmark show                   fwmark add|del MARK MATCH
 //!   stats [--once]
 //! ```
+//!
+//! `fwmark` is rvs's own object (dpip has none): the rules that mark new flows for
+//! rvsadm's firewall-mark services (`rvsadm -A -f MARK`), MATCH being DPVS's `-H` words
+//! (`proto=tcp,dst-range=192.0.2.1:80-443`; see [`fnat::fwmark`]).
 //!
 //! Objects and commands may be abbreviated as with ip (`rvsip a s`, `rvsip r`). Options
 //! go anywhere, as dpip's getopt permutes them (`rvsip route -6 add ...`), except after
@@ -22,10 +27,11 @@ use std::net::IpAddr;
 
 use clap::Parser;
 use ctl::{LinkChange, Request, Response, RouteScope, RouteSpec};
+use fnat::fwmark::FwmarkRule;
 use ipnet::IpNet;
 use wire::EthernetAddress;
 
-use crate::addr::{parse_ip, parse_num, parse_prefix};
+use crate::addr::{parse_fwmark, parse_ip, parse_num, parse_prefix};
 use crate::adm::clap_error;
 use crate::{unexpected, usage, write_json, CliError, Ctl};
 
@@ -53,6 +59,11 @@ Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket 
   rvsip vlan show [NAME | link DEV [id VLAN-ID]]
   rvsip vlan add [NAME] link DEV [proto 802.1q|vlan] id VLAN-ID   (NAME: DEV.VLAN-ID by default)
   rvsip vlan del NAME | link DEV id VLAN-ID
+  rvsip [-4|-6] fwmark show
+  rvsip fwmark add|del MARK MATCH
+        MARK 1..=4294967295 (or 0x hex); MATCH [proto=tcp|udp|any,][src-range=RANGE,]dst-range=RANGE
+        with RANGE ADDR[-ADDR][:PORT[-PORT]] (IPv6 in brackets) or a prefix; rules are tried in order,
+        the first match marks a new flow for the service rvsadm -A -f MARK
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options (anywhere before capture's own):
@@ -68,7 +79,7 @@ Options (anywhere before capture's own):
 
 /// rvsip's global options and the object words, as clap sees them.
 #[derive(Debug, Parser)]
-#[command(name = "rvsip", version, about = "Configure rvs's ports, addresses, routes and neighbours (dpip's syntax)", override_usage = "rvsip [OPTIONS] OBJECT COMMAND ...", after_help = USAGE)]
+#[command(name = "rvsip", version, about = "Configure rvs's ports, addresses, routes, neighbours and firewall marks (dpip's syntax)", override_usage = "rvsip [OPTIONS] OBJECT COMMAND ...", after_help = USAGE)]
 pub struct IpArgs {
     /// Counters (link show).
     #[arg(short = 's', long = "stats", visible_alias = "statistics")]
@@ -179,6 +190,13 @@ pub enum IpCmd {
         link: Option<String>,
         /// Only this VLAN id.
         id: Option<u16>,
+        /// As JSON.
+        json: bool,
+    },
+    /// List the fwmark rules, in the order they are tried.
+    FwmarkShow {
+        /// Only the rules of this family (their destinations').
+        family: Option<Family>,
         /// As JSON.
         json: bool,
     },
@@ -397,7 +415,7 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         (false, false) => None,
     };
     let Some(object) = rest.first().cloned() else {
-        return Err(usage("no object given (link, addr, route, neigh, vlan, stats; 'rvsip help' for help)"));
+        return Err(usage("no object given (link, addr, route, neigh, vlan, fwmark, stats; 'rvsip help' for help)"));
     };
     let o = object.as_str();
     if o.starts_with('-') {
@@ -413,6 +431,8 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         "neigh"
     } else if is(o, "vlan", 1) {
         "vlan"
+    } else if is(o, "fwmark", 2) {
+        "fwmark"
     } else if is(o, "stats", 1) {
         "stats"
     } else if o == "capture" {
@@ -420,7 +440,7 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
     } else if o == "help" {
         return Ok(IpCmd::Print(USAGE.to_string()));
     } else {
-        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, vlan, stats, capture)")));
+        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, vlan, fwmark, stats, capture)")));
     };
     let mut w = Words { words: rest[1..].to_vec(), pos: 0, ctx: obj.to_string() };
     // The command word; a listing when there is none.
@@ -483,6 +503,13 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         }
         ("neigh", _) => neigh_change(&mut w, cmd == "add"),
         ("vlan", _) => vlan(&mut w, cmd, json),
+        ("fwmark", "show") => {
+            if let Some(x) = w.next() {
+                return Err(w.unknown(&x));
+            }
+            Ok(IpCmd::FwmarkShow { family, json })
+        }
+        ("fwmark", _) => fwmark_change(&mut w, cmd == "add", family),
         ("stats", "show") => {
             if let Some(x) = w.next() {
                 return Err(w.unknown(&x));
@@ -673,6 +700,24 @@ fn vlan(w: &mut Words, cmd: &str, json: bool) -> Result<IpCmd, CliError> {
     }
 }
 
+/// `fwmark add|del MARK MATCH`: MATCH is DPVS's `-H` words, in one word
+/// (`proto=tcp,dst-range=192.0.2.1:80-443`) or several (`proto=tcp dst-range=...`,
+/// joined with commas).
+fn fwmark_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCmd, CliError> {
+    let ctx = w.ctx.clone();
+    let example = "e.g. 1 proto=tcp,dst-range=192.0.2.1:80-443";
+    let mark =
+        w.next().ok_or_else(|| usage(format!("{ctx} needs a mark and a match: {ctx} MARK MATCH ({example})")))?;
+    let mark = parse_fwmark(&mark).map_err(|e| usage(format!("{ctx}: {e}")))?;
+    let words: Vec<String> = std::iter::from_fn(|| w.next()).collect();
+    if words.is_empty() {
+        return Err(usage(format!("{ctx} {mark} needs a match: {ctx} MARK MATCH ({example})")));
+    }
+    let rule = FwmarkRule::from_match(mark, &words.join(",")).map_err(|e| usage(format!("{ctx}: {e}")))?;
+    family_ok(family, rule.dst_range.lo, &rule.dst_range, "dst-range")?;
+    Ok(IpCmd::Change(if add { Request::FwmarkAdd { rule } } else { Request::FwmarkDel { rule } }))
+}
+
 fn neigh_change(w: &mut Words, add: bool) -> Result<IpCmd, CliError> {
     let (mut addr, mut mac, mut dev) = (None, None, None);
     while let Some(x) = w.next() {
@@ -766,6 +811,18 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 write_json(out, &Response::Vlans { vlans })?;
             } else {
                 format::write_vlans(out, &vlans)?;
+            }
+        }
+        IpCmd::FwmarkShow { family, json } => {
+            let mut rules = match ctl.call(Request::FwmarkList)? {
+                Response::Fwmark { rules } => rules,
+                other => return Err(unexpected("fwmark", &other)),
+            };
+            rules.retain(|r| family.is_none_or(|f| f.has(r.dst_range.lo)));
+            if *json {
+                write_json(out, &Response::Fwmark { rules })?;
+            } else {
+                format::write_fwmarks(out, &rules)?;
             }
         }
         IpCmd::VlanDelByLink { link, id } => {

@@ -242,8 +242,8 @@ fn repeat_and_flush_run_as_dpip() {
 #[test]
 fn bad_input_is_one_line_naming_the_problem() {
     let table = [
-        ("", "no object given (link, addr, route, neigh, vlan, stats; 'rvsip help' for help)"),
-        ("links show", "unknown object 'links' (link, addr, route, neigh, vlan, stats, capture)"),
+        ("", "no object given (link, addr, route, neigh, vlan, fwmark, stats; 'rvsip help' for help)"),
+        ("links show", "unknown object 'links' (link, addr, route, neigh, vlan, fwmark, stats, capture)"),
         ("vlan add link dpdk0", "vlan add needs link DEV and id VLAN-ID: vlan add [NAME] link DEV id VLAN-ID"),
         ("vlan add link dpdk0 id 4095", "VLAN id 4095 out of range (1..=4094)"),
         ("vlan add link dpdk0 proto qinq id 5", "vlan add: 802.1ad (QinQ) is not supported; 802.1q only"),
@@ -639,4 +639,135 @@ fn link_show_prints_a_bond_and_its_slaves() {
     }
     let (out, _) = run_ip("link show dpdk0", vec![Response::Links { links: l }]);
     assert!(out.contains("    bond mode balance-xor xmit layer3+4 slaves: net_tap_bs0"), "{out}");
+}
+
+// ---- fwmark rules ----------------------------------------------------------------
+
+fn rule(mark: u32, m: &str) -> fnat::fwmark::FwmarkRule {
+    fnat::fwmark::FwmarkRule::from_match(mark, m).unwrap()
+}
+
+#[test]
+fn fwmark_commands() {
+    const M: &str = "proto=tcp,dst-range=192.0.2.1:80-443";
+    let web = rule(1, M);
+    let table: Vec<(String, Request)> = vec![
+        (format!("fwmark add 1 {M}"), Request::FwmarkAdd { rule: web }),
+        (format!("fwmark del 1 {M}"), Request::FwmarkDel { rule: web }),
+        (format!("fwmark delete 1 {M}"), Request::FwmarkDel { rule: web }),
+        (format!("fw a 0x1 {M}"), Request::FwmarkAdd { rule: web }),
+        (format!("fwmark d 1 {M}"), Request::FwmarkDel { rule: web }),
+        // The match's parts as separate words, or in another order: the same rule.
+        ("fwmark add 1 proto=tcp dst-range=192.0.2.1:80-443".into(), Request::FwmarkAdd { rule: web }),
+        ("fwmark add 1 dst-range=192.0.2.1:80-443,proto=TCP".into(), Request::FwmarkAdd { rule: web }),
+        (
+            "fwmark add 0x10 src-range=198.51.100.0/24,dst-range=192.0.2.1-192.0.2.4".into(),
+            Request::FwmarkAdd { rule: rule(16, "src-range=198.51.100.0/24,dst-range=192.0.2.1-192.0.2.4") },
+        ),
+        (
+            "-6 fwmark add 2 proto=any,dst-range=[2001:db8::1]:53".into(),
+            Request::FwmarkAdd { rule: rule(2, "dst-range=[2001:db8::1]:53") },
+        ),
+    ];
+    for (args, want) in table {
+        assert_eq!(change(&args), want, "{args}");
+    }
+    let Request::FwmarkAdd { rule: r } = change("fwmark add 4294967295 proto=udp,dst-range=192.0.2.1:53") else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.mark, r.proto, r.src_range, r.dst_range.to_string()),
+        (u32::MAX, Some(fnat::types::Proto::Udp), None, "192.0.2.1:53".to_string())
+    );
+    let p = |s: &str| parse(&argv(s)).unwrap();
+    assert_eq!(p("fwmark show"), IpCmd::FwmarkShow { family: None, json: false });
+    assert_eq!(p("fwmark"), IpCmd::FwmarkShow { family: None, json: false });
+    assert_eq!(p("fwmark list"), IpCmd::FwmarkShow { family: None, json: false });
+    assert_eq!(p("fwmark ls --json"), IpCmd::FwmarkShow { family: None, json: true });
+    assert_eq!(p("--json fw"), IpCmd::FwmarkShow { family: None, json: true });
+    assert_eq!(p("-6 fwmark show"), IpCmd::FwmarkShow { family: Some(Family::V6), json: false });
+    assert!(matches!(p("fwmark help"), IpCmd::Print(t) if t.contains("rvsip fwmark add|del MARK MATCH")));
+}
+
+#[test]
+fn fwmark_errors_name_the_part() {
+    let table = [
+        ("fwmark add", "fwmark add needs a mark and a match: fwmark add MARK MATCH (e.g. 1 proto=tcp,dst-range="),
+        ("fwmark add 1", "fwmark add 1 needs a match: fwmark add MARK MATCH"),
+        ("fwmark del 0x2", "fwmark del 2 needs a match: fwmark del MARK MATCH"),
+        ("fwmark add 0 dst-range=192.0.2.1", "fwmark add: fwmark 0 is no mark (expected 1..=4294967295)"),
+        (
+            "fwmark add web dst-range=192.0.2.1",
+            "fwmark add: invalid fwmark value 'web' (expected an integer 1..=4294967295, decimal or 0x hex)",
+        ),
+        ("fwmark add 4294967296 dst-range=192.0.2.1", "fwmark add: fwmark 4294967296 out of range (1..=4294967295)"),
+        ("fwmark add 1 proto=tcp", "fwmark add: match: dst-range is required"),
+        ("fwmark add 1 proto=icmp,dst-range=192.0.2.1", "fwmark add: match proto=icmp: one of tcp, udp, any"),
+        ("fwmark add 1 dst-range=192.0.2.9-192.0.2.1", "fwmark add: match dst-range: "),
+        (
+            "fwmark add 1 dst-range=192.0.2.1 oif=dpdk0",
+            "fwmark add: match oif: unknown (known: proto, src-range, dst-range)",
+        ),
+        ("fwmark add 1 dst-range=192.0.2.1 dst-range=192.0.2.2", "fwmark add: match: dst-range given twice"),
+        ("fwmark add 1 192.0.2.1", "fwmark add: match \"192.0.2.1\": not KEY=VALUE"),
+        ("fwmark add 1 dst-range=0.0.0.0", "fwmark add: fwmark rule mark 1 dst-range=0.0.0.0-255.255.255.255"),
+        ("fwmark add 1 src-range=2001:db8::/64,dst-range=192.0.2.1", "fwmark add: fwmark rule mark 1 src-range="),
+        ("-6 fwmark add 1 dst-range=192.0.2.1:80", "dst-range 192.0.2.1:80 is not IPv6 (-6)"),
+        ("-4 fwmark del 1 dst-range=[2001:db8::1]:80", "dst-range [2001:db8::1]:80 is not IPv4 (-4)"),
+        ("fwmark show 1", "unknown argument '1' for fwmark show"),
+        ("fwmark set 1", "unknown command 'set' for fwmark (show, add, del)"),
+        ("fwmark flush", "unknown command 'flush' for fwmark (show, add, del)"),
+    ];
+    for (args, want) in table {
+        match parse(&argv(args)) {
+            Err(e) => {
+                let got = e.to_string();
+                assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
+                assert!(!got.contains('\n'), "{args}");
+                assert_eq!(e.exit_code(), 2);
+            }
+            Ok(c) => panic!("{args}: accepted as {c:?}"),
+        }
+    }
+}
+
+#[test]
+fn fwmark_show_golden() {
+    let rules = vec![
+        rule(2, "proto=tcp,src-range=198.51.100.0/24,dst-range=192.0.2.1:80-443"),
+        rule(1, "proto=tcp,dst-range=192.0.2.1-192.0.2.4:80-443"),
+        rule(3, "dst-range=[2001:db8::1]:53"),
+    ];
+    let (out, ctl) = run_ip("fwmark show", vec![Response::Fwmark { rules: rules.clone() }]);
+    let want = "\
+mark 2 proto=tcp,src-range=198.51.100.0-198.51.100.255,dst-range=192.0.2.1:80-443
+mark 1 proto=tcp,dst-range=192.0.2.1-192.0.2.4:80-443
+mark 3 dst-range=[2001:db8::1]:53
+";
+    assert_eq!(out, want, "in the order they are tried");
+    assert_eq!(ctl.requests, vec![Request::FwmarkList]);
+    // Each line, as printed, is a match `fwmark del` takes back.
+    for line in out.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let del = format!("fwmark del {} {}", words[1], words[2]);
+        assert!(matches!(change(&del), Request::FwmarkDel { rule } if rules.contains(&rule)), "{del}");
+    }
+    let (out, _) = run_ip("-6 fwmark show", vec![Response::Fwmark { rules: rules.clone() }]);
+    assert_eq!(out, "mark 3 dst-range=[2001:db8::1]:53\n");
+    let (out, _) = run_ip("fwmark show", vec![Response::Fwmark { rules: vec![] }]);
+    assert_eq!(out, "", "nothing when there is no rule");
+    let (out, _) = run_ip("fwmark show --json", vec![Response::Fwmark { rules: rules.clone() }]);
+    let back: ctl::ResponseMsg = serde_json::from_str(&out).unwrap();
+    assert_eq!(back.resp, Response::Fwmark { rules });
+    // Changes print nothing; rvsd's refusal passes through.
+    let (out, ctl) = run_ip("fwmark add 1 dst-range=192.0.2.1", vec![Response::Done { gen: 2 }]);
+    assert_eq!((out.as_str(), ctl.requests.len()), ("", 1));
+    let mut ctl = FakeCtl::default();
+    let msg = "fwmark rule mark 1 dst-range=192.0.2.1 is there already";
+    ctl.replies.push_back(Err(ctl::CtlError::Remote { code: ctl::ErrorCode::Exists, message: msg.into() }));
+    let e = run(&parse(&argv("fwmark add 1 dst-range=192.0.2.1")).unwrap(), &mut ctl, &mut Vec::new()).unwrap_err();
+    assert_eq!((e.to_string().as_str(), e.exit_code()), (msg, 1));
+    let mut ctl = FakeCtl::new(vec![Response::Vlans { vlans: vec![] }]);
+    let e = run(&parse(&argv("fwmark show")).unwrap(), &mut ctl, &mut Vec::new()).unwrap_err();
+    assert_eq!(e.to_string(), "bad reply from rvsd: expected fwmark, got vlans");
 }

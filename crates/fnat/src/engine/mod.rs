@@ -587,6 +587,15 @@ impl Engine {
         self.own.dedup();
     }
 
+    /// Whether a fwmark rule may mark a new flow to `dst`: only to an address of a port
+    /// that is no local address, so no rule takes a flow passing through rvs (a NAT
+    /// server's reply to its client, a host's traffic routed by rvs) or a stray reply
+    /// to a LIP, whatever its range.
+    #[inline]
+    fn markable(&self, dst: &Addr) -> bool {
+        self.own.binary_search(dst).is_ok() && !self.pools.is_lip(dst)
+    }
+
     /// Whether `a` is one of rvs's own addresses (owned or a LIP).
     #[inline]
     fn is_own(&self, a: IpAddr) -> bool {
@@ -1072,7 +1081,7 @@ impl Engine {
         if t.proto == Proto::Icmp {
             return self.echo_miss(buf, l3, now, t, k);
         }
-        if let Some(svc) = table.lookup(t.proto, t.dst, t.dport) {
+        if let Some(svc) = table.classify(t.proto, (t.src, t.sport), (t.dst, t.dport), || self.markable(&k.dst)) {
             if let Some(owner) = self.client_owner(svc, &k.src, t.sport) {
                 return Verdict::Redirect { owner };
             }
@@ -1141,7 +1150,7 @@ impl Engine {
         if t.proto == Proto::Tcp {
             self.syn_recv_room();
         }
-        let pick = self.sched.schedule(table, svc, t.src, t.sport, now).map_err(|e| match e {
+        let pick = self.sched.schedule(table, svc, (t.src, t.sport), t.dst, now).map_err(|e| match e {
             SchedError::NoDest => DropReason::NoRealServer,
             SchedError::PersistFull => DropReason::PersistFull,
         })?;

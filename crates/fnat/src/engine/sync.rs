@@ -225,7 +225,8 @@ impl Engine {
         }
         let (cip, vip, lip, rip) =
             (Addr::from(rec.client.0), Addr::from(rec.virt.0), Addr::from(rec.local.0), Addr::from(rec.real.0));
-        let svc = table.lookup(proto, rec.virt.0, rec.virt.1).ok_or(SyncRefusal::NoService)?;
+        let svc =
+            table.classify(proto, rec.client, rec.virt, || !self.pools.is_lip(&vip)).ok_or(SyncRefusal::NoService)?;
         let s = table.service(svc);
         let dest = s
             .dests

@@ -3,10 +3,10 @@
 //! IPVS), so every connection to one destination goes to one server: the scheduler
 //! for cache clusters.
 //!
-//! The destination of a connection to a VIP service is the VIP, so today every new
-//! connection of a dh service goes to one server (IPVS behaves the same for a VIP
-//! service); dh becomes useful with firewall-mark services, which group many
-//! destinations, and will then be given the packet's destination address.
+//! The destination of a connection to a VIP service is the VIP, so every new
+//! connection of a VIP:port dh service goes to one server (IPVS behaves the same); dh
+//! is for firewall-mark services, whose rules group many destinations (a cache cluster
+//! in front of a range of addresses): each destination address keeps its server.
 //! IPVS's hash keeps only the low 8 bits of `fold(addr) * 2654435761`, i.e. it
 //! depends on the last byte of an IPv4 address; kept as is for compatibility.
 //! Unavailable hashed server: with `hash_fallback` the next buckets are tried in turn

@@ -126,10 +126,10 @@ pub enum UnknownSched {
     /// Not a scheduler name.
     #[error("unknown scheduler {0:?} (known: rr, wrr, lc, wlc, sed, nq, sh, dh, mh, conhash, fo, ovf)")]
     Unknown(String),
-    /// `lblc`, `lblcr`: they group clients by the packet's destination address, which
-    /// for an rvs service is always its VIP (LVS uses them with firewall-mark services
-    /// in front of transparent caches, which rvs does not have).
-    #[error("scheduler {0:?} is not supported: it groups connections by their destination address, which for an rvs service is always the VIP (LVS uses it with fwmark services for transparent caches); use sh, mh or conhash")]
+    /// `lblc`, `lblcr`: they send each destination address to its least loaded server
+    /// and keep a per-destination table (LVS uses them with firewall-mark services in
+    /// front of transparent caches); rvs offers `dh` for that.
+    #[error("scheduler {0:?} is not supported: it keeps a least-loaded server per destination address (LVS's transparent caches behind a fwmark service); use dh on a fwmark service (one server per destination), or sh, mh or conhash")]
     Locality(String),
 }
 

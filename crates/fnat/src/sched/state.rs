@@ -254,7 +254,8 @@ impl SchedState {
         self.bound = Some(table.generation());
     }
 
-    /// Pick the real server for a new connection from `client:cport` to service `svc`
+    /// Pick the real server for a new connection from `client:cport` to `dst` (the VIP,
+    /// or any address a fwmark service's rules mark: what `dh` hashes), service `svc`
     /// of `table`, at `now`. With persistence, a live template for the (masked)
     /// client sends it to the same server if that server is still configured, overloaded
     /// or not as in IPVS, drained (weight 0) or not unless
@@ -269,8 +270,8 @@ impl SchedState {
         &mut self,
         table: &ServiceTable,
         svc: SvcIdx,
-        client: IpAddr,
-        cport: u16,
+        (client, cport): (IpAddr, u16),
+        dst: IpAddr,
         now: Millis,
     ) -> Result<Pick, SchedError> {
         if self.bound != Some(table.generation()) {
@@ -321,8 +322,7 @@ impl SchedState {
             (_, SchedKind::Fo) => fo::pick(&c),
             (_, SchedKind::Ovf) => ovf::pick(&c, self.workers),
             (StaticTable::Sh(t), _) => sh::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
-            // The destination of a VIP service's packets is its VIP (see `dh`).
-            (StaticTable::Dh(t), _) => dh::pick(&c, t, service.key.vip, cfg.hash_fallback),
+            (StaticTable::Dh(t), _) => dh::pick(&c, t, dst, cfg.hash_fallback),
             (StaticTable::Mh(t), _) => maglev::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
             (StaticTable::Conhash(t), _) => conhash::pick(&c, t, client, cport, cfg.hash_port, cfg.hash_fallback),
             _ => None,
@@ -469,8 +469,34 @@ mod tests {
         ServiceTable::build(cfgs, prev).unwrap()
     }
 
+    /// The tests' services' VIP, the destination of their connections.
+    fn vip() -> IpAddr {
+        ip("10.0.0.1")
+    }
+
     fn client(n: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(0xc633_6400 + n * 257))
+    }
+
+    /// dh hashes the flow's destination: on a fwmark service over many addresses each
+    /// destination keeps its server whoever the client is, and the servers share them.
+    #[test]
+    fn dh_keeps_each_destination_on_its_server() {
+        let mut c = ServiceConfig::with_key(crate::service::ServiceKey::of_fwmark(1, false));
+        c.sched = SchedKind::Dh;
+        c.real_servers = vec![rs("10.1.0.1", 1), rs("10.1.0.2", 1), rs("10.1.0.3", 1)];
+        let t = table(&[c], None);
+        let mut st = SchedState::new(0);
+        let dst = |n: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, n));
+        let by_dst: Vec<RsId> =
+            (1..=30).map(|n| st.schedule(&t, SvcIdx(0), (client(0), 1), dst(n), 0).unwrap().id).collect();
+        for n in 0..40 {
+            let d = 1 + (n * 7 % 30) as u8;
+            let p = st.schedule(&t, SvcIdx(0), (client(n), 2000 + n as u16), dst(d), 0).unwrap();
+            assert_eq!(p.id, by_dst[usize::from(d) - 1], "destination {} keeps its server", dst(d));
+        }
+        let used: std::collections::HashSet<RsId> = by_dst.iter().copied().collect();
+        assert_eq!(used.len(), 3, "30 destinations over the three servers: {by_dst:?}");
     }
 
     #[test]
@@ -487,7 +513,7 @@ mod tests {
         }
         assert!(st.is_overloaded(ida), "at the upper threshold");
         for n in 0..6 {
-            let p = st.schedule(&t, SvcIdx(0), client(n), 1000, 0).unwrap();
+            let p = st.schedule(&t, SvcIdx(0), (client(n), 1000), vip(), 0).unwrap();
             assert_ne!(p.id, ida);
         }
         st.conn_activated(ida);
@@ -498,7 +524,8 @@ mod tests {
         st.conn_freed(ida, true);
         assert!(!st.is_overloaded(ida));
         assert_eq!(st.counts(ida), (0, 1));
-        let picks: Vec<RsId> = (0..2).map(|n| st.schedule(&t, SvcIdx(0), client(n), 1, 0).unwrap().id).collect();
+        let picks: Vec<RsId> =
+            (0..2).map(|n| st.schedule(&t, SvcIdx(0), (client(n), 1), vip(), 0).unwrap().id).collect();
         assert!(picks.contains(&ida));
     }
 
@@ -514,7 +541,7 @@ mod tests {
             st.conn_new(id);
         }
         assert!(st.is_overloaded(id), "this worker's share of 8 is 4");
-        assert_eq!(st.schedule(&t, SvcIdx(0), client(1), 1, 0), Err(SchedError::NoDest));
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(1), 1), vip(), 0), Err(SchedError::NoDest));
         st.conn_freed(id, false);
         assert!(st.is_overloaded(id), "3 is not below 3/4 of 4");
         st.conn_freed(id, false);
@@ -533,7 +560,7 @@ mod tests {
         let mut st = SchedState::with_workers(0, 2);
         let mut picks = Vec::new();
         for n in 0..5 {
-            let p = st.schedule(&t, SvcIdx(0), client(n), 1, 0).unwrap();
+            let p = st.schedule(&t, SvcIdx(0), (client(n), 1), vip(), 0).unwrap();
             st.conn_new(p.id);
             st.conn_activated(p.id);
             picks.push(p.id);
@@ -541,16 +568,20 @@ mod tests {
         // This worker's shares: ceil(3 / 2) = 2 and ceil(1 / 2) = 1, each taking one more
         // at its share (the kernel's `activeconns > weight`).
         assert_eq!(picks, [heavy, heavy, heavy, light, light]);
-        assert_eq!(st.schedule(&t, SvcIdx(0), client(9), 1, 0), Err(SchedError::NoDest));
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(9), 1), vip(), 0), Err(SchedError::NoDest));
         st.conn_deactivated(heavy);
-        assert_eq!(st.schedule(&t, SvcIdx(0), client(9), 1, 0).unwrap().id, heavy);
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(9), 1), vip(), 0).unwrap().id, heavy);
 
         let t = table(&[svc(80, SchedKind::Fo, &servers)], Some(&t));
         for n in 0..3 {
-            assert_eq!(st.schedule(&t, SvcIdx(0), client(n), 1, 0).unwrap().id, heavy, "fo: load does not move it");
+            assert_eq!(
+                st.schedule(&t, SvcIdx(0), (client(n), 1), vip(), 0).unwrap().id,
+                heavy,
+                "fo: load does not move it"
+            );
         }
         let t = table(&[svc(80, SchedKind::Fo, &[rs("10.1.0.1", 1), rs("10.1.0.2", 0)])], Some(&t));
-        assert_eq!(st.schedule(&t, SvcIdx(0), client(0), 1, 0).unwrap().id, light, "fo: the primary drained");
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(0), 1), vip(), 0).unwrap().id, light, "fo: the primary drained");
     }
 
     #[test]
@@ -559,21 +590,21 @@ mod tests {
         let t1 = table(&[cfg(1)], None);
         let mut st = SchedState::new(0);
         let a = t1.service(SvcIdx(0)).dests[0].id;
-        let p = st.schedule(&t1, SvcIdx(0), client(0), 1, 0).unwrap();
+        let p = st.schedule(&t1, SvcIdx(0), (client(0), 1), vip(), 0).unwrap();
         assert_eq!(p.id, a);
         st.conn_new(a);
         st.conn_activated(a);
         let t2 = table(&[cfg(0)], Some(&t1));
         st.rebind(&t2);
         for n in 0..5 {
-            assert_ne!(st.schedule(&t2, SvcIdx(0), client(n), 1, 0).unwrap().id, a);
+            assert_ne!(st.schedule(&t2, SvcIdx(0), (client(n), 1), vip(), 0).unwrap().id, a);
         }
         assert_eq!(st.counts(a), (1, 0), "the existing connection continues");
         st.conn_freed(a, true);
         assert_eq!(st.counts(a), (0, 0));
         assert!(st.tracks(a), "still configured, only drained");
         let all_drained = table(&[svc(80, SchedKind::Rr, &[rs("10.1.0.1", 0)])], None);
-        assert_eq!(st.schedule(&all_drained, SvcIdx(0), client(0), 1, 0), Err(SchedError::NoDest));
+        assert_eq!(st.schedule(&all_drained, SvcIdx(0), (client(0), 1), vip(), 0), Err(SchedError::NoDest));
     }
 
     #[test]
@@ -592,7 +623,7 @@ mod tests {
         assert_eq!(st.counts(a), (1, 1), "removed but still has connections");
         // lc: b has 1 inactive, the new server 0: the new one wins.
         let c = t2.service(SvcIdx(0)).dests[1].id;
-        assert_eq!(st.schedule(&t2, SvcIdx(0), client(0), 1, 0).unwrap().id, c);
+        assert_eq!(st.schedule(&t2, SvcIdx(0), (client(0), 1), vip(), 0).unwrap().id, c);
         st.conn_freed(a, true);
         assert!(st.tracks(a));
         st.conn_freed(a, false);
@@ -612,11 +643,11 @@ mod tests {
         let t1 = table(&[svc(80, SchedKind::Rr, &servers)], None);
         let mut st = SchedState::new(0);
         let ids: Vec<RsId> = t1.service(SvcIdx(0)).dests.iter().map(|d| d.id).collect();
-        assert_eq!(st.schedule(&t1, SvcIdx(0), client(0), 1, 0).unwrap().id, ids[0]);
-        assert_eq!(st.schedule(&t1, SvcIdx(0), client(0), 1, 0).unwrap().id, ids[1]);
+        assert_eq!(st.schedule(&t1, SvcIdx(0), (client(0), 1), vip(), 0).unwrap().id, ids[0]);
+        assert_eq!(st.schedule(&t1, SvcIdx(0), (client(0), 1), vip(), 0).unwrap().id, ids[1]);
         // An unrelated service is added in front: rr continues after server 2.
         let t2 = table(&[svc(443, SchedKind::Wlc, &servers), svc(80, SchedKind::Rr, &servers)], Some(&t1));
-        assert_eq!(st.schedule(&t2, SvcIdx(1), client(0), 1, 0).unwrap().id, ids[2]);
+        assert_eq!(st.schedule(&t2, SvcIdx(1), (client(0), 1), vip(), 0).unwrap().id, ids[2]);
     }
 
     #[test]
@@ -625,9 +656,10 @@ mod tests {
             let servers: Vec<_> = (1..=5).map(|i| rs(&format!("10.1.0.{i}"), 1)).collect();
             let t1 = table(&[svc(80, kind, &servers)], None);
             let mut st = SchedState::new(0);
-            let before: Vec<Pick> = (0..200).map(|n| st.schedule(&t1, SvcIdx(0), client(n), 7, 0).unwrap()).collect();
+            let before: Vec<Pick> =
+                (0..200).map(|n| st.schedule(&t1, SvcIdx(0), (client(n), 7), vip(), 0).unwrap()).collect();
             for (n, p) in before.iter().enumerate() {
-                let again = st.schedule(&t1, SvcIdx(0), client(n as u32), 9, 0).unwrap();
+                let again = st.schedule(&t1, SvcIdx(0), (client(n as u32), 9), vip(), 0).unwrap();
                 assert_eq!(again, *p, "{kind}: same client, same server");
             }
             // Another service appears and this one's thresholds change.
@@ -636,7 +668,7 @@ mod tests {
             let other = svc(443, SchedKind::Rr, &servers);
             let t2 = table(&[other, svc(80, kind, &servers2)], Some(&t1));
             for (n, p) in before.iter().enumerate() {
-                assert_eq!(st.schedule(&t2, SvcIdx(1), client(n as u32), 7, 0).unwrap(), *p, "{kind}");
+                assert_eq!(st.schedule(&t2, SvcIdx(1), (client(n as u32), 7), vip(), 0).unwrap(), *p, "{kind}");
             }
         }
     }
@@ -647,18 +679,18 @@ mod tests {
         c.persistence = Some(PersistConfig { timeout_s: 10, netmask_v4: 24, netmask_v6: 128 });
         let t = table(&[c.clone()], None);
         let mut st = SchedState::new(16);
-        let first = st.schedule(&t, SvcIdx(0), ip("192.0.2.10"), 1000, 0).unwrap();
+        let first = st.schedule(&t, SvcIdx(0), (ip("192.0.2.10"), 1000), vip(), 0).unwrap();
         // Same /24, other ports, later: same server; rr would have moved on.
         for (n, now) in [(11, 5_000), (200, 14_000), (10, 23_000)] {
-            let p = st.schedule(&t, SvcIdx(0), IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 2000, now).unwrap();
+            let p = st.schedule(&t, SvcIdx(0), (IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 2000), vip(), now).unwrap();
             assert_eq!(p, first, "template refreshed on every use");
         }
         assert_eq!(st.stats().persist_reused, 3);
-        let other = st.schedule(&t, SvcIdx(0), ip("192.0.3.10"), 1000, 23_000).unwrap();
+        let other = st.schedule(&t, SvcIdx(0), (ip("192.0.3.10"), 1000), vip(), 23_000).unwrap();
         assert_ne!(other, first, "another /24, another template");
         assert_eq!(st.persist_len(), 2);
         // Expired (10 s after the last use): rescheduled.
-        let later = st.schedule(&t, SvcIdx(0), ip("192.0.2.10"), 1000, 33_000).unwrap();
+        let later = st.schedule(&t, SvcIdx(0), (ip("192.0.2.10"), 1000), vip(), 33_000).unwrap();
         assert_ne!(later, first);
         assert_eq!(st.expire(40_000), 1, "only 192.0.3.0/24's template was expired then");
 
@@ -666,7 +698,7 @@ mod tests {
         // (a graceful drain); asked to (`expire_quiescent_template`), rescheduled and the
         // template replaced.
         let now = 40_000;
-        let p = st.schedule(&t, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        let p = st.schedule(&t, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap();
         let mut drained = c.clone();
         for r in &mut drained.real_servers {
             if r.addr == p.addr {
@@ -674,11 +706,11 @@ mod tests {
             }
         }
         let t2 = table(&[drained.clone()], Some(&t));
-        assert_eq!(st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap(), p, "kept by default");
+        assert_eq!(st.schedule(&t2, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap(), p, "kept by default");
         let mut st = std::mem::replace(&mut st, SchedState::new(0)).expiring_quiescent_templates(true);
-        let q = st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        let q = st.schedule(&t2, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap();
         assert_ne!(q.addr, p.addr);
-        assert_eq!(st.schedule(&t2, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap(), q);
+        assert_eq!(st.schedule(&t2, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap(), q);
 
         // With the service's `expire_quiescent`, whose connections to it end so that
         // their clients go elsewhere: rescheduled even without the option.
@@ -686,25 +718,25 @@ mod tests {
         let mut quiesce = c.clone();
         quiesce.expire_quiescent = true;
         let t5 = table(&[quiesce.clone()], None);
-        let p = st.schedule(&t5, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        let p = st.schedule(&t5, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap();
         for r in &mut quiesce.real_servers {
             if r.addr == p.addr {
                 r.weight = 0;
             }
         }
         let t6 = table(&[quiesce], Some(&t5));
-        assert_ne!(st.schedule(&t6, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap().addr, p.addr);
+        assert_ne!(st.schedule(&t6, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap().addr, p.addr);
 
         // Held out by the passive check: rescheduled even without the option.
         let mut st = SchedState::new(16);
         let mut checked = c.clone();
         checked.dest_check = Some(Default::default());
         let t3 = table(&[checked.clone()], None);
-        let p = st.schedule(&t3, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap();
+        let p = st.schedule(&t3, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap();
         let mut marks = crate::service::DestMarks::default();
         marks.insert((checked.key(), std::net::SocketAddr::new(p.addr, p.port)), DestMark::Inhibited);
         let t4 = ServiceTable::build_marked(&[checked], Some(&t3), &marks).unwrap();
-        assert_ne!(st.schedule(&t4, SvcIdx(0), ip("198.51.100.1"), 1, now).unwrap().addr, p.addr);
+        assert_ne!(st.schedule(&t4, SvcIdx(0), (ip("198.51.100.1"), 1), vip(), now).unwrap().addr, p.addr);
     }
 
     #[test]
@@ -721,14 +753,14 @@ mod tests {
         c.persistence = Some(PersistConfig::default());
         let t = table(&[c], None);
         let mut st = SchedState::new(2);
-        let p = st.schedule(&t, SvcIdx(0), client(1), 1, 0).unwrap();
+        let p = st.schedule(&t, SvcIdx(0), (client(1), 1), vip(), 0).unwrap();
         assert_eq!(p.port, 0, "all-ports service: keep the client's port");
-        st.schedule(&t, SvcIdx(0), client(2), 1, 0).unwrap();
-        assert_eq!(st.schedule(&t, SvcIdx(0), client(3), 1, 0), Err(SchedError::PersistFull));
-        assert!(st.schedule(&t, SvcIdx(0), client(1), 1, 0).is_ok(), "known clients still served");
+        st.schedule(&t, SvcIdx(0), (client(2), 1), vip(), 0).unwrap();
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(3), 1), vip(), 0), Err(SchedError::PersistFull));
+        assert!(st.schedule(&t, SvcIdx(0), (client(1), 1), vip(), 0).is_ok(), "known clients still served");
         assert_eq!(st.stats().persist_full, 1);
         assert_eq!(st.expire(300_000), 2);
-        assert!(st.schedule(&t, SvcIdx(0), client(3), 1, 300_000).is_ok());
+        assert!(st.schedule(&t, SvcIdx(0), (client(3), 1), vip(), 300_000).is_ok());
     }
 
     #[test]
@@ -737,14 +769,14 @@ mod tests {
         let t = table(&[w(4, 3, 2)], None);
         let mut st = SchedState::new(0);
         let seq: Vec<u8> = (0..9)
-            .map(|_| match st.schedule(&t, SvcIdx(0), client(0), 1, 0).unwrap().addr {
+            .map(|_| match st.schedule(&t, SvcIdx(0), (client(0), 1), vip(), 0).unwrap().addr {
                 IpAddr::V4(a) => b'a' + a.octets()[3] - 1,
                 IpAddr::V6(_) => unreachable!(),
             })
             .collect();
         assert_eq!(seq, b"aababcabc");
         let t2 = table(&[w(1, 1, 1)], Some(&t));
-        let p = st.schedule(&t2, SvcIdx(0), client(0), 1, 0).unwrap();
+        let p = st.schedule(&t2, SvcIdx(0), (client(0), 1), vip(), 0).unwrap();
         assert_eq!(p.addr, ip("10.1.0.1"), "restarted at the head");
     }
 }

@@ -145,9 +145,7 @@ impl DestChecker {
                     );
                 }
                 Phase::Reopened(at) => {
-                    let check = table
-                        .lookup(key.0.proto, key.0.vip, key.0.vport)
-                        .and_then(|i| table.service(i).config.dest_check);
+                    let check = table.find(&key.0).and_then(|i| table.service(i).config.dest_check);
                     let max = check.map_or(0, |c| u64::from(c.inhibit_max));
                     if now.duration_since(at) >= Duration::from_secs(max) {
                         e.phase = Phase::Normal;

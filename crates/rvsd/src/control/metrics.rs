@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use fnat::stats::{Counters, DropReason};
 use fnat::synproxy::SynProxyEvent;
-use fnat::types::Proto;
 use frame::{NetCounter, NetCounters, NetDrop};
 
 use super::views::worker_silent;
@@ -20,9 +19,14 @@ use ctl::metrics::Exposition;
 
 use crate::metrics::{Scrape, TelemetryCmd};
 
-/// `proto:vip:port` as the `service` label (`tcp:10.0.0.1:80`, `tcp:[2001:db8::1]:80`).
-pub fn service_label(proto: Proto, vip: IpAddr, port: u16) -> String {
-    format!("{}:{}", proto.name(), SocketAddr::new(vip, port))
+/// `proto:vip:port` as the `service` label (`tcp:10.0.0.1:80`, `tcp:[2001:db8::1]:80`);
+/// `fwmark:1` (`fwmark6:1` for IPv6) for a firewall-mark service.
+pub fn service_label(key: &fnat::service::ServiceKey) -> String {
+    match (key.fwmark, key.vip) {
+        (0, vip) => format!("{}:{}", key.proto.name(), SocketAddr::new(vip, key.vport)),
+        (m, IpAddr::V4(_)) => format!("fwmark:{m}"),
+        (m, IpAddr::V6(_)) => format!("fwmark6:{m}"),
+    }
 }
 
 impl Control {
@@ -127,7 +131,7 @@ impl Control {
         let views = self.service_views(reports, true, 0..self.state.services.len());
         for v in &views {
             let s = &v.service;
-            let service = service_label(s.proto, s.vip, s.vport);
+            let service = service_label(&s.key());
             let c = v.stats.unwrap_or_default();
             traffic(e, "service", &[("service", &service)], &c);
             e.counter(

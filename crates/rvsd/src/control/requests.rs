@@ -118,6 +118,9 @@ impl Control {
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
             Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
             Request::SnatList => Response::Snat { rules: self.state.snat.clone() },
+            Request::FwmarkList => Response::Fwmark { rules: self.state.fwmark.clone() },
+            Request::FwmarkAdd { rule } => self.change(|s| verbs::fwmark_add(&mut s.fwmark, rule))?,
+            Request::FwmarkDel { rule } => self.change(|s| verbs::fwmark_del(&mut s.fwmark, &rule))?,
             Request::SyncDaemon { role, start, syncid, mcast_interface } => {
                 let sync = self.sync_shared()?;
                 sync.set(role, start, syncid, mcast_interface.as_deref())

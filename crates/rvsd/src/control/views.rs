@@ -72,7 +72,7 @@ impl Control {
         let mut services = Vec::new();
         for spec in &self.state.services[range] {
             let s = &spec.service;
-            let built = snap.services.lookup(s.proto, s.vip, s.vport).map(|i| snap.services.service(i));
+            let built = snap.services.find(&s.key()).map(|i| snap.services.service(i));
             let svc_counters =
                 built.map(|b| sum(&|r| r.core.services.get(b.id.0 as usize).copied())).unwrap_or_default();
             let dests = s

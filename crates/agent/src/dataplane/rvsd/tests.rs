@@ -141,7 +141,8 @@ impl FakeState {
     fn check(&self, need_vip: bool) -> Result<(), String> {
         for s in &self.services {
             let key = s.service.key();
-            if need_vip && !self.addrs.iter().any(|a| a.addr.addr() == s.service.vip) {
+            // A fwmark service has no VIP (rvsd's, which take fwmarks, need none).
+            if need_vip && s.service.fwmark == 0 && !self.addrs.iter().any(|a| a.addr.addr() == s.service.vip) {
                 return Err(format!(
                     "service {key}: VIP {} is not an address of any port (rvsip addr add {}/32 dev DEV)",
                     s.service.vip, s.service.vip
@@ -514,7 +515,7 @@ fn vip() -> IpNet {
 }
 
 fn key() -> ServiceKey {
-    ServiceKey { proto: Proto::Tcp, vip: VIP.parse().unwrap(), vport: 80 }
+    ServiceKey::new(Proto::Tcp, VIP.parse().unwrap(), 80)
 }
 
 fn rs(i: u8) -> SocketAddr {
@@ -593,6 +594,61 @@ fn services_follow_the_vip_when_rvsd_needs_it() {
     // The unknown service is the caller's mistake.
     let other = ServiceKey { vport: 81, ..key() };
     assert!(matches!(dp.set_weight(&other, rs(1), 1), Err(DataplaneError::NoService(_))));
+}
+
+/// keepalived's `virtual_server fwmark 7` reaches rvsd as its fwmark service (rvsd's key:
+/// mark 7, TCP, 0.0.0.0, port 0), a DR real server with port 0 (rvsd refuses another) and
+/// a FullNAT one with its port, and rvsd's own validation takes the set; health changes
+/// reach it by that key; having no VIP, it is loaded whatever the VIPs do, also when
+/// rvsd makes the VIP:port services follow their VIP. Its key's wire form has `fwmark`,
+/// which a VIP:port key's lacks (as before fwmark services).
+#[test]
+fn a_fwmark_service_reaches_rvsd_by_its_key_with_port_zero_dr_servers() {
+    use fnat::types::FwdMode;
+    let fake = FakeRvsd::start(config(), true);
+    let dp = RvsdDataplane::new(&fake.path);
+    let fw = ServiceKey::of_fwmark(7, false);
+    let (dr, fnat_rs): (SocketAddr, SocketAddr) = ("10.0.0.11:0".parse().unwrap(), "10.0.0.12:443".parse().unwrap());
+    let fwmark = Service {
+        key: fw,
+        real_servers: vec![RealServer { fwd: FwdMode::Dr, ..RealServer::new(dr, 3) }, RealServer::new(fnat_rs, 2)],
+        ..service()
+    };
+    dp.set_services(&[service(), fwmark]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(dp.status().services_follow_vips, "the VIP:port service waits for its VIP");
+    let loaded = fake.with(|s| s.services.clone());
+    assert_eq!(loaded.len(), 1, "the fwmark service is loaded without a VIP");
+    let svc = &loaded[0].service;
+    assert_eq!(svc.key(), fnat::service::ServiceKey::of_fwmark(7, false));
+    assert_eq!(core_key(&fw), svc.key());
+    assert_eq!((svc.fwmark, svc.vip.to_string(), svc.vport), (7, "0.0.0.0".to_string(), 0));
+    let rs: Vec<_> = svc.real_servers.iter().map(|r| (r.addr.to_string(), r.port, r.fwd, r.weight)).collect();
+    assert_eq!(rs, [("10.0.0.11".into(), 0, FwdMode::Dr, 3), ("10.0.0.12".into(), 443, FwdMode::FullNat, 2)]);
+    assert_eq!(loaded[0].laddrs, ["10.0.0.100".parse::<IpAddr>().unwrap()]);
+    // rvsd's validation takes it, and would refuse a DR server with a port of its own.
+    let valid = |set: &[ServiceSpec]| ctl::verbs::validate(set, &|_| None, None, &Default::default()).map(|_| ());
+    assert_eq!(valid(&loaded), Ok(()));
+    let mut bad = loaded.clone();
+    bad[0].service.real_servers[0].port = 80;
+    assert!(valid(&bad).is_err());
+    // Health changes by its key; the VIP comes and goes: the fwmark service stays.
+    dp.set_weight(&fw, dr, 0).unwrap();
+    dp.del_real_server(&fw, fnat_rs).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(fake.with(|s| s.services.len()), 2, "the VIP:port service joins");
+    dp.del_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let left = fake.with(|s| s.services.clone());
+    assert_eq!(left.len(), 1);
+    let rs: Vec<_> = left[0].service.real_servers.iter().map(|r| (r.addr.to_string(), r.port, r.weight)).collect();
+    assert_eq!((left[0].service.fwmark, rs), (7, vec![("10.0.0.11".to_string(), 0, 0)]));
+    // The wire form.
+    assert_eq!(serde_json::to_value(fw).unwrap()["fwmark"], 7);
+    assert!(serde_json::to_value(key()).unwrap().get("fwmark").is_none());
+    let old: ServiceKey = serde_json::from_str(r#"{"proto":"Tcp","vip":"192.0.2.1","vport":80}"#).unwrap();
+    assert_eq!(old, key());
 }
 
 #[test]
