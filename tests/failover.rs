@@ -13,6 +13,10 @@
 //! * A real server whose HTTP server stops gets weight 0 in rvsd within
 //!   delay_loop x (retry + 1) and no new connections; restarted, it gets its weight back.
 //!
+//! * keepalived's `virtual_server fwmark 1` (marks from each rvsd's `[[fwmark]]`): on both
+//!   nodes, listed `FWM  1`, served through the master, a stopped server taken out by its
+//!   checks, served through the backup when the master's agent dies.
+//!
 //! The measured times are printed (`cargo test -p rvs-e2e --test failover -- --nocapture`).
 
 use std::time::{Duration, Instant};
@@ -461,4 +465,51 @@ fn keepalived_dest_check_holds_a_refusing_server_out_beside_the_checker() {
     assert!(text.contains("held out by rvsd's passive check (dest_check)"), "{text}");
     let (bodies, ok) = p.curl(6, 5);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 6, "{bodies}");
+}
+
+/// keepalived's `virtual_server fwmark` through rvs-agent on both nodes, the marks from
+/// each rvsd's `[[fwmark]]`: the service is listed as ipvsadm lists it, serves through
+/// the master, its HTTP_GET checks take a stopped server out by the fwmark key, and
+/// when the master's agent dies the backup serves the marked flows.
+#[test]
+fn a_keepalived_fwmark_virtual_server_is_checked_served_and_fails_over() {
+    let _g = serial();
+    let mut p = Pair::start_with(3, false, |n| {
+        let rule = toml::toml! { mark = 1 proto = "tcp" dst_range = (format!("{VIP4}:80")) };
+        n.config.insert("fwmark".into(), toml::Value::Array(vec![toml::Value::Table(rule)]));
+    })
+    .expect("two-node topology");
+    // The real servers keep port 8080: every marked flow goes there (FullNAT).
+    let fw = |c: String| c.replace(&format!("virtual_server {VIP4} 80 {{"), "virtual_server fwmark 1 {");
+    let (a_conf, b_conf) = (fw(conf(&p.a, PRIO_A, 2, "1", false, 1)), fw(conf(&p.b, PRIO_B, 2, "1", false, 1)));
+    assert!(a_conf.contains("virtual_server fwmark 1 {"), "{a_conf}");
+    elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    for n in [&p.a, &p.b] {
+        let (listing, _, _) = n.rvsadm(&["-L", "-n"]);
+        assert!(listing.contains("FWM  1 rr"), "node {}: {listing}", n.name);
+    }
+    traffic_via(&p, "a", 9);
+
+    let rs2 = rs4(2);
+    // The weight rvsd gives rs2:8080 in the fwmark 1 service.
+    let weight = |n: &Node| {
+        let services = n.services().ok()?;
+        let s = services.iter().find(|s| s.service.fwmark == 1)?;
+        s.service.real_servers.iter().find(|r| r.addr.to_string() == rs2 && r.port == 8080).map(|r| r.weight)
+    };
+    assert_eq!((weight(&p.a), weight(&p.b)), (Some(1), Some(1)), "both nodes hold the service");
+    p.stop_http(2);
+    for n in [&p.a, &p.b] {
+        wait_for(Duration::from_secs(8), || weight(n) == Some(0))
+            .unwrap_or_else(|| panic!("node {}: rs2 gets weight 0 in the fwmark service", n.name));
+    }
+    let (bodies, ok) = p.curl(12, 10);
+    let tally = p.tally(&bodies);
+    assert!(ok && tally[1] == 0 && tally.iter().sum::<usize>() == 12, "{tally:?}");
+
+    p.a.kill_agent();
+    let t0 = Instant::now();
+    wait_for(master_down(PRIO_B, 1.0) + Duration::from_secs(5), || p.b.holds(VIP4)).expect("b takes the VIP");
+    resumed_via(&p, "b", t0, Duration::from_secs(10));
+    traffic_via(&p, "b", 9);
 }
