@@ -562,6 +562,9 @@ struct Worker {
     /// by the first one (keepalived.conf is the whole truth at start); later ones keep
     /// services others added.
     first: bool,
+    /// The services of keepalived.conf as last loaded (rvsd's keys): one the file drops
+    /// on reload is unloaded, not taken for a service another tool added.
+    mine: HashSet<fnat::service::ServiceKey>,
     /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
     /// again on every connection).
     follow_vips: bool,
@@ -612,6 +615,7 @@ impl Worker {
             client: None,
             resync: true,
             first: true,
+            mine: HashSet::new(),
             follow_vips: false,
             loaded: HashSet::new(),
             retry_at: now,
@@ -1379,7 +1383,8 @@ impl Worker {
         let others: Vec<ServiceSpec> = if self.first {
             Vec::new()
         } else {
-            current.iter().filter(|v| !managed.contains(&v.service.key())).map(view_spec).collect()
+            let theirs = |k: &fnat::service::ServiceKey| !managed.contains(k) && !self.mine.contains(k);
+            current.iter().filter(|v| theirs(&v.service.key())).map(view_spec).collect()
         };
         let have: BTreeMap<_, _> = current.iter().map(|v| (v.service.key(), canonical(&view_spec(v)))).collect();
         loop {
@@ -1414,6 +1419,7 @@ impl Worker {
             }
         }
         self.first = false;
+        self.mine = managed;
         Ok(refused)
     }
 }

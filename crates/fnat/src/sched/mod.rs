@@ -359,7 +359,11 @@ mod tests {
         let e = "lbl".parse::<SchedKind>().unwrap_err();
         assert!(e.to_string().contains("unknown scheduler \"lbl\""));
         let e = "LBLCR".parse::<SchedKind>().unwrap_err();
-        assert!(e.to_string().contains("\"LBLCR\" is not supported") && e.to_string().contains("VIP"), "{e}");
+        assert!(
+            e.to_string().contains("\"LBLCR\" is not supported")
+                && e.to_string().contains("use dh on a fwmark service"),
+            "{e}"
+        );
     }
 
     #[test]

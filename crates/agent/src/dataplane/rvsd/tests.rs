@@ -651,6 +651,30 @@ fn a_fwmark_service_reaches_rvsd_by_its_key_with_port_zero_dr_servers() {
     assert_eq!(old, key());
 }
 
+/// A virtual server the file drops on reload leaves rvsd (the fwmark one here, and a
+/// VIP:port one), while a service another tool added (rvsadm) stays.
+#[test]
+fn a_service_dropped_on_reload_is_unloaded_and_another_tool_s_stays() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let fw = Service { key: ServiceKey::of_fwmark(7, false), ..service() };
+    dp.set_services(&[service(), fw.clone()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let keys =
+        || -> Vec<fnat::service::ServiceKey> { fake.with(|s| s.services.iter().map(|x| x.service.key()).collect()) };
+    assert_eq!(keys().len(), 2);
+    let theirs = fnat::service::ServiceConfig::new(fnat::types::Proto::Udp, vip().addr(), 53);
+    fake.with(|s| s.services.push(ServiceSpec { service: theirs.clone(), laddrs: vec![] }));
+    dp.set_services(&[service()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(keys(), vec![core_key(&key()), theirs.key()], "the fwmark service is gone, rvsadm's stays");
+    dp.set_services(&[fw]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let mut now = keys();
+    now.sort();
+    assert_eq!(now, vec![fnat::service::ServiceKey::of_fwmark(7, false), theirs.key()]);
+}
+
 #[test]
 fn services_stay_loaded_when_rvsd_allows_it() {
     let fake = FakeRvsd::start(config(), false);
