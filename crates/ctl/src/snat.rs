@@ -81,13 +81,8 @@ impl SnatSpec {
     /// `oif=`, comma-separated, each at most once. The error names the part.
     pub fn from_match(text: &str) -> Result<SnatSpec, String> {
         let mut s = SnatSpec::default();
-        let mut seen = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("match {part:?}: not KEY=VALUE"))?;
-            if seen.contains(&k) {
-                return Err(format!("match: {k} given twice"));
-            }
-            seen.push(k);
+        let parts = fnat::snat::match_parts(text)?;
+        for &(k, v) in &parts {
             let range = |v: &str| v.parse::<AddrRange>().map_err(|e| format!("match {k}: {e}"));
             match k {
                 "proto" => {
@@ -106,7 +101,7 @@ impl SnatSpec {
                 _ => return Err(format!("match {k}: unknown (known: proto, src-range, dst-range, iif, oif)")),
             }
         }
-        if seen.is_empty() {
+        if parts.is_empty() {
             return Err("match: empty (e.g. proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1)".into());
         }
         Ok(s)

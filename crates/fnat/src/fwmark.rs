@@ -95,13 +95,7 @@ impl FwmarkRule {
     /// [`AddrRange`]. The error names the part.
     pub fn from_match(mark: u32, text: &str) -> Result<FwmarkRule, String> {
         let (mut proto, mut src, mut dst) = (None, None, None);
-        let mut seen = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("match {part:?}: not KEY=VALUE"))?;
-            if seen.contains(&k) {
-                return Err(format!("match: {k} given twice"));
-            }
-            seen.push(k);
+        for (k, v) in crate::snat::match_parts(text)? {
             let range = |v: &str| v.parse::<AddrRange>().map_err(|e| format!("match {k}: {e}"));
             match k {
                 "proto" => {

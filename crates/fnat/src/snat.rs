@@ -142,6 +142,21 @@ impl FromStr for AddrRange {
     }
 }
 
+/// The `KEY=VALUE` parts of DPVS's `-H` match text (comma-separated, each key at most
+/// once), in order: what SNAT rules and fwmark rules are written in. The error names the
+/// part.
+pub fn match_parts(text: &str) -> Result<Vec<(&str, &str)>, String> {
+    let mut parts: Vec<(&str, &str)> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| format!("match {part:?}: not KEY=VALUE"))?;
+        if parts.iter().any(|&(seen, _)| seen == k) {
+            return Err(format!("match: {k} given twice"));
+        }
+        parts.push((k, v));
+    }
+    Ok(parts)
+}
+
 impl fmt::Display for AddrRange {
     /// DPVS's form: `A-B`, `A` for a single address, then `:P-Q` or `:P` (IPv6 in
     /// brackets when ports follow).

@@ -726,7 +726,8 @@ impl Config {
     /// What is valid but worth a word: services whose VIP is not (yet) an address of
     /// any port (they are loaded: a VRRP backup keeps its services; the agent adds the
     /// VIP when it becomes master; they get no traffic until the address is added), and
-    /// a sync key in a file every user can read.
+    /// a fwmark service no rule marks flows for, and a sync key in a file every user can
+    /// read.
     pub fn warnings(&self, file: &str) -> Vec<ConfigError> {
         let specs = self.service_specs();
         let owner = |ip| self.owner(ip);
@@ -750,6 +751,21 @@ impl Config {
                  until it is added with sapool (as a VRRP backup's LIPs that move with the VIP)"
             ),
         }));
+        for (i, s) in specs.iter().enumerate().filter(|(_, s)| s.service.fwmark != 0) {
+            let (mark, v4) = (s.service.fwmark, s.service.vip.is_ipv4());
+            if !self.fwmark.iter().any(|r| r.mark == mark && r.dst_range.is_ipv4() == v4) {
+                out.push(ConfigError {
+                    file: file.into(),
+                    key: format!("service[{i}].fwmark"),
+                    problem: format!(
+                        "service {}: no [[fwmark]] rule gives mark {mark} to IPv{} flows; the service gets no \
+                         traffic until one does (`rvsip fwmark add {mark} MATCH`)",
+                        s.service.key(),
+                        if v4 { 4 } else { 6 }
+                    ),
+                });
+            }
+        }
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(file).map(|m| m.permissions().mode()).unwrap_or(0);
         if self.sync.is_some() && mode & 0o004 != 0 {
@@ -1365,6 +1381,11 @@ addr = "192.0.2.1/24""#,
         let v6 = file("", &format!("{svc}\nvip = \"::\"").replace("192.0.2.50", "2001:db8::50"));
         let ok6 = Config::parse("t.toml", &v6).expect("an IPv6 fwmark service");
         assert_eq!(marked(&ok6), Some(fnat::service::ServiceKey::of_fwmark(1, true)));
+        let w6: Vec<String> = ok6.warnings("t.toml").iter().map(ToString::to_string).collect();
+        assert!(
+            w6.iter().any(|w| w.contains("service fwmark 1 IPv6: no [[fwmark]] rule gives mark 1 to IPv6 flows")),
+            "{w6:?}"
+        );
         for (rules, service, want) in [
             ("", "scheduler = \"rr\"", "service[1].vip: required (or fwmark"),
             ("", "proto = \"tcp\"\nvip = \"192.0.2.1\"", "service[1].port: required (or fwmark"),

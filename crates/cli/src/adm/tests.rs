@@ -1036,21 +1036,26 @@ fn save_then_restore_round_trip() {
     ] {
         assert!(saved.lines().any(|l| l == line), "{line} in\n{saved}");
     }
-    let cmd = parse(&argv("-R")).unwrap();
+    restores_to(&saved, &views);
+}
+
+/// `rvsadm -R` of `saved`: one atomic request holding the services of `views` (the save
+/// is sorted, the state is not ordered by service), and saving what it restored prints
+/// `saved` again.
+fn restores_to(saved: &str, views: &[ServiceView]) {
     let mut ctl = FakeCtl::new(vec![]);
-    run(&cmd, &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
+    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
     assert_eq!(ctl.requests.len(), 1, "one atomic request");
     let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
-    // same services (the save is sorted, the state is not ordered by service)
     let mut got = services.clone();
-    let mut want = specs(&views);
+    let mut want = specs(views);
     got.sort_by_key(|s| s.service.key());
     want.sort_by_key(|s| s.service.key());
     assert_eq!(got, want);
-    // and saving what was restored prints the same rules
-    let restored: Vec<ServiceView> = services.iter().map(|s| view(s.service.clone(), &[], vec![], None)).collect();
-    let restored: Vec<ServiceView> =
-        restored.into_iter().zip(services).map(|(v, s)| ServiceView { laddrs: s.laddrs.clone(), ..v }).collect();
+    let restored: Vec<ServiceView> = services
+        .iter()
+        .map(|s| ServiceView { laddrs: s.laddrs.clone(), ..view(s.service.clone(), &[], vec![], None) })
+        .collect();
     let (again, _) = run_adm("-S", vec![Response::Services { services: restored }, no_snat()]);
     assert_eq!(again, saved);
 }
@@ -1711,21 +1716,7 @@ fn fwmark_save_then_restore_round_trip() {
     assert!(saved.ends_with(want), "{saved}");
     assert!(saved.starts_with("-A -t 198.18.0.100:80 -s wrr\n"), "VIP:port services first: {saved}");
 
-    let mut ctl = FakeCtl::new(vec![]);
-    run(&parse(&argv("-R")).unwrap(), &mut ctl, &mut saved.as_bytes(), &mut Vec::new()).unwrap();
-    assert_eq!(ctl.requests.len(), 1, "one atomic request");
-    let Request::ServiceReplace { services, .. } = &ctl.requests[0] else { panic!("{:?}", ctl.requests) };
-    let mut got = services.clone();
-    let mut want = specs(&views);
-    got.sort_by_key(|s| s.service.key());
-    want.sort_by_key(|s| s.service.key());
-    assert_eq!(got, want);
-    let restored: Vec<ServiceView> = services
-        .iter()
-        .map(|s| ServiceView { laddrs: s.laddrs.clone(), ..view(s.service.clone(), &[], vec![], None) })
-        .collect();
-    let (again, _) = run_adm("-S", vec![Response::Services { services: restored }, no_snat()]);
-    assert_eq!(again, saved);
+    restores_to(&saved, &views);
 
     // ipvsadm's own -S lines for a fwmark service restore too (-6 after -f; no port).
     let set = restore::plan("-A -f 1\n-A -f 5 -6 -s wrr\n-a -f 5 -6 -r 2001:db8::9 -i -w 4\n-D -f 1\n").unwrap();

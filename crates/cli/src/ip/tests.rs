@@ -43,6 +43,22 @@ fn route(prefix: &str, via: Option<&str>, dev: &str, scope: RouteScope, src: Opt
     }
 }
 
+/// Each command line of `table` is refused with a one-line usage error (exit status
+/// 2) starting with its text.
+fn refused(table: &[(&str, &str)]) {
+    for &(args, want) in table {
+        match parse(&argv(args)) {
+            Err(e) => {
+                let got = e.to_string();
+                assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
+                assert!(!got.contains('\n'), "{args}");
+                assert_eq!(e.exit_code(), 2);
+            }
+            Ok(c) => panic!("{args}: accepted as {c:?}"),
+        }
+    }
+}
+
 #[test]
 fn changes() {
     let mac: EthernetAddress = "02:00:00:00:00:11".parse().unwrap();
@@ -297,17 +313,7 @@ fn bad_input_is_one_line_naming_the_problem() {
         ("stats show now", "unknown argument 'now' for stats show"),
         ("stats add", "stats takes only show"),
     ];
-    for (args, want) in table {
-        match parse(&argv(args)) {
-            Err(e) => {
-                let got = e.to_string();
-                assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
-                assert!(!got.contains('\n'), "{args}");
-                assert_eq!(e.exit_code(), 2);
-            }
-            Ok(c) => panic!("{args}: accepted as {c:?}"),
-        }
-    }
+    refused(&table);
 }
 
 // ---- output --------------------------------------------------------------------
@@ -718,17 +724,7 @@ fn fwmark_errors_name_the_part() {
         ("fwmark set 1", "unknown command 'set' for fwmark (show, add, del)"),
         ("fwmark flush", "unknown command 'flush' for fwmark (show, add, del)"),
     ];
-    for (args, want) in table {
-        match parse(&argv(args)) {
-            Err(e) => {
-                let got = e.to_string();
-                assert!(got.starts_with(want), "{args}: got {got:?}, want {want:?}");
-                assert!(!got.contains('\n'), "{args}");
-                assert_eq!(e.exit_code(), 2);
-            }
-            Ok(c) => panic!("{args}: accepted as {c:?}"),
-        }
-    }
+    refused(&table);
 }
 
 #[test]
