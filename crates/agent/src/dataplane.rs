@@ -63,7 +63,7 @@ pub struct DataplaneStatus {
 pub struct HeldOut {
     /// The service.
     pub service: ServiceKey,
-    /// The real server, as keepalived.conf names it.
+    /// The real server, as the service holds it ([`ServiceKey::rs_addr`]).
     pub rs: SocketAddr,
 }
 
@@ -127,6 +127,19 @@ impl ServiceKey {
     /// Whether this is a fwmark service.
     pub const fn is_fwmark(&self) -> bool {
         self.fwmark != 0
+    }
+
+    /// The address a real (or sorry) server written `addr` and forwarded by `fwd` has in
+    /// this service: `addr`, but port 0 for DR or TUN in a fwmark service (each flow keeps
+    /// its destination port; rvsd refuses another). keepalived sends it so
+    /// (`ipvs_group_cmd`: a group's `IP PORT` members keep the port, its fwmark entries
+    /// clear it), so a group's real servers keep the port written whether or not the
+    /// group has fwmarks.
+    pub fn rs_addr(&self, addr: SocketAddr, fwd: fnat::types::FwdMode) -> SocketAddr {
+        match self.is_fwmark() && fwd.keeps_packet() {
+            true => SocketAddr::new(addr.ip(), 0),
+            false => addr,
+        }
     }
 }
 

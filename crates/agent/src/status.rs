@@ -126,7 +126,9 @@ fn vs_status(v: &VsState, stats: &CheckStats, held_out: &[HeldOut]) -> VsStatus 
                 },
                 reason: r.reason.clone(),
                 checkers: stats.of(r.id),
-                held_out: held_out.iter().any(|h| h.rs == r.addr && v.keys.contains(&h.service)),
+                held_out: held_out
+                    .iter()
+                    .any(|h| v.keys.iter().any(|k| *k == h.service && k.rs_addr(r.addr, r.fwd) == h.rs)),
             })
             .collect(),
     }

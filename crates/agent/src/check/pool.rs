@@ -23,7 +23,9 @@
 use super::{rs_checks, RsChecks, RsId, Transition};
 use crate::agent::mail::Alert;
 use crate::dataplane::{Dataplane, DataplaneError, LocalAddr, Proto, RealServer, Service, ServiceKey};
-use crate::keepalived::config::{AddressGroupKind, CheckKind, Config, RealServerConf, Script, VirtualServer, VsTarget};
+use crate::keepalived::config::{
+    AddressGroupKind, CheckKind, Config, GroupFwmark, RealServerConf, Script, VirtualServer, VsTarget,
+};
 use crate::reload::Change;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -146,7 +148,8 @@ pub fn alpha_starts_down(v: &VirtualServer, r: &RealServerConf) -> bool {
 }
 
 /// What identifies a virtual server across reloads: protocol and `IP PORT`, group name
-/// or fwmark (whose protocol is always TCP, the key's).
+/// or fwmark (the protocol of a fwmark, or of a group of fwmarks only, is always TCP, the
+/// key's: the parser sets it, so writing another changes nothing).
 pub type VsIdent = (Proto, VsTarget);
 
 /// A virtual server's identity for the log: `tcp 192.0.2.1:80`, `tcp group NAME`,
@@ -165,18 +168,18 @@ pub fn vs_label(id: &VsIdent) -> String {
 }
 
 /// The dataplane services a virtual server stands for: its `IP PORT`; each member of its
-/// group, then each fwmark entry of the group (of the entry's family, else the virtual
-/// server's, else IPv4: keepalived's `ipvs_group_cmd`); or its fwmark.
+/// group (the first group of the name, as keepalived's `ipvs_get_group_by_name`), then
+/// each fwmark entry of the group (of the entry's family, else the virtual server's, else
+/// the group's, else IPv4: keepalived's `link_vsg_to_vs` and `ipvs_group_cmd`); or its
+/// fwmark.
 pub fn vs_keys(cfg: &Config, v: &VirtualServer) -> Vec<ServiceKey> {
     match &v.target {
         VsTarget::Addr(a) => vec![ServiceKey::new(v.protocol, a.ip(), a.port())],
         VsTarget::Group(g) => {
-            let groups = cfg.virtual_server_groups.iter().filter(|x| &x.name == g);
-            let members =
-                groups.clone().flat_map(|x| &x.members).map(|a| ServiceKey::new(v.protocol, a.ip(), a.port()));
-            let fwmarks = groups
-                .flat_map(|x| &x.fwmarks)
-                .map(|f| ServiceKey::of_fwmark(f.mark, f.v6.or(v.ipv6).unwrap_or(false)));
+            let Some(g) = cfg.vs_group(g) else { return Vec::new() };
+            let members = g.members.iter().map(|a| ServiceKey::new(v.protocol, a.ip(), a.port()));
+            let v6 = |f: &GroupFwmark| f.v6.or(v.ipv6).or(g.family()).unwrap_or(false);
+            let fwmarks = g.fwmarks.iter().map(|f| ServiceKey::of_fwmark(f.mark, v6(f)));
             members.chain(fwmarks).collect()
         }
         VsTarget::Fwmark { mark, v6 } => vec![ServiceKey::of_fwmark(*mark, *v6)],
@@ -205,22 +208,22 @@ impl Notices {
 
     /// A real server's change: its script, its FIFO line, its mail (when it has
     /// `smtp_alert` and `body`).
-    fn rs(&mut self, ident: &VsIdent, rs: &RsState, up: bool, body: Option<&str>) {
+    fn rs(&mut self, m: &VsMeta, rs: &RsState, up: bool, body: Option<&str>) {
         self.scripts.extend(if up { rs.notify_up.clone() } else { rs.notify_down.clone() });
-        self.fifo.push(format!("RS {} {}\n", fifo_rs(ident, rs.addr), if up { "UP" } else { "DOWN" }));
+        self.fifo.push(format!("RS {} {}\n", fifo_rs(m, rs.addr), if up { "UP" } else { "DOWN" }));
         if let Some(body) = body.filter(|_| rs.smtp_alert) {
-            let trio = trio(proto_word(ident), &rs.addr.ip().to_string(), rs.addr.port());
-            self.mail.push(Alert::real_server(&trio, &fifo_vs(ident), up, body));
+            let trio = trio(proto_word(m), &rs.addr.ip().to_string(), rs.addr.port());
+            self.mail.push(Alert::real_server(&trio, &fifo_vs(m), up, body));
         }
     }
 
     /// A virtual server's quorum: its script, its FIFO line, its mail (with `smtp_alert`;
     /// `body` is keepalived's, see [`quorum_body`]).
-    fn vs(&mut self, ident: &VsIdent, vs: &VsState, up: bool, body: impl FnOnce() -> String) {
+    fn vs(&mut self, m: &VsMeta, vs: &VsState, up: bool, body: impl FnOnce() -> String) {
         self.scripts.extend(if up { vs.quorum_up.clone() } else { vs.quorum_down.clone() });
-        self.fifo.push(format!("VS {} {}\n", fifo_vs(ident), if up { "UP" } else { "DOWN" }));
+        self.fifo.push(format!("VS {} {}\n", fifo_vs(m), if up { "UP" } else { "DOWN" }));
         if vs.smtp_alert {
-            self.mail.push(Alert::virtual_server(&fifo_vs(ident), up, body()));
+            self.mail.push(Alert::virtual_server(&fifo_vs(m), up, body()));
         }
     }
 }
@@ -243,10 +246,11 @@ fn trio(proto: &str, addr: &str, port: u16) -> String {
 }
 
 /// The protocol in keepalived's `[ADDR]:PROTO:PORT` of a virtual server's servers:
-/// `none` for a fwmark (keepalived drops its protocol, `validate_check_config`).
-fn proto_word(id: &VsIdent) -> &'static str {
-    match (&id.1, id.0) {
-        (VsTarget::Fwmark { .. }, _) => "none",
+/// `none` for a fwmark or a group of fwmarks only (keepalived drops their protocol,
+/// `validate_check_config`).
+fn proto_word(m: &VsMeta) -> &'static str {
+    match (m.fwmark_only, m.ident.0) {
+        (true, _) => "none",
         (_, Proto::Tcp) => "tcp",
         (_, Proto::Udp) => "udp",
     }
@@ -255,24 +259,28 @@ fn proto_word(id: &VsIdent) -> &'static str {
 /// A virtual server in keepalived's FIFO lines (`format_vs`): `[VIP]:PROTO:PORT`,
 /// `[GROUP]:0` for `virtual_server group GROUP` (keepalived prints its unset port), or
 /// `FWM MARK`.
-fn fifo_vs(id: &VsIdent) -> String {
-    match &id.1 {
-        VsTarget::Addr(a) => trio(proto_word(id), &a.ip().to_string(), a.port()),
+fn fifo_vs(m: &VsMeta) -> String {
+    match &m.ident.1 {
+        VsTarget::Addr(a) => trio(proto_word(m), &a.ip().to_string(), a.port()),
         VsTarget::Group(g) => format!("[{g}]:0"),
         VsTarget::Fwmark { mark, .. } => format!("FWM {mark}"),
     }
 }
 
 /// A real server and its virtual server in keepalived's FIFO lines (`RS` lines:
-/// `[RIP]:PROTO:PORT [VIP]:PROTO:PORT`; a fwmark's: `[RIP]:none:PORT FWM MARK`).
-fn fifo_rs(id: &VsIdent, rs: SocketAddr) -> String {
-    format!("{} {}", trio(proto_word(id), &rs.ip().to_string(), rs.port()), fifo_vs(id))
+/// `[RIP]:PROTO:PORT [VIP]:PROTO:PORT`; a fwmark's: `[RIP]:none:PORT FWM MARK`; a group
+/// of fwmarks only: `[RIP]:none:PORT [GROUP]:0`).
+fn fifo_rs(m: &VsMeta, rs: SocketAddr) -> String {
+    format!("{} {}", trio(proto_word(m), &rs.ip().to_string(), rs.port()), fifo_vs(m))
 }
 
 /// What the pool keeps of a virtual server's configuration besides its live state.
 #[derive(Debug, Clone)]
 struct VsMeta {
     ident: VsIdent,
+    /// Fwmark services only (a `virtual_server fwmark`, or a group of fwmarks only): its
+    /// servers' protocol is `none` in keepalived's FIFO lines and mails.
+    fwmark_only: bool,
     /// Its services without real servers.
     templates: Vec<Service>,
     /// Each real server's checker id and checks (parallel to [`VsState::rs`]).
@@ -507,8 +515,9 @@ impl Pool {
                 // from `init_service_vs`).
                 _ => live >= q + h,
             };
+            let fwmark_only = !state.keys.is_empty() && state.keys.iter().all(ServiceKey::is_fwmark);
             pool.vs.push(state);
-            pool.meta.push(VsMeta { ident, templates, rs: rs_meta, omega: v.omega });
+            pool.meta.push(VsMeta { ident, fwmark_only, templates, rs: rs_meta, omega: v.omega });
         }
         if let Some(o) = old {
             for (vi, m) in o.meta.iter().enumerate() {
@@ -531,7 +540,8 @@ impl Pool {
     /// configured weight while up, weight 0 while down with `inhibit_on_failure` (absent
     /// while down without), and the sorry server (weight 1) while the quorum is lost;
     /// with `sorry_server_inhibit`, the sorry server at weight 0 while the quorum holds
-    /// (keepalived's `init_service_vs` adds it so).
+    /// (keepalived's `init_service_vs` adds it so). A DR or TUN server has port 0 in a
+    /// fwmark service ([`ServiceKey::rs_addr`]), the port written elsewhere.
     pub fn services(&self) -> Vec<Service> {
         let mut out = Vec::new();
         for (vs, m) in self.vs.iter().zip(&self.meta) {
@@ -549,7 +559,9 @@ impl Pool {
                 rs.push(RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, 0) });
             }
             for t in &m.templates {
-                out.push(Service { real_servers: rs.clone(), ..t.clone() });
+                let real_servers =
+                    rs.iter().map(|r| RealServer { addr: t.key.rs_addr(r.addr, r.fwd), ..r.clone() }).collect();
+                out.push(Service { real_servers, ..t.clone() });
             }
         }
         out
@@ -572,7 +584,7 @@ impl Pool {
         for (vs, m) in self.vs.iter().zip(&self.meta) {
             let new = |rs: &&RsState| old.is_none_or(|o| !o.ids.contains_key(&rs.id));
             for rs in vs.rs.iter().filter(|r| self.rs_init_notifies && r.up).filter(new) {
-                out.rs(&m.ident, rs, true, None);
+                out.rs(m, rs, true, None);
             }
             let before = old.and_then(|o| o.meta.iter().position(|x| x.ident == m.ident).map(|i| &o.vs[i]));
             let up = match before {
@@ -585,7 +597,7 @@ impl Pool {
             // A reload runs keepalived's init_services again: "Starting" either way.
             let what = if up { "Starting with quorum up" } else { "Starting with quorum down" };
             tracing::info!(
-                vs = %fifo_vs(&m.ident),
+                vs = %fifo_vs(m),
                 live = vs.live_weight(),
                 quorum = vs.quorum,
                 hysteresis = vs.hysteresis,
@@ -594,7 +606,7 @@ impl Pool {
                 if up { "up" } else { "down" }
             );
             let was_up = before.is_some_and(|b| b.quorum_ok);
-            out.vs(&m.ident, vs, up, || quorum_body(what, vs, was_up, vs.live_weight()));
+            out.vs(m, vs, up, || quorum_body(what, vs, was_up, vs.live_weight()));
         }
         out
     }
@@ -615,9 +627,9 @@ impl Pool {
         let mut out = Notices::default();
         for (vs, m) in self.vs.iter().zip(&self.meta).filter(|(_, m)| m.omega) {
             for rs in vs.rs.iter().filter(|r| r.up && !quorum_only) {
-                out.rs(&m.ident, rs, false, Some(SHUTTING_DOWN));
+                out.rs(m, rs, false, Some(SHUTTING_DOWN));
             }
-            out.vs(&m.ident, vs, false, || SHUTTING_DOWN.to_string());
+            out.vs(m, vs, false, || SHUTTING_DOWN.to_string());
         }
         out
     }
@@ -638,10 +650,10 @@ impl Pool {
                 continue;
             }
             for rs in vs.rs.iter().filter(|r| r.up && !self.ids.contains_key(&r.id)) {
-                out.rs(&m.ident, rs, false, Some("=> Removing <="));
+                out.rs(m, rs, false, Some("=> Removing <="));
             }
             if gone && vs.quorum_ok {
-                out.vs(&m.ident, vs, false, || quorum_body("Lost quorum", vs, true, 0));
+                out.vs(m, vs, false, || quorum_body("Lost quorum", vs, true, 0));
             }
         }
         out
@@ -661,7 +673,7 @@ impl Pool {
     pub fn apply(&mut self, t: &Transition, dp: &dyn Dataplane) -> Result<Notices, DataplaneError> {
         let mut out = Notices::default();
         let Some(&(vi, ri)) = self.ids.get(&t.id) else { return Ok(out) };
-        let ident = &self.meta[vi].ident;
+        let meta = &self.meta[vi];
         let vs = &mut self.vs[vi];
         let rs = &mut vs.rs[ri];
         let first_under_alpha = std::mem::take(&mut rs.alpha_pending);
@@ -671,7 +683,7 @@ impl Pool {
             // (it is out of the service, or at weight 0, already; the quorum is as it was).
             rs.reason = Some(t.reason.clone());
             // No mail: keepalived mails a checker going down only when it was up.
-            out.rs(ident, rs, false, None);
+            out.rs(meta, rs, false, None);
             return Ok(out);
         }
         if rs.up == t.up && (!t.up || rs.weight_delta == t.weight_delta) {
@@ -691,43 +703,47 @@ impl Pool {
         }
         let rs = rs.clone();
         for key in &vs.keys {
+            // Its address in that service (port 0 for DR or TUN in a fwmark service).
+            let addr = key.rs_addr(rs.addr, rs.fwd);
             match (t.up, rs.inhibit, health_changed) {
-                (true, _, false) | (true, true, true) => dp.set_weight(key, rs.addr, rs.effective_weight())?,
-                (true, false, true) => dp.add_real_server(key, rs.dataplane())?,
-                (false, true, _) => dp.set_weight(key, rs.addr, 0)?,
-                (false, false, _) => dp.del_real_server(key, rs.addr)?,
+                (true, _, false) | (true, true, true) => dp.set_weight(key, addr, rs.effective_weight())?,
+                (true, false, true) => dp.add_real_server(key, RealServer { addr, ..rs.dataplane() })?,
+                (false, true, _) => dp.set_weight(key, addr, 0)?,
+                (false, false, _) => dp.del_real_server(key, addr)?,
             }
         }
         if health_changed {
-            out.rs(ident, &rs, t.up, body);
+            out.rs(meta, &rs, t.up, body);
         }
         let live = vs.live_weight();
         let (q, h) = (u64::from(vs.quorum), u64::from(vs.hysteresis));
         if vs.quorum_ok && live < q.saturating_sub(h) {
             vs.quorum_ok = false;
-            tracing::warn!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server lost its quorum");
+            tracing::warn!(vs = %fifo_vs(meta), live, quorum = q, hysteresis = h, "virtual server lost its quorum");
             // keepalived's "Enabling" (sorry_server_inhibit: weight given back) or "Adding".
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
-                    dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(s, SORRY_WEIGHT) })?;
+                    let addr = key.rs_addr(s, vs.sorry_fwd);
+                    dp.add_real_server(key, RealServer { fwd: vs.sorry_fwd, ..RealServer::new(addr, SORRY_WEIGHT) })?;
                 }
             }
-            out.vs(ident, vs, false, || quorum_body("Lost quorum", vs, true, vs.live_weight()));
+            out.vs(meta, vs, false, || quorum_body("Lost quorum", vs, true, vs.live_weight()));
         } else if !vs.quorum_ok && live >= q + h {
             vs.quorum_ok = true;
-            tracing::info!(vs = %fifo_vs(ident), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
+            tracing::info!(vs = %fifo_vs(meta), live, quorum = q, hysteresis = h, "virtual server regained its quorum");
             // keepalived's "Disabling" (sorry_server_inhibit: weight 0, kept) or "Removing".
             let inhibited = vs.sorry_inhibited();
             if let Some(s) = vs.sorry {
                 for key in &vs.keys {
+                    let addr = key.rs_addr(s, vs.sorry_fwd);
                     if inhibited.is_some() {
-                        dp.set_weight(key, s, 0)?;
+                        dp.set_weight(key, addr, 0)?;
                     } else {
-                        dp.del_real_server(key, s)?;
+                        dp.del_real_server(key, addr)?;
                     }
                 }
             }
-            out.vs(ident, vs, true, || quorum_body("Gained quorum", vs, false, vs.live_weight()));
+            out.vs(meta, vs, true, || quorum_body("Gained quorum", vs, false, vs.live_weight()));
         }
         Ok(out)
     }
@@ -1039,6 +1055,67 @@ mod tests {
         let svc = dp.service(&key("192.0.2.1")).unwrap();
         assert!(!svc.real_servers.iter().any(|r| r.addr == sorry));
         assert_eq!(svc.real_servers.iter().find(|r| r.addr == rs1).unwrap().weight, 100);
+    }
+
+    /// A group with an `IP PORT` member and a fwmark entry, DR servers: the member's
+    /// service has each server at the port written, the fwmark's at port 0 (keepalived's
+    /// `ipvs_group_cmd`), in the first services and in every health change, the sorry
+    /// server's too; the FIFO lines name the port written. A group of fwmarks only names
+    /// its servers' protocol `none` (keepalived drops it), whatever `protocol` says.
+    #[test]
+    fn a_groups_fwmark_services_get_dr_servers_at_port_0_and_its_members_at_theirs() {
+        let conf = CONF.replace(" 192.0.2.2 80\n", " fwmark 5\n").replace("lb_kind FNAT", "lb_kind DR");
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (mut pool, services, _) = Pool::from_config(&l.config);
+        let fw = ServiceKey::of_fwmark(5, false);
+        let sent: Vec<(ServiceKey, Vec<(String, u32)>)> = services.iter().map(|s| (s.key, weights(s))).collect();
+        assert_eq!(
+            sent,
+            [
+                (key("192.0.2.1"), vec![("10.0.1.1:80".into(), 100), ("10.0.1.2:80".into(), 100)]),
+                (fw, vec![("10.0.1.1:0".into(), 100), ("10.0.1.2:0".into(), 100)])
+            ]
+        );
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // 10.0.1.1 (inhibit) down: weight 0 in both; the quorum lost: the sorry server in.
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
+        let calls = dp.calls();
+        assert_eq!(
+            calls[calls.len() - 4..],
+            [
+                Call::SetWeight(key("192.0.2.1"), sa("10.0.1.1:80"), 0),
+                Call::SetWeight(fw, sa("10.0.1.1:0"), 0),
+                Call::AddRs(key("192.0.2.1"), sa("10.0.9.9:80"), 1),
+                Call::AddRs(fw, sa("10.0.9.9:0"), 1),
+            ]
+        );
+        // 10.0.1.2 down: out of both.
+        pool.apply(&down(1), &dp).unwrap();
+        let calls = dp.calls();
+        assert_eq!(
+            calls[calls.len() - 2..],
+            [Call::DelRs(key("192.0.2.1"), sa("10.0.1.2:80")), Call::DelRs(fw, sa("10.0.1.2:0"))]
+        );
+        // Both back: the quorum regained, the sorry server out of both.
+        pool.apply(&up(1), &dp).unwrap();
+        pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(dp.service(&fw).unwrap().real_servers.len(), 2);
+        assert_eq!(pool.services(), services, "as at start");
+        assert_eq!(weights(&dp.service(&fw).unwrap()), weights(&services[1]));
+        // Fwmarks only: `none`, as keepalived's `[RIP]:none:PORT`; protocol UDP is TCP.
+        let only = conf.replace(" 192.0.2.1 80\n", "").replace(" lb_algo rr\n", " lb_algo rr\n protocol UDP\n");
+        let l = parse_str(&only, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (mut pool, services, _) = Pool::from_config(&l.config);
+        assert_eq!((pool.vs[0].name.as_str(), services.len()), ("tcp group g", 1));
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        let n = pool.apply(&down(1), &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.2]:none:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
     }
 
     /// keepalived's alpha mode: one virtual server, `alpha`, with a server checked by

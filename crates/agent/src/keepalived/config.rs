@@ -55,6 +55,15 @@ pub struct Config {
     pub bfd_instances: Vec<BfdInstance>,
 }
 
+impl Config {
+    /// The `virtual_server_group` named `name`: the first of that name, as keepalived's
+    /// `ipvs_get_group_by_name` (which never reaches a second; rvs refuses one, see
+    /// [`super::validate`]).
+    pub fn vs_group(&self, name: &str) -> Option<&VirtualServerGroup> {
+        self.virtual_server_groups.iter().find(|g| g.name == name)
+    }
+}
+
 /// keepalived's `bfd_instance NAME { neighbor_ip ADDR ; source_ip ADDR ; min_rx MS ;
 /// min_tx MS ; idle_tx MS ; multiplier N ; passive ; ttl N ; max_hops N ; weight N
 /// [reverse] ; vrrp ; checker }`: a BFD session with a neighbour (RFC 5880 / 5881), which
@@ -913,14 +922,37 @@ pub struct VirtualServerGroup {
     pub loc: Loc,
 }
 
+impl VirtualServerGroup {
+    /// Its one family (IPv6: true) when its members and the fwmarks written with a
+    /// family are all of one; none when they mix or there are none (keepalived's
+    /// `have_ipv4` / `have_ipv6`, which `link_vsg_to_vs` gives a virtual server without a
+    /// family of its own).
+    pub fn family(&self) -> Option<bool> {
+        let has =
+            |v6: bool| self.members.iter().any(|m| m.is_ipv6() == v6) || self.fwmarks.iter().any(|f| f.v6 == Some(v6));
+        match (has(false), has(true)) {
+            (true, false) => Some(false),
+            (false, true) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Fwmark entries and no `IP PORT` member: keepalived's fwmark-only group, whose
+    /// virtual server drops its protocol (`validate_check_config`).
+    pub fn fwmark_only(&self) -> bool {
+        self.members.is_empty() && !self.fwmarks.is_empty()
+    }
+}
+
 /// A `fwmark MARK [inet|inet6]` entry of a `virtual_server_group`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupFwmark {
     /// The mark (1 to 4294967295).
     pub mark: u32,
     /// Its family as written (`inet6`: true); unset: the family of the virtual server
-    /// using the group ([`VirtualServer::ipv6`]), IPv4 when it has none (keepalived's
-    /// `ipvs_group_cmd`).
+    /// using the group ([`VirtualServer::ipv6`]), else the group's own when it has one
+    /// ([`VirtualServerGroup::family`], keepalived's `link_vsg_to_vs`), else IPv4
+    /// (keepalived's `ipvs_group_cmd`).
     pub v6: Option<bool>,
 }
 
@@ -1067,10 +1099,10 @@ pub struct VirtualServer {
     /// Its address family (true: IPv6) as keepalived settles it (2.2.7's
     /// `check_parser.c`: `ip_family_handler`, `rs_end_handler`, `pgr_handler`,
     /// `vs_end_handler`): its VIP's; else `ip_family`, else that of its real servers that
-    /// are not TUN, else of `persistence_granularity`; for a fwmark, else of its sorry
-    /// server, else of its TUN real servers when they agree, else IPv4 (so always set);
-    /// for a group, none when nothing says, and its fwmark entries without a family then
-    /// take IPv4.
+    /// are not TUN, else of `persistence_granularity`, else of its sorry server when not
+    /// TUN; for a fwmark, else of its TUN real and sorry servers when they agree, else
+    /// IPv4 (so always set); for a group, none when nothing says, and its fwmark entries
+    /// without a family then take the group's family, else IPv4.
     #[serde(default)]
     pub ipv6: Option<bool>,
     /// Where the block starts.

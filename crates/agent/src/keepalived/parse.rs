@@ -22,7 +22,7 @@
 use super::config::*;
 use super::diag::{Diagnostic, Loc};
 use super::tree::Node;
-use crate::dataplane::{LvsTimeouts, Proto};
+use crate::dataplane::{LvsTimeouts, Proto, ServiceKey};
 use crate::vrrp::packet::{ChecksumMode, Version};
 use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
@@ -213,6 +213,12 @@ struct VsLines {
     proxy_protocol: Option<Loc>,
     sorry_server: Option<Loc>,
     granularity: Option<Loc>,
+}
+
+/// Whether rvsd takes a server at `a` forwarded by `kind` in a service of the family of
+/// `v6`: one family, or rvsd's NAT64 (IPv4 servers of an IPv6 service, under FullNAT).
+fn family_fits(v6: bool, a: IpAddr, kind: LbKind) -> bool {
+    a.is_ipv6() == v6 || (v6 && kind == LbKind::FullNat)
 }
 
 /// A forwarding method as keepalived.conf writes it (`lb_kind`).
@@ -474,13 +480,24 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         }
     }
     // A group's fwmark entries change its virtual servers as a fwmark virtual server's
-    // (the group may come after them).
+    // (the group may come after them); the protocol matters to one with members only
+    // (keepalived's `validate_check_config`). The group is the first of its name, as
+    // keepalived's (a second is an error, validate).
     for (v, lines) in cfg.virtual_servers.iter_mut().zip(&vs_lines) {
         let VsTarget::Group(name) = &v.target else { continue };
-        let Some(g) = cfg.virtual_server_groups.iter().find(|g| &g.name == name) else { continue };
-        if !g.fwmarks.is_empty() {
-            let fwmark_only = g.members.is_empty();
+        let g = cfg.virtual_server_groups.iter().find(|g| &g.name == name);
+        let fwmark_only = g.is_some_and(VirtualServerGroup::fwmark_only);
+        if !fwmark_only {
+            p.protocol_checks(v, lines);
+        }
+        if g.is_some_and(|g| !g.fwmarks.is_empty()) {
             p.fwmark_vs(v, lines, fwmark_only);
+        }
+    }
+    // Each server against each service it goes into: rvsd refuses one of the other family.
+    for (v, lines) in cfg.virtual_servers.iter().zip(&vs_lines) {
+        if !matches!(v.target, VsTarget::Fwmark { .. }) {
+            p.key_families(v, lines, &crate::check::pool::vs_keys(&cfg, v));
         }
     }
     // SSL_GET checkers present the global SSL block's certificate, wherever it is.
@@ -2244,7 +2261,6 @@ impl P<'_> {
             loc: n.loc.clone(),
         };
         let mut kind_seen = false;
-        let mut protocol_seen = false;
         let mut lines = VsLines::default();
         // `ip_family`: IPv6, and where.
         let mut family: Option<(bool, Loc)> = None;
@@ -2285,7 +2301,6 @@ impl P<'_> {
                     }
                 }
                 "protocol" => {
-                    protocol_seen = true;
                     lines.protocol = Some(c.loc.clone());
                     match self.arg(c).map(str::to_ascii_uppercase).as_deref() {
                         Some("TCP") => v.protocol = Proto::Tcp,
@@ -2469,21 +2484,9 @@ impl P<'_> {
                 "lb_kind not set: keepalived would use NAT; rvs forwards with FNAT (say lb_kind NAT for keepalived's)",
             );
         }
-        if !protocol_seen && !fwmark {
-            // keepalived's `validate_check_config`: "no protocol set - defaulting to UDP"
-            // (not for a fwmark, whose protocol IPVS ignores).
-            self.warn(
-                &n.loc,
-                "protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say protocol \
-                 TCP or UDP)",
-            );
-        }
-        if v.ops && v.protocol != Proto::Udp && !fwmark {
-            // keepalived passes the flag and the kernel ignores it for TCP.
-            self.err(
-                &n.loc,
-                "ops (one-packet scheduling) is for UDP virtual servers; a TCP connection needs its state",
-            );
+        if matches!(v.target, VsTarget::Addr(_)) {
+            // A group's once the file is read: whether it has fwmarks only.
+            self.protocol_checks(&v, &lines);
         }
         self.vs_retry_set = vs_retry_set;
         for c in rs_nodes {
@@ -2499,11 +2502,64 @@ impl P<'_> {
         Some((v, lines))
     }
 
+    /// What keepalived's `validate_check_config` says of a virtual server served by
+    /// address (a `virtual_server IP PORT`, or a group with `IP PORT` members; not a
+    /// fwmark, whose protocol IPVS ignores): no `protocol` (a warning: keepalived serves
+    /// UDP, rvs TCP), `ops` on TCP (an error: rvsd refuses it).
+    fn protocol_checks(&mut self, v: &VirtualServer, lines: &VsLines) {
+        if lines.protocol.is_none() {
+            // keepalived's "no protocol set - defaulting to UDP".
+            self.warn(
+                &v.loc,
+                "protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say protocol \
+                 TCP or UDP)",
+            );
+        }
+        if v.ops && v.protocol != Proto::Udp {
+            // keepalived passes the flag and the kernel ignores it for TCP.
+            self.err(
+                &v.loc,
+                "ops (one-packet scheduling) is for UDP virtual servers; a TCP connection needs its state",
+            );
+        }
+    }
+
+    /// Each real server and the sorry server of a `virtual_server IP PORT` or `group`
+    /// against each service it is loaded into (`keys`, [`crate::check::pool::vs_keys`]):
+    /// one of the other family is an error naming its line (rvsd refuses such a server,
+    /// and with it the whole set of services; keepalived skips it, or the virtual server),
+    /// but for IPv4 real servers of an IPv6 service under FullNAT (rvsd's NAT64). A TUN
+    /// server is no exception: rvsd's tunnels are of the service's family. A
+    /// `virtual_server fwmark`'s are checked by [`vs_family`](Self::vs_family).
+    fn key_families(&mut self, v: &VirtualServer, lines: &VsLines, keys: &[ServiceKey]) {
+        let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+        let what = v.target.describe();
+        let service = |k: &ServiceKey| format!("service {k} is {}", fam(k.vip.is_ipv6()));
+        let misfit = |a: IpAddr, kind: LbKind| keys.iter().find(|k| !family_fits(k.vip.is_ipv6(), a, kind));
+        for r in &v.real_servers {
+            if let Some(k) = misfit(r.addr.ip(), r.lb_kind) {
+                let msg = format!(
+                    "{what}: {}; real_server {} is {}: one family (IPv4 real servers of an IPv6 service under \
+                     FullNAT only, NAT64)",
+                    service(k),
+                    r.addr.ip(),
+                    fam(r.addr.is_ipv6())
+                );
+                self.err(&r.loc, msg);
+            }
+        }
+        if let Some((s, k)) = v.sorry_server.and_then(|s| misfit(s.ip(), v.lb_kind).map(|k| (s, k))) {
+            let msg = format!("{what}: {}; sorry_server {} is {}", service(k), s.ip(), fam(s.is_ipv6()));
+            self.err(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
+    }
+
     /// keepalived's address family of a virtual server ([`VirtualServer::ipv6`]); on a
     /// fwmark, settled (IPv4 when nothing says) and checked: a real server, sorry server
     /// or `persistence_granularity` of the other family is an error naming it (keepalived
     /// skips such a server with an error), but for IPv4 real servers of an IPv6 service
-    /// under FullNAT (rvsd's NAT64). A group's members are checked by rvsd.
+    /// under FullNAT (rvsd's NAT64). A group's servers are checked against each of its
+    /// services once the file is read ([`key_families`](Self::key_families)).
     fn vs_family(&mut self, v: &VirtualServer, lines: &VsLines, family: Option<(bool, Loc)>) -> Option<bool> {
         let fam = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
         let mark = match &v.target {
@@ -2520,16 +2576,18 @@ impl P<'_> {
             VsTarget::Fwmark { mark, .. } => Some(*mark),
         };
         let rs = &v.real_servers;
+        // keepalived's vs_end_handler: a sorry server not TUN settles it last.
         let settled = family
             .as_ref()
             .map(|(f, _)| *f)
             .or_else(|| rs.iter().find(|r| r.lb_kind != LbKind::Tunnel).map(|r| r.addr.is_ipv6()))
-            .or(v.persistence_granularity.map(|g| g.is_ipv6()));
+            .or(v.persistence_granularity.map(|g| g.is_ipv6()))
+            .or(v.sorry_server.filter(|_| v.lb_kind != LbKind::Tunnel).map(|s| s.is_ipv6()));
         let Some(mark) = mark else { return settled };
-        // keepalived's vs_end_handler for a fwmark: the sorry server's, else the TUN
-        // real servers' when they agree, else IPv4.
-        let v6 = settled.or(v.sorry_server.map(|s| s.is_ipv6())).unwrap_or_else(|| {
-            let mut tun = rs.iter().map(|r| r.addr.is_ipv6());
+        // keepalived's vs_end_handler for a fwmark whose servers are all TUN: theirs
+        // (the sorry server's and the real servers') when they agree, else IPv4.
+        let v6 = settled.unwrap_or_else(|| {
+            let mut tun = v.sorry_server.iter().map(SocketAddr::is_ipv6).chain(rs.iter().map(|r| r.addr.is_ipv6()));
             let first = tun.next().unwrap_or(false);
             first && tun.all(|x| x == first)
         });
@@ -2537,8 +2595,7 @@ impl P<'_> {
             Some(_) => "ip_family",
             None => "no ip_family: as keepalived settles it",
         };
-        // rvsd's NAT64: IPv4 real servers of an IPv6 service, under FullNAT.
-        let fits = |a: IpAddr, kind: LbKind| a.is_ipv6() == v6 || (v6 && kind == LbKind::FullNat);
+        let fits = |a: IpAddr, kind: LbKind| family_fits(v6, a, kind);
         for r in rs.iter().filter(|r| !fits(r.addr.ip(), r.lb_kind)) {
             let msg = format!(
                 "virtual_server fwmark {mark} is {} ({why}); real_server {} is {}: one family (IPv4 real servers \
@@ -2571,13 +2628,20 @@ impl P<'_> {
     /// * `ha_suspend` is cleared, with a warning: there is no address to follow;
     /// * `protocol UDP` (the fwmark's own virtual server, or a group of fwmarks only)
     ///   changes nothing, warned about: a fwmark service takes the TCP and UDP flows
-    ///   marked (keepalived warns of any protocol and drops it; IPVS ignores it);
-    /// * a DR or TUN real server's (and the sorry server's) port is cleared, with a
-    ///   warning: rvsd gets port 0 (each flow keeps its destination port), while its
-    ///   checkers keep connecting to the port written (keepalived copies the address into
-    ///   the checker before clearing it). A NAT or FullNAT real server keeps its port (0:
-    ///   the flow's destination port; another: every flow goes there);
-    /// * a real server left with port 0 has no port to check: a TCP_CHECK, HTTP_GET,
+    ///   marked (keepalived warns of any protocol and drops it; IPVS ignores it); the
+    ///   protocol is then TCP, the service key's, whatever was written, so that editing it
+    ///   changes nothing (the virtual server stays the same one across reloads);
+    /// * a DR or TUN real server's (and the sorry server's) port is not sent to a fwmark
+    ///   service, with a warning: rvsd gets port 0 (each flow keeps its destination port,
+    ///   [`ServiceKey::rs_addr`]), while its checkers keep connecting to the port written.
+    ///   On a `virtual_server fwmark` the port is cleared (keepalived clears it, after
+    ///   copying the address into the checker: its FIFO lines say port 0); on a group it
+    ///   is kept (keepalived's `ipvs_group_cmd` clears it only for the fwmark entries: the
+    ///   `IP PORT` members get it, and adding or removing a fwmark entry changes nothing
+    ///   of the real servers). Two servers that are one in the fwmark services (ports
+    ///   apart) are an error: rvsd would refuse them. A NAT or FullNAT real server keeps
+    ///   its port (0: the flow's destination port; another: every flow goes there);
+    /// * a real server with port 0 has no port to check: a TCP_CHECK, HTTP_GET,
     ///   SSL_GET, UDP_CHECK, SMTP_CHECK or DNS_CHECK without `connect_port` is an error
     ///   (keepalived would connect to port 0, failing for ever);
     /// * `ops` and `proxy_protocol`, each for one protocol, are errors: rvsd refuses them
@@ -2603,10 +2667,17 @@ impl P<'_> {
             );
             v.ha_suspend = false;
         }
-        if matches!(v.target, VsTarget::Fwmark { .. }) {
+        if fwmark_only {
             // ipvsadm's and rvsd's key of a fwmark service.
             v.protocol = Proto::Tcp;
         }
+        // A `virtual_server fwmark`'s servers lose the port (keepalived's); a group's keep
+        // it, its fwmark services getting port 0 ([`ServiceKey::rs_addr`]).
+        let clear = matches!(v.target, VsTarget::Fwmark { .. });
+        let kept = match fwmark_only {
+            true => "its checkers still connect to port",
+            false => "its checkers and the group's IP PORT services keep port",
+        };
         for (on, loc, key) in
             [(v.ops, &lines.ops, "ops"), (v.proxy_protocol.is_some(), &lines.proxy_protocol, "proxy_protocol")]
         {
@@ -2620,7 +2691,7 @@ impl P<'_> {
         }
         for r in &mut v.real_servers {
             let port = r.addr.port();
-            if r.lb_kind.keeps_packet() && port != 0 {
+            if r.lb_kind.keeps_packet() && port != 0 && clear {
                 let msg = format!(
                     "{what}: real_server {} {port} is {}: its port is cleared (rvsd sends each flow to its own \
                      destination port, as keepalived clears it); its checkers still connect to port {port}",
@@ -2632,6 +2703,14 @@ impl P<'_> {
                     c.common.connect_port.get_or_insert(port);
                 }
                 r.addr.set_port(0);
+            } else if r.lb_kind.keeps_packet() && port != 0 {
+                let msg = format!(
+                    "{what}: real_server {} {port} is {}: its fwmark services get it with port 0 (rvsd sends each \
+                     flow to its own destination port; keepalived ignores the port there too); {kept} {port}",
+                    r.addr.ip(),
+                    kind_name(r.lb_kind)
+                );
+                self.warn(&r.loc, msg);
             }
             if r.addr.port() != 0 {
                 continue;
@@ -2654,14 +2733,60 @@ impl P<'_> {
             }
         }
         if let Some(s) = v.sorry_server.as_mut().filter(|s| v.lb_kind.keeps_packet() && s.port() != 0) {
-            let msg = format!(
-                "{what}: sorry_server {} {} is reached by {}: its port is cleared (as keepalived clears it)",
-                s.ip(),
-                s.port(),
-                kind_name(v.lb_kind)
-            );
-            s.set_port(0);
+            let (ip, port, kind) = (s.ip(), s.port(), kind_name(v.lb_kind));
+            let msg = match clear {
+                true => {
+                    s.set_port(0);
+                    format!(
+                        "{what}: sorry_server {ip} {port} is reached by {kind}: its port is cleared (as keepalived \
+                         clears it)"
+                    )
+                }
+                false => format!(
+                    "{what}: sorry_server {ip} {port} is reached by {kind}: its fwmark services get it with port 0 \
+                     (keepalived ignores the port there too)"
+                ),
+            };
             self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
+        if !clear {
+            self.one_in_fwmark_services(v, lines);
+        }
+    }
+
+    /// A group's servers that are one server in its fwmark services (DR or TUN: port 0,
+    /// [`ServiceKey::rs_addr`]) though written apart: rvsd would refuse the second (and
+    /// with it the whole set), so each is an error naming both lines. A sorry server
+    /// that is one of the real servers as written is keepalived's `s_svr_duplicates_rs`.
+    fn one_in_fwmark_services(&mut self, v: &VirtualServer, lines: &VsLines) {
+        let what = v.target.describe();
+        let key = ServiceKey::of_fwmark(1, false);
+        let mut seen: HashMap<SocketAddr, (SocketAddr, Loc)> = HashMap::new();
+        let sorry = v.sorry_server.map(|s| (s, v.lb_kind, lines.sorry_server.clone().unwrap_or(v.loc.clone()), true));
+        let servers = v.real_servers.iter().map(|r| (r.addr, r.lb_kind, r.loc.clone(), false)).chain(sorry);
+        for (addr, kind, loc, is_sorry) in servers {
+            let sent = key.rs_addr(addr, kind);
+            match seen.get(&sent) {
+                // Written alike: "defined twice" (validate), or the sorry server being a
+                // real server.
+                Some((first, _)) if *first == addr => {}
+                Some((first, at)) => {
+                    let name = if is_sorry { "sorry_server" } else { "real_server" };
+                    let msg = format!(
+                        "{what}: {name} {} {} and real_server {} {} ({at}) are one server {} in its fwmark \
+                         services (DR and TUN servers get port 0 there): rvsd would refuse it",
+                        addr.ip(),
+                        addr.port(),
+                        first.ip(),
+                        first.port(),
+                        sent
+                    );
+                    self.err(&loc, msg);
+                }
+                None => {
+                    seen.insert(sent, (addr, loc));
+                }
+            }
         }
     }
 

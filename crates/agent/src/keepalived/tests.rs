@@ -659,22 +659,37 @@ fn virtual_server_group_fwmark_entries() {
     );
     assert_eq!(
         messages(&l),
-        ["t.conf:4: warning: virtual_server group g: real_server 10.0.1.1 80 is DR: its port is cleared (rvsd sends \
-          each flow to its own destination port, as keepalived clears it); its checkers still connect to port 80"]
+        ["t.conf:4: warning: virtual_server group g: real_server 10.0.1.1 80 is DR: its fwmark services get it with \
+          port 0 (rvsd sends each flow to its own destination port; keepalived ignores the port there too); its \
+          checkers and the group's IP PORT services keep port 80"]
     );
     let g = &l.config.virtual_server_groups[0];
     assert_eq!(g.fwmarks, [GroupFwmark { mark: 5, v6: None }, GroupFwmark { mark: 6, v6: Some(false) }]);
     let v = &l.config.virtual_servers[0];
+    let keys = crate::check::pool::vs_keys(&l.config, v);
     assert_eq!(
-        crate::check::pool::vs_keys(&l.config, v),
+        keys,
         [
             ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80),
             ServiceKey::of_fwmark(5, false),
             ServiceKey::of_fwmark(6, false)
         ]
     );
-    assert_eq!(v.real_servers[0].addr, "10.0.1.1:0".parse().unwrap(), "port 0: the VIP's port, or the flow's");
-    assert_eq!(v.real_servers[0].checks[0].common.connect_port, Some(80));
+    // The port written stays (keepalived's `ipvs_group_cmd` clears it for the fwmark
+    // entries only): the VIP:port member gets 10.0.1.1:80, each fwmark service :0.
+    assert_eq!(v.real_servers[0].addr, "10.0.1.1:80".parse().unwrap());
+    assert_eq!(v.real_servers[0].checks[0].common.connect_port, None, "the checker connects to port 80");
+    let (_, services, _) = crate::check::pool::Pool::from_config(&l.config);
+    let sent: Vec<(String, String)> =
+        services.iter().map(|s| (s.key.to_string(), s.real_servers[0].addr.to_string())).collect();
+    assert_eq!(
+        sent,
+        [
+            ("tcp 192.0.2.1:80".into(), "10.0.1.1:80".into()),
+            ("fwmark 5".into(), "10.0.1.1:0".into()),
+            ("fwmark 6".into(), "10.0.1.1:0".into())
+        ]
+    );
     // A group of fwmarks only: a fwmark without a family takes the virtual server's
     // (ip_family here); protocol UDP changes nothing, warned about.
     let l = strict(
@@ -704,6 +719,156 @@ fn virtual_server_group_fwmark_entries() {
         ["t.conf:11: error: virtual_server group g: service fwmark 5 is also virtual_server group g's (t.conf:5): a \
           fwmark service takes TCP and UDP, one virtual server per mark and family"]
     );
+}
+
+/// A group's real and sorry servers against each service the group makes (its members',
+/// its fwmarks' of the family written, else the virtual server's, else the group's, else
+/// IPv4): one of the other family is an error naming its line (rvsd would refuse it, and
+/// with it every service), but IPv4 FullNAT servers of an IPv6 service (NAT64); a TUN
+/// server is no exception. A `virtual_server IP PORT`'s servers likewise.
+#[test]
+fn group_servers_must_fit_each_service_family() {
+    use crate::dataplane::ServiceKey;
+    let errors = |text: &str| strict(text).errors().map(ToString::to_string).collect::<Vec<_>>();
+    const NAT64: &str = "one family (IPv4 real servers of an IPv6 service under FullNAT only, NAT64)";
+    // `fwmark 6 inet6` beside an IPv4 member: neither an IPv4 DR nor an IPv4 NAT server
+    // can go into it.
+    assert_eq!(
+        errors(
+            "virtual_server_group g {\n 192.0.2.1 80\n fwmark 6 inet6\n}\n\
+             virtual_server group g {\n lb_kind DR\n protocol TCP\n\
+             real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n  lvs_method NAT\n }\n}\n"
+        ),
+        [
+            format!(
+                "t.conf:8: error: virtual_server group g: service fwmark 6 IPv6 is IPv6; real_server 10.0.1.1 is \
+                 IPv4: {NAT64}"
+            ),
+            format!(
+                "t.conf:10: error: virtual_server group g: service fwmark 6 IPv6 is IPv6; real_server 10.0.1.2 is \
+                 IPv4: {NAT64}"
+            ),
+        ]
+    );
+    // A group of fwmarks only whose servers are all TUN, of the other family: the fwmark
+    // is IPv4 (keepalived's default when nothing says), each server an error.
+    assert_eq!(
+        errors(
+            "virtual_server_group t {\n fwmark 7\n}\nvirtual_server group t {\n lb_kind TUN\n\
+             real_server 2001:db8::1 0 {\n }\n real_server 2001:db8::2 0 {\n }\n}\n"
+        ),
+        [
+            format!(
+                "t.conf:6: error: virtual_server group t: service fwmark 7 is IPv4; real_server 2001:db8::1 is IPv6: \
+                 {NAT64}"
+            ),
+            format!(
+                "t.conf:8: error: virtual_server group t: service fwmark 7 is IPv4; real_server 2001:db8::2 is IPv6: \
+                 {NAT64}"
+            ),
+        ]
+    );
+    // The sorry server too, at its line; and a `virtual_server IP PORT`'s servers.
+    assert_eq!(
+        errors(
+            "virtual_server_group s {\n 2001:db8::10 80\n}\nvirtual_server group s {\n lb_kind DR\n protocol TCP\n\
+             sorry_server 10.0.9.9 80\n real_server 2001:db8::1 80 {\n }\n}\n\
+             virtual_server 10.0.0.1 80 {\n lb_kind FNAT\n protocol TCP\n real_server 2001:db8::1 80 {\n }\n}\n"
+        ),
+        [
+            "t.conf:7: error: virtual_server group s: service tcp [2001:db8::10]:80 is IPv6; sorry_server 10.0.9.9 is \
+             IPv4"
+                .to_string(),
+            format!(
+                "t.conf:14: error: virtual_server 10.0.0.1:80: service tcp 10.0.0.1:80 is IPv4; real_server \
+                 2001:db8::1 is IPv6: {NAT64}"
+            ),
+        ]
+    );
+    // Fine: IPv4 FullNAT servers of an IPv6 fwmark (NAT64); TUN servers of the family of
+    // a group whose fwmark without a family takes the group's (keepalived's
+    // `link_vsg_to_vs`: the IPv6 member says it, no server does).
+    let l = strict(
+        "virtual_server_group n {\n fwmark 8 inet6\n}\nvirtual_server group n {\n lb_kind FNAT\n\
+         real_server 10.0.1.1 0 {\n }\n}\n\
+         virtual_server_group h {\n 2001:db8::10 80\n fwmark 9\n}\nvirtual_server group h {\n lb_kind TUN\n\
+         protocol TCP\n real_server 2001:db8::1 80 {\n }\n}\n",
+    );
+    assert_eq!(l.errors().count(), 0, "{:?}", messages(&l));
+    let keys = crate::check::pool::vs_keys(&l.config, &l.config.virtual_servers[1]);
+    assert_eq!(keys[1], ServiceKey::of_fwmark(9, true));
+}
+
+/// A group of fwmarks only has no protocol, as keepalived's (`validate_check_config`):
+/// no "protocol not set" warning (the group may come after its virtual server), one
+/// error for `ops` (the fwmark's), and its protocol is TCP whatever was written (so that
+/// editing it changes nothing). A group with members still warns of no protocol.
+#[test]
+fn a_group_of_fwmarks_only_has_no_protocol() {
+    let l = strict(
+        "virtual_server group f {\n lb_kind NAT\n ops\n real_server 10.0.1.1 0 {\n }\n}\n\
+         virtual_server_group f {\n fwmark 1\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        ["t.conf:3: error: virtual_server group f: ops is for one protocol, and a fwmark service takes TCP and UDP \
+          (rvsd refuses it): use a VIP PORT virtual server"]
+    );
+    let l = strict(
+        "virtual_server group f {\n lb_kind NAT\n protocol UDP\n real_server 10.0.1.1 0 {\n }\n}\n\
+         virtual_server_group f {\n fwmark 1\n}\n",
+    );
+    let w = messages(&l);
+    assert!(w.len() == 1 && w[0].starts_with("t.conf:3: warning: 'protocol' is accepted and not honoured"), "{w:?}");
+    assert_eq!(l.config.virtual_servers[0].protocol, Proto::Tcp);
+    let l = strict(
+        "virtual_server group m {\n lb_kind NAT\n real_server 10.0.1.1 80 {\n }\n}\n\
+         virtual_server_group m {\n 192.0.2.1 80\n fwmark 1\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        ["t.conf:1: warning: protocol not set: keepalived would serve UDP (and report it); rvs-agent serves TCP (say \
+          protocol TCP or UDP)"]
+    );
+}
+
+/// Two `virtual_server_group`s of one name: keepalived's virtual servers use the first
+/// (`ipvs_get_group_by_name`) and never see the second, whatever it holds. rvs refuses
+/// the second, naming both lines, and reads the first alone meanwhile.
+#[test]
+fn a_group_name_given_twice_is_refused() {
+    use crate::dataplane::ServiceKey;
+    let l = strict(
+        "virtual_server_group g {\n 192.0.2.1 80\n}\nvirtual_server_group g {\n fwmark 5\n}\n\
+         virtual_server group g {\n lb_kind DR\n protocol TCP\n real_server 10.0.1.1 80 {\n }\n}\n",
+    );
+    assert_eq!(
+        l.errors().map(ToString::to_string).collect::<Vec<_>>(),
+        ["t.conf:4: error: virtual_server_group g: defined twice (first at t.conf:1): keepalived uses the first alone \
+          and ignores this one; write the entries in one block"]
+    );
+    let keys = crate::check::pool::vs_keys(&l.config, &l.config.virtual_servers[0]);
+    assert_eq!(keys, [ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80)]);
+    assert!(messages(&l).iter().all(|m| !m.contains("fwmark")), "the second group's fwmark is not read");
+}
+
+/// A `virtual_server fwmark` whose servers are all TUN: keepalived's `vs_end_handler`
+/// takes their family, the sorry server's included, when they agree, and IPv4 when they
+/// do not (a TUN sorry server does not settle it alone).
+#[test]
+fn a_tun_sorry_server_joins_the_tun_servers_family() {
+    let l = strict(
+        "virtual_server fwmark 3 {\n lb_kind TUN\n sorry_server 2001:db8::9\n\
+         real_server 10.0.0.1 {\n }\n real_server 10.0.0.2 {\n }\n}\n\
+         virtual_server fwmark 4 {\n lb_kind TUN\n sorry_server 2001:db8::9\n real_server 2001:db8::1 {\n }\n}\n",
+    );
+    assert_eq!(
+        l.errors().map(ToString::to_string).collect::<Vec<_>>(),
+        ["t.conf:3: error: virtual_server fwmark 3 is IPv4 (no ip_family: as keepalived settles it); sorry_server \
+          2001:db8::9 is IPv6"]
+    );
+    let targets: Vec<&VsTarget> = l.config.virtual_servers.iter().map(|v| &v.target).collect();
+    assert_eq!(targets, [&VsTarget::Fwmark { mark: 3, v6: false }, &VsTarget::Fwmark { mark: 4, v6: true }]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! keepalived starts with silently.
 
 use super::config::*;
-use super::diag::Diagnostic;
+use super::diag::{Diagnostic, Loc};
 use crate::vrrp::packet::Version;
 use std::collections::{HashMap, HashSet};
 
@@ -109,7 +109,24 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
             }
         }
     }
-    let groups: HashSet<&str> = cfg.virtual_server_groups.iter().map(|g| g.name.as_str()).collect();
+    let mut groups: HashMap<&str, &Loc> = HashMap::new();
+    for g in &cfg.virtual_server_groups {
+        match groups.get(g.name.as_str()) {
+            // keepalived's virtual servers find the first (`ipvs_get_group_by_name`) and
+            // never the second, silently.
+            Some(first) => d.push(Diagnostic::error(
+                g.loc.clone(),
+                format!(
+                    "virtual_server_group {}: defined twice (first at {first}): keepalived uses the first alone \
+                     and ignores this one; write the entries in one block",
+                    g.name
+                ),
+            )),
+            None => {
+                groups.insert(&g.name, &g.loc);
+            }
+        }
+    }
     let laddrs: HashSet<&str> = cfg.local_address_groups.iter().map(|g| g.name.as_str()).collect();
     let mut services = HashSet::new();
     for v in &cfg.virtual_servers {
@@ -117,7 +134,7 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
         let e = |m: String| Diagnostic::error(v.loc.clone(), format!("{what}: {m}"));
         let w = |m: String| Diagnostic::warning(v.loc.clone(), format!("{what}: {m}"));
         if let VsTarget::Group(g) = &v.target {
-            if !groups.contains(g.as_str()) {
+            if !groups.contains_key(g.as_str()) {
                 d.push(e(format!("no virtual_server_group {g}")));
             }
         }

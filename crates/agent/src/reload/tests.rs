@@ -657,3 +657,47 @@ fn fwmark_virtual_servers_are_diffed_by_mark_and_family() {
         ]
     );
 }
+
+/// A group's first fwmark entry added, then removed: only the fwmark service comes and
+/// goes. Its real servers keep the port written (keepalived clears it for the fwmark
+/// entries only), so the VIP:port member's service, the checkers and the servers'
+/// health stay as they were: a server down stays down, not put back as a new one.
+#[test]
+fn a_groups_first_fwmark_entry_changes_nothing_but_its_service() {
+    let group = "virtual_server_group g {\n 192.0.2.1 80\n}\n\
+                 virtual_server group g {\n lb_kind DR\n protocol TCP\n delay_loop 1\n\
+                 real_server 10.0.0.5 80 {\n  weight 4\n  TCP_CHECK {\n  }\n }\n\
+                 real_server 10.0.0.6 80 {\n  weight 4\n  TCP_CHECK {\n  }\n }\n}\n";
+    let marked = group.replace(" 192.0.2.1 80\n", " 192.0.2.1 80\n fwmark 7\n");
+    let fw7 = ServiceKey::of_fwmark(7, false);
+    let (old, new) = (cfg(group), cfg(&marked));
+    let (mut pool, _, _) = Pool::from_config(&old);
+    let dp = FakeDataplane::new();
+    dp.set_services(&pool.services()).unwrap();
+    let down = Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0, alert: None };
+    pool.apply(&down, &dp).unwrap();
+    let (d, next, checkers) = plan(&old, &pool, &new);
+    assert_eq!(d.lines(), ["virtual server fwmark 7 added"]);
+    assert!(checkers.stop.is_empty() && checkers.start.is_empty(), "{:?}", checkers.changes);
+    assert!(!next.rs(0).unwrap().up, "10.0.0.5 stays down");
+    let svc = |k: &ServiceKey| d.new_services.iter().find(|s| s.key == *k).unwrap().clone();
+    let addrs = |s: Service| s.real_servers.iter().map(|r| r.addr).collect::<Vec<_>>();
+    assert_eq!(addrs(svc(&key("192.0.2.1", 80))), [sa("10.0.0.6:80")]);
+    assert_eq!(addrs(svc(&fw7)), [sa("10.0.0.6:0")], "port 0 in the fwmark service, 10.0.0.5 down");
+    // And back: the fwmark service goes, nothing else.
+    let (d, back, checkers) = plan(&new, &next, &old);
+    assert_eq!(d.lines(), ["virtual server fwmark 7 removed"]);
+    assert!(checkers.stop.is_empty() && checkers.start.is_empty(), "{:?}", checkers.changes);
+    assert!(!back.rs(0).unwrap().up, "10.0.0.5 still down");
+}
+
+/// A group of fwmarks only is a fwmark service whatever `protocol` says (keepalived
+/// drops it): editing it changes nothing, no checker restarts.
+#[test]
+fn the_protocol_of_a_group_of_fwmarks_only_is_no_change() {
+    let group = "virtual_server_group f {\n fwmark 7\n}\n\
+                 virtual_server group f {\n lb_kind NAT\n protocol TCP\n delay_loop 1\n\
+                 real_server 10.0.0.5 80 {\n  TCP_CHECK {\n  }\n }\n}\n";
+    let d = diff(&cfg(group), &cfg(&group.replace("protocol TCP", "protocol UDP")));
+    assert!(d.is_empty(), "{:?}", d.lines());
+}
