@@ -130,14 +130,18 @@ impl ServiceKey {
     }
 
     /// The address a real (or sorry) server written `addr` and forwarded by `fwd` has in
-    /// this service: `addr`, but port 0 for DR or TUN in a fwmark service (each flow keeps
-    /// its destination port; rvsd refuses another). keepalived sends it so
-    /// (`ipvs_group_cmd`: a group's `IP PORT` members keep the port, its fwmark entries
-    /// clear it), so a group's real servers keep the port written whether or not the
-    /// group has fwmarks.
+    /// this service: `addr` for NAT and FullNAT, but the service's port for DR and TUN,
+    /// which send each packet on unchanged (rvsd refuses another port): a VIP:port
+    /// service's port, 0 in a fwmark service (each flow keeps its destination port).
+    /// keepalived sends it so: `ipvs_group_cmd` gives a group's DR and TUN servers each
+    /// `IP PORT` member's own port (only warning that the ports don't match) and port 0 in
+    /// its fwmark entries; `validate_check_config` resets a `virtual_server IP PORT`'s to
+    /// its port and clears a `virtual_server fwmark`'s, with a warning (the parser does
+    /// the same to the configuration). A group's real servers themselves keep the port
+    /// written (their checkers, status and FIFO lines), whatever its entries.
     pub fn rs_addr(&self, addr: SocketAddr, fwd: fnat::types::FwdMode) -> SocketAddr {
-        match self.is_fwmark() && fwd.keeps_packet() {
-            true => SocketAddr::new(addr.ip(), 0),
+        match fwd.keeps_packet() {
+            true => SocketAddr::new(addr.ip(), self.vport),
             false => addr,
         }
     }
@@ -271,6 +275,10 @@ pub trait Dataplane: Send + Sync {
     fn set_weight(&self, service: &ServiceKey, rs: SocketAddr, weight: u32) -> Result<(), DataplaneError>;
     /// Adds a real server to a service, or updates its weight.
     fn add_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError>;
+    /// Makes a real server of a service `rs` in place: its weight, thresholds and
+    /// forwarding method (a reload that changes more than its weight); it keeps its
+    /// connections.
+    fn edit_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError>;
     /// Removes a real server from a service (failure without `inhibit_on_failure`).
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError>;
     /// Adds a route (`static_routes`): kept, and added again should the dataplane lose
@@ -450,6 +458,8 @@ pub enum Call {
     AddRs(ServiceKey, SocketAddr, u32),
     /// `del_real_server`.
     DelRs(ServiceKey, SocketAddr),
+    /// `edit_real_server`.
+    EditRs(ServiceKey, RealServer),
     /// `set_snat` with the rules' matches ([`ctl::SnatSpec::match_text`]).
     SetSnat(Vec<String>),
     /// `set_sync_roles`.
@@ -600,6 +610,17 @@ impl Dataplane for FakeDataplane {
         Ok(())
     }
 
+    fn edit_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        let mut s = self.lock();
+        s.calls.push(Call::EditRs(*service, rs.clone()));
+        let svc = s.services.get_mut(service).ok_or(DataplaneError::NoService(*service))?;
+        match svc.real_servers.iter_mut().find(|r| r.addr == rs.addr) {
+            Some(r) => *r = rs,
+            None => return Err(DataplaneError::Failed(format!("no real server {}", rs.addr))),
+        }
+        Ok(())
+    }
+
     fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {
         let mut s = self.lock();
         s.calls.push(Call::SetSnat(rules.iter().map(ctl::SnatSpec::match_text).collect()));
@@ -724,6 +745,11 @@ impl Dataplane for LinuxDataplane {
     fn del_real_server(&self, service: &ServiceKey, rs: SocketAddr) -> Result<(), DataplaneError> {
         tracing::info!(%service, %rs, "remove real server");
         self.fake.del_real_server(service, rs)
+    }
+
+    fn edit_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        tracing::info!(%service, rs = %rs.addr, weight = rs.weight, fwd = ?rs.fwd, "edit real server");
+        self.fake.edit_real_server(service, rs)
     }
 
     fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {

@@ -9,7 +9,9 @@
 //!   ones, drops the ones gone, and no script runs); removed ones are stopped (keepalived's
 //!   `FAULT` or, with `notify_deleted`, `DELETED` notifies), added ones started.
 //! * Services ([`diff_services`]): added, removed, changed (scheduler, persistence, local
-//!   addresses); within the services kept, real servers added, removed, weights changed.
+//!   addresses); within the services kept, real servers added, removed, weights changed,
+//!   or edited in place when their forwarding method or thresholds change (they keep
+//!   their connections, and their checkers run on).
 //!   Services are compared as the dataplane holds them (live weights: a server that is
 //!   down stays down), so an unchanged service is sent unchanged and rvsd keeps its real
 //!   servers (and their connections).
@@ -66,6 +68,9 @@ pub enum RsChange {
     Removed(ServiceKey, SocketAddr),
     /// Weight from, to (`RealServerEdit`).
     Weight(ServiceKey, SocketAddr, u32, u32),
+    /// More than the weight (forwarding method, `uthreshold`, `lthreshold`): the server
+    /// from, to (`RealServerEdit` of each).
+    Edit(ServiceKey, RealServer, RealServer),
 }
 
 /// The differences between two sets of services.
@@ -84,7 +89,8 @@ fn template(s: &Service) -> Service {
 }
 
 /// Compares services by key: added, removed, changed (scheduler, persistence, local
-/// addresses), and the real servers of those in both.
+/// addresses), and the real servers of those in both, by address: added, removed, their
+/// weight changed, or anything else of them (forwarding method, thresholds).
 pub fn diff_services(old: &[Service], new: &[Service]) -> ServiceDiff {
     let o: BTreeMap<ServiceKey, &Service> = old.iter().map(|s| (s.key, s)).collect();
     let n: BTreeMap<ServiceKey, &Service> = new.iter().map(|s| (s.key, s)).collect();
@@ -100,10 +106,11 @@ pub fn diff_services(old: &[Service], new: &[Service]) -> ServiceDiff {
         for r in &a.real_servers {
             match b.real_servers.iter().find(|x| x.addr == r.addr) {
                 None => d.real_servers.push(RsChange::Removed(*k, r.addr)),
-                Some(x) if x.weight != r.weight => {
+                Some(x) if x == r => {}
+                Some(x) if (RealServer { weight: r.weight, ..x.clone() }) == *r => {
                     d.real_servers.push(RsChange::Weight(*k, r.addr, r.weight, x.weight))
                 }
-                Some(_) => {}
+                Some(x) => d.real_servers.push(RsChange::Edit(*k, r.clone(), x.clone())),
             }
         }
         for x in &b.real_servers {
@@ -338,6 +345,9 @@ impl Diff {
                 RsChange::Weight(k, a, from, to) => {
                     format!("virtual server {}: real server {a} weight {from} -> {to}", svc(k))
                 }
+                RsChange::Edit(k, from, to) => {
+                    format!("virtual server {}: real server {} {}", svc(k), to.addr, rs_edits(from, to))
+                }
             });
         }
         for c in &self.checkers {
@@ -397,12 +407,31 @@ impl Diff {
                 RsChange::Added(k, rs) => dp.add_real_server(k, rs.clone()),
                 RsChange::Removed(k, a) => dp.del_real_server(k, *a),
                 RsChange::Weight(k, a, _, to) => dp.set_weight(k, *a, *to),
+                RsChange::Edit(k, _, to) => dp.edit_real_server(k, to.clone()),
             };
             if let Err(e) = res {
                 tracing::error!("reload: {r:?}: {e}");
             }
         }
     }
+}
+
+/// What an edit of a real server changes, as keepalived.conf words it: `lvs_method NAT
+/// -> DR, uthreshold 0 -> 100` (`lvs_method`: the real server's own, or its virtual
+/// server's `lb_kind`).
+fn rs_edits(from: &RealServer, to: &RealServer) -> String {
+    let mut out = Vec::new();
+    if from.fwd != to.fwd {
+        out.push(format!("lvs_method {} -> {}", from.fwd.lb_kind(), to.fwd.lb_kind()));
+    }
+    for (word, a, b) in
+        [("uthreshold", from.upper, to.upper), ("lthreshold", from.lower, to.lower), ("weight", from.weight, to.weight)]
+    {
+        if a != b {
+            out.push(format!("{word} {a} -> {b}"));
+        }
+    }
+    out.join(", ")
 }
 
 /// `tcp 192.0.2.1:80`, `fwmark 1`.

@@ -323,6 +323,8 @@ fn a_fwmark_connection_installs_where_the_same_rule_marks_it() {
         }];
         let rule = FwmarkRule::from_match(7, &format!("proto=tcp,dst-range={VIP4}:80")).unwrap();
         let table = ServiceTable::build(&[c], None).unwrap();
+        // A rule marks flows to the box's own addresses only.
+        w.engine.set_own_addrs([std::net::IpAddr::from(VIP4)]);
         w.table = match rules {
             true => table.with_fwmark_rules(&[rule]).unwrap(),
             false => table,

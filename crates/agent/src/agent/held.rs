@@ -123,6 +123,10 @@ impl Dataplane for HeldVips {
         self.inner.del_real_server(service, rs)
     }
 
+    fn edit_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        self.inner.edit_real_server(service, rs)
+    }
+
     fn add_route(&self, route: &ctl::RouteSpec) -> Result<(), DataplaneError> {
         self.inner.add_route(route)
     }

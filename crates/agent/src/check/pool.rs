@@ -540,8 +540,9 @@ impl Pool {
     /// configured weight while up, weight 0 while down with `inhibit_on_failure` (absent
     /// while down without), and the sorry server (weight 1) while the quorum is lost;
     /// with `sorry_server_inhibit`, the sorry server at weight 0 while the quorum holds
-    /// (keepalived's `init_service_vs` adds it so). A DR or TUN server has port 0 in a
-    /// fwmark service ([`ServiceKey::rs_addr`]), the port written elsewhere.
+    /// (keepalived's `init_service_vs` adds it so). A DR or TUN server has each service's
+    /// port ([`ServiceKey::rs_addr`]: a group member's own, 0 in a fwmark service), a NAT
+    /// or FullNAT one the port written.
     pub fn services(&self) -> Vec<Service> {
         let mut out = Vec::new();
         for (vs, m) in self.vs.iter().zip(&self.meta) {
@@ -703,7 +704,7 @@ impl Pool {
         }
         let rs = rs.clone();
         for key in &vs.keys {
-            // Its address in that service (port 0 for DR or TUN in a fwmark service).
+            // Its address in that service (DR or TUN: the service's port).
             let addr = key.rs_addr(rs.addr, rs.fwd);
             match (t.up, rs.inhibit, health_changed) {
                 (true, _, false) | (true, true, true) => dp.set_weight(key, addr, rs.effective_weight())?,
@@ -1058,10 +1059,11 @@ mod tests {
     }
 
     /// A group with an `IP PORT` member and a fwmark entry, DR servers: the member's
-    /// service has each server at the port written, the fwmark's at port 0 (keepalived's
-    /// `ipvs_group_cmd`), in the first services and in every health change, the sorry
-    /// server's too; the FIFO lines name the port written. A group of fwmarks only names
-    /// its servers' protocol `none` (keepalived drops it), whatever `protocol` says.
+    /// service has each server at its port (80, the one written), the fwmark's at port 0
+    /// (keepalived's `ipvs_group_cmd`), in the first services and in every health change,
+    /// the sorry server's too; the FIFO lines name the port written. A group of fwmarks
+    /// only names its servers' protocol `none` (keepalived drops it), whatever `protocol`
+    /// says.
     #[test]
     fn a_groups_fwmark_services_get_dr_servers_at_port_0_and_its_members_at_theirs() {
         let conf = CONF.replace(" 192.0.2.2 80\n", " fwmark 5\n").replace("lb_kind FNAT", "lb_kind DR");
@@ -1118,6 +1120,85 @@ mod tests {
         assert_eq!(n.fifo, ["RS [10.0.1.2]:none:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
     }
 
+    /// A group with members of ports 80 and 443, DR servers written with port 80: each
+    /// member's service has them at its own port (keepalived's `ipvs_group_cmd`; rvsd
+    /// refuses a DR server of another port than its service's, and with it every service),
+    /// at start, in every health change and for the sorry server; the checkers connect to
+    /// the port written and the FIFO lines name it, as keepalived's.
+    #[test]
+    fn a_groups_dr_servers_get_each_members_port() {
+        let conf = CONF.replace(" 192.0.2.2 80\n", " 192.0.2.1 443\n").replace("lb_kind FNAT", "lb_kind DR");
+        let l = parse_str(&conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let (mut pool, services, checks) = Pool::from_config(&l.config);
+        let https = ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 443);
+        let sent: Vec<(ServiceKey, Vec<(String, u32)>)> = services.iter().map(|s| (s.key, weights(s))).collect();
+        assert_eq!(
+            sent,
+            [
+                (key("192.0.2.1"), vec![("10.0.1.1:80".into(), 100), ("10.0.1.2:80".into(), 100)]),
+                (https, vec![("10.0.1.1:443".into(), 100), ("10.0.1.2:443".into(), 100)])
+            ]
+        );
+        let targets: Vec<SocketAddr> = checks.iter().map(|(c, _)| tcp_target(&c.checks[0].probe)).collect();
+        assert_eq!(targets, ["10.0.1.1:80".parse().unwrap(), "10.0.1.2:80".parse().unwrap()], "the port written");
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        // 10.0.1.1 (inhibit) down: weight 0 in both; the quorum lost: the sorry server in.
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
+        let calls = dp.calls();
+        assert_eq!(
+            calls[calls.len() - 4..],
+            [
+                Call::SetWeight(key("192.0.2.1"), sa("10.0.1.1:80"), 0),
+                Call::SetWeight(https, sa("10.0.1.1:443"), 0),
+                Call::AddRs(key("192.0.2.1"), sa("10.0.9.9:80"), 1),
+                Call::AddRs(https, sa("10.0.9.9:443"), 1),
+            ]
+        );
+        // 10.0.1.2 down: out of both.
+        pool.apply(&down(1), &dp).unwrap();
+        let calls = dp.calls();
+        assert_eq!(
+            calls[calls.len() - 2..],
+            [Call::DelRs(key("192.0.2.1"), sa("10.0.1.2:80")), Call::DelRs(https, sa("10.0.1.2:443"))]
+        );
+        // Both back: the sorry server out of both, everything as at start.
+        pool.apply(&up(1), &dp).unwrap();
+        pool.apply(&up(0), &dp).unwrap();
+        assert_eq!(pool.services(), services, "as at start");
+        assert_eq!(weights(&dp.service(&https).unwrap()), weights(&services[1]));
+    }
+
+    /// A `virtual_server IP PORT` with a DR server written with another port: rvsd gets
+    /// it at the virtual server's port (keepalived resets it, with a warning), its
+    /// checker connects to the port written, and the FIFO lines say the port reset, as
+    /// keepalived's; a NAT server keeps its port.
+    #[test]
+    fn a_virtual_servers_dr_server_of_another_port_gets_its_port() {
+        let conf = "virtual_server 192.0.2.1 80 {\n lb_kind DR\n protocol TCP\n delay_loop 2\n\
+            real_server 10.0.1.1 8080 {\n TCP_CHECK {\n connect_timeout 1\n }\n }\n\
+            real_server 10.0.1.2 8080 {\n lvs_method NAT\n TCP_CHECK {\n connect_timeout 1\n }\n }\n}\n";
+        let l = parse_str(conf, "t", Options::default());
+        assert!(!l.has_errors(), "{:?}", l.diagnostics);
+        let warned: Vec<String> = l.diagnostics.iter().map(ToString::to_string).collect();
+        assert!(
+            warned.iter().any(|w| w.starts_with("t:5: warning:") && w.contains("real_server 10.0.1.1 8080 is DR")),
+            "{warned:?}"
+        );
+        let (mut pool, services, checks) = Pool::from_config(&l.config);
+        assert_eq!(weights(&services[0]), [("10.0.1.1:80".to_string(), 1), ("10.0.1.2:8080".to_string(), 1)]);
+        let target = tcp_target(&checks[0].0.checks[0].probe);
+        assert_eq!(target, "10.0.1.1:8080".parse().unwrap(), "the checker connects to the port written");
+        let dp = FakeDataplane::new();
+        dp.set_services(&services).unwrap();
+        let n = pool.apply(&down(0), &dp).unwrap();
+        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [192.0.2.1]:tcp:80 DOWN\n"]);
+        assert_eq!(dp.calls().last(), Some(&Call::DelRs(key("192.0.2.1"), "10.0.1.1:80".parse().unwrap())));
+    }
+
     /// keepalived's alpha mode: one virtual server, `alpha`, with a server checked by
     /// TCP_CHECK (weight 100), one also with `inhibit_on_failure` (weight 50), one without
     /// checkers (30) and one checked by a FILE_CHECK only (20; keepalived clears alpha for
@@ -1137,6 +1218,14 @@ mod tests {
     }
 
     /// A service's real servers and weights, by address.
+    /// Where a TCP_CHECK connects.
+    fn tcp_target(p: &crate::check::Probe) -> SocketAddr {
+        match p {
+            crate::check::Probe::Tcp { target, .. } => *target,
+            p => panic!("not a TCP_CHECK: {p:?}"),
+        }
+    }
+
     fn weights(s: &Service) -> Vec<(String, u32)> {
         let mut v: Vec<(String, u32)> = s.real_servers.iter().map(|r| (r.addr.to_string(), r.weight)).collect();
         v.sort();

@@ -7,6 +7,7 @@
 //! | gratuitous ARP / NA       | `SendGarp { addr, dev, count }` (count clamped to 1..=100)     |
 //! | services (at start)       | `ServiceReplace` (the keepalived.conf's services, nothing else)|
 //! | real server down / up     | `RealServerEdit { weight }` (inhibit_on_failure), else `RealServerDel` / `RealServerAdd` |
+//! | real server's mode or thresholds changed (reload) | `RealServerEdit { weight, upper, lower, fwd }`, what changed only |
 //! | SNAT rules (start, reload) | `SnatList`, then `SnatDel` / `SnatAdd` / `SnatWan` for what differs |
 //! | connection-sync roles (`lvs_sync_daemon`) | `SyncDaemon { role, start, syncid }`: stops, then starts |
 //! | global timeouts (`lvs_timeouts`, at start, on reload and on every connection) | `TimeoutsGet`, then `TimeoutsSet { tcp, tcpfin, udp }` |
@@ -130,6 +131,8 @@ enum Op {
     Weight(ServiceKey, SocketAddr, u32),
     AddRs(ServiceKey, RealServer),
     DelRs(ServiceKey, SocketAddr),
+    /// A real server's settings changed (a reload): what differs.
+    EditRs(ServiceKey, SocketAddr, RealServerEdit),
     AddRoute(RouteSpec),
     DelRoute(RouteSpec),
     Snat,
@@ -389,6 +392,30 @@ impl Dataplane for RvsdDataplane {
         })
     }
 
+    /// rvsd is asked for what differs from the server wanted so far, alone: a weight set
+    /// (even the one it had) would bring back a server rvsd's passive check holds out.
+    fn edit_real_server(&self, service: &ServiceKey, rs: RealServer) -> Result<(), DataplaneError> {
+        let mut w = self.shared.lock();
+        let svc = w.services.iter_mut().find(|s| s.key == *service).ok_or(DataplaneError::NoService(*service))?;
+        let r = svc.real_servers.iter_mut().find(|r| r.addr == rs.addr).ok_or_else(|| no_rs(service, rs.addr))?;
+        let differs = |a: u32, b: u32| (a != b).then_some(b);
+        let change = RealServerEdit {
+            weight: differs(r.weight, rs.weight),
+            upper: differs(r.upper, rs.upper),
+            lower: differs(r.lower, rs.lower),
+            fwd: (r.fwd != rs.fwd).then_some(rs.fwd),
+        };
+        if change == RealServerEdit::default() {
+            return Ok(());
+        }
+        *r = rs.clone();
+        w.ops.push_back(Op::EditRs(*service, rs.addr, change));
+        w.status.pending = w.ops.len();
+        drop(w);
+        self.shared.cv.notify_all();
+        Ok(())
+    }
+
     fn set_snat(&self, rules: &[ctl::SnatSpec]) -> Result<(), DataplaneError> {
         tracing::info!(count = rules.len(), "SNAT rules");
         self.push(Op::Snat, |w| {
@@ -423,6 +450,20 @@ impl Dataplane for RvsdDataplane {
         self.shared.reports.set(listener);
         true
     }
+}
+
+/// An edit of a real server for messages: `lvs_method DR uthreshold 10`.
+fn edit_words(c: &RealServerEdit) -> String {
+    let mut out = Vec::new();
+    if let Some(f) = c.fwd {
+        out.push(format!("lvs_method {}", f.lb_kind()));
+    }
+    for (word, v) in [("weight", c.weight), ("uthreshold", c.upper), ("lthreshold", c.lower)] {
+        if let Some(v) = v {
+            out.push(format!("{word} {v}"));
+        }
+    }
+    out.join(" ")
 }
 
 fn no_rs(key: &ServiceKey, rs: SocketAddr) -> DataplaneError {
@@ -985,6 +1026,13 @@ impl Worker {
                 let what = format!("remove route {}", route.prefix);
                 let req = Request::RouteDel { prefix: route.prefix, metric: Some(route.metric) };
                 self.call(&what, req, &[ErrorCode::NotFound])?;
+            }
+            Op::EditRs(key, rs, change) => {
+                let absent = self.absent_ok(&key);
+                let key = core_key(&key);
+                let what = format!("service {key}: real server {rs}: {}", edit_words(&change));
+                let req = Request::RealServerEdit { key, addr: rs.ip(), port: rs.port(), change };
+                self.call(&what, req, absent)?;
             }
             Op::DelRs(key, rs) => {
                 let key = core_key(&key);

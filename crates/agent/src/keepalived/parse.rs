@@ -26,7 +26,7 @@ use crate::dataplane::{LvsTimeouts, Proto, ServiceKey};
 use crate::vrrp::packet::{ChecksumMode, Version};
 use fnat::types::Proto as SnatProto;
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Keywords accepted anywhere and ignored, with the reason documented here:
@@ -491,13 +491,21 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
             p.protocol_checks(v, lines);
         }
         if g.is_some_and(|g| !g.fwmarks.is_empty()) {
-            p.fwmark_vs(v, lines, fwmark_only);
+            p.fwmark_vs(v, lines, fwmark_only, false);
         }
     }
-    // Each server against each service it goes into: rvsd refuses one of the other family.
+    // Each server against each service it goes into: rvsd refuses one of the other family;
+    // a group's DR and TUN servers get each service's port (warned about where it is
+    // another), and two of them that are then one are refused.
     for (v, lines) in cfg.virtual_servers.iter().zip(&vs_lines) {
-        if !matches!(v.target, VsTarget::Fwmark { .. }) {
-            p.key_families(v, lines, &crate::check::pool::vs_keys(&cfg, v));
+        if matches!(v.target, VsTarget::Fwmark { .. }) {
+            continue;
+        }
+        let keys = crate::check::pool::vs_keys(&cfg, v);
+        p.key_families(v, lines, &keys);
+        if matches!(v.target, VsTarget::Group(_)) {
+            p.group_ports(v, lines, &keys);
+            p.one_in_services(v, lines, &keys);
         }
     }
     // SSL_GET checkers present the global SSL block's certificate, wherever it is.
@@ -2497,7 +2505,19 @@ impl P<'_> {
         v.ipv6 = self.vs_family(&v, &lines, family);
         if let VsTarget::Fwmark { v6, .. } = &mut v.target {
             *v6 = v.ipv6 == Some(true);
-            self.fwmark_vs(&mut v, &lines, true);
+        }
+        // Servers that are one in the service (DR and TUN get its port), before ports are
+        // reset: when some are, ports stay as written (the file is refused anyway). A
+        // group's once the file is read.
+        let apart = match &v.target {
+            VsTarget::Addr(a) => self.one_in_services(&v, &lines, &[ServiceKey::new(v.protocol, a.ip(), a.port())]),
+            VsTarget::Fwmark { mark, v6 } => self.one_in_services(&v, &lines, &[ServiceKey::of_fwmark(*mark, *v6)]),
+            VsTarget::Group(_) => true,
+        };
+        match v.target {
+            VsTarget::Fwmark { .. } => self.fwmark_vs(&mut v, &lines, true, apart),
+            VsTarget::Addr(a) => self.vs_ports(&mut v, &lines, a.port(), apart),
+            VsTarget::Group(_) => {}
         }
         Some((v, lines))
     }
@@ -2632,21 +2652,22 @@ impl P<'_> {
     ///   protocol is then TCP, the service key's, whatever was written, so that editing it
     ///   changes nothing (the virtual server stays the same one across reloads);
     /// * a DR or TUN real server's (and the sorry server's) port is not sent to a fwmark
-    ///   service, with a warning: rvsd gets port 0 (each flow keeps its destination port,
+    ///   service: rvsd gets port 0 (each flow keeps its destination port,
     ///   [`ServiceKey::rs_addr`]), while its checkers keep connecting to the port written.
-    ///   On a `virtual_server fwmark` the port is cleared (keepalived clears it, after
-    ///   copying the address into the checker: its FIFO lines say port 0); on a group it
-    ///   is kept (keepalived's `ipvs_group_cmd` clears it only for the fwmark entries: the
-    ///   `IP PORT` members get it, and adding or removing a fwmark entry changes nothing
-    ///   of the real servers). Two servers that are one in the fwmark services (ports
-    ///   apart) are an error: rvsd would refuse them. A NAT or FullNAT real server keeps
+    ///   On a `virtual_server fwmark` the port is cleared, with a warning (keepalived
+    ///   clears it, after copying the address into the checker: its FIFO lines say port
+    ///   0), unless `clear` is false (servers that are then one: an error already,
+    ///   [`one_in_services`](Self::one_in_services)); on a group it is kept, each service
+    ///   getting the server at its own port, as keepalived's `ipvs_group_cmd` sends it
+    ///   (warned about by [`group_ports`](Self::group_ports); adding or removing a fwmark
+    ///   entry changes nothing of the real servers). A NAT or FullNAT real server keeps
     ///   its port (0: the flow's destination port; another: every flow goes there);
     /// * a real server with port 0 has no port to check: a TCP_CHECK, HTTP_GET,
     ///   SSL_GET, UDP_CHECK, SMTP_CHECK or DNS_CHECK without `connect_port` is an error
     ///   (keepalived would connect to port 0, failing for ever);
     /// * `ops` and `proxy_protocol`, each for one protocol, are errors: rvsd refuses them
     ///   on a fwmark service.
-    fn fwmark_vs(&mut self, v: &mut VirtualServer, lines: &VsLines, fwmark_only: bool) {
+    fn fwmark_vs(&mut self, v: &mut VirtualServer, lines: &VsLines, fwmark_only: bool, clear: bool) {
         let what = v.target.describe();
         if let Some(loc) = lines.protocol.as_ref().filter(|_| fwmark_only && v.protocol == Proto::Udp) {
             self.ignore_at(
@@ -2672,12 +2693,8 @@ impl P<'_> {
             v.protocol = Proto::Tcp;
         }
         // A `virtual_server fwmark`'s servers lose the port (keepalived's); a group's keep
-        // it, its fwmark services getting port 0 ([`ServiceKey::rs_addr`]).
-        let clear = matches!(v.target, VsTarget::Fwmark { .. });
-        let kept = match fwmark_only {
-            true => "its checkers still connect to port",
-            false => "its checkers and the group's IP PORT services keep port",
-        };
+        // it, each of its services getting its own port ([`ServiceKey::rs_addr`]).
+        let fwmark_vs = matches!(v.target, VsTarget::Fwmark { .. });
         for (on, loc, key) in
             [(v.ops, &lines.ops, "ops"), (v.proxy_protocol.is_some(), &lines.proxy_protocol, "proxy_protocol")]
         {
@@ -2691,7 +2708,7 @@ impl P<'_> {
         }
         for r in &mut v.real_servers {
             let port = r.addr.port();
-            if r.lb_kind.keeps_packet() && port != 0 && clear {
+            if r.lb_kind.keeps_packet() && port != 0 && fwmark_vs {
                 let msg = format!(
                     "{what}: real_server {} {port} is {}: its port is cleared (rvsd sends each flow to its own \
                      destination port, as keepalived clears it); its checkers still connect to port {port}",
@@ -2699,18 +2716,12 @@ impl P<'_> {
                     kind_name(r.lb_kind)
                 );
                 self.warn(&r.loc, msg);
-                for c in &mut r.checks {
-                    c.common.connect_port.get_or_insert(port);
+                if clear {
+                    for c in &mut r.checks {
+                        c.common.connect_port.get_or_insert(port);
+                    }
+                    r.addr.set_port(0);
                 }
-                r.addr.set_port(0);
-            } else if r.lb_kind.keeps_packet() && port != 0 {
-                let msg = format!(
-                    "{what}: real_server {} {port} is {}: its fwmark services get it with port 0 (rvsd sends each \
-                     flow to its own destination port; keepalived ignores the port there too); {kept} {port}",
-                    r.addr.ip(),
-                    kind_name(r.lb_kind)
-                );
-                self.warn(&r.loc, msg);
             }
             if r.addr.port() != 0 {
                 continue;
@@ -2732,62 +2743,160 @@ impl P<'_> {
                 self.err(&c.loc, msg);
             }
         }
-        if let Some(s) = v.sorry_server.as_mut().filter(|s| v.lb_kind.keeps_packet() && s.port() != 0) {
+        if let Some(s) = v.sorry_server.as_mut().filter(|s| fwmark_vs && v.lb_kind.keeps_packet() && s.port() != 0) {
             let (ip, port, kind) = (s.ip(), s.port(), kind_name(v.lb_kind));
-            let msg = match clear {
-                true => {
-                    s.set_port(0);
-                    format!(
-                        "{what}: sorry_server {ip} {port} is reached by {kind}: its port is cleared (as keepalived \
-                         clears it)"
-                    )
-                }
-                false => format!(
-                    "{what}: sorry_server {ip} {port} is reached by {kind}: its fwmark services get it with port 0 \
-                     (keepalived ignores the port there too)"
-                ),
-            };
+            if clear {
+                s.set_port(0);
+            }
+            let msg = format!(
+                "{what}: sorry_server {ip} {port} is reached by {kind}: its port is cleared (as keepalived clears it)"
+            );
             self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
-        }
-        if !clear {
-            self.one_in_fwmark_services(v, lines);
         }
     }
 
-    /// A group's servers that are one server in its fwmark services (DR or TUN: port 0,
-    /// [`ServiceKey::rs_addr`]) though written apart: rvsd would refuse the second (and
-    /// with it the whole set), so each is an error naming both lines. A sorry server
-    /// that is one of the real servers as written is keepalived's `s_svr_duplicates_rs`.
-    fn one_in_fwmark_services(&mut self, v: &VirtualServer, lines: &VsLines) {
+    /// A `virtual_server IP PORT`'s DR and TUN real servers and sorry server written with
+    /// another port (not 0) than `vport`: reset to `vport`, with a warning at its line, as
+    /// keepalived's `validate_check_config` does ("ports don't match - resetting"): DR and
+    /// TUN send each packet on unchanged, to the service's port (rvsd refuses another).
+    /// Their checkers keep connecting to the port written (keepalived copies the address
+    /// into the checker before), and the FIFO lines, mails and status say the port reset,
+    /// as keepalived's. Unless `reset` is false: servers that are then one, an error
+    /// already ([`one_in_services`](Self::one_in_services)).
+    fn vs_ports(&mut self, v: &mut VirtualServer, lines: &VsLines, vport: u16, reset: bool) {
         let what = v.target.describe();
-        let key = ServiceKey::of_fwmark(1, false);
-        let mut seen: HashMap<SocketAddr, (SocketAddr, Loc)> = HashMap::new();
-        let sorry = v.sorry_server.map(|s| (s, v.lb_kind, lines.sorry_server.clone().unwrap_or(v.loc.clone()), true));
-        let servers = v.real_servers.iter().map(|r| (r.addr, r.lb_kind, r.loc.clone(), false)).chain(sorry);
-        for (addr, kind, loc, is_sorry) in servers {
-            let sent = key.rs_addr(addr, kind);
-            match seen.get(&sent) {
-                // Written alike: "defined twice" (validate), or the sorry server being a
-                // real server.
-                Some((first, _)) if *first == addr => {}
-                Some((first, at)) => {
-                    let name = if is_sorry { "sorry_server" } else { "real_server" };
-                    let msg = format!(
-                        "{what}: {name} {} {} and real_server {} {} ({at}) are one server {} in its fwmark \
-                         services (DR and TUN servers get port 0 there): rvsd would refuse it",
-                        addr.ip(),
-                        addr.port(),
-                        first.ip(),
-                        first.port(),
-                        sent
-                    );
-                    self.err(&loc, msg);
+        for r in v.real_servers.iter_mut().filter(|r| r.lb_kind.keeps_packet()) {
+            let port = r.addr.port();
+            if port == 0 || port == vport {
+                continue;
+            }
+            let msg = format!(
+                "{what}: real_server {} {port} is {}: its port is reset to {vport}, the virtual server's (DR and TUN \
+                 do not change the destination port; keepalived resets it too: ports don't match); its checkers \
+                 still connect to port {port}",
+                r.addr.ip(),
+                kind_name(r.lb_kind)
+            );
+            self.warn(&r.loc, msg);
+            if reset {
+                for c in &mut r.checks {
+                    c.common.connect_port.get_or_insert(port);
                 }
-                None => {
-                    seen.insert(sent, (addr, loc));
+                r.addr.set_port(vport);
+            }
+        }
+        let kind = kind_name(v.lb_kind);
+        if let Some(s) = v.sorry_server.as_mut().filter(|s| v.lb_kind.keeps_packet() && ![0, vport].contains(&s.port()))
+        {
+            let msg = format!(
+                "{what}: sorry_server {} {} is reached by {kind}: its port is reset to {vport}, the virtual server's \
+                 (as keepalived resets it: ports don't match)",
+                s.ip(),
+                s.port()
+            );
+            if reset {
+                s.set_port(vport);
+            }
+            self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
+    }
+
+    /// A group's DR and TUN real servers and sorry server written with a port (not 0)
+    /// that some of its services do not have: each service gets the server at its own
+    /// port ([`ServiceKey::rs_addr`]: a member's, 0 in a fwmark entry's), as keepalived's
+    /// `ipvs_group_cmd` sends it, which warns of it too ("ports don't match", "port will
+    /// be ignored"); a warning at the server's line. The server keeps the port written:
+    /// its checkers connect to it, and the FIFO lines, mails and status name it, as
+    /// keepalived's.
+    fn group_ports(&mut self, v: &VirtualServer, lines: &VsLines, keys: &[ServiceKey]) {
+        let what = v.target.describe();
+        // Where a server written with `port` goes at another: the members' ports, and
+        // whether the group has fwmarks.
+        let elsewhere = |port: u16| {
+            let members: BTreeSet<u16> =
+                keys.iter().filter(|k| !k.is_fwmark() && k.vport != port).map(|k| k.vport).collect();
+            let mut parts = Vec::new();
+            match members.iter().collect::<Vec<_>>().as_slice() {
+                [] => {}
+                [p] => parts.push(format!("the group's members of port {p} get it at port {p}")),
+                ps => {
+                    let ps: Vec<String> = ps.iter().map(ToString::to_string).collect();
+                    parts.push(format!("the group's members of ports {} get it at their own", ps.join(", ")))
+                }
+            }
+            if keys.iter().any(ServiceKey::is_fwmark) {
+                parts.push("the group's fwmark entries get it at port 0, each flow's own".to_string());
+            }
+            (!parts.is_empty()).then(|| parts.join(" and "))
+        };
+        for r in v.real_servers.iter().filter(|r| r.lb_kind.keeps_packet() && r.addr.port() != 0) {
+            let port = r.addr.port();
+            let Some(where_) = elsewhere(port) else { continue };
+            let msg = format!(
+                "{what}: real_server {} {port} is {}: {where_} (DR and TUN do not change the destination port; \
+                 keepalived sends it so too, warning of it); its checkers still connect to port {port}",
+                r.addr.ip(),
+                kind_name(r.lb_kind)
+            );
+            self.warn(&r.loc, msg);
+        }
+        if let Some(s) = v.sorry_server.filter(|s| v.lb_kind.keeps_packet() && s.port() != 0) {
+            if let Some(where_) = elsewhere(s.port()) {
+                let msg = format!(
+                    "{what}: sorry_server {} {} is reached by {}: {where_} (as keepalived, which ignores the port \
+                     written)",
+                    s.ip(),
+                    s.port(),
+                    kind_name(v.lb_kind)
+                );
+                self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+            }
+        }
+    }
+
+    /// A virtual server's servers that are one server in one of its services (`keys`,
+    /// [`ServiceKey::rs_addr`]: DR and TUN ones get the service's port) though written
+    /// apart, e.g. DR servers `10.0.0.5 80` and `10.0.0.5 443`: rvsd would refuse the
+    /// second (and with it the whole set), so each is an error naming both lines, once.
+    /// A sorry server that is one of the real servers as written is keepalived's
+    /// `s_svr_duplicates_rs`; real servers written alike are "defined twice" (validate).
+    /// Returns whether there was none.
+    fn one_in_services(&mut self, v: &VirtualServer, lines: &VsLines, keys: &[ServiceKey]) -> bool {
+        let what = v.target.describe();
+        let sorry = v.sorry_server.map(|s| (s, v.lb_kind, lines.sorry_server.clone().unwrap_or(v.loc.clone()), true));
+        let servers: Vec<(SocketAddr, LbKind, Loc, bool)> =
+            v.real_servers.iter().map(|r| (r.addr, r.lb_kind, r.loc.clone(), false)).chain(sorry).collect();
+        let mut reported = HashSet::new();
+        for key in keys {
+            let mut seen: HashMap<SocketAddr, (SocketAddr, &Loc)> = HashMap::new();
+            for (i, (addr, kind, loc, is_sorry)) in servers.iter().enumerate() {
+                let sent = key.rs_addr(*addr, *kind);
+                match seen.get(&sent) {
+                    // Written alike: "defined twice" (validate), or the sorry server being
+                    // a real server.
+                    Some((first, _)) if first == addr => {}
+                    Some((first, at)) => {
+                        if !reported.insert(i) {
+                            continue;
+                        }
+                        let name = if *is_sorry { "sorry_server" } else { "real_server" };
+                        let msg = format!(
+                            "{what}: {name} {} {} and real_server {} {} ({at}) are one server {sent} in service \
+                             {key} (DR and TUN servers get the service's port): rvsd would refuse it",
+                            addr.ip(),
+                            addr.port(),
+                            first.ip(),
+                            first.port(),
+                        );
+                        self.err(loc, msg);
+                    }
+                    None => {
+                        seen.insert(sent, (*addr, loc));
+                    }
                 }
             }
         }
+        reported.is_empty()
     }
 
     /// The value of `lb_kind` / `lvs_method` (an error names what rvs does not do).

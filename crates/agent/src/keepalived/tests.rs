@@ -659,9 +659,9 @@ fn virtual_server_group_fwmark_entries() {
     );
     assert_eq!(
         messages(&l),
-        ["t.conf:4: warning: virtual_server group g: real_server 10.0.1.1 80 is DR: its fwmark services get it with \
-          port 0 (rvsd sends each flow to its own destination port; keepalived ignores the port there too); its \
-          checkers and the group's IP PORT services keep port 80"]
+        ["t.conf:4: warning: virtual_server group g: real_server 10.0.1.1 80 is DR: the group's fwmark entries get \
+          it at port 0, each flow's own (DR and TUN do not change the destination port; keepalived sends it so too, \
+          warning of it); its checkers still connect to port 80"]
     );
     let g = &l.config.virtual_server_groups[0];
     assert_eq!(g.fwmarks, [GroupFwmark { mark: 5, v6: None }, GroupFwmark { mark: 6, v6: Some(false) }]);
@@ -675,8 +675,8 @@ fn virtual_server_group_fwmark_entries() {
             ServiceKey::of_fwmark(6, false)
         ]
     );
-    // The port written stays (keepalived's `ipvs_group_cmd` clears it for the fwmark
-    // entries only): the VIP:port member gets 10.0.1.1:80, each fwmark service :0.
+    // The port written stays (keepalived's `ipvs_group_cmd` gives each entry's port to
+    // the service it makes): the VIP:port member gets 10.0.1.1:80, each fwmark service :0.
     assert_eq!(v.real_servers[0].addr, "10.0.1.1:80".parse().unwrap());
     assert_eq!(v.real_servers[0].checks[0].common.connect_port, None, "the checker connects to port 80");
     let (_, services, _) = crate::check::pool::Pool::from_config(&l.config);
@@ -797,6 +797,121 @@ fn group_servers_must_fit_each_service_family() {
     assert_eq!(l.errors().count(), 0, "{:?}", messages(&l));
     let keys = crate::check::pool::vs_keys(&l.config, &l.config.virtual_servers[1]);
     assert_eq!(keys[1], ServiceKey::of_fwmark(9, true));
+}
+
+/// A group's DR and TUN servers get each service's port, as keepalived's `ipvs_group_cmd`
+/// sends them (rvsd refuses a DR server of another port, and with it the whole set): a
+/// server written `10.0.0.5 80` in a group of `192.0.2.1 80` and `192.0.2.1 443` is
+/// 10.0.0.5:80 in the first service, 10.0.0.5:443 in the second, with a warning at its
+/// line (keepalived's "ports don't match"), the sorry server too; the server keeps the
+/// port written (its checkers connect to it). A NAT server keeps its port everywhere.
+#[test]
+fn a_groups_dr_servers_get_each_members_port() {
+    use crate::dataplane::ServiceKey;
+    let l = strict(
+        "virtual_server_group g {\n 192.0.2.1 80\n 192.0.2.1 443\n}\n\
+         virtual_server group g {\n lb_kind DR\n protocol TCP\n sorry_server 10.0.9.9 8080\n\
+         real_server 10.0.0.5 80 {\n  TCP_CHECK {\n  }\n }\n\
+         real_server 10.0.0.6 0 {\n  TCP_CHECK {\n   connect_port 22\n  }\n }\n\
+         real_server 10.0.0.7 8080 {\n  lvs_method NAT\n }\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:9: warning: virtual_server group g: real_server 10.0.0.5 80 is DR: the group's members of port \
+             443 get it at port 443 (DR and TUN do not change the destination port; keepalived sends it so too, \
+             warning of it); its checkers still connect to port 80",
+            "t.conf:8: warning: virtual_server group g: sorry_server 10.0.9.9 8080 is reached by DR: the group's \
+             members of ports 80, 443 get it at their own (as keepalived, which ignores the port written)",
+        ]
+    );
+    let v = &l.config.virtual_servers[0];
+    assert_eq!(v.real_servers[0].addr, "10.0.0.5:80".parse().unwrap(), "the port written stays");
+    assert_eq!(v.real_servers[0].checks[0].common.connect_port, None, "its checker connects to port 80");
+    let (_, services, _) = crate::check::pool::Pool::from_config(&l.config);
+    let sent: Vec<(String, Vec<String>)> = services
+        .iter()
+        .map(|s| (s.key.to_string(), s.real_servers.iter().map(|r| r.addr.to_string()).collect()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("tcp 192.0.2.1:80".into(), vec!["10.0.0.5:80".into(), "10.0.0.6:80".into(), "10.0.0.7:8080".into()]),
+            ("tcp 192.0.2.1:443".into(), vec!["10.0.0.5:443".into(), "10.0.0.6:443".into(), "10.0.0.7:8080".into()])
+        ]
+    );
+    let https = ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 443);
+    let sorry = v.sorry_server.map(|s| https.rs_addr(s, v.lb_kind));
+    assert_eq!(sorry, Some("10.0.9.9:443".parse().unwrap()), "the sorry server too");
+    // Two DR servers that are then one (10.0.0.5:443 in the 443 member's service), and a
+    // sorry server that is one of them: refused, naming both lines, once each.
+    let errors = |text: &str| strict(text).errors().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(
+        errors(
+            "virtual_server_group g {\n 192.0.2.1 80\n 192.0.2.1 443\n}\n\
+             virtual_server group g {\n lb_kind DR\n protocol TCP\n\
+             real_server 10.0.0.5 80 {\n }\n real_server 10.0.0.5 443 {\n }\n sorry_server 10.0.0.5 8080\n}\n"
+        ),
+        [
+            "t.conf:10: error: virtual_server group g: real_server 10.0.0.5 443 and real_server 10.0.0.5 80 \
+             (t.conf:8) are one server 10.0.0.5:80 in service tcp 192.0.2.1:80 (DR and TUN servers get the \
+             service's port): rvsd would refuse it",
+            "t.conf:12: error: virtual_server group g: sorry_server 10.0.0.5 8080 and real_server 10.0.0.5 80 \
+             (t.conf:8) are one server 10.0.0.5:80 in service tcp 192.0.2.1:80 (DR and TUN servers get the \
+             service's port): rvsd would refuse it",
+        ]
+    );
+}
+
+/// A `virtual_server IP PORT`'s DR and TUN servers written with another port: reset to
+/// the virtual server's port with a warning at their line, as keepalived's
+/// `validate_check_config` ("ports don't match - resetting"), the sorry server's too;
+/// their checkers keep connecting to the port written (keepalived copies the address
+/// into the checker first). Two servers that would then be one are refused, their ports
+/// left as written (no "defined twice" besides).
+#[test]
+fn a_virtual_servers_dr_servers_get_its_port() {
+    let l = strict(
+        "virtual_server 192.0.2.1 80 {\n lb_kind TUN\n protocol TCP\n sorry_server 10.0.9.9 8080\n\
+         real_server 10.0.0.5 8080 {\n  lvs_method DR\n  TCP_CHECK {\n  }\n }\n\
+         real_server 10.0.0.6 8080 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   connect_port 81\n  }\n }\n\
+         real_server 10.0.0.7 8080 {\n  lvs_method NAT\n }\n real_server 10.0.0.8 80 {\n }\n}\n",
+    );
+    assert_eq!(
+        messages(&l),
+        [
+            "t.conf:5: warning: virtual_server 192.0.2.1:80: real_server 10.0.0.5 8080 is DR: its port is reset to \
+             80, the virtual server's (DR and TUN do not change the destination port; keepalived resets it too: \
+             ports don't match); its checkers still connect to port 8080",
+            "t.conf:10: warning: virtual_server 192.0.2.1:80: real_server 10.0.0.6 8080 is TUN: its port is reset to \
+             80, the virtual server's (DR and TUN do not change the destination port; keepalived resets it too: \
+             ports don't match); its checkers still connect to port 8080",
+            "t.conf:4: warning: virtual_server 192.0.2.1:80: sorry_server 10.0.9.9 8080 is reached by TUN: its port \
+             is reset to 80, the virtual server's (as keepalived resets it: ports don't match)",
+            "t.conf:1: warning: virtual_server 192.0.2.1:80: no laddr_group_name: FullNAT and TUN need local \
+             addresses (rvsd's defaults are used)",
+        ]
+    );
+    let v = &l.config.virtual_servers[0];
+    let addrs: Vec<String> = v.real_servers.iter().map(|r| r.addr.to_string()).collect();
+    assert_eq!(addrs, ["10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:8080", "10.0.0.8:80"]);
+    let ports: Vec<Option<u16>> = v.real_servers.iter().map(|r| r.checks.first()?.common.connect_port).collect();
+    assert_eq!(ports, [Some(8080), Some(81), None, None], "the checkers connect to the port written");
+    assert_eq!(v.sorry_server, Some("10.0.9.9:80".parse().unwrap()));
+    let (_, services, _) = crate::check::pool::Pool::from_config(&l.config);
+    let sent: Vec<String> = services[0].real_servers.iter().map(|r| r.addr.to_string()).collect();
+    assert_eq!(sent, ["10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:8080", "10.0.0.8:80"]);
+    let l = strict(
+        "virtual_server 192.0.2.1 80 {\n lb_kind DR\n protocol TCP\n\
+         real_server 10.0.0.5 80 {\n }\n real_server 10.0.0.5 8080 {\n }\n}\n",
+    );
+    assert_eq!(
+        l.errors().map(ToString::to_string).collect::<Vec<_>>(),
+        ["t.conf:6: error: virtual_server 192.0.2.1:80: real_server 10.0.0.5 8080 and real_server 10.0.0.5 80 \
+          (t.conf:4) are one server 10.0.0.5:80 in service tcp 192.0.2.1:80 (DR and TUN servers get the service's \
+          port): rvsd would refuse it"]
+    );
+    assert_eq!(l.config.virtual_servers[0].real_servers[1].addr, "10.0.0.5:8080".parse().unwrap());
 }
 
 /// A group of fwmarks only has no protocol, as keepalived's (`validate_check_config`):

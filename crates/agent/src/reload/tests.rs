@@ -701,3 +701,53 @@ fn the_protocol_of_a_group_of_fwmarks_only_is_no_change() {
     let d = diff(&cfg(group), &cfg(&group.replace("protocol TCP", "protocol UDP")));
     assert!(d.is_empty(), "{:?}", d.lines());
 }
+
+/// A reload that changes a kept real server's forwarding method (its own `lvs_method`,
+/// or its virtual server's `lb_kind`) or thresholds, not its weight: an edit of that
+/// server ([`RsChange::Edit`]) applied in place with the live weight (a server held at
+/// weight 0 by `inhibit_on_failure` stays there), reaching the dataplane; its checker
+/// runs on (no restart, health kept), nothing else changes.
+#[test]
+fn a_real_servers_mode_or_thresholds_change_reaches_the_dataplane() {
+    use fnat::types::FwdMode;
+    let k = key("192.0.2.1", 80);
+    let old = cfg(BASE);
+    let (mut pool, _, _) = Pool::from_config(&old);
+    let dp = FakeDataplane::new();
+    dp.set_services(&pool.services()).unwrap();
+    // 10.0.0.1 (inhibit_on_failure) down: weight 0.
+    let down = Transition { id: 0, up: false, reason: "test".into(), weight_delta: 0, alert: None };
+    pool.apply(&down, &dp).unwrap();
+    let new = BASE
+        .replace("  weight 10\n", "  weight 10\n  uthreshold 100\n  lthreshold 50\n")
+        .replace("  weight 20\n", "  weight 20\n  lvs_method NAT\n");
+    let (d, next, checkers) = plan(&old, &pool, &cfg(&new));
+    assert!(d.services.services.is_empty(), "{:?}", d.lines());
+    assert!(checkers.stop.is_empty() && checkers.start.is_empty(), "{:?}", checkers.changes);
+    assert!(!next.rs(0).unwrap().up, "10.0.0.1 stays down");
+    let rs1 = RealServer { fwd: FwdMode::FullNat, ..RealServer::new(sa("10.0.0.1:80"), 0) };
+    let rs2 = RealServer { fwd: FwdMode::FullNat, ..RealServer::new(sa("10.0.0.2:80"), 20) };
+    let rs1_new = RealServer { upper: 100, lower: 50, ..rs1.clone() };
+    let rs2_new = RealServer { fwd: FwdMode::Nat, ..rs2.clone() };
+    assert_eq!(
+        d.services.real_servers,
+        [RsChange::Edit(k, rs1, rs1_new.clone()), RsChange::Edit(k, rs2, rs2_new.clone())]
+    );
+    assert_eq!(
+        d.lines(),
+        [
+            "virtual server tcp 192.0.2.1:80: real server 10.0.0.1:80 uthreshold 0 -> 100, lthreshold 0 -> 50",
+            "virtual server tcp 192.0.2.1:80: real server 10.0.0.2:80 lvs_method FNAT -> NAT",
+        ]
+    );
+    let before = dp.calls().len();
+    d.apply_services(&dp);
+    assert_eq!(dp.calls()[before..], [Call::EditRs(k, rs1_new), Call::EditRs(k, rs2_new)]);
+    assert_eq!(dp.service(&k).unwrap(), d.new_services[0], "the dataplane holds the new services");
+    // The virtual server's lb_kind: each of its servers edited.
+    let dr = BASE.replace(" lb_kind FNAT\n lb_algo rr\n", " lb_kind DR\n lb_algo rr\n");
+    let d = diff(&cfg(BASE), &cfg(&dr));
+    let k = key("192.0.2.2", 443);
+    let rs3 = RealServer::new(sa("10.0.0.3:443"), 1);
+    assert_eq!(d.services.real_servers, [RsChange::Edit(k, rs3.clone(), RealServer { fwd: FwdMode::Dr, ..rs3 })]);
+}

@@ -26,6 +26,9 @@ struct FakeState {
     snat_log: Vec<Request>,
     /// The address changes asked for (`AddrAdd`, `AddrDel`), in order.
     addr_log: Vec<Request>,
+    /// The real server changes asked for (`RealServerAdd`, `RealServerEdit`,
+    /// `RealServerDel`), in order.
+    rs_log: Vec<Request>,
     /// rvsd.toml's `[sync]`, if any.
     sync_conf: Option<SyncConf>,
     /// The sync roles running: (master, backup).
@@ -220,6 +223,10 @@ impl FakeState {
         if matches!(req, Request::AddrAdd { .. } | Request::AddrDel { .. }) {
             self.addr_log.push(req.clone());
         }
+        if matches!(req, Request::RealServerAdd { .. } | Request::RealServerEdit { .. } | Request::RealServerDel { .. })
+        {
+            self.rs_log.push(req.clone());
+        }
         if matches!(req, Request::SyncDaemon { .. }) {
             return self.handle_sync(req);
         }
@@ -314,6 +321,9 @@ impl FakeState {
                 match self.services[i].service.real_servers.iter_mut().find(|r| r.addr == addr && r.port == port) {
                     Some(r) => {
                         r.weight = change.weight.unwrap_or(r.weight);
+                        r.upper = change.upper.unwrap_or(r.upper);
+                        r.lower = change.lower.unwrap_or(r.lower);
+                        r.fwd = change.fwd.unwrap_or(r.fwd);
                         Ok(())
                     }
                     None => return refuse(ErrorCode::NotFound, "no real server".into()),
@@ -673,6 +683,49 @@ fn a_service_dropped_on_reload_is_unloaded_and_another_tool_s_stays() {
     let mut now = keys();
     now.sort();
     assert_eq!(now, vec![fnat::service::ServiceKey::of_fwmark(7, false), theirs.key()]);
+}
+
+/// A reload's edit of a real server (forwarding method, thresholds, weight) reaches rvsd
+/// as one `RealServerEdit` of each, the server staying in place (no removal, so its
+/// connections stay), and is part of the wanted state: a restarted rvsd gets it back.
+#[test]
+fn a_real_server_edit_reaches_rvsd_and_is_restored_after_a_restart() {
+    use fnat::types::FwdMode;
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[service()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let edited = RealServer { weight: 5, upper: 100, lower: 50, fwd: FwdMode::Nat, ..RealServer::new(rs(2), 2) };
+    dp.edit_real_server(&key(), edited.clone()).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let servers = || -> Vec<(u16, u32, u32, u32, FwdMode)> {
+        fake.with(|s| {
+            s.services[0].service.real_servers.iter().map(|r| (r.port, r.weight, r.upper, r.lower, r.fwd)).collect()
+        })
+    };
+    let want: Vec<(u16, u32, u32, u32, FwdMode)> =
+        vec![(8080, 3, 0, 0, FwdMode::FullNat), (8080, 5, 100, 50, FwdMode::Nat)];
+    assert_eq!(servers(), want);
+    let change = RealServerEdit { weight: Some(5), upper: Some(100), lower: Some(50), fwd: Some(FwdMode::Nat) };
+    let edit = Request::RealServerEdit { key: core_key(&key()), addr: rs(2).ip(), port: 8080, change };
+    assert_eq!(fake.with(|s| s.rs_log.clone()), [edit], "one edit, the server kept in place");
+    // Only what differs is asked for (a weight set would bring back a server rvsd's
+    // passive check holds out); an unknown server is refused at once, nothing queued.
+    let thresholds = RealServer { upper: 200, lower: 0, ..edited };
+    dp.edit_real_server(&key(), thresholds.clone()).unwrap();
+    dp.edit_real_server(&key(), thresholds).unwrap();
+    assert!(dp.edit_real_server(&key(), RealServer::new(rs(9), 1)).is_err());
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let change = RealServerEdit { upper: Some(200), lower: Some(0), ..Default::default() };
+    let edit = Request::RealServerEdit { key: core_key(&key()), addr: rs(2).ip(), port: 8080, change };
+    assert_eq!(fake.with(|s| s.rs_log[1..].to_vec()), [edit], "once: the second asks for nothing");
+    let want: Vec<(u16, u32, u32, u32, FwdMode)> =
+        vec![(8080, 3, 0, 0, FwdMode::FullNat), (8080, 5, 200, 0, FwdMode::Nat)];
+    assert_eq!(servers(), want);
+    fake.restart();
+    wait_until("the services to be restored", T, || fake.weights().is_some());
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(servers(), want);
 }
 
 #[test]
