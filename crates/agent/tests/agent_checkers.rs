@@ -110,8 +110,10 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// A virtual server with one real server (weight 7, inhibit_on_failure) checked by
 /// `checker`, checked every 0.2 s.
 fn conf(proto: &str, rs: &str, checker: &str) -> String {
+    // A VIP of the real server's family (rvsd refuses an IPv6 server behind an IPv4 VIP).
+    let vip = if rs.contains(':') { "2001:db8::1" } else { "192.0.2.1" };
     format!(
-        "virtual_server 192.0.2.1 80 {{\n lb_kind FNAT\n protocol {proto}\n delay_loop 0.2\n\
+        "virtual_server {vip} 80 {{\n lb_kind FNAT\n protocol {proto}\n delay_loop 0.2\n\
          real_server {rs} {{\n  weight 7\n  inhibit_on_failure\n{checker}\n }}\n}}\n"
     )
 }
@@ -130,7 +132,9 @@ async fn down_and_back<D, U>(
     up: impl AsyncFnOnce(D) -> U,
 ) -> U {
     let a = Agent::start(conf);
-    let w = || a.weight(proto, "192.0.2.1", 80, 0);
+    // The VIP `conf` wrote (`virtual_server VIP 80 {`).
+    let vip = conf.split("virtual_server ").nth(1).and_then(|r| r.split_whitespace().next()).expect("its VIP");
+    let w = || a.weight(proto, vip, 80, 0);
     wait_for("the service to load", Duration::from_secs(2), || w() == Some(7)).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(w(), Some(7), "a healthy server keeps its weight");
