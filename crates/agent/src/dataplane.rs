@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 mod rvsd;
-pub use rvsd::{RvsdDataplane, RETRY_INTERVAL};
+pub use rvsd::{to_spec, RvsdDataplane, RETRY_INTERVAL};
 
 /// The DPDK port behind a kernel interface name: rvsd's twin of port `dpdk0` is
 /// `dpdk0.kni`, and keepalived's `interface` names the twin (where VRRP is spoken), so a

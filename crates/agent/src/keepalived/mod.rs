@@ -66,6 +66,9 @@ fn finish(tokens: &[lexer::Token], opts: Options, mut diagnostics: Vec<Diagnosti
     let strict = opts.strict;
     let config = parse::config(&nodes, opts, &mut diagnostics);
     diagnostics.extend(validate::validate(&config));
+    if diagnostics.iter().all(|d| d.severity != Severity::Error) {
+        validate::rvsd_refusals(&config, &mut diagnostics);
+    }
     if strict {
         for d in &mut diagnostics {
             d.severity = Severity::Error;

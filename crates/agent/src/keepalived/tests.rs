@@ -2768,3 +2768,21 @@ fn authentication_reads_as_keepalived() {
     let l = strict(&with("  auth_type AH\n  auth_pass secret\n", " state MASTER\n priority 255\n"));
     assert_eq!(l.config.vrrp_instances[0].state, InitialState::Master, "the owner starts as MASTER");
 }
+
+/// What rvsd's own check refuses in a service is an error of `-t`, at its virtual
+/// server: rvsd would refuse the whole set (every other service with it).
+#[test]
+fn what_rvsd_would_refuse_is_an_error_at_its_virtual_server() {
+    let conf = |rs_body: &str| {
+        format!(
+            "virtual_server 10.0.0.1 80 {{\n lb_kind NAT\n protocol TCP\n real_server 10.0.1.1 80 {{\n{rs_body} }}\n}}\n"
+        )
+    };
+    assert!(errors(&strict(&conf("  uthreshold 10\n  lthreshold 5\n"))).is_empty());
+    let e = errors(&strict(&conf("  uthreshold 5\n  lthreshold 10\n")));
+    assert_eq!(
+        e,
+        ["t.conf:1: error: rvsd would refuse this (and with it every other service): tcp 10.0.0.1:80: real server \
+          10.0.1.1:80: lower threshold 10 is above the upper threshold 5"]
+    );
+}

@@ -196,6 +196,26 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
     d
 }
 
+/// What rvsd's own check of a service (`ctl::verbs::validate`, the core's rules on
+/// real servers: thresholds, forwarding modes against the service's options, ports,
+/// families) refuses in the services this file makes, each at its virtual_server: rvsd
+/// refuses the whole set for one bad service, so `-t` must say so first. Only for a
+/// file with no error yet (each service as it would be sent).
+pub fn rvsd_refusals(cfg: &Config, d: &mut Vec<Diagnostic>) {
+    let (_, services, _) = crate::check::pool::Pool::from_config(cfg);
+    for s in &services {
+        // What cannot be put in rvsd's words is reported where the services are loaded.
+        let Ok(spec) = crate::dataplane::to_spec(s) else { continue };
+        let Err(problems) = ctl::verbs::validate(&[spec], &|_| None, None, &Default::default()) else { continue };
+        let v = cfg.virtual_servers.iter().find(|v| crate::check::pool::vs_keys(cfg, v).contains(&s.key));
+        let loc = v.map_or_else(|| Loc { file: "".into(), line: 0 }, |v| v.loc.clone());
+        for p in problems {
+            let m = format!("rvsd would refuse this (and with it every other service): {}", p.refused.message);
+            d.push(Diagnostic::error(loc.clone(), m));
+        }
+    }
+}
+
 /// One dataplane service from two virtual servers, or twice from one (a group): rvsd
 /// would refuse the whole set. A fwmark service takes TCP and UDP, so a TCP and a UDP
 /// virtual server on a group with fwmark entries (keepalived's habit for addresses) make
