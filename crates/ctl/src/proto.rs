@@ -775,6 +775,12 @@ pub enum Response {
         conn_pool_size: u32,
         /// Seconds since start.
         uptime_s: u64,
+        /// When this rvsd process started, in nanoseconds since the Unix epoch: another
+        /// value on a later connection means rvsd restarted (its state is rvsd.toml's
+        /// again), which the uptime's whole seconds cannot tell apart from a reconnection.
+        /// 0 from an rvsd that does not say.
+        #[serde(default)]
+        started_ns: u64,
     },
     /// Services.
     Services {

@@ -64,7 +64,8 @@
 //! `SnatList`, then `SnatDel` for the rules this agent added that the file no longer has
 //! (first: a new rule may take a deleted one's name), `SnatAdd` for the file's rules rvsd
 //! lacks, and `SnatWan` additions then removals for those whose WAN addresses differ. The
-//! agent remembers which rules it added (for its lifetime): the others, rvsd.toml's
+//! agent remembers which rules it added (until rvsd restarts, which it tells by `Status`'s
+//! `started_ns`: a new process holds none of them): the others, rvsd.toml's
 //! `[[snat]]` or `rvsadm -A -H`, are never deleted, though a file rule with the same match
 //! sets their WAN addresses. A rule's name is not compared (rvsd keeps the name it was added
 //! with). With no rule in the file and none added, rvsd is not asked (an rvsd without SNAT
@@ -604,8 +605,15 @@ struct Worker {
     /// services others added.
     first: bool,
     /// The services of keepalived.conf as last loaded (rvsd's keys): one the file drops
-    /// on reload is unloaded, not taken for a service another tool added.
+    /// on reload is unloaded, not taken for a service another tool added. Forgotten
+    /// when rvsd restarts (see `rvsd_started`).
     mine: HashSet<fnat::service::ServiceKey>,
+    /// When the rvsd last connected to started (`Status`'s `started_ns`; 0 unknown): a
+    /// new value is a new process, which holds none of what this agent loaded, only
+    /// rvsd.toml's. What `mine` and `snat_added` remember is then forgotten, so that a
+    /// service or rule that keepalived.conf dropped while rvsd was away, and that the
+    /// restarted rvsd has from rvsd.toml, is kept as rvsd's own instead of deleted.
+    rvsd_started: u64,
     /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
     /// again on every connection).
     follow_vips: bool,
@@ -657,6 +665,7 @@ impl Worker {
             resync: true,
             first: true,
             mine: HashSet::new(),
+            rvsd_started: 0,
             follow_vips: false,
             loaded: HashSet::new(),
             retry_at: now,
@@ -810,7 +819,7 @@ impl Worker {
                 self.sync_applied = None;
                 self.timeouts_applied = None;
                 self.last_ok = Instant::now();
-                true
+                self.identify()
             }
             Err(e) => {
                 self.error(format!("rvsd unreachable: {e} (retrying every {RETRY_INTERVAL:?})"));
@@ -818,6 +827,32 @@ impl Worker {
                 false
             }
         }
+    }
+
+    /// Asks a new connection's rvsd when it started: a restarted rvsd holds nothing this
+    /// agent loaded, so what it remembers loading is forgotten. Whether the connection
+    /// still stands.
+    fn identify(&mut self) -> bool {
+        let started = match self.exchange("status", Request::Status) {
+            Ok(Response::Status { started_ns, .. }) => started_ns,
+            Err(Exchange::Io) => return false,
+            // An rvsd that does not say: nothing is forgotten.
+            Ok(_) | Err(Exchange::Refused(..)) => 0,
+        };
+        if started != 0 && self.rvsd_started != 0 && started != self.rvsd_started {
+            tracing::info!(
+                services = self.mine.len(),
+                snat = self.snat_added.len(),
+                "rvsd restarted: what the agent loaded before is no longer there; what the restarted rvsd \
+                 holds and keepalived.conf does not is kept as rvsd's own"
+            );
+            self.mine.clear();
+            self.snat_added.clear();
+        }
+        if started != 0 {
+            self.rvsd_started = started;
+        }
+        true
     }
 
     /// Logs an error once (until the next clean reconciliation) and shows it in status.

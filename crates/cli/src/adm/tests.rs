@@ -534,6 +534,7 @@ fn status() -> Response {
         worker_gens: vec![3, 3],
         conn_pool_size: 1_048_576,
         uptime_s: 10,
+        started_ns: 1,
     }
 }
 

@@ -142,6 +142,8 @@ pub struct Control {
     jobs: Receiver<Job>,
     pool_size: u32,
     started: Instant,
+    /// When this process started ([`ctl::Response::Status`]'s `started_ns`).
+    started_ns: u64,
     twin_up: RingConsumer,
     twin_down: RingProducer,
     pool: Arc<Mempool>,
@@ -201,6 +203,9 @@ impl Control {
             jobs,
             pool_size,
             started: Instant::now(),
+            started_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
             twin_up,
             twin_down,
             pool,

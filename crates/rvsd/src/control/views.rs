@@ -30,6 +30,7 @@ impl Control {
             worker_gens: self.shared.workers.iter().map(|w| w.seen_gen.load(Ordering::Acquire)).collect(),
             conn_pool_size: self.pool_size,
             uptime_s: self.started.elapsed().as_secs(),
+            started_ns: self.started_ns,
         }
     }
 

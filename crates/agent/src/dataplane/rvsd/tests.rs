@@ -41,6 +41,8 @@ struct FakeState {
     timeouts_log: Vec<Request>,
     /// Refuse `TimeoutsSet` (as an rvsd that would).
     refuse_timeouts: bool,
+    /// `Status`'s `started_ns`: another on every (re)start.
+    started_ns: u64,
 }
 
 /// The fake rvsd's `[sync]`: its syncid and the roles it starts with.
@@ -60,7 +62,7 @@ impl FakeState {
         timeouts: fnat::tcp_state::Timeouts,
     ) -> FakeState {
         let roles = sync_conf.map_or((false, false), |c| (c.master, c.backup));
-        FakeState { addrs, snat, sync_conf, roles, timeouts, ..Default::default() }
+        FakeState { addrs, snat, sync_conf, roles, timeouts, started_ns: next_start(), ..Default::default() }
     }
 
     /// rvsd's `TimeoutsGet` / `TimeoutsSet` (crates/rvsd's `State::timeouts_set`: 0 keeps a
@@ -120,6 +122,8 @@ struct FakeRvsd {
     config: Vec<AddrView>,
     /// SNAT rules from "rvsd's configuration" (`[[snat]]`, kept across restarts).
     snat_config: Mutex<Vec<ctl::SnatSpec>>,
+    /// Services from "rvsd's configuration" (`[[service]]`, held after a restart).
+    services_config: Mutex<Vec<ServiceSpec>>,
     /// `[sync]` (kept across restarts).
     sync_config: Mutex<Option<SyncConf>>,
     /// `[timeouts]` (kept across restarts).
@@ -127,9 +131,17 @@ struct FakeRvsd {
     state: Arc<Mutex<FakeState>>,
     conns: Arc<Mutex<Vec<UnixStream>>>,
     stop: Arc<AtomicBool>,
+    /// rvsd is away: connections are closed as they come.
+    down: Arc<AtomicBool>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A start time no other fake rvsd (or restart) has.
+fn next_start() -> u64 {
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    STARTS.fetch_add(1, Ordering::Relaxed)
+}
 
 fn addr(dev: &str, net: &str, sapool: bool) -> AddrView {
     AddrView { dev: dev.into(), addr: net.parse().unwrap(), sapool, vip: false }
@@ -244,6 +256,7 @@ impl FakeState {
                     worker_gens: vec![1],
                     conn_pool_size: 1,
                     uptime_s: 1,
+                    started_ns: self.started_ns,
                 }
             }
             Request::AddrList => return Response::Addrs { addrs: self.addrs.clone() },
@@ -378,27 +391,33 @@ impl FakeRvsd {
     }
 
     fn start_at(path: PathBuf, dir: PathBuf, config: Vec<AddrView>, need_vip: bool) -> FakeRvsd {
-        let state = Arc::new(Mutex::new(FakeState { addrs: config.clone(), ..Default::default() }));
+        let state =
+            Arc::new(Mutex::new(FakeState { addrs: config.clone(), started_ns: next_start(), ..Default::default() }));
         let f = FakeRvsd {
             path,
             dir,
             config,
             snat_config: Mutex::default(),
+            services_config: Mutex::default(),
             sync_config: Mutex::default(),
             timeouts_config: Mutex::default(),
             state,
             conns: Arc::default(),
             stop: Arc::new(AtomicBool::new(false)),
+            down: Arc::default(),
         };
         let l = UnixListener::bind(&f.path).unwrap();
         l.set_nonblocking(true).unwrap();
-        let (state, conns, stop) = (f.state.clone(), f.conns.clone(), f.stop.clone());
+        let (state, conns, stop, down) = (f.state.clone(), f.conns.clone(), f.stop.clone(), f.down.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let Ok((s, _)) = l.accept() else {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
+                if down.load(Ordering::Relaxed) {
+                    continue;
+                }
                 s.set_nonblocking(false).unwrap();
                 conns.lock().unwrap().push(s.try_clone().unwrap());
                 let state = state.clone();
@@ -430,7 +449,9 @@ impl FakeRvsd {
         let snat = self.snat_config.lock().unwrap().clone();
         let sync = *self.sync_config.lock().unwrap();
         let timeouts = *self.timeouts_config.lock().unwrap();
-        *self.state.lock().unwrap() = FakeState::fresh(self.config.clone(), snat, sync, timeouts);
+        let mut fresh = FakeState::fresh(self.config.clone(), snat, sync, timeouts);
+        fresh.services = self.services_config.lock().unwrap().clone();
+        *self.state.lock().unwrap() = fresh;
     }
 
     /// rvsd.toml's timeouts: held now (as after a start) and after every restart.
@@ -683,6 +704,53 @@ fn a_service_dropped_on_reload_is_unloaded_and_another_tool_s_stays() {
     let mut now = keys();
     now.sort();
     assert_eq!(now, vec![fnat::service::ServiceKey::of_fwmark(7, false), theirs.key()]);
+}
+
+/// What keepalived.conf dropped while rvsd was away (a service, a SNAT rule), and the
+/// restarted rvsd holds from its own rvsd.toml, is rvsd's own: kept, not deleted as what
+/// the agent once loaded (the agent tells a restart by `Status`'s `started_ns`). A
+/// reconnection to the same rvsd still unloads what the file drops.
+#[test]
+fn what_a_restarted_rvsd_has_from_rvsd_toml_is_kept_though_the_agent_loaded_it_before() {
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let fw = Service { key: ServiceKey::of_fwmark(7, false), ..service() };
+    let rule = snat_rule("A", "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1", &["198.18.0.1"]);
+    dp.set_services(&[service(), fw.clone()]).unwrap();
+    dp.set_snat(std::slice::from_ref(&rule)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let keys = || -> Vec<fnat::service::ServiceKey> {
+        let mut k: Vec<_> = fake.with(|s| s.services.iter().map(|x| x.service.key()).collect());
+        k.sort();
+        k
+    };
+    let fw_key = fnat::service::ServiceKey::of_fwmark(7, false);
+    let mut both = vec![core_key(&key()), fw_key];
+    both.sort();
+    assert_eq!(keys(), both);
+    // rvsd stops; the operator puts the fwmark service and the rule in rvsd.toml; the file
+    // drops them (a reload while rvsd is away); rvsd starts again.
+    let fw_spec = fake.with(|s| s.services.iter().find(|x| x.service.key() == fw_key).cloned()).unwrap();
+    fake.down.store(true, Ordering::Relaxed);
+    fake.restart();
+    *fake.services_config.lock().unwrap() = vec![fw_spec];
+    fake.configure_snat(vec![rule.clone()]);
+    fake.restart();
+    dp.set_services(&[service()]).unwrap();
+    dp.set_snat(&[]).unwrap();
+    wait_until("the agent to find rvsd away", T, || !dp.status().connected);
+    fake.down.store(false, Ordering::Relaxed);
+    wait_until("the file's service to be restored", T, || keys().contains(&core_key(&key())));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(keys(), both, "rvsd.toml's fwmark service stays");
+    assert_eq!(fake.with(|s| s.snat.clone()), [rule], "rvsd.toml's rule stays");
+    // A reconnection to the same process: what the agent loaded and the file drops goes.
+    for c in fake.conns.lock().unwrap().drain(..) {
+        let _ = c.shutdown(std::net::Shutdown::Both);
+    }
+    dp.set_services(&[fw]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(keys(), vec![fw_key], "the VIP:port service the agent loaded is unloaded");
 }
 
 /// A reload's edit of a real server (forwarding method, thresholds, weight) reaches rvsd
