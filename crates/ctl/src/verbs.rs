@@ -24,7 +24,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use fnat::fwmark::FwmarkRule;
+use fnat::fwmark::{FwmarkError, FwmarkRule};
 use fnat::service::{DestMarks, RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
 
 use crate::error::ErrorCode;
@@ -313,12 +313,12 @@ pub fn snat_replace(rules: &mut Vec<SnatSpec>, new: Vec<SnatSpec>) -> Result<(),
 }
 
 /// Adds a fwmark rule at the end of the list (`rvsip fwmark add`): refused when it is
-/// there already or wrong alone ([`fnat::fwmark::FwmarkRule::check`]).
+/// there already, wrong alone, or would never match ([`fnat::fwmark::check_next`]).
 pub fn fwmark_add(rules: &mut Vec<FwmarkRule>, rule: FwmarkRule) -> Result<(), Refused> {
-    rule.check().map_err(|e| Refused::new(ErrorCode::Invalid, e.to_string()))?;
-    if rules.contains(&rule) {
-        return Err(Refused::new(ErrorCode::Exists, format!("fwmark rule {rule} is there already")));
-    }
+    fnat::fwmark::check_next(rules, &rule).map_err(|e| {
+        let code = if matches!(e, FwmarkError::Duplicate(_)) { ErrorCode::Exists } else { ErrorCode::Invalid };
+        Refused::new(code, e.to_string())
+    })?;
     if rules.len() >= fnat::fwmark::MAX_FWMARK_RULES {
         let n = fnat::fwmark::MAX_FWMARK_RULES;
         return Err(Refused::new(ErrorCode::Invalid, format!("{n} fwmark rules already: at most {n}")));
@@ -717,9 +717,23 @@ mod tests {
     fn fwmark_verbs_append_refuse_duplicates_and_bad_rules() {
         let r = |mark, t: &str| FwmarkRule::from_match(mark, t).unwrap();
         let mut rules = Vec::new();
+        fwmark_add(&mut rules, r(2, "proto=tcp,src-range=198.51.100.0/24,dst-range=192.0.2.1:80")).unwrap();
         fwmark_add(&mut rules, r(1, "dst-range=192.0.2.1:80")).unwrap();
-        fwmark_add(&mut rules, r(2, "dst-range=192.0.2.1:80")).unwrap();
-        assert_eq!(rules.iter().map(|x| x.mark).collect::<Vec<_>>(), [1, 2], "appended in order");
+        assert_eq!(rules.iter().map(|x| x.mark).collect::<Vec<_>>(), [2, 1], "appended in order");
+        // A rule an earlier one of another mark covers whole would never match.
+        assert_eq!(
+            refusal(fwmark_add(&mut rules, r(3, "proto=udp,src-range=198.51.100.7,dst-range=192.0.2.1:80"))),
+            (
+                ErrorCode::Invalid,
+                "fwmark rule mark 3 proto=udp,src-range=198.51.100.7,dst-range=192.0.2.1:80 would never match: the \
+                 earlier rule mark 1 dst-range=192.0.2.1:80 takes every flow it would (the first match wins; delete \
+                 that one first, or narrow it)"
+                    .into()
+            )
+        );
+        // One of its own mark changes nothing: accepted.
+        fwmark_add(&mut rules, r(1, "proto=udp,dst-range=192.0.2.1:80")).unwrap();
+        fwmark_del(&mut rules, &r(1, "proto=udp,dst-range=192.0.2.1:80")).unwrap();
         assert_eq!(
             refusal(fwmark_add(&mut rules, r(1, "dst-range=192.0.2.1:80"))),
             (ErrorCode::Exists, "fwmark rule mark 1 dst-range=192.0.2.1:80 is there already".into())
@@ -731,7 +745,7 @@ mod tests {
             (ErrorCode::NotFound, "no fwmark rule mark 3 dst-range=192.0.2.1:80".into())
         );
         fwmark_del(&mut rules, &r(1, "dst-range=192.0.2.1:80")).unwrap();
-        assert_eq!(rules, vec![r(2, "dst-range=192.0.2.1:80")]);
+        assert_eq!(rules, vec![r(2, "proto=tcp,src-range=198.51.100.0/24,dst-range=192.0.2.1:80")]);
     }
 
     #[test]

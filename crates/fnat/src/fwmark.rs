@@ -69,6 +69,15 @@ pub enum FwmarkError {
     /// A rule with the same match and mark as an earlier one.
     #[error("fwmark rule {0} is there already")]
     Duplicate(String),
+    /// A rule that would never match: an earlier rule, giving another mark, takes every
+    /// flow it would (the first match wins).
+    #[error("fwmark rule {rule} would never match: the earlier rule {by} takes every flow it would (the first match wins; delete that one first, or narrow it)")]
+    Shadowed {
+        /// The rule refused.
+        rule: String,
+        /// The earlier rule.
+        by: String,
+    },
     /// More rules than [`MAX_FWMARK_RULES`].
     #[error("{0} fwmark rules: at most {MAX_FWMARK_RULES}")]
     TooMany(usize),
@@ -125,6 +134,18 @@ impl FwmarkRule {
         r.is_ipv4() == net.addr().is_ipv4() && int(r.lo) <= hi && lo <= int(r.hi)
     }
 
+    /// Whether this rule matches every flow `later` matches, so that `later`, tried
+    /// after it, never matches.
+    pub fn shadows(&self, later: &FwmarkRule) -> bool {
+        self.proto.is_none_or(|p| later.proto == Some(p))
+            && match (&self.src_range, &later.src_range) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(a), Some(b)) => a.includes(b),
+            }
+            && self.dst_range.includes(&later.dst_range)
+    }
+
     /// Checks the rule alone (see [`FwmarkError`]).
     pub fn check(&self) -> Result<(), FwmarkError> {
         let me = || self.to_string();
@@ -156,18 +177,27 @@ impl fmt::Display for FwmarkRule {
     }
 }
 
-/// Checks a whole list of rules: each alone, no duplicate, at most [`MAX_FWMARK_RULES`].
+/// Checks `rule` as the next of `earlier`: alone, not one of them, and not shadowed by
+/// one giving another mark (it would never match). A rule shadowed by one of its own
+/// mark is accepted: it changes nothing, but marks what it says.
+pub fn check_next(earlier: &[FwmarkRule], rule: &FwmarkRule) -> Result<(), FwmarkError> {
+    rule.check()?;
+    if earlier.contains(rule) {
+        return Err(FwmarkError::Duplicate(rule.to_string()));
+    }
+    if let Some(by) = earlier.iter().find(|e| e.mark != rule.mark && e.shadows(rule)) {
+        return Err(FwmarkError::Shadowed { rule: rule.to_string(), by: by.to_string() });
+    }
+    Ok(())
+}
+
+/// Checks a whole list of rules: each as [`check_next`] of those before it, at most
+/// [`MAX_FWMARK_RULES`].
 pub fn check_rules(rules: &[FwmarkRule]) -> Result<(), FwmarkError> {
     if rules.len() > MAX_FWMARK_RULES {
         return Err(FwmarkError::TooMany(rules.len()));
     }
-    for (i, r) in rules.iter().enumerate() {
-        r.check()?;
-        if rules[..i].contains(r) {
-            return Err(FwmarkError::Duplicate(r.to_string()));
-        }
-    }
-    Ok(())
+    rules.iter().enumerate().try_for_each(|(i, r)| check_next(&rules[..i], r))
 }
 
 /// A rule as the workers try it: addresses as integers, ready to compare.
@@ -322,6 +352,25 @@ mod tests {
         assert_eq!(v6("::ffff:192.0.2.1"), None, "an IPv4 range takes no IPv6 address");
         let twice = [rules[0], rules[0]];
         assert!(matches!(check_rules(&twice), Err(FwmarkError::Duplicate(_))));
+        // The same match under another mark, or a narrower one, after it would never
+        // match; a wider one after it, or a narrower one before it, would.
+        let other = |t: &str| FwmarkRule::from_match(4, t).unwrap();
+        for (later, shadowed) in [
+            ("proto=tcp,dst-range=192.0.2.1-192.0.2.4:80-443", true),
+            ("proto=tcp,src-range=203.0.113.0/24,dst-range=192.0.2.2:443", true),
+            ("proto=tcp,dst-range=192.0.2.1-192.0.2.4", false),
+            ("dst-range=192.0.2.1-192.0.2.4:80-443", false),
+            ("proto=tcp,dst-range=192.0.2.1-192.0.2.5:80-443", false),
+            ("proto=tcp,dst-range=192.0.2.1:79-80", false),
+        ] {
+            let list = [rules[1], other(later)];
+            assert_eq!(matches!(check_rules(&list), Err(FwmarkError::Shadowed { .. })), shadowed, "{later}");
+        }
+        assert!(rules[1].shadows(&rules[1]) && rules[1].shadows(&rules[0]), "wider: any source");
+        assert!(!rules[0].shadows(&rules[1]), "rules[0] takes only its sources");
+        assert!(rules[0].shadows(&other("proto=tcp,src-range=198.51.100.9,dst-range=192.0.2.1:80")));
+        assert!(!rules[0].shadows(&other("proto=tcp,src-range=198.51.0.0/16,dst-range=192.0.2.1:80")));
+        assert!(check_rules(&[rules[1], FwmarkRule { mark: 1, ..other("proto=tcp,dst-range=192.0.2.2:80") }]).is_ok());
         let many = vec![rules[1]; MAX_FWMARK_RULES + 1];
         assert!(matches!(check_rules(&many), Err(FwmarkError::TooMany(_))));
         assert!(FwmarkTable::new(&[]).unwrap().mark_of(Proto::Tcp, (ip("10.0.0.1"), 1), (ip("10.0.0.2"), 2)).is_none());

@@ -87,6 +87,19 @@ impl AddrRange {
     pub fn is_ipv4(&self) -> bool {
         self.lo.is_ipv4()
     }
+
+    /// Whether every address and port of `other` lies in this range.
+    pub fn includes(&self, other: &AddrRange) -> bool {
+        let (lo, hi) = (Addr::from(self.lo), Addr::from(self.hi));
+        self.is_ipv4() == other.is_ipv4()
+            && lo <= Addr::from(other.lo)
+            && Addr::from(other.hi) <= hi
+            && match (self.ports, other.ports) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some((a, b)), Some((c, d))) => a <= c && d <= b,
+            }
+    }
 }
 
 /// `P` or `P-Q`.

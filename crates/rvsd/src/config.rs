@@ -1099,10 +1099,12 @@ impl Config {
         }
         // Fwmark rules.
         for (i, r) in self.fwmark.iter().enumerate() {
-            if let Err(e) = r.check() {
-                err(format!("fwmark[{i}]"), e.to_string());
-            } else if self.fwmark[..i].contains(r) {
-                err(format!("fwmark[{i}]"), format!("{r} is given twice"));
+            match fnat::fwmark::check_next(&self.fwmark[..i], r) {
+                Ok(()) => {}
+                Err(fnat::fwmark::FwmarkError::Duplicate(_)) => {
+                    err(format!("fwmark[{i}]"), format!("{r} is given twice"))
+                }
+                Err(e) => err(format!("fwmark[{i}]"), e.to_string()),
             }
         }
         if self.fwmark.len() > fnat::fwmark::MAX_FWMARK_RULES {
@@ -1394,6 +1396,7 @@ addr = "192.0.2.1/24""#,
             (&rule.replace("mark = 1", "mark = 0"), svc, "fwmark[0]: fwmark rule mark 0"),
             (&rule.replace("192.0.2.1:80-443", "0.0.0.0:80"), svc, "fwmark[0]: fwmark rule mark 1 proto=tcp,dst-range=0.0.0.0-255.255.255.255:80: dst-range must name the virtual addresses"),
             (&format!("{rule}{rule}"), svc, "fwmark[1]: mark 1 proto=tcp,dst-range=192.0.2.1:80-443 is given twice"),
+            (&format!("{rule}{}", rule.replace("mark = 1", "mark = 2")), svc, "fwmark[1]: fwmark rule mark 2 proto=tcp,dst-range=192.0.2.1:80-443 would never match: the earlier rule mark 1"),
             (&rule.replace("proto = \"tcp\"", "proto = \"icmp\""), svc, "fwmark[0]: fwmark rule mark 1 proto=icmp"),
             (&rule.replace("dst_range", "dst"), svc, "unknown field `dst`"),
         ] {
