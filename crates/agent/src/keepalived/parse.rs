@@ -493,6 +493,12 @@ pub fn config(nodes: &[Node], opts: Options, diags: &mut Vec<Diagnostic>) -> Con
         if g.is_some_and(|g| !g.fwmarks.is_empty()) {
             p.fwmark_vs(v, lines, fwmark_only, false);
         }
+        // One port for every service of the group (no fwmark), or none.
+        let port = g.filter(|g| g.fwmarks.is_empty()).and_then(|g| {
+            let first = g.members.first()?.port();
+            (first != 0 && g.members.iter().all(|m| m.port() == first)).then_some(first)
+        });
+        p.portless_checks(v, port);
     }
     // Each server against each service it goes into: rvsd refuses one of the other family;
     // a group's DR and TUN servers get each service's port (warned about where it is
@@ -2515,8 +2521,15 @@ impl P<'_> {
             VsTarget::Group(_) => true,
         };
         match v.target {
-            VsTarget::Fwmark { .. } => self.fwmark_vs(&mut v, &lines, true, apart),
-            VsTarget::Addr(a) => self.vs_ports(&mut v, &lines, a.port(), apart),
+            VsTarget::Fwmark { .. } => {
+                self.fwmark_vs(&mut v, &lines, true, apart);
+                self.portless_checks(&mut v, None);
+            }
+            VsTarget::Addr(a) => {
+                self.vs_ports(&mut v, &lines, a.port(), apart);
+                self.portless_checks(&mut v, Some(a.port()).filter(|p| *p != 0));
+            }
+            // Once the group is known (it may come later in the file).
             VsTarget::Group(_) => {}
         }
         Some((v, lines))
@@ -2662,9 +2675,7 @@ impl P<'_> {
     ///   (warned about by [`group_ports`](Self::group_ports); adding or removing a fwmark
     ///   entry changes nothing of the real servers). A NAT or FullNAT real server keeps
     ///   its port (0: the flow's destination port; another: every flow goes there);
-    /// * a real server with port 0 has no port to check: a TCP_CHECK, HTTP_GET,
-    ///   SSL_GET, UDP_CHECK, SMTP_CHECK or DNS_CHECK without `connect_port` is an error
-    ///   (keepalived would connect to port 0, failing for ever);
+    /// * a real server with port 0 has no port to check ([`portless_checks`](Self::portless_checks));
     /// * `ops` and `proxy_protocol`, each for one protocol, are errors: rvsd refuses them
     ///   on a fwmark service.
     fn fwmark_vs(&mut self, v: &mut VirtualServer, lines: &VsLines, fwmark_only: bool, clear: bool) {
@@ -2723,25 +2734,6 @@ impl P<'_> {
                     r.addr.set_port(0);
                 }
             }
-            if r.addr.port() != 0 {
-                continue;
-            }
-            for c in r.checks.iter().filter(|c| c.common.connect_port.is_none()) {
-                let name = match c.kind {
-                    CheckKind::Tcp => "TCP_CHECK",
-                    CheckKind::Http { .. } => "HTTP_GET",
-                    CheckKind::Ssl { .. } => "SSL_GET",
-                    CheckKind::Udp { .. } => "UDP_CHECK",
-                    CheckKind::Smtp { .. } => "SMTP_CHECK",
-                    CheckKind::Dns { .. } => "DNS_CHECK",
-                    _ => continue,
-                };
-                let msg = format!(
-                    "{what}: real_server {} has no port (port 0: each flow's own): its {name} needs connect_port",
-                    r.addr.ip()
-                );
-                self.err(&c.loc, msg);
-            }
         }
         if let Some(s) = v.sorry_server.as_mut().filter(|s| fwmark_vs && v.lb_kind.keeps_packet() && s.port() != 0) {
             let (ip, port, kind) = (s.ip(), s.port(), kind_name(v.lb_kind));
@@ -2752,6 +2744,56 @@ impl P<'_> {
                 "{what}: sorry_server {ip} {port} is reached by {kind}: its port is cleared (as keepalived clears it)"
             );
             self.warn(lines.sorry_server.as_ref().unwrap_or(&v.loc), msg);
+        }
+    }
+
+    /// The checkers of real servers written without a port (or port 0) that connect
+    /// (TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK, SMTP_CHECK, DNS_CHECK) and have no
+    /// `connect_port`. keepalived copies the server's address into the checker before
+    /// it gives the server the virtual server's port, so they connect to port 0 and fail
+    /// for ever. Where the server is reached at one port (`port`: a `virtual_server IP
+    /// PORT`'s, or that of every member of a group without fwmarks) they connect there,
+    /// warned about at the server's line; where not (port 0, fwmarks, members of several
+    /// ports: each flow keeps its own port) each is an error asking for `connect_port`.
+    fn portless_checks(&mut self, v: &mut VirtualServer, port: Option<u16>) {
+        let what = v.target.describe();
+        for r in v.real_servers.iter_mut().filter(|r| r.addr.port() == 0) {
+            let mut fixed = Vec::new();
+            for c in r.checks.iter_mut().filter(|c| c.common.connect_port.is_none()) {
+                let name = match c.kind {
+                    CheckKind::Tcp => "TCP_CHECK",
+                    CheckKind::Http { .. } => "HTTP_GET",
+                    CheckKind::Ssl { .. } => "SSL_GET",
+                    CheckKind::Udp { .. } => "UDP_CHECK",
+                    CheckKind::Smtp { .. } => "SMTP_CHECK",
+                    CheckKind::Dns { .. } => "DNS_CHECK",
+                    _ => continue,
+                };
+                match port {
+                    Some(p) => {
+                        c.common.connect_port = Some(p);
+                        fixed.push(name);
+                    }
+                    None => {
+                        let msg = format!(
+                            "{what}: real_server {} has no port (port 0: each flow's own): its {name} needs \
+                             connect_port",
+                            r.addr.ip()
+                        );
+                        self.err(&c.loc, msg);
+                    }
+                }
+            }
+            if let (Some(p), false) = (port, fixed.is_empty()) {
+                let msg = format!(
+                    "{what}: real_server {} has no port: its {} connect{} to port {p}, the virtual server's \
+                     (keepalived's would connect to port 0, failing for ever; connect_port says it outright)",
+                    r.addr.ip(),
+                    fixed.join(", "),
+                    if fixed.len() == 1 { "s" } else { "" }
+                );
+                self.warn(&r.loc, msg);
+            }
         }
     }
 

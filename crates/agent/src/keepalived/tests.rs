@@ -584,6 +584,55 @@ fn fwmark_family_from_ip_family_or_the_real_servers() {
     );
 }
 
+/// A real server written with port 0: its connecting checkers without `connect_port`
+/// connect to the one port the server is reached at (keepalived's would connect to port
+/// 0, failing for ever), warned about; where the flows keep their own ports (a virtual
+/// server of port 0, a group of several ports) each is an error asking for connect_port.
+#[test]
+fn checkers_of_a_real_server_without_a_port_connect_to_the_virtual_servers() {
+    let vs = |head: &str| {
+        format!(
+            "{head} {{\n lb_kind NAT\n protocol TCP\n real_server 10.0.1.1 0 {{\n  TCP_CHECK {{\n  }}\n  \
+             HTTP_GET {{\n   url {{\n    path /\n   }}\n  }}\n  MISC_CHECK {{\n   misc_path /bin/true\n  }}\n  \
+             TCP_CHECK {{\n   connect_port 8081\n  }}\n }}\n}}\n"
+        )
+    };
+    let ports = |l: &crate::keepalived::Loaded| -> Vec<Option<u16>> {
+        l.config.virtual_servers[0].real_servers[0].checks.iter().map(|c| c.common.connect_port).collect()
+    };
+    let l = strict(&vs("virtual_server 10.0.0.1 80"));
+    assert!(!l.has_errors(), "{:?}", l.diagnostics);
+    assert_eq!(
+        messages(&l),
+        ["t.conf:4: warning: virtual_server 10.0.0.1:80: real_server 10.0.1.1 has no port: its TCP_CHECK, HTTP_GET \
+          connect to port 80, the virtual server's (keepalived's would connect to port 0, failing for ever; \
+          connect_port says it outright)"]
+    );
+    assert_eq!(ports(&l), [Some(80), Some(80), None, Some(8081)]);
+    assert_eq!(l.config.virtual_servers[0].real_servers[0].addr.port(), 0, "rvsd gets port 0: the flow's own");
+    // A group whose members are all of port 443: there.
+    let group = |members: &str| format!("virtual_server_group G {{\n{members}}}\n{}", vs("virtual_server group G"));
+    let l = strict(&group(" 10.0.0.1 443\n 10.0.0.2 443\n"));
+    assert!(!l.has_errors(), "{:?}", l.diagnostics);
+    assert_eq!(ports(&l), [Some(443), Some(443), None, Some(8081)]);
+    // Flows that keep their own ports: no port to check.
+    for (text, head) in [
+        (vs("virtual_server 10.0.0.1 0"), "virtual_server 10.0.0.1:0"),
+        (group(" 10.0.0.1 443\n 10.0.0.1 80\n"), "virtual_server group G"),
+        (group(" 10.0.0.1 443\n fwmark 7\n"), "virtual_server group G"),
+    ] {
+        let errors: Vec<String> = strict(&text).errors().map(ToString::to_string).collect();
+        let needs = |name: &str| {
+            errors.iter().any(|e| {
+                e.contains(&format!(
+                    "{head}: real_server 10.0.1.1 has no port (port 0: each flow's own): its {name} needs connect_port"
+                ))
+            })
+        };
+        assert!(needs("TCP_CHECK") && needs("HTTP_GET") && errors.len() == 2, "{text}: {errors:?}");
+    }
+}
+
 /// What keepalived refuses or drops on a fwmark virtual server, and what rvsd refuses on
 /// a fwmark service: each named with its line, never dropped silently.
 #[test]
