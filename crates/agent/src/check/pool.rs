@@ -1058,25 +1058,21 @@ mod tests {
         assert_eq!(svc.real_servers.iter().find(|r| r.addr == rs1).unwrap().weight, 100);
     }
 
-    /// A group with an `IP PORT` member and a fwmark entry, DR servers: the member's
-    /// service has each server at its port (80, the one written), the fwmark's at port 0
-    /// (keepalived's `ipvs_group_cmd`), in the first services and in every health change,
-    /// the sorry server's too; the FIFO lines name the port written. A group of fwmarks
-    /// only names its servers' protocol `none` (keepalived drops it), whatever `protocol`
-    /// says.
-    #[test]
-    fn a_groups_fwmark_services_get_dr_servers_at_port_0_and_its_members_at_theirs() {
-        let conf = CONF.replace(" 192.0.2.2 80\n", " fwmark 5\n").replace("lb_kind FNAT", "lb_kind DR");
-        let l = parse_str(&conf, "t", Options::default());
+    /// A group's two services, 192.0.2.1:80's and `second` (the DR servers at `port`
+    /// there), from `conf`: in the first services and in every health change (inhibit
+    /// down, quorum lost and the sorry server in, out, back) each gets the servers at its
+    /// own port; the FIFO lines name the port written. The checks, to look at.
+    fn a_groups_two_services_follow_health(conf: &str, second: ServiceKey, port: u16) -> Vec<(RsChecks, bool)> {
+        let l = parse_str(conf, "t", Options::default());
         assert!(!l.has_errors(), "{:?}", l.diagnostics);
-        let (mut pool, services, _) = Pool::from_config(&l.config);
-        let fw = ServiceKey::of_fwmark(5, false);
+        let (mut pool, services, checks) = Pool::from_config(&l.config);
+        let at = |ip: &str| format!("{ip}:{port}");
         let sent: Vec<(ServiceKey, Vec<(String, u32)>)> = services.iter().map(|s| (s.key, weights(s))).collect();
         assert_eq!(
             sent,
             [
                 (key("192.0.2.1"), vec![("10.0.1.1:80".into(), 100), ("10.0.1.2:80".into(), 100)]),
-                (fw, vec![("10.0.1.1:0".into(), 100), ("10.0.1.2:0".into(), 100)])
+                (second, vec![(at("10.0.1.1"), 100), (at("10.0.1.2"), 100)])
             ]
         );
         let dp = FakeDataplane::new();
@@ -1090,9 +1086,9 @@ mod tests {
             calls[calls.len() - 4..],
             [
                 Call::SetWeight(key("192.0.2.1"), sa("10.0.1.1:80"), 0),
-                Call::SetWeight(fw, sa("10.0.1.1:0"), 0),
+                Call::SetWeight(second, sa(&at("10.0.1.1")), 0),
                 Call::AddRs(key("192.0.2.1"), sa("10.0.9.9:80"), 1),
-                Call::AddRs(fw, sa("10.0.9.9:0"), 1),
+                Call::AddRs(second, sa(&at("10.0.9.9")), 1),
             ]
         );
         // 10.0.1.2 down: out of both.
@@ -1100,14 +1096,25 @@ mod tests {
         let calls = dp.calls();
         assert_eq!(
             calls[calls.len() - 2..],
-            [Call::DelRs(key("192.0.2.1"), sa("10.0.1.2:80")), Call::DelRs(fw, sa("10.0.1.2:0"))]
+            [Call::DelRs(key("192.0.2.1"), sa("10.0.1.2:80")), Call::DelRs(second, sa(&at("10.0.1.2")))]
         );
-        // Both back: the quorum regained, the sorry server out of both.
+        // Both back: the quorum regained, the sorry server out of both, as at start.
         pool.apply(&up(1), &dp).unwrap();
         pool.apply(&up(0), &dp).unwrap();
-        assert_eq!(dp.service(&fw).unwrap().real_servers.len(), 2);
+        assert_eq!(dp.service(&second).unwrap().real_servers.len(), 2);
         assert_eq!(pool.services(), services, "as at start");
-        assert_eq!(weights(&dp.service(&fw).unwrap()), weights(&services[1]));
+        assert_eq!(weights(&dp.service(&second).unwrap()), weights(&services[1]));
+        checks
+    }
+
+    /// A group with an `IP PORT` member and a fwmark entry, DR servers: the member's
+    /// service has each server at its port (80, the one written), the fwmark's at port 0
+    /// (keepalived's `ipvs_group_cmd`), the sorry server's too. A group of fwmarks only
+    /// names its servers' protocol `none` (keepalived drops it), whatever `protocol` says.
+    #[test]
+    fn a_groups_fwmark_services_get_dr_servers_at_port_0_and_its_members_at_theirs() {
+        let conf = CONF.replace(" 192.0.2.2 80\n", " fwmark 5\n").replace("lb_kind FNAT", "lb_kind DR");
+        a_groups_two_services_follow_health(&conf, ServiceKey::of_fwmark(5, false), 0);
         // Fwmarks only: `none`, as keepalived's `[RIP]:none:PORT`; protocol UDP is TCP.
         let only = conf.replace(" 192.0.2.1 80\n", "").replace(" lb_algo rr\n", " lb_algo rr\n protocol UDP\n");
         let l = parse_str(&only, "t", Options::default());
@@ -1123,53 +1130,14 @@ mod tests {
     /// A group with members of ports 80 and 443, DR servers written with port 80: each
     /// member's service has them at its own port (keepalived's `ipvs_group_cmd`; rvsd
     /// refuses a DR server of another port than its service's, and with it every service),
-    /// at start, in every health change and for the sorry server; the checkers connect to
-    /// the port written and the FIFO lines name it, as keepalived's.
+    /// the sorry server too; the checkers connect to the port written, as keepalived's.
     #[test]
     fn a_groups_dr_servers_get_each_members_port() {
         let conf = CONF.replace(" 192.0.2.2 80\n", " 192.0.2.1 443\n").replace("lb_kind FNAT", "lb_kind DR");
-        let l = parse_str(&conf, "t", Options::default());
-        assert!(!l.has_errors(), "{:?}", l.diagnostics);
-        let (mut pool, services, checks) = Pool::from_config(&l.config);
         let https = ServiceKey::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 443);
-        let sent: Vec<(ServiceKey, Vec<(String, u32)>)> = services.iter().map(|s| (s.key, weights(s))).collect();
-        assert_eq!(
-            sent,
-            [
-                (key("192.0.2.1"), vec![("10.0.1.1:80".into(), 100), ("10.0.1.2:80".into(), 100)]),
-                (https, vec![("10.0.1.1:443".into(), 100), ("10.0.1.2:443".into(), 100)])
-            ]
-        );
+        let checks = a_groups_two_services_follow_health(&conf, https, 443);
         let targets: Vec<SocketAddr> = checks.iter().map(|(c, _)| tcp_target(&c.checks[0].probe)).collect();
         assert_eq!(targets, ["10.0.1.1:80".parse().unwrap(), "10.0.1.2:80".parse().unwrap()], "the port written");
-        let dp = FakeDataplane::new();
-        dp.set_services(&services).unwrap();
-        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
-        // 10.0.1.1 (inhibit) down: weight 0 in both; the quorum lost: the sorry server in.
-        let n = pool.apply(&down(0), &dp).unwrap();
-        assert_eq!(n.fifo, ["RS [10.0.1.1]:tcp:80 [g]:0 DOWN\n", "VS [g]:0 DOWN\n"]);
-        let calls = dp.calls();
-        assert_eq!(
-            calls[calls.len() - 4..],
-            [
-                Call::SetWeight(key("192.0.2.1"), sa("10.0.1.1:80"), 0),
-                Call::SetWeight(https, sa("10.0.1.1:443"), 0),
-                Call::AddRs(key("192.0.2.1"), sa("10.0.9.9:80"), 1),
-                Call::AddRs(https, sa("10.0.9.9:443"), 1),
-            ]
-        );
-        // 10.0.1.2 down: out of both.
-        pool.apply(&down(1), &dp).unwrap();
-        let calls = dp.calls();
-        assert_eq!(
-            calls[calls.len() - 2..],
-            [Call::DelRs(key("192.0.2.1"), sa("10.0.1.2:80")), Call::DelRs(https, sa("10.0.1.2:443"))]
-        );
-        // Both back: the sorry server out of both, everything as at start.
-        pool.apply(&up(1), &dp).unwrap();
-        pool.apply(&up(0), &dp).unwrap();
-        assert_eq!(pool.services(), services, "as at start");
-        assert_eq!(weights(&dp.service(&https).unwrap()), weights(&services[1]));
     }
 
     /// A `virtual_server IP PORT` with a DR server written with another port: rvsd gets
