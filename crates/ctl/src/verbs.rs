@@ -441,6 +441,36 @@ pub fn validate(
     prev: Option<&ServiceTable>,
     marks: &DestMarks,
 ) -> Result<ServiceTable, Vec<Problem>> {
+    let configs: Vec<ServiceConfig> = set.iter().map(|s| s.service.clone()).collect();
+    with_core(address_problems(set, owner), ServiceTable::build_marked(&configs, prev, marks))
+}
+
+/// [`validate`] without building the core's table (its schedulers' Maglev tables cost
+/// about a millisecond each): for a configuration check (`rvsd --check-config`,
+/// `rvs-agent -t`), which says the same.
+pub fn check(set: &[ServiceSpec], owner: &dyn Fn(IpAddr) -> Option<Owned>) -> Result<(), Vec<Problem>> {
+    let configs: Vec<ServiceConfig> = set.iter().map(|s| s.service.clone()).collect();
+    with_core(address_problems(set, owner), ServiceTable::check(&configs))
+}
+
+/// The address problems, and the core's first, if any; else the core's answer.
+fn with_core<T>(mut problems: Vec<Problem>, core: Result<T, fnat::service::ServiceError>) -> Result<T, Vec<Problem>> {
+    match core {
+        Ok(built) if problems.is_empty() => Ok(built),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push(Problem {
+                service: None,
+                laddr: None,
+                refused: Refused::new(ErrorCode::Invalid, e.to_string()),
+            });
+            Err(problems)
+        }
+    }
+}
+
+/// [`validate`]'s own checks: real servers that are rvs's addresses, and local addresses.
+fn address_problems(set: &[ServiceSpec], owner: &dyn Fn(IpAddr) -> Option<Owned>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let vips: std::collections::HashSet<IpAddr> = set.iter().map(|s| s.service.vip).collect();
     for (i, s) in set.iter().enumerate() {
@@ -482,19 +512,7 @@ pub fn validate(
             }
         }
     }
-    let configs: Vec<ServiceConfig> = set.iter().map(|s| s.service.clone()).collect();
-    match ServiceTable::build_marked(&configs, prev, marks) {
-        Ok(table) if problems.is_empty() => Ok(table),
-        Ok(_) => Err(problems),
-        Err(e) => {
-            problems.push(Problem {
-                service: None,
-                laddr: None,
-                refused: Refused::new(ErrorCode::Invalid, e.to_string()),
-            });
-            Err(problems)
-        }
-    }
+    problems
 }
 
 /// The VIP:port services (position and key) whose VIP no port owns yet. They are valid (a VRRP

@@ -1134,7 +1134,7 @@ impl Config {
                 err(format!("{k}.rate_burst"), "needs rate_limit".into());
             }
         }
-        if let Err(problems) = verbs::validate(&self.service_specs(), &|ip| self.owner(ip), None, &Default::default()) {
+        if let Err(problems) = verbs::check(&self.service_specs(), &|ip| self.owner(ip)) {
             for p in problems {
                 let key = match (p.service, p.laddr) {
                     (Some(i), Some(j)) => format!("service[{i}].laddrs[{j}]"),

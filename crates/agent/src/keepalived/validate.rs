@@ -196,7 +196,7 @@ pub fn validate(cfg: &Config) -> Vec<Diagnostic> {
     d
 }
 
-/// What rvsd's own check of a service (`ctl::verbs::validate`, the core's rules on
+/// What rvsd's own check of a service (`ctl::verbs::check`, the core's rules on
 /// real servers: thresholds, forwarding modes against the service's options, ports,
 /// families) refuses in the services this file makes, each at its virtual_server: rvsd
 /// refuses the whole set for one bad service, so `-t` must say so first. Only for a
@@ -206,7 +206,7 @@ pub fn rvsd_refusals(cfg: &Config, d: &mut Vec<Diagnostic>) {
     for s in &services {
         // What cannot be put in rvsd's words is reported where the services are loaded.
         let Ok(spec) = crate::dataplane::to_spec(s) else { continue };
-        let Err(problems) = ctl::verbs::validate(&[spec], &|_| None, None, &Default::default()) else { continue };
+        let Err(problems) = ctl::verbs::check(&[spec], &|_| None) else { continue };
         let v = cfg.virtual_servers.iter().find(|v| crate::check::pool::vs_keys(cfg, v).contains(&s.key));
         let loc = v.map_or_else(|| Loc { file: "".into(), line: 0 }, |v| v.loc.clone());
         for p in problems {

@@ -214,7 +214,7 @@ impl SchedState {
                 slots.push(slot);
             }
             let members: Vec<(RsId, u32)> = svc.dests.iter().map(|d| (d.id, d.weight)).collect();
-            let params = match &svc.table {
+            let params = match &*svc.table {
                 StaticTable::Wrr(p) => *p,
                 _ => wrr::WrrParams::new(&svc.dests),
             };
@@ -312,7 +312,7 @@ impl SchedState {
         }
         let c = Candidates { dests: &service.dests, slots: &cursor.slots, counters: &self.counters };
         let cfg = &service.config;
-        let picked = match (&service.table, cfg.sched) {
+        let picked = match (&*service.table, cfg.sched) {
             (_, SchedKind::Rr) => rr::pick(&c, &mut cursor.rr_last),
             (StaticTable::Wrr(p), _) => wrr::pick(&c, p, &mut cursor.wrr),
             (_, SchedKind::Lc) => lc::pick(&c),
