@@ -326,8 +326,9 @@ fn persistent_clients_keep_their_server_across_the_failover() {
 /// ipvsadm's sync daemon commands drive the roles at run time: b starts with its backup
 /// role stopped (a's announcements are not read, and counted); `--start-daemon backup`
 /// makes it a new sender whose hello has a walk its table, so b learns the connections
-/// a already had; `--stop-daemon master` on a stops its announcements; what disagrees
-/// with `[sync]` is refused by name.
+/// a already had, and again when a runs its master role alone (it still hears hellos);
+/// `--stop-daemon master` on a stops its announcements; what disagrees with `[sync]` is
+/// refused by name.
 #[test]
 fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
     let _g = serial();
@@ -355,6 +356,21 @@ fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
     println!("b's backup role started: a's table installed after {:.2} s", learned.unwrap().as_secs_f64());
     let (out, _, _) = p.b.rvsadm(&["-L", "--daemon"]);
     assert_eq!(out.lines().count(), 2, "both roles now: {out}");
+
+    // a runs its master role alone, as rvs-agent runs a VRRP master's: it still hears a
+    // hello, so b's backup role starting again (a new sender, as a box that restarts)
+    // still walks its table for b.
+    let (_, err, ok) = p.a.rvsadm(&["--stop-daemon", "backup"]);
+    assert!(ok, "{err}");
+    let walks = || counter(&stats(&p.a), "sync", "sync_resyncs");
+    let before = walks();
+    let (_, err, ok) = p.b.rvsadm(&["--stop-daemon", "backup"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, err, ok) = p.b.rvsadm(&["--start-daemon", "backup"]);
+    assert!(ok, "{err}");
+    let walked = wait_for(Duration::from_secs(6), || walks() > before);
+    assert!(walked.is_some(), "a, master alone, walks its table for b's new backup role: {}", stats(&p.a)["sync"]);
 
     let (_, err, ok) = p.a.rvsadm(&["--stop-daemon", "master"]);
     assert!(ok, "{err}");

@@ -338,3 +338,104 @@ fn a_fwmark_connection_installs_where_the_same_rule_marks_it() {
     assert_eq!(install(&mut b, &recs[0]), Ok(Installed::New));
     assert_eq!(install(&mut c, &recs[0]), Err(SyncRefusal::NoService), "no rule, no mark, no service");
 }
+
+/// What a peer (holding the key) can no longer make a record say: a NAT or DR
+/// connection answered at another address than its client's, a server of port 0 (each
+/// flow at its own destination port) reached at another port, and window scales a shift
+/// cannot take (the proxy's handshake keeps them at 14 at most: a record of 200 is
+/// forwarded as 14, and never overflows the shift).
+#[test]
+fn a_peers_record_cannot_aim_a_server_elsewhere_nor_overflow_the_window_scale() {
+    use fnat::fwmark::FwmarkRule;
+    use fnat::service::{RealServerConfig, ServiceConfig, ServiceKey, ServiceTable};
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40002);
+    let good = announced(&mut a)[0];
+    let mut b = synced_world(1000);
+    let mut nat = good;
+    nat.fwd = 1;
+    assert_eq!(install(&mut b, &nat), Err(SyncRefusal::Field), "NAT answered at a LIP, not the client");
+    nat.local = nat.client;
+    assert_eq!(install(&mut b, &nat), Err(SyncRefusal::NoService), "at the client: no NAT server here, though");
+
+    // A fwmark service over ports 80-90 whose server has port 0: each flow keeps its port.
+    let port0 = || {
+        let mut w = synced_world(1000);
+        let mut c = ServiceConfig::with_key(ServiceKey::of_fwmark(7, false));
+        c.real_servers = vec![RealServerConfig {
+            addr: RIP4.into(),
+            port: 0,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+            fwd: Default::default(),
+        }];
+        let rule = FwmarkRule::from_match(7, &format!("proto=tcp,dst-range={VIP4}:80-90")).unwrap();
+        w.engine.set_own_addrs([std::net::IpAddr::from(VIP4)]);
+        w.table = ServiceTable::build(&[c], None).unwrap().with_fwmark_rules(&[rule]).unwrap();
+        w
+    };
+    let (mut a, mut b) = (port0(), port0());
+    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).mss(1460).build(), 0);
+    let lport = lport_of(&a, 40000);
+    a.packet(&t4(RIP4, 80, LIP4, lport).seq(5000).ack(1001).flags(SYNACK).mss(1460).build(), 0);
+    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(ACK).build(), 0);
+    let rec = announced(&mut a)[0];
+    assert_eq!((rec.virt.1, rec.real.1), (80, 80));
+    let mut ssh = rec;
+    (ssh.real.1, ssh.client.1) = (22, 40001);
+    assert_eq!(install(&mut b, &ssh), Err(SyncRefusal::NoService), "port 0 is the flow's own, never 22");
+    assert_eq!(install(&mut b, &rec), Ok(Installed::New));
+
+    // Window scales beyond 14.
+    let mut b = synced_world(1000);
+    let mut proxied = good;
+    proxied.synproxy = Some(wire::sync::SynProxyFields { delta: 0, ts: 0, ws_client: 200, ws_server: 200, bits: 1 });
+    assert_eq!(install(&mut b, &proxied), Ok(Installed::New));
+    let lport = good.local.1;
+    let data = t4(CIP4, 40002, VIP4, 80).seq(1001).ack(5001).window(1000).flags(PSHACK).payload(b"GET /").build();
+    let reply = t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1006).window(1000).flags(ACK).build();
+    for p in [&data, &reply] {
+        let (v, _) = b.packet(p, 0);
+        assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    }
+}
+
+/// Under NAT the server answers the client itself, so each distinct client address takes
+/// one of the table's address slots: made-up NAT clients are held to the first half of
+/// them as made-up local addresses are.
+#[test]
+fn a_peer_inventing_nat_clients_cannot_take_the_tables_address_slots() {
+    use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
+    use fnat::types::FwdMode;
+    let mut b = World::new(&config(40_000));
+    b.engine.set_sync(Some(SyncSettings { announce: true, grace_ms: GRACE_MS, max_synced: 40_000 }));
+    let mut c = ServiceConfig::new(Proto::Tcp, VIP4.into(), 80);
+    c.real_servers =
+        vec![RealServerConfig { addr: RIP4.into(), port: 8080, weight: 1, upper: 0, lower: 0, fwd: FwdMode::Nat }];
+    b.table = ServiceTable::build(&[c], None).unwrap();
+    let slots = b.engine.conns().addrs().slots();
+    let forged = |i: u32| {
+        let client = (std::net::IpAddr::from(std::net::Ipv4Addr::from(0xc633_0000 + i)), 40000);
+        RecordRepr {
+            proto: 6,
+            fwd: 1,
+            state: TcpState::Established as u8,
+            client,
+            virt: (VIP4.into(), 80),
+            local: client,
+            real: (RIP4.into(), 8080),
+            timeout_ms: 60_000,
+            toa_done: false,
+            synack_seen: true,
+            synproxy: None,
+            proxy: None,
+        }
+    };
+    let mut i = 0;
+    while install(&mut b, &forged(i)) == Ok(Installed::New) {
+        i += 1;
+    }
+    assert_eq!(install(&mut b, &forged(i)), Err(SyncRefusal::Full));
+    assert_eq!(i as usize, slots / 2 - 2, "the VIP and the RIP took two slots; made-up clients the rest of the half");
+}

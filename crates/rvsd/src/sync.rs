@@ -184,6 +184,8 @@ fn interface_v4(dev: &str) -> Result<Vec<Ipv4Addr>, String> {
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
 const MAX_SENDERS: usize = 64;
+/// This process's earlier sender ids remembered (see `Syncer::own_senders`).
+const MAX_OWN_SENDERS: usize = 16;
 
 /// `[sync]`: connection synchronisation with peer balancers (see the module
 /// documentation and docs/HA.md).
@@ -277,7 +279,8 @@ fnat::counter_set! {
         RejectedTag = "sync_rejected_tag": "Sync messages refused: the authentication tag does not match (a stranger, or another key).",
         RejectedReplay = "sync_rejected_replay": "Sync messages refused: a sequence number the sender already used (replayed or reordered).",
         RejectedWorkers = "sync_rejected_workers": "Sync messages refused: the sender runs another number of workers.",
-        NotBackup = "sync_not_backup": "Sync messages not read: the backup role is stopped (rvsadm --stop-daemon backup, or [sync] backup = false).",
+        NotBackup = "sync_not_backup": "Sync messages whose records were not installed: the backup role is stopped (rvsadm --stop-daemon backup, or [sync] backup = false); their hellos are still heard.",
+        RejectedOwn = "sync_rejected_own": "Sync messages refused: this box's own, sent back to it (a reflection, or a multicast loop).",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
         Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first message, a hello): every connection announced again (at most one a second).",
     }
@@ -313,9 +316,8 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         own: PortOwnership::new(u32::from(workers)).context("sync: worker count")?,
         owner_seed,
         workers,
-        sender: fnat::hash::SeededFold::random_seed() as u32,
+        senders: Senders::new(fnat::hash::SeededFold::random_seed() as u32),
         sequence: 0,
-        seen: HashMap::new(),
         out: [0; MAX_LEN],
         pending: 0,
         first_at: None,
@@ -383,6 +385,60 @@ pub fn seal(mac: &Hmac<Sha256>, h: &HeaderRepr, n: usize, out: &mut [u8; MAX_LEN
     body + TAG_LEN
 }
 
+/// The senders a sync thread knows: its own id (and the ones it had before: the backup
+/// role restarted), and per authenticated peer the last sequence number taken and
+/// whether it said hello yet.
+#[derive(Debug)]
+struct Senders {
+    /// The id this box sends with.
+    me: u32,
+    /// Its earlier ids, newest last (at most [`MAX_OWN_SENDERS`]).
+    before: Vec<u32>,
+    seen: HashMap<u32, (u32, bool)>,
+}
+
+impl Senders {
+    fn new(me: u32) -> Senders {
+        Senders { me, before: Vec::new(), seen: HashMap::new() }
+    }
+
+    /// Sends as a new sender from now on (the backup role starts again).
+    fn renew(&mut self, me: u32) {
+        self.before.push(self.me);
+        if self.before.len() > MAX_OWN_SENDERS {
+            self.before.remove(0);
+        }
+        self.me = me;
+    }
+
+    /// Whether an authenticated message of `sender` numbered `sequence` may be taken:
+    /// not this box's own (a copy of one sent back would take its own hello for a
+    /// peer's start, and install its closed connections back), not a number the sender
+    /// used already (replayed or reordered). Past [`MAX_SENDERS`] senders the memory
+    /// starts over (senders come only from key holders; a restart makes a new one).
+    fn admit(&mut self, sender: u32, sequence: u32) -> Result<(), SyncCounter> {
+        if sender == self.me || self.before.contains(&sender) {
+            return Err(SyncCounter::RejectedOwn);
+        }
+        match self.seen.get(&sender) {
+            Some(&(last, _)) if (sequence.wrapping_sub(last) as i32) <= 0 => Err(SyncCounter::RejectedReplay),
+            None if self.seen.len() >= MAX_SENDERS => {
+                self.seen.clear();
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Notes an admitted message taken; whether it is the sender's first hello (a
+    /// peer that started: the masters walk their tables for it).
+    fn took(&mut self, sender: u32, sequence: u32, hello: bool) -> bool {
+        let greeted = self.seen.get(&sender).is_some_and(|&(_, g)| g);
+        self.seen.insert(sender, (sequence, greeted || hello));
+        hello && !greeted
+    }
+}
+
 struct Syncer {
     conf: SyncConf,
     socket: UdpSocket,
@@ -391,11 +447,9 @@ struct Syncer {
     own: PortOwnership,
     owner_seed: u64,
     workers: u16,
-    sender: u32,
+    /// This box's sender id and what it knows of the others'.
+    senders: Senders,
     sequence: u32,
-    /// Per authenticated sender: the last sequence number taken, and whether it said
-    /// hello yet.
-    seen: HashMap<u32, (u32, bool)>,
     out: [u8; MAX_LEN],
     pending: usize,
     first_at: Option<Instant>,
@@ -422,7 +476,7 @@ impl Syncer {
             if backup && !was_backup {
                 // The backup role (re)starts: as a new sender, so that masters walk their
                 // tables for it as for a box that started.
-                self.sender = fnat::hash::SeededFold::random_seed() as u32;
+                self.senders.renew(fnat::hash::SeededFold::random_seed() as u32);
                 self.sequence = 0;
                 hello_at = Instant::now();
             }
@@ -443,12 +497,10 @@ impl Syncer {
                 self.flush();
             }
             // Waits at most the socket's read timeout (5 ms).
+            // Read whatever the roles: a master must hear a peer's hello to walk its
+            // tables for it (rvs-agent runs the master role alone on a VRRP master).
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-                if backup {
-                    self.receive(&buf[..n], from);
-                } else {
-                    self.counters.inc(SyncCounter::NotBackup);
-                }
+                self.receive(&buf[..n], from, backup);
             }
             if published.elapsed() >= Duration::from_millis(100) {
                 self.publish();
@@ -503,7 +555,7 @@ impl Syncer {
         self.sequence = self.sequence.wrapping_add(1);
         let h = HeaderRepr {
             sync_id: self.conf.syncid,
-            sender: self.sender,
+            sender: self.senders.me,
             sequence: self.sequence,
             workers: self.workers,
         };
@@ -526,8 +578,9 @@ impl Syncer {
         }
     }
 
-    /// One received datagram (see the module documentation for the checks).
-    fn receive(&mut self, data: &[u8], from: SocketAddr) {
+    /// One received datagram (see the module documentation for the checks); its records
+    /// are installed only while the `backup` role runs.
+    fn receive(&mut self, data: &[u8], from: SocketAddr, backup: bool) {
         let Ok(m) = Message::new_checked(data) else {
             return self.counters.inc(SyncCounter::RejectedMalformed);
         };
@@ -541,15 +594,8 @@ impl Syncer {
             tracing::debug!(%from, "sync: a message with a bad tag");
             return self.counters.inc(SyncCounter::RejectedTag);
         }
-        match self.seen.get(&h.sender) {
-            Some(&(last, _)) if (h.sequence.wrapping_sub(last) as i32) <= 0 => {
-                return self.counters.inc(SyncCounter::RejectedReplay);
-            }
-            None if self.seen.len() >= MAX_SENDERS => {
-                // Senders only come from key holders; a restart makes a new one.
-                self.seen.clear();
-            }
-            _ => {}
+        if let Err(c) = self.senders.admit(h.sender, h.sequence) {
+            return self.counters.inc(c);
         }
         if h.workers != self.workers {
             if !self.warned_workers {
@@ -566,13 +612,18 @@ impl Syncer {
             }
         }
         let hello = m.count() == 0;
-        let greeted = self.seen.get(&h.sender).is_some_and(|&(_, g)| g);
-        self.seen.insert(h.sender, (h.sequence, greeted || hello));
+        let first_hello = self.senders.took(h.sender, h.sequence, hello);
         self.counters.inc(SyncCounter::MsgsReceived);
-        if hello && !greeted && self.sync().runs(MASTER) {
+        if first_hello && self.sync().runs(MASTER) {
             // A peer's first hello (it started and has its services): the whole table.
             tracing::info!(%from, "sync: a peer started; announcing every connection to it");
             self.resync_due.get_or_insert(self.last_resync + Duration::from_millis(RESYNC_MIN_MS));
+        }
+        if !backup {
+            if !hello {
+                self.counters.inc(SyncCounter::NotBackup);
+            }
+            return;
         }
         for rec in recs.into_iter().flatten() {
             let w = self.owner(&rec) as usize;
@@ -625,6 +676,39 @@ mod tests {
 
     /// ipvsadm's `--start-daemon` / `--stop-daemon`: roles switch at run time; what
     /// disagrees with `[sync]` is refused by name and changes nothing.
+    /// Replays, reordering and this box's own messages sent back are refused; a
+    /// sender's first hello is told apart from its later ones.
+    #[test]
+    fn senders_refuse_replays_and_this_boxs_own_messages() {
+        let mut s = Senders::new(1);
+        assert_eq!(s.admit(1, 5), Err(SyncCounter::RejectedOwn));
+        assert_eq!(s.admit(2, 5), Ok(()));
+        assert!(!s.took(2, 5, false), "records, no hello");
+        assert_eq!(s.admit(2, 5), Err(SyncCounter::RejectedReplay));
+        assert_eq!(s.admit(2, 4), Err(SyncCounter::RejectedReplay), "reordered");
+        assert_eq!(s.admit(2, 6), Ok(()));
+        assert!(s.took(2, 6, true), "its first hello");
+        assert!(!s.took(2, 7, true), "a later hello");
+        assert_eq!(s.admit(2, 7u32.wrapping_add(1 << 31)), Err(SyncCounter::RejectedReplay), "half the space on");
+        // The backup role restarts: the old id is still this box's.
+        s.renew(3);
+        assert_eq!((s.admit(1, 9), s.admit(3, 9)), (Err(SyncCounter::RejectedOwn), Err(SyncCounter::RejectedOwn)));
+        for id in 10..10 + MAX_OWN_SENDERS as u32 {
+            s.renew(id);
+        }
+        assert_eq!(s.admit(1, 9), Ok(()), "only the last {MAX_OWN_SENDERS} earlier ids are kept");
+        assert_eq!(s.admit(3, 9), Err(SyncCounter::RejectedOwn));
+        // More senders than remembered: the memory starts over.
+        let mut s = Senders::new(1);
+        for id in 100..100 + MAX_SENDERS as u32 {
+            assert_eq!(s.admit(id, 1), Ok(()));
+            s.took(id, 1, false);
+        }
+        assert_eq!(s.admit(100, 1), Err(SyncCounter::RejectedReplay));
+        assert_eq!(s.admit(99, 1), Ok(()), "a 65th sender");
+        assert_eq!(s.admit(100, 1), Ok(()), "forgotten");
+    }
+
     #[test]
     fn roles_switch_at_run_time_and_disagreements_are_refused() {
         let s = SyncShared::new(&conf(&["10.0.0.2:8848"], None));

@@ -32,6 +32,7 @@ use super::Engine;
 use crate::conn::{Addr, ConnFlags, ConnKey, ConnRef, NewConn};
 use crate::service::{RsId, ServiceTable};
 use crate::stats::{ConnEvent, Gauge};
+use crate::synproxy::NO_WS;
 use crate::tcp_state::TcpState;
 use crate::types::{FwdMode, Millis, Proto};
 
@@ -225,16 +226,27 @@ impl Engine {
         }
         let (cip, vip, lip, rip) =
             (Addr::from(rec.client.0), Addr::from(rec.virt.0), Addr::from(rec.local.0), Addr::from(rec.real.0));
+        // Without a local address (NAT, DR, TUN) the server answers the client itself:
+        // the record's local side is the client's, nothing else.
+        if !fwd.uses_local_addr() && (lip, rec.local.1) != (cip, rec.client.1) {
+            return Err(SyncRefusal::Field);
+        }
         let svc =
             table.classify(proto, rec.client, rec.virt, || !self.pools.is_lip(&vip)).ok_or(SyncRefusal::NoService)?;
         let s = table.service(svc);
+        // A server of port 0 takes each flow at its own destination port, never another.
+        let port_ok = |d: &crate::service::Dest| d.port == rec.real.1 || (d.port == 0 && rec.real.1 == rec.virt.1);
         let dest = s
             .dests
             .iter()
-            .find(|d| d.addr == rec.real.0 && (d.port == rec.real.1 || d.port == 0) && d.fwd == fwd)
+            .find(|d| d.addr == rec.real.0 && port_ok(d) && d.fwd == fwd)
             .ok_or(SyncRefusal::NoService)?;
+        // Addresses the table has no slot for yet (a foreign local address, a NAT or DR
+        // client's, a fwmark service's VIP out of a range): only in the first half of the
+        // slots, whatever the mode.
         let a = self.conns.addrs();
-        if fwd.uses_local_addr() && !self.pools.is_lip(&lip) && a.live() >= a.slots() / 2 && !a.holds(&lip) {
+        let new_lip = !self.pools.is_lip(&lip) && !a.holds(&lip);
+        if (new_lip || !a.holds(&vip)) && a.live() >= a.slots() / 2 {
             return Err(SyncRefusal::Full);
         }
         let (rs, svc_id) = (dest.id, s.id.0);
@@ -318,8 +330,11 @@ impl Engine {
             c.flags.set(ConnFlags::SYNPROXY);
             let side = &mut self.synproxy.side[i];
             *side = Default::default();
+            // Window scales as the proxy's own handshake keeps them: at most 14 (RFC 7323
+            // §2.3), or none; a shift beyond would overflow.
+            let ws = |w: u8| if w == NO_WS { NO_WS } else { w.min(14) };
             (side.delta, side.ts, side.ws_client, side.ws_server, side.bits) =
-                (s.delta, s.ts, s.ws_client, s.ws_server, s.bits);
+                (s.delta, s.ts, ws(s.ws_client), ws(s.ws_server), s.bits);
         }
         if let Some(p) = rec.proxy {
             c.flags.set(ConnFlags::PROXY_PROTO);
