@@ -463,8 +463,11 @@ impl Worker {
         if master != self.engine.sync_announces() {
             self.engine.set_sync_announce(master);
         }
+        // A walk asked for while one runs starts when that one ends (from the start:
+        // the new peer missed what was walked), never restarts it: peers appearing
+        // faster than a walk of a large table ends cannot keep it from ending.
         let want = self.shared.resync.load(Ordering::Relaxed);
-        if want != self.resync_seen {
+        if want != self.resync_seen && self.sync_walk.is_none() {
             self.resync_seen = want;
             self.sync_walk = Some(0);
         }
