@@ -616,7 +616,10 @@ impl Syncer {
         self.counters.inc(SyncCounter::MsgsReceived);
         if first_hello && self.sync().runs(MASTER) {
             // A peer's first hello (it started and has its services): the whole table.
-            tracing::info!(%from, "sync: a peer started; announcing every connection to it");
+            // Logged when a walk is planned, not per hello (one walk serves them all).
+            if self.resync_due.is_none() {
+                tracing::info!(%from, "sync: a peer started; announcing every connection to it");
+            }
             self.resync_due.get_or_insert(self.last_resync + Duration::from_millis(RESYNC_MIN_MS));
         }
         if !backup {
