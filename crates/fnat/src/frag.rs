@@ -51,8 +51,13 @@
 //! open addressing over a window of [`PROBES`] slots from the key's hash (seeded like the
 //! connection table's, so a sender cannot aim at a window). A slot is free when empty,
 //! when its entry's time is past, or when its last fragment went. A first fragment that
-//! finds its window full of live entries is still forwarded; its later fragments are
-//! then dropped as without a first (`frag_table_full`). Per packet: no allocation, a
+//! finds its window full of live entries takes the slot of the oldest of them
+//! (`frag_evicted`), whose later fragments, if any are still to come, are then dropped
+//! as without a first: a sender's later fragments follow its first within
+//! microseconds, so a flood of first fragments (one a datagram, new identifications)
+//! must record thousands of its own in that time to take a real datagram's entry,
+//! where refusing new entries instead would let a few thousand a second (each held
+//! [`FRAG_TIMEOUT_MS`]) keep every real datagram out. Per packet: no allocation, a
 //! hash and at most [`PROBES`] slot comparisons.
 
 use std::net::IpAddr;
@@ -79,7 +84,7 @@ crate::counter_set! {
         Forwarded = "frag_forwarded": "IP fragments forwarded (first and later ones).",
         FirstRecorded = "frag_first_recorded": "First fragments whose connection was recorded for their datagram's later fragments.",
         NoFirst = "frag_no_first": "Later fragments without a recorded first fragment (also counted as the drop fragment_no_first).",
-        TableFull = "frag_table_full": "First fragments forwarded without being recorded: every slot of their window was in use (their later fragments are dropped).",
+        Evicted = "frag_evicted": "Live entries replaced by a newer first fragment whose window was full: the oldest goes (its later fragments, if any were still to come, are dropped).",
         Expired = "frag_expired": "Entries whose time ran out before their last fragment passed (counted when their slot is taken again or a late fragment finds them).",
         ToaSkipped = "frag_toa_skipped": "First fragments of a TCP segment that would have taken the TOA option: forwarded without it.",
         ProxySkipped = "frag_proxy_dropped": "First fragments of a TCP segment that must carry the PROXY protocol header: dropped (also counted as the drop fragment), since bytes cannot be inserted into a fragment; the client retransmits the segment.",
@@ -250,11 +255,11 @@ impl FragTable {
     }
 
     /// Records where the datagram `k`'s later fragments go (a first fragment passed at
-    /// `now`). Counts `frag_first_recorded`, or `frag_table_full` if its window has no
-    /// free slot.
+    /// `now`). Counts `frag_first_recorded`, and `frag_evicted` where its window had no
+    /// free slot and the oldest entry gave way.
     pub fn record(&mut self, k: &FragKey, route: Route, now: Millis) {
         let home = self.home(k);
-        let mut free = None;
+        let (mut free, mut oldest) = (None, home);
         for i in 0..PROBES {
             let at = (home + i) & (FRAG_SLOTS - 1);
             let s = &self.slots[at];
@@ -266,10 +271,16 @@ impl FragTable {
             if free.is_none() && s.expires <= now {
                 free = Some(at);
             }
+            if s.expires < self.slots[oldest].expires {
+                oldest = at;
+            }
         }
-        let Some(at) = free else {
-            self.counts.inc(FragEvent::TableFull);
-            return;
+        let at = match free {
+            Some(at) => at,
+            None => {
+                self.counts.inc(FragEvent::Evicted);
+                oldest
+            }
         };
         if self.slots[at].expires != 0 && self.slots[at].expires <= now {
             self.counts.inc(FragEvent::Expired);
@@ -376,17 +387,28 @@ mod tests {
         assert_eq!(t.live(0), 0);
     }
 
+    /// A flood of first fragments (each its own datagram) cannot keep a real datagram's
+    /// entry out: where a window is full the oldest entry gives way (counted), so the
+    /// real one, recorded after the flood began, still routes its later fragments; the
+    /// flood's own oldest ones go first.
     #[test]
-    fn a_full_window_is_counted() {
+    fn a_full_window_gives_way_to_the_newest_first_fragment() {
         let mut t = FragTable::new(KeyHasher::with_seed(1));
         let r = Route::Redirect { owner: 1 };
+        let real = Route::Redirect { owner: 2 };
         for i in 0..(FRAG_SLOTS as u32 * 4) {
-            t.record(&key(i), r, 10);
+            t.record(&key(i), r, 10 + Millis::from(i) / 1000);
         }
+        t.record(&key(u32::MAX - 1), real, 30);
+        for i in 0..64 {
+            t.record(&key(FRAG_SLOTS as u32 * 4 + i), r, 30);
+        }
+        assert_eq!(t.lookup(&key(u32::MAX - 1), true, 31), Some(real), "the real datagram's later fragments pass");
         let c = t.counts();
-        assert_eq!(c.get(FragEvent::FirstRecorded) + c.get(FragEvent::TableFull), FRAG_SLOTS as u64 * 4);
-        assert!(c.get(FragEvent::TableFull) > 0);
-        assert!(t.live(10) <= FRAG_SLOTS);
+        assert_eq!(c.get(FragEvent::FirstRecorded), FRAG_SLOTS as u64 * 4 + 65, "every first fragment recorded");
+        assert!(c.get(FragEvent::Evicted) >= FRAG_SLOTS as u64 * 3 - 1, "{}", c.get(FragEvent::Evicted));
+        assert_eq!(t.lookup(&key(0), false, 31), None, "the flood's first entries gave way");
+        assert!(t.live(31) <= FRAG_SLOTS);
         // Time frees them all.
         t.record(&key(u32::MAX), r, 10 + FRAG_TIMEOUT_MS);
         assert_eq!(t.lookup(&key(u32::MAX), true, 11 + FRAG_TIMEOUT_MS), Some(r));
