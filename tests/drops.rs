@@ -12,6 +12,10 @@
 //! address of its family, so it happens only between `rvsadm -A` and `-P`. Nor
 //! `quiescent`: it needs a real server's weight set to 0 between two frames of a flow
 //! (the fixtures of `crates/fnat/tests/quiescent.rs`, and `tests/cli.rs` end to end).
+//! Not yet here either: the ICMP errors rvs does not believe (`icmp_error_checksum`,
+//! `icmp_misaddressed`, `icmp_mtu_too_small`: `crates/fnat/tests/fixtures.rs`,
+//! `icmp_errors_that_are_not_believed`) and `icmp_rate_limited` (60 frames of TTL 1:
+//! `crates/frame/tests/fixtures.rs`, `time_exceeded_errors_are_rate_limited`).
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

@@ -28,6 +28,13 @@
 //! ICMP echo (a SNAT rule's ping: its identifier stands for the ports, as in
 //! [`crate::translate::Tuple`]; `traceroute -I`'s time-exceeded errors) and not a
 //! non-first fragment (which has no ports).
+//!
+//! Before the engine acts on an error about a known connection (passes it on, or takes
+//! it as a real server's word for the passive health check) it vets it with
+//! [`IcmpError::checksum_ok`], [`IcmpError::to_quoted_sender`] and
+//! [`IcmpError::mtu_too_small`]: a damaged message, one not addressed to the sender of
+//! the packet it quotes, and a path MTU below what the family guarantees
+//! ([`MIN_PMTU_V4`], [`MIN_PMTU_V6`]) are dropped, each counted by its own reason.
 
 use std::net::IpAddr;
 
@@ -37,6 +44,22 @@ use wire::{icmpv4, icmpv6, IpProtocol, IpVersion, Ipv4Packet, Ipv6Packet, TcpFla
 use crate::buf::PacketBuf;
 use crate::translate::{echo_ends, patch_l4, write_ip_addrs, Rewrite, TranslateError, Tuple};
 use crate::types::Proto;
+
+/// The smallest next-hop MTU of an ICMPv4 "fragmentation needed" rvs passes on, either
+/// way: 576, the datagram RFC 791 says every host must accept (Linux's own floor,
+/// `min_pmtu`, is 552). A smaller one lowers the path MTU a host keeps for the error's
+/// source for about ten minutes (Linux: `mtu_expires`), and towards a real server that
+/// source is a LIP shared by every client using it: one client could slow them all.
+/// Towards a client the same floor holds, so that rvs never passes on what it does not
+/// believe; a NAT64 client hears of an IPv4 path no narrower than that either (the
+/// error is dropped before it is translated).
+pub const MIN_PMTU_V4: u32 = 576;
+
+/// The smallest MTU of an ICMPv6 "packet too big" rvs passes on, either way: 1280, the
+/// link MTU RFC 8200 says IPv6 never goes below, so a smaller one is a lie (RFC 8201
+/// has a host ignore it; what an older one does with it is not worth the risk). It is
+/// also the MTU a NAT64 client is told at least ([`crate::nat64::icmp4_to_icmp6`]).
+pub const MIN_PMTU_V6: u32 = 1280;
 
 /// New outer addresses of an ICMP error (e.g. VIP -> CIP for an error from the real
 /// server's side delivered to the client).
@@ -73,14 +96,46 @@ pub struct IcmpError {
     pub inner: Tuple,
 }
 
+impl IcmpError {
+    /// Whether the error is addressed to the source of the packet it quotes, as every
+    /// ICMP error is (RFC 792, RFC 4443: it goes back to the packet's sender). One that
+    /// is not was forged or mangled on the way: nothing it says is about what that
+    /// sender sent.
+    #[inline]
+    pub fn to_quoted_sender(&self) -> bool {
+        self.dst == self.inner.src
+    }
+
+    /// Whether the ICMP checksum of the error `data` holds (as [`icmp_error`] read it)
+    /// is right: over the ICMP message for ICMPv4, with the IPv6 pseudo-header for
+    /// ICMPv6. Reads the whole message (off the per-packet path: errors only).
+    pub fn checksum_ok(&self, data: &[u8]) -> bool {
+        let Some(m) = data.get(self.icmp..self.icmp + self.icmp_len) else { return false };
+        match (self.src, self.dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => icmpv4::Packet::new_checked(m).is_ok_and(|p| p.verify_checksum()),
+            (IpAddr::V6(s), IpAddr::V6(d)) => icmpv6::Packet::new_checked(m).is_ok_and(|p| p.verify_checksum(s, d)),
+            _ => false,
+        }
+    }
+
+    /// Whether the error announces a path MTU below what its family guarantees
+    /// ([`MIN_PMTU_V4`], [`MIN_PMTU_V6`]): not to be believed, nor passed on.
+    #[inline]
+    pub fn mtu_too_small(&self) -> bool {
+        let floor = if self.src.is_ipv4() { MIN_PMTU_V4 } else { MIN_PMTU_V6 };
+        self.mtu.is_some_and(|m| m < floor)
+    }
+}
+
 /// Reads the ICMP or ICMPv6 error whose outer IP header is at `l3`, and the tuple of
-/// the packet it quotes.
+/// the packet it quotes. Its checksum is not verified here ([`IcmpError::checksum_ok`]).
 ///
 /// Errors: `NotIcmpError` for other ICMP messages and other protocols, `Fragment` if the
 /// outer packet is a fragment or the quoted one a non-first fragment,
-/// `UnsupportedProtocol` if the quoted packet is not TCP or UDP, `Truncated` if fewer
-/// than 8 bytes of its transport header are quoted, `Malformed` for impossible headers
-/// (including an IPv6 packet quoted in ICMPv4 or the reverse).
+/// `UnsupportedProtocol` if the quoted packet is neither TCP, UDP nor an ICMP echo
+/// request or reply, `Truncated` if fewer than 8 bytes of its transport header are
+/// quoted, `Malformed` for impossible headers (including an IPv6 packet quoted in
+/// ICMPv4 or the reverse).
 pub fn icmp_error(data: &[u8], l3: usize) -> Result<IcmpError, TranslateError> {
     let ip = data.get(l3..).ok_or(TranslateError::Truncated)?;
     let (v4, src, dst, icmp_rel, icmp_len) = match IpVersion::of(ip) {
@@ -222,22 +277,21 @@ pub fn rewrite_icmp_error_parsed(
         icmp_delta.replace16(old, new);
     }
 
-    // The quoted transport header: ports, and its checksum if quoted.
+    // The quoted transport header: ports (an echo's identifier), and its checksum if
+    // quoted. The ICMP checksum follows the bytes actually written: the first 8 (ports,
+    // UDP's checksum; an echo's checksum and identifier) and TCP's checksum (16-17).
     let seg = &mut data[t.l4..end];
-    let csum_at = match t.proto {
-        Proto::Tcp => wire::tcp::CHECKSUM_OFFSET,
-        Proto::Udp => wire::udp::CHECKSUM_OFFSET,
-        Proto::Icmp => wire::icmpv4::CHECKSUM_OFFSET,
-    };
     let read16 = |s: &[u8], at: usize| s.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let old_l4_csum = read16(seg, csum_at);
+    let mut head = [0u8; wire::udp::HEADER_LEN];
+    head.copy_from_slice(&seg[..wire::udp::HEADER_LEN]);
+    let tcp_csum = |s: &[u8]| if t.proto == Proto::Tcp { read16(s, wire::tcp::CHECKSUM_OFFSET) } else { None };
+    let old_tcp_csum = tcp_csum(seg);
     let mut l4 = addrs;
     l4.replace16(t.sport, inner.sport);
     l4.replace16(t.dport, inner.dport);
     patch_l4(seg, t.proto, v4, inner.sport, inner.dport, l4)?;
-    icmp_delta.replace16(t.sport, inner.sport);
-    icmp_delta.replace16(t.dport, inner.dport);
-    if let (Some(old), Some(new)) = (old_l4_csum, read16(seg, csum_at)) {
+    icmp_delta.replace_at(0, &head, &seg[..wire::udp::HEADER_LEN]);
+    if let (Some(old), Some(new)) = (old_tcp_csum, tcp_csum(seg)) {
         icmp_delta.replace16(old, new);
     }
 
@@ -412,6 +466,28 @@ mod tests {
         let i = Rewrite { src: c.into(), sport: 40000, dst: v.into(), dport: 53 };
         rewrite_icmp_error(&mut buf, 0, &o, &i).unwrap();
         assert_eq!(check(&buf.to_vec()).icmp_payload, client_view);
+    }
+
+    /// A quoted echo carries one identifier where TCP and UDP carry two ports: only it
+    /// is written, and the ICMP checksum follows what was written, even when the
+    /// rewrite's other port is not what the quote's tuple says (a request's is 0).
+    #[test]
+    fn echo_quote_checksum_follows_the_identifier_written() {
+        let router = Ipv4Addr::new(198, 51, 100, 9);
+        let sent = PacketBuilder::ipv4(LIP, CIP).ttl(1).icmpv4_echo_request(1025, 4).payload(b"trace").build();
+        let mine = PacketBuilder::ipv4(RIP, CIP).ttl(1).icmpv4_echo_request(77, 4).payload(b"trace").build();
+        let err = PacketBuilder::ipv4(router, LIP).icmpv4_error(11, 0, &sent).build();
+        let e = icmp_error(&err, 0).unwrap();
+        assert_eq!((e.inner.proto, e.inner.sport, e.inner.dport), (Proto::Icmp, 1025, 0));
+        let o = AddrRewrite { src: router.into(), dst: RIP.into() };
+        for other in [0, 5353] {
+            let i = Rewrite { src: RIP.into(), sport: 77, dst: CIP.into(), dport: other };
+            let mut buf = VecBuf::new(&err);
+            rewrite_icmp_error(&mut buf, 0, &o, &i).unwrap();
+            let want = PacketBuilder::ipv4(router, RIP).icmpv4_error(11, 0, &mine).build();
+            assert_eq!(buf.to_vec(), want, "other port {other}");
+            check(&buf.to_vec());
+        }
     }
 
     #[test]

@@ -175,7 +175,9 @@ pub fn icmp4_to_icmp6<B: PacketBuf>(
     msg[0] = ty;
     msg[1] = code;
     if ty == 2 {
-        let mtu = e.mtu.unwrap_or(0).saturating_add(GROWTH as u32).max(ICMP6_MAX as u32);
+        // Never below IPv6's minimum, which is all a client would believe (the engine
+        // drops an IPv4 report below `MIN_PMTU_V4` before it gets here).
+        let mtu = e.mtu.unwrap_or(0).saturating_add(GROWTH as u32).max(crate::icmp_err::MIN_PMTU_V6);
         msg[4..8].copy_from_slice(&mtu.to_be_bytes());
     }
     {

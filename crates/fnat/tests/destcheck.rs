@@ -8,8 +8,9 @@ mod common;
 use common::*;
 use fnat::destcheck::DestMark;
 use fnat::engine::destcheck::DestReport;
+use fnat::engine::Verdict;
 use fnat::service::{DestMarks, RsId, ServiceTable};
-use fnat::stats::ConnEvent;
+use fnat::stats::{ConnEvent, DropReason};
 use fnat::types::Proto;
 use std::net::{Ipv4Addr, SocketAddr};
 use wire::builder::PacketBuilder;
@@ -312,6 +313,30 @@ fn udp_a_server_answering_port_unreachable_is_reported_down() {
     let lp = query(&mut w, 40000);
     icmp_about(&mut w, RIP4_UDP, (3, 3), lp);
     assert!(reports(&mut w).is_empty());
+}
+
+/// A "port unreachable" that is not the server's own word is no DOWN, and is not
+/// passed on either: one with a wrong ICMP checksum (damaged, or made up by a sender
+/// that did not bother), and one addressed elsewhere than the datagram's source. The
+/// same error, whole and rightly addressed, is a DOWN.
+#[test]
+fn udp_a_damaged_or_misaddressed_port_unreachable_is_no_down() {
+    let (mut w, rs) = udp_world("default");
+    let lp = query(&mut w, 40000);
+    let quoted = PacketBuilder::ipv4(LIP4, RIP4_UDP).udp(lp, 53).payload(b"q").build();
+    let whole = PacketBuilder::ipv4(RIP4_UDP, LIP4).icmpv4_error(3, 3, &quoted).build();
+    let mut damaged = whole.clone();
+    // The quoted payload's byte: the ICMP checksum no longer holds.
+    *damaged.last_mut().unwrap() ^= 0x20;
+    let v = w.packet(&damaged, 0).0;
+    assert!(reports(&mut w).is_empty(), "a damaged error");
+    assert_eq!(v, Verdict::Drop(DropReason::IcmpErrorChecksum));
+    let elsewhere = PacketBuilder::ipv4(RIP4_UDP, VIP4).icmpv4_error(3, 3, &quoted).build();
+    let v = w.packet(&elsewhere, 0).0;
+    assert!(reports(&mut w).is_empty(), "to another destination");
+    assert_eq!(v, Verdict::Drop(DropReason::IcmpMisaddressed));
+    assert!(matches!(w.packet(&whole, 0).0, Verdict::Forward { .. }));
+    assert_eq!(reports(&mut w), [DestReport { rs, up: false }]);
 }
 
 /// A UDP server let back in reports UP on its first answers, one per connection, at

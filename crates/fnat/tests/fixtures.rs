@@ -417,6 +417,102 @@ fn icmp_errors_about_known_connections() {
     run(&mut w, steps);
 }
 
+/// ICMP errors about known connections that are not believed, whichever way they go:
+/// a "fragmentation needed" below 576 or a "packet too big" below 1280 (a client could
+/// otherwise lower the real server's path MTU towards the LIP every client shares), one
+/// not addressed to the sender of the packet it quotes, and one with a wrong ICMP
+/// checksum (ICMPv6's covers the addresses). Each is dropped untouched and counted;
+/// the floors themselves pass.
+#[test]
+fn icmp_errors_that_are_not_believed() {
+    let mut w = World::new(&config(64));
+    let router4 = Ipv4Addr::new(10, 2, 0, 254);
+    let router6: Ipv6Addr = "fd00:2::fe".parse().unwrap();
+    let client_router = Ipv4Addr::new(198, 51, 100, 1);
+    let client_router6: Ipv6Addr = "2001:db8:99::1".parse().unwrap();
+    let (c6, v6, l6, r6) = (cip6(), vip6(), lip6(), rip6());
+    // The server's reply as the client got it and as the server sent it; the client's
+    // data as the server got it.
+    let resp_client = t4(VIP4, 80, CIP4, 40000).seq(9).ack(2).flags(PSHACK).payload(&[7; 600]).build();
+    let resp_server = t4(RIP4, 8080, LIP4, 1025).seq(9).ack(2).flags(PSHACK).payload(&[7; 600]).build();
+    let data_server = t4(LIP4, 1025, RIP4, 8080).seq(1).ack(1).flags(PSHACK).payload(&[5; 600]).build();
+    let resp6_client = t6(v6, 80, c6, 50000).seq(9).ack(2).flags(PSHACK).payload(&[7; 64]).build();
+    let resp6_server = t6(r6, 8080, l6, 1025).seq(9).ack(2).flags(PSHACK).payload(&[7; 64]).build();
+    let data6_server = t6(l6, 1025, r6, 8080).seq(1).ack(1).flags(PSHACK).payload(&[5; 64]).build();
+    let frag_needed =
+        |from, to, quote: &[u8], mtu| PacketBuilder::ipv4(from, to).icmpv4_error(3, 4, quote).next_hop_mtu(mtu).build();
+    let too_big = |from, to, quote: &[u8], mtu| PacketBuilder::ipv6(from, to).icmpv6_error(2, 0, mtu, quote).build();
+    let dropped = |desc, input, r| pkt(desc, input, Expect::Drop(r), None);
+    // A wrong checksum: one bit of the quote flipped; ICMPv6: the message as built for
+    // another destination, then sent to the right one (the pseudo-header differs).
+    let mut damaged4 = PacketBuilder::ipv4(client_router, VIP4).icmpv4_error(3, 1, &resp_client).build();
+    *damaged4.last_mut().unwrap() ^= 1;
+    let mut damaged6 = PacketBuilder::ipv6(client_router6, l6).icmpv6_error(1, 3, 0, &resp6_client).build();
+    damaged6[24..40].copy_from_slice(&v6.octets());
+    let steps = vec![
+        fwd(
+            "SYN v4",
+            t4(CIP4, 40000, VIP4, 80).flags(SYN).build(),
+            RIP4,
+            t4(LIP4, 1025, RIP4, 8080).flags(SYN).build(),
+        ),
+        fwd("SYN v6", t6(c6, 50000, v6, 80).flags(SYN).build(), r6, t6(l6, 1025, r6, 8080).flags(SYN).build()),
+        dropped(
+            "a client's fragmentation needed with MTU 68, towards the server",
+            frag_needed(CIP4, VIP4, &resp_client[..28], 68),
+            DropReason::IcmpMtuTooSmall,
+        ),
+        dropped(
+            "575 from a router on the client's path",
+            frag_needed(client_router, VIP4, &resp_client, 575),
+            DropReason::IcmpMtuTooSmall,
+        ),
+        fwd(
+            "576 goes on to the server",
+            frag_needed(client_router, VIP4, &resp_client, 576),
+            RIP4,
+            frag_needed(LIP4, RIP4, &resp_server, 576),
+        ),
+        dropped(
+            "towards the client, the same floor",
+            frag_needed(router4, LIP4, &data_server, 552),
+            DropReason::IcmpMtuTooSmall,
+        ),
+        dropped(
+            "a packet too big of 1279 from the client's side",
+            too_big(c6, v6, &resp6_client, 1279),
+            DropReason::IcmpMtuTooSmall,
+        ),
+        dropped("and from the server's side", too_big(router6, l6, &data6_server, 1000), DropReason::IcmpMtuTooSmall),
+        fwd("1280 goes on", too_big(client_router6, v6, &resp6_client, 1280), r6, too_big(l6, r6, &resp6_server, 1280)),
+        dropped(
+            "an error about the VIP's packet sent to the LIP",
+            PacketBuilder::ipv4(client_router, LIP4).icmpv4_error(3, 1, &resp_client).build(),
+            DropReason::IcmpMisaddressed,
+        ),
+        dropped(
+            "an error about the LIP's packet sent to the VIP",
+            PacketBuilder::ipv4(router4, VIP4).icmpv4_error(3, 1, &data_server).build(),
+            DropReason::IcmpMisaddressed,
+        ),
+        dropped(
+            "an ICMPv6 error about the LIP's packet sent to the client",
+            PacketBuilder::ipv6(router6, c6).icmpv6_error(1, 3, 0, &data6_server).build(),
+            DropReason::IcmpMisaddressed,
+        ),
+        dropped("a damaged ICMP error", damaged4, DropReason::IcmpErrorChecksum),
+        dropped("an ICMPv6 error whose checksum is another destination's", damaged6, DropReason::IcmpErrorChecksum),
+        check("each refusal counted by its reason", |w| {
+            let s = w.engine.stats();
+            assert_eq!(s.drops(DropReason::IcmpMtuTooSmall), 5);
+            assert_eq!(s.drops(DropReason::IcmpMisaddressed), 3);
+            assert_eq!(s.drops(DropReason::IcmpErrorChecksum), 2);
+            assert_eq!((s.total.pkts_in, s.total.pkts_out), (4, 0));
+        }),
+    ];
+    run(&mut w, steps);
+}
+
 /// What is refused without a connection, and what is not ours.
 #[test]
 fn refusals_and_strangers() {

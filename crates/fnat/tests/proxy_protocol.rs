@@ -517,6 +517,50 @@ fn icmp_errors_quote_the_clients_numbers() {
     run(&mut w, steps);
 }
 
+/// NAT64 (an IPv6 VIP, an IPv4 real server): an ICMPv4 "fragmentation needed" about a
+/// shifted segment reaches the client as a "packet too big" quoting the segment as the
+/// client sent it, its sequence number shifted back by the header's length.
+#[test]
+fn nat64_icmp_errors_quote_the_clients_numbers() {
+    let (c6, v6) = (cip6(), vip6());
+    let nat64 = pp(svc(Proto::Tcp, v6.into(), 80, &[rs(RIP4.into(), 8080)]), ProxyProtocol::V1);
+    let mut w = World::with_services(&config(64), &[nat64]);
+    let router = Ipv4Addr::new(10, 2, 0, 254);
+    let next = 1001 + GET.len() as u32;
+    let quoted_server =
+        t4(LIP4, 1025, RIP4, 8080).seq(next + V1_CIP6.len() as u32).ack(5001).flags(PSHACK).payload(&[9; 64]).build();
+    let quoted_client = t6(c6, 50000, v6, 80).seq(next).ack(5001).flags(PSHACK).payload(&[9; 64]).build();
+    let steps = vec![
+        pkt("SYN", t6(c6, 50000, v6, 80).seq(1000).flags(SYN).build(), Expect::Fwd(RIP4.into()), None),
+        pkt(
+            "SYN-ACK",
+            t4(RIP4, 8080, LIP4, 1025).seq(5000).ack(1001).flags(SYNACK).build(),
+            Expect::Fwd(c6.into()),
+            None,
+        ),
+        fwd(
+            "first data: the header, in IPv4",
+            t6(c6, 50000, v6, 80).seq(1001).ack(5001).flags(PSHACK).payload(GET).build(),
+            RIP4,
+            PacketBuilder::ipv4(LIP4, RIP4)
+                .dont_frag()
+                .tcp(1025, 8080)
+                .seq(1001)
+                .ack(5001)
+                .flags(PSHACK)
+                .payload(&cat(V1_CIP6, GET))
+                .build(),
+        ),
+        fwd(
+            "fragmentation needed about the next segment: packet too big, its sequence number − 49 in the quote",
+            PacketBuilder::ipv4(router, LIP4).icmpv4_error(3, 4, &quoted_server).next_hop_mtu(1400).build(),
+            c6,
+            PacketBuilder::ipv6(v6, c6).icmpv6_error(2, 0, 1420, &quoted_client).build(),
+        ),
+    ];
+    run(&mut w, steps);
+}
+
 /// NAT real servers take the header too (the client's address is kept in the IP
 /// header, the header says it as well); the SYN proxy is never used for such a
 /// service, even when the global mode is on.

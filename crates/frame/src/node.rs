@@ -65,6 +65,52 @@ const SOLICIT_ROOM: usize = 128;
 /// A neighbour advertisement with its target link-layer address option.
 const ADVERT_LEN: usize = ETH_LEN + 40 + 32;
 
+/// Time-exceeded errors a worker sends a second at most, as Linux's
+/// `icmp_msgs_per_sec`: rvs answers a TTL-1 packet to whatever source it claims, so
+/// without a limit a spoofed flood would make every worker reflect one error per frame.
+pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
+/// Time-exceeded errors a worker may send at once after a quiet spell, as Linux's
+/// `icmp_msgs_burst`.
+pub const ICMP_ERROR_BURST: u64 = 50;
+
+/// The token bucket of a worker's own time-exceeded errors ([`ICMP_ERRORS_PER_SEC`],
+/// [`ICMP_ERROR_BURST`]), in thousandths of a token. It is refilled from the time
+/// [`Node::housekeeping`] is given, once per loop, so that sending an error reads no
+/// clock. "Fragmentation needed" / "packet too big" are not limited, as in Linux (PMTU
+/// discovery must not stall), and only go to the sender of a connection's packet.
+#[derive(Debug, Clone, Copy)]
+struct ErrorBucket {
+    milli: u64,
+    last: u64,
+}
+
+impl ErrorBucket {
+    const CAP: u64 = ICMP_ERROR_BURST * 1000;
+
+    /// A full bucket.
+    fn new() -> ErrorBucket {
+        ErrorBucket { milli: Self::CAP, last: 0 }
+    }
+
+    /// Adds the tokens earned since the last refill (`now` in ms).
+    #[inline]
+    fn refill(&mut self, now: u64) {
+        let earned = now.saturating_sub(self.last).saturating_mul(ICMP_ERRORS_PER_SEC);
+        self.milli = self.milli.saturating_add(earned).min(Self::CAP);
+        self.last = now;
+    }
+
+    /// Takes one token if there is one.
+    #[inline]
+    fn take(&mut self) -> bool {
+        let ok = self.milli >= 1000;
+        if ok {
+            self.milli -= 1000;
+        }
+        ok
+    }
+}
+
 /// Which ICMP error to send about a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IcmpKind {
@@ -79,6 +125,7 @@ pub struct Node<B> {
     pending: Pending<B>,
     retry_at: u64,
     hops: HopCache,
+    errors: ErrorBucket,
 }
 
 impl<B: PacketBuf> Default for Node<B> {
@@ -95,6 +142,7 @@ impl<B: PacketBuf> Node<B> {
             pending: Pending::new(PENDING_HOPS, PENDING_PER_HOP),
             retry_at: 0,
             hops: HopCache::new(),
+            errors: ErrorBucket::new(),
         }
     }
 
@@ -224,10 +272,13 @@ impl<B: PacketBuf> Node<B> {
         }
     }
 
-    /// Every few milliseconds: asks again for the next hops packets wait for, and drops
-    /// the packets of those that never answered. Returns whether it ran (the worker
-    /// does its own periodic I/O duties on the same beat).
+    /// Once per loop, with the loop's time (ms): refills the bucket of the node's own
+    /// time-exceeded errors; every few milliseconds, asks again for the next hops
+    /// packets wait for, and drops the packets of those that never answered. Returns
+    /// whether the latter ran (the worker does its own periodic I/O duties on the same
+    /// beat).
     pub fn housekeeping(&mut self, net: &Net, now: u64, io: &mut impl Io<B>) -> bool {
+        self.errors.refill(now);
         if now < self.retry_at {
             return false;
         }
@@ -310,7 +361,8 @@ impl<B: PacketBuf> Node<B> {
     /// to a real server or client with the TTL spent, so it is dropped here and the
     /// sender told, before it takes a connection or a local port. Addresses under a
     /// kni_host route are the kernel's destination, not a hop: their packets arrive
-    /// (eBGP sends with TTL 1).
+    /// (eBGP sends with TTL 1). The error is rate limited ([`ICMP_ERRORS_PER_SEC`]):
+    /// beyond it the packet is still dropped, the error not sent (`icmp_rate_limited`).
     fn expires_here(&mut self, net: &Net, b: &B, io: &mut impl Io<B>) -> bool {
         let Some(l3) = ip::parse(b.data()) else { return false };
         if net.addrs.owner(l3.dst).is_none()
@@ -323,7 +375,11 @@ impl<B: PacketBuf> Node<B> {
             // No error to a source that cannot be answered: the core refuses it.
             return false;
         }
-        self.icmp_error(net, &b.data()[ETH_LEN..], IcmpKind::TimeExceeded, io);
+        if self.errors.take() {
+            self.icmp_error(net, &b.data()[ETH_LEN..], IcmpKind::TimeExceeded, io);
+        } else {
+            self.counters.drop(NetDrop::IcmpRateLimited);
+        }
         self.counters.drop(NetDrop::TtlExceeded);
         true
     }

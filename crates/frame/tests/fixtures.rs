@@ -471,6 +471,36 @@ fn ttl_expiry_and_too_big() {
     assert_eq!(w.engine.conns().len(), 0, "an expiring SYN takes no connection and no local port");
 }
 
+/// A worker's own time-exceeded errors are rate limited as Linux's (1000 a second,
+/// bursts of 50): a flood of TTL-1 packets claiming any source is dropped, each
+/// counted, and answered only as fast as the bucket refills from the loop's clock.
+#[test]
+fn time_exceeded_errors_are_rate_limited() {
+    let mut w = World::new(1);
+    w.housekeeping(10_000);
+    let ttl1 = |sport: u16| PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(1).tcp(sport, 80).flags(SYN).build();
+    let flood = |w: &mut World, n: u16, from: u16| {
+        w.io.out.clear();
+        for i in 0..n {
+            w.frame(0, &ttl1(from + i));
+        }
+        w.io.out.len()
+    };
+    assert_eq!(flood(&mut w, 60, 1000), 50, "the burst, then nothing");
+    assert_eq!(w.node.counters.drops(NetDrop::TtlExceeded), 60);
+    assert_eq!(w.node.counters.drops(NetDrop::IcmpRateLimited), 10);
+    assert_eq!(w.node.counters.get(NetCounter::IcmpErrors), 50);
+    w.housekeeping(10_003);
+    assert_eq!(flood(&mut w, 10, 2000), 3, "3 ms later: 3 more");
+    w.housekeeping(20_000);
+    assert_eq!(flood(&mut w, 60, 3000), 50, "a quiet spell refills the burst, no more");
+    assert_eq!(w.node.counters.drops(NetDrop::IcmpRateLimited), 27);
+    for (sink, f) in &w.io.out {
+        assert_eq!(*sink, Sink::Tx(0));
+        assert_eq!(judge_eth(f).dst, IpAddr::from(CIP));
+    }
+}
+
 /// MTU: a packet larger than the outgoing port's MTU is dropped and its sender gets
 /// "fragmentation needed" / "packet too big" quoting the packet as the sender sent it.
 /// The core has already rewritten the packet when the outgoing port is known: the quote

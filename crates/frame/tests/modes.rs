@@ -394,7 +394,12 @@ fn icmp_errors_under_nat_and_dr() {
     let err_nat = PacketBuilder::eth(SERVER, US1).ipv4(RIP, CIP).ttl(64).icmpv4_error(3, 3, &quoted_nat).build();
     // The DR server answered the client directly; a router on the way sent this back.
     let quoted_dr = PacketBuilder::ipv4(VIP, CIP).ttl(60).tcp(83, 40001).seq(900).ack(101).flags(SYNACK).build();
-    let err_dr = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, VIP).ttl(64).icmpv4_error(3, 4, &quoted_dr).build();
+    let err_dr = PacketBuilder::eth(CLIENT, US0)
+        .ipv4(CIP, VIP)
+        .ttl(64)
+        .icmpv4_error(3, 4, &quoted_dr)
+        .next_hop_mtu(1400)
+        .build();
     let err_dr_out = {
         let mut f = err_dr.clone();
         f[..12].copy_from_slice(&[SERVER.0, US1.0].concat());

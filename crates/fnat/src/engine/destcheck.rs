@@ -166,7 +166,9 @@ impl Engine {
     /// forger must therefore hit a fresh connection's ports; an answered connection is
     /// never taken as proof. A datagram the server leaves unanswered is not a failure
     /// (DPVS counts a connection that expires one-way): a client can send what a healthy
-    /// server ignores, and so take it out.
+    /// server ignores, and so take it out. The caller has vetted `e` (its ICMP checksum,
+    /// its destination: `Engine::icmp`); the destination is checked here again, as this
+    /// function's own condition.
     #[cold]
     pub(super) fn udp_refused(&mut self, e: &IcmpError, r: ConnRef) {
         let unreachable = match e.src {

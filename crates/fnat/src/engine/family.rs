@@ -6,7 +6,7 @@
 use super::{Engine, Verdict};
 use crate::buf::PacketBuf;
 use crate::conn::Hit;
-use crate::icmp_err::IcmpError;
+use crate::icmp_err::{icmp_error, IcmpError};
 use crate::nat64::{self, GROWTH};
 use crate::stats::DropReason;
 use crate::tcp_state::Direction;
@@ -51,8 +51,17 @@ impl Engine {
 
     /// An ICMP error about a NAT64 connection: one from the IPv4 side (about a packet
     /// rvs sent the server) becomes an ICMPv6 error to the client, as RFC 7915 maps it;
-    /// the rest is dropped (`nat64`).
-    pub(super) fn icmp_nat64<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, e: &IcmpError, h: Hit) -> Verdict {
+    /// the rest is dropped (`nat64`). With the PROXY protocol (`pp`) the quoted
+    /// sequence number is then shifted back into the client's numbering, as for a
+    /// connection of one family ([`Engine::proxy_icmp`]).
+    pub(super) fn icmp_nat64<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        e: &IcmpError,
+        h: Hit,
+        pp: bool,
+    ) -> Verdict {
         let c = self.conns.get(h.conn);
         let (std::net::IpAddr::V6(vip), std::net::IpAddr::V6(cip)) = (c.vip().ip(), c.cip().ip()) else {
             return self.drop(DropReason::Nat64);
@@ -64,6 +73,12 @@ impl Engine {
         let rs = c.rs;
         if nat64::icmp4_to_icmp6(buf, l3, e, (vip, cip), &inner).is_err() {
             return self.drop(DropReason::Nat64);
+        }
+        if pp {
+            // The message was rebuilt: read again where its quote now lies.
+            if let Ok(e6) = icmp_error(buf.data(), l3) {
+                self.proxy_icmp(buf.data_mut(), &e6, h.conn, Direction::Output);
+            }
         }
         let bytes = buf.data().len().saturating_sub(l3) as u64;
         self.stats.packet_out(self.svc_of(rs), rs, bytes);

@@ -1251,6 +1251,8 @@ impl Engine {
         }
     }
 
+    /// An ICMP or ICMPv6 error (see [`crate::icmp_err`]): translated to the other side
+    /// of the connection whose packet it quotes, once vetted ([`icmp_refusal`]).
     #[cold]
     fn icmp<B: PacketBuf>(&mut self, buf: &mut B, l3: usize) -> Verdict {
         let e = match icmp_error(buf.data(), l3) {
@@ -1275,13 +1277,18 @@ impl Engine {
             }
             return Verdict::NotMine;
         };
+        // Vetted before anything is done with it, the passive health check included.
+        if let Some(r) = icmp_refusal(buf.data(), &e) {
+            return self.drop(r);
+        }
         if self.dest_watching && h.dir == Direction::Output && q.proto == Proto::Udp {
             self.udp_refused(&e, h.conn);
         }
         let c = self.conns.get(h.conn);
         let fwd = c.fwd();
         if c.cip().is_v4() != c.rip().is_v4() {
-            return self.icmp_nat64(buf, l3, &e, h);
+            let pp = c.flags().has(ConnFlags::PROXY_PROTO);
+            return self.icmp_nat64(buf, l3, &e, h, pp);
         }
         if fwd.keeps_packet() {
             // About a DR or TUN server's reply (it went to the client directly): the
@@ -1329,5 +1336,22 @@ impl Engine {
             Direction::Output => self.stats.packet_out(svc, rs, bytes),
         }
         Verdict::Forward { dst, dir, conn: h.conn }
+    }
+}
+
+/// Why the ICMP error `e` about a known connection, in `data`, is not to be acted on,
+/// if it is not: a wrong checksum, not addressed to the quoted packet's sender (a
+/// forgery needs no more than the connection's addresses and ports otherwise), or an
+/// MTU below its family's floor (see [`crate::icmp_err::MIN_PMTU_V4`]), whichever way
+/// it travels.
+fn icmp_refusal(data: &[u8], e: &crate::icmp_err::IcmpError) -> Option<DropReason> {
+    if !e.checksum_ok(data) {
+        Some(DropReason::IcmpErrorChecksum)
+    } else if !e.to_quoted_sender() {
+        Some(DropReason::IcmpMisaddressed)
+    } else if e.mtu_too_small() {
+        Some(DropReason::IcmpMtuTooSmall)
+    } else {
+        None
     }
 }
