@@ -104,13 +104,20 @@ use TcpState::{
     SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
-/// IPVS's transition table: `[direction][event][state]`.
+/// IPVS's transition table: `[direction][event][state]`, but for a client's SYN on a
+/// half-closed connection (FIN_WAIT, CLOSE_WAIT), which IPVS takes for a new
+/// connection (SYN_RECV) and rvs leaves as it is, as on ESTABLISHED: a client cannot
+/// reuse its port before its side of the connection ends (a reset, or its FIN acknowledged
+/// and TIME_WAIT over, when the state here is CLOSE or TIME_WAIT), so such a SYN is a
+/// forgery or a stray; taken for a restart it set up the number a forged FIN then
+/// carried, and the next SYN reused the connection (another server, the old one's
+/// transfer cut). The server answers it with a challenge ACK (RFC 5961 §4).
 #[rustfmt::skip]
 const TABLE: [[[TcpState; 11]; 4]; 2] = [
     // INPUT (client -> RS)
     [
         //     NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
-        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /*syn*/ [SR, ES, ES, SR, FW, SR, SR, CW, SR, SR, SR],
         /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
         /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
         /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
@@ -126,11 +133,12 @@ const TABLE: [[[TcpState; 11]; 4]; 2] = [
 ];
 
 /// IPVS's input-only table (`tcp_states[2]`), for connections whose replies do not
-/// pass the balancer (DR): `[event][state]`.
+/// pass the balancer (DR): `[event][state]`, with [`TABLE`]'s change: a client's SYN
+/// on FIN_WAIT or CLOSE_WAIT leaves it.
 #[rustfmt::skip]
 const INPUT_ONLY: [[TcpState; 11]; 4] = [
     //     NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
-    /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+    /*syn*/ [SR, ES, ES, SR, FW, SR, SR, CW, SR, SR, SR],
     /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
     /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
     /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],

@@ -176,6 +176,65 @@ fn a_forged_syn_then_rst_leaves_an_established_connection() {
     run(&mut w, steps);
 }
 
+/// A half-closed connection (the client's FIN passed; the server still sends) is not
+/// restarted by a forged SYN: before, the SYN moved it to SYN_RECV and set the client's
+/// numbers afresh, a FIN with the next number then matched (TIME_WAIT), and any SYN after
+/// reused the connection, for another server, cutting the old one's transfer.
+#[test]
+fn a_forged_syn_fin_syn_leaves_a_half_closed_connection() {
+    let mut w = World::new(&config(1024));
+    let mut steps = talking();
+    steps.push(pkt(
+        "the client's FIN",
+        t4(CIP4, 40000, VIP4, 80).seq(1006).ack(5001).flags(FINACK).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(pkt(
+        "the server's ACK of it",
+        t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1007).flags(ACK).build(),
+        Expect::Fwd(CIP4.into()),
+        None,
+    ));
+    steps.push(state4("half closed", 40000, TcpState::CloseWait));
+    for (desc, seq, flags) in [("a forged SYN", 0x5eed_0000, SYN), ("a FIN after it", 0x5eed_0001, FINACK)] {
+        steps.push(pkt(desc, t4(CIP4, 40000, VIP4, 80).seq(seq).flags(flags).build(), Expect::Fwd(RIP4.into()), None));
+    }
+    steps.push(state4("still half closed", 40000, TcpState::CloseWait));
+    steps.push(pkt(
+        "another SYN: the same connection's, no new one",
+        t4(CIP4, 40000, VIP4, 80).seq(0x5eed_0000).flags(SYN).build(),
+        Expect::Fwd(RIP4.into()),
+        None,
+    ));
+    steps.push(fwd(
+        "the server's data still reaches the client",
+        t4(RIP4, 8080, LIP4, 1025).seq(5001).ack(1007).flags(PSHACK).payload(b"body").build(),
+        CIP4,
+        t4(VIP4, 80, CIP4, 40000).seq(5001).ack(1007).flags(PSHACK).payload(b"body").build(),
+    ));
+    steps.push(check("no connection reused", |w| assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 0)));
+    run(&mut w, steps);
+}
+
+/// The same on DR, where the client's FIN makes FIN_WAIT while the server streams its
+/// answer to the client directly.
+#[test]
+fn dr_a_forged_syn_fin_syn_leaves_a_half_closed_connection() {
+    let (mut w, mut steps) = dr_talking();
+    steps.extend([
+        client_flags("the client's FIN", 1006, FINACK),
+        state4("half closed", 40000, TcpState::FinWait),
+        client_flags("a forged SYN", 0x5eed_0000, SYN),
+        client_flags("a FIN after it", 0x5eed_0001, FINACK),
+        state4("still half closed", 40000, TcpState::FinWait),
+        client_flags("another SYN", 0x5eed_0000, SYN),
+        check("no connection reused", |w| assert_eq!(w.engine.stats().events(ConnEvent::ConnReused), 0)),
+        check("the client's numbers unmoved", |w| assert_eq!(outer_next(w), 1007)),
+    ]);
+    run(&mut w, steps);
+}
+
 /// A DR connection (the server answers the client directly): SYN, ACK and a request
 /// from CIP4:40000, the client's stream seen here ending at 1006.
 fn dr_talking() -> (World, Vec<Step>) {

@@ -219,10 +219,11 @@ impl Conn {
     /// stands (or it is the first). A forged segment, which must guess one of those
     /// numbers, moves nothing, so it cannot set up the number a forged RST would carry.
     /// Never backwards (a retransmission from the inner host's acknowledgment leaves
-    /// it). A SYN (`syn`) on a connection not ESTABLISHED starts a new stream (a new
-    /// connection, or a client that reuses its port while the old one closes): it sets
-    /// it afresh, and the inner host's SYN-ACK the acknowledgment. On an ESTABLISHED
-    /// connection a SYN changes nothing (as its state), so a forged one sets nothing up.
+    /// it). A SYN (`syn`) on a connection being opened or closed (a new connection, or a
+    /// client that reuses its port once its side ended: TIME_WAIT, CLOSE) starts a new
+    /// stream: it sets it afresh, and the inner host's SYN-ACK the acknowledgment. On an
+    /// ESTABLISHED or half-closed (FIN_WAIT, CLOSE_WAIT) connection a SYN changes
+    /// nothing (as its state), so a forged one sets nothing up.
     /// While no acknowledgment has passed (DR and TUN always: their servers answer the
     /// clients directly), a segment starting within [`BLIND_WINDOW`] of it moves it
     /// forward too, so a segment lost before rvs (and retransmitted to the server only)
@@ -230,7 +231,7 @@ impl Conn {
     #[inline]
     pub(crate) fn saw_outer_segment(&mut self, seq: u32, len: u32, syn: bool) {
         let next = seq.wrapping_add(len);
-        let restarts = syn && self.state != TcpState::Established;
+        let restarts = syn && !matches!(self.state, TcpState::Established | TcpState::FinWait | TcpState::CloseWait);
         let ahead = next.wrapping_sub(self.outer_next) as i32 > 0;
         if restarts
             || self.outer_next == 0
