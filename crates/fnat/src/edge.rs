@@ -274,8 +274,8 @@ impl Edge {
     }
 
     /// Whether a new flow from `src` to service `idx` (stable id `id`, policy `p`) is
-    /// admitted at `now`; the refusal's reason otherwise (the caller counts it). Takes
-    /// a token of the service's rate limit when it gets that far.
+    /// admitted at `now`: [`screen`](Self::screen), then [`take`](Self::take); the
+    /// refusal's reason otherwise (the caller counts it).
     #[inline]
     pub fn admit(
         &mut self,
@@ -285,12 +285,28 @@ impl Edge {
         src: IpAddr,
         now: Millis,
     ) -> Result<(), DropReason> {
+        self.screen(p, src)?;
+        self.take(idx, id, p, src, now)
+    }
+
+    /// The deny and allow lists (global and the service's `p`) alone: whether `src`
+    /// may reach the service at all. Costs no token: what a SYN the SYN proxy answers
+    /// with a cookie goes through, the rest waiting for the cookie's ACK.
+    #[inline]
+    pub fn screen(&self, p: &ServicePolicy, src: IpAddr) -> Result<(), DropReason> {
         if self.deny.contains(src) || p.deny.contains(src) {
             return Err(DropReason::Denied);
         }
         if !p.allow.is_empty() && !p.allow.contains(src) {
             return Err(DropReason::NotAllowed);
         }
+        Ok(())
+    }
+
+    /// The service's rate limit (a token of it taken) and the per-source limit: what
+    /// a connection about to be opened must pass.
+    #[inline]
+    pub fn take(&mut self, idx: usize, id: u32, p: &ServicePolicy, src: IpAddr, now: Millis) -> Result<(), DropReason> {
         if let Some(r) = p.rate {
             let w = self.workers;
             if let Some(b) = self.buckets.get_mut(idx) {

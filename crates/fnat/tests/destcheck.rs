@@ -120,10 +120,15 @@ fn silence_counts_for_the_syn_proxys_own_syn_only() {
     w.now = 61 * S;
     assert_eq!(w.expire(), 1);
     assert_eq!(reports(&mut w), [DOWN]);
-    // Refused: at once; answered: UP once let back in.
+    // Refused: at once (an RST that acknowledges the proxy's SYN; a forged one, not
+    // acknowledging it, says nothing); answered: UP once let back in.
     proxied_syn(&mut w, 40001);
-    from_server(&mut w, 40001, RSTACK);
-    assert_eq!(reports(&mut w), [DOWN]);
+    let lp = lport(&w, 40001);
+    for (ack, counted) in [(1001, false), (301, true)] {
+        let (v, _) = w.packet(&t4(RIP4, 8080, LIP4, lp).seq(5000).ack(ack).flags(RSTACK).build(), 0);
+        assert_eq!(matches!(v, fnat::engine::Verdict::Forward { .. }), counted, "{v:?}");
+        assert_eq!(reports(&mut w), if counted { vec![DOWN] } else { vec![] });
+    }
     let mut svcs = services();
     svcs[0].dest_check = Some("default".parse().unwrap());
     svcs[0].synproxy = Some(fnat::synproxy::SynProxyMode::On);

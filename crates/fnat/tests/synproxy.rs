@@ -647,3 +647,40 @@ fn a_proxied_port_reuse_keeps_the_local_port() {
     assert_eq!(sport(&syn), 1027);
     assert_eq!(w.engine.stats().events(ConnEvent::LocalPortKept), 1);
 }
+
+/// The service's connection rate limit with the SYN proxy: a flood of spoofed SYNs (each
+/// answered with a cookie, no state) spends none of it, so a real client's cookie ACK
+/// still opens its connection; the ACKs are what the limit counts (a burst of 2 here:
+/// the third client's ACK is refused, `rate_limited`).
+#[test]
+fn spoofed_syns_spend_no_rate_the_cookie_acks_do() {
+    let mut services = services_with(Some(SynProxyMode::On));
+    for c in services.iter_mut().filter(|c| c.proto == Proto::Tcp) {
+        c.rate_limit = Some(fnat::edge::RateLimit { rate: 2, burst: 2 });
+    }
+    let mut w = World::with_services(&config(1024), &services);
+    let d = CookieData::from_syn(true, None, None, false);
+    let mut steps = Vec::new();
+    for i in 0..50u16 {
+        let spoofed = Conn4 { cport: 20000 + i, lport: 0 };
+        steps.push(pkt(
+            "a spoofed SYN: a cookie",
+            spoofed.c2v().seq(7).flags(SYN).build(),
+            Expect::Fwd(CIP4.into()),
+            None,
+        ));
+    }
+    for (i, cport) in [42000u16, 42001, 42002].into_iter().enumerate() {
+        let cookie = KEY.make(CIP4.into(), cport, VIP4.into(), 80, 100, 0, d);
+        let k = Conn4 { cport, lport: 1025 };
+        steps.push(pkt("the client's SYN", k.c2v().seq(100).flags(SYN).build(), Expect::Fwd(CIP4.into()), None));
+        let ack = k.c2v().seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build();
+        let want = if i < 2 { Expect::Fwd(RIP4.into()) } else { Expect::Drop(DropReason::RateLimited) };
+        steps.push(pkt("its cookie ACK", ack, want, None));
+    }
+    steps.push(check("counted", |w| {
+        assert_eq!(w.engine.stats().drops(DropReason::RateLimited), 1, "only the third ACK");
+        assert_eq!(event(w, SynProxyEvent::CookieSent), 53);
+    }));
+    run(&mut w, steps);
+}

@@ -1096,14 +1096,19 @@ impl Engine {
             if let Err(r) = sanity::admit(&*buf, l3, t, |a| self.is_own(a)) {
                 return self.refuse(s.id.0, r);
             }
-            // Edge policy: global and service deny, allow, rate, per-source limit.
-            if let Err(r) = self.edge.admit(svc.0 as usize, s.id.0, &s.policy, t.src, now) {
+            // Edge policy: global and service deny and allow lists; then, unless the SYN
+            // proxy answers with a cookie (a flood of spoofed SYNs must not spend the
+            // rate that real clients' cookie ACKs need), the rate and per-source limits.
+            if let Err(r) = self.edge.screen(&s.policy, t.src) {
                 return self.refuse(s.id.0, r);
             }
             if t.proto == Proto::Tcp {
                 if let Some(v) = self.synproxy_syn(table, svc, buf, l3, now, t) {
                     return v;
                 }
+            }
+            if let Err(r) = self.edge.take(svc.0 as usize, s.id.0, &s.policy, t.src, now) {
+                return self.refuse(s.id.0, r);
             }
             return match self.open(table, svc, now, t, k) {
                 Ok(r) if s.config.ops => self.one_packet(buf, l3, now, t, r),

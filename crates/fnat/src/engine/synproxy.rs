@@ -138,7 +138,11 @@ impl Engine {
         if let Some(v) = self.client_checked(sanity::inbound(buf.data_mut(), l3, t)) {
             return Some(v);
         }
-        let r = match self.open(table, svc, now, t, k) {
+        // The edge policy as it stands now (its lists may have changed since the cookie
+        // went out), and the rate limit's token, taken here rather than by the SYN.
+        let service = table.service(svc);
+        let edge = self.edge.admit(svc.0 as usize, service.id.0, &service.policy, t.src, now);
+        let r = match edge.and_then(|()| self.open(table, svc, now, t, k)) {
             Ok(r) => r,
             Err(reason) => {
                 self.synproxy.counts.inc(Ev::AckNoConn);
@@ -225,7 +229,7 @@ impl Engine {
                 if f.contains(SYNACK) && !f.contains(TcpFlags::RST) {
                     Some(self.server_synack(buf, l3, now, t, h, side))
                 } else if f.contains(TcpFlags::RST) {
-                    Some(self.server_rst(buf, l3, now, h, side))
+                    Some(self.server_rst(buf, l3, now, t, h, side))
                 } else if f.contains(TcpFlags::ACK) {
                     Some(self.server_bad_ack(buf, l3, t, h))
                 } else {
@@ -511,8 +515,25 @@ impl Engine {
     }
 
     /// The real server refused (RST before its SYN-ACK): an RST to the client at the
-    /// sequence number it expects, and the connection closes.
-    fn server_rst<B: PacketBuf>(&mut self, buf: &mut B, l3: usize, now: Millis, h: Hit, side: Side) -> Verdict {
+    /// sequence number it expects, and the connection closes. Only an RST that
+    /// acknowledges the SYN sent to the server (RFC 793's rule in SYN-SENT) counts: any
+    /// other is dropped (`synproxy_bad_synack`), so a forger who knows the addresses and
+    /// ports cannot end the handshake, nor count against the server's health.
+    fn server_rst<B: PacketBuf>(
+        &mut self,
+        buf: &mut B,
+        l3: usize,
+        now: Millis,
+        t: &Tuple,
+        h: Hit,
+        side: Side,
+    ) -> Verdict {
+        let acks_syn = segment::read(buf.data(), t.l4, t.l4_len)
+            .is_ok_and(|s| t.tcp_flags.contains(TcpFlags::ACK) && s.ack == side.last);
+        if !acks_syn {
+            self.synproxy.counts.inc(Ev::SynAckDropped);
+            return self.drop(DropReason::SynproxyBadSynAck);
+        }
         let c = self.conns.get(h.conn);
         let (cip, cport, vip, vport) = (c.cip().ip(), c.cport(), c.vip().ip(), c.vport());
         let rst = Craft {
@@ -587,7 +608,8 @@ impl Engine {
         let side = &self.synproxy.side[r.index() as usize];
         let sh = shift_of(side, self.synproxy.cfg.wscale);
         if let Some(seg) = data.get_mut(t.l4..t.l4 + t.l4_len) {
-            // Parsed before: cannot fail.
+            // Parsed before; an option list it cannot walk is left as it is (the
+            // checksum still follows what was rewritten).
             let _ = segment::translate(seg, dir == Direction::Input, &sh);
         }
     }

@@ -16,9 +16,10 @@
 //! so a client that does not send timestamps loses window scaling and SACK. rvs keeps
 //! the MSS index, the client's window scale and its SACK permission all in `data`
 //! (7 bits, see [`CookieData`]), so they survive with or without timestamps. The price
-//! is integrity: a forged ACK is accepted with probability 2^-17 per guess and minute
-//! (Linux: 2^-22); what such a forgery buys is one connection to a real server, the
-//! same as a legitimate client gets.
+//! is integrity: a blind forged ACK is accepted with probability 2^-24 (its top byte
+//! must give the current or the previous minute, 2 in 256, and its low 24 bits a valid
+//! 7-bit `data`, 2^-17; Linux's 2-bit `data`: 2^-29 in all); what such a forgery buys
+//! is one connection to a real server, the same as a legitimate client gets.
 
 use std::net::IpAddr;
 

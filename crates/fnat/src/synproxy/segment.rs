@@ -286,7 +286,10 @@ pub fn translate(seg: &mut [u8], to_server: bool, s: &Shift) -> Result<(), Trans
             at += 1;
             continue;
         }
-        let len = *seg.get(at + 1).ok_or(TranslateError::Malformed)? as usize;
+        // A kind without its length byte ends the walk as a bad length does: the
+        // numbers above are rewritten already, and the checksum below must follow them.
+        let Some(&len) = seg.get(at + 1) else { break };
+        let len = len as usize;
         if len < 2 || at + len > hl {
             break;
         }
@@ -389,5 +392,19 @@ mod tests {
         assert_eq!(seen.payload, b"x");
         let sk = o.iter().find_map(|x| if let TcpOption::Sack(d) = x { Some(*d) } else { None }).unwrap();
         assert_eq!(u32::from_be_bytes([sk[0], sk[1], sk[2], sk[3]]), 100 + 0x1000_0000);
+    }
+
+    /// A server's segment whose options end with a kind and no length byte (nothing
+    /// checks a server's options before): its numbers are rewritten and its checksum
+    /// follows them, where the walk used to stop before the checksum was written.
+    #[test]
+    fn an_option_without_its_length_still_leaves_a_valid_checksum() {
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1));
+        let p = PacketBuilder::ipv4(a, b).tcp(2, 1).flags(TcpFlags::ACK).seq(5000).ack(7).option(&[1, 1, 1, 8]).build();
+        let mut v = p.clone();
+        let s = Shift { seq: 1000, ts: None, win_up: None, win_conv: None };
+        translate(&mut v[20..], false, &s).unwrap();
+        check(&v);
+        assert_eq!(TcpPacket::new_checked(&v[20..]).unwrap().seq_number(), 4000);
     }
 }
