@@ -69,6 +69,7 @@ crate::counter_set! {
         SyncLost = "sync_lost": "A connection's announcement was lost: the worker's outbox or the sync thread's queue was full (the next change or refresh announces it again).",
         SyncInstalled = "sync_installed": "A connection a peer announced was installed in this worker (marked synced).",
         SyncUpdated = "sync_updated": "A synced connection's state and expiry were updated from a peer's announcement.",
+        SyncAdopted = "sync_adopted": "A synced connection this box forwarded a packet of: its own from then on (no peer's record changes it, it no longer counts in max_synced).",
         SyncRefused = "sync_refused": "A peer's connection was not installed: no such service or real server here, a field rvs does not sync, or a connection of this box holds its addresses and ports.",
         SyncRefusedFull = "sync_refused_full": "A peer's connection was not installed: the worker holds its share of synced connections (rvsd.toml sync.max_synced) or its table is full.",
         ConnReused = "conn_reused": "A SYN met a TIME_WAIT or CLOSE connection of the same client address and port (or, under NAT, DR or TUN, a new connection met one on the server side): the old connection was expired and the SYN scheduled afresh (LVS conn_reuse_mode).",

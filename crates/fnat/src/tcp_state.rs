@@ -317,12 +317,6 @@ impl Timeouts {
     pub fn ipvsadm(&self) -> (u32, u32, u32) {
         (self.established, self.fin_wait, self.udp)
     }
-
-    /// The largest timeout, in milliseconds (sizes the timer wheel's horizon).
-    pub fn max_ms(&self) -> Millis {
-        let m = TcpState::ALL.iter().map(|s| self.tcp_secs(*s)).max().unwrap_or(0).max(self.udp);
-        m as Millis * 1000
-    }
 }
 
 #[cfg(test)]
@@ -401,6 +395,5 @@ mod tests {
         assert_eq!(t.tcp(SR), 60_000);
         t.set_ipvsadm(600, 0, 30);
         assert_eq!(t.ipvsadm(), (600, 120, 30));
-        assert_eq!(t.max_ms(), 600_000);
     }
 }

@@ -68,16 +68,30 @@ fn an_established_connection_moves_to_the_peer_and_forwards_the_same_there() {
     assert_eq!((r.local.0, r.local.1, r.real.1), (LIP4.into(), lport, 8080));
     assert!(r.timeout_ms > 0 && r.timeout_ms <= 900_000);
 
-    // The peer installs it; both forward the next packets byte for byte alike.
+    // The peer installs it.
     assert_eq!(install(&mut b, &r), Ok(Installed::New));
     assert_eq!(b.engine.synced_live(), 1);
     assert_eq!(b.engine.stats().events(ConnEvent::SyncInstalled), 1);
     let (listed, _) = b.engine.list(0, 8, b.now);
     assert!(listed[0].synced && listed[0].state == TcpState::Established);
-    let data = t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"GET / HTTP/1.0\r\n\r\n").build();
+    // Nothing changed and no refresh is due: not announced again.
+    assert!(announced(&mut a).is_empty());
+
+    // A state change is announced and updates the peer's copy.
+    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1001).ack(5001).flags(FINACK).build(), 0);
+    let recs = announced(&mut a);
+    assert_eq!(recs.len(), 1);
+    assert_ne!(recs[0].state, TcpState::Established as u8);
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::Updated));
+    assert_eq!(b.engine.list(0, 8, b.now).0[0].state as u8, recs[0].state);
+    assert_eq!(b.engine.synced_live(), 1);
+
+    // Both forward the next packets byte for byte alike (the server's answer, its
+    // FIN).
     let reply =
-        t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1019).flags(PSHACK).payload(b"HTTP/1.0 200 OK\r\n\r\n").build();
-    for p in [&data, &reply] {
+        t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1002).flags(PSHACK).payload(b"HTTP/1.0 200 OK\r\n\r\n").build();
+    let fin = t4(RIP4, 8080, LIP4, lport).seq(5020).ack(1002).flags(FINACK).build();
+    for p in [&reply, &fin] {
         let (va, oa) = a.packet(p, 0);
         let (vb, ob) = b.packet(p, 0);
         assert!(matches!(vb, Verdict::Forward { .. }), "{vb:?}");
@@ -88,19 +102,20 @@ fn an_established_connection_moves_to_the_peer_and_forwards_the_same_there() {
         };
         assert_eq!(to(va), to(vb));
     }
-    // Nothing changed and no refresh is due: not announced again.
-    assert!(announced(&mut a).is_empty());
-
-    // A state change is announced and updates the peer's copy.
-    a.packet(&t4(CIP4, 40000, VIP4, 80).seq(1019).ack(5020).flags(FINACK).build(), 0);
+    // Forwarding it made the copy b's own: no longer synced, out of the share, and
+    // what a says of it now (its FIN's state change) changes nothing here.
+    assert_eq!(b.engine.stats().events(ConnEvent::SyncAdopted), 1);
+    assert_eq!(b.engine.synced_live(), 0);
+    let (listed, _) = b.engine.list(0, 8, b.now);
+    assert!(!listed[0].synced);
     let recs = announced(&mut a);
-    assert_eq!(recs.len(), 1);
-    assert_ne!(recs[0].state, TcpState::Established as u8);
-    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::Updated));
-    assert_eq!(b.engine.list(0, 8, b.now).0[0].state as u8, recs[0].state);
-    assert_eq!(b.engine.synced_live(), 1);
+    assert_eq!(recs.len(), 1, "a announces the server's FIN");
+    assert_eq!(install(&mut b, &recs[0]), Err(SyncRefusal::Clash));
+    let mut elsewhere = recs[0];
+    elsewhere.local.1 = lport.wrapping_add(7);
+    assert_eq!(install(&mut b, &elsewhere), Err(SyncRefusal::Clash), "nor can a record replace it");
 
-    // The peer's copy expires by itself; its share frees.
+    // It expires by itself.
     b.now += 3_600_000;
     b.expire();
     assert_eq!((b.engine.conns().len(), b.engine.synced_live()), (0, 0));
@@ -438,4 +453,21 @@ fn a_peer_inventing_nat_clients_cannot_take_the_tables_address_slots() {
     }
     assert_eq!(install(&mut b, &forged(i)), Err(SyncRefusal::Full));
     assert_eq!(i as usize, slots / 2 - 2, "the VIP and the RIP took two slots; made-up clients the rest of the half");
+}
+
+/// A copy still ESTABLISHED, whose first packet here takes the established path, is
+/// adopted all the same.
+#[test]
+fn a_copy_is_adopted_by_its_first_packet_on_the_established_path() {
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40002);
+    let r = announced(&mut a)[0];
+    let mut b = synced_world(1000);
+    assert_eq!(install(&mut b, &r), Ok(Installed::New));
+    let lport = r.local.1;
+    let reply = t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1001).flags(PSHACK).payload(b"data").build();
+    let (v, _) = b.packet(&reply, 0);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    assert_eq!((b.engine.synced_live(), b.engine.stats().events(ConnEvent::SyncAdopted)), (0, 1));
+    assert!(!b.engine.list(0, 8, b.now).0[0].synced);
 }

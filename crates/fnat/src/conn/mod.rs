@@ -304,6 +304,11 @@ impl Conn {
     pub(crate) fn set_synced(&mut self) {
         self.fwd |= SYNCED;
     }
+    /// Makes it this box's own (it forwarded a packet of it).
+    #[inline]
+    pub(crate) fn clear_synced(&mut self) {
+        self.fwd &= !SYNCED;
+    }
     /// Client address.
     #[inline]
     pub fn cip(&self) -> Addr {

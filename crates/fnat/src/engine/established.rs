@@ -171,7 +171,10 @@ impl Engine {
     #[inline(always)]
     fn count_and_refresh(&mut self, hit: Hit, proto: Proto, bytes: u64, now: Millis, note: SeqNote) {
         let c = self.conns.get(hit.conn);
-        let (rs, old_exp) = (c.rs, c.expires(now));
+        let (rs, old_exp, synced) = (c.rs, c.expires(now), c.synced());
+        if synced {
+            self.adopt(hit.conn);
+        }
         self.count_packet(rs, hit.dir, bytes);
         // `move_to` without its state change: the state stays ESTABLISHED (TCP; see
         // `needs_only_the_rewrite`).

@@ -871,6 +871,10 @@ impl Engine {
     #[inline]
     fn touch(&mut self, r: ConnRef, dir: Direction, flags: TcpFlags, now: Millis) {
         let c = self.conns.get(r);
+        if c.synced() {
+            self.adopt(r);
+        }
+        let c = self.conns.get(r);
         let (proto, old, fwd, rs) = (c.proto(), c.state, c.fwd(), c.rs);
         let mut state = old;
         if proto == Proto::Tcp {
@@ -887,6 +891,18 @@ impl Engine {
         if state != old && self.dest_watching {
             self.dest_state_changed(r, dir, old, state);
         }
+    }
+
+    /// A synced copy this box forwards a packet of (the peer that announced it failed
+    /// over, or gave the flow up): this box's own from then on, so that no record of a
+    /// peer (stale, or a key holder's lie) changes, moves or replaces a connection this
+    /// box carries, and it no longer takes a place of `max_synced`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn adopt(&mut self, r: ConnRef) {
+        self.conns.get_mut(r).clear_synced();
+        self.synced_live = self.synced_live.saturating_sub(1);
+        self.stats.event(ConnEvent::SyncAdopted);
     }
 
     /// Moves connection `r` from state `old` to `state` (the SYN_RECV queue, the active

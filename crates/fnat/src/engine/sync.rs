@@ -24,7 +24,9 @@
 //! connection updates its state and expiry, or replaces an older synced copy in its
 //! way; one that would take the place of a connection of this box, or exceed the
 //! worker's share of synced connections ([`SyncSettings::max_synced`]), is refused and
-//! counted.
+//! counted. A copy this box forwards a packet of is adopted (`sync_adopted`: its own
+//! from then on, no longer synced), so no peer's record changes a connection it
+//! carries.
 
 use wire::sync::{ProxyFields, RecordRepr, SynProxyFields};
 

@@ -40,9 +40,10 @@
 //!   with the same SYN-ACK; a server SYN-ACK retransmitted after the ACK is answered
 //!   with the ACK again, at most three times.
 //! - The SYN to the server is sent once; when the client retransmits before the server
-//!   answered (a segment beyond the one held, or a repeated ACK), the SYN is sent again
-//!   in its place, at most three times (the only retransmission timer here is the
-//!   client's).
+//!   answered (its segment from its first byte again, or a repeated ACK), the SYN is
+//!   sent again in its place, at most three times (the only retransmission timer here
+//!   is the client's); a later segment of the same flight is dropped (the client sends
+//!   it again).
 //! - Ack storm (as DPVS): a run of identical pure ACKs from the server (same sequence,
 //!   acknowledgment and first SACK edge) beyond `ack_storm_thresh` is dropped.
 //!
