@@ -24,13 +24,16 @@ pub struct Client {
     writer: UnixStream,
 }
 
+/// How long a reply may take (a capture's: its timeout more).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Client {
     /// Connects to the socket at `path`.
     pub fn connect(path: impl AsRef<Path>) -> Result<Client, CtlError> {
         let path = path.as_ref().to_path_buf();
         let io = |source| CtlError::Io { path: path.display().to_string(), source };
         let stream = UnixStream::connect(&path).map_err(io)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(io)?;
         let writer = stream.try_clone().map_err(io)?;
         Ok(Client { path, reader: BufReader::new(stream), writer })
     }
@@ -41,6 +44,15 @@ impl Client {
     pub fn call(&mut self, req: Request) -> Result<Response, CtlError> {
         match req {
             Request::ServiceReplace { services, snat } => self.replace(services, snat),
+            // A capture answers when it ends: at its timeout at the latest.
+            Request::Capture { timeout_s, .. } => {
+                let wait = READ_TIMEOUT + Duration::from_secs(u64::from(timeout_s));
+                let io = |source| CtlError::Io { path: self.path.display().to_string(), source };
+                self.reader.get_ref().set_read_timeout(Some(wait)).map_err(io)?;
+                let r = self.call_one(req);
+                let _ = self.reader.get_ref().set_read_timeout(Some(READ_TIMEOUT));
+                r
+            }
             req => self.call_one(req),
         }
     }

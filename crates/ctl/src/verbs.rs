@@ -220,19 +220,25 @@ pub fn service_acl(
     let i = find(set, key)?;
     let s = &mut set[i].service;
     let (l, name) = if allow { (&mut s.allow, "allow") } else { (&mut s.deny, "deny") };
-    for p in prefixes {
-        let p = p.trunc();
-        match (add, l.iter().position(|x| *x == p)) {
-            (true, None) => l.push(p),
-            (true, Some(_)) => {}
-            (false, Some(j)) => {
-                l.remove(j);
-            }
-            (false, None) => {
-                return Err(Refused::new(ErrorCode::NotFound, format!("{key}: {p} is not in the {name} list")))
+    // Sets, not searches of the list: a request of many prefixes against a long list
+    // costs its length, not the product (a million would hold the control thread).
+    let mut have: std::collections::HashSet<IpNet> = l.iter().copied().collect();
+    if add {
+        for p in prefixes.into_iter().map(|p| p.trunc()) {
+            if have.insert(p) {
+                l.push(p);
             }
         }
+        return Ok(());
     }
+    let mut gone = std::collections::HashSet::with_capacity(prefixes.len());
+    for p in prefixes.into_iter().map(|p| p.trunc()) {
+        if !have.remove(&p) && !gone.contains(&p) {
+            return Err(Refused::new(ErrorCode::NotFound, format!("{key}: {p} is not in the {name} list")));
+        }
+        gone.insert(p);
+    }
+    l.retain(|x| !gone.contains(x));
     Ok(())
 }
 

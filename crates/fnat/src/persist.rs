@@ -182,9 +182,11 @@ impl PersistTable {
     /// and a table changed between pages may repeat or skip a template.
     pub fn page(&self, cursor: u32, max: usize, now: Millis) -> (Vec<TemplateInfo>, Option<u32>) {
         let mut out = Vec::new();
-        for (pos, (key, t)) in (cursor..).zip(self.map.iter().skip(cursor as usize)) {
+        // Positions from the table's own count: a cursor from a client (u32::MAX, say)
+        // only skips everything.
+        for (pos, (key, t)) in self.map.iter().enumerate().skip(cursor as usize) {
             if out.len() >= max {
-                return (out, Some(pos));
+                return (out, Some(pos as u32));
             }
             if now < t.expires {
                 out.push(TemplateInfo { key: *key, rs: t.rs, expires_ms: t.expires - now });
@@ -346,6 +348,9 @@ mod tests {
         seen.sort_by_key(|i| i.key.client);
         let listed: Vec<(IpAddr, RsId, Millis)> = seen.iter().map(|i| (i.key.client, i.rs, i.expires_ms)).collect();
         assert_eq!(listed, [(k(0).client, RsId(2), 4997), (k(4).client, RsId(0), 1), (k(9).client, RsId(7), 7997)]);
+        // A client's cursor past the end (the largest there is) pages nothing, no overflow.
+        let (page, next) = t.page(u32::MAX, 2, 1003);
+        assert!(page.is_empty() && next.is_none());
         assert_eq!(t.expire(1003), 2);
         assert_eq!(t.counts(), [1, 0, 1], "k(2) and k(3) reclaimed");
         assert_eq!(t.expire(10_000), 3);

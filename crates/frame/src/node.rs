@@ -339,7 +339,12 @@ impl<B: PacketBuf> Node<B> {
             return self.counters.drop(NetDrop::BadFrame);
         };
         if let Some((ip, mac)) = info.binding() {
-            self.seen(net, IpAddr::V6(ip), mac, port, io);
+            let ip = IpAddr::V6(ip);
+            if !info.may_override() && net.neighs.lookup(ip).is_some_and(|e| e.mac != mac) {
+                self.counters.inc(NetCounter::NeighRefused);
+            } else {
+                self.seen(net, ip, mac, port, io);
+            }
         }
         if matches!(info.kind, nd::NdKind::Solicit) && net.answers_for(port, IpAddr::V6(info.target)) {
             // The advert may be longer than the solicitation: give it the room.

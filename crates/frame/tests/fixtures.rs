@@ -959,6 +959,26 @@ fn client_toa_is_replaced_by_rvs_own() {
     assert_eq!(w.engine.stats().total.conns, 1);
 }
 
+/// A neighbour advertisement without the override flag confirms a known address at
+/// most (RFC 4861 §7.2.5): another MAC in it moves nothing (counted), where one with the
+/// flag, or for an address not known, is reported as any binding.
+#[test]
+fn an_advert_without_override_does_not_move_a_known_neighbour() {
+    let mut w = World::new(1);
+    let other = EthernetAddress([2, 0, 0, 0, 0, 0x77]);
+    let ip = v6("2001:db8:c::9");
+    let na = |flags, mac| {
+        PacketBuilder::eth(mac, US0).ipv6(ip, if6()).hop_limit(255).neighbour_advert(flags, ip, Some(mac)).build()
+    };
+    w.neighs.learn(ip.into(), STRANGER, PortId(0), 0);
+    let refused = w.node.counters.get(NetCounter::NeighRefused);
+    w.frame(0, &na(NdiscFlags::SOLICITED, other));
+    assert!(w.io.seen.is_empty(), "not moved: {:?}", w.io.seen);
+    assert_eq!(w.node.counters.get(NetCounter::NeighRefused), refused + 1);
+    w.frame(0, &na(NdiscFlags::OVERRIDE, other));
+    assert_eq!(w.io.seen, vec![(ip.into(), other, 0)], "with the override flag: reported");
+}
+
 /// Neighbour poisoning from the client side: bindings for server-side addresses, for
 /// the VIP or our interface address, or against a static entry are not reported (only
 /// counted); on-link strangers and answers to probes are.

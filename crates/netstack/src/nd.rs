@@ -92,6 +92,17 @@ impl NdInfo {
             NdKind::Advert { .. } => Some((self.target, self.lladdr.unwrap_or(self.eth_src))),
         }
     }
+
+    /// Whether the binding may replace another link-layer address already known for
+    /// its address: not for an advertisement without the override flag (RFC 4861
+    /// §7.2.5: it confirms a known address at most), so such a forged one cannot move
+    /// a neighbour.
+    pub fn may_override(&self) -> bool {
+        match self.kind {
+            NdKind::Solicit => true,
+            NdKind::Advert { flags } => flags.contains(NdiscFlags::OVERRIDE),
+        }
+    }
 }
 
 /// Reads a neighbour solicitation or advertisement. Errors: not IPv6 / not ICMPv6

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use ctl::metrics;
@@ -132,11 +132,18 @@ fn serve(listener: TcpListener, jobs: Sender<Scrape>, stop: Arc<AtomicBool>) {
 
 /// Reads one request head, answers it, closes.
 fn answer(mut stream: TcpStream, jobs: &Sender<Scrape>) -> Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    // One deadline for the whole request, not one per read: a client sending a byte
+    // every few seconds would otherwise hold the one answering thread for hours.
+    let deadline = Instant::now() + IO_TIMEOUT;
     while !metrics::head_complete(&head) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            anyhow::bail!("no whole request within {IO_TIMEOUT:?}");
+        }
+        stream.set_read_timeout(Some(left))?;
         let n = stream.read(&mut buf).context("read")?;
         if n == 0 {
             anyhow::bail!("closed before a whole request");

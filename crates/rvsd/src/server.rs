@@ -37,8 +37,64 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Group, Uid, User};
 
-/// A request waiting for the control thread, with where its reply goes.
-pub type Job = (Request, Sender<Response>);
+/// A request waiting for the control thread, with where its reply goes, and for a
+/// capture the file it writes (opened here, as its requester may: [`capture_file`]).
+pub type Job = (Request, Sender<Response>, Option<std::fs::File>);
+
+/// The longest capture (`rvsip capture -t`): a capture holds the one capture slot and
+/// its file until it ends.
+pub const MAX_CAPTURE_S: u32 = 3600;
+
+/// Opens the file a capture of `uid`'s (group `gid`) writes to `path`, as that user
+/// could and no further: rvsd runs as root and the control group's members need not
+/// be. For anyone but root the file is created new (`O_EXCL`) in a directory the user
+/// owns, and handed to the user, so a capture cannot create, overwrite or truncate a
+/// file anywhere the user could not (a capture of crafted packets into
+/// `/etc/cron.d/x` or `/root/.ssh/authorized_keys` would be root's). For everyone: the
+/// last component is never followed as a symbolic link, and only a regular file is
+/// written (a FIFO without a reader would have held the control thread). The
+/// directory is opened first and the file named under it through `/proc/self/fd`, so
+/// what is checked is what is written to.
+pub fn capture_file(path: &str, uid: u32, gid: u32) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    let p = Path::new(path);
+    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+        return Err(format!("capture file {path:?} must be an absolute path to a file"));
+    };
+    if !p.is_absolute() {
+        return Err(format!("capture file {path:?} must be an absolute path"));
+    }
+    let dir = std::fs::File::open(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let meta = dir.metadata().map_err(|e| format!("{}: {e}", parent.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{}: not a directory", parent.display()));
+    }
+    if uid != 0 && meta.uid() != uid {
+        return Err(format!(
+            "capture file {path:?}: {} is not yours (uid {uid}): rvsd writes captures for others than root only \
+             into a directory they own",
+            parent.display()
+        ));
+    }
+    let at = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(name);
+    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).custom_flags(flags);
+    if uid == 0 {
+        o.create(true).truncate(true).mode(0o644);
+    } else {
+        o.create_new(true).mode(0o600);
+    }
+    let file = o.open(&at).map_err(|e| format!("{path}: {e}"))?;
+    if !file.metadata().map_err(|e| format!("{path}: {e}"))?.is_file() {
+        return Err(format!("{path}: not a regular file"));
+    }
+    if uid != 0 {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| format!("{path}: {e}"))?;
+    }
+    Ok(file)
+}
 
 /// Who may connect: root, and members of `group` if set.
 #[derive(Debug, Clone)]
@@ -234,6 +290,8 @@ struct Client {
     waiting: Option<InFlight>,
     /// The peer's user and process (SO_PEERCRED), for the audit log.
     peer: (u32, i32),
+    /// The peer's group (a capture's file is handed to the peer).
+    peer_gid: u32,
     /// Close once the reply is out (after an error, or after the peer's last line).
     close_after: bool,
     /// The peer closed its end.
@@ -253,10 +311,11 @@ struct Client {
 }
 
 impl Client {
-    fn new(stream: UnixStream, peer: (u32, i32), now: Instant) -> Client {
+    fn new(stream: UnixStream, peer: (u32, i32), peer_gid: u32, now: Instant) -> Client {
         Client {
             stream,
             peer,
+            peer_gid,
             inbuf: Vec::new(),
             scanned: 0,
             outbuf: Vec::new(),
@@ -501,7 +560,7 @@ impl Loop {
     /// Checks a newcomer's credentials and makes room for it.
     fn admit(&mut self, mut stream: UnixStream, now: Instant) {
         let peer = match getsockopt(&stream, PeerCredentials) {
-            Ok(c) if self.access.allows(c.uid(), c.gid()) => (c.uid(), c.pid()),
+            Ok(c) if self.access.allows(c.uid(), c.gid()) => (c.uid(), c.pid(), c.gid()),
             Ok(c) => {
                 tracing::warn!(uid = c.uid(), pid = c.pid(), "control socket: peer refused");
                 let resp =
@@ -530,7 +589,7 @@ impl Loop {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut c = Client::new(stream, peer, now);
+        let mut c = Client::new(stream, (peer.0, peer.1), peer.2, now);
         c.interest = c.wanted();
         if let Err(e) = self.epoll.add(c.stream.as_fd(), EpollEvent::new(c.interest, id)) {
             tracing::warn!("control socket: {e}");
@@ -690,8 +749,16 @@ impl Loop {
             Request::AddrDel { dev, addr } => Some((dev.clone(), *addr, false)),
             _ => None,
         };
+        // A capture's file is opened here, with the peer's rights (see `capture_file`).
+        let file = match &req {
+            Request::Capture { path, .. } => match capture_file(path, c.peer.0, c.peer_gid) {
+                Ok(f) => Some(f),
+                Err(m) => return fail(c, Response::error(ErrorCode::Invalid, m)),
+            },
+            _ => None,
+        };
         let (tx, rx) = mpsc::channel();
-        if self.jobs.send((req, tx)).is_err() {
+        if self.jobs.send((req, tx, file)).is_err() {
             return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
         }
         c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE) });
@@ -790,7 +857,7 @@ impl Loop {
         for (dev, addr) in c.leased {
             tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
             let (tx, _rx) = mpsc::channel();
-            let _ = self.jobs.send((Request::AddrDel { dev, addr }, tx));
+            let _ = self.jobs.send((Request::AddrDel { dev, addr }, tx, None));
         }
     }
 }
@@ -817,7 +884,7 @@ mod tests {
             let seen = Arc::new(Mutex::new(Vec::new()));
             let log = Arc::clone(&seen);
             std::thread::spawn(move || {
-                for (req, reply) in rx {
+                for (req, reply, _) in rx {
                     log.lock().unwrap().push(req);
                     let _ = reply.send(Response::Done { gen: 7 });
                 }
@@ -968,5 +1035,36 @@ mod tests {
         let (tx, _rx) = mpsc::channel::<Job>();
         assert!(Server::start(&file, Access::new(None).unwrap(), tx, Limits::default()).is_err());
         assert!(file.exists(), "a file that is not a socket is left alone");
+    }
+
+    /// A capture's file as its requester could make it: root anywhere (never through a
+    /// symbolic link, never into a FIFO); anyone else only new, in a directory of its
+    /// own, and handed over.
+    #[test]
+    fn capture_files_are_opened_with_the_requesters_rights() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("rvs-capfile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let at = |n: &str| dir.join(n).display().to_string();
+        // Root: created, truncated again; not through a link; not a FIFO.
+        std::fs::write(at("old"), b"old").unwrap();
+        capture_file(&at("old"), 0, 0).expect("root may overwrite");
+        assert_eq!(std::fs::metadata(at("old")).unwrap().len(), 0);
+        std::os::unix::fs::symlink(at("old"), at("link")).unwrap();
+        assert!(capture_file(&at("link"), 0, 0).is_err(), "a link is not followed");
+        nix::unistd::mkfifo(std::path::Path::new(&at("fifo")), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(capture_file(&at("fifo"), 0, 0).is_err(), "a FIFO without a reader is refused at once");
+        assert!(capture_file("relative", 0, 0).is_err());
+        // Another user: not in a directory that is not theirs (this one is root's).
+        let e = capture_file(&at("new"), 4242, 4242).unwrap_err();
+        assert!(e.contains("is not yours"), "{e}");
+        // In their own directory: created new and theirs; never an existing file.
+        std::os::unix::fs::chown(&dir, Some(4242), Some(4242)).unwrap();
+        let f = capture_file(&at("new"), 4242, 4242).expect("their own directory");
+        let m = f.metadata().unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (4242, 4242, 0o600));
+        assert!(capture_file(&at("old"), 4242, 4242).is_err(), "an existing file is not theirs to truncate");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -701,7 +701,9 @@ impl Io<MbufSlot> for WorkerIo {
 
     #[inline]
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
-        let _ = self.shared.neigh_seen.push(NeighSeen { ip, mac, port: PortId(port as u16) });
+        if self.shared.neigh_seen.push(NeighSeen { ip, mac, port: PortId(port as u16) }).is_err() {
+            self.counters.drop(NetDrop::NeighQueueFull);
+        }
     }
 }
 

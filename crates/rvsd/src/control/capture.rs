@@ -27,11 +27,14 @@ pub(super) struct ActiveCapture {
 }
 
 impl Control {
-    /// Starts a capture; its reply is sent when it ends.
+    /// Starts a capture into `file` (opened by the control socket's thread with the
+    /// requester's rights, [`crate::server::capture_file`]); its reply is sent when it
+    /// ends.
     pub(super) fn start_capture(
         &mut self,
         req: Request,
         reply: std::sync::mpsc::Sender<Response>,
+        file: Option<std::fs::File>,
     ) -> Result<(), Refused> {
         let Request::Capture { dev, dir, count, filter, path, timeout_s } = req else {
             unreachable!("checked by caller")
@@ -45,11 +48,14 @@ impl Control {
         if !std::path::Path::new(&path).is_absolute() {
             return Err(Refused::new(ErrorCode::Invalid, format!("capture file {path:?} must be an absolute path")));
         }
-        if count == 0 || timeout_s == 0 {
-            return Err(Refused::new(ErrorCode::Invalid, "count and timeout must be at least 1"));
+        if count == 0 || timeout_s == 0 || timeout_s > crate::server::MAX_CAPTURE_S {
+            let max = crate::server::MAX_CAPTURE_S;
+            return Err(Refused::new(
+                ErrorCode::Invalid,
+                format!("count and timeout must be at least 1, timeout at most {max} s"),
+            ));
         }
-        let file =
-            std::fs::File::create(&path).map_err(|e| Refused::new(ErrorCode::Invalid, format!("{path}: {e}")))?;
+        let file = file.ok_or_else(|| Refused::new(ErrorCode::Internal, format!("{path}: no file opened")))?;
         let app = format!("rvsd {} (rvsip capture {dev})", env!("CARGO_PKG_VERSION"));
         let writer = dpdk::pcapng::Writer::new(file, &app)
             .map_err(|e| Refused::new(ErrorCode::Internal, format!("{path}: {e}")))?;

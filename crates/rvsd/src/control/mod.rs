@@ -269,10 +269,10 @@ impl Control {
             }
             busy |= self.pump_capture();
             busy |= self.check_dests();
-            while let Ok((req, reply)) = self.jobs.try_recv() {
+            while let Ok((req, reply, file)) = self.jobs.try_recv() {
                 busy = true;
                 if let Request::Capture { .. } = req {
-                    if let Err(r) = self.start_capture(req, reply.clone()) {
+                    if let Err(r) = self.start_capture(req, reply.clone(), file) {
                         let _ = reply.send(Response::error(r.code, r.message));
                     }
                     continue;
