@@ -684,3 +684,31 @@ fn spoofed_syns_spend_no_rate_the_cookie_acks_do() {
     }));
     run(&mut w, steps);
 }
+
+/// A client RST before the server's SYN-ACK resets the server only at a number of the
+/// client's stream: a blind forger's, far from it, is dropped and the handshake goes on.
+#[test]
+fn a_forged_client_rst_does_not_end_the_handshake() {
+    let mut w = world(Some(SynProxyMode::On));
+    let d = CookieData::from_syn(true, None, None, false);
+    let cookie = KEY.make(CIP4.into(), 42000, VIP4.into(), 80, 100, 0, d);
+    let k = Conn4 { cport: 42000, lport: 1025 };
+    let steps = vec![
+        pkt("SYN", k.c2v().seq(100).flags(SYN).build(), Expect::Fwd(CIP4.into()), None),
+        pkt(
+            "the cookie ACK",
+            k.c2v().seq(101).ack(cookie.wrapping_add(1)).flags(ACK).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        pkt(
+            "a forged RST far from the client's numbers",
+            k.c2v().seq(0x8000_0000).flags(RST).build(),
+            Expect::Drop(DropReason::SynproxyEarly),
+            None,
+        ),
+        state4("the handshake goes on", 42000, TcpState::SynRecv),
+        pkt("the client's own RST", k.c2v().seq(101).flags(RST).build(), Expect::Fwd(RIP4.into()), None),
+    ];
+    run(&mut w, steps);
+}

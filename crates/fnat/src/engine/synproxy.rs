@@ -266,7 +266,13 @@ impl Engine {
         let rip = self.conns.get(h.conn).rip().ip();
         if f.contains(TcpFlags::RST) {
             // The client gives up: the server hears it (no acknowledgment: the server's
-            // numbers are unknown yet).
+            // numbers are unknown yet). Only at a number of the client's stream: from its
+            // first byte to a window's worth of data sent before the server answered; a
+            // blind forger who knows the addresses and ports no longer ends the
+            // handshake with any number (dropped, `synproxy_early`).
+            if s.seq.wrapping_sub(side.last) > u32::from(u16::MAX) {
+                return self.drop(DropReason::SynproxyEarly);
+            }
             let v = self.reset_server(buf, l3, h, s.seq);
             if matches!(v, Verdict::Forward { .. }) {
                 self.touch(h.conn, Direction::Input, TcpFlags::RST, now);
