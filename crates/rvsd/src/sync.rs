@@ -184,7 +184,7 @@ fn interface_v4(dev: &str) -> Result<Vec<Ipv4Addr>, String> {
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
 const MAX_SENDERS: usize = 64;
-/// This process's earlier sender ids remembered (see `Syncer::own_senders`).
+/// This process's earlier sender ids remembered (see `Senders::before`).
 const MAX_OWN_SENDERS: usize = 16;
 
 /// `[sync]`: connection synchronisation with peer balancers (see the module
