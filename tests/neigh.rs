@@ -1,7 +1,9 @@
 //! Neighbours at the edge, end to end: forged ARP / NA from the client side change
-//! nothing; a flood of random-source ARP replies leaves every real server reachable and
-//! `rvsip neigh show` working; neighbours in use are re-confirmed before their reachable
-//! time runs out, so traffic across several of those times loses nothing.
+//! nothing; a flood of random-source ARP replies teaches nothing, leaves every real
+//! server reachable and `rvsip neigh show` working; pings from made-up addresses of the
+//! client subnet cannot keep the real servers from being resolved; neighbours in use
+//! are re-confirmed before their reachable time runs out, so traffic across several of
+//! those times loses nothing.
 //!
 //! Frames are crafted by a small python3 raw-socket sender in the client namespace,
 //! on its own veth to rvsd (they reach nothing else). Needs root; `scripts/test.sh`
@@ -17,7 +19,10 @@ use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, GW4, VIP4, VIP6};
 /// - `forge IP MAC`: an ARP reply (to rvsd's port, about its address) and a gratuitous
 ///   ARP claiming IP at MAC; an unsolicited NA (to all nodes) for an IPv6 IP;
 /// - `flood N SEED`: N ARP replies with random sender addresses and MACs, half in the
-///   client subnet 198.18.0.0/24 (the client's own .2 spared), half outside it.
+///   client subnet 198.18.0.0/24 (the client's own .2 spared), half outside it;
+/// - `pings N SECONDS SEED`: N echo requests to rvsd's port address from random made-up
+///   addresses of the client subnet, spread over SECONDS (at most: as fast as python
+///   sends), to rvsd's MAC as the client's ARP cache holds it.
 const SENDER: &str = r#"
 import random, socket, struct, sys, ipaddress
 
@@ -75,6 +80,23 @@ elif mode == "flood":
         s.send(arp(2, smac, sip, BCAST, "198.18.0.1", BCAST))
         sent += 1
     print(sent)
+elif mode == "pings":
+    import time
+    n, secs, rnd = int(sys.argv[2]), float(sys.argv[3]), random.Random(int(sys.argv[4]))
+    rvsd = next(l.split()[3] for l in open("/proc/net/arp").read().splitlines()[1:] if l.split()[5] == IFACE)
+    dst = mac_bytes(rvsd)
+    smac = b"\x02\x77\x77\x77\x77\x77"
+    t0 = time.time()
+    for i in range(n):
+        sip = "198.18.0.%d" % rnd.randrange(3, 255)
+        icmp = struct.pack("!BBHHH", 8, 0, 0, 1, i & 0xFFFF) + b"made-up"
+        icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), i & 0xFFFF, 0, 64, 1, 0,
+                         socket.inet_aton(sip), socket.inet_aton("198.18.0.1"))
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        s.send(dst + smac + b"\x08\x00" + ip + icmp)
+        time.sleep(max(0.0, t0 + secs * (i + 1) / n - time.time()))
+    print(n)
 "#;
 
 /// Runs the sender in the client namespace.
@@ -149,7 +171,8 @@ fn forged_bindings_from_the_client_side_change_nothing() {
 fn random_source_arp_flood_leaves_every_server_reachable() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
-    // A small per-port cap, so that the flood's on-link part fills it and evicts.
+    // A small per-port cap: were the flood's on-link part learned, it would fill it and
+    // evict.
     let mut defs = toml::Table::new();
     defs.insert("max_per_port".into(), toml::Value::Integer(64));
     t.config.insert("neigh_defs".into(), toml::Value::Table(defs));
@@ -165,8 +188,6 @@ fn random_source_arp_flood_leaves_every_server_reachable() {
     all_servers_answer(&t, VIP4, 60);
     all_servers_answer(&t, VIP6, 30);
     let listed = neighs(&t);
-    let on = |dev: &str| listed.values().filter(|(_, d, _)| d == dev).count();
-    assert!(on("dpdk0") <= 64, "the client port holds at most its cap: {}", on("dpdk0"));
     assert!(listed.keys().all(|a| !a.starts_with("203.0.113.") && !a.starts_with("100.64.")), "off-link never learned");
     for i in 1..=3 {
         assert!(listed.contains_key(&rs4(i)), "rs{i} still resolved");
@@ -175,13 +196,67 @@ fn random_source_arp_flood_leaves_every_server_reachable() {
     let (out, err, ok) = t.cli("rvsip", &["neigh", "show"]);
     assert!(ok && out.lines().count() == listed.len(), "rvsip neigh show: {err}");
 
+    assert!(
+        listed.iter().all(|(a, (_, d, _))| d != "dpdk0" || a == CLIENT4 || !a.starts_with("198.18.0.")),
+        "none of the flood's on-link bindings is learned: {listed:?}"
+    );
+
     let stats = t.rvsd_stats().expect("stats");
     let neigh = &stats["neigh"];
     eprintln!("after the flood: neigh {neigh}, workers' neigh_refused {}", stats["net"]["neigh_refused"]);
     assert!(stats["net"]["neigh_refused"].as_u64().unwrap_or(0) > 10_000, "off-link refusals: {}", stats["net"]);
-    assert!(neigh["evicted"].as_u64().unwrap_or(0) > 0, "a full port evicts: {neigh}");
+    assert!(neigh["refused_unsolicited"].as_u64().unwrap_or(0) > 1000, "on-link replies nobody asked for: {neigh}");
+    assert_eq!(neigh["evicted"].as_u64(), Some(0), "nothing learned, so nothing evicted: {neigh}");
     let log = t.rvsd_log();
     assert!(log.matches("WARN").count() < 50, "warnings are rate-limited:\n{log}");
+}
+
+/// Pings from made-up addresses of the client subnet: rvsd answers each, so each
+/// answer waits for a neighbour that never answers (three requests, three seconds). A
+/// few a second used to keep every waiting slot busy, so that real servers could not be
+/// resolved (`pending_full`); such next hops now take at most half the slots. The real
+/// servers are forgotten in the middle of the pings, and every request through the VIPs
+/// still succeeds.
+#[test]
+fn made_up_pingers_cannot_keep_real_servers_unresolved() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    all_servers_answer(&t, VIP4, 15);
+    all_servers_answer(&t, VIP6, 15);
+
+    let client = t.client.name().to_string();
+    let pinger = std::thread::spawn(move || {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &client, "timeout", "60", "python3", "-c", SENDER, "pings", "100000", "8", "11"])
+            .output()
+            .expect("pinger")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let drops_before = t.rvsd_stats().expect("stats")["drops"]["pending_full"].as_u64().unwrap_or(0);
+    assert!(drops_before > 0, "the pings alone fill the slots their sources may take");
+    for i in 1..=3 {
+        for rs in [rs4(i), rs6(i)] {
+            let (_, err, ok) = t.cli("rvsip", &["neigh", "del", &rs]);
+            assert!(ok, "rvsip neigh del {rs}: {err}");
+        }
+    }
+    // Each request must not need a SYN retransmission: a real server's SYN that found
+    // no slot would have to wait for a slot freed between two pings.
+    for vip in [VIP4, VIP6] {
+        let (bodies, ok) = t.curl_many(&urls(vip, 9, ""), 4);
+        let counts = t.tally(&bodies);
+        assert!(ok && counts.iter().all(|&c| c > 0), "every real server answers through {vip} at once: {counts:?}");
+    }
+    let listed = neighs(&t);
+    for i in 1..=3 {
+        assert!(listed.contains_key(&rs4(i)) && listed.contains_key(&rs6(i)), "rs{i} resolved again: {listed:?}");
+    }
+    let out = pinger.join().expect("pinger thread");
+    assert!(out.status.success(), "pinger: {}", String::from_utf8_lossy(&out.stderr));
+    let stats = t.rvsd_stats().expect("stats");
+    eprintln!("after the pings: drops {}, neigh {}", stats["drops"], stats["neigh"]);
+    assert!(listed.keys().all(|a| a == CLIENT4 || !a.starts_with("198.18.0.")), "no made-up pinger learned");
 }
 
 #[test]
@@ -249,4 +324,6 @@ fn a_live_connection_follows_its_real_servers_new_mac() {
     let after = neighs(&t).get(&rs).map(|n| n.0.clone());
     assert_eq!(after.as_deref(), Some(new), "rvsd holds the new binding");
     all_servers_answer(&t, VIP4, 3);
+    let log = t.rvsd_log();
+    assert!(log.contains(&format!("neighbour {rs} moved from {before} on dpdk1 to {new} on dpdk1")), "told:\n{log}");
 }

@@ -28,6 +28,7 @@ fnat::counter_set! {
         BusyLoops = "busy_loops": "Iterations that received at least one frame.",
         IdleSleeps = "idle_sleeps": "Times an idle worker slept instead of polling again ([workers] polling = \"adaptive\").",
         NeighRefused = "neigh_refused": "ARP/ND bindings not learned: off-link for the port, one of our addresses, not unicast, against a static entry, or a neighbour advertisement without the override flag against a known address.",
+        NeighUnsolicited = "neigh_unsolicited": "ARP/ND bindings of unknown neighbours that answer nothing rvs asked (gratuitous ARP, ARP requests, solicitations, unsolicited advertisements): not learned, since rvs learns a new neighbour only by resolving it.",
     }
 }
 

@@ -21,4 +21,7 @@ pub trait Io<B> {
     /// A neighbour binding seen on the wire that the current table does not hold; the
     /// control thread decides whether to learn it.
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize);
+    /// The node is about to ask who has `ip` on `port`: its answer, wherever it lands,
+    /// may be learned (the control thread learns no other new neighbour).
+    fn asking_neighbour(&mut self, ip: IpAddr, port: usize);
 }

@@ -12,7 +12,7 @@ use fnat::engine::{Engine, Verdict};
 use fnat::tcp_state::Direction;
 use netstack::icmp::{self, Icmpv4ErrorKind, Icmpv6ErrorKind};
 use netstack::neigh::Due;
-use netstack::{arp, nd, AddrTable, NeighTable, Pending, PortId, RouteTable, Scope};
+use netstack::{arp, nd, AddrTable, HopOrigin, NeighTable, Pending, PortId, RouteTable, Scope};
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv6Packet};
 
 use crate::counters::{NetCounter, NetCounters, NetDrop};
@@ -321,7 +321,8 @@ impl<B: PacketBuf> Node<B> {
         let Ok(info) = arp::classify(b.data()) else {
             return self.counters.drop(NetDrop::BadFrame);
         };
-        self.seen(net, IpAddr::V4(info.sender_ip), info.sender_mac, port, io);
+        let answer = info.op == wire::arp::Operation::Reply && !info.gratuitous;
+        self.seen(net, IpAddr::V4(info.sender_ip), info.sender_mac, port, answer, io);
         let target = IpAddr::V4(info.target_ip);
         if info.op == wire::arp::Operation::Request && !info.gratuitous && net.answers_for(port, target) {
             if arp::reply_in_place(b.data_mut(), net.ports[port].mac).is_err() {
@@ -343,7 +344,9 @@ impl<B: PacketBuf> Node<B> {
             if !info.may_override() && net.neighs.lookup(ip).is_some_and(|e| e.mac != mac) {
                 self.counters.inc(NetCounter::NeighRefused);
             } else {
-                self.seen(net, ip, mac, port, io);
+                let answer =
+                    matches!(info.kind, nd::NdKind::Advert { flags } if flags.contains(wire::NdiscFlags::SOLICITED));
+                self.seen(net, ip, mac, port, answer, io);
             }
         }
         if matches!(info.kind, nd::NdKind::Solicit) && net.answers_for(port, IpAddr::V6(info.target)) {
@@ -393,14 +396,19 @@ impl<B: PacketBuf> Node<B> {
     /// holds in probe, awaiting this confirmation), if it may be learned at all
     /// ([`netstack::neigh::admit`]: on-link for this port, not ours, unicast, no static
     /// entry overridden); a refused one is only counted (`neigh_refused`). Senders
-    /// without an address (ARP probes, DAD) tell nothing.
+    /// without an address (ARP probes, DAD) tell nothing. Of a neighbour the table does
+    /// not hold, only an `answer` (an ARP reply, a solicited advertisement) is told:
+    /// rvs learns new neighbours only by asking for them (the control thread checks
+    /// that someone did), so gratuitous ARP, requests, solicitations and unsolicited
+    /// advertisements update known neighbours only (`neigh_unsolicited`).
     #[inline]
-    fn seen(&mut self, net: &Net, ip: IpAddr, mac: EthernetAddress, port: usize, io: &mut impl Io<B>) {
+    fn seen(&mut self, net: &Net, ip: IpAddr, mac: EthernetAddress, port: usize, answer: bool, io: &mut impl Io<B>) {
         let pid = PortId(port as u16);
         if ip.is_unspecified() || net.neighs.known(ip, mac, pid) {
             return;
         }
         match netstack::admit(net.addrs, net.neighs, ip, mac, pid) {
+            Ok(()) if !answer && net.neighs.lookup(ip).is_none() => self.counters.inc(NetCounter::NeighUnsolicited),
             Ok(()) => io.seen_neighbour(ip, mac, port),
             Err(_) => self.counters.inc(NetCounter::NeighRefused),
         }
@@ -444,7 +452,9 @@ impl<B: PacketBuf> Node<B> {
     fn forward(&mut self, net: &Net, b: B, dst: IpAddr, local: bool, io: &mut impl Io<B>) -> Option<(B, u32)> {
         let (b, port, nh) = self.route(net, b, dst, io)?;
         let mac = net.neighs.lookup(nh).map(|e| e.mac);
-        self.emit(net, b, port, nh, mac, local, io)
+        // Answers to a packet's source: a made-up one must not take a gateway's slot.
+        let origin = if nh == dst { HopOrigin::Claimed } else { HopOrigin::Configured };
+        self.emit(net, b, port, (nh, origin), mac, local, io)
     }
 
     /// [`Node::forward`] for a connection's packet going `dir`: through the next hop the
@@ -462,7 +472,7 @@ impl<B: PacketBuf> Node<B> {
     ) -> Option<(B, u32)> {
         self.hops.follow(net.routes, net.neighs);
         if let Some(via) = self.hops.get(engine.hop(conn, dir), net.neighs) {
-            return self.emit(net, b, via.port, via.ip, Some(via.mac), false, io);
+            return self.emit(net, b, via.port, (via.ip, HopOrigin::Configured), Some(via.mac), false, io);
         }
         let (b, port, ip) = self.route(net, b, dst, io)?;
         let mac = net.neighs.lookup(ip).map(|e| e.mac);
@@ -472,7 +482,14 @@ impl<B: PacketBuf> Node<B> {
                 engine.set_hop(conn, dir, slot);
             }
         }
-        self.emit(net, b, port, ip, mac, false, io)
+        // Towards a real server (or, for SNAT, where the inside host sent it) or through
+        // a gateway: the configuration's next hop. Straight to a client on the link:
+        // its address is whatever the client's packets claimed.
+        let origin = match dir {
+            Direction::Output if ip == dst => HopOrigin::Claimed,
+            _ => HopOrigin::Configured,
+        };
+        self.emit(net, b, port, (ip, origin), mac, false, io)
     }
 
     /// The port and next hop of a frame towards `dst`; `None` when it leaves by no port:
@@ -495,8 +512,9 @@ impl<B: PacketBuf> Node<B> {
         Some((b, port, route.next_hop(dst)))
     }
 
-    /// Sends a routed frame out of `port` to next hop `nh`, whose MAC is `mac` (`None`:
-    /// unknown, the frame waits for it): TTL (unless `local`), MTU, MACs, transmit.
+    /// Sends a routed frame out of `port` to next hop `nh` (and who chose it), whose
+    /// MAC is `mac` (`None`: unknown, the frame waits for it): TTL (unless `local`),
+    /// MTU, MACs, transmit.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn emit(
@@ -504,7 +522,7 @@ impl<B: PacketBuf> Node<B> {
         net: &Net,
         mut b: B,
         port: usize,
-        nh: IpAddr,
+        (nh, origin): (IpAddr, HopOrigin),
         mac: Option<EthernetAddress>,
         local: bool,
         io: &mut impl Io<B>,
@@ -526,7 +544,7 @@ impl<B: PacketBuf> Node<B> {
         match mac {
             Some(mac) => send(&mut self.counters, net, b, port, mac, io),
             None => {
-                if self.pending.push(PortId(port as u16), nh, b).is_err() {
+                if self.pending.push(PortId(port as u16), nh, origin, b).is_err() {
                     self.counters.drop(NetDrop::PendingFull);
                 } else {
                     // Ask at once; retries follow from `housekeeping`.
@@ -581,10 +599,12 @@ impl<B: PacketBuf> Node<B> {
         self.forward(net, m, src, true, io);
     }
 
-    /// Asks who has `hop` on `port` (ARP request or neighbour solicitation).
+    /// Asks who has `hop` on `port` (ARP request or neighbour solicitation), and tells
+    /// the control thread that its answer may be learned.
     fn solicit(&mut self, net: &Net, port: usize, hop: IpAddr, io: &mut impl Io<B>) {
         let Some(src) = net.addrs.source_for(PortId(port as u16), hop) else { return };
         let Some(p) = net.ports.get(port) else { return };
+        io.asking_neighbour(hop, port);
         let Some(mut m) = io.alloc() else {
             return self.counters.drop(NetDrop::NoMbuf);
         };

@@ -104,6 +104,13 @@ fn nd_solicit_advert() {
             .neighbour_solicit(target, Some(CLIENT))
             .build()
     };
+    let na = |flags| {
+        PacketBuilder::eth(STRANGER, US0)
+            .ipv6(v6("2001:db8:c::9"), if6())
+            .hop_limit(255)
+            .neighbour_advert(flags, v6("2001:db8:c::9"), Some(STRANGER))
+            .build()
+    };
     let steps = vec![
         step(
             "NS for the IPv6 VIP: solicited advert with our MAC, to the asker",
@@ -134,18 +141,22 @@ fn nd_solicit_advert() {
             Expect::Out(vec![exact(Sink::Twin(0), ns(v6("2001:db8:c::99")))]),
         ),
         step(
-            "an unsolicited NA goes up, its binding reported",
+            "an unsolicited NA of a stranger goes up, its binding not reported",
             0,
-            PacketBuilder::eth(STRANGER, US0)
-                .ipv6(v6("2001:db8:c::9"), if6())
-                .hop_limit(255)
-                .neighbour_advert(NdiscFlags::OVERRIDE, v6("2001:db8:c::9"), Some(STRANGER))
-                .build(),
+            na(NdiscFlags::OVERRIDE),
+            Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+        ),
+        step(
+            "a solicited one (an answer) goes up, its binding reported",
+            0,
+            na(NdiscFlags(NdiscFlags::SOLICITED.0 | NdiscFlags::OVERRIDE.0)),
             Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
         ),
     ];
     run(&mut w, steps);
-    assert!(w.io.seen.contains(&(v6("2001:db8:c::9").into(), STRANGER, 0)));
+    // (The client's solicitations carry the binding its static entry holds.)
+    assert_eq!(w.io.seen, vec![(v6("2001:db8:c::9").into(), STRANGER, 0)]);
+    assert_eq!(w.node.counters.get(NetCounter::NeighUnsolicited), 1);
     assert_eq!(w.node.counters.get(NetCounter::NdAdverts), 2);
 }
 
@@ -633,6 +644,48 @@ fn no_route_and_neighbour_resolution() {
             Expect::Drop("no_route"),
         )],
     );
+}
+
+/// Pings from made-up addresses of the client subnet make rvs resolve them (the echo
+/// replies wait for their neighbours): such next hops take at most half the waiting
+/// slots, so a connection scheduled to an unresolved real server still waits and asks.
+/// Each request is told to the control thread, which learns no other new neighbour.
+#[test]
+fn made_up_sources_cannot_take_a_real_servers_wait() {
+    let mut w = World::new(1);
+    let ping = |last: u8| {
+        PacketBuilder::eth(STRANGER, US0)
+            .ipv4(Ipv4Addr::new(198, 51, 100, last), IF0)
+            .icmpv4_echo_request(1, 1)
+            .payload(b"hi")
+            .build()
+    };
+    let half = frame::node::PENDING_HOPS / 2;
+    for i in 0..half {
+        w.frame(0, &ping(100 + i as u8));
+    }
+    assert_eq!(w.node.pending(), half, "each echo reply waits for its made-up neighbour");
+    run(
+        &mut w,
+        vec![
+            step("one more made-up source: no slot left for those", 0, ping(200), Expect::Drop("pending_full")),
+            step("a SYN scheduled to an unresolved real server still waits", 0, syn4(43000, 81), Expect::Queued),
+        ],
+    );
+    for t in (0..50).step_by(frame::node::RETRY_MS as usize) {
+        w.housekeeping(t);
+    }
+    assert!(w.io.asked.contains(&(RIP_UNRESOLVED.into(), 1)), "the request is told: {:?}", w.io.asked);
+    assert_eq!(w.io.asked.len(), half + 1);
+    let asks_rip = |(sink, f): &(Sink, Vec<u8>)| {
+        *sink == Sink::Tx(1) && f[12..14] == [8, 6] && f[38..42] == RIP_UNRESOLVED.octets()
+    };
+    assert_eq!(w.io.out.iter().filter(|o| asks_rip(o)).count(), 1, "an ARP request for the real server");
+    // Its answer lets the SYN leave.
+    w.neighs.insert_static(RIP_UNRESOLVED.into(), SERVER, PortId(1), 0);
+    w.io.out.clear();
+    w.release_resolved();
+    assert_eq!(w.io.out.iter().filter(|(sink, _)| *sink == Sink::Tx(1)).count(), 1, "the SYN leaves");
 }
 
 /// A reply for a local port another worker owns is handed to that worker untouched.

@@ -57,8 +57,8 @@ use std::net::IpAddr;
 pub use addr::{AddrEntry, AddrError, AddrFlags, AddrTable};
 pub use error::{PacketError, Suppressed};
 pub use neigh::{
-    admit, Due, DueRetries, Expired, Learned, NeighEntry, NeighProbe, NeighState, NeighTable, NeighTimers, Pending,
-    Refusal,
+    admit, Due, DueRetries, Expired, HopOrigin, Learned, NeighEntry, NeighProbe, NeighState, NeighTable, NeighTimers,
+    Pending, Refusal, Solicited,
 };
 pub use route::{Route, RouteError, RouteTable, Scope};
 pub use stamp::Stamp;

@@ -15,6 +15,16 @@
 //! control thread again before learning it; so a host on the client side cannot claim
 //! a real server's address, a LIP or a VIP.
 //!
+//! A binding of an address the table does not hold is learned only as the answer to a
+//! request a worker sent ([`Solicited`]: an ARP reply or a solicited advertisement,
+//! arriving on the port asked on, within [`Solicited::AWAIT_MS`]). Gratuitous ARP,
+//! requests and unsolicited advertisements only update neighbours already known.
+//! Linux also learns whoever asks for its own addresses; rvs does not, so a flood of
+//! made-up bindings (from any host of a connected subnet) adds nothing and evicts
+//! no real server's or gateway's entry. The packets that wait for a neighbour are
+//! bounded the same way: next hops a packet's source chose take at most half of
+//! [`Pending`]'s slots ([`HopOrigin`]).
+//!
 //! # Bounds
 //! Each port holds at most `max_per_port` learned entries (static entries are not
 //! counted and never evicted). A new binding on a full port evicts that port's learned
@@ -521,11 +531,87 @@ impl NeighTable {
     }
 }
 
+/// The next hops asked for lately: only an answer about one of them adds a new
+/// neighbour (see the module documentation). Workers tell the control thread each
+/// request they send ([`Solicited::asked`]); the answer may land on any worker. Bounded:
+/// requests beyond `max` addresses at once are not remembered (their answers are
+/// refused; the next request tries again).
+#[derive(Debug)]
+pub struct Solicited {
+    /// Address -> (the port asked on, until when an answer is awaited, ms).
+    map: HashMap<IpAddr, (PortId, u64), SeededBuild>,
+    max: usize,
+}
+
+impl Solicited {
+    /// How long an answer is awaited after a request: until after the last retry's
+    /// wait ([`MAX_TRIES`] requests [`RETRY_INTERVAL_MS`] apart).
+    pub const AWAIT_MS: u64 = RETRY_INTERVAL_MS * (MAX_TRIES as u64 + 1);
+
+    /// Room for `max` addresses asked for at once.
+    pub fn new(max: usize) -> Solicited {
+        Solicited { map: HashMap::with_capacity_and_hasher(max.min(4096), SeededBuild::random()), max }
+    }
+
+    /// A request for `ip` left `port` at `now` (ms). False if it could not be
+    /// remembered (too many at once).
+    pub fn asked(&mut self, ip: IpAddr, port: PortId, now: u64) -> bool {
+        let until = now.saturating_add(Self::AWAIT_MS);
+        if let Some(e) = self.map.get_mut(&ip) {
+            *e = (port, until);
+            return true;
+        }
+        if self.map.len() >= self.max {
+            self.expire(now);
+            if self.map.len() >= self.max {
+                return false;
+            }
+        }
+        self.map.insert(ip, (port, until));
+        true
+    }
+
+    /// Whether an answer about `ip` arriving on `port` at `now` answers a request.
+    pub fn awaited(&self, ip: IpAddr, port: PortId, now: u64) -> bool {
+        self.map.get(&ip).is_some_and(|&(p, until)| p == port && now < until)
+    }
+
+    /// Forgets the requests whose answers are no longer awaited at `now`.
+    pub fn expire(&mut self, now: u64) {
+        self.map.retain(|_, &mut (_, until)| now < until);
+    }
+
+    /// Addresses awaited (or not yet expired).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 /// How long to wait for an answer before asking again, in ms.
 pub const RETRY_INTERVAL_MS: u64 = 1000;
 
 /// How many requests to send before giving up on a next hop.
 pub const MAX_TRIES: u8 = 3;
+
+/// Who chose a next hop that packets wait for: it decides how many of [`Pending`]'s
+/// slots such hops may take together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HopOrigin {
+    /// The configuration did: a route's gateway, or a real server a connection was
+    /// scheduled to. These may take every slot.
+    Configured,
+    /// A packet's source did: a reply to a client on the link, an echo reply, an ICMP
+    /// error. Anyone can make such addresses up (a ping a second from a made-up
+    /// address of the subnet keeps a slot busy for [`MAX_TRIES`] seconds), so together
+    /// they take at most half the slots, and a gateway or a real server always finds
+    /// one.
+    Claimed,
+}
 
 /// One next hop being resolved.
 #[derive(Debug)]
@@ -533,6 +619,7 @@ struct Slot<T> {
     /// `None` when the slot is free.
     next_hop: Option<IpAddr>,
     port: PortId,
+    origin: HopOrigin,
     queue: VecDeque<T>,
     /// Requests sent so far.
     tries: u8,
@@ -569,12 +656,16 @@ pub enum Due<T> {
 /// All memory is reserved by [`Pending::new`]: `max_next_hops` slots, each with a queue
 /// of `max_per_hop` packets, so pushing never allocates. Slots are found by a linear
 /// scan: keep `max_next_hops` small (tens to a few hundred), as the number of next hops
-/// being resolved at one time is.
+/// being resolved at one time is. Next hops a packet's source chose
+/// ([`HopOrigin::Claimed`]) take at most half the slots.
 #[derive(Debug)]
 pub struct Pending<T> {
     slots: Vec<Slot<T>>,
     max_per_hop: usize,
     active: usize,
+    /// Slots held by [`HopOrigin::Claimed`] next hops, and their limit.
+    claimed: usize,
+    max_claimed: usize,
 }
 
 impl<T> Pending<T> {
@@ -585,27 +676,34 @@ impl<T> Pending<T> {
             .map(|_| Slot {
                 next_hop: None,
                 port: PortId(0),
+                origin: HopOrigin::Configured,
                 queue: VecDeque::with_capacity(max_per_hop),
                 tries: 0,
                 next_due: 0,
             })
             .collect();
-        Pending { slots, max_per_hop, active: 0 }
+        Pending { slots, max_per_hop, active: 0, claimed: 0, max_claimed: (max_next_hops / 2).max(1) }
     }
 
-    /// Queues `packet` until `next_hop` (on `port`) is resolved. A next hop not yet
-    /// waiting gets a slot whose first request is due at once (see
-    /// [`Pending::due_retries`]). Gives the packet back if the next hop's queue is full
-    /// or every slot is in use: the caller drops and counts it. No allocation.
-    pub fn push(&mut self, port: PortId, next_hop: IpAddr, packet: T) -> Result<(), T> {
+    /// Queues `packet` until `next_hop` (on `port`), chosen by `origin`, is resolved. A
+    /// next hop not yet waiting gets a slot whose first request is due at once (see
+    /// [`Pending::due_retries`]). Gives the packet back if the next hop's queue is full,
+    /// every slot is in use, or `origin` is [`HopOrigin::Claimed`] and such hops hold
+    /// half the slots: the caller drops and counts it. No allocation.
+    pub fn push(&mut self, port: PortId, next_hop: IpAddr, origin: HopOrigin, packet: T) -> Result<(), T> {
         if let Some(s) = self.slots.iter_mut().find(|s| s.next_hop == Some(next_hop)) {
             if s.queue.len() >= self.max_per_hop {
                 return Err(packet);
             }
+            if origin == HopOrigin::Configured && s.origin == HopOrigin::Claimed {
+                // A real server or gateway that a client's packet named first.
+                s.origin = HopOrigin::Configured;
+                self.claimed -= 1;
+            }
             s.queue.push_back(packet);
             return Ok(());
         }
-        if self.max_per_hop == 0 {
+        if self.max_per_hop == 0 || (origin == HopOrigin::Claimed && self.claimed >= self.max_claimed) {
             return Err(packet);
         }
         let Some(s) = self.slots.iter_mut().find(|s| s.next_hop.is_none()) else {
@@ -613,10 +711,12 @@ impl<T> Pending<T> {
         };
         s.next_hop = Some(next_hop);
         s.port = port;
+        s.origin = origin;
         s.tries = 0;
         s.next_due = 0;
         s.queue.push_back(packet);
         self.active += 1;
+        self.claimed += usize::from(origin == HopOrigin::Claimed);
         Ok(())
     }
 
@@ -634,13 +734,14 @@ impl<T> Pending<T> {
     /// The packets that waited for `next_hop`, in arrival order, now that it is known;
     /// frees its slot. Packets left in the iterator when it is dropped are dropped too.
     pub fn take(&mut self, next_hop: IpAddr) -> impl Iterator<Item = T> + '_ {
-        let active = &mut self.active;
+        let (active, claimed) = (&mut self.active, &mut self.claimed);
         self.slots
             .iter_mut()
             .find(|s| s.next_hop == Some(next_hop))
             .map(|s| {
                 s.next_hop = None;
                 *active -= 1;
+                *claimed -= usize::from(s.origin == HopOrigin::Claimed);
                 s.queue.drain(..)
             })
             .into_iter()
@@ -659,6 +760,11 @@ impl<T> Pending<T> {
     /// The number of next hops being resolved.
     pub fn next_hops(&self) -> usize {
         self.active
+    }
+
+    /// The number of those a packet's source chose ([`HopOrigin::Claimed`]).
+    pub fn claimed(&self) -> usize {
+        self.claimed
     }
 
     /// The number of packets waiting, over all next hops.
@@ -694,6 +800,7 @@ impl<T> Iterator for DueRetries<'_, T> {
                 }
                 slot.next_hop = None;
                 self.pending.active -= 1;
+                self.pending.claimed -= usize::from(slot.origin == HopOrigin::Claimed);
                 self.idx += 1;
                 continue;
             }
@@ -713,6 +820,8 @@ mod tests {
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
+
+    const CONF: HopOrigin = HopOrigin::Configured;
 
     const MAC1: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
     const MAC2: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
@@ -940,11 +1049,11 @@ mod tests {
     fn pending_bounds() {
         let mut p: Pending<u32> = Pending::new(2, 3);
         for i in 0..3 {
-            p.push(PortId(0), ip("10.0.0.1"), i).unwrap();
+            p.push(PortId(0), ip("10.0.0.1"), CONF, i).unwrap();
         }
-        assert_eq!(p.push(PortId(0), ip("10.0.0.1"), 3), Err(3), "per-hop queue full");
-        p.push(PortId(1), ip("10.0.0.2"), 10).unwrap();
-        assert_eq!(p.push(PortId(0), ip("10.0.0.3"), 20), Err(20), "no free slot");
+        assert_eq!(p.push(PortId(0), ip("10.0.0.1"), CONF, 3), Err(3), "per-hop queue full");
+        p.push(PortId(1), ip("10.0.0.2"), CONF, 10).unwrap();
+        assert_eq!(p.push(PortId(0), ip("10.0.0.3"), CONF, 20), Err(20), "no free slot");
         assert_eq!((p.next_hops(), p.queued()), (2, 4));
         assert!(p.is_waiting(ip("10.0.0.1")) && !p.is_waiting(ip("10.0.0.3")));
 
@@ -952,25 +1061,73 @@ mod tests {
         assert_eq!(p.take(ip("10.0.0.1")).count(), 0, "already taken");
         assert_eq!(p.take(ip("10.9.9.9")).count(), 0);
         // The freed slot is reused, with its preallocated queue.
-        p.push(PortId(0), ip("10.0.0.3"), 20).unwrap();
+        p.push(PortId(0), ip("10.0.0.3"), CONF, 20).unwrap();
         assert_eq!((p.next_hops(), p.queued()), (2, 2));
 
         let mut none: Pending<u32> = Pending::new(4, 0);
-        assert_eq!(none.push(PortId(0), ip("10.0.0.1"), 1), Err(1));
+        assert_eq!(none.push(PortId(0), ip("10.0.0.1"), CONF, 1), Err(1));
         assert_eq!(none.next_hops(), 0);
+    }
+
+    /// Next hops a packet's source chose take at most half the slots; a gateway or a
+    /// real server always finds one, and claims one a client named first.
+    #[test]
+    fn made_up_next_hops_take_at_most_half_the_slots() {
+        let mut p: Pending<u32> = Pending::new(4, 2);
+        let claimed = |i: u32| IpAddr::from([198, 51, 100, 10 + i as u8]);
+        for i in 0..2 {
+            p.push(PortId(0), claimed(i), HopOrigin::Claimed, i).unwrap();
+        }
+        assert_eq!(p.push(PortId(0), claimed(2), HopOrigin::Claimed, 2), Err(2), "half the slots: no more");
+        p.push(PortId(0), claimed(0), HopOrigin::Claimed, 9).unwrap();
+        assert_eq!(p.claimed(), 2, "a waiting hop still queues");
+        p.push(PortId(1), ip("10.0.0.2"), CONF, 10).unwrap();
+        // A hop a client named first, then a connection scheduled to: the slot is now
+        // the configuration's, and a made-up one may have it back.
+        p.push(PortId(0), claimed(1), CONF, 11).unwrap();
+        assert_eq!(p.claimed(), 1);
+        p.push(PortId(0), claimed(3), HopOrigin::Claimed, 3).unwrap();
+        assert_eq!((p.next_hops(), p.claimed()), (4, 2));
+        // Freed slots give their share back, by taking or by giving up.
+        assert_eq!(p.take(claimed(0)).count(), 2);
+        assert_eq!(p.claimed(), 1);
+        p.push(PortId(0), claimed(4), HopOrigin::Claimed, 4).unwrap();
+        for t in [0, 1000, 2000] {
+            p.due_retries(t).for_each(drop);
+        }
+        assert_eq!(p.due_retries(3000).filter(|d| matches!(d, Due::GaveUp { .. })).count(), 5);
+        assert_eq!((p.next_hops(), p.claimed()), (0, 0));
+    }
+
+    #[test]
+    fn only_answers_to_requests_are_awaited() {
+        let mut s = Solicited::new(2);
+        assert!(s.asked(ip("10.0.0.2"), PortId(1), 1000));
+        assert!(s.awaited(ip("10.0.0.2"), PortId(1), 1000 + Solicited::AWAIT_MS - 1));
+        assert!(!s.awaited(ip("10.0.0.2"), PortId(1), 1000 + Solicited::AWAIT_MS), "too late");
+        assert!(!s.awaited(ip("10.0.0.2"), PortId(0), 1000), "answered on another port");
+        assert!(!s.awaited(ip("10.0.0.3"), PortId(1), 1000), "never asked");
+        assert!(s.asked(ip("10.0.0.3"), PortId(1), 1000));
+        assert!(!s.asked(ip("10.0.0.4"), PortId(1), 2000), "full");
+        assert!(s.asked(ip("10.0.0.2"), PortId(1), 2000), "asked again: awaited longer");
+        assert!(s.awaited(ip("10.0.0.2"), PortId(1), 1000 + Solicited::AWAIT_MS));
+        assert!(s.asked(ip("10.0.0.4"), PortId(1), 1000 + Solicited::AWAIT_MS), "the stale one made room");
+        assert_eq!(s.len(), 2);
+        s.expire(u64::MAX);
+        assert!(s.is_empty());
     }
 
     #[test]
     fn pending_retries_then_gives_up() {
         let mut p: Pending<&'static str> = Pending::new(4, 4);
-        p.push(PortId(1), ip("10.0.0.1"), "a").unwrap();
-        p.push(PortId(1), ip("10.0.0.1"), "b").unwrap();
+        p.push(PortId(1), ip("10.0.0.1"), CONF, "a").unwrap();
+        p.push(PortId(1), ip("10.0.0.1"), CONF, "b").unwrap();
         let req = |attempt| Due::Request { port: PortId(1), next_hop: ip("10.0.0.1"), attempt };
 
         // First request at once, then one a second, three in all.
         assert_eq!(p.due_retries(5_000).collect::<Vec<_>>(), vec![req(1)]);
         assert_eq!(p.due_retries(5_999).count(), 0);
-        p.push(PortId(1), ip("2001:db8::1"), "c").unwrap();
+        p.push(PortId(1), ip("2001:db8::1"), CONF, "c").unwrap();
         let due: Vec<_> = p.due_retries(6_000).collect();
         assert_eq!(due.len(), 2);
         assert!(due.contains(&req(2)));
@@ -992,15 +1149,15 @@ mod tests {
         assert!(!p.is_waiting(ip("10.0.0.1")));
         assert_eq!((p.next_hops(), p.queued()), (1, 1));
         // A new packet for it starts over.
-        p.push(PortId(1), ip("10.0.0.1"), "d").unwrap();
+        p.push(PortId(1), ip("10.0.0.1"), CONF, "d").unwrap();
         assert!(p.due_retries(8_001).any(|d| d == req(1)));
     }
 
     #[test]
     fn unconsumed_due_items_stay_due() {
         let mut p: Pending<u8> = Pending::new(2, 2);
-        p.push(PortId(0), ip("10.0.0.1"), 1).unwrap();
-        p.push(PortId(0), ip("10.0.0.1"), 2).unwrap();
+        p.push(PortId(0), ip("10.0.0.1"), CONF, 1).unwrap();
+        p.push(PortId(0), ip("10.0.0.1"), CONF, 2).unwrap();
         for t in [0, 1000, 2000] {
             assert_eq!(p.due_retries(t).count(), 1);
         }
@@ -1016,5 +1173,6 @@ mod tests {
         assert_send_sync::<NeighTable>();
         fn assert_send<T: Send>() {}
         assert_send::<Pending<Vec<u8>>>();
+        assert_send::<Solicited>();
     }
 }

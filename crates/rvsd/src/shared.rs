@@ -79,14 +79,15 @@ pub struct Snapshot {
     pub snat: Arc<fnat::snat::SnatTable>,
 }
 
-/// A neighbour binding a worker saw (ARP or ND); the control thread learns it.
+/// What a worker tells the control thread about a neighbour.
 #[derive(Debug, Clone, Copy)]
 pub struct NeighSeen {
     /// The address.
     pub ip: IpAddr,
-    /// Its MAC.
-    pub mac: EthernetAddress,
-    /// The port it was seen on.
+    /// Its MAC (`None`: the worker is asking who has `ip`, and the answer, whichever
+    /// worker it reaches, may be learned).
+    pub mac: Option<EthernetAddress>,
+    /// The port it was seen on (or asked on).
     pub port: PortId,
 }
 

@@ -69,6 +69,7 @@ pub enum Sink {
 pub struct Rec {
     pub out: Vec<(Sink, Vec<u8>)>,
     pub seen: Vec<(IpAddr, EthernetAddress, usize)>,
+    pub asked: Vec<(IpAddr, usize)>,
     pub pool_empty: bool,
 }
 
@@ -90,6 +91,9 @@ impl Io<VecBuf> for Rec {
     }
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
         self.seen.push((ip, mac, port));
+    }
+    fn asking_neighbour(&mut self, ip: IpAddr, port: usize) {
+        self.asked.push((ip, port));
     }
 }
 

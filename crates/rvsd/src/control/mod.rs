@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use ctl::{ErrorCode, Request, Response};
 use dpdk::{Burst, Mbuf, Mempool, Port, RingConsumer, RingProducer};
-use netstack::{Learned, NeighProbe, NeighTable, Refusal};
+use netstack::{Learned, NeighEntry, NeighProbe, NeighTable, PortId, Refusal, Solicited};
 use serde::Serialize;
+use wire::EthernetAddress;
 
 use crate::clock::Clock;
 use crate::server::Job;
@@ -51,6 +52,9 @@ pub use self::reload::{fixed_changes, ReloadSource};
 const NEIGH_TICK: Duration = Duration::from_millis(100);
 /// At most one warning about refused or evicted neighbours per this long.
 const NEIGH_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Addresses the workers may be resolving at once, as the control thread remembers
+/// them (64 next hops per worker).
+const SOLICITED_MAX: usize = 8192;
 
 /// What the control thread did with the neighbour bindings workers reported, and with
 /// its own probes (the `neigh` object of the stats JSON).
@@ -78,6 +82,12 @@ pub struct NeighCounters {
     pub refused_off_link: u64,
     /// Bindings refused: a static entry holds the address.
     pub refused_static: u64,
+    /// Bindings refused: a new neighbour that no worker asked for (rvs learns new
+    /// neighbours only from the answers to its own requests).
+    pub refused_unsolicited: u64,
+    /// Requests not remembered: too many addresses asked for at once (their answers are
+    /// refused as unsolicited; the next request tries again).
+    pub asked_full: u64,
 }
 
 impl NeighCounters {
@@ -91,8 +101,24 @@ impl NeighCounters {
     }
 
     fn refused_total(&self) -> u64 {
-        self.refused_not_unicast + self.refused_own_address + self.refused_off_link + self.refused_static
+        self.refused_not_unicast
+            + self.refused_own_address
+            + self.refused_off_link
+            + self.refused_static
+            + self.refused_unsolicited
     }
+}
+
+/// Neighbours that moved (a failover, or a host on the link claiming another's address),
+/// not yet told in a warning.
+#[derive(Debug, Default)]
+struct Moves {
+    /// The last move: address, entry before, new MAC and port.
+    last: Option<(IpAddr, NeighEntry, EthernetAddress, PortId)>,
+    /// Moves since the last warning.
+    untold: u64,
+    /// When the last warning went out.
+    warned: Option<Instant>,
 }
 
 /// Tells systemd (when rvsd runs under it) what rvsd is doing.
@@ -152,6 +178,9 @@ pub struct Control {
     neigh_counters: NeighCounters,
     /// The counters at the last warning about refused / evicted neighbours.
     neigh_warned: (Instant, NeighCounters),
+    neigh_moves: Moves,
+    /// The addresses workers asked for lately, whose answers alone add neighbours.
+    solicited: Solicited,
     probes: Vec<NeighProbe>,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
@@ -213,6 +242,8 @@ impl Control {
             capture: None,
             neigh_counters: NeighCounters::default(),
             neigh_warned: (Instant::now(), NeighCounters::default()),
+            neigh_moves: Moves::default(),
+            solicited: Solicited::new(SOLICITED_MAX),
             probes: Vec::new(),
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
@@ -293,19 +324,32 @@ impl Control {
     }
 
     /// Learns the bindings workers reported, if [`netstack::admit`] agrees (the
-    /// workers asked it already; the addresses may have changed since); true if what
-    /// the workers read changed. Refusals and evictions are counted, not logged one by
-    /// one.
+    /// workers asked it already; the addresses may have changed since) and, for a new
+    /// neighbour, if a worker asked for it ([`netstack::Solicited`]); true if what the
+    /// workers read changed. Refusals and evictions are counted, not logged one by one;
+    /// a known neighbour's new MAC or port is logged (at most one warning per
+    /// [`NEIGH_WARN_EVERY`]).
     pub(super) fn learn(&mut self) -> bool {
         let mut changed = false;
         let now = self.clock.now_ms();
         let snap = self.shared.current();
         while let Some(s) = self.shared.neigh_seen.pop() {
-            if let Err(r) = netstack::admit(&snap.addrs, &self.neighs, s.ip, s.mac, s.port) {
+            let Some(mac) = s.mac else {
+                if !self.solicited.asked(s.ip, s.port, now) {
+                    self.neigh_counters.asked_full += 1;
+                }
+                continue;
+            };
+            if let Err(r) = netstack::admit(&snap.addrs, &self.neighs, s.ip, mac, s.port) {
                 self.neigh_counters.refused(r);
                 continue;
             }
-            let learned = self.neighs.learn(s.ip, s.mac, s.port, now);
+            let before = self.neighs.lookup(s.ip).copied();
+            if before.is_none() && !self.solicited.awaited(s.ip, s.port, now) {
+                self.neigh_counters.refused_unsolicited += 1;
+                continue;
+            }
+            let learned = self.neighs.learn(s.ip, mac, s.port, now);
             let c = &mut self.neigh_counters;
             match learned {
                 Learned::Added => c.learned += 1,
@@ -317,8 +361,13 @@ impl Control {
                 Learned::Confirmed => c.confirmed += 1,
                 Learned::Refreshed | Learned::KeptStatic | Learned::Full => {}
             }
-            if matches!(learned, Learned::Added | Learned::Changed) {
-                tracing::debug!(ip = %s.ip, mac = %s.mac, port = %s.port, "neighbour learned");
+            match (learned, before) {
+                (Learned::Changed, Some(b)) => {
+                    self.neigh_moves.last = Some((s.ip, b, mac, s.port));
+                    self.neigh_moves.untold += 1;
+                }
+                (Learned::Added, _) => tracing::debug!(ip = %s.ip, %mac, port = %s.port, "neighbour learned"),
+                _ => {}
             }
             changed |= learned.changed();
         }
@@ -332,7 +381,9 @@ impl Control {
     fn refresh_neighs(&mut self) {
         let mut probes = std::mem::take(&mut self.probes);
         probes.clear();
-        let e = self.neighs.expire(self.clock.now_ms(), &mut probes);
+        let now = self.clock.now_ms();
+        self.solicited.expire(now);
+        let e = self.neighs.expire(now, &mut probes);
         self.neigh_counters.expired += e.removed as u64;
         if e.changed() {
             self.publish_neighs();
@@ -390,8 +441,10 @@ impl Control {
     }
 
     /// At most one warning per [`NEIGH_WARN_EVERY`] about the bindings refused and
-    /// the entries evicted since the last one.
+    /// the entries evicted since the last one, and one about neighbours that moved (a
+    /// failover, or someone on the link claiming a server's or a gateway's address).
     fn warn_neighs(&mut self) {
+        self.warn_moves();
         let (at, last) = self.neigh_warned;
         if at.elapsed() < NEIGH_WARN_EVERY {
             return;
@@ -404,11 +457,34 @@ impl Control {
                 evicted,
                 off_link = c.refused_off_link - last.refused_off_link,
                 own_address = c.refused_own_address - last.refused_own_address,
+                unsolicited = c.refused_unsolicited - last.refused_unsolicited,
                 "neighbours: bindings refused or evicted in the last {}s (see the stats' \"neigh\" counters)",
                 at.elapsed().as_secs()
             );
         }
         self.neigh_warned = (Instant::now(), c);
+    }
+
+    /// Warns of the neighbours that moved: the first at once, then at most once per
+    /// [`NEIGH_WARN_EVERY`] (the last one, and how many).
+    fn warn_moves(&mut self) {
+        let m = &mut self.neigh_moves;
+        if m.untold == 0 || m.warned.is_some_and(|w| w.elapsed() < NEIGH_WARN_EVERY) {
+            return;
+        }
+        let Some((ip, was, mac, port)) = m.last.take() else { return };
+        let snap = self.shared.current();
+        let name = |p: PortId| snap.ports.get(p.0 as usize).map_or_else(|| p.to_string(), |v| v.name.clone());
+        tracing::warn!(
+            moved = m.untold,
+            "neighbour {ip} moved from {} on {} to {mac} on {} (the last of `moved` neighbours that moved since \
+             the last such warning; a failover, or a host on the link claiming the address: a static [[neigh]] \
+             entry pins it)",
+            was.mac,
+            name(was.port),
+            name(port),
+        );
+        (m.untold, m.warned) = (0, Some(Instant::now()));
     }
 
     /// The control thread's neighbour counters.
