@@ -286,6 +286,39 @@ fn rvsd_restart_under_the_master_agent() {
     traffic_via(&p, "a", 9);
 }
 
+/// `systemctl reload rvsd` (SIGHUP) on the master: rvsd rebuilds its state from its
+/// file, which holds neither the VIP (the agent's, leased) nor keepalived.conf's
+/// services. The leased VIP stays through the reload (before, it went until the agent's
+/// next change, with the master still MASTER), and the agent, seeing that rvsd read its
+/// file again, loads its services back at once: traffic through a resumes.
+#[test]
+fn a_reload_of_the_masters_rvsd_keeps_its_vip_and_the_agent_loads_its_services_again() {
+    let _g = serial();
+    let mut p = Pair::start(3).expect("two-node topology");
+    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, 1);
+    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, 1);
+    elect_a(&mut p, &a_conf, &b_conf, 1.0);
+    traffic_via(&p, "a", 6);
+    let services = p.a.services().expect("services").len();
+    assert!(services > 0, "the agent loaded keepalived.conf's services");
+
+    p.a.hup_rvsd();
+    let t0 = Instant::now();
+    wait_for(Duration::from_secs(5), || p.a.rvsd_log().lines().any(|l| l.contains("SIGHUP:") && l.contains("applied")))
+        .unwrap_or_else(|| panic!("the reload is applied:\n{}", p.a.rvsd_log()));
+    assert!(p.a.holds(VIP4), "the leased VIP stays through the reload: {:?}", p.a.addrs());
+    let back = wait_for(Duration::from_secs(5), || p.a.services().is_ok_and(|s| s.len() == services))
+        .expect("the agent loads its services again");
+    eprintln!("a's rvsd reloaded: services back after {back:?}");
+    assert!(p.a.rvsd_log().contains("leased addresses kept"), "{}", p.a.rvsd_log());
+    assert!(p.a.agent_log().contains("rvsd read rvsd.toml again"), "{}", p.a.agent_log());
+    let resumed = resumed_via(&p, "a", t0, Duration::from_secs(10));
+    eprintln!("HTTP via a after {resumed:?}");
+    assert_eq!(state(&p.a), ("Master".into(), p.a.addr0.clone()), "no failover");
+    assert!(!p.b.holds(VIP4));
+    traffic_via(&p, "a", 6);
+}
+
 /// Whether every checker of real server `rs`:8080 is suspended, by `n`'s agent status.
 fn suspended(n: &Node, rs: &str) -> bool {
     let st = n.agent_status().expect("status");

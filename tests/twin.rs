@@ -26,6 +26,16 @@ fn twin_exists_and_kni_host_hands_an_owned_address_to_the_kernel() {
     let twin_mac = t.lb.mac("dpdk0.kni");
     let port_mac = t.lb.mac("rvsdemo-lb0");
     assert_eq!(twin_mac, port_mac, "dpdk0.kni has dpdk0's MAC");
+    // Nobody on the link configures the twin's kernel: no router advertisements, no
+    // redirects.
+    for sysctl in [
+        "ipv6/conf/dpdk0.kni/accept_ra",
+        "ipv6/conf/dpdk0.kni/accept_redirects",
+        "ipv4/conf/dpdk0.kni/accept_redirects",
+    ] {
+        let out = t.lb.exec(&["cat", &format!("/proc/sys/net/{sysctl}")]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{sysctl}");
+    }
     // The kernel gets the dataplane's own address on the twin, and a service on it.
     t.lb.ip(&["addr", "add", &format!("{GW4}/24"), "dev", "dpdk0.kni"]);
     let _kernel_http = t.lb.spawn(&["python3", "-m", "http.server", "2222", "--bind", GW4]);
@@ -168,6 +178,14 @@ fn gratuitous_arp_and_unsolicited_na_leave_the_port() {
     assert_eq!(nas, 3, "three unsolicited neighbour advertisements for {vip6} to all-nodes");
     let bad = c.call(Request::SendGarp { addr: VIP4.parse().unwrap(), dev: "dpdk9".into(), count: 1 });
     assert!(bad.is_err(), "an unknown port is refused");
+    // Another host's address (the client's), or ours on another port: refused, nothing sent.
+    let cap = t.capture_in(&t.client, "eth0", "arp").expect("tcpdump in the client ns");
+    for (addr, dev) in [(rvs_e2e::CLIENT4, "dpdk0"), (VIP4, "dpdk1")] {
+        let e = c.call(Request::SendGarp { addr: addr.parse().unwrap(), dev: dev.into(), count: 1 });
+        assert!(e.is_err_and(|e| e.to_string().contains("rvsd announces only its own")), "{addr} on {dev}");
+    }
+    let frames = cap.finish().expect("frames");
+    assert!(frames.iter().all(|f| f[6..12] != port_mac), "nothing announced: {} frames from rvsd", frames.len());
 }
 
 #[test]

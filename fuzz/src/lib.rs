@@ -120,6 +120,7 @@ impl Io<VecBuf> for Sink {
             self.seen.push((ip, mac, port));
         }
     }
+    fn asking_neighbour(&mut self, _ip: IpAddr, _port: usize) {}
 }
 
 /// A configuration generation, one worker's engine (worker 0 of 2, so replies for the

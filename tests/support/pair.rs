@@ -277,6 +277,12 @@ impl Node {
         }
     }
 
+    /// SIGHUP to rvsd (`systemctl reload rvsd`): it reads its file again.
+    pub fn hup_rvsd(&self) {
+        let pid = self.rvsd.as_ref().expect("rvsd is running").pid();
+        assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().is_ok_and(|s| s.success()));
+    }
+
     /// rvsd's counters: SIGUSR1 makes it log one `rvsd: stats {json}` line; the newest.
     pub fn rvsd_stats(&self) -> Result<serde_json::Value> {
         let pid = self.rvsd.as_ref().context("rvsd is not running")?.pid();

@@ -781,6 +781,12 @@ pub enum Response {
         /// 0 from an rvsd that does not say.
         #[serde(default)]
         started_ns: u64,
+        /// When rvsd last built its state from its configuration file (at start, and at
+        /// each SIGHUP applied), in nanoseconds since the Unix epoch: another value means
+        /// what clients changed since was replaced by the file's (but for the addresses
+        /// live connections leased). 0 from an rvsd that does not say.
+        #[serde(default)]
+        loaded_ns: u64,
     },
     /// Services.
     Services {

@@ -51,7 +51,7 @@ fnat::counter_set! {
         IcmpRateLimited = "icmp_rate_limited": "An ICMP time exceeded the dataplane did not send: the worker's token bucket (1000 a second, bursts of 50, as Linux's icmp_msgs_per_sec and icmp_msgs_burst) was empty. The frame that caused it is counted ttl_exceeded.",
         TooBig = "too_big": "Larger than the outgoing port's MTU (an ICMP error was sent).",
         Redirect = "redirect": "A packet for a connection another worker owns (see redirect_out), and the ring to it was full.",
-        NeighQueueFull = "neigh_queue_full": "A neighbour binding a worker saw while the control thread's learning queue was full: not learned (the neighbour's next frame tells it again).",
+        NeighQueueFull = "neigh_queue_full": "A neighbour binding a worker saw, or a request it sent, while the control thread's queue for them was full: not learned (the neighbour's next frame, or the next request, tells it again).",
         NoMbuf = "no_mbuf": "No buffer (or no room in one) when a packet had to be built or copied.",
         TxFull = "tx_full": "The port's transmit queue did not take the frame.",
     }

@@ -18,8 +18,9 @@ pub trait Io<B> {
     fn up_to_twin(&mut self, port: usize, b: B);
     /// Hands a reply received on `port` to the worker `owner` that owns its local port.
     fn redirect(&mut self, owner: u16, port: usize, b: B);
-    /// A neighbour binding seen on the wire that the current table does not hold; the
-    /// control thread decides whether to learn it.
+    /// A neighbour binding seen on the wire that the current table does not hold (for
+    /// an unknown address: an answer, which the control thread learns only if someone
+    /// asked); the control thread decides whether to learn it.
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize);
     /// The node is about to ask who has `ip` on `port`: its answer, wherever it lands,
     /// may be learned (the control thread learns no other new neighbour).

@@ -482,13 +482,11 @@ impl<B: PacketBuf> Node<B> {
                 engine.set_hop(conn, dir, slot);
             }
         }
-        // Towards a real server (or, for SNAT, where the inside host sent it) or through
-        // a gateway: the configuration's next hop. Straight to a client on the link:
-        // its address is whatever the client's packets claimed.
-        let origin = match dir {
-            Direction::Output if ip == dst => HopOrigin::Claimed,
-            _ => HopOrigin::Configured,
-        };
+        // Through a gateway, or to the real server a connection was scheduled to: the
+        // configuration's next hop. Straight to a client on the link, or for SNAT to
+        // wherever the inside host sent: an address a packet's source chose.
+        let scheduled = dir == Direction::Input && engine.fwd(conn) != Some(fnat::types::FwdMode::Snat);
+        let origin = if ip != dst || scheduled { HopOrigin::Configured } else { HopOrigin::Claimed };
         self.emit(net, b, port, (ip, origin), mac, false, io)
     }
 
@@ -628,11 +626,16 @@ impl<B: PacketBuf> Node<B> {
     }
 
     /// A frame the kernel sent on `port`'s twin: out of the port (tagged, for a VLAN
-    /// sub-interface).
+    /// sub-interface). The kernel's ARP requests and neighbour solicitations are told
+    /// as the dataplane's own (the twin has the port's MAC, so their answers reach the
+    /// dataplane, which may as well learn them).
     #[inline]
     pub fn from_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
         if port >= net.ports.len() {
             return self.counters.drop(NetDrop::NoRoute);
+        }
+        if let Some(target) = asked_about(b.data()) {
+            io.asking_neighbour(target, port);
         }
         self.counters.inc(NetCounter::TwinDown);
         transmit(&mut self.counters, net, port, b, io);
@@ -692,6 +695,23 @@ fn tag<B: PacketBuf>(b: &mut B, vid: u16) -> Result<(), fnat::buf::NoRoom> {
     d[AT..AT + 2].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
     d[AT + 2..AT + 4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
     Ok(())
+}
+
+/// The address an ARP request (not a gratuitous one, nor a probe) or a neighbour
+/// solicitation (not duplicate address detection) asks about.
+fn asked_about(frame: &[u8]) -> Option<IpAddr> {
+    match EthernetFrame::new_checked(frame).ok()?.ethertype() {
+        EtherType::ARP => {
+            let i = arp::classify(frame).ok()?;
+            let asks = i.op == wire::arp::Operation::Request && !i.gratuitous && !i.is_probe();
+            asks.then_some(IpAddr::V4(i.target_ip))
+        }
+        EtherType::IPV6 if is_nd(frame) => {
+            let i = nd::classify(frame).ok()?;
+            (i.kind == nd::NdKind::Solicit && !i.is_dad()).then_some(IpAddr::V6(i.target))
+        }
+        _ => None,
+    }
 }
 
 /// Is this IPv6 frame neighbour discovery (solicitation or advertisement)?

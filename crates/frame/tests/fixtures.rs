@@ -1014,7 +1014,7 @@ fn client_toa_is_replaced_by_rvs_own() {
 
 /// A neighbour advertisement without the override flag confirms a known address at
 /// most (RFC 4861 §7.2.5): another MAC in it moves nothing (counted), where one with the
-/// flag, or for an address not known, is reported as any binding.
+/// flag is reported as any binding of a known address.
 #[test]
 fn an_advert_without_override_does_not_move_a_known_neighbour() {
     let mut w = World::new(1);

@@ -661,6 +661,29 @@ fn snat_world_of(workers: u32) -> World {
     w
 }
 
+/// An inside host opening SNAT flows to made-up addresses of the outside subnet makes
+/// rvs resolve each: they are next hops a packet's source chose, and take at most half
+/// the waiting slots (a gateway or a real server always finds one).
+#[test]
+fn snat_flows_to_made_up_neighbours_take_half_the_waiting_slots() {
+    let mut w = snat_world();
+    let half = frame::node::PENDING_HOPS / 2;
+    let syn = |i: usize| {
+        let dst = Ipv4Addr::new(198, 51, 100, 100 + i as u8);
+        PacketBuilder::eth(FROM_INSIDE.0, FROM_INSIDE.1)
+            .ipv4(RIP, dst)
+            .tcp(40000 + i as u16, 80)
+            .seq(1)
+            .flags(SYN)
+            .build()
+    };
+    for i in 0..half {
+        w.frame(1, &syn(i));
+    }
+    assert_eq!(w.node.pending(), half, "each waits for its made-up neighbour");
+    run(&mut w, vec![step("one more: no slot for those", 1, syn(half), Expect::Drop("pending_full"))]);
+}
+
 /// SNAT of ICMP echo (ping from the inside): the request leaves from the WAN address
 /// with an identifier of the WAN address's ports, the reply to it comes back with the
 /// inside host's own; a second ping of the same identifier keeps the mapping; an ICMP

@@ -533,13 +533,15 @@ impl NeighTable {
 
 /// The next hops asked for lately: only an answer about one of them adds a new
 /// neighbour (see the module documentation). Workers tell the control thread each
-/// request they send ([`Solicited::asked`]); the answer may land on any worker. Bounded:
-/// requests beyond `max` addresses at once are not remembered (their answers are
-/// refused; the next request tries again).
+/// request they send ([`Solicited::asked`]); the answer may land on any worker. An
+/// answered request is forgotten ([`Solicited::answered`]), so what is held is the
+/// requests still unanswered, which [`Pending`]'s slots bound. Bounded all the same:
+/// requests beyond `max` at once are not remembered (their answers are refused; the
+/// next request tries again).
 #[derive(Debug)]
 pub struct Solicited {
-    /// Address -> (the port asked on, until when an answer is awaited, ms).
-    map: HashMap<IpAddr, (PortId, u64), SeededBuild>,
+    /// (Address, port asked on) -> until when an answer is awaited, ms.
+    map: HashMap<(IpAddr, PortId), u64, SeededBuild>,
     max: usize,
 }
 
@@ -554,31 +556,33 @@ impl Solicited {
     }
 
     /// A request for `ip` left `port` at `now` (ms). False if it could not be
-    /// remembered (too many at once).
+    /// remembered (too many at once; [`Solicited::expire`] makes room).
     pub fn asked(&mut self, ip: IpAddr, port: PortId, now: u64) -> bool {
         let until = now.saturating_add(Self::AWAIT_MS);
-        if let Some(e) = self.map.get_mut(&ip) {
-            *e = (port, until);
+        if let Some(e) = self.map.get_mut(&(ip, port)) {
+            *e = until;
             return true;
         }
         if self.map.len() >= self.max {
-            self.expire(now);
-            if self.map.len() >= self.max {
-                return false;
-            }
+            return false;
         }
-        self.map.insert(ip, (port, until));
+        self.map.insert((ip, port), until);
         true
     }
 
     /// Whether an answer about `ip` arriving on `port` at `now` answers a request.
     pub fn awaited(&self, ip: IpAddr, port: PortId, now: u64) -> bool {
-        self.map.get(&ip).is_some_and(|&(p, until)| p == port && now < until)
+        self.map.get(&(ip, port)).is_some_and(|&until| now < until)
+    }
+
+    /// The request for `ip` on `port` was answered (its neighbour learned).
+    pub fn answered(&mut self, ip: IpAddr, port: PortId) {
+        self.map.remove(&(ip, port));
     }
 
     /// Forgets the requests whose answers are no longer awaited at `now`.
     pub fn expire(&mut self, now: u64) {
-        self.map.retain(|_, &mut (_, until)| now < until);
+        self.map.retain(|_, &mut until| now < until);
     }
 
     /// Addresses awaited (or not yet expired).
@@ -1111,8 +1115,17 @@ mod tests {
         assert!(!s.asked(ip("10.0.0.4"), PortId(1), 2000), "full");
         assert!(s.asked(ip("10.0.0.2"), PortId(1), 2000), "asked again: awaited longer");
         assert!(s.awaited(ip("10.0.0.2"), PortId(1), 1000 + Solicited::AWAIT_MS));
+        s.expire(1000 + Solicited::AWAIT_MS);
         assert!(s.asked(ip("10.0.0.4"), PortId(1), 1000 + Solicited::AWAIT_MS), "the stale one made room");
         assert_eq!(s.len(), 2);
+        // An answered request is forgotten: its room is free at once.
+        s.answered(ip("10.0.0.4"), PortId(1));
+        assert!(!s.awaited(ip("10.0.0.4"), PortId(1), 1000 + Solicited::AWAIT_MS));
+        // The same link-local address asked on two ports: both awaited.
+        assert!(s.asked(ip("fe80::1"), PortId(0), 5000));
+        s.answered(ip("10.0.0.2"), PortId(1));
+        assert!(s.asked(ip("fe80::1"), PortId(1), 5000));
+        assert!(s.awaited(ip("fe80::1"), PortId(0), 5000) && s.awaited(ip("fe80::1"), PortId(1), 5000));
         s.expire(u64::MAX);
         assert!(s.is_empty());
     }

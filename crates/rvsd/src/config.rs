@@ -1022,13 +1022,10 @@ impl Config {
         }
         // A subnet belongs to one port: on two, neighbours and replies would go astray.
         for (j, b) in self.addrs.iter().enumerate() {
-            let subnet = |n: &IpNet| n.prefix_len() < n.max_prefix_len();
-            let clash = self.addrs[..j].iter().enumerate().find(|(_, a)| {
-                a.dev != b.dev
-                    && subnet(&a.addr)
-                    && subnet(&b.addr)
-                    && (a.addr.contains(&b.addr.addr()) || b.addr.contains(&a.addr.addr()))
-            });
+            let clash = self.addrs[..j]
+                .iter()
+                .enumerate()
+                .find(|(_, a)| a.dev != b.dev && crate::state::subnets_overlap(&a.addr, &b.addr));
             if let Some((i, a)) = clash {
                 err(
                     format!("addr[{j}].addr"),
@@ -1113,6 +1110,9 @@ impl Config {
         for (i, n) in self.neighs.iter().enumerate() {
             if self.port_index(&n.dev).is_none() {
                 err(format!("neigh[{i}].dev"), format!("no port named {:?}", n.dev));
+            }
+            if let Some(why) = crate::state::static_neigh_problem(n.addr, n.mac) {
+                err(format!("neigh[{i}]"), why);
             }
         }
         // Services: what only a file can get wrong here; the rest is the one validation

@@ -788,11 +788,20 @@ impl Loop {
                     Response::error(ErrorCode::Internal, "rvsd is shutting down")
                 }
             };
-            // The audit log: every change, once, with who asked and the generation it made.
-            if let Response::Done { gen } = &resp {
-                tracing::info!(uid = c.peer.0, pid = c.peer.1, gen, request = %flight.quote, "control change");
-            }
-            if let (Some((dev, addr, add)), Response::Done { .. }) = (flight.lease.clone(), &resp) {
+            // The audit log: every change, once, with who asked and the generation it made;
+            // a change published that a worker was slow to confirm (`Timeout`) is one too.
+            let applied = match &resp {
+                Response::Done { gen } => {
+                    tracing::info!(uid = c.peer.0, pid = c.peer.1, gen, request = %flight.quote, "control change");
+                    true
+                }
+                Response::Error { code: ErrorCode::Timeout, message } => {
+                    tracing::warn!(uid = c.peer.0, pid = c.peer.1, request = %flight.quote, "control request: {message}");
+                    true
+                }
+                _ => false,
+            };
+            if let (Some((dev, addr, add)), true) = (flight.lease.clone(), applied) {
                 c.leased.retain(|(d, a)| !(*d == dev && *a == addr));
                 if add {
                     c.leased.push((dev, addr));
@@ -885,8 +894,15 @@ mod tests {
             let log = Arc::clone(&seen);
             std::thread::spawn(move || {
                 for (req, reply, _) in rx {
+                    // A change on port "slow" is published but not confirmed in time.
+                    let resp = match &req {
+                        Request::AddrAdd { dev, .. } if dev == "slow" => {
+                            Response::error(ErrorCode::Timeout, "generation 7 was published but workers [0] did not")
+                        }
+                        _ => Response::Done { gen: 7 },
+                    };
                     log.lock().unwrap().push(req);
-                    let _ = reply.send(Response::Done { gen: 7 });
+                    let _ = reply.send(resp);
                 }
             });
             let server = Server::start(&path, Access::new(None).unwrap(), tx, limits).expect("server");
@@ -978,6 +994,24 @@ mod tests {
         let refused = f.connect();
         let reply = read_reply(&mut BufReader::new(refused));
         assert!(reply.contains("too many control clients"), "{reply}");
+    }
+
+    /// A leased address whose change a worker was slow to confirm (`Timeout`: it was
+    /// applied all the same) is the connection's: removed when it closes.
+    #[test]
+    fn a_lease_confirmed_late_still_leaves_with_its_connection() {
+        let f = Fixture::new("late", Limits::default());
+        let mut holder = f.connect();
+        let add =
+            Request::AddrAdd { dev: "slow".into(), addr: "192.0.2.9/32".parse().unwrap(), sapool: false, lease: true };
+        holder.write_all(&line(add)).unwrap();
+        assert!(read_reply(&mut BufReader::new(holder.try_clone().unwrap())).contains("timeout"));
+        drop(holder);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, .. } if dev == "slow")) {
+            assert!(Instant::now() < deadline, "no AddrDel after the holder closed: {:?}", f.requests());
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     #[test]

@@ -79,15 +79,14 @@ pub struct Snapshot {
     pub snat: Arc<fnat::snat::SnatTable>,
 }
 
-/// What a worker tells the control thread about a neighbour.
+/// A neighbour binding a worker saw (ARP or ND); the control thread learns it.
 #[derive(Debug, Clone, Copy)]
 pub struct NeighSeen {
     /// The address.
     pub ip: IpAddr,
-    /// Its MAC (`None`: the worker is asking who has `ip`, and the answer, whichever
-    /// worker it reaches, may be learned).
-    pub mac: Option<EthernetAddress>,
-    /// The port it was seen on (or asked on).
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// The port it was seen on.
     pub port: PortId,
 }
 
@@ -295,6 +294,10 @@ pub struct Shared {
     pub workers: Vec<WorkerSlot>,
     /// Neighbour bindings seen by workers, for the control thread to learn.
     pub neigh_seen: ArrayQueue<NeighSeen>,
+    /// Who has this address on this port? A worker (or the kernel, through a twin) asked:
+    /// the answer, whichever worker it reaches, may be learned. A queue of its own, so
+    /// that a flood of forged answers filling `neigh_seen` cannot push the asks out.
+    pub neigh_asked: ArrayQueue<(IpAddr, PortId)>,
     /// Connection sync (`[sync]`): its configuration, roles and counters.
     pub sync: Option<crate::sync::SyncShared>,
     /// Raised by the sync thread when a peer starts: each worker then announces its
@@ -323,6 +326,7 @@ impl Shared {
                 })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
+            neigh_asked: ArrayQueue::new(4096),
             sync: sync.map(crate::sync::SyncShared::new),
             resync: AtomicU64::new(0),
         }

@@ -106,8 +106,9 @@ fn dr_servers_on_link(services: &fnat::service::ServiceTable, routes: &netstack:
 }
 
 impl State {
-    /// What is configured on port `port`: its addresses, the routes through it and its
-    /// static neighbours, as `rvsip` would name them (empty: nothing).
+    /// What is configured on port `port`: its addresses, the routes through it, its
+    /// static neighbours and the SNAT rules that name it, as `rvsip` would name them
+    /// (empty: nothing).
     pub fn port_users(&self, port: usize, neighs: &NeighTable) -> Vec<String> {
         let name = self.port_names.get(port).map_or("", String::as_str);
         let addrs = self.addrs.iter().filter(|a| a.port == port).map(|a| format!("address {}", a.net));
@@ -116,7 +117,13 @@ impl State {
             .iter()
             .filter(|(_, e)| e.port.0 as usize == port && e.state == netstack::NeighState::Static)
             .map(|(ip, _)| format!("neighbour {ip}"));
-        addrs.chain(routes).chain(statics).collect()
+        let names = |d: &Option<String>| d.as_deref() == Some(name);
+        let snat = self
+            .snat
+            .iter()
+            .filter(|r| names(&r.iif) || names(&r.oif))
+            .map(|r| format!("SNAT rule {}", r.name.clone().unwrap_or_else(|| r.match_text())));
+        addrs.chain(routes).chain(statics).chain(snat).collect()
     }
 
     /// The LIPs (sapool addresses) on port `port`.
@@ -362,11 +369,19 @@ impl State {
     }
 
     /// Adds the address `net` to port `dev` (a LIP with `sapool`). Refused if any port
-    /// has the address.
+    /// has the address, or if its subnet overlaps one of another port ([`subnets_overlap`],
+    /// as the configuration file is checked).
     pub fn addr_add(&mut self, dev: &str, net: IpNet, sapool: bool) -> Result<(), Refused> {
         let port = self.port(dev)?;
         if self.has_addr(net.addr()) {
             return Err(Refused::new(ErrorCode::Exists, format!("address {} exists", net.addr())));
+        }
+        if let Some(a) = self.addrs.iter().find(|a| a.port != port && subnets_overlap(&a.net, &net)) {
+            let other = self.port_names.get(a.port).map_or("another port", String::as_str);
+            return Err(Refused::new(
+                ErrorCode::Invalid,
+                format!("subnet {} on {dev} overlaps {} on {other}", net.trunc(), a.net.trunc()),
+            ));
         }
         self.addrs.push(AddrSpec { port, net, sapool });
         Ok(())
@@ -449,6 +464,9 @@ impl State {
         now_ms: u64,
     ) -> Result<(), Refused> {
         let port = self.port(dev)?;
+        if let Some(why) = static_neigh_problem(addr, mac) {
+            return Err(Refused::new(ErrorCode::Invalid, why));
+        }
         neighs.insert_static(addr, mac, PortId(port as u16), now_ms);
         Ok(())
     }
@@ -502,6 +520,16 @@ mod tests {
         assert_eq!(code(s.addr_add("dpdk1", net("198.18.0.1/32"), true)), ErrorCode::Exists);
         assert_eq!(code(s.addr_add("dpdk7", net("198.18.0.2/24"), false)), ErrorCode::NotFound);
         assert_eq!(code(s.addr_del("dpdk1", ip("198.18.0.1"))), ErrorCode::NotFound, "on another port");
+        // One subnet on two ports, as the file is checked: refused, whichever is wider.
+        for other in ["198.18.0.2/24", "198.18.0.0/16", "198.18.0.128/25"] {
+            let e = s.addr_add("dpdk1", net(other), false).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Invalid, "{other}");
+            assert!(e.message.contains("on dpdk1 overlaps 198.18.0.0/24 on dpdk0"), "{}", e.message);
+        }
+        s.addr_add("dpdk1", net("198.18.0.5/32"), false).unwrap();
+        s.addr_add("dpdk0", net("198.18.0.6/25"), false).unwrap();
+        s.addr_del("dpdk1", ip("198.18.0.5")).unwrap();
+        s.addr_del("dpdk0", ip("198.18.0.6")).unwrap();
         s.addr_del("dpdk0", ip("198.18.0.1")).unwrap();
         assert!(s.addrs.is_empty());
 
@@ -537,9 +565,31 @@ mod tests {
         let mut neighs = NeighTable::new(16);
         let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
         assert_eq!(code(s.neigh_add(&mut neighs, ip("198.18.0.9"), mac, "dpdk7", 0)), ErrorCode::NotFound);
+        for (addr, bad) in
+            [("198.18.0.9", EthernetAddress([1, 0, 0x5e, 0, 0, 1])), ("198.18.0.9", EthernetAddress([0; 6]))]
+                .into_iter()
+                .chain([("224.0.0.5", mac), ("0.0.0.0", mac), ("ff02::1", mac)])
+        {
+            assert_eq!(code(s.neigh_add(&mut neighs, ip(addr), bad, "dpdk1", 0)), ErrorCode::Invalid, "{addr} {bad}");
+        }
+        assert!(neighs.is_empty());
         s.neigh_add(&mut neighs, ip("198.18.0.9"), mac, "dpdk1", 0).unwrap();
         State::neigh_del(&mut neighs, ip("198.18.0.9")).unwrap();
         assert_eq!(code(State::neigh_del(&mut neighs, ip("198.18.0.9"))), ErrorCode::NotFound);
+    }
+
+    /// A port (a VLAN to delete) is in use by what names it, SNAT rules included.
+    #[test]
+    fn a_ports_users_include_the_snat_rules_naming_it() {
+        let mut s = bare();
+        let mut neighs = NeighTable::new(4);
+        assert!(s.port_users(1, &neighs).is_empty());
+        s.addr_add("dpdk1", net("198.19.0.1/24"), false).unwrap();
+        s.neigh_add(&mut neighs, ip("198.19.0.9"), EthernetAddress([2, 0, 0, 0, 0, 9]), "dpdk1", 0).unwrap();
+        s.snat.push(ctl::SnatSpec { name: Some("out".into()), oif: Some("dpdk1".into()), ..Default::default() });
+        s.snat.push(ctl::SnatSpec { iif: Some("dpdk0".into()), ..Default::default() });
+        assert_eq!(s.port_users(1, &neighs), ["address 198.19.0.1/24", "neighbour 198.19.0.9", "SNAT rule out"]);
+        assert_eq!(s.port_users(0, &neighs).len(), 1, "{:?}", s.port_users(0, &neighs));
     }
 
     /// An address a fwmark rule covers is a VIP once the rule's mark has a service
@@ -640,6 +690,27 @@ mod tests {
         verbs::service_add(&mut t.services, ServiceSpec { service: tun, laddrs: vec![ip("198.19.0.10")] }).unwrap();
         assert!(snap(&t).is_ok(), "TUN servers may be routed");
     }
+}
+
+/// Whether two addresses on different ports would put one subnet on both: neighbours
+/// and replies of that subnet would go astray. Host addresses (/32, /128) have none.
+pub fn subnets_overlap(a: &IpNet, b: &IpNet) -> bool {
+    let subnet = |n: &IpNet| n.prefix_len() < n.max_prefix_len();
+    subnet(a) && subnet(b) && (a.contains(&b.addr()) || b.contains(&a.addr()))
+}
+
+/// What is wrong with a static neighbour (`[[neigh]]`, `rvsip neigh add`), if anything:
+/// frames for a next hop go to one host, so its MAC is unicast (not zero) and so is its
+/// address.
+pub fn static_neigh_problem(addr: IpAddr, mac: EthernetAddress) -> Option<String> {
+    if !mac.is_unicast() || mac == EthernetAddress::UNSPECIFIED {
+        return Some(format!("neighbour {addr}: {mac} is not a unicast MAC"));
+    }
+    let unicast = match addr {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
+    };
+    (!unicast).then(|| format!("neighbour {addr}: not a unicast address"))
 }
 
 /// The prefix set of a deny list (control path: up to a million prefixes, ~0.2 s).

@@ -80,6 +80,7 @@ impl Twin {
         let (mut rx, mut tx) = port.configure(&cfg, pool).with_context(|| format!("configure twin {ifname}"))?;
         port.start().with_context(|| format!("start twin {ifname}"))?;
         tracing::info!(port = %name, twin = %ifname, %mac, "kernel twin up");
+        harden(&ifname);
         for net in twin_addrs {
             // The kernel's side of the twin: configured through iproute2, like any
             // interface (control path, once at start).
@@ -178,4 +179,21 @@ pub struct VlanHandle {
     pub id: u16,
     /// Its kernel twin (`dpdk0.100.kni`), when its port has one.
     pub twin: Option<Twin>,
+}
+
+/// What a twin's kernel takes from the wire is whatever reaches the port, from anyone
+/// on the link: it must not let that configure it. Router advertisements (addresses and
+/// a default route for the kernel's own traffic: health checks, BGP, sync) and ICMP
+/// redirects are refused, as on a router's uplink. Once at creation; a sysctl the kernel
+/// lacks (IPv6 disabled) is skipped, logged.
+fn harden(ifname: &str) {
+    for (path, value) in [
+        (format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra"), "0"),
+        (format!("/proc/sys/net/ipv6/conf/{ifname}/accept_redirects"), "0"),
+        (format!("/proc/sys/net/ipv4/conf/{ifname}/accept_redirects"), "0"),
+    ] {
+        if let Err(e) = std::fs::write(&path, value) {
+            tracing::warn!(twin = %ifname, "{path}: {e}");
+        }
+    }
 }

@@ -647,14 +647,6 @@ impl WorkerIo {
             t.flush();
         }
     }
-
-    /// Queues news of a neighbour for the control thread (counted if the queue is full).
-    #[inline]
-    fn tell_neighbour(&mut self, news: NeighSeen) {
-        if self.shared.neigh_seen.push(news).is_err() {
-            self.counters.drop(NetDrop::NeighQueueFull);
-        }
-    }
 }
 
 impl Io<MbufSlot> for WorkerIo {
@@ -709,11 +701,15 @@ impl Io<MbufSlot> for WorkerIo {
 
     #[inline]
     fn seen_neighbour(&mut self, ip: IpAddr, mac: EthernetAddress, port: usize) {
-        self.tell_neighbour(NeighSeen { ip, mac: Some(mac), port: PortId(port as u16) });
+        if self.shared.neigh_seen.push(NeighSeen { ip, mac, port: PortId(port as u16) }).is_err() {
+            self.counters.drop(NetDrop::NeighQueueFull);
+        }
     }
 
     fn asking_neighbour(&mut self, ip: IpAddr, port: usize) {
-        self.tell_neighbour(NeighSeen { ip, mac: None, port: PortId(port as u16) });
+        if self.shared.neigh_asked.push((ip, PortId(port as u16))).is_err() {
+            self.counters.drop(NetDrop::NeighQueueFull);
+        }
     }
 }
 

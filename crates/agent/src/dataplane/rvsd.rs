@@ -44,9 +44,12 @@
 //! * a refusal is logged with rvsd's message (once per message until a clean
 //!   reconciliation), and the state is reconciled again every few seconds, so a fix in
 //!   rvsd (a missing sapool address, say) is picked up without restarting the agent;
-//! * an idle connection is checked every second with `AddrList`, whose answer (every
-//!   address rvsd holds, whoever added it) goes to [`Dataplane::watch_addresses`]'s
-//!   listener: `ha_suspend` follows it.
+//! * an idle connection is checked every second with `Status` and `AddrList`. `Status`'s
+//!   `loaded_ns` tells a SIGHUP (`systemctl reload rvsd`), which rebuilt rvsd's state from
+//!   rvsd.toml (keeping only this connection's leased VIPs): the whole state is
+//!   reconciled at once, as after a restart. `AddrList`'s answer (every address rvsd
+//!   holds, whoever added it) goes to [`Dataplane::watch_addresses`]'s listener:
+//!   `ha_suspend` follows it.
 //!
 //! # Services and VIPs
 //! keepalived keeps the services loaded on both nodes and moves only the addresses. rvsd
@@ -614,6 +617,10 @@ struct Worker {
     /// service or rule that keepalived.conf dropped while rvsd was away, and that the
     /// restarted rvsd has from rvsd.toml, is kept as rvsd's own instead of deleted.
     rvsd_started: u64,
+    /// When that rvsd last built its state from rvsd.toml (`Status`'s `loaded_ns`; 0
+    /// unknown): a new value is a SIGHUP, which replaced what this agent loaded (but
+    /// its leased VIPs) with the file's, as a restart does; the idle check asks.
+    rvsd_loaded: u64,
     /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
     /// again on every connection).
     follow_vips: bool,
@@ -666,6 +673,7 @@ impl Worker {
             first: true,
             mine: HashSet::new(),
             rvsd_started: 0,
+            rvsd_loaded: 0,
             follow_vips: false,
             loaded: HashSet::new(),
             retry_at: now,
@@ -786,8 +794,15 @@ impl Worker {
             return;
         }
         if ops.is_empty() {
-            // The idle check lists the addresses: `ha_suspend` follows them; and the
-            // services now and then, for what the passive check holds out.
+            // The idle check asks whether rvsd read its file again (then everything is
+            // reconciled at once); lists the addresses: `ha_suspend` follows them; and
+            // the services now and then, for what the passive check holds out.
+            if !self.identify() {
+                return;
+            }
+            if self.resync {
+                return self.step(ops);
+            }
             if self.list_addresses().is_ok() {
                 let _ = self.look_for_held_out();
             }
@@ -829,30 +844,51 @@ impl Worker {
         }
     }
 
-    /// Asks a new connection's rvsd when it started: a restarted rvsd holds nothing this
-    /// agent loaded, so what it remembers loading is forgotten. Whether the connection
-    /// still stands.
+    /// Asks rvsd when it started and when it last read rvsd.toml: a restarted rvsd
+    /// holds nothing this agent loaded, and a reloaded one (SIGHUP) holds the file's
+    /// state instead (but for the agent's leased VIPs), so what the agent remembers
+    /// loading is forgotten; after a reload, the whole state is reconciled again at once.
+    /// Whether the connection still stands.
     fn identify(&mut self) -> bool {
-        let started = match self.exchange("status", Request::Status) {
-            Ok(Response::Status { started_ns, .. }) => started_ns,
+        let (started, loaded) = match self.exchange("status", Request::Status) {
+            Ok(Response::Status { started_ns, loaded_ns, .. }) => (started_ns, loaded_ns),
             Err(Exchange::Io) => return false,
             // An rvsd that does not say: nothing is forgotten.
-            Ok(_) | Err(Exchange::Refused(..)) => 0,
+            Ok(_) | Err(Exchange::Refused(..)) => (0, 0),
         };
-        if started != 0 && self.rvsd_started != 0 && started != self.rvsd_started {
+        let changed = |now: u64, was: u64| now != 0 && was != 0 && now != was;
+        if changed(started, self.rvsd_started) {
             tracing::info!(
                 services = self.mine.len(),
                 snat = self.snat_added.len(),
                 "rvsd restarted: what the agent loaded before is no longer there; what the restarted rvsd \
                  holds and keepalived.conf does not is kept as rvsd's own"
             );
-            self.mine.clear();
-            self.snat_added.clear();
+            self.forget_loaded();
+        } else if changed(loaded, self.rvsd_loaded) {
+            tracing::info!(
+                services = self.mine.len(),
+                snat = self.snat_added.len(),
+                "rvsd read rvsd.toml again (SIGHUP), which replaced what the agent loaded: loading it again; \
+                 what rvsd holds from the file and keepalived.conf does not is kept as rvsd's own"
+            );
+            self.forget_loaded();
+            self.resync = true;
         }
         if started != 0 {
-            self.rvsd_started = started;
+            (self.rvsd_started, self.rvsd_loaded) = (started, loaded);
         }
         true
+    }
+
+    /// Forgets what this agent loaded into an rvsd whose state was rebuilt from its file,
+    /// and what it set there.
+    fn forget_loaded(&mut self) {
+        self.mine.clear();
+        self.snat_added.clear();
+        self.loaded.clear();
+        self.sync_applied = None;
+        self.timeouts_applied = None;
     }
 
     /// Logs an error once (until the next clean reconciliation) and shows it in status.

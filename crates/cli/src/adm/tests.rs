@@ -535,6 +535,7 @@ fn status() -> Response {
         conn_pool_size: 1_048_576,
         uptime_s: 10,
         started_ns: 1,
+        loaded_ns: 1,
     }
 }
 

@@ -483,6 +483,13 @@ impl Engine {
         }
     }
 
+    /// How `conn` is forwarded (`None` for a verdict without a connection: the SYN
+    /// proxy's SYN-ACKs).
+    #[inline]
+    pub fn fwd(&self, conn: ConnRef) -> Option<crate::types::FwdMode> {
+        (conn.index() < self.conns.capacity()).then(|| self.conns.get(conn).fwd())
+    }
+
     /// Forgets the next-hop cache slots of at most `budget` connection slots from
     /// `from` on (see [`ConnTable::forget_hops`]): where to go on, `None` when done.
     pub fn forget_hops(&mut self, from: u32, budget: u32) -> Option<u32> {

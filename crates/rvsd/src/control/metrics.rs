@@ -110,7 +110,7 @@ impl Control {
         for (event, v) in counters.as_object().into_iter().flatten() {
             e.counter(
                 "rvs_neighbour_events_total",
-                "What the neighbour table did: learned, changed, confirmed, evicted, probes, probe_failed, expired and refused_* bindings.",
+                "What the neighbour table did: learned, changed, confirmed, evicted, probes, probe_failed, expired, refused_* bindings and asked_full requests.",
                 &[("event", event)],
                 v.as_u64().unwrap_or(0),
             );

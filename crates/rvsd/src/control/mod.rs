@@ -25,6 +25,7 @@ mod watchdog;
 pub use metrics::service_label;
 pub use views::summary;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -121,6 +122,13 @@ struct Moves {
     warned: Option<Instant>,
 }
 
+/// The time of day in nanoseconds since the Unix epoch (0 if the clock is before it).
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Tells systemd (when rvsd runs under it) what rvsd is doing.
 fn notify(state: &str) {
     if let Err(e) = ctl::systemd::notify(state) {
@@ -170,6 +178,11 @@ pub struct Control {
     started: Instant,
     /// When this process started ([`ctl::Response::Status`]'s `started_ns`).
     started_ns: u64,
+    /// When the state was last built from the configuration file (`loaded_ns`).
+    loaded_ns: u64,
+    /// The addresses control connections added with a lease and still hold (rvs-agent's
+    /// VIPs): the lessee's, so a SIGHUP keeps them (see `reload`).
+    leased: HashSet<IpAddr>,
     twin_up: RingConsumer,
     twin_down: RingProducer,
     pool: Arc<Mempool>,
@@ -232,9 +245,9 @@ impl Control {
             jobs,
             pool_size,
             started: Instant::now(),
-            started_ns: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            started_ns: now_ns(),
+            loaded_ns: now_ns(),
+            leased: HashSet::new(),
             twin_up,
             twin_down,
             pool,
@@ -333,23 +346,27 @@ impl Control {
         let mut changed = false;
         let now = self.clock.now_ms();
         let snap = self.shared.current();
+        self.take_asks(now);
         while let Some(s) = self.shared.neigh_seen.pop() {
-            let Some(mac) = s.mac else {
-                if !self.solicited.asked(s.ip, s.port, now) {
-                    self.neigh_counters.asked_full += 1;
-                }
-                continue;
-            };
+            let mac = s.mac;
             if let Err(r) = netstack::admit(&snap.addrs, &self.neighs, s.ip, mac, s.port) {
                 self.neigh_counters.refused(r);
                 continue;
             }
             let before = self.neighs.lookup(s.ip).copied();
             if before.is_none() && !self.solicited.awaited(s.ip, s.port, now) {
-                self.neigh_counters.refused_unsolicited += 1;
-                continue;
+                // Asked while this loop ran, perhaps: the ask is queued before the request
+                // leaves.
+                self.take_asks(now);
+                if !self.solicited.awaited(s.ip, s.port, now) {
+                    self.neigh_counters.refused_unsolicited += 1;
+                    continue;
+                }
             }
             let learned = self.neighs.learn(s.ip, mac, s.port, now);
+            if before.is_none() {
+                self.solicited.answered(s.ip, s.port);
+            }
             let c = &mut self.neigh_counters;
             match learned {
                 Learned::Added => c.learned += 1,
@@ -373,6 +390,15 @@ impl Control {
         }
         self.warn_neighs();
         changed
+    }
+
+    /// Remembers the addresses the workers (and twins' kernels) asked for.
+    fn take_asks(&mut self, now: u64) {
+        while let Some((ip, port)) = self.shared.neigh_asked.pop() {
+            if !self.solicited.asked(ip, port, now) {
+                self.neigh_counters.asked_full += 1;
+            }
+        }
     }
 
     /// Sends the probes that are due, removes the neighbours that never answered, and
@@ -399,7 +425,10 @@ impl Control {
     fn send_probes(&mut self, probes: &[NeighProbe]) {
         let snap = self.shared.current();
         let mut b = Burst::new();
+        let now = self.clock.now_ms();
         for p in probes {
+            // An answer that comes after the entry was removed adds it again.
+            self.solicited.asked(p.ip, p.port, now);
             let (Some(view), Some(src)) = (snap.ports.get(p.port.0 as usize), snap.addrs.source_for(p.port, p.ip))
             else {
                 self.neigh_counters.probe_failed += 1;

@@ -1,7 +1,10 @@
 //! SIGHUP: the configuration file is read again and what may change at run time is
 //! applied as one new generation, as `rvsadm -R` applies a rule set: services, real
 //! servers, local addresses, addresses, routes, timeouts, SNAT rules and the global deny set.
-//! Connections that stay valid keep flowing. A file that does not load, or that changes
+//! Connections that stay valid keep flowing. Addresses a live control connection added
+//! with a lease (rvs-agent's VIPs on the VRRP master) are that connection's and stay;
+//! what else clients changed is replaced, and `Status`'s `loaded_ns` tells them so
+//! (rvs-agent then loads its services again). A file that does not load, or that changes
 //! what only a restart can (EAL, workers, ports, pools, the control socket, steering,
 //! the SYN proxy's and neighbours' settings, static neighbours, metrics, connection
 //! sync), changes nothing: the
@@ -9,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use ctl::Response;
+use ctl::{ErrorCode, Response};
 use serde::Serialize;
 
 use super::Control;
@@ -78,11 +81,36 @@ impl Control {
         // by rvsip since the start.
         let mut next = State::from_config(&new);
         next.port_names = self.state.port_names.clone();
+        let leased = &self.leased;
+        let kept: Vec<_> = self
+            .state
+            .addrs
+            .iter()
+            .filter(|a| leased.contains(&a.net.addr()) && !next.has_addr(a.net.addr()))
+            .collect();
+        if !kept.is_empty() {
+            let list: Vec<String> = kept.iter().map(|a| a.net.to_string()).collect();
+            tracing::info!(
+                "SIGHUP: {file}: leased addresses kept (their control connections hold them): {}",
+                list.join(", ")
+            );
+        }
+        next.addrs.extend(kept.into_iter().cloned());
         match self.apply(next) {
-            Response::Error { message, .. } => tracing::error!("SIGHUP: {file} refused, nothing changed: {message}"),
-            _ => {
+            // A timeout is a generation published (the state is the file's) that a worker
+            // was slow to confirm.
+            Response::Error { code, message } if code != ErrorCode::Timeout => {
+                tracing::error!("SIGHUP: {file} refused, nothing changed: {message}");
+            }
+            outcome => {
+                self.loaded_ns = super::now_ns();
+                self.leased.retain(|a| self.state.has_addr(*a));
                 let gen = self.shared.current().gen;
-                tracing::info!(gen, services = new.services.len(), "SIGHUP: {file} applied");
+                if let Response::Error { message, .. } = outcome {
+                    tracing::warn!(gen, "SIGHUP: {file} applied, but {message}");
+                } else {
+                    tracing::info!(gen, services = new.services.len(), "SIGHUP: {file} applied");
+                }
                 if let Some(src) = &mut self.reload_source {
                     src.running = new;
                 }

@@ -143,8 +143,20 @@ impl Control {
             Request::VlanList => Response::Vlans { vlans: self.vlan_views() },
             Request::VlanAdd { name, link, id } => self.vlan_add(&name, &link, id)?,
             Request::VlanDel { name } => self.vlan_del(&name)?,
-            Request::AddrAdd { dev, addr, sapool, lease: _ } => self.change(|s| s.addr_add(&dev, addr, sapool))?,
-            Request::AddrDel { dev, addr } => self.change(|s| s.addr_del(&dev, addr))?,
+            Request::AddrAdd { dev, addr, sapool, lease } => {
+                let done = self.change(|s| s.addr_add(&dev, addr, sapool))?;
+                if lease && self.state.has_addr(addr.addr()) {
+                    self.leased.insert(addr.addr());
+                }
+                done
+            }
+            Request::AddrDel { dev, addr } => {
+                let done = self.change(|s| s.addr_del(&dev, addr))?;
+                if !self.state.has_addr(addr) {
+                    self.leased.remove(&addr);
+                }
+                done
+            }
             Request::AddrList => Response::Addrs { addrs: self.addr_views() },
             Request::RouteAdd(route) => self.change(|s| s.route_add(route))?,
             Request::RouteDel { prefix, metric } => self.change(|s| s.route_del(prefix, metric))?,
@@ -243,7 +255,15 @@ impl Control {
         if !(1..=100).contains(&count) {
             return Err(Refused::new(ErrorCode::Invalid, format!("count {count} is outside 1..=100")));
         }
-        let mac = self.shared.current().ports[port].mac;
+        let snap = self.shared.current();
+        // Announcing another host's address (the gateway's) would take its traffic.
+        if snap.addrs.owner(addr).is_none_or(|(p, _)| p.0 as usize != port) {
+            return Err(Refused::new(
+                ErrorCode::Invalid,
+                format!("{addr} is not an address of {dev}: rvsd announces only its own (add it first)"),
+            ));
+        }
+        let mac = snap.ports[port].mac;
         let mut b = Burst::new();
         for _ in 0..count {
             let mut m = Mbuf::alloc(&self.pool).ok_or_else(|| Refused::new(ErrorCode::Internal, "mbuf pool empty"))?;

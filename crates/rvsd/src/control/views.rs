@@ -31,6 +31,7 @@ impl Control {
             conn_pool_size: self.pool_size,
             uptime_s: self.started.elapsed().as_secs(),
             started_ns: self.started_ns,
+            loaded_ns: self.loaded_ns,
         }
     }
 

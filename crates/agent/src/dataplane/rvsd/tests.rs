@@ -43,6 +43,8 @@ struct FakeState {
     refuse_timeouts: bool,
     /// `Status`'s `started_ns`: another on every (re)start.
     started_ns: u64,
+    /// `Status`'s `loaded_ns`: another on every (re)start and reload.
+    loaded_ns: u64,
 }
 
 /// The fake rvsd's `[sync]`: its syncid and the roles it starts with.
@@ -62,7 +64,8 @@ impl FakeState {
         timeouts: fnat::tcp_state::Timeouts,
     ) -> FakeState {
         let roles = sync_conf.map_or((false, false), |c| (c.master, c.backup));
-        FakeState { addrs, snat, sync_conf, roles, timeouts, started_ns: next_start(), ..Default::default() }
+        let started_ns = next_start();
+        FakeState { addrs, snat, sync_conf, roles, timeouts, started_ns, loaded_ns: started_ns, ..Default::default() }
     }
 
     /// rvsd's `TimeoutsGet` / `TimeoutsSet` (crates/rvsd's `State::timeouts_set`: 0 keeps a
@@ -257,6 +260,7 @@ impl FakeState {
                     conn_pool_size: 1,
                     uptime_s: 1,
                     started_ns: self.started_ns,
+                    loaded_ns: self.loaded_ns,
                 }
             }
             Request::AddrList => return Response::Addrs { addrs: self.addrs.clone() },
@@ -391,8 +395,13 @@ impl FakeRvsd {
     }
 
     fn start_at(path: PathBuf, dir: PathBuf, config: Vec<AddrView>, need_vip: bool) -> FakeRvsd {
-        let state =
-            Arc::new(Mutex::new(FakeState { addrs: config.clone(), started_ns: next_start(), ..Default::default() }));
+        let started_ns = next_start();
+        let state = Arc::new(Mutex::new(FakeState {
+            addrs: config.clone(),
+            started_ns,
+            loaded_ns: started_ns,
+            ..Default::default()
+        }));
         let f = FakeRvsd {
             path,
             dir,
@@ -452,6 +461,24 @@ impl FakeRvsd {
         let mut fresh = FakeState::fresh(self.config.clone(), snat, sync, timeouts);
         fresh.services = self.services_config.lock().unwrap().clone();
         *self.state.lock().unwrap() = fresh;
+    }
+
+    /// A SIGHUP: the state is the configuration's again, but for the addresses it lacks
+    /// (leased by the agent's connection, which stays open); sync roles keep running.
+    fn reload(&self) {
+        let snat = self.snat_config.lock().unwrap().clone();
+        let sync = *self.sync_config.lock().unwrap();
+        let timeouts = *self.timeouts_config.lock().unwrap();
+        let mut fresh = FakeState::fresh(self.config.clone(), snat, sync, timeouts);
+        fresh.services = self.services_config.lock().unwrap().clone();
+        self.with(|s| {
+            let leased: Vec<AddrView> =
+                s.addrs.iter().filter(|a| !fresh.addrs.iter().any(|f| f.addr == a.addr)).cloned().collect();
+            fresh.addrs.extend(leased);
+            fresh.started_ns = s.started_ns;
+            fresh.roles = s.roles;
+            *s = fresh;
+        });
     }
 
     /// rvsd.toml's timeouts: held now (as after a start) and after every restart.
@@ -1391,6 +1418,32 @@ fn lvs_timeouts_are_set_at_start_again_after_a_restart_and_put_back_when_dropped
     assert!(dp.wait_idle(T), "{:?}", dp.status());
     assert_eq!(fake.timeouts_log(), [(60, 0, 0), (0, 0, 20)], "1800 is rvsd's: left alone");
     assert_eq!(fake.timeouts(), (1800, 100, 20));
+    dp.close(T);
+}
+
+/// `systemctl reload rvsd` (SIGHUP) rebuilds rvsd's state from rvsd.toml, which has
+/// neither keepalived.conf's services nor its SNAT rules nor its timeouts; rvsd keeps the
+/// agent's leased VIP. The agent's idle check sees `Status`'s `loaded_ns` change and loads
+/// everything again at once, over the same connection.
+#[test]
+fn what_a_reload_of_rvsd_replaced_is_loaded_again() {
+    let t = |tcp, tcpfin, udp| LvsTimeouts { tcp, tcpfin, udp };
+    let fake = FakeRvsd::start(config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let rule = snat_rule("A", "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1", &["198.18.0.1"]);
+    dp.set_services(&[service()]).unwrap();
+    dp.set_snat(std::slice::from_ref(&rule)).unwrap();
+    dp.set_timeouts(t(7200, 0, 60)).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let loaded = || (fake.weights().is_some(), fake.with(|s| s.snat.len()), fake.timeouts());
+    assert_eq!(loaded(), (true, 1, (7200, 120, 60)));
+    fake.reload();
+    assert_eq!(loaded(), (false, 0, (900, 120, 300)), "rvsd.toml's state");
+    wait_until("the agent to load its state again", T, || loaded() == (true, 1, (7200, 120, 60)));
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert!(fake.has_addr(VIP), "the VIP stays");
+    assert_eq!(dp.status().reconnects, 0, "over the same connection");
     dp.close(T);
 }
 
