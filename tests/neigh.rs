@@ -233,6 +233,8 @@ fn made_up_pingers_cannot_keep_real_servers_unresolved() {
             .expect("pinger")
     });
     std::thread::sleep(Duration::from_secs(2));
+    let pending_full = t.rvsd_stats().expect("stats")["drops"]["pending_full"].as_u64().unwrap_or(0);
+    assert!(pending_full > 0, "the pings keep the slots their sources may take busy");
     for i in 1..=3 {
         for rs in [rs4(i), rs6(i)] {
             let (_, err, ok) = t.cli("rvsip", &["neigh", "del", &rs]);

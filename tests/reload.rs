@@ -6,6 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ctl::{Request, Response};
 use rvs_e2e::{serial, Spec, Topology, VIP4};
 
 /// Waits until rvsd's log holds `needle` `n` times (or 10 s pass).
@@ -88,4 +89,55 @@ fn sighup_applies_the_file_under_load_and_refuses_what_cannot_change() {
     assert!(t.cli("rvsadm", &["-L", "-n"]).2, "rvsd still runs");
     let log = t.stop_rvsd().expect("stops");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// What rvsd holds: (address/prefix, port).
+fn held(t: &Topology) -> Vec<(String, String)> {
+    match t.ctl().call(Request::AddrList) {
+        Ok(Response::Addrs { addrs }) => addrs.into_iter().map(|a| (a.addr.to_string(), a.dev)).collect(),
+        other => panic!("address list: {other:?}"),
+    }
+}
+
+/// Addresses a live control connection leased (rvs-agent's VIPs) survive a SIGHUP that
+/// replaces what else clients changed; one the new file now conflicts with (its subnet
+/// on another port) gives way, said so, and the file applies all the same; when the
+/// lessee goes, its address goes.
+#[test]
+fn sighup_keeps_leased_addresses_unless_the_file_conflicts() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let mut lessee = t.ctl();
+    for a in ["198.18.0.150/32", "203.0.113.1/24"] {
+        let add = Request::AddrAdd { dev: "dpdk0".into(), addr: a.parse().unwrap(), sapool: false, lease: true };
+        lessee.call(add).unwrap_or_else(|e| panic!("leased {a}: {e}"));
+    }
+    let (_, err, ok) = t.cli("rvsip", &["addr", "add", "198.18.0.151/32", "dev", "dpdk0"]);
+    assert!(ok, "rvsip addr add: {err}");
+
+    // The file now puts 203.0.113.0/24 on dpdk1.
+    let mut cfg = t.config.clone();
+    let mut extra = toml::Table::new();
+    extra.insert("dev".into(), "dpdk1".into());
+    extra.insert("addr".into(), "203.0.113.9/24".into());
+    cfg["addr"].as_array_mut().expect("addresses").push(toml::Value::Table(extra));
+    write_and_hup(&t, &toml::to_string(&cfg).expect("toml"));
+    assert!(wait_log(&t, "SIGHUP:", 3), "{}", t.rvsd_log());
+    let log = t.rvsd_log();
+    assert!(log.contains("leased address 203.0.113.1/24 on dpdk0 not kept"), "{log}");
+    assert!(log.contains("leased addresses kept (their control connections hold them): 198.18.0.150"), "{log}");
+    assert!(log.lines().any(|l| l.contains("SIGHUP:") && l.contains("applied")), "{log}");
+    let now = held(&t);
+    let has = |a: &str, dev: &str| now.contains(&(a.to_string(), dev.to_string()));
+    assert!(has("198.18.0.150/32", "dpdk0"), "the lease stays: {now:?}");
+    assert!(has("203.0.113.9/24", "dpdk1") && !has("203.0.113.1/24", "dpdk0"), "the file wins the subnet: {now:?}");
+    assert!(!has("198.18.0.151/32", "dpdk0"), "rvsip's address is replaced by the file: {now:?}");
+
+    drop(lessee);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held(&t).iter().any(|(a, _)| a == "198.18.0.150/32") {
+        assert!(Instant::now() < deadline, "the lessee's address goes with its connection");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -656,11 +656,13 @@ fn local_port_exhaustion() {
 }
 
 /// With two workers, a reply to a port the other worker owns is handed over, and this
-/// worker allocates only its own ports.
+/// worker allocates only its own ports; a client-side ICMP error about a connection this
+/// worker does not hold goes to every other worker (nothing in it says whose it is).
 #[test]
 fn replies_for_another_worker_are_redirected() {
     let cfg = EngineConfig { workers: 2, worker: 0, ..config(64) };
     let mut w = World::new(&cfg);
+    w.engine.set_own_addrs([std::net::IpAddr::from(VIP4)]);
     let steps = vec![
         fwd(
             "worker 0 takes an even port",
@@ -684,6 +686,24 @@ fn replies_for_another_worker_are_redirected() {
             "a reply to an even port without a connection is dropped here",
             t4(RIP4, 8080, LIP4, 1028).flags(SYNACK).build(),
             Expect::Drop(DropReason::ReplyNoConn),
+            None,
+        ),
+        pkt(
+            "a client's router's error about a connection this worker does not hold: any other's",
+            PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 1), VIP4)
+                .icmpv4_error(3, 4, &t4(VIP4, 80, CIP4, 8).flags(SYNACK).build())
+                .next_hop_mtu(1400)
+                .build(),
+            Expect::Redirect(fnat::engine::EVERY_WORKER),
+            None,
+        ),
+        pkt(
+            "one about a connection it holds: translated here, towards the real server",
+            PacketBuilder::ipv4(Ipv4Addr::new(203, 0, 113, 1), VIP4)
+                .icmpv4_error(3, 4, &t4(VIP4, 80, CIP4, 7).flags(SYNACK).build())
+                .next_hop_mtu(1400)
+                .build(),
+            Expect::Fwd(RIP4.into()),
             None,
         ),
         check("ownership is a pure function of the port", |w| {

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use fnat::buf::PacketBuf;
 use fnat::conn::{ConnRef, NO_HOP};
-use fnat::engine::{Engine, Verdict};
+use fnat::engine::{Engine, Verdict, EVERY_WORKER};
 use fnat::tcp_state::Direction;
 use netstack::icmp::{self, Icmpv4ErrorKind, Icmpv6ErrorKind};
 use netstack::neigh::Due;
@@ -126,6 +126,10 @@ pub struct Node<B> {
     retry_at: u64,
     hops: HopCache,
     errors: ErrorBucket,
+    /// Client-side ICMP errors handed to every other worker ([`EVERY_WORKER`]), on the
+    /// same budget as the node's own errors: each costs a copy per worker, and anyone
+    /// can send them.
+    fanouts: ErrorBucket,
 }
 
 impl<B: PacketBuf> Default for Node<B> {
@@ -143,6 +147,7 @@ impl<B: PacketBuf> Node<B> {
             retry_at: 0,
             hops: HopCache::new(),
             errors: ErrorBucket::new(),
+            fanouts: ErrorBucket::new(),
         }
     }
 
@@ -268,6 +273,9 @@ impl<B: PacketBuf> Node<B> {
             }
             Verdict::Drop(_) => {}
             Verdict::NotMine => self.local(net, port, b, io),
+            Verdict::Redirect { owner: EVERY_WORKER } if !self.fanouts.take() => {
+                self.counters.drop(NetDrop::IcmpRateLimited)
+            }
             Verdict::Redirect { owner } => io.redirect(owner, port, b),
         }
     }
@@ -279,6 +287,7 @@ impl<B: PacketBuf> Node<B> {
     /// beat).
     pub fn housekeeping(&mut self, net: &Net, now: u64, io: &mut impl Io<B>) -> bool {
         self.errors.refill(now);
+        self.fanouts.refill(now);
         if now < self.retry_at {
             return false;
         }
@@ -626,16 +635,13 @@ impl<B: PacketBuf> Node<B> {
     }
 
     /// A frame the kernel sent on `port`'s twin: out of the port (tagged, for a VLAN
-    /// sub-interface). The kernel's ARP requests and neighbour solicitations are told
-    /// as the dataplane's own (the twin has the port's MAC, so their answers reach the
-    /// dataplane, which may as well learn them).
+    /// sub-interface). (The kernel's ARP requests are not the dataplane's: their
+    /// answers go up to the twin, and teach the dataplane nothing new, or anyone who
+    /// can make the kernel ask could fill the neighbour table.)
     #[inline]
     pub fn from_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
         if port >= net.ports.len() {
             return self.counters.drop(NetDrop::NoRoute);
-        }
-        if let Some(target) = asked_about(b.data()) {
-            io.asking_neighbour(target, port);
         }
         self.counters.inc(NetCounter::TwinDown);
         transmit(&mut self.counters, net, port, b, io);
@@ -695,23 +701,6 @@ fn tag<B: PacketBuf>(b: &mut B, vid: u16) -> Result<(), fnat::buf::NoRoom> {
     d[AT..AT + 2].copy_from_slice(&EtherType::VLAN.0.to_be_bytes());
     d[AT + 2..AT + 4].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
     Ok(())
-}
-
-/// The address an ARP request (not a gratuitous one, nor a probe) or a neighbour
-/// solicitation (not duplicate address detection) asks about.
-fn asked_about(frame: &[u8]) -> Option<IpAddr> {
-    match EthernetFrame::new_checked(frame).ok()?.ethertype() {
-        EtherType::ARP => {
-            let i = arp::classify(frame).ok()?;
-            let asks = i.op == wire::arp::Operation::Request && !i.gratuitous && !i.is_probe();
-            asks.then_some(IpAddr::V4(i.target_ip))
-        }
-        EtherType::IPV6 if is_nd(frame) => {
-            let i = nd::classify(frame).ok()?;
-            (i.kind == nd::NdKind::Solicit && !i.is_dad()).then_some(IpAddr::V6(i.target))
-        }
-        _ => None,
-    }
 }
 
 /// Is this IPv6 frame neighbour discovery (solicitation or advertisement)?

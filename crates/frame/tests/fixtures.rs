@@ -704,6 +704,44 @@ fn redirect_to_the_owner() {
     );
 }
 
+/// A client-side ICMP error about a connection this worker does not hold goes to every
+/// other worker (which one holds it, nothing in it says), at most 1000 a second in
+/// bursts of 50 (each costs a copy per worker).
+#[test]
+fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
+    let mut w = World::new(2);
+    let quoted = PacketBuilder::ipv4(VIP, CIP).tcp(80, 40001).seq(1).flags(SYNACK).build();
+    let error = PacketBuilder::eth(CLIENT, US0)
+        .ipv4(Ipv4Addr::new(198, 51, 100, 254), VIP)
+        .icmpv4_error(3, 4, &quoted)
+        .next_hop_mtu(1400)
+        .build();
+    let burst = frame::node::ICMP_ERROR_BURST as usize;
+    let mut steps: Vec<Step> = (0..burst)
+        .map(|_| {
+            let e = error.clone();
+            step(
+                "handed over",
+                0,
+                e.clone(),
+                Expect::Out(vec![exact(Sink::Redirect(fnat::engine::EVERY_WORKER, 0), e)]),
+            )
+        })
+        .collect();
+    steps.push(step("beyond the burst: counted, not copied", 0, error.clone(), Expect::Drop("icmp_rate_limited")));
+    run(&mut w, steps);
+    w.housekeeping(1000);
+    run(
+        &mut w,
+        vec![step(
+            "a second later: handed over again",
+            0,
+            error.clone(),
+            Expect::Out(vec![check(Sink::Redirect(u16::MAX, 0), |_| {})]),
+        )],
+    );
+}
+
 /// Every core drop reason passes through the node unchanged and is counted once.
 #[test]
 fn core_drops_are_counted_by_the_core() {

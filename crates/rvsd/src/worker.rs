@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use dpdk::{Burst, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxBuffer};
-use fnat::engine::{Engine, Verdict};
+use fnat::engine::{Engine, Verdict, EVERY_WORKER};
 use fnat::stats::DropReason;
 use frame::{Io, Net, NetCounter, NetCounters, NetDrop, Node, ETH_LEN};
 use netstack::PortId;
@@ -202,6 +202,8 @@ struct WorkerIo {
     redirect_out: Vec<Burst>,
     capture: RingProducer,
     counters: NetCounters,
+    /// The frames going through the core were handed over by other workers.
+    redirected: bool,
 }
 
 /// What the frame logic reads of a generation: its ports (as `links`) and tables.
@@ -250,6 +252,7 @@ impl Worker {
                 shared: p.shared.clone(),
                 ports: snap.ports.clone(),
                 capturing: capturing(&snap.ports),
+                redirected: false,
                 twin_up: p.twin_up,
                 twin_out: Burst::new(),
                 redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
@@ -561,7 +564,9 @@ impl Worker {
                 }
             }
             self.burst.forget_taken();
+            self.io.redirected = true;
             self.through_core(k, now, None);
+            self.io.redirected = false;
         }
         got
     }
@@ -625,6 +630,32 @@ impl WorkerIo {
         self.redirect_out[owner].clear();
     }
 
+    /// An ICMP error whose connection may be any other worker's ([`EVERY_WORKER`]): a
+    /// copy to each of them. A copy handed over already goes no further: no worker
+    /// holds its connection (`icmp_nowhere`).
+    #[cold]
+    fn hand_to_every_worker(&mut self, port: usize, m: Mbuf) {
+        if self.redirected {
+            return self.counters.drop(NetDrop::IcmpNowhere);
+        }
+        for owner in 0..self.redirect_out.len() {
+            if self.redirect_tx[owner].is_none() {
+                continue;
+            }
+            let Some(mut c) = m.copy_to(&self.pool) else {
+                self.counters.drop(NetDrop::NoMbuf);
+                continue;
+            };
+            c.set_port(port as u16);
+            if self.redirect_out[owner].is_full() {
+                self.flush_redirect(owner);
+            }
+            if self.redirect_out[owner].push(c).is_err() {
+                self.counters.drop(NetDrop::Redirect);
+            }
+        }
+    }
+
     /// Sends the frames gathered for the twins; a full ring drops (never waits).
     fn flush_twin(&mut self) {
         let n = self.twin_out.len();
@@ -686,6 +717,9 @@ impl Io<MbufSlot> for WorkerIo {
     #[inline]
     fn redirect(&mut self, owner: u16, port: usize, b: MbufSlot) {
         let Some(mut m) = b.0 else { return };
+        if owner == EVERY_WORKER {
+            return self.hand_to_every_worker(port, m);
+        }
         let owner = owner as usize;
         if owner >= self.redirect_out.len() || self.redirect_tx[owner].is_none() {
             return self.counters.drop(NetDrop::Redirect);

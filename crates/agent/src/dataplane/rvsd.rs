@@ -44,12 +44,12 @@
 //! * a refusal is logged with rvsd's message (once per message until a clean
 //!   reconciliation), and the state is reconciled again every few seconds, so a fix in
 //!   rvsd (a missing sapool address, say) is picked up without restarting the agent;
-//! * an idle connection is checked every second with `Status` and `AddrList`. `Status`'s
-//!   `loaded_ns` tells a SIGHUP (`systemctl reload rvsd`), which rebuilt rvsd's state from
-//!   rvsd.toml (keeping only this connection's leased VIPs): the whole state is
-//!   reconciled at once, as after a restart. `AddrList`'s answer (every address rvsd
-//!   holds, whoever added it) goes to [`Dataplane::watch_addresses`]'s listener:
-//!   `ha_suspend` follows it.
+//! * every second rvsd is asked `Status`: its `loaded_ns` tells a SIGHUP (`systemctl
+//!   reload rvsd`), which rebuilt rvsd's state from rvsd.toml (keeping only this
+//!   connection's leased VIPs); the whole state is then reconciled at once, as after a
+//!   restart. An idle connection is also checked every second with `AddrList`, whose
+//!   answer (every address rvsd holds, whoever added it) goes to
+//!   [`Dataplane::watch_addresses`]'s listener: `ha_suspend` follows it.
 //!
 //! # Services and VIPs
 //! keepalived keeps the services loaded on both nodes and moves only the addresses. rvsd
@@ -121,6 +121,8 @@ use std::time::{Duration, Instant};
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often an idle connection is checked.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// How often rvsd is asked whether it read its file again (`Status`'s `loaded_ns`).
+const IDENTIFY_EVERY: Duration = Duration::from_secs(1);
 /// How soon a refused change is attempted again (by reconciliation).
 const REFUSED_RETRY: Duration = Duration::from_secs(5);
 /// Announcements for a held VIP that had to be added again (rvsd restarted).
@@ -621,6 +623,8 @@ struct Worker {
     /// unknown): a new value is a SIGHUP, which replaced what this agent loaded (but
     /// its leased VIPs) with the file's, as a restart does; the idle check asks.
     rvsd_loaded: u64,
+    /// When rvsd was last asked when it started and loaded its file.
+    identified_at: Instant,
     /// Whether rvsd needs a service's VIP to exist (learnt from its refusal; probed
     /// again on every connection).
     follow_vips: bool,
@@ -674,6 +678,7 @@ impl Worker {
             mine: HashSet::new(),
             rvsd_started: 0,
             rvsd_loaded: 0,
+            identified_at: Instant::now(),
             follow_vips: false,
             loaded: HashSet::new(),
             retry_at: now,
@@ -777,6 +782,11 @@ impl Worker {
             // Everything but announcements is in the wanted state, applied on reconnection.
             return;
         }
+        // Whether rvsd read its file again (then everything is reconciled at once),
+        // every second whatever else goes on.
+        if self.identified_at.elapsed() >= IDENTIFY_EVERY && !self.identify() {
+            return;
+        }
         if self.resync {
             match self.reconcile() {
                 Ok(()) => self.resync = false,
@@ -794,15 +804,8 @@ impl Worker {
             return;
         }
         if ops.is_empty() {
-            // The idle check asks whether rvsd read its file again (then everything is
-            // reconciled at once); lists the addresses: `ha_suspend` follows them; and
-            // the services now and then, for what the passive check holds out.
-            if !self.identify() {
-                return;
-            }
-            if self.resync {
-                return self.step(ops);
-            }
+            // The idle check lists the addresses: `ha_suspend` follows them; and the
+            // services now and then, for what the passive check holds out.
             if self.list_addresses().is_ok() {
                 let _ = self.look_for_held_out();
             }
@@ -850,6 +853,7 @@ impl Worker {
     /// loading is forgotten; after a reload, the whole state is reconciled again at once.
     /// Whether the connection still stands.
     fn identify(&mut self) -> bool {
+        self.identified_at = Instant::now();
         let (started, loaded) = match self.exchange("status", Request::Status) {
             Ok(Response::Status { started_ns, loaded_ns, .. }) => (started_ns, loaded_ns),
             Err(Exchange::Io) => return false,
@@ -882,12 +886,12 @@ impl Worker {
     }
 
     /// Forgets what this agent loaded into an rvsd whose state was rebuilt from its file,
-    /// and what it set there.
+    /// and the timeouts it set there (a reload does not touch the sync roles; a restart,
+    /// a new connection, asks them again anyway).
     fn forget_loaded(&mut self) {
         self.mine.clear();
         self.snat_added.clear();
         self.loaded.clear();
-        self.sync_applied = None;
         self.timeouts_applied = None;
     }
 
@@ -1063,8 +1067,10 @@ impl Worker {
             }
             Op::DelVip(net, dev) => self.remove_vip(net.addr(), &dev)?,
             Op::Garp(addr, dev, count) => {
+                // rvsd announces only addresses the port holds: one it refused to add
+                // (said so then) is not announced, and nothing is to be reconciled.
                 let what = format!("announce {addr} on {dev}");
-                self.call(&what, Request::SendGarp { addr, dev, count: count.clamp(1, 100) }, &[])?;
+                self.call(&what, Request::SendGarp { addr, dev, count: count.clamp(1, 100) }, &[ErrorCode::Invalid])?;
             }
             Op::Services => {
                 self.resync = true;

@@ -126,10 +126,18 @@ pub enum Verdict {
     NotMine,
     /// A reply to a local port another worker owns: hand it over (untouched).
     Redirect {
-        /// The owning worker.
+        /// The owning worker ([`EVERY_WORKER`]: unknown, each other worker may hold it).
         owner: u16,
     },
 }
+
+/// [`Verdict::Redirect`]'s owner when the connection may be any other worker's: an ICMP
+/// error about a client's connection arrives on the worker the NIC picks by the error's
+/// own addresses (a router's to the VIP), not by the connection's, and nothing in it
+/// names the worker that holds the connection (a LIP's local port does, on the server
+/// side). The dataplane hands a copy to every other worker, once: a copy no worker
+/// holds the connection for is dropped where it lands.
+pub const EVERY_WORKER: u16 = u16::MAX;
 
 const NO_SET: u32 = u32::MAX;
 
@@ -1302,6 +1310,13 @@ impl Engine {
                 if q.proto != Proto::Icmp {
                     return self.drop(DropReason::IcmpNoConn);
                 }
+            } else if q.proto != Proto::Icmp
+                && self.pools.ownership().workers() > 1
+                && self.own.binary_search(&key.dst).is_ok()
+            {
+                // About a packet from a VIP to a client: whose connection, only the
+                // worker holding it knows.
+                return Verdict::Redirect { owner: EVERY_WORKER };
             }
             return Verdict::NotMine;
         };

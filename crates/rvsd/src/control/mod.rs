@@ -364,9 +364,8 @@ impl Control {
                 }
             }
             let learned = self.neighs.learn(s.ip, mac, s.port, now);
-            if before.is_none() {
-                self.solicited.answered(s.ip, s.port);
-            }
+            // A request answered (a new neighbour's, or a probe's) is awaited no more.
+            self.solicited.answered(s.ip, s.port);
             let c = &mut self.neigh_counters;
             match learned {
                 Learned::Added => c.learned += 1,
@@ -480,13 +479,16 @@ impl Control {
         }
         let c = self.neigh_counters;
         let (refused, evicted) = (c.refused_total() - last.refused_total(), c.evicted - last.evicted);
-        if refused > 0 || evicted > 0 {
+        // Answers nobody here asked for are counted, not warned of: the kernel's own
+        // (its twin shares the port's MAC) and late ones come in normal operation.
+        let unsolicited = c.refused_unsolicited - last.refused_unsolicited;
+        if refused > unsolicited || evicted > 0 {
             tracing::warn!(
                 refused,
                 evicted,
                 off_link = c.refused_off_link - last.refused_off_link,
                 own_address = c.refused_own_address - last.refused_own_address,
-                unsolicited = c.refused_unsolicited - last.refused_unsolicited,
+                unsolicited,
                 "neighbours: bindings refused or evicted in the last {}s (see the stats' \"neigh\" counters)",
                 at.elapsed().as_secs()
             );

@@ -10,6 +10,7 @@
 //! sync), changes nothing: the
 //! log says why, naming the keys, and rvsd runs on.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ctl::{ErrorCode, Response};
@@ -81,22 +82,32 @@ impl Control {
         // by rvsip since the start.
         let mut next = State::from_config(&new);
         next.port_names = self.state.port_names.clone();
-        let leased = &self.leased;
-        let kept: Vec<_> = self
-            .state
-            .addrs
-            .iter()
-            .filter(|a| leased.contains(&a.net.addr()) && !next.has_addr(a.net.addr()))
-            .collect();
-        if !kept.is_empty() {
-            let list: Vec<String> = kept.iter().map(|a| a.net.to_string()).collect();
-            tracing::info!(
-                "SIGHUP: {file}: leased addresses kept (their control connections hold them): {}",
-                list.join(", ")
-            );
+        let bare = next.clone();
+        // The leased addresses the file lacks, each as `rvsip addr add` would add it
+        // (one the file's addresses now conflict with is the file's loss to make: left
+        // out, said so).
+        let mut kept = HashSet::new();
+        for a in self.state.addrs.iter().filter(|a| self.leased.contains(&a.net.addr()) && !bare.has_addr(a.net.addr()))
+        {
+            let dev = self.state.port_names.get(a.port).cloned().unwrap_or_default();
+            match next.addr_add(&dev, a.net, a.sapool) {
+                Ok(()) => {
+                    kept.insert(a.net.addr());
+                }
+                Err(r) => tracing::warn!("SIGHUP: {file}: leased address {} on {dev} not kept: {}", a.net, r.message),
+            }
         }
-        next.addrs.extend(kept.into_iter().cloned());
-        match self.apply(next) {
+        let mut outcome = self.apply(next);
+        if !kept.is_empty() && matches!(&outcome, Response::Error { code, .. } if *code != ErrorCode::Timeout) {
+            // The file applies without them, perhaps (a route of the file's where a
+            // kept address's subnet would be): the file wins.
+            if let Response::Error { message, .. } = &outcome {
+                tracing::warn!("SIGHUP: {file}: with the leased addresses kept: {message}; trying without them");
+            }
+            kept.clear();
+            outcome = self.apply(bare);
+        }
+        match outcome {
             // A timeout is a generation published (the state is the file's) that a worker
             // was slow to confirm.
             Response::Error { code, message } if code != ErrorCode::Timeout => {
@@ -104,7 +115,15 @@ impl Control {
             }
             outcome => {
                 self.loaded_ns = super::now_ns();
-                self.leased.retain(|a| self.state.has_addr(*a));
+                self.leased.retain(|a| kept.contains(a));
+                if !kept.is_empty() {
+                    let mut list: Vec<String> = kept.iter().map(ToString::to_string).collect();
+                    list.sort();
+                    tracing::info!(
+                        "SIGHUP: {file}: leased addresses kept (their control connections hold them): {}",
+                        list.join(", ")
+                    );
+                }
                 let gen = self.shared.current().gen;
                 if let Response::Error { message, .. } = outcome {
                     tracing::warn!(gen, "SIGHUP: {file} applied, but {message}");

@@ -151,11 +151,12 @@ impl Control {
                 done
             }
             Request::AddrDel { dev, addr } => {
-                let done = self.change(|s| s.addr_del(&dev, addr))?;
-                if !self.state.has_addr(addr) {
+                // (Refused or not: a lessee letting go, or closing, holds it no more.)
+                let done = self.change(|s| s.addr_del(&dev, addr));
+                if !self.state.has_addr(addr) || done.is_err() {
                     self.leased.remove(&addr);
                 }
-                done
+                done?
             }
             Request::AddrList => Response::Addrs { addrs: self.addr_views() },
             Request::RouteAdd(route) => self.change(|s| s.route_add(route))?,
