@@ -69,6 +69,15 @@ fn elect_a(p: &mut Pair, a_conf: &str, b_conf: &str, advert: f64) {
     assert!(text.contains("dataplane rvsd") && text.contains("connected"), "{text}");
 }
 
+/// [`elect_a`] with the plain configuration (VRRP v2, advert_int 1, delay_loop 1), then
+/// traffic through a.
+fn elect_a_plainly(p: &mut Pair) {
+    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, 1);
+    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, 1);
+    elect_a(p, &a_conf, &b_conf, 1.0);
+    traffic_via(p, "a", 6);
+}
+
 /// `n` fetches through the VIP, all answered, all forwarded by `via` (its LIP in the
 /// real servers' logs).
 fn traffic_via(p: &Pair, via: &str, n: usize) {
@@ -259,10 +268,7 @@ fn stopped_real_server_gets_weight_zero_and_returns() {
 fn rvsd_restart_under_the_master_agent() {
     let _g = serial();
     let mut p = Pair::start(3).expect("two-node topology");
-    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, 1);
-    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, 1);
-    elect_a(&mut p, &a_conf, &b_conf, 1.0);
-    traffic_via(&p, "a", 6);
+    elect_a_plainly(&mut p);
 
     p.a.stop_rvsd();
     let t0 = Instant::now();
@@ -295,10 +301,7 @@ fn rvsd_restart_under_the_master_agent() {
 fn a_reload_of_the_masters_rvsd_keeps_its_vip_and_the_agent_loads_its_services_again() {
     let _g = serial();
     let mut p = Pair::start(3).expect("two-node topology");
-    let a_conf = conf(&p.a, PRIO_A, 2, "1", false, 1);
-    let b_conf = conf(&p.b, PRIO_B, 2, "1", false, 1);
-    elect_a(&mut p, &a_conf, &b_conf, 1.0);
-    traffic_via(&p, "a", 6);
+    elect_a_plainly(&mut p);
     let services = p.a.services().expect("services").len();
     assert!(services > 0, "the agent loaded keepalived.conf's services");
 

@@ -26,9 +26,13 @@ fn twin_exists_and_kni_host_hands_an_owned_address_to_the_kernel() {
     let twin_mac = t.lb.mac("dpdk0.kni");
     let port_mac = t.lb.mac("rvsdemo-lb0");
     assert_eq!(twin_mac, port_mac, "dpdk0.kni has dpdk0's MAC");
-    // Nobody on the link configures the twin's kernel: no IPv6 router advertisements,
-    // no IPv6 redirects.
-    for sysctl in ["ipv6/conf/dpdk0.kni/accept_ra", "ipv6/conf/dpdk0.kni/accept_redirects"] {
+    // Nobody on the link configures the twin's kernel: no router advertisements, no
+    // redirects.
+    for sysctl in [
+        "ipv6/conf/dpdk0.kni/accept_ra",
+        "ipv6/conf/dpdk0.kni/accept_redirects",
+        "ipv4/conf/dpdk0.kni/accept_redirects",
+    ] {
         let out = t.lb.exec(&["cat", &format!("/proc/sys/net/{sysctl}")]);
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{sysctl}");
     }

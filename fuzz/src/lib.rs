@@ -121,6 +121,9 @@ impl Io<VecBuf> for Sink {
         }
     }
     fn asking_neighbour(&mut self, _ip: IpAddr, _port: usize) {}
+    fn handed_over(&self) -> bool {
+        false
+    }
 }
 
 /// A configuration generation, one worker's engine (worker 0 of 2, so replies for the

@@ -22,7 +22,7 @@ fnat::counter_set! {
         TwinDown = "twin_down": "Frames from kernel twins sent out of ports.",
         VlanRx = "vlan_rx": "Tagged frames received for a VLAN sub-interface (or priority-tagged, VLAN 0), the tag removed.",
         VlanTx = "vlan_tx": "Frames sent from a VLAN sub-interface, tagged, out of its parent port.",
-        RedirectOut = "redirect_out": "Packets handed to the worker owning their connection: a reply's local port (FullNAT), the client's port (NAT).",
+        RedirectOut = "redirect_out": "Packets handed to the worker owning their connection: a reply's local port (FullNAT), the client's port (NAT); a client-side ICMP error whose connection is not here, one copy per other worker.",
         RedirectIn = "redirect_in": "Packets received from other workers by redirect.",
         Loops = "loops": "Main-loop iterations.",
         BusyLoops = "busy_loops": "Iterations that received at least one frame.",

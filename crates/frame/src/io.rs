@@ -16,8 +16,11 @@ pub trait Io<B> {
     /// Hands a frame received on `port` (or routed to a kni_host address of it) to the
     /// port's kernel twin.
     fn up_to_twin(&mut self, port: usize, b: B);
-    /// Hands a reply received on `port` to the worker `owner` that owns its local port.
+    /// Hands a reply received on `port` to the worker `owner` that owns its local port
+    /// ([`fnat::engine::EVERY_WORKER`]: a copy to each other worker).
     fn redirect(&mut self, owner: u16, port: usize, b: B);
+    /// Whether the frames going through the node now were handed over by other workers.
+    fn handed_over(&self) -> bool;
     /// A neighbour binding seen on the wire that the current table does not hold (for
     /// an unknown address: an answer, which the control thread learns only if someone
     /// asked); the control thread decides whether to learn it.

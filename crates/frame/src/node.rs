@@ -55,7 +55,8 @@ impl Net<'_> {
 pub const PENDING_HOPS: usize = 64;
 /// Packets one next hop may hold while it is resolved.
 pub const PENDING_PER_HOP: usize = 32;
-/// Interval between ARP / ND retries, ms.
+/// How often the node looks for requests due and next hops given up on, ms (the
+/// requests themselves go [`netstack::neigh::RETRY_INTERVAL_MS`] apart).
 pub const RETRY_MS: u64 = 10;
 /// Room asked of a new buffer for an ICMP error (the quoted packet is cut to fit
 /// IPv6's minimum MTU).
@@ -126,9 +127,9 @@ pub struct Node<B> {
     retry_at: u64,
     hops: HopCache,
     errors: ErrorBucket,
-    /// Client-side ICMP errors handed to every other worker ([`EVERY_WORKER`]), on the
-    /// same budget as the node's own errors: each costs a copy per worker, and anyone
-    /// can send them.
+    /// Client-side ICMP errors handed to every other worker ([`EVERY_WORKER`]): a
+    /// bucket of the same size as the node's own errors' (each costs a copy per worker,
+    /// and anyone can send them).
     fanouts: ErrorBucket,
 }
 
@@ -273,11 +274,28 @@ impl<B: PacketBuf> Node<B> {
             }
             Verdict::Drop(_) => {}
             Verdict::NotMine => self.local(net, port, b, io),
-            Verdict::Redirect { owner: EVERY_WORKER } if !self.fanouts.take() => {
-                self.counters.drop(NetDrop::IcmpRateLimited)
-            }
+            Verdict::Redirect { owner: EVERY_WORKER } => self.fan_out(net, port, b, io),
             Verdict::Redirect { owner } => io.redirect(owner, port, b),
         }
+    }
+
+    /// A client-side ICMP error about a connection this worker does not hold
+    /// ([`EVERY_WORKER`]): to every other worker, within the `fanouts` budget. Not a copy
+    /// other workers handed over already (no worker holds it: `icmp_nowhere`), nor one
+    /// about the kernel's own session on an address a kni_host route gives it (its
+    /// twin's).
+    #[cold]
+    fn fan_out(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
+        if ip::parse(b.data()).is_some_and(|l3| net.kni_host(l3.dst)) {
+            return self.local(net, port, b, io);
+        }
+        if io.handed_over() {
+            return self.counters.drop(NetDrop::IcmpNowhere);
+        }
+        if !self.fanouts.take() {
+            return self.counters.drop(NetDrop::IcmpRateLimited);
+        }
+        io.redirect(EVERY_WORKER, port, b);
     }
 
     /// Once per loop, with the loop's time (ms): refills the bucket of the node's own

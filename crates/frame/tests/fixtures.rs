@@ -706,7 +706,8 @@ fn redirect_to_the_owner() {
 
 /// A client-side ICMP error about a connection this worker does not hold goes to every
 /// other worker (which one holds it, nothing in it says), at most 1000 a second in
-/// bursts of 50 (each costs a copy per worker).
+/// bursts of 50 (each costs a copy per worker); a copy handed over goes no further, and
+/// an error about the kernel's own session goes up to its twin.
 #[test]
 fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
     let mut w = World::new(2);
@@ -731,15 +732,25 @@ fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
     steps.push(step("beyond the burst: counted, not copied", 0, error.clone(), Expect::Drop("icmp_rate_limited")));
     run(&mut w, steps);
     w.housekeeping(1000);
-    run(
-        &mut w,
-        vec![step(
-            "a second later: handed over again",
-            0,
-            error.clone(),
-            Expect::Out(vec![check(Sink::Redirect(u16::MAX, 0), |_| {})]),
-        )],
-    );
+    let again = |desc| step(desc, 0, error.clone(), Expect::Out(vec![check(Sink::Redirect(u16::MAX, 0), |_| {})]));
+    run(&mut w, vec![again("a second later: handed over again")]);
+    // A copy another worker handed over, missing here too: no worker holds it. It is not
+    // handed on, and spends nothing of this worker's budget.
+    w.io.handed_over = true;
+    let copies =
+        (0..burst).map(|_| step("handed over, unknown here too", 0, error.clone(), Expect::Drop("icmp_nowhere")));
+    run(&mut w, copies.collect());
+    w.io.handed_over = false;
+    run(&mut w, vec![again("this worker's own: still within its budget")]);
+    // About the kernel's own session on an address a kni_host route gives it: its twin's.
+    let kernels = PacketBuilder::ipv4(KNI, CIP).tcp(179, 40002).seq(1).flags(SYNACK).build();
+    let to_kernel = PacketBuilder::eth(CLIENT, US0)
+        .ipv4(Ipv4Addr::new(198, 51, 100, 254), KNI)
+        .icmpv4_error(3, 4, &kernels)
+        .next_hop_mtu(1400)
+        .build();
+    let up = Expect::Out(vec![exact(Sink::Twin(0), to_kernel.clone())]);
+    run(&mut w, vec![step("the kernel's: up to the twin", 0, to_kernel, up)]);
 }
 
 /// Every core drop reason passes through the node unchanged and is counted once.

@@ -108,8 +108,8 @@ pub struct NeighEntry {
 pub enum Learned {
     /// A new entry.
     Added,
-    /// A new entry; its port was full, so the learned entry for this address was
-    /// evicted (the port's least recently confirmed one).
+    /// A new entry; its port was full, so the learned entry of this address (the port's
+    /// failing or least recently confirmed one) was evicted.
     Evicted(IpAddr),
     /// An existing learned entry got a new MAC or port (e.g. after a failover).
     Changed,
@@ -320,8 +320,8 @@ impl NeighTable {
         }
     }
 
-    /// Changes the per-port limit of learned entries (ports already over it shrink as
-    /// new bindings evict old ones).
+    /// Changes the per-port limit of learned entries (a port already over it stays so:
+    /// each new binding there evicts one entry, and entries age out).
     pub fn set_max_per_port(&mut self, max_per_port: usize) {
         self.max_per_port = max_per_port;
     }

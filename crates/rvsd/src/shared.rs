@@ -294,7 +294,7 @@ pub struct Shared {
     pub workers: Vec<WorkerSlot>,
     /// Neighbour bindings seen by workers, for the control thread to learn.
     pub neigh_seen: ArrayQueue<NeighSeen>,
-    /// Who has this address on this port? A worker (or the kernel, through a twin) asked:
+    /// Who has this address on this port? A worker asked:
     /// the answer, whichever worker it reaches, may be learned. A queue of its own, so
     /// that a flood of forged answers filling `neigh_seen` cannot push the asks out.
     pub neigh_asked: ArrayQueue<(IpAddr, PortId)>,

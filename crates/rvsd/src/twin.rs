@@ -182,16 +182,17 @@ pub struct VlanHandle {
 }
 
 /// What a twin's kernel takes from the wire is whatever reaches the port, from anyone
-/// on the link: it must not let that configure it. IPv6 router advertisements
-/// (addresses and a default route for the kernel's own traffic: health checks, BGP,
-/// sync) and IPv6 redirects are refused, as on a router's uplink. (IPv4's
-/// `accept_redirects` on a host that does not forward is the OR of `all` and the
-/// interface's: the host's `all` decides, so it is left to the operator.) Once at
-/// creation; a sysctl the kernel lacks (IPv6 disabled) is skipped, logged.
+/// on the link: it must not let that configure it. Router advertisements (addresses and
+/// a default route for the kernel's own traffic: health checks, BGP, sync) and
+/// redirects are refused, as on a router's uplink. (IPv4's `accept_redirects` of an
+/// interface of a host that does not forward is ORed with `all`'s: there the host's
+/// `all` decides too; docs/CONFIG.md says so.) Once at creation; a sysctl the kernel
+/// lacks (IPv6 disabled) is skipped, logged.
 fn harden(ifname: &str) {
     for (path, value) in [
         (format!("/proc/sys/net/ipv6/conf/{ifname}/accept_ra"), "0"),
         (format!("/proc/sys/net/ipv6/conf/{ifname}/accept_redirects"), "0"),
+        (format!("/proc/sys/net/ipv4/conf/{ifname}/accept_redirects"), "0"),
     ] {
         if let Err(e) = std::fs::write(&path, value) {
             tracing::warn!(twin = %ifname, "{path}: {e}");

@@ -631,13 +631,9 @@ impl WorkerIo {
     }
 
     /// An ICMP error whose connection may be any other worker's ([`EVERY_WORKER`]): a
-    /// copy to each of them. A copy handed over already goes no further: no worker
-    /// holds its connection (`icmp_nowhere`).
+    /// copy to each of them (the node hands over none it was handed).
     #[cold]
     fn hand_to_every_worker(&mut self, port: usize, m: Mbuf) {
-        if self.redirected {
-            return self.counters.drop(NetDrop::IcmpNowhere);
-        }
         for owner in 0..self.redirect_out.len() {
             if self.redirect_tx[owner].is_none() {
                 continue;
@@ -731,6 +727,11 @@ impl Io<MbufSlot> for WorkerIo {
         if self.redirect_out[owner].push(m).is_err() {
             self.counters.drop(NetDrop::Redirect);
         }
+    }
+
+    #[inline]
+    fn handed_over(&self) -> bool {
+        self.redirected
     }
 
     #[inline]

@@ -1067,10 +1067,17 @@ impl Worker {
             }
             Op::DelVip(net, dev) => self.remove_vip(net.addr(), &dev)?,
             Op::Garp(addr, dev, count) => {
-                // rvsd announces only addresses the port holds: one it refused to add
-                // (said so then) is not announced, and nothing is to be reconciled.
+                // rvsd announces only addresses the port holds: one it refused to add was
+                // said so then; a held VIP removed behind the agent's back is put back by
+                // reconciling.
                 let what = format!("announce {addr} on {dev}");
-                self.call(&what, Request::SendGarp { addr, dev, count: count.clamp(1, 100) }, &[ErrorCode::Invalid])?;
+                let req = Request::SendGarp { addr, dev, count: count.clamp(1, 100) };
+                if self.call(&what, req, &[ErrorCode::Invalid])?.is_none()
+                    && self.shared.lock().held.contains_key(&addr)
+                {
+                    self.error(format!("{what}: rvsd does not hold it; reconciling"));
+                    return Err(Fail::Refused);
+                }
             }
             Op::Services => {
                 self.resync = true;

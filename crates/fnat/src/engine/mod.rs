@@ -1315,7 +1315,10 @@ impl Engine {
                 && self.own.binary_search(&key.dst).is_ok()
             {
                 // About a packet from a VIP to a client: whose connection, only the
-                // worker holding it knows.
+                // worker holding it knows. Vetted first: junk costs no copies.
+                if let Some(r) = icmp_refusal(buf.data(), &e) {
+                    return self.drop(r);
+                }
                 return Verdict::Redirect { owner: EVERY_WORKER };
             }
             return Verdict::NotMine;

@@ -70,6 +70,8 @@ pub struct Rec {
     pub out: Vec<(Sink, Vec<u8>)>,
     pub seen: Vec<(IpAddr, EthernetAddress, usize)>,
     pub asked: Vec<(IpAddr, usize)>,
+    /// The frames are other workers' (`Io::handed_over`).
+    pub handed_over: bool,
     pub pool_empty: bool,
 }
 
@@ -94,6 +96,9 @@ impl Io<VecBuf> for Rec {
     }
     fn asking_neighbour(&mut self, ip: IpAddr, port: usize) {
         self.asked.push((ip, port));
+    }
+    fn handed_over(&self) -> bool {
+        self.handed_over
     }
 }
 

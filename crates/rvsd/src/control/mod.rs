@@ -391,7 +391,7 @@ impl Control {
         changed
     }
 
-    /// Remembers the addresses the workers (and twins' kernels) asked for.
+    /// Remembers the addresses the workers asked for.
     fn take_asks(&mut self, now: u64) {
         while let Some((ip, port)) = self.shared.neigh_asked.pop() {
             if !self.solicited.asked(ip, port, now) {

@@ -151,12 +151,11 @@ impl Control {
                 done
             }
             Request::AddrDel { dev, addr } => {
-                // (Refused or not: a lessee letting go, or closing, holds it no more.)
-                let done = self.change(|s| s.addr_del(&dev, addr));
-                if !self.state.has_addr(addr) || done.is_err() {
+                let done = self.change(|s| s.addr_del(&dev, addr))?;
+                if !self.state.has_addr(addr) {
                     self.leased.remove(&addr);
                 }
-                done?
+                done
             }
             Request::AddrList => Response::Addrs { addrs: self.addr_views() },
             Request::RouteAdd(route) => self.change(|s| s.route_add(route))?,
