@@ -511,9 +511,12 @@ impl<B: PacketBuf> Node<B> {
         }
         // Through a gateway, or to the real server a connection was scheduled to: the
         // configuration's next hop. Straight to a client on the link, or for SNAT to
-        // wherever the inside host sent: an address a packet's source chose.
-        let scheduled = dir == Direction::Input && engine.fwd(conn) != Some(fnat::types::FwdMode::Snat);
-        let origin = if ip != dst || scheduled { HopOrigin::Configured } else { HopOrigin::Claimed };
+        // wherever the inside host sent: an address a packet's source chose. (Only a
+        // next hop to wait for needs telling: the connection is read for nothing else.)
+        let chosen = mac.is_some()
+            || ip != dst
+            || (dir == Direction::Input && engine.fwd(conn) != Some(fnat::types::FwdMode::Snat));
+        let origin = if chosen { HopOrigin::Configured } else { HopOrigin::Claimed };
         self.emit(net, b, port, (ip, origin), mac, false, io)
     }
 

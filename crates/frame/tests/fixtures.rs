@@ -711,12 +711,16 @@ fn redirect_to_the_owner() {
 #[test]
 fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
     let mut w = World::new(2);
-    let quoted = PacketBuilder::ipv4(VIP, CIP).tcp(80, 40001).seq(1).flags(SYNACK).build();
-    let error = PacketBuilder::eth(CLIENT, US0)
-        .ipv4(Ipv4Addr::new(198, 51, 100, 254), VIP)
-        .icmpv4_error(3, 4, &quoted)
-        .next_hop_mtu(1400)
-        .build();
+    // A router's "fragmentation needed" about a SYN-ACK from `from` to the client.
+    let error_about = |from: Ipv4Addr, port: u16| {
+        let quoted = PacketBuilder::ipv4(from, CIP).tcp(port, 40001).seq(1).flags(SYNACK).build();
+        PacketBuilder::eth(CLIENT, US0)
+            .ipv4(Ipv4Addr::new(198, 51, 100, 254), from)
+            .icmpv4_error(3, 4, &quoted)
+            .next_hop_mtu(1400)
+            .build()
+    };
+    let error = error_about(VIP, 80);
     let burst = frame::node::ICMP_ERROR_BURST as usize;
     let mut steps: Vec<Step> = (0..burst)
         .map(|_| {
@@ -732,7 +736,9 @@ fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
     steps.push(step("beyond the burst: counted, not copied", 0, error.clone(), Expect::Drop("icmp_rate_limited")));
     run(&mut w, steps);
     w.housekeeping(1000);
-    let again = |desc| step(desc, 0, error.clone(), Expect::Out(vec![check(Sink::Redirect(u16::MAX, 0), |_| {})]));
+    let again = |desc| {
+        step(desc, 0, error.clone(), Expect::Out(vec![check(Sink::Redirect(fnat::engine::EVERY_WORKER, 0), |_| {})]))
+    };
     run(&mut w, vec![again("a second later: handed over again")]);
     // A copy another worker handed over, missing here too: no worker holds it. It is not
     // handed on, and spends nothing of this worker's budget.
@@ -743,12 +749,7 @@ fn a_client_side_icmp_error_goes_to_every_other_worker_within_a_budget() {
     w.io.handed_over = false;
     run(&mut w, vec![again("this worker's own: still within its budget")]);
     // About the kernel's own session on an address a kni_host route gives it: its twin's.
-    let kernels = PacketBuilder::ipv4(KNI, CIP).tcp(179, 40002).seq(1).flags(SYNACK).build();
-    let to_kernel = PacketBuilder::eth(CLIENT, US0)
-        .ipv4(Ipv4Addr::new(198, 51, 100, 254), KNI)
-        .icmpv4_error(3, 4, &kernels)
-        .next_hop_mtu(1400)
-        .build();
+    let to_kernel = error_about(KNI, 179);
     let up = Expect::Out(vec![exact(Sink::Twin(0), to_kernel.clone())]);
     run(&mut w, vec![step("the kernel's: up to the twin", 0, to_kernel, up)]);
 }

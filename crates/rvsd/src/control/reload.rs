@@ -82,13 +82,18 @@ impl Control {
         // by rvsip since the start.
         let mut next = State::from_config(&new);
         next.port_names = self.state.port_names.clone();
-        let bare = next.clone();
         // The leased addresses the file lacks, each as `rvsip addr add` would add it
         // (one the file's addresses now conflict with is the file's loss to make: left
-        // out, said so).
+        // out, said so); the file's state alone is kept aside in case it must do without.
+        let lessees: Vec<_> = self
+            .state
+            .addrs
+            .iter()
+            .filter(|a| self.leased.contains(&a.net.addr()) && !next.has_addr(a.net.addr()))
+            .collect();
+        let bare = (!lessees.is_empty()).then(|| next.clone());
         let mut kept = HashSet::new();
-        for a in self.state.addrs.iter().filter(|a| self.leased.contains(&a.net.addr()) && !bare.has_addr(a.net.addr()))
-        {
+        for a in lessees {
             let dev = self.state.port_names.get(a.port).cloned().unwrap_or_default();
             match next.addr_add(&dev, a.net, a.sapool) {
                 Ok(()) => {
@@ -98,14 +103,14 @@ impl Control {
             }
         }
         let mut outcome = self.apply(next);
-        if !kept.is_empty() && matches!(&outcome, Response::Error { code, .. } if *code != ErrorCode::Timeout) {
-            // The file applies without them, perhaps (a route of the file's where a
-            // kept address's subnet would be): the file wins.
-            if let Response::Error { message, .. } = &outcome {
+        if let (false, Some(bare), Response::Error { code, message }) = (kept.is_empty(), bare, &outcome) {
+            if *code != ErrorCode::Timeout {
+                // The file applies without them, perhaps (a route of the file's where a
+                // kept address's subnet would be): the file wins.
                 tracing::warn!("SIGHUP: {file}: with the leased addresses kept: {message}; trying without them");
+                kept.clear();
+                outcome = self.apply(bare);
             }
-            kept.clear();
-            outcome = self.apply(bare);
         }
         match outcome {
             // A timeout is a generation published (the state is the file's) that a worker
