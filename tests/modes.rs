@@ -351,3 +351,112 @@ fn nat64_end_to_end() {
     let stats = t.rvsd_stats().expect("stats");
     assert_eq!(syn_proxy_counts(&stats), (0, 0), "NAT64 never takes the SYN proxy: {}", stats["synproxy"]);
 }
+
+/// Sends a forger's traffic from made-up sources (11.0.0.0/8) to `VIP PORT` through a
+/// raw socket: `tcp N SEED`, N handshakes (a SYN, then an ACK of a made-up number), or
+/// `udp N SEED`, N one-byte datagrams (nothing a DNS server answers). Prints how many
+/// packets it sent.
+const FORGER: &str = r#"
+import random, socket, struct, sys
+mode, vip, port, n, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), random.Random(int(sys.argv[5]))
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+dst = socket.inet_aton(vip)
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\x00"
+    t = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return (~t) & 0xFFFF
+
+def ip(src, proto, l4, at):
+    c = csum(src + dst + struct.pack("!BBH", 0, proto, len(l4)) + l4) or 0xFFFF
+    l4 = l4[:at] + struct.pack("!H", c) + l4[at + 2:]
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), rnd.randrange(65536), 0, 64, proto, 0, src, dst)
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + l4
+
+sent = 0
+for i in range(n):
+    src = socket.inet_aton("11.%d.%d.%d" % (rnd.randrange(256), rnd.randrange(256), rnd.randrange(1, 255)))
+    sport = rnd.randrange(1024, 65536)
+    if mode == "tcp":
+        seq = rnd.randrange(1 << 32)
+        for (sq, ack, flags) in ((seq, 0, 0x02), ((seq + 1) & 0xFFFFFFFF, rnd.randrange(1 << 32), 0x10)):
+            seg = struct.pack("!HHIIBBHHH", sport, port, sq, ack, 5 << 4, flags, 64240, 0, 0)
+            s.sendto(ip(src, 6, seg, 16), (vip, 0))
+            sent += 1
+    else:
+        s.sendto(ip(src, 17, struct.pack("!HHHH", sport, port, 9, 0) + b"x", 6), (vip, 0))
+        sent += 1
+print(sent)
+"#;
+
+/// A blind forger floods a DR service with handshakes from made-up sources (a SYN, then
+/// an ACK: each an ESTABLISHED connection here, nothing from the server passing to say
+/// otherwise), then a UDP service with single datagrams, three pools' worth of each. A
+/// pool full of them used to refuse every new connection (`pool_full`) until their
+/// timeouts ran out; now the unproven ones give way once idle for a second: new
+/// clients' requests and DNS queries are served, and a client's connection that had
+/// sent more than `PROVEN_AFTER` packets before the flood completes its request after it.
+#[test]
+fn dr_and_udp_floods_of_made_up_sources_neither_fill_the_pool_nor_evict_a_busy_connection() {
+    const POOL: usize = 2048;
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    set_mode(&mut t, "dr", 8080);
+    add_service(&mut t, "udp", VIP4, 53, 0, "dr");
+    t.config["conn"]["pool_size"] = toml::Value::Integer(POOL as i64);
+    real_servers_hold_the_vip(&t);
+    let _dns = start_dnsmasq(&t, Some(VIP4));
+    t.start_rvsd().expect("rvsd starts");
+
+    // The busy client: its request line and ten headers, a segment each, then the
+    // request's end once the flood is over.
+    let (ready, go, outcome) = (t.dir.join("ready"), t.dir.join("go"), t.dir.join("outcome"));
+    let script = format!(
+        "import os,socket,sys,time\ns=socket.create_connection(('{VIP4}',8080))\ns.setsockopt(6,1,1)\n\
+         for p in [b'GET / HTTP/1.0\\r\\n']+[b'X-%d: y\\r\\n'%i for i in range(10)]:\n    s.sendall(p)\n    \
+         time.sleep(0.05)\nopen(sys.argv[1],'w').write('1')\nwhile not os.path.exists(sys.argv[2]):\n    \
+         time.sleep(0.1)\ns.settimeout(10)\ntry:\n    s.sendall(b'\\r\\n')\n    \
+         r='ok' if s.recv(100).startswith(b'HTTP') else 'closed'\nexcept OSError as e:\n    r=repr(e)\n\
+         open(sys.argv[3],'w').write(r)\n"
+    );
+    let paths: Vec<String> = [&ready, &go, &outcome].iter().map(|p| p.display().to_string()).collect();
+    let _client = t.client.spawn(&["python3", "-c", &script, &paths[0], &paths[1], &paths[2]]);
+    let start = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the busy client connected and sent");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let flooder = t.second_client().expect("flooder");
+    let n = (3 * POOL).to_string();
+    let forge = |mode: &str, port: &str| {
+        let out = flooder.exec(&["timeout", "60", "python3", "-c", FORGER, mode, VIP4, port, &n, "7"]);
+        assert!(out.status.success(), "forger {mode}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    forge("tcp", "8080");
+    // (The flood's connections give way once idle for a second.)
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (bodies, ok) = t.curl_many(&urls_port(VIP4, 8080, 20, ""), 10);
+    let stats = t.rvsd_stats().expect("stats");
+    assert!(ok, "new clients are served right after the flood: {bodies}\n{}", stats["drops"]);
+    std::fs::write(&go, "").expect("go");
+    while !outcome.exists() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the busy client finished");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(std::fs::read_to_string(&outcome).expect("outcome"), "ok", "the busy connection outlived the flood");
+
+    forge("udp", "53");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (counts, fails) = dns_spread(&t, VIP4, 30);
+    let stats = t.rvsd_stats().expect("stats");
+    assert_eq!(fails, 0, "DNS through the VIP right after the UDP flood: {counts:?}\n{}", stats["drops"]);
+    // Each flood is three pools, sent faster than a pool a second: its connections
+    // filled the pool and, past it, were refused (none idle for a second yet) or took
+    // the places of those that were; then the real clients' took theirs.
+    let evicted = stats["events"]["unproven_evicted"].as_u64().unwrap_or(0);
+    assert!(evicted >= 20 + 30, "each real client's connection took an idle forged one's place: {evicted}\n{stats}");
+}

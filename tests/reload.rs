@@ -102,26 +102,28 @@ fn held(t: &Topology) -> Vec<(String, String)> {
 /// Addresses a live control connection leased (rvs-agent's VIPs) survive a SIGHUP that
 /// replaces what else clients changed; one the new file now conflicts with (its subnet
 /// on another port) gives way, said so, and the file applies all the same; when the
-/// lessee goes, its address goes.
+/// lessee goes, its address goes, but for one the new file declares (the file's now).
 #[test]
 fn sighup_keeps_leased_addresses_unless_the_file_conflicts() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
     t.start_rvsd().expect("rvsd starts");
     let mut lessee = t.ctl();
-    for a in ["198.18.0.150/32", "203.0.113.1/24"] {
+    for a in ["198.18.0.150/32", "203.0.113.1/24", "198.18.0.152/32"] {
         let add = Request::AddrAdd { dev: "dpdk0".into(), addr: a.parse().unwrap(), sapool: false, lease: true };
         lessee.call(add).unwrap_or_else(|e| panic!("leased {a}: {e}"));
     }
     let (_, err, ok) = t.cli("rvsip", &["addr", "add", "198.18.0.151/32", "dev", "dpdk0"]);
     assert!(ok, "rvsip addr add: {err}");
 
-    // The file now puts 203.0.113.0/24 on dpdk1.
+    // The file now puts 203.0.113.0/24 on dpdk1, and declares 198.18.0.152 itself.
     let mut cfg = t.config.clone();
-    let mut extra = toml::Table::new();
-    extra.insert("dev".into(), "dpdk1".into());
-    extra.insert("addr".into(), "203.0.113.9/24".into());
-    cfg["addr"].as_array_mut().expect("addresses").push(toml::Value::Table(extra));
+    for (dev, addr) in [("dpdk1", "203.0.113.9/24"), ("dpdk0", "198.18.0.152/32")] {
+        let mut extra = toml::Table::new();
+        extra.insert("dev".into(), dev.into());
+        extra.insert("addr".into(), addr.into());
+        cfg["addr"].as_array_mut().expect("addresses").push(toml::Value::Table(extra));
+    }
     write_and_hup(&t, &toml::to_string(&cfg).expect("toml"));
     assert!(wait_log(&t, "SIGHUP:", 3), "{}", t.rvsd_log());
     let log = t.rvsd_log();
@@ -140,4 +142,7 @@ fn sighup_keeps_leased_addresses_unless_the_file_conflicts() {
         assert!(Instant::now() < deadline, "the lessee's address goes with its connection");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The address the file declared since is the file's: the lease's end leaves it.
+    assert!(wait_log(&t, "lease ended: the address is not leased any more", 2), "{}", t.rvsd_log());
+    assert!(held(&t).contains(&("198.18.0.152/32".to_string(), "dpdk0".to_string())), "{:?}", held(&t));
 }

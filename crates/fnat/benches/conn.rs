@@ -377,8 +377,9 @@ fn case(n: u32) {
     println!(
         "{n:>9} conns: new {new_ns:6.1} ns/conn | established in {inb:5.1} ns/pkt, out {outb:5.1} ns/pkt \
          (stamp only {stamp_ns:4.1}) | lookup burst {lb:5.1} ns/key, single {ls:5.1} ns/key, memory floor {floor:4.1} ns/key | \
-         {bytes:5.1} B/conn live, {:5.1} B/conn of capacity",
-        e.conns().bytes_per_conn() + 8.0
+         {bytes:5.1} B/conn live, {:5.1} B/conn of capacity ({:5.1} with the engine's side arrays)",
+        e.conns().bytes_per_conn() + 8.0,
+        e.bytes_per_slot()
     );
 }
 

@@ -61,6 +61,7 @@ crate::counter_set! {
     /// the packet that caused it went on).
     pub enum ConnEvent in ConnEvents {
         SynRecvEvicted = "syn_recv_evicted": "A half-open (SYN_RECV) connection was evicted, oldest first, to make room for a new SYN (the worker's SYN_RECV limit, or its local port was the only one left towards that real server).",
+        UnprovenEvicted = "unproven_evicted": "An unproven connection (DR/TUN TCP or UDP, its client had sent fewer than 8 packets) was evicted, oldest first, to make room for a new connection in a full pool (or its local port was the only one left towards that real server).",
         SourceUntracked = "source_untracked": "A connection of a service with a per-source limit was opened without being counted: the worker's source table had no room (fail open).",
         UoaInserted = "uoa_inserted": "A UDP datagram to a real server carried the client's address (UOA; the first few of each connection on services with uoa).",
         UoaNoRoom = "uoa_no_room": "A UDP datagram went without its UOA option: no room (IPv4 options full, over 1500 bytes, an IPv6 extension header); the connection's next datagram carries it.",

@@ -58,6 +58,11 @@ pub struct TimerWheel {
 }
 
 impl TimerWheel {
+    /// Its memory in bytes (the slot heads and every entry's links).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.heads) + std::mem::size_of_val(&*self.next) + std::mem::size_of_val(&*self.prev)
+    }
+
     /// A wheel for entries `0..capacity`, starting at time `now`.
     pub fn new(capacity: u32, cfg: WheelConfig, now: Millis) -> TimerWheel {
         let slots = cfg.slots.clamp(2, 1 << 24).next_power_of_two();

@@ -414,7 +414,9 @@ pub struct ConnConf {
     /// keeps its persistent clients until their templates expire, as in LVS and DPVS.
     pub expire_quiescent_template: bool,
     /// Half-open (SYN_RECV) connections each worker keeps at most; a new SYN beyond it
-    /// evicts the oldest. 0 = a quarter of `pool_size`, at least 1024.
+    /// evicts the oldest (DR/TUN TCP connections past SYN_RECV and UDP flows whose
+    /// client has sent fewer than 8 packets are not bounded by it: they give way when the
+    /// pool is full). 0 = a quarter of `pool_size`, at least 1024.
     pub syn_recv_max: u32,
     /// How many of a UDP connection's first datagrams carry the UOA option, on services
     /// with `uoa` (DPVS's `uoa_max_trail`).

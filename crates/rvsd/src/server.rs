@@ -746,7 +746,7 @@ impl Loop {
         // removed.
         let lease = match &req {
             Request::AddrAdd { dev, addr, lease: true, .. } => Some((dev.clone(), addr.addr(), true)),
-            Request::AddrDel { dev, addr } => Some((dev.clone(), *addr, false)),
+            Request::AddrDel { dev, addr, .. } => Some((dev.clone(), *addr, false)),
             _ => None,
         };
         // A capture's file is opened here, with the peer's rights (see `capture_file`).
@@ -866,7 +866,7 @@ impl Loop {
         for (dev, addr) in c.leased {
             tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
             let (tx, _rx) = mpsc::channel();
-            let _ = self.jobs.send((Request::AddrDel { dev, addr }, tx, None));
+            let _ = self.jobs.send((Request::AddrDel { dev, addr, lease: true }, tx, None));
         }
     }
 }

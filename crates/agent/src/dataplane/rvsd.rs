@@ -1002,7 +1002,7 @@ impl Worker {
         }
         let kind = addr_kind(self.shared.lock().moves_with_vip(ip));
         let what = format!("remove {kind} {ip} from {dev}");
-        let req = || Request::AddrDel { dev: dev.to_string(), addr: ip };
+        let req = || Request::AddrDel { dev: dev.to_string(), addr: ip, lease: false };
         match self.exchange(&what, req()) {
             Ok(_) | Err(Exchange::Refused(ErrorCode::NotFound, _)) => Ok(()),
             Err(Exchange::Io) => Err(Fail::Io),

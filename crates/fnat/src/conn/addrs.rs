@@ -2,7 +2,8 @@
 //! per table and named in the connection by a 16-bit slot.
 //!
 //! A connection's four addresses in full would take 64 of its bytes. Only the client's
-//! address is its own; the other three come from a small set (the configured VIPs,
+//! address is its own (and its LIP, under NAT, DR and TUN, is the client's too: no
+//! slot, `LIP_IS_CIP`); the other three come from a small set (the configured VIPs,
 //! local addresses and real servers, or a sync peer's), so the table keeps each of them
 //! once, counted by the live connections that name it, and a connection fits one cache
 //! line (see [`super::Conn`]). The slots are allocated with the table (three per

@@ -33,6 +33,11 @@ impl ConnFifo {
         }
     }
 
+    /// Its memory in bytes (the links of every slot).
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.next) + std::mem::size_of_val(&*self.prev)
+    }
+
     /// Entries listed.
     #[inline]
     pub fn len(&self) -> u32 {

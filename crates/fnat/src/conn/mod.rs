@@ -112,7 +112,8 @@ pub struct Conn {
     pub(crate) state: TcpState,
     /// Flag bits.
     pub(crate) flags: ConnFlags,
-    /// Its [`FwdMode`], as a byte, and [`SYNCED`] (the flag bits are all taken).
+    /// Its [`FwdMode`], as a byte, with [`SYNCED`] and [`UNPROVEN`] (the flag bits are
+    /// all taken).
     fwd: u8,
 }
 
@@ -123,11 +124,20 @@ pub struct Conn {
 /// or in flight to the server.
 pub const BLIND_WINDOW: u32 = 1 << 20;
 
+/// The LIP slot of a connection whose local address is its client's own (NAT, DR,
+/// TUN: `lip:lport = cip:cport`): slot 0, which [`Addrs`] never gives, so that those
+/// clients take no shared-address slot (there are at most 65,535).
+pub(crate) const LIP_IS_CIP: u16 = 0;
+
 /// A [`Conn::hop`] slot the dataplane has not filled (or has forgotten).
 pub const NO_HOP: u16 = u16::MAX;
 
 /// The bit of [`Conn`]'s forwarding-mode byte that marks a synced connection.
 const SYNCED: u8 = 0x80;
+
+/// The bit of [`Conn`]'s forwarding-mode byte that marks a connection nothing has
+/// shown to have a real client yet (see `engine::tables`, "Unproven connections").
+const UNPROVEN: u8 = 0x40;
 
 /// The largest distance between now and an expiry a connection can hold (2^31 − 1 ms,
 /// about 24.8 days): expiries are stored as 32-bit wrapping milliseconds.
@@ -291,7 +301,7 @@ impl Conn {
     /// How it is forwarded.
     #[inline]
     pub fn fwd(&self) -> FwdMode {
-        FwdMode::from_u8(self.fwd & !SYNCED)
+        FwdMode::from_u8(self.fwd & !(SYNCED | UNPROVEN))
     }
     /// Installed from a peer's sync message (see [`crate::engine::sync`]), not opened
     /// here.
@@ -308,6 +318,28 @@ impl Conn {
     #[inline]
     pub(crate) fn clear_synced(&mut self) {
         self.fwd &= !SYNCED;
+    }
+    /// Its local address, the client's own for [`LIP_IS_CIP`].
+    #[inline(always)]
+    pub(crate) fn lip_or_cip(&self, addrs: &Addrs) -> Addr {
+        match self.lip {
+            LIP_IS_CIP => self.cip,
+            slot => addrs.get(slot),
+        }
+    }
+    /// On the engine's list of unproven connections (evicted first when the pool is
+    /// full): opened by a packet whose source nothing has vouched for yet.
+    #[inline]
+    pub fn unproven(&self) -> bool {
+        self.fwd & UNPROVEN != 0
+    }
+    /// Marks it unproven, or proven.
+    #[inline]
+    pub(crate) fn set_unproven(&mut self, on: bool) {
+        match on {
+            true => self.fwd |= UNPROVEN,
+            false => self.fwd &= !UNPROVEN,
+        }
     }
     /// Client address.
     #[inline]
@@ -360,10 +392,11 @@ impl<'a> ConnView<'a> {
     pub fn vip(&self) -> Addr {
         self.addrs.get(self.conn.vip)
     }
-    /// Local address the balancer uses towards the real server.
+    /// Local address the balancer uses towards the real server (the client's own under
+    /// NAT, DR and TUN).
     #[inline]
     pub fn lip(&self) -> Addr {
-        self.addrs.get(self.conn.lip)
+        self.conn.lip_or_cip(self.addrs)
     }
     /// Real server address.
     #[inline]

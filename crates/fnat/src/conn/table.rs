@@ -252,7 +252,7 @@ impl ConnTable {
                 && c.lport == k.dport
                 && c.proto == k.proto
                 && a.get(c.rip) == k.src
-                && a.get(c.lip) == k.dst
+                && c.lip_or_cip(a) == k.dst
         }
     }
 
@@ -394,7 +394,7 @@ impl ConnTable {
         debug_assert!(!self.contains(&kout), "outbound key already present");
         let bin = self.bucket(&kin);
         let bout = self.bucket(&kout);
-        let (vip, lip, rip) = self.intern3(n.vip, n.lip, n.rip)?;
+        let (vip, lip, rip) = self.intern3(n.vip, (n.lip != n.cip).then_some(n.lip), n.rip)?;
         let c = &mut self.conns[idx as usize];
         self.free_head = c.next[0];
         *c = Conn {
@@ -483,7 +483,10 @@ impl ConnTable {
         c.flags = ConnFlags(0);
         c.next = [self.free_head, NIL];
         for a in [c.vip, c.lip, c.rip] {
-            self.addrs.release(a);
+            // (Slot 0: the client's own address, never interned.)
+            if a != super::LIP_IS_CIP {
+                self.addrs.release(a);
+            }
         }
         self.free_head = r.0;
         self.len -= 1;
@@ -491,14 +494,17 @@ impl ConnTable {
     }
 
     /// The slots of a new connection's VIP, LIP and RIP, each counted; none taken
-    /// when one cannot be.
-    fn intern3(&mut self, vip: Addr, lip: Addr, rip: Addr) -> Result<(u16, u16, u16), ConnError> {
-        let mut got = [0u16; 3];
-        for (i, a) in [vip, lip, rip].into_iter().enumerate() {
+    /// when one cannot be. A LIP of `None` is the client's own address (NAT, DR, TUN:
+    /// `lip:lport = cip:cport`): [`LIP_IS_CIP`](super::LIP_IS_CIP), no slot, so that
+    /// the clients of those modes are not limited by the slots' number.
+    fn intern3(&mut self, vip: Addr, lip: Option<Addr>, rip: Addr) -> Result<(u16, u16, u16), ConnError> {
+        let mut got = [super::LIP_IS_CIP; 3];
+        for (i, a) in [Some(vip), lip, Some(rip)].into_iter().enumerate() {
+            let Some(a) = a else { continue };
             match self.addrs.intern(a) {
                 Some(s) => got[i] = s,
                 None => {
-                    for &s in &got[..i] {
+                    for &s in got[..i].iter().filter(|s| **s != super::LIP_IS_CIP) {
                         self.addrs.release(s);
                     }
                     return Err(ConnError::AddrsFull);
@@ -680,6 +686,39 @@ mod tests {
         assert_eq!(t.get(r).outbound_key(), key_out(&apart(n)));
         assert_eq!(t.lookup(&key_in(&apart(0))), None);
         assert_eq!(t.lookup(&key_in(&apart(1))).map(|h| t.get(h.conn).vip()), Some(apart(1).vip));
+    }
+
+    /// NAT, DR and TUN connections name their client's address as their LIP: it takes
+    /// no shared slot, so more distinct clients than there are slots fit (a forger
+    /// with 65,536 made-up sources used to lock every new client of those modes out).
+    #[test]
+    fn a_lip_that_is_the_client_takes_no_slot() {
+        let mut t = ConnTable::new(100_000, KeyHasher::with_seed(3)).unwrap();
+        let dr = |i: u32| {
+            let cip = Addr::v4((0x0b00_0000 | i).to_be_bytes());
+            NewConn {
+                cip,
+                lip: cip,
+                cport: 4000,
+                lport: 4000,
+                rip: Addr::v4([172, 16, 1, 1]),
+                fwd: FwdMode::Dr,
+                ..nc(0)
+            }
+        };
+        let n = MAX_ADDR_SLOTS as u32 + 1000;
+        let refs: Vec<ConnRef> = (0..n).map(|i| t.insert(dr(i)).expect("room")).collect();
+        assert_eq!(t.addrs().live(), 2, "the VIP and the RIP");
+        for i in [0, 77, n - 1] {
+            let r = t.lookup(&key_out(&dr(i))).map(|h| h.conn);
+            assert_eq!(r, Some(refs[i as usize]));
+            assert_eq!(t.get(refs[i as usize]).lip(), dr(i).cip);
+            assert_eq!(t.get(refs[i as usize]).outbound_key(), key_out(&dr(i)));
+        }
+        for r in refs {
+            assert!(t.remove(r));
+        }
+        assert_eq!((t.len(), t.addrs().live()), (0, 0), "nothing left counted");
     }
 
     fn key_in(n: &NewConn) -> ConnKey {

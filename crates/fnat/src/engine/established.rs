@@ -123,7 +123,8 @@ impl V4L4 {
 
 impl Engine {
     /// Whether connection `hit` needs nothing but the rewrite for a packet of `proto`
-    /// with `flags`: FullNAT, no SYN proxy or PROXY protocol, its server not quiescent
+    /// with `flags`: FullNAT, proven (an unproven connection's client packets are
+    /// counted, `tables`), no SYN proxy or PROXY protocol, its server not quiescent
     /// ([`quiescent`](super::quiescent)); TCP: ESTABLISHED and
     /// staying so (no SYN, FIN or RST), no TOA due (it goes on the handshake's last
     /// ACK); UDP: no UOA (it marks the first datagrams towards the server).
@@ -154,6 +155,7 @@ impl Engine {
         };
         ready
             && c.fwd() == FwdMode::FullNat
+            && !c.unproven()
             && f.0 & (ConnFlags::SYNPROXY | ConnFlags::PROXY_PROTO) == 0
             && (self.gate == 0 || !self.gated(c.rs))
     }

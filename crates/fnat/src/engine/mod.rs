@@ -58,6 +58,7 @@ mod snat;
 pub mod sync;
 pub mod synproxy;
 mod tables;
+pub use tables::PROVEN_AFTER;
 
 use std::net::IpAddr;
 
@@ -131,6 +132,10 @@ pub enum Verdict {
     },
 }
 
+/// How many slots freed while one packet is handled [`Engine`] remembers by name
+/// (beyond them, every earlier verdict of the burst forgets its connection).
+const FREED_KEPT: usize = 4;
+
 /// [`Verdict::Redirect`]'s owner when the connection may be any other worker's: an ICMP
 /// error about a client's connection arrives on the worker the NIC picks by the error's
 /// own addresses (a router's to the VIP), not by the connection's, and nothing in it
@@ -180,9 +185,19 @@ pub struct Engine {
     /// Half-open (`SYN_RECV`) connections, oldest first, and their limit (see [`tables`]).
     syn_q: ConnFifo,
     syn_recv_max: u32,
+    /// Unproven connections, oldest first, and per slot their client's packets so far
+    /// (see [`tables`]).
+    unproven: ConnFifo,
+    client_pkts: Vec<u8>,
     /// A connection was freed since the burst group's lookups (by an eviction or a
     /// reuse): the group's remaining hits are looked up again.
     freed_mid_burst: bool,
+    /// The slots freed while the current packet of a burst was handled (the first
+    /// [`FREED_KEPT`]; `freed_n` counts them all): the verdicts of the burst's earlier
+    /// packets that name one forget it, or the dataplane would cache their next hop in
+    /// the connection that takes the slot next (see [`Engine::process_burst`]).
+    freed_slots: [u32; FREED_KEPT],
+    freed_n: u32,
     /// rvs's own addresses, sorted (a new flow from one is a land attack).
     own: Vec<Addr>,
     /// The SYN proxy (see [`synproxy`]).
@@ -369,7 +384,11 @@ impl Engine {
             tunnel_src: vec![Addr::UNSPECIFIED; cfg.max_real_servers],
             syn_q: ConnFifo::new(cfg.conn_capacity),
             syn_recv_max: cfg.syn_recv_limit(),
+            unproven: ConnFifo::new(cfg.conn_capacity),
+            client_pkts: vec![0; cfg.conn_capacity as usize],
             freed_mid_burst: false,
+            freed_slots: [0; FREED_KEPT],
+            freed_n: 0,
             own: Vec::new(),
             frags: crate::frag::FragTable::new(hasher),
             port_memo: crate::conn::reuse::PortMemo::new(hasher),
@@ -703,7 +722,9 @@ impl Engine {
     /// [`process`](Self::process) over a burst: `out[i]` is the verdict of `bufs[i]`,
     /// whose IP header is at `l3[i]`, for `i` below the shortest of the three slices.
     /// The connection lookups of each group of [`BURST`] packets are made together
-    /// (see [`ConnTable::lookup_burst`]), so their cache misses overlap.
+    /// (see [`ConnTable::lookup_burst`]), so their cache misses overlap. A verdict
+    /// names a connection only if it is still the packet's when the burst is done: one
+    /// a later packet freed (an eviction, a reuse) is forgotten (`synproxy::NO_CONN`).
     pub fn process_burst<B: PacketBuf>(
         &mut self,
         table: &ServiceTable,
@@ -743,6 +764,7 @@ impl Engine {
             let mut staged = [Staged::default(); BURST];
             self.conns.lookup_burst(&keys[..m], &mut staged[..m], B::prefetch);
             self.freed_mid_burst = false;
+            self.freed_n = 0;
             for i in 0..m {
                 // Walked early (it overlaps better), but never from a node staged before
                 // a connection was freed: that chain may now run into the free list.
@@ -763,10 +785,32 @@ impl Engine {
                     Parsed::Bad(TranslateError::Fragment) => *slot = self.fragment(table, buf, off, now),
                     Parsed::Bad(e) => *slot = self.unparsed(buf, off, *e),
                 }
+                if self.freed_n != 0 {
+                    self.forget_freed(&mut out[..start + i]);
+                }
             }
             self.conns.settle();
             start += m;
         }
+    }
+
+    /// A packet of a burst freed connections (an eviction, a reuse): the verdicts of
+    /// the packets before it that name a freed slot name no connection any more (the
+    /// slot may hold another connection already), so that no next hop is cached in it
+    /// for them (they are routed one by one).
+    #[cold]
+    #[inline(never)]
+    fn forget_freed(&mut self, earlier: &mut [Verdict]) {
+        let kept = &self.freed_slots[..(self.freed_n as usize).min(FREED_KEPT)];
+        let all = self.freed_n as usize > FREED_KEPT;
+        for v in earlier {
+            if let Verdict::Forward { conn, .. } = v {
+                if all || kept.contains(&conn.index()) {
+                    *conn = ConnRef::from_index(synproxy::NO_CONN);
+                }
+            }
+        }
+        self.freed_n = 0;
     }
 
     #[inline]
@@ -891,6 +935,9 @@ impl Engine {
         }
         let c = self.conns.get(r);
         let (proto, old, fwd, rs) = (c.proto(), c.state, c.fwd(), c.rs);
+        if c.unproven() && dir == Direction::Input {
+            self.unproven_packet(r);
+        }
         let mut state = old;
         if proto == Proto::Tcp {
             state = match fwd.replies_through() {
@@ -1175,7 +1222,7 @@ impl Engine {
         t: &Tuple,
         k: &ConnKey,
     ) -> Result<ConnRef, DropReason> {
-        if self.conns.free() == 0 {
+        if !self.pool_room(now) {
             // Refused before the scheduler moves a cursor or records persistence.
             return Err(DropReason::PoolFull);
         }
@@ -1225,6 +1272,7 @@ impl Engine {
             })
             .map_err(refused)?;
         self.pools.opened(&ConnKey::new(t.proto, rip, rport, lip, lport), pick.fwd.uses_local_addr());
+        self.maybe_unproven(r, t.proto, pick.fwd);
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {

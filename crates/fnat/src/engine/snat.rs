@@ -113,7 +113,7 @@ impl Engine {
     /// Opens rule `rule`'s connection for the first packet `t`: a WAN address and port
     /// from the rule's set towards the destination.
     fn snat_open(&mut self, rule: usize, now: Millis, t: &Tuple, k: &ConnKey) -> Result<ConnRef, DropReason> {
-        if self.conns.free() == 0 {
+        if !self.pool_room(now) {
             return Err(DropReason::PoolFull);
         }
         if t.proto == Proto::Tcp {

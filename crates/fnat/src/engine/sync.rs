@@ -243,11 +243,11 @@ impl Engine {
             .iter()
             .find(|d| d.addr == rec.real.0 && port_ok(d) && d.fwd == fwd)
             .ok_or(SyncRefusal::NoService)?;
-        // Addresses the table has no slot for yet (a foreign local address, a NAT or DR
-        // client's, a fwmark service's VIP out of a range): only in the first half of the
-        // slots, whatever the mode.
+        // Addresses the table has no slot for yet (a foreign local address, a fwmark
+        // service's VIP out of a range): only in the first half of the slots, whatever
+        // the mode. (A NAT, DR or TUN client's address is its LIP too, and takes none.)
         let a = self.conns.addrs();
-        let new_lip = !self.pools.is_lip(&lip) && !a.holds(&lip);
+        let new_lip = lip != cip && !self.pools.is_lip(&lip) && !a.holds(&lip);
         if (new_lip || !a.holds(&vip)) && a.live() >= a.slots() / 2 {
             return Err(SyncRefusal::Full);
         }
@@ -302,6 +302,9 @@ impl Engine {
             .map_err(|_| SyncRefusal::Full)?;
         self.synced_live += 1;
         self.conns.get_mut(r).set_synced();
+        // A peer's word proves no client either (its forged flows are synced too): the
+        // copy gives way like this box's own unproven connections.
+        self.maybe_unproven(r, proto, fwd);
         self.pools.opened(&kout, fwd.uses_local_addr());
         self.sched.conn_new(RsId(rs.0));
         if let Some(x) = self.rs_svc.get_mut(rs.0 as usize) {

@@ -11,13 +11,40 @@
 //! freed with its local port, counted `syn_recv_evicted`. O(1) per SYN, no allocation.
 //! Connections in any other state (ESTABLISHED above all) are never evicted by this.
 //!
+//! # Unproven connections
+//! Where nothing from the server passes rvs (DR, TUN) or nothing that comes back can
+//! vouch for the client (UDP: servers answer forged sources too), a forger who sends a
+//! SYN then an ACK, or one datagram, from a made-up source makes a connection that holds
+//! its pool slot for the state's whole timeout (TCP ESTABLISHED 900 s, UDP 300 s):
+//! about a pool per timeout, 2,200 packets/s for a million slots, and then every new
+//! connection was refused (`pool_full`). So such a connection (TCP of a DR or TUN
+//! server, UDP of a service, or a peer's synced copy of either) is *unproven* until its
+//! client has sent [`PROVEN_AFTER`] packets: it is then on a second intrusive FIFO
+//! ([`ConnFifo`], 8 bytes per slot, plus a byte of packet count), in the order it was
+//! opened, and marked in the connection's own line (`Conn::unproven`) so that its
+//! packets find that out without another cache line. A new connection that finds the
+//! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`]
+//! (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
+//! one active since goes to the back of the list (a second chance), and if none of them
+//! is idle the new connection is refused. A forger must then send [`PROVEN_AFTER`]
+//! packets per connection to hold a slot past the unproven ones, not two; a real
+//! client's connection that has sent that many is never evicted, and one with fewer only
+//! while the pool is full, once it has been idle for a second and every unproven
+//! connection ahead of it on the list has gone (IPVS's `drop_entry` also drops
+//! connections of few incoming packets first, under memory pressure, and none idle for
+//! less than a minute). FullNAT and NAT TCP need none of this: the server's reset ends a
+//! connection a forged ACK established. (Nor do the made-up sources of NAT, DR and TUN
+//! clients use up the table's 65,535 shared-address slots: their LIP is the client's
+//! own address, `LIP_IS_CIP`, and takes none.)
+//!
 //! # A port from an idle half-open connection
 //! When no local port is free towards the chosen `RIP:rport` (a full sweep found none,
-//! see [`crate::sapool`]), the [`STEAL_SCAN`] oldest `SYN_RECV` connections are
-//! searched for one towards the same `RIP:rport` through a LIP of the same set that
-//! has been idle for at least [`STEAL_IDLE_MS`]; if there is one it is evicted
-//! (counted `syn_recv_evicted`) and the new connection takes its `LIP:lport`. So a
-//! flood of half-open connections cannot hold every port towards a server.
+//! see [`crate::sapool`]), the [`STEAL_SCAN`] oldest `SYN_RECV` connections, then the
+//! [`STEAL_SCAN`] oldest unproven ones (of any destination), are searched for one towards
+//! the same `RIP:rport` through a LIP of the same set that has been idle for at least
+//! [`STEAL_IDLE_MS`]; if there is one it is evicted (counted `syn_recv_evicted` or
+//! `unproven_evicted`) and the new connection takes its `LIP:lport`. So a flood of
+//! half-open connections or of forged UDP flows cannot hold every port towards a server.
 //!
 //! # TIME_WAIT reuse (LVS `conn_reuse_mode = 1`)
 //! A client SYN (SYN without ACK, RST or FIN) that meets a connection of its own tuple
@@ -41,9 +68,14 @@ use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
 use crate::types::{FwdMode, Millis, Proto};
 
-/// How many of the oldest `SYN_RECV` connections are searched for a port to take when
-/// none is free towards a real server.
+/// How many of the oldest `SYN_RECV` connections, and of the oldest unproven ones, are
+/// searched for a port to take when none is free towards a real server.
 pub const STEAL_SCAN: u32 = 8;
+
+/// Client packets after which a connection is no longer unproven (see the module
+/// documentation): a forger's cost per pool slot, and the fewest packets a real
+/// connection that can be evicted under a flood has sent.
+pub const PROVEN_AFTER: u8 = 8;
 
 /// How long a `SYN_RECV` connection must have been idle before its port can be taken
 /// (a handshake takes one round trip; a lost SYN-ACK is retried by the client after
@@ -72,6 +104,62 @@ impl Engine {
         }
     }
 
+    /// Lists connection `r`, just opened, as unproven if it is of a kind nothing else
+    /// proves (see the module documentation).
+    #[inline]
+    pub(super) fn maybe_unproven(&mut self, r: ConnRef, proto: Proto, fwd: FwdMode) {
+        if proto == Proto::Udp || (proto == Proto::Tcp && !fwd.replies_through()) {
+            self.unproven.push_back(r.index());
+            self.client_pkts[r.index() as usize] = 0;
+            self.conns.get_mut(r).set_unproven(true);
+        }
+    }
+
+    /// A client packet of unproven connection `r`: counted, and the connection proven
+    /// at [`PROVEN_AFTER`].
+    #[cold]
+    #[inline(never)]
+    pub(super) fn unproven_packet(&mut self, r: ConnRef) {
+        let n = &mut self.client_pkts[r.index() as usize];
+        *n += 1;
+        if *n >= PROVEN_AFTER {
+            self.unproven.remove(r.index());
+            self.conns.get_mut(r).set_unproven(false);
+        }
+    }
+
+    /// Room in the pool for one more connection: if the pool is full, evicts the
+    /// oldest unproven connection idle for [`STEAL_IDLE_MS`]; one of the
+    /// [`STEAL_SCAN`] oldest that was not idle goes to the back of the list (a second
+    /// chance: a live flow, or one a packet of this very burst opened, is not evicted).
+    /// Whether there is room.
+    #[inline]
+    pub(super) fn pool_room(&mut self, now: Millis) -> bool {
+        if self.conns.free() > 0 {
+            return true;
+        }
+        for _ in 0..STEAL_SCAN {
+            let Some(i) = self.unproven.front() else { return false };
+            let r = ConnRef::from_index(i);
+            if self.idle_a_while(r, now) {
+                self.free(r);
+                self.stats.event(ConnEvent::UnprovenEvicted);
+                return true;
+            }
+            self.unproven.remove(i);
+            self.unproven.push_back(i);
+        }
+        false
+    }
+
+    /// Whether connection `r` has been idle for at least [`STEAL_IDLE_MS`]: at most its
+    /// state's timeout less that is left.
+    fn idle_a_while(&self, r: ConnRef, now: Millis) -> bool {
+        let c = self.conns.get(r);
+        let idle_from = self.timeout_of(c.rs, c.proto(), c.state).saturating_sub(STEAL_IDLE_MS);
+        c.expires(now) <= now + idle_from
+    }
+
     /// Connections in `SYN_RECV` now, and the limit.
     pub fn syn_recv(&self) -> (u32, u32) {
         (self.syn_q.len(), self.syn_recv_max)
@@ -82,9 +170,30 @@ impl Engine {
         &self.syn_q
     }
 
+    /// The memory of everything the worker keeps per connection slot, divided by the
+    /// capacity: the table ([`ConnTable::bytes_per_conn`](crate::conn::ConnTable::bytes_per_conn))
+    /// and the side arrays indexed like it (timer links, the `SYN_RECV` and unproven
+    /// lists and counts, the PROXY protocol, UOA and SYN proxy states).
+    pub fn bytes_per_slot(&self) -> f64 {
+        let side = self.wheel.bytes()
+            + self.syn_q.bytes()
+            + self.unproven.bytes()
+            + self.client_pkts.len()
+            + std::mem::size_of_val(&*self.pp)
+            + std::mem::size_of_val(&*self.uoa)
+            + self.synproxy.slot_bytes();
+        self.conns.bytes_per_conn() + side as f64 / f64::from(self.conns.capacity().max(1))
+    }
+
+    /// Unproven connections now (see the module documentation).
+    pub fn unproven(&self) -> u32 {
+        self.unproven.len()
+    }
+
     /// No port is free towards `rip:rport` from set `set`: takes the `LIP:lport` of one
-    /// of the [`STEAL_SCAN`] oldest `SYN_RECV` connections towards it, idle for at least
-    /// [`STEAL_IDLE_MS`], evicting it. `None` if there is none.
+    /// of the [`STEAL_SCAN`] oldest `SYN_RECV` connections towards it, or else of the
+    /// [`STEAL_SCAN`] oldest unproven ones, idle for at least [`STEAL_IDLE_MS`],
+    /// evicting it. `None` if there is none.
     #[cold]
     pub(super) fn steal_syn_recv_port(
         &mut self,
@@ -94,14 +203,27 @@ impl Engine {
         rport: u16,
         now: Millis,
     ) -> Option<(Addr, u16)> {
-        let idle_from = self.timeout(proto, TcpState::SynRecv).saturating_sub(STEAL_IDLE_MS);
-        let mut cur = self.syn_q.front();
-        for _ in 0..STEAL_SCAN {
-            let i = cur?;
-            let c = self.conns.get(ConnRef::from_index(i));
-            // Idle for `STEAL_IDLE_MS`: at most `timeout − STEAL_IDLE_MS` left.
-            let idle = c.expires(now) <= now + idle_from;
-            if idle && c.proto() == proto && c.rip() == rip && c.rport() == rport && self.pools.set_has(set, &c.lip()) {
+        for half_open in [true, false] {
+            let list = if half_open { &self.syn_q } else { &self.unproven };
+            let mut cur = list.front();
+            let mut found = None;
+            for _ in 0..STEAL_SCAN {
+                let Some(i) = cur else { break };
+                let c = self.conns.get(ConnRef::from_index(i));
+                if self.idle_a_while(ConnRef::from_index(i), now)
+                    && c.proto() == proto
+                    && c.rip() == rip
+                    && c.rport() == rport
+                    && c.fwd().uses_local_addr()
+                    && self.pools.set_has(set, &c.lip())
+                {
+                    found = Some(i);
+                    break;
+                }
+                cur = list.after(i);
+            }
+            if let Some(i) = found {
+                let c = self.conns.get(ConnRef::from_index(i));
                 let got = (c.lip(), c.lport());
                 let dry = self.pools.is_dry(set, rip, rport);
                 self.free(ConnRef::from_index(i));
@@ -109,10 +231,12 @@ impl Engine {
                     // The freed port is taken at once: the destination stays as full.
                     self.pools.mark_dry(set, rip, rport);
                 }
-                self.stats.event(ConnEvent::SynRecvEvicted);
+                self.stats.event(match half_open {
+                    true => ConnEvent::SynRecvEvicted,
+                    false => ConnEvent::UnprovenEvicted,
+                });
                 return Some(got);
             }
-            cur = self.syn_q.after(i);
         }
         None
     }

@@ -372,6 +372,11 @@ pub struct SynProxy {
 }
 
 impl SynProxy {
+    /// The memory it keeps per connection slot, in bytes, for all slots.
+    pub fn slot_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.side)
+    }
+
     /// The proxy of a worker with `capacity` connection slots.
     pub fn new(cfg: &SynProxyConfig, capacity: u32, key: cookie::CookieKey) -> SynProxy {
         SynProxy {

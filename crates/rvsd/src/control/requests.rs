@@ -150,7 +150,8 @@ impl Control {
                 }
                 done
             }
-            Request::AddrDel { dev, addr } => {
+            Request::AddrDel { dev, addr, lease: true } => self.lease_end(&dev, addr),
+            Request::AddrDel { dev, addr, lease: false } => {
                 let done = self.change(|s| s.addr_del(&dev, addr))?;
                 if !self.state.has_addr(addr) {
                     self.leased.remove(&addr);
@@ -180,6 +181,24 @@ impl Control {
 
     /// Applies `verb` to a copy of the state; if it agrees, validates the copy whole,
     /// adopts it, publishes it and waits for every worker ([`Control::apply`]).
+    /// The end of `addr`'s lease (its lessee's control connection closed): the lease
+    /// ends whatever happens, so that no reload keeps the address for a connection that
+    /// is gone; the address is removed only if a lease held it (a SIGHUP whose file
+    /// declares it made it the file's).
+    fn lease_end(&mut self, dev: &str, addr: IpAddr) -> Response {
+        if !self.leased.remove(&addr) {
+            tracing::info!(%addr, %dev, "lease ended: the address is not leased any more (the file declares it, or it is gone): kept as it is");
+            return Response::Done { gen: self.shared.gen.load(Ordering::Acquire) };
+        }
+        match self.change(|s| s.addr_del(dev, addr)) {
+            Ok(done) => done,
+            Err(r) => {
+                tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {}", r.message);
+                r.into()
+            }
+        }
+    }
+
     fn change(&mut self, verb: impl FnOnce(&mut State) -> Result<(), Refused>) -> Result<Response, Refused> {
         let mut next = self.state.clone();
         verb(&mut next)?;

@@ -304,7 +304,7 @@ impl FakeState {
                 self.addrs.push(AddrView { dev, addr, sapool, vip: false });
                 Ok(())
             }
-            Request::AddrDel { dev, addr } => {
+            Request::AddrDel { dev, addr, .. } => {
                 match self.addrs.iter().position(|a| a.dev == dev && a.addr.addr() == addr) {
                     Some(i) => {
                         self.addrs.remove(i);
@@ -1178,8 +1178,8 @@ fn a_lip_that_moves_with_the_vip_is_a_sapool_address_of_the_master_only() {
     assert_eq!(
         addr_log(&fake),
         [
-            Request::AddrDel { dev: "dpdk0".into(), addr: vip().addr() },
-            Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() },
+            Request::AddrDel { dev: "dpdk0".into(), addr: vip().addr(), lease: false },
+            Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr(), lease: false },
         ]
     );
     assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]), "still loaded on the backup");
@@ -1226,7 +1226,7 @@ fn reconciliation_keeps_a_lip_that_moves_with_the_vip_as_wanted() {
     // A released LIP rvsd holds (as sapool) is removed, although it is a sapool address.
     fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", true)));
     reconcile();
-    assert_eq!(addr_log(&fake), [Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() }]);
+    assert_eq!(addr_log(&fake), [Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr(), lease: false }]);
     assert_eq!(held_as(&fake, LIP), None);
     assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]));
     // A held LIP rvsd holds without sapool is reported and left alone.
