@@ -98,9 +98,9 @@ fn forward2kni_copies_traffic_only_while_on() {
     assert_eq!(seen(&t), 0, "off again: nothing");
 }
 
-/// A VRRPv2 advertisement (VRID 51, priority 100, one address) as a Python raw-socket
-/// sender in `ns` on `dev`.
-fn send_vrrp(ns: &testnet::NetNs, dev: &str) {
+/// `n` VRRPv2 advertisements (VRID 51, priority 100, one address), `gap` seconds apart,
+/// from a Python raw-socket sender in `ns` on `dev`.
+fn send_vrrp(ns: &testnet::NetNs, dev: &str, n: u32, gap: f64) {
     let py = format!(
         "import socket,struct\n\
          def cs(b):\n s=sum(struct.unpack('!%dH'%(len(b)//2),b));s=(s>>16)+(s&0xffff);s+=s>>16;return ~s&0xffff\n\
@@ -109,7 +109,8 @@ fn send_vrrp(ns: &testnet::NetNs, dev: &str) {
          s=socket.socket(socket.AF_INET,socket.SOCK_RAW,112)\n\
          s.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'{dev}')\n\
          s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_TTL,255)\n\
-         for i in range(5): s.sendto(body,('224.0.0.18',0))\n"
+         import time\n\
+         for i in range({n}):\n s.sendto(body,('224.0.0.18',0));time.sleep({gap})\n"
     );
     let out = ns.exec(&["/usr/bin/python3", "-c", &py]);
     assert!(out.status.success(), "vrrp sender: {}", String::from_utf8_lossy(&out.stderr));
@@ -138,7 +139,7 @@ fn vrrp_adverts_cross_the_twin_both_ways() {
 
     // Out: a process on the twin sends adverts; they leave dpdk0 towards the client.
     let cap = t.capture_in(&t.client, "eth0", "ip proto 112").expect("tcpdump in the client ns");
-    send_vrrp(&t.lb, "dpdk0.kni");
+    send_vrrp(&t.lb, "dpdk0.kni", 5, 0.0);
     let out = cap.finish().expect("frames");
     assert!(vrrp_frames(&out) >= 5, "adverts from the twin left the port ({} VRRP frames)", vrrp_frames(&out));
     let port_mac = t.lb.mac("rvsdemo-lb0");
@@ -146,9 +147,53 @@ fn vrrp_adverts_cross_the_twin_both_ways() {
 
     // In: adverts arriving at dpdk0 reach the twin.
     let cap = t.capture_in(&t.lb, "dpdk0.kni", "ip proto 112").expect("tcpdump on the twin");
-    send_vrrp(&t.client, "eth0");
+    send_vrrp(&t.client, "eth0", 5, 0.0);
     let inb = cap.finish().expect("frames");
     assert!(vrrp_frames(&inb) >= 5, "adverts arriving at the port reached the twin ({})", vrrp_frames(&inb));
+}
+
+/// A flood to the kernel's address on the twin (anyone on the wire can send one), over
+/// the bulk budget (`twin_up_pps`, 1,000 a second here), is dropped before the twin
+/// (`twin_limited`), while every VRRP advert arriving meanwhile reaches it: adverts have
+/// their own queue and budget. With one budget they shared the flood's fate (about one
+/// in twenty or fewer would have gone up: the flood is 20 to 100 times the budget).
+#[test]
+fn a_flood_to_the_kernels_address_leaves_vrrp_adverts_alone() {
+    let _g = serial();
+    let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
+    t.config["port"].as_array_mut().expect("ports")[0]
+        .as_table_mut()
+        .expect("port")
+        .insert("twin_addrs".into(), toml::Value::Array(vec![toml::Value::String("198.18.0.5/24".into())]));
+    t.config["workers"].as_table_mut().expect("workers").insert("twin_up_pps".into(), toml::Value::Integer(1000));
+    t.start_rvsd().expect("rvsd starts");
+    let cap = t.capture_in(&t.lb, "dpdk0.kni", "ip proto 112").expect("tcpdump on the twin");
+    let flooder = t.second_client().expect("flooder");
+    // At most 200,000 datagrams and 4 s, to the kernel's own address only.
+    let flood = flooder.spawn(&[
+        "timeout",
+        "-s",
+        "INT",
+        "4",
+        "hping3",
+        "-q",
+        "--udp",
+        "-p",
+        "9",
+        "-i",
+        "u10",
+        "-c",
+        "200000",
+        "198.18.0.5",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    send_vrrp(&t.client, "eth0", 100, 0.01);
+    let flooded = counter(&t, &["drops", "twin_limited"]);
+    drop(flood);
+    let inb = cap.finish().expect("frames");
+    assert_eq!(vrrp_frames(&inb), 100, "every advert reached the twin during the flood");
+    assert!(flooded >= 10_000, "the flood met the bulk budget: {flooded} dropped");
+    assert!(counter(&t, &["net", "twin_up_control"]) >= 100, "the adverts went up as control protocols");
 }
 
 #[test]

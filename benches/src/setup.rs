@@ -238,6 +238,8 @@ impl Setup {
             clock: self.clock,
             expire_nodest: false,
             twin_up: side(format!("rvsbench_twin_up{id}"))?,
+            twin_up_control: side(format!("rvsbench_twin_upc{id}"))?,
+            twin_budget: frame::TwinBudget::unlimited(),
             twin_down: None,
             capture: side(format!("rvsbench_capture{id}"))?,
             redirect_tx,

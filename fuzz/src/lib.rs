@@ -107,7 +107,7 @@ impl Io<VecBuf> for Sink {
         self.out += 1;
         self.bytes += b.data().len();
     }
-    fn up_to_twin(&mut self, _port: usize, b: VecBuf) {
+    fn up_to_twin(&mut self, _port: usize, b: VecBuf, _class: frame::TwinClass) {
         self.out += 1;
         self.bytes += b.data().len();
     }

@@ -405,11 +405,11 @@ pub enum Request {
         dev: String,
         /// The address.
         addr: IpAddr,
-        /// Only a lease's end (what rvsd does itself when the connection that added the
-        /// address with `lease` closes): the lease ends, and the address goes only if a
-        /// lease held it; one the configuration file has declared since (a SIGHUP took
-        /// it over) stays.
-        #[serde(default)]
+        /// A lease's end, rvsd's own when the connection that added the address with
+        /// `lease` closes (refused from clients): the lease ends, and the address goes
+        /// only if a lease held it; one the configuration file has declared since (a
+        /// SIGHUP took it over) stays.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         lease: bool,
     },
     /// Addresses.

@@ -571,38 +571,55 @@ fn refusals_and_strangers() {
     run(&mut w, steps);
 }
 
-/// A full pool refuses new connections and leaves the existing ones working.
+/// A full pool (of established connections: nothing there is half-open or unproven to
+/// give way) refuses new connections and leaves the existing ones working.
 #[test]
 fn pool_full_refuses_new_keeps_old() {
     let mut w = World::new(&config(2));
-    let steps = vec![
-        fwd("first", t4(CIP4, 1, VIP4, 80).flags(SYN).build(), RIP4, t4(LIP4, 1025, RIP4, 8080).flags(SYN).build()),
-        fwd("second", t4(CIP4, 2, VIP4, 80).flags(SYN).build(), RIP4, t4(LIP4, 1026, RIP4, 8080).flags(SYN).build()),
+    let mut steps = vec![];
+    for (cport, lport) in [(1, 1025), (2, 1026)] {
+        steps.extend([
+            fwd(
+                "SYN",
+                t4(CIP4, cport, VIP4, 80).flags(SYN).build(),
+                RIP4,
+                t4(LIP4, lport, RIP4, 8080).flags(SYN).build(),
+            ),
+            fwd(
+                "SYN-ACK",
+                t4(RIP4, 8080, LIP4, lport).seq(50).ack(1).flags(SYNACK).build(),
+                CIP4,
+                t4(VIP4, 80, CIP4, cport).seq(50).ack(1).flags(SYNACK).build(),
+            ),
+            pkt("ACK", t4(CIP4, cport, VIP4, 80).seq(1).ack(51).flags(ACK).build(), Expect::Fwd(RIP4.into()), None),
+        ]);
+    }
+    steps.extend([
         pkt("third: pool full", t4(CIP4, 3, VIP4, 80).flags(SYN).build(), Expect::Drop(DropReason::PoolFull), None),
         fwd(
             "the first still works, both ways",
-            t4(RIP4, 8080, LIP4, 1025).ack(1).flags(SYNACK).build(),
+            t4(RIP4, 8080, LIP4, 1025).seq(51).ack(1).flags(ACK).build(),
             CIP4,
-            t4(VIP4, 80, CIP4, 1).ack(1).flags(SYNACK).build(),
+            t4(VIP4, 80, CIP4, 1).seq(51).ack(1).flags(ACK).build(),
         ),
-        fwd(
+        pkt(
             "the second too",
-            t4(CIP4, 2, VIP4, 80).flags(SYN).build(),
-            RIP4,
-            t4(LIP4, 1026, RIP4, 8080).flags(SYN).build(),
+            t4(CIP4, 2, VIP4, 80).seq(1).ack(51).flags(PSHACK).payload(b"hi").build(),
+            Expect::Fwd(RIP4.into()),
+            None,
         ),
         check("refusal counted, scheduler untouched", |w| {
             assert_eq!(w.engine.stats().drops(DropReason::PoolFull), 1);
             assert_eq!(w.engine.sched().stats().scheduled, 2);
         }),
-        at("the half-open ones expire", 60 * S + RES, 2),
+        at("the established ones expire", 900 * S + RES, 2),
         fwd(
             "room again",
             t4(CIP4, 3, VIP4, 80).flags(SYN).build(),
             RIP4,
             t4(LIP4, 1027, RIP4, 8080).flags(SYN).build(),
         ),
-    ];
+    ]);
     run(&mut w, steps);
 }
 

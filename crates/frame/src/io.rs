@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use wire::EthernetAddress;
 
+use crate::twin::TwinClass;
+
 /// The worker's side of the frame logic: buffers and queues. None of these may block;
 /// a full queue drops (the worker counts it when it flushes).
 pub trait Io<B> {
@@ -14,8 +16,8 @@ pub trait Io<B> {
     /// Queues a finished frame for transmission on `port`.
     fn transmit(&mut self, port: usize, b: B);
     /// Hands a frame received on `port` (or routed to a kni_host address of it) to the
-    /// port's kernel twin.
-    fn up_to_twin(&mut self, port: usize, b: B);
+    /// port's kernel twin, on the queue of its `class` (see [`crate::twin`]).
+    fn up_to_twin(&mut self, port: usize, b: B, class: TwinClass);
     /// Hands a reply received on `port` to the worker `owner` that owns its local port
     /// ([`fnat::engine::EVERY_WORKER`]: a copy to each other worker).
     fn redirect(&mut self, owner: u16, port: usize, b: B);

@@ -12,18 +12,21 @@
 //! Every drop is counted under one [`NetDrop`] reason; the core counts its own
 //! ([`fnat::stats::DropReason`]); the two sets never share a name.
 
+pub mod bucket;
 pub mod counters;
 pub mod hops;
 pub mod io;
 pub mod ip;
 pub mod node;
 pub mod port;
+pub mod twin;
 
 pub use counters::{NetCounter, NetCounters, NetDrop};
 pub use hops::HopCache;
 pub use io::Io;
 pub use node::{Net, Node};
 pub use port::{Port, Vlan};
+pub use twin::{TwinBudget, TwinClass};
 
 /// Length of the untagged Ethernet header every frame starts with.
 pub const ETH_LEN: usize = wire::ethernet::HEADER_LEN;

@@ -15,11 +15,13 @@ use netstack::neigh::Due;
 use netstack::{arp, nd, AddrTable, HopOrigin, NeighTable, Pending, PortId, RouteTable, Scope};
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv6Packet};
 
+use crate::bucket::Bucket;
 use crate::counters::{NetCounter, NetCounters, NetDrop};
 use crate::hops::{HopCache, Via, FORGET_PER_LOOP};
 use crate::io::Io;
 use crate::ip;
 use crate::port::Port;
+use crate::twin::{self, TwinBudget};
 use crate::ETH_LEN;
 
 /// The configuration generation the frame logic reads: ports, owned addresses,
@@ -74,44 +76,6 @@ pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
 /// `icmp_msgs_burst`.
 pub const ICMP_ERROR_BURST: u64 = 50;
 
-/// The token bucket of a worker's own time-exceeded errors ([`ICMP_ERRORS_PER_SEC`],
-/// [`ICMP_ERROR_BURST`]), in thousandths of a token. It is refilled from the time
-/// [`Node::housekeeping`] is given, once per loop, so that sending an error reads no
-/// clock. "Fragmentation needed" / "packet too big" are not limited, as in Linux (PMTU
-/// discovery must not stall), and only go to the sender of a connection's packet.
-#[derive(Debug, Clone, Copy)]
-struct ErrorBucket {
-    milli: u64,
-    last: u64,
-}
-
-impl ErrorBucket {
-    const CAP: u64 = ICMP_ERROR_BURST * 1000;
-
-    /// A full bucket.
-    fn new() -> ErrorBucket {
-        ErrorBucket { milli: Self::CAP, last: 0 }
-    }
-
-    /// Adds the tokens earned since the last refill (`now` in ms).
-    #[inline]
-    fn refill(&mut self, now: u64) {
-        let earned = now.saturating_sub(self.last).saturating_mul(ICMP_ERRORS_PER_SEC);
-        self.milli = self.milli.saturating_add(earned).min(Self::CAP);
-        self.last = now;
-    }
-
-    /// Takes one token if there is one.
-    #[inline]
-    fn take(&mut self) -> bool {
-        let ok = self.milli >= 1000;
-        if ok {
-            self.milli -= 1000;
-        }
-        ok
-    }
-}
-
 /// Which ICMP error to send about a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum IcmpKind {
@@ -126,11 +90,17 @@ pub struct Node<B> {
     pending: Pending<B>,
     retry_at: u64,
     hops: HopCache,
-    errors: ErrorBucket,
+    /// The worker's own time-exceeded errors ([`ICMP_ERRORS_PER_SEC`],
+    /// [`ICMP_ERROR_BURST`]). "Fragmentation needed" / "packet too big" are not
+    /// limited, as in Linux (PMTU discovery must not stall), and only go to the sender
+    /// of a connection's packet.
+    errors: Bucket,
     /// Client-side ICMP errors handed to every other worker ([`EVERY_WORKER`]): a
     /// bucket of the same size as the node's own errors' (each costs a copy per worker,
     /// and anyone can send them).
-    fanouts: ErrorBucket,
+    fanouts: Bucket,
+    /// What goes up to the kernel twins (see [`crate::twin`]).
+    twin: TwinBudget,
 }
 
 impl<B: PacketBuf> Default for Node<B> {
@@ -147,9 +117,16 @@ impl<B: PacketBuf> Node<B> {
             pending: Pending::new(PENDING_HOPS, PENDING_PER_HOP),
             retry_at: 0,
             hops: HopCache::new(),
-            errors: ErrorBucket::new(),
-            fanouts: ErrorBucket::new(),
+            errors: Bucket::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
+            fanouts: Bucket::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
+            twin: TwinBudget::unlimited(),
         }
+    }
+
+    /// Sets this worker's budgets for frames going up to the kernel twins (unlimited
+    /// until set).
+    pub fn set_twin_budget(&mut self, budget: TwinBudget) {
+        self.twin = budget;
     }
 
     /// The next hops the connections' packets take (see [`HopCache`]).
@@ -265,9 +242,14 @@ impl<B: PacketBuf> Node<B> {
                     // sent it, before translation; a packet rvs put in a tunnel (TUN)
                     // is quoted without the outer header, whose size the MTU leaves out.
                     let mut quote = [0u8; ip::QUOTE_MAX];
+                    // (None for a verdict that names no connection: its arrival is
+                    // not known.)
                     let key = engine.arrival_key(conn, dir);
                     let outer = fnat::tunnel::inner_offset(&b.data()[ETH_LEN..]).unwrap_or(0);
-                    if let Some(n) = ip::quote_as_arrived(&b.data()[ETH_LEN + outer..], &key, &mut quote) {
+                    let quoted = (key.src != fnat::conn::Addr::UNSPECIFIED)
+                        .then(|| ip::quote_as_arrived(&b.data()[ETH_LEN + outer..], &key, &mut quote))
+                        .flatten();
+                    if let Some(n) = quoted {
                         self.icmp_error(net, &quote[..n], IcmpKind::TooBig(mtu - outer as u32), io);
                     }
                 }
@@ -306,6 +288,7 @@ impl<B: PacketBuf> Node<B> {
     pub fn housekeeping(&mut self, net: &Net, now: u64, io: &mut impl Io<B>) -> bool {
         self.errors.refill(now);
         self.fanouts.refill(now);
+        self.twin.refill(now);
         if now < self.retry_at {
             return false;
         }
@@ -668,13 +651,18 @@ impl<B: PacketBuf> Node<B> {
         transmit(&mut self.counters, net, port, b, io);
     }
 
-    /// Hands a frame to `port`'s kernel twin, or drops it when the port has none.
+    /// Hands a frame to `port`'s kernel twin, within its class's budget (see
+    /// [`crate::twin`]), or drops it when the port has none.
     #[inline]
     fn up_to_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
         if !net.ports.get(port).is_some_and(|p| p.twin) {
             return self.counters.drop(NetDrop::NoTwin);
         }
-        io.up_to_twin(port, b);
+        let class = twin::class_of(b.data());
+        if !self.twin.take(class) {
+            return self.counters.drop(NetDrop::TwinLimited);
+        }
+        io.up_to_twin(port, b, class);
     }
 }
 

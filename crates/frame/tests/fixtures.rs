@@ -53,20 +53,20 @@ fn arp_answers_learns_and_hands_up() {
             "who-has an address under kni_host: the kernel answers",
             0,
             req(KNI),
-            Expect::Out(vec![exact(Sink::Twin(0), req(KNI))]),
+            Expect::Out(vec![exact(Sink::TwinControl(0), req(KNI))]),
         ),
         step(
             "who-has the LIP on the wrong port: the kernel's",
             0,
             req(LIP),
-            Expect::Out(vec![exact(Sink::Twin(0), req(LIP))]),
+            Expect::Out(vec![exact(Sink::TwinControl(0), req(LIP))]),
         ),
         step(
             "an ARP reply goes up to the kernel too",
             0,
             arp_frame(STRANGER, US0, arp(ArpOperation::Reply, STRANGER, Ipv4Addr::new(198, 51, 100, 9), US0, IF0)),
             Expect::Out(vec![exact(
-                Sink::Twin(0),
+                Sink::TwinControl(0),
                 arp_frame(STRANGER, US0, arp(ArpOperation::Reply, STRANGER, Ipv4Addr::new(198, 51, 100, 9), US0, IF0)),
             )]),
         ),
@@ -138,19 +138,19 @@ fn nd_solicit_advert() {
             "NS for an address not ours: the kernel's",
             0,
             ns(v6("2001:db8:c::99")),
-            Expect::Out(vec![exact(Sink::Twin(0), ns(v6("2001:db8:c::99")))]),
+            Expect::Out(vec![exact(Sink::TwinControl(0), ns(v6("2001:db8:c::99")))]),
         ),
         step(
             "an unsolicited NA of a stranger goes up, its binding not reported",
             0,
             na(NdiscFlags::OVERRIDE),
-            Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+            Expect::Out(vec![check(Sink::TwinControl(0), |_| {})]),
         ),
         step(
             "a solicited one (an answer) goes up, its binding reported",
             0,
             na(NdiscFlags(NdiscFlags::SOLICITED.0 | NdiscFlags::OVERRIDE.0)),
-            Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+            Expect::Out(vec![check(Sink::TwinControl(0), |_| {})]),
         ),
     ];
     run(&mut w, steps);
@@ -158,6 +158,40 @@ fn nd_solicit_advert() {
     assert_eq!(w.io.seen, vec![(v6("2001:db8:c::9").into(), STRANGER, 0)]);
     assert_eq!(w.node.counters.get(NetCounter::NeighUnsolicited), 1);
     assert_eq!(w.node.counters.get(NetCounter::NdAdverts), 2);
+}
+
+/// What goes up to the kernel twin is classed (`frame::twin`): a flood to the kernel's
+/// address spends the bulk budget and, past it, is dropped (`twin_limited`), while VRRP
+/// adverts and ARP still go up, on the control protocols' queue and budget.
+#[test]
+fn a_flood_to_the_kernel_spends_the_bulk_budget_not_the_control_ones() {
+    let mut w = World::new(1);
+    // 100 a second: a full bucket of 32.
+    w.node.set_twin_budget(TwinBudget::new(100, 1000));
+    let junk = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).udp(40000, 9).payload(b"junk").build();
+    let vrrp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0, 0x5e, 0, 0, 18]))
+        .ipv4(Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(224, 0, 0, 18))
+        .ttl(255)
+        .protocol(wire::IpProtocol(112))
+        .payload(&[0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 1])
+        .build();
+    let bgp = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).tcp(41000, 179).flags(ACK).build();
+    let up = |f: &Vec<u8>| Expect::Out(vec![exact(Sink::Twin(0), f.clone())]);
+    let control = |f: &Vec<u8>| Expect::Out(vec![exact(Sink::TwinControl(0), f.clone())]);
+    let mut steps: Vec<Step> =
+        (0..32).map(|_| step("junk to the kernel's address, in budget", 0, junk.clone(), up(&junk))).collect();
+    steps.extend([
+        step("junk past the budget", 0, junk.clone(), Expect::Drop("twin_limited")),
+        step("VRRP still goes up, as a control protocol", 0, vrrp.clone(), control(&vrrp)),
+        step("and BGP", 0, bgp.clone(), control(&bgp)),
+        step("junk still past the budget", 0, junk.clone(), Expect::Drop("twin_limited")),
+    ]);
+    run(&mut w, steps);
+    w.housekeeping(100);
+    let mut later: Vec<Step> =
+        (0..10).map(|_| step("a tenth of a second later: ten more", 0, junk.clone(), up(&junk))).collect();
+    later.push(step("and no more", 0, junk.clone(), Expect::Drop("twin_limited")));
+    run(&mut w, later);
 }
 
 /// Layer 2 filters and what the kernel gets.
@@ -183,7 +217,12 @@ fn l2_filters_twin_and_forward2kni() {
         step("a frame for another MAC is not for us", 0, other_mac, Expect::Drop("not_for_us")),
         step("our own frame looped back", 0, own, Expect::Drop("own_frame")),
         step("shorter than an Ethernet header", 0, vec![0xff; 10], Expect::Drop("bad_frame")),
-        step("multicast VRRP goes to the kernel twin", 0, vrrp.clone(), Expect::Out(vec![exact(Sink::Twin(0), vrrp)])),
+        step(
+            "multicast VRRP goes to the kernel twin",
+            0,
+            vrrp.clone(),
+            Expect::Out(vec![exact(Sink::TwinControl(0), vrrp)]),
+        ),
         step(
             "another ethertype (LLDP) goes to the kernel twin",
             0,
@@ -286,7 +325,7 @@ fn local_delivery() {
                 "TCP with TTL 1 to a kni_host address goes to the kernel",
                 0,
                 bgp.clone(),
-                Expect::Out(vec![exact(Sink::Twin(0), bgp)]),
+                Expect::Out(vec![exact(Sink::TwinControl(0), bgp)]),
             )
         },
         step("TCP to a VIP port without a service: no_service, no RST", 0, syn4(5000, 443), Expect::Drop("no_service")),
@@ -1104,7 +1143,7 @@ fn forged_bindings_are_not_reported() {
             .neighbour_advert(NdiscFlags::OVERRIDE, ip, Some(smac))
             .build()
     };
-    let up = |f: Vec<u8>| Expect::Out(vec![exact(Sink::Twin(0), f)]);
+    let up = |f: Vec<u8>| Expect::Out(vec![exact(Sink::TwinControl(0), f)]);
     let forged = [
         ("ARP reply from the client side claiming a real server", reply(STRANGER, RIP_UNRESOLVED, US0, IF0)),
         ("ARP reply from the client side claiming a resolved real server", reply(STRANGER, RIP, US0, IF0)),
@@ -1123,7 +1162,9 @@ fn forged_bindings_are_not_reported() {
     ];
     let n = forged.len() + forged6.len();
     let mut steps: Vec<Step> = forged.into_iter().map(|(d, f)| step(d, 0, f.clone(), up(f))).collect();
-    steps.extend(forged6.into_iter().map(|(d, f)| step(d, 0, f, Expect::Out(vec![check(Sink::Twin(0), |_| {})]))));
+    steps.extend(
+        forged6.into_iter().map(|(d, f)| step(d, 0, f, Expect::Out(vec![check(Sink::TwinControl(0), |_| {})]))),
+    );
     run(&mut w, steps);
     assert!(w.io.seen.is_empty(), "nothing forged is reported: {:?}", w.io.seen);
     assert_eq!(w.node.counters.get(NetCounter::NeighRefused), n as u64);

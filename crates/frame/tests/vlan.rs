@@ -54,7 +54,7 @@ fn arp_echo_and_a_connection_through_a_vlan_sub_interface() {
             0,
             tagged_arp(100, ArpOperation::Request, (CLIENT, VCIP), (US0, IF0)),
             Expect::Out(vec![exact(
-                Sink::Twin(VLAN_PORT),
+                Sink::TwinControl(VLAN_PORT),
                 PacketBuilder::eth(CLIENT, BCAST)
                     .arp(arp(ArpOperation::Request, CLIENT, VCIP, EthernetAddress([0; 6]), IF0))
                     .build(),

@@ -228,10 +228,26 @@ pub struct WorkersConf {
     /// latency the first packet after a quiet spell can see).
     #[serde(default = "default_max_sleep_us")]
     pub max_sleep_us: u32,
+    /// Frames all workers together hand up to the kernel twins a second, at most, but
+    /// for the control protocols (0: no limit; see `frame::twin`).
+    #[serde(default = "default_twin_up_pps")]
+    pub twin_up_pps: u32,
+    /// Control protocols' frames (VRRP, OSPF, BGP, BFD, ARP, neighbour discovery) all
+    /// workers together hand up to the twins a second, at most (0: no limit).
+    #[serde(default = "default_twin_control_pps")]
+    pub twin_control_pps: u32,
 }
 
 fn default_max_sleep_us() -> u32 {
     500
+}
+
+fn default_twin_up_pps() -> u32 {
+    200_000
+}
+
+fn default_twin_control_pps() -> u32 {
+    50_000
 }
 
 /// A dataplane port: a PCI NIC or a virtual device.

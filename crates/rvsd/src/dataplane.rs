@@ -38,6 +38,8 @@ fn device_name(p: &crate::config::PortConf) -> String {
 
 /// Frames queued from the workers to the twins, and from the twins to worker 0.
 const TWIN_RING: u32 = 8192;
+/// Size of the ring up to the twins for control protocols' frames (see `frame::twin`).
+const TWIN_CONTROL_RING: u32 = 1024;
 /// Replies queued from one worker to another.
 const REDIRECT_RING: u32 = 4096;
 
@@ -310,6 +312,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
     let shared = Arc::new(Shared::new(first, n, cfg.sync.as_ref()));
     let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
+    let twin_up_control = MbufRing::new("rvs_twin_upc", TWIN_CONTROL_RING, RingSync::MpMc)?;
     let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;
     let capture = MbufRing::new("rvs_capture", TWIN_RING, RingSync::MpMc)?;
     // One single-producer/single-consumer ring per ordered pair of workers.
@@ -351,6 +354,11 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             clock,
             expire_nodest: cfg.conn.expire_nodest,
             twin_up: twin_up.producer().expect("a multi-producer ring has producers for all"),
+            twin_up_control: twin_up_control.producer().expect("a multi-producer ring has producers for all"),
+            twin_budget: frame::TwinBudget::new(
+                u64::from(cfg.workers.twin_up_pps).div_ceil(n as u64),
+                u64::from(cfg.workers.twin_control_pps).div_ceil(n as u64),
+            ),
             twin_down: if i == 0 { twin_down.consumer() } else { None },
             capture: capture.producer().expect("a multi-producer ring has producers for all"),
             redirect_tx: rings[i].iter().map(|r| r.as_ref().and_then(|r| r.producer())).collect(),
@@ -374,7 +382,10 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         handles_ports,
         jobs_rx,
         cfg.conn.pool_size,
-        twin_up.consumer().expect("the control thread is the only consumer"),
+        [
+            twin_up_control.consumer().expect("the control thread is the only consumer"),
+            twin_up.consumer().expect("the control thread is the only consumer"),
+        ],
         twin_down.producer().expect("the control thread is the only producer"),
         Arc::clone(&pool),
         capture.consumer().expect("the control thread is the only consumer"),
@@ -410,6 +421,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     // then the EAL, then its runtime directory.
     drop(ports);
     drop(twin_up);
+    drop(twin_up_control);
     drop(twin_down);
     drop(capture);
     drop(rings);

@@ -742,6 +742,12 @@ impl Loop {
             Ok(m) => m.req,
             Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))),
         };
+        if matches!(req, Request::AddrDel { lease: true, .. }) {
+            // A lease ends when its connection closes, never at a client's word (one
+            // could end another connection's lease).
+            let msg = "addr del with lease: rvsd's own, when the lessee's connection closes";
+            return fail(c, Response::error(ErrorCode::Invalid, msg.to_string()));
+        }
         // Leases: remember what this connection added with `lease`, forget what it
         // removed.
         let lease = match &req {
@@ -864,7 +870,7 @@ impl Loop {
             let _ = self.epoll.delete(c.stream.as_fd());
         }
         for (dev, addr) in c.leased {
-            tracing::info!(%addr, %dev, "control connection closed: removing its leased address");
+            tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
             let (tx, _rx) = mpsc::channel();
             let _ = self.jobs.send((Request::AddrDel { dev, addr, lease: true }, tx, None));
         }
@@ -982,10 +988,19 @@ mod tests {
         // The lease holder goes: its address is removed.
         drop(holder);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, .. } if dev == "p0")) {
-            assert!(Instant::now() < deadline, "no AddrDel after the holder closed: {:?}", f.requests());
+        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, lease: true, .. } if dev == "p0")) {
+            assert!(Instant::now() < deadline, "no lease end after the holder closed: {:?}", f.requests());
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A client cannot end a lease (another connection's) itself.
+        let mut forger = f.connect();
+        let end = Request::AddrDel { dev: "p0".into(), addr: "192.0.2.9".parse().unwrap(), lease: true };
+        forger.write_all(&line(end)).unwrap();
+        let reply = read_reply(&mut BufReader::new(forger.try_clone().unwrap()));
+        assert!(reply.contains("rvsd's own"), "{reply}");
+        assert!(closed(&mut forger), "and closed, as after any bad request");
+        let ends = f.requests().iter().filter(|r| matches!(r, Request::AddrDel { lease: true, .. })).count();
+        assert_eq!(ends, 1, "the forged one never reached the control thread");
         // Every client busy (a partial request each): the next one is refused.
         newcomer.write_all(b"{").unwrap();
         let mut other = f.connect();

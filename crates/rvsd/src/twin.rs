@@ -100,11 +100,11 @@ impl Twin {
         Ok(Some(Twin { port, ifname, rx: rx.remove(0), tx: tx.remove(0), link_up: true, kind }))
     }
 
-    /// Moves frames between the workers and the kernel twins: up (the workers' ring →
-    /// twin transmit) and down (twin receive → worker 0, which sends them out of the
-    /// port). True if anything moved.
+    /// Moves frames between the workers and the kernel twins: up (the workers' rings,
+    /// the control protocols' first → twin transmit) and down (twin receive → worker 0,
+    /// which sends them out of the port). True if anything moved.
     pub fn pump(
-        up: &mut RingConsumer,
+        up: &mut [RingConsumer; 2],
         down: &mut RingProducer,
         ports: &mut [PortHandle],
         vlans: &mut [VlanHandle],
@@ -112,20 +112,22 @@ impl Twin {
         let mut moved = false;
         let mut b = Burst::new();
         let n = ports.len();
-        for _ in 0..BURSTS_PER_ROUND {
-            if up.dequeue_burst(&mut b) == 0 {
-                break;
-            }
-            moved = true;
-            for m in b.drain() {
-                let i = m.port() as usize;
-                let twin = match i.checked_sub(n) {
-                    None => ports.get_mut(i).and_then(|p| p.twin.as_mut()),
-                    Some(j) => vlans.get_mut(j).and_then(|v| v.twin.as_mut()),
-                };
-                match twin {
-                    Some(t) => t.tx.push(m),
-                    None => drop(m),
+        for ring in up.iter_mut() {
+            for _ in 0..BURSTS_PER_ROUND {
+                if ring.dequeue_burst(&mut b) == 0 {
+                    break;
+                }
+                moved = true;
+                for m in b.drain() {
+                    let i = m.port() as usize;
+                    let twin = match i.checked_sub(n) {
+                        None => ports.get_mut(i).and_then(|p| p.twin.as_mut()),
+                        Some(j) => vlans.get_mut(j).and_then(|v| v.twin.as_mut()),
+                    };
+                    match twin {
+                        Some(t) => t.tx.push(m),
+                        None => drop(m),
+                    }
                 }
             }
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use dpdk::{Burst, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxBuffer};
 use fnat::engine::{Engine, Verdict, EVERY_WORKER};
 use fnat::stats::DropReason;
-use frame::{Io, Net, NetCounter, NetCounters, NetDrop, Node, ETH_LEN};
+use frame::{Io, Net, NetCounter, NetCounters, NetDrop, Node, TwinClass, ETH_LEN};
 use netstack::PortId;
 use wire::EthernetAddress;
 
@@ -62,6 +62,12 @@ pub struct WorkerParts {
     /// Frames for the kernel twins go up this ring (the control thread writes them to
     /// the twins), tagged with their port in `Mbuf::port`.
     pub twin_up: RingProducer,
+    /// The control protocols' frames for the twins go up this one (pumped first; see
+    /// [`frame::twin`]).
+    pub twin_up_control: RingProducer,
+    /// This worker's budgets for frames going up (its share of `[workers]
+    /// twin_up_pps` and `twin_control_pps`).
+    pub twin_budget: frame::TwinBudget,
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.
     pub twin_down: Option<RingConsumer>,
@@ -198,6 +204,8 @@ struct WorkerIo {
     capturing: bool,
     twin_up: RingProducer,
     twin_out: Burst,
+    twin_up_control: RingProducer,
+    twin_control_out: Burst,
     redirect_tx: Vec<Option<RingProducer>>,
     redirect_out: Vec<Burst>,
     capture: RingProducer,
@@ -245,7 +253,11 @@ impl Worker {
             engine,
             clock: p.clock,
             links: links(&snap.ports),
-            node: Node::new(),
+            node: {
+                let mut n = Node::new();
+                n.set_twin_budget(p.twin_budget);
+                n
+            },
             io: WorkerIo {
                 tx: p.tx,
                 pool: p.pool,
@@ -255,6 +267,8 @@ impl Worker {
                 redirected: false,
                 twin_up: p.twin_up,
                 twin_out: Burst::new(),
+                twin_up_control: p.twin_up_control,
+                twin_control_out: Burst::new(),
                 redirect_out: p.redirect_tx.iter().map(|_| Burst::new()).collect(),
                 redirect_tx: p.redirect_tx,
                 capture: p.capture,
@@ -652,16 +666,26 @@ impl WorkerIo {
         }
     }
 
-    /// Sends the frames gathered for the twins; a full ring drops (never waits).
+    /// Sends the frames gathered for the twins, each class on its ring; a full ring
+    /// drops (never waits).
     fn flush_twin(&mut self) {
-        let n = self.twin_out.len();
-        if n == 0 {
-            return;
+        for control in [true, false] {
+            let (ring, out) = match control {
+                true => (&mut self.twin_up_control, &mut self.twin_control_out),
+                false => (&mut self.twin_up, &mut self.twin_out),
+            };
+            let n = out.len();
+            if n == 0 {
+                continue;
+            }
+            let sent = ring.enqueue_burst(out) as u64;
+            out.clear();
+            self.counters.counts.add_n(NetCounter::TwinUp, sent);
+            if control {
+                self.counters.counts.add_n(NetCounter::TwinUpControl, sent);
+            }
+            self.counters.drops.add_n(NetDrop::TwinFull, n as u64 - sent);
         }
-        let sent = self.twin_up.enqueue_burst(&mut self.twin_out);
-        self.counters.counts.add_n(NetCounter::TwinUp, sent as u64);
-        self.counters.drops.add_n(NetDrop::TwinFull, (n - sent) as u64);
-        self.twin_out.clear();
     }
 
     /// End of a loop: the twins' ring, the other workers' rings, the ports.
@@ -699,13 +723,21 @@ impl Io<MbufSlot> for WorkerIo {
     }
 
     #[inline]
-    fn up_to_twin(&mut self, port: usize, b: MbufSlot) {
+    fn up_to_twin(&mut self, port: usize, b: MbufSlot, class: TwinClass) {
         let Some(mut m) = b.0 else { return };
         m.set_port(port as u16);
-        if self.twin_out.is_full() {
+        let full = match class {
+            TwinClass::Control => self.twin_control_out.is_full(),
+            TwinClass::Bulk => self.twin_out.is_full(),
+        };
+        if full {
             self.flush_twin();
         }
-        if self.twin_out.push(m).is_err() {
+        let out = match class {
+            TwinClass::Control => &mut self.twin_control_out,
+            TwinClass::Bulk => &mut self.twin_out,
+        };
+        if out.push(m).is_err() {
             self.counters.drop(NetDrop::TwinFull);
         }
     }

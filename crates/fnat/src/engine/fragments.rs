@@ -93,14 +93,14 @@ impl Engine {
             self.frags.count(FragEvent::NoFirst);
             return self.drop(DropReason::FragmentNoFirst);
         }
-        // The connection may have gone since the first fragment (its slot may hold
-        // another one now): it must still be the flow of these addresses.
+        // The connection may have gone since the first fragment (its slot may be free,
+        // or hold another one now): it must still be the flow of these addresses.
         let c = self.conns.get(conn);
         let arrived = match dir {
             Direction::Input => c.inbound_key(),
             Direction::Output => c.outbound_key(),
         };
-        if arrived.src != f.key.src || arrived.dst != f.key.dst {
+        if !c.is_live() || arrived.src != f.key.src || arrived.dst != f.key.dst {
             self.frags.count(FragEvent::NoFirst);
             return self.drop(DropReason::FragmentNoFirst);
         }

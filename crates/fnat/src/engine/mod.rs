@@ -1222,16 +1222,16 @@ impl Engine {
         t: &Tuple,
         k: &ConnKey,
     ) -> Result<ConnRef, DropReason> {
-        if !self.pool_room(now) {
-            // Refused before the scheduler moves a cursor or records persistence.
-            return Err(DropReason::PoolFull);
-        }
         let s = table.service(svc);
         // Asked again for connections the SYN proxy opens on a cookie ACK.
         self.edge.source_room(s.id.0, &s.policy, t.src)?;
         let counted = s.policy.source_limit > 0;
         if t.proto == Proto::Tcp {
             self.syn_recv_room();
+        }
+        if !self.pool_room(now) {
+            // Refused before the scheduler moves a cursor or records persistence.
+            return Err(DropReason::PoolFull);
         }
         let pick = self.sched.schedule(table, svc, (t.src, t.sport), t.dst, now).map_err(|e| match e {
             SchedError::NoDest => DropReason::NoRealServer,

@@ -113,11 +113,11 @@ impl Engine {
     /// Opens rule `rule`'s connection for the first packet `t`: a WAN address and port
     /// from the rule's set towards the destination.
     fn snat_open(&mut self, rule: usize, now: Millis, t: &Tuple, k: &ConnKey) -> Result<ConnRef, DropReason> {
-        if !self.pool_room(now) {
-            return Err(DropReason::PoolFull);
-        }
         if t.proto == Proto::Tcp {
             self.syn_recv_room();
+        }
+        if !self.pool_room(now) {
+            return Err(DropReason::PoolFull);
         }
         let set = self.snat_sets.get(rule).copied().ok_or(DropReason::NoLocalAddr)?;
         let (wan, wport) = self.local_addr_in(set as usize, t.proto, k.dst, t.dport, now)?;

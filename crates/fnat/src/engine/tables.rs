@@ -153,10 +153,14 @@ impl Engine {
     }
 
     /// Whether connection `r` has been idle for at least [`STEAL_IDLE_MS`]: at most its
-    /// state's timeout less that is left.
+    /// state's timeout less that is left (a synced copy's holds the sync grace too).
     fn idle_a_while(&self, r: ConnRef, now: Millis) -> bool {
         let c = self.conns.get(r);
-        let idle_from = self.timeout_of(c.rs, c.proto(), c.state).saturating_sub(STEAL_IDLE_MS);
+        let grace = match (c.synced(), self.sync) {
+            (true, Some(s)) => Millis::from(s.grace_ms),
+            _ => 0,
+        };
+        let idle_from = (self.timeout_of(c.rs, c.proto(), c.state) + grace).saturating_sub(STEAL_IDLE_MS);
         c.expires(now) <= now + idle_from
     }
 

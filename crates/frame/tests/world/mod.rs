@@ -13,7 +13,7 @@ pub use fnat::sched::SchedKind;
 pub use fnat::service::{RealServerConfig, ServiceConfig, ServiceTable};
 pub use fnat::stats::DropReason;
 pub use fnat::types::{FwdMode, Proto};
-pub use frame::{Io, Net, NetCounter, NetDrop, Node, Port, Vlan, ETH_LEN};
+pub use frame::{Io, Net, NetCounter, NetDrop, Node, Port, TwinBudget, TwinClass, Vlan, ETH_LEN};
 pub use ipnet::IpNet;
 pub use netstack::{AddrFlags, AddrTable, NeighTable, PortId, Route, RouteTable};
 pub use wire::builder::PacketBuilder;
@@ -61,6 +61,8 @@ pub fn rip6() -> Ipv6Addr {
 pub enum Sink {
     Tx(usize),
     Twin(usize),
+    /// Up to the twin, on the control protocols' queue.
+    TwinControl(usize),
     Redirect(u16, usize),
 }
 
@@ -85,8 +87,12 @@ impl Io<VecBuf> for Rec {
     fn transmit(&mut self, port: usize, b: VecBuf) {
         self.out.push((Sink::Tx(port), b.to_vec()));
     }
-    fn up_to_twin(&mut self, port: usize, b: VecBuf) {
-        self.out.push((Sink::Twin(port), b.to_vec()));
+    fn up_to_twin(&mut self, port: usize, b: VecBuf, class: TwinClass) {
+        let sink = match class {
+            TwinClass::Control => Sink::TwinControl(port),
+            TwinClass::Bulk => Sink::Twin(port),
+        };
+        self.out.push((sink, b.to_vec()));
     }
     fn redirect(&mut self, owner: u16, port: usize, b: VecBuf) {
         self.out.push((Sink::Redirect(owner, port), b.to_vec()));

@@ -183,7 +183,9 @@ pub struct Control {
     /// The addresses control connections added with a lease and still hold (rvs-agent's
     /// VIPs): the lessee's, so a SIGHUP keeps them (see `reload`).
     leased: HashSet<IpAddr>,
-    twin_up: RingConsumer,
+    /// The workers' rings up to the twins: the control protocols', then the rest's
+    /// (pumped in that order, see `frame::twin`).
+    twin_up: [RingConsumer; 2],
     twin_down: RingProducer,
     pool: Arc<Mempool>,
     capture_rx: RingConsumer,
@@ -228,7 +230,7 @@ impl Control {
         ports: Vec<PortHandle>,
         jobs: Receiver<Job>,
         pool_size: u32,
-        twin_up: RingConsumer,
+        twin_up: [RingConsumer; 2],
         twin_down: RingProducer,
         pool: Arc<Mempool>,
         capture_rx: RingConsumer,

@@ -179,8 +179,6 @@ impl Control {
         })
     }
 
-    /// Applies `verb` to a copy of the state; if it agrees, validates the copy whole,
-    /// adopts it, publishes it and waits for every worker ([`Control::apply`]).
     /// The end of `addr`'s lease (its lessee's control connection closed): the lease
     /// ends whatever happens, so that no reload keeps the address for a connection that
     /// is gone; the address is removed only if a lease held it (a SIGHUP whose file
@@ -199,6 +197,8 @@ impl Control {
         }
     }
 
+    /// Applies `verb` to a copy of the state; if it agrees, validates the copy whole,
+    /// adopts it, publishes it and waits for every worker ([`Control::apply`]).
     fn change(&mut self, verb: impl FnOnce(&mut State) -> Result<(), Refused>) -> Result<Response, Refused> {
         let mut next = self.state.clone();
         verb(&mut next)?;
