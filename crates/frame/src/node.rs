@@ -21,7 +21,7 @@ use crate::hops::{HopCache, Via, FORGET_PER_LOOP};
 use crate::io::Io;
 use crate::ip;
 use crate::port::Port;
-use crate::twin::{self, TwinBudget};
+use crate::twin::{self, TwinBudget, TwinClass};
 use crate::ETH_LEN;
 
 /// The configuration generation the frame logic reads: ports, owned addresses,
@@ -187,7 +187,8 @@ impl<B: PacketBuf> Node<B> {
         if p.forward2kni {
             // A copy of everything received, for tcpdump on the twin (off by default).
             match io.copy(&b) {
-                Some(c) => self.up_to_twin(net, port, c, io),
+                // (Bulk whatever it carries: the original takes its own class.)
+                Some(c) => self.up_to_twin_as(net, port, c, TwinClass::Bulk, io),
                 None => self.counters.drop(NetDrop::NoMbuf),
             }
         }
@@ -655,12 +656,21 @@ impl<B: PacketBuf> Node<B> {
     /// [`crate::twin`]), or drops it when the port has none.
     #[inline]
     fn up_to_twin(&mut self, net: &Net, port: usize, b: B, io: &mut impl Io<B>) {
+        let class = twin::class_of(b.data());
+        self.up_to_twin_as(net, port, b, class, io);
+    }
+
+    /// [`up_to_twin`](Self::up_to_twin) as `class`.
+    #[inline]
+    fn up_to_twin_as(&mut self, net: &Net, port: usize, b: B, class: TwinClass, io: &mut impl Io<B>) {
         if !net.ports.get(port).is_some_and(|p| p.twin) {
             return self.counters.drop(NetDrop::NoTwin);
         }
-        let class = twin::class_of(b.data());
         if !self.twin.take(class) {
-            return self.counters.drop(NetDrop::TwinLimited);
+            return self.counters.drop(match class.is_control() {
+                true => NetDrop::TwinLimitedControl,
+                false => NetDrop::TwinLimited,
+            });
         }
         io.up_to_twin(port, b, class);
     }

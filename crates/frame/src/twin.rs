@@ -6,25 +6,44 @@
 //! junk to them used to share one queue, the control thread's pump and the kernel's
 //! backlog with the adverts, so enough of it lost adverts (a backup taking over from a
 //! master alive and well) or keepalives. So each frame going up is classed
-//! ([`class_of`]): control protocols go on a queue of their own, pumped first, and
-//! each class has its own budget per worker ([`TwinBudget`]: `[workers] twin_up_pps`
-//! and `twin_control_pps`, shared among the workers); what is over it is dropped before
-//! it reaches a queue (`twin_limited`). A flood of forged control protocol packets
-//! meets the control budget, not the rest's.
+//! ([`class_of`]): the link's own protocols (VRRP, OSPF, single-hop BFD: only with the
+//! TTL 255 or the link-local group no router passes on), neighbour resolution, routed
+//! control protocols (BGP, multihop BFD: anyone may send to their ports), and the rest.
+//! The three control classes go on a queue of their own, pumped first, and each class
+//! has its own budget ([`TwinBudget`]: `[workers] twin_control_pps` for each control
+//! class on each worker, `twin_up_pps` for the rest, shared among the workers); what is
+//! over it is dropped before it reaches a queue (`twin_limited`,
+//! `twin_limited_control`). A flood to the kernel's addresses meets the bulk budget; a
+//! flood aimed at BGP's port meets the routed one and leaves VRRP alone; only a host on
+//! the link can reach the link classes.
 
 use crate::bucket::Bucket;
 
 /// Which queue and budget a frame for a kernel twin takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TwinClass {
-    /// VRRP, OSPF, BGP (TCP port 179 either side), BFD (UDP to 3784, 3785, 4784), ARP
-    /// and neighbour discovery: what keeps the box's roles and routes.
-    Control,
+    /// Protocols of the link itself, which no router passes on (TTL or hop limit 255,
+    /// or a link-local group): VRRP, OSPF, single-hop BFD (UDP 3784, 3785).
+    Link,
+    /// Neighbour resolution: ARP, neighbour solicitations and advertisements (hop limit
+    /// 255).
+    Neigh,
+    /// Routed control protocols, which anyone may send to: BGP (TCP port 179 either
+    /// side), multihop BFD (UDP 4784).
+    Routed,
     /// Everything else.
     Bulk,
 }
 
-/// IP protocol numbers of the control class.
+impl TwinClass {
+    /// Whether it is one of the control classes (their ring, pumped first).
+    #[inline]
+    pub fn is_control(self) -> bool {
+        self != TwinClass::Bulk
+    }
+}
+
+/// IP protocol numbers the classes look at.
 const VRRP: u8 = 112;
 const OSPF: u8 = 89;
 const TCP: u8 = 6;
@@ -32,50 +51,72 @@ const UDP: u8 = 17;
 const ICMPV6: u8 = 58;
 /// BGP's TCP port.
 const BGP: u16 = 179;
-/// BFD's UDP ports: single hop, echo, multihop (RFC 5881, 5883).
-const BFD: [u16; 3] = [3784, 3785, 4784];
+/// Single-hop BFD's UDP ports: control, echo (RFC 5881).
+const BFD_ONE_HOP: [u16; 2] = [3784, 3785];
+/// Multihop BFD's UDP port (RFC 5883).
+const BFD_MULTIHOP: u16 = 4784;
+/// The TTL / hop limit of a packet that cannot have crossed a router (RFC 5082).
+const LINK_TTL: u8 = 255;
 
-/// The class of an Ethernet frame (untagged: a tagged frame, for a VLAN rvs has no
-/// sub-interface for, is bulk). Reads the headers only; never panics.
+/// The class of an Ethernet frame (under up to two VLAN tags). Reads the headers only;
+/// never panics.
 pub fn class_of(frame: &[u8]) -> TwinClass {
-    let ethertype = frame.get(12..14).map_or(0, |e| u16::from_be_bytes([e[0], e[1]]));
-    let ip = frame.get(crate::ETH_LEN..).unwrap_or_default();
-    let control = match ethertype {
-        0x0806 => true,
+    let mut at = 12;
+    let mut ethertype = read16(frame, at).unwrap_or(0);
+    for _ in 0..2 {
+        if ethertype != 0x8100 && ethertype != 0x88a8 {
+            break;
+        }
+        at += 4;
+        ethertype = read16(frame, at).unwrap_or(0);
+    }
+    let ip = frame.get(at + 2..).unwrap_or_default();
+    match ethertype {
+        0x0806 => TwinClass::Neigh,
         0x0800 => ipv4(ip),
         0x86DD => ipv6(ip),
-        _ => false,
-    };
-    match control {
-        true => TwinClass::Control,
-        false => TwinClass::Bulk,
+        _ => TwinClass::Bulk,
     }
 }
 
-/// An IPv4 packet of the control class (a later fragment is not: no ports).
-fn ipv4(p: &[u8]) -> bool {
-    if p.len() < 20 || p[0] >> 4 != 4 || u16::from_be_bytes([p[6], p[7]]) & 0x1fff != 0 {
-        return false;
+fn read16(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]))
+}
+
+/// An IPv4 packet's class (a later fragment is bulk: no ports).
+fn ipv4(p: &[u8]) -> TwinClass {
+    let ihl = usize::from(p.first().map_or(0, |b| b & 0x0f)) * 4;
+    if p.len() < 20 || p[0] >> 4 != 4 || ihl < 20 || read16(p, 6).unwrap_or(0) & 0x1fff != 0 {
+        return TwinClass::Bulk;
     }
-    let ihl = usize::from(p[0] & 0x0f) * 4;
-    upper(p[9], p.get(ihl..).unwrap_or_default())
+    let group = p[16..20] == [224, 0, 0, 5] || p[16..20] == [224, 0, 0, 6];
+    upper(p[9], p[8], group, p.get(ihl..).unwrap_or_default())
 }
 
-/// An IPv6 packet of the control class (its protocol right after the fixed header:
-/// these protocols carry no extension headers).
-fn ipv6(p: &[u8]) -> bool {
-    p.len() >= 40 && p[0] >> 4 == 6 && upper(p[6], &p[40..])
+/// An IPv6 packet's class (its protocol right after the fixed header: these protocols
+/// carry no extension headers).
+fn ipv6(p: &[u8]) -> TwinClass {
+    if p.len() < 40 || p[0] >> 4 != 6 {
+        return TwinClass::Bulk;
+    }
+    let ospf_group = |last: u8| p[24..39] == [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0] && p[39] == last;
+    upper(p[6], p[7], ospf_group(5) || ospf_group(6), &p[40..])
 }
 
-fn upper(proto: u8, l4: &[u8]) -> bool {
-    let port = |at: usize| l4.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+/// The class of a packet of `proto` with TTL / hop limit `ttl`, to OSPF's groups or not
+/// (`ospf_group`), whose transport header starts `l4`.
+fn upper(proto: u8, ttl: u8, ospf_group: bool, l4: &[u8]) -> TwinClass {
+    let (sport, dport) = (read16(l4, 0), read16(l4, 2));
     match proto {
-        VRRP | OSPF => true,
-        TCP => port(0) == Some(BGP) || port(2) == Some(BGP),
-        UDP => port(2).is_some_and(|p| BFD.contains(&p)),
-        // Router and neighbour solicitations and advertisements, redirects.
-        ICMPV6 => l4.first().is_some_and(|t| (133..=137).contains(t)),
-        _ => false,
+        VRRP if ttl == LINK_TTL => TwinClass::Link,
+        OSPF if ospf_group => TwinClass::Link,
+        TCP if sport == Some(BGP) || dport == Some(BGP) => TwinClass::Routed,
+        UDP if dport == Some(BFD_MULTIHOP) => TwinClass::Routed,
+        UDP if ttl == LINK_TTL && dport.is_some_and(|p| BFD_ONE_HOP.contains(&p)) => TwinClass::Link,
+        // Neighbour solicitations and advertisements (router advertisements and
+        // redirects the twins refuse anyway).
+        ICMPV6 if ttl == LINK_TTL && l4.first().is_some_and(|t| *t == 135 || *t == 136) => TwinClass::Neigh,
+        _ => TwinClass::Bulk,
     }
 }
 
@@ -83,19 +124,23 @@ fn upper(proto: u8, l4: &[u8]) -> bool {
 /// loop's clock ([`crate::Node::housekeeping`]).
 #[derive(Debug, Clone, Copy)]
 pub struct TwinBudget {
+    link: Bucket,
+    neigh: Bucket,
+    routed: Bucket,
     bulk: Bucket,
-    control: Bucket,
 }
 
 impl TwinBudget {
-    /// Budgets of `bulk_pps` and `control_pps` frames a second (0: no limit), each
-    /// with a burst of a tenth of a second's worth (at least 32 frames).
+    /// Budgets of `bulk_pps` bulk frames a second and of `control_pps` for each control
+    /// class (0: no limit), each with a burst of a tenth of a second's worth (at least
+    /// 32 frames).
     pub fn new(bulk_pps: u64, control_pps: u64) -> TwinBudget {
         let bucket = |pps: u64| Bucket::new(pps, (pps / 10).max(32));
-        TwinBudget { bulk: bucket(bulk_pps), control: bucket(control_pps) }
+        let control = bucket(control_pps);
+        TwinBudget { link: control, neigh: control, routed: control, bulk: bucket(bulk_pps) }
     }
 
-    /// No limit on either class.
+    /// No limit on any class.
     pub fn unlimited() -> TwinBudget {
         TwinBudget::new(0, 0)
     }
@@ -103,15 +148,18 @@ impl TwinBudget {
     /// Adds the tokens earned since the last refill (`now` in ms).
     #[inline]
     pub fn refill(&mut self, now: u64) {
-        self.bulk.refill(now);
-        self.control.refill(now);
+        for b in [&mut self.link, &mut self.neigh, &mut self.routed, &mut self.bulk] {
+            b.refill(now);
+        }
     }
 
     /// Takes one frame of `class` from its budget, if there is room.
     #[inline]
     pub fn take(&mut self, class: TwinClass) -> bool {
         match class {
-            TwinClass::Control => self.control.take(),
+            TwinClass::Link => self.link.take(),
+            TwinClass::Neigh => self.neigh.take(),
+            TwinClass::Routed => self.routed.take(),
             TwinClass::Bulk => self.bulk.take(),
         }
     }
@@ -134,48 +182,66 @@ mod tests {
         f
     }
 
-    /// An IPv4 header (20 bytes, no options) of `proto`, then `l4`.
-    fn v4(proto: u8, frag: u16, l4: &[u8]) -> Vec<u8> {
-        let mut h = vec![0x45, 0, 0, 0, 0, 0, (frag >> 8) as u8, frag as u8, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+    /// An IPv4 header (20 bytes, no options) of `proto`, TTL `ttl`, to `dst`, then `l4`.
+    fn v4(proto: u8, ttl: u8, dst: [u8; 4], frag: u16, l4: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 0, 0, 0, (frag >> 8) as u8, frag as u8, ttl, proto, 0, 0, 10, 0, 0, 1];
+        h.extend_from_slice(&dst);
         h.extend_from_slice(l4);
         h
     }
 
-    fn v6(next: u8, l4: &[u8]) -> Vec<u8> {
-        let mut h = vec![0x60, 0, 0, 0, 0, 0, next, 255];
-        h.extend_from_slice(&[0; 32]);
+    fn v6(next: u8, hops: u8, dst_last: u8, l4: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0, 0, 0, next, hops];
+        h.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, dst_last]);
         h.extend_from_slice(l4);
         h
     }
 
     #[test]
     fn control_protocols_and_the_rest() {
-        use TwinClass::{Bulk, Control};
+        use TwinClass::{Bulk, Link, Neigh, Routed};
+        const HOST: [u8; 4] = [10, 0, 0, 2];
+        const VRRP_GROUP: [u8; 4] = [224, 0, 0, 18];
         let bgp_to = [0xc3, 0x50, 0, 179, 0, 0, 0, 0];
         let bgp_from = [0, 179, 0xc3, 0x50, 0, 0, 0, 0];
         let bfd = [0xc0, 0x00, 0x0e, 0xc8, 0, 24, 0, 0];
+        let bfd_multihop = [0xc0, 0x00, 0x12, 0xb0, 0, 24, 0, 0];
         let ssh = [0xc3, 0x50, 0, 22, 0, 0, 0, 0];
-        let dns = [0xc3, 0x50, 0, 53, 0, 8, 0, 0];
+        let vrrp = eth(0x0800, &v4(112, 255, VRRP_GROUP, 0, &[0x21, 51, 100, 1]));
+        let mut tagged = vec![0u8; 12];
+        tagged.extend_from_slice(&[0x81, 0, 0, 5]);
+        tagged.extend_from_slice(&vrrp[12..]);
+        let mut short_ihl = v4(112, 255, VRRP_GROUP, 0, &[0x21]);
+        short_ihl[0] = 0x44;
         let cases: Vec<(&str, Vec<u8>, TwinClass)> = vec![
-            ("ARP", eth(0x0806, &[0; 28]), Control),
-            ("VRRP", eth(0x0800, &v4(112, 0, &[0x21, 51, 100, 1])), Control),
-            ("OSPF", eth(0x0800, &v4(89, 0, &[2, 1])), Control),
-            ("BGP, to the kernel's port", eth(0x0800, &v4(6, 0, &bgp_to)), Control),
-            ("BGP, from the peer's", eth(0x0800, &v4(6, 0, &bgp_from)), Control),
-            ("BFD", eth(0x0800, &v4(17, 0, &bfd)), Control),
-            ("SSH", eth(0x0800, &v4(6, 0, &ssh)), Bulk),
-            ("DNS", eth(0x0800, &v4(17, 0, &dns)), Bulk),
-            ("a later fragment of anything", eth(0x0800, &v4(112, 0x0010, &[0x21])), Bulk),
-            ("ICMP", eth(0x0800, &v4(1, 0, &[8, 0, 0, 0])), Bulk),
-            ("VRRPv3 over IPv6", eth(0x86DD, &v6(112, &[0x31, 51])), Control),
-            ("a neighbour solicitation", eth(0x86DD, &v6(58, &[135, 0])), Control),
-            ("a router advertisement", eth(0x86DD, &v6(58, &[134, 0])), Control),
-            ("an echo request over IPv6", eth(0x86DD, &v6(58, &[128, 0])), Bulk),
-            ("BGP over IPv6", eth(0x86DD, &v6(6, &bgp_to)), Control),
+            ("ARP", eth(0x0806, &[0; 28]), Neigh),
+            ("VRRP", vrrp, Link),
+            ("VRRP that crossed a router (TTL 64)", eth(0x0800, &v4(112, 64, HOST, 0, &[0x21])), Bulk),
+            ("OSPF hello to AllSPFRouters", eth(0x0800, &v4(89, 1, [224, 0, 0, 5], 0, &[2, 1])), Link),
+            ("OSPF to a host", eth(0x0800, &v4(89, 64, HOST, 0, &[2, 1])), Bulk),
+            ("BGP, to the kernel's port", eth(0x0800, &v4(6, 64, HOST, 0, &bgp_to)), Routed),
+            ("BGP, from the peer's", eth(0x0800, &v4(6, 1, HOST, 0, &bgp_from)), Routed),
+            ("single-hop BFD", eth(0x0800, &v4(17, 255, HOST, 0, &bfd)), Link),
+            ("single-hop BFD that crossed a router", eth(0x0800, &v4(17, 254, HOST, 0, &bfd)), Bulk),
+            ("multihop BFD", eth(0x0800, &v4(17, 60, HOST, 0, &bfd_multihop)), Routed),
+            ("SSH", eth(0x0800, &v4(6, 64, HOST, 0, &ssh)), Bulk),
+            ("a later fragment of anything", eth(0x0800, &v4(112, 255, VRRP_GROUP, 0x0010, &[0x21])), Bulk),
+            ("an IHL below 5", eth(0x0800, &short_ihl), Bulk),
+            ("ICMP", eth(0x0800, &v4(1, 255, HOST, 0, &[8, 0, 0, 0])), Bulk),
+            ("VRRP under a VLAN tag", tagged, Link),
+            ("VRRPv3 over IPv6", eth(0x86DD, &v6(112, 255, 0x12, &[0x31, 51])), Link),
+            ("OSPFv3 to AllSPFRouters", eth(0x86DD, &v6(89, 1, 5, &[3, 1])), Link),
+            ("a neighbour solicitation", eth(0x86DD, &v6(58, 255, 1, &[135, 0])), Neigh),
+            ("a neighbour advertisement", eth(0x86DD, &v6(58, 255, 1, &[136, 0])), Neigh),
+            ("a solicitation that crossed a router", eth(0x86DD, &v6(58, 64, 1, &[135, 0])), Bulk),
+            ("a router advertisement (the twins refuse them)", eth(0x86DD, &v6(58, 255, 1, &[134, 0])), Bulk),
+            ("an echo request over IPv6", eth(0x86DD, &v6(58, 64, 1, &[128, 0])), Bulk),
+            ("BGP over IPv6", eth(0x86DD, &v6(6, 64, 1, &bgp_to)), Routed),
             ("LLDP", eth(0x88cc, &[0; 20]), Bulk),
-            ("a tagged frame", eth(0x8100, &[0, 5, 8, 0]), Bulk),
+            ("a tag with nothing after it", eth(0x8100, &[0, 5]), Bulk),
             ("truncated IPv4", eth(0x0800, &[0x45, 0, 0]), Bulk),
-            ("a TCP header cut short", eth(0x0800, &v4(6, 0, &[0])), Bulk),
+            ("a TCP header cut short", eth(0x0800, &v4(6, 64, HOST, 0, &[0])), Bulk),
             ("nothing", vec![], Bulk),
         ];
         for (what, frame, want) in cases {
@@ -188,7 +254,9 @@ mod tests {
         let mut b = TwinBudget::new(100, 1000);
         // A full bucket holds 32 (a tenth of a second of 100 is less).
         assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk)).count(), 32);
-        assert!(b.take(TwinClass::Control), "the control class is untouched");
+        for class in [TwinClass::Link, TwinClass::Neigh, TwinClass::Routed] {
+            assert_eq!((0..150).filter(|_| b.take(class)).count(), 100, "{class:?}: its own 100 (1000 a second)");
+        }
         b.refill(100);
         assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk)).count(), 10, "100 a second: 10 in 100 ms");
         let mut free = TwinBudget::unlimited();

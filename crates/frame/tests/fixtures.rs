@@ -160,6 +160,16 @@ fn nd_solicit_advert() {
     assert_eq!(w.node.counters.get(NetCounter::NdAdverts), 2);
 }
 
+/// A VRRPv2 advert from a stranger on the client side (VRID 1, priority 100).
+fn vrrp_advert() -> Vec<u8> {
+    PacketBuilder::eth(STRANGER, EthernetAddress([1, 0, 0x5e, 0, 0, 18]))
+        .ipv4(Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(224, 0, 0, 18))
+        .ttl(255)
+        .protocol(wire::IpProtocol(112))
+        .payload(&[0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 1])
+        .build()
+}
+
 /// What goes up to the kernel twin is classed (`frame::twin`): a flood to the kernel's
 /// address spends the bulk budget and, past it, is dropped (`twin_limited`), while VRRP
 /// adverts and ARP still go up, on the control protocols' queue and budget.
@@ -169,12 +179,7 @@ fn a_flood_to_the_kernel_spends_the_bulk_budget_not_the_control_ones() {
     // 100 a second: a full bucket of 32.
     w.node.set_twin_budget(TwinBudget::new(100, 1000));
     let junk = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).udp(40000, 9).payload(b"junk").build();
-    let vrrp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0, 0x5e, 0, 0, 18]))
-        .ipv4(Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(224, 0, 0, 18))
-        .ttl(255)
-        .protocol(wire::IpProtocol(112))
-        .payload(&[0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 1])
-        .build();
+    let vrrp = vrrp_advert();
     let bgp = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).tcp(41000, 179).flags(ACK).build();
     let up = |f: &Vec<u8>| Expect::Out(vec![exact(Sink::Twin(0), f.clone())]);
     let control = |f: &Vec<u8>| Expect::Out(vec![exact(Sink::TwinControl(0), f.clone())]);
@@ -203,12 +208,7 @@ fn l2_filters_twin_and_forward2kni() {
     other_mac[0..6].copy_from_slice(&STRANGER.0);
     let mut own = ping.clone();
     own[6..12].copy_from_slice(&US0.0);
-    let vrrp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0, 0x5e, 0, 0, 18]))
-        .ipv4(Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(224, 0, 0, 18))
-        .ttl(255)
-        .protocol(wire::IpProtocol(112))
-        .payload(&[0x21, 1, 100, 1, 0, 1, 0, 0, 192, 0, 2, 1])
-        .build();
+    let vrrp = vrrp_advert();
     let lldp = PacketBuilder::eth(STRANGER, EthernetAddress([1, 0x80, 0xc2, 0, 0, 0xe]))
         .ethertype(EtherType(0x88cc))
         .payload(&[0; 46])

@@ -232,8 +232,9 @@ pub struct WorkersConf {
     /// for the control protocols (0: no limit; see `frame::twin`).
     #[serde(default = "default_twin_up_pps")]
     pub twin_up_pps: u32,
-    /// Control protocols' frames (VRRP, OSPF, BGP, BFD, ARP, neighbour discovery) all
-    /// workers together hand up to the twins a second, at most (0: no limit).
+    /// Frames of each control class (the link's protocols: VRRP, OSPF, single-hop BFD;
+    /// neighbour resolution: ARP, NS/NA; routed ones: BGP, multihop BFD) each worker
+    /// hands up to the twins a second, at most (0: no limit).
     #[serde(default = "default_twin_control_pps")]
     pub twin_control_pps: u32,
 }

@@ -37,9 +37,8 @@ fn device_name(p: &crate::config::PortConf) -> String {
 }
 
 /// Frames queued from the workers to the twins, and from the twins to worker 0.
+/// (The control protocols' ring up is as large: see `frame::twin`.)
 const TWIN_RING: u32 = 8192;
-/// Size of the ring up to the twins for control protocols' frames (see `frame::twin`).
-const TWIN_CONTROL_RING: u32 = 1024;
 /// Replies queued from one worker to another.
 const REDIRECT_RING: u32 = 4096;
 
@@ -312,7 +311,7 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
     let shared = Arc::new(Shared::new(first, n, cfg.sync.as_ref()));
     let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
-    let twin_up_control = MbufRing::new("rvs_twin_upc", TWIN_CONTROL_RING, RingSync::MpMc)?;
+    let twin_up_control = MbufRing::new("rvs_twin_upc", TWIN_RING, RingSync::MpMc)?;
     let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;
     let capture = MbufRing::new("rvs_capture", TWIN_RING, RingSync::MpMc)?;
     // One single-producer/single-consumer ring per ordered pair of workers.
@@ -355,9 +354,11 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             expire_nodest: cfg.conn.expire_nodest,
             twin_up: twin_up.producer().expect("a multi-producer ring has producers for all"),
             twin_up_control: twin_up_control.producer().expect("a multi-producer ring has producers for all"),
+            // The bulk budget is the box's, shared; each control class's is each
+            // worker's (one peer's packets all land on one worker).
             twin_budget: frame::TwinBudget::new(
                 u64::from(cfg.workers.twin_up_pps).div_ceil(n as u64),
-                u64::from(cfg.workers.twin_control_pps).div_ceil(n as u64),
+                u64::from(cfg.workers.twin_control_pps),
             ),
             twin_down: if i == 0 { twin_down.consumer() } else { None },
             capture: capture.producer().expect("a multi-producer ring has producers for all"),

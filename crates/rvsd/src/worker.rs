@@ -684,7 +684,8 @@ impl WorkerIo {
             if control {
                 self.counters.counts.add_n(NetCounter::TwinUpControl, sent);
             }
-            self.counters.drops.add_n(NetDrop::TwinFull, n as u64 - sent);
+            let full = if control { NetDrop::TwinFullControl } else { NetDrop::TwinFull };
+            self.counters.drops.add_n(full, n as u64 - sent);
         }
     }
 
@@ -726,19 +727,14 @@ impl Io<MbufSlot> for WorkerIo {
     fn up_to_twin(&mut self, port: usize, b: MbufSlot, class: TwinClass) {
         let Some(mut m) = b.0 else { return };
         m.set_port(port as u16);
-        let full = match class {
-            TwinClass::Control => self.twin_control_out.is_full(),
-            TwinClass::Bulk => self.twin_out.is_full(),
-        };
+        let control = class.is_control();
+        let full = if control { self.twin_control_out.is_full() } else { self.twin_out.is_full() };
         if full {
             self.flush_twin();
         }
-        let out = match class {
-            TwinClass::Control => &mut self.twin_control_out,
-            TwinClass::Bulk => &mut self.twin_out,
-        };
+        let out = if control { &mut self.twin_control_out } else { &mut self.twin_out };
         if out.push(m).is_err() {
-            self.counters.drop(NetDrop::TwinFull);
+            self.counters.drop(if control { NetDrop::TwinFullControl } else { NetDrop::TwinFull });
         }
     }
 

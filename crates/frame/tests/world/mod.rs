@@ -88,9 +88,9 @@ impl Io<VecBuf> for Rec {
         self.out.push((Sink::Tx(port), b.to_vec()));
     }
     fn up_to_twin(&mut self, port: usize, b: VecBuf, class: TwinClass) {
-        let sink = match class {
-            TwinClass::Control => Sink::TwinControl(port),
-            TwinClass::Bulk => Sink::Twin(port),
+        let sink = match class.is_control() {
+            true => Sink::TwinControl(port),
+            false => Sink::Twin(port),
         };
         self.out.push((sink, b.to_vec()));
     }
