@@ -86,7 +86,7 @@ fn client_toa_never_reaches_a_server() {
     let mut t = Topology::build(Spec::default()).expect("topology");
     t.start_rvsd().expect("rvsd starts");
     let script = t.dir.join("toa_client.py");
-    std::fs::write(&script, TOA_CLIENT).expect("write script");
+    std::fs::write(&script, rvs_e2e::py_script(TOA_CLIENT)).expect("write script");
     const SPORT: u16 = 45678;
     // The client's kernel would reset the handshake it knows nothing of.
     for rule in [
@@ -132,14 +132,6 @@ fn client_toa_never_reaches_a_server() {
 const TOA_CLIENT: &str = r#"
 import socket, struct, sys, time
 src, dst, sport, dport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 def seg(seq, ack, flags, opts=b"", data=b""):
     while len(opts) % 4:

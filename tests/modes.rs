@@ -355,20 +355,12 @@ fn nat64_end_to_end() {
 /// Sends a forger's traffic from made-up sources (11.0.0.0/8) to `VIP PORT` through a
 /// raw socket: `tcp N SEED`, N handshakes (a SYN, then an ACK of a made-up number), or
 /// `udp N SEED`, N one-byte datagrams (nothing a DNS server answers). Prints how many
-/// packets it sent.
+/// packets it sent. (`csum`: [`rvs_e2e::PY_CSUM`].)
 const FORGER: &str = r#"
 import random, socket, struct, sys
 mode, vip, port, n, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), random.Random(int(sys.argv[5]))
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 dst = socket.inet_aton(vip)
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\x00"
-    t = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return (~t) & 0xFFFF
 
 def ip(src, proto, l4, at):
     c = csum(src + dst + struct.pack("!BBH", 0, proto, len(l4)) + l4) or 0xFFFF
@@ -432,8 +424,9 @@ fn dr_and_udp_floods_of_made_up_sources_neither_fill_the_pool_nor_evict_a_busy_c
 
     let flooder = t.second_client().expect("flooder");
     let n = (3 * POOL).to_string();
+    let forger = rvs_e2e::py_script(FORGER);
     let forge = |mode: &str, port: &str| {
-        let out = flooder.exec(&["timeout", "60", "python3", "-c", FORGER, mode, VIP4, port, &n, "7"]);
+        let out = flooder.exec(&["timeout", "60", "python3", "-c", &forger, mode, VIP4, port, &n, "7"]);
         assert!(out.status.success(), "forger {mode}: {}", String::from_utf8_lossy(&out.stderr));
     };
     forge("tcp", "8080");

@@ -23,6 +23,8 @@ use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, GW4, VIP4, VIP6};
 /// - `pings N SECONDS SEED`: N echo requests to rvsd's port address from random made-up
 ///   addresses of the client subnet, spread over SECONDS (at most: as fast as python
 ///   sends), to rvsd's MAC as the client's ARP cache holds it.
+///
+/// (`csum`: [`rvs_e2e::PY_CSUM`].)
 const SENDER: &str = r#"
 import random, socket, struct, sys, ipaddress
 
@@ -38,14 +40,6 @@ def arp(op, smac, sip, tmac, tip, dst):
     eth = dst + smac + b"\x08\x06"
     body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + smac + socket.inet_aton(sip) + tmac + socket.inet_aton(tip)
     return (eth + body).ljust(60, b"\x00")
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\x00"
-    t = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return (~t) & 0xFFFF
 
 def na(smac, ip):
     src = ipaddress.IPv6Address(ip).packed
@@ -101,7 +95,8 @@ elif mode == "pings":
 
 /// Runs the sender in the client namespace.
 fn send(t: &Topology, args: &[&str]) -> String {
-    let mut cmd = vec!["timeout", "120", "python3", "-c", SENDER];
+    let sender = rvs_e2e::py_script(SENDER);
+    let mut cmd = vec!["timeout", "120", "python3", "-c", &sender];
     cmd.extend_from_slice(args);
     let out = t.client_exec(&cmd);
     assert!(out.status.success(), "sender {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -228,7 +223,20 @@ fn made_up_pingers_cannot_keep_real_servers_unresolved() {
     let client = t.client.name().to_string();
     let pinger = std::thread::spawn(move || {
         std::process::Command::new("ip")
-            .args(["netns", "exec", &client, "timeout", "60", "python3", "-c", SENDER, "pings", "100000", "8", "11"])
+            .args([
+                "netns",
+                "exec",
+                &client,
+                "timeout",
+                "60",
+                "python3",
+                "-c",
+                &rvs_e2e::py_script(SENDER),
+                "pings",
+                "100000",
+                "8",
+                "11",
+            ])
             .output()
             .expect("pinger")
     });

@@ -34,14 +34,6 @@ use testnet::{ChildGuard, NetNs};
 const IPIP_SENDER: &str = r#"
 import os, socket, struct, sys, time
 
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
 fam, src, outer_dst, inner_dst, count, bad = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 ident = os.getpid() & 0xffff
 payload = b"rvs shim test"
@@ -193,7 +185,7 @@ fn ipip_pair(fam: &str) -> (NetNs, NetNs, IpipDecap, [&'static str; 3]) {
 fn ipip_round_trip(fam: &str) {
     let (a, b, decap, [a_addr, b_addr, tun_addr]) = ipip_pair(fam);
     assert_eq!(decap.tun_name(), "tunl_rs");
-    let replies = python(&a, IPIP_SENDER, &[fam, a_addr, b_addr, tun_addr, "3", "1"]);
+    let replies = python(&a, &rvs_e2e::py_script(IPIP_SENDER), &[fam, a_addr, b_addr, tun_addr, "3", "1"]);
     assert_eq!(replies.trim(), "3", "echo replies from {tun_addr} through the shim; shim: {:?}", decap.stats());
     // Counted once the thread has handled the last packet (the replies prove it has).
     let want = IpipStats { received: 4, decapsulated: 3, malformed: 1, write_errors: 0 };
@@ -202,7 +194,7 @@ fn ipip_round_trip(fam: &str) {
 
     drop(decap);
     assert!(!b.exec(&["ip", "link", "show", "tunl_rs"]).status.success(), "tunl_rs outlived the shim");
-    let replies = python(&a, IPIP_SENDER, &[fam, a_addr, b_addr, tun_addr, "1", "0"]);
+    let replies = python(&a, &rvs_e2e::py_script(IPIP_SENDER), &[fam, a_addr, b_addr, tun_addr, "1", "0"]);
     assert_eq!(replies.trim(), "0", "a reply without the shim: the kernel decapsulated by itself?");
 }
 

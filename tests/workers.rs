@@ -135,13 +135,6 @@ fn persistence_holds_across_two_workers() {
 const ICMP_ERRORS: &str = r#"
 import socket, struct, sys, time
 vip, n = sys.argv[1], int(sys.argv[2])
-def csum(b):
-    if len(b) % 2:
-        b += b"\x00"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return (~t) & 0xFFFF
 conns = [socket.create_connection((vip, 80), 10) for _ in range(n)]
 me = conns[0].getsockname()[0]
 raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -172,7 +165,7 @@ fn client_side_icmp_errors_reach_their_real_servers_on_two_workers() {
             .map(|ns| t.capture_in(ns, "eth0", "icmp[icmptype] == 3 and icmp[icmpcode] == 4").unwrap())
             .collect();
     let script = t.dir.join("icmp_errors.py");
-    std::fs::write(&script, ICMP_ERRORS).unwrap();
+    std::fs::write(&script, rvs_e2e::py_script(ICMP_ERRORS)).unwrap();
     let n = 16;
     let out = t.client_exec(&["/usr/bin/python3", &script.display().to_string(), VIP4, &n.to_string()]);
     assert!(out.status.success(), "client: {}", String::from_utf8_lossy(&out.stderr));

@@ -97,6 +97,24 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     p
 }
 
+/// The Internet checksum (RFC 1071) as a Python function `csum(bytes)`, for the
+/// raw-socket senders the tests run (see [`py_script`]).
+pub const PY_CSUM: &str = r#"import struct
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\x00"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return (~t) & 0xFFFF
+"#;
+
+/// The Python script `body` with [`PY_CSUM`]'s `csum` defined before it.
+pub fn py_script(body: &str) -> String {
+    format!("{PY_CSUM}\n{body}")
+}
+
 /// What to build.
 pub struct Spec {
     /// Number of real servers (1..=9).

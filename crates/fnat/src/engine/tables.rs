@@ -129,7 +129,7 @@ impl Engine {
     }
 
     /// Room in the pool for one more connection: if the pool is full, evicts the
-    /// oldest unproven connection idle for [`STEAL_IDLE_MS`]; one of the
+    /// oldest unproven connection idle for [`STEAL_IDLE_MS`]; each of the
     /// [`STEAL_SCAN`] oldest that was not idle goes to the back of the list (a second
     /// chance: a live flow, or one a packet of this very burst opened, is not evicted).
     /// Whether there is room.
