@@ -6,7 +6,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 
 use common::*;
-use fnat::conn::{Addr, ConnKey};
+use fnat::conn::{Addr, ConnKey, ConnRef};
+use fnat::engine::synproxy::NO_CONN;
 use fnat::engine::Verdict;
 use fnat::sapool::PortRange;
 use fnat::service::RsId;
@@ -239,6 +240,19 @@ fn build(w: &World, s: &Segment) -> Vec<u8> {
     t.seq(s.seq).ack(s.ack).flags(TcpFlags(s.flags)).payload(&payload).build()
 }
 
+/// What a verdict of `Verdict::Forward` names as its connection.
+fn forwarded_to(v: &Verdict) -> Option<ConnRef> {
+    match v {
+        Verdict::Forward { conn, .. } => Some(*conn),
+        _ => None,
+    }
+}
+
+/// The slots that hold a connection.
+fn live_slots(w: &World) -> Vec<ConnRef> {
+    w.engine.conns().iter().map(|(r, _)| r).collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -267,10 +281,28 @@ proptest! {
             let mut bufs: Vec<fnat::buf::VecBuf> = pkts.iter().map(|p| fnat::buf::VecBuf::new(p)).collect();
             let mut out = vec![Verdict::NotMine; bufs.len()];
             fast.engine.process_burst(&fast.table, &mut bufs, &vec![0; pkts.len()], fast.now, &mut out);
+            // A verdict of a burst names no connection when a later packet of the burst
+            // freed its slot (`Engine::forget_freed`); one by one, it names it. What
+            // each packet of the general world freed: a connection in a slot that is
+            // free after it, or that holds the connection it opened.
+            let mut general_out = Vec::new();
+            let mut freed = Vec::new();
             for (j, p) in pkts.iter().enumerate() {
+                let (live, opened) = (live_slots(&general), general.engine.stats().snapshot().total.conns);
                 let (v, bytes) = general.packet(p, 0);
-                prop_assert_eq!(out[j], v, "verdict of segment {} of burst {}: {:?}", j, i, &chunk[j]);
+                let opened = general.engine.stats().snapshot().total.conns > opened;
+                let now_live = live_slots(&general);
+                freed.push(live.into_iter().filter(|r| !now_live.contains(r) || (opened && forwarded_to(&v) == Some(*r))).collect::<Vec<_>>());
+                general_out.push(v);
                 prop_assert_eq!(fnat::buf::PacketBuf::data(&bufs[j]), &bytes[..], "bytes of segment {} of burst {}", j, i);
+            }
+            for (j, mut v) in general_out.into_iter().enumerate() {
+                if let Verdict::Forward { conn, .. } = &mut v {
+                    if freed[j + 1..].iter().any(|f| f.contains(conn)) {
+                        *conn = ConnRef::from_index(NO_CONN);
+                    }
+                }
+                prop_assert_eq!(out[j], v, "verdict of segment {} of burst {}: {:?}", j, i, &chunk[j]);
             }
             fast.now += 10;
             general.now += 10;
