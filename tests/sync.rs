@@ -246,6 +246,7 @@ fn record(cport: u16, lport: u16) -> wire::sync::RecordRepr {
         state: 1,
         toa_done: true,
         synack_seen: true,
+        proven: true,
         timeout_ms: 600_000,
         client: ("198.18.0.2".parse().unwrap(), cport),
         virt: (VIP4.parse().unwrap(), 80),

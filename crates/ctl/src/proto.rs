@@ -694,6 +694,9 @@ pub struct WorkerView {
     pub gen: u64,
     /// Live connections.
     pub conns: u64,
+    /// Of them, those that give way first (half-open, unproven, synced copies).
+    #[serde(default)]
+    pub tables: fnat::stats::TableGauges,
     /// Packets received.
     pub rx_packets: u64,
     /// Packets sent.

@@ -84,6 +84,20 @@ crate::counter_set! {
     }
 }
 
+/// How much of a worker's connection table the connections that give way first hold
+/// (gauges): what a flood of made-up clients can fill, and what an operator watches to
+/// see one (OPERATIONS.md, "Tables one source cannot exhaust").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TableGauges {
+    /// Half-open (`SYN_RECV`) connections: the oldest is evicted past `syn_recv_max`.
+    pub half_open: u32,
+    /// Unproven connections (DR or TUN TCP, UDP: their client has sent fewer than 8
+    /// packets): the oldest idle one is evicted when the pool is full.
+    pub unproven: u32,
+    /// Copies of the peers' connections (connection sync), at most `max_synced`.
+    pub synced: u32,
+}
+
 /// The counters of one scope (worker, service or real server), as ipvsadm shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Counters {

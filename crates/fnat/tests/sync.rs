@@ -173,6 +173,36 @@ fn a_udp_connection_is_announced_when_it_opens() {
     assert_eq!(oa, ob);
 }
 
+/// A flow whose client proves itself is announced again, and its copies are proven
+/// with it: after a takeover, a long-lived flow does not give way first when the pool
+/// fills (a copy of a flow still unproven is unproven, as the original).
+#[test]
+fn a_proven_flow_is_announced_again_and_its_copies_are_proven_too() {
+    let (mut a, mut b, mut c) = (synced_world(1000), synced_world(1000), synced_world(1000));
+    let dns = PacketBuilder::ipv4(CIP4, VIP4).udp(5353, 53).payload(b"q").build();
+    a.packet(&dns, 0);
+    let recs = announced(&mut a);
+    assert_eq!(recs.iter().map(|r| r.proven).collect::<Vec<_>>(), [false]);
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::New));
+    assert_eq!(b.engine.table_gauges().unproven, 1, "the copy of an unproven flow");
+    assert_eq!(b.engine.table_gauges().synced, 1);
+    let mut sent = 1;
+    while a.engine.unproven() > 0 && sent < 20 {
+        a.packet(&dns, 0);
+        sent += 1;
+        if a.engine.unproven() > 0 {
+            assert!(announced(&mut a).is_empty(), "nothing announced per packet");
+        }
+    }
+    assert_eq!(sent, 8, "proven at its client's eighth packet");
+    let recs = announced(&mut a);
+    assert_eq!(recs.iter().map(|r| r.proven).collect::<Vec<_>>(), [true]);
+    assert_eq!(install(&mut b, &recs[0]), Ok(Installed::Updated));
+    assert_eq!(b.engine.table_gauges().unproven, 0, "the copy proven with it");
+    assert_eq!(install(&mut c, &recs[0]), Ok(Installed::New));
+    assert_eq!(c.engine.table_gauges(), fnat::stats::TableGauges { half_open: 0, unproven: 0, synced: 1 });
+}
+
 #[test]
 fn a_full_outbox_loses_records_and_counts_them() {
     let mut a = synced_world(1000);
@@ -442,6 +472,7 @@ fn a_peer_inventing_nat_clients_cannot_take_the_tables_address_slots() {
             timeout_ms: 60_000,
             toa_done: false,
             synack_seen: true,
+            proven: true,
             synproxy: None,
             proxy: None,
         }

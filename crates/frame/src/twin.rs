@@ -10,12 +10,13 @@
 //! TTL 255 or the link-local group no router passes on), neighbour resolution, routed
 //! control protocols (BGP, multihop BFD: anyone may send to their ports), and the rest.
 //! The three control classes go on a queue of their own, pumped first, and each class
-//! has its own budget ([`TwinBudget`]: `[workers] twin_control_pps` for each control
-//! class on each worker, `twin_up_pps` for the rest, shared among the workers); what is
-//! over it is dropped before it reaches a queue (`twin_limited`,
-//! `twin_limited_control`). A flood to the kernel's addresses meets the bulk budget; a
-//! flood aimed at BGP's port meets the routed one and leaves VRRP alone; only a host on
-//! the link can reach the link classes.
+//! has its own budget on each twin ([`TwinBudget`]: `[workers] twin_control_pps` for
+//! each control class on each worker, `twin_up_pps` for the rest, shared among the
+//! workers); what is over it is dropped before it reaches a queue (`twin_limited`,
+//! `twin_limited_control`). A flood to the kernel's addresses meets the bulk budget of
+//! their port's twin and leaves the other twins alone; a flood aimed at BGP's port meets
+//! the routed one and leaves VRRP alone; only a host on the link can reach the link
+//! classes.
 
 use crate::bucket::Bucket;
 
@@ -120,8 +121,8 @@ fn upper(proto: u8, ttl: u8, ospf_group: bool, l4: &[u8]) -> TwinClass {
     }
 }
 
-/// One worker's budgets for frames going up, a bucket per class, refilled from the
-/// loop's clock ([`crate::Node::housekeeping`]).
+/// One worker's budgets for frames going up to one twin, a bucket per class, refilled
+/// from the loop's clock ([`crate::Node::housekeeping`]).
 #[derive(Debug, Clone, Copy)]
 pub struct TwinBudget {
     link: Bucket,

@@ -199,6 +199,40 @@ fn a_flood_to_the_kernel_spends_the_bulk_budget_not_the_control_ones() {
     run(&mut w, later);
 }
 
+/// Each twin has budgets of its own: a flood to the client side's kernel address, past
+/// its twin's bulk budget, leaves another port's twin (VLAN 100's here) all of its own.
+#[test]
+fn a_flood_to_one_twin_leaves_the_others_their_budget() {
+    let mut w = World::new(1);
+    w.node.set_twin_budget(TwinBudget::new(100, 1000));
+    let junk = PacketBuilder::eth(CLIENT, US0).ipv4(CIP, KNI).udp(40000, 9).payload(b"junk").build();
+    // The VLAN's kernel address: 198.51.101.2 under a kni_host route.
+    let (vcip, vif) = (Ipv4Addr::new(198, 51, 101, 10), Ipv4Addr::new(198, 51, 101, 2));
+    w.routes.add(Route::kni_host(net("198.51.101.2/32"), PortId(2))).unwrap();
+    let other = PacketBuilder::eth(CLIENT, US0).vlan(100).ipv4(vcip, vif).udp(40000, 22).payload(b"ssh").build();
+    let mut steps: Vec<Step> = (0..32)
+        .map(|_| {
+            step(
+                "junk to dpdk0's kernel address, in budget",
+                0,
+                junk.clone(),
+                Expect::Out(vec![check(Sink::Twin(0), |_| {})]),
+            )
+        })
+        .collect();
+    steps.push(step("junk past dpdk0's twin's budget", 0, junk.clone(), Expect::Drop("twin_limited")));
+    for _ in 0..32 {
+        steps.push(step(
+            "VLAN 100's twin still has all of its own",
+            0,
+            other.clone(),
+            Expect::Out(vec![check(Sink::Twin(2), |_| {})]),
+        ));
+    }
+    steps.push(step("until it is spent too", 0, other, Expect::Drop("twin_limited")));
+    run(&mut w, steps);
+}
+
 /// Layer 2 filters and what the kernel gets.
 #[test]
 fn l2_filters_twin_and_forward2kni() {

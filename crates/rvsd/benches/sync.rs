@@ -24,6 +24,7 @@ fn main() {
         state: 1,
         toa_done: true,
         synack_seen: true,
+        proven: true,
         timeout_ms: 900_000,
         client: ("198.51.100.7".parse().unwrap(), 40000),
         virt: ("192.0.2.1".parse().unwrap(), 80),

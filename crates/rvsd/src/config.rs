@@ -228,13 +228,13 @@ pub struct WorkersConf {
     /// latency the first packet after a quiet spell can see).
     #[serde(default = "default_max_sleep_us")]
     pub max_sleep_us: u32,
-    /// Frames all workers together hand up to the kernel twins a second, at most, but
+    /// Frames all workers together hand up to each kernel twin a second, at most, but
     /// for the control protocols (0: no limit; see `frame::twin`).
     #[serde(default = "default_twin_up_pps")]
     pub twin_up_pps: u32,
     /// Frames of each control class (the link's protocols: VRRP, OSPF, single-hop BFD;
     /// neighbour resolution: ARP, NS/NA; routed ones: BGP, multihop BFD) each worker
-    /// hands up to the twins a second, at most (0: no limit).
+    /// hands up to each twin a second, at most (0: no limit).
     #[serde(default = "default_twin_control_pps")]
     pub twin_control_pps: u32,
 }

@@ -37,9 +37,20 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Group, Uid, User};
 
-/// A request waiting for the control thread, with where its reply goes, and for a
-/// capture the file it writes (opened here, as its requester may: [`capture_file`]).
-pub type Job = (Request, Sender<Response>, Option<std::fs::File>);
+/// A request waiting for the control thread.
+#[derive(Debug)]
+pub struct Job {
+    /// What the client asked.
+    pub req: Request,
+    /// Where its reply goes.
+    pub reply: Sender<Response>,
+    /// For a capture, the file it writes (opened here, as its requester may:
+    /// [`capture_file`]).
+    pub file: Option<std::fs::File>,
+    /// The control connection it came on (unique for the server's life): the lessee of
+    /// the addresses it adds with `lease`.
+    pub client: u64,
+}
 
 /// The longest capture (`rvsip capture -t`): a capture holds the one capture slot and
 /// its file until it ends.
@@ -764,7 +775,7 @@ impl Loop {
             _ => None,
         };
         let (tx, rx) = mpsc::channel();
-        if self.jobs.send((req, tx, file)).is_err() {
+        if self.jobs.send(Job { req, reply: tx, file, client: id }).is_err() {
             return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
         }
         c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE) });
@@ -872,7 +883,8 @@ impl Loop {
         for (dev, addr) in c.leased {
             tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
             let (tx, _rx) = mpsc::channel();
-            let _ = self.jobs.send((Request::AddrDel { dev, addr, lease: true }, tx, None));
+            let req = Request::AddrDel { dev, addr, lease: true };
+            let _ = self.jobs.send(Job { req, reply: tx, file: None, client: id });
         }
     }
 }
@@ -899,7 +911,7 @@ mod tests {
             let seen = Arc::new(Mutex::new(Vec::new()));
             let log = Arc::clone(&seen);
             std::thread::spawn(move || {
-                for (req, reply, _) in rx {
+                for Job { req, reply, .. } in rx {
                     // A change on port "slow" is published but not confirmed in time.
                     let resp = match &req {
                         Request::AddrAdd { dev, .. } if dev == "slow" => {

@@ -187,6 +187,8 @@ pub struct WorkerReport {
     pub gen: u64,
     /// Live connections.
     pub conns: u32,
+    /// Of them, those that give way first (half-open, unproven, synced copies).
+    pub tables: fnat::stats::TableGauges,
     /// Core counters (services, real servers, drops); serialised compactly (only
     /// non-zero entries, keyed by stable id).
     #[serde(serialize_with = "compact_core")]

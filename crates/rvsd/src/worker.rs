@@ -65,8 +65,8 @@ pub struct WorkerParts {
     /// The control protocols' frames for the twins go up this one (pumped first; see
     /// [`frame::twin`]).
     pub twin_up_control: RingProducer,
-    /// This worker's budgets for frames going up (its share of `[workers]
-    /// twin_up_pps` and `twin_control_pps`).
+    /// This worker's budgets for frames going up: its share of `[workers]
+    /// twin_up_pps`, and the whole of `twin_control_pps` for each control class.
     pub twin_budget: frame::TwinBudget,
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.
@@ -555,6 +555,7 @@ impl Worker {
             lcore: self.lcore,
             gen: self.snap.gen,
             conns: self.engine.conns().len(),
+            tables: self.engine.table_gauges(),
             core: self.engine.stats_snapshot(),
             net,
             tx_dropped,
@@ -652,17 +653,24 @@ impl WorkerIo {
             if self.redirect_tx[owner].is_none() {
                 continue;
             }
-            let Some(mut c) = m.copy_to(&self.pool) else {
+            let Some(c) = m.copy_to(&self.pool) else {
                 self.counters.drop(NetDrop::NoMbuf);
                 continue;
             };
-            c.set_port(port as u16);
-            if self.redirect_out[owner].is_full() {
-                self.flush_redirect(owner);
-            }
-            if self.redirect_out[owner].push(c).is_err() {
-                self.counters.drop(NetDrop::Redirect);
-            }
+            self.push_redirect(owner, port, c);
+        }
+    }
+
+    /// Queues a frame for worker `owner` (a handed-over packet of port `port`),
+    /// sending the queue first when it is full.
+    #[inline]
+    fn push_redirect(&mut self, owner: usize, port: usize, mut m: Mbuf) {
+        m.set_port(port as u16);
+        if self.redirect_out[owner].is_full() {
+            self.flush_redirect(owner);
+        }
+        if self.redirect_out[owner].push(m).is_err() {
+            self.counters.drop(NetDrop::Redirect);
         }
     }
 
@@ -740,7 +748,7 @@ impl Io<MbufSlot> for WorkerIo {
 
     #[inline]
     fn redirect(&mut self, owner: u16, port: usize, b: MbufSlot) {
-        let Some(mut m) = b.0 else { return };
+        let Some(m) = b.0 else { return };
         if owner == EVERY_WORKER {
             return self.hand_to_every_worker(port, m);
         }
@@ -748,13 +756,7 @@ impl Io<MbufSlot> for WorkerIo {
         if owner >= self.redirect_out.len() || self.redirect_tx[owner].is_none() {
             return self.counters.drop(NetDrop::Redirect);
         }
-        m.set_port(port as u16);
-        if self.redirect_out[owner].is_full() {
-            self.flush_redirect(owner);
-        }
-        if self.redirect_out[owner].push(m).is_err() {
-            self.counters.drop(NetDrop::Redirect);
-        }
+        self.push_redirect(owner, port, m);
     }
 
     #[inline]

@@ -33,7 +33,9 @@
 //!  2       forwarding  the rvs forwarding mode (0 FullNAT, 1 NAT, 2 DR, 3 TUN)
 //!  3       state       the TCP state as rvs numbers them (0 for UDP)
 //!  4       flags       bit 0 TOA sent, bit 1 server's SYN-ACK seen, bit 2 SYN proxy
-//!                      fields valid, bit 3 PROXY protocol fields valid
+//!                      fields valid, bit 3 PROXY protocol fields valid, bit 4 the
+//!                      client proven (it sent enough packets; what a DR, TUN or UDP
+//!                      connection needs not to give way first when the table fills)
 //!  5       pp length   PROXY protocol header length (0 when bit 3 is clear)
 //!  6       pp bits     PROXY protocol state bits (version, header sent)
 //!  7       ws client   SYN proxy: client window scale (255: none)
@@ -119,7 +121,9 @@ pub const FLAG_SYNACK_SEEN: u8 = 0x02;
 pub const FLAG_SYNPROXY: u8 = 0x04;
 /// Record flag: the PROXY protocol fields are valid.
 pub const FLAG_PROXY_PROTO: u8 = 0x08;
-const KNOWN_FLAGS: u8 = 0x0f;
+/// Record flag: the client proved itself (sent enough packets).
+pub const FLAG_PROVEN: u8 = 0x10;
+const KNOWN_FLAGS: u8 = 0x1f;
 
 fn get_u32(b: &[u8], r: core::ops::Range<usize>) -> u32 {
     let mut a = [0u8; 4];
@@ -324,6 +328,10 @@ pub struct RecordRepr {
     pub toa_done: bool,
     /// The server's SYN-ACK went through.
     pub synack_seen: bool,
+    /// The client proved itself: it sent enough packets for a connection nothing else
+    /// vouches for (DR, TUN, UDP) to hold its place when the table fills.
+    #[serde(default)]
+    pub proven: bool,
     /// Milliseconds the connection has left.
     pub timeout_ms: u32,
     /// Client address and port.
@@ -373,6 +381,7 @@ impl RecordRepr {
             state: b[field::STATE],
             toa_done: flags & FLAG_TOA_DONE != 0,
             synack_seen: flags & FLAG_SYNACK_SEEN != 0,
+            proven: flags & FLAG_PROVEN != 0,
             timeout_ms: get_u32(b, field::TIMEOUT),
             client: (get_addr(b, field::CIP), get_u16(b, field::CPORT)),
             virt: (get_addr(b, field::VIP), get_u16(b, field::VPORT)),
@@ -397,6 +406,9 @@ impl RecordRepr {
         }
         if self.synack_seen {
             flags |= FLAG_SYNACK_SEEN;
+        }
+        if self.proven {
+            flags |= FLAG_PROVEN;
         }
         put_u32(b, field::TIMEOUT, self.timeout_ms);
         if let Some(s) = self.synproxy {
@@ -437,6 +449,7 @@ mod tests {
             state: 3,
             toa_done: true,
             synack_seen: true,
+            proven: true,
             timeout_ms: 900_000,
             client: ("198.51.100.7".parse().unwrap(), 40000),
             virt: ("192.0.2.1".parse().unwrap(), 80),
@@ -450,7 +463,7 @@ mod tests {
     /// The record above, as it goes on the wire.
     #[rustfmt::skip]
     const RECORD_BYTES: [u8; RECORD_LEN] = [
-        0x01, 0x06, 0x00, 0x03, 0x03, 0x00, 0x00, 0x00,
+        0x01, 0x06, 0x00, 0x03, 0x13, 0x00, 0x00, 0x00,
         0x00, 0x0d, 0xbb, 0xa0,
         0, 0, 0, 0,  0, 0, 0, 0,  0, 0, 0, 0,
         0x00, 0x00, 0x00, 0x00,
@@ -478,7 +491,7 @@ mod tests {
         r.proxy = Some(ProxyFields { first: 0x0102_0304, len: 28, bits: 1 });
         let mut b = [0u8; RECORD_LEN];
         r.emit(&mut b).unwrap();
-        assert_eq!(b[field::FLAGS], FLAG_TOA_DONE | FLAG_SYNACK_SEEN | FLAG_SYNPROXY | FLAG_PROXY_PROTO);
+        assert_eq!(b[field::FLAGS], FLAG_TOA_DONE | FLAG_SYNACK_SEEN | FLAG_PROVEN | FLAG_SYNPROXY | FLAG_PROXY_PROTO);
         assert_eq!(RecordRepr::parse(&b).unwrap(), r);
     }
 
@@ -492,7 +505,7 @@ mod tests {
         assert_eq!(bad(|b| b[field::OP] = 0), Err(Error::Malformed));
         assert_eq!(bad(|b| b[field::OP] = 2), Err(Error::Malformed));
         assert_eq!(bad(|b| b[field::PROTO] = 1), Err(Error::Malformed));
-        assert_eq!(bad(|b| b[field::FLAGS] = 0x10), Err(Error::Malformed));
+        assert_eq!(bad(|b| b[field::FLAGS] = 0x20), Err(Error::Malformed));
         assert_eq!(bad(|b| b[26] = 1), Err(Error::Malformed));
         assert_eq!(RecordRepr::parse(&RECORD_BYTES[..99]), Err(Error::Truncated));
         assert_eq!(record().emit(&mut [0u8; 99]), Err(Error::Truncated));

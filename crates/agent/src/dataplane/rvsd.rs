@@ -648,6 +648,10 @@ struct Worker {
     sync_error: Option<String>,
     /// The global timeouts last asked of rvsd on this connection (accepted or not).
     timeouts_applied: Option<LvsTimeouts>,
+    /// Whether this connection holds the leases of the held VIPs rvsd had already when
+    /// it connected (an earlier connection's, whose close rvsd may not have seen yet:
+    /// their leases are taken over, so that its close does not remove them).
+    leases_taken: bool,
     /// Per timeout (`[tcp, tcpfin, udp]`), the value the agent set in rvsd and has not put
     /// back (0: none).
     timeouts_sent: [u32; 3],
@@ -690,6 +694,7 @@ impl Worker {
             sync_applied: None,
             sync_error: None,
             timeouts_applied: None,
+            leases_taken: false,
             timeouts_sent: [0; 3],
             timeouts_own: [None; 3],
             held_out: Vec::new(),
@@ -836,6 +841,7 @@ impl Worker {
                 // and starts with rvsd.toml's timeouts: the wanted ones are set again.
                 self.sync_applied = None;
                 self.timeouts_applied = None;
+                self.leases_taken = false;
                 self.last_ok = Instant::now();
                 self.identify()
             }
@@ -1286,7 +1292,18 @@ impl Worker {
             let lip = lips.contains(ip);
             let kind = addr_kind(lip);
             match present.get(ip) {
-                Some(a) if a.dev == *dev && (a.sapool || !lip) => {}
+                Some(a) if a.dev == *dev && (a.sapool || !lip) => {
+                    if !self.leases_taken {
+                        // Held already: an earlier connection's lease, taken over (rvsd
+                        // says `Exists` of an address no lease holds: the file's, rvsip's).
+                        let req = Request::AddrAdd { dev: dev.clone(), addr: a.addr, sapool: a.sapool, lease: true };
+                        match self.call(&format!("take over the lease on {kind} {ip}"), req, &[ErrorCode::Exists]) {
+                            Ok(_) => {}
+                            Err(Fail::Io) => return Err(Fail::Io),
+                            Err(Fail::Refused) => refused = true,
+                        }
+                    }
+                }
                 Some(a) if a.dev == *dev => {
                     self.error(format!(
                         "local address {ip} moves with the VIPs (virtual_ipaddress) but rvsd holds it without sapool: \
@@ -1308,6 +1325,7 @@ impl Worker {
                 }
             }
         }
+        self.leases_taken = true;
         // 2. Services.
         if services_set {
             refused |= self.reconcile_services(&services, &present, &held, &released)?;

@@ -169,6 +169,10 @@ pub fn write_fwmarks(out: &mut dyn Write, rules: &[FwmarkRule]) -> io::Result<()
 }
 
 fn drops_line(out: &mut dyn Write, w: &WorkerView) -> io::Result<()> {
+    let t = w.tables;
+    if t != Default::default() {
+        writeln!(out, "       conns: half_open={} unproven={} synced={}", t.half_open, t.unproven, t.synced)?;
+    }
     let drops: Vec<String> = w.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k}={v}")).collect();
     if !drops.is_empty() {
         writeln!(out, "       drops: {}", drops.join(" "))?;

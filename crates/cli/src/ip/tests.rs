@@ -539,6 +539,7 @@ fn worker(id: u16, rx: u64, tx: u64, loops: u64, busy: u64, drops: &[(&str, u64)
         lcore: u32::from(id) + 1,
         gen: 7,
         conns: 10 * u64::from(id + 1),
+        tables: Default::default(),
         rx_packets: rx,
         tx_packets: tx,
         totals: Counters::default(),
@@ -569,11 +570,13 @@ Worker Lcore      Gen       RxPkts       TxPkts      Conns      RxPPS      TxPPS
 
 #[test]
 fn stats_once_golden() {
-    let ws = vec![worker(0, 3000, 2900, 1_000_000, 250_000, &[("no_route", 5)]), worker(1, 0, 0, 0, 0, &[])];
+    let mut ws = vec![worker(0, 3000, 2900, 1_000_000, 250_000, &[("no_route", 5)]), worker(1, 0, 0, 0, 0, &[])];
+    ws[0].tables = fnat::stats::TableGauges { half_open: 3, unproven: 4, synced: 0 };
     let (out, ctl) = run_ip("stats --once", vec![Response::Workers { workers: ws.clone() }]);
     let want = "\
 Worker Lcore      Gen       RxPkts       TxPkts      Conns          Loops   Busy
 0      1            7         3000         2900         10        1000000  25.0%
+       conns: half_open=3 unproven=4 synced=0
        drops: no_route=5
 1      2            7            0            0         20              0      -
 ";

@@ -936,7 +936,7 @@ impl Engine {
         let c = self.conns.get(r);
         let (proto, old, fwd, rs) = (c.proto(), c.state, c.fwd(), c.rs);
         if c.unproven() && dir == Direction::Input {
-            self.unproven_packet(r);
+            self.unproven_packet(r, now);
         }
         let mut state = old;
         if proto == Proto::Tcp {

@@ -3,7 +3,8 @@
 //!
 //! A worker announces a connection (a [`RecordRepr`] in its outbox, which the worker
 //! loop hands to the sync thread) when its TCP state changes once it is established (a
-//! UDP connection when it opens), and again each time its timer comes due while it
+//! UDP connection when it opens), when its client proves itself (an unproven
+//! connection's, see [`super::tables`]), and again each time its timer comes due while it
 //! still carries packets (the timer wheel refiles it: about once per timeout). The
 //! peer keeps its copy [`SyncSettings::grace_ms`] longer than the time the original had
 //! left, so that refresh arrives before the copy expires. Nothing is added per
@@ -186,6 +187,7 @@ impl Engine {
             state: c.state as u8,
             toa_done: c.flags.has(ConnFlags::TOA_DONE),
             synack_seen: c.flags.has(ConnFlags::SYNACK_SEEN),
+            proven: !c.unproven(),
             timeout_ms: c.expires(now).saturating_sub(now).min(u32::MAX as Millis) as u32,
             client: (c.cip().ip(), c.cport()),
             virt: (c.vip().ip(), c.vport()),
@@ -265,6 +267,9 @@ impl Engine {
                 let old = c.state;
                 self.move_to(r, old, state, expires, now);
                 self.sync_flags(r, rec);
+                if rec.proven && self.conns.get(r).unproven() {
+                    self.prove(r);
+                }
                 self.sched.learn_template(table, svc, rec.client.0, rs, now);
                 return Ok(Installed::Updated);
             }
@@ -302,9 +307,13 @@ impl Engine {
             .map_err(|_| SyncRefusal::Full)?;
         self.synced_live += 1;
         self.conns.get_mut(r).set_synced();
-        // A peer's word proves no client either (its forged flows are synced too): the
-        // copy gives way like this box's own unproven connections.
+        // A copy is unproven as the peer's connection is (its forged flows are synced
+        // too): it gives way like this box's own unproven connections, until the peer
+        // says its client proved itself.
         self.maybe_unproven(r, proto, fwd);
+        if rec.proven && self.conns.get(r).unproven() {
+            self.prove(r);
+        }
         self.pools.opened(&kout, fwd.uses_local_addr());
         self.sched.conn_new(RsId(rs.0));
         if let Some(x) = self.rs_svc.get_mut(rs.0 as usize) {

@@ -32,7 +32,11 @@
 //! while the pool is full, once it has been idle for a second and every unproven
 //! connection ahead of it on the list has gone (IPVS's `drop_entry` also drops
 //! connections of few incoming packets first, under memory pressure, and none idle for
-//! less than a minute). FullNAT and NAT TCP need none of this: the server's reset ends a
+//! less than a minute). A connection announced to the peers is announced again when it
+//! is proven, and their copies are proven with it (a record's `proven` flag; a copy of
+//! one still unproven is unproven, as the peer's own): after a takeover, the long-lived
+//! flows do not give way first. The count of unproven connections is a gauge of the
+//! worker's statistics ([`Engine::table_gauges`]). FullNAT and NAT TCP need none of this: the server's reset ends a
 //! connection a forged ACK established. (Nor do the made-up sources of NAT, DR and TUN
 //! clients use up the table's 65,535 shared-address slots: their LIP is the client's
 //! own address, `LIP_IS_CIP`, and takes none.)
@@ -63,7 +67,7 @@
 
 use super::Engine;
 use crate::conn::{Addr, ConnFifo, ConnRef, Hit};
-use crate::stats::ConnEvent;
+use crate::stats::{ConnEvent, TableGauges};
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
 use crate::types::{FwdMode, Millis, Proto};
@@ -116,16 +120,22 @@ impl Engine {
     }
 
     /// A client packet of unproven connection `r`: counted, and the connection proven
-    /// at [`PROVEN_AFTER`].
+    /// at [`PROVEN_AFTER`] (and announced to the peers, so that their copies are too).
     #[cold]
     #[inline(never)]
-    pub(super) fn unproven_packet(&mut self, r: ConnRef) {
+    pub(super) fn unproven_packet(&mut self, r: ConnRef, now: Millis) {
         let n = &mut self.client_pkts[r.index() as usize];
         *n += 1;
         if *n >= PROVEN_AFTER {
-            self.unproven.remove(r.index());
-            self.conns.get_mut(r).set_unproven(false);
+            self.prove(r);
+            self.sync_note(r, now);
         }
+    }
+
+    /// Unproven connection `r` is proven: off the list, never evicted from then on.
+    pub(super) fn prove(&mut self, r: ConnRef) {
+        self.unproven.remove(r.index());
+        self.conns.get_mut(r).set_unproven(false);
     }
 
     /// Room in the pool for one more connection: if the pool is full, evicts the
@@ -192,6 +202,12 @@ impl Engine {
     /// Unproven connections now (see the module documentation).
     pub fn unproven(&self) -> u32 {
         self.unproven.len()
+    }
+
+    /// The connections that give way first, counted (reported with the worker's
+    /// statistics).
+    pub fn table_gauges(&self) -> TableGauges {
+        TableGauges { half_open: self.syn_q.len(), unproven: self.unproven.len(), synced: self.synced_live }
     }
 
     /// No port is free towards `rip:rport` from set `set`: takes the `LIP:lport` of one

@@ -265,6 +265,18 @@ fn worker_metrics(e: &mut Exposition, reports: &[crate::shared::WorkerReport], p
             e.counter(&format!("rvs_worker_{}_total", c.name()), c.help(), &l, r.net.get(c));
         }
         e.gauge("rvs_worker_connections", "Connections in the worker's table.", &l, f64::from(r.conns));
+        let t = r.tables;
+        for (name, help, n) in [
+            ("half_open", "Of them, half-open (SYN_RECV): evicted oldest first past syn_recv_max.", t.half_open),
+            (
+                "unproven",
+                "Of them, unproven (DR/TUN TCP, UDP; fewer than 8 client packets): evicted when the pool is full.",
+                t.unproven,
+            ),
+            ("synced", "Of them, copies of the peers' connections (connection sync).", t.synced),
+        ] {
+            e.gauge(&format!("rvs_worker_connections_{name}"), help, &l, f64::from(n));
+        }
         e.gauge(
             "rvs_worker_connections_capacity",
             "Connections the worker's table holds at most ([conn] pool_size).",

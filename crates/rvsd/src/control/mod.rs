@@ -25,7 +25,7 @@ mod watchdog;
 pub use metrics::service_label;
 pub use views::summary;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
@@ -181,8 +181,9 @@ pub struct Control {
     /// When the state was last built from the configuration file (`loaded_ns`).
     loaded_ns: u64,
     /// The addresses control connections added with a lease and still hold (rvs-agent's
-    /// VIPs): the lessee's, so a SIGHUP keeps them (see `reload`).
-    leased: HashSet<IpAddr>,
+    /// VIPs), each with its lessee (the server's connection id): the lessee's, so a
+    /// SIGHUP keeps them (see `reload`), and only its own lease end removes them.
+    leased: HashMap<IpAddr, u64>,
     /// The workers' rings up to the twins: the control protocols', then the rest's
     /// (pumped in that order, see `frame::twin`).
     twin_up: [RingConsumer; 2],
@@ -249,7 +250,7 @@ impl Control {
             started: Instant::now(),
             started_ns: now_ns(),
             loaded_ns: now_ns(),
-            leased: HashSet::new(),
+            leased: HashMap::new(),
             twin_up,
             twin_down,
             pool,
@@ -315,7 +316,7 @@ impl Control {
             }
             busy |= self.pump_capture();
             busy |= self.check_dests();
-            while let Ok((req, reply, file)) = self.jobs.try_recv() {
+            while let Ok(Job { req, reply, file, client }) = self.jobs.try_recv() {
                 busy = true;
                 if let Request::Capture { .. } = req {
                     if let Err(r) = self.start_capture(req, reply.clone(), file) {
@@ -323,7 +324,7 @@ impl Control {
                     }
                     continue;
                 }
-                let resp = self.handle(req);
+                let resp = self.handle(req, client);
                 let _ = reply.send(resp);
             }
             while let Some(scrape) = self.scrapes.as_ref().and_then(|r| r.try_recv().ok()) {

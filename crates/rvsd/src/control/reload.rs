@@ -89,7 +89,7 @@ impl Control {
             .state
             .addrs
             .iter()
-            .filter(|a| self.leased.contains(&a.net.addr()) && !next.has_addr(a.net.addr()))
+            .filter(|a| self.leased.contains_key(&a.net.addr()) && !next.has_addr(a.net.addr()))
             .collect();
         let bare = (!lessees.is_empty()).then(|| next.clone());
         let mut kept = HashSet::new();
@@ -120,7 +120,7 @@ impl Control {
             }
             outcome => {
                 self.loaded_ns = super::now_ns();
-                self.leased.retain(|a| kept.contains(a));
+                self.leased.retain(|a, _| kept.contains(a));
                 if !kept.is_empty() {
                     let mut list: Vec<String> = kept.iter().map(ToString::to_string).collect();
                     list.sort();

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use ctl::{verbs, ErrorCode, LinkChange, Request, Response};
 use dpdk::{Burst, Mbuf};
+use ipnet::IpNet;
 
 use super::Control;
 use crate::shared::Command;
@@ -54,14 +55,16 @@ impl Control {
 
     /// Carries out one request (a capture is started apart: its reply comes when it
     /// ends).
-    pub(super) fn handle(&mut self, req: Request) -> Response {
-        match self.try_handle(req) {
+    /// Handles `req` from control connection `client` (the lessee of what it adds with
+    /// `lease`).
+    pub(super) fn handle(&mut self, req: Request, client: u64) -> Response {
+        match self.try_handle(req, client) {
             Ok(r) => r,
             Err(r) => Response::error(r.code, r.message),
         }
     }
 
-    fn try_handle(&mut self, req: Request) -> Result<Response, Refused> {
+    fn try_handle(&mut self, req: Request, client: u64) -> Result<Response, Refused> {
         Ok(match req {
             Request::Status => self.status(),
             Request::ServiceList { stats } => self.service_list(stats)?,
@@ -143,14 +146,17 @@ impl Control {
             Request::VlanList => Response::Vlans { vlans: self.vlan_views() },
             Request::VlanAdd { name, link, id } => self.vlan_add(&name, &link, id)?,
             Request::VlanDel { name } => self.vlan_del(&name)?,
+            Request::AddrAdd { dev, addr, sapool, lease: true } if self.leased.contains_key(&addr.addr()) => {
+                self.lease_take(&dev, addr, sapool, client)?
+            }
             Request::AddrAdd { dev, addr, sapool, lease } => {
                 let done = self.change(|s| s.addr_add(&dev, addr, sapool))?;
                 if lease && self.state.has_addr(addr.addr()) {
-                    self.leased.insert(addr.addr());
+                    self.leased.insert(addr.addr(), client);
                 }
                 done
             }
-            Request::AddrDel { dev, addr, lease: true } => self.lease_end(&dev, addr),
+            Request::AddrDel { dev, addr, lease: true } => self.lease_end(&dev, addr, client),
             Request::AddrDel { dev, addr, lease: false } => {
                 let done = self.change(|s| s.addr_del(&dev, addr))?;
                 if !self.state.has_addr(addr) {
@@ -179,15 +185,33 @@ impl Control {
         })
     }
 
-    /// The end of `addr`'s lease (its lessee's control connection closed): the lease
+    /// A leased address added again, with a lease, by control connection `client`
+    /// (rvs-agent reconnecting, before its old connection's close was seen): the lease
+    /// is `client`'s from then on, and the old connection's end leaves the address. Only
+    /// the very address (port, prefix, sapool) is taken over; any other is refused as
+    /// `addr_add` refuses it.
+    fn lease_take(&mut self, dev: &str, net: IpNet, sapool: bool, client: u64) -> Result<Response, Refused> {
+        let port = self.state.port(dev)?;
+        let same = self.state.addrs.iter().any(|a| a.port == port && a.net == net && a.sapool == sapool);
+        if !same {
+            return Err(Refused::new(ErrorCode::Exists, format!("address {} exists", net.addr())));
+        }
+        if let Some(was) = self.leased.insert(net.addr(), client).filter(|was| *was != client) {
+            tracing::info!(addr = %net.addr(), %dev, from = was, to = client, "lease taken over by another control connection");
+        }
+        Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
+    }
+
+    /// The end of `addr`'s lease by control connection `client` (it closed): the lease
     /// ends whatever happens, so that no reload keeps the address for a connection that
-    /// is gone; the address is removed only if a lease held it (a SIGHUP whose file
-    /// declares it made it the file's).
-    fn lease_end(&mut self, dev: &str, addr: IpAddr) -> Response {
-        if !self.leased.remove(&addr) {
-            tracing::info!(%addr, %dev, "lease ended: the address is not leased any more (the file declares it, or it is gone): kept as it is");
+    /// is gone; the address is removed only if `client`'s lease held it (a SIGHUP whose
+    /// file declares it made it the file's; another connection may have taken it over).
+    fn lease_end(&mut self, dev: &str, addr: IpAddr, client: u64) -> Response {
+        if self.leased.get(&addr) != Some(&client) {
+            tracing::info!(%addr, %dev, "lease ended: the address is not this connection's lease any more (another connection took it over, the file declares it, or it is gone): kept as it is");
             return Response::Done { gen: self.shared.gen.load(Ordering::Acquire) };
         }
+        self.leased.remove(&addr);
         match self.change(|s| s.addr_del(dev, addr)) {
             Ok(done) => done,
             Err(r) => {

@@ -326,6 +326,7 @@ fn worker_view(r: &WorkerReport) -> WorkerView {
         lcore: r.lcore,
         gen: r.gen,
         conns: u64::from(r.conns),
+        tables: r.tables,
         rx_packets: r.net.get(NetCounter::RxPackets),
         tx_packets: r.net.get(NetCounter::TxPackets),
         totals: r.core.total,

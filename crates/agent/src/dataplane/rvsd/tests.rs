@@ -1186,6 +1186,35 @@ fn a_lip_that_moves_with_the_vip_is_a_sapool_address_of_the_master_only() {
     assert_eq!(dp.status().last_error, None);
 }
 
+/// After a reconnection to the same rvsd, the agent takes over the leases of the held
+/// addresses rvsd still has (its old connection's: rvsd may see that connection close
+/// after the new one's requests, and would then remove them): one `AddrAdd` with a lease
+/// each, as rvsd lists them; none on the next reconciliations over the same connection.
+#[test]
+fn a_reconnection_takes_over_the_leases_of_the_held_addresses() {
+    let fake = FakeRvsd::start(lip_config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    dp.set_services(&[lip_service()]).unwrap();
+    dp.add_vip(vip(), "dpdk0").unwrap();
+    dp.add_vip(lip(), "dpdk1").unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    addr_log(&fake);
+    for c in fake.conns.lock().unwrap().drain(..) {
+        let _ = c.shutdown(std::net::Shutdown::Both);
+    }
+    dp.set_services(&[lip_service()]).unwrap();
+    wait_until("the reconnection", T, || dp.status().reconnects == 1);
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    let log = addr_log(&fake);
+    let vip_lease = Request::AddrAdd { dev: "dpdk0".into(), addr: vip(), sapool: false, lease: true };
+    let lip_lease = Request::AddrAdd { dev: "dpdk1".into(), addr: lip(), sapool: true, lease: true };
+    assert!(log.len() == 2 && log.contains(&vip_lease) && log.contains(&lip_lease), "{log:?}");
+    dp.set_services(&[lip_service()]).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    assert_eq!(addr_log(&fake), [], "taken over once per connection");
+    assert_eq!(dp.status().last_error, None, "rvsd's `Exists` (this fake's answer) is fine");
+}
+
 /// Reconciliation (a reload, a reconnection) neither removes a held LIP that moves with the
 /// VIP nor adds a released one; it removes a released one rvsd holds (as sapool), reports a
 /// held one rvsd holds without sapool (left alone), and puts the held one back with sapool
