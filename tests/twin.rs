@@ -321,6 +321,70 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
     );
 }
 
+/// An `rvsip capture` interrupted (SIGINT, as Ctrl-C) ends its capture at once: the file
+/// holds what was captured and reads in tshark, and the next capture need not wait for
+/// the first one's deadline (before, it was refused with `a capture is running already`
+/// until then).
+#[test]
+fn an_interrupted_capture_ends_and_frees_the_slot() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.start_rvsd().expect("rvsd starts");
+    let first = t.dir.join("first.pcapng");
+    let child = std::process::Command::new(rvs_e2e::workspace_bin("rvsip"))
+        .arg("--socket")
+        .arg(t.socket())
+        .args([
+            "capture",
+            "dpdk0",
+            "-c",
+            "100000",
+            "-t",
+            "600",
+            "-w",
+            &first.display().to_string(),
+            "tcp",
+            "port",
+            "80",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("rvsip capture");
+    let rvsip = testnet::ChildGuard::new(child);
+    let started = |t: &Topology| t.rvsd_log().contains("capture started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !started(&t) {
+        assert!(std::time::Instant::now() < deadline, "no capture started: {}", t.rvsd_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let client = t.client.name().to_string();
+    let curl = std::process::Command::new("ip")
+        .args(["netns", "exec", &client, "curl", "-sS", "--max-time", "5", &format!("http://{VIP4}/")])
+        .output()
+        .expect("curl");
+    assert!(curl.status.success(), "curl: {}", String::from_utf8_lossy(&curl.stderr));
+    let refused = t.dir.join("refused.pcapng");
+    let (_, err, ok) =
+        t.cli("rvsip", &["capture", "dpdk0", "-c", "1", "-t", "1", "-w", &refused.display().to_string()]);
+    assert!(!ok && err.contains("a capture is running already"), "one capture at a time: {err}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(rvsip.pid() as i32), nix::sys::signal::Signal::SIGINT)
+        .expect("SIGINT");
+    drop(rvsip);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !t.rvsd_log().contains("capture ended") {
+        assert!(std::time::Instant::now() < deadline, "the capture runs on without its rvsip: {}", t.rvsd_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(t.rvsd_log().contains("capture: its rvsip went away"), "{}", t.rvsd_log());
+    let frames = pcapng_frames(&first);
+    assert!(!frames.is_empty(), "the request's frames are in the file");
+    let second = t.dir.join("second.pcapng");
+    let (out, err, ok) =
+        t.cli("rvsip", &["capture", "dpdk0", "-c", "1", "-t", "2", "-w", &second.display().to_string()]);
+    assert!(ok, "the next capture runs at once: {out} {err}");
+}
+
 /// The frames of a pcapng file rvsd wrote, read through tshark (converted to classic
 /// pcap: tshark must be able to read the file).
 fn pcapng_frames(file: &std::path::Path) -> Vec<Vec<u8>> {

@@ -37,19 +37,30 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Group, Uid, User};
 
-/// A request waiting for the control thread.
+/// What the control socket's thread hands the control thread.
 #[derive(Debug)]
-pub struct Job {
-    /// What the client asked.
-    pub req: Request,
-    /// Where its reply goes.
-    pub reply: Sender<Response>,
-    /// For a capture, the file it writes (opened here, as its requester may:
-    /// [`capture_file`]).
-    pub file: Option<std::fs::File>,
-    /// The control connection it came on (unique for the server's life): the lessee of
-    /// the addresses it adds with `lease`.
-    pub client: u64,
+#[allow(clippy::large_enum_variant)] // A few a second at most: not worth a box each.
+pub enum Job {
+    /// A request waiting for the control thread.
+    Request {
+        /// What the client asked.
+        req: Request,
+        /// Where its reply goes.
+        reply: Sender<Response>,
+        /// For a capture, the file it writes (opened here, as its requester may:
+        /// [`capture_file`]).
+        file: Option<std::fs::File>,
+        /// The control connection it came on (unique for the server's life): the lessee
+        /// of the addresses it adds with `lease`.
+        client: u64,
+    },
+    /// Control connection `client` hung up while its request was in flight: a capture
+    /// it started ends now (`rvsip capture` interrupted), its reply then closing the
+    /// connection.
+    HungUp {
+        /// The control connection.
+        client: u64,
+    },
 }
 
 /// The longest capture (`rvsip capture -t`): a capture holds the one capture slot and
@@ -657,10 +668,12 @@ impl Loop {
         }
         if hung_up && c.waiting.is_some() {
             // Gone while the control thread works: keep the record until the reply comes
-            // (its leases must go with it), but stop watching the socket.
+            // (its leases must go with it), but stop watching the socket; a capture it
+            // started need not run on for no one.
             let _ = self.epoll.delete(c.stream.as_fd());
             c.detached = true;
             c.eof = true;
+            let _ = self.jobs.send(Job::HungUp { client: id });
             return;
         }
         self.advance(id, now);
@@ -775,7 +788,7 @@ impl Loop {
             _ => None,
         };
         let (tx, rx) = mpsc::channel();
-        if self.jobs.send(Job { req, reply: tx, file, client: id }).is_err() {
+        if self.jobs.send(Job::Request { req, reply: tx, file, client: id }).is_err() {
             return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
         }
         c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE) });
@@ -884,7 +897,7 @@ impl Loop {
             tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
             let (tx, _rx) = mpsc::channel();
             let req = Request::AddrDel { dev, addr, lease: true };
-            let _ = self.jobs.send(Job { req, reply: tx, file: None, client: id });
+            let _ = self.jobs.send(Job::Request { req, reply: tx, file: None, client: id });
         }
     }
 }
@@ -911,7 +924,8 @@ mod tests {
             let seen = Arc::new(Mutex::new(Vec::new()));
             let log = Arc::clone(&seen);
             std::thread::spawn(move || {
-                for Job { req, reply, .. } in rx {
+                for job in rx {
+                    let Job::Request { req, reply, .. } = job else { continue };
                     // A change on port "slow" is published but not confirmed in time.
                     let resp = match &req {
                         Request::AddrAdd { dev, .. } if dev == "slow" => {

@@ -4,7 +4,7 @@
 //! A worker announces a connection (a [`RecordRepr`] in its outbox, which the worker
 //! loop hands to the sync thread) when its TCP state changes once it is established (a
 //! UDP connection when it opens), when its client proves itself (an unproven
-//! connection's, see [`super::tables`]), and again each time its timer comes due while it
+//! connection's, see the `tables` module), and again each time its timer comes due while it
 //! still carries packets (the timer wheel refiles it: about once per timeout). The
 //! peer keeps its copy [`SyncSettings::grace_ms`] longer than the time the original had
 //! left, so that refresh arrives before the copy expires. Nothing is added per

@@ -24,6 +24,8 @@ pub(super) struct ActiveCapture {
     failed: Option<String>,
     writer: dpdk::pcapng::Writer,
     reply: std::sync::mpsc::Sender<Response>,
+    /// The control connection that asked for it.
+    client: u64,
 }
 
 impl Control {
@@ -35,6 +37,7 @@ impl Control {
         req: Request,
         reply: std::sync::mpsc::Sender<Response>,
         file: Option<std::fs::File>,
+        client: u64,
     ) -> Result<(), Refused> {
         let Request::Capture { dev, dir, count, filter, path, timeout_s } = req else {
             unreachable!("checked by caller")
@@ -77,8 +80,19 @@ impl Control {
             failed: None,
             writer,
             reply,
+            client,
         });
         Ok(())
+    }
+
+    /// Control connection `client` hung up: the capture it started, if any, ends at the
+    /// next pump (with what it has written; the next capture need not wait for its
+    /// deadline).
+    pub(super) fn end_capture_of(&mut self, client: u64) {
+        if let Some(cap) = self.capture.as_mut().filter(|c| c.client == client) {
+            tracing::info!(path = %cap.path, "capture: its rvsip went away; ending it");
+            cap.deadline = Instant::now();
+        }
     }
 
     /// Writes captured frames; ends the capture at its count or deadline. True if any
@@ -105,7 +119,7 @@ impl Control {
                 }
             }
         }
-        if cap.remaining == 0 || Instant::now() > cap.deadline {
+        if cap.remaining == 0 || Instant::now() >= cap.deadline {
             let cap = self.capture.take().expect("checked above");
             let mut ports = (*self.shared.current().ports).clone();
             ports[cap.port].capture = None;

@@ -316,10 +316,17 @@ impl Control {
             }
             busy |= self.pump_capture();
             busy |= self.check_dests();
-            while let Ok(Job { req, reply, file, client }) = self.jobs.try_recv() {
+            while let Ok(job) = self.jobs.try_recv() {
                 busy = true;
+                let (req, reply, file, client) = match job {
+                    Job::Request { req, reply, file, client } => (req, reply, file, client),
+                    Job::HungUp { client } => {
+                        self.end_capture_of(client);
+                        continue;
+                    }
+                };
                 if let Request::Capture { .. } = req {
-                    if let Err(r) = self.start_capture(req, reply.clone(), file) {
+                    if let Err(r) = self.start_capture(req, reply.clone(), file, client) {
                         let _ = reply.send(Response::error(r.code, r.message));
                     }
                     continue;
