@@ -396,6 +396,10 @@ pub enum Request {
         /// Held only while the control connection that added it stays open: rvsd
         /// removes it when that connection closes (a VRRP agent's VIPs leave with a
         /// crashed agent instead of lingering on a box that no longer defends them).
+        /// Adding a leased address again, as it is (port, prefix, sapool), with a lease
+        /// takes the lease over: it is the new connection's from then on (rvs-agent after
+        /// it reconnects), and only that connection's close removes it; one the
+        /// configuration file declares (a SIGHUP made it the file's) stays.
         #[serde(default)]
         lease: bool,
     },
@@ -405,12 +409,6 @@ pub enum Request {
         dev: String,
         /// The address.
         addr: IpAddr,
-        /// A lease's end, rvsd's own when the connection that added the address with
-        /// `lease` closes (refused from clients): the lease ends, and the address goes
-        /// only if a lease held it; one the configuration file has declared since (a
-        /// SIGHUP took it over) stays.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        lease: bool,
     },
     /// Addresses.
     AddrList,

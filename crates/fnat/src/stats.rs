@@ -66,7 +66,7 @@ crate::counter_set! {
         UoaInserted = "uoa_inserted": "A UDP datagram to a real server carried the client's address (UOA; the first few of each connection on services with uoa).",
         UoaNoRoom = "uoa_no_room": "A UDP datagram went without its UOA option: no room (IPv4 options full, over 1500 bytes, an IPv6 extension header); the connection's next datagram carries it.",
         SnatOpened = "snat_opened": "A host behind rvs opened a connection to the outside through a SNAT rule (its source became a WAN address and port).",
-        SyncQueued = "sync_queued": "A connection was announced to the peers (connection sync: established, a state change, or a refresh).",
+        SyncQueued = "sync_queued": "A connection was announced to the peers (connection sync: established, a state change, its client proven, or a refresh).",
         SyncLost = "sync_lost": "A connection's announcement was lost: the worker's outbox or the sync thread's queue was full (the next change or refresh announces it again).",
         SyncInstalled = "sync_installed": "A connection a peer announced was installed in this worker (marked synced).",
         SyncUpdated = "sync_updated": "A synced connection's state and expiry were updated from a peer's announcement.",

@@ -75,9 +75,6 @@ pub const ICMP_ERRORS_PER_SEC: u64 = 1000;
 /// Time-exceeded errors a worker may send at once after a quiet spell, as Linux's
 /// `icmp_msgs_burst`.
 pub const ICMP_ERROR_BURST: u64 = 50;
-/// Ports whose kernel twins have a budget of their own in each worker (VLAN ports
-/// included); those past it share the last one.
-pub const TWIN_BUDGETS: usize = 16;
 
 /// Which ICMP error to send about a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,10 +99,8 @@ pub struct Node<B> {
     /// bucket of the same size as the node's own errors' (each costs a copy per worker,
     /// and anyone can send them).
     fanouts: Bucket,
-    /// What goes up to each kernel twin (see [`crate::twin`]), by port index (the
-    /// ports past the last share its budget): a flood to one port's kernel address
-    /// leaves the other twins' budgets alone.
-    twins: [TwinBudget; TWIN_BUDGETS],
+    /// What goes up to the kernel twins (see [`crate::twin`]).
+    twin: TwinBudget,
     /// The loop's time at the last housekeeping (ms): the twins' budgets are refilled
     /// when a frame takes from them.
     twin_now: u64,
@@ -127,15 +122,15 @@ impl<B: PacketBuf> Node<B> {
             hops: HopCache::new(),
             errors: Bucket::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
             fanouts: Bucket::new(ICMP_ERRORS_PER_SEC, ICMP_ERROR_BURST),
-            twins: [TwinBudget::unlimited(); TWIN_BUDGETS],
+            twin: TwinBudget::unlimited(),
             twin_now: 0,
         }
     }
 
-    /// Sets this worker's budgets for frames going up to each kernel twin (unlimited
+    /// Sets this worker's budgets for frames going up to the kernel twins (unlimited
     /// until set).
     pub fn set_twin_budget(&mut self, budget: TwinBudget) {
-        self.twins = [budget; TWIN_BUDGETS];
+        self.twin = budget;
     }
 
     /// The next hops the connections' packets take (see [`HopCache`]).
@@ -675,9 +670,7 @@ impl<B: PacketBuf> Node<B> {
         if !net.ports.get(port).is_some_and(|p| p.twin) {
             return self.counters.drop(NetDrop::NoTwin);
         }
-        let budget = &mut self.twins[port.min(TWIN_BUDGETS - 1)];
-        budget.refill(self.twin_now);
-        if !budget.take(class) {
+        if !self.twin.take(class, port, self.twin_now) {
             return self.counters.drop(match class.is_control() {
                 true => NetDrop::TwinLimitedControl,
                 false => NetDrop::TwinLimited,

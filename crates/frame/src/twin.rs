@@ -10,8 +10,8 @@
 //! TTL 255 or the link-local group no router passes on), neighbour resolution, routed
 //! control protocols (BGP, multihop BFD: anyone may send to their ports), and the rest.
 //! The three control classes go on a queue of their own, pumped first, and each class
-//! has its own budget on each twin ([`TwinBudget`]: `[workers] twin_control_pps` for
-//! each control class on each worker, `twin_up_pps` for the rest, shared among the
+//! has its own budget ([`TwinBudget`]: `[workers] twin_control_pps` for each control
+//! class on each worker, `twin_up_pps` for the rest on each twin, shared among the
 //! workers); what is over it is dropped before it reaches a queue (`twin_limited`,
 //! `twin_limited_control`). A flood to the kernel's addresses meets the bulk budget of
 //! their port's twin and leaves the other twins alone; a flood aimed at BGP's port meets
@@ -121,24 +121,31 @@ fn upper(proto: u8, ttl: u8, ospf_group: bool, l4: &[u8]) -> TwinClass {
     }
 }
 
-/// One worker's budgets for frames going up to one twin, a bucket per class, refilled
-/// from the loop's clock ([`crate::Node::housekeeping`]).
+/// Ports whose kernel twins have a bulk budget of their own in each worker (VLAN ports
+/// included); those past it share the last one.
+pub const TWIN_BUDGETS: usize = 16;
+
+/// One worker's budgets for frames going up: a bucket per control class (for all the
+/// twins: the control ring and the control thread's first pass are shared, and their
+/// bound must not grow with the ports), and a bulk bucket per twin (a flood to one
+/// port's kernel address leaves the other twins' bulk alone). Each is refilled from the
+/// loop's clock as it is taken from.
 #[derive(Debug, Clone, Copy)]
 pub struct TwinBudget {
     link: Bucket,
     neigh: Bucket,
     routed: Bucket,
-    bulk: Bucket,
+    bulk: [Bucket; TWIN_BUDGETS],
 }
 
 impl TwinBudget {
-    /// Budgets of `bulk_pps` bulk frames a second and of `control_pps` for each control
-    /// class (0: no limit), each with a burst of a tenth of a second's worth (at least
-    /// 32 frames).
+    /// Budgets of `bulk_pps` bulk frames a second for each twin and of `control_pps` for
+    /// each control class (0: no limit), each with a burst of a tenth of a second's worth
+    /// (at least 32 frames).
     pub fn new(bulk_pps: u64, control_pps: u64) -> TwinBudget {
         let bucket = |pps: u64| Bucket::new(pps, (pps / 10).max(32));
         let control = bucket(control_pps);
-        TwinBudget { link: control, neigh: control, routed: control, bulk: bucket(bulk_pps) }
+        TwinBudget { link: control, neigh: control, routed: control, bulk: [bucket(bulk_pps); TWIN_BUDGETS] }
     }
 
     /// No limit on any class.
@@ -146,23 +153,18 @@ impl TwinBudget {
         TwinBudget::new(0, 0)
     }
 
-    /// Adds the tokens earned since the last refill (`now` in ms).
+    /// Takes one frame of `class` for `port`'s twin from its budget, if there is room,
+    /// after adding the tokens earned up to `now` (ms).
     #[inline]
-    pub fn refill(&mut self, now: u64) {
-        for b in [&mut self.link, &mut self.neigh, &mut self.routed, &mut self.bulk] {
-            b.refill(now);
-        }
-    }
-
-    /// Takes one frame of `class` from its budget, if there is room.
-    #[inline]
-    pub fn take(&mut self, class: TwinClass) -> bool {
-        match class {
-            TwinClass::Link => self.link.take(),
-            TwinClass::Neigh => self.neigh.take(),
-            TwinClass::Routed => self.routed.take(),
-            TwinClass::Bulk => self.bulk.take(),
-        }
+    pub fn take(&mut self, class: TwinClass, port: usize, now: u64) -> bool {
+        let b = match class {
+            TwinClass::Link => &mut self.link,
+            TwinClass::Neigh => &mut self.neigh,
+            TwinClass::Routed => &mut self.routed,
+            TwinClass::Bulk => &mut self.bulk[port.min(TWIN_BUDGETS - 1)],
+        };
+        b.refill(now);
+        b.take()
     }
 }
 
@@ -254,13 +256,14 @@ mod tests {
     fn each_class_spends_its_own_budget() {
         let mut b = TwinBudget::new(100, 1000);
         // A full bucket holds 32 (a tenth of a second of 100 is less).
-        assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk)).count(), 32);
+        assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk, 0, 0)).count(), 32);
+        assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk, 1, 0)).count(), 32, "another twin's bulk: its own");
         for class in [TwinClass::Link, TwinClass::Neigh, TwinClass::Routed] {
-            assert_eq!((0..150).filter(|_| b.take(class)).count(), 100, "{class:?}: its own 100 (1000 a second)");
+            assert_eq!((0..150).filter(|_| b.take(class, 0, 0)).count(), 100, "{class:?}: its own 100 (1000 a second)");
+            assert!(!b.take(class, 1, 0), "{class:?}: one budget for every twin");
         }
-        b.refill(100);
-        assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk)).count(), 10, "100 a second: 10 in 100 ms");
+        assert_eq!((0..50).filter(|_| b.take(TwinClass::Bulk, 0, 100)).count(), 10, "100 a second: 10 in 100 ms");
         let mut free = TwinBudget::unlimited();
-        assert!((0..100_000).all(|_| free.take(TwinClass::Bulk)));
+        assert!((0..100_000).all(|_| free.take(TwinClass::Bulk, 0, 0)));
     }
 }

@@ -234,7 +234,7 @@ pub struct WorkersConf {
     pub twin_up_pps: u32,
     /// Frames of each control class (the link's protocols: VRRP, OSPF, single-hop BFD;
     /// neighbour resolution: ARP, NS/NA; routed ones: BGP, multihop BFD) each worker
-    /// hands up to each twin a second, at most (0: no limit).
+    /// hands up to the twins a second, at most, all twins together (0: no limit).
     #[serde(default = "default_twin_control_pps")]
     pub twin_control_pps: u32,
 }

@@ -354,8 +354,8 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
             expire_nodest: cfg.conn.expire_nodest,
             twin_up: twin_up.producer().expect("a multi-producer ring has producers for all"),
             twin_up_control: twin_up_control.producer().expect("a multi-producer ring has producers for all"),
-            // The bulk budget is the box's, shared; each control class's is each
-            // worker's (one peer's packets all land on one worker).
+            // The bulk budget is each twin's, shared among the workers; each control
+            // class's is each worker's (one peer's packets all land on one worker).
             twin_budget: frame::TwinBudget::new(
                 u64::from(cfg.workers.twin_up_pps).div_ceil(n as u64),
                 u64::from(cfg.workers.twin_control_pps),

@@ -54,10 +54,10 @@ pub enum Job {
         /// of the addresses it adds with `lease`.
         client: u64,
     },
-    /// Control connection `client` hung up while its request was in flight: a capture
-    /// it started ends now (`rvsip capture` interrupted), its reply then closing the
-    /// connection.
-    HungUp {
+    /// Control connection `client` is gone: it closed, or hung up while its request
+    /// was in flight (told then, and again when it is closed). A capture it started
+    /// ends now (`rvsip capture` interrupted); so do its leases.
+    Gone {
         /// The control connection.
         client: u64,
     },
@@ -326,7 +326,8 @@ struct Client {
     partial_since: Option<Instant>,
     /// When the reply in `outbuf` was queued.
     out_since: Option<Instant>,
-    /// Addresses this connection added with `lease`: removed when it goes.
+    /// Addresses this connection added with `lease` (as far as this thread knows: the
+    /// control thread keeps the leases): it is never the one closed to make room.
     leased: Vec<(String, IpAddr)>,
     /// What epoll watches for it.
     interest: EpollFlags,
@@ -673,7 +674,7 @@ impl Loop {
             let _ = self.epoll.delete(c.stream.as_fd());
             c.detached = true;
             c.eof = true;
-            let _ = self.jobs.send(Job::HungUp { client: id });
+            let _ = self.jobs.send(Job::Gone { client: id });
             return;
         }
         self.advance(id, now);
@@ -766,17 +767,11 @@ impl Loop {
             Ok(m) => m.req,
             Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))),
         };
-        if matches!(req, Request::AddrDel { lease: true, .. }) {
-            // A lease ends when its connection closes, never at a client's word (one
-            // could end another connection's lease).
-            let msg = "addr del with lease: rvsd's own, when the lessee's connection closes";
-            return fail(c, Response::error(ErrorCode::Invalid, msg.to_string()));
-        }
         // Leases: remember what this connection added with `lease`, forget what it
         // removed.
         let lease = match &req {
             Request::AddrAdd { dev, addr, lease: true, .. } => Some((dev.clone(), addr.addr(), true)),
-            Request::AddrDel { dev, addr, .. } => Some((dev.clone(), *addr, false)),
+            Request::AddrDel { dev, addr } => Some((dev.clone(), *addr, false)),
             _ => None,
         };
         // A capture's file is opened here, with the peer's rights (see `capture_file`).
@@ -886,19 +881,14 @@ impl Loop {
         self.report(now);
     }
 
-    /// Closes client `id`; the addresses it leased are removed.
+    /// Closes client `id`, and tells the control thread (its leases end).
     fn close(&mut self, id: u64) {
         let Some(c) = self.clients.remove(&id) else { return };
         self.waiting.remove(&id);
         if !c.detached {
             let _ = self.epoll.delete(c.stream.as_fd());
         }
-        for (dev, addr) in c.leased {
-            tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
-            let (tx, _rx) = mpsc::channel();
-            let req = Request::AddrDel { dev, addr, lease: true };
-            let _ = self.jobs.send(Job::Request { req, reply: tx, file: None, client: id });
-        }
+        let _ = self.jobs.send(Job::Gone { client: id });
     }
 }
 
@@ -914,6 +904,7 @@ mod tests {
         server: Option<Server>,
         path: PathBuf,
         seen: Arc<Mutex<Vec<Request>>>,
+        gone: Arc<Mutex<Vec<u64>>>,
     }
 
     impl Fixture {
@@ -922,23 +913,23 @@ mod tests {
             let path = dir.join("ctl.sock");
             let (tx, rx) = mpsc::channel::<Job>();
             let seen = Arc::new(Mutex::new(Vec::new()));
-            let log = Arc::clone(&seen);
+            let gone = Arc::new(Mutex::new(Vec::new()));
+            let (log, gone_log) = (Arc::clone(&seen), Arc::clone(&gone));
             std::thread::spawn(move || {
                 for job in rx {
-                    let Job::Request { req, reply, .. } = job else { continue };
-                    // A change on port "slow" is published but not confirmed in time.
-                    let resp = match &req {
-                        Request::AddrAdd { dev, .. } if dev == "slow" => {
-                            Response::error(ErrorCode::Timeout, "generation 7 was published but workers [0] did not")
+                    let (req, reply) = match job {
+                        Job::Request { req, reply, .. } => (req, reply),
+                        Job::Gone { client } => {
+                            gone_log.lock().unwrap().push(client);
+                            continue;
                         }
-                        _ => Response::Done { gen: 7 },
                     };
                     log.lock().unwrap().push(req);
-                    let _ = reply.send(resp);
+                    let _ = reply.send(Response::Done { gen: 7 });
                 }
             });
             let server = Server::start(&path, Access::new(None).unwrap(), tx, limits).expect("server");
-            Fixture { server: Some(server), path, seen }
+            Fixture { server: Some(server), path, seen, gone }
         }
 
         fn connect(&self) -> UnixStream {
@@ -949,6 +940,11 @@ mod tests {
 
         fn requests(&self) -> Vec<Request> {
             self.seen.lock().unwrap().clone()
+        }
+
+        /// The connections the control thread was told are gone.
+        fn gone(&self) -> Vec<u64> {
+            self.gone.lock().unwrap().clone()
         }
     }
 
@@ -1011,22 +1007,14 @@ mod tests {
         newcomer.write_all(&line(Request::Status)).unwrap();
         assert!(read_reply(&mut BufReader::new(newcomer.try_clone().unwrap())).contains("\"gen\":7"));
         assert!(closed(&mut idle), "the idle client made room");
-        // The lease holder goes: its address is removed.
+        // The lease holder goes: the control thread is told (its leases end there).
+        let gone_before = f.gone().len();
         drop(holder);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, lease: true, .. } if dev == "p0")) {
-            assert!(Instant::now() < deadline, "no lease end after the holder closed: {:?}", f.requests());
+        while f.gone().len() == gone_before {
+            assert!(Instant::now() < deadline, "the control thread not told the holder went");
             std::thread::sleep(Duration::from_millis(10));
         }
-        // A client cannot end a lease (another connection's) itself.
-        let mut forger = f.connect();
-        let end = Request::AddrDel { dev: "p0".into(), addr: "192.0.2.9".parse().unwrap(), lease: true };
-        forger.write_all(&line(end)).unwrap();
-        let reply = read_reply(&mut BufReader::new(forger.try_clone().unwrap()));
-        assert!(reply.contains("rvsd's own"), "{reply}");
-        assert!(closed(&mut forger), "and closed, as after any bad request");
-        let ends = f.requests().iter().filter(|r| matches!(r, Request::AddrDel { lease: true, .. })).count();
-        assert_eq!(ends, 1, "the forged one never reached the control thread");
         // Every client busy (a partial request each): the next one is refused.
         newcomer.write_all(b"{").unwrap();
         let mut other = f.connect();
@@ -1035,24 +1023,6 @@ mod tests {
         let refused = f.connect();
         let reply = read_reply(&mut BufReader::new(refused));
         assert!(reply.contains("too many control clients"), "{reply}");
-    }
-
-    /// A leased address whose change a worker was slow to confirm (`Timeout`: it was
-    /// applied all the same) is the connection's: removed when it closes.
-    #[test]
-    fn a_lease_confirmed_late_still_leaves_with_its_connection() {
-        let f = Fixture::new("late", Limits::default());
-        let mut holder = f.connect();
-        let add =
-            Request::AddrAdd { dev: "slow".into(), addr: "192.0.2.9/32".parse().unwrap(), sapool: false, lease: true };
-        holder.write_all(&line(add)).unwrap();
-        assert!(read_reply(&mut BufReader::new(holder.try_clone().unwrap())).contains("timeout"));
-        drop(holder);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !f.requests().iter().any(|r| matches!(r, Request::AddrDel { dev, .. } if dev == "slow")) {
-            assert!(Instant::now() < deadline, "no AddrDel after the holder closed: {:?}", f.requests());
-            std::thread::sleep(Duration::from_millis(10));
-        }
     }
 
     #[test]

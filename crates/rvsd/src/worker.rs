@@ -66,7 +66,8 @@ pub struct WorkerParts {
     /// [`frame::twin`]).
     pub twin_up_control: RingProducer,
     /// This worker's budgets for frames going up: its share of `[workers]
-    /// twin_up_pps`, and the whole of `twin_control_pps` for each control class.
+    /// twin_up_pps` for each twin, and the whole of `twin_control_pps` for each control
+    /// class.
     pub twin_budget: frame::TwinBudget,
     /// Frames the kernel sent on a twin, to transmit (tagged with their port); only
     /// one worker gets this.

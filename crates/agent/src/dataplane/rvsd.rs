@@ -725,7 +725,13 @@ impl Worker {
                 return (ops, w.stop);
             }
             let now = Instant::now();
-            let due = if self.client.is_none() || self.resync { self.retry_at } else { self.last_ok + PING_INTERVAL };
+            // While a refused reconciliation waits for its retry, rvsd is still asked
+            // every second whether it read its file again.
+            let due = match (self.client.is_none(), self.resync) {
+                (true, _) => self.retry_at,
+                (false, true) => self.retry_at.min(self.identified_at + IDENTIFY_EVERY),
+                (false, false) => self.last_ok + PING_INTERVAL,
+            };
             if now >= due {
                 return (Vec::new(), false);
             }
@@ -790,6 +796,10 @@ impl Worker {
         // Whether rvsd read its file again (then everything is reconciled at once),
         // every second whatever else goes on.
         if self.identified_at.elapsed() >= IDENTIFY_EVERY && !self.identify() {
+            return;
+        }
+        if self.resync && ops.is_empty() && Instant::now() < self.retry_at {
+            // Woken to ask rvsd (above), not yet to retry the refused reconciliation.
             return;
         }
         if self.resync {
@@ -884,6 +894,8 @@ impl Worker {
             );
             self.forget_loaded();
             self.resync = true;
+            // At once, even while a refused reconciliation waits for its retry.
+            self.retry_at = Instant::now();
         }
         if started != 0 {
             (self.rvsd_started, self.rvsd_loaded) = (started, loaded);
@@ -1008,7 +1020,7 @@ impl Worker {
         }
         let kind = addr_kind(self.shared.lock().moves_with_vip(ip));
         let what = format!("remove {kind} {ip} from {dev}");
-        let req = || Request::AddrDel { dev: dev.to_string(), addr: ip, lease: false };
+        let req = || Request::AddrDel { dev: dev.to_string(), addr: ip };
         match self.exchange(&what, req()) {
             Ok(_) | Err(Exchange::Refused(ErrorCode::NotFound, _)) => Ok(()),
             Err(Exchange::Io) => Err(Fail::Io),
@@ -1288,6 +1300,7 @@ impl Worker {
         let lips = vip_lips(&services);
         // 1. Held VIPs (and LIPs that move with them) first: services may need them.
         let mut announce = Vec::new();
+        let mut taken = true;
         for (ip, (net, dev)) in &held {
             let lip = lips.contains(ip);
             let kind = addr_kind(lip);
@@ -1296,11 +1309,17 @@ impl Worker {
                     if !self.leases_taken {
                         // Held already: an earlier connection's lease, taken over (rvsd
                         // says `Exists` of an address no lease holds: the file's, rvsip's).
+                        // Announced again if taken: it may have gone and come back since
+                        // the listing (the old connection's close seen in between).
                         let req = Request::AddrAdd { dev: dev.clone(), addr: a.addr, sapool: a.sapool, lease: true };
                         match self.call(&format!("take over the lease on {kind} {ip}"), req, &[ErrorCode::Exists]) {
-                            Ok(_) => {}
+                            Ok(Some(_)) => announce.push((*ip, dev.clone())),
+                            Ok(None) => {}
                             Err(Fail::Io) => return Err(Fail::Io),
-                            Err(Fail::Refused) => refused = true,
+                            Err(Fail::Refused) => {
+                                refused = true;
+                                taken = false;
+                            }
                         }
                     }
                 }
@@ -1325,7 +1344,8 @@ impl Worker {
                 }
             }
         }
-        self.leases_taken = true;
+        // (A refused take-over is tried again at the next reconciliation.)
+        self.leases_taken = taken;
         // 2. Services.
         if services_set {
             refused |= self.reconcile_services(&services, &present, &held, &released)?;

@@ -602,7 +602,7 @@ fn addr_change(w: &mut Words, add: bool, family: Option<Family>) -> Result<IpCmd
     Ok(IpCmd::Change(if add {
         Request::AddrAdd { dev, addr, sapool, lease: false }
     } else {
-        Request::AddrDel { dev, addr: addr.addr(), lease: false }
+        Request::AddrDel { dev, addr: addr.addr() }
     }))
 }
 
@@ -771,7 +771,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 other => return Err(unexpected("addrs", &other)),
             };
             for a in addrs.iter().filter(|a| a.dev == *dev) {
-                match ctl.call(Request::AddrDel { dev: dev.clone(), addr: a.addr.addr(), lease: false })? {
+                match ctl.call(Request::AddrDel { dev: dev.clone(), addr: a.addr.addr() })? {
                     Response::Done { .. } => {}
                     other => return Err(unexpected("done", &other)),
                 }

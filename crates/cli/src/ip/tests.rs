@@ -114,10 +114,7 @@ fn changes() {
             "a a 198.18.0.100 dev dpdk0",
             Request::AddrAdd { dev: "dpdk0".into(), addr: net("198.18.0.100/32"), sapool: false, lease: false },
         ),
-        (
-            "addr del 198.19.0.10/24 dev dpdk1",
-            Request::AddrDel { dev: "dpdk1".into(), addr: ip("198.19.0.10"), lease: false },
-        ),
+        ("addr del 198.19.0.10/24 dev dpdk1", Request::AddrDel { dev: "dpdk1".into(), addr: ip("198.19.0.10") }),
         (
             "route add 198.19.0.0/24 dev dpdk1 scope link",
             Request::RouteAdd(route("198.19.0.0/24", None, "dpdk1", RouteScope::Link, None, 0)),

@@ -187,7 +187,9 @@ impl Engine {
             state: c.state as u8,
             toa_done: c.flags.has(ConnFlags::TOA_DONE),
             synack_seen: c.flags.has(ConnFlags::SYNACK_SEEN),
-            proven: !c.unproven(),
+            // Set only where a copy could be unproven: a peer of an earlier version,
+            // which knows no such bit, still takes FullNAT and NAT TCP records.
+            proven: super::tables::needs_proof(c.proto(), c.fwd()) && !c.unproven(),
             timeout_ms: c.expires(now).saturating_sub(now).min(u32::MAX as Millis) as u32,
             client: (c.cip().ip(), c.cport()),
             virt: (c.vip().ip(), c.vport()),

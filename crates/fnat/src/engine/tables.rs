@@ -72,6 +72,13 @@ use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
 use crate::types::{FwdMode, Millis, Proto};
 
+/// Whether a connection of `proto` towards a server of `fwd` starts unproven: nothing
+/// from its server passes rvs (DR, TUN TCP), or nothing that comes back vouches for its
+/// client (UDP).
+pub(super) fn needs_proof(proto: Proto, fwd: FwdMode) -> bool {
+    proto == Proto::Udp || (proto == Proto::Tcp && !fwd.replies_through())
+}
+
 /// How many of the oldest `SYN_RECV` connections, and of the oldest unproven ones, are
 /// searched for a port to take when none is free towards a real server.
 pub const STEAL_SCAN: u32 = 8;
@@ -112,7 +119,7 @@ impl Engine {
     /// proves (see the module documentation).
     #[inline]
     pub(super) fn maybe_unproven(&mut self, r: ConnRef, proto: Proto, fwd: FwdMode) {
-        if proto == Proto::Udp || (proto == Proto::Tcp && !fwd.replies_through()) {
+        if needs_proof(proto, fwd) {
             self.unproven.push_back(r.index());
             self.client_pkts[r.index() as usize] = 0;
             self.conns.get_mut(r).set_unproven(true);

@@ -320,8 +320,8 @@ impl Control {
                 busy = true;
                 let (req, reply, file, client) = match job {
                     Job::Request { req, reply, file, client } => (req, reply, file, client),
-                    Job::HungUp { client } => {
-                        self.end_capture_of(client);
+                    Job::Gone { client } => {
+                        self.client_gone(client);
                         continue;
                     }
                 };

@@ -156,8 +156,7 @@ impl Control {
                 }
                 done
             }
-            Request::AddrDel { dev, addr, lease: true } => self.lease_end(&dev, addr, client),
-            Request::AddrDel { dev, addr, lease: false } => {
+            Request::AddrDel { dev, addr } => {
                 let done = self.change(|s| s.addr_del(&dev, addr))?;
                 if !self.state.has_addr(addr) {
                     self.leased.remove(&addr);
@@ -202,21 +201,32 @@ impl Control {
         Ok(Response::Done { gen: self.shared.gen.load(Ordering::Acquire) })
     }
 
-    /// The end of `addr`'s lease by control connection `client` (it closed): the lease
-    /// ends whatever happens, so that no reload keeps the address for a connection that
-    /// is gone; the address is removed only if `client`'s lease held it (a SIGHUP whose
-    /// file declares it made it the file's; another connection may have taken it over).
-    fn lease_end(&mut self, dev: &str, addr: IpAddr, client: u64) -> Response {
-        if self.leased.get(&addr) != Some(&client) {
-            tracing::info!(%addr, %dev, "lease ended: the address is not this connection's lease any more (another connection took it over, the file declares it, or it is gone): kept as it is");
-            return Response::Done { gen: self.shared.gen.load(Ordering::Acquire) };
-        }
-        self.leased.remove(&addr);
-        match self.change(|s| s.addr_del(dev, addr)) {
-            Ok(done) => done,
-            Err(r) => {
-                tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {}", r.message);
-                r.into()
+    /// Control connection `client` is gone (it closed, or hung up with a request in
+    /// flight): a capture it started ends, and so do its leases, each address removed
+    /// from whichever port holds it now. The leases end whatever happens, so that no
+    /// reload keeps an address for a connection that is gone; an address no lease of
+    /// `client`'s holds any more stays (another connection took it over, a SIGHUP's
+    /// file declared it, or a client removed it).
+    pub(super) fn client_gone(&mut self, client: u64) {
+        self.end_capture_of(client);
+        let mut ended: Vec<IpAddr> = self.leased.iter().filter(|(_, c)| **c == client).map(|(a, _)| *a).collect();
+        ended.sort();
+        for addr in ended {
+            self.leased.remove(&addr);
+            let Some(dev) =
+                self.state.addrs.iter().find(|a| a.net.addr() == addr).map(|a| self.state.port_names[a.port].clone())
+            else {
+                continue;
+            };
+            tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
+            match self.change(|s| s.addr_del(&dev, addr)) {
+                Ok(Response::Error { code, message }) if code != ErrorCode::Timeout => {
+                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}")
+                }
+                Err(Refused { message, .. }) => {
+                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}")
+                }
+                Ok(_) => {}
             }
         }
     }

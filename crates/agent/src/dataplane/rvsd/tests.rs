@@ -1178,8 +1178,8 @@ fn a_lip_that_moves_with_the_vip_is_a_sapool_address_of_the_master_only() {
     assert_eq!(
         addr_log(&fake),
         [
-            Request::AddrDel { dev: "dpdk0".into(), addr: vip().addr(), lease: false },
-            Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr(), lease: false },
+            Request::AddrDel { dev: "dpdk0".into(), addr: vip().addr() },
+            Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() },
         ]
     );
     assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]), "still loaded on the backup");
@@ -1255,7 +1255,7 @@ fn reconciliation_keeps_a_lip_that_moves_with_the_vip_as_wanted() {
     // A released LIP rvsd holds (as sapool) is removed, although it is a sapool address.
     fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", true)));
     reconcile();
-    assert_eq!(addr_log(&fake), [Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr(), lease: false }]);
+    assert_eq!(addr_log(&fake), [Request::AddrDel { dev: "dpdk1".into(), addr: lip().addr() }]);
     assert_eq!(held_as(&fake, LIP), None);
     assert_eq!(fake.weights(), Some(vec![(rs(1), 3), (rs(2), 2)]));
     // A held LIP rvsd holds without sapool is reported and left alone.
@@ -1474,6 +1474,33 @@ fn what_a_reload_of_rvsd_replaced_is_loaded_again() {
     assert!(fake.has_addr(VIP), "the VIP stays");
     assert_eq!(dp.status().reconnects, 0, "over the same connection");
     dp.close(T);
+}
+
+/// While a refused reconciliation waits for its retry (every 5 s), rvsd is still asked
+/// every second whether it read its file again: a reload then is acted on at once, not
+/// at the retry.
+#[test]
+fn a_reload_during_a_refusal_is_seen_within_the_second() {
+    let fake = FakeRvsd::start(lip_config(), false);
+    let dp = RvsdDataplane::new(&fake.path);
+    let rule = snat_rule("A", "proto=tcp,src-range=192.168.100.0-192.168.100.254,oif=dpdk1", &["198.18.0.1"]);
+    dp.set_services(&[lip_service()]).unwrap();
+    dp.set_snat(std::slice::from_ref(&rule)).unwrap();
+    assert!(dp.wait_idle(T), "{:?}", dp.status());
+    // A held LIP rvsd holds without sapool: refused, retried every REFUSED_RETRY (the
+    // SNAT rule applies all the same).
+    fake.with(|s| s.addrs.push(addr("dpdk1", "10.0.0.100/24", false)));
+    dp.add_vip(lip(), "dpdk1").unwrap();
+    wait_until("the refusal", T, || dp.status().last_error.is_some_and(|e| e.contains("without sapool")));
+    let refused_at = Instant::now();
+    fake.reload();
+    assert_eq!(fake.with(|s| s.snat.len()), 0, "rvsd.toml has no SNAT rule");
+    wait_until("the SNAT rule loaded again", T, || fake.with(|s| s.snat.len()) == 1);
+    assert!(
+        refused_at.elapsed() < REFUSED_RETRY - Duration::from_secs(1),
+        "seen by the check every second, not at the retry: {:?}",
+        refused_at.elapsed()
+    );
 }
 
 /// rvsd refusing `TimeoutsSet` is logged with its message (once per change or connection):
