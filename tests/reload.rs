@@ -99,6 +99,15 @@ fn held(t: &Topology) -> Vec<(String, String)> {
     }
 }
 
+/// Waits (5 s at most) until rvsd no longer holds address `a` (`ADDR/PREFIX`).
+fn wait_gone(t: &Topology, a: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held(t).iter().any(|(x, _)| x == a) {
+        assert!(Instant::now() < deadline, "{what}: {a} still held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Addresses a live control connection leased (rvs-agent's VIPs) survive a SIGHUP that
 /// replaces what else clients changed; one the new file now conflicts with (its subnet
 /// on another port) gives way, said so, and the file applies all the same; when the
@@ -137,11 +146,7 @@ fn sighup_keeps_leased_addresses_unless_the_file_conflicts() {
     assert!(!has("198.18.0.151/32", "dpdk0"), "rvsip's address is replaced by the file: {now:?}");
 
     drop(lessee);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while held(&t).iter().any(|(a, _)| a == "198.18.0.150/32") {
-        assert!(Instant::now() < deadline, "the lessee's address goes with its connection");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&t, "198.18.0.150/32", "the lessee's address goes with its connection");
     // The address the file declared since is the file's: the lease's end (with .150's,
     // gone) left it.
     assert!(held(&t).contains(&("198.18.0.152/32".to_string(), "dpdk0".to_string())), "{:?}", held(&t));
@@ -178,17 +183,9 @@ fn a_new_connection_takes_a_lease_over() {
     assert!(wait_log(&t, "lease taken over by another control connection", 1), "{}", t.rvsd_log());
     let has = |a: &str| held(&t).contains(&(a.to_string(), "dpdk0".to_string()));
     drop(old);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while has("198.18.0.162/32") {
-        assert!(Instant::now() < deadline, "the old connection's own lease ends with it");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&t, "198.18.0.162/32", "the old connection's own lease ends with it");
     assert!(has("198.18.0.160/32"), "the old connection's close left the taken address: {:?}", held(&t));
     drop(new);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while has("198.18.0.160/32") {
-        assert!(Instant::now() < deadline, "the new lessee's address goes with its connection");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_gone(&t, "198.18.0.160/32", "the new lessee's address goes with its connection");
     assert!(has("198.18.0.161/32"), "rvsip's address stays: {:?}", held(&t));
 }

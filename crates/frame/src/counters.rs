@@ -43,7 +43,7 @@ fnat::counter_set! {
         NoService = "no_service": "TCP or UDP to a VIP port without a virtual service (dropped, like DPVS, without a RST).",
         NoTwin = "no_twin": "For the kernel, but the port has no twin.",
         TwinFull = "twin_full": "For the kernel, but the queue to the twin was full (the kernel is slow).",
-        TwinLimited = "twin_limited": "For the kernel, over the budget of what is not a control protocol ([workers] twin_up_pps): dropped, so that a flood to the kernel's addresses crowds out neither the control protocols nor the control thread.",
+        TwinLimited = "twin_limited": "For the kernel, over the budget of what is not a control protocol ([workers] twin_up_pps, each twin's): dropped, so that a flood to one port's kernel addresses crowds out neither the control protocols nor the other twins' frames.",
         TwinLimitedControl = "twin_limited_control": "A control protocol's frame for the kernel (VRRP, OSPF, BFD; ARP and neighbour discovery; BGP: three classes), over its class's budget ([workers] twin_control_pps): dropped. Rising, it means a flood of such frames, or a budget too small for a BGP session's updates.",
         TwinFullControl = "twin_full_control": "A control protocol's frame for the kernel, but their queue to the twin was full (the control thread is slow).",
         NoRoute = "no_route": "No route to the destination.",

@@ -199,8 +199,9 @@ fn a_flood_to_the_kernel_spends_the_bulk_budget_not_the_control_ones() {
     run(&mut w, later);
 }
 
-/// Each twin has budgets of its own: a flood to the client side's kernel address, past
-/// its twin's bulk budget, leaves another port's twin (VLAN 100's here) all of its own.
+/// Each twin has a bulk budget of its own: a flood to the client side's kernel address,
+/// past its twin's bulk budget, leaves another port's twin (VLAN 100's here) all of its
+/// own.
 #[test]
 fn a_flood_to_one_twin_leaves_the_others_their_budget() {
     let mut w = World::new(1);

@@ -648,10 +648,10 @@ struct Worker {
     sync_error: Option<String>,
     /// The global timeouts last asked of rvsd on this connection (accepted or not).
     timeouts_applied: Option<LvsTimeouts>,
-    /// Whether this connection holds the leases of the held VIPs rvsd had already when
-    /// it connected (an earlier connection's, whose close rvsd may not have seen yet:
-    /// their leases are taken over, so that its close does not remove them).
-    leases_taken: bool,
+    /// The held VIPs rvsd had already whose leases this connection took over (an
+    /// earlier connection's, whose close rvsd may not have seen yet: taken over, so that
+    /// its close does not remove them), or found not leased; once each per connection.
+    leases_taken: HashSet<IpAddr>,
     /// Per timeout (`[tcp, tcpfin, udp]`), the value the agent set in rvsd and has not put
     /// back (0: none).
     timeouts_sent: [u32; 3],
@@ -694,7 +694,7 @@ impl Worker {
             sync_applied: None,
             sync_error: None,
             timeouts_applied: None,
-            leases_taken: false,
+            leases_taken: HashSet::new(),
             timeouts_sent: [0; 3],
             timeouts_own: [None; 3],
             held_out: Vec::new(),
@@ -799,7 +799,11 @@ impl Worker {
             return;
         }
         if self.resync && ops.is_empty() && Instant::now() < self.retry_at {
-            // Woken to ask rvsd (above), not yet to retry the refused reconciliation.
+            // Woken to ask rvsd (above), not yet to retry the refused reconciliation:
+            // the idle check still runs (`ha_suspend` follows the addresses).
+            if self.list_addresses().is_ok() {
+                let _ = self.look_for_held_out();
+            }
             return;
         }
         if self.resync {
@@ -851,7 +855,7 @@ impl Worker {
                 // and starts with rvsd.toml's timeouts: the wanted ones are set again.
                 self.sync_applied = None;
                 self.timeouts_applied = None;
-                self.leases_taken = false;
+                self.leases_taken.clear();
                 self.last_ok = Instant::now();
                 self.identify()
             }
@@ -1300,26 +1304,27 @@ impl Worker {
         let lips = vip_lips(&services);
         // 1. Held VIPs (and LIPs that move with them) first: services may need them.
         let mut announce = Vec::new();
-        let mut taken = true;
         for (ip, (net, dev)) in &held {
             let lip = lips.contains(ip);
             let kind = addr_kind(lip);
             match present.get(ip) {
                 Some(a) if a.dev == *dev && (a.sapool || !lip) => {
-                    if !self.leases_taken {
+                    if !self.leases_taken.contains(ip) {
                         // Held already: an earlier connection's lease, taken over (rvsd
                         // says `Exists` of an address no lease holds: the file's, rvsip's).
                         // Announced again if taken: it may have gone and come back since
                         // the listing (the old connection's close seen in between).
                         let req = Request::AddrAdd { dev: dev.clone(), addr: a.addr, sapool: a.sapool, lease: true };
+                        // (A refused one is tried again at the next reconciliation.)
                         match self.call(&format!("take over the lease on {kind} {ip}"), req, &[ErrorCode::Exists]) {
-                            Ok(Some(_)) => announce.push((*ip, dev.clone())),
-                            Ok(None) => {}
-                            Err(Fail::Io) => return Err(Fail::Io),
-                            Err(Fail::Refused) => {
-                                refused = true;
-                                taken = false;
+                            Ok(done) => {
+                                self.leases_taken.insert(*ip);
+                                if done.is_some() {
+                                    announce.push((*ip, dev.clone()));
+                                }
                             }
+                            Err(Fail::Io) => return Err(Fail::Io),
+                            Err(Fail::Refused) => refused = true,
                         }
                     }
                 }
@@ -1344,8 +1349,6 @@ impl Worker {
                 }
             }
         }
-        // (A refused take-over is tried again at the next reconciliation.)
-        self.leases_taken = taken;
         // 2. Services.
         if services_set {
             refused |= self.reconcile_services(&services, &present, &held, &released)?;

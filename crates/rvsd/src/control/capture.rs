@@ -85,13 +85,13 @@ impl Control {
         Ok(())
     }
 
-    /// Control connection `client` hung up: the capture it started, if any, ends at the
-    /// next pump (with what it has written; the next capture need not wait for its
-    /// deadline).
+    /// Control connection `client` hung up: the capture it started, if any, ends now
+    /// (with what it has written; the next capture need not wait for its deadline).
     pub(super) fn end_capture_of(&mut self, client: u64) {
-        if let Some(cap) = self.capture.as_mut().filter(|c| c.client == client) {
+        if let Some(cap) = self.capture.as_ref().filter(|c| c.client == client) {
             tracing::info!(path = %cap.path, "capture: its rvsip went away; ending it");
-            cap.deadline = Instant::now();
+            self.pump_capture();
+            self.finish_capture();
         }
     }
 
@@ -119,24 +119,31 @@ impl Control {
                 }
             }
         }
-        if cap.remaining == 0 || Instant::now() >= cap.deadline {
-            let cap = self.capture.take().expect("checked above");
-            let mut ports = (*self.shared.current().ports).clone();
-            ports[cap.port].capture = None;
-            let gen = self.publish_ports(ports);
-            let _ = self.confirm(gen);
-            // Copies made before the workers saw the change are dropped.
-            while self.capture_rx.dequeue_burst(&mut b) > 0 {
-                b.clear();
-            }
-            drop(cap.writer);
-            let resp = match &cap.failed {
-                None => Response::Captured { packets: cap.written, path: cap.path.clone() },
-                Some(e) => Response::error(ErrorCode::Internal, format!("{}: {e}", cap.path)),
-            };
-            tracing::info!(packets = cap.written, path = %cap.path, "capture ended");
-            let _ = cap.reply.send(resp);
+        if cap.remaining == 0 || Instant::now() > cap.deadline {
+            self.finish_capture();
         }
         moved
+    }
+
+    /// Ends the capture running, if any: the workers stop copying, the file is closed
+    /// and the reply goes to its requester.
+    fn finish_capture(&mut self) {
+        let Some(cap) = self.capture.take() else { return };
+        let mut ports = (*self.shared.current().ports).clone();
+        ports[cap.port].capture = None;
+        let gen = self.publish_ports(ports);
+        let _ = self.confirm(gen);
+        // Copies made before the workers saw the change are dropped.
+        let mut b = Burst::new();
+        while self.capture_rx.dequeue_burst(&mut b) > 0 {
+            b.clear();
+        }
+        drop(cap.writer);
+        let resp = match &cap.failed {
+            None => Response::Captured { packets: cap.written, path: cap.path.clone() },
+            Some(e) => Response::error(ErrorCode::Internal, format!("{}: {e}", cap.path)),
+        };
+        tracing::info!(packets = cap.written, path = %cap.path, "capture ended");
+        let _ = cap.reply.send(resp);
     }
 }
