@@ -648,9 +648,10 @@ struct Worker {
     sync_error: Option<String>,
     /// The global timeouts last asked of rvsd on this connection (accepted or not).
     timeouts_applied: Option<LvsTimeouts>,
-    /// The held VIPs rvsd had already whose leases this connection took over (an
-    /// earlier connection's, whose close rvsd may not have seen yet: taken over, so that
-    /// its close does not remove them), or found not leased; once each per connection.
+    /// The held VIPs whose leases this connection holds (it added them, or took them
+    /// over from an earlier connection whose close rvsd may not have seen yet, so that
+    /// that close does not remove them) or found no lease on: each taken over once per
+    /// connection.
     leases_taken: HashSet<IpAddr>,
     /// Per timeout (`[tcp, tcpfin, udp]`), the value the agent set in rvsd and has not put
     /// back (0: none).
@@ -1064,7 +1065,10 @@ impl Worker {
                 let lip = self.shared.lock().moves_with_vip(net.addr());
                 let what = format!("add {} {net} to {dev}", addr_kind(lip));
                 let req = Request::AddrAdd { dev, addr: net, sapool: lip, lease: true };
-                if self.call(&what, req, &[ErrorCode::Exists])?.is_none() && lip {
+                let added = self.call(&what, req, &[ErrorCode::Exists])?;
+                // This connection's lease now (added, or taken over), or none's to take.
+                self.leases_taken.insert(net.addr());
+                if added.is_none() && lip {
                     // rvsd has it already: reconciliation checks it is a sapool address.
                     self.resync = true;
                     self.retry_at = Instant::now();
@@ -1342,7 +1346,10 @@ impl Worker {
                 None => {
                     let req = Request::AddrAdd { dev: dev.clone(), addr: *net, sapool: lip, lease: true };
                     match self.call(&format!("add {kind} {net} to {dev}"), req, &[ErrorCode::Exists]) {
-                        Ok(_) => announce.push((*ip, dev.clone())),
+                        Ok(_) => {
+                            self.leases_taken.insert(*ip);
+                            announce.push((*ip, dev.clone()));
+                        }
                         Err(Fail::Io) => return Err(Fail::Io),
                         Err(Fail::Refused) => refused = true,
                     }

@@ -53,10 +53,8 @@ impl Control {
         })
     }
 
-    /// Carries out one request (a capture is started apart: its reply comes when it
-    /// ends).
-    /// Handles `req` from control connection `client` (the lessee of what it adds with
-    /// `lease`).
+    /// Carries out one request of control connection `client` (the lessee of what it
+    /// adds with `lease`; a capture is started apart: its reply comes when it ends).
     pub(super) fn handle(&mut self, req: Request, client: u64) -> Response {
         match self.try_handle(req, client) {
             Ok(r) => r,
@@ -213,9 +211,12 @@ impl Control {
         ended.sort();
         for addr in ended {
             self.leased.remove(&addr);
-            let Some(dev) =
-                self.state.addrs.iter().find(|a| a.net.addr() == addr).map(|a| self.state.port_names[a.port].clone())
-            else {
+            // (Gone already: nothing to remove.)
+            let Some(port) = self.state.addrs.iter().find(|a| a.net.addr() == addr).map(|a| a.port) else {
+                continue;
+            };
+            let Some(dev) = self.state.port_names.get(port).cloned() else {
+                tracing::warn!(%addr, port, "lease ended, but the address's port has no name: the address stays");
                 continue;
             };
             tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
