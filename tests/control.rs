@@ -19,7 +19,7 @@ fn vip_key() -> ServiceKey {
 }
 
 fn status_gens(c: &mut ctl::Client) -> (u64, Vec<u64>) {
-    match c.call(Request::Status).expect("status") {
+    match c.call(Request::Status {}).expect("status") {
         Response::Status { gen, worker_gens, .. } => (gen, worker_gens),
         r => panic!("unexpected {r:?}"),
     }
@@ -156,6 +156,25 @@ fn socket_refuses_strangers_and_bad_messages() {
     let (reply, _) = raw_exchange(&mut s, b"{\"v\":99,\"op\":\"status\"}\n");
     assert!(reply.contains("\"code\":\"version_mismatch\""), "{reply}");
 
+    // A field rvsd does not know (here one an older rvsd had) is refused with its name,
+    // and the request is not carried out without it: the address stays.
+    t.ctl()
+        .call(Request::AddrAdd {
+            dev: "dpdk0".into(),
+            addr: "198.18.0.202/32".parse().unwrap(),
+            sapool: false,
+            lease: false,
+        })
+        .expect("add");
+    let mut s = UnixStream::connect(&sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let del = br#"{"v":1,"op":"addr_del","dev":"dpdk0","addr":"198.18.0.202","lease":true}
+"#;
+    let (reply, closed) = raw_exchange(&mut s, del);
+    assert!(reply.contains("\"code\":\"bad_request\"") && reply.contains("unknown field `lease`"), "{reply}");
+    assert!(closed, "connection closed after a refused message");
+    assert!(t.ping("198.18.0.202", 1), "the address of the refused delete still answers");
+
     // A non-root peer: even with the file mode opened up, the credential check refuses it
     // (the refusal is sent as soon as the connection is accepted).
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -176,7 +195,7 @@ fn socket_refuses_strangers_and_bad_messages() {
 
     // The daemon is unaffected: a proper client still works, traffic still flows.
     let mut c = t.ctl();
-    assert!(matches!(c.call(Request::Status), Ok(Response::Status { .. })));
+    assert!(matches!(c.call(Request::Status {}), Ok(Response::Status { .. })));
     assert!(t.ping(VIP4, 1));
 }
 
@@ -185,7 +204,7 @@ fn leased_addresses_leave_with_their_connection() {
     let _g = serial();
     let mut t = Topology::build(Spec { real_servers: 1, http: false }).expect("topology");
     t.start_rvsd().expect("rvsd starts");
-    let has = |c: &mut ctl::Client, a: &str| match c.call(Request::AddrList).expect("addr list") {
+    let has = |c: &mut ctl::Client, a: &str| match c.call(Request::AddrList {}).expect("addr list") {
         Response::Addrs { addrs } => addrs.iter().any(|x| x.addr.addr().to_string() == a),
         r => panic!("unexpected {r:?}"),
     };

@@ -105,7 +105,7 @@ fn resumed_via(p: &Pair, via: &str, since: Instant, timeout: Duration) -> Durati
 
 /// Whether `n`'s rvsd has a route to `prefix`.
 fn has_route(n: &Node, prefix: &str) -> bool {
-    match n.ctl().expect("ctl").call(ctl::Request::RouteList).expect("routes") {
+    match n.ctl().expect("ctl").call(ctl::Request::RouteList {}).expect("routes") {
         ctl::Response::Routes { routes } => routes.iter().any(|r| r.prefix.to_string() == prefix),
         r => panic!("{r:?}"),
     }
@@ -207,7 +207,7 @@ fn stopped_real_server_gets_weight_zero_and_returns() {
     elect_a(&mut p, &a_conf, &b_conf, 1.0);
     for n in [&p.a, &p.b] {
         assert!(n.holds("198.19.0.250"), "node {}: the static address", n.name);
-        let routes = match n.ctl().expect("ctl").call(ctl::Request::RouteList).expect("routes") {
+        let routes = match n.ctl().expect("ctl").call(ctl::Request::RouteList {}).expect("routes") {
             ctl::Response::Routes { routes } => routes,
             r => panic!("{r:?}"),
         };

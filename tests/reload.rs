@@ -93,7 +93,7 @@ fn sighup_applies_the_file_under_load_and_refuses_what_cannot_change() {
 
 /// What rvsd holds: (address/prefix, port).
 fn held(t: &Topology) -> Vec<(String, String)> {
-    match t.ctl().call(Request::AddrList) {
+    match t.ctl().call(Request::AddrList {}) {
         Ok(Response::Addrs { addrs }) => addrs.into_iter().map(|a| (a.addr.to_string(), a.dev)).collect(),
         other => panic!("address list: {other:?}"),
     }

@@ -99,7 +99,7 @@ impl Node {
 
     /// The addresses rvsd holds.
     pub fn addrs(&self) -> Result<Vec<ctl::AddrView>> {
-        match self.ctl()?.call(ctl::Request::AddrList)? {
+        match self.ctl()?.call(ctl::Request::AddrList {})? {
             ctl::Response::Addrs { addrs } => Ok(addrs),
             r => bail!("unexpected {r:?}"),
         }

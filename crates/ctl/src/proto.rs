@@ -1,5 +1,12 @@
 //! Requests and replies. Operation names (`op`) and reply kinds (`result`) are
 //! snake_case and stable; fields are added, never renamed.
+//!
+//! A request field rvsd does not know is refused by name (`deny_unknown_fields` on every
+//! request and on every configuration type it carries), never dropped: a misspelt
+//! option, or one only a newer rvsd honours, must not become a request that silently
+//! does less. Listing views tolerate added fields; the configuration types they carry
+//! back do not, so an older client cannot save a service without a setting it does not
+//! know.
 
 use std::net::IpAddr;
 
@@ -48,6 +55,7 @@ impl From<Response> for ResponseMsg {
 
 /// A service with its local addresses, as set and listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     /// The service and its real servers.
     pub service: ServiceConfig,
@@ -58,6 +66,7 @@ pub struct ServiceSpec {
 
 /// Which fields of a real server an edit changes (`None` = keep).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RealServerEdit {
     /// New weight.
     #[serde(default)]
@@ -75,6 +84,7 @@ pub struct RealServerEdit {
 
 /// Where a connection listing continues.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConnCursor {
     /// The worker to continue with.
     pub worker: u16,
@@ -88,6 +98,7 @@ pub use netstack::Scope as RouteScope;
 
 /// A route as set and listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouteSpec {
     /// Destination prefix.
     pub prefix: IpNet,
@@ -113,6 +124,7 @@ pub struct RouteSpec {
 
 /// What `link set` changes (`None` = keep).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinkChange {
     /// Administrative state.
     #[serde(default)]
@@ -143,10 +155,10 @@ pub enum EdgeDenyOp {
 
 /// Every request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
     /// Version, generation, workers.
-    Status,
+    Status {},
     /// Services with real servers (and counters when `stats`).
     ServiceList {
         /// Include counters.
@@ -268,9 +280,9 @@ pub enum Request {
         prefixes: Vec<IpNet>,
     },
     /// The global deny list.
-    EdgeDenyList,
+    EdgeDenyList {},
     /// The rules that mark new flows for fwmark services (`rvsip fwmark show`).
-    FwmarkList,
+    FwmarkList {},
     /// Adds a fwmark rule at the end of the list (`rvsip fwmark add MARK MATCH`).
     /// Refused if the same rule is there already.
     FwmarkAdd {
@@ -284,7 +296,7 @@ pub enum Request {
         rule: fnat::fwmark::FwmarkRule,
     },
     /// The SNAT rules (`rvsadm -L` lists them after the services).
-    SnatList,
+    SnatList {},
     /// Adds a SNAT rule (`rvsadm -A -H MATCH`), with the WAN addresses given (none yet
     /// is allowed: the rule then takes nothing). Refused if a rule has the same match.
     SnatAdd {
@@ -324,7 +336,7 @@ pub enum Request {
         mcast_interface: Option<String>,
     },
     /// The connection-sync roles running (`rvsadm -L --daemon`).
-    SyncDaemons,
+    SyncDaemons {},
     /// Zeroes counters: every counter, or one service's and its real servers'.
     ZeroCounters {
         /// Only this service (`ipvsadm -Z -t VIP:PORT`).
@@ -344,7 +356,7 @@ pub enum Request {
         templates: bool,
     },
     /// The connection timeouts.
-    TimeoutsGet,
+    TimeoutsGet {},
     /// Sets timeouts like `ipvsadm --set tcp tcpfin udp` (0 keeps a value).
     TimeoutsSet {
         /// ESTABLISHED.
@@ -361,7 +373,7 @@ pub enum Request {
         stats: bool,
     },
     /// VLAN sub-interfaces (`rvsip vlan show`).
-    VlanList,
+    VlanList {},
     /// Adds a VLAN sub-interface (`rvsip vlan add dpdk0.100 link dpdk0 id 100`, as dpip).
     VlanAdd {
         /// Its name.
@@ -411,7 +423,7 @@ pub enum Request {
         addr: IpAddr,
     },
     /// Addresses.
-    AddrList,
+    AddrList {},
     /// Adds a route.
     RouteAdd(RouteSpec),
     /// Removes a route.
@@ -423,7 +435,7 @@ pub enum Request {
         metric: Option<u32>,
     },
     /// Routes.
-    RouteList,
+    RouteList {},
     /// Adds a static neighbour.
     NeighAdd {
         /// Address.
@@ -449,7 +461,7 @@ pub enum Request {
         max: Option<u32>,
     },
     /// Per-worker statistics.
-    WorkerStats,
+    WorkerStats {},
     /// Announces an address from the port that owns it: gratuitous ARP (IPv4) or
     /// unsolicited neighbour advertisements (IPv6), `count` of them now (the VRRP
     /// agent calls this on becoming master, and again per garp_master_repeat/refresh).
@@ -938,5 +950,41 @@ mod tests {
     #[test]
     fn unknown_operation_is_an_error() {
         assert!(serde_json::from_str::<RequestMsg>(r#"{"v":1,"op":"launch_missiles"}"#).is_err());
+    }
+
+    /// A field rvsd does not know is refused with its name, at any depth and in every
+    /// shape of request (one without fields, with fields, and one whose body is a whole
+    /// service), never dropped: a misspelt option or one only a newer rvsd honours must not
+    /// turn into a request that silently does less (`addr_del` once had `lease`).
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let service = r#""service":{"proto":"tcp","vip":"198.18.0.100","vport":80"#;
+        for (line, field) in [
+            (r#"{"v":1,"op":"status","verbose":true}"#.to_string(), "verbose"),
+            (r#"{"v":1,"op":"addr_del","dev":"dpdk0","addr":"198.18.0.100","lease":true}"#.into(), "lease"),
+            (format!(r#"{{"v":1,"op":"service_add",{service},"schedular":"wrr"}}}}"#), "schedular"),
+            (format!(r#"{{"v":1,"op":"service_add",{service}}},"lips":[]}}"#), "lips"),
+            (
+                format!(r#"{{"v":1,"op":"service_edit",{service},"persistence":{{"timeout_s":60,"mask":24}}}}}}"#),
+                "mask",
+            ),
+            (
+                r#"{"v":1,"op":"real_server_add","key":{"proto":"tcp","vip":"198.18.0.100","vport":80},
+                   "rs":{"addr":"10.0.0.1","port":80,"wieght":5}}"#
+                    .into(),
+                "wieght",
+            ),
+            (r#"{"v":1,"op":"route_add","prefix":"10.0.0.0/8","gw":"10.0.0.1"}"#.into(), "gw"),
+            (r#"{"v":1,"op":"link_set","dev":"dpdk0","change":{"mtu":9000}}"#.into(), "mtu"),
+            (r#"{"v":1,"op":"conn_list","max":10,"cursor":{"worker":0,"pos":0,"page":1}}"#.into(), "page"),
+        ] {
+            let e = serde_json::from_str::<RequestMsg>(&line).expect_err(&line).to_string();
+            assert!(e.contains(&format!("unknown field `{field}`")), "{line}: {e}");
+        }
+        // What every client sends is still taken, with `v` beside the operation.
+        let ok = format!(r#"{{"v":1,"op":"service_add",{service},"sched":"wrr"}},"laddrs":[]}}"#);
+        assert!(matches!(serde_json::from_str::<RequestMsg>(&ok).unwrap().req, Request::ServiceAdd(_)));
+        let status = serde_json::to_string(&RequestMsg::from(Request::Status {})).unwrap();
+        assert_eq!(status, r#"{"v":1,"op":"status"}"#);
     }
 }

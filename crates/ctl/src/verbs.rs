@@ -688,8 +688,8 @@ mod tests {
         assert_eq!(rules.services[0].service.real_servers, vec![rs("198.19.0.11", 80)]);
         assert!(changes_rules(&Request::ServiceReplace { services: vec![], snat: None }));
         assert!(changes_rules(&Request::SnatAdd { rule: SnatSpec::default() }));
-        assert!(!changes_rules(&Request::TimeoutsGet));
-        let e = apply(&mut rules, Request::TimeoutsGet).unwrap_err();
+        assert!(!changes_rules(&Request::TimeoutsGet {}));
+        let e = apply(&mut rules, Request::TimeoutsGet {}).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest);
         let m = |t: &str| SnatSpec::from_match(t).unwrap();
         apply(&mut rules, Request::SnatAdd { rule: m("proto=tcp,oif=dpdk1") }).unwrap();

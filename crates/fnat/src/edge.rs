@@ -33,6 +33,7 @@ use crate::types::Millis;
 
 /// A service's new-connection rate limit (DPVS has none; rvsadm `--rate N[:burst]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// New connections per second admitted to the service (over all workers), >= 1.
     pub rate: u32,

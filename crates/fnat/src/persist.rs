@@ -27,6 +27,7 @@ pub const DEFAULT_PERSIST_TIMEOUT_S: u32 = 300;
 
 /// Persistence settings of a service (ipvsadm `-p timeout -M netmask`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PersistConfig {
     /// How long a template lives after its last use, in seconds (at least 1).
     #[serde(default = "default_timeout_s")]

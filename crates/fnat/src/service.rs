@@ -71,6 +71,7 @@ pub const DEFAULT_WEIGHT: u32 = 1;
 /// What identifies a virtual service: protocol, virtual address and port (0 = all
 /// ports), or a firewall mark and a family (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceKey {
     /// TCP or UDP (TCP on a fwmark service, which takes both).
     pub proto: Proto,
@@ -133,6 +134,7 @@ pub struct RsId(pub u32);
 
 /// One real server of a service, as configured (ipvsadm `-a -r addr:port -w -x -y`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RealServerConfig {
     /// The real server's address; same family as the VIP.
     pub addr: IpAddr,
@@ -166,6 +168,7 @@ fn yes() -> bool {
 
 /// One virtual service, as configured (ipvsadm `-A -t|-u vip:port -s sched -p`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// TCP or UDP (TCP on a fwmark service).
     pub proto: Proto,

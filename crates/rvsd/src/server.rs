@@ -977,13 +977,13 @@ mod tests {
     fn pipelined_requests_are_answered_in_order_and_a_last_line_without_newline_counts() {
         let f = Fixture::new("pipe", Limits::default());
         let mut s = f.connect();
-        let mut both = line(Request::Status);
-        both.extend(line(Request::AddrList));
+        let mut both = line(Request::Status {});
+        both.extend(line(Request::AddrList {}));
         s.write_all(&both).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
         assert!(read_reply(&mut r).contains("\"gen\":7"));
         assert!(read_reply(&mut r).contains("\"gen\":7"));
-        let mut last = line(Request::Status);
+        let mut last = line(Request::Status {});
         last.pop();
         s.write_all(&last).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
@@ -1004,7 +1004,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         // Full: the newcomer closes the idle one, never the lease holder.
         let mut newcomer = f.connect();
-        newcomer.write_all(&line(Request::Status)).unwrap();
+        newcomer.write_all(&line(Request::Status {})).unwrap();
         assert!(read_reply(&mut BufReader::new(newcomer.try_clone().unwrap())).contains("\"gen\":7"));
         assert!(closed(&mut idle), "the idle client made room");
         // The lease holder goes: the control thread is told (its leases end there).

@@ -875,7 +875,7 @@ impl Worker {
     /// Whether the connection still stands.
     fn identify(&mut self) -> bool {
         self.identified_at = Instant::now();
-        let (started, loaded) = match self.exchange("status", Request::Status) {
+        let (started, loaded) = match self.exchange("status", Request::Status {}) {
             Ok(Response::Status { started_ns, loaded_ns, .. }) => (started_ns, loaded_ns),
             Err(Exchange::Io) => return false,
             // An rvsd that does not say: nothing is forgotten.
@@ -1176,7 +1176,7 @@ impl Worker {
             // Nothing set by the file, nothing changed by the agent: rvsd is not asked.
             return Ok(());
         }
-        match self.exchange("lvs_timeouts: read rvsd's timeouts", Request::TimeoutsGet) {
+        match self.exchange("lvs_timeouts: read rvsd's timeouts", Request::TimeoutsGet {}) {
             Ok(Response::Timeouts { timeouts: t }) => {
                 let now = [t.established, t.fin_wait, t.udp];
                 for ((now, sent), own) in now.into_iter().zip(&mut self.timeouts_sent).zip(&mut self.timeouts_own) {
@@ -1420,7 +1420,7 @@ impl Worker {
 
     /// rvsd's addresses, reported to [`Shared::reports`] too.
     fn list_addresses(&mut self) -> Result<Vec<AddrView>, Fail> {
-        match self.call("list addresses", Request::AddrList, &[])? {
+        match self.call("list addresses", Request::AddrList {}, &[])? {
             Some(Response::Addrs { addrs }) => {
                 self.shared.reports.report(addrs.iter().map(|a| a.addr.addr()).collect());
                 Ok(addrs)
@@ -1448,7 +1448,7 @@ impl Worker {
         if wanted.is_empty() && self.snat_added.is_empty() {
             return Ok(false);
         }
-        let current = match self.call("list SNAT rules", Request::SnatList, &[])? {
+        let current = match self.call("list SNAT rules", Request::SnatList {}, &[])? {
             Some(Response::Snat { rules }) => rules,
             other => {
                 self.error(format!("list SNAT rules: unexpected reply {other:?}"));

@@ -1217,12 +1217,12 @@ pub fn run(cmd: &AdmCmd, ctl: &mut dyn Ctl, input: &mut dyn BufRead, out: &mut d
         }
         AdmCmd::List(opts) => list(ctl, opts, out)?,
         AdmCmd::Conns { json, filter, templates } => conns(ctl, *json, filter, *templates, out)?,
-        AdmCmd::Daemons { json } => match ctl.call(Request::SyncDaemons)? {
+        AdmCmd::Daemons { json } => match ctl.call(Request::SyncDaemons {})? {
             r @ Response::SyncDaemons { .. } if *json => write_json(out, &r)?,
             Response::SyncDaemons { daemons } => format::write_daemons(out, &daemons)?,
             other => return Err(unexpected("sync daemons", &other)),
         },
-        AdmCmd::Timeouts { json } => match ctl.call(Request::TimeoutsGet)? {
+        AdmCmd::Timeouts { json } => match ctl.call(Request::TimeoutsGet {})? {
             r @ Response::Timeouts { .. } if *json => write_json(out, &r)?,
             Response::Timeouts { timeouts } => format::write_timeouts(out, &timeouts)?,
             other => return Err(unexpected("timeouts", &other)),
@@ -1301,7 +1301,7 @@ fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), C
     let header = if opts.json {
         None
     } else {
-        match ctl.call(Request::Status)? {
+        match ctl.call(Request::Status {})? {
             Response::Status { version, conn_pool_size, .. } => Some(format::header_line(&version, conn_pool_size)),
             other => return Err(unexpected("status", &other)),
         }
@@ -1345,7 +1345,7 @@ fn list(ctl: &mut dyn Ctl, opts: &ListOpts, out: &mut dyn Write) -> Result<(), C
 
 /// rvsd's SNAT rules.
 fn snat_rules(ctl: &mut dyn Ctl) -> Result<Vec<ctl::SnatSpec>, CliError> {
-    match ctl.call(Request::SnatList)? {
+    match ctl.call(Request::SnatList {})? {
         Response::Snat { rules } => Ok(rules),
         other => Err(unexpected("snat", &other)),
     }

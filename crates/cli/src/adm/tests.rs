@@ -570,7 +570,7 @@ TCP  [2001:db8::100]:443 mh (mh-fallback,mh-port) persistent 60 mask 64
     assert_eq!(out, want);
     assert_eq!(
         ctl.requests,
-        vec![Request::Status, Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList]
+        vec![Request::Status {}, Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList {}]
     );
 }
 
@@ -727,7 +727,7 @@ fn list_json_is_the_reply() {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     let snat: Vec<ctl::SnatSpec> = serde_json::from_value(doc["snat"].clone()).unwrap();
     assert_eq!(snat, rules);
-    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList]);
+    assert_eq!(ctl.requests, vec![Request::ServicePage { stats: false, from: 0, max: None }, Request::SnatList {}]);
 }
 
 /// Listings page through the services; a page from another generation starts over.
@@ -756,7 +756,7 @@ fn timeouts_golden() {
     let (out, ctl) = run_adm("-L --timeout", vec![Response::Timeouts { timeouts: t }]);
     assert_eq!(out, format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.established, t.fin_wait, t.udp));
     assert_eq!(out, "Timeout (tcp tcpfin udp): 900 120 300\n");
-    assert_eq!(ctl.requests, vec![Request::TimeoutsGet]);
+    assert_eq!(ctl.requests, vec![Request::TimeoutsGet {}]);
 }
 
 fn conn(worker: u16, proto: Proto, state: TcpState, expires_ms: u64, [c, v, l, r]: [&str; 4]) -> ConnInfo {
@@ -1385,7 +1385,7 @@ fn sync_daemon_commands() {
         vec![Request::SyncDaemon { role: ctl::SyncRole::Backup, start: false, syncid: None, mcast_interface: None }]
     );
     let (out, ctl) = run_adm("-L --daemon", vec![both.clone()]);
-    assert_eq!(ctl.requests, vec![Request::SyncDaemons]);
+    assert_eq!(ctl.requests, vec![Request::SyncDaemons {}]);
     assert_eq!(
         out,
         "master sync daemon (mcast=224.0.0.81:8848 on 10.0.0.1, syncid=7, maxlen=1432)\n\

@@ -766,7 +766,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::AddrFlush { dev } => {
-            let addrs = match ctl.call(Request::AddrList)? {
+            let addrs = match ctl.call(Request::AddrList {})? {
                 Response::Addrs { addrs } => addrs,
                 other => return Err(unexpected("addrs", &other)),
             };
@@ -795,7 +795,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::VlanShow { name, link, id, json } => {
-            let mut vlans = match ctl.call(Request::VlanList)? {
+            let mut vlans = match ctl.call(Request::VlanList {})? {
                 Response::Vlans { vlans } => vlans,
                 other => return Err(unexpected("vlans", &other)),
             };
@@ -814,7 +814,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::FwmarkShow { family, json } => {
-            let mut rules = match ctl.call(Request::FwmarkList)? {
+            let mut rules = match ctl.call(Request::FwmarkList {})? {
                 Response::Fwmark { rules } => rules,
                 other => return Err(unexpected("fwmark", &other)),
             };
@@ -826,7 +826,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::VlanDelByLink { link, id } => {
-            let vlans = match ctl.call(Request::VlanList)? {
+            let vlans = match ctl.call(Request::VlanList {})? {
                 Response::Vlans { vlans } => vlans,
                 other => return Err(unexpected("vlans", &other)),
             };
@@ -839,7 +839,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::AddrShow { dev, family, json } => {
-            let mut addrs = match ctl.call(Request::AddrList)? {
+            let mut addrs = match ctl.call(Request::AddrList {})? {
                 Response::Addrs { addrs } => addrs,
                 other => return Err(unexpected("addrs", &other)),
             };
@@ -851,7 +851,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
             }
         }
         IpCmd::RouteShow { family, json } => {
-            let mut routes = match ctl.call(Request::RouteList)? {
+            let mut routes = match ctl.call(Request::RouteList {})? {
                 Response::Routes { routes } => routes,
                 other => return Err(unexpected("routes", &other)),
             };
@@ -903,7 +903,7 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
 }
 
 fn workers(ctl: &mut dyn Ctl) -> Result<Vec<ctl::WorkerView>, CliError> {
-    match ctl.call(Request::WorkerStats)? {
+    match ctl.call(Request::WorkerStats {})? {
         Response::Workers { workers } => Ok(workers),
         other => Err(unexpected("workers", &other)),
     }

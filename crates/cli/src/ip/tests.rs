@@ -387,14 +387,14 @@ fn vlan_show_golden_and_delete_by_link() {
         out,
         "dpdk0.100 link dpdk0 proto 802.1q id 100\ndpdk0.200 link dpdk0 proto 802.1q id 200\nv7 link dpdk1 proto 802.1q id 7\n"
     );
-    assert_eq!(ctl.requests, vec![Request::VlanList]);
+    assert_eq!(ctl.requests, vec![Request::VlanList {}]);
     let (out, _) = run_ip("vlan show link dpdk0 id 200", vec![Response::Vlans { vlans: all.clone() }]);
     assert_eq!(out, "dpdk0.200 link dpdk0 proto 802.1q id 200\n");
     let (out, _) = run_ip("vlan show v7 --json", vec![Response::Vlans { vlans: all.clone() }]);
     assert!(out.contains("\"v7\"") && !out.contains("dpdk0.100"), "{out}");
     let (_, ctl) =
         run_ip("vlan del link dpdk0 id 200", vec![Response::Vlans { vlans: all.clone() }, Response::Done { gen: 2 }]);
-    assert_eq!(ctl.requests, vec![Request::VlanList, Request::VlanDel { name: "dpdk0.200".into() }]);
+    assert_eq!(ctl.requests, vec![Request::VlanList {}, Request::VlanDel { name: "dpdk0.200".into() }]);
     let mut ctl = FakeCtl::new(vec![Response::Vlans { vlans: all }]);
     let e = run(&parse(&argv("vlan del link dpdk1 id 8")).unwrap(), &mut ctl, &mut Vec::new()).unwrap_err();
     assert_eq!(e.to_string(), "no VLAN 8 on dpdk1");
@@ -467,7 +467,7 @@ inet6 2001:db8::1/64 scope global dpdk0
      valid_lft forever preferred_lft forever
 ";
     assert_eq!(out, want);
-    assert_eq!(ctl.requests, vec![Request::AddrList]);
+    assert_eq!(ctl.requests, vec![Request::AddrList {}]);
     let (out, _) = run_ip("-4 addr show dev dpdk0", vec![Response::Addrs { addrs: addrs() }]);
     assert_eq!(out, "inet 198.18.0.100/32 scope global dpdk0\n     valid_lft forever preferred_lft forever vip\n");
 }
@@ -562,7 +562,7 @@ Worker Lcore      Gen       RxPkts       TxPkts      Conns      RxPPS      TxPPS
 ";
     assert_eq!(out, want);
     assert_eq!(ctl.paused, vec![STATS_INTERVAL]);
-    assert_eq!(ctl.requests, vec![Request::WorkerStats, Request::WorkerStats]);
+    assert_eq!(ctl.requests, vec![Request::WorkerStats {}, Request::WorkerStats {}]);
 }
 
 #[test]
@@ -744,7 +744,7 @@ mark 1 proto=tcp,dst-range=192.0.2.1-192.0.2.4:80-443
 mark 3 dst-range=[2001:db8::1]:53
 ";
     assert_eq!(out, want, "in the order they are tried");
-    assert_eq!(ctl.requests, vec![Request::FwmarkList]);
+    assert_eq!(ctl.requests, vec![Request::FwmarkList {}]);
     // Each line, as printed, is a match `fwmark del` takes back.
     for line in out.lines() {
         let words: Vec<&str> = line.split(' ').collect();

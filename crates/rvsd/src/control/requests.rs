@@ -64,7 +64,7 @@ impl Control {
 
     fn try_handle(&mut self, req: Request, client: u64) -> Result<Response, Refused> {
         Ok(match req {
-            Request::Status => self.status(),
+            Request::Status {} => self.status(),
             Request::ServiceList { stats } => self.service_list(stats)?,
             Request::ServicePage { stats, from, max } => self.service_page(stats, from, max)?,
             Request::ServiceAdd(spec) => self.change(|s| verbs::service_add(&mut s.services, spec))?,
@@ -115,11 +115,11 @@ impl Control {
                 Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
             }
             Request::ConnList { cursor, max, templates } => self.conn_page(cursor, max, templates)?,
-            Request::TimeoutsGet => Response::Timeouts { timeouts: self.state.timeouts },
+            Request::TimeoutsGet {} => Response::Timeouts { timeouts: self.state.timeouts },
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
-            Request::EdgeDenyList => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
-            Request::SnatList => Response::Snat { rules: self.state.snat.clone() },
-            Request::FwmarkList => Response::Fwmark { rules: self.state.fwmark.clone() },
+            Request::EdgeDenyList {} => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
+            Request::SnatList {} => Response::Snat { rules: self.state.snat.clone() },
+            Request::FwmarkList {} => Response::Fwmark { rules: self.state.fwmark.clone() },
             Request::FwmarkAdd { rule } => self.change(|s| verbs::fwmark_add(&mut s.fwmark, rule))?,
             Request::FwmarkDel { rule } => self.change(|s| verbs::fwmark_del(&mut s.fwmark, &rule))?,
             Request::SyncDaemon { role, start, syncid, mcast_interface } => {
@@ -129,7 +129,7 @@ impl Control {
                 // Done, as every change: the audit log records who switched the role.
                 Response::Done { gen: self.shared.gen.load(Ordering::Acquire) }
             }
-            Request::SyncDaemons => Response::SyncDaemons {
+            Request::SyncDaemons {} => Response::SyncDaemons {
                 daemons: self.shared.sync.as_ref().map(crate::sync::SyncShared::daemons).unwrap_or_default(),
             },
             Request::SnatAdd { rule } => self.change(|s| verbs::snat_add(&mut s.snat, rule))?,
@@ -141,7 +141,7 @@ impl Control {
             })?,
             Request::LinkList { stats } => Response::Links { links: self.links(stats) },
             Request::LinkSet { dev, change } => self.link_set(&dev, change)?,
-            Request::VlanList => Response::Vlans { vlans: self.vlan_views() },
+            Request::VlanList {} => Response::Vlans { vlans: self.vlan_views() },
             Request::VlanAdd { name, link, id } => self.vlan_add(&name, &link, id)?,
             Request::VlanDel { name } => self.vlan_del(&name)?,
             Request::AddrAdd { dev, addr, sapool, lease: true } if self.leased.contains_key(&addr.addr()) => {
@@ -161,10 +161,10 @@ impl Control {
                 }
                 done
             }
-            Request::AddrList => Response::Addrs { addrs: self.addr_views() },
+            Request::AddrList {} => Response::Addrs { addrs: self.addr_views() },
             Request::RouteAdd(route) => self.change(|s| s.route_add(route))?,
             Request::RouteDel { prefix, metric } => self.change(|s| s.route_del(prefix, metric))?,
-            Request::RouteList => Response::Routes { routes: self.state.route_views() },
+            Request::RouteList {} => Response::Routes { routes: self.state.route_views() },
             Request::NeighAdd { addr, mac, dev } => {
                 self.state.neigh_add(&mut self.neighs, addr, mac, &dev, self.clock.now_ms())?;
                 let gen = self.publish_neighs();
@@ -178,7 +178,7 @@ impl Control {
             Request::NeighList { after, max } => self.neigh_page(after, max),
             Request::SendGarp { addr, dev, count } => self.send_garp(addr, &dev, count)?,
             Request::Capture { .. } => return Err(Refused::new(ErrorCode::Internal, "capture is handled apart")),
-            Request::WorkerStats => Response::Workers { workers: self.worker_views()? },
+            Request::WorkerStats {} => Response::Workers { workers: self.worker_views()? },
         })
     }
 

@@ -72,7 +72,7 @@ impl FakeState {
     /// value).
     fn handle_timeouts(&mut self, req: Request) -> Response {
         match req {
-            Request::TimeoutsGet => Response::Timeouts { timeouts: self.timeouts },
+            Request::TimeoutsGet {} => Response::Timeouts { timeouts: self.timeouts },
             Request::TimeoutsSet { tcp, tcpfin, udp } => {
                 self.timeouts_log.push(req);
                 if self.refuse_timeouts {
@@ -183,12 +183,12 @@ impl FakeState {
     /// rvsd's SNAT requests (crates/rvsd's `State::snat_*`).
     fn handle_snat(&mut self, req: Request) -> Response {
         let done = Response::Done { gen: 2 };
-        if !matches!(req, Request::SnatList) {
+        if !matches!(req, Request::SnatList {}) {
             self.snat_log.push(req.clone());
         }
         let find = |snat: &[ctl::SnatSpec], r: &ctl::SnatSpec| snat.iter().position(|o| o.same_match(r));
         match req {
-            Request::SnatList => Response::Snat { rules: self.snat.clone() },
+            Request::SnatList {} => Response::Snat { rules: self.snat.clone() },
             Request::SnatAdd { rule } => {
                 if find(&self.snat, &rule).is_some() {
                     return refuse(ErrorCode::Exists, format!("SNAT rule {} exists", rule.match_text()));
@@ -231,7 +231,7 @@ impl FakeState {
     fn handle(&mut self, req: Request, need_vip: bool) -> Response {
         if matches!(
             req,
-            Request::SnatList | Request::SnatAdd { .. } | Request::SnatDel { .. } | Request::SnatWan { .. }
+            Request::SnatList {} | Request::SnatAdd { .. } | Request::SnatDel { .. } | Request::SnatWan { .. }
         ) {
             return self.handle_snat(req);
         }
@@ -245,14 +245,14 @@ impl FakeState {
         if matches!(req, Request::SyncDaemon { .. }) {
             return self.handle_sync(req);
         }
-        if matches!(req, Request::TimeoutsGet | Request::TimeoutsSet { .. }) {
+        if matches!(req, Request::TimeoutsGet {} | Request::TimeoutsSet { .. }) {
             return self.handle_timeouts(req);
         }
         let before = (self.addrs.clone(), self.services.clone());
         let find =
             |svcs: &[ServiceSpec], k: &fnat::service::ServiceKey| svcs.iter().position(|s| s.service.key() == *k);
         let r = match req {
-            Request::Status => {
+            Request::Status {} => {
                 return Response::Status {
                     version: "fake".into(),
                     gen: 1,
@@ -263,7 +263,7 @@ impl FakeState {
                     loaded_ns: self.loaded_ns,
                 }
             }
-            Request::AddrList => return Response::Addrs { addrs: self.addrs.clone() },
+            Request::AddrList {} => return Response::Addrs { addrs: self.addrs.clone() },
             // One service a page, so that the agent's paging is exercised.
             Request::ServicePage { from, .. } => {
                 let services = self
