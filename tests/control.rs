@@ -157,23 +157,29 @@ fn socket_refuses_strangers_and_bad_messages() {
     assert!(reply.contains("\"code\":\"version_mismatch\""), "{reply}");
 
     // A field rvsd does not know (here one an older rvsd had) is refused with its name,
-    // and the request is not carried out without it: the address stays.
-    t.ctl()
-        .call(Request::AddrAdd {
-            dev: "dpdk0".into(),
-            addr: "198.18.0.202/32".parse().unwrap(),
-            sapool: false,
-            lease: false,
-        })
-        .expect("add");
+    // and the request is not carried out without it: the address stays. The connection
+    // stays too, with the addresses it leased (a newer agent's VIPs must not go with one
+    // request the older rvsd does not know).
     let mut s = UnixStream::connect(&sock).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let del = br#"{"v":1,"op":"addr_del","dev":"dpdk0","addr":"198.18.0.202","lease":true}
-"#;
-    let (reply, closed) = raw_exchange(&mut s, del);
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    let mut line = |s: &mut UnixStream, request: &str| {
+        s.write_all(format!("{request}\n").as_bytes()).expect("write");
+        let mut reply = String::new();
+        r.read_line(&mut reply).expect("a reply");
+        reply
+    };
+    let add = r#"{"v":1,"op":"addr_add","dev":"dpdk0","addr":"198.18.0.202/32","lease":true}"#;
+    assert!(line(&mut s, add).contains("\"result\":\"done\""));
+    let del = r#"{"v":1,"op":"addr_del","dev":"dpdk0","addr":"198.18.0.202","lease":true}"#;
+    let reply = line(&mut s, del);
     assert!(reply.contains("\"code\":\"bad_request\"") && reply.contains("unknown field `lease`"), "{reply}");
-    assert!(closed, "connection closed after a refused message");
-    assert!(t.ping("198.18.0.202", 1), "the address of the refused delete still answers");
+    let reply = line(&mut s, r#"{"v":1,"op":"status","verbose":true}"#);
+    assert!(reply.contains("unknown field `verbose`"), "{reply}");
+    let reply = line(&mut s, r#"{"v":1,"op":"status"}"#);
+    assert!(reply.contains("\"result\":\"status\""), "the connection still serves: {reply}");
+    assert!(t.ping("198.18.0.202", 1), "the address of the refused delete, leased by the same connection, answers");
+    drop(s);
 
     // A non-root peer: even with the file mode opened up, the credential check refuses it
     // (the refusal is sent as soon as the connection is accepted).
@@ -209,21 +215,23 @@ fn leased_addresses_leave_with_their_connection() {
         r => panic!("unexpected {r:?}"),
     };
     let mut observer = t.ctl();
-    {
+    let gen = {
         let mut agent = t.ctl();
-        for (addr, lease) in [("198.18.0.200/32", true), ("198.18.0.201/32", false)] {
+        for (addr, lease) in [("198.18.0.200/32", true), ("198.18.0.201/32", false), ("198.18.0.203/32", true)] {
             agent
                 .call(Request::AddrAdd { dev: "dpdk0".into(), addr: addr.parse().unwrap(), sapool: false, lease })
                 .expect("add");
         }
         assert!(has(&mut observer, "198.18.0.200") && has(&mut observer, "198.18.0.201"));
         assert!(t.ping("198.18.0.200", 1), "the leased address answers while its holder is connected");
-    } // The holder's connection closes (as when a VRRP agent is killed).
+        status_gens(&mut observer).0
+    }; // The holder's connection closes (as when a VRRP agent is killed).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while has(&mut observer, "198.18.0.200") {
-        assert!(Instant::now() < deadline, "the leased address is removed when its connection closes");
+    while has(&mut observer, "198.18.0.200") || has(&mut observer, "198.18.0.203") {
+        assert!(Instant::now() < deadline, "the leased addresses are removed when their connection closes");
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(status_gens(&mut observer).0, gen + 1, "both leases end in one generation");
     assert!(has(&mut observer, "198.18.0.201"), "an address added without a lease stays");
     assert!(!t.ping("198.18.0.200", 1), "and the leased one no longer answers");
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use rvs_e2e::pair::{wait_for, Node, Pair};
 use rvs_e2e::{rs4, serial, VIP4};
+use testnet::NetNs;
 
 const KEY: &str = "rvs-e2e-sync-key-0123456789";
 const SYNC_ID: u8 = 7;
@@ -222,12 +223,13 @@ fn send_datagrams(p: &Pair, to: &str, datagrams: &[Vec<u8>]) {
     assert!(c.wait().expect("sender ends").success());
 }
 
-/// A sync message as a peer holding `key` would make it.
-fn message(key: &[u8], sync_id: u8, sender: u32, seq: u32, recs: &[wire::sync::RecordRepr]) -> Vec<u8> {
+/// A sync message as a peer holding `key` would make it, echoing the sender id `echo`.
+fn message(key: &[u8], sync_id: u8, sender: u32, seq: u32, echo: u32, recs: &[wire::sync::RecordRepr]) -> Vec<u8> {
     use hmac::{Hmac, Mac};
     use wire::sync::{HeaderRepr, HEADER_LEN, RECORD_LEN, TAG_LEN};
     let mut m = vec![0u8; HEADER_LEN + recs.len() * RECORD_LEN + TAG_LEN];
-    HeaderRepr { sync_id, sender, sequence: seq, workers: 1 }.emit(recs.len(), &mut m).unwrap();
+    let h = HeaderRepr { sync_id, sender, sequence: seq, workers: 1, hello: false, walk: false, echo };
+    h.emit(recs.len(), &mut m).unwrap();
     for (i, r) in recs.iter().enumerate() {
         r.emit(&mut m[HEADER_LEN + i * RECORD_LEN..]).unwrap();
     }
@@ -237,6 +239,33 @@ fn message(key: &[u8], sync_id: u8, sender: u32, seq: u32, recs: &[wire::sync::R
     let tag = mac.finalize().into_bytes();
     m[body..].copy_from_slice(&tag[..TAG_LEN]);
     m
+}
+
+/// The sender id of `from`'s next hello, read off the wire in `ns` (where its peer is).
+fn hello_sender(ns: &NetNs, from: &str) -> u32 {
+    let script = format!(
+        "import socket, struct, sys, time\n\
+         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))\n\
+         s.settimeout(1)\n\
+         end = time.time() + 8\n\
+         while time.time() < end:\n\
+         \x20   try:\n\
+         \x20       f = s.recv(65535)\n\
+         \x20   except socket.timeout:\n\
+         \x20       continue\n\
+         \x20   if f[12:14] != b'\\x08\\x00': continue\n\
+         \x20   ip = f[14:]\n\
+         \x20   u = ip[(ip[0] & 15) * 4:]\n\
+         \x20   if ip[9] != 17 or socket.inet_ntoa(ip[12:16]) != '{from}' or struct.unpack('!H', u[2:4])[0] != {PORT}: continue\n\
+         \x20   m = u[8:]\n\
+         \x20   if len(m) >= 20 and m[3] & 1:\n\
+         \x20       print(m[4:8].hex())\n\
+         \x20       sys.exit(0)\n\
+         sys.exit(1)\n"
+    );
+    let out = ns.exec(&["python3", "-c", &script]);
+    assert!(out.status.success(), "a hello of {from} within 8 s: {}", String::from_utf8_lossy(&out.stderr));
+    u32::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 16).expect("a sender id")
 }
 
 fn record(cport: u16, lport: u16) -> wire::sync::RecordRepr {
@@ -269,18 +298,27 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
     // (a says hello every 2 s: messages without records; a has no connections yet.)
     let records0 = sync("sync_records_received");
     send_datagrams(&p, b, &[vec![0u8; 7], vec![1u8; 300]]);
-    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID + 1, 1, 1, &rec)]);
-    send_datagrams(&p, b, &[message(b"not-the-cluster-key-at-all", SYNC_ID, 1, 1, &rec)]);
-    let good = message(KEY.as_bytes(), SYNC_ID, 0x5151, 1, &rec);
+    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID + 1, 1, 1, 0, &rec)]);
+    send_datagrams(&p, b, &[message(b"not-the-cluster-key-at-all", SYNC_ID, 1, 1, 0, &rec)]);
+    // Well signed, by a sender b never heard, echoing no id of b's or one b never had: a
+    // capture of an earlier rvsd process's messages looks like this. Nothing installed.
+    let captured =
+        [message(KEY.as_bytes(), SYNC_ID, 0x5151, 1, 0, &rec), message(KEY.as_bytes(), SYNC_ID, 0x5151, 2, 0x77, &rec)];
+    send_datagrams(&p, b, &captured);
+    // The same sender, live: it echoes the id of b's last hello (read off the wire at
+    // a's end), as an answer to it would. Taken once; its replay is refused.
+    let id = hello_sender(&p.a.ns, b);
+    let good = message(KEY.as_bytes(), SYNC_ID, 0x5151, 3, id, &rec);
     send_datagrams(&p, b, &[good.clone(), good]);
     let counted = wait_for(Duration::from_secs(3), || {
         sync("sync_rejected_malformed") >= 2
             && sync("sync_rejected_syncid") >= 1
             && sync("sync_rejected_tag") >= 1
+            && sync("sync_rejected_unproven") >= 2
             && sync("sync_rejected_replay") >= 1
     });
     assert!(counted.is_some(), "every forgery refused and counted: {}", stats(&p.b)["sync"]);
-    assert_eq!(sync("sync_records_received"), records0 + 1, "only the well-signed message was taken, once");
+    assert_eq!(sync("sync_records_received"), records0 + 1, "only the live sender's message was taken, once");
 
     // A key holder floods: 5,000 distinct connections, more than the worker's share.
     let flood: Vec<Vec<u8>> = (0..5000u32)
@@ -290,7 +328,7 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
         .map(|(i, c)| {
             let recs: Vec<_> =
                 c.iter().map(|&j| record(1024 + (j % 60000) as u16, 3000 + (j % 50000) as u16)).collect();
-            message(KEY.as_bytes(), SYNC_ID, 0x5151, 2 + i as u32, &recs)
+            message(KEY.as_bytes(), SYNC_ID, 0x5151, 4 + i as u32, 0, &recs)
         })
         .collect();
     send_datagrams(&p, b, &flood);
@@ -336,7 +374,7 @@ fn sync_roles_follow_rvsadm_start_and_stop_daemon() {
     let p = two_nodes_with(0, false, "", false);
     let (out, err, ok) = p.b.rvsadm(&["-L", "--daemon"]);
     assert!(ok, "{err}");
-    assert_eq!(out, "master sync daemon (peers=198.19.0.101:8848, syncid=7, maxlen=1432)\n", "b: only its master role");
+    assert_eq!(out, "master sync daemon (peers=198.19.0.101:8848, syncid=7, maxlen=1436)\n", "b: only its master role");
 
     let (bodies, ok) = p.curl(20, 10);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "20 connections through a: {bodies}");

@@ -42,8 +42,8 @@ fn main() {
             r.client.1 = seq as u16 ^ i as u16;
             r.emit(&mut out[HEADER_LEN + i * RECORD_LEN..]).unwrap();
         }
-        let h = HeaderRepr { sync_id: 1, sender: 7, sequence: seq, workers: 1 };
-        len = seal(&mac, &h, MAX_RECORDS, &mut out);
+        let h = HeaderRepr { sync_id: 1, sender: 7, sequence: seq, workers: 1, hello: false, walk: false, echo: 9 };
+        len = seal(&mac, &h, MAX_RECORDS, &mut out).unwrap();
         black_box(&out);
     }
     let send = t0.elapsed().as_secs_f64();

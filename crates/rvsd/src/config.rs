@@ -1455,6 +1455,10 @@ addr = "192.0.2.1/24""#,
         assert!(Config::parse("t.toml", MINIMAL).expect("minimal").sync.is_none(), "off without the section");
         let stopped = Config::parse("t.toml", &format!("{MINIMAL}\n{sync}master = false\nbackup = false\n"));
         assert!(stopped.is_ok(), "both roles stopped until rvsadm --start-daemon: {:?}", stopped.err());
+        // A backup says hello to its peers: their answers are what proves them live.
+        let quiet = "[sync]\nlisten = \"198.19.0.101:8848\"\nkey = \"0123456789abcdef\"\nmaster = false\n";
+        let p = problems(&format!("{MINIMAL}\n{quiet}"));
+        assert!(p.iter().any(|e| e.contains("sync.peers") && e.contains("a backup says hello")), "{p:?}");
         // The key in a file every user can read: a warning naming it.
         use std::os::unix::fs::PermissionsExt;
         let path = std::env::temp_dir().join(format!("rvsd-sync-key-{}.toml", std::process::id()));

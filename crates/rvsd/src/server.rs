@@ -758,13 +758,20 @@ impl Loop {
             Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, e.to_string())),
         };
         // Check the version first so a newer client gets the right error.
-        let v = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|j| j.get("v").and_then(|v| v.as_u64()));
+        let json = serde_json::from_str::<serde_json::Value>(&line).ok();
+        let v = json.as_ref().and_then(|j| j.get("v").and_then(|v| v.as_u64()));
         if v.is_some_and(|v| v != u64::from(PROTOCOL_VERSION)) {
             let msg = format!("protocol version {} is not {PROTOCOL_VERSION}", v.unwrap_or(0));
             return fail(c, Response::error(ErrorCode::VersionMismatch, msg));
         }
         let req = match serde_json::from_str::<RequestMsg>(&line) {
             Ok(m) => m.req,
+            Err(e) if json.is_some() => {
+                // Well-formed, but no request rvsd knows (an unknown operation or field:
+                // a newer client's): refused by name, and the connection stays, with its
+                // leases (an agent's VIPs must not go with one request it sent too early).
+                return c.queue(Response::error(ErrorCode::BadRequest, format!("bad request: {e}")), now);
+            }
             Err(e) => return fail(c, Response::error(ErrorCode::BadRequest, format!("bad request: {e}"))),
         };
         // Leases: remember what this connection added with `lease`, forget what it

@@ -16,11 +16,21 @@
 //! backup role that starts takes a new sender id, so the masters walk their tables for
 //! it too.
 //!
+//! Every box answers each hello it hears (a message without records that echoes the
+//! hello's sender id: at once when the hello echoed this box's own id, else at most one
+//! per [`ANSWER_MIN_MS`]), and every other message it sends echoes the last sender it
+//! heard. A backup takes records only from a sender that has echoed its current id: a
+//! sender it remembers (by id and sequence) passed that test once; a capture of an
+//! earlier process's messages, replayed to a box that never heard that process, echoes
+//! an id this box no longer has and installs nothing. A sender that proves itself after
+//! some of its records were refused is asked for its table again (the next hello's
+//! `walk` flag).
+//!
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),
 //! the sequence (a replayed or reordered message of a known sender is refused), the
 //! sender's worker count (which worker holds a connection depends on it: peers must run
-//! the same number of workers). Each record then goes to the worker that would hold
+//! the same number of workers), and for records the echo (above). Each record then goes to the worker that would hold
 //! the connection here (the engine's own rule, with a worker seed every peer derives
 //! from the key: [`owner_seed`]), whose engine installs it ([`fnat::engine::sync`]); a
 //! full inbox drops it (counted). The engine bounds how many
@@ -51,6 +61,11 @@ use crate::shared::Shared;
 pub const HELLO_MS: u64 = 2000;
 /// The longest the first hello waits for this box's services (see [`Syncer::run`]).
 const FIRST_HELLO_WAIT: Duration = Duration::from_secs(10);
+/// The least time between two answers to hellos that did not echo this box's id
+/// (replays of captured hellos cannot make this box send more than ten a second).
+pub const ANSWER_MIN_MS: u64 = 100;
+/// Hellos that echoed this box's id answered per turn of the loop.
+const MAX_ANSWERS: usize = 16;
 /// The least time between two walks of the tables for peers that started (one walk
 /// serves every peer that appeared before it).
 pub const RESYNC_MIN_MS: u64 = 1000;
@@ -127,6 +142,9 @@ impl SyncShared {
         let bit = match role {
             ctl::SyncRole::Master if start && c.peers.is_empty() => {
                 return Err("master: [sync] names no peers to announce to".into());
+            }
+            ctl::SyncRole::Backup if start && c.peers.is_empty() => {
+                return Err("backup: [sync] names no peers to say hello to (their answers prove them live)".into());
             }
             ctl::SyncRole::Master => MASTER,
             ctl::SyncRole::Backup => BACKUP,
@@ -240,8 +258,13 @@ impl SyncConf {
         if self.key.chars().count() < 16 {
             return Err(("key", "at least 16 characters (the peers' shared secret)".into()));
         }
-        if self.master && self.peers.is_empty() {
-            return Err(("peers", "a master announces to at least one peer (or set master = false)".into()));
+        if (self.master || self.backup) && self.peers.is_empty() {
+            return Err((
+                "peers",
+                "a master announces to at least one peer, and a backup says hello to them (their answers prove \
+                 them live); or set master = false and backup = false"
+                    .into(),
+            ));
         }
         if !(1..=3600).contains(&self.grace_s) {
             return Err(("grace_s", "1..=3600 seconds".into()));
@@ -274,12 +297,13 @@ fnat::counter_set! {
         SendErrors = "sync_send_errors": "Sync messages the kernel refused to send (no route, buffer full).",
         MsgsReceived = "sync_msgs_received": "Sync messages accepted from a peer.",
         RecordsReceived = "sync_records_received": "Connection records accepted from a peer and handed to their worker.",
-        RejectedMalformed = "sync_rejected_malformed": "Sync messages refused: too short, too long, an unknown version, or a malformed record.",
+        RejectedMalformed = "sync_rejected_malformed": "Sync messages refused: too short, too long, an unknown version or header flag, or a malformed record.",
         RejectedSyncId = "sync_rejected_syncid": "Sync messages refused: another sync id.",
         RejectedTag = "sync_rejected_tag": "Sync messages refused: the authentication tag does not match (a stranger, or another key).",
         RejectedReplay = "sync_rejected_replay": "Sync messages refused: a sequence number the sender already used (replayed or reordered).",
         RejectedWorkers = "sync_rejected_workers": "Sync messages refused: the sender runs another number of workers.",
         NotBackup = "sync_not_backup": "Sync messages whose records were not installed: the backup role is stopped (rvsadm --stop-daemon backup, or [sync] backup = false); their hellos are still heard.",
+ RejectedUnproven = "sync_rejected_unproven": "Sync messages whose records were refused: their sender has not yet echoed this box's current sender id (it has not answered this box's hello since this box drew the id: a capture of an earlier process's messages, or a peer that started a moment ago and is answered within a hello).",
         RejectedOwn = "sync_rejected_own": "Sync messages refused: this box's own, sent back to it (a reflection, or a multicast loop).",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
         Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first message, a hello): every connection announced again (at most one a second).",
@@ -316,13 +340,19 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         own: PortOwnership::new(u32::from(workers)).context("sync: worker count")?,
         owner_seed,
         workers,
-        senders: Senders::new(fnat::hash::SeededFold::random_seed() as u32),
+        senders: Senders::new(new_sender_id()),
+        heard: 0,
+        answers: Vec::new(),
+        answer_other: None,
+        answered_at: Instant::now(),
+        ask_again: false,
         sequence: 0,
         out: [0; MAX_LEN],
         pending: 0,
         first_at: None,
         counters: SyncCounters::default(),
         warned_workers: false,
+        warned_version: false,
         resync_due: None,
         last_resync: Instant::now().checked_sub(Duration::from_millis(RESYNC_MIN_MS)).unwrap_or_else(Instant::now),
     };
@@ -373,36 +403,87 @@ fn open_socket(conf: &SyncConf) -> Result<UdpSocket> {
     Ok(s.into())
 }
 
+/// What a message sent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Records (as many as are in place).
+    Records,
+    /// A hello of the backup role, asking for the tables again or not.
+    Hello { ask_again: bool },
+    /// An answer to a hello: it echoes that hello's sender.
+    Answer,
+}
+
 /// Completes a message whose `n` records are in place in `out`: writes the header `h`
-/// and the tag under `mac` (the key); returns the message's length.
-pub fn seal(mac: &Hmac<Sha256>, h: &HeaderRepr, n: usize, out: &mut [u8; MAX_LEN]) -> usize {
-    let _ = h.emit(n, out);
+/// and the tag under `mac` (the key); returns the message's length (an error: `h`
+/// cannot head `n` records).
+pub fn seal(mac: &Hmac<Sha256>, h: &HeaderRepr, n: usize, out: &mut [u8; MAX_LEN]) -> Result<usize, wire::Error> {
+    h.emit(n, out)?;
     let body = HEADER_LEN + n * RECORD_LEN;
     let mut mac = mac.clone();
     mac.update(&out[..body]);
     let tag = mac.finalize().into_bytes();
     out[body..body + TAG_LEN].copy_from_slice(&tag[..TAG_LEN]);
-    body + TAG_LEN
+    Ok(body + TAG_LEN)
+}
+
+/// A random sender id; never 0, which echoes nothing.
+fn new_sender_id() -> u32 {
+    std::iter::repeat_with(|| fnat::hash::SeededFold::random_seed() as u32).find(|&id| id != 0).unwrap_or(1)
+}
+
+/// What a sync thread knows of another sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Peer {
+    /// The last sequence number taken.
+    last: u32,
+    /// It said hello (its first hello made the masters walk their tables).
+    greeted: bool,
+    /// It echoed this box's sender id: its records are taken.
+    proven: bool,
+    /// Records of it were refused before it proved itself (its table is asked for again
+    /// once it has).
+    refused: bool,
+    /// When it was last heard, in messages taken (the least recently heard is forgotten
+    /// first).
+    heard: u64,
+}
+
+/// What [`Senders::took`] tells of a message taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Taken {
+    /// The sender's first hello (a peer that started: the masters walk their tables).
+    first_hello: bool,
+    /// Its records may be taken: the sender echoed this box's id, now or before.
+    proven: bool,
+    /// It proves itself with this message after records of it were refused: its table
+    /// is to be asked for again.
+    ask_again: bool,
+    /// A proven sender was forgotten to make room: this box takes a new id, so that
+    /// no capture echoing the old one proves that sender again.
+    forgot_proven: bool,
 }
 
 /// The senders a sync thread knows: its own id (and the ones it had before: the backup
-/// role restarted), and per authenticated peer the last sequence number taken and
-/// whether it said hello yet.
+/// role restarted), and per authenticated peer what [`Peer`] holds.
 #[derive(Debug)]
 struct Senders {
     /// The id this box sends with.
     me: u32,
     /// Its earlier ids, newest last (at most [`MAX_OWN_SENDERS`]).
     before: Vec<u32>,
-    seen: HashMap<u32, (u32, bool)>,
+    seen: HashMap<u32, Peer>,
+    /// Messages taken so far (each [`Peer::heard`]'s clock).
+    clock: u64,
 }
 
 impl Senders {
     fn new(me: u32) -> Senders {
-        Senders { me, before: Vec::new(), seen: HashMap::new() }
+        Senders { me, before: Vec::new(), seen: HashMap::new(), clock: 0 }
     }
 
-    /// Sends as a new sender from now on (the backup role starts again).
+    /// Sends as a new sender from now on (the backup role starts again). Peers proven
+    /// stay so: they are remembered, and their sequence numbers guard against replays.
     fn renew(&mut self, me: u32) {
         self.before.push(self.me);
         if self.before.len() > MAX_OWN_SENDERS {
@@ -414,28 +495,48 @@ impl Senders {
     /// Whether an authenticated message of `sender` numbered `sequence` may be taken:
     /// not this box's own (a copy of one sent back would take its own hello for a
     /// peer's start, and install its closed connections back), not a number the sender
-    /// used already (replayed or reordered). Past [`MAX_SENDERS`] senders the memory
-    /// starts over (senders come only from key holders; a restart makes a new one).
-    fn admit(&mut self, sender: u32, sequence: u32) -> Result<(), SyncCounter> {
+    /// used already (replayed or reordered).
+    fn admit(&self, sender: u32, sequence: u32) -> Result<(), SyncCounter> {
         if sender == self.me || self.before.contains(&sender) {
             return Err(SyncCounter::RejectedOwn);
         }
         match self.seen.get(&sender) {
-            Some(&(last, _)) if (sequence.wrapping_sub(last) as i32) <= 0 => Err(SyncCounter::RejectedReplay),
-            None if self.seen.len() >= MAX_SENDERS => {
-                self.seen.clear();
-                Ok(())
-            }
+            Some(p) if (sequence.wrapping_sub(p.last) as i32) <= 0 => Err(SyncCounter::RejectedReplay),
             _ => Ok(()),
         }
     }
 
-    /// Notes an admitted message taken; whether it is the sender's first hello (a
-    /// peer that started: the masters walk their tables for it).
-    fn took(&mut self, sender: u32, sequence: u32, hello: bool) -> bool {
-        let greeted = self.seen.get(&sender).is_some_and(|&(_, g)| g);
-        self.seen.insert(sender, (sequence, greeted || hello));
-        hello && !greeted
+    /// Notes an admitted message taken, a `hello` or not, which `echo`es a sender id.
+    /// Past [`MAX_SENDERS`] senders, the one heard least recently is forgotten, an
+    /// unproven one first (senders come only from key holders; a restart makes a new
+    /// one).
+    fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32) -> Taken {
+        self.clock += 1;
+        let mut forgot_proven = false;
+        if !self.seen.contains_key(&sender) && self.seen.len() >= MAX_SENDERS {
+            if let Some((&id, p)) = self.seen.iter().min_by_key(|(_, p)| (p.proven, p.heard)) {
+                forgot_proven = p.proven;
+                self.seen.remove(&id);
+            }
+        }
+        let was = self.seen.get(&sender).copied().unwrap_or_default();
+        let proven = was.proven || echo == self.me;
+        let now =
+            Peer { last: sequence, greeted: was.greeted || hello, proven, refused: was.refused, heard: self.clock };
+        self.seen.insert(sender, now);
+        Taken {
+            first_hello: hello && !was.greeted,
+            proven,
+            ask_again: proven && !was.proven && was.refused,
+            forgot_proven,
+        }
+    }
+
+    /// Notes that records of `sender` were refused (it had not proved itself).
+    fn refused(&mut self, sender: u32) {
+        if let Some(p) = self.seen.get_mut(&sender) {
+            p.refused = true;
+        }
     }
 }
 
@@ -449,12 +550,25 @@ struct Syncer {
     workers: u16,
     /// This box's sender id and what it knows of the others'.
     senders: Senders,
+    /// The sender of the last message taken, echoed in every message but answers (0:
+    /// none yet).
+    heard: u32,
+    /// Hellos that echoed this box's id, to answer at once (at most [`MAX_ANSWERS`]):
+    /// they were made after this box drew its id, by a peer that heard it.
+    answers: Vec<u32>,
+    /// The latest other hello (a peer that has not heard this box, or a replay), to
+    /// answer when the last such answer is [`ANSWER_MIN_MS`] old.
+    answer_other: Option<u32>,
+    answered_at: Instant,
+    /// Ask the masters for their tables again with the next hello.
+    ask_again: bool,
     sequence: u32,
     out: [u8; MAX_LEN],
     pending: usize,
     first_at: Option<Instant>,
     counters: SyncCounters,
     warned_workers: bool,
+    warned_version: bool,
     /// When the workers walk their tables next for a peer that started, and when they
     /// last did (at most one walk a [`RESYNC_MIN_MS`]: a key holder that keeps changing
     /// its sender id cannot keep them walking).
@@ -469,22 +583,41 @@ impl Syncer {
         let (started, mut hello_at) = (Instant::now(), Instant::now());
         let mut was_backup = self.sync().runs(BACKUP);
         while !stop.load(Ordering::Relaxed) && !self.shared.stop.load(Ordering::Relaxed) {
-            // The first hello waits for this box's services (a peer's table would find none
-            // to go in), at most FIRST_HELLO_WAIT.
-            let ready = || !self.shared.current().services.is_empty() || started.elapsed() >= FIRST_HELLO_WAIT;
             let backup = self.sync().runs(BACKUP);
             if backup && !was_backup {
                 // The backup role (re)starts: as a new sender, so that masters walk their
                 // tables for it as for a box that started.
-                self.senders.renew(fnat::hash::SeededFold::random_seed() as u32);
-                self.sequence = 0;
+                self.renew();
                 hello_at = Instant::now();
             }
             was_backup = backup;
-            // Hellos ask masters for their tables: only a backup says hello.
-            if backup && hello_at <= Instant::now() && self.pending == 0 && !self.conf.peers.is_empty() && ready() {
-                self.send(0);
+            if self.ask_again {
+                hello_at = hello_at.min(Instant::now());
+            }
+            // Hellos ask masters for their tables: only a backup says hello, the first time
+            // once this box has services (a peer's table would find none to go in), or
+            // after FIRST_HELLO_WAIT. The records in place leave first (a hello, and an
+            // answer, has none).
+            let ready = || !self.shared.current().services.is_empty() || started.elapsed() >= FIRST_HELLO_WAIT;
+            if backup && hello_at <= Instant::now() && !self.conf.peers.is_empty() && ready() {
+                self.flush();
+                let ask_again = std::mem::take(&mut self.ask_again);
+                self.send(0, Kind::Hello { ask_again }, self.heard);
                 hello_at = Instant::now() + Duration::from_millis(HELLO_MS);
+            }
+            if !self.answers.is_empty() {
+                self.flush();
+                for id in std::mem::take(&mut self.answers) {
+                    self.send(0, Kind::Answer, id);
+                }
+            }
+            if let Some(id) =
+                self.answer_other.filter(|_| self.answered_at.elapsed() >= Duration::from_millis(ANSWER_MIN_MS))
+            {
+                self.flush();
+                self.send(0, Kind::Answer, id);
+                self.answer_other = None;
+                self.answered_at = Instant::now();
             }
             if self.resync_due.is_some_and(|t| t <= Instant::now()) {
                 self.resync_due = None;
@@ -509,6 +642,15 @@ impl Syncer {
         }
         self.flush();
         self.publish();
+    }
+
+    /// Sends as a new sender from now on (its first hello makes the masters walk their
+    /// tables for it).
+    fn renew(&mut self) {
+        self.flush();
+        self.senders.renew(new_sender_id());
+        self.sequence = 0;
+        self.answers.clear();
     }
 
     /// Publishes the counters (the stats, the metrics, rvsd's last line).
@@ -545,21 +687,31 @@ impl Syncer {
         if self.pending == 0 {
             return;
         }
-        self.send(self.pending);
+        self.send(self.pending, Kind::Records, self.heard);
         self.pending = 0;
         self.first_at = None;
     }
 
-    /// Sends the `n` records in place (none: a hello) as one message to every peer.
-    fn send(&mut self, n: usize) {
+    /// Sends the `n` records in place (none but for [`Kind::Records`]) as one message
+    /// echoing `echo` to every peer.
+    fn send(&mut self, n: usize, kind: Kind, echo: u32) {
         self.sequence = self.sequence.wrapping_add(1);
+        let (hello, walk) = match kind {
+            Kind::Hello { ask_again } => (true, ask_again),
+            Kind::Answer | Kind::Records => (false, false),
+        };
         let h = HeaderRepr {
             sync_id: self.conf.syncid,
             sender: self.senders.me,
             sequence: self.sequence,
             workers: self.workers,
+            hello,
+            walk,
+            echo,
         };
-        let len = seal(&self.mac, &h, n, &mut self.out);
+        let Ok(len) = seal(&self.mac, &h, n, &mut self.out) else {
+            return self.counters.inc(SyncCounter::SendErrors);
+        };
         let mut sent = false;
         for peer in &self.conf.peers {
             match self.socket.send_to(&self.out[..len], peer) {
@@ -581,8 +733,18 @@ impl Syncer {
     /// One received datagram (see the module documentation for the checks); its records
     /// are installed only while the `backup` role runs.
     fn receive(&mut self, data: &[u8], from: SocketAddr, backup: bool) {
-        let Ok(m) = Message::new_checked(data) else {
-            return self.counters.inc(SyncCounter::RejectedMalformed);
+        let m = match Message::new_checked(data) {
+            Ok(m) => m,
+            Err(e) => {
+                // Version 1's header was 16 bytes: its hello is shorter than ours.
+                let v1 = data.len() >= 32 && data[0] == 1 && (data.len() - 32) == usize::from(data[2]) * RECORD_LEN;
+                if (e == wire::Error::Unsupported || v1) && !self.warned_version {
+                    // Unauthenticated (the tag cannot be read): said once, counted always.
+                    tracing::warn!(%from, theirs = data[0], ours = wire::sync::VERSION, "sync: a message of another version; refused (peers must run the same sync message version)");
+                    self.warned_version = true;
+                }
+                return self.counters.inc(SyncCounter::RejectedMalformed);
+            }
         };
         let h = HeaderRepr::parse(&m);
         if h.sync_id != self.conf.syncid {
@@ -611,10 +773,27 @@ impl Syncer {
                 Err(_) => return self.counters.inc(SyncCounter::RejectedMalformed),
             }
         }
-        let hello = m.count() == 0;
-        let first_hello = self.senders.took(h.sender, h.sequence, hello);
+        let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo);
         self.counters.inc(SyncCounter::MsgsReceived);
-        if first_hello && self.sync().runs(MASTER) {
+        self.heard = h.sender;
+        if taken.forgot_proven {
+            // Nothing captured under the old id can prove a forgotten sender again.
+            self.renew();
+        }
+        if taken.ask_again {
+            tracing::info!(%from, "sync: a peer proved itself after its records were refused; asking for its table again");
+            self.ask_again = true;
+        }
+        if h.hello {
+            if h.echo == self.senders.me {
+                if self.answers.len() < MAX_ANSWERS && !self.answers.contains(&h.sender) {
+                    self.answers.push(h.sender);
+                }
+            } else {
+                self.answer_other = Some(h.sender);
+            }
+        }
+        if h.hello && (taken.first_hello || h.walk) && self.sync().runs(MASTER) {
             // A peer's first hello (it started and has its services): the whole table.
             // Logged when a walk is planned, not per hello (one walk serves them all).
             if self.resync_due.is_none() {
@@ -622,11 +801,16 @@ impl Syncer {
             }
             self.resync_due.get_or_insert(self.last_resync + Duration::from_millis(RESYNC_MIN_MS));
         }
-        if !backup {
-            if !hello {
-                self.counters.inc(SyncCounter::NotBackup);
-            }
+        if m.count() == 0 {
             return;
+        }
+        if !backup {
+            return self.counters.inc(SyncCounter::NotBackup);
+        }
+        if !taken.proven {
+            tracing::debug!(%from, sender = h.sender, "sync: records of a sender that has not echoed this box's id");
+            self.senders.refused(h.sender);
+            return self.counters.inc(SyncCounter::RejectedUnproven);
         }
         for rec in recs.into_iter().flatten() {
             let w = self.owner(&rec) as usize;
@@ -686,12 +870,12 @@ mod tests {
         let mut s = Senders::new(1);
         assert_eq!(s.admit(1, 5), Err(SyncCounter::RejectedOwn));
         assert_eq!(s.admit(2, 5), Ok(()));
-        assert!(!s.took(2, 5, false), "records, no hello");
+        assert!(!s.took(2, 5, false, 0).first_hello, "records, no hello");
         assert_eq!(s.admit(2, 5), Err(SyncCounter::RejectedReplay));
         assert_eq!(s.admit(2, 4), Err(SyncCounter::RejectedReplay), "reordered");
         assert_eq!(s.admit(2, 6), Ok(()));
-        assert!(s.took(2, 6, true), "its first hello");
-        assert!(!s.took(2, 7, true), "a later hello");
+        assert!(s.took(2, 6, true, 0).first_hello, "its first hello");
+        assert!(!s.took(2, 7, true, 0).first_hello, "a later hello");
         assert_eq!(s.admit(2, 7u32.wrapping_add(1 << 31)), Err(SyncCounter::RejectedReplay), "half the space on");
         // The backup role restarts: the old id is still this box's.
         s.renew(3);
@@ -701,15 +885,53 @@ mod tests {
         }
         assert_eq!(s.admit(1, 9), Ok(()), "only the last {MAX_OWN_SENDERS} earlier ids are kept");
         assert_eq!(s.admit(3, 9), Err(SyncCounter::RejectedOwn));
-        // More senders than remembered: the memory starts over.
+    }
+
+    /// A sender's records are taken once it has echoed this box's current id (an answer
+    /// to its hello, or any message sent after hearing it), and from then on, through a
+    /// renewal of this box's id too (it is remembered, its numbers guard against
+    /// replays); an echo of an id this box had before, or of none, proves nothing. One
+    /// that proves itself after records of it were refused has its table asked for
+    /// again.
+    #[test]
+    fn records_are_taken_from_senders_that_echoed_this_boxs_id() {
         let mut s = Senders::new(1);
-        for id in 100..100 + MAX_SENDERS as u32 {
-            assert_eq!(s.admit(id, 1), Ok(()));
-            s.took(id, 1, false);
+        assert!(!s.took(2, 1, false, 0).proven, "no echo");
+        s.refused(2);
+        s.renew(3);
+        assert!(!s.took(2, 2, false, 1).proven, "an echo of this box's earlier id");
+        let t = s.took(2, 3, false, 3);
+        assert!(t.proven && t.ask_again, "an echo of its current id, after a refusal: {t:?}");
+        let t = s.took(2, 4, false, 0);
+        assert!(t.proven && !t.ask_again, "and every later message of that sender: {t:?}");
+        s.renew(5);
+        assert!(s.took(2, 5, false, 0).proven, "through a renewal of this box's id");
+        assert!(!s.took(4, 1, false, 0xdead).proven, "another sender proves nothing for it");
+        assert!(!s.took(6, 1, false, 5).ask_again, "proven at once: nothing to ask again");
+    }
+
+    /// Past the senders remembered, the one heard least recently goes, an unproven one
+    /// first; forgetting a proven one is told (this box then takes a new id).
+    #[test]
+    fn the_least_recently_heard_sender_is_forgotten_unproven_first() {
+        let mut s = Senders::new(1);
+        s.took(100, 1, false, 1); // proven, heard first
+        for id in 101..100 + MAX_SENDERS as u32 {
+            assert!(!s.took(id, 1, false, 0).forgot_proven);
         }
-        assert_eq!(s.admit(100, 1), Err(SyncCounter::RejectedReplay));
-        assert_eq!(s.admit(99, 1), Ok(()), "a 65th sender");
-        assert_eq!(s.admit(100, 1), Ok(()), "forgotten");
+        assert_eq!(s.admit(101, 1), Err(SyncCounter::RejectedReplay));
+        let t = s.took(99, 1, false, 0);
+        assert!(!t.forgot_proven, "an unproven sender makes room");
+        assert_eq!(s.admit(101, 1), Ok(()), "the unproven one heard least recently is forgotten");
+        assert_eq!(s.admit(100, 1), Err(SyncCounter::RejectedReplay), "the proven one is kept");
+        // Only proven ones left: the one heard least recently goes, and that is told.
+        let mut s = Senders::new(1);
+        for id in 200..200 + MAX_SENDERS as u32 {
+            s.took(id, 1, false, 1);
+        }
+        assert!(s.took(199, 1, false, 1).forgot_proven);
+        assert_eq!(s.admit(200, 1), Ok(()), "forgotten");
+        assert_eq!(s.admit(201, 1), Err(SyncCounter::RejectedReplay));
     }
 
     #[test]

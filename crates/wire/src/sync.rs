@@ -9,20 +9,31 @@
 //! computed and checked by the sender and receiver, not here). All fields are in
 //! network byte order.
 //!
-//! # Header ([`Message`], 16 bytes)
+//! # Header ([`Message`], 20 bytes)
 //!
 //! ```text
-//!  0       version     1 ([`VERSION`])
+//!  0       version     2 ([`VERSION`])
 //!  1       sync id     the cluster's id (`--syncid`): a peer of another id ignores it
-//!  2       count       records that follow (0..=MAX_RECORDS; none: a hello, which a
-//!                      starting peer sends so that its peers announce their tables)
-//!  3       reserved    0
-//!  4..8    sender      a random number the sending process drew at start
+//!  2       count       records that follow (0..=MAX_RECORDS)
+//!  3       flags       bit 0 hello: the sender's backup role asks its peers for their
+//!                      tables (a message without records); bit 1 (hellos only) walk:
+//!                      it asks for them again (it refused a peer's records before
+//!                      that peer proved itself); other bits are refused
+//!  4..8    sender      a random number the sending process drew at start (and again
+//!                      when its backup role starts)
 //!  8..12   sequence    per sender, one more for every message (replays are refused)
 //!  12..14  workers     the sender's worker count (connections live on the worker that
 //!                      owns their local port: peers must agree on it)
-//!  14..16  reserved    0
+//!  14..16  reserved    0 (refused otherwise)
+//!  16..20  echo        a sender id the sender heard (0: none yet): a receiver takes
+//!                      records only from a sender that has echoed its own current id,
+//!                      so a capture of messages sent before it drew that id (an
+//!                      earlier process's) installs nothing
 //! ```
+//!
+//! A message without records and without the hello bit is an answer: it echoes the
+//! hello it answers, so that the hello's sender may take the answerer's records. Other
+//! messages echo the last sender the sender heard.
 //!
 //! # Record ([`RecordRepr`], 100 bytes)
 //!
@@ -62,16 +73,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::{get_u16, put_u16, Error, Result};
 
-/// The message version this module reads and writes.
-pub const VERSION: u8 = 1;
+/// The message version this module reads and writes (1 had no echo: a peer could not
+/// tell a live sender from a capture of an earlier process).
+pub const VERSION: u8 = 2;
 /// Length of the message header.
-pub const HEADER_LEN: usize = 16;
+pub const HEADER_LEN: usize = 20;
 /// Length of one connection record.
 pub const RECORD_LEN: usize = 100;
 /// Length of the authentication tag that ends a message.
 pub const TAG_LEN: usize = 16;
 /// Records in one message: what fits a 1,500-byte MTU over IPv4 and UDP
-/// (1,472 − header − tag = 1,440 bytes).
+/// (1,472 − header − tag = 1,436 bytes).
 pub const MAX_RECORDS: usize = 14;
 /// The longest message.
 pub const MAX_LEN: usize = HEADER_LEN + MAX_RECORDS * RECORD_LEN + TAG_LEN;
@@ -83,9 +95,12 @@ mod field {
     pub const VERSION: usize = 0;
     pub const SYNC_ID: usize = 1;
     pub const COUNT: usize = 2;
+    pub const HEADER_FLAGS: usize = 3;
     pub const SENDER: Range<usize> = 4..8;
     pub const SEQUENCE: Range<usize> = 8..12;
     pub const WORKERS: usize = 12;
+    pub const HEADER_RESERVED: Range<usize> = 14..16;
+    pub const ECHO: Range<usize> = 16..20;
 
     pub const OP: usize = 0;
     pub const PROTO: usize = 1;
@@ -110,6 +125,12 @@ mod field {
     pub const LIP: Range<usize> = 68..84;
     pub const RIP: Range<usize> = 84..100;
 }
+
+/// Header flag: a hello (the sender's backup role asks for its peers' tables).
+pub const HEADER_HELLO: u8 = 0x01;
+/// Header flag, on a hello: the sender asks for the tables again.
+pub const HEADER_WALK: u8 = 0x02;
+const KNOWN_HEADER_FLAGS: u8 = 0x03;
 
 /// The record op: the connection as it stands.
 pub const OP_UPDATE: u8 = 1;
@@ -174,8 +195,9 @@ impl<T: AsRef<[u8]>> Message<T> {
     }
 
     /// Checks that the buffer holds the header, the records the count announces (at
-    /// most [`MAX_RECORDS`]; none in a hello) and the tag, and nothing more; and that
-    /// the version is [`VERSION`] (an unknown version cannot be read at all).
+    /// most [`MAX_RECORDS`]; none in a hello or an answer) and the tag, and nothing
+    /// more; that the version is [`VERSION`] (an unknown version cannot be read at
+    /// all); and that no unknown header flag or reserved bit is set.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         if b.len() < HEADER_LEN + TAG_LEN {
@@ -185,7 +207,13 @@ impl<T: AsRef<[u8]>> Message<T> {
             return Err(Error::Unsupported);
         }
         let n = self.count() as usize;
-        if n > MAX_RECORDS {
+        let flags = b[field::HEADER_FLAGS];
+        if n > MAX_RECORDS
+            || flags & !KNOWN_HEADER_FLAGS != 0
+            || (flags & HEADER_HELLO != 0 && n > 0)
+            || (flags & HEADER_WALK != 0 && flags & HEADER_HELLO == 0)
+            || b[field::HEADER_RESERVED].iter().any(|&x| x != 0)
+        {
             return Err(Error::Malformed);
         }
         match b.len().cmp(&(HEADER_LEN + n * RECORD_LEN + TAG_LEN)) {
@@ -208,6 +236,21 @@ impl<T: AsRef<[u8]>> Message<T> {
     /// How many records follow the header.
     pub fn count(&self) -> u8 {
         self.buffer.as_ref()[field::COUNT]
+    }
+
+    /// Whether this is a hello (no records; the sender's backup role asks for tables).
+    pub fn hello(&self) -> bool {
+        self.buffer.as_ref()[field::HEADER_FLAGS] & HEADER_HELLO != 0
+    }
+
+    /// Whether this hello asks for the tables again.
+    pub fn walk(&self) -> bool {
+        self.buffer.as_ref()[field::HEADER_FLAGS] & HEADER_WALK != 0
+    }
+
+    /// The sender id of a hello the sender heard (0: none).
+    pub fn echo(&self) -> u32 {
+        get_u32(self.buffer.as_ref(), field::ECHO)
     }
 
     /// The sender's random id.
@@ -261,16 +304,23 @@ pub struct HeaderRepr {
     pub sequence: u32,
     /// The sender's worker count.
     pub workers: u16,
+    /// A hello: the sender's backup role asks for its peers' tables (no records).
+    pub hello: bool,
+    /// On a hello: the tables are asked for again.
+    pub walk: bool,
+    /// A sender id the sender heard (0: none): what proves to that id's holder that
+    /// this message was made after it drew the id (see the module documentation).
+    pub echo: u32,
 }
 
 impl HeaderRepr {
-    /// Writes the header for `count` records (0: a hello) into `buf`'s first
-    /// [`HEADER_LEN`] bytes.
+    /// Writes the header for `count` records (0: a hello or an answer) into `buf`'s
+    /// first [`HEADER_LEN`] bytes.
     pub fn emit(&self, count: usize, buf: &mut [u8]) -> Result<()> {
         if buf.len() < HEADER_LEN {
             return Err(Error::Truncated);
         }
-        if count > MAX_RECORDS {
+        if count > MAX_RECORDS || (self.hello && count > 0) || (self.walk && !self.hello) {
             return Err(Error::Malformed);
         }
         buf[..HEADER_LEN].fill(0);
@@ -280,12 +330,22 @@ impl HeaderRepr {
         put_u32(buf, field::SENDER, self.sender);
         put_u32(buf, field::SEQUENCE, self.sequence);
         put_u16(buf, field::WORKERS, self.workers);
+        buf[field::HEADER_FLAGS] = if self.hello { HEADER_HELLO } else { 0 } | if self.walk { HEADER_WALK } else { 0 };
+        put_u32(buf, field::ECHO, self.echo);
         Ok(())
     }
 
     /// The header of a checked message.
     pub fn parse<T: AsRef<[u8]>>(m: &Message<T>) -> HeaderRepr {
-        HeaderRepr { sync_id: m.sync_id(), sender: m.sender(), sequence: m.sequence(), workers: m.workers() }
+        HeaderRepr {
+            sync_id: m.sync_id(),
+            sender: m.sender(),
+            sequence: m.sequence(),
+            workers: m.workers(),
+            hello: m.hello(),
+            walk: m.walk(),
+            echo: m.echo(),
+        }
     }
 }
 
@@ -513,7 +573,15 @@ mod tests {
 
     fn message(n: usize) -> Vec<u8> {
         let mut m = vec![0u8; HEADER_LEN + n * RECORD_LEN + TAG_LEN];
-        let h = HeaderRepr { sync_id: 9, sender: 0x0a0b_0c0d, sequence: 5, workers: 2 };
+        let h = HeaderRepr {
+            sync_id: 9,
+            sender: 0x0a0b_0c0d,
+            sequence: 5,
+            workers: 2,
+            hello: false,
+            walk: false,
+            echo: 0x1122_3344,
+        };
         h.emit(n, &mut m).unwrap();
         for i in 0..n {
             let mut r = record();
@@ -526,9 +594,21 @@ mod tests {
     #[test]
     fn message_header_and_records() {
         let m = message(2);
-        assert_eq!(&m[..HEADER_LEN], &[1, 9, 2, 0, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 5, 0, 2, 0, 0]);
+        assert_eq!(
+            &m[..HEADER_LEN],
+            &[2, 9, 2, 0, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 5, 0, 2, 0, 0, 0x11, 0x22, 0x33, 0x44]
+        );
         let v = Message::new_checked(&m[..]).unwrap();
-        assert_eq!(HeaderRepr::parse(&v), HeaderRepr { sync_id: 9, sender: 0x0a0b_0c0d, sequence: 5, workers: 2 });
+        let h = HeaderRepr {
+            sync_id: 9,
+            sender: 0x0a0b_0c0d,
+            sequence: 5,
+            workers: 2,
+            hello: false,
+            walk: false,
+            echo: 0x1122_3344,
+        };
+        assert_eq!(HeaderRepr::parse(&v), h);
         let ports: Vec<u16> = v.records().map(|r| r.unwrap().client.1).collect();
         assert_eq!(ports, [0, 1]);
         assert_eq!(v.signed().len(), HEADER_LEN + 2 * RECORD_LEN);
@@ -542,20 +622,38 @@ mod tests {
         let mut longer = m.clone();
         longer.push(0);
         assert_eq!(Message::new_checked(&longer[..]).unwrap_err(), Error::Malformed);
-        let mut v2 = m.clone();
-        v2[0] = 2;
-        assert_eq!(Message::new_checked(&v2[..]).unwrap_err(), Error::Unsupported);
+        let mut v1 = m.clone();
+        v1[0] = 1;
+        assert_eq!(Message::new_checked(&v1[..]).unwrap_err(), Error::Unsupported, "version 1 had no echo");
+        for (at, byte) in [(3, 0x04), (3, 0x01), (14, 1), (15, 0x80)] {
+            let mut odd = m.clone();
+            odd[at] = byte;
+            assert_eq!(Message::new_checked(&odd[..]).unwrap_err(), Error::Malformed, "byte {at} = {byte:#x}");
+        }
         let mut none = m.clone();
         none[2] = 0;
         assert_eq!(Message::new_checked(&none[..]).unwrap_err(), Error::Malformed, "longer than a hello");
-        let hello = message(0);
+        let mut hello = message(0);
         assert_eq!(hello.len(), HEADER_LEN + TAG_LEN);
-        assert_eq!(Message::new_checked(&hello[..]).map(|m| m.count()), Ok(0), "a hello");
+        assert_eq!(Message::new_checked(&hello[..]).map(|m| m.hello()), Ok(false), "an answer");
+        hello[3] = HEADER_WALK;
+        assert_eq!(Message::new_checked(&hello[..]).unwrap_err(), Error::Malformed, "walk on a hello only");
+        hello[3] = HEADER_HELLO;
+        assert_eq!(Message::new_checked(&hello[..]).map(|m| (m.hello(), m.walk(), m.count())), Ok((true, false, 0)));
+        hello[3] = HEADER_HELLO | HEADER_WALK;
+        assert_eq!(Message::new_checked(&hello[..]).map(|m| (m.hello(), m.walk())), Ok((true, true)), "asks again");
         let mut many = m;
         many[2] = MAX_RECORDS as u8 + 1;
         assert_eq!(Message::new_checked(&many[..]).unwrap_err(), Error::Malformed);
         assert_eq!(Message::new_checked(&[1u8; 20][..]).unwrap_err(), Error::Truncated);
-        let h = HeaderRepr { sync_id: 1, sender: 1, sequence: 1, workers: 1 };
+        let h = HeaderRepr { sync_id: 1, sender: 1, sequence: 1, workers: 1, hello: false, walk: false, echo: 0 };
         assert_eq!(h.emit(MAX_RECORDS + 1, &mut [0; HEADER_LEN]), Err(Error::Malformed));
+        let hello = HeaderRepr { hello: true, ..h };
+        assert_eq!(hello.emit(1, &mut [0; HEADER_LEN]), Err(Error::Malformed), "a hello has no records");
+        let walk = HeaderRepr { walk: true, ..h };
+        assert_eq!(walk.emit(0, &mut [0; HEADER_LEN]), Err(Error::Malformed), "walk on a hello only");
+        let mut b = [0; HEADER_LEN];
+        HeaderRepr { walk: true, ..hello }.emit(0, &mut b).unwrap();
+        assert_eq!(b[3], HEADER_HELLO | HEADER_WALK);
     }
 }

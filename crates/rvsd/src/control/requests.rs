@@ -209,6 +209,7 @@ impl Control {
         self.end_capture_of(client);
         let mut ended: Vec<IpAddr> = self.leased.iter().filter(|(_, c)| **c == client).map(|(a, _)| *a).collect();
         ended.sort();
+        let mut gone = Vec::new();
         for addr in ended {
             self.leased.remove(&addr);
             // (Gone already: nothing to remove.)
@@ -220,6 +221,29 @@ impl Control {
                 continue;
             };
             tracing::info!(%addr, %dev, "control connection closed: its lease on the address ends");
+            gone.push((dev, addr));
+        }
+        // One generation for them all (an agent holding many VIPs would otherwise hold
+        // the control thread for one worker confirmation each); if the whole set is
+        // refused, one at a time, so that one address's refusal keeps only that one.
+        if gone.len() > 1 {
+            let mut refused = Vec::new();
+            let r = self.change(|s| {
+                for (dev, addr) in &gone {
+                    if let Err(e) = s.addr_del(dev, *addr) {
+                        refused.push((dev.clone(), *addr, e.message));
+                    }
+                }
+                Ok(())
+            });
+            if !matches!(r, Ok(Response::Error { code, .. }) if code != ErrorCode::Timeout) {
+                for (dev, addr, message) in refused {
+                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}");
+                }
+                return;
+            }
+        }
+        for (dev, addr) in gone {
             match self.change(|s| s.addr_del(&dev, addr)) {
                 Ok(Response::Error { code, message }) if code != ErrorCode::Timeout => {
                     tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}")
