@@ -180,6 +180,27 @@ fn socket_refuses_strangers_and_bad_messages() {
     assert!(reply.contains("\"result\":\"status\""), "the connection still serves: {reply}");
     assert!(t.ping("198.18.0.202", 1), "the address of the refused delete, leased by the same connection, answers");
     drop(s);
+    // 40,000 such lines in one stream, the replies read as they come: each refused in
+    // turn, and rvsd lives on (a recursion per line overran the server thread's stack).
+    let flood = "import socket, sys, threading\n\
+                 s = socket.socket(socket.AF_UNIX)\n\
+                 s.connect(sys.argv[1])\n\
+                 n = 40000\n\
+                 got = [0]\n\
+                 def read():\n\
+                 \x20   for line in s.makefile('rb'):\n\
+                 \x20       got[0] += b'bad_request' in line\n\
+                 \x20       if got[0] == n: break\n\
+                 t = threading.Thread(target=read)\n\
+                 t.start()\n\
+                 s.sendall(b'1\\n' * n)\n\
+                 t.join(60)\n\
+                 print(got[0])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", flood, &sock.display().to_string()])
+        .output()
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "40000", "{}", String::from_utf8_lossy(&out.stderr));
 
     // A non-root peer: even with the file mode opened up, the credential check refuses it
     // (the refusal is sent as soon as the connection is accepted).

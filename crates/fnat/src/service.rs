@@ -397,6 +397,12 @@ pub struct Service {
     pub policy: ServicePolicy,
     /// The SYN proxy setting the engine goes by ([`ServiceConfig::synproxy_setting`]).
     pub synproxy: Option<SynProxyMode>,
+    /// Whether a new connection could be scheduled at all: a real server of weight
+    /// above 0, or, on a persistent service, one a client's template may still send it
+    /// to (a drained one the passive check does not hold out). Checked before anything
+    /// is evicted to make room for a connection: a flood towards a service no server
+    /// would take evicts nothing.
+    pub may_schedule: bool,
 }
 
 /// Why a configuration was refused. Every variant names the service and the problem.
@@ -814,7 +820,9 @@ impl ServiceTable {
             };
             let policy = ServicePolicy::build(&cfg.deny, &cfg.allow, cfg.rate_limit, cfg.source_limit);
             let synproxy = cfg.synproxy_setting();
-            services.push(Service { id, key, config: cfg.clone(), dests, table, policy, synproxy });
+            let persistent = cfg.persistence.is_some();
+            let may_schedule = dests.iter().any(|d| d.weight > 0 || (persistent && d.mark != DestMark::Inhibited));
+            services.push(Service { id, key, config: cfg.clone(), dests, table, policy, synproxy, may_schedule });
         }
         Ok(ServiceTable {
             generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),

@@ -185,6 +185,40 @@ fn forged_udp_flows_give_way_to_new_ones_when_the_pool_is_full() {
     run(&mut w, steps);
 }
 
+/// A flood towards a service no server would take (its one server drained) evicts
+/// nothing: it is refused before room is made in the full pool, and the room is still
+/// there for a flow a server takes.
+#[test]
+fn a_flow_no_server_would_take_evicts_nothing() {
+    let mut dr = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 80)]);
+    dr.real_servers[0].fwd = FwdMode::Dr;
+    let mut drained = svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4.into(), 81)]);
+    drained.real_servers[0].fwd = FwdMode::Dr;
+    drained.real_servers[0].weight = 0;
+    let mut w = World::with_services(&config(POOL), &[dr, drained]);
+    let mut steps = vec![];
+    for i in 0..POOL {
+        steps.extend(forged_handshake(forged(i)));
+    }
+    steps.extend([live(POOL), at("two seconds later: every one idle", 2_000, 0)]);
+    for i in 0..16 {
+        let syn = t4(forged(POOL + i), 4000, VIP4, 81).seq(1).flags(SYN).build();
+        steps.push(pkt("a SYN to the drained service", syn, Expect::Drop(DropReason::NoRealServer), None));
+    }
+    steps.extend([
+        live(POOL),
+        check("nothing evicted for them", |w| assert_eq!(w.engine.stats().events(ConnEvent::UnprovenEvicted), 0)),
+        pkt(
+            "a SYN to the live service takes an idle one's place",
+            t4(CIP4, 40000, VIP4, 80).seq(1000).flags(SYN).build(),
+            Expect::Fwd(RIP4.into()),
+            None,
+        ),
+        check("one evicted", |w| assert_eq!(w.engine.stats().events(ConnEvent::UnprovenEvicted), 1)),
+    ]);
+    run(&mut w, steps);
+}
+
 /// A flow active within the last second is not evicted (a live flow's, or one this very
 /// burst opened): a full pool of them refuses the new flow until one has been idle for
 /// a second.

@@ -683,57 +683,63 @@ impl Loop {
     /// Moves a client on: closes it when done, starts its next request, or sets what
     /// epoll watches.
     fn advance(&mut self, id: u64, now: Instant) {
-        let Some(c) = self.clients.get_mut(&id) else { return };
-        if c.detached {
-            if c.waiting.is_none() {
-                self.close(id);
-            }
-            return;
-        }
-        if c.outbuf.is_empty() && c.waiting.is_none() {
-            if c.close_after {
-                self.close(id);
+        // A loop, not a recursion: every line already read is handled in turn (a
+        // refused one is answered at once and the next follows; a client may send
+        // thousands of them in one read).
+        loop {
+            let Some(c) = self.clients.get_mut(&id) else { return };
+            if c.detached {
+                if c.waiting.is_none() {
+                    self.close(id);
+                }
                 return;
             }
-            match c.take_line() {
-                Some(Ok(line)) => {
-                    self.request(id, &line, now);
-                    // The reply may be queued already (an error): try to send it now.
-                    let Some(c) = self.clients.get_mut(&id) else { return };
-                    if !c.outbuf.is_empty() && !c.flush(now) {
-                        self.close(id);
-                        return;
-                    }
-                    return self.advance(id, now);
-                }
-                Some(Err(())) => {
-                    c.queue(
-                        Response::error(
-                            ErrorCode::TooLarge,
-                            format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES),
-                        ),
-                        now,
-                    );
-                    c.close_after = true;
-                    if !c.flush(now) {
-                        self.close(id);
-                        return;
-                    }
-                    return self.advance(id, now);
-                }
-                None if c.eof => {
+            if c.outbuf.is_empty() && c.waiting.is_none() {
+                if c.close_after {
                     self.close(id);
                     return;
                 }
-                None => {}
+                match c.take_line() {
+                    Some(Ok(line)) => {
+                        self.request(id, &line, now);
+                        // The reply may be queued already (an error): try to send it now.
+                        let Some(c) = self.clients.get_mut(&id) else { return };
+                        if !c.outbuf.is_empty() && !c.flush(now) {
+                            self.close(id);
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Err(())) => {
+                        c.queue(
+                            Response::error(
+                                ErrorCode::TooLarge,
+                                format!("message larger than {} bytes", ctl::MAX_MESSAGE_BYTES),
+                            ),
+                            now,
+                        );
+                        c.close_after = true;
+                        if !c.flush(now) {
+                            self.close(id);
+                            return;
+                        }
+                        continue;
+                    }
+                    None if c.eof => {
+                        self.close(id);
+                        return;
+                    }
+                    None => {}
+                }
             }
-        }
-        let want = c.wanted();
-        if want != c.interest {
-            c.interest = want;
-            if self.epoll.modify(c.stream.as_fd(), &mut EpollEvent::new(want, id)).is_err() {
-                self.close(id);
+            let want = c.wanted();
+            if want != c.interest {
+                c.interest = want;
+                if self.epoll.modify(c.stream.as_fd(), &mut EpollEvent::new(want, id)).is_err() {
+                    self.close(id);
+                }
             }
+            return;
         }
     }
 

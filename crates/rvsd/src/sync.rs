@@ -17,9 +17,9 @@
 //! it too.
 //!
 //! Every box answers each hello it hears (a message without records that echoes the
-//! hello's sender id: at once when the hello echoed this box's own id, else at most one
-//! per [`ANSWER_MIN_MS`]), and every other message it sends echoes the last sender it
-//! heard. A backup takes records only from a sender that has echoed its current id: a
+//! hello's sender id: at once for a proven sender, else every [`ANSWER_MIN_MS`], the
+//! latest from each peer's address and the latest of the rest), and every other message
+//! it sends echoes the last proven sender it heard. A backup takes records only from a sender that has echoed its current id: a
 //! sender it remembers (by id and sequence) passed that test once; a capture of an
 //! earlier process's messages, replayed to a box that never heard that process, echoes
 //! an id this box no longer has and installs nothing. A sender that proves itself after
@@ -61,10 +61,11 @@ use crate::shared::Shared;
 pub const HELLO_MS: u64 = 2000;
 /// The longest the first hello waits for this box's services (see [`Syncer::run`]).
 const FIRST_HELLO_WAIT: Duration = Duration::from_secs(10);
-/// The least time between two answers to hellos that did not echo this box's id
-/// (replays of captured hellos cannot make this box send more than ten a second).
+/// The least time between two rounds of answers to hellos of senders not proven yet
+/// (replays of captured hellos cannot make this box send more than ten a second per
+/// peer address and ten for the rest).
 pub const ANSWER_MIN_MS: u64 = 100;
-/// Hellos that echoed this box's id answered per turn of the loop.
+/// Hellos of proven senders answered per turn of the loop.
 const MAX_ANSWERS: usize = 16;
 /// The least time between two walks of the tables for peers that started (one walk
 /// serves every peer that appeared before it).
@@ -201,7 +202,11 @@ fn interface_v4(dev: &str) -> Result<Vec<Ipv4Addr>, String> {
 /// The socket's receive and send buffers asked for.
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
-const MAX_SENDERS: usize = 64;
+const MAX_SENDERS: usize = 256;
+/// A proven sender heard within this long is live: forgetting it makes this box draw a
+/// new id (see [`Senders::took`]); one not heard for longer is gone (a peer's earlier
+/// process or backup role: a live peer is heard at least every hello, 2 s).
+const LIVE: Duration = Duration::from_secs(30);
 /// This process's earlier sender ids remembered (see `Senders::before`).
 const MAX_OWN_SENDERS: usize = 16;
 
@@ -343,7 +348,9 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         senders: Senders::new(new_sender_id()),
         heard: 0,
         answers: Vec::new(),
+        peer_answers: vec![None; conf.peers.len()],
         answer_other: None,
+        refused_since_ask: false,
         answered_at: Instant::now(),
         ask_again: false,
         sequence: 0,
@@ -433,7 +440,7 @@ fn new_sender_id() -> u32 {
 }
 
 /// What a sync thread knows of another sender.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Peer {
     /// The last sequence number taken.
     last: u32,
@@ -441,12 +448,8 @@ struct Peer {
     greeted: bool,
     /// It echoed this box's sender id: its records are taken.
     proven: bool,
-    /// Records of it were refused before it proved itself (its table is asked for again
-    /// once it has).
-    refused: bool,
-    /// When it was last heard, in messages taken (the least recently heard is forgotten
-    /// first).
-    heard: u64,
+    /// When it was last heard (the least recently heard is forgotten first).
+    heard: Instant,
 }
 
 /// What [`Senders::took`] tells of a message taken.
@@ -456,12 +459,11 @@ struct Taken {
     first_hello: bool,
     /// Its records may be taken: the sender echoed this box's id, now or before.
     proven: bool,
-    /// It proves itself with this message after records of it were refused: its table
-    /// is to be asked for again.
-    ask_again: bool,
-    /// A proven sender was forgotten to make room: this box takes a new id, so that
-    /// no capture echoing the old one proves that sender again.
-    forgot_proven: bool,
+    /// It proved itself with this message.
+    newly_proven: bool,
+    /// A live proven sender was forgotten to make room: this box takes a new id, so
+    /// that no capture echoing the old one proves that sender again.
+    forgot_live: bool,
 }
 
 /// The senders a sync thread knows: its own id (and the ones it had before: the backup
@@ -473,13 +475,11 @@ struct Senders {
     /// Its earlier ids, newest last (at most [`MAX_OWN_SENDERS`]).
     before: Vec<u32>,
     seen: HashMap<u32, Peer>,
-    /// Messages taken so far (each [`Peer::heard`]'s clock).
-    clock: u64,
 }
 
 impl Senders {
     fn new(me: u32) -> Senders {
-        Senders { me, before: Vec::new(), seen: HashMap::new(), clock: 0 }
+        Senders { me, before: Vec::new(), seen: HashMap::new() }
     }
 
     /// Sends as a new sender from now on (the backup role starts again). Peers proven
@@ -506,37 +506,23 @@ impl Senders {
         }
     }
 
-    /// Notes an admitted message taken, a `hello` or not, which `echo`es a sender id.
-    /// Past [`MAX_SENDERS`] senders, the one heard least recently is forgotten, an
-    /// unproven one first (senders come only from key holders; a restart makes a new
-    /// one).
-    fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32) -> Taken {
-        self.clock += 1;
-        let mut forgot_proven = false;
+    /// Notes an admitted message taken at `now`, a `hello` or not, which `echo`es a
+    /// sender id. Past [`MAX_SENDERS`] senders, the one heard least recently is
+    /// forgotten, an unproven one first (senders come only from key holders; each
+    /// restart, and each start of a backup role, makes a new one).
+    fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32, now: Instant) -> Taken {
+        let mut forgot_live = false;
         if !self.seen.contains_key(&sender) && self.seen.len() >= MAX_SENDERS {
             if let Some((&id, p)) = self.seen.iter().min_by_key(|(_, p)| (p.proven, p.heard)) {
-                forgot_proven = p.proven;
+                forgot_live = p.proven && now.saturating_duration_since(p.heard) < LIVE;
                 self.seen.remove(&id);
             }
         }
-        let was = self.seen.get(&sender).copied().unwrap_or_default();
-        let proven = was.proven || echo == self.me;
-        let now =
-            Peer { last: sequence, greeted: was.greeted || hello, proven, refused: was.refused, heard: self.clock };
-        self.seen.insert(sender, now);
-        Taken {
-            first_hello: hello && !was.greeted,
-            proven,
-            ask_again: proven && !was.proven && was.refused,
-            forgot_proven,
-        }
-    }
-
-    /// Notes that records of `sender` were refused (it had not proved itself).
-    fn refused(&mut self, sender: u32) {
-        if let Some(p) = self.seen.get_mut(&sender) {
-            p.refused = true;
-        }
+        let was = self.seen.get(&sender).copied();
+        let (greeted, was_proven) = was.map_or((false, false), |p| (p.greeted, p.proven));
+        let proven = was_proven || echo == self.me;
+        self.seen.insert(sender, Peer { last: sequence, greeted: greeted || hello, proven, heard: now });
+        Taken { first_hello: hello && !greeted, proven, newly_proven: proven && !was_proven, forgot_live }
     }
 }
 
@@ -550,16 +536,22 @@ struct Syncer {
     workers: u16,
     /// This box's sender id and what it knows of the others'.
     senders: Senders,
-    /// The sender of the last message taken, echoed in every message but answers (0:
-    /// none yet).
+    /// The last proven sender heard, echoed in every message but answers (0: none yet).
     heard: u32,
-    /// Hellos that echoed this box's id, to answer at once (at most [`MAX_ANSWERS`]):
-    /// they were made after this box drew its id, by a peer that heard it.
+    /// Hellos of proven senders, or that echoed this box's id (their senders heard it:
+    /// they were made after this box drew its id), to answer at once (at most
+    /// [`MAX_ANSWERS`]).
     answers: Vec<u32>,
-    /// The latest other hello (a peer that has not heard this box, or a replay), to
-    /// answer when the last such answer is [`ANSWER_MIN_MS`] old.
+    /// Other hellos, answered once every [`ANSWER_MIN_MS`]: the latest from each
+    /// configured peer's address (in `peers` order), so that a flood of replayed
+    /// hellos from elsewhere cannot hold off a peer's answer, and the latest of the
+    /// rest.
+    peer_answers: Vec<Option<u32>>,
     answer_other: Option<u32>,
     answered_at: Instant,
+    /// Records were refused since the tables were last asked for again: the next
+    /// sender that proves itself makes the next hello ask for them.
+    refused_since_ask: bool,
     /// Ask the masters for their tables again with the next hello.
     ask_again: bool,
     sequence: u32,
@@ -611,13 +603,16 @@ impl Syncer {
                     self.send(0, Kind::Answer, id);
                 }
             }
-            if let Some(id) =
-                self.answer_other.filter(|_| self.answered_at.elapsed() >= Duration::from_millis(ANSWER_MIN_MS))
-            {
-                self.flush();
-                self.send(0, Kind::Answer, id);
-                self.answer_other = None;
-                self.answered_at = Instant::now();
+            if self.answered_at.elapsed() >= Duration::from_millis(ANSWER_MIN_MS) {
+                let mut due: Vec<u32> = self.peer_answers.iter_mut().filter_map(Option::take).collect();
+                due.extend(self.answer_other.take());
+                if !due.is_empty() {
+                    self.flush();
+                    for id in due {
+                        self.send(0, Kind::Answer, id);
+                    }
+                    self.answered_at = Instant::now();
+                }
             }
             if self.resync_due.is_some_and(|t| t <= Instant::now()) {
                 self.resync_due = None;
@@ -650,7 +645,6 @@ impl Syncer {
         self.flush();
         self.senders.renew(new_sender_id());
         self.sequence = 0;
-        self.answers.clear();
     }
 
     /// Publishes the counters (the stats, the metrics, rvsd's last line).
@@ -736,9 +730,14 @@ impl Syncer {
         let m = match Message::new_checked(data) {
             Ok(m) => m,
             Err(e) => {
-                // Version 1's header was 16 bytes: its hello is shorter than ours.
-                let v1 = data.len() >= 32 && data[0] == 1 && (data.len() - 32) == usize::from(data[2]) * RECORD_LEN;
-                if (e == wire::Error::Unsupported || v1) && !self.warned_version {
+                // Framed as a message of another version: version 1's (a 16-byte header),
+                // or ours with another version number (a stray datagram rarely is).
+                let framed = |header: usize| {
+                    data.len() >= header + TAG_LEN && data.len() - header - TAG_LEN == usize::from(data[2]) * RECORD_LEN
+                };
+                let other =
+                    (data.first() == Some(&1) && framed(16)) || (e == wire::Error::Unsupported && framed(HEADER_LEN));
+                if other && !self.warned_version {
                     // Unauthenticated (the tag cannot be read): said once, counted always.
                     tracing::warn!(%from, theirs = data[0], ours = wire::sync::VERSION, "sync: a message of another version; refused (peers must run the same sync message version)");
                     self.warned_version = true;
@@ -773,22 +772,27 @@ impl Syncer {
                 Err(_) => return self.counters.inc(SyncCounter::RejectedMalformed),
             }
         }
-        let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo);
+        let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo, Instant::now());
         self.counters.inc(SyncCounter::MsgsReceived);
-        self.heard = h.sender;
-        if taken.forgot_proven {
+        if taken.proven {
+            // Only a sender known to be live: a replay cannot turn the echo elsewhere.
+            self.heard = h.sender;
+        }
+        if taken.forgot_live {
             // Nothing captured under the old id can prove a forgotten sender again.
             self.renew();
         }
-        if taken.ask_again {
-            tracing::info!(%from, "sync: a peer proved itself after its records were refused; asking for its table again");
+        if taken.newly_proven && std::mem::take(&mut self.refused_since_ask) {
+            tracing::info!(%from, "sync: a peer proved itself after records were refused; asking for the tables again");
             self.ask_again = true;
         }
         if h.hello {
-            if h.echo == self.senders.me {
+            if taken.proven {
                 if self.answers.len() < MAX_ANSWERS && !self.answers.contains(&h.sender) {
                     self.answers.push(h.sender);
                 }
+            } else if let Some(i) = self.conf.peers.iter().position(|p| *p == from) {
+                self.peer_answers[i] = Some(h.sender);
             } else {
                 self.answer_other = Some(h.sender);
             }
@@ -809,7 +813,7 @@ impl Syncer {
         }
         if !taken.proven {
             tracing::debug!(%from, sender = h.sender, "sync: records of a sender that has not echoed this box's id");
-            self.senders.refused(h.sender);
+            self.refused_since_ask = true;
             return self.counters.inc(SyncCounter::RejectedUnproven);
         }
         for rec in recs.into_iter().flatten() {
@@ -861,21 +865,20 @@ mod tests {
         }
     }
 
-    /// ipvsadm's `--start-daemon` / `--stop-daemon`: roles switch at run time; what
-    /// disagrees with `[sync]` is refused by name and changes nothing.
     /// Replays, reordering and this box's own messages sent back are refused; a
     /// sender's first hello is told apart from its later ones.
     #[test]
     fn senders_refuse_replays_and_this_boxs_own_messages() {
+        let now = Instant::now();
         let mut s = Senders::new(1);
         assert_eq!(s.admit(1, 5), Err(SyncCounter::RejectedOwn));
         assert_eq!(s.admit(2, 5), Ok(()));
-        assert!(!s.took(2, 5, false, 0).first_hello, "records, no hello");
+        assert!(!s.took(2, 5, false, 0, now).first_hello, "records, no hello");
         assert_eq!(s.admit(2, 5), Err(SyncCounter::RejectedReplay));
         assert_eq!(s.admit(2, 4), Err(SyncCounter::RejectedReplay), "reordered");
         assert_eq!(s.admit(2, 6), Ok(()));
-        assert!(s.took(2, 6, true, 0).first_hello, "its first hello");
-        assert!(!s.took(2, 7, true, 0).first_hello, "a later hello");
+        assert!(s.took(2, 6, true, 0, now).first_hello, "its first hello");
+        assert!(!s.took(2, 7, true, 0, now).first_hello, "a later hello");
         assert_eq!(s.admit(2, 7u32.wrapping_add(1 << 31)), Err(SyncCounter::RejectedReplay), "half the space on");
         // The backup role restarts: the old id is still this box's.
         s.renew(3);
@@ -890,50 +893,55 @@ mod tests {
     /// A sender's records are taken once it has echoed this box's current id (an answer
     /// to its hello, or any message sent after hearing it), and from then on, through a
     /// renewal of this box's id too (it is remembered, its numbers guard against
-    /// replays); an echo of an id this box had before, or of none, proves nothing. One
-    /// that proves itself after records of it were refused has its table asked for
-    /// again.
+    /// replays); an echo of an id this box had before, or of none, proves nothing.
     #[test]
     fn records_are_taken_from_senders_that_echoed_this_boxs_id() {
+        let now = Instant::now();
         let mut s = Senders::new(1);
-        assert!(!s.took(2, 1, false, 0).proven, "no echo");
-        s.refused(2);
+        assert!(!s.took(2, 1, false, 0, now).proven, "no echo");
         s.renew(3);
-        assert!(!s.took(2, 2, false, 1).proven, "an echo of this box's earlier id");
-        let t = s.took(2, 3, false, 3);
-        assert!(t.proven && t.ask_again, "an echo of its current id, after a refusal: {t:?}");
-        let t = s.took(2, 4, false, 0);
-        assert!(t.proven && !t.ask_again, "and every later message of that sender: {t:?}");
+        assert!(!s.took(2, 2, false, 1, now).proven, "an echo of this box's earlier id");
+        let t = s.took(2, 3, false, 3, now);
+        assert!(t.proven && t.newly_proven, "an echo of its current id: {t:?}");
+        let t = s.took(2, 4, false, 0, now);
+        assert!(t.proven && !t.newly_proven, "and every later message of that sender: {t:?}");
         s.renew(5);
-        assert!(s.took(2, 5, false, 0).proven, "through a renewal of this box's id");
-        assert!(!s.took(4, 1, false, 0xdead).proven, "another sender proves nothing for it");
-        assert!(!s.took(6, 1, false, 5).ask_again, "proven at once: nothing to ask again");
+        assert!(s.took(2, 5, false, 0, now).proven, "through a renewal of this box's id");
+        assert!(!s.took(4, 1, false, 0xdead, now).proven, "another sender proves nothing for it");
     }
 
     /// Past the senders remembered, the one heard least recently goes, an unproven one
-    /// first; forgetting a proven one is told (this box then takes a new id).
+    /// first; forgetting a proven one heard within [`LIVE`] is told (this box then takes
+    /// a new id), one heard longer ago is not (a peer's earlier process: no reason to
+    /// change ids, and two boxes full of such would change them in turn for ever).
     #[test]
     fn the_least_recently_heard_sender_is_forgotten_unproven_first() {
+        let t0 = Instant::now();
+        let later = t0 + LIVE + Duration::from_secs(1);
         let mut s = Senders::new(1);
-        s.took(100, 1, false, 1); // proven, heard first
+        let at = |id: u32| t0 + Duration::from_millis(u64::from(id));
+        s.took(100, 1, false, 1, at(100)); // proven, heard first
         for id in 101..100 + MAX_SENDERS as u32 {
-            assert!(!s.took(id, 1, false, 0).forgot_proven);
+            assert!(!s.took(id, 1, false, 0, at(id)).forgot_live);
         }
         assert_eq!(s.admit(101, 1), Err(SyncCounter::RejectedReplay));
-        let t = s.took(99, 1, false, 0);
-        assert!(!t.forgot_proven, "an unproven sender makes room");
+        let t = s.took(99, 1, false, 0, at(400));
+        assert!(!t.forgot_live, "an unproven sender makes room");
         assert_eq!(s.admit(101, 1), Ok(()), "the unproven one heard least recently is forgotten");
         assert_eq!(s.admit(100, 1), Err(SyncCounter::RejectedReplay), "the proven one is kept");
-        // Only proven ones left: the one heard least recently goes, and that is told.
+        // Only proven ones left: the one heard least recently goes, told while it is live.
         let mut s = Senders::new(1);
         for id in 200..200 + MAX_SENDERS as u32 {
-            s.took(id, 1, false, 1);
+            s.took(id, 1, false, 1, at(id));
         }
-        assert!(s.took(199, 1, false, 1).forgot_proven);
+        assert!(s.took(199, 1, false, 1, at(600)).forgot_live, "a live proven sender forgotten");
         assert_eq!(s.admit(200, 1), Ok(()), "forgotten");
         assert_eq!(s.admit(201, 1), Err(SyncCounter::RejectedReplay));
+        assert!(!s.took(198, 1, false, 1, later).forgot_live, "one not heard for {LIVE:?} is gone: nothing told");
     }
 
+    /// ipvsadm's `--start-daemon` / `--stop-daemon`: roles switch at run time; what
+    /// disagrees with `[sync]` is refused by name and changes nothing.
     #[test]
     fn roles_switch_at_run_time_and_disagreements_are_refused() {
         let s = SyncShared::new(&conf(&["10.0.0.2:8848"], None));

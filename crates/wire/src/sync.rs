@@ -33,7 +33,7 @@
 //!
 //! A message without records and without the hello bit is an answer: it echoes the
 //! hello it answers, so that the hello's sender may take the answerer's records. Other
-//! messages echo the last sender the sender heard.
+//! messages echo the last sender the sender heard that had proved itself so.
 //!
 //! # Record ([`RecordRepr`], 100 bytes)
 //!
@@ -248,7 +248,7 @@ impl<T: AsRef<[u8]>> Message<T> {
         self.buffer.as_ref()[field::HEADER_FLAGS] & HEADER_WALK != 0
     }
 
-    /// The sender id of a hello the sender heard (0: none).
+    /// A sender id the sender heard (0: none; see the module documentation).
     pub fn echo(&self) -> u32 {
         get_u32(self.buffer.as_ref(), field::ECHO)
     }

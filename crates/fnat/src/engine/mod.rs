@@ -1226,6 +1226,10 @@ impl Engine {
         // Asked again for connections the SYN proxy opens on a cookie ACK.
         self.edge.source_room(s.id.0, &s.policy, t.src)?;
         let counted = s.policy.source_limit > 0;
+        if !s.may_schedule {
+            // No server would take it: nothing is evicted for it (below).
+            return Err(DropReason::NoRealServer);
+        }
         if t.proto == Proto::Tcp {
             self.syn_recv_room();
         }

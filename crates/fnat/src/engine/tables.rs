@@ -26,7 +26,8 @@
 //! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`]
 //! (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
 //! one active since goes to the back of the list (a second chance), and if none of them
-//! is idle the new connection is refused. A forger must then send [`PROVEN_AFTER`]
+//! is idle the new connection is refused. (A new connection no server would take,
+//! `Service::may_schedule`, is refused before any of this, and evicts nothing.) A forger must then send [`PROVEN_AFTER`]
 //! packets per connection to hold a slot past the unproven ones, not two; a real
 //! client's connection that has sent that many is never evicted, and one with fewer only
 //! while the pool is full, once it has been idle for a second and every unproven
