@@ -399,7 +399,8 @@ pub struct Service {
     pub synproxy: Option<SynProxyMode>,
     /// Whether a new connection could be scheduled at all: a real server of weight
     /// above 0, or, on a persistent service, one a client's template may still send it
-    /// to (a drained one the passive check does not hold out). Checked before anything
+    /// to (a drained one the passive check does not hold out, unless the service has
+    /// `expire_quiescent`). Checked before anything
     /// is evicted to make room for a connection: a flood towards a service no server
     /// would take evicts nothing.
     pub may_schedule: bool,
@@ -820,8 +821,10 @@ impl ServiceTable {
             };
             let policy = ServicePolicy::build(&cfg.deny, &cfg.allow, cfg.rate_limit, cfg.source_limit);
             let synproxy = cfg.synproxy_setting();
-            let persistent = cfg.persistence.is_some();
-            let may_schedule = dests.iter().any(|d| d.weight > 0 || (persistent && d.mark != DestMark::Inhibited));
+            // A template may send its client to a drained server, unless the service ends
+            // a drained server's connections (then the scheduler takes no template to it).
+            let kept = cfg.persistence.is_some() && !cfg.expire_quiescent;
+            let may_schedule = dests.iter().any(|d| d.weight > 0 || (kept && d.mark != DestMark::Inhibited));
             services.push(Service { id, key, config: cfg.clone(), dests, table, policy, synproxy, may_schedule });
         }
         Ok(ServiceTable {

@@ -195,15 +195,21 @@ fn a_flow_no_server_would_take_evicts_nothing() {
     let mut drained = svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4.into(), 81)]);
     drained.real_servers[0].fwd = FwdMode::Dr;
     drained.real_servers[0].weight = 0;
-    let mut w = World::with_services(&config(POOL), &[dr, drained]);
+    // Persistent, but ending a drained server's connections: no template reaches it.
+    let mut quiescent = drained.clone();
+    quiescent.vport = 82;
+    quiescent.real_servers[0].port = 82;
+    quiescent.persistence = Some(fnat::persist::PersistConfig::default());
+    quiescent.expire_quiescent = true;
+    let mut w = World::with_services(&config(POOL), &[dr, drained, quiescent]);
     let mut steps = vec![];
     for i in 0..POOL {
         steps.extend(forged_handshake(forged(i)));
     }
     steps.extend([live(POOL), at("two seconds later: every one idle", 2_000, 0)]);
     for i in 0..16 {
-        let syn = t4(forged(POOL + i), 4000, VIP4, 81).seq(1).flags(SYN).build();
-        steps.push(pkt("a SYN to the drained service", syn, Expect::Drop(DropReason::NoRealServer), None));
+        let syn = t4(forged(POOL + i), 4000, VIP4, 81 + (i % 2) as u16).seq(1).flags(SYN).build();
+        steps.push(pkt("a SYN to a drained service", syn, Expect::Drop(DropReason::NoRealServer), None));
     }
     steps.extend([
         live(POOL),

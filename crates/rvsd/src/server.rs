@@ -18,7 +18,7 @@
 //! The control thread's reply comes back on a per-request channel, which the server
 //! thread polls every millisecond while a request is in flight.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::net::IpAddr;
 use std::os::fd::AsFd;
@@ -301,8 +301,10 @@ fn quote(line: &str, max: usize) -> String {
 /// One connected client.
 struct Client {
     stream: UnixStream,
-    /// Received, not yet handled (at most one line and what follows it in a read).
-    inbuf: Vec<u8>,
+    /// Received, not yet handled (at most one line and what follows it in a read): a
+    /// ring, so that taking a line costs that line, not what follows it (a read may
+    /// hold thousands of short lines).
+    inbuf: VecDeque<u8>,
     /// How far `inbuf` was searched for a newline.
     scanned: usize,
     /// A reply being written, and how much of it is out.
@@ -339,7 +341,7 @@ impl Client {
             stream,
             peer,
             peer_gid,
-            inbuf: Vec::new(),
+            inbuf: VecDeque::new(),
             scanned: 0,
             outbuf: Vec::new(),
             out_pos: 0,
@@ -417,7 +419,7 @@ impl Client {
                     if self.inbuf.is_empty() {
                         self.partial_since = Some(now);
                     }
-                    self.inbuf.extend_from_slice(&scratch[..n]);
+                    self.inbuf.extend(&scratch[..n]);
                     self.active = now;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
@@ -429,7 +431,7 @@ impl Client {
 
     /// Whether `inbuf` holds a whole line.
     fn has_line(&mut self) -> bool {
-        if let Some(i) = self.inbuf[self.scanned..].iter().position(|&b| b == b'\n') {
+        if let Some(i) = self.inbuf.range(self.scanned..).position(|&b| b == b'\n') {
             self.scanned += i;
             return true;
         }
@@ -441,8 +443,7 @@ impl Client {
     /// rest as a last line. `Err` if the line is over the bound.
     fn take_line(&mut self) -> Option<Result<Vec<u8>, ()>> {
         if self.has_line() && self.scanned < ctl::MAX_MESSAGE_BYTES + 1 {
-            let rest = self.inbuf.split_off(self.scanned + 1);
-            let line = std::mem::replace(&mut self.inbuf, rest);
+            let line: Vec<u8> = self.inbuf.drain(..=self.scanned).collect();
             self.scanned = 0;
             self.partial_since = (!self.inbuf.is_empty()).then_some(Instant::now());
             return Some(Ok(line));
@@ -453,7 +454,7 @@ impl Client {
         if self.eof && !self.inbuf.is_empty() {
             self.scanned = 0;
             self.partial_since = None;
-            return Some(Ok(std::mem::take(&mut self.inbuf)));
+            return Some(Ok(Vec::from(std::mem::take(&mut self.inbuf))));
         }
         None
     }
@@ -809,6 +810,9 @@ impl Loop {
             return;
         }
         let ids: Vec<u64> = self.waiting.iter().copied().collect();
+        // Addresses a client leased (taken over) or removed: no other client holds a
+        // lease on them any more.
+        let mut moved: Vec<(u64, IpAddr)> = Vec::new();
         for id in ids {
             let Some(c) = self.clients.get_mut(&id) else {
                 self.waiting.remove(&id);
@@ -844,6 +848,7 @@ impl Loop {
                 if add {
                     c.leased.push((dev, addr));
                 }
+                moved.push((id, addr));
             }
             c.waiting = None;
             self.waiting.remove(&id);
@@ -858,6 +863,11 @@ impl Loop {
                 continue;
             }
             self.advance(id, now);
+        }
+        for (holder, addr) in moved {
+            for (_, c) in self.clients.iter_mut().filter(|(other, _)| **other != holder) {
+                c.leased.retain(|(_, a)| *a != addr);
+            }
         }
     }
 
@@ -1028,6 +1038,20 @@ mod tests {
             assert!(Instant::now() < deadline, "the control thread not told the holder went");
             std::thread::sleep(Duration::from_millis(10));
         }
+        // A lease taken over leaves its old holder a client like any other.
+        let add =
+            || Request::AddrAdd { dev: "p0".into(), addr: "192.0.2.8/32".parse().unwrap(), sapool: false, lease: true };
+        let mut old = f.connect();
+        old.write_all(&line(add())).unwrap();
+        assert!(read_reply(&mut BufReader::new(old.try_clone().unwrap())).contains("done"), "max 2: newcomer and old");
+        newcomer.write_all(&line(add())).unwrap();
+        assert!(read_reply(&mut BufReader::new(newcomer.try_clone().unwrap())).contains("done"), "taken over");
+        std::thread::sleep(Duration::from_millis(50));
+        let mut third = f.connect();
+        third.write_all(&line(Request::Status {})).unwrap();
+        assert!(read_reply(&mut BufReader::new(third.try_clone().unwrap())).contains("\"gen\":7"));
+        assert!(closed(&mut old), "the old holder, idle and holding nothing now, made room");
+        drop(third);
         // Every client busy (a partial request each): the next one is refused.
         newcomer.write_all(b"{").unwrap();
         let mut other = f.connect();

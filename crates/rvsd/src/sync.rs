@@ -774,8 +774,11 @@ impl Syncer {
         }
         let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo, Instant::now());
         self.counters.inc(SyncCounter::MsgsReceived);
-        if taken.proven {
-            // Only a sender known to be live: a replay cannot turn the echo elsewhere.
+        let peer = self.peer_index(from);
+        if taken.proven || peer.is_some() {
+            // A sender known to be live, or one from a peer's own address (so that a
+            // backup's next hello echoes a master it has not proved yet, and is answered
+            // at once): a replay from elsewhere cannot turn the echo away.
             self.heard = h.sender;
         }
         if taken.forgot_live {
@@ -791,7 +794,7 @@ impl Syncer {
                 if self.answers.len() < MAX_ANSWERS && !self.answers.contains(&h.sender) {
                     self.answers.push(h.sender);
                 }
-            } else if let Some(i) = self.conf.peers.iter().position(|p| *p == from) {
+            } else if let Some(i) = peer {
                 self.peer_answers[i] = Some(h.sender);
             } else {
                 self.answer_other = Some(h.sender);
@@ -823,6 +826,13 @@ impl Syncer {
                 _ => self.counters.inc(SyncCounter::InboxFull),
             }
         }
+    }
+
+    /// The position in `peers` of the address `from` (an IPv4 peer heard on a
+    /// dual-stack socket as an IPv4-mapped address too).
+    fn peer_index(&self, from: SocketAddr) -> Option<usize> {
+        let canonical = |a: SocketAddr| (a.ip().to_canonical(), a.port());
+        self.conf.peers.iter().position(|p| canonical(*p) == canonical(from))
     }
 
     /// The worker a record's connection lives on here, by the engine's own rule

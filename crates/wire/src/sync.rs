@@ -571,18 +571,20 @@ mod tests {
         assert_eq!(record().emit(&mut [0u8; 99]), Err(Error::Truncated));
     }
 
+    /// The header of [`message`]'s messages.
+    const HEADER: HeaderRepr = HeaderRepr {
+        sync_id: 9,
+        sender: 0x0a0b_0c0d,
+        sequence: 5,
+        workers: 2,
+        hello: false,
+        walk: false,
+        echo: 0x1122_3344,
+    };
+
     fn message(n: usize) -> Vec<u8> {
         let mut m = vec![0u8; HEADER_LEN + n * RECORD_LEN + TAG_LEN];
-        let h = HeaderRepr {
-            sync_id: 9,
-            sender: 0x0a0b_0c0d,
-            sequence: 5,
-            workers: 2,
-            hello: false,
-            walk: false,
-            echo: 0x1122_3344,
-        };
-        h.emit(n, &mut m).unwrap();
+        HEADER.emit(n, &mut m).unwrap();
         for i in 0..n {
             let mut r = record();
             r.client.1 = i as u16;
@@ -599,16 +601,7 @@ mod tests {
             &[2, 9, 2, 0, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 5, 0, 2, 0, 0, 0x11, 0x22, 0x33, 0x44]
         );
         let v = Message::new_checked(&m[..]).unwrap();
-        let h = HeaderRepr {
-            sync_id: 9,
-            sender: 0x0a0b_0c0d,
-            sequence: 5,
-            workers: 2,
-            hello: false,
-            walk: false,
-            echo: 0x1122_3344,
-        };
-        assert_eq!(HeaderRepr::parse(&v), h);
+        assert_eq!(HeaderRepr::parse(&v), HEADER);
         let ports: Vec<u16> = v.records().map(|r| r.unwrap().client.1).collect();
         assert_eq!(ports, [0, 1]);
         assert_eq!(v.signed().len(), HEADER_LEN + 2 * RECORD_LEN);
