@@ -226,33 +226,41 @@ impl Control {
         // One generation for them all (an agent holding many VIPs would otherwise hold
         // the control thread for one worker confirmation each); if the whole set is
         // refused, one at a time, so that one address's refusal keeps only that one.
-        if gone.len() > 1 {
-            let mut refused = Vec::new();
-            let r = self.change(|s| {
-                for (dev, addr) in &gone {
-                    if let Err(e) = s.addr_del(dev, *addr) {
-                        refused.push((dev.clone(), *addr, e.message));
+        let refused = match self.remove_addrs(&gone) {
+            Err(_) if gone.len() > 1 => {
+                let mut each = Vec::new();
+                for one in &gone {
+                    match self.remove_addrs(std::slice::from_ref(one)) {
+                        Ok(r) => each.extend(r),
+                        Err(message) => each.push((one.0.clone(), one.1, message)),
                     }
                 }
-                Ok(())
-            });
-            if !matches!(r, Ok(Response::Error { code, .. }) if code != ErrorCode::Timeout) {
-                for (dev, addr, message) in refused {
-                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}");
-                }
-                return;
+                each
             }
+            Err(message) => gone.into_iter().map(|(dev, addr)| (dev, addr, message.clone())).collect(),
+            Ok(r) => r,
+        };
+        for (dev, addr, message) in refused {
+            tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}");
         }
-        for (dev, addr) in gone {
-            match self.change(|s| s.addr_del(&dev, addr)) {
-                Ok(Response::Error { code, message }) if code != ErrorCode::Timeout => {
-                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}")
+    }
+
+    /// Removes `addrs` (port, address) in one generation: the ones refused by name
+    /// (the others are removed), or the generation's refusal (none is).
+    fn remove_addrs(&mut self, addrs: &[(String, IpAddr)]) -> Result<Vec<(String, IpAddr, String)>, String> {
+        let mut refused = Vec::new();
+        let r = self.change(|s| {
+            for (dev, addr) in addrs {
+                if let Err(e) = s.addr_del(dev, *addr) {
+                    refused.push((dev.clone(), *addr, e.message));
                 }
-                Err(Refused { message, .. }) => {
-                    tracing::warn!(%addr, %dev, "lease ended, but the address could not be removed: {message}")
-                }
-                Ok(_) => {}
             }
+            Ok(())
+        });
+        match r {
+            Ok(Response::Error { code, message }) if code != ErrorCode::Timeout => Err(message),
+            Err(Refused { message, .. }) => Err(message),
+            Ok(_) => Ok(refused),
         }
     }
 
