@@ -13,6 +13,10 @@
 //!   captured message, and a flood of validly signed records beyond the worker's share:
 //!   each refused and counted, the table holding no more synced connections than its
 //!   share.
+//! * `replayed_hellos_neither_walk_the_tables_nor_hold_off_a_restarting_peer`: 3,000
+//!   senders' replayed hellos, up to 2,000 a second, from the management LAN while b's
+//!   rvsd restarts: b still learns a's table, a walks it once (for b), and keeps its
+//!   sender id.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -209,10 +213,23 @@ fn master_killed_mid_download_and_idle_connections_survive() {
 /// Sends UDP datagrams from real server 1's namespace (the management LAN) to `to`, one
 /// a millisecond (a bounded flood: the receiving socket's buffer is not the test).
 fn send_datagrams(p: &Pair, to: &str, datagrams: &[Vec<u8>]) {
+    let mut c = sender(p, to, datagrams, 1.0, 0);
+    assert!(c.wait().expect("sender ends").success());
+}
+
+/// Starts sending `datagrams` from real server 1's namespace to `to`'s sync port, one
+/// every `gap_ms`: once each, or (`for_s` > 0) over and over for `for_s` seconds.
+fn sender(p: &Pair, to: &str, datagrams: &[Vec<u8>], gap_ms: f64, for_s: u32) -> std::process::Child {
     let hex: Vec<String> = datagrams.iter().map(|d| d.iter().map(|b| format!("{b:02x}")).collect()).collect();
     let script = format!(
         "import socket, sys, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-         for line in sys.stdin:\n    s.sendto(bytes.fromhex(line.strip()), ('{to}', {PORT}))\n    time.sleep(0.001)\n"
+         msgs = [bytes.fromhex(l.strip()) for l in sys.stdin if l.strip()]\n\
+         end = time.time() + {for_s}\n\
+         while True:\n\
+         \x20   for m in msgs:\n\
+         \x20       s.sendto(m, ('{to}', {PORT}))\n\
+         \x20       time.sleep({gap_ms} / 1000)\n\
+         \x20   if time.time() >= end: break\n"
     );
     let mut c = Command::new("ip")
         .args(["netns", "exec", p.rs[0].name(), "python3", "-c", &script])
@@ -220,15 +237,28 @@ fn send_datagrams(p: &Pair, to: &str, datagrams: &[Vec<u8>]) {
         .spawn()
         .expect("sender");
     c.stdin.take().expect("stdin").write_all((hex.join("\n") + "\n").as_bytes()).expect("write");
-    assert!(c.wait().expect("sender ends").success());
+    c
 }
 
 /// A sync message as a peer holding `key` would make it, echoing the sender id `echo`.
 fn message(key: &[u8], sync_id: u8, sender: u32, seq: u32, echo: u32, recs: &[wire::sync::RecordRepr]) -> Vec<u8> {
+    let h = wire::sync::HeaderRepr { sync_id, sender, sequence: seq, workers: 1, hello: false, walk: false, echo };
+    sealed(key, &h, recs)
+}
+
+/// A hello of `sender` echoing `echo`, as a peer's backup role says it: what a capture
+/// of an earlier rvsd process's hello replays.
+fn hello(sender: u32, echo: u32) -> Vec<u8> {
+    let h =
+        wire::sync::HeaderRepr { sync_id: SYNC_ID, sender, sequence: 1, workers: 1, hello: true, walk: false, echo };
+    sealed(KEY.as_bytes(), &h, &[])
+}
+
+/// The message of header `h` and records `recs`, signed with `key`.
+fn sealed(key: &[u8], h: &wire::sync::HeaderRepr, recs: &[wire::sync::RecordRepr]) -> Vec<u8> {
     use hmac::{Hmac, Mac};
-    use wire::sync::{HeaderRepr, HEADER_LEN, RECORD_LEN, TAG_LEN};
+    use wire::sync::{HEADER_LEN, RECORD_LEN, TAG_LEN};
     let mut m = vec![0u8; HEADER_LEN + recs.len() * RECORD_LEN + TAG_LEN];
-    let h = HeaderRepr { sync_id, sender, sequence: seq, workers: 1, hello: false, walk: false, echo };
     h.emit(recs.len(), &mut m).unwrap();
     for (i, r) in recs.iter().enumerate() {
         r.emit(&mut m[HEADER_LEN + i * RECORD_LEN..]).unwrap();
@@ -340,6 +370,53 @@ fn forged_replayed_and_flooding_sync_messages_are_refused() {
     // And the box still serves: a is master, HTTP through the VIP works.
     let (bodies, ok) = p.curl(30, 10);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 30, "service unaffected: {bodies}");
+}
+
+/// Captured hellos replayed from the management LAN, 3,000 senders a never heard, one
+/// every half millisecond, while b's rvsd restarts empty: b's new process still proves a
+/// and learns its table (the answer to its hello has a slot of its own), a walks its
+/// table for b only, not for each replayed hello (a walk is owed to a sender proven or
+/// heard from a peer's own address), and a keeps its sender id (forgetting thousands of
+/// unproven senders forgets no live peer).
+#[test]
+fn replayed_hellos_neither_walk_the_tables_nor_hold_off_a_restarting_peer() {
+    let _g = serial();
+    let mut p = two_nodes(0, false);
+    let a = "198.19.0.101";
+    let (bodies, ok) = p.curl(20, 10);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "20 connections through a: {bodies}");
+    wait_for(Duration::from_secs(6), || counter(&stats(&p.b), "events", "sync_installed") >= 20)
+        .unwrap_or_else(|| panic!("b learns a's 20 connections: {}", stats(&p.b)["events"]));
+    let a_id = hello_sender(&p.b.ns, a);
+    let sync = |n: &Node, what: &str| counter(&stats(n), "sync", what);
+    let (walks0, heard0) = (sync(&p.a, "sync_resyncs"), sync(&p.a, "sync_msgs_received"));
+
+    let captures: Vec<Vec<u8>> = (0..3000u32).map(|i| hello(0x5e00_0000 + i, 0x77)).collect();
+    let flood = testnet::ChildGuard::new(sender(&p, a, &captures, 0.5, 25));
+    std::thread::sleep(Duration::from_secs(1));
+    p.b.kill_agent();
+    p.b.kill_rvsd();
+    p.b.start_rvsd().expect("b's rvsd again");
+    let t0 = Instant::now();
+    p.b.start_agent(&agent_conf_with(100, 3, "")).expect("agent b again");
+    let learned = wait_for(Duration::from_secs(10), || counter(&stats(&p.b), "events", "sync_installed") >= 20)
+        .unwrap_or_else(|| {
+            panic!("b's new rvsd learns a's table under the flood: b {} a {}", stats(&p.b)["sync"], stats(&p.a)["sync"])
+        });
+    eprintln!(
+        "b's new rvsd installed a's 20 connections {:.2} s after its agent started ({:.2} s after it was ready), a flooded",
+        t0.elapsed().as_secs_f64(),
+        learned.as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let heard = sync(&p.a, "sync_msgs_received") - heard0;
+    assert!(heard >= 3000, "a read and took the replayed hellos (each a sender it never heard): {heard}");
+    let walks = sync(&p.a, "sync_resyncs") - walks0;
+    assert!(walks <= 2, "a walked its table for b's new rvsd only, not for {heard} replayed hellos: {walks}");
+    assert_eq!(hello_sender(&p.b.ns, a), a_id, "a kept its sender id");
+    drop(flood);
+    let (bodies, ok) = p.curl(20, 10);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "a still serves: {bodies}");
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! [`FLUSH_MS`] at most. While its backup role runs, every [`HELLO_MS`] it says hello (a
 //! message without records), the first time once this box has services to install
 //! connections in; a master that
-//! hears a sender's first hello (a peer that started, or restarted with an empty table)
+//! hears a sender's first hello (a peer that started, or restarted with an empty table;
+//! from a peer's own address, or once the sender has proved itself: see below)
 //! has every worker announce its whole table ([`fnat::engine::Engine::sync_walk`]), so
 //! failing back loses nothing. The roles (master: announce; backup: install) switch at
 //! run time ([`SyncShared::set`], ipvsadm's `--start-daemon` / `--stop-daemon`); a
@@ -311,7 +312,7 @@ fnat::counter_set! {
  RejectedUnproven = "sync_rejected_unproven": "Sync messages whose records were refused: their sender has not yet echoed this box's current sender id (it has not answered this box's hello since this box drew the id: a capture of an earlier process's messages, or a peer that started a moment ago and is answered within a hello).",
         RejectedOwn = "sync_rejected_own": "Sync messages refused: this box's own, sent back to it (a reflection, or a multicast loop).",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
-        Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first message, a hello): every connection announced again (at most one a second).",
+        Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first hello from a peer's address, or once proven): every connection announced again (at most one a second).",
     }
 }
 
@@ -353,6 +354,7 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         refused_since_ask: false,
         answered_at: Instant::now(),
         ask_again: false,
+        hello_soon: false,
         sequence: 0,
         out: [0; MAX_LEN],
         pending: 0,
@@ -444,7 +446,8 @@ fn new_sender_id() -> u32 {
 struct Peer {
     /// The last sequence number taken.
     last: u32,
-    /// It said hello (its first hello made the masters walk their tables).
+    /// It said hello as a sender to trust with a walk: proven, or from a peer's own
+    /// address (that first hello made the masters walk their tables).
     greeted: bool,
     /// It echoed this box's sender id: its records are taken.
     proven: bool,
@@ -455,7 +458,8 @@ struct Peer {
 /// What [`Senders::took`] tells of a message taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Taken {
-    /// The sender's first hello (a peer that started: the masters walk their tables).
+    /// The sender's first hello, proven or from a peer's own address (a peer that
+    /// started: the masters walk their tables); a replayed hello from elsewhere is not.
     first_hello: bool,
     /// Its records may be taken: the sender echoed this box's id, now or before.
     proven: bool,
@@ -507,10 +511,10 @@ impl Senders {
     }
 
     /// Notes an admitted message taken at `now`, a `hello` or not, which `echo`es a
-    /// sender id. Past [`MAX_SENDERS`] senders, the one heard least recently is
+    /// sender id, sent `from_peer`'s own address or not. Past [`MAX_SENDERS`] senders, the one heard least recently is
     /// forgotten, an unproven one first (senders come only from key holders; each
     /// restart, and each start of a backup role, makes a new one).
-    fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32, now: Instant) -> Taken {
+    fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32, from_peer: bool, now: Instant) -> Taken {
         let mut forgot_live = false;
         if !self.seen.contains_key(&sender) && self.seen.len() >= MAX_SENDERS {
             if let Some((&id, p)) = self.seen.iter().min_by_key(|(_, p)| (p.proven, p.heard)) {
@@ -521,8 +525,9 @@ impl Senders {
         let was = self.seen.get(&sender).copied();
         let (greeted, was_proven) = was.map_or((false, false), |p| (p.greeted, p.proven));
         let proven = was_proven || echo == self.me;
-        self.seen.insert(sender, Peer { last: sequence, greeted: greeted || hello, proven, heard: now });
-        Taken { first_hello: hello && !greeted, proven, newly_proven: proven && !was_proven, forgot_live }
+        let greets = hello && (proven || from_peer);
+        self.seen.insert(sender, Peer { last: sequence, greeted: greeted || greets, proven, heard: now });
+        Taken { first_hello: greets && !greeted, proven, newly_proven: proven && !was_proven, forgot_live }
     }
 }
 
@@ -554,6 +559,9 @@ struct Syncer {
     refused_since_ask: bool,
     /// Ask the masters for their tables again with the next hello.
     ask_again: bool,
+    /// A sender proved itself to the backup role: say hello at once (see
+    /// [`Syncer::receive`]).
+    hello_soon: bool,
     sequence: u32,
     out: [u8; MAX_LEN],
     pending: usize,
@@ -583,7 +591,7 @@ impl Syncer {
                 hello_at = Instant::now();
             }
             was_backup = backup;
-            if self.ask_again {
+            if self.ask_again || std::mem::take(&mut self.hello_soon) {
                 hello_at = hello_at.min(Instant::now());
             }
             // Hellos ask masters for their tables: only a backup says hello, the first time
@@ -772,9 +780,9 @@ impl Syncer {
                 Err(_) => return self.counters.inc(SyncCounter::RejectedMalformed),
             }
         }
-        let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo, Instant::now());
-        self.counters.inc(SyncCounter::MsgsReceived);
         let peer = self.peer_index(from);
+        let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo, peer.is_some(), Instant::now());
+        self.counters.inc(SyncCounter::MsgsReceived);
         if taken.proven || peer.is_some() {
             // A sender known to be live, or one from a peer's own address (so that a
             // backup's next hello echoes a master it has not proved yet, and is answered
@@ -788,6 +796,10 @@ impl Syncer {
         if taken.newly_proven && std::mem::take(&mut self.refused_since_ask) {
             tracing::info!(%from, "sync: a peer proved itself after records were refused; asking for the tables again");
             self.ask_again = true;
+        } else if taken.newly_proven && backup {
+            // Its next hello, which echoes that peer, is a first hello it trusts (a
+            // multicast peer's first one was not: no peer address): sent at once.
+            self.hello_soon = true;
         }
         if h.hello {
             if taken.proven {
@@ -800,8 +812,11 @@ impl Syncer {
                 self.answer_other = Some(h.sender);
             }
         }
-        if h.hello && (taken.first_hello || h.walk) && self.sync().runs(MASTER) {
+        let trusted = taken.proven || peer.is_some();
+        if h.hello && (taken.first_hello || (h.walk && trusted)) && self.sync().runs(MASTER) {
             // A peer's first hello (it started and has its services): the whole table.
+            // Only for a sender proven or from a peer's own address: captured hellos
+            // replayed from elsewhere cannot keep the workers walking.
             // Logged when a walk is planned, not per hello (one walk serves them all).
             if self.resync_due.is_none() {
                 tracing::info!(%from, "sync: a peer started; announcing every connection to it");
@@ -883,13 +898,17 @@ mod tests {
         let mut s = Senders::new(1);
         assert_eq!(s.admit(1, 5), Err(SyncCounter::RejectedOwn));
         assert_eq!(s.admit(2, 5), Ok(()));
-        assert!(!s.took(2, 5, false, 0, now).first_hello, "records, no hello");
+        assert!(!s.took(2, 5, false, 0, false, now).first_hello, "records, no hello");
         assert_eq!(s.admit(2, 5), Err(SyncCounter::RejectedReplay));
         assert_eq!(s.admit(2, 4), Err(SyncCounter::RejectedReplay), "reordered");
         assert_eq!(s.admit(2, 6), Ok(()));
-        assert!(s.took(2, 6, true, 0, now).first_hello, "its first hello");
-        assert!(!s.took(2, 7, true, 0, now).first_hello, "a later hello");
-        assert_eq!(s.admit(2, 7u32.wrapping_add(1 << 31)), Err(SyncCounter::RejectedReplay), "half the space on");
+        assert!(!s.took(2, 6, true, 0, false, now).first_hello, "a hello of a sender not proven, from elsewhere");
+        assert!(s.took(2, 7, true, 0, true, now).first_hello, "its first hello from a peer's own address");
+        assert!(!s.took(2, 8, true, 0, true, now).first_hello, "a later hello");
+        assert!(!s.took(4, 1, true, 0, false, now).first_hello, "a replayed hello from elsewhere walks nothing");
+        assert!(s.took(4, 2, true, 1, false, now).first_hello, "until its sender proves itself");
+        assert!(!s.took(4, 3, true, 1, false, now).first_hello, "once");
+        assert_eq!(s.admit(2, 8u32.wrapping_add(1 << 31)), Err(SyncCounter::RejectedReplay), "half the space on");
         // The backup role restarts: the old id is still this box's.
         s.renew(3);
         assert_eq!((s.admit(1, 9), s.admit(3, 9)), (Err(SyncCounter::RejectedOwn), Err(SyncCounter::RejectedOwn)));
@@ -908,16 +927,16 @@ mod tests {
     fn records_are_taken_from_senders_that_echoed_this_boxs_id() {
         let now = Instant::now();
         let mut s = Senders::new(1);
-        assert!(!s.took(2, 1, false, 0, now).proven, "no echo");
+        assert!(!s.took(2, 1, false, 0, false, now).proven, "no echo");
         s.renew(3);
-        assert!(!s.took(2, 2, false, 1, now).proven, "an echo of this box's earlier id");
-        let t = s.took(2, 3, false, 3, now);
+        assert!(!s.took(2, 2, false, 1, false, now).proven, "an echo of this box's earlier id");
+        let t = s.took(2, 3, false, 3, false, now);
         assert!(t.proven && t.newly_proven, "an echo of its current id: {t:?}");
-        let t = s.took(2, 4, false, 0, now);
+        let t = s.took(2, 4, false, 0, false, now);
         assert!(t.proven && !t.newly_proven, "and every later message of that sender: {t:?}");
         s.renew(5);
-        assert!(s.took(2, 5, false, 0, now).proven, "through a renewal of this box's id");
-        assert!(!s.took(4, 1, false, 0xdead, now).proven, "another sender proves nothing for it");
+        assert!(s.took(2, 5, false, 0, false, now).proven, "through a renewal of this box's id");
+        assert!(!s.took(4, 1, false, 0xdead, false, now).proven, "another sender proves nothing for it");
     }
 
     /// Past the senders remembered, the one heard least recently goes, an unproven one
@@ -930,24 +949,27 @@ mod tests {
         let later = t0 + LIVE + Duration::from_secs(1);
         let mut s = Senders::new(1);
         let at = |id: u32| t0 + Duration::from_millis(u64::from(id));
-        s.took(100, 1, false, 1, at(100)); // proven, heard first
+        s.took(100, 1, false, 1, false, at(100)); // proven, heard first
         for id in 101..100 + MAX_SENDERS as u32 {
-            assert!(!s.took(id, 1, false, 0, at(id)).forgot_live);
+            assert!(!s.took(id, 1, false, 0, false, at(id)).forgot_live);
         }
         assert_eq!(s.admit(101, 1), Err(SyncCounter::RejectedReplay));
-        let t = s.took(99, 1, false, 0, at(400));
+        let t = s.took(99, 1, false, 0, false, at(400));
         assert!(!t.forgot_live, "an unproven sender makes room");
         assert_eq!(s.admit(101, 1), Ok(()), "the unproven one heard least recently is forgotten");
         assert_eq!(s.admit(100, 1), Err(SyncCounter::RejectedReplay), "the proven one is kept");
         // Only proven ones left: the one heard least recently goes, told while it is live.
         let mut s = Senders::new(1);
         for id in 200..200 + MAX_SENDERS as u32 {
-            s.took(id, 1, false, 1, at(id));
+            s.took(id, 1, false, 1, false, at(id));
         }
-        assert!(s.took(199, 1, false, 1, at(600)).forgot_live, "a live proven sender forgotten");
+        assert!(s.took(199, 1, false, 1, false, at(600)).forgot_live, "a live proven sender forgotten");
         assert_eq!(s.admit(200, 1), Ok(()), "forgotten");
         assert_eq!(s.admit(201, 1), Err(SyncCounter::RejectedReplay));
-        assert!(!s.took(198, 1, false, 1, later).forgot_live, "one not heard for {LIVE:?} is gone: nothing told");
+        assert!(
+            !s.took(198, 1, false, 1, false, later).forgot_live,
+            "one not heard for {LIVE:?} is gone: nothing told"
+        );
     }
 
     /// ipvsadm's `--start-daemon` / `--stop-daemon`: roles switch at run time; what
