@@ -712,3 +712,23 @@ fn a_forged_client_rst_does_not_end_the_handshake() {
     ];
     run(&mut w, steps);
 }
+
+/// A valid cookie ACK whose buffer has no room for the SYN's options (the end of a
+/// full buffer) is dropped and leaves nothing behind: no connection (which would wait
+/// for a server never asked, holding its local port); the client's next ACK to the
+/// cookie opens the connection as usual.
+#[test]
+fn a_cookie_ack_without_room_for_the_syn_leaves_no_connection() {
+    let mut w = world(Some(SynProxyMode::On));
+    let d = CookieData::from_syn(true, None, None, false);
+    let cookie = KEY.make(CIP4.into(), 42500, VIP4.into(), 80, 100, 0, d);
+    // (The local port pool hands out the next port: 1026.)
+    let k = Conn4 { cport: 42500, lport: 1026 };
+    let ack = k.c2v().seq(101).ack(cookie.wrapping_add(1)).flags(ACK).window(1000).build();
+    let mut full = fnat::buf::VecBuf::with_room(&ack, fnat::buf::VecBuf::DEFAULT_HEADROOM, 0);
+    let v = w.engine.process(&w.table, &mut full, 0, w.now);
+    assert_eq!(v, fnat::engine::Verdict::Drop(DropReason::BadHeader));
+    assert_eq!(w.engine.conns().len(), 0, "the connection opened for it is gone");
+    let syn_to_server = k.l2r_df().seq(100).flags(SYN).window(1000).option(&mss(536)).build();
+    run(&mut w, vec![fwd("the client's next ACK: the SYN to the server", ack, RIP4, syn_to_server), live(1)]);
+}

@@ -199,6 +199,9 @@ impl Engine {
             opts: o.padded(),
         };
         if craft(buf, l3, &c).is_err() {
+            // No room for the SYN's options: the connection just opened goes (with its
+            // port); the client's next ACK to the cookie opens it again.
+            self.free(r);
             return Some(self.drop(DropReason::BadHeader));
         }
         let bytes = buf.len().saturating_sub(l3) as u64;
