@@ -255,6 +255,31 @@ fn leased_addresses_leave_with_their_connection() {
     assert_eq!(status_gens(&mut observer).0, gen + 1, "both leases end in one generation");
     assert!(has(&mut observer, "198.18.0.201"), "an address added without a lease stays");
     assert!(!t.ping("198.18.0.200", 1), "and the leased one no longer answers");
+
+    // A holder that hangs up right after asking, before its reply (a killed agent): the
+    // address is added (the request was whole) and its lease ends with the connection,
+    // whichever comes first of the reply and the hang-up.
+    for half_close in [true, false] {
+        let gen = status_gens(&mut observer).0;
+        let mut s = UnixStream::connect(t.socket()).expect("connect");
+        let add = Request::AddrAdd {
+            dev: "dpdk0".into(),
+            addr: "198.18.0.204/32".parse().unwrap(),
+            sapool: false,
+            lease: true,
+        };
+        ctl::frame::write(&mut s, &ctl::RequestMsg::from(add)).expect("send");
+        if half_close {
+            s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        }
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while status_gens(&mut observer).0 < gen + 2 {
+            assert!(Instant::now() < deadline, "the add and the end of its lease: two generations after {gen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!has(&mut observer, "198.18.0.204"), "no address outlives a holder that hung up mid-request");
+    }
 }
 
 /// A large site: 10,000 services with 100,000 real servers restored by `rvsadm -R` (in
