@@ -1,12 +1,13 @@
 //! Neighbours at the edge, end to end: forged ARP / NA from the client side change
 //! nothing; a flood of random-source ARP replies teaches nothing, leaves every real
 //! server reachable and `rvsip neigh show` working; pings from made-up addresses of the
-//! client subnet cannot keep the real servers from being resolved; neighbours in use
-//! are re-confirmed before their reachable time runs out, so traffic across several of
-//! those times loses nothing.
+//! client subnet cannot keep the real servers from being resolved; a host on the server
+//! subnet answering for the made-up sources of its own pings churns a full port's
+//! table but evicts no real server; neighbours in use are re-confirmed before their
+//! reachable time runs out, so traffic across several of those times loses nothing.
 //!
-//! Frames are crafted by a small python3 raw-socket sender in the client namespace,
-//! on its own veth to rvsd (they reach nothing else). Needs root; `scripts/test.sh`
+//! Frames are crafted by a small python3 raw-socket sender in the client namespace (or
+//! a real server's), on its own veth to rvsd (they reach nothing else). Needs root; `scripts/test.sh`
 //! builds rvsd and the tools first.
 
 use std::collections::BTreeMap;
@@ -22,7 +23,10 @@ use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, GW4, VIP4, VIP6};
 ///   client subnet 198.18.0.0/24 (the client's own .2 spared), half outside it;
 /// - `pings N SECONDS SEED`: N echo requests to rvsd's port address from random made-up
 ///   addresses of the client subnet, spread over SECONDS (at most: as fast as python
-///   sends), to rvsd's MAC as the client's ARP cache holds it.
+///   sends), to rvsd's MAC as the client's ARP cache holds it;
+/// - `answer N SECONDS SEED PREFIX IP MAC`: N echo requests to IP (at MAC) from random
+///   made-up addresses PREFIX.100 to PREFIX.199, spread over SECONDS, answering every
+///   ARP request for one of them with this host's MAC; prints how many it answered.
 ///
 /// (`csum`: [`rvs_e2e::PY_CSUM`].)
 const SENDER: &str = r#"
@@ -91,6 +95,42 @@ elif mode == "pings":
         s.send(dst + smac + b"\x08\x00" + ip + icmp)
         time.sleep(max(0.0, t0 + secs * (i + 1) / n - time.time()))
     print(n)
+elif mode == "answer":
+    import select, time
+    n, secs, rnd = int(sys.argv[2]), float(sys.argv[3]), random.Random(int(sys.argv[4]))
+    prefix, dst_ip, dst = sys.argv[5], sys.argv[6], mac_bytes(sys.argv[7])
+    me = mac_bytes(open("/sys/class/net/%s/address" % IFACE).read().strip())
+    r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    r.bind((IFACE, 0x0806))
+    r.setblocking(False)
+    made_up, answered = set(), 0
+    def answer_until(t):
+        global answered
+        while True:
+            left = t - time.time()
+            if left <= 0:
+                return
+            if not select.select([r], [], [], left)[0]:
+                continue
+            f = r.recv(2048)
+            if len(f) >= 42 and f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x01":
+                tip = socket.inet_ntoa(f[38:42])
+                if tip in made_up:
+                    s.send(arp(2, me, tip, f[22:28], socket.inet_ntoa(f[28:32]), f[6:12]))
+                    answered += 1
+    t0 = time.time()
+    for i in range(n):
+        sip = "%s.%d" % (prefix, rnd.randrange(100, 200))
+        made_up.add(sip)
+        icmp = struct.pack("!BBHHH", 8, 0, 0, 1, i & 0xFFFF) + b"made-up"
+        icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), i & 0xFFFF, 0, 64, 1, 0,
+                         socket.inet_aton(sip), socket.inet_aton(dst_ip))
+        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+        s.send(dst + me + b"\x08\x00" + ip + icmp)
+        answer_until(t0 + secs * (i + 1) / n)
+    answer_until(time.time() + 1)
+    print(answered)
 "#;
 
 /// Runs the sender in the client namespace.
@@ -265,6 +305,50 @@ fn made_up_pingers_cannot_keep_real_servers_unresolved() {
     let stats = t.rvsd_stats().expect("stats");
     eprintln!("after the pings: drops {}, neigh {}", stats["drops"], stats["neigh"]);
     assert!(listed.keys().all(|a| a == CLIENT4 || !a.starts_with("198.18.0.")), "no made-up pinger learned");
+}
+
+/// A compromised real server (rs3) pings rvsd's port address from 100 made-up
+/// addresses of the server subnet and answers rvsd's ARP requests for every one of
+/// them, on a port that holds 16 learned neighbours: the made-up entries churn (each
+/// new one evicts another), yet the other real servers' entries, learned before and
+/// not confirmed since, stay in the table the whole time (the configuration names
+/// them: they go last), and traffic through the VIP never has to resolve them again.
+#[test]
+fn a_host_answering_for_made_up_addresses_evicts_no_real_server() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    let mut defs = toml::Table::new();
+    defs.insert("max_per_port".into(), toml::Value::Integer(16));
+    t.config.insert("neigh_defs".into(), toml::Value::Table(defs));
+    t.start_rvsd().expect("rvsd starts");
+    all_servers_answer(&t, VIP4, 15);
+    let evicted = |t: &Topology| t.rvsd_stats().expect("stats")["neigh"]["evicted"].as_u64().unwrap_or(0);
+    let before = evicted(&t);
+
+    let (ns, mac) = (t.rs[2].name().to_string(), testnet::mac_to_string(&t.lb.mac("rvsdemo-lb1")));
+    let attacker = std::thread::spawn(move || {
+        let sender = rvs_e2e::py_script(SENDER);
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "timeout", "60", "python3", "-c", &sender])
+            .args(["answer", "3000", "12", "5", "198.19.0", "198.19.0.1", &mac])
+            .output()
+            .expect("attacker")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..8 {
+        let listed = neighs(&t);
+        for i in 1..=3 {
+            assert!(listed.contains_key(&rs4(i)), "rs{i} stays resolved under the churn: {listed:?}");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let out = attacker.join().expect("attacker thread");
+    assert!(out.status.success(), "attacker: {}", String::from_utf8_lossy(&out.stderr));
+    let answered: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("answers counted");
+    let churn = evicted(&t) - before;
+    eprintln!("the attacker answered {answered} ARP requests; {churn} neighbours evicted");
+    assert!(churn >= 50, "the made-up answers filled the port and churned it: {churn} evicted");
+    all_servers_answer(&t, VIP4, 15);
 }
 
 #[test]

@@ -30,6 +30,10 @@
 //! counted and never evicted). A new binding on a full port evicts that port's learned
 //! entry confirmed least recently, preferring one that is already failing its probes;
 //! so a new real server can always be learned, however many bindings a flood claimed.
+//! The entries of next hops the configuration names (real servers, routes' gateways:
+//! [`NeighTable::learn_keeping`]) go only when the port holds nothing else: a host on
+//! the link that answers for every address rvs asks about (the sources of its made-up
+//! pings) churns the other entries, not those.
 //! (Packets only wait for next hops the table does not hold, so an evicted entry never
 //! strands a waiting packet: its next packet waits and resolves it again.)
 //!
@@ -383,6 +387,20 @@ impl NeighTable {
     /// as they are; a new entry on a full port evicts the port's least recently
     /// confirmed learned entry.
     pub fn learn(&mut self, ip: IpAddr, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
+        self.learn_keeping(ip, mac, port, now, &|_| false)
+    }
+
+    /// [`NeighTable::learn`], where a full port evicts an entry whose address is
+    /// `kept` (a next hop the configuration names: a real server, a route's gateway)
+    /// only when it holds no other learned entry.
+    pub fn learn_keeping(
+        &mut self,
+        ip: IpAddr,
+        mac: EthernetAddress,
+        port: PortId,
+        now: u64,
+        kept: &dyn Fn(&IpAddr) -> bool,
+    ) -> Learned {
         self.stamp = Stamp::fresh();
         if let Some(&e) = self.map.get(&ip) {
             if e.state == NeighState::Static {
@@ -392,7 +410,7 @@ impl NeighTable {
                 // Moved to another port: counted there, which may be full.
                 *self.count(e.port) -= 1;
                 if self.learned_on(port) >= self.max_per_port {
-                    if let Some(victim) = self.victim(port, ip) {
+                    if let Some(victim) = self.victim(port, ip, kept) {
                         self.map.remove(&victim);
                         *self.count(port) -= 1;
                     }
@@ -414,7 +432,7 @@ impl NeighTable {
         }
         let mut out = Learned::Added;
         if self.learned_on(port) >= self.max_per_port {
-            if let Some(victim) = self.victim(port, ip) {
+            if let Some(victim) = self.victim(port, ip, kept) {
                 self.map.remove(&victim);
                 *self.count(port) -= 1;
                 out = Learned::Evicted(victim);
@@ -426,13 +444,14 @@ impl NeighTable {
         out
     }
 
-    /// The learned entry of `port` to evict for `except`: one failing its probes
-    /// first (most probes), else the least recently confirmed. Scans the table.
-    fn victim(&self, port: PortId, except: IpAddr) -> Option<IpAddr> {
+    /// The learned entry of `port` to evict for `except`: one not `kept` first, then
+    /// one failing its probes (most probes), then the least recently confirmed. Scans
+    /// the table.
+    fn victim(&self, port: PortId, except: IpAddr, kept: &dyn Fn(&IpAddr) -> bool) -> Option<IpAddr> {
         self.map
             .iter()
             .filter(|(ip, e)| e.port == port && e.state != NeighState::Static && **ip != except)
-            .min_by_key(|(_, e)| (u8::MAX - e.probes, e.updated))
+            .min_by_key(|(ip, e)| (kept(ip), u8::MAX - e.probes, e.updated))
             .map(|(ip, _)| *ip)
     }
 
@@ -990,6 +1009,31 @@ mod tests {
         let t = NeighTimers::new(50);
         assert_eq!(t.probe_interval_ms, 10);
         assert!(t.first_probe(ip("10.0.0.1"), 0) >= 25);
+    }
+
+    /// A host on the link answering for a thousand made-up addresses churns a full
+    /// port's other entries; the real servers' and the gateway's (kept) stay, however
+    /// long ago they were confirmed, and go only when nothing else is left to evict.
+    #[test]
+    fn a_flood_of_answers_evicts_no_kept_next_hop() {
+        let mut t = NeighTable::new(4);
+        let kept = |a: &IpAddr| [ip("10.0.0.1"), ip("10.0.0.2")].contains(a);
+        assert_eq!(t.learn_keeping(ip("10.0.0.1"), MAC1, PortId(1), 0, &kept), Learned::Added);
+        assert_eq!(t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 0, &kept), Learned::Added);
+        for i in 0..1000u32 {
+            let made_up = IpAddr::V4((0x0a00_1000 + i).into());
+            let got = t.learn_keeping(made_up, MAC2, PortId(1), 10 + u64::from(i), &kept);
+            assert!(!matches!(got, Learned::Evicted(v) if kept(&v)), "{got:?}");
+        }
+        assert!(t.lookup(ip("10.0.0.1")).is_some() && t.lookup(ip("10.0.0.2")).is_some());
+        assert_eq!(t.learned_on(PortId(1)), 4);
+        // Without the configuration's word, the least recently confirmed goes first.
+        assert_eq!(t.learn(ip("10.0.0.9"), MAC1, PortId(1), 5_000), Learned::Evicted(ip("10.0.0.1")));
+        // Only kept entries left: the least recently confirmed of them goes.
+        let mut t = NeighTable::new(2);
+        t.learn_keeping(ip("10.0.0.1"), MAC1, PortId(1), 0, &kept);
+        t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 5, &kept);
+        assert_eq!(t.learn_keeping(ip("10.0.0.3"), MAC1, PortId(1), 9, &kept), Learned::Evicted(ip("10.0.0.1")));
     }
 
     #[test]

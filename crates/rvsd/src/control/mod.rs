@@ -122,6 +122,30 @@ struct Moves {
     warned: Option<Instant>,
 }
 
+/// The next hops the configuration names (real servers, routes' gateways), whose
+/// neighbour entries a full port evicts last ([`NeighTable::learn_keeping`]): rebuilt
+/// when the services or the routes published change.
+#[derive(Default)]
+struct KeptHops {
+    /// The tables the set was built from.
+    from: Option<(Arc<fnat::service::ServiceTable>, Arc<netstack::RouteTable>)>,
+    addrs: std::collections::HashSet<IpAddr>,
+}
+
+impl KeptHops {
+    /// Rebuilds the set if `snap`'s services or routes are not those it was built from.
+    fn refresh(&mut self, snap: &crate::shared::Snapshot) {
+        let same = |(s, r): &(Arc<_>, Arc<_>)| Arc::ptr_eq(s, &snap.services) && Arc::ptr_eq(r, &snap.routes);
+        if self.from.as_ref().is_some_and(same) {
+            return;
+        }
+        self.addrs.clear();
+        self.addrs.extend(snap.services.services().iter().flat_map(|s| s.dests.iter().map(|d| d.addr)));
+        self.addrs.extend(snap.routes.iter().filter_map(|r| r.via));
+        self.from = Some((Arc::clone(&snap.services), Arc::clone(&snap.routes)));
+    }
+}
+
 /// The time of day in nanoseconds since the Unix epoch (0 if the clock is before it).
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -197,6 +221,8 @@ pub struct Control {
     neigh_moves: Moves,
     /// The addresses workers asked for lately, whose answers alone add neighbours.
     solicited: Solicited,
+    /// The next hops whose neighbours a full port evicts last.
+    kept_hops: KeptHops,
     probes: Vec<NeighProbe>,
     /// Set by SIGTERM/SIGINT.
     pub term: Arc<AtomicBool>,
@@ -260,6 +286,7 @@ impl Control {
             neigh_warned: (Instant::now(), NeighCounters::default()),
             neigh_moves: Moves::default(),
             solicited: Solicited::new(SOLICITED_MAX),
+            kept_hops: KeptHops::default(),
             probes: Vec::new(),
             term: Arc::new(AtomicBool::new(false)),
             usr1: Arc::new(AtomicBool::new(false)),
@@ -356,6 +383,7 @@ impl Control {
         let mut changed = false;
         let now = self.clock.now_ms();
         let snap = self.shared.current();
+        self.kept_hops.refresh(&snap);
         self.take_asks(now);
         while let Some(s) = self.shared.neigh_seen.pop() {
             let mac = s.mac;
@@ -373,7 +401,8 @@ impl Control {
                     continue;
                 }
             }
-            let learned = self.neighs.learn(s.ip, mac, s.port, now);
+            let kept = &self.kept_hops.addrs;
+            let learned = self.neighs.learn_keeping(s.ip, mac, s.port, now, &|ip| kept.contains(ip));
             // A request answered (a new neighbour's, or a probe's) is awaited no more.
             self.solicited.answered(s.ip, s.port);
             let c = &mut self.neigh_counters;
