@@ -31,6 +31,8 @@ const SYNC_ID: u8 = 7;
 /// The LIP both nodes' services use; VRRP moves it with the VIP.
 const LIP: &str = "198.19.0.30";
 const PORT: u16 = 8848;
+/// How often a backup role says hello (rvsd's `sync::HELLO_MS`).
+const HELLO: Duration = Duration::from_secs(2);
 
 /// rvsd's `[sync]` for `me`, announcing to and receiving from `peer`.
 fn sync_table(me: &str, peer: &str, max_synced: u32) -> toml::Value {
@@ -76,6 +78,11 @@ fn two_nodes(max_synced: u32, http11: bool) -> Pair {
 /// [`two_nodes`] with `extra` lines in the virtual_server block, and b's backup role
 /// (installing a's connections) running from the start or not.
 fn two_nodes_with(max_synced: u32, http11: bool, extra: &str, b_backup: bool) -> Pair {
+    two_nodes_tuned(max_synced, http11, extra, b_backup, |_| {})
+}
+
+/// [`two_nodes_with`], with `tune` run on each node once its `[sync]` is in place.
+fn two_nodes_tuned(max_synced: u32, http11: bool, extra: &str, b_backup: bool, tune: impl Fn(&mut Node)) -> Pair {
     let mgmt = |n: &str| if n == "a" { "198.19.0.101" } else { "198.19.0.103" };
     let mut p = Pair::start_with(3, http11, |n| {
         let peer = if n.name == "a" { mgmt("b") } else { mgmt("a") };
@@ -84,6 +91,7 @@ fn two_nodes_with(max_synced: u32, http11: bool, extra: &str, b_backup: bool) ->
             sync.as_table_mut().expect("a table").insert("backup".into(), b_backup.into());
         }
         n.config.insert("sync".into(), sync);
+        tune(n);
     })
     .expect("two-node topology with sync");
     p.a.start_agent(&agent_conf_with(150, 3, extra)).expect("agent a");
@@ -417,6 +425,51 @@ fn replayed_hellos_neither_walk_the_tables_nor_hold_off_a_restarting_peer() {
     drop(flood);
     let (bodies, ok) = p.curl(20, 10);
     assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "a still serves: {bodies}");
+}
+
+/// b's messages come from an address a's `peers` does not name (a lists b's second
+/// address, b listens on all of them and sends from its first), as a multicast group's
+/// do: a walks its table for a hello of b's only once b has proved itself to a. b's
+/// backup role restarts (a new id) right after a third key holder proved itself to b,
+/// so b's first hello echoes that one, not a: a answers it (echoing b's new id), and b
+/// says hello again at once, echoing a, which a trusts and walks its table for. So b
+/// learns a's table within a round trip, not a hello interval (2 s) later.
+#[test]
+fn a_peer_heard_from_another_address_is_walked_for_once_proven() {
+    let _g = serial();
+    let p = two_nodes_tuned(0, false, "", true, |n| {
+        let sync = n.config["sync"].as_table_mut().expect("[sync]");
+        if n.name == "a" {
+            sync.insert("peers".into(), toml::Value::Array(vec![format!("198.19.0.104:{PORT}").into()]));
+        } else {
+            n.ns.ip(&["addr", "add", "198.19.0.104/24", "dev", "mgmt"]);
+            sync.insert("listen".into(), format!("0.0.0.0:{PORT}").into());
+        }
+    });
+    let b = "198.19.0.103";
+    let received = || counter(&stats(&p.b), "sync", "sync_records_received");
+    let (bodies, ok) = p.curl(20, 10);
+    assert!(ok && p.tally(&bodies).iter().sum::<usize>() == 20, "20 connections through a: {bodies}");
+    wait_for(Duration::from_secs(6), || received() >= 20).expect("b learns a's 20 connections");
+
+    // A third key holder proves itself to b (it echoes b's id, read off b's hello; b
+    // says hello to it, and a's answer to that hello is the last b heard), then speaks
+    // again: the last proven sender b heard.
+    let id = hello_sender(&p.a.ns, b);
+    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, 1, id, &[])]);
+    std::thread::sleep(Duration::from_millis(200));
+    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, 2, 0, &[])]);
+    let before = received();
+    let (_, err, ok) = p.b.rvsadm(&["--stop-daemon", "backup"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(100));
+    let (_, err, ok) = p.b.rvsadm(&["--start-daemon", "backup"]);
+    assert!(ok, "{err}");
+    // (Records of connections b holds already update them: counted as received.)
+    let learned = wait_for(Duration::from_secs(6), || received() >= before + 20)
+        .unwrap_or_else(|| panic!("b learns a's table again: a {} b {}", stats(&p.a)["sync"], stats(&p.b)["sync"]));
+    println!("b's restarted backup role learned a's table {:.2} s after it started", learned.as_secs_f64());
+    assert!(learned < HELLO, "within a round trip of b's first hello, not at its next: {learned:?}");
 }
 
 #[test]

@@ -354,7 +354,8 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         refused_since_ask: false,
         answered_at: Instant::now(),
         ask_again: false,
-        hello_soon: false,
+        hello_to: Vec::new(),
+        echoed: Vec::new(),
         sequence: 0,
         out: [0; MAX_LEN],
         pending: 0,
@@ -511,7 +512,7 @@ impl Senders {
     }
 
     /// Notes an admitted message taken at `now`, a `hello` or not, which `echo`es a
-    /// sender id, sent `from_peer`'s own address or not. Past [`MAX_SENDERS`] senders, the one heard least recently is
+    /// sender id, sent from a peer's own address (`from_peer`) or not. Past [`MAX_SENDERS`] senders, the one heard least recently is
     /// forgotten, an unproven one first (senders come only from key holders; each
     /// restart, and each start of a backup role, makes a new one).
     fn took(&mut self, sender: u32, sequence: u32, hello: bool, echo: u32, from_peer: bool, now: Instant) -> Taken {
@@ -559,9 +560,13 @@ struct Syncer {
     refused_since_ask: bool,
     /// Ask the masters for their tables again with the next hello.
     ask_again: bool,
-    /// A sender proved itself to the backup role: say hello at once (see
+    /// Proven senders that have echoed this box's current id and that no hello of it
+    /// has echoed yet: the backup role says hello at once to each, echoing it (see
     /// [`Syncer::receive`]).
-    hello_soon: bool,
+    hello_to: Vec<u32>,
+    /// The senders this box's hellos echoed since it drew its id (at most
+    /// [`MAX_SENDERS`]).
+    echoed: Vec<u32>,
     sequence: u32,
     out: [u8; MAX_LEN],
     pending: usize,
@@ -591,7 +596,7 @@ impl Syncer {
                 hello_at = Instant::now();
             }
             was_backup = backup;
-            if self.ask_again || std::mem::take(&mut self.hello_soon) {
+            if self.ask_again || !self.hello_to.is_empty() {
                 hello_at = hello_at.min(Instant::now());
             }
             // Hellos ask masters for their tables: only a backup says hello, the first time
@@ -602,8 +607,12 @@ impl Syncer {
             if backup && hello_at <= Instant::now() && !self.conf.peers.is_empty() && ready() {
                 self.flush();
                 let ask_again = std::mem::take(&mut self.ask_again);
-                self.send(0, Kind::Hello { ask_again }, self.heard);
-                hello_at = Instant::now() + Duration::from_millis(HELLO_MS);
+                let echo = if self.hello_to.is_empty() { self.heard } else { self.hello_to.remove(0) };
+                self.send(0, Kind::Hello { ask_again }, echo);
+                if echo != 0 && !self.echoed.contains(&echo) && self.echoed.len() < MAX_SENDERS {
+                    self.echoed.push(echo);
+                }
+                hello_at = Instant::now() + Duration::from_millis(if self.hello_to.is_empty() { HELLO_MS } else { 0 });
             }
             if !self.answers.is_empty() {
                 self.flush();
@@ -653,6 +662,8 @@ impl Syncer {
         self.flush();
         self.senders.renew(new_sender_id());
         self.sequence = 0;
+        self.hello_to.clear();
+        self.echoed.clear();
     }
 
     /// Publishes the counters (the stats, the metrics, rvsd's last line).
@@ -796,10 +807,16 @@ impl Syncer {
         if taken.newly_proven && std::mem::take(&mut self.refused_since_ask) {
             tracing::info!(%from, "sync: a peer proved itself after records were refused; asking for the tables again");
             self.ask_again = true;
-        } else if taken.newly_proven && backup {
-            // Its next hello, which echoes that peer, is a first hello it trusts (a
-            // multicast peer's first one was not: no peer address): sent at once.
-            self.hello_soon = true;
+        }
+        if backup && taken.proven && h.echo == self.senders.me && !self.echoed.contains(&h.sender) {
+            // A master heard this box's current id, and has not heard it echo its own: a
+            // hello that does is one it trusts (it proves this box), and walks its table
+            // for, if the first was not (a multicast group's, or from an address not in
+            // its `peers`). Sent at once; once per sender and id of this box (a replay
+            // of the answer is refused by its sequence number).
+            if !self.hello_to.contains(&h.sender) && self.hello_to.len() < MAX_ANSWERS {
+                self.hello_to.push(h.sender);
+            }
         }
         if h.hello {
             if taken.proven {

@@ -149,7 +149,6 @@ impl Engine {
                 return Some(self.refuse(table.service(svc).id.0, reason));
             }
         };
-        self.synproxy.counts.inc(Ev::AckValid);
         let idx = r.index();
         // Data on the ACK itself is held like any early segment.
         let mut stash = 0;
@@ -204,6 +203,7 @@ impl Engine {
             self.free(r);
             return Some(self.drop(DropReason::BadHeader));
         }
+        self.synproxy.counts.inc(Ev::AckValid);
         let bytes = buf.len().saturating_sub(l3) as u64;
         self.stats.packet_in(self.svc_of(rs), rs, bytes);
         self.touch(r, Direction::Input, TcpFlags::SYN, now);
