@@ -564,8 +564,8 @@ struct Syncer {
     /// has echoed yet: the backup role says hello at once to each, echoing it (see
     /// [`Syncer::receive`]).
     hello_to: Vec<u32>,
-    /// The senders this box's hellos echoed since it drew its id (at most
-    /// [`MAX_SENDERS`]).
+    /// The senders this box's hellos echoed, or are to echo, since it drew its id (at
+    /// most [`MAX_SENDERS`]: past that, no more hellos at once).
     echoed: Vec<u32>,
     sequence: u32,
     out: [u8; MAX_LEN],
@@ -808,15 +808,19 @@ impl Syncer {
             tracing::info!(%from, "sync: a peer proved itself after records were refused; asking for the tables again");
             self.ask_again = true;
         }
-        if backup && taken.proven && h.echo == self.senders.me && !self.echoed.contains(&h.sender) {
+        if backup
+            && taken.proven
+            && h.echo == self.senders.me
+            && !self.echoed.contains(&h.sender)
+            && self.echoed.len() < MAX_SENDERS
+        {
             // A master heard this box's current id, and has not heard it echo its own: a
             // hello that does is one it trusts (it proves this box), and walks its table
             // for, if the first was not (a multicast group's, or from an address not in
             // its `peers`). Sent at once; once per sender and id of this box (a replay
             // of the answer is refused by its sequence number).
-            if !self.hello_to.contains(&h.sender) && self.hello_to.len() < MAX_ANSWERS {
-                self.hello_to.push(h.sender);
-            }
+            self.echoed.push(h.sender);
+            self.hello_to.push(h.sender);
         }
         if h.hello {
             if taken.proven {
