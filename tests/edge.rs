@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ctl::{EdgeDenyOp, Request};
+use ctl::{EdgeDenyOp, Request, Response};
 use rvs_e2e::{serial, Spec, Topology, CLIENT4, VIP4};
 use testnet::ChildGuard;
 
@@ -128,6 +128,52 @@ fn global_deny_refuses_and_releases_the_client() {
     assert!(drops(&t, "denied") > before, "and counted as denied");
     c.call(Request::EdgeDeny { change: EdgeDenyOp::Set, prefixes: vec![] }).expect("edge_deny set []");
     assert!(get_within(&t, 5), "an empty deny set admits the client");
+}
+
+/// A deny set of 300,000 prefixes (`[edge] deny_file`), more than one control message
+/// holds, is listed whole in pages (`edge_deny_list` with `from`), in the file's order;
+/// the field-less request gets the first page and where the next starts.
+#[test]
+fn a_large_deny_set_is_listed_in_pages() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    let want: Vec<ipnet::IpNet> = (0..300_000u32)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("2001:db8:{:x}:{:x}::/64", i >> 16, i & 0xffff)
+            } else {
+                format!("{}/32", std::net::Ipv4Addr::from(0x0a00_0000 + i))
+            }
+        })
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let file = t.dir.join("deny.txt");
+    std::fs::write(&file, want.iter().map(|p| format!("{p}\n")).collect::<String>()).expect("deny file");
+    let mut edge = toml::Table::new();
+    edge.insert("deny_file".into(), toml::Value::String(file.display().to_string()));
+    t.config.insert("edge".into(), toml::Value::Table(edge));
+    t.start_rvsd().expect("rvsd starts");
+
+    let mut c = t.ctl();
+    let (mut got, mut from, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let max = if pages == 0 { None } else { Some(ctl::MAX_DENY_PAGE) };
+        match c.call(Request::EdgeDenyList { from, max }).expect("edge_deny_list") {
+            Response::EdgeDeny { prefixes, next } => {
+                assert!(!prefixes.is_empty() && prefixes.len() <= ctl::MAX_DENY_PAGE as usize, "{}", prefixes.len());
+                got.extend(prefixes);
+                pages += 1;
+                match next {
+                    Some(n) => from = Some(n),
+                    None => break,
+                }
+            }
+            r => panic!("unexpected {r:?}"),
+        }
+    }
+    assert_eq!(pages, 6, "300,000 prefixes in pages of {}", ctl::MAX_DENY_PAGE);
+    assert!(got == want, "every prefix, in the file's order");
+    assert!(get(&t), "the client, in none of them, is served");
 }
 
 /// A service's blacklist (`rvsadm --add-blklst -k CLIENT/32`): refused and counted as

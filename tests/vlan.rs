@@ -2,7 +2,8 @@
 //! on VLAN 100. The client's kernel stack is untagged behind a userspace switch
 //! (`rvs_e2e::vlan::VlanShim`: the test kernel has no `8021q`), whose trunk is the wire
 //! to rvsd's `dpdk0`; rvsd holds the client-side addresses and VIPs on `dpdk0.100`
-//! (`[[vlan]]`). Every frame between the client and rvsd is tagged.
+//! (`[[vlan]]`). Every frame between the client and rvsd is tagged. A SIGHUP after a
+//! file's VLAN was removed at run time is refused.
 
 use rvs_e2e::checks::spread_checks;
 use rvs_e2e::{rs4, rs6, serial, Spec, Topology, CLIENT4, LIP4, LIP6, VIP4, VIP6};
@@ -68,4 +69,39 @@ fn a_tagged_client_side_through_a_vlan_sub_interface() {
     // The client still gets through after the changes.
     assert!(t.ping(VIP4, 2), "ping {VIP4} from {CLIENT4} over VLAN 100");
     drop(t);
+}
+
+/// A `[[vlan]]` of the file removed while rvsd runs (`rvsip vlan del`) keeps its port
+/// number, empty: a SIGHUP with the file unchanged would put the file's addresses for
+/// it on no port. The reload is refused, naming the VLAN, and nothing changes.
+#[test]
+fn a_sighup_after_a_files_vlan_was_removed_changes_nothing() {
+    let _g = serial();
+    let mut t = Topology::build(Spec::default()).expect("topology");
+    t.config
+        .insert("vlan".into(), toml::Value::Array(vec![toml::Value::Table(toml::toml! { link = "dpdk0" id = 300 })]));
+    t.config["addr"].as_array_mut().expect("[[addr]]").push(toml::Value::Table(toml::toml! {
+        dev = "dpdk0.300"
+        addr = "198.18.30.1/24"
+    }));
+    t.start_rvsd().expect("rvsd starts");
+    assert!(t.cli_ok("rvsip", &["addr", "show", "dev", "dpdk0.300"]).contains("198.18.30.1"));
+    t.cli_ok("rvsip", &["addr", "del", "198.18.30.1", "dev", "dpdk0.300"]);
+    t.cli_ok("rvsip", &["vlan", "del", "dpdk0.300"]);
+
+    t.signal_rvsd("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !t.rvsd_log().contains("SIGHUP:") {
+        assert!(std::time::Instant::now() < deadline, "the SIGHUP is handled:\n{}", t.rvsd_log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = t.rvsd_log();
+    assert!(
+        log.contains("[[vlan]] dpdk0.300 was removed while rvsd ran") && log.contains("nothing changed"),
+        "refused by name:\n{log}"
+    );
+    let addrs = t.cli_ok("rvsip", &["addr", "show"]);
+    assert!(!addrs.contains("198.18.30.1"), "the removed VLAN's address is on no port:\n{addrs}");
+    assert_eq!(t.cli_ok("rvsip", &["vlan", "show"]), "", "and the VLAN stays removed");
+    assert!(t.ping(VIP4, 1), "rvsd runs on");
 }

@@ -279,8 +279,17 @@ pub enum Request {
         /// The prefixes.
         prefixes: Vec<IpNet>,
     },
-    /// The global deny list.
-    EdgeDenyList {},
+    /// The global deny list, a page at a time, in its order. Without `max` (the
+    /// original, field-less form of this request), one page of up to
+    /// [`MAX_DENY_PAGE`].
+    EdgeDenyList {
+        /// The position of the page's first prefix (start: 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<u32>,
+        /// Most prefixes in the page (at most [`MAX_DENY_PAGE`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<u32>,
+    },
     /// The rules that mark new flows for fwmark services (`rvsip fwmark show`).
     FwmarkList {},
     /// Adds a fwmark rule at the end of the list (`rvsip fwmark add MARK MATCH`).
@@ -680,6 +689,11 @@ pub const MAX_SERVICE_PAGE: u32 = 100;
 /// [`crate::MAX_MESSAGE_BYTES`]).
 pub const MAX_NEIGH_PAGE: u32 = 10_000;
 
+/// Most prefixes in one page of the global deny list (at most about 46 bytes each on
+/// the wire: about half of [`crate::MAX_MESSAGE_BYTES`]); the list holds up to a
+/// million.
+pub const MAX_DENY_PAGE: u32 = 50_000;
+
 /// A neighbour as listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NeighView {
@@ -838,10 +852,13 @@ pub enum Response {
         /// The values.
         timeouts: Timeouts,
     },
-    /// The global deny list.
+    /// A page of the global deny list.
     EdgeDeny {
         /// Its prefixes, as given.
         prefixes: Vec<IpNet>,
+        /// Where the next page starts (the `from` of the next request); `None` at the end.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<u32>,
     },
     /// The fwmark rules, in the order they are tried.
     Fwmark {
@@ -928,6 +945,24 @@ mod tests {
         let r = ResponseMsg::from(Response::error(ErrorCode::NotFound, "no service tcp 198.18.0.100:81"));
         let json = serde_json::to_string(&r).unwrap();
         assert_eq!(json, r#"{"v":1,"result":"error","code":"not_found","message":"no service tcp 198.18.0.100:81"}"#);
+    }
+
+    #[test]
+    fn deny_listing_pages_and_keeps_the_old_form() {
+        let old: RequestMsg = serde_json::from_str(r#"{"v":1,"op":"edge_deny_list"}"#).unwrap();
+        assert_eq!(old.req, Request::EdgeDenyList { from: None, max: None });
+        assert_eq!(serde_json::to_string(&old).unwrap(), r#"{"v":1,"op":"edge_deny_list"}"#);
+        let paged = RequestMsg::from(Request::EdgeDenyList { from: Some(50_000), max: Some(1000) });
+        let json = serde_json::to_value(&paged).unwrap();
+        assert_eq!((json["from"].as_u64(), json["max"].as_u64()), (Some(50_000), Some(1000)));
+        let last =
+            serde_json::to_string(&ResponseMsg::from(Response::EdgeDeny { prefixes: vec![], next: None })).unwrap();
+        assert_eq!(last, r#"{"v":1,"result":"edge_deny","prefixes":[]}"#, "the last page looks like the old reply");
+        // A page of the longest prefixes fits a message, with room to spare.
+        let longest: IpNet = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128".parse().unwrap();
+        let page = Response::EdgeDeny { prefixes: vec![longest; MAX_DENY_PAGE as usize], next: Some(1) };
+        let len = serde_json::to_string(&ResponseMsg::from(page)).unwrap().len();
+        assert!(len < crate::MAX_MESSAGE_BYTES * 2 / 3, "{len} bytes");
     }
 
     #[test]

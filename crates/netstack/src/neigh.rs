@@ -31,9 +31,10 @@
 //! entry confirmed least recently, preferring one that is already failing its probes;
 //! so a new real server can always be learned, however many bindings a flood claimed.
 //! The entries of next hops the configuration names (real servers, routes' gateways:
-//! [`NeighTable::learn_keeping`]) go only when the port holds nothing else: a host on
-//! the link that answers for every address rvs asks about (the sources of its made-up
-//! pings) churns the other entries, not those.
+//! [`NeighTable::learn_keeping`]) go only when the port holds nothing else, and then
+//! only for another such next hop: a host on the link that answers for every address
+//! rvs asks about (the sources of its made-up pings) churns the other entries, never
+//! those.
 //! (Packets only wait for next hops the table does not hold, so an evicted entry never
 //! strands a waiting packet: its next packet waits and resolves it again.)
 //!
@@ -124,7 +125,9 @@ pub enum Learned {
     Refreshed,
     /// A static entry exists; learning does not touch it.
     KeptStatic,
-    /// The table holds no learned entries at all (a limit of 0); nothing was added.
+    /// No room: the table holds no learned entries at all (a limit of 0), or the port
+    /// is full of kept entries and this address is not one
+    /// ([`NeighTable::learn_keeping`]); nothing was added.
     Full,
 }
 
@@ -392,7 +395,8 @@ impl NeighTable {
 
     /// [`NeighTable::learn`], where a full port evicts an entry whose address is
     /// `kept` (a next hop the configuration names: a real server, a route's gateway)
-    /// only when it holds no other learned entry.
+    /// only when it holds no other learned entry, and then only for another kept
+    /// address ([`Learned::Full`] for any other).
     pub fn learn_keeping(
         &mut self,
         ip: IpAddr,
@@ -432,10 +436,16 @@ impl NeighTable {
         }
         let mut out = Learned::Added;
         if self.learned_on(port) >= self.max_per_port {
-            if let Some(victim) = self.victim(port, ip, kept) {
-                self.map.remove(&victim);
-                *self.count(port) -= 1;
-                out = Learned::Evicted(victim);
+            match self.victim(port, ip, kept) {
+                // Only kept entries left: one of them makes room for a kept address
+                // only (the configuration outranks whoever answered).
+                Some(victim) if kept(&victim) && !kept(&ip) => return Learned::Full,
+                Some(victim) => {
+                    self.map.remove(&victim);
+                    *self.count(port) -= 1;
+                    out = Learned::Evicted(victim);
+                }
+                None => {}
             }
         }
         let fresh = self.fresh(ip, mac, port, now);
@@ -1029,10 +1039,14 @@ mod tests {
         assert_eq!(t.learned_on(PortId(1)), 4);
         // Without the configuration's word, the least recently confirmed goes first.
         assert_eq!(t.learn(ip("10.0.0.9"), MAC1, PortId(1), 5_000), Learned::Evicted(ip("10.0.0.1")));
-        // Only kept entries left: the least recently confirmed of them goes.
+        // Only kept entries left: nothing else takes their place; another kept address
+        // takes the least recently confirmed one's.
+        let kept = |a: &IpAddr| [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")].contains(a);
         let mut t = NeighTable::new(2);
         t.learn_keeping(ip("10.0.0.1"), MAC1, PortId(1), 0, &kept);
         t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 5, &kept);
+        assert_eq!(t.learn_keeping(ip("10.0.0.7"), MAC2, PortId(1), 7, &kept), Learned::Full);
+        assert!(t.lookup(ip("10.0.0.7")).is_none() && t.learned_on(PortId(1)) == 2);
         assert_eq!(t.learn_keeping(ip("10.0.0.3"), MAC1, PortId(1), 9, &kept), Learned::Evicted(ip("10.0.0.1")));
     }
 

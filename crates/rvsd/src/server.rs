@@ -791,7 +791,11 @@ impl Loop {
         // A capture's file is opened here, with the peer's rights (see `capture_file`).
         let file = match &req {
             Request::Capture { path, .. } => match capture_file(path, c.peer.0, c.peer_gid) {
-                Ok(f) => Some(f),
+                Ok(f) => {
+                    // In the audit log as the changes are: who copies traffic, where to.
+                    tracing::info!(uid = c.peer.0, pid = c.peer.1, request = %quote(&line, AUDIT_QUOTE), "control capture");
+                    Some(f)
+                }
                 Err(m) => return fail(c, Response::error(ErrorCode::Invalid, m)),
             },
             _ => None,

@@ -25,7 +25,10 @@
 //! earlier process's messages, replayed to a box that never heard that process, echoes
 //! an id this box no longer has and installs nothing. A sender that proves itself after
 //! some of its records were refused is asked for its table again (the next hello's
-//! `walk` flag).
+//! `walk` flag). A master walks its tables only for a hello it trusts: of a proven
+//! sender, or from a peer's own address (replayed hellos from elsewhere walk nothing);
+//! so a backup whose current id a master echoed says hello again at once, echoing that
+//! master (once per master and id), which proves it there.
 //!
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),

@@ -343,13 +343,17 @@ impl SchedState {
 
     /// A peer's connection to `rs` was installed here (connection sync): on a persistent
     /// service, the client's template points to `rs` from now on, as on the peer, so
-    /// the client's next connections meet the same server after a failover. A full
-    /// table keeps its templates (counted as `persist_full`).
+    /// the client's next connections meet the same server after a failover. A new
+    /// template is made only while the table is less than half full: the other half is
+    /// for this box's own clients, whatever the peers send (a peer's records are
+    /// bounded as connections, not as templates, which outlive them). Counted as
+    /// `persist_full` otherwise.
     pub fn learn_template(&mut self, table: &ServiceTable, svc: SvcIdx, client: IpAddr, rs: RsId, now: Millis) {
         let Some(p) = table.get(svc).and_then(|s| s.config.persistence.map(|p| (s.id, p))) else { return };
         let (id, p) = p;
         let key = PersistKey { svc: id, client: p.mask(client) };
-        if self.persist.insert(key, rs, now.saturating_add(p.timeout_ms())).is_err() {
+        let room = self.persist.contains(&key) || self.persist.len() < self.persist.capacity() / 2;
+        if !room || self.persist.insert(key, rs, now.saturating_add(p.timeout_ms())).is_err() {
             self.stats.persist_full += 1;
         }
     }
@@ -761,6 +765,29 @@ mod tests {
         assert_eq!(st.stats().persist_full, 1);
         assert_eq!(st.expire(300_000), 2);
         assert!(st.schedule(&t, SvcIdx(0), (client(3), 1), vip(), 300_000).is_ok());
+    }
+
+    /// A peer's records make templates in half the table at most: this box's own
+    /// clients always find the other half; a template already there still follows the
+    /// peer's word.
+    #[test]
+    fn peers_records_make_templates_in_half_the_table() {
+        let mut c = svc(80, SchedKind::Rr, &[rs("10.1.0.1", 1), rs("10.1.0.2", 1)]);
+        c.persistence = Some(PersistConfig::default());
+        let t = table(&[c], None);
+        let mut st = SchedState::new(8);
+        let second = t.service(SvcIdx(0)).dests[1].id;
+        for i in 1..=8 {
+            st.learn_template(&t, SvcIdx(0), client(i), second, 0);
+        }
+        assert_eq!((st.persist.len(), st.stats().persist_full), (4, 4), "four learned, four refused");
+        for i in 11..=14 {
+            assert!(st.schedule(&t, SvcIdx(0), (client(i), 1), vip(), 0).is_ok(), "a client of this box's own");
+        }
+        assert_eq!(st.persist.len(), 8);
+        let first = t.service(SvcIdx(0)).dests[0].id;
+        st.learn_template(&t, SvcIdx(0), client(1), first, 0);
+        assert_eq!(st.schedule(&t, SvcIdx(0), (client(1), 2), vip(), 0).unwrap().id, first, "a known template moves");
     }
 
     #[test]

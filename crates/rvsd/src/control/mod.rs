@@ -86,6 +86,9 @@ pub struct NeighCounters {
     /// Bindings refused: a new neighbour that no worker asked for (rvs learns new
     /// neighbours only from the answers to its own requests).
     pub refused_unsolicited: u64,
+    /// Bindings refused: a new neighbour on a port full of the configuration's next
+    /// hops (real servers, gateways), which it is not one of.
+    pub refused_full: u64,
     /// Requests not remembered: too many addresses asked for at once (their answers are
     /// refused as unsolicited; the next request tries again).
     pub asked_full: u64,
@@ -107,6 +110,7 @@ impl NeighCounters {
             + self.refused_off_link
             + self.refused_static
             + self.refused_unsolicited
+            + self.refused_full
     }
 }
 
@@ -123,26 +127,38 @@ struct Moves {
 }
 
 /// The next hops the configuration names (real servers, routes' gateways), whose
-/// neighbour entries a full port evicts last ([`NeighTable::learn_keeping`]): rebuilt
-/// when the services or the routes published change.
+/// neighbour entries a full port evicts last ([`NeighTable::learn_keeping`]): the set is
+/// built when a full port first asks, once per change of the services or routes
+/// published (most generations evict nothing).
 #[derive(Default)]
 struct KeptHops {
-    /// The tables the set was built from.
+    /// The tables the set is built from.
     from: Option<(Arc<fnat::service::ServiceTable>, Arc<netstack::RouteTable>)>,
-    addrs: std::collections::HashSet<IpAddr>,
+    addrs: std::cell::OnceCell<std::collections::HashSet<IpAddr, fnat::hash::SeededFold>>,
 }
 
 impl KeptHops {
-    /// Rebuilds the set if `snap`'s services or routes are not those it was built from.
+    /// Follows `snap`'s services and routes (the set is built again on demand if they
+    /// changed).
     fn refresh(&mut self, snap: &crate::shared::Snapshot) {
         let same = |(s, r): &(Arc<_>, Arc<_>)| Arc::ptr_eq(s, &snap.services) && Arc::ptr_eq(r, &snap.routes);
-        if self.from.as_ref().is_some_and(same) {
-            return;
+        if !self.from.as_ref().is_some_and(same) {
+            self.from = Some((Arc::clone(&snap.services), Arc::clone(&snap.routes)));
+            self.addrs = std::cell::OnceCell::new();
         }
-        self.addrs.clear();
-        self.addrs.extend(snap.services.services().iter().flat_map(|s| s.dests.iter().map(|d| d.addr)));
-        self.addrs.extend(snap.routes.iter().filter_map(|r| r.via));
-        self.from = Some((Arc::clone(&snap.services), Arc::clone(&snap.routes)));
+    }
+
+    /// Whether the configuration names `ip` as a next hop.
+    fn contains(&self, ip: &IpAddr) -> bool {
+        let set = self.addrs.get_or_init(|| {
+            let mut set = std::collections::HashSet::default();
+            if let Some((services, routes)) = &self.from {
+                set.extend(services.services().iter().flat_map(|s| s.dests.iter().map(|d| d.addr)));
+                set.extend(routes.iter().filter_map(|r| r.via));
+            }
+            set
+        });
+        set.contains(ip)
     }
 }
 
@@ -401,7 +417,7 @@ impl Control {
                     continue;
                 }
             }
-            let kept = &self.kept_hops.addrs;
+            let kept = &self.kept_hops;
             let learned = self.neighs.learn_keeping(s.ip, mac, s.port, now, &|ip| kept.contains(ip));
             // A request answered (a new neighbour's, or a probe's) is awaited no more.
             self.solicited.answered(s.ip, s.port);
@@ -414,7 +430,8 @@ impl Control {
                 }
                 Learned::Changed => c.changed += 1,
                 Learned::Confirmed => c.confirmed += 1,
-                Learned::Refreshed | Learned::KeptStatic | Learned::Full => {}
+                Learned::Full => c.refused_full += 1,
+                Learned::Refreshed | Learned::KeptStatic => {}
             }
             match (learned, before) {
                 (Learned::Changed, Some(b)) => {
@@ -527,6 +544,7 @@ impl Control {
                 evicted,
                 off_link = c.refused_off_link - last.refused_off_link,
                 own_address = c.refused_own_address - last.refused_own_address,
+                full = c.refused_full - last.refused_full,
                 unsolicited,
                 "neighbours: bindings refused or evicted in the last {}s (see the stats' \"neigh\" counters)",
                 at.elapsed().as_secs()

@@ -81,7 +81,17 @@ impl Control {
         // Ports and VLANs cannot change here: the numbers stay, with the VLANs added
         // by rvsip since the start.
         let mut next = State::from_config(&new);
-        next.port_names = self.state.port_names.clone();
+        let in_file = std::mem::replace(&mut next.port_names, self.state.port_names.clone());
+        // A `[[vlan]]` of the file removed since (`rvsip vlan del`): its number stays
+        // empty, and what the file puts on it would land on no port.
+        let removed = in_file.iter().zip(&next.port_names).find(|(f, now)| !f.is_empty() && now.is_empty());
+        if let Some((vlan, _)) = removed {
+            tracing::error!(
+                "SIGHUP: {file}: [[vlan]] {vlan} was removed while rvsd ran (rvsip vlan del; one of that name \
+                 added since is another sub-interface): restart rvsd to bring it back; nothing changed"
+            );
+            return;
+        }
         // The leased addresses the file lacks, each as `rvsip addr add` would add it
         // (one the file's addresses now conflict with is the file's loss to make: left
         // out, said so); the file's state alone is kept aside in case it must do without.

@@ -117,7 +117,13 @@ impl Control {
             Request::ConnList { cursor, max, templates } => self.conn_page(cursor, max, templates)?,
             Request::TimeoutsGet {} => Response::Timeouts { timeouts: self.state.timeouts },
             Request::EdgeDeny { change, prefixes } => self.change(|s| s.edge_deny(change, prefixes))?,
-            Request::EdgeDenyList {} => Response::EdgeDeny { prefixes: (*self.state.deny).clone() },
+            Request::EdgeDenyList { from, max } => {
+                let all = &self.state.deny;
+                let start = (from.unwrap_or(0) as usize).min(all.len());
+                let n = max.unwrap_or(ctl::MAX_DENY_PAGE).clamp(1, ctl::MAX_DENY_PAGE) as usize;
+                let end = start.saturating_add(n).min(all.len());
+                Response::EdgeDeny { prefixes: all[start..end].to_vec(), next: (end < all.len()).then_some(end as u32) }
+            }
             Request::SnatList {} => Response::Snat { rules: self.state.snat.clone() },
             Request::FwmarkList {} => Response::Fwmark { rules: self.state.fwmark.clone() },
             Request::FwmarkAdd { rule } => self.change(|s| verbs::fwmark_add(&mut s.fwmark, rule))?,
