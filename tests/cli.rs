@@ -277,8 +277,9 @@ fn save_clear_restore_reproduces_the_listing() {
         assert!(listed.elapsed().as_secs() < 8, "the idle connection expires after the service's 3 s");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let gone = listed.elapsed();
-    assert!(gone.as_millis() >= 2500, "not before its 3 s: gone after {gone:?}");
+    // (From `start`, which is before the client connected: `listed` may be late.)
+    let gone = start.elapsed();
+    assert!(gone.as_millis() >= 2500, "not before its 3 s: gone {gone:?} after the client started");
 }
 
 /// One change script: services, real servers (one with port 0, meaning the virtual
@@ -427,6 +428,9 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
         assert_eq!(codes.lines().count(), n, "{codes}");
         codes.lines().filter(|c| *c != "200").count()
     };
+    // (Taken out at the first failure: after `t0`, and before `out_at`, which follows
+    // the other seven requests.)
+    let t0 = Instant::now();
     assert_eq!(failed(8), 1, "the first connection to the refusing server fails, then it is out");
     let out_at = Instant::now();
     assert_eq!(weight(&t), "0", "listed with weight 0 while out");
@@ -442,7 +446,7 @@ fn dest_check_takes_a_refusing_server_out_and_lets_it_back() {
         assert!(out_at.elapsed() < Duration::from_secs(5), "back in scheduling after its 2 s");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(out_at.elapsed() >= Duration::from_millis(1500), "not before its 2 s: {:?}", out_at.elapsed());
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "not before its 2 s: {:?}", t0.elapsed());
     assert_eq!(weight(&t), "1");
     assert_eq!(failed(8), 1, "failing again");
     assert_eq!(weight(&t), "0");
@@ -501,14 +505,19 @@ fn dest_check_takes_a_udp_server_whose_port_is_closed_out() {
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
     let opened = v.pointer("/services/0/stats/conns").and_then(|c| c.as_u64()).unwrap_or_else(|| panic!("{json}"));
     assert!(opened >= 200, "the datagrams opened connections (some random sources are martians): {opened}");
-    std::thread::sleep(Duration::from_secs(4));
-    let live: u64 = t.rvsd_stats().expect("stats")["workers"]
-        .as_array()
-        .expect("workers")
-        .iter()
-        .map(|w| w["conns"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(live, 0, "they expired");
+    let live = || -> u64 {
+        t.rvsd_stats().expect("stats")["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .map(|w| w["conns"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while live() > 0 {
+        assert!(Instant::now() < deadline, "they expired: {} live", live());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let list = t.cli_ok("rvsadm", &["-L", "-n", "-u", &vip]);
     assert_eq!(list.matches("FullNat 1 ").count(), 2, "unanswered datagrams took no server out:\n{list}");
     assert_eq!(events(&t, "dest_down"), 0);

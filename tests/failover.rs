@@ -226,8 +226,9 @@ fn stopped_real_server_gets_weight_zero_and_returns() {
     let t = wait_for(bound + Duration::from_secs(5), || p.a.weight(&rs2, 8080) == Some(0))
         .expect("rs2 gets weight 0 in the master's rvsd");
     eprintln!("rs2 stopped: weight 0 in rvsd after {t:?} (delay_loop x (retry + 1) = {bound:?})");
-    // Polling and the dataplane's confirmation add a few milliseconds.
-    assert!(t <= bound + Duration::from_millis(300), "took {t:?}");
+    // Polling and the dataplane's confirmation add a few milliseconds (a second
+    // allowed: the checker's ticks drift on a busy machine).
+    assert!(t <= bound + Duration::from_secs(1), "took {t:?}");
     let st = p.a.agent_status().expect("status");
     let rs = st["virtual_servers"][0]["real_servers"]
         .as_array()

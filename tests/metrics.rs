@@ -87,6 +87,9 @@ fn prometheus_scrapes_what_the_servers_served() {
     let mut metrics = toml::Table::new();
     metrics.insert("listen".into(), toml::Value::String(METRICS.into()));
     t.config.insert("metrics".into(), toml::Value::Table(metrics));
+    // The connections stay live (TIME_WAIT) through the scrapes below, however slow.
+    t.config["timeouts"]["time_wait"] = toml::Value::Integer(300);
+    t.config["timeouts"]["fin_wait"] = toml::Value::Integer(300);
     t.start_rvsd().expect("rvsd starts");
 
     // The exposition is valid by Prometheus's own linter.

@@ -172,8 +172,13 @@ fn master_killed_mid_download_and_idle_connections_survive() {
         .spawn()
         .expect("download");
     std::thread::sleep(Duration::from_secs(3));
-    let synced = counter(&stats(&p.b), "events", "sync_installed");
-    assert!(synced >= 1001, "b installed the 1,000 idle connections and the download's before the failure: {synced}");
+    let installed = || counter(&stats(&p.b), "events", "sync_installed");
+    let synced = wait_for(Duration::from_secs(10), || installed() >= 1001);
+    assert!(
+        synced.is_some(),
+        "b installed the 1,000 idle connections and the download's before the failure: {}",
+        installed()
+    );
 
     // Node a dies: both processes, no goodbye.
     let t0 = Instant::now();

@@ -775,10 +775,11 @@ fn bfd_with_keepalived_comes_up_resists_forgeries_and_faults_the_instance_when_t
         // counted, and the session never missed its neighbour's packets for a detection
         // time (3 x 50 ms).
         send_bfd_from(&ka.ns, "10.77.0.9", "10.77.0.2", 255, &down, 5_000, Duration::ZERO);
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for("every flood packet counted", Duration::from_secs(5), || {
+            rvs_agent::status::query(&sock).unwrap().bfd_drops.no_session == 20 + 5_000
+        });
         let st = rvs_agent::status::query(&sock).unwrap();
         eprintln!("after the flood: {:?}", st.bfd_drops);
-        assert_eq!(st.bfd_drops.no_session, 20 + 5_000, "every flood packet counted: {:?}", st.bfd_drops);
         assert_eq!((st.bfd[0].state.name(), st.bfd[0].ups), ("Up", 1), "the flood moved the session: {:?}", st.bfd[0]);
         let st = rvs_agent::status::query(&sock).unwrap();
         assert_eq!((st.bfd[0].state.name(), st.bfd[0].ups), ("Up", 1), "a forgery moved the session: {:?}", st.bfd[0]);
