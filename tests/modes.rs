@@ -253,17 +253,7 @@ fn nat_on_two_workers() {
     }
     t.start_rvsd().expect("rvsd starts with two workers");
     spread_checks(&t, VIP4, 80, CLIENT4, rs4);
-    // (The last packets may still be on a ring when the counters are read: ask again.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let (stats, out_, in_) = loop {
-        let stats = t.rvsd_stats().expect("stats");
-        let (out_, in_) =
-            (stats["net"]["redirect_out"].as_u64().unwrap_or(0), stats["net"]["redirect_in"].as_u64().unwrap_or(0));
-        if out_ == in_ || std::time::Instant::now() > deadline {
-            break (stats, out_, in_);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let (stats, out_, in_) = t.settled_redirects();
     assert!(out_ > 0, "some packets were handed to the client port's owner: {stats}");
     assert_eq!(in_, out_, "every packet handed over was received by its owner");
     assert!(stats["drops"].get("redirect").is_none(), "none lost to redirect: {}", stats["drops"]);

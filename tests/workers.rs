@@ -84,17 +84,7 @@ fn thousand_concurrent_connections_on_two_workers() {
     assert!(seen.values().all(|n| *n == 1), "each exactly once");
     assert!(per_worker.iter().all(|n| *n > 300), "both workers own connections: {per_worker:?}");
 
-    // (The last packets may still be on a ring when the counters are read: ask again.)
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let (stats, out_, in_) = loop {
-        let stats = t.rvsd_stats().expect("stats");
-        let (out_, in_) =
-            (stats["net"]["redirect_out"].as_u64().unwrap_or(0), stats["net"]["redirect_in"].as_u64().unwrap_or(0));
-        if out_ == in_ || std::time::Instant::now() > deadline {
-            break (stats, out_, in_);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let (stats, out_, in_) = t.settled_redirects();
     eprintln!(
         "redirected {out_} packets; per worker {:?}",
         stats["workers"].as_array().map(|w| w.iter().map(|x| x["net"]["redirect_out"].clone()).collect::<Vec<_>>())

@@ -585,6 +585,22 @@ impl Topology {
         stats_via_usr1(pid, || self.rvsd_log())
     }
 
+    /// rvsd's statistics once the packets workers handed to each other (`redirect_out`)
+    /// have all been received (`redirect_in`), or after 5 s (the last may still be on
+    /// a ring when the counters are read): the stats, and the two counts.
+    pub fn settled_redirects(&self) -> (serde_json::Value, u64, u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let stats = self.rvsd_stats().expect("stats");
+            let n = |k: &str| stats["net"][k].as_u64().unwrap_or(0);
+            let (out_, in_) = (n("redirect_out"), n("redirect_in"));
+            if out_ == in_ || Instant::now() > deadline {
+                return (stats, out_, in_);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Starts tcpdump in real server `i` writing `filter`'s packets to a pcap file;
     /// stop it with [`Capture::finish`].
     pub fn capture_on_rs(&self, i: usize, filter: &str) -> Result<Capture> {
