@@ -73,35 +73,44 @@ fn a_tagged_client_side_through_a_vlan_sub_interface() {
 
 /// A `[[vlan]]` of the file removed while rvsd runs (`rvsip vlan del`) keeps its port
 /// number, empty: a SIGHUP with the file unchanged would put the file's addresses for
-/// it on no port. The reload is refused, naming the VLAN, and nothing changes.
+/// it on no port. The reload is refused, naming the VLAN and its address, and nothing
+/// changes; a removed VLAN the file puts nothing on stands in no reload's way.
 #[test]
 fn a_sighup_after_a_files_vlan_was_removed_changes_nothing() {
     let _g = serial();
     let mut t = Topology::build(Spec::default()).expect("topology");
-    t.config
-        .insert("vlan".into(), toml::Value::Array(vec![toml::Value::Table(toml::toml! { link = "dpdk0" id = 300 })]));
+    let vlans = [toml::toml! { link = "dpdk0" id = 300 }, toml::toml! { link = "dpdk0" id = 301 }];
+    t.config.insert("vlan".into(), toml::Value::Array(vlans.into_iter().map(toml::Value::Table).collect()));
     t.config["addr"].as_array_mut().expect("[[addr]]").push(toml::Value::Table(toml::toml! {
         dev = "dpdk0.300"
         addr = "198.18.30.1/24"
     }));
     t.start_rvsd().expect("rvsd starts");
+    let hup = |t: &Topology, n: usize| {
+        t.signal_rvsd("HUP");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while t.rvsd_log().matches("SIGHUP:").count() < n {
+            assert!(std::time::Instant::now() < deadline, "the SIGHUP is handled:\n{}", t.rvsd_log());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    t.cli_ok("rvsip", &["vlan", "del", "dpdk0.301"]);
+    hup(&t, 1);
+    assert!(t.rvsd_log().contains("applied"), "the unused VLAN's removal is no obstacle:\n{}", t.rvsd_log());
+
     assert!(t.cli_ok("rvsip", &["addr", "show", "dev", "dpdk0.300"]).contains("198.18.30.1"));
     t.cli_ok("rvsip", &["addr", "del", "198.18.30.1", "dev", "dpdk0.300"]);
     t.cli_ok("rvsip", &["vlan", "del", "dpdk0.300"]);
-
-    t.signal_rvsd("HUP");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !t.rvsd_log().contains("SIGHUP:") {
-        assert!(std::time::Instant::now() < deadline, "the SIGHUP is handled:\n{}", t.rvsd_log());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    hup(&t, 2);
     let log = t.rvsd_log();
     assert!(
-        log.contains("[[vlan]] dpdk0.300 was removed while rvsd ran") && log.contains("nothing changed"),
+        log.contains("[[vlan]] dpdk0.300 was removed while rvsd ran")
+            && log.contains("address 198.18.30.1/24")
+            && log.contains("nothing changed"),
         "refused by name:\n{log}"
     );
     let addrs = t.cli_ok("rvsip", &["addr", "show"]);
     assert!(!addrs.contains("198.18.30.1"), "the removed VLAN's address is on no port:\n{addrs}");
-    assert_eq!(t.cli_ok("rvsip", &["vlan", "show"]), "", "and the VLAN stays removed");
+    assert_eq!(t.cli_ok("rvsip", &["vlan", "show"]), "", "and the VLANs stay removed");
     assert!(t.ping(VIP4, 1), "rvsd runs on");
 }

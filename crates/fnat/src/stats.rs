@@ -20,7 +20,7 @@ crate::counter_set! {
         NoRealServer = "no_real_server": "The scheduler found no available real server.",
         PoolFull = "pool_full": "The connection pool is full: the new connection was refused.",
         AddrsFull = "addrs_full": "The worker's connection table already names 65,535 distinct VIPs, local addresses and real servers in live connections (it holds each once): the new connection, with yet another, was refused.",
-        PersistFull = "persist_full": "The service is persistent and the persistence table is full.",
+        PersistFull = "persist_full": "The service is persistent and the persistence table is full (for a peer's synced record: half full, the other half being this box's own clients').",
         NoLocalPort = "no_local_port": "No free local port towards that real server (all probes in use).",
         NoLocalAddr = "no_local_addr": "The service has no local address of the real server's family.",
         BadHeader = "bad_header": "A truncated or malformed IP, TCP, UDP or ICMP header.",

@@ -414,9 +414,18 @@ impl NeighTable {
                 // Moved to another port: counted there, which may be full.
                 *self.count(e.port) -= 1;
                 if self.learned_on(port) >= self.max_per_port {
-                    if let Some(victim) = self.victim(port, ip, kept) {
-                        self.map.remove(&victim);
-                        *self.count(port) -= 1;
+                    match self.victim(port, ip, kept) {
+                        // Full of kept entries, and this is none: the move is refused
+                        // (the old binding stays, to be confirmed or to expire).
+                        Some(victim) if kept(&victim) && !kept(&ip) => {
+                            *self.count(e.port) += 1;
+                            return Learned::Full;
+                        }
+                        Some(victim) => {
+                            self.map.remove(&victim);
+                            *self.count(port) -= 1;
+                        }
+                        None => {}
                     }
                 }
                 *self.count(port) += 1;
@@ -1047,6 +1056,11 @@ mod tests {
         t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 5, &kept);
         assert_eq!(t.learn_keeping(ip("10.0.0.7"), MAC2, PortId(1), 7, &kept), Learned::Full);
         assert!(t.lookup(ip("10.0.0.7")).is_none() && t.learned_on(PortId(1)) == 2);
+        // Nor does one that moves there from another port: it stays where it was.
+        assert_eq!(t.learn_keeping(ip("10.0.0.8"), MAC2, PortId(0), 7, &kept), Learned::Added);
+        assert_eq!(t.learn_keeping(ip("10.0.0.8"), MAC1, PortId(1), 8, &kept), Learned::Full);
+        assert_eq!(t.lookup(ip("10.0.0.8")).map(|e| (e.port, e.mac)), Some((PortId(0), MAC2)));
+        assert_eq!((t.learned_on(PortId(0)), t.learned_on(PortId(1))), (1, 2));
         assert_eq!(t.learn_keeping(ip("10.0.0.3"), MAC1, PortId(1), 9, &kept), Learned::Evicted(ip("10.0.0.1")));
     }
 

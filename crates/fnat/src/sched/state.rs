@@ -352,7 +352,7 @@ impl SchedState {
         let Some(p) = table.get(svc).and_then(|s| s.config.persistence.map(|p| (s.id, p))) else { return };
         let (id, p) = p;
         let key = PersistKey { svc: id, client: p.mask(client) };
-        let room = self.persist.contains(&key) || self.persist.len() < self.persist.capacity() / 2;
+        let room = self.persist.contains(&key) || self.persist.len() < self.persist.capacity().div_ceil(2);
         if !room || self.persist.insert(key, rs, now.saturating_add(p.timeout_ms())).is_err() {
             self.stats.persist_full += 1;
         }

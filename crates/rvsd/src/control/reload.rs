@@ -81,17 +81,23 @@ impl Control {
         // Ports and VLANs cannot change here: the numbers stay, with the VLANs added
         // by rvsip since the start.
         let mut next = State::from_config(&new);
-        let in_file = std::mem::replace(&mut next.port_names, self.state.port_names.clone());
-        // A `[[vlan]]` of the file removed since (`rvsip vlan del`): its number stays
-        // empty, and what the file puts on it would land on no port.
-        let removed = in_file.iter().zip(&next.port_names).find(|(f, now)| !f.is_empty() && now.is_empty());
-        if let Some((vlan, _)) = removed {
+        // A `[[vlan]]` of the file removed since (`rvsip vlan del`) keeps its number,
+        // empty: what the file puts on it would land on no port.
+        let removed = next.port_names.iter().enumerate().find_map(|(i, vlan)| {
+            let gone = !vlan.is_empty() && self.state.port_names.get(i).is_some_and(String::is_empty);
+            let users = if gone { next.port_users(i, &self.neighs) } else { Vec::new() };
+            (!users.is_empty()).then(|| (vlan.clone(), users))
+        });
+        if let Some((vlan, users)) = removed {
             tracing::error!(
                 "SIGHUP: {file}: [[vlan]] {vlan} was removed while rvsd ran (rvsip vlan del; one of that name \
-                 added since is another sub-interface): restart rvsd to bring it back; nothing changed"
+                 added since is another sub-interface), and the file puts {} on it: restart rvsd to bring it \
+                 back; nothing changed",
+                users.join(", ")
             );
             return;
         }
+        next.port_names = self.state.port_names.clone();
         // The leased addresses the file lacks, each as `rvsip addr add` would add it
         // (one the file's addresses now conflict with is the file's loss to make: left
         // out, said so); the file's state alone is kept aside in case it must do without.
