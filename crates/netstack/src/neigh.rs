@@ -1038,7 +1038,7 @@ mod tests {
         let mut t = NeighTable::new(4);
         let kept = |a: &IpAddr| [ip("10.0.0.1"), ip("10.0.0.2")].contains(a);
         assert_eq!(t.learn_keeping(ip("10.0.0.1"), MAC1, PortId(1), 0, &kept), Learned::Added);
-        assert_eq!(t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 0, &kept), Learned::Added);
+        assert_eq!(t.learn_keeping(ip("10.0.0.2"), MAC1, PortId(1), 1, &kept), Learned::Added);
         for i in 0..1000u32 {
             let made_up = IpAddr::V4((0x0a00_1000 + i).into());
             let got = t.learn_keeping(made_up, MAC2, PortId(1), 10 + u64::from(i), &kept);
