@@ -128,6 +128,16 @@ fn global_deny_refuses_and_releases_the_client() {
     assert!(drops(&t, "denied") > before, "and counted as denied");
     c.call(Request::EdgeDeny { change: EdgeDenyOp::Set, prefixes: vec![] }).expect("edge_deny set []");
     assert!(get_within(&t, 5), "an empty deny set admits the client");
+
+    // The same with rvsip.
+    t.cli_ok("rvsip", &["deny", "add", &format!("{CLIENT4}/32"), "2001:db8:bad::/48"]);
+    assert_eq!(t.cli_ok("rvsip", &["deny", "show"]), format!("{CLIENT4}/32\n2001:db8:bad::/48\n"));
+    assert_eq!(t.cli_ok("rvsip", &["-6", "deny"]), "2001:db8:bad::/48\n");
+    assert!(!get(&t), "denied with rvsip deny add");
+    let (_, err, ok) = t.cli("rvsip", &["deny", "del", "203.0.113.0/24"]);
+    assert!(!ok && err.contains("203.0.113.0/24 is not in the global deny list"), "{err}");
+    t.cli_ok("rvsip", &["deny", "del", CLIENT4]);
+    assert!(get_within(&t, 5), "admitted again after rvsip deny del");
 }
 
 /// A deny set of 300,000 prefixes (`[edge] deny_file`), more than one control message

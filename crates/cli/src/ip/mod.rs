@@ -10,12 +10,14 @@
 //!   vlan show [NAME|link DEV [id N]]  vlan add [NAME] link DEV [proto 802.1q] id N
 //!   vlan del NAME|link DEV id N
 //!   fwmark show                   fwmark add|del MARK MATCH
+//!   deny show                     deny add|del PREFIX...
 //!   stats [--once]
 //! ```
 //!
 //! `fwmark` is rvs's own object (dpip has none): the rules that mark new flows for
 //! rvsadm's firewall-mark services (`rvsadm -A -f MARK`), MATCH being DPVS's `-H` words
-//! (`proto=tcp,dst-range=192.0.2.1:80-443`; see [`fnat::fwmark`]).
+//! (`proto=tcp,dst-range=192.0.2.1:80-443`; see [`fnat::fwmark`]). So is `deny`: the
+//! global deny set (`[edge] deny`), the sources refused on every service.
 //!
 //! Objects and commands may be abbreviated as with ip (`rvsip a s`, `rvsip r`). Options
 //! go anywhere, as dpip's getopt permutes them (`rvsip route -6 add ...`), except after
@@ -64,6 +66,8 @@ Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket 
         MARK 1..=4294967295 (or 0x hex); MATCH [proto=tcp|udp|any,][src-range=RANGE,]dst-range=RANGE
         with RANGE ADDR[-ADDR][:PORT[-PORT]] (IPv6 in brackets) or a prefix; rules are tried in order,
         the first match marks a new flow for the service rvsadm -A -f MARK
+  rvsip [-4|-6] deny show
+  rvsip deny add|del PREFIX...   the global deny set ([edge] deny): sources refused on every service
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options (anywhere before capture's own):
@@ -190,6 +194,13 @@ pub enum IpCmd {
         link: Option<String>,
         /// Only this VLAN id.
         id: Option<u16>,
+        /// As JSON.
+        json: bool,
+    },
+    /// List the global deny set, in its order.
+    DenyShow {
+        /// Only the prefixes of this family.
+        family: Option<Family>,
         /// As JSON.
         json: bool,
     },
@@ -415,7 +426,9 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         (false, false) => None,
     };
     let Some(object) = rest.first().cloned() else {
-        return Err(usage("no object given (link, addr, route, neigh, vlan, fwmark, stats; 'rvsip help' for help)"));
+        return Err(usage(
+            "no object given (link, addr, route, neigh, vlan, fwmark, deny, stats; 'rvsip help' for help)",
+        ));
     };
     let o = object.as_str();
     if o.starts_with('-') {
@@ -433,6 +446,8 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         "vlan"
     } else if is(o, "fwmark", 2) {
         "fwmark"
+    } else if is(o, "deny", 1) {
+        "deny"
     } else if is(o, "stats", 1) {
         "stats"
     } else if o == "capture" {
@@ -440,7 +455,9 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
     } else if o == "help" {
         return Ok(IpCmd::Print(USAGE.to_string()));
     } else {
-        return Err(usage(format!("unknown object '{o}' (link, addr, route, neigh, vlan, fwmark, stats, capture)")));
+        return Err(usage(format!(
+            "unknown object '{o}' (link, addr, route, neigh, vlan, fwmark, deny, stats, capture)"
+        )));
     };
     let mut w = Words { words: rest[1..].to_vec(), pos: 0, ctx: obj.to_string() };
     // The command word; a listing when there is none.
@@ -510,6 +527,26 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
             Ok(IpCmd::FwmarkShow { family, json })
         }
         ("fwmark", _) => fwmark_change(&mut w, cmd == "add", family),
+        ("deny", "show") => {
+            if let Some(x) = w.next() {
+                return Err(w.unknown(&x));
+            }
+            Ok(IpCmd::DenyShow { family, json })
+        }
+        ("deny", _) => {
+            let ctx = w.ctx.clone();
+            let prefixes = std::iter::from_fn(|| w.next())
+                .map(|x| {
+                    let p = parse_prefix(&x, "prefix", true).map_err(usage)?;
+                    family_ok(family, p.addr(), &p, "prefix").map(|()| p)
+                })
+                .collect::<Result<Vec<IpNet>, CliError>>()?;
+            if prefixes.is_empty() {
+                return Err(usage(format!("{ctx} needs at least one prefix: {ctx} PREFIX... (e.g. 192.0.2.0/24)")));
+            }
+            let change = if cmd == "add" { ctl::EdgeDenyOp::Add } else { ctl::EdgeDenyOp::Del };
+            Ok(IpCmd::Change(Request::EdgeDeny { change, prefixes }))
+        }
         ("stats", "show") => {
             if let Some(x) = w.next() {
                 return Err(w.unknown(&x));
@@ -823,6 +860,28 @@ pub fn run(cmd: &IpCmd, ctl: &mut dyn Ctl, out: &mut dyn Write) -> Result<(), Cl
                 write_json(out, &Response::Fwmark { rules })?;
             } else {
                 format::write_fwmarks(out, &rules)?;
+            }
+        }
+        IpCmd::DenyShow { family, json } => {
+            let mut prefixes = Vec::new();
+            let mut from = None;
+            loop {
+                let (page, next) = match ctl.call(Request::EdgeDenyList { from, max: Some(ctl::MAX_DENY_PAGE) })? {
+                    Response::EdgeDeny { prefixes, next } => (prefixes, next),
+                    other => return Err(unexpected("edge_deny", &other)),
+                };
+                prefixes.extend(page.into_iter().filter(|p| family.is_none_or(|f| f.has(p.addr()))));
+                match next {
+                    Some(n) if from.is_none_or(|f| n > f) => from = Some(n),
+                    _ => break,
+                }
+            }
+            if *json {
+                write_json(out, &Response::EdgeDeny { prefixes, next: None })?;
+            } else {
+                for p in &prefixes {
+                    writeln!(out, "{p}")?;
+                }
             }
         }
         IpCmd::VlanDelByLink { link, id } => {

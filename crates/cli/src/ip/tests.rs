@@ -258,8 +258,8 @@ fn repeat_and_flush_run_as_dpip() {
 #[test]
 fn bad_input_is_one_line_naming_the_problem() {
     let table = [
-        ("", "no object given (link, addr, route, neigh, vlan, fwmark, stats; 'rvsip help' for help)"),
-        ("links show", "unknown object 'links' (link, addr, route, neigh, vlan, fwmark, stats, capture)"),
+        ("", "no object given (link, addr, route, neigh, vlan, fwmark, deny, stats; 'rvsip help' for help)"),
+        ("links show", "unknown object 'links' (link, addr, route, neigh, vlan, fwmark, deny, stats, capture)"),
         ("vlan add link dpdk0", "vlan add needs link DEV and id VLAN-ID: vlan add [NAME] link DEV id VLAN-ID"),
         ("vlan add link dpdk0 id 4095", "VLAN id 4095 out of range (1..=4094)"),
         ("vlan add link dpdk0 proto qinq id 5", "vlan add: 802.1ad (QinQ) is not supported; 802.1q only"),
@@ -769,4 +769,51 @@ mark 3 dst-range=[2001:db8::1]:53
     let mut ctl = FakeCtl::new(vec![Response::Vlans { vlans: vec![] }]);
     let e = run(&parse(&argv("fwmark show")).unwrap(), &mut ctl, &mut Vec::new()).unwrap_err();
     assert_eq!(e.to_string(), "bad reply from rvsd: expected fwmark, got vlans");
+}
+
+/// `deny`: the global deny set listed through every page, filtered by family, and
+/// changed a few prefixes at a time; host bits and families refused by name.
+#[test]
+fn deny_lists_every_page_and_changes_the_set() {
+    let page1 = vec![net("192.0.2.0/24"), net("2001:db8::/32")];
+    let page2 = vec![net("198.51.100.7/32")];
+    let replies = || {
+        vec![
+            Response::EdgeDeny { prefixes: page1.clone(), next: Some(2) },
+            Response::EdgeDeny { prefixes: page2.clone(), next: None },
+        ]
+    };
+    let (out, ctl) = run_ip("deny show", replies());
+    assert_eq!(out, "192.0.2.0/24\n2001:db8::/32\n198.51.100.7/32\n");
+    assert_eq!(
+        ctl.requests,
+        vec![
+            Request::EdgeDenyList { from: None, max: Some(ctl::MAX_DENY_PAGE) },
+            Request::EdgeDenyList { from: Some(2), max: Some(ctl::MAX_DENY_PAGE) },
+        ]
+    );
+    let (out, _) = run_ip("-4 deny", replies());
+    assert_eq!(out, "192.0.2.0/24\n198.51.100.7/32\n");
+    let (out, _) = run_ip("deny ls --json", replies());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prefixes"].as_array().map(Vec::len), Some(3), "{out}");
+
+    assert_eq!(
+        change("deny add 192.0.2.0/24 2001:db8:bad::1"),
+        Request::EdgeDeny {
+            change: ctl::EdgeDenyOp::Add,
+            prefixes: vec![net("192.0.2.0/24"), net("2001:db8:bad::1/128")]
+        }
+    );
+    assert_eq!(
+        change("deny del 198.51.100.7"),
+        Request::EdgeDeny { change: ctl::EdgeDenyOp::Del, prefixes: vec![net("198.51.100.7/32")] }
+    );
+    refused(&[
+        ("deny add", "deny add needs at least one prefix"),
+        ("deny add 192.0.2.1/24", "prefix 192.0.2.1/24 has host bits set (did you mean 192.0.2.0/24?)"),
+        ("deny del lots", "bad prefix 'lots'"),
+        ("-6 deny add 192.0.2.0/24", "prefix 192.0.2.0/24 is not IPv6 (-6)"),
+        ("deny show 192.0.2.0/24", "unknown argument '192.0.2.0/24' for deny show"),
+    ]);
 }
