@@ -377,7 +377,8 @@ fn case(n: u32) {
     println!(
         "{n:>9} conns: new {new_ns:6.1} ns/conn | established in {inb:5.1} ns/pkt, out {outb:5.1} ns/pkt \
          (stamp only {stamp_ns:4.1}) | lookup burst {lb:5.1} ns/key, single {ls:5.1} ns/key, memory floor {floor:4.1} ns/key | \
-         {bytes:5.1} B/conn live, {:5.1} B/conn of capacity ({:5.1} with the engine's side arrays)",
+         {bytes:5.1} B/conn live, {:5.1} B/conn of capacity ({:5.1} with the engine's side arrays; the SYN proxy's \
+         24 more where a service's mode is not off)",
         e.conns().bytes_per_conn() + 8.0,
         e.bytes_per_slot()
     );
@@ -424,7 +425,7 @@ fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent: keep it quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     println!(
-        "size_of::<Conn>() = {} B; timer links = 8 B/conn; buckets = {} x capacity rounded up to a power of two, 4 B each",
+        "size_of::<Conn>() = {} B; timer links = 8 B/conn; buckets = {} x capacity, 4 B each",
         std::mem::size_of::<Conn>(),
         fnat::conn::BUCKETS_PER_CONN
     );

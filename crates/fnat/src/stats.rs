@@ -91,8 +91,8 @@ crate::counter_set! {
 pub struct TableGauges {
     /// Half-open (`SYN_RECV`) connections: the oldest is evicted past `syn_recv_max`.
     pub half_open: u32,
-    /// Unproven connections (DR or TUN TCP, UDP: their client has sent fewer than 8
-    /// packets): the oldest idle one is evicted when the pool is full.
+    /// Unproven connections past `SYN_RECV` (DR or TUN TCP, UDP: their client has sent
+    /// fewer than 8 packets): the oldest idle one is evicted when the pool is full.
     pub unproven: u32,
     /// Copies of the peers' connections (connection sync), at most `max_synced`.
     pub synced: u32,

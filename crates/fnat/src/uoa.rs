@@ -27,12 +27,13 @@ use wire::IpProtocol;
 use crate::buf::PacketBuf;
 
 /// Where the option goes (DPVS's `uoa_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UoaMode {
     /// In the IPv4 header's options (`ipo`; IPv4 real servers only).
     Ipo,
     /// In a shim header of IP protocol 248 (`opp`; IPv4 and IPv6).
+    #[default]
     Opp,
 }
 

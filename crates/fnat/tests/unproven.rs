@@ -116,6 +116,36 @@ fn dr_forged_handshakes_cannot_fill_the_pool_or_evict_a_proven_connection() {
     run(&mut w, steps);
 }
 
+#[test]
+fn a_dr_connection_waits_as_half_open_then_as_unproven() {
+    use fnat::stats::TableGauges;
+    let gauges = |half_open, unproven| {
+        move |w: &World| assert_eq!(w.engine.table_gauges(), TableGauges { half_open, unproven, synced: 0 })
+    };
+    let syn = |sport| t4(CIP4, sport, VIP4, 80).seq(1000).flags(SYN).build();
+    let mut w = dr_world();
+    let mut steps = vec![
+        pkt("SYN", syn(40000), Expect::Fwd(RIP4.into()), None),
+        check("half-open, not yet on the unproven list", gauges(1, 0)),
+        dr_packet("ACK", CIP4, 40000, 1001, ACK),
+        check("past SYN_RECV: unproven", gauges(0, 1)),
+        pkt("another client's SYN", syn(40001), Expect::Fwd(RIP4.into()), None),
+        check("one of each", gauges(1, 1)),
+    ];
+    // Its client proves itself while the connection is still half-open (SYNs again).
+    for _ in 1..PROVEN_AFTER {
+        steps.push(pkt("the SYN again", syn(40001), Expect::Fwd(RIP4.into()), None));
+    }
+    steps.extend([
+        state4("still SYN_RECV", 40001, TcpState::SynRecv),
+        dr_packet("its ACK", CIP4, 40001, 1001, ACK),
+        check("proven: it never joins the unproven list", gauges(0, 1)),
+        at("the first idle a second", 1_500, 0),
+        live(2),
+    ]);
+    run(&mut w, steps);
+}
+
 /// A UDP datagram from `src:sport` to VIP4:53.
 fn datagram(src: Ipv4Addr, sport: u16) -> Vec<u8> {
     PacketBuilder::ipv4(src, VIP4).udp(sport, 53).payload(b"q").build()

@@ -12,11 +12,13 @@ pub mod addrs;
 pub mod fifo;
 pub mod key;
 pub mod reuse;
+pub mod slots;
 pub mod table;
 
 pub use addrs::Addrs;
-pub use fifo::ConnFifo;
+pub use fifo::{ConnLists, List};
 pub use key::{Addr, ConnKey, KeyHasher};
+pub use slots::SlotArray;
 pub use table::{ConnError, ConnRef, ConnTable, Hit, NewConn, Staged, BUCKETS_PER_CONN, BURST};
 
 use crate::tcp_state::{Direction, TcpState};
@@ -76,7 +78,8 @@ impl ConnFlags {
 /// the next-hop cache slots ([`Conn::hop`]).
 ///
 /// Layout (`repr(C)`, offsets in bytes): CIP 0, cport 16, vport 18, lport 20, rport 22,
-/// VIP, LIP and RIP slots 24, 26, 28, next hop 30, chain links 36, expiry 44, RsId 48,
+/// VIP, LIP and RIP slots 24, 26, 28, next hop 30, an unproven connection's client
+/// packets 34 (35 is free), chain links 36, expiry 44, RsId 48,
 /// inner host's acknowledgment 52, outer host's next sequence number 56, proto 60, state 61,
 /// flags 62, mode 63.
 #[derive(Debug, Clone)]
@@ -93,6 +96,8 @@ pub struct Conn {
     /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
     /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
     hops: [u16; 2],
+    /// While it is unproven: its client's packets so far (see `engine::tables`).
+    client_pkts: u8,
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
     /// outbound key's (unused while that key waits for `ConnTable::settle`); `next[0]`
     /// doubles as the free-list link of an empty slot.
@@ -163,6 +168,7 @@ impl Conn {
         state: TcpState::None,
         flags: ConnFlags(0),
         fwd: 0,
+        client_pkts: 0,
     };
 
     /// When the connection expires, given the current time `now` (the stored 32-bit
@@ -333,13 +339,19 @@ impl Conn {
     pub fn unproven(&self) -> bool {
         self.fwd & UNPROVEN != 0
     }
-    /// Marks it unproven, or proven.
+    /// Marks it unproven (no client packet counted yet), or proven.
     #[inline]
     pub(crate) fn set_unproven(&mut self, on: bool) {
         match on {
-            true => self.fwd |= UNPROVEN,
+            true => (self.fwd, self.client_pkts) = (self.fwd | UNPROVEN, 0),
             false => self.fwd &= !UNPROVEN,
         }
+    }
+    /// Counts a client packet of an unproven connection: its client's packets so far.
+    #[inline]
+    pub(crate) fn count_client_packet(&mut self) -> u8 {
+        self.client_pkts = self.client_pkts.saturating_add(1);
+        self.client_pkts
     }
     /// Client address.
     #[inline]

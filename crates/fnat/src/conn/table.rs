@@ -3,9 +3,10 @@
 //! Layout, chosen for memory per connection and cache misses per packet:
 //! - `conns: Vec<Conn>`: the pool, `capacity` entries allocated (and touched) at
 //!   start-up; empty slots form a free list of `u32` indices through `next[0]`.
-//! - `buckets: Vec<u32>`: a power-of-two array of chain heads, [`BUCKETS_PER_CONN`] ×
-//!   `capacity` rounded up, shared by both keys of every connection (load factor
-//!   0.25..0.5 keys per bucket).
+//! - `buckets: Vec<u32>`: an array of chain heads, [`BUCKETS_PER_CONN`] × `capacity`
+//!   of them (no rounding to a power of two: a key's bucket is its 32-bit hash scaled
+//!   to the array's length by a multiply and a shift), shared by both keys of every
+//!   connection (load factor 0.5 keys per bucket with the pool full).
 //!   A chain element is a *node* `conn_index << 1 | side`, side 0 = inbound key, 1 =
 //!   outbound key; the links are intrusive (`Conn::next[side]`), so a connection costs
 //!   no allocation and no extra node.
@@ -15,8 +16,8 @@
 //! - `addrs: Addrs`: the VIPs, LIPs and RIPs, each held once and named by a 16-bit slot
 //!   in the connections that use it, so a connection is one cache line.
 //!
-//! Memory: `size_of::<Conn>()` (64 B) + 16..32 B of buckets per connection (the timer
-//! wheel adds 8 B, see [`crate::timer`]): 88..104 B all-in, plus the shared addresses'
+//! Memory: `size_of::<Conn>()` (64 B) + 16 B of buckets per connection (the timer
+//! wheel adds 8 B, see [`crate::timer`]): 88 B all-in, plus the shared addresses'
 //! slots (26 B each, three per connection of the capacity rounded up to a power of two,
 //! at most 65,536: 1.7 MB, under 2 B per connection in a table of a million).
 //!
@@ -62,11 +63,11 @@ impl Default for Staged {
     }
 }
 
-/// Buckets per connection of capacity (before rounding up to a power of two). Each
-/// connection has two keys, so 4 leaves a key's chain holding another key 1 time in 4
-/// to 8: a hit reads that other connection's line first only that often (2 per
-/// connection: 1 in 2 to 4, and 5–10 ns more per packet at a million connections),
-/// for 8 to 16 bytes more per connection.
+/// Buckets per connection of capacity. Each connection has two keys, so 4 leaves a
+/// key's chain holding another key about 1 time in 4 with the pool full, fewer below:
+/// a hit reads that other connection's line first only that often (2 per connection:
+/// 1 in 2, and 5–10 ns more per packet at a million connections), for 8 bytes more per
+/// connection.
 pub const BUCKETS_PER_CONN: u64 = 4;
 
 /// A handle on a live connection in one worker's table (its slot index). It stays
@@ -150,7 +151,7 @@ pub struct ConnTable {
     /// The VIPs, LIPs and RIPs the connections name by slot.
     addrs: Addrs,
     buckets: Vec<u32>,
-    mask: u32,
+    nbuckets: u64,
     hasher: KeyHasher,
     free_head: u32,
     len: u32,
@@ -183,7 +184,7 @@ impl ConnTable {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(ConnError::BadCapacity(capacity as u64));
         }
-        let nb = (BUCKETS_PER_CONN * capacity as u64).next_power_of_two().max(16);
+        let nb = (BUCKETS_PER_CONN * capacity as u64).max(16);
         let conns = advised(capacity as usize, advice, |i| Conn {
             next: [if i + 1 < capacity as usize { i as u32 + 1 } else { NIL }, NIL],
             ..Conn::EMPTY
@@ -192,7 +193,7 @@ impl ConnTable {
             conns,
             addrs: Addrs::new(capacity, hasher),
             buckets: advised(nb as usize, advice, |_| NIL),
-            mask: (nb - 1) as u32,
+            nbuckets: nb,
             hasher,
             free_head: 0,
             len: 0,
@@ -225,7 +226,7 @@ impl ConnTable {
         self.capacity() - self.len
     }
 
-    /// Number of hash buckets (a power of two).
+    /// Number of hash buckets.
     pub fn bucket_count(&self) -> usize {
         self.buckets.len()
     }
@@ -239,7 +240,9 @@ impl ConnTable {
 
     #[inline]
     fn bucket(&self, k: &ConnKey) -> usize {
-        (self.hasher.hash(k) as u32 & self.mask) as usize
+        // The hash's low 32 bits scaled to [0, nbuckets) (Lemire's multiply-shift
+        // range reduction: as fast as a mask, any length).
+        ((u64::from(self.hasher.hash(k) as u32) * self.nbuckets) >> 32) as usize
     }
 
     #[inline]
@@ -416,6 +419,7 @@ impl ConnTable {
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),
             fwd: n.fwd as u8,
+            client_pkts: 0,
         };
         c.set_expires(n.expires);
         self.buckets[bin] = idx << 1;
@@ -626,7 +630,7 @@ mod tests {
             true
         }
         let mut t = ConnTable::with_advice(1000, KeyHasher::with_seed(1), Some(MemAdvice(advise))).unwrap();
-        assert_eq!(SEEN.load(Relaxed), 1000 * std::mem::size_of::<Conn>() + 4096 * 4);
+        assert_eq!(SEEN.load(Relaxed), 1000 * std::mem::size_of::<Conn>() + 4000 * 4);
         assert_eq!(t.free(), 1000);
         for i in 0..1000 {
             assert_eq!(t.insert(nc(i)).map(|r| r.index()), Ok(i));

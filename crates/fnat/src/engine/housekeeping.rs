@@ -27,16 +27,13 @@ impl Engine {
     /// tells the pools (its local port), the scheduler and the counters.
     pub(super) fn free(&mut self, r: ConnRef) {
         self.wheel.cancel(r.index());
-        self.syn_q.remove(r.index());
+        self.lists.remove(r.index());
         self.freed_mid_burst = true;
         if let Some(s) = self.freed_slots.get_mut(self.freed_n as usize) {
             *s = r.index();
         }
         self.freed_n = self.freed_n.saturating_add(1);
         let c = self.conns.get(r);
-        if c.unproven() {
-            self.unproven.remove(r.index());
-        }
         if c.is_live() {
             let out_key = c.outbound_key();
             let c = Conn::clone(&c);

@@ -69,7 +69,8 @@ use self::config::EngineConfig;
 use self::established::V4L4;
 use crate::buf::PacketBuf;
 use crate::conn::{
-    Addr, ConnError, ConnFifo, ConnFlags, ConnKey, ConnRef, ConnTable, ConnView, Hit, KeyHasher, NewConn, Staged, BURST,
+    Addr, ConnError, ConnFlags, ConnKey, ConnLists, ConnRef, ConnTable, ConnView, Hit, KeyHasher, NewConn, SlotArray,
+    Staged, BURST,
 };
 use crate::edge::Edge;
 use crate::icmp_err::{icmp_error, rewrite_icmp_error_parsed, AddrRewrite};
@@ -182,13 +183,10 @@ pub struct Engine {
     /// Per `RsId` of a TUN real server: its tunnel's source (the service's first LIP of
     /// its family), `UNSPECIFIED` if it has none; set where a generation is bound.
     tunnel_src: Vec<Addr>,
-    /// Half-open (`SYN_RECV`) connections, oldest first, and their limit (see [`tables`]).
-    syn_q: ConnFifo,
+    /// Half-open (`SYN_RECV`) connections and unproven ones, each list oldest first
+    /// (see [`tables`]), and the half-open ones' limit.
+    lists: ConnLists,
     syn_recv_max: u32,
-    /// Unproven connections, oldest first, and per slot their client's packets so far
-    /// (see [`tables`]).
-    unproven: ConnFifo,
-    client_pkts: Vec<u8>,
     /// A connection was freed since the burst group's lookups (by an eviction or a
     /// reuse): the group's remaining hits are looked up again.
     freed_mid_burst: bool,
@@ -203,11 +201,12 @@ pub struct Engine {
     /// The SYN proxy (see [`synproxy`]).
     synproxy: crate::synproxy::SynProxy,
     /// Per connection slot: the PROXY protocol state, read only for connections with
-    /// [`ConnFlags::PROXY_PROTO`] (see [`proxy`]).
-    pp: Vec<crate::proxy_proto::Side>,
+    /// [`ConnFlags::PROXY_PROTO`] (see [`proxy`]); allocated once a service has it.
+    pp: SlotArray<crate::proxy_proto::Side>,
     /// Per connection slot: how many more datagrams carry the UOA option and how, read
-    /// only for connections with [`ConnFlags::UOA`] (see [`crate::uoa`]).
-    uoa: Vec<(u8, crate::uoa::UoaMode)>,
+    /// only for connections with [`ConnFlags::UOA`] (see [`crate::uoa`]); allocated once
+    /// a service has it.
+    uoa: SlotArray<(u8, crate::uoa::UoaMode)>,
     /// How many datagrams of a connection carry it ([`EngineConfig::uoa_max_trail`]).
     uoa_max_trail: u8,
     /// The seed of the NAT connections' worker hash ([`EngineConfig::owner_seed`]).
@@ -382,10 +381,8 @@ impl Engine {
             rs_svc: vec![u32::MAX; cfg.max_real_servers],
             rs_timeout: vec![0; cfg.max_real_servers],
             tunnel_src: vec![Addr::UNSPECIFIED; cfg.max_real_servers],
-            syn_q: ConnFifo::new(cfg.conn_capacity),
+            lists: ConnLists::new(cfg.conn_capacity),
             syn_recv_max: cfg.syn_recv_limit(),
-            unproven: ConnFifo::new(cfg.conn_capacity),
-            client_pkts: vec![0; cfg.conn_capacity as usize],
             freed_mid_burst: false,
             freed_slots: [0; FREED_KEPT],
             freed_n: 0,
@@ -407,8 +404,8 @@ impl Engine {
             rs_quiescent: Vec::new(),
             rs_watch: Vec::new(),
             dest_out: Vec::new(),
-            pp: vec![crate::proxy_proto::Side::default(); cfg.conn_capacity as usize],
-            uoa: vec![(0, crate::uoa::UoaMode::Opp); cfg.conn_capacity as usize],
+            pp: SlotArray::new(cfg.conn_capacity),
+            uoa: SlotArray::new(cfg.conn_capacity),
             uoa_max_trail: cfg.uoa_max_trail,
             owner_seed: cfg.owner_seed,
             grown_max_len: cfg.grown_max_len,
@@ -480,9 +477,27 @@ impl Engine {
         }
         self.nat_rips.sort_unstable();
         self.nat_rips.dedup();
+        self.allocate_slot_state(table);
         self.bind_dest_check(table);
         self.bind_quiescent(table);
         self.generation = Some(table.generation());
+    }
+
+    /// Allocates the per-slot state of the features generation `table`'s services use
+    /// (see [`crate::conn::slots`]): the SYN proxy's for a TCP service whose mode is
+    /// not `off` (cookies are checked for it), the PROXY protocol's, UOA's.
+    fn allocate_slot_state(&mut self, table: &ServiceTable) {
+        for s in table.services() {
+            if s.config.proto == Proto::Tcp && self.synproxy.mode(s.synproxy) != crate::synproxy::SynProxyMode::Off {
+                self.synproxy.side.allocate();
+            }
+            if s.config.proxy_protocol.is_some() {
+                self.pp.allocate();
+            }
+            if s.config.uoa.is_some() {
+                self.uoa.allocate();
+            }
+        }
     }
 
     /// The connection table (read-only: lookups, iteration, sizes).

@@ -344,6 +344,8 @@ impl Engine {
         }
         if let Some(s) = rec.synproxy {
             c.flags.set(ConnFlags::SYNPROXY);
+            // Allocated already where this box has the service as the peer does.
+            self.synproxy.side.allocate();
             let side = &mut self.synproxy.side[i];
             *side = Default::default();
             // Window scales as the proxy's own handshake keeps them: at most 14 (RFC 7323
@@ -354,6 +356,7 @@ impl Engine {
         }
         if let Some(p) = rec.proxy {
             c.flags.set(ConnFlags::PROXY_PROTO);
+            self.pp.allocate();
             let side = &mut self.pp[i];
             (side.first, side.len, side.bits) = (p.first, p.len, p.bits);
         }

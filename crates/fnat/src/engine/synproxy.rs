@@ -48,7 +48,7 @@ impl Engine {
         t: &Tuple,
     ) -> Option<Verdict> {
         let setting = table.service(svc).synproxy;
-        self.synproxy.on_syn(now, self.syn_q.len());
+        self.synproxy.on_syn(now, self.lists.len(crate::conn::List::HalfOpen));
         if !self.synproxy.active(setting) {
             return None;
         }

@@ -3,9 +3,9 @@
 //! half-open connection when none is left towards a real server, and TIME_WAIT reuse.
 //!
 //! # The `SYN_RECV` limit
-//! Every connection in `SYN_RECV` is on an intrusive FIFO ([`ConnFifo`], 8 bytes per
-//! pool slot, allocated at start), in the order it entered the state; it leaves it on
-//! any other state or when freed. A new TCP connection that would take the list past
+//! Every connection in `SYN_RECV` is on an intrusive FIFO ([`ConnLists`], 8 bytes per
+//! pool slot, allocated at start, shared with the unproven connections' list below), in
+//! the order it entered the state; it leaves it on any other state or when freed. A new TCP connection that would take the list past
 //! the worker's limit ([`EngineConfig::syn_recv_limit`](super::config::EngineConfig::syn_recv_limit):
 //! `syn_recv_max`, by default a quarter of the pool, at least 1024) first evicts the oldest entry:
 //! freed with its local port, counted `syn_recv_evicted`. O(1) per SYN, no allocation.
@@ -20,9 +20,11 @@
 //! connection was refused (`pool_full`). So such a connection (TCP of a DR or TUN
 //! server, UDP of a service, or a peer's synced copy of either) is *unproven* until its
 //! client has sent [`PROVEN_AFTER`] packets: it is then on a second intrusive FIFO
-//! ([`ConnFifo`], 8 bytes per slot, plus a byte of packet count), in the order it was
-//! opened, and marked in the connection's own line (`Conn::unproven`) so that its
-//! packets find that out without another cache line. A new connection that finds the
+//! (threaded through the same links: a connection is on one list at a time, a DR or
+//! TUN TCP connection on the `SYN_RECV` list first, joining this one when it leaves
+//! `SYN_RECV` still unproven), in the order it was opened or left `SYN_RECV`, and
+//! marked, its client's packets counted, in the connection's own line
+//! (`Conn::unproven`) so that its packets find that out without another cache line. A new connection that finds the
 //! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`]
 //! (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
 //! one active since goes to the back of the list (a second chance), and if none of them
@@ -67,7 +69,7 @@
 //! 2, for DR/TUN connections that see no output, which FullNAT does not have).
 
 use super::Engine;
-use crate::conn::{Addr, ConnFifo, ConnRef, Hit};
+use crate::conn::{Addr, ConnRef, Hit, List};
 use crate::stats::{ConnEvent, TableGauges};
 use crate::tcp_state::{Direction, TcpState};
 use crate::translate::Tuple;
@@ -95,13 +97,18 @@ pub const PROVEN_AFTER: u8 = 8;
 pub const STEAL_IDLE_MS: Millis = 1000;
 
 impl Engine {
-    /// Keeps the `SYN_RECV` list in step with a connection's state change.
+    /// Keeps the `SYN_RECV` list in step with a connection's state change: an unproven
+    /// connection leaving it goes on to the unproven list.
     #[inline]
     pub(super) fn syn_recv_moved(&mut self, r: ConnRef, old: TcpState, new: TcpState) {
+        let i = r.index();
         if new == TcpState::SynRecv {
-            self.syn_q.push_back(r.index());
-        } else if old == TcpState::SynRecv {
-            self.syn_q.remove(r.index());
+            self.lists.push_back(List::HalfOpen, i);
+        } else if old == TcpState::SynRecv && self.lists.list_of(i) == Some(List::HalfOpen) {
+            self.lists.remove(i);
+            if self.conns.get(r).unproven() {
+                self.lists.push_back(List::Unproven, i);
+            }
         }
     }
 
@@ -109,21 +116,23 @@ impl Engine {
     /// is at its limit.
     #[inline]
     pub(super) fn syn_recv_room(&mut self) {
-        while self.syn_q.len() >= self.syn_recv_max {
-            let Some(i) = self.syn_q.front() else { break };
+        while self.lists.len(List::HalfOpen) >= self.syn_recv_max {
+            let Some(i) = self.lists.front(List::HalfOpen) else { break };
             self.free(ConnRef::from_index(i));
             self.stats.event(ConnEvent::SynRecvEvicted);
         }
     }
 
-    /// Lists connection `r`, just opened, as unproven if it is of a kind nothing else
-    /// proves (see the module documentation).
+    /// Marks connection `r`, just opened, unproven if it is of a kind nothing else
+    /// proves (see the module documentation), and lists it as such unless it is on the
+    /// `SYN_RECV` list (it joins the unproven one when it leaves that).
     #[inline]
     pub(super) fn maybe_unproven(&mut self, r: ConnRef, proto: Proto, fwd: FwdMode) {
         if needs_proof(proto, fwd) {
-            self.unproven.push_back(r.index());
-            self.client_pkts[r.index() as usize] = 0;
             self.conns.get_mut(r).set_unproven(true);
+            if self.lists.list_of(r.index()) != Some(List::HalfOpen) {
+                self.lists.push_back(List::Unproven, r.index());
+            }
         }
     }
 
@@ -132,17 +141,18 @@ impl Engine {
     #[cold]
     #[inline(never)]
     pub(super) fn unproven_packet(&mut self, r: ConnRef, now: Millis) {
-        let n = &mut self.client_pkts[r.index() as usize];
-        *n += 1;
-        if *n >= PROVEN_AFTER {
+        if self.conns.get_mut(r).count_client_packet() >= PROVEN_AFTER {
             self.prove(r);
             self.sync_note(r, now);
         }
     }
 
-    /// Unproven connection `r` is proven: off the list, never evicted from then on.
+    /// Unproven connection `r` is proven: off the unproven list, never evicted from
+    /// then on (but as a half-open connection, while it is one).
     pub(super) fn prove(&mut self, r: ConnRef) {
-        self.unproven.remove(r.index());
+        if self.lists.list_of(r.index()) == Some(List::Unproven) {
+            self.lists.remove(r.index());
+        }
         self.conns.get_mut(r).set_unproven(false);
     }
 
@@ -157,15 +167,15 @@ impl Engine {
             return true;
         }
         for _ in 0..STEAL_SCAN {
-            let Some(i) = self.unproven.front() else { return false };
+            let Some(i) = self.lists.front(List::Unproven) else { return false };
             let r = ConnRef::from_index(i);
             if self.idle_a_while(r, now) {
                 self.free(r);
                 self.stats.event(ConnEvent::UnprovenEvicted);
                 return true;
             }
-            self.unproven.remove(i);
-            self.unproven.push_back(i);
+            self.lists.remove(i);
+            self.lists.push_back(List::Unproven, i);
         }
         false
     }
@@ -184,38 +194,29 @@ impl Engine {
 
     /// Connections in `SYN_RECV` now, and the limit.
     pub fn syn_recv(&self) -> (u32, u32) {
-        (self.syn_q.len(), self.syn_recv_max)
-    }
-
-    /// The `SYN_RECV` list (diagnostics, tests).
-    pub fn syn_recv_list(&self) -> &ConnFifo {
-        &self.syn_q
+        (self.lists.len(List::HalfOpen), self.syn_recv_max)
     }
 
     /// The memory of everything the worker keeps per connection slot, divided by the
     /// capacity: the table ([`ConnTable::bytes_per_conn`](crate::conn::ConnTable::bytes_per_conn))
     /// and the side arrays indexed like it (timer links, the `SYN_RECV` and unproven
-    /// lists and counts, the PROXY protocol, UOA and SYN proxy states).
+    /// lists, and the PROXY protocol, UOA and SYN proxy states where allocated).
     pub fn bytes_per_slot(&self) -> f64 {
-        let side = self.wheel.bytes()
-            + self.syn_q.bytes()
-            + self.unproven.bytes()
-            + self.client_pkts.len()
-            + std::mem::size_of_val(&*self.pp)
-            + std::mem::size_of_val(&*self.uoa)
-            + self.synproxy.slot_bytes();
+        let side =
+            self.wheel.bytes() + self.lists.bytes() + self.pp.bytes() + self.uoa.bytes() + self.synproxy.slot_bytes();
         self.conns.bytes_per_conn() + side as f64 / f64::from(self.conns.capacity().max(1))
     }
 
-    /// Unproven connections now (see the module documentation).
+    /// Unproven connections past `SYN_RECV` now (see the module documentation).
     pub fn unproven(&self) -> u32 {
-        self.unproven.len()
+        self.lists.len(List::Unproven)
     }
 
     /// The connections that give way first, counted (reported with the worker's
     /// statistics).
     pub fn table_gauges(&self) -> TableGauges {
-        TableGauges { half_open: self.syn_q.len(), unproven: self.unproven.len(), synced: self.synced_live }
+        let len = |l| self.lists.len(l);
+        TableGauges { half_open: len(List::HalfOpen), unproven: len(List::Unproven), synced: self.synced_live }
     }
 
     /// No port is free towards `rip:rport` from set `set`: takes the `LIP:lport` of one
@@ -232,8 +233,8 @@ impl Engine {
         now: Millis,
     ) -> Option<(Addr, u16)> {
         for half_open in [true, false] {
-            let list = if half_open { &self.syn_q } else { &self.unproven };
-            let mut cur = list.front();
+            let list = if half_open { List::HalfOpen } else { List::Unproven };
+            let mut cur = self.lists.front(list);
             let mut found = None;
             for _ in 0..STEAL_SCAN {
                 let Some(i) = cur else { break };
@@ -248,7 +249,7 @@ impl Engine {
                     found = Some(i);
                     break;
                 }
-                cur = list.after(i);
+                cur = self.lists.after(i);
             }
             if let Some(i) = found {
                 let c = self.conns.get(ConnRef::from_index(i));

@@ -58,8 +58,9 @@
 //!
 //! # Cost
 //! Per worker: one `Side` record (24 bytes) per connection slot, read only for
-//! proxied connections, and the stash ring (`stash_slots` × 2 KiB), all allocated at
-//! start. Per packet of a proxied connection: a flag test, a few adds and an option
+//! proxied connections, allocated when a service whose mode is not `off` is first
+//! configured (a box whose services all have it `off` pays none), and the stash ring
+//! (`stash_slots` × 2 KiB), allocated at start. Per packet of a proxied connection: a flag test, a few adds and an option
 //! walk; no allocation.
 
 pub mod cookie;
@@ -358,7 +359,9 @@ impl Stash {
 pub struct SynProxy {
     pub(crate) cfg: SynProxyConfig,
     pub(crate) key: cookie::CookieKey,
-    pub(crate) side: Vec<Side>,
+    /// Per connection slot, allocated once a service's mode is not `off`
+    /// ([`crate::conn::slots`]).
+    pub(crate) side: crate::conn::SlotArray<Side>,
     pub(crate) stash: Stash,
     pub(crate) counts: SynProxyCounts,
     /// Auto mode is on, since when, and the end of the last interval at or above the
@@ -374,7 +377,7 @@ pub struct SynProxy {
 impl SynProxy {
     /// The memory it keeps per connection slot, in bytes, for all slots.
     pub fn slot_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.side)
+        self.side.bytes()
     }
 
     /// The proxy of a worker with `capacity` connection slots.
@@ -382,7 +385,7 @@ impl SynProxy {
         SynProxy {
             cfg: cfg.clone(),
             key,
-            side: vec![Side::default(); capacity as usize],
+            side: crate::conn::SlotArray::new(capacity),
             stash: Stash::new(cfg.stash_slots),
             counts: SynProxyCounts::default(),
             auto_on: false,

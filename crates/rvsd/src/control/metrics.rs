@@ -270,7 +270,7 @@ fn worker_metrics(e: &mut Exposition, reports: &[crate::shared::WorkerReport], p
             ("half_open", "Of them, half-open (SYN_RECV): evicted oldest first past syn_recv_max.", t.half_open),
             (
                 "unproven",
-                "Of them, unproven (DR/TUN TCP, UDP; fewer than 8 client packets): evicted when the pool is full.",
+                "Of them, unproven past SYN_RECV (DR/TUN TCP, UDP; fewer than 8 client packets): evicted when the pool is full.",
                 t.unproven,
             ),
             ("synced", "Of them, copies of the peers' connections (connection sync).", t.synced),
