@@ -215,6 +215,43 @@ fn forged_udp_flows_give_way_to_new_ones_when_the_pool_is_full() {
     run(&mut w, steps);
 }
 
+/// A server that answers a forged source, and goes on sending to it, does not keep the
+/// flow from giving way: only its client's packets count as activity for that (the
+/// server's packets of an unproven flow are sent wherever the forger chose).
+#[test]
+fn a_forged_flow_its_server_keeps_sending_to_still_gives_way() {
+    let mut w = World::new(&config(POOL));
+    let to_server = Expect::Fwd(RIP4_UDP.into());
+    run(&mut w, (0..POOL).map(|i| pkt("a forged datagram", datagram(forged(i), 6000), to_server, None)).collect());
+    // The server streams to every forged source, a datagram each every 250 ms.
+    let replies: Vec<(Ipv4Addr, Vec<u8>)> = w
+        .engine
+        .conns()
+        .iter()
+        .map(|(_, c)| {
+            let (std::net::IpAddr::V4(cip), std::net::IpAddr::V4(lip)) = (c.cip().ip(), c.lip().ip()) else {
+                unreachable!("IPv4 flows")
+            };
+            (cip, PacketBuilder::ipv4(RIP4_UDP, lip).udp(53, c.lport()).payload(b"stream").build())
+        })
+        .collect();
+    let mut steps = vec![];
+    for t in 1..=8 {
+        steps.push(at("250 ms later", t * 250, 0));
+        for (cip, r) in &replies {
+            steps.push(pkt("the server's datagram to the forged source", r.clone(), Expect::Fwd((*cip).into()), None));
+        }
+    }
+    steps.extend([
+        pkt("a new client's flow in the full pool", datagram(CIP4, 5000), to_server, None),
+        check("the oldest forged flow gave way, its server sending to it still", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::UnprovenEvicted), 1);
+            assert_eq!(state_of(w, Proto::Udp, forged(0).into(), 6000, VIP4.into(), 53), None);
+        }),
+    ]);
+    run(&mut w, steps);
+}
+
 /// A flood towards a service no server would take (its one server drained) evicts
 /// nothing: it is refused before room is made in the full pool, and the room is still
 /// there for a flow a server takes.

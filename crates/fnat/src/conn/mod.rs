@@ -79,7 +79,7 @@ impl ConnFlags {
 ///
 /// Layout (`repr(C)`, offsets in bytes): CIP 0, cport 16, vport 18, lport 20, rport 22,
 /// VIP, LIP and RIP slots 24, 26, 28, next hop 30, an unproven connection's client
-/// packets 34 (35 is free), chain links 36, expiry 44, RsId 48,
+/// packets 34 and the time of the last one 35, chain links 36, expiry 44, RsId 48,
 /// inner host's acknowledgment 52, outer host's next sequence number 56, proto 60, state 61,
 /// flags 62, mode 63.
 #[derive(Debug, Clone)]
@@ -96,8 +96,10 @@ pub struct Conn {
     /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
     /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
     hops: [u16; 2],
-    /// While it is unproven: its client's packets so far (see `engine::tables`).
+    /// While it is unproven: its client's packets so far, and when it last sent one, in
+    /// [`CLIENT_TICK_MS`] ticks, wrapping (see `engine::tables`).
     client_pkts: u8,
+    client_tick: u8,
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
     /// outbound key's (unused while that key waits for `ConnTable::settle`); `next[0]`
     /// doubles as the free-list link of an empty slot.
@@ -137,6 +139,16 @@ pub(crate) const LIP_IS_CIP: u16 = 0;
 /// A [`Conn::hop`] slot the dataplane has not filled (or has forgotten).
 pub const NO_HOP: u16 = u16::MAX;
 
+/// The unit of an unproven connection's time of its client's last packet (a byte of
+/// them wraps every 32 s).
+pub const CLIENT_TICK_MS: Millis = 125;
+
+/// `now` in [`CLIENT_TICK_MS`] ticks, wrapping.
+#[inline]
+fn client_tick(now: Millis) -> u8 {
+    (now / CLIENT_TICK_MS) as u8
+}
+
 /// The bit of [`Conn`]'s forwarding-mode byte that marks a synced connection.
 const SYNCED: u8 = 0x80;
 
@@ -169,6 +181,7 @@ impl Conn {
         flags: ConnFlags(0),
         fwd: 0,
         client_pkts: 0,
+        client_tick: 0,
     };
 
     /// When the connection expires, given the current time `now` (the stored 32-bit
@@ -339,19 +352,37 @@ impl Conn {
     pub fn unproven(&self) -> bool {
         self.fwd & UNPROVEN != 0
     }
-    /// Marks it unproven (no client packet counted yet), or proven.
+    /// Marks it unproven at `now` (no client packet counted yet, the client taken as
+    /// heard from now).
     #[inline]
-    pub(crate) fn set_unproven(&mut self, on: bool) {
-        match on {
-            true => (self.fwd, self.client_pkts) = (self.fwd | UNPROVEN, 0),
-            false => self.fwd &= !UNPROVEN,
-        }
+    pub(crate) fn set_unproven(&mut self, now: Millis) {
+        (self.fwd, self.client_pkts, self.client_tick) = (self.fwd | UNPROVEN, 0, client_tick(now));
     }
-    /// Counts a client packet of an unproven connection: its client's packets so far.
+    /// Marks it proven.
     #[inline]
-    pub(crate) fn count_client_packet(&mut self) -> u8 {
+    pub(crate) fn set_proven(&mut self) {
+        self.fwd &= !UNPROVEN;
+    }
+    /// Counts a client packet of an unproven connection, at `now`: its client's packets
+    /// so far.
+    #[inline]
+    pub(crate) fn count_client_packet(&mut self, now: Millis) -> u8 {
         self.client_pkts = self.client_pkts.saturating_add(1);
+        self.client_heard(now);
         self.client_pkts
+    }
+    /// Takes an unproven connection's client as heard from at `now` (its packet, or a
+    /// peer's word on its copy).
+    #[inline]
+    pub(crate) fn client_heard(&mut self, now: Millis) {
+        self.client_tick = client_tick(now);
+    }
+    /// Whether an unproven connection's client has sent nothing for at least `ms`
+    /// (up to [`CLIENT_TICK_MS`] × 255; a longer silence may look recent again, the
+    /// ticks wrapping).
+    #[inline]
+    pub(crate) fn client_silent(&self, now: Millis, ms: Millis) -> bool {
+        Millis::from(client_tick(now).wrapping_sub(self.client_tick)) > ms.div_ceil(CLIENT_TICK_MS)
     }
     /// Client address.
     #[inline]
@@ -456,6 +487,19 @@ mod tests {
     fn conn_is_compact() {
         assert_eq!(std::mem::size_of::<Conn>(), 64);
         assert_eq!(std::mem::align_of::<Conn>(), 64);
+    }
+
+    #[test]
+    fn a_clients_silence_is_measured_in_ticks_that_wrap() {
+        let mut c = Conn::EMPTY;
+        c.set_unproven(10_000);
+        assert!(!c.client_silent(10_000 + 1000, 1000), "a second, to the tick, is not more than a second");
+        assert!(c.client_silent(10_000 + 1125, 1000));
+        c.count_client_packet(12_000);
+        assert!(!c.client_silent(12_500, 1000) && c.client_silent(14_000, 1000));
+        assert!(c.client_silent(12_000 + 31_000, 1000));
+        // 256 ticks later the last packet looks recent again (a second chance only).
+        assert!(!c.client_silent(12_000 + 32_000, 1000));
     }
 
     #[test]

@@ -420,6 +420,7 @@ impl ConnTable {
             flags: ConnFlags(ConnFlags::LIVE),
             fwd: n.fwd as u8,
             client_pkts: 0,
+            client_tick: 0,
         };
         c.set_expires(n.expires);
         self.buckets[bin] = idx << 1;

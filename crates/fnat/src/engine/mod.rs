@@ -1291,7 +1291,7 @@ impl Engine {
             })
             .map_err(refused)?;
         self.pools.opened(&ConnKey::new(t.proto, rip, rport, lip, lport), pick.fwd.uses_local_addr());
-        self.maybe_unproven(r, t.proto, pick.fwd);
+        self.maybe_unproven(r, t.proto, pick.fwd, now);
         self.sched.conn_new(pick.id);
         if counted {
             if self.edge.opened(svc_id, &k.src) {

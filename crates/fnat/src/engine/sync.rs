@@ -272,6 +272,8 @@ impl Engine {
                 if rec.proven && self.conns.get(r).unproven() {
                     self.prove(r);
                 }
+                // The peer's word on the copy stands for its client's packets.
+                self.conns.get_mut(r).client_heard(now);
                 self.sched.learn_template(table, svc, rec.client.0, rs, now);
                 return Ok(Installed::Updated);
             }
@@ -312,7 +314,7 @@ impl Engine {
         // A copy is unproven as the peer's connection is (its forged flows are synced
         // too): it gives way like this box's own unproven connections, until the peer
         // says its client proved itself.
-        self.maybe_unproven(r, proto, fwd);
+        self.maybe_unproven(r, proto, fwd, now);
         if rec.proven && self.conns.get(r).unproven() {
             self.prove(r);
         }

@@ -25,8 +25,9 @@
 //! `SYN_RECV` still unproven), in the order it was opened or left `SYN_RECV`, and
 //! marked, its client's packets counted, in the connection's own line
 //! (`Conn::unproven`) so that its packets find that out without another cache line. A new connection that finds the
-//! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`]
-//! (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
+//! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`],
+//! or whose client has (its server's packets, sent wherever the forger chose, do not
+//! count: `Conn::client_silent`), (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
 //! one active since goes to the back of the list (a second chance), and if none of them
 //! is idle the new connection is refused. (A new connection no server would take,
 //! `Service::may_schedule`, is refused before any of this, and evicts nothing.) A forger must then send [`PROVEN_AFTER`]
@@ -127,9 +128,9 @@ impl Engine {
     /// proves (see the module documentation), and lists it as such unless it is on the
     /// `SYN_RECV` list (it joins the unproven one when it leaves that).
     #[inline]
-    pub(super) fn maybe_unproven(&mut self, r: ConnRef, proto: Proto, fwd: FwdMode) {
+    pub(super) fn maybe_unproven(&mut self, r: ConnRef, proto: Proto, fwd: FwdMode, now: Millis) {
         if needs_proof(proto, fwd) {
-            self.conns.get_mut(r).set_unproven(true);
+            self.conns.get_mut(r).set_unproven(now);
             if self.lists.list_of(r.index()) != Some(List::HalfOpen) {
                 self.lists.push_back(List::Unproven, r.index());
             }
@@ -141,7 +142,7 @@ impl Engine {
     #[cold]
     #[inline(never)]
     pub(super) fn unproven_packet(&mut self, r: ConnRef, now: Millis) {
-        if self.conns.get_mut(r).count_client_packet() >= PROVEN_AFTER {
+        if self.conns.get_mut(r).count_client_packet(now) >= PROVEN_AFTER {
             self.prove(r);
             self.sync_note(r, now);
         }
@@ -153,7 +154,7 @@ impl Engine {
         if self.lists.list_of(r.index()) == Some(List::Unproven) {
             self.lists.remove(r.index());
         }
-        self.conns.get_mut(r).set_unproven(false);
+        self.conns.get_mut(r).set_proven();
     }
 
     /// Room in the pool for one more connection: if the pool is full, evicts the
@@ -181,7 +182,9 @@ impl Engine {
     }
 
     /// Whether connection `r` has been idle for at least [`STEAL_IDLE_MS`]: at most its
-    /// state's timeout less that is left (a synced copy's holds the sync grace too).
+    /// state's timeout less that is left (a synced copy's holds the sync grace too); or,
+    /// unproven, whether its client has been (a server that goes on sending to a forged
+    /// source does not keep the flow: `Conn::client_silent`).
     fn idle_a_while(&self, r: ConnRef, now: Millis) -> bool {
         let c = self.conns.get(r);
         let grace = match (c.synced(), self.sync) {
@@ -189,7 +192,7 @@ impl Engine {
             _ => 0,
         };
         let idle_from = (self.timeout_of(c.rs, c.proto(), c.state) + grace).saturating_sub(STEAL_IDLE_MS);
-        c.expires(now) <= now + idle_from
+        c.expires(now) <= now + idle_from || (c.unproven() && c.client_silent(now, STEAL_IDLE_MS))
     }
 
     /// Connections in `SYN_RECV` now, and the limit.
