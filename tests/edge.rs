@@ -102,7 +102,8 @@ fn connect_burst(t: &Topology, n: usize) -> usize {
 }
 
 /// Global deny: a client in `[edge] deny` is refused (`denied`); deleted with
-/// `edge_deny del` it is admitted; added again with `edge_deny add`, refused again.
+/// `edge_deny del` it is admitted; added again with `edge_deny add`, refused again; the
+/// same with `rvsip deny add|del|set|flush`.
 #[test]
 fn global_deny_refuses_and_releases_the_client() {
     let _g = serial();
@@ -138,6 +139,12 @@ fn global_deny_refuses_and_releases_the_client() {
     assert!(!ok && err.contains("203.0.113.0/24 is not in the global deny list"), "{err}");
     t.cli_ok("rvsip", &["deny", "del", CLIENT4]);
     assert!(get_within(&t, 5), "admitted again after rvsip deny del");
+    t.cli_ok("rvsip", &["deny", "set", "198.51.100.0/24", CLIENT4]);
+    assert_eq!(t.cli_ok("rvsip", &["deny", "show"]), format!("198.51.100.0/24\n{CLIENT4}/32\n"), "replaced whole");
+    assert!(!get(&t), "denied with rvsip deny set");
+    t.cli_ok("rvsip", &["deny", "flush"]);
+    assert_eq!(t.cli_ok("rvsip", &["deny", "show"]), "");
+    assert!(get_within(&t, 5), "admitted again after rvsip deny flush");
 }
 
 /// A deny set of 300,000 prefixes (`[edge] deny_file`), more than one control message

@@ -272,7 +272,8 @@ pub enum Request {
         /// The prefixes.
         prefixes: Vec<IpNet>,
     },
-    /// Changes the global deny list (`rvsadm --deny`); the set is rebuilt whole.
+    /// Changes the global deny list (`rvsip deny add|del|set|flush`); the set is
+    /// rebuilt whole.
     EdgeDeny {
         /// Replace the list, add to it, or delete from it.
         change: EdgeDenyOp,

@@ -364,6 +364,24 @@ fn establish(e: &mut Engine, table: &ServiceTable, flows: &[Flow], sink: &mut Ve
     t0.elapsed().as_nanos() as f64 / flows.len() as f64
 }
 
+/// What a generation that brings the first SYN proxy service costs the worker that
+/// binds it: the proxy's per-slot state for `n` connections and room to spare, written
+/// whole (`fnat::conn::slots`).
+fn slot_state_case(n: u32) {
+    let (mut e, table) = engine(n);
+    let mut svc = table.services()[0].config.clone();
+    svc.synproxy = Some(fnat::synproxy::SynProxyMode::On);
+    let on = ServiceTable::build(&[svc], Some(&table)).unwrap();
+    let before = e.bytes_per_slot();
+    let t0 = Instant::now();
+    e.bind(&on);
+    let ms = t0.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "{n:>9} conns: binding the first SYN proxy service: {ms:5.1} ms ({:.1} B/slot allocated)",
+        e.bytes_per_slot() - before
+    );
+}
+
 fn case(n: u32) {
     let (mut e, table, flows, new_ns) = setup(n);
     establish(&mut e, &table, &flows, &mut Vec::new());
@@ -432,6 +450,7 @@ fn main() {
     if quick {
         case(1_000);
         sync_case(1_000);
+        slot_state_case(1_000);
         return;
     }
     if let Some(n) = std::env::var("RVS_BENCH_N").ok().and_then(|v| v.parse().ok()) {
@@ -442,11 +461,13 @@ fn main() {
         }
         case(n);
         sync_case(n);
+        slot_state_case(n);
         return;
     }
     case(1_000);
     case(1_000_000);
     sync_case(1_000_000);
+    slot_state_case(1_000_000);
     if std::env::var_os("RVS_BENCH_10M").is_some() {
         case(10_000_000);
     } else {

@@ -48,7 +48,8 @@
 //! server waits for a header that comes only after it spoke), as with DPVS.
 //!
 //! # Cost
-//! Per worker: one 8-byte `Side` record per connection slot, allocated at start.
+//! Per worker: one 8-byte `Side` record per connection slot, allocated once a service
+//! has the PROXY protocol ([`crate::conn::slots`]).
 //! Per packet of a connection without the option: the flag test the engine makes
 //! anyway. Per packet with it: a sequence or acknowledgment add and, on server
 //! segments, an option walk for SACK blocks. Once per connection (and per

@@ -446,6 +446,41 @@ fn a_peers_record_cannot_aim_a_server_elsewhere_nor_overflow_the_window_scale() 
     }
 }
 
+/// A peer's record carrying the SYN proxy's or the PROXY protocol's state installs on a
+/// box none of whose services uses either (their per-slot state is allocated then), and
+/// its connection forwards.
+#[test]
+fn a_record_with_state_no_service_here_uses_installs_and_forwards() {
+    let mut a = synced_world(1000);
+    handshake(&mut a, 40002);
+    let good = announced(&mut a)[0];
+    let off = || {
+        let mut cfg = config(64);
+        cfg.synproxy.mode = fnat::synproxy::SynProxyMode::Off;
+        let mut w = World::new(&cfg);
+        w.engine.set_sync(Some(SyncSettings { announce: true, grace_ms: GRACE_MS, max_synced: 1000 }));
+        w.engine.bind(&w.table);
+        w
+    };
+    let lport = good.local.1;
+    let data = t4(CIP4, 40002, VIP4, 80).seq(1001).ack(5001).flags(PSHACK).payload(b"GET /").build();
+    let reply = t4(RIP4, 8080, LIP4, lport).seq(5001).ack(1006).flags(ACK).build();
+    let mut proxied = good;
+    proxied.synproxy = Some(wire::sync::SynProxyFields { delta: 7, ts: 0, ws_client: 0xff, ws_server: 0xff, bits: 1 });
+    let mut pp = good;
+    pp.proxy = Some(wire::sync::ProxyFields { first: 1001, len: 28, bits: 0x04 | 0x02 | 0x01 });
+    for (rec, grows) in [(proxied, 24.0), (pp, 8.0)] {
+        let mut b = off();
+        let before = b.engine.bytes_per_slot();
+        assert_eq!(install(&mut b, &rec), Ok(Installed::New));
+        assert!((b.engine.bytes_per_slot() - before - grows).abs() < 0.01, "{grows} bytes a slot allocated");
+        for p in [&data, &reply] {
+            let (v, _) = b.packet(p, 0);
+            assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+        }
+    }
+}
+
 /// Under NAT the server answers the client itself: a connection's local address is its
 /// client's, which takes none of the table's address slots (there are at most 65,535),
 /// so made-up NAT clients cannot use them up; they are held to `max_synced`.

@@ -593,6 +593,23 @@ fn modes_and_auto() {
         assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(RIP4)));
     }
     assert_eq!(event(&w, SynProxyEvent::CookieSent), 0);
+
+    // A new generation turns it on (the proxy's per-slot state, never needed so far,
+    // is allocated then): the cookie's ACK opens its connection.
+    let mut cfg = config(1024);
+    cfg.synproxy.mode = SynProxyMode::Off;
+    let mut w = World::with_services(&cfg, &services_with(None));
+    w.engine.bind(&w.table);
+    let before = w.engine.bytes_per_slot();
+    w.table = fnat::service::ServiceTable::build(&services_with(Some(SynProxyMode::On)), Some(&w.table)).unwrap();
+    let (v, synack) = w.packet(&syn(100), 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(CIP4)), "cookie: {v:?}");
+    assert!(w.engine.bytes_per_slot() - before > 23.9, "allocated with the generation");
+    let cookie = u32::from_be_bytes(synack[24..28].try_into().unwrap());
+    let ack = t4(CIP4, 100, VIP4, 80).seq(10).ack(cookie.wrapping_add(1)).flags(ACK).build();
+    let (v, _) = w.packet(&ack, 0);
+    assert!(matches!(v, fnat::engine::Verdict::Forward { dst, .. } if dst == IpAddr::from(RIP4)), "{v:?}");
+    assert_eq!(event(&w, SynProxyEvent::AckValid), 1);
 }
 
 /// A SYN proxy setting on a UDP service is refused, naming the service.

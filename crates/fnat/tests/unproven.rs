@@ -140,8 +140,34 @@ fn a_dr_connection_waits_as_half_open_then_as_unproven() {
         state4("still SYN_RECV", 40001, TcpState::SynRecv),
         dr_packet("its ACK", CIP4, 40001, 1001, ACK),
         check("proven: it never joins the unproven list", gauges(0, 1)),
-        at("the first idle a second", 1_500, 0),
-        live(2),
+    ]);
+    run(&mut w, steps);
+}
+
+/// A pool full of forged half-open DR connections (SYNs alone, each within the
+/// `SYN_RECV` limit) still gives way to a new flow of another service once they are
+/// idle: they are unproven though on the half-open list.
+#[test]
+fn idle_forged_half_open_dr_connections_give_way_in_a_full_pool() {
+    let mut dr = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 80)]);
+    dr.real_servers[0].fwd = FwdMode::Dr;
+    let udp = svc(Proto::Udp, VIP4.into(), 53, &[rs(RIP4_UDP.into(), 53)]);
+    let mut w = World::with_services(&config(POOL), &[dr, udp]);
+    let mut steps: Vec<Step> = (0..POOL)
+        .map(|i| {
+            pkt("forged SYN", t4(forged(i), 4000, VIP4, 80).seq(1).flags(SYN).build(), Expect::Fwd(RIP4.into()), None)
+        })
+        .collect();
+    steps.extend([
+        live(POOL),
+        check("all half-open", |w| assert_eq!(w.engine.syn_recv().0, POOL)),
+        pkt("a DNS query at once: none idle yet", datagram(CIP4, 5000), Expect::Drop(DropReason::PoolFull), None),
+        at("two seconds later", 2_000, 0),
+        pkt("a DNS query", datagram(CIP4, 5000), Expect::Fwd(RIP4_UDP.into()), None),
+        check("the oldest forged one gave way", |w| {
+            assert_eq!(w.engine.stats().events(ConnEvent::UnprovenEvicted), 1);
+            assert_eq!(state_of(w, Proto::Tcp, forged(0).into(), 4000, VIP4.into(), 80), None);
+        }),
     ]);
     run(&mut w, steps);
 }

@@ -10,7 +10,7 @@
 //!   vlan show [NAME|link DEV [id N]]  vlan add [NAME] link DEV [proto 802.1q] id N
 //!   vlan del NAME|link DEV id N
 //!   fwmark show                   fwmark add|del MARK MATCH
-//!   deny show                     deny add|del PREFIX...
+//!   deny show                     deny add|del|set PREFIX..., deny flush
 //!   stats [--once]
 //! ```
 //!
@@ -67,7 +67,9 @@ Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket 
         with RANGE ADDR[-ADDR][:PORT[-PORT]] (IPv6 in brackets) or a prefix; rules are tried in order,
         the first match marks a new flow for the service rvsadm -A -f MARK
   rvsip [-4|-6] deny show
-  rvsip deny add|del PREFIX...   the global deny set ([edge] deny): sources refused on every service
+  rvsip deny add|del|set PREFIX...   the global deny set ([edge] deny): sources refused on every service
+                                 (set: replaces it whole)
+  rvsip deny flush               empties it
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options (anywhere before capture's own):
@@ -467,13 +469,15 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         Some(c) if is(c, "add", 1) => "add",
         Some(c) if is(c, "delete", 1) => "del",
         Some(c) if obj == "link" && (is(c, "set", 2) || c == "change") => "set",
-        Some(c) if obj == "addr" && is(c, "flush", 1) => "flush",
+        Some(c) if matches!(obj, "addr" | "deny") && is(c, "flush", 1) => "flush",
+        Some(c) if obj == "deny" && c == "set" => "set",
         Some("help") => return Ok(IpCmd::Print(USAGE.to_string())),
         Some("-s" | "--stats") if obj == "link" => "show-dev",
         Some(c) => {
             let cmds = match obj {
                 "link" => "show, set",
                 "stats" => "show",
+                "deny" => "show, add, del, set, flush",
                 _ => "show, add, del",
             };
             return Err(usage(format!("unknown command '{c}' for {obj} ({cmds})")));
@@ -533,6 +537,12 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
             }
             Ok(IpCmd::DenyShow { family, json })
         }
+        ("deny", "flush") => {
+            if let Some(x) = w.next() {
+                return Err(w.unknown(&x));
+            }
+            Ok(IpCmd::Change(Request::EdgeDeny { change: ctl::EdgeDenyOp::Set, prefixes: vec![] }))
+        }
         ("deny", _) => {
             let ctx = w.ctx.clone();
             let prefixes = std::iter::from_fn(|| w.next())
@@ -542,9 +552,16 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
                 })
                 .collect::<Result<Vec<IpNet>, CliError>>()?;
             if prefixes.is_empty() {
-                return Err(usage(format!("{ctx} needs at least one prefix: {ctx} PREFIX... (e.g. 192.0.2.0/24)")));
+                let flush = if cmd == "set" { "; to empty it: deny flush" } else { "" };
+                return Err(usage(format!(
+                    "{ctx} needs at least one prefix: {ctx} PREFIX... (e.g. 192.0.2.0/24){flush}"
+                )));
             }
-            let change = if cmd == "add" { ctl::EdgeDenyOp::Add } else { ctl::EdgeDenyOp::Del };
+            let change = match cmd {
+                "add" => ctl::EdgeDenyOp::Add,
+                "set" => ctl::EdgeDenyOp::Set,
+                _ => ctl::EdgeDenyOp::Del,
+            };
             Ok(IpCmd::Change(Request::EdgeDeny { change, prefixes }))
         }
         ("stats", "show") => {

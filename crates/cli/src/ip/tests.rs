@@ -809,8 +809,19 @@ fn deny_lists_every_page_and_changes_the_set() {
         change("deny del 198.51.100.7"),
         Request::EdgeDeny { change: ctl::EdgeDenyOp::Del, prefixes: vec![net("198.51.100.7/32")] }
     );
+    assert_eq!(
+        change("deny set 203.0.113.0/24"),
+        Request::EdgeDeny { change: ctl::EdgeDenyOp::Set, prefixes: vec![net("203.0.113.0/24")] }
+    );
+    assert_eq!(change("deny flush"), Request::EdgeDeny { change: ctl::EdgeDenyOp::Set, prefixes: vec![] });
     refused(&[
         ("deny add", "deny add needs at least one prefix"),
+        (
+            "deny set",
+            "deny set needs at least one prefix: deny set PREFIX... (e.g. 192.0.2.0/24); to empty it: deny flush",
+        ),
+        ("deny flush 192.0.2.0/24", "unknown argument '192.0.2.0/24' for deny flush"),
+        ("deny clear", "unknown command 'clear' for deny (show, add, del, set, flush)"),
         ("deny add 192.0.2.1/24", "prefix 192.0.2.1/24 has host bits set (did you mean 192.0.2.0/24?)"),
         ("deny del lots", "bad prefix 'lots'"),
         ("-6 deny add 192.0.2.0/24", "prefix 192.0.2.0/24 is not IPv6 (-6)"),

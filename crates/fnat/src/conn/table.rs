@@ -306,7 +306,7 @@ impl ConnTable {
     /// cache misses overlap instead of queueing: all hashes, each key's bucket
     /// prefetched as it is hashed; all bucket heads; a touch of the cache line of every
     /// first node; then a look at each first node's ports, and where they are not the
-    /// key's (another key heads the bucket: 1 time in 4 to 8), its successor is the
+    /// key's (another key heads the bucket: about 1 time in 4 with the pool full), its successor is the
     /// node to walk from, prefetched. The full comparison is left to `find`, made
     /// when the packet needs the connection's line anyway.
     ///

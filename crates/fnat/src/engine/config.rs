@@ -59,8 +59,9 @@ pub struct EngineConfig {
     /// How many workers share the local ports (see [`PortOwnership`](crate::sapool::PortOwnership)).
     #[serde(default = "default_workers")]
     pub workers: u32,
-    /// Connections this worker can hold (the pool is allocated at start-up, 80..88 B
-    /// each all-in, see [`crate::conn::table`]).
+    /// Connections this worker can hold (the pool is allocated at start-up, 98 B a slot
+    /// all-in at a million, more for the features the services use: see
+    /// [`crate::conn::table`], [`crate::conn::slots`]).
     #[serde(default = "default_capacity")]
     pub conn_capacity: u32,
     /// Idle timeouts per state.

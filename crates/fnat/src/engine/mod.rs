@@ -6,7 +6,9 @@
 //! lock, makes no syscall and allocates nothing: all memory is sized from
 //! [`EngineConfig`] at start-up. The service table is an immutable generation passed
 //! in by reference; a new generation is adopted by [`Engine::bind`] (the only place,
-//! besides the control helpers, that allocates).
+//! besides the control helpers and the installation of a peer's record, that
+//! allocates: among others the per-slot state of the SYN proxy, the PROXY protocol and
+//! UOA, the first time a service needs it, [`crate::conn::slots`]).
 //!
 //! # A packet's way through [`Engine::process`]
 //! - TCP/UDP: the tuple is looked up in the connection table, which answers for both

@@ -161,14 +161,15 @@ impl Engine {
     /// oldest unproven connection idle for [`STEAL_IDLE_MS`]; each of the
     /// [`STEAL_SCAN`] oldest that was not idle goes to the back of the list (a second
     /// chance: a live flow, or one a packet of this very burst opened, is not evicted).
-    /// Whether there is room.
+    /// Failing that, the first idle unproven one (DR, TUN) of the [`STEAL_SCAN`] oldest
+    /// half-open connections. Whether there is room.
     #[inline]
     pub(super) fn pool_room(&mut self, now: Millis) -> bool {
         if self.conns.free() > 0 {
             return true;
         }
         for _ in 0..STEAL_SCAN {
-            let Some(i) = self.lists.front(List::Unproven) else { return false };
+            let Some(i) = self.lists.front(List::Unproven) else { break };
             let r = ConnRef::from_index(i);
             if self.idle_a_while(r, now) {
                 self.free(r);
@@ -177,6 +178,17 @@ impl Engine {
             }
             self.lists.remove(i);
             self.lists.push_back(List::Unproven, i);
+        }
+        let mut cur = self.lists.front(List::HalfOpen);
+        for _ in 0..STEAL_SCAN {
+            let Some(i) = cur else { break };
+            let r = ConnRef::from_index(i);
+            if self.conns.get(r).unproven() && self.idle_a_while(r, now) {
+                self.free(r);
+                self.stats.event(ConnEvent::UnprovenEvicted);
+                return true;
+            }
+            cur = self.lists.after(i);
         }
         false
     }
