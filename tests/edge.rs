@@ -141,7 +141,9 @@ fn global_deny_refuses_and_releases_the_client() {
     assert!(get_within(&t, 5), "admitted again after rvsip deny del");
     t.cli_ok("rvsip", &["deny", "set", "198.51.100.0/24", CLIENT4]);
     assert_eq!(t.cli_ok("rvsip", &["deny", "show"]), format!("198.51.100.0/24\n{CLIENT4}/32\n"), "replaced whole");
+    let before = drops(&t, "denied");
     assert!(!get(&t), "denied with rvsip deny set");
+    assert!(drops(&t, "denied") > before, "and counted as denied");
     t.cli_ok("rvsip", &["deny", "flush"]);
     assert_eq!(t.cli_ok("rvsip", &["deny", "show"]), "");
     assert!(get_within(&t, 5), "admitted again after rvsip deny flush");

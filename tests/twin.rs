@@ -278,6 +278,12 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
         audited.len() == 2 && audited[0].contains("front.pcapng") && audited[1].contains("back.pcapng"),
         "each capture in the audit log, with who asked and the file: {audited:?}"
     );
+    // One the control thread refuses (no such port) is logged, and its refusal too.
+    let nowhere = t.dir.join("nowhere.pcapng");
+    let (_, err, ok) = t.cli("rvsip", &["capture", "dpdk9", "rx", "-c", "1", "-w", &nowhere.display().to_string()]);
+    assert!(!ok && err.contains("dpdk9"), "{err}");
+    let log = t.rvsd_log();
+    assert!(log.contains("nowhere.pcapng") && log.contains("control capture error: "), "{log}");
 
     let fields = |file: &std::path::Path| {
         let out = std::process::Command::new("tshark")

@@ -243,7 +243,8 @@ fn forged_udp_flows_give_way_to_new_ones_when_the_pool_is_full() {
 
 /// A server that answers a forged source, and goes on sending to it, does not keep the
 /// flow from giving way: only its client's packets count as activity for that (the
-/// server's packets of an unproven flow are sent wherever the forger chose).
+/// server's packets of an unproven flow are sent wherever the forger chose), and they
+/// do keep it.
 #[test]
 fn a_forged_flow_its_server_keeps_sending_to_still_gives_way() {
     let mut w = World::new(&config(POOL));
@@ -267,12 +268,18 @@ fn a_forged_flow_its_server_keeps_sending_to_still_gives_way() {
         for (cip, r) in &replies {
             steps.push(pkt("the server's datagram to the forged source", r.clone(), Expect::Fwd((*cip).into()), None));
         }
+        if t % 2 == 0 {
+            // The oldest flow's client sends too (fewer than PROVEN_AFTER datagrams).
+            steps.push(pkt("its client's own datagram", datagram(forged(0), 6000), to_server, None));
+        }
     }
     steps.extend([
         pkt("a new client's flow in the full pool", datagram(CIP4, 5000), to_server, None),
-        check("the oldest forged flow gave way, its server sending to it still", |w| {
+        check("the oldest flow whose client is silent gave way, its server sending to it still", |w| {
             assert_eq!(w.engine.stats().events(ConnEvent::UnprovenEvicted), 1);
-            assert_eq!(state_of(w, Proto::Udp, forged(0).into(), 6000, VIP4.into(), 53), None);
+            assert_eq!(w.engine.unproven(), POOL, "the oldest is still unproven");
+            assert!(state_of(w, Proto::Udp, forged(0).into(), 6000, VIP4.into(), 53).is_some(), "its client sends");
+            assert_eq!(state_of(w, Proto::Udp, forged(1).into(), 6000, VIP4.into(), 53), None);
         }),
     ]);
     run(&mut w, steps);

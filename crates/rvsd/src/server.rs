@@ -284,6 +284,8 @@ struct InFlight {
     reply: Receiver<Response>,
     lease: Option<LeaseChange>,
     quote: String,
+    /// A packet capture (logged when its file is opened; an error reply is logged too).
+    capture: bool,
 }
 
 /// The start of `line`, at most `max` bytes, cut at a character boundary.
@@ -801,10 +803,11 @@ impl Loop {
             _ => None,
         };
         let (tx, rx) = mpsc::channel();
+        let capture = file.is_some();
         if self.jobs.send(Job::Request { req, reply: tx, file, client: id }).is_err() {
             return fail(c, Response::error(ErrorCode::Internal, "rvsd is shutting down"));
         }
-        c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE) });
+        c.waiting = Some(InFlight { reply: rx, lease, quote: quote(&line, AUDIT_QUOTE), capture });
         self.waiting.insert(id);
     }
 
@@ -844,6 +847,12 @@ impl Loop {
                 Response::Error { code: ErrorCode::Timeout, message } => {
                     tracing::warn!(uid = c.peer.0, pid = c.peer.1, request = %flight.quote, "control request: {message}");
                     true
+                }
+                Response::Error { message, .. } if flight.capture => {
+                    // The audit log named the capture when its file was opened: that it
+                    // was refused, or failed, is said too.
+                    tracing::info!(uid = c.peer.0, pid = c.peer.1, "control capture error: {message}");
+                    false
                 }
                 _ => false,
             };

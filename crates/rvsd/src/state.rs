@@ -216,7 +216,9 @@ impl State {
                 self.deny.iter().copied().filter(|p| !gone.contains(p)).collect()
             }
         };
-        list.dedup();
+        // Each prefix once, where it first came (`set A B A` lists A, B).
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        list.retain(|p| seen.insert(*p));
         self.deny_set = Arc::new(deny_set(&list));
         self.deny = Arc::new(list);
         Ok(())
@@ -736,6 +738,9 @@ mod edge_tests {
         s.edge_deny(ctl::EdgeDenyOp::Del, vec![n("192.0.2.0/24")]).unwrap();
         assert!(!s.deny_set.contains("192.0.2.1".parse().unwrap()));
         assert_eq!(*s.deny, vec![n("198.51.100.7/32")]);
+        let (a, b) = (n("192.0.2.0/24"), n("2001:db8::/32"));
+        s.edge_deny(ctl::EdgeDenyOp::Set, vec![a, b, a]).unwrap();
+        assert_eq!(*s.deny, vec![a, b], "each prefix once, where it first came");
     }
 
     #[test]

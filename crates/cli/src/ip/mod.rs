@@ -67,9 +67,9 @@ Usage: rvsip [-s] [-v] [-4|-6] [-i SECS [-c COUNT]] [--json] [--once] [--socket 
         with RANGE ADDR[-ADDR][:PORT[-PORT]] (IPv6 in brackets) or a prefix; rules are tried in order,
         the first match marks a new flow for the service rvsadm -A -f MARK
   rvsip [-4|-6] deny show
-  rvsip deny add|del|set PREFIX...   the global deny set ([edge] deny): sources refused on every service
-                                 (set: replaces it whole)
-  rvsip deny flush               empties it
+  rvsip deny add|del|set PREFIX...   the global deny set ([edge] deny): sources refused on every
+                                     service (set: replaces it whole, both families)
+  rvsip deny flush                   empties it (both families)
   rvsip stats [--once]
   rvsip capture DEV [rx|tx|both] [-c COUNT] [-w FILE] [-t SECONDS] [FILTER]
 Options (anywhere before capture's own):
@@ -469,8 +469,10 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
         Some(c) if is(c, "add", 1) => "add",
         Some(c) if is(c, "delete", 1) => "del",
         Some(c) if obj == "link" && (is(c, "set", 2) || c == "change") => "set",
-        Some(c) if matches!(obj, "addr" | "deny") && is(c, "flush", 1) => "flush",
-        Some(c) if obj == "deny" && c == "set" => "set",
+        Some(c) if obj == "addr" && is(c, "flush", 1) => "flush",
+        // Emptying or replacing the global deny set: the whole word.
+        Some("flush") if obj == "deny" => "flush",
+        Some("set") if obj == "deny" => "set",
         Some("help") => return Ok(IpCmd::Print(USAGE.to_string())),
         Some("-s" | "--stats") if obj == "link" => "show-dev",
         Some(c) => {
@@ -537,6 +539,9 @@ fn parse_once(argv: &[String]) -> Result<IpCmd, CliError> {
             }
             Ok(IpCmd::DenyShow { family, json })
         }
+        ("deny", "flush" | "set") if family.is_some() => Err(usage(format!(
+            "deny {cmd} replaces the whole set, both families: -4/-6 only select what deny show lists"
+        ))),
         ("deny", "flush") => {
             if let Some(x) = w.next() {
                 return Err(w.unknown(&x));

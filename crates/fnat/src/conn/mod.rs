@@ -79,7 +79,7 @@ impl ConnFlags {
 ///
 /// Layout (`repr(C)`, offsets in bytes): CIP 0, cport 16, vport 18, lport 20, rport 22,
 /// VIP, LIP and RIP slots 24, 26, 28, next hop 30, an unproven connection's client
-/// packets 34 and the time of the last one 35, chain links 36, expiry 44, RsId 48,
+/// packets and the time of the last one 34, chain links 36, expiry 44, RsId 48,
 /// inner host's acknowledgment 52, outer host's next sequence number 56, proto 60, state 61,
 /// flags 62, mode 63.
 #[derive(Debug, Clone)]
@@ -96,10 +96,10 @@ pub struct Conn {
     /// The dataplane's next-hop cache slots (route + neighbour), one per [`Direction`]
     /// (see [`Conn::hop`]); opaque here, [`NO_HOP`] until the dataplane fills them.
     hops: [u16; 2],
-    /// While it is unproven: its client's packets so far, and when it last sent one, in
-    /// [`CLIENT_TICK_MS`] ticks, wrapping (see `engine::tables`).
-    client_pkts: u8,
-    client_tick: u8,
+    /// While it is unproven: its client's packets so far (the low 4 bits, saturating),
+    /// and when it last sent one, in [`CLIENT_TICK_MS`] ticks, wrapping (the high 12
+    /// bits; see `engine::tables`).
+    client: u16,
     /// Chain links: `next[0]` in the inbound key's bucket chain, `next[1]` in the
     /// outbound key's (unused while that key waits for `ConnTable::settle`); `next[0]`
     /// doubles as the free-list link of an empty slot.
@@ -139,14 +139,17 @@ pub(crate) const LIP_IS_CIP: u16 = 0;
 /// A [`Conn::hop`] slot the dataplane has not filled (or has forgotten).
 pub const NO_HOP: u16 = u16::MAX;
 
-/// The unit of an unproven connection's time of its client's last packet (a byte of
-/// them wraps every 32 s).
+/// The unit of an unproven connection's time of its client's last packet (12 bits of
+/// them wrap every 512 s).
 pub const CLIENT_TICK_MS: Millis = 125;
 
-/// `now` in [`CLIENT_TICK_MS`] ticks, wrapping.
+/// The bits of [`Conn`]'s client word below its tick: the packet count.
+const CLIENT_COUNT_BITS: u32 = 4;
+
+/// `now` in [`CLIENT_TICK_MS`] ticks, wrapping at 12 bits, shifted into place.
 #[inline]
-fn client_tick(now: Millis) -> u8 {
-    (now / CLIENT_TICK_MS) as u8
+fn client_tick(now: Millis) -> u16 {
+    ((now / CLIENT_TICK_MS) as u16) << CLIENT_COUNT_BITS
 }
 
 /// The bit of [`Conn`]'s forwarding-mode byte that marks a synced connection.
@@ -180,8 +183,7 @@ impl Conn {
         state: TcpState::None,
         flags: ConnFlags(0),
         fwd: 0,
-        client_pkts: 0,
-        client_tick: 0,
+        client: 0,
     };
 
     /// When the connection expires, given the current time `now` (the stored 32-bit
@@ -356,7 +358,7 @@ impl Conn {
     /// heard from now).
     #[inline]
     pub(crate) fn set_unproven(&mut self, now: Millis) {
-        (self.fwd, self.client_pkts, self.client_tick) = (self.fwd | UNPROVEN, 0, client_tick(now));
+        (self.fwd, self.client) = (self.fwd | UNPROVEN, client_tick(now));
     }
     /// Marks it proven.
     #[inline]
@@ -367,22 +369,19 @@ impl Conn {
     /// so far.
     #[inline]
     pub(crate) fn count_client_packet(&mut self, now: Millis) -> u8 {
-        self.client_pkts = self.client_pkts.saturating_add(1);
-        self.client_heard(now);
-        self.client_pkts
-    }
-    /// Takes an unproven connection's client as heard from at `now` (its packet, or a
-    /// peer's word on its copy).
-    #[inline]
-    pub(crate) fn client_heard(&mut self, now: Millis) {
-        self.client_tick = client_tick(now);
+        let mask = (1 << CLIENT_COUNT_BITS) - 1;
+        let n = (self.client & mask).saturating_add(1).min(mask);
+        self.client = client_tick(now) | n;
+        n as u8
     }
     /// Whether an unproven connection's client has sent nothing for at least `ms`
-    /// (up to [`CLIENT_TICK_MS`] × 255; a longer silence may look recent again, the
-    /// ticks wrapping).
+    /// (up to [`CLIENT_TICK_MS`] × 4095; a longer silence may look recent again, the
+    /// ticks wrapping every 512 s).
     #[inline]
     pub(crate) fn client_silent(&self, now: Millis, ms: Millis) -> bool {
-        Millis::from(client_tick(now).wrapping_sub(self.client_tick)) > ms.div_ceil(CLIENT_TICK_MS)
+        let last = self.client & !((1 << CLIENT_COUNT_BITS) - 1);
+        let ticks = client_tick(now).wrapping_sub(last) >> CLIENT_COUNT_BITS;
+        Millis::from(ticks) > ms.div_ceil(CLIENT_TICK_MS)
     }
     /// Client address.
     #[inline]
@@ -495,11 +494,16 @@ mod tests {
         c.set_unproven(10_000);
         assert!(!c.client_silent(10_000 + 1000, 1000), "a second, to the tick, is not more than a second");
         assert!(c.client_silent(10_000 + 1125, 1000));
-        c.count_client_packet(12_000);
+        assert_eq!(c.count_client_packet(12_000), 1);
         assert!(!c.client_silent(12_500, 1000) && c.client_silent(14_000, 1000));
-        assert!(c.client_silent(12_000 + 31_000, 1000));
-        // 256 ticks later the last packet looks recent again (a second chance only).
-        assert!(!c.client_silent(12_000 + 32_000, 1000));
+        assert!(c.client_silent(12_000 + 511_000, 1000));
+        // 4096 ticks later the last packet looks recent again (a second chance only).
+        assert!(!c.client_silent(12_000 + 512_000, 1000));
+        for n in 2..=15 {
+            assert_eq!(c.count_client_packet(13_000), n);
+        }
+        assert_eq!(c.count_client_packet(13_000), 15, "saturates, the time kept apart");
+        assert!(!c.client_silent(13_000, 1000) && !c.client_silent(13_500, 1000) && c.client_silent(14_250, 1000));
     }
 
     #[test]

@@ -419,8 +419,7 @@ impl ConnTable {
             state: n.state,
             flags: ConnFlags(ConnFlags::LIVE),
             fwd: n.fwd as u8,
-            client_pkts: 0,
-            client_tick: 0,
+            client: 0,
         };
         c.set_expires(n.expires);
         self.buckets[bin] = idx << 1;

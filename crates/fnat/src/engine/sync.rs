@@ -272,8 +272,6 @@ impl Engine {
                 if rec.proven && self.conns.get(r).unproven() {
                     self.prove(r);
                 }
-                // The peer's word on the copy stands for its client's packets.
-                self.conns.get_mut(r).client_heard(now);
                 self.sched.learn_template(table, svc, rec.client.0, rs, now);
                 return Ok(Installed::Updated);
             }

@@ -27,9 +27,12 @@
 //! (`Conn::unproven`) so that its packets find that out without another cache line. A new connection that finds the
 //! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`],
 //! or whose client has (its server's packets, sent wherever the forger chose, do not
-//! count: `Conn::client_silent`), (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
-//! one active since goes to the back of the list (a second chance), and if none of them
-//! is idle the new connection is refused. (A new connection no server would take,
+//! count: `Conn::client_silent`; so a real client that has sent fewer and only
+//! listens can give way too), (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
+//! one active since goes to the back of the list (a second chance); failing them, the
+//! first idle unproven (DR, TUN) one of the [`STEAL_SCAN`] oldest `SYN_RECV`
+//! connections gives way; if none is idle the new connection is refused. (A new
+//! connection no server would take,
 //! `Service::may_schedule`, is refused before any of this, and evicts nothing.) A forger must then send [`PROVEN_AFTER`]
 //! packets per connection to hold a slot past the unproven ones, not two; a real
 //! client's connection that has sent that many is never evicted, and one with fewer only
