@@ -152,6 +152,13 @@ pub struct EdgeConf {
     pub loaded: Vec<IpNet>,
 }
 
+/// Keeps each prefix of a deny list once, where it first came (a list is shown in its
+/// order).
+pub fn keep_first(list: &mut Vec<IpNet>) {
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    list.retain(|p| seen.insert(*p));
+}
+
 /// Parses a deny file's text: one prefix or address per line, `#` comments, blank
 /// lines ignored. The error names the line.
 pub fn parse_prefix_lines(text: &str) -> Result<Vec<IpNet>, String> {
@@ -700,6 +707,7 @@ impl Config {
                 Err(problem) => errors.push(ConfigError { file: file.into(), key: "edge.deny_file".into(), problem }),
             }
         }
+        keep_first(&mut cfg.edge.loaded);
         if errors.is_empty() {
             Ok(cfg)
         } else {
@@ -1273,6 +1281,22 @@ laddrs = ["192.0.2.10"]
 addr = "192.0.2.20"
 port = 80
 "#;
+
+    #[test]
+    fn a_deny_prefix_given_twice_is_kept_once() {
+        let n = |v: &str| v.parse::<IpNet>().unwrap();
+        let dir = std::env::temp_dir().join(format!("rvs-deny-twice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("deny.txt"), "192.0.2.0/24\n198.51.100.7\n203.0.113.0/24\n").unwrap();
+        let text = format!(
+            "{MINIMAL}[edge]\ndeny = [\"198.51.100.7/32\", \"192.0.2.0/24\", \"198.51.100.7/32\"]\n\
+             deny_file = \"deny.txt\"\n"
+        );
+        let cfg = Config::parse(&dir.join("rvsd.toml").display().to_string(), &text);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let cfg = cfg.map_err(|e| e.to_string()).unwrap();
+        assert_eq!(cfg.edge.loaded, vec![n("198.51.100.7/32"), n("192.0.2.0/24"), n("203.0.113.0/24")]);
+    }
 
     #[test]
     fn shipped_configs_pass() {

@@ -217,8 +217,7 @@ impl State {
             }
         };
         // Each prefix once, where it first came (`set A B A` lists A, B).
-        let mut seen = std::collections::HashSet::with_capacity(list.len());
-        list.retain(|p| seen.insert(*p));
+        crate::config::keep_first(&mut list);
         self.deny_set = Arc::new(deny_set(&list));
         self.deny = Arc::new(list);
         Ok(())

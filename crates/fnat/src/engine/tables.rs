@@ -4,12 +4,14 @@
 //!
 //! # The `SYN_RECV` limit
 //! Every connection in `SYN_RECV` is on an intrusive FIFO ([`ConnLists`], 8 bytes per
-//! pool slot, allocated at start, shared with the unproven connections' list below), in
-//! the order it entered the state; it leaves it on any other state or when freed. A new TCP connection that would take the list past
-//! the worker's limit ([`EngineConfig::syn_recv_limit`](super::config::EngineConfig::syn_recv_limit):
-//! `syn_recv_max`, by default a quarter of the pool, at least 1024) first evicts the oldest entry:
-//! freed with its local port, counted `syn_recv_evicted`. O(1) per SYN, no allocation.
-//! Connections in any other state (ESTABLISHED above all) are never evicted by this.
+//! pool slot, allocated at start, shared with the unproven connections' list below),
+//! in the order it entered the state; it leaves it on any other state or when freed. A
+//! new TCP connection that would take the list past the worker's limit
+//! ([`EngineConfig::syn_recv_limit`](super::config::EngineConfig::syn_recv_limit):
+//! `syn_recv_max`, by default a quarter of the pool, at least 1024) first evicts the
+//! oldest entry: freed with its local port, counted `syn_recv_evicted`. O(1) per SYN,
+//! no allocation. Connections in any other state (ESTABLISHED above all) are never
+//! evicted by this.
 //!
 //! # Unproven connections
 //! Where nothing from the server passes rvs (DR, TUN) or nothing that comes back can
@@ -24,36 +26,38 @@
 //! TUN TCP connection on the `SYN_RECV` list first, joining this one when it leaves
 //! `SYN_RECV` still unproven), in the order it was opened or left `SYN_RECV`, and
 //! marked, its client's packets counted, in the connection's own line
-//! (`Conn::unproven`) so that its packets find that out without another cache line. A new connection that finds the
-//! pool full evicts the oldest unproven one that has been idle for [`STEAL_IDLE_MS`],
-//! or whose client has (its server's packets, sent wherever the forger chose, do not
-//! count: `Conn::client_silent`; so a real client that has sent fewer and only
-//! listens can give way too), (counted `unproven_evicted`) instead of being refused; of the [`STEAL_SCAN`] oldest,
-//! one active since goes to the back of the list (a second chance); failing them, the
-//! first idle unproven (DR, TUN) one of the [`STEAL_SCAN`] oldest `SYN_RECV`
-//! connections gives way; if none is idle the new connection is refused. (A new
-//! connection no server would take,
-//! `Service::may_schedule`, is refused before any of this, and evicts nothing.) A forger must then send [`PROVEN_AFTER`]
-//! packets per connection to hold a slot past the unproven ones, not two; a real
-//! client's connection that has sent that many is never evicted, and one with fewer only
-//! while the pool is full, once it has been idle for a second and every unproven
-//! connection ahead of it on the list has gone (IPVS's `drop_entry` also drops
-//! connections of few incoming packets first, under memory pressure, and none idle for
-//! less than a minute). A connection announced to the peers is announced again when it
-//! is proven, and their copies are proven with it (a record's `proven` flag; a copy of
-//! one still unproven is unproven, as the peer's own): after a takeover, the long-lived
-//! flows do not give way first. The count of unproven connections is a gauge of the
-//! worker's statistics ([`Engine::table_gauges`]). FullNAT and NAT TCP need none of this: the server's reset ends a
-//! connection a forged ACK established. (Nor do the made-up sources of NAT, DR and TUN
-//! clients use up the table's 65,535 shared-address slots: their LIP is the client's
-//! own address, `LIP_IS_CIP`, and takes none.)
+//! (`Conn::unproven`) so that its packets find that out without another cache line.
+//!
+//! A new connection that finds the pool full evicts the oldest unproven one that is
+//! *idle*: no packet for [`STEAL_IDLE_MS`], or none from its client (its server's
+//! packets, sent wherever the forger chose, do not count: `Conn::client_silent`; so a
+//! real client that has sent fewer and only listens can give way too), counted
+//! `unproven_evicted`, instead of being refused. Of the [`STEAL_SCAN`] oldest, one
+//! active since goes to the back of the list (a second chance); failing them, the first
+//! idle unproven (DR, TUN) one of the [`STEAL_SCAN`] oldest `SYN_RECV` connections
+//! gives way; if none is idle the new connection is refused. (A new connection no
+//! server would take, `Service::may_schedule`, is refused before any of this, and
+//! evicts nothing.) A forger must then send [`PROVEN_AFTER`] packets per connection to
+//! hold a slot past the unproven ones, not two; a real client's connection that has
+//! sent that many is never evicted, and one with fewer only while the pool is full,
+//! once it is idle and every unproven connection ahead of it on the list has gone
+//! (IPVS's `drop_entry` also drops connections of few incoming packets first, under
+//! memory pressure, and none idle for less than a minute). A connection announced to
+//! the peers is announced again when it is proven, and their copies are proven with it
+//! (a record's `proven` flag; a copy of one still unproven is unproven, as the peer's
+//! own): after a takeover, the long-lived flows do not give way first. The count of
+//! unproven connections past `SYN_RECV` is a gauge of the worker's statistics
+//! ([`Engine::table_gauges`]). FullNAT and NAT TCP need none of this: the server's
+//! reset ends a connection a forged ACK established. (Nor do the made-up sources of
+//! NAT, DR and TUN clients use up the table's 65,535 shared-address slots: their LIP is
+//! the client's own address, `LIP_IS_CIP`, and takes none.)
 //!
 //! # A port from an idle half-open connection
 //! When no local port is free towards the chosen `RIP:rport` (a full sweep found none,
 //! see [`crate::sapool`]), the [`STEAL_SCAN`] oldest `SYN_RECV` connections, then the
 //! [`STEAL_SCAN`] oldest unproven ones (of any destination), are searched for one towards
 //! the same `RIP:rport` through a LIP of the same set that has been idle for at least
-//! [`STEAL_IDLE_MS`]; if there is one it is evicted (counted `syn_recv_evicted` or
+//! [`STEAL_IDLE_MS`] (an unproven one: idle as above); if there is one it is evicted (counted `syn_recv_evicted` or
 //! `unproven_evicted`) and the new connection takes its `LIP:lport`. So a flood of
 //! half-open connections or of forged UDP flows cannot hold every port towards a server.
 //!
