@@ -145,6 +145,8 @@ pub const CLIENT_TICK_MS: Millis = 125;
 
 /// The bits of [`Conn`]'s client word below its tick: the packet count.
 const CLIENT_COUNT_BITS: u32 = 4;
+/// Those bits' mask.
+const CLIENT_COUNT_MASK: u16 = (1 << CLIENT_COUNT_BITS) - 1;
 
 /// `now` in [`CLIENT_TICK_MS`] ticks, wrapping at 12 bits, shifted into place.
 #[inline]
@@ -369,8 +371,7 @@ impl Conn {
     /// so far.
     #[inline]
     pub(crate) fn count_client_packet(&mut self, now: Millis) -> u8 {
-        let mask = (1 << CLIENT_COUNT_BITS) - 1;
-        let n = (self.client & mask).saturating_add(1).min(mask);
+        let n = (self.client & CLIENT_COUNT_MASK).saturating_add(1).min(CLIENT_COUNT_MASK);
         self.client = client_tick(now) | n;
         n as u8
     }
@@ -379,7 +380,7 @@ impl Conn {
     /// ticks wrapping every 512 s).
     #[inline]
     pub(crate) fn client_silent(&self, now: Millis, ms: Millis) -> bool {
-        let last = self.client & !((1 << CLIENT_COUNT_BITS) - 1);
+        let last = self.client & !CLIENT_COUNT_MASK;
         let ticks = client_tick(now).wrapping_sub(last) >> CLIENT_COUNT_BITS;
         Millis::from(ticks) > ms.div_ceil(CLIENT_TICK_MS)
     }

@@ -41,11 +41,6 @@ impl<T: Clone + Default> SlotArray<T> {
         }
     }
 
-    /// Whether the slots are allocated.
-    pub fn is_allocated(&self) -> bool {
-        !self.slots.is_empty()
-    }
-
     /// Its memory in bytes (0 until allocated).
     pub fn bytes(&self) -> usize {
         std::mem::size_of_val(&*self.slots)
@@ -82,7 +77,6 @@ mod tests {
     #[test]
     fn nothing_until_allocated_then_every_slot() {
         let mut a: SlotArray<u64> = SlotArray::new(1000);
-        assert!(!a.is_allocated());
         assert_eq!(a.bytes(), 0);
         assert!(a.get_mut(0).is_none());
         a.allocate();
