@@ -62,3 +62,34 @@ fn a_generation_that_adds_a_feature_allocates_its_state_and_keeps_it() {
     w.engine.bind(&w.table);
     assert!(close(w.engine.bytes_per_slot() - before, 8.0), "kept: connections of the old generation use it");
 }
+
+#[test]
+fn a_generation_s_new_arrays_built_off_the_worker_are_adopted_and_built_once() {
+    let mut off = svc(Proto::Tcp, VIP4.into(), 80, &[rs(RIP4.into(), 8080)]);
+    off.synproxy = Some(SynProxyMode::Off);
+    let mut w = World::with_services(&config(4096), std::slice::from_ref(&off));
+    w.engine.bind(&w.table);
+    let before = w.engine.bytes_per_slot();
+    // The publishing thread's side: the engine bound `off` itself.
+    let mut slots = fnat::engine::SlotProvisioner::new(4096, SynProxyMode::Auto, &w.table);
+    assert!(slots.take_new(&w.table).is_empty());
+    let mut on = off.clone();
+    on.synproxy = None;
+    let mut pp = svc(Proto::Tcp, VIP4.into(), 81, &[rs(RIP4.into(), 8080)]);
+    pp.proxy_protocol = Some(ProxyProtocol::V2);
+    let next = fnat::service::ServiceTable::build(&[on, pp], Some(&w.table)).expect("services");
+    let new = slots.take_new(&next);
+    assert_eq!((new.synproxy, new.proxy_protocol, new.uoa), (true, true, false));
+    assert!(slots.take_new(&next).is_empty(), "built once");
+    // The worker's side: adopted whole, nothing handed back, nothing left to allocate.
+    let left = w.engine.adopt_slot_state(slots.build(new));
+    assert!(left.features().is_empty(), "{left:?}");
+    assert!(close(w.engine.bytes_per_slot() - before, 24.0 + 8.0));
+    w.table = next;
+    w.engine.bind(&w.table);
+    assert!(close(w.engine.bytes_per_slot() - before, 24.0 + 8.0));
+    // Arrays an engine already has (a peer's record brought them) are handed back.
+    let left = w.engine.adopt_slot_state(slots.build(new));
+    assert_eq!(left.features(), new);
+    assert!(close(w.engine.bytes_per_slot() - before, 24.0 + 8.0));
+}

@@ -309,7 +309,10 @@ pub fn run(cfg: Config, path: Option<std::path::PathBuf>) -> Result<()> {
     }
     let first =
         state.snapshot(1, None, Arc::new(views), Arc::new(neighs)).map_err(|e| anyhow!("configuration: {e}"))?;
-    let shared = Arc::new(Shared::new(first, n, cfg.sync.as_ref()));
+    // The workers allocate the per-slot state of `first`'s services themselves, below,
+    // before any traffic.
+    let slots = fnat::engine::SlotProvisioner::new(cfg.conn.pool_size, cfg.synproxy.mode, &first.services);
+    let shared = Arc::new(Shared::new(first, n, cfg.sync.as_ref(), slots));
     let twin_up = MbufRing::new("rvs_twin_up", TWIN_RING, RingSync::MpMc)?;
     let twin_up_control = MbufRing::new("rvs_twin_upc", TWIN_RING, RingSync::MpMc)?;
     let twin_down = MbufRing::new("rvs_twin_down", TWIN_RING, RingSync::SpSc)?;

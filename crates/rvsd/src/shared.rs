@@ -5,11 +5,11 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
-use fnat::engine::{config::LocalAddrSet, listing::ConnInfo, Engine};
+use fnat::engine::{config::LocalAddrSet, listing::ConnInfo, Engine, SlotProvisioner, SlotState};
 use fnat::service::ServiceTable;
 use fnat::stats::StatsSnapshot;
 use fnat::tcp_state::{TcpState, Timeouts};
@@ -277,6 +277,16 @@ pub struct WorkerSlot {
     /// What it saw of real servers of services with the passive check, for the
     /// control thread ([`fnat::destcheck`]).
     pub dest_reports: ArrayQueue<fnat::engine::destcheck::DestReport>,
+    /// Per-slot arrays the control thread built for a generation's new features, for
+    /// the worker to adopt before it binds the generation ([`fnat::engine::slot_state`]).
+    pub slot_state: Mutex<Option<SlotState>>,
+}
+
+impl WorkerSlot {
+    /// The per-slot arrays handed to it, if any (taken once).
+    pub fn take_slot_state(&self) -> Option<SlotState> {
+        self.slot_state.lock().ok()?.take()
+    }
 }
 
 /// Passive-check reports a worker's queue holds until the control thread takes them
@@ -305,12 +315,21 @@ pub struct Shared {
     /// Raised by the sync thread when a peer starts: each worker then announces its
     /// whole table (once per raise).
     pub resync: AtomicU64,
+    /// Which per-slot arrays a published generation needs built (see
+    /// [`Shared::publish`]).
+    slots: Mutex<SlotProvisioner>,
 }
 
 impl Shared {
     /// Shared state for `workers` workers starting at `snapshot`; `sync`: connection
-    /// sync's configuration when it runs (its queues are sized only then).
-    pub fn new(snapshot: Snapshot, workers: usize, sync: Option<&crate::sync::SyncConf>) -> Shared {
+    /// sync's configuration when it runs (its queues are sized only then); `slots`: the
+    /// workers' per-slot arrays, as they are after binding `snapshot`'s services.
+    pub fn new(
+        snapshot: Snapshot,
+        workers: usize,
+        sync: Option<&crate::sync::SyncConf>,
+        slots: SlotProvisioner,
+    ) -> Shared {
         let sync_queue = if sync.is_some() { crate::sync::QUEUE } else { 1 };
         Shared {
             stop: AtomicBool::new(false),
@@ -325,17 +344,25 @@ impl Shared {
                     sync_out: ArrayQueue::new(sync_queue),
                     sync_in: ArrayQueue::new(sync_queue),
                     dest_reports: ArrayQueue::new(DEST_REPORTS),
+                    slot_state: Mutex::new(None),
                 })
                 .collect(),
             neigh_seen: ArrayQueue::new(4096),
             neigh_asked: ArrayQueue::new(4096),
             sync: sync.map(crate::sync::SyncShared::new),
             resync: AtomicU64::new(0),
+            slots: Mutex::new(slots),
         }
     }
 
-    /// Publishes a new snapshot (its `gen` must be the current one plus one).
+    /// Publishes a new snapshot (its `gen` must be the current one plus one). Where its
+    /// services are the first to use a feature with per-slot state, that state's arrays
+    /// are built here, on the publishing thread, and handed to every worker first: the
+    /// workers then bind the generation without writing them.
     pub fn publish(&self, snapshot: Snapshot) {
+        if !Arc::ptr_eq(&snapshot.services, &self.current().services) {
+            self.provide_slot_state(&snapshot.services);
+        }
         let gen = snapshot.gen;
         self.snapshot.store(Arc::new(snapshot));
         self.gen.store(gen, Ordering::Release);
@@ -372,8 +399,73 @@ impl Shared {
         Some(out)
     }
 
+    /// Builds and hands to every worker the per-slot arrays `services` need that no
+    /// earlier generation brought.
+    fn provide_slot_state(&self, services: &ServiceTable) {
+        let Ok(mut slots) = self.slots.lock() else { return };
+        let new = slots.take_new(services);
+        if new.is_empty() {
+            return;
+        }
+        for w in &self.workers {
+            let built = slots.build(new);
+            if let Ok(mut mailbox) = w.slot_state.lock() {
+                match mailbox.as_mut() {
+                    Some(s) => s.merge(built),
+                    None => *mailbox = Some(built),
+                }
+            }
+        }
+    }
+
     /// The newest snapshot.
     pub fn current(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnat::service::ServiceConfig;
+    use fnat::synproxy::SynProxyMode;
+    use fnat::types::Proto;
+
+    fn snapshot(gen: u64, services: &[ServiceConfig]) -> Snapshot {
+        Snapshot {
+            gen,
+            services: Arc::new(ServiceTable::build(services, None).expect("services")),
+            laddrs: Arc::default(),
+            timeouts: Timeouts::default(),
+            addrs: Arc::default(),
+            routes: Arc::default(),
+            neighs: Arc::new(NeighTable::new(0)),
+            ports: Arc::default(),
+            deny: Arc::default(),
+            snat: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_generation_with_a_syn_proxy_service_hands_every_worker_its_state_once() {
+        let mut off = ServiceConfig::new(Proto::Tcp, "192.0.2.1".parse().unwrap(), 80);
+        off.synproxy = Some(SynProxyMode::Off);
+        let first = snapshot(1, std::slice::from_ref(&off));
+        let slots = SlotProvisioner::new(64, SynProxyMode::Auto, &first.services);
+        let shared = Shared::new(first, 2, None, slots);
+        let handed = |shared: &Shared| {
+            shared.workers.iter().map(|w| w.take_slot_state().map(|s| s.features())).collect::<Vec<_>>()
+        };
+        shared.publish(snapshot(2, std::slice::from_ref(&off)));
+        assert_eq!(handed(&shared), vec![None, None], "no new feature");
+        let mut auto = off.clone();
+        auto.synproxy = None;
+        shared.publish(snapshot(3, std::slice::from_ref(&auto)));
+        let syn = fnat::engine::SlotFeatures { synproxy: true, ..Default::default() };
+        assert_eq!(handed(&shared), vec![Some(syn), Some(syn)]);
+        assert_eq!(handed(&shared), vec![None, None], "taken once");
+        shared.publish(snapshot(4, &[off]));
+        shared.publish(snapshot(5, &[auto]));
+        assert_eq!(handed(&shared), vec![None, None], "built once: an engine keeps its arrays");
     }
 }

@@ -446,6 +446,10 @@ impl Worker {
             }
         }
         if rebind {
+            if let Some(built) = self.shared.workers[self.id as usize].take_slot_state() {
+                // What it had already (a peer's record brought it) is dropped here, once.
+                drop(self.engine.adopt_slot_state(built));
+            }
             self.engine.bind(&new.services);
         }
         if !Arc::ptr_eq(&new.addrs, &self.snap.addrs) {

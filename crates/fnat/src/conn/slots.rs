@@ -3,20 +3,21 @@
 //! only once something needs it: a box whose services use none of them pays none of
 //! their bytes per connection.
 //!
-//! The engine allocates an array where a service-table generation is bound (a
-//! generation with a service of the feature) or where a peer's record carrying the
-//! feature's state is installed, never while a packet is handled; a connection is
-//! marked with the feature (a [`super::ConnFlags`] bit) only once its array exists, and
-//! its slot is read only for connections so marked. Once allocated, an array stays.
+//! An array is allocated where a service-table generation with a service of the
+//! feature is bound, or where a peer's record carrying the feature's state is
+//! installed, never while a packet is handled; a connection is marked with the feature
+//! (a [`super::ConnFlags`] bit) only once its array exists, and its slot is read only
+//! for connections so marked. Once allocated, an array stays.
 //!
-//! Where the services of the configuration rvsd starts with need a feature, its array
-//! is allocated before any traffic (the first generation is bound at start). A
-//! generation that brings the first service of a feature at run time costs the worker
-//! the writing of the whole array, once: for the SYN proxy's 24 bytes a slot, 27 MB and
-//! 10.8 ms for 1.125 million slots (`cargo bench -p fnat --bench conn`, "binding the
-//! first SYN proxy service"), in which its receive queue fills. (A box started with no
-//! TCP service, its services added later by rvsadm or the agent, has no traffic of
-//! them to lose then.)
+//! Where the services of the configuration rvsd starts with need a feature, the worker
+//! allocates its array before any traffic (the first generation is bound at start). A
+//! generation that brings the first service of a feature at run time has its arrays
+//! built by the control thread and handed over with it
+//! ([`crate::engine::slot_state`]): writing the SYN proxy's (24 bytes a slot, 27 MB for
+//! 1.125 million slots) takes ~10 ms, which the worker would spend with its receive
+//! queue filling (`cargo bench -p fnat --bench conn`, "the first SYN proxy service").
+//! Only a peer's record bringing a feature this box's services do not use makes the
+//! worker allocate an array itself.
 
 use std::ops::{Index, IndexMut};
 
@@ -39,6 +40,17 @@ impl<T: Clone + Default> SlotArray<T> {
         if self.slots.is_empty() {
             self.slots = vec![T::default(); self.capacity as usize];
         }
+    }
+
+    /// Takes `built` (every slot, built off the worker: [`crate::engine::slot_state`])
+    /// as its slots unless it is allocated already; what it did not take is returned,
+    /// for the caller to drop where it likes.
+    pub fn adopt(&mut self, built: Vec<T>) -> Option<Vec<T>> {
+        if self.slots.is_empty() && built.len() == self.capacity as usize {
+            self.slots = built;
+            return None;
+        }
+        Some(built)
     }
 
     /// Its memory in bytes (0 until allocated).
@@ -83,5 +95,19 @@ mod tests {
         a[999] = 7;
         a.allocate();
         assert_eq!((a[999], a.bytes()), (7, 8000));
+        assert_eq!(a.adopt(vec![1; 1000]).map(|v| v.len()), Some(1000), "allocated already: handed back");
+        assert_eq!(a[999], 7);
+    }
+
+    #[test]
+    fn adopts_an_array_of_every_slot_built_elsewhere() {
+        let mut a: SlotArray<u64> = SlotArray::new(1000);
+        assert!(a.adopt(vec![0; 999]).is_some(), "not every slot");
+        assert_eq!(a.bytes(), 0);
+        let built = vec![0; 1000];
+        let at = built.as_ptr();
+        assert!(a.adopt(built).is_none());
+        a.allocate();
+        assert_eq!((a.bytes(), a.slots.as_ptr()), (8000, at), "the array adopted, not a new one");
     }
 }

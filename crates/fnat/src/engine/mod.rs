@@ -56,10 +56,12 @@ pub mod listing;
 pub mod modes;
 mod proxy;
 mod quiescent;
+pub mod slot_state;
 mod snat;
 pub mod sync;
 pub mod synproxy;
 mod tables;
+pub use slot_state::{SlotFeatures, SlotProvisioner, SlotState};
 pub use tables::PROVEN_AFTER;
 
 use std::net::IpAddr;
@@ -486,19 +488,29 @@ impl Engine {
     }
 
     /// Allocates the per-slot state of the features generation `table`'s services use
-    /// (see [`crate::conn::slots`]): the SYN proxy's for a TCP service whose mode is
-    /// not `off` (cookies are checked for it), the PROXY protocol's, UOA's.
+    /// ([`SlotFeatures::of`]; see [`crate::conn::slots`]) that it has not adopted
+    /// already.
     fn allocate_slot_state(&mut self, table: &ServiceTable) {
-        for s in table.services() {
-            if s.config.proto == Proto::Tcp && self.synproxy.mode(s.synproxy) != crate::synproxy::SynProxyMode::Off {
-                self.synproxy.side.allocate();
-            }
-            if s.config.proxy_protocol.is_some() {
-                self.pp.allocate();
-            }
-            if s.config.uoa.is_some() {
-                self.uoa.allocate();
-            }
+        let f = SlotFeatures::of(table, self.synproxy.cfg.mode);
+        if f.synproxy {
+            self.synproxy.side.allocate();
+        }
+        if f.proxy_protocol {
+            self.pp.allocate();
+        }
+        if f.uoa {
+            self.uoa.allocate();
+        }
+    }
+
+    /// Takes per-slot arrays built off the worker for a generation about to be bound
+    /// (see [`slot_state`]): those of features it has no array of yet. What it already
+    /// had (a peer's record brought it) is returned, to be dropped elsewhere.
+    pub fn adopt_slot_state(&mut self, built: SlotState) -> SlotState {
+        SlotState {
+            synproxy: built.synproxy.and_then(|v| self.synproxy.side.adopt(v)),
+            pp: built.pp.and_then(|v| self.pp.adopt(v)),
+            uoa: built.uoa.and_then(|v| self.uoa.adopt(v)),
         }
     }
 
