@@ -284,6 +284,11 @@ fn capture_from_a_running_rvsd_opens_in_tshark() {
     assert!(!ok && err.contains("dpdk9"), "{err}");
     let log = t.rvsd_log();
     assert!(log.contains("nowhere.pcapng") && log.contains("control capture error: "), "{log}");
+    assert!(!nowhere.exists(), "a refused capture leaves no file behind");
+    let before = std::fs::metadata(&front).expect("front.pcapng").len();
+    let (_, err, ok) = t.cli("rvsip", &["capture", "dpdk9", "rx", "-c", "1", "-w", &front.display().to_string()]);
+    assert!(!ok && err.contains("dpdk9"), "{err}");
+    assert_eq!(std::fs::metadata(&front).expect("front.pcapng").len(), before, "nor truncates the file it names");
 
     let fields = |file: &std::path::Path| {
         let out = std::process::Command::new("tshark")

@@ -186,7 +186,10 @@ impl Setup {
         eprintln!("rvs-bench: connection pool {pool} per worker, {n_lips} LIPs");
         let cfg = bench_config(pool, n_lips, fwd)?;
         let clock = Clock::new();
-        let shared = Arc::new(Shared::new(bench_snapshot(&cfg, sink, src)?, workers as usize, None));
+        let snapshot = bench_snapshot(&cfg, sink, src)?;
+        // The engines' SYN proxy is off (see `engine`).
+        let slots = fnat::engine::SlotProvisioner::new(pool, fnat::synproxy::SynProxyMode::Off, &snapshot.services);
+        let shared = Arc::new(Shared::new(snapshot, workers as usize, None, slots));
         Ok(Setup { cfg, clock, shared, workers })
     }
 

@@ -749,3 +749,38 @@ fn a_cookie_ack_without_room_for_the_syn_leaves_no_connection() {
     let syn_to_server = k.l2r_df().seq(100).flags(SYN).window(1000).option(&mss(536)).build();
     run(&mut w, vec![fwd("the client's next ACK: the SYN to the server", ack, RIP4, syn_to_server), live(1)]);
 }
+
+/// A stash slot reused by a later connection's early segment before the first one's
+/// server answered: the first's held segment is lost and counted (`early_lost`); its
+/// handshake still completes (the client retransmits the data), the later one's
+/// segment goes with its own.
+#[test]
+fn a_held_segment_whose_stash_slot_was_reused_is_counted_lost() {
+    let synproxy = SynProxyConfig { mode: SynProxyMode::On, stash_slots: 1, ..SynProxyConfig::default() };
+    let mut w = World::with_services(&EngineConfig { synproxy, ..config(1024) }, &services_with(None));
+    let d = CookieData::from_syn(true, None, None, false);
+    let (a, b) = (Conn4 { cport: 42600, lport: 1025 }, Conn4 { cport: 42601, lport: 1026 });
+    let cookie = |k: Conn4| KEY.make(CIP4.into(), k.cport, VIP4.into(), 80, 100, 0, d);
+    let ack = |k: Conn4| k.c2v().seq(101).ack(cookie(k).wrapping_add(1)).flags(ACK).window(1000).build();
+    let data =
+        |k: Conn4| k.c2v().seq(101).ack(cookie(k).wrapping_add(1)).flags(PSHACK).window(1000).payload(b"GET /").build();
+    let synack = |k: Conn4| k.r2l().seq(5000).ack(101).flags(SYNACK).mss(1460).build();
+    let held = || Expect::Drop(DropReason::SynproxyEarly);
+    let to_rs = || Expect::Fwd(RIP4.into());
+    let steps = vec![
+        pkt("A's cookie ACK opens it", ack(a), to_rs(), None),
+        pkt("A's early request is held", data(a), held(), None),
+        pkt("B's cookie ACK opens it", ack(b), to_rs(), None),
+        pkt("B's early request takes the only stash slot", data(b), held(), None),
+        fwd(
+            "A's server answers: its request is gone, the bare ACK completes the handshake",
+            synack(a),
+            RIP4,
+            a.l2r_df().seq(101).ack(5001).flags(ACK).window(1000).option(&toa4(CIP4, a.cport)).build(),
+        ),
+        events("A's request lost, B's still held", &[(SynProxyEvent::EarlyLost, 1), (SynProxyEvent::EarlyHeld, 0)]),
+        pkt("B's server answers: its request goes with the handshake", synack(b), to_rs(), None),
+        events("B's request held and sent", &[(SynProxyEvent::EarlyLost, 1), (SynProxyEvent::EarlyHeld, 1)]),
+    ];
+    run(&mut w, steps);
+}

@@ -47,9 +47,9 @@ pub enum Job {
         req: Request,
         /// Where its reply goes.
         reply: Sender<Response>,
-        /// For a capture, the file it writes (opened here, as its requester may:
-        /// [`capture_file`]).
-        file: Option<std::fs::File>,
+        /// For a capture, where it writes (checked here, as its requester may:
+        /// [`CaptureTarget`]).
+        file: Option<CaptureTarget>,
         /// The control connection it came on (unique for the server's life): the lessee
         /// of the addresses it adds with `lease`.
         client: u64,
@@ -67,55 +67,80 @@ pub enum Job {
 /// its file until it ends.
 pub const MAX_CAPTURE_S: u32 = 3600;
 
-/// Opens the file a capture of `uid`'s (group `gid`) writes to `path`, as that user
-/// could and no further: rvsd runs as root and the control group's members need not
-/// be. For anyone but root the file is created new (`O_EXCL`) in a directory the user
-/// owns, and handed to the user, so a capture cannot create, overwrite or truncate a
-/// file anywhere the user could not (a capture of crafted packets into
-/// `/etc/cron.d/x` or `/root/.ssh/authorized_keys` would be root's). For everyone: the
-/// last component is never followed as a symbolic link, and only a regular file is
-/// written (a FIFO without a reader would have held the control thread). The
-/// directory is opened first and the file named under it through `/proc/self/fd`, so
-/// what is checked is what is written to.
-pub fn capture_file(path: &str, uid: u32, gid: u32) -> Result<std::fs::File, String> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    use std::os::unix::io::AsRawFd;
-    let p = Path::new(path);
-    let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
-        return Err(format!("capture file {path:?} must be an absolute path to a file"));
-    };
-    if !p.is_absolute() {
-        return Err(format!("capture file {path:?} must be an absolute path"));
+/// Where a capture of `uid`'s (group `gid`) is to write: its directory, opened and
+/// checked by the control socket's thread, and the file's name in it. The file itself
+/// is made only once the control thread has found the capture valid
+/// ([`CaptureTarget::create`]): a refused capture (no such port, a bad filter, one
+/// running already) leaves no file behind, and truncates none.
+///
+/// As that user could and no further: rvsd runs as root and the control group's
+/// members need not be. For anyone but root the file is created new (`O_EXCL`) in a
+/// directory the user owns, and handed to the user, so a capture cannot create,
+/// overwrite or truncate a file anywhere the user could not (a capture of crafted
+/// packets into `/etc/cron.d/x` or `/root/.ssh/authorized_keys` would be root's). For
+/// everyone: the last component is never followed as a symbolic link, and only a
+/// regular file is written (a FIFO without a reader would have held the control
+/// thread). The file is named under the directory opened first (through
+/// `/proc/self/fd`), so what is checked is what is written to.
+#[derive(Debug)]
+pub struct CaptureTarget {
+    dir: std::fs::File,
+    name: std::ffi::OsString,
+    path: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl CaptureTarget {
+    /// Checks `path`'s directory for `uid` (see [`CaptureTarget`]).
+    pub fn new(path: &str, uid: u32, gid: u32) -> Result<CaptureTarget, String> {
+        use std::os::unix::fs::MetadataExt;
+        let p = Path::new(path);
+        let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
+            return Err(format!("capture file {path:?} must be an absolute path to a file"));
+        };
+        if !p.is_absolute() {
+            return Err(format!("capture file {path:?} must be an absolute path"));
+        }
+        let dir = std::fs::File::open(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        let meta = dir.metadata().map_err(|e| format!("{}: {e}", parent.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("{}: not a directory", parent.display()));
+        }
+        if uid != 0 && meta.uid() != uid {
+            return Err(format!(
+                "capture file {path:?}: {} is not yours (uid {uid}): rvsd writes captures for others than root \
+                 only into a directory they own",
+                parent.display()
+            ));
+        }
+        Ok(CaptureTarget { dir, name: name.to_owned(), path: path.to_owned(), uid, gid })
     }
-    let dir = std::fs::File::open(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let meta = dir.metadata().map_err(|e| format!("{}: {e}", parent.display()))?;
-    if !meta.is_dir() {
-        return Err(format!("{}: not a directory", parent.display()));
+
+    /// Makes the file (root's: created or truncated; anyone else's: created new and
+    /// handed over).
+    pub fn create(self) -> Result<std::fs::File, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let path = &self.path;
+        let at = Path::new("/proc/self/fd").join(self.dir.as_raw_fd().to_string()).join(&self.name);
+        let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).custom_flags(flags);
+        if self.uid == 0 {
+            o.create(true).truncate(true).mode(0o644);
+        } else {
+            o.create_new(true).mode(0o600);
+        }
+        let file = o.open(&at).map_err(|e| format!("{path}: {e}"))?;
+        if !file.metadata().map_err(|e| format!("{path}: {e}"))?.is_file() {
+            return Err(format!("{path}: not a regular file"));
+        }
+        if self.uid != 0 {
+            std::os::unix::fs::fchown(&file, Some(self.uid), Some(self.gid)).map_err(|e| format!("{path}: {e}"))?;
+        }
+        Ok(file)
     }
-    if uid != 0 && meta.uid() != uid {
-        return Err(format!(
-            "capture file {path:?}: {} is not yours (uid {uid}): rvsd writes captures for others than root only \
-             into a directory they own",
-            parent.display()
-        ));
-    }
-    let at = Path::new("/proc/self/fd").join(dir.as_raw_fd().to_string()).join(name);
-    let flags = (nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits();
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).custom_flags(flags);
-    if uid == 0 {
-        o.create(true).truncate(true).mode(0o644);
-    } else {
-        o.create_new(true).mode(0o600);
-    }
-    let file = o.open(&at).map_err(|e| format!("{path}: {e}"))?;
-    if !file.metadata().map_err(|e| format!("{path}: {e}"))?.is_file() {
-        return Err(format!("{path}: not a regular file"));
-    }
-    if uid != 0 {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| format!("{path}: {e}"))?;
-    }
-    Ok(file)
 }
 
 /// Who may connect: root, and members of `group` if set.
@@ -790,9 +815,10 @@ impl Loop {
             Request::AddrDel { dev, addr } => Some((dev.clone(), *addr, false)),
             _ => None,
         };
-        // A capture's file is opened here, with the peer's rights (see `capture_file`).
+        // A capture's directory is checked here, with the peer's rights (see
+        // `CaptureTarget`).
         let file = match &req {
-            Request::Capture { path, .. } => match capture_file(path, c.peer.0, c.peer_gid) {
+            Request::Capture { path, .. } => match CaptureTarget::new(path, c.peer.0, c.peer_gid) {
                 Ok(f) => {
                     // In the audit log as the changes are: who copies traffic, where to.
                     tracing::info!(uid = c.peer.0, pid = c.peer.1, request = %quote(&line, AUDIT_QUOTE), "control capture");
@@ -1137,6 +1163,7 @@ mod tests {
     /// own, and handed over.
     #[test]
     fn capture_files_are_opened_with_the_requesters_rights() {
+        let capture_file = |p: &str, uid, gid| CaptureTarget::new(p, uid, gid).and_then(CaptureTarget::create);
         use std::os::unix::fs::MetadataExt;
         let dir = std::env::temp_dir().join(format!("rvs-capfile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

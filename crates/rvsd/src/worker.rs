@@ -447,6 +447,7 @@ impl Worker {
         }
         if rebind {
             if let Some(built) = self.shared.workers[self.id as usize].take_slot_state() {
+                tracing::info!(worker = self.id, features = ?built.features(), "adopted the per-slot state the control thread built");
                 // What it had already (a peer's record brought it) is dropped here, once.
                 drop(self.engine.adopt_slot_state(built));
             }

@@ -393,6 +393,9 @@ impl Engine {
         if stash != 0 && self.send_held(buf, l3, h.conn, stash, &side) {
             self.synproxy.counts.inc(Ev::EarlyHeld);
         } else {
+            if stash != 0 {
+                self.synproxy.counts.inc(Ev::EarlyLost);
+            }
             let seq = s.ack;
             if self.ack_to_server(buf, l3, h.conn, seq, s.seq.wrapping_add(1), &side, (client_ts, server_ts)).is_err() {
                 return self.drop(DropReason::BadHeader);

@@ -259,6 +259,7 @@ crate::counter_set! {
         SynResent = "syn_resent": "The client retransmitted before its server answered: the SYN was sent to the server again.",
         EarlyHeld = "early_held": "A client segment sent before the server's SYN-ACK was held, then sent with the handshake.",
         EarlyDropped = "early_dropped": "A client segment sent before the server's SYN-ACK was dropped (the client retransmits).",
+        EarlyLost = "early_lost": "A held client segment was gone when the server's SYN-ACK came (its stash slot reused by a later connection's: raise stash_slots) or no longer fit: the handshake completed without it (the client retransmits).",
         ServerRst = "server_rst": "A real server refused a proxied connection: RST sent to the client.",
         SynAckRetrans = "synack_retrans": "A real server's retransmitted SYN-ACK was answered with the ACK again.",
         SynAckDropped = "synack_dropped": "A real server's SYN-ACK or ACK that did not fit the handshake was dropped (before the server's SYN-ACK: replaced by a reset to the server, see synproxy_bad_synack).",

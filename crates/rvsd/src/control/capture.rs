@@ -29,14 +29,14 @@ pub(super) struct ActiveCapture {
 }
 
 impl Control {
-    /// Starts a capture into `file` (opened by the control socket's thread with the
-    /// requester's rights, [`crate::server::capture_file`]); its reply is sent when it
-    /// ends.
+    /// Starts a capture into `file` (its directory checked by the control socket's
+    /// thread with the requester's rights, [`crate::server::CaptureTarget`]; the file
+    /// made only once the request is found valid); its reply is sent when it ends.
     pub(super) fn start_capture(
         &mut self,
         req: Request,
         reply: std::sync::mpsc::Sender<Response>,
-        file: Option<std::fs::File>,
+        file: Option<crate::server::CaptureTarget>,
         client: u64,
     ) -> Result<(), Refused> {
         let Request::Capture { dev, dir, count, filter, path, timeout_s } = req else {
@@ -59,6 +59,7 @@ impl Control {
             ));
         }
         let file = file.ok_or_else(|| Refused::new(ErrorCode::Internal, format!("{path}: no file opened")))?;
+        let file = file.create().map_err(|e| Refused::new(ErrorCode::Invalid, e))?;
         let app = format!("rvsd {} (rvsip capture {dev})", env!("CARGO_PKG_VERSION"));
         let writer = dpdk::pcapng::Writer::new(file, &app)
             .map_err(|e| Refused::new(ErrorCode::Internal, format!("{path}: {e}")))?;
