@@ -211,8 +211,12 @@ fn whole_topology_configured_at_runtime_with_the_tools() {
     // The SYN proxy's per-slot state (its default mode is auto) came with the first TCP
     // service, built by the control thread: the worker adopted it, wrote none.
     let log = t.rvsd_log();
-    let adopted: Vec<&str> = log.lines().filter(|l| l.contains("adopted the per-slot state")).collect();
-    assert!(adopted.len() == 1 && adopted[0].contains("synproxy: true"), "{adopted:?}");
+    let built: Vec<&str> = log.lines().filter(|l| l.contains("per-slot state built by the control thread")).collect();
+    let whole = |l: &str| {
+        l.contains("adopted=SlotFeatures { synproxy: true")
+            && l.contains("handed_back=SlotFeatures { synproxy: false, proxy_protocol: false, uoa: false }")
+    };
+    assert!(built.len() == 1 && whole(built[0]), "{built:?}");
 }
 
 #[test]

@@ -309,7 +309,8 @@ struct InFlight {
     reply: Receiver<Response>,
     lease: Option<LeaseChange>,
     quote: String,
-    /// A packet capture (logged when its file is opened; an error reply is logged too).
+    /// A packet capture (logged when its directory is checked; an error reply is
+    /// logged too).
     capture: bool,
 }
 
@@ -875,8 +876,8 @@ impl Loop {
                     true
                 }
                 Response::Error { message, .. } if flight.capture => {
-                    // The audit log named the capture when its file was opened: that it
-                    // was refused, or failed, is said too.
+                    // The audit log named the capture when its directory was checked:
+                    // that it was refused, or failed, is said too.
                     tracing::info!(uid = c.peer.0, pid = c.peer.1, "control capture error: {message}");
                     false
                 }

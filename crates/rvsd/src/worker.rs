@@ -446,10 +446,17 @@ impl Worker {
             }
         }
         if rebind {
-            if let Some(built) = self.shared.workers[self.id as usize].take_slot_state() {
-                tracing::info!(worker = self.id, features = ?built.features(), "adopted the per-slot state the control thread built");
-                // What it had already (a peer's record brought it) is dropped here, once.
-                drop(self.engine.adopt_slot_state(built));
+            let slot = &self.shared.workers[self.id as usize];
+            if let Some(built) = slot.take_slot_state() {
+                let offered = built.features();
+                let left = self.engine.adopt_slot_state(built);
+                let (adopted, handed_back) = (offered.minus(left.features()), left.features());
+                tracing::info!(worker = self.id, ?adopted, ?handed_back, "per-slot state built by the control thread");
+                // What it had already (a peer's record brought it) goes back to the
+                // control thread to be freed there, not here.
+                if !handed_back.is_empty() {
+                    let _ = slot.slot_state_back.push(left);
+                }
             }
             self.engine.bind(&new.services);
         }

@@ -14,7 +14,7 @@
 //! generation that brings the first service of a feature at run time has its arrays
 //! built by the control thread and handed over with it
 //! ([`crate::engine::slot_state`]): writing the SYN proxy's (24 bytes a slot, 27 MB for
-//! 1.125 million slots) takes ~10 ms, which the worker would spend with its receive
+//! 1.125 million slots) takes ~15 ms, which the worker would spend with its receive
 //! queue filling (`cargo bench -p fnat --bench conn`, "the first SYN proxy service").
 //! Only a peer's record bringing a feature this box's services do not use makes the
 //! worker allocate an array itself.

@@ -58,7 +58,7 @@ impl Control {
                 format!("count and timeout must be at least 1, timeout at most {max} s"),
             ));
         }
-        let file = file.ok_or_else(|| Refused::new(ErrorCode::Internal, format!("{path}: no file opened")))?;
+        let file = file.ok_or_else(|| Refused::new(ErrorCode::Internal, format!("{path}: no capture target")))?;
         let file = file.create().map_err(|e| Refused::new(ErrorCode::Invalid, e))?;
         let app = format!("rvsd {} (rvsip capture {dev})", env!("CARGO_PKG_VERSION"));
         let writer = dpdk::pcapng::Writer::new(file, &app)

@@ -359,6 +359,7 @@ impl Control {
             }
             busy |= self.pump_capture();
             busy |= self.check_dests();
+            self.shared.free_returned_slot_state();
             while let Ok(job) = self.jobs.try_recv() {
                 busy = true;
                 let (req, reply, file, client) = match job {
