@@ -459,22 +459,51 @@ fn a_peer_heard_from_another_address_is_walked_for_once_proven() {
 
     // A third key holder proves itself to b (it echoes b's id, read off b's hello; b
     // says hello to it, and a's answer to that hello is the last b heard), then speaks
-    // again: the last proven sender b heard.
-    let id = hello_sender(&p.a.ns, b);
-    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, 1, id, &[])]);
-    std::thread::sleep(Duration::from_millis(200));
-    send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, 2, 0, &[])]);
-    let before = received();
-    let (_, err, ok) = p.b.rvsadm(&["--stop-daemon", "backup"]);
-    assert!(ok, "{err}");
-    std::thread::sleep(Duration::from_millis(100));
-    let (_, err, ok) = p.b.rvsadm(&["--start-daemon", "backup"]);
-    assert!(ok, "{err}");
-    // (Records of connections b holds already update them: counted as received.)
-    let learned = wait_for(Duration::from_secs(6), || received() >= before + 20)
-        .unwrap_or_else(|| panic!("b learns a's table again: a {} b {}", stats(&p.a)["sync"], stats(&p.b)["sync"]));
-    println!("b's restarted backup role learned a's table {:.2} s after it started", learned.as_secs_f64());
+    // again: the last proven sender b heard. Then b's backup role restarts: its first
+    // hello echoes that third sender, so a owes b its walk until b's hello echoing a
+    // (said at once when a's answer proves a) arrives. `drop_echo`: a's namespace drops
+    // that hello, once (an nft quota of one message), and b says it again.
+    let restart = |seq: u32, drop_echo: bool| -> Duration {
+        let id = hello_sender(&p.a.ns, b);
+        send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, seq, id, &[])]);
+        let before = received();
+        let (_, err, ok) = p.b.rvsadm(&["--stop-daemon", "backup"]);
+        assert!(ok, "{err}");
+        // (Sent with b's backup role stopped: no hello of b's, so no answer of a's,
+        // comes between it and the restart.)
+        send_datagrams(&p, b, &[message(KEY.as_bytes(), SYNC_ID, 0x5252, seq + 1, 0, &[])]);
+        if drop_echo {
+            // A hello (flags bit 0, byte 3) echoing (bytes 16..20) neither nobody nor
+            // the third sender: b's hello to a. One message of 64 bytes.
+            let rule = format!(
+                "add table inet rvs_echo; add chain inet rvs_echo c {{ type filter hook input priority 0; }}; \
+                 add rule inet rvs_echo c udp dport {PORT} @th,88,8 & 0x01 == 0x01 @th,192,32 != 0 \
+                 @th,192,32 != 0x5252 quota until 100 bytes counter drop"
+            );
+            let out = p.a.ns.exec(&["nft", &rule]);
+            assert!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let (_, err, ok) = p.b.rvsadm(&["--start-daemon", "backup"]);
+        assert!(ok, "{err}");
+        // (Records of connections b holds already update them: counted as received.)
+        let learned = wait_for(Duration::from_secs(6), || received() >= before + 20)
+            .unwrap_or_else(|| panic!("b learns a's table again: a {} b {}", stats(&p.a)["sync"], stats(&p.b)["sync"]));
+        println!(
+            "b's restarted backup role learned a's table {:.2} s after it started (its hello to a dropped: {drop_echo})",
+            learned.as_secs_f64()
+        );
+        learned
+    };
+    let learned = restart(1, false);
     assert!(learned < HELLO, "within a round trip of b's first hello, not at its next: {learned:?}");
+
+    // b's hello to a lost: said again 250 ms later, not left to b's next regular hello
+    // (which, echoing a, would make a walk only then: 2 s).
+    let learned = restart(3, true);
+    let dropped =
+        String::from_utf8_lossy(&p.a.ns.exec(&["nft", "list", "table", "inet", "rvs_echo"]).stdout).to_string();
+    assert!(dropped.contains("counter packets 1 "), "b's hello to a was dropped: {dropped}");
+    assert!(learned < HELLO, "within a retry of the lost hello, not at b's next hello: {learned:?}");
 }
 
 #[test]
