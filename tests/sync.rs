@@ -438,7 +438,8 @@ fn replayed_hellos_neither_walk_the_tables_nor_hold_off_a_restarting_peer() {
 /// backup role restarts (a new id) right after a third key holder proved itself to b,
 /// so b's first hello echoes that one, not a: a answers it (echoing b's new id), and b
 /// says hello again at once, echoing a, which a trusts and walks its table for. So b
-/// learns a's table within a round trip, not a hello interval (2 s) later.
+/// learns a's table within a round trip, not a hello interval (2 s) later; and again
+/// when that hello is lost once (b says it again 250 ms later).
 #[test]
 fn a_peer_heard_from_another_address_is_walked_for_once_proven() {
     let _g = serial();
@@ -498,7 +499,12 @@ fn a_peer_heard_from_another_address_is_walked_for_once_proven() {
     assert!(learned < HELLO, "within a round trip of b's first hello, not at its next: {learned:?}");
 
     // b's hello to a lost: said again 250 ms later, not left to b's next regular hello
-    // (which, echoing a, would make a walk only then: 2 s).
+    // (which, echoing a, would make a walk only then: 2 s). a's own backup role stops
+    // first: its hellos (from an address b's `peers` names) would make a the last
+    // sender b heard, and b's first hello would echo a (the one dropped, then).
+    let (_, err, ok) = p.a.rvsadm(&["--stop-daemon", "backup"]);
+    assert!(ok, "{err}");
+    std::thread::sleep(Duration::from_millis(100));
     let learned = restart(3, true);
     let dropped =
         String::from_utf8_lossy(&p.a.ns.exec(&["nft", "list", "table", "inet", "rvs_echo"]).stdout).to_string();

@@ -28,7 +28,8 @@
 //! `walk` flag). A master walks its tables only for a hello it trusts: of a proven
 //! sender, or from a peer's own address (replayed hellos from elsewhere walk nothing);
 //! so a backup whose current id a master echoed says hello again at once, echoing that
-//! master (once per master and id), which proves it there.
+//! master (once per master and id, said three times 250 ms apart: one lost would
+//! leave the walk to the next regular hello), which proves it there.
 //!
 //! Received messages are checked in this order, each refusal counted: the form and
 //! version, the sync id, the tag (a stranger without the key cannot make a message),
@@ -207,10 +208,12 @@ fn interface_v4(dev: &str) -> Result<Vec<Ipv4Addr>, String> {
 const SOCKET_BUFFER: usize = 4 << 20;
 /// Peers whose sequence numbers are remembered (authenticated senders only).
 const MAX_SENDERS: usize = 256;
-/// How long the backup role waits for the answer to a hello said at once to a peer
-/// that proved itself (echoing it: [`Syncer::receive`]) before saying it again, and
-/// how many times it says it in all: such a hello, lost, would otherwise leave that
-/// peer without this box's proof until a regular hello ([`HELLO_MS`]) echoed it.
+/// A hello said at once to a peer that proved itself (echoing it: [`Syncer::receive`])
+/// is said [`ECHO_TRIES`] times in all, this long apart: one lost would otherwise leave
+/// that peer without this box's proof until a regular hello ([`HELLO_MS`]) echoed it.
+/// Always, not until answered: an answer names only the hello's sender, not which of
+/// its hellos it answers (with several peers, one answering another hello would look
+/// like its answer to the lost one).
 const ECHO_RETRY: Duration = Duration::from_millis(250);
 const ECHO_TRIES: u8 = 3;
 /// A proven sender heard within this long is live: forgetting it makes this box draw a
@@ -322,7 +325,7 @@ fnat::counter_set! {
         RejectedOwn = "sync_rejected_own": "Sync messages refused: this box's own, sent back to it (a reflection, or a multicast loop).",
         InboxFull = "sync_inbox_full": "Received connection records dropped: their worker's inbox was full.",
         Resyncs = "sync_resyncs": "Walks of the workers' tables for peers that started (their first hello from a peer's address, or once proven): every connection announced again (at most one a second).",
-        HellosResent = "sync_hellos_resent": "Hellos said again to a peer that proved itself: the one echoing it was not answered within 250 ms (it, or its answer, was lost); at most twice.",
+        HellosResent = "sync_hellos_resent": "Hellos said again, echoing a peer that proved itself: each hello said at once to such a peer is said twice more, 250 ms apart, so that one lost does not leave that peer without this box's proof until the next regular hello.",
     }
 }
 
@@ -365,7 +368,7 @@ pub fn start(conf: &SyncConf, shared: Arc<Shared>, owner_seed: u64) -> Result<Sy
         answered_at: Instant::now(),
         ask_again: false,
         hello_to: Vec::new(),
-        unanswered: Vec::new(),
+        echo_again: Vec::new(),
         echoed: Vec::new(),
         sequence: 0,
         out: [0; MAX_LEN],
@@ -575,9 +578,9 @@ struct Syncer {
     /// has echoed yet: the backup role says hello at once to each, echoing it (see
     /// [`Syncer::receive`]).
     hello_to: Vec<u32>,
-    /// Those hellos not answered yet: the sender echoed, when the last was said, how
+    /// Those hellos to be said again: the sender echoed, when the last was said, how
     /// many were (see [`ECHO_RETRY`]).
-    unanswered: Vec<(u32, Instant, u8)>,
+    echo_again: Vec<(u32, Instant, u8)>,
     /// The senders this box's hellos echoed, or are to echo, since it drew its id (at
     /// most [`MAX_SENDERS`]: past that, no more hellos at once).
     echoed: Vec<u32>,
@@ -610,7 +613,9 @@ impl Syncer {
                 hello_at = Instant::now();
             }
             was_backup = backup;
-            self.resend_unanswered();
+            if backup {
+                self.echo_again_due();
+            }
             if self.ask_again || !self.hello_to.is_empty() {
                 hello_at = hello_at.min(Instant::now());
             }
@@ -626,9 +631,12 @@ impl Syncer {
                 let echo = if at_once { self.hello_to.remove(0) } else { self.heard };
                 self.send(0, Kind::Hello { ask_again }, echo);
                 if at_once {
-                    match self.unanswered.iter_mut().find(|u| u.0 == echo) {
-                        Some(u) => (u.1, u.2) = (Instant::now(), u.2 + 1),
-                        None => self.unanswered.push((echo, Instant::now(), 1)),
+                    match self.echo_again.iter_mut().find(|u| u.0 == echo) {
+                        Some(u) => {
+                            (u.1, u.2) = (Instant::now(), u.2 + 1);
+                            self.counters.inc(SyncCounter::HellosResent);
+                        }
+                        None => self.echo_again.push((echo, Instant::now(), 1)),
                     }
                 }
                 if echo != 0 && !self.echoed.contains(&echo) && self.echoed.len() < MAX_SENDERS {
@@ -685,22 +693,21 @@ impl Syncer {
         self.senders.renew(new_sender_id());
         self.sequence = 0;
         self.hello_to.clear();
-        self.unanswered.clear();
+        self.echo_again.clear();
         self.echoed.clear();
     }
 
-    /// Says again, at once, a hello echoing a peer that [`ECHO_RETRY`] has not
-    /// answered (at most [`ECHO_TRIES`] in all).
-    fn resend_unanswered(&mut self) {
+    /// Queues again the hellos echoing a peer whose [`ECHO_RETRY`] has passed (at most
+    /// [`ECHO_TRIES`] in all). Backup role only.
+    fn echo_again_due(&mut self) {
         let now = Instant::now();
-        let (hello_to, counters) = (&mut self.hello_to, &mut self.counters);
-        self.unanswered.retain(|&(id, at, tries)| {
+        let hello_to = &mut self.hello_to;
+        self.echo_again.retain(|&(id, at, tries)| {
             if now.saturating_duration_since(at) < ECHO_RETRY || hello_to.contains(&id) {
                 return true;
             }
             if tries < ECHO_TRIES {
                 hello_to.push(id);
-                counters.inc(SyncCounter::HellosResent);
             }
             tries < ECHO_TRIES
         });
@@ -834,11 +841,6 @@ impl Syncer {
         let peer = self.peer_index(from);
         let taken = self.senders.took(h.sender, h.sequence, h.hello, h.echo, peer.is_some(), Instant::now());
         self.counters.inc(SyncCounter::MsgsReceived);
-        if !h.hello && m.count() == 0 && h.echo == self.senders.me {
-            // An answer to this box's hello: the one said at once to its sender, if
-            // any, arrived.
-            self.unanswered.retain(|u| u.0 != h.sender);
-        }
         if taken.proven || peer.is_some() {
             // A sender known to be live, or one from a peer's own address (so that a
             // backup's next hello echoes a master it has not proved yet, and is answered
